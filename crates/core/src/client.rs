@@ -1,0 +1,640 @@
+//! OAuth clients: the stored record, the settings a user or a registration may choose, and the
+//! rules those settings obey.
+
+use oauth_wire::{
+    ClientType, CreateOAuthClient, GrantType, OAuthClient, RegistrationRequest,
+    RegistrationResponse, TokenEndpointAuthMethod, UpdateOAuthClient,
+};
+use url::Url;
+
+use crate::redirect_uri::{RedirectUri, MAX_URI_LEN};
+use crate::scope::{parse_scope_string, ScopeCatalogue};
+use crate::timefmt::rfc3339;
+use crate::validation::{FieldError, ValidationErrors};
+use crate::UnixSeconds;
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_REDIRECT_URIS: usize = 20;
+pub const MAX_SCOPES: usize = 100;
+pub const MAX_GRANT_TYPES: usize = 10;
+
+/// A client as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub client_id: String,
+    pub org_id: String,
+    pub user_id: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub verified: bool,
+    pub created_at: UnixSeconds,
+    pub updated_at: UnixSeconds,
+    pub settings: ClientDraft,
+}
+
+/// What a client's owner chooses. Only [`ClientDraft::validate`]d drafts are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientDraft {
+    pub name: String,
+    pub client_type: ClientType,
+    pub require_pkce: bool,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+}
+
+/// A partial update: `None` leaves a setting alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientPatch(pub UpdateOAuthClient);
+
+impl Client {
+    pub fn is_confidential(&self) -> bool {
+        self.settings.client_type == ClientType::Confidential
+    }
+
+    /// The management API's view. `client_secret` is filled only by the create response.
+    pub fn to_wire(&self, client_secret: Option<String>) -> OAuthClient {
+        let s = &self.settings;
+        OAuthClient {
+            record_type: "oauth_client".to_owned(),
+            client_id: self.client_id.clone(),
+            client_secret,
+            name: s.name.clone(),
+            org_id: self.org_id.clone(),
+            user_id: self.user_id.clone(),
+            client_type: s.client_type.clone(),
+            require_pkce: s.require_pkce,
+            allowed_grant_types: s.grant_types.clone(),
+            allowed_scopes: s.scopes.clone(),
+            redirect_uris: s.redirect_uris.clone(),
+            logo_uri: s.logo_uri.clone(),
+            policy_uri: s.policy_uri.clone(),
+            tos_uri: s.tos_uri.clone(),
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+
+    /// The RFC 7591 §3.2.1 view of a freshly registered client.
+    pub fn to_registration_response(&self, client_secret: Option<String>) -> RegistrationResponse {
+        let s = &self.settings;
+        RegistrationResponse {
+            client_id: self.client_id.clone(),
+            client_id_issued_at: self.created_at,
+            client_secret_expires_at: client_secret.as_ref().map(|_| 0),
+            client_secret,
+            client_name: Some(s.name.clone()),
+            grant_types: s.grant_types.clone(),
+            response_types: if s.grant_types.contains(&GrantType::AuthorizationCode) {
+                vec!["code".to_owned()]
+            } else {
+                vec![]
+            },
+            redirect_uris: s.redirect_uris.clone(),
+            scope: Some(s.scopes.join(" ")),
+            token_endpoint_auth_method: Some(s.token_endpoint_auth_method.clone()),
+            logo_uri: s.logo_uri.clone(),
+            policy_uri: s.policy_uri.clone(),
+            tos_uri: s.tos_uri.clone(),
+        }
+    }
+}
+
+impl ClientDraft {
+    /// From `POST /oauth_clients`, validated.
+    pub fn from_create(
+        req: CreateOAuthClient,
+        catalogue: &ScopeCatalogue,
+    ) -> Result<Self, ValidationErrors> {
+        let auth = if req.client_type == ClientType::Public {
+            TokenEndpointAuthMethod::None
+        } else {
+            TokenEndpointAuthMethod::ClientSecretBasic
+        };
+        let draft = ClientDraft {
+            name: req.name,
+            client_type: req.client_type,
+            require_pkce: req.require_pkce.unwrap_or(false),
+            grant_types: dedup(req.allowed_grant_types),
+            scopes: dedup(req.allowed_scopes),
+            redirect_uris: dedup(req.redirect_uris.unwrap_or_default()),
+            logo_uri: req.logo_uri,
+            policy_uri: req.policy_uri,
+            tos_uri: req.tos_uri,
+            token_endpoint_auth_method: auth,
+        }
+        .normalized();
+        draft.validate(catalogue)?;
+        Ok(draft)
+    }
+
+    /// Applies `PUT /oauth_clients/{id}` to the current settings, then validates the result as a
+    /// whole (removing the last redirect URI of an `authorization_code` client is an error).
+    pub fn apply(
+        &self,
+        patch: ClientPatch,
+        catalogue: &ScopeCatalogue,
+    ) -> Result<Self, ValidationErrors> {
+        let p = patch.0;
+        let mut d = self.clone();
+        if let Some(v) = p.name {
+            d.name = v;
+        }
+        if let Some(v) = p.allowed_scopes {
+            d.scopes = dedup(v);
+        }
+        if let Some(v) = p.allowed_grant_types {
+            d.grant_types = dedup(v);
+        }
+        if let Some(v) = p.redirect_uris {
+            d.redirect_uris = dedup(v);
+        }
+        if let Some(v) = p.require_pkce {
+            d.require_pkce = v;
+        }
+        if let Some(v) = p.logo_uri {
+            d.logo_uri = v;
+        }
+        if let Some(v) = p.policy_uri {
+            d.policy_uri = v;
+        }
+        if let Some(v) = p.tos_uri {
+            d.tos_uri = v;
+        }
+        let d = d.normalized();
+        d.validate(catalogue)?;
+        Ok(d)
+    }
+
+    /// From `POST /oauth/register` (RFC 7591 §2), with the RFC's defaults: grant types
+    /// `["authorization_code"]`, response types `["code"]`, auth method `client_secret_basic`.
+    /// A missing `scope` means `default_scopes`.
+    pub fn from_registration(
+        req: RegistrationRequest,
+        catalogue: &ScopeCatalogue,
+        default_scopes: &[String],
+    ) -> Result<Self, RegistrationError> {
+        let auth = req
+            .token_endpoint_auth_method
+            .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic);
+        if !auth.is_known() {
+            return Err(RegistrationError::metadata(format!(
+                "token_endpoint_auth_method {:?} is not supported; use none, client_secret_basic or client_secret_post",
+                auth.as_str()
+            )));
+        }
+        let grant_types = dedup(
+            req.grant_types
+                .unwrap_or_else(|| vec![GrantType::AuthorizationCode]),
+        );
+        let response_types = dedup(req.response_types.unwrap_or_else(|| vec!["code".into()]));
+        if let Some(rt) = response_types.iter().find(|rt| *rt != "code") {
+            return Err(RegistrationError::metadata(format!(
+                "response type {rt:?} is not supported; only \"code\" is"
+            )));
+        }
+        // RFC 7591 §2.1: grant_types and response_types must agree.
+        let wants_code = grant_types.contains(&GrantType::AuthorizationCode);
+        if wants_code == response_types.is_empty() {
+            return Err(RegistrationError::metadata(
+                "grant_types and response_types disagree: authorization_code goes with the response type \"code\", and \"code\" needs authorization_code",
+            ));
+        }
+        let scopes = match req.scope {
+            Some(s) => parse_scope_string(&s).map_err(|bad| {
+                RegistrationError::metadata(format!("scope {bad:?} is not a valid scope token"))
+            })?,
+            None => default_scopes.to_vec(),
+        };
+        let client_type = if auth == TokenEndpointAuthMethod::None {
+            ClientType::Public
+        } else {
+            ClientType::Confidential
+        };
+        let name = req
+            .client_name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "Unnamed client".to_owned());
+        let draft = ClientDraft {
+            name,
+            client_type,
+            require_pkce: false,
+            grant_types,
+            scopes,
+            redirect_uris: dedup(req.redirect_uris.unwrap_or_default()),
+            logo_uri: req.logo_uri,
+            policy_uri: req.policy_uri,
+            tos_uri: req.tos_uri,
+            token_endpoint_auth_method: auth,
+        }
+        .normalized();
+        draft
+            .validate(catalogue)
+            .map_err(RegistrationError::from_validation)?;
+        Ok(draft)
+    }
+
+    /// Public clients always need PKCE (RFC 9700 §2.1.1); say so in the stored record.
+    fn normalized(mut self) -> Self {
+        if self.client_type == ClientType::Public {
+            self.require_pkce = true;
+            self.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        }
+        self
+    }
+
+    /// Every rule a stored client obeys; one error per bad field, each with a JSON pointer in the
+    /// management API's field names.
+    pub fn validate(&self, catalogue: &ScopeCatalogue) -> Result<(), ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let name = self.name.trim();
+        if name.is_empty() {
+            e.push(FieldError::new(
+                "/name",
+                "required",
+                "name must not be empty",
+            ));
+        } else if self.name.chars().count() > MAX_NAME_CHARS {
+            e.push(FieldError::new(
+                "/name",
+                "too_long",
+                format!("name must be at most {MAX_NAME_CHARS} characters"),
+            ));
+        } else if self.name.chars().any(char::is_control) {
+            e.push(FieldError::new(
+                "/name",
+                "invalid_value",
+                "name must not contain control characters",
+            ));
+        }
+
+        if !self.client_type.is_known() {
+            e.push(FieldError::new(
+                "/client_type",
+                "invalid_value",
+                format!(
+                    "client_type {:?} is not one of public, confidential",
+                    self.client_type.as_str()
+                ),
+            ));
+        }
+
+        if self.grant_types.is_empty() {
+            e.push(FieldError::new(
+                "/allowed_grant_types",
+                "required",
+                "allowed_grant_types needs at least one grant type",
+            ));
+        } else if self.grant_types.len() > MAX_GRANT_TYPES {
+            e.push(FieldError::new(
+                "/allowed_grant_types",
+                "too_long",
+                "allowed_grant_types has too many entries",
+            ));
+        }
+        for (i, g) in self.grant_types.iter().enumerate() {
+            if !g.is_known() {
+                e.push(FieldError::new(
+                    format!("/allowed_grant_types/{i}"),
+                    "invalid_value",
+                    format!(
+                        "grant type {:?} is not one of authorization_code, client_credentials, refresh_token",
+                        g.as_str()
+                    ),
+                ));
+            }
+        }
+        let has = |g: GrantType| self.grant_types.contains(&g);
+        if has(GrantType::ClientCredentials) && self.client_type == ClientType::Public {
+            e.push(FieldError::new(
+                "/allowed_grant_types",
+                "invalid_value",
+                "client_credentials needs a confidential client (RFC 6749 §4.4): a public client has no secret to authenticate with",
+            ));
+        }
+        if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+            e.push(FieldError::new(
+                "/allowed_grant_types",
+                "invalid_value",
+                "refresh_token is issued only with authorization_code; add authorization_code or remove refresh_token",
+            ));
+        }
+
+        if self.scopes.is_empty() {
+            e.push(FieldError::new(
+                "/allowed_scopes",
+                "required",
+                "allowed_scopes needs at least one scope",
+            ));
+        } else if self.scopes.len() > MAX_SCOPES {
+            e.push(FieldError::new(
+                "/allowed_scopes",
+                "too_long",
+                format!("allowed_scopes must have at most {MAX_SCOPES} entries"),
+            ));
+        }
+        for (i, s) in self.scopes.iter().enumerate() {
+            if !catalogue.contains(s) {
+                e.push(FieldError::new(
+                    format!("/allowed_scopes/{i}"),
+                    "invalid_value",
+                    format!(
+                        "scope {:?} is not offered by this server; known scopes: {}",
+                        truncate(s, 64),
+                        catalogue.names().join(", ")
+                    ),
+                ));
+            }
+        }
+
+        if self.redirect_uris.len() > MAX_REDIRECT_URIS {
+            e.push(FieldError::new(
+                "/redirect_uris",
+                "too_long",
+                format!("redirect_uris must have at most {MAX_REDIRECT_URIS} entries"),
+            ));
+        }
+        for (i, u) in self.redirect_uris.iter().enumerate() {
+            if let Err(why) = RedirectUri::parse(u) {
+                e.push(FieldError::new(
+                    format!("/redirect_uris/{i}"),
+                    "invalid_value",
+                    format!("redirect URI {why}"),
+                ));
+            }
+        }
+        if has(GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            e.push(FieldError::new(
+                "/redirect_uris",
+                "required",
+                "authorization_code needs at least one redirect URI",
+            ));
+        }
+
+        for (field, value) in [
+            ("logo_uri", &self.logo_uri),
+            ("policy_uri", &self.policy_uri),
+            ("tos_uri", &self.tos_uri),
+        ] {
+            if let Some(v) = value {
+                if let Err(why) = check_web_uri(v) {
+                    e.push(FieldError::new(
+                        format!("/{field}"),
+                        "invalid_value",
+                        format!("{field} {why}"),
+                    ));
+                }
+            }
+        }
+        e.into_result()
+    }
+}
+
+/// A link shown to users (logo, policy, terms): an absolute http(s) URL with a host and no userinfo.
+fn check_web_uri(s: &str) -> Result<(), String> {
+    if s.len() > MAX_URI_LEN {
+        return Err(format!("must be at most {MAX_URI_LEN} characters"));
+    }
+    if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    let url = Url::parse(s).map_err(|_| "must be an absolute URL".to_owned())?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain userinfo".into());
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// A registration refused, in RFC 7591 §3.2.2 terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationError {
+    /// `invalid_redirect_uri` or `invalid_client_metadata`.
+    pub code: &'static str,
+    pub description: String,
+}
+
+impl RegistrationError {
+    fn metadata(description: impl Into<String>) -> Self {
+        Self {
+            code: "invalid_client_metadata",
+            description: description.into(),
+        }
+    }
+
+    /// Maps management-API field errors onto RFC 7591's names and codes.
+    fn from_validation(v: ValidationErrors) -> Self {
+        let redirect = v.0.iter().any(|e| e.pointer.starts_with("/redirect_uris"));
+        let description =
+            v.0.iter()
+                .map(|e| {
+                    e.message
+                        .replace("allowed_grant_types", "grant_types")
+                        .replace("allowed_scopes", "scope")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+        Self {
+            code: if redirect {
+                "invalid_redirect_uri"
+            } else {
+                "invalid_client_metadata"
+            },
+            description,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(json: serde_json::Value) -> Result<ClientDraft, ValidationErrors> {
+        let req: CreateOAuthClient = serde_json::from_value(json)
+            .map_err(|e| ValidationErrors(vec![FieldError::new("/", "parse", e.to_string())]))?;
+        ClientDraft::from_create(req, &ScopeCatalogue::default())
+    }
+
+    fn pointers(r: Result<ClientDraft, ValidationErrors>) -> Vec<String> {
+        r.err()
+            .map(|e| e.0.into_iter().map(|f| f.pointer).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_valid_confidential_client() {
+        let d = create(serde_json::json!({
+            "name": "App", "allowed_scopes": ["admin", "admin"], "client_type": "confidential",
+            "allowed_grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": ["https://app.example.com/cb"]
+        }));
+        let d = d.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.scopes, vec!["admin"]);
+        assert!(!d.require_pkce);
+    }
+
+    #[test]
+    fn public_clients_always_require_pkce() {
+        let d = create(serde_json::json!({
+            "name": "SPA", "allowed_scopes": ["admin"], "client_type": "public",
+            "allowed_grant_types": ["authorization_code"], "require_pkce": false,
+            "redirect_uris": ["http://127.0.0.1/cb"]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(d.require_pkce);
+        assert_eq!(d.token_endpoint_auth_method, TokenEndpointAuthMethod::None);
+    }
+
+    #[test]
+    fn each_rule_points_at_its_field() {
+        assert_eq!(
+            pointers(create(serde_json::json!({
+                "name": " ", "allowed_scopes": ["nope"], "client_type": "confidential",
+                "allowed_grant_types": ["authorization_code", "magic"],
+                "redirect_uris": ["http://evil.example/cb"], "logo_uri": "javascript:alert(1)"
+            }))),
+            vec![
+                "/name",
+                "/allowed_grant_types/1",
+                "/allowed_scopes/0",
+                "/redirect_uris/0",
+                "/logo_uri"
+            ]
+        );
+        assert_eq!(
+            pointers(create(serde_json::json!({
+                "name": "x", "allowed_scopes": ["admin"], "client_type": "confidential",
+                "allowed_grant_types": ["authorization_code"]
+            }))),
+            vec!["/redirect_uris"]
+        );
+        assert_eq!(
+            pointers(create(serde_json::json!({
+                "name": "x", "allowed_scopes": ["admin"], "client_type": "public",
+                "allowed_grant_types": ["client_credentials"]
+            }))),
+            vec!["/allowed_grant_types"]
+        );
+        assert_eq!(
+            pointers(create(serde_json::json!({
+                "name": "x".repeat(201), "allowed_scopes": [], "client_type": "secret",
+                "allowed_grant_types": []
+            }))),
+            vec![
+                "/name",
+                "/client_type",
+                "/allowed_grant_types",
+                "/allowed_scopes"
+            ]
+        );
+    }
+
+    #[test]
+    fn patch_is_validated_as_a_whole() {
+        let d = create(serde_json::json!({
+            "name": "App", "allowed_scopes": ["admin"], "client_type": "confidential",
+            "allowed_grant_types": ["authorization_code"],
+            "redirect_uris": ["https://app.example.com/cb"], "logo_uri": "https://app.example.com/l.png"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cat = ScopeCatalogue::default();
+        let cleared = d
+            .apply(
+                ClientPatch(UpdateOAuthClient {
+                    logo_uri: Some(None),
+                    name: Some("New".into()),
+                    ..Default::default()
+                }),
+                &cat,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cleared.logo_uri, None);
+        assert_eq!(cleared.name, "New");
+        let broken = d.apply(
+            ClientPatch(UpdateOAuthClient {
+                redirect_uris: Some(vec![]),
+                ..Default::default()
+            }),
+            &cat,
+        );
+        assert_eq!(pointers(broken), vec!["/redirect_uris"]);
+    }
+
+    #[test]
+    fn registration_defaults_and_errors() {
+        let cat = ScopeCatalogue::default();
+        let defaults = vec!["messaging".to_owned()];
+        let d = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: Some(vec!["https://a.example/cb".into()]),
+                ..Default::default()
+            },
+            &cat,
+            &defaults,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.grant_types, vec![GrantType::AuthorizationCode]);
+        assert_eq!(d.client_type, ClientType::Confidential);
+        assert_eq!(
+            d.token_endpoint_auth_method,
+            TokenEndpointAuthMethod::ClientSecretBasic
+        );
+        assert_eq!(d.scopes, defaults);
+
+        let public = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: Some(vec!["http://127.0.0.1/cb".into()]),
+                token_endpoint_auth_method: Some(TokenEndpointAuthMethod::None),
+                ..Default::default()
+            },
+            &cat,
+            &defaults,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(public.client_type, ClientType::Public);
+
+        let bad_uri = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: Some(vec!["http://evil.example/cb".into()]),
+                ..Default::default()
+            },
+            &cat,
+            &defaults,
+        );
+        assert_eq!(bad_uri.err().map(|e| e.code), Some("invalid_redirect_uri"));
+
+        let disagree = ClientDraft::from_registration(
+            RegistrationRequest {
+                grant_types: Some(vec![GrantType::ClientCredentials]),
+                response_types: Some(vec!["code".into()]),
+                ..Default::default()
+            },
+            &cat,
+            &defaults,
+        );
+        assert_eq!(
+            disagree.err().map(|e| e.code),
+            Some("invalid_client_metadata")
+        );
+    }
+}

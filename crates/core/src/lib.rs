@@ -1,0 +1,23 @@
+//! The domain of the OAuth server, without IO: what a client is and which clients are valid,
+//! scopes and their catalogue, redirect URIs and how they match, secrets and how they are
+//! checked, pagination.
+//!
+//! Time and randomness are parameters: every function that needs "now" takes it, and every
+//! function that makes a secret takes the random number generator, so that tests fix both.
+
+pub mod client;
+pub mod page;
+pub mod redirect_uri;
+pub mod scope;
+pub mod secret;
+pub mod timefmt;
+pub mod validation;
+
+pub use client::{Client, ClientDraft, ClientPatch};
+pub use page::{PageRequest, PageSpec};
+pub use redirect_uri::RedirectUri;
+pub use scope::{ScopeCatalogue, ScopeDef};
+pub use validation::{FieldError, ValidationErrors};
+
+/// Seconds since the Unix epoch, UTC. Every stored time is one of these.
+pub type UnixSeconds = i64;

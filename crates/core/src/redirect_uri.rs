@@ -1,0 +1,195 @@
+//! Redirect URIs: which ones a client may register (RFC 8252, RFC 9700 §4.1) and how a presented
+//! URI is matched against the registered ones (CONTRACT.md: exact string match, except the port of
+//! a loopback URI, RFC 8252 §7.3).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use url::{Host, Url};
+
+/// Longest URI the server stores.
+pub const MAX_URI_LEN: usize = 2000;
+
+/// A redirect URI that passed registration rules. Holds the string exactly as registered, since
+/// matching compares strings, not normalized URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    /// Checks a URI a client wants to register:
+    /// - absolute, at most [`MAX_URI_LEN`] bytes, printable ASCII only, no fragment (RFC 6749 §3.1.2);
+    /// - `https` with a host and no userinfo;
+    /// - or `http` on a loopback host (`127.0.0.1`, `[::1]`, `localhost`) for native apps (RFC 8252 §7.3);
+    /// - or a private-use scheme in reverse-domain form such as `com.example.app:/cb` (RFC 8252 §7.1).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > MAX_URI_LEN {
+            return Err(format!("must be at most {MAX_URI_LEN} characters"));
+        }
+        if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err("must be printable ASCII without spaces (percent-encode the rest)".into());
+        }
+        if s.contains('#') {
+            return Err("must not contain a fragment".into());
+        }
+        let url = Url::parse(s).map_err(|_| "must be an absolute URI".to_owned())?;
+        match url.scheme() {
+            "https" => {
+                if url.host().is_none() {
+                    return Err("an https URI needs a host".into());
+                }
+                reject_userinfo(&url)?;
+            }
+            "http" => {
+                if !is_loopback(&url) {
+                    return Err(
+                        "http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"
+                            .into(),
+                    );
+                }
+                reject_userinfo(&url)?;
+            }
+            scheme => {
+                if !scheme.contains('.') {
+                    return Err(
+                        "must use https, http on a loopback host, or a private-use scheme in reverse-domain form (com.example.app:/callback)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Does `presented` (from an authorization or token request) match this registered URI?
+    /// Exact string comparison; for a loopback `http` URI the port may differ (RFC 8252 §7.3).
+    pub fn matches(&self, presented: &str) -> bool {
+        if self.0 == presented {
+            return true;
+        }
+        let (Ok(reg), Ok(pre)) = (Url::parse(&self.0), Url::parse(presented)) else {
+            return false;
+        };
+        if reg.scheme() != "http" || !is_loopback(&reg) || presented.contains('#') {
+            return false;
+        }
+        // Compare everything but the port, on the strings themselves (no normalization): the
+        // registered URI with its port removed must equal the presented one with its port removed.
+        match (strip_port(&self.0), strip_port(presented)) {
+            (Some(a), Some(b)) => a == b && pre.scheme() == "http",
+            _ => false,
+        }
+    }
+}
+
+fn reject_userinfo(url: &Url) -> Result<(), String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain userinfo (user@host)".into());
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        Some(Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// `http://127.0.0.1:8080/cb` → `http://127.0.0.1/cb`, working on the raw string. `None` when the
+/// string is not a plain `http://host[:port]...` authority with no userinfo.
+fn strip_port(s: &str) -> Option<String> {
+    let rest = s.strip_prefix("http://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return None;
+    }
+    let host = if let Some(v6_end) = authority.strip_prefix('[').and_then(|a| a.find(']')) {
+        let (h, after) = authority.split_at(v6_end + 2);
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        h
+    } else {
+        match authority.split_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return None,
+            None => authority,
+        }
+    };
+    Some(format!("http://{host}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> bool {
+        RedirectUri::parse(s).is_ok()
+    }
+
+    #[test]
+    fn registration_rules() {
+        assert!(ok("https://app.example.com/callback"));
+        assert!(ok("https://app.example.com/callback?x=1"));
+        assert!(ok("http://127.0.0.1/callback"));
+        assert!(ok("http://127.0.0.1:8080/callback"));
+        assert!(ok("http://[::1]:9000/cb"));
+        assert!(ok("http://localhost:3000/cb"));
+        assert!(ok("com.example.app:/oauth2redirect"));
+        assert!(!ok("http://app.example.com/callback"));
+        assert!(!ok("https://app.example.com/callback#frag"));
+        assert!(!ok("/relative/path"));
+        assert!(!ok("javascript:alert(1)"));
+        assert!(!ok("data:text/html,hi"));
+        assert!(!ok("file:///etc/passwd"));
+        assert!(!ok("https://good.example@evil.example/cb"));
+        assert!(!ok("http://user:pw@127.0.0.1/cb"));
+        assert!(!ok("https://app.example.com/a b"));
+        assert!(!ok("https://app.exämple.com/"));
+        assert!(!ok(""));
+        assert!(!ok(&format!(
+            "https://a.example/{}",
+            "x".repeat(MAX_URI_LEN)
+        )));
+    }
+
+    #[test]
+    fn exact_matching() {
+        let r =
+            RedirectUri::parse("https://app.example.com/cb").unwrap_or(RedirectUri(String::new()));
+        assert!(r.matches("https://app.example.com/cb"));
+        assert!(!r.matches("https://app.example.com/cb/"));
+        assert!(!r.matches("https://app.example.com/cb/extra"));
+        assert!(!r.matches("https://app.example.com/cb?x=1"));
+        assert!(!r.matches("https://APP.example.com/cb"));
+        assert!(!r.matches("https://app.example.com:8443/cb"));
+        assert!(!r.matches("https://app.example.com/cb#x"));
+        assert!(!r.matches("https://app.example.com@evil.example/cb"));
+        assert!(!r.matches("https://app.example.com/%63b"));
+    }
+
+    #[test]
+    fn loopback_port_may_differ() {
+        let r = RedirectUri::parse("http://127.0.0.1/cb").unwrap_or(RedirectUri(String::new()));
+        assert!(r.matches("http://127.0.0.1:51234/cb"));
+        assert!(r.matches("http://127.0.0.1/cb"));
+        assert!(!r.matches("http://127.0.0.1:51234/cb/x"));
+        assert!(!r.matches("http://127.0.0.1:51234/cb?q"));
+        assert!(!r.matches("http://localhost:51234/cb"));
+        assert!(!r.matches("http://127.0.0.1:51234@evil.example/cb"));
+        let r6 = RedirectUri::parse("http://[::1]:8000/cb").unwrap_or(RedirectUri(String::new()));
+        assert!(r6.matches("http://[::1]:9000/cb"));
+        let https =
+            RedirectUri::parse("https://localhost/cb").unwrap_or(RedirectUri(String::new()));
+        assert!(!https.matches("https://localhost:8443/cb"));
+    }
+}

@@ -1,0 +1,205 @@
+//! Accounts: users (argon2id passwords), API keys, and the bootstrap admin of a new database.
+//! Used by the admin commands and by the server's first start.
+
+use anyhow::{bail, Context};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use oauth_core::secret;
+use oauth_store::{ApiKey, NewApiKey, NewUser, Organization, Store, StoreError, User};
+use rand::rngs::OsRng;
+use serde::Serialize;
+
+pub const BOOTSTRAP_EMAIL: &str = "admin@localhost";
+pub const BOOTSTRAP_ORG: &str = "default";
+
+/// A plausible email address: one `@`, something on each side, no spaces, at most 254 bytes.
+/// (Deliverability is not this server's concern.)
+pub fn normalize_email(email: &str) -> anyhow::Result<String> {
+    let e = email.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if !valid {
+        bail!("{email:?} is not an email address");
+    }
+    Ok(e)
+}
+
+/// argon2id with the crate's default (OWASP-recommended) parameters. Slow on purpose: call it
+/// off the async runtime's worker threads (`spawn_blocking`).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedUser {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    /// Only when the password was generated (not read from stdin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Creates a user in the organization `org_name` (created when missing). Without a password, one
+/// is generated and returned.
+pub async fn create_user(
+    store: &dyn Store,
+    email: &str,
+    org_name: Option<&str>,
+    password: Option<String>,
+    now: i64,
+) -> anyhow::Result<CreatedUser> {
+    let email = normalize_email(email)?;
+    let org_name = org_name.map(str::trim).unwrap_or(&email).to_owned();
+    if org_name.is_empty() || org_name.chars().count() > 200 {
+        bail!("the organization name must have 1 to 200 characters");
+    }
+    let (password, generated) = match password {
+        Some(p) if p.chars().count() >= 8 => (p, false),
+        Some(_) => bail!("the password must have at least 8 characters"),
+        None => (secret::random_token(&mut OsRng), true),
+    };
+    let to_hash = password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash))
+        .await
+        .context("password hashing task")??;
+    let result = store
+        .create_user(NewUser {
+            user_id: new_id(),
+            email: email.clone(),
+            password_hash,
+            org_name,
+            new_org_id: new_id(),
+            now,
+        })
+        .await;
+    let (user, org): (User, Organization) = match result {
+        Err(StoreError::Conflict(_)) => bail!("a user with email {email} already exists"),
+        other => other?,
+    };
+    Ok(CreatedUser {
+        user_id: user.id,
+        org_id: org.id,
+        email: user.email,
+        password: generated.then_some(password),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub user_id: String,
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+pub async fn create_api_key(
+    store: &dyn Store,
+    email: &str,
+    name: Option<String>,
+    now: i64,
+) -> anyhow::Result<CreatedApiKey> {
+    let email = normalize_email(email)?;
+    let Some(user) = store.find_user_by_email(&email).await? else {
+        bail!("no user with email {email}");
+    };
+    let key = secret::new_api_key(&mut OsRng);
+    let stored: ApiKey = store
+        .create_api_key(NewApiKey {
+            id: new_id(),
+            user_id: user.id.clone(),
+            name,
+            key_hash: secret::hash_secret(&key),
+            now,
+        })
+        .await?;
+    Ok(CreatedApiKey {
+        id: stored.id,
+        user_id: user.id,
+        api_key: key,
+    })
+}
+
+/// What the first start prints, once.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapCredentials {
+    pub email: String,
+    pub password: String,
+    pub api_key: String,
+    pub org_id: String,
+}
+
+/// On a database with no users, creates the admin `admin@localhost` in the organization
+/// `default` with a generated password and an API key. `None` when the database already had
+/// users or was bootstrapped before (by this or another instance).
+pub async fn bootstrap(
+    store: &dyn Store,
+    now: i64,
+) -> anyhow::Result<Option<BootstrapCredentials>> {
+    if store
+        .find_organization_by_name(BOOTSTRAP_ORG)
+        .await?
+        .is_some()
+        || store.find_user_by_email(BOOTSTRAP_EMAIL).await?.is_some()
+    {
+        return Ok(None);
+    }
+    let password = secret::random_token(&mut OsRng);
+    let to_hash = password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash))
+        .await
+        .context("password hashing task")??;
+    let api_key = secret::new_api_key(&mut OsRng);
+    let user_id = new_id();
+    let org_id = new_id();
+    let created = store
+        .bootstrap_admin(
+            NewUser {
+                user_id: user_id.clone(),
+                email: BOOTSTRAP_EMAIL.to_owned(),
+                password_hash,
+                org_name: BOOTSTRAP_ORG.to_owned(),
+                new_org_id: org_id.clone(),
+                now,
+            },
+            NewApiKey {
+                id: new_id(),
+                user_id,
+                name: Some("bootstrap".to_owned()),
+                key_hash: secret::hash_secret(&api_key),
+                now,
+            },
+        )
+        .await?;
+    Ok(created.then(|| BootstrapCredentials {
+        email: BOOTSTRAP_EMAIL.to_owned(),
+        password,
+        api_key,
+        org_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email(" A@B.example ").ok().as_deref(),
+            Some("a@b.example")
+        );
+        for bad in ["", "a", "@b", "a@", "a b@c", "a@b@c"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Starting and stopping the server: open the database, migrate, bootstrap, bind, serve until
+//! told to stop, then finish the requests in flight and close the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use oauth_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::accounts::{self, BootstrapCredentials};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{redact_url, Config};
+use crate::routes;
+use crate::state::AppState;
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub issuer: String,
+    /// The first start of an empty database creates an admin; these are its credentials.
+    pub bootstrap: Option<BootstrapCredentials>,
+    pub store: Arc<dyn Store>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task")??;
+        self.store.close().await;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (after a shutdown signal).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("server task")??;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Opens and migrates the database of `config`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = oauth_store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact_url(&config.database_url)))?;
+    store.migrate().await.context("running migrations")?;
+    Ok(store)
+}
+
+/// Starts a server with the real clock; it stops when `shutdown` completes (or on [`RunningServer::stop`]).
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningServer> {
+    start_with_clock(config, Arc::new(SystemClock), shutdown).await
+}
+
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningServer> {
+    let store = open_store(&config).await?;
+    let bootstrap = accounts::bootstrap(store.as_ref(), clock.now()).await?;
+    // Bind before spawning: once this returns, the address accepts connections.
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let issuer = config.issuer_for(addr);
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+        clock,
+        issuer: issuer.clone().into(),
+    };
+    let app = routes::router(state);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop_rx => {}
+                }
+            })
+            .await
+    });
+    tracing::info!(%addr, %issuer, "listening");
+    Ok(RunningServer {
+        addr,
+        issuer,
+        bootstrap,
+        store,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

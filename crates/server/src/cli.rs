@@ -1,0 +1,232 @@
+//! The command line: `serve`, `migrate`, and the admin commands. With `--json`, every admin
+//! command prints exactly one JSON object on stdout (scripts rely on this).
+
+use std::io::{BufRead, Write};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+use crate::accounts;
+use crate::app::{open_store, shutdown_signal, start};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigArgs, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth-server",
+    version,
+    about = "A self-hostable OAuth 2.0 authorization server, wire-compatible with the Telnyx OAuth API"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print exactly one JSON object on stdout (admin commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrations run first).
+    Serve,
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; without --org, the user gets an organization of their own.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Organization name: joined if it exists, created otherwise.
+        #[arg(long)]
+        org: Option<String>,
+        /// Read the password from the first line of standard input (otherwise one is generated
+        /// and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key for a user; the key is printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke an API key by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Mark a client verified (the consent page shows a badge).
+    Verify { client_id: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    init_logging(&config, matches!(cli.command, Command::Serve));
+    let clock = SystemClock;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            output(cli.json, json!({"migrated": true}), "migrations applied")
+        }
+        Command::Users(UsersCommand::Create {
+            email,
+            org,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            let store = open_store(&config).await?;
+            let created = accounts::create_user(
+                store.as_ref(),
+                &email,
+                org.as_deref(),
+                password,
+                clock.now(),
+            )
+            .await;
+            store.close().await;
+            let created = created?;
+            let mut text = format!(
+                "created user {} ({}) in organization {}",
+                created.email, created.user_id, created.org_id
+            );
+            if let Some(p) = &created.password {
+                text.push_str(&format!("\npassword: {p}"));
+            }
+            output(cli.json, serde_json::to_value(&created)?, &text)
+        }
+        Command::ApiKeys(ApiKeysCommand::Create { email, name }) => {
+            let store = open_store(&config).await?;
+            let created = accounts::create_api_key(store.as_ref(), &email, name, clock.now()).await;
+            store.close().await;
+            let created = created?;
+            let text = format!(
+                "API key {} (shown once, store it now):\n{}",
+                created.id, created.api_key
+            );
+            output(cli.json, serde_json::to_value(&created)?, &text)
+        }
+        Command::ApiKeys(ApiKeysCommand::Revoke { id }) => {
+            let store = open_store(&config).await?;
+            let revoked = store.revoke_api_key(&id, clock.now()).await;
+            store.close().await;
+            if !revoked? {
+                bail!("no live API key with id {id}");
+            }
+            output(
+                cli.json,
+                json!({"id": id, "revoked": true}),
+                &format!("revoked API key {id}"),
+            )
+        }
+        Command::Clients(ClientsCommand::Verify { client_id }) => {
+            let store = open_store(&config).await?;
+            let done = store
+                .set_client_verified(&client_id, true, clock.now())
+                .await;
+            store.close().await;
+            if !done? {
+                bail!("no client with id {client_id}");
+            }
+            output(
+                cli.json,
+                json!({"client_id": client_id, "verified": true}),
+                &format!("client {client_id} is now verified"),
+            )
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = start(config, shutdown_signal()).await?;
+    if let Some(b) = &server.bootstrap {
+        // Printed once, on the first start of an empty database; never logged.
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "\nFirst start: created the admin user.\n  email:    {}\n  password: {}\n  API key:  {}\n\
+             Store these now; they are not shown again. Try:\n  curl -H 'Authorization: Bearer {}' {}/oauth_clients\n",
+            b.email,
+            b.password,
+            b.api_key,
+            b.api_key,
+            server.url()
+        )?;
+        out.flush()?;
+    }
+    println!(
+        "oauth-server listening on {} (issuer {})",
+        server.addr, server.issuer
+    );
+    server.wait().await?;
+    println!("oauth-server stopped");
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+fn output(json: bool, value: serde_json::Value, text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+/// Logs go to stderr; `OAUTH_LOG` (or `RUST_LOG`) sets the filter. Admin commands log warnings
+/// only, so their stdout stays clean.
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = std::env::var("OAUTH_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,352 @@
+//! Configuration: defaults, then an optional TOML file (`--config`), then `OAUTH_*` environment
+//! variables, then command-line flags; each later source wins. Unknown keys in the file are
+//! rejected. Secrets are kept only as hashes and never printed by `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use oauth_core::{secret, ScopeCatalogue, ScopeDef};
+use serde::Deserialize;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_REGISTRATION_ORG: &str = "default";
+
+/// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "OAUTH_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "OAUTH_BIND", global = true)]
+    pub bind: Option<SocketAddr>,
+    /// `sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db].
+    #[arg(long, env = "OAUTH_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>].
+    #[arg(long, env = "OAUTH_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// Largest accepted request body, in bytes [default: 65536].
+    #[arg(long, env = "OAUTH_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// Dynamic client registration: `open` or `token` (an initial access token is required).
+    #[arg(long, env = "OAUTH_REGISTRATION_MODE", global = true)]
+    pub registration_mode: Option<RegistrationMode>,
+    /// The initial access token that `token` registration mode requires.
+    #[arg(
+        long,
+        env = "OAUTH_REGISTRATION_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub registration_token: Option<String>,
+    /// Name of the organization that owns dynamically registered clients [default: default].
+    #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true)]
+    pub registration_org: Option<String>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    #[default]
+    Open,
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The TOML file. Every key is optional; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    database_url: Option<String>,
+    issuer: Option<String>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<LogFormat>,
+    registration: Option<FileRegistration>,
+    scopes: Option<Vec<ScopeDef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRegistration {
+    mode: Option<RegistrationMode>,
+    initial_access_token: Option<String>,
+    organization: Option<String>,
+    default_scopes: Option<Vec<String>>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    /// `None`: derived from the address actually bound.
+    pub issuer: Option<String>,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub registration: RegistrationConfig,
+    pub scopes: ScopeCatalogue,
+}
+
+#[derive(Clone)]
+pub struct RegistrationConfig {
+    pub mode: RegistrationMode,
+    /// SHA-256 of the initial access token (`token` mode).
+    pub initial_access_token_hash: Option<String>,
+    /// Name of the organization that owns registered clients.
+    pub organization: String,
+    /// Scopes a registration gets when it asks for none.
+    pub default_scopes: Vec<String>,
+}
+
+impl fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("mode", &self.mode)
+            .field(
+                "initial_access_token",
+                &self
+                    .initial_access_token_hash
+                    .as_ref()
+                    .map(|_| "<redacted>"),
+            )
+            .field("organization", &self.organization)
+            .field("default_scopes", &self.default_scopes)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("issuer", &self.issuer)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("registration", &self.registration)
+            .field("scopes", &self.scopes.names())
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let scopes = ScopeCatalogue::default();
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            issuer: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            log_format: LogFormat::Text,
+            registration: RegistrationConfig {
+                mode: RegistrationMode::Open,
+                initial_access_token_hash: None,
+                organization: DEFAULT_REGISTRATION_ORG.to_owned(),
+                default_scopes: scopes.names(),
+            },
+            scopes,
+        }
+    }
+}
+
+impl Config {
+    /// Merges the sources in order of precedence and checks the result.
+    pub fn load(args: &ConfigArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let reg = file.registration.unwrap_or_default();
+        let mut config = Config::default();
+        if let Some(scopes) = file.scopes {
+            config.scopes = ScopeCatalogue::new(scopes)
+                .map_err(|e| anyhow::anyhow!("configuration: scopes: {e}"))?;
+            config.registration.default_scopes = config.scopes.names();
+        }
+        if let Some(v) = args.bind.or(file.bind) {
+            config.bind = v;
+        }
+        if let Some(v) = args.database_url.clone().or(file.database_url) {
+            config.database_url = v;
+        }
+        config.issuer = args.issuer.clone().or(file.issuer);
+        if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
+            config.max_body_bytes = v;
+        }
+        if let Some(v) = args.log_format.or(file.log_format) {
+            config.log_format = v;
+        }
+        if let Some(v) = args.registration_mode.or(reg.mode) {
+            config.registration.mode = v;
+        }
+        config.registration.initial_access_token_hash = args
+            .registration_token
+            .clone()
+            .or(reg.initial_access_token)
+            .map(|t| secret::hash_secret(&t));
+        if let Some(v) = args.registration_org.clone().or(reg.organization) {
+            config.registration.organization = v;
+        }
+        if let Some(v) = reg.default_scopes {
+            config.registration.default_scopes = v;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The rules a configuration obeys, whatever its source.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        if let Some(issuer) = &self.issuer {
+            self.issuer = Some(check_issuer(issuer)?);
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("configuration: max_body_bytes must be at least 1024");
+        }
+        if self.registration.mode == RegistrationMode::Token
+            && self.registration.initial_access_token_hash.is_none()
+        {
+            bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        for s in &self.registration.default_scopes {
+            if !self.scopes.contains(s) {
+                bail!("configuration: registration.default_scopes names {s:?}, which is not in the scope catalogue");
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer: configured, or `http://<bound address>` (an unspecified address becomes
+    /// 127.0.0.1).
+    pub fn issuer_for(&self, bound: SocketAddr) -> String {
+        match &self.issuer {
+            Some(i) => i.clone(),
+            None => {
+                let mut addr = bound;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
+}
+
+/// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment. A trailing
+/// slash is removed so that endpoint URLs join cleanly.
+fn check_issuer(issuer: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(issuer).with_context(|| format!("issuer {issuer:?} is not a URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        bail!("issuer {issuer:?} must be an http or https URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("issuer {issuer:?} must not have a query or fragment (RFC 8414 §2)");
+    }
+    Ok(issuer.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_file_then_env_or_flags() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+bind = "127.0.0.1:9000"
+database_url = "sqlite://from-file.db"
+[registration]
+mode = "token"
+initial_access_token = "s3cret"
+[[scopes]]
+name = "admin"
+description = "Everything"
+[[scopes]]
+name = "read"
+description = "Read"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            database_url: Some("sqlite://from-flag.db".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.database_url, "sqlite://from-flag.db");
+        assert_eq!(c.registration.mode, RegistrationMode::Token);
+        assert_eq!(c.scopes.names(), vec!["admin", "read"]);
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "bnd = \"127.0.0.1:1\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+        let args = ConfigArgs {
+            issuer: Some("https://a.example/?x=1".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+        let args = ConfigArgs {
+            registration_mode: Some(RegistrationMode::Token),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn issuer_defaults_to_the_bound_address() {
+        let c = Config::default();
+        assert_eq!(
+            c.issuer_for("0.0.0.0:8080".parse().unwrap_or(c.bind)),
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,21 @@
+//! A self-hostable OAuth 2.0 authorization server, wire-compatible with the Telnyx OAuth API.
+//!
+//! `oauth-server` the binary is a thin shell over this library: [`cli`] parses the command line,
+//! [`app::start`] runs the HTTP server, [`accounts`] backs the admin commands. Integration tests
+//! start the same server in-process on `127.0.0.1:0`.
+//!
+//! The HTTP layer is [`routes`]; handlers are thin and call the domain (`oauth-core`) and the
+//! storage trait (`oauth-store`). Every failure becomes an [`error::ApiError`].
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+pub use app::{start, start_with_clock, RunningServer};
+pub use config::Config;

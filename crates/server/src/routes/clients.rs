@@ -1,0 +1,237 @@
+//! `/oauth_clients`: the organization's OAuth clients (list, create, get, update, delete).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use oauth_core::{
+    secret, Client, ClientDraft, ClientPatch, FieldError, PageRequest, ValidationErrors,
+};
+use oauth_store::ClientFilter;
+use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAuthClient};
+use rand::rngs::OsRng;
+
+use crate::accounts::new_id;
+use crate::error::ApiError;
+use crate::extract::{Caller, JsonBody, QueryParams};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oauth_clients", get(list).post(create))
+        .route("/oauth_clients/{id}", get(show).put(update).delete(remove))
+}
+
+/// The query parameters `GET /oauth_clients` understands.
+const LIST_PARAMS: &[&str] = &[
+    "page[number]",
+    "page[size]",
+    "filter[client_type]",
+    "filter[verified]",
+    "filter[allowed_grant_types][contains]",
+    "filter[name]",
+    "filter[name][contains]",
+    "filter[client_id]",
+];
+
+/// Longest filter value accepted; longer ones cannot match anything stored.
+const MAX_FILTER_LEN: usize = 2000;
+
+fn parse_list_query(q: &QueryParams) -> Result<(ClientFilter, oauth_core::PageSpec), ApiError> {
+    let mut errors = ValidationErrors::default();
+    for (k, _) in &q.0 {
+        if (k.starts_with("filter[") || k.starts_with("page["))
+            && !LIST_PARAMS.contains(&k.as_str())
+        {
+            errors.push(FieldError::new(
+                k.clone(),
+                "unknown_parameter",
+                format!(
+                    "unknown parameter; this list understands {}",
+                    LIST_PARAMS.join(", ")
+                ),
+            ));
+        }
+    }
+    for (k, v) in &q.0 {
+        if k.starts_with("filter[") && v.len() > MAX_FILTER_LEN {
+            errors.push(FieldError::new(
+                k.clone(),
+                "too_long",
+                format!("at most {MAX_FILTER_LEN} characters"),
+            ));
+        }
+    }
+    let page = PageRequest {
+        number: q.get("page[number]"),
+        size: q.get("page[size]"),
+    }
+    .check();
+    let page = match page {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.0.extend(e.0);
+            None
+        }
+    };
+    let mut filter = ClientFilter::default();
+    if let Some(v) = q.get("filter[client_type]") {
+        let t = ClientType::parse(v);
+        if t.is_known() {
+            filter.client_type = Some(t);
+        } else {
+            errors.push(FieldError::new(
+                "filter[client_type]",
+                "invalid_value",
+                "must be public or confidential",
+            ));
+        }
+    }
+    if let Some(v) = q.get("filter[verified]") {
+        match v {
+            "true" => filter.verified = Some(true),
+            "false" => filter.verified = Some(false),
+            _ => errors.push(FieldError::new(
+                "filter[verified]",
+                "invalid_value",
+                "must be true or false",
+            )),
+        }
+    }
+    if let Some(v) = q.get("filter[allowed_grant_types][contains]") {
+        let g = GrantType::parse(v);
+        if g.is_known() {
+            filter.grant_type = Some(g);
+        } else {
+            errors.push(FieldError::new(
+                "filter[allowed_grant_types][contains]",
+                "invalid_value",
+                "must be authorization_code, client_credentials or refresh_token",
+            ));
+        }
+    }
+    filter.name = q.get("filter[name]").map(str::to_owned);
+    filter.name_contains = q.get("filter[name][contains]").map(str::to_owned);
+    filter.client_id = q.get("filter[client_id]").map(str::to_owned);
+    match (errors.into_result(), page) {
+        (Ok(()), Some(page)) => Ok((filter, page)),
+        (Err(e), _) => Err(ApiError::bad_query(e)),
+        (Ok(()), None) => Err(ApiError::bad_request("invalid page parameters")),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+) -> Result<Json<List<oauth_wire::OAuthClient>>, ApiError> {
+    let (filter, page) = parse_list_query(&query)?;
+    let found = state
+        .store
+        .list_clients(&caller.user.org_id, &filter, page)
+        .await?;
+    Ok(Json(List {
+        data: found.items.iter().map(|c| c.to_wire(None)).collect(),
+        meta: page.meta(found.total),
+    }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateOAuthClient>,
+) -> Result<impl IntoResponse, ApiError> {
+    let settings =
+        ClientDraft::from_create(req, &state.config.scopes).map_err(ApiError::validation)?;
+    let (client, secret) = new_client(&state, settings, &caller.user.org_id, &caller.user.id);
+    state.store.insert_client(&client).await?;
+    tracing::info!(client_id = %client.client_id, org_id = %client.org_id, "client created");
+    Ok((
+        StatusCode::CREATED,
+        Json(Data {
+            data: client.to_wire(secret),
+        }),
+    ))
+}
+
+/// A new client record with a fresh id and, for a confidential client, a fresh 256-bit secret
+/// (returned in the clear once; only its hash is kept).
+pub(crate) fn new_client(
+    state: &AppState,
+    settings: ClientDraft,
+    org_id: &str,
+    user_id: &str,
+) -> (Client, Option<String>) {
+    let secret = (settings.client_type == ClientType::Confidential)
+        .then(|| secret::random_token(&mut OsRng));
+    let now = state.clock.now();
+    let client = Client {
+        client_id: new_id(),
+        org_id: org_id.to_owned(),
+        user_id: user_id.to_owned(),
+        secret_hash: secret.as_deref().map(secret::hash_secret),
+        verified: false,
+        created_at: now,
+        updated_at: now,
+        settings,
+    };
+    (client, secret)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<oauth_wire::OAuthClient>>, ApiError> {
+    let client = state
+        .store
+        .get_org_client(&caller.user.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("OAuth client"))?;
+    Ok(Json(Data {
+        data: client.to_wire(None),
+    }))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<JsonBody<UpdateOAuthClient>, ApiError>,
+) -> Result<Json<Data<oauth_wire::OAuthClient>>, ApiError> {
+    let org = &caller.user.org_id;
+    // An unknown id is 404 whatever the body says.
+    let current = state
+        .store
+        .get_org_client(org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("OAuth client"))?;
+    let JsonBody(patch) = body?;
+    let settings = current
+        .settings
+        .apply(ClientPatch(patch), &state.config.scopes)
+        .map_err(ApiError::validation)?;
+    let updated = state
+        .store
+        .update_client(org, &id, &settings, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("OAuth client"))?;
+    tracing::info!(client_id = %id, "client updated");
+    Ok(Json(Data {
+        data: updated.to_wire(None),
+    }))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.delete_client(&caller.user.org_id, &id).await? {
+        tracing::info!(client_id = %id, "client deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("OAuth client"))
+    }
+}

@@ -1,0 +1,64 @@
+//! The HTTP surface: one router function per module, mounted at the root and under `/v2`
+//! (CONTRACT.md, "Paths").
+
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, StatusCode, Uri};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+mod clients;
+mod register;
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(clients::router())
+        .merge(register::router())
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/v2", api.clone())
+        .merge(api)
+        .fallback(not_found)
+        .layer(
+            // Spans name the route template, never the concrete path or query: those can carry
+            // tokens.
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "<unmatched>".to_owned());
+                tracing::info_span!("request", method = %req.method(), route = %route)
+            }),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("a handler panicked").into_response_owned()
+        }))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such endpoint: {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+impl ApiError {
+    fn into_response_owned(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

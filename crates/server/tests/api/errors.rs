@@ -1,0 +1,1 @@
+//! Bodies, content types, limits and unknown routes.

@@ -1,0 +1,1 @@
+//! `POST /oauth/register` (RFC 7591).

@@ -1,0 +1,227 @@
+//! Storage for the OAuth server.
+//!
+//! One trait, [`Store`], whose operations are shaped like the domain ("create a user in this
+//! organization", "authenticate this API key"), with two implementations behind it: SQLite, the
+//! embedded default, and PostgreSQL, for several server instances sharing one database. The URL
+//! scheme picks the backend ([`connect`]). Both run the same SQL text (written with `$N`
+//! placeholders, which both engines accept) from one shared implementation; the few places where
+//! the dialects differ are named in [`Dialect`].
+//!
+//! Migrations for both engines are embedded in the binary and run by [`Store::migrate`].
+//!
+//! Concurrency rules live in the database: a conditional `UPDATE ... RETURNING` or a transaction,
+//! never a process-local lock that a second server instance cannot see.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
+use oauth_wire::{ClientType, GrantType};
+
+mod postgres;
+mod shared;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What a storage operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (an email already taken, an id reused).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached right now; worth retrying later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else: a bug or a corrupt row. Logged, never shown to a caller.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Internal(format!("migration failed: {e}"))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub created_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+/// A user to create, and the organization they join: the one with `org_name`, created with
+/// `new_org_id` if no organization has that name yet.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub user_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub org_name: String,
+    pub new_org_id: String,
+    pub now: UnixSeconds,
+}
+
+/// An API key to store; `key_hash` is the SHA-256 of the key, the key itself is never stored.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub key_hash: String,
+    pub now: UnixSeconds,
+}
+
+/// The filters of `GET /oauth_clients`; `None` filters nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientFilter {
+    pub client_type: Option<ClientType>,
+    pub verified: Option<bool>,
+    pub grant_type: Option<GrantType>,
+    pub name: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// One page of a list and the total count across pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// Where SQLite and PostgreSQL differ in the SQL this crate writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    /// Opens a write transaction (SQLite takes the write lock up front, so that two writers never
+    /// deadlock upgrading a read lock).
+    pub begin_write: &'static str,
+    /// `f(haystack, needle)` → position of needle, 0 when absent.
+    pub strpos: &'static str,
+    /// SQL that is true when the JSON array in column `grant_types` contains the bound value;
+    /// `{}` stands for the placeholder.
+    pub json_array_contains: &'static str,
+}
+
+/// The storage operations of the server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Runs the embedded migrations (idempotent).
+    async fn migrate(&self) -> Result<()>;
+    /// Is the database reachable?
+    async fn ping(&self) -> Result<()>;
+    /// Closes every connection; on SQLite this checkpoints the write-ahead log.
+    async fn close(&self);
+
+    // --- accounts -------------------------------------------------------------------------
+
+    /// Creates the user, and its organization when none has that name. The email must be new.
+    async fn create_user(&self, new: NewUser) -> Result<(User, Organization)>;
+
+    /// Creates the first admin and its API key, once per database: `Ok(false)` (and nothing
+    /// written) when a bootstrap already happened or any user exists.
+    async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool>;
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>>;
+    async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>>;
+    async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    /// The organization's oldest user: its owner.
+    async fn organization_owner(&self, org_id: &str) -> Result<Option<User>>;
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+    /// The live (not revoked) key with this hash, and its user. Records `now` as the key's last
+    /// use, at most once a minute, so that a busy key does not write on every request.
+    async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<(ApiKey, User)>>;
+    /// `Ok(false)` for an unknown or already revoked key.
+    async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool>;
+
+    // --- OAuth clients --------------------------------------------------------------------
+
+    async fn insert_client(&self, client: &Client) -> Result<()>;
+    /// Any organization's client: for the OAuth endpoints, which identify clients by id alone.
+    async fn get_client(&self, client_id: &str) -> Result<Option<Client>>;
+    /// The client when it belongs to `org_id`, else `None`.
+    async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>>;
+    async fn list_clients(
+        &self,
+        org_id: &str,
+        filter: &ClientFilter,
+        page: PageSpec,
+    ) -> Result<Page<Client>>;
+    /// Replaces the settings of `org_id`'s client; `None` when there is no such client.
+    async fn update_client(
+        &self,
+        org_id: &str,
+        client_id: &str,
+        settings: &ClientDraft,
+        now: UnixSeconds,
+    ) -> Result<Option<Client>>;
+    /// `Ok(false)` when `org_id` has no such client.
+    async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool>;
+    /// Marks a client verified (or not); `Ok(false)` for an unknown client.
+    async fn set_client_verified(
+        &self,
+        client_id: &str,
+        verified: bool,
+        now: UnixSeconds,
+    ) -> Result<bool>;
+}
+
+/// Opens the database a URL names: `sqlite:` (a file, created when missing) or `postgres:` /
+/// `postgresql:`. Does not migrate.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::Internal(
+            "unsupported database URL: use sqlite://PATH or postgres://...".into(),
+        ))
+    }
+}

@@ -1,0 +1,41 @@
+//! PostgreSQL: for deployments that run several server instances on one database.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::{Dialect, Result, StoreError};
+
+pub struct PostgresStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PostgresStore {
+    pub(crate) const DIALECT: Dialect = Dialect {
+        begin_write: "BEGIN",
+        strpos: "strpos",
+        json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
+    };
+
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+crate::shared::impl_store!(PostgresStore, sqlx::Postgres);

@@ -1,0 +1,548 @@
+//! The one implementation of [`crate::Store`], instantiated for SQLite and for PostgreSQL.
+//!
+//! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
+//! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
+
+use oauth_core::{Client, ClientDraft};
+use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
+
+use crate::{Result, StoreError};
+
+pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
+    secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
+    token_endpoint_auth_method, verified, created_at, updated_at";
+
+pub(crate) const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
+
+/// A key's last use is recorded at most this often.
+pub(crate) const LAST_USED_GRANULARITY: i64 = 60;
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding JSON: {e}")))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("decoding stored JSON: {e}")))
+}
+
+/// Fields of one client row, in [`CLIENT_COLUMNS`] order, already decoded into Rust types.
+pub(crate) struct ClientRow {
+    pub client_id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub client_type: String,
+    pub secret_hash: Option<String>,
+    pub require_pkce: bool,
+    pub grant_types: String,
+    pub scopes: String,
+    pub redirect_uris: String,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub token_endpoint_auth_method: String,
+    pub verified: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ClientRow {
+    pub(crate) fn into_client(self) -> Result<Client> {
+        Ok(Client {
+            client_id: self.client_id,
+            org_id: self.org_id,
+            user_id: self.user_id,
+            secret_hash: self.secret_hash,
+            verified: self.verified,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            settings: ClientDraft {
+                name: self.name,
+                client_type: ClientType::parse(&self.client_type),
+                require_pkce: self.require_pkce,
+                grant_types: from_json::<Vec<GrantType>>(&self.grant_types)?,
+                scopes: from_json(&self.scopes)?,
+                redirect_uris: from_json(&self.redirect_uris)?,
+                logo_uri: self.logo_uri,
+                policy_uri: self.policy_uri,
+                tos_uri: self.tos_uri,
+                token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
+                    &self.token_endpoint_auth_method,
+                ),
+            },
+        })
+    }
+}
+
+/// Escapes nothing: values always travel as bound parameters. This only builds the `WHERE`
+/// clause's text with the right placeholder numbers.
+pub(crate) struct Where {
+    pub sql: String,
+    pub next: usize,
+}
+
+impl Where {
+    pub(crate) fn new(first: usize) -> Self {
+        Self {
+            sql: String::new(),
+            next: first,
+        }
+    }
+
+    /// Appends ` AND <fragment>`, where each `{}` in the fragment becomes the next placeholder.
+    pub(crate) fn and(&mut self, fragment: &str) {
+        let mut out = String::new();
+        let mut parts = fragment.split("{}").peekable();
+        while let Some(p) = parts.next() {
+            out.push_str(p);
+            if parts.peek().is_some() {
+                out.push_str(&format!("${}", self.next));
+                self.next += 1;
+            }
+        }
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&out);
+    }
+}
+
+macro_rules! impl_store {
+    ($store:ident, $db:ty) => {
+        mod store_impl {
+            use async_trait::async_trait;
+            use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
+            use sqlx::Row as _;
+
+            use super::$store;
+            use crate::shared::{
+                to_json, ClientRow, Where, CLIENT_COLUMNS,
+                LAST_USED_GRANULARITY, USER_COLUMNS,
+            };
+            use crate::{
+                ApiKey, ClientFilter, NewApiKey, NewUser, Organization, Page, Result, Store,
+                User,
+            };
+
+            type Row = <$db as sqlx::Database>::Row;
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            fn user_from_row(r: &Row) -> Result<User> {
+                Ok(User {
+                    id: r.try_get("id")?,
+                    org_id: r.try_get("org_id")?,
+                    email: r.try_get("email")?,
+                    password_hash: r.try_get("password_hash")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn org_from_row(r: &Row) -> Result<Organization> {
+                Ok(Organization {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn api_key_from_row(r: &Row) -> Result<ApiKey> {
+                Ok(ApiKey {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            }
+
+            fn client_from_row(r: &Row) -> Result<Client> {
+                ClientRow {
+                    client_id: r.try_get("client_id")?,
+                    org_id: r.try_get("org_id")?,
+                    user_id: r.try_get("user_id")?,
+                    name: r.try_get("name")?,
+                    client_type: r.try_get("client_type")?,
+                    secret_hash: r.try_get("secret_hash")?,
+                    require_pkce: r.try_get("require_pkce")?,
+                    grant_types: r.try_get("grant_types")?,
+                    scopes: r.try_get("scopes")?,
+                    redirect_uris: r.try_get("redirect_uris")?,
+                    logo_uri: r.try_get("logo_uri")?,
+                    policy_uri: r.try_get("policy_uri")?,
+                    tos_uri: r.try_get("tos_uri")?,
+                    token_endpoint_auth_method: r.try_get("token_endpoint_auth_method")?,
+                    verified: r.try_get("verified")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                }
+                .into_client()
+            }
+
+            /// Inside an open transaction: the organization named `new.org_name` (created when
+            /// missing), then the user.
+            async fn insert_user(conn: &mut Conn, new: &NewUser) -> Result<(User, Organization)> {
+                let existing = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
+                    .bind(&new.org_name)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let org = match existing {
+                    Some(r) => org_from_row(&r)?,
+                    None => {
+                        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+                            .bind(&new.new_org_id)
+                            .bind(&new.org_name)
+                            .bind(new.now)
+                            .execute(&mut *conn)
+                            .await?;
+                        Organization {
+                            id: new.new_org_id.clone(),
+                            name: new.org_name.clone(),
+                            created_at: new.now,
+                        }
+                    }
+                };
+                sqlx::query(
+                    "INSERT INTO users (id, org_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&new.user_id)
+                .bind(&org.id)
+                .bind(&new.email)
+                .bind(&new.password_hash)
+                .bind(new.now)
+                .execute(&mut *conn)
+                .await?;
+                let user = User {
+                    id: new.user_id.clone(),
+                    org_id: org.id.clone(),
+                    email: new.email.clone(),
+                    password_hash: new.password_hash.clone(),
+                    created_at: new.now,
+                };
+                Ok((user, org))
+            }
+
+            async fn insert_api_key(conn: &mut Conn, key: &NewApiKey) -> Result<ApiKey> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&key.id)
+                .bind(&key.user_id)
+                .bind(&key.name)
+                .bind(&key.key_hash)
+                .bind(key.now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(ApiKey {
+                    id: key.id.clone(),
+                    user_id: key.user_id.clone(),
+                    name: key.name.clone(),
+                    created_at: key.now,
+                    last_used_at: None,
+                    revoked_at: None,
+                })
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                async fn migrate(&self) -> Result<()> {
+                    self.run_migrations().await
+                }
+
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+
+                async fn create_user(&self, new: NewUser) -> Result<(User, Organization)> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let out = insert_user(&mut tx, &new).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
+                async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("n")?;
+                    let marked = sqlx::query(
+                        "INSERT INTO server_state (key, value) VALUES ('bootstrap', $1) ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(user.now.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if users > 0 || marked == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    insert_user(&mut tx, &user).await?;
+                    insert_api_key(&mut tx, &key).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+                    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+                    let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
+                    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>> {
+                    let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
+                        .bind(org_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(org_from_row).transpose()
+                }
+
+                async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
+                    let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(org_from_row).transpose()
+                }
+
+                async fn organization_owner(&self, org_id: &str) -> Result<Option<User>> {
+                    let sql = format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, id LIMIT 1"
+                    );
+                    let row = sqlx::query(&sql).bind(org_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_api_key(&mut conn, &key).await
+                }
+
+                async fn authenticate_api_key(
+                    &self,
+                    key_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<(ApiKey, User)>> {
+                    let sql = format!(
+                        "SELECT k.id, k.user_id, k.name, k.created_at, k.last_used_at, k.revoked_at, \
+                         u.org_id, u.email, u.password_hash, u.created_at AS user_created_at \
+                         FROM api_keys k JOIN users u ON u.id = k.user_id \
+                         WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+                    );
+                    let Some(r) = sqlx::query(&sql).bind(key_hash).fetch_optional(&self.pool).await? else {
+                        return Ok(None);
+                    };
+                    let key = api_key_from_row(&r)?;
+                    let user = User {
+                        id: key.user_id.clone(),
+                        org_id: r.try_get("org_id")?,
+                        email: r.try_get("email")?,
+                        password_hash: r.try_get("password_hash")?,
+                        created_at: r.try_get("user_created_at")?,
+                    };
+                    if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GRANULARITY) {
+                        sqlx::query(
+                            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+                        )
+                        .bind(now)
+                        .bind(&key.id)
+                        .bind(now - LAST_USED_GRANULARITY)
+                        .execute(&self.pool)
+                        .await?;
+                    }
+                    Ok(Some((key, user)))
+                }
+
+                async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool> {
+                    let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                        .bind(now)
+                        .bind(key_id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn insert_client(&self, c: &Client) -> Result<()> {
+                    let s = &c.settings;
+                    let sql = format!(
+                        "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                    );
+                    sqlx::query(&sql)
+                        .bind(&c.client_id)
+                        .bind(&c.org_id)
+                        .bind(&c.user_id)
+                        .bind(&s.name)
+                        .bind(s.client_type.as_str())
+                        .bind(&c.secret_hash)
+                        .bind(s.require_pkce)
+                        .bind(to_json(&s.grant_types)?)
+                        .bind(to_json(&s.scopes)?)
+                        .bind(to_json(&s.redirect_uris)?)
+                        .bind(&s.logo_uri)
+                        .bind(&s.policy_uri)
+                        .bind(&s.tos_uri)
+                        .bind(s.token_endpoint_auth_method.as_str())
+                        .bind(c.verified)
+                        .bind(c.created_at)
+                        .bind(c.updated_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
+                    let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
+                    let row = sqlx::query(&sql).bind(client_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(client_from_row).transpose()
+                }
+
+                async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
+                    let sql = format!(
+                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(client_id)
+                        .bind(org_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(client_from_row).transpose()
+                }
+
+                async fn list_clients(
+                    &self,
+                    org_id: &str,
+                    f: &ClientFilter,
+                    page: PageSpec,
+                ) -> Result<Page<Client>> {
+                    let d = Self::DIALECT;
+                    // Placeholder $1 is the organization; filters follow in a fixed order, and the
+                    // binds below follow the same order.
+                    let mut w = Where::new(2);
+                    let mut binds: Vec<String> = Vec::new();
+                    if let Some(t) = &f.client_type {
+                        w.and("client_type = {}");
+                        binds.push(t.as_str().to_owned());
+                    }
+                    if let Some(g) = &f.grant_type {
+                        w.and(d.json_array_contains);
+                        binds.push(g.as_str().to_owned());
+                    }
+                    if let Some(n) = &f.name {
+                        w.and("name = {}");
+                        binds.push(n.clone());
+                    }
+                    if let Some(n) = &f.name_contains {
+                        w.and(&format!("{}(lower(name), lower({{}})) > 0", d.strpos));
+                        binds.push(n.clone());
+                    }
+                    if let Some(id) = &f.client_id {
+                        w.and("client_id = {}");
+                        binds.push(id.clone());
+                    }
+                    if let Some(v) = f.verified {
+                        // A literal, not a bind: it is one of two fixed values.
+                        w.and(if v { "verified = TRUE" } else { "verified = FALSE" });
+                    }
+                    let where_sql = format!("org_id = $1{}", w.sql);
+
+                    let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
+                    let mut q = sqlx::query(&count_sql).bind(org_id);
+                    for b in &binds {
+                        q = q.bind(b);
+                    }
+                    let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+
+                    let list_sql = format!(
+                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
+                         ORDER BY created_at, client_id LIMIT ${} OFFSET ${}",
+                        w.next,
+                        w.next + 1
+                    );
+                    let mut q = sqlx::query(&list_sql).bind(org_id);
+                    for b in &binds {
+                        q = q.bind(b);
+                    }
+                    let rows = q
+                        .bind(page.limit())
+                        .bind(page.offset())
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let items = rows.iter().map(client_from_row).collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: u64::try_from(total).unwrap_or(0),
+                    })
+                }
+
+                async fn update_client(
+                    &self,
+                    org_id: &str,
+                    client_id: &str,
+                    s: &ClientDraft,
+                    now: UnixSeconds,
+                ) -> Result<Option<Client>> {
+                    let sql = format!(
+                        "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
+                         scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
+                         tos_uri = $8, updated_at = $9 \
+                         WHERE client_id = $10 AND org_id = $11 RETURNING {CLIENT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(&s.name)
+                        .bind(s.require_pkce)
+                        .bind(to_json(&s.grant_types)?)
+                        .bind(to_json(&s.scopes)?)
+                        .bind(to_json(&s.redirect_uris)?)
+                        .bind(&s.logo_uri)
+                        .bind(&s.policy_uri)
+                        .bind(&s.tos_uri)
+                        .bind(now)
+                        .bind(client_id)
+                        .bind(org_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(client_from_row).transpose()
+                }
+
+                async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
+                    let n = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2")
+                        .bind(client_id)
+                        .bind(org_id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn set_client_verified(
+                    &self,
+                    client_id: &str,
+                    verified: bool,
+                    now: UnixSeconds,
+                ) -> Result<bool> {
+                    let n = sqlx::query("UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3")
+                        .bind(verified)
+                        .bind(now)
+                        .bind(client_id)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(n == 1)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,56 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::{Dialect, Result, StoreError};
+
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) const DIALECT: Dialect = Dialect {
+        begin_write: "BEGIN IMMEDIATE",
+        strpos: "instr",
+        json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
+    };
+
+    /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy
+    /// timeout, `synchronous=NORMAL` (durable across a process crash; WAL makes it safe) and
+    /// foreign keys on.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        if let Some(dir) = opts.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+crate::shared::impl_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,105 @@
+//! String enumerations that tolerate values added later.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! open_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+            /// A value this version does not know.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every value this version knows, in a stable order.
+            pub const KNOWN: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Other(s) => s.as_str(),
+                }
+            }
+
+            pub fn parse(s: &str) -> Self {
+                match s {
+                    $($text => $name::$variant,)+
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+
+            /// True for a value this version knows.
+            pub fn is_known(&self) -> bool {
+                !matches!(self, $name::Other(_))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(deserializer)?;
+                Ok($name::parse(&s))
+            }
+        }
+    };
+}
+
+open_enum! {
+    /// OAuth client type (RFC 6749 §2.1).
+    ClientType { Public => "public", Confidential => "confidential" }
+}
+
+open_enum! {
+    /// OAuth 2.0 grant types this API speaks.
+    GrantType {
+        AuthorizationCode => "authorization_code",
+        ClientCredentials => "client_credentials",
+        RefreshToken => "refresh_token",
+    }
+}
+
+open_enum! {
+    /// How a client authenticates at the token endpoint (RFC 7591 §2).
+    TokenEndpointAuthMethod {
+        None => "none",
+        ClientSecretBasic => "client_secret_basic",
+        ClientSecretPost => "client_secret_post",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_survive_a_round_trip() {
+        let g: GrantType = serde_json::from_str("\"urn:ietf:params:oauth:grant-type:device_code\"")
+            .unwrap_or(GrantType::RefreshToken);
+        assert_eq!(
+            g,
+            GrantType::Other("urn:ietf:params:oauth:grant-type:device_code".into())
+        );
+        assert!(!g.is_known());
+        assert_eq!(
+            serde_json::to_string(&g).ok().as_deref(),
+            Some("\"urn:ietf:params:oauth:grant-type:device_code\"")
+        );
+        assert_eq!(GrantType::parse("refresh_token"), GrantType::RefreshToken);
+        assert!(GrantType::RefreshToken.is_known());
+    }
+}

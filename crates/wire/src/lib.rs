@@ -1,0 +1,56 @@
+//! Wire types of the Telnyx-compatible OAuth API: the JSON (and form) bodies that travel between
+//! a client and the server, with the contract's exact field names.
+//!
+//! The server and the `telnyx-oauth` SDK share these definitions, so a field renamed here is
+//! renamed on both sides at once. Nothing in this crate does IO or validation beyond the shape of
+//! the data: the server validates values in `oauth-core`.
+//!
+//! Enumerations keep values they do not know (`Other(String)`), so that an SDK built today keeps
+//! working when the server adds a grant type tomorrow; the server rejects such values itself.
+
+pub mod clients;
+pub mod consent;
+pub mod discovery;
+mod enums;
+pub mod error;
+pub mod grants;
+pub mod page;
+pub mod registration;
+pub mod token;
+
+pub use clients::{CreateOAuthClient, OAuthClient, UpdateOAuthClient};
+pub use consent::{ConsentDetails, CreateGrantRequest, CreateGrantResponse, RequestedScope};
+pub use discovery::{AuthorizationServerMetadata, Jwk, JwkSet, ProtectedResourceMetadata};
+pub use enums::{ClientType, GrantType, TokenEndpointAuthMethod};
+pub use error::{ErrorBody, ErrorObject, ErrorSource};
+pub use grants::OAuthGrant;
+pub use page::{Data, List, PageMeta};
+pub use registration::{RegistrationRequest, RegistrationResponse};
+pub use token::{
+    IntrospectRequest, IntrospectResponse, RevokeRequest, TokenRequest, TokenResponse,
+};
+
+/// Serde helper for a field that distinguishes "absent" (`None`) from "null" (`Some(None)`),
+/// as a partial update needs: absent leaves a value alone, `null` clears it.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+
+    pub fn serialize<T, S>(value: &Option<Option<T>>, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        T: Serialize,
+        S: Serializer,
+    {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
