@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod clients;
+mod health;
 mod register;
 
 /// The whole application.
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v2", api.clone())
         .merge(api)
+        .merge(health::router())
         .fallback(not_found)
         .layer(
             // Spans name the route template, never the concrete path or query: those can carry

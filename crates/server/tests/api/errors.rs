@@ -197,3 +197,26 @@ async fn unknown_headers_are_ignored() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn health_and_readiness_probes() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+    let r = app.http.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
+
+    // With the database closed, readiness fails with 503 and Retry-After; liveness still answers.
+    app.server.store.close().await;
+    let r = app.http.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let r = app.http.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(status, 503, "{body}");
+}
