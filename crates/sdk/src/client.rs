@@ -241,10 +241,12 @@ impl Client {
             }
         }
         let requested_at = Instant::now();
-        let body = Body::encode(
-            &[("grant_type", "client_credentials")],
-            self.inner.body_encoding,
-        )?;
+        // RFC 6749 §4.4.2; the client authenticates with HTTP Basic, not in the body.
+        let grant = oauth_wire::TokenRequest {
+            grant_type: oauth_wire::GrantType::ClientCredentials.to_string(),
+            ..Default::default()
+        };
+        let body = Body::encode(&grant, self.inner.body_encoding)?;
         let req = Request::new(Method::POST, &["oauth", "token"]).body(body);
         let resp = self.attempts(&req, Some(&source.basic), count).await?;
         let status = resp.status();
