@@ -54,7 +54,8 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The client was configured with something unusable (an invalid base URL or header).
+    /// Nothing was sent: the client was configured with something unusable (an invalid base URL
+    /// or header), or a request body could not be encoded.
     #[error("invalid configuration: {0}")]
     Config(String),
 }
