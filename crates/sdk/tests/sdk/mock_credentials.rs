@@ -154,3 +154,45 @@ async fn with_client_credentials_defaults_to_the_official_base_url() {
     let client = Client::with_client_credentials("id", "secret").unwrap();
     assert_eq!(client.base_url(), "https://api.telnyx.com/v2");
 }
+
+#[tokio::test]
+async fn concurrent_calls_share_one_token_request() {
+    let mock = token_server(3600, |t| t == "tok-1").await;
+    let client = cc_client(&mock, "").build().unwrap();
+    let calls = (0..8).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.oauth_clients().retrieve("c1").await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(token_requests(&mock).len(), 1);
+    assert_eq!(api_tokens(&mock), ["Bearer tok-1"; 8]);
+}
+
+#[tokio::test]
+async fn the_retry_count_runs_on_across_the_token_renewal() {
+    let mock = token_server(3600, |t| t == "tok-2").await;
+    let client = cc_client(&mock, "").build().unwrap();
+    client.oauth_clients().retrieve("c1").await.unwrap();
+    let counts: Vec<_> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.path,
+                r.header("x-stainless-retry-count").unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            "/oauth/token 0",
+            "/oauth_clients/c1 1",
+            "/oauth/token 2",
+            "/oauth_clients/c1 3"
+        ]
+    );
+}
