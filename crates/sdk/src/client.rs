@@ -253,6 +253,16 @@ impl Client {
         let bytes = resp.bytes().await.map_err(transport_error)?;
         let token: oauth_wire::TokenResponse =
             serde_json::from_slice(&bytes).map_err(|source| Error::Decode { status, source })?;
+        // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+        if !token.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::Decode {
+                status,
+                source: serde::de::Error::custom(format!(
+                    "token_type {:?} is not Bearer",
+                    token.token_type
+                )),
+            });
+        }
         let bearer = bearer_value(&token.access_token)?;
         let lifetime = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
         let renew_at = requested_at + lifetime.saturating_sub(TOKEN_RENEWAL_MARGIN);

@@ -196,3 +196,16 @@ async fn the_retry_count_runs_on_across_the_token_renewal() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_token_that_is_not_bearer_is_not_used() {
+    let mock = Mock::scripted(vec![Reply::json(
+        200,
+        json!({"access_token": "t", "token_type": "mac", "expires_in": 3600}),
+    )])
+    .await;
+    let client = cc_client(&mock, "").build().unwrap();
+    let err = client.oauth_clients().retrieve("c1").await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(api_tokens(&mock).is_empty());
+}
