@@ -1,0 +1,302 @@
+//! The load generator: N keep-alive HTTP/1.1 connections (hyper), each running one operation
+//! after another until the time is up. Every response is checked; latencies are recorded per
+//! operation in microseconds. A short warm-up precedes the measured window and is not counted
+//! (except for its errors, which always count).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// One unit of work: a single request, or (for flows) several requests in sequence. The error
+/// says what was wrong with the response.
+#[async_trait]
+pub trait Operation: Send + Sync {
+    async fn run(&self, conn: &mut Connection, seq: u64) -> Result<(), String>;
+}
+
+/// One keep-alive connection to the target.
+pub struct Connection {
+    addr: SocketAddr,
+    host: HeaderValue,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    pub fn new(addr: SocketAddr) -> Self {
+        let host = HeaderValue::from_str(&addr.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("127.0.0.1"));
+        Self {
+            addr,
+            host,
+            sender: None,
+        }
+    }
+
+    async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        if self.sender.as_ref().is_some_and(|s| s.is_closed()) {
+            self.sender = None;
+        }
+        if self.sender.is_none() {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| "no connection".to_owned())
+    }
+
+    /// Sends one request and reads the whole response body.
+    pub async fn send(
+        &mut self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        req.headers_mut().insert(header::HOST, self.host.clone());
+        let sender = self.sender().await?;
+        let sent = async {
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("connection: {e}"))?;
+            let response = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("response body: {e}"))?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        }
+        .await;
+        if sent.is_err() {
+            // Start over with a fresh connection next time.
+            self.sender = None;
+        }
+        sent
+    }
+}
+
+/// A request template for [`Single`]: called with a sequence number unique within the run.
+pub type BuildRequest = Box<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// The common operation: one request, one expected status, and optionally a fragment the body
+/// must contain.
+pub struct Single {
+    pub build: BuildRequest,
+    pub status: StatusCode,
+    pub body_contains: Option<String>,
+}
+
+#[async_trait]
+impl Operation for Single {
+    async fn run(&self, conn: &mut Connection, seq: u64) -> Result<(), String> {
+        let (status, body) = conn.send((self.build)(seq)).await?;
+        check(status, &body, self.status, self.body_contains.as_deref())
+    }
+}
+
+/// The response check every operation uses.
+pub fn check(
+    status: StatusCode,
+    body: &[u8],
+    expected: StatusCode,
+    contains: Option<&str>,
+) -> Result<(), String> {
+    let snippet = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if status != expected {
+        return Err(format!(
+            "status {status} (expected {expected}): {}",
+            snippet()
+        ));
+    }
+    if let Some(fragment) = contains {
+        if !body
+            .windows(fragment.len().max(1))
+            .any(|w| w == fragment.as_bytes())
+        {
+            return Err(format!("body without {fragment:?}: {}", snippet()));
+        }
+    }
+    Ok(())
+}
+
+/// A request with a body of `content_type`.
+pub fn request(
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = method;
+    *req.uri_mut() = path.parse().unwrap_or_default();
+    if let Some(ct) = content_type {
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            req.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+    }
+    req
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec {
+    pub addr: SocketAddr,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+/// What one load run measured.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    /// Operations completed inside the measured window.
+    pub ops: u64,
+    /// Failed operations, warm-up included.
+    pub errors: u64,
+    /// The first few error messages.
+    pub error_samples: Vec<String>,
+    /// Latencies of the measured operations, sorted, in microseconds.
+    pub latencies_us: Vec<u32>,
+    pub window: Duration,
+}
+
+impl LoadOutcome {
+    pub fn throughput(&self) -> f64 {
+        self.ops as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Nearest-rank percentile, in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * self.latencies_us.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies_us.len()) - 1;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+/// Hooks the caller runs at the edges of the measured window (CPU samples).
+pub trait Window {
+    fn start(&mut self);
+    fn end(&mut self);
+}
+
+/// Runs `op` on `spec.connections` connections for warm-up + duration. `window` is told when
+/// the measured window starts and ends.
+pub async fn run(
+    op: Arc<dyn Operation>,
+    spec: LoadSpec,
+    window: &mut dyn Window,
+) -> anyhow::Result<LoadOutcome> {
+    let seq = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+    let begin = Instant::now();
+    let start = begin + spec.warmup;
+    let end = start + spec.duration;
+    let mut tasks = Vec::with_capacity(spec.connections);
+    for _ in 0..spec.connections.max(1) {
+        let op = op.clone();
+        let seq = seq.clone();
+        let errors = errors.clone();
+        let samples = samples.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::new(spec.addr);
+            let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
+            let mut ops = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let result = op.run(&mut conn, n).await;
+                let t1 = Instant::now();
+                match result {
+                    Ok(()) => {
+                        if t0 >= start && t1 <= end {
+                            ops += 1;
+                            let us = t1.duration_since(t0).as_micros();
+                            latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        }
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut s) = samples.lock() {
+                            if s.len() < 5 {
+                                s.push(e);
+                            }
+                        }
+                    }
+                }
+            }
+            (ops, latencies)
+        }));
+    }
+    tokio::time::sleep_until(start).await;
+    window.start();
+    tokio::time::sleep_until(end).await;
+    window.end();
+    let mut outcome = LoadOutcome {
+        window: spec.duration,
+        ..Default::default()
+    };
+    for t in tasks {
+        let (ops, latencies) = t.await.context("a load task failed")?;
+        outcome.ops += ops;
+        outcome.latencies_us.extend(latencies);
+    }
+    outcome.latencies_us.sort_unstable();
+    outcome.errors = errors.load(Ordering::Relaxed);
+    outcome.error_samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let o = LoadOutcome {
+            latencies_us: (1..=100).map(|i| i * 1000).collect(),
+            ..Default::default()
+        };
+        assert_eq!(o.percentile_ms(50.0), 50.0);
+        assert_eq!(o.percentile_ms(99.0), 99.0);
+        assert_eq!(o.percentile_ms(100.0), 100.0);
+        assert_eq!(LoadOutcome::default().percentile_ms(99.0), 0.0);
+    }
+
+    #[test]
+    fn checks_status_and_body() {
+        assert!(check(StatusCode::OK, b"{\"a\":1}", StatusCode::OK, Some("\"a\"")).is_ok());
+        let e = check(StatusCode::CREATED, b"x", StatusCode::OK, None);
+        assert!(e.is_err_and(|e| e.contains("201")));
+        assert!(check(StatusCode::OK, b"{}", StatusCode::OK, Some("data")).is_err());
+    }
+}

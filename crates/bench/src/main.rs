@@ -1,0 +1,79 @@
+//! `oauth-bench`: starts oauth-server (and node-oidc-provider as a peer) on 127.0.0.1, seeds
+//! them, puts each scenario under keep-alive HTTP load for a bounded time and reports
+//! throughput, latency, errors, server CPU and memory. See BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod load;
+mod procfs;
+mod report;
+mod run;
+mod scenarios;
+mod target;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth-bench",
+    about = "Benchmarks oauth-server against node-oidc-provider on 127.0.0.1"
+)]
+pub struct Args {
+    /// A scenario name, or `all`.
+    pub scenario: String,
+    /// Seconds of measured load per scenario and server (at most 120).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Concurrent keep-alive connections (default: the scenario's own).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The oauth-server binary [default: build and use target/release/oauth-server].
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+    /// Run on PostgreSQL: a URL whose user may create databases (a fresh one per server start,
+    /// dropped after).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// A quick check of the harness: 1 s per scenario, 2 connections, exit non-zero on any
+    /// error; the peer only with --peer.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Run the node-oidc-provider side in a smoke pass too.
+    #[arg(long)]
+    pub peer: bool,
+    /// Do not run node-oidc-provider.
+    #[arg(long, conflicts_with = "peer")]
+    pub no_peer: bool,
+    /// Do not pin the server and the load generator to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // One runtime thread per load-generator CPU: the server gets its own CPU (see procfs::Pinning).
+    let machine = procfs::Machine::read();
+    let workers = machine.cpus.saturating_sub(1).max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::main(args, machine)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

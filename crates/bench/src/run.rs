@@ -1,0 +1,318 @@
+//! One benchmark run: choose the scenarios, build or find the server, install the peer, then for
+//! each scenario and side start a fresh server, prepare, load, measure and stop it.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::load::{self, LoadSpec, Operation};
+use crate::procfs::{self, Machine, Pinning};
+use crate::report::{Measurement, Outcome, Report, ScenarioResult, Settings, SideResult};
+use crate::scenarios::{self, Plan, Scenario};
+use crate::target::{self, Databases, Side, Target};
+use crate::Args;
+
+/// The longest measured window a scenario may ask for.
+const MAX_DURATION_S: u64 = 120;
+
+struct Ctx {
+    bin: PathBuf,
+    peer_dir: Option<PathBuf>,
+    dbs: Databases,
+    pinning: Pinning,
+    smoke: bool,
+    connections: Option<usize>,
+    warmup: Duration,
+    duration: Duration,
+    ticks_per_second: f64,
+}
+
+pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
+    let selected: Vec<&'static Scenario> = if args.scenario == "all" {
+        scenarios::SCENARIOS.iter().collect()
+    } else {
+        match scenarios::find(&args.scenario) {
+            Some(s) => vec![s],
+            None => bail!(
+                "unknown scenario {:?}; the scenarios are: all, {}",
+                args.scenario,
+                scenarios::names().join(", ")
+            ),
+        }
+    };
+    let (warmup, duration) = if args.smoke {
+        (Duration::from_millis(200), Duration::from_secs(1))
+    } else {
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(args.duration.clamp(1, MAX_DURATION_S)),
+        )
+    };
+    let connections = if args.smoke {
+        Some(2)
+    } else {
+        args.connections.map(|c| c.clamp(1, 1024))
+    };
+
+    let pinning = Pinning::plan(machine.cpus, args.no_pin);
+    if let Err(e) = pinning.pin_self() {
+        eprintln!("warning: {e:#}");
+    }
+
+    let root = target::workspace_root();
+    let bin = match &args.server {
+        Some(p) => p.clone(),
+        None => {
+            build_server(&root).await?;
+            root.join("target/release/oauth-server")
+        }
+    };
+    if !bin.is_file() {
+        bail!(
+            "no server binary at {} (cargo build --release -p oauth-server)",
+            bin.display()
+        );
+    }
+    let run_peer = !args.no_peer && (!args.smoke || args.peer);
+    let peer_dir = if run_peer {
+        let dir = root.join("bench/oidc-provider");
+        eprintln!("== npm ci in {}", dir.display());
+        target::install_peer(&dir).await?;
+        Some(dir)
+    } else {
+        None
+    };
+
+    let ctx = Ctx {
+        bin,
+        peer_dir,
+        dbs: Databases::new(args.postgres.clone())?,
+        pinning,
+        smoke: args.smoke,
+        connections,
+        warmup,
+        duration,
+        ticks_per_second: procfs::ticks_per_second(),
+    };
+    eprintln!(
+        "== {} scenario(s), {} s each after {} ms warm-up, on {}; {}",
+        selected.len(),
+        duration.as_secs(),
+        warmup.as_millis(),
+        ctx.dbs.engine(),
+        ctx.pinning.note
+    );
+
+    // Ctrl-C drops the run: every child is killed on drop; the databases are dropped below.
+    let results = tokio::select! {
+        r = run_all(&ctx, &selected) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    ctx.dbs.drop_all().await;
+    let Some(results) = results else {
+        bail!("interrupted");
+    };
+
+    let report = Report {
+        machine,
+        settings: Settings {
+            duration_s: duration.as_secs_f64(),
+            warmup_s: warmup.as_secs_f64(),
+            database: ctx.dbs.engine(),
+            server_binary: ctx.bin.display().to_string(),
+            smoke: ctx.smoke,
+            pinning: ctx.pinning.clone(),
+        },
+        results,
+    };
+    let m = &report.machine;
+    println!(
+        "\nMachine: {} CPUs, {}, {} MiB, Linux {}. Database: {}. {}.\n",
+        m.cpus,
+        m.cpu_model,
+        m.memory_mib,
+        m.kernel,
+        report.settings.database,
+        report.settings.pinning.note
+    );
+    println!("{}", report.table());
+    let notes = report.notes();
+    if !notes.is_empty() {
+        println!("{notes}");
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    let errors = report.errors();
+    if errors > 0 {
+        eprintln!("{errors} error(s): every request must succeed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo build --release -p oauth-server`: a no-op when the binary is up to date.
+async fn build_server(root: &Path) -> anyhow::Result<()> {
+    eprintln!("== cargo build --release -p oauth-server");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = tokio::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "oauth-server"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p oauth-server failed");
+    }
+    Ok(())
+}
+
+async fn run_all(ctx: &Ctx, selected: &[&'static Scenario]) -> Vec<ScenarioResult> {
+    let mut results = Vec::new();
+    for s in selected {
+        let ours = run_side(ctx, s, Side::Ours).await;
+        let peer = run_side(ctx, s, Side::Peer).await;
+        let result = ScenarioResult::new(s.name, s.about, ours, peer);
+        results.push(result);
+    }
+    results
+}
+
+async fn run_side(ctx: &Ctx, s: &'static Scenario, side: Side) -> SideResult {
+    let (plan, note) = match side {
+        Side::Ours => (&s.ours, None),
+        Side::Peer => (&s.peer, s.peer_note),
+    };
+    let outcome = match plan {
+        Plan::NotApplicable => Outcome::NotApplicable,
+        Plan::Unavailable(reason) => Outcome::Skipped {
+            reason: (*reason).to_owned(),
+        },
+        Plan::Run(prepare) => {
+            if side == Side::Peer && ctx.peer_dir.is_none() {
+                Outcome::Skipped {
+                    reason: "peer not run (smoke pass without --peer, or --no-peer)".to_owned(),
+                }
+            } else {
+                eprintln!("-- {} on {}", s.name, side.label());
+                match measure(ctx, s, side, *prepare).await {
+                    Ok(m) => {
+                        eprintln!(
+                            "   {:.0} req/s, p99 {:.2} ms, {} errors, {:.1} µs server CPU per request",
+                            m.throughput_per_s, m.p99_ms, m.errors, m.server_cpu_us_per_request
+                        );
+                        Outcome::Measured(m)
+                    }
+                    Err(e) => {
+                        eprintln!("   failed: {e:#}");
+                        Outcome::Failed {
+                            error: format!("{e:#}"),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    SideResult {
+        server: side.label(),
+        outcome,
+        note,
+    }
+}
+
+async fn measure(
+    ctx: &Ctx,
+    s: &'static Scenario,
+    side: Side,
+    prepare: scenarios::Prepare,
+) -> anyhow::Result<Measurement> {
+    let target = match side {
+        Side::Ours => {
+            target::start_ours(
+                &ctx.bin,
+                &ctx.dbs,
+                s.name,
+                s.server_env,
+                &ctx.pinning,
+                ctx.smoke,
+            )
+            .await?
+        }
+        Side::Peer => {
+            let dir = ctx.peer_dir.as_deref().context("no peer")?;
+            target::start_peer(dir, ctx.dbs.dir(), s.name, &ctx.pinning, ctx.smoke).await?
+        }
+    };
+    let result = measure_target(ctx, s, &target, prepare).await;
+    let result = result.map_err(|e| anyhow::anyhow!("{e:#}\nserver log:\n{}", target.log_tail()));
+    target.stop().await;
+    result
+}
+
+async fn measure_target(
+    ctx: &Ctx,
+    s: &'static Scenario,
+    target: &Target,
+    prepare: scenarios::Prepare,
+) -> anyhow::Result<Measurement> {
+    let pid = target.pid;
+    let idle_kib = procfs::status_kib(pid, "VmRSS")?;
+    let op: Arc<dyn Operation> = prepare(target).await.context("preparing")?;
+    procfs::reset_peak_rss(pid);
+    let connections = ctx.connections.unwrap_or(s.connections);
+    let spec = LoadSpec {
+        addr: target.addr,
+        connections,
+        warmup: ctx.warmup,
+        duration: ctx.duration,
+    };
+    let mut window = CpuWindow {
+        pid,
+        ticks_per_second: ctx.ticks_per_second,
+        start: None,
+        end: None,
+    };
+    let outcome = load::run(op, spec, &mut window).await?;
+    let peak_kib = procfs::status_kib(pid, "VmHWM")?;
+    let cpu = match (window.start, window.end) {
+        (Some(a), Some(b)) => b - a,
+        _ => bail!("could not read the server's CPU time"),
+    };
+    let ops = outcome.ops;
+    Ok(Measurement {
+        connections,
+        requests: ops,
+        throughput_per_s: outcome.throughput(),
+        p50_ms: outcome.percentile_ms(50.0),
+        p99_ms: outcome.percentile_ms(99.0),
+        errors: outcome.errors,
+        error_samples: outcome.error_samples,
+        server_cpu_s: cpu,
+        server_cpu_us_per_request: if ops > 0 { cpu * 1e6 / ops as f64 } else { 0.0 },
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        idle_rss_mib: idle_kib as f64 / 1024.0,
+    })
+}
+
+/// Samples the server's CPU time at the edges of the measured window.
+struct CpuWindow {
+    pid: u32,
+    ticks_per_second: f64,
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+impl load::Window for CpuWindow {
+    fn start(&mut self) {
+        self.start = procfs::cpu_seconds(self.pid, self.ticks_per_second).ok();
+    }
+    fn end(&mut self) {
+        self.end = procfs::cpu_seconds(self.pid, self.ticks_per_second).ok();
+    }
+}

@@ -1,0 +1,388 @@
+//! The scenarios: one entry each in [`SCENARIOS`]. A scenario says how to prepare each side (seed
+//! data, obtain credentials) and returns the [`Operation`] the load generator repeats. A side
+//! the scenario does not apply to is [`Plan::NotApplicable`] ("n/a" in the table).
+//!
+//! Adding a scenario: write a `prepare_*` function returning an operation (usually a
+//! [`Single`] request) and add one entry to [`SCENARIOS`].
+//!
+//! Extension point for flows: the authorization code flow (authorize → grants → token) and
+//! refresh-token rotation are several requests per operation. Implement [`Operation`] for a
+//! struct whose `run` sends the requests in order on the same connection and returns `Err` on
+//! the first unexpected response; one completed flow is one operation (flows per second). Add
+//! them as `authorization-code` and `refresh-rotation`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use serde_json::json;
+
+use crate::load::{request, Operation, Single};
+use crate::target::Target;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Prepares a side of a scenario and returns the operation to repeat.
+pub type Prepare = for<'a> fn(&'a Target) -> BoxFuture<'a, anyhow::Result<Arc<dyn Operation>>>;
+
+pub enum Plan {
+    Run(Prepare),
+    /// The side has no such operation (shown as "n/a").
+    NotApplicable,
+    /// Not measurable yet; the reason is printed.
+    Unavailable(&'static str),
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Concurrent connections unless `--connections` says otherwise.
+    pub connections: usize,
+    /// Extra `OAUTH_*` settings for our server.
+    pub server_env: &'static [(&'static str, &'static str)],
+    pub ours: Plan,
+    pub peer: Plan,
+    /// How the peer's side differs, when it does.
+    pub peer_note: Option<&'static str>,
+}
+
+const TOKENS_PENDING: &str = "needs the token endpoint (tokens branch)";
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "clients-list",
+        about: "GET /oauth_clients?page[size]=100 over 10,000 clients, pages 1..100 in turn",
+        connections: 4,
+        server_env: &[],
+        ours: Plan::Run(prepare_clients_list),
+        peer: Plan::NotApplicable,
+        peer_note: None,
+    },
+    Scenario {
+        name: "clients-create",
+        about: "POST /oauth_clients (a confidential client, secret hashed, one row written)",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Run(prepare_clients_create),
+        peer: Plan::NotApplicable,
+        peer_note: None,
+    },
+    Scenario {
+        name: "register",
+        about: "POST /oauth/register (RFC 7591 dynamic registration)",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Run(prepare_register),
+        peer: Plan::Run(prepare_register),
+        peer_note: Some("oidc-provider keeps registrations in its in-memory development adapter"),
+    },
+    Scenario {
+        name: "client-credentials-es256",
+        about: "POST /oauth/token grant_type=client_credentials, JWT access token signed ES256",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Unavailable(TOKENS_PENDING),
+        peer: Plan::Run(prepare_peer_token_es256),
+        peer_note: None,
+    },
+    Scenario {
+        name: "client-credentials-eddsa",
+        about: "client_credentials, JWT access token signed EdDSA (Ed25519)",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Unavailable(TOKENS_PENDING),
+        peer: Plan::Run(prepare_peer_token_eddsa),
+        peer_note: None,
+    },
+    Scenario {
+        name: "client-credentials-rs256",
+        about: "client_credentials, JWT access token signed RS256 (2048-bit)",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Unavailable(TOKENS_PENDING),
+        peer: Plan::Run(prepare_peer_token_rs256),
+        peer_note: None,
+    },
+    Scenario {
+        name: "introspect",
+        about: "POST /oauth/introspect of a JWT access token (RFC 7662)",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Unavailable(TOKENS_PENDING),
+        peer: Plan::Run(prepare_peer_introspect),
+        peer_note: Some("oidc-provider refuses to introspect JWTs: it introspects an opaque token"),
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|s| s.name).collect()
+}
+
+/// Clients seeded for `clients-list` (fewer in a smoke pass).
+fn list_clients(target: &Target) -> u64 {
+    if target.smoke {
+        300
+    } else {
+        10_000
+    }
+}
+
+const PAGE_SIZE: u64 = 100;
+
+fn bearer(key: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {key}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer -"))
+}
+
+fn basic(id: &str, secret: &str) -> HeaderValue {
+    // RFC 6749 §2.3.1: form-urlencode each part, then Base64 of "id:secret".
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = format!("{}:{}", enc(id), enc(secret));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    HeaderValue::from_str(&format!("Basic {b64}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic -"))
+}
+
+fn create_client_body(seq: u64) -> serde_json::Value {
+    json!({
+        "name": format!("bench client {seq}"),
+        "client_type": "confidential",
+        "allowed_grant_types": ["client_credentials"],
+        "allowed_scopes": ["admin"],
+    })
+}
+
+fn prepare_clients_list(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let total = list_clients(t);
+        seed_clients(t, total).await?;
+        let auth = bearer(&t.api_key);
+        let pages = total.div_ceil(PAGE_SIZE);
+        let op = Single {
+            build: Box::new(move |seq| {
+                let page = seq % pages + 1;
+                let mut req = request(
+                    Method::GET,
+                    &format!("/oauth_clients?page[size]={PAGE_SIZE}&page[number]={page}"),
+                    None,
+                    Bytes::new(),
+                );
+                req.headers_mut()
+                    .insert(header::AUTHORIZATION, auth.clone());
+                req
+            }),
+            status: StatusCode::OK,
+            body_contains: Some(format!("\"total_results\":{total}")),
+        };
+        Ok(Arc::new(op) as Arc<dyn Operation>)
+    })
+}
+
+/// Creates `total` clients through the API, 16 requests at a time.
+async fn seed_clients(t: &Target, total: u64) -> anyhow::Result<()> {
+    const WORKERS: u64 = 16;
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let http = t.http.clone();
+        let url = t.url("/oauth_clients");
+        let key = t.api_key.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < total {
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&create_client_body(i))
+                    .send()
+                    .await?;
+                if r.status() != StatusCode::CREATED {
+                    bail!("seeding a client: status {}", r.status());
+                }
+                i += WORKERS;
+            }
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await.context("a seeding task failed")??;
+    }
+    Ok(())
+}
+
+fn prepare_clients_create(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let auth = bearer(&t.api_key);
+        let op = Single {
+            build: Box::new(move |seq| {
+                let body = create_client_body(seq).to_string();
+                let mut req = request(
+                    Method::POST,
+                    "/oauth_clients",
+                    Some("application/json"),
+                    Bytes::from(body),
+                );
+                req.headers_mut()
+                    .insert(header::AUTHORIZATION, auth.clone());
+                req
+            }),
+            status: StatusCode::CREATED,
+            body_contains: Some("\"client_secret\"".to_owned()),
+        };
+        Ok(Arc::new(op) as Arc<dyn Operation>)
+    })
+}
+
+fn prepare_register(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    let path = match t.side {
+        crate::target::Side::Ours => "/oauth/register",
+        crate::target::Side::Peer => "/reg",
+    };
+    Box::pin(async move {
+        let op = Single {
+            build: Box::new(move |seq| {
+                let body = json!({
+                    "client_name": format!("bench app {seq}"),
+                    "redirect_uris": ["https://app.bench.example/callback"],
+                })
+                .to_string();
+                request(
+                    Method::POST,
+                    path,
+                    Some("application/json"),
+                    Bytes::from(body),
+                )
+            }),
+            status: StatusCode::CREATED,
+            body_contains: Some("\"client_id\"".to_owned()),
+        };
+        Ok(Arc::new(op) as Arc<dyn Operation>)
+    })
+}
+
+/// The peer's resource servers (bench/oidc-provider/provider.js): the default one signs ES256.
+const PEER_RESOURCE_EDDSA: &str = "https://api.bench.example/eddsa";
+const PEER_RESOURCE_RS256: &str = "https://api.bench.example/rs256";
+const PEER_RESOURCE_OPAQUE: &str = "https://api.bench.example/opaque";
+
+fn peer_credentials(t: &Target) -> anyhow::Result<HeaderValue> {
+    let (id, secret) = t.peer_client.as_ref().context("the peer's client")?;
+    Ok(basic(id, secret))
+}
+
+/// A client_credentials token request with HTTP Basic client authentication.
+fn token_request(path: &'static str, auth: HeaderValue, form: String) -> Single {
+    Single {
+        build: Box::new(move |_| {
+            let mut req = request(
+                Method::POST,
+                path,
+                Some("application/x-www-form-urlencoded"),
+                Bytes::from(form.clone()),
+            );
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+            req
+        }),
+        status: StatusCode::OK,
+        body_contains: Some("\"access_token\"".to_owned()),
+    }
+}
+
+fn peer_token(t: &Target, resource: Option<&str>) -> anyhow::Result<Arc<dyn Operation>> {
+    let mut form = "grant_type=client_credentials&scope=api%3Aread".to_owned();
+    if let Some(r) = resource {
+        form.push_str("&resource=");
+        form.extend(url::form_urlencoded::byte_serialize(r.as_bytes()));
+    }
+    Ok(Arc::new(token_request(
+        "/token",
+        peer_credentials(t)?,
+        form,
+    )))
+}
+
+fn prepare_peer_token_es256(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move { peer_token(t, None) })
+}
+
+fn prepare_peer_token_eddsa(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move { peer_token(t, Some(PEER_RESOURCE_EDDSA)) })
+}
+
+fn prepare_peer_token_rs256(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move { peer_token(t, Some(PEER_RESOURCE_RS256)) })
+}
+
+fn prepare_peer_introspect(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let (id, secret) = t.peer_client.clone().context("the peer's client")?;
+        let token: serde_json::Value = t
+            .http
+            .post(t.url("/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "api:read"),
+                ("resource", PEER_RESOURCE_OPAQUE),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let access = token["access_token"]
+            .as_str()
+            .context("no access_token from the peer")?;
+        let form = format!(
+            "token={}",
+            url::form_urlencoded::byte_serialize(access.as_bytes()).collect::<String>()
+        );
+        let auth = basic(&id, &secret);
+        let op = Single {
+            build: Box::new(move |_| {
+                let mut req = request(
+                    Method::POST,
+                    "/token/introspection",
+                    Some("application/x-www-form-urlencoded"),
+                    Bytes::from(form.clone()),
+                );
+                req.headers_mut()
+                    .insert(header::AUTHORIZATION, auth.clone());
+                req
+            }),
+            status: StatusCode::OK,
+            body_contains: Some("\"active\":true".to_owned()),
+        };
+        Ok(Arc::new(op) as Arc<dyn Operation>)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_not_all() {
+        let mut names = names();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert!(!names.contains(&"all"));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let v = basic("a b", "c:d");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("a+b:c%3Ad");
+        assert_eq!(v.to_str().ok(), Some(format!("Basic {b64}").as_str()));
+    }
+}
