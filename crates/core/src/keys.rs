@@ -67,7 +67,9 @@ pub enum KeyError {
     Encode(String),
     #[error("the stored private key is not a valid {0} key")]
     Decode(Algorithm),
-    #[error("the sealed private key cannot be opened: wrong key-encryption key, or the row was altered")]
+    #[error(
+        "the sealed private key cannot be opened: wrong key-encryption key, or the row was altered"
+    )]
     Unseal,
     #[error("the key-encryption key must be 32 bytes, base64-encoded")]
     BadEncryptionKey,
@@ -251,7 +253,10 @@ impl KeyPair {
             Signer::EdDsa(k) => (Algorithm::EdDsa, Verifier::EdDsa(k.verifying_key())),
             Signer::Rs256(k) => {
                 use rsa::signature::Keypair;
-                (Algorithm::Rs256, Verifier::Rs256(Box::new(k.verifying_key())))
+                (
+                    Algorithm::Rs256,
+                    Verifier::Rs256(Box::new(k.verifying_key())),
+                )
             }
         };
         let mut public = PublicKey {
