@@ -11,13 +11,19 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod clients;
+pub mod discovery;
+mod introspect;
 mod register;
+pub mod token;
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(clients::router())
         .merge(register::router())
+        .merge(token::router())
+        .merge(introspect::router())
+        .merge(discovery::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())

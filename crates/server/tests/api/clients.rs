@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{confidential_client, public_client, TestApp};
+use crate::support::{confidential_client, TestApp};
 
 #[tokio::test]
 async fn create_returns_the_secret_once_and_stores_only_its_hash() {
