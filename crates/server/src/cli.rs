@@ -204,7 +204,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|k| {
                     format!(
                         "{} {} active_from={} retire_after={}",
-                        k["kid"], k["alg"], k["active_from"], k["retire_after"]
+                        k["kid"].as_str().unwrap_or_default(),
+                        k["alg"].as_str().unwrap_or_default(),
+                        k["active_from"],
+                        k["retire_after"]
                     )
                 })
                 .collect::<Vec<_>>()

@@ -255,6 +255,11 @@ pub async fn rotate(
     publish_delay_secs: i64,
     access_token_lifetime_secs: i64,
 ) -> anyhow::Result<Rotation> {
+    // A key sealed under another key-encryption key would stop every instance from loading
+    // the keys: check that this one opens the stored keys first.
+    for row in store.list_signing_keys(now).await? {
+        unseal(kek, &row)?;
+    }
     let active_from = now + publish_delay_secs;
     let previous_retire_after = active_from + access_token_lifetime_secs;
     let stored = new_stored_key(kek, algorithm, now, active_from, None)?;
