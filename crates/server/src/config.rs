@@ -485,6 +485,57 @@ description = "Read"
     }
 
     #[test]
+    fn tokens_section_and_flags() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[tokens]
+algorithm = "eddsa"
+access_token_lifetime_secs = 600
+key_publish_delay_secs = 0
+key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+resources = ["https://api.example.com"]
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            access_token_lifetime_secs: Some(900),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tokens.algorithm, TokenAlgorithm::Eddsa);
+        assert_eq!(c.tokens.access_token_lifetime_secs, 900, "the flag wins");
+        assert_eq!(c.tokens.key_publish_delay_secs, 0);
+        assert_eq!(c.tokens.resources, vec!["https://api.example.com"]);
+        assert!(c.tokens.key_encryption_key.is_some());
+        assert!(
+            !format!("{c:?}").contains("BwcHBwcH"),
+            "the key is redacted"
+        );
+
+        let bad_kek = ConfigArgs {
+            key_encryption_key: Some("c2hvcnQ=".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad_kek).is_err());
+        let bad_lifetime = ConfigArgs {
+            access_token_lifetime_secs: Some(5),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad_lifetime).is_err());
+        std::fs::write(&path, "[tokens]\nalgorithm = \"HS256\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err(), "only asymmetric algorithms");
+    }
+
+    #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
     }
