@@ -258,3 +258,33 @@ fn postgres_requires_a_configured_kek() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn jwks_and_discovery_answer_while_the_database_is_down() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, None).await;
+    let before = jwks(&app).await;
+    app.server.store.close().await;
+    assert_eq!(jwks(&app).await, before);
+    let r = app
+        .http
+        .get(app.at("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Introspection needs the revocation lookup: 503 with Retry-After, no internals.
+    let r = app
+        .http
+        .post(app.at("/oauth/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}
