@@ -48,32 +48,61 @@ impl OAuthParams {
     }
 
     /// From a JSON object whose values are strings (`null` is absent). Numbers and booleans
-    /// are refused rather than guessed at.
+    /// are refused rather than guessed at; a key given twice is refused like a repeated form
+    /// parameter.
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
+        let pairs: JsonPairs = serde_json::from_slice(body)
             .map_err(|e| ApiError::oauth("invalid_request", format!("malformed JSON body: {e}")))?;
-        let serde_json::Value::Object(obj) = value else {
-            return Err(ApiError::oauth(
-                "invalid_request",
-                "the JSON body must be an object",
-            ));
-        };
         let mut map = BTreeMap::new();
-        for (k, v) in obj {
-            match v {
-                serde_json::Value::String(s) => {
-                    map.insert(k, s);
-                }
-                serde_json::Value::Null => {}
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, v) in pairs.0 {
+            let value = match v {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Null => None,
                 _ => {
                     return Err(ApiError::oauth(
                         "invalid_request",
                         format!("the parameter `{k}` must be a string"),
                     ))
                 }
+            };
+            if !seen.insert(k.clone()) {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    format!("the parameter `{k}` appears more than once"),
+                ));
+            }
+            if let Some(v) = value {
+                map.insert(k, v);
             }
         }
         Ok(Self(map))
+    }
+}
+
+/// A JSON object's members in order, duplicates kept (serde_json's map would keep the last).
+struct JsonPairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<JsonPairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
+                    out.push(entry);
+                }
+                Ok(JsonPairs(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -315,6 +344,8 @@ mod tests {
         assert!(OAuthParams::from_form(b"a=1&a=2").is_err());
         assert!(OAuthParams::from_json(br#"{"a": 1}"#).is_err());
         assert!(OAuthParams::from_json(b"[1]").is_err());
+        assert!(OAuthParams::from_json(br#"{"a": "x", "a": "y"}"#).is_err());
+        assert!(OAuthParams::from_json(br#"{"a": null, "a": "y"}"#).is_err());
         let p = OAuthParams::from_json(br#"{"a": "x", "b": null, "c": ""}"#).unwrap();
         assert_eq!(p.get("a"), Some("x"));
         assert_eq!(p.get("b"), None);
