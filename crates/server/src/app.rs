@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 use crate::accounts::{self, BootstrapCredentials};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{redact_url, Config};
+use crate::maintenance;
 use crate::routes;
+use crate::signing::{self, KeyRing};
 use crate::state::AppState;
 
 /// A server running in this process.
@@ -24,8 +26,11 @@ pub struct RunningServer {
     /// The first start of an empty database creates an admin; these are its credentials.
     pub bootstrap: Option<BootstrapCredentials>,
     pub store: Arc<dyn Store>,
+    /// The signing keys this server holds in memory.
+    pub keys: Arc<KeyRing>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -40,13 +45,21 @@ impl RunningServer {
             let _ = tx.send(());
         }
         (&mut self.task).await.context("server task")??;
+        self.stop_background();
         self.store.close().await;
         Ok(())
+    }
+
+    fn stop_background(&mut self) {
+        for t in self.background.drain(..) {
+            t.abort();
+        }
     }
 
     /// Waits until the server stops by itself (after a shutdown signal).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         (&mut self.task).await.context("server task")??;
+        self.stop_background();
         self.store.close().await;
         Ok(())
     }
@@ -76,6 +89,17 @@ pub async fn start_with_clock(
 ) -> anyhow::Result<RunningServer> {
     let store = open_store(&config).await?;
     let bootstrap = accounts::bootstrap(store.as_ref(), clock.now()).await?;
+    let kek = signing::load_key_encryption_key(&config)?;
+    let keys = Arc::new(
+        KeyRing::open(
+            store.clone(),
+            kek,
+            config.tokens.algorithm.algorithm(),
+            clock.now(),
+        )
+        .await
+        .context("loading the signing keys")?,
+    );
     // Bind before spawning: once this returns, the address accepts connections.
     let listener = TcpListener::bind(config.bind)
         .await
@@ -87,7 +111,9 @@ pub async fn start_with_clock(
         config: Arc::new(config),
         clock,
         issuer: issuer.clone().into(),
+        keys: keys.clone(),
     };
+    let background = maintenance::spawn(&state);
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -106,8 +132,10 @@ pub async fn start_with_clock(
         issuer,
         bootstrap,
         store,
+        keys,
         stop: Some(stop_tx),
         task,
+        background,
     })
 }
 

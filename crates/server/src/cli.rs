@@ -12,6 +12,7 @@ use crate::accounts;
 use crate::app::{open_store, shutdown_signal, start};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigArgs, LogFormat};
+use crate::signing;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +45,19 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Manage the access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published in /oauth/jwks now, signing after the publish delay
+    /// (`tokens.key_publish_delay_secs`); the previous keys stay published until every token
+    /// they signed has expired.
+    Rotate,
+    /// List the published signing keys.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +159,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 json!({"id": id, "revoked": true}),
                 &format!("revoked API key {id}"),
             )
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let kek = signing::load_key_encryption_key(&config)?;
+            let store = open_store(&config).await?;
+            let rotated = signing::rotate(
+                store.as_ref(),
+                &kek,
+                config.tokens.algorithm.algorithm(),
+                clock.now(),
+                config.tokens.key_publish_delay_secs,
+                config.tokens.access_token_lifetime_secs,
+            )
+            .await;
+            store.close().await;
+            let r = rotated?;
+            let text = format!(
+                "new signing key {} ({}): published now, signs from {}; previous keys retire at {}",
+                r.kid,
+                r.alg,
+                oauth_core::timefmt::rfc3339(r.active_from),
+                oauth_core::timefmt::rfc3339(r.previous_retire_after)
+            );
+            output(cli.json, serde_json::to_value(&r)?, &text)
+        }
+        Command::Keys(KeysCommand::List) => {
+            let store = open_store(&config).await?;
+            let keys = store.list_signing_keys(clock.now()).await;
+            store.close().await;
+            let keys: Vec<_> = keys?
+                .into_iter()
+                .map(|k| {
+                    json!({
+                        "kid": k.kid,
+                        "alg": k.alg,
+                        "created_at": k.created_at,
+                        "active_from": k.active_from,
+                        "retire_after": k.retire_after,
+                    })
+                })
+                .collect();
+            let text = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {} active_from={} retire_after={}",
+                        k["kid"].as_str().unwrap_or_default(),
+                        k["alg"].as_str().unwrap_or_default(),
+                        k["active_from"],
+                        k["retire_after"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            output(cli.json, json!({ "keys": keys }), &text)
         }
         Command::Clients(ClientsCommand::Verify { client_id }) => {
             let store = open_store(&config).await?;

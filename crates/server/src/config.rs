@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use oauth_core::keys::{Algorithm, KeyEncryptionKey};
 use oauth_core::{secret, ScopeCatalogue, ScopeDef};
 use serde::Deserialize;
 
@@ -14,6 +15,10 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_REGISTRATION_ORG: &str = "default";
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
+pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
+pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
+pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
 
 /// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -50,6 +55,45 @@ pub struct ConfigArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Access token signing algorithm: `es256`, `rs256` or `eddsa` [default: es256].
+    #[arg(long, env = "OAUTH_TOKEN_ALGORITHM", global = true)]
+    pub token_algorithm: Option<TokenAlgorithm>,
+    /// Access token lifetime in seconds [default: 3600].
+    #[arg(long, env = "OAUTH_ACCESS_TOKEN_LIFETIME_SECS", global = true)]
+    pub access_token_lifetime_secs: Option<i64>,
+    /// Seconds between publishing a rotated-in key and signing with it [default: 3600].
+    #[arg(long, env = "OAUTH_KEY_PUBLISH_DELAY_SECS", global = true)]
+    pub key_publish_delay_secs: Option<i64>,
+    /// Base64 of 32 bytes: encrypts the private signing keys in the database.
+    #[arg(
+        long,
+        env = "OAUTH_KEY_ENCRYPTION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub key_encryption_key: Option<String>,
+}
+
+/// The JWS algorithm of access tokens (`[tokens] algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+pub enum TokenAlgorithm {
+    #[default]
+    #[serde(rename = "es256", alias = "ES256")]
+    Es256,
+    #[serde(rename = "rs256", alias = "RS256")]
+    Rs256,
+    #[serde(rename = "eddsa", alias = "EdDSA")]
+    Eddsa,
+}
+
+impl TokenAlgorithm {
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            TokenAlgorithm::Es256 => Algorithm::Es256,
+            TokenAlgorithm::Rs256 => Algorithm::Rs256,
+            TokenAlgorithm::Eddsa => Algorithm::EdDsa,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -79,6 +123,19 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
+    tokens: Option<FileTokens>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    algorithm: Option<TokenAlgorithm>,
+    access_token_lifetime_secs: Option<i64>,
+    key_publish_delay_secs: Option<i64>,
+    key_encryption_key: Option<String>,
+    resources: Option<Vec<String>>,
+    key_reload_secs: Option<u64>,
+    purge_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +158,39 @@ pub struct Config {
     pub log_format: LogFormat,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
+    pub tokens: TokensConfig,
+}
+
+/// Access tokens and their signing keys (`[tokens]`).
+#[derive(Clone, Debug)]
+pub struct TokensConfig {
+    pub algorithm: TokenAlgorithm,
+    pub access_token_lifetime_secs: i64,
+    /// How long a rotated-in key is published in the JWK set before it signs.
+    pub key_publish_delay_secs: i64,
+    /// Encrypts private signing keys at rest. `None`: with SQLite, a key file beside the
+    /// database is used (created on first start); PostgreSQL requires one.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
+    /// RFC 8707 resources a token may be requested for; empty means only the issuer.
+    pub resources: Vec<String>,
+    /// How often each instance reloads the signing keys from the database.
+    pub key_reload_secs: u64,
+    /// How often expired rows are purged.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: TokenAlgorithm::Es256,
+            access_token_lifetime_secs: DEFAULT_ACCESS_TOKEN_LIFETIME_SECS,
+            key_publish_delay_secs: DEFAULT_KEY_PUBLISH_DELAY_SECS,
+            key_encryption_key: None,
+            resources: Vec::new(),
+            key_reload_secs: DEFAULT_KEY_RELOAD_SECS,
+            purge_interval_secs: DEFAULT_PURGE_INTERVAL_SECS,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -140,6 +230,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -171,6 +262,7 @@ impl Default for Config {
                 default_scopes: scopes.names(),
             },
             scopes,
+            tokens: TokensConfig::default(),
         }
     }
 }
@@ -216,6 +308,36 @@ impl Config {
         if let Some(v) = reg.default_scopes {
             config.registration.default_scopes = v;
         }
+        let tok = file.tokens.unwrap_or_default();
+        let t = &mut config.tokens;
+        if let Some(v) = args.token_algorithm.or(tok.algorithm) {
+            t.algorithm = v;
+        }
+        if let Some(v) = args
+            .access_token_lifetime_secs
+            .or(tok.access_token_lifetime_secs)
+        {
+            t.access_token_lifetime_secs = v;
+        }
+        if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
+            t.key_publish_delay_secs = v;
+        }
+        if let Some(v) = args.key_encryption_key.clone().or(tok.key_encryption_key) {
+            t.key_encryption_key = Some(KeyEncryptionKey::from_base64(&v).map_err(|_| {
+                anyhow::anyhow!(
+                    "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY or tokens.key_encryption_key) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
+                )
+            })?);
+        }
+        if let Some(v) = tok.resources {
+            t.resources = v;
+        }
+        if let Some(v) = tok.key_reload_secs {
+            t.key_reload_secs = v;
+        }
+        if let Some(v) = tok.purge_interval_secs {
+            t.purge_interval_secs = v;
+        }
         config.check()?;
         Ok(config)
     }
@@ -232,6 +354,23 @@ impl Config {
             && self.registration.initial_access_token_hash.is_none()
         {
             bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        let t = &self.tokens;
+        if !(60..=86_400).contains(&t.access_token_lifetime_secs) {
+            bail!("configuration: tokens.access_token_lifetime_secs must be between 60 and 86400");
+        }
+        if t.key_publish_delay_secs < 0 {
+            bail!("configuration: tokens.key_publish_delay_secs must not be negative");
+        }
+        if t.key_reload_secs == 0 || t.purge_interval_secs == 0 {
+            bail!("configuration: tokens.key_reload_secs and tokens.purge_interval_secs must be positive");
+        }
+        for r in &t.resources {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            match url::Url::parse(r) {
+                Ok(u) if u.fragment().is_none() => {}
+                _ => bail!("configuration: tokens.resources: {r:?} must be an absolute URI without a fragment"),
+            }
         }
         for s in &self.registration.default_scopes {
             if !self.scopes.contains(s) {
@@ -343,6 +482,57 @@ description = "Read"
             c.issuer_for("0.0.0.0:8080".parse().unwrap_or(c.bind)),
             "http://127.0.0.1:8080"
         );
+    }
+
+    #[test]
+    fn tokens_section_and_flags() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[tokens]
+algorithm = "eddsa"
+access_token_lifetime_secs = 600
+key_publish_delay_secs = 0
+key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+resources = ["https://api.example.com"]
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            access_token_lifetime_secs: Some(900),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tokens.algorithm, TokenAlgorithm::Eddsa);
+        assert_eq!(c.tokens.access_token_lifetime_secs, 900, "the flag wins");
+        assert_eq!(c.tokens.key_publish_delay_secs, 0);
+        assert_eq!(c.tokens.resources, vec!["https://api.example.com"]);
+        assert!(c.tokens.key_encryption_key.is_some());
+        assert!(
+            !format!("{c:?}").contains("BwcHBwcH"),
+            "the key is redacted"
+        );
+
+        let bad_kek = ConfigArgs {
+            key_encryption_key: Some("c2hvcnQ=".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad_kek).is_err());
+        let bad_lifetime = ConfigArgs {
+            access_token_lifetime_secs: Some(5),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad_lifetime).is_err());
+        std::fs::write(&path, "[tokens]\nalgorithm = \"HS256\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err(), "only asymmetric algorithms");
     }
 
     #[test]

@@ -93,6 +93,41 @@ impl ApiError {
         e
     }
 
+    /// RFC 6749 §5.2: an OAuth error at the token, introspection or revocation endpoint, 400.
+    pub fn oauth(error: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, description)
+    }
+
+    /// RFC 6749 §5.2 `invalid_client`, 401. When the client tried HTTP Basic, the response
+    /// carries `WWW-Authenticate: Basic` naming the realm.
+    pub fn invalid_client(used_basic: bool, description: impl Into<String>) -> Self {
+        let e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        if used_basic {
+            e.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
+            )
+        } else {
+            e
+        }
+    }
+
+    /// RFC 6750 §3.1: a valid token without the scope a call needs, 403.
+    pub fn insufficient_scope(scope: &str, resource_metadata: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this call needs an access token with the `{scope}` scope"),
+        );
+        let challenge = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{resource_metadata}\""
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            e.0.headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        e
+    }
+
     pub fn unavailable() -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -10,12 +10,13 @@ use axum::body::Body;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use oauth_core::{secret, FieldError, ValidationErrors};
+use oauth_core::{jwt, secret, FieldError, ValidationErrors};
 use oauth_store::User;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens;
 
 /// A JSON request body of type `T`.
 pub struct JsonBody<T>(pub T);
@@ -188,11 +189,24 @@ impl QueryParams {
     }
 }
 
-/// The user a management call acts for, identified by `Authorization: Bearer <API key>`.
+/// The user a management call acts for, identified by `Authorization: Bearer <credential>`:
+/// an API key (`KEY...`), or an access token this server issued (a JWT), which acts for its
+/// user — for a client-credentials token, the client's owner — and must carry the
+/// [`MANAGEMENT_SCOPE`].
 pub struct Caller {
     pub user: User,
-    pub api_key_id: String,
+    pub credential: CallerCredential,
 }
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum CallerCredential {
+    ApiKey { id: String },
+    AccessToken { client_id: String, jti: String },
+}
+
+/// The scope an access token needs on the management API.
+pub const MANAGEMENT_SCOPE: &str = "admin";
 
 impl<S> FromRequestParts<S> for Caller
 where
@@ -207,10 +221,13 @@ where
         let Some(token) = bearer_token(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 "unauthorized",
-                "authentication required: send Authorization: Bearer <API key>",
+                "authentication required: send Authorization: Bearer <API key or access token>",
                 &metadata,
             ));
         };
+        if !token.starts_with(secret::API_KEY_PREFIX) && jwt::looks_like_jwt(token) {
+            return access_token_caller(&state, token, &metadata).await;
+        }
         let hash = secret::hash_secret(token);
         match state
             .store
@@ -219,7 +236,7 @@ where
         {
             Some((key, user)) => Ok(Caller {
                 user,
-                api_key_id: key.id,
+                credential: CallerCredential::ApiKey { id: key.id },
             }),
             None => {
                 tracing::info!(key = %secret::log_label(token), "rejected API key");
@@ -231,6 +248,39 @@ where
             }
         }
     }
+}
+
+/// RFC 6750 §3.1 / RFC 9068 §4: the token must be active and meant for this server (`aud` is the
+/// issuer); without the management scope it is 403 `insufficient_scope`.
+async fn access_token_caller(
+    state: &AppState,
+    token: &str,
+    metadata: &str,
+) -> Result<Caller, ApiError> {
+    let rejected = || {
+        ApiError::unauthorized(
+            "invalid_token",
+            "the access token is invalid, expired or revoked",
+            metadata,
+        )
+    };
+    let Some(active) = tokens::active_access_token(state, token, Some(&state.issuer)).await? else {
+        tracing::info!(token = %secret::log_label(token), "rejected access token");
+        return Err(rejected());
+    };
+    let Some(user) = tokens::token_user(state, &active).await? else {
+        return Err(rejected());
+    };
+    if !active.claims.has_scope(MANAGEMENT_SCOPE) {
+        return Err(ApiError::insufficient_scope(MANAGEMENT_SCOPE, metadata));
+    }
+    Ok(Caller {
+        user,
+        credential: CallerCredential::AccessToken {
+            client_id: active.claims.client_id,
+            jti: active.claims.jti,
+        },
+    })
 }
 
 /// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive).

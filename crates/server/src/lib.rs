@@ -14,8 +14,12 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod maintenance;
+pub mod oauth_request;
 pub mod routes;
+pub mod signing;
 pub mod state;
+pub mod tokens;
 
 pub use app::{start, start_with_clock, RunningServer};
 pub use config::Config;

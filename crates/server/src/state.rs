@@ -1,4 +1,4 @@
-//! What every handler can reach: storage, configuration, the clock, the issuer.
+//! What every handler can reach: storage, configuration, the clock, the issuer, the signing keys.
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use oauth_store::Store;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::signing::KeyRing;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,6 +15,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The resolved issuer identifier, without a trailing slash.
     pub issuer: Arc<str>,
+    /// The access-token signing keys, in memory.
+    pub keys: Arc<KeyRing>,
 }
 
 impl AppState {

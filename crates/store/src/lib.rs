@@ -130,6 +130,21 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+/// An access-token signing key as stored: the public JWK as JSON text, the private key sealed
+/// by the server (this crate never sees it in the clear).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub public_jwk: String,
+    pub sealed_private_key: String,
+    pub created_at: UnixSeconds,
+    /// The key signs from this time on.
+    pub active_from: UnixSeconds,
+    /// `None` while current; otherwise when the last token it signed has expired.
+    pub retire_after: Option<UnixSeconds>,
+}
+
 /// Where SQLite and PostgreSQL differ in the SQL this crate writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
@@ -212,6 +227,38 @@ pub trait Store: Send + Sync + 'static {
         verified: bool,
         now: UnixSeconds,
     ) -> Result<bool>;
+
+    // --- tokens ---------------------------------------------------------------------------
+
+    /// Signing keys not retired at `now` (published in the JWK set), oldest `active_from` first.
+    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>>;
+    /// Stores `key` only when no key can sign at `now` (first start). Two instances starting
+    /// together on one database store one key between them: `Ok(false)` for the loser.
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixSeconds,
+    ) -> Result<bool>;
+    /// Adds `key` and, in the same transaction, retires every other key at
+    /// `retire_others_after` (or earlier, if it was already due to retire earlier).
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        retire_others_after: UnixSeconds,
+    ) -> Result<()>;
+    /// Remembers an access token's `jti` as revoked until `exp`. `Ok(false)` when it already was.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        exp: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool>;
+    /// Is this `jti` revoked? One primary-key lookup.
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Deletes at most `limit` revoked-token rows whose token has expired by `now`.
+    async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+    /// Deletes at most `limit` signing keys retired by `now`.
+    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
 }
 
 /// Opens the database a URL names: `sqlite:` (a file, created when missing) or `postgres:` /

@@ -119,7 +119,7 @@ macro_rules! impl_store {
             };
             use crate::{
                 ApiKey, ClientFilter, NewApiKey, NewUser, Organization, Page, Result, Store,
-                User,
+                StoredSigningKey, User,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -239,6 +239,35 @@ macro_rules! impl_store {
                     last_used_at: None,
                     revoked_at: None,
                 })
+            }
+
+            fn signing_key_from_row(r: &Row) -> Result<StoredSigningKey> {
+                Ok(StoredSigningKey {
+                    kid: r.try_get("kid")?,
+                    alg: r.try_get("alg")?,
+                    public_jwk: r.try_get("public_jwk")?,
+                    sealed_private_key: r.try_get("sealed_private_key")?,
+                    created_at: r.try_get("created_at")?,
+                    active_from: r.try_get("active_from")?,
+                    retire_after: r.try_get("retire_after")?,
+                })
+            }
+
+            async fn insert_signing_key(conn: &mut Conn, k: &StoredSigningKey) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&k.kid)
+                .bind(&k.alg)
+                .bind(&k.public_jwk)
+                .bind(&k.sealed_private_key)
+                .bind(k.created_at)
+                .bind(k.active_from)
+                .bind(k.retire_after)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
             }
 
             #[async_trait]
@@ -541,6 +570,124 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected();
                     Ok(n == 1)
+                }
+
+                // --- tokens ---
+
+                async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
+                    let rows = sqlx::query(
+                        "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
+                         FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
+                         ORDER BY active_from, created_at, kid",
+                    )
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(signing_key_from_row).collect()
+                }
+
+                async fn insert_first_signing_key(
+                    &self,
+                    key: &StoredSigningKey,
+                    now: UnixSeconds,
+                ) -> Result<bool> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    // Writing this row first serializes concurrent first starts on PostgreSQL:
+                    // the second waits on the row lock until the first commits, and then its
+                    // count below (a new statement, a new snapshot) sees the first one's key.
+                    sqlx::query(
+                        "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(now.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    let usable: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM signing_keys \
+                         WHERE active_from <= $1 AND (retire_after IS NULL OR retire_after > $1)",
+                    )
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                    if usable > 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    insert_signing_key(&mut tx, key).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn rotate_signing_key(
+                    &self,
+                    key: &StoredSigningKey,
+                    retire_others_after: UnixSeconds,
+                ) -> Result<()> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    sqlx::query(
+                        "UPDATE signing_keys SET retire_after = $1 \
+                         WHERE retire_after IS NULL OR retire_after > $1",
+                    )
+                    .bind(retire_others_after)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_signing_key(&mut tx, key).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn revoke_access_token(
+                    &self,
+                    jti: &str,
+                    exp: UnixSeconds,
+                    now: UnixSeconds,
+                ) -> Result<bool> {
+                    let n = sqlx::query(
+                        "INSERT INTO revoked_tokens (jti, exp, revoked_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (jti) DO NOTHING",
+                    )
+                    .bind(jti)
+                    .bind(exp)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
+                    let row = sqlx::query("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1")
+                        .bind(jti)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.is_some())
+                }
+
+                async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+                    let n = sqlx::query(
+                        "DELETE FROM revoked_tokens WHERE jti IN \
+                         (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)",
+                    )
+                    .bind(now)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n)
+                }
+
+                async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+                    let n = sqlx::query(
+                        "DELETE FROM signing_keys WHERE kid IN \
+                         (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)",
+                    )
+                    .bind(now)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n)
                 }
             }
         }

@@ -12,13 +12,19 @@ use crate::state::AppState;
 
 mod clients;
 mod health;
+pub mod discovery;
+mod introspect;
 mod register;
+pub mod token;
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(clients::router())
         .merge(register::router())
+        .merge(token::router())
+        .merge(introspect::router())
+        .merge(discovery::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())

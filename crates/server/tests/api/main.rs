@@ -3,8 +3,14 @@
 //! HTTP tests: each test starts the real server in-process on 127.0.0.1:0 with its own SQLite
 //! file, and talks to it over HTTP. One test binary for all of them.
 
+mod oauth_support;
 mod support;
 
 mod clients;
+mod discovery;
 mod errors;
+mod introspect;
+mod jwks;
+mod management;
 mod register;
+mod token;

@@ -1,0 +1,98 @@
+//! Background work of a running server: reloading the signing keys, and purging rows nobody
+//! needs any more, in bounded batches so that no table grows without end and no purge holds a
+//! long transaction.
+//!
+//! Each purge is one entry in [`PURGES`]: a name and a store call that deletes at most `limit`
+//! expired rows. Adding a table to the purge is adding an entry.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth_core::UnixSeconds;
+use oauth_store::Store;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// Rows deleted per statement.
+pub const PURGE_BATCH: i64 = 500;
+/// Statements per purge and run; the rest waits for the next run.
+pub const MAX_BATCHES_PER_RUN: usize = 20;
+
+type PurgeFuture<'a> = Pin<Box<dyn Future<Output = oauth_store::Result<u64>> + Send + 'a>>;
+type PurgeFn = for<'a> fn(&'a dyn Store, UnixSeconds, i64) -> PurgeFuture<'a>;
+
+fn revoked_tokens(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+    s.purge_revoked_tokens(now, limit)
+}
+
+fn retired_signing_keys(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+    s.purge_retired_signing_keys(now, limit)
+}
+
+/// Every purge, by name.
+pub const PURGES: &[(&str, PurgeFn)] = &[
+    ("revoked_tokens", revoked_tokens),
+    ("signing_keys", retired_signing_keys),
+];
+
+/// Runs every purge once; returns how many rows each deleted. A failing purge is logged and
+/// the others still run.
+pub async fn purge_once(store: &dyn Store, now: UnixSeconds) -> Vec<(&'static str, u64)> {
+    let mut out = Vec::with_capacity(PURGES.len());
+    for (name, purge) in PURGES {
+        let mut total = 0;
+        for _ in 0..MAX_BATCHES_PER_RUN {
+            match purge(store, now, PURGE_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < PURGE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(purge = name, error = %e, "purge failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(purge = name, rows = total, "purged expired rows");
+        }
+        out.push((*name, total));
+    }
+    out
+}
+
+/// Starts the periodic tasks; they run until aborted.
+pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    let reload = {
+        let state = state.clone();
+        let every = Duration::from_secs(state.config.tokens.key_reload_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.keys.reload(state.clock.now()).await {
+                    tracing::warn!(error = %e, "reloading signing keys failed; keeping the loaded ones");
+                }
+            }
+        })
+    };
+    let purge = {
+        let store: Arc<dyn Store> = state.store.clone();
+        let clock = state.clock.clone();
+        let every = Duration::from_secs(state.config.tokens.purge_interval_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                purge_once(store.as_ref(), clock.now()).await;
+            }
+        })
+    };
+    vec![reload, purge]
+}

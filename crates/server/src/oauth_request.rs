@@ -1,0 +1,354 @@
+//! What the OAuth endpoints (`/oauth/token`, `/oauth/introspect`, `/oauth/revoke`) share: the
+//! request parameters, form-encoded (RFC 6749 §4.1.3) or JSON (what the Python SDK sends), and
+//! client authentication (RFC 6749 §2.3).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRef, FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use oauth_core::{secret, Client};
+
+use crate::error::ApiError;
+use crate::extract::{content_type, is_json, read_body};
+use crate::state::AppState;
+
+/// The request's parameters, each at most once. An empty value counts as absent (RFC 6749 §3.1);
+/// unknown parameters are kept and ignored by the handlers (also §3.1).
+#[derive(Debug, Default)]
+pub struct OAuthParams(BTreeMap<String, String>);
+
+impl OAuthParams {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The parameter, or `invalid_request` naming it.
+    pub fn require(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key)
+            .ok_or_else(|| ApiError::oauth("invalid_request", format!("`{key}` is required")))
+    }
+
+    /// From a form body: a repeated parameter is an error (RFC 6749 §3.1).
+    pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let mut map = BTreeMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    format!("the parameter `{k}` appears more than once"),
+                ));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// From a JSON object whose values are strings (`null` is absent). Numbers and booleans
+    /// are refused rather than guessed at; a key given twice is refused like a repeated form
+    /// parameter.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let pairs: JsonPairs = serde_json::from_slice(body)
+            .map_err(|e| ApiError::oauth("invalid_request", format!("malformed JSON body: {e}")))?;
+        let mut map = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, v) in pairs.0 {
+            let value = match v {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Null => None,
+                _ => {
+                    return Err(ApiError::oauth(
+                        "invalid_request",
+                        format!("the parameter `{k}` must be a string"),
+                    ))
+                }
+            };
+            if !seen.insert(k.clone()) {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    format!("the parameter `{k}` appears more than once"),
+                ));
+            }
+            if let Some(v) = value {
+                map.insert(k, v);
+            }
+        }
+        Ok(Self(map))
+    }
+}
+
+/// A JSON object's members in order, duplicates kept (serde_json's map would keep the last).
+struct JsonPairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<JsonPairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
+                    out.push(entry);
+                }
+                Ok(JsonPairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<S> FromRequest<S> for OAuthParams
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = AppState::from_ref(state).config.max_body_bytes;
+        let json = is_json(req.headers());
+        let form =
+            content_type(req.headers()).as_deref() == Some("application/x-www-form-urlencoded");
+        if !json && !form {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "send the parameters as application/x-www-form-urlencoded or application/json",
+            ));
+        }
+        let bytes = read_body(req.into_body(), limit).await?;
+        if json {
+            Self::from_json(&bytes)
+        } else {
+            Self::from_form(&bytes)
+        }
+    }
+}
+
+/// How a client presented itself (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredentials {
+    /// `client_secret_basic`.
+    Basic { client_id: String, secret: String },
+    /// `client_secret_post`.
+    Post { client_id: String, secret: String },
+    /// A public client: `client_id` alone in the body (RFC 6749 §3.2.1).
+    IdOnly { client_id: String },
+}
+
+impl ClientCredentials {
+    pub fn used_basic(&self) -> bool {
+        matches!(self, ClientCredentials::Basic { .. })
+    }
+
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientCredentials::Basic { client_id, .. }
+            | ClientCredentials::Post { client_id, .. }
+            | ClientCredentials::IdOnly { client_id } => client_id,
+        }
+    }
+
+    fn secret(&self) -> Option<&str> {
+        match self {
+            ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+                Some(secret)
+            }
+            ClientCredentials::IdOnly { .. } => None,
+        }
+    }
+
+    /// The client's credentials in this request, if any. An `Authorization: Bearer` header is
+    /// not client authentication and is ignored here (the official SDKs send their API key on
+    /// every call). Basic together with a body secret is two methods at once: refused
+    /// (RFC 6749 §2.3).
+    pub fn from_request(
+        headers: &HeaderMap,
+        params: &OAuthParams,
+    ) -> Result<Option<Self>, ApiError> {
+        let body_id = params.get("client_id");
+        let body_secret = params.get("client_secret");
+        if let Some((client_id, secret)) = basic_credentials(headers)? {
+            if body_secret.is_some() {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    "the client authenticated twice: use HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            if body_id.is_some_and(|id| id != client_id) {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    "client_id in the body differs from the one in HTTP Basic",
+                ));
+            }
+            return Ok(Some(ClientCredentials::Basic { client_id, secret }));
+        }
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Some(ClientCredentials::Post {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+            })),
+            (Some(id), None) => Ok(Some(ClientCredentials::IdOnly {
+                client_id: id.to_owned(),
+            })),
+            (None, Some(_)) => Err(ApiError::oauth(
+                "invalid_request",
+                "client_secret was sent without client_id",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `Authorization: Basic` → (client_id, secret), each form-urlencoded inside the base64
+/// (RFC 6749 §2.3.1) and decoded here. Another scheme is `None`; a broken Basic header is
+/// `invalid_client`.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Ok(value) = value.to_str() else {
+        return Ok(None);
+    };
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let bad = || ApiError::invalid_client(true, "the HTTP Basic credentials are malformed");
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id).ok_or_else(bad)?;
+    let secret = form_decode(secret).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok(Some((id, secret)))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte.
+/// `None` for a broken escape or invalid UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A client whose credentials checked out.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: Client,
+    /// `false` for a public client that sent its id alone.
+    pub with_secret: bool,
+}
+
+/// Checks the credentials against the stored client: a confidential client must present its
+/// secret (verified in constant time against the stored hash); a public client must not
+/// present one.
+pub async fn authenticate_client(
+    state: &AppState,
+    creds: &ClientCredentials,
+) -> Result<AuthenticatedClient, ApiError> {
+    let basic = creds.used_basic();
+    let failed = || ApiError::invalid_client(basic, "client authentication failed");
+    let Some(client) = state.store.get_client(creds.client_id()).await? else {
+        tracing::info!(client_id = %creds.client_id(), "unknown client");
+        return Err(failed());
+    };
+    let ok = match (&client.secret_hash, creds.secret()) {
+        (Some(hash), Some(presented)) => secret::verify_secret(presented, hash),
+        (None, None) => true,
+        _ => false,
+    };
+    if !ok {
+        tracing::info!(client_id = %client.client_id, "client authentication failed");
+        return Err(failed());
+    }
+    Ok(AuthenticatedClient {
+        with_secret: creds.secret().is_some(),
+        client,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn basic(id: &str, secret: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let v = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let params = OAuthParams::default();
+        let c = ClientCredentials::from_request(&basic("my%20id", "a%2Bb+c%3A"), &params).unwrap();
+        assert_eq!(
+            c,
+            Some(ClientCredentials::Basic {
+                client_id: "my id".into(),
+                secret: "a+b c:".into()
+            })
+        );
+        assert!(ClientCredentials::from_request(&basic("id", "%zz"), &params).is_err());
+    }
+
+    #[test]
+    fn bearer_is_ignored_and_two_methods_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer KEYabc"),
+        );
+        let params = OAuthParams::from_form(b"client_id=c&client_secret=s").unwrap();
+        assert_eq!(
+            ClientCredentials::from_request(&h, &params).unwrap(),
+            Some(ClientCredentials::Post {
+                client_id: "c".into(),
+                secret: "s".into()
+            })
+        );
+        let e = ClientCredentials::from_request(&basic("c", "s"), &params).unwrap_err();
+        assert_eq!(e.error_code(), "invalid_request");
+    }
+
+    #[test]
+    fn params_reject_repeats_and_non_strings() {
+        assert!(OAuthParams::from_form(b"a=1&a=2").is_err());
+        assert!(OAuthParams::from_json(br#"{"a": 1}"#).is_err());
+        assert!(OAuthParams::from_json(b"[1]").is_err());
+        assert!(OAuthParams::from_json(br#"{"a": "x", "a": "y"}"#).is_err());
+        assert!(OAuthParams::from_json(br#"{"a": null, "a": "y"}"#).is_err());
+        let p = OAuthParams::from_json(br#"{"a": "x", "b": null, "c": ""}"#).unwrap();
+        assert_eq!(p.get("a"), Some("x"));
+        assert_eq!(p.get("b"), None);
+        assert_eq!(p.get("c"), None, "empty is absent");
+    }
+}

@@ -1,0 +1,123 @@
+//! What the server says about itself, all from memory: the authorization server metadata
+//! (RFC 8414), the protected resource metadata (RFC 9728) and the JWK set (RFC 7517).
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use oauth_wire::{AuthorizationServerMetadata, ProtectedResourceMetadata};
+
+use crate::error::ApiError;
+use crate::routes::token::SUPPORTED_GRANT_TYPES;
+use crate::state::AppState;
+
+pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(AS_METADATA_PATH, get(authorization_server))
+        .route(
+            &format!("{AS_METADATA_PATH}/{{*issuer_path}}"),
+            get(authorization_server_with_path),
+        )
+        .route(RESOURCE_METADATA_PATH, get(protected_resource))
+        .route(
+            &format!("{RESOURCE_METADATA_PATH}/{{*resource_path}}"),
+            get(protected_resource_with_path),
+        )
+        .route("/oauth/jwks", get(jwks))
+}
+
+/// RFC 8414 §2.
+pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMetadata {
+    let iss = &state.issuer;
+    let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    AuthorizationServerMetadata {
+        issuer: iss.to_string(),
+        authorization_endpoint: Some(format!("{iss}/oauth/authorize")),
+        token_endpoint: Some(format!("{iss}/oauth/token")),
+        introspection_endpoint: Some(format!("{iss}/oauth/introspect")),
+        revocation_endpoint: Some(format!("{iss}/oauth/revoke")),
+        registration_endpoint: Some(format!("{iss}/oauth/register")),
+        jwks_uri: Some(format!("{iss}/oauth/jwks")),
+        response_types_supported: strs(&["code"]),
+        grant_types_supported: strs(SUPPORTED_GRANT_TYPES),
+        // PKCE S256 is always on; `plain` is listed only when the operator enables it, with the
+        // authorization flow's configuration.
+        code_challenge_methods_supported: strs(&["S256"]),
+        scopes_supported: state.config.scopes.names(),
+        token_endpoint_auth_methods_supported: strs(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ]),
+        authorization_response_iss_parameter_supported: Some(true),
+    }
+}
+
+/// RFC 9728 §2: this server as a protected resource (its management API).
+pub fn protected_resource_metadata(state: &AppState) -> ProtectedResourceMetadata {
+    ProtectedResourceMetadata {
+        resource: state.issuer.to_string(),
+        authorization_servers: vec![state.issuer.to_string()],
+        scopes_supported: state.config.scopes.names(),
+        bearer_methods_supported: vec!["header".to_owned()],
+    }
+}
+
+async fn authorization_server(State(state): State<AppState>) -> Response {
+    Json(authorization_server_metadata(&state)).into_response()
+}
+
+/// RFC 8414 §3.1: for an issuer with a path, the metadata lives at the well-known path
+/// followed by the issuer's path. Only that path answers.
+async fn authorization_server_with_path(
+    State(state): State<AppState>,
+    Path(issuer_path): Path<String>,
+) -> Result<Response, ApiError> {
+    if !matches_issuer_path(&state, &issuer_path) {
+        return Err(ApiError::not_found("authorization server metadata"));
+    }
+    Ok(Json(authorization_server_metadata(&state)).into_response())
+}
+
+async fn protected_resource(State(state): State<AppState>) -> Response {
+    Json(protected_resource_metadata(&state)).into_response()
+}
+
+/// RFC 9728 §3.1: the same insertion rule for a resource identifier with a path.
+async fn protected_resource_with_path(
+    State(state): State<AppState>,
+    Path(resource_path): Path<String>,
+) -> Result<Response, ApiError> {
+    if !matches_issuer_path(&state, &resource_path) {
+        return Err(ApiError::not_found("protected resource metadata"));
+    }
+    Ok(Json(protected_resource_metadata(&state)).into_response())
+}
+
+fn matches_issuer_path(state: &AppState, path: &str) -> bool {
+    let issuer_path = url::Url::parse(&state.issuer)
+        .map(|u| u.path().trim_matches('/').to_owned())
+        .unwrap_or_default();
+    !issuer_path.is_empty() && issuer_path == path.trim_matches('/')
+}
+
+/// The published keys, from memory: answers even while the database is down.
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = (StatusCode::OK, state.keys.jwks_json()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Short enough that a key rotated in with the default publish delay is seen by verifiers
+    // long before it signs.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}

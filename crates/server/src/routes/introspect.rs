@@ -1,0 +1,151 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009).
+//!
+//! Introspection answers `{"active": false}` and nothing else for every token that is not
+//! active (§2.2), and also for an active token the caller may not see: a client sees only its
+//! own tokens, a user only tokens of their organization's clients.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use oauth_core::jwt::{self, Expect};
+use oauth_core::secret;
+use oauth_store::User;
+use oauth_wire::IntrospectResponse;
+
+use crate::error::ApiError;
+use crate::extract::bearer_token;
+use crate::oauth_request::{authenticate_client, ClientCredentials, OAuthParams};
+use crate::routes::token::no_store;
+use crate::signing::CLOCK_LEEWAY_SECS;
+use crate::state::AppState;
+use crate::tokens::{active_access_token, token_user};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/introspect", post(introspect))
+        .route("/oauth/revoke", post(revoke))
+}
+
+/// Who asks (RFC 7662 §2.1: the endpoint requires authorization).
+enum Introspector {
+    Client(String),
+    User(User),
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: OAuthParams,
+) -> Result<Response, ApiError> {
+    let who = introspector(&state, &headers, &params).await?;
+    let token = params.require("token")?;
+    // `token_type_hint` may be ignored (§2.1); only access tokens exist so far. Refresh tokens
+    // join here with the authorization flow.
+    let mut body = IntrospectResponse::default();
+    if let Some(active) = active_access_token(&state, token, None).await? {
+        let visible = match &who {
+            Introspector::Client(id) => *id == active.client.client_id,
+            Introspector::User(user) => user.org_id == active.client.org_id,
+        };
+        if visible {
+            let c = active.claims;
+            body = IntrospectResponse {
+                active: true,
+                aud: Some(c.aud),
+                client_id: Some(c.client_id),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                iss: Some(c.iss),
+                scope: Some(c.scope),
+                sub: Some(c.sub),
+                token_type: Some("Bearer".to_owned()),
+                jti: Some(c.jti),
+            };
+        }
+    }
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// Client authentication (Basic or body, with a secret) if present; otherwise a Bearer API key
+/// or access token of this server, acting for its user.
+async fn introspector(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &OAuthParams,
+) -> Result<Introspector, ApiError> {
+    let creds = ClientCredentials::from_request(headers, params)?;
+    if let Some(c @ (ClientCredentials::Basic { .. } | ClientCredentials::Post { .. })) = &creds {
+        let client = authenticate_client(state, c).await?;
+        return Ok(Introspector::Client(client.client.client_id));
+    }
+    if let Some(credential) = bearer_token(headers) {
+        let user = if jwt::looks_like_jwt(credential) {
+            match active_access_token(state, credential, Some(&state.issuer)).await? {
+                Some(active) => token_user(state, &active).await?,
+                None => None,
+            }
+        } else {
+            state
+                .store
+                .authenticate_api_key(&secret::hash_secret(credential), state.clock.now())
+                .await?
+                .map(|(_, user)| user)
+        };
+        return match user {
+            Some(u) => Ok(Introspector::User(u)),
+            None => Err(ApiError::invalid_client(
+                false,
+                "the bearer credential is unknown, expired or revoked",
+            )),
+        };
+    }
+    Err(ApiError::invalid_client(
+        false,
+        "introspection requires client authentication (HTTP Basic or client_id and client_secret) or a bearer API key",
+    ))
+}
+
+/// RFC 7009 §2: the client revokes one of its own tokens. The answer is 200 whether or not the
+/// token was known, valid, or the client's (§2.2), so that it reveals nothing about tokens.
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: OAuthParams,
+) -> Result<Response, ApiError> {
+    let Some(creds) = ClientCredentials::from_request(&headers, &params)? else {
+        return Err(ApiError::invalid_client(
+            false,
+            "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
+        ));
+    };
+    let client = authenticate_client(&state, &creds).await?.client;
+    let token = params.require("token")?;
+    if jwt::looks_like_jwt(token) {
+        let now = state.clock.now();
+        let expect = Expect {
+            issuer: &state.issuer,
+            now,
+            leeway: CLOCK_LEEWAY_SECS,
+            audience: None,
+        };
+        // An expired or forged token needs no revoking.
+        if let Ok(claims) = state.keys.verify(token, &expect).await {
+            if claims.client_id == client.client_id {
+                if state
+                    .store
+                    .revoke_access_token(&claims.jti, claims.exp, now)
+                    .await?
+                {
+                    tracing::info!(client_id = %client.client_id, token = %secret::log_label(token), "revoked an access token");
+                }
+            } else {
+                tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
+            }
+        }
+    }
+    // Refresh tokens (opaque, not JWTs) are revoked here, with their family, once the
+    // authorization flow issues them.
+    Ok(no_store(().into_response()))
+}

@@ -1,0 +1,119 @@
+//! The management API with access tokens of this server: `admin` scope required, the token's
+//! user (for client_credentials, the client's owner) acts, expiry and revocation hold.
+
+use std::sync::Arc;
+
+use oauth_server::clock::ManualClock;
+use serde_json::json;
+
+use crate::oauth_support::{basic, cc_client, cc_client_with, cc_token, post_form};
+use crate::support::{confidential_client, TestApp};
+
+#[tokio::test]
+async fn an_admin_scoped_token_acts_for_the_clients_owner() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, Some("admin")).await;
+    let (status, body) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    // Writes too, in the owner's organization.
+    let created = app
+        .create_client(&token, confidential_client("Made by token"))
+        .await;
+    assert_eq!(created["org_id"], app.admin_org.as_str());
+    let (status, _) = app.get(&token, "/v2/oauth_clients").await;
+    assert_eq!(status, 200);
+
+    // Another organization's client owner sees only their own organization.
+    let bob = app.user("bob@b.example", "org-b").await;
+    let (bid, bsecret) = cc_client_with(&app, &bob.api_key, confidential_client("B")).await;
+    let btoken = cc_token(&app, &bid, &bsecret, Some("admin")).await;
+    let (status, body) = app.get(&btoken, "/oauth_clients").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"][0]["client_id"], bid.as_str());
+    let (status, _) = app.get(&btoken, &format!("/oauth_clients/{id}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_token_without_admin_is_403_insufficient_scope() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, Some("messaging")).await;
+    let r = app
+        .http
+        .get(app.at("/oauth_clients"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"admin\""),
+        "{challenge}"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+    let (status, _) = app.post_json(&token, "/oauth_clients", &json!({})).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_expired_or_revoked_token_is_401_with_the_resource_metadata() {
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, None).await;
+    let revoked = cc_token(&app, &id, &secret, None).await;
+    post_form(
+        &app,
+        "/oauth/revoke",
+        Some(&basic(&id, &secret)),
+        &[("token", &revoked)],
+    )
+    .await;
+    let metadata = format!(
+        "resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+        app.server.issuer
+    );
+    for t in [&revoked] {
+        let r = app
+            .http
+            .get(app.at("/oauth_clients"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(&metadata));
+    }
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 200);
+    clock.advance(3600);
+    let r = app
+        .http
+        .get(app.at("/oauth_clients"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"].to_str().unwrap(),
+        format!("Bearer error=\"invalid_token\", {metadata}")
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+}
