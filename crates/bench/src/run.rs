@@ -191,9 +191,6 @@ async fn run_side(ctx: &Ctx, s: &'static Scenario, side: Side) -> SideResult {
     };
     let outcome = match plan {
         Plan::NotApplicable => Outcome::NotApplicable,
-        Plan::Unavailable(reason) => Outcome::Skipped {
-            reason: (*reason).to_owned(),
-        },
         Plan::Run(prepare) => {
             if side == Side::Peer && ctx.peer_dir.is_none() {
                 Outcome::Skipped {

@@ -33,8 +33,6 @@ pub enum Plan {
     Run(Prepare),
     /// The side has no such operation (shown as "n/a").
     NotApplicable,
-    /// Not measurable yet; the reason is printed.
-    Unavailable(&'static str),
 }
 
 pub struct Scenario {
@@ -49,8 +47,6 @@ pub struct Scenario {
     /// How the peer's side differs, when it does.
     pub peer_note: Option<&'static str>,
 }
-
-const TOKENS_PENDING: &str = "needs the token endpoint (tokens branch)";
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -85,8 +81,8 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "client-credentials-es256",
         about: "POST /oauth/token grant_type=client_credentials, JWT access token signed ES256",
         connections: 16,
-        server_env: &[],
-        ours: Plan::Unavailable(TOKENS_PENDING),
+        server_env: &[("OAUTH_TOKEN_ALGORITHM", "es256")],
+        ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_es256),
         peer_note: None,
     },
@@ -94,8 +90,8 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "client-credentials-eddsa",
         about: "client_credentials, JWT access token signed EdDSA (Ed25519)",
         connections: 16,
-        server_env: &[],
-        ours: Plan::Unavailable(TOKENS_PENDING),
+        server_env: &[("OAUTH_TOKEN_ALGORITHM", "eddsa")],
+        ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_eddsa),
         peer_note: None,
     },
@@ -103,8 +99,8 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "client-credentials-rs256",
         about: "client_credentials, JWT access token signed RS256 (2048-bit)",
         connections: 16,
-        server_env: &[],
-        ours: Plan::Unavailable(TOKENS_PENDING),
+        server_env: &[("OAUTH_TOKEN_ALGORITHM", "rs256")],
+        ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_rs256),
         peer_note: None,
     },
@@ -113,7 +109,7 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "POST /oauth/introspect of a JWT access token (RFC 7662)",
         connections: 16,
         server_env: &[],
-        ours: Plan::Unavailable(TOKENS_PENDING),
+        ours: Plan::Run(prepare_ours_introspect),
         peer: Plan::Run(prepare_peer_introspect),
         peer_note: Some("oidc-provider refuses to introspect JWTs: it introspects an opaque token"),
     },
@@ -268,6 +264,90 @@ fn prepare_register(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operatio
     })
 }
 
+/// A confidential client_credentials client of ours: (client_id, client_secret).
+async fn ours_client(t: &Target) -> anyhow::Result<(String, String)> {
+    let created: serde_json::Value = t
+        .http
+        .post(t.url("/oauth_clients"))
+        .bearer_auth(&t.api_key)
+        .json(&create_client_body(0))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["data"]["client_id"]
+        .as_str()
+        .context("no client_id")?;
+    let secret = created["data"]["client_secret"]
+        .as_str()
+        .context("no client_secret")?;
+    Ok((id.to_owned(), secret.to_owned()))
+}
+
+/// Our token endpoint; the signing algorithm is the scenario's `OAUTH_TOKEN_ALGORITHM`.
+fn prepare_ours_token(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let (id, secret) = ours_client(t).await?;
+        let form = "grant_type=client_credentials&scope=admin".to_owned();
+        Ok(
+            Arc::new(token_request("/oauth/token", basic(&id, &secret), form))
+                as Arc<dyn Operation>,
+        )
+    })
+}
+
+/// Introspection of one of our JWT access tokens by the client it was issued to.
+fn prepare_ours_introspect(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let (id, secret) = ours_client(t).await?;
+        let token: serde_json::Value = t
+            .http
+            .post(t.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "admin")])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let access = token["access_token"]
+            .as_str()
+            .context("no access_token from our server")?;
+        if access.split('.').count() != 3 {
+            bail!("our access token is not a JWT");
+        }
+        Ok(introspect_request(
+            "/oauth/introspect",
+            basic(&id, &secret),
+            access,
+        ))
+    })
+}
+
+/// An introspection request with HTTP Basic client authentication; the token must be active.
+fn introspect_request(path: &'static str, auth: HeaderValue, token: &str) -> Arc<dyn Operation> {
+    let form = format!(
+        "token={}",
+        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+    );
+    Arc::new(Single {
+        build: Box::new(move |_| {
+            let mut req = request(
+                Method::POST,
+                path,
+                Some("application/x-www-form-urlencoded"),
+                Bytes::from(form.clone()),
+            );
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+            req
+        }),
+        status: StatusCode::OK,
+        body_contains: Some("\"active\":true".to_owned()),
+    })
+}
+
 /// The peer's resource servers (bench/oidc-provider/provider.js): the default one signs ES256.
 const PEER_RESOURCE_EDDSA: &str = "https://api.bench.example/eddsa";
 const PEER_RESOURCE_RS256: &str = "https://api.bench.example/rs256";
@@ -342,27 +422,11 @@ fn prepare_peer_introspect(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn O
         let access = token["access_token"]
             .as_str()
             .context("no access_token from the peer")?;
-        let form = format!(
-            "token={}",
-            url::form_urlencoded::byte_serialize(access.as_bytes()).collect::<String>()
-        );
-        let auth = basic(&id, &secret);
-        let op = Single {
-            build: Box::new(move |_| {
-                let mut req = request(
-                    Method::POST,
-                    "/token/introspection",
-                    Some("application/x-www-form-urlencoded"),
-                    Bytes::from(form.clone()),
-                );
-                req.headers_mut()
-                    .insert(header::AUTHORIZATION, auth.clone());
-                req
-            }),
-            status: StatusCode::OK,
-            body_contains: Some("\"active\":true".to_owned()),
-        };
-        Ok(Arc::new(op) as Arc<dyn Operation>)
+        Ok(introspect_request(
+            "/token/introspection",
+            basic(&id, &secret),
+            access,
+        ))
     })
 }
 
