@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod clients;
-mod health;
 pub mod discovery;
+mod health;
 mod introspect;
 mod register;
 pub mod token;
