@@ -31,7 +31,8 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// The oauth-server binary [default: build and use target/release/oauth-server].
+    /// The oauth-server binary [default: target/release/oauth-server; build it first with
+    /// `cargo build --release -p oauth-server`].
     #[arg(long)]
     pub server: Option<PathBuf>,
     /// Run on PostgreSQL: a URL whose user may create databases (a fresh one per server start,

@@ -1,8 +1,8 @@
 //! One benchmark run: choose the scenarios, build or find the server, install the peer, then for
 //! each scenario and side start a fresh server, prepare, load, measure and stop it.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,16 +63,16 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
     }
 
     let root = target::workspace_root();
+    // The harness builds nothing: a cargo child inherits `cargo run`'s environment and may
+    // rebuild the dependency tree with other settings. `cargo build --release -p oauth-server`
+    // comes first.
     let bin = match &args.server {
         Some(p) => p.clone(),
-        None => {
-            build_server(&root).await?;
-            root.join("target/release/oauth-server")
-        }
+        None => root.join("target/release/oauth-server"),
     };
     if !bin.is_file() {
         bail!(
-            "no server binary at {} (cargo build --release -p oauth-server)",
+            "no server binary at {}: run `cargo build --release -p oauth-server` first, or pass --server PATH",
             bin.display()
         );
     }
@@ -153,24 +153,6 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `cargo build --release -p oauth-server`: a no-op when the binary is up to date.
-async fn build_server(root: &Path) -> anyhow::Result<()> {
-    eprintln!("== cargo build --release -p oauth-server");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = tokio::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "oauth-server"])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release -p oauth-server failed");
-    }
-    Ok(())
 }
 
 async fn run_all(ctx: &Ctx, selected: &[&'static Scenario]) -> Vec<ScenarioResult> {
