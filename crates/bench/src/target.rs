@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use base64::Engine as _;
 use rand::Rng;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -188,11 +189,16 @@ pub async fn start_ours(
     smoke: bool,
 ) -> anyhow::Result<Target> {
     let database_url = dbs.fresh(label).await?;
+    // Encrypts the signing keys at rest; required on PostgreSQL. Random per server: the database
+    // does not outlive it.
+    let kek =
+        base64::engine::general_purpose::STANDARD.encode(rand::thread_rng().gen::<[u8; 32]>());
     let admin = |args: &[&str]| {
         let mut c = Command::new(bin);
         c.args(args)
             .arg("--json")
             .env("OAUTH_DATABASE_URL", &database_url)
+            .env("OAUTH_KEY_ENCRYPTION_KEY", &kek)
             .env("OAUTH_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -231,6 +237,7 @@ pub async fn start_ours(
     let mut cmd = pinning.server_command(bin);
     cmd.arg("serve")
         .env("OAUTH_DATABASE_URL", &database_url)
+        .env("OAUTH_KEY_ENCRYPTION_KEY", &kek)
         .env("OAUTH_BIND", "127.0.0.1:0")
         .env("OAUTH_REGISTRATION_ORG", BENCH_ORG);
     for (k, v) in env {
