@@ -16,6 +16,7 @@ impl PostgresStore {
         begin_write: "BEGIN",
         strpos: "strpos",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
+        for_update: " FOR UPDATE",
     };
 
     pub async fn connect(url: &str) -> Result<Self> {

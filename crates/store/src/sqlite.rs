@@ -17,6 +17,7 @@ impl SqliteStore {
         begin_write: "BEGIN IMMEDIATE",
         strpos: "instr",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
+        for_update: "",
     };
 
     /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy

@@ -18,9 +18,14 @@ async fn create_returns_the_secret_once_and_stores_only_its_hash() {
     assert_eq!(secret.len(), 43, "256 random bits, base64url");
     let id = c["client_id"].as_str().unwrap();
 
-    let (status, got) = app.get(&app.admin_key, &format!("/oauth_clients/{id}")).await;
+    let (status, got) = app
+        .get(&app.admin_key, &format!("/oauth_clients/{id}"))
+        .await;
     assert_eq!(status, 200);
-    assert!(got["data"]["client_secret"].is_null(), "never again on read");
+    assert!(
+        got["data"]["client_secret"].is_null(),
+        "never again on read"
+    );
     assert_eq!(got["data"]["allowed_scopes"], json!(["admin", "messaging"]));
 
     let stored = app.server.store.get_client(id).await.unwrap().unwrap();

@@ -67,7 +67,10 @@ impl TestApp {
         let server = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
             .await
             .expect("server starts");
-        let bootstrap = server.bootstrap.clone().expect("a fresh database bootstraps an admin");
+        let bootstrap = server
+            .bootstrap
+            .clone()
+            .expect("a fresh database bootstraps an admin");
         let url = server.url();
         TestApp {
             url,
@@ -106,9 +109,15 @@ impl TestApp {
     pub async fn user(&self, email: &str, org: &str) -> TestUser {
         let store = self.server.store.as_ref();
         let now = self.clock.now();
-        let created = accounts::create_user(store, email, Some(org), Some("correct horse battery".into()), now)
-            .await
-            .expect("create user");
+        let created = accounts::create_user(
+            store,
+            email,
+            Some(org),
+            Some("correct horse battery".into()),
+            now,
+        )
+        .await
+        .expect("create user");
         let key = accounts::create_api_key(store, email, Some("test".into()), now)
             .await
             .expect("create key");
