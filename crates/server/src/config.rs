@@ -50,6 +50,17 @@ pub struct ConfigArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false].
+    #[arg(long, env = "OAUTH_ALLOW_PLAIN_PKCE", global = true)]
+    pub allow_plain_pkce: Option<bool>,
+    /// Address of an external consent page (it gets `?consent_token=...`) [default: the
+    /// built-in page, /consent].
+    #[arg(long, env = "OAUTH_CONSENT_URL", global = true)]
+    pub consent_url: Option<String>,
+    /// Skip the consent page when the user already granted the client every requested scope
+    /// [default: false].
+    #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
+    pub skip_consent_if_granted: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -79,6 +90,20 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
+    authorization: Option<FileAuthorization>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuthorization {
+    allow_plain_pkce: Option<bool>,
+    consent_url: Option<String>,
+    skip_consent_if_granted: Option<bool>,
+    resources: Option<Vec<String>>,
+    session_lifetime_secs: Option<i64>,
+    login_failure_window_secs: Option<i64>,
+    login_max_failures_per_account: Option<u64>,
+    login_max_failures_per_ip: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +126,43 @@ pub struct Config {
     pub log_format: LogFormat,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
+    pub authorization: AuthorizationConfig,
+}
+
+/// The authorization code flow's options (`[authorization]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationConfig {
+    /// Accept PKCE `plain`; off by default (RFC 9700 §2.1.1).
+    pub allow_plain_pkce: bool,
+    /// An external consent page; `None`: the built-in `/consent`.
+    pub consent_url: Option<String>,
+    /// Skip the consent page when a live grant already covers the request.
+    pub skip_consent_if_granted: bool,
+    /// RFC 8707 resources accepted in `resource`; empty means just the issuer.
+    pub resources: Vec<String>,
+    /// How long a login session lasts.
+    pub session_lifetime_secs: i64,
+    /// The window in which failed logins are counted.
+    pub login_failure_window_secs: i64,
+    /// Failed logins to one account within the window before it is locked for the window.
+    pub login_max_failures_per_account: u64,
+    /// Failed logins from one client address within the window before it is locked.
+    pub login_max_failures_per_ip: u64,
+}
+
+impl Default for AuthorizationConfig {
+    fn default() -> Self {
+        Self {
+            allow_plain_pkce: false,
+            consent_url: None,
+            skip_consent_if_granted: false,
+            resources: Vec::new(),
+            session_lifetime_secs: 12 * 3600,
+            login_failure_window_secs: 15 * 60,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 30,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -140,6 +202,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
+            .field("authorization", &self.authorization)
             .finish()
     }
 }
@@ -171,6 +234,7 @@ impl Default for Config {
                 default_scopes: scopes.names(),
             },
             scopes,
+            authorization: AuthorizationConfig::default(),
         }
     }
 }
@@ -216,6 +280,33 @@ impl Config {
         if let Some(v) = reg.default_scopes {
             config.registration.default_scopes = v;
         }
+        let authz = file.authorization.unwrap_or_default();
+        let a = &mut config.authorization;
+        if let Some(v) = args.allow_plain_pkce.or(authz.allow_plain_pkce) {
+            a.allow_plain_pkce = v;
+        }
+        a.consent_url = args.consent_url.clone().or(authz.consent_url);
+        if let Some(v) = args
+            .skip_consent_if_granted
+            .or(authz.skip_consent_if_granted)
+        {
+            a.skip_consent_if_granted = v;
+        }
+        if let Some(v) = authz.resources {
+            a.resources = v;
+        }
+        if let Some(v) = authz.session_lifetime_secs {
+            a.session_lifetime_secs = v;
+        }
+        if let Some(v) = authz.login_failure_window_secs {
+            a.login_failure_window_secs = v;
+        }
+        if let Some(v) = authz.login_max_failures_per_account {
+            a.login_max_failures_per_account = v;
+        }
+        if let Some(v) = authz.login_max_failures_per_ip {
+            a.login_max_failures_per_ip = v;
+        }
         config.check()?;
         Ok(config)
     }
@@ -232,6 +323,26 @@ impl Config {
             && self.registration.initial_access_token_hash.is_none()
         {
             bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        let a = &self.authorization;
+        if let Some(u) = &a.consent_url {
+            let url = url::Url::parse(u)
+                .with_context(|| format!("authorization.consent_url {u:?} is not a URL"))?;
+            if !matches!(url.scheme(), "https" | "http") || url.fragment().is_some() {
+                bail!("configuration: authorization.consent_url must be an http(s) URL without a fragment");
+            }
+        }
+        for r in &a.resources {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            if url::Url::parse(r).is_err() || r.contains('#') {
+                bail!("configuration: authorization.resources: {r:?} must be an absolute URI without a fragment");
+            }
+        }
+        if a.session_lifetime_secs < 60 || a.login_failure_window_secs < 1 {
+            bail!("configuration: authorization.session_lifetime_secs must be at least 60 and login_failure_window_secs at least 1");
+        }
+        if a.login_max_failures_per_account == 0 || a.login_max_failures_per_ip == 0 {
+            bail!("configuration: the login failure limits must be at least 1");
         }
         for s in &self.registration.default_scopes {
             if !self.scopes.contains(s) {
@@ -292,6 +403,9 @@ database_url = "sqlite://from-file.db"
 [registration]
 mode = "token"
 initial_access_token = "s3cret"
+[authorization]
+allow_plain_pkce = true
+resources = ["https://api.example"]
 [[scopes]]
 name = "admin"
 description = "Everything"
@@ -311,6 +425,9 @@ description = "Read"
         assert_eq!(c.database_url, "sqlite://from-flag.db");
         assert_eq!(c.registration.mode, RegistrationMode::Token);
         assert_eq!(c.scopes.names(), vec!["admin", "read"]);
+        assert!(c.authorization.allow_plain_pkce);
+        assert_eq!(c.authorization.resources, vec!["https://api.example"]);
+        assert!(!c.authorization.skip_consent_if_granted);
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 

@@ -14,7 +14,9 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod routes;
+pub mod session;
 pub mod state;
 
 pub use app::{start, start_with_clock, RunningServer};

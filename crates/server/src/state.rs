@@ -21,4 +21,18 @@ impl AppState {
     pub fn protected_resource_metadata_url(&self) -> String {
         format!("{}/.well-known/oauth-protected-resource", self.issuer)
     }
+
+    /// RFC 8707 resources this server accepts: as configured, else the issuer itself.
+    pub fn known_resources(&self) -> Vec<String> {
+        if self.config.authorization.resources.is_empty() {
+            vec![self.issuer.to_string()]
+        } else {
+            self.config.authorization.resources.clone()
+        }
+    }
+
+    /// Cookies get `Secure` when the server is reached over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
 }

@@ -10,7 +10,11 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod authorize;
 mod clients;
+mod consent;
+mod grants;
+mod login;
 mod register;
 
 /// The whole application.
@@ -18,6 +22,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(clients::router())
         .merge(register::router())
+        .merge(authorize::router())
+        .merge(consent::router())
+        .merge(grants::router())
+        .merge(login::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())
