@@ -8,3 +8,6 @@ mod support;
 mod clients;
 mod errors;
 mod register;
+
+mod authorize;
+mod flow;
