@@ -1,1 +1,102 @@
-//! placeholder
+//! Rust SDK for the Telnyx OAuth API, and for any server that speaks it (such as this
+//! repository's `oauth-server`).
+//!
+//! It is shaped like the official Telnyx SDKs: one [`Client`], resources hanging off it
+//! (`client.oauth_clients().list(..)`), typed parameters and answers with the API's exact field
+//! names, errors classified by status, retries with backoff, and pages that can be walked as a
+//! stream.
+//!
+//! ```no_run
+//! use telnyx_oauth::{Client, ClientType, CreateOAuthClient, GrantType};
+//!
+//! # async fn run() -> Result<(), telnyx_oauth::Error> {
+//! // TELNYX_API_KEY, and TELNYX_BASE_URL for a server of your own.
+//! let client = Client::from_env()?;
+//!
+//! let created = client
+//!     .oauth_clients()
+//!     .create(&CreateOAuthClient {
+//!         name: "My OAuth client".into(),
+//!         allowed_scopes: vec!["admin".into()],
+//!         client_type: ClientType::Confidential,
+//!         allowed_grant_types: vec![GrantType::ClientCredentials],
+//!         redirect_uris: None,
+//!         require_pkce: None,
+//!         logo_uri: None,
+//!         policy_uri: None,
+//!         tos_uri: None,
+//!     })
+//!     .await?;
+//! println!("{} {:?}", created.client_id, created.client_secret);
+//! # Ok(()) }
+//! ```
+//!
+//! # Resources
+//!
+//! | resource | methods |
+//! |---|---|
+//! | [`Client::well_known`] | `retrieve_authorization_server_metadata`, `retrieve_protected_resource_metadata` |
+//! | [`Client::oauth`] | `retrieve_authorize`, `retrieve` (consent token), `grants`, `introspect`, `retrieve_jwks`, `register`, `token`, `revoke` |
+//! | [`Client::oauth_clients`] | `list`, `list_auto`, `create`, `retrieve`, `update`, `delete` |
+//! | [`Client::oauth_grants`] | `list`, `list_auto`, `retrieve`, `delete` |
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`]. A status error carries an [`ApiError`] with the status, the
+//! headers and the decoded body (`error`, `error_description`, `errors[]`):
+//!
+//! ```no_run
+//! # async fn run(client: telnyx_oauth::Client) {
+//! use telnyx_oauth::Error;
+//! match client.oauth_clients().retrieve("no-such-id").await {
+//!     Ok(c) => println!("{}", c.name),
+//!     Err(Error::NotFound(e)) => println!("gone: {e}"),
+//!     Err(Error::UnprocessableEntity(e)) => {
+//!         for field in e.body.iter().flat_map(|b| &b.errors) {
+//!             println!("{:?}: {}", field.source, field.title);
+//!         }
+//!     }
+//!     Err(e @ (Error::Connection(_) | Error::Timeout(_))) => println!("network: {e}"),
+//!     Err(e) => println!("{e}"),
+//! }
+//! # }
+//! ```
+//!
+//! # Retries
+//!
+//! Connection errors, timeouts, 408, 409, 429 and 5xx are retried (twice by default), unless the
+//! answer says `x-should-retry: false`; `x-should-retry: true` makes any answer retried. The
+//! delay is the server's `retry-after-ms` or `Retry-After` when between 0 and 60 s, otherwise
+//! `min(0.5 s × 2ⁿ, 8 s)` times a jitter factor in [0.75, 1]. Every attempt carries
+//! `X-Stainless-Retry-Count` (0, 1, 2, ...).
+//!
+//! # Pages
+//!
+//! `list` returns a [`Page`]; [`Page::auto_paging_stream`] and `list_auto` yield every item of
+//! every page, repeating the original filters with `page[number]` advanced.
+
+mod client;
+mod error;
+mod pagination;
+mod resources;
+mod retry;
+
+pub use client::{
+    BodyEncoding, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+};
+pub use error::{ApiError, Error};
+pub use pagination::Page;
+pub use resources::{
+    AuthorizeParams, AuthorizeRedirect, CodeChallengeMethod, ListOAuthClientsParams,
+    ListOAuthGrantsParams, OAuth, OAuthClientFilter, OAuthClients, OAuthGrants, ResponseType,
+    WellKnown,
+};
+
+/// The wire types, re-exported so that callers need no second dependency.
+pub use oauth_wire::{
+    AuthorizationServerMetadata, ClientType, ConsentDetails, CreateGrantRequest,
+    CreateGrantResponse, CreateOAuthClient, ErrorBody, ErrorObject, ErrorSource, GrantType,
+    IntrospectRequest, IntrospectResponse, Jwk, JwkSet, OAuthClient, OAuthGrant, PageMeta,
+    ProtectedResourceMetadata, RegistrationRequest, RegistrationResponse, RequestedScope,
+    RevokeRequest, TokenEndpointAuthMethod, TokenRequest, TokenResponse, UpdateOAuthClient,
+};

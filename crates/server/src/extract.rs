@@ -71,31 +71,29 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, 
     })
 }
 
-/// JSON → `T`: syntax errors are 400, shape errors 422 with a pointer.
+/// JSON → `T`: a body that is not JSON at all (bad syntax, trailing bytes, invalid UTF-8, nesting
+/// deeper than 128) is 400; JSON of the wrong shape is 422 with a pointer to the field. Every
+/// body of this API is a JSON object.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = match result {
-        Ok(v) => v,
-        Err(err) => {
-            let pointer = json_pointer(err.path());
-            let inner = err.into_inner();
-            let message = humanize(&inner.to_string());
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let (pointer, code) = refine(&pointer, &message);
-                    ApiError::validation(ValidationErrors(vec![FieldError::new(
-                        pointer, code, message,
-                    )]))
-                }
-                _ => ApiError::bad_request(format!("malformed JSON body: {message}")),
-            });
-        }
-    };
-    // Trailing garbage after the JSON value is a syntax error too.
-    de.end()
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-    Ok(value)
+    if !value.is_object() {
+        return Err(ApiError::validation(ValidationErrors(vec![
+            FieldError::new(
+                "/",
+                "invalid_type",
+                "the body must be a JSON object (expected a JSON object)",
+            ),
+        ])));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let pointer = json_pointer(err.path());
+        let message = humanize(&err.into_inner().to_string());
+        let (pointer, code) = refine(&pointer, &message);
+        ApiError::validation(ValidationErrors(vec![FieldError::new(
+            pointer, code, message,
+        )]))
+    })
 }
 
 fn json_pointer(path: &serde_path_to_error::Path) -> String {
@@ -123,10 +121,14 @@ fn refine(pointer: &str, message: &str) -> (String, &'static str) {
         return (format!("{pointer}/{}", escape_pointer(field)), "required");
     }
     if let Some(field) = between(message, "unknown field `", "`") {
-        return (
-            format!("{pointer}/{}", escape_pointer(field)),
-            "unknown_field",
-        );
+        // The path may already end at the unknown field.
+        let own = format!("/{}", escape_pointer(field));
+        let pointer = if pointer.ends_with(&own) {
+            pointer.to_owned()
+        } else {
+            format!("{pointer}{own}")
+        };
+        return (pointer, "unknown_field");
     }
     let pointer = if pointer.is_empty() { "/" } else { pointer };
     (pointer.to_owned(), "invalid_type")
@@ -262,6 +264,10 @@ mod tests {
         );
         assert_eq!(
             refine("", "unknown field `foo`, expected one of"),
+            ("/foo".to_owned(), "unknown_field")
+        );
+        assert_eq!(
+            refine("/foo", "unknown field `foo`, expected one of"),
             ("/foo".to_owned(), "unknown_field")
         );
         assert_eq!(

@@ -219,6 +219,8 @@ pub struct Dialect {
     /// Opens a write transaction (SQLite takes the write lock up front, so that two writers never
     /// deadlock upgrading a read lock).
     pub begin_write: &'static str,
+    /// A column that orders rows of one table by insertion.
+    pub insertion_order: &'static str,
     /// `f(haystack, needle)` → position of needle, 0 when absent.
     pub strpos: &'static str,
     /// SQL that is true when the JSON array in column `grant_types` contains the bound value;

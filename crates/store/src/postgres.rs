@@ -14,6 +14,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub(crate) const DIALECT: Dialect = Dialect {
         begin_write: "BEGIN",
+        insertion_order: "seq",
         strpos: "strpos",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
         for_update: " FOR UPDATE",

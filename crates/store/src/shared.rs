@@ -405,7 +405,8 @@ macro_rules! impl_store {
 
                 async fn organization_owner(&self, org_id: &str) -> Result<Option<User>> {
                     let sql = format!(
-                        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, id LIMIT 1"
+                        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, {} LIMIT 1",
+                        Self::DIALECT.insertion_order
                     );
                     let row = sqlx::query(&sql).bind(org_id).fetch_optional(&self.pool).await?;
                     row.as_ref().map(user_from_row).transpose()
@@ -554,7 +555,8 @@ macro_rules! impl_store {
 
                     let list_sql = format!(
                         "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
-                         ORDER BY created_at, client_id LIMIT ${} OFFSET ${}",
+                         ORDER BY created_at, {}, client_id LIMIT ${} OFFSET ${}",
+                        d.insertion_order,
                         w.next,
                         w.next + 1
                     );

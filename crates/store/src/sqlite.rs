@@ -15,6 +15,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub(crate) const DIALECT: Dialect = Dialect {
         begin_write: "BEGIN IMMEDIATE",
+        insertion_order: "rowid",
         strpos: "instr",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
         for_update: "",

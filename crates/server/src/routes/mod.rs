@@ -14,6 +14,7 @@ mod authorize;
 mod clients;
 mod consent;
 mod grants;
+mod health;
 mod login;
 mod register;
 
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v2", api.clone())
         .merge(api)
+        .merge(health::router())
         .fallback(not_found)
         .layer(
             // Spans name the route template, never the concrete path or query: those can carry

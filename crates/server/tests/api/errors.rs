@@ -1,1 +1,222 @@
-//! Bodies, content types, limits and unknown routes.
+//! Bodies, content types, limits and unknown routes: a client's mistake is a clear 4xx, never a
+//! 500, and changes nothing.
+
+use serde_json::Value;
+
+use crate::support::{confidential_client, TestApp};
+
+async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .post(app.at(path))
+        .bearer_auth(&app.admin_key)
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let r = req.send().await.unwrap();
+    crate::support::status_json(r).await
+}
+
+async fn assert_nothing_stored(app: &TestApp) {
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], 0);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_is_415() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&confidential_client("x")).unwrap();
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let (status, err) = post_raw(&app, "/oauth_clients", ct, body.clone()).await;
+        assert_eq!(status, 415, "{ct:?}");
+        assert_eq!(err["error"], "invalid_request");
+        assert!(err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"));
+    }
+    // Parameters on the media type are fine.
+    let (status, _) = post_raw(
+        &app,
+        "/oauth_clients",
+        Some("application/json; charset=utf-8"),
+        body,
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_a_clear_message() {
+    let app = TestApp::spawn().await;
+    for body in [
+        &b"{"[..],
+        b"{\"name\": }",
+        b"not json",
+        b"",
+        b"{\"name\":\"a\"} trailing",
+        b"{\"name\": \"\xff\xfe\"}",
+    ] {
+        let (status, err) = post_raw(
+            &app,
+            "/oauth_clients",
+            Some("application/json"),
+            body.to_vec(),
+        )
+        .await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
+        assert_eq!(err["error"], "invalid_request");
+        let d = err["error_description"].as_str().unwrap();
+        assert!(d.starts_with("malformed JSON body"), "{d}");
+    }
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused() {
+    let app = TestApp::spawn().await;
+    let body = format!("{{\"name\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
+    let (status, err) = post_raw(
+        &app,
+        "/oauth_clients",
+        Some("application/json"),
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_json_value_of_the_wrong_shape_is_422() {
+    let app = TestApp::spawn().await;
+    let (status, err) = post_raw(
+        &app,
+        "/oauth_clients",
+        Some("application/json"),
+        b"[1,2]".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let d = err["error_description"].as_str().unwrap();
+    assert!(d.contains("expected a JSON object"), "{d}");
+    assert!(!d.contains("CreateOAuthClient"), "no Rust type names: {d}");
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let app = TestApp::spawn().await;
+    let mut body = confidential_client("big");
+    body["name"] = Value::String("x".repeat(70 * 1024));
+    let (status, err) = post_raw(
+        &app,
+        "/oauth_clients",
+        Some("application/json"),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(err["error"], "invalid_request");
+    let (status, _) = post_raw(
+        &app,
+        "/oauth/register",
+        Some("application/json"),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 2048).await;
+    let mut body = confidential_client("medium");
+    body["name"] = Value::String("x".repeat(3000));
+    let (status, _) = post_raw(
+        &app,
+        "/oauth_clients",
+        Some("application/json"),
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.at("/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+
+    let r = app
+        .http
+        .patch(app.at("/oauth_clients"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    let r = app
+        .http
+        .get(app.at("/oauth/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}
+
+#[tokio::test]
+async fn unknown_headers_are_ignored() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .http
+        .get(app.at("/v2/oauth_clients?page%5Bnumber%5D=1&page%5Bsize%5D=20"))
+        .bearer_auth(&app.admin_key)
+        .header("User-Agent", "Telnyx/Python 4.189.0")
+        .header("X-Stainless-Lang", "python")
+        .header("X-Stainless-Retry-Count", "0")
+        .header("x-stainless-read-timeout", "60")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn health_and_readiness_probes() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+    let r = app.http.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
+
+    // With the database closed, readiness fails with 503 and Retry-After; liveness still answers.
+    app.server.store.close().await;
+    let r = app.http.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let r = app.http.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(status, 503, "{body}");
+}

@@ -1,1 +1,213 @@
 //! `POST /oauth/register` (RFC 7591).
+
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = app.http.post(app.at("/oauth/register")).json(body);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    crate::support::status_json(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn open_registration_applies_the_rfc_defaults() {
+    let app = TestApp::spawn().await;
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"client_name": "MCP client", "redirect_uris": ["http://127.0.0.1:33418/callback"],
+                "software_id": "ignored-unknown-metadata", "contacts": ["a@b.example"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["client_name"], "MCP client");
+    assert_eq!(r["grant_types"], json!(["authorization_code"]));
+    assert_eq!(r["response_types"], json!(["code"]));
+    assert_eq!(r["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(
+        r["redirect_uris"],
+        json!(["http://127.0.0.1:33418/callback"])
+    );
+    assert_eq!(r["client_secret_expires_at"], 0);
+    let issued = r["client_id_issued_at"].as_i64().unwrap();
+    assert!((issued - app.clock.now()).abs() < 5);
+    let secret = r["client_secret"].as_str().unwrap();
+    let id = r["client_id"].as_str().unwrap();
+    assert_eq!(
+        r["scope"].as_str().unwrap().split(' ').collect::<Vec<_>>(),
+        vec![
+            "admin",
+            "messaging",
+            "voice",
+            "numbers",
+            "billing",
+            "profile"
+        ]
+    );
+
+    // The client belongs to the registration organization and shows up in its users' lists.
+    let (status, got) = app
+        .get(&app.admin_key, &format!("/oauth_clients/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["data"]["client_type"], "confidential");
+    assert_eq!(got["data"]["org_id"], app.admin_org.as_str());
+    let stored = app.server.store.get_client(id).await.unwrap().unwrap();
+    assert!(oauth_core::secret::verify_secret(
+        secret,
+        &stored.secret_hash.unwrap()
+    ));
+}
+
+#[tokio::test]
+async fn auth_method_none_registers_a_public_client() {
+    let app = TestApp::spawn().await;
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"], "scope": "messaging voice",
+                "logo_uri": "https://app.example.com/logo.png"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert!(r.get("client_secret").is_none());
+    assert!(r.get("client_secret_expires_at").is_none());
+    assert_eq!(r["token_endpoint_auth_method"], "none");
+    assert_eq!(r["scope"], "messaging voice");
+    assert_eq!(r["logo_uri"], "https://app.example.com/logo.png");
+    let (_, got) = app
+        .get(
+            &app.admin_key,
+            &format!("/oauth_clients/{}", r["client_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(got["data"]["client_type"], "public");
+    assert_eq!(got["data"]["require_pkce"], true);
+}
+
+#[tokio::test]
+async fn invalid_metadata_is_refused_with_rfc7591_codes() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            json!({"redirect_uris": ["http://evil.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb#x"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!({}), "invalid_redirect_uri"),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"grant_types": ["client_credentials"], "response_types": ["code"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin root"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["magic"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": "https://a.example/cb"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"grant_types": ["client_credentials"], "response_types": [], "token_endpoint_auth_method": "none"}),
+            "invalid_client_metadata",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, err) = register(&app, None, &body).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"], code, "{body}: {err}");
+        assert!(!err["error_description"].as_str().unwrap().is_empty());
+    }
+    let r = app
+        .http
+        .post(app.at("/oauth/register"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_client_metadata");
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], 0, "nothing registered");
+}
+
+#[tokio::test]
+async fn a_machine_client_registers_without_redirect_uris() {
+    let app = TestApp::spawn().await;
+    let (status, r) = register(
+        &app,
+        Some(&app.admin_key),
+        &json!({"grant_types": ["client_credentials"], "response_types": [], "client_name": "worker"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["response_types"], json!([]));
+    assert!(r["client_secret"].is_string());
+}
+
+#[tokio::test]
+async fn token_mode_requires_the_initial_access_token() {
+    let app = TestApp::spawn_with(|c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash =
+            Some(oauth_core::secret::hash_secret("let-me-in"));
+    })
+    .await;
+    let body = json!({"redirect_uris": ["https://a.example/cb"]});
+    for bearer in [None, Some("wrong"), Some(app.admin_key.as_str())] {
+        let (status, err) = register(&app, bearer, &body).await;
+        assert_eq!(status, 401, "{bearer:?}");
+        assert_eq!(err["error"], "invalid_token");
+    }
+    let (status, r) = register(&app, Some("let-me-in"), &body).await;
+    assert_eq!(status, 201, "{r}");
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], 1);
+}
+
+#[tokio::test]
+async fn registration_into_a_configured_organization() {
+    let app = TestApp::spawn_with(|c| c.registration.organization = "mcp".into()).await;
+    let body = json!({"redirect_uris": ["https://a.example/cb"]});
+    // The organization does not exist yet: the server says it is unavailable, not a 500.
+    let (status, err) = register(&app, None, &body).await;
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"], "temporarily_unavailable");
+    let owner = app.user("owner@mcp.example", "mcp").await;
+    let (status, r) = register(&app, None, &body).await;
+    assert_eq!(status, 201);
+    let (_, got) = app
+        .get(
+            &owner.api_key,
+            &format!("/oauth_clients/{}", r["client_id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(got["data"]["user_id"], owner.user_id.as_str());
+    let (_, admin_list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(admin_list["meta"]["total_results"], 0);
+}

@@ -59,9 +59,11 @@ impl TestApp {
         adjust: impl FnOnce(&mut Config),
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let mut config = Config::default();
-        config.bind = "127.0.0.1:0".parse().expect("addr");
-        config.database_url = database_url.clone();
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            database_url: database_url.clone(),
+            ..Default::default()
+        };
         adjust(&mut config);
         config.check().expect("valid test configuration");
         let server = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
@@ -96,9 +98,11 @@ impl TestApp {
             ..
         } = self;
         server.stop().await.expect("clean stop");
-        let mut config = Config::default();
-        config.bind = "127.0.0.1:0".parse().expect("addr");
-        config.database_url = database_url;
+        let config = Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            database_url,
+            ..Default::default()
+        };
         let again = oauth_server::start(config, std::future::pending())
             .await
             .expect("server restarts");

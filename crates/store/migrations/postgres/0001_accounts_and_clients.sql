@@ -22,7 +22,9 @@ CREATE TABLE users (
     email         TEXT NOT NULL UNIQUE,
     -- argon2id PHC string.
     password_hash TEXT NOT NULL,
-    created_at    BIGINT NOT NULL
+    created_at    BIGINT NOT NULL,
+    -- Insertion order (SQLite has its rowid): the oldest user of an organization owns it.
+    seq           BIGSERIAL NOT NULL
 );
 CREATE INDEX users_org ON users(org_id, created_at);
 
@@ -57,7 +59,10 @@ CREATE TABLE oauth_clients (
     token_endpoint_auth_method TEXT NOT NULL,
     verified     BOOLEAN NOT NULL DEFAULT FALSE,
     created_at   BIGINT NOT NULL,
-    updated_at   BIGINT NOT NULL
+    updated_at   BIGINT NOT NULL,
+    -- Insertion order, to keep clients created in the same second in the order they came
+    -- (SQLite has its rowid for this).
+    seq          BIGSERIAL NOT NULL
 );
 -- Lists are per organization, oldest first.
-CREATE INDEX oauth_clients_org ON oauth_clients(org_id, created_at, client_id);
+CREATE INDEX oauth_clients_org ON oauth_clients(org_id, created_at, seq);

@@ -59,5 +59,6 @@ CREATE TABLE oauth_clients (
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
--- Lists are per organization, oldest first.
-CREATE INDEX oauth_clients_org ON oauth_clients(org_id, created_at, client_id);
+-- Lists are per organization, oldest first; clients created in the same second keep their
+-- insertion order (rowid).
+CREATE INDEX oauth_clients_org ON oauth_clients(org_id, created_at);

@@ -1,0 +1,677 @@
+//! The client: configuration, authentication and the one request loop every call goes through
+//! (headers, retries, error classification).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::error::{ApiError, Error};
+use crate::resources::{OAuth, OAuthClients, OAuthGrants, WellKnown};
+use crate::retry::{self, Backoff};
+
+/// Where the official API lives; every path is relative to it.
+pub const DEFAULT_BASE_URL: &str = "https://api.telnyx.com/v2";
+/// How long one attempt may take, connection and body included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a failed attempt is retried (so at most three attempts by default).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+const USER_AGENT: &str = concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSION"));
+/// A cached client-credentials token is renewed this long before it expires, so that it does not
+/// expire in flight (the official SDKs use the same margin).
+const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(10);
+
+/// How the token, introspection and revocation bodies are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 §4, RFC 7662 §2.1 and RFC 7009 §2.1
+    /// define these requests.
+    #[default]
+    Form,
+    /// `application/json`, as the official Python SDK sends them.
+    Json,
+}
+
+/// A Telnyx OAuth API client. Cheap to clone: clones share one connection pool and one cached
+/// client-credentials token.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), telnyx_oauth::Error> {
+/// let client = telnyx_oauth::Client::new("KEY0123456789")?;
+/// let page = client.oauth_clients().list(&Default::default()).await?;
+/// println!("{} clients", page.meta.total_results);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    auth: Auth,
+    max_retries: u32,
+    backoff: Backoff,
+    body_encoding: BodyEncoding,
+    default_headers: HeaderMap,
+}
+
+enum Auth {
+    /// No credential: requests go out without `Authorization`, as the official SDKs do.
+    None,
+    ApiKey(HeaderValue),
+    ClientCredentials(TokenSource),
+}
+
+/// Client-credentials mode: a token from `<base>/oauth/token`, cached until shortly before it
+/// expires.
+struct TokenSource {
+    /// `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+    basic: HeaderValue,
+    cached: Mutex<Option<CachedToken>>,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    bearer: HeaderValue,
+    renew_at: Instant,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a credential.
+        let auth = match self.inner.auth {
+            Auth::None => "none",
+            Auth::ApiKey(_) => "api key",
+            Auth::ClientCredentials(_) => "client credentials",
+        };
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("auth", &auth)
+            .field("max_retries", &self.inner.max_retries)
+            .field("body_encoding", &self.inner.body_encoding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client that authenticates with an API key (`Authorization: Bearer <key>`) against
+    /// `https://api.telnyx.com/v2`.
+    ///
+    /// ```no_run
+    /// let client = telnyx_oauth::Client::new("KEY0123456789")?;
+    /// # Ok::<(), telnyx_oauth::Error>(())
+    /// ```
+    pub fn new(api_key: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().api_key(api_key).build()
+    }
+
+    /// A client configured from the environment: `TELNYX_API_KEY`, `TELNYX_BASE_URL`, and, when
+    /// no API key is set, `TELNYX_CLIENT_ID` with `TELNYX_CLIENT_SECRET` for client-credentials
+    /// mode. A missing key is not an error: requests then go out without credentials.
+    ///
+    /// ```no_run
+    /// let client = telnyx_oauth::Client::from_env()?;
+    /// # Ok::<(), telnyx_oauth::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env().build()
+    }
+
+    /// A client in client-credentials mode (RFC 6749 §4.4): it obtains an access token from the
+    /// configured base URL's `/oauth/token` with HTTP Basic, caches it, renews it 10 s before it
+    /// expires, and fetches a fresh one once when a request answers 401.
+    ///
+    /// ```no_run
+    /// let client = telnyx_oauth::Client::with_client_credentials("client-id", "client-secret")?;
+    /// # Ok::<(), telnyx_oauth::Error>(())
+    /// ```
+    pub fn with_client_credentials(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Result<Client, Error> {
+        Client::builder()
+            .client_credentials(client_id, client_secret)
+            .build()
+    }
+
+    /// A builder with the defaults (nothing read from the environment).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let client = telnyx_oauth::Client::builder()
+    ///     .api_key("KEY0123456789")
+    ///     .base_url("http://127.0.0.1:8080")
+    ///     .timeout(Duration::from_secs(10))
+    ///     .max_retries(4)
+    ///     .default_header("x-request-source", "billing-job")
+    ///     .build()?;
+    /// # Ok::<(), telnyx_oauth::Error>(())
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The base URL every path is appended to.
+    pub fn base_url(&self) -> &str {
+        self.inner.base_url.as_str()
+    }
+
+    /// The discovery documents.
+    pub fn well_known(&self) -> WellKnown<'_> {
+        WellKnown::new(self)
+    }
+
+    /// The OAuth protocol endpoints.
+    pub fn oauth(&self) -> OAuth<'_> {
+        OAuth::new(self)
+    }
+
+    /// The organization's OAuth clients.
+    pub fn oauth_clients(&self) -> OAuthClients<'_> {
+        OAuthClients::new(self)
+    }
+
+    /// The user's OAuth grants.
+    pub fn oauth_grants(&self) -> OAuthGrants<'_> {
+        OAuthGrants::new(self)
+    }
+
+    pub(crate) fn body_encoding(&self) -> BodyEncoding {
+        self.inner.body_encoding
+    }
+
+    /// Sends `req` and decodes a JSON answer.
+    pub(crate) async fn json<T: DeserializeOwned>(&self, req: &Request) -> Result<T, Error> {
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode { status, source })
+    }
+
+    /// Sends `req` and discards the (empty or irrelevant) body of the answer.
+    pub(crate) async fn unit(&self, req: &Request) -> Result<(), Error> {
+        let resp = self.send(req).await?;
+        resp.bytes().await.map_err(transport_error)?;
+        Ok(())
+    }
+
+    /// Sends `req` with this client's credentials; an answer below 400 is returned as is.
+    pub(crate) async fn send(&self, req: &Request) -> Result<Response, Error> {
+        let mut count = 0;
+        match &self.inner.auth {
+            Auth::None => self.attempts(req, None, &mut count).await,
+            Auth::ApiKey(bearer) => self.attempts(req, Some(bearer), &mut count).await,
+            Auth::ClientCredentials(source) => {
+                let token = self.access_token(source, &mut count).await?;
+                match self.attempts(req, Some(&token), &mut count).await {
+                    // The token may have been revoked or the server restarted with new keys:
+                    // drop it and try once more with a fresh one.
+                    Err(Error::Authentication(_)) => {
+                        source.forget(&token).await;
+                        let fresh = self.access_token(source, &mut count).await?;
+                        self.attempts(req, Some(&fresh), &mut count).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The cached client-credentials token, fetched first when missing or about to expire.
+    async fn access_token(
+        &self,
+        source: &TokenSource,
+        count: &mut u32,
+    ) -> Result<HeaderValue, Error> {
+        // Holding the lock across the fetch makes concurrent callers wait for one token request
+        // instead of each sending their own.
+        let mut cached = source.cached.lock().await;
+        if let Some(t) = cached.as_ref() {
+            if Instant::now() < t.renew_at {
+                return Ok(t.bearer.clone());
+            }
+        }
+        let requested_at = Instant::now();
+        // RFC 6749 §4.4.2; the client authenticates with HTTP Basic, not in the body.
+        let grant = oauth_wire::TokenRequest {
+            grant_type: oauth_wire::GrantType::ClientCredentials.to_string(),
+            ..Default::default()
+        };
+        let body = Body::encode(&grant, self.inner.body_encoding)?;
+        let req = Request::new(Method::POST, &["oauth", "token"]).body(body);
+        let resp = self.attempts(&req, Some(&source.basic), count).await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let token: oauth_wire::TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Decode { status, source })?;
+        // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+        if !token.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::Decode {
+                status,
+                source: serde::de::Error::custom(format!(
+                    "token_type {:?} is not Bearer",
+                    token.token_type
+                )),
+            });
+        }
+        let bearer = bearer_value(&token.access_token)?;
+        let lifetime = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
+        let renew_at = requested_at + lifetime.saturating_sub(TOKEN_RENEWAL_MARGIN);
+        *cached = Some(CachedToken {
+            bearer: bearer.clone(),
+            renew_at,
+        });
+        Ok(bearer)
+    }
+
+    /// The retry loop. `count` numbers every attempt across the whole call, for
+    /// `X-Stainless-Retry-Count`.
+    async fn attempts(
+        &self,
+        req: &Request,
+        auth: Option<&HeaderValue>,
+        count: &mut u32,
+    ) -> Result<Response, Error> {
+        let inner = &self.inner;
+        let url = self.url(req)?;
+        let mut retries = 0;
+        loop {
+            let attempt = self.build(&url, req, auth, *count);
+            *count += 1;
+            let may_retry = retries < inner.max_retries;
+            match attempt.send().await {
+                Err(e) => {
+                    if !may_retry {
+                        return Err(transport_error(e));
+                    }
+                    tokio::time::sleep(inner.backoff.delay_with_random_jitter(retries)).await;
+                }
+                Ok(resp) if resp.status().as_u16() < 400 => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    if !(may_retry && retry::should_retry(status, &headers)) {
+                        // The answer is final; a body we cannot read still leaves the status.
+                        let text = resp.text().await.unwrap_or_default();
+                        return Err(Error::from_status(ApiError::new(status, headers, text)));
+                    }
+                    drop(resp);
+                    let delay = retry::server_delay(&headers, SystemTime::now())
+                        .unwrap_or_else(|| inner.backoff.delay_with_random_jitter(retries));
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            retries += 1;
+        }
+    }
+
+    fn url(&self, req: &Request) -> Result<Url, Error> {
+        let mut url = self.inner.base_url.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config("the base URL cannot take a path".into()))?;
+            segments.pop_if_empty();
+            // Each segment is percent-encoded, so an id can never change the path.
+            segments.extend(req.path.iter());
+        }
+        Ok(url)
+    }
+
+    fn build(
+        &self,
+        url: &Url,
+        req: &Request,
+        auth: Option<&HeaderValue>,
+        count: u32,
+    ) -> reqwest::RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(req.accept));
+        headers.insert("x-stainless-lang", HeaderValue::from_static("rust"));
+        headers.insert(
+            "x-stainless-package-version",
+            HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        );
+        headers.insert(
+            "x-stainless-os",
+            HeaderValue::from_static(std::env::consts::OS),
+        );
+        headers.insert(
+            "x-stainless-arch",
+            HeaderValue::from_static(std::env::consts::ARCH),
+        );
+        headers.insert("x-stainless-retry-count", HeaderValue::from(count));
+        if let Some(a) = auth {
+            headers.insert(AUTHORIZATION, a.clone());
+        }
+        // Configured default headers win over ours, as in the official SDKs.
+        for (name, value) in &self.inner.default_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let mut builder = self
+            .inner
+            .http
+            .request(req.method.clone(), url.clone())
+            .query(&req.query);
+        match &req.body {
+            Body::Empty => {}
+            Body::Json(bytes) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                builder = builder.body(bytes.clone());
+            }
+            Body::Form(text) => {
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                builder = builder.body(text.clone());
+            }
+        }
+        builder.headers(headers)
+    }
+}
+
+impl TokenSource {
+    /// Forgets `used` if it is still the cached token (another task may have renewed it).
+    async fn forget(&self, used: &HeaderValue) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|t| t.bearer == *used) {
+            *cached = None;
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::Timeout(e)
+    } else {
+        Error::Connection(e)
+    }
+}
+
+fn bearer_value(token: &str) -> Result<HeaderValue, Error> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        Error::Config("the credential contains characters a header cannot carry".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// One API call, before credentials and per-attempt headers are added.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub method: Method,
+    /// Path segments after the base URL, unencoded.
+    pub path: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Body,
+    pub accept: &'static str,
+}
+
+impl Request {
+    pub fn new(method: Method, path: &[&str]) -> Self {
+        Request {
+            method,
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: Body::Empty,
+            accept: "application/json",
+        }
+    }
+
+    pub fn get(path: &[&str]) -> Self {
+        Request::new(Method::GET, path)
+    }
+
+    pub fn query(mut self, query: Vec<(String, String)>) -> Self {
+        self.query = query;
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub fn json(self, value: &impl Serialize) -> Result<Self, Error> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::Config(format!("cannot encode the request body: {e}")))?;
+        Ok(self.body(Body::Json(bytes)))
+    }
+
+    pub fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = accept;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Empty,
+    Json(Vec<u8>),
+    Form(String),
+}
+
+impl Body {
+    /// Encodes `value` as the configured body encoding.
+    pub fn encode(value: &impl Serialize, encoding: BodyEncoding) -> Result<Body, Error> {
+        let bad = |e: String| Error::Config(format!("cannot encode the request body: {e}"));
+        match encoding {
+            BodyEncoding::Form => serde_urlencoded::to_string(value)
+                .map(Body::Form)
+                .map_err(|e| bad(e.to_string())),
+            BodyEncoding::Json => serde_json::to_vec(value)
+                .map(Body::Json)
+                .map_err(|e| bad(e.to_string())),
+        }
+    }
+}
+
+/// Configures a [`Client`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use telnyx_oauth::{BodyEncoding, Client};
+///
+/// let client = Client::builder()
+///     .base_url("http://127.0.0.1:8080/v2")
+///     .client_credentials("client-id", "client-secret")
+///     .body_encoding(BodyEncoding::Json)
+///     .timeout(Duration::from_secs(5))
+///     .build()?;
+/// # Ok::<(), telnyx_oauth::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    api_key: Option<String>,
+    client_credentials: Option<(String, String)>,
+    timeout: Duration,
+    max_retries: u32,
+    backoff: Backoff,
+    body_encoding: BodyEncoding,
+    default_headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_credentials",
+                &self.client_credentials.as_ref().map(|(id, _)| id),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("body_encoding", &self.body_encoding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            api_key: None,
+            client_credentials: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff: Backoff::default(),
+            body_encoding: BodyEncoding::default(),
+            default_headers: Vec::new(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// A builder preset from `TELNYX_API_KEY`, `TELNYX_BASE_URL`, `TELNYX_CLIENT_ID` and
+    /// `TELNYX_CLIENT_SECRET` (empty values count as unset).
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut b = ClientBuilder::default();
+        if let Some(url) = var("TELNYX_BASE_URL") {
+            b.base_url = url;
+        }
+        b.api_key = var("TELNYX_API_KEY");
+        if b.api_key.is_none() {
+            if let (Some(id), Some(secret)) = (var("TELNYX_CLIENT_ID"), var("TELNYX_CLIENT_SECRET"))
+            {
+                b.client_credentials = Some((id, secret));
+            }
+        }
+        b
+    }
+
+    /// Authenticate with an API key (replaces client credentials).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self.client_credentials = None;
+        self
+    }
+
+    /// Authenticate with a client-credentials token (replaces an API key); see
+    /// [`Client::with_client_credentials`].
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.client_credentials = Some((client_id.into(), client_secret.into()));
+        self.api_key = None;
+        self
+    }
+
+    /// The base URL (default `https://api.telnyx.com/v2`). Every call, the `.well-known`
+    /// documents and the client-credentials token included, goes to `<base>/...`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// How long one attempt may take (default 60 s); exceeding it is [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a transient failure is retried (default 2; 0 disables retries).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The computed backoff: `min(initial × 2ⁿ, max)` with jitter (default 0.5 s and 8 s). A
+    /// delay the server asks for with `Retry-After` is honoured regardless.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Backoff { initial, max };
+        self
+    }
+
+    /// Encoding of the token, introspection and revocation bodies (default form-encoded).
+    pub fn body_encoding(mut self, encoding: BodyEncoding) -> Self {
+        self.body_encoding = encoding;
+        self
+    }
+
+    /// A header sent with every request; it replaces a header of the same name the SDK sets.
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn build(self) -> Result<Client, Error> {
+        let mut base_url = Url::parse(&self.base_url)
+            .map_err(|e| Error::Config(format!("invalid base URL {:?}: {e}", self.base_url)))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
+            return Err(Error::Config(format!(
+                "the base URL must be an http or https URL, got {:?}",
+                self.base_url
+            )));
+        }
+        base_url.set_query(None);
+        base_url.set_fragment(None);
+        let mut default_headers = HeaderMap::new();
+        for (name, value) in &self.default_headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            default_headers.append(name, value);
+        }
+        let auth = match (self.api_key, self.client_credentials) {
+            (Some(key), _) => Auth::ApiKey(bearer_value(&key)?),
+            (None, Some((id, secret))) => Auth::ClientCredentials(TokenSource::new(&id, &secret)?),
+            (None, None) => Auth::None,
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
+            // The API answers without redirects, except /oauth/authorize, whose 302 is the
+            // answer itself. Following one would also carry credentials to another place.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                auth,
+                max_retries: self.max_retries,
+                backoff: self.backoff,
+                body_encoding: self.body_encoding,
+                default_headers,
+            }),
+        })
+    }
+}
+
+impl TokenSource {
+    fn new(client_id: &str, client_secret: &str) -> Result<Self, Error> {
+        use base64::Engine as _;
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+        let id: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+        let secret: String =
+            url::form_urlencoded::byte_serialize(client_secret.as_bytes()).collect();
+        let mut basic = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        ))
+        .map_err(|_| Error::Config("invalid client credentials".into()))?;
+        basic.set_sensitive(true);
+        Ok(TokenSource {
+            basic,
+            cached: Mutex::new(None),
+        })
+    }
+}

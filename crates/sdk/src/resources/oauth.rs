@@ -1,0 +1,319 @@
+//! `/oauth/*`: the protocol endpoints (authorize, consent, grants, token, introspection,
+//! revocation, JWKS, dynamic registration).
+
+use std::fmt;
+
+use oauth_wire::{
+    ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, IntrospectRequest,
+    IntrospectResponse, JwkSet, RegistrationRequest, RegistrationResponse, RevokeRequest,
+    TokenRequest, TokenResponse,
+};
+use reqwest::header::LOCATION;
+use reqwest::{Method, StatusCode};
+
+use crate::client::{Body, Client, Request};
+use crate::error::Error;
+
+/// `response_type` of an authorization request (RFC 6749 §3.1.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ResponseType {
+    /// `code`: the authorization code flow, the only one this API speaks.
+    #[default]
+    Code,
+    /// A value this version does not know, sent as is.
+    Other(String),
+}
+
+impl ResponseType {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// PKCE `code_challenge_method` (RFC 7636 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeChallengeMethod {
+    /// `S256`: the challenge is BASE64URL(SHA-256(verifier)).
+    S256,
+    /// `plain`: accepted only where the server operator enabled it.
+    Plain,
+    /// A value this version does not know, sent as is.
+    Other(String),
+}
+
+impl CodeChallengeMethod {
+    pub fn as_str(&self) -> &str {
+        match self {
+            CodeChallengeMethod::S256 => "S256",
+            CodeChallengeMethod::Plain => "plain",
+            CodeChallengeMethod::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for CodeChallengeMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Query of `GET /oauth/authorize` (RFC 6749 §4.1.1, RFC 7636 §4.3); absent values are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizeParams {
+    pub response_type: ResponseType,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<CodeChallengeMethod>,
+}
+
+impl AuthorizeParams {
+    fn query(&self) -> Vec<(String, String)> {
+        let mut q = vec![
+            ("response_type".to_owned(), self.response_type.to_string()),
+            ("client_id".to_owned(), self.client_id.clone()),
+            ("redirect_uri".to_owned(), self.redirect_uri.clone()),
+        ];
+        let optional = [
+            ("scope", self.scope.clone()),
+            ("state", self.state.clone()),
+            ("code_challenge", self.code_challenge.clone()),
+            (
+                "code_challenge_method",
+                self.code_challenge_method.as_ref().map(ToString::to_string),
+            ),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                q.push((k.to_owned(), v));
+            }
+        }
+        q
+    }
+}
+
+/// The answer of `GET /oauth/authorize`: the server redirects (302) and the redirect is not
+/// followed, so the caller sees where it points (the login page, the consent page, or the
+/// client's `redirect_uri` carrying an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRedirect {
+    pub status: StatusCode,
+    /// The `Location` header, when the server sent one.
+    pub location: Option<String>,
+}
+
+/// The OAuth protocol endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuth<'a> {
+    client: &'a Client,
+}
+
+impl<'a> OAuth<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        OAuth { client }
+    }
+
+    /// `GET /oauth/authorize`: starts the authorization code flow (RFC 6749 §4.1.1) and returns
+    /// the redirect without following it. An unknown client or unregistered `redirect_uri`
+    /// answers with an HTML error page, returned as a status error.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::{AuthorizeParams, CodeChallengeMethod};
+    /// let result = client
+    ///     .oauth()
+    ///     .retrieve_authorize(&AuthorizeParams {
+    ///         client_id: "550e8400-e29b-41d4-a716-446655440000".into(),
+    ///         redirect_uri: "https://example.com".into(),
+    ///         scope: Some("admin".into()),
+    ///         state: Some("af0ifjsldkj".into()),
+    ///         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+    ///         code_challenge_method: Some(CodeChallengeMethod::S256),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// println!("{} -> {:?}", result.status, result.location);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve_authorize(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Result<AuthorizeRedirect, Error> {
+        let req = Request::get(&["oauth", "authorize"])
+            .query(params.query())
+            .accept("text/html");
+        let resp = self.client.send(&req).await?;
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(AuthorizeRedirect { status, location })
+    }
+
+    /// `GET /oauth/consent/{consent_token}`: what the consent page shows about a pending
+    /// authorization request (the `data` of the answer).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let oauth = client.oauth().retrieve("consent_token").await?;
+    /// println!("{} asks for {:?}", oauth.name, oauth.requested_scopes);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve(&self, consent_token: &str) -> Result<ConsentDetails, Error> {
+        let req = Request::get(&["oauth", "consent", consent_token]);
+        let details: Data<ConsentDetails> = self.client.json(&req).await?;
+        Ok(details.data)
+    }
+
+    /// `POST /oauth/grants`: the user's consent decision; the answer is where to send the
+    /// browser (the client's `redirect_uri` with a `code`, or with `error=access_denied`).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::CreateGrantRequest;
+    /// let response = client
+    ///     .oauth()
+    ///     .grants(&CreateGrantRequest {
+    ///         allowed: true,
+    ///         consent_token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into(),
+    ///     })
+    ///     .await?;
+    /// println!("{}", response.redirect_uri);
+    /// # Ok(()) }
+    /// ```
+    pub async fn grants(&self, params: &CreateGrantRequest) -> Result<CreateGrantResponse, Error> {
+        let req = Request::new(Method::POST, &["oauth", "grants"]).json(params)?;
+        self.client.json(&req).await
+    }
+
+    /// `POST /oauth/introspect` (RFC 7662): whether a token is active, and what it carries.
+    /// Form-encoded unless the client was built with [`crate::BodyEncoding::Json`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::IntrospectRequest;
+    /// let response = client
+    ///     .oauth()
+    ///     .introspect(&IntrospectRequest {
+    ///         token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into(),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// println!("active: {}", response.active);
+    /// # Ok(()) }
+    /// ```
+    pub async fn introspect(
+        &self,
+        params: &IntrospectRequest,
+    ) -> Result<IntrospectResponse, Error> {
+        let req = self.protocol_post("introspect", params)?;
+        self.client.json(&req).await
+    }
+
+    /// `GET /oauth/jwks`: the public keys that verify access tokens (RFC 7517).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let response = client.oauth().retrieve_jwks().await?;
+    /// for key in &response.keys {
+    ///     println!("{} {} {}", key.kid, key.kty, key.alg);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve_jwks(&self) -> Result<JwkSet, Error> {
+        self.client.json(&Request::get(&["oauth", "jwks"])).await
+    }
+
+    /// `POST /oauth/register`: dynamic client registration (RFC 7591), always JSON.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::RegistrationRequest;
+    /// let response = client
+    ///     .oauth()
+    ///     .register(&RegistrationRequest {
+    ///         client_name: Some("My app".into()),
+    ///         redirect_uris: Some(vec!["https://example.com/callback".into()]),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// println!("{} {:?}", response.client_id, response.client_secret);
+    /// # Ok(()) }
+    /// ```
+    pub async fn register(
+        &self,
+        params: &RegistrationRequest,
+    ) -> Result<RegistrationResponse, Error> {
+        let req = Request::new(Method::POST, &["oauth", "register"]).json(params)?;
+        self.client.json(&req).await
+    }
+
+    /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6): exchanges a code, client credentials or
+    /// a refresh token for an access token. Form-encoded unless the client was built with
+    /// [`crate::BodyEncoding::Json`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::{GrantType, TokenRequest};
+    /// let response = client
+    ///     .oauth()
+    ///     .token(&TokenRequest {
+    ///         grant_type: GrantType::ClientCredentials.to_string(),
+    ///         client_id: Some("client-id".into()),
+    ///         client_secret: Some("client-secret".into()),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// println!("{} expires in {} s", response.token_type, response.expires_in);
+    /// # Ok(()) }
+    /// ```
+    pub async fn token(&self, params: &TokenRequest) -> Result<TokenResponse, Error> {
+        let req = self.protocol_post("token", params)?;
+        self.client.json(&req).await
+    }
+
+    /// `POST /oauth/revoke` (RFC 7009): revokes an access or refresh token. Revoking a token
+    /// that is unknown or already revoked also succeeds (§2.2).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::RevokeRequest;
+    /// client
+    ///     .oauth()
+    ///     .revoke(&RevokeRequest {
+    ///         token: "refresh-token".into(),
+    ///         token_type_hint: Some("refresh_token".into()),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke(&self, params: &RevokeRequest) -> Result<(), Error> {
+        let req = self.protocol_post("revoke", params)?;
+        self.client.unit(&req).await
+    }
+
+    /// A POST to `/oauth/<endpoint>` with the body in the configured encoding.
+    fn protocol_post(
+        &self,
+        endpoint: &str,
+        params: &impl serde::Serialize,
+    ) -> Result<Request, Error> {
+        let body = Body::encode(params, self.client.body_encoding())?;
+        Ok(Request::new(Method::POST, &["oauth", endpoint]).body(body))
+    }
+}

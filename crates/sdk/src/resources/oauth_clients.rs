@@ -1,0 +1,257 @@
+//! `/oauth_clients`: the OAuth clients of the caller's organization.
+
+use futures_util::Stream;
+use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, OAuthClient, UpdateOAuthClient};
+use reqwest::Method;
+
+use crate::client::{Client, Request};
+use crate::error::Error;
+use crate::pagination::{stream_from_request, Page};
+
+/// Query of `GET /oauth_clients`; absent values are left out.
+///
+/// ```
+/// use telnyx_oauth::{ClientType, ListOAuthClientsParams, OAuthClientFilter};
+/// let params = ListOAuthClientsParams {
+///     page_size: Some(50),
+///     filter: OAuthClientFilter {
+///         client_type: Some(ClientType::Confidential),
+///         name_contains: Some("billing".into()),
+///         ..Default::default()
+///     },
+///     ..Default::default()
+/// };
+/// # let _ = params;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOAuthClientsParams {
+    /// `page[number]`, from 1.
+    pub page_number: Option<u64>,
+    /// `page[size]`, 1 to 100 (server default 20).
+    pub page_size: Option<u64>,
+    pub filter: OAuthClientFilter,
+}
+
+/// The `filter[...]` parameters of `GET /oauth_clients`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthClientFilter {
+    /// `filter[client_type]`.
+    pub client_type: Option<ClientType>,
+    /// `filter[verified]`.
+    pub verified: Option<bool>,
+    /// `filter[allowed_grant_types][contains]`.
+    pub allowed_grant_types_contains: Option<GrantType>,
+    /// `filter[name]`: the exact name.
+    pub name: Option<String>,
+    /// `filter[name][contains]`.
+    pub name_contains: Option<String>,
+    /// `filter[client_id]`.
+    pub client_id: Option<String>,
+}
+
+impl ListOAuthClientsParams {
+    fn query(&self) -> Vec<(String, String)> {
+        let mut q = super::page_query(self.page_number, self.page_size);
+        let f = &self.filter;
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                q.push((k.to_owned(), v));
+            }
+        };
+        put(
+            "filter[client_type]",
+            f.client_type.as_ref().map(ToString::to_string),
+        );
+        put("filter[verified]", f.verified.map(|v| v.to_string()));
+        put(
+            "filter[allowed_grant_types][contains]",
+            f.allowed_grant_types_contains
+                .as_ref()
+                .map(ToString::to_string),
+        );
+        put("filter[name]", f.name.clone());
+        put("filter[name][contains]", f.name_contains.clone());
+        put("filter[client_id]", f.client_id.clone());
+        q
+    }
+}
+
+/// The organization's OAuth clients.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthClients<'a> {
+    client: &'a Client,
+}
+
+impl<'a> OAuthClients<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        OAuthClients { client }
+    }
+
+    /// `GET /oauth_clients`: one page of clients. Secrets are never listed.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::{GrantType, ListOAuthClientsParams, OAuthClientFilter};
+    /// let page = client
+    ///     .oauth_clients()
+    ///     .list(&ListOAuthClientsParams {
+    ///         filter: OAuthClientFilter {
+    ///             allowed_grant_types_contains: Some(GrantType::ClientCredentials),
+    ///             ..Default::default()
+    ///         },
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// println!("page {} of {}", page.meta.page_number, page.meta.total_pages);
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(&self, params: &ListOAuthClientsParams) -> Result<Page<OAuthClient>, Error> {
+        Page::fetch(self.client.clone(), self.list_request(params)).await
+    }
+
+    /// Every matching client, across all pages (the same filters on every page).
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let mut clients = std::pin::pin!(client.oauth_clients().list_auto(&Default::default()));
+    /// while let Some(c) = clients.next().await {
+    ///     println!("{}", c?.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_auto(
+        &self,
+        params: &ListOAuthClientsParams,
+    ) -> impl Stream<Item = Result<OAuthClient, Error>> + Send + 'static {
+        stream_from_request(self.client.clone(), self.list_request(params))
+    }
+
+    fn list_request(&self, params: &ListOAuthClientsParams) -> Request {
+        Request::get(&["oauth_clients"]).query(params.query())
+    }
+
+    /// `POST /oauth_clients`: creates a client. The answer of a confidential client carries its
+    /// `client_secret`, the only time it is shown.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::{ClientType, CreateOAuthClient, GrantType};
+    /// let oauth_client = client
+    ///     .oauth_clients()
+    ///     .create(&CreateOAuthClient {
+    ///         name: "My OAuth client".into(),
+    ///         allowed_scopes: vec!["admin".into()],
+    ///         client_type: ClientType::Public,
+    ///         allowed_grant_types: vec![GrantType::ClientCredentials],
+    ///         redirect_uris: None,
+    ///         require_pkce: None,
+    ///         logo_uri: None,
+    ///         policy_uri: None,
+    ///         tos_uri: None,
+    ///     })
+    ///     .await?;
+    /// println!("{}", oauth_client.client_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create(&self, params: &CreateOAuthClient) -> Result<OAuthClient, Error> {
+        let req = Request::new(Method::POST, &["oauth_clients"]).json(params)?;
+        let created: Data<OAuthClient> = self.client.json(&req).await?;
+        Ok(created.data)
+    }
+
+    /// `GET /oauth_clients/{id}`.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let oauth_client = client
+    ///     .oauth_clients()
+    ///     .retrieve("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
+    ///     .await?;
+    /// println!("{} {:?}", oauth_client.name, oauth_client.redirect_uris);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve(&self, id: &str) -> Result<OAuthClient, Error> {
+        let req = Request::get(&["oauth_clients", id]);
+        let found: Data<OAuthClient> = self.client.json(&req).await?;
+        Ok(found.data)
+    }
+
+    /// `PUT /oauth_clients/{id}`: a partial update; absent fields are left alone and
+    /// `Some(None)` clears an optional link.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use telnyx_oauth::UpdateOAuthClient;
+    /// let oauth_client = client
+    ///     .oauth_clients()
+    ///     .update(
+    ///         "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e",
+    ///         &UpdateOAuthClient {
+    ///             name: Some("Renamed".into()),
+    ///             logo_uri: Some(None),
+    ///             ..Default::default()
+    ///         },
+    ///     )
+    ///     .await?;
+    /// println!("{}", oauth_client.updated_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn update(&self, id: &str, params: &UpdateOAuthClient) -> Result<OAuthClient, Error> {
+        let req = Request::new(Method::PUT, &["oauth_clients", id]).json(params)?;
+        let updated: Data<OAuthClient> = self.client.json(&req).await?;
+        Ok(updated.data)
+    }
+
+    /// `DELETE /oauth_clients/{id}` (answered 204 without a body).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// client
+    ///     .oauth_clients()
+    ///     .delete("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+        let req = Request::new(Method::DELETE, &["oauth_clients", id]).accept("*/*");
+        self.client.unit(&req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_leaves_out_absent_values_and_uses_bracket_keys() {
+        assert!(ListOAuthClientsParams::default().query().is_empty());
+        let q = ListOAuthClientsParams {
+            page_number: Some(2),
+            page_size: Some(5),
+            filter: OAuthClientFilter {
+                client_type: Some(ClientType::Public),
+                verified: Some(false),
+                allowed_grant_types_contains: Some(GrantType::RefreshToken),
+                name: Some("a b".into()),
+                name_contains: Some("x".into()),
+                client_id: Some("id".into()),
+            },
+        }
+        .query();
+        let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("page[number]", "2"),
+                ("page[size]", "5"),
+                ("filter[client_type]", "public"),
+                ("filter[verified]", "false"),
+                ("filter[allowed_grant_types][contains]", "refresh_token"),
+                ("filter[name]", "a b"),
+                ("filter[name][contains]", "x"),
+                ("filter[client_id]", "id"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! `/oauth_grants`: the standing authorizations the calling user has given to clients.
+
+use futures_util::Stream;
+use oauth_wire::{Data, OAuthGrant};
+use reqwest::Method;
+
+use crate::client::{Client, Request};
+use crate::error::Error;
+use crate::pagination::{stream_from_request, Page};
+
+/// Query of `GET /oauth_grants`; absent values are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOAuthGrantsParams {
+    /// `page[number]`, from 1.
+    pub page_number: Option<u64>,
+    /// `page[size]`, 1 to 100 (server default 20).
+    pub page_size: Option<u64>,
+}
+
+impl ListOAuthGrantsParams {
+    fn query(&self) -> Vec<(String, String)> {
+        super::page_query(self.page_number, self.page_size)
+    }
+}
+
+/// The calling user's OAuth grants.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthGrants<'a> {
+    client: &'a Client,
+}
+
+impl<'a> OAuthGrants<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        OAuthGrants { client }
+    }
+
+    /// `GET /oauth_grants`: one page of grants.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let page = client.oauth_grants().list(&Default::default()).await?;
+    /// for grant in &page.data {
+    ///     println!("{} {} {:?}", grant.id, grant.client_id, grant.scopes);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(&self, params: &ListOAuthGrantsParams) -> Result<Page<OAuthGrant>, Error> {
+        Page::fetch(self.client.clone(), self.list_request(params)).await
+    }
+
+    /// Every grant, across all pages.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let mut grants = std::pin::pin!(client.oauth_grants().list_auto(&Default::default()));
+    /// while let Some(grant) = grants.next().await {
+    ///     println!("{}", grant?.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_auto(
+        &self,
+        params: &ListOAuthGrantsParams,
+    ) -> impl Stream<Item = Result<OAuthGrant, Error>> + Send + 'static {
+        stream_from_request(self.client.clone(), self.list_request(params))
+    }
+
+    fn list_request(&self, params: &ListOAuthGrantsParams) -> Request {
+        Request::get(&["oauth_grants"]).query(params.query())
+    }
+
+    /// `GET /oauth_grants/{id}`.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let grant = client.oauth_grants().retrieve("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e").await?;
+    /// println!("{:?}", grant.last_used_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retrieve(&self, id: &str) -> Result<OAuthGrant, Error> {
+        let req = Request::get(&["oauth_grants", id]);
+        let found: Data<OAuthGrant> = self.client.json(&req).await?;
+        Ok(found.data)
+    }
+
+    /// `DELETE /oauth_grants/{id}`: revokes the grant and returns it.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let revoked = client.oauth_grants().delete("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e").await?;
+    /// println!("revoked {}", revoked.id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, id: &str) -> Result<OAuthGrant, Error> {
+        let req = Request::new(Method::DELETE, &["oauth_grants", id]);
+        let revoked: Data<OAuthGrant> = self.client.json(&req).await?;
+        Ok(revoked.data)
+    }
+}
