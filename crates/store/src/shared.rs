@@ -893,7 +893,8 @@ macro_rules! impl_store {
                     .try_get("n")?;
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
-                         ORDER BY created_at, id LIMIT $2 OFFSET $3"
+                         ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
+                        Self::DIALECT.insertion_order
                     );
                     let rows = sqlx::query(&sql)
                         .bind(user_id)

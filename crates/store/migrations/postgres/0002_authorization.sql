@@ -35,7 +35,10 @@ CREATE TABLE oauth_grants (
     created_at   BIGINT NOT NULL,
     updated_at   BIGINT NOT NULL,
     last_used_at BIGINT,
-    revoked_at   BIGINT
+    revoked_at   BIGINT,
+    -- Insertion order, to break ties between grants created in the same second (SQLite
+    -- has its rowid).
+    seq          BIGSERIAL NOT NULL
 );
 CREATE UNIQUE INDEX oauth_grants_live ON oauth_grants(user_id, client_id) WHERE revoked_at IS NULL;
 CREATE INDEX oauth_grants_user ON oauth_grants(user_id, created_at, id);
