@@ -10,4 +10,7 @@ mod errors;
 mod register;
 
 mod authorize;
+mod consent;
 mod flow;
+mod grants;
+mod login;
