@@ -301,3 +301,80 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
 
     b.close().await.unwrap();
 }
+
+/// With `skip_consent_if_granted`, signing in leads through authorize straight to the client:
+/// the redirect chain after the login form must be allowed by the login page's CSP
+/// (`form-action`), which browsers apply to redirects after a form submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
+    let (_driver, driver_port) = start_chromedriver().await;
+    let (cb_port, mut callbacks) = callback_server().await;
+    let app = TestApp::spawn_with(|c| c.authorization.skip_consent_if_granted = true).await;
+    let user = app.user("alice@example.com", "Alice's org").await;
+    let (status, created) = app
+        .post_json(
+            &app.admin_key,
+            "/oauth_clients",
+            &json!({
+                "name": "Acme Dialer",
+                "client_type": "public",
+                "allowed_grant_types": ["authorization_code"],
+                "allowed_scopes": ["admin", "messaging"],
+                "redirect_uris": ["http://127.0.0.1/callback"]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
+    let redirect = format!("http://127.0.0.1:{cb_port}/callback");
+    let url = authorize_url(&app, &client_id, &redirect, "state-skip");
+
+    // Consent given once through the JSON API.
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth(&user.api_key)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let token = param(&loc, "consent_token").unwrap();
+    let (status, _) = app
+        .post_json(
+            &user.api_key,
+            "/oauth/grants",
+            &json!({"allowed": true, "consent_token": token}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(driver_port, profile.path()).await;
+    b.goto(&url).await.unwrap();
+    b.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(&user.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(&user.password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let hit = tokio::time::timeout(std::time::Duration::from_secs(20), callbacks.recv())
+        .await
+        .expect("the browser reached the callback")
+        .unwrap();
+    assert_eq!(param(&hit, "state").as_deref(), Some("state-skip"));
+    assert!(param(&hit, "code").is_some());
+    b.close().await.unwrap();
+}

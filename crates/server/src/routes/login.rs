@@ -89,12 +89,29 @@ fn render_form(
         error,
     }
     .render();
-    let mut resp = html::page(status, body, "");
+    let mut resp = html::page(status, body, &onward_source(return_to));
     resp.headers_mut().append(
         header::SET_COOKIE,
         session::set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
     );
     resp
+}
+
+/// Browsers apply `form-action` to every redirect that follows a form submission. After
+/// signing in, `/oauth/authorize` may send the browser straight on to the client (an error, or
+/// a code when consent is skipped), so the login page allows the origin of the `redirect_uri`
+/// its `return_to` names. The authorize endpoint still decides whether that URI is registered.
+fn onward_source(return_to: &str) -> String {
+    let Some((path, query)) = return_to.split_once('?') else {
+        return String::new();
+    };
+    if !path.ends_with("/oauth/authorize") {
+        return String::new();
+    }
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| html::csp_source(&v))
+        .unwrap_or_default()
 }
 
 async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
@@ -296,4 +313,26 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
         session::set_cookie(&state, SESSION_COOKIE, "", 0),
     );
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_page_allows_the_authorize_requests_redirect_origin() {
+        assert_eq!(
+            onward_source("/oauth/authorize?client_id=x&redirect_uri=https%3A%2F%2Fa.example%2Fcb"),
+            " https://a.example"
+        );
+        assert_eq!(
+            onward_source("/v2/oauth/authorize?redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb"),
+            " http://127.0.0.1:9"
+        );
+        assert_eq!(
+            onward_source("/?redirect_uri=https%3A%2F%2Fa.example%2Fcb"),
+            ""
+        );
+        assert_eq!(onward_source("/oauth/authorize"), "");
+    }
 }
