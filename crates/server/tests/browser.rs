@@ -198,8 +198,9 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
     b.goto(&authorize_url(&app, &client_id, &redirect, "state-allow"))
         .await
         .unwrap();
-    b.wait()
-        .for_element(Locator::Id("email"))
+    b.wait().for_element(Locator::Id("email")).await.unwrap();
+    std::fs::write(artifacts().join("login.png"), b.screenshot().await.unwrap()).unwrap();
+    b.find(Locator::Id("email"))
         .await
         .unwrap()
         .send_keys(&user.email)
