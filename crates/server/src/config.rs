@@ -428,6 +428,26 @@ description = "Read"
         assert!(c.authorization.allow_plain_pkce);
         assert_eq!(c.authorization.resources, vec!["https://api.example"]);
         assert!(!c.authorization.skip_consent_if_granted);
+
+        // Flags (and OAUTH_* variables, which clap reads into the same fields) win over the file.
+        let args = ConfigArgs {
+            allow_plain_pkce: Some(false),
+            skip_consent_if_granted: Some(true),
+            consent_url: Some("https://consent.example/page".into()),
+            ..args
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.authorization.allow_plain_pkce);
+        assert!(c.authorization.skip_consent_if_granted);
+        assert_eq!(
+            c.authorization.consent_url.as_deref(),
+            Some("https://consent.example/page")
+        );
+        let bad = ConfigArgs {
+            consent_url: Some("javascript:alert(1)".into()),
+            ..args
+        };
+        assert!(Config::load(&bad).is_err());
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 

@@ -9,8 +9,8 @@
 //! otherwise ───────────────────→ 302 <consent page>?consent_token=..
 //! ```
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -39,7 +39,8 @@ pub(crate) fn found(location: &str) -> Response {
 async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
-    uri: Uri,
+    // The URI as requested, `/v2` prefix included, for the way back after signing in.
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
     let raw = uri.query().unwrap_or("");
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())

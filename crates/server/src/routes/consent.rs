@@ -13,8 +13,8 @@
 //! unknown one does (422 `invalid_request`), so a token seen in a URL is worth nothing alone.
 
 use askama::Template;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -194,7 +194,8 @@ fn expired_page() -> Response {
 async fn consent_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    uri: Uri,
+    // The URI as requested, `/v2` prefix included, for the way back after signing in.
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
     let query = form_pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
     let token = field(&query, "consent_token");

@@ -409,3 +409,29 @@ async fn consent_is_asked_every_time_unless_configured_otherwise() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_flow_is_served_under_v2_too() {
+    let app = TestApp::spawn().await;
+    let c = app.create_client(&app.admin_key, code_client("App")).await;
+    let path = format!(
+        "/v2{}",
+        path_of(&standard_params(c["client_id"].as_str().unwrap()))
+    );
+    let r = get(&app, &path, None).await;
+    assert_eq!(
+        param(&location(&r), "return_to").as_deref(),
+        Some(path.as_str())
+    );
+    let r = get(&app, &path, Some(&app.admin_key)).await;
+    let token = param(&location(&r), "consent_token").unwrap();
+    let (status, body) = app
+        .post_json(
+            &app.admin_key,
+            "/v2/oauth/grants",
+            &json!({"allowed": true, "consent_token": token}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(param(body["redirect_uri"].as_str().unwrap(), "code").is_some());
+}
