@@ -374,6 +374,22 @@ pub trait Store: Send + Sync + 'static {
         grant_id: &str,
         now: UnixSeconds,
     ) -> Result<Option<Grant>>;
+    /// The grant with this id if it is live, whoever's it is: for the token endpoint and
+    /// introspection, which check that the grant behind a token still stands.
+    async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
+    /// Records a use of the grant (`last_used_at`, shown by `/oauth_grants`); `Ok(false)` when
+    /// the grant is not live.
+    async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool>;
+    /// Housekeeping: deletes up to `limit` rows of each kind that can no longer matter:
+    /// sessions and consent requests past their expiry, authorization codes expired for more
+    /// than an hour (kept that long so a replay is still seen as reuse), and failed logins
+    /// older than `forget_failures_before`. Returns how many rows went.
+    async fn purge_authorization(
+        &self,
+        now: UnixSeconds,
+        forget_failures_before: UnixSeconds,
+        limit: i64,
+    ) -> Result<u64>;
 }
 
 /// Opens the database a URL names: `sqlite:` (a file, created when missing) or `postgres:` /

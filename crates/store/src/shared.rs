@@ -962,6 +962,67 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     Ok(Some(grant))
                 }
+
+                async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>> {
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
+                    );
+                    let row = sqlx::query(&sql).bind(grant_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(grant_from_row).transpose()
+                }
+
+                async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
+                    let n = sqlx::query(
+                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(grant_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn purge_authorization(
+                    &self,
+                    now: UnixSeconds,
+                    forget_failures_before: UnixSeconds,
+                    limit: i64,
+                ) -> Result<u64> {
+                    let mut total = 0;
+                    // Each statement deletes by primary key through a bounded sub-select, which
+                    // both engines accept (neither has a portable DELETE ... LIMIT).
+                    for (sql, cutoff) in [
+                        (
+                            "DELETE FROM sessions WHERE id_hash IN \
+                             (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+                            now,
+                        ),
+                        (
+                            "DELETE FROM consent_requests WHERE token_hash IN \
+                             (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
+                            now,
+                        ),
+                        (
+                            "DELETE FROM authorization_codes WHERE code_hash IN \
+                             (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+                            now - 3600,
+                        ),
+                    ] {
+                        total += sqlx::query(sql)
+                            .bind(cutoff)
+                            .bind(limit)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                    }
+                    total += sqlx::query("DELETE FROM login_failures WHERE at < $1")
+                        .bind(forget_failures_before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(total)
+                }
             }
         }
     };

@@ -470,7 +470,122 @@ async fn deleting_a_client_removes_its_grants_codes_and_consents(store: &dyn Sto
     assert_eq!(store.get_consent("t2", &alice.id, NOW).await.unwrap(), None);
 }
 
+async fn live_grants_are_found_by_id_and_touched(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (_, grant, _) = store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.live_grant(&grant.id).await.unwrap(),
+        Some(grant.clone())
+    );
+    assert!(store.touch_grant(&grant.id, NOW + 7).await.unwrap());
+    let touched = store
+        .get_user_grant(&alice.id, &grant.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_used_at, Some(NOW + 7));
+    store
+        .revoke_grant(&alice.id, &grant.id, NOW + 8)
+        .await
+        .unwrap();
+    assert_eq!(store.live_grant(&grant.id).await.unwrap(), None);
+    assert!(!store.touch_grant(&grant.id, NOW + 9).await.unwrap());
+    assert_eq!(store.live_grant("unknown").await.unwrap(), None);
+}
+
+async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    for (hash, expires_at) in [("old", NOW - 1), ("live", NOW + 100)] {
+        store
+            .create_session(NewSession {
+                id_hash: hash.into(),
+                user_id: alice.id.clone(),
+                now: NOW - 1000,
+                expires_at,
+            })
+            .await
+            .unwrap();
+    }
+    let mut expired = consent("t-old", &alice, &c, &["admin"]);
+    expired.expires_at = NOW - 1;
+    store.create_consent(&expired).await.unwrap();
+    store
+        .create_consent(&consent("t-live", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .create_consent(&consent("t-code", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .approve_consent("t-code", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .record_login_failure(&["account:a".to_owned()], NOW - 2000, 0)
+        .await
+        .unwrap();
+    store
+        .record_login_failure(&["account:b".to_owned()], NOW, 0)
+        .await
+        .unwrap();
+
+    // Now: the old session, the expired consent and the old failure go; the used but unexpired
+    // consent "t-code" stays until it expires.
+    let n = store
+        .purge_authorization(NOW, NOW - 900, 100)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert!(store.session_user("live", NOW).await.unwrap().is_some());
+    assert!(store
+        .get_consent("t-live", &alice.id, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.login_failures("account:b", 0).await.unwrap(), 1);
+    // The code is kept for an hour after its expiry, so that a replay is still seen as reuse.
+    store.redeem_authorization_code("c1", NOW).await.unwrap();
+    // An hour later the other sessions and consents have expired too; the code stays until an
+    // hour after its own expiry.
+    assert_eq!(
+        store
+            .purge_authorization(NOW + 60 + 3599, 0, 100)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(matches!(
+        store
+            .redeem_authorization_code("c1", NOW + 3700)
+            .await
+            .unwrap(),
+        CodeRedemption::AlreadyUsed { .. }
+    ));
+    store
+        .purge_authorization(NOW + 60 + 3600, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem_authorization_code("c1", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+}
+
 storage_tests! {
+    live_grants_are_found_by_id_and_touched,
+    purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,
     login_failures_count_within_the_window,
     consent_tokens_are_single_use_and_bound_to_their_user,
