@@ -137,11 +137,9 @@ impl AuthorizeQuery<'_> {
             state: state.clone(),
         };
 
-        if let Some((k, _)) = self
-            .0
-            .iter()
-            .find(|(k, _)| self.0.iter().filter(|(o, _)| o == k).count() > 1)
-        {
+        // A set, not a pairwise scan: a query of many thousands of parameters stays cheap.
+        let mut seen = std::collections::HashSet::new();
+        if let Some((k, _)) = self.0.iter().find(|(k, _)| !seen.insert(k.as_str())) {
             return Err(fail(
                 "invalid_request",
                 format!("the parameter {k} appears more than once (RFC 6749 §3.1)"),

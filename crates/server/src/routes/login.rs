@@ -55,8 +55,10 @@ async fn stylesheet() -> Response {
 /// The form's key/value pairs; a repeated key makes the form invalid.
 pub(crate) fn form_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
-        if out.iter().any(|(seen, _)| *seen == k) {
+        // A set, not a scan of `out`: thousands of fields stay cheap.
+        if !seen.insert(k.clone()) {
             return None;
         }
         out.push((k.into_owned(), v.into_owned()));
