@@ -14,7 +14,7 @@
 
 use askama::Template;
 use axum::extract::{OriginalUri, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -166,7 +166,7 @@ async fn consent_json(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(token): Path<String>,
-) -> Result<Json<Data<ConsentDetails>>, ApiError> {
+) -> Result<Response, ApiError> {
     let viewer = session::viewer(&state, &headers)
         .await?
         .ok_or_else(|| unauthenticated(&state))?;
@@ -180,7 +180,7 @@ async fn consent_json(
         .await?
         .ok_or_else(unknown_token)?;
     let data = details(&state, &c).await?.ok_or_else(unknown_token)?;
-    Ok(Json(Data { data }))
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(Data { data })).into_response())
 }
 
 fn expired_page() -> Response {
@@ -295,10 +295,14 @@ async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<R
     let location = decide(&state, &viewer.user.id, &body.consent_token, body.allowed)
         .await?
         .ok_or_else(unknown_token)?;
-    Ok(Json(CreateGrantResponse {
-        redirect_uri: location,
-    })
-    .into_response())
+    // The answer carries an authorization code: never cached.
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(CreateGrantResponse {
+            redirect_uri: location,
+        }),
+    )
+        .into_response())
 }
 
 async fn decide_form(

@@ -256,7 +256,16 @@ async fn the_json_api_decides_once_and_only_for_its_user() {
     let (status, _) = app.decide(&bob.api_key, &token, false).await;
     assert_eq!(status, 422);
 
-    let (status, body) = app.decide(&alice.api_key, &token, true).await;
+    let r = app
+        .http
+        .post(app.at("/oauth/grants"))
+        .bearer_auth(&alice.api_key)
+        .json(&json!({"allowed": true, "consent_token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let (status, body) = crate::support::status_json(r).await;
     assert_eq!(status, 200, "{body}");
     let uri = body["redirect_uri"].as_str().unwrap();
     assert!(param(uri, "code").is_some());
