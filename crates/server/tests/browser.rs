@@ -135,6 +135,14 @@ async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
     (port, rx)
 }
 
+/// The next callback hit; a test fails, rather than hangs, when the browser never gets there.
+async fn next_callback(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the browser reached the client's callback within 30 s")
+        .expect("callback server running")
+}
+
 fn param(target: &str, key: &str) -> Option<String> {
     let q = target.split_once('?').map(|(_, q)| q).unwrap_or("");
     url::form_urlencoded::parse(q.as_bytes())
@@ -255,7 +263,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
     b.set_window_size(900, 1000).await.unwrap();
 
     allow.click().await.unwrap();
-    let hit = callbacks.recv().await.unwrap();
+    let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "state").as_deref(), Some("state-allow"));
     assert_eq!(
         param(&hit, "iss").as_deref(),
@@ -295,7 +303,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
         .click()
         .await
         .unwrap();
-    let hit = callbacks.recv().await.unwrap();
+    let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(&hit, "state").as_deref(), Some("state-deny"));
     assert!(param(&hit, "code").is_none());
@@ -371,10 +379,7 @@ async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
         .click()
         .await
         .unwrap();
-    let hit = tokio::time::timeout(std::time::Duration::from_secs(20), callbacks.recv())
-        .await
-        .expect("the browser reached the callback")
-        .unwrap();
+    let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "state").as_deref(), Some("state-skip"));
     assert!(param(&hit, "code").is_some());
     b.close().await.unwrap();
