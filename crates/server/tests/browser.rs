@@ -100,6 +100,9 @@ async fn browser(port: u16, profile: &Path) -> Client {
         .expect("a WebDriver session")
 }
 
+/// The client's logo, served by the callback server.
+const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#0f766e"/><path d="M18 44 32 16l14 28h-8l-6-13-6 13z" fill="#fff"/></svg>"##;
+
 /// The client's callback: answers every request with a short page and reports the path and
 /// query of each `/callback` hit.
 async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
@@ -120,12 +123,20 @@ async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
                 }
                 let head = String::from_utf8_lossy(&buf);
                 let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let is_logo = target.starts_with("/logo.svg");
                 if target.starts_with("/callback") {
                     let _ = tx.send(target);
                 }
-                let body = "<!doctype html><title>Callback</title><p id=done>Back at the app.</p>";
+                let (content_type, body) = if is_logo {
+                    ("image/svg+xml", LOGO_SVG)
+                } else {
+                    (
+                        "text/html",
+                        "<!doctype html><title>Callback</title><p id=done>Back at the app.</p>",
+                    )
+                };
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;
@@ -185,6 +196,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
                 "allowed_grant_types": ["authorization_code", "refresh_token"],
                 "allowed_scopes": ["admin", "messaging", "voice"],
                 "redirect_uris": ["http://127.0.0.1/callback"],
+                "logo_uri": format!("http://127.0.0.1:{cb_port}/logo.svg"),
                 "policy_uri": "https://acme.example/privacy",
                 "tos_uri": "https://acme.example/terms"
             }),
@@ -254,6 +266,18 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
         .await
         .unwrap();
     assert!(badge.contains("Verified"), "{badge}");
+    // The logo loads (the page's CSP allows http(s) images).
+    let logo_width = b
+        .execute(
+            "return document.querySelector('img.logo').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        logo_width.as_u64().unwrap_or(0) > 0,
+        "logo not loaded: {logo_width}"
+    );
     let source = b.source().await.unwrap();
     assert!(source.contains("Send and receive messages"));
     let dir = artifacts();
