@@ -1,15 +1,19 @@
 //! The domain of the OAuth server, without IO: what a client is and which clients are valid,
 //! scopes and their catalogue, redirect URIs and how they match, secrets and how they are
-//! checked, pagination, signing keys and JWT access tokens.
+//! checked, pagination, the authorization request with PKCE, signing keys and JWT access
+//! tokens.
 //!
 //! Time and randomness are parameters: every function that needs "now" takes it, and every
 //! function that makes a secret takes the random number generator, so that tests fix both.
 
+pub mod authorize;
 pub mod client;
 pub mod jwt;
 pub mod keys;
 pub mod page;
+pub mod pkce;
 pub mod redirect_uri;
+pub mod return_to;
 pub mod scope;
 pub mod secret;
 pub mod timefmt;

@@ -117,14 +117,18 @@ pub async fn start_with_clock(
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = stop_rx => {}
-                }
-            })
-            .await
+        // The peer address feeds the per-address login limit.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop_rx => {}
+            }
+        })
+        .await
     });
     tracing::info!(%addr, %issuer, "listening");
     Ok(RunningServer {

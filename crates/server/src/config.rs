@@ -72,6 +72,17 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub key_encryption_key: Option<String>,
+    /// Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false].
+    #[arg(long, env = "OAUTH_ALLOW_PLAIN_PKCE", global = true)]
+    pub allow_plain_pkce: Option<bool>,
+    /// Address of an external consent page (it gets `?consent_token=...`) [default: the
+    /// built-in page, /consent].
+    #[arg(long, env = "OAUTH_CONSENT_URL", global = true)]
+    pub consent_url: Option<String>,
+    /// Skip the consent page when the user already granted the client every requested scope
+    /// [default: false].
+    #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
+    pub skip_consent_if_granted: Option<bool>,
 }
 
 /// The JWS algorithm of access tokens (`[tokens] algorithm`).
@@ -123,7 +134,10 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
+    /// RFC 8707 resources (token audiences) besides the issuer.
+    resources: Option<Vec<String>>,
     tokens: Option<FileTokens>,
+    authorization: Option<FileAuthorization>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,9 +147,20 @@ struct FileTokens {
     access_token_lifetime_secs: Option<i64>,
     key_publish_delay_secs: Option<i64>,
     key_encryption_key: Option<String>,
-    resources: Option<Vec<String>>,
     key_reload_secs: Option<u64>,
     purge_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuthorization {
+    allow_plain_pkce: Option<bool>,
+    consent_url: Option<String>,
+    skip_consent_if_granted: Option<bool>,
+    session_lifetime_secs: Option<i64>,
+    login_failure_window_secs: Option<i64>,
+    login_max_failures_per_account: Option<u64>,
+    login_max_failures_per_ip: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,7 +183,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
+    /// RFC 8707 resources a client may name (`resource`), besides the issuer itself, which is
+    /// always one (the management API) and the default audience.
+    pub resources: Vec<String>,
     pub tokens: TokensConfig,
+    pub authorization: AuthorizationConfig,
 }
 
 /// Access tokens and their signing keys (`[tokens]`).
@@ -171,8 +200,6 @@ pub struct TokensConfig {
     /// Encrypts private signing keys at rest. `None`: with SQLite, a key file beside the
     /// database is used (created on first start); PostgreSQL requires one.
     pub key_encryption_key: Option<KeyEncryptionKey>,
-    /// RFC 8707 resources a token may be requested for; empty means only the issuer.
-    pub resources: Vec<String>,
     /// How often each instance reloads the signing keys from the database.
     pub key_reload_secs: u64,
     /// How often expired rows are purged.
@@ -186,9 +213,41 @@ impl Default for TokensConfig {
             access_token_lifetime_secs: DEFAULT_ACCESS_TOKEN_LIFETIME_SECS,
             key_publish_delay_secs: DEFAULT_KEY_PUBLISH_DELAY_SECS,
             key_encryption_key: None,
-            resources: Vec::new(),
             key_reload_secs: DEFAULT_KEY_RELOAD_SECS,
             purge_interval_secs: DEFAULT_PURGE_INTERVAL_SECS,
+        }
+    }
+}
+
+/// The authorization code flow's options (`[authorization]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationConfig {
+    /// Accept PKCE `plain`; off by default (RFC 9700 §2.1.1).
+    pub allow_plain_pkce: bool,
+    /// An external consent page; `None`: the built-in `/consent`.
+    pub consent_url: Option<String>,
+    /// Skip the consent page when a live grant already covers the request.
+    pub skip_consent_if_granted: bool,
+    /// How long a login session lasts.
+    pub session_lifetime_secs: i64,
+    /// The window in which failed logins are counted.
+    pub login_failure_window_secs: i64,
+    /// Failed logins to one account within the window before it is locked for the window.
+    pub login_max_failures_per_account: u64,
+    /// Failed logins from one client address within the window before it is locked.
+    pub login_max_failures_per_ip: u64,
+}
+
+impl Default for AuthorizationConfig {
+    fn default() -> Self {
+        Self {
+            allow_plain_pkce: false,
+            consent_url: None,
+            skip_consent_if_granted: false,
+            session_lifetime_secs: 12 * 3600,
+            login_failure_window_secs: 15 * 60,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 30,
         }
     }
 }
@@ -230,7 +289,9 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
+            .field("resources", &self.resources)
             .field("tokens", &self.tokens)
+            .field("authorization", &self.authorization)
             .finish()
     }
 }
@@ -262,7 +323,9 @@ impl Default for Config {
                 default_scopes: scopes.names(),
             },
             scopes,
+            resources: Vec::new(),
             tokens: TokensConfig::default(),
+            authorization: AuthorizationConfig::default(),
         }
     }
 }
@@ -308,6 +371,9 @@ impl Config {
         if let Some(v) = reg.default_scopes {
             config.registration.default_scopes = v;
         }
+        if let Some(v) = file.resources {
+            config.resources = v;
+        }
         let tok = file.tokens.unwrap_or_default();
         let t = &mut config.tokens;
         if let Some(v) = args.token_algorithm.or(tok.algorithm) {
@@ -329,14 +395,35 @@ impl Config {
                 )
             })?);
         }
-        if let Some(v) = tok.resources {
-            t.resources = v;
-        }
         if let Some(v) = tok.key_reload_secs {
             t.key_reload_secs = v;
         }
         if let Some(v) = tok.purge_interval_secs {
             t.purge_interval_secs = v;
+        }
+        let authz = file.authorization.unwrap_or_default();
+        let a = &mut config.authorization;
+        if let Some(v) = args.allow_plain_pkce.or(authz.allow_plain_pkce) {
+            a.allow_plain_pkce = v;
+        }
+        a.consent_url = args.consent_url.clone().or(authz.consent_url);
+        if let Some(v) = args
+            .skip_consent_if_granted
+            .or(authz.skip_consent_if_granted)
+        {
+            a.skip_consent_if_granted = v;
+        }
+        if let Some(v) = authz.session_lifetime_secs {
+            a.session_lifetime_secs = v;
+        }
+        if let Some(v) = authz.login_failure_window_secs {
+            a.login_failure_window_secs = v;
+        }
+        if let Some(v) = authz.login_max_failures_per_account {
+            a.login_max_failures_per_account = v;
+        }
+        if let Some(v) = authz.login_max_failures_per_ip {
+            a.login_max_failures_per_ip = v;
         }
         config.check()?;
         Ok(config)
@@ -365,12 +452,31 @@ impl Config {
         if t.key_reload_secs == 0 || t.purge_interval_secs == 0 {
             bail!("configuration: tokens.key_reload_secs and tokens.purge_interval_secs must be positive");
         }
-        for r in &t.resources {
+        for r in &self.resources {
             // RFC 8707 §2: an absolute URI without a fragment.
             match url::Url::parse(r) {
                 Ok(u) if u.fragment().is_none() => {}
-                _ => bail!("configuration: tokens.resources: {r:?} must be an absolute URI without a fragment"),
+                _ => bail!(
+                    "configuration: resources: {r:?} must be an absolute URI without a fragment"
+                ),
             }
+        }
+        let a = &self.authorization;
+        if let Some(u) = &a.consent_url {
+            let url = url::Url::parse(u)
+                .with_context(|| format!("authorization.consent_url {u:?} is not a URL"))?;
+            if !matches!(url.scheme(), "https" | "http") || url.fragment().is_some() {
+                bail!("configuration: authorization.consent_url must be an http(s) URL without a fragment");
+            }
+        }
+        if a.login_failure_window_secs > crate::maintenance::LOGIN_FAILURE_RETENTION_SECS {
+            bail!("configuration: authorization.login_failure_window_secs must be at most 604800 (7 days)");
+        }
+        if a.session_lifetime_secs < 60 || a.login_failure_window_secs < 1 {
+            bail!("configuration: authorization.session_lifetime_secs must be at least 60 and login_failure_window_secs at least 1");
+        }
+        if a.login_max_failures_per_account == 0 || a.login_max_failures_per_ip == 0 {
+            bail!("configuration: the login failure limits must be at least 1");
         }
         for s in &self.registration.default_scopes {
             if !self.scopes.contains(s) {
@@ -428,9 +534,12 @@ mod tests {
             r#"
 bind = "127.0.0.1:9000"
 database_url = "sqlite://from-file.db"
+resources = ["https://api.example"]
 [registration]
 mode = "token"
 initial_access_token = "s3cret"
+[authorization]
+allow_plain_pkce = true
 [[scopes]]
 name = "admin"
 description = "Everything"
@@ -450,6 +559,29 @@ description = "Read"
         assert_eq!(c.database_url, "sqlite://from-flag.db");
         assert_eq!(c.registration.mode, RegistrationMode::Token);
         assert_eq!(c.scopes.names(), vec!["admin", "read"]);
+        assert!(c.authorization.allow_plain_pkce);
+        assert_eq!(c.resources, vec!["https://api.example"]);
+        assert!(!c.authorization.skip_consent_if_granted);
+
+        // Flags (and OAUTH_* variables, which clap reads into the same fields) win over the file.
+        let args = ConfigArgs {
+            allow_plain_pkce: Some(false),
+            skip_consent_if_granted: Some(true),
+            consent_url: Some("https://consent.example/page".into()),
+            ..args
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.authorization.allow_plain_pkce);
+        assert!(c.authorization.skip_consent_if_granted);
+        assert_eq!(
+            c.authorization.consent_url.as_deref(),
+            Some("https://consent.example/page")
+        );
+        let bad = ConfigArgs {
+            consent_url: Some("javascript:alert(1)".into()),
+            ..args
+        };
+        assert!(Config::load(&bad).is_err());
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 
@@ -491,12 +623,12 @@ description = "Read"
         std::fs::write(
             &path,
             r#"
+resources = ["https://api.example.com"]
 [tokens]
 algorithm = "eddsa"
 access_token_lifetime_secs = 600
 key_publish_delay_secs = 0
 key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
-resources = ["https://api.example.com"]
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -509,7 +641,7 @@ resources = ["https://api.example.com"]
         assert_eq!(c.tokens.algorithm, TokenAlgorithm::Eddsa);
         assert_eq!(c.tokens.access_token_lifetime_secs, 900, "the flag wins");
         assert_eq!(c.tokens.key_publish_delay_secs, 0);
-        assert_eq!(c.tokens.resources, vec!["https://api.example.com"]);
+        assert_eq!(c.resources, vec!["https://api.example.com"]);
         assert!(c.tokens.key_encryption_key.is_some());
         assert!(
             !format!("{c:?}").contains("BwcHBwcH"),

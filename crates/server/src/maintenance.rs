@@ -32,10 +32,21 @@ fn retired_signing_keys(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFut
     s.purge_retired_signing_keys(now, limit)
 }
 
+/// Failed-login records older than this are forgotten; the counting window is at most this long
+/// (the configuration refuses a longer one).
+pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
+
+/// Expired sessions and consent requests, codes an hour past expiry (kept that long so that a
+/// replay is still recognised as one), old failed-login records.
+fn authorization(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+    s.purge_authorization(now, now - LOGIN_FAILURE_RETENTION_SECS, limit)
+}
+
 /// Every purge, by name.
 pub const PURGES: &[(&str, PurgeFn)] = &[
     ("revoked_tokens", revoked_tokens),
     ("signing_keys", retired_signing_keys),
+    ("authorization", authorization),
 ];
 
 /// Runs every purge once; returns how many rows each deleted. A failing purge is logged and

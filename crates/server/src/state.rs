@@ -24,4 +24,28 @@ impl AppState {
     pub fn protected_resource_metadata_url(&self) -> String {
         format!("{}/.well-known/oauth-protected-resource", self.issuer)
     }
+
+    /// RFC 8707 resources this server accepts: the issuer itself (the management API, and the
+    /// default audience) and the configured `resources`.
+    pub fn known_resources(&self) -> Vec<String> {
+        let mut known = vec![self.issuer.to_string()];
+        known.extend(
+            self.config
+                .resources
+                .iter()
+                .filter(|r| r.as_str() != &*self.issuer)
+                .cloned(),
+        );
+        known
+    }
+
+    /// Is `resource` one this server accepts?
+    pub fn is_known_resource(&self, resource: &str) -> bool {
+        resource == &*self.issuer || self.config.resources.iter().any(|r| r == resource)
+    }
+
+    /// Cookies get `Secure` when the server is reached over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
 }

@@ -145,6 +145,89 @@ pub struct StoredSigningKey {
     pub retire_after: Option<UnixSeconds>,
 }
 
+// --- authorization ---------------------------------------------------------------------------
+
+/// A signed-in browser session; only the hash of the cookie value is stored.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: String,
+    pub now: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+/// A pending authorization request (the consent token's record). `token_hash` is the SHA-256
+/// of the consent token; the token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRequest {
+    pub token_hash: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub resource: Option<String>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+/// A user's standing authorization of a client (`/oauth_grants`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// RFC 8707 resources approved for this client.
+    pub resources: Vec<String>,
+    pub created_at: UnixSeconds,
+    pub updated_at: UnixSeconds,
+    pub last_used_at: Option<UnixSeconds>,
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+/// An authorization code (RFC 6749 §4.1.2) as stored: bound to its client, redirect URI, PKCE
+/// challenge, scopes, resource, user and grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub resource: Option<String>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+/// What [`Store::approve_consent`] needs besides the consent token: the ids and the code it
+/// mints.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// The id a new grant gets; unused when the user already has a live grant for the client.
+    pub new_grant_id: String,
+    pub code_hash: String,
+    pub code_expires_at: UnixSeconds,
+    pub now: UnixSeconds,
+}
+
+/// The outcome of [`Store::redeem_authorization_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// The code was live and is now used; this call is the only one that will ever see this.
+    Redeemed(Box<AuthorizationCode>),
+    /// The code exists but was already used: RFC 6749 §4.1.2 says the tokens issued from it
+    /// should be revoked (revoke `grant_id`).
+    AlreadyUsed { grant_id: String },
+    /// Unknown, expired, or its grant was revoked.
+    Invalid,
+}
+
 /// Where SQLite and PostgreSQL differ in the SQL this crate writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
@@ -158,6 +241,9 @@ pub struct Dialect {
     /// SQL that is true when the JSON array in column `grant_types` contains the bound value;
     /// `{}` stands for the placeholder.
     pub json_array_contains: &'static str,
+    /// Appended to a `SELECT` that is about to be updated in the same transaction: row locks
+    /// on PostgreSQL; nothing on SQLite, whose write transaction already holds the database.
+    pub for_update: &'static str,
 }
 
 /// The storage operations of the server.
@@ -227,6 +313,98 @@ pub trait Store: Send + Sync + 'static {
         verified: bool,
         now: UnixSeconds,
     ) -> Result<bool>;
+
+    // --- authorization --------------------------------------------------------------------
+
+    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// The user of the live (unexpired) session with this cookie hash.
+    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
+    /// Signs a browser out; `Ok(false)` when there was no such session.
+    async fn delete_session(&self, id_hash: &str) -> Result<bool>;
+
+    /// Records one failed login under each key (e.g. the account and the client address), and
+    /// forgets failures older than `forget_before`.
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        now: UnixSeconds,
+        forget_before: UnixSeconds,
+    ) -> Result<()>;
+    /// Failed logins recorded under `key` at or after `since`.
+    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
+    /// Forgets the failures under `key` (after a successful login to that account).
+    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+
+    /// Stores a pending authorization request under the hash of its consent token.
+    async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
+    /// The live consent request (unused, unexpired) of this token hash, when it belongs to
+    /// `user_id`; another user's request is `None`, as if unknown.
+    async fn get_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<ConsentRequest>>;
+    /// Marks the consent request used and returns it: one conditional `UPDATE ... RETURNING`,
+    /// so that of two concurrent calls only one gets `Some`. `None` when unknown, expired,
+    /// already used or another user's. For a denial.
+    async fn consume_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<ConsentRequest>>;
+    /// In one transaction: consumes the consent request (as [`Store::consume_consent`]), creates
+    /// the user's live grant for the client or widens its scopes and resources, and stores an
+    /// authorization code bound to the request and to that grant. `None` (nothing written) when
+    /// the consent request is not live for this user.
+    async fn approve_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        approval: &Approval,
+    ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>>;
+
+    /// Atomically marks a live code used and returns it (RFC 6749 §4.1.2: single use). A code
+    /// whose grant was revoked, or which has expired, is [`CodeRedemption::Invalid`]. The
+    /// caller checks the client, redirect URI and PKCE verifier against the returned code.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<CodeRedemption>;
+
+    /// The user's live grants, oldest first.
+    async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>>;
+    /// The user's live grant with this id; another user's (or a revoked) grant is `None`.
+    async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>>;
+    /// The user's live grant for a client, if any.
+    async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>>;
+    /// Revokes the user's live grant (sets `revoked_at`) and deletes its authorization codes,
+    /// in one transaction; returns the grant with `revoked_at` set. Tokens carrying the grant id must check
+    /// that the grant is live. `None` when the user has no such live grant.
+    async fn revoke_grant(
+        &self,
+        user_id: &str,
+        grant_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<Grant>>;
+    /// The grant with this id if it is live, whoever's it is: for the token endpoint and
+    /// introspection, which check that the grant behind a token still stands.
+    async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
+    /// Records a use of the grant (`last_used_at`, shown by `/oauth_grants`); `Ok(false)` when
+    /// the grant is not live.
+    async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool>;
+    /// Housekeeping: deletes up to `limit` rows of each kind that can no longer matter:
+    /// sessions and consent requests past their expiry, authorization codes expired for more
+    /// than an hour (kept that long so a replay is still seen as reuse), and failed logins
+    /// older than `forget_failures_before`. Returns how many rows went.
+    async fn purge_authorization(
+        &self,
+        now: UnixSeconds,
+        forget_failures_before: UnixSeconds,
+        limit: i64,
+    ) -> Result<u64>;
 
     // --- tokens ---------------------------------------------------------------------------
 

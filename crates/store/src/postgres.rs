@@ -17,6 +17,7 @@ impl PostgresStore {
         insertion_order: "seq",
         strpos: "strpos",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
+        for_update: " FOR UPDATE",
     };
 
     pub async fn connect(url: &str) -> Result<Self> {

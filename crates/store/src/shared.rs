@@ -14,6 +14,26 @@ pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, clien
 
 pub(crate) const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
 
+pub(crate) const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redirect_uri, scopes, \
+    state, code_challenge, code_challenge_method, resource, created_at, expires_at";
+
+pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resources, created_at, \
+    updated_at, last_used_at, revoked_at";
+
+pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
+    scopes, code_challenge, code_challenge_method, resource, created_at, expires_at";
+
+/// `a` followed by the values of `b` it does not have yet, in order.
+pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for v in b {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
 /// A key's last use is recorded at most this often.
 pub(crate) const LAST_USED_GRANULARITY: i64 = 60;
 
@@ -114,12 +134,13 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::shared::{
-                to_json, ClientRow, Where, CLIENT_COLUMNS,
-                LAST_USED_GRANULARITY, USER_COLUMNS,
+                from_json, to_json, union, ClientRow, Where, CLIENT_COLUMNS, CODE_COLUMNS,
+                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, USER_COLUMNS,
             };
             use crate::{
-                ApiKey, ClientFilter, NewApiKey, NewUser, Organization, Page, Result, Store,
-                StoredSigningKey, User,
+                ApiKey, Approval, AuthorizationCode, ClientFilter, CodeRedemption,
+                ConsentRequest, Grant, NewApiKey, NewSession, NewUser, Organization, Page,
+                Result, Store, StoredSigningKey, User,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -239,6 +260,74 @@ macro_rules! impl_store {
                     last_used_at: None,
                     revoked_at: None,
                 })
+            }
+
+            fn consent_from_row(r: &Row) -> Result<ConsentRequest> {
+                Ok(ConsentRequest {
+                    token_hash: r.try_get("token_hash")?,
+                    user_id: r.try_get("user_id")?,
+                    client_id: r.try_get("client_id")?,
+                    redirect_uri: r.try_get("redirect_uri")?,
+                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
+                    state: r.try_get("state")?,
+                    code_challenge: r.try_get("code_challenge")?,
+                    code_challenge_method: r.try_get("code_challenge_method")?,
+                    resource: r.try_get("resource")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            }
+
+            fn grant_from_row(r: &Row) -> Result<Grant> {
+                Ok(Grant {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    client_id: r.try_get("client_id")?,
+                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
+                    resources: from_json(&r.try_get::<String, _>("resources")?)?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            }
+
+            fn code_from_row(r: &Row) -> Result<AuthorizationCode> {
+                Ok(AuthorizationCode {
+                    code_hash: r.try_get("code_hash")?,
+                    grant_id: r.try_get("grant_id")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    redirect_uri: r.try_get("redirect_uri")?,
+                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
+                    code_challenge: r.try_get("code_challenge")?,
+                    code_challenge_method: r.try_get("code_challenge_method")?,
+                    resource: r.try_get("resource")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            }
+
+            /// The conditional update that makes a consent token single-use: only a live,
+            /// unused request of this user is marked, and only one caller gets the row back.
+            async fn take_consent(
+                conn: &mut Conn,
+                token_hash: &str,
+                user_id: &str,
+                now: UnixSeconds,
+            ) -> Result<Option<ConsentRequest>> {
+                let sql = format!(
+                    "UPDATE consent_requests SET used_at = $1 \
+                     WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING {CONSENT_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(token_hash)
+                    .bind(user_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                row.as_ref().map(consent_from_row).transpose()
             }
 
             fn signing_key_from_row(r: &Row) -> Result<StoredSigningKey> {
@@ -571,7 +660,398 @@ macro_rules! impl_store {
                         .rows_affected();
                     Ok(n == 1)
                 }
+                // --- authorization ---
 
+                async fn create_session(&self, session: NewSession) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&session.id_hash)
+                    .bind(&session.user_id)
+                    .bind(session.now)
+                    .bind(session.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
+                    let row = sqlx::query(
+                        "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
+                         FROM sessions s JOIN users u ON u.id = s.user_id \
+                         WHERE s.id_hash = $1 AND s.expires_at > $2",
+                    )
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> Result<bool> {
+                    let n = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                        .bind(id_hash)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn record_login_failure(
+                    &self,
+                    keys: &[String],
+                    now: UnixSeconds,
+                    forget_before: UnixSeconds,
+                ) -> Result<()> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    for key in keys {
+                        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at < $2")
+                            .bind(key)
+                            .bind(forget_before)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                            .bind(key)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
+                    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2")
+                        .bind(key)
+                        .bind(since)
+                        .fetch_one(&self.pool)
+                        .await?
+                        .try_get("n")?;
+                    Ok(u64::try_from(n).unwrap_or(0))
+                }
+
+                async fn clear_login_failures(&self, key: &str) -> Result<()> {
+                    sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
+                    let sql = format!(
+                        "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    );
+                    sqlx::query(&sql)
+                        .bind(&c.token_hash)
+                        .bind(&c.user_id)
+                        .bind(&c.client_id)
+                        .bind(&c.redirect_uri)
+                        .bind(to_json(&c.scopes)?)
+                        .bind(&c.state)
+                        .bind(&c.code_challenge)
+                        .bind(&c.code_challenge_method)
+                        .bind(&c.resource)
+                        .bind(c.created_at)
+                        .bind(c.expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn get_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<ConsentRequest>> {
+                    let sql = format!(
+                        "SELECT {CONSENT_COLUMNS} FROM consent_requests \
+                         WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(token_hash)
+                        .bind(user_id)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(consent_from_row).transpose()
+                }
+
+                async fn consume_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<ConsentRequest>> {
+                    let mut conn = self.pool.acquire().await?;
+                    take_consent(&mut conn, token_hash, user_id, now).await
+                }
+
+                async fn approve_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    a: &Approval,
+                ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let Some(consent) = take_consent(&mut tx, token_hash, user_id, a.now).await? else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    let resources: Vec<String> = consent.resource.iter().cloned().collect();
+                    // Create the grant unless a live one exists (the partial unique index decides,
+                    // also against a concurrent approval), then lock and widen whichever is live.
+                    sqlx::query(
+                        "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                         ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
+                    )
+                    .bind(&a.new_grant_id)
+                    .bind(user_id)
+                    .bind(&consent.client_id)
+                    .bind(to_json(&consent.scopes)?)
+                    .bind(to_json(&resources)?)
+                    .bind(a.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants \
+                         WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
+                        Self::DIALECT.for_update
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(user_id)
+                        .bind(&consent.client_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let mut grant = grant_from_row(&row)?;
+                    let scopes = union(&grant.scopes, &consent.scopes);
+                    let all_resources = union(&grant.resources, &resources);
+                    if scopes != grant.scopes || all_resources != grant.resources {
+                        sqlx::query(
+                            "UPDATE oauth_grants SET scopes = $1, resources = $2, updated_at = $3 WHERE id = $4",
+                        )
+                        .bind(to_json(&scopes)?)
+                        .bind(to_json(&all_resources)?)
+                        .bind(a.now)
+                        .bind(&grant.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        grant.scopes = scopes;
+                        grant.resources = all_resources;
+                        grant.updated_at = a.now;
+                    }
+                    let code = AuthorizationCode {
+                        code_hash: a.code_hash.clone(),
+                        grant_id: grant.id.clone(),
+                        client_id: consent.client_id.clone(),
+                        user_id: user_id.to_owned(),
+                        redirect_uri: consent.redirect_uri.clone(),
+                        scopes: consent.scopes.clone(),
+                        code_challenge: consent.code_challenge.clone(),
+                        code_challenge_method: consent.code_challenge_method.clone(),
+                        resource: consent.resource.clone(),
+                        created_at: a.now,
+                        expires_at: a.code_expires_at,
+                    };
+                    let sql = format!(
+                        "INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    );
+                    sqlx::query(&sql)
+                        .bind(&code.code_hash)
+                        .bind(&code.grant_id)
+                        .bind(&code.client_id)
+                        .bind(&code.user_id)
+                        .bind(&code.redirect_uri)
+                        .bind(to_json(&code.scopes)?)
+                        .bind(&code.code_challenge)
+                        .bind(&code.code_challenge_method)
+                        .bind(&code.resource)
+                        .bind(code.created_at)
+                        .bind(code.expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Some((consent, grant, code)))
+                }
+
+                async fn redeem_authorization_code(
+                    &self,
+                    code_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<CodeRedemption> {
+                    let sql = format!(
+                        "UPDATE authorization_codes SET used_at = $1 \
+                         WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                         AND EXISTS (SELECT 1 FROM oauth_grants g \
+                                     WHERE g.id = authorization_codes.grant_id AND g.revoked_at IS NULL) \
+                         RETURNING {CODE_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(code_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if let Some(r) = row {
+                        return Ok(CodeRedemption::Redeemed(Box::new(code_from_row(&r)?)));
+                    }
+                    let used = sqlx::query(
+                        "SELECT grant_id FROM authorization_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
+                    )
+                    .bind(code_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match used {
+                        Some(r) => CodeRedemption::AlreadyUsed {
+                            grant_id: r.try_get("grant_id")?,
+                        },
+                        None => CodeRedemption::Invalid,
+                    })
+                }
+
+                async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
+                    let total: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
+                         ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
+                        Self::DIALECT.insertion_order
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(user_id)
+                        .bind(page.limit())
+                        .bind(page.offset())
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let items = rows.iter().map(grant_from_row).collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: u64::try_from(total).unwrap_or(0),
+                    })
+                }
+
+                async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>> {
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(grant_id)
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(grant_from_row).transpose()
+                }
+
+                async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(user_id)
+                        .bind(client_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(grant_from_row).transpose()
+                }
+
+                async fn revoke_grant(
+                    &self,
+                    user_id: &str,
+                    grant_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<Grant>> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let sql = format!(
+                        "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 \
+                         WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(grant_id)
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    let grant = grant_from_row(&row)?;
+                    sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1")
+                        .bind(grant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Some(grant))
+                }
+
+                async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>> {
+                    let sql = format!(
+                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
+                    );
+                    let row = sqlx::query(&sql).bind(grant_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(grant_from_row).transpose()
+                }
+
+                async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
+                    let n = sqlx::query(
+                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(grant_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn purge_authorization(
+                    &self,
+                    now: UnixSeconds,
+                    forget_failures_before: UnixSeconds,
+                    limit: i64,
+                ) -> Result<u64> {
+                    let mut total = 0;
+                    // Each statement deletes by primary key through a bounded sub-select, which
+                    // both engines accept (neither has a portable DELETE ... LIMIT).
+                    for (sql, cutoff) in [
+                        (
+                            "DELETE FROM sessions WHERE id_hash IN \
+                             (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+                            now,
+                        ),
+                        (
+                            "DELETE FROM consent_requests WHERE token_hash IN \
+                             (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
+                            now,
+                        ),
+                        (
+                            "DELETE FROM authorization_codes WHERE code_hash IN \
+                             (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+                            now - 3600,
+                        ),
+                    ] {
+                        total += sqlx::query(sql)
+                            .bind(cutoff)
+                            .bind(limit)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                    }
+                    total += sqlx::query("DELETE FROM login_failures WHERE at < $1")
+                        .bind(forget_failures_before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(total)
+                }
                 // --- tokens ---
 
                 async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {

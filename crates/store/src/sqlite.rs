@@ -18,6 +18,7 @@ impl SqliteStore {
         insertion_order: "rowid",
         strpos: "instr",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
+        for_update: "",
     };
 
     /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy

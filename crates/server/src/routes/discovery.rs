@@ -44,9 +44,12 @@ pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMet
         jwks_uri: Some(format!("{iss}/oauth/jwks")),
         response_types_supported: strs(&["code"]),
         grant_types_supported: strs(SUPPORTED_GRANT_TYPES),
-        // PKCE S256 is always on; `plain` is listed only when the operator enables it, with the
-        // authorization flow's configuration.
-        code_challenge_methods_supported: strs(&["S256"]),
+        // PKCE S256 is always on; `plain` is listed only when the operator enables it.
+        code_challenge_methods_supported: if state.config.authorization.allow_plain_pkce {
+            strs(&["S256", "plain"])
+        } else {
+            strs(&["S256"])
+        },
         scopes_supported: state.config.scopes.names(),
         token_endpoint_auth_methods_supported: strs(&[
             "client_secret_basic",

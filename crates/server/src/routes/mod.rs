@@ -10,10 +10,14 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod authorize;
 mod clients;
+mod consent;
 pub mod discovery;
+mod grants;
 mod health;
 mod introspect;
+mod login;
 mod register;
 pub mod token;
 
@@ -25,6 +29,10 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(introspect::router())
         .merge(discovery::router())
+        .merge(authorize::router())
+        .merge(consent::router())
+        .merge(grants::router())
+        .merge(login::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())

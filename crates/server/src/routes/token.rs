@@ -136,14 +136,13 @@ pub fn granted_scopes(
     Ok(scopes)
 }
 
-/// RFC 8707 §2: a `resource` must be the issuer or one of `tokens.resources`; `None` is the
+/// RFC 8707 §2: a `resource` must be the issuer or one of the configured `resources`; `None` is the
 /// default (the issuer itself).
 pub fn resource(state: &AppState, requested: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(r) = requested else {
         return Ok(None);
     };
-    let known = r == &*state.issuer || state.config.tokens.resources.iter().any(|k| k == r);
-    if !known {
+    if !state.is_known_resource(r) {
         return Err(ApiError::oauth(
             "invalid_target",
             "the requested resource is unknown to this server",

@@ -83,3 +83,13 @@ async fn an_issuer_with_a_path_has_path_aware_metadata() {
     assert_eq!(status, 200);
     assert_eq!(body["resource"], "https://auth.example.com/tenant-a");
 }
+
+#[tokio::test]
+async fn plain_pkce_is_listed_only_when_enabled() {
+    let app = TestApp::spawn_with(|c| c.authorization.allow_plain_pkce = true).await;
+    let (_, body) = get(&app, "/.well-known/oauth-authorization-server").await;
+    assert_eq!(
+        body["code_challenge_methods_supported"],
+        json!(["S256", "plain"])
+    );
+}

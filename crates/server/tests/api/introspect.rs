@@ -403,7 +403,14 @@ async fn the_purge_removes_revocations_once_the_token_has_expired() {
     .await;
     let store = app.server.store.as_ref();
     let counts = oauth_server::maintenance::purge_once(store, clock.now()).await;
-    assert_eq!(counts, vec![("revoked_tokens", 0), ("signing_keys", 0)]);
+    assert_eq!(
+        counts,
+        vec![
+            ("revoked_tokens", 0),
+            ("signing_keys", 0),
+            ("authorization", 0)
+        ]
+    );
     assert!(store.is_access_token_revoked(jti).await.unwrap());
     clock.advance(3600);
     let counts = oauth_server::maintenance::purge_once(store, clock.now()).await;

@@ -6,11 +6,16 @@
 mod oauth_support;
 mod support;
 
+mod authorize;
 mod clients;
+mod consent;
 mod discovery;
 mod errors;
+mod flow;
+mod grants;
 mod introspect;
 mod jwks;
+mod login;
 mod management;
 mod register;
 mod token;

@@ -369,7 +369,7 @@ async fn bodies_must_be_form_or_json_within_the_limit_without_repeats() {
 #[tokio::test]
 async fn resource_indicators_set_the_audience() {
     let app = TestApp::spawn_with(|c| {
-        c.tokens.resources = vec!["https://api.example.com".into()];
+        c.resources = vec!["https://api.example.com".into()];
     })
     .await;
     let (id, secret) = cc_client(&app).await;

@@ -1,0 +1,166 @@
+//! The server's own HTML pages (sign-in, consent, messages): askama templates, auto-escaped,
+//! served with headers that forbid script, framing and leaking the URL (which can carry a
+//! consent token) in a `Referer`.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// The stylesheet every page links; served at [`CSS_PATH`] so that the CSP can stay
+/// `style-src 'self'` with no inline style.
+pub const CSS: &str = include_str!("../assets/oauth.css");
+pub const CSS_PATH: &str = "/assets/oauth.css";
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf_token: &'a str,
+    pub return_to: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub email: &'a str,
+    pub csrf_token: &'a str,
+}
+
+pub struct ScopeLine {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub name: &'a str,
+    pub initial: String,
+    pub logo_uri: Option<&'a str>,
+    pub policy_uri: Option<&'a str>,
+    pub tos_uri: Option<&'a str>,
+    pub verified: bool,
+    pub email: &'a str,
+    pub scopes: Vec<ScopeLine>,
+    pub return_host: String,
+    pub consent_token: &'a str,
+    pub csrf_token: &'a str,
+}
+
+/// Only http(s) links reach an `href` or `src` (client validation already demands it; this
+/// keeps a `javascript:` URL out of the page whatever the database holds).
+pub fn web_url(u: Option<&str>) -> Option<&str> {
+    u.filter(|u| url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "https" | "http")))
+}
+
+/// A rendered page with the security headers. `form_action` adds sources to the CSP's
+/// `form-action` (the consent form's redirect target: browsers apply `form-action` to the
+/// redirect that follows a form submission).
+pub fn page(
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    form_action: &str,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not render this page",
+            )
+                .into_response();
+        }
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' https: http:; \
+         form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// A page that says one thing.
+pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    page(status, MessagePage { title, message }.render(), "")
+}
+
+/// The CSP source for where a redirect URI points: its origin for http(s), its scheme for a
+/// private-use scheme (RFC 8252 §7.1). Built from the parsed URL, so nothing from the URI but
+/// scheme, host and port reaches the header.
+pub fn csp_source(redirect_uri: &str) -> String {
+    let Ok(u) = url::Url::parse(redirect_uri) else {
+        return String::new();
+    };
+    match (u.scheme(), u.host_str()) {
+        (scheme @ ("http" | "https"), Some(host)) => match u.port() {
+            Some(p) => format!(" {scheme}://{host}:{p}"),
+            None => format!(" {scheme}://{host}"),
+        },
+        (scheme, _)
+            if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            format!(" {scheme}:")
+        }
+        _ => String::new(),
+    }
+}
+
+/// What the user is told about where the browser goes next: the host (or the scheme of an
+/// app's private-use URI).
+pub fn return_host(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(u) => match u.host_str() {
+            Some(h) => match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            },
+            None => format!("the app ({}:)", u.scheme()),
+        },
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csp_sources_carry_only_scheme_host_port() {
+        assert_eq!(csp_source("https://a.example/cb?x=1"), " https://a.example");
+        assert_eq!(
+            csp_source("http://127.0.0.1:4000/cb"),
+            " http://127.0.0.1:4000"
+        );
+        assert_eq!(csp_source("com.example.app:/cb"), " com.example.app:");
+        assert_eq!(return_host("https://a.example/cb"), "a.example");
+    }
+}

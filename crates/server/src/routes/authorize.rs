@@ -1,0 +1,130 @@
+//! `GET /oauth/authorize` (RFC 6749 §4.1.1): check the request in the order of
+//! `oauth_core::authorize`, find the user, and hand over to the consent step.
+//!
+//! ```text
+//! client/redirect_uri in doubt ─→ HTML error page (400/404/422), never a redirect
+//! other errors ────────────────→ 302 redirect_uri?error=..&error_description=..&state=..&iss=..
+//! nobody signed in ────────────→ 302 /login?return_to=<this request>
+//! consent already given (opt) ─→ 302 redirect_uri?code=..&state=..&iss=..
+//! otherwise ───────────────────→ 302 <consent page>?consent_token=..
+//! ```
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, AuthorizeQuery};
+
+use crate::error::ApiError;
+use crate::html;
+use crate::routes::consent;
+use crate::session;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/oauth/authorize", get(authorize))
+}
+
+pub(crate) fn found(location: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    // The URI as requested, `/v2` prefix included, for the way back after signing in.
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let raw = uri.query().unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = AuthorizeQuery(&pairs);
+    let client = match query.client_id() {
+        Ok(id) => state.store.get_client(id).await?,
+        Err(_) => None,
+    };
+    let resources = state.known_resources();
+    let policy = AuthorizePolicy {
+        allow_plain_pkce: state.config.authorization.allow_plain_pkce,
+        resources: &resources,
+    };
+    let request = match query.validate(client.as_ref(), policy) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page { status, message }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(html::message(
+                status,
+                "This sign-in link is not valid",
+                &message,
+            ));
+        }
+        Err(AuthorizeError::Redirect {
+            redirect_uri,
+            error,
+            description,
+            state: client_state,
+        }) => {
+            return Ok(found(&error_redirect(
+                &redirect_uri,
+                error,
+                &description,
+                client_state.as_deref(),
+                &state.issuer,
+            )));
+        }
+    };
+
+    let Some(viewer) = session::viewer(&state, &headers).await? else {
+        let here = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/oauth/authorize");
+        let login = format!(
+            "/login?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", here)
+                .finish()
+        );
+        return Ok(found(&login));
+    };
+
+    if state.config.authorization.skip_consent_if_granted {
+        if let Some(grant) = state
+            .store
+            .find_client_grant(&viewer.user.id, &request.client_id)
+            .await?
+        {
+            let covered = request.scopes.iter().all(|s| grant.scopes.contains(s))
+                && request
+                    .resource
+                    .as_ref()
+                    .is_none_or(|r| grant.resources.contains(r));
+            if covered {
+                let token = consent::create(&state, &viewer.user.id, &request).await?;
+                if let Some(location) =
+                    consent::decide(&state, &viewer.user.id, &token, true).await?
+                {
+                    return Ok(found(&location));
+                }
+            }
+        }
+    }
+
+    let token = consent::create(&state, &viewer.user.id, &request).await?;
+    let base = state
+        .config
+        .authorization
+        .consent_url
+        .as_deref()
+        .unwrap_or("/consent");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(found(&format!("{base}{sep}consent_token={token}")))
+}

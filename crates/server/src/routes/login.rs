@@ -1,0 +1,340 @@
+//! `/login`, `/logout` and `/`: the browser's sign-in.
+//!
+//! - The login form is protected against login CSRF by a double-submit value: a random cookie
+//!   set with the form, echoed in a hidden field, compared in constant time.
+//! - Failed logins are counted in the database per account and per client address within a
+//!   window (so the limit holds across instances); once a limit is reached, the form answers
+//!   429 without checking the password.
+//! - An unknown email and a wrong password get the same message, and both run argon2 (on a
+//!   blocking thread), so neither the text nor the timing tells which it was.
+//! - `return_to` is followed only when it is a same-origin path (`oauth_core::return_to`).
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use askama::Template;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use oauth_core::return_to::safe_return_to;
+use oauth_core::secret;
+use oauth_store::NewSession;
+use rand::rngs::OsRng;
+
+use crate::accounts::{hash_password, normalize_email};
+use crate::error::ApiError;
+use crate::extract::{content_type, read_body};
+use crate::html::{self, AccountPage, LoginPage};
+use crate::session::{self, Via, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", get(account).post(logout))
+        .route("/", get(account))
+        .route(html::CSS_PATH, get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html::CSS,
+    )
+        .into_response()
+}
+
+/// The form's key/value pairs; a repeated key makes the form invalid.
+pub(crate) fn form_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        // A set, not a scan of `out`: thousands of fields stay cheap.
+        if !seen.insert(k.clone()) {
+            return None;
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Some(out)
+}
+
+pub(crate) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// Renders the login form with a fresh double-submit CSRF value in a cookie and the form.
+fn render_form(
+    state: &AppState,
+    status: StatusCode,
+    return_to: &str,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let csrf = secret::random_token(&mut OsRng);
+    let return_to = safe_return_to(return_to).unwrap_or("/");
+    let body = LoginPage {
+        csrf_token: &csrf,
+        return_to,
+        email,
+        error,
+    }
+    .render();
+    let mut resp = html::page(status, body, &onward_source(return_to));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+    );
+    resp
+}
+
+/// Browsers apply `form-action` to every redirect that follows a form submission. After
+/// signing in, `/oauth/authorize` may send the browser straight on to the client (an error, or
+/// a code when consent is skipped), so the login page allows the origin of the `redirect_uri`
+/// its `return_to` names. The authorize endpoint still decides whether that URI is registered.
+fn onward_source(return_to: &str) -> String {
+    let Some((path, query)) = return_to.split_once('?') else {
+        return String::new();
+    };
+    if !path.ends_with("/oauth/authorize") {
+        return String::new();
+    }
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| html::csp_source(&v))
+        .unwrap_or_default()
+}
+
+async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    let pairs = form_pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
+    render_form(&state, StatusCode::OK, field(&pairs, "return_to"), "", None)
+}
+
+const BAD_CREDENTIALS: &str = "Incorrect email or password.";
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Ok(html::message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Sign-in failed",
+            "The sign-in form must be posted as application/x-www-form-urlencoded.",
+        ));
+    }
+    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let Some(form) = form_pairs(&bytes) else {
+        return Ok(render_form(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "/",
+            "",
+            Some("The form was sent with a repeated field. Please try again."),
+        ));
+    };
+    let return_to = field(&form, "return_to");
+    let email_raw = field(&form, "email");
+
+    // Login CSRF: the hidden field must equal the cookie this server set with the form.
+    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let form_csrf = field(&form, "csrf_token");
+    if cookie_csrf.is_empty() || !session::same_secret(cookie_csrf, form_csrf) {
+        return Ok(render_form(
+            &state,
+            StatusCode::FORBIDDEN,
+            return_to,
+            email_raw,
+            Some("Your sign-in form expired. Please try again."),
+        ));
+    }
+
+    let a = &state.config.authorization;
+    let now = state.clock.now();
+    let since = now - a.login_failure_window_secs;
+    let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
+    let account_key = format!("account:{email}");
+    let ip_key = format!("ip:{}", peer.ip());
+    let account_failures = state.store.login_failures(&account_key, since).await?;
+    let ip_failures = state.store.login_failures(&ip_key, since).await?;
+    if account_failures >= a.login_max_failures_per_account
+        || ip_failures >= a.login_max_failures_per_ip
+    {
+        tracing::warn!(ip = %peer.ip(), "login rate limit reached");
+        let mut resp = render_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            return_to,
+            email_raw,
+            Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
+        );
+        let wait = a.login_failure_window_secs.clamp(1, 60);
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
+
+    let user = state.store.find_user_by_email(&email).await?;
+    let password = field(&form, "password").to_owned();
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok =
+        tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
+            .await
+            .map_err(ApiError::internal)?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            state
+                .store
+                .record_login_failure(&[account_key, ip_key], now, since)
+                .await?;
+            tracing::info!(ip = %peer.ip(), "failed login");
+            return Ok(render_form(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                return_to,
+                email_raw,
+                Some(BAD_CREDENTIALS),
+            ));
+        }
+    };
+    state.store.clear_login_failures(&account_key).await?;
+
+    let cookie_value = secret::random_token(&mut OsRng);
+    let lifetime = a.session_lifetime_secs;
+    state
+        .store
+        .create_session(NewSession {
+            id_hash: secret::hash_secret(&cookie_value),
+            user_id: user.id.clone(),
+            now,
+            expires_at: now + lifetime,
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, session = %secret::log_label(&cookie_value), "signed in");
+    let target = safe_return_to(return_to).unwrap_or("/");
+    let mut resp = see_other(target);
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, SESSION_COOKIE, &cookie_value, lifetime),
+    );
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+    );
+    Ok(resp)
+}
+
+/// argon2id verification. Without a stored hash (unknown email) a dummy hash is verified, so
+/// that the answer takes as long as for a wrong password.
+fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
+    let (hash, real) = match stored {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let verified = PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    });
+    verified && real
+}
+
+pub(crate) fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `/` and `GET /logout`: who is signed in, with a sign-out button.
+async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    match session::session_viewer(&state, &headers).await? {
+        Some(v) => {
+            let Via::Session(cookie) = &v.via else {
+                return Ok(see_other("/login"));
+            };
+            let csrf = session::csrf_token(cookie);
+            Ok(html::page(
+                StatusCode::OK,
+                AccountPage {
+                    email: &v.user.email,
+                    csrf_token: &csrf,
+                }
+                .render(),
+                "",
+            ))
+        }
+        None => Ok(see_other("/login")),
+    }
+}
+
+/// `POST /logout`: deletes the session (on every instance) and the cookie. CSRF-protected, so
+/// another site cannot sign the user out.
+async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let form = form_pairs(&bytes).unwrap_or_default();
+    let Some(cookie) = session::cookie(&headers, SESSION_COOKIE) else {
+        return Ok(see_other("/login"));
+    };
+    if !session::csrf_matches(cookie, field(&form, "csrf_token")) {
+        return Ok(html::message(
+            StatusCode::FORBIDDEN,
+            "Sign-out failed",
+            "This form expired. Go back, reload the page and try again.",
+        ));
+    }
+    state
+        .store
+        .delete_session(&secret::hash_secret(cookie))
+        .await?;
+    let mut resp = see_other("/login");
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_page_allows_the_authorize_requests_redirect_origin() {
+        assert_eq!(
+            onward_source("/oauth/authorize?client_id=x&redirect_uri=https%3A%2F%2Fa.example%2Fcb"),
+            " https://a.example"
+        );
+        assert_eq!(
+            onward_source("/v2/oauth/authorize?redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb"),
+            " http://127.0.0.1:9"
+        );
+        assert_eq!(
+            onward_source("/?redirect_uri=https%3A%2F%2Fa.example%2Fcb"),
+            ""
+        );
+        assert_eq!(onward_source("/oauth/authorize"), "");
+    }
+}

@@ -1,0 +1,158 @@
+//! Who is at the browser: login sessions (a cookie whose SHA-256 is the server-side key), the
+//! CSRF tokens that tie a form to its session, and the user behind a request, found from
+//! `Authorization: Bearer <API key>` or the session cookie.
+//!
+//! The cookie value is a 256-bit random secret; the database keeps only its hash, so a copy of
+//! the database cannot be replayed as a cookie, and deleting the row signs the browser out on
+//! every instance.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use oauth_core::secret;
+use oauth_store::User;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::extract::bearer_token;
+use crate::state::AppState;
+
+/// The login session.
+pub const SESSION_COOKIE: &str = "oauth_session";
+/// The login form's double-submit CSRF value (before any session exists).
+pub const LOGIN_CSRF_COOKIE: &str = "oauth_login_csrf";
+
+/// How the user of a request was identified.
+pub enum Via {
+    ApiKey,
+    /// The session cookie's value (to derive the CSRF token from).
+    Session(String),
+}
+
+pub struct Viewer {
+    pub user: User,
+    pub via: Via,
+}
+
+/// The value of cookie `name`, if the request carries it once.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { continue };
+        for pair in v.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=') {
+                if k == name {
+                    if found.is_some() {
+                        // Two cookies of one name (a sibling subdomain can plant one): trust
+                        // neither.
+                        return None;
+                    }
+                    found = Some(val);
+                }
+            }
+        }
+    }
+    found.filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a cookie of this server: HttpOnly, SameSite=Lax, Path=/, Secure over https.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The CSRF token of a session: derived from the cookie value, which only this browser and no
+/// database row knows, under a label of its own so it differs from the stored hash.
+pub fn csrf_token(session_cookie: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"oauth-server csrf v1\0");
+    h.update(session_cookie.as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// Does `presented` equal the session's CSRF token? Constant time.
+pub fn csrf_matches(session_cookie: &str, presented: &str) -> bool {
+    csrf_token(session_cookie)
+        .as_bytes()
+        .ct_eq(presented.as_bytes())
+        .into()
+}
+
+/// Does `a` equal `b`? Constant time (for the login double-submit value).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// The signed-in user of the session cookie, if it names a live session.
+pub async fn session_viewer(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Viewer>, ApiError> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let user = state
+        .store
+        .session_user(&secret::hash_secret(value), state.clock.now())
+        .await?;
+    Ok(user.map(|user| Viewer {
+        user,
+        via: Via::Session(value.to_owned()),
+    }))
+}
+
+/// The user of a request: a valid `Authorization: Bearer <API key>`, else the session cookie.
+/// An unknown key counts as no user (the caller decides whether that is a 401 or a login page).
+pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
+    if let Some(token) = bearer_token(headers) {
+        let found = state
+            .store
+            .authenticate_api_key(&secret::hash_secret(token), state.clock.now())
+            .await?;
+        match found {
+            Some((_, user)) => {
+                return Ok(Some(Viewer {
+                    user,
+                    via: Via::ApiKey,
+                }))
+            }
+            None => tracing::info!(key = %secret::log_label(token), "rejected API key"),
+        }
+    }
+    session_viewer(state, headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_once_only() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; oauth_session=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("oauth_session=evil"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn csrf_tokens_depend_on_the_session() {
+        let t = csrf_token("session-1");
+        assert!(csrf_matches("session-1", &t));
+        assert!(!csrf_matches("session-2", &t));
+        assert!(!csrf_matches("session-1", ""));
+        assert_ne!(t, secret::hash_secret("session-1"));
+    }
+}

@@ -1,0 +1,255 @@
+//! `/login`, `/logout`: sessions, login CSRF, the rate limit, `return_to`.
+
+use std::sync::Arc;
+
+use oauth_core::secret;
+use oauth_server::clock::ManualClock;
+
+use crate::flow::*;
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn signing_in_sets_a_hardened_session_cookie_stored_as_a_hash() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let (_, page) = app.login_form().await;
+    assert!(page.contains("<label for=\"email\">"));
+    assert!(!page.contains("<script"));
+
+    let r = app
+        .post_login("Alice@Example.com", &user.password, "/")
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/");
+    let (value, line) = set_cookie(&r, "oauth_session").unwrap();
+    assert_eq!(value.len(), 43);
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
+        assert!(line.contains(attr), "{line}");
+    }
+    assert!(!line.contains("Secure"), "plain http issuer: {line}");
+    let stored = app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&value), app.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, user.user_id);
+    assert!(app
+        .server
+        .store
+        .session_user(&value, app.clock.now())
+        .await
+        .unwrap()
+        .is_none());
+
+    // The account page knows who is signed in.
+    let r = app
+        .get_with_cookie("/", &format!("oauth_session={value}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("alice@example.com"));
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_the_issuer_is_https() {
+    let app = TestApp::spawn_with(|c| c.issuer = Some("https://auth.example.com".into())).await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let r = app.post_login(&user.email, &user.password, "/").await;
+    let (_, line) = set_cookie(&r, "oauth_session").unwrap();
+    assert!(line.contains("; Secure"), "{line}");
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_look_the_same() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let wrong = app.post_login(&user.email, "wrong password", "/").await;
+    let unknown = app
+        .post_login("nobody@example.com", &user.password, "/")
+        .await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(unknown.status(), 401);
+    assert!(set_cookie(&wrong, "oauth_session").is_none());
+    let (a, b) = (wrong.text().await.unwrap(), unknown.text().await.unwrap());
+    assert!(a.contains("Incorrect email or password."));
+    assert!(b.contains("Incorrect email or password."));
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_csrf_value() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let (csrf, _) = app.login_form().await;
+    let attempts = [
+        (None, csrf.clone()),
+        (Some(csrf.clone()), String::new()),
+        (Some(csrf.clone()), format!("{csrf}x")),
+    ];
+    for (cookie, field) in attempts {
+        let mut rb = app.http.post(app.at("/login")).form(&[
+            ("email", user.email.as_str()),
+            ("password", user.password.as_str()),
+            ("csrf_token", field.as_str()),
+            ("return_to", "/"),
+        ]);
+        if let Some(c) = cookie {
+            rb = rb.header("cookie", format!("oauth_login_csrf={c}"));
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(set_cookie(&r, "oauth_session").is_none());
+    }
+}
+
+#[tokio::test]
+async fn return_to_only_leads_back_into_this_server() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/\t/evil.example",
+    ] {
+        let r = app.post_login(&user.email, &user.password, evil).await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(location(&r), "/", "{evil:?}");
+    }
+    let r = app
+        .post_login(&user.email, &user.password, "/oauth/authorize?a=1&b=2")
+        .await;
+    assert_eq!(location(&r), "/oauth/authorize?a=1&b=2");
+    // The form itself never echoes an unsafe value.
+    let r = app
+        .http
+        .get(app.at("/login?return_to=https%3A%2F%2Fevil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden(&r.text().await.unwrap(), "return_to"), "/");
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_account_and_per_address() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_max_failures_per_account = 3;
+        c.authorization.login_max_failures_per_ip = 5;
+        c.authorization.login_failure_window_secs = 600;
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let bob = app.user("bob@example.com", "org").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_login(&alice.email, "nope", "/").await.status(),
+            401
+        );
+    }
+    // Locked: even the right password is not checked.
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(set_cookie(&r, "oauth_session").is_none());
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed sign-in attempts"));
+    // Another account from the same address still works, and a success forgets nothing of
+    // alice's lock.
+    assert_eq!(
+        app.post_login(&bob.email, &bob.password, "/")
+            .await
+            .status(),
+        303
+    );
+    // Two more failures reach the per-address limit: now bob is refused too.
+    assert_eq!(app.post_login(&bob.email, "nope", "/").await.status(), 401);
+    assert_eq!(
+        app.post_login("carol@example.com", "nope", "/")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_login(&bob.email, &bob.password, "/")
+            .await
+            .status(),
+        429
+    );
+    // After the window, the limits lift.
+    clock.advance(601);
+    assert_eq!(
+        app.post_login(&alice.email, &alice.password, "/")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_everywhere() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let cookie = app.session(&user).await;
+    let value = cookie.trim_start_matches("oauth_session=").to_owned();
+    let page = app
+        .get_with_cookie("/logout", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+
+    // Without the CSRF token nothing happens.
+    let r = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.get_with_cookie("/", &cookie).await.status(), 200);
+
+    let r = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (cleared, line) = set_cookie(&r, "oauth_session").unwrap();
+    assert!(cleared.is_empty() && line.contains("Max-Age=0"));
+    assert!(app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&value), app.clock.now())
+        .await
+        .unwrap()
+        .is_none());
+    let r = app.get_with_cookie("/", &cookie).await;
+    assert_eq!(location(&r), "/login");
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.session_lifetime_secs = 3600;
+    })
+    .await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let cookie = app.session(&user).await;
+    assert_eq!(app.get_with_cookie("/", &cookie).await.status(), 200);
+    clock.advance(3600);
+    assert_eq!(location(&app.get_with_cookie("/", &cookie).await), "/login");
+}

@@ -1,0 +1,410 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! End-to-end: the authorization code flow in a real headless Chromium, driven over WebDriver
+//! (chromedriver). Sign in, see the consent page, click Allow (then, in a second round, Deny),
+//! and land on a callback served by this test on 127.0.0.1, the client's loopback redirect URI.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium
+//! chromium-driver`); `CHROMEDRIVER` and `CHROMIUM` override their paths. Without them the
+//! test fails, it does not skip. A screenshot of the consent page is saved as
+//! `artifacts/consent.png` (and `consent-phone.png`) under the workspace root.
+
+#[path = "api/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use oauth_core::secret;
+use oauth_store::CodeRedemption;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use support::TestApp;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn program(env: &str, default: &str) -> PathBuf {
+    let path = std::env::var(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(default));
+    if !path.exists() {
+        panic!(
+            "{} not found: install Chromium and its WebDriver (Debian: apt-get install -y chromium chromium-driver), or set {env}",
+            path.display()
+        );
+    }
+    path
+}
+
+/// Starts chromedriver on a free port and returns once it says it listens (it prints a line).
+async fn start_chromedriver() -> (Child, u16) {
+    let driver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        match lines.next_line().await.unwrap() {
+            Some(l) if l.contains("started successfully") => break,
+            Some(_) => continue,
+            None => panic!("chromedriver exited before it was ready"),
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+async fn browser(port: u16, profile: &Path) -> Client {
+    let chromium = program("CHROMIUM", "/usr/bin/chromium");
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=900,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// The client's logo, served by the callback server.
+const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#0f766e"/><path d="M18 44 32 16l14 28h-8l-6-13-6 13z" fill="#fff"/></svg>"##;
+
+/// The client's callback: answers every request with a short page and reports the path and
+/// query of each `/callback` hit.
+async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf);
+                let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                let is_logo = target.starts_with("/logo.svg");
+                if target.starts_with("/callback") {
+                    let _ = tx.send(target);
+                }
+                let (content_type, body) = if is_logo {
+                    ("image/svg+xml", LOGO_SVG)
+                } else {
+                    (
+                        "text/html",
+                        "<!doctype html><title>Callback</title><p id=done>Back at the app.</p>",
+                    )
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// The next callback hit; a test fails, rather than hangs, when the browser never gets there.
+async fn next_callback(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the browser reached the client's callback within 30 s")
+        .expect("callback server running")
+}
+
+fn param(target: &str, key: &str) -> Option<String> {
+    let q = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn authorize_url(app: &TestApp, client_id: &str, redirect: &str, state: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", "admin messaging")
+        .append_pair("state", state)
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    app.at(&format!("/oauth/authorize?{q}"))
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_consent_allow_and_deny_in_chromium() {
+    let (_driver, driver_port) = start_chromedriver().await;
+    let (cb_port, mut callbacks) = callback_server().await;
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "Alice's org").await;
+    let (status, created) = app
+        .post_json(
+            &app.admin_key,
+            "/oauth_clients",
+            &json!({
+                "name": "Acme Dialer",
+                "client_type": "public",
+                "allowed_grant_types": ["authorization_code", "refresh_token"],
+                "allowed_scopes": ["admin", "messaging", "voice"],
+                "redirect_uris": ["http://127.0.0.1/callback"],
+                "logo_uri": format!("http://127.0.0.1:{cb_port}/logo.svg"),
+                "policy_uri": "https://acme.example/privacy",
+                "tos_uri": "https://acme.example/terms"
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
+    app.server
+        .store
+        .set_client_verified(&client_id, true, 0)
+        .await
+        .unwrap();
+    let redirect = format!("http://127.0.0.1:{cb_port}/callback");
+
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(driver_port, profile.path()).await;
+
+    // Not signed in: the authorize request leads to the login page.
+    b.goto(&authorize_url(&app, &client_id, &redirect, "state-allow"))
+        .await
+        .unwrap();
+    b.wait().for_element(Locator::Id("email")).await.unwrap();
+    std::fs::write(artifacts().join("login.png"), b.screenshot().await.unwrap()).unwrap();
+    b.find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(&user.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(&user.password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Back through authorize to the consent page.
+    let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
+    assert_eq!(b.current_url().await.unwrap().path(), "/consent");
+    let name = b
+        .find(Locator::Id("client-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "Acme Dialer");
+    let host = b
+        .find(Locator::Id("return-host"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(host, format!("127.0.0.1:{cb_port}"));
+    let badge = b
+        .find(Locator::Id("verified-badge"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(badge.contains("Verified"), "{badge}");
+    // The logo loads (the page's CSP allows http(s) images).
+    let logo_width = b
+        .execute(
+            "return document.querySelector('img.logo').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        logo_width.as_u64().unwrap_or(0) > 0,
+        "logo not loaded: {logo_width}"
+    );
+    let source = b.source().await.unwrap();
+    assert!(source.contains("Send and receive messages"));
+    let dir = artifacts();
+    std::fs::write(dir.join("consent.png"), b.screenshot().await.unwrap()).unwrap();
+    b.set_window_size(390, 844).await.unwrap();
+    std::fs::write(dir.join("consent-phone.png"), b.screenshot().await.unwrap()).unwrap();
+    b.set_window_size(900, 1000).await.unwrap();
+
+    allow.click().await.unwrap();
+    let hit = next_callback(&mut callbacks).await;
+    assert_eq!(param(&hit, "state").as_deref(), Some("state-allow"));
+    assert_eq!(
+        param(&hit, "iss").as_deref(),
+        Some(app.server.issuer.as_str())
+    );
+    let code = param(&hit, "code").expect("a code");
+    b.wait().for_element(Locator::Id("done")).await.unwrap();
+    assert_eq!(b.current_url().await.unwrap().port(), Some(cb_port));
+    match app
+        .server
+        .store
+        .redeem_authorization_code(&secret::hash_secret(&code), app.clock.now())
+        .await
+        .unwrap()
+    {
+        CodeRedemption::Redeemed(c) => {
+            assert_eq!(c.client_id, client_id);
+            assert_eq!(c.user_id, user.user_id);
+            assert_eq!(c.redirect_uri, redirect);
+            assert!(oauth_core::pkce::verify(
+                VERIFIER,
+                c.code_challenge.as_deref().unwrap(),
+                oauth_core::pkce::ChallengeMethod::S256
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Still signed in: the next request goes straight to the consent page; Deny this time.
+    b.goto(&authorize_url(&app, &client_id, &redirect, "state-deny"))
+        .await
+        .unwrap();
+    b.wait()
+        .for_element(Locator::Id("deny"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let hit = next_callback(&mut callbacks).await;
+    assert_eq!(param(&hit, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&hit, "state").as_deref(), Some("state-deny"));
+    assert!(param(&hit, "code").is_none());
+
+    b.close().await.unwrap();
+}
+
+/// With `skip_consent_if_granted`, signing in leads through authorize straight to the client:
+/// the redirect chain after the login form must be allowed by the login page's CSP
+/// (`form-action`), which browsers apply to redirects after a form submission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
+    let (_driver, driver_port) = start_chromedriver().await;
+    let (cb_port, mut callbacks) = callback_server().await;
+    let app = TestApp::spawn_with(|c| c.authorization.skip_consent_if_granted = true).await;
+    let user = app.user("alice@example.com", "Alice's org").await;
+    let (status, created) = app
+        .post_json(
+            &app.admin_key,
+            "/oauth_clients",
+            &json!({
+                "name": "Acme Dialer",
+                "client_type": "public",
+                "allowed_grant_types": ["authorization_code"],
+                "allowed_scopes": ["admin", "messaging"],
+                "redirect_uris": ["http://127.0.0.1/callback"]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
+    let redirect = format!("http://127.0.0.1:{cb_port}/callback");
+    let url = authorize_url(&app, &client_id, &redirect, "state-skip");
+
+    // Consent given once through the JSON API.
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth(&user.api_key)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let token = param(&loc, "consent_token").unwrap();
+    let (status, _) = app
+        .post_json(
+            &user.api_key,
+            "/oauth/grants",
+            &json!({"allowed": true, "consent_token": token}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(driver_port, profile.path()).await;
+    b.goto(&url).await.unwrap();
+    b.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(&user.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(&user.password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let hit = next_callback(&mut callbacks).await;
+    assert_eq!(param(&hit, "state").as_deref(), Some("state-skip"));
+    assert!(param(&hit, "code").is_some());
+    b.close().await.unwrap();
+}

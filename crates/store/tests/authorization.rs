@@ -1,0 +1,598 @@
+//! Storage of the authorization code flow: sessions, failed-login counters, consent requests,
+//! grants and codes. Each test runs on SQLite, and on PostgreSQL when `OAUTH_TEST_POSTGRES_URL`
+//! is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
+use oauth_store::{Approval, CodeRedemption, ConsentRequest, NewSession, NewUser, Store, User};
+use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
+
+const NOW: i64 = 1_800_000_000;
+
+async fn user(store: &dyn Store, email: &str) -> User {
+    let (u, _) = store
+        .create_user(NewUser {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            email: email.to_owned(),
+            password_hash: "$argon2id$placeholder".to_owned(),
+            org_name: format!("org of {email}"),
+            new_org_id: uuid::Uuid::new_v4().to_string(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    u
+}
+
+async fn client(store: &dyn Store, owner: &User) -> Client {
+    let req = CreateOAuthClient {
+        name: "App".into(),
+        allowed_scopes: vec!["admin".into(), "voice".into()],
+        client_type: ClientType::Confidential,
+        allowed_grant_types: vec![GrantType::AuthorizationCode],
+        redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
+        require_pkce: None,
+        logo_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+    };
+    let c = Client {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        org_id: owner.org_id.clone(),
+        user_id: owner.id.clone(),
+        secret_hash: Some("ab".repeat(32)),
+        verified: false,
+        created_at: NOW,
+        updated_at: NOW,
+        settings: ClientDraft::from_create(req, &ScopeCatalogue::default()).unwrap(),
+    };
+    store.insert_client(&c).await.unwrap();
+    c
+}
+
+fn consent(token_hash: &str, user: &User, client: &Client, scopes: &[&str]) -> ConsentRequest {
+    ConsentRequest {
+        token_hash: token_hash.to_owned(),
+        user_id: user.id.clone(),
+        client_id: client.client_id.clone(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        state: Some("st".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        code_challenge_method: Some("S256".into()),
+        resource: Some("https://api.example".into()),
+        created_at: NOW,
+        expires_at: NOW + 600,
+    }
+}
+
+fn approval(code_hash: &str, now: i64) -> Approval {
+    Approval {
+        new_grant_id: uuid::Uuid::new_v4().to_string(),
+        code_hash: code_hash.to_owned(),
+        code_expires_at: now + 60,
+        now,
+    }
+}
+
+async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
+    let u = user(store, "s@x.example").await;
+    store
+        .create_session(NewSession {
+            id_hash: "h1".into(),
+            user_id: u.id.clone(),
+            now: NOW,
+            expires_at: NOW + 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user("h1", NOW + 99).await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.session_user("h1", NOW + 100).await.unwrap(), None);
+    assert_eq!(store.session_user("other", NOW).await.unwrap(), None);
+    assert!(store.delete_session("h1").await.unwrap());
+    assert_eq!(store.session_user("h1", NOW).await.unwrap(), None);
+    assert!(!store.delete_session("h1").await.unwrap());
+}
+
+async fn login_failures_count_within_the_window(store: &dyn Store) {
+    let keys = vec!["account:a@x".to_owned(), "ip:127.0.0.1".to_owned()];
+    store
+        .record_login_failure(&keys, NOW, NOW - 900)
+        .await
+        .unwrap();
+    store
+        .record_login_failure(&keys[..1], NOW + 10, NOW - 890)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .login_failures("account:a@x", NOW - 900)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .login_failures("ip:127.0.0.1", NOW - 900)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.login_failures("account:a@x", NOW + 5).await.unwrap(),
+        1
+    );
+    // Recording later forgets what is older than the window.
+    store
+        .record_login_failure(&keys[..1], NOW + 2000, NOW + 1100)
+        .await
+        .unwrap();
+    assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 1);
+    store.clear_login_failures("account:a@x").await.unwrap();
+    assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 0);
+    assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 1);
+}
+
+async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let bob = user(store, "bob@x.example").await;
+    let c = client(store, &alice).await;
+    let req = consent("t1", &alice, &c, &["admin"]);
+    store.create_consent(&req).await.unwrap();
+    assert_eq!(
+        store.get_consent("t1", &alice.id, NOW).await.unwrap(),
+        Some(req.clone())
+    );
+    // Another user's token is unknown to them, and they cannot use it up.
+    assert_eq!(store.get_consent("t1", &bob.id, NOW).await.unwrap(), None);
+    assert_eq!(
+        store.consume_consent("t1", &bob.id, NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.consume_consent("t1", &alice.id, NOW).await.unwrap(),
+        Some(req)
+    );
+    assert_eq!(
+        store.consume_consent("t1", &alice.id, NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_consent("t1", &alice.id, NOW).await.unwrap(), None);
+    assert!(store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.redeem_authorization_code("c1", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+
+    // Expired at exactly expires_at.
+    store
+        .create_consent(&consent("t2", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent("t2", &alice.id, NOW + 600).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_consent("t2", &alice.id, NOW + 600)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .get_consent("t2", &alice.id, NOW + 599)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn concurrent_approvals_of_one_token_succeed_once(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (a1, a2, a3) = (
+        approval("c1", NOW),
+        approval("c2", NOW),
+        approval("c3", NOW),
+    );
+    let (r1, r2, r3, r4) = tokio::join!(
+        store.approve_consent("t", &alice.id, &a1),
+        store.approve_consent("t", &alice.id, &a2),
+        store.approve_consent("t", &alice.id, &a3),
+        store.consume_consent("t", &alice.id, NOW),
+    );
+    let wins = [
+        r1.unwrap().is_some(),
+        r2.unwrap().is_some(),
+        r3.unwrap().is_some(),
+        r4.unwrap().is_some(),
+    ];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+}
+
+async fn approving_creates_then_widens_one_grant_and_mints_a_code(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (req, grant, code) = store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.scopes, ["admin"]);
+    assert_eq!(grant.resources, ["https://api.example"]);
+    assert_eq!(grant.client_id, c.client_id);
+    assert_eq!(code.grant_id, grant.id);
+    assert_eq!(code.code_challenge, req.code_challenge);
+    assert_eq!(code.expires_at, NOW + 60);
+
+    let mut wider = consent("t2", &alice, &c, &["voice"]);
+    wider.resource = None;
+    store.create_consent(&wider).await.unwrap();
+    let (_, widened, code2) = store
+        .approve_consent("t2", &alice.id, &approval("c2", NOW + 5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(widened.id, grant.id, "one grant per user and client");
+    assert_eq!(widened.scopes, ["admin", "voice"]);
+    assert_eq!(
+        code2.scopes,
+        ["voice"],
+        "the code carries what this request asked"
+    );
+    let page = store
+        .list_grants(&alice.id, PageSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].scopes, ["admin", "voice"]);
+    assert_eq!(
+        store
+            .find_client_grant(&alice.id, &c.client_id)
+            .await
+            .unwrap()
+            .map(|g| g.id),
+        Some(grant.id)
+    );
+}
+
+async fn codes_redeem_once_and_not_after_expiry(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (_, grant, code) = store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_authorization_code("c1", NOW + 59)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(Box::new(code))
+    );
+    assert_eq!(
+        store
+            .redeem_authorization_code("c1", NOW + 59)
+            .await
+            .unwrap(),
+        CodeRedemption::AlreadyUsed { grant_id: grant.id }
+    );
+    assert_eq!(
+        store.redeem_authorization_code("nope", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+
+    store
+        .create_consent(&consent("t2", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .approve_consent("t2", &alice.id, &approval("c2", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_authorization_code("c2", NOW + 60)
+            .await
+            .unwrap(),
+        CodeRedemption::Invalid
+    );
+}
+
+async fn revoking_a_grant_kills_its_codes_and_hides_it(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let bob = user(store, "bob@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (_, grant, _) = store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.revoke_grant(&bob.id, &grant.id, NOW).await.unwrap(),
+        None
+    );
+    assert!(store
+        .get_user_grant(&bob.id, &grant.id)
+        .await
+        .unwrap()
+        .is_none());
+    let revoked = store
+        .revoke_grant(&alice.id, &grant.id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(NOW + 1));
+    assert_eq!(
+        store
+            .redeem_authorization_code("c1", NOW + 2)
+            .await
+            .unwrap(),
+        CodeRedemption::Invalid
+    );
+    assert!(store
+        .get_user_grant(&alice.id, &grant.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .list_grants(&alice.id, PageSpec::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_grant(&alice.id, &grant.id, NOW + 3)
+            .await
+            .unwrap(),
+        None
+    );
+    // Consenting again makes a new grant: nothing tied to the old id comes back.
+    store
+        .create_consent(&consent("t2", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (_, again, _) = store
+        .approve_consent("t2", &alice.id, &approval("c2", NOW + 4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(again.id, grant.id);
+}
+
+async fn grants_are_listed_per_user_in_pages(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let bob = user(store, "bob@x.example").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let c = client(store, &alice).await;
+        let t = format!("t{i}");
+        store
+            .create_consent(&consent(&t, &alice, &c, &["admin"]))
+            .await
+            .unwrap();
+        let (_, g, _) = store
+            .approve_consent(&t, &alice.id, &approval(&format!("c{i}"), NOW))
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(g.id);
+    }
+    let p1 = store
+        .list_grants(&alice.id, PageSpec { number: 1, size: 2 })
+        .await
+        .unwrap();
+    let p2 = store
+        .list_grants(&alice.id, PageSpec { number: 2, size: 2 })
+        .await
+        .unwrap();
+    assert_eq!(p1.total, 3);
+    let got: Vec<String> = p1
+        .items
+        .iter()
+        .chain(&p2.items)
+        .map(|g| g.id.clone())
+        .collect();
+    assert_eq!(got, ids, "oldest first, in creation order");
+    assert_eq!(
+        store
+            .list_grants(&bob.id, PageSpec::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+async fn deleting_a_client_removes_its_grants_codes_and_consents(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .create_consent(&consent("t2", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .delete_client(&alice.org_id, &c.client_id)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .list_grants(&alice.id, PageSpec::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        store.redeem_authorization_code("c1", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+    assert_eq!(store.get_consent("t2", &alice.id, NOW).await.unwrap(), None);
+}
+
+async fn live_grants_are_found_by_id_and_touched(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    store
+        .create_consent(&consent("t1", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    let (_, grant, _) = store
+        .approve_consent("t1", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.live_grant(&grant.id).await.unwrap(),
+        Some(grant.clone())
+    );
+    assert!(store.touch_grant(&grant.id, NOW + 7).await.unwrap());
+    let touched = store
+        .get_user_grant(&alice.id, &grant.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_used_at, Some(NOW + 7));
+    store
+        .revoke_grant(&alice.id, &grant.id, NOW + 8)
+        .await
+        .unwrap();
+    assert_eq!(store.live_grant(&grant.id).await.unwrap(), None);
+    assert!(!store.touch_grant(&grant.id, NOW + 9).await.unwrap());
+    assert_eq!(store.live_grant("unknown").await.unwrap(), None);
+}
+
+async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
+    let alice = user(store, "alice@x.example").await;
+    let c = client(store, &alice).await;
+    for (hash, expires_at) in [("old", NOW - 1), ("live", NOW + 100)] {
+        store
+            .create_session(NewSession {
+                id_hash: hash.into(),
+                user_id: alice.id.clone(),
+                now: NOW - 1000,
+                expires_at,
+            })
+            .await
+            .unwrap();
+    }
+    let mut expired = consent("t-old", &alice, &c, &["admin"]);
+    expired.expires_at = NOW - 1;
+    store.create_consent(&expired).await.unwrap();
+    store
+        .create_consent(&consent("t-live", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .create_consent(&consent("t-code", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .approve_consent("t-code", &alice.id, &approval("c1", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .record_login_failure(&["account:a".to_owned()], NOW - 2000, 0)
+        .await
+        .unwrap();
+    store
+        .record_login_failure(&["account:b".to_owned()], NOW, 0)
+        .await
+        .unwrap();
+
+    // Now: the old session, the expired consent and the old failure go; the used but unexpired
+    // consent "t-code" stays until it expires.
+    let n = store
+        .purge_authorization(NOW, NOW - 900, 100)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert!(store.session_user("live", NOW).await.unwrap().is_some());
+    assert!(store
+        .get_consent("t-live", &alice.id, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.login_failures("account:b", 0).await.unwrap(), 1);
+    // The code is kept for an hour after its expiry, so that a replay is still seen as reuse.
+    store.redeem_authorization_code("c1", NOW).await.unwrap();
+    // An hour later the other sessions and consents have expired too; the code stays until an
+    // hour after its own expiry.
+    assert_eq!(
+        store
+            .purge_authorization(NOW + 60 + 3599, 0, 100)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(matches!(
+        store
+            .redeem_authorization_code("c1", NOW + 3700)
+            .await
+            .unwrap(),
+        CodeRedemption::AlreadyUsed { .. }
+    ));
+    store
+        .purge_authorization(NOW + 60 + 3600, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redeem_authorization_code("c1", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+}
+
+storage_tests! {
+    live_grants_are_found_by_id_and_touched,
+    purging_removes_only_what_can_no_longer_matter,
+    sessions_expire_and_can_be_deleted,
+    login_failures_count_within_the_window,
+    consent_tokens_are_single_use_and_bound_to_their_user,
+    concurrent_approvals_of_one_token_succeed_once,
+    approving_creates_then_widens_one_grant_and_mints_a_code,
+    codes_redeem_once_and_not_after_expiry,
+    revoking_a_grant_kills_its_codes_and_hides_it,
+    grants_are_listed_per_user_in_pages,
+    deleting_a_client_removes_its_grants_codes_and_consents,
+}
