@@ -11,3 +11,4 @@ mod mock_retries;
 mod server;
 mod server_clients;
 mod server_errors;
+mod server_oauth;
