@@ -8,6 +8,7 @@ mod support;
 
 mod authorize;
 mod clients;
+mod code_grant;
 mod consent;
 mod discovery;
 mod errors;
