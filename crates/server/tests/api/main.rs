@@ -19,4 +19,5 @@ mod jwks;
 mod login;
 mod management;
 mod register;
+mod story;
 mod token;
