@@ -557,6 +557,8 @@ mode = "token"
 initial_access_token = "s3cret"
 [authorization]
 allow_plain_pkce = true
+[tokens]
+refresh_token_lifetime_secs = 86400
 [[scopes]]
 name = "admin"
 description = "Everything"
@@ -579,15 +581,27 @@ description = "Read"
         assert!(c.authorization.allow_plain_pkce);
         assert_eq!(c.resources, vec!["https://api.example"]);
         assert!(!c.authorization.skip_consent_if_granted);
+        assert_eq!(c.tokens.refresh_token_lifetime_secs, 86_400);
+        assert_eq!(
+            Config::default().tokens.refresh_token_lifetime_secs,
+            30 * 86_400
+        );
 
         // Flags (and OAUTH_* variables, which clap reads into the same fields) win over the file.
         let args = ConfigArgs {
             allow_plain_pkce: Some(false),
             skip_consent_if_granted: Some(true),
             consent_url: Some("https://consent.example/page".into()),
+            refresh_token_lifetime_secs: Some(3600),
             ..args
         };
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tokens.refresh_token_lifetime_secs, 3600);
+        let too_short = ConfigArgs {
+            refresh_token_lifetime_secs: Some(59),
+            ..args.clone()
+        };
+        assert!(Config::load(&too_short).is_err());
         assert!(!c.authorization.allow_plain_pkce);
         assert!(c.authorization.skip_consent_if_granted);
         assert_eq!(

@@ -311,17 +311,7 @@ async fn refresh_token(
         return Err(invalid_grant(INVALID));
     }
     // §6: the scope may be narrowed, never widened; none requested keeps the original scope.
-    let scopes = match params.get("scope") {
-        None => stored.scopes.clone(),
-        Some(requested) => {
-            let s = granted_scopes(Some(requested), &stored.scopes)?;
-            if s.is_empty() {
-                stored.scopes.clone()
-            } else {
-                s
-            }
-        }
-    };
+    let scopes = granted_scopes(params.get("scope"), &stored.scopes)?;
     if let Some(r) = params.get("resource") {
         if stored.resource.as_deref() != Some(r) {
             return Err(ApiError::oauth(
