@@ -736,3 +736,88 @@ async fn refresh_tokens_introspect_and_revoke() {
         "invalid_grant",
     );
 }
+
+#[tokio::test]
+async fn the_resource_of_the_authorization_follows_the_tokens() {
+    let app = TestApp::spawn_with(|c| c.resources = vec!["https://api.example.com".into()]).await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let mut params = standard_params(&id);
+    params.push(("resource", "https://api.example.com".into()));
+    let code = code_for(&app, &params).await;
+    // Another resource than the authorization's: invalid_target.
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("resource", "https://other.example.com"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_target");
+    let code = code_for(&app, &params).await;
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://api.example.com");
+    let rt = r.body["refresh_token"].as_str().unwrap();
+    let i = introspect_as(&app, &id, &secret, rt).await;
+    assert_eq!(i["aud"], "https://api.example.com");
+    let r = refresh(&app, &id, &secret, rt, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://api.example.com");
+    let rt2 = r.body["refresh_token"].as_str().unwrap();
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt2),
+            ("resource", "https://other.example.com"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_target");
+}
+
+#[tokio::test]
+async fn json_bodies_work_for_both_grants() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let code = code_for(&app, &standard_params(&id)).await;
+    let r = post_oauth_json(
+        &app,
+        "/oauth/token",
+        None,
+        &json!({"grant_type": "authorization_code", "client_id": id, "client_secret": secret,
+                "code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap();
+    let r = post_oauth_json(
+        &app,
+        "/oauth/token",
+        None,
+        &json!({"grant_type": "refresh_token", "client_id": id, "client_secret": secret,
+                "refresh_token": rt}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["refresh_token"].is_string());
+}
