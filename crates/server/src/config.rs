@@ -16,6 +16,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_REGISTRATION_ORG: &str = "default";
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
+pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
@@ -61,6 +62,9 @@ pub struct ConfigArgs {
     /// Access token lifetime in seconds [default: 3600].
     #[arg(long, env = "OAUTH_ACCESS_TOKEN_LIFETIME_SECS", global = true)]
     pub access_token_lifetime_secs: Option<i64>,
+    /// Refresh token lifetime in seconds [default: 2592000, 30 days].
+    #[arg(long, env = "OAUTH_REFRESH_TOKEN_LIFETIME_SECS", global = true)]
+    pub refresh_token_lifetime_secs: Option<i64>,
     /// Seconds between publishing a rotated-in key and signing with it [default: 3600].
     #[arg(long, env = "OAUTH_KEY_PUBLISH_DELAY_SECS", global = true)]
     pub key_publish_delay_secs: Option<i64>,
@@ -145,6 +149,7 @@ struct FileConfig {
 struct FileTokens {
     algorithm: Option<TokenAlgorithm>,
     access_token_lifetime_secs: Option<i64>,
+    refresh_token_lifetime_secs: Option<i64>,
     key_publish_delay_secs: Option<i64>,
     key_encryption_key: Option<String>,
     key_reload_secs: Option<u64>,
@@ -195,6 +200,8 @@ pub struct Config {
 pub struct TokensConfig {
     pub algorithm: TokenAlgorithm,
     pub access_token_lifetime_secs: i64,
+    /// RFC 6749 §6: how long an unused refresh token lives (each use issues a new one).
+    pub refresh_token_lifetime_secs: i64,
     /// How long a rotated-in key is published in the JWK set before it signs.
     pub key_publish_delay_secs: i64,
     /// Encrypts private signing keys at rest. `None`: with SQLite, a key file beside the
@@ -211,6 +218,7 @@ impl Default for TokensConfig {
         Self {
             algorithm: TokenAlgorithm::Es256,
             access_token_lifetime_secs: DEFAULT_ACCESS_TOKEN_LIFETIME_SECS,
+            refresh_token_lifetime_secs: DEFAULT_REFRESH_TOKEN_LIFETIME_SECS,
             key_publish_delay_secs: DEFAULT_KEY_PUBLISH_DELAY_SECS,
             key_encryption_key: None,
             key_reload_secs: DEFAULT_KEY_RELOAD_SECS,
@@ -385,6 +393,12 @@ impl Config {
         {
             t.access_token_lifetime_secs = v;
         }
+        if let Some(v) = args
+            .refresh_token_lifetime_secs
+            .or(tok.refresh_token_lifetime_secs)
+        {
+            t.refresh_token_lifetime_secs = v;
+        }
         if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
             t.key_publish_delay_secs = v;
         }
@@ -445,6 +459,9 @@ impl Config {
         let t = &self.tokens;
         if !(60..=86_400).contains(&t.access_token_lifetime_secs) {
             bail!("configuration: tokens.access_token_lifetime_secs must be between 60 and 86400");
+        }
+        if !(60..=366 * 86_400).contains(&t.refresh_token_lifetime_secs) {
+            bail!("configuration: tokens.refresh_token_lifetime_secs must be between 60 and 31622400 (366 days)");
         }
         if t.key_publish_delay_secs < 0 {
             bail!("configuration: tokens.key_publish_delay_secs must not be negative");
@@ -540,6 +557,8 @@ mode = "token"
 initial_access_token = "s3cret"
 [authorization]
 allow_plain_pkce = true
+[tokens]
+refresh_token_lifetime_secs = 86400
 [[scopes]]
 name = "admin"
 description = "Everything"
@@ -562,15 +581,27 @@ description = "Read"
         assert!(c.authorization.allow_plain_pkce);
         assert_eq!(c.resources, vec!["https://api.example"]);
         assert!(!c.authorization.skip_consent_if_granted);
+        assert_eq!(c.tokens.refresh_token_lifetime_secs, 86_400);
+        assert_eq!(
+            Config::default().tokens.refresh_token_lifetime_secs,
+            30 * 86_400
+        );
 
         // Flags (and OAUTH_* variables, which clap reads into the same fields) win over the file.
         let args = ConfigArgs {
             allow_plain_pkce: Some(false),
             skip_consent_if_granted: Some(true),
             consent_url: Some("https://consent.example/page".into()),
+            refresh_token_lifetime_secs: Some(3600),
             ..args
         };
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tokens.refresh_token_lifetime_secs, 3600);
+        let too_short = ConfigArgs {
+            refresh_token_lifetime_secs: Some(59),
+            ..args.clone()
+        };
+        assert!(Config::load(&too_short).is_err());
         assert!(!c.authorization.allow_plain_pkce);
         assert!(c.authorization.skip_consent_if_granted);
         assert_eq!(

@@ -32,6 +32,10 @@ fn retired_signing_keys(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFut
     s.purge_retired_signing_keys(now, limit)
 }
 
+fn refresh_tokens(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+    s.purge_refresh_tokens(now, limit)
+}
+
 /// Failed-login records older than this are forgotten; the counting window is at most this long
 /// (the configuration refuses a longer one).
 pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
@@ -47,6 +51,7 @@ pub const PURGES: &[(&str, PurgeFn)] = &[
     ("revoked_tokens", revoked_tokens),
     ("signing_keys", retired_signing_keys),
     ("authorization", authorization),
+    ("refresh_tokens", refresh_tokens),
 ];
 
 /// Runs every purge once; returns how many rows each deleted. A failing purge is logged and

@@ -98,6 +98,14 @@ pub async fn active_access_token(
     if state.store.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
+    // A token from a grant dies with the grant (`DELETE /oauth_grants/{id}`, a replayed code,
+    // a reused refresh token): one primary-key read, no cache, so a revocation on any instance
+    // holds on every instance at once.
+    if let Some(grant_id) = &claims.grant_id {
+        if state.store.live_grant(grant_id).await?.is_none() {
+            return Ok(None);
+        }
+    }
     // A deleted client's tokens die with it.
     let Some(client) = state.store.get_client(&claims.client_id).await? else {
         return Ok(None);

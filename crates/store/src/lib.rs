@@ -228,6 +228,49 @@ pub enum CodeRedemption {
     Invalid,
 }
 
+// --- refresh tokens --------------------------------------------------------------------------
+
+/// A refresh token to store (RFC 6749 §6); `token_hash` is the SHA-256 of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub resource: Option<String>,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+    pub used_at: Option<UnixSeconds>,
+    pub revoked_at: Option<UnixSeconds>,
+}
+
+/// The outcome of [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// The presented token was live and is now used; the new one is stored. Carries the old
+    /// record (its client, user, grant and scopes). Only one caller ever sees this.
+    Rotated(Box<RefreshToken>),
+    /// The presented token exists but was already used (RFC 9700 §4.14.2: reuse); its grant and
+    /// every refresh token of the grant have been revoked.
+    Reused { grant_id: String },
+    /// Unknown, expired, revoked, or its grant is revoked. Nothing changed.
+    Invalid,
+}
+
 /// Where SQLite and PostgreSQL differ in the SQL this crate writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
@@ -381,7 +424,7 @@ pub trait Store: Send + Sync + 'static {
     /// The user's live grant for a client, if any.
     async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>>;
     /// Revokes the user's live grant (sets `revoked_at`) and deletes its authorization codes,
-    /// in one transaction; returns the grant with `revoked_at` set. Tokens carrying the grant id must check
+    /// and revokes its refresh tokens, in one transaction; returns the grant with `revoked_at` set. Tokens carrying the grant id must check
     /// that the grant is live. `None` when the user has no such live grant.
     async fn revoke_grant(
         &self,
@@ -437,6 +480,31 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
     /// Deletes at most `limit` signing keys retired by `now`.
     async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+
+    // --- refresh tokens -------------------------------------------------------------------
+
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()>;
+    /// The stored token with this hash, whatever its state (the caller judges liveness).
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
+    /// In one transaction: marks the live token `old_hash` used (a conditional `UPDATE`, so
+    /// that of two concurrent calls, on any number of instances, only one wins) and stores
+    /// `new`, which must carry the same grant. A used token revokes its grant and family in
+    /// the same transaction. `new.grant_id` is ignored: the old token's grant is used.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &NewRefreshToken,
+        now: UnixSeconds,
+    ) -> Result<RefreshRotation>;
+    /// RFC 7009 §2.1: revokes the token's grant and every refresh token of it. Returns the
+    /// grant id, or `None` for an unknown token.
+    async fn revoke_refresh_token_family(
+        &self,
+        token_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<String>>;
+    /// Deletes at most `limit` refresh tokens expired by `now`.
+    async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
 }
 
 /// Opens the database a URL names: `sqlite:` (a file, created when missing) or `postgres:` /

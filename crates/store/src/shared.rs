@@ -20,6 +20,9 @@ pub(crate) const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redire
 pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resources, created_at, \
     updated_at, last_used_at, revoked_at";
 
+pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
+    resource, created_at, expires_at, used_at, revoked_at";
+
 pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
     scopes, code_challenge, code_challenge_method, resource, created_at, expires_at";
 
@@ -135,12 +138,12 @@ macro_rules! impl_store {
             use super::$store;
             use crate::shared::{
                 from_json, to_json, union, ClientRow, Where, CLIENT_COLUMNS, CODE_COLUMNS,
-                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, USER_COLUMNS,
+                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS, USER_COLUMNS,
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeRedemption,
-                ConsentRequest, Grant, NewApiKey, NewSession, NewUser, Organization, Page,
-                Result, Store, StoredSigningKey, User,
+                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSession, NewUser, Organization,
+                Page, RefreshRotation, RefreshToken, Result, Store, StoredSigningKey, User,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -354,6 +357,69 @@ macro_rules! impl_store {
                 .bind(k.created_at)
                 .bind(k.active_from)
                 .bind(k.retire_after)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            fn refresh_from_row(r: &Row) -> Result<RefreshToken> {
+                Ok(RefreshToken {
+                    token_hash: r.try_get("token_hash")?,
+                    grant_id: r.try_get("grant_id")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
+                    resource: r.try_get("resource")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    used_at: r.try_get("used_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            }
+
+            async fn insert_refresh(conn: &mut Conn, t: &NewRefreshToken, grant_id: &str) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, resource, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&t.token_hash)
+                .bind(grant_id)
+                .bind(&t.client_id)
+                .bind(&t.user_id)
+                .bind(to_json(&t.scopes)?)
+                .bind(&t.resource)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            /// Revokes a grant and everything derived from it that the database holds: its
+            /// refresh tokens (revoked) and its authorization codes (deleted). Access tokens carry
+            /// the grant id and check the grant on use.
+            async fn revoke_grant_family(conn: &mut Conn, grant_id: &str, now: UnixSeconds) -> Result<()> {
+                sqlx::query(
+                    "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(grant_id)
+                .execute(&mut *conn)
+                .await?;
+                revoke_grant_refresh_tokens(conn, grant_id, now).await?;
+                sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1")
+                    .bind(grant_id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_grant_refresh_tokens(conn: &mut Conn, grant_id: &str, now: UnixSeconds) -> Result<()> {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(grant_id)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -988,6 +1054,7 @@ macro_rules! impl_store {
                         .bind(grant_id)
                         .execute(&mut *tx)
                         .await?;
+                    revoke_grant_refresh_tokens(&mut tx, grant_id, now).await?;
                     tx.commit().await?;
                     Ok(Some(grant))
                 }
@@ -1161,6 +1228,102 @@ macro_rules! impl_store {
                     let n = sqlx::query(
                         "DELETE FROM signing_keys WHERE kid IN \
                          (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)",
+                    )
+                    .bind(now)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n)
+                }
+                // --- refresh tokens ---
+
+                async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_refresh(&mut conn, token, &token.grant_id).await
+                }
+
+                async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+                    let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
+                    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(refresh_from_row).transpose()
+                }
+
+                async fn rotate_refresh_token(
+                    &self,
+                    old_hash: &str,
+                    new: &NewRefreshToken,
+                    now: UnixSeconds,
+                ) -> Result<RefreshRotation> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    // The conditional update is the single-use rule: of two concurrent
+                    // rotations (on any instance) only one finds `used_at IS NULL`; on
+                    // PostgreSQL the second waits for the first's row lock and re-checks.
+                    let sql = format!(
+                        "UPDATE refresh_tokens SET used_at = $1 \
+                         WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+                         AND EXISTS (SELECT 1 FROM oauth_grants g \
+                                     WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
+                         RETURNING {REFRESH_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(old_hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(r) = row {
+                        let old = refresh_from_row(&r)?;
+                        insert_refresh(&mut tx, new, &old.grant_id).await?;
+                        sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(&old.grant_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        return Ok(RefreshRotation::Rotated(Box::new(old)));
+                    }
+                    let used = sqlx::query(
+                        "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+                    )
+                    .bind(old_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(used) = used else {
+                        tx.rollback().await?;
+                        return Ok(RefreshRotation::Invalid);
+                    };
+                    // RFC 9700 §4.14.2: a used refresh token presented again means one of two
+                    // parties holds a stolen copy; end the whole family.
+                    let grant_id: String = used.try_get("grant_id")?;
+                    revoke_grant_family(&mut tx, &grant_id, now).await?;
+                    tx.commit().await?;
+                    Ok(RefreshRotation::Reused { grant_id })
+                }
+
+                async fn revoke_refresh_token_family(
+                    &self,
+                    token_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<String>> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let row = sqlx::query("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    let grant_id: String = row.try_get("grant_id")?;
+                    revoke_grant_family(&mut tx, &grant_id, now).await?;
+                    tx.commit().await?;
+                    Ok(Some(grant_id))
+                }
+
+                async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+                    let n = sqlx::query(
+                        "DELETE FROM refresh_tokens WHERE token_hash IN \
+                         (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
                     )
                     .bind(now)
                     .bind(limit)

@@ -41,9 +41,15 @@ async fn introspect(
 ) -> Result<Response, ApiError> {
     let who = introspector(&state, &headers, &params).await?;
     let token = params.require("token")?;
-    // `token_type_hint` may be ignored (§2.1); only access tokens exist so far. Refresh tokens
-    // join here with the authorization flow.
+    // `token_type_hint` may be ignored (§2.1): a JWT is an access token, anything else is
+    // looked up as a refresh token.
     let mut body = IntrospectResponse::default();
+    if !jwt::looks_like_jwt(token) {
+        if let Some(b) = introspect_refresh_token(&state, &who, token).await? {
+            body = b;
+        }
+        return Ok(no_store(Json(body).into_response()));
+    }
     if let Some(active) = active_access_token(&state, token, None).await? {
         let visible = match &who {
             Introspector::Client(id) => *id == active.client.client_id,
@@ -66,6 +72,51 @@ async fn introspect(
         }
     }
     Ok(no_store(Json(body).into_response()))
+}
+
+/// A live refresh token the caller may see: unused, unrevoked, unexpired, its grant live and its
+/// client existing.
+async fn introspect_refresh_token(
+    state: &AppState,
+    who: &Introspector,
+    token: &str,
+) -> Result<Option<IntrospectResponse>, ApiError> {
+    let now = state.clock.now();
+    let Some(t) = state
+        .store
+        .find_refresh_token(&secret::hash_secret(token))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if t.used_at.is_some() || t.revoked_at.is_some() || t.expires_at <= now {
+        return Ok(None);
+    }
+    if state.store.live_grant(&t.grant_id).await?.is_none() {
+        return Ok(None);
+    }
+    let Some(client) = state.store.get_client(&t.client_id).await? else {
+        return Ok(None);
+    };
+    let visible = match who {
+        Introspector::Client(id) => *id == client.client_id,
+        Introspector::User(user) => user.org_id == client.org_id,
+    };
+    if !visible {
+        return Ok(None);
+    }
+    Ok(Some(IntrospectResponse {
+        active: true,
+        aud: t.resource,
+        client_id: Some(t.client_id),
+        exp: Some(t.expires_at),
+        iat: Some(t.created_at),
+        iss: Some(state.issuer.to_string()),
+        scope: Some(t.scopes.join(" ")),
+        sub: Some(t.user_id),
+        token_type: Some("refresh_token".to_owned()),
+        jti: None,
+    }))
 }
 
 /// Client authentication (Basic or body, with a secret) if present; otherwise a Bearer API key
@@ -144,8 +195,21 @@ async fn revoke(
                 tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
             }
         }
+    } else {
+        // §2.1: a refresh token takes its family with it, and the grant behind it, so that the
+        // access tokens issued under the grant stop too (they check the grant on use).
+        let hash = secret::hash_secret(token);
+        if let Some(t) = state.store.find_refresh_token(&hash).await? {
+            if t.client_id == client.client_id {
+                state
+                    .store
+                    .revoke_refresh_token_family(&hash, state.clock.now())
+                    .await?;
+                tracing::info!(client_id = %client.client_id, grant_id = %t.grant_id, "revoked a refresh token, its family and its grant");
+            } else {
+                tracing::info!(client_id = %client.client_id, "revocation of another client's refresh token ignored");
+            }
+        }
     }
-    // Refresh tokens (opaque, not JWTs) are revoked here, with their family, once the
-    // authorization flow issues them.
     Ok(no_store(().into_response()))
 }

@@ -5,7 +5,9 @@
 //!  client ── POST /oauth/token ──► OAuthParams (form or JSON, §3.2)
 //!                                   ClientCredentials (Basic | body | id alone, §2.3)
 //!                                   authenticate_client
-//!                                   match grant_type ──► client_credentials (§4.4)
+//!                                   match grant_type ──► authorization_code (§4.1.3)
+//!                                                   ├─► refresh_token (§6)
+//!                                                   ├─► client_credentials (§4.4)
 //!                                                   └─► anything else: unsupported_grant_type
 //! ```
 
@@ -14,8 +16,12 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use oauth_core::pkce::{self, ChallengeMethod};
 use oauth_core::scope::parse_scope_string;
+use oauth_core::secret;
+use oauth_store::{CodeRedemption, NewRefreshToken, RefreshRotation};
 use oauth_wire::{GrantType, TokenResponse};
+use rand::rngs::OsRng;
 
 use crate::error::ApiError;
 use crate::oauth_request::{
@@ -26,7 +32,8 @@ use crate::tokens::{issue_access_token, TokenRequest};
 
 /// The grants this endpoint serves, as `grant_types_supported` (RFC 8414 §2) lists them; the
 /// `match` in [`token`] is the other half of this list.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
+pub const SUPPORTED_GRANT_TYPES: &[&str] =
+    &["authorization_code", "refresh_token", "client_credentials"];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/token", post(token))
@@ -47,9 +54,9 @@ async fn token(
     };
     let client = authenticate_client(&state, &creds).await?;
     let response = match grant_type {
+        "authorization_code" => authorization_code(&state, &client, &params).await?,
+        "refresh_token" => refresh_token(&state, &client, &params).await?,
         "client_credentials" => client_credentials(&state, &client, &params)?,
-        // `authorization_code` (§4.1.3) and `refresh_token` (§6) arrive with the authorization
-        // flow, as arms of this match.
         other => {
             return Err(ApiError::oauth(
                 "unsupported_grant_type",
@@ -104,6 +111,250 @@ fn client_credentials(
         expires_in: issued.expires_in,
         refresh_token: None,
         scope: Some(issued.claims.scope).filter(|s| !s.is_empty()),
+    })
+}
+
+fn invalid_grant(description: &'static str) -> ApiError {
+    ApiError::oauth("invalid_grant", description)
+}
+
+fn require_grant_type(auth: &AuthenticatedClient, grant: GrantType) -> Result<(), ApiError> {
+    if auth.client.settings.grant_types.contains(&grant) {
+        return Ok(());
+    }
+    Err(ApiError::oauth(
+        "unauthorized_client",
+        format!("this client is not allowed the {} grant", grant.as_str()),
+    ))
+}
+
+/// RFC 6749 §4.1.3: exchanges an authorization code for tokens.
+async fn authorization_code(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    params: &OAuthParams,
+) -> Result<TokenResponse, ApiError> {
+    let client = &auth.client;
+    require_grant_type(auth, GrantType::AuthorizationCode)?;
+    let code = params.require("code")?;
+    let redirect_uri = params.require("redirect_uri")?;
+    let verifier = params.get("code_verifier");
+    let now = state.clock.now();
+    // The redemption marks the code used before the checks below: a code presented with the
+    // wrong client, redirect URI or verifier is burned, never retried (RFC 6749 §4.1.2: single
+    // use), and two concurrent redemptions cannot both get past this line.
+    let code = match state
+        .store
+        .redeem_authorization_code(&secret::hash_secret(code), now)
+        .await?
+    {
+        CodeRedemption::Redeemed(code) => code,
+        CodeRedemption::AlreadyUsed { grant_id } => {
+            // §4.1.2: a replayed code revokes every token issued from it, which all carry its
+            // grant (access tokens check the grant on use; its refresh tokens die with it).
+            if let Some(grant) = state.store.live_grant(&grant_id).await? {
+                state
+                    .store
+                    .revoke_grant(&grant.user_id, &grant.id, now)
+                    .await?;
+                tracing::warn!(client_id = %client.client_id, grant_id = %grant_id, "authorization code replayed: grant revoked");
+            }
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
+        }
+        CodeRedemption::Invalid => {
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ))
+        }
+    };
+    // §4.1.3: the code was issued to the authenticated client.
+    if code.client_id != client.client_id {
+        tracing::info!(client_id = %client.client_id, "authorization code presented by another client");
+        return Err(invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    }
+    // §4.1.3: identical to the redirect_uri of the authorization request.
+    if code.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&code.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = code
+                .code_challenge_method
+                .as_deref()
+                .and_then(ChallengeMethod::from_stored)
+                .ok_or_else(|| ApiError::internal("stored code_challenge_method is unknown"))?;
+            // RFC 7636 §4.6: constant-time comparison inside `verify`.
+            if !pkce::is_valid_syntax(verifier) || !pkce::verify(verifier, challenge, method) {
+                return Err(invalid_grant(
+                    "the code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(invalid_grant(
+                "code_verifier is required: the authorization request had a code_challenge",
+            ))
+        }
+        // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade
+        // attempt.
+        (None, Some(_)) => {
+            return Err(invalid_grant(
+                "code_verifier was sent, but the authorization request had no code_challenge",
+            ))
+        }
+        (None, None) if !client.is_confidential() => {
+            return Err(invalid_grant("a public client must use PKCE"))
+        }
+        (None, None) => {}
+    }
+    if let Some(r) = params.get("resource") {
+        // RFC 8707 §2.2: the resource of the token request must be one the user approved.
+        if code.resource.as_deref() != Some(r) {
+            return Err(ApiError::oauth(
+                "invalid_target",
+                "the resource does not match the authorization request",
+            ));
+        }
+    }
+    let issued = issue_access_token(
+        state,
+        &TokenRequest {
+            subject: &code.user_id,
+            client_id: &client.client_id,
+            scopes: &code.scopes,
+            audience: code.resource.as_deref(),
+            grant_id: Some(&code.grant_id),
+        },
+    )?;
+    let refresh_token = if client
+        .settings
+        .grant_types
+        .contains(&GrantType::RefreshToken)
+    {
+        let token = secret::random_token(&mut OsRng);
+        state
+            .store
+            .insert_refresh_token(&new_refresh_token(
+                state,
+                &token,
+                &code.grant_id,
+                &client.client_id,
+                &code.user_id,
+                &code.scopes,
+                code.resource.as_deref(),
+            ))
+            .await?;
+        Some(token)
+    } else {
+        None
+    };
+    state.store.touch_grant(&code.grant_id, now).await?;
+    tracing::info!(client_id = %client.client_id, grant_id = %code.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "exchanged an authorization code");
+    Ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: issued.expires_in,
+        refresh_token,
+        scope: Some(issued.claims.scope),
+    })
+}
+
+fn new_refresh_token(
+    state: &AppState,
+    token: &str,
+    grant_id: &str,
+    client_id: &str,
+    user_id: &str,
+    scopes: &[String],
+    resource: Option<&str>,
+) -> NewRefreshToken {
+    let now = state.clock.now();
+    NewRefreshToken {
+        token_hash: secret::hash_secret(token),
+        grant_id: grant_id.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scopes: scopes.to_vec(),
+        resource: resource.map(str::to_owned),
+        created_at: now,
+        expires_at: now + state.config.tokens.refresh_token_lifetime_secs,
+    }
+}
+
+/// RFC 6749 §6: a refresh token for a new access token and a new refresh token (rotation,
+/// RFC 9700 §4.14.2). The old token is used up in the same transaction that stores the new one.
+async fn refresh_token(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    params: &OAuthParams,
+) -> Result<TokenResponse, ApiError> {
+    let client = &auth.client;
+    require_grant_type(auth, GrantType::RefreshToken)?;
+    let presented = params.require("refresh_token")?;
+    let hash = secret::hash_secret(presented);
+    let now = state.clock.now();
+    const INVALID: &str = "the refresh token is invalid, expired or revoked";
+    // These fields never change, so checking them before the atomic rotation is race-free.
+    let Some(stored) = state.store.find_refresh_token(&hash).await? else {
+        return Err(invalid_grant(INVALID));
+    };
+    // §6: the token was issued to the authenticated client. Another client's attempt changes
+    // nothing.
+    if stored.client_id != client.client_id {
+        tracing::info!(client_id = %client.client_id, "refresh token presented by another client");
+        return Err(invalid_grant(INVALID));
+    }
+    // §6: the scope may be narrowed, never widened; none requested keeps the original scope.
+    let scopes = granted_scopes(params.get("scope"), &stored.scopes)?;
+    if let Some(r) = params.get("resource") {
+        if stored.resource.as_deref() != Some(r) {
+            return Err(ApiError::oauth(
+                "invalid_target",
+                "the resource does not match the one this refresh token was issued for",
+            ));
+        }
+    }
+    let new_token = secret::random_token(&mut OsRng);
+    let new = new_refresh_token(
+        state,
+        &new_token,
+        &stored.grant_id,
+        &client.client_id,
+        &stored.user_id,
+        &scopes,
+        stored.resource.as_deref(),
+    );
+    let old = match state.store.rotate_refresh_token(&hash, &new, now).await? {
+        RefreshRotation::Rotated(old) => old,
+        RefreshRotation::Reused { grant_id } => {
+            tracing::warn!(client_id = %client.client_id, grant_id = %grant_id, "refresh token reused: grant and its refresh tokens revoked");
+            return Err(invalid_grant(INVALID));
+        }
+        RefreshRotation::Invalid => return Err(invalid_grant(INVALID)),
+    };
+    let issued = issue_access_token(
+        state,
+        &TokenRequest {
+            subject: &old.user_id,
+            client_id: &client.client_id,
+            scopes: &scopes,
+            audience: old.resource.as_deref(),
+            grant_id: Some(&old.grant_id),
+        },
+    )?;
+    tracing::info!(client_id = %client.client_id, grant_id = %old.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "refreshed an access token");
+    Ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: issued.expires_in,
+        refresh_token: Some(new_token),
+        scope: Some(issued.claims.scope),
     })
 }
 

@@ -24,7 +24,7 @@ async fn authorization_server_metadata_lists_every_endpoint() {
         "registration_endpoint": format!("{iss}/oauth/register"),
         "jwks_uri": format!("{iss}/oauth/jwks"),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["admin", "messaging", "voice", "numbers", "billing", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

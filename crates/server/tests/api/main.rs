@@ -8,6 +8,7 @@ mod support;
 
 mod authorize;
 mod clients;
+mod code_grant;
 mod consent;
 mod discovery;
 mod errors;
@@ -18,4 +19,5 @@ mod jwks;
 mod login;
 mod management;
 mod register;
+mod story;
 mod token;

@@ -1,0 +1,378 @@
+//! Storage of refresh tokens: rotation, reuse revoking the family, one winner among concurrent
+//! rotations, grant revocation and expiry. Each test runs on SQLite, and on PostgreSQL when
+//! `OAUTH_TEST_POSTGRES_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use oauth_core::{Client, ClientDraft, ScopeCatalogue};
+use oauth_store::{
+    Approval, CodeRedemption, ConsentRequest, Grant, NewRefreshToken, NewUser, RefreshRotation,
+    Store, User,
+};
+use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
+
+const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+async fn user(store: &dyn Store, email: &str) -> User {
+    let (u, _) = store
+        .create_user(NewUser {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            email: email.to_owned(),
+            password_hash: "$argon2id$placeholder".to_owned(),
+            org_name: format!("org of {email}"),
+            new_org_id: uuid::Uuid::new_v4().to_string(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    u
+}
+
+/// A user, a client, and the user's grant to it (through a consent approval).
+async fn setup(store: &dyn Store) -> (User, Client, Grant) {
+    let u = user(store, "rt@x.example").await;
+    let req = CreateOAuthClient {
+        name: "App".into(),
+        allowed_scopes: vec!["admin".into(), "voice".into()],
+        client_type: ClientType::Confidential,
+        allowed_grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
+        require_pkce: None,
+        logo_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+    };
+    let c = Client {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        org_id: u.org_id.clone(),
+        user_id: u.id.clone(),
+        secret_hash: Some("ab".repeat(32)),
+        verified: false,
+        created_at: NOW,
+        updated_at: NOW,
+        settings: ClientDraft::from_create(req, &ScopeCatalogue::default()).unwrap(),
+    };
+    store.insert_client(&c).await.unwrap();
+    store
+        .create_consent(&ConsentRequest {
+            token_hash: "consent".into(),
+            user_id: u.id.clone(),
+            client_id: c.client_id.clone(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            scopes: vec!["admin".into(), "voice".into()],
+            state: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            resource: None,
+            created_at: NOW,
+            expires_at: NOW + 600,
+        })
+        .await
+        .unwrap();
+    let (_, grant, _) = store
+        .approve_consent(
+            "consent",
+            &u.id,
+            &Approval {
+                new_grant_id: uuid::Uuid::new_v4().to_string(),
+                code_hash: "code".into(),
+                code_expires_at: NOW + 60,
+                now: NOW,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    (u, c, grant)
+}
+
+fn token(hash: &str, grant: &Grant, scopes: &[&str], now: i64) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash.to_owned(),
+        grant_id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        user_id: grant.user_id.clone(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        resource: Some("https://api.example".into()),
+        created_at: now,
+        expires_at: now + 30 * DAY,
+    }
+}
+
+async fn rotation_uses_the_old_token_and_stores_the_new_one(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin", "voice"], NOW))
+        .await
+        .unwrap();
+    let r1 = store.find_refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!(r1.client_id, c.client_id);
+    assert_eq!(r1.user_id, u.id);
+    assert_eq!(r1.scopes, vec!["admin".to_owned(), "voice".to_owned()]);
+    assert_eq!(r1.resource.as_deref(), Some("https://api.example"));
+    assert_eq!((r1.used_at, r1.revoked_at), (None, None));
+
+    // Narrowed scopes on the new token; the grant id of `new` is ignored (the old one's holds).
+    let mut new = token("r2", &grant, &["voice"], NOW + 10);
+    new.grant_id = "ignored".into();
+    let out = store
+        .rotate_refresh_token("r1", &new, NOW + 10)
+        .await
+        .unwrap();
+    let RefreshRotation::Rotated(old) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(old.token_hash, "r1");
+    assert_eq!(old.used_at, Some(NOW + 10));
+    let r2 = store.find_refresh_token("r2").await.unwrap().unwrap();
+    assert_eq!(r2.grant_id, grant.id);
+    assert_eq!(r2.scopes, vec!["voice".to_owned()]);
+    assert_eq!(r2.used_at, None);
+    assert_eq!(
+        store
+            .find_refresh_token("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        Some(NOW + 10)
+    );
+    // The rotation records a use of the grant.
+    let g = store.live_grant(&grant.id).await.unwrap().unwrap();
+    assert_eq!(g.last_used_at, Some(NOW + 10));
+    // Unknown token: invalid, nothing stored.
+    assert_eq!(
+        store
+            .rotate_refresh_token("nope", &token("r9", &grant, &["admin"], NOW), NOW)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
+    );
+    assert!(store.find_refresh_token("r9").await.unwrap().is_none());
+}
+
+async fn reuse_revokes_the_grant_and_its_family(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    let out = store
+        .rotate_refresh_token("r1", &token("r2", &grant, &["admin"], NOW), NOW + 1)
+        .await
+        .unwrap();
+    assert!(matches!(out, RefreshRotation::Rotated(_)), "{out:?}");
+    let out = store
+        .rotate_refresh_token("r1", &token("r3", &grant, &["admin"], NOW), NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        RefreshRotation::Reused {
+            grant_id: grant.id.clone()
+        }
+    );
+    assert!(store.find_refresh_token("r3").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .find_refresh_token("r2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(NOW + 2)
+    );
+    assert!(store.live_grant(&grant.id).await.unwrap().is_none());
+    // The family's newest token is dead.
+    assert_eq!(
+        store
+            .rotate_refresh_token("r2", &token("r4", &grant, &["admin"], NOW), NOW + 3)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
+    );
+}
+
+async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    let (a, b, c) = (
+        token("a", &grant, &["admin"], NOW),
+        token("b", &grant, &["admin"], NOW),
+        token("c", &grant, &["admin"], NOW),
+    );
+    // Three rotations in flight at once, each on its own connection.
+    let (ra, rb, rc) = tokio::join!(
+        store.rotate_refresh_token("r1", &a, NOW + 1),
+        store.rotate_refresh_token("r1", &b, NOW + 1),
+        store.rotate_refresh_token("r1", &c, NOW + 1),
+    );
+    let outs = [ra.unwrap(), rb.unwrap(), rc.unwrap()];
+    let wins = outs
+        .iter()
+        .filter(|o| matches!(o, RefreshRotation::Rotated(_)))
+        .count();
+    assert_eq!(wins, 1, "{outs:?}");
+    // The losers saw a used token: reuse, which ends the family (the winner's new token too).
+    for o in &outs {
+        assert!(
+            matches!(
+                o,
+                RefreshRotation::Rotated(_) | RefreshRotation::Reused { .. }
+            ),
+            "{o:?}"
+        );
+    }
+    let stored = [
+        store.find_refresh_token("a").await.unwrap(),
+        store.find_refresh_token("b").await.unwrap(),
+        store.find_refresh_token("c").await.unwrap(),
+    ];
+    assert_eq!(stored.iter().filter(|s| s.is_some()).count(), 1);
+}
+
+async fn revoking_the_grant_revokes_its_refresh_tokens(store: &dyn Store) {
+    let (u, _, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&token("r2", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    assert!(store
+        .revoke_grant(&u.id, &grant.id, NOW + 5)
+        .await
+        .unwrap()
+        .is_some());
+    for h in ["r1", "r2"] {
+        assert_eq!(
+            store
+                .find_refresh_token(h)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(NOW + 5)
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token(h, &token("new", &grant, &["admin"], NOW), NOW + 6)
+                .await
+                .unwrap(),
+            RefreshRotation::Invalid
+        );
+    }
+    assert!(store.find_refresh_token("new").await.unwrap().is_none());
+}
+
+async fn revoking_a_family_by_one_token(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&token("r2", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .revoke_refresh_token_family("r1", NOW + 1)
+            .await
+            .unwrap(),
+        Some(grant.id.clone())
+    );
+    assert!(store.live_grant(&grant.id).await.unwrap().is_none());
+    assert!(store
+        .find_refresh_token("r2")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert_eq!(
+        store
+            .revoke_refresh_token_family("unknown", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn expired_tokens_do_not_rotate_and_are_purged(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    let mut t = token("r1", &grant, &["admin"], NOW);
+    t.expires_at = NOW + 100;
+    store.insert_refresh_token(&t).await.unwrap();
+    store
+        .insert_refresh_token(&token("live", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    // Exactly at expires_at it is expired.
+    assert_eq!(
+        store
+            .rotate_refresh_token("r1", &token("r2", &grant, &["admin"], NOW), NOW + 100)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
+    );
+    assert!(store.find_refresh_token("r2").await.unwrap().is_none());
+    assert_eq!(store.purge_refresh_tokens(NOW + 99, 10).await.unwrap(), 0);
+    assert_eq!(store.purge_refresh_tokens(NOW + 100, 10).await.unwrap(), 1);
+    assert!(store.find_refresh_token("r1").await.unwrap().is_none());
+    assert!(store.find_refresh_token("live").await.unwrap().is_some());
+}
+
+async fn deleting_the_client_deletes_its_refresh_tokens(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    assert!(store.delete_client(&u.org_id, &c.client_id).await.unwrap());
+    assert!(store.find_refresh_token("r1").await.unwrap().is_none());
+}
+
+async fn concurrent_code_redemptions_have_one_winner(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    let (a, b, c) = tokio::join!(
+        store.redeem_authorization_code("code", NOW + 1),
+        store.redeem_authorization_code("code", NOW + 1),
+        store.redeem_authorization_code("code", NOW + 1),
+    );
+    let outs = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let wins = outs
+        .iter()
+        .filter(|o| matches!(o, CodeRedemption::Redeemed(_)))
+        .count();
+    assert_eq!(wins, 1, "{outs:?}");
+    for o in &outs {
+        if !matches!(o, CodeRedemption::Redeemed(_)) {
+            assert_eq!(
+                *o,
+                CodeRedemption::AlreadyUsed {
+                    grant_id: grant.id.clone()
+                }
+            );
+        }
+    }
+}
+
+storage_tests! {
+    concurrent_code_redemptions_have_one_winner,
+    rotation_uses_the_old_token_and_stores_the_new_one,
+    reuse_revokes_the_grant_and_its_family,
+    concurrent_rotations_have_one_winner,
+    revoking_the_grant_revokes_its_refresh_tokens,
+    revoking_a_family_by_one_token,
+    expired_tokens_do_not_rotate_and_are_purged,
+    deleting_the_client_deletes_its_refresh_tokens,
+}
