@@ -71,7 +71,10 @@ async fn discovery_and_the_jwk_set() {
             .await
             .unwrap();
         assert_eq!(resource.resource, app.server.issuer);
-        assert_eq!(resource.authorization_servers, [app.server.issuer.clone()]);
+        assert_eq!(
+            resource.authorization_servers,
+            vec![app.server.issuer.clone()]
+        );
         let jwks = client.oauth().retrieve_jwks().await.unwrap();
         assert!(!jwks.keys.is_empty());
         let key = &jwks.keys[0];
