@@ -1,5 +1,7 @@
 // The official Telnyx Node SDK against oauth-server: the client registry and registration.
-// Environment (set by compat/run): COMPAT_BASE_URL, COMPAT_API_KEY, COMPAT_OTHER_API_KEY.
+// Environment (set by compat/run): COMPAT_BASE_URL, COMPAT_API_KEY, COMPAT_OTHER_API_KEY,
+// COMPAT_LIMITED_BASE_URL and COMPAT_LIMITED_API_KEY (a second instance with a management-API
+// limit of 2 requests at once, then 2 per second, per key).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -105,4 +107,23 @@ test('another organization sees nothing', async () => {
   const seen = [];
   for await (const c of other.oauthClients.list({ 'filter[client_id]': mine.client_id })) seen.push(c);
   assert.deepEqual(seen, []);
+});
+
+test('a burst ends in the rate limit error', async () => {
+  // Twenty concurrent calls against 2 at once and 2 per second: even after the SDK's one retry
+  // (which waits for the server's Retry-After of 1 s) most of them are refused.
+  const client = new Telnyx({
+    apiKey: process.env.COMPAT_LIMITED_API_KEY,
+    baseURL: process.env.COMPAT_LIMITED_BASE_URL,
+    maxRetries: 1,
+  });
+  const results = await Promise.allSettled(Array.from({ length: 20 }, () => client.oauthClients.list()));
+  const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+  const served = results.length - refused.length;
+  assert.ok(served >= 1 && served <= 10, `${served} served`);
+  assert.ok(refused.length > 0);
+  for (const e of refused) assert.ok(e instanceof Telnyx.RateLimitError, String(e));
+  assert.equal(refused[0].status, 429);
+  assert.equal(refused[0].headers.get('retry-after'), '1');
+  assert.equal(refused[0].error.error, 'rate_limited');
 });

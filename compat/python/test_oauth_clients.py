@@ -1,12 +1,14 @@
 """The official Telnyx Python SDK against oauth-server: the client registry and registration.
 
 Environment (set by compat/run): COMPAT_BASE_URL, COMPAT_API_KEY (organization A),
-COMPAT_OTHER_API_KEY (organization B). TELNYX_CLIENT_ID / TELNYX_CLIENT_SECRET must stay unset:
+COMPAT_OTHER_API_KEY (organization B), COMPAT_LIMITED_BASE_URL and COMPAT_LIMITED_API_KEY (a second
+instance with a management-API limit of 2 requests at once, then 2 per second, per key). TELNYX_CLIENT_ID / TELNYX_CLIENT_SECRET must stay unset:
 with them the SDK would call the real Telnyx host for a token.
 """
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import telnyx
@@ -140,3 +142,30 @@ def test_another_organization_sees_nothing():
         other.oauth_clients.delete(mine.client_id)
     assert list(other.oauth_clients.list(filter_client_id=mine.client_id)) == []
     assert sdk().oauth_clients.retrieve(mine.client_id).data.name == mine.name
+
+
+def test_a_burst_ends_in_the_rate_limit_error():
+    # Twenty concurrent calls against 2 at once and 2 per second: even after the SDK's one retry
+    # (which waits for the server's Retry-After of 1 s) most of them are refused.
+    client = telnyx.Telnyx(
+        api_key=os.environ["COMPAT_LIMITED_API_KEY"],
+        base_url=os.environ["COMPAT_LIMITED_BASE_URL"],
+        max_retries=1,
+    )
+
+    def call(_):
+        try:
+            client.oauth_clients.list()
+            return None
+        except telnyx.RateLimitError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(call, range(20)))
+    refused = [e for e in results if e is not None]
+    assert 1 <= len(results) - len(refused) <= 10
+    assert refused
+    e = refused[0]
+    assert e.status_code == 429
+    assert e.response.headers["retry-after"] == "1"
+    assert e.body["error"] == "rate_limited"

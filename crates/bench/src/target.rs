@@ -177,6 +177,15 @@ struct CreatedKey {
     api_key: String,
 }
 
+/// `[rate_limits]` with every limit off (`requests = 0`).
+const NO_RATE_LIMITS: &str = "[rate_limits]
+management_per_key = { requests = 0, window_secs = 0 }
+management_per_ip = { requests = 0, window_secs = 0 }
+oauth_per_client = { requests = 0, window_secs = 0 }
+register_per_ip = { requests = 0, window_secs = 0 }
+login_per_ip = { requests = 0, window_secs = 0 }
+";
+
 /// Starts oauth-server on a fresh database with the benchmark user and an API key (made by the
 /// admin CLI before the server starts, so no bootstrap admin is created). `env` adds `OAUTH_*`
 /// settings for the scenario.
@@ -233,9 +242,15 @@ pub async fn start_ours(
     let key: CreatedKey =
         serde_json::from_slice(&out.stdout).context("api-keys create --json output")?;
 
+    // The benchmark drives one client and one key far past the default per-instance rate
+    // limits, which would turn the measurement into one of 429s: they are off here.
+    let config = dbs.dir().join(format!("{label}.toml"));
+    std::fs::write(&config, NO_RATE_LIMITS)
+        .with_context(|| format!("writing {}", config.display()))?;
     let log = dbs.dir().join(format!("{label}.server.log"));
     let mut cmd = pinning.server_command(bin);
     cmd.arg("serve")
+        .env("OAUTH_CONFIG", &config)
         .env("OAUTH_DATABASE_URL", &database_url)
         .env("OAUTH_KEY_ENCRYPTION_KEY", &kek)
         .env("OAUTH_BIND", "127.0.0.1:0")

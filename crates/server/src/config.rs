@@ -142,6 +142,17 @@ struct FileConfig {
     resources: Option<Vec<String>>,
     tokens: Option<FileTokens>,
     authorization: Option<FileAuthorization>,
+    rate_limits: Option<FileRateLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRateLimits {
+    management_per_key: Option<RateLimit>,
+    management_per_ip: Option<RateLimit>,
+    oauth_per_client: Option<RateLimit>,
+    register_per_ip: Option<RateLimit>,
+    login_per_ip: Option<RateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +204,70 @@ pub struct Config {
     pub resources: Vec<String>,
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// One request-rate limit: a token bucket of `requests` tokens refilled over `window_secs`,
+/// so a key may send `requests` at once and `requests` per window after that.
+/// `requests = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_secs: u32,
+}
+
+impl RateLimit {
+    pub fn is_off(&self) -> bool {
+        self.requests == 0
+    }
+}
+
+/// In-process request-rate limits (`[rate_limits]`), per server instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitsConfig {
+    /// The management API, per bearer credential (API key or access token).
+    pub management_per_key: RateLimit,
+    /// The management API, per client address.
+    pub management_per_ip: RateLimit,
+    /// `/oauth/token`, `/oauth/introspect` and `/oauth/revoke`, per client_id.
+    pub oauth_per_client: RateLimit,
+    /// `/oauth/register`, per client address.
+    pub register_per_ip: RateLimit,
+    /// `POST /login`, per client address.
+    pub login_per_ip: RateLimit,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            // 100 per second, bursts of 200.
+            management_per_key: RateLimit {
+                requests: 200,
+                window_secs: 2,
+            },
+            // 200 per second, bursts of 400: several keys may share one address.
+            management_per_ip: RateLimit {
+                requests: 400,
+                window_secs: 2,
+            },
+            // 100 per second, bursts of 200.
+            oauth_per_client: RateLimit {
+                requests: 200,
+                window_secs: 2,
+            },
+            // 10 per minute, bursts of 20.
+            register_per_ip: RateLimit {
+                requests: 20,
+                window_secs: 120,
+            },
+            // 1 per second, bursts of 60.
+            login_per_ip: RateLimit {
+                requests: 60,
+                window_secs: 60,
+            },
+        }
+    }
 }
 
 /// Access tokens and their signing keys (`[tokens]`).
@@ -300,6 +375,7 @@ impl fmt::Debug for Config {
             .field("resources", &self.resources)
             .field("tokens", &self.tokens)
             .field("authorization", &self.authorization)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -334,6 +410,7 @@ impl Default for Config {
             resources: Vec::new(),
             tokens: TokensConfig::default(),
             authorization: AuthorizationConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -439,6 +516,19 @@ impl Config {
         if let Some(v) = authz.login_max_failures_per_ip {
             a.login_max_failures_per_ip = v;
         }
+        let rl = file.rate_limits.unwrap_or_default();
+        let r = &mut config.rate_limits;
+        for (field, value) in [
+            (&mut r.management_per_key, rl.management_per_key),
+            (&mut r.management_per_ip, rl.management_per_ip),
+            (&mut r.oauth_per_client, rl.oauth_per_client),
+            (&mut r.register_per_ip, rl.register_per_ip),
+            (&mut r.login_per_ip, rl.login_per_ip),
+        ] {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
         config.check()?;
         Ok(config)
     }
@@ -455,6 +545,18 @@ impl Config {
             && self.registration.initial_access_token_hash.is_none()
         {
             bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        let r = &self.rate_limits;
+        for limit in [
+            r.management_per_key,
+            r.management_per_ip,
+            r.oauth_per_client,
+            r.register_per_ip,
+            r.login_per_ip,
+        ] {
+            if !limit.is_off() && !(1..=86_400).contains(&limit.window_secs) {
+                bail!("configuration: every rate_limits window_secs must be between 1 and 86400");
+            }
         }
         let t = &self.tokens;
         if !(60..=86_400).contains(&t.access_token_lifetime_secs) {
@@ -696,6 +798,46 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
             ..Default::default()
         };
         assert!(Config::load(&args).is_err(), "only asymmetric algorithms");
+    }
+
+    #[test]
+    fn rate_limits_section() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[rate_limits]
+management_per_key = { requests = 5, window_secs = 10 }
+register_per_ip = { requests = 0, window_secs = 0 }
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        let d = RateLimitsConfig::default();
+        assert_eq!(
+            c.rate_limits.management_per_key,
+            RateLimit {
+                requests: 5,
+                window_secs: 10
+            }
+        );
+        assert!(c.rate_limits.register_per_ip.is_off());
+        assert_eq!(c.rate_limits.oauth_per_client, d.oauth_per_client);
+        assert_eq!(d.management_per_key.requests, 200);
+
+        for bad in [
+            "[rate_limits]\nlogin_per_ip = { requests = 5, window_secs = 0 }\n",
+            "[rate_limits]\nlogin_per_ip = { requests = 5 }\n",
+            "[rate_limits]\nper_moon = { requests = 5, window_secs = 1 }\n",
+        ] {
+            std::fs::write(&path, bad).unwrap_or_else(|e| panic!("{e}"));
+            assert!(Config::load(&args).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -139,6 +139,17 @@ impl ApiError {
         e
     }
 
+    /// 429: a request-rate limit was reached; retry after `retry_after_secs` (1..=60).
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let secs = retry_after_secs.clamp(1, 60);
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; retry after {secs} s"),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
+    }
+
     /// A bug or a broken dependency. The detail goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod html;
 pub mod maintenance;
 pub mod oauth_request;
+pub mod rate_limit;
 pub mod routes;
 pub mod session;
 pub mod signing;

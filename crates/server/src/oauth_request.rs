@@ -273,6 +273,10 @@ pub async fn authenticate_client(
     state: &AppState,
     creds: &ClientCredentials,
 ) -> Result<AuthenticatedClient, ApiError> {
+    // Before the lookup and the secret check, so that guessing secrets is limited too.
+    state
+        .rate_limits
+        .oauth_client(creds.client_id(), state.clock.now())?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
     let Some(client) = state.store.get_client(creds.client_id()).await? else {

@@ -6,6 +6,7 @@ use oauth_store::Store;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::rate_limit::RateLimiters;
 use crate::signing::KeyRing;
 
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct AppState {
     pub issuer: Arc<str>,
     /// The access-token signing keys, in memory.
     pub keys: Arc<KeyRing>,
+    /// In-process request-rate limits.
+    pub rate_limits: Arc<RateLimiters>,
 }
 
 impl AppState {

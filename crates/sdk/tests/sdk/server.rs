@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use oauth_server::clock::{Clock, SystemClock};
 use oauth_server::{accounts, Config, RunningServer};
 use telnyx_oauth::{Client, ClientType, CreateOAuthClient, GrantType};
@@ -16,14 +18,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn spawn() -> Self {
+        Self::spawn_with_clock(Arc::new(SystemClock), |_| {}).await
+    }
+
+    /// Like [`TestServer::spawn`], with the server's clock and configuration chosen by the test.
+    pub async fn spawn_with_clock(clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             bind: "127.0.0.1:0".parse().expect("addr"),
             database_url: format!("sqlite://{}", dir.path().join("oauth.db").display()),
             ..Default::default()
         };
+        adjust(&mut config);
         config.check().expect("valid test configuration");
-        let server = oauth_server::start(config, std::future::pending())
+        let server = oauth_server::start_with_clock(config, clock, std::future::pending())
             .await
             .expect("server starts");
         let admin_key = server

@@ -1,5 +1,10 @@
 //! Each error class the real server produces today, decoded by the SDK.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth_server::clock::ManualClock;
+use oauth_server::config::RateLimit;
 use telnyx_oauth::{ClientType, Error, ListOAuthClientsParams};
 
 use crate::server::{new_client, TestServer};
@@ -107,4 +112,46 @@ async fn a_bad_page_size_is_the_bad_request_error() {
             .collect();
         assert_eq!(params, ["page[size]"], "{size}");
     }
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_the_rate_limit_error_after_the_retries() {
+    // The server's clock stands still, so its bucket never refills: the SDK's one retry, made
+    // after the 1 s the server asks for, is refused as well.
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestServer::spawn_with_clock(clock, |c| {
+        c.rate_limits.management_per_key = RateLimit {
+            requests: 1,
+            window_secs: 1,
+        };
+    })
+    .await;
+    let client = telnyx_oauth::Client::builder()
+        .api_key(&app.admin_key)
+        .base_url(&app.url)
+        .max_retries(1)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(20))
+        .build()
+        .unwrap();
+    client
+        .oauth_clients()
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .oauth_clients()
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    let Error::RateLimit(api) = &err else {
+        panic!("{err:?}")
+    };
+    // The retry waited for the server's Retry-After.
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(api.status.as_u16(), 429);
+    assert_eq!(api.headers["retry-after"], "1");
+    let body = api.body.as_ref().unwrap();
+    assert_eq!(body.error, "rate_limited");
+    assert!(body.error_description.is_some());
 }

@@ -35,9 +35,14 @@ use crate::routes::login::{field, form_pairs, see_other};
 use crate::session::{self, Via, Viewer};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+/// The built-in consent page.
+pub fn page_router() -> Router<AppState> {
+    Router::new().route("/consent", get(consent_page))
+}
+
+/// The consent API (management API rate limits apply).
+pub fn api_router() -> Router<AppState> {
     Router::new()
-        .route("/consent", get(consent_page))
         .route("/oauth/consent/{consent_token}", get(consent_json))
         .route("/oauth/grants", post(decide_handler))
 }

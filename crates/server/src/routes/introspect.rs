@@ -132,6 +132,7 @@ async fn introspector(
         return Ok(Introspector::Client(client.client.client_id));
     }
     if let Some(credential) = bearer_token(headers) {
+        state.rate_limits.bearer(credential, state.clock.now())?;
         let user = if jwt::looks_like_jwt(credential) {
             match active_access_token(state, credential, Some(&state.issuer)).await? {
                 Some(active) => token_user(state, &active).await?,

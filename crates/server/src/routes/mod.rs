@@ -23,15 +23,23 @@ pub mod token;
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    // The management API, behind its per-key and per-address rate limits.
+    let management = Router::new()
         .merge(clients::router())
+        .merge(grants::router())
+        .merge(consent::api_router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::management,
+        ));
+    let api = Router::new()
+        .merge(management)
         .merge(register::router())
         .merge(token::router())
         .merge(introspect::router())
         .merge(discovery::router())
         .merge(authorize::router())
-        .merge(consent::router())
-        .merge(grants::router())
+        .merge(consent::page_router())
         .merge(login::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -4,7 +4,9 @@
 //! initial access token as a Bearer credential (RFC 7591 §3). Registered clients belong to the
 //! configured registration organization and are owned by its oldest user.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -25,9 +27,13 @@ pub fn router() -> Router<AppState> {
 
 async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<JsonBody<RegistrationRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state
+        .rate_limits
+        .register_ip(peer.ip(), state.clock.now())?;
     let reg = &state.config.registration;
     if reg.mode == RegistrationMode::Token {
         let presented = bearer_token(&headers).map(secret::hash_secret);

@@ -18,6 +18,7 @@ mod introspect;
 mod jwks;
 mod login;
 mod management;
+mod rate_limits;
 mod register;
 mod story;
 mod token;
