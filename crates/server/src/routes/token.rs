@@ -104,7 +104,9 @@ fn client_credentials(
             grant_id: None,
         },
     )?;
-    tracing::info!(client_id = %client.client_id, jti_label = %oauth_core::secret::log_label(&issued.claims.jti), "issued a client_credentials token");
+    // Debug, not info: this is the hot path, and the issuance of a self-contained token is no
+    // security event (failures and revocations are logged at info).
+    tracing::debug!(client_id = %client.client_id, jti_label = %oauth_core::secret::log_label(&issued.claims.jti), "issued a client_credentials token");
     Ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer".to_owned(),
