@@ -79,8 +79,21 @@ pub async fn active_access_token(
     token: &str,
     audience: Option<&str>,
 ) -> Result<Option<ActiveToken>, ApiError> {
+    match verify_access_token(state, token, audience).await {
+        Some(claims) => still_live(state, claims, None).await,
+        None => Ok(None),
+    }
+}
+
+/// The signature and claim checks alone: no database read (a key reload on an unknown kid at
+/// most). `None` for anything that is not a valid access token of this server.
+pub async fn verify_access_token(
+    state: &AppState,
+    token: &str,
+    audience: Option<&str>,
+) -> Option<AccessTokenClaims> {
     if !jwt::looks_like_jwt(token) {
-        return Ok(None);
+        return None;
     }
     let expect = Expect {
         issuer: &state.issuer,
@@ -88,13 +101,22 @@ pub async fn active_access_token(
         leeway: CLOCK_LEEWAY_SECS,
         audience,
     };
-    let claims = match state.keys.verify(token, &expect).await {
-        Ok(c) => c,
+    match state.keys.verify(token, &expect).await {
+        Ok(c) => Some(c),
         Err(e) => {
             tracing::debug!(token = %secret::log_label(token), reason = %e, "inactive access token");
-            return Ok(None);
+            None
         }
-    };
+    }
+}
+
+/// The revocation checks of a verified token. `client`: the token's client when the caller
+/// already loaded it (it must be the one named by `claims.client_id`), which saves a read.
+pub async fn still_live(
+    state: &AppState,
+    claims: AccessTokenClaims,
+    client: Option<Client>,
+) -> Result<Option<ActiveToken>, ApiError> {
     if state.store.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
@@ -106,9 +128,14 @@ pub async fn active_access_token(
             return Ok(None);
         }
     }
-    // A deleted client's tokens die with it.
-    let Some(client) = state.store.get_client(&claims.client_id).await? else {
-        return Ok(None);
+    // A deleted client's tokens die with it: the caller's copy was read in this request, the
+    // same freshness as a read here.
+    let client = match client.filter(|c| c.client_id == claims.client_id) {
+        Some(c) => c,
+        None => match state.store.get_client(&claims.client_id).await? {
+            Some(c) => c,
+            None => return Ok(None),
+        },
     };
     Ok(Some(ActiveToken { claims, client }))
 }
