@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use oauth_store::Store;
@@ -67,7 +68,10 @@ impl RunningServer {
 
 /// Opens and migrates the database of `config`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = oauth_store::connect(&config.database_url)
+    let pool = oauth_store::PoolSettings {
+        acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+    };
+    let store = oauth_store::connect_with(&config.database_url, pool)
         .await
         .with_context(|| format!("opening database {}", redact_url(&config.database_url)))?;
     store.migrate().await.context("running migrations")?;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
+pub const DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_REGISTRATION_ORG: &str = "default";
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
@@ -33,6 +34,10 @@ pub struct ConfigArgs {
     /// `sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db].
     #[arg(long, env = "OAUTH_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Longest wait for a database connection, in milliseconds: while the database is
+    /// unreachable, requests that need it answer 503 after this long [default: 2000].
+    #[arg(long, env = "OAUTH_DATABASE_ACQUIRE_TIMEOUT_MS", global = true)]
+    pub database_acquire_timeout_ms: Option<u64>,
     /// Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>].
     #[arg(long, env = "OAUTH_ISSUER", global = true)]
     pub issuer: Option<String>,
@@ -133,6 +138,7 @@ pub enum LogFormat {
 struct FileConfig {
     bind: Option<SocketAddr>,
     database_url: Option<String>,
+    database_acquire_timeout_ms: Option<u64>,
     issuer: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
@@ -193,6 +199,8 @@ struct FileRegistration {
 pub struct Config {
     pub bind: SocketAddr,
     pub database_url: String,
+    /// The connection pool's acquire timeout: the bound on a request's wait for the database.
+    pub database_acquire_timeout_ms: u64,
     /// `None`: derived from the address actually bound.
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
@@ -368,6 +376,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "database_acquire_timeout_ms",
+                &self.database_acquire_timeout_ms,
+            )
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("registration", &self.registration)
@@ -397,6 +409,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_acquire_timeout_ms: DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS,
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
@@ -434,6 +447,12 @@ impl Config {
         }
         if let Some(v) = args.database_url.clone().or(file.database_url) {
             config.database_url = v;
+        }
+        if let Some(v) = args
+            .database_acquire_timeout_ms
+            .or(file.database_acquire_timeout_ms)
+        {
+            config.database_acquire_timeout_ms = v;
         }
         config.issuer = args.issuer.clone().or(file.issuer);
         if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
@@ -537,6 +556,9 @@ impl Config {
     pub fn check(&mut self) -> anyhow::Result<()> {
         if let Some(issuer) = &self.issuer {
             self.issuer = Some(check_issuer(issuer)?);
+        }
+        if !(100..=60_000).contains(&self.database_acquire_timeout_ms) {
+            bail!("configuration: database_acquire_timeout_ms must be between 100 and 60000");
         }
         if self.max_body_bytes < 1024 {
             bail!("configuration: max_body_bytes must be at least 1024");
@@ -653,6 +675,7 @@ mod tests {
             r#"
 bind = "127.0.0.1:9000"
 database_url = "sqlite://from-file.db"
+database_acquire_timeout_ms = 750
 resources = ["https://api.example"]
 [registration]
 mode = "token"
@@ -684,6 +707,7 @@ description = "Read"
         assert_eq!(c.resources, vec!["https://api.example"]);
         assert!(!c.authorization.skip_consent_if_granted);
         assert_eq!(c.tokens.refresh_token_lifetime_secs, 86_400);
+        assert_eq!(c.database_acquire_timeout_ms, 750, "from the file");
         assert_eq!(
             Config::default().tokens.refresh_token_lifetime_secs,
             30 * 86_400
@@ -699,6 +723,23 @@ description = "Read"
         };
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.tokens.refresh_token_lifetime_secs, 3600);
+        let slow = ConfigArgs {
+            database_acquire_timeout_ms: Some(5000),
+            ..args.clone()
+        };
+        assert_eq!(
+            Config::load(&slow)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .database_acquire_timeout_ms,
+            5000
+        );
+        for bad in [0, 99, 60_001] {
+            let bad = ConfigArgs {
+                database_acquire_timeout_ms: Some(bad),
+                ..args.clone()
+            };
+            assert!(Config::load(&bad).is_err());
+        }
         let too_short = ConfigArgs {
             refresh_token_lifetime_secs: Some(59),
             ..args.clone()

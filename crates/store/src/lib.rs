@@ -13,6 +13,7 @@
 //! never a process-local lock that a second server instance cannot see.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
@@ -45,6 +46,24 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db)
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| is_unavailable_code(pg.code())) =>
+            {
+                StoreError::Unavailable(e)
+            }
+            // SQLITE_BUSY (and its extended codes): another process held the write lock for
+            // longer than the busy timeout.
+            sqlx::Error::Database(db)
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && db
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| c & 0xff == SQLITE_BUSY) =>
+            {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -53,6 +72,16 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Internal(e.to_string()),
         }
     }
+}
+
+/// SQLite's primary result code for "database is locked".
+const SQLITE_BUSY: i32 = 5;
+
+/// PostgreSQL SQLSTATEs that say "not now" rather than "never": the connection broke (class
+/// 08), the server is shutting down, restarting or terminated this session (57P01-57P03), or
+/// has no connection slot left (53300). A retry later may succeed.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -507,16 +536,60 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
 }
 
+/// How the connection pool behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The longest an operation waits for a connection, opening a new one included. While the
+    /// database cannot be reached, every operation fails with [`StoreError::Unavailable`] after
+    /// at most this long.
+    pub acquire_timeout: Duration,
+}
+
+/// The default acquire timeout: short, so that callers get a 503 quickly while the database
+/// is down, and long enough to ride out a burst that keeps every connection busy.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
 /// Opens the database a URL names: `sqlite:` (a file, created when missing) or `postgres:` /
 /// `postgresql:`. Does not migrate.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, PoolSettings::default()).await
+}
+
+/// [`connect`] with these pool settings.
+pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, pool).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect(url, pool).await?))
     } else {
         Err(StoreError::Internal(
             "unsupported database URL: use sqlite://PATH or postgres://...".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn connection_sqlstates_are_unavailable_others_are_not() {
+        for code in [
+            "08006", "08001", "08P01", "57P01", "57P02", "57P03", "53300",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        // Unique violation, syntax error, undefined table, serialization failure.
+        for code in ["23505", "42601", "42P01", "40001", "55000"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
     }
 }

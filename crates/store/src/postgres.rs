@@ -1,11 +1,9 @@
 //! PostgreSQL: for deployments that run several server instances on one database.
 
-use std::time::Duration;
-
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::{Dialect, Result, StoreError};
+use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
@@ -20,13 +18,15 @@ impl PostgresStore {
         for_update: " FOR UPDATE",
     };
 
-    pub async fn connect(url: &str) -> Result<Self> {
+    /// Connections are opened on demand and checked before each use, so that the pool recovers
+    /// by itself once an unreachable database answers again.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
         let opts: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::{Dialect, Result, StoreError};
+use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
@@ -24,7 +24,7 @@ impl SqliteStore {
     /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy
     /// timeout, `synchronous=NORMAL` (durable across a process crash; WAL makes it safe) and
     /// foreign keys on.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -41,7 +41,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
