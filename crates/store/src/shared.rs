@@ -1125,7 +1125,7 @@ macro_rules! impl_store {
                     let rows = sqlx::query(
                         "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
                          FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
-                         ORDER BY active_from, created_at, kid",
+                         ORDER BY active_from, CASE WHEN retire_after IS NULL THEN 1 ELSE 0 END, created_at, kid",
                     )
                     .bind(now)
                     .fetch_all(&self.pool)

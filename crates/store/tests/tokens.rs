@@ -130,6 +130,34 @@ async fn rotation_retires_the_others_and_purge_removes_them_after() {
 }
 
 #[tokio::test]
+async fn a_key_rotated_in_within_the_same_second_comes_last() {
+    on_each_backend(|s| async move {
+        // Same activation second: the current key (not retiring) is listed last, whatever
+        // the kids' order, so that it is the one that signs.
+        s.insert_first_signing_key(&key("zzz", 100), 100)
+            .await
+            .unwrap();
+        s.rotate_signing_key(&key("aaa", 100), 100 + 3600)
+            .await
+            .unwrap();
+        let kids =
+            |keys: Vec<StoredSigningKey>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+        assert_eq!(
+            kids(s.list_signing_keys(100).await.unwrap()),
+            ["zzz", "aaa"]
+        );
+        s.rotate_signing_key(&key("mmm", 100), 100 + 3600)
+            .await
+            .unwrap();
+        let keys = s.list_signing_keys(100).await.unwrap();
+        assert_eq!(keys.last().unwrap().kid, "mmm");
+        assert_eq!(keys.last().unwrap().retire_after, None);
+        assert_eq!(keys.len(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn revoked_jtis_are_remembered_until_exp_and_purged_in_batches() {
     on_each_backend(|s| async move {
         assert!(!s.is_access_token_revoked("j0").await.unwrap());
