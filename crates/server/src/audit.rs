@@ -209,21 +209,19 @@ impl Event {
         self
     }
 
-    pub fn kind(&self) -> EventKind {
-        self.kind
-    }
-
-    /// The row to store: this event, the request's address and route, and the time.
-    fn into_row(self, now: UnixSeconds, context: Option<RequestContext>) -> NewSecurityEvent {
+    /// The row to store: this event, the request's address and route, and the time. An
+    /// `endpoint` the event names itself is kept.
+    fn into_row(
+        self,
+        now: UnixSeconds,
+        ip: Option<IpAddr>,
+        route: Option<&str>,
+    ) -> NewSecurityEvent {
         let mut detail = self.detail;
-        let mut ip = None;
-        if let Some(c) = context {
-            ip = c.ip.map(|a| a.to_string());
-            if let Some(route) = c.route {
-                detail
-                    .entry("endpoint".to_owned())
-                    .or_insert(Value::String(route));
-            }
+        if let Some(route) = route {
+            detail
+                .entry("endpoint".to_owned())
+                .or_insert_with(|| Value::String(route.to_owned()));
         }
         NewSecurityEvent {
             occurred_at: now,
@@ -232,7 +230,7 @@ impl Event {
             user_id: self.user_id,
             client_id: self.client_id,
             grant_id: self.grant_id,
-            ip,
+            ip: ip.map(|a| a.to_string()),
             detail: Value::Object(detail),
         }
     }
@@ -243,8 +241,9 @@ impl Event {
 pub struct RequestContext {
     /// The peer address (an IPv4 client reached over IPv6 shows as IPv4).
     pub ip: Option<IpAddr>,
-    /// The route template (`/oauth/token`), never the concrete path or query.
-    pub route: Option<String>,
+    /// The route template (`/oauth/token`), never the concrete path or query. (A shared
+    /// string: the middleware runs on every request, hot paths included, and only clones it.)
+    pub route: Option<MatchedPath>,
 }
 
 tokio::task_local! {
@@ -260,25 +259,29 @@ pub async fn request_context(req: Request, next: Next) -> Response {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
             v4 => v4,
         });
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     REQUEST
         .scope(RequestContext { ip, route }, next.run(req))
         .await
 }
 
-/// The context of the request being served, if any (an admin command has none).
-fn current_context() -> Option<RequestContext> {
-    REQUEST.try_with(RequestContext::clone).ok()
+/// The row of `event`, with the address and route of the request being served, if any (an
+/// admin command has none).
+fn row_in_context(event: Event, now: UnixSeconds) -> NewSecurityEvent {
+    let context = REQUEST.try_with(RequestContext::clone).unwrap_or_default();
+    event.into_row(
+        now,
+        context.ip,
+        context.route.as_ref().map(MatchedPath::as_str),
+    )
 }
 
 /// Writes the event to the log and stores it. A storage failure is logged at warn, with the
 /// event, and otherwise ignored: the request it describes goes on.
 pub async fn record(store: &dyn Store, now: UnixSeconds, event: Event) {
-    let row = event.clone().into_row(now, current_context());
-    log(&row, event.kind.is_alarm());
+    let alarm = event.kind.is_alarm();
+    let row = row_in_context(event, now);
+    log(&row, alarm);
     if let Err(e) = store.record_security_event(&row).await {
         tracing::warn!(
             target: LOG_TARGET,
@@ -322,7 +325,7 @@ pub async fn record_replay(
 /// Logs an event without storing it (see the module's rules for when).
 pub fn log_only(event: Event) {
     let alarm = event.kind.is_alarm();
-    log(&event.into_row(0, current_context()), alarm);
+    log(&row_in_context(event, 0), alarm);
 }
 
 fn log(row: &NewSecurityEvent, alarm: bool) {
@@ -365,23 +368,21 @@ mod tests {
     }
 
     #[test]
-    fn a_row_takes_the_request_context_and_keeps_an_explicit_endpoint() {
-        let ctx = RequestContext {
-            ip: Some("192.0.2.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
-            route: Some("/oauth/token".into()),
-        };
+    fn a_row_takes_the_address_and_route_and_keeps_an_explicit_endpoint() {
+        let ip = Some(IpAddr::from([192, 0, 2, 1]));
+        let route = Some("/oauth/token");
         let row = Event::new(EventKind::LoginFailed)
             .user_id("u")
-            .into_row(5, Some(ctx.clone()));
+            .into_row(5, ip, route);
         assert_eq!(row.ip.as_deref(), Some("192.0.2.1"));
         assert_eq!(row.detail["endpoint"], "/oauth/token");
         assert_eq!(row.kind, "login.failed");
         assert_eq!(row.occurred_at, 5);
         let row = Event::new(EventKind::GrantRevoked)
             .detail("endpoint", "x")
-            .into_row(5, Some(ctx));
+            .into_row(5, ip, route);
         assert_eq!(row.detail["endpoint"], "x");
-        let row = Event::new(EventKind::SigningKeyRotated).into_row(5, None);
+        let row = Event::new(EventKind::SigningKeyRotated).into_row(5, None, None);
         assert_eq!((row.ip, row.detail), (None, Value::Object(Map::new())));
     }
 }

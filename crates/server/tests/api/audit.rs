@@ -36,7 +36,10 @@ async fn assert_no_secrets(app: &TestApp, secrets: &[&str]) {
     let text = format!("{all:?}");
     for s in secrets {
         assert!(!s.is_empty());
-        assert!(!text.contains(s), "an event contains the secret {s:?}: {text}");
+        assert!(
+            !text.contains(s),
+            "an event contains the secret {s:?}: {text}"
+        );
     }
 }
 
@@ -90,9 +93,7 @@ async fn sign_ins_failures_and_lockouts_are_recorded_without_emails_or_passwords
         .await;
     assert_eq!(r.status(), 401);
     for _ in 0..2 {
-        let r = app
-            .post_login(&alice.email, "wrong-password-2", "/")
-            .await;
+        let r = app.post_login(&alice.email, "wrong-password-2", "/").await;
         assert_eq!(r.status(), 401);
     }
     // The account's limit is reached: even the right password is refused now.
@@ -307,8 +308,7 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
     let app = TestApp::spawn().await;
     let user = app.user("dave@example.com", "dave-org").await;
     let (id, secret) = cc_client_with(&app, &app.admin_key, code_client("App")).await;
-    let (other_id, other_secret) =
-        cc_client_with(&app, &app.admin_key, code_client("Other")).await;
+    let (other_id, other_secret) = cc_client_with(&app, &app.admin_key, code_client("Other")).await;
     let mut secrets: Vec<String> = vec![secret.clone(), other_secret.clone()];
 
     // 1. A refresh token used twice: the grant is revoked.
@@ -337,7 +337,10 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
 
     let wrong_client = of_kind(&app, "refresh_token.wrong_client").await;
     assert_eq!(wrong_client.len(), 1, "{wrong_client:?}");
-    assert_eq!(wrong_client[0].client_id.as_deref(), Some(other_id.as_str()));
+    assert_eq!(
+        wrong_client[0].client_id.as_deref(),
+        Some(other_id.as_str())
+    );
     assert_eq!(wrong_client[0].grant_id.as_deref(), Some(grant1.as_str()));
     assert_eq!(wrong_client[0].detail["issued_to"], json!(id));
 
@@ -411,10 +414,7 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
         access_revoked[0].user_id.as_deref(),
         Some(user.user_id.as_str())
     );
-    assert_eq!(
-        access_revoked[0].detail["jti"],
-        jwt_parts(&access).1["jti"]
-    );
+    assert_eq!(access_revoked[0].detail["jti"], jwt_parts(&access).1["jti"]);
     secrets.extend([code, rt, access]);
 
     // Every grant revocation, whoever made it.
@@ -435,7 +435,11 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
         revoked,
         vec![
             (grant1, json!("server"), json!("refresh_token.reused")),
-            (grant2, json!("server"), json!("authorization_code.replayed")),
+            (
+                grant2,
+                json!("server"),
+                json!("authorization_code.replayed")
+            ),
             (grant4, json!("client"), Value::Null),
         ]
     );
