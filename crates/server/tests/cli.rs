@@ -549,6 +549,29 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
+    // With the events table gone, a failed authentication still answers 401, and its event is
+    // still in the log, with a warning that it could not be stored.
+    let rename = |from: &'static str, to: &'static str| {
+        let url = db.url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(&format!("ALTER TABLE {from} RENAME TO {to}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    rename("security_events", "security_events_away").await;
+    let (status, _) = token(
+        vec![("grant_type", "client_credentials".into())],
+        wrong_secret.into(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    rename("security_events_away", "security_events").await;
+
     let (ok, _) = served.terminate().await;
     assert!(ok);
 
@@ -593,6 +616,28 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
     assert_eq!(replay["level"], "WARN");
     assert_eq!(replay["fields"]["client_id"], client_id.as_str());
     assert_eq!(replay["fields"]["ip"], "127.0.0.1");
+    let unstored = logs
+        .iter()
+        .position(|l| {
+            l["target"] == "oauth::security"
+                && l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("storing a security event failed")
+        })
+        .expect("a warning for the event that could not be stored");
+    assert_eq!(
+        logs[unstored]["fields"]["kind"],
+        "client.authentication_failed"
+    );
+    assert!(
+        logs[..unstored].iter().rev().any(|l| {
+            l["target"] == "oauth::security"
+                && l["fields"]["kind"] == "client.authentication_failed"
+        }),
+        "the event itself is logged before the warning"
+    );
 
     // The same events, from the database.
     let (ok, out, err) = admin(&db, &["events", "list", "--json"], None);

@@ -447,3 +447,58 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_secrets(&app, &refs).await;
 }
+
+/// Renames the events table away (so that every insert fails) or back.
+async fn break_the_events_table(app: &TestApp, broken: bool) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let sql = if broken {
+        "ALTER TABLE security_events RENAME TO security_events_away"
+    } else {
+        "ALTER TABLE security_events_away RENAME TO security_events"
+    };
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_event_insert_does_not_fail_the_request() {
+    let app = TestApp::spawn().await;
+    let user = app.user("erin@example.com", "erin-org").await;
+    let (id, _) = cc_client_with(&app, &app.admin_key, code_client("App")).await;
+    code_for(&app, &user, &id).await;
+    let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    let grant_id = grants["data"][0]["id"].as_str().unwrap().to_owned();
+    let before = events(&app).await.len();
+
+    break_the_events_table(&app, true).await;
+    // Each request answers as it would with a working trail.
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, "wrong-secret")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let r = app.post_login(&user.email, "wrong-password-3", "/").await;
+    assert_eq!(r.status(), 401);
+    let (status, body) = app
+        .delete(&user.api_key, &format!("/oauth_grants/{grant_id}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], grant_id.as_str());
+    let session = app.session(&user).await;
+    assert!(session.starts_with("oauth_session="));
+    break_the_events_table(&app, false).await;
+
+    // The revocation happened; the events of those requests are only in the log.
+    let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    assert_eq!(grants["data"], json!([]));
+    assert_eq!(events(&app).await.len(), before);
+}
