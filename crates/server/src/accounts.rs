@@ -9,6 +9,8 @@ use oauth_store::{ApiKey, NewApiKey, NewUser, Organization, Store, StoreError, U
 use rand::rngs::OsRng;
 use serde::Serialize;
 
+use crate::audit::{self, Event, EventKind};
+
 pub const BOOTSTRAP_EMAIL: &str = "admin@localhost";
 pub const BOOTSTRAP_ORG: &str = "default";
 
@@ -122,6 +124,14 @@ pub async fn create_api_key(
             now,
         })
         .await?;
+    audit::record(
+        store,
+        now,
+        Event::new(EventKind::ApiKeyCreated)
+            .user(&user)
+            .detail("api_key_id", stored.id.clone()),
+    )
+    .await;
     Ok(CreatedApiKey {
         id: stored.id,
         user_id: user.id,
@@ -161,6 +171,7 @@ pub async fn bootstrap(
     let api_key = secret::new_api_key(&mut OsRng);
     let user_id = new_id();
     let org_id = new_id();
+    let api_key_id = new_id();
     let created = store
         .bootstrap_admin(
             NewUser {
@@ -172,14 +183,26 @@ pub async fn bootstrap(
                 now,
             },
             NewApiKey {
-                id: new_id(),
-                user_id,
+                id: api_key_id.clone(),
+                user_id: user_id.clone(),
                 name: Some("bootstrap".to_owned()),
                 key_hash: secret::hash_secret(&api_key),
                 now,
             },
         )
         .await?;
+    if created {
+        audit::record(
+            store,
+            now,
+            Event::new(EventKind::ApiKeyCreated)
+                .user_id(&user_id)
+                .org_id(&org_id)
+                .detail("api_key_id", api_key_id)
+                .detail("bootstrap", true),
+        )
+        .await;
+    }
     Ok(created.then(|| BootstrapCredentials {
         email: BOOTSTRAP_EMAIL.to_owned(),
         password,

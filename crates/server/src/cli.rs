@@ -5,11 +5,13 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use oauth_store::SecurityEventFilter;
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use crate::accounts;
 use crate::app::{open_store, shutdown_signal, start};
+use crate::audit::{self, Event, EventKind};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigArgs, LogFormat};
 use crate::signing;
@@ -48,6 +50,41 @@ pub enum Command {
     /// Manage the access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit trail: security events stored in the database.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List security events, newest first. With --json: `{"events": [...], "next_before": ID}`;
+    /// pass `--before ID` to get the next (older) page.
+    List(EventsListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsListArgs {
+    /// Only events of this kind (e.g. `login.failed`; see the README for the list).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events naming this user id.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events naming this client id.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only events of this organization id.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only events at or after this time: RFC 3339 (`2026-01-31T12:00:00Z`) or Unix seconds.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events older than the event with this id (the `next_before` of the last page).
+    #[arg(long)]
+    pub before: Option<i64>,
+    /// At most this many events (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +187,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKeys(ApiKeysCommand::Revoke { id }) => {
             let store = open_store(&config).await?;
             let revoked = store.revoke_api_key(&id, clock.now()).await;
+            if matches!(revoked, Ok(true)) {
+                audit::record(
+                    store.as_ref(),
+                    clock.now(),
+                    Event::new(EventKind::ApiKeyRevoked).detail("api_key_id", id.clone()),
+                )
+                .await;
+            }
             store.close().await;
             if !revoked? {
                 bail!("no live API key with id {id}");
@@ -214,11 +259,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .join("\n");
             output(cli.json, json!({ "keys": keys }), &text)
         }
+        Command::Events(EventsCommand::List(args)) => list_events(&config, cli.json, args).await,
         Command::Clients(ClientsCommand::Verify { client_id }) => {
             let store = open_store(&config).await?;
             let done = store
                 .set_client_verified(&client_id, true, clock.now())
                 .await;
+            if matches!(done, Ok(true)) {
+                audit::record(
+                    store.as_ref(),
+                    clock.now(),
+                    Event::new(EventKind::ClientVerified).client_id(&client_id),
+                )
+                .await;
+            }
             store.close().await;
             if !done? {
                 bail!("no client with id {client_id}");
@@ -230,6 +284,108 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+/// `events list`: one page of the audit trail.
+async fn list_events(
+    config: &Config,
+    json_output: bool,
+    args: EventsListArgs,
+) -> anyhow::Result<()> {
+    let EventsListArgs {
+        kind,
+        user,
+        client,
+        org,
+        since,
+        before,
+        limit,
+    } = args;
+    if let Some(k) = &kind {
+        if EventKind::parse(k).is_none() {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            bail!(
+                "unknown event kind {k:?}; the kinds are: {}",
+                known.join(", ")
+            );
+        }
+    }
+    if !(1..=1000).contains(&limit) {
+        bail!("--limit must be between 1 and 1000");
+    }
+    let since = since.as_deref().map(parse_time).transpose()?;
+    let filter = SecurityEventFilter {
+        kind,
+        org_id: org,
+        user_id: user,
+        client_id: client,
+        since,
+        before_id: before,
+    };
+    let store = open_store(config).await?;
+    let events = store.list_security_events(&filter, limit).await;
+    store.close().await;
+    let events = events?;
+    // A full page may have more behind it.
+    let next_before = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "occurred_at": oauth_core::timefmt::rfc3339(e.occurred_at),
+                "kind": e.kind,
+                "org_id": e.org_id,
+                "user_id": e.user_id,
+                "client_id": e.client_id,
+                "grant_id": e.grant_id,
+                "ip": e.ip,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    let mut text = String::new();
+    if events.is_empty() {
+        text.push_str("no security events");
+    } else {
+        text.push_str(&format!(
+            "{:<8} {:<20} {:<32} {:<36} {:<36} {:<15} DETAIL",
+            "ID", "TIME", "KIND", "USER", "CLIENT", "IP"
+        ));
+    }
+    for e in &events {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        text.push_str(&format!(
+            "\n{:<8} {:<20} {:<32} {:<36} {:<36} {:<15} {}",
+            e.id,
+            oauth_core::timefmt::rfc3339(e.occurred_at),
+            e.kind,
+            dash(&e.user_id),
+            dash(&e.client_id),
+            dash(&e.ip),
+            e.detail
+        ));
+    }
+    if let Some(id) = next_before {
+        text.push_str(&format!("\n(more: --before {id})"));
+    }
+    output(
+        json_output,
+        json!({"events": rows, "next_before": next_before}),
+        &text,
+    )
+}
+
+/// RFC 3339 (`2026-01-31T12:00:00Z`) or Unix seconds.
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| anyhow::anyhow!("{s:?} is neither an RFC 3339 time nor Unix seconds"))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

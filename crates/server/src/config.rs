@@ -21,6 +21,7 @@ pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 
 /// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -61,6 +62,9 @@ pub struct ConfigArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Days that security events (the audit trail) are kept [default: 90].
+    #[arg(long, env = "OAUTH_AUDIT_RETENTION_DAYS", global = true)]
+    pub audit_retention_days: Option<u32>,
     /// Access token signing algorithm: `es256`, `rs256` or `eddsa` [default: es256].
     #[arg(long, env = "OAUTH_TOKEN_ALGORITHM", global = true)]
     pub token_algorithm: Option<TokenAlgorithm>,
@@ -142,6 +146,7 @@ struct FileConfig {
     issuer: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    audit: Option<FileAudit>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
     /// RFC 8707 resources (token audiences) besides the issuer.
@@ -149,6 +154,12 @@ struct FileConfig {
     tokens: Option<FileTokens>,
     authorization: Option<FileAuthorization>,
     rate_limits: Option<FileRateLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +216,7 @@ pub struct Config {
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
     /// RFC 8707 resources a client may name (`resource`), besides the issuer itself, which is
@@ -213,6 +225,21 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
     pub rate_limits: RateLimitsConfig,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Security events older than this many days are purged.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+        }
+    }
 }
 
 /// One request-rate limit: a token bucket of `requests` tokens refilled over `window_secs`,
@@ -382,6 +409,8 @@ impl fmt::Debug for Config {
             )
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .field("audit", &self.audit)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
             .field("resources", &self.resources)
@@ -413,6 +442,7 @@ impl Default for Config {
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
+            audit: AuditConfig::default(),
             registration: RegistrationConfig {
                 mode: RegistrationMode::Open,
                 initial_access_token_hash: None,
@@ -460,6 +490,12 @@ impl Config {
         }
         if let Some(v) = args.log_format.or(file.log_format) {
             config.log_format = v;
+        }
+        if let Some(v) = args
+            .audit_retention_days
+            .or(file.audit.and_then(|a| a.retention_days))
+        {
+            config.audit.retention_days = v;
         }
         if let Some(v) = args.registration_mode.or(reg.mode) {
             config.registration.mode = v;
@@ -567,6 +603,9 @@ impl Config {
             && self.registration.initial_access_token_hash.is_none()
         {
             bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        if !(1..=3650).contains(&self.audit.retention_days) {
+            bail!("configuration: audit.retention_days must be between 1 and 3650");
         }
         let r = &self.rate_limits;
         for limit in [
@@ -879,6 +918,39 @@ register_per_ip = { requests = 0, window_secs = 0 }
             std::fs::write(&path, bad).unwrap_or_else(|e| panic!("{e}"));
             assert!(Config::load(&args).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn audit_section_and_flag() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "log_format = \"json\"\n[audit]\nretention_days = 30\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.audit.retention_days, 30);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(Config::default().audit.retention_days, 90);
+        let flag = ConfigArgs {
+            audit_retention_days: Some(7),
+            log_format: Some(LogFormat::Text),
+            ..args.clone()
+        };
+        let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.audit.retention_days, c.log_format), (7, LogFormat::Text));
+        let zero = ConfigArgs {
+            audit_retention_days: Some(0),
+            ..args.clone()
+        };
+        assert!(Config::load(&zero).is_err());
+        std::fs::write(&path, "[audit]\nkeep_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::load(&args).is_err(), "unknown keys are rejected");
     }
 
     #[test]

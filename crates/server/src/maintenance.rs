@@ -22,17 +22,43 @@ pub const PURGE_BATCH: i64 = 500;
 pub const MAX_BATCHES_PER_RUN: usize = 20;
 
 type PurgeFuture<'a> = Pin<Box<dyn Future<Output = oauth_store::Result<u64>> + Send + 'a>>;
-type PurgeFn = for<'a> fn(&'a dyn Store, UnixSeconds, i64) -> PurgeFuture<'a>;
+type PurgeFn = for<'a> fn(&'a dyn Store, Retention, UnixSeconds, i64) -> PurgeFuture<'a>;
 
-fn revoked_tokens(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+/// How long rows that do not expire by themselves are kept (from the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Security events (the audit trail).
+    pub security_events_secs: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::from_config(&crate::config::AuditConfig::default())
+    }
+}
+
+impl Retention {
+    pub fn from_config(audit: &crate::config::AuditConfig) -> Self {
+        Self {
+            security_events_secs: i64::from(audit.retention_days) * 86_400,
+        }
+    }
+}
+
+fn revoked_tokens(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
     s.purge_revoked_tokens(now, limit)
 }
 
-fn retired_signing_keys(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+fn retired_signing_keys(
+    s: &dyn Store,
+    _: Retention,
+    now: UnixSeconds,
+    limit: i64,
+) -> PurgeFuture<'_> {
     s.purge_retired_signing_keys(now, limit)
 }
 
-fn refresh_tokens(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+fn refresh_tokens(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
     s.purge_refresh_tokens(now, limit)
 }
 
@@ -42,8 +68,18 @@ pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
 
 /// Expired sessions and consent requests, codes an hour past expiry (kept that long so that a
 /// replay is still recognised as one), old failed-login records.
-fn authorization(s: &dyn Store, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
+fn authorization(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
     s.purge_authorization(now, now - LOGIN_FAILURE_RETENTION_SECS, limit)
+}
+
+/// Security events past the retention.
+fn security_events(
+    s: &dyn Store,
+    retention: Retention,
+    now: UnixSeconds,
+    limit: i64,
+) -> PurgeFuture<'_> {
+    s.purge_security_events(now - retention.security_events_secs, limit)
 }
 
 /// Every purge, by name.
@@ -52,16 +88,26 @@ pub const PURGES: &[(&str, PurgeFn)] = &[
     ("signing_keys", retired_signing_keys),
     ("authorization", authorization),
     ("refresh_tokens", refresh_tokens),
+    ("security_events", security_events),
 ];
+
+/// Runs every purge once with the default retention; returns how many rows each deleted.
+pub async fn purge_once(store: &dyn Store, now: UnixSeconds) -> Vec<(&'static str, u64)> {
+    purge_with(store, &Retention::default(), now).await
+}
 
 /// Runs every purge once; returns how many rows each deleted. A failing purge is logged and
 /// the others still run.
-pub async fn purge_once(store: &dyn Store, now: UnixSeconds) -> Vec<(&'static str, u64)> {
+pub async fn purge_with(
+    store: &dyn Store,
+    retention: &Retention,
+    now: UnixSeconds,
+) -> Vec<(&'static str, u64)> {
     let mut out = Vec::with_capacity(PURGES.len());
     for (name, purge) in PURGES {
         let mut total = 0;
         for _ in 0..MAX_BATCHES_PER_RUN {
-            match purge(store, now, PURGE_BATCH).await {
+            match purge(store, *retention, now, PURGE_BATCH).await {
                 Ok(n) => {
                     total += n;
                     if n < PURGE_BATCH as u64 {
@@ -102,11 +148,12 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
         let store: Arc<dyn Store> = state.store.clone();
         let clock = state.clock.clone();
         let every = Duration::from_secs(state.config.tokens.purge_interval_secs);
+        let retention = Retention::from_config(&state.config.audit);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                purge_once(store.as_ref(), clock.now()).await;
+                purge_with(store.as_ref(), &retention, clock.now()).await;
             }
         })
     };

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use oauth_core::{secret, Client};
 
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, is_json, read_body};
 use crate::state::AppState;
@@ -158,6 +159,15 @@ impl ClientCredentials {
         }
     }
 
+    /// The `token_endpoint_auth_method` this presentation amounts to (RFC 7591 §2).
+    pub fn method(&self) -> &'static str {
+        match self {
+            ClientCredentials::Basic { .. } => "client_secret_basic",
+            ClientCredentials::Post { .. } => "client_secret_post",
+            ClientCredentials::IdOnly { .. } => "none",
+        }
+    }
+
     fn secret(&self) -> Option<&str> {
         match self {
             ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
@@ -280,16 +290,33 @@ pub async fn authenticate_client(
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
     let Some(client) = state.store.get_client(creds.client_id()).await? else {
-        tracing::info!(client_id = %creds.client_id(), "unknown client");
+        // Logged, not stored: made-up ids cost an attacker nothing (see `audit`).
+        let id: String = creds.client_id().chars().take(64).collect();
+        audit::log_only(
+            Event::new(EventKind::ClientAuthenticationFailed)
+                .client_id(&id)
+                .detail("reason", "unknown_client"),
+        );
         return Err(failed());
     };
-    let ok = match (&client.secret_hash, creds.secret()) {
-        (Some(hash), Some(presented)) => secret::verify_secret(presented, hash),
-        (None, None) => true,
-        _ => false,
+    let reason = match (&client.secret_hash, creds.secret()) {
+        (Some(hash), Some(presented)) => {
+            (!secret::verify_secret(presented, hash)).then_some("wrong_secret")
+        }
+        (None, None) => None,
+        (Some(_), None) => Some("missing_secret"),
+        (None, Some(_)) => Some("unexpected_secret"),
     };
-    if !ok {
-        tracing::info!(client_id = %client.client_id, "client authentication failed");
+    if let Some(reason) = reason {
+        audit::record(
+            state.store.as_ref(),
+            state.clock.now(),
+            Event::new(EventKind::ClientAuthenticationFailed)
+                .client(&client)
+                .detail("reason", reason)
+                .detail("method", creds.method()),
+        )
+        .await;
         return Err(failed());
     }
     Ok(AuthenticatedClient {

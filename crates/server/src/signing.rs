@@ -267,7 +267,16 @@ pub async fn rotate(
         .rotate_signing_key(&stored, previous_retire_after)
         .await
         .context("storing the new signing key")?;
-    tracing::info!(kid = %stored.kid, active_from, "rotated the signing key");
+    crate::audit::record(
+        store,
+        now,
+        crate::audit::Event::new(crate::audit::EventKind::SigningKeyRotated)
+            .detail("kid", stored.kid.clone())
+            .detail("alg", stored.alg.clone())
+            .detail("active_from", active_from)
+            .detail("previous_retire_after", previous_retire_after),
+    )
+    .await;
     Ok(Rotation {
         kid: stored.kid,
         alg: stored.alg,

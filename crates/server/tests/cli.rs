@@ -371,3 +371,409 @@ async fn configuration_from_a_toml_file_and_flags() {
     assert!(!ok);
     assert!(err.contains("unknown field"), "{err}");
 }
+
+/// Every line a JSON log writer produced, parsed; panics on a line that is not a JSON object or
+/// that contains one of `secrets`.
+fn json_log_lines(text: &str, secrets: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+        for s in secrets {
+            assert!(!line.contains(s), "a log line contains a secret: {line}");
+        }
+        out.push(v);
+    }
+    out
+}
+
+#[tokio::test]
+async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--log-format", "json"])
+        .env("OAUTH_DATABASE_URL", &db.url)
+        .env("OAUTH_BIND", "127.0.0.1:0")
+        // Everything down to debug: request spans, storage, token checks.
+        .env("OAUTH_LOG", "debug")
+        .env_remove("RUST_LOG")
+        .env_remove("OAUTH_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut served = Served {
+        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+        child,
+    };
+    let (lines, addr) = served.until_listening().await;
+    let api_key = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API key:"))
+        .map(|k| k.trim().to_owned())
+        .unwrap();
+    let admin_password = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .map(|k| k.trim().to_owned())
+        .unwrap();
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // A client, a client_credentials token, and a wrong secret.
+    let redirect = "https://app.example.com/cb";
+    let created: Value = http
+        .post(format!("{base}/oauth_clients"))
+        .bearer_auth(&api_key)
+        .json(&serde_json::json!({
+            "name": "App", "client_type": "confidential",
+            "allowed_grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "allowed_scopes": ["admin"], "redirect_uris": [redirect]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = |form: Vec<(&'static str, String)>, secret: String| {
+        let http = http.clone();
+        let url = format!("{base}/oauth/token");
+        let id = client_id.clone();
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, cc) = token(
+        vec![("grant_type", "client_credentials".into())],
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{cc}");
+    let access_token = cc["access_token"].as_str().unwrap().to_owned();
+    let wrong_secret = "wrong-secret-for-the-log-test";
+    let (status, _) = token(
+        vec![("grant_type", "client_credentials".into())],
+        wrong_secret.into(),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The code flow with the admin's API key; the code is then replayed.
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let authorize = format!(
+        "{base}/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=admin&state=xyz&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    let r = http
+        .get(&authorize)
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let consent_token = location.split_once("consent_token=").unwrap().1.to_owned();
+    let decided: Value = http
+        .post(format!("{base}/oauth/grants"))
+        .bearer_auth(&api_key)
+        .json(&serde_json::json!({"allowed": true, "consent_token": consent_token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let back = url::Url::parse(decided["redirect_uri"].as_str().unwrap()).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let exchange = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.clone()),
+        ("redirect_uri", redirect.to_owned()),
+        ("code_verifier", verifier.to_owned()),
+    ];
+    let (status, tokens) = token(exchange.clone(), secret.clone()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = token(exchange, secret.clone()).await;
+    assert_eq!(status, 400, "a replayed code");
+
+    // A failed sign-in.
+    let bad_password = "not-the-admin-password-42";
+    let r = http.get(format!("{base}/login")).send().await.unwrap();
+    let csrf = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| {
+            let v = v.to_str().ok()?;
+            v.strip_prefix("oauth_login_csrf=")
+                .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+        })
+        .unwrap();
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("oauth_login_csrf={csrf}"))
+        .form(&[
+            ("email", "admin@localhost"),
+            ("password", bad_password),
+            ("csrf_token", &csrf),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // With the events table gone, a failed authentication still answers 401, and its event is
+    // still in the log, with a warning that it could not be stored.
+    let rename = |from: &'static str, to: &'static str| {
+        let url = db.url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(&format!("ALTER TABLE {from} RENAME TO {to}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    rename("security_events", "security_events_away").await;
+    let (status, _) = token(
+        vec![("grant_type", "client_credentials".into())],
+        wrong_secret.into(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    rename("security_events_away", "security_events").await;
+
+    let (ok, _) = served.terminate().await;
+    assert!(ok);
+
+    let secrets = [
+        api_key.as_str(),
+        admin_password.as_str(),
+        secret.as_str(),
+        wrong_secret,
+        access_token.as_str(),
+        consent_token.as_str(),
+        code.as_str(),
+        refresh_token.as_str(),
+        tokens["access_token"].as_str().unwrap(),
+        bad_password,
+    ];
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let logs = json_log_lines(&log, &secrets);
+    assert!(logs.len() > 10, "{log}");
+    let security: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["target"] == "oauth::security")
+        .collect();
+    let logged_kinds: Vec<&str> = security
+        .iter()
+        .map(|l| l["fields"]["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "api_key.created",
+        "client.created",
+        "client.authentication_failed",
+        "consent.approved",
+        "authorization_code.replayed",
+        "grant.revoked",
+        "login.failed",
+    ] {
+        assert!(logged_kinds.contains(&kind), "{kind} in {logged_kinds:?}");
+    }
+    let replay = security
+        .iter()
+        .find(|l| l["fields"]["kind"] == "authorization_code.replayed")
+        .unwrap();
+    assert_eq!(replay["level"], "WARN");
+    assert_eq!(replay["fields"]["client_id"], client_id.as_str());
+    assert_eq!(replay["fields"]["ip"], "127.0.0.1");
+    let unstored = logs
+        .iter()
+        .position(|l| {
+            l["target"] == "oauth::security"
+                && l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("storing a security event failed")
+        })
+        .expect("a warning for the event that could not be stored");
+    assert_eq!(
+        logs[unstored]["fields"]["kind"],
+        "client.authentication_failed"
+    );
+    assert!(
+        logs[..unstored].iter().rev().any(|l| {
+            l["target"] == "oauth::security"
+                && l["fields"]["kind"] == "client.authentication_failed"
+        }),
+        "the event itself is logged before the warning"
+    );
+
+    // The same events, from the database.
+    let (ok, out, err) = admin(&db, &["events", "list", "--json"], None);
+    assert!(ok, "{err}");
+    let listed = one_json(&out);
+    let events = listed["events"].as_array().unwrap();
+    let stored_kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        stored_kinds,
+        vec![
+            "login.failed",
+            "grant.revoked",
+            "authorization_code.replayed",
+            "consent.approved",
+            "client.authentication_failed",
+            "client.created",
+            "api_key.created",
+        ],
+        "newest first"
+    );
+    assert_eq!(listed["next_before"], Value::Null);
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+    assert!(!out.contains(&secret) && !out.contains(&api_key) && !out.contains(&code));
+
+    let (ok, out, _) = admin(
+        &db,
+        &[
+            "events",
+            "list",
+            "--kind",
+            "client.authentication_failed",
+            "--client",
+            &client_id,
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok);
+    let failed = one_json(&out);
+    let failed = failed["events"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["client_id"], client_id.as_str());
+    assert_eq!(failed[0]["ip"], "127.0.0.1");
+    assert_eq!(failed[0]["detail"]["reason"], "wrong_secret");
+    assert_eq!(failed[0]["detail"]["endpoint"], "/oauth/token");
+    assert!(failed[0]["occurred_at"].as_str().unwrap().ends_with('Z'));
+
+    // Pages: two at a time, following `next_before`.
+    let (ok, out, _) = admin(&db, &["events", "list", "--limit", "2", "--json"], None);
+    assert!(ok);
+    let page = one_json(&out);
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next_before"], ids[1]);
+    let before = ids[1].to_string();
+    let (ok, out, _) = admin(
+        &db,
+        &[
+            "events", "list", "--limit", "2", "--before", &before, "--json",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(one_json(&out)["events"][0]["id"], ids[2]);
+
+    // --since, as RFC 3339 and as Unix seconds.
+    for since in ["2999-01-01T00:00:00Z", "32503680000"] {
+        let (ok, out, err) = admin(&db, &["events", "list", "--since", since, "--json"], None);
+        assert!(ok, "{err}");
+        assert_eq!(one_json(&out)["events"], serde_json::json!([]));
+    }
+    let (ok, out, _) = admin(
+        &db,
+        &[
+            "events",
+            "list",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(one_json(&out)["events"].as_array().unwrap().len(), 7);
+
+    // Mistakes are refused with a clear message.
+    let (ok, out, err) = admin(&db, &["events", "list", "--kind", "login", "--json"], None);
+    assert!(!ok && out.is_empty());
+    assert!(
+        err.contains("unknown event kind") && err.contains("login.failed"),
+        "{err}"
+    );
+    let (ok, _, err) = admin(&db, &["events", "list", "--since", "yesterday"], None);
+    assert!(!ok);
+    assert!(err.contains("RFC 3339"), "{err}");
+    let (ok, _, err) = admin(&db, &["events", "list", "--limit", "0"], None);
+    assert!(!ok);
+    assert!(err.contains("--limit"), "{err}");
+
+    // A key rotation is an event; so are API key creation and revocation.
+    let (ok, out, err) = admin(&db, &["keys", "rotate", "--json"], None);
+    assert!(ok, "{err}");
+    let kid = one_json(&out)["kid"].as_str().unwrap().to_owned();
+    let (ok, out, err) = admin(
+        &db,
+        &["api-keys", "create", "--email", "admin@localhost", "--json"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let key = one_json(&out);
+    let key_id = key["id"].as_str().unwrap();
+    let (ok, _, _) = admin(&db, &["api-keys", "revoke", key_id, "--json"], None);
+    assert!(ok);
+    let (ok, out, _) = admin(&db, &["events", "list", "--limit", "3", "--json"], None);
+    assert!(ok);
+    let latest = one_json(&out);
+    let latest = latest["events"].as_array().unwrap();
+    assert_eq!(latest[0]["kind"], "api_key.revoked");
+    assert_eq!(latest[0]["detail"]["api_key_id"], key_id);
+    assert_eq!(latest[1]["kind"], "api_key.created");
+    assert_eq!(latest[1]["user_id"], key["user_id"]);
+    assert_eq!(latest[2]["kind"], "signing_key.rotated");
+    assert_eq!(latest[2]["detail"]["kid"], kid.as_str());
+    assert_eq!(latest[2]["ip"], Value::Null, "not from an HTTP request");
+    assert!(!out.contains(key["api_key"].as_str().unwrap()));
+
+    // The human table.
+    let (ok, out, _) = admin(
+        &db,
+        &["events", "list", "--kind", "signing_key.rotated"],
+        None,
+    );
+    assert!(ok);
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(
+        out.contains("signing_key.rotated") && out.contains(&kid),
+        "{out}"
+    );
+}

@@ -300,6 +300,52 @@ pub enum RefreshRotation {
     Invalid,
 }
 
+// --- audit trail -----------------------------------------------------------------------------
+
+/// A security event to record. `detail` is a JSON object of non-secret facts; no field may hold
+/// a password, secret, token, code or API key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSecurityEvent {
+    pub occurred_at: UnixSeconds,
+    /// A dotted name such as `login.failed`.
+    pub kind: String,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub grant_id: Option<String>,
+    /// The client address of the request that caused the event.
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// A recorded security event; `id` increases with every event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityEvent {
+    pub id: i64,
+    pub occurred_at: UnixSeconds,
+    pub kind: String,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Which security events to list; `None` filters nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityEventFilter {
+    pub kind: Option<String>,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Events that occurred at or after this time.
+    pub since: Option<UnixSeconds>,
+    /// The cursor: events with a smaller id than this (the next page after the one whose
+    /// oldest event had this id).
+    pub before_id: Option<i64>,
+}
+
 /// Where SQLite and PostgreSQL differ in the SQL this crate writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
@@ -534,6 +580,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<String>>;
     /// Deletes at most `limit` refresh tokens expired by `now`.
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+
+    // --- audit trail ----------------------------------------------------------------------
+
+    /// Appends a security event; returns its id.
+    async fn record_security_event(&self, event: &NewSecurityEvent) -> Result<i64>;
+    /// Up to `limit` events matching `filter`, newest (highest id) first. The next page is
+    /// the same filter with `before_id` set to the last event's id.
+    async fn list_security_events(
+        &self,
+        filter: &SecurityEventFilter,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>>;
+    /// Deletes at most `limit` events that occurred before `before`.
+    async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64>;
 }
 
 /// How the connection pool behaves.

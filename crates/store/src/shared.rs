@@ -26,6 +26,9 @@ pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_
 pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
     scopes, code_challenge, code_challenge_method, resource, created_at, expires_at";
 
+pub(crate) const SECURITY_EVENT_COLUMNS: &str =
+    "id, occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail";
+
 /// `a` followed by the values of `b` it does not have yet, in order.
 pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
     let mut out = a.to_vec();
@@ -138,12 +141,14 @@ macro_rules! impl_store {
             use super::$store;
             use crate::shared::{
                 from_json, to_json, union, ClientRow, Where, CLIENT_COLUMNS, CODE_COLUMNS,
-                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS, USER_COLUMNS,
+                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
+                SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeRedemption,
-                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSession, NewUser, Organization,
-                Page, RefreshRotation, RefreshToken, Result, Store, StoredSigningKey, User,
+                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession,
+                NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
+                SecurityEventFilter, Store, StoredSigningKey, User,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -331,6 +336,20 @@ macro_rules! impl_store {
                     .fetch_optional(&mut *conn)
                     .await?;
                 row.as_ref().map(consent_from_row).transpose()
+            }
+
+            fn security_event_from_row(r: &Row) -> Result<SecurityEvent> {
+                Ok(SecurityEvent {
+                    id: r.try_get("id")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    kind: r.try_get("kind")?,
+                    org_id: r.try_get("org_id")?,
+                    user_id: r.try_get("user_id")?,
+                    client_id: r.try_get("client_id")?,
+                    grant_id: r.try_get("grant_id")?,
+                    ip: r.try_get("ip")?,
+                    detail: from_json(&r.try_get::<String, _>("detail")?)?,
+                })
             }
 
             fn signing_key_from_row(r: &Row) -> Result<StoredSigningKey> {
@@ -1326,6 +1345,84 @@ macro_rules! impl_store {
                          (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
                     )
                     .bind(now)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n)
+                }
+
+                // --- audit trail ---
+
+                async fn record_security_event(&self, e: &NewSecurityEvent) -> Result<i64> {
+                    let row = sqlx::query(
+                        "INSERT INTO security_events \
+                         (occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    )
+                    .bind(e.occurred_at)
+                    .bind(&e.kind)
+                    .bind(&e.org_id)
+                    .bind(&e.user_id)
+                    .bind(&e.client_id)
+                    .bind(&e.grant_id)
+                    .bind(&e.ip)
+                    .bind(to_json(&e.detail)?)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.try_get("id")?)
+                }
+
+                async fn list_security_events(
+                    &self,
+                    f: &SecurityEventFilter,
+                    limit: i64,
+                ) -> Result<Vec<SecurityEvent>> {
+                    // Text filters are bound in this order, then the numbers.
+                    let mut w = Where::new(1);
+                    let mut texts: Vec<&str> = Vec::new();
+                    for (column, value) in [
+                        ("kind", &f.kind),
+                        ("org_id", &f.org_id),
+                        ("user_id", &f.user_id),
+                        ("client_id", &f.client_id),
+                    ] {
+                        if let Some(v) = value {
+                            w.and(&format!("{column} = {{}}"));
+                            texts.push(v);
+                        }
+                    }
+                    let mut numbers: Vec<i64> = Vec::new();
+                    if let Some(since) = f.since {
+                        w.and("occurred_at >= {}");
+                        numbers.push(since);
+                    }
+                    if let Some(before) = f.before_id {
+                        w.and("id < {}");
+                        numbers.push(before);
+                    }
+                    let sql = format!(
+                        "SELECT {SECURITY_EVENT_COLUMNS} FROM security_events WHERE TRUE{} \
+                         ORDER BY id DESC LIMIT ${}",
+                        w.sql, w.next
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for t in texts {
+                        q = q.bind(t);
+                    }
+                    for n in numbers {
+                        q = q.bind(n);
+                    }
+                    let rows = q.bind(limit).fetch_all(&self.pool).await?;
+                    rows.iter().map(security_event_from_row).collect()
+                }
+
+                async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64> {
+                    let n = sqlx::query(
+                        "DELETE FROM security_events WHERE id IN \
+                         (SELECT id FROM security_events WHERE occurred_at < $1 LIMIT $2)",
+                    )
+                    .bind(before)
                     .bind(limit)
                     .execute(&self.pool)
                     .await?

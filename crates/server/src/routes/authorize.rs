@@ -109,9 +109,7 @@ async fn authorize(
                     .is_none_or(|r| grant.resources.contains(r));
             if covered {
                 let token = consent::create(&state, &viewer.user.id, &request).await?;
-                if let Some(location) =
-                    consent::decide(&state, &viewer.user.id, &token, true).await?
-                {
+                if let Some(location) = consent::decide(&state, &viewer.user, &token, true).await? {
                     return Ok(found(&location));
                 }
             }

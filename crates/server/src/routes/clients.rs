@@ -13,6 +13,7 @@ use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAu
 use rand::rngs::OsRng;
 
 use crate::accounts::new_id;
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, QueryParams};
 use crate::state::AppState;
@@ -146,7 +147,14 @@ async fn create(
         ClientDraft::from_create(req, &state.config.scopes).map_err(ApiError::validation)?;
     let (client, secret) = new_client(&state, settings, &caller.user.org_id, &caller.user.id);
     state.store.insert_client(&client).await?;
-    tracing::info!(client_id = %client.client_id, org_id = %client.org_id, "client created");
+    audit::record(
+        state.store.as_ref(),
+        client.created_at,
+        Event::new(EventKind::ClientCreated)
+            .user(&caller.user)
+            .client(&client),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(Data {
@@ -217,7 +225,14 @@ async fn update(
         .update_client(org, &id, &settings, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("OAuth client"))?;
-    tracing::info!(client_id = %id, "client updated");
+    audit::record(
+        state.store.as_ref(),
+        updated.updated_at,
+        Event::new(EventKind::ClientUpdated)
+            .user(&caller.user)
+            .client(&updated),
+    )
+    .await;
     Ok(Json(Data {
         data: updated.to_wire(None),
     }))
@@ -229,7 +244,14 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.store.delete_client(&caller.user.org_id, &id).await? {
-        tracing::info!(client_id = %id, "client deleted");
+        audit::record(
+            state.store.as_ref(),
+            state.clock.now(),
+            Event::new(EventKind::ClientDeleted)
+                .user(&caller.user)
+                .client_id(&id),
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("OAuth client"))

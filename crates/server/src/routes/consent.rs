@@ -22,11 +22,12 @@ use oauth_core::authorize::{
     code_redirect, error_redirect, AuthorizeRequest, CODE_TTL, CONSENT_TTL,
 };
 use oauth_core::secret;
-use oauth_store::{Approval, ConsentRequest};
+use oauth_store::{Approval, ConsentRequest, User};
 use oauth_wire::{ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, RequestedScope};
 use rand::rngs::OsRng;
 
 use crate::accounts::new_id;
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, is_json, parse_json, read_body};
 use crate::html::{self, ConsentPage, ScopeLine};
@@ -78,17 +79,25 @@ pub(crate) async fn create(
 /// Allowing creates or widens the grant and mints a code in one transaction.
 pub(crate) async fn decide(
     state: &AppState,
-    user_id: &str,
+    user: &User,
     token: &str,
     allowed: bool,
 ) -> Result<Option<String>, ApiError> {
     let hash = secret::hash_secret(token);
     let now = state.clock.now();
+    let user_id = user.id.as_str();
     if !allowed {
         let Some(c) = state.store.consume_consent(&hash, user_id, now).await? else {
             return Ok(None);
         };
-        tracing::info!(client_id = %c.client_id, user_id, "consent denied");
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::ConsentDenied)
+                .user(user)
+                .client_id(&c.client_id),
+        )
+        .await;
         return Ok(Some(error_redirect(
             &c.redirect_uri,
             "access_denied",
@@ -111,7 +120,16 @@ pub(crate) async fn decide(
     else {
         return Ok(None);
     };
-    tracing::info!(client_id = %c.client_id, grant_id = %grant.id, code = %secret::log_label(&code), "consent given");
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::ConsentApproved)
+            .user(user)
+            .client_id(&c.client_id)
+            .grant_id(&grant.id)
+            .detail("scopes", c.scopes.clone()),
+    )
+    .await;
     Ok(Some(code_redirect(
         &c.redirect_uri,
         &code,
@@ -297,7 +315,7 @@ async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<R
         }
     }
     let body: CreateGrantRequest = parse_json(&bytes)?;
-    let location = decide(&state, &viewer.user.id, &body.consent_token, body.allowed)
+    let location = decide(&state, &viewer.user, &body.consent_token, body.allowed)
         .await?
         .ok_or_else(unknown_token)?;
     // The answer carries an authorization code: never cached.
@@ -351,7 +369,7 @@ async fn decide_form(
             ))
         }
     };
-    match decide(state, &user.id, field(&form, "consent_token"), allowed).await? {
+    match decide(state, &user, field(&form, "consent_token"), allowed).await? {
         Some(location) => Ok(see_other(&location)),
         None => Ok(expired_page()),
     }

@@ -8,6 +8,7 @@ use oauth_core::{timefmt, FieldError, PageRequest, PageSpec, ValidationErrors};
 use oauth_store::Grant;
 use oauth_wire::{Data, List, OAuthGrant};
 
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{Caller, QueryParams};
 use crate::state::AppState;
@@ -99,12 +100,22 @@ async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<OAuthGrant>>, ApiError> {
+    let now = state.clock.now();
     let grant = state
         .store
-        .revoke_grant(&caller.user.id, &id, state.clock.now())
+        .revoke_grant(&caller.user.id, &id, now)
         .await?
         .ok_or_else(|| ApiError::not_found("OAuth grant"))?;
-    tracing::info!(grant_id = %grant.id, client_id = %grant.client_id, "grant revoked");
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::GrantRevoked)
+            .user(&caller.user)
+            .client_id(&grant.client_id)
+            .grant_id(&grant.id)
+            .detail("by", "user"),
+    )
+    .await;
     Ok(Json(Data {
         data: to_wire(&grant),
     }))

@@ -14,6 +14,7 @@ use oauth_core::secret;
 use oauth_store::User;
 use oauth_wire::IntrospectResponse;
 
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
 use crate::oauth_request::{authenticate_client, ClientCredentials, OAuthParams};
@@ -194,7 +195,15 @@ async fn revoke(
                     .revoke_access_token(&claims.jti, claims.exp, now)
                     .await?
                 {
-                    tracing::info!(client_id = %client.client_id, token = %secret::log_label(token), "revoked an access token");
+                    let mut event = Event::new(EventKind::AccessTokenRevoked)
+                        .client(&client)
+                        .detail("jti", claims.jti.clone());
+                    // A user's token (with a grant) names the user; a client_credentials
+                    // token's subject is the client itself.
+                    if let Some(g) = &claims.grant_id {
+                        event = event.grant_id(g).user_id(&claims.sub);
+                    }
+                    audit::record(state.store.as_ref(), now, event).await;
                 }
             } else {
                 tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
@@ -206,11 +215,18 @@ async fn revoke(
         let hash = secret::hash_secret(token);
         if let Some(t) = state.store.find_refresh_token(&hash).await? {
             if t.client_id == client.client_id {
-                state
-                    .store
-                    .revoke_refresh_token_family(&hash, state.clock.now())
-                    .await?;
-                tracing::info!(client_id = %client.client_id, grant_id = %t.grant_id, "revoked a refresh token, its family and its grant");
+                let now = state.clock.now();
+                state.store.revoke_refresh_token_family(&hash, now).await?;
+                audit::record(
+                    state.store.as_ref(),
+                    now,
+                    Event::new(EventKind::GrantRevoked)
+                        .user_id(&t.user_id)
+                        .client(&client)
+                        .grant_id(&t.grant_id)
+                        .detail("by", "client"),
+                )
+                .await;
             } else {
                 tracing::info!(client_id = %client.client_id, "revocation of another client's refresh token ignored");
             }

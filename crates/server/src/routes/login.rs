@@ -26,6 +26,7 @@ use oauth_store::NewSession;
 use rand::rngs::OsRng;
 
 use crate::accounts::{hash_password, normalize_email};
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, read_body};
 use crate::html::{self, AccountPage, LoginPage};
@@ -174,7 +175,17 @@ async fn login(
     if account_failures >= a.login_max_failures_per_account
         || ip_failures >= a.login_max_failures_per_ip
     {
-        tracing::warn!(ip = %peer.ip(), "login rate limit reached");
+        let limit = if account_failures >= a.login_max_failures_per_account {
+            "account"
+        } else {
+            "address"
+        };
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::LoginLocked).detail("limit", limit),
+        )
+        .await;
         let mut resp = render_form(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -196,14 +207,21 @@ async fn login(
         tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
             .await
             .map_err(ApiError::internal)?;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => {
+    let user = match user {
+        Some(u) if ok => u,
+        known => {
             state
                 .store
                 .record_login_failure(&[account_key, ip_key], now, since)
                 .await?;
-            tracing::info!(ip = %peer.ip(), "failed login");
+            // The user id when the account exists; never the email as typed.
+            let event = match &known {
+                Some(u) => Event::new(EventKind::LoginFailed)
+                    .user(u)
+                    .detail("reason", "wrong_password"),
+                None => Event::new(EventKind::LoginFailed).detail("reason", "unknown_account"),
+            };
+            audit::record(state.store.as_ref(), now, event).await;
             return Ok(render_form(
                 &state,
                 StatusCode::UNAUTHORIZED,
@@ -226,7 +244,14 @@ async fn login(
             expires_at: now + lifetime,
         })
         .await?;
-    tracing::info!(user_id = %user.id, session = %secret::log_label(&cookie_value), "signed in");
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::LoginSucceeded)
+            .user(&user)
+            .detail("session", secret::log_label(&cookie_value)),
+    )
+    .await;
     let target = safe_return_to(return_to).unwrap_or("/");
     let mut resp = see_other(target);
     let h = resp.headers_mut();

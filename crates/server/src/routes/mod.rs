@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .fallback(not_found)
+        // The client address and route of security events (`audit::record`).
+        .layer(axum::middleware::from_fn(crate::audit::request_context))
         .layer(
             // Spans name the route template, never the concrete path or query: those can carry
             // tokens.

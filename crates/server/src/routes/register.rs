@@ -15,6 +15,7 @@ use oauth_core::{secret, ClientDraft};
 use oauth_wire::RegistrationRequest;
 use subtle::ConstantTimeEq;
 
+use crate::audit::{self, Event, EventKind};
 use crate::config::RegistrationMode;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, JsonBody};
@@ -75,7 +76,12 @@ async fn register(
     };
     let (client, secret) = new_client(&state, settings, &org.id, &owner.id);
     state.store.insert_client(&client).await?;
-    tracing::info!(client_id = %client.client_id, "client registered");
+    audit::record(
+        state.store.as_ref(),
+        client.created_at,
+        Event::new(EventKind::ClientRegistered).client(&client),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],

@@ -23,6 +23,7 @@ use oauth_store::{CodeRedemption, NewRefreshToken, RefreshRotation};
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
 
+use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::oauth_request::{
     authenticate_client, AuthenticatedClient, ClientCredentials, OAuthParams,
@@ -154,13 +155,22 @@ async fn authorization_code(
         CodeRedemption::AlreadyUsed { grant_id } => {
             // §4.1.2: a replayed code revokes every token issued from it, which all carry its
             // grant (access tokens check the grant on use; its refresh tokens die with it).
-            if let Some(grant) = state.store.live_grant(&grant_id).await? {
+            let grant = state.store.live_grant(&grant_id).await?;
+            if let Some(grant) = &grant {
                 state
                     .store
                     .revoke_grant(&grant.user_id, &grant.id, now)
                     .await?;
-                tracing::warn!(client_id = %client.client_id, grant_id = %grant_id, "authorization code replayed: grant revoked");
             }
+            audit::record_replay(
+                state.store.as_ref(),
+                now,
+                EventKind::AuthorizationCodeReplayed,
+                client,
+                &grant_id,
+                grant.as_ref().map(|g| g.user_id.as_str()),
+            )
+            .await;
             return Err(invalid_grant(
                 "the authorization code is invalid, expired or already used",
             ));
@@ -173,7 +183,15 @@ async fn authorization_code(
     };
     // §4.1.3: the code was issued to the authenticated client.
     if code.client_id != client.client_id {
-        tracing::info!(client_id = %client.client_id, "authorization code presented by another client");
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::AuthorizationCodeWrongClient)
+                .client(client)
+                .grant_id(&code.grant_id)
+                .detail("issued_to", code.client_id.clone()),
+        )
+        .await;
         return Err(invalid_grant(
             "the authorization code is invalid, expired or already used",
         ));
@@ -309,7 +327,15 @@ async fn refresh_token(
     // §6: the token was issued to the authenticated client. Another client's attempt changes
     // nothing.
     if stored.client_id != client.client_id {
-        tracing::info!(client_id = %client.client_id, "refresh token presented by another client");
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::RefreshTokenWrongClient)
+                .client(client)
+                .grant_id(&stored.grant_id)
+                .detail("issued_to", stored.client_id.clone()),
+        )
+        .await;
         return Err(invalid_grant(INVALID));
     }
     // §6: the scope may be narrowed, never widened; none requested keeps the original scope.
@@ -335,7 +361,15 @@ async fn refresh_token(
     let old = match state.store.rotate_refresh_token(&hash, &new, now).await? {
         RefreshRotation::Rotated(old) => old,
         RefreshRotation::Reused { grant_id } => {
-            tracing::warn!(client_id = %client.client_id, grant_id = %grant_id, "refresh token reused: grant and its refresh tokens revoked");
+            audit::record_replay(
+                state.store.as_ref(),
+                now,
+                EventKind::RefreshTokenReused,
+                client,
+                &grant_id,
+                Some(&stored.user_id),
+            )
+            .await;
             return Err(invalid_grant(INVALID));
         }
         RefreshRotation::Invalid => return Err(invalid_grant(INVALID)),

@@ -6,6 +6,7 @@
 mod oauth_support;
 mod support;
 
+mod audit;
 mod authorize;
 mod clients;
 mod code_grant;

@@ -1,0 +1,388 @@
+//! The audit trail: security events (sign-ins, failed sign-ins, consents, revoked grants,
+//! failed client authentication, refresh token reuse, code replay, key rotation, ...), each
+//! stored in the database (`security_events`, listed by `oauth-server events list`) and written
+//! to the log as a structured event with the target [`LOG_TARGET`].
+//!
+//! Each place where such an event happens makes one call, [`record`], with an [`Event`] that
+//! names identifiers only. What the request itself knows (the client address and the route) is
+//! added from the [`RequestContext`] that the [`request_context`] middleware puts around every
+//! request, so the call sites need not pass it along.
+//!
+//! Rules:
+//! - An event never holds a secret: no password, client secret, API key, token, code or
+//!   consent token, and no email address typed into the login form (it may be a password
+//!   typed into the wrong field). Ids, kinds, reasons and key ids only.
+//! - Recording never fails the request it describes: a failed insert is logged at warn, with
+//!   the event, and the request goes on.
+//! - The client_credentials success path records nothing (it is the hot path, and a
+//!   self-contained token issued to an authenticated client is no security event).
+//! - Failed authentication of an unknown client id is logged, not stored: anyone can send
+//!   endless made-up ids, and a row for each would let them fill the table.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use oauth_core::{Client, UnixSeconds};
+use oauth_store::{NewSecurityEvent, Store, User};
+use serde_json::{Map, Value};
+
+/// The `tracing` target of security events in the log.
+pub const LOG_TARGET: &str = "oauth::security";
+
+/// What happened. The string forms (`as_str`) are what the database and the log hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A user signed in with the login form.
+    LoginSucceeded,
+    /// A wrong password, or an unknown email (the user id is set when the account exists).
+    LoginFailed,
+    /// The failed-login limit of an account or an address was reached; the form was refused.
+    LoginLocked,
+    /// The user allowed a client (a grant created or widened, a code issued).
+    ConsentApproved,
+    /// The user denied a client.
+    ConsentDenied,
+    /// A grant was revoked: by its user, by its client (RFC 7009), or by the server after
+    /// reuse of a refresh token or replay of a code.
+    GrantRevoked,
+    /// A client presented a wrong secret, or none where one is required (or one where none
+    /// is expected), at the token, introspection or revocation endpoint.
+    ClientAuthenticationFailed,
+    /// A used refresh token was presented again (RFC 9700 §4.14.2); its grant is revoked.
+    RefreshTokenReused,
+    /// A refresh token was presented by a client it was not issued to.
+    RefreshTokenWrongClient,
+    /// A used authorization code was presented again (RFC 6749 §4.1.2); its grant is revoked.
+    AuthorizationCodeReplayed,
+    /// An authorization code was presented by a client it was not issued to.
+    AuthorizationCodeWrongClient,
+    /// A client revoked one of its access tokens (RFC 7009).
+    AccessTokenRevoked,
+    /// A new signing key was added (`oauth-server keys rotate`).
+    SigningKeyRotated,
+    /// An API key was created (admin command).
+    ApiKeyCreated,
+    /// An API key was revoked (admin command).
+    ApiKeyRevoked,
+    /// A client was created through the management API.
+    ClientCreated,
+    /// A client was registered dynamically (RFC 7591).
+    ClientRegistered,
+    /// A client's settings were changed.
+    ClientUpdated,
+    /// A client was deleted.
+    ClientDeleted,
+    /// A client was marked verified (admin command).
+    ClientVerified,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::LoginSucceeded,
+        EventKind::LoginFailed,
+        EventKind::LoginLocked,
+        EventKind::ConsentApproved,
+        EventKind::ConsentDenied,
+        EventKind::GrantRevoked,
+        EventKind::ClientAuthenticationFailed,
+        EventKind::RefreshTokenReused,
+        EventKind::RefreshTokenWrongClient,
+        EventKind::AuthorizationCodeReplayed,
+        EventKind::AuthorizationCodeWrongClient,
+        EventKind::AccessTokenRevoked,
+        EventKind::SigningKeyRotated,
+        EventKind::ApiKeyCreated,
+        EventKind::ApiKeyRevoked,
+        EventKind::ClientCreated,
+        EventKind::ClientRegistered,
+        EventKind::ClientUpdated,
+        EventKind::ClientDeleted,
+        EventKind::ClientVerified,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::LoginSucceeded => "login.succeeded",
+            EventKind::LoginFailed => "login.failed",
+            EventKind::LoginLocked => "login.locked",
+            EventKind::ConsentApproved => "consent.approved",
+            EventKind::ConsentDenied => "consent.denied",
+            EventKind::GrantRevoked => "grant.revoked",
+            EventKind::ClientAuthenticationFailed => "client.authentication_failed",
+            EventKind::RefreshTokenReused => "refresh_token.reused",
+            EventKind::RefreshTokenWrongClient => "refresh_token.wrong_client",
+            EventKind::AuthorizationCodeReplayed => "authorization_code.replayed",
+            EventKind::AuthorizationCodeWrongClient => "authorization_code.wrong_client",
+            EventKind::AccessTokenRevoked => "access_token.revoked",
+            EventKind::SigningKeyRotated => "signing_key.rotated",
+            EventKind::ApiKeyCreated => "api_key.created",
+            EventKind::ApiKeyRevoked => "api_key.revoked",
+            EventKind::ClientCreated => "client.created",
+            EventKind::ClientRegistered => "client.registered",
+            EventKind::ClientUpdated => "client.updated",
+            EventKind::ClientDeleted => "client.deleted",
+            EventKind::ClientVerified => "client.verified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// Signs of an attack are logged at warn; the rest at info.
+    fn is_alarm(self) -> bool {
+        matches!(
+            self,
+            EventKind::LoginLocked
+                | EventKind::RefreshTokenReused
+                | EventKind::AuthorizationCodeReplayed
+                | EventKind::RefreshTokenWrongClient
+                | EventKind::AuthorizationCodeWrongClient
+        )
+    }
+}
+
+/// One security event, built at the place where it happens: identifiers and non-secret facts.
+#[derive(Debug, Clone)]
+pub struct Event {
+    kind: EventKind,
+    org_id: Option<String>,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    grant_id: Option<String>,
+    detail: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            kind,
+            org_id: None,
+            user_id: None,
+            client_id: None,
+            grant_id: None,
+            detail: Map::new(),
+        }
+    }
+
+    /// The user, and their organization.
+    pub fn user(mut self, user: &User) -> Self {
+        self.user_id = Some(user.id.clone());
+        self.org_id = Some(user.org_id.clone());
+        self
+    }
+
+    pub fn user_id(mut self, user_id: &str) -> Self {
+        self.user_id = Some(user_id.to_owned());
+        self
+    }
+
+    /// The client, and its organization unless a user's is already set.
+    pub fn client(mut self, client: &Client) -> Self {
+        self.client_id = Some(client.client_id.clone());
+        if self.org_id.is_none() {
+            self.org_id = Some(client.org_id.clone());
+        }
+        self
+    }
+
+    pub fn client_id(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+
+    pub fn org_id(mut self, org_id: &str) -> Self {
+        self.org_id = Some(org_id.to_owned());
+        self
+    }
+
+    pub fn grant_id(mut self, grant_id: &str) -> Self {
+        self.grant_id = Some(grant_id.to_owned());
+        self
+    }
+
+    /// A further fact. Never a secret.
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.detail.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The row to store: this event, the request's address and route, and the time. An
+    /// `endpoint` the event names itself is kept.
+    fn into_row(
+        self,
+        now: UnixSeconds,
+        ip: Option<IpAddr>,
+        route: Option<&str>,
+    ) -> NewSecurityEvent {
+        let mut detail = self.detail;
+        if let Some(route) = route {
+            detail
+                .entry("endpoint".to_owned())
+                .or_insert_with(|| Value::String(route.to_owned()));
+        }
+        NewSecurityEvent {
+            occurred_at: now,
+            kind: self.kind.as_str().to_owned(),
+            org_id: self.org_id,
+            user_id: self.user_id,
+            client_id: self.client_id,
+            grant_id: self.grant_id,
+            ip: ip.map(|a| a.to_string()),
+            detail: Value::Object(detail),
+        }
+    }
+}
+
+/// What the HTTP request behind an event knows about itself.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The peer address (an IPv4 client reached over IPv6 shows as IPv4).
+    pub ip: Option<IpAddr>,
+    /// The route template (`/oauth/token`), never the concrete path or query. (A shared
+    /// string: the middleware runs on every request, hot paths included, and only clones it.)
+    pub route: Option<MatchedPath>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+/// Middleware: runs the rest of the request inside its [`RequestContext`].
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
+            v4 => v4,
+        });
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    REQUEST
+        .scope(RequestContext { ip, route }, next.run(req))
+        .await
+}
+
+/// The row of `event`, with the address and route of the request being served, if any (an
+/// admin command has none).
+fn row_in_context(event: Event, now: UnixSeconds) -> NewSecurityEvent {
+    let context = REQUEST.try_with(RequestContext::clone).unwrap_or_default();
+    event.into_row(
+        now,
+        context.ip,
+        context.route.as_ref().map(MatchedPath::as_str),
+    )
+}
+
+/// Writes the event to the log and stores it. A storage failure is logged at warn, with the
+/// event, and otherwise ignored: the request it describes goes on.
+pub async fn record(store: &dyn Store, now: UnixSeconds, event: Event) {
+    let alarm = event.kind.is_alarm();
+    let row = row_in_context(event, now);
+    log(&row, alarm);
+    if let Err(e) = store.record_security_event(&row).await {
+        tracing::warn!(
+            target: LOG_TARGET,
+            kind = %row.kind,
+            error = %e,
+            "storing a security event failed; it is only in this log"
+        );
+    }
+}
+
+/// A replayed authorization code or a reused refresh token, presented by `client`: the event,
+/// and the revocation of its grant that the server made in answer. `revoked_for` is the grant's
+/// user when the grant was live and is now revoked; `None` when it already was revoked.
+pub async fn record_replay(
+    store: &dyn Store,
+    now: UnixSeconds,
+    kind: EventKind,
+    client: &Client,
+    grant_id: &str,
+    revoked_for: Option<&str>,
+) {
+    let mut event = Event::new(kind)
+        .client(client)
+        .grant_id(grant_id)
+        .detail("grant_revoked", revoked_for.is_some());
+    if let Some(user_id) = revoked_for {
+        event = event.user_id(user_id);
+    }
+    record(store, now, event).await;
+    if let Some(user_id) = revoked_for {
+        let revoked = Event::new(EventKind::GrantRevoked)
+            .user_id(user_id)
+            .client(client)
+            .grant_id(grant_id)
+            .detail("by", "server")
+            .detail("reason", kind.as_str());
+        record(store, now, revoked).await;
+    }
+}
+
+/// Logs an event without storing it (see the module's rules for when).
+pub fn log_only(event: Event) {
+    let alarm = event.kind.is_alarm();
+    log(&row_in_context(event, 0), alarm);
+}
+
+fn log(row: &NewSecurityEvent, alarm: bool) {
+    let detail = row.detail.to_string();
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                target: LOG_TARGET,
+                kind = %row.kind,
+                org_id = %o(&row.org_id),
+                user_id = %o(&row.user_id),
+                client_id = %o(&row.client_id),
+                grant_id = %o(&row.grant_id),
+                ip = %o(&row.ip),
+                detail = %detail,
+                "security event"
+            )
+        };
+    }
+    if alarm {
+        emit!(warn);
+    } else {
+        emit!(info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(*k));
+            assert!(seen.insert(k.as_str()), "{} twice", k.as_str());
+        }
+        assert_eq!(EventKind::parse("login"), None);
+    }
+
+    #[test]
+    fn a_row_takes_the_address_and_route_and_keeps_an_explicit_endpoint() {
+        let ip = Some(IpAddr::from([192, 0, 2, 1]));
+        let route = Some("/oauth/token");
+        let row = Event::new(EventKind::LoginFailed)
+            .user_id("u")
+            .into_row(5, ip, route);
+        assert_eq!(row.ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(row.detail["endpoint"], "/oauth/token");
+        assert_eq!(row.kind, "login.failed");
+        assert_eq!(row.occurred_at, 5);
+        let row = Event::new(EventKind::GrantRevoked)
+            .detail("endpoint", "x")
+            .into_row(5, ip, route);
+        assert_eq!(row.detail["endpoint"], "x");
+        let row = Event::new(EventKind::SigningKeyRotated).into_row(5, None, None);
+        assert_eq!((row.ip, row.detail), (None, Value::Object(Map::new())));
+    }
+}
