@@ -1,7 +1,7 @@
 //! `/oauth_grants`: the caller's own grants (list, get, revoke). Another user's grant answers
 //! 404, as if it did not exist. Revoked grants are gone from every answer.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{timefmt, FieldError, PageRequest, PageSpec, ValidationErrors};
@@ -9,7 +9,7 @@ use oauth_store::Grant;
 use oauth_wire::{Data, List, OAuthGrant};
 
 use crate::error::ApiError;
-use crate::extract::{Caller, QueryParams};
+use crate::extract::{Caller, PathParam, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -80,7 +80,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Data<OAuthGrant>>, ApiError> {
     let grant = state
         .store
@@ -97,7 +97,7 @@ async fn show(
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Data<OAuthGrant>>, ApiError> {
     let grant = state
         .store
