@@ -6,6 +6,7 @@
 mod oauth_support;
 mod support;
 
+mod attacks;
 mod authorize;
 mod clients;
 mod code_grant;
@@ -19,6 +20,7 @@ mod jwks;
 mod login;
 mod management;
 mod rate_limits;
+mod rate_limits_redis;
 mod register;
 mod story;
 mod token;
