@@ -251,7 +251,7 @@ impl SharedBuckets {
 
     fn succeeded(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
-            tracing::warn!("rate limits: Redis answers again; the limits are shared again");
+            tracing::info!("rate limits: Redis answers again; the limits are shared again");
         }
     }
 

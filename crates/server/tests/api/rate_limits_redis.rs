@@ -12,6 +12,7 @@ use oauth_server::resp::{Pool, RedisTarget, Reply};
 use oauth_server::Config;
 use serde_json::{json, Value};
 
+use crate::oauth_support::{basic, cc_client};
 use crate::support::{status_json, TestApp};
 
 const NOW: i64 = 1_900_000_000;
@@ -195,6 +196,63 @@ async fn two_instances_share_one_bucket_in_redis() {
     assert_rate_limited(status, retry_after.as_deref(), &body, "60");
     keys.clean().await;
     assert!(keys.list().await.is_empty());
+}
+
+/// The token endpoint's per-client limit, on two instances of one database: the second
+/// instance refuses once the first has spent the client's budget.
+#[tokio::test]
+async fn a_client_id_has_one_budget_across_instances_of_one_database() {
+    let keys = Keys::new();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let configure = |c: &mut Config| {
+        c.rate_limits.oauth_per_client = limit(3, 60);
+        c.rate_limits.backend = redis_backend(&redis_url(), &keys.prefix);
+    };
+    let a = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: a.database_url.clone(),
+        ..Default::default()
+    };
+    configure(&mut config);
+    config.check().unwrap();
+    let b = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
+        .await
+        .unwrap();
+    let (id, secret) = cc_client(&a).await;
+    let token = |url: String| {
+        let http = a.http.clone();
+        let auth = basic(&id, &secret);
+        async move {
+            let r = http
+                .post(format!("{url}/oauth/token"))
+                .header("authorization", auth)
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = status_json(r).await;
+            (status, retry_after, body)
+        }
+    };
+    for url in [a.url.clone(), a.url.clone(), b.url()] {
+        let (status, _, body) = token(url).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["access_token"].is_string());
+    }
+    let (status, retry_after, body) = token(b.url()).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+    let (status, retry_after, body) = token(a.url.clone()).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+    clock.advance(20);
+    let (status, _, body) = token(b.url()).await;
+    assert_eq!(status, 200, "{body}");
+    b.stop().await.unwrap();
+    keys.clean().await;
 }
 
 #[tokio::test]
