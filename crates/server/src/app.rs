@@ -110,7 +110,10 @@ pub async fn start_with_clock(
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer_for(addr);
-    let rate_limits = Arc::new(crate::rate_limit::RateLimiters::new(&config.rate_limits));
+    let rate_limits = Arc::new(
+        crate::rate_limit::RateLimiters::new(&config.rate_limits)
+            .map_err(|e| anyhow::anyhow!("configuration: rate_limits.redis_url {e}"))?,
+    );
     let state = AppState {
         rate_limits,
         store: store.clone(),

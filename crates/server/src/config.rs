@@ -96,6 +96,27 @@ pub struct ConfigArgs {
     /// [default: false].
     #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
     pub skip_consent_if_granted: Option<bool>,
+    /// Where the rate-limit buckets live: `memory` (per instance) or `redis` (shared)
+    /// [default: memory].
+    #[arg(long, env = "OAUTH_RATE_LIMIT_BACKEND", global = true)]
+    pub rate_limit_backend: Option<RateLimitBackendKind>,
+    /// `redis://[[user]:password@]host[:port][/db]` for the `redis` rate-limit backend.
+    #[arg(
+        long,
+        env = "OAUTH_RATE_LIMIT_REDIS_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub rate_limit_redis_url: Option<String>,
+}
+
+/// `[rate_limits] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitBackendKind {
+    #[default]
+    Memory,
+    Redis,
 }
 
 /// The JWS algorithm of access tokens (`[tokens] algorithm`).
@@ -170,6 +191,9 @@ struct FileRateLimits {
     oauth_per_client: Option<RateLimit>,
     register_per_ip: Option<RateLimit>,
     login_per_ip: Option<RateLimit>,
+    backend: Option<RateLimitBackendKind>,
+    redis_url: Option<String>,
+    redis_key_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,8 +282,33 @@ impl RateLimit {
     }
 }
 
-/// In-process request-rate limits (`[rate_limits]`), per server instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the buckets live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    /// In process: each instance has its own buckets.
+    Memory,
+    /// In Redis, shared by every instance with the same `url` and `key_prefix`.
+    Redis { url: String, key_prefix: String },
+}
+
+impl fmt::Debug for RateLimitBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitBackend::Memory => f.write_str("Memory"),
+            RateLimitBackend::Redis { url, key_prefix } => f
+                .debug_struct("Redis")
+                .field("url", &redact_url(url))
+                .field("key_prefix", key_prefix)
+                .finish(),
+        }
+    }
+}
+
+/// The default `[rate_limits] redis_key_prefix`.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "oauth:rl:";
+
+/// Request-rate limits (`[rate_limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitsConfig {
     /// The management API, per bearer credential (API key or access token).
     pub management_per_key: RateLimit,
@@ -271,6 +320,7 @@ pub struct RateLimitsConfig {
     pub register_per_ip: RateLimit,
     /// `POST /login`, per client address.
     pub login_per_ip: RateLimit,
+    pub backend: RateLimitBackend,
 }
 
 impl Default for RateLimitsConfig {
@@ -301,6 +351,7 @@ impl Default for RateLimitsConfig {
                 requests: 60,
                 window_secs: 60,
             },
+            backend: RateLimitBackend::Memory,
         }
     }
 }
@@ -584,6 +635,22 @@ impl Config {
                 *field = v;
             }
         }
+        let redis_url = args.rate_limit_redis_url.clone().or(rl.redis_url);
+        r.backend = match (args.rate_limit_backend.or(rl.backend), redis_url) {
+            (None | Some(RateLimitBackendKind::Memory), None) => RateLimitBackend::Memory,
+            (Some(RateLimitBackendKind::Redis), Some(url)) => RateLimitBackend::Redis {
+                url,
+                key_prefix: rl
+                    .redis_key_prefix
+                    .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned()),
+            },
+            (Some(RateLimitBackendKind::Redis), None) => bail!(
+                "configuration: rate_limits.backend = \"redis\" needs rate_limits.redis_url (OAUTH_RATE_LIMIT_REDIS_URL)"
+            ),
+            (_, Some(_)) => bail!(
+                "configuration: rate_limits.redis_url is set but the backend is memory; set rate_limits.backend = \"redis\" (OAUTH_RATE_LIMIT_BACKEND=redis)"
+            ),
+        };
         config.check()?;
         Ok(config)
     }
@@ -617,6 +684,14 @@ impl Config {
         ] {
             if !limit.is_off() && !(1..=86_400).contains(&limit.window_secs) {
                 bail!("configuration: every rate_limits window_secs must be between 1 and 86400");
+            }
+        }
+        if let RateLimitBackend::Redis { url, key_prefix } = &r.backend {
+            if let Err(e) = crate::resp::RedisTarget::parse(url) {
+                bail!("configuration: rate_limits.redis_url {e}");
+            }
+            if key_prefix.len() > 200 || !key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("configuration: rate_limits.redis_key_prefix must be at most 200 printable ASCII characters");
             }
         }
         let t = &self.tokens;
@@ -910,7 +985,48 @@ register_per_ip = { requests = 0, window_secs = 0 }
         assert_eq!(c.rate_limits.oauth_per_client, d.oauth_per_client);
         assert_eq!(d.management_per_key.requests, 200);
 
+        assert_eq!(c.rate_limits.backend, RateLimitBackend::Memory);
+
+        std::fs::write(
+            &path,
+            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://:pw@127.0.0.1:6380/1\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.rate_limits.backend,
+            RateLimitBackend::Redis {
+                url: "redis://:pw@127.0.0.1:6380/1".into(),
+                key_prefix: DEFAULT_REDIS_KEY_PREFIX.into()
+            }
+        );
+        assert!(!format!("{c:?}").contains("pw@"), "{c:?}");
+        // The environment (clap fields) wins over the file.
+        let from_env = ConfigArgs {
+            rate_limit_backend: Some(RateLimitBackendKind::Memory),
+            ..args.clone()
+        };
+        assert!(
+            Config::load(&from_env).is_err(),
+            "a Redis URL without the redis backend is refused"
+        );
+        let from_env = ConfigArgs {
+            config: None,
+            rate_limit_backend: Some(RateLimitBackendKind::Redis),
+            rate_limit_redis_url: Some("redis://127.0.0.1".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&from_env).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            c.rate_limits.backend,
+            RateLimitBackend::Redis { .. }
+        ));
+
         for bad in [
+            "[rate_limits]\nbackend = \"redis\"\n",
+            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1\"\n",
+            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1\"\nredis_key_prefix = \"a b\"\n",
+            "[rate_limits]\nbackend = \"disk\"\n",
             "[rate_limits]\nlogin_per_ip = { requests = 5, window_secs = 0 }\n",
             "[rate_limits]\nlogin_per_ip = { requests = 5 }\n",
             "[rate_limits]\nper_moon = { requests = 5, window_secs = 1 }\n",

@@ -154,6 +154,25 @@ fn humanize(message: &str) -> String {
     }
 }
 
+/// One path parameter (an id, a token), percent-decoded. A segment that does not decode to
+/// UTF-8 names nothing: 404 with the JSON error body (axum's own rejection is plain text).
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such resource: the path is not valid UTF-8",
+            )),
+        }
+    }
+}
+
 /// The query string as key/value pairs, each key at most once (RFC 6749 §3.1: a repeated
 /// parameter is an error, never "first one wins").
 pub struct QueryParams(pub Vec<(String, String)>);

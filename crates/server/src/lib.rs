@@ -19,6 +19,7 @@ pub mod html;
 pub mod maintenance;
 pub mod oauth_request;
 pub mod rate_limit;
+pub mod resp;
 pub mod routes;
 pub mod session;
 pub mod signing;

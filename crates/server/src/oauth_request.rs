@@ -257,7 +257,11 @@ fn form_decode(s: &str) -> Option<String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly (`from_str_radix` alone would take "+1").
                 let hex = s.get(i + 1..i + 3)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
             }
@@ -286,7 +290,8 @@ pub async fn authenticate_client(
     // Before the lookup and the secret check, so that guessing secrets is limited too.
     state
         .rate_limits
-        .oauth_client(creds.client_id(), state.clock.now())?;
+        .oauth_client(creds.client_id(), state.clock.now())
+        .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
     let Some(client) = state.store.get_client(creds.client_id()).await? else {
@@ -349,6 +354,8 @@ mod tests {
             })
         );
         assert!(ClientCredentials::from_request(&basic("id", "%zz"), &params).is_err());
+        // `%` takes two hex digits, never a sign (found by the property below).
+        assert!(ClientCredentials::from_request(&basic("%+A", ""), &params).is_err());
     }
 
     #[test]
@@ -381,5 +388,186 @@ mod tests {
         assert_eq!(p.get("a"), Some("x"));
         assert_eq!(p.get("b"), None);
         assert_eq!(p.get("c"), None, "empty is absent");
+    }
+
+    /// Property tests (bounded fuzzing) of the parameter parsers of `/oauth/token`,
+    /// `/oauth/introspect` and `/oauth/revoke`; cases as in `crates/core/tests/props.rs`
+    /// (512, or `PROPTEST_CASES`).
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> proptest::test_runner::Config {
+            let mut c = proptest::test_runner::Config {
+                // Beside this file: src/oauth_request.proptest-regressions.
+                failure_persistence: Some(Box::new(
+                    proptest::test_runner::FileFailurePersistence::WithSource(
+                        "proptest-regressions",
+                    ),
+                )),
+                ..proptest::test_runner::Config::default()
+            };
+            if std::env::var_os("PROPTEST_CASES").is_none() {
+                c.cases = 512;
+            }
+            c
+        }
+
+        /// The reference decoder: `+` is a space, `%` must be followed by two hex digits.
+        fn strict_form_decode(s: &str) -> Option<String> {
+            let b = s.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                match b[i] {
+                    b'+' => out.push(b' '),
+                    b'%' => {
+                        let h = b.get(i + 1).and_then(|c| (*c as char).to_digit(16))?;
+                        let l = b.get(i + 2).and_then(|c| (*c as char).to_digit(16))?;
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+            String::from_utf8(out).ok()
+        }
+
+        /// Encodes `s` with a random mix of escapes: each byte as itself, `%XX` (either case)
+        /// or, for a space, `+`.
+        fn encode(s: &str, choices: &[u8]) -> String {
+            let mut out = String::new();
+            for (i, b) in s.bytes().enumerate() {
+                let c = choices.get(i % choices.len().max(1)).copied().unwrap_or(0);
+                match (b, c % 3) {
+                    (b' ', 0) => out.push('+'),
+                    (b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.', 0) => {
+                        out.push(b as char)
+                    }
+                    (_, 1) => out.push_str(&format!("%{b:02x}")),
+                    _ => out.push_str(&format!("%{b:02X}")),
+                }
+            }
+            out
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("grant_type".to_owned()),
+                Just("code".to_owned()),
+                Just("client_id".to_owned()),
+                Just("client_secret".to_owned()),
+                Just("redirect_uri".to_owned()),
+                Just("code_verifier".to_owned()),
+                Just("refresh_token".to_owned()),
+                Just("scope".to_owned()),
+                "[a-z_]{1,6}",
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Arbitrary bytes never panic, as a form or as JSON; a refusal is always a 400
+            /// `invalid_request`.
+            #[test]
+            fn arbitrary_bodies_never_panic(body in prop_oneof![
+                any::<Vec<u8>>(),
+                "[a-z=&%+0-9A-F]{0,40}".prop_map(String::into_bytes),
+                "\\{[\"a-z:, 0-9\\[\\]{}nul]{0,40}\\}?".prop_map(String::into_bytes),
+            ]) {
+                for parsed in [OAuthParams::from_form(&body), OAuthParams::from_json(&body)] {
+                    if let Err(e) = parsed {
+                        prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+                        prop_assert_eq!(e.error_code(), "invalid_request");
+                    }
+                }
+            }
+
+            /// Distinct parameters, however each is encoded, come back decoded; the same
+            /// parameters with one repeated (under any encoding of its name) are refused.
+            #[test]
+            fn repeated_form_parameters_are_refused(
+                pairs in proptest::collection::btree_map(key(), any::<String>(), 1..6),
+                choices in proptest::collection::vec(any::<u8>(), 1..16),
+                repeat in any::<prop::sample::Index>(),
+                other_value in any::<String>(),
+                at in any::<prop::sample::Index>(),
+            ) {
+                let mut encoded: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k, &choices), encode(v, &choices[1..])))
+                    .collect();
+                let parsed = OAuthParams::from_form(encoded.join("&").as_bytes()).unwrap();
+                for (k, v) in &pairs {
+                    let expected = (!v.is_empty()).then_some(v.as_str());
+                    prop_assert_eq!(parsed.get(k), expected);
+                }
+                let (k, _) = pairs.iter().nth(repeat.index(pairs.len())).unwrap();
+                let rotated: Vec<u8> = choices.iter().map(|c| c.wrapping_add(1)).collect();
+                let dup = format!("{}={}", encode(k, &rotated), encode(&other_value, &choices));
+                encoded.insert(at.index(encoded.len() + 1), dup);
+                let e = OAuthParams::from_form(encoded.join("&").as_bytes()).unwrap_err();
+                prop_assert_eq!(e.error_code(), "invalid_request");
+                prop_assert!(e.description().contains("more than once"), "{}", e.description());
+            }
+
+            /// The same for JSON bodies: a key given twice is refused, whatever the values.
+            #[test]
+            fn repeated_json_members_are_refused(
+                pairs in proptest::collection::btree_map(key(), any::<String>(), 1..6),
+                repeat in any::<prop::sample::Index>(),
+                dup_value in prop_oneof![
+                    any::<String>().prop_map(serde_json::Value::String),
+                    Just(serde_json::Value::Null),
+                ],
+            ) {
+                let members: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", serde_json::json!(k), serde_json::json!(v)))
+                    .collect();
+                let body = format!("{{{}}}", members.join(","));
+                let parsed = OAuthParams::from_json(body.as_bytes()).unwrap();
+                for (k, v) in &pairs {
+                    prop_assert_eq!(parsed.get(k), (!v.is_empty()).then_some(v.as_str()));
+                }
+                let (k, _) = pairs.iter().nth(repeat.index(pairs.len())).unwrap();
+                let body = format!("{{{},{}:{}}}", members.join(","), serde_json::json!(k), dup_value);
+                let e = OAuthParams::from_json(body.as_bytes()).unwrap_err();
+                prop_assert!(e.description().contains("more than once"), "{}", e.description());
+            }
+
+            /// `Authorization` headers never panic; Basic credentials decode exactly as the
+            /// form-urlencoding rules say (a broken escape is `invalid_client`).
+            #[test]
+            fn basic_credentials_decode_strictly(
+                id in prop_oneof![any::<String>(), "[a-zA-Z0-9%+:]{0,12}"],
+                secret in prop_oneof![any::<String>(), "[a-zA-Z0-9%+:]{0,12}"],
+                raw in any::<Vec<u8>>(),
+            ) {
+                let params = OAuthParams::default();
+                let text = format!("{id}:{secret}");
+                let mut h = HeaderMap::new();
+                let value = format!("Basic {}", STANDARD.encode(&text));
+                h.insert(header::AUTHORIZATION, axum::http::HeaderValue::from_str(&value).unwrap());
+                let got = ClientCredentials::from_request(&h, &params);
+                // The first colon separates the id, which may not contain one (it is encoded).
+                let (rid, rsecret) = text.split_once(':').unwrap();
+                match (strict_form_decode(rid), strict_form_decode(rsecret)) {
+                    (Some(i), Some(s)) if !i.is_empty() => prop_assert_eq!(
+                        got.unwrap(),
+                        Some(ClientCredentials::Basic { client_id: i, secret: s })
+                    ),
+                    _ => prop_assert_eq!(got.unwrap_err().error_code(), "invalid_client"),
+                }
+                if let Ok(v) = axum::http::HeaderValue::from_bytes(&raw) {
+                    let mut h = HeaderMap::new();
+                    h.insert(header::AUTHORIZATION, v);
+                    let _ = ClientCredentials::from_request(&h, &params);
+                }
+            }
+        }
     }
 }

@@ -1,9 +1,13 @@
-//! In-process request-rate limits (docs/rate-limits.md).
+//! Request-rate limits (docs/rate-limits.md).
 //!
 //! Each limit is a token bucket per key: it holds at most `requests` tokens and refills at
 //! `requests / window_secs` tokens per second, so a key may send `requests` at once and then
-//! `requests` per window. The buckets live in memory, in shards of `Mutex<HashMap>` (a check
-//! locks one shard for a few nanoseconds), so the limits are per server instance.
+//! `requests` per window. With the `memory` backend the buckets live in memory, in shards of
+//! `Mutex<HashMap>` (a check locks one shard for a few nanoseconds), so the limits are per
+//! server instance. With the `redis` backend the same bucket is kept in Redis, updated by one
+//! Lua script per check (atomic), and shared by every instance using that Redis and key
+//! prefix; when Redis cannot answer, the check falls back to the in-memory bucket (fail open to
+//! per-instance limits) and a warning is logged.
 //!
 //! Keys are SHA-256 digests of a kind-prefixed identifier: a bearer credential is never kept in
 //! memory, and an attacker-chosen client_id cannot make an entry large. Time comes from the
@@ -11,7 +15,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -19,9 +25,10 @@ use axum::response::Response;
 use oauth_core::UnixSeconds;
 use sha2::{Digest, Sha256};
 
-use crate::config::{RateLimit, RateLimitsConfig};
+use crate::config::{RateLimit, RateLimitBackend, RateLimitsConfig};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
+use crate::resp::{Pool, RedisError, RedisTarget, Reply};
 use crate::state::AppState;
 
 const SHARDS: usize = 16;
@@ -46,13 +53,16 @@ struct Shard {
 /// One limit (for example "per client_id at the token endpoint") over all its keys.
 #[derive(Debug)]
 pub struct Limiter {
+    /// Names the limit in Redis keys.
+    name: &'static str,
     limit: RateLimit,
     shards: Vec<Mutex<Shard>>,
 }
 
 impl Limiter {
-    pub fn new(limit: RateLimit) -> Self {
+    pub fn new(name: &'static str, limit: RateLimit) -> Self {
         Self {
+            name,
             limit,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
@@ -97,12 +107,167 @@ impl Limiter {
             Err((wait as u64).clamp(1, 60))
         }
     }
+}
 
-    fn check_or_429(&self, key: &Key, now: UnixSeconds, what: &str) -> Result<(), ApiError> {
-        self.check(key, now).map_err(|retry_after| {
-            tracing::info!(limit = what, "rate limit reached");
-            ApiError::rate_limited(retry_after)
-        })
+/// The token bucket of [`Limiter::check`] as one atomic Redis script. KEYS[1] is the bucket
+/// (a hash of `tokens` and `updated`); ARGV is capacity, window in seconds, now (Unix seconds,
+/// the application clock). Returns 0 when a token was taken, else the seconds until one is
+/// back. A bucket untouched for a whole window is full again, so it expires after one.
+const BUCKET_SCRIPT: &str = r#"
+local capacity = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local rate = capacity / window
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1])
+local updated = tonumber(state[2])
+if tokens == nil or updated == nil then
+  tokens = capacity
+  updated = now
+end
+local elapsed = now - updated
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(tokens + elapsed * rate, capacity)
+if now > updated then updated = now end
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(updated))
+redis.call('EXPIRE', KEYS[1], window)
+return wait
+"#;
+
+/// How long one Redis round trip (or connection attempt) may take before the check falls
+/// back to the in-memory bucket.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// After a failure, Redis is not asked again for this long (requests use the in-memory buckets).
+const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
+const REDIS_CONNECTIONS: usize = 8;
+
+/// The Redis side of the `redis` backend.
+struct SharedBuckets {
+    pool: Pool,
+    prefix: String,
+    /// SHA-1 of [`BUCKET_SCRIPT`] as Redis reported it (`SCRIPT LOAD`).
+    script_sha: Mutex<Option<String>>,
+    started: Instant,
+    /// Milliseconds after `started` before which Redis is not asked (after a failure).
+    skip_until_ms: AtomicU64,
+    /// Whether the last attempt failed; a change is logged once.
+    down: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedBuckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBuckets")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedBuckets {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn available(&self) -> bool {
+        self.elapsed_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Takes one token from the shared bucket: `Ok(0)` when taken, `Ok(n)` when empty (`n`
+    /// seconds until a token is back).
+    async fn take(
+        &self,
+        limiter: &Limiter,
+        key: &Key,
+        now: UnixSeconds,
+    ) -> Result<i64, RedisError> {
+        let mut redis_key = String::with_capacity(self.prefix.len() + limiter.name.len() + 65);
+        redis_key.push_str(&self.prefix);
+        redis_key.push_str(limiter.name);
+        redis_key.push(':');
+        for b in key {
+            redis_key.push_str(&format!("{b:02x}"));
+        }
+        let capacity = limiter.limit.requests.to_string();
+        let window = limiter.limit.window_secs.to_string();
+        let now = now.to_string();
+        let args = [
+            redis_key.as_bytes(),
+            capacity.as_bytes(),
+            window.as_bytes(),
+            now.as_bytes(),
+        ];
+        let sha = self.script_sha().await?;
+        let mut cmd: Vec<&[u8]> = vec![b"EVALSHA".as_slice(), sha.as_bytes(), b"1".as_slice()];
+        cmd.extend_from_slice(&args);
+        let mut reply = self.pool.command(&cmd).await?;
+        if matches!(&reply, Reply::Error(e) if e.starts_with("NOSCRIPT")) {
+            // The script cache was flushed: EVAL loads it again under the same SHA-1.
+            let mut cmd: Vec<&[u8]> = vec![
+                b"EVAL".as_slice(),
+                BUCKET_SCRIPT.as_bytes(),
+                b"1".as_slice(),
+            ];
+            cmd.extend_from_slice(&args);
+            reply = self.pool.command(&cmd).await?;
+        }
+        match reply {
+            Reply::Int(n) => Ok(n),
+            Reply::Error(e) => Err(RedisError::Server(e)),
+            _ => Err(RedisError::Protocol(
+                "the bucket script returned no integer",
+            )),
+        }
+    }
+
+    async fn script_sha(&self) -> Result<String, RedisError> {
+        if let Some(sha) = self.cached_sha() {
+            return Ok(sha);
+        }
+        match self
+            .pool
+            .command(&[b"SCRIPT".as_slice(), b"LOAD", BUCKET_SCRIPT.as_bytes()])
+            .await?
+        {
+            Reply::Bulk(Some(sha)) => {
+                let sha = String::from_utf8_lossy(&sha).into_owned();
+                if let Ok(mut cached) = self.script_sha.lock() {
+                    *cached = Some(sha.clone());
+                }
+                Ok(sha)
+            }
+            Reply::Error(e) => Err(RedisError::Server(e)),
+            _ => Err(RedisError::Protocol("SCRIPT LOAD returned no SHA-1")),
+        }
+    }
+
+    fn cached_sha(&self) -> Option<String> {
+        self.script_sha.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn succeeded(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limits: Redis answers again; the limits are shared again");
+        }
+    }
+
+    fn failed(&self, error: &RedisError) {
+        let until = self
+            .elapsed_ms()
+            .saturating_add(REDIS_RETRY_AFTER.as_millis() as u64);
+        self.skip_until_ms.store(until, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %error,
+                "rate limits: Redis is unreachable; falling back to per-instance limits until it answers"
+            );
+        } else {
+            tracing::debug!(%error, "rate limits: Redis still unreachable");
+        }
     }
 }
 
@@ -114,47 +279,107 @@ pub struct RateLimiters {
     oauth_per_client: Limiter,
     register_per_ip: Limiter,
     login_per_ip: Limiter,
+    /// `Some` with the `redis` backend.
+    shared: Option<SharedBuckets>,
 }
 
 impl RateLimiters {
-    pub fn new(c: &RateLimitsConfig) -> Self {
-        Self {
-            management_per_key: Limiter::new(c.management_per_key),
-            management_per_ip: Limiter::new(c.management_per_ip),
-            oauth_per_client: Limiter::new(c.oauth_per_client),
-            register_per_ip: Limiter::new(c.register_per_ip),
-            login_per_ip: Limiter::new(c.login_per_ip),
+    /// The limiters of `c`. Does not connect to Redis: the first check does (and falls back to
+    /// the in-memory buckets while Redis does not answer).
+    pub fn new(c: &RateLimitsConfig) -> Result<Self, String> {
+        let shared = match &c.backend {
+            RateLimitBackend::Memory => None,
+            RateLimitBackend::Redis { url, key_prefix } => Some(SharedBuckets {
+                pool: Pool::new(RedisTarget::parse(url)?, REDIS_CONNECTIONS, REDIS_TIMEOUT),
+                prefix: key_prefix.clone(),
+                script_sha: Mutex::new(None),
+                started: Instant::now(),
+                skip_until_ms: AtomicU64::new(0),
+                down: AtomicBool::new(false),
+            }),
+        };
+        Ok(Self {
+            management_per_key: Limiter::new("management_per_key", c.management_per_key),
+            management_per_ip: Limiter::new("management_per_ip", c.management_per_ip),
+            oauth_per_client: Limiter::new("oauth_per_client", c.oauth_per_client),
+            register_per_ip: Limiter::new("register_per_ip", c.register_per_ip),
+            login_per_ip: Limiter::new("login_per_ip", c.login_per_ip),
+            shared,
+        })
+    }
+
+    /// Takes a token from `limiter`'s bucket for `key`: in Redis with the `redis` backend
+    /// (in memory when Redis does not answer), else in memory.
+    async fn check_or_429(
+        &self,
+        limiter: &Limiter,
+        key: &Key,
+        now: UnixSeconds,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if limiter.limit.is_off() {
+            return Ok(());
         }
+        let outcome = match &self.shared {
+            Some(shared) if shared.available() => match shared.take(limiter, key, now).await {
+                Ok(0) => {
+                    shared.succeeded();
+                    Ok(())
+                }
+                Ok(wait) => {
+                    shared.succeeded();
+                    Err(u64::try_from(wait).unwrap_or(1).clamp(1, 60))
+                }
+                Err(error) => {
+                    shared.failed(&error);
+                    limiter.check(key, now)
+                }
+            },
+            _ => limiter.check(key, now),
+        };
+        outcome.map_err(|retry_after| {
+            tracing::info!(limit = what, "rate limit reached");
+            ApiError::rate_limited(retry_after)
+        })
     }
 
     /// Token, introspection and revocation: per client_id, checked after the credentials are
     /// parsed and before the secret is verified, so secret guessing is limited too.
-    pub fn oauth_client(&self, client_id: &str, now: UnixSeconds) -> Result<(), ApiError> {
-        self.oauth_per_client.check_or_429(
+    pub async fn oauth_client(&self, client_id: &str, now: UnixSeconds) -> Result<(), ApiError> {
+        self.check_or_429(
+            &self.oauth_per_client,
             &digest(b"client", client_id.as_bytes()),
             now,
             "client_id",
         )
+        .await
     }
 
     /// The management API's per-credential limit (also used for introspection by a Bearer API
     /// key or access token): keyed by the credential's SHA-256, before it is checked.
-    pub fn bearer(&self, credential: &str, now: UnixSeconds) -> Result<(), ApiError> {
-        self.management_per_key.check_or_429(
+    pub async fn bearer(&self, credential: &str, now: UnixSeconds) -> Result<(), ApiError> {
+        self.check_or_429(
+            &self.management_per_key,
             &digest(b"bearer", credential.as_bytes()),
             now,
             "management per key",
         )
+        .await
     }
 
-    pub fn register_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
-        self.register_per_ip
-            .check_or_429(&ip_key(ip), now, "registration per IP")
+    pub async fn register_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
+        self.check_or_429(
+            &self.register_per_ip,
+            &ip_key(ip),
+            now,
+            "registration per IP",
+        )
+        .await
     }
 
-    pub fn login_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
-        self.login_per_ip
-            .check_or_429(&ip_key(ip), now, "login per IP")
+    pub async fn login_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
+        self.check_or_429(&self.login_per_ip, &ip_key(ip), now, "login per IP")
+            .await
     }
 }
 
@@ -186,11 +411,16 @@ pub async fn management(
     let limits = &state.rate_limits;
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>() {
         limits
-            .management_per_ip
-            .check_or_429(&ip_key(peer.ip()), now, "management per IP")?;
+            .check_or_429(
+                &limits.management_per_ip,
+                &ip_key(peer.ip()),
+                now,
+                "management per IP",
+            )
+            .await?;
     }
     if let Some(credential) = bearer_token(req.headers()) {
-        limits.bearer(credential, now)?;
+        limits.bearer(credential, now).await?;
     }
     Ok(next.run(req).await)
 }
@@ -201,10 +431,13 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_refills_at_the_rate() {
-        let l = Limiter::new(RateLimit {
-            requests: 3,
-            window_secs: 6,
-        });
+        let l = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 3,
+                window_secs: 6,
+            },
+        );
         let k = digest(b"t", b"a");
         for _ in 0..3 {
             assert_eq!(l.check(&k, 100), Ok(()));
@@ -220,28 +453,37 @@ mod tests {
 
     #[test]
     fn zero_is_off_and_retry_after_is_capped() {
-        let off = Limiter::new(RateLimit {
-            requests: 0,
-            window_secs: 1,
-        });
+        let off = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 0,
+                window_secs: 1,
+            },
+        );
         let k = digest(b"t", b"a");
         for _ in 0..1000 {
             assert_eq!(off.check(&k, 1), Ok(()));
         }
-        let slow = Limiter::new(RateLimit {
-            requests: 1,
-            window_secs: 3600,
-        });
+        let slow = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 1,
+                window_secs: 3600,
+            },
+        );
         assert_eq!(slow.check(&k, 1), Ok(()));
         assert_eq!(slow.check(&k, 1), Err(60));
     }
 
     #[test]
     fn idle_keys_are_swept() {
-        let l = Limiter::new(RateLimit {
-            requests: 1,
-            window_secs: 10,
-        });
+        let l = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 1,
+                window_secs: 10,
+            },
+        );
         for i in 0u32..1000 {
             let _ = l.check(&digest(b"t", &i.to_be_bytes()), 0);
         }
@@ -252,5 +494,76 @@ mod tests {
             .map(|s| s.lock().map(|s| s.buckets.len()).unwrap_or(0))
             .sum();
         assert!(total < 1000, "{total} keys left");
+    }
+
+    fn redis_limits(prefix: &str) -> RateLimiters {
+        let url = std::env::var("OAUTH_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let config = RateLimitsConfig {
+            oauth_per_client: RateLimit {
+                requests: 3,
+                window_secs: 6,
+            },
+            backend: RateLimitBackend::Redis {
+                url,
+                key_prefix: prefix.to_owned(),
+            },
+            ..RateLimitsConfig::default()
+        };
+        RateLimiters::new(&config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn take(l: &RateLimiters, key: &Key, now: UnixSeconds) -> Result<(), u64> {
+        match l.check_or_429(&l.oauth_per_client, key, now, "t").await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let r = axum::response::IntoResponse::into_response(e);
+                assert_eq!(r.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+                Err(r.headers()[axum::http::header::RETRY_AFTER]
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0))
+            }
+        }
+    }
+
+    /// The Lua bucket in the real Redis gives the answers of the in-memory one, and is used
+    /// (no fallback happened); a flushed script cache is recovered with EVAL.
+    #[tokio::test]
+    async fn redis_bucket_matches_the_memory_bucket() {
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        let l = redis_limits(&prefix);
+        let k = digest(b"t", b"a");
+        for _ in 0..3 {
+            assert_eq!(take(&l, &k, 100).await, Ok(()));
+        }
+        assert_eq!(take(&l, &k, 100).await, Err(2));
+        assert_eq!(take(&l, &k, 101).await, Err(1));
+        assert_eq!(take(&l, &k, 102).await, Ok(()));
+        // An unknown SHA-1 (as after SCRIPT FLUSH): NOSCRIPT, then EVAL.
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        if let Ok(mut sha) = shared.script_sha.lock() {
+            *sha = Some("0000000000000000000000000000000000000000".into());
+        }
+        assert_eq!(take(&l, &k, 102).await, Err(2));
+        assert_eq!(take(&l, &digest(b"t", b"b"), 102).await, Ok(()));
+        assert!(
+            !shared.down.load(Ordering::Relaxed),
+            "Redis answered every check"
+        );
+        // A second set of limiters on the same prefix (another instance) sees the same bucket.
+        let other = redis_limits(&prefix);
+        assert_eq!(take(&other, &k, 102).await, Err(2));
+        // Clean up: the two keys of this test.
+        for key in [digest(b"t", b"a"), digest(b"t", b"b")] {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let name = format!("{prefix}oauth_per_client:{hex}");
+            let deleted = shared
+                .pool
+                .command(&[b"DEL".as_slice(), name.as_bytes()])
+                .await;
+            assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `/oauth_clients`: the organization's OAuth clients (list, create, get, update, delete).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,7 +15,7 @@ use rand::rngs::OsRng;
 use crate::accounts::new_id;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, QueryParams};
+use crate::extract::{Caller, JsonBody, PathParam, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -190,7 +190,7 @@ pub(crate) fn new_client(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Data<oauth_wire::OAuthClient>>, ApiError> {
     let client = state
         .store
@@ -205,7 +205,7 @@ async fn show(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Result<JsonBody<UpdateOAuthClient>, ApiError>,
 ) -> Result<Json<Data<oauth_wire::OAuthClient>>, ApiError> {
     let org = &caller.user.org_id;
@@ -241,7 +241,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     if state.store.delete_client(&caller.user.org_id, &id).await? {
         audit::record(

@@ -13,7 +13,7 @@
 //! unknown one does (422 `invalid_request`), so a token seen in a URL is worth nothing alone.
 
 use askama::Template;
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +29,7 @@ use rand::rngs::OsRng;
 use crate::accounts::new_id;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{content_type, is_json, parse_json, read_body};
+use crate::extract::{content_type, is_json, parse_json, read_body, PathParam};
 use crate::html::{self, ConsentPage, ScopeLine};
 use crate::routes::authorize::found;
 use crate::routes::login::{field, form_pairs, see_other};
@@ -188,7 +188,7 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
 async fn consent_json(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
+    PathParam(token): PathParam,
 ) -> Result<Response, ApiError> {
     let viewer = session::viewer(&state, &headers)
         .await?

@@ -1,7 +1,7 @@
 //! What the server says about itself, all from memory: the authorization server metadata
 //! (RFC 8414), the protected resource metadata (RFC 9728) and the JWK set (RFC 7517).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use oauth_wire::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 
 use crate::error::ApiError;
+use crate::extract::PathParam;
 use crate::routes::token::SUPPORTED_GRANT_TYPES;
 use crate::state::AppState;
 
@@ -78,7 +79,7 @@ async fn authorization_server(State(state): State<AppState>) -> Response {
 /// followed by the issuer's path. Only that path answers.
 async fn authorization_server_with_path(
     State(state): State<AppState>,
-    Path(issuer_path): Path<String>,
+    PathParam(issuer_path): PathParam,
 ) -> Result<Response, ApiError> {
     if !matches_issuer_path(&state, &issuer_path) {
         return Err(ApiError::not_found("authorization server metadata"));
@@ -93,7 +94,7 @@ async fn protected_resource(State(state): State<AppState>) -> Response {
 /// RFC 9728 §3.1: the same insertion rule for a resource identifier with a path.
 async fn protected_resource_with_path(
     State(state): State<AppState>,
-    Path(resource_path): Path<String>,
+    PathParam(resource_path): PathParam,
 ) -> Result<Response, ApiError> {
     if !matches_issuer_path(&state, &resource_path) {
         return Err(ApiError::not_found("protected resource metadata"));

@@ -1,7 +1,7 @@
 //! `/oauth_grants`: the caller's own grants (list, get, revoke). Another user's grant answers
 //! 404, as if it did not exist. Revoked grants are gone from every answer.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{timefmt, FieldError, PageRequest, PageSpec, ValidationErrors};
@@ -10,7 +10,7 @@ use oauth_wire::{Data, List, OAuthGrant};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{Caller, QueryParams};
+use crate::extract::{Caller, PathParam, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -81,7 +81,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Data<OAuthGrant>>, ApiError> {
     let grant = state
         .store
@@ -98,7 +98,7 @@ async fn show(
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Data<OAuthGrant>>, ApiError> {
     let now = state.clock.now();
     let grant = state

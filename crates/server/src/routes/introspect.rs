@@ -143,7 +143,10 @@ async fn introspector(
         return Ok(Introspector::Client(Box::new(client.client)));
     }
     if let Some(credential) = bearer_token(headers) {
-        state.rate_limits.bearer(credential, state.clock.now())?;
+        state
+            .rate_limits
+            .bearer(credential, state.clock.now())
+            .await?;
         let user = if jwt::looks_like_jwt(credential) {
             match active_access_token(state, credential, Some(&state.issuer)).await? {
                 Some(active) => token_user(state, &active).await?,

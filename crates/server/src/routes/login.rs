@@ -129,7 +129,10 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    state.rate_limits.login_ip(peer.ip(), state.clock.now())?;
+    state
+        .rate_limits
+        .login_ip(peer.ip(), state.clock.now())
+        .await?;
     let headers = req.headers().clone();
     if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
         return Ok(html::message(

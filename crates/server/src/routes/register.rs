@@ -34,7 +34,8 @@ async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     state
         .rate_limits
-        .register_ip(peer.ip(), state.clock.now())?;
+        .register_ip(peer.ip(), state.clock.now())
+        .await?;
     let reg = &state.config.registration;
     if reg.mode == RegistrationMode::Token {
         let presented = bearer_token(&headers).map(secret::hash_secret);

@@ -6,6 +6,7 @@
 mod oauth_support;
 mod support;
 
+mod attacks;
 mod audit;
 mod authorize;
 mod clients;
@@ -20,6 +21,7 @@ mod jwks;
 mod login;
 mod management;
 mod rate_limits;
+mod rate_limits_redis;
 mod register;
 mod story;
 mod token;

@@ -1,0 +1,307 @@
+//! The shared rate limiter (`[rate_limits] backend = "redis"`, docs/rate-limits.md) against the
+//! real Redis at 127.0.0.1:6379 (or `OAUTH_TEST_REDIS_URL`): two server instances share one
+//! bucket; when Redis is unreachable or silent, each instance falls back to its own in-memory
+//! bucket. Every test uses its own key prefix and deletes its keys afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth_server::clock::ManualClock;
+use oauth_server::config::{RateLimit, RateLimitBackend};
+use oauth_server::resp::{Pool, RedisTarget, Reply};
+use oauth_server::Config;
+use serde_json::{json, Value};
+
+use crate::oauth_support::{basic, cc_client};
+use crate::support::{status_json, TestApp};
+
+const NOW: i64 = 1_900_000_000;
+
+fn redis_url() -> String {
+    std::env::var("OAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The keys of one test, deleted when it ends (also when it fails).
+struct Keys {
+    prefix: String,
+    pool: Pool,
+}
+
+impl Keys {
+    fn new() -> Self {
+        let target = RedisTarget::parse(&redis_url()).unwrap();
+        Keys {
+            prefix: format!("oauth-test:{}:", uuid::Uuid::new_v4()),
+            pool: Pool::new(target, 1, Duration::from_secs(5)),
+        }
+    }
+
+    async fn list(&self) -> Vec<String> {
+        let pattern = format!("{}*", self.prefix);
+        match self
+            .pool
+            .command(&[b"KEYS".as_slice(), pattern.as_bytes()])
+            .await
+            .unwrap()
+        {
+            Reply::Array(Some(items)) => items
+                .into_iter()
+                .map(|i| match i {
+                    Reply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn get(&self, key: &str, field: &str) -> Reply {
+        self.pool
+            .command(&[b"HGET".as_slice(), key.as_bytes(), field.as_bytes()])
+            .await
+            .unwrap()
+    }
+
+    async fn ttl(&self, key: &str) -> i64 {
+        match self
+            .pool
+            .command(&[b"TTL".as_slice(), key.as_bytes()])
+            .await
+            .unwrap()
+        {
+            Reply::Int(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn clean(&self) {
+        for k in self.list().await {
+            self.pool
+                .command(&[b"DEL".as_slice(), k.as_bytes()])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn limit(requests: u32, window_secs: u32) -> RateLimit {
+    RateLimit {
+        requests,
+        window_secs,
+    }
+}
+
+fn redis_backend(url: &str, prefix: &str) -> RateLimitBackend {
+    RateLimitBackend::Redis {
+        url: url.to_owned(),
+        key_prefix: prefix.to_owned(),
+    }
+}
+
+/// GET /oauth_clients with the app's admin key: (status, Retry-After, body).
+async fn list_clients(app: &TestApp) -> (u16, Option<String>, Value) {
+    let r = app
+        .http
+        .get(app.at("/oauth_clients"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = status_json(r).await;
+    (status, retry_after, body)
+}
+
+async fn register(app: &TestApp) -> (u16, Option<String>, Value) {
+    let r = app
+        .http
+        .post(app.at("/oauth/register"))
+        .json(&json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = status_json(r).await;
+    (status, retry_after, body)
+}
+
+fn assert_rate_limited(status: u16, retry_after: Option<&str>, body: &Value, wait: &str) {
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after, Some(wait));
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert_eq!(
+        body["error_description"],
+        format!("too many requests; retry after {wait} s"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_share_one_bucket_in_redis() {
+    let keys = Keys::new();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let configure = |c: &mut Config| {
+        // 3 at once, then one every 20 s.
+        c.rate_limits.management_per_ip = limit(3, 60);
+        c.rate_limits.register_per_ip = limit(1, 60);
+        c.rate_limits.backend = redis_backend(&redis_url(), &keys.prefix);
+    };
+    let a = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    let b = TestApp::spawn_with_clock(clock.clone(), configure).await;
+
+    for app in [&a, &a, &b] {
+        let (status, _, body) = list_clients(app).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The budget of the address is spent, whichever instance is asked.
+    let (status, retry_after, body) = list_clients(&b).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+    let (status, retry_after, body) = list_clients(&a).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+
+    // The bucket is in Redis under the prefix, empty, expiring within the window.
+    let stored = keys.list().await;
+    let bucket = stored
+        .iter()
+        .find(|k| k.starts_with(&format!("{}management_per_ip:", keys.prefix)))
+        .unwrap_or_else(|| panic!("{stored:?}"));
+    assert_eq!(
+        keys.get(bucket, "tokens").await,
+        Reply::Bulk(Some(b"0".to_vec()))
+    );
+    assert_eq!(
+        keys.get(bucket, "updated").await,
+        Reply::Bulk(Some(NOW.to_string().into_bytes()))
+    );
+    let ttl = keys.ttl(bucket).await;
+    assert!((1..=60).contains(&ttl), "ttl {ttl}");
+
+    // One token comes back after 20 s, for one request on either instance.
+    clock.advance(20);
+    let (status, _, body) = list_clients(&b).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, retry_after, body) = list_clients(&a).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+
+    // Registration (another limit, another bucket): one for the address across both.
+    let (status, _, body) = register(&a).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, retry_after, body) = register(&b).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "60");
+    keys.clean().await;
+    assert!(keys.list().await.is_empty());
+}
+
+/// The token endpoint's per-client limit, on two instances of one database: the second
+/// instance refuses once the first has spent the client's budget.
+#[tokio::test]
+async fn a_client_id_has_one_budget_across_instances_of_one_database() {
+    let keys = Keys::new();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let configure = |c: &mut Config| {
+        c.rate_limits.oauth_per_client = limit(3, 60);
+        c.rate_limits.backend = redis_backend(&redis_url(), &keys.prefix);
+    };
+    let a = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: a.database_url.clone(),
+        ..Default::default()
+    };
+    configure(&mut config);
+    config.check().unwrap();
+    let b = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
+        .await
+        .unwrap();
+    let (id, secret) = cc_client(&a).await;
+    let token = |url: String| {
+        let http = a.http.clone();
+        let auth = basic(&id, &secret);
+        async move {
+            let r = http
+                .post(format!("{url}/oauth/token"))
+                .header("authorization", auth)
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = status_json(r).await;
+            (status, retry_after, body)
+        }
+    };
+    for url in [a.url.clone(), a.url.clone(), b.url()] {
+        let (status, _, body) = token(url).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["access_token"].is_string());
+    }
+    let (status, retry_after, body) = token(b.url()).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+    let (status, retry_after, body) = token(a.url.clone()).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "20");
+    clock.advance(20);
+    let (status, _, body) = token(b.url()).await;
+    assert_eq!(status, 200, "{body}");
+    b.stop().await.unwrap();
+    keys.clean().await;
+}
+
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_per_instance_limits() {
+    // Nothing listens on port 1: every connection is refused at once.
+    let clock = Arc::new(ManualClock::new(NOW));
+    let configure = |c: &mut Config| {
+        c.rate_limits.management_per_ip = limit(2, 60);
+        c.rate_limits.backend = redis_backend("redis://127.0.0.1:1", "oauth-test:");
+    };
+    let a = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    let b = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    // Fail open to the in-memory bucket of each instance: requests are served, and each
+    // instance still limits on its own.
+    for _ in 0..2 {
+        let (status, _, body) = list_clients(&a).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry_after, body) = list_clients(&a).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "30");
+    let (status, _, body) = list_clients(&b).await;
+    assert_eq!(
+        status, 200,
+        "b has its own bucket while Redis is down: {body}"
+    );
+}
+
+#[tokio::test]
+async fn silent_redis_times_out_and_falls_back() {
+    // A listener that accepts connections and never answers: every command times out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.rate_limits.management_per_ip = limit(2, 60);
+        c.rate_limits.backend = redis_backend(&format!("redis://127.0.0.1:{port}"), "t:");
+    })
+    .await;
+    for _ in 0..2 {
+        let (status, _, body) = list_clients(&app).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry_after, body) = list_clients(&app).await;
+    assert_rate_limited(status, retry_after.as_deref(), &body, "30");
+    silent.abort();
+}
