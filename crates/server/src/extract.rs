@@ -87,6 +87,17 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             ),
         ])));
     }
+    // serde_json keeps the last of repeated member names; two readers of one body could then
+    // disagree about it, so a repeated name is refused, like a repeated form parameter.
+    if let Some(pointer) = repeated_member(bytes) {
+        return Err(ApiError::validation(ValidationErrors(vec![
+            FieldError::new(
+                pointer,
+                "duplicate_member",
+                "this member name appears more than once in its object",
+            ),
+        ])));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let pointer = json_pointer(err.path());
         let message = humanize(&err.into_inner().to_string());
@@ -95,6 +106,92 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             pointer, code, message,
         )]))
     })
+}
+
+/// The JSON pointer of the first member name repeated within one object, at any depth. Call it
+/// on a body already known to be valid JSON.
+fn repeated_member(bytes: &[u8]) -> Option<String> {
+    use serde::de::DeserializeSeed;
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = RepeatedMember {
+        pointer: String::new(),
+        found: &mut found,
+    };
+    // The walk stops with an error at the first repeated name; `found` says which.
+    let _ = seed.deserialize(&mut de);
+    found
+}
+
+/// Walks a JSON document without building it, recording the first repeated member name.
+struct RepeatedMember<'a> {
+    pointer: String,
+    found: &'a mut Option<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RepeatedMember<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RepeatedMember<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let pointer = format!("{}/{}", self.pointer, escape_pointer(&name));
+            if !names.insert(name) {
+                *self.found = Some(pointer);
+                return Err(serde::de::Error::custom("repeated member name"));
+            }
+            map.next_value_seed(RepeatedMember {
+                pointer,
+                found: &mut *self.found,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while seq
+            .next_element_seed(RepeatedMember {
+                pointer: format!("{}/{index}", self.pointer),
+                found: &mut *self.found,
+            })?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 fn json_pointer(path: &serde_path_to_error::Path) -> String {
@@ -316,6 +413,39 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_member_names_are_found_at_any_depth() {
+        assert_eq!(repeated_member(br#"{"a":1,"b":[1,{"c":2}]}"#), None);
+        assert_eq!(repeated_member(br#"{"a":{"x":1},"b":{"x":2}}"#), None);
+        assert_eq!(
+            repeated_member(br#"{"name":"a","name":"b"}"#).as_deref(),
+            Some("/name")
+        );
+        // Escapes decode before comparing: "n\u0061me" is "name".
+        assert_eq!(
+            repeated_member(br#"{"name":"a","n\u0061me":"b"}"#).as_deref(),
+            Some("/name")
+        );
+        assert_eq!(
+            repeated_member(br#"{"a":[0,{"x/y":1,"x/y":2}]}"#).as_deref(),
+            Some("/a/1/x~1y")
+        );
+    }
+
+    #[test]
+    fn a_body_with_a_repeated_member_is_refused_with_its_pointer() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[allow(dead_code)]
+            name: String,
+        }
+        let err = parse_json::<Body>(br#"{"name":"a","name":"b"}"#)
+            .expect_err("a repeated name is refused");
+        let response = axum::response::IntoResponse::into_response(err);
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(parse_json::<Body>(br#"{"name":"a"}"#).is_ok());
+    }
 
     #[test]
     fn humanize_hides_rust_type_names() {

@@ -797,3 +797,65 @@ async fn oversized_and_deeply_nested_json_on_the_oauth_endpoints() {
     let (_, all) = app.get(&app.admin_key, "/oauth_clients").await;
     assert_eq!(all["meta"]["total_results"], 1);
 }
+
+#[tokio::test]
+async fn repeated_json_member_names_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let bearer = format!("Bearer {}", app.admin_key);
+    let json_ct: &[(&str, &[u8])] = &[
+        ("content-type", b"application/json"),
+        ("authorization", bearer.as_bytes()),
+    ];
+    // Which name wins would depend on the reader; the server refuses to guess.
+    let body = br#"{"name":"Benign","client_type":"confidential","allowed_grant_types":["client_credentials"],"allowed_scopes":["admin"],"name":"<script>"}"#;
+    let r = raw(
+        &app,
+        reqwest::Method::POST,
+        "/oauth_clients",
+        json_ct,
+        body.to_vec(),
+    )
+    .await;
+    let (status, json) = status_json(r).await;
+    assert_eq!(status, 422, "{json}");
+    assert_eq!(json["errors"][0]["source"]["pointer"], "/name", "{json}");
+    assert_eq!(json["errors"][0]["code"], "duplicate_member", "{json}");
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(
+        list["meta"]["total_results"], 0,
+        "nothing was created: {list}"
+    );
+
+    // An update with a repeated name leaves the client as it was.
+    let client = app
+        .create_client(&app.admin_key, confidential_client("Original"))
+        .await;
+    let id = client["client_id"].as_str().unwrap();
+    let body = br#"{"name":"A","redirect_uris":["https://a.example/cb"],"name":"B"}"#;
+    let path = format!("/oauth_clients/{id}");
+    let r = raw(&app, reqwest::Method::PUT, &path, json_ct, body.to_vec()).await;
+    let (status, json) = status_json(r).await;
+    assert_eq!(status, 422, "{json}");
+    let (_, after) = app.get(&app.admin_key, &path).await;
+    assert_eq!(after["data"]["name"], "Original");
+    assert_eq!(
+        after["data"]["redirect_uris"],
+        json!(["https://app.example.com/callback"])
+    );
+
+    // Dynamic registration reads JSON the same way.
+    let body = br#"{"redirect_uris":["https://a.example/cb"],"client_name":"x","client_name":"y"}"#;
+    let r = raw(
+        &app,
+        reqwest::Method::POST,
+        "/oauth/register",
+        &[("content-type", b"application/json")],
+        body.to_vec(),
+    )
+    .await;
+    let status = r.status().as_u16();
+    let json: Value = r.json().await.unwrap();
+    assert_client_error(status, &json, "register with a repeated member");
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], 1, "{list}");
+}
