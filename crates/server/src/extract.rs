@@ -279,20 +279,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or("");
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-            if pairs.iter().any(|(seen, _)| *seen == k) {
-                return Err(ApiError::bad_query(ValidationErrors(vec![
-                    FieldError::new(
-                        k.into_owned(),
-                        "repeated",
-                        "this parameter appears more than once",
-                    ),
-                ])));
+        match crate::form::pairs(raw.as_bytes()) {
+            Ok(pairs) => Ok(QueryParams(pairs)),
+            Err(crate::form::FormError::Repeated(k)) => {
+                Err(ApiError::bad_query(ValidationErrors(vec![
+                    FieldError::new(k, "repeated", "this parameter appears more than once"),
+                ])))
             }
-            pairs.push((k.into_owned(), v.into_owned()));
+            Err(crate::form::FormError::NotUtf8) => Err(ApiError::bad_request(
+                "the query string is not UTF-8 once percent-decoded",
+            )),
         }
-        Ok(QueryParams(pairs))
     }
 }
 

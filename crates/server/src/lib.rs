@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+mod form;
 pub mod html;
 pub mod maintenance;
 pub mod oauth_request;

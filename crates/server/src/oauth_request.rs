@@ -36,16 +36,17 @@ impl OAuthParams {
 
     /// From a form body: a repeated parameter is an error (RFC 6749 §3.1).
     pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
-        let mut map = BTreeMap::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(ApiError::oauth(
-                    "invalid_request",
-                    format!("the parameter `{k}` appears more than once"),
-                ));
-            }
+        match crate::form::pairs(body) {
+            Ok(pairs) => Ok(Self(pairs.into_iter().collect())),
+            Err(crate::form::FormError::Repeated(k)) => Err(ApiError::oauth(
+                "invalid_request",
+                format!("the parameter `{k}` appears more than once"),
+            )),
+            Err(crate::form::FormError::NotUtf8) => Err(ApiError::oauth(
+                "invalid_request",
+                "the form body is not UTF-8 once percent-decoded",
+            )),
         }
-        Ok(Self(map))
     }
 
     /// From a JSON object whose values are strings (`null` is absent). Numbers and booleans

@@ -43,9 +43,14 @@ async fn authorize(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
     let raw = uri.query().unwrap_or("");
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    // Repeats are kept: the request's own checks refuse them, in their order.
+    let Ok(pairs) = crate::form::decode(raw.as_bytes()) else {
+        return Ok(html::message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid",
+            "The link's parameters are not valid UTF-8.",
+        ));
+    };
     let query = AuthorizeQuery(&pairs);
     let client = match query.client_id() {
         Ok(id) => state.store.get_client(id).await?,

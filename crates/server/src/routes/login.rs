@@ -53,18 +53,9 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The form's key/value pairs; a repeated key makes the form invalid.
+/// The form's key/value pairs; a repeated key or one not UTF-8 makes the form invalid.
 pub(crate) fn form_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in url::form_urlencoded::parse(bytes) {
-        // A set, not a scan of `out`: thousands of fields stay cheap.
-        if !seen.insert(k.clone()) {
-            return None;
-        }
-        out.push((k.into_owned(), v.into_owned()));
-    }
-    Some(out)
+    crate::form::pairs(bytes).ok()
 }
 
 pub(crate) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
@@ -148,7 +139,7 @@ async fn login(
             StatusCode::BAD_REQUEST,
             "/",
             "",
-            Some("The form was sent with a repeated field. Please try again."),
+            Some("The form could not be read (a repeated field, or text that is not UTF-8). Please try again."),
         ));
     };
     let return_to = field(&form, "return_to");

@@ -391,15 +391,17 @@ async fn invalid_utf8_never_breaks_an_endpoint() {
         let r = raw(&app, reqwest::Method::POST, path, &h, body.to_vec()).await;
         let (status, json) = status_json(r).await;
         let what = format!("{path} {}", String::from_utf8_lossy(body));
-        if path == "/oauth/introspect" {
-            // An unreadable token is simply not active.
-            assert_eq!(
-                (status, json.clone()),
-                (200, json!({"active": false})),
-                "{what}"
-            );
-        } else {
-            assert_client_error(status, &json, &what);
+        // A body that is not UTF-8 once decoded is malformed: refused, never read with
+        // replacement characters.
+        assert_client_error(status, &json, &what);
+        let form_body = headers
+            .iter()
+            .any(|(_, v)| v == b"application/x-www-form-urlencoded");
+        let lossy = url::form_urlencoded::parse(body).any(|(k, v)| {
+            k.contains(char::REPLACEMENT_CHARACTER) || v.contains(char::REPLACEMENT_CHARACTER)
+        });
+        if form_body && lossy {
+            assert_eq!(json["error"], "invalid_request", "{what}: {json}");
         }
     }
     // A bearer credential that is not UTF-8.
@@ -418,11 +420,22 @@ async fn invalid_utf8_never_breaks_an_endpoint() {
         "{json}"
     );
     // Query strings: the management list, the authorization endpoint (an HTML page).
+    // Not UTF-8 once decoded: refused, not patched with replacement characters.
     let (status, body) = app
         .get(&app.admin_key, "/oauth_clients?filter[name]=%FF%FE")
         .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"], json!([]));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not UTF-8"),
+        "{body}"
+    );
     // Path parameters: a JSON 404, like an unknown id (not the framework's plain-text 400).
     for path in [
         "/oauth_clients/%FF",
@@ -459,7 +472,13 @@ async fn invalid_utf8_never_breaks_an_endpoint() {
         b"email=\xff&password=%FF&csrf_token=\xfe".to_vec(),
     )
     .await;
-    assert_eq!(r.status(), 403);
+    // Unreadable: the form again, and no session.
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("oauth_session=")));
     // Nothing was created by any of it.
     let (_, all) = app.get(&app.admin_key, "/oauth_clients").await;
     assert_eq!(all["meta"]["total_results"], 1);
