@@ -95,14 +95,29 @@ struct Header {
     crit: Option<serde_json::Value>,
 }
 
-/// Signs `claims` as an access token with `key` (header `typ: at+jwt`, `alg`, `kid`).
+/// Signs `claims` as an access token with `key` (header `typ: at+jwt`, `alg`, `kid`; encoded
+/// once per key, see [`encoded_access_token_header`]).
 pub fn encode_access_token(key: &KeyPair, claims: &AccessTokenClaims) -> Result<String, KeyError> {
+    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    let header = key.access_token_header();
+    let mut token = String::with_capacity(header.len() + 1 + payload.len() * 4 / 3 + 4 + 120);
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let sig = key.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    Ok(token)
+}
+
+/// The base64url protected header of the access tokens `key` signs.
+pub(crate) fn encoded_access_token_header(key: &PublicKey) -> String {
     let header = serde_json::json!({
         "alg": key.alg().as_str(),
         "typ": ACCESS_TOKEN_TYP,
         "kid": key.kid(),
     });
-    sign_compact(key, &header, claims)
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default())
 }
 
 /// Compact JWS of any header and payload, signed with `key`. The header is taken as given
@@ -243,6 +258,21 @@ mod tests {
             assert_eq!(got, claims(1000));
             assert!(got.has_scope("admin") && !got.has_scope("adm"));
         }
+    }
+
+    #[test]
+    fn the_cached_header_is_the_access_token_header() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let k = KeyPair::generate(Algorithm::EdDsa, &mut rng).unwrap();
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": k.kid()});
+        // Ed25519 signatures are deterministic: both encodings must give the same token.
+        assert_eq!(
+            encode_access_token(&k, &claims(1000)).unwrap(),
+            sign_compact(&k, &header, &claims(1000)).unwrap()
+        );
+        let renamed = k.with_kid("other");
+        let t = encode_access_token(&renamed, &claims(1000)).unwrap();
+        assert_eq!(peek_kid(&t).unwrap(), "other");
     }
 
     #[test]

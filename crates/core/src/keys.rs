@@ -21,9 +21,8 @@ use oauth_wire::Jwk;
 use rand::{CryptoRng, RngCore};
 use ring::rand::SystemRandom;
 use ring::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey,
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256,
-    RSA_PKCS1_SHA256,
+    EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -203,6 +202,8 @@ pub struct KeyPair {
     source: Source,
     rng: SystemRandom,
     public: PublicKey,
+    /// The encoded protected header of this key's access tokens, built once.
+    access_token_header: String,
 }
 
 /// A parsed public key, ready to verify.
@@ -351,18 +352,27 @@ impl KeyPair {
             members,
         };
         public.kid = kid.unwrap_or_else(|| public.thumbprint());
+        let access_token_header = crate::jwt::encoded_access_token_header(&public);
         Ok(Self {
             signer,
             source,
             rng,
             public,
+            access_token_header,
         })
     }
 
     /// The same key under another id (for tests that forge a token claiming a known kid).
     pub fn with_kid(mut self, kid: &str) -> Self {
         self.public.kid = kid.to_owned();
+        self.access_token_header = crate::jwt::encoded_access_token_header(&self.public);
         self
+    }
+
+    /// The base64url protected header of an access token signed with this key (see
+    /// [`crate::jwt::encode_access_token`]).
+    pub fn access_token_header(&self) -> &str {
+        &self.access_token_header
     }
 
     pub fn kid(&self) -> &str {
