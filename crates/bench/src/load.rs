@@ -66,10 +66,17 @@ impl Connection {
     }
 
     /// Sends one request and reads the whole response body.
-    pub async fn send(
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        self.exchange(req)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// Sends one request; the response's status, headers and whole body.
+    pub async fn exchange(
         &mut self,
         mut req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), String> {
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
         req.headers_mut().insert(header::HOST, self.host.clone());
         let sender = self.sender().await?;
         let sent = async {
@@ -82,13 +89,14 @@ impl Connection {
                 .await
                 .map_err(|e| format!("request: {e}"))?;
             let status = response.status();
+            let headers = response.headers().clone();
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| format!("response body: {e}"))?
                 .to_bytes();
-            Ok::<_, String>((status, body))
+            Ok::<_, String>((status, headers, body))
         }
         .await;
         if sent.is_err() {

@@ -5,15 +5,14 @@
 //! Adding a scenario: write a `prepare_*` function returning an operation (usually a
 //! [`Single`] request) and add one entry to [`SCENARIOS`].
 //!
-//! Extension point for flows: the authorization code flow (authorize → grants → token) and
-//! refresh-token rotation are several requests per operation. Implement [`Operation`] for a
-//! struct whose `run` sends the requests in order on the same connection and returns `Err` on
-//! the first unexpected response; one completed flow is one operation (flows per second). Add
-//! them as `authorization-code` and `refresh-rotation`.
+//! Flows: an operation may be several requests. [`CodeFlow`] (`authorization-code`) sends
+//! authorize → grants → token in order on one connection and fails on the first unexpected
+//! response; one completed flow is one operation (flows per second). [`RefreshRotation`]
+//! (`refresh-rotation`) redeems one refresh token per operation.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
@@ -21,7 +20,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use crate::load::{request, Operation, Single};
+use crate::load::{check, request, Connection, Operation, Single};
 use crate::target::Target;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -112,6 +111,28 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_introspect),
         peer: Plan::Run(prepare_peer_introspect),
         peer_note: Some("oidc-provider refuses to introspect JWTs: it introspects an opaque token"),
+    },
+    Scenario {
+        name: "authorization-code",
+        about: "authorization code flow with PKCE: GET /oauth/authorize → POST /oauth/grants → \
+                POST /oauth/token, one flow per operation on one connection",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Run(prepare_ours_code_flow),
+        peer: Plan::NotApplicable,
+        peer_note: Some(
+            "oidc-provider's flow goes through its interactive login and consent pages: not scripted",
+        ),
+    },
+    Scenario {
+        name: "refresh-rotation",
+        about: "POST /oauth/token grant_type=refresh_token: each operation redeems the current \
+                refresh token for a new pair",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Run(prepare_ours_refresh),
+        peer: Plan::NotApplicable,
+        peer_note: Some("not scripted for oidc-provider (its refresh tokens come from the interactive flow)"),
     },
 ];
 
@@ -345,6 +366,217 @@ fn introspect_request(path: &'static str, auth: HeaderValue, token: &str) -> Arc
         }),
         status: StatusCode::OK,
         body_contains: Some("\"active\":true".to_owned()),
+    })
+}
+
+/// RFC 7636 Appendix B.
+const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CODE_REDIRECT: &str = "https://app.bench.example/callback";
+
+/// The authorization code flow of one confidential client (PKCE required) for the benchmark
+/// user, who approves with the API key (as a consent front end would).
+struct CodeFlow {
+    client_id: String,
+    client_auth: HeaderValue,
+    user_auth: HeaderValue,
+}
+
+impl CodeFlow {
+    async fn new(t: &Target) -> anyhow::Result<Self> {
+        let created: serde_json::Value = t
+            .http
+            .post(t.url("/oauth_clients"))
+            .bearer_auth(&t.api_key)
+            .json(&json!({
+                "name": "bench code client",
+                "client_type": "confidential",
+                "allowed_grant_types": ["authorization_code", "refresh_token"],
+                "allowed_scopes": ["admin"],
+                "redirect_uris": [CODE_REDIRECT],
+                "require_pkce": true,
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["data"]["client_id"]
+            .as_str()
+            .context("no client_id")?;
+        let secret = created["data"]["client_secret"]
+            .as_str()
+            .context("no client_secret")?;
+        Ok(Self {
+            client_id: id.to_owned(),
+            client_auth: basic(id, secret),
+            user_auth: bearer(&t.api_key),
+        })
+    }
+
+    /// One whole flow; the token response.
+    async fn flow(&self, conn: &mut Connection, seq: u64) -> Result<serde_json::Value, String> {
+        // 1. The authorization request: a consent token in the redirect to the consent page.
+        let state = format!("s{seq}");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", CODE_REDIRECT)
+            .append_pair("scope", "admin")
+            .append_pair("state", &state)
+            .append_pair("code_challenge", PKCE_CHALLENGE)
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let mut req = request(
+            Method::GET,
+            &format!("/oauth/authorize?{query}"),
+            None,
+            Bytes::new(),
+        );
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, self.user_auth.clone());
+        let (status, headers, body) = conn.exchange(req).await?;
+        check(status, &body, StatusCode::FOUND, None)?;
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let consent_token = query_param(location, "consent_token")
+            .ok_or_else(|| format!("authorize: no consent_token in {location:?}"))?;
+
+        // 2. The user approves: the redirect back to the client carries the code.
+        let body = json!({"allowed": true, "consent_token": consent_token}).to_string();
+        let mut req = request(
+            Method::POST,
+            "/oauth/grants",
+            Some("application/json"),
+            Bytes::from(body),
+        );
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, self.user_auth.clone());
+        let (status, body) = conn.send(req).await?;
+        check(status, &body, StatusCode::OK, Some("\"redirect_uri\""))?;
+        let decided: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("grants: {e}"))?;
+        let back = decided["redirect_uri"].as_str().unwrap_or("");
+        if query_param(back, "state").as_deref() != Some(state.as_str()) {
+            return Err(format!("grants: state not echoed in {back:?}"));
+        }
+        let code =
+            query_param(back, "code").ok_or_else(|| format!("grants: no code in {back:?}"))?;
+
+        // 3. The client redeems the code with its secret and the PKCE verifier.
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", &code)
+            .append_pair("redirect_uri", CODE_REDIRECT)
+            .append_pair("code_verifier", PKCE_VERIFIER)
+            .finish();
+        token_exchange(conn, &self.client_auth, form).await
+    }
+}
+
+/// POST /oauth/token with the client's Basic credentials; the token response, which must hold
+/// an access token and a refresh token.
+async fn token_exchange(
+    conn: &mut Connection,
+    client_auth: &HeaderValue,
+    form: String,
+) -> Result<serde_json::Value, String> {
+    let mut req = request(
+        Method::POST,
+        "/oauth/token",
+        Some("application/x-www-form-urlencoded"),
+        Bytes::from(form),
+    );
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, client_auth.clone());
+    let (status, body) = conn.send(req).await?;
+    check(status, &body, StatusCode::OK, Some("\"refresh_token\""))?;
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("token: {e}"))?;
+    if tokens["access_token"].as_str().is_none_or(str::is_empty) {
+        return Err("token: no access_token".to_owned());
+    }
+    Ok(tokens)
+}
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[async_trait::async_trait]
+impl Operation for CodeFlow {
+    async fn run(&self, conn: &mut Connection, seq: u64) -> Result<(), String> {
+        self.flow(conn, seq).await.map(drop)
+    }
+}
+
+fn prepare_ours_code_flow(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move { Ok(Arc::new(CodeFlow::new(t).await?) as Arc<dyn Operation>) })
+}
+
+/// Refresh-token rotation: each operation takes a current refresh token from the pool,
+/// redeems it, and puts the new one back. The pool starts empty; an operation that finds it
+/// empty first runs a code flow for a new chain (once per connection, in the warm-up).
+struct RefreshRotation {
+    flow: CodeFlow,
+    current: Mutex<Vec<String>>,
+}
+
+impl RefreshRotation {
+    fn take(&self) -> Option<String> {
+        match self.current.lock() {
+            Ok(mut g) => g.pop(),
+            Err(p) => p.into_inner().pop(),
+        }
+    }
+
+    fn put(&self, token: String) {
+        match self.current.lock() {
+            Ok(mut g) => g.push(token),
+            Err(p) => p.into_inner().push(token),
+        }
+    }
+}
+
+fn refresh_token_of(tokens: &serde_json::Value) -> Result<String, String> {
+    tokens["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "token: no refresh_token".to_owned())
+}
+
+#[async_trait::async_trait]
+impl Operation for RefreshRotation {
+    async fn run(&self, conn: &mut Connection, seq: u64) -> Result<(), String> {
+        let current = match self.take() {
+            Some(t) => t,
+            None => refresh_token_of(&self.flow.flow(conn, seq).await?)?,
+        };
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", &current)
+            .finish();
+        let tokens = token_exchange(conn, &self.flow.client_auth, form).await?;
+        let next = refresh_token_of(&tokens)?;
+        if next == current {
+            return Err("refresh: the refresh token was not rotated".to_owned());
+        }
+        self.put(next);
+        Ok(())
+    }
+}
+
+fn prepare_ours_refresh(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        Ok(Arc::new(RefreshRotation {
+            flow: CodeFlow::new(t).await?,
+            current: Mutex::new(Vec::new()),
+        }) as Arc<dyn Operation>)
     })
 }
 

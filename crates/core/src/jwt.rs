@@ -8,10 +8,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyPair, PublicKey};
+use crate::keys::{KeyError, KeyPair, PublicKey};
 use crate::UnixSeconds;
 
 /// RFC 9068 §2.1: the `typ` header of an access token.
@@ -96,33 +95,43 @@ struct Header {
     crit: Option<serde_json::Value>,
 }
 
-/// Signs `claims` as an access token with `key` (header `typ: at+jwt`, `alg`, `kid`).
-pub fn encode_access_token<R: RngCore + CryptoRng>(
-    key: &KeyPair,
-    claims: &AccessTokenClaims,
-    rng: &mut R,
-) -> String {
+/// Signs `claims` as an access token with `key` (header `typ: at+jwt`, `alg`, `kid`; encoded
+/// once per key, see [`encoded_access_token_header`]).
+pub fn encode_access_token(key: &KeyPair, claims: &AccessTokenClaims) -> Result<String, KeyError> {
+    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    let header = key.access_token_header();
+    let mut token = String::with_capacity(header.len() + 1 + payload.len() * 4 / 3 + 4 + 120);
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let sig = key.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    Ok(token)
+}
+
+/// The base64url protected header of the access tokens `key` signs.
+pub(crate) fn encoded_access_token_header(key: &PublicKey) -> String {
     let header = serde_json::json!({
         "alg": key.alg().as_str(),
         "typ": ACCESS_TOKEN_TYP,
         "kid": key.kid(),
     });
-    sign_compact(key, &header, claims, rng)
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default())
 }
 
 /// Compact JWS of any header and payload, signed with `key`. The header is taken as given
 /// (tests use this to forge tokens).
-pub fn sign_compact<R: RngCore + CryptoRng>(
+pub fn sign_compact(
     key: &KeyPair,
     header: &serde_json::Value,
     payload: &impl Serialize,
-    rng: &mut R,
-) -> String {
+) -> Result<String, KeyError> {
     let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap_or_default());
     let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap_or_default());
     let signing_input = format!("{h}.{p}");
-    let sig = key.sign(signing_input.as_bytes(), rng);
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    let sig = key.sign(signing_input.as_bytes())?;
+    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
 }
 
 /// Is this shaped like a compact JWS (three base64url parts)? Cheap; no decoding.
@@ -242,7 +251,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(9);
         for alg in [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256] {
             let k = KeyPair::generate(alg, &mut rng).unwrap();
-            let t = encode_access_token(&k, &claims(1000), &mut rng);
+            let t = encode_access_token(&k, &claims(1000)).unwrap();
             assert!(looks_like_jwt(&t));
             assert_eq!(peek_kid(&t).unwrap(), k.kid());
             let got = verify_access_token(&t, |_| Some(k.public_key()), &expect(1000)).unwrap();
@@ -252,10 +261,25 @@ mod tests {
     }
 
     #[test]
+    fn the_cached_header_is_the_access_token_header() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let k = KeyPair::generate(Algorithm::EdDsa, &mut rng).unwrap();
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": k.kid()});
+        // Ed25519 signatures are deterministic: both encodings must give the same token.
+        assert_eq!(
+            encode_access_token(&k, &claims(1000)).unwrap(),
+            sign_compact(&k, &header, &claims(1000)).unwrap()
+        );
+        let renamed = k.with_kid("other");
+        let t = encode_access_token(&renamed, &claims(1000)).unwrap();
+        assert_eq!(peek_kid(&t).unwrap(), "other");
+    }
+
+    #[test]
     fn claims_are_checked() {
         let mut rng = StdRng::seed_from_u64(10);
         let k = KeyPair::generate(Algorithm::Es256, &mut rng).unwrap();
-        let t = encode_access_token(&k, &claims(1000), &mut rng);
+        let t = encode_access_token(&k, &claims(1000)).unwrap();
         let v = |e: &Expect<'_>| verify_access_token(&t, |_| Some(k.public_key()), e);
         assert_eq!(v(&expect(4600)), Err(JwtError::Expired));
         assert_eq!(v(&expect(900)), Err(JwtError::NotYetValid));
@@ -296,19 +320,19 @@ mod tests {
             &k,
             &serde_json::json!({"alg":"ES256","kid":k.kid()}),
             &claims(1000),
-            &mut rng,
-        );
+        )
+        .unwrap();
         assert_eq!(verify(&no_typ), Err(JwtError::WrongType));
         let crit = sign_compact(
             &k,
             &serde_json::json!({"alg":"ES256","typ":"at+jwt","kid":k.kid(),"crit":["x"]}),
             &claims(1000),
-            &mut rng,
-        );
+        )
+        .unwrap();
         assert_eq!(verify(&crit), Err(JwtError::Malformed));
-        let forged = encode_access_token(&other.with_kid(k.kid()), &claims(1000), &mut rng);
+        let forged = encode_access_token(&other.with_kid(k.kid()), &claims(1000)).unwrap();
         assert_eq!(verify(&forged), Err(JwtError::BadSignature));
-        let good = encode_access_token(&k, &claims(1000), &mut rng);
+        let good = encode_access_token(&k, &claims(1000)).unwrap();
         let mut c = claims(1000);
         c.scope = "admin messaging voice".into();
         let (h, _, s) = split(&good).unwrap();

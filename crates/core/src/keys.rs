@@ -3,7 +3,9 @@
 //! key id (the RFC 7638 thumbprint), and sealing of the private half for storage.
 //!
 //! A private key is parsed once, into a [`KeyPair`], when it is generated or loaded; signing
-//! uses that object and never parses key material again.
+//! uses that object and never parses key material again. Signing and verification use `ring`;
+//! generation and the PKCS#8 encoding of stored keys use the RustCrypto crates (`p256`,
+//! `ed25519-dalek`, `rsa`), which also parse the stored forms.
 //!
 //! Sealing: the PKCS#8 DER of the private key is encrypted with AES-256-GCM under the
 //! key-encryption key, with the key id as associated data, so that a sealed key moved to another
@@ -17,6 +19,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use oauth_wire::Jwk;
 use rand::{CryptoRng, RngCore};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -71,6 +78,8 @@ pub enum KeyError {
         "the sealed private key cannot be opened: wrong key-encryption key, or the row was altered"
     )]
     Unseal,
+    #[error("signing failed: the system random number generator is unavailable")]
+    Sign,
     #[error("the key-encryption key must be 32 bytes, base64-encoded")]
     BadEncryptionKey,
 }
@@ -160,23 +169,41 @@ impl fmt::Debug for KeyEncryptionKey {
     }
 }
 
+/// The ring object that signs. Built once from the private key; signing never parses key
+/// material.
 enum Signer {
+    Es256(ring::signature::EcdsaKeyPair),
+    Rs256(ring::signature::RsaKeyPair),
+    EdDsa(ring::signature::Ed25519KeyPair),
+}
+
+/// The private key as its own crate holds it: PKCS#8 encoding, and the parser of the stored
+/// forms, so that keys stored by earlier versions load exactly as before.
+enum Source {
     Es256(p256::ecdsa::SigningKey),
-    Rs256(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
+    Rs256(Box<rsa::RsaPrivateKey>),
     EdDsa(ed25519_dalek::SigningKey),
 }
 
+/// The public JWK members (RFC 7518 §6), computed once.
 #[derive(Clone)]
-enum Verifier {
-    Es256(p256::ecdsa::VerifyingKey),
-    Rs256(Box<rsa::pkcs1v15::VerifyingKey<Sha256>>),
-    EdDsa(ed25519_dalek::VerifyingKey),
+struct Members {
+    kty: &'static str,
+    crv: Option<&'static str>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
 }
 
 /// A parsed private key, ready to sign, with its id and public half.
 pub struct KeyPair {
     signer: Signer,
+    source: Source,
+    rng: SystemRandom,
     public: PublicKey,
+    /// The encoded protected header of this key's access tokens, built once.
+    access_token_header: String,
 }
 
 /// A parsed public key, ready to verify.
@@ -184,7 +211,8 @@ pub struct KeyPair {
 pub struct PublicKey {
     kid: String,
     alg: Algorithm,
-    verifier: Verifier,
+    verifier: UnparsedPublicKey<Vec<u8>>,
+    members: Members,
 }
 
 impl fmt::Debug for KeyPair {
@@ -208,70 +236,143 @@ impl fmt::Debug for PublicKey {
 impl KeyPair {
     /// A fresh key. Its kid is the RFC 7638 thumbprint of its public JWK.
     pub fn generate<R: RngCore + CryptoRng>(alg: Algorithm, rng: &mut R) -> Result<Self, KeyError> {
-        let signer = match alg {
-            Algorithm::Es256 => Signer::Es256(p256::ecdsa::SigningKey::random(rng)),
-            Algorithm::EdDsa => Signer::EdDsa(ed25519_dalek::SigningKey::generate(rng)),
-            Algorithm::Rs256 => {
-                let key = rsa::RsaPrivateKey::new(rng, RSA_BITS)
-                    .map_err(|e| KeyError::Generate(e.to_string()))?;
-                Signer::Rs256(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
-            }
+        let source = match alg {
+            Algorithm::Es256 => Source::Es256(p256::ecdsa::SigningKey::random(rng)),
+            Algorithm::EdDsa => Source::EdDsa(ed25519_dalek::SigningKey::generate(rng)),
+            Algorithm::Rs256 => Source::Rs256(Box::new(
+                rsa::RsaPrivateKey::new(rng, RSA_BITS)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?,
+            )),
         };
-        Ok(Self::from_signer(signer, None))
+        Self::from_source(source, None).map_err(|e| KeyError::Generate(e.to_string()))
     }
 
     /// A key loaded from storage: PKCS#8 DER of the private key, its algorithm and kid.
     pub fn from_pkcs8_der(alg: Algorithm, kid: &str, der: &[u8]) -> Result<Self, KeyError> {
-        let signer = match alg {
+        let source = match alg {
             Algorithm::Es256 => {
                 use p256::pkcs8::DecodePrivateKey;
-                Signer::Es256(
+                Source::Es256(
                     p256::ecdsa::SigningKey::from_pkcs8_der(der)
                         .map_err(|_| KeyError::Decode(alg))?,
                 )
             }
             Algorithm::EdDsa => {
                 use ed25519_dalek::pkcs8::DecodePrivateKey;
-                Signer::EdDsa(
+                Source::EdDsa(
                     ed25519_dalek::SigningKey::from_pkcs8_der(der)
                         .map_err(|_| KeyError::Decode(alg))?,
                 )
             }
             Algorithm::Rs256 => {
                 use rsa::pkcs8::DecodePrivateKey;
-                let key =
-                    rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| KeyError::Decode(alg))?;
-                Signer::Rs256(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
+                Source::Rs256(Box::new(
+                    rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| KeyError::Decode(alg))?,
+                ))
             }
         };
-        Ok(Self::from_signer(signer, Some(kid.to_owned())))
+        Self::from_source(source, Some(kid.to_owned()))
     }
 
-    fn from_signer(signer: Signer, kid: Option<String>) -> Self {
-        let (alg, verifier) = match &signer {
-            Signer::Es256(k) => (Algorithm::Es256, Verifier::Es256(*k.verifying_key())),
-            Signer::EdDsa(k) => (Algorithm::EdDsa, Verifier::EdDsa(k.verifying_key())),
-            Signer::Rs256(k) => {
-                use rsa::signature::Keypair;
+    /// Builds the ring signer and verifier from the raw key components (not from the stored
+    /// PKCS#8, whose optional parts ring is stricter about), and the JWK members.
+    fn from_source(source: Source, kid: Option<String>) -> Result<Self, KeyError> {
+        let rng = SystemRandom::new();
+        let b64 = |b: &[u8]| Some(URL_SAFE_NO_PAD.encode(b));
+        let (alg, signer, public_bytes, members) = match &source {
+            Source::Es256(k) => {
+                let alg = Algorithm::Es256;
+                let point = k.verifying_key().to_encoded_point(false);
+                let signer = EcdsaKeyPair::from_private_key_and_public_key(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &k.to_bytes(),
+                    point.as_bytes(),
+                    &rng,
+                )
+                .map_err(|_| KeyError::Decode(alg))?;
+                let members = Members {
+                    kty: "EC",
+                    crv: Some("P-256"),
+                    x: point.x().and_then(|x| b64(x)),
+                    y: point.y().and_then(|y| b64(y)),
+                    n: None,
+                    e: None,
+                };
                 (
-                    Algorithm::Rs256,
-                    Verifier::Rs256(Box::new(k.verifying_key())),
+                    alg,
+                    Signer::Es256(signer),
+                    point.as_bytes().to_vec(),
+                    members,
                 )
             }
+            Source::EdDsa(k) => {
+                let alg = Algorithm::EdDsa;
+                let public = k.verifying_key().to_bytes();
+                let seed = Zeroizing::new(k.to_bytes());
+                let signer = Ed25519KeyPair::from_seed_and_public_key(seed.as_ref(), &public)
+                    .map_err(|_| KeyError::Decode(alg))?;
+                let members = Members {
+                    kty: "OKP",
+                    crv: Some("Ed25519"),
+                    x: b64(&public),
+                    y: None,
+                    n: None,
+                    e: None,
+                };
+                (alg, Signer::EdDsa(signer), public.to_vec(), members)
+            }
+            Source::Rs256(k) => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                use rsa::traits::PublicKeyParts;
+                let alg = Algorithm::Rs256;
+                let pkcs1 = k.to_pkcs1_der().map_err(|_| KeyError::Decode(alg))?;
+                let signer =
+                    RsaKeyPair::from_der(pkcs1.as_bytes()).map_err(|_| KeyError::Decode(alg))?;
+                let public = signer.public().as_ref().to_vec();
+                let members = Members {
+                    kty: "RSA",
+                    crv: None,
+                    x: None,
+                    y: None,
+                    n: b64(&k.n().to_bytes_be()),
+                    e: b64(&k.e().to_bytes_be()),
+                };
+                (alg, Signer::Rs256(signer), public, members)
+            }
+        };
+        let verification: &'static dyn ring::signature::VerificationAlgorithm = match alg {
+            Algorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
+            Algorithm::EdDsa => &ED25519,
+            Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
         };
         let mut public = PublicKey {
             kid: String::new(),
             alg,
-            verifier,
+            verifier: UnparsedPublicKey::new(verification, public_bytes),
+            members,
         };
         public.kid = kid.unwrap_or_else(|| public.thumbprint());
-        Self { signer, public }
+        let access_token_header = crate::jwt::encoded_access_token_header(&public);
+        Ok(Self {
+            signer,
+            source,
+            rng,
+            public,
+            access_token_header,
+        })
     }
 
     /// The same key under another id (for tests that forge a token claiming a known kid).
     pub fn with_kid(mut self, kid: &str) -> Self {
         self.public.kid = kid.to_owned();
+        self.access_token_header = crate::jwt::encoded_access_token_header(&self.public);
         self
+    }
+
+    /// The base64url protected header of an access token signed with this key (see
+    /// [`crate::jwt::encode_access_token`]).
+    pub fn access_token_header(&self) -> &str {
+        &self.access_token_header
     }
 
     pub fn kid(&self) -> &str {
@@ -288,19 +389,18 @@ impl KeyPair {
 
     /// PKCS#8 DER of the private key, for sealing.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let doc = match &self.signer {
-            Signer::Es256(k) => {
+        let doc = match &self.source {
+            Source::Es256(k) => {
                 use p256::pkcs8::EncodePrivateKey;
                 k.to_pkcs8_der()
             }
-            Signer::EdDsa(k) => {
+            Source::EdDsa(k) => {
                 use ed25519_dalek::pkcs8::EncodePrivateKey;
                 k.to_pkcs8_der()
             }
-            Signer::Rs256(k) => {
+            Source::Rs256(k) => {
                 use rsa::pkcs8::EncodePrivateKey;
-                let inner: &rsa::RsaPrivateKey = k.as_ref().as_ref();
-                inner.to_pkcs8_der()
+                k.to_pkcs8_der()
             }
         }
         .map_err(|e| KeyError::Encode(e.to_string()))?;
@@ -308,16 +408,21 @@ impl KeyPair {
     }
 
     /// The JWS signature of `message` (RFC 7515 §5.1), raw bytes: `r || s` for ES256
-    /// (RFC 7518 §3.4), PKCS #1 v1.5 for RS256, Ed25519 for EdDSA. RS256 uses `rng` for blinding.
-    pub fn sign<R: RngCore + CryptoRng>(&self, message: &[u8], rng: &mut R) -> Vec<u8> {
-        use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer as _};
+    /// (RFC 7518 §3.4), PKCS #1 v1.5 for RS256, Ed25519 for EdDSA. Fails only when the
+    /// operating system's random number generator does (ECDSA nonces, RSA blinding).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.signer {
-            Signer::Es256(k) => {
-                let sig: p256::ecdsa::Signature = k.sign(message);
-                sig.to_bytes().to_vec()
+            Signer::Es256(k) => k
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Sign),
+            Signer::EdDsa(k) => Ok(k.sign(message).as_ref().to_vec()),
+            Signer::Rs256(k) => {
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(|_| KeyError::Sign)?;
+                Ok(sig)
             }
-            Signer::EdDsa(k) => k.sign(message).to_bytes().to_vec(),
-            Signer::Rs256(k) => k.sign_with_rng(rng, message).to_vec(),
         }
     }
 }
@@ -334,93 +439,45 @@ impl PublicKey {
     /// Does `signature` sign `message` under this key? Signatures of the wrong length or form
     /// are simply invalid.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        use rsa::signature::Verifier as _;
-        match &self.verifier {
-            Verifier::Es256(k) => p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|s| k.verify(message, &s).is_ok()),
-            Verifier::EdDsa(k) => ed25519_dalek::Signature::from_slice(signature)
-                .is_ok_and(|s| k.verify_strict(message, &s).is_ok()),
-            Verifier::Rs256(k) => rsa::pkcs1v15::Signature::try_from(signature)
-                .is_ok_and(|s| k.verify(message, &s).is_ok()),
-        }
+        self.verifier.verify(message, signature).is_ok()
     }
 
     /// The public JWK with `kid`, `alg` and `use: sig`.
     pub fn to_jwk(&self) -> Jwk {
-        let (kty, crv, x, y, n, e) = self.members();
+        let m = &self.members;
         Jwk {
             kid: self.kid.clone(),
-            kty: kty.to_owned(),
+            kty: m.kty.to_owned(),
             alg: self.alg.as_str().to_owned(),
             use_: "sig".to_owned(),
-            crv: crv.map(str::to_owned),
-            x,
-            y,
-            n,
-            e,
+            crv: m.crv.map(str::to_owned),
+            x: m.x.clone(),
+            y: m.y.clone(),
+            n: m.n.clone(),
+            e: m.e.clone(),
         }
     }
 
     /// The RFC 7638 §3 thumbprint: SHA-256 of the required members in lexicographic order,
     /// base64url.
     pub fn thumbprint(&self) -> String {
-        let (kty, crv, x, y, n, e) = self.members();
+        let m = &self.members;
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
-        let json = match kty {
+        let json = match m.kty {
             "EC" => format!(
                 r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-                crv.unwrap_or_default(),
-                s(&x),
-                s(&y)
+                m.crv.unwrap_or_default(),
+                s(&m.x),
+                s(&m.y)
             ),
-            "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s(&e), s(&n)),
+            "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s(&m.e), s(&m.n)),
             _ => format!(
                 r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-                crv.unwrap_or_default(),
-                s(&x)
+                m.crv.unwrap_or_default(),
+                s(&m.x)
             ),
         };
         URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes()))
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn members(
-        &self,
-    ) -> (
-        &'static str,
-        Option<&'static str>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) {
-        let b64 = |b: &[u8]| Some(URL_SAFE_NO_PAD.encode(b));
-        match &self.verifier {
-            Verifier::Es256(k) => {
-                let point = k.to_encoded_point(false);
-                (
-                    "EC",
-                    Some("P-256"),
-                    point.x().and_then(|x| b64(x)),
-                    point.y().and_then(|y| b64(y)),
-                    None,
-                    None,
-                )
-            }
-            Verifier::EdDsa(k) => ("OKP", Some("Ed25519"), b64(k.as_bytes()), None, None, None),
-            Verifier::Rs256(k) => {
-                use rsa::traits::PublicKeyParts;
-                let public: &rsa::RsaPublicKey = k.as_ref().as_ref();
-                (
-                    "RSA",
-                    None,
-                    None,
-                    None,
-                    b64(&public.n().to_bytes_be()),
-                    b64(&public.e().to_bytes_be()),
-                )
-            }
-        }
     }
 }
 
@@ -435,7 +492,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         for alg in [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256] {
             let k = KeyPair::generate(alg, &mut rng).unwrap();
-            let sig = k.sign(b"hello", &mut rng);
+            let sig = k.sign(b"hello").unwrap();
             assert!(k.public_key().verify(b"hello", &sig), "{alg}");
             assert!(!k.public_key().verify(b"hellp", &sig), "{alg}");
             let der = k.to_pkcs8_der().unwrap();
@@ -448,6 +505,45 @@ mod tests {
             assert_eq!(jwk.alg, alg.as_str());
             assert_eq!(jwk.use_, "sig");
         }
+    }
+
+    /// Keys stored in the minimal PKCS#8 forms (no public key inside: ECPrivateKey without
+    /// `publicKey`, Ed25519 PKCS#8 v1) load, sign and keep their JWK.
+    #[test]
+    fn minimal_pkcs8_forms_load() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let ec = KeyPair::generate(Algorithm::Es256, &mut rng).unwrap();
+        let Source::Es256(d) = &ec.source else {
+            unreachable!()
+        };
+        let mut der =
+            hex_bytes("3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420");
+        der.extend_from_slice(&d.to_bytes());
+        let ed = KeyPair::generate(Algorithm::EdDsa, &mut rng).unwrap();
+        let Source::EdDsa(seed) = &ed.source else {
+            unreachable!()
+        };
+        let mut ed_der = hex_bytes("302e020100300506032b657004220420");
+        ed_der.extend_from_slice(&seed.to_bytes());
+        for (orig, der) in [(&ec, der), (&ed, ed_der)] {
+            assert_ne!(der.as_slice(), orig.to_pkcs8_der().unwrap().as_slice());
+            let back = KeyPair::from_pkcs8_der(orig.alg(), orig.kid(), &der).unwrap();
+            assert_eq!(back.public_key().to_jwk(), orig.public_key().to_jwk());
+            assert_eq!(back.public_key().thumbprint(), orig.kid());
+            let sig = back.sign(b"m").unwrap();
+            assert!(orig.public_key().verify(b"m", &sig));
+        }
+        assert_eq!(
+            KeyPair::from_pkcs8_der(Algorithm::Es256, "k", &hex_bytes("3000")).unwrap_err(),
+            KeyError::Decode(Algorithm::Es256)
+        );
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn issue_access_token(
         jti: secret::random_token(&mut OsRng),
         grant_id: req.grant_id.map(str::to_owned),
     };
-    let access_token = jwt::encode_access_token(&key, &claims, &mut OsRng);
+    let access_token = jwt::encode_access_token(&key, &claims).map_err(ApiError::internal)?;
     Ok(IssuedToken {
         access_token,
         expires_in: lifetime,

@@ -359,8 +359,9 @@ pub struct Dialect {
     /// SQL that is true when the JSON array in column `grant_types` contains the bound value;
     /// `{}` stands for the placeholder.
     pub json_array_contains: &'static str,
-    /// Appended to a `SELECT` that is about to be updated in the same transaction: row locks
-    /// on PostgreSQL; nothing on SQLite, whose write transaction already holds the database.
+    /// Appended to a `SELECT` whose rows are about to be updated (in non-key columns only) in
+    /// the same transaction: row locks on PostgreSQL; nothing on SQLite, whose write
+    /// transaction already holds the database.
     pub for_update: &'static str,
 }
 

@@ -15,7 +15,11 @@ impl PostgresStore {
         insertion_order: "seq",
         strpos: "strpos",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
-        for_update: " FOR UPDATE",
+        // Not `FOR UPDATE`: that lock also conflicts with the `FOR KEY SHARE` lock a foreign-key
+        // check takes, so an approval locking a grant deadlocked against concurrent inserts of
+        // codes and refresh tokens referencing it. The rows locked here are then updated in
+        // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
+        for_update: " FOR NO KEY UPDATE",
     };
 
     /// Connections are opened on demand and checked before each use, so that the pool recovers

@@ -187,14 +187,14 @@ async fn forged_foreign_and_malformed_tokens_are_inactive() {
     let c: AccessTokenClaims = serde_json::from_value(claims.clone()).unwrap();
     forged.push((
         "unknown kid",
-        jwt::encode_access_token(&stranger, &c, &mut OsRng),
+        jwt::encode_access_token(&stranger, &c).unwrap(),
     ));
     let impostor = KeyPair::generate(Algorithm::Es256, &mut OsRng)
         .unwrap()
         .with_kid(kid);
     forged.push((
         "known kid, wrong key",
-        jwt::encode_access_token(&impostor, &c, &mut OsRng),
+        jwt::encode_access_token(&impostor, &c).unwrap(),
     ));
     // The server's own key, but another issuer.
     let real = app.server.keys.signing_key(app.clock.now()).unwrap();
@@ -202,12 +202,12 @@ async fn forged_foreign_and_malformed_tokens_are_inactive() {
     foreign.iss = "https://other-issuer.example".into();
     forged.push((
         "wrong iss",
-        jwt::encode_access_token(&real, &foreign, &mut OsRng),
+        jwt::encode_access_token(&real, &foreign).unwrap(),
     ));
     // The server's own key without the at+jwt type.
     forged.push((
         "no typ",
-        jwt::sign_compact(&real, &json!({"alg": "ES256", "kid": kid}), &c, &mut OsRng),
+        jwt::sign_compact(&real, &json!({"alg": "ES256", "kid": kid}), &c).unwrap(),
     ));
     // A payload swapped under a valid signature.
     let mut widened = claims.clone();
