@@ -257,6 +257,32 @@ pub enum CodeRedemption {
     Invalid,
 }
 
+/// The caller's verdict on a code it is exchanging, given inside the exchange's transaction
+/// (see [`Store::exchange_authorization_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeDecision {
+    /// The client, redirect URI and verifier check out: issue, storing this refresh token (if
+    /// any) in the same transaction as the code's use.
+    Accept {
+        refresh_token: Option<NewRefreshToken>,
+    },
+    /// Something does not match: the code is burned all the same, and nothing is issued.
+    Reject,
+}
+
+/// The outcome of [`Store::exchange_authorization_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeExchange {
+    /// Accepted: the code is used, the refresh token stored and the grant touched, together.
+    Exchanged(Box<AuthorizationCode>),
+    /// Rejected by the caller's decision: the code is used, nothing else was written.
+    Rejected(Box<AuthorizationCode>),
+    /// The code exists but was already used (revoke `grant_id`, RFC 6749 §4.1.2).
+    AlreadyUsed { grant_id: String },
+    /// Unknown, expired, or its grant was revoked.
+    Invalid,
+}
+
 // --- refresh tokens --------------------------------------------------------------------------
 
 /// A refresh token to store (RFC 6749 §6); `token_hash` is the SHA-256 of the token.
@@ -492,6 +518,18 @@ pub trait Store: Send + Sync + 'static {
         code_hash: &str,
         now: UnixSeconds,
     ) -> Result<CodeRedemption>;
+
+    /// The token endpoint's exchange, in one transaction: marks a live code used (single use,
+    /// as [`Store::redeem_authorization_code`]), asks `decide` about it, and on
+    /// [`CodeDecision::Accept`] stores the refresh token and touches the grant. A crash leaves
+    /// either the code unused or the code used with its refresh token stored, never a used
+    /// code whose tokens were lost.
+    async fn exchange_authorization_code(
+        &self,
+        code_hash: &str,
+        now: UnixSeconds,
+        decide: &(dyn for<'c> Fn(&'c AuthorizationCode) -> CodeDecision + Send + Sync),
+    ) -> Result<CodeExchange>;
 
     /// The user's live grants, oldest first.
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>>;

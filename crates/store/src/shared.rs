@@ -145,7 +145,7 @@ macro_rules! impl_store {
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
             use crate::{
-                ApiKey, Approval, AuthorizationCode, ClientFilter, CodeRedemption,
+                ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
                 ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession,
                 NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
                 SecurityEventFilter, Store, StoredSigningKey, User,
@@ -968,6 +968,27 @@ macro_rules! impl_store {
                     code_hash: &str,
                     now: UnixSeconds,
                 ) -> Result<CodeRedemption> {
+                    let burn = |_: &AuthorizationCode| CodeDecision::Reject;
+                    Ok(match self.exchange_authorization_code(code_hash, now, &burn).await? {
+                        CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
+                            CodeRedemption::Redeemed(code)
+                        }
+                        CodeExchange::AlreadyUsed { grant_id } => {
+                            CodeRedemption::AlreadyUsed { grant_id }
+                        }
+                        CodeExchange::Invalid => CodeRedemption::Invalid,
+                    })
+                }
+
+                async fn exchange_authorization_code(
+                    &self,
+                    code_hash: &str,
+                    now: UnixSeconds,
+                    decide: &(dyn for<'c> Fn(&'c AuthorizationCode) -> CodeDecision + Send + Sync),
+                ) -> Result<CodeExchange> {
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    // The conditional update is the single-use rule: of two concurrent
+                    // exchanges (on any instance) only one finds `used_at IS NULL`.
                     let sql = format!(
                         "UPDATE authorization_codes SET used_at = $1 \
                          WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
@@ -978,22 +999,39 @@ macro_rules! impl_store {
                     let row = sqlx::query(&sql)
                         .bind(now)
                         .bind(code_hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *tx)
                         .await?;
                     if let Some(r) = row {
-                        return Ok(CodeRedemption::Redeemed(Box::new(code_from_row(&r)?)));
+                        let code = code_from_row(&r)?;
+                        let outcome = match decide(&code) {
+                            CodeDecision::Accept { refresh_token } => {
+                                if let Some(token) = &refresh_token {
+                                    insert_refresh(&mut tx, token, &code.grant_id).await?;
+                                }
+                                sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
+                                    .bind(now)
+                                    .bind(&code.grant_id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                CodeExchange::Exchanged(Box::new(code))
+                            }
+                            CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
+                        };
+                        tx.commit().await?;
+                        return Ok(outcome);
                     }
                     let used = sqlx::query(
                         "SELECT grant_id FROM authorization_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
                     )
                     .bind(code_hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    tx.rollback().await?;
                     Ok(match used {
-                        Some(r) => CodeRedemption::AlreadyUsed {
+                        Some(r) => CodeExchange::AlreadyUsed {
                             grant_id: r.try_get("grant_id")?,
                         },
-                        None => CodeRedemption::Invalid,
+                        None => CodeExchange::Invalid,
                     })
                 }
 

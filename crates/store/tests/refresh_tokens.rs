@@ -8,8 +8,8 @@ mod support;
 
 use oauth_core::{Client, ClientDraft, ScopeCatalogue};
 use oauth_store::{
-    Approval, CodeRedemption, ConsentRequest, Grant, NewRefreshToken, NewUser, RefreshRotation,
-    Store, User,
+    Approval, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant, NewRefreshToken,
+    NewUser, RefreshRotation, Store, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -366,7 +366,101 @@ async fn concurrent_code_redemptions_have_one_winner(store: &dyn Store) {
     }
 }
 
+async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    let new = token("rt-from-code", &grant, &["admin"], NOW + 1);
+    let seen = std::sync::Mutex::new(None);
+    let decide = |code: &oauth_store::AuthorizationCode| {
+        *seen.lock().unwrap() = Some(code.grant_id.clone());
+        CodeDecision::Accept {
+            refresh_token: Some(new.clone()),
+        }
+    };
+    let out = store
+        .exchange_authorization_code("code", NOW + 1, &decide)
+        .await
+        .unwrap();
+    let CodeExchange::Exchanged(code) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(code.grant_id, grant.id);
+    assert_eq!(seen.lock().unwrap().as_deref(), Some(grant.id.as_str()));
+    let stored = store
+        .find_refresh_token("rt-from-code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.grant_id, grant.id);
+    assert_eq!(stored.scopes, vec!["admin".to_owned()]);
+    assert_eq!(
+        store
+            .live_grant(&grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(NOW + 1),
+        "the grant is touched in the same transaction"
+    );
+    // Spent: a second exchange is a replay, and its decision is never asked for.
+    let never = |_: &oauth_store::AuthorizationCode| -> CodeDecision {
+        panic!("a used code is not decided on")
+    };
+    assert_eq!(
+        store
+            .exchange_authorization_code("code", NOW + 2, &never)
+            .await
+            .unwrap(),
+        CodeExchange::AlreadyUsed {
+            grant_id: grant.id.clone()
+        }
+    );
+    assert_eq!(
+        store
+            .exchange_authorization_code("unknown", NOW + 2, &never)
+            .await
+            .unwrap(),
+        CodeExchange::Invalid
+    );
+}
+
+async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
+    let out = store
+        .exchange_authorization_code("code", NOW + 1, &reject)
+        .await
+        .unwrap();
+    assert!(matches!(out, CodeExchange::Rejected(_)), "{out:?}");
+    assert_eq!(
+        store
+            .live_grant(&grant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        None,
+        "a rejected exchange does not touch the grant"
+    );
+    // Burned: presenting it again (say, with the right verifier) is a replay.
+    let accept = |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+        refresh_token: Some(token("late", &grant, &["admin"], NOW + 2)),
+    };
+    assert_eq!(
+        store
+            .exchange_authorization_code("code", NOW + 2, &accept)
+            .await
+            .unwrap(),
+        CodeExchange::AlreadyUsed {
+            grant_id: grant.id.clone()
+        }
+    );
+    assert_eq!(store.find_refresh_token("late").await.unwrap(), None);
+}
+
 storage_tests! {
+    an_accepted_exchange_stores_its_refresh_token_with_the_code_use,
+    a_rejected_exchange_burns_the_code_and_stores_nothing,
     concurrent_code_redemptions_have_one_winner,
     rotation_uses_the_old_token_and_stores_the_new_one,
     reuse_revokes_the_grant_and_its_family,

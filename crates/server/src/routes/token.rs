@@ -19,7 +19,9 @@ use axum::{Json, Router};
 use oauth_core::pkce::{self, ChallengeMethod};
 use oauth_core::scope::parse_scope_string;
 use oauth_core::secret;
-use oauth_store::{CodeRedemption, NewRefreshToken, RefreshRotation};
+use oauth_store::{
+    AuthorizationCode, CodeDecision, CodeExchange, NewRefreshToken, RefreshRotation,
+};
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
 
@@ -140,19 +142,62 @@ async fn authorization_code(
     let client = &auth.client;
     require_grant_type(auth, GrantType::AuthorizationCode)?;
     let code = params.require("code")?;
-    let redirect_uri = params.require("redirect_uri")?;
-    let verifier = params.get("code_verifier");
+    let presented = PresentedCode {
+        client,
+        redirect_uri: params.require("redirect_uri")?,
+        verifier: params.get("code_verifier"),
+        resource: params.get("resource"),
+    };
     let now = state.clock.now();
-    // The redemption marks the code used before the checks below: a code presented with the
-    // wrong client, redirect URI or verifier is burned, never retried (RFC 6749 §4.1.2: single
-    // use), and two concurrent redemptions cannot both get past this line.
+    let refresh_token = client
+        .settings
+        .grant_types
+        .contains(&GrantType::RefreshToken)
+        .then(|| secret::random_token(&mut OsRng));
+    // One transaction marks the code used and, when the checks pass, stores the refresh token:
+    // a code presented with the wrong client, redirect URI or verifier is burned, never retried
+    // (RFC 6749 §4.1.2: single use); two concurrent exchanges cannot both succeed; and a crash
+    // never leaves a used code whose tokens were lost.
+    let decide = |code: &AuthorizationCode| match presented.check(code) {
+        Ok(()) => CodeDecision::Accept {
+            refresh_token: refresh_token.as_deref().map(|token| {
+                new_refresh_token(
+                    state,
+                    token,
+                    &code.grant_id,
+                    &client.client_id,
+                    &code.user_id,
+                    &code.scopes,
+                    code.resource.as_deref(),
+                )
+            }),
+        },
+        Err(_) => CodeDecision::Reject,
+    };
     let code = match state
         .store
-        .redeem_authorization_code(&secret::hash_secret(code), now)
+        .exchange_authorization_code(&secret::hash_secret(code), now, &decide)
         .await?
     {
-        CodeRedemption::Redeemed(code) => code,
-        CodeRedemption::AlreadyUsed { grant_id } => {
+        CodeExchange::Exchanged(code) => code,
+        CodeExchange::Rejected(code) => {
+            if code.client_id != client.client_id {
+                audit::record(
+                    state.store.as_ref(),
+                    now,
+                    Event::new(EventKind::AuthorizationCodeWrongClient)
+                        .client(client)
+                        .grant_id(&code.grant_id)
+                        .detail("issued_to", code.client_id.clone()),
+                )
+                .await;
+            }
+            return Err(presented
+                .check(&code)
+                .err()
+                .unwrap_or_else(|| ApiError::internal("a rejected code passed its checks")));
+        }
+        CodeExchange::AlreadyUsed { grant_id } => {
             // §4.1.2: a replayed code revokes every token issued from it, which all carry its
             // grant (access tokens check the grant on use; its refresh tokens die with it).
             let grant = state.store.live_grant(&grant_id).await?;
@@ -175,73 +220,12 @@ async fn authorization_code(
                 "the authorization code is invalid, expired or already used",
             ));
         }
-        CodeRedemption::Invalid => {
+        CodeExchange::Invalid => {
             return Err(invalid_grant(
                 "the authorization code is invalid, expired or already used",
             ))
         }
     };
-    // §4.1.3: the code was issued to the authenticated client.
-    if code.client_id != client.client_id {
-        audit::record(
-            state.store.as_ref(),
-            now,
-            Event::new(EventKind::AuthorizationCodeWrongClient)
-                .client(client)
-                .grant_id(&code.grant_id)
-                .detail("issued_to", code.client_id.clone()),
-        )
-        .await;
-        return Err(invalid_grant(
-            "the authorization code is invalid, expired or already used",
-        ));
-    }
-    // §4.1.3: identical to the redirect_uri of the authorization request.
-    if code.redirect_uri != redirect_uri {
-        return Err(invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    match (&code.code_challenge, verifier) {
-        (Some(challenge), Some(verifier)) => {
-            let method = code
-                .code_challenge_method
-                .as_deref()
-                .and_then(ChallengeMethod::from_stored)
-                .ok_or_else(|| ApiError::internal("stored code_challenge_method is unknown"))?;
-            // RFC 7636 §4.6: constant-time comparison inside `verify`.
-            if !pkce::is_valid_syntax(verifier) || !pkce::verify(verifier, challenge, method) {
-                return Err(invalid_grant(
-                    "the code_verifier does not match the code_challenge",
-                ));
-            }
-        }
-        (Some(_), None) => {
-            return Err(invalid_grant(
-                "code_verifier is required: the authorization request had a code_challenge",
-            ))
-        }
-        // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade
-        // attempt.
-        (None, Some(_)) => {
-            return Err(invalid_grant(
-                "code_verifier was sent, but the authorization request had no code_challenge",
-            ))
-        }
-        (None, None) if !client.is_confidential() => {
-            return Err(invalid_grant("a public client must use PKCE"))
-        }
-        (None, None) => {}
-    }
-    if let Some(r) = params.get("resource") {
-        // RFC 8707 §2.2: the resource of the token request must be one the user approved.
-        if code.resource.as_deref() != Some(r) {
-            return Err(ApiError::oauth(
-                "invalid_target",
-                "the resource does not match the authorization request",
-            ));
-        }
-    }
     let issued = issue_access_token(
         state,
         &TokenRequest {
@@ -252,29 +236,6 @@ async fn authorization_code(
             grant_id: Some(&code.grant_id),
         },
     )?;
-    let refresh_token = if client
-        .settings
-        .grant_types
-        .contains(&GrantType::RefreshToken)
-    {
-        let token = secret::random_token(&mut OsRng);
-        state
-            .store
-            .insert_refresh_token(&new_refresh_token(
-                state,
-                &token,
-                &code.grant_id,
-                &client.client_id,
-                &code.user_id,
-                &code.scopes,
-                code.resource.as_deref(),
-            ))
-            .await?;
-        Some(token)
-    } else {
-        None
-    };
-    state.store.touch_grant(&code.grant_id, now).await?;
     tracing::info!(client_id = %client.client_id, grant_id = %code.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "exchanged an authorization code");
     Ok(TokenResponse {
         access_token: issued.access_token,
@@ -283,6 +244,74 @@ async fn authorization_code(
         refresh_token,
         scope: Some(issued.claims.scope),
     })
+}
+
+/// What the token request says about the code it presents.
+struct PresentedCode<'a> {
+    client: &'a oauth_core::Client,
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+    resource: Option<&'a str>,
+}
+
+impl PresentedCode<'_> {
+    /// RFC 6749 §4.1.3, RFC 7636 §4.6 and RFC 8707 §2.2: whether the code may be exchanged by
+    /// this request. Pure, so it can run inside the exchange's transaction.
+    fn check(&self, code: &AuthorizationCode) -> Result<(), ApiError> {
+        // §4.1.3: the code was issued to the authenticated client.
+        if code.client_id != self.client.client_id {
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
+        }
+        // §4.1.3: identical to the redirect_uri of the authorization request.
+        if code.redirect_uri != self.redirect_uri {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        match (&code.code_challenge, self.verifier) {
+            (Some(challenge), Some(verifier)) => {
+                let method = code
+                    .code_challenge_method
+                    .as_deref()
+                    .and_then(ChallengeMethod::from_stored)
+                    .ok_or_else(|| ApiError::internal("stored code_challenge_method is unknown"))?;
+                // RFC 7636 §4.6: constant-time comparison inside `verify`.
+                if !pkce::is_valid_syntax(verifier) || !pkce::verify(verifier, challenge, method) {
+                    return Err(invalid_grant(
+                        "the code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid_grant(
+                    "code_verifier is required: the authorization request had a code_challenge",
+                ))
+            }
+            // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade
+            // attempt.
+            (None, Some(_)) => {
+                return Err(invalid_grant(
+                    "code_verifier was sent, but the authorization request had no code_challenge",
+                ))
+            }
+            (None, None) if !self.client.is_confidential() => {
+                return Err(invalid_grant("a public client must use PKCE"))
+            }
+            (None, None) => {}
+        }
+        if let Some(r) = self.resource {
+            // RFC 8707 §2.2: the resource of the token request must be one the user approved.
+            if code.resource.as_deref() != Some(r) {
+                return Err(ApiError::oauth(
+                    "invalid_target",
+                    "the resource does not match the authorization request",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn new_refresh_token(

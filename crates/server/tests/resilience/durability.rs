@@ -291,6 +291,12 @@ async fn check_invariants(db: &FreshDb, chains: &[Chain]) {
         // A refresh token exists only for a grant whose code was spent.
         "SELECT COUNT(*) FROM refresh_tokens r WHERE NOT EXISTS \
          (SELECT 1 FROM authorization_codes c WHERE c.grant_id = r.grant_id AND c.used_at IS NOT NULL)",
+        // A code exchange spends the code and stores its refresh token in one transaction: no
+        // spent code of a client allowed refresh tokens is without one (this load sends no
+        // exchange that its checks would reject).
+        "SELECT COUNT(*) FROM authorization_codes c JOIN oauth_clients cl ON cl.client_id = c.client_id \
+         WHERE c.used_at IS NOT NULL AND cl.grant_types LIKE '%refresh_token%' \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = c.grant_id)",
         // A refresh token belongs to its grant's client and user.
         "SELECT COUNT(*) FROM refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id \
          WHERE g.client_id <> r.client_id OR g.user_id <> r.user_id",
