@@ -66,21 +66,19 @@ async fn introspect(
             .filter(|a| a.client.org_id == user.org_id),
     };
     if let Some(active) = active {
-        {
-            let c = active.claims;
-            body = IntrospectResponse {
-                active: true,
-                aud: Some(c.aud),
-                client_id: Some(c.client_id),
-                exp: Some(c.exp),
-                iat: Some(c.iat),
-                iss: Some(c.iss),
-                scope: Some(c.scope),
-                sub: Some(c.sub),
-                token_type: Some("Bearer".to_owned()),
-                jti: Some(c.jti),
-            };
-        }
+        let c = active.claims;
+        body = IntrospectResponse {
+            active: true,
+            aud: Some(c.aud),
+            client_id: Some(c.client_id),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            iss: Some(c.iss),
+            scope: Some(c.scope),
+            sub: Some(c.sub),
+            token_type: Some("Bearer".to_owned()),
+            jti: Some(c.jti),
+        };
     }
     Ok(no_store(Json(body).into_response()))
 }
@@ -103,17 +101,17 @@ async fn introspect_refresh_token(
     if t.used_at.is_some() || t.revoked_at.is_some() || t.expires_at <= now {
         return Ok(None);
     }
-    if state.store.live_grant(&t.grant_id).await?.is_none() {
-        return Ok(None);
-    }
-    let Some(client) = state.store.get_client(&t.client_id).await? else {
-        return Ok(None);
-    };
+    // Visibility before the remaining reads: a client sees only its own tokens (and its own
+    // record was read when it authenticated); a user, those of their organization's clients.
     let visible = match who {
-        Introspector::Client(c) => c.client_id == client.client_id,
-        Introspector::User(user) => user.org_id == client.org_id,
+        Introspector::Client(c) => c.client_id == t.client_id,
+        Introspector::User(user) => state
+            .store
+            .get_client(&t.client_id)
+            .await?
+            .is_some_and(|client| client.org_id == user.org_id),
     };
-    if !visible {
+    if !visible || state.store.live_grant(&t.grant_id).await?.is_none() {
         return Ok(None);
     }
     Ok(Some(IntrospectResponse {

@@ -56,8 +56,7 @@ pub fn router(state: AppState) -> Router {
                 let route = req
                     .extensions()
                     .get::<MatchedPath>()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_else(|| "<unmatched>".to_owned());
+                    .map_or("<unmatched>", MatchedPath::as_str);
                 tracing::info_span!("request", method = %req.method(), route = %route)
             }),
         )
