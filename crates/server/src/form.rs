@@ -42,23 +42,43 @@ pub(crate) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
 }
 
 fn component(raw: &[u8]) -> Result<String, FormError> {
+    percent_decode(raw, true, BrokenEscape::Literal).ok_or(FormError::NotUtf8)
+}
+
+/// How [`percent_decode`] reads a `%` that does not start a `%XX` escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrokenEscape {
+    /// As itself, like browsers and the URL standard.
+    Literal,
+    /// As an error, where a sender has no excuse for it (HTTP Basic credentials).
+    Refuse,
+}
+
+/// Percent-decoding of one component: `%XX` is a byte, `+` a space when `plus_is_space`.
+/// `None` for a refused broken escape or a result that is not UTF-8.
+pub(crate) fn percent_decode(
+    raw: &[u8],
+    plus_is_space: bool,
+    broken: BrokenEscape,
+) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
                 }
+                _ if broken == BrokenEscape::Refuse => return None,
                 _ => out.push(b'%'),
             },
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
+    String::from_utf8(out).ok()
 }
 
 fn hex(b: Option<&u8>) -> Option<u8> {
@@ -109,6 +129,16 @@ mod tests {
         assert_eq!(p("%C3%28=1"), Err(FormError::NotUtf8));
         assert_eq!(pairs(b"scope=\xff"), Err(FormError::NotUtf8));
         assert_eq!(p("a=1&%61=2"), Err(FormError::Repeated("a".into())));
+        assert_eq!(
+            percent_decode(b"a%2Bb+c%zz", true, BrokenEscape::Literal).as_deref(),
+            Some("a+b c%zz")
+        );
+        assert_eq!(
+            percent_decode(b"a+b", false, BrokenEscape::Literal).as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(percent_decode(b"%+1", true, BrokenEscape::Refuse), None);
+        assert_eq!(percent_decode(b"%4", true, BrokenEscape::Refuse), None);
         // `decode` keeps repeats for callers that judge them themselves.
         assert_eq!(decode(b"a=1&a=2").unwrap().len(), 2);
     }

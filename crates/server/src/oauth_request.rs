@@ -248,29 +248,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Ap
     Ok(Some((id, secret)))
 }
 
-/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte.
-/// `None` for a broken escape or invalid UTF-8.
+/// `application/x-www-form-urlencoded` decoding of one credential (RFC 6749 §2.3.1): `+` is a
+/// space, `%XX` a byte. `None` for a broken escape or invalid UTF-8.
 fn form_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                // Two hex digits exactly (`from_str_radix` alone would take "+1").
-                let hex = s.get(i + 1..i + 3)?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    crate::form::percent_decode(s.as_bytes(), true, crate::form::BrokenEscape::Refuse)
 }
 
 /// A client whose credentials checked out.

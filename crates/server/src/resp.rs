@@ -65,8 +65,11 @@ impl RedisTarget {
                 .parse()
                 .map_err(|_| "the path must be a database number (/0)".to_owned())?,
         };
-        let username = (!url.username().is_empty()).then(|| percent_decode(url.username()));
-        let password = url.password().map(percent_decode);
+        let username = match url.username() {
+            "" => None,
+            name => Some(userinfo(name)?),
+        };
+        let password = url.password().map(userinfo).transpose()?;
         Ok(Self {
             host,
             port: url.port().unwrap_or(6379),
@@ -77,23 +80,10 @@ impl RedisTarget {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The user name or password of the URL, percent-decoded (`+` stays itself in userinfo).
+fn userinfo(s: &str) -> Result<String, String> {
+    crate::form::percent_decode(s.as_bytes(), false, crate::form::BrokenEscape::Literal)
+        .ok_or_else(|| "the user name and password must be UTF-8 once percent-decoded".to_owned())
 }
 
 /// One reply (RESP2).
