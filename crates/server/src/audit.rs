@@ -255,10 +255,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer.ip(), IpAddr::V4),
-            v4 => v4,
-        });
+        .map(|ConnectInfo(peer)| peer.ip().to_canonical());
     let route = req.extensions().get::<MatchedPath>().cloned();
     REQUEST
         .scope(RequestContext { ip, route }, next.run(req))

@@ -393,11 +393,7 @@ fn digest(kind: &[u8], value: &[u8]) -> Key {
 
 fn ip_key(ip: IpAddr) -> Key {
     // An IPv4 client reached over an IPv6 socket counts as the same address.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    digest(b"ip", ip.to_string().as_bytes())
+    digest(b"ip", ip.to_canonical().to_string().as_bytes())
 }
 
 /// Middleware for the management API: per client address, then per bearer credential (its
