@@ -76,25 +76,22 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, 
 /// deeper than 128) is 400; JSON of the wrong shape is 422 with a pointer to the field. Every
 /// body of this API is a JSON object.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    let value = parse_value(bytes).map_err(|e| match e {
+        JsonError::Malformed(e) => ApiError::bad_request(format!("malformed JSON body: {e}")),
+        JsonError::Repeated(pointer) => {
+            ApiError::validation(ValidationErrors(vec![FieldError::new(
+                pointer,
+                "duplicate_member",
+                "this member name appears more than once in its object",
+            )]))
+        }
+    })?;
     if !value.is_object() {
         return Err(ApiError::validation(ValidationErrors(vec![
             FieldError::new(
                 "/",
                 "invalid_type",
                 "the body must be a JSON object (expected a JSON object)",
-            ),
-        ])));
-    }
-    // serde_json keeps the last of repeated member names; two readers of one body could then
-    // disagree about it, so a repeated name is refused, like a repeated form parameter.
-    if let Some(pointer) = repeated_member(bytes) {
-        return Err(ApiError::validation(ValidationErrors(vec![
-            FieldError::new(
-                pointer,
-                "duplicate_member",
-                "this member name appears more than once in its object",
             ),
         ])));
     }
@@ -108,89 +105,130 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     })
 }
 
-/// The JSON pointer of the first member name repeated within one object, at any depth. Call it
-/// on a body already known to be valid JSON.
-fn repeated_member(bytes: &[u8]) -> Option<String> {
+enum JsonError {
+    /// Not JSON: bad syntax, trailing bytes, invalid UTF-8, nesting deeper than 128.
+    Malformed(serde_json::Error),
+    /// The JSON pointer of the first member name repeated within its object.
+    Repeated(String),
+}
+
+/// JSON → `Value`, in one pass, refusing a member name repeated within one object at any
+/// depth: serde_json alone keeps the last, and two readers of one body could then disagree
+/// about it (the same reasoning as for repeated form parameters).
+fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
     use serde::de::DeserializeSeed;
-    let mut found = None;
+    let mut repeated = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let seed = RepeatedMember {
-        pointer: String::new(),
-        found: &mut found,
-    };
-    // The walk stops with an error at the first repeated name; `found` says which.
-    let _ = seed.deserialize(&mut de);
-    found
+    let parsed = UniqueValue {
+        repeated: &mut repeated,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    match (parsed, repeated) {
+        (_, Some(pointer)) => Err(JsonError::Repeated(pointer)),
+        (Ok(value), None) => Ok(value),
+        (Err(e), None) => Err(JsonError::Malformed(e)),
+    }
 }
 
-/// Walks a JSON document without building it, recording the first repeated member name.
-struct RepeatedMember<'a> {
-    pointer: String,
-    found: &'a mut Option<String>,
+/// Builds a `Value`; at the first repeated member name it stops with an error and leaves that
+/// name's JSON pointer in `repeated`, which each enclosing level prefixes with its own segment
+/// as the error passes through it.
+struct UniqueValue<'a> {
+    repeated: &'a mut Option<String>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for RepeatedMember<'_> {
-    type Value = ();
+impl UniqueValue<'_> {
+    fn prefix(&mut self, segment: &str) {
+        if let Some(pointer) = self.repeated.as_mut() {
+            pointer.insert_str(0, &format!("/{segment}"));
+        }
+    }
+}
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueValue<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for RepeatedMember<'_> {
-    type Value = ();
+impl<'de> serde::de::Visitor<'de> for UniqueValue<'_> {
+    type Value = serde_json::Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut names = std::collections::HashSet::new();
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
         while let Some(name) = map.next_key::<String>()? {
-            let pointer = format!("{}/{}", self.pointer, escape_pointer(&name));
-            if !names.insert(name) {
-                *self.found = Some(pointer);
+            if object.contains_key(&name) {
+                *self.repeated = Some(format!("/{}", escape_pointer(&name)));
                 return Err(serde::de::Error::custom("repeated member name"));
             }
-            map.next_value_seed(RepeatedMember {
-                pointer,
-                found: &mut *self.found,
-            })?;
+            let member = UniqueValue {
+                repeated: &mut *self.repeated,
+            };
+            match map.next_value_seed(member) {
+                Ok(value) => {
+                    object.insert(name, value);
+                }
+                Err(e) => {
+                    self.prefix(&escape_pointer(&name));
+                    return Err(e);
+                }
+            }
         }
-        Ok(())
+        Ok(serde_json::Value::Object(object))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut index = 0usize;
-        while seq
-            .next_element_seed(RepeatedMember {
-                pointer: format!("{}/{index}", self.pointer),
-                found: &mut *self.found,
-            })?
-            .is_some()
-        {
-            index += 1;
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let element = UniqueValue {
+                repeated: &mut *self.repeated,
+            };
+            match seq.next_element_seed(element) {
+                Ok(Some(value)) => items.push(value),
+                Ok(None) => return Ok(serde_json::Value::Array(items)),
+                Err(e) => {
+                    self.prefix(&items.len().to_string());
+                    return Err(e);
+                }
+            }
         }
-        Ok(())
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(v))
     }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
     }
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
     }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // JSON has no NaN or infinity, so every parsed float is a number.
+        Ok(serde_json::Number::from_f64(v)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number))
     }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
     }
 }
 
@@ -413,21 +451,46 @@ mod tests {
 
     #[test]
     fn repeated_member_names_are_found_at_any_depth() {
-        assert_eq!(repeated_member(br#"{"a":1,"b":[1,{"c":2}]}"#), None);
-        assert_eq!(repeated_member(br#"{"a":{"x":1},"b":{"x":2}}"#), None);
+        let repeated = |b: &[u8]| match parse_value(b) {
+            Err(JsonError::Repeated(p)) => Some(p),
+            Ok(_) => None,
+            Err(JsonError::Malformed(e)) => panic!("{e}"),
+        };
+        assert_eq!(repeated(br#"{"a":1,"b":[1,{"c":2}]}"#), None);
+        assert_eq!(repeated(br#"{"a":{"x":1},"b":{"x":2}}"#), None);
         assert_eq!(
-            repeated_member(br#"{"name":"a","name":"b"}"#).as_deref(),
+            repeated(br#"{"name":"a","name":"b"}"#).as_deref(),
             Some("/name")
         );
         // Escapes decode before comparing: "n\u0061me" is "name".
         assert_eq!(
-            repeated_member(br#"{"name":"a","n\u0061me":"b"}"#).as_deref(),
+            repeated(br#"{"name":"a","n\u0061me":"b"}"#).as_deref(),
             Some("/name")
         );
         assert_eq!(
-            repeated_member(br#"{"a":[0,{"x/y":1,"x/y":2}]}"#).as_deref(),
+            repeated(br#"{"a":[0,{"x/y":1,"x/y":2}]}"#).as_deref(),
             Some("/a/1/x~1y")
         );
+    }
+
+    #[test]
+    fn values_are_those_serde_json_builds() {
+        for body in [
+            &br#"{"a":[1,-2,3.5,1e300,18446744073709551615,true,null,"x\u00e9"],"b":{}}"#[..],
+            br#"[]"#,
+            br#""s""#,
+            br#"0"#,
+        ] {
+            let ours = parse_value(body).unwrap_or_else(|_| panic!("{body:?}"));
+            let theirs: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(ours, theirs);
+        }
+        for bad in [&b"{\"a\":1} x"[..], b"{\"a\":", b"\xff", b""] {
+            assert!(
+                matches!(parse_value(bad), Err(JsonError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
