@@ -105,7 +105,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     })
 }
 
-enum JsonError {
+pub(crate) enum JsonError {
     /// Not JSON: bad syntax, trailing bytes, invalid UTF-8, nesting deeper than 128.
     Malformed(serde_json::Error),
     /// The JSON pointer of the first member name repeated within its object.
@@ -115,7 +115,7 @@ enum JsonError {
 /// JSON → `Value`, in one pass, refusing a member name repeated within one object at any
 /// depth: serde_json alone keeps the last, and two readers of one body could then disagree
 /// about it (the same reasoning as for repeated form parameters).
-fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
+pub(crate) fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
     use serde::de::DeserializeSeed;
     let mut repeated = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -12,7 +12,7 @@ use oauth_core::{secret, Client};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{content_type, is_json, read_body};
+use crate::extract::{content_type, is_json, read_body, JsonError};
 use crate::state::AppState;
 
 /// The request's parameters, each at most once. An empty value counts as absent (RFC 6749 §3.1);
@@ -53,58 +53,30 @@ impl OAuthParams {
     /// are refused rather than guessed at; a key given twice is refused like a repeated form
     /// parameter.
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let pairs: JsonPairs = serde_json::from_slice(body)
-            .map_err(|e| ApiError::oauth("invalid_request", format!("malformed JSON body: {e}")))?;
-        let mut map = BTreeMap::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for (k, v) in pairs.0 {
-            let value = match v {
-                serde_json::Value::String(s) => Some(s),
-                serde_json::Value::Null => None,
-                _ => {
-                    return Err(ApiError::oauth(
-                        "invalid_request",
-                        format!("the parameter `{k}` must be a string"),
-                    ))
-                }
-            };
-            if !seen.insert(k.clone()) {
-                return Err(ApiError::oauth(
-                    "invalid_request",
-                    format!("the parameter `{k}` appears more than once"),
-                ));
+        let invalid = |description: String| ApiError::oauth("invalid_request", description);
+        let object = match crate::extract::parse_value(body) {
+            Ok(serde_json::Value::Object(object)) => object,
+            Ok(_) => return Err(invalid("the JSON body must be an object".to_owned())),
+            Err(JsonError::Malformed(e)) => {
+                return Err(invalid(format!("malformed JSON body: {e}")))
             }
-            if let Some(v) = value {
-                map.insert(k, v);
+            Err(JsonError::Repeated(pointer)) => {
+                return Err(invalid(format!(
+                    "the parameter at `{pointer}` appears more than once"
+                )))
+            }
+        };
+        let mut map = BTreeMap::new();
+        for (k, v) in object {
+            match v {
+                serde_json::Value::String(s) => {
+                    map.insert(k, s);
+                }
+                serde_json::Value::Null => {}
+                _ => return Err(invalid(format!("the parameter `{k}` must be a string"))),
             }
         }
         Ok(Self(map))
-    }
-}
-
-/// A JSON object's members in order, duplicates kept (serde_json's map would keep the last).
-struct JsonPairs(Vec<(String, serde_json::Value)>);
-
-impl<'de> serde::Deserialize<'de> for JsonPairs {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = JsonPairs;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<JsonPairs, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
-                    out.push(entry);
-                }
-                Ok(JsonPairs(out))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
