@@ -22,6 +22,7 @@ use oauth_wire::{ClientType, GrantType};
 mod postgres;
 mod shared;
 mod sqlite;
+mod sqlite_read;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -34,7 +35,7 @@ pub enum StoreError {
     Conflict(String),
     /// The database cannot be reached right now; worth retrying later.
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Anything else: a bug or a corrupt row. Logged, never shown to a caller.
     #[error("storage error: {0}")]
     Internal(String),
@@ -51,7 +52,7 @@ impl From<sqlx::Error> for StoreError {
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                     .is_some_and(|pg| is_unavailable_code(pg.code())) =>
             {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Box::new(e))
             }
             // SQLITE_BUSY (and its extended codes): another process held the write lock for
             // longer than the busy timeout.
@@ -62,13 +63,13 @@ impl From<sqlx::Error> for StoreError {
                         .and_then(|c| c.parse::<i32>().ok())
                         .is_some_and(|c| c & 0xff == SQLITE_BUSY) =>
             {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Box::new(e))
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
             _ => StoreError::Internal(e.to_string()),
         }
     }

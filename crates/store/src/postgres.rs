@@ -3,6 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use crate::shared::FromCols;
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
@@ -35,6 +36,17 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
+
+    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any.
+    pub(crate) async fn point_read<T: FromCols>(
+        &self,
+        sql: &str,
+        args: &[&str],
+    ) -> Result<Option<T>> {
+        self.pool_point_read(sql, args).await
+    }
+
+    pub(crate) fn close_readers(&self) {}
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/postgres")

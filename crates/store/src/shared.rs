@@ -6,7 +6,7 @@
 use oauth_core::{Client, ClientDraft};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
-use crate::{Result, StoreError};
+use crate::{Grant, RefreshToken, Result, StoreError, User};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
@@ -51,53 +51,155 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("decoding stored JSON: {e}")))
 }
 
-/// Fields of one client row, in [`CLIENT_COLUMNS`] order, already decoded into Rust types.
-pub(crate) struct ClientRow {
-    pub client_id: String,
-    pub org_id: String,
-    pub user_id: String,
-    pub name: String,
-    pub client_type: String,
-    pub secret_hash: Option<String>,
-    pub require_pkce: bool,
-    pub grant_types: String,
-    pub scopes: String,
-    pub redirect_uris: String,
-    pub logo_uri: Option<String>,
-    pub policy_uri: Option<String>,
-    pub tos_uri: Option<String>,
-    pub token_endpoint_auth_method: String,
-    pub verified: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
+/// A column value both engines (through sqlx) and the SQLite point-read path (through
+/// rusqlite) can decode.
+pub(crate) trait Col:
+    rusqlite::types::FromSql
+    + sqlx::Type<sqlx::Sqlite>
+    + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+    + sqlx::Type<sqlx::Postgres>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+{
 }
 
-impl ClientRow {
-    pub(crate) fn into_client(self) -> Result<Client> {
-        Ok(Client {
-            client_id: self.client_id,
-            org_id: self.org_id,
-            user_id: self.user_id,
-            secret_hash: self.secret_hash,
-            verified: self.verified,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            settings: ClientDraft {
-                name: self.name,
-                client_type: ClientType::parse(&self.client_type),
-                require_pkce: self.require_pkce,
-                grant_types: from_json::<Vec<GrantType>>(&self.grant_types)?,
-                scopes: from_json(&self.scopes)?,
-                redirect_uris: from_json(&self.redirect_uris)?,
-                logo_uri: self.logo_uri,
-                policy_uri: self.policy_uri,
-                tos_uri: self.tos_uri,
-                token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
-                    &self.token_endpoint_auth_method,
-                ),
-            },
-        })
+impl<T> Col for T where
+    T: rusqlite::types::FromSql
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Postgres>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+{
+}
+
+/// A result row, whatever read it: columns by name. The row decoders below are written once
+/// against it.
+pub(crate) trait Cols {
+    fn col<T: Col>(&self, name: &str) -> Result<T>;
+}
+
+impl Cols for sqlx::sqlite::SqliteRow {
+    fn col<T: Col>(&self, name: &str) -> Result<T> {
+        Ok(sqlx::Row::try_get(self, name)?)
     }
+}
+
+impl Cols for sqlx::postgres::PgRow {
+    fn col<T: Col>(&self, name: &str) -> Result<T> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T: Col>(&self, name: &str) -> Result<T> {
+        Ok(self.get(name)?)
+    }
+}
+
+/// A value decoded from one row.
+pub(crate) trait FromCols: Sized {
+    fn from_cols(r: &impl Cols) -> Result<Self>;
+}
+
+/// The row exists; its columns do not matter (`SELECT 1 AS one ...`).
+pub(crate) struct Exists;
+
+impl FromCols for Exists {
+    fn from_cols(_: &impl Cols) -> Result<Self> {
+        Ok(Exists)
+    }
+}
+
+impl FromCols for User {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        user_from_row(r)
+    }
+}
+
+impl FromCols for Client {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        client_from_row(r)
+    }
+}
+
+impl FromCols for Grant {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        grant_from_row(r)
+    }
+}
+
+impl FromCols for RefreshToken {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        refresh_from_row(r)
+    }
+}
+
+/// A row of [`USER_COLUMNS`].
+pub(crate) fn user_from_row(r: &impl Cols) -> Result<User> {
+    Ok(User {
+        id: r.col("id")?,
+        org_id: r.col("org_id")?,
+        email: r.col("email")?,
+        password_hash: r.col("password_hash")?,
+        created_at: r.col("created_at")?,
+    })
+}
+
+/// A row of [`CLIENT_COLUMNS`].
+pub(crate) fn client_from_row(r: &impl Cols) -> Result<Client> {
+    Ok(Client {
+        client_id: r.col("client_id")?,
+        org_id: r.col("org_id")?,
+        user_id: r.col("user_id")?,
+        secret_hash: r.col("secret_hash")?,
+        verified: r.col("verified")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+        settings: ClientDraft {
+            name: r.col("name")?,
+            client_type: ClientType::parse(&r.col::<String>("client_type")?),
+            require_pkce: r.col("require_pkce")?,
+            grant_types: from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            redirect_uris: from_json(&r.col::<String>("redirect_uris")?)?,
+            logo_uri: r.col("logo_uri")?,
+            policy_uri: r.col("policy_uri")?,
+            tos_uri: r.col("tos_uri")?,
+            token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
+                &r.col::<String>("token_endpoint_auth_method")?,
+            ),
+        },
+    })
+}
+
+/// A row of [`GRANT_COLUMNS`].
+pub(crate) fn grant_from_row(r: &impl Cols) -> Result<Grant> {
+    Ok(Grant {
+        id: r.col("id")?,
+        user_id: r.col("user_id")?,
+        client_id: r.col("client_id")?,
+        scopes: from_json(&r.col::<String>("scopes")?)?,
+        resources: from_json(&r.col::<String>("resources")?)?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+        last_used_at: r.col("last_used_at")?,
+        revoked_at: r.col("revoked_at")?,
+    })
+}
+
+/// A row of [`REFRESH_COLUMNS`].
+pub(crate) fn refresh_from_row(r: &impl Cols) -> Result<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: r.col("token_hash")?,
+        grant_id: r.col("grant_id")?,
+        client_id: r.col("client_id")?,
+        user_id: r.col("user_id")?,
+        scopes: from_json(&r.col::<String>("scopes")?)?,
+        resource: r.col("resource")?,
+        created_at: r.col("created_at")?,
+        expires_at: r.col("expires_at")?,
+        used_at: r.col("used_at")?,
+        revoked_at: r.col("revoked_at")?,
+    })
 }
 
 /// Escapes nothing: values always travel as bound parameters. This only builds the `WHERE`
@@ -140,7 +242,8 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::shared::{
-                from_json, to_json, union, ClientRow, Where, CLIENT_COLUMNS, CODE_COLUMNS,
+                client_from_row, from_json, grant_from_row, refresh_from_row, to_json, union,
+                user_from_row, Exists, FromCols, Where, CLIENT_COLUMNS, CODE_COLUMNS,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
@@ -154,14 +257,21 @@ macro_rules! impl_store {
             type Row = <$db as sqlx::Database>::Row;
             type Conn = <$db as sqlx::Database>::Connection;
 
-            fn user_from_row(r: &Row) -> Result<User> {
-                Ok(User {
-                    id: r.try_get("id")?,
-                    org_id: r.try_get("org_id")?,
-                    email: r.try_get("email")?,
-                    password_hash: r.try_get("password_hash")?,
-                    created_at: r.try_get("created_at")?,
-                })
+            impl $store {
+                /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any,
+                /// through the pool.
+                pub(crate) async fn pool_point_read<T: FromCols>(
+                    &self,
+                    sql: &str,
+                    args: &[&str],
+                ) -> Result<Option<T>> {
+                    let mut q = sqlx::query(sql);
+                    for a in args {
+                        q = q.bind(*a);
+                    }
+                    let row = q.fetch_optional(&self.pool).await?;
+                    row.as_ref().map(T::from_cols).transpose()
+                }
             }
 
             fn org_from_row(r: &Row) -> Result<Organization> {
@@ -181,29 +291,6 @@ macro_rules! impl_store {
                     last_used_at: r.try_get("last_used_at")?,
                     revoked_at: r.try_get("revoked_at")?,
                 })
-            }
-
-            fn client_from_row(r: &Row) -> Result<Client> {
-                ClientRow {
-                    client_id: r.try_get("client_id")?,
-                    org_id: r.try_get("org_id")?,
-                    user_id: r.try_get("user_id")?,
-                    name: r.try_get("name")?,
-                    client_type: r.try_get("client_type")?,
-                    secret_hash: r.try_get("secret_hash")?,
-                    require_pkce: r.try_get("require_pkce")?,
-                    grant_types: r.try_get("grant_types")?,
-                    scopes: r.try_get("scopes")?,
-                    redirect_uris: r.try_get("redirect_uris")?,
-                    logo_uri: r.try_get("logo_uri")?,
-                    policy_uri: r.try_get("policy_uri")?,
-                    tos_uri: r.try_get("tos_uri")?,
-                    token_endpoint_auth_method: r.try_get("token_endpoint_auth_method")?,
-                    verified: r.try_get("verified")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                }
-                .into_client()
             }
 
             /// Inside an open transaction: the organization named `new.org_name` (created when
@@ -283,20 +370,6 @@ macro_rules! impl_store {
                     resource: r.try_get("resource")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
-                })
-            }
-
-            fn grant_from_row(r: &Row) -> Result<Grant> {
-                Ok(Grant {
-                    id: r.try_get("id")?,
-                    user_id: r.try_get("user_id")?,
-                    client_id: r.try_get("client_id")?,
-                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
-                    resources: from_json(&r.try_get::<String, _>("resources")?)?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    last_used_at: r.try_get("last_used_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
                 })
             }
 
@@ -381,21 +454,6 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            fn refresh_from_row(r: &Row) -> Result<RefreshToken> {
-                Ok(RefreshToken {
-                    token_hash: r.try_get("token_hash")?,
-                    grant_id: r.try_get("grant_id")?,
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
-                    resource: r.try_get("resource")?,
-                    created_at: r.try_get("created_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                    used_at: r.try_get("used_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            }
-
             async fn insert_refresh(conn: &mut Conn, t: &NewRefreshToken, grant_id: &str) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, resource, created_at, expires_at) \
@@ -456,6 +514,7 @@ macro_rules! impl_store {
                 }
 
                 async fn close(&self) {
+                    self.close_readers();
                     self.pool.close().await;
                 }
 
@@ -497,8 +556,7 @@ macro_rules! impl_store {
 
                 async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-                    let row = sqlx::query(&sql).bind(user_id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(user_from_row).transpose()
+                    self.point_read(&sql, &[user_id]).await
                 }
 
                 async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>> {
@@ -607,20 +665,14 @@ macro_rules! impl_store {
 
                 async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
                     let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
-                    let row = sqlx::query(&sql).bind(client_id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(client_from_row).transpose()
+                    self.point_read(&sql, &[client_id]).await
                 }
 
                 async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
                     let sql = format!(
                         "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2"
                     );
-                    let row = sqlx::query(&sql)
-                        .bind(client_id)
-                        .bind(org_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(client_from_row).transpose()
+                    self.point_read(&sql, &[client_id, org_id]).await
                 }
 
                 async fn list_clients(
@@ -1065,24 +1117,14 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
                     );
-                    let row = sqlx::query(&sql)
-                        .bind(grant_id)
-                        .bind(user_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(grant_from_row).transpose()
+                    self.point_read(&sql, &[grant_id, user_id]).await
                 }
 
                 async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
                     );
-                    let row = sqlx::query(&sql)
-                        .bind(user_id)
-                        .bind(client_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(grant_from_row).transpose()
+                    self.point_read(&sql, &[user_id, client_id]).await
                 }
 
                 async fn revoke_grant(
@@ -1120,8 +1162,7 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
                     );
-                    let row = sqlx::query(&sql).bind(grant_id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(grant_from_row).transpose()
+                    self.point_read(&sql, &[grant_id]).await
                 }
 
                 async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
@@ -1261,9 +1302,8 @@ macro_rules! impl_store {
                 }
 
                 async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
-                    let row = sqlx::query("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1")
-                        .bind(jti)
-                        .fetch_optional(&self.pool)
+                    let row: Option<Exists> = self
+                        .point_read("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1", &[jti])
                         .await?;
                     Ok(row.is_some())
                 }
@@ -1302,8 +1342,7 @@ macro_rules! impl_store {
 
                 async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
                     let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
-                    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(refresh_from_row).transpose()
+                    self.point_read(&sql, &[token_hash]).await
                 }
 
                 async fn rotate_refresh_token(

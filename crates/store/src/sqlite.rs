@@ -6,10 +6,15 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::shared::FromCols;
+use crate::sqlite_read::{self, Readers};
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Point reads on the calling thread ([`crate::sqlite_read`]); `None` for an in-memory
+    /// database, which only the pool's connections can see.
+    readers: Option<Readers>,
 }
 
 impl SqliteStore {
@@ -42,9 +47,33 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(settings.acquire_timeout)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        Ok(Self { pool })
+        // The pool's first connection has created the file and switched it to WAL.
+        let readers = match sqlite_read::file_of(opts.get_filename()) {
+            Some(path) => Some(Readers::open(path)?),
+            None => None,
+        };
+        Ok(Self { pool, readers })
+    }
+
+    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
+    /// thread when the database is a file.
+    pub(crate) async fn point_read<T: FromCols>(
+        &self,
+        sql: &str,
+        args: &[&str],
+    ) -> Result<Option<T>> {
+        match &self.readers {
+            Some(readers) => readers.point_read(sql, args),
+            None => self.pool_point_read(sql, args).await,
+        }
+    }
+
+    pub(crate) fn close_readers(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
     }
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {

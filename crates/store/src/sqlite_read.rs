@@ -1,0 +1,160 @@
+//! SQLite point reads on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and hands every statement to it and
+//! the result back, two thread switches that cost more than a primary-key lookup itself (a few
+//! µs). The reads on the token and introspection paths (a client, a user, a grant, a refresh
+//! token, a revoked token id) go instead through a few connections of our own, used directly on
+//! the calling thread: a statement runs to completion without awaiting anything, and a connection
+//! is never shared while it does.
+//!
+//! Freshness is the pool's: in WAL mode a reader never waits for a writer, and each statement
+//! here runs in its own read transaction (the statement is reset when it finishes), so it sees
+//! every write committed before it started, from this process or another. Writes stay on the
+//! pool, where waiting for the write lock does not hold up a runtime thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::shared::FromCols;
+use crate::{Result, StoreError};
+
+/// How many idle connections are kept; more are opened when more threads read at once.
+const IDLE_CONNECTIONS: usize = 8;
+
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    /// Set by [`Readers::close`], as the pool is closed: no connection is opened after it.
+    closed: AtomicBool,
+}
+
+impl Readers {
+    /// Readers for the database file at `path`, which the pool has already opened (and so
+    /// created, in WAL mode). One connection is opened now, so that a bad path fails here.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let readers = Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        let first = readers.connect()?;
+        readers.put_back(first);
+        Ok(readers)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        // Read-write flags, so that opening never depends on whether the `-wal` and `-shm`
+        // files exist yet; `query_only` then refuses any write on this connection.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(Box::new(std::io::Error::other(
+                "the store is closed",
+            ))));
+        }
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE_CONNECTIONS && !self.closed.load(Ordering::Acquire) {
+            idle.push(conn);
+        }
+    }
+
+    /// The row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order), if any.
+    pub(crate) fn point_read<T: FromCols>(&self, sql: &str, args: &[&str]) -> Result<Option<T>> {
+        let conn = self.take()?;
+        let out = read_one(&conn, sql, args);
+        // A connection whose statement failed is dropped rather than reused.
+        if out.is_ok() {
+            self.put_back(conn);
+        }
+        out
+    }
+
+    /// Closes the idle connections; later reads fail as unavailable, as the pool's do.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+fn read_one<T: FromCols>(conn: &Connection, sql: &str, args: &[&str]) -> Result<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    match rows.next()? {
+        Some(row) => T::from_cols(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The file a `sqlite:` URL's options name, unless the database lives in memory (a second
+/// connection would see a different, empty database).
+pub(crate) fn file_of(filename: &Path) -> Option<&Path> {
+    let s = filename.to_str()?;
+    if s.is_empty() || s.starts_with(":memory:") || s.starts_with("file:") {
+        return None;
+    }
+    Some(filename)
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Unavailable(Box::new(e))
+            }
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_of;
+    use std::path::Path;
+
+    #[test]
+    fn only_files_get_readers() {
+        assert_eq!(
+            file_of(Path::new("/var/lib/oauth/oauth.db")),
+            Some(Path::new("/var/lib/oauth/oauth.db"))
+        );
+        assert_eq!(file_of(Path::new("oauth.db")), Some(Path::new("oauth.db")));
+        for memory in [":memory:", "", "file:shared?mode=memory&cache=shared"] {
+            assert_eq!(file_of(Path::new(memory)), None, "{memory}");
+        }
+    }
+}
