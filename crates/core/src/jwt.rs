@@ -156,6 +156,17 @@ pub fn verify_access_token<'k>(
     key_for: impl FnOnce(&str) -> Option<&'k PublicKey>,
     expect: &Expect<'_>,
 ) -> Result<AccessTokenClaims, JwtError> {
+    let (_, claims) = verify_signature(token, key_for)?;
+    check_claims(&claims, expect)?;
+    Ok(claims)
+}
+
+/// The first half of [`verify_access_token`]: shape, header and signature; returns the `kid`
+/// that verified it and the claims, not yet checked against any expectation.
+pub fn verify_signature<'k>(
+    token: &str,
+    key_for: impl FnOnce(&str) -> Option<&'k PublicKey>,
+) -> Result<(String, AccessTokenClaims), JwtError> {
     let (h, p, s) = split(token)?;
     let header = parse_header(h)?;
     if header.crit.is_some() {
@@ -169,8 +180,8 @@ pub fn verify_access_token<'k>(
     if !typ_ok {
         return Err(JwtError::WrongType);
     }
-    let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
-    let key = key_for(kid).ok_or(JwtError::UnknownKey)?;
+    let kid = header.kid.ok_or(JwtError::UnknownKey)?;
+    let key = key_for(&kid).ok_or(JwtError::UnknownKey)?;
     if header.alg != key.alg().as_str() {
         return Err(JwtError::WrongAlgorithm);
     }
@@ -182,6 +193,12 @@ pub fn verify_access_token<'k>(
     let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwtError::Malformed)?;
     let claims: AccessTokenClaims =
         serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
+    Ok((kid, claims))
+}
+
+/// The second half of [`verify_access_token`]: issuer, expiry, issue time and audience against
+/// `expect`.
+pub fn check_claims(claims: &AccessTokenClaims, expect: &Expect<'_>) -> Result<(), JwtError> {
     if claims.iss != expect.issuer {
         return Err(JwtError::WrongIssuer);
     }
@@ -197,7 +214,7 @@ pub fn verify_access_token<'k>(
             return Err(JwtError::WrongAudience);
         }
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn split(token: &str) -> Result<(&str, &str, &str), JwtError> {

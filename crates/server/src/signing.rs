@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -20,6 +20,7 @@ use oauth_core::UnixSeconds;
 use oauth_store::{Store, StoreError, StoredSigningKey};
 use oauth_wire::JwkSet;
 use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
@@ -42,6 +43,51 @@ impl LoadedKey {
     }
 }
 
+/// Access tokens whose signature has been verified, by the SHA-256 of the whole token: a
+/// resource server introspects the same token on every call it receives, and an ECDSA
+/// verification costs more than the rest of an introspection. Only a token that passed every
+/// check is remembered; a hit still requires its key to be published and checks expiry, issuer
+/// and audience again, and revocation is always read from the database (`tokens::still_live`).
+/// Bounded: when full, the whole set is dropped and refilled by the next requests.
+struct VerifiedTokens {
+    seen: Mutex<HashMap<[u8; 32], Arc<Verified>>>,
+}
+
+struct Verified {
+    kid: String,
+    claims: AccessTokenClaims,
+}
+
+/// About 2 MB at most.
+const VERIFIED_TOKENS_CAPACITY: usize = 4096;
+
+impl VerifiedTokens {
+    fn new() -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Verified>>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.lock().get(digest).cloned()
+    }
+
+    fn insert(&self, digest: [u8; 32], kid: String, claims: AccessTokenClaims) {
+        let entry = Arc::new(Verified { kid, claims });
+        let mut seen = self.lock();
+        if seen.len() >= VERIFIED_TOKENS_CAPACITY {
+            seen.clear();
+        }
+        seen.insert(digest, entry);
+    }
+}
+
 /// One consistent view of the keys; replaced whole on reload.
 struct Snapshot {
     /// Oldest `active_from` first.
@@ -57,6 +103,7 @@ pub struct KeyRing {
     algorithm: Algorithm,
     snapshot: RwLock<Arc<Snapshot>>,
     last_unknown_kid_reload: tokio::sync::Mutex<Option<Instant>>,
+    verified: VerifiedTokens,
 }
 
 impl KeyRing {
@@ -77,6 +124,7 @@ impl KeyRing {
                 jwks: Bytes::new(),
             })),
             last_unknown_kid_reload: tokio::sync::Mutex::new(None),
+            verified: VerifiedTokens::new(),
         };
         ring.reload(now).await?;
         let can_sign = ring.current().keys.iter().any(|k| k.active_from <= now);
@@ -200,16 +248,25 @@ impl KeyRing {
 
     fn verify_now(&self, token: &str, expect: &Expect<'_>) -> Result<AccessTokenClaims, JwtError> {
         let snap = self.current();
-        jwt::verify_access_token(
-            token,
-            |kid| {
-                snap.keys
-                    .iter()
-                    .find(|k| k.pair.kid() == kid && k.published_at(expect.now))
-                    .map(|k| k.pair.public_key())
-            },
-            expect,
-        )
+        let published = |kid: &str| {
+            snap.keys
+                .iter()
+                .find(|k| k.pair.kid() == kid && k.published_at(expect.now))
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(seen) = self.verified.get(&digest) {
+            // The signature was checked before; the key that checked it must still be
+            // published, and the claims are checked against this request's expectations.
+            if published(&seen.kid).is_some() {
+                jwt::check_claims(&seen.claims, expect)?;
+                return Ok(seen.claims.clone());
+            }
+        }
+        let (kid, claims) =
+            jwt::verify_signature(token, |kid| published(kid).map(|k| k.pair.public_key()))?;
+        jwt::check_claims(&claims, expect)?;
+        self.verified.insert(digest, kid, claims.clone());
+        Ok(claims)
     }
 
     /// Rotates (see [`rotate`]) with this ring's key and algorithm, then reloads.

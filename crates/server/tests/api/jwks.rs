@@ -288,3 +288,39 @@ async fn jwks_and_discovery_answer_while_the_database_is_down() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
 }
+
+#[tokio::test]
+async fn a_token_verified_before_dies_with_its_key() {
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, None).await;
+    // Verified (and remembered as verified) by introspection and by the management API.
+    for _ in 0..2 {
+        assert_eq!(
+            introspect_as(&app, &id, &secret, &token).await["active"],
+            true
+        );
+    }
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 200);
+
+    // Retire the key at once (no publish delay, no overlap): the token has not expired, but
+    // the key that signed it is no longer published, so the remembered verification is void.
+    let old_kid = app.server.keys.kids()[0].clone();
+    let r = app.server.keys.rotate(clock.now(), 0, 0).await.unwrap();
+    app.server.keys.reload(clock.now()).await.unwrap();
+    assert_eq!(app.server.keys.kids(), vec![r.kid.clone()]);
+    assert_ne!(r.kid, old_kid);
+    assert_eq!(introspect_as(&app, &id, &secret, &token).await, inactive());
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 401);
+
+    // A token from the new key is verified and active.
+    let fresh = cc_token(&app, &id, &secret, None).await;
+    assert_eq!(jwt_parts(&fresh).0["kid"], r.kid.as_str());
+    assert_eq!(
+        introspect_as(&app, &id, &secret, &fresh).await["active"],
+        true
+    );
+}
