@@ -3,7 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::shared::FromCols;
+use crate::shared::{Arg, FromCols};
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
@@ -44,6 +44,15 @@ impl PostgresStore {
         args: &[&str],
     ) -> Result<Option<T>> {
         self.pool_point_read(sql, args).await
+    }
+
+    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
+    pub(crate) async fn rows_read<T: FromCols>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>> {
+        self.pool_rows_read(sql, args).await
     }
 
     pub(crate) fn close_readers(&self) {}

@@ -6,7 +6,7 @@
 use oauth_core::{Client, ClientDraft};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
-use crate::{Grant, RefreshToken, Result, StoreError, User};
+use crate::{ApiKey, Grant, RefreshToken, Result, StoreError, User};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
@@ -100,6 +100,31 @@ pub(crate) trait FromCols: Sized {
     fn from_cols(r: &impl Cols) -> Result<Self>;
 }
 
+/// A bound parameter of a read.
+#[derive(Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(t) => t.to_sql(),
+            Arg::Int(i) => i.to_sql(),
+        }
+    }
+}
+
+/// `SELECT COUNT(*) AS n ...`
+pub(crate) struct Count(pub i64);
+
+impl FromCols for Count {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(Count(r.col("n")?))
+    }
+}
+
 /// The row exists; its columns do not matter (`SELECT 1 AS one ...`).
 pub(crate) struct Exists;
 
@@ -130,6 +155,31 @@ impl FromCols for Grant {
 impl FromCols for RefreshToken {
     fn from_cols(r: &impl Cols) -> Result<Self> {
         refresh_from_row(r)
+    }
+}
+
+/// An API key and its user, as `authenticate_api_key` selects them (the user's `created_at` as
+/// `user_created_at`).
+pub(crate) struct KeyAndUser(pub ApiKey, pub User);
+
+impl FromCols for KeyAndUser {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        let key = ApiKey {
+            id: r.col("id")?,
+            user_id: r.col("user_id")?,
+            name: r.col("name")?,
+            created_at: r.col("created_at")?,
+            last_used_at: r.col("last_used_at")?,
+            revoked_at: r.col("revoked_at")?,
+        };
+        let user = User {
+            id: key.user_id.clone(),
+            org_id: r.col("org_id")?,
+            email: r.col("email")?,
+            password_hash: r.col("password_hash")?,
+            created_at: r.col("user_created_at")?,
+        };
+        Ok(KeyAndUser(key, user))
     }
 }
 
@@ -243,7 +293,7 @@ macro_rules! impl_store {
             use super::$store;
             use crate::shared::{
                 client_from_row, from_json, grant_from_row, refresh_from_row, to_json, union,
-                user_from_row, Exists, FromCols, Where, CLIENT_COLUMNS, CODE_COLUMNS,
+                user_from_row, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS, CODE_COLUMNS,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
@@ -272,6 +322,23 @@ macro_rules! impl_store {
                     let row = q.fetch_optional(&self.pool).await?;
                     row.as_ref().map(T::from_cols).transpose()
                 }
+
+                /// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., through the pool.
+                pub(crate) async fn pool_rows_read<T: FromCols>(
+                    &self,
+                    sql: &str,
+                    args: &[Arg<'_>],
+                ) -> Result<Vec<T>> {
+                    let mut q = sqlx::query(sql);
+                    for a in args {
+                        q = match *a {
+                            Arg::Text(t) => q.bind(t),
+                            Arg::Int(i) => q.bind(i),
+                        };
+                    }
+                    let rows = q.fetch_all(&self.pool).await?;
+                    rows.iter().map(T::from_cols).collect()
+                }
             }
 
             fn org_from_row(r: &Row) -> Result<Organization> {
@@ -279,17 +346,6 @@ macro_rules! impl_store {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
-                })
-            }
-
-            fn api_key_from_row(r: &Row) -> Result<ApiKey> {
-                Ok(ApiKey {
-                    id: r.try_get("id")?,
-                    user_id: r.try_get("user_id")?,
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                    last_used_at: r.try_get("last_used_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
                 })
             }
 
@@ -600,16 +656,8 @@ macro_rules! impl_store {
                          FROM api_keys k JOIN users u ON u.id = k.user_id \
                          WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
                     );
-                    let Some(r) = sqlx::query(&sql).bind(key_hash).fetch_optional(&self.pool).await? else {
+                    let Some(KeyAndUser(key, user)) = self.point_read(&sql, &[key_hash]).await? else {
                         return Ok(None);
-                    };
-                    let key = api_key_from_row(&r)?;
-                    let user = User {
-                        id: key.user_id.clone(),
-                        org_id: r.try_get("org_id")?,
-                        email: r.try_get("email")?,
-                        password_hash: r.try_get("password_hash")?,
-                        created_at: r.try_get("user_created_at")?,
                     };
                     if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GRANULARITY) {
                         sqlx::query(
@@ -712,12 +760,15 @@ macro_rules! impl_store {
                     }
                     let where_sql = format!("org_id = $1{}", w.sql);
 
+                    let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 3);
+                    args.push(Arg::Text(org_id));
+                    args.extend(binds.iter().map(|b| Arg::Text(b)));
                     let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
-                    let mut q = sqlx::query(&count_sql).bind(org_id);
-                    for b in &binds {
-                        q = q.bind(b);
-                    }
-                    let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+                    let total = self
+                        .rows_read::<Count>(&count_sql, &args)
+                        .await?
+                        .first()
+                        .map_or(0, |c| c.0);
 
                     let list_sql = format!(
                         "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
@@ -726,16 +777,9 @@ macro_rules! impl_store {
                         w.next,
                         w.next + 1
                     );
-                    let mut q = sqlx::query(&list_sql).bind(org_id);
-                    for b in &binds {
-                        q = q.bind(b);
-                    }
-                    let rows = q
-                        .bind(page.limit())
-                        .bind(page.offset())
-                        .fetch_all(&self.pool)
-                        .await?;
-                    let items = rows.iter().map(client_from_row).collect::<Result<Vec<_>>>()?;
+                    args.push(Arg::Int(page.limit()));
+                    args.push(Arg::Int(page.offset()));
+                    let items: Vec<Client> = self.rows_read(&list_sql, &args).await?;
                     Ok(Page {
                         items,
                         total: u64::try_from(total).unwrap_or(0),

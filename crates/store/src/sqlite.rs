@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::shared::FromCols;
+use crate::shared::{Arg, FromCols};
 use crate::sqlite_read::{self, Readers};
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
@@ -67,6 +67,18 @@ impl SqliteStore {
         match &self.readers {
             Some(readers) => readers.point_read(sql, args),
             None => self.pool_point_read(sql, args).await,
+        }
+    }
+
+    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
+    pub(crate) async fn rows_read<T: FromCols>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>> {
+        match &self.readers {
+            Some(readers) => readers.rows_read(sql, args),
+            None => self.pool_rows_read(sql, args).await,
         }
     }
 

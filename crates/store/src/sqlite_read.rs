@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::shared::FromCols;
+use crate::shared::{Arg, FromCols};
 use crate::{Result, StoreError};
 
 /// How many idle connections are kept; more are opened when more threads read at once.
@@ -96,6 +96,16 @@ impl Readers {
         out
     }
 
+    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order).
+    pub(crate) fn rows_read<T: FromCols>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        let conn = self.take()?;
+        let out = read_all(&conn, sql, args);
+        if out.is_ok() {
+            self.put_back(conn);
+        }
+        out
+    }
+
     /// Closes the idle connections; later reads fail as unavailable, as the pool's do.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -113,6 +123,16 @@ fn read_one<T: FromCols>(conn: &Connection, sql: &str, args: &[&str]) -> Result<
         Some(row) => T::from_cols(row).map(Some),
         None => Ok(None),
     }
+}
+
+fn read_all<T: FromCols>(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(T::from_cols(row)?);
+    }
+    Ok(out)
 }
 
 /// The file a `sqlite:` URL's options name, unless the database lives in memory (a second
