@@ -23,9 +23,12 @@ mod postgres;
 mod shared;
 mod sqlite;
 mod sqlite_read;
+mod sqlite_write;
+mod writes;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use writes::Decide;
 
 /// What a storage operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -529,7 +532,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         code_hash: &str,
         now: UnixSeconds,
-        decide: &(dyn for<'c> Fn(&'c AuthorizationCode) -> CodeDecision + Send + Sync),
+        decide: Decide,
     ) -> Result<CodeExchange>;
 
     /// The user's live grants, oldest first.

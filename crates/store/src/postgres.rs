@@ -4,6 +4,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::shared::{Arg, FromCols};
+use crate::writes::WriteJob;
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
@@ -53,6 +54,11 @@ impl PostgresStore {
         args: &[Arg<'_>],
     ) -> Result<Vec<T>> {
         self.pool_rows_read(sql, args).await
+    }
+
+    /// Runs a hot-path write in one transaction.
+    pub(crate) async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+        self.pool_write(job).await
     }
 
     pub(crate) fn close_readers(&self) {}

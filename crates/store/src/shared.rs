@@ -104,14 +104,16 @@ pub(crate) trait FromCols: Sized {
 #[derive(Clone, Copy)]
 pub(crate) enum Arg<'a> {
     Text(&'a str),
+    OptText(Option<&'a str>),
     Int(i64),
 }
 
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         match self {
-            Arg::Text(t) => t.to_sql(),
-            Arg::Int(i) => i.to_sql(),
+            Arg::Text(v) => v.to_sql(),
+            Arg::OptText(v) => v.to_sql(),
+            Arg::Int(v) => v.to_sql(),
         }
     }
 }
@@ -291,9 +293,14 @@ macro_rules! impl_store {
             use sqlx::Row as _;
 
             use super::$store;
+            use crate::writes::{
+                insert_refresh, revoke_grant_family, revoke_grant_refresh_tokens, take_consent,
+                ApproveConsent, CreateConsent, Decide, ExchangeCode, RecordEvent, RotateRefresh,
+                WriteJob,
+            };
             use crate::shared::{
-                client_from_row, from_json, grant_from_row, refresh_from_row, to_json, union,
-                user_from_row, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS, CODE_COLUMNS,
+                client_from_row, from_json, grant_from_row, to_json,
+                user_from_row, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
@@ -323,6 +330,19 @@ macro_rules! impl_store {
                     row.as_ref().map(T::from_cols).transpose()
                 }
 
+                /// Runs `job` on a pooled connection: in one transaction, unless it is a single
+                /// statement.
+                pub(crate) async fn pool_write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+                    if J::SINGLE_STATEMENT {
+                        let mut conn = self.pool.acquire().await?;
+                        return job.run(&mut *conn).await;
+                    }
+                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
+                    let out = job.run(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
                 /// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., through the pool.
                 pub(crate) async fn pool_rows_read<T: FromCols>(
                     &self,
@@ -332,8 +352,9 @@ macro_rules! impl_store {
                     let mut q = sqlx::query(sql);
                     for a in args {
                         q = match *a {
-                            Arg::Text(t) => q.bind(t),
-                            Arg::Int(i) => q.bind(i),
+                            Arg::Text(v) => q.bind(v),
+                            Arg::OptText(v) => q.bind(v),
+                            Arg::Int(v) => q.bind(v),
                         };
                     }
                     let rows = q.fetch_all(&self.pool).await?;
@@ -413,60 +434,6 @@ macro_rules! impl_store {
                 })
             }
 
-            fn consent_from_row(r: &Row) -> Result<ConsentRequest> {
-                Ok(ConsentRequest {
-                    token_hash: r.try_get("token_hash")?,
-                    user_id: r.try_get("user_id")?,
-                    client_id: r.try_get("client_id")?,
-                    redirect_uri: r.try_get("redirect_uri")?,
-                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
-                    state: r.try_get("state")?,
-                    code_challenge: r.try_get("code_challenge")?,
-                    code_challenge_method: r.try_get("code_challenge_method")?,
-                    resource: r.try_get("resource")?,
-                    created_at: r.try_get("created_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            }
-
-            fn code_from_row(r: &Row) -> Result<AuthorizationCode> {
-                Ok(AuthorizationCode {
-                    code_hash: r.try_get("code_hash")?,
-                    grant_id: r.try_get("grant_id")?,
-                    client_id: r.try_get("client_id")?,
-                    user_id: r.try_get("user_id")?,
-                    redirect_uri: r.try_get("redirect_uri")?,
-                    scopes: from_json(&r.try_get::<String, _>("scopes")?)?,
-                    code_challenge: r.try_get("code_challenge")?,
-                    code_challenge_method: r.try_get("code_challenge_method")?,
-                    resource: r.try_get("resource")?,
-                    created_at: r.try_get("created_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                })
-            }
-
-            /// The conditional update that makes a consent token single-use: only a live,
-            /// unused request of this user is marked, and only one caller gets the row back.
-            async fn take_consent(
-                conn: &mut Conn,
-                token_hash: &str,
-                user_id: &str,
-                now: UnixSeconds,
-            ) -> Result<Option<ConsentRequest>> {
-                let sql = format!(
-                    "UPDATE consent_requests SET used_at = $1 \
-                     WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
-                     RETURNING {CONSENT_COLUMNS}"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(now)
-                    .bind(token_hash)
-                    .bind(user_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                row.as_ref().map(consent_from_row).transpose()
-            }
-
             fn security_event_from_row(r: &Row) -> Result<SecurityEvent> {
                 Ok(SecurityEvent {
                     id: r.try_get("id")?,
@@ -505,54 +472,6 @@ macro_rules! impl_store {
                 .bind(k.created_at)
                 .bind(k.active_from)
                 .bind(k.retire_after)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            async fn insert_refresh(conn: &mut Conn, t: &NewRefreshToken, grant_id: &str) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, resource, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&t.token_hash)
-                .bind(grant_id)
-                .bind(&t.client_id)
-                .bind(&t.user_id)
-                .bind(to_json(&t.scopes)?)
-                .bind(&t.resource)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            /// Revokes a grant and everything derived from it that the database holds: its
-            /// refresh tokens (revoked) and its authorization codes (deleted). Access tokens carry
-            /// the grant id and check the grant on use.
-            async fn revoke_grant_family(conn: &mut Conn, grant_id: &str, now: UnixSeconds) -> Result<()> {
-                sqlx::query(
-                    "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(grant_id)
-                .execute(&mut *conn)
-                .await?;
-                revoke_grant_refresh_tokens(conn, grant_id, now).await?;
-                sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1")
-                    .bind(grant_id)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-
-            async fn revoke_grant_refresh_tokens(conn: &mut Conn, grant_id: &str, now: UnixSeconds) -> Result<()> {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(grant_id)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -920,25 +839,7 @@ macro_rules! impl_store {
                 }
 
                 async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
-                    let sql = format!(
-                        "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    );
-                    sqlx::query(&sql)
-                        .bind(&c.token_hash)
-                        .bind(&c.user_id)
-                        .bind(&c.client_id)
-                        .bind(&c.redirect_uri)
-                        .bind(to_json(&c.scopes)?)
-                        .bind(&c.state)
-                        .bind(&c.code_challenge)
-                        .bind(&c.code_challenge_method)
-                        .bind(&c.resource)
-                        .bind(c.created_at)
-                        .bind(c.expires_at)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
+                    self.write(CreateConsent(c.clone())).await
                 }
 
                 async fn get_consent(
@@ -957,7 +858,7 @@ macro_rules! impl_store {
                         .bind(now)
                         .fetch_optional(&self.pool)
                         .await?;
-                    row.as_ref().map(consent_from_row).transpose()
+                    row.as_ref().map(ConsentRequest::from_cols).transpose()
                 }
 
                 async fn consume_consent(
@@ -967,7 +868,7 @@ macro_rules! impl_store {
                     now: UnixSeconds,
                 ) -> Result<Option<ConsentRequest>> {
                     let mut conn = self.pool.acquire().await?;
-                    take_consent(&mut conn, token_hash, user_id, now).await
+                    take_consent(&mut *conn, token_hash, user_id, now).await
                 }
 
                 async fn approve_consent(
@@ -976,87 +877,13 @@ macro_rules! impl_store {
                     user_id: &str,
                     a: &Approval,
                 ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let Some(consent) = take_consent(&mut tx, token_hash, user_id, a.now).await? else {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    };
-                    let resources: Vec<String> = consent.resource.iter().cloned().collect();
-                    // Create the grant unless a live one exists (the partial unique index decides,
-                    // also against a concurrent approval), then lock and widen whichever is live.
-                    sqlx::query(
-                        "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $6) \
-                         ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
-                    )
-                    .bind(&a.new_grant_id)
-                    .bind(user_id)
-                    .bind(&consent.client_id)
-                    .bind(to_json(&consent.scopes)?)
-                    .bind(to_json(&resources)?)
-                    .bind(a.now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let sql = format!(
-                        "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-                         WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
-                        Self::DIALECT.for_update
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(user_id)
-                        .bind(&consent.client_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let mut grant = grant_from_row(&row)?;
-                    let scopes = union(&grant.scopes, &consent.scopes);
-                    let all_resources = union(&grant.resources, &resources);
-                    if scopes != grant.scopes || all_resources != grant.resources {
-                        sqlx::query(
-                            "UPDATE oauth_grants SET scopes = $1, resources = $2, updated_at = $3 WHERE id = $4",
-                        )
-                        .bind(to_json(&scopes)?)
-                        .bind(to_json(&all_resources)?)
-                        .bind(a.now)
-                        .bind(&grant.id)
-                        .execute(&mut *tx)
-                        .await?;
-                        grant.scopes = scopes;
-                        grant.resources = all_resources;
-                        grant.updated_at = a.now;
-                    }
-                    let code = AuthorizationCode {
-                        code_hash: a.code_hash.clone(),
-                        grant_id: grant.id.clone(),
-                        client_id: consent.client_id.clone(),
+                    self.write(ApproveConsent {
+                        token_hash: token_hash.to_owned(),
                         user_id: user_id.to_owned(),
-                        redirect_uri: consent.redirect_uri.clone(),
-                        scopes: consent.scopes.clone(),
-                        code_challenge: consent.code_challenge.clone(),
-                        code_challenge_method: consent.code_challenge_method.clone(),
-                        resource: consent.resource.clone(),
-                        created_at: a.now,
-                        expires_at: a.code_expires_at,
-                    };
-                    let sql = format!(
-                        "INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    );
-                    sqlx::query(&sql)
-                        .bind(&code.code_hash)
-                        .bind(&code.grant_id)
-                        .bind(&code.client_id)
-                        .bind(&code.user_id)
-                        .bind(&code.redirect_uri)
-                        .bind(to_json(&code.scopes)?)
-                        .bind(&code.code_challenge)
-                        .bind(&code.code_challenge_method)
-                        .bind(&code.resource)
-                        .bind(code.created_at)
-                        .bind(code.expires_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(Some((consent, grant, code)))
+                        approval: a.clone(),
+                        for_update: Self::DIALECT.for_update,
+                    })
+                    .await
                 }
 
                 async fn redeem_authorization_code(
@@ -1064,8 +891,8 @@ macro_rules! impl_store {
                     code_hash: &str,
                     now: UnixSeconds,
                 ) -> Result<CodeRedemption> {
-                    let burn = |_: &AuthorizationCode| CodeDecision::Reject;
-                    Ok(match self.exchange_authorization_code(code_hash, now, &burn).await? {
+                    let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
+                    Ok(match self.exchange_authorization_code(code_hash, now, burn).await? {
                         CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
                             CodeRedemption::Redeemed(code)
                         }
@@ -1080,55 +907,14 @@ macro_rules! impl_store {
                     &self,
                     code_hash: &str,
                     now: UnixSeconds,
-                    decide: &(dyn for<'c> Fn(&'c AuthorizationCode) -> CodeDecision + Send + Sync),
+                    decide: Decide,
                 ) -> Result<CodeExchange> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    // The conditional update is the single-use rule: of two concurrent
-                    // exchanges (on any instance) only one finds `used_at IS NULL`.
-                    let sql = format!(
-                        "UPDATE authorization_codes SET used_at = $1 \
-                         WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-                         AND EXISTS (SELECT 1 FROM oauth_grants g \
-                                     WHERE g.id = authorization_codes.grant_id AND g.revoked_at IS NULL) \
-                         RETURNING {CODE_COLUMNS}"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(now)
-                        .bind(code_hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(r) = row {
-                        let code = code_from_row(&r)?;
-                        let outcome = match decide(&code) {
-                            CodeDecision::Accept { refresh_token } => {
-                                if let Some(token) = &refresh_token {
-                                    insert_refresh(&mut tx, token, &code.grant_id).await?;
-                                }
-                                sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
-                                    .bind(now)
-                                    .bind(&code.grant_id)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                CodeExchange::Exchanged(Box::new(code))
-                            }
-                            CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
-                        };
-                        tx.commit().await?;
-                        return Ok(outcome);
-                    }
-                    let used = sqlx::query(
-                        "SELECT grant_id FROM authorization_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
-                    )
-                    .bind(code_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    tx.rollback().await?;
-                    Ok(match used {
-                        Some(r) => CodeExchange::AlreadyUsed {
-                            grant_id: r.try_get("grant_id")?,
-                        },
-                        None => CodeExchange::Invalid,
+                    self.write(ExchangeCode {
+                        code_hash: code_hash.to_owned(),
+                        now,
+                        decide,
                     })
+                    .await
                 }
 
                 async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
@@ -1197,7 +983,7 @@ macro_rules! impl_store {
                         .bind(grant_id)
                         .execute(&mut *tx)
                         .await?;
-                    revoke_grant_refresh_tokens(&mut tx, grant_id, now).await?;
+                    revoke_grant_refresh_tokens(&mut *tx, grant_id, now).await?;
                     tx.commit().await?;
                     Ok(Some(grant))
                 }
@@ -1381,7 +1167,7 @@ macro_rules! impl_store {
 
                 async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
                     let mut conn = self.pool.acquire().await?;
-                    insert_refresh(&mut conn, token, &token.grant_id).await
+                    insert_refresh(&mut *conn, token, &token.grant_id).await
                 }
 
                 async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
@@ -1395,49 +1181,12 @@ macro_rules! impl_store {
                     new: &NewRefreshToken,
                     now: UnixSeconds,
                 ) -> Result<RefreshRotation> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    // The conditional update is the single-use rule: of two concurrent
-                    // rotations (on any instance) only one finds `used_at IS NULL`; on
-                    // PostgreSQL the second waits for the first's row lock and re-checks.
-                    let sql = format!(
-                        "UPDATE refresh_tokens SET used_at = $1 \
-                         WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-                         AND EXISTS (SELECT 1 FROM oauth_grants g \
-                                     WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
-                         RETURNING {REFRESH_COLUMNS}"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(now)
-                        .bind(old_hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(r) = row {
-                        let old = refresh_from_row(&r)?;
-                        insert_refresh(&mut tx, new, &old.grant_id).await?;
-                        sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
-                            .bind(now)
-                            .bind(&old.grant_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await?;
-                        return Ok(RefreshRotation::Rotated(Box::new(old)));
-                    }
-                    let used = sqlx::query(
-                        "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
-                    )
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(used) = used else {
-                        tx.rollback().await?;
-                        return Ok(RefreshRotation::Invalid);
-                    };
-                    // RFC 9700 §4.14.2: a used refresh token presented again means one of two
-                    // parties holds a stolen copy; end the whole family.
-                    let grant_id: String = used.try_get("grant_id")?;
-                    revoke_grant_family(&mut tx, &grant_id, now).await?;
-                    tx.commit().await?;
-                    Ok(RefreshRotation::Reused { grant_id })
+                    self.write(RotateRefresh {
+                        old_hash: old_hash.to_owned(),
+                        new: new.clone(),
+                        now,
+                    })
+                    .await
                 }
 
                 async fn revoke_refresh_token_family(
@@ -1455,7 +1204,7 @@ macro_rules! impl_store {
                         return Ok(None);
                     };
                     let grant_id: String = row.try_get("grant_id")?;
-                    revoke_grant_family(&mut tx, &grant_id, now).await?;
+                    revoke_grant_family(&mut *tx, &grant_id, now).await?;
                     tx.commit().await?;
                     Ok(Some(grant_id))
                 }
@@ -1476,22 +1225,7 @@ macro_rules! impl_store {
                 // --- audit trail ---
 
                 async fn record_security_event(&self, e: &NewSecurityEvent) -> Result<i64> {
-                    let row = sqlx::query(
-                        "INSERT INTO security_events \
-                         (occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                    )
-                    .bind(e.occurred_at)
-                    .bind(&e.kind)
-                    .bind(&e.org_id)
-                    .bind(&e.user_id)
-                    .bind(&e.client_id)
-                    .bind(&e.grant_id)
-                    .bind(&e.ip)
-                    .bind(to_json(&e.detail)?)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Ok(row.try_get("id")?)
+                    self.write(RecordEvent(e.clone())).await
                 }
 
                 async fn list_security_events(

@@ -8,6 +8,8 @@ use sqlx::SqlitePool;
 
 use crate::shared::{Arg, FromCols};
 use crate::sqlite_read::{self, Readers};
+use crate::sqlite_write::Writer;
+use crate::writes::WriteJob;
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct SqliteStore {
@@ -15,6 +17,8 @@ pub struct SqliteStore {
     /// Point reads on the calling thread ([`crate::sqlite_read`]); `None` for an in-memory
     /// database, which only the pool's connections can see.
     readers: Option<Readers>,
+    /// The hot-path writes ([`crate::sqlite_write`]); `None` for an in-memory database.
+    writer: Option<Writer>,
 }
 
 impl SqliteStore {
@@ -50,11 +54,15 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await?;
         // The pool's first connection has created the file and switched it to WAL.
-        let readers = match sqlite_read::file_of(opts.get_filename()) {
-            Some(path) => Some(Readers::open(path)?),
-            None => None,
+        let (readers, writer) = match sqlite_read::file_of(opts.get_filename()) {
+            Some(path) => (Some(Readers::open(path)?), Some(Writer::open(path)?)),
+            None => (None, None),
         };
-        Ok(Self { pool, readers })
+        Ok(Self {
+            pool,
+            readers,
+            writer,
+        })
     }
 
     /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
@@ -82,9 +90,21 @@ impl SqliteStore {
         }
     }
 
+    /// Runs a hot-path write in one transaction: on the writer thread when the database is a
+    /// file.
+    pub(crate) async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+        match &self.writer {
+            Some(writer) => writer.run(job).await,
+            None => self.pool_write(job).await,
+        }
+    }
+
     pub(crate) fn close_readers(&self) {
         if let Some(readers) = &self.readers {
             readers.close();
+        }
+        if let Some(writer) = &self.writer {
+            writer.close();
         }
     }
 

@@ -88,7 +88,7 @@ impl Readers {
     /// The row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order), if any.
     pub(crate) fn point_read<T: FromCols>(&self, sql: &str, args: &[&str]) -> Result<Option<T>> {
         let conn = self.take()?;
-        let out = read_one(&conn, sql, args);
+        let out = read_one(&conn, sql, rusqlite::params_from_iter(args));
         // A connection whose statement failed is dropped rather than reused.
         if out.is_ok() {
             self.put_back(conn);
@@ -116,9 +116,15 @@ impl Readers {
     }
 }
 
-fn read_one<T: FromCols>(conn: &Connection, sql: &str, args: &[&str]) -> Result<Option<T>> {
+/// The first row `sql` returns with `params`, if any. The statement is reset before this
+/// returns, which ends its read transaction.
+pub(crate) fn read_one<T: FromCols>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut rows = stmt.query(params)?;
     match rows.next()? {
         Some(row) => T::from_cols(row).map(Some),
         None => Ok(None),

@@ -6,10 +6,11 @@
 
 mod support;
 
+use futures_util::future::join_all;
 use oauth_core::{Client, ClientDraft, ScopeCatalogue};
 use oauth_store::{
     Approval, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant, NewRefreshToken,
-    NewUser, RefreshRotation, Store, User,
+    NewUser, RefreshRotation, Store, StoreError, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -369,15 +370,16 @@ async fn concurrent_code_redemptions_have_one_winner(store: &dyn Store) {
 async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: &dyn Store) {
     let (_, _, grant) = setup(store).await;
     let new = token("rt-from-code", &grant, &["admin"], NOW + 1);
-    let seen = std::sync::Mutex::new(None);
-    let decide = |code: &oauth_store::AuthorizationCode| {
-        *seen.lock().unwrap() = Some(code.grant_id.clone());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen_inside = seen.clone();
+    let decide = move |code: &oauth_store::AuthorizationCode| {
+        *seen_inside.lock().unwrap() = Some(code.grant_id.clone());
         CodeDecision::Accept {
             refresh_token: Some(new.clone()),
         }
     };
     let out = store
-        .exchange_authorization_code("code", NOW + 1, &decide)
+        .exchange_authorization_code("code", NOW + 1, Box::new(decide))
         .await
         .unwrap();
     let CodeExchange::Exchanged(code) = out else {
@@ -403,12 +405,12 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
         "the grant is touched in the same transaction"
     );
     // Spent: a second exchange is a replay, and its decision is never asked for.
-    let never = |_: &oauth_store::AuthorizationCode| -> CodeDecision {
+    fn never(_: &oauth_store::AuthorizationCode) -> CodeDecision {
         panic!("a used code is not decided on")
-    };
+    }
     assert_eq!(
         store
-            .exchange_authorization_code("code", NOW + 2, &never)
+            .exchange_authorization_code("code", NOW + 2, Box::new(never))
             .await
             .unwrap(),
         CodeExchange::AlreadyUsed {
@@ -417,7 +419,7 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
     );
     assert_eq!(
         store
-            .exchange_authorization_code("unknown", NOW + 2, &never)
+            .exchange_authorization_code("unknown", NOW + 2, Box::new(never))
             .await
             .unwrap(),
         CodeExchange::Invalid
@@ -428,7 +430,7 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
     let (_, _, grant) = setup(store).await;
     let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
     let out = store
-        .exchange_authorization_code("code", NOW + 1, &reject)
+        .exchange_authorization_code("code", NOW + 1, Box::new(reject))
         .await
         .unwrap();
     assert!(matches!(out, CodeExchange::Rejected(_)), "{out:?}");
@@ -443,12 +445,13 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
         "a rejected exchange does not touch the grant"
     );
     // Burned: presenting it again (say, with the right verifier) is a replay.
-    let accept = |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
-        refresh_token: Some(token("late", &grant, &["admin"], NOW + 2)),
+    let late = token("late", &grant, &["admin"], NOW + 2);
+    let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+        refresh_token: Some(late),
     };
     assert_eq!(
         store
-            .exchange_authorization_code("code", NOW + 2, &accept)
+            .exchange_authorization_code("code", NOW + 2, Box::new(accept))
             .await
             .unwrap(),
         CodeExchange::AlreadyUsed {
@@ -458,7 +461,68 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
     assert_eq!(store.find_refresh_token("late").await.unwrap(), None);
 }
 
+async fn hot_path_writes_and_other_writes_interleave(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    for i in 0..20 {
+        store
+            .insert_refresh_token(&token(&format!("old{i}"), &grant, &["admin"], NOW))
+            .await
+            .unwrap();
+    }
+    // Rotations (on a SQLite file, the writer thread's transactions) and plain inserts (the
+    // pool's connections) all in flight at once: every one succeeds, none waits forever.
+    let rotations = (0..20).map(|i| {
+        let new = token(&format!("new{i}"), &grant, &["admin"], NOW + 1);
+        async move {
+            store
+                .rotate_refresh_token(&format!("old{i}"), &new, NOW + 1)
+                .await
+        }
+    });
+    let inserts = (0..20).map(|i| {
+        let extra = token(&format!("extra{i}"), &grant, &["admin"], NOW);
+        async move { store.insert_refresh_token(&extra).await }
+    });
+    let (rotated, inserted) = tokio::join!(join_all(rotations), join_all(inserts));
+    for r in rotated {
+        assert!(matches!(r.unwrap(), RefreshRotation::Rotated(_)));
+    }
+    for r in inserted {
+        r.unwrap();
+    }
+    for i in 0..20 {
+        let old = store
+            .find_refresh_token(&format!("old{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.used_at, Some(NOW + 1), "old{i}");
+        for name in [format!("new{i}"), format!("extra{i}")] {
+            let t = store.find_refresh_token(&name).await.unwrap().unwrap();
+            assert_eq!(t.used_at, None, "{name}");
+        }
+    }
+}
+
+async fn a_closed_store_refuses_reads_and_writes_as_unavailable(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    store.close().await;
+    let err = store
+        .rotate_refresh_token("r1", &token("r2", &grant, &["admin"], NOW + 1), NOW + 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = store.get_client(&c.client_id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
 storage_tests! {
+    hot_path_writes_and_other_writes_interleave,
+    a_closed_store_refuses_reads_and_writes_as_unavailable,
     an_accepted_exchange_stores_its_refresh_token_with_the_code_use,
     a_rejected_exchange_burns_the_code_and_stores_nothing,
     concurrent_code_redemptions_have_one_winner,

@@ -19,11 +19,13 @@ use axum::{Json, Router};
 use oauth_core::pkce::{self, ChallengeMethod};
 use oauth_core::scope::parse_scope_string;
 use oauth_core::secret;
+use oauth_core::UnixSeconds;
 use oauth_store::{
-    AuthorizationCode, CodeDecision, CodeExchange, NewRefreshToken, RefreshRotation,
+    AuthorizationCode, CodeDecision, CodeExchange, Decide, NewRefreshToken, RefreshRotation,
 };
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
+use std::sync::Arc;
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -142,12 +144,13 @@ async fn authorization_code(
     let client = &auth.client;
     require_grant_type(auth, GrantType::AuthorizationCode)?;
     let code = params.require("code")?;
-    let presented = PresentedCode {
-        client,
-        redirect_uri: params.require("redirect_uri")?,
-        verifier: params.get("code_verifier"),
-        resource: params.get("resource"),
-    };
+    let presented = Arc::new(PresentedCode {
+        client_id: client.client_id.clone(),
+        confidential: client.is_confidential(),
+        redirect_uri: params.require("redirect_uri")?.to_owned(),
+        verifier: params.get("code_verifier").map(str::to_owned),
+        resource: params.get("resource").map(str::to_owned),
+    });
     let now = state.clock.now();
     let refresh_token = client
         .settings
@@ -158,25 +161,33 @@ async fn authorization_code(
     // a code presented with the wrong client, redirect URI or verifier is burned, never retried
     // (RFC 6749 §4.1.2: single use); two concurrent exchanges cannot both succeed; and a crash
     // never leaves a used code whose tokens were lost.
-    let decide = |code: &AuthorizationCode| match presented.check(code) {
-        Ok(()) => CodeDecision::Accept {
-            refresh_token: refresh_token.as_deref().map(|token| {
-                new_refresh_token(
-                    state,
-                    token,
-                    &code.grant_id,
-                    &client.client_id,
-                    &code.user_id,
-                    &code.scopes,
-                    code.resource.as_deref(),
-                )
-            }),
-        },
-        Err(_) => CodeDecision::Reject,
+    let refresh_lifetime = state.config.tokens.refresh_token_lifetime_secs;
+    let decide: Decide = {
+        let presented = presented.clone();
+        let refresh_token = refresh_token.clone();
+        Box::new(
+            move |code: &AuthorizationCode| match presented.check(code) {
+                Ok(()) => CodeDecision::Accept {
+                    refresh_token: refresh_token.as_deref().map(|token| {
+                        new_refresh_token(
+                            now,
+                            refresh_lifetime,
+                            token,
+                            &code.grant_id,
+                            &code.client_id,
+                            &code.user_id,
+                            &code.scopes,
+                            code.resource.as_deref(),
+                        )
+                    }),
+                },
+                Err(_) => CodeDecision::Reject,
+            },
+        )
     };
     let code = match state
         .store
-        .exchange_authorization_code(&secret::hash_secret(code), now, &decide)
+        .exchange_authorization_code(&secret::hash_secret(code), now, decide)
         .await?
     {
         CodeExchange::Exchanged(code) => code,
@@ -247,19 +258,21 @@ async fn authorization_code(
 }
 
 /// What the token request says about the code it presents.
-struct PresentedCode<'a> {
-    client: &'a oauth_core::Client,
-    redirect_uri: &'a str,
-    verifier: Option<&'a str>,
-    resource: Option<&'a str>,
+struct PresentedCode {
+    /// The authenticated client.
+    client_id: String,
+    confidential: bool,
+    redirect_uri: String,
+    verifier: Option<String>,
+    resource: Option<String>,
 }
 
-impl PresentedCode<'_> {
+impl PresentedCode {
     /// RFC 6749 §4.1.3, RFC 7636 §4.6 and RFC 8707 §2.2: whether the code may be exchanged by
     /// this request. Pure, so it can run inside the exchange's transaction.
     fn check(&self, code: &AuthorizationCode) -> Result<(), ApiError> {
         // §4.1.3: the code was issued to the authenticated client.
-        if code.client_id != self.client.client_id {
+        if code.client_id != self.client_id {
             return Err(invalid_grant(
                 "the authorization code is invalid, expired or already used",
             ));
@@ -270,7 +283,7 @@ impl PresentedCode<'_> {
                 "redirect_uri does not match the authorization request",
             ));
         }
-        match (&code.code_challenge, self.verifier) {
+        match (&code.code_challenge, self.verifier.as_deref()) {
             (Some(challenge), Some(verifier)) => {
                 let method = code
                     .code_challenge_method
@@ -296,12 +309,12 @@ impl PresentedCode<'_> {
                     "code_verifier was sent, but the authorization request had no code_challenge",
                 ))
             }
-            (None, None) if !self.client.is_confidential() => {
+            (None, None) if !self.confidential => {
                 return Err(invalid_grant("a public client must use PKCE"))
             }
             (None, None) => {}
         }
-        if let Some(r) = self.resource {
+        if let Some(r) = self.resource.as_deref() {
             // RFC 8707 §2.2: the resource of the token request must be one the user approved.
             if code.resource.as_deref() != Some(r) {
                 return Err(ApiError::oauth(
@@ -314,8 +327,10 @@ impl PresentedCode<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_refresh_token(
-    state: &AppState,
+    now: UnixSeconds,
+    lifetime_secs: i64,
     token: &str,
     grant_id: &str,
     client_id: &str,
@@ -323,7 +338,6 @@ fn new_refresh_token(
     scopes: &[String],
     resource: Option<&str>,
 ) -> NewRefreshToken {
-    let now = state.clock.now();
     NewRefreshToken {
         token_hash: secret::hash_secret(token),
         grant_id: grant_id.to_owned(),
@@ -332,7 +346,7 @@ fn new_refresh_token(
         scopes: scopes.to_vec(),
         resource: resource.map(str::to_owned),
         created_at: now,
-        expires_at: now + state.config.tokens.refresh_token_lifetime_secs,
+        expires_at: now + lifetime_secs,
     }
 }
 
@@ -379,7 +393,8 @@ async fn refresh_token(
     }
     let new_token = secret::random_token(&mut OsRng);
     let new = new_refresh_token(
-        state,
+        state.clock.now(),
+        state.config.tokens.refresh_token_lifetime_secs,
         &new_token,
         &stored.grant_id,
         &client.client_id,
