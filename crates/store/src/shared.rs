@@ -106,6 +106,7 @@ pub(crate) enum Arg<'a> {
     Text(&'a str),
     OptText(Option<&'a str>),
     Int(i64),
+    Bool(bool),
 }
 
 impl rusqlite::ToSql for Arg<'_> {
@@ -114,6 +115,7 @@ impl rusqlite::ToSql for Arg<'_> {
             Arg::Text(v) => v.to_sql(),
             Arg::OptText(v) => v.to_sql(),
             Arg::Int(v) => v.to_sql(),
+            Arg::Bool(v) => v.to_sql(),
         }
     }
 }
@@ -295,7 +297,7 @@ macro_rules! impl_store {
             use super::$store;
             use crate::writes::{
                 insert_refresh, revoke_grant_family, revoke_grant_refresh_tokens, take_consent,
-                ApproveConsent, CreateConsent, Decide, ExchangeCode, RecordEvent, RotateRefresh,
+                ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RotateRefresh,
                 WriteJob,
             };
             use crate::shared::{
@@ -355,6 +357,7 @@ macro_rules! impl_store {
                             Arg::Text(v) => q.bind(v),
                             Arg::OptText(v) => q.bind(v),
                             Arg::Int(v) => q.bind(v),
+                            Arg::Bool(v) => q.bind(v),
                         };
                     }
                     let rows = q.fetch_all(&self.pool).await?;
@@ -602,32 +605,7 @@ macro_rules! impl_store {
                 }
 
                 async fn insert_client(&self, c: &Client) -> Result<()> {
-                    let s = &c.settings;
-                    let sql = format!(
-                        "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-                    );
-                    sqlx::query(&sql)
-                        .bind(&c.client_id)
-                        .bind(&c.org_id)
-                        .bind(&c.user_id)
-                        .bind(&s.name)
-                        .bind(s.client_type.as_str())
-                        .bind(&c.secret_hash)
-                        .bind(s.require_pkce)
-                        .bind(to_json(&s.grant_types)?)
-                        .bind(to_json(&s.scopes)?)
-                        .bind(to_json(&s.redirect_uris)?)
-                        .bind(&s.logo_uri)
-                        .bind(&s.policy_uri)
-                        .bind(&s.tos_uri)
-                        .bind(s.token_endpoint_auth_method.as_str())
-                        .bind(c.verified)
-                        .bind(c.created_at)
-                        .bind(c.updated_at)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
+                    self.write(InsertClient(c.clone())).await
                 }
 
                 async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {

@@ -162,6 +162,10 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::Unavailable(Box::new(e))
             }
+            // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY, as sqlx reports them.
+            rusqlite::Error::SqliteFailure(f, msg) if matches!(f.extended_code, 2067 | 1555) => {
+                StoreError::Conflict(msg.clone().unwrap_or_else(|| f.to_string()))
+            }
             _ => StoreError::Internal(e.to_string()),
         }
     }

@@ -9,11 +9,11 @@
 
 use std::future::Future;
 
-use oauth_core::UnixSeconds;
+use oauth_core::{Client, UnixSeconds};
 
 use crate::shared::{
-    from_json, to_json, union, Arg, Cols, FromCols, CODE_COLUMNS, CONSENT_COLUMNS, GRANT_COLUMNS,
-    REFRESH_COLUMNS,
+    from_json, to_json, union, Arg, Cols, FromCols, CLIENT_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS,
+    GRANT_COLUMNS, REFRESH_COLUMNS,
 };
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, ConsentRequest, Grant,
@@ -47,6 +47,7 @@ macro_rules! impl_exec_for_sqlx {
                         Arg::Text(v) => q.bind(v),
                         Arg::OptText(v) => q.bind(v),
                         Arg::Int(v) => q.bind(v),
+                        Arg::Bool(v) => q.bind(v),
                     };
                 }
                 let row = q.fetch_optional(&mut *self).await?;
@@ -60,6 +61,7 @@ macro_rules! impl_exec_for_sqlx {
                         Arg::Text(v) => q.bind(v),
                         Arg::OptText(v) => q.bind(v),
                         Arg::Int(v) => q.bind(v),
+                        Arg::Bool(v) => q.bind(v),
                     };
                 }
                 Ok(q.execute(&mut *self).await?.rows_affected())
@@ -213,6 +215,50 @@ pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
     )
     .await?;
     Ok(())
+}
+
+/// `Store::insert_client`.
+pub(crate) struct InsertClient(pub Client);
+
+impl WriteJob for InsertClient {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(self, e: &mut E) -> Result<()> {
+        let c = &self.0;
+        let s = &c.settings;
+        let grant_types = to_json(&s.grant_types)?;
+        let scopes = to_json(&s.scopes)?;
+        let redirect_uris = to_json(&s.redirect_uris)?;
+        let sql = format!(
+            "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        );
+        e.execute(
+            &sql,
+            &[
+                Arg::Text(&c.client_id),
+                Arg::Text(&c.org_id),
+                Arg::Text(&c.user_id),
+                Arg::Text(&s.name),
+                Arg::Text(s.client_type.as_str()),
+                Arg::OptText(c.secret_hash.as_deref()),
+                Arg::Bool(s.require_pkce),
+                Arg::Text(&grant_types),
+                Arg::Text(&scopes),
+                Arg::Text(&redirect_uris),
+                Arg::OptText(s.logo_uri.as_deref()),
+                Arg::OptText(s.policy_uri.as_deref()),
+                Arg::OptText(s.tos_uri.as_deref()),
+                Arg::Text(s.token_endpoint_auth_method.as_str()),
+                Arg::Bool(c.verified),
+                Arg::Int(c.created_at),
+                Arg::Int(c.updated_at),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// `Store::create_consent`.
