@@ -1,12 +1,13 @@
-//! The SQLite writer: one connection on a thread of its own that runs each hot-path write
-//! ([`WriteJob`]) whole, inside one `BEGIN IMMEDIATE` transaction.
+//! The SQLite writer: one connection on a thread of its own that runs the hot-path writes
+//! ([`WriteJob`]).
 //!
 //! Through sqlx, every statement of a transaction is a round trip to the connection's thread
-//! (begin, three or four statements, commit: five or six hand-offs each way); here a
-//! transaction is one. The jobs are queued, and SQLite allows one writer at a time anyway, so
-//! nothing is lost by running them one after another. When another connection holds the write
-//! lock (the pool's other writes, or another process), this thread waits for it under the busy
-//! timeout; no runtime thread ever does.
+//! (begin, three or four statements, commit: five or six hand-offs each way); here a job is one.
+//! SQLite allows one writer at a time anyway, so nothing is lost by running the jobs one after
+//! another, and the jobs that queued up while one ran are committed together (group commit, see
+//! [`run_batch`]): one WAL append for all the pages they changed. When another connection holds
+//! the write lock (the pool's other writes, or another process), this thread waits for it under
+//! the busy timeout; no runtime thread ever does.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -23,7 +24,51 @@ use crate::sqlite_read::read_one;
 use crate::writes::{Exec, WriteJob};
 use crate::{Result, StoreError};
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A queued job with the channel its caller waits on.
+struct Pending<J: WriteJob> {
+    job: J,
+    done: tokio::sync::oneshot::Sender<Result<J::Output>>,
+}
+
+/// What the writer thread does with a queued job, whatever its type.
+trait Queued: Send {
+    /// Runs the write inside the open transaction, under a savepoint of its own; returns what
+    /// to do once the transaction's fate is known, and `false` if the savepoint could not be
+    /// undone or released (then the whole transaction must roll back).
+    fn run(self: Box<Self>, conn: &mut Connection) -> (Finish, bool);
+    /// The transaction could not even begin.
+    fn fail(self: Box<Self>, failure: &CommitFailure);
+}
+
+impl<J: WriteJob> Queued for Pending<J> {
+    fn run(self: Box<Self>, conn: &mut Connection) -> (Finish, bool) {
+        let Pending { job, done } = *self;
+        let (out, clean) = match in_savepoint(conn, job) {
+            Ok(out) => (out, true),
+            Err(e) => (Err(StoreError::from(e)), false),
+        };
+        let finish: Finish = Box::new(move |failure: Option<&CommitFailure>| {
+            let out = match (out, failure) {
+                (Ok(_), Some(f)) => Err(f.to_error()),
+                (out, _) => out,
+            };
+            let _ = done.send(out);
+        });
+        (finish, clean)
+    }
+
+    fn fail(self: Box<Self>, failure: &CommitFailure) {
+        let _ = self.done.send(Err(failure.to_error()));
+    }
+}
+
+type Job = Box<dyn Queued>;
+
+/// Delivers a job's outcome: its own result if the batch committed, else the commit's failure.
+type Finish = Box<dyn FnOnce(Option<&CommitFailure>) + Send>;
+
+/// The most jobs committed together.
+const MAX_BATCH: usize = 64;
 
 pub(crate) struct Writer {
     /// `None` once closed: the thread finishes the queued jobs and ends.
@@ -46,8 +91,15 @@ impl Writer {
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                while let Ok(job) = rx.recv() {
-                    job(&mut conn);
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_batch(&mut conn, batch);
                 }
             })
             .map_err(|e| StoreError::Internal(format!("starting the SQLite writer: {e}")))?;
@@ -56,18 +108,10 @@ impl Writer {
         })
     }
 
-    /// Runs `job` in a transaction on the writer thread and waits for its outcome.
+    /// Runs `job` on the writer thread and waits until its transaction has committed (or failed).
     pub(crate) async fn run<J: WriteJob>(&self, job: J) -> Result<J::Output> {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let work: Job = Box::new(move |conn: &mut Connection| {
-            let out = std::panic::catch_unwind(AssertUnwindSafe(|| in_transaction(conn, job)))
-                .unwrap_or_else(|_| Err(StoreError::Internal("a SQLite write panicked".into())));
-            if !conn.is_autocommit() {
-                // Only after a panic between BEGIN and COMMIT/ROLLBACK.
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            let _ = done.send(out);
-        });
+        let work: Job = Box::new(Pending { job, done });
         let sent = self
             .jobs
             .lock()
@@ -93,25 +137,88 @@ fn closed() -> StoreError {
     StoreError::Unavailable(Box::new(std::io::Error::other("the store is closed")))
 }
 
-fn in_transaction<J: WriteJob>(conn: &mut Connection, job: J) -> Result<J::Output> {
-    if J::SINGLE_STATEMENT {
-        return poll_once(job.run(conn));
-    }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let out = poll_once(job.run(conn));
-    match out {
-        Ok(v) => match conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(v),
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
+/// Why a batch did not commit, told to each of its jobs.
+#[derive(Clone)]
+enum CommitFailure {
+    /// The write lock stayed taken for longer than the busy timeout.
+    Busy(String),
+    Other(String),
+}
+
+impl CommitFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        match StoreError::from(e) {
+            StoreError::Unavailable(source) => CommitFailure::Busy(source.to_string()),
+            other => CommitFailure::Other(other.to_string()),
         }
     }
+
+    fn to_error(&self) -> StoreError {
+        match self {
+            CommitFailure::Busy(m) => {
+                StoreError::Unavailable(Box::new(std::io::Error::other(m.clone())))
+            }
+            CommitFailure::Other(m) => StoreError::Internal(format!("commit failed: {m}")),
+        }
+    }
+}
+
+/// Group commit: the queued jobs run one after another in one transaction, each under its own
+/// savepoint, so a job that fails is undone alone and the others still commit. Jobs run in
+/// the order they were queued and each sees the ones before it, exactly as if each had its own
+/// transaction; only the commit (the WAL append of every page changed) is shared, and no job
+/// hears of its outcome before that commit.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let failure = CommitFailure::from(e);
+        for job in batch {
+            job.fail(&failure);
+        }
+        return;
+    }
+    let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut clean = true;
+    for job in batch {
+        if !clean {
+            // A savepoint went wrong: the transaction is rolled back, the rest not run.
+            job.fail(&CommitFailure::Other(
+                "an earlier write in its batch failed".into(),
+            ));
+            continue;
+        }
+        let (finish, ok) = job.run(conn);
+        finishers.push(finish);
+        clean = ok;
+    }
+    let failure = if clean {
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => Some(CommitFailure::from(e)),
+        }
+    } else {
+        Some(CommitFailure::Other(
+            "a savepoint could not be undone".into(),
+        ))
+    };
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishers {
+        finish(failure.as_ref());
+    }
+}
+
+/// Runs one job under a savepoint of the open transaction: released on success, rolled back
+/// on failure or panic. The outer error: the savepoint itself failed.
+fn in_savepoint<J: WriteJob>(conn: &mut Connection, job: J) -> rusqlite::Result<Result<J::Output>> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| poll_once(job.run(&mut *conn))))
+        .unwrap_or_else(|_| Err(StoreError::Internal("a SQLite write panicked".into())));
+    if out.is_err() {
+        conn.execute_batch("ROLLBACK TO job")?;
+    }
+    conn.execute_batch("RELEASE job")?;
+    Ok(out)
 }
 
 /// Drives a job's future on this thread. Every statement on a rusqlite connection completes

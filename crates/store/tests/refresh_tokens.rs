@@ -520,7 +520,43 @@ async fn a_closed_store_refuses_reads_and_writes_as_unavailable(store: &dyn Stor
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+async fn a_failing_write_leaves_the_writes_around_it(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    for name in ["r0", "r1"] {
+        store
+            .insert_refresh_token(&token(name, &grant, &["admin"], NOW))
+            .await
+            .unwrap();
+    }
+    // A conflicting insert (the client exists) in flight together with two good writes: on a
+    // SQLite file they may share one transaction, and the conflict must undo only itself.
+    let (n0, n1) = (
+        token("n0", &grant, &["admin"], NOW + 1),
+        token("n1", &grant, &["admin"], NOW + 1),
+    );
+    let (a, dup, b) = tokio::join!(
+        store.rotate_refresh_token("r0", &n0, NOW + 1),
+        store.insert_client(&c),
+        store.rotate_refresh_token("r1", &n1, NOW + 1),
+    );
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(matches!(a.unwrap(), RefreshRotation::Rotated(_)));
+    assert!(matches!(b.unwrap(), RefreshRotation::Rotated(_)));
+    for name in ["n0", "n1"] {
+        assert!(
+            store.find_refresh_token(name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+    for name in ["r0", "r1"] {
+        let old = store.find_refresh_token(name).await.unwrap().unwrap();
+        assert_eq!(old.used_at, Some(NOW + 1), "{name}");
+    }
+    assert_eq!(store.get_client(&c.client_id).await.unwrap(), Some(c));
+}
+
 storage_tests! {
+    a_failing_write_leaves_the_writes_around_it,
     hot_path_writes_and_other_writes_interleave,
     a_closed_store_refuses_reads_and_writes_as_unavailable,
     an_accepted_exchange_stores_its_refresh_token_with_the_code_use,
