@@ -61,7 +61,7 @@ impl PostgresStore {
         self.pool_write(job).await
     }
 
-    pub(crate) fn close_readers(&self) {}
+    pub(crate) fn close_own_connections(&self) {}
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/postgres")

@@ -492,7 +492,7 @@ macro_rules! impl_store {
                 }
 
                 async fn close(&self) {
-                    self.close_readers();
+                    self.close_own_connections();
                     self.pool.close().await;
                 }
 

@@ -99,7 +99,9 @@ impl SqliteStore {
         }
     }
 
-    pub(crate) fn close_readers(&self) {
+    /// Closes the reader connections and stops the writer (after its queued jobs), as the
+    /// pool is closed.
+    pub(crate) fn close_own_connections(&self) {
         if let Some(readers) = &self.readers {
             readers.close();
         }
