@@ -297,7 +297,8 @@ macro_rules! impl_store {
             use super::$store;
             use crate::writes::{
                 insert_refresh, revoke_grant_family, revoke_grant_refresh_tokens, take_consent,
-                ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RotateRefresh,
+                ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RevokeAccessToken,
+                RotateRefresh, TouchApiKey,
                 WriteJob,
             };
             use crate::shared::{
@@ -582,13 +583,11 @@ macro_rules! impl_store {
                         return Ok(None);
                     };
                     if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GRANULARITY) {
-                        sqlx::query(
-                            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-                        )
-                        .bind(now)
-                        .bind(&key.id)
-                        .bind(now - LAST_USED_GRANULARITY)
-                        .execute(&self.pool)
+                        self.write(TouchApiKey {
+                            key_id: key.id.clone(),
+                            now,
+                            not_after: now - LAST_USED_GRANULARITY,
+                        })
                         .await?;
                     }
                     Ok(Some((key, user)))
@@ -1096,17 +1095,12 @@ macro_rules! impl_store {
                     exp: UnixSeconds,
                     now: UnixSeconds,
                 ) -> Result<bool> {
-                    let n = sqlx::query(
-                        "INSERT INTO revoked_tokens (jti, exp, revoked_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (jti) DO NOTHING",
-                    )
-                    .bind(jti)
-                    .bind(exp)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n == 1)
+                    self.write(RevokeAccessToken {
+                        jti: jti.to_owned(),
+                        exp,
+                        now,
+                    })
+                    .await
                 }
 
                 async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {

@@ -261,6 +261,56 @@ impl WriteJob for InsertClient {
     }
 }
 
+/// `Store::revoke_access_token`: whether this call added the revocation.
+pub(crate) struct RevokeAccessToken {
+    pub jti: String,
+    pub exp: UnixSeconds,
+    pub now: UnixSeconds,
+}
+
+impl WriteJob for RevokeAccessToken {
+    type Output = bool;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(self, e: &mut E) -> Result<bool> {
+        let n = e
+            .execute(
+                "INSERT INTO revoked_tokens (jti, exp, revoked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti) DO NOTHING",
+                &[Arg::Text(&self.jti), Arg::Int(self.exp), Arg::Int(self.now)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+}
+
+/// An API key's last use, recorded by `Store::authenticate_api_key` unless it was recorded
+/// after `not_after` already.
+pub(crate) struct TouchApiKey {
+    pub key_id: String,
+    pub now: UnixSeconds,
+    pub not_after: UnixSeconds,
+}
+
+impl WriteJob for TouchApiKey {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(self, e: &mut E) -> Result<()> {
+        e.execute(
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+            &[
+                Arg::Int(self.now),
+                Arg::Text(&self.key_id),
+                Arg::Int(self.not_after),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 /// `Store::create_consent`.
 pub(crate) struct CreateConsent(pub ConsentRequest);
 
