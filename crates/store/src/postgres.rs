@@ -39,16 +39,16 @@ impl PostgresStore {
     }
 
     /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any.
-    pub(crate) async fn point_read<T: FromCols>(
+    pub(crate) async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
-        args: &[&str],
+        args: &[Arg<'_>],
     ) -> Result<Option<T>> {
         self.pool_point_read(sql, args).await
     }
 
     /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
-    pub(crate) async fn rows_read<T: FromCols>(
+    pub(crate) async fn rows_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],

@@ -6,7 +6,9 @@
 use oauth_core::{Client, ClientDraft};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
-use crate::{ApiKey, Grant, RefreshToken, Result, StoreError, User};
+use crate::{
+    ApiKey, AuthorizationCode, ConsentRequest, Grant, RefreshToken, Result, StoreError, User,
+};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
@@ -138,30 +140,6 @@ impl FromCols for Exists {
     }
 }
 
-impl FromCols for User {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        user_from_row(r)
-    }
-}
-
-impl FromCols for Client {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        client_from_row(r)
-    }
-}
-
-impl FromCols for Grant {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        grant_from_row(r)
-    }
-}
-
-impl FromCols for RefreshToken {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        refresh_from_row(r)
-    }
-}
-
 /// An API key and its user, as `authenticate_api_key` selects them (the user's `created_at` as
 /// `user_created_at`).
 pub(crate) struct KeyAndUser(pub ApiKey, pub User);
@@ -188,72 +166,118 @@ impl FromCols for KeyAndUser {
 }
 
 /// A row of [`USER_COLUMNS`].
-pub(crate) fn user_from_row(r: &impl Cols) -> Result<User> {
-    Ok(User {
-        id: r.col("id")?,
-        org_id: r.col("org_id")?,
-        email: r.col("email")?,
-        password_hash: r.col("password_hash")?,
-        created_at: r.col("created_at")?,
-    })
+impl FromCols for User {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(User {
+            id: r.col("id")?,
+            org_id: r.col("org_id")?,
+            email: r.col("email")?,
+            password_hash: r.col("password_hash")?,
+            created_at: r.col("created_at")?,
+        })
+    }
 }
 
 /// A row of [`CLIENT_COLUMNS`].
-pub(crate) fn client_from_row(r: &impl Cols) -> Result<Client> {
-    Ok(Client {
-        client_id: r.col("client_id")?,
-        org_id: r.col("org_id")?,
-        user_id: r.col("user_id")?,
-        secret_hash: r.col("secret_hash")?,
-        verified: r.col("verified")?,
-        created_at: r.col("created_at")?,
-        updated_at: r.col("updated_at")?,
-        settings: ClientDraft {
-            name: r.col("name")?,
-            client_type: ClientType::parse(&r.col::<String>("client_type")?),
-            require_pkce: r.col("require_pkce")?,
-            grant_types: from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            redirect_uris: from_json(&r.col::<String>("redirect_uris")?)?,
-            logo_uri: r.col("logo_uri")?,
-            policy_uri: r.col("policy_uri")?,
-            tos_uri: r.col("tos_uri")?,
-            token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
-                &r.col::<String>("token_endpoint_auth_method")?,
-            ),
-        },
-    })
+impl FromCols for Client {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(Client {
+            client_id: r.col("client_id")?,
+            org_id: r.col("org_id")?,
+            user_id: r.col("user_id")?,
+            secret_hash: r.col("secret_hash")?,
+            verified: r.col("verified")?,
+            created_at: r.col("created_at")?,
+            updated_at: r.col("updated_at")?,
+            settings: ClientDraft {
+                name: r.col("name")?,
+                client_type: ClientType::parse(&r.col::<String>("client_type")?),
+                require_pkce: r.col("require_pkce")?,
+                grant_types: from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?,
+                scopes: from_json(&r.col::<String>("scopes")?)?,
+                redirect_uris: from_json(&r.col::<String>("redirect_uris")?)?,
+                logo_uri: r.col("logo_uri")?,
+                policy_uri: r.col("policy_uri")?,
+                tos_uri: r.col("tos_uri")?,
+                token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
+                    &r.col::<String>("token_endpoint_auth_method")?,
+                ),
+            },
+        })
+    }
 }
 
 /// A row of [`GRANT_COLUMNS`].
-pub(crate) fn grant_from_row(r: &impl Cols) -> Result<Grant> {
-    Ok(Grant {
-        id: r.col("id")?,
-        user_id: r.col("user_id")?,
-        client_id: r.col("client_id")?,
-        scopes: from_json(&r.col::<String>("scopes")?)?,
-        resources: from_json(&r.col::<String>("resources")?)?,
-        created_at: r.col("created_at")?,
-        updated_at: r.col("updated_at")?,
-        last_used_at: r.col("last_used_at")?,
-        revoked_at: r.col("revoked_at")?,
-    })
+impl FromCols for Grant {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(Grant {
+            id: r.col("id")?,
+            user_id: r.col("user_id")?,
+            client_id: r.col("client_id")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            resources: from_json(&r.col::<String>("resources")?)?,
+            created_at: r.col("created_at")?,
+            updated_at: r.col("updated_at")?,
+            last_used_at: r.col("last_used_at")?,
+            revoked_at: r.col("revoked_at")?,
+        })
+    }
 }
 
 /// A row of [`REFRESH_COLUMNS`].
-pub(crate) fn refresh_from_row(r: &impl Cols) -> Result<RefreshToken> {
-    Ok(RefreshToken {
-        token_hash: r.col("token_hash")?,
-        grant_id: r.col("grant_id")?,
-        client_id: r.col("client_id")?,
-        user_id: r.col("user_id")?,
-        scopes: from_json(&r.col::<String>("scopes")?)?,
-        resource: r.col("resource")?,
-        created_at: r.col("created_at")?,
-        expires_at: r.col("expires_at")?,
-        used_at: r.col("used_at")?,
-        revoked_at: r.col("revoked_at")?,
-    })
+impl FromCols for RefreshToken {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(RefreshToken {
+            token_hash: r.col("token_hash")?,
+            grant_id: r.col("grant_id")?,
+            client_id: r.col("client_id")?,
+            user_id: r.col("user_id")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+            used_at: r.col("used_at")?,
+            revoked_at: r.col("revoked_at")?,
+        })
+    }
+}
+
+/// A row of [`CONSENT_COLUMNS`].
+impl FromCols for ConsentRequest {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ConsentRequest {
+            token_hash: r.col("token_hash")?,
+            user_id: r.col("user_id")?,
+            client_id: r.col("client_id")?,
+            redirect_uri: r.col("redirect_uri")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            state: r.col("state")?,
+            code_challenge: r.col("code_challenge")?,
+            code_challenge_method: r.col("code_challenge_method")?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+        })
+    }
+}
+
+/// A row of [`CODE_COLUMNS`].
+impl FromCols for AuthorizationCode {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(AuthorizationCode {
+            code_hash: r.col("code_hash")?,
+            grant_id: r.col("grant_id")?,
+            client_id: r.col("client_id")?,
+            user_id: r.col("user_id")?,
+            redirect_uri: r.col("redirect_uri")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            code_challenge: r.col("code_challenge")?,
+            code_challenge_method: r.col("code_challenge_method")?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+        })
+    }
 }
 
 /// Escapes nothing: values always travel as bound parameters. This only builds the `WHERE`
@@ -299,11 +323,10 @@ macro_rules! impl_store {
                 insert_refresh, revoke_grant_family, revoke_grant_refresh_tokens, take_consent,
                 ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RevokeAccessToken,
                 RotateRefresh, TouchApiKey,
-                WriteJob,
+                Exec, WriteJob,
             };
             use crate::shared::{
-                client_from_row, from_json, grant_from_row, to_json,
-                user_from_row, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
+                from_json, to_json, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
@@ -318,19 +341,15 @@ macro_rules! impl_store {
             type Conn = <$db as sqlx::Database>::Connection;
 
             impl $store {
-                /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any,
-                /// through the pool.
-                pub(crate) async fn pool_point_read<T: FromCols>(
+                /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any, on a
+                /// pooled connection.
+                pub(crate) async fn pool_point_read<T: FromCols + Send>(
                     &self,
                     sql: &str,
-                    args: &[&str],
+                    args: &[Arg<'_>],
                 ) -> Result<Option<T>> {
-                    let mut q = sqlx::query(sql);
-                    for a in args {
-                        q = q.bind(*a);
-                    }
-                    let row = q.fetch_optional(&self.pool).await?;
-                    row.as_ref().map(T::from_cols).transpose()
+                    let mut conn = self.pool.acquire().await?;
+                    conn.fetch(sql, args).await
                 }
 
                 /// Runs `job` on a pooled connection: in one transaction, unless it is a single
@@ -346,23 +365,15 @@ macro_rules! impl_store {
                     Ok(out)
                 }
 
-                /// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., through the pool.
-                pub(crate) async fn pool_rows_read<T: FromCols>(
+                /// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., on a pooled
+                /// connection.
+                pub(crate) async fn pool_rows_read<T: FromCols + Send>(
                     &self,
                     sql: &str,
                     args: &[Arg<'_>],
                 ) -> Result<Vec<T>> {
-                    let mut q = sqlx::query(sql);
-                    for a in args {
-                        q = match *a {
-                            Arg::Text(v) => q.bind(v),
-                            Arg::OptText(v) => q.bind(v),
-                            Arg::Int(v) => q.bind(v),
-                            Arg::Bool(v) => q.bind(v),
-                        };
-                    }
-                    let rows = q.fetch_all(&self.pool).await?;
-                    rows.iter().map(T::from_cols).collect()
+                    let mut conn = self.pool.acquire().await?;
+                    conn.fetch_all(sql, args).await
                 }
             }
 
@@ -530,12 +541,12 @@ macro_rules! impl_store {
                 async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
                     let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(user_from_row).transpose()
+                    row.as_ref().map(User::from_cols).transpose()
                 }
 
                 async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
                     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-                    self.point_read(&sql, &[user_id]).await
+                    self.point_read(&sql, &[Arg::Text(user_id)]).await
                 }
 
                 async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>> {
@@ -560,7 +571,7 @@ macro_rules! impl_store {
                         Self::DIALECT.insertion_order
                     );
                     let row = sqlx::query(&sql).bind(org_id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(user_from_row).transpose()
+                    row.as_ref().map(User::from_cols).transpose()
                 }
 
                 async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -579,7 +590,7 @@ macro_rules! impl_store {
                          FROM api_keys k JOIN users u ON u.id = k.user_id \
                          WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
                     );
-                    let Some(KeyAndUser(key, user)) = self.point_read(&sql, &[key_hash]).await? else {
+                    let Some(KeyAndUser(key, user)) = self.point_read(&sql, &[Arg::Text(key_hash)]).await? else {
                         return Ok(None);
                     };
                     if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GRANULARITY) {
@@ -609,14 +620,14 @@ macro_rules! impl_store {
 
                 async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
                     let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
-                    self.point_read(&sql, &[client_id]).await
+                    self.point_read(&sql, &[Arg::Text(client_id)]).await
                 }
 
                 async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
                     let sql = format!(
                         "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2"
                     );
-                    self.point_read(&sql, &[client_id, org_id]).await
+                    self.point_read(&sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await
                 }
 
                 async fn list_clients(
@@ -709,7 +720,7 @@ macro_rules! impl_store {
                         .bind(org_id)
                         .fetch_optional(&self.pool)
                         .await?;
-                    row.as_ref().map(client_from_row).transpose()
+                    row.as_ref().map(Client::from_cols).transpose()
                 }
 
                 async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
@@ -762,7 +773,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .fetch_optional(&self.pool)
                     .await?;
-                    row.as_ref().map(user_from_row).transpose()
+                    row.as_ref().map(User::from_cols).transpose()
                 }
 
                 async fn delete_session(&self, id_hash: &str) -> Result<bool> {
@@ -913,7 +924,7 @@ macro_rules! impl_store {
                         .bind(page.offset())
                         .fetch_all(&self.pool)
                         .await?;
-                    let items = rows.iter().map(grant_from_row).collect::<Result<Vec<_>>>()?;
+                    let items = rows.iter().map(Grant::from_cols).collect::<Result<Vec<_>>>()?;
                     Ok(Page {
                         items,
                         total: u64::try_from(total).unwrap_or(0),
@@ -924,14 +935,14 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
                     );
-                    self.point_read(&sql, &[grant_id, user_id]).await
+                    self.point_read(&sql, &[Arg::Text(grant_id), Arg::Text(user_id)]).await
                 }
 
                 async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
                     );
-                    self.point_read(&sql, &[user_id, client_id]).await
+                    self.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)]).await
                 }
 
                 async fn revoke_grant(
@@ -955,7 +966,7 @@ macro_rules! impl_store {
                         tx.rollback().await?;
                         return Ok(None);
                     };
-                    let grant = grant_from_row(&row)?;
+                    let grant = Grant::from_cols(&row)?;
                     sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1")
                         .bind(grant_id)
                         .execute(&mut *tx)
@@ -969,7 +980,7 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
                     );
-                    self.point_read(&sql, &[grant_id]).await
+                    self.point_read(&sql, &[Arg::Text(grant_id)]).await
                 }
 
                 async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
@@ -1105,7 +1116,7 @@ macro_rules! impl_store {
 
                 async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
                     let row: Option<Exists> = self
-                        .point_read("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1", &[jti])
+                        .point_read("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1", &[Arg::Text(jti)])
                         .await?;
                     Ok(row.is_some())
                 }
@@ -1144,7 +1155,7 @@ macro_rules! impl_store {
 
                 async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
                     let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
-                    self.point_read(&sql, &[token_hash]).await
+                    self.point_read(&sql, &[Arg::Text(token_hash)]).await
                 }
 
                 async fn rotate_refresh_token(

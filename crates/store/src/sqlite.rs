@@ -67,10 +67,10 @@ impl SqliteStore {
 
     /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
     /// thread when the database is a file.
-    pub(crate) async fn point_read<T: FromCols>(
+    pub(crate) async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
-        args: &[&str],
+        args: &[Arg<'_>],
     ) -> Result<Option<T>> {
         match &self.readers {
             Some(readers) => readers.point_read(sql, args),
@@ -79,7 +79,7 @@ impl SqliteStore {
     }
 
     /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
-    pub(crate) async fn rows_read<T: FromCols>(
+    pub(crate) async fn rows_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],

@@ -60,9 +60,7 @@ impl Readers {
 
     fn take(&self) -> Result<Connection> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable(Box::new(std::io::Error::other(
-                "the store is closed",
-            ))));
+            return Err(closed());
         }
         let idle = self
             .idle
@@ -85,25 +83,25 @@ impl Readers {
         }
     }
 
-    /// The row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order), if any.
-    pub(crate) fn point_read<T: FromCols>(&self, sql: &str, args: &[&str]) -> Result<Option<T>> {
+    /// Runs `read` on an idle connection (or a new one). A connection whose statement failed
+    /// is dropped rather than reused.
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
-        let out = read_one(&conn, sql, rusqlite::params_from_iter(args));
-        // A connection whose statement failed is dropped rather than reused.
+        let out = read(&conn);
         if out.is_ok() {
             self.put_back(conn);
         }
         out
     }
 
+    /// The row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order), if any.
+    pub(crate) fn point_read<T: FromCols>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
+        self.with(|conn| read_one(conn, sql, args))
+    }
+
     /// Every row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order).
     pub(crate) fn rows_read<T: FromCols>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
-        let conn = self.take()?;
-        let out = read_all(&conn, sql, args);
-        if out.is_ok() {
-            self.put_back(conn);
-        }
-        out
+        self.with(|conn| read_all(conn, sql, args))
     }
 
     /// Closes the idle connections; later reads fail as unavailable, as the pool's do.
@@ -121,17 +119,22 @@ impl Readers {
 pub(crate) fn read_one<T: FromCols>(
     conn: &Connection,
     sql: &str,
-    params: impl rusqlite::Params,
+    args: &[Arg<'_>],
 ) -> Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     match rows.next()? {
         Some(row) => T::from_cols(row).map(Some),
         None => Ok(None),
     }
 }
 
-fn read_all<T: FromCols>(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+/// Every row `sql` returns with `args`.
+pub(crate) fn read_all<T: FromCols>(
+    conn: &Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     let mut out = Vec::new();
@@ -139,6 +142,11 @@ fn read_all<T: FromCols>(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Resu
         out.push(T::from_cols(row)?);
     }
     Ok(out)
+}
+
+/// What a read or write on a closed store fails with: unavailable, as the pool's do.
+pub(crate) fn closed() -> StoreError {
+    StoreError::Unavailable(Box::new(std::io::Error::other("the store is closed")))
 }
 
 /// The file a `sqlite:` URL's options name, unless the database lives in memory (a second

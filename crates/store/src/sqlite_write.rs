@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::shared::{Arg, FromCols};
-use crate::sqlite_read::read_one;
+use crate::sqlite_read::{closed, read_all, read_one};
 use crate::writes::{Exec, WriteJob};
 use crate::{Result, StoreError};
 
@@ -86,6 +86,8 @@ impl Writer {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Every job's statements and the transaction-control ones stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -133,10 +135,6 @@ impl Writer {
     }
 }
 
-fn closed() -> StoreError {
-    StoreError::Unavailable(Box::new(std::io::Error::other("the store is closed")))
-}
-
 /// Why a batch did not commit, told to each of its jobs.
 #[derive(Clone)]
 enum CommitFailure {
@@ -169,7 +167,7 @@ impl CommitFailure {
 /// transaction; only the commit (the WAL append of every page changed) is shared, and no job
 /// hears of its outcome before that commit.
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let failure = CommitFailure::from(e);
         for job in batch {
             job.fail(&failure);
@@ -191,7 +189,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         clean = ok;
     }
     let failure = if clean {
-        match conn.execute_batch("COMMIT") {
+        match control(conn, "COMMIT") {
             Ok(()) => None,
             Err(e) => Some(CommitFailure::from(e)),
         }
@@ -201,23 +199,29 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         ))
     };
     if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = control(conn, "ROLLBACK");
     }
     for finish in finishers {
         finish(failure.as_ref());
     }
 }
 
+/// A transaction-control statement, prepared once per connection: two to four run per job.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// Runs one job under a savepoint of the open transaction: released on success, rolled back
 /// on failure or panic. The outer error: the savepoint itself failed.
 fn in_savepoint<J: WriteJob>(conn: &mut Connection, job: J) -> rusqlite::Result<Result<J::Output>> {
-    conn.execute_batch("SAVEPOINT job")?;
+    control(conn, "SAVEPOINT job")?;
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| poll_once(job.run(&mut *conn))))
         .unwrap_or_else(|_| Err(StoreError::Internal("a SQLite write panicked".into())));
     if out.is_err() {
-        conn.execute_batch("ROLLBACK TO job")?;
+        control(conn, "ROLLBACK TO job")?;
     }
-    conn.execute_batch("RELEASE job")?;
+    control(conn, "RELEASE job")?;
     Ok(out)
 }
 
@@ -239,7 +243,15 @@ impl Exec for Connection {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        read_one(self, sql, rusqlite::params_from_iter(args))
+        read_one(self, sql, args)
+    }
+
+    async fn fetch_all<T: FromCols + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>> {
+        read_all(self, sql, args)
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {

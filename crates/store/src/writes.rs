@@ -12,7 +12,7 @@ use std::future::Future;
 use oauth_core::{Client, UnixSeconds};
 
 use crate::shared::{
-    from_json, to_json, union, Arg, Cols, FromCols, CLIENT_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS,
+    to_json, union, Arg, Cols, FromCols, CLIENT_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS,
     GRANT_COLUMNS, REFRESH_COLUMNS,
 };
 use crate::{
@@ -29,8 +29,31 @@ pub(crate) trait Exec: Send {
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Option<T>>> + Send;
 
+    /// Every row `sql` returns.
+    fn fetch_all<T: FromCols + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<T>>> + Send;
+
     /// Runs a write; the number of rows it changed.
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// `sqlx::query(sql)` with `args` bound in order.
+macro_rules! sqlx_query {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query($sql);
+        for a in $args {
+            q = match *a {
+                Arg::Text(v) => q.bind(v),
+                Arg::OptText(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
 }
 
 macro_rules! impl_exec_for_sqlx {
@@ -41,30 +64,24 @@ macro_rules! impl_exec_for_sqlx {
                 sql: &str,
                 args: &[Arg<'_>],
             ) -> Result<Option<T>> {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = match *a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::OptText(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::Bool(v) => q.bind(v),
-                    };
-                }
-                let row = q.fetch_optional(&mut *self).await?;
+                let row = sqlx_query!(sql, args).fetch_optional(&mut *self).await?;
                 row.as_ref().map(T::from_cols).transpose()
             }
 
+            async fn fetch_all<T: FromCols + Send>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> Result<Vec<T>> {
+                let rows = sqlx_query!(sql, args).fetch_all(&mut *self).await?;
+                rows.iter().map(T::from_cols).collect()
+            }
+
             async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = match *a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::OptText(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::Bool(v) => q.bind(v),
-                    };
-                }
-                Ok(q.execute(&mut *self).await?.rows_affected())
+                Ok(sqlx_query!(sql, args)
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected())
             }
         }
     };
@@ -99,42 +116,6 @@ struct Id(i64);
 impl FromCols for Id {
     fn from_cols(r: &impl Cols) -> Result<Self> {
         Ok(Id(r.col("id")?))
-    }
-}
-
-impl FromCols for ConsentRequest {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(ConsentRequest {
-            token_hash: r.col("token_hash")?,
-            user_id: r.col("user_id")?,
-            client_id: r.col("client_id")?,
-            redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            state: r.col("state")?,
-            code_challenge: r.col("code_challenge")?,
-            code_challenge_method: r.col("code_challenge_method")?,
-            resource: r.col("resource")?,
-            created_at: r.col("created_at")?,
-            expires_at: r.col("expires_at")?,
-        })
-    }
-}
-
-impl FromCols for AuthorizationCode {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(AuthorizationCode {
-            code_hash: r.col("code_hash")?,
-            grant_id: r.col("grant_id")?,
-            client_id: r.col("client_id")?,
-            user_id: r.col("user_id")?,
-            redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            code_challenge: r.col("code_challenge")?,
-            code_challenge_method: r.col("code_challenge_method")?,
-            resource: r.col("resource")?,
-            created_at: r.col("created_at")?,
-            expires_at: r.col("expires_at")?,
-        })
     }
 }
 
