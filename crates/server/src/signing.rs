@@ -96,6 +96,15 @@ struct Snapshot {
     jwks: Bytes,
 }
 
+impl Snapshot {
+    /// The key named `kid`, if it is published at `now`.
+    fn published(&self, kid: &str, now: UnixSeconds) -> Option<&LoadedKey> {
+        self.keys
+            .iter()
+            .find(|k| k.pair.kid() == kid && k.published_at(now))
+    }
+}
+
 /// The keys of this instance.
 pub struct KeyRing {
     store: Arc<dyn Store>,
@@ -240,19 +249,12 @@ impl KeyRing {
     }
 
     fn has_kid(&self, kid: &str, now: UnixSeconds) -> bool {
-        self.current()
-            .keys
-            .iter()
-            .any(|k| k.pair.kid() == kid && k.published_at(now))
+        self.current().published(kid, now).is_some()
     }
 
     fn verify_now(&self, token: &str, expect: &Expect<'_>) -> Result<AccessTokenClaims, JwtError> {
         let snap = self.current();
-        let published = |kid: &str| {
-            snap.keys
-                .iter()
-                .find(|k| k.pair.kid() == kid && k.published_at(expect.now))
-        };
+        let published = |kid: &str| snap.published(kid, expect.now);
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(seen) = self.verified.get(&digest) {
             // The signature was checked before; the key that checked it must still be
