@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::shared::{Arg, FromCols};
+use crate::shared::{Arg, FromCols, InOrder};
 use crate::{Result, StoreError};
 
 /// How many idle connections are kept; more are opened when more threads read at once.
@@ -124,7 +124,7 @@ pub(crate) fn read_one<T: FromCols>(
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     match rows.next()? {
-        Some(row) => T::from_cols(row).map(Some),
+        Some(row) => T::from_cols(&InOrder::new(row)).map(Some),
         None => Ok(None),
     }
 }
@@ -139,7 +139,7 @@ pub(crate) fn read_all<T: FromCols>(
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(T::from_cols(row)?);
+        out.push(T::from_cols(&InOrder::new(row))?);
     }
     Ok(out)
 }
@@ -181,8 +181,56 @@ impl From<rusqlite::Error> for StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::file_of;
+    use super::{file_of, read_all, read_one};
+    use crate::shared::{Cols, FromCols};
+    use crate::Result;
+    use rusqlite::Connection;
     use std::path::Path;
+
+    /// Reads `b` before `a`, and `c` twice, against `SELECT a, b, c`.
+    #[derive(Debug, PartialEq)]
+    struct OutOfOrder(String, i64, String, String);
+
+    impl FromCols for OutOfOrder {
+        fn from_cols(r: &impl Cols) -> Result<Self> {
+            let b = r.col("b")?;
+            let a = r.col("a")?;
+            let c1 = r.col("c")?;
+            Ok(OutOfOrder(a, b, c1, r.col("c")?))
+        }
+    }
+
+    #[derive(Debug)]
+    struct Missing;
+
+    impl FromCols for Missing {
+        fn from_cols(r: &impl Cols) -> Result<Self> {
+            let _: String = r.col("a")?;
+            let _: String = r.col("nope")?;
+            Ok(Missing)
+        }
+    }
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (a TEXT, b INTEGER, c TEXT);
+             INSERT INTO t VALUES ('x', 1, 'y'), ('z', 2, 'w');",
+        )
+        .expect("seed");
+        let rows: Vec<OutOfOrder> =
+            read_all(&conn, "SELECT a, b, c FROM t ORDER BY b", &[]).expect("read");
+        assert_eq!(
+            rows,
+            vec![
+                OutOfOrder("x".into(), 1, "y".into(), "y".into()),
+                OutOfOrder("z".into(), 2, "w".into(), "w".into()),
+            ]
+        );
+        let err = read_one::<Missing>(&conn, "SELECT a FROM t", &[]).expect_err("no such column");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
 
     #[test]
     fn only_files_get_readers() {
