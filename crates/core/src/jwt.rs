@@ -136,12 +136,33 @@ pub fn sign_compact(
 
 /// Is this shaped like a compact JWS (three base64url parts)? Cheap; no decoding.
 pub fn looks_like_jwt(token: &str) -> bool {
-    token.len() <= MAX_TOKEN_LEN
-        && token.split('.').count() == 3
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    if token.len() > MAX_TOKEN_LEN {
+        return false;
+    }
+    // One pass without branches: a dot adds 1 and any byte that is neither base64url nor a dot
+    // adds 255, so the sum is 2 exactly when there are two dots and nothing else.
+    let sum: u32 = token
+        .bytes()
+        .map(|b| u32::from(JWT_BYTE[usize::from(b)]))
+        .sum();
+    sum == 2
 }
+
+/// [`looks_like_jwt`]'s weight of each byte: base64url 0, `.` 1, anything else 255.
+const JWT_BYTE: [u8; 256] = {
+    let mut t = [u8::MAX; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = 0;
+        } else if c == b'.' {
+            t[b] = 1;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// The `kid` of a token's header, without verifying anything.
 pub fn peek_kid(token: &str) -> Result<String, JwtError> {
@@ -359,5 +380,14 @@ mod tests {
             assert_eq!(verify(bad), Err(JwtError::Malformed), "{bad}");
         }
         assert!(!looks_like_jwt("KEYabc"));
+        assert!(looks_like_jwt("aZ09-_.b.c"));
+        assert!(looks_like_jwt(".."));
+        for not_jwt in ["a.b", "a.b.c.d", "a.b.c=", "a b.c.d", "a.b.c\n", "a.b.é"] {
+            assert!(!looks_like_jwt(not_jwt), "{not_jwt}");
+        }
+        assert!(!looks_like_jwt(&format!(
+            "a.b.{}",
+            "c".repeat(MAX_TOKEN_LEN)
+        )));
     }
 }
