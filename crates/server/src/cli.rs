@@ -1,7 +1,7 @@
 //! The command line: `serve`, `migrate`, and the admin commands. With `--json`, every admin
 //! command prints exactly one JSON object on stdout (scripts rely on this).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -438,7 +438,8 @@ fn output(json: bool, value: serde_json::Value, text: &str) -> anyhow::Result<()
 }
 
 /// Logs go to stderr; `OAUTH_LOG` (or `RUST_LOG`) sets the filter. Admin commands log warnings
-/// only, so their stdout stays clean.
+/// only, so their stdout stays clean. Colours only on a terminal: a log file or a collector gets
+/// plain text (and the server skips formatting the escape codes on every request's span).
 fn init_logging(config: &Config, serving: bool) {
     let default = if serving { "info" } else { "warn" };
     let filter = std::env::var("OAUTH_LOG")
@@ -448,7 +449,8 @@ fn init_logging(config: &Config, serving: bool) {
         .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
