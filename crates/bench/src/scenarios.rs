@@ -49,6 +49,17 @@ pub struct Scenario {
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "healthz",
+        // The floor every other scenario stands on: loopback TCP, HTTP/1.1, routing and the
+        // middleware, with no OAuth work and no database.
+        about: "GET /healthz: the cost of an HTTP request through the server's stack, nothing else",
+        connections: 16,
+        server_env: &[],
+        ours: Plan::Run(prepare_healthz),
+        peer: Plan::NotApplicable,
+        peer_note: Some("no equivalent endpoint"),
+    },
+    Scenario {
         name: "clients-list",
         // One connection: the target is the latency of one list call, not a queue of them.
         about: "GET /oauth_clients?page[size]=100 over 10,000 clients, pages 1..100 in turn",
@@ -253,6 +264,17 @@ fn prepare_clients_create(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Op
             }),
             status: StatusCode::CREATED,
             body_contains: Some("\"client_secret\"".to_owned()),
+        };
+        Ok(Arc::new(op) as Arc<dyn Operation>)
+    })
+}
+
+fn prepare_healthz(_: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move {
+        let op = Single {
+            build: Box::new(|_| request(Method::GET, "/healthz", None, Bytes::new())),
+            status: StatusCode::OK,
+            body_contains: Some("\"ok\"".to_owned()),
         };
         Ok(Arc::new(op) as Arc<dyn Operation>)
     })
