@@ -257,6 +257,12 @@ async fn measure_target(
         start: None,
         end: None,
     };
+    // Seeding is done: the load starts now (scripts/count-instructions waits for this line).
+    eprintln!(
+        "   load: {connections} connection(s), {} ms warm-up, {} s measured",
+        ctx.warmup.as_millis(),
+        ctx.duration.as_secs()
+    );
     let outcome = load::run(op, spec, &mut window).await?;
     let peak_kib = procfs::status_kib(pid, "VmHWM")?;
     let cpu = match (window.start, window.end) {
