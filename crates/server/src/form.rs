@@ -166,19 +166,13 @@ mod tests {
     fn short_inputs_agree_with_the_url_crate() {
         let alphabet = b"a%+4Fg";
         let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut longest = inputs.clone();
         for _ in 0..5 {
-            let longer: Vec<Vec<u8>> = inputs
+            longest = longest
                 .iter()
-                .filter(|s| s.len() == inputs.last().map_or(0, Vec::len))
-                .flat_map(|s| {
-                    alphabet.iter().map(move |&b| {
-                        let mut t = s.clone();
-                        t.push(b);
-                        t
-                    })
-                })
+                .flat_map(|s| alphabet.iter().map(move |&b| [&s[..], &[b]].concat()))
                 .collect();
-            inputs.extend(longer);
+            inputs.extend(longest.iter().cloned());
         }
         assert_eq!(inputs.len(), 1 + 6 + 36 + 216 + 1296 + 7776);
         for input in &inputs {
