@@ -15,7 +15,10 @@
 //! no parameter repeated ───no→ invalid_request            (RFC 6749 §3.1)
 //! response_type = code ────no→ unsupported_response_type  (missing: invalid_request)
 //! client may use the code grant ─no→ unauthorized_client
-//! scope ⊆ client's scopes ─no→ invalid_scope              (absent: all of them)
+//! scope ⊆ client's scopes ─no→ invalid_scope              (absent: all it may be granted;
+//!                                                         a third-party client's request for
+//!                                                         a scope closed to third parties is
+//!                                                         narrowed, RFC 6749 §3.3)
 //! resource known ──────────no→ invalid_target             (RFC 8707 §2)
 //! PKCE as required ────────no→ invalid_request            (RFC 7636 §4.4.1)
 //! ```
@@ -23,9 +26,8 @@
 use oauth_wire::{ClientType, GrantType};
 
 use crate::pkce::{self, ChallengeMethod};
-use crate::redirect_uri::RedirectUri;
 use crate::scope::parse_scope_string;
-use crate::Client;
+use crate::{Client, ScopeCatalogue};
 
 /// Consent tokens live this long (seconds).
 pub const CONSENT_TTL: i64 = 600;
@@ -41,6 +43,8 @@ pub struct AuthorizePolicy<'a> {
     pub allow_plain_pkce: bool,
     /// RFC 8707 resources this server issues tokens for.
     pub resources: &'a [String],
+    /// The scopes the server offers now, and which of them third parties may be granted.
+    pub catalogue: &'a ScopeCatalogue,
 }
 
 /// A request that passed every check.
@@ -116,12 +120,7 @@ impl AuthorizeQuery<'_> {
             Ok(_) => return Err(page(400, "The request has no redirect_uri.")),
             Err(()) => return Err(page(400, "The request has more than one redirect_uri.")),
         };
-        let registered = client
-            .settings
-            .redirect_uris
-            .iter()
-            .any(|reg| RedirectUri::parse(reg).is_ok_and(|r| r.matches(redirect_uri)));
-        if !registered {
+        if !client.accepts_redirect_uri(redirect_uri) {
             return Err(page(
                 422,
                 "The redirect_uri is not registered for this application.",
@@ -175,27 +174,43 @@ impl AuthorizeQuery<'_> {
             ));
         }
 
+        let grantable = client.grantable_scopes(policy.catalogue);
         let scopes = match get("scope") {
             // RFC 6749 §3.3: the server may apply a default; ours is every scope the client
-            // is allowed.
-            None => client.settings.scopes.clone(),
+            // may be granted.
+            None => grantable,
             Some(s) => {
-                let requested = parse_scope_string(s).map_err(|bad| {
-                    fail("invalid_scope", format!("{bad:?} is not a valid scope"))
-                })?;
-                if let Some(extra) = requested
-                    .iter()
-                    .find(|r| !client.settings.scopes.contains(r))
-                {
-                    return Err(fail(
-                        "invalid_scope",
-                        format!("the scope {extra:?} is not allowed for this client"),
-                    ));
+                let requested =
+                    parse_scope_string(s).map_err(|e| fail("invalid_scope", e.to_string()))?;
+                // A third party asking for a scope closed to third parties (the management
+                // scope) gets the rest: narrowed, not refused, so that a client asking for
+                // everything it was told of still succeeds with what it may have.
+                let closed = |r: &str| {
+                    client.is_third_party()
+                        && policy
+                            .catalogue
+                            .get(r)
+                            .is_some_and(|d| !d.allows_third_party())
+                };
+                let mut kept = Vec::with_capacity(requested.len());
+                for r in requested.iter().filter(|r| !closed(r)) {
+                    if !grantable.contains(r) {
+                        return Err(fail(
+                            "invalid_scope",
+                            format!("the scope {r:?} is not allowed for this client"),
+                        ));
+                    }
+                    kept.push(r.clone());
                 }
-                if requested.is_empty() {
-                    client.settings.scopes.clone()
-                } else {
-                    requested
+                match (kept.is_empty(), requested.is_empty()) {
+                    (false, _) => kept,
+                    (true, true) => grantable,
+                    (true, false) => {
+                        return Err(fail(
+                            "invalid_scope",
+                            "none of the requested scopes can be granted to this client".into(),
+                        ))
+                    }
                 }
             }
         };
@@ -316,6 +331,7 @@ mod tests {
             client_id: "c1".into(),
             org_id: "o".into(),
             user_id: "u".into(),
+            origin: crate::client::ClientOrigin::Management,
             secret_hash: None,
             verified: false,
             created_at: 0,
@@ -371,11 +387,13 @@ mod tests {
         c: Option<&Client>,
     ) -> Result<AuthorizeRequest, AuthorizeError> {
         let resources = vec!["https://api.example".to_owned()];
+        let catalogue = ScopeCatalogue::default();
         AuthorizeQuery(pairs).validate(
             c,
             AuthorizePolicy {
                 allow_plain_pkce: false,
                 resources: &resources,
+                catalogue: &catalogue,
             },
         )
     }
@@ -537,5 +555,40 @@ mod tests {
             code_redirect("https://a.example/cb", "abc", None, "https://i"),
             "https://a.example/cb?code=abc&iss=https%3A%2F%2Fi"
         );
+    }
+
+    #[test]
+    fn a_third_party_request_for_the_management_scope_is_narrowed() {
+        let mut c = client(ClientType::Public);
+        c.origin = crate::client::ClientOrigin::Registration;
+        let scopes = |scope: Option<&str>| run(&with(base(), "scope", scope), Some(&c));
+        // Asked for with another scope: the other is granted.
+        assert_eq!(
+            scopes(Some("admin voice")).map(|r| r.scopes),
+            Ok(vec!["voice".to_owned()])
+        );
+        // No scope: everything it may be granted, never admin.
+        assert_eq!(scopes(None).map(|r| r.scopes), Ok(vec!["voice".to_owned()]));
+        // Only the management scope: nothing left to grant.
+        assert_eq!(redirect_error(scopes(Some("admin"))), "invalid_scope");
+        // A scope it was never allowed is still an error, not narrowed.
+        assert_eq!(
+            redirect_error(scopes(Some("voice billing"))),
+            "invalid_scope"
+        );
+        // A first-party client keeps asking for admin as before.
+        let first = client(ClientType::Public);
+        assert_eq!(
+            run(&with(base(), "scope", Some("admin voice")), Some(&first)).map(|r| r.scopes),
+            Ok(vec!["admin".to_owned(), "voice".to_owned()])
+        );
+    }
+
+    #[test]
+    fn sixteen_thousand_scopes_are_refused_at_once() {
+        let many: Vec<String> = (0..16_000).map(|i| format!("s{i}")).collect();
+        let c = client(ClientType::Public);
+        let r = run(&with(base(), "scope", Some(&many.join(" "))), Some(&c));
+        assert_eq!(redirect_error(r), "invalid_scope");
     }
 }

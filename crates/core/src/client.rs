@@ -7,9 +7,10 @@ use oauth_wire::{
 };
 use url::Url;
 
-use crate::redirect_uri::{RedirectUri, MAX_URI_LEN};
+use crate::redirect_uri::{has_authority, RedirectUri, MAX_URI_LEN};
 use crate::scope::{parse_scope_string, ScopeCatalogue};
 use crate::timefmt::rfc3339;
+use crate::validation::is_format_char;
 use crate::validation::{FieldError, ValidationErrors};
 use crate::UnixSeconds;
 
@@ -18,12 +19,49 @@ pub const MAX_REDIRECT_URIS: usize = 20;
 pub const MAX_SCOPES: usize = 100;
 pub const MAX_GRANT_TYPES: usize = 10;
 
+/// Where a client came from, which decides whom it belongs to and what it may be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOrigin {
+    /// First-party: created by a member of an organization through the management API. It
+    /// belongs to that organization, and its `client_credentials` tokens act for its creator.
+    Management,
+    /// Third-party: registered by anyone through `/oauth/register` (RFC 7591). It belongs to
+    /// no user and to no organization with members, is never granted a scope the catalogue
+    /// keeps from third parties (the management scope above all), and its
+    /// `client_credentials` tokens act for no user.
+    Registration,
+}
+
+impl ClientOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientOrigin::Management => "management",
+            ClientOrigin::Registration => "registration",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "management" => Some(ClientOrigin::Management),
+            "registration" => Some(ClientOrigin::Registration),
+            _ => None,
+        }
+    }
+}
+
+/// The organization that holds every third-party client. No user is ever a member of it, so
+/// no management credential reaches its clients.
+pub const THIRD_PARTY_ORG_ID: &str = "org_third_party_clients";
+
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client {
     pub client_id: String,
+    /// The owning organization; [`THIRD_PARTY_ORG_ID`] for a third-party client.
     pub org_id: String,
+    /// The user who created it; empty for a third-party client.
     pub user_id: String,
+    pub origin: ClientOrigin,
     /// SHA-256 of the secret; `None` for a public client.
     pub secret_hash: Option<String>,
     pub verified: bool,
@@ -54,6 +92,41 @@ pub struct ClientPatch(pub UpdateOAuthClient);
 impl Client {
     pub fn is_confidential(&self) -> bool {
         self.settings.client_type == ClientType::Confidential
+    }
+
+    /// Registered by a third party rather than created by an organization.
+    pub fn is_third_party(&self) -> bool {
+        self.origin == ClientOrigin::Registration
+    }
+
+    /// May this client be granted `scope` now? It must be among the client's allowed scopes and
+    /// still in the catalogue, and for a third-party client open to third parties.
+    pub fn may_be_granted(&self, scope: &str, catalogue: &ScopeCatalogue) -> bool {
+        self.settings.scopes.iter().any(|s| s == scope)
+            && match catalogue.get(scope) {
+                None => false,
+                Some(def) => !self.is_third_party() || def.allows_third_party(),
+            }
+    }
+
+    /// Is `presented` one of the client's registered redirect URIs (exactly; for a loopback
+    /// URI, on any port)?
+    pub fn accepts_redirect_uri(&self, presented: &str) -> bool {
+        self.settings
+            .redirect_uris
+            .iter()
+            .any(|reg| RedirectUri::parse(reg).is_ok_and(|r| r.matches(presented)))
+    }
+
+    /// The scopes this client may be granted now, in its own order: its allowed scopes less
+    /// any the catalogue no longer has or keeps from third parties.
+    pub fn grantable_scopes(&self, catalogue: &ScopeCatalogue) -> Vec<String> {
+        self.settings
+            .scopes
+            .iter()
+            .filter(|s| self.may_be_granted(s, catalogue))
+            .cloned()
+            .collect()
     }
 
     /// The management API's view. `client_secret` is filled only by the create response.
@@ -172,12 +245,15 @@ impl ClientDraft {
 
     /// From `POST /oauth/register` (RFC 7591 §2), with the RFC's defaults: grant types
     /// `["authorization_code"]`, response types `["code"]`, auth method `client_secret_basic`.
-    /// A missing `scope` means `default_scopes`.
+    /// A missing `scope` means `policy.default_scopes`. The client is a third party: scopes the
+    /// catalogue keeps from third parties are left out of what it asked for (RFC 7591 §2: the
+    /// server may replace requested metadata; the response says what was registered), and
+    /// `client_credentials` is refused unless `policy.allow_client_credentials`.
     pub fn from_registration(
         req: RegistrationRequest,
-        catalogue: &ScopeCatalogue,
-        default_scopes: &[String],
+        policy: &RegistrationPolicy<'_>,
     ) -> Result<Self, RegistrationError> {
+        let catalogue = policy.catalogue;
         let auth = req
             .token_endpoint_auth_method
             .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic);
@@ -204,12 +280,33 @@ impl ClientDraft {
                 "grant_types and response_types disagree: authorization_code goes with the response type \"code\", and \"code\" needs authorization_code",
             ));
         }
-        let scopes = match req.scope {
-            Some(s) => parse_scope_string(&s).map_err(|bad| {
-                RegistrationError::metadata(format!("scope {bad:?} is not a valid scope token"))
-            })?,
-            None => default_scopes.to_vec(),
+        if grant_types.contains(&GrantType::ClientCredentials) && !policy.allow_client_credentials {
+            return Err(RegistrationError::metadata(
+                "grant type client_credentials cannot be registered here: a registered client acts only for the users who authorize it (use authorization_code)",
+            ));
+        }
+        let (requested, explicit) = match req.scope {
+            Some(s) => (
+                parse_scope_string(&s)
+                    .map_err(|e| RegistrationError::metadata(format!("scope: {e}")))?,
+                true,
+            ),
+            None => (policy.default_scopes.to_vec(), false),
         };
+        // Unknown scopes stay in, for `validate` to name; known ones closed to third parties
+        // are narrowed away.
+        let scopes: Vec<String> = requested
+            .iter()
+            .filter(|s| !catalogue.contains(s) || catalogue.allows_third_party(s))
+            .cloned()
+            .collect();
+        if scopes.is_empty() {
+            return Err(RegistrationError::metadata(if explicit {
+                "none of the requested scopes can be granted to a registered client"
+            } else {
+                "this server offers no scopes to registered clients"
+            }));
+        }
         let client_type = if auth == TokenEndpointAuthMethod::None {
             ClientType::Public
         } else {
@@ -269,6 +366,14 @@ impl ClientDraft {
                 "/name",
                 "invalid_value",
                 "name must not contain control characters",
+            ));
+        } else if self.name.chars().any(is_format_char) {
+            // Bidirectional overrides and zero-width characters make a name read as another
+            // on the consent page.
+            e.push(FieldError::new(
+                "/name",
+                "invalid_value",
+                "name must not contain invisible formatting characters (bidirectional controls, zero-width characters)",
             ));
         }
 
@@ -406,6 +511,11 @@ fn check_web_uri(s: &str) -> Result<(), String> {
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
         return Err("must be an http or https URL".into());
     }
+    // The url crate reads `https:///x` and `https:x` as `https://x/`: the text must spell the
+    // host where it belongs.
+    if !has_authority(s) {
+        return Err("must be an http or https URL with a host".into());
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain userinfo".into());
     }
@@ -424,6 +534,17 @@ fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+/// What the operator decided about registration.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationPolicy<'a> {
+    pub catalogue: &'a ScopeCatalogue,
+    /// The scopes of a registration that names none.
+    pub default_scopes: &'a [String],
+    /// May a registration ask for `client_credentials`? Only when the operator says so, and
+    /// only behind an initial access token.
+    pub allow_client_credentials: bool,
 }
 
 /// A registration refused, in RFC 7591 §3.2.2 terms.
@@ -580,17 +701,25 @@ mod tests {
         assert_eq!(pointers(broken), vec!["/redirect_uris"]);
     }
 
+    fn policy<'a>(cat: &'a ScopeCatalogue, defaults: &'a [String]) -> RegistrationPolicy<'a> {
+        RegistrationPolicy {
+            catalogue: cat,
+            default_scopes: defaults,
+            allow_client_credentials: false,
+        }
+    }
+
     #[test]
     fn registration_defaults_and_errors() {
         let cat = ScopeCatalogue::default();
         let defaults = vec!["messaging".to_owned()];
+        let p = policy(&cat, &defaults);
         let d = ClientDraft::from_registration(
             RegistrationRequest {
                 redirect_uris: Some(vec!["https://a.example/cb".into()]),
                 ..Default::default()
             },
-            &cat,
-            &defaults,
+            &p,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(d.grant_types, vec![GrantType::AuthorizationCode]);
@@ -607,8 +736,7 @@ mod tests {
                 token_endpoint_auth_method: Some(TokenEndpointAuthMethod::None),
                 ..Default::default()
             },
-            &cat,
-            &defaults,
+            &p,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(public.client_type, ClientType::Public);
@@ -618,23 +746,147 @@ mod tests {
                 redirect_uris: Some(vec!["http://evil.example/cb".into()]),
                 ..Default::default()
             },
-            &cat,
-            &defaults,
+            &p,
         );
         assert_eq!(bad_uri.err().map(|e| e.code), Some("invalid_redirect_uri"));
 
         let disagree = ClientDraft::from_registration(
             RegistrationRequest {
-                grant_types: Some(vec![GrantType::ClientCredentials]),
-                response_types: Some(vec!["code".into()]),
+                grant_types: Some(vec![GrantType::AuthorizationCode]),
+                response_types: Some(vec![]),
+                redirect_uris: Some(vec!["https://a.example/cb".into()]),
                 ..Default::default()
             },
-            &cat,
-            &defaults,
+            &p,
         );
         assert_eq!(
             disagree.err().map(|e| e.code),
             Some("invalid_client_metadata")
         );
+    }
+
+    #[test]
+    fn registration_never_yields_the_management_scope_or_client_credentials() {
+        let cat = ScopeCatalogue::default();
+        let everything = cat.names();
+        let open = policy(&cat, &everything);
+        let uris = Some(vec!["https://a.example/cb".to_owned()]);
+        // Asked for with another scope: narrowed away.
+        let d = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: uris.clone(),
+                scope: Some("admin messaging".into()),
+                ..Default::default()
+            },
+            &open,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.scopes, vec!["messaging"]);
+        // Asked for alone: nothing is left.
+        let only_admin = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: uris.clone(),
+                scope: Some("admin".into()),
+                ..Default::default()
+            },
+            &open,
+        );
+        assert_eq!(
+            only_admin.err().map(|e| e.code),
+            Some("invalid_client_metadata")
+        );
+        // Defaults that name it (an old configuration) lose it too.
+        let d = ClientDraft::from_registration(
+            RegistrationRequest {
+                redirect_uris: uris.clone(),
+                ..Default::default()
+            },
+            &open,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!d.scopes.contains(&"admin".to_owned()));
+        assert_eq!(d.scopes.len(), everything.len() - 1);
+        // client_credentials only when the operator allows it.
+        let cc = RegistrationRequest {
+            grant_types: Some(vec![GrantType::ClientCredentials]),
+            response_types: Some(vec![]),
+            scope: Some("admin".into()),
+            ..Default::default()
+        };
+        let refused = ClientDraft::from_registration(cc.clone(), &open);
+        assert_eq!(
+            refused.err().map(|e| e.code),
+            Some("invalid_client_metadata")
+        );
+        let allowed = RegistrationPolicy {
+            allow_client_credentials: true,
+            ..open
+        };
+        assert!(ClientDraft::from_registration(cc, &allowed).is_err());
+        let d = ClientDraft::from_registration(
+            RegistrationRequest {
+                grant_types: Some(vec![GrantType::ClientCredentials]),
+                response_types: Some(vec![]),
+                scope: Some("admin voice".into()),
+                ..Default::default()
+            },
+            &allowed,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.scopes, vec!["voice"]);
+    }
+
+    #[test]
+    fn names_refuse_invisible_formatting() {
+        for name in [
+            "Good\u{202E}lppA",
+            "Pay\u{200B}Pal",
+            "\u{FEFF}App",
+            "A\u{2066}B",
+        ] {
+            let r = create(serde_json::json!({
+                "name": name, "allowed_scopes": ["admin"], "client_type": "confidential",
+                "allowed_grant_types": ["client_credentials"]
+            }));
+            assert_eq!(pointers(r), vec!["/name"], "{name:?}");
+        }
+        assert!(create(serde_json::json!({
+            "name": "Café 中文 😀", "allowed_scopes": ["admin"], "client_type": "confidential",
+            "allowed_grant_types": ["client_credentials"]
+        }))
+        .is_ok());
+    }
+
+    #[test]
+    fn third_party_clients_are_granted_only_open_scopes_still_in_the_catalogue() {
+        let cat = ScopeCatalogue::default();
+        let settings = create(serde_json::json!({
+            "name": "App", "allowed_scopes": ["admin", "voice", "gone"], "client_type": "confidential",
+            "allowed_grant_types": ["client_credentials"]
+        }));
+        // "gone" is not in the catalogue, so the draft is refused; build the stored record by
+        // hand, as if the catalogue had lost the scope after the client was created.
+        assert!(settings.is_err());
+        let mut client = Client {
+            client_id: "c".into(),
+            org_id: "o".into(),
+            user_id: "u".into(),
+            origin: ClientOrigin::Management,
+            secret_hash: None,
+            verified: false,
+            created_at: 0,
+            updated_at: 0,
+            settings: create(serde_json::json!({
+                "name": "App", "allowed_scopes": ["admin", "voice"], "client_type": "confidential",
+                "allowed_grant_types": ["client_credentials"]
+            }))
+            .unwrap_or_else(|e| panic!("{e}")),
+        };
+        client.settings.scopes.push("gone".into());
+        assert_eq!(client.grantable_scopes(&cat), vec!["admin", "voice"]);
+        client.origin = ClientOrigin::Registration;
+        assert_eq!(client.grantable_scopes(&cat), vec!["voice"]);
+        assert!(!client.may_be_granted("admin", &cat));
+        assert!(client.is_third_party());
     }
 }

@@ -36,6 +36,10 @@ pub struct AccessTokenClaims {
     /// The grant the token was issued under; absent for `client_credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<String>,
+    /// The token family (the tokens descending from one authorization code) the token belongs
+    /// to; absent for `client_credentials` and for tokens issued before families existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_id: Option<String>,
 }
 
 impl AccessTokenClaims {
@@ -70,6 +74,8 @@ pub enum JwtError {
     NotYetValid,
     #[error("meant for another audience")]
     WrongAudience,
+    #[error("lives longer than this server issues tokens for")]
+    LifetimeTooLong,
 }
 
 /// What a verified token must satisfy besides its signature.
@@ -81,6 +87,10 @@ pub struct Expect<'a> {
     pub leeway: i64,
     /// `Some`: `aud` must equal it.
     pub audience: Option<&'a str>,
+    /// The longest lifetime (`exp - iat`, seconds) a token may claim: the server's own
+    /// access-token lifetime. A longer one was not issued under the current settings (or was
+    /// forged with a key that leaked) and is refused even with a valid signature.
+    pub max_lifetime: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -218,6 +228,9 @@ pub fn check_claims(claims: &AccessTokenClaims, expect: &Expect<'_>) -> Result<(
     if claims.iat > expect.now + expect.leeway {
         return Err(JwtError::NotYetValid);
     }
+    if claims.exp.saturating_sub(claims.iat) > expect.max_lifetime {
+        return Err(JwtError::LifetimeTooLong);
+    }
     if let Some(aud) = expect.audience {
         if claims.aud != aud {
             return Err(JwtError::WrongAudience);
@@ -260,6 +273,7 @@ mod tests {
             exp: now + 3600,
             jti: "j1".into(),
             grant_id: None,
+            family_id: None,
         }
     }
 
@@ -269,6 +283,7 @@ mod tests {
             now,
             leeway: 60,
             audience: Some("https://as.example"),
+            max_lifetime: 3600,
         }
     }
 
@@ -310,6 +325,9 @@ mod tests {
         assert_eq!(v(&expect(4600)), Err(JwtError::Expired));
         assert_eq!(v(&expect(900)), Err(JwtError::NotYetValid));
         assert!(v(&expect(950)).is_ok(), "within the leeway");
+        let mut e = expect(1000);
+        e.max_lifetime = 3599;
+        assert_eq!(v(&e), Err(JwtError::LifetimeTooLong));
         let mut e = expect(1000);
         e.issuer = "https://other.example";
         assert_eq!(v(&e), Err(JwtError::WrongIssuer));

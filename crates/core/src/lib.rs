@@ -19,7 +19,7 @@ pub mod secret;
 pub mod timefmt;
 pub mod validation;
 
-pub use client::{Client, ClientDraft, ClientPatch};
+pub use client::{Client, ClientDraft, ClientOrigin, ClientPatch, RegistrationPolicy};
 pub use page::{PageRequest, PageSpec};
 pub use redirect_uri::RedirectUri;
 pub use scope::{ScopeCatalogue, ScopeDef};

@@ -36,13 +36,13 @@ impl RedirectUri {
         let url = Url::parse(s).map_err(|_| "must be an absolute URI".to_owned())?;
         match url.scheme() {
             "https" => {
-                if url.host().is_none() {
+                if url.host().is_none() || !has_authority(s) {
                     return Err("an https URI needs a host".into());
                 }
                 reject_userinfo(&url)?;
             }
             "http" => {
-                if !is_loopback(&url) {
+                if !is_loopback(&url) || !has_authority(s) {
                     return Err(
                         "http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"
                             .into(),
@@ -85,6 +85,14 @@ impl RedirectUri {
             _ => false,
         }
     }
+}
+
+/// Does `s` (an `http` or `https` URL) spell a non-empty authority right after `scheme://`?
+/// The url crate reads `https:///cb` and `https:cb` as `https://cb/`; a registered URI must say
+/// what it means.
+pub(crate) fn has_authority(s: &str) -> bool {
+    let rest = s.split_once("://").map_or("", |(_, rest)| rest);
+    !rest.is_empty() && !rest.starts_with(['/', '?', '#', '\\'])
 }
 
 fn reject_userinfo(url: &Url) -> Result<(), String> {
@@ -157,6 +165,12 @@ mod tests {
         assert!(!ok("https://app.example.com/a b"));
         assert!(!ok("https://app.exämple.com/"));
         assert!(!ok(""));
+        // No host where the host belongs, though the url crate would make one up.
+        assert!(!ok("https:///cb"));
+        assert!(!ok("https:cb"));
+        assert!(!ok("https:/cb"));
+        assert!(!ok("http:127.0.0.1/cb"));
+        assert!(!ok("http:///127.0.0.1/cb"));
         assert!(!ok(&format!(
             "https://a.example/{}",
             "x".repeat(MAX_URI_LEN)

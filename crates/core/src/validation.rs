@@ -58,3 +58,73 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+/// Unicode general category Cf (format characters), Unicode 15.1: soft hyphen, Arabic number
+/// marks, zero-width spaces and joiners, bidirectional embeddings, overrides and isolates, word
+/// joiner and invisible operators, byte order mark, interlinear annotation, and tags. None
+/// belongs in a name a user reads to decide whom to trust.
+const FORMAT_CHARS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Is `c` a format character (general category Cf)?
+pub fn is_format_char(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT_CHARS
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                std::cmp::Ordering::Less
+            } else if lo > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_format_char;
+
+    #[test]
+    fn format_characters() {
+        for c in [
+            '\u{202E}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+            '\u{061C}',
+        ] {
+            assert!(is_format_char(c), "{c:?}");
+        }
+        for c in [
+            'a', 'é', '中', ' ', '\u{2010}', '\u{200A}', '\u{2070}', '😀',
+        ] {
+            assert!(!is_format_char(c), "{c:?}");
+        }
+    }
+}

@@ -17,8 +17,10 @@ use oauth_core::keys::{Algorithm, KeyPair};
 use oauth_core::pkce::{self, ChallengeMethod};
 use oauth_core::redirect_uri::RedirectUri;
 use oauth_core::return_to::safe_return_to;
-use oauth_core::scope::{is_scope_token, parse_scope_string};
-use oauth_core::{Client, ClientDraft};
+use oauth_core::scope::{
+    is_scope_token, parse_scope_string, ScopeError, MAX_SCOPE_STRING_LEN, MAX_SCOPE_TOKENS,
+};
+use oauth_core::{Client, ClientDraft, ClientOrigin, ScopeCatalogue};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -291,9 +293,15 @@ proptest! {
                 }
                 prop_assert_eq!(parse_scope_string(&tokens.join(" ")), Ok(tokens.clone()));
             }
-            Err(bad) => {
+            Err(ScopeError::Invalid(bad)) => {
                 prop_assert!(!is_scope_token(&bad));
                 prop_assert!(s.split(' ').any(|w| w == bad));
+            }
+            Err(ScopeError::TooLong) => prop_assert!(s.len() > MAX_SCOPE_STRING_LEN),
+            Err(ScopeError::TooMany) => {
+                let distinct: std::collections::HashSet<&str> =
+                    s.split(' ').filter(|t| !t.is_empty()).collect();
+                prop_assert!(distinct.len() > MAX_SCOPE_TOKENS);
             }
         }
     }
@@ -383,6 +391,7 @@ fn client() -> Client {
         client_id: "c1".into(),
         org_id: "o".into(),
         user_id: "u".into(),
+        origin: ClientOrigin::Management,
         secret_hash: None,
         verified: false,
         created_at: 0,
@@ -472,7 +481,8 @@ proptest! {
     #[test]
     fn authorization_requests(pairs in authorize_pairs()) {
         let c = client();
-        let policy = AuthorizePolicy { allow_plain_pkce: false, resources: &[] };
+        let catalogue = ScopeCatalogue::default();
+        let policy = AuthorizePolicy { allow_plain_pkce: false, resources: &[], catalogue: &catalogue };
         if let Ok(req) = AuthorizeQuery(&pairs).validate(Some(&c), policy) {
             let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
             keys.sort_unstable();
@@ -521,6 +531,7 @@ fn claims() -> AccessTokenClaims {
         exp: NOW + 3600,
         jti: "j1".into(),
         grant_id: None,
+        family_id: None,
     }
 }
 
@@ -540,6 +551,7 @@ fn verify(token: &str) -> Result<AccessTokenClaims, jwt::JwtError> {
         now: NOW,
         leeway: 60,
         audience: Some(ISSUER),
+        max_lifetime: 3600,
     };
     jwt::verify_access_token(
         token,

@@ -91,6 +91,10 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningServer> {
+    // What an older configuration asked for that is now refused, said once at start.
+    for notice in &config.notices {
+        tracing::warn!("configuration: {notice}");
+    }
     let store = open_store(&config).await?;
     let bootstrap = accounts::bootstrap(store.as_ref(), clock.now()).await?;
     let kek = signing::load_key_encryption_key(&config)?;

@@ -44,17 +44,22 @@ pub enum EventKind {
     ConsentApproved,
     /// The user denied a client.
     ConsentDenied,
-    /// A grant was revoked: by its user, by its client (RFC 7009), or by the server after
-    /// reuse of a refresh token or replay of a code.
+    /// A grant was revoked by its user (`DELETE /oauth_grants/{id}`), with every token family
+    /// under it.
     GrantRevoked,
+    /// One token family (the tokens descending from one authorization code) was revoked: by its
+    /// client (RFC 7009), or by the server after reuse of a refresh token or replay of a code.
+    TokenFamilyRevoked,
     /// A client presented a wrong secret, or none where one is required (or one where none
     /// is expected), at the token, introspection or revocation endpoint.
     ClientAuthenticationFailed,
-    /// A used refresh token was presented again (RFC 9700 §4.14.2); its grant is revoked.
+    /// A used refresh token was presented again (RFC 9700 §4.14.2); its token family is
+    /// revoked.
     RefreshTokenReused,
     /// A refresh token was presented by a client it was not issued to.
     RefreshTokenWrongClient,
-    /// A used authorization code was presented again (RFC 6749 §4.1.2); its grant is revoked.
+    /// A used authorization code was presented again by its client (RFC 6749 §4.1.2); the
+    /// token family of its first exchange is revoked.
     AuthorizationCodeReplayed,
     /// An authorization code was presented by a client it was not issued to.
     AuthorizationCodeWrongClient,
@@ -86,6 +91,7 @@ impl EventKind {
         EventKind::ConsentApproved,
         EventKind::ConsentDenied,
         EventKind::GrantRevoked,
+        EventKind::TokenFamilyRevoked,
         EventKind::ClientAuthenticationFailed,
         EventKind::RefreshTokenReused,
         EventKind::RefreshTokenWrongClient,
@@ -110,6 +116,7 @@ impl EventKind {
             EventKind::ConsentApproved => "consent.approved",
             EventKind::ConsentDenied => "consent.denied",
             EventKind::GrantRevoked => "grant.revoked",
+            EventKind::TokenFamilyRevoked => "token_family.revoked",
             EventKind::ClientAuthenticationFailed => "client.authentication_failed",
             EventKind::RefreshTokenReused => "refresh_token.reused",
             EventKind::RefreshTokenWrongClient => "refresh_token.wrong_client",
@@ -303,13 +310,13 @@ pub async fn record_replay(
     let mut event = Event::new(kind)
         .client(client)
         .grant_id(grant_id)
-        .detail("grant_revoked", revoked_for.is_some());
+        .detail("family_revoked", revoked_for.is_some());
     if let Some(user_id) = revoked_for {
         event = event.user_id(user_id);
     }
     record(store, now, event).await;
     if let Some(user_id) = revoked_for {
-        let revoked = Event::new(EventKind::GrantRevoked)
+        let revoked = Event::new(EventKind::TokenFamilyRevoked)
             .user_id(user_id)
             .client(client)
             .grant_id(grant_id)

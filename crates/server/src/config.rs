@@ -15,9 +15,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
-pub const DEFAULT_REGISTRATION_ORG: &str = "default";
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
+pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
@@ -56,9 +56,18 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub registration_token: Option<String>,
-    /// Name of the organization that owns dynamically registered clients [default: default].
-    #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true)]
+    /// No longer used: registered clients belong to no organization's members. Accepted so
+    /// that an old configuration still starts; a warning says it is ignored.
+    #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true, hide = true)]
     pub registration_org: Option<String>,
+    /// Let a registration that presents the initial access token ask for `client_credentials`
+    /// (`token` registration mode only) [default: false].
+    #[arg(
+        long,
+        env = "OAUTH_REGISTRATION_ALLOW_CLIENT_CREDENTIALS",
+        global = true
+    )]
+    pub registration_allow_client_credentials: Option<bool>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -74,6 +83,10 @@ pub struct ConfigArgs {
     /// Refresh token lifetime in seconds [default: 2592000, 30 days].
     #[arg(long, env = "OAUTH_REFRESH_TOKEN_LIFETIME_SECS", global = true)]
     pub refresh_token_lifetime_secs: Option<i64>,
+    /// Absolute lifetime of a token family (the refresh tokens of one authorization), in
+    /// seconds [default: 7776000, 90 days].
+    #[arg(long, env = "OAUTH_REFRESH_FAMILY_LIFETIME_SECS", global = true)]
+    pub refresh_family_lifetime_secs: Option<i64>,
     /// Seconds between publishing a rotated-in key and signing with it [default: 3600].
     #[arg(long, env = "OAUTH_KEY_PUBLISH_DELAY_SECS", global = true)]
     pub key_publish_delay_secs: Option<i64>,
@@ -202,6 +215,7 @@ struct FileTokens {
     algorithm: Option<TokenAlgorithm>,
     access_token_lifetime_secs: Option<i64>,
     refresh_token_lifetime_secs: Option<i64>,
+    refresh_family_lifetime_secs: Option<i64>,
     key_publish_delay_secs: Option<i64>,
     key_encryption_key: Option<String>,
     key_reload_secs: Option<u64>,
@@ -227,6 +241,7 @@ struct FileRegistration {
     initial_access_token: Option<String>,
     organization: Option<String>,
     default_scopes: Option<Vec<String>>,
+    allow_client_credentials: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -249,6 +264,9 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
     pub rate_limits: RateLimitsConfig,
+    /// What the configuration asked for that this version no longer does, each a sentence the
+    /// server logs as a warning when it starts.
+    pub notices: Vec<String>,
 }
 
 /// The audit trail (`[audit]`).
@@ -363,6 +381,9 @@ pub struct TokensConfig {
     pub access_token_lifetime_secs: i64,
     /// RFC 6749 §6: how long an unused refresh token lives (each use issues a new one).
     pub refresh_token_lifetime_secs: i64,
+    /// The absolute lifetime of a token family: no refresh token descending from one
+    /// authorization outlives it, however often it rotates (RFC 9700 §4.14.2).
+    pub refresh_family_lifetime_secs: i64,
     /// How long a rotated-in key is published in the JWK set before it signs.
     pub key_publish_delay_secs: i64,
     /// Encrypts private signing keys at rest. `None`: with SQLite, a key file beside the
@@ -380,6 +401,7 @@ impl Default for TokensConfig {
             algorithm: TokenAlgorithm::Es256,
             access_token_lifetime_secs: DEFAULT_ACCESS_TOKEN_LIFETIME_SECS,
             refresh_token_lifetime_secs: DEFAULT_REFRESH_TOKEN_LIFETIME_SECS,
+            refresh_family_lifetime_secs: DEFAULT_REFRESH_FAMILY_LIFETIME_SECS,
             key_publish_delay_secs: DEFAULT_KEY_PUBLISH_DELAY_SECS,
             key_encryption_key: None,
             key_reload_secs: DEFAULT_KEY_RELOAD_SECS,
@@ -426,10 +448,10 @@ pub struct RegistrationConfig {
     pub mode: RegistrationMode,
     /// SHA-256 of the initial access token (`token` mode).
     pub initial_access_token_hash: Option<String>,
-    /// Name of the organization that owns registered clients.
-    pub organization: String,
-    /// Scopes a registration gets when it asks for none.
+    /// Scopes a registration gets when it asks for none; only scopes open to third parties.
     pub default_scopes: Vec<String>,
+    /// May a registration (behind the initial access token) ask for `client_credentials`?
+    pub allow_client_credentials: bool,
 }
 
 impl fmt::Debug for RegistrationConfig {
@@ -443,8 +465,8 @@ impl fmt::Debug for RegistrationConfig {
                     .as_ref()
                     .map(|_| "<redacted>"),
             )
-            .field("organization", &self.organization)
             .field("default_scopes", &self.default_scopes)
+            .field("allow_client_credentials", &self.allow_client_credentials)
             .finish()
     }
 }
@@ -497,14 +519,15 @@ impl Default for Config {
             registration: RegistrationConfig {
                 mode: RegistrationMode::Open,
                 initial_access_token_hash: None,
-                organization: DEFAULT_REGISTRATION_ORG.to_owned(),
-                default_scopes: scopes.names(),
+                default_scopes: scopes.third_party_names(),
+                allow_client_credentials: false,
             },
             scopes,
             resources: Vec::new(),
             tokens: TokensConfig::default(),
             authorization: AuthorizationConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            notices: Vec::new(),
         }
     }
 }
@@ -521,7 +544,7 @@ impl Config {
         if let Some(scopes) = file.scopes {
             config.scopes = ScopeCatalogue::new(scopes)
                 .map_err(|e| anyhow::anyhow!("configuration: scopes: {e}"))?;
-            config.registration.default_scopes = config.scopes.names();
+            config.registration.default_scopes = config.scopes.third_party_names();
         }
         if let Some(v) = args.bind.or(file.bind) {
             config.bind = v;
@@ -557,10 +580,18 @@ impl Config {
             .or(reg.initial_access_token)
             .map(|t| secret::hash_secret(&t));
         if let Some(v) = args.registration_org.clone().or(reg.organization) {
-            config.registration.organization = v;
+            config.notices.push(format!(
+                "registration.organization ({v:?}) is ignored: registered clients are third-party clients and belong to no organization's members"
+            ));
         }
         if let Some(v) = reg.default_scopes {
             config.registration.default_scopes = v;
+        }
+        if let Some(v) = args
+            .registration_allow_client_credentials
+            .or(reg.allow_client_credentials)
+        {
+            config.registration.allow_client_credentials = v;
         }
         if let Some(v) = file.resources {
             config.resources = v;
@@ -581,6 +612,12 @@ impl Config {
             .or(tok.refresh_token_lifetime_secs)
         {
             t.refresh_token_lifetime_secs = v;
+        }
+        if let Some(v) = args
+            .refresh_family_lifetime_secs
+            .or(tok.refresh_family_lifetime_secs)
+        {
+            t.refresh_family_lifetime_secs = v;
         }
         if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
             t.key_publish_delay_secs = v;
@@ -701,6 +738,9 @@ impl Config {
         if !(60..=366 * 86_400).contains(&t.refresh_token_lifetime_secs) {
             bail!("configuration: tokens.refresh_token_lifetime_secs must be between 60 and 31622400 (366 days)");
         }
+        if !(60..=3660 * 86_400).contains(&t.refresh_family_lifetime_secs) {
+            bail!("configuration: tokens.refresh_family_lifetime_secs must be between 60 and 316224000 (3660 days)");
+        }
         if t.key_publish_delay_secs < 0 {
             bail!("configuration: tokens.key_publish_delay_secs must not be negative");
         }
@@ -737,6 +777,23 @@ impl Config {
             if !self.scopes.contains(s) {
                 bail!("configuration: registration.default_scopes names {s:?}, which is not in the scope catalogue");
             }
+        }
+        // An older configuration may name the management scope here: it is dropped, and said.
+        let (open, closed): (Vec<String>, Vec<String>) =
+            std::mem::take(&mut self.registration.default_scopes)
+                .into_iter()
+                .partition(|s| self.scopes.allows_third_party(s));
+        self.registration.default_scopes = open;
+        if !closed.is_empty() {
+            self.notices.push(format!(
+                "registration.default_scopes names {closed:?}, which third-party clients may never be granted; registered clients will not get {}",
+                if closed.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        if self.registration.allow_client_credentials
+            && self.registration.mode != RegistrationMode::Token
+        {
+            bail!("configuration: registration.allow_client_credentials needs registration mode `token` (open registration never creates client_credentials clients)");
         }
         Ok(())
     }

@@ -342,8 +342,9 @@ impl QueryParams {
 
 /// The user a management call acts for, identified by `Authorization: Bearer <credential>`:
 /// an API key (`KEY...`), or an access token this server issued (a JWT), which acts for its
-/// user — for a client-credentials token, the client's owner — and must carry the
-/// [`MANAGEMENT_SCOPE`].
+/// user — for a client-credentials token of a first-party client, the member who created it —
+/// and must carry the [`MANAGEMENT_SCOPE`]. A third-party client's token never acts here,
+/// whatever it carries (docs/threat-model.md).
 pub struct Caller {
     pub user: User,
     pub credential: CallerCredential,
@@ -357,7 +358,7 @@ pub enum CallerCredential {
 }
 
 /// The scope an access token needs on the management API.
-pub const MANAGEMENT_SCOPE: &str = "admin";
+pub use oauth_core::scope::MANAGEMENT_SCOPE;
 
 impl<S> FromRequestParts<S> for Caller
 where
@@ -419,12 +420,15 @@ async fn access_token_caller(
         tracing::info!(token = %secret::log_label(token), "rejected access token");
         return Err(rejected());
     };
+    // A third-party client is never granted the management scope; a token of one that
+    // carries it anyway (issued before the trust model, or under an older catalogue) is refused
+    // as if it did not.
+    if !active.claims.has_scope(MANAGEMENT_SCOPE) || active.client.is_third_party() {
+        return Err(ApiError::insufficient_scope(MANAGEMENT_SCOPE, metadata));
+    }
     let Some(user) = tokens::token_user(state, &active).await? else {
         return Err(rejected());
     };
-    if !active.claims.has_scope(MANAGEMENT_SCOPE) {
-        return Err(ApiError::insufficient_scope(MANAGEMENT_SCOPE, metadata));
-    }
     Ok(Caller {
         user,
         credential: CallerCredential::AccessToken {

@@ -32,6 +32,9 @@ pub struct TokenRequest<'a> {
     pub audience: Option<&'a str>,
     /// The grant behind the token; `None` for `client_credentials`.
     pub grant_id: Option<&'a str>,
+    /// The token family (the tokens of one authorization code); `None` for
+    /// `client_credentials`.
+    pub family_id: Option<&'a str>,
 }
 
 /// Signs an access token with the current key. Writes nothing.
@@ -55,6 +58,7 @@ pub fn issue_access_token(
         exp: now + lifetime,
         jti: secret::random_token(&mut OsRng),
         grant_id: req.grant_id.map(str::to_owned),
+        family_id: req.family_id.map(str::to_owned),
     };
     let access_token = jwt::encode_access_token(&key, &claims).map_err(ApiError::internal)?;
     Ok(IssuedToken {
@@ -99,6 +103,7 @@ pub async fn verify_access_token(
         now: state.clock.now(),
         leeway: CLOCK_LEEWAY_SECS,
         audience,
+        max_lifetime: state.config.tokens.access_token_lifetime_secs,
     };
     match state.keys.verify(token, &expect).await {
         Ok(c) => Some(c),
@@ -119,10 +124,15 @@ pub async fn still_live(
     if state.store.is_access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
-    // A token from a grant dies with the grant (`DELETE /oauth_grants/{id}`, a replayed code,
-    // a reused refresh token): one primary-key read, no cache, so a revocation on any instance
-    // holds on every instance at once.
-    if let Some(grant_id) = &claims.grant_id {
+    // A token from a grant dies with its family (a replayed code, a reused or revoked refresh
+    // token) and with the grant (`DELETE /oauth_grants/{id}`): one indexed read, no cache, so
+    // a revocation on any instance holds on every instance at once. A token from before
+    // families checks its grant alone.
+    if let Some(family_id) = &claims.family_id {
+        if !state.store.live_token_family(family_id).await? {
+            return Ok(None);
+        }
+    } else if let Some(grant_id) = &claims.grant_id {
         if state.store.live_grant(grant_id).await?.is_none() {
             return Ok(None);
         }
@@ -139,12 +149,21 @@ pub async fn still_live(
     Ok(Some(ActiveToken { claims, client }))
 }
 
-/// The user a token acts for: its subject, or for a client-credentials token (no grant) the
-/// client's owner.
+/// The user a token acts for: its subject (a user's grant), or for a client-credentials token
+/// (no grant) the member who created the client, and only when the client is a first-party
+/// client of that member's organization. A third-party client's client-credentials token acts
+/// for no user.
 pub async fn token_user(state: &AppState, active: &ActiveToken) -> Result<Option<User>, ApiError> {
-    let user_id = match &active.claims.grant_id {
-        None => &active.client.user_id,
-        Some(_) => &active.claims.sub,
-    };
-    Ok(state.store.get_user(user_id).await?)
+    if active.claims.grant_id.is_some() {
+        return Ok(state.store.get_user(&active.claims.sub).await?);
+    }
+    let client = &active.client;
+    if client.is_third_party() || client.user_id.is_empty() {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .get_user(&client.user_id)
+        .await?
+        .filter(|u| u.org_id == client.org_id))
 }

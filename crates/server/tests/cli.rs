@@ -604,7 +604,7 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
         "client.authentication_failed",
         "consent.approved",
         "authorization_code.replayed",
-        "grant.revoked",
+        "token_family.revoked",
         "login.failed",
     ] {
         assert!(logged_kinds.contains(&kind), "{kind} in {logged_kinds:?}");
@@ -649,7 +649,7 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
         stored_kinds,
         vec![
             "login.failed",
-            "grant.revoked",
+            "token_family.revoked",
             "authorization_code.replayed",
             "consent.approved",
             "client.authentication_failed",

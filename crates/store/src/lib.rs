@@ -30,6 +30,10 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writes::Decide;
 
+/// How many times the store runs a PostgreSQL write transaction that was aborted as a deadlock
+/// or serialization failure before it gives up with [`StoreError::Unavailable`].
+pub const CONTENTION_ATTEMPTS: u32 = 4;
+
 /// What a storage operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,7 +57,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db)
                 if db
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .is_some_and(|pg| is_unavailable_code(pg.code())) =>
+                    .is_some_and(|pg| {
+                        is_unavailable_code(pg.code()) || is_contention_code(pg.code())
+                    }) =>
             {
                 StoreError::Unavailable(Box::new(e))
             }
@@ -86,6 +92,26 @@ const SQLITE_BUSY: i32 = 5;
 /// has no connection slot left (53300). A retry later may succeed.
 fn is_unavailable_code(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+/// PostgreSQL aborted the transaction to break a deadlock (40P01) or a serialization conflict
+/// (40001): running it again may well succeed, and the store does so a few times before it
+/// answers [`StoreError::Unavailable`].
+fn is_contention_code(code: &str) -> bool {
+    matches!(code, "40P01" | "40001")
+}
+
+/// Is `e` a PostgreSQL deadlock or serialization failure (see [`is_contention_code`])?
+pub(crate) fn is_contention(e: &StoreError) -> bool {
+    let StoreError::Unavailable(source) = e else {
+        return false;
+    };
+    match source.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| is_contention_code(pg.code())),
+        _ => false,
+    }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -236,6 +262,17 @@ pub struct AuthorizationCode {
     pub resource: Option<String>,
     pub created_at: UnixSeconds,
     pub expires_at: UnixSeconds,
+    /// The token family its exchange started; `None` until it is exchanged.
+    pub family_id: Option<String>,
+}
+
+/// A token family to start with a code's exchange: the refresh and access tokens descending
+/// from one authorization code. `expires_at` is its absolute lifetime: no refresh token of the
+/// family outlives it, however often it rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTokenFamily {
+    pub id: String,
+    pub expires_at: UnixSeconds,
 }
 
 /// What [`Store::approve_consent`] needs besides the consent token: the ids and the code it
@@ -247,6 +284,10 @@ pub struct Approval {
     pub code_hash: String,
     pub code_expires_at: UnixSeconds,
     pub now: UnixSeconds,
+    /// The scopes the client may be granted now: the request's scopes outside these (removed
+    /// from the client or the catalogue while the request was pending) are dropped. When none
+    /// is left, nothing is approved (the request is used up all the same).
+    pub grantable_scopes: Vec<String>,
 }
 
 /// The outcome of [`Store::redeem_authorization_code`].
@@ -270,19 +311,26 @@ pub enum CodeDecision {
     Accept {
         refresh_token: Option<NewRefreshToken>,
     },
-    /// Something does not match: the code is burned all the same, and nothing is issued.
+    /// The redirect URI or the verifier does not match: the code is burned all the same (it
+    /// was presented by its own client), and nothing is issued.
     Reject,
 }
 
 /// The outcome of [`Store::exchange_authorization_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeExchange {
-    /// Accepted: the code is used, the refresh token stored and the grant touched, together.
+    /// Accepted: the code is used, its token family started, the refresh token stored and the
+    /// grant touched, together.
     Exchanged(Box<AuthorizationCode>),
     /// Rejected by the caller's decision: the code is used, nothing else was written.
     Rejected(Box<AuthorizationCode>),
-    /// The code exists but was already used (revoke `grant_id`, RFC 6749 §4.1.2).
-    AlreadyUsed { grant_id: String },
+    /// The code was issued to another client: nothing was written (the code is not burned, so
+    /// that presenting someone else's code costs its owner nothing).
+    WrongClient { issued_to: String, grant_id: String },
+    /// The code was already used and its own client presented it again (RFC 6749 §4.1.2): the
+    /// token family its first exchange started has been revoked in the same transaction (for
+    /// a code from before token families, the whole grant).
+    AlreadyUsed { grant_id: String, user_id: String },
     /// Unknown, expired, or its grant was revoked.
     Invalid,
 }
@@ -299,7 +347,10 @@ pub struct NewRefreshToken {
     pub scopes: Vec<String>,
     pub resource: Option<String>,
     pub created_at: UnixSeconds,
+    /// Capped by the family's absolute lifetime when the token is stored by a rotation.
     pub expires_at: UnixSeconds,
+    /// The token family; a rotation stores the old token's family whatever this says.
+    pub family_id: Option<String>,
 }
 
 /// A stored refresh token.
@@ -315,6 +366,8 @@ pub struct RefreshToken {
     pub expires_at: UnixSeconds,
     pub used_at: Option<UnixSeconds>,
     pub revoked_at: Option<UnixSeconds>,
+    /// `None` for a token from before token families (it falls back to its grant).
+    pub family_id: Option<String>,
 }
 
 /// The outcome of [`Store::rotate_refresh_token`].
@@ -323,10 +376,11 @@ pub enum RefreshRotation {
     /// The presented token was live and is now used; the new one is stored. Carries the old
     /// record (its client, user, grant and scopes). Only one caller ever sees this.
     Rotated(Box<RefreshToken>),
-    /// The presented token exists but was already used (RFC 9700 §4.14.2: reuse); its grant and
-    /// every refresh token of the grant have been revoked.
+    /// The presented token exists but was already used (RFC 9700 §4.14.2: reuse); its token
+    /// family has been revoked (for a token from before families, its grant).
     Reused { grant_id: String },
-    /// Unknown, expired, revoked, or its grant is revoked. Nothing changed.
+    /// Unknown, expired, revoked, its family revoked or past its absolute lifetime, or its
+    /// grant revoked. Nothing changed.
     Invalid,
 }
 
@@ -445,12 +499,14 @@ pub trait Store: Send + Sync + 'static {
         filter: &ClientFilter,
         page: PageSpec,
     ) -> Result<Page<Client>>;
-    /// Replaces the settings of `org_id`'s client; `None` when there is no such client.
+    /// Replaces the settings of `org_id`'s client, and clears its verified mark when
+    /// `clear_verified`; `None` when there is no such client.
     async fn update_client(
         &self,
         org_id: &str,
         client_id: &str,
         settings: &ClientDraft,
+        clear_verified: bool,
         now: UnixSeconds,
     ) -> Result<Option<Client>>;
     /// `Ok(false)` when `org_id` has no such client.
@@ -484,7 +540,8 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the failures under `key` (after a successful login to that account).
     async fn clear_login_failures(&self, key: &str) -> Result<()>;
 
-    /// Stores a pending authorization request under the hash of its consent token.
+    /// Stores a pending authorization request under the hash of its consent token. A user holds
+    /// at most [`MAX_CONSENTS_PER_USER`] requests: storing one more drops their oldest.
     async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
     /// The live consent request (unused, unexpired) of this token hash, when it belongs to
     /// `user_id`; another user's request is `None`, as if unknown.
@@ -523,14 +580,19 @@ pub trait Store: Send + Sync + 'static {
         now: UnixSeconds,
     ) -> Result<CodeRedemption>;
 
-    /// The token endpoint's exchange, in one transaction: marks a live code used (single use,
-    /// as [`Store::redeem_authorization_code`]), asks `decide` about it, and on
-    /// [`CodeDecision::Accept`] stores the refresh token and touches the grant. A crash leaves
-    /// either the code unused or the code used with its refresh token stored, never a used
-    /// code whose tokens were lost.
+    /// The token endpoint's exchange, in one transaction: a code issued to another client than
+    /// `client_id` changes nothing ([`CodeExchange::WrongClient`]); otherwise a live code is
+    /// marked used (single use, as [`Store::redeem_authorization_code`]), `decide` is asked
+    /// about it, and on [`CodeDecision::Accept`] the token family `family` is started, the
+    /// refresh token stored in it and the grant touched. A used code presented again by its
+    /// client revokes the family of its first exchange. A crash leaves either the code unused
+    /// or the code used with its tokens stored, never a used code whose tokens were lost. On
+    /// PostgreSQL the grant is locked first, as everywhere.
     async fn exchange_authorization_code(
         &self,
         code_hash: &str,
+        client_id: &str,
+        family: &NewTokenFamily,
         now: UnixSeconds,
         decide: Decide,
     ) -> Result<CodeExchange>;
@@ -553,6 +615,8 @@ pub trait Store: Send + Sync + 'static {
     /// The grant with this id if it is live, whoever's it is: for the token endpoint and
     /// introspection, which check that the grant behind a token still stands.
     async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
+    /// Is the token family live: not revoked, and its grant live? One indexed read.
+    async fn live_token_family(&self, family_id: &str) -> Result<bool>;
     /// Records a use of the grant (`last_used_at`, shown by `/oauth_grants`); `Ok(false)` when
     /// the grant is not live.
     async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool>;
@@ -614,14 +678,16 @@ pub trait Store: Send + Sync + 'static {
         new: &NewRefreshToken,
         now: UnixSeconds,
     ) -> Result<RefreshRotation>;
-    /// RFC 7009 §2.1: revokes the token's grant and every refresh token of it. Returns the
+    /// RFC 7009 §2.1: revokes the token's family (the tokens descending from the same
+    /// authorization code; for a token from before families, its whole grant). Returns the
     /// grant id, or `None` for an unknown token.
     async fn revoke_refresh_token_family(
         &self,
         token_hash: &str,
         now: UnixSeconds,
     ) -> Result<Option<String>>;
-    /// Deletes at most `limit` refresh tokens expired by `now`.
+    /// Deletes at most `limit` refresh tokens expired by `now`, and at most `limit` token
+    /// families a day past their absolute lifetime (their access tokens have expired by then).
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
 
     // --- audit trail ----------------------------------------------------------------------
@@ -638,6 +704,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes at most `limit` events that occurred before `before`.
     async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64>;
 }
+
+/// The most pending consent requests one user holds; a new one beyond this drops the oldest.
+pub const MAX_CONSENTS_PER_USER: i64 = 20;
 
 /// How the connection pool behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -694,5 +763,8 @@ mod tests {
         for code in ["23505", "42601", "42P01", "40001", "55000"] {
             assert!(!is_unavailable_code(code), "{code}");
         }
+        // Deadlocks and serialization failures are retried, then answered as unavailable.
+        assert!(super::is_contention_code("40P01") && super::is_contention_code("40001"));
+        assert!(!super::is_contention_code("23505"));
     }
 }

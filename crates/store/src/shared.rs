@@ -3,7 +3,7 @@
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
 
-use oauth_core::{Client, ClientDraft};
+use oauth_core::{Client, ClientDraft, ClientOrigin};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
 use crate::{
@@ -12,7 +12,7 @@ use crate::{
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
-    token_endpoint_auth_method, verified, created_at, updated_at";
+    token_endpoint_auth_method, verified, created_at, updated_at, origin";
 
 pub(crate) const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
 
@@ -23,10 +23,10 @@ pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resource
     updated_at, last_used_at, revoked_at";
 
 pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
-    resource, created_at, expires_at, used_at, revoked_at";
+    resource, created_at, expires_at, used_at, revoked_at, family_id";
 
 pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
-    scopes, code_challenge, code_challenge_method, resource, created_at, expires_at";
+    scopes, code_challenge, code_challenge_method, resource, created_at, expires_at, family_id";
 
 pub(crate) const SECURITY_EVENT_COLUMNS: &str =
     "id, occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail";
@@ -219,6 +219,12 @@ impl FromCols for Client {
             verified: r.col("verified")?,
             created_at: r.col("created_at")?,
             updated_at: r.col("updated_at")?,
+            origin: {
+                let origin: String = r.col("origin")?;
+                ClientOrigin::parse(&origin).ok_or_else(|| {
+                    StoreError::Internal(format!("unknown client origin {origin:?}"))
+                })?
+            },
             settings: ClientDraft {
                 name: r.col("name")?,
                 client_type: ClientType::parse(&r.col::<String>("client_type")?),
@@ -268,6 +274,7 @@ impl FromCols for RefreshToken {
             expires_at: r.col("expires_at")?,
             used_at: r.col("used_at")?,
             revoked_at: r.col("revoked_at")?,
+            family_id: r.col("family_id")?,
         })
     }
 }
@@ -306,6 +313,7 @@ impl FromCols for AuthorizationCode {
             resource: r.col("resource")?,
             created_at: r.col("created_at")?,
             expires_at: r.col("expires_at")?,
+            family_id: r.col("family_id")?,
         })
     }
 }
@@ -350,9 +358,9 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::writes::{
-                insert_refresh, revoke_grant_family, revoke_grant_refresh_tokens, take_consent,
+                insert_refresh, take_consent,
                 ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RevokeAccessToken,
-                RotateRefresh, TouchApiKey,
+                RevokeGrant, RevokeRefreshFamily, RotateRefresh, TouchApiKey,
                 Exec, WriteJob,
             };
             use crate::shared::{
@@ -362,7 +370,7 @@ macro_rules! impl_store {
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
-                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession,
+                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession, NewTokenFamily,
                 NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
                 SecurityEventFilter, Store, StoredSigningKey, User,
             };
@@ -384,7 +392,22 @@ macro_rules! impl_store {
 
                 /// Runs `job` on a pooled connection: in one transaction, unless it is a single
                 /// statement.
+                /// On PostgreSQL, a transaction aborted as a deadlock or serialization failure
+                /// runs again, up to [`crate::CONTENTION_ATTEMPTS`] times in all.
                 pub(crate) async fn pool_write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+                    let mut attempt = 1;
+                    loop {
+                        match self.pool_write_once(&job).await {
+                            Err(e) if crate::is_contention(&e) && attempt < crate::CONTENTION_ATTEMPTS => {
+                                tracing::debug!(attempt, "write transaction aborted by contention; running it again");
+                                attempt += 1;
+                            }
+                            out => return out,
+                        }
+                    }
+                }
+
+                async fn pool_write_once<J: WriteJob>(&self, job: &J) -> Result<J::Output> {
                     if J::SINGLE_STATEMENT {
                         let mut conn = self.pool.acquire().await?;
                         return job.run(&mut *conn).await;
@@ -423,6 +446,12 @@ macro_rules! impl_store {
                     .fetch_optional(&mut *conn)
                     .await?;
                 let org = match existing {
+                    // No one joins the organization of third-party clients.
+                    Some(r) if r.try_get::<String, _>("id")? == oauth_core::client::THIRD_PARTY_ORG_ID => {
+                        return Err(crate::StoreError::Conflict(
+                            "that organization name is reserved".into(),
+                        ));
+                    }
                     Some(r) => org_from_row(&r)?,
                     None => {
                         sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
@@ -728,13 +757,15 @@ macro_rules! impl_store {
                     org_id: &str,
                     client_id: &str,
                     s: &ClientDraft,
+                    clear_verified: bool,
                     now: UnixSeconds,
                 ) -> Result<Option<Client>> {
                     let sql = format!(
                         "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
                          scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
-                         tos_uri = $8, updated_at = $9 \
-                         WHERE client_id = $10 AND org_id = $11 RETURNING {CLIENT_COLUMNS}"
+                         tos_uri = $8, updated_at = $9, \
+                         verified = CASE WHEN $10 THEN FALSE ELSE verified END \
+                         WHERE client_id = $11 AND org_id = $12 RETURNING {CLIENT_COLUMNS}"
                     );
                     let row = sqlx::query(&sql)
                         .bind(&s.name)
@@ -746,6 +777,7 @@ macro_rules! impl_store {
                         .bind(&s.policy_uri)
                         .bind(&s.tos_uri)
                         .bind(now)
+                        .bind(clear_verified)
                         .bind(client_id)
                         .bind(org_id)
                         .fetch_optional(&self.pool)
@@ -910,11 +942,20 @@ macro_rules! impl_store {
                     now: UnixSeconds,
                 ) -> Result<CodeRedemption> {
                     let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
-                    Ok(match self.exchange_authorization_code(code_hash, now, burn).await? {
+                    let exchange = ExchangeCode {
+                        code_hash: code_hash.to_owned(),
+                        client_id: None,
+                        family: None,
+                        now,
+                        decide: burn,
+                        for_update: Self::DIALECT.for_update,
+                    };
+                    Ok(match self.write(exchange).await? {
                         CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
                             CodeRedemption::Redeemed(code)
                         }
-                        CodeExchange::AlreadyUsed { grant_id } => {
+                        CodeExchange::AlreadyUsed { grant_id, .. }
+                        | CodeExchange::WrongClient { grant_id, .. } => {
                             CodeRedemption::AlreadyUsed { grant_id }
                         }
                         CodeExchange::Invalid => CodeRedemption::Invalid,
@@ -924,13 +965,18 @@ macro_rules! impl_store {
                 async fn exchange_authorization_code(
                     &self,
                     code_hash: &str,
+                    client_id: &str,
+                    family: &NewTokenFamily,
                     now: UnixSeconds,
                     decide: Decide,
                 ) -> Result<CodeExchange> {
                     self.write(ExchangeCode {
                         code_hash: code_hash.to_owned(),
+                        client_id: Some(client_id.to_owned()),
+                        family: Some(family.clone()),
                         now,
                         decide,
+                        for_update: Self::DIALECT.for_update,
                     })
                     .await
                 }
@@ -981,29 +1027,12 @@ macro_rules! impl_store {
                     grant_id: &str,
                     now: UnixSeconds,
                 ) -> Result<Option<Grant>> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let sql = format!(
-                        "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 \
-                         WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(now)
-                        .bind(grant_id)
-                        .bind(user_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(row) = row else {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    };
-                    let grant = Grant::from_cols(&row)?;
-                    sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1")
-                        .bind(grant_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    revoke_grant_refresh_tokens(&mut *tx, grant_id, now).await?;
-                    tx.commit().await?;
-                    Ok(Some(grant))
+                    self.write(RevokeGrant {
+                        user_id: user_id.to_owned(),
+                        grant_id: grant_id.to_owned(),
+                        now,
+                    })
+                    .await
                 }
 
                 async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>> {
@@ -1011,6 +1040,12 @@ macro_rules! impl_store {
                         "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
                     );
                     self.point_read(&sql, &[Arg::Text(grant_id)]).await
+                }
+
+                async fn live_token_family(&self, family_id: &str) -> Result<bool> {
+                    let sql = "SELECT 1 AS one FROM token_families f JOIN oauth_grants g ON g.id = f.grant_id \
+                               WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL";
+                    Ok(self.point_read::<Exists>(sql, &[Arg::Text(family_id)]).await?.is_some())
                 }
 
                 async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
@@ -1198,6 +1233,7 @@ macro_rules! impl_store {
                         old_hash: old_hash.to_owned(),
                         new: new.clone(),
                         now,
+                        for_update: Self::DIALECT.for_update,
                     })
                     .await
                 }
@@ -1207,19 +1243,12 @@ macro_rules! impl_store {
                     token_hash: &str,
                     now: UnixSeconds,
                 ) -> Result<Option<String>> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let row = sqlx::query("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1")
-                        .bind(token_hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(row) = row else {
-                        tx.rollback().await?;
-                        return Ok(None);
-                    };
-                    let grant_id: String = row.try_get("grant_id")?;
-                    revoke_grant_family(&mut *tx, &grant_id, now).await?;
-                    tx.commit().await?;
-                    Ok(Some(grant_id))
+                    self.write(RevokeRefreshFamily {
+                        token_hash: token_hash.to_owned(),
+                        now,
+                        for_update: Self::DIALECT.for_update,
+                    })
+                    .await
                 }
 
                 async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
@@ -1232,7 +1261,17 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
-                    Ok(n)
+                    // A day past its absolute lifetime, a family's last access token has expired.
+                    let families = sqlx::query(
+                        "DELETE FROM token_families WHERE id IN \
+                         (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
+                    )
+                    .bind(now - 86_400)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n + families)
                 }
 
                 // --- audit trail ---

@@ -43,6 +43,7 @@ async fn client(store: &dyn Store, owner: &User) -> Client {
         client_id: uuid::Uuid::new_v4().to_string(),
         org_id: owner.org_id.clone(),
         user_id: owner.id.clone(),
+        origin: oauth_core::ClientOrigin::Management,
         secret_hash: Some("ab".repeat(32)),
         verified: false,
         created_at: NOW,
@@ -75,6 +76,16 @@ fn approval(code_hash: &str, now: i64) -> Approval {
         code_hash: code_hash.to_owned(),
         code_expires_at: now + 60,
         now,
+        grantable_scopes: [
+            "admin",
+            "voice",
+            "messaging",
+            "numbers",
+            "billing",
+            "profile",
+        ]
+        .map(String::from)
+        .to_vec(),
     }
 }
 

@@ -55,6 +55,7 @@ fn client(
         client_id: uuid::Uuid::new_v4().to_string(),
         org_id: org.to_owned(),
         user_id: user.to_owned(),
+        origin: oauth_core::ClientOrigin::Management,
         secret_hash: (kind == ClientType::Confidential).then(|| "ab".repeat(32)),
         verified: false,
         created_at: at,
@@ -252,13 +253,13 @@ async fn clients_round_trip_and_stay_in_their_organization(store: &dyn Store) {
     changed.logo_uri = Some("https://app.example.com/logo.png".into());
     assert_eq!(
         store
-            .update_client(&other.id, &c.client_id, &changed, 60)
+            .update_client(&other.id, &c.client_id, &changed, false, 60)
             .await
             .unwrap(),
         None
     );
     let updated = store
-        .update_client(&org.id, &c.client_id, &changed, 60)
+        .update_client(&org.id, &c.client_id, &changed, false, 60)
         .await
         .unwrap()
         .unwrap();
@@ -285,6 +286,20 @@ async fn clients_round_trip_and_stay_in_their_organization(store: &dyn Store) {
         .set_client_verified("unknown", true, 70)
         .await
         .unwrap());
+    // An update that keeps the mark, then one that clears it.
+    let kept = store
+        .update_client(&org.id, &c.client_id, &changed, false, 71)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.verified);
+    let cleared = store
+        .update_client(&org.id, &c.client_id, &changed, true, 72)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!cleared.verified);
+    assert_eq!(cleared.origin, oauth_core::ClientOrigin::Management);
 
     assert!(!store.delete_client(&other.id, &c.client_id).await.unwrap());
     assert!(store.get_client(&c.client_id).await.unwrap().is_some());

@@ -7,10 +7,10 @@
 mod support;
 
 use futures_util::future::join_all;
-use oauth_core::{Client, ClientDraft, ScopeCatalogue};
+use oauth_core::{Client, ClientDraft, ClientOrigin, ScopeCatalogue};
 use oauth_store::{
     Approval, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant, NewRefreshToken,
-    NewUser, RefreshRotation, Store, StoreError, User,
+    NewTokenFamily, NewUser, RefreshRotation, Store, StoreError, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -50,6 +50,7 @@ async fn setup(store: &dyn Store) -> (User, Client, Grant) {
         client_id: uuid::Uuid::new_v4().to_string(),
         org_id: u.org_id.clone(),
         user_id: u.id.clone(),
+        origin: ClientOrigin::Management,
         secret_hash: Some("ab".repeat(32)),
         verified: false,
         created_at: NOW,
@@ -57,9 +58,15 @@ async fn setup(store: &dyn Store) -> (User, Client, Grant) {
         settings: ClientDraft::from_create(req, &ScopeCatalogue::default()).unwrap(),
     };
     store.insert_client(&c).await.unwrap();
+    let grant = approve(store, &u, &c, "consent", "code").await;
+    (u, c, grant)
+}
+
+/// A consent request of `u` for `c`, approved: a code `code_hash` under the user's grant.
+async fn approve(store: &dyn Store, u: &User, c: &Client, consent: &str, code_hash: &str) -> Grant {
     store
         .create_consent(&ConsentRequest {
-            token_hash: "consent".into(),
+            token_hash: consent.into(),
             user_id: u.id.clone(),
             client_id: c.client_id.clone(),
             redirect_uri: "https://app.example.com/cb".into(),
@@ -75,19 +82,45 @@ async fn setup(store: &dyn Store) -> (User, Client, Grant) {
         .unwrap();
     let (_, grant, _) = store
         .approve_consent(
-            "consent",
+            consent,
             &u.id,
             &Approval {
                 new_grant_id: uuid::Uuid::new_v4().to_string(),
-                code_hash: "code".into(),
+                code_hash: code_hash.into(),
                 code_expires_at: NOW + 60,
                 now: NOW,
+                grantable_scopes: vec!["admin".into(), "voice".into()],
             },
         )
         .await
         .unwrap()
         .unwrap();
-    (u, c, grant)
+    grant
+}
+
+fn family(id: &str, expires_at: i64) -> NewTokenFamily {
+    NewTokenFamily {
+        id: id.to_owned(),
+        expires_at,
+    }
+}
+
+/// Exchanges `code` as `client_id`, starting `fam` with refresh token `rt` (accepting).
+async fn exchange(
+    store: &dyn Store,
+    code: &str,
+    client_id: &str,
+    fam: &NewTokenFamily,
+    rt: NewRefreshToken,
+    now: i64,
+) -> CodeExchange {
+    let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+        refresh_token: Some(rt.clone()),
+    };
+    store
+        .exchange_authorization_code(code, client_id, fam, now, Box::new(accept))
+        .await
+        .unwrap()
 }
 
 fn token(hash: &str, grant: &Grant, scopes: &[&str], now: i64) -> NewRefreshToken {
@@ -100,6 +133,7 @@ fn token(hash: &str, grant: &Grant, scopes: &[&str], now: i64) -> NewRefreshToke
         resource: Some("https://api.example".into()),
         created_at: now,
         expires_at: now + 30 * DAY,
+        family_id: None,
     }
 }
 
@@ -220,16 +254,25 @@ async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
         .filter(|o| matches!(o, RefreshRotation::Rotated(_)))
         .count();
     assert_eq!(wins, 1, "{outs:?}");
-    // The losers saw a used token: reuse, which ends the family (the winner's new token too).
+    // The first loser saw a used token: reuse, which ends the family (the winner's new token
+    // too); a loser after it finds the family (here, a token from before families: the grant)
+    // already over.
     for o in &outs {
         assert!(
             matches!(
                 o,
-                RefreshRotation::Rotated(_) | RefreshRotation::Reused { .. }
+                RefreshRotation::Rotated(_)
+                    | RefreshRotation::Reused { .. }
+                    | RefreshRotation::Invalid
             ),
             "{o:?}"
         );
     }
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, RefreshRotation::Reused { .. })),
+        "{outs:?}"
+    );
     let stored = [
         store.find_refresh_token("a").await.unwrap(),
         store.find_refresh_token("b").await.unwrap(),
@@ -355,16 +398,21 @@ async fn concurrent_code_redemptions_have_one_winner(store: &dyn Store) {
         .filter(|o| matches!(o, CodeRedemption::Redeemed(_)))
         .count();
     assert_eq!(wins, 1, "{outs:?}");
+    // The first loser replays a used code, which (with no family to end) ends the grant; a
+    // loser after it finds the grant revoked.
     for o in &outs {
         if !matches!(o, CodeRedemption::Redeemed(_)) {
-            assert_eq!(
-                *o,
-                CodeRedemption::AlreadyUsed {
+            assert!(
+                *o == CodeRedemption::AlreadyUsed {
                     grant_id: grant.id.clone()
-                }
+                } || *o == CodeRedemption::Invalid,
+                "{o:?}"
             );
         }
     }
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, CodeRedemption::AlreadyUsed { .. })));
 }
 
 async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: &dyn Store) {
@@ -378,8 +426,10 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
             refresh_token: Some(new.clone()),
         }
     };
+    let c = grant.client_id.clone();
+    let fam = family("fam-1", NOW + 90 * DAY);
     let out = store
-        .exchange_authorization_code("code", NOW + 1, Box::new(decide))
+        .exchange_authorization_code("code", &c, &fam, NOW + 1, Box::new(decide))
         .await
         .unwrap();
     let CodeExchange::Exchanged(code) = out else {
@@ -394,6 +444,9 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
         .unwrap();
     assert_eq!(stored.grant_id, grant.id);
     assert_eq!(stored.scopes, vec!["admin".to_owned()]);
+    assert_eq!(stored.family_id.as_deref(), Some("fam-1"));
+    assert_eq!(code.family_id.as_deref(), Some("fam-1"));
+    assert!(store.live_token_family("fam-1").await.unwrap());
     assert_eq!(
         store
             .live_grant(&grant.id)
@@ -410,16 +463,39 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
     }
     assert_eq!(
         store
-            .exchange_authorization_code("code", NOW + 2, Box::new(never))
+            .exchange_authorization_code(
+                "code",
+                &c,
+                &family("fam-2", NOW + DAY),
+                NOW + 2,
+                Box::new(never)
+            )
             .await
             .unwrap(),
         CodeExchange::AlreadyUsed {
-            grant_id: grant.id.clone()
+            grant_id: grant.id.clone(),
+            user_id: grant.user_id.clone(),
         }
     );
+    // The replay by its own client ended the family of the first exchange, not the grant.
+    assert!(!store.live_token_family("fam-1").await.unwrap());
+    assert!(store
+        .find_refresh_token("rt-from-code")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(store.live_grant(&grant.id).await.unwrap().is_some());
     assert_eq!(
         store
-            .exchange_authorization_code("unknown", NOW + 2, Box::new(never))
+            .exchange_authorization_code(
+                "unknown",
+                &c,
+                &family("fam-3", NOW + DAY),
+                NOW + 2,
+                Box::new(never)
+            )
             .await
             .unwrap(),
         CodeExchange::Invalid
@@ -429,8 +505,15 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
 async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store) {
     let (_, _, grant) = setup(store).await;
     let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
+    let c = grant.client_id.clone();
     let out = store
-        .exchange_authorization_code("code", NOW + 1, Box::new(reject))
+        .exchange_authorization_code(
+            "code",
+            &c,
+            &family("f1", NOW + DAY),
+            NOW + 1,
+            Box::new(reject),
+        )
         .await
         .unwrap();
     assert!(matches!(out, CodeExchange::Rejected(_)), "{out:?}");
@@ -447,15 +530,22 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
     // Burned: presenting it again (say, with the right verifier) is a replay.
     let late = token("late", &grant, &["admin"], NOW + 2);
     let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
-        refresh_token: Some(late),
+        refresh_token: Some(late.clone()),
     };
     assert_eq!(
         store
-            .exchange_authorization_code("code", NOW + 2, Box::new(accept))
+            .exchange_authorization_code(
+                "code",
+                &c,
+                &family("f2", NOW + DAY),
+                NOW + 2,
+                Box::new(accept)
+            )
             .await
             .unwrap(),
         CodeExchange::AlreadyUsed {
-            grant_id: grant.id.clone()
+            grant_id: grant.id.clone(),
+            user_id: grant.user_id.clone(),
         }
     );
     assert_eq!(store.find_refresh_token("late").await.unwrap(), None);
@@ -555,7 +645,299 @@ async fn a_failing_write_leaves_the_writes_around_it(store: &dyn Store) {
     assert_eq!(store.get_client(&c.client_id).await.unwrap(), Some(c));
 }
 
+async fn another_clients_code_is_refused_and_left_alone(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    fn never(_: &oauth_store::AuthorizationCode) -> CodeDecision {
+        panic!("another client's code is not decided on")
+    }
+    // Presented by another client, even twice: nothing is written.
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .exchange_authorization_code(
+                    "code",
+                    "intruder",
+                    &family("fx", NOW + DAY),
+                    NOW + 1,
+                    Box::new(never)
+                )
+                .await
+                .unwrap(),
+            CodeExchange::WrongClient {
+                issued_to: c.client_id.clone(),
+                grant_id: grant.id.clone(),
+            }
+        );
+    }
+    assert!(!store.live_token_family("fx").await.unwrap());
+    // Its own client still exchanges it.
+    let out = exchange(
+        store,
+        "code",
+        &c.client_id,
+        &family("f1", NOW + DAY),
+        token("rt", &grant, &["admin"], NOW + 2),
+        NOW + 2,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    assert!(store.live_grant(&grant.id).await.unwrap().is_some());
+}
+
+async fn reuse_and_replay_revoke_one_family_not_the_grant(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    // Two authorizations of the same client by the same user: two codes, one grant.
+    let again = approve(store, &u, &c, "consent-2", "code-2").await;
+    assert_eq!(again.id, grant.id);
+    let out = exchange(
+        store,
+        "code",
+        &c.client_id,
+        &family("fam-a", NOW + DAY),
+        token("a1", &grant, &["admin"], NOW + 1),
+        NOW + 1,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    let out = exchange(
+        store,
+        "code-2",
+        &c.client_id,
+        &family("fam-b", NOW + DAY),
+        token("b1", &grant, &["admin"], NOW + 1),
+        NOW + 1,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    // Family A rotates, then its first token is presented again: reuse.
+    assert!(matches!(
+        store
+            .rotate_refresh_token("a1", &token("a2", &grant, &["admin"], NOW + 2), NOW + 2)
+            .await
+            .unwrap(),
+        RefreshRotation::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .find_refresh_token("a2")
+            .await
+            .unwrap()
+            .unwrap()
+            .family_id
+            .as_deref(),
+        Some("fam-a")
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("a1", &token("a3", &grant, &["admin"], NOW + 3), NOW + 3)
+            .await
+            .unwrap(),
+        RefreshRotation::Reused {
+            grant_id: grant.id.clone()
+        }
+    );
+    // Family A is over; family B and the grant stand.
+    assert!(!store.live_token_family("fam-a").await.unwrap());
+    assert!(store
+        .find_refresh_token("a2")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    assert!(store.live_token_family("fam-b").await.unwrap());
+    assert!(store.live_grant(&grant.id).await.unwrap().is_some());
+    assert!(matches!(
+        store
+            .rotate_refresh_token("b1", &token("b2", &grant, &["admin"], NOW + 4), NOW + 4)
+            .await
+            .unwrap(),
+        RefreshRotation::Rotated(_)
+    ));
+    // Revoking by one token (RFC 7009) ends its family only.
+    assert_eq!(
+        store
+            .revoke_refresh_token_family("b2", NOW + 5)
+            .await
+            .unwrap(),
+        Some(grant.id.clone())
+    );
+    assert!(!store.live_token_family("fam-b").await.unwrap());
+    assert!(store.live_grant(&grant.id).await.unwrap().is_some());
+    // Revoking the grant ends every family under it.
+    let third = approve(store, &u, &c, "consent-3", "code-3").await;
+    let out = exchange(
+        store,
+        "code-3",
+        &c.client_id,
+        &family("fam-c", NOW + DAY),
+        token("c1", &third, &["admin"], NOW + 6),
+        NOW + 6,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    assert!(store.live_token_family("fam-c").await.unwrap());
+    store
+        .revoke_grant(&u.id, &grant.id, NOW + 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!store.live_token_family("fam-c").await.unwrap());
+}
+
+async fn a_family_has_an_absolute_lifetime(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    let end = NOW + 100;
+    let out = exchange(
+        store,
+        "code",
+        &c.client_id,
+        &family("fam", end),
+        token("r1", &grant, &["admin"], NOW),
+        NOW,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    // The first token already ends with the family, though its own lifetime is 30 days.
+    assert_eq!(
+        store
+            .find_refresh_token("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        end
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh_token("r1", &token("r2", &grant, &["admin"], NOW + 50), NOW + 50)
+            .await
+            .unwrap(),
+        RefreshRotation::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .find_refresh_token("r2")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        end
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("r2", &token("r3", &grant, &["admin"], end), end)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
+    );
+    assert!(store.find_refresh_token("r3").await.unwrap().is_none());
+    // A day past its end, the family row goes with the purge.
+    store.purge_refresh_tokens(end + DAY, 10).await.unwrap();
+    assert!(!store.live_token_family("fam").await.unwrap());
+}
+
+async fn rotations_and_revocations_racing_never_fail(store: &dyn Store) {
+    // Many rotations, exchanges and a grant revocation at once: on PostgreSQL they lock the
+    // grant first, so none dies of a deadlock; every call answers.
+    let (u, c, grant) = setup(store).await;
+    for i in 0..10 {
+        approve(store, &u, &c, &format!("consent-{i}"), &format!("code-{i}")).await;
+        store
+            .insert_refresh_token(&token(&format!("old{i}"), &grant, &["admin"], NOW))
+            .await
+            .unwrap();
+    }
+    let rotations = (0..10).map(|i| {
+        let new = token(&format!("new{i}"), &grant, &["admin"], NOW + 1);
+        async move {
+            store
+                .rotate_refresh_token(&format!("old{i}"), &new, NOW + 1)
+                .await
+                .map(|_| ())
+        }
+    });
+    let client_id = c.client_id.clone();
+    let exchanges = (0..10).map(|i| {
+        let fam = family(&format!("fam{i}"), NOW + DAY);
+        let rt = token(&format!("rt{i}"), &grant, &["admin"], NOW + 1);
+        let client_id = client_id.clone();
+        async move {
+            let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+                refresh_token: Some(rt.clone()),
+            };
+            store
+                .exchange_authorization_code(
+                    &format!("code-{i}"),
+                    &client_id,
+                    &fam,
+                    NOW + 1,
+                    Box::new(accept),
+                )
+                .await
+                .map(|_| ())
+        }
+    });
+    let (rotated, exchanged, revoked) = tokio::join!(
+        join_all(rotations),
+        join_all(exchanges),
+        store.revoke_grant(&u.id, &grant.id, NOW + 1),
+    );
+    for r in rotated.into_iter().chain(exchanged) {
+        r.unwrap();
+    }
+    assert!(revoked.unwrap().is_some());
+    // Whatever ran before the revocation is revoked by it.
+    for i in 0..10 {
+        assert!(!store.live_token_family(&format!("fam{i}")).await.unwrap());
+        if let Some(t) = store.find_refresh_token(&format!("new{i}")).await.unwrap() {
+            assert!(t.revoked_at.is_some());
+        }
+    }
+}
+
+async fn a_users_pending_consents_are_bounded(store: &dyn Store) {
+    let (u, c, _) = setup(store).await;
+    let n = oauth_store::MAX_CONSENTS_PER_USER + 5;
+    for i in 0..n {
+        store
+            .create_consent(&ConsentRequest {
+                token_hash: format!("pending-{i:03}"),
+                user_id: u.id.clone(),
+                client_id: c.client_id.clone(),
+                redirect_uri: "https://app.example.com/cb".into(),
+                scopes: vec!["voice".into()],
+                state: None,
+                code_challenge: None,
+                code_challenge_method: None,
+                resource: None,
+                created_at: NOW + i,
+                expires_at: NOW + 600,
+            })
+            .await
+            .unwrap();
+    }
+    let mut live = 0;
+    for i in 0..n {
+        if store
+            .get_consent(&format!("pending-{i:03}"), &u.id, NOW + 1)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            live += 1;
+            assert!(i >= 5, "the oldest go first ({i})");
+        }
+    }
+    assert_eq!(live, oauth_store::MAX_CONSENTS_PER_USER);
+}
+
 storage_tests! {
+    another_clients_code_is_refused_and_left_alone,
+    reuse_and_replay_revoke_one_family_not_the_grant,
+    a_family_has_an_absolute_lifetime,
+    rotations_and_revocations_racing_never_fail,
+    a_users_pending_consents_are_bounded,
     a_failing_write_leaves_the_writes_around_it,
     hot_path_writes_and_other_writes_interleave,
     a_closed_store_refuses_reads_and_writes_as_unavailable,

@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! client/redirect_uri in doubt ─→ HTML error page (400/404/422), never a redirect
+//! other errors, client not verified, nobody signed in
+//!                   ───────────→ HTML error page (RFC 9700 §4.11.2: open registration must
+//!                                not make this server an open redirector)
 //! other errors ────────────────→ 302 redirect_uri?error=..&error_description=..&state=..&iss=..
 //! nobody signed in ────────────→ 302 /login?return_to=<this request>
 //! consent already given (opt) ─→ 302 redirect_uri?code=..&state=..&iss=..
@@ -60,6 +63,7 @@ async fn authorize(
     let policy = AuthorizePolicy {
         allow_plain_pkce: state.config.authorization.allow_plain_pkce,
         resources: &resources,
+        catalogue: &state.config.scopes,
     };
     let request = match query.validate(client.as_ref(), policy) {
         Ok(r) => r,
@@ -77,6 +81,17 @@ async fn authorize(
             description,
             state: client_state,
         }) => {
+            // Anyone may register a client with any https redirect URI: until a user has signed
+            // in (and so sees whom they are dealing with), an unverified client's errors are
+            // shown here rather than sent to its redirect URI automatically.
+            let verified = client.as_ref().is_some_and(|c| c.verified);
+            if !verified && session::viewer(&state, &headers).await?.is_none() {
+                return Ok(html::message(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in link is not valid",
+                    &format!("The application's request was refused ({error}): {description}"),
+                ));
+            }
             return Ok(found(&error_redirect(
                 &redirect_uri,
                 error,

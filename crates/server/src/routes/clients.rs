@@ -6,7 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{
-    secret, Client, ClientDraft, ClientPatch, FieldError, PageRequest, ValidationErrors,
+    secret, Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest,
+    ValidationErrors,
 };
 use oauth_store::ClientFilter;
 use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAuthClient};
@@ -145,7 +146,13 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let settings =
         ClientDraft::from_create(req, &state.config.scopes).map_err(ApiError::validation)?;
-    let (client, secret) = new_client(&state, settings, &caller.user.org_id, &caller.user.id);
+    let (client, secret) = new_client(
+        &state,
+        settings,
+        ClientOrigin::Management,
+        &caller.user.org_id,
+        &caller.user.id,
+    );
     state.store.insert_client(&client).await?;
     audit::record(
         state.store.as_ref(),
@@ -168,6 +175,7 @@ async fn create(
 pub(crate) fn new_client(
     state: &AppState,
     settings: ClientDraft,
+    origin: ClientOrigin,
     org_id: &str,
     user_id: &str,
 ) -> (Client, Option<String>) {
@@ -178,6 +186,7 @@ pub(crate) fn new_client(
         client_id: new_id(),
         org_id: org_id.to_owned(),
         user_id: user_id.to_owned(),
+        origin,
         secret_hash: secret.as_deref().map(secret::hash_secret),
         verified: false,
         created_at: now,
@@ -220,19 +229,25 @@ async fn update(
         .settings
         .apply(ClientPatch(patch), &state.config.scopes)
         .map_err(ApiError::validation)?;
+    // The verified mark vouches for what users see and where they are sent: a new name, logo
+    // or redirect URI has not been vouched for.
+    let old = &current.settings;
+    let clear_verified = current.verified
+        && (settings.name != old.name
+            || settings.logo_uri != old.logo_uri
+            || settings.redirect_uris != old.redirect_uris);
     let updated = state
         .store
-        .update_client(org, &id, &settings, state.clock.now())
+        .update_client(org, &id, &settings, clear_verified, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("OAuth client"))?;
-    audit::record(
-        state.store.as_ref(),
-        updated.updated_at,
-        Event::new(EventKind::ClientUpdated)
-            .user(&caller.user)
-            .client(&updated),
-    )
-    .await;
+    let mut event = Event::new(EventKind::ClientUpdated)
+        .user(&caller.user)
+        .client(&updated);
+    if clear_verified {
+        event = event.detail("verified_cleared", true);
+    }
+    audit::record(state.store.as_ref(), updated.updated_at, event).await;
     Ok(Json(Data {
         data: updated.to_wire(None),
     }))

@@ -75,8 +75,11 @@ pub(crate) async fn create(
     Ok(token)
 }
 
-/// The user's decision on a consent token; `None` when the token is not live for this user.
-/// Allowing creates or widens the grant and mints a code in one transaction.
+/// The user's decision on a consent token; `None` when the token is not live for this user, or
+/// when the client changed while the request was pending so that it could no longer be made:
+/// its redirect URI removed (never redirected to, not even with an error), or every requested
+/// scope taken away. Allowing creates or widens the grant and mints a code in one transaction,
+/// with only the scopes the client may still be granted.
 pub(crate) async fn decide(
     state: &AppState,
     user: &User,
@@ -86,6 +89,20 @@ pub(crate) async fn decide(
     let hash = secret::hash_secret(token);
     let now = state.clock.now();
     let user_id = user.id.as_str();
+    let Some(pending) = state.store.get_consent(&hash, user_id, now).await? else {
+        return Ok(None);
+    };
+    let client = state
+        .store
+        .get_client(&pending.client_id)
+        .await?
+        .filter(|c| c.accepts_redirect_uri(&pending.redirect_uri));
+    let Some(client) = client else {
+        // Used up, so that it cannot be tried again; the browser stays here.
+        state.store.consume_consent(&hash, user_id, now).await?;
+        tracing::info!(client_id = %pending.client_id, "a pending consent request was dropped: its redirect URI is no longer registered");
+        return Ok(None);
+    };
     if !allowed {
         let Some(c) = state.store.consume_consent(&hash, user_id, now).await? else {
             return Ok(None);
@@ -112,6 +129,7 @@ pub(crate) async fn decide(
         code_hash: secret::hash_secret(&code),
         code_expires_at: now + CODE_TTL,
         now,
+        grantable_scopes: client.grantable_scopes(&state.config.scopes),
     };
     let Some((c, grant, _)) = state
         .store
@@ -156,9 +174,23 @@ fn unauthenticated(state: &AppState) -> ApiError {
 
 /// What the page and the JSON show about a pending request.
 async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentDetails>, ApiError> {
-    let Some(client) = state.store.get_client(&c.client_id).await? else {
+    let Some(client) = state
+        .store
+        .get_client(&c.client_id)
+        .await?
+        .filter(|client| client.accepts_redirect_uri(&c.redirect_uri))
+    else {
         return Ok(None);
     };
+    // A scope taken from the client since the request was made is not asked for.
+    let scopes: Vec<&String> = c
+        .scopes
+        .iter()
+        .filter(|s| client.may_be_granted(s, &state.config.scopes))
+        .collect();
+    if scopes.is_empty() {
+        return Ok(None);
+    }
     let s = &client.settings;
     Ok(Some(ConsentDetails {
         client_id: client.client_id.clone(),
@@ -168,9 +200,8 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
         tos_uri: s.tos_uri.clone(),
         redirect_uri: c.redirect_uri.clone(),
         verified: client.verified,
-        requested_scopes: c
-            .scopes
-            .iter()
+        requested_scopes: scopes
+            .into_iter()
             .map(|name| RequestedScope {
                 id: name.clone(),
                 name: name.clone(),

@@ -66,7 +66,10 @@ pub fn protected_resource_metadata(state: &AppState) -> ProtectedResourceMetadat
     ProtectedResourceMetadata {
         resource: state.issuer.to_string(),
         authorization_servers: vec![state.issuer.to_string()],
-        scopes_supported: state.config.scopes.names(),
+        // An MCP client asks for every scope listed here (and may have registered itself with
+        // them): only scopes a third-party client may be granted, so that its default journey
+        // succeeds. The management scope is for first-party clients, who know it.
+        scopes_supported: state.config.scopes.third_party_names(),
         bearer_methods_supported: vec!["header".to_owned()],
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Introspection answers `{"active": false}` and nothing else for every token that is not
 //! active (§2.2), and also for an active token the caller may not see: a client sees only its
-//! own tokens, a user only tokens of their organization's clients.
+//! own tokens; an organization's credential (an API key, or an access token with the management
+//! scope from a first-party client) sees the tokens of the organization's own clients and the
+//! tokens its members granted to third-party clients, nothing else.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,7 +18,7 @@ use oauth_wire::IntrospectResponse;
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::bearer_token;
+use crate::extract::{bearer_token, MANAGEMENT_SCOPE};
 use crate::oauth_request::{authenticate_client, ClientCredentials, OAuthParams};
 use crate::routes::token::no_store;
 use crate::state::AppState;
@@ -61,9 +63,15 @@ async fn introspect(
             still_live(&state, claims, Some(*client)).await?
         }
         Introspector::Client(_) => None,
-        Introspector::User(ref user) => still_live(&state, claims, None)
-            .await?
-            .filter(|a| a.client.org_id == user.org_id),
+        Introspector::User(ref user) => match still_live(&state, claims, None).await? {
+            Some(a) => {
+                let subject = a.claims.grant_id.as_ref().map(|_| a.claims.sub.as_str());
+                visible_to_org(&state, user, &a.client, subject)
+                    .await?
+                    .then_some(a)
+            }
+            None => None,
+        },
     };
     if let Some(active) = active {
         let c = active.claims;
@@ -105,11 +113,10 @@ async fn introspect_refresh_token(
     // record was read when it authenticated); a user, those of their organization's clients.
     let visible = match who {
         Introspector::Client(c) => c.client_id == t.client_id,
-        Introspector::User(user) => state
-            .store
-            .get_client(&t.client_id)
-            .await?
-            .is_some_and(|client| client.org_id == user.org_id),
+        Introspector::User(user) => match state.store.get_client(&t.client_id).await? {
+            Some(client) => visible_to_org(state, user, &client, Some(&t.user_id)).await?,
+            None => false,
+        },
     };
     if !visible || state.store.live_grant(&t.grant_id).await?.is_none() {
         return Ok(None);
@@ -128,8 +135,34 @@ async fn introspect_refresh_token(
     }))
 }
 
-/// Client authentication (Basic or body, with a secret) if present; otherwise a Bearer API key
-/// or access token of this server, acting for its user.
+/// May an organization's credential (acting for `user`) see a token of `client` whose subject
+/// (for a token from a user's grant) is `subject`? Its own organization's first-party clients'
+/// tokens, and the tokens its own members granted to third-party clients.
+async fn visible_to_org(
+    state: &AppState,
+    user: &User,
+    client: &oauth_core::Client,
+    subject: Option<&str>,
+) -> Result<bool, ApiError> {
+    if !client.is_third_party() {
+        return Ok(client.org_id == user.org_id);
+    }
+    let Some(subject) = subject else {
+        return Ok(false);
+    };
+    if subject == user.id {
+        return Ok(true);
+    }
+    Ok(state
+        .store
+        .get_user(subject)
+        .await?
+        .is_some_and(|s| s.org_id == user.org_id))
+}
+
+/// Client authentication (Basic or body, with a secret) if present; otherwise a Bearer API key,
+/// or an access token of this server with the management scope from a first-party client,
+/// acting for its user.
 async fn introspector(
     state: &AppState,
     headers: &HeaderMap,
@@ -147,6 +180,17 @@ async fn introspector(
             .await?;
         let user = if jwt::looks_like_jwt(credential) {
             match active_access_token(state, credential, Some(&state.issuer)).await? {
+                // The management scope, and never from a third-party client: a client's own
+                // token must not reveal other clients' tokens.
+                Some(active)
+                    if !active.claims.has_scope(MANAGEMENT_SCOPE)
+                        || active.client.is_third_party() =>
+                {
+                    return Err(ApiError::insufficient_scope(
+                        MANAGEMENT_SCOPE,
+                        &state.protected_resource_metadata_url(),
+                    ));
+                }
                 Some(active) => token_user(state, &active).await?,
                 None => None,
             }
@@ -211,8 +255,9 @@ async fn revoke(
             }
         }
     } else {
-        // §2.1: a refresh token takes its family with it, and the grant behind it, so that the
-        // access tokens issued under the grant stop too (they check the grant on use).
+        // §2.1: a refresh token takes its family with it (the tokens descending from the same
+        // authorization code), access tokens included: they check their family on use. The
+        // user's other authorizations of the client stand.
         let hash = secret::hash_secret(token);
         if let Some(t) = state.store.find_refresh_token(&hash).await? {
             if t.client_id == client.client_id {
@@ -221,7 +266,7 @@ async fn revoke(
                 audit::record(
                     state.store.as_ref(),
                     now,
-                    Event::new(EventKind::GrantRevoked)
+                    Event::new(EventKind::TokenFamilyRevoked)
                         .user_id(&t.user_id)
                         .client(&client)
                         .grant_id(&t.grant_id)

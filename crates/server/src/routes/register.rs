@@ -1,8 +1,10 @@
 //! `POST /oauth/register`: dynamic client registration (RFC 7591).
 //!
 //! Open by default; with `registration.mode = "token"` the caller must present the configured
-//! initial access token as a Bearer credential (RFC 7591 §3). Registered clients belong to the
-//! configured registration organization and are owned by its oldest user.
+//! initial access token as a Bearer credential (RFC 7591 §3). A registered client is a
+//! third-party client (docs/threat-model.md): it belongs to no user, sits in an organization no
+//! user is a member of, is never given a scope the catalogue keeps from third parties, and
+//! gets `client_credentials` only behind the initial access token when the operator allows it.
 
 use std::net::SocketAddr;
 
@@ -11,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use oauth_core::{secret, ClientDraft};
+use oauth_core::client::THIRD_PARTY_ORG_ID;
+use oauth_core::{secret, ClientDraft, ClientOrigin, RegistrationPolicy};
 use oauth_wire::RegistrationRequest;
 use subtle::ConstantTimeEq;
 
@@ -60,22 +63,22 @@ async fn register(
         ),
         _ => e,
     })?;
-    let settings = ClientDraft::from_registration(req, &state.config.scopes, &reg.default_scopes)
+    let policy = RegistrationPolicy {
+        catalogue: &state.config.scopes,
+        default_scopes: &reg.default_scopes,
+        // Only behind the initial access token, and only when the operator said so.
+        allow_client_credentials: reg.mode == RegistrationMode::Token
+            && reg.allow_client_credentials,
+    };
+    let settings = ClientDraft::from_registration(req, &policy)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
-
-    let Some(org) = state
-        .store
-        .find_organization_by_name(&reg.organization)
-        .await?
-    else {
-        tracing::error!(organization = %reg.organization, "registration organization does not exist");
-        return Err(ApiError::unavailable());
-    };
-    let Some(owner) = state.store.organization_owner(&org.id).await? else {
-        tracing::error!(organization = %reg.organization, "registration organization has no users");
-        return Err(ApiError::unavailable());
-    };
-    let (client, secret) = new_client(&state, settings, &org.id, &owner.id);
+    let (client, secret) = new_client(
+        &state,
+        settings,
+        ClientOrigin::Registration,
+        THIRD_PARTY_ORG_ID,
+        "",
+    );
     state.store.insert_client(&client).await?;
     audit::record(
         state.store.as_ref(),

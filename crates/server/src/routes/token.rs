@@ -21,7 +21,8 @@ use oauth_core::scope::parse_scope_string;
 use oauth_core::secret;
 use oauth_core::UnixSeconds;
 use oauth_store::{
-    AuthorizationCode, CodeDecision, CodeExchange, Decide, NewRefreshToken, RefreshRotation,
+    AuthorizationCode, CodeDecision, CodeExchange, Decide, NewRefreshToken, NewTokenFamily,
+    RefreshRotation,
 };
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
@@ -97,7 +98,10 @@ fn client_credentials(
             "this client is not allowed the client_credentials grant",
         ));
     }
-    let scopes = granted_scopes(params.get("scope"), &client.settings.scopes)?;
+    // A third-party client (one allowed client_credentials behind the initial access token)
+    // never gets a scope closed to third parties; its token acts for no user.
+    let grantable = client.grantable_scopes(&state.config.scopes);
+    let scopes = granted_scopes(params.get("scope"), &grantable)?;
     let audience = resource(state, params.get("resource"))?;
     let issued = issue_access_token(
         state,
@@ -107,6 +111,7 @@ fn client_credentials(
             scopes: &scopes,
             audience: audience.as_deref(),
             grant_id: None,
+            family_id: None,
         },
     )?;
     // Debug, not info: this is the hot path, and the issuance of a self-contained token is no
@@ -150,6 +155,7 @@ async fn authorization_code(
         redirect_uri: params.require("redirect_uri")?.to_owned(),
         verifier: params.get("code_verifier").map(str::to_owned),
         resource: params.get("resource").map(str::to_owned),
+        grantable: client.grantable_scopes(&state.config.scopes),
     });
     let now = state.clock.now();
     let refresh_token = client
@@ -157,11 +163,17 @@ async fn authorization_code(
         .grant_types
         .contains(&GrantType::RefreshToken)
         .then(|| secret::random_token(&mut OsRng));
-    // One transaction marks the code used and, when the checks pass, stores the refresh token:
-    // a code presented with the wrong client, redirect URI or verifier is burned, never retried
-    // (RFC 6749 §4.1.2: single use); two concurrent exchanges cannot both succeed; and a crash
-    // never leaves a used code whose tokens were lost.
+    // One transaction marks the code used and, when the checks pass, starts its token family
+    // and stores the refresh token: a code presented by its own client with the wrong redirect
+    // URI or verifier is burned, never retried (RFC 6749 §4.1.2: single use); a code presented
+    // by another client changes nothing (that client may be an attacker, and the code is not
+    // theirs to burn); two concurrent exchanges cannot both succeed; and a crash never leaves a
+    // used code whose tokens were lost.
     let refresh_lifetime = state.config.tokens.refresh_token_lifetime_secs;
+    let family = NewTokenFamily {
+        id: secret::random_token(&mut OsRng),
+        expires_at: now + state.config.tokens.refresh_family_lifetime_secs,
+    };
     let decide: Decide = {
         let presented = presented.clone();
         let refresh_token = refresh_token.clone();
@@ -176,7 +188,7 @@ async fn authorization_code(
                             &code.grant_id,
                             &code.client_id,
                             &code.user_id,
-                            &code.scopes,
+                            &presented.scopes(code),
                             code.resource.as_deref(),
                         )
                     }),
@@ -187,44 +199,49 @@ async fn authorization_code(
     };
     let code = match state
         .store
-        .exchange_authorization_code(&secret::hash_secret(code), now, decide)
+        .exchange_authorization_code(
+            &secret::hash_secret(code),
+            &client.client_id,
+            &family,
+            now,
+            decide,
+        )
         .await?
     {
         CodeExchange::Exchanged(code) => code,
         CodeExchange::Rejected(code) => {
-            if code.client_id != client.client_id {
-                audit::record(
-                    state.store.as_ref(),
-                    now,
-                    Event::new(EventKind::AuthorizationCodeWrongClient)
-                        .client(client)
-                        .grant_id(&code.grant_id)
-                        .detail("issued_to", code.client_id.clone()),
-                )
-                .await;
-            }
             return Err(presented
                 .check(&code)
                 .err()
                 .unwrap_or_else(|| ApiError::internal("a rejected code passed its checks")));
         }
-        CodeExchange::AlreadyUsed { grant_id } => {
-            // §4.1.2: a replayed code revokes every token issued from it, which all carry its
-            // grant (access tokens check the grant on use; its refresh tokens die with it).
-            let grant = state.store.live_grant(&grant_id).await?;
-            if let Some(grant) = &grant {
-                state
-                    .store
-                    .revoke_grant(&grant.user_id, &grant.id, now)
-                    .await?;
-            }
+        CodeExchange::WrongClient {
+            issued_to,
+            grant_id,
+        } => {
+            audit::record(
+                state.store.as_ref(),
+                now,
+                Event::new(EventKind::AuthorizationCodeWrongClient)
+                    .client(client)
+                    .grant_id(&grant_id)
+                    .detail("issued_to", issued_to),
+            )
+            .await;
+            return Err(invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
+        }
+        CodeExchange::AlreadyUsed { grant_id, user_id } => {
+            // §4.1.2: a replayed code revokes the tokens issued from it: the store has revoked
+            // the family of its first exchange (access tokens check their family on use).
             audit::record_replay(
                 state.store.as_ref(),
                 now,
                 EventKind::AuthorizationCodeReplayed,
                 client,
                 &grant_id,
-                grant.as_ref().map(|g| g.user_id.as_str()),
+                Some(user_id.as_str()).filter(|u| !u.is_empty()),
             )
             .await;
             return Err(invalid_grant(
@@ -237,14 +254,16 @@ async fn authorization_code(
             ))
         }
     };
+    let scopes = presented.scopes(&code);
     let issued = issue_access_token(
         state,
         &TokenRequest {
             subject: &code.user_id,
             client_id: &client.client_id,
-            scopes: &code.scopes,
+            scopes: &scopes,
             audience: code.resource.as_deref(),
             grant_id: Some(&code.grant_id),
+            family_id: code.family_id.as_deref(),
         },
     )?;
     tracing::info!(client_id = %client.client_id, grant_id = %code.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "exchanged an authorization code");
@@ -265,9 +284,21 @@ struct PresentedCode {
     redirect_uri: String,
     verifier: Option<String>,
     resource: Option<String>,
+    /// The scopes the client may be granted now: a scope removed from the client (or from the
+    /// catalogue) since the user approved is not issued.
+    grantable: Vec<String>,
 }
 
 impl PresentedCode {
+    /// The code's scopes that the client may still be granted.
+    fn scopes(&self, code: &AuthorizationCode) -> Vec<String> {
+        code.scopes
+            .iter()
+            .filter(|s| self.grantable.contains(s))
+            .cloned()
+            .collect()
+    }
+
     /// RFC 6749 §4.1.3, RFC 7636 §4.6 and RFC 8707 §2.2: whether the code may be exchanged by
     /// this request. Pure, so it can run inside the exchange's transaction.
     fn check(&self, code: &AuthorizationCode) -> Result<(), ApiError> {
@@ -314,6 +345,12 @@ impl PresentedCode {
             }
             (None, None) => {}
         }
+        if self.scopes(code).is_empty() {
+            return Err(ApiError::oauth(
+                "invalid_scope",
+                "none of the approved scopes may still be granted to this client",
+            ));
+        }
         if let Some(r) = self.resource.as_deref() {
             // RFC 8707 §2.2: the resource of the token request must be one the user approved.
             if code.resource.as_deref() != Some(r) {
@@ -347,6 +384,8 @@ fn new_refresh_token(
         resource: resource.map(str::to_owned),
         created_at: now,
         expires_at: now + lifetime_secs,
+        // The store puts the token in its family (and caps its expiry by the family's).
+        family_id: None,
     }
 }
 
@@ -381,8 +420,22 @@ async fn refresh_token(
         .await;
         return Err(invalid_grant(INVALID));
     }
-    // §6: the scope may be narrowed, never widened; none requested keeps the original scope.
-    let scopes = granted_scopes(params.get("scope"), &stored.scopes)?;
+    // §6: the scope may be narrowed, never widened; none requested keeps the original scope,
+    // less any scope removed from the client (or the catalogue) since: a change to a client
+    // applies to every later refresh.
+    let still: Vec<String> = stored
+        .scopes
+        .iter()
+        .filter(|s| client.may_be_granted(s, &state.config.scopes))
+        .cloned()
+        .collect();
+    if still.is_empty() {
+        return Err(ApiError::oauth(
+            "invalid_scope",
+            "none of the scopes of this refresh token may still be granted to this client",
+        ));
+    }
+    let scopes = granted_scopes(params.get("scope"), &still)?;
     if let Some(r) = params.get("resource") {
         if stored.resource.as_deref() != Some(r) {
             return Err(ApiError::oauth(
@@ -426,6 +479,7 @@ async fn refresh_token(
             scopes: &scopes,
             audience: old.resource.as_deref(),
             grant_id: Some(&old.grant_id),
+            family_id: old.family_id.as_deref(),
         },
     )?;
     tracing::info!(client_id = %client.client_id, grant_id = %old.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "refreshed an access token");
@@ -446,12 +500,8 @@ pub fn granted_scopes(
     let Some(requested) = requested else {
         return Ok(allowed.to_vec());
     };
-    let scopes = parse_scope_string(requested).map_err(|bad| {
-        ApiError::oauth(
-            "invalid_scope",
-            format!("`{}` is not a valid scope", truncate(&bad)),
-        )
-    })?;
+    let scopes = parse_scope_string(requested)
+        .map_err(|e| ApiError::oauth("invalid_scope", e.to_string()))?;
     if let Some(extra) = scopes.iter().find(|s| !allowed.contains(s)) {
         return Err(ApiError::oauth(
             "invalid_scope",

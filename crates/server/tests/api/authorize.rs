@@ -218,10 +218,11 @@ async fn a_client_without_the_code_grant_is_unauthorized_client() {
     let mut body = code_client("Machine");
     body["allowed_grant_types"] = json!(["client_credentials"]);
     let c = app.create_client(&app.admin_key, body).await;
+    // Signed in (an unverified client's errors redirect only once a user is there).
     let r = get(
         &app,
         &path_of(&standard_params(c["client_id"].as_str().unwrap())),
-        None,
+        Some(&app.admin_key),
     )
     .await;
     assert_error_redirect(&app, &r, REDIRECT, "unauthorized_client");
@@ -246,7 +247,7 @@ async fn public_clients_must_use_pkce_and_plain_needs_the_operator() {
             "code_challenge_method",
             None,
         )),
-        None,
+        Some(&app.admin_key),
     )
     .await;
     assert_error_redirect(&app, &r, "http://127.0.0.1/callback", "invalid_request");
@@ -258,7 +259,7 @@ async fn public_clients_must_use_pkce_and_plain_needs_the_operator() {
         "code_challenge",
         Some(VERIFIER),
     );
-    let r = get(&app, &path_of(&plain), None).await;
+    let r = get(&app, &path_of(&plain), Some(&app.admin_key)).await;
     assert_error_redirect(&app, &r, "http://127.0.0.1/callback", "invalid_request");
 
     // With plain enabled, the same request goes on to the login page.

@@ -59,7 +59,7 @@ async fn protected_resource_metadata_describes_the_management_api() {
             json!({
                 "resource": iss,
                 "authorization_servers": [iss],
-                "scopes_supported": ["admin", "messaging", "voice", "numbers", "billing", "profile"],
+                "scopes_supported": ["messaging", "voice", "numbers", "billing", "profile"],
                 "bearer_methods_supported": ["header"],
             })
         );

@@ -25,3 +25,4 @@ mod rate_limits_redis;
 mod register;
 mod story;
 mod token;
+mod trust;

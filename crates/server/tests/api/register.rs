@@ -4,6 +4,23 @@ use serde_json::{json, Value};
 
 use crate::support::TestApp;
 
+/// How many clients the store holds in the organization of third-party clients.
+pub async fn third_party_clients(app: &TestApp) -> u64 {
+    app.server
+        .store
+        .list_clients(
+            oauth_core::client::THIRD_PARTY_ORG_ID,
+            &oauth_store::ClientFilter::default(),
+            oauth_core::PageSpec {
+                number: 1,
+                size: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .total
+}
+
 async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = app.http.post(app.at("/oauth/register")).json(body);
     if let Some(b) = bearer {
@@ -38,24 +55,20 @@ async fn open_registration_applies_the_rfc_defaults() {
     let id = r["client_id"].as_str().unwrap();
     assert_eq!(
         r["scope"].as_str().unwrap().split(' ').collect::<Vec<_>>(),
-        vec![
-            "admin",
-            "messaging",
-            "voice",
-            "numbers",
-            "billing",
-            "profile"
-        ]
+        // Every scope of the catalogue but the management scope.
+        vec!["messaging", "voice", "numbers", "billing", "profile"]
     );
 
-    // The client belongs to the registration organization and shows up in its users' lists.
-    let (status, got) = app
+    // A third-party client: no user owns it, no organization's member sees it.
+    let (status, _) = app
         .get(&app.admin_key, &format!("/oauth_clients/{id}"))
         .await;
-    assert_eq!(status, 200);
-    assert_eq!(got["data"]["client_type"], "confidential");
-    assert_eq!(got["data"]["org_id"], app.admin_org.as_str());
+    assert_eq!(status, 404);
     let stored = app.server.store.get_client(id).await.unwrap().unwrap();
+    assert_eq!(stored.origin, oauth_core::ClientOrigin::Registration);
+    assert_eq!(stored.org_id, oauth_core::client::THIRD_PARTY_ORG_ID);
+    assert_eq!(stored.user_id, "");
+    assert!(stored.is_confidential());
     assert!(oauth_core::secret::verify_secret(
         secret,
         &stored.secret_hash.unwrap()
@@ -79,14 +92,15 @@ async fn auth_method_none_registers_a_public_client() {
     assert_eq!(r["token_endpoint_auth_method"], "none");
     assert_eq!(r["scope"], "messaging voice");
     assert_eq!(r["logo_uri"], "https://app.example.com/logo.png");
-    let (_, got) = app
-        .get(
-            &app.admin_key,
-            &format!("/oauth_clients/{}", r["client_id"].as_str().unwrap()),
-        )
-        .await;
-    assert_eq!(got["data"]["client_type"], "public");
-    assert_eq!(got["data"]["require_pkce"], true);
+    let got = app
+        .server
+        .store
+        .get_client(r["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!got.is_confidential());
+    assert!(got.settings.require_pkce);
 }
 
 #[tokio::test]
@@ -116,6 +130,14 @@ async fn invalid_metadata_is_refused_with_rfc7591_codes() {
         ),
         (
             json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin root"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"grant_types": ["client_credentials"], "response_types": []}),
             "invalid_client_metadata",
         ),
         (
@@ -152,21 +174,33 @@ async fn invalid_metadata_is_refused_with_rfc7591_codes() {
     assert_eq!(r.status(), 400);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "invalid_client_metadata");
-    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
-    assert_eq!(list["meta"]["total_results"], 0, "nothing registered");
+    assert_eq!(third_party_clients(&app).await, 0, "nothing registered");
 }
 
 #[tokio::test]
-async fn a_machine_client_registers_without_redirect_uris() {
+async fn a_machine_client_registers_only_behind_the_token_when_the_operator_allows_it() {
+    let body = json!({"grant_types": ["client_credentials"], "response_types": [], "client_name": "worker", "scope": "admin voice"});
+    // Open registration: never, whoever asks.
     let app = TestApp::spawn().await;
-    let (status, r) = register(
-        &app,
-        Some(&app.admin_key),
-        &json!({"grant_types": ["client_credentials"], "response_types": [], "client_name": "worker"}),
-    )
+    for bearer in [None, Some(app.admin_key.as_str())] {
+        let (status, err) = register(&app, bearer, &body).await;
+        assert_eq!(status, 400, "{err}");
+        assert_eq!(err["error"], "invalid_client_metadata");
+    }
+    assert_eq!(third_party_clients(&app).await, 0);
+
+    let app = TestApp::spawn_with(|c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash =
+            Some(oauth_core::secret::hash_secret("let-me-in"));
+        c.registration.allow_client_credentials = true;
+    })
     .await;
+    let (status, r) = register(&app, Some("let-me-in"), &body).await;
     assert_eq!(status, 201, "{r}");
     assert_eq!(r["response_types"], json!([]));
+    // The management scope was narrowed away.
+    assert_eq!(r["scope"], "voice");
     assert!(r["client_secret"].is_string());
 }
 
@@ -186,28 +220,41 @@ async fn token_mode_requires_the_initial_access_token() {
     }
     let (status, r) = register(&app, Some("let-me-in"), &body).await;
     assert_eq!(status, 201, "{r}");
+    assert_eq!(third_party_clients(&app).await, 1);
     let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
-    assert_eq!(list["meta"]["total_results"], 1);
+    assert_eq!(list["meta"]["total_results"], 0);
 }
 
 #[tokio::test]
-async fn registration_into_a_configured_organization() {
-    let app = TestApp::spawn_with(|c| c.registration.organization = "mcp".into()).await;
-    let body = json!({"redirect_uris": ["https://a.example/cb"]});
-    // The organization does not exist yet: the server says it is unavailable, not a 500.
-    let (status, err) = register(&app, None, &body).await;
-    assert_eq!(status, 503, "{err}");
-    assert_eq!(err["error"], "temporarily_unavailable");
+async fn a_configured_registration_organization_gets_no_registered_clients() {
+    let args = oauth_server::config::ConfigArgs {
+        registration_org: Some("mcp".into()),
+        ..Default::default()
+    };
+    let config = oauth_server::config::Config::load(&args).unwrap();
+    // An older configuration still starts, and is told that the setting is ignored.
+    assert!(
+        config
+            .notices
+            .iter()
+            .any(|n| n.contains("registration.organization")),
+        "{:?}",
+        config.notices
+    );
+    let app = TestApp::spawn().await;
     let owner = app.user("owner@mcp.example", "mcp").await;
-    let (status, r) = register(&app, None, &body).await;
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": ["https://a.example/cb"]}),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (_, got) = app
-        .get(
-            &owner.api_key,
-            &format!("/oauth_clients/{}", r["client_id"].as_str().unwrap()),
-        )
-        .await;
-    assert_eq!(got["data"]["user_id"], owner.user_id.as_str());
-    let (_, admin_list) = app.get(&app.admin_key, "/oauth_clients").await;
-    assert_eq!(admin_list["meta"]["total_results"], 0);
+    let id = r["client_id"].as_str().unwrap();
+    for key in [&owner.api_key, &app.admin_key] {
+        let (status, _) = app.get(key, &format!("/oauth_clients/{id}")).await;
+        assert_eq!(status, 404);
+        let (_, list) = app.get(key, "/oauth_clients").await;
+        assert_eq!(list["meta"]["total_results"], 0);
+    }
 }

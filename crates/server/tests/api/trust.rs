@@ -1,0 +1,730 @@
+//! The trust model (docs/threat-model.md), principal by principal: what an anonymous caller, a
+//! registered (third-party) client, a first-party client, a user and an organization's
+//! credential can reach, and the side effects of an attack that must stay with the attacker.
+
+use oauth_core::jwt::{self, AccessTokenClaims};
+use serde_json::{json, Value};
+
+use crate::flow::{location, param, path_of, standard_params, REDIRECT, VERIFIER};
+use crate::oauth_support::{basic, cc_client, cc_token, inactive, post_form, Resp};
+use crate::register::third_party_clients;
+use crate::support::{status_json, TestApp};
+
+async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = app.http.post(app.at("/oauth/register")).json(body);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    status_json(req.send().await.unwrap()).await
+}
+
+/// Signs `claims` with the server's own current key, as if the server had issued them.
+fn sign(app: &TestApp, claims: &AccessTokenClaims) -> String {
+    let key = app.server.keys.signing_key(app.clock.now()).unwrap();
+    jwt::encode_access_token(&key, claims).unwrap()
+}
+
+fn claims(app: &TestApp, client_id: &str, sub: &str, scope: &str) -> AccessTokenClaims {
+    let now = app.clock.now();
+    AccessTokenClaims {
+        iss: app.server.issuer.clone(),
+        sub: sub.to_owned(),
+        aud: app.server.issuer.clone(),
+        client_id: client_id.to_owned(),
+        scope: scope.to_owned(),
+        iat: now,
+        exp: now + 600,
+        jti: uuid::Uuid::new_v4().to_string(),
+        grant_id: None,
+        family_id: None,
+    }
+}
+
+/// A consent token for `client_id` with these scopes, the user acting through `key`.
+async fn consent_for(app: &TestApp, key: &str, client_id: &str, scope: &str) -> String {
+    let mut params = standard_params(client_id);
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", scope.to_owned()));
+    app.consent_token(key, &path_of(&params)).await
+}
+
+/// The code of an approved consent.
+async fn approve(app: &TestApp, key: &str, consent: &str) -> String {
+    let (status, r) = app.decide(key, consent, true).await;
+    assert_eq!(status, 200, "{r}");
+    param(r["redirect_uri"].as_str().unwrap(), "code").unwrap()
+}
+
+async fn exchange(app: &TestApp, auth: &str, code: &str) -> Resp {
+    post_form(
+        app,
+        "/oauth/token",
+        Some(auth),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+async fn refresh(app: &TestApp, auth: &str, token: &str) -> Resp {
+    post_form(
+        app,
+        "/oauth/token",
+        Some(auth),
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await
+}
+
+async fn introspect_bearer(app: &TestApp, bearer: &str, token: &str) -> Resp {
+    post_form(
+        app,
+        "/oauth/introspect",
+        Some(&format!("Bearer {bearer}")),
+        &[("token", token)],
+    )
+    .await
+}
+
+/// A third-party confidential code-flow client registered anonymously: (id, Basic header).
+async fn registered_code_client(app: &TestApp, scope: Option<&str>) -> (String, String) {
+    let mut body = json!({
+        "client_name": "Third party",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+    });
+    if let Some(s) = scope {
+        body["scope"] = json!(s);
+    }
+    let (status, r) = register(app, None, &body).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let secret = r["client_secret"].as_str().unwrap();
+    let auth = basic(&id, secret);
+    (id, auth)
+}
+
+/// A first-party code-flow client of the admin's organization: (id, Basic header).
+async fn first_party_code_client(app: &TestApp) -> (String, String) {
+    let c = app
+        .create_client(&app.admin_key, crate::flow::code_client("First party"))
+        .await;
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    let auth = basic(&id, c["client_secret"].as_str().unwrap());
+    (id, auth)
+}
+
+#[tokio::test]
+async fn the_reported_attack_gets_nothing() {
+    // Anonymous registration of a client_credentials client with the management scope, then a
+    // token with that scope: the way in that the default configuration used to leave open.
+    let app = TestApp::spawn().await;
+    let victim = app
+        .create_client(
+            &app.admin_key,
+            crate::support::confidential_client("Victim"),
+        )
+        .await;
+    let victim_id = victim["client_id"].as_str().unwrap();
+    let (status, err) = register(
+        &app,
+        None,
+        &json!({"grant_types": ["client_credentials"], "response_types": [], "scope": "admin"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"], "invalid_client_metadata");
+    assert_eq!(third_party_clients(&app).await, 0);
+
+    // The nearest thing open registration allows: a code-flow client asking for admin gets
+    // everything but admin.
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": [REDIRECT], "scope": "admin messaging"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["scope"], "messaging");
+    let id = r["client_id"].as_str().unwrap();
+    let auth = basic(id, r["client_secret"].as_str().unwrap());
+    let t = post_form(
+        &app,
+        "/oauth/token",
+        Some(&auth),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    assert_eq!(t.status, 400, "{}", t.body);
+    assert_eq!(t.body["error"], "unauthorized_client");
+
+    // The victim's client is untouched.
+    let (status, got) = app
+        .get(&app.admin_key, &format!("/oauth_clients/{victim_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["data"]["name"], "Victim");
+    let events = app
+        .server
+        .store
+        .list_security_events(
+            &oauth_store::SecurityEventFilter {
+                kind: Some("client.updated".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_third_party_token_never_acts_on_the_management_api() {
+    let app = TestApp::spawn().await;
+    let (id, _) = registered_code_client(&app, None).await;
+    // Even a token that carries admin (as one issued before the trust model could) and names a
+    // real user as its subject: 403, on the management API and at introspection.
+    let admin_user = app
+        .server
+        .store
+        .find_user_by_email("admin@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    for grant in [None, Some("some-grant")] {
+        let mut c = claims(&app, &id, &admin_user.id, "admin messaging");
+        c.grant_id = grant.map(str::to_owned);
+        let token = sign(&app, &c);
+        let (status, err) = app.get(&token, "/oauth_clients").await;
+        assert!(status == 403 || status == 401, "{status} {err}");
+        let r = introspect_bearer(&app, &token, &token).await;
+        assert!(
+            r.status == 403 || r.status == 401,
+            "{} {}",
+            r.status,
+            r.body
+        );
+        assert_ne!(r.body["active"], true);
+    }
+    // A client_credentials token of a third-party client (allowed behind the initial access
+    // token) acts for no user.
+    let app = TestApp::spawn_with(|c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret("iat"));
+        c.registration.allow_client_credentials = true;
+    })
+    .await;
+    let (status, r) = register(
+        &app,
+        Some("iat"),
+        &json!({"grant_types": ["client_credentials"], "response_types": [], "scope": "voice"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap();
+    let token = cc_token(&app, id, r["client_secret"].as_str().unwrap(), None).await;
+    let (_, claims) = crate::oauth_support::jwt_parts(&token);
+    assert_eq!(claims["scope"], "voice");
+    assert_eq!(claims["sub"], id);
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 403);
+    let forged = sign(&app, &self::claims(&app, id, id, "admin voice"));
+    let (status, _) = app.get(&forged, "/oauth_clients").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn first_party_client_credentials_act_for_their_creator() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, Some("admin")).await;
+    let (status, list) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["meta"]["total_results"], 1);
+    // Without the management scope: 403.
+    let token = cc_token(&app, &id, &secret, Some("messaging")).await;
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_mcp_journey_succeeds_with_the_advertised_scopes() {
+    let app = TestApp::spawn().await;
+    let prm: Value = app
+        .http
+        .get(app.at("/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let advertised: Vec<String> = prm["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!advertised.is_empty());
+    assert!(!advertised.contains(&"admin".to_owned()), "{advertised:?}");
+    // A public client registers with what was advertised (and admin, which it may not have).
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+                "scope": format!("{} admin", advertised.join(" "))}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["scope"], advertised.join(" "));
+    let id = r["client_id"].as_str().unwrap();
+    // It asks for every advertised scope, and for admin too: narrowed, not refused.
+    let consent = consent_for(
+        &app,
+        &app.admin_key,
+        id,
+        &format!("admin {}", advertised.join(" ")),
+    )
+    .await;
+    let (status, details) = app
+        .get(&app.admin_key, &format!("/oauth/consent/{consent}"))
+        .await;
+    assert_eq!(status, 200, "{details}");
+    let asked: Vec<&str> = details["data"]["requested_scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked, advertised);
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let t = post_form(
+        &app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(t.body["scope"], advertised.join(" "));
+}
+
+#[tokio::test]
+async fn introspection_by_bearer_needs_the_management_scope_and_sees_its_organization_only() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let own = cc_token(&app, &id, &secret, Some("messaging")).await;
+    let manager = cc_token(&app, &id, &secret, Some("admin")).await;
+    // A client's own non-management token reveals nothing, not even itself.
+    let r = introspect_bearer(&app, &own, &manager).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["error"], "insufficient_scope");
+    // With the management scope (or an API key): its organization's tokens.
+    for cred in [manager.as_str(), app.admin_key.as_str()] {
+        let r = introspect_bearer(&app, cred, &own).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["active"], true, "{}", r.body);
+    }
+    // Another organization's first-party token: inactive to it.
+    let other = app.user("other@b.example", "B").await;
+    let (oid, osecret) = crate::oauth_support::cc_client_with(
+        &app,
+        &other.api_key,
+        crate::support::confidential_client("B's"),
+    )
+    .await;
+    let theirs = cc_token(&app, &oid, &osecret, Some("messaging")).await;
+    let r = introspect_bearer(&app, &manager, &theirs).await;
+    assert_eq!(r.body, inactive());
+
+    // Tokens members granted to a third-party client: visible to the member's organization
+    // only.
+    let (tp, tp_auth) = registered_code_client(&app, Some("messaging voice")).await;
+    let consent = consent_for(&app, &app.admin_key, &tp, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let admins = exchange(&app, &tp_auth, &code).await;
+    assert_eq!(admins.status, 200, "{}", admins.body);
+    let consent = consent_for(&app, &other.api_key, &tp, "voice").await;
+    let code = approve(&app, &other.api_key, &consent).await;
+    let others = exchange(&app, &tp_auth, &code).await;
+    assert_eq!(others.status, 200, "{}", others.body);
+    for (token, mine) in [
+        (admins.body["access_token"].as_str().unwrap(), true),
+        (admins.body["refresh_token"].as_str().unwrap(), true),
+        (others.body["access_token"].as_str().unwrap(), false),
+        (others.body["refresh_token"].as_str().unwrap(), false),
+    ] {
+        let r = introspect_bearer(&app, &app.admin_key, token).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["active"], mine, "{}", r.body);
+        let r = introspect_bearer(&app, &other.api_key, token).await;
+        assert_eq!(r.body["active"], !mine, "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_code_presented_by_another_client_is_not_burned() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = first_party_code_client(&app).await;
+    let (_, intruder) = registered_code_client(&app, None).await;
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    for _ in 0..3 {
+        let r = exchange(&app, &intruder, &code).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["error"], "invalid_grant");
+    }
+    // Its owner still exchanges it, and its grant was never revoked.
+    let r = exchange(&app, &auth, &code).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = app
+        .server
+        .store
+        .list_security_events(
+            &oauth_store::SecurityEventFilter {
+                kind: Some("authorization_code.wrong_client".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
+async fn replay_and_reuse_revoke_one_family_and_leave_the_others() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = first_party_code_client(&app).await;
+    // Two authorizations of one client by one user (say, two devices).
+    let mut tokens = Vec::new();
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+        let code = approve(&app, &app.admin_key, &consent).await;
+        let r = exchange(&app, &auth, &code).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        tokens.push(r.body);
+        codes.push(code);
+    }
+    let access = |i: usize| tokens[i]["access_token"].as_str().unwrap().to_owned();
+    let refresh_of = |i: usize| tokens[i]["refresh_token"].as_str().unwrap().to_owned();
+    let (_, a) = crate::oauth_support::jwt_parts(&access(0));
+    let (_, b) = crate::oauth_support::jwt_parts(&access(1));
+    assert_eq!(a["grant_id"], b["grant_id"]);
+    assert_ne!(a["family_id"], b["family_id"]);
+
+    // The first code replayed by its own client: the first family ends.
+    let r = exchange(&app, &auth, &codes[0]).await;
+    assert_eq!(r.body["error"], "invalid_grant");
+    let active = |t: String| {
+        let app = &app;
+        async move {
+            introspect_bearer(app, &app.admin_key, &t).await.body["active"] == Value::Bool(true)
+        }
+    };
+    assert!(!active(access(0)).await);
+    assert!(!active(refresh_of(0)).await);
+    assert!(active(access(1)).await);
+    assert!(active(refresh_of(1)).await);
+
+    // The second family rotates; its used token presented again ends it, and only it.
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let third = exchange(&app, &auth, &code).await;
+    let rotated = refresh(&app, &auth, &refresh_of(1)).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let reused = refresh(&app, &auth, &refresh_of(1)).await;
+    assert_eq!(reused.body["error"], "invalid_grant");
+    assert!(!active(rotated.body["access_token"].as_str().unwrap().to_owned()).await);
+    assert!(active(third.body["access_token"].as_str().unwrap().to_owned()).await);
+    let again = refresh(&app, &auth, third.body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    // The user's grant stands through all of it.
+    let (_, grants) = app.get(&app.admin_key, "/oauth_grants").await;
+    assert_eq!(grants["meta"]["total_results"], 1, "{grants}");
+}
+
+#[tokio::test]
+async fn a_removed_redirect_uri_is_never_redirected_to_even_for_a_pending_consent() {
+    let app = TestApp::spawn().await;
+    let (id, _) = first_party_code_client(&app).await;
+    let allow = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let deny = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let (status, _) = app
+        .put_json(
+            &app.admin_key,
+            &format!("/oauth_clients/{id}"),
+            &json!({"redirect_uris": ["http://127.0.0.1/cb"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for (token, allowed) in [(&allow, true), (&deny, false)] {
+        let (status, r) = app.decide(&app.admin_key, token, allowed).await;
+        assert_eq!(status, 422, "{r}");
+        assert!(r.get("redirect_uri").is_none());
+        // Used up: it does not come back.
+        let (status, _) = app
+            .get(&app.admin_key, &format!("/oauth/consent/{token}"))
+            .await;
+        assert_eq!(status, 422);
+    }
+    assert_eq!(
+        app.get(&app.admin_key, "/oauth_grants").await.1["meta"]["total_results"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_removed_scope_leaves_pending_consents_and_later_refreshes() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = first_party_code_client(&app).await;
+    let pending = consent_for(&app, &app.admin_key, &id, "admin messaging").await;
+    let earlier = consent_for(&app, &app.admin_key, &id, "admin messaging").await;
+    let code = approve(&app, &app.admin_key, &earlier).await;
+    let tokens = exchange(&app, &auth, &code).await;
+    assert_eq!(tokens.body["scope"], "admin messaging");
+    let (status, _) = app
+        .put_json(
+            &app.admin_key,
+            &format!("/oauth_clients/{id}"),
+            &json!({"allowed_scopes": ["messaging", "voice"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The pending request now asks for messaging alone, and grants only that.
+    let (_, details) = app
+        .get(&app.admin_key, &format!("/oauth/consent/{pending}"))
+        .await;
+    assert_eq!(
+        details["data"]["requested_scopes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{details}"
+    );
+    let code = approve(&app, &app.admin_key, &pending).await;
+    let r = exchange(&app, &auth, &code).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "messaging");
+    // A refresh of the earlier authorization drops admin too, and asking for it is refused.
+    let r = refresh(&app, &auth, tokens.body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "messaging");
+    let (_, claims) = crate::oauth_support::jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["scope"], "messaging");
+}
+
+#[tokio::test]
+async fn changing_what_users_see_clears_the_verified_mark() {
+    let app = TestApp::spawn().await;
+    let (id, _) = first_party_code_client(&app).await;
+    let verify = || async {
+        assert!(app
+            .server
+            .store
+            .set_client_verified(&id, true, app.clock.now())
+            .await
+            .unwrap());
+    };
+    for (patch, clears) in [
+        (
+            json!({"policy_uri": "https://app.example.com/privacy2"}),
+            false,
+        ),
+        (json!({"allowed_scopes": ["messaging"]}), false),
+        (json!({"name": "Renamed"}), true),
+        (json!({"logo_uri": "https://app.example.com/new.png"}), true),
+        (
+            json!({"redirect_uris": [REDIRECT, "https://app.example.com/other"]}),
+            true,
+        ),
+    ] {
+        verify().await;
+        let (status, r) = app
+            .put_json(&app.admin_key, &format!("/oauth_clients/{id}"), &patch)
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+        assert_eq!(stored.verified, !clears, "{patch}");
+    }
+}
+
+#[tokio::test]
+async fn an_unverified_clients_errors_are_shown_here_until_someone_signs_in() {
+    let app = TestApp::spawn().await;
+    let (id, _) = registered_code_client(&app, None).await;
+    let mut params = standard_params(&id);
+    params.retain(|(k, _)| *k != "response_type");
+    params.push(("response_type", "token".into()));
+    let path = path_of(&params);
+    // Nobody signed in: a page, never a redirect to the registered (anyone's) URI.
+    let r = app.http.get(app.at(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("unsupported_response_type"));
+    // Someone signed in: the error goes back to the client (RFC 6749 §4.1.2.1).
+    let r = app
+        .http
+        .get(app.at(&path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(
+        param(&loc, "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+    // A verified client's errors redirect as before.
+    app.server
+        .store
+        .set_client_verified(&id, true, app.clock.now())
+        .await
+        .unwrap();
+    let r = app.http.get(app.at(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(REDIRECT));
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_server_issues_is_refused() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let admin = app
+        .server
+        .store
+        .find_user_by_email("admin@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut c = claims(&app, &id, &id, "admin");
+    let lifetime = oauth_server::config::DEFAULT_ACCESS_TOKEN_LIFETIME_SECS;
+    c.exp = c.iat + lifetime + 1;
+    let long = sign(&app, &c);
+    let r = crate::oauth_support::introspect_as(&app, &id, &secret, &long).await;
+    assert_eq!(r, inactive());
+    let (status, _) = app.get(&long, "/oauth_clients").await;
+    assert_eq!(status, 401);
+    // The same token within the lifetime is fine.
+    c.exp = c.iat + lifetime;
+    c.sub = admin.id;
+    let ok = sign(&app, &c);
+    let r = crate::oauth_support::introspect_as(&app, &id, &secret, &ok).await;
+    assert_eq!(r["active"], true);
+}
+
+#[tokio::test]
+async fn sixteen_thousand_scopes_are_refused_everywhere() {
+    // A body limit that lets the whole list reach the scope parser (it is about 110 KB).
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 1 << 20).await;
+    let (id, secret) = cc_client(&app).await;
+    // 16,000 distinct three-letter tokens: short enough for a URL (the authorize request).
+    let letters: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    let many = (0..16_000usize)
+        .map(|i| {
+            let n = letters.len();
+            [letters[i / (n * n)], letters[(i / n) % n], letters[i % n]]
+                .iter()
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (status, err) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": [REDIRECT], "scope": many}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"], "invalid_client_metadata");
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", &many)],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "invalid_scope");
+    // At /oauth/authorize (a first-party client, signed in): the scope error goes back.
+    let (code_id, _) = first_party_code_client(&app).await;
+    let mut params = standard_params(&code_id);
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", many.clone()));
+    let r = app
+        .http
+        .get(app.at(&path_of(&params)))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .expect("the request is sent");
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        param(&location(&r), "error").as_deref(),
+        Some("invalid_scope")
+    );
+}
+
+#[tokio::test]
+async fn invisible_characters_and_hostless_uris_are_refused() {
+    let app = TestApp::spawn().await;
+    for name in ["Good\u{202E}lppA", "Pay\u{200B}Pal"] {
+        let mut body = crate::support::confidential_client("x");
+        body["name"] = json!(name);
+        let (status, err) = app.post_json(&app.admin_key, "/oauth_clients", &body).await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["errors"][0]["source"]["pointer"], "/name");
+        let (status, err) = register(
+            &app,
+            None,
+            &json!({"client_name": name, "redirect_uris": [REDIRECT]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{err}");
+    }
+    let (status, err) = register(&app, None, &json!({"redirect_uris": ["https:///cb"]})).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"], "invalid_redirect_uri");
+    assert_eq!(third_party_clients(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_family_ends_at_its_absolute_lifetime() {
+    let clock = std::sync::Arc::new(oauth_server::clock::ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.tokens.refresh_family_lifetime_secs = 600;
+    })
+    .await;
+    let (id, auth) = first_party_code_client(&app).await;
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let mut r = exchange(&app, &auth, &code).await;
+    for _ in 0..2 {
+        clock.advance(250);
+        r = refresh(&app, &auth, r.body["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    clock.advance(101);
+    let late = refresh(&app, &auth, r.body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(late.status, 400);
+    assert_eq!(late.body["error"], "invalid_grant");
+}
