@@ -55,6 +55,15 @@ pub async fn sqlite() -> (Arc<dyn Store>, TestDb) {
 
 /// `None` when no PostgreSQL server is configured for tests.
 pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
+    let (url, guard) = postgres_url().await?;
+    let store = oauth_store::connect(&url).await.expect("open PostgreSQL");
+    store.migrate().await.expect("migrate");
+    Some((store, guard))
+}
+
+/// A fresh, empty PostgreSQL database (not migrated) and its URL; `None` when no PostgreSQL
+/// server is configured for tests.
+pub async fn postgres_url() -> Option<(String, TestDb)> {
     let admin_url = std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())?;
     let name = format!("oauth_test_{:016x}", rand::thread_rng().gen::<u64>());
     let mut conn = sqlx::PgConnection::connect(&admin_url)
@@ -71,11 +80,7 @@ pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
     };
     let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
     url.set_path(&format!("/{name}"));
-    let store = oauth_store::connect(url.as_str())
-        .await
-        .expect("open PostgreSQL");
-    store.migrate().await.expect("migrate");
-    Some((store, guard))
+    Some((url.to_string(), guard))
 }
 
 /// For each listed `async fn(&dyn Store)`, a test on SQLite and one on PostgreSQL (which passes
