@@ -3,6 +3,7 @@
 //! client authentication (RFC 6749 §2.3).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -265,15 +266,21 @@ pub struct AuthenticatedClient {
 
 /// Checks the credentials against the stored client: a confidential client must present its
 /// secret (verified in constant time against the stored hash); a public client must not
-/// present one.
+/// present one. `peer` is the client address.
+///
+/// Rate limits (docs/rate-limits.md): failures are limited per address and per client_id and
+/// address, looked at before the lookup and the secret check (so guessing stays limited) and
+/// spent only when the authentication fails, so that someone without the secret, elsewhere,
+/// cannot make the client's own requests answer 429. The client's request budget is spent once
+/// it has authenticated.
 pub async fn authenticate_client(
     state: &AppState,
     creds: &ClientCredentials,
+    peer: IpAddr,
 ) -> Result<AuthenticatedClient, ApiError> {
-    // Before the lookup and the secret check, so that guessing secrets is limited too.
-    state
-        .rate_limits
-        .oauth_client(creds.client_id(), state.clock.now())
+    let limits = &state.rate_limits;
+    limits
+        .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
@@ -285,6 +292,9 @@ pub async fn authenticate_client(
                 .client_id(&id)
                 .detail("reason", "unknown_client"),
         );
+        limits
+            .client_authentication_failed(None, peer, state.clock.now())
+            .await;
         return Err(failed());
     };
     let reason = match (&client.secret_hash, creds.secret()) {
@@ -305,10 +315,23 @@ pub async fn authenticate_client(
                 .detail("method", creds.method()),
         )
         .await;
+        limits
+            .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
+            .await;
         return Err(failed());
     }
+    let with_secret = creds.secret().is_some();
+    if with_secret {
+        limits
+            .oauth_client(&client.client_id, state.clock.now())
+            .await?;
+    } else {
+        limits
+            .oauth_public_client(&client.client_id, peer, state.clock.now())
+            .await?;
+    }
     Ok(AuthenticatedClient {
-        with_secret: creds.secret().is_some(),
+        with_secret,
         client,
     })
 }

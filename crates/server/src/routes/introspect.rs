@@ -4,7 +4,9 @@
 //! active (§2.2), and also for an active token the caller may not see: a client sees only its
 //! own tokens, a user only tokens of their organization's clients.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -37,10 +39,11 @@ enum Introspector {
 
 async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
-    let who = introspector(&state, &headers, &params).await?;
+    let who = introspector(&state, peer.ip(), &headers, &params).await?;
     let token = params.require("token")?;
     // `token_type_hint` may be ignored (§2.1): a JWT is an access token, anything else is
     // looked up as a refresh token.
@@ -132,12 +135,13 @@ async fn introspect_refresh_token(
 /// or access token of this server, acting for its user.
 async fn introspector(
     state: &AppState,
+    peer: IpAddr,
     headers: &HeaderMap,
     params: &OAuthParams,
 ) -> Result<Introspector, ApiError> {
     let creds = ClientCredentials::from_request(headers, params)?;
     if let Some(c @ (ClientCredentials::Basic { .. } | ClientCredentials::Post { .. })) = &creds {
-        let client = authenticate_client(state, c).await?;
+        let client = authenticate_client(state, c, peer).await?;
         return Ok(Introspector::Client(Box::new(client.client)));
     }
     if let Some(credential) = bearer_token(headers) {
@@ -175,6 +179,7 @@ async fn introspector(
 /// token was known, valid, or the client's (§2.2), so that it reveals nothing about tokens.
 async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
@@ -184,7 +189,7 @@ async fn revoke(
             "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
         ));
     };
-    let client = authenticate_client(&state, &creds).await?.client;
+    let client = authenticate_client(&state, &creds, peer.ip()).await?.client;
     let token = params.require("token")?;
     if jwt::looks_like_jwt(token) {
         let now = state.clock.now();
