@@ -193,6 +193,7 @@ struct FileRateLimits {
     client_auth_failures_per_client_ip: Option<RateLimit>,
     register_per_ip: Option<RateLimit>,
     login_per_ip: Option<RateLimit>,
+    authorize_per_ip: Option<RateLimit>,
     backend: Option<RateLimitBackendKind>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
@@ -327,6 +328,8 @@ pub struct RateLimitsConfig {
     pub register_per_ip: RateLimit,
     /// `POST /login`, per client address.
     pub login_per_ip: RateLimit,
+    /// `GET /oauth/authorize`, per client address.
+    pub authorize_per_ip: RateLimit,
     pub backend: RateLimitBackend,
 }
 
@@ -367,6 +370,11 @@ impl Default for RateLimitsConfig {
             login_per_ip: RateLimit {
                 requests: 60,
                 window_secs: 60,
+            },
+            // 100 per second, bursts of 200.
+            authorize_per_ip: RateLimit {
+                requests: 200,
+                window_secs: 2,
             },
             backend: RateLimitBackend::Memory,
         }
@@ -655,6 +663,7 @@ impl Config {
             ),
             (&mut r.register_per_ip, rl.register_per_ip),
             (&mut r.login_per_ip, rl.login_per_ip),
+            (&mut r.authorize_per_ip, rl.authorize_per_ip),
         ] {
             if let Some(v) = value {
                 *field = v;
@@ -708,6 +717,7 @@ impl Config {
             r.client_auth_failures_per_client_ip,
             r.register_per_ip,
             r.login_per_ip,
+            r.authorize_per_ip,
         ] {
             if !limit.is_off() && !(1..=86_400).contains(&limit.window_secs) {
                 bail!("configuration: every rate_limits window_secs must be between 1 and 86400");
@@ -993,6 +1003,7 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 management_per_key = { requests = 5, window_secs = 10 }
 register_per_ip = { requests = 0, window_secs = 0 }
 client_auth_failures_per_client_ip = { requests = 3, window_secs = 30 }
+authorize_per_ip = { requests = 0, window_secs = 0 }
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1018,6 +1029,7 @@ client_auth_failures_per_client_ip = { requests = 3, window_secs = 30 }
                 window_secs: 30
             }
         );
+        assert!(c.rate_limits.authorize_per_ip.is_off());
         assert_eq!(
             c.rate_limits.client_auth_failures_per_ip,
             d.client_auth_failures_per_ip

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use oauth_core::UnixSeconds;
@@ -340,6 +341,7 @@ pub struct RateLimiters {
     client_auth_failures_per_client_ip: Limiter,
     register_per_ip: Limiter,
     login_per_ip: Limiter,
+    authorize_per_ip: Limiter,
     /// `Some` with the `redis` backend.
     shared: Option<SharedBuckets>,
 }
@@ -373,6 +375,7 @@ impl RateLimiters {
             ),
             register_per_ip: Limiter::new("register_per_ip", c.register_per_ip),
             login_per_ip: Limiter::new("login_per_ip", c.login_per_ip),
+            authorize_per_ip: Limiter::new("authorize_per_ip", c.authorize_per_ip),
             shared,
         })
     }
@@ -535,6 +538,31 @@ impl RateLimiters {
     pub async fn login_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
         self.check_or_429(&self.login_per_ip, &ip_key(ip), now, "login per IP")
             .await
+    }
+
+    /// `GET /oauth/authorize`, per client address. `Err` is the answer when the address is
+    /// over its limit: a page (this is a browser route), 429 with `Retry-After`.
+    pub async fn authorize_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), Response> {
+        match self
+            .run(&self.authorize_per_ip, &ip_key(ip), now, Op::Take)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(wait) => {
+                tracing::info!(limit = "authorize per IP", "rate limit reached");
+                let mut page = crate::html::message(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    &format!(
+                        "Too many sign-in requests came from your network. Wait {wait} seconds, then try again."
+                    ),
+                );
+                let h = page.headers_mut();
+                h.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Err(page)
+            }
+        }
     }
 }
 

@@ -462,3 +462,71 @@ async fn login_posts_are_limited_per_address() {
     clock.advance(5);
     assert_eq!(post().await.status(), 403);
 }
+
+/// Consent requests stored (each authorize request that reaches the consent step makes one).
+async fn consent_requests(app: &TestApp) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM consent_requests")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    n
+}
+
+/// `GET /oauth/authorize` is limited per client address (root and `/v2` share the bucket):
+/// 429 with `Retry-After` and a page, before anything is read or stored.
+#[tokio::test]
+async fn authorize_is_limited_per_address_with_a_page() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        // Two at once, then one every 4 s.
+        c.rate_limits.authorize_per_ip = limit(2, 8);
+    })
+    .await;
+    let c = app
+        .create_client(&app.admin_key, crate::flow::code_client("App"))
+        .await;
+    let path = crate::flow::path_of(&crate::flow::standard_params(
+        c["client_id"].as_str().unwrap(),
+    ));
+    let authorize = |http: reqwest::Client, path: String| {
+        let app = &app;
+        async move {
+            http.get(app.at(&path))
+                .bearer_auth(&app.admin_key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for p in [path.clone(), format!("/v2{path}")] {
+        let r = authorize(app.http.clone(), p).await;
+        assert_eq!(r.status(), 302);
+    }
+    assert_eq!(consent_requests(&app).await, 2);
+    let r = authorize(app.http.clone(), path.clone()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "4");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Too many requests"), "{page}");
+    assert!(page.contains("Wait 4 seconds"), "{page}");
+    // Refused before anything was read or stored.
+    assert_eq!(consent_requests(&app).await, 2);
+    // Another address has its own bucket.
+    let r = authorize(client_from(ATTACKER), path.clone()).await;
+    assert_eq!(r.status(), 302);
+    clock.advance(4);
+    let r = authorize(app.http.clone(), path).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(consent_requests(&app).await, 4);
+}
