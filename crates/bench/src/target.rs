@@ -184,6 +184,9 @@ management_per_ip = { requests = 0, window_secs = 0 }
 oauth_per_client = { requests = 0, window_secs = 0 }
 register_per_ip = { requests = 0, window_secs = 0 }
 login_per_ip = { requests = 0, window_secs = 0 }
+client_auth_failures_per_ip = { requests = 0, window_secs = 0 }
+client_auth_failures_per_client_ip = { requests = 0, window_secs = 0 }
+authorize_per_ip = { requests = 0, window_secs = 0 }
 ";
 
 /// Starts oauth-server on a fresh database with the benchmark user and an API key (made by the

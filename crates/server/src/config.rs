@@ -202,8 +202,11 @@ struct FileRateLimits {
     management_per_key: Option<RateLimit>,
     management_per_ip: Option<RateLimit>,
     oauth_per_client: Option<RateLimit>,
+    client_auth_failures_per_ip: Option<RateLimit>,
+    client_auth_failures_per_client_ip: Option<RateLimit>,
     register_per_ip: Option<RateLimit>,
     login_per_ip: Option<RateLimit>,
+    authorize_per_ip: Option<RateLimit>,
     backend: Option<RateLimitBackendKind>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
@@ -332,12 +335,19 @@ pub struct RateLimitsConfig {
     pub management_per_key: RateLimit,
     /// The management API, per client address.
     pub management_per_ip: RateLimit,
-    /// `/oauth/token`, `/oauth/introspect` and `/oauth/revoke`, per client_id.
+    /// `/oauth/token`, `/oauth/introspect` and `/oauth/revoke`, per authenticated client_id
+    /// (a public client: per client_id and client address).
     pub oauth_per_client: RateLimit,
+    /// Failed client authentications at those endpoints, per client address.
+    pub client_auth_failures_per_ip: RateLimit,
+    /// Failed client authentications at those endpoints, per client_id and client address.
+    pub client_auth_failures_per_client_ip: RateLimit,
     /// `/oauth/register`, per client address.
     pub register_per_ip: RateLimit,
     /// `POST /login`, per client address.
     pub login_per_ip: RateLimit,
+    /// `GET /oauth/authorize`, per client address.
+    pub authorize_per_ip: RateLimit,
     pub backend: RateLimitBackend,
 }
 
@@ -359,6 +369,16 @@ impl Default for RateLimitsConfig {
                 requests: 200,
                 window_secs: 2,
             },
+            // One failure every 2 s, bursts of 30: a misconfigured client notices long before.
+            client_auth_failures_per_ip: RateLimit {
+                requests: 30,
+                window_secs: 60,
+            },
+            // One every 6 s, bursts of 10.
+            client_auth_failures_per_client_ip: RateLimit {
+                requests: 10,
+                window_secs: 60,
+            },
             // 10 per minute, bursts of 20.
             register_per_ip: RateLimit {
                 requests: 20,
@@ -368,6 +388,11 @@ impl Default for RateLimitsConfig {
             login_per_ip: RateLimit {
                 requests: 60,
                 window_secs: 60,
+            },
+            // 100 per second, bursts of 200.
+            authorize_per_ip: RateLimit {
+                requests: 200,
+                window_secs: 2,
             },
             backend: RateLimitBackend::Memory,
         }
@@ -665,8 +690,17 @@ impl Config {
             (&mut r.management_per_key, rl.management_per_key),
             (&mut r.management_per_ip, rl.management_per_ip),
             (&mut r.oauth_per_client, rl.oauth_per_client),
+            (
+                &mut r.client_auth_failures_per_ip,
+                rl.client_auth_failures_per_ip,
+            ),
+            (
+                &mut r.client_auth_failures_per_client_ip,
+                rl.client_auth_failures_per_client_ip,
+            ),
             (&mut r.register_per_ip, rl.register_per_ip),
             (&mut r.login_per_ip, rl.login_per_ip),
+            (&mut r.authorize_per_ip, rl.authorize_per_ip),
         ] {
             if let Some(v) = value {
                 *field = v;
@@ -716,8 +750,11 @@ impl Config {
             r.management_per_key,
             r.management_per_ip,
             r.oauth_per_client,
+            r.client_auth_failures_per_ip,
+            r.client_auth_failures_per_client_ip,
             r.register_per_ip,
             r.login_per_ip,
+            r.authorize_per_ip,
         ] {
             if !limit.is_off() && !(1..=86_400).contains(&limit.window_secs) {
                 bail!("configuration: every rate_limits window_secs must be between 1 and 86400");
@@ -1022,6 +1059,8 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 [rate_limits]
 management_per_key = { requests = 5, window_secs = 10 }
 register_per_ip = { requests = 0, window_secs = 0 }
+client_auth_failures_per_client_ip = { requests = 3, window_secs = 30 }
+authorize_per_ip = { requests = 0, window_secs = 0 }
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1040,6 +1079,18 @@ register_per_ip = { requests = 0, window_secs = 0 }
         );
         assert!(c.rate_limits.register_per_ip.is_off());
         assert_eq!(c.rate_limits.oauth_per_client, d.oauth_per_client);
+        assert_eq!(
+            c.rate_limits.client_auth_failures_per_client_ip,
+            RateLimit {
+                requests: 3,
+                window_secs: 30
+            }
+        );
+        assert!(c.rate_limits.authorize_per_ip.is_off());
+        assert_eq!(
+            c.rate_limits.client_auth_failures_per_ip,
+            d.client_auth_failures_per_ip
+        );
         assert_eq!(d.management_per_key.requests, 200);
 
         assert_eq!(c.rate_limits.backend, RateLimitBackend::Memory);

@@ -197,6 +197,14 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::unavailable()
             }
+            StoreError::InvalidInput(detail) => {
+                // Every parameter is checked before it reaches the database; this is the
+                // backstop for a value that slipped past (warn, so that it gets noticed).
+                tracing::warn!(%detail, "the database refused a value of the request");
+                ApiError::bad_request(
+                    "a value in the request cannot be stored or looked up (a NUL byte, or a value too long)",
+                )
+            }
             StoreError::Internal(detail) => ApiError::internal(detail),
         }
     }

@@ -85,6 +85,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
                 "this member name appears more than once in its object",
             )]))
         }
+        JsonError::Nul(pointer) => ApiError::validation(ValidationErrors(vec![FieldError::new(
+            pointer,
+            "invalid_value",
+            NUL_IN_JSON,
+        )])),
     })?;
     if !value.is_object() {
         return Err(ApiError::validation(ValidationErrors(vec![
@@ -110,39 +115,63 @@ pub(crate) enum JsonError {
     Malformed(serde_json::Error),
     /// The JSON pointer of the first member name repeated within its object.
     Repeated(String),
+    /// The JSON pointer of the first string or member name holding U+0000 (`\u0000`).
+    Nul(String),
+}
+
+/// What a body that holds U+0000 is told.
+pub(crate) const NUL_IN_JSON: &str =
+    "a NUL character (\\u0000) is not allowed in a string or member name";
+
+/// What [`parse_value`] refused in a well-formed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Repeated,
+    Nul,
 }
 
 /// JSON → `Value`, in one pass, refusing a member name repeated within one object at any
 /// depth: serde_json alone keeps the last, and two readers of one body could then disagree
-/// about it (the same reasoning as for repeated form parameters).
+/// about it (the same reasoning as for repeated form parameters). A string or member name
+/// holding U+0000 is refused too: no field of this API holds one, and PostgreSQL text cannot
+/// store one.
 pub(crate) fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
     use serde::de::DeserializeSeed;
-    let mut repeated = None;
+    let mut refused = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = UniqueValue {
-        repeated: &mut repeated,
+        refused: &mut refused,
     }
     .deserialize(&mut de)
     .and_then(|value| de.end().map(|()| value));
-    match (parsed, repeated) {
-        (_, Some(pointer)) => Err(JsonError::Repeated(pointer)),
+    match (parsed, refused) {
+        (_, Some((Refusal::Repeated, pointer))) => Err(JsonError::Repeated(pointer)),
+        (_, Some((Refusal::Nul, pointer))) => Err(JsonError::Nul(pointer)),
         (Ok(value), None) => Ok(value),
         (Err(e), None) => Err(JsonError::Malformed(e)),
     }
 }
 
-/// Builds a `Value`; at the first repeated member name it stops with an error and leaves that
-/// name's JSON pointer in `repeated`, which each enclosing level prefixes with its own segment
-/// as the error passes through it.
+/// Builds a `Value`; at the first repeated member name, or string or name holding U+0000, it
+/// stops with an error and leaves what it found and where (a JSON pointer) in `refused`, which
+/// each enclosing level prefixes with its own segment as the error passes through it.
 struct UniqueValue<'a> {
-    repeated: &'a mut Option<String>,
+    refused: &'a mut Option<(Refusal, String)>,
 }
 
 impl UniqueValue<'_> {
     fn prefix(&mut self, segment: &str) {
-        if let Some(pointer) = self.repeated.as_mut() {
+        if let Some((_, pointer)) = self.refused.as_mut() {
             pointer.insert_str(0, &format!("/{segment}"));
         }
+    }
+
+    fn string<E: serde::de::Error>(self, v: String) -> Result<serde_json::Value, E> {
+        if v.contains('\0') {
+            *self.refused = Some((Refusal::Nul, String::new()));
+            return Err(E::custom("NUL in a string"));
+        }
+        Ok(serde_json::Value::String(v))
     }
 }
 
@@ -167,12 +196,16 @@ impl<'de> serde::de::Visitor<'de> for UniqueValue<'_> {
     ) -> Result<Self::Value, A::Error> {
         let mut object = serde_json::Map::new();
         while let Some(name) = map.next_key::<String>()? {
+            if name.contains('\0') {
+                *self.refused = Some((Refusal::Nul, format!("/{}", escape_pointer(&name))));
+                return Err(serde::de::Error::custom("NUL in a member name"));
+            }
             if object.contains_key(&name) {
-                *self.repeated = Some(format!("/{}", escape_pointer(&name)));
+                *self.refused = Some((Refusal::Repeated, format!("/{}", escape_pointer(&name))));
                 return Err(serde::de::Error::custom("repeated member name"));
             }
             let member = UniqueValue {
-                repeated: &mut *self.repeated,
+                refused: &mut *self.refused,
             };
             match map.next_value_seed(member) {
                 Ok(value) => {
@@ -194,7 +227,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueValue<'_> {
         let mut items = Vec::new();
         loop {
             let element = UniqueValue {
-                repeated: &mut *self.repeated,
+                refused: &mut *self.refused,
             };
             match seq.next_element_seed(element) {
                 Ok(Some(value)) => items.push(value),
@@ -222,10 +255,10 @@ impl<'de> serde::de::Visitor<'de> for UniqueValue<'_> {
             .map_or(serde_json::Value::Null, serde_json::Value::Number))
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::String(v.to_owned()))
+        self.string(v.to_owned())
     }
     fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::String(v))
+        self.string(v)
     }
     fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
         Ok(serde_json::Value::Null)
@@ -289,27 +322,43 @@ fn humanize(message: &str) -> String {
     }
 }
 
+/// The longest path parameter that can name something: ids and tokens are far shorter.
+pub const MAX_PATH_PARAM_BYTES: usize = 1024;
+
 /// One path parameter (an id, a token), percent-decoded. A segment that does not decode to
-/// UTF-8 names nothing: 404 with the JSON error body (axum's own rejection is plain text).
+/// UTF-8 names nothing: 404 with the JSON error body (axum's own rejection is plain text). Nor
+/// does one holding a control character (`%00`, `%0A`...) or longer than
+/// [`MAX_PATH_PARAM_BYTES`]: no id or token has them, so they never reach the database.
 pub struct PathParam(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
-            Err(_) => Err(ApiError::new(
+        let not_found = |why: &str| {
+            ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such resource: the path is not valid UTF-8",
+                format!("no such resource: {why}"),
+            )
+        };
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) if value.chars().any(char::is_control) => {
+                Err(not_found("the path holds a control character"))
+            }
+            Ok(axum::extract::Path(value)) if value.len() > MAX_PATH_PARAM_BYTES => Err(not_found(
+                &format!("the path segment is longer than {MAX_PATH_PARAM_BYTES} bytes"),
             )),
+            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
+            Err(_) => Err(not_found("the path is not valid UTF-8")),
         }
     }
 }
 
 /// The query string as key/value pairs, each key at most once (RFC 6749 §3.1: a repeated
-/// parameter is an error, never "first one wins").
+/// parameter is an error, never "first one wins"). These are the management lists' pages and
+/// filters, none of which can hold a control character: one (`%00`, `%0A`...) is refused with
+/// the parameter named.
 pub struct QueryParams(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
@@ -317,13 +366,27 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or("");
+        let control = |k: String| {
+            ApiError::bad_query(ValidationErrors(vec![FieldError::new(
+                k,
+                "invalid_value",
+                "a control character (such as %00) is not allowed in a query parameter",
+            )]))
+        };
         match crate::form::pairs(raw.as_bytes()) {
-            Ok(pairs) => Ok(QueryParams(pairs)),
+            Ok(pairs) => match pairs
+                .iter()
+                .find(|(k, v)| k.chars().any(char::is_control) || v.chars().any(char::is_control))
+            {
+                Some((k, _)) => Err(control(k.escape_debug().to_string())),
+                None => Ok(QueryParams(pairs)),
+            },
             Err(crate::form::FormError::Repeated(k)) => {
                 Err(ApiError::bad_query(ValidationErrors(vec![
                     FieldError::new(k, "repeated", "this parameter appears more than once"),
                 ])))
             }
+            Err(crate::form::FormError::Nul(k)) => Err(control(k)),
             Err(crate::form::FormError::NotUtf8) => Err(ApiError::bad_request(
                 "the query string is not UTF-8 once percent-decoded",
             )),
@@ -438,7 +501,8 @@ async fn access_token_caller(
     })
 }
 
-/// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive).
+/// The credential of `Authorization: Bearer <credential>` (scheme case-insensitive). One that
+/// holds a control character (a tab inside) is no credential: no key or token has one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
@@ -446,7 +510,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         return None;
     }
     let token = rest.trim();
-    (!token.is_empty()).then_some(token)
+    (!token.is_empty() && !token.chars().any(char::is_control)).then_some(token)
 }
 
 #[cfg(test)]
@@ -459,6 +523,7 @@ mod tests {
             Err(JsonError::Repeated(p)) => Some(p),
             Ok(_) => None,
             Err(JsonError::Malformed(e)) => panic!("{e}"),
+            Err(JsonError::Nul(p)) => panic!("NUL at {p}"),
         };
         assert_eq!(repeated(br#"{"a":1,"b":[1,{"c":2}]}"#), None);
         assert_eq!(repeated(br#"{"a":{"x":1},"b":{"x":2}}"#), None);
@@ -475,6 +540,42 @@ mod tests {
             repeated(br#"{"a":[0,{"x/y":1,"x/y":2}]}"#).as_deref(),
             Some("/a/1/x~1y")
         );
+    }
+
+    #[test]
+    fn nul_in_a_string_or_member_name_is_refused_with_its_pointer() {
+        let nul = |b: &[u8]| match parse_value(b) {
+            Err(JsonError::Nul(p)) => Some(p),
+            Ok(_) => None,
+            Err(JsonError::Malformed(e)) => panic!("{e}"),
+            Err(JsonError::Repeated(p)) => panic!("repeated {p}"),
+        };
+        assert_eq!(nul(br#"{"a":"x\u0000"}"#).as_deref(), Some("/a"));
+        assert_eq!(
+            nul(br#"{"a":[1,{"b":"\u0000"}]}"#).as_deref(),
+            Some("/a/1/b")
+        );
+        assert_eq!(nul(br#"{"ok":1,"x\u0000y":1}"#).as_deref(), Some("/x\0y"));
+        assert_eq!(nul(br#""\u0000""#).as_deref(), Some(""));
+        // Other escaped control characters are text, as JSON says.
+        assert_eq!(nul(br#"{"a":"\u0001\t\n"}"#), None);
+        let err =
+            parse_json::<serde_json::Value>(br#"{"name":"a\u0000"}"#).expect_err("NUL is refused");
+        let response = axum::response::IntoResponse::into_response(err);
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn bearer_credentials_with_control_characters_are_none() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            bearer_token(&h).map(str::to_owned)
+        };
+        assert_eq!(with("Bearer KEYabc").as_deref(), Some("KEYabc"));
+        assert_eq!(with("bearer  KEYabc\t").as_deref(), Some("KEYabc"));
+        assert_eq!(with("Bearer KEY\tabc"), None);
+        assert_eq!(with("Bearer "), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `application/x-www-form-urlencoded` (form bodies and query strings), read strictly: a
 //! name or value that is not UTF-8 once percent-decoded makes the whole input invalid, rather
 //! than being patched with replacement characters that another reader of the same bytes would
-//! not see.
+//! not see. So does a NUL byte (`%00`): no parameter of this server holds one, and PostgreSQL
+//! text cannot store one.
 
 /// Why a form was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,8 @@ pub(crate) enum FormError {
     Repeated(String),
     /// A name or value is not UTF-8 once decoded.
     NotUtf8,
+    /// A name or value holds a NUL byte once decoded; the name, NUL shown as `\0`.
+    Nul(String),
 }
 
 /// The name/value pairs in order, repeats kept. `&`-separated; empty pieces skipped; the first
@@ -24,7 +27,11 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
                 Some(at) => (&piece[..at], &piece[at + 1..]),
                 None => (piece, &[][..]),
             };
-            Ok((component(name)?, component(value)?))
+            let (name, value) = (component(name)?, component(value)?);
+            if name.contains('\0') || value.contains('\0') {
+                return Err(FormError::Nul(name.replace('\0', "\\0")));
+            }
+            Ok((name, value))
         })
         .collect()
 }
@@ -157,6 +164,19 @@ mod tests {
         assert_eq!(percent_decode(b"%4", true, BrokenEscape::Refuse), None);
         // `decode` keeps repeats for callers that judge them themselves.
         assert_eq!(decode(b"a=1&a=2").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_in_names_and_values() {
+        assert_eq!(p("a=x%00y"), Err(FormError::Nul("a".into())));
+        assert_eq!(p("ok=1&a%00b=1"), Err(FormError::Nul("a\\0b".into())));
+        assert_eq!(pairs(b"a=\0"), Err(FormError::Nul("a".into())));
+        assert_eq!(
+            decode(b"client_id=%00"),
+            Err(FormError::Nul("client_id".into()))
+        );
+        // Other control characters are text as before (a field judges them itself).
+        assert_eq!(p("a=%01%09").unwrap(), vec![("a".into(), "\u{1}\t".into())]);
     }
 
     /// Every string of up to five bytes over escapes, signs and plain bytes decodes as the

@@ -3,6 +3,7 @@
 //! client authentication (RFC 6749 §2.3).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -46,6 +47,10 @@ impl OAuthParams {
                 "invalid_request",
                 "the form body is not UTF-8 once percent-decoded",
             )),
+            Err(crate::form::FormError::Nul(k)) => Err(ApiError::oauth(
+                "invalid_request",
+                format!("the parameter `{k}` holds a NUL byte (%00)"),
+            )),
         }
     }
 
@@ -63,6 +68,13 @@ impl OAuthParams {
             Err(JsonError::Repeated(pointer)) => {
                 return Err(invalid(format!(
                     "the parameter at `{pointer}` appears more than once"
+                )))
+            }
+            Err(JsonError::Nul(pointer)) => {
+                return Err(invalid(format!(
+                    "the parameter at `{}`: {}",
+                    pointer.replace('\0', "\\0"),
+                    crate::extract::NUL_IN_JSON
                 )))
             }
         };
@@ -160,6 +172,14 @@ impl ClientCredentials {
     ) -> Result<Option<Self>, ApiError> {
         let body_id = params.get("client_id");
         let body_secret = params.get("client_secret");
+        if body_id.is_some_and(|id| !is_client_id_shaped(id)) {
+            return Err(ApiError::oauth(
+                "invalid_request",
+                format!(
+                    "`client_id` names no client: it holds a control character or is longer than {MAX_CLIENT_ID_BYTES} bytes"
+                ),
+            ));
+        }
         if let Some((client_id, secret)) = basic_credentials(headers)? {
             if body_secret.is_some() {
                 return Err(ApiError::oauth(
@@ -214,10 +234,20 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Ap
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
     let id = form_decode(id).ok_or_else(bad)?;
     let secret = form_decode(secret).ok_or_else(bad)?;
-    if id.is_empty() {
+    if id.is_empty() || !is_client_id_shaped(&id) || secret.chars().any(char::is_control) {
         return Err(bad());
     }
     Ok(Some((id, secret)))
+}
+
+/// The longest client_id this server reads. Its own ids are UUIDs; anything much longer names
+/// no client and is refused before it reaches the database or a rate-limit key.
+pub const MAX_CLIENT_ID_BYTES: usize = 255;
+
+/// Whether `id` could be a client_id: at most [`MAX_CLIENT_ID_BYTES`], no control character
+/// (a NUL cannot even be looked up in PostgreSQL).
+fn is_client_id_shaped(id: &str) -> bool {
+    id.len() <= MAX_CLIENT_ID_BYTES && !id.chars().any(char::is_control)
 }
 
 /// `application/x-www-form-urlencoded` decoding of one credential (RFC 6749 §2.3.1): `+` is a
@@ -236,15 +266,21 @@ pub struct AuthenticatedClient {
 
 /// Checks the credentials against the stored client: a confidential client must present its
 /// secret (verified in constant time against the stored hash); a public client must not
-/// present one.
+/// present one. `peer` is the client address.
+///
+/// Rate limits (docs/rate-limits.md): failures are limited per address and per client_id and
+/// address, looked at before the lookup and the secret check (so guessing stays limited) and
+/// spent only when the authentication fails, so that someone without the secret, elsewhere,
+/// cannot make the client's own requests answer 429. The client's request budget is spent once
+/// it has authenticated.
 pub async fn authenticate_client(
     state: &AppState,
     creds: &ClientCredentials,
+    peer: IpAddr,
 ) -> Result<AuthenticatedClient, ApiError> {
-    // Before the lookup and the secret check, so that guessing secrets is limited too.
-    state
-        .rate_limits
-        .oauth_client(creds.client_id(), state.clock.now())
+    let limits = &state.rate_limits;
+    limits
+        .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
@@ -256,6 +292,9 @@ pub async fn authenticate_client(
                 .client_id(&id)
                 .detail("reason", "unknown_client"),
         );
+        limits
+            .client_authentication_failed(None, peer, state.clock.now())
+            .await;
         return Err(failed());
     };
     let reason = match (&client.secret_hash, creds.secret()) {
@@ -276,10 +315,23 @@ pub async fn authenticate_client(
                 .detail("method", creds.method()),
         )
         .await;
+        limits
+            .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
+            .await;
         return Err(failed());
     }
+    let with_secret = creds.secret().is_some();
+    if with_secret {
+        limits
+            .oauth_client(&client.client_id, state.clock.now())
+            .await?;
+    } else {
+        limits
+            .oauth_public_client(&client.client_id, peer, state.clock.now())
+            .await?;
+    }
     Ok(AuthenticatedClient {
-        with_secret: creds.secret().is_some(),
+        with_secret,
         client,
     })
 }
@@ -308,6 +360,22 @@ mod tests {
             })
         );
         assert!(ClientCredentials::from_request(&basic("id", "%zz"), &params).is_err());
+        // No control character in either part, no id longer than any client's.
+        for (id, secret) in [("a%00b", "s"), ("a", "s%00"), ("a%0Ab", "s"), ("a", "%7F")] {
+            let e = ClientCredentials::from_request(&basic(id, secret), &params).unwrap_err();
+            assert_eq!(e.error_code(), "invalid_client", "{id}:{secret}");
+        }
+        let long = "x".repeat(MAX_CLIENT_ID_BYTES + 1);
+        let e = ClientCredentials::from_request(&basic(&long, "s"), &params).unwrap_err();
+        assert_eq!(e.error_code(), "invalid_client");
+        let fits = "x".repeat(MAX_CLIENT_ID_BYTES);
+        assert!(ClientCredentials::from_request(&basic(&fits, "s"), &params).is_ok());
+        // In the body, the same ids are a malformed request.
+        for body in [&b"client_id=a%01b"[..], b"client_id=%7F&client_secret=s"] {
+            let params = OAuthParams::from_form(body).unwrap();
+            let e = ClientCredentials::from_request(&HeaderMap::new(), &params).unwrap_err();
+            assert_eq!(e.error_code(), "invalid_request");
+        }
         // `%` takes two hex digits, never a sign (found by the property below).
         assert!(ClientCredentials::from_request(&basic("%+A", ""), &params).is_err());
     }
@@ -406,6 +474,12 @@ mod tests {
             out
         }
 
+        /// Any text without NUL (which is refused wherever it appears; see
+        /// `a_nul_anywhere_is_refused`).
+        fn text() -> impl Strategy<Value = String> {
+            any::<String>().prop_map(|s| s.replace('\0', ""))
+        }
+
         fn key() -> impl Strategy<Value = String> {
             prop_oneof![
                 Just("grant_type".to_owned()),
@@ -417,7 +491,7 @@ mod tests {
                 Just("refresh_token".to_owned()),
                 Just("scope".to_owned()),
                 "[a-z_]{1,6}",
-                any::<String>(),
+                text(),
             ]
         }
 
@@ -444,10 +518,10 @@ mod tests {
             /// parameters with one repeated (under any encoding of its name) are refused.
             #[test]
             fn repeated_form_parameters_are_refused(
-                pairs in proptest::collection::btree_map(key(), any::<String>(), 1..6),
+                pairs in proptest::collection::btree_map(key(), text(), 1..6),
                 choices in proptest::collection::vec(any::<u8>(), 1..16),
                 repeat in any::<prop::sample::Index>(),
-                other_value in any::<String>(),
+                other_value in text(),
                 at in any::<prop::sample::Index>(),
             ) {
                 let mut encoded: Vec<String> = pairs
@@ -471,10 +545,10 @@ mod tests {
             /// The same for JSON bodies: a key given twice is refused, whatever the values.
             #[test]
             fn repeated_json_members_are_refused(
-                pairs in proptest::collection::btree_map(key(), any::<String>(), 1..6),
+                pairs in proptest::collection::btree_map(key(), text(), 1..6),
                 repeat in any::<prop::sample::Index>(),
                 dup_value in prop_oneof![
-                    any::<String>().prop_map(serde_json::Value::String),
+                    text().prop_map(serde_json::Value::String),
                     Just(serde_json::Value::Null),
                 ],
             ) {
@@ -493,8 +567,51 @@ mod tests {
                 prop_assert!(e.description().contains("more than once"), "{}", e.description());
             }
 
+            /// A NUL in any name or value, however it is escaped, refuses the whole body as
+            /// a form (`%00`) and as JSON (`\u0000`): 400 `invalid_request` naming the
+            /// parameter, never a value that could reach the database.
+            #[test]
+            fn a_nul_anywhere_is_refused(
+                pairs in proptest::collection::btree_map(key(), text(), 1..6),
+                choices in proptest::collection::vec(any::<u8>(), 1..16),
+                which in any::<prop::sample::Index>(),
+                at in any::<prop::sample::Index>(),
+                in_name in any::<bool>(),
+            ) {
+                let (k, v) = pairs.iter().nth(which.index(pairs.len())).unwrap();
+                let with_nul = |s: &str| {
+                    let cut = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect::<Vec<_>>();
+                    let i = cut[at.index(cut.len())];
+                    format!("{}\0{}", &s[..i], &s[i..])
+                };
+                let (bad_k, bad_v) = if in_name { (with_nul(k), v.clone()) } else { (k.clone(), with_nul(v)) };
+                let mut form: Vec<String> = pairs
+                    .iter()
+                    .filter(|(pk, _)| *pk != k)
+                    .map(|(pk, pv)| format!("{}={}", encode(pk, &choices), encode(pv, &choices[1..])))
+                    .collect();
+                form.push(format!("{}={}", encode(&bad_k, &choices), encode(&bad_v, &choices[1..])));
+                let e = OAuthParams::from_form(form.join("&").as_bytes()).unwrap_err();
+                prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+                prop_assert_eq!(e.error_code(), "invalid_request");
+                prop_assert!(e.description().contains("NUL"), "{}", e.description());
+                let mut object = serde_json::Map::new();
+                for (pk, pv) in &pairs {
+                    if pk != k {
+                        object.insert(pk.clone(), serde_json::Value::String(pv.clone()));
+                    }
+                }
+                object.insert(bad_k, serde_json::Value::String(bad_v));
+                let body = serde_json::to_vec(&object).unwrap();
+                let e = OAuthParams::from_json(&body).unwrap_err();
+                prop_assert_eq!(e.error_code(), "invalid_request");
+                prop_assert!(e.description().contains("NUL"), "{}", e.description());
+            }
+
             /// `Authorization` headers never panic; Basic credentials decode exactly as the
-            /// form-urlencoding rules say (a broken escape is `invalid_client`).
+            /// form-urlencoding rules say, and a decoded id or secret with a control character,
+            /// or an id longer than `MAX_CLIENT_ID_BYTES`, is refused like a broken escape
+            /// (`invalid_client`).
             #[test]
             fn basic_credentials_decode_strictly(
                 id in prop_oneof![any::<String>(), "[a-zA-Z0-9%+:]{0,12}"],
@@ -509,8 +626,13 @@ mod tests {
                 let got = ClientCredentials::from_request(&h, &params);
                 // The first colon separates the id, which may not contain one (it is encoded).
                 let (rid, rsecret) = text.split_once(':').unwrap();
+                let acceptable = |i: &str, s: &str| {
+                    !i.is_empty()
+                        && i.len() <= MAX_CLIENT_ID_BYTES
+                        && !i.chars().chain(s.chars()).any(char::is_control)
+                };
                 match (strict_form_decode(rid), strict_form_decode(rsecret)) {
-                    (Some(i), Some(s)) if !i.is_empty() => prop_assert_eq!(
+                    (Some(i), Some(s)) if acceptable(&i, &s) => prop_assert_eq!(
                         got.unwrap(),
                         Some(ClientCredentials::Basic { client_id: i, secret: s })
                     ),

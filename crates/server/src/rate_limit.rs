@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use oauth_core::UnixSeconds;
@@ -74,15 +75,8 @@ impl Limiter {
         if self.limit.is_off() {
             return Ok(());
         }
-        let capacity = f64::from(self.limit.requests);
-        let rate = capacity / f64::from(self.limit.window_secs);
-        let idx = usize::from(key[0]) % SHARDS;
-        // A poisoned shard only means another request panicked mid-update; the map is still
-        // a valid map of buckets.
-        let mut shard = match self.shards[idx].lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let (capacity, rate) = self.shape();
+        let mut shard = self.shard(key);
         let window = i64::from(self.limit.window_secs);
         if now - shard.last_sweep >= window || shard.buckets.len() >= MAX_KEYS_PER_SHARD {
             // A bucket untouched for a whole window is full again: the same as no entry.
@@ -96,27 +90,75 @@ impl Limiter {
             tokens: capacity,
             updated: now,
         });
-        let elapsed = (now - bucket.updated).max(0) as f64;
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
+        bucket.tokens = refilled(bucket, now, capacity, rate);
         bucket.updated = now.max(bucket.updated);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            let wait = ((1.0 - bucket.tokens) / rate).ceil();
-            Err((wait as u64).clamp(1, 60))
+            Err(wait_secs(bucket.tokens, rate))
+        }
+    }
+
+    /// Whether [`Limiter::check`] would take a token for `key` now, changing nothing (an
+    /// absent key stays absent): `Err(seconds)` as there.
+    fn peek(&self, key: &Key, now: UnixSeconds) -> Result<(), u64> {
+        if self.limit.is_off() {
+            return Ok(());
+        }
+        let (capacity, rate) = self.shape();
+        let shard = self.shard(key);
+        match shard.buckets.get(key) {
+            Some(bucket) => {
+                let tokens = refilled(bucket, now, capacity, rate);
+                if tokens >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(wait_secs(tokens, rate))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Capacity and refill rate (tokens per second).
+    fn shape(&self) -> (f64, f64) {
+        let capacity = f64::from(self.limit.requests);
+        (capacity, capacity / f64::from(self.limit.window_secs))
+    }
+
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, Shard> {
+        // A poisoned shard only means another request panicked mid-update; the map is still
+        // a valid map of buckets.
+        match self.shards[usize::from(key[0]) % SHARDS].lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 }
 
-/// The token bucket of [`Limiter::check`] as one atomic Redis script. KEYS[1] is the bucket
-/// (a hash of `tokens` and `updated`); ARGV is capacity, window in seconds, now (Unix seconds,
-/// the application clock). Returns 0 when a token was taken, else the seconds until one is
-/// back. A bucket untouched for a whole window is full again, so it expires after one.
+/// The tokens `bucket` holds at `now`: refilled for the time elapsed, at most `capacity`.
+fn refilled(bucket: &Bucket, now: UnixSeconds, capacity: f64, rate: f64) -> f64 {
+    let elapsed = (now - bucket.updated).max(0) as f64;
+    (bucket.tokens + elapsed * rate).min(capacity)
+}
+
+/// Whole seconds until a bucket holding `tokens` (< 1) holds one, 1..=60.
+fn wait_secs(tokens: f64, rate: f64) -> u64 {
+    (((1.0 - tokens) / rate).ceil() as u64).clamp(1, 60)
+}
+
+/// The token bucket of [`Limiter::check`] and [`Limiter::peek`] as one atomic Redis script.
+/// KEYS[1] is the bucket (a hash of `tokens` and `updated`); ARGV is capacity, window in
+/// seconds, now (Unix seconds, the application clock), and `1` to take a token or `0` to only
+/// look. Returns 0 when a token was (or would be) taken, else the seconds until one is back.
+/// A bucket untouched for a whole window is full again, so it expires after one; looking
+/// writes nothing (an absent bucket stays absent).
 const BUCKET_SCRIPT: &str = r#"
 local capacity = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local take = ARGV[4] == '1'
 local rate = capacity / window
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
 local tokens = tonumber(state[1])
@@ -131,12 +173,14 @@ tokens = math.min(tokens + elapsed * rate, capacity)
 if now > updated then updated = now end
 local wait = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  if take then tokens = tokens - 1 end
 else
   wait = math.ceil((1 - tokens) / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(updated))
-redis.call('EXPIRE', KEYS[1], window)
+if take then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(updated))
+  redis.call('EXPIRE', KEYS[1], window)
+end
 return wait
 "#;
 
@@ -177,13 +221,14 @@ impl SharedBuckets {
         self.elapsed_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Takes one token from the shared bucket: `Ok(0)` when taken, `Ok(n)` when empty (`n`
-    /// seconds until a token is back).
-    async fn take(
+    /// Takes one token from the shared bucket (only looks with `op` [`Op::Peek`]): `Ok(0)`
+    /// when taken (or there to take), `Ok(n)` when empty (`n` seconds until a token is back).
+    async fn run(
         &self,
         limiter: &Limiter,
         key: &Key,
         now: UnixSeconds,
+        op: Op,
     ) -> Result<i64, RedisError> {
         let mut redis_key = String::with_capacity(self.prefix.len() + limiter.name.len() + 65);
         redis_key.push_str(&self.prefix);
@@ -195,11 +240,16 @@ impl SharedBuckets {
         let capacity = limiter.limit.requests.to_string();
         let window = limiter.limit.window_secs.to_string();
         let now = now.to_string();
+        let take: &[u8] = match op {
+            Op::Take => b"1",
+            Op::Peek => b"0",
+        };
         let args = [
             redis_key.as_bytes(),
             capacity.as_bytes(),
             window.as_bytes(),
             now.as_bytes(),
+            take,
         ];
         let sha = self.script_sha().await?;
         let mut cmd: Vec<&[u8]> = vec![b"EVALSHA".as_slice(), sha.as_bytes(), b"1".as_slice()];
@@ -271,14 +321,27 @@ impl SharedBuckets {
     }
 }
 
+/// What a check does to its bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Take a token, or say how long until there is one.
+    Take,
+    /// Only say whether there is a token (a budget spent only by failures is looked at
+    /// before the attempt and spent after it fails).
+    Peek,
+}
+
 /// Every limit of one server instance.
 #[derive(Debug)]
 pub struct RateLimiters {
     management_per_key: Limiter,
     management_per_ip: Limiter,
     oauth_per_client: Limiter,
+    client_auth_failures_per_ip: Limiter,
+    client_auth_failures_per_client_ip: Limiter,
     register_per_ip: Limiter,
     login_per_ip: Limiter,
+    authorize_per_ip: Limiter,
     /// `Some` with the `redis` backend.
     shared: Option<SharedBuckets>,
 }
@@ -302,8 +365,17 @@ impl RateLimiters {
             management_per_key: Limiter::new("management_per_key", c.management_per_key),
             management_per_ip: Limiter::new("management_per_ip", c.management_per_ip),
             oauth_per_client: Limiter::new("oauth_per_client", c.oauth_per_client),
+            client_auth_failures_per_ip: Limiter::new(
+                "client_auth_failures_per_ip",
+                c.client_auth_failures_per_ip,
+            ),
+            client_auth_failures_per_client_ip: Limiter::new(
+                "client_auth_failures_per_client_ip",
+                c.client_auth_failures_per_client_ip,
+            ),
             register_per_ip: Limiter::new("register_per_ip", c.register_per_ip),
             login_per_ip: Limiter::new("login_per_ip", c.login_per_ip),
+            authorize_per_ip: Limiter::new("authorize_per_ip", c.authorize_per_ip),
             shared,
         })
     }
@@ -317,11 +389,23 @@ impl RateLimiters {
         now: UnixSeconds,
         what: &str,
     ) -> Result<(), ApiError> {
+        self.run(limiter, key, now, Op::Take)
+            .await
+            .map_err(|retry_after| limited(what, retry_after))
+    }
+
+    /// `op` on `limiter`'s bucket for `key`, wherever the backend keeps it; `Err(seconds)`
+    /// when the bucket is empty.
+    async fn run(&self, limiter: &Limiter, key: &Key, now: UnixSeconds, op: Op) -> Result<(), u64> {
         if limiter.limit.is_off() {
             return Ok(());
         }
-        let outcome = match &self.shared {
-            Some(shared) if shared.available() => match shared.take(limiter, key, now).await {
+        let in_memory = || match op {
+            Op::Take => limiter.check(key, now),
+            Op::Peek => limiter.peek(key, now),
+        };
+        match &self.shared {
+            Some(shared) if shared.available() => match shared.run(limiter, key, now, op).await {
                 Ok(0) => {
                     shared.succeeded();
                     Ok(())
@@ -332,25 +416,99 @@ impl RateLimiters {
                 }
                 Err(error) => {
                     shared.failed(&error);
-                    limiter.check(key, now)
+                    in_memory()
                 }
             },
-            _ => limiter.check(key, now),
-        };
-        outcome.map_err(|retry_after| {
-            tracing::info!(limit = what, "rate limit reached");
-            ApiError::rate_limited(retry_after)
-        })
+            _ => in_memory(),
+        }
     }
 
-    /// Token, introspection and revocation: per client_id, checked after the credentials are
-    /// parsed and before the secret is verified, so secret guessing is limited too.
+    /// Before client authentication at the token, introspection and revocation endpoints:
+    /// 429 when the client address, or this client_id from this address, has used its budget
+    /// of failed authentications. Nothing is spent here (see
+    /// [`RateLimiters::client_authentication_failed`]), so a client that authenticates is
+    /// never limited by someone else's failures from another address.
+    pub async fn client_authentication_allowed(
+        &self,
+        client_id: &str,
+        ip: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<(), ApiError> {
+        self.run(
+            &self.client_auth_failures_per_ip,
+            &ip_key(ip),
+            now,
+            Op::Peek,
+        )
+        .await
+        .map_err(|wait| limited("client authentication failures per IP", wait))?;
+        self.run(
+            &self.client_auth_failures_per_client_ip,
+            &client_ip_key(client_id, ip),
+            now,
+            Op::Peek,
+        )
+        .await
+        .map_err(|wait| limited("client authentication failures per client_id and IP", wait))
+    }
+
+    /// After a failed client authentication: spends one of the address's failures and, for a
+    /// client that exists (`Some` client_id), one of that client_id's from this address. An
+    /// unknown client_id spends the address's only, so that made-up ids make no new buckets.
+    pub async fn client_authentication_failed(
+        &self,
+        existing_client_id: Option<&str>,
+        ip: IpAddr,
+        now: UnixSeconds,
+    ) {
+        // An empty bucket here only means that concurrent failures got past the look before
+        // it; the next attempt is refused.
+        let _ = self
+            .run(
+                &self.client_auth_failures_per_ip,
+                &ip_key(ip),
+                now,
+                Op::Take,
+            )
+            .await;
+        if let Some(client_id) = existing_client_id {
+            let _ = self
+                .run(
+                    &self.client_auth_failures_per_client_ip,
+                    &client_ip_key(client_id, ip),
+                    now,
+                    Op::Take,
+                )
+                .await;
+        }
+    }
+
+    /// Token, introspection and revocation, once the client has authenticated with its secret:
+    /// per client_id. Only a holder of the secret can spend this budget.
     pub async fn oauth_client(&self, client_id: &str, now: UnixSeconds) -> Result<(), ApiError> {
         self.check_or_429(
             &self.oauth_per_client,
             &digest(b"client", client_id.as_bytes()),
             now,
             "client_id",
+        )
+        .await
+    }
+
+    /// The same budget for a public client, which authenticates by its id alone (anyone may
+    /// send it): per client_id and client address, so that one address cannot spend the
+    /// budget of the client's every user.
+    pub async fn oauth_public_client(
+        &self,
+        client_id: &str,
+        ip: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<(), ApiError> {
+        self.check_or_429(
+            &self.oauth_per_client,
+            &client_ip_key(client_id, ip),
+            now,
+            "public client_id per IP",
         )
         .await
     }
@@ -381,6 +539,37 @@ impl RateLimiters {
         self.check_or_429(&self.login_per_ip, &ip_key(ip), now, "login per IP")
             .await
     }
+
+    /// `GET /oauth/authorize`, per client address. `Err` is the answer when the address is
+    /// over its limit: a page (this is a browser route), 429 with `Retry-After`.
+    pub async fn authorize_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), Response> {
+        match self
+            .run(&self.authorize_per_ip, &ip_key(ip), now, Op::Take)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(wait) => {
+                tracing::info!(limit = "authorize per IP", "rate limit reached");
+                let mut page = crate::html::message(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    &format!(
+                        "Too many sign-in requests came from your network. Wait {wait} seconds, then try again."
+                    ),
+                );
+                let h = page.headers_mut();
+                h.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Err(page)
+            }
+        }
+    }
+}
+
+/// The 429 of a limit named `what`.
+fn limited(what: &str, retry_after: u64) -> ApiError {
+    tracing::info!(limit = what, "rate limit reached");
+    ApiError::rate_limited(retry_after)
 }
 
 fn digest(kind: &[u8], value: &[u8]) -> Key {
@@ -394,6 +583,14 @@ fn digest(kind: &[u8], value: &[u8]) -> Key {
 fn ip_key(ip: IpAddr) -> Key {
     // An IPv4 client reached over an IPv6 socket counts as the same address.
     digest(b"ip", ip.to_canonical().to_string().as_bytes())
+}
+
+/// A client_id from one address (the address as [`ip_key`] counts it): the address's digest
+/// has a fixed length, so no two pairs give the same input.
+fn client_ip_key(client_id: &str, ip: IpAddr) -> Key {
+    let mut value = ip_key(ip).to_vec();
+    value.extend_from_slice(client_id.as_bytes());
+    digest(b"client-ip", &value)
 }
 
 /// Middleware for the management API: per client address, then per bearer credential (its
@@ -445,6 +642,55 @@ mod tests {
         assert_eq!(l.check(&k, 102), Err(2));
         // Another key has its own bucket.
         assert_eq!(l.check(&digest(b"t", b"b"), 102), Ok(()));
+    }
+
+    #[test]
+    fn peek_answers_as_check_would_and_changes_nothing() {
+        let l = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 2,
+                window_secs: 4,
+            },
+        );
+        let k = digest(b"t", b"a");
+        // An absent key has a token, and stays absent.
+        for _ in 0..5 {
+            assert_eq!(l.peek(&k, 100), Ok(()));
+        }
+        assert!(l
+            .shards
+            .iter()
+            .all(|s| s.lock().unwrap().buckets.is_empty()));
+        assert_eq!(l.check(&k, 100), Ok(()));
+        assert_eq!(l.peek(&k, 100), Ok(()));
+        assert_eq!(l.check(&k, 100), Ok(()));
+        // Empty: peek gives check's wait, and does not spend what refills.
+        assert_eq!(l.peek(&k, 100), Err(2));
+        assert_eq!(l.peek(&k, 101), Err(1));
+        assert_eq!(l.peek(&k, 102), Ok(()));
+        assert_eq!(l.peek(&k, 102), Ok(()));
+        assert_eq!(l.check(&k, 102), Ok(()));
+        assert_eq!(l.check(&k, 102), Err(2));
+        let off = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 0,
+                window_secs: 0,
+            },
+        );
+        assert_eq!(off.peek(&k, 1), Ok(()));
+    }
+
+    #[test]
+    fn client_ip_keys_differ_by_client_and_by_address() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_ne!(client_ip_key("c1", a), client_ip_key("c2", a));
+        assert_ne!(client_ip_key("c1", a), client_ip_key("c1", b));
+        assert_eq!(client_ip_key("c1", a), client_ip_key("c1", mapped));
+        assert_ne!(client_ip_key("c1", a), ip_key(a));
     }
 
     #[test]
@@ -507,6 +753,48 @@ mod tests {
             ..RateLimitsConfig::default()
         };
         RateLimiters::new(&config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The Lua script's look (`0`) answers as the in-memory peek, and writes nothing: an
+    /// absent bucket stays absent, an empty one is not spent or refilled by looking.
+    #[tokio::test]
+    async fn redis_peek_matches_the_memory_peek() {
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        let l = redis_limits(&prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"peek");
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{prefix}oauth_per_client:{hex}");
+        let exists = || async {
+            match shared
+                .pool
+                .command(&[b"EXISTS".as_slice(), name.as_bytes()])
+                .await
+            {
+                Ok(Reply::Int(n)) => n,
+                other => panic!("{other:?}"),
+            }
+        };
+        let peek = |now| l.run(&l.oauth_per_client, &k, now, Op::Peek);
+        for _ in 0..5 {
+            assert_eq!(peek(100).await, Ok(()));
+        }
+        assert_eq!(exists().await, 0, "looking created no bucket");
+        for _ in 0..3 {
+            assert_eq!(take(&l, &k, 100).await, Ok(()));
+        }
+        assert_eq!(peek(100).await, Err(2));
+        assert_eq!(peek(101).await, Err(1));
+        assert_eq!(peek(102).await, Ok(()));
+        assert_eq!(peek(102).await, Ok(()));
+        assert_eq!(take(&l, &k, 102).await, Ok(()));
+        assert_eq!(peek(102).await, Err(2));
+        assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
+        let deleted = shared
+            .pool
+            .command(&[b"DEL".as_slice(), name.as_bytes()])
+            .await;
+        assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
     }
 
     async fn take(l: &RateLimiters, key: &Key, now: UnixSeconds) -> Result<(), u64> {

@@ -43,6 +43,11 @@ pub enum StoreError {
     /// The database cannot be reached right now; worth retrying later.
     #[error("database unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused a value it was given: text it cannot hold (a NUL byte on
+    /// PostgreSQL), or a value too large for an index. The request's mistake, not the server's;
+    /// the detail is the database's message, logged, never shown to a caller.
+    #[error("the database refused a value: {0}")]
+    InvalidInput(String),
     /// Anything else: a bug or a corrupt row. Logged, never shown to a caller.
     #[error("storage error: {0}")]
     Internal(String),
@@ -62,6 +67,13 @@ impl From<sqlx::Error> for StoreError {
                     }) =>
             {
                 StoreError::Unavailable(Box::new(e))
+            }
+            sqlx::Error::Database(db)
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| is_invalid_input_code(pg.code())) =>
+            {
+                StoreError::InvalidInput(db.message().to_owned())
             }
             // SQLITE_BUSY (and its extended codes): another process held the write lock for
             // longer than the busy timeout.
@@ -112,6 +124,14 @@ pub(crate) fn is_contention(e: &StoreError) -> bool {
             .is_some_and(|pg| is_contention_code(pg.code())),
         _ => false,
     }
+}
+
+/// PostgreSQL SQLSTATEs that say "this value cannot be stored or compared", whatever the
+/// database's state: a data exception (class 22: among them 22021, a NUL byte in text, and
+/// 22P05, a character the encoding lacks) or a program limit (54000: an index row larger than
+/// the index allows). Retrying the same request fails the same way.
+fn is_invalid_input_code(code: &str) -> bool {
+    code.starts_with("22") || code == "54000"
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -750,7 +770,18 @@ pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Arc<dyn Store
 
 #[cfg(test)]
 mod tests {
-    use super::is_unavailable_code;
+    use super::{is_invalid_input_code, is_unavailable_code};
+
+    #[test]
+    fn data_exceptions_and_program_limits_are_invalid_input() {
+        for code in ["22021", "22P05", "22001", "22P02", "54000"] {
+            assert!(is_invalid_input_code(code), "{code}");
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "08006", "42601", "54001", "40001", "53300"] {
+            assert!(!is_invalid_input_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn connection_sqlstates_are_unavailable_others_are_not() {

@@ -12,7 +12,9 @@
 //! otherwise ───────────────────→ 302 <consent page>?consent_token=..
 //! ```
 
-use axum::extract::{OriginalUri, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,10 +43,19 @@ pub(crate) fn found(location: &str) -> Response {
 
 async fn authorize(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     // The URI as requested, `/v2` prefix included, for the way back after signing in.
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
+    // Per client address, before anything is read (docs/rate-limits.md): 429, a page.
+    if let Err(page) = state
+        .rate_limits
+        .authorize_ip(peer.ip(), state.clock.now())
+        .await
+    {
+        return Ok(page);
+    }
     let raw = uri.query().unwrap_or("");
     // Repeats are kept: the request's own checks refuse them, in their order.
     let Ok(pairs) = crate::form::decode(raw.as_bytes()) else {

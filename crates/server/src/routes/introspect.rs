@@ -6,7 +6,9 @@
 //! scope from a first-party client) sees the tokens of the organization's own clients and the
 //! tokens its members granted to third-party clients, nothing else.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -39,10 +41,11 @@ enum Introspector {
 
 async fn introspect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
-    let who = introspector(&state, &headers, &params).await?;
+    let who = introspector(&state, peer.ip(), &headers, &params).await?;
     let token = params.require("token")?;
     // `token_type_hint` may be ignored (§2.1): a JWT is an access token, anything else is
     // looked up as a refresh token.
@@ -165,12 +168,13 @@ async fn visible_to_org(
 /// acting for its user.
 async fn introspector(
     state: &AppState,
+    peer: IpAddr,
     headers: &HeaderMap,
     params: &OAuthParams,
 ) -> Result<Introspector, ApiError> {
     let creds = ClientCredentials::from_request(headers, params)?;
     if let Some(c @ (ClientCredentials::Basic { .. } | ClientCredentials::Post { .. })) = &creds {
-        let client = authenticate_client(state, c).await?;
+        let client = authenticate_client(state, c, peer).await?;
         return Ok(Introspector::Client(Box::new(client.client)));
     }
     if let Some(credential) = bearer_token(headers) {
@@ -219,6 +223,7 @@ async fn introspector(
 /// token was known, valid, or the client's (§2.2), so that it reveals nothing about tokens.
 async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
@@ -228,7 +233,7 @@ async fn revoke(
             "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
         ));
     };
-    let client = authenticate_client(&state, &creds).await?.client;
+    let client = authenticate_client(&state, &creds, peer.ip()).await?.client;
     let token = params.require("token")?;
     if jwt::looks_like_jwt(token) {
         let now = state.clock.now();

@@ -11,7 +11,7 @@
 //!                                                   └─► anything else: unsupported_grant_type
 //! ```
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -26,6 +26,7 @@ use oauth_store::{
 };
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::audit::{self, Event, EventKind};
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
 
 async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
@@ -58,7 +60,7 @@ async fn token(
             "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
         ));
     };
-    let client = authenticate_client(&state, &creds).await?;
+    let client = authenticate_client(&state, &creds, peer.ip()).await?;
     let response = match grant_type {
         "authorization_code" => authorization_code(&state, &client, &params).await?,
         "refresh_token" => refresh_token(&state, &client, &params).await?,

@@ -3,6 +3,9 @@
 //! HTTP tests: each test starts the real server in-process on 127.0.0.1:0 with its own SQLite
 //! file, and talks to it over HTTP. One test binary for all of them.
 
+/// Fresh PostgreSQL databases, shared with the storage tests.
+#[path = "../../../store/tests/support/mod.rs"]
+mod db;
 mod oauth_support;
 mod support;
 
@@ -16,6 +19,7 @@ mod discovery;
 mod errors;
 mod flow;
 mod grants;
+mod hostile_input;
 mod introspect;
 mod jwks;
 mod login;

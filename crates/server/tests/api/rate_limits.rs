@@ -1,10 +1,12 @@
 //! In-process request-rate limits (docs/rate-limits.md): 429 with `Retry-After` and the JSON
 //! error body, per key, per address and per client_id; recovery as the (injected) clock moves.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use oauth_server::clock::ManualClock;
 use oauth_server::config::RateLimit;
+use oauth_store::SecurityEventFilter;
 use serde_json::{json, Value};
 
 use crate::oauth_support::{basic, cc_client, post_form};
@@ -150,8 +152,189 @@ async fn registration_is_limited_per_address() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// An HTTP client whose connections come from `ip` (a loopback address other than the
+/// server's own 127.0.0.1 stands for another machine).
+pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from(ip))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+
+/// POSTs a form to `path` through `http`: status, Retry-After, body.
+pub async fn post_form_with(
+    http: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    auth: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
+    let mut req = http.post(app.at(path)).form(form);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let r = req.send().await.unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = crate::support::status_json(r).await;
+    (status, retry_after, body)
+}
+
+async fn failed_authentications(app: &TestApp) -> usize {
+    let filter = SecurityEventFilter {
+        kind: Some("client.authentication_failed".into()),
+        ..SecurityEventFilter::default()
+    };
+    app.server
+        .store
+        .list_security_events(&filter, 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Failed client authentication is limited per address and per (client_id, address), looked
+/// at before the secret is checked and spent only by failures: a flood of wrong secrets from
+/// one address locks out that address (even with the right secret), never the client itself
+/// elsewhere.
 #[tokio::test]
-async fn token_endpoint_is_limited_per_client_before_the_secret_check() {
+async fn token_endpoint_limits_failed_authentication_before_the_secret_check() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        // Two failures per client_id and address (one back every 32 s); three per address
+        // (one back every 16 s).
+        c.rate_limits.client_auth_failures_per_client_ip = limit(2, 64);
+        c.rate_limits.client_auth_failures_per_ip = limit(3, 48);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    let (id2, secret2) = cc_client(&app).await;
+    let attacker = client_from(ATTACKER);
+    let client = &app.http;
+    let form = [("grant_type", "client_credentials")];
+    let token = |http: &reqwest::Client, auth: String| {
+        let http = http.clone();
+        let app = &app;
+        async move { post_form_with(&http, app, "/oauth/token", Some(&auth), &form).await }
+    };
+
+    // Wrong secrets for a known client_id from another address: 401 each.
+    for _ in 0..2 {
+        let (status, _, body) = token(&attacker, basic(&id, "wrong")).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client");
+    }
+    // That pair has used its failures: refused before the secret is checked, right or wrong.
+    let (status, retry_after, body) = token(&attacker, basic(&id, &secret)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("32"));
+    assert_rate_limited(&body);
+    // The client itself, from its own address, is not affected: token and introspection.
+    for _ in 0..3 {
+        let (status, _, body) = token(client, basic(&id, &secret)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, body) = post_form_with(
+        client,
+        &app,
+        "/oauth/introspect",
+        Some(&basic(&id, &secret)),
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!((status, &body), (200, &json!({"active": false})));
+
+    // The address's third failure (another client) spends its own budget: after that, every
+    // client_id from there is refused before any lookup, made-up ones included.
+    let (status, _, body) = token(&attacker, basic(&id2, "wrong")).await;
+    assert_eq!(status, 401, "{body}");
+    for auth in [basic(&id2, &secret2), basic("made-up-client", "x")] {
+        let (status, retry_after, body) = token(&attacker, auth).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(retry_after.as_deref(), Some("16"));
+    }
+    let (status, _, body) = post_form_with(
+        &attacker,
+        &app,
+        "/oauth/revoke",
+        Some(&basic(&id2, &secret2)),
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!(status, 429, "revocation shares the budget: {body}");
+    let (status, _, body) = token(client, basic(&id2, &secret2)).await;
+    assert_eq!(status, 200, "{body}");
+    // Audited as before: one event per wrong secret for a known client, none for a refusal.
+    assert_eq!(failed_authentications(&app).await, 3);
+
+    // Budgets come back with time; a success spends none of them.
+    clock.advance(16);
+    for _ in 0..2 {
+        let (status, _, body) = token(&attacker, basic(&id2, &secret2)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry_after, _) = token(&attacker, basic(&id, &secret)).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("16")));
+    clock.advance(16);
+    let (status, _, body) = token(&attacker, basic(&id, &secret)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Unknown client_ids spend the address's failure budget (not one per made-up id).
+#[tokio::test]
+async fn unknown_client_ids_count_against_the_address() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.rate_limits.client_auth_failures_per_ip = limit(2, 60);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    let attacker = client_from(ATTACKER);
+    for n in 0..2 {
+        let (status, _, body) = post_form_with(
+            &attacker,
+            &app,
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &format!("guess-{n}")),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client"))
+        );
+    }
+    let form = [("grant_type", "client_credentials")];
+    let auth = basic(&id, &secret);
+    let (status, retry_after, body) =
+        post_form_with(&attacker, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(
+        (status, retry_after.as_deref()),
+        (429, Some("30")),
+        "{body}"
+    );
+    assert_rate_limited(&body);
+    let (status, _, body) =
+        post_form_with(&app.http, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(status, 200, "{body}");
+    // Unknown ids are logged, not stored (the audit rule), and still counted here.
+    assert_eq!(failed_authentications(&app).await, 0);
+}
+
+/// The client's request budget (`oauth_per_client`) is spent only once it has authenticated:
+/// wrong secrets spend none of it. A public client, which authenticates by its id alone, has
+/// it per address.
+#[tokio::test]
+async fn a_clients_request_budget_is_spent_only_after_it_authenticates() {
     let clock = Arc::new(ManualClock::new(NOW));
     let app = TestApp::spawn_with_clock(clock.clone(), |c| {
         c.rate_limits.oauth_per_client = limit(2, 2);
@@ -159,33 +342,80 @@ async fn token_endpoint_is_limited_per_client_before_the_secret_check() {
     .await;
     let (id, secret) = cc_client(&app).await;
     let (id2, secret2) = cc_client(&app).await;
+    let public = app
+        .create_client(&app.admin_key, crate::support::public_client("Public"))
+        .await;
+    let public_id = public["client_id"].as_str().unwrap().to_owned();
+    let attacker = client_from(ATTACKER);
     let form = [("grant_type", "client_credentials")];
-    let r = post_form(&app, "/oauth/token", Some(&basic(&id, &secret)), &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    // A wrong secret spends a token as well: guessing is limited.
-    let r = post_form(&app, "/oauth/token", Some(&basic(&id, "wrong")), &form).await;
-    assert_eq!(r.status, 401, "{}", r.body);
-    let r = post_form(&app, "/oauth/token", Some(&basic(&id, &secret)), &form).await;
-    assert_eq!(r.status, 429, "{}", r.body);
-    assert_eq!(r.header("retry-after"), Some("1"));
-    assert_rate_limited(&r.body);
-    // Introspection and revocation share the client's bucket.
-    let r = post_form(
+    for _ in 0..5 {
+        let (status, _, body) = post_form_with(
+            &attacker,
+            &app,
+            "/oauth/token",
+            Some(&basic(&id, "wrong")),
+            &form,
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let auth = basic(&id, &secret);
+    for _ in 0..2 {
+        let (status, _, body) =
+            post_form_with(&app.http, &app, "/oauth/token", Some(&auth), &form).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry_after, body) =
+        post_form_with(&app.http, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
+    assert_rate_limited(&body);
+    // Introspection and revocation share the client's bucket; another client is unaffected.
+    let (status, _, _) = post_form_with(
+        &app.http,
         &app,
         "/oauth/introspect",
-        Some(&basic(&id, &secret)),
+        Some(&auth),
         &[("token", "x")],
     )
     .await;
-    assert_eq!(r.status, 429, "{}", r.body);
-
-    // A second client is unaffected.
-    let r = post_form(&app, "/oauth/token", Some(&basic(&id2, &secret2)), &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-
+    assert_eq!(status, 429);
+    let (status, _, body) = post_form_with(
+        &app.http,
+        &app,
+        "/oauth/token",
+        Some(&basic(&id2, &secret2)),
+        &form,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     clock.advance(1);
-    let r = post_form(&app, "/oauth/token", Some(&basic(&id, &secret)), &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let (status, _, body) =
+        post_form_with(&app.http, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A public client (revocation accepts its id alone): per client_id and address.
+    let revoke = |http: reqwest::Client| {
+        let public_id = public_id.clone();
+        let app = &app;
+        async move {
+            post_form_with(
+                &http,
+                app,
+                "/oauth/revoke",
+                None,
+                &[("client_id", &public_id), ("token", "x")],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        let (status, _, body) = revoke(attacker.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, body) = revoke(attacker.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    let (status, _, body) = revoke(app.http.clone()).await;
+    assert_eq!(status, 200, "the public client's other users: {body}");
 }
 
 #[tokio::test]
@@ -230,4 +460,72 @@ async fn login_posts_are_limited_per_address() {
     assert_eq!(r.status(), 200);
     clock.advance(5);
     assert_eq!(post().await.status(), 403);
+}
+
+/// Consent requests stored (each authorize request that reaches the consent step makes one).
+async fn consent_requests(app: &TestApp) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM consent_requests")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    n
+}
+
+/// `GET /oauth/authorize` is limited per client address (root and `/v2` share the bucket):
+/// 429 with `Retry-After` and a page, before anything is read or stored.
+#[tokio::test]
+async fn authorize_is_limited_per_address_with_a_page() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        // Two at once, then one every 4 s.
+        c.rate_limits.authorize_per_ip = limit(2, 8);
+    })
+    .await;
+    let c = app
+        .create_client(&app.admin_key, crate::flow::code_client("App"))
+        .await;
+    let path = crate::flow::path_of(&crate::flow::standard_params(
+        c["client_id"].as_str().unwrap(),
+    ));
+    let authorize = |http: reqwest::Client, path: String| {
+        let app = &app;
+        async move {
+            http.get(app.at(&path))
+                .bearer_auth(&app.admin_key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for p in [path.clone(), format!("/v2{path}")] {
+        let r = authorize(app.http.clone(), p).await;
+        assert_eq!(r.status(), 302);
+    }
+    assert_eq!(consent_requests(&app).await, 2);
+    let r = authorize(app.http.clone(), path.clone()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "4");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Too many requests"), "{page}");
+    assert!(page.contains("Wait 4 seconds"), "{page}");
+    // Refused before anything was read or stored.
+    assert_eq!(consent_requests(&app).await, 2);
+    // Another address has its own bucket.
+    let r = authorize(client_from(ATTACKER), path.clone()).await;
+    assert_eq!(r.status(), 302);
+    clock.advance(4);
+    let r = authorize(app.http.clone(), path).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(consent_requests(&app).await, 4);
 }

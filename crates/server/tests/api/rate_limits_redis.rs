@@ -13,6 +13,7 @@ use oauth_server::Config;
 use serde_json::{json, Value};
 
 use crate::oauth_support::{basic, cc_client};
+use crate::rate_limits::{client_from, ATTACKER};
 use crate::support::{status_json, TestApp};
 
 const NOW: i64 = 1_900_000_000;
@@ -250,6 +251,102 @@ async fn a_client_id_has_one_budget_across_instances_of_one_database() {
     assert_rate_limited(status, retry_after.as_deref(), &body, "20");
     clock.advance(20);
     let (status, _, body) = token(b.url()).await;
+    assert_eq!(status, 200, "{body}");
+    b.stop().await.unwrap();
+    keys.clean().await;
+}
+
+/// Failed client authentication on Redis: the failure budgets are shared by the instances,
+/// looked at without being spent (an address that never failed gets no bucket), spent by
+/// failures only, and never stop the client's own requests from another address.
+#[tokio::test]
+async fn failure_budgets_are_shared_looked_at_and_spent_only_by_failures() {
+    let keys = Keys::new();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let configure = |c: &mut Config| {
+        c.rate_limits.client_auth_failures_per_client_ip = limit(2, 64);
+        c.rate_limits.client_auth_failures_per_ip = limit(5, 60);
+        c.rate_limits.backend = redis_backend(&redis_url(), &keys.prefix);
+    };
+    let a = TestApp::spawn_with_clock(clock.clone(), configure).await;
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: a.database_url.clone(),
+        ..Default::default()
+    };
+    configure(&mut config);
+    config.check().unwrap();
+    let b = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
+        .await
+        .unwrap();
+    let (id, secret) = cc_client(&a).await;
+    let attacker = client_from(ATTACKER);
+    let token = |http: &reqwest::Client, url: String, auth: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("{url}/oauth/token"))
+                .header("authorization", auth)
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = status_json(r).await;
+            (status, retry_after, body)
+        }
+    };
+    // One wrong secret on each instance spends the pair's shared budget.
+    for url in [a.url.clone(), b.url()] {
+        let (status, _, body) = token(&attacker, url, basic(&id, "wrong")).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    for url in [a.url.clone(), b.url()] {
+        let (status, retry_after, body) = token(&attacker, url, basic(&id, &secret)).await;
+        assert_rate_limited(status, retry_after.as_deref(), &body, "32");
+    }
+    // The client, from its own address, on either instance.
+    for url in [a.url.clone(), b.url()] {
+        let (status, _, body) = token(&a.http, url, basic(&id, &secret)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // In Redis: the pair's bucket is empty, the attacker's address has 3 of 5 left, and the
+    // client's address, only looked at, has no failure bucket at all.
+    let stored = keys.list().await;
+    let named = |limit: &str| -> Vec<String> {
+        stored
+            .iter()
+            .filter(|k| k.starts_with(&format!("{}{limit}:", keys.prefix)))
+            .cloned()
+            .collect()
+    };
+    let pair = named("client_auth_failures_per_client_ip");
+    assert_eq!(pair.len(), 1, "{stored:?}");
+    assert_eq!(
+        keys.get(&pair[0], "tokens").await,
+        Reply::Bulk(Some(b"0".to_vec()))
+    );
+    let per_ip = named("client_auth_failures_per_ip");
+    assert_eq!(per_ip.len(), 1, "only the address that failed: {stored:?}");
+    assert_eq!(
+        keys.get(&per_ip[0], "tokens").await,
+        Reply::Bulk(Some(b"3".to_vec()))
+    );
+    let ttl = keys.ttl(&pair[0]).await;
+    assert!((1..=64).contains(&ttl), "ttl {ttl}");
+    // The client's request budget was spent by its two successes only.
+    let per_client = named("oauth_per_client");
+    assert_eq!(per_client.len(), 1, "{stored:?}");
+    assert_eq!(
+        keys.get(&per_client[0], "tokens").await,
+        Reply::Bulk(Some(b"198".to_vec()))
+    );
+    // A failure back after 32 s, on either instance.
+    clock.advance(32);
+    let (status, _, body) = token(&attacker, b.url(), basic(&id, &secret)).await;
     assert_eq!(status, 200, "{body}");
     b.stop().await.unwrap();
     keys.clean().await;

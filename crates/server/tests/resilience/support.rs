@@ -45,7 +45,10 @@ pub fn config_file(dir: &Path, name: &str, extra: &str) -> std::path::PathBuf {
              login_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              management_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              management_per_key = {{ requests = 0, window_secs = 0 }}\n\
-             oauth_per_client = {{ requests = 0, window_secs = 0 }}\n"
+             oauth_per_client = {{ requests = 0, window_secs = 0 }}\n\
+             client_auth_failures_per_ip = {{ requests = 0, window_secs = 0 }}\n\
+             client_auth_failures_per_client_ip = {{ requests = 0, window_secs = 0 }}\n\
+             authorize_per_ip = {{ requests = 0, window_secs = 0 }}\n"
         ),
     )
     .unwrap();
