@@ -999,6 +999,48 @@ description = "Read"
     }
 
     #[test]
+    fn an_old_registration_section_starts_with_warnings_and_nothing_refused_is_kept() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[registration]
+organization = "mcp-clients"
+default_scopes = ["admin", "voice"]
+refresh_family_lifetime_secs = 1
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        // An unknown key is still an error, so the stray line above must go first.
+        assert!(Config::load(&args).is_err());
+        std::fs::write(
+            &path,
+            "[registration]\norganization = \"mcp-clients\"\ndefault_scopes = [\"admin\", \"voice\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.registration.default_scopes, vec!["voice"]);
+        assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
+        assert!(c.notices[0].contains("registration.organization"));
+        assert!(c.notices[1].contains("default_scopes") && c.notices[1].contains("admin"));
+        // By default, registrations get every scope open to third parties, and no warning.
+        let c = Config::load(&ConfigArgs::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.notices.is_empty());
+        assert!(!c.registration.default_scopes.contains(&"admin".to_owned()));
+        // client_credentials registration needs the initial access token.
+        let args = ConfigArgs {
+            registration_allow_client_credentials: Some(true),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
     fn tokens_section_and_flags() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");
