@@ -1,4 +1,4 @@
-//! Pagination (CONTRACT.md): `page[number]` ≥ 1 (default 1), `page[size]` 1..=100 (default 20).
+//! Pagination (docs/api.md): `page[number]` ≥ 1 (default 1), `page[size]` 1..=100 (default 20).
 
 use oauth_wire::PageMeta;
 

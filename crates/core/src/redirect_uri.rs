@@ -1,5 +1,5 @@
 //! Redirect URIs: which ones a client may register (RFC 8252, RFC 9700 §4.1) and how a presented
-//! URI is matched against the registered ones (CONTRACT.md: exact string match, except the port of
+//! URI is matched against the registered ones (docs/api.md: exact string match, except the port of
 //! a loopback URI, RFC 8252 §7.3).
 
 use std::net::{Ipv4Addr, Ipv6Addr};

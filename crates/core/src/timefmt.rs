@@ -1,4 +1,4 @@
-//! RFC 3339 rendering of stored times (CONTRACT.md: timestamps are RFC 3339 UTC strings).
+//! RFC 3339 rendering of stored times (docs/api.md: timestamps are RFC 3339 UTC strings).
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

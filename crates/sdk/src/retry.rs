@@ -1,4 +1,4 @@
-//! When to retry and how long to wait, as the official Telnyx SDKs decide it (SDK-WIRE.md,
+//! When to retry and how long to wait, as the official Telnyx SDKs decide it (docs/api.md,
 //! "Retries"). Pure functions, so the rules are tested without a network.
 
 use std::time::{Duration, SystemTime};

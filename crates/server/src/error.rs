@@ -1,4 +1,4 @@
-//! `ApiError`: every failure a handler returns, turned into the JSON body of CONTRACT.md
+//! `ApiError`: every failure a handler returns, turned into the JSON body of docs/api.md
 //! (`{"error", "error_description", "errors"?}`) with the right status and headers.
 //!
 //! Internal failures are logged with their detail and answered with a generic message: no SQL,

@@ -1,4 +1,4 @@
-//! The error body every endpoint answers with (CONTRACT.md, "error body").
+//! The error body every endpoint answers with (docs/api.md, "error body").
 
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 //! - `GET /consent?consent_token=..` (browser, session cookie): the HTML page. Allow and Deny
 //!   post a form to `/oauth/grants` with a CSRF token derived from the session; the answer is
 //!   a 303 to the client.
-//! - `GET /oauth/consent/{consent_token}` and `POST /oauth/grants` with JSON (CONTRACT.md,
+//! - `GET /oauth/consent/{consent_token}` and `POST /oauth/grants` with JSON (docs/api.md,
 //!   steps 2 and 3): for an external consent app or a headless client. The user is identified
 //!   by `Authorization: Bearer <API key>` or by the session cookie; a cookie-authenticated JSON
 //!   `POST` must also send the session's CSRF token in `X-CSRF-Token`.

@@ -1,5 +1,5 @@
 //! The HTTP surface: one router function per module, mounted at the root and under `/v2`
-//! (CONTRACT.md, "Paths").
+//! (docs/api.md, "Paths").
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, Request, StatusCode, Uri};
