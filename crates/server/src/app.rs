@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{redact_url, Config};
 use crate::maintenance;
 use crate::routes;
+use crate::serve::{self, ConnectionLimits};
 use crate::signing::{self, KeyRing};
 use crate::state::AppState;
 
@@ -122,23 +123,16 @@ pub async fn start_with_clock(
         issuer: issuer.clone().into(),
         keys: keys.clone(),
     };
+    let limits = ConnectionLimits::from(&state.config.server);
     let background = maintenance::spawn(&state);
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        // The peer address feeds the per-address login limit.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop_rx => {}
-            }
-        })
-        .await
-    });
+    let task = tokio::spawn(serve::serve(listener, app, limits, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop_rx => {}
+        }
+    }));
     tracing::info!(%addr, %issuer, "listening");
     Ok(RunningServer {
         addr,

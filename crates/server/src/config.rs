@@ -22,6 +22,9 @@ pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -45,6 +48,20 @@ pub struct ConfigArgs {
     /// Largest accepted request body, in bytes [default: 65536].
     #[arg(long, env = "OAUTH_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
+    /// Longest time a client may take to send a request's head (request line and headers), in
+    /// milliseconds, counted from the accept (first request) or from the request's first byte
+    /// (later requests on a kept-alive connection); then the connection is closed
+    /// [default: 10000].
+    #[arg(long, env = "OAUTH_HEADER_READ_TIMEOUT_MS", global = true)]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Seconds a connection may stay open without a request, or with a request that moves no
+    /// byte, before the server closes it [default: 60].
+    #[arg(long, env = "OAUTH_IDLE_TIMEOUT_SECS", global = true)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections served at once; past it the server accepts no new connection until one
+    /// closes (they wait in the listen queue) [default: 1024].
+    #[arg(long, env = "OAUTH_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
     /// Dynamic client registration: `open` or `token` (an initial access token is required).
     #[arg(long, env = "OAUTH_REGISTRATION_MODE", global = true)]
     pub registration_mode: Option<RegistrationMode>,
@@ -167,6 +184,7 @@ struct FileConfig {
     issuer: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    server: Option<FileServer>,
     audit: Option<FileAudit>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
@@ -175,6 +193,14 @@ struct FileConfig {
     tokens: Option<FileTokens>,
     authorization: Option<FileAuthorization>,
     rate_limits: Option<FileRateLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,6 +266,7 @@ pub struct Config {
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub server: ServerConfig,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
@@ -249,6 +276,28 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
     pub rate_limits: RateLimitsConfig,
+}
+
+/// Connections (`[server]`): what one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The longest time to receive a request's head, from the accept (first request) or from
+    /// its first byte (later requests on a kept-alive connection).
+    pub header_read_timeout_ms: u64,
+    /// How long a connection may stay without a request, or with a request that moves no byte.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; past it, no connection is accepted until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// The audit trail (`[audit]`).
@@ -461,6 +510,7 @@ impl fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
+            .field("server", &self.server)
             .field("audit", &self.audit)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
@@ -493,6 +543,7 @@ impl Default for Config {
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
+            server: ServerConfig::default(),
             audit: AuditConfig::default(),
             registration: RegistrationConfig {
                 mode: RegistrationMode::Open,
@@ -541,6 +592,16 @@ impl Config {
         }
         if let Some(v) = args.log_format.or(file.log_format) {
             config.log_format = v;
+        }
+        let srv = file.server.unwrap_or_default();
+        if let Some(v) = args.header_read_timeout_ms.or(srv.header_read_timeout_ms) {
+            config.server.header_read_timeout_ms = v;
+        }
+        if let Some(v) = args.idle_timeout_secs.or(srv.idle_timeout_secs) {
+            config.server.idle_timeout_secs = v;
+        }
+        if let Some(v) = args.max_connections.or(srv.max_connections) {
+            config.server.max_connections = v;
         }
         if let Some(v) = args
             .audit_retention_days
@@ -665,6 +726,16 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("configuration: max_body_bytes must be at least 1024");
+        }
+        let srv = &self.server;
+        if !(100..=300_000).contains(&srv.header_read_timeout_ms) {
+            bail!("configuration: server.header_read_timeout_ms must be between 100 and 300000");
+        }
+        if !(1..=3600).contains(&srv.idle_timeout_secs) {
+            bail!("configuration: server.idle_timeout_secs must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&srv.max_connections) {
+            bail!("configuration: server.max_connections must be between 1 and 1000000");
         }
         if self.registration.mode == RegistrationMode::Token
             && self.registration.initial_access_token_hash.is_none()
@@ -1066,6 +1137,85 @@ register_per_ip = { requests = 0, window_secs = 0 }
         };
         assert!(Config::load(&zero).is_err());
         std::fs::write(&path, "[audit]\nkeep_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn server_section_and_flags() {
+        let d = Config::default().server;
+        assert_eq!(
+            (
+                d.header_read_timeout_ms,
+                d.idle_timeout_secs,
+                d.max_connections
+            ),
+            (10_000, 60, 1024)
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.server,
+            ServerConfig {
+                header_read_timeout_ms: 2500,
+                idle_timeout_secs: 30,
+                max_connections: 64
+            }
+        );
+        // Flags (and OAUTH_* variables) win over the file.
+        let flags = ConfigArgs {
+            header_read_timeout_ms: Some(500),
+            idle_timeout_secs: Some(5),
+            max_connections: Some(8),
+            ..args.clone()
+        };
+        let c = Config::load(&flags).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                c.server.header_read_timeout_ms,
+                c.server.idle_timeout_secs,
+                c.server.max_connections
+            ),
+            (500, 5, 8)
+        );
+        for bad in [
+            ConfigArgs {
+                header_read_timeout_ms: Some(99),
+                ..args.clone()
+            },
+            ConfigArgs {
+                header_read_timeout_ms: Some(300_001),
+                ..args.clone()
+            },
+            ConfigArgs {
+                idle_timeout_secs: Some(0),
+                ..args.clone()
+            },
+            ConfigArgs {
+                idle_timeout_secs: Some(3601),
+                ..args.clone()
+            },
+            ConfigArgs {
+                max_connections: Some(0),
+                ..args.clone()
+            },
+            ConfigArgs {
+                max_connections: Some(1_000_001),
+                ..args.clone()
+            },
+        ] {
+            assert!(Config::load(&bad).is_err(), "{bad:?}");
+        }
+        std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
     }
 

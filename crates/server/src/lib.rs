@@ -22,6 +22,7 @@ pub mod oauth_request;
 pub mod rate_limit;
 pub mod resp;
 pub mod routes;
+pub mod serve;
 pub mod session;
 pub mod signing;
 pub mod state;

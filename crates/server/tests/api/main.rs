@@ -11,6 +11,7 @@ mod audit;
 mod authorize;
 mod clients;
 mod code_grant;
+mod connections;
 mod consent;
 mod discovery;
 mod errors;
