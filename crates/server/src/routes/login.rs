@@ -163,7 +163,7 @@ async fn login(
     let since = now - a.login_failure_window_secs;
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
     let account_key = format!("account:{email}");
-    let ip_key = format!("ip:{}", peer.ip());
+    let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
     let account_failures = state.store.login_failures(&account_key, since).await?;
     let ip_failures = state.store.login_failures(&ip_key, since).await?;
     if account_failures >= a.login_max_failures_per_account
