@@ -2,9 +2,12 @@
 //!
 //! - The login form is protected against login CSRF by a double-submit value: a random cookie
 //!   set with the form, echoed in a hidden field, compared in constant time.
-//! - Failed logins are counted in the database per account and per client address within a
-//!   window (so the limit holds across instances); once a limit is reached, the form answers
-//!   429 without checking the password.
+//! - Failed logins are counted in the database per account and per client address (an IPv6
+//!   address by its /64) within a window, so the limit holds across instances. Each attempt is
+//!   counted as a failure before its password is checked, atomically with the check of the
+//!   limits, and given back when it succeeds: concurrent attempts cannot get more password
+//!   checks than the limit. Once a limit is reached, the form answers 429 without checking the
+//!   password.
 //! - An unknown email and a wrong password get the same message, and both run argon2 (on a
 //!   blocking thread), so neither the text nor the timing tells which it was.
 //! - `return_to` is followed only when it is a same-origin path (`oauth_core::return_to`).
@@ -22,7 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use oauth_core::return_to::safe_return_to;
 use oauth_core::secret;
-use oauth_store::NewSession;
+use oauth_store::{LoginReservation, NewSession};
 use rand::rngs::OsRng;
 
 use crate::accounts::{hash_password, normalize_email};
@@ -164,16 +167,22 @@ async fn login(
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
     let account_key = format!("account:{email}");
     let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
-    let account_failures = state.store.login_failures(&account_key, since).await?;
-    let ip_failures = state.store.login_failures(&ip_key, since).await?;
-    if account_failures >= a.login_max_failures_per_account
-        || ip_failures >= a.login_max_failures_per_ip
-    {
-        let limit = if account_failures >= a.login_max_failures_per_account {
-            "account"
-        } else {
-            "address"
-        };
+    // The attempt is recorded as a failure before its password is checked, in one step with the
+    // check of the limits: of any number of concurrent attempts, at most the limit get to a
+    // password check. A success, or an attempt that checks nothing, gives it back.
+    let reservation = state
+        .store
+        .reserve_login_attempt(
+            &[
+                (account_key.clone(), a.login_max_failures_per_account),
+                (ip_key.clone(), a.login_max_failures_per_ip),
+            ],
+            now,
+            since,
+        )
+        .await?;
+    if let LoginReservation::Limited(which) = reservation {
+        let limit = if which == 0 { "account" } else { "address" };
         audit::record(
             state.store.as_ref(),
             now,
@@ -193,8 +202,15 @@ async fn login(
         }
         return Ok(resp);
     }
+    let reserved = [account_key.clone(), ip_key.clone()];
 
-    let user = state.store.find_user_by_email(&email).await?;
+    let user = match state.store.find_user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => {
+            give_back(&state, &reserved, now).await;
+            return Err(e.into());
+        }
+    };
     let password = field(&form, "password").to_owned();
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok =
@@ -204,10 +220,7 @@ async fn login(
     let user = match user {
         Some(u) if ok => u,
         known => {
-            state
-                .store
-                .record_login_failure(&[account_key, ip_key], now, since)
-                .await?;
+            // The reservation stays: it is this failure.
             // The user id when the account exists; never the email as typed.
             let event = match &known {
                 Some(u) => Event::new(EventKind::LoginFailed)
@@ -225,7 +238,10 @@ async fn login(
             ));
         }
     };
+    // Signed in: the account's failures are forgotten (this reservation with them), and the
+    // address gets its reservation back.
     state.store.clear_login_failures(&account_key).await?;
+    state.store.release_login_attempt(&[ip_key], now).await?;
 
     let cookie_value = secret::random_token(&mut OsRng);
     let lifetime = a.session_lifetime_secs;
@@ -258,6 +274,13 @@ async fn login(
         session::set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
     );
     Ok(resp)
+}
+
+/// Gives back the failure reserved for an attempt that checked no password.
+async fn give_back(state: &AppState, keys: &[String], now: i64) {
+    if let Err(e) = state.store.release_login_attempt(keys, now).await {
+        tracing::warn!(error = %e, "could not give back a reserved login failure");
+    }
 }
 
 /// argon2id verification. Without a stored hash (unknown email) a dummy hash is verified, so

@@ -192,6 +192,117 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
     );
 }
 
+/// Fires 30 wrong passwords for one account at once (spread over `urls`, each a server on the
+/// same database) and checks that at most the limit of them got a password check.
+async fn thirty_concurrent_wrong_passwords(app: &TestApp, urls: &[String]) {
+    let alice = app.user("alice@example.com", "org").await;
+    let (csrf, _) = app.login_form().await;
+    let attempts = (0..30).map(|i| {
+        let url = format!("{}/login", urls[i % urls.len()]);
+        let request = app
+            .http
+            .post(url)
+            .header("cookie", format!("oauth_login_csrf={csrf}"))
+            .form(&[
+                ("email", alice.email.as_str()),
+                ("password", "not the password"),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", "/"),
+            ]);
+        tokio::spawn(async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").is_some();
+            (status, retry_after, r.text().await.unwrap())
+        })
+    });
+    let mut answers = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        answers.push(attempt.await.unwrap());
+    }
+    let wrong = answers.iter().filter(|(s, ..)| *s == 401).count();
+    let locked = answers.iter().filter(|(s, ..)| *s == 429).count();
+    assert!((1..=5).contains(&wrong), "{wrong} password checks");
+    assert_eq!(wrong + locked, 30, "only 401 and 429");
+    for (status, retry_after, page) in &answers {
+        if *status == 401 {
+            assert!(page.contains("Incorrect email or password."));
+        } else {
+            assert!(*retry_after, "429 carries Retry-After");
+            assert!(page.contains("Too many failed sign-in attempts"));
+        }
+    }
+    // What is stored is the failures that were checked, within the limit.
+    let stored = app
+        .server
+        .store
+        .login_failures("account:alice@example.com", 0)
+        .await
+        .unwrap();
+    assert_eq!(stored, wrong as u64);
+    assert!(stored <= 5);
+    // Locked for the right password too.
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 429);
+}
+
+fn five_failures_per_account(c: &mut oauth_server::Config) {
+    c.authorization.login_max_failures_per_account = 5;
+    c.authorization.login_max_failures_per_ip = 30;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_at_most_the_limit_of_checks() {
+    let app = TestApp::spawn_with(five_failures_per_account).await;
+    thirty_concurrent_wrong_passwords(&app, std::slice::from_ref(&app.url)).await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_on_two_instances_of_one_postgres_database() {
+    let Some((store, guard)) = crate::db::postgres().await else {
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL login test",
+            crate::db::POSTGRES_ENV
+        );
+        return;
+    };
+    store.close().await;
+    let crate::db::TestDb::Postgres { admin_url, name } = &guard else {
+        unreachable!()
+    };
+    let mut url = url::Url::parse(admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    let kek = oauth_core::keys::KeyEncryptionKey::from_base64(
+        "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+    )
+    .unwrap();
+    let adjust = |c: &mut oauth_server::Config| {
+        five_failures_per_account(c);
+        c.tokens.key_encryption_key = Some(kek.clone());
+    };
+    let app = TestApp::spawn_on(
+        tempfile::tempdir().unwrap(),
+        url.to_string(),
+        adjust,
+        Arc::new(oauth_server::clock::SystemClock),
+    )
+    .await;
+    let mut config = oauth_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: url.to_string(),
+        ..Default::default()
+    };
+    adjust(&mut config);
+    let other = oauth_server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    thirty_concurrent_wrong_passwords(&app, &[app.url.clone(), other.url()]).await;
+    other.stop().await.unwrap();
+    let TestApp { server, .. } = app;
+    server.stop().await.unwrap();
+    drop(guard);
+}
+
 #[tokio::test]
 async fn signing_out_ends_the_session_everywhere() {
     let app = TestApp::spawn().await;
