@@ -25,6 +25,8 @@ pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
+pub const DEFAULT_PASSWORD_CHECK_WAIT_MS: u64 = 2000;
 
 /// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -113,6 +115,10 @@ pub struct ConfigArgs {
     /// [default: false].
     #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
     pub skip_consent_if_granted: Option<bool>,
+    /// Sign-in password checks (argon2id) run at once; a sign-in that cannot start its check
+    /// within `authorization.password_check_wait_ms` is answered 503 [default: 4].
+    #[arg(long, env = "OAUTH_MAX_CONCURRENT_PASSWORD_CHECKS", global = true)]
+    pub max_concurrent_password_checks: Option<usize>,
     /// Where the rate-limit buckets live: `memory` (per instance) or `redis` (shared)
     /// [default: memory].
     #[arg(long, env = "OAUTH_RATE_LIMIT_BACKEND", global = true)]
@@ -244,6 +250,8 @@ struct FileAuthorization {
     login_failure_window_secs: Option<i64>,
     login_max_failures_per_account: Option<u64>,
     login_max_failures_per_ip: Option<u64>,
+    max_concurrent_password_checks: Option<usize>,
+    password_check_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -454,6 +462,10 @@ pub struct AuthorizationConfig {
     pub login_max_failures_per_account: u64,
     /// Failed logins from one client address within the window before it is locked.
     pub login_max_failures_per_ip: u64,
+    /// Password checks (argon2id) running at once.
+    pub max_concurrent_password_checks: usize,
+    /// How long a sign-in waits for its turn to check a password before its 503.
+    pub password_check_wait_ms: u64,
 }
 
 impl Default for AuthorizationConfig {
@@ -466,6 +478,8 @@ impl Default for AuthorizationConfig {
             login_failure_window_secs: 15 * 60,
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 30,
+            max_concurrent_password_checks: DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS,
+            password_check_wait_ms: DEFAULT_PASSWORD_CHECK_WAIT_MS,
         }
     }
 }
@@ -683,6 +697,15 @@ impl Config {
         if let Some(v) = authz.login_max_failures_per_ip {
             a.login_max_failures_per_ip = v;
         }
+        if let Some(v) = args
+            .max_concurrent_password_checks
+            .or(authz.max_concurrent_password_checks)
+        {
+            a.max_concurrent_password_checks = v;
+        }
+        if let Some(v) = authz.password_check_wait_ms {
+            a.password_check_wait_ms = v;
+        }
         let rl = file.rate_limits.unwrap_or_default();
         let r = &mut config.rate_limits;
         for (field, value) in [
@@ -803,6 +826,14 @@ impl Config {
         }
         if a.login_max_failures_per_account == 0 || a.login_max_failures_per_ip == 0 {
             bail!("configuration: the login failure limits must be at least 1");
+        }
+        if !(1..=1024).contains(&a.max_concurrent_password_checks) {
+            bail!("configuration: authorization.max_concurrent_password_checks must be between 1 and 1024");
+        }
+        if !(1..=60_000).contains(&a.password_check_wait_ms) {
+            bail!(
+                "configuration: authorization.password_check_wait_ms must be between 1 and 60000"
+            );
         }
         for s in &self.registration.default_scopes {
             if !self.scopes.contains(s) {
@@ -1217,6 +1248,45 @@ register_per_ip = { requests = 0, window_secs = 0 }
         }
         std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn password_check_limits() {
+        let d = Config::default().authorization;
+        assert_eq!(
+            (d.max_concurrent_password_checks, d.password_check_wait_ms),
+            (4, 2000)
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[authorization]\nmax_concurrent_password_checks = 2\npassword_check_wait_ms = 500\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.authorization.max_concurrent_password_checks, 2);
+        assert_eq!(c.authorization.password_check_wait_ms, 500);
+        let flag = ConfigArgs {
+            max_concurrent_password_checks: Some(8),
+            ..args.clone()
+        };
+        let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.authorization.max_concurrent_password_checks, 8,
+            "the flag wins"
+        );
+        for bad in [0, 1025] {
+            let bad = ConfigArgs {
+                max_concurrent_password_checks: Some(bad),
+                ..args.clone()
+            };
+            assert!(Config::load(&bad).is_err());
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod form;
 pub mod html;
 pub mod maintenance;
 pub mod oauth_request;
+pub mod passwords;
 pub mod peer;
 pub mod rate_limit;
 pub mod resp;

@@ -9,14 +9,14 @@
 //!   checks than the limit. Once a limit is reached, the form answers 429 without checking the
 //!   password.
 //! - An unknown email and a wrong password get the same message, and both run argon2 (on a
-//!   blocking thread), so neither the text nor the timing tells which it was.
+//!   blocking thread, against a dummy hash built at start for an unknown email), so neither the
+//!   text nor the timing tells which it was. A bounded number of checks run at once
+//!   (`passwords.rs`); a sign-in that cannot get its turn soon is answered 503 without a check
+//!   and without counting a failure.
 //! - `return_to` is followed only when it is a same-origin path (`oauth_core::return_to`).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -28,11 +28,12 @@ use oauth_core::secret;
 use oauth_store::{LoginReservation, NewSession};
 use rand::rngs::OsRng;
 
-use crate::accounts::{hash_password, normalize_email};
+use crate::accounts::normalize_email;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, read_body};
 use crate::html::{self, AccountPage, LoginPage};
+use crate::passwords::Verdict;
 use crate::session::{self, Via, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::state::AppState;
 
@@ -213,12 +214,28 @@ async fn login(
     };
     let password = field(&form, "password").to_owned();
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok =
-        tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
-            .await
-            .map_err(ApiError::internal)?;
+    let verdict = state
+        .passwords
+        .check(password, stored_hash)
+        .await
+        .map_err(ApiError::internal)?;
+    if verdict == Verdict::Busy {
+        // Nothing was checked: no failure to count.
+        give_back(&state, &reserved, now).await;
+        tracing::warn!("sign-in refused: every password check is busy");
+        let mut resp = render_form(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            return_to,
+            email_raw,
+            Some("The server is busy. Please try again in a moment."),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(resp);
+    }
     let user = match user {
-        Some(u) if ok => u,
+        Some(u) if verdict == Verdict::Correct => u,
         known => {
             // The reservation stays: it is this failure.
             // The user id when the account exists; never the email as typed.
@@ -281,23 +298,6 @@ async fn give_back(state: &AppState, keys: &[String], now: i64) {
     if let Err(e) = state.store.release_login_attempt(keys, now).await {
         tracing::warn!(error = %e, "could not give back a reserved login failure");
     }
-}
-
-/// argon2id verification. Without a stored hash (unknown email) a dummy hash is verified, so
-/// that the answer takes as long as for a wrong password.
-fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
-    let (hash, real) = match stored {
-        Some(h) => (h, true),
-        None => (dummy.as_str(), false),
-    };
-    let verified = PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    });
-    verified && real
 }
 
 pub(crate) fn see_other(location: &str) -> Response {

@@ -304,6 +304,113 @@ async fn concurrent_wrong_passwords_on_two_instances_of_one_postgres_database() 
 }
 
 #[tokio::test]
+async fn a_burst_past_the_password_check_limit_is_told_to_retry_never_held() {
+    let app = TestApp::spawn_with(|c| {
+        c.authorization.max_concurrent_password_checks = 1;
+        c.authorization.password_check_wait_ms = 10;
+        c.authorization.login_max_failures_per_ip = 1000;
+        c.rate_limits.login_per_ip = oauth_server::config::RateLimit {
+            requests: 0,
+            window_secs: 0,
+        };
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let (csrf, _) = app.login_form().await;
+    let burst: Vec<_> = (0..24)
+        .map(|i| {
+            let (email, password) = if i % 6 == 0 {
+                (alice.email.clone(), alice.password.clone())
+            } else {
+                (
+                    format!("nobody{i}@example.com"),
+                    "wrong password".to_owned(),
+                )
+            };
+            let request = app
+                .http
+                .post(app.at("/login"))
+                .header("cookie", format!("oauth_login_csrf={csrf}"))
+                .form(&[
+                    ("email", email.as_str()),
+                    ("password", password.as_str()),
+                    ("csrf_token", csrf.as_str()),
+                    ("return_to", "/"),
+                ]);
+            tokio::spawn(async move {
+                tokio::time::timeout(std::time::Duration::from_secs(60), async move {
+                    let r = request.send().await.unwrap();
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    (status, retry_after, r.text().await.unwrap())
+                })
+                .await
+                .expect("every sign-in is answered")
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for b in burst {
+        answers.push(b.await.unwrap());
+    }
+    for (status, ..) in &answers {
+        assert!(
+            [200, 303, 401, 429, 503].contains(status),
+            "unexpected {status}"
+        );
+    }
+    let busy: Vec<_> = answers.iter().filter(|(s, ..)| *s == 503).collect();
+    assert!(!busy.is_empty(), "one check at a time, 10 ms of patience");
+    for (_, retry_after, page) in &busy {
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(page.contains("Please try again in a moment."), "{page}");
+    }
+    // A 503 checked nothing and counts as no failure: the address's failures are the 401s.
+    let wrong = answers.iter().filter(|(s, ..)| *s == 401).count();
+    assert_eq!(
+        app.server
+            .store
+            .login_failures("ip:127.0.0.1", 0)
+            .await
+            .unwrap(),
+        wrong as u64
+    );
+}
+
+#[tokio::test]
+async fn the_dummy_hash_for_unknown_emails_is_built_at_start() {
+    use argon2::password_hash::PasswordHash;
+
+    let app = TestApp::spawn().await;
+    // Ready before any sign-in, with the parameters of a real password's hash.
+    let dummy = app.server.passwords.dummy_hash().to_owned();
+    let dummy = PasswordHash::new(&dummy).unwrap();
+    assert_eq!(dummy.algorithm.as_str(), "argon2id");
+    let alice = app.user("alice@example.com", "org").await;
+    let stored = app
+        .server
+        .store
+        .find_user_by_email(&alice.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let real = PasswordHash::new(&stored).unwrap();
+    assert_eq!(dummy.params.to_string(), real.params.to_string());
+    assert_eq!(dummy.version, real.version);
+    let r = app.post_login("nobody@example.com", "whatever", "/").await;
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Incorrect email or password."));
+}
+
+#[tokio::test]
 async fn signing_out_ends_the_session_everywhere() {
     let app = TestApp::spawn().await;
     let user = app.user("alice@example.com", "alice-org").await;
