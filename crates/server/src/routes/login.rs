@@ -34,7 +34,7 @@ use crate::error::ApiError;
 use crate::extract::{content_type, read_body};
 use crate::html::{self, AccountPage, LoginPage};
 use crate::passwords::Verdict;
-use crate::session::{self, Via, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::session::{self, login_csrf_cookie, session_cookie, Via};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -90,7 +90,7 @@ fn render_form(
     let mut resp = html::page(status, body, &onward_source(return_to));
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+        session::set_cookie(state, login_csrf_cookie(state), &csrf, 3600),
     );
     resp
 }
@@ -150,7 +150,7 @@ async fn login(
     let email_raw = field(&form, "email");
 
     // Login CSRF: the hidden field must equal the cookie this server set with the form.
-    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let cookie_csrf = session::cookie(&headers, login_csrf_cookie(&state)).unwrap_or("");
     let form_csrf = field(&form, "csrf_token");
     if cookie_csrf.is_empty() || !session::same_secret(cookie_csrf, form_csrf) {
         return Ok(render_form(
@@ -284,11 +284,11 @@ async fn login(
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, SESSION_COOKIE, &cookie_value, lifetime),
+        session::set_cookie(&state, session_cookie(&state), &cookie_value, lifetime),
     );
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+        session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
     Ok(resp)
 }
@@ -338,7 +338,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
     let headers = req.headers().clone();
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
     let form = form_pairs(&bytes).unwrap_or_default();
-    let Some(cookie) = session::cookie(&headers, SESSION_COOKIE) else {
+    let Some(cookie) = session::cookie(&headers, session_cookie(&state)) else {
         return Ok(see_other("/login"));
     };
     if !session::csrf_matches(cookie, field(&form, "csrf_token")) {
@@ -355,7 +355,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
     let mut resp = see_other("/login");
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(&state, SESSION_COOKIE, "", 0),
+        session::set_cookie(&state, session_cookie(&state), "", 0),
     );
     Ok(resp)
 }

@@ -52,12 +52,81 @@ async fn signing_in_sets_a_hardened_session_cookie_stored_as_a_hash() {
 }
 
 #[tokio::test]
-async fn the_cookie_is_secure_when_the_issuer_is_https() {
+async fn over_https_the_cookies_are_host_prefixed_and_secure() {
     let app = TestApp::spawn_with(|c| c.issuer = Some("https://auth.example.com".into())).await;
     let user = app.user("alice@example.com", "alice-org").await;
-    let r = app.post_login(&user.email, &user.password, "/").await;
-    let (_, line) = set_cookie(&r, "oauth_session").unwrap();
-    assert!(line.contains("; Secure"), "{line}");
+    // `__Host-` needs Secure, Path=/ and no Domain; the server listens on plain http here, as
+    // behind a TLS-terminating proxy.
+    let host_cookie = |line: &str| {
+        assert!(line.contains("; Secure"), "{line}");
+        assert!(line.contains("; Path=/;"), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+    };
+    let r = app.http.get(app.at("/login")).send().await.unwrap();
+    assert!(set_cookie(&r, "oauth_login_csrf").is_none());
+    let (csrf, line) = set_cookie(&r, "__Host-oauth_login_csrf").unwrap();
+    host_cookie(&line);
+    assert_eq!(hidden(&r.text().await.unwrap(), "csrf_token"), csrf);
+
+    let post = |cookie_name: &'static str| {
+        app.http
+            .post(app.at("/login"))
+            .header("cookie", format!("{cookie_name}={csrf}"))
+            .form(&[
+                ("email", user.email.as_str()),
+                ("password", user.password.as_str()),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", "/"),
+            ])
+            .send()
+    };
+    // The unprefixed name is not read over https.
+    assert_eq!(post("oauth_login_csrf").await.unwrap().status(), 403);
+    let r = post("__Host-oauth_login_csrf").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "oauth_session").is_none());
+    let (session, line) = set_cookie(&r, "__Host-oauth_session").unwrap();
+    host_cookie(&line);
+    let (cleared, line) = set_cookie(&r, "__Host-oauth_login_csrf").unwrap();
+    assert!(cleared.is_empty() && line.contains("Max-Age=0"), "{line}");
+    let stored = app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&session), app.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, user.user_id);
+
+    // The session cookie signs the browser in, under its prefixed name only.
+    let cookie = format!("__Host-oauth_session={session}");
+    let r = app.get_with_cookie("/", &cookie).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("alice@example.com"));
+    let r = app
+        .get_with_cookie("/", &format!("oauth_session={session}"))
+        .await;
+    assert_eq!(location(&r), "/login");
+    // And signs it out (the CSRF token derives from that cookie).
+    let r = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", hidden(&page, "csrf_token").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (cleared, line) = set_cookie(&r, "__Host-oauth_session").unwrap();
+    assert!(cleared.is_empty() && line.contains("Max-Age=0"), "{line}");
+    assert!(app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&session), app.clock.now())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

@@ -72,7 +72,7 @@ impl Probes {
         let r = api.get(&Api::authorize_path(&client.0)).await.unwrap();
         assert_eq!(r.status, 302);
         let consent_token = param(r.header("location").unwrap(), "consent_token").unwrap();
-        // The login form needs no database: its CSRF cookie.
+        // The login form needs no database: its CSRF cookie (`__Host-`: the issuer is https).
         let r = api.http.get(api.at("/login")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let login_csrf = r
@@ -84,7 +84,7 @@ impl Probes {
                     .ok()?
                     .split(';')
                     .next()?
-                    .strip_prefix("oauth_login_csrf=")
+                    .strip_prefix("__Host-oauth_login_csrf=")
                     .map(str::to_owned)
             })
             .expect("login CSRF cookie");
@@ -184,7 +184,10 @@ impl Probes {
             .send(
                 api.http
                     .post(api.at("/login"))
-                    .header("cookie", format!("oauth_login_csrf={}", self.login_csrf))
+                    .header(
+                        "cookie",
+                        format!("__Host-oauth_login_csrf={}", self.login_csrf),
+                    )
                     .form(&[
                         ("email", "admin@localhost"),
                         ("password", "not the password"),
