@@ -75,6 +75,10 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub registration_token: Option<String>,
+    /// A file holding the initial access token (instead of `--registration-token`, so that it
+    /// stays out of `ps` and the environment); one trailing newline is ignored.
+    #[arg(long, env = "OAUTH_REGISTRATION_TOKEN_FILE", global = true)]
+    pub registration_token_file: Option<PathBuf>,
     /// Name of the organization that owns dynamically registered clients [default: default].
     #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true)]
     pub registration_org: Option<String>,
@@ -104,6 +108,11 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub key_encryption_key: Option<String>,
+    /// A file holding the key-encryption key (instead of `--key-encryption-key`, so that it stays
+    /// out of `ps` and the environment). Readable and writable by its owner only (mode 0600 or
+    /// 0400); one trailing newline is ignored.
+    #[arg(long, env = "OAUTH_KEY_ENCRYPTION_KEY_FILE", global = true)]
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false].
     #[arg(long, env = "OAUTH_ALLOW_PLAIN_PKCE", global = true)]
     pub allow_plain_pkce: Option<bool>,
@@ -236,6 +245,7 @@ struct FileTokens {
     refresh_token_lifetime_secs: Option<i64>,
     key_publish_delay_secs: Option<i64>,
     key_encryption_key: Option<String>,
+    key_encryption_key_file: Option<PathBuf>,
     key_reload_secs: Option<u64>,
     purge_interval_secs: Option<u64>,
 }
@@ -259,6 +269,7 @@ struct FileAuthorization {
 struct FileRegistration {
     mode: Option<RegistrationMode>,
     initial_access_token: Option<String>,
+    initial_access_token_file: Option<PathBuf>,
     organization: Option<String>,
     default_scopes: Option<Vec<String>>,
 }
@@ -626,11 +637,19 @@ impl Config {
         if let Some(v) = args.registration_mode.or(reg.mode) {
             config.registration.mode = v;
         }
-        config.registration.initial_access_token_hash = args
-            .registration_token
-            .clone()
-            .or(reg.initial_access_token)
-            .map(|t| secret::hash_secret(&t));
+        config.registration.initial_access_token_hash = secret_value(
+            args.registration_token.clone().or(reg.initial_access_token),
+            args.registration_token_file
+                .clone()
+                .or(reg.initial_access_token_file),
+            SecretNames {
+                what: "the registration token",
+                value: "OAUTH_REGISTRATION_TOKEN, --registration-token or registration.initial_access_token",
+                file: "OAUTH_REGISTRATION_TOKEN_FILE, --registration-token-file or registration.initial_access_token_file",
+                owner_only: false,
+            },
+        )?
+        .map(|t| secret::hash_secret(&t));
         if let Some(v) = args.registration_org.clone().or(reg.organization) {
             config.registration.organization = v;
         }
@@ -660,10 +679,22 @@ impl Config {
         if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
             t.key_publish_delay_secs = v;
         }
-        if let Some(v) = args.key_encryption_key.clone().or(tok.key_encryption_key) {
+        let kek = secret_value(
+            args.key_encryption_key.clone().or(tok.key_encryption_key),
+            args.key_encryption_key_file
+                .clone()
+                .or(tok.key_encryption_key_file),
+            SecretNames {
+                what: "the key-encryption key",
+                value: "OAUTH_KEY_ENCRYPTION_KEY, --key-encryption-key or tokens.key_encryption_key",
+                file: "OAUTH_KEY_ENCRYPTION_KEY_FILE, --key-encryption-key-file or tokens.key_encryption_key_file",
+                owner_only: true,
+            },
+        )?;
+        if let Some(v) = kek {
             t.key_encryption_key = Some(KeyEncryptionKey::from_base64(&v).map_err(|_| {
                 anyhow::anyhow!(
-                    "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY or tokens.key_encryption_key) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
+                    "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY, tokens.key_encryption_key or their _FILE forms) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
                 )
             })?);
         }
@@ -857,6 +888,71 @@ impl Config {
             }
         }
     }
+}
+
+/// Where a secret may come from, for [`secret_value`]'s messages.
+struct SecretNames {
+    what: &'static str,
+    value: &'static str,
+    file: &'static str,
+    /// Refuse a file that its group or others may read or write.
+    owner_only: bool,
+}
+
+/// A secret given as a value or as a file holding it: never both. The file's content is the
+/// secret, one trailing newline removed.
+fn secret_value(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    names: SecretNames,
+) -> anyhow::Result<Option<String>> {
+    let path = match (value, file) {
+        (Some(_), Some(_)) => bail!(
+            "configuration: {} is given both as a value ({}) and as a file ({}); give one",
+            names.what,
+            names.value,
+            names.file
+        ),
+        (value, None) => return Ok(value),
+        (None, Some(path)) => path,
+    };
+    if names.owner_only {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .with_context(|| format!("configuration: {} file {}", names.what, path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "configuration: {} file {} has mode {mode:04o}: group and others may read or write it; \
+                 make it readable by its owner only (chmod 0600 or 0400)",
+                names.what,
+                path.display()
+            );
+        }
+    }
+    let mut text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "configuration: reading {} file {}",
+            names.what,
+            path.display()
+        )
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        bail!(
+            "configuration: {} file {} is empty",
+            names.what,
+            path.display()
+        );
+    }
+    Ok(Some(text))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -1287,6 +1383,124 @@ register_per_ip = { requests = 0, window_secs = 0 }
             };
             assert!(Config::load(&bad).is_err());
         }
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        use std::os::unix::fs::PermissionsExt;
+        const KEK: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let kek_file = write("kek", &format!("{KEK}\n"), 0o600);
+        let token_file = write("token", "s3cret token\n", 0o644);
+        let args = ConfigArgs {
+            key_encryption_key_file: Some(kek_file.clone()),
+            registration_token_file: Some(token_file.clone()),
+            registration_mode: Some(RegistrationMode::Token),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        let from_value = ConfigArgs {
+            key_encryption_key: Some(KEK.into()),
+            ..Default::default()
+        };
+        let expected = Config::load(&from_value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.tokens
+                .key_encryption_key
+                .as_ref()
+                .map(KeyEncryptionKey::to_base64),
+            expected
+                .tokens
+                .key_encryption_key
+                .as_ref()
+                .map(KeyEncryptionKey::to_base64)
+        );
+        // The content without its one trailing newline is the token.
+        assert_eq!(
+            c.registration.initial_access_token_hash,
+            Some(secret::hash_secret("s3cret token"))
+        );
+        // 0400 is fine too.
+        let read_only = write("kek-ro", KEK, 0o400);
+        let ro = ConfigArgs {
+            key_encryption_key_file: Some(read_only),
+            ..Default::default()
+        };
+        assert!(Config::load(&ro).is_ok());
+
+        // A key file others may read is refused, naming the file and the modes expected.
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            let open = write("kek-open", KEK, mode);
+            let bad = ConfigArgs {
+                key_encryption_key_file: Some(open.clone()),
+                ..Default::default()
+            };
+            let e = format!(
+                "{:#}",
+                Config::load(&bad)
+                    .err()
+                    .unwrap_or_else(|| panic!("{mode:o} refused"))
+            );
+            assert!(e.contains(&open.display().to_string()), "{e}");
+            assert!(e.contains(&format!("mode {mode:04o}")), "{e}");
+            assert!(e.contains("0600 or 0400"), "{e}");
+        }
+        // Both a value and a file: refused, whatever the sources.
+        let both = ConfigArgs {
+            key_encryption_key: Some(KEK.into()),
+            key_encryption_key_file: Some(kek_file.clone()),
+            ..Default::default()
+        };
+        let e = format!(
+            "{:#}",
+            Config::load(&both).err().unwrap_or_else(|| panic!("both"))
+        );
+        assert!(e.contains("both as a value"), "{e}");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[registration]\ninitial_access_token = \"x\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let both = ConfigArgs {
+            config: Some(path.clone()),
+            registration_token_file: Some(token_file.clone()),
+            ..Default::default()
+        };
+        assert!(Config::load(&both).is_err());
+        // From the file's [tokens] and [registration] too.
+        std::fs::write(
+            &path,
+            format!(
+                "[tokens]\nkey_encryption_key_file = {:?}\n[registration]\ninitial_access_token_file = {:?}\n",
+                kek_file.display().to_string(),
+                token_file.display().to_string()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.tokens.key_encryption_key.is_some());
+        assert!(c.registration.initial_access_token_hash.is_some());
+        // A missing file names itself.
+        let missing = ConfigArgs {
+            registration_token_file: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        let e = format!(
+            "{:#}",
+            Config::load(&missing)
+                .err()
+                .unwrap_or_else(|| panic!("missing"))
+        );
+        assert!(e.contains("nope"), "{e}");
     }
 
     #[test]
