@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -185,9 +185,6 @@ async fn connection(
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = clock.changed.notified() => {
-                sleep.as_mut().reset(clock.arm());
-            }
             _ = sleep.as_mut() => {
                 if clock.expired() {
                     tracing::debug!("connection closed: header or idle timeout");
@@ -201,13 +198,15 @@ async fn connection(
     }
 }
 
-/// The two clocks of one connection.
+/// The two clocks of one connection. The watchdog sleeps until the deadline it last read, but at
+/// most the shorter of the two timeouts, and then looks again: a deadline that moved later is
+/// waited for, and one that moved earlier (the first byte of a request on an idle connection
+/// starts the header clock; a request in flight is on the idle clock) is met on time, since no
+/// new deadline is nearer than the shorter timeout. Requests themselves wake nothing.
 struct Clock {
     header_read_timeout: Duration,
     idle_timeout: Duration,
     state: Mutex<ClockState>,
-    /// Woken when the deadline moved earlier than the one the watchdog waits for.
-    changed: Notify,
 }
 
 struct ClockState {
@@ -220,8 +219,6 @@ struct ClockState {
     idle_since: Instant,
     /// When bytes last moved, either way.
     last_io: Instant,
-    /// The deadline the watchdog waits for.
-    armed: Instant,
 }
 
 impl Clock {
@@ -235,9 +232,7 @@ impl Clock {
                 head_since: Some(now),
                 idle_since: now,
                 last_io: now,
-                armed: now,
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -259,12 +254,12 @@ impl Clock {
         }
     }
 
-    /// The current deadline, remembered as the one waited for.
+    /// When the watchdog should look next: the deadline, or the shorter timeout from now if that
+    /// comes first (the state may change meanwhile).
     fn arm(&self) -> Instant {
-        let mut s = self.lock();
-        let d = self.deadline(&s);
-        s.armed = d;
-        d
+        let s = self.lock();
+        let look_again = self.header_read_timeout.min(self.idle_timeout);
+        self.deadline(&s).min(Instant::now() + look_again)
     }
 
     fn expired(&self) -> bool {
@@ -279,9 +274,6 @@ impl Clock {
         if s.in_flight == 0 && s.head_since.is_none() {
             // The first byte of the next request: its head is now on the header clock.
             s.head_since = Some(now);
-            if self.deadline(&s) < s.armed {
-                self.changed.notify_one();
-            }
         }
     }
 

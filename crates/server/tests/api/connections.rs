@@ -143,6 +143,46 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_half_sent_head_after_an_idle_time_is_on_the_header_clock() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.header_read_timeout_ms = 300;
+        c.server.idle_timeout_secs = 60;
+    })
+    .await;
+    let mut s = connect(&app).await;
+    send_healthz(&mut s).await;
+    assert_eq!(read_response(&mut s).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The next request starts but its head never ends: closed by the header timeout, long
+    // before the idle timeout.
+    s.write_all(HALF_HEAD).await.unwrap();
+    closed_by_server(&mut s, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_closed_after_the_idle_timeout() {
+    // A header timeout far longer than the bound below: the idle clock is the one that closes.
+    let app = TestApp::spawn_with(|c| {
+        c.server.idle_timeout_secs = 1;
+        c.server.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let mut s = connect(&app).await;
+    s.write_all(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=a",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    closed_by_server(&mut s, Duration::from_secs(15)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "after the idle timeout, not before: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_wait_until_a_slot_frees() {
     let app = TestApp::spawn_with(|c| {
         c.server.max_connections = 2;
