@@ -237,8 +237,8 @@ async fn login(
     let user = match user {
         Some(u) if verdict == Verdict::Correct => u,
         known => {
-            // The reservation stays: it is this failure.
-            // The user id when the account exists; never the email as typed.
+            // The reserved failure stays: this attempt was one. The event names the user id
+            // when the account exists, never the email as typed.
             let event = match &known {
                 Some(u) => Event::new(EventKind::LoginFailed)
                     .user(u)
