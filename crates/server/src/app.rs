@@ -16,7 +16,9 @@ use crate::accounts::{self, BootstrapCredentials};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{redact_url, Config};
 use crate::maintenance;
+use crate::passwords::PasswordChecks;
 use crate::routes;
+use crate::serve::{self, ConnectionLimits};
 use crate::signing::{self, KeyRing};
 use crate::state::AppState;
 
@@ -29,6 +31,8 @@ pub struct RunningServer {
     pub store: Arc<dyn Store>,
     /// The signing keys this server holds in memory.
     pub keys: Arc<KeyRing>,
+    /// The sign-in form's password checks (and the dummy hash of unknown emails, built at start).
+    pub passwords: Arc<PasswordChecks>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
@@ -108,6 +112,15 @@ pub async fn start_with_clock(
         .await
         .context("loading the signing keys")?,
     );
+    // The dummy hash of unknown emails is built now, not by the first sign-in that needs it, so
+    // that sign-in takes as long as a wrong password.
+    let passwords = Arc::new(
+        PasswordChecks::new(
+            config.authorization.max_concurrent_password_checks,
+            Duration::from_millis(config.authorization.password_check_wait_ms),
+        )
+        .await?,
+    );
     // Bind before spawning: once this returns, the address accepts connections.
     let listener = TcpListener::bind(config.bind)
         .await
@@ -125,24 +138,18 @@ pub async fn start_with_clock(
         clock,
         issuer: issuer.clone().into(),
         keys: keys.clone(),
+        passwords: passwords.clone(),
     };
+    let limits = ConnectionLimits::from(&state.config.server);
     let background = maintenance::spawn(&state);
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        // The peer address feeds the per-address login limit.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop_rx => {}
-            }
-        })
-        .await
-    });
+    let task = tokio::spawn(serve::serve(listener, app, limits, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop_rx => {}
+        }
+    }));
     tracing::info!(%addr, %issuer, "listening");
     Ok(RunningServer {
         addr,
@@ -150,6 +157,7 @@ pub async fn start_with_clock(
         bootstrap,
         store,
         keys,
+        passwords,
         stop: Some(stop_tx),
         task,
         background,

@@ -22,6 +22,11 @@ pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
+pub const DEFAULT_PASSWORD_CHECK_WAIT_MS: u64 = 2000;
 
 /// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -45,6 +50,20 @@ pub struct ConfigArgs {
     /// Largest accepted request body, in bytes [default: 65536].
     #[arg(long, env = "OAUTH_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
+    /// Longest time a client may take to send a request's head (request line and headers), in
+    /// milliseconds, counted from the accept (first request) or from the request's first byte
+    /// (later requests on a kept-alive connection); then the connection is closed
+    /// [default: 10000].
+    #[arg(long, env = "OAUTH_HEADER_READ_TIMEOUT_MS", global = true)]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Seconds a connection may stay open without a request, or with a request that moves no
+    /// byte, before the server closes it [default: 60].
+    #[arg(long, env = "OAUTH_IDLE_TIMEOUT_SECS", global = true)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections served at once; past it the server accepts no new connection until one
+    /// closes (they wait in the listen queue) [default: 1024].
+    #[arg(long, env = "OAUTH_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
     /// Dynamic client registration: `open` or `token` (an initial access token is required).
     #[arg(long, env = "OAUTH_REGISTRATION_MODE", global = true)]
     pub registration_mode: Option<RegistrationMode>,
@@ -56,6 +75,10 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub registration_token: Option<String>,
+    /// A file holding the initial access token (instead of `--registration-token`, so that it
+    /// stays out of `ps` and the environment); one trailing newline is ignored.
+    #[arg(long, env = "OAUTH_REGISTRATION_TOKEN_FILE", global = true)]
+    pub registration_token_file: Option<PathBuf>,
     /// No longer used: registered clients belong to no organization's members. Accepted so
     /// that an old configuration still starts; a warning says it is ignored.
     #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true, hide = true)]
@@ -98,6 +121,11 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub key_encryption_key: Option<String>,
+    /// A file holding the key-encryption key (instead of `--key-encryption-key`, so that it stays
+    /// out of `ps` and the environment). Readable and writable by its owner only (mode 0600 or
+    /// 0400); one trailing newline is ignored.
+    #[arg(long, env = "OAUTH_KEY_ENCRYPTION_KEY_FILE", global = true)]
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false].
     #[arg(long, env = "OAUTH_ALLOW_PLAIN_PKCE", global = true)]
     pub allow_plain_pkce: Option<bool>,
@@ -109,6 +137,10 @@ pub struct ConfigArgs {
     /// [default: false].
     #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
     pub skip_consent_if_granted: Option<bool>,
+    /// Sign-in password checks (argon2id) run at once; a sign-in that cannot start its check
+    /// within `authorization.password_check_wait_ms` is answered 503 [default: 4].
+    #[arg(long, env = "OAUTH_MAX_CONCURRENT_PASSWORD_CHECKS", global = true)]
+    pub max_concurrent_password_checks: Option<usize>,
     /// Where the rate-limit buckets live: `memory` (per instance) or `redis` (shared)
     /// [default: memory].
     #[arg(long, env = "OAUTH_RATE_LIMIT_BACKEND", global = true)]
@@ -180,6 +212,7 @@ struct FileConfig {
     issuer: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    server: Option<FileServer>,
     audit: Option<FileAudit>,
     registration: Option<FileRegistration>,
     scopes: Option<Vec<ScopeDef>>,
@@ -188,6 +221,14 @@ struct FileConfig {
     tokens: Option<FileTokens>,
     authorization: Option<FileAuthorization>,
     rate_limits: Option<FileRateLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +262,7 @@ struct FileTokens {
     refresh_family_lifetime_secs: Option<i64>,
     key_publish_delay_secs: Option<i64>,
     key_encryption_key: Option<String>,
+    key_encryption_key_file: Option<PathBuf>,
     key_reload_secs: Option<u64>,
     purge_interval_secs: Option<u64>,
 }
@@ -235,6 +277,8 @@ struct FileAuthorization {
     login_failure_window_secs: Option<i64>,
     login_max_failures_per_account: Option<u64>,
     login_max_failures_per_ip: Option<u64>,
+    max_concurrent_password_checks: Option<usize>,
+    password_check_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +286,7 @@ struct FileAuthorization {
 struct FileRegistration {
     mode: Option<RegistrationMode>,
     initial_access_token: Option<String>,
+    initial_access_token_file: Option<PathBuf>,
     organization: Option<String>,
     default_scopes: Option<Vec<String>>,
     allow_client_credentials: Option<bool>,
@@ -258,6 +303,7 @@ pub struct Config {
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub server: ServerConfig,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     pub scopes: ScopeCatalogue,
@@ -270,6 +316,28 @@ pub struct Config {
     /// What the configuration asked for that this version no longer does, each a sentence the
     /// server logs as a warning when it starts.
     pub notices: Vec<String>,
+}
+
+/// Connections (`[server]`): what one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The longest time to receive a request's head, from the accept (first request) or from
+    /// its first byte (later requests on a kept-alive connection).
+    pub header_read_timeout_ms: u64,
+    /// How long a connection may stay without a request, or with a request that moves no byte.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; past it, no connection is accepted until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// The audit trail (`[audit]`).
@@ -452,6 +520,10 @@ pub struct AuthorizationConfig {
     pub login_max_failures_per_account: u64,
     /// Failed logins from one client address within the window before it is locked.
     pub login_max_failures_per_ip: u64,
+    /// Password checks (argon2id) running at once.
+    pub max_concurrent_password_checks: usize,
+    /// How long a sign-in waits for its turn to check a password before its 503.
+    pub password_check_wait_ms: u64,
 }
 
 impl Default for AuthorizationConfig {
@@ -464,6 +536,8 @@ impl Default for AuthorizationConfig {
             login_failure_window_secs: 15 * 60,
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 30,
+            max_concurrent_password_checks: DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS,
+            password_check_wait_ms: DEFAULT_PASSWORD_CHECK_WAIT_MS,
         }
     }
 }
@@ -508,6 +582,7 @@ impl fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
+            .field("server", &self.server)
             .field("audit", &self.audit)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
@@ -540,6 +615,7 @@ impl Default for Config {
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
+            server: ServerConfig::default(),
             audit: AuditConfig::default(),
             registration: RegistrationConfig {
                 mode: RegistrationMode::Open,
@@ -590,6 +666,16 @@ impl Config {
         if let Some(v) = args.log_format.or(file.log_format) {
             config.log_format = v;
         }
+        let srv = file.server.unwrap_or_default();
+        if let Some(v) = args.header_read_timeout_ms.or(srv.header_read_timeout_ms) {
+            config.server.header_read_timeout_ms = v;
+        }
+        if let Some(v) = args.idle_timeout_secs.or(srv.idle_timeout_secs) {
+            config.server.idle_timeout_secs = v;
+        }
+        if let Some(v) = args.max_connections.or(srv.max_connections) {
+            config.server.max_connections = v;
+        }
         if let Some(v) = args
             .audit_retention_days
             .or(file.audit.and_then(|a| a.retention_days))
@@ -599,11 +685,19 @@ impl Config {
         if let Some(v) = args.registration_mode.or(reg.mode) {
             config.registration.mode = v;
         }
-        config.registration.initial_access_token_hash = args
-            .registration_token
-            .clone()
-            .or(reg.initial_access_token)
-            .map(|t| secret::hash_secret(&t));
+        config.registration.initial_access_token_hash = secret_value(
+            args.registration_token.clone().or(reg.initial_access_token),
+            args.registration_token_file
+                .clone()
+                .or(reg.initial_access_token_file),
+            SecretNames {
+                what: "the registration token",
+                value: "OAUTH_REGISTRATION_TOKEN, --registration-token or registration.initial_access_token",
+                file: "OAUTH_REGISTRATION_TOKEN_FILE, --registration-token-file or registration.initial_access_token_file",
+                owner_only: false,
+            },
+        )?
+        .map(|t| secret::hash_secret(&t));
         if let Some(v) = args.registration_org.clone().or(reg.organization) {
             config.notices.push(format!(
                 "registration.organization ({v:?}) is ignored: registered clients are third-party clients and belong to no organization's members"
@@ -647,10 +741,22 @@ impl Config {
         if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
             t.key_publish_delay_secs = v;
         }
-        if let Some(v) = args.key_encryption_key.clone().or(tok.key_encryption_key) {
+        let kek = secret_value(
+            args.key_encryption_key.clone().or(tok.key_encryption_key),
+            args.key_encryption_key_file
+                .clone()
+                .or(tok.key_encryption_key_file),
+            SecretNames {
+                what: "the key-encryption key",
+                value: "OAUTH_KEY_ENCRYPTION_KEY, --key-encryption-key or tokens.key_encryption_key",
+                file: "OAUTH_KEY_ENCRYPTION_KEY_FILE, --key-encryption-key-file or tokens.key_encryption_key_file",
+                owner_only: true,
+            },
+        )?;
+        if let Some(v) = kek {
             t.key_encryption_key = Some(KeyEncryptionKey::from_base64(&v).map_err(|_| {
                 anyhow::anyhow!(
-                    "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY or tokens.key_encryption_key) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
+                    "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY, tokens.key_encryption_key or their _FILE forms) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
                 )
             })?);
         }
@@ -683,6 +789,15 @@ impl Config {
         }
         if let Some(v) = authz.login_max_failures_per_ip {
             a.login_max_failures_per_ip = v;
+        }
+        if let Some(v) = args
+            .max_concurrent_password_checks
+            .or(authz.max_concurrent_password_checks)
+        {
+            a.max_concurrent_password_checks = v;
+        }
+        if let Some(v) = authz.password_check_wait_ms {
+            a.password_check_wait_ms = v;
         }
         let rl = file.rate_limits.unwrap_or_default();
         let r = &mut config.rate_limits;
@@ -736,6 +851,16 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("configuration: max_body_bytes must be at least 1024");
+        }
+        let srv = &self.server;
+        if !(100..=300_000).contains(&srv.header_read_timeout_ms) {
+            bail!("configuration: server.header_read_timeout_ms must be between 100 and 300000");
+        }
+        if !(1..=3600).contains(&srv.idle_timeout_secs) {
+            bail!("configuration: server.idle_timeout_secs must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&srv.max_connections) {
+            bail!("configuration: server.max_connections must be between 1 and 1000000");
         }
         if self.registration.mode == RegistrationMode::Token
             && self.registration.initial_access_token_hash.is_none()
@@ -810,6 +935,14 @@ impl Config {
         if a.login_max_failures_per_account == 0 || a.login_max_failures_per_ip == 0 {
             bail!("configuration: the login failure limits must be at least 1");
         }
+        if !(1..=1024).contains(&a.max_concurrent_password_checks) {
+            bail!("configuration: authorization.max_concurrent_password_checks must be between 1 and 1024");
+        }
+        if !(1..=60_000).contains(&a.password_check_wait_ms) {
+            bail!(
+                "configuration: authorization.password_check_wait_ms must be between 1 and 60000"
+            );
+        }
         for s in &self.registration.default_scopes {
             if !self.scopes.contains(s) {
                 bail!("configuration: registration.default_scopes names {s:?}, which is not in the scope catalogue");
@@ -849,6 +982,71 @@ impl Config {
             }
         }
     }
+}
+
+/// Where a secret may come from, for [`secret_value`]'s messages.
+struct SecretNames {
+    what: &'static str,
+    value: &'static str,
+    file: &'static str,
+    /// Refuse a file that its group or others may read or write.
+    owner_only: bool,
+}
+
+/// A secret given as a value or as a file holding it: never both. The file's content is the
+/// secret, one trailing newline removed.
+fn secret_value(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    names: SecretNames,
+) -> anyhow::Result<Option<String>> {
+    let path = match (value, file) {
+        (Some(_), Some(_)) => bail!(
+            "configuration: {} is given both as a value ({}) and as a file ({}); give one",
+            names.what,
+            names.value,
+            names.file
+        ),
+        (value, None) => return Ok(value),
+        (None, Some(path)) => path,
+    };
+    if names.owner_only {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .with_context(|| format!("configuration: {} file {}", names.what, path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "configuration: {} file {} has mode {mode:04o}: group and others may read or write it; \
+                 make it readable by its owner only (chmod 0600 or 0400)",
+                names.what,
+                path.display()
+            );
+        }
+    }
+    let mut text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "configuration: reading {} file {}",
+            names.what,
+            path.display()
+        )
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        bail!(
+            "configuration: {} file {} is empty",
+            names.what,
+            path.display()
+        );
+    }
+    Ok(Some(text))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -1217,6 +1415,242 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert!(Config::load(&zero).is_err());
         std::fs::write(&path, "[audit]\nkeep_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn server_section_and_flags() {
+        let d = Config::default().server;
+        assert_eq!(
+            (
+                d.header_read_timeout_ms,
+                d.idle_timeout_secs,
+                d.max_connections
+            ),
+            (10_000, 60, 1024)
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.server,
+            ServerConfig {
+                header_read_timeout_ms: 2500,
+                idle_timeout_secs: 30,
+                max_connections: 64
+            }
+        );
+        // Flags (and OAUTH_* variables) win over the file.
+        let flags = ConfigArgs {
+            header_read_timeout_ms: Some(500),
+            idle_timeout_secs: Some(5),
+            max_connections: Some(8),
+            ..args.clone()
+        };
+        let c = Config::load(&flags).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                c.server.header_read_timeout_ms,
+                c.server.idle_timeout_secs,
+                c.server.max_connections
+            ),
+            (500, 5, 8)
+        );
+        for bad in [
+            ConfigArgs {
+                header_read_timeout_ms: Some(99),
+                ..args.clone()
+            },
+            ConfigArgs {
+                header_read_timeout_ms: Some(300_001),
+                ..args.clone()
+            },
+            ConfigArgs {
+                idle_timeout_secs: Some(0),
+                ..args.clone()
+            },
+            ConfigArgs {
+                idle_timeout_secs: Some(3601),
+                ..args.clone()
+            },
+            ConfigArgs {
+                max_connections: Some(0),
+                ..args.clone()
+            },
+            ConfigArgs {
+                max_connections: Some(1_000_001),
+                ..args.clone()
+            },
+        ] {
+            assert!(Config::load(&bad).is_err(), "{bad:?}");
+        }
+        std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn password_check_limits() {
+        let d = Config::default().authorization;
+        assert_eq!(
+            (d.max_concurrent_password_checks, d.password_check_wait_ms),
+            (4, 2000)
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[authorization]\nmax_concurrent_password_checks = 2\npassword_check_wait_ms = 500\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.authorization.max_concurrent_password_checks, 2);
+        assert_eq!(c.authorization.password_check_wait_ms, 500);
+        let flag = ConfigArgs {
+            max_concurrent_password_checks: Some(8),
+            ..args.clone()
+        };
+        let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.authorization.max_concurrent_password_checks, 8,
+            "the flag wins"
+        );
+        for bad in [0, 1025] {
+            let bad = ConfigArgs {
+                max_concurrent_password_checks: Some(bad),
+                ..args.clone()
+            };
+            assert!(Config::load(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        use std::os::unix::fs::PermissionsExt;
+        const KEK: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+            path
+        };
+        let kek_file = write("kek", &format!("{KEK}\n"), 0o600);
+        let token_file = write("token", "s3cret token\n", 0o644);
+        let args = ConfigArgs {
+            key_encryption_key_file: Some(kek_file.clone()),
+            registration_token_file: Some(token_file.clone()),
+            registration_mode: Some(RegistrationMode::Token),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
+        let from_value = ConfigArgs {
+            key_encryption_key: Some(KEK.into()),
+            ..Default::default()
+        };
+        let expected = Config::load(&from_value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.tokens
+                .key_encryption_key
+                .as_ref()
+                .map(KeyEncryptionKey::to_base64),
+            expected
+                .tokens
+                .key_encryption_key
+                .as_ref()
+                .map(KeyEncryptionKey::to_base64)
+        );
+        // The content without its one trailing newline is the token.
+        assert_eq!(
+            c.registration.initial_access_token_hash,
+            Some(secret::hash_secret("s3cret token"))
+        );
+        // 0400 is fine too.
+        let read_only = write("kek-ro", KEK, 0o400);
+        let ro = ConfigArgs {
+            key_encryption_key_file: Some(read_only),
+            ..Default::default()
+        };
+        assert!(Config::load(&ro).is_ok());
+
+        // A key file others may read is refused, naming the file and the modes expected.
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            let open = write("kek-open", KEK, mode);
+            let bad = ConfigArgs {
+                key_encryption_key_file: Some(open.clone()),
+                ..Default::default()
+            };
+            let e = format!(
+                "{:#}",
+                Config::load(&bad)
+                    .err()
+                    .unwrap_or_else(|| panic!("{mode:o} refused"))
+            );
+            assert!(e.contains(&open.display().to_string()), "{e}");
+            assert!(e.contains(&format!("mode {mode:04o}")), "{e}");
+            assert!(e.contains("0600 or 0400"), "{e}");
+        }
+        // Both a value and a file: refused, whatever the sources.
+        let both = ConfigArgs {
+            key_encryption_key: Some(KEK.into()),
+            key_encryption_key_file: Some(kek_file.clone()),
+            ..Default::default()
+        };
+        let e = format!(
+            "{:#}",
+            Config::load(&both).err().unwrap_or_else(|| panic!("both"))
+        );
+        assert!(e.contains("both as a value"), "{e}");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[registration]\ninitial_access_token = \"x\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let both = ConfigArgs {
+            config: Some(path.clone()),
+            registration_token_file: Some(token_file.clone()),
+            ..Default::default()
+        };
+        assert!(Config::load(&both).is_err());
+        // From the file's [tokens] and [registration] too.
+        std::fs::write(
+            &path,
+            format!(
+                "[tokens]\nkey_encryption_key_file = {:?}\n[registration]\ninitial_access_token_file = {:?}\n",
+                kek_file.display().to_string(),
+                token_file.display().to_string()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.tokens.key_encryption_key.is_some());
+        assert!(c.registration.initial_access_token_hash.is_some());
+        // A missing file names itself.
+        let missing = ConfigArgs {
+            registration_token_file: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        let e = format!(
+            "{:#}",
+            Config::load(&missing)
+                .err()
+                .unwrap_or_else(|| panic!("missing"))
+        );
+        assert!(e.contains("nope"), "{e}");
     }
 
     #[test]

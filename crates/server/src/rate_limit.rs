@@ -580,9 +580,10 @@ fn digest(kind: &[u8], value: &[u8]) -> Key {
     h.finalize().into()
 }
 
-fn ip_key(ip: IpAddr) -> Key {
-    // An IPv4 client reached over an IPv6 socket counts as the same address.
-    digest(b"ip", ip.to_canonical().to_string().as_bytes())
+/// The bucket of a client address: an IPv4 address (also IPv4-mapped) as itself, an IPv6 address
+/// by its /64 (`peer::address_key`).
+pub(crate) fn ip_key(ip: IpAddr) -> Key {
+    digest(b"ip", crate::peer::address_key(ip).as_bytes())
 }
 
 /// A client_id from one address (the address as [`ip_key`] counts it): the address's digest

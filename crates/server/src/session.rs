@@ -18,10 +18,34 @@ use crate::error::ApiError;
 use crate::extract::bearer_token;
 use crate::state::AppState;
 
-/// The login session.
+/// The login session (issuer on plain http).
 pub const SESSION_COOKIE: &str = "oauth_session";
-/// The login form's double-submit CSRF value (before any session exists).
+/// The login form's double-submit CSRF value (before any session exists; plain http).
 pub const LOGIN_CSRF_COOKIE: &str = "oauth_login_csrf";
+/// The session cookie when the issuer is https. Browsers accept a `__Host-` cookie only with
+/// `Secure`, `Path=/` and no `Domain`, so neither a sibling subdomain nor a plain-http page on the
+/// same host can set or shadow it.
+pub const HOST_SESSION_COOKIE: &str = "__Host-oauth_session";
+/// The login CSRF cookie when the issuer is https.
+pub const HOST_LOGIN_CSRF_COOKIE: &str = "__Host-oauth_login_csrf";
+
+/// The name of the session cookie, written and read: `__Host-` prefixed over https.
+pub fn session_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies() {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The name of the login CSRF cookie, written and read: `__Host-` prefixed over https.
+pub fn login_csrf_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies() {
+        HOST_LOGIN_CSRF_COOKIE
+    } else {
+        LOGIN_CSRF_COOKIE
+    }
+}
 
 /// How the user of a request was identified.
 pub enum Via {
@@ -56,7 +80,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     found.filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a cookie of this server: HttpOnly, SameSite=Lax, Path=/, Secure over https.
+/// `Set-Cookie` for a cookie of this server: HttpOnly, SameSite=Lax, Path=/, Secure over https,
+/// never a `Domain` (so the `__Host-` names are accepted).
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.secure_cookies() {
         "; Secure"
@@ -94,7 +119,7 @@ pub async fn session_viewer(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Viewer>, ApiError> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+    let Some(value) = cookie(headers, session_cookie(state)) else {
         return Ok(None);
     };
     let user = state

@@ -6,6 +6,7 @@ use oauth_store::Store;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::passwords::PasswordChecks;
 use crate::rate_limit::RateLimiters;
 use crate::signing::KeyRing;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// In-process request-rate limits.
     pub rate_limits: Arc<RateLimiters>,
+    /// The sign-in form's password checks, bounded in number.
+    pub passwords: Arc<PasswordChecks>,
 }
 
 impl AppState {

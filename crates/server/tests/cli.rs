@@ -777,3 +777,110 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn secrets_from_files_stay_out_of_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    const KEK: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, format!("{KEK}\n")).unwrap();
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = dir.path().join("registration-token");
+    std::fs::write(&token, "registration-s3cret\n").unwrap();
+
+    let mut served = Served::start(
+        &db,
+        &[
+            "--key-encryption-key-file",
+            kek.to_str().unwrap(),
+            "--registration-mode",
+            "token",
+            "--registration-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let (_, addr) = served.until_listening().await;
+    let http = reqwest::Client::new();
+    let register = |bearer: Option<&'static str>| {
+        let mut r = http
+            .post(format!("http://{addr}/oauth/register"))
+            .json(&serde_json::json!({
+                "client_name": "MCP client",
+                "redirect_uris": ["http://127.0.0.1:33418/callback"],
+                "token_endpoint_auth_method": "none"
+            }));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    // The token is the file's content, without its trailing newline.
+    let r = register(Some("registration-s3cret")).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert!(created["client_id"].is_string(), "{created}");
+    let r = register(Some("registration-s3cret\n")).await;
+    assert!(r.is_err() || r.unwrap().status() == 401);
+    let r = register(None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (ok, _) = served.terminate().await;
+    assert!(ok);
+    // The signing keys were sealed with the file's key: no key file was generated beside the
+    // database, the same key given as a value opens them, and another key does not.
+    let database = db.url.strip_prefix("sqlite://").unwrap();
+    assert!(!std::path::Path::new(&format!("{database}.kek")).exists());
+    let mut served = Served::start(&db, &["--key-encryption-key", KEK]);
+    served.until_listening().await;
+    let (ok, _) = served.terminate().await;
+    assert!(ok);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("OAUTH_DATABASE_URL", &db.url)
+            .env("OAUTH_BIND", "127.0.0.1:0")
+            .env_remove("OAUTH_CONFIG")
+            .env_remove("OAUTH_KEY_ENCRYPTION_KEY")
+            .env_remove("OAUTH_KEY_ENCRYPTION_KEY_FILE")
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let other = "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=";
+    let (ok, err) = run(&["serve"], &[("OAUTH_KEY_ENCRYPTION_KEY", other)]);
+    assert!(!ok);
+    assert!(err.contains("signing keys"), "{err}");
+
+    // A key file that others may read is refused, naming the file and the modes expected.
+    let kek_path = kek.to_str().unwrap();
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, err) = run(&["migrate"], &[("OAUTH_KEY_ENCRYPTION_KEY_FILE", kek_path)]);
+    assert!(!ok);
+    assert!(err.contains(kek_path), "{err}");
+    assert!(err.contains("mode 0644"), "{err}");
+    assert!(err.contains("0600 or 0400"), "{err}");
+    // 0400 is accepted.
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let (ok, err) = run(&["migrate"], &[("OAUTH_KEY_ENCRYPTION_KEY_FILE", kek_path)]);
+    assert!(ok, "{err}");
+    // Both a value and a file: a configuration error.
+    let (ok, err) = run(
+        &["migrate"],
+        &[
+            ("OAUTH_KEY_ENCRYPTION_KEY", KEK),
+            ("OAUTH_KEY_ENCRYPTION_KEY_FILE", kek_path),
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("both as a value"), "{err}");
+    let (ok, err) = run(
+        &["migrate", "--registration-token", "x"],
+        &[("OAUTH_REGISTRATION_TOKEN_FILE", token.to_str().unwrap())],
+    );
+    assert!(!ok);
+    assert!(err.contains("both as a value"), "{err}");
+}

@@ -235,6 +235,15 @@ pub struct NewSession {
     pub expires_at: UnixSeconds,
 }
 
+/// What [`Store::reserve_login_attempt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginReservation {
+    /// A failure is recorded under every key, until the attempt gives it back.
+    Reserved,
+    /// The key at this index of those given had reached its limit; nothing was recorded.
+    Limited(usize),
+}
+
 /// A pending authorization request (the consent token's record). `token_hash` is the SHA-256
 /// of the consent token; the token itself is never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +476,12 @@ pub struct Dialect {
     /// the same transaction: row locks on PostgreSQL; nothing on SQLite, whose write
     /// transaction already holds the database.
     pub for_update: &'static str,
+    /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
+    /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
+    /// holds the whole database.
+    pub lock_key: &'static str,
+    /// The column that names one row of any table (`ctid`, `rowid`).
+    pub row_id: &'static str,
 }
 
 /// The storage operations of the server.
@@ -559,6 +574,23 @@ pub trait Store: Send + Sync + 'static {
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
     /// Forgets the failures under `key` (after a successful login to that account).
     async fn clear_login_failures(&self, key: &str) -> Result<()>;
+    /// Reserves one login attempt before its password is checked: records a failure under each
+    /// `(key, limit)` at `now`, unless one of the keys already has `limit` failures at or after
+    /// `since`; then it records nothing and answers which key (its index in `keys`) is at its
+    /// limit. Failures older than `since` under these keys are forgotten. One transaction,
+    /// serialized per key (an advisory lock on PostgreSQL, the write lock on SQLite), so of any
+    /// number of concurrent attempts, on any number of instances, at most `limit` are let
+    /// through. An attempt that turns out not to be a failure gives its reservation back with
+    /// [`Store::release_login_attempt`] (or [`Store::clear_login_failures`]).
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[(String, u64)],
+        now: UnixSeconds,
+        since: UnixSeconds,
+    ) -> Result<LoginReservation>;
+    /// Removes one failure recorded at `at` under each of `keys`: the reservation of an attempt
+    /// that did not fail.
+    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()>;
 
     /// Stores a pending authorization request under the hash of its consent token. A user holds
     /// at most [`MAX_CONSENTS_PER_USER`] requests: storing one more drops their oldest.

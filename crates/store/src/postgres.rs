@@ -22,6 +22,8 @@ impl PostgresStore {
         // codes and refresh tokens referencing it. The rows locked here are then updated in
         // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
         for_update: " FOR NO KEY UPDATE",
+        lock_key: "SELECT pg_advisory_xact_lock($1)",
+        row_id: "ctid",
     };
 
     /// Connections are opened on demand and checked before each use, so that the pool recovers

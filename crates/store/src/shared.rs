@@ -42,6 +42,17 @@ pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
     out
 }
 
+/// The advisory lock that serializes the failed-login counter of `key` (PostgreSQL): FNV-1a
+/// over a label and the key, the same number on every instance.
+pub(crate) fn login_lock_id(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"oauth login_failures\0".iter().chain(key.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
 /// A key's last use is recorded at most this often.
 pub(crate) const LAST_USED_GRANULARITY: i64 = 60;
 
@@ -364,13 +375,13 @@ macro_rules! impl_store {
                 Exec, WriteJob,
             };
             use crate::shared::{
-                from_json, to_json, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
+                from_json, login_lock_id, to_json, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
-                ConsentRequest, Grant, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession, NewTokenFamily,
+                ConsentRequest, Grant, LoginReservation, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession, NewTokenFamily,
                 NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
                 SecurityEventFilter, Store, StoredSigningKey, User,
             };
@@ -885,6 +896,64 @@ macro_rules! impl_store {
                         .bind(key)
                         .execute(&self.pool)
                         .await?;
+                    Ok(())
+                }
+
+                async fn reserve_login_attempt(
+                    &self,
+                    keys: &[(String, u64)],
+                    now: UnixSeconds,
+                    since: UnixSeconds,
+                ) -> Result<LoginReservation> {
+                    let d = Self::DIALECT;
+                    let mut tx = self.pool.begin_with(d.begin_write).await?;
+                    if !d.lock_key.is_empty() {
+                        // In one order, so that two attempts sharing keys never wait for each
+                        // other crosswise.
+                        let mut locks: Vec<i64> =
+                            keys.iter().map(|(k, _)| login_lock_id(k)).collect();
+                        locks.sort_unstable();
+                        locks.dedup();
+                        for id in locks {
+                            sqlx::query(d.lock_key).bind(id).execute(&mut *tx).await?;
+                        }
+                    }
+                    for (i, (key, limit)) in keys.iter().enumerate() {
+                        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at < $2")
+                            .bind(key)
+                            .bind(since)
+                            .execute(&mut *tx)
+                            .await?;
+                        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1")
+                            .bind(key)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("n")?;
+                        if u64::try_from(n).unwrap_or(0) >= *limit {
+                            tx.rollback().await?;
+                            return Ok(LoginReservation::Limited(i));
+                        }
+                    }
+                    for (key, _) in keys {
+                        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                            .bind(key)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(LoginReservation::Reserved)
+                }
+
+                async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
+                    let id = Self::DIALECT.row_id;
+                    let sql = format!(
+                        "DELETE FROM login_failures WHERE {id} IN \
+                         (SELECT {id} FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)"
+                    );
+                    for key in keys {
+                        sqlx::query(&sql).bind(key).bind(at).execute(&self.pool).await?;
+                    }
                     Ok(())
                 }
 

@@ -28,6 +28,8 @@ impl SqliteStore {
         strpos: "instr",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
         for_update: "",
+        lock_key: "",
+        row_id: "rowid",
     };
 
     /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy

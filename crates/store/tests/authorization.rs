@@ -7,7 +7,9 @@
 mod support;
 
 use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
-use oauth_store::{Approval, CodeRedemption, ConsentRequest, NewSession, NewUser, Store, User};
+use oauth_store::{
+    Approval, CodeRedemption, ConsentRequest, LoginReservation, NewSession, NewUser, Store, User,
+};
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
 const NOW: i64 = 1_800_000_000;
@@ -148,6 +150,90 @@ async fn login_failures_count_within_the_window(store: &dyn Store) {
     store.clear_login_failures("account:a@x").await.unwrap();
     assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 0);
     assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 1);
+}
+
+fn attempt_keys(account: &str, account_limit: u64, ip: &str, ip_limit: u64) -> Vec<(String, u64)> {
+    vec![
+        (format!("account:{account}"), account_limit),
+        (format!("ip:{ip}"), ip_limit),
+    ]
+}
+
+async fn login_attempts_are_reserved_up_to_the_limit(store: &dyn Store) {
+    let keys = attempt_keys("a@x", 3, "127.0.0.1", 4);
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .reserve_login_attempt(&keys, NOW, NOW - 900)
+                .await
+                .unwrap(),
+            LoginReservation::Reserved
+        );
+    }
+    // The account is at its limit: refused, and nothing recorded under either key.
+    assert_eq!(
+        store
+            .reserve_login_attempt(&keys, NOW, NOW - 900)
+            .await
+            .unwrap(),
+        LoginReservation::Limited(0)
+    );
+    assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 3);
+    assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 3);
+    // Another account from the same address: one more, then the address is at its limit.
+    let other = attempt_keys("b@x", 3, "127.0.0.1", 4);
+    assert_eq!(
+        store
+            .reserve_login_attempt(&other, NOW, NOW - 900)
+            .await
+            .unwrap(),
+        LoginReservation::Reserved
+    );
+    assert_eq!(
+        store
+            .reserve_login_attempt(&other, NOW, NOW - 900)
+            .await
+            .unwrap(),
+        LoginReservation::Limited(1)
+    );
+    assert_eq!(store.login_failures("account:b@x", 0).await.unwrap(), 1);
+    // An attempt that did not fail gives its reservation back: one row per key.
+    store
+        .release_login_attempt(&["account:b@x".to_owned(), "ip:127.0.0.1".to_owned()], NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.login_failures("account:b@x", 0).await.unwrap(), 0);
+    assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 3);
+    assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 3);
+    // After the window the old failures are forgotten.
+    assert_eq!(
+        store
+            .reserve_login_attempt(&keys, NOW + 1000, NOW + 100)
+            .await
+            .unwrap(),
+        LoginReservation::Reserved
+    );
+    assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 1);
+    assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 1);
+}
+
+async fn concurrent_login_attempts_never_pass_the_limit(store: &dyn Store) {
+    let keys = attempt_keys("c@x", 5, "192.0.2.1", 100);
+    let outcomes = futures_util::future::join_all(
+        (0..30).map(|_| store.reserve_login_attempt(&keys, NOW, NOW - 900)),
+    )
+    .await;
+    let outcomes: Vec<LoginReservation> = outcomes.into_iter().map(Result::unwrap).collect();
+    let reserved = outcomes
+        .iter()
+        .filter(|o| **o == LoginReservation::Reserved)
+        .count();
+    assert_eq!(reserved, 5, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, LoginReservation::Reserved | LoginReservation::Limited(0))));
+    assert_eq!(store.login_failures("account:c@x", 0).await.unwrap(), 5);
+    assert_eq!(store.login_failures("ip:192.0.2.1", 0).await.unwrap(), 5);
 }
 
 async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store) {
@@ -599,6 +685,8 @@ storage_tests! {
     purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,
     login_failures_count_within_the_window,
+    login_attempts_are_reserved_up_to_the_limit,
+    concurrent_login_attempts_never_pass_the_limit,
     consent_tokens_are_single_use_and_bound_to_their_user,
     concurrent_approvals_of_one_token_succeed_once,
     approving_creates_then_widens_one_grant_and_mints_a_code,

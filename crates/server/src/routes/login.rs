@@ -2,18 +2,21 @@
 //!
 //! - The login form is protected against login CSRF by a double-submit value: a random cookie
 //!   set with the form, echoed in a hidden field, compared in constant time.
-//! - Failed logins are counted in the database per account and per client address within a
-//!   window (so the limit holds across instances); once a limit is reached, the form answers
-//!   429 without checking the password.
+//! - Failed logins are counted in the database per account and per client address (an IPv6
+//!   address by its /64) within a window, so the limit holds across instances. Each attempt is
+//!   counted as a failure before its password is checked, atomically with the check of the
+//!   limits, and given back when it succeeds: concurrent attempts cannot get more password
+//!   checks than the limit. Once a limit is reached, the form answers 429 without checking the
+//!   password.
 //! - An unknown email and a wrong password get the same message, and both run argon2 (on a
-//!   blocking thread), so neither the text nor the timing tells which it was.
+//!   blocking thread, against a dummy hash built at start for an unknown email), so neither the
+//!   text nor the timing tells which it was. A bounded number of checks run at once
+//!   (`passwords.rs`); a sign-in that cannot get its turn soon is answered 503 without a check
+//!   and without counting a failure.
 //! - `return_to` is followed only when it is a same-origin path (`oauth_core::return_to`).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,15 +25,16 @@ use axum::routing::get;
 use axum::Router;
 use oauth_core::return_to::safe_return_to;
 use oauth_core::secret;
-use oauth_store::NewSession;
+use oauth_store::{LoginReservation, NewSession};
 use rand::rngs::OsRng;
 
-use crate::accounts::{hash_password, normalize_email};
+use crate::accounts::normalize_email;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, read_body};
 use crate::html::{self, AccountPage, LoginPage};
-use crate::session::{self, Via, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::passwords::Verdict;
+use crate::session::{self, login_csrf_cookie, session_cookie, Via};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -86,7 +90,7 @@ fn render_form(
     let mut resp = html::page(status, body, &onward_source(return_to));
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+        session::set_cookie(state, login_csrf_cookie(state), &csrf, 3600),
     );
     resp
 }
@@ -146,7 +150,7 @@ async fn login(
     let email_raw = field(&form, "email");
 
     // Login CSRF: the hidden field must equal the cookie this server set with the form.
-    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let cookie_csrf = session::cookie(&headers, login_csrf_cookie(&state)).unwrap_or("");
     let form_csrf = field(&form, "csrf_token");
     if cookie_csrf.is_empty() || !session::same_secret(cookie_csrf, form_csrf) {
         return Ok(render_form(
@@ -163,17 +167,23 @@ async fn login(
     let since = now - a.login_failure_window_secs;
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
     let account_key = format!("account:{email}");
-    let ip_key = format!("ip:{}", peer.ip());
-    let account_failures = state.store.login_failures(&account_key, since).await?;
-    let ip_failures = state.store.login_failures(&ip_key, since).await?;
-    if account_failures >= a.login_max_failures_per_account
-        || ip_failures >= a.login_max_failures_per_ip
-    {
-        let limit = if account_failures >= a.login_max_failures_per_account {
-            "account"
-        } else {
-            "address"
-        };
+    let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
+    // The attempt is recorded as a failure before its password is checked, in one step with the
+    // check of the limits: of any number of concurrent attempts, at most the limit get to a
+    // password check. A success, or an attempt that checks nothing, gives it back.
+    let reservation = state
+        .store
+        .reserve_login_attempt(
+            &[
+                (account_key.clone(), a.login_max_failures_per_account),
+                (ip_key.clone(), a.login_max_failures_per_ip),
+            ],
+            now,
+            since,
+        )
+        .await?;
+    if let LoginReservation::Limited(which) = reservation {
+        let limit = if which == 0 { "account" } else { "address" };
         audit::record(
             state.store.as_ref(),
             now,
@@ -193,22 +203,42 @@ async fn login(
         }
         return Ok(resp);
     }
+    let reserved = [account_key.clone(), ip_key.clone()];
 
-    let user = state.store.find_user_by_email(&email).await?;
+    let user = match state.store.find_user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => {
+            give_back(&state, &reserved, now).await;
+            return Err(e.into());
+        }
+    };
     let password = field(&form, "password").to_owned();
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok =
-        tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref()))
-            .await
-            .map_err(ApiError::internal)?;
+    let verdict = state
+        .passwords
+        .check(password, stored_hash)
+        .await
+        .map_err(ApiError::internal)?;
+    if verdict == Verdict::Busy {
+        // Nothing was checked: no failure to count.
+        give_back(&state, &reserved, now).await;
+        tracing::warn!("sign-in refused: every password check is busy");
+        let mut resp = render_form(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            return_to,
+            email_raw,
+            Some("The server is busy. Please try again in a moment."),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(resp);
+    }
     let user = match user {
-        Some(u) if ok => u,
+        Some(u) if verdict == Verdict::Correct => u,
         known => {
-            state
-                .store
-                .record_login_failure(&[account_key, ip_key], now, since)
-                .await?;
-            // The user id when the account exists; never the email as typed.
+            // The reserved failure stays: this attempt was one. The event names the user id
+            // when the account exists, never the email as typed.
             let event = match &known {
                 Some(u) => Event::new(EventKind::LoginFailed)
                     .user(u)
@@ -225,7 +255,10 @@ async fn login(
             ));
         }
     };
+    // Signed in: the account's failures are forgotten (this reservation with them), and the
+    // address gets its reservation back.
     state.store.clear_login_failures(&account_key).await?;
+    state.store.release_login_attempt(&[ip_key], now).await?;
 
     let cookie_value = secret::random_token(&mut OsRng);
     let lifetime = a.session_lifetime_secs;
@@ -251,30 +284,20 @@ async fn login(
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, SESSION_COOKIE, &cookie_value, lifetime),
+        session::set_cookie(&state, session_cookie(&state), &cookie_value, lifetime),
     );
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+        session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
     Ok(resp)
 }
 
-/// argon2id verification. Without a stored hash (unknown email) a dummy hash is verified, so
-/// that the answer takes as long as for a wrong password.
-fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
-    let (hash, real) = match stored {
-        Some(h) => (h, true),
-        None => (dummy.as_str(), false),
-    };
-    let verified = PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    });
-    verified && real
+/// Gives back the failure reserved for an attempt that checked no password.
+async fn give_back(state: &AppState, keys: &[String], now: i64) {
+    if let Err(e) = state.store.release_login_attempt(keys, now).await {
+        tracing::warn!(error = %e, "could not give back a reserved login failure");
+    }
 }
 
 pub(crate) fn see_other(location: &str) -> Response {
@@ -315,7 +338,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
     let headers = req.headers().clone();
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
     let form = form_pairs(&bytes).unwrap_or_default();
-    let Some(cookie) = session::cookie(&headers, SESSION_COOKIE) else {
+    let Some(cookie) = session::cookie(&headers, session_cookie(&state)) else {
         return Ok(see_other("/login"));
     };
     if !session::csrf_matches(cookie, field(&form, "csrf_token")) {
@@ -332,7 +355,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
     let mut resp = see_other("/login");
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(&state, SESSION_COOKIE, "", 0),
+        session::set_cookie(&state, session_cookie(&state), "", 0),
     );
     Ok(resp)
 }

@@ -52,12 +52,81 @@ async fn signing_in_sets_a_hardened_session_cookie_stored_as_a_hash() {
 }
 
 #[tokio::test]
-async fn the_cookie_is_secure_when_the_issuer_is_https() {
+async fn over_https_the_cookies_are_host_prefixed_and_secure() {
     let app = TestApp::spawn_with(|c| c.issuer = Some("https://auth.example.com".into())).await;
     let user = app.user("alice@example.com", "alice-org").await;
-    let r = app.post_login(&user.email, &user.password, "/").await;
-    let (_, line) = set_cookie(&r, "oauth_session").unwrap();
-    assert!(line.contains("; Secure"), "{line}");
+    // `__Host-` needs Secure, Path=/ and no Domain; the server listens on plain http here, as
+    // behind a TLS-terminating proxy.
+    let host_cookie = |line: &str| {
+        assert!(line.contains("; Secure"), "{line}");
+        assert!(line.contains("; Path=/;"), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+    };
+    let r = app.http.get(app.at("/login")).send().await.unwrap();
+    assert!(set_cookie(&r, "oauth_login_csrf").is_none());
+    let (csrf, line) = set_cookie(&r, "__Host-oauth_login_csrf").unwrap();
+    host_cookie(&line);
+    assert_eq!(hidden(&r.text().await.unwrap(), "csrf_token"), csrf);
+
+    let post = |cookie_name: &'static str| {
+        app.http
+            .post(app.at("/login"))
+            .header("cookie", format!("{cookie_name}={csrf}"))
+            .form(&[
+                ("email", user.email.as_str()),
+                ("password", user.password.as_str()),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", "/"),
+            ])
+            .send()
+    };
+    // The unprefixed name is not read over https.
+    assert_eq!(post("oauth_login_csrf").await.unwrap().status(), 403);
+    let r = post("__Host-oauth_login_csrf").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "oauth_session").is_none());
+    let (session, line) = set_cookie(&r, "__Host-oauth_session").unwrap();
+    host_cookie(&line);
+    let (cleared, line) = set_cookie(&r, "__Host-oauth_login_csrf").unwrap();
+    assert!(cleared.is_empty() && line.contains("Max-Age=0"), "{line}");
+    let stored = app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&session), app.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, user.user_id);
+
+    // The session cookie signs the browser in, under its prefixed name only.
+    let cookie = format!("__Host-oauth_session={session}");
+    let r = app.get_with_cookie("/", &cookie).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("alice@example.com"));
+    let r = app
+        .get_with_cookie("/", &format!("oauth_session={session}"))
+        .await;
+    assert_eq!(location(&r), "/login");
+    // And signs it out (the CSRF token derives from that cookie).
+    let r = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", hidden(&page, "csrf_token").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (cleared, line) = set_cookie(&r, "__Host-oauth_session").unwrap();
+    assert!(cleared.is_empty() && line.contains("Max-Age=0"), "{line}");
+    assert!(app
+        .server
+        .store
+        .session_user(&secret::hash_secret(&session), app.clock.now())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -190,6 +259,224 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
             .status(),
         303
     );
+}
+
+/// Fires 30 wrong passwords for one account at once (spread over `urls`, each a server on the
+/// same database) and checks that at most the limit of them got a password check.
+async fn thirty_concurrent_wrong_passwords(app: &TestApp, urls: &[String]) {
+    let alice = app.user("alice@example.com", "org").await;
+    let (csrf, _) = app.login_form().await;
+    let attempts = (0..30).map(|i| {
+        let url = format!("{}/login", urls[i % urls.len()]);
+        let request = app
+            .http
+            .post(url)
+            .header("cookie", format!("oauth_login_csrf={csrf}"))
+            .form(&[
+                ("email", alice.email.as_str()),
+                ("password", "not the password"),
+                ("csrf_token", csrf.as_str()),
+                ("return_to", "/"),
+            ]);
+        tokio::spawn(async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").is_some();
+            (status, retry_after, r.text().await.unwrap())
+        })
+    });
+    let mut answers = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        answers.push(attempt.await.unwrap());
+    }
+    let wrong = answers.iter().filter(|(s, ..)| *s == 401).count();
+    let locked = answers.iter().filter(|(s, ..)| *s == 429).count();
+    assert!((1..=5).contains(&wrong), "{wrong} password checks");
+    assert_eq!(wrong + locked, 30, "only 401 and 429");
+    for (status, retry_after, page) in &answers {
+        if *status == 401 {
+            assert!(page.contains("Incorrect email or password."));
+        } else {
+            assert!(*retry_after, "429 carries Retry-After");
+            assert!(page.contains("Too many failed sign-in attempts"));
+        }
+    }
+    // What is stored is the failures that were checked, within the limit.
+    let stored = app
+        .server
+        .store
+        .login_failures("account:alice@example.com", 0)
+        .await
+        .unwrap();
+    assert_eq!(stored, wrong as u64);
+    assert!(stored <= 5);
+    // Locked for the right password too.
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 429);
+}
+
+fn five_failures_per_account(c: &mut oauth_server::Config) {
+    c.authorization.login_max_failures_per_account = 5;
+    c.authorization.login_max_failures_per_ip = 30;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_at_most_the_limit_of_checks() {
+    let app = TestApp::spawn_with(five_failures_per_account).await;
+    thirty_concurrent_wrong_passwords(&app, std::slice::from_ref(&app.url)).await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_on_two_instances_of_one_postgres_database() {
+    let Some((store, guard)) = crate::db::postgres().await else {
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL login test",
+            crate::db::POSTGRES_ENV
+        );
+        return;
+    };
+    store.close().await;
+    let crate::db::TestDb::Postgres { admin_url, name } = &guard else {
+        unreachable!()
+    };
+    let mut url = url::Url::parse(admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    let kek = oauth_core::keys::KeyEncryptionKey::from_base64(
+        "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+    )
+    .unwrap();
+    let adjust = |c: &mut oauth_server::Config| {
+        five_failures_per_account(c);
+        c.tokens.key_encryption_key = Some(kek.clone());
+    };
+    let app = TestApp::spawn_on(
+        tempfile::tempdir().unwrap(),
+        url.to_string(),
+        adjust,
+        Arc::new(oauth_server::clock::SystemClock),
+    )
+    .await;
+    let mut config = oauth_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: url.to_string(),
+        ..Default::default()
+    };
+    adjust(&mut config);
+    let other = oauth_server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    thirty_concurrent_wrong_passwords(&app, &[app.url.clone(), other.url()]).await;
+    other.stop().await.unwrap();
+    let TestApp { server, .. } = app;
+    server.stop().await.unwrap();
+    drop(guard);
+}
+
+#[tokio::test]
+async fn a_burst_past_the_password_check_limit_is_told_to_retry_never_held() {
+    let app = TestApp::spawn_with(|c| {
+        c.authorization.max_concurrent_password_checks = 1;
+        c.authorization.password_check_wait_ms = 10;
+        c.authorization.login_max_failures_per_ip = 1000;
+        c.rate_limits.login_per_ip = oauth_server::config::RateLimit {
+            requests: 0,
+            window_secs: 0,
+        };
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let (csrf, _) = app.login_form().await;
+    let burst: Vec<_> = (0..24)
+        .map(|i| {
+            let (email, password) = if i % 6 == 0 {
+                (alice.email.clone(), alice.password.clone())
+            } else {
+                (
+                    format!("nobody{i}@example.com"),
+                    "wrong password".to_owned(),
+                )
+            };
+            let request = app
+                .http
+                .post(app.at("/login"))
+                .header("cookie", format!("oauth_login_csrf={csrf}"))
+                .form(&[
+                    ("email", email.as_str()),
+                    ("password", password.as_str()),
+                    ("csrf_token", csrf.as_str()),
+                    ("return_to", "/"),
+                ]);
+            tokio::spawn(async move {
+                tokio::time::timeout(std::time::Duration::from_secs(60), async move {
+                    let r = request.send().await.unwrap();
+                    let status = r.status().as_u16();
+                    let retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    (status, retry_after, r.text().await.unwrap())
+                })
+                .await
+                .expect("every sign-in is answered")
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for b in burst {
+        answers.push(b.await.unwrap());
+    }
+    for (status, ..) in &answers {
+        assert!(
+            [200, 303, 401, 429, 503].contains(status),
+            "unexpected {status}"
+        );
+    }
+    let busy: Vec<_> = answers.iter().filter(|(s, ..)| *s == 503).collect();
+    assert!(!busy.is_empty(), "one check at a time, 10 ms of patience");
+    for (_, retry_after, page) in &busy {
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(page.contains("Please try again in a moment."), "{page}");
+    }
+    // A 503 checked nothing and counts as no failure: the address's failures are the 401s.
+    let wrong = answers.iter().filter(|(s, ..)| *s == 401).count();
+    assert_eq!(
+        app.server
+            .store
+            .login_failures("ip:127.0.0.1", 0)
+            .await
+            .unwrap(),
+        wrong as u64
+    );
+}
+
+#[tokio::test]
+async fn the_dummy_hash_for_unknown_emails_is_built_at_start() {
+    use argon2::password_hash::PasswordHash;
+
+    let app = TestApp::spawn().await;
+    // Ready before any sign-in, with the parameters of a real password's hash.
+    let dummy = app.server.passwords.dummy_hash().to_owned();
+    let dummy = PasswordHash::new(&dummy).unwrap();
+    assert_eq!(dummy.algorithm.as_str(), "argon2id");
+    let alice = app.user("alice@example.com", "org").await;
+    let stored = app
+        .server
+        .store
+        .find_user_by_email(&alice.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let real = PasswordHash::new(&stored).unwrap();
+    assert_eq!(dummy.params.to_string(), real.params.to_string());
+    assert_eq!(dummy.version, real.version);
+    let r = app.post_login("nobody@example.com", "whatever", "/").await;
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Incorrect email or password."));
 }
 
 #[tokio::test]

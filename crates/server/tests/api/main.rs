@@ -3,7 +3,8 @@
 //! HTTP tests: each test starts the real server in-process on 127.0.0.1:0 with its own SQLite
 //! file, and talks to it over HTTP. One test binary for all of them.
 
-/// Fresh PostgreSQL databases, shared with the storage tests.
+/// Fresh databases (PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set), shared with the storage
+/// tests.
 #[path = "../../../store/tests/support/mod.rs"]
 mod db;
 mod oauth_support;
@@ -14,6 +15,7 @@ mod audit;
 mod authorize;
 mod clients;
 mod code_grant;
+mod connections;
 mod consent;
 mod discovery;
 mod errors;

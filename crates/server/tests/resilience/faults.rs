@@ -72,7 +72,7 @@ impl Probes {
         let r = api.get(&Api::authorize_path(&client.0)).await.unwrap();
         assert_eq!(r.status, 302);
         let consent_token = param(r.header("location").unwrap(), "consent_token").unwrap();
-        // The login form needs no database: its CSRF cookie.
+        // The login form needs no database: its CSRF cookie (`__Host-`: the issuer is https).
         let r = api.http.get(api.at("/login")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let login_csrf = r
@@ -84,7 +84,7 @@ impl Probes {
                     .ok()?
                     .split(';')
                     .next()?
-                    .strip_prefix("oauth_login_csrf=")
+                    .strip_prefix("__Host-oauth_login_csrf=")
                     .map(str::to_owned)
             })
             .expect("login CSRF cookie");
@@ -184,7 +184,10 @@ impl Probes {
             .send(
                 api.http
                     .post(api.at("/login"))
-                    .header("cookie", format!("oauth_login_csrf={}", self.login_csrf))
+                    .header(
+                        "cookie",
+                        format!("__Host-oauth_login_csrf={}", self.login_csrf),
+                    )
                     .form(&[
                         ("email", "admin@localhost"),
                         ("password", "not the password"),
@@ -446,9 +449,20 @@ async fn sqlite_locked_by_another_process_gives_503_on_writes_only() {
             .unwrap()
         };
     assert_eq!(register().await.status, 201);
-    // The API key's first use records it (a write, then at most once a minute): done here,
-    // so that the reads below are reads only.
-    assert_eq!(api.get("/oauth_clients").await.unwrap().status, 200);
+    // Registered clients are third parties, listed by no member: count them in the database.
+    let registered =
+        || db.scalar("SELECT COUNT(*) FROM oauth_clients WHERE origin = 'registration'");
+    // The API key's first use records it (a write, then at most once a minute), and a client
+    // of the admin's own: done here, so that the reads below are reads only.
+    let r = api
+        .post_json(
+            "/oauth_clients",
+            &json!({"name": "Own", "client_type": "confidential",
+                    "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text);
 
     use sqlx::Connection;
     let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
@@ -460,15 +474,15 @@ async fn sqlite_locked_by_another_process_gives_503_on_writes_only() {
     let r = api.get("/oauth_clients").await.unwrap();
     assert_eq!(r.status, 200, "reads go on: {}", r.text);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(registered().await, 1);
     assert_eq!(api.get("/readyz").await.unwrap().status, 200);
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     holder.close().await.unwrap();
 
     let r = register().await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = api.get("/oauth_clients").await.unwrap();
     assert_eq!(
-        r.body["data"].as_array().unwrap().len(),
+        registered().await,
         2,
         "the refused registration left nothing behind"
     );

@@ -1,0 +1,369 @@
+//! The accept loop: HTTP/1.1 connections served by hyper, each bounded in time, and a cap on how
+//! many are served at once, so that a few hundred slow or silent sockets cannot take the server
+//! from everyone else.
+//!
+//! - **Header timeout** (`server.header_read_timeout_ms`): a request's head (request line and
+//!   headers) must arrive within this time, counted from the accept for a connection's first
+//!   request and from the first byte of each later request on a kept-alive connection.
+//!   Otherwise the connection is closed without an answer.
+//! - **Idle timeout** (`server.idle_timeout_secs`): a kept-alive connection with no request for
+//!   this long is closed; so is a connection whose request moves no byte either way for this long
+//!   (a body that stops arriving, an answer the client stops reading).
+//! - **Connection cap** (`server.max_connections`): past it the loop accepts nothing until a
+//!   connection closes. Connections beyond the cap wait in the kernel's listen queue and are
+//!   served, in order, as slots free up (or time out on the client side): nothing is accepted
+//!   only to be dropped, and no work is spent on them while the server is full.
+//!
+//! hyper's own `header_read_timeout` is not used: it starts whenever hyper waits for a head,
+//! which includes the idle time between kept-alive requests, so it would close every idle
+//! connection after the header timeout. A small watchdog per connection keeps both clocks
+//! instead, fed by the connection's IO (bytes read and written) and by the requests it carries.
+//!
+//! Graceful shutdown: the loop stops accepting and closes the listener, every connection is told
+//! to finish its request in flight (hyper answers it and closes) and idle ones close at once;
+//! the loop returns when every connection is gone. The timeouts keep running meanwhile, so a
+//! half-sent head delays the stop by at most the header timeout.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::config::ServerConfig;
+
+/// The bounds of every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl From<&ServerConfig> for ConnectionLimits {
+    fn from(c: &ServerConfig) -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+            idle_timeout: Duration::from_secs(c.idle_timeout_secs),
+            max_connections: c.max_connections,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes the requests in flight
+/// and returns once every connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    let mut full = false;
+    loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => {
+                full = false;
+                p
+            }
+            Err(_) => {
+                if !full {
+                    full = true;
+                    tracing::warn!(
+                        max_connections = max,
+                        "connection limit reached: accepting no new connection until one closes"
+                    );
+                }
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(
+            stream,
+            peer,
+            app.clone(),
+            limits,
+            stop_rx.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a slot until it closes: having them all back means none is left.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    Ok(())
+}
+
+/// A failed accept. Errors of one connection (reset or aborted before the accept) are skipped;
+/// others (out of file descriptors, for example) would fail again at once, so the loop waits a
+/// little before trying again.
+async fn accept_failed(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// One connection: hyper serves it while the watchdog keeps its clocks.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let clock = Arc::new(Clock::new(limits));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        clock: clock.clone(),
+    });
+    let on_request = clock.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let in_flight = InFlight::start(on_request.clone());
+        // Handlers read the peer address (per-address limits, the audit trail).
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(req).await;
+            drop(in_flight);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.header_read_timeout(Option::<Duration>::None);
+    let mut conn = pin!(builder.serve_connection(io, service));
+    let mut stopping = false;
+    let sleep = tokio::time::sleep_until(clock.arm());
+    let mut sleep = pin!(sleep);
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stopped| *stopped), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = sleep.as_mut() => {
+                if clock.expired() {
+                    tracing::debug!("connection closed: header or idle timeout");
+                    // Dropping the connection closes the socket (and cancels a request that
+                    // moved no byte for the idle timeout).
+                    return;
+                }
+                sleep.as_mut().reset(clock.arm());
+            }
+        }
+    }
+}
+
+/// The two clocks of one connection. The watchdog sleeps until the deadline it last read, but at
+/// most the shorter of the two timeouts, and then looks again: a deadline that moved later is
+/// waited for, and one that moved earlier (the first byte of a request on an idle connection
+/// starts the header clock; a request in flight is on the idle clock) is met on time, since no
+/// new deadline is nearer than the shorter timeout. Requests themselves wake nothing.
+struct Clock {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    state: Mutex<ClockState>,
+}
+
+struct ClockState {
+    /// Requests handed to the application and not answered yet.
+    in_flight: usize,
+    /// When the awaited request head started: the accept for the first request, its first byte
+    /// for later ones; `None` while no byte of the next request has come.
+    head_since: Option<Instant>,
+    /// When the last answer was handed over (the start of the idle time).
+    idle_since: Instant,
+    /// When bytes last moved, either way.
+    last_io: Instant,
+}
+
+impl Clock {
+    fn new(limits: ConnectionLimits) -> Self {
+        let now = Instant::now();
+        Self {
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            state: Mutex::new(ClockState {
+                in_flight: 0,
+                head_since: Some(now),
+                idle_since: now,
+                last_io: now,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClockState> {
+        // Nothing panics while holding the lock; a poisoned state is still a valid state.
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn deadline(&self, s: &ClockState) -> Instant {
+        if s.in_flight > 0 {
+            s.last_io + self.idle_timeout
+        } else if let Some(since) = s.head_since {
+            since + self.header_read_timeout
+        } else {
+            s.idle_since + self.idle_timeout
+        }
+    }
+
+    /// When the watchdog should look next: the deadline, or the shorter timeout from now if that
+    /// comes first (the state may change meanwhile).
+    fn arm(&self) -> Instant {
+        let s = self.lock();
+        let look_again = self.header_read_timeout.min(self.idle_timeout);
+        self.deadline(&s).min(Instant::now() + look_again)
+    }
+
+    fn expired(&self) -> bool {
+        let s = self.lock();
+        self.deadline(&s) <= Instant::now()
+    }
+
+    fn read(&self) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.last_io = now;
+        if s.in_flight == 0 && s.head_since.is_none() {
+            // The first byte of the next request: its head is now on the header clock.
+            s.head_since = Some(now);
+        }
+    }
+
+    fn wrote(&self) {
+        self.lock().last_io = Instant::now();
+    }
+}
+
+/// A request between its head (parsed by hyper) and its answer.
+struct InFlight(Arc<Clock>);
+
+impl InFlight {
+    fn start(clock: Arc<Clock>) -> Self {
+        {
+            let mut s = clock.lock();
+            s.in_flight += 1;
+            s.head_since = None;
+        }
+        Self(clock)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.in_flight == 0 {
+            s.idle_since = Instant::now();
+        }
+    }
+}
+
+/// The socket, telling the clock when bytes move.
+struct Watched {
+    inner: TcpStream,
+    clock: Arc<Clock>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.clock.read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.wrote();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.wrote();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,275 @@
+//! Connections that cost others: half-sent request heads, idle kept-alive connections and the
+//! connection cap (`[server]`), over raw TCP sockets on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::TestApp;
+
+/// A request head cut before its end: the server waits for the rest.
+const HALF_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.server.addr).await.unwrap()
+}
+
+async fn send_healthz(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+}
+
+/// One HTTP/1.1 response (with a `content-length`): its status and body.
+async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before a whole response");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed inside a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8(buf[head_end..head_end + length].to_vec()).unwrap();
+    (status, body)
+}
+
+/// Waits (at most `bound`) for the server to close the connection: the read must return EOF,
+/// with no byte before it.
+async fn closed_by_server(stream: &mut TcpStream, bound: Duration) {
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(bound, stream.read(&mut byte))
+        .await
+        .expect("the server closes the connection")
+        .expect("a clean close (FIN), not a reset");
+    assert_eq!(n, 0, "no answer, only the close");
+}
+
+#[tokio::test]
+async fn three_hundred_half_sent_heads_neither_starve_others_nor_stay_open() {
+    let app = TestApp::spawn_with(|c| c.server.header_read_timeout_ms = 500).await;
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = connect(&app).await;
+        s.write_all(HALF_HEAD).await.unwrap();
+        slow.push(s);
+    }
+    // While they hang, another caller is served at once.
+    let started = Instant::now();
+    let r = app
+        .http
+        .get(app.at("/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("/healthz answers while 300 sockets hold half a head");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // And every slow socket is closed after the header timeout.
+    for s in &mut slow {
+        closed_by_server(s, Duration::from_secs(15)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_half_sent_head_is_closed_after_the_header_timeout() {
+    let app = TestApp::spawn_with(|c| c.server.header_read_timeout_ms = 300).await;
+    let started = Instant::now();
+    let mut half = connect(&app).await;
+    half.write_all(HALF_HEAD).await.unwrap();
+    let mut silent = connect(&app).await;
+    closed_by_server(&mut half, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "not before the timeout: {:?}",
+        started.elapsed()
+    );
+    // A connection that never sends a byte is on the same clock.
+    closed_by_server(&mut silent, Duration::from_secs(10)).await;
+    // The server still serves whole requests.
+    let mut s = connect(&app).await;
+    send_healthz(&mut s).await;
+    assert_eq!(
+        read_response(&mut s).await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.header_read_timeout_ms = 300;
+        c.server.idle_timeout_secs = 2;
+    })
+    .await;
+    let mut s = connect(&app).await;
+    send_healthz(&mut s).await;
+    assert_eq!(read_response(&mut s).await.0, 200);
+    // Idle longer than the header timeout: idle time is not header time, the connection
+    // serves the next request.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    send_healthz(&mut s).await;
+    assert_eq!(
+        read_response(&mut s).await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    let idle_from = Instant::now();
+    closed_by_server(&mut s, Duration::from_secs(15)).await;
+    assert!(
+        idle_from.elapsed() >= Duration::from_millis(1500),
+        "closed after the idle timeout, not before: {:?}",
+        idle_from.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_half_sent_head_after_an_idle_time_is_on_the_header_clock() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.header_read_timeout_ms = 300;
+        c.server.idle_timeout_secs = 60;
+    })
+    .await;
+    let mut s = connect(&app).await;
+    send_healthz(&mut s).await;
+    assert_eq!(read_response(&mut s).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The next request starts but its head never ends: closed by the header timeout, long
+    // before the idle timeout.
+    s.write_all(HALF_HEAD).await.unwrap();
+    closed_by_server(&mut s, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_closed_after_the_idle_timeout() {
+    // A header timeout far longer than the bound below: the idle clock is the one that closes.
+    let app = TestApp::spawn_with(|c| {
+        c.server.idle_timeout_secs = 1;
+        c.server.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let mut s = connect(&app).await;
+    s.write_all(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=a",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    closed_by_server(&mut s, Duration::from_secs(15)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "after the idle timeout, not before: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_a_slot_frees() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 2;
+        c.server.header_read_timeout_ms = 30_000;
+    })
+    .await;
+    // Two kept-alive connections fill the cap.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&app).await;
+        send_healthz(&mut s).await;
+        assert_eq!(read_response(&mut s).await.0, 200);
+        holders.push(s);
+    }
+    // A third one is not served while they stay open...
+    let mut third = connect(&app).await;
+    send_healthz(&mut third).await;
+    let mut byte = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), third.read(&mut byte))
+            .await
+            .is_err(),
+        "no answer past the cap"
+    );
+    // ...and is served once they close; then the server serves new connections again.
+    drop(holders);
+    let answered = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
+        .await
+        .expect("served once a slot frees");
+    assert_eq!(answered, (200, r#"{"status":"ok"}"#.to_owned()));
+    let r = app
+        .http
+        .get(app.at("/healthz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
+}
+
+#[tokio::test]
+async fn stopping_finishes_the_request_in_flight_and_closes_idle_connections() {
+    let app = TestApp::spawn().await;
+    let addr = app.server.addr;
+    let mut idle = connect(&app).await;
+    send_healthz(&mut idle).await;
+    assert_eq!(read_response(&mut idle).await.0, 200);
+    // A sign-in whose body is half sent: in flight in its handler (which reads the peer
+    // address).
+    let mut busy = connect(&app).await;
+    let body = "email=a%40example.com&password=x";
+    busy.write_all(
+        format!(
+            "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..10]
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let TestApp { server, .. } = app;
+    let stopping = tokio::spawn(server.stop());
+    // The idle connection is closed at once and nothing new is accepted...
+    closed_by_server(&mut idle, Duration::from_secs(10)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the stop waits for the request in flight"
+    );
+    // ...while the request in flight gets its answer (no login CSRF cookie: 403), then the
+    // connection closes and the stop completes.
+    busy.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let (status, page) = read_response(&mut busy).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Your sign-in form expired"), "{page}");
+    closed_by_server(&mut busy, Duration::from_secs(10)).await;
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the stop completes")
+        .unwrap()
+        .expect("a clean stop");
+}
