@@ -48,6 +48,15 @@ pub(crate) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
     Ok(pairs)
 }
 
+/// The value of `key` in decoded pairs, or `""` when absent (for the HTML forms, where an absent
+/// field and an empty one mean the same).
+pub(crate) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 fn component(raw: &[u8]) -> Result<String, FormError> {
     percent_decode(raw, true, BrokenEscape::Literal).ok_or(FormError::NotUtf8)
 }

@@ -15,30 +15,21 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, OriginalUri, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, AuthorizeQuery};
 
+use crate::consent;
 use crate::error::ApiError;
 use crate::html;
-use crate::routes::consent;
+use crate::respond::found;
 use crate::session;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/authorize", get(authorize))
-}
-
-pub(crate) fn found(location: &str) -> Response {
-    let mut resp = StatusCode::FOUND.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 async fn authorize(

@@ -93,8 +93,9 @@ async fn show(
     }))
 }
 
-/// Revokes the grant and, in the same transaction, its outstanding codes; tokens derived from
-/// it carry its id and stop working because it is no longer live.
+/// Revokes the grant and, in the same transaction, its outstanding codes, its refresh tokens
+/// and every token family under it; access tokens check their family (and so the grant) on use
+/// and stop working at once.
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

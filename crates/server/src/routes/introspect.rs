@@ -22,7 +22,7 @@ use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{bearer_token, MANAGEMENT_SCOPE};
 use crate::oauth_request::{authenticate_client, ClientCredentials, OAuthParams};
-use crate::routes::token::no_store;
+use crate::respond::no_store;
 use crate::state::AppState;
 use crate::tokens::{active_access_token, still_live, token_user, verify_access_token};
 

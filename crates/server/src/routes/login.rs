@@ -57,19 +57,6 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The form's key/value pairs; a repeated key or one not UTF-8 makes the form invalid.
-pub(crate) fn form_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    crate::form::pairs(bytes).ok()
-}
-
-pub(crate) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 /// Renders the login form with a fresh double-submit CSRF value in a cookie and the form.
 fn render_form(
     state: &AppState,
@@ -113,8 +100,14 @@ fn onward_source(return_to: &str) -> String {
 }
 
 async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
-    let pairs = form_pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
-    render_form(&state, StatusCode::OK, field(&pairs, "return_to"), "", None)
+    let pairs = crate::form::pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
+    render_form(
+        &state,
+        StatusCode::OK,
+        crate::form::field(&pairs, "return_to"),
+        "",
+        None,
+    )
 }
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
@@ -137,7 +130,7 @@ async fn login(
         ));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let Some(form) = form_pairs(&bytes) else {
+    let Ok(form) = crate::form::pairs(&bytes) else {
         return Ok(render_form(
             &state,
             StatusCode::BAD_REQUEST,
@@ -146,12 +139,12 @@ async fn login(
             Some("The form could not be read (a repeated field, or text that is not UTF-8). Please try again."),
         ));
     };
-    let return_to = field(&form, "return_to");
-    let email_raw = field(&form, "email");
+    let return_to = crate::form::field(&form, "return_to");
+    let email_raw = crate::form::field(&form, "email");
 
     // Login CSRF: the hidden field must equal the cookie this server set with the form.
     let cookie_csrf = session::cookie(&headers, login_csrf_cookie(&state)).unwrap_or("");
-    let form_csrf = field(&form, "csrf_token");
+    let form_csrf = crate::form::field(&form, "csrf_token");
     if cookie_csrf.is_empty() || !session::same_secret(cookie_csrf, form_csrf) {
         return Ok(render_form(
             &state,
@@ -212,7 +205,7 @@ async fn login(
             return Err(e.into());
         }
     };
-    let password = field(&form, "password").to_owned();
+    let password = crate::form::field(&form, "password").to_owned();
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let verdict = state
         .passwords
@@ -280,7 +273,7 @@ async fn login(
     )
     .await;
     let target = safe_return_to(return_to).unwrap_or("/");
-    let mut resp = see_other(target);
+    let mut resp = crate::respond::see_other(target);
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -300,22 +293,12 @@ async fn give_back(state: &AppState, keys: &[String], now: i64) {
     }
 }
 
-pub(crate) fn see_other(location: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
 /// `/` and `GET /logout`: who is signed in, with a sign-out button.
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     match session::session_viewer(&state, &headers).await? {
         Some(v) => {
             let Via::Session(cookie) = &v.via else {
-                return Ok(see_other("/login"));
+                return Ok(crate::respond::see_other("/login"));
             };
             let csrf = session::csrf_token(cookie);
             Ok(html::page(
@@ -328,7 +311,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
                 "",
             ))
         }
-        None => Ok(see_other("/login")),
+        None => Ok(crate::respond::see_other("/login")),
     }
 }
 
@@ -337,11 +320,11 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let form = form_pairs(&bytes).unwrap_or_default();
+    let form = crate::form::pairs(&bytes).unwrap_or_default();
     let Some(cookie) = session::cookie(&headers, session_cookie(&state)) else {
-        return Ok(see_other("/login"));
+        return Ok(crate::respond::see_other("/login"));
     };
-    if !session::csrf_matches(cookie, field(&form, "csrf_token")) {
+    if !session::csrf_matches(cookie, crate::form::field(&form, "csrf_token")) {
         return Ok(html::message(
             StatusCode::FORBIDDEN,
             "Sign-out failed",
@@ -352,7 +335,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> Result<Response,
         .store
         .delete_session(&secret::hash_secret(cookie))
         .await?;
-    let mut resp = see_other("/login");
+    let mut resp = crate::respond::see_other("/login");
     resp.headers_mut().append(
         header::SET_COOKIE,
         session::set_cookie(&state, session_cookie(&state), "", 0),

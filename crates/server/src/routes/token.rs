@@ -12,7 +12,7 @@
 //! ```
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -72,7 +72,7 @@ async fn token(
             ))
         }
     };
-    Ok(no_store(Json(response).into_response()))
+    Ok(crate::respond::no_store(Json(response).into_response()))
 }
 
 /// RFC 6749 §4.4: a confidential client gets a token for itself. Nothing is written: the token
@@ -532,14 +532,6 @@ pub fn resource(state: &AppState, requested: Option<&str>) -> Result<Option<Stri
         ));
     }
     Ok(Some(r.to_owned()))
-}
-
-/// RFC 6749 §5.1: token responses must not be cached.
-pub fn no_store(mut resp: Response) -> Response {
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
 }
 
 /// Caller-supplied text echoed in an error, cut short.

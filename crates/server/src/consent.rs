@@ -1,0 +1,123 @@
+//! The consent step as a service, for the routes that need it (the authorization request, the
+//! consent page and API): storing a pending request behind a consent token, and the user's
+//! decision on it.
+
+use oauth_core::authorize::{
+    code_redirect, error_redirect, AuthorizeRequest, CODE_TTL, CONSENT_TTL,
+};
+use oauth_core::secret;
+use oauth_store::{Approval, ConsentRequest, User};
+use rand::rngs::OsRng;
+
+use crate::accounts::new_id;
+use crate::audit::{self, Event, EventKind};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Stores a consent request for a checked authorization request; returns the consent token.
+pub async fn create(
+    state: &AppState,
+    user_id: &str,
+    req: &AuthorizeRequest,
+) -> Result<String, ApiError> {
+    let token = secret::random_token(&mut OsRng);
+    let now = state.clock.now();
+    state
+        .store
+        .create_consent(&ConsentRequest {
+            token_hash: secret::hash_secret(&token),
+            user_id: user_id.to_owned(),
+            client_id: req.client_id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scopes: req.scopes.clone(),
+            state: req.state.clone(),
+            code_challenge: req.code_challenge.clone(),
+            code_challenge_method: req.code_challenge_method.map(|m| m.as_str().to_owned()),
+            resource: req.resource.clone(),
+            created_at: now,
+            expires_at: now + CONSENT_TTL,
+        })
+        .await?;
+    Ok(token)
+}
+
+/// The user's decision on a consent token; `None` when the token is not live for this user, or
+/// when the client changed while the request was pending so that it could no longer be made:
+/// its redirect URI removed (never redirected to, not even with an error), or every requested
+/// scope taken away. Allowing creates or widens the grant and mints a code in one transaction,
+/// with only the scopes the client may still be granted.
+pub async fn decide(
+    state: &AppState,
+    user: &User,
+    token: &str,
+    allowed: bool,
+) -> Result<Option<String>, ApiError> {
+    let hash = secret::hash_secret(token);
+    let now = state.clock.now();
+    let user_id = user.id.as_str();
+    let Some(pending) = state.store.get_consent(&hash, user_id, now).await? else {
+        return Ok(None);
+    };
+    let client = state
+        .store
+        .get_client(&pending.client_id)
+        .await?
+        .filter(|c| c.accepts_redirect_uri(&pending.redirect_uri));
+    let Some(client) = client else {
+        // Used up, so that it cannot be tried again; the browser stays here.
+        state.store.consume_consent(&hash, user_id, now).await?;
+        tracing::info!(client_id = %pending.client_id, "a pending consent request was dropped: its redirect URI is no longer registered");
+        return Ok(None);
+    };
+    if !allowed {
+        let Some(c) = state.store.consume_consent(&hash, user_id, now).await? else {
+            return Ok(None);
+        };
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::ConsentDenied)
+                .user(user)
+                .client_id(&c.client_id),
+        )
+        .await;
+        return Ok(Some(error_redirect(
+            &c.redirect_uri,
+            "access_denied",
+            "the user denied the request",
+            c.state.as_deref(),
+            &state.issuer,
+        )));
+    }
+    let code = secret::random_token(&mut OsRng);
+    let approval = Approval {
+        new_grant_id: new_id(),
+        code_hash: secret::hash_secret(&code),
+        code_expires_at: now + CODE_TTL,
+        now,
+        grantable_scopes: client.grantable_scopes(&state.config.scopes),
+    };
+    let Some((c, grant, _)) = state
+        .store
+        .approve_consent(&hash, user_id, &approval)
+        .await?
+    else {
+        return Ok(None);
+    };
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::ConsentApproved)
+            .user(user)
+            .client_id(&c.client_id)
+            .grant_id(&grant.id)
+            .detail("scopes", c.scopes.clone()),
+    )
+    .await;
+    Ok(Some(code_redirect(
+        &c.redirect_uri,
+        &code,
+        c.state.as_deref(),
+        &state.issuer,
+    )))
+}
