@@ -23,6 +23,7 @@ use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, Aut
 
 use crate::consent;
 use crate::error::ApiError;
+use crate::form::FormError;
 use crate::html;
 use crate::respond::found;
 use crate::session;
@@ -31,6 +32,35 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/authorize", get(authorize))
 }
+
+/// Why the decoder refused the link's query, for its page. A parameter's name is the caller's
+/// text: cut short (the page escapes it).
+fn unreadable_query(e: &FormError) -> String {
+    let shown = |name: &str| {
+        let mut shown: String = name.chars().take(MAX_NAME_SHOWN).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        shown
+    };
+    match e {
+        FormError::NotUtf8 => {
+            "The link's parameters are not valid UTF-8 once percent-decoded.".to_owned()
+        }
+        FormError::Nul(name) => format!(
+            "The link's parameter `{}` holds a NUL character (%00), which no parameter may hold.",
+            shown(name)
+        ),
+        // `decode` keeps repeats, for the request's own checks to name in their order.
+        FormError::Repeated(name) => format!(
+            "The link's parameter `{}` appears more than once.",
+            shown(name)
+        ),
+    }
+}
+
+/// The longest parameter name, in characters, an error page repeats.
+const MAX_NAME_SHOWN: usize = 64;
 
 async fn authorize(
     State(state): State<AppState>,
@@ -49,12 +79,15 @@ async fn authorize(
     }
     let raw = uri.query().unwrap_or("");
     // Repeats are kept: the request's own checks refuse them, in their order.
-    let Ok(pairs) = crate::form::decode(raw.as_bytes()) else {
-        return Ok(html::message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link is not valid",
-            "The link's parameters are not valid UTF-8.",
-        ));
+    let pairs = match crate::form::decode(raw.as_bytes()) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            return Ok(html::message(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link is not valid",
+                &unreadable_query(&e),
+            ))
+        }
     };
     let query = AuthorizeQuery(&pairs);
     let client = match query.client_id() {

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::flow::*;
 use crate::support::{public_client, TestApp};
 
-/// An HTML error page: the status, no `Location`, the page headers, the message.
-async fn assert_page(r: reqwest::Response, status: u16, text: &str) {
+/// An HTML error page: the status, no `Location`, the page headers, the message. The page.
+async fn assert_page(r: reqwest::Response, status: u16, text: &str) -> String {
     assert_eq!(r.status(), status);
     assert!(r.headers().get("location").is_none(), "never a redirect");
     assert!(r.headers()["content-type"]
@@ -21,6 +21,7 @@ async fn assert_page(r: reqwest::Response, status: u16, text: &str) {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     let body = r.text().await.unwrap();
     assert!(body.contains(text), "{body}");
+    body
 }
 
 /// A redirect back to the client carrying `error`, `state` and `iss`.
@@ -65,6 +66,75 @@ async fn an_unknown_client_or_a_missing_client_id_gets_a_page() {
     assert_page(get(&app, &path_of(&p), None).await, 404, "No application").await;
     let p = with(p, "client_id", None);
     assert_page(get(&app, &path_of(&p), None).await, 400, "no client_id").await;
+}
+
+/// Consent requests stored (each authorize request that reaches the consent step makes one).
+async fn consent_requests(app: &TestApp) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM consent_requests")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    n
+}
+
+/// A query the decoder refuses gets a page that says why: bytes that are not UTF-8 once
+/// percent-decoded, or a NUL, with the parameter that holds it named (its name cut short and
+/// escaped). Nothing is stored, even for a signed-in user with an otherwise valid request.
+#[tokio::test]
+async fn an_unreadable_query_gets_a_page_saying_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let c = app.create_client(&app.admin_key, code_client("App")).await;
+    let id = c["client_id"].as_str().unwrap();
+    let valid = path_of(&with(standard_params(id), "state", None));
+    let key = Some(app.admin_key.as_str());
+    let page = |extra: &str| {
+        let path = format!("{valid}&{extra}");
+        let app = &app;
+        async move { get(app, &path, key).await }
+    };
+
+    for extra in ["state=%FF", "state=%C3%28", "%FF=1"] {
+        let body = assert_page(page(extra).await, 400, "not valid UTF-8").await;
+        assert!(!body.contains("NUL"), "{extra}: {body}");
+    }
+    let body = assert_page(
+        page("state=a%00b").await,
+        400,
+        "parameter `state` holds a NUL character (%00)",
+    )
+    .await;
+    assert!(!body.contains("UTF-8"), "{body}");
+    // Before the client's own checks: a NUL in client_id is said as such too.
+    let nul_id = path_of(&with(standard_params(id), "client_id", Some("a\0b")));
+    assert_page(
+        get(&app, &nul_id, key).await,
+        400,
+        "parameter `client_id` holds a NUL character",
+    )
+    .await;
+    // In a name, the NUL is shown as `\0`.
+    assert_page(page("a%00b=1").await, 400, "parameter `a\\0b` holds a NUL").await;
+    // A long name with markup: escaped, and cut at 64 characters.
+    let long = format!("<b>{}", "x".repeat(1000));
+    let body = assert_page(
+        page(&format!("{long}%00=1")).await,
+        400,
+        &format!("{}…` holds a NUL", "x".repeat(61)),
+    )
+    .await;
+    assert!(!body.contains("<b>"), "{body}");
+    assert!(!body.contains(&"x".repeat(62)), "{body}");
+
+    assert_eq!(consent_requests(&app).await, 0);
+    // The same request without the bad parameter reaches the consent step.
+    let r = get(&app, &valid, key).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(consent_requests(&app).await, 1);
 }
 
 #[tokio::test]

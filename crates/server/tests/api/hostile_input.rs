@@ -359,13 +359,13 @@ async fn every_route(app: &TestApp, engine: Db) {
             "authorize: NUL in client_id",
             "/oauth/authorize?response_type=code&client_id=a%00b&redirect_uri=x",
         )
-        .wants(Page(400, "not valid")),
+        .wants(Page(400, "parameter `client_id` holds a NUL character")),
         get(
             "authorize: NUL in the state, signed in",
             authorize_nul_state,
         )
         .header("cookie", &cookie)
-        .wants(Page(400, "not valid")),
+        .wants(Page(400, "parameter `state` holds a NUL character")),
         // --- the sign-in form --------------------------------------------------------------
         post("login: NUL in the email", "/login")
             .header("cookie", &login_cookie)

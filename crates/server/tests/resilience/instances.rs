@@ -10,17 +10,17 @@ use crate::support::*;
 
 /// Two instances, A and B, on one fresh database. A reloads the signing keys every second, B
 /// once an hour: B sees a rotated key only through the reload on an unknown kid.
-struct Pair {
-    _db: FreshDb,
-    database_url: String,
+pub struct Pair {
+    pub db: FreshDb,
+    pub database_url: String,
     _dir: tempfile::TempDir,
-    a: Server,
-    b: Server,
-    api_a: Api,
-    api_b: Api,
+    pub a: Server,
+    pub b: Server,
+    pub api_a: Api,
+    pub api_b: Api,
 }
 
-async fn pair() -> Option<Pair> {
+pub async fn pair() -> Option<Pair> {
     let db = FreshDb::postgres().await?;
     let dir = tempfile::tempdir().unwrap();
     let fast = config_file(dir.path(), "a.toml", "[tokens]\nkey_reload_secs = 1");
@@ -32,7 +32,7 @@ async fn pair() -> Option<Pair> {
     let (api_a, api_b) = (Api::new(&a, &key), Api::new(&b, &key));
     Some(Pair {
         database_url: db.url.clone(),
-        _db: db,
+        db,
         _dir: dir,
         a,
         b,
@@ -41,7 +41,7 @@ async fn pair() -> Option<Pair> {
     })
 }
 
-fn skipped() {
+pub fn skipped() {
     eprintln!(
         "skipped: set {POSTGRES_ENV} to run the several-instances tests (they need PostgreSQL)"
     );

@@ -11,4 +11,5 @@ mod db;
 mod durability;
 mod faults;
 mod instances;
+mod races;
 mod support;
