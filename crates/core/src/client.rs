@@ -90,6 +90,32 @@ pub struct ClientDraft {
 pub struct ClientPatch(pub UpdateOAuthClient);
 
 impl Client {
+    /// A new client record with this id, created `now`; a confidential client gets a fresh
+    /// 256-bit secret, returned in the clear this once (only its hash is kept).
+    pub fn new<R: rand::RngCore + rand::CryptoRng>(
+        client_id: String,
+        settings: ClientDraft,
+        origin: ClientOrigin,
+        (org_id, user_id): (&str, &str),
+        now: UnixSeconds,
+        rng: &mut R,
+    ) -> (Self, Option<String>) {
+        let secret = (settings.client_type == ClientType::Confidential)
+            .then(|| crate::secret::random_token(rng));
+        let client = Client {
+            client_id,
+            org_id: org_id.to_owned(),
+            user_id: user_id.to_owned(),
+            origin,
+            secret_hash: secret.as_deref().map(crate::secret::hash_secret),
+            verified: false,
+            created_at: now,
+            updated_at: now,
+            settings,
+        };
+        (client, secret)
+    }
+
     pub fn is_confidential(&self) -> bool {
         self.settings.client_type == ClientType::Confidential
     }

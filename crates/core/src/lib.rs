@@ -8,6 +8,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod entity;
 pub mod jwt;
 pub mod keys;
 pub mod page;
@@ -17,6 +18,7 @@ pub mod return_to;
 pub mod scope;
 pub mod secret;
 pub mod timefmt;
+pub mod token;
 pub mod validation;
 
 pub use client::{Client, ClientDraft, ClientOrigin, ClientPatch, RegistrationPolicy};

@@ -4,8 +4,9 @@
 use anyhow::{bail, Context};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
+use oauth_core::entity::{ApiKey, Organization, User};
 use oauth_core::secret;
-use oauth_store::{ApiKey, NewApiKey, NewUser, Organization, Store, StoreError, User};
+use oauth_store::{NewApiKey, NewUser, Store, StoreError};
 use rand::rngs::OsRng;
 use serde::Serialize;
 

@@ -24,8 +24,9 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use oauth_core::entity::User;
 use oauth_core::{Client, UnixSeconds};
-use oauth_store::{NewSecurityEvent, Store, User};
+use oauth_store::{NewSecurityEvent, Store};
 use serde_json::{Map, Value};
 
 /// The `tracing` target of security events in the log.

@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
 pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
+/// Failed logins are kept this long (the purge forgets older ones), so no failure window may
+/// be longer.
+pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
@@ -926,7 +929,7 @@ impl Config {
                 bail!("configuration: authorization.consent_url must be an http(s) URL without a fragment");
             }
         }
-        if a.login_failure_window_secs > crate::maintenance::LOGIN_FAILURE_RETENTION_SECS {
+        if a.login_failure_window_secs > LOGIN_FAILURE_RETENTION_SECS {
             bail!("configuration: authorization.login_failure_window_secs must be at most 604800 (7 days)");
         }
         if a.session_lifetime_secs < 60 || a.login_failure_window_secs < 1 {

@@ -5,8 +5,9 @@
 use oauth_core::authorize::{
     code_redirect, error_redirect, AuthorizeRequest, CODE_TTL, CONSENT_TTL,
 };
+use oauth_core::entity::{ConsentRequest, User};
 use oauth_core::secret;
-use oauth_store::{Approval, ConsentRequest, User};
+use oauth_store::Approval;
 use rand::rngs::OsRng;
 
 use crate::accounts::new_id;

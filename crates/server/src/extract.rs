@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use oauth_core::entity::User;
 use oauth_core::{jwt, secret, FieldError, ValidationErrors};
-use oauth_store::User;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;

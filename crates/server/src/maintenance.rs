@@ -64,7 +64,7 @@ fn refresh_tokens(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> 
 
 /// Failed-login records older than this are forgotten; the counting window is at most this long
 /// (the configuration refuses a longer one).
-pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
+pub use crate::config::LOGIN_FAILURE_RETENTION_SECS;
 
 /// Expired sessions and consent requests, codes an hour past expiry (kept that long so that a
 /// replay is still recognised as one), old failed-login records.

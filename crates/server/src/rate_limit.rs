@@ -19,18 +19,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use oauth_core::UnixSeconds;
 use sha2::{Digest, Sha256};
 
 use crate::config::{RateLimit, RateLimitBackend, RateLimitsConfig};
 use crate::error::ApiError;
-use crate::extract::bearer_token;
 use crate::resp::{Pool, RedisError, RedisTarget, Reply};
-use crate::state::AppState;
 
 const SHARDS: usize = 16;
 /// Past this many keys in one shard, idle buckets are swept at once; if the shard is still
@@ -594,29 +590,29 @@ fn client_ip_key(client_id: &str, ip: IpAddr) -> Key {
     digest(b"client-ip", &value)
 }
 
-/// Middleware for the management API: per client address, then per bearer credential (its
-/// SHA-256, before authentication, so that guessing API keys is limited as well).
-pub async fn management(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let now = state.clock.now();
-    let limits = &state.rate_limits;
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>() {
-        limits
-            .check_or_429(
-                &limits.management_per_ip,
-                &ip_key(peer.ip()),
+impl RateLimiters {
+    /// The management API's limits: per client address, then per bearer credential (its
+    /// SHA-256, before authentication, so that guessing API keys is limited as well).
+    pub async fn management(
+        &self,
+        peer: Option<IpAddr>,
+        credential: Option<&str>,
+        now: UnixSeconds,
+    ) -> Result<(), ApiError> {
+        if let Some(ip) = peer {
+            self.check_or_429(
+                &self.management_per_ip,
+                &ip_key(ip),
                 now,
                 "management per IP",
             )
             .await?;
+        }
+        if let Some(credential) = credential {
+            self.bearer(credential, now).await?;
+        }
+        Ok(())
     }
-    if let Some(credential) = bearer_token(req.headers()) {
-        limits.bearer(credential, now).await?;
-    }
-    Ok(next.run(req).await)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use oauth_core::entity::User;
 use oauth_core::secret;
-use oauth_store::User;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

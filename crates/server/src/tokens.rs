@@ -4,9 +4,9 @@
 //! Revocation is an indexed lookup: `revoked_tokens` is keyed by `jti`, so the check is one
 //! primary-key read, and a revocation made on any instance holds on every instance at once.
 
+use oauth_core::entity::User;
 use oauth_core::jwt::{self, AccessTokenClaims, Expect};
 use oauth_core::{secret, Client};
-use oauth_store::User;
 use rand::rngs::OsRng;
 
 use crate::error::ApiError;

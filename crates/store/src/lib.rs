@@ -26,6 +26,9 @@ mod sqlite_read;
 mod sqlite_write;
 mod writes;
 
+pub use oauth_core::entity::{
+    ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use writes::Decide;
@@ -142,32 +145,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Organization {
-    pub id: String,
-    pub name: String,
-    pub created_at: UnixSeconds,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: String,
-    pub org_id: String,
-    pub email: String,
-    pub password_hash: String,
-    pub created_at: UnixSeconds,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    pub id: String,
-    pub user_id: String,
-    pub name: Option<String>,
-    pub created_at: UnixSeconds,
-    pub last_used_at: Option<UnixSeconds>,
-    pub revoked_at: Option<UnixSeconds>,
-}
-
 /// A user to create, and the organization they join: the one with `org_name`, created with
 /// `new_org_id` if no organization has that name yet.
 #[derive(Debug, Clone)]
@@ -242,57 +219,6 @@ pub enum LoginReservation {
     Reserved,
     /// The key at this index of those given had reached its limit; nothing was recorded.
     Limited(usize),
-}
-
-/// A pending authorization request (the consent token's record). `token_hash` is the SHA-256
-/// of the consent token; the token itself is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentRequest {
-    pub token_hash: String,
-    pub user_id: String,
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub state: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub resource: Option<String>,
-    pub created_at: UnixSeconds,
-    pub expires_at: UnixSeconds,
-}
-
-/// A user's standing authorization of a client (`/oauth_grants`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub id: String,
-    pub user_id: String,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-    /// RFC 8707 resources approved for this client.
-    pub resources: Vec<String>,
-    pub created_at: UnixSeconds,
-    pub updated_at: UnixSeconds,
-    pub last_used_at: Option<UnixSeconds>,
-    pub revoked_at: Option<UnixSeconds>,
-}
-
-/// An authorization code (RFC 6749 §4.1.2) as stored: bound to its client, redirect URI, PKCE
-/// challenge, scopes, resource, user and grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizationCode {
-    pub code_hash: String,
-    pub grant_id: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub resource: Option<String>,
-    pub created_at: UnixSeconds,
-    pub expires_at: UnixSeconds,
-    /// The token family its exchange started; `None` until it is exchanged.
-    pub family_id: Option<String>,
 }
 
 /// A token family to start with a code's exchange: the refresh and access tokens descending
@@ -379,23 +305,6 @@ pub struct NewRefreshToken {
     /// Capped by the family's absolute lifetime when the token is stored by a rotation.
     pub expires_at: UnixSeconds,
     /// The token family; a rotation stores the old token's family whatever this says.
-    pub family_id: Option<String>,
-}
-
-/// A stored refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshToken {
-    pub token_hash: String,
-    pub grant_id: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub scopes: Vec<String>,
-    pub resource: Option<String>,
-    pub created_at: UnixSeconds,
-    pub expires_at: UnixSeconds,
-    pub used_at: Option<UnixSeconds>,
-    pub revoked_at: Option<UnixSeconds>,
-    /// `None` for a token from before token families (it falls back to its grant).
     pub family_id: Option<String>,
 }
 

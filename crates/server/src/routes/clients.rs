@@ -6,8 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{
-    secret, Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest,
-    ValidationErrors,
+    Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest, ValidationErrors,
 };
 use oauth_store::ClientFilter;
 use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAuthClient};
@@ -146,12 +145,13 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let settings =
         ClientDraft::from_create(req, &state.config.scopes).map_err(ApiError::validation)?;
-    let (client, secret) = new_client(
-        &state,
+    let (client, secret) = Client::new(
+        new_id(),
         settings,
         ClientOrigin::Management,
-        &caller.user.org_id,
-        &caller.user.id,
+        (&caller.user.org_id, &caller.user.id),
+        state.clock.now(),
+        &mut OsRng,
     );
     state.store.insert_client(&client).await?;
     audit::record(
@@ -168,32 +168,6 @@ async fn create(
             data: client.to_wire(secret),
         }),
     ))
-}
-
-/// A new client record with a fresh id and, for a confidential client, a fresh 256-bit secret
-/// (returned in the clear once; only its hash is kept).
-pub(crate) fn new_client(
-    state: &AppState,
-    settings: ClientDraft,
-    origin: ClientOrigin,
-    org_id: &str,
-    user_id: &str,
-) -> (Client, Option<String>) {
-    let secret = (settings.client_type == ClientType::Confidential)
-        .then(|| secret::random_token(&mut OsRng));
-    let now = state.clock.now();
-    let client = Client {
-        client_id: new_id(),
-        org_id: org_id.to_owned(),
-        user_id: user_id.to_owned(),
-        origin,
-        secret_hash: secret.as_deref().map(secret::hash_secret),
-        verified: false,
-        created_at: now,
-        updated_at: now,
-        settings,
-    };
-    (client, secret)
 }
 
 async fn show(

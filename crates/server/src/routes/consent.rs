@@ -18,8 +18,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use oauth_core::entity::ConsentRequest;
 use oauth_core::secret;
-use oauth_store::ConsentRequest;
 use oauth_wire::{ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, RequestedScope};
 
 use crate::consent::decide;

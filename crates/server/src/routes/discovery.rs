@@ -6,11 +6,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use oauth_core::token::SUPPORTED_GRANT_TYPES;
 use oauth_wire::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 
 use crate::error::ApiError;
 use crate::extract::PathParam;
-use crate::routes::token::SUPPORTED_GRANT_TYPES;
+
 use crate::state::AppState;
 
 pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";

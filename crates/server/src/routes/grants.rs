@@ -4,8 +4,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use oauth_core::entity::Grant;
 use oauth_core::{timefmt, FieldError, PageRequest, PageSpec, ValidationErrors};
-use oauth_store::Grant;
 use oauth_wire::{Data, List, OAuthGrant};
 
 use crate::audit::{self, Event, EventKind};

@@ -13,9 +13,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use oauth_core::entity::User;
 use oauth_core::jwt;
 use oauth_core::secret;
-use oauth_store::User;
 use oauth_wire::IntrospectResponse;
 
 use crate::audit::{self, Event, EventKind};

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(consent::api_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::rate_limit::management,
+            management_limits,
         ));
     let api = Router::new()
         .merge(management)
@@ -64,6 +64,25 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("a handler panicked").into_response_owned()
         }))
         .with_state(state)
+}
+
+/// The management API's rate limits, before anything else reads the request (per address, then
+/// per bearer credential, before authentication).
+async fn management_limits(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let credential = crate::extract::bearer_token(req.headers());
+    state
+        .rate_limits
+        .management(peer, credential, state.clock.now())
+        .await?;
+    Ok(next.run(req).await)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -14,15 +14,16 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
-use oauth_core::{secret, ClientDraft, ClientOrigin, RegistrationPolicy};
+use oauth_core::{secret, Client, ClientDraft, ClientOrigin, RegistrationPolicy};
 use oauth_wire::RegistrationRequest;
+use rand::rngs::OsRng;
 use subtle::ConstantTimeEq;
 
+use crate::accounts::new_id;
 use crate::audit::{self, Event, EventKind};
 use crate::config::RegistrationMode;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, JsonBody};
-use crate::routes::clients::new_client;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -72,12 +73,14 @@ async fn register(
     };
     let settings = ClientDraft::from_registration(req, &policy)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
-    let (client, secret) = new_client(
-        &state,
+    // A third party: no organization's member, no owner.
+    let (client, secret) = Client::new(
+        new_id(),
         settings,
         ClientOrigin::Registration,
-        THIRD_PARTY_ORG_ID,
-        "",
+        (THIRD_PARTY_ORG_ID, ""),
+        state.clock.now(),
+        &mut OsRng,
     );
     state.store.insert_client(&client).await?;
     audit::record(

@@ -16,18 +16,17 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use oauth_core::pkce::{self, ChallengeMethod};
-use oauth_core::scope::parse_scope_string;
+use oauth_core::entity::AuthorizationCode;
 use oauth_core::secret;
+use oauth_core::token::{granted_scopes, CodeRefusal, PresentedCode};
 use oauth_core::UnixSeconds;
 use oauth_store::{
-    AuthorizationCode, CodeDecision, CodeExchange, Decide, NewRefreshToken, NewTokenFamily,
-    RefreshRotation,
+    CodeDecision, CodeExchange, Decide, NewRefreshToken, NewTokenFamily, RefreshRotation,
 };
 use oauth_wire::{GrantType, TokenResponse};
 use rand::rngs::OsRng;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -36,11 +35,6 @@ use crate::oauth_request::{
 };
 use crate::state::AppState;
 use crate::tokens::{issue_access_token, TokenRequest};
-
-/// The grants this endpoint serves, as `grant_types_supported` (RFC 8414 §2) lists them; the
-/// `match` in [`token`] is the other half of this list.
-pub const SUPPORTED_GRANT_TYPES: &[&str] =
-    &["authorization_code", "refresh_token", "client_credentials"];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/token", post(token))
@@ -103,7 +97,7 @@ fn client_credentials(
     // A third-party client (one allowed client_credentials behind the initial access token)
     // never gets a scope closed to third parties; its token acts for no user.
     let grantable = client.grantable_scopes(&state.config.scopes);
-    let scopes = granted_scopes(params.get("scope"), &grantable)?;
+    let scopes = scopes_for(params.get("scope"), &grantable)?;
     let audience = resource(state, params.get("resource"))?;
     let issued = issue_access_token(
         state,
@@ -176,9 +170,13 @@ async fn authorization_code(
         id: secret::random_token(&mut OsRng),
         expires_at: now + state.config.tokens.refresh_family_lifetime_secs,
     };
+    // The decision's reason, for the answer when it refuses (the store may run the decision
+    // again after a deadlock: the last run's reason is the one that counted).
+    let refusal: Arc<Mutex<Option<CodeRefusal>>> = Arc::default();
     let decide: Decide = {
         let presented = presented.clone();
         let refresh_token = refresh_token.clone();
+        let refusal = refusal.clone();
         Box::new(
             move |code: &AuthorizationCode| match presented.check(code) {
                 Ok(()) => CodeDecision::Accept {
@@ -195,7 +193,10 @@ async fn authorization_code(
                         )
                     }),
                 },
-                Err(_) => CodeDecision::Reject,
+                Err(reason) => {
+                    *refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+                    CodeDecision::Reject
+                }
             },
         )
     };
@@ -211,11 +212,17 @@ async fn authorization_code(
         .await?
     {
         CodeExchange::Exchanged(code) => code,
-        CodeExchange::Rejected(code) => {
-            return Err(presented
-                .check(&code)
-                .err()
-                .unwrap_or_else(|| ApiError::internal("a rejected code passed its checks")));
+        CodeExchange::Rejected(_) => {
+            let reason = refusal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            return Err(match reason {
+                Some(CodeRefusal::StoredChallengeMethod) | None => {
+                    ApiError::internal("a code was refused without a reason, or its stored challenge method is unknown")
+                }
+                Some(r) => ApiError::oauth(r.error(), r.description()),
+            });
         }
         CodeExchange::WrongClient {
             issued_to,
@@ -276,94 +283,6 @@ async fn authorization_code(
         refresh_token,
         scope: Some(issued.claims.scope),
     })
-}
-
-/// What the token request says about the code it presents.
-struct PresentedCode {
-    /// The authenticated client.
-    client_id: String,
-    confidential: bool,
-    redirect_uri: String,
-    verifier: Option<String>,
-    resource: Option<String>,
-    /// The scopes the client may be granted now: a scope removed from the client (or from the
-    /// catalogue) since the user approved is not issued.
-    grantable: Vec<String>,
-}
-
-impl PresentedCode {
-    /// The code's scopes that the client may still be granted.
-    fn scopes(&self, code: &AuthorizationCode) -> Vec<String> {
-        code.scopes
-            .iter()
-            .filter(|s| self.grantable.contains(s))
-            .cloned()
-            .collect()
-    }
-
-    /// RFC 6749 §4.1.3, RFC 7636 §4.6 and RFC 8707 §2.2: whether the code may be exchanged by
-    /// this request. Pure, so it can run inside the exchange's transaction.
-    fn check(&self, code: &AuthorizationCode) -> Result<(), ApiError> {
-        // §4.1.3: the code was issued to the authenticated client.
-        if code.client_id != self.client_id {
-            return Err(invalid_grant(
-                "the authorization code is invalid, expired or already used",
-            ));
-        }
-        // §4.1.3: identical to the redirect_uri of the authorization request.
-        if code.redirect_uri != self.redirect_uri {
-            return Err(invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        match (&code.code_challenge, self.verifier.as_deref()) {
-            (Some(challenge), Some(verifier)) => {
-                let method = code
-                    .code_challenge_method
-                    .as_deref()
-                    .and_then(ChallengeMethod::from_stored)
-                    .ok_or_else(|| ApiError::internal("stored code_challenge_method is unknown"))?;
-                // RFC 7636 §4.6: constant-time comparison inside `verify`.
-                if !pkce::is_valid_syntax(verifier) || !pkce::verify(verifier, challenge, method) {
-                    return Err(invalid_grant(
-                        "the code_verifier does not match the code_challenge",
-                    ));
-                }
-            }
-            (Some(_), None) => {
-                return Err(invalid_grant(
-                    "code_verifier is required: the authorization request had a code_challenge",
-                ))
-            }
-            // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade
-            // attempt.
-            (None, Some(_)) => {
-                return Err(invalid_grant(
-                    "code_verifier was sent, but the authorization request had no code_challenge",
-                ))
-            }
-            (None, None) if !self.confidential => {
-                return Err(invalid_grant("a public client must use PKCE"))
-            }
-            (None, None) => {}
-        }
-        if self.scopes(code).is_empty() {
-            return Err(ApiError::oauth(
-                "invalid_scope",
-                "none of the approved scopes may still be granted to this client",
-            ));
-        }
-        if let Some(r) = self.resource.as_deref() {
-            // RFC 8707 §2.2: the resource of the token request must be one the user approved.
-            if code.resource.as_deref() != Some(r) {
-                return Err(ApiError::oauth(
-                    "invalid_target",
-                    "the resource does not match the authorization request",
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -431,13 +350,7 @@ async fn refresh_token(
         .filter(|s| client.may_be_granted(s, &state.config.scopes))
         .cloned()
         .collect();
-    if still.is_empty() {
-        return Err(ApiError::oauth(
-            "invalid_scope",
-            "none of the scopes of this refresh token may still be granted to this client",
-        ));
-    }
-    let scopes = granted_scopes(params.get("scope"), &still)?;
+    let scopes = scopes_for(params.get("scope"), &still)?;
     if let Some(r) = params.get("resource") {
         if stored.resource.as_deref() != Some(r) {
             return Err(ApiError::oauth(
@@ -494,29 +407,9 @@ async fn refresh_token(
     })
 }
 
-/// RFC 6749 §3.3: the requested scopes, each one allowed; none requested means all allowed.
-pub fn granted_scopes(
-    requested: Option<&str>,
-    allowed: &[String],
-) -> Result<Vec<String>, ApiError> {
-    let Some(requested) = requested else {
-        return Ok(allowed.to_vec());
-    };
-    let scopes = parse_scope_string(requested)
-        .map_err(|e| ApiError::oauth("invalid_scope", e.to_string()))?;
-    if let Some(extra) = scopes.iter().find(|s| !allowed.contains(s)) {
-        return Err(ApiError::oauth(
-            "invalid_scope",
-            format!(
-                "the scope `{}` is not allowed for this client",
-                truncate(extra)
-            ),
-        ));
-    }
-    if scopes.is_empty() {
-        return Ok(allowed.to_vec());
-    }
-    Ok(scopes)
+/// The scope of a token request, as `oauth_core::token::granted_scopes` decides it.
+fn scopes_for(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, ApiError> {
+    granted_scopes(requested, allowed).map_err(|e| ApiError::oauth("invalid_scope", e.to_string()))
 }
 
 /// RFC 8707 §2: a `resource` must be the issuer or one of the configured `resources`; `None` is the
