@@ -448,6 +448,24 @@ impl RateLimiters {
         .map_err(|wait| limited("client authentication failures per client_id and IP", wait))
     }
 
+    /// Before a Bearer credential stands in for client authentication (introspection): 429 when
+    /// the client address has used its budget of failed client authentications. A made-up
+    /// credential has no bucket of its own worth looking at, so only the address's is.
+    pub async fn bearer_authentication_allowed(
+        &self,
+        ip: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<(), ApiError> {
+        self.run(
+            &self.client_auth_failures_per_ip,
+            &ip_key(ip),
+            now,
+            Op::Peek,
+        )
+        .await
+        .map_err(|wait| limited("client authentication failures per IP", wait))
+    }
+
     /// After a failed client authentication: spends one of the address's failures and, for a
     /// client that exists (`Some` client_id), one of that client_id's from this address. An
     /// unknown client_id spends the address's only, so that made-up ids make no new buckets.

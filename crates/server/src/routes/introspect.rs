@@ -178,6 +178,12 @@ async fn introspector(
         return Ok(Introspector::Client(Box::new(client.client)));
     }
     if let Some(credential) = bearer_token(headers) {
+        // A made-up credential costs the address's failure budget, as a made-up client_id
+        // does: per-credential buckets alone would let one address guess without end.
+        state
+            .rate_limits
+            .bearer_authentication_allowed(peer, state.clock.now())
+            .await?;
         state
             .rate_limits
             .bearer(credential, state.clock.now())
@@ -205,6 +211,12 @@ async fn introspector(
                 .await?
                 .map(|(_, user)| user)
         };
+        if user.is_none() {
+            state
+                .rate_limits
+                .client_authentication_failed(None, peer, state.clock.now())
+                .await;
+        }
         return match user {
             Some(u) => Ok(Introspector::User(u)),
             None => Err(ApiError::invalid_client(

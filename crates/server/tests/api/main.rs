@@ -29,6 +29,7 @@ mod management;
 mod rate_limits;
 mod rate_limits_redis;
 mod register;
+mod review;
 mod story;
 mod token;
 mod trust;
