@@ -28,6 +28,7 @@ pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
 pub const DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
 pub const DEFAULT_PASSWORD_CHECK_WAIT_MS: u64 = 2000;
 
@@ -67,6 +68,11 @@ pub struct ConfigArgs {
     /// closes (they wait in the listen queue) [default: 1024].
     #[arg(long, env = "OAUTH_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<usize>,
+    /// Most connections one client address (an IPv6 address by its /64) holds at once; more are
+    /// closed at once; 0 turns the cap off (behind a reverse proxy, where every caller shares
+    /// its address) [default: 128].
+    #[arg(long, env = "OAUTH_MAX_CONNECTIONS_PER_IP", global = true)]
+    pub max_connections_per_ip: Option<usize>,
     /// Dynamic client registration: `open` or `token` (an initial access token is required).
     #[arg(long, env = "OAUTH_REGISTRATION_MODE", global = true)]
     pub registration_mode: Option<RegistrationMode>,
@@ -232,6 +238,7 @@ struct FileServer {
     header_read_timeout_ms: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +338,8 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Connections served at once; past it, no connection is accepted until one closes.
     pub max_connections: usize,
+    /// Connections one client address (IPv6 by its /64) holds at once; 0 is no cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -339,6 +348,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -675,6 +685,9 @@ impl Config {
         }
         if let Some(v) = args.idle_timeout_secs.or(srv.idle_timeout_secs) {
             config.server.idle_timeout_secs = v;
+        }
+        if let Some(v) = args.max_connections_per_ip.or(srv.max_connections_per_ip) {
+            config.server.max_connections_per_ip = v;
         }
         if let Some(v) = args.max_connections.or(srv.max_connections) {
             config.server.max_connections = v;
@@ -1435,7 +1448,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\n",
+            "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\nmax_connections_per_ip = 0\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let args = ConfigArgs {
@@ -1448,7 +1461,8 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             ServerConfig {
                 header_read_timeout_ms: 2500,
                 idle_timeout_secs: 30,
-                max_connections: 64
+                max_connections: 64,
+                max_connections_per_ip: 0,
             }
         );
         // Flags (and OAUTH_* variables) win over the file.

@@ -9,6 +9,9 @@
 //! - **Idle timeout** (`server.idle_timeout_secs`): a kept-alive connection with no request for
 //!   this long is closed; so is a connection whose request moves no byte either way for this long
 //!   (a body that stops arriving, an answer the client stops reading).
+//! - **Per-address share** (`server.max_connections_per_ip`, IPv6 by its /64): one address holds
+//!   at most this many connections; a further one is closed at once, so that one address cannot
+//!   keep every slot busy with cheap requests.
 //! - **Connection cap** (`server.max_connections`): past it the loop accepts nothing until a
 //!   connection closes. Connections beyond the cap wait in the kernel's listen queue and are
 //!   served, in order, as slots free up (or time out on the client side): nothing is accepted
@@ -24,11 +27,13 @@
 //! the loop returns when every connection is gone. The timeouts keep running meanwhile, so a
 //! half-sent head delays the stop by at most the header timeout.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -50,6 +55,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Connections one client address (IPv6 by its /64) holds at once; 0 is no cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl From<&ServerConfig> for ConnectionLimits {
@@ -58,6 +65,7 @@ impl From<&ServerConfig> for ConnectionLimits {
             header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             max_connections: c.max_connections,
+            max_connections_per_ip: c.max_connections_per_ip,
         }
     }
 }
@@ -73,6 +81,7 @@ pub async fn serve(
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let per_address = Arc::new(PerAddress::new(limits.max_connections_per_ip));
     let mut shutdown = pin!(shutdown);
     let mut full = false;
     loop {
@@ -108,13 +117,19 @@ pub async fn serve(
                 }
             },
         };
+        // One address may not hold every slot: past its share its new connection is closed at
+        // once (the slot goes back to everyone else).
+        let Some(share) = per_address.take(peer) else {
+            drop(stream);
+            continue;
+        };
         tokio::spawn(connection(
             stream,
             peer,
             app.clone(),
             limits,
             stop_rx.clone(),
-            permit,
+            (permit, share),
         ));
     }
     drop(listener);
@@ -123,6 +138,69 @@ pub async fn serve(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// How many connections each client address holds, so that one address cannot take every slot.
+struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<String, usize>>,
+    warned: AtomicBool,
+}
+
+/// One connection's place in its address's count, given back when the connection ends.
+struct AddressShare {
+    key: Option<String>,
+    of: Arc<PerAddress>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Mutex::new(HashMap::new()),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// A place for a connection from `peer`, or `None` when its address holds its share.
+    fn take(self: &Arc<Self>, peer: SocketAddr) -> Option<AddressShare> {
+        if self.max == 0 {
+            return Some(AddressShare {
+                key: None,
+                of: self.clone(),
+            });
+        }
+        let key = crate::peer::address_key(peer.ip());
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(key.clone()).or_insert(0);
+        if *n >= self.max {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max_connections_per_ip = self.max,
+                    "an address reached its connection share; its further connections are closed"
+                );
+            }
+            return None;
+        }
+        *n += 1;
+        Some(AddressShare {
+            key: Some(key),
+            of: self.clone(),
+        })
+    }
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let mut open = self.of.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&key);
+            }
+        }
+    }
 }
 
 /// A failed accept. Errors of one connection (reset or aborted before the accept) are skipped;
@@ -148,7 +226,7 @@ async fn connection(
     app: Router,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    _slot: (OwnedSemaphorePermit, AddressShare),
 ) {
     let clock = Arc::new(Clock::new(limits));
     let io = TokioIo::new(Watched {

@@ -66,7 +66,13 @@ async fn closed_by_server(stream: &mut TcpStream, bound: Duration) {
 
 #[tokio::test]
 async fn three_hundred_half_sent_heads_neither_starve_others_nor_stay_open() {
-    let app = TestApp::spawn_with(|c| c.server.header_read_timeout_ms = 500).await;
+    // The per-address share is off here: this is about the header timeout (the share is
+    // `one_address_cannot_hold_every_connection`).
+    let app = TestApp::spawn_with(|c| {
+        c.server.header_read_timeout_ms = 500;
+        c.server.max_connections_per_ip = 0;
+    })
+    .await;
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut s = connect(&app).await;
@@ -272,4 +278,57 @@ async fn stopping_finishes_the_request_in_flight_and_closes_idle_connections() {
         .expect("the stop completes")
         .unwrap()
         .expect("a clean stop");
+}
+
+/// A connection to the server from the loopback address `from` (127.0.0.0/8 all reach it).
+async fn connect_from(app: &TestApp, from: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    socket.connect(app.server.addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 8;
+        c.server.max_connections_per_ip = 2;
+        c.server.header_read_timeout_ms = 30_000;
+    })
+    .await;
+    // 127.0.0.2 keeps two connections busy with cheap requests: its share.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from(&app, [127, 0, 0, 2]).await;
+        send_healthz(&mut s).await;
+        assert_eq!(read_response(&mut s).await.0, 200);
+        holders.push(s);
+    }
+    // A third from the same address is closed at once, unanswered.
+    for _ in 0..3 {
+        let mut extra = connect_from(&app, [127, 0, 0, 2]).await;
+        let _ = extra
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+            .await
+            .expect("closed at once, not left waiting");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "no answer past the address's share: {read:?}"
+        );
+    }
+    // Another address is served meanwhile, on a fresh connection.
+    let mut other = connect_from(&app, [127, 0, 0, 3]).await;
+    send_healthz(&mut other).await;
+    assert_eq!(
+        read_response(&mut other).await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    // Once the holders close, the address gets its share back.
+    drop(holders);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from(&app, [127, 0, 0, 2]).await;
+    send_healthz(&mut again).await;
+    assert_eq!(read_response(&mut again).await.0, 200);
 }
