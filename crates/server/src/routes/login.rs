@@ -159,7 +159,12 @@ async fn login(
     let now = state.clock.now();
     let since = now - a.login_failure_window_secs;
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
-    let account_key = format!("account:{email}");
+    // What is not an email address names no account; its failures are still counted, under
+    // a key of bounded length (a long value must not reach the counter's index as it is).
+    let account_key = match normalize_email(email_raw) {
+        Ok(_) => format!("account:{email}"),
+        Err(_) => format!("account:not-an-email:{}", secret::hash_secret(&email)),
+    };
     let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
     // The attempt is recorded as a failure before its password is checked, in one step with the
     // check of the limits: of any number of concurrent attempts, at most the limit get to a
