@@ -24,12 +24,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use oauth_core::UnixSeconds;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
 use crate::config::{RateLimit, RateLimitBackend, RateLimitsConfig};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
-use crate::resp::{Pool, RedisError, RedisTarget, Reply};
 use crate::state::AppState;
 
 const SHARDS: usize = 16;
@@ -189,14 +189,46 @@ return wait
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a failure, Redis is not asked again for this long (requests use the in-memory buckets).
 const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
-const REDIS_CONNECTIONS: usize = 8;
+
+/// The Redis client of a `redis://` or `rediss://` (TLS) URL,
+/// `[[user]:password@]host[:port][/db]`, without connecting. The user name and password are
+/// percent-decoded and must be UTF-8 then.
+pub fn redis_client(url: &str) -> Result<redis::Client, String> {
+    let parsed = redis::parse_redis_url(url)
+        .filter(|u| matches!(u.scheme(), "redis" | "rediss"))
+        .ok_or("must be a redis:// or rediss:// URL")?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let client =
+        redis::Client::open(parsed).map_err(|e| format!("is not a valid Redis URL: {e}"))?;
+    if client.get_connection_info().redis_settings().db() < 0 {
+        return Err("the path must be a database number (/0)".into());
+    }
+    Ok(client)
+}
+
+/// A connection manager that connects on first use, one attempt per (re)connection: every
+/// attempt and every reply is bounded by [`REDIS_TIMEOUT`].
+fn connection_manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    client.get_connection_manager_lazy(
+        ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT)),
+    )
+}
 
 /// The Redis side of the `redis` backend.
 struct SharedBuckets {
-    pool: Pool,
+    client: redis::Client,
+    /// One multiplexed connection; it reconnects by itself after an I/O error. A manager keeps
+    /// any other failure of its connection attempt (a refused `AUTH` or `SELECT`), so any other
+    /// failure replaces it.
+    connection: Mutex<ConnectionManager>,
+    /// [`BUCKET_SCRIPT`], run by SHA-1 (`EVALSHA`; loaded again if Redis lost it).
+    script: redis::Script,
     prefix: String,
-    /// SHA-1 of [`BUCKET_SCRIPT`] as Redis reported it (`SCRIPT LOAD`).
-    script_sha: Mutex<Option<String>>,
     started: Instant,
     /// Milliseconds after `started` before which Redis is not asked (after a failure).
     skip_until_ms: AtomicU64,
@@ -221,6 +253,11 @@ impl SharedBuckets {
         self.elapsed_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
     }
 
+    fn connection(&self) -> std::sync::MutexGuard<'_, ConnectionManager> {
+        // A poisoned lock still holds a usable manager.
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Takes one token from the shared bucket (only looks with `op` [`Op::Peek`]): `Ok(0)`
     /// when taken (or there to take), `Ok(n)` when empty (`n` seconds until a token is back).
     async fn run(
@@ -229,7 +266,7 @@ impl SharedBuckets {
         key: &Key,
         now: UnixSeconds,
         op: Op,
-    ) -> Result<i64, RedisError> {
+    ) -> redis::RedisResult<i64> {
         let mut redis_key = String::with_capacity(self.prefix.len() + limiter.name.len() + 65);
         redis_key.push_str(&self.prefix);
         redis_key.push_str(limiter.name);
@@ -237,66 +274,15 @@ impl SharedBuckets {
         for b in key {
             redis_key.push_str(&format!("{b:02x}"));
         }
-        let capacity = limiter.limit.requests.to_string();
-        let window = limiter.limit.window_secs.to_string();
-        let now = now.to_string();
-        let take: &[u8] = match op {
-            Op::Take => b"1",
-            Op::Peek => b"0",
-        };
-        let args = [
-            redis_key.as_bytes(),
-            capacity.as_bytes(),
-            window.as_bytes(),
-            now.as_bytes(),
-            take,
-        ];
-        let sha = self.script_sha().await?;
-        let mut cmd: Vec<&[u8]> = vec![b"EVALSHA".as_slice(), sha.as_bytes(), b"1".as_slice()];
-        cmd.extend_from_slice(&args);
-        let mut reply = self.pool.command(&cmd).await?;
-        if matches!(&reply, Reply::Error(e) if e.starts_with("NOSCRIPT")) {
-            // The script cache was flushed: EVAL loads it again under the same SHA-1.
-            let mut cmd: Vec<&[u8]> = vec![
-                b"EVAL".as_slice(),
-                BUCKET_SCRIPT.as_bytes(),
-                b"1".as_slice(),
-            ];
-            cmd.extend_from_slice(&args);
-            reply = self.pool.command(&cmd).await?;
-        }
-        match reply {
-            Reply::Int(n) => Ok(n),
-            Reply::Error(e) => Err(RedisError::Server(e)),
-            _ => Err(RedisError::Protocol(
-                "the bucket script returned no integer",
-            )),
-        }
-    }
-
-    async fn script_sha(&self) -> Result<String, RedisError> {
-        if let Some(sha) = self.cached_sha() {
-            return Ok(sha);
-        }
-        match self
-            .pool
-            .command(&[b"SCRIPT".as_slice(), b"LOAD", BUCKET_SCRIPT.as_bytes()])
-            .await?
-        {
-            Reply::Bulk(Some(sha)) => {
-                let sha = String::from_utf8_lossy(&sha).into_owned();
-                if let Ok(mut cached) = self.script_sha.lock() {
-                    *cached = Some(sha.clone());
-                }
-                Ok(sha)
-            }
-            Reply::Error(e) => Err(RedisError::Server(e)),
-            _ => Err(RedisError::Protocol("SCRIPT LOAD returned no SHA-1")),
-        }
-    }
-
-    fn cached_sha(&self) -> Option<String> {
-        self.script_sha.lock().ok().and_then(|s| s.clone())
+        let mut connection = self.connection().clone();
+        self.script
+            .key(redis_key)
+            .arg(limiter.limit.requests)
+            .arg(limiter.limit.window_secs)
+            .arg(now)
+            .arg(if op == Op::Take { "1" } else { "0" })
+            .invoke_async(&mut connection)
+            .await
     }
 
     fn succeeded(&self) {
@@ -305,7 +291,12 @@ impl SharedBuckets {
         }
     }
 
-    fn failed(&self, error: &RedisError) {
+    fn failed(&self, error: &redis::RedisError) {
+        if !error.is_io_error() {
+            if let Ok(fresh) = connection_manager(&self.client) {
+                *self.connection() = fresh;
+            }
+        }
         let until = self
             .elapsed_ms()
             .saturating_add(REDIS_RETRY_AFTER.as_millis() as u64);
@@ -348,18 +339,23 @@ pub struct RateLimiters {
 
 impl RateLimiters {
     /// The limiters of `c`. Does not connect to Redis: the first check does (and falls back to
-    /// the in-memory buckets while Redis does not answer).
+    /// the in-memory buckets while Redis does not answer). With the `redis` backend it must be
+    /// called inside the Tokio runtime, which runs the connection's tasks.
     pub fn new(c: &RateLimitsConfig) -> Result<Self, String> {
         let shared = match &c.backend {
             RateLimitBackend::Memory => None,
-            RateLimitBackend::Redis { url, key_prefix } => Some(SharedBuckets {
-                pool: Pool::new(RedisTarget::parse(url)?, REDIS_CONNECTIONS, REDIS_TIMEOUT),
-                prefix: key_prefix.clone(),
-                script_sha: Mutex::new(None),
-                started: Instant::now(),
-                skip_until_ms: AtomicU64::new(0),
-                down: AtomicBool::new(false),
-            }),
+            RateLimitBackend::Redis { url, key_prefix } => {
+                let client = redis_client(url)?;
+                Some(SharedBuckets {
+                    connection: Mutex::new(connection_manager(&client).map_err(|e| e.to_string())?),
+                    client,
+                    script: redis::Script::new(BUCKET_SCRIPT),
+                    prefix: key_prefix.clone(),
+                    started: Instant::now(),
+                    skip_until_ms: AtomicU64::new(0),
+                    down: AtomicBool::new(false),
+                })
+            }
         };
         Ok(Self {
             management_per_key: Limiter::new("management_per_key", c.management_per_key),
@@ -739,9 +735,16 @@ mod tests {
         assert!(total < 1000, "{total} keys left");
     }
 
+    fn test_redis_url() -> String {
+        std::env::var("OAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
     fn redis_limits(prefix: &str) -> RateLimiters {
-        let url = std::env::var("OAUTH_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        redis_limits_at(&test_redis_url(), prefix)
+    }
+
+    fn redis_limits_at(url: &str, prefix: &str) -> RateLimiters {
+        let url = url.to_owned();
         let config = RateLimitsConfig {
             oauth_per_client: RateLimit {
                 requests: 3,
@@ -766,21 +769,17 @@ mod tests {
         let k = digest(b"t", b"peek");
         let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
         let name = format!("{prefix}oauth_per_client:{hex}");
-        let exists = || async {
-            match shared
-                .pool
-                .command(&[b"EXISTS".as_slice(), name.as_bytes()])
-                .await
-            {
-                Ok(Reply::Int(n)) => n,
-                other => panic!("{other:?}"),
-            }
-        };
         let peek = |now| l.run(&l.oauth_per_client, &k, now, Op::Peek);
         for _ in 0..5 {
             assert_eq!(peek(100).await, Ok(()));
         }
-        assert_eq!(exists().await, 0, "looking created no bucket");
+        let mut con = test_connection(shared).await;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(exists, 0, "looking created no bucket");
         for _ in 0..3 {
             assert_eq!(take(&l, &k, 100).await, Ok(()));
         }
@@ -791,11 +790,21 @@ mod tests {
         assert_eq!(take(&l, &k, 102).await, Ok(()));
         assert_eq!(peek(102).await, Err(2));
         assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
-        let deleted = shared
-            .pool
-            .command(&[b"DEL".as_slice(), name.as_bytes()])
-            .await;
-        assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+    }
+
+    /// A connection of the test's own to the Redis of `shared`.
+    async fn test_connection(shared: &SharedBuckets) -> redis::aio::MultiplexedConnection {
+        shared
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 
     async fn take(l: &RateLimiters, key: &Key, now: UnixSeconds) -> Result<(), u64> {
@@ -814,7 +823,7 @@ mod tests {
     }
 
     /// The Lua bucket in the real Redis gives the answers of the in-memory one, and is used
-    /// (no fallback happened); a flushed script cache is recovered with EVAL.
+    /// (no fallback happened); a flushed script cache is recovered.
     #[tokio::test]
     async fn redis_bucket_matches_the_memory_bucket() {
         let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
@@ -826,11 +835,15 @@ mod tests {
         assert_eq!(take(&l, &k, 100).await, Err(2));
         assert_eq!(take(&l, &k, 101).await, Err(1));
         assert_eq!(take(&l, &k, 102).await, Ok(()));
-        // An unknown SHA-1 (as after SCRIPT FLUSH): NOSCRIPT, then EVAL.
+        // Redis loses its scripts (a restart, SCRIPT FLUSH): NOSCRIPT, then the script is
+        // loaded again. Every client of this Redis recovers the same way.
         let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
-        if let Ok(mut sha) = shared.script_sha.lock() {
-            *sha = Some("0000000000000000000000000000000000000000".into());
-        }
+        let mut con = test_connection(shared).await;
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut con)
+            .await
+            .unwrap();
         assert_eq!(take(&l, &k, 102).await, Err(2));
         assert_eq!(take(&l, &digest(b"t", b"b"), 102).await, Ok(()));
         assert!(
@@ -844,11 +857,12 @@ mod tests {
         for key in [digest(b"t", b"a"), digest(b"t", b"b")] {
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             let name = format!("{prefix}oauth_per_client:{hex}");
-            let deleted = shared
-                .pool
-                .command(&[b"DEL".as_slice(), name.as_bytes()])
-                .await;
-            assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
+            let deleted: i64 = redis::cmd("DEL")
+                .arg(&name)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            assert_eq!(deleted, 1);
         }
     }
 }
