@@ -865,4 +865,213 @@ mod tests {
             assert_eq!(deleted, 1);
         }
     }
+
+    #[test]
+    fn redis_urls() {
+        let info = |url: &str| {
+            let client = redis_client(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let info = client.get_connection_info().clone();
+            let (tls, host, port) = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port) => (false, host.clone(), *port),
+                redis::ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    ..
+                } => (true, host.clone(), *port),
+                other => panic!("{other:?}"),
+            };
+            let r = info.redis_settings();
+            let user = r.username().map(str::to_owned);
+            let password = r.password().map(str::to_owned);
+            (tls, host, port, r.db(), user, password)
+        };
+        assert_eq!(
+            info("redis://127.0.0.1"),
+            (false, "127.0.0.1".into(), 6379, 0, None, None)
+        );
+        assert_eq!(
+            info("redis://me:p%40ss@cache.internal:6380/2"),
+            (
+                false,
+                "cache.internal".into(),
+                6380,
+                2,
+                Some("me".into()),
+                Some("p@ss".into())
+            )
+        );
+        assert_eq!(
+            info("redis://:secret@[::1]"),
+            (false, "::1".into(), 6379, 0, None, Some("secret".into()))
+        );
+        // TLS, with the certificate checked against the system's roots.
+        assert_eq!(
+            info("rediss://me:pw@cache.internal:6380/1"),
+            (
+                true,
+                "cache.internal".into(),
+                6380,
+                1,
+                Some("me".into()),
+                Some("pw".into())
+            )
+        );
+        for bad in [
+            "http://127.0.0.1",
+            "valkey://127.0.0.1",
+            "redis:///0",
+            "redis://127.0.0.1/x",
+            "redis://127.0.0.1/-1",
+            "redis://127.0.0.1/0?protocol=resp3",
+            "rediss://127.0.0.1/#insecure",
+            "127.0.0.1:6379",
+            // Not UTF-8 once percent-decoded.
+            "redis://:%FF@127.0.0.1",
+            "redis://%C3%28:pw@127.0.0.1",
+        ] {
+            assert!(redis_client(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// What the stand-in in front of the test Redis does with a connection.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Door {
+        /// Closes it at once.
+        Shut,
+        /// Answers its first write (the `AUTH` of the handshake and what comes with it) with
+        /// `WRONGPASS` errors.
+        WrongPassword,
+        /// Passes it on to the test Redis.
+        Open,
+    }
+
+    /// A listener on loopback that treats each connection as `door` says when it arrives; its
+    /// port. It stops when the test's runtime does.
+    async fn stand_in(door: std::sync::Arc<Mutex<Door>>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = url::Url::parse(&test_redis_url()).unwrap();
+        let upstream = (
+            upstream.host_str().unwrap().to_owned(),
+            upstream.port().unwrap_or(6379),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let now = *door.lock().unwrap();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    match now {
+                        Door::Shut => {}
+                        Door::WrongPassword => {
+                            let mut buf = [0u8; 4096];
+                            if socket.read(&mut buf).await.is_ok() {
+                                let wrong = "-WRONGPASS invalid username-password pair\r\n";
+                                let _ = socket.write_all(wrong.repeat(3).as_bytes()).await;
+                                let _ = socket.read(&mut buf).await;
+                            }
+                        }
+                        Door::Open => {
+                            let mut redis = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                            let _ = tokio::io::copy_bidirectional(&mut socket, &mut redis).await;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// Checks through the stand-in until Redis answers again (or 5 tries, one a second).
+    async fn recovers(l: &RateLimiters, key: &Key) {
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        for _ in 0..5 {
+            tokio::time::sleep(REDIS_RETRY_AFTER + Duration::from_millis(100)).await;
+            assert_eq!(take(l, key, 100).await, Ok(()));
+            if !shared.down.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+        panic!("the limits were not shared again");
+    }
+
+    /// While connections to Redis fail, checks fall back to the in-memory bucket; once they
+    /// succeed, the bucket in Redis is used again.
+    #[tokio::test]
+    async fn redis_is_used_again_once_it_answers() {
+        let door = std::sync::Arc::new(Mutex::new(Door::Shut));
+        let port = stand_in(door.clone()).await;
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        let l = redis_limits_at(&format!("redis://127.0.0.1:{port}"), &prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"back");
+        assert_eq!(take(&l, &k, 100).await, Ok(()));
+        assert!(shared.down.load(Ordering::Relaxed), "fell back");
+        *door.lock().unwrap() = Door::Open;
+        recovers(&l, &k).await;
+        let mut con = test_connection(shared).await;
+        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the bucket is in Redis");
+    }
+
+    /// A connection whose `AUTH` was refused is not the end: the next attempt after the pause
+    /// connects anew (with the same credentials), and the limits are shared again.
+    #[tokio::test]
+    async fn redis_is_used_again_after_a_refused_authentication() {
+        let door = std::sync::Arc::new(Mutex::new(Door::WrongPassword));
+        let port = stand_in(door.clone()).await;
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        // The test Redis's `default` user takes any password.
+        let l = redis_limits_at(&format!("redis://default:pw@127.0.0.1:{port}"), &prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"auth");
+        let refused = shared.run(&l.oauth_per_client, &k, 100, Op::Take).await;
+        assert!(
+            matches!(&refused, Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed),
+            "{refused:?}"
+        );
+        shared.failed(&refused.unwrap_err());
+        *door.lock().unwrap() = Door::Open;
+        recovers(&l, &k).await;
+        let mut con = test_connection(shared).await;
+        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the bucket is in Redis");
+    }
+
+    /// A `rediss://` URL makes a TLS connection: its first bytes are a TLS handshake record.
+    /// The listener then closes it, and the check falls back to the in-memory bucket.
+    #[tokio::test]
+    async fn rediss_speaks_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut record = [0u8; 3];
+            socket.read_exact(&mut record).await.unwrap();
+            record
+        });
+        let l = redis_limits_at(&format!("rediss://127.0.0.1:{port}"), "oauth-test:");
+        let k = digest(b"t", b"tls");
+        assert_eq!(take(&l, &k, 100).await, Ok(()));
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        assert!(shared.down.load(Ordering::Relaxed), "fell back");
+        // A handshake record (22), TLS (3.x).
+        assert_eq!(first_bytes.await.unwrap()[..2], [22, 3]);
+    }
+
+    fn hex(key: &Key) -> String {
+        key.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }

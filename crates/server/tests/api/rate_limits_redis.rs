@@ -368,3 +368,49 @@ async fn silent_redis_times_out_and_falls_back() {
     assert_rate_limited(status, retry_after.as_deref(), &body, "30");
     silent.abort();
 }
+
+/// `rediss://` (TLS) URLs pass the configuration check; so do a user name and password that
+/// are UTF-8 once percent-decoded, and no others. No TLS Redis runs in the tests: the TLS
+/// handshake itself is covered against the plain Redis only (`rate_limit::tests`).
+#[test]
+fn configuration_takes_rediss_urls_and_only_utf8_credentials() {
+    let check = |url: &str| {
+        let mut config = Config::default();
+        config.rate_limits.backend = redis_backend(url, "oauth:rl:");
+        config.check().map_err(|e| e.to_string())
+    };
+    for good in [
+        "rediss://cache.internal",
+        "rediss://me:p%40ss@cache.internal:6380/2",
+        "rediss://:%C3%A9t%C3%A9@[::1]:6390",
+        "redis://me:pw@127.0.0.1:6379/0",
+    ] {
+        assert_eq!(check(good), Ok(()), "{good}");
+    }
+    for (bad, why) in [
+        (
+            "rediss://:%FF@cache.internal",
+            "Password is not valid UTF-8",
+        ),
+        (
+            "rediss://%C3%28:pw@cache.internal",
+            "Username is not valid UTF-8",
+        ),
+        ("redis://:%FF@127.0.0.1", "Password is not valid UTF-8"),
+        (
+            "https://cache.internal",
+            "must be a redis:// or rediss:// URL",
+        ),
+        (
+            "rediss://cache.internal/#insecure",
+            "must not have a query or fragment",
+        ),
+    ] {
+        let error = check(bad).expect_err(bad);
+        assert!(
+            error.starts_with("configuration: rate_limits.redis_url ") && error.contains(why),
+            "{bad}: {error}"
+        );
+        assert!(!error.contains("pw"), "{error}");
+    }
+}
