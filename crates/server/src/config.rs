@@ -902,7 +902,7 @@ impl Config {
             }
         }
         if let RateLimitBackend::Redis { url, key_prefix } = &r.backend {
-            if let Err(e) = crate::resp::RedisTarget::parse(url) {
+            if let Err(e) = crate::redis_url::redis_client(url) {
                 bail!("configuration: rate_limits.redis_url {e}");
             }
             if key_prefix.len() > 200 || !key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
@@ -1388,7 +1388,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
 
         for bad in [
             "[rate_limits]\nbackend = \"redis\"\n",
-            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1\"\n",
+            "[rate_limits]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1/#insecure\"\n",
             "[rate_limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1\"\nredis_key_prefix = \"a b\"\n",
             "[rate_limits]\nbackend = \"disk\"\n",
             "[rate_limits]\nlogin_per_ip = { requests = 5, window_secs = 0 }\n",

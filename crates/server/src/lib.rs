@@ -23,7 +23,7 @@ pub mod oauth_request;
 pub mod passwords;
 pub mod peer;
 pub mod rate_limit;
-pub mod resp;
+pub mod redis_url;
 pub mod respond;
 pub mod routes;
 pub mod serve;

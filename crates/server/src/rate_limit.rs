@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use oauth_core::UnixSeconds;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
 use crate::config::{RateLimit, RateLimitBackend, RateLimitsConfig};
 use crate::error::ApiError;
-use crate::resp::{Pool, RedisError, RedisTarget, Reply};
 
 const SHARDS: usize = 16;
 /// Past this many keys in one shard, idle buckets are swept at once; if the shard is still
@@ -185,14 +185,28 @@ return wait
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// After a failure, Redis is not asked again for this long (requests use the in-memory buckets).
 const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
-const REDIS_CONNECTIONS: usize = 8;
+
+/// A connection manager that connects on first use, one attempt per (re)connection: every
+/// attempt and every reply is bounded by [`REDIS_TIMEOUT`].
+fn connection_manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    client.get_connection_manager_lazy(
+        ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT)),
+    )
+}
 
 /// The Redis side of the `redis` backend.
 struct SharedBuckets {
-    pool: Pool,
+    client: redis::Client,
+    /// One multiplexed connection; it reconnects by itself after an I/O error. A manager keeps
+    /// any other failure of its connection attempt (a refused `AUTH` or `SELECT`), so any other
+    /// failure replaces it.
+    connection: Mutex<ConnectionManager>,
+    /// [`BUCKET_SCRIPT`], run by SHA-1 (`EVALSHA`; loaded again if Redis lost it).
+    script: redis::Script,
     prefix: String,
-    /// SHA-1 of [`BUCKET_SCRIPT`] as Redis reported it (`SCRIPT LOAD`).
-    script_sha: Mutex<Option<String>>,
     started: Instant,
     /// Milliseconds after `started` before which Redis is not asked (after a failure).
     skip_until_ms: AtomicU64,
@@ -217,6 +231,11 @@ impl SharedBuckets {
         self.elapsed_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
     }
 
+    fn connection(&self) -> std::sync::MutexGuard<'_, ConnectionManager> {
+        // A poisoned lock still holds a usable manager.
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Takes one token from the shared bucket (only looks with `op` [`Op::Peek`]): `Ok(0)`
     /// when taken (or there to take), `Ok(n)` when empty (`n` seconds until a token is back).
     async fn run(
@@ -225,7 +244,7 @@ impl SharedBuckets {
         key: &Key,
         now: UnixSeconds,
         op: Op,
-    ) -> Result<i64, RedisError> {
+    ) -> redis::RedisResult<i64> {
         let mut redis_key = String::with_capacity(self.prefix.len() + limiter.name.len() + 65);
         redis_key.push_str(&self.prefix);
         redis_key.push_str(limiter.name);
@@ -233,66 +252,15 @@ impl SharedBuckets {
         for b in key {
             redis_key.push_str(&format!("{b:02x}"));
         }
-        let capacity = limiter.limit.requests.to_string();
-        let window = limiter.limit.window_secs.to_string();
-        let now = now.to_string();
-        let take: &[u8] = match op {
-            Op::Take => b"1",
-            Op::Peek => b"0",
-        };
-        let args = [
-            redis_key.as_bytes(),
-            capacity.as_bytes(),
-            window.as_bytes(),
-            now.as_bytes(),
-            take,
-        ];
-        let sha = self.script_sha().await?;
-        let mut cmd: Vec<&[u8]> = vec![b"EVALSHA".as_slice(), sha.as_bytes(), b"1".as_slice()];
-        cmd.extend_from_slice(&args);
-        let mut reply = self.pool.command(&cmd).await?;
-        if matches!(&reply, Reply::Error(e) if e.starts_with("NOSCRIPT")) {
-            // The script cache was flushed: EVAL loads it again under the same SHA-1.
-            let mut cmd: Vec<&[u8]> = vec![
-                b"EVAL".as_slice(),
-                BUCKET_SCRIPT.as_bytes(),
-                b"1".as_slice(),
-            ];
-            cmd.extend_from_slice(&args);
-            reply = self.pool.command(&cmd).await?;
-        }
-        match reply {
-            Reply::Int(n) => Ok(n),
-            Reply::Error(e) => Err(RedisError::Server(e)),
-            _ => Err(RedisError::Protocol(
-                "the bucket script returned no integer",
-            )),
-        }
-    }
-
-    async fn script_sha(&self) -> Result<String, RedisError> {
-        if let Some(sha) = self.cached_sha() {
-            return Ok(sha);
-        }
-        match self
-            .pool
-            .command(&[b"SCRIPT".as_slice(), b"LOAD", BUCKET_SCRIPT.as_bytes()])
-            .await?
-        {
-            Reply::Bulk(Some(sha)) => {
-                let sha = String::from_utf8_lossy(&sha).into_owned();
-                if let Ok(mut cached) = self.script_sha.lock() {
-                    *cached = Some(sha.clone());
-                }
-                Ok(sha)
-            }
-            Reply::Error(e) => Err(RedisError::Server(e)),
-            _ => Err(RedisError::Protocol("SCRIPT LOAD returned no SHA-1")),
-        }
-    }
-
-    fn cached_sha(&self) -> Option<String> {
-        self.script_sha.lock().ok().and_then(|s| s.clone())
+        let mut connection = self.connection().clone();
+        self.script
+            .key(redis_key)
+            .arg(limiter.limit.requests)
+            .arg(limiter.limit.window_secs)
+            .arg(now)
+            .arg(if op == Op::Take { "1" } else { "0" })
+            .invoke_async(&mut connection)
+            .await
     }
 
     fn succeeded(&self) {
@@ -301,7 +269,12 @@ impl SharedBuckets {
         }
     }
 
-    fn failed(&self, error: &RedisError) {
+    fn failed(&self, error: &redis::RedisError) {
+        if !error.is_io_error() {
+            if let Ok(fresh) = connection_manager(&self.client) {
+                *self.connection() = fresh;
+            }
+        }
         let until = self
             .elapsed_ms()
             .saturating_add(REDIS_RETRY_AFTER.as_millis() as u64);
@@ -344,18 +317,23 @@ pub struct RateLimiters {
 
 impl RateLimiters {
     /// The limiters of `c`. Does not connect to Redis: the first check does (and falls back to
-    /// the in-memory buckets while Redis does not answer).
+    /// the in-memory buckets while Redis does not answer). With the `redis` backend it must be
+    /// called inside the Tokio runtime, which runs the connection's tasks.
     pub fn new(c: &RateLimitsConfig) -> Result<Self, String> {
         let shared = match &c.backend {
             RateLimitBackend::Memory => None,
-            RateLimitBackend::Redis { url, key_prefix } => Some(SharedBuckets {
-                pool: Pool::new(RedisTarget::parse(url)?, REDIS_CONNECTIONS, REDIS_TIMEOUT),
-                prefix: key_prefix.clone(),
-                script_sha: Mutex::new(None),
-                started: Instant::now(),
-                skip_until_ms: AtomicU64::new(0),
-                down: AtomicBool::new(false),
-            }),
+            RateLimitBackend::Redis { url, key_prefix } => {
+                let client = crate::redis_url::redis_client(url)?;
+                Some(SharedBuckets {
+                    connection: Mutex::new(connection_manager(&client).map_err(|e| e.to_string())?),
+                    client,
+                    script: redis::Script::new(BUCKET_SCRIPT),
+                    prefix: key_prefix.clone(),
+                    started: Instant::now(),
+                    skip_until_ms: AtomicU64::new(0),
+                    down: AtomicBool::new(false),
+                })
+            }
         };
         Ok(Self {
             management_per_key: Limiter::new("management_per_key", c.management_per_key),
@@ -753,9 +731,16 @@ mod tests {
         assert!(total < 1000, "{total} keys left");
     }
 
+    fn test_redis_url() -> String {
+        std::env::var("OAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
     fn redis_limits(prefix: &str) -> RateLimiters {
-        let url = std::env::var("OAUTH_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        redis_limits_at(&test_redis_url(), prefix)
+    }
+
+    fn redis_limits_at(url: &str, prefix: &str) -> RateLimiters {
+        let url = url.to_owned();
         let config = RateLimitsConfig {
             oauth_per_client: RateLimit {
                 requests: 3,
@@ -780,21 +765,17 @@ mod tests {
         let k = digest(b"t", b"peek");
         let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
         let name = format!("{prefix}oauth_per_client:{hex}");
-        let exists = || async {
-            match shared
-                .pool
-                .command(&[b"EXISTS".as_slice(), name.as_bytes()])
-                .await
-            {
-                Ok(Reply::Int(n)) => n,
-                other => panic!("{other:?}"),
-            }
-        };
         let peek = |now| l.run(&l.oauth_per_client, &k, now, Op::Peek);
         for _ in 0..5 {
             assert_eq!(peek(100).await, Ok(()));
         }
-        assert_eq!(exists().await, 0, "looking created no bucket");
+        let mut con = test_connection(shared).await;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(exists, 0, "looking created no bucket");
         for _ in 0..3 {
             assert_eq!(take(&l, &k, 100).await, Ok(()));
         }
@@ -805,11 +786,21 @@ mod tests {
         assert_eq!(take(&l, &k, 102).await, Ok(()));
         assert_eq!(peek(102).await, Err(2));
         assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
-        let deleted = shared
-            .pool
-            .command(&[b"DEL".as_slice(), name.as_bytes()])
-            .await;
-        assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+    }
+
+    /// A connection of the test's own to the Redis of `shared`.
+    async fn test_connection(shared: &SharedBuckets) -> redis::aio::MultiplexedConnection {
+        shared
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 
     async fn take(l: &RateLimiters, key: &Key, now: UnixSeconds) -> Result<(), u64> {
@@ -828,7 +819,7 @@ mod tests {
     }
 
     /// The Lua bucket in the real Redis gives the answers of the in-memory one, and is used
-    /// (no fallback happened); a flushed script cache is recovered with EVAL.
+    /// (no fallback happened); a flushed script cache is recovered.
     #[tokio::test]
     async fn redis_bucket_matches_the_memory_bucket() {
         let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
@@ -840,11 +831,15 @@ mod tests {
         assert_eq!(take(&l, &k, 100).await, Err(2));
         assert_eq!(take(&l, &k, 101).await, Err(1));
         assert_eq!(take(&l, &k, 102).await, Ok(()));
-        // An unknown SHA-1 (as after SCRIPT FLUSH): NOSCRIPT, then EVAL.
+        // Redis loses its scripts (a restart, SCRIPT FLUSH): NOSCRIPT, then the script is
+        // loaded again. Every client of this Redis recovers the same way.
         let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
-        if let Ok(mut sha) = shared.script_sha.lock() {
-            *sha = Some("0000000000000000000000000000000000000000".into());
-        }
+        let mut con = test_connection(shared).await;
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut con)
+            .await
+            .unwrap();
         assert_eq!(take(&l, &k, 102).await, Err(2));
         assert_eq!(take(&l, &digest(b"t", b"b"), 102).await, Ok(()));
         assert!(
@@ -858,11 +853,222 @@ mod tests {
         for key in [digest(b"t", b"a"), digest(b"t", b"b")] {
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             let name = format!("{prefix}oauth_per_client:{hex}");
-            let deleted = shared
-                .pool
-                .command(&[b"DEL".as_slice(), name.as_bytes()])
-                .await;
-            assert!(matches!(deleted, Ok(Reply::Int(1))), "{deleted:?}");
+            let deleted: i64 = redis::cmd("DEL")
+                .arg(&name)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            assert_eq!(deleted, 1);
         }
+    }
+
+    #[test]
+    fn redis_urls() {
+        let info = |url: &str| {
+            let client =
+                crate::redis_url::redis_client(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let info = client.get_connection_info().clone();
+            let (tls, host, port) = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port) => (false, host.clone(), *port),
+                redis::ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    ..
+                } => (true, host.clone(), *port),
+                other => panic!("{other:?}"),
+            };
+            let r = info.redis_settings();
+            let user = r.username().map(str::to_owned);
+            let password = r.password().map(str::to_owned);
+            (tls, host, port, r.db(), user, password)
+        };
+        assert_eq!(
+            info("redis://127.0.0.1"),
+            (false, "127.0.0.1".into(), 6379, 0, None, None)
+        );
+        assert_eq!(
+            info("redis://me:p%40ss@cache.internal:6380/2"),
+            (
+                false,
+                "cache.internal".into(),
+                6380,
+                2,
+                Some("me".into()),
+                Some("p@ss".into())
+            )
+        );
+        assert_eq!(
+            info("redis://:secret@[::1]"),
+            (false, "::1".into(), 6379, 0, None, Some("secret".into()))
+        );
+        // TLS, with the certificate checked against the system's roots.
+        assert_eq!(
+            info("rediss://me:pw@cache.internal:6380/1"),
+            (
+                true,
+                "cache.internal".into(),
+                6380,
+                1,
+                Some("me".into()),
+                Some("pw".into())
+            )
+        );
+        for bad in [
+            "http://127.0.0.1",
+            "valkey://127.0.0.1",
+            "redis:///0",
+            "redis://127.0.0.1/x",
+            "redis://127.0.0.1/-1",
+            "redis://127.0.0.1/0?protocol=resp3",
+            "rediss://127.0.0.1/#insecure",
+            "127.0.0.1:6379",
+            // Not UTF-8 once percent-decoded.
+            "redis://:%FF@127.0.0.1",
+            "redis://%C3%28:pw@127.0.0.1",
+        ] {
+            assert!(crate::redis_url::redis_client(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// What the stand-in in front of the test Redis does with a connection.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Door {
+        /// Closes it at once.
+        Shut,
+        /// Answers its first write (the `AUTH` of the handshake and what comes with it) with
+        /// `WRONGPASS` errors.
+        WrongPassword,
+        /// Passes it on to the test Redis.
+        Open,
+    }
+
+    /// A listener on loopback that treats each connection as `door` says when it arrives; its
+    /// port. It stops when the test's runtime does.
+    async fn stand_in(door: std::sync::Arc<Mutex<Door>>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = url::Url::parse(&test_redis_url()).unwrap();
+        let upstream = (
+            upstream.host_str().unwrap().to_owned(),
+            upstream.port().unwrap_or(6379),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let now = *door.lock().unwrap();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    match now {
+                        Door::Shut => {}
+                        Door::WrongPassword => {
+                            let mut buf = [0u8; 4096];
+                            if socket.read(&mut buf).await.is_ok() {
+                                let wrong = "-WRONGPASS invalid username-password pair\r\n";
+                                let _ = socket.write_all(wrong.repeat(3).as_bytes()).await;
+                                let _ = socket.read(&mut buf).await;
+                            }
+                        }
+                        Door::Open => {
+                            let mut redis = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                            let _ = tokio::io::copy_bidirectional(&mut socket, &mut redis).await;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// Checks through the stand-in until Redis answers again (or 5 tries, one a second).
+    async fn recovers(l: &RateLimiters, key: &Key) {
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        for _ in 0..5 {
+            tokio::time::sleep(REDIS_RETRY_AFTER + Duration::from_millis(100)).await;
+            assert_eq!(take(l, key, 100).await, Ok(()));
+            if !shared.down.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+        panic!("the limits were not shared again");
+    }
+
+    /// While connections to Redis fail, checks fall back to the in-memory bucket; once they
+    /// succeed, the bucket in Redis is used again.
+    #[tokio::test]
+    async fn redis_is_used_again_once_it_answers() {
+        let door = std::sync::Arc::new(Mutex::new(Door::Shut));
+        let port = stand_in(door.clone()).await;
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        let l = redis_limits_at(&format!("redis://127.0.0.1:{port}"), &prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"back");
+        assert_eq!(take(&l, &k, 100).await, Ok(()));
+        assert!(shared.down.load(Ordering::Relaxed), "fell back");
+        *door.lock().unwrap() = Door::Open;
+        recovers(&l, &k).await;
+        let mut con = test_connection(shared).await;
+        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the bucket is in Redis");
+    }
+
+    /// A connection whose `AUTH` was refused is not the end: the next attempt after the pause
+    /// connects anew (with the same credentials), and the limits are shared again.
+    #[tokio::test]
+    async fn redis_is_used_again_after_a_refused_authentication() {
+        let door = std::sync::Arc::new(Mutex::new(Door::WrongPassword));
+        let port = stand_in(door.clone()).await;
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        // The test Redis's `default` user takes any password.
+        let l = redis_limits_at(&format!("redis://default:pw@127.0.0.1:{port}"), &prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"auth");
+        let refused = shared.run(&l.oauth_per_client, &k, 100, Op::Take).await;
+        assert!(
+            matches!(&refused, Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed),
+            "{refused:?}"
+        );
+        shared.failed(&refused.unwrap_err());
+        *door.lock().unwrap() = Door::Open;
+        recovers(&l, &k).await;
+        let mut con = test_connection(shared).await;
+        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "the bucket is in Redis");
+    }
+
+    /// A `rediss://` URL makes a TLS connection: its first bytes are a TLS handshake record.
+    /// The listener then closes it, and the check falls back to the in-memory bucket.
+    #[tokio::test]
+    async fn rediss_speaks_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut record = [0u8; 3];
+            socket.read_exact(&mut record).await.unwrap();
+            record
+        });
+        let l = redis_limits_at(&format!("rediss://127.0.0.1:{port}"), "oauth-test:");
+        let k = digest(b"t", b"tls");
+        assert_eq!(take(&l, &k, 100).await, Ok(()));
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        assert!(shared.down.load(Ordering::Relaxed), "fell back");
+        // A handshake record (22), TLS (3.x).
+        assert_eq!(first_bytes.await.unwrap()[..2], [22, 3]);
+    }
+
+    fn hex(key: &Key) -> String {
+        key.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

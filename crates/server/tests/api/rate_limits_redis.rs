@@ -4,11 +4,9 @@
 //! bucket. Every test uses its own key prefix and deletes its keys afterwards.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use oauth_server::clock::ManualClock;
 use oauth_server::config::{RateLimit, RateLimitBackend};
-use oauth_server::resp::{Pool, RedisTarget, Reply};
 use oauth_server::Config;
 use serde_json::{json, Value};
 
@@ -25,62 +23,42 @@ fn redis_url() -> String {
 /// The keys of one test, deleted when it ends (also when it fails).
 struct Keys {
     prefix: String,
-    pool: Pool,
+    client: redis::Client,
 }
 
 impl Keys {
     fn new() -> Self {
-        let target = RedisTarget::parse(&redis_url()).unwrap();
         Keys {
             prefix: format!("oauth-test:{}:", uuid::Uuid::new_v4()),
-            pool: Pool::new(target, 1, Duration::from_secs(5)),
+            client: redis::Client::open(redis_url()).unwrap(),
         }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
+        let mut con = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        cmd.query_async(&mut con).await.unwrap()
     }
 
     async fn list(&self) -> Vec<String> {
         let pattern = format!("{}*", self.prefix);
-        match self
-            .pool
-            .command(&[b"KEYS".as_slice(), pattern.as_bytes()])
-            .await
-            .unwrap()
-        {
-            Reply::Array(Some(items)) => items
-                .into_iter()
-                .map(|i| match i {
-                    Reply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
-                    other => panic!("{other:?}"),
-                })
-                .collect(),
-            other => panic!("{other:?}"),
-        }
+        self.query(redis::cmd("KEYS").arg(pattern)).await
     }
 
-    async fn get(&self, key: &str, field: &str) -> Reply {
-        self.pool
-            .command(&[b"HGET".as_slice(), key.as_bytes(), field.as_bytes()])
-            .await
-            .unwrap()
+    async fn get(&self, key: &str, field: &str) -> Option<String> {
+        self.query(redis::cmd("HGET").arg(key).arg(field)).await
     }
 
     async fn ttl(&self, key: &str) -> i64 {
-        match self
-            .pool
-            .command(&[b"TTL".as_slice(), key.as_bytes()])
-            .await
-            .unwrap()
-        {
-            Reply::Int(n) => n,
-            other => panic!("{other:?}"),
-        }
+        self.query(redis::cmd("TTL").arg(key)).await
     }
 
     async fn clean(&self) {
         for k in self.list().await {
-            self.pool
-                .command(&[b"DEL".as_slice(), k.as_bytes()])
-                .await
-                .unwrap();
+            let () = self.query(redis::cmd("DEL").arg(k)).await;
         }
     }
 }
@@ -172,14 +150,8 @@ async fn two_instances_share_one_bucket_in_redis() {
         .iter()
         .find(|k| k.starts_with(&format!("{}management_per_ip:", keys.prefix)))
         .unwrap_or_else(|| panic!("{stored:?}"));
-    assert_eq!(
-        keys.get(bucket, "tokens").await,
-        Reply::Bulk(Some(b"0".to_vec()))
-    );
-    assert_eq!(
-        keys.get(bucket, "updated").await,
-        Reply::Bulk(Some(NOW.to_string().into_bytes()))
-    );
+    assert_eq!(keys.get(bucket, "tokens").await, Some("0".to_owned()));
+    assert_eq!(keys.get(bucket, "updated").await, Some(NOW.to_string()));
     let ttl = keys.ttl(bucket).await;
     assert!((1..=60).contains(&ttl), "ttl {ttl}");
 
@@ -325,16 +297,10 @@ async fn failure_budgets_are_shared_looked_at_and_spent_only_by_failures() {
     };
     let pair = named("client_auth_failures_per_client_ip");
     assert_eq!(pair.len(), 1, "{stored:?}");
-    assert_eq!(
-        keys.get(&pair[0], "tokens").await,
-        Reply::Bulk(Some(b"0".to_vec()))
-    );
+    assert_eq!(keys.get(&pair[0], "tokens").await, Some("0".to_owned()));
     let per_ip = named("client_auth_failures_per_ip");
     assert_eq!(per_ip.len(), 1, "only the address that failed: {stored:?}");
-    assert_eq!(
-        keys.get(&per_ip[0], "tokens").await,
-        Reply::Bulk(Some(b"3".to_vec()))
-    );
+    assert_eq!(keys.get(&per_ip[0], "tokens").await, Some("3".to_owned()));
     let ttl = keys.ttl(&pair[0]).await;
     assert!((1..=64).contains(&ttl), "ttl {ttl}");
     // The client's request budget was spent by its two successes only.
@@ -342,7 +308,7 @@ async fn failure_budgets_are_shared_looked_at_and_spent_only_by_failures() {
     assert_eq!(per_client.len(), 1, "{stored:?}");
     assert_eq!(
         keys.get(&per_client[0], "tokens").await,
-        Reply::Bulk(Some(b"198".to_vec()))
+        Some("198".to_owned())
     );
     // A failure back after 32 s, on either instance.
     clock.advance(32);
@@ -401,4 +367,50 @@ async fn silent_redis_times_out_and_falls_back() {
     let (status, retry_after, body) = list_clients(&app).await;
     assert_rate_limited(status, retry_after.as_deref(), &body, "30");
     silent.abort();
+}
+
+/// `rediss://` (TLS) URLs pass the configuration check; so do a user name and password that
+/// are UTF-8 once percent-decoded, and no others. No TLS Redis runs in the tests: the TLS
+/// handshake itself is covered against the plain Redis only (`rate_limit::tests`).
+#[test]
+fn configuration_takes_rediss_urls_and_only_utf8_credentials() {
+    let check = |url: &str| {
+        let mut config = Config::default();
+        config.rate_limits.backend = redis_backend(url, "oauth:rl:");
+        config.check().map_err(|e| e.to_string())
+    };
+    for good in [
+        "rediss://cache.internal",
+        "rediss://me:p%40ss@cache.internal:6380/2",
+        "rediss://:%C3%A9t%C3%A9@[::1]:6390",
+        "redis://me:pw@127.0.0.1:6379/0",
+    ] {
+        assert_eq!(check(good), Ok(()), "{good}");
+    }
+    for (bad, why) in [
+        (
+            "rediss://:%FF@cache.internal",
+            "Password is not valid UTF-8",
+        ),
+        (
+            "rediss://%C3%28:pw@cache.internal",
+            "Username is not valid UTF-8",
+        ),
+        ("redis://:%FF@127.0.0.1", "Password is not valid UTF-8"),
+        (
+            "https://cache.internal",
+            "must be a redis:// or rediss:// URL",
+        ),
+        (
+            "rediss://cache.internal/#insecure",
+            "must not have a query or fragment",
+        ),
+    ] {
+        let error = check(bad).expect_err(bad);
+        assert!(
+            error.starts_with("configuration: rate_limits.redis_url ") && error.contains(why),
+            "{bad}: {error}"
+        );
+        assert!(!error.contains("pw"), "{error}");
+    }
 }
