@@ -71,7 +71,7 @@ const fn s(
     }
 }
 
-/// Every setting.
+/// Every setting, in the order of the README's table (a test checks it against the README).
 #[rustfmt::skip]
 const SETTINGS: &[Setting] = &[
     s("bind", Text, Some("bind"), "Address to listen on [default: 127.0.0.1:8080]"),
@@ -1754,6 +1754,43 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             !format!("{args:?}").contains("127.0.0.1:2"),
             "values are not printed"
         );
+    }
+
+    /// The README's configuration table has one row per setting, in the table's order, with its
+    /// flag, environment variable and TOML key; a default written as code is the default.
+    #[test]
+    fn the_readme_table_is_the_settings_table() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_else(|| panic!("a Configuration section"));
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| flag |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        let code = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+        let default = format!("{:?}", Config::default());
+        assert_eq!(rows.len(), SETTINGS.len());
+        for (row, s) in rows.iter().zip(SETTINGS) {
+            let [_, flag, env, key, default_cell, ..] = row[..] else {
+                panic!("{row:?}")
+            };
+            assert_eq!(code(key).as_deref(), Some(s.key), "{row:?}");
+            let expected_flag = s.flag.map(|f| format!("`--{f}`")).unwrap_or_default();
+            assert_eq!(flag, expected_flag, "{row:?}");
+            assert_eq!(env, format!("`{}`", s.env_names()[0]), "{row:?}");
+            if default_cell.starts_with('`') {
+                let value = code(default_cell).unwrap_or_default();
+                let args = ConfigArgs::default().with_env(&s.env_names()[0], &value);
+                let c = Config::load(&args).unwrap_or_else(|e| panic!("{}: {e:#}", s.key));
+                assert_eq!(format!("{c:?}"), default, "{} = {value}", s.key);
+            }
+        }
     }
 
     #[test]
