@@ -1,14 +1,19 @@
 //! Configuration: defaults, then an optional TOML file (`--config`), then `OAUTH_*` environment
-//! variables, then command-line flags; each later source wins. Unknown keys in the file are
-//! rejected. Secrets are kept only as hashes and never printed by `Debug`.
+//! variables, then command-line flags; each later source wins. `SETTINGS` is the one list of
+//! settings: the keys the file may hold (any other is an error), and the environment variables
+//! and flag of each. The merged sources deserialize into [`Config`], which [`Config::check`]
+//! validates. Secrets are kept only as hashes and never printed by `Debug`.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use oauth_core::keys::{Algorithm, KeyEncryptionKey};
 use oauth_core::{secret, ScopeCatalogue, ScopeDef};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -32,140 +37,317 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
 pub const DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
 pub const DEFAULT_PASSWORD_CHECK_WAIT_MS: u64 = 2000;
 
-/// Options shared by every command; each is also an `OAUTH_<NAME>` environment variable.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// One setting: its key in the file, how a value from the environment or a flag is read, its
+/// flag if it has one, and the flag's help (empty: a hidden flag).
+///
+/// Every setting answers to `OAUTH_` and its key upper-cased with each `.` written `__`
+/// (`rate_limits.login_per_ip`: `OAUTH_RATE_LIMITS__LOGIN_PER_IP`). A setting with a flag
+/// answers to the flag's name too (`--access-token-lifetime-secs`:
+/// `OAUTH_ACCESS_TOKEN_LIFETIME_SECS`); for a top-level key both names are the same.
+struct Setting {
+    key: &'static str,
+    form: Form,
+    flag: Option<&'static str>,
+    help: &'static str,
+}
+
+/// How a value from the environment or a flag is read.
+#[derive(Clone, Copy)]
+enum Form {
+    /// As it is: a name, a URL, a path, a secret (`12345` stays text).
+    Text,
+    /// As a TOML value: `3600`, `true`, `[a, b]`, `{ requests = 5, window_secs = 60 }`.
+    Toml,
+}
+use Form::{Text, Toml};
+
+const fn s(
+    key: &'static str,
+    form: Form,
+    flag: Option<&'static str>,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        form,
+        flag,
+        help,
+    }
+}
+
+/// Every setting, in the order of the README's table (a test checks it against the README).
+#[rustfmt::skip]
+const SETTINGS: &[Setting] = &[
+    s("bind", Text, Some("bind"), "Address to listen on [default: 127.0.0.1:8080]"),
+    s("database_url", Text, Some("database-url"), "`sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db]"),
+    s("database_acquire_timeout_ms", Toml, Some("database-acquire-timeout-ms"), "Longest wait for a database connection, in milliseconds, before a request's 503 [default: 2000]"),
+    s("issuer", Text, Some("issuer"), "Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>]"),
+    s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
+    s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),
+    s("server.header_read_timeout_ms", Toml, Some("header-read-timeout-ms"), "Longest time to receive a request's head, in milliseconds; then the connection is closed [default: 10000]"),
+    s("server.idle_timeout_secs", Toml, Some("idle-timeout-secs"), "Seconds a connection may stay without a request, or with one that moves no byte [default: 60]"),
+    s("server.max_connections", Toml, Some("max-connections"), "Most connections served at once; the next ones wait in the listen queue [default: 1024]"),
+    s("server.max_connections_per_ip", Toml, Some("max-connections-per-ip"), "Most connections one client address (IPv6 by its /64) holds at once; 0 turns the cap off [default: 128]"),
+    s("audit.retention_days", Toml, Some("audit-retention-days"), "Days that security events (the audit trail) are kept [default: 90]"),
+    s("registration.mode", Text, Some("registration-mode"), "Dynamic client registration: `open` or `token` (an initial access token is required) [default: open]"),
+    s("registration.initial_access_token", Text, Some("registration-token"), "The initial access token that `token` registration mode requires"),
+    s("registration.initial_access_token_file", Text, Some("registration-token-file"), "A file holding the initial access token, kept out of `ps` and the environment"),
+    s("registration.allow_client_credentials", Toml, Some("registration-allow-client-credentials"), "Let a registration that presents the initial access token ask for `client_credentials` [default: false]"),
+    s("registration.default_scopes", Toml, None, ""),
+    // No longer used: accepted so that an old configuration still starts, with a notice.
+    s("registration.organization", Text, Some("registration-org"), ""),
+    s("scopes", Toml, None, ""),
+    s("resources", Toml, None, ""),
+    s("tokens.algorithm", Text, Some("token-algorithm"), "Access token signing algorithm: `es256`, `rs256` or `eddsa` [default: es256]"),
+    s("tokens.access_token_lifetime_secs", Toml, Some("access-token-lifetime-secs"), "Access token lifetime in seconds [default: 3600]"),
+    s("tokens.key_publish_delay_secs", Toml, Some("key-publish-delay-secs"), "Seconds between publishing a rotated-in key and signing with it [default: 3600]"),
+    s("tokens.refresh_token_lifetime_secs", Toml, Some("refresh-token-lifetime-secs"), "Refresh token lifetime in seconds [default: 2592000, 30 days]"),
+    s("tokens.refresh_family_lifetime_secs", Toml, Some("refresh-family-lifetime-secs"), "Absolute lifetime of the refresh tokens of one authorization, in seconds [default: 7776000, 90 days]"),
+    s("tokens.key_reload_secs", Toml, None, ""),
+    s("tokens.purge_interval_secs", Toml, None, ""),
+    s("tokens.key_encryption_key", Text, Some("key-encryption-key"), "Base64 of 32 bytes: encrypts the private signing keys in the database"),
+    s("tokens.key_encryption_key_file", Text, Some("key-encryption-key-file"), "A file holding the key-encryption key, readable by its owner only (mode 0600 or 0400)"),
+    s("authorization.allow_plain_pkce", Toml, Some("allow-plain-pkce"), "Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false]"),
+    s("authorization.consent_url", Text, Some("consent-url"), "Address of an external consent page (it gets `?consent_token=...`) [default: the built-in /consent]"),
+    s("authorization.skip_consent_if_granted", Toml, Some("skip-consent-if-granted"), "Skip the consent page when the user already granted every requested scope [default: false]"),
+    s("authorization.session_lifetime_secs", Toml, None, ""),
+    s("authorization.login_failure_window_secs", Toml, None, ""),
+    s("authorization.login_max_failures_per_account", Toml, None, ""),
+    s("authorization.login_max_failures_per_ip", Toml, None, ""),
+    s("authorization.max_concurrent_password_checks", Toml, Some("max-concurrent-password-checks"), "Sign-in password checks (argon2id) run at once [default: 4]"),
+    s("authorization.password_check_wait_ms", Toml, None, ""),
+    s("rate_limits.backend", Text, Some("rate-limit-backend"), "Where the rate-limit buckets live: `memory` (per instance) or `redis` (shared) [default: memory]"),
+    s("rate_limits.redis_url", Text, Some("rate-limit-redis-url"), "`redis://[[user]:password@]host[:port][/db]` for the `redis` rate-limit backend"),
+    s("rate_limits.redis_key_prefix", Text, None, ""),
+    s("rate_limits.management_per_key", Toml, None, ""),
+    s("rate_limits.management_per_ip", Toml, None, ""),
+    s("rate_limits.oauth_per_client", Toml, None, ""),
+    s("rate_limits.client_auth_failures_per_ip", Toml, None, ""),
+    s("rate_limits.client_auth_failures_per_client_ip", Toml, None, ""),
+    s("rate_limits.register_per_ip", Toml, None, ""),
+    s("rate_limits.login_per_ip", Toml, None, ""),
+    s("rate_limits.authorize_per_ip", Toml, None, ""),
+];
+
+impl Setting {
+    fn named(key: &str) -> Option<&'static Setting> {
+        SETTINGS.iter().find(|s| s.key == key)
+    }
+
+    /// The variables this setting answers to: the one from its key, and the one from its flag.
+    fn env_names(&self) -> Vec<String> {
+        let mut names = vec![format!(
+            "OAUTH_{}",
+            self.key.replace('.', "__").to_uppercase()
+        )];
+        if let Some(flag) = self.flag {
+            let name = format!("OAUTH_{}", flag.replace('-', "_").to_uppercase());
+            if !names.contains(&name) {
+                names.insert(0, name);
+            }
+        }
+        names
+    }
+
+    /// The sources of this setting, for messages: `OAUTH_X, --x or section.x`.
+    fn sources(&self) -> String {
+        let env = self.env_names().remove(0);
+        match self.flag {
+            Some(flag) => format!("{env}, --{flag} or {}", self.key),
+            None => format!("{env} or {}", self.key),
+        }
+    }
+
+    /// A value from the environment or a flag, as a layer named after where it came from.
+    fn layer(&self, source: String, text: &str) -> Layer {
+        let value = match self.form {
+            Text => Value::from(text.to_owned()),
+            Toml => {
+                let Ok(value) = text.parse::<Value>();
+                value
+            }
+        };
+        let data = figment::util::nest(self.key, value)
+            .into_dict()
+            .unwrap_or_default();
+        Layer { source, data }
+    }
+}
+
+/// One source's values, named in error messages (`for key "server.max_connections" in
+/// environment variable OAUTH_MAX_CONNECTIONS`).
+struct Layer {
+    source: String,
+    data: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.source.clone())
+            .interpolater(|_: &Profile, keys: &[&str]| keys.join("."))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.data.clone()))
+    }
+}
+
+/// What the process was given: the file (`--config` or `OAUTH_CONFIG`), the `OAUTH_*`
+/// environment and the flags of `SETTINGS`, every one global to the subcommands.
+/// [`Config::load`] layers them over the defaults.
+#[derive(Clone, Default)]
 pub struct ConfigArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "OAUTH_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "OAUTH_BIND", global = true)]
-    pub bind: Option<SocketAddr>,
-    /// `sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db].
-    #[arg(long, env = "OAUTH_DATABASE_URL", global = true)]
-    pub database_url: Option<String>,
-    /// Longest wait for a database connection, in milliseconds: while the database is
-    /// unreachable, requests that need it answer 503 after this long [default: 2000].
-    #[arg(long, env = "OAUTH_DATABASE_ACQUIRE_TIMEOUT_MS", global = true)]
-    pub database_acquire_timeout_ms: Option<u64>,
-    /// Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>].
-    #[arg(long, env = "OAUTH_ISSUER", global = true)]
-    pub issuer: Option<String>,
-    /// Largest accepted request body, in bytes [default: 65536].
-    #[arg(long, env = "OAUTH_MAX_BODY_BYTES", global = true)]
-    pub max_body_bytes: Option<usize>,
-    /// Longest time a client may take to send a request's head (request line and headers), in
-    /// milliseconds, counted from the accept (first request) or from the request's first byte
-    /// (later requests on a kept-alive connection); then the connection is closed
-    /// [default: 10000].
-    #[arg(long, env = "OAUTH_HEADER_READ_TIMEOUT_MS", global = true)]
-    pub header_read_timeout_ms: Option<u64>,
-    /// Seconds a connection may stay open without a request, or with a request that moves no
-    /// byte, before the server closes it [default: 60].
-    #[arg(long, env = "OAUTH_IDLE_TIMEOUT_SECS", global = true)]
-    pub idle_timeout_secs: Option<u64>,
-    /// Most connections served at once; past it the server accepts no new connection until one
-    /// closes (they wait in the listen queue) [default: 1024].
-    #[arg(long, env = "OAUTH_MAX_CONNECTIONS", global = true)]
-    pub max_connections: Option<usize>,
-    /// Most connections one client address (an IPv6 address by its /64) holds at once; more are
-    /// closed at once; 0 turns the cap off (behind a reverse proxy, where every caller shares
-    /// its address) [default: 128].
-    #[arg(long, env = "OAUTH_MAX_CONNECTIONS_PER_IP", global = true)]
-    pub max_connections_per_ip: Option<usize>,
-    /// Dynamic client registration: `open` or `token` (an initial access token is required).
-    #[arg(long, env = "OAUTH_REGISTRATION_MODE", global = true)]
-    pub registration_mode: Option<RegistrationMode>,
-    /// The initial access token that `token` registration mode requires.
-    #[arg(
-        long,
-        env = "OAUTH_REGISTRATION_TOKEN",
-        global = true,
-        hide_env_values = true
-    )]
-    pub registration_token: Option<String>,
-    /// A file holding the initial access token (instead of `--registration-token`, so that it
-    /// stays out of `ps` and the environment); one trailing newline is ignored.
-    #[arg(long, env = "OAUTH_REGISTRATION_TOKEN_FILE", global = true)]
-    pub registration_token_file: Option<PathBuf>,
-    /// No longer used: registered clients belong to no organization's members. Accepted so
-    /// that an old configuration still starts; a warning says it is ignored.
-    #[arg(long, env = "OAUTH_REGISTRATION_ORG", global = true, hide = true)]
-    pub registration_org: Option<String>,
-    /// Let a registration that presents the initial access token ask for `client_credentials`
-    /// (`token` registration mode only) [default: false].
-    #[arg(
-        long,
-        env = "OAUTH_REGISTRATION_ALLOW_CLIENT_CREDENTIALS",
-        global = true
-    )]
-    pub registration_allow_client_credentials: Option<bool>,
-    /// Log format: `text` or `json` [default: text].
-    #[arg(long, env = "OAUTH_LOG_FORMAT", global = true)]
-    pub log_format: Option<LogFormat>,
-    /// Days that security events (the audit trail) are kept [default: 90].
-    #[arg(long, env = "OAUTH_AUDIT_RETENTION_DAYS", global = true)]
-    pub audit_retention_days: Option<u32>,
-    /// Access token signing algorithm: `es256`, `rs256` or `eddsa` [default: es256].
-    #[arg(long, env = "OAUTH_TOKEN_ALGORITHM", global = true)]
-    pub token_algorithm: Option<TokenAlgorithm>,
-    /// Access token lifetime in seconds [default: 3600].
-    #[arg(long, env = "OAUTH_ACCESS_TOKEN_LIFETIME_SECS", global = true)]
-    pub access_token_lifetime_secs: Option<i64>,
-    /// Refresh token lifetime in seconds [default: 2592000, 30 days].
-    #[arg(long, env = "OAUTH_REFRESH_TOKEN_LIFETIME_SECS", global = true)]
-    pub refresh_token_lifetime_secs: Option<i64>,
-    /// Absolute lifetime of a token family (the refresh tokens of one authorization), in
-    /// seconds [default: 7776000, 90 days].
-    #[arg(long, env = "OAUTH_REFRESH_FAMILY_LIFETIME_SECS", global = true)]
-    pub refresh_family_lifetime_secs: Option<i64>,
-    /// Seconds between publishing a rotated-in key and signing with it [default: 3600].
-    #[arg(long, env = "OAUTH_KEY_PUBLISH_DELAY_SECS", global = true)]
-    pub key_publish_delay_secs: Option<i64>,
-    /// Base64 of 32 bytes: encrypts the private signing keys in the database.
-    #[arg(
-        long,
-        env = "OAUTH_KEY_ENCRYPTION_KEY",
-        global = true,
-        hide_env_values = true
-    )]
-    pub key_encryption_key: Option<String>,
-    /// A file holding the key-encryption key (instead of `--key-encryption-key`, so that it stays
-    /// out of `ps` and the environment). Readable and writable by its owner only (mode 0600 or
-    /// 0400); one trailing newline is ignored.
-    #[arg(long, env = "OAUTH_KEY_ENCRYPTION_KEY_FILE", global = true)]
-    pub key_encryption_key_file: Option<PathBuf>,
-    /// Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false].
-    #[arg(long, env = "OAUTH_ALLOW_PLAIN_PKCE", global = true)]
-    pub allow_plain_pkce: Option<bool>,
-    /// Address of an external consent page (it gets `?consent_token=...`) [default: the
-    /// built-in page, /consent].
-    #[arg(long, env = "OAUTH_CONSENT_URL", global = true)]
-    pub consent_url: Option<String>,
-    /// Skip the consent page when the user already granted the client every requested scope
-    /// [default: false].
-    #[arg(long, env = "OAUTH_SKIP_CONSENT_IF_GRANTED", global = true)]
-    pub skip_consent_if_granted: Option<bool>,
-    /// Sign-in password checks (argon2id) run at once; a sign-in that cannot start its check
-    /// within `authorization.password_check_wait_ms` is answered 503 [default: 4].
-    #[arg(long, env = "OAUTH_MAX_CONCURRENT_PASSWORD_CHECKS", global = true)]
-    pub max_concurrent_password_checks: Option<usize>,
-    /// Where the rate-limit buckets live: `memory` (per instance) or `redis` (shared)
-    /// [default: memory].
-    #[arg(long, env = "OAUTH_RATE_LIMIT_BACKEND", global = true)]
-    pub rate_limit_backend: Option<RateLimitBackendKind>,
-    /// `redis://[[user]:password@]host[:port][/db]` for the `redis` rate-limit backend.
-    #[arg(
-        long,
-        env = "OAUTH_RATE_LIMIT_REDIS_URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub rate_limit_redis_url: Option<String>,
+    /// `OAUTH_*` variables, as (name, value); those that name no setting are ignored.
+    pub env: Vec<(String, String)>,
+    /// Flags given, as (name without `--`, value).
+    pub flags: Vec<(String, String)>,
+}
+
+impl fmt::Debug for ConfigArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names only: values may be secrets.
+        let names = |v: &[(String, String)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("ConfigArgs")
+            .field("config", &self.config)
+            .field("env", &names(&self.env))
+            .field("flags", &names(&self.flags))
+            .finish()
+    }
+}
+
+impl clap::Args for ConfigArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config = clap::Arg::new("config")
+            .long("config")
+            .env("OAUTH_CONFIG")
+            .global(true)
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML configuration file");
+        SETTINGS
+            .iter()
+            .fold(cmd.arg(config), |cmd, s| match s.flag {
+                Some(flag) => cmd.arg(
+                    clap::Arg::new(flag)
+                        .long(flag)
+                        .global(true)
+                        .value_name(flag.replace('-', "_").to_uppercase())
+                        .help(format!("{} [env: {}]", s.help, s.env_names()[0]))
+                        .hide(s.help.is_empty()),
+                ),
+                None => cmd,
+            })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ConfigArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+            .filter(|(k, _)| k.starts_with("OAUTH_"))
+            .collect();
+        Ok(Self::from_matches(matches, env))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl ConfigArgs {
+    /// The file and flags from `matches`, with this environment.
+    fn from_matches(matches: &clap::ArgMatches, env: Vec<(String, String)>) -> Self {
+        let get = |id: &str| matches.try_get_one::<String>(id).ok().flatten().cloned();
+        Self {
+            config: matches
+                .try_get_one::<PathBuf>("config")
+                .ok()
+                .flatten()
+                .cloned(),
+            env,
+            flags: SETTINGS
+                .iter()
+                .filter_map(|s| Some((s.flag?.to_owned(), get(s.flag?)?)))
+                .collect(),
+        }
+    }
+
+    /// The sources in order of precedence, and what they asked for that is ignored.
+    fn figment(&self) -> anyhow::Result<(Figment, Vec<String>)> {
+        let mut figment = Figment::new();
+        let mut notices = Vec::new();
+        if let Some(path) = &self.config {
+            let source = format!("configuration file {}", path.display());
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+            let data: Dict = toml::from_str(&text).with_context(|| source.clone())?;
+            unknown_keys(&data, "").with_context(|| source.clone())?;
+            figment = figment.merge(Layer { source, data });
+        }
+        for s in SETTINGS {
+            let names = s.env_names();
+            let given: Vec<_> = self.env.iter().filter(|(k, _)| names.contains(k)).collect();
+            match given[..] {
+                [] => {}
+                [(name, value)] => {
+                    figment = figment.merge(s.layer(format!("environment variable {name}"), value))
+                }
+                _ => bail!(
+                    "configuration: {} both set {}; set one",
+                    names.join(" and "),
+                    s.key
+                ),
+            }
+        }
+        for (name, _) in &self.env {
+            if name.contains("__") && !SETTINGS.iter().any(|s| s.env_names().contains(name)) {
+                notices.push(format!(
+                    "the environment variable {name} names no setting and is ignored"
+                ));
+            }
+        }
+        for (flag, value) in &self.flags {
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.flag == Some(flag.as_str()))
+                .ok_or_else(|| anyhow!("configuration: no flag --{flag}"))?;
+            figment = figment.merge(s.layer(format!("flag --{flag}"), value));
+        }
+        Ok((figment, notices))
+    }
+}
+
+/// The file's keys must be settings, or sections holding them.
+fn unknown_keys(dict: &Dict, section: &str) -> anyhow::Result<()> {
+    for (key, value) in dict {
+        let path = if section.is_empty() {
+            key.clone()
+        } else {
+            format!("{section}.{key}")
+        };
+        if Setting::named(&path).is_some() {
+            continue;
+        }
+        let prefix = format!("{path}.");
+        if !SETTINGS.iter().any(|s| s.key.starts_with(&prefix)) {
+            bail!("unknown field `{path}`");
+        }
+        // A section that is not a table is the deserializer's to refuse.
+        if let Some(inner) = value.as_dict() {
+            unknown_keys(inner, &path)?;
+        }
+    }
+    Ok(())
 }
 
 /// `[rate_limits] backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitBackendKind {
     #[default]
@@ -174,7 +356,7 @@ pub enum RateLimitBackendKind {
 }
 
 /// The JWS algorithm of access tokens (`[tokens] algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum TokenAlgorithm {
     #[default]
     #[serde(rename = "es256", alias = "ES256")]
@@ -195,7 +377,7 @@ impl TokenAlgorithm {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RegistrationMode {
     #[default]
@@ -203,7 +385,7 @@ pub enum RegistrationMode {
     Token,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -211,99 +393,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// The TOML file. Every key is optional; unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<SocketAddr>,
-    database_url: Option<String>,
-    database_acquire_timeout_ms: Option<u64>,
-    issuer: Option<String>,
-    max_body_bytes: Option<usize>,
-    log_format: Option<LogFormat>,
-    server: Option<FileServer>,
-    audit: Option<FileAudit>,
-    registration: Option<FileRegistration>,
-    scopes: Option<Vec<ScopeDef>>,
-    /// RFC 8707 resources (token audiences) besides the issuer.
-    resources: Option<Vec<String>>,
-    tokens: Option<FileTokens>,
-    authorization: Option<FileAuthorization>,
-    rate_limits: Option<FileRateLimits>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileServer {
-    header_read_timeout_ms: Option<u64>,
-    idle_timeout_secs: Option<u64>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAudit {
-    retention_days: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRateLimits {
-    management_per_key: Option<RateLimit>,
-    management_per_ip: Option<RateLimit>,
-    oauth_per_client: Option<RateLimit>,
-    client_auth_failures_per_ip: Option<RateLimit>,
-    client_auth_failures_per_client_ip: Option<RateLimit>,
-    register_per_ip: Option<RateLimit>,
-    login_per_ip: Option<RateLimit>,
-    authorize_per_ip: Option<RateLimit>,
-    backend: Option<RateLimitBackendKind>,
-    redis_url: Option<String>,
-    redis_key_prefix: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTokens {
-    algorithm: Option<TokenAlgorithm>,
-    access_token_lifetime_secs: Option<i64>,
-    refresh_token_lifetime_secs: Option<i64>,
-    refresh_family_lifetime_secs: Option<i64>,
-    key_publish_delay_secs: Option<i64>,
-    key_encryption_key: Option<String>,
-    key_encryption_key_file: Option<PathBuf>,
-    key_reload_secs: Option<u64>,
-    purge_interval_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAuthorization {
-    allow_plain_pkce: Option<bool>,
-    consent_url: Option<String>,
-    skip_consent_if_granted: Option<bool>,
-    session_lifetime_secs: Option<i64>,
-    login_failure_window_secs: Option<i64>,
-    login_max_failures_per_account: Option<u64>,
-    login_max_failures_per_ip: Option<u64>,
-    max_concurrent_password_checks: Option<usize>,
-    password_check_wait_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRegistration {
-    mode: Option<RegistrationMode>,
-    initial_access_token: Option<String>,
-    initial_access_token_file: Option<PathBuf>,
-    organization: Option<String>,
-    default_scopes: Option<Vec<String>>,
-    allow_client_credentials: Option<bool>,
-}
-
-/// The resolved configuration.
-#[derive(Clone)]
+/// The resolved configuration. It deserializes from the merged sources; the fields marked
+/// `skip` come from settings that [`Config::load`] reads itself (secrets, files, the scope
+/// catalogue).
+#[derive(Clone, Deserialize)]
+#[serde(default)]
 pub struct Config {
     pub bind: SocketAddr,
     pub database_url: String,
@@ -316,6 +410,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
+    #[serde(skip)]
     pub scopes: ScopeCatalogue,
     /// RFC 8707 resources a client may name (`resource`), besides the issuer itself, which is
     /// always one (the management API) and the default audience.
@@ -325,11 +420,13 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// What the configuration asked for that this version no longer does, each a sentence the
     /// server logs as a warning when it starts.
+    #[serde(skip)]
     pub notices: Vec<String>,
 }
 
 /// Connections (`[server]`): what one client may hold of the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct ServerConfig {
     /// The longest time to receive a request's head, from the accept (first request) or from
     /// its first byte (later requests on a kept-alive connection).
@@ -354,7 +451,8 @@ impl Default for ServerConfig {
 }
 
 /// The audit trail (`[audit]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct AuditConfig {
     /// Security events older than this many days are purged.
     pub retention_days: u32,
@@ -410,7 +508,8 @@ impl fmt::Debug for RateLimitBackend {
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "oauth:rl:";
 
 /// Request-rate limits (`[rate_limits]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct RateLimitsConfig {
     /// The management API, per bearer credential (API key or access token).
     pub management_per_key: RateLimit,
@@ -429,6 +528,8 @@ pub struct RateLimitsConfig {
     pub login_per_ip: RateLimit,
     /// `GET /oauth/authorize`, per client address.
     pub authorize_per_ip: RateLimit,
+    /// From `backend`, `redis_url` and `redis_key_prefix`.
+    #[serde(skip)]
     pub backend: RateLimitBackend,
 }
 
@@ -481,7 +582,8 @@ impl Default for RateLimitsConfig {
 }
 
 /// Access tokens and their signing keys (`[tokens]`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
 pub struct TokensConfig {
     pub algorithm: TokenAlgorithm,
     pub access_token_lifetime_secs: i64,
@@ -494,6 +596,7 @@ pub struct TokensConfig {
     pub key_publish_delay_secs: i64,
     /// Encrypts private signing keys at rest. `None`: with SQLite, a key file beside the
     /// database is used (created on first start); PostgreSQL requires one.
+    #[serde(skip)]
     pub key_encryption_key: Option<KeyEncryptionKey>,
     /// How often each instance reloads the signing keys from the database.
     pub key_reload_secs: u64,
@@ -517,7 +620,8 @@ impl Default for TokensConfig {
 }
 
 /// The authorization code flow's options (`[authorization]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct AuthorizationConfig {
     /// Accept PKCE `plain`; off by default (RFC 9700 §2.1.1).
     pub allow_plain_pkce: bool,
@@ -555,15 +659,31 @@ impl Default for AuthorizationConfig {
     }
 }
 
-#[derive(Clone)]
+/// Dynamic client registration (`[registration]`).
+#[derive(Clone, Deserialize)]
+#[serde(default)]
 pub struct RegistrationConfig {
     pub mode: RegistrationMode,
     /// SHA-256 of the initial access token (`token` mode).
+    #[serde(skip)]
     pub initial_access_token_hash: Option<String>,
     /// Scopes a registration gets when it asks for none; only scopes open to third parties.
+    /// Read with the scope catalogue, whose open scopes are the default.
+    #[serde(skip)]
     pub default_scopes: Vec<String>,
     /// May a registration (behind the initial access token) ask for `client_credentials`?
     pub allow_client_credentials: bool,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            mode: RegistrationMode::Open,
+            initial_access_token_hash: None,
+            default_scopes: ScopeCatalogue::default().third_party_names(),
+            allow_client_credentials: false,
+        }
+    }
 }
 
 impl fmt::Debug for RegistrationConfig {
@@ -620,7 +740,6 @@ pub fn redact_url(url: &str) -> String {
 
 impl Default for Config {
     fn default() -> Self {
-        let scopes = ScopeCatalogue::default();
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
@@ -630,13 +749,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             server: ServerConfig::default(),
             audit: AuditConfig::default(),
-            registration: RegistrationConfig {
-                mode: RegistrationMode::Open,
-                initial_access_token_hash: None,
-                default_scopes: scopes.third_party_names(),
-                allow_client_credentials: false,
-            },
-            scopes,
+            registration: RegistrationConfig::default(),
+            scopes: ScopeCatalogue::default(),
             resources: Vec::new(),
             tokens: TokensConfig::default(),
             authorization: AuthorizationConfig::default(),
@@ -649,207 +763,53 @@ impl Default for Config {
 impl Config {
     /// Merges the sources in order of precedence and checks the result.
     pub fn load(args: &ConfigArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let reg = file.registration.unwrap_or_default();
-        let mut config = Config::default();
-        if let Some(scopes) = file.scopes {
-            config.scopes = ScopeCatalogue::new(scopes)
-                .map_err(|e| anyhow::anyhow!("configuration: scopes: {e}"))?;
-            config.registration.default_scopes = config.scopes.third_party_names();
+        let (figment, notices) = args.figment()?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| anyhow!("configuration: {e}"))?;
+        config.notices = notices;
+        if let Some(scopes) = read::<Vec<ScopeDef>>(&figment, "scopes")? {
+            config.scopes =
+                ScopeCatalogue::new(scopes).map_err(|e| anyhow!("configuration: scopes: {e}"))?;
         }
-        if let Some(v) = args.bind.or(file.bind) {
-            config.bind = v;
-        }
-        if let Some(v) = args.database_url.clone().or(file.database_url) {
-            config.database_url = v;
-        }
-        if let Some(v) = args
-            .database_acquire_timeout_ms
-            .or(file.database_acquire_timeout_ms)
-        {
-            config.database_acquire_timeout_ms = v;
-        }
-        config.issuer = args.issuer.clone().or(file.issuer);
-        if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
-            config.max_body_bytes = v;
-        }
-        if let Some(v) = args.log_format.or(file.log_format) {
-            config.log_format = v;
-        }
-        let srv = file.server.unwrap_or_default();
-        if let Some(v) = args.header_read_timeout_ms.or(srv.header_read_timeout_ms) {
-            config.server.header_read_timeout_ms = v;
-        }
-        if let Some(v) = args.idle_timeout_secs.or(srv.idle_timeout_secs) {
-            config.server.idle_timeout_secs = v;
-        }
-        if let Some(v) = args.max_connections_per_ip.or(srv.max_connections_per_ip) {
-            config.server.max_connections_per_ip = v;
-        }
-        if let Some(v) = args.max_connections.or(srv.max_connections) {
-            config.server.max_connections = v;
-        }
-        if let Some(v) = args
-            .audit_retention_days
-            .or(file.audit.and_then(|a| a.retention_days))
-        {
-            config.audit.retention_days = v;
-        }
-        if let Some(v) = args.registration_mode.or(reg.mode) {
-            config.registration.mode = v;
-        }
+        config.registration.default_scopes = read(&figment, "registration.default_scopes")?
+            .unwrap_or_else(|| config.scopes.third_party_names());
         config.registration.initial_access_token_hash = secret_value(
-            args.registration_token.clone().or(reg.initial_access_token),
-            args.registration_token_file
-                .clone()
-                .or(reg.initial_access_token_file),
-            SecretNames {
-                what: "the registration token",
-                value: "OAUTH_REGISTRATION_TOKEN, --registration-token or registration.initial_access_token",
-                file: "OAUTH_REGISTRATION_TOKEN_FILE, --registration-token-file or registration.initial_access_token_file",
-                owner_only: false,
-            },
+            &figment,
+            "registration.initial_access_token",
+            "the registration token",
+            false,
         )?
         .map(|t| secret::hash_secret(&t));
-        if let Some(v) = args.registration_org.clone().or(reg.organization) {
+        if let Some(v) = read::<String>(&figment, "registration.organization")? {
             config.notices.push(format!(
                 "registration.organization ({v:?}) is ignored: registered clients are third-party clients and belong to no organization's members"
             ));
         }
-        if let Some(v) = reg.default_scopes {
-            config.registration.default_scopes = v;
-        }
-        if let Some(v) = args
-            .registration_allow_client_credentials
-            .or(reg.allow_client_credentials)
-        {
-            config.registration.allow_client_credentials = v;
-        }
-        if let Some(v) = file.resources {
-            config.resources = v;
-        }
-        let tok = file.tokens.unwrap_or_default();
-        let t = &mut config.tokens;
-        if let Some(v) = args.token_algorithm.or(tok.algorithm) {
-            t.algorithm = v;
-        }
-        if let Some(v) = args
-            .access_token_lifetime_secs
-            .or(tok.access_token_lifetime_secs)
-        {
-            t.access_token_lifetime_secs = v;
-        }
-        if let Some(v) = args
-            .refresh_token_lifetime_secs
-            .or(tok.refresh_token_lifetime_secs)
-        {
-            t.refresh_token_lifetime_secs = v;
-        }
-        if let Some(v) = args
-            .refresh_family_lifetime_secs
-            .or(tok.refresh_family_lifetime_secs)
-        {
-            t.refresh_family_lifetime_secs = v;
-        }
-        if let Some(v) = args.key_publish_delay_secs.or(tok.key_publish_delay_secs) {
-            t.key_publish_delay_secs = v;
-        }
-        let kek = secret_value(
-            args.key_encryption_key.clone().or(tok.key_encryption_key),
-            args.key_encryption_key_file
-                .clone()
-                .or(tok.key_encryption_key_file),
-            SecretNames {
-                what: "the key-encryption key",
-                value: "OAUTH_KEY_ENCRYPTION_KEY, --key-encryption-key or tokens.key_encryption_key",
-                file: "OAUTH_KEY_ENCRYPTION_KEY_FILE, --key-encryption-key-file or tokens.key_encryption_key_file",
-                owner_only: true,
-            },
-        )?;
-        if let Some(v) = kek {
-            t.key_encryption_key = Some(KeyEncryptionKey::from_base64(&v).map_err(|_| {
-                anyhow::anyhow!(
+        if let Some(v) = secret_value(
+            &figment,
+            "tokens.key_encryption_key",
+            "the key-encryption key",
+            true,
+        )? {
+            config.tokens.key_encryption_key = Some(KeyEncryptionKey::from_base64(&v).map_err(|_| {
+                anyhow!(
                     "configuration: the key-encryption key (OAUTH_KEY_ENCRYPTION_KEY, tokens.key_encryption_key or their _FILE forms) must be the base64 of 32 bytes, e.g. from `openssl rand -base64 32`"
                 )
             })?);
         }
-        if let Some(v) = tok.key_reload_secs {
-            t.key_reload_secs = v;
-        }
-        if let Some(v) = tok.purge_interval_secs {
-            t.purge_interval_secs = v;
-        }
-        let authz = file.authorization.unwrap_or_default();
-        let a = &mut config.authorization;
-        if let Some(v) = args.allow_plain_pkce.or(authz.allow_plain_pkce) {
-            a.allow_plain_pkce = v;
-        }
-        a.consent_url = args.consent_url.clone().or(authz.consent_url);
-        if let Some(v) = args
-            .skip_consent_if_granted
-            .or(authz.skip_consent_if_granted)
-        {
-            a.skip_consent_if_granted = v;
-        }
-        if let Some(v) = authz.session_lifetime_secs {
-            a.session_lifetime_secs = v;
-        }
-        if let Some(v) = authz.login_failure_window_secs {
-            a.login_failure_window_secs = v;
-        }
-        if let Some(v) = authz.login_max_failures_per_account {
-            a.login_max_failures_per_account = v;
-        }
-        if let Some(v) = authz.login_max_failures_per_ip {
-            a.login_max_failures_per_ip = v;
-        }
-        if let Some(v) = args
-            .max_concurrent_password_checks
-            .or(authz.max_concurrent_password_checks)
-        {
-            a.max_concurrent_password_checks = v;
-        }
-        if let Some(v) = authz.password_check_wait_ms {
-            a.password_check_wait_ms = v;
-        }
-        let rl = file.rate_limits.unwrap_or_default();
-        let r = &mut config.rate_limits;
-        for (field, value) in [
-            (&mut r.management_per_key, rl.management_per_key),
-            (&mut r.management_per_ip, rl.management_per_ip),
-            (&mut r.oauth_per_client, rl.oauth_per_client),
-            (
-                &mut r.client_auth_failures_per_ip,
-                rl.client_auth_failures_per_ip,
-            ),
-            (
-                &mut r.client_auth_failures_per_client_ip,
-                rl.client_auth_failures_per_client_ip,
-            ),
-            (&mut r.register_per_ip, rl.register_per_ip),
-            (&mut r.login_per_ip, rl.login_per_ip),
-            (&mut r.authorize_per_ip, rl.authorize_per_ip),
-        ] {
-            if let Some(v) = value {
-                *field = v;
-            }
-        }
-        let redis_url = args.rate_limit_redis_url.clone().or(rl.redis_url);
-        r.backend = match (args.rate_limit_backend.or(rl.backend), redis_url) {
-            (None | Some(RateLimitBackendKind::Memory), None) => RateLimitBackend::Memory,
-            (Some(RateLimitBackendKind::Redis), Some(url)) => RateLimitBackend::Redis {
+        let backend = read(&figment, "rate_limits.backend")?.unwrap_or_default();
+        let key_prefix = read(&figment, "rate_limits.redis_key_prefix")?;
+        config.rate_limits.backend = match (backend, read(&figment, "rate_limits.redis_url")?) {
+            (RateLimitBackendKind::Memory, None) => RateLimitBackend::Memory,
+            (RateLimitBackendKind::Redis, Some(url)) => RateLimitBackend::Redis {
                 url,
-                key_prefix: rl
-                    .redis_key_prefix
-                    .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned()),
+                key_prefix: key_prefix.unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned()),
             },
-            (Some(RateLimitBackendKind::Redis), None) => bail!(
+            (RateLimitBackendKind::Redis, None) => bail!(
                 "configuration: rate_limits.backend = \"redis\" needs rate_limits.redis_url (OAUTH_RATE_LIMIT_REDIS_URL)"
             ),
-            (_, Some(_)) => bail!(
+            (RateLimitBackendKind::Memory, Some(_)) => bail!(
                 "configuration: rate_limits.redis_url is set but the backend is memory; set rate_limits.backend = \"redis\" (OAUTH_RATE_LIMIT_BACKEND=redis)"
             ),
         };
@@ -1000,36 +960,41 @@ impl Config {
     }
 }
 
-/// Where a secret may come from, for [`secret_value`]'s messages.
-struct SecretNames {
-    what: &'static str,
-    value: &'static str,
-    file: &'static str,
-    /// Refuse a file that its group or others may read or write.
-    owner_only: bool,
+/// A setting that [`Config::load`] reads itself, if a source gives it.
+fn read<T: DeserializeOwned>(figment: &Figment, key: &str) -> anyhow::Result<Option<T>> {
+    if !figment.contains(key) {
+        return Ok(None);
+    }
+    let value = figment.extract_inner(key);
+    value.map(Some).map_err(|e| anyhow!("configuration: {e}"))
 }
 
-/// A secret given as a value or as a file holding it: never both. The file's content is the
-/// secret, one trailing newline removed.
+/// A secret given as a value (`key`) or as a file holding it (`key_file`): never both. The
+/// file's content is the secret, one trailing newline removed. `owner_only`: refuse a file that
+/// its group or others may read or write.
 fn secret_value(
-    value: Option<String>,
-    file: Option<PathBuf>,
-    names: SecretNames,
+    figment: &Figment,
+    key: &str,
+    what: &str,
+    owner_only: bool,
 ) -> anyhow::Result<Option<String>> {
-    let path = match (value, file) {
-        (Some(_), Some(_)) => bail!(
-            "configuration: {} is given both as a value ({}) and as a file ({}); give one",
-            names.what,
-            names.value,
-            names.file
-        ),
+    let file = format!("{key}_file");
+    let path: PathBuf = match (read(figment, key)?, read(figment, &file)?) {
+        (Some(_), Some(_)) => {
+            let sources = |key: &str| Setting::named(key).map(Setting::sources);
+            bail!(
+                "configuration: {what} is given both as a value ({}) and as a file ({}); give one",
+                sources(key).unwrap_or_default(),
+                sources(&file).unwrap_or_default()
+            )
+        }
         (value, None) => return Ok(value),
         (None, Some(path)) => path,
     };
-    if names.owner_only {
+    if owner_only {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path)
-            .with_context(|| format!("configuration: {} file {}", names.what, path.display()))?
+            .with_context(|| format!("configuration: {} file {}", what, path.display()))?
             .permissions()
             .mode()
             & 0o777;
@@ -1037,18 +1002,13 @@ fn secret_value(
             bail!(
                 "configuration: {} file {} has mode {mode:04o}: group and others may read or write it; \
                  make it readable by its owner only (chmod 0600 or 0400)",
-                names.what,
+                what,
                 path.display()
             );
         }
     }
-    let mut text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "configuration: reading {} file {}",
-            names.what,
-            path.display()
-        )
-    })?;
+    let mut text = std::fs::read_to_string(&path)
+        .with_context(|| format!("configuration: reading {} file {}", what, path.display()))?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -1056,19 +1016,9 @@ fn secret_value(
         }
     }
     if text.is_empty() {
-        bail!(
-            "configuration: {} file {} is empty",
-            names.what,
-            path.display()
-        );
+        bail!("configuration: {} file {} is empty", what, path.display());
     }
     Ok(Some(text))
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading configuration file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("configuration file {}", path.display()))
 }
 
 /// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment. A trailing
@@ -1087,6 +1037,26 @@ fn check_issuer(issuer: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test sources: a file, environment variables, flags.
+    impl ConfigArgs {
+        fn file(path: &std::path::Path) -> Self {
+            Self {
+                config: Some(path.to_owned()),
+                ..Default::default()
+            }
+        }
+
+        fn with_env(mut self, name: &str, value: impl ToString) -> Self {
+            self.env.push((name.to_owned(), value.to_string()));
+            self
+        }
+
+        fn with_flag(mut self, name: &str, value: impl ToString) -> Self {
+            self.flags.push((name.to_owned(), value.to_string()));
+            self
+        }
+    }
 
     #[test]
     fn precedence_file_then_env_or_flags() {
@@ -1115,11 +1085,7 @@ description = "Read"
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path),
-            database_url: Some("sqlite://from-flag.db".into()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path).with_flag("database-url", "sqlite://from-flag.db");
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.database_url, "sqlite://from-flag.db");
@@ -1135,20 +1101,15 @@ description = "Read"
             30 * 86_400
         );
 
-        // Flags (and OAUTH_* variables, which clap reads into the same fields) win over the file.
-        let args = ConfigArgs {
-            allow_plain_pkce: Some(false),
-            skip_consent_if_granted: Some(true),
-            consent_url: Some("https://consent.example/page".into()),
-            refresh_token_lifetime_secs: Some(3600),
-            ..args
-        };
+        // Flags and OAUTH_* variables win over the file.
+        let args = args
+            .with_env("OAUTH_ALLOW_PLAIN_PKCE", false)
+            .with_flag("skip-consent-if-granted", true)
+            .with_env("OAUTH_CONSENT_URL", "https://consent.example/page")
+            .with_flag("refresh-token-lifetime-secs", 3600);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.tokens.refresh_token_lifetime_secs, 3600);
-        let slow = ConfigArgs {
-            database_acquire_timeout_ms: Some(5000),
-            ..args.clone()
-        };
+        let slow = args.clone().with_flag("database-acquire-timeout-ms", 5000);
         assert_eq!(
             Config::load(&slow)
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -1156,16 +1117,17 @@ description = "Read"
             5000
         );
         for bad in [0, 99, 60_001] {
-            let bad = ConfigArgs {
-                database_acquire_timeout_ms: Some(bad),
-                ..args.clone()
-            };
+            let bad = args
+                .clone()
+                .with_env("OAUTH_DATABASE_ACQUIRE_TIMEOUT_MS", bad);
             assert!(Config::load(&bad).is_err());
         }
-        let too_short = ConfigArgs {
-            refresh_token_lifetime_secs: Some(59),
-            ..args.clone()
-        };
+        let too_short = args
+            .clone()
+            .with_env("OAUTH_REFRESH_TOKEN_LIFETIME_SECS", 59);
+        let flag_wins = Config::load(&too_short).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(flag_wins.tokens.refresh_token_lifetime_secs, 3600);
+        let too_short = ConfigArgs::default().with_env("OAUTH_REFRESH_TOKEN_LIFETIME_SECS", 59);
         assert!(Config::load(&too_short).is_err());
         assert!(!c.authorization.allow_plain_pkce);
         assert!(c.authorization.skip_consent_if_granted);
@@ -1173,10 +1135,7 @@ description = "Read"
             c.authorization.consent_url.as_deref(),
             Some("https://consent.example/page")
         );
-        let bad = ConfigArgs {
-            consent_url: Some("javascript:alert(1)".into()),
-            ..args
-        };
+        let bad = args.with_flag("consent-url", "javascript:alert(1)");
         assert!(Config::load(&bad).is_err());
         assert!(!format!("{c:?}").contains("s3cret"));
     }
@@ -1186,20 +1145,11 @@ description = "Read"
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "bnd = \"127.0.0.1:1\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         assert!(Config::load(&args).is_err());
-        let args = ConfigArgs {
-            issuer: Some("https://a.example/?x=1".into()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::default().with_flag("issuer", "https://a.example/?x=1");
         assert!(Config::load(&args).is_err());
-        let args = ConfigArgs {
-            registration_mode: Some(RegistrationMode::Token),
-            ..Default::default()
-        };
+        let args = ConfigArgs::default().with_flag("registration-mode", "token");
         assert!(Config::load(&args).is_err());
     }
 
@@ -1226,10 +1176,7 @@ refresh_family_lifetime_secs = 1
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         // An unknown key is still an error, so the stray line above must go first.
         assert!(Config::load(&args).is_err());
         std::fs::write(
@@ -1247,10 +1194,7 @@ refresh_family_lifetime_secs = 1
         assert!(c.notices.is_empty());
         assert!(!c.registration.default_scopes.contains(&"admin".to_owned()));
         // client_credentials registration needs the initial access token.
-        let args = ConfigArgs {
-            registration_allow_client_credentials: Some(true),
-            ..Default::default()
-        };
+        let args = ConfigArgs::default().with_flag("registration-allow-client-credentials", true);
         assert!(Config::load(&args).is_err());
     }
 
@@ -1270,11 +1214,7 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            access_token_lifetime_secs: Some(900),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path).with_flag("access-token-lifetime-secs", 900);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.tokens.algorithm, TokenAlgorithm::Eddsa);
         assert_eq!(c.tokens.access_token_lifetime_secs, 900, "the flag wins");
@@ -1286,22 +1226,13 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
             "the key is redacted"
         );
 
-        let bad_kek = ConfigArgs {
-            key_encryption_key: Some("c2hvcnQ=".into()),
-            ..Default::default()
-        };
+        let bad_kek = ConfigArgs::default().with_flag("key-encryption-key", "c2hvcnQ=");
         assert!(Config::load(&bad_kek).is_err());
-        let bad_lifetime = ConfigArgs {
-            access_token_lifetime_secs: Some(5),
-            ..Default::default()
-        };
+        let bad_lifetime = ConfigArgs::default().with_env("OAUTH_ACCESS_TOKEN_LIFETIME_SECS", 5);
         assert!(Config::load(&bad_lifetime).is_err());
         std::fs::write(&path, "[tokens]\nalgorithm = \"HS256\"\n")
             .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         assert!(Config::load(&args).is_err(), "only asymmetric algorithms");
     }
 
@@ -1320,10 +1251,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
 "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         let d = RateLimitsConfig::default();
         assert_eq!(
@@ -1365,21 +1293,15 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             }
         );
         assert!(!format!("{c:?}").contains("pw@"), "{c:?}");
-        // The environment (clap fields) wins over the file.
-        let from_env = ConfigArgs {
-            rate_limit_backend: Some(RateLimitBackendKind::Memory),
-            ..args.clone()
-        };
+        // The environment wins over the file.
+        let from_env = args.clone().with_env("OAUTH_RATE_LIMIT_BACKEND", "memory");
         assert!(
             Config::load(&from_env).is_err(),
             "a Redis URL without the redis backend is refused"
         );
-        let from_env = ConfigArgs {
-            config: None,
-            rate_limit_backend: Some(RateLimitBackendKind::Redis),
-            rate_limit_redis_url: Some("redis://127.0.0.1".into()),
-            ..Default::default()
-        };
+        let from_env = ConfigArgs::default()
+            .with_env("OAUTH_RATE_LIMIT_BACKEND", "redis")
+            .with_flag("rate-limit-redis-url", "redis://127.0.0.1");
         let c = Config::load(&from_env).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
             c.rate_limits.backend,
@@ -1409,25 +1331,18 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "log_format = \"json\"\n[audit]\nretention_days = 30\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.audit.retention_days, 30);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(Config::default().audit.retention_days, 90);
-        let flag = ConfigArgs {
-            audit_retention_days: Some(7),
-            log_format: Some(LogFormat::Text),
-            ..args.clone()
-        };
+        let flag = args
+            .clone()
+            .with_flag("audit-retention-days", 7)
+            .with_flag("log-format", "text");
         let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((c.audit.retention_days, c.log_format), (7, LogFormat::Text));
-        let zero = ConfigArgs {
-            audit_retention_days: Some(0),
-            ..args.clone()
-        };
+        let zero = args.clone().with_env("OAUTH_AUDIT_RETENTION_DAYS", 0);
         assert!(Config::load(&zero).is_err());
         std::fs::write(&path, "[audit]\nkeep_days = 30\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
@@ -1451,10 +1366,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\nmax_connections_per_ip = 0\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             c.server,
@@ -1465,13 +1377,12 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
                 max_connections_per_ip: 0,
             }
         );
-        // Flags (and OAUTH_* variables) win over the file.
-        let flags = ConfigArgs {
-            header_read_timeout_ms: Some(500),
-            idle_timeout_secs: Some(5),
-            max_connections: Some(8),
-            ..args.clone()
-        };
+        // Flags and OAUTH_* variables win over the file.
+        let flags = args
+            .clone()
+            .with_flag("header-read-timeout-ms", 500)
+            .with_env("OAUTH_IDLE_TIMEOUT_SECS", 5)
+            .with_flag("max-connections", 8);
         let c = Config::load(&flags).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (
@@ -1482,30 +1393,12 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             (500, 5, 8)
         );
         for bad in [
-            ConfigArgs {
-                header_read_timeout_ms: Some(99),
-                ..args.clone()
-            },
-            ConfigArgs {
-                header_read_timeout_ms: Some(300_001),
-                ..args.clone()
-            },
-            ConfigArgs {
-                idle_timeout_secs: Some(0),
-                ..args.clone()
-            },
-            ConfigArgs {
-                idle_timeout_secs: Some(3601),
-                ..args.clone()
-            },
-            ConfigArgs {
-                max_connections: Some(0),
-                ..args.clone()
-            },
-            ConfigArgs {
-                max_connections: Some(1_000_001),
-                ..args.clone()
-            },
+            args.clone().with_flag("header-read-timeout-ms", 99),
+            args.clone().with_flag("header-read-timeout-ms", 300_001),
+            args.clone().with_flag("idle-timeout-secs", 0),
+            args.clone().with_flag("idle-timeout-secs", 3601),
+            args.clone().with_flag("max-connections", 0),
+            args.clone().with_flag("max-connections", 1_000_001),
         ] {
             assert!(Config::load(&bad).is_err(), "{bad:?}");
         }
@@ -1527,27 +1420,20 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "[authorization]\nmax_concurrent_password_checks = 2\npassword_check_wait_ms = 500\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(path),
-            ..Default::default()
-        };
+        let args = ConfigArgs::file(&path);
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.authorization.max_concurrent_password_checks, 2);
         assert_eq!(c.authorization.password_check_wait_ms, 500);
-        let flag = ConfigArgs {
-            max_concurrent_password_checks: Some(8),
-            ..args.clone()
-        };
+        let flag = args.clone().with_flag("max-concurrent-password-checks", 8);
         let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             c.authorization.max_concurrent_password_checks, 8,
             "the flag wins"
         );
         for bad in [0, 1025] {
-            let bad = ConfigArgs {
-                max_concurrent_password_checks: Some(bad),
-                ..args.clone()
-            };
+            let bad = args
+                .clone()
+                .with_flag("max-concurrent-password-checks", bad);
             assert!(Config::load(&bad).is_err());
         }
     }
@@ -1566,17 +1452,12 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         };
         let kek_file = write("kek", &format!("{KEK}\n"), 0o600);
         let token_file = write("token", "s3cret token\n", 0o644);
-        let args = ConfigArgs {
-            key_encryption_key_file: Some(kek_file.clone()),
-            registration_token_file: Some(token_file.clone()),
-            registration_mode: Some(RegistrationMode::Token),
-            ..Default::default()
-        };
+        let args = ConfigArgs::default()
+            .with_flag("key-encryption-key-file", kek_file.display())
+            .with_env("OAUTH_REGISTRATION_TOKEN_FILE", token_file.display())
+            .with_flag("registration-mode", "token");
         let c = Config::load(&args).unwrap_or_else(|e| panic!("{e}"));
-        let from_value = ConfigArgs {
-            key_encryption_key: Some(KEK.into()),
-            ..Default::default()
-        };
+        let from_value = ConfigArgs::default().with_env("OAUTH_KEY_ENCRYPTION_KEY", KEK);
         let expected = Config::load(&from_value).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             c.tokens
@@ -1596,19 +1477,14 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         );
         // 0400 is fine too.
         let read_only = write("kek-ro", KEK, 0o400);
-        let ro = ConfigArgs {
-            key_encryption_key_file: Some(read_only),
-            ..Default::default()
-        };
+        let ro = ConfigArgs::default().with_flag("key-encryption-key-file", read_only.display());
         assert!(Config::load(&ro).is_ok());
 
         // A key file others may read is refused, naming the file and the modes expected.
         for mode in [0o644, 0o640, 0o604, 0o660] {
             let open = write("kek-open", KEK, mode);
-            let bad = ConfigArgs {
-                key_encryption_key_file: Some(open.clone()),
-                ..Default::default()
-            };
+            let bad =
+                ConfigArgs::default().with_env("OAUTH_KEY_ENCRYPTION_KEY_FILE", open.display());
             let e = format!(
                 "{:#}",
                 Config::load(&bad)
@@ -1620,11 +1496,9 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             assert!(e.contains("0600 or 0400"), "{e}");
         }
         // Both a value and a file: refused, whatever the sources.
-        let both = ConfigArgs {
-            key_encryption_key: Some(KEK.into()),
-            key_encryption_key_file: Some(kek_file.clone()),
-            ..Default::default()
-        };
+        let both = ConfigArgs::default()
+            .with_env("OAUTH_KEY_ENCRYPTION_KEY", KEK)
+            .with_flag("key-encryption-key-file", kek_file.display());
         let e = format!(
             "{:#}",
             Config::load(&both).err().unwrap_or_else(|| panic!("both"))
@@ -1633,11 +1507,8 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[registration]\ninitial_access_token = \"x\"\n")
             .unwrap_or_else(|e| panic!("{e}"));
-        let both = ConfigArgs {
-            config: Some(path.clone()),
-            registration_token_file: Some(token_file.clone()),
-            ..Default::default()
-        };
+        let both =
+            ConfigArgs::file(&path).with_flag("registration-token-file", token_file.display());
         assert!(Config::load(&both).is_err());
         // From the file's [tokens] and [registration] too.
         std::fs::write(
@@ -1649,18 +1520,12 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             ),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let c = Config::load(&ConfigArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&ConfigArgs::file(&path)).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.tokens.key_encryption_key.is_some());
         assert!(c.registration.initial_access_token_hash.is_some());
         // A missing file names itself.
-        let missing = ConfigArgs {
-            registration_token_file: Some(dir.path().join("nope")),
-            ..Default::default()
-        };
+        let missing = ConfigArgs::default()
+            .with_flag("registration-token-file", dir.path().join("nope").display());
         let e = format!(
             "{:#}",
             Config::load(&missing)
@@ -1668,6 +1533,273 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
                 .unwrap_or_else(|| panic!("missing"))
         );
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn every_setting_is_an_environment_variable_named_after_its_key() {
+        let env = [
+            ("OAUTH_SERVER__MAX_CONNECTIONS", "8"),
+            ("OAUTH_TOKENS__KEY_RELOAD_SECS", "5"),
+            ("OAUTH_TOKENS__PURGE_INTERVAL_SECS", " 7 "),
+            ("OAUTH_AUTHORIZATION__SESSION_LIFETIME_SECS", "120"),
+            ("OAUTH_AUTHORIZATION__LOGIN_MAX_FAILURES_PER_IP", "3"),
+            ("OAUTH_AUTHORIZATION__PASSWORD_CHECK_WAIT_MS", "250"),
+            ("OAUTH_AUTHORIZATION__ALLOW_PLAIN_PKCE", "true"),
+            (
+                "OAUTH_RATE_LIMITS__LOGIN_PER_IP",
+                "{ requests = 5, window_secs = 60 }",
+            ),
+            (
+                "OAUTH_RATE_LIMITS__REGISTER_PER_IP",
+                "{requests=0,window_secs=0}",
+            ),
+            (
+                "OAUTH_RESOURCES",
+                "[https://api.example, \"https://b.example\"]",
+            ),
+            (
+                "OAUTH_SCOPES",
+                r#"[{ name = "admin", description = "All" }, { name = "calls", description = "Calls, and more" }]"#,
+            ),
+            ("OAUTH_REGISTRATION__DEFAULT_SCOPES", "[calls]"),
+            // Text settings stay text, even when they look like a number.
+            ("OAUTH_REGISTRATION__MODE", "token"),
+            ("OAUTH_REGISTRATION__INITIAL_ACCESS_TOKEN", "12345"),
+        ];
+        let args = env
+            .iter()
+            .fold(ConfigArgs::default(), |a, (k, v)| a.with_env(k, v));
+        let c = Config::load(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(c.server.max_connections, 8);
+        assert_eq!(
+            (c.tokens.key_reload_secs, c.tokens.purge_interval_secs),
+            (5, 7)
+        );
+        let a = &c.authorization;
+        assert_eq!(a.session_lifetime_secs, 120);
+        assert_eq!(a.login_max_failures_per_ip, 3);
+        assert_eq!(a.password_check_wait_ms, 250);
+        assert!(a.allow_plain_pkce);
+        assert_eq!(
+            c.rate_limits.login_per_ip,
+            RateLimit {
+                requests: 5,
+                window_secs: 60
+            }
+        );
+        assert!(c.rate_limits.register_per_ip.is_off());
+        assert_eq!(c.resources, ["https://api.example", "https://b.example"]);
+        assert_eq!(c.scopes.names(), ["admin", "calls"]);
+        assert_eq!(c.registration.default_scopes, ["calls"]);
+        assert_eq!(
+            c.registration.initial_access_token_hash,
+            Some(secret::hash_secret("12345"))
+        );
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+
+        // A setting with a flag answers to both names; both at once is an error.
+        let by_key =
+            ConfigArgs::default().with_env("OAUTH_TOKENS__ACCESS_TOKEN_LIFETIME_SECS", 600);
+        let c = Config::load(&by_key).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(c.tokens.access_token_lifetime_secs, 600);
+        let both = by_key.with_env("OAUTH_ACCESS_TOKEN_LIFETIME_SECS", 600);
+        let e = format!(
+            "{:#}",
+            Config::load(&both).err().unwrap_or_else(|| panic!("both"))
+        );
+        assert!(
+            e.contains(
+                "OAUTH_ACCESS_TOKEN_LIFETIME_SECS and OAUTH_TOKENS__ACCESS_TOKEN_LIFETIME_SECS"
+            ),
+            "{e}"
+        );
+
+        // A value of the wrong type names the setting and the variable.
+        let bad =
+            ConfigArgs::default().with_env("OAUTH_RATE_LIMITS__LOGIN_PER_IP", "{ requests = 5 }");
+        let e = format!(
+            "{:#}",
+            Config::load(&bad).err().unwrap_or_else(|| panic!("bad"))
+        );
+        assert!(
+            e.contains("window_secs") && e.contains("OAUTH_RATE_LIMITS__LOGIN_PER_IP"),
+            "{e}"
+        );
+        let bad = ConfigArgs::default().with_env("OAUTH_MAX_CONNECTIONS", "many");
+        let e = format!(
+            "{:#}",
+            Config::load(&bad).err().unwrap_or_else(|| panic!("bad"))
+        );
+        assert!(
+            e.contains("server.max_connections")
+                && e.contains("environment variable OAUTH_MAX_CONNECTIONS"),
+            "{e}"
+        );
+
+        // Other OAUTH_ variables are not settings; one in the settings' form is said to be ignored.
+        let other = ConfigArgs::default()
+            .with_env("OAUTH_LOG", "debug")
+            .with_env("OAUTH_TEST_POSTGRES_URL", "postgres://h/db")
+            .with_env("OAUTH_TOKENS__LIFETIME", "1");
+        let c = Config::load(&other).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+        assert!(
+            c.notices[0].contains("OAUTH_TOKENS__LIFETIME"),
+            "{:?}",
+            c.notices
+        );
+    }
+
+    #[test]
+    fn precedence_default_file_environment_flag() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[tokens]\naccess_token_lifetime_secs = 600\n[rate_limits]\nlogin_per_ip = { requests = 1, window_secs = 2 }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let lifetime = |args: &ConfigArgs| {
+            Config::load(args)
+                .unwrap_or_else(|e| panic!("{e:#}"))
+                .tokens
+                .access_token_lifetime_secs
+        };
+        assert_eq!(lifetime(&ConfigArgs::default()), 3600);
+        let file = ConfigArgs::file(&path);
+        assert_eq!(lifetime(&file), 600);
+        let env = file.with_env("OAUTH_ACCESS_TOKEN_LIFETIME_SECS", 700);
+        assert_eq!(lifetime(&env), 700);
+        let flag = env.with_flag("access-token-lifetime-secs", 900);
+        assert_eq!(lifetime(&flag), 900);
+        // A table from the environment is merged over the file's, key by key.
+        let env =
+            ConfigArgs::file(&path).with_env("OAUTH_RATE_LIMITS__LOGIN_PER_IP", "{ requests = 3 }");
+        let c = Config::load(&env).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            c.rate_limits.login_per_ip,
+            RateLimit {
+                requests: 3,
+                window_secs: 2
+            }
+        );
+    }
+
+    #[test]
+    fn every_setting_of_the_table_is_read_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        // An array of booleans is no setting's value: each one must refuse it, naming itself.
+        for s in SETTINGS {
+            std::fs::write(&path, format!("{} = [true]\n", s.key))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let e = format!(
+                "{:#}",
+                Config::load(&ConfigArgs::file(&path))
+                    .err()
+                    .unwrap_or_else(|| panic!("{} is not read", s.key))
+            );
+            assert!(e.contains(s.key), "{}: {e}", s.key);
+        }
+        for (text, key) in [
+            ("[server]\nread_timeout_ms = 1\n", "server.read_timeout_ms"),
+            ("[tokens.lifetimes]\naccess = 1\n", "tokens.lifetimes"),
+            (
+                "[rate_limits]\nper_moon = { requests = 5, window_secs = 1 }\n",
+                "rate_limits.per_moon",
+            ),
+            ("bindd = 1\n", "bindd"),
+        ] {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            let e = format!(
+                "{:#}",
+                Config::load(&ConfigArgs::file(&path))
+                    .err()
+                    .unwrap_or_else(|| panic!("{text}"))
+            );
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+            assert!(e.contains(&path.display().to_string()), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_flags_are_the_tables() {
+        use clap::CommandFactory;
+        let cmd = crate::cli::Cli::command();
+        cmd.clone().debug_assert();
+        for s in SETTINGS {
+            if let Some(flag) = s.flag {
+                let arg = cmd
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(flag))
+                    .unwrap_or_else(|| panic!("--{flag}"));
+                assert!(arg.is_global_set(), "--{flag}");
+                assert_eq!(arg.is_hide_set(), s.key == "registration.organization");
+            }
+        }
+        // Flags go before or after the subcommand.
+        let m = cmd
+            .try_get_matches_from([
+                "oauth-server",
+                "--config",
+                "c.toml",
+                "--access-token-lifetime-secs",
+                "900",
+                "migrate",
+                "--bind",
+                "127.0.0.1:1",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs::from_matches(&m, vec![("OAUTH_BIND".into(), "127.0.0.1:2".into())]);
+        assert_eq!(args.config, Some(PathBuf::from("c.toml")));
+        assert_eq!(
+            args.flags,
+            [
+                ("bind".to_owned(), "127.0.0.1:1".to_owned()),
+                ("access-token-lifetime-secs".to_owned(), "900".to_owned())
+            ]
+        );
+        assert!(
+            !format!("{args:?}").contains("127.0.0.1:2"),
+            "values are not printed"
+        );
+    }
+
+    /// The README's configuration table has one row per setting, in the table's order, with its
+    /// flag, environment variable and TOML key; a default written as code is the default.
+    #[test]
+    fn the_readme_table_is_the_settings_table() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_else(|| panic!("a Configuration section"));
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| flag |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        let code = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+        let default = format!("{:?}", Config::default());
+        assert_eq!(rows.len(), SETTINGS.len());
+        for (row, s) in rows.iter().zip(SETTINGS) {
+            let [_, flag, env, key, default_cell, ..] = row[..] else {
+                panic!("{row:?}")
+            };
+            assert_eq!(code(key).as_deref(), Some(s.key), "{row:?}");
+            let expected_flag = s.flag.map(|f| format!("`--{f}`")).unwrap_or_default();
+            assert_eq!(flag, expected_flag, "{row:?}");
+            assert_eq!(env, format!("`{}`", s.env_names()[0]), "{row:?}");
+            if default_cell.starts_with('`') {
+                let value = code(default_cell).unwrap_or_default();
+                let args = ConfigArgs::default().with_env(&s.env_names()[0], &value);
+                let c = Config::load(&args).unwrap_or_else(|e| panic!("{}: {e:#}", s.key));
+                assert_eq!(format!("{c:?}"), default, "{} = {value}", s.key);
+            }
+        }
     }
 
     #[test]

@@ -296,7 +296,7 @@ async fn list_filters() {
         .await;
     oauth_server::cli::run(oauth_server::cli::Cli {
         config: oauth_server::config::ConfigArgs {
-            database_url: Some(app.database_url.clone()),
+            flags: vec![("database-url".into(), app.database_url.clone())],
             ..Default::default()
         },
         json: true,

@@ -228,7 +228,7 @@ async fn token_mode_requires_the_initial_access_token() {
 #[tokio::test]
 async fn a_configured_registration_organization_gets_no_registered_clients() {
     let args = oauth_server::config::ConfigArgs {
-        registration_org: Some("mcp".into()),
+        env: vec![("OAUTH_REGISTRATION_ORG".into(), "mcp".into())],
         ..Default::default()
     };
     let config = oauth_server::config::Config::load(&args).unwrap();
