@@ -19,6 +19,8 @@ use async_trait::async_trait;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType};
 
+mod clients;
+mod engine;
 mod postgres;
 mod shared;
 mod sqlite;

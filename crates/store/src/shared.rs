@@ -3,16 +3,9 @@
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
 
-use oauth_core::{Client, ClientDraft, ClientOrigin};
-use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
-
 use crate::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, RefreshToken, Result, StoreError, User,
 };
-
-pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
-    secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
-    token_endpoint_auth_method, verified, created_at, updated_at, origin";
 
 pub(crate) const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
 
@@ -219,41 +212,6 @@ impl FromCols for User {
     }
 }
 
-/// A row of [`CLIENT_COLUMNS`].
-impl FromCols for Client {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(Client {
-            client_id: r.col("client_id")?,
-            org_id: r.col("org_id")?,
-            user_id: r.col("user_id")?,
-            secret_hash: r.col("secret_hash")?,
-            verified: r.col("verified")?,
-            created_at: r.col("created_at")?,
-            updated_at: r.col("updated_at")?,
-            origin: {
-                let origin: String = r.col("origin")?;
-                ClientOrigin::parse(&origin).ok_or_else(|| {
-                    StoreError::Internal(format!("unknown client origin {origin:?}"))
-                })?
-            },
-            settings: ClientDraft {
-                name: r.col("name")?,
-                client_type: ClientType::parse(&r.col::<String>("client_type")?),
-                require_pkce: r.col("require_pkce")?,
-                grant_types: from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?,
-                scopes: from_json(&r.col::<String>("scopes")?)?,
-                redirect_uris: from_json(&r.col::<String>("redirect_uris")?)?,
-                logo_uri: r.col("logo_uri")?,
-                policy_uri: r.col("policy_uri")?,
-                tos_uri: r.col("tos_uri")?,
-                token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
-                    &r.col::<String>("token_endpoint_auth_method")?,
-                ),
-            },
-        })
-    }
-}
-
 /// A row of [`GRANT_COLUMNS`].
 impl FromCols for Grant {
     fn from_cols(r: &impl Cols) -> Result<Self> {
@@ -368,14 +326,15 @@ macro_rules! impl_store {
             use sqlx::Row as _;
 
             use super::$store;
+            use crate::engine::Engine;
+            use crate::clients;
             use crate::writes::{
                 insert_refresh, take_consent,
-                ApproveConsent, CreateConsent, Decide, ExchangeCode, InsertClient, RecordEvent, RevokeAccessToken,
+                ApproveConsent, CreateConsent, Decide, ExchangeCode, RecordEvent, RevokeAccessToken,
                 RevokeGrant, RevokeRefreshFamily, RotateRefresh, TouchApiKey,
-                Exec, WriteJob,
             };
             use crate::shared::{
-                from_json, login_lock_id, to_json, Arg, Count, Exists, FromCols, KeyAndUser, Where, CLIENT_COLUMNS,
+                from_json, login_lock_id, Arg, Exists, FromCols, KeyAndUser, Where,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
                 SECURITY_EVENT_COLUMNS, USER_COLUMNS,
             };
@@ -388,58 +347,6 @@ macro_rules! impl_store {
 
             type Row = <$db as sqlx::Database>::Row;
             type Conn = <$db as sqlx::Database>::Connection;
-
-            impl $store {
-                /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any, on a
-                /// pooled connection.
-                pub(crate) async fn pool_point_read<T: FromCols + Send>(
-                    &self,
-                    sql: &str,
-                    args: &[Arg<'_>],
-                ) -> Result<Option<T>> {
-                    let mut conn = self.pool.acquire().await?;
-                    conn.fetch(sql, args).await
-                }
-
-                /// Runs `job` on a pooled connection: in one transaction, unless it is a single
-                /// statement.
-                /// On PostgreSQL, a transaction aborted as a deadlock or serialization failure
-                /// runs again, up to [`crate::CONTENTION_ATTEMPTS`] times in all.
-                pub(crate) async fn pool_write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
-                    let mut attempt = 1;
-                    loop {
-                        match self.pool_write_once(&job).await {
-                            Err(e) if crate::is_contention(&e) && attempt < crate::CONTENTION_ATTEMPTS => {
-                                tracing::debug!(attempt, "write transaction aborted by contention; running it again");
-                                attempt += 1;
-                            }
-                            out => return out,
-                        }
-                    }
-                }
-
-                async fn pool_write_once<J: WriteJob>(&self, job: &J) -> Result<J::Output> {
-                    if J::SINGLE_STATEMENT {
-                        let mut conn = self.pool.acquire().await?;
-                        return job.run(&mut *conn).await;
-                    }
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let out = job.run(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(out)
-                }
-
-                /// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., on a pooled
-                /// connection.
-                pub(crate) async fn pool_rows_read<T: FromCols + Send>(
-                    &self,
-                    sql: &str,
-                    args: &[Arg<'_>],
-                ) -> Result<Vec<T>> {
-                    let mut conn = self.pool.acquire().await?;
-                    conn.fetch_all(sql, args).await
-                }
-            }
 
             fn org_from_row(r: &Row) -> Result<Organization> {
                 Ok(Organization {
@@ -685,141 +592,31 @@ macro_rules! impl_store {
                 }
 
                 async fn insert_client(&self, c: &Client) -> Result<()> {
-                    self.write(InsertClient(c.clone())).await
+                    clients::insert(self, c).await
                 }
 
                 async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
-                    let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
-                    self.point_read(&sql, &[Arg::Text(client_id)]).await
+                    clients::get(self, client_id).await
                 }
 
                 async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
-                    let sql = format!(
-                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2"
-                    );
-                    self.point_read(&sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await
+                    clients::get_in_org(self, org_id, client_id).await
                 }
 
-                async fn list_clients(
-                    &self,
-                    org_id: &str,
-                    f: &ClientFilter,
-                    page: PageSpec,
-                ) -> Result<Page<Client>> {
-                    let d = Self::DIALECT;
-                    // Placeholder $1 is the organization; filters follow in a fixed order, and the
-                    // binds below follow the same order.
-                    let mut w = Where::new(2);
-                    let mut binds: Vec<String> = Vec::new();
-                    if let Some(t) = &f.client_type {
-                        w.and("client_type = {}");
-                        binds.push(t.as_str().to_owned());
-                    }
-                    if let Some(g) = &f.grant_type {
-                        w.and(d.json_array_contains);
-                        binds.push(g.as_str().to_owned());
-                    }
-                    if let Some(n) = &f.name {
-                        w.and("name = {}");
-                        binds.push(n.clone());
-                    }
-                    if let Some(n) = &f.name_contains {
-                        w.and(&format!("{}(lower(name), lower({{}})) > 0", d.strpos));
-                        binds.push(n.clone());
-                    }
-                    if let Some(id) = &f.client_id {
-                        w.and("client_id = {}");
-                        binds.push(id.clone());
-                    }
-                    if let Some(v) = f.verified {
-                        // A literal, not a bind: it is one of two fixed values.
-                        w.and(if v { "verified = TRUE" } else { "verified = FALSE" });
-                    }
-                    let where_sql = format!("org_id = $1{}", w.sql);
-
-                    let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 3);
-                    args.push(Arg::Text(org_id));
-                    args.extend(binds.iter().map(|b| Arg::Text(b)));
-                    let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
-                    let total = self
-                        .rows_read::<Count>(&count_sql, &args)
-                        .await?
-                        .first()
-                        .map_or(0, |c| c.0);
-
-                    let list_sql = format!(
-                        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
-                         ORDER BY created_at, {}, client_id LIMIT ${} OFFSET ${}",
-                        d.insertion_order,
-                        w.next,
-                        w.next + 1
-                    );
-                    args.push(Arg::Int(page.limit()));
-                    args.push(Arg::Int(page.offset()));
-                    let items: Vec<Client> = self.rows_read(&list_sql, &args).await?;
-                    Ok(Page {
-                        items,
-                        total: u64::try_from(total).unwrap_or(0),
-                    })
+                async fn list_clients(&self, org_id: &str, f: &ClientFilter, page: PageSpec) -> Result<Page<Client>> {
+                    clients::list(self, org_id, f, page).await
                 }
 
-                async fn update_client(
-                    &self,
-                    org_id: &str,
-                    client_id: &str,
-                    s: &ClientDraft,
-                    clear_verified: bool,
-                    now: UnixSeconds,
-                ) -> Result<Option<Client>> {
-                    let sql = format!(
-                        "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
-                         scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
-                         tos_uri = $8, updated_at = $9, \
-                         verified = CASE WHEN $10 THEN FALSE ELSE verified END \
-                         WHERE client_id = $11 AND org_id = $12 RETURNING {CLIENT_COLUMNS}"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(&s.name)
-                        .bind(s.require_pkce)
-                        .bind(to_json(&s.grant_types)?)
-                        .bind(to_json(&s.scopes)?)
-                        .bind(to_json(&s.redirect_uris)?)
-                        .bind(&s.logo_uri)
-                        .bind(&s.policy_uri)
-                        .bind(&s.tos_uri)
-                        .bind(now)
-                        .bind(clear_verified)
-                        .bind(client_id)
-                        .bind(org_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(Client::from_cols).transpose()
+                async fn update_client(&self, org_id: &str, client_id: &str, s: &ClientDraft, clear_verified: bool, now: UnixSeconds) -> Result<Option<Client>> {
+                    clients::update(self, org_id, client_id, s, clear_verified, now).await
                 }
 
                 async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
-                    let n = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2")
-                        .bind(client_id)
-                        .bind(org_id)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(n == 1)
+                    clients::delete(self, org_id, client_id).await
                 }
 
-                async fn set_client_verified(
-                    &self,
-                    client_id: &str,
-                    verified: bool,
-                    now: UnixSeconds,
-                ) -> Result<bool> {
-                    let n = sqlx::query("UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3")
-                        .bind(verified)
-                        .bind(now)
-                        .bind(client_id)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(n == 1)
+                async fn set_client_verified(&self, client_id: &str, verified: bool, now: UnixSeconds) -> Result<bool> {
+                    clients::set_verified(self, client_id, verified, now).await
                 }
                 // --- authorization ---
 

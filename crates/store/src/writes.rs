@@ -9,11 +9,11 @@
 
 use std::future::Future;
 
-use oauth_core::{Client, UnixSeconds};
+use oauth_core::UnixSeconds;
 
 use crate::shared::{
-    to_json, union, Arg, Cols, FromCols, CLIENT_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS,
-    GRANT_COLUMNS, REFRESH_COLUMNS,
+    to_json, union, Arg, Cols, FromCols, CODE_COLUMNS, CONSENT_COLUMNS, GRANT_COLUMNS,
+    REFRESH_COLUMNS,
 };
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, ConsentRequest, Grant,
@@ -89,6 +89,44 @@ macro_rules! impl_exec_for_sqlx {
 
 impl_exec_for_sqlx!(sqlx::SqliteConnection);
 impl_exec_for_sqlx!(sqlx::PgConnection);
+
+/// A pooled connection or an open transaction runs statements on the connection it holds.
+macro_rules! impl_exec_by_deref {
+    ($($held:ty),*) => {$(
+        impl Exec for $held {
+            fn fetch<T: FromCols + Send>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<Option<T>>> + Send {
+                (**self).fetch(sql, args)
+            }
+
+            fn fetch_all<T: FromCols + Send>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<Vec<T>>> + Send {
+                (**self).fetch_all(sql, args)
+            }
+
+            fn execute(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<u64>> + Send {
+                (**self).execute(sql, args)
+            }
+        }
+    )*};
+}
+
+impl_exec_by_deref!(
+    sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    sqlx::pool::PoolConnection<sqlx::Postgres>,
+    sqlx::Transaction<'static, sqlx::Sqlite>,
+    sqlx::Transaction<'static, sqlx::Postgres>
+);
 
 /// A write on the hot paths, run in one transaction by the store. `run` borrows the job, so
 /// that a PostgreSQL transaction aborted as a deadlock or serialization failure can run it
@@ -339,51 +377,6 @@ pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
     )
     .await?;
     Ok(())
-}
-
-/// `Store::insert_client`.
-pub(crate) struct InsertClient(pub Client);
-
-impl WriteJob for InsertClient {
-    type Output = ();
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        let c = &self.0;
-        let s = &c.settings;
-        let grant_types = to_json(&s.grant_types)?;
-        let scopes = to_json(&s.scopes)?;
-        let redirect_uris = to_json(&s.redirect_uris)?;
-        let sql = format!(
-            "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        );
-        e.execute(
-            &sql,
-            &[
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.org_id),
-                Arg::Text(&c.user_id),
-                Arg::Text(&s.name),
-                Arg::Text(s.client_type.as_str()),
-                Arg::OptText(c.secret_hash.as_deref()),
-                Arg::Bool(s.require_pkce),
-                Arg::Text(&grant_types),
-                Arg::Text(&scopes),
-                Arg::Text(&redirect_uris),
-                Arg::OptText(s.logo_uri.as_deref()),
-                Arg::OptText(s.policy_uri.as_deref()),
-                Arg::OptText(s.tos_uri.as_deref()),
-                Arg::Text(s.token_endpoint_auth_method.as_str()),
-                Arg::Bool(c.verified),
-                Arg::Int(c.created_at),
-                Arg::Int(c.updated_at),
-                Arg::Text(c.origin.as_str()),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 /// `Store::revoke_access_token`: whether this call added the revocation.
