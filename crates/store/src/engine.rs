@@ -28,6 +28,8 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
 
+    fn rollback(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+
     /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
     /// thread when the database is a SQLite file.
     fn point_read<T: FromCols + Send>(

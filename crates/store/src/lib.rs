@@ -21,6 +21,7 @@ use oauth_wire::{ClientType, GrantType};
 
 mod clients;
 mod engine;
+mod keys;
 mod postgres;
 mod shared;
 mod sqlite;

@@ -68,6 +68,10 @@ impl Engine for PostgresStore {
         Ok(tx.commit().await?)
     }
 
+    async fn rollback(tx: Self::Tx) -> Result<()> {
+        Ok(tx.rollback().await?)
+    }
+
     async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,

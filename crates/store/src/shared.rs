@@ -142,6 +142,7 @@ pub(crate) enum Arg<'a> {
     Text(&'a str),
     OptText(Option<&'a str>),
     Int(i64),
+    OptInt(Option<i64>),
     Bool(bool),
 }
 
@@ -151,6 +152,7 @@ impl rusqlite::ToSql for Arg<'_> {
             Arg::Text(v) => v.to_sql(),
             Arg::OptText(v) => v.to_sql(),
             Arg::Int(v) => v.to_sql(),
+            Arg::OptInt(v) => v.to_sql(),
             Arg::Bool(v) => v.to_sql(),
         }
     }
@@ -327,7 +329,7 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::engine::Engine;
-            use crate::clients;
+            use crate::{clients, keys};
             use crate::writes::{
                 insert_refresh, take_consent,
                 ApproveConsent, CreateConsent, Decide, ExchangeCode, RecordEvent, RevokeAccessToken,
@@ -438,35 +440,6 @@ macro_rules! impl_store {
                     ip: r.try_get("ip")?,
                     detail: from_json(&r.try_get::<String, _>("detail")?)?,
                 })
-            }
-
-            fn signing_key_from_row(r: &Row) -> Result<StoredSigningKey> {
-                Ok(StoredSigningKey {
-                    kid: r.try_get("kid")?,
-                    alg: r.try_get("alg")?,
-                    public_jwk: r.try_get("public_jwk")?,
-                    sealed_private_key: r.try_get("sealed_private_key")?,
-                    created_at: r.try_get("created_at")?,
-                    active_from: r.try_get("active_from")?,
-                    retire_after: r.try_get("retire_after")?,
-                })
-            }
-
-            async fn insert_signing_key(conn: &mut Conn, k: &StoredSigningKey) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&k.kid)
-                .bind(&k.alg)
-                .bind(&k.public_jwk)
-                .bind(&k.sealed_private_key)
-                .bind(k.created_at)
-                .bind(k.active_from)
-                .bind(k.retire_after)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
             }
 
             #[async_trait]
@@ -969,66 +942,15 @@ macro_rules! impl_store {
                 // --- tokens ---
 
                 async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
-                    let rows = sqlx::query(
-                        "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
-                         FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
-                         ORDER BY active_from, CASE WHEN retire_after IS NULL THEN 1 ELSE 0 END, created_at, kid",
-                    )
-                    .bind(now)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.iter().map(signing_key_from_row).collect()
+                    keys::list(self, now).await
                 }
 
-                async fn insert_first_signing_key(
-                    &self,
-                    key: &StoredSigningKey,
-                    now: UnixSeconds,
-                ) -> Result<bool> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    // Writing this row first serializes concurrent first starts on PostgreSQL:
-                    // the second waits on the row lock until the first commits, and then its
-                    // count below (a new statement, a new snapshot) sees the first one's key.
-                    sqlx::query(
-                        "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    )
-                    .bind(now.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    let usable: i64 = sqlx::query(
-                        "SELECT COUNT(*) AS n FROM signing_keys \
-                         WHERE active_from <= $1 AND (retire_after IS NULL OR retire_after > $1)",
-                    )
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("n")?;
-                    if usable > 0 {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                    insert_signing_key(&mut tx, key).await?;
-                    tx.commit().await?;
-                    Ok(true)
+                async fn insert_first_signing_key(&self, key: &StoredSigningKey, now: UnixSeconds) -> Result<bool> {
+                    keys::insert_first(self, key, now).await
                 }
 
-                async fn rotate_signing_key(
-                    &self,
-                    key: &StoredSigningKey,
-                    retire_others_after: UnixSeconds,
-                ) -> Result<()> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    sqlx::query(
-                        "UPDATE signing_keys SET retire_after = $1 \
-                         WHERE retire_after IS NULL OR retire_after > $1",
-                    )
-                    .bind(retire_others_after)
-                    .execute(&mut *tx)
-                    .await?;
-                    insert_signing_key(&mut tx, key).await?;
-                    tx.commit().await?;
-                    Ok(())
+                async fn rotate_signing_key(&self, key: &StoredSigningKey, retire_others_after: UnixSeconds) -> Result<()> {
+                    keys::rotate(self, key, retire_others_after).await
                 }
 
                 async fn revoke_access_token(
@@ -1066,16 +988,7 @@ macro_rules! impl_store {
                 }
 
                 async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
-                    let n = sqlx::query(
-                        "DELETE FROM signing_keys WHERE kid IN \
-                         (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)",
-                    )
-                    .bind(now)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n)
+                    keys::purge_retired(self, now, limit).await
                 }
                 // --- refresh tokens ---
 

@@ -49,6 +49,7 @@ macro_rules! sqlx_query {
                 Arg::Text(v) => q.bind(v),
                 Arg::OptText(v) => q.bind(v),
                 Arg::Int(v) => q.bind(v),
+                Arg::OptInt(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
             };
         }
