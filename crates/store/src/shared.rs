@@ -21,9 +21,6 @@ pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_
 pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
     scopes, code_challenge, code_challenge_method, resource, created_at, expires_at, family_id";
 
-pub(crate) const SECURITY_EVENT_COLUMNS: &str =
-    "id, occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail";
-
 /// `a` followed by the values of `b` it does not have yet, in order.
 pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
     let mut out = a.to_vec();
@@ -329,16 +326,16 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::engine::Engine;
-            use crate::{clients, keys};
+            use crate::{audit, clients, keys};
             use crate::writes::{
                 insert_refresh, take_consent,
-                ApproveConsent, CreateConsent, Decide, ExchangeCode, RecordEvent, RevokeAccessToken,
+                ApproveConsent, CreateConsent, Decide, ExchangeCode, RevokeAccessToken,
                 RevokeGrant, RevokeRefreshFamily, RotateRefresh, TouchApiKey,
             };
             use crate::shared::{
-                from_json, login_lock_id, Arg, Exists, FromCols, KeyAndUser, Where,
+                login_lock_id, Arg, Exists, FromCols, KeyAndUser,
                 CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
-                SECURITY_EVENT_COLUMNS, USER_COLUMNS,
+                USER_COLUMNS,
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
@@ -425,20 +422,6 @@ macro_rules! impl_store {
                     created_at: key.now,
                     last_used_at: None,
                     revoked_at: None,
-                })
-            }
-
-            fn security_event_from_row(r: &Row) -> Result<SecurityEvent> {
-                Ok(SecurityEvent {
-                    id: r.try_get("id")?,
-                    occurred_at: r.try_get("occurred_at")?,
-                    kind: r.try_get("kind")?,
-                    org_id: r.try_get("org_id")?,
-                    user_id: r.try_get("user_id")?,
-                    client_id: r.try_get("client_id")?,
-                    grant_id: r.try_get("grant_id")?,
-                    ip: r.try_get("ip")?,
-                    detail: from_json(&r.try_get::<String, _>("detail")?)?,
                 })
             }
 
@@ -1056,64 +1039,15 @@ macro_rules! impl_store {
                 // --- audit trail ---
 
                 async fn record_security_event(&self, e: &NewSecurityEvent) -> Result<i64> {
-                    self.write(RecordEvent(e.clone())).await
+                    audit::record(self, e).await
                 }
 
-                async fn list_security_events(
-                    &self,
-                    f: &SecurityEventFilter,
-                    limit: i64,
-                ) -> Result<Vec<SecurityEvent>> {
-                    // Text filters are bound in this order, then the numbers.
-                    let mut w = Where::new(1);
-                    let mut texts: Vec<&str> = Vec::new();
-                    for (column, value) in [
-                        ("kind", &f.kind),
-                        ("org_id", &f.org_id),
-                        ("user_id", &f.user_id),
-                        ("client_id", &f.client_id),
-                    ] {
-                        if let Some(v) = value {
-                            w.and(&format!("{column} = {{}}"));
-                            texts.push(v);
-                        }
-                    }
-                    let mut numbers: Vec<i64> = Vec::new();
-                    if let Some(since) = f.since {
-                        w.and("occurred_at >= {}");
-                        numbers.push(since);
-                    }
-                    if let Some(before) = f.before_id {
-                        w.and("id < {}");
-                        numbers.push(before);
-                    }
-                    let sql = format!(
-                        "SELECT {SECURITY_EVENT_COLUMNS} FROM security_events WHERE TRUE{} \
-                         ORDER BY id DESC LIMIT ${}",
-                        w.sql, w.next
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for t in texts {
-                        q = q.bind(t);
-                    }
-                    for n in numbers {
-                        q = q.bind(n);
-                    }
-                    let rows = q.bind(limit).fetch_all(&self.pool).await?;
-                    rows.iter().map(security_event_from_row).collect()
+                async fn list_security_events(&self, f: &SecurityEventFilter, limit: i64) -> Result<Vec<SecurityEvent>> {
+                    audit::list(self, f, limit).await
                 }
 
                 async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64> {
-                    let n = sqlx::query(
-                        "DELETE FROM security_events WHERE id IN \
-                         (SELECT id FROM security_events WHERE occurred_at < $1 LIMIT $2)",
-                    )
-                    .bind(before)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n)
+                    audit::purge(self, before, limit).await
                 }
             }
         }

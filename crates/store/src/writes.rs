@@ -17,7 +17,7 @@ use crate::shared::{
 };
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, ConsentRequest, Grant,
-    NewRefreshToken, NewSecurityEvent, NewTokenFamily, RefreshRotation, RefreshToken, Result,
+    NewRefreshToken, NewTokenFamily, RefreshRotation, RefreshToken, Result,
 };
 
 /// Runs statements, with parameters bound to `$1`, `$2`, ... in order.
@@ -213,15 +213,6 @@ pub(crate) async fn revoke_token_family<E: Exec>(
     )
     .await?;
     Ok(())
-}
-
-/// `INSERT ... RETURNING id`.
-struct Id(i64);
-
-impl FromCols for Id {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(Id(r.col("id")?))
-    }
 }
 
 /// The conditional update that makes a consent token single-use: only a live, unused request
@@ -797,39 +788,6 @@ impl WriteJob for RotateRefresh {
         revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
         Ok(RefreshRotation::Reused {
             grant_id: used.grant_id,
-        })
-    }
-}
-
-/// `Store::record_security_event`.
-pub(crate) struct RecordEvent(pub NewSecurityEvent);
-
-impl WriteJob for RecordEvent {
-    type Output = i64;
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<i64> {
-        let ev = &self.0;
-        let detail = to_json(&ev.detail)?;
-        let id: Option<Id> = e
-            .fetch(
-                "INSERT INTO security_events \
-                 (occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[
-                    Arg::Int(ev.occurred_at),
-                    Arg::Text(&ev.kind),
-                    Arg::OptText(ev.org_id.as_deref()),
-                    Arg::OptText(ev.user_id.as_deref()),
-                    Arg::OptText(ev.client_id.as_deref()),
-                    Arg::OptText(ev.grant_id.as_deref()),
-                    Arg::OptText(ev.ip.as_deref()),
-                    Arg::Text(&detail),
-                ],
-            )
-            .await?;
-        id.map(|Id(id)| id).ok_or_else(|| {
-            crate::StoreError::Internal("INSERT ... RETURNING returned no row".into())
         })
     }
 }
