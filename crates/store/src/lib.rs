@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType};
 
+mod accounts;
 mod audit;
 mod clients;
 mod engine;

@@ -3,11 +3,7 @@
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
 
-use crate::{
-    ApiKey, AuthorizationCode, ConsentRequest, Grant, RefreshToken, Result, StoreError, User,
-};
-
-pub(crate) const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
+use crate::{AuthorizationCode, ConsentRequest, Grant, RefreshToken, Result, StoreError};
 
 pub(crate) const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redirect_uri, scopes, \
     state, code_challenge, code_challenge_method, resource, created_at, expires_at";
@@ -31,20 +27,6 @@ pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
     }
     out
 }
-
-/// The advisory lock that serializes the failed-login counter of `key` (PostgreSQL): FNV-1a
-/// over a label and the key, the same number on every instance.
-pub(crate) fn login_lock_id(key: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in b"oauth login_failures\0".iter().chain(key.as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
-/// A key's last use is recorded at most this often.
-pub(crate) const LAST_USED_GRANULARITY: i64 = 60;
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding JSON: {e}")))
@@ -173,44 +155,6 @@ impl FromCols for Exists {
     }
 }
 
-/// An API key and its user, as `authenticate_api_key` selects them (the user's `created_at` as
-/// `user_created_at`).
-pub(crate) struct KeyAndUser(pub ApiKey, pub User);
-
-impl FromCols for KeyAndUser {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        let key = ApiKey {
-            id: r.col("id")?,
-            user_id: r.col("user_id")?,
-            name: r.col("name")?,
-            created_at: r.col("created_at")?,
-            last_used_at: r.col("last_used_at")?,
-            revoked_at: r.col("revoked_at")?,
-        };
-        let user = User {
-            id: key.user_id.clone(),
-            org_id: r.col("org_id")?,
-            email: r.col("email")?,
-            password_hash: r.col("password_hash")?,
-            created_at: r.col("user_created_at")?,
-        };
-        Ok(KeyAndUser(key, user))
-    }
-}
-
-/// A row of [`USER_COLUMNS`].
-impl FromCols for User {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(User {
-            id: r.col("id")?,
-            org_id: r.col("org_id")?,
-            email: r.col("email")?,
-            password_hash: r.col("password_hash")?,
-            created_at: r.col("created_at")?,
-        })
-    }
-}
-
 /// A row of [`GRANT_COLUMNS`].
 impl FromCols for Grant {
     fn from_cols(r: &impl Cols) -> Result<Self> {
@@ -326,16 +270,15 @@ macro_rules! impl_store {
 
             use super::$store;
             use crate::engine::Engine;
-            use crate::{audit, clients, keys};
+            use crate::{accounts, audit, clients, keys};
             use crate::writes::{
                 insert_refresh, take_consent,
                 ApproveConsent, CreateConsent, Decide, ExchangeCode, RevokeAccessToken,
-                RevokeGrant, RevokeRefreshFamily, RotateRefresh, TouchApiKey,
+                RevokeGrant, RevokeRefreshFamily, RotateRefresh,
             };
             use crate::shared::{
-                login_lock_id, Arg, Exists, FromCols, KeyAndUser,
-                CONSENT_COLUMNS, GRANT_COLUMNS, LAST_USED_GRANULARITY, REFRESH_COLUMNS,
-                USER_COLUMNS,
+                Arg, Exists, FromCols,
+                CONSENT_COLUMNS, GRANT_COLUMNS, REFRESH_COLUMNS,
             };
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
@@ -344,86 +287,6 @@ macro_rules! impl_store {
                 SecurityEventFilter, Store, StoredSigningKey, User,
             };
 
-            type Row = <$db as sqlx::Database>::Row;
-            type Conn = <$db as sqlx::Database>::Connection;
-
-            fn org_from_row(r: &Row) -> Result<Organization> {
-                Ok(Organization {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            }
-
-            /// Inside an open transaction: the organization named `new.org_name` (created when
-            /// missing), then the user.
-            async fn insert_user(conn: &mut Conn, new: &NewUser) -> Result<(User, Organization)> {
-                let existing = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
-                    .bind(&new.org_name)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let org = match existing {
-                    // No one joins the organization of third-party clients.
-                    Some(r) if r.try_get::<String, _>("id")? == oauth_core::client::THIRD_PARTY_ORG_ID => {
-                        return Err(crate::StoreError::Conflict(
-                            "that organization name is reserved".into(),
-                        ));
-                    }
-                    Some(r) => org_from_row(&r)?,
-                    None => {
-                        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-                            .bind(&new.new_org_id)
-                            .bind(&new.org_name)
-                            .bind(new.now)
-                            .execute(&mut *conn)
-                            .await?;
-                        Organization {
-                            id: new.new_org_id.clone(),
-                            name: new.org_name.clone(),
-                            created_at: new.now,
-                        }
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO users (id, org_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&new.user_id)
-                .bind(&org.id)
-                .bind(&new.email)
-                .bind(&new.password_hash)
-                .bind(new.now)
-                .execute(&mut *conn)
-                .await?;
-                let user = User {
-                    id: new.user_id.clone(),
-                    org_id: org.id.clone(),
-                    email: new.email.clone(),
-                    password_hash: new.password_hash.clone(),
-                    created_at: new.now,
-                };
-                Ok((user, org))
-            }
-
-            async fn insert_api_key(conn: &mut Conn, key: &NewApiKey) -> Result<ApiKey> {
-                sqlx::query(
-                    "INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&key.id)
-                .bind(&key.user_id)
-                .bind(&key.name)
-                .bind(&key.key_hash)
-                .bind(key.now)
-                .execute(&mut *conn)
-                .await?;
-                Ok(ApiKey {
-                    id: key.id.clone(),
-                    user_id: key.user_id.clone(),
-                    name: key.name.clone(),
-                    created_at: key.now,
-                    last_used_at: None,
-                    revoked_at: None,
-                })
-            }
 
             #[async_trait]
             impl Store for $store {
@@ -442,109 +305,43 @@ macro_rules! impl_store {
                 }
 
                 async fn create_user(&self, new: NewUser) -> Result<(User, Organization)> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let out = insert_user(&mut tx, &new).await?;
-                    tx.commit().await?;
-                    Ok(out)
+                    accounts::create_user(self, &new).await
                 }
 
                 async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("n")?;
-                    let marked = sqlx::query(
-                        "INSERT INTO server_state (key, value) VALUES ('bootstrap', $1) ON CONFLICT (key) DO NOTHING",
-                    )
-                    .bind(user.now.to_string())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if users > 0 || marked == 0 {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                    insert_user(&mut tx, &user).await?;
-                    insert_api_key(&mut tx, &key).await?;
-                    tx.commit().await?;
-                    Ok(true)
+                    accounts::bootstrap_admin(self, &user, &key).await
                 }
 
                 async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
-                    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-                    let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(User::from_cols).transpose()
+                    accounts::find_user_by_email(self, email).await
                 }
 
                 async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
-                    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-                    self.point_read(&sql, &[Arg::Text(user_id)]).await
+                    accounts::get_user(self, user_id).await
                 }
 
                 async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>> {
-                    let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE id = $1")
-                        .bind(org_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(org_from_row).transpose()
+                    accounts::get_organization(self, org_id).await
                 }
 
                 async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
-                    let row = sqlx::query("SELECT id, name, created_at FROM organizations WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(org_from_row).transpose()
+                    accounts::find_organization_by_name(self, name).await
                 }
 
                 async fn organization_owner(&self, org_id: &str) -> Result<Option<User>> {
-                    let sql = format!(
-                        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, {} LIMIT 1",
-                        Self::DIALECT.insertion_order
-                    );
-                    let row = sqlx::query(&sql).bind(org_id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(User::from_cols).transpose()
+                    accounts::organization_owner(self, org_id).await
                 }
 
                 async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
-                    let mut conn = self.pool.acquire().await?;
-                    insert_api_key(&mut conn, &key).await
+                    accounts::create_api_key(self, &key).await
                 }
 
-                async fn authenticate_api_key(
-                    &self,
-                    key_hash: &str,
-                    now: UnixSeconds,
-                ) -> Result<Option<(ApiKey, User)>> {
-                    let sql = format!(
-                        "SELECT k.id, k.user_id, k.name, k.created_at, k.last_used_at, k.revoked_at, \
-                         u.org_id, u.email, u.password_hash, u.created_at AS user_created_at \
-                         FROM api_keys k JOIN users u ON u.id = k.user_id \
-                         WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-                    );
-                    let Some(KeyAndUser(key, user)) = self.point_read(&sql, &[Arg::Text(key_hash)]).await? else {
-                        return Ok(None);
-                    };
-                    if key.last_used_at.is_none_or(|t| t <= now - LAST_USED_GRANULARITY) {
-                        self.write(TouchApiKey {
-                            key_id: key.id.clone(),
-                            now,
-                            not_after: now - LAST_USED_GRANULARITY,
-                        })
-                        .await?;
-                    }
-                    Ok(Some((key, user)))
+                async fn authenticate_api_key(&self, key_hash: &str, now: UnixSeconds) -> Result<Option<(ApiKey, User)>> {
+                    accounts::authenticate_api_key(self, key_hash, now).await
                 }
 
                 async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool> {
-                    let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                        .bind(now)
-                        .bind(key_id)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(n == 1)
+                    accounts::revoke_api_key(self, key_id, now).await
                 }
 
                 async fn insert_client(&self, c: &Client) -> Result<()> {
@@ -577,137 +374,35 @@ macro_rules! impl_store {
                 // --- authorization ---
 
                 async fn create_session(&self, session: NewSession) -> Result<()> {
-                    sqlx::query(
-                        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&session.id_hash)
-                    .bind(&session.user_id)
-                    .bind(session.now)
-                    .bind(session.expires_at)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
+                    accounts::create_session(self, &session).await
                 }
 
                 async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
-                    let row = sqlx::query(
-                        "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
-                         FROM sessions s JOIN users u ON u.id = s.user_id \
-                         WHERE s.id_hash = $1 AND s.expires_at > $2",
-                    )
-                    .bind(id_hash)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    row.as_ref().map(User::from_cols).transpose()
+                    accounts::session_user(self, id_hash, now).await
                 }
 
                 async fn delete_session(&self, id_hash: &str) -> Result<bool> {
-                    let n = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                        .bind(id_hash)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(n == 1)
+                    accounts::delete_session(self, id_hash).await
                 }
 
-                async fn record_login_failure(
-                    &self,
-                    keys: &[String],
-                    now: UnixSeconds,
-                    forget_before: UnixSeconds,
-                ) -> Result<()> {
-                    let mut tx = self.pool.begin_with(Self::DIALECT.begin_write).await?;
-                    for key in keys {
-                        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at < $2")
-                            .bind(key)
-                            .bind(forget_before)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                            .bind(key)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
+                async fn record_login_failure(&self, keys: &[String], now: UnixSeconds, forget_before: UnixSeconds) -> Result<()> {
+                    accounts::record_login_failure(self, keys, now, forget_before).await
                 }
 
                 async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
-                    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2")
-                        .bind(key)
-                        .bind(since)
-                        .fetch_one(&self.pool)
-                        .await?
-                        .try_get("n")?;
-                    Ok(u64::try_from(n).unwrap_or(0))
+                    accounts::login_failures(self, key, since).await
                 }
 
                 async fn clear_login_failures(&self, key: &str) -> Result<()> {
-                    sqlx::query("DELETE FROM login_failures WHERE key = $1")
-                        .bind(key)
-                        .execute(&self.pool)
-                        .await?;
-                    Ok(())
+                    accounts::clear_login_failures(self, key).await
                 }
 
-                async fn reserve_login_attempt(
-                    &self,
-                    keys: &[(String, u64)],
-                    now: UnixSeconds,
-                    since: UnixSeconds,
-                ) -> Result<LoginReservation> {
-                    let d = Self::DIALECT;
-                    let mut tx = self.pool.begin_with(d.begin_write).await?;
-                    if !d.lock_key.is_empty() {
-                        // In one order, so that two attempts sharing keys never wait for each
-                        // other crosswise.
-                        let mut locks: Vec<i64> =
-                            keys.iter().map(|(k, _)| login_lock_id(k)).collect();
-                        locks.sort_unstable();
-                        locks.dedup();
-                        for id in locks {
-                            sqlx::query(d.lock_key).bind(id).execute(&mut *tx).await?;
-                        }
-                    }
-                    for (i, (key, limit)) in keys.iter().enumerate() {
-                        sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at < $2")
-                            .bind(key)
-                            .bind(since)
-                            .execute(&mut *tx)
-                            .await?;
-                        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1")
-                            .bind(key)
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get("n")?;
-                        if u64::try_from(n).unwrap_or(0) >= *limit {
-                            tx.rollback().await?;
-                            return Ok(LoginReservation::Limited(i));
-                        }
-                    }
-                    for (key, _) in keys {
-                        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                            .bind(key)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok(LoginReservation::Reserved)
+                async fn reserve_login_attempt(&self, keys: &[(String, u64)], now: UnixSeconds, since: UnixSeconds) -> Result<LoginReservation> {
+                    accounts::reserve_login_attempt(self, keys, now, since).await
                 }
 
                 async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
-                    let id = Self::DIALECT.row_id;
-                    let sql = format!(
-                        "DELETE FROM login_failures WHERE {id} IN \
-                         (SELECT {id} FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)"
-                    );
-                    for key in keys {
-                        sqlx::query(&sql).bind(key).bind(at).execute(&self.pool).await?;
-                    }
-                    Ok(())
+                    accounts::release_login_attempt(self, keys, at).await
                 }
 
                 async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {

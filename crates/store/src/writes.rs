@@ -394,33 +394,6 @@ impl WriteJob for RevokeAccessToken {
     }
 }
 
-/// An API key's last use, recorded by `Store::authenticate_api_key` unless it was recorded
-/// after `not_after` already.
-pub(crate) struct TouchApiKey {
-    pub key_id: String,
-    pub now: UnixSeconds,
-    pub not_after: UnixSeconds,
-}
-
-impl WriteJob for TouchApiKey {
-    type Output = ();
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        e.execute(
-            "UPDATE api_keys SET last_used_at = $1 \
-             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-            &[
-                Arg::Int(self.now),
-                Arg::Text(&self.key_id),
-                Arg::Int(self.not_after),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
 /// `Store::create_consent`.
 pub(crate) struct CreateConsent(pub ConsentRequest);
 
