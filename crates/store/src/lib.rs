@@ -23,6 +23,7 @@ mod accounts;
 mod audit;
 mod clients;
 mod engine;
+mod grants;
 mod keys;
 mod postgres;
 mod shared;
@@ -31,12 +32,12 @@ mod sqlite_read;
 mod sqlite_write;
 mod writes;
 
+pub use grants::Decide;
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use writes::Decide;
 
 /// How many times the store runs a PostgreSQL write transaction that was aborted as a deadlock
 /// or serialization failure before it gives up with [`StoreError::Unavailable`].

@@ -3,30 +3,10 @@
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
 
-use crate::{AuthorizationCode, ConsentRequest, Grant, RefreshToken, Result, StoreError};
-
-pub(crate) const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redirect_uri, scopes, \
-    state, code_challenge, code_challenge_method, resource, created_at, expires_at";
-
-pub(crate) const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resources, created_at, \
-    updated_at, last_used_at, revoked_at";
+use crate::{RefreshToken, Result, StoreError};
 
 pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
     resource, created_at, expires_at, used_at, revoked_at, family_id";
-
-pub(crate) const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
-    scopes, code_challenge, code_challenge_method, resource, created_at, expires_at, family_id";
-
-/// `a` followed by the values of `b` it does not have yet, in order.
-pub(crate) fn union(a: &[String], b: &[String]) -> Vec<String> {
-    let mut out = a.to_vec();
-    for v in b {
-        if !out.contains(v) {
-            out.push(v.clone());
-        }
-    }
-    out
-}
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding JSON: {e}")))
@@ -155,23 +135,6 @@ impl FromCols for Exists {
     }
 }
 
-/// A row of [`GRANT_COLUMNS`].
-impl FromCols for Grant {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(Grant {
-            id: r.col("id")?,
-            user_id: r.col("user_id")?,
-            client_id: r.col("client_id")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            resources: from_json(&r.col::<String>("resources")?)?,
-            created_at: r.col("created_at")?,
-            updated_at: r.col("updated_at")?,
-            last_used_at: r.col("last_used_at")?,
-            revoked_at: r.col("revoked_at")?,
-        })
-    }
-}
-
 /// A row of [`REFRESH_COLUMNS`].
 impl FromCols for RefreshToken {
     fn from_cols(r: &impl Cols) -> Result<Self> {
@@ -186,45 +149,6 @@ impl FromCols for RefreshToken {
             expires_at: r.col("expires_at")?,
             used_at: r.col("used_at")?,
             revoked_at: r.col("revoked_at")?,
-            family_id: r.col("family_id")?,
-        })
-    }
-}
-
-/// A row of [`CONSENT_COLUMNS`].
-impl FromCols for ConsentRequest {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(ConsentRequest {
-            token_hash: r.col("token_hash")?,
-            user_id: r.col("user_id")?,
-            client_id: r.col("client_id")?,
-            redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            state: r.col("state")?,
-            code_challenge: r.col("code_challenge")?,
-            code_challenge_method: r.col("code_challenge_method")?,
-            resource: r.col("resource")?,
-            created_at: r.col("created_at")?,
-            expires_at: r.col("expires_at")?,
-        })
-    }
-}
-
-/// A row of [`CODE_COLUMNS`].
-impl FromCols for AuthorizationCode {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(AuthorizationCode {
-            code_hash: r.col("code_hash")?,
-            grant_id: r.col("grant_id")?,
-            client_id: r.col("client_id")?,
-            user_id: r.col("user_id")?,
-            redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            code_challenge: r.col("code_challenge")?,
-            code_challenge_method: r.col("code_challenge_method")?,
-            resource: r.col("resource")?,
-            created_at: r.col("created_at")?,
-            expires_at: r.col("expires_at")?,
             family_id: r.col("family_id")?,
         })
     }
@@ -266,27 +190,19 @@ macro_rules! impl_store {
         mod store_impl {
             use async_trait::async_trait;
             use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
-            use sqlx::Row as _;
 
             use super::$store;
             use crate::engine::Engine;
-            use crate::{accounts, audit, clients, keys};
-            use crate::writes::{
-                insert_refresh, take_consent,
-                ApproveConsent, CreateConsent, Decide, ExchangeCode, RevokeAccessToken,
-                RevokeGrant, RevokeRefreshFamily, RotateRefresh,
-            };
-            use crate::shared::{
-                Arg, Exists, FromCols,
-                CONSENT_COLUMNS, GRANT_COLUMNS, REFRESH_COLUMNS,
-            };
+            use crate::shared::{Arg, Exists, REFRESH_COLUMNS};
+            use crate::writes::{insert_refresh, RevokeAccessToken, RevokeRefreshFamily, RotateRefresh};
+            use crate::{accounts, audit, clients, grants, keys};
             use crate::{
-                ApiKey, Approval, AuthorizationCode, ClientFilter, CodeDecision, CodeExchange, CodeRedemption,
-                ConsentRequest, Grant, LoginReservation, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession, NewTokenFamily,
-                NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
-                SecurityEventFilter, Store, StoredSigningKey, User,
+                ApiKey, Approval, AuthorizationCode, ClientFilter, CodeExchange, CodeRedemption,
+                ConsentRequest, Decide, Grant, LoginReservation, NewApiKey, NewRefreshToken,
+                NewSecurityEvent, NewSession, NewTokenFamily, NewUser, Organization, Page,
+                RefreshRotation, RefreshToken, Result, SecurityEvent, SecurityEventFilter, Store,
+                StoredSigningKey, User,
             };
-
 
             #[async_trait]
             impl Store for $store {
@@ -406,157 +322,47 @@ macro_rules! impl_store {
                 }
 
                 async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
-                    self.write(CreateConsent(c.clone())).await
+                    grants::create_consent(self, c).await
                 }
 
-                async fn get_consent(
-                    &self,
-                    token_hash: &str,
-                    user_id: &str,
-                    now: UnixSeconds,
-                ) -> Result<Option<ConsentRequest>> {
-                    let sql = format!(
-                        "SELECT {CONSENT_COLUMNS} FROM consent_requests \
-                         WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(token_hash)
-                        .bind(user_id)
-                        .bind(now)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    row.as_ref().map(ConsentRequest::from_cols).transpose()
+                async fn get_consent(&self, token_hash: &str, user_id: &str, now: UnixSeconds) -> Result<Option<ConsentRequest>> {
+                    grants::get_consent(self, token_hash, user_id, now).await
                 }
 
-                async fn consume_consent(
-                    &self,
-                    token_hash: &str,
-                    user_id: &str,
-                    now: UnixSeconds,
-                ) -> Result<Option<ConsentRequest>> {
-                    let mut conn = self.pool.acquire().await?;
-                    take_consent(&mut *conn, token_hash, user_id, now).await
+                async fn consume_consent(&self, token_hash: &str, user_id: &str, now: UnixSeconds) -> Result<Option<ConsentRequest>> {
+                    grants::consume_consent(self, token_hash, user_id, now).await
                 }
 
-                async fn approve_consent(
-                    &self,
-                    token_hash: &str,
-                    user_id: &str,
-                    a: &Approval,
-                ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
-                    self.write(ApproveConsent {
-                        token_hash: token_hash.to_owned(),
-                        user_id: user_id.to_owned(),
-                        approval: a.clone(),
-                        for_update: Self::DIALECT.for_update,
-                    })
-                    .await
+                async fn approve_consent(&self, token_hash: &str, user_id: &str, a: &Approval) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
+                    grants::approve_consent(self, token_hash, user_id, a).await
                 }
 
-                async fn redeem_authorization_code(
-                    &self,
-                    code_hash: &str,
-                    now: UnixSeconds,
-                ) -> Result<CodeRedemption> {
-                    let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
-                    let exchange = ExchangeCode {
-                        code_hash: code_hash.to_owned(),
-                        client_id: None,
-                        family: None,
-                        now,
-                        decide: burn,
-                        for_update: Self::DIALECT.for_update,
-                    };
-                    Ok(match self.write(exchange).await? {
-                        CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
-                            CodeRedemption::Redeemed(code)
-                        }
-                        CodeExchange::AlreadyUsed { grant_id, .. }
-                        | CodeExchange::WrongClient { grant_id, .. } => {
-                            CodeRedemption::AlreadyUsed { grant_id }
-                        }
-                        CodeExchange::Invalid => CodeRedemption::Invalid,
-                    })
+                async fn redeem_authorization_code(&self, code_hash: &str, now: UnixSeconds) -> Result<CodeRedemption> {
+                    grants::redeem_code(self, code_hash, now).await
                 }
 
-                async fn exchange_authorization_code(
-                    &self,
-                    code_hash: &str,
-                    client_id: &str,
-                    family: &NewTokenFamily,
-                    now: UnixSeconds,
-                    decide: Decide,
-                ) -> Result<CodeExchange> {
-                    self.write(ExchangeCode {
-                        code_hash: code_hash.to_owned(),
-                        client_id: Some(client_id.to_owned()),
-                        family: Some(family.clone()),
-                        now,
-                        decide,
-                        for_update: Self::DIALECT.for_update,
-                    })
-                    .await
+                async fn exchange_authorization_code(&self, code_hash: &str, client_id: &str, family: &NewTokenFamily, now: UnixSeconds, decide: Decide) -> Result<CodeExchange> {
+                    grants::exchange_code(self, code_hash, client_id, family, now, decide).await
                 }
 
                 async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
-                    let total: i64 = sqlx::query(
-                        "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
-                    )
-                    .bind(user_id)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?;
-                    let sql = format!(
-                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
-                         ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
-                        Self::DIALECT.insertion_order
-                    );
-                    let rows = sqlx::query(&sql)
-                        .bind(user_id)
-                        .bind(page.limit())
-                        .bind(page.offset())
-                        .fetch_all(&self.pool)
-                        .await?;
-                    let items = rows.iter().map(Grant::from_cols).collect::<Result<Vec<_>>>()?;
-                    Ok(Page {
-                        items,
-                        total: u64::try_from(total).unwrap_or(0),
-                    })
+                    grants::list(self, user_id, page).await
                 }
 
                 async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>> {
-                    let sql = format!(
-                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
-                    );
-                    self.point_read(&sql, &[Arg::Text(grant_id), Arg::Text(user_id)]).await
+                    grants::get_user_grant(self, user_id, grant_id).await
                 }
 
                 async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
-                    let sql = format!(
-                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
-                    );
-                    self.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)]).await
+                    grants::find_client_grant(self, user_id, client_id).await
                 }
 
-                async fn revoke_grant(
-                    &self,
-                    user_id: &str,
-                    grant_id: &str,
-                    now: UnixSeconds,
-                ) -> Result<Option<Grant>> {
-                    self.write(RevokeGrant {
-                        user_id: user_id.to_owned(),
-                        grant_id: grant_id.to_owned(),
-                        now,
-                    })
-                    .await
+                async fn revoke_grant(&self, user_id: &str, grant_id: &str, now: UnixSeconds) -> Result<Option<Grant>> {
+                    grants::revoke(self, user_id, grant_id, now).await
                 }
 
                 async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>> {
-                    let sql = format!(
-                        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
-                    );
-                    self.point_read(&sql, &[Arg::Text(grant_id)]).await
+                    grants::live(self, grant_id).await
                 }
 
                 async fn live_token_family(&self, family_id: &str) -> Result<bool> {
@@ -566,57 +372,13 @@ macro_rules! impl_store {
                 }
 
                 async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
-                    let n = sqlx::query(
-                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(grant_id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n == 1)
+                    grants::touch(self, grant_id, now).await
                 }
 
-                async fn purge_authorization(
-                    &self,
-                    now: UnixSeconds,
-                    forget_failures_before: UnixSeconds,
-                    limit: i64,
-                ) -> Result<u64> {
-                    let mut total = 0;
-                    // Each statement deletes by primary key through a bounded sub-select, which
-                    // both engines accept (neither has a portable DELETE ... LIMIT).
-                    for (sql, cutoff) in [
-                        (
-                            "DELETE FROM sessions WHERE id_hash IN \
-                             (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
-                            now,
-                        ),
-                        (
-                            "DELETE FROM consent_requests WHERE token_hash IN \
-                             (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
-                            now,
-                        ),
-                        (
-                            "DELETE FROM authorization_codes WHERE code_hash IN \
-                             (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
-                            now - 3600,
-                        ),
-                    ] {
-                        total += sqlx::query(sql)
-                            .bind(cutoff)
-                            .bind(limit)
-                            .execute(&self.pool)
-                            .await?
-                            .rows_affected();
-                    }
-                    total += sqlx::query("DELETE FROM login_failures WHERE at < $1")
-                        .bind(forget_failures_before)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                    Ok(total)
+                async fn purge_authorization(&self, now: UnixSeconds, forget_failures_before: UnixSeconds, limit: i64) -> Result<u64> {
+                    grants::purge_authorization(self, now, forget_failures_before, limit).await
                 }
+
                 // --- tokens ---
 
                 async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {

@@ -11,14 +11,8 @@ use std::future::Future;
 
 use oauth_core::UnixSeconds;
 
-use crate::shared::{
-    to_json, union, Arg, Cols, FromCols, CODE_COLUMNS, CONSENT_COLUMNS, GRANT_COLUMNS,
-    REFRESH_COLUMNS,
-};
-use crate::{
-    Approval, AuthorizationCode, CodeDecision, CodeExchange, ConsentRequest, Grant,
-    NewRefreshToken, NewTokenFamily, RefreshRotation, RefreshToken, Result,
-};
+use crate::shared::{to_json, Arg, Cols, FromCols, REFRESH_COLUMNS};
+use crate::{NewRefreshToken, RefreshRotation, RefreshToken, Result};
 
 /// Runs statements, with parameters bound to `$1`, `$2`, ... in order.
 pub(crate) trait Exec: Send {
@@ -144,10 +138,10 @@ pub(crate) trait WriteJob: Send + Sync + 'static {
 
 /// What a code or refresh token row says about where it belongs, read before anything is
 /// locked: its grant (locked next), client and family.
-struct Head {
-    grant_id: String,
-    client_id: String,
-    family_id: Option<String>,
+pub(crate) struct Head {
+    pub grant_id: String,
+    pub client_id: String,
+    pub family_id: Option<String>,
 }
 
 impl FromCols for Head {
@@ -180,7 +174,11 @@ impl FromCols for FamilyState {
 /// read their row's grant id unlocked, then lock the grant here, then update their row. Two
 /// transactions can then never hold each other's next lock (PostgreSQL's "deadlock detected").
 /// `true` when the grant is live (and now locked until the transaction ends).
-async fn lock_live_grant<E: Exec>(e: &mut E, grant_id: &str, for_update: &str) -> Result<bool> {
+pub(crate) async fn lock_live_grant<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    for_update: &str,
+) -> Result<bool> {
     let sql = format!(
         "SELECT 1 AS one FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL{for_update}"
     );
@@ -213,26 +211,6 @@ pub(crate) async fn revoke_token_family<E: Exec>(
     )
     .await?;
     Ok(())
-}
-
-/// The conditional update that makes a consent token single-use: only a live, unused request
-/// of this user is marked, and only one caller gets the row back.
-pub(crate) async fn take_consent<E: Exec>(
-    e: &mut E,
-    token_hash: &str,
-    user_id: &str,
-    now: UnixSeconds,
-) -> Result<Option<ConsentRequest>> {
-    let sql = format!(
-        "UPDATE consent_requests SET used_at = $1 \
-         WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
-         RETURNING {CONSENT_COLUMNS}"
-    );
-    e.fetch(
-        &sql,
-        &[Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)],
-    )
-    .await
 }
 
 pub(crate) async fn insert_refresh<E: Exec>(
@@ -278,7 +256,7 @@ pub(crate) async fn revoke_grant_family<E: Exec>(
 
 /// Everything hanging off a grant that has just been revoked (and so locked): its codes
 /// (deleted), its refresh tokens and its token families (revoked).
-async fn revoke_grant_dependents<E: Exec>(
+pub(crate) async fn revoke_grant_dependents<E: Exec>(
     e: &mut E,
     grant_id: &str,
     now: UnixSeconds,
@@ -295,38 +273,6 @@ async fn revoke_grant_dependents<E: Exec>(
     )
     .await?;
     Ok(())
-}
-
-/// `Store::revoke_grant`: the user's live grant and everything hanging off it.
-pub(crate) struct RevokeGrant {
-    pub user_id: String,
-    pub grant_id: String,
-    pub now: UnixSeconds,
-}
-
-impl WriteJob for RevokeGrant {
-    type Output = Option<Grant>;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<Grant>> {
-        let sql = format!(
-            "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 \
-             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}"
-        );
-        let grant: Option<Grant> = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Int(self.now),
-                    Arg::Text(&self.grant_id),
-                    Arg::Text(&self.user_id),
-                ],
-            )
-            .await?;
-        if grant.is_some() {
-            revoke_grant_dependents(e, &self.grant_id, self.now).await?;
-        }
-        Ok(grant)
-    }
 }
 
 /// `Store::revoke_refresh_token_family`: the grant id of a known token, whose family is now
@@ -391,292 +337,6 @@ impl WriteJob for RevokeAccessToken {
             )
             .await?;
         Ok(n == 1)
-    }
-}
-
-/// `Store::create_consent`.
-pub(crate) struct CreateConsent(pub ConsentRequest);
-
-impl WriteJob for CreateConsent {
-    type Output = ();
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        let c = &self.0;
-        let scopes = to_json(&c.scopes)?;
-        let sql = format!(
-            "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        );
-        e.execute(
-            &sql,
-            &[
-                Arg::Text(&c.token_hash),
-                Arg::Text(&c.user_id),
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.redirect_uri),
-                Arg::Text(&scopes),
-                Arg::OptText(c.state.as_deref()),
-                Arg::OptText(c.code_challenge.as_deref()),
-                Arg::OptText(c.code_challenge_method.as_deref()),
-                Arg::OptText(c.resource.as_deref()),
-                Arg::Int(c.created_at),
-                Arg::Int(c.expires_at),
-            ],
-        )
-        .await?;
-        // The user's requests beyond the bound, oldest first, go: opening authorization after
-        // authorization (in tabs, or by a page that loops) cannot pile up rows.
-        e.execute(
-            "DELETE FROM consent_requests WHERE user_id = $1 AND token_hash NOT IN \
-             (SELECT token_hash FROM consent_requests WHERE user_id = $1 \
-              ORDER BY created_at DESC, token_hash = $2 DESC LIMIT $3)",
-            &[
-                Arg::Text(&c.user_id),
-                Arg::Text(&c.token_hash),
-                Arg::Int(crate::MAX_CONSENTS_PER_USER),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// `Store::approve_consent`.
-pub(crate) struct ApproveConsent {
-    pub token_hash: String,
-    pub user_id: String,
-    pub approval: Approval,
-    /// The dialect's row lock for the grant (`Dialect::for_update`).
-    pub for_update: &'static str,
-}
-
-impl WriteJob for ApproveConsent {
-    type Output = Option<(ConsentRequest, Grant, AuthorizationCode)>;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
-        let a = &self.approval;
-        let user_id = self.user_id.as_str();
-        let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
-            return Ok(None);
-        };
-        consent.scopes.retain(|s| a.grantable_scopes.contains(s));
-        if consent.scopes.is_empty() {
-            return Ok(None);
-        }
-        let resources: Vec<String> = consent.resource.iter().cloned().collect();
-        // Create the grant unless a live one exists (the partial unique index decides, also
-        // against a concurrent approval), then lock and widen whichever is live.
-        let scopes_json = to_json(&consent.scopes)?;
-        let resources_json = to_json(&resources)?;
-        e.execute(
-            "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
-            &[
-                Arg::Text(&a.new_grant_id),
-                Arg::Text(user_id),
-                Arg::Text(&consent.client_id),
-                Arg::Text(&scopes_json),
-                Arg::Text(&resources_json),
-                Arg::Int(a.now),
-            ],
-        )
-        .await?;
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
-            self.for_update
-        );
-        let mut grant: Grant = e
-            .fetch(&sql, &[Arg::Text(user_id), Arg::Text(&consent.client_id)])
-            .await?
-            .ok_or_else(|| crate::StoreError::Internal("the live grant vanished".into()))?;
-        let scopes = union(&grant.scopes, &consent.scopes);
-        let all_resources = union(&grant.resources, &resources);
-        if scopes != grant.scopes || all_resources != grant.resources {
-            let scopes_json = to_json(&scopes)?;
-            let resources_json = to_json(&all_resources)?;
-            e.execute(
-                "UPDATE oauth_grants SET scopes = $1, resources = $2, updated_at = $3 WHERE id = $4",
-                &[
-                    Arg::Text(&scopes_json),
-                    Arg::Text(&resources_json),
-                    Arg::Int(a.now),
-                    Arg::Text(&grant.id),
-                ],
-            )
-            .await?;
-            grant.scopes = scopes;
-            grant.resources = all_resources;
-            grant.updated_at = a.now;
-        }
-        let code = AuthorizationCode {
-            family_id: None,
-            code_hash: a.code_hash.clone(),
-            grant_id: grant.id.clone(),
-            client_id: consent.client_id.clone(),
-            user_id: user_id.to_owned(),
-            redirect_uri: consent.redirect_uri.clone(),
-            scopes: consent.scopes.clone(),
-            code_challenge: consent.code_challenge.clone(),
-            code_challenge_method: consent.code_challenge_method.clone(),
-            resource: consent.resource.clone(),
-            created_at: a.now,
-            expires_at: a.code_expires_at,
-        };
-        let sql = "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, \
-             redirect_uri, scopes, code_challenge, code_challenge_method, resource, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        e.execute(
-            sql,
-            &[
-                Arg::Text(&code.code_hash),
-                Arg::Text(&code.grant_id),
-                Arg::Text(&code.client_id),
-                Arg::Text(&code.user_id),
-                Arg::Text(&code.redirect_uri),
-                Arg::Text(&scopes_json),
-                Arg::OptText(code.code_challenge.as_deref()),
-                Arg::OptText(code.code_challenge_method.as_deref()),
-                Arg::OptText(code.resource.as_deref()),
-                Arg::Int(code.created_at),
-                Arg::Int(code.expires_at),
-            ],
-        )
-        .await?;
-        Ok(Some((consent, grant, code)))
-    }
-}
-
-/// The caller's verdict on a code being exchanged (`Store::exchange_authorization_code`).
-/// `Fn`, not `FnOnce`: a PostgreSQL transaction aborted as a deadlock runs again.
-pub type Decide = Box<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>;
-
-/// `Store::exchange_authorization_code` (and, with no client, `redeem_authorization_code`).
-pub(crate) struct ExchangeCode {
-    pub code_hash: String,
-    /// The authenticated client; `None` checks no client.
-    pub client_id: Option<String>,
-    /// The family an accepted exchange starts; `None` starts none.
-    pub family: Option<NewTokenFamily>,
-    pub now: UnixSeconds,
-    pub decide: Decide,
-    pub for_update: &'static str,
-}
-
-impl WriteJob for ExchangeCode {
-    type Output = CodeExchange;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<CodeExchange> {
-        let now = self.now;
-        let Some(head) = e
-            .fetch::<Head>(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes WHERE code_hash = $1",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?
-        else {
-            return Ok(CodeExchange::Invalid);
-        };
-        // Another client's code: refused before anything is written, so that whoever presents
-        // a code they intercepted burns nothing of its owner's.
-        if self
-            .client_id
-            .as_ref()
-            .is_some_and(|c| *c != head.client_id)
-        {
-            return Ok(CodeExchange::WrongClient {
-                issued_to: head.client_id,
-                grant_id: head.grant_id,
-            });
-        }
-        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
-            return Ok(CodeExchange::Invalid);
-        }
-        // The conditional update is the single-use rule: of two concurrent exchanges (on any
-        // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
-        // grant lock above and re-checks here.
-        let sql = format!(
-            "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
-             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1 \
-             RETURNING {CODE_COLUMNS}"
-        );
-        let code: Option<AuthorizationCode> = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Int(now),
-                    Arg::OptText(self.family.as_ref().map(|f| f.id.as_str())),
-                    Arg::Text(&self.code_hash),
-                ],
-            )
-            .await?;
-        if let Some(code) = code {
-            return Ok(match (self.decide)(&code) {
-                CodeDecision::Accept { refresh_token } => {
-                    if let Some(family) = &self.family {
-                        e.execute(
-                            "INSERT INTO token_families (id, grant_id, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4)",
-                            &[
-                                Arg::Text(&family.id),
-                                Arg::Text(&code.grant_id),
-                                Arg::Int(now),
-                                Arg::Int(family.expires_at),
-                            ],
-                        )
-                        .await?;
-                    }
-                    if let Some(token) = &refresh_token {
-                        let mut token = token.clone();
-                        if let Some(family) = &self.family {
-                            token.family_id = Some(family.id.clone());
-                            token.expires_at = token.expires_at.min(family.expires_at);
-                        }
-                        insert_refresh(e, &token, &code.grant_id).await?;
-                    }
-                    e.execute(
-                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2",
-                        &[Arg::Int(now), Arg::Text(&code.grant_id)],
-                    )
-                    .await?;
-                    CodeExchange::Exchanged(Box::new(code))
-                }
-                CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
-            });
-        }
-        let used: Option<Head> = e
-            .fetch(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes \
-                 WHERE code_hash = $1 AND used_at IS NOT NULL",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?;
-        let Some(used) = used else {
-            return Ok(CodeExchange::Invalid);
-        };
-        // RFC 6749 §4.1.2: its own client presenting a used code again. Whoever holds the other
-        // copy holds the tokens of the first exchange: end that family.
-        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
-        let user: Option<UserId> = e
-            .fetch(
-                "SELECT user_id FROM oauth_grants WHERE id = $1",
-                &[Arg::Text(&used.grant_id)],
-            )
-            .await?;
-        Ok(CodeExchange::AlreadyUsed {
-            grant_id: used.grant_id,
-            user_id: user.map(|UserId(u)| u).unwrap_or_default(),
-        })
-    }
-}
-
-/// One column, `user_id`.
-struct UserId(String);
-
-impl FromCols for UserId {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(UserId(r.col("user_id")?))
     }
 }
 
