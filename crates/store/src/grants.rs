@@ -4,10 +4,8 @@ use oauth_core::{PageSpec, UnixSeconds};
 
 use crate::engine::Engine;
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
-use crate::writes::{
-    insert_refresh, lock_live_grant, revoke_grant_dependents, revoke_token_family, Exec, Head,
-    WriteJob,
-};
+use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
+use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
     NewTokenFamily, Page, Result,
@@ -641,4 +639,41 @@ impl FromCols for UserId {
     fn from_cols(r: &impl Cols) -> Result<Self> {
         Ok(UserId(r.col("user_id")?))
     }
+}
+
+/// Revokes a grant and everything derived from it that the database holds: its refresh tokens
+/// (revoked) and its authorization codes (deleted). Access tokens carry the grant id and check
+/// the grant on use.
+pub(crate) async fn revoke_grant_family<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    e.execute(
+        "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    revoke_grant_dependents(e, grant_id, now).await
+}
+
+/// Everything hanging off a grant that has just been revoked (and so locked): its codes
+/// (deleted), its refresh tokens and its token families (revoked).
+pub(crate) async fn revoke_grant_dependents<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    e.execute(
+        "DELETE FROM authorization_codes WHERE grant_id = $1",
+        &[Arg::Text(grant_id)],
+    )
+    .await?;
+    revoke_grant_refresh_tokens(e, grant_id, now).await?;
+    e.execute(
+        "UPDATE token_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    Ok(())
 }

@@ -3,10 +3,7 @@
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Self::DIALECT`.
 
-use crate::{RefreshToken, Result, StoreError};
-
-pub(crate) const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
-    resource, created_at, expires_at, used_at, revoked_at, family_id";
+use crate::{Result, StoreError};
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding JSON: {e}")))
@@ -135,25 +132,6 @@ impl FromCols for Exists {
     }
 }
 
-/// A row of [`REFRESH_COLUMNS`].
-impl FromCols for RefreshToken {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(RefreshToken {
-            token_hash: r.col("token_hash")?,
-            grant_id: r.col("grant_id")?,
-            client_id: r.col("client_id")?,
-            user_id: r.col("user_id")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            resource: r.col("resource")?,
-            created_at: r.col("created_at")?,
-            expires_at: r.col("expires_at")?,
-            used_at: r.col("used_at")?,
-            revoked_at: r.col("revoked_at")?,
-            family_id: r.col("family_id")?,
-        })
-    }
-}
-
 /// Escapes nothing: values always travel as bound parameters. This only builds the `WHERE`
 /// clause's text with the right placeholder numbers.
 pub(crate) struct Where {
@@ -192,10 +170,7 @@ macro_rules! impl_store {
             use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 
             use super::$store;
-            use crate::engine::Engine;
-            use crate::shared::{Arg, Exists, REFRESH_COLUMNS};
-            use crate::writes::{insert_refresh, RevokeAccessToken, RevokeRefreshFamily, RotateRefresh};
-            use crate::{accounts, audit, clients, grants, keys};
+            use crate::{accounts, audit, clients, grants, keys, tokens};
             use crate::{
                 ApiKey, Approval, AuthorizationCode, ClientFilter, CodeExchange, CodeRedemption,
                 ConsentRequest, Decide, Grant, LoginReservation, NewApiKey, NewRefreshToken,
@@ -240,7 +215,10 @@ macro_rules! impl_store {
                     accounts::get_organization(self, org_id).await
                 }
 
-                async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
+                async fn find_organization_by_name(
+                    &self,
+                    name: &str,
+                ) -> Result<Option<Organization>> {
                     accounts::find_organization_by_name(self, name).await
                 }
 
@@ -252,7 +230,11 @@ macro_rules! impl_store {
                     accounts::create_api_key(self, &key).await
                 }
 
-                async fn authenticate_api_key(&self, key_hash: &str, now: UnixSeconds) -> Result<Option<(ApiKey, User)>> {
+                async fn authenticate_api_key(
+                    &self,
+                    key_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<(ApiKey, User)>> {
                     accounts::authenticate_api_key(self, key_hash, now).await
                 }
 
@@ -268,15 +250,31 @@ macro_rules! impl_store {
                     clients::get(self, client_id).await
                 }
 
-                async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
+                async fn get_org_client(
+                    &self,
+                    org_id: &str,
+                    client_id: &str,
+                ) -> Result<Option<Client>> {
                     clients::get_in_org(self, org_id, client_id).await
                 }
 
-                async fn list_clients(&self, org_id: &str, f: &ClientFilter, page: PageSpec) -> Result<Page<Client>> {
+                async fn list_clients(
+                    &self,
+                    org_id: &str,
+                    f: &ClientFilter,
+                    page: PageSpec,
+                ) -> Result<Page<Client>> {
                     clients::list(self, org_id, f, page).await
                 }
 
-                async fn update_client(&self, org_id: &str, client_id: &str, s: &ClientDraft, clear_verified: bool, now: UnixSeconds) -> Result<Option<Client>> {
+                async fn update_client(
+                    &self,
+                    org_id: &str,
+                    client_id: &str,
+                    s: &ClientDraft,
+                    clear_verified: bool,
+                    now: UnixSeconds,
+                ) -> Result<Option<Client>> {
                     clients::update(self, org_id, client_id, s, clear_verified, now).await
                 }
 
@@ -284,7 +282,12 @@ macro_rules! impl_store {
                     clients::delete(self, org_id, client_id).await
                 }
 
-                async fn set_client_verified(&self, client_id: &str, verified: bool, now: UnixSeconds) -> Result<bool> {
+                async fn set_client_verified(
+                    &self,
+                    client_id: &str,
+                    verified: bool,
+                    now: UnixSeconds,
+                ) -> Result<bool> {
                     clients::set_verified(self, client_id, verified, now).await
                 }
                 // --- authorization ---
@@ -293,7 +296,11 @@ macro_rules! impl_store {
                     accounts::create_session(self, &session).await
                 }
 
-                async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
+                async fn session_user(
+                    &self,
+                    id_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<User>> {
                     accounts::session_user(self, id_hash, now).await
                 }
 
@@ -301,7 +308,12 @@ macro_rules! impl_store {
                     accounts::delete_session(self, id_hash).await
                 }
 
-                async fn record_login_failure(&self, keys: &[String], now: UnixSeconds, forget_before: UnixSeconds) -> Result<()> {
+                async fn record_login_failure(
+                    &self,
+                    keys: &[String],
+                    now: UnixSeconds,
+                    forget_before: UnixSeconds,
+                ) -> Result<()> {
                     accounts::record_login_failure(self, keys, now, forget_before).await
                 }
 
@@ -313,11 +325,20 @@ macro_rules! impl_store {
                     accounts::clear_login_failures(self, key).await
                 }
 
-                async fn reserve_login_attempt(&self, keys: &[(String, u64)], now: UnixSeconds, since: UnixSeconds) -> Result<LoginReservation> {
+                async fn reserve_login_attempt(
+                    &self,
+                    keys: &[(String, u64)],
+                    now: UnixSeconds,
+                    since: UnixSeconds,
+                ) -> Result<LoginReservation> {
                     accounts::reserve_login_attempt(self, keys, now, since).await
                 }
 
-                async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
+                async fn release_login_attempt(
+                    &self,
+                    keys: &[String],
+                    at: UnixSeconds,
+                ) -> Result<()> {
                     accounts::release_login_attempt(self, keys, at).await
                 }
 
@@ -325,23 +346,49 @@ macro_rules! impl_store {
                     grants::create_consent(self, c).await
                 }
 
-                async fn get_consent(&self, token_hash: &str, user_id: &str, now: UnixSeconds) -> Result<Option<ConsentRequest>> {
+                async fn get_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<ConsentRequest>> {
                     grants::get_consent(self, token_hash, user_id, now).await
                 }
 
-                async fn consume_consent(&self, token_hash: &str, user_id: &str, now: UnixSeconds) -> Result<Option<ConsentRequest>> {
+                async fn consume_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<ConsentRequest>> {
                     grants::consume_consent(self, token_hash, user_id, now).await
                 }
 
-                async fn approve_consent(&self, token_hash: &str, user_id: &str, a: &Approval) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
+                async fn approve_consent(
+                    &self,
+                    token_hash: &str,
+                    user_id: &str,
+                    a: &Approval,
+                ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
                     grants::approve_consent(self, token_hash, user_id, a).await
                 }
 
-                async fn redeem_authorization_code(&self, code_hash: &str, now: UnixSeconds) -> Result<CodeRedemption> {
+                async fn redeem_authorization_code(
+                    &self,
+                    code_hash: &str,
+                    now: UnixSeconds,
+                ) -> Result<CodeRedemption> {
                     grants::redeem_code(self, code_hash, now).await
                 }
 
-                async fn exchange_authorization_code(&self, code_hash: &str, client_id: &str, family: &NewTokenFamily, now: UnixSeconds, decide: Decide) -> Result<CodeExchange> {
+                async fn exchange_authorization_code(
+                    &self,
+                    code_hash: &str,
+                    client_id: &str,
+                    family: &NewTokenFamily,
+                    now: UnixSeconds,
+                    decide: Decide,
+                ) -> Result<CodeExchange> {
                     grants::exchange_code(self, code_hash, client_id, family, now, decide).await
                 }
 
@@ -349,15 +396,28 @@ macro_rules! impl_store {
                     grants::list(self, user_id, page).await
                 }
 
-                async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>> {
+                async fn get_user_grant(
+                    &self,
+                    user_id: &str,
+                    grant_id: &str,
+                ) -> Result<Option<Grant>> {
                     grants::get_user_grant(self, user_id, grant_id).await
                 }
 
-                async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
+                async fn find_client_grant(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                ) -> Result<Option<Grant>> {
                     grants::find_client_grant(self, user_id, client_id).await
                 }
 
-                async fn revoke_grant(&self, user_id: &str, grant_id: &str, now: UnixSeconds) -> Result<Option<Grant>> {
+                async fn revoke_grant(
+                    &self,
+                    user_id: &str,
+                    grant_id: &str,
+                    now: UnixSeconds,
+                ) -> Result<Option<Grant>> {
                     grants::revoke(self, user_id, grant_id, now).await
                 }
 
@@ -366,30 +426,44 @@ macro_rules! impl_store {
                 }
 
                 async fn live_token_family(&self, family_id: &str) -> Result<bool> {
-                    let sql = "SELECT 1 AS one FROM token_families f JOIN oauth_grants g ON g.id = f.grant_id \
-                               WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL";
-                    Ok(self.point_read::<Exists>(sql, &[Arg::Text(family_id)]).await?.is_some())
+                    tokens::live_family(self, family_id).await
                 }
 
                 async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
                     grants::touch(self, grant_id, now).await
                 }
 
-                async fn purge_authorization(&self, now: UnixSeconds, forget_failures_before: UnixSeconds, limit: i64) -> Result<u64> {
+                async fn purge_authorization(
+                    &self,
+                    now: UnixSeconds,
+                    forget_failures_before: UnixSeconds,
+                    limit: i64,
+                ) -> Result<u64> {
                     grants::purge_authorization(self, now, forget_failures_before, limit).await
                 }
 
                 // --- tokens ---
 
-                async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
+                async fn list_signing_keys(
+                    &self,
+                    now: UnixSeconds,
+                ) -> Result<Vec<StoredSigningKey>> {
                     keys::list(self, now).await
                 }
 
-                async fn insert_first_signing_key(&self, key: &StoredSigningKey, now: UnixSeconds) -> Result<bool> {
+                async fn insert_first_signing_key(
+                    &self,
+                    key: &StoredSigningKey,
+                    now: UnixSeconds,
+                ) -> Result<bool> {
                     keys::insert_first(self, key, now).await
                 }
 
-                async fn rotate_signing_key(&self, key: &StoredSigningKey, retire_others_after: UnixSeconds) -> Result<()> {
+                async fn rotate_signing_key(
+                    &self,
+                    key: &StoredSigningKey,
+                    retire_others_after: UnixSeconds,
+                ) -> Result<()> {
                     keys::rotate(self, key, retire_others_after).await
                 }
 
@@ -399,47 +473,36 @@ macro_rules! impl_store {
                     exp: UnixSeconds,
                     now: UnixSeconds,
                 ) -> Result<bool> {
-                    self.write(RevokeAccessToken {
-                        jti: jti.to_owned(),
-                        exp,
-                        now,
-                    })
-                    .await
+                    tokens::revoke_access(self, jti, exp, now).await
                 }
 
                 async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
-                    let row: Option<Exists> = self
-                        .point_read("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1", &[Arg::Text(jti)])
-                        .await?;
-                    Ok(row.is_some())
+                    tokens::is_access_revoked(self, jti).await
                 }
 
                 async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
-                    let n = sqlx::query(
-                        "DELETE FROM revoked_tokens WHERE jti IN \
-                         (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)",
-                    )
-                    .bind(now)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n)
+                    tokens::purge_revoked(self, now, limit).await
                 }
 
-                async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+                async fn purge_retired_signing_keys(
+                    &self,
+                    now: UnixSeconds,
+                    limit: i64,
+                ) -> Result<u64> {
                     keys::purge_retired(self, now, limit).await
                 }
+
                 // --- refresh tokens ---
 
                 async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
-                    let mut conn = self.pool.acquire().await?;
-                    insert_refresh(&mut *conn, token, &token.grant_id).await
+                    tokens::insert_refresh_token(self, token).await
                 }
 
-                async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
-                    let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
-                    self.point_read(&sql, &[Arg::Text(token_hash)]).await
+                async fn find_refresh_token(
+                    &self,
+                    token_hash: &str,
+                ) -> Result<Option<RefreshToken>> {
+                    tokens::find_refresh(self, token_hash).await
                 }
 
                 async fn rotate_refresh_token(
@@ -448,13 +511,7 @@ macro_rules! impl_store {
                     new: &NewRefreshToken,
                     now: UnixSeconds,
                 ) -> Result<RefreshRotation> {
-                    self.write(RotateRefresh {
-                        old_hash: old_hash.to_owned(),
-                        new: new.clone(),
-                        now,
-                        for_update: Self::DIALECT.for_update,
-                    })
-                    .await
+                    tokens::rotate_refresh(self, old_hash, new, now).await
                 }
 
                 async fn revoke_refresh_token_family(
@@ -462,35 +519,11 @@ macro_rules! impl_store {
                     token_hash: &str,
                     now: UnixSeconds,
                 ) -> Result<Option<String>> {
-                    self.write(RevokeRefreshFamily {
-                        token_hash: token_hash.to_owned(),
-                        now,
-                        for_update: Self::DIALECT.for_update,
-                    })
-                    .await
+                    tokens::revoke_refresh_family(self, token_hash, now).await
                 }
 
                 async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
-                    let n = sqlx::query(
-                        "DELETE FROM refresh_tokens WHERE token_hash IN \
-                         (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-                    )
-                    .bind(now)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    // A day past its absolute lifetime, a family's last access token has expired.
-                    let families = sqlx::query(
-                        "DELETE FROM token_families WHERE id IN \
-                         (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
-                    )
-                    .bind(now - 86_400)
-                    .bind(limit)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    Ok(n + families)
+                    tokens::purge_refresh(self, now, limit).await
                 }
 
                 // --- audit trail ---
@@ -499,11 +532,19 @@ macro_rules! impl_store {
                     audit::record(self, e).await
                 }
 
-                async fn list_security_events(&self, f: &SecurityEventFilter, limit: i64) -> Result<Vec<SecurityEvent>> {
+                async fn list_security_events(
+                    &self,
+                    f: &SecurityEventFilter,
+                    limit: i64,
+                ) -> Result<Vec<SecurityEvent>> {
                     audit::list(self, f, limit).await
                 }
 
-                async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64> {
+                async fn purge_security_events(
+                    &self,
+                    before: UnixSeconds,
+                    limit: i64,
+                ) -> Result<u64> {
                     audit::purge(self, before, limit).await
                 }
             }
