@@ -49,6 +49,12 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Runs a hot-path write in one transaction: on the writer thread when the database is a
     /// SQLite file.
     fn write<J: WriteJob>(&self, job: J) -> impl Future<Output = Result<J::Output>> + Send;
+
+    /// Runs this engine's embedded migrations (idempotent).
+    fn run_migrations(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Closes every connection: the pool's and the engine's own.
+    fn close_connections(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any, on a pooled connection.

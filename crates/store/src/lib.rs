@@ -30,6 +30,7 @@ mod shared;
 mod sqlite;
 mod sqlite_read;
 mod sqlite_write;
+mod store;
 mod tokens;
 mod writes;
 

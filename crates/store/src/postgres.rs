@@ -27,15 +27,6 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
-
-    pub(crate) fn close_own_connections(&self) {}
-
-    pub(crate) async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 impl Engine for PostgresStore {
@@ -87,6 +78,15 @@ impl Engine for PostgresStore {
     async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
         engine::pool_write(self, job).await
     }
-}
 
-crate::shared::impl_store!(PostgresStore, sqlx::Postgres);
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn close_connections(&self) {
+        self.pool.close().await;
+    }
+}

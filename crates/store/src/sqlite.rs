@@ -58,24 +58,6 @@ impl SqliteStore {
             writer,
         })
     }
-
-    /// Closes the reader connections and stops the writer (after its queued jobs), as the
-    /// pool is closed.
-    pub(crate) fn close_own_connections(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close();
-        }
-        if let Some(writer) = &self.writer {
-            writer.close();
-        }
-    }
-
-    pub(crate) async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 impl Engine for SqliteStore {
@@ -132,6 +114,23 @@ impl Engine for SqliteStore {
             None => engine::pool_write(self, job).await,
         }
     }
-}
 
-crate::shared::impl_store!(SqliteStore, sqlx::Sqlite);
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the reader connections and stops the writer (after its queued jobs), then the
+    /// pool.
+    async fn close_connections(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
+        self.pool.close().await;
+    }
+}
