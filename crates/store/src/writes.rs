@@ -1,11 +1,12 @@
-//! The writes on the authorization and token paths, written once against [`Exec`]: a sqlx
-//! connection of either engine, or the SQLite writer's own connection
+//! What every statement and write is written against: [`Exec`], a sqlx connection of either
+//! engine (pooled, or holding a transaction) or the SQLite writer's own connection
 //! ([`crate::sqlite_write`]).
 //!
-//! Each is a [`WriteJob`]: a value owning its inputs, run inside one transaction. On
-//! PostgreSQL (and an in-memory SQLite database) the store runs it on a pooled connection; on a
-//! SQLite file, the writer thread runs it whole, so that a transaction costs one hand-off
-//! between threads instead of one per statement.
+//! The writes on the authorization and token paths are [`WriteJob`]s, each in its area's module:
+//! a value owning its inputs, run inside one transaction. On PostgreSQL (and an in-memory SQLite
+//! database) the store runs it on a pooled connection; on a SQLite file, the writer thread runs
+//! it whole, so that a transaction costs one hand-off between threads instead of one per
+//! statement.
 
 use std::future::Future;
 
