@@ -8,27 +8,15 @@ use crate::engine::Engine;
 use crate::writes::Exec;
 use crate::{accounts, audit, clients, grants, keys, tokens};
 use crate::{
-    ApiKey, Approval, AuthorizationCode, ClientFilter, CodeExchange, CodeRedemption,
-    ConsentRequest, Decide, Grant, LoginReservation, NewApiKey, NewRefreshToken, NewSecurityEvent,
-    NewSession, NewTokenFamily, NewUser, Organization, Page, RefreshRotation, RefreshToken, Result,
-    SecurityEvent, SecurityEventFilter, Store, StoredSigningKey, User,
+    AccountStore, ApiKey, Approval, AuditStore, AuthorizationCode, ClientFilter, ClientStore,
+    CodeExchange, CodeRedemption, ConsentRequest, Decide, Grant, GrantStore, KeyStore,
+    LoginReservation, NewApiKey, NewRefreshToken, NewSecurityEvent, NewSession, NewTokenFamily,
+    NewUser, Organization, Page, RefreshRotation, RefreshToken, Result, SecurityEvent,
+    SecurityEventFilter, Store, StoredSigningKey, TokenStore, User,
 };
 
 #[async_trait]
-impl<B: Engine> Store for B {
-    async fn migrate(&self) -> Result<()> {
-        self.run_migrations().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.acquire().await?.execute("SELECT 1", &[]).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.close_connections().await;
-    }
-
+impl<B: Engine> AccountStore for B {
     async fn create_user(&self, new: NewUser) -> Result<(User, Organization)> {
         accounts::create_user(self, &new).await
     }
@@ -73,6 +61,51 @@ impl<B: Engine> Store for B {
         accounts::revoke_api_key(self, key_id, now).await
     }
 
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        accounts::create_session(self, &session).await
+    }
+
+    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
+        accounts::session_user(self, id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<bool> {
+        accounts::delete_session(self, id_hash).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        now: UnixSeconds,
+        forget_before: UnixSeconds,
+    ) -> Result<()> {
+        accounts::record_login_failure(self, keys, now, forget_before).await
+    }
+
+    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
+        accounts::login_failures(self, key, since).await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        accounts::clear_login_failures(self, key).await
+    }
+
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[(String, u64)],
+        now: UnixSeconds,
+        since: UnixSeconds,
+    ) -> Result<LoginReservation> {
+        accounts::reserve_login_attempt(self, keys, now, since).await
+    }
+
+    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
+        accounts::release_login_attempt(self, keys, at).await
+    }
+}
+
+#[async_trait]
+impl<B: Engine> ClientStore for B {
     async fn insert_client(&self, c: &Client) -> Result<()> {
         clients::insert(self, c).await
     }
@@ -117,50 +150,10 @@ impl<B: Engine> Store for B {
     ) -> Result<bool> {
         clients::set_verified(self, client_id, verified, now).await
     }
-    // --- authorization ---
+}
 
-    async fn create_session(&self, session: NewSession) -> Result<()> {
-        accounts::create_session(self, &session).await
-    }
-
-    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
-        accounts::session_user(self, id_hash, now).await
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> Result<bool> {
-        accounts::delete_session(self, id_hash).await
-    }
-
-    async fn record_login_failure(
-        &self,
-        keys: &[String],
-        now: UnixSeconds,
-        forget_before: UnixSeconds,
-    ) -> Result<()> {
-        accounts::record_login_failure(self, keys, now, forget_before).await
-    }
-
-    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
-        accounts::login_failures(self, key, since).await
-    }
-
-    async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        accounts::clear_login_failures(self, key).await
-    }
-
-    async fn reserve_login_attempt(
-        &self,
-        keys: &[(String, u64)],
-        now: UnixSeconds,
-        since: UnixSeconds,
-    ) -> Result<LoginReservation> {
-        accounts::reserve_login_attempt(self, keys, now, since).await
-    }
-
-    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
-        accounts::release_login_attempt(self, keys, at).await
-    }
-
+#[async_trait]
+impl<B: Engine> GrantStore for B {
     async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
         grants::create_consent(self, c).await
     }
@@ -236,10 +229,6 @@ impl<B: Engine> Store for B {
         grants::live(self, grant_id).await
     }
 
-    async fn live_token_family(&self, family_id: &str) -> Result<bool> {
-        tokens::live_family(self, family_id).await
-    }
-
     async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
         grants::touch(self, grant_id, now).await
     }
@@ -252,27 +241,12 @@ impl<B: Engine> Store for B {
     ) -> Result<u64> {
         grants::purge_authorization(self, now, forget_failures_before, limit).await
     }
+}
 
-    // --- tokens ---
-
-    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
-        keys::list(self, now).await
-    }
-
-    async fn insert_first_signing_key(
-        &self,
-        key: &StoredSigningKey,
-        now: UnixSeconds,
-    ) -> Result<bool> {
-        keys::insert_first(self, key, now).await
-    }
-
-    async fn rotate_signing_key(
-        &self,
-        key: &StoredSigningKey,
-        retire_others_after: UnixSeconds,
-    ) -> Result<()> {
-        keys::rotate(self, key, retire_others_after).await
+#[async_trait]
+impl<B: Engine> TokenStore for B {
+    async fn live_token_family(&self, family_id: &str) -> Result<bool> {
+        tokens::live_family(self, family_id).await
     }
 
     async fn revoke_access_token(
@@ -291,12 +265,6 @@ impl<B: Engine> Store for B {
     async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
         tokens::purge_revoked(self, now, limit).await
     }
-
-    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
-        keys::purge_retired(self, now, limit).await
-    }
-
-    // --- refresh tokens ---
 
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
         tokens::insert_refresh_token(self, token).await
@@ -326,9 +294,37 @@ impl<B: Engine> Store for B {
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
         tokens::purge_refresh(self, now, limit).await
     }
+}
 
-    // --- audit trail ---
+#[async_trait]
+impl<B: Engine> KeyStore for B {
+    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
+        keys::list(self, now).await
+    }
 
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        keys::insert_first(self, key, now).await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        retire_others_after: UnixSeconds,
+    ) -> Result<()> {
+        keys::rotate(self, key, retire_others_after).await
+    }
+
+    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+        keys::purge_retired(self, now, limit).await
+    }
+}
+
+#[async_trait]
+impl<B: Engine> AuditStore for B {
     async fn record_security_event(&self, e: &NewSecurityEvent) -> Result<i64> {
         audit::record(self, e).await
     }
@@ -343,5 +339,21 @@ impl<B: Engine> Store for B {
 
     async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64> {
         audit::purge(self, before, limit).await
+    }
+}
+
+#[async_trait]
+impl<B: Engine> Store for B {
+    async fn migrate(&self) -> Result<()> {
+        self.run_migrations().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.acquire().await?.execute("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.close_connections().await;
     }
 }
