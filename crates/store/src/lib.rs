@@ -1,11 +1,13 @@
 //! Storage for the OAuth server.
 //!
 //! One trait, [`Store`], whose operations are shaped like the domain ("create a user in this
-//! organization", "authenticate this API key"), with two implementations behind it: SQLite, the
-//! embedded default, and PostgreSQL, for several server instances sharing one database. The URL
-//! scheme picks the backend ([`connect`]). Both run the same SQL text (written with `$N`
-//! placeholders, which both engines accept) from one shared implementation; the few places where
-//! the dialects differ are named in [`Dialect`].
+//! organization", "authenticate this API key"), with two engines behind it: SQLite, the embedded
+//! default, and PostgreSQL, for several server instances sharing one database. The URL scheme
+//! picks the engine ([`connect`]). `Store` gathers one trait per area ([`AccountStore`],
+//! [`ClientStore`], [`GrantStore`], [`TokenStore`], [`KeyStore`], [`AuditStore`]), so a caller
+//! holds one `Arc<dyn Store>`. Both engines run the same SQL text (written with `$N`
+//! placeholders, which both engines accept) from one implementation; the few places where the
+//! dialects differ are named in [`Dialect`].
 //!
 //! Migrations for both engines are embedded in the binary and run by [`Store::migrate`].
 //!
@@ -19,19 +21,27 @@ use async_trait::async_trait;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType};
 
+mod accounts;
+mod audit;
+mod clients;
+mod engine;
+mod grants;
+mod keys;
 mod postgres;
 mod shared;
 mod sqlite;
 mod sqlite_read;
 mod sqlite_write;
+mod store;
+mod tokens;
 mod writes;
 
+pub use grants::Decide;
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use writes::Decide;
 
 /// How many times the store runs a PostgreSQL write transaction that was aborted as a deadlock
 /// or serialization failure before it gives up with [`StoreError::Unavailable`].
@@ -212,7 +222,7 @@ pub struct NewSession {
     pub expires_at: UnixSeconds,
 }
 
-/// What [`Store::reserve_login_attempt`] did.
+/// What [`AccountStore::reserve_login_attempt`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginReservation {
     /// A failure is recorded under every key, until the attempt gives it back.
@@ -230,7 +240,7 @@ pub struct NewTokenFamily {
     pub expires_at: UnixSeconds,
 }
 
-/// What [`Store::approve_consent`] needs besides the consent token: the ids and the code it
+/// What [`GrantStore::approve_consent`] needs besides the consent token: the ids and the code it
 /// mints.
 #[derive(Debug, Clone)]
 pub struct Approval {
@@ -245,7 +255,7 @@ pub struct Approval {
     pub grantable_scopes: Vec<String>,
 }
 
-/// The outcome of [`Store::redeem_authorization_code`].
+/// The outcome of [`GrantStore::redeem_authorization_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// The code was live and is now used; this call is the only one that will ever see this.
@@ -258,7 +268,7 @@ pub enum CodeRedemption {
 }
 
 /// The caller's verdict on a code it is exchanging, given inside the exchange's transaction
-/// (see [`Store::exchange_authorization_code`]).
+/// (see [`GrantStore::exchange_authorization_code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeDecision {
     /// The client, redirect URI and verifier check out: issue, storing this refresh token (if
@@ -271,7 +281,7 @@ pub enum CodeDecision {
     Reject,
 }
 
-/// The outcome of [`Store::exchange_authorization_code`].
+/// The outcome of [`GrantStore::exchange_authorization_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeExchange {
     /// Accepted: the code is used, its token family started, the refresh token stored and the
@@ -308,7 +318,7 @@ pub struct NewRefreshToken {
     pub family_id: Option<String>,
 }
 
-/// The outcome of [`Store::rotate_refresh_token`].
+/// The outcome of [`TokenStore::rotate_refresh_token`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshRotation {
     /// The presented token was live and is now used; the new one is stored. Carries the old
@@ -393,32 +403,20 @@ pub struct Dialect {
     pub row_id: &'static str,
 }
 
-/// The storage operations of the server.
+/// Accounts: organizations, users, their API keys, browser sessions and failed logins.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Runs the embedded migrations (idempotent).
-    async fn migrate(&self) -> Result<()>;
-    /// Is the database reachable?
-    async fn ping(&self) -> Result<()>;
-    /// Closes every connection; on SQLite this checkpoints the write-ahead log.
-    async fn close(&self);
-
-    // --- accounts -------------------------------------------------------------------------
-
+pub trait AccountStore: Send + Sync {
     /// Creates the user, and its organization when none has that name. The email must be new.
     async fn create_user(&self, new: NewUser) -> Result<(User, Organization)>;
-
     /// Creates the first admin and its API key, once per database: `Ok(false)` (and nothing
     /// written) when a bootstrap already happened or any user exists.
     async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool>;
-
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>>;
     async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>>;
     async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
     /// The organization's oldest user: its owner.
     async fn organization_owner(&self, org_id: &str) -> Result<Option<User>>;
-
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     /// The live (not revoked) key with this hash, and its user. Records `now` as the key's last
     /// use, at most once a minute, so that a busy key does not write on every request.
@@ -429,9 +427,45 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(ApiKey, User)>>;
     /// `Ok(false)` for an unknown or already revoked key.
     async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool>;
+    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// The user of the live (unexpired) session with this cookie hash.
+    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
+    /// Signs a browser out; `Ok(false)` when there was no such session.
+    async fn delete_session(&self, id_hash: &str) -> Result<bool>;
+    /// Records one failed login under each key (e.g. the account and the client address), and
+    /// forgets failures older than `forget_before`.
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        now: UnixSeconds,
+        forget_before: UnixSeconds,
+    ) -> Result<()>;
+    /// Failed logins recorded under `key` at or after `since`.
+    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
+    /// Forgets the failures under `key` (after a successful login to that account).
+    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+    /// Reserves one login attempt before its password is checked: records a failure under each
+    /// `(key, limit)` at `now`, unless one of the keys already has `limit` failures at or after
+    /// `since`; then it records nothing and answers which key (its index in `keys`) is at its
+    /// limit. Failures older than `since` under these keys are forgotten. One transaction,
+    /// serialized per key (an advisory lock on PostgreSQL, the write lock on SQLite), so of any
+    /// number of concurrent attempts, on any number of instances, at most `limit` are let
+    /// through. An attempt that turns out not to be a failure gives its reservation back with
+    /// [`AccountStore::release_login_attempt`] (or [`AccountStore::clear_login_failures`]).
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[(String, u64)],
+        now: UnixSeconds,
+        since: UnixSeconds,
+    ) -> Result<LoginReservation>;
+    /// Removes one failure recorded at `at` under each of `keys`: the reservation of an attempt
+    /// that did not fail.
+    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()>;
+}
 
-    // --- OAuth clients --------------------------------------------------------------------
-
+/// OAuth clients: their registration, settings and verified mark.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<()>;
     /// Any organization's client: for the OAuth endpoints, which identify clients by id alone.
     async fn get_client(&self, client_id: &str) -> Result<Option<Client>>;
@@ -462,45 +496,11 @@ pub trait Store: Send + Sync + 'static {
         verified: bool,
         now: UnixSeconds,
     ) -> Result<bool>;
+}
 
-    // --- authorization --------------------------------------------------------------------
-
-    async fn create_session(&self, session: NewSession) -> Result<()>;
-    /// The user of the live (unexpired) session with this cookie hash.
-    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
-    /// Signs a browser out; `Ok(false)` when there was no such session.
-    async fn delete_session(&self, id_hash: &str) -> Result<bool>;
-
-    /// Records one failed login under each key (e.g. the account and the client address), and
-    /// forgets failures older than `forget_before`.
-    async fn record_login_failure(
-        &self,
-        keys: &[String],
-        now: UnixSeconds,
-        forget_before: UnixSeconds,
-    ) -> Result<()>;
-    /// Failed logins recorded under `key` at or after `since`.
-    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
-    /// Forgets the failures under `key` (after a successful login to that account).
-    async fn clear_login_failures(&self, key: &str) -> Result<()>;
-    /// Reserves one login attempt before its password is checked: records a failure under each
-    /// `(key, limit)` at `now`, unless one of the keys already has `limit` failures at or after
-    /// `since`; then it records nothing and answers which key (its index in `keys`) is at its
-    /// limit. Failures older than `since` under these keys are forgotten. One transaction,
-    /// serialized per key (an advisory lock on PostgreSQL, the write lock on SQLite), so of any
-    /// number of concurrent attempts, on any number of instances, at most `limit` are let
-    /// through. An attempt that turns out not to be a failure gives its reservation back with
-    /// [`Store::release_login_attempt`] (or [`Store::clear_login_failures`]).
-    async fn reserve_login_attempt(
-        &self,
-        keys: &[(String, u64)],
-        now: UnixSeconds,
-        since: UnixSeconds,
-    ) -> Result<LoginReservation>;
-    /// Removes one failure recorded at `at` under each of `keys`: the reservation of an attempt
-    /// that did not fail.
-    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()>;
-
+/// Authorization: consent requests, grants and authorization codes.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
     /// Stores a pending authorization request under the hash of its consent token. A user holds
     /// at most [`MAX_CONSENTS_PER_USER`] requests: storing one more drops their oldest.
     async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
@@ -521,7 +521,7 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         now: UnixSeconds,
     ) -> Result<Option<ConsentRequest>>;
-    /// In one transaction: consumes the consent request (as [`Store::consume_consent`]), creates
+    /// In one transaction: consumes the consent request (as [`GrantStore::consume_consent`]), creates
     /// the user's live grant for the client or widens its scopes and resources, and stores an
     /// authorization code bound to the request and to that grant. `None` (nothing written) when
     /// the consent request is not live for this user.
@@ -531,7 +531,6 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         approval: &Approval,
     ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>>;
-
     /// Atomically marks a live code used and returns it (RFC 6749 §4.1.2: single use). A code
     /// whose grant was revoked, or which has expired, is [`CodeRedemption::Invalid`]. The
     /// caller checks the client, redirect URI and PKCE verifier against the returned code.
@@ -540,10 +539,9 @@ pub trait Store: Send + Sync + 'static {
         code_hash: &str,
         now: UnixSeconds,
     ) -> Result<CodeRedemption>;
-
     /// The token endpoint's exchange, in one transaction: a code issued to another client than
     /// `client_id` changes nothing ([`CodeExchange::WrongClient`]); otherwise a live code is
-    /// marked used (single use, as [`Store::redeem_authorization_code`]), `decide` is asked
+    /// marked used (single use, as [`GrantStore::redeem_authorization_code`]), `decide` is asked
     /// about it, and on [`CodeDecision::Accept`] the token family `family` is started, the
     /// refresh token stored in it and the grant touched. A used code presented again by its
     /// client revokes the family of its first exchange. A crash leaves either the code unused
@@ -557,7 +555,6 @@ pub trait Store: Send + Sync + 'static {
         now: UnixSeconds,
         decide: Decide,
     ) -> Result<CodeExchange>;
-
     /// The user's live grants, oldest first.
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>>;
     /// The user's live grant with this id; another user's (or a revoked) grant is `None`.
@@ -576,8 +573,6 @@ pub trait Store: Send + Sync + 'static {
     /// The grant with this id if it is live, whoever's it is: for the token endpoint and
     /// introspection, which check that the grant behind a token still stands.
     async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
-    /// Is the token family live: not revoked, and its grant live? One indexed read.
-    async fn live_token_family(&self, family_id: &str) -> Result<bool>;
     /// Records a use of the grant (`last_used_at`, shown by `/oauth_grants`); `Ok(false)` when
     /// the grant is not live.
     async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool>;
@@ -591,25 +586,13 @@ pub trait Store: Send + Sync + 'static {
         forget_failures_before: UnixSeconds,
         limit: i64,
     ) -> Result<u64>;
+}
 
-    // --- tokens ---------------------------------------------------------------------------
-
-    /// Signing keys not retired at `now` (published in the JWK set), oldest `active_from` first.
-    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>>;
-    /// Stores `key` only when no key can sign at `now` (first start). Two instances starting
-    /// together on one database store one key between them: `Ok(false)` for the loser.
-    async fn insert_first_signing_key(
-        &self,
-        key: &StoredSigningKey,
-        now: UnixSeconds,
-    ) -> Result<bool>;
-    /// Adds `key` and, in the same transaction, retires every other key at
-    /// `retire_others_after` (or earlier, if it was already due to retire earlier).
-    async fn rotate_signing_key(
-        &self,
-        key: &StoredSigningKey,
-        retire_others_after: UnixSeconds,
-    ) -> Result<()>;
+/// Tokens: refresh tokens, their families, and revoked access tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Is the token family live: not revoked, and its grant live? One indexed read.
+    async fn live_token_family(&self, family_id: &str) -> Result<bool>;
     /// Remembers an access token's `jti` as revoked until `exp`. `Ok(false)` when it already was.
     async fn revoke_access_token(
         &self,
@@ -621,11 +604,6 @@ pub trait Store: Send + Sync + 'static {
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
     /// Deletes at most `limit` revoked-token rows whose token has expired by `now`.
     async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
-    /// Deletes at most `limit` signing keys retired by `now`.
-    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
-
-    // --- refresh tokens -------------------------------------------------------------------
-
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()>;
     /// The stored token with this hash, whatever its state (the caller judges liveness).
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
@@ -650,9 +628,34 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes at most `limit` refresh tokens expired by `now`, and at most `limit` token
     /// families a day past their absolute lifetime (their access tokens have expired by then).
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+}
 
-    // --- audit trail ----------------------------------------------------------------------
+/// Access-token signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Signing keys not retired at `now` (published in the JWK set), oldest `active_from` first.
+    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>>;
+    /// Stores `key` only when no key can sign at `now` (first start). Two instances starting
+    /// together on one database store one key between them: `Ok(false)` for the loser.
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixSeconds,
+    ) -> Result<bool>;
+    /// Adds `key` and, in the same transaction, retires every other key at
+    /// `retire_others_after` (or earlier, if it was already due to retire earlier).
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        retire_others_after: UnixSeconds,
+    ) -> Result<()>;
+    /// Deletes at most `limit` signing keys retired by `now`.
+    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+}
 
+/// The audit trail of security events.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Appends a security event; returns its id.
     async fn record_security_event(&self, event: &NewSecurityEvent) -> Result<i64>;
     /// Up to `limit` events matching `filter`, newest (highest id) first. The next page is
@@ -664,6 +667,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SecurityEvent>>;
     /// Deletes at most `limit` events that occurred before `before`.
     async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64>;
+}
+
+/// The storage operations of the server: every area's, and the database's own. Callers hold
+/// an `Arc<dyn Store>` and call any area's operations on it.
+#[async_trait]
+pub trait Store:
+    AccountStore + ClientStore + GrantStore + TokenStore + KeyStore + AuditStore + Send + Sync + 'static
+{
+    /// Runs the embedded migrations (idempotent).
+    async fn migrate(&self) -> Result<()>;
+    /// Is the database reachable?
+    async fn ping(&self) -> Result<()>;
+    /// Closes every connection; on SQLite this checkpoints the write-ahead log.
+    async fn close(&self);
 }
 
 /// The most pending consent requests one user holds; a new one beyond this drops the oldest.

@@ -1,8 +1,10 @@
 //! PostgreSQL: for deployments that run several server instances on one database.
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::engine::{self, Engine};
 use crate::shared::{Arg, FromCols};
 use crate::writes::WriteJob;
 use crate::{Dialect, PoolSettings, Result, StoreError};
@@ -12,20 +14,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub(crate) const DIALECT: Dialect = Dialect {
-        begin_write: "BEGIN",
-        insertion_order: "seq",
-        strpos: "strpos",
-        json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
-        // Not `FOR UPDATE`: that lock also conflicts with the `FOR KEY SHARE` lock a foreign-key
-        // check takes, so an approval locking a grant deadlocked against concurrent inserts of
-        // codes and refresh tokens referencing it. The rows locked here are then updated in
-        // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
-        for_update: " FOR NO KEY UPDATE",
-        lock_key: "SELECT pg_advisory_xact_lock($1)",
-        row_id: "ctid",
-    };
-
     /// Connections are opened on demand and checked before each use, so that the pool recovers
     /// by itself once an unreachable database answers again.
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
@@ -39,38 +27,66 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
+}
 
-    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any.
-    pub(crate) async fn point_read<T: FromCols + Send>(
+impl Engine for PostgresStore {
+    const DIALECT: Dialect = Dialect {
+        begin_write: "BEGIN",
+        insertion_order: "seq",
+        strpos: "strpos",
+        json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
+        // Not `FOR UPDATE`: that lock also conflicts with the `FOR KEY SHARE` lock a foreign-key
+        // check takes, so an approval locking a grant deadlocked against concurrent inserts of
+        // codes and refresh tokens referencing it. The rows locked here are then updated in
+        // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
+        for_update: " FOR NO KEY UPDATE",
+        lock_key: "SELECT pg_advisory_xact_lock($1)",
+        row_id: "ctid",
+    };
+
+    type Conn = PoolConnection<Postgres>;
+    type Tx = Transaction<'static, Postgres>;
+
+    async fn acquire(&self) -> Result<Self::Conn> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        Ok(self.pool.begin_with(Self::DIALECT.begin_write).await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<()> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<()> {
+        Ok(tx.rollback().await?)
+    }
+
+    async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        self.pool_point_read(sql, args).await
+        engine::pool_point_read(self, sql, args).await
     }
 
-    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
-    pub(crate) async fn rows_read<T: FromCols + Send>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>> {
-        self.pool_rows_read(sql, args).await
+    async fn rows_read<T: FromCols + Send>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        engine::pool_rows_read(self, sql, args).await
     }
 
-    /// Runs a hot-path write in one transaction.
-    pub(crate) async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
-        self.pool_write(job).await
+    async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+        engine::pool_write(self, job).await
     }
 
-    pub(crate) fn close_own_connections(&self) {}
-
-    pub(crate) async fn run_migrations(&self) -> Result<()> {
+    async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
         Ok(())
     }
-}
 
-crate::shared::impl_store!(PostgresStore, sqlx::Postgres);
+    async fn close_connections(&self) {
+        self.pool.close().await;
+    }
+}

@@ -3,9 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use crate::engine::{self, Engine};
 use crate::shared::{Arg, FromCols};
 use crate::sqlite_read::{self, Readers};
 use crate::sqlite_write::Writer;
@@ -22,16 +24,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) const DIALECT: Dialect = Dialect {
-        begin_write: "BEGIN IMMEDIATE",
-        insertion_order: "rowid",
-        strpos: "instr",
-        json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
-        for_update: "",
-        lock_key: "",
-        row_id: "rowid",
-    };
-
     /// Opens (and creates, with its directory) the SQLite file of `url`, with WAL, a busy
     /// timeout, `synchronous=NORMAL` (durable across a process crash; WAL makes it safe) and
     /// foreign keys on.
@@ -66,58 +58,79 @@ impl SqliteStore {
             writer,
         })
     }
+}
 
-    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
-    /// thread when the database is a file.
-    pub(crate) async fn point_read<T: FromCols + Send>(
+impl Engine for SqliteStore {
+    const DIALECT: Dialect = Dialect {
+        begin_write: "BEGIN IMMEDIATE",
+        insertion_order: "rowid",
+        strpos: "instr",
+        json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
+        for_update: "",
+        lock_key: "",
+        row_id: "rowid",
+    };
+
+    type Conn = PoolConnection<Sqlite>;
+    type Tx = Transaction<'static, Sqlite>;
+
+    async fn acquire(&self) -> Result<Self::Conn> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        Ok(self.pool.begin_with(Self::DIALECT.begin_write).await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<()> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<()> {
+        Ok(tx.rollback().await?)
+    }
+
+    async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
         match &self.readers {
             Some(readers) => readers.point_read(sql, args),
-            None => self.pool_point_read(sql, args).await,
+            None => engine::pool_point_read(self, sql, args).await,
         }
     }
 
-    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...
-    pub(crate) async fn rows_read<T: FromCols + Send>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<T>> {
+    async fn rows_read<T: FromCols + Send>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         match &self.readers {
             Some(readers) => readers.rows_read(sql, args),
-            None => self.pool_rows_read(sql, args).await,
+            None => engine::pool_rows_read(self, sql, args).await,
         }
     }
 
-    /// Runs a hot-path write in one transaction: on the writer thread when the database is a
-    /// file.
-    pub(crate) async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
+    async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
         match &self.writer {
             Some(writer) => writer.run(job).await,
-            None => self.pool_write(job).await,
+            None => engine::pool_write(self, job).await,
         }
     }
 
-    /// Closes the reader connections and stops the writer (after its queued jobs), as the
-    /// pool is closed.
-    pub(crate) fn close_own_connections(&self) {
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the reader connections and stops the writer (after its queued jobs), then the
+    /// pool.
+    async fn close_connections(&self) {
         if let Some(readers) = &self.readers {
             readers.close();
         }
         if let Some(writer) = &self.writer {
             writer.close();
         }
-    }
-
-    pub(crate) async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
-        Ok(())
+        self.pool.close().await;
     }
 }
-
-crate::shared::impl_store!(SqliteStore, sqlx::Sqlite);

@@ -1,24 +1,17 @@
-//! The writes on the authorization and token paths, written once against [`Exec`]: a sqlx
-//! connection of either engine, or the SQLite writer's own connection
+//! What every statement and write is written against: [`Exec`], a sqlx connection of either
+//! engine (pooled, or holding a transaction) or the SQLite writer's own connection
 //! ([`crate::sqlite_write`]).
 //!
-//! Each is a [`WriteJob`]: a value owning its inputs, run inside one transaction. On
-//! PostgreSQL (and an in-memory SQLite database) the store runs it on a pooled connection; on a
-//! SQLite file, the writer thread runs it whole, so that a transaction costs one hand-off
-//! between threads instead of one per statement.
+//! The writes on the authorization and token paths are [`WriteJob`]s, each in its area's module:
+//! a value owning its inputs, run inside one transaction. On PostgreSQL (and an in-memory SQLite
+//! database) the store runs it on a pooled connection; on a SQLite file, the writer thread runs
+//! it whole, so that a transaction costs one hand-off between threads instead of one per
+//! statement.
 
 use std::future::Future;
 
-use oauth_core::{Client, UnixSeconds};
-
-use crate::shared::{
-    to_json, union, Arg, Cols, FromCols, CLIENT_COLUMNS, CODE_COLUMNS, CONSENT_COLUMNS,
-    GRANT_COLUMNS, REFRESH_COLUMNS,
-};
-use crate::{
-    Approval, AuthorizationCode, CodeDecision, CodeExchange, ConsentRequest, Grant,
-    NewRefreshToken, NewSecurityEvent, NewTokenFamily, RefreshRotation, RefreshToken, Result,
-};
+use crate::shared::{Arg, Cols, FromCols};
+use crate::Result;
 
 /// Runs statements, with parameters bound to `$1`, `$2`, ... in order.
 pub(crate) trait Exec: Send {
@@ -49,6 +42,7 @@ macro_rules! sqlx_query {
                 Arg::Text(v) => q.bind(v),
                 Arg::OptText(v) => q.bind(v),
                 Arg::Int(v) => q.bind(v),
+                Arg::OptInt(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
             };
         }
@@ -90,6 +84,44 @@ macro_rules! impl_exec_for_sqlx {
 impl_exec_for_sqlx!(sqlx::SqliteConnection);
 impl_exec_for_sqlx!(sqlx::PgConnection);
 
+/// A pooled connection or an open transaction runs statements on the connection it holds.
+macro_rules! impl_exec_by_deref {
+    ($($held:ty),*) => {$(
+        impl Exec for $held {
+            fn fetch<T: FromCols + Send>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<Option<T>>> + Send {
+                (**self).fetch(sql, args)
+            }
+
+            fn fetch_all<T: FromCols + Send>(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<Vec<T>>> + Send {
+                (**self).fetch_all(sql, args)
+            }
+
+            fn execute(
+                &mut self,
+                sql: &str,
+                args: &[Arg<'_>],
+            ) -> impl Future<Output = Result<u64>> + Send {
+                (**self).execute(sql, args)
+            }
+        }
+    )*};
+}
+
+impl_exec_by_deref!(
+    sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    sqlx::pool::PoolConnection<sqlx::Postgres>,
+    sqlx::Transaction<'static, sqlx::Sqlite>,
+    sqlx::Transaction<'static, sqlx::Postgres>
+);
+
 /// A write on the hot paths, run in one transaction by the store. `run` borrows the job, so
 /// that a PostgreSQL transaction aborted as a deadlock or serialization failure can run it
 /// again.
@@ -105,10 +137,10 @@ pub(crate) trait WriteJob: Send + Sync + 'static {
 
 /// What a code or refresh token row says about where it belongs, read before anything is
 /// locked: its grant (locked next), client and family.
-struct Head {
-    grant_id: String,
-    client_id: String,
-    family_id: Option<String>,
+pub(crate) struct Head {
+    pub grant_id: String,
+    pub client_id: String,
+    pub family_id: Option<String>,
 }
 
 impl FromCols for Head {
@@ -121,27 +153,16 @@ impl FromCols for Head {
     }
 }
 
-/// A token family's absolute end and whether it was revoked.
-struct FamilyState {
-    expires_at: UnixSeconds,
-    revoked_at: Option<UnixSeconds>,
-}
-
-impl FromCols for FamilyState {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(FamilyState {
-            expires_at: r.col("expires_at")?,
-            revoked_at: r.col("revoked_at")?,
-        })
-    }
-}
-
 /// The lock order of every write transaction: the grant first, then the rows that hang off it
 /// (codes, refresh tokens, families). Revocation updates the grant first; exchange and rotation
 /// read their row's grant id unlocked, then lock the grant here, then update their row. Two
 /// transactions can then never hold each other's next lock (PostgreSQL's "deadlock detected").
 /// `true` when the grant is live (and now locked until the transaction ends).
-async fn lock_live_grant<E: Exec>(e: &mut E, grant_id: &str, for_update: &str) -> Result<bool> {
+pub(crate) async fn lock_live_grant<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    for_update: &str,
+) -> Result<bool> {
     let sql = format!(
         "SELECT 1 AS one FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL{for_update}"
     );
@@ -150,692 +171,4 @@ async fn lock_live_grant<E: Exec>(e: &mut E, grant_id: &str, for_update: &str) -
             .await?
             .is_some(),
     )
-}
-
-/// Revokes one token family: the family row (which every access token of it checks) and its
-/// refresh tokens. A code or token from before families (`None`) takes its whole grant.
-pub(crate) async fn revoke_token_family<E: Exec>(
-    e: &mut E,
-    family_id: Option<&str>,
-    grant_id: &str,
-    now: UnixSeconds,
-) -> Result<()> {
-    let Some(family_id) = family_id else {
-        return revoke_grant_family(e, grant_id, now).await;
-    };
-    e.execute(
-        "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(family_id)],
-    )
-    .await?;
-    e.execute(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(family_id)],
-    )
-    .await?;
-    Ok(())
-}
-
-/// `INSERT ... RETURNING id`.
-struct Id(i64);
-
-impl FromCols for Id {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(Id(r.col("id")?))
-    }
-}
-
-/// The conditional update that makes a consent token single-use: only a live, unused request
-/// of this user is marked, and only one caller gets the row back.
-pub(crate) async fn take_consent<E: Exec>(
-    e: &mut E,
-    token_hash: &str,
-    user_id: &str,
-    now: UnixSeconds,
-) -> Result<Option<ConsentRequest>> {
-    let sql = format!(
-        "UPDATE consent_requests SET used_at = $1 \
-         WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
-         RETURNING {CONSENT_COLUMNS}"
-    );
-    e.fetch(
-        &sql,
-        &[Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)],
-    )
-    .await
-}
-
-pub(crate) async fn insert_refresh<E: Exec>(
-    e: &mut E,
-    t: &NewRefreshToken,
-    grant_id: &str,
-) -> Result<()> {
-    let scopes = to_json(&t.scopes)?;
-    e.execute(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, resource, created_at, expires_at, family_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            Arg::Text(&t.token_hash),
-            Arg::Text(grant_id),
-            Arg::Text(&t.client_id),
-            Arg::Text(&t.user_id),
-            Arg::Text(&scopes),
-            Arg::OptText(t.resource.as_deref()),
-            Arg::Int(t.created_at),
-            Arg::Int(t.expires_at),
-            Arg::OptText(t.family_id.as_deref()),
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Revokes a grant and everything derived from it that the database holds: its refresh tokens
-/// (revoked) and its authorization codes (deleted). Access tokens carry the grant id and check
-/// the grant on use.
-pub(crate) async fn revoke_grant_family<E: Exec>(
-    e: &mut E,
-    grant_id: &str,
-    now: UnixSeconds,
-) -> Result<()> {
-    e.execute(
-        "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(grant_id)],
-    )
-    .await?;
-    revoke_grant_dependents(e, grant_id, now).await
-}
-
-/// Everything hanging off a grant that has just been revoked (and so locked): its codes
-/// (deleted), its refresh tokens and its token families (revoked).
-async fn revoke_grant_dependents<E: Exec>(
-    e: &mut E,
-    grant_id: &str,
-    now: UnixSeconds,
-) -> Result<()> {
-    e.execute(
-        "DELETE FROM authorization_codes WHERE grant_id = $1",
-        &[Arg::Text(grant_id)],
-    )
-    .await?;
-    revoke_grant_refresh_tokens(e, grant_id, now).await?;
-    e.execute(
-        "UPDATE token_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(grant_id)],
-    )
-    .await?;
-    Ok(())
-}
-
-/// `Store::revoke_grant`: the user's live grant and everything hanging off it.
-pub(crate) struct RevokeGrant {
-    pub user_id: String,
-    pub grant_id: String,
-    pub now: UnixSeconds,
-}
-
-impl WriteJob for RevokeGrant {
-    type Output = Option<Grant>;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<Grant>> {
-        let sql = format!(
-            "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 \
-             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}"
-        );
-        let grant: Option<Grant> = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Int(self.now),
-                    Arg::Text(&self.grant_id),
-                    Arg::Text(&self.user_id),
-                ],
-            )
-            .await?;
-        if grant.is_some() {
-            revoke_grant_dependents(e, &self.grant_id, self.now).await?;
-        }
-        Ok(grant)
-    }
-}
-
-/// `Store::revoke_refresh_token_family`: the grant id of a known token, whose family is now
-/// revoked.
-pub(crate) struct RevokeRefreshFamily {
-    pub token_hash: String,
-    pub now: UnixSeconds,
-    pub for_update: &'static str,
-}
-
-impl WriteJob for RevokeRefreshFamily {
-    type Output = Option<String>;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<String>> {
-        let Some(head) = e
-            .fetch::<Head>(
-                "SELECT grant_id, client_id, family_id FROM refresh_tokens WHERE token_hash = $1",
-                &[Arg::Text(&self.token_hash)],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        // A revoked grant has taken its families with it already.
-        if lock_live_grant(e, &head.grant_id, self.for_update).await? {
-            revoke_token_family(e, head.family_id.as_deref(), &head.grant_id, self.now).await?;
-        }
-        Ok(Some(head.grant_id))
-    }
-}
-
-pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
-    e: &mut E,
-    grant_id: &str,
-    now: UnixSeconds,
-) -> Result<()> {
-    e.execute(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(grant_id)],
-    )
-    .await?;
-    Ok(())
-}
-
-/// `Store::insert_client`.
-pub(crate) struct InsertClient(pub Client);
-
-impl WriteJob for InsertClient {
-    type Output = ();
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        let c = &self.0;
-        let s = &c.settings;
-        let grant_types = to_json(&s.grant_types)?;
-        let scopes = to_json(&s.scopes)?;
-        let redirect_uris = to_json(&s.redirect_uris)?;
-        let sql = format!(
-            "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        );
-        e.execute(
-            &sql,
-            &[
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.org_id),
-                Arg::Text(&c.user_id),
-                Arg::Text(&s.name),
-                Arg::Text(s.client_type.as_str()),
-                Arg::OptText(c.secret_hash.as_deref()),
-                Arg::Bool(s.require_pkce),
-                Arg::Text(&grant_types),
-                Arg::Text(&scopes),
-                Arg::Text(&redirect_uris),
-                Arg::OptText(s.logo_uri.as_deref()),
-                Arg::OptText(s.policy_uri.as_deref()),
-                Arg::OptText(s.tos_uri.as_deref()),
-                Arg::Text(s.token_endpoint_auth_method.as_str()),
-                Arg::Bool(c.verified),
-                Arg::Int(c.created_at),
-                Arg::Int(c.updated_at),
-                Arg::Text(c.origin.as_str()),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// `Store::revoke_access_token`: whether this call added the revocation.
-pub(crate) struct RevokeAccessToken {
-    pub jti: String,
-    pub exp: UnixSeconds,
-    pub now: UnixSeconds,
-}
-
-impl WriteJob for RevokeAccessToken {
-    type Output = bool;
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
-        let n = e
-            .execute(
-                "INSERT INTO revoked_tokens (jti, exp, revoked_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (jti) DO NOTHING",
-                &[Arg::Text(&self.jti), Arg::Int(self.exp), Arg::Int(self.now)],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-}
-
-/// An API key's last use, recorded by `Store::authenticate_api_key` unless it was recorded
-/// after `not_after` already.
-pub(crate) struct TouchApiKey {
-    pub key_id: String,
-    pub now: UnixSeconds,
-    pub not_after: UnixSeconds,
-}
-
-impl WriteJob for TouchApiKey {
-    type Output = ();
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        e.execute(
-            "UPDATE api_keys SET last_used_at = $1 \
-             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-            &[
-                Arg::Int(self.now),
-                Arg::Text(&self.key_id),
-                Arg::Int(self.not_after),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// `Store::create_consent`.
-pub(crate) struct CreateConsent(pub ConsentRequest);
-
-impl WriteJob for CreateConsent {
-    type Output = ();
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        let c = &self.0;
-        let scopes = to_json(&c.scopes)?;
-        let sql = format!(
-            "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        );
-        e.execute(
-            &sql,
-            &[
-                Arg::Text(&c.token_hash),
-                Arg::Text(&c.user_id),
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.redirect_uri),
-                Arg::Text(&scopes),
-                Arg::OptText(c.state.as_deref()),
-                Arg::OptText(c.code_challenge.as_deref()),
-                Arg::OptText(c.code_challenge_method.as_deref()),
-                Arg::OptText(c.resource.as_deref()),
-                Arg::Int(c.created_at),
-                Arg::Int(c.expires_at),
-            ],
-        )
-        .await?;
-        // The user's requests beyond the bound, oldest first, go: opening authorization after
-        // authorization (in tabs, or by a page that loops) cannot pile up rows.
-        e.execute(
-            "DELETE FROM consent_requests WHERE user_id = $1 AND token_hash NOT IN \
-             (SELECT token_hash FROM consent_requests WHERE user_id = $1 \
-              ORDER BY created_at DESC, token_hash = $2 DESC LIMIT $3)",
-            &[
-                Arg::Text(&c.user_id),
-                Arg::Text(&c.token_hash),
-                Arg::Int(crate::MAX_CONSENTS_PER_USER),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// `Store::approve_consent`.
-pub(crate) struct ApproveConsent {
-    pub token_hash: String,
-    pub user_id: String,
-    pub approval: Approval,
-    /// The dialect's row lock for the grant (`Dialect::for_update`).
-    pub for_update: &'static str,
-}
-
-impl WriteJob for ApproveConsent {
-    type Output = Option<(ConsentRequest, Grant, AuthorizationCode)>;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
-        let a = &self.approval;
-        let user_id = self.user_id.as_str();
-        let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
-            return Ok(None);
-        };
-        consent.scopes.retain(|s| a.grantable_scopes.contains(s));
-        if consent.scopes.is_empty() {
-            return Ok(None);
-        }
-        let resources: Vec<String> = consent.resource.iter().cloned().collect();
-        // Create the grant unless a live one exists (the partial unique index decides, also
-        // against a concurrent approval), then lock and widen whichever is live.
-        let scopes_json = to_json(&consent.scopes)?;
-        let resources_json = to_json(&resources)?;
-        e.execute(
-            "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
-            &[
-                Arg::Text(&a.new_grant_id),
-                Arg::Text(user_id),
-                Arg::Text(&consent.client_id),
-                Arg::Text(&scopes_json),
-                Arg::Text(&resources_json),
-                Arg::Int(a.now),
-            ],
-        )
-        .await?;
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
-            self.for_update
-        );
-        let mut grant: Grant = e
-            .fetch(&sql, &[Arg::Text(user_id), Arg::Text(&consent.client_id)])
-            .await?
-            .ok_or_else(|| crate::StoreError::Internal("the live grant vanished".into()))?;
-        let scopes = union(&grant.scopes, &consent.scopes);
-        let all_resources = union(&grant.resources, &resources);
-        if scopes != grant.scopes || all_resources != grant.resources {
-            let scopes_json = to_json(&scopes)?;
-            let resources_json = to_json(&all_resources)?;
-            e.execute(
-                "UPDATE oauth_grants SET scopes = $1, resources = $2, updated_at = $3 WHERE id = $4",
-                &[
-                    Arg::Text(&scopes_json),
-                    Arg::Text(&resources_json),
-                    Arg::Int(a.now),
-                    Arg::Text(&grant.id),
-                ],
-            )
-            .await?;
-            grant.scopes = scopes;
-            grant.resources = all_resources;
-            grant.updated_at = a.now;
-        }
-        let code = AuthorizationCode {
-            family_id: None,
-            code_hash: a.code_hash.clone(),
-            grant_id: grant.id.clone(),
-            client_id: consent.client_id.clone(),
-            user_id: user_id.to_owned(),
-            redirect_uri: consent.redirect_uri.clone(),
-            scopes: consent.scopes.clone(),
-            code_challenge: consent.code_challenge.clone(),
-            code_challenge_method: consent.code_challenge_method.clone(),
-            resource: consent.resource.clone(),
-            created_at: a.now,
-            expires_at: a.code_expires_at,
-        };
-        let sql = "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, \
-             redirect_uri, scopes, code_challenge, code_challenge_method, resource, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        e.execute(
-            sql,
-            &[
-                Arg::Text(&code.code_hash),
-                Arg::Text(&code.grant_id),
-                Arg::Text(&code.client_id),
-                Arg::Text(&code.user_id),
-                Arg::Text(&code.redirect_uri),
-                Arg::Text(&scopes_json),
-                Arg::OptText(code.code_challenge.as_deref()),
-                Arg::OptText(code.code_challenge_method.as_deref()),
-                Arg::OptText(code.resource.as_deref()),
-                Arg::Int(code.created_at),
-                Arg::Int(code.expires_at),
-            ],
-        )
-        .await?;
-        Ok(Some((consent, grant, code)))
-    }
-}
-
-/// The caller's verdict on a code being exchanged (`Store::exchange_authorization_code`).
-/// `Fn`, not `FnOnce`: a PostgreSQL transaction aborted as a deadlock runs again.
-pub type Decide = Box<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>;
-
-/// `Store::exchange_authorization_code` (and, with no client, `redeem_authorization_code`).
-pub(crate) struct ExchangeCode {
-    pub code_hash: String,
-    /// The authenticated client; `None` checks no client.
-    pub client_id: Option<String>,
-    /// The family an accepted exchange starts; `None` starts none.
-    pub family: Option<NewTokenFamily>,
-    pub now: UnixSeconds,
-    pub decide: Decide,
-    pub for_update: &'static str,
-}
-
-impl WriteJob for ExchangeCode {
-    type Output = CodeExchange;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<CodeExchange> {
-        let now = self.now;
-        let Some(head) = e
-            .fetch::<Head>(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes WHERE code_hash = $1",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?
-        else {
-            return Ok(CodeExchange::Invalid);
-        };
-        // Another client's code: refused before anything is written, so that whoever presents
-        // a code they intercepted burns nothing of its owner's.
-        if self
-            .client_id
-            .as_ref()
-            .is_some_and(|c| *c != head.client_id)
-        {
-            return Ok(CodeExchange::WrongClient {
-                issued_to: head.client_id,
-                grant_id: head.grant_id,
-            });
-        }
-        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
-            return Ok(CodeExchange::Invalid);
-        }
-        // The conditional update is the single-use rule: of two concurrent exchanges (on any
-        // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
-        // grant lock above and re-checks here.
-        let sql = format!(
-            "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
-             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1 \
-             RETURNING {CODE_COLUMNS}"
-        );
-        let code: Option<AuthorizationCode> = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Int(now),
-                    Arg::OptText(self.family.as_ref().map(|f| f.id.as_str())),
-                    Arg::Text(&self.code_hash),
-                ],
-            )
-            .await?;
-        if let Some(code) = code {
-            return Ok(match (self.decide)(&code) {
-                CodeDecision::Accept { refresh_token } => {
-                    if let Some(family) = &self.family {
-                        e.execute(
-                            "INSERT INTO token_families (id, grant_id, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4)",
-                            &[
-                                Arg::Text(&family.id),
-                                Arg::Text(&code.grant_id),
-                                Arg::Int(now),
-                                Arg::Int(family.expires_at),
-                            ],
-                        )
-                        .await?;
-                    }
-                    if let Some(token) = &refresh_token {
-                        let mut token = token.clone();
-                        if let Some(family) = &self.family {
-                            token.family_id = Some(family.id.clone());
-                            token.expires_at = token.expires_at.min(family.expires_at);
-                        }
-                        insert_refresh(e, &token, &code.grant_id).await?;
-                    }
-                    e.execute(
-                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2",
-                        &[Arg::Int(now), Arg::Text(&code.grant_id)],
-                    )
-                    .await?;
-                    CodeExchange::Exchanged(Box::new(code))
-                }
-                CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
-            });
-        }
-        let used: Option<Head> = e
-            .fetch(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes \
-                 WHERE code_hash = $1 AND used_at IS NOT NULL",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?;
-        let Some(used) = used else {
-            return Ok(CodeExchange::Invalid);
-        };
-        // RFC 6749 §4.1.2: its own client presenting a used code again. Whoever holds the other
-        // copy holds the tokens of the first exchange: end that family.
-        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
-        let user: Option<UserId> = e
-            .fetch(
-                "SELECT user_id FROM oauth_grants WHERE id = $1",
-                &[Arg::Text(&used.grant_id)],
-            )
-            .await?;
-        Ok(CodeExchange::AlreadyUsed {
-            grant_id: used.grant_id,
-            user_id: user.map(|UserId(u)| u).unwrap_or_default(),
-        })
-    }
-}
-
-/// One column, `user_id`.
-struct UserId(String);
-
-impl FromCols for UserId {
-    fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(UserId(r.col("user_id")?))
-    }
-}
-
-/// `Store::rotate_refresh_token`.
-pub(crate) struct RotateRefresh {
-    pub old_hash: String,
-    pub new: NewRefreshToken,
-    pub now: UnixSeconds,
-    pub for_update: &'static str,
-}
-
-impl WriteJob for RotateRefresh {
-    type Output = RefreshRotation;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<RefreshRotation> {
-        let now = self.now;
-        let Some(head) = e
-            .fetch::<Head>(
-                "SELECT grant_id, client_id, family_id FROM refresh_tokens WHERE token_hash = $1",
-                &[Arg::Text(&self.old_hash)],
-            )
-            .await?
-        else {
-            return Ok(RefreshRotation::Invalid);
-        };
-        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
-            return Ok(RefreshRotation::Invalid);
-        }
-        // The family's absolute lifetime bounds every token in it; a revoked family is over.
-        let family_end = match &head.family_id {
-            Some(f) => {
-                let state: Option<FamilyState> = e
-                    .fetch(
-                        "SELECT expires_at, revoked_at FROM token_families WHERE id = $1",
-                        &[Arg::Text(f)],
-                    )
-                    .await?;
-                match state {
-                    Some(s) if s.revoked_at.is_none() && s.expires_at > now => Some(s.expires_at),
-                    _ => return Ok(RefreshRotation::Invalid),
-                }
-            }
-            None => None,
-        };
-        // The conditional update is the single-use rule: of two concurrent rotations (on any
-        // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
-        // grant lock above and re-checks here.
-        let sql = format!(
-            "UPDATE refresh_tokens SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-             RETURNING {REFRESH_COLUMNS}"
-        );
-        let old: Option<RefreshToken> = e
-            .fetch(&sql, &[Arg::Int(now), Arg::Text(&self.old_hash)])
-            .await?;
-        if let Some(old) = old {
-            let mut new = self.new.clone();
-            new.family_id = old.family_id.clone();
-            if let Some(end) = family_end {
-                new.expires_at = new.expires_at.min(end);
-            }
-            insert_refresh(e, &new, &old.grant_id).await?;
-            e.execute(
-                "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2",
-                &[Arg::Int(now), Arg::Text(&old.grant_id)],
-            )
-            .await?;
-            return Ok(RefreshRotation::Rotated(Box::new(old)));
-        }
-        let used: Option<Head> = e
-            .fetch(
-                "SELECT grant_id, client_id, family_id FROM refresh_tokens \
-                 WHERE token_hash = $1 AND used_at IS NOT NULL",
-                &[Arg::Text(&self.old_hash)],
-            )
-            .await?;
-        let Some(used) = used else {
-            return Ok(RefreshRotation::Invalid);
-        };
-        // RFC 9700 §4.14.2: a used refresh token presented again means one of two parties holds
-        // a stolen copy; end its family (the user's other authorizations of the client stand).
-        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
-        Ok(RefreshRotation::Reused {
-            grant_id: used.grant_id,
-        })
-    }
-}
-
-/// `Store::record_security_event`.
-pub(crate) struct RecordEvent(pub NewSecurityEvent);
-
-impl WriteJob for RecordEvent {
-    type Output = i64;
-    const SINGLE_STATEMENT: bool = true;
-
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<i64> {
-        let ev = &self.0;
-        let detail = to_json(&ev.detail)?;
-        let id: Option<Id> = e
-            .fetch(
-                "INSERT INTO security_events \
-                 (occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[
-                    Arg::Int(ev.occurred_at),
-                    Arg::Text(&ev.kind),
-                    Arg::OptText(ev.org_id.as_deref()),
-                    Arg::OptText(ev.user_id.as_deref()),
-                    Arg::OptText(ev.client_id.as_deref()),
-                    Arg::OptText(ev.grant_id.as_deref()),
-                    Arg::OptText(ev.ip.as_deref()),
-                    Arg::Text(&detail),
-                ],
-            )
-            .await?;
-        id.map(|Id(id)| id).ok_or_else(|| {
-            crate::StoreError::Internal("INSERT ... RETURNING returned no row".into())
-        })
-    }
 }

@@ -1,0 +1,679 @@
+//! Authorization: consent requests, grants and authorization codes.
+
+use oauth_core::{PageSpec, UnixSeconds};
+
+use crate::engine::Engine;
+use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
+use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
+use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
+use crate::{
+    Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
+    NewTokenFamily, Page, Result,
+};
+
+const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redirect_uri, scopes, \
+    state, code_challenge, code_challenge_method, resource, created_at, expires_at";
+
+const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resources, created_at, \
+    updated_at, last_used_at, revoked_at";
+
+const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
+    scopes, code_challenge, code_challenge_method, resource, created_at, expires_at, family_id";
+
+/// `a` followed by the values of `b` it does not have yet, in order.
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for v in b {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+/// A row of [`GRANT_COLUMNS`].
+impl FromCols for Grant {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(Grant {
+            id: r.col("id")?,
+            user_id: r.col("user_id")?,
+            client_id: r.col("client_id")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            resources: from_json(&r.col::<String>("resources")?)?,
+            created_at: r.col("created_at")?,
+            updated_at: r.col("updated_at")?,
+            last_used_at: r.col("last_used_at")?,
+            revoked_at: r.col("revoked_at")?,
+        })
+    }
+}
+
+/// A row of [`CONSENT_COLUMNS`].
+impl FromCols for ConsentRequest {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ConsentRequest {
+            token_hash: r.col("token_hash")?,
+            user_id: r.col("user_id")?,
+            client_id: r.col("client_id")?,
+            redirect_uri: r.col("redirect_uri")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            state: r.col("state")?,
+            code_challenge: r.col("code_challenge")?,
+            code_challenge_method: r.col("code_challenge_method")?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+        })
+    }
+}
+
+/// A row of [`CODE_COLUMNS`].
+impl FromCols for AuthorizationCode {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(AuthorizationCode {
+            code_hash: r.col("code_hash")?,
+            grant_id: r.col("grant_id")?,
+            client_id: r.col("client_id")?,
+            user_id: r.col("user_id")?,
+            redirect_uri: r.col("redirect_uri")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            code_challenge: r.col("code_challenge")?,
+            code_challenge_method: r.col("code_challenge_method")?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+            family_id: r.col("family_id")?,
+        })
+    }
+}
+
+/// `Store::create_consent`: a hot-path write.
+pub(crate) async fn create_consent<B: Engine>(b: &B, c: &ConsentRequest) -> Result<()> {
+    b.write(CreateConsent(c.clone())).await
+}
+
+/// `Store::get_consent`, on the pool.
+pub(crate) async fn get_consent<B: Engine>(
+    b: &B,
+    token_hash: &str,
+    user_id: &str,
+    now: UnixSeconds,
+) -> Result<Option<ConsentRequest>> {
+    let sql = format!(
+        "SELECT {CONSENT_COLUMNS} FROM consent_requests \
+         WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
+    );
+    let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
+    b.acquire().await?.fetch(&sql, &args).await
+}
+
+/// `Store::consume_consent`, on the pool.
+pub(crate) async fn consume_consent<B: Engine>(
+    b: &B,
+    token_hash: &str,
+    user_id: &str,
+    now: UnixSeconds,
+) -> Result<Option<ConsentRequest>> {
+    take_consent(&mut b.acquire().await?, token_hash, user_id, now).await
+}
+
+/// `Store::approve_consent`: a hot-path write.
+pub(crate) async fn approve_consent<B: Engine>(
+    b: &B,
+    token_hash: &str,
+    user_id: &str,
+    a: &Approval,
+) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
+    b.write(ApproveConsent {
+        token_hash: token_hash.to_owned(),
+        user_id: user_id.to_owned(),
+        approval: a.clone(),
+        for_update: B::DIALECT.for_update,
+    })
+    .await
+}
+
+/// `Store::redeem_authorization_code`: the exchange's hot-path write, with every code
+/// burned.
+pub(crate) async fn redeem_code<B: Engine>(
+    b: &B,
+    code_hash: &str,
+    now: UnixSeconds,
+) -> Result<CodeRedemption> {
+    let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
+    let exchange = ExchangeCode {
+        code_hash: code_hash.to_owned(),
+        client_id: None,
+        family: None,
+        now,
+        decide: burn,
+        for_update: B::DIALECT.for_update,
+    };
+    Ok(match b.write(exchange).await? {
+        CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
+            CodeRedemption::Redeemed(code)
+        }
+        CodeExchange::AlreadyUsed { grant_id, .. } | CodeExchange::WrongClient { grant_id, .. } => {
+            CodeRedemption::AlreadyUsed { grant_id }
+        }
+        CodeExchange::Invalid => CodeRedemption::Invalid,
+    })
+}
+
+/// `Store::exchange_authorization_code`: a hot-path write.
+pub(crate) async fn exchange_code<B: Engine>(
+    b: &B,
+    code_hash: &str,
+    client_id: &str,
+    family: &NewTokenFamily,
+    now: UnixSeconds,
+    decide: Decide,
+) -> Result<CodeExchange> {
+    b.write(ExchangeCode {
+        code_hash: code_hash.to_owned(),
+        client_id: Some(client_id.to_owned()),
+        family: Some(family.clone()),
+        now,
+        decide,
+        for_update: B::DIALECT.for_update,
+    })
+    .await
+}
+
+/// `Store::list_grants`, on the pool.
+pub(crate) async fn list<B: Engine>(b: &B, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
+    let total = (b.acquire().await?)
+        .fetch::<Count>(
+            "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
+            &[Arg::Text(user_id)],
+        )
+        .await?
+        .map_or(0, |c| c.0);
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
+        B::DIALECT.insertion_order
+    );
+    let args = [
+        Arg::Text(user_id),
+        Arg::Int(page.limit()),
+        Arg::Int(page.offset()),
+    ];
+    let items = b.acquire().await?.fetch_all(&sql, &args).await?;
+    Ok(Page {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// `Store::get_user_grant`: a point read.
+pub(crate) async fn get_user_grant<B: Engine>(
+    b: &B,
+    user_id: &str,
+    grant_id: &str,
+) -> Result<Option<Grant>> {
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+    );
+    b.point_read(&sql, &[Arg::Text(grant_id), Arg::Text(user_id)])
+        .await
+}
+
+/// `Store::find_client_grant`: a point read.
+pub(crate) async fn find_client_grant<B: Engine>(
+    b: &B,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<Grant>> {
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+    );
+    b.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)])
+        .await
+}
+
+/// `Store::revoke_grant`: a hot-path write.
+pub(crate) async fn revoke<B: Engine>(
+    b: &B,
+    user_id: &str,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<Option<Grant>> {
+    b.write(RevokeGrant {
+        user_id: user_id.to_owned(),
+        grant_id: grant_id.to_owned(),
+        now,
+    })
+    .await
+}
+
+/// `Store::live_grant`: a point read.
+pub(crate) async fn live<B: Engine>(b: &B, grant_id: &str) -> Result<Option<Grant>> {
+    let sql =
+        format!("SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL");
+    b.point_read(&sql, &[Arg::Text(grant_id)]).await
+}
+
+/// `Store::touch_grant`, on the pool.
+pub(crate) async fn touch<B: Engine>(b: &B, grant_id: &str, now: UnixSeconds) -> Result<bool> {
+    let sql = "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+    let n = (b.acquire().await?)
+        .execute(sql, &[Arg::Int(now), Arg::Text(grant_id)])
+        .await?;
+    Ok(n == 1)
+}
+
+/// `Store::purge_authorization`, on the pool: one statement at a time.
+pub(crate) async fn purge_authorization<B: Engine>(
+    b: &B,
+    now: UnixSeconds,
+    forget_failures_before: UnixSeconds,
+    limit: i64,
+) -> Result<u64> {
+    let mut total = 0;
+    // Each statement deletes by primary key through a bounded sub-select, which
+    // both engines accept (neither has a portable DELETE ... LIMIT).
+    for (sql, cutoff) in [
+        (
+            "DELETE FROM sessions WHERE id_hash IN \
+             (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+            now,
+        ),
+        (
+            "DELETE FROM consent_requests WHERE token_hash IN \
+             (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
+            now,
+        ),
+        (
+            "DELETE FROM authorization_codes WHERE code_hash IN \
+             (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+            now - 3600,
+        ),
+    ] {
+        total += (b.acquire().await?)
+            .execute(sql, &[Arg::Int(cutoff), Arg::Int(limit)])
+            .await?;
+    }
+    total += (b.acquire().await?)
+        .execute(
+            "DELETE FROM login_failures WHERE at < $1",
+            &[Arg::Int(forget_failures_before)],
+        )
+        .await?;
+    Ok(total)
+}
+
+/// The conditional update that makes a consent token single-use: only a live, unused request
+/// of this user is marked, and only one caller gets the row back.
+async fn take_consent<E: Exec>(
+    e: &mut E,
+    token_hash: &str,
+    user_id: &str,
+    now: UnixSeconds,
+) -> Result<Option<ConsentRequest>> {
+    let sql = format!(
+        "UPDATE consent_requests SET used_at = $1 \
+         WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
+         RETURNING {CONSENT_COLUMNS}"
+    );
+    e.fetch(
+        &sql,
+        &[Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)],
+    )
+    .await
+}
+
+/// `Store::revoke_grant`: the user's live grant and everything hanging off it.
+struct RevokeGrant {
+    user_id: String,
+    grant_id: String,
+    now: UnixSeconds,
+}
+
+impl WriteJob for RevokeGrant {
+    type Output = Option<Grant>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<Grant>> {
+        let sql = format!(
+            "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING {GRANT_COLUMNS}"
+        );
+        let grant: Option<Grant> = e
+            .fetch(
+                &sql,
+                &[
+                    Arg::Int(self.now),
+                    Arg::Text(&self.grant_id),
+                    Arg::Text(&self.user_id),
+                ],
+            )
+            .await?;
+        if grant.is_some() {
+            revoke_grant_dependents(e, &self.grant_id, self.now).await?;
+        }
+        Ok(grant)
+    }
+}
+
+/// `Store::create_consent`.
+struct CreateConsent(ConsentRequest);
+
+impl WriteJob for CreateConsent {
+    type Output = ();
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        let c = &self.0;
+        let scopes = to_json(&c.scopes)?;
+        let sql = format!(
+            "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        e.execute(
+            &sql,
+            &[
+                Arg::Text(&c.token_hash),
+                Arg::Text(&c.user_id),
+                Arg::Text(&c.client_id),
+                Arg::Text(&c.redirect_uri),
+                Arg::Text(&scopes),
+                Arg::OptText(c.state.as_deref()),
+                Arg::OptText(c.code_challenge.as_deref()),
+                Arg::OptText(c.code_challenge_method.as_deref()),
+                Arg::OptText(c.resource.as_deref()),
+                Arg::Int(c.created_at),
+                Arg::Int(c.expires_at),
+            ],
+        )
+        .await?;
+        // The user's requests beyond the bound, oldest first, go: opening authorization after
+        // authorization (in tabs, or by a page that loops) cannot pile up rows.
+        e.execute(
+            "DELETE FROM consent_requests WHERE user_id = $1 AND token_hash NOT IN \
+             (SELECT token_hash FROM consent_requests WHERE user_id = $1 \
+              ORDER BY created_at DESC, token_hash = $2 DESC LIMIT $3)",
+            &[
+                Arg::Text(&c.user_id),
+                Arg::Text(&c.token_hash),
+                Arg::Int(crate::MAX_CONSENTS_PER_USER),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// `Store::approve_consent`.
+struct ApproveConsent {
+    token_hash: String,
+    user_id: String,
+    approval: Approval,
+    /// The dialect's row lock for the grant (`Dialect::for_update`).
+    for_update: &'static str,
+}
+
+impl WriteJob for ApproveConsent {
+    type Output = Option<(ConsentRequest, Grant, AuthorizationCode)>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
+        let a = &self.approval;
+        let user_id = self.user_id.as_str();
+        let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
+            return Ok(None);
+        };
+        consent.scopes.retain(|s| a.grantable_scopes.contains(s));
+        if consent.scopes.is_empty() {
+            return Ok(None);
+        }
+        let resources: Vec<String> = consent.resource.iter().cloned().collect();
+        // Create the grant unless a live one exists (the partial unique index decides, also
+        // against a concurrent approval), then lock and widen whichever is live.
+        let scopes_json = to_json(&consent.scopes)?;
+        let resources_json = to_json(&resources)?;
+        e.execute(
+            "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
+            &[
+                Arg::Text(&a.new_grant_id),
+                Arg::Text(user_id),
+                Arg::Text(&consent.client_id),
+                Arg::Text(&scopes_json),
+                Arg::Text(&resources_json),
+                Arg::Int(a.now),
+            ],
+        )
+        .await?;
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
+             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
+            self.for_update
+        );
+        let mut grant: Grant = e
+            .fetch(&sql, &[Arg::Text(user_id), Arg::Text(&consent.client_id)])
+            .await?
+            .ok_or_else(|| crate::StoreError::Internal("the live grant vanished".into()))?;
+        let scopes = union(&grant.scopes, &consent.scopes);
+        let all_resources = union(&grant.resources, &resources);
+        if scopes != grant.scopes || all_resources != grant.resources {
+            let scopes_json = to_json(&scopes)?;
+            let resources_json = to_json(&all_resources)?;
+            e.execute(
+                "UPDATE oauth_grants SET scopes = $1, resources = $2, updated_at = $3 WHERE id = $4",
+                &[
+                    Arg::Text(&scopes_json),
+                    Arg::Text(&resources_json),
+                    Arg::Int(a.now),
+                    Arg::Text(&grant.id),
+                ],
+            )
+            .await?;
+            grant.scopes = scopes;
+            grant.resources = all_resources;
+            grant.updated_at = a.now;
+        }
+        let code = AuthorizationCode {
+            family_id: None,
+            code_hash: a.code_hash.clone(),
+            grant_id: grant.id.clone(),
+            client_id: consent.client_id.clone(),
+            user_id: user_id.to_owned(),
+            redirect_uri: consent.redirect_uri.clone(),
+            scopes: consent.scopes.clone(),
+            code_challenge: consent.code_challenge.clone(),
+            code_challenge_method: consent.code_challenge_method.clone(),
+            resource: consent.resource.clone(),
+            created_at: a.now,
+            expires_at: a.code_expires_at,
+        };
+        let sql = "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, \
+             redirect_uri, scopes, code_challenge, code_challenge_method, resource, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        e.execute(
+            sql,
+            &[
+                Arg::Text(&code.code_hash),
+                Arg::Text(&code.grant_id),
+                Arg::Text(&code.client_id),
+                Arg::Text(&code.user_id),
+                Arg::Text(&code.redirect_uri),
+                Arg::Text(&scopes_json),
+                Arg::OptText(code.code_challenge.as_deref()),
+                Arg::OptText(code.code_challenge_method.as_deref()),
+                Arg::OptText(code.resource.as_deref()),
+                Arg::Int(code.created_at),
+                Arg::Int(code.expires_at),
+            ],
+        )
+        .await?;
+        Ok(Some((consent, grant, code)))
+    }
+}
+
+/// The caller's verdict on a code being exchanged (`Store::exchange_authorization_code`).
+/// `Fn`, not `FnOnce`: a PostgreSQL transaction aborted as a deadlock runs again.
+pub type Decide = Box<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>;
+
+/// `Store::exchange_authorization_code` (and, with no client, `redeem_authorization_code`).
+struct ExchangeCode {
+    code_hash: String,
+    /// The authenticated client; `None` checks no client.
+    client_id: Option<String>,
+    /// The family an accepted exchange starts; `None` starts none.
+    family: Option<NewTokenFamily>,
+    now: UnixSeconds,
+    decide: Decide,
+    for_update: &'static str,
+}
+
+impl WriteJob for ExchangeCode {
+    type Output = CodeExchange;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<CodeExchange> {
+        let now = self.now;
+        let Some(head) = e
+            .fetch::<Head>(
+                "SELECT grant_id, client_id, family_id FROM authorization_codes WHERE code_hash = $1",
+                &[Arg::Text(&self.code_hash)],
+            )
+            .await?
+        else {
+            return Ok(CodeExchange::Invalid);
+        };
+        // Another client's code: refused before anything is written, so that whoever presents
+        // a code they intercepted burns nothing of its owner's.
+        if self
+            .client_id
+            .as_ref()
+            .is_some_and(|c| *c != head.client_id)
+        {
+            return Ok(CodeExchange::WrongClient {
+                issued_to: head.client_id,
+                grant_id: head.grant_id,
+            });
+        }
+        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
+            return Ok(CodeExchange::Invalid);
+        }
+        // The conditional update is the single-use rule: of two concurrent exchanges (on any
+        // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
+        // grant lock above and re-checks here.
+        let sql = format!(
+            "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
+             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+             RETURNING {CODE_COLUMNS}"
+        );
+        let code: Option<AuthorizationCode> = e
+            .fetch(
+                &sql,
+                &[
+                    Arg::Int(now),
+                    Arg::OptText(self.family.as_ref().map(|f| f.id.as_str())),
+                    Arg::Text(&self.code_hash),
+                ],
+            )
+            .await?;
+        if let Some(code) = code {
+            return Ok(match (self.decide)(&code) {
+                CodeDecision::Accept { refresh_token } => {
+                    if let Some(family) = &self.family {
+                        e.execute(
+                            "INSERT INTO token_families (id, grant_id, created_at, expires_at) \
+                             VALUES ($1, $2, $3, $4)",
+                            &[
+                                Arg::Text(&family.id),
+                                Arg::Text(&code.grant_id),
+                                Arg::Int(now),
+                                Arg::Int(family.expires_at),
+                            ],
+                        )
+                        .await?;
+                    }
+                    if let Some(token) = &refresh_token {
+                        let mut token = token.clone();
+                        if let Some(family) = &self.family {
+                            token.family_id = Some(family.id.clone());
+                            token.expires_at = token.expires_at.min(family.expires_at);
+                        }
+                        insert_refresh(e, &token, &code.grant_id).await?;
+                    }
+                    e.execute(
+                        "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2",
+                        &[Arg::Int(now), Arg::Text(&code.grant_id)],
+                    )
+                    .await?;
+                    CodeExchange::Exchanged(Box::new(code))
+                }
+                CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
+            });
+        }
+        let used: Option<Head> = e
+            .fetch(
+                "SELECT grant_id, client_id, family_id FROM authorization_codes \
+                 WHERE code_hash = $1 AND used_at IS NOT NULL",
+                &[Arg::Text(&self.code_hash)],
+            )
+            .await?;
+        let Some(used) = used else {
+            return Ok(CodeExchange::Invalid);
+        };
+        // RFC 6749 §4.1.2: its own client presenting a used code again. Whoever holds the other
+        // copy holds the tokens of the first exchange: end that family.
+        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
+        let user: Option<UserId> = e
+            .fetch(
+                "SELECT user_id FROM oauth_grants WHERE id = $1",
+                &[Arg::Text(&used.grant_id)],
+            )
+            .await?;
+        Ok(CodeExchange::AlreadyUsed {
+            grant_id: used.grant_id,
+            user_id: user.map(|UserId(u)| u).unwrap_or_default(),
+        })
+    }
+}
+
+/// One column, `user_id`.
+struct UserId(String);
+
+impl FromCols for UserId {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(UserId(r.col("user_id")?))
+    }
+}
+
+/// Revokes a grant and everything derived from it that the database holds: its refresh tokens
+/// (revoked) and its authorization codes (deleted). Access tokens carry the grant id and check
+/// the grant on use.
+pub(crate) async fn revoke_grant_family<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    e.execute(
+        "UPDATE oauth_grants SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    revoke_grant_dependents(e, grant_id, now).await
+}
+
+/// Everything hanging off a grant that has just been revoked (and so locked): its codes
+/// (deleted), its refresh tokens and its token families (revoked).
+pub(crate) async fn revoke_grant_dependents<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    e.execute(
+        "DELETE FROM authorization_codes WHERE grant_id = $1",
+        &[Arg::Text(grant_id)],
+    )
+    .await?;
+    revoke_grant_refresh_tokens(e, grant_id, now).await?;
+    e.execute(
+        "UPDATE token_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    Ok(())
+}

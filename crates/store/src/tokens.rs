@@ -1,0 +1,350 @@
+//! Tokens: refresh tokens, their families, and revoked access tokens.
+
+use oauth_core::UnixSeconds;
+
+use crate::engine::Engine;
+use crate::grants::revoke_grant_family;
+use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
+use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
+use crate::{NewRefreshToken, RefreshRotation, RefreshToken, Result};
+
+const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
+    resource, created_at, expires_at, used_at, revoked_at, family_id";
+
+/// A row of [`REFRESH_COLUMNS`].
+impl FromCols for RefreshToken {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(RefreshToken {
+            token_hash: r.col("token_hash")?,
+            grant_id: r.col("grant_id")?,
+            client_id: r.col("client_id")?,
+            user_id: r.col("user_id")?,
+            scopes: from_json(&r.col::<String>("scopes")?)?,
+            resource: r.col("resource")?,
+            created_at: r.col("created_at")?,
+            expires_at: r.col("expires_at")?,
+            used_at: r.col("used_at")?,
+            revoked_at: r.col("revoked_at")?,
+            family_id: r.col("family_id")?,
+        })
+    }
+}
+
+/// A token family's absolute end and whether it was revoked.
+struct FamilyState {
+    expires_at: UnixSeconds,
+    revoked_at: Option<UnixSeconds>,
+}
+
+impl FromCols for FamilyState {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(FamilyState {
+            expires_at: r.col("expires_at")?,
+            revoked_at: r.col("revoked_at")?,
+        })
+    }
+}
+
+/// `Store::live_token_family`: a point read.
+pub(crate) async fn live_family<B: Engine>(b: &B, family_id: &str) -> Result<bool> {
+    let sql = "SELECT 1 AS one FROM token_families f JOIN oauth_grants g ON g.id = f.grant_id \
+               WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL";
+    Ok(b.point_read::<Exists>(sql, &[Arg::Text(family_id)])
+        .await?
+        .is_some())
+}
+
+/// `Store::revoke_access_token`: a hot-path write.
+pub(crate) async fn revoke_access<B: Engine>(
+    b: &B,
+    jti: &str,
+    exp: UnixSeconds,
+    now: UnixSeconds,
+) -> Result<bool> {
+    b.write(RevokeAccessToken {
+        jti: jti.to_owned(),
+        exp,
+        now,
+    })
+    .await
+}
+
+/// `Store::is_access_token_revoked`: a point read.
+pub(crate) async fn is_access_revoked<B: Engine>(b: &B, jti: &str) -> Result<bool> {
+    let sql = "SELECT 1 AS one FROM revoked_tokens WHERE jti = $1";
+    Ok(b.point_read::<Exists>(sql, &[Arg::Text(jti)])
+        .await?
+        .is_some())
+}
+
+/// `Store::purge_revoked_tokens`, on the pool.
+pub(crate) async fn purge_revoked<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
+    let sql = "DELETE FROM revoked_tokens WHERE jti IN \
+               (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)";
+    (b.acquire().await?)
+        .execute(sql, &[Arg::Int(now), Arg::Int(limit)])
+        .await
+}
+
+/// `Store::insert_refresh_token`, on the pool.
+pub(crate) async fn insert_refresh_token<B: Engine>(b: &B, token: &NewRefreshToken) -> Result<()> {
+    insert_refresh(&mut b.acquire().await?, token, &token.grant_id).await
+}
+
+/// `Store::find_refresh_token`: a point read.
+pub(crate) async fn find_refresh<B: Engine>(
+    b: &B,
+    token_hash: &str,
+) -> Result<Option<RefreshToken>> {
+    let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
+    b.point_read(&sql, &[Arg::Text(token_hash)]).await
+}
+
+/// `Store::rotate_refresh_token`: a hot-path write.
+pub(crate) async fn rotate_refresh<B: Engine>(
+    b: &B,
+    old_hash: &str,
+    new: &NewRefreshToken,
+    now: UnixSeconds,
+) -> Result<RefreshRotation> {
+    b.write(RotateRefresh {
+        old_hash: old_hash.to_owned(),
+        new: new.clone(),
+        now,
+        for_update: B::DIALECT.for_update,
+    })
+    .await
+}
+
+/// `Store::revoke_refresh_token_family`: a hot-path write.
+pub(crate) async fn revoke_refresh_family<B: Engine>(
+    b: &B,
+    token_hash: &str,
+    now: UnixSeconds,
+) -> Result<Option<String>> {
+    b.write(RevokeRefreshFamily {
+        token_hash: token_hash.to_owned(),
+        now,
+        for_update: B::DIALECT.for_update,
+    })
+    .await
+}
+
+/// `Store::purge_refresh_tokens`, on the pool: one statement at a time.
+pub(crate) async fn purge_refresh<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
+    let n = (b.acquire().await?)
+        .execute(
+            "DELETE FROM refresh_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+            &[Arg::Int(now), Arg::Int(limit)],
+        )
+        .await?;
+    // A day past its absolute lifetime, a family's last access token has expired.
+    let families = (b.acquire().await?)
+        .execute(
+            "DELETE FROM token_families WHERE id IN \
+             (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
+            &[Arg::Int(now - 86_400), Arg::Int(limit)],
+        )
+        .await?;
+    Ok(n + families)
+}
+
+pub(crate) async fn insert_refresh<E: Exec>(
+    e: &mut E,
+    t: &NewRefreshToken,
+    grant_id: &str,
+) -> Result<()> {
+    let scopes = to_json(&t.scopes)?;
+    e.execute(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, resource, created_at, expires_at, family_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            Arg::Text(&t.token_hash),
+            Arg::Text(grant_id),
+            Arg::Text(&t.client_id),
+            Arg::Text(&t.user_id),
+            Arg::Text(&scopes),
+            Arg::OptText(t.resource.as_deref()),
+            Arg::Int(t.created_at),
+            Arg::Int(t.expires_at),
+            Arg::OptText(t.family_id.as_deref()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes one token family: the family row (which every access token of it checks) and its
+/// refresh tokens. A code or token from before families (`None`) takes its whole grant.
+pub(crate) async fn revoke_token_family<E: Exec>(
+    e: &mut E,
+    family_id: Option<&str>,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    let Some(family_id) = family_id else {
+        return revoke_grant_family(e, grant_id, now).await;
+    };
+    e.execute(
+        "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(family_id)],
+    )
+    .await?;
+    e.execute(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(family_id)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    now: UnixSeconds,
+) -> Result<()> {
+    e.execute(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `Store::revoke_refresh_token_family`: the grant id of a known token, whose family is now
+/// revoked.
+struct RevokeRefreshFamily {
+    token_hash: String,
+    now: UnixSeconds,
+    for_update: &'static str,
+}
+
+impl WriteJob for RevokeRefreshFamily {
+    type Output = Option<String>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<String>> {
+        let Some(head) = e
+            .fetch::<Head>(
+                "SELECT grant_id, client_id, family_id FROM refresh_tokens WHERE token_hash = $1",
+                &[Arg::Text(&self.token_hash)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A revoked grant has taken its families with it already.
+        if lock_live_grant(e, &head.grant_id, self.for_update).await? {
+            revoke_token_family(e, head.family_id.as_deref(), &head.grant_id, self.now).await?;
+        }
+        Ok(Some(head.grant_id))
+    }
+}
+
+/// `Store::revoke_access_token`: whether this call added the revocation.
+struct RevokeAccessToken {
+    jti: String,
+    exp: UnixSeconds,
+    now: UnixSeconds,
+}
+
+impl WriteJob for RevokeAccessToken {
+    type Output = bool;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
+        let n = e
+            .execute(
+                "INSERT INTO revoked_tokens (jti, exp, revoked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti) DO NOTHING",
+                &[Arg::Text(&self.jti), Arg::Int(self.exp), Arg::Int(self.now)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+}
+
+/// `Store::rotate_refresh_token`.
+struct RotateRefresh {
+    old_hash: String,
+    new: NewRefreshToken,
+    now: UnixSeconds,
+    for_update: &'static str,
+}
+
+impl WriteJob for RotateRefresh {
+    type Output = RefreshRotation;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<RefreshRotation> {
+        let now = self.now;
+        let Some(head) = e
+            .fetch::<Head>(
+                "SELECT grant_id, client_id, family_id FROM refresh_tokens WHERE token_hash = $1",
+                &[Arg::Text(&self.old_hash)],
+            )
+            .await?
+        else {
+            return Ok(RefreshRotation::Invalid);
+        };
+        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
+            return Ok(RefreshRotation::Invalid);
+        }
+        // The family's absolute lifetime bounds every token in it; a revoked family is over.
+        let family_end = match &head.family_id {
+            Some(f) => {
+                let state: Option<FamilyState> = e
+                    .fetch(
+                        "SELECT expires_at, revoked_at FROM token_families WHERE id = $1",
+                        &[Arg::Text(f)],
+                    )
+                    .await?;
+                match state {
+                    Some(s) if s.revoked_at.is_none() && s.expires_at > now => Some(s.expires_at),
+                    _ => return Ok(RefreshRotation::Invalid),
+                }
+            }
+            None => None,
+        };
+        // The conditional update is the single-use rule: of two concurrent rotations (on any
+        // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
+        // grant lock above and re-checks here.
+        let sql = format!(
+            "UPDATE refresh_tokens SET used_at = $1 \
+             WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING {REFRESH_COLUMNS}"
+        );
+        let old: Option<RefreshToken> = e
+            .fetch(&sql, &[Arg::Int(now), Arg::Text(&self.old_hash)])
+            .await?;
+        if let Some(old) = old {
+            let mut new = self.new.clone();
+            new.family_id = old.family_id.clone();
+            if let Some(end) = family_end {
+                new.expires_at = new.expires_at.min(end);
+            }
+            insert_refresh(e, &new, &old.grant_id).await?;
+            e.execute(
+                "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2",
+                &[Arg::Int(now), Arg::Text(&old.grant_id)],
+            )
+            .await?;
+            return Ok(RefreshRotation::Rotated(Box::new(old)));
+        }
+        let used: Option<Head> = e
+            .fetch(
+                "SELECT grant_id, client_id, family_id FROM refresh_tokens \
+                 WHERE token_hash = $1 AND used_at IS NOT NULL",
+                &[Arg::Text(&self.old_hash)],
+            )
+            .await?;
+        let Some(used) = used else {
+            return Ok(RefreshRotation::Invalid);
+        };
+        // RFC 9700 §4.14.2: a used refresh token presented again means one of two parties holds
+        // a stolen copy; end its family (the user's other authorizations of the client stand).
+        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
+        Ok(RefreshRotation::Reused {
+            grant_id: used.grant_id,
+        })
+    }
+}
