@@ -30,6 +30,7 @@ const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(10);
 
 /// How the token, introspection and revocation bodies are encoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyEncoding {
     /// `application/x-www-form-urlencoded`, as RFC 6749 §4, RFC 7662 §2.1 and RFC 7009 §2.1
     /// define these requests.
@@ -242,10 +243,7 @@ impl Client {
         }
         let requested_at = Instant::now();
         // RFC 6749 §4.4.2; the client authenticates with HTTP Basic, not in the body.
-        let grant = oauth_wire::TokenRequest {
-            grant_type: oauth_wire::GrantType::ClientCredentials.to_string(),
-            ..Default::default()
-        };
+        let grant = oauth_wire::TokenRequest::new(oauth_wire::GrantType::ClientCredentials);
         let body = Body::encode(&grant, self.inner.body_encoding)?;
         let req = Request::new(Method::POST, &["oauth", "token"]).body(body);
         let resp = self.attempts(&req, Some(&source.basic), count).await?;

@@ -105,8 +105,9 @@ impl Error {
     }
 }
 
-/// An unsuccessful HTTP answer.
+/// An unsuccessful HTTP answer. Fields may be added in a minor release.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiError {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -24,12 +24,31 @@ pub struct RequestedScope {
     pub description: String,
 }
 
-/// `POST /oauth/grants`.
+/// `POST /oauth/grants`: the user's decision on a pending authorization request.
+///
+/// ```
+/// use oauth_wire::CreateGrantRequest;
+/// let decision = CreateGrantRequest::new(true, "consent-token");
+/// assert!(decision.allowed);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CreateGrantRequest {
+    /// `true` grants the requested scopes, `false` denies them.
     pub allowed: bool,
+    /// The token that named the request on the consent page.
     pub consent_token: String,
+}
+
+impl CreateGrantRequest {
+    /// A decision on the request `consent_token` names.
+    pub fn new(allowed: bool, consent_token: impl Into<String>) -> Self {
+        CreateGrantRequest {
+            allowed,
+            consent_token: consent_token.into(),
+        }
+    }
 }
 
 /// The answer to a consent decision: where to send the user's browser.

@@ -9,7 +9,13 @@ use crate::error::Error;
 use crate::pagination::{stream_from_request, Page};
 
 /// Query of `GET /oauth_grants`; absent values are left out.
+///
+/// ```
+/// let params = telnyx_oauth::ListOAuthGrantsParams::new().page_size(50);
+/// assert_eq!(params.page_size, Some(50));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListOAuthGrantsParams {
     /// `page[number]`, from 1.
     pub page_number: Option<u64>,
@@ -18,6 +24,23 @@ pub struct ListOAuthGrantsParams {
 }
 
 impl ListOAuthGrantsParams {
+    /// The first page, with the server's page size.
+    pub fn new() -> Self {
+        ListOAuthGrantsParams::default()
+    }
+
+    /// `page[number]`, from 1.
+    pub fn page_number(mut self, number: u64) -> Self {
+        self.page_number = Some(number);
+        self
+    }
+
+    /// `page[size]`, 1 to 100.
+    pub fn page_size(mut self, size: u64) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
     fn query(&self) -> Vec<(String, String)> {
         super::page_query(self.page_number, self.page_size)
     }
