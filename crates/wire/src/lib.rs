@@ -30,6 +30,16 @@ pub use token::{
     IntrospectRequest, IntrospectResponse, RevokeRequest, TokenRequest, TokenResponse,
 };
 
+/// Decodes `null` as the type's default (an empty list), for members an answer may send as `null`.
+pub(crate) fn null_as_default<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    T: Default + serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Serde helper for a field that distinguishes "absent" (`None`) from "null" (`Some(None)`),
 /// as a partial update needs: absent leaves a value alone, `null` clears it.
 pub mod double_option {

@@ -222,7 +222,7 @@ impl<'a> OAuth<'a> {
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let oauth = client.oauth().retrieve("consent_token").await?;
-    /// println!("{} asks for {:?}", oauth.name, oauth.requested_scopes);
+    /// println!("{:?} asks for {:?}", oauth.name, oauth.requested_scopes);
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, consent_token: &str) -> Result<ConsentDetails, Error> {
@@ -281,7 +281,8 @@ impl<'a> OAuth<'a> {
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let response = client.oauth().retrieve_jwks().await?;
     /// for key in &response.keys {
-    ///     println!("{} {} {}", key.kid, key.kty, key.alg);
+    ///     // Only `kty` is required (RFC 7517 §4).
+    ///     println!("{} {:?} {:?}", key.kty, key.kid, key.alg);
     /// }
     /// # Ok(()) }
     /// ```

@@ -175,9 +175,12 @@ async fn consent_details_and_the_decision() {
     .await;
     let client = mock.client().build().unwrap();
     let details = client.oauth().retrieve("ct/1").await.unwrap();
-    assert_eq!(details.name, "Billing");
-    assert!(!details.verified);
-    assert_eq!(details.requested_scopes[0].description, "Everything");
+    assert_eq!(details.name.as_deref(), Some("Billing"));
+    assert_eq!(details.verified, Some(false));
+    assert_eq!(
+        details.requested_scopes[0].description.as_deref(),
+        Some("Everything")
+    );
     assert_eq!(details.tos_uri.as_deref(), Some("https://example.com/tos"));
 
     let decision = client
@@ -297,7 +300,12 @@ async fn token_bodies_can_be_json() {
 async fn jwks() {
     let mock = Mock::scripted(vec![Reply::json(
         200,
-        json!({"keys": [{"kid": "k1", "kty": "EC", "alg": "ES256", "use": "sig", "crv": "P-256", "x": "xx", "y": "yy"}]}),
+        json!({"keys": [
+            {"kid": "k1", "kty": "EC", "alg": "ES256", "use": "sig", "crv": "P-256", "x": "xx", "y": "yy"},
+            // RFC 7517 §4: only kty is required; other servers publish keys without alg or use.
+            {"kty": "RSA", "kid": "r1", "n": "0vx7agoebGcQSuuPiLJXZpt", "e": "AQAB", "x5t": "added"},
+            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+        ]}),
     )])
     .await;
     let jwks = mock
@@ -308,9 +316,16 @@ async fn jwks() {
         .retrieve_jwks()
         .await
         .unwrap();
-    assert_eq!(jwks.keys[0].kid, "k1");
-    assert_eq!(jwks.keys[0].use_, "sig");
+    assert_eq!(jwks.keys.len(), 3);
+    assert_eq!(jwks.keys[0].kid.as_deref(), Some("k1"));
+    assert_eq!(jwks.keys[0].use_.as_deref(), Some("sig"));
     assert_eq!(jwks.keys[0].crv.as_deref(), Some("P-256"));
+    let rsa = &jwks.keys[1];
+    assert_eq!((rsa.kty.as_str(), rsa.alg.as_deref()), ("RSA", None));
+    assert_eq!(rsa.e.as_deref(), Some("AQAB"));
+    let bare = &jwks.keys[2];
+    assert_eq!(bare.kty, "OKP");
+    assert_eq!((&bare.kid, &bare.alg, &bare.use_), (&None, &None, &None));
     assert_eq!(mock.requests()[0].path, "/oauth/jwks");
 }
 

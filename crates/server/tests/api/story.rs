@@ -57,7 +57,7 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     let location = redirect.location.unwrap();
     let consent_token = param(&location, "consent_token").expect("consent page");
     let details = user.oauth().retrieve(&consent_token).await.unwrap();
-    assert_eq!(details.client_id, client_id);
+    assert_eq!(details.client_id.as_deref(), Some(client_id.as_str()));
     let decision = user
         .oauth()
         .grants(&CreateGrantRequest::new(true, consent_token))
