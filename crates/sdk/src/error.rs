@@ -54,6 +54,11 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Nothing was sent: a path parameter (an id, a consent token) is empty, is `.` or `..`, or
+    /// contains `/`, `\` or a control character, any of which would send the request to another
+    /// path than the one the method names.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     /// Nothing was sent: the client was configured with something unusable (an invalid base URL
     /// or header), or a request body could not be encoded.
     #[error("invalid configuration: {0}")]

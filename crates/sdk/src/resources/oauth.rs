@@ -226,7 +226,8 @@ impl<'a> OAuth<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, consent_token: &str) -> Result<ConsentDetails, Error> {
-        let req = Request::get(&["oauth", "consent", consent_token]);
+        let token = super::path_param("consent_token", consent_token)?;
+        let req = Request::get(&["oauth", "consent", token]);
         let details: Data<ConsentDetails> = self.client.json(&req).await?;
         Ok(details.data)
     }

@@ -218,6 +218,10 @@ impl<'a> OAuthClients<'a> {
 
     /// `GET /oauth_clients/{id}`.
     ///
+    /// An `id` that is empty, `.` or `..`, or contains `/` is refused with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) before anything is sent; so are
+    /// the ids of the other methods.
+    ///
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let oauth_client = client
@@ -228,7 +232,7 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, id: &str) -> Result<OAuthClient, Error> {
-        let req = Request::get(&["oauth_clients", id]);
+        let req = Request::get(&["oauth_clients", super::path_param("id", id)?]);
         let found: Data<OAuthClient> = self.client.json(&req).await?;
         Ok(found.data)
     }
@@ -250,7 +254,11 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn update(&self, id: &str, params: &UpdateOAuthClient) -> Result<OAuthClient, Error> {
-        let req = Request::new(Method::PUT, &["oauth_clients", id]).json(params)?;
+        let req = Request::new(
+            Method::PUT,
+            &["oauth_clients", super::path_param("id", id)?],
+        )
+        .json(params)?;
         let updated: Data<OAuthClient> = self.client.json(&req).await?;
         Ok(updated.data)
     }
@@ -266,7 +274,11 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        let req = Request::new(Method::DELETE, &["oauth_clients", id]).accept("*/*");
+        let req = Request::new(
+            Method::DELETE,
+            &["oauth_clients", super::path_param("id", id)?],
+        )
+        .accept("*/*");
         self.client.unit(&req).await
     }
 }

@@ -95,6 +95,10 @@ impl<'a> OAuthGrants<'a> {
 
     /// `GET /oauth_grants/{id}`.
     ///
+    /// An `id` that is empty, `.` or `..`, or contains `/` is refused with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) before anything is sent; so are
+    /// the ids of the other methods.
+    ///
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let grant = client.oauth_grants().retrieve("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e").await?;
@@ -102,7 +106,7 @@ impl<'a> OAuthGrants<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::get(&["oauth_grants", id]);
+        let req = Request::get(&["oauth_grants", super::path_param("id", id)?]);
         let found: Data<OAuthGrant> = self.client.json(&req).await?;
         Ok(found.data)
     }
@@ -116,7 +120,10 @@ impl<'a> OAuthGrants<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::new(Method::DELETE, &["oauth_grants", id]);
+        let req = Request::new(
+            Method::DELETE,
+            &["oauth_grants", super::path_param("id", id)?],
+        );
         let revoked: Data<OAuthGrant> = self.client.json(&req).await?;
         Ok(revoked.data)
     }

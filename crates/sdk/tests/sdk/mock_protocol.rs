@@ -157,7 +157,7 @@ async fn authorize_error_pages_are_status_errors_with_the_page_kept() {
 #[tokio::test]
 async fn consent_details_and_the_decision() {
     let mock = Mock::start(|req, _| match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/oauth/consent/ct%2F1") => Reply::json(
+        ("GET", "/oauth/consent/ct%201%3F") => Reply::json(
             200,
             json!({"data": {
                 "client_id": "c1", "name": "Billing", "logo_uri": null, "policy_uri": null,
@@ -174,7 +174,7 @@ async fn consent_details_and_the_decision() {
     })
     .await;
     let client = mock.client().build().unwrap();
-    let details = client.oauth().retrieve("ct/1").await.unwrap();
+    let details = client.oauth().retrieve("ct 1?").await.unwrap();
     assert_eq!(details.name.as_deref(), Some("Billing"));
     assert_eq!(details.verified, Some(false));
     assert_eq!(

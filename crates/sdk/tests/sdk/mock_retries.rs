@@ -216,11 +216,11 @@ async fn every_request_carries_the_sdk_headers_and_the_configured_ones() {
         .default_header("x-tenant", "blue")
         .build()
         .unwrap();
-    client.oauth_clients().retrieve("c/1 2").await.unwrap();
+    client.oauth_clients().retrieve("c?1 2").await.unwrap();
     let r = &mock.requests()[0];
     assert_eq!(r.method, "GET");
     // The id is one percent-encoded path segment.
-    assert_eq!(r.path, "/oauth_clients/c%2F1%202");
+    assert_eq!(r.path, "/oauth_clients/c%3F1%202");
     assert_eq!(r.header("authorization"), Some("Bearer KEYtest"));
     assert_eq!(r.header("accept"), Some("application/json"));
     assert_eq!(
