@@ -82,6 +82,14 @@
 //! `min(0.5 s × 2ⁿ, 8 s)` times a jitter factor in [0.75, 1]. Every attempt carries
 //! `X-Stainless-Retry-Count` (0, 1, 2, ...).
 //!
+//! # TLS and the HTTP client
+//!
+//! TLS goes through rustls, never OpenSSL. The `rustls` feature (default) trusts the Mozilla
+//! roots built into the crate; `rustls-native-roots` trusts the operating system's store.
+//! [`ClientBuilder::http_client`] takes a `reqwest::Client` of your own instead (a proxy, other
+//! roots, a shared pool); the SDK's timeout and headers still apply to it. The SDK needs a tokio
+//! runtime but enables only tokio's `sync` and `time` features itself.
+//!
 //! # Pages
 //!
 //! `list` returns a [`Page`]; [`Page::auto_paging_stream`] and `list_auto` yield every item of
