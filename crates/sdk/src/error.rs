@@ -50,7 +50,9 @@ pub enum Error {
     /// A successful answer whose body is not what the API promises.
     #[error("cannot decode the {status} response: {source}")]
     Decode {
+        /// The status of the answer.
         status: StatusCode,
+        /// What was wrong with the body.
         #[source]
         source: serde_json::Error,
     },
@@ -114,7 +116,9 @@ impl Error {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ApiError {
+    /// The HTTP status (400 and above).
     pub status: StatusCode,
+    /// The answer's headers (`Retry-After`, `x-request-id`, ...).
     pub headers: HeaderMap,
     /// The JSON error body (`error`, `error_description`, `errors[]`); `None` when the body was
     /// not that JSON (an HTML error page of `/oauth/authorize`, an empty body).

@@ -95,6 +95,13 @@
 //! `list` returns a [`Page`]; [`Page::auto_paging_stream`] and `list_auto` yield every item of
 //! every page, repeating the original filters with `page[number]` advanced.
 
+#![warn(missing_docs)]
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod client;
 mod error;
 mod pagination;

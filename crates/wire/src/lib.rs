@@ -8,6 +8,11 @@
 //! Enumerations keep values they do not know (`Other(String)`), so that an SDK built today keeps
 //! working when the server adds a grant type tomorrow; the server rejects such values itself.
 
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod clients;
 pub mod consent;
 pub mod discovery;

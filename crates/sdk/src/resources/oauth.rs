@@ -27,6 +27,7 @@ pub enum ResponseType {
 }
 
 impl ResponseType {
+    /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             ResponseType::Code => "code",
@@ -54,6 +55,7 @@ pub enum CodeChallengeMethod {
 }
 
 impl CodeChallengeMethod {
+    /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             CodeChallengeMethod::S256 => "S256",
@@ -82,13 +84,19 @@ impl fmt::Display for CodeChallengeMethod {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthorizeParams {
+    /// `response_type` (default `code`).
     pub response_type: ResponseType,
+    /// `client_id`: the client asking for authorization.
     pub client_id: String,
+    /// `redirect_uri`: one of the client's registered redirect URIs.
     pub redirect_uri: String,
-    /// Space-separated scopes.
+    /// `scope`: space-separated scopes.
     pub scope: Option<String>,
+    /// `state`, returned unchanged with the answer.
     pub state: Option<String>,
+    /// `code_challenge` (PKCE).
     pub code_challenge: Option<String>,
+    /// `code_challenge_method` (PKCE).
     pub code_challenge_method: Option<CodeChallengeMethod>,
 }
 
@@ -161,6 +169,7 @@ impl AuthorizeParams {
 /// client's `redirect_uri` carrying an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRedirect {
+    /// The status of the answer (302 for a redirect).
     pub status: StatusCode,
     /// The `Location` header, when the server sent one.
     pub location: Option<String>,
