@@ -707,21 +707,14 @@ mod tests {
         let cat = ScopeCatalogue::default();
         let cleared = d
             .apply(
-                ClientPatch(UpdateOAuthClient {
-                    logo_uri: Some(None),
-                    name: Some("New".into()),
-                    ..Default::default()
-                }),
+                ClientPatch(UpdateOAuthClient::new().clear_logo_uri().name("New")),
                 &cat,
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cleared.logo_uri, None);
         assert_eq!(cleared.name, "New");
         let broken = d.apply(
-            ClientPatch(UpdateOAuthClient {
-                redirect_uris: Some(vec![]),
-                ..Default::default()
-            }),
+            ClientPatch(UpdateOAuthClient::new().redirect_uris(Vec::<String>::new())),
             &cat,
         );
         assert_eq!(pointers(broken), vec!["/redirect_uris"]);
@@ -741,10 +734,7 @@ mod tests {
         let defaults = vec!["messaging".to_owned()];
         let p = policy(&cat, &defaults);
         let d = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: Some(vec!["https://a.example/cb".into()]),
-                ..Default::default()
-            },
+            RegistrationRequest::new().redirect_uris(["https://a.example/cb"]),
             &p,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
@@ -757,32 +747,25 @@ mod tests {
         assert_eq!(d.scopes, defaults);
 
         let public = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: Some(vec!["http://127.0.0.1/cb".into()]),
-                token_endpoint_auth_method: Some(TokenEndpointAuthMethod::None),
-                ..Default::default()
-            },
+            RegistrationRequest::new()
+                .redirect_uris(["http://127.0.0.1/cb"])
+                .token_endpoint_auth_method(TokenEndpointAuthMethod::None),
             &p,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(public.client_type, ClientType::Public);
 
         let bad_uri = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: Some(vec!["http://evil.example/cb".into()]),
-                ..Default::default()
-            },
+            RegistrationRequest::new().redirect_uris(["http://evil.example/cb"]),
             &p,
         );
         assert_eq!(bad_uri.err().map(|e| e.code), Some("invalid_redirect_uri"));
 
         let disagree = ClientDraft::from_registration(
-            RegistrationRequest {
-                grant_types: Some(vec![GrantType::AuthorizationCode]),
-                response_types: Some(vec![]),
-                redirect_uris: Some(vec!["https://a.example/cb".into()]),
-                ..Default::default()
-            },
+            RegistrationRequest::new()
+                .grant_types([GrantType::AuthorizationCode])
+                .response_types(Vec::<String>::new())
+                .redirect_uris(["https://a.example/cb"]),
             &p,
         );
         assert_eq!(
@@ -796,25 +779,21 @@ mod tests {
         let cat = ScopeCatalogue::default();
         let everything = cat.names();
         let open = policy(&cat, &everything);
-        let uris = Some(vec!["https://a.example/cb".to_owned()]);
+        let uris = ["https://a.example/cb"];
         // Asked for with another scope: narrowed away.
         let d = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: uris.clone(),
-                scope: Some("admin messaging".into()),
-                ..Default::default()
-            },
+            RegistrationRequest::new()
+                .redirect_uris(uris)
+                .scope("admin messaging"),
             &open,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(d.scopes, vec!["messaging"]);
         // Asked for alone: nothing is left.
         let only_admin = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: uris.clone(),
-                scope: Some("admin".into()),
-                ..Default::default()
-            },
+            RegistrationRequest::new()
+                .redirect_uris(uris)
+                .scope("admin"),
             &open,
         );
         assert_eq!(
@@ -822,23 +801,16 @@ mod tests {
             Some("invalid_client_metadata")
         );
         // Defaults that name it (an old configuration) lose it too.
-        let d = ClientDraft::from_registration(
-            RegistrationRequest {
-                redirect_uris: uris.clone(),
-                ..Default::default()
-            },
-            &open,
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        let d =
+            ClientDraft::from_registration(RegistrationRequest::new().redirect_uris(uris), &open)
+                .unwrap_or_else(|e| panic!("{e:?}"));
         assert!(!d.scopes.contains(&"admin".to_owned()));
         assert_eq!(d.scopes.len(), everything.len() - 1);
         // client_credentials only when the operator allows it.
-        let cc = RegistrationRequest {
-            grant_types: Some(vec![GrantType::ClientCredentials]),
-            response_types: Some(vec![]),
-            scope: Some("admin".into()),
-            ..Default::default()
-        };
+        let cc = RegistrationRequest::new()
+            .grant_types([GrantType::ClientCredentials])
+            .response_types(Vec::<String>::new())
+            .scope("admin");
         let refused = ClientDraft::from_registration(cc.clone(), &open);
         assert_eq!(
             refused.err().map(|e| e.code),
@@ -850,12 +822,10 @@ mod tests {
         };
         assert!(ClientDraft::from_registration(cc, &allowed).is_err());
         let d = ClientDraft::from_registration(
-            RegistrationRequest {
-                grant_types: Some(vec![GrantType::ClientCredentials]),
-                response_types: Some(vec![]),
-                scope: Some("admin voice".into()),
-                ..Default::default()
-            },
+            RegistrationRequest::new()
+                .grant_types([GrantType::ClientCredentials])
+                .response_types(Vec::<String>::new())
+                .scope("admin voice"),
             &allowed,
         )
         .unwrap_or_else(|e| panic!("{e:?}"));

@@ -446,10 +446,10 @@ impl PublicKey {
     pub fn to_jwk(&self) -> Jwk {
         let m = &self.members;
         Jwk {
-            kid: self.kid.clone(),
+            kid: Some(self.kid.clone()),
             kty: m.kty.to_owned(),
-            alg: self.alg.as_str().to_owned(),
-            use_: "sig".to_owned(),
+            alg: Some(self.alg.as_str().to_owned()),
+            use_: Some("sig".to_owned()),
             crv: m.crv.map(str::to_owned),
             x: m.x.clone(),
             y: m.y.clone(),
@@ -502,8 +502,8 @@ mod tests {
             assert_eq!(back.public_key().to_jwk(), k.public_key().to_jwk());
             assert_eq!(k.kid(), k.public_key().thumbprint());
             let jwk = k.public_key().to_jwk();
-            assert_eq!(jwk.alg, alg.as_str());
-            assert_eq!(jwk.use_, "sig");
+            assert_eq!(jwk.alg.as_deref(), Some(alg.as_str()));
+            assert_eq!(jwk.use_.as_deref(), Some("sig"));
         }
     }
 

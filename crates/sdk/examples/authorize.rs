@@ -15,11 +15,7 @@ async fn main() -> Result<(), telnyx_oauth::Error> {
     let redirect_uri = args.next().unwrap_or_else(|| "https://example.com".into());
     let result = client
         .oauth()
-        .retrieve_authorize(&AuthorizeParams {
-            client_id,
-            redirect_uri,
-            ..Default::default()
-        })
+        .retrieve_authorize(&AuthorizeParams::new(client_id, redirect_uri))
         .await?;
     println!("{result:#?}");
     Ok(())

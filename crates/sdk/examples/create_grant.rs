@@ -11,11 +11,10 @@ async fn main() -> Result<(), telnyx_oauth::Error> {
     let arg = std::env::args().nth(1);
     let response = client
         .oauth()
-        .grants(&CreateGrantRequest {
-            allowed: true,
-            consent_token: arg
-                .unwrap_or_else(|| "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into()),
-        })
+        .grants(&CreateGrantRequest::new(
+            true,
+            arg.unwrap_or_else(|| "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into()),
+        ))
         .await?;
     println!("{response:#?}");
     Ok(())

@@ -11,10 +11,9 @@ async fn main() -> Result<(), telnyx_oauth::Error> {
     let arg = std::env::args().nth(1);
     let response = client
         .oauth()
-        .introspect(&IntrospectRequest {
-            token: arg.unwrap_or_else(|| "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into()),
-            ..Default::default()
-        })
+        .introspect(&IntrospectRequest::new(arg.unwrap_or_else(|| {
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into()
+        })))
         .await?;
     println!("{response:#?}");
     Ok(())

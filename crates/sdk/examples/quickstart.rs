@@ -14,17 +14,12 @@ async fn main() -> Result<(), Error> {
 
     let created = client
         .oauth_clients()
-        .create(&CreateOAuthClient {
-            name: "Quickstart client".into(),
-            allowed_scopes: vec!["admin".into()],
-            client_type: ClientType::Confidential,
-            allowed_grant_types: vec![GrantType::ClientCredentials],
-            redirect_uris: None,
-            require_pkce: None,
-            logo_uri: None,
-            policy_uri: None,
-            tos_uri: None,
-        })
+        .create(&CreateOAuthClient::new(
+            "Quickstart client",
+            ClientType::Confidential,
+            [GrantType::ClientCredentials],
+            ["admin"],
+        ))
         .await;
     match created {
         Ok(c) => println!(

@@ -10,11 +10,11 @@ async fn main() -> Result<(), telnyx_oauth::Error> {
     let client = telnyx_oauth::Client::from_env()?;
     let response = client
         .oauth()
-        .register(&RegistrationRequest {
-            client_name: Some("Registered from the Rust SDK".into()),
-            redirect_uris: Some(vec!["https://example.com/callback".into()]),
-            ..Default::default()
-        })
+        .register(
+            &RegistrationRequest::new()
+                .client_name("Registered from the Rust SDK")
+                .redirect_uris(["https://example.com/callback"]),
+        )
         .await?;
     println!("{response:#?}");
     Ok(())

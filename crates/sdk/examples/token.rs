@@ -9,15 +9,11 @@ use telnyx_oauth::{GrantType, TokenRequest};
 async fn main() -> Result<(), telnyx_oauth::Error> {
     let client = telnyx_oauth::Client::from_env()?;
     let mut args = std::env::args().skip(1);
-    let response = client
-        .oauth()
-        .token(&TokenRequest {
-            grant_type: GrantType::ClientCredentials.to_string(),
-            client_id: args.next(),
-            client_secret: args.next(),
-            ..Default::default()
-        })
-        .await?;
+    let mut request = TokenRequest::new(GrantType::ClientCredentials);
+    if let (Some(id), Some(secret)) = (args.next(), args.next()) {
+        request = request.client_id(id).client_secret(secret);
+    }
+    let response = client.oauth().token(&request).await?;
     println!("{response:#?}");
     Ok(())
 }

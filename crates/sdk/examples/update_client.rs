@@ -12,15 +12,10 @@ async fn main() -> Result<(), telnyx_oauth::Error> {
     let id = args
         .next()
         .unwrap_or_else(|| "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e".into());
+    let name = args.next().unwrap_or_else(|| "Renamed OAuth client".into());
     let oauth_client = client
         .oauth_clients()
-        .update(
-            &id,
-            &UpdateOAuthClient {
-                name: args.next(),
-                ..Default::default()
-            },
-        )
+        .update(&id, &UpdateOAuthClient::new().name(name))
         .await?;
     println!("{oauth_client:#?}");
     Ok(())

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+};
 use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,13 +25,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times a failed attempt is retried (so at most three attempts by default).
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 
-const USER_AGENT: &str = concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSION"));
+const SDK_USER_AGENT: &str = concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSION"));
 /// A cached client-credentials token is renewed this long before it expires, so that it does not
 /// expire in flight (the official SDKs use the same margin).
 const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(10);
 
 /// How the token, introspection and revocation bodies are encoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyEncoding {
     /// `application/x-www-form-urlencoded`, as RFC 6749 §4, RFC 7662 §2.1 and RFC 7009 §2.1
     /// define these requests.
@@ -56,6 +59,7 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
+    timeout: Duration,
     base_url: Url,
     auth: Auth,
     max_retries: u32,
@@ -242,10 +246,7 @@ impl Client {
         }
         let requested_at = Instant::now();
         // RFC 6749 §4.4.2; the client authenticates with HTTP Basic, not in the body.
-        let grant = oauth_wire::TokenRequest {
-            grant_type: oauth_wire::GrantType::ClientCredentials.to_string(),
-            ..Default::default()
-        };
+        let grant = oauth_wire::TokenRequest::new(oauth_wire::GrantType::ClientCredentials);
         let body = Body::encode(&grant, self.inner.body_encoding)?;
         let req = Request::new(Method::POST, &["oauth", "token"]).body(body);
         let resp = self.attempts(&req, Some(&source.basic), count).await?;
@@ -336,6 +337,7 @@ impl Client {
     ) -> reqwest::RequestBuilder {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(req.accept));
+        headers.insert(USER_AGENT, HeaderValue::from_static(SDK_USER_AGENT));
         headers.insert("x-stainless-lang", HeaderValue::from_static("rust"));
         headers.insert(
             "x-stainless-package-version",
@@ -361,6 +363,8 @@ impl Client {
             .inner
             .http
             .request(req.method.clone(), url.clone())
+            // Per request, so that it holds for an HTTP client the caller passed in too.
+            .timeout(self.inner.timeout)
             .query(&req.query);
         match &req.body {
             Body::Empty => {}
@@ -500,6 +504,7 @@ pub struct ClientBuilder {
     backoff: Backoff,
     body_encoding: BodyEncoding,
     default_headers: Vec<(String, String)>,
+    http_client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -514,6 +519,10 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("body_encoding", &self.body_encoding)
+            .field(
+                "http_client",
+                &self.http_client.as_ref().map(|_| "caller's"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -529,6 +538,7 @@ impl Default for ClientBuilder {
             backoff: Backoff::default(),
             body_encoding: BodyEncoding::default(),
             default_headers: Vec::new(),
+            http_client: None,
         }
     }
 }
@@ -609,6 +619,32 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends every request through `http`, an HTTP client of the caller's (a proxy, other TLS
+    /// roots, a connection pool shared with the rest of a program) instead of one the SDK builds.
+    ///
+    /// The SDK's timeout still applies to each attempt and its headers (`User-Agent` included)
+    /// are still sent; the connection settings are the caller's. Build it with redirects off
+    /// (`reqwest::redirect::Policy::none()`): `retrieve_authorize` returns the redirect itself,
+    /// and a followed redirect could carry the credentials to another host.
+    ///
+    /// ```no_run
+    /// let http = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()
+    ///     .expect("an HTTP client");
+    /// let client = telnyx_oauth::Client::builder()
+    ///     .api_key("KEY0123456789")
+    ///     .http_client(http)
+    ///     .build()?;
+    /// # Ok::<(), telnyx_oauth::Error>(())
+    /// ```
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http_client = Some(http);
+        self
+    }
+
+    /// The client, or [`Error::Config`] for a base URL that is not an absolute http or https URL,
+    /// an invalid default header or unusable credentials.
     pub fn build(self) -> Result<Client, Error> {
         let mut base_url = Url::parse(&self.base_url)
             .map_err(|e| Error::Config(format!("invalid base URL {:?}: {e}", self.base_url)))?;
@@ -633,18 +669,20 @@ impl ClientBuilder {
             (None, Some((id, secret))) => Auth::ClientCredentials(TokenSource::new(&id, &secret)?),
             (None, None) => Auth::None,
         };
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-            // The API answers without redirects, except /oauth/authorize, whose 302 is the
-            // answer itself. Following one would also carry credentials to another place.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = match self.http_client {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.timeout.min(Duration::from_secs(5)))
+                // The API answers without redirects, except /oauth/authorize, whose 302 is the
+                // answer itself. Following one would also carry credentials to another place.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                timeout: self.timeout,
                 base_url,
                 auth,
                 max_retries: self.max_retries,

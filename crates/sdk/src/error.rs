@@ -50,10 +50,17 @@ pub enum Error {
     /// A successful answer whose body is not what the API promises.
     #[error("cannot decode the {status} response: {source}")]
     Decode {
+        /// The status of the answer.
         status: StatusCode,
+        /// What was wrong with the body.
         #[source]
         source: serde_json::Error,
     },
+    /// Nothing was sent: a path parameter (an id, a consent token) is empty, is `.` or `..`, or
+    /// contains `/`, `\` or a control character, any of which would send the request to another
+    /// path than the one the method names.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     /// Nothing was sent: the client was configured with something unusable (an invalid base URL
     /// or header), or a request body could not be encoded.
     #[error("invalid configuration: {0}")]
@@ -105,10 +112,13 @@ impl Error {
     }
 }
 
-/// An unsuccessful HTTP answer.
+/// An unsuccessful HTTP answer. Fields may be added in a minor release.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiError {
+    /// The HTTP status (400 and above).
     pub status: StatusCode,
+    /// The answer's headers (`Retry-After`, `x-request-id`, ...).
     pub headers: HeaderMap,
     /// The JSON error body (`error`, `error_description`, `errors[]`); `None` when the body was
     /// not that JSON (an HTML error page of `/oauth/authorize`, an empty body).

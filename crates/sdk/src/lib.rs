@@ -15,17 +15,12 @@
 //!
 //! let created = client
 //!     .oauth_clients()
-//!     .create(&CreateOAuthClient {
-//!         name: "My OAuth client".into(),
-//!         allowed_scopes: vec!["admin".into()],
-//!         client_type: ClientType::Confidential,
-//!         allowed_grant_types: vec![GrantType::ClientCredentials],
-//!         redirect_uris: None,
-//!         require_pkce: None,
-//!         logo_uri: None,
-//!         policy_uri: None,
-//!         tos_uri: None,
-//!     })
+//!     .create(&CreateOAuthClient::new(
+//!         "My OAuth client",
+//!         ClientType::Confidential,
+//!         [GrantType::ClientCredentials],
+//!         ["admin"],
+//!     ))
 //!     .await?;
 //! println!("{} {:?}", created.client_id, created.client_secret);
 //! # Ok(()) }
@@ -39,6 +34,23 @@
 //! | [`Client::oauth`] | `retrieve_authorize`, `retrieve` (consent token), `grants`, `introspect`, `retrieve_jwks`, `register`, `token`, `revoke` |
 //! | [`Client::oauth_clients`] | `list`, `list_auto`, `create`, `retrieve`, `update`, `delete` |
 //! | [`Client::oauth_grants`] | `list`, `list_auto`, `retrieve`, `delete` |
+//!
+//! # Parameters
+//!
+//! Every parameter type is built with `new(..)`, which takes the required fields, and one setter
+//! per optional field; the types are `#[non_exhaustive]`, so a field the API adds later is a new
+//! setter and breaks no caller. Fields left unset are left out of the request.
+//!
+//! ```
+//! use telnyx_oauth::{GrantType, ListOAuthClientsParams, OAuthClientFilter, TokenRequest};
+//! let token = TokenRequest::new(GrantType::RefreshToken)
+//!     .refresh_token("the refresh token")
+//!     .scope("admin");
+//! let params = ListOAuthClientsParams::new()
+//!     .page_size(50)
+//!     .filter(OAuthClientFilter::new().name_contains("billing"));
+//! # let _ = (token, params);
+//! ```
 //!
 //! # Errors
 //!
@@ -70,10 +82,25 @@
 //! `min(0.5 s × 2ⁿ, 8 s)` times a jitter factor in [0.75, 1]. Every attempt carries
 //! `X-Stainless-Retry-Count` (0, 1, 2, ...).
 //!
+//! # TLS and the HTTP client
+//!
+//! TLS goes through rustls, never OpenSSL. The `rustls` feature (default) trusts the Mozilla
+//! roots built into the crate; `rustls-native-roots` trusts the operating system's store.
+//! [`ClientBuilder::http_client`] takes a `reqwest::Client` of your own instead (a proxy, other
+//! roots, a shared pool); the SDK's timeout and headers still apply to it. The SDK needs a tokio
+//! runtime but enables only tokio's `sync` and `time` features itself.
+//!
 //! # Pages
 //!
 //! `list` returns a [`Page`]; [`Page::auto_paging_stream`] and `list_auto` yield every item of
 //! every page, repeating the original filters with `page[number]` advanced.
+
+#![warn(missing_docs)]
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 mod client;
 mod error;

@@ -29,7 +29,9 @@ use crate::error::Error;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Page<T> {
+    /// This page's items.
     pub data: Vec<T>,
+    /// `page_number`, `page_size`, `total_pages` and `total_results`.
     pub meta: PageMeta,
     client: Client,
     request: Request,

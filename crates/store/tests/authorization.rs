@@ -30,17 +30,13 @@ async fn user(store: &dyn Store, email: &str) -> User {
 }
 
 async fn client(store: &dyn Store, owner: &User) -> Client {
-    let req = CreateOAuthClient {
-        name: "App".into(),
-        allowed_scopes: vec!["admin".into(), "voice".into()],
-        client_type: ClientType::Confidential,
-        allowed_grant_types: vec![GrantType::AuthorizationCode],
-        redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
-        require_pkce: None,
-        logo_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-    };
+    let req = CreateOAuthClient::new(
+        "App",
+        ClientType::Confidential,
+        [GrantType::AuthorizationCode],
+        ["admin", "voice"],
+    )
+    .redirect_uris(["https://app.example.com/cb"]);
     let c = Client {
         client_id: uuid::Uuid::new_v4().to_string(),
         org_id: owner.org_id.clone(),

@@ -39,17 +39,8 @@ fn client(
     grants: &[GrantType],
     at: i64,
 ) -> Client {
-    let req = CreateOAuthClient {
-        name: name.to_owned(),
-        allowed_scopes: vec!["admin".into()],
-        client_type: kind.clone(),
-        allowed_grant_types: grants.to_vec(),
-        redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
-        require_pkce: None,
-        logo_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-    };
+    let req = CreateOAuthClient::new(name, kind.clone(), grants.to_vec(), ["admin"])
+        .redirect_uris(["https://app.example.com/cb"]);
     let settings = ClientDraft::from_create(req, &ScopeCatalogue::default()).expect("valid");
     Client {
         client_id: uuid::Uuid::new_v4().to_string(),

@@ -35,17 +35,13 @@ async fn user(store: &dyn Store, email: &str) -> User {
 /// A user, a client, and the user's grant to it (through a consent approval).
 async fn setup(store: &dyn Store) -> (User, Client, Grant) {
     let u = user(store, "rt@x.example").await;
-    let req = CreateOAuthClient {
-        name: "App".into(),
-        allowed_scopes: vec!["admin".into(), "voice".into()],
-        client_type: ClientType::Confidential,
-        allowed_grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
-        require_pkce: None,
-        logo_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-    };
+    let req = CreateOAuthClient::new(
+        "App",
+        ClientType::Confidential,
+        [GrantType::AuthorizationCode, GrantType::RefreshToken],
+        ["admin", "voice"],
+    )
+    .redirect_uris(["https://app.example.com/cb"]);
     let c = Client {
         client_id: uuid::Uuid::new_v4().to_string(),
         org_id: u.org_id.clone(),

@@ -30,8 +30,25 @@ pub struct OAuthClient {
 }
 
 /// `POST /oauth_clients`.
+///
+/// Built with [`CreateOAuthClient::new`] (the required fields) and setters for the optional
+/// ones, so that a field added later does not break callers:
+///
+/// ```
+/// use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
+/// let req = CreateOAuthClient::new(
+///     "Billing",
+///     ClientType::Confidential,
+///     [GrantType::AuthorizationCode],
+///     ["admin"],
+/// )
+/// .redirect_uris(["https://billing.example.com/callback"])
+/// .require_pkce(true);
+/// assert_eq!(req.allowed_grant_types, [GrantType::AuthorizationCode]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CreateOAuthClient {
     pub name: String,
     pub allowed_scopes: Vec<String>,
@@ -51,8 +68,16 @@ pub struct CreateOAuthClient {
 
 /// `PUT /oauth_clients/{id}`: a partial update. An absent field is left alone; `null` clears an
 /// optional link.
+///
+/// ```
+/// use oauth_wire::UpdateOAuthClient;
+/// let patch = UpdateOAuthClient::new().name("Renamed").clear_logo_uri();
+/// assert_eq!(patch.name.as_deref(), Some("Renamed"));
+/// assert_eq!(patch.logo_uri, Some(None));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UpdateOAuthClient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -84,6 +109,135 @@ pub struct UpdateOAuthClient {
     pub tos_uri: Option<Option<String>>,
 }
 
+fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl CreateOAuthClient {
+    /// A request with the required fields; every optional field is left out.
+    pub fn new<S: Into<String>>(
+        name: impl Into<String>,
+        client_type: ClientType,
+        grant_types: impl IntoIterator<Item = GrantType>,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        CreateOAuthClient {
+            name: name.into(),
+            allowed_scopes: strings(scopes),
+            client_type,
+            allowed_grant_types: grant_types.into_iter().collect(),
+            redirect_uris: None,
+            require_pkce: None,
+            logo_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+        }
+    }
+
+    /// `redirect_uris`: where authorization answers may be sent.
+    pub fn redirect_uris<S: Into<String>>(mut self, uris: impl IntoIterator<Item = S>) -> Self {
+        self.redirect_uris = Some(strings(uris));
+        self
+    }
+
+    /// `require_pkce`: whether the authorization code flow must use PKCE.
+    pub fn require_pkce(mut self, require: bool) -> Self {
+        self.require_pkce = Some(require);
+        self
+    }
+
+    /// `logo_uri`.
+    pub fn logo_uri(mut self, uri: impl Into<String>) -> Self {
+        self.logo_uri = Some(uri.into());
+        self
+    }
+
+    /// `policy_uri`.
+    pub fn policy_uri(mut self, uri: impl Into<String>) -> Self {
+        self.policy_uri = Some(uri.into());
+        self
+    }
+
+    /// `tos_uri`.
+    pub fn tos_uri(mut self, uri: impl Into<String>) -> Self {
+        self.tos_uri = Some(uri.into());
+        self
+    }
+}
+
+impl UpdateOAuthClient {
+    /// An update that changes nothing; each setter adds one field.
+    pub fn new() -> Self {
+        UpdateOAuthClient::default()
+    }
+
+    /// A new `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// New `allowed_scopes` (replacing the old list).
+    pub fn allowed_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_scopes = Some(strings(scopes));
+        self
+    }
+
+    /// New `allowed_grant_types` (replacing the old list).
+    pub fn allowed_grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
+        self.allowed_grant_types = Some(grant_types.into_iter().collect());
+        self
+    }
+
+    /// New `redirect_uris` (replacing the old list).
+    pub fn redirect_uris<S: Into<String>>(mut self, uris: impl IntoIterator<Item = S>) -> Self {
+        self.redirect_uris = Some(strings(uris));
+        self
+    }
+
+    /// A new `require_pkce`.
+    pub fn require_pkce(mut self, require: bool) -> Self {
+        self.require_pkce = Some(require);
+        self
+    }
+
+    /// A new `logo_uri`.
+    pub fn logo_uri(mut self, uri: impl Into<String>) -> Self {
+        self.logo_uri = Some(Some(uri.into()));
+        self
+    }
+
+    /// Clears `logo_uri` (sends `null`).
+    pub fn clear_logo_uri(mut self) -> Self {
+        self.logo_uri = Some(None);
+        self
+    }
+
+    /// A new `policy_uri`.
+    pub fn policy_uri(mut self, uri: impl Into<String>) -> Self {
+        self.policy_uri = Some(Some(uri.into()));
+        self
+    }
+
+    /// Clears `policy_uri` (sends `null`).
+    pub fn clear_policy_uri(mut self) -> Self {
+        self.policy_uri = Some(None);
+        self
+    }
+
+    /// A new `tos_uri`.
+    pub fn tos_uri(mut self, uri: impl Into<String>) -> Self {
+        self.tos_uri = Some(Some(uri.into()));
+        self
+    }
+
+    /// Clears `tos_uri` (sends `null`).
+    pub fn clear_tos_uri(mut self) -> Self {
+        self.tos_uri = Some(None);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +254,39 @@ mod tests {
             Some(r#"{"logo_uri":null}"#)
         );
         assert_eq!(serde_json::to_string(&absent).ok().as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn constructors_send_only_what_was_set() {
+        let create = CreateOAuthClient::new(
+            "App",
+            ClientType::Public,
+            [GrantType::AuthorizationCode],
+            ["admin"],
+        );
+        assert_eq!(
+            serde_json::to_string(&create).ok().as_deref(),
+            Some(
+                r#"{"name":"App","allowed_scopes":["admin"],"client_type":"public","allowed_grant_types":["authorization_code"]}"#
+            )
+        );
+        let create = create
+            .redirect_uris(["https://a.example/cb"])
+            .require_pkce(true);
+        assert_eq!(
+            serde_json::to_value(&create).ok(),
+            serde_json::from_str::<serde_json::Value>(
+                r#"{"name":"App","allowed_scopes":["admin"],"client_type":"public","allowed_grant_types":["authorization_code"],"redirect_uris":["https://a.example/cb"],"require_pkce":true}"#
+            )
+            .ok()
+        );
+        let update = UpdateOAuthClient::new()
+            .tos_uri("https://a.example/tos")
+            .clear_policy_uri();
+        assert_eq!(
+            serde_json::to_string(&update).ok().as_deref(),
+            Some(r#"{"policy_uri":null,"tos_uri":"https://a.example/tos"}"#)
+        );
     }
 
     #[test]

@@ -50,14 +50,22 @@ pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
 
-/// One public key. Key material fields depend on `kty` (RFC 7518 §6).
+/// One public key. Only `kty` is required (RFC 7517 §4): `kid`, `alg` and `use` are optional, and
+/// a key set from another server may leave them out. Key material fields depend on `kty` (RFC
+/// 7518 §6); members this type does not name are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Jwk {
-    pub kid: String,
+    /// `kid`: the key id a token's header names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `kty`: the key type (`EC`, `RSA`, `OKP`, ...).
     pub kty: String,
-    pub alg: String,
-    #[serde(rename = "use")]
-    pub use_: String,
+    /// `alg`: the algorithm the key is meant for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// `use`: `sig` or `enc`.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crv: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,4 +76,28 @@ pub struct Jwk {
     pub n: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_needs_only_kty() {
+        let set: Result<JwkSet, _> = serde_json::from_str(
+            r#"{"keys":[{"kty":"RSA","n":"0vx7","e":"AQAB"},{"kty":"EC","kid":"k1","crv":"P-256","x":"a","y":"b","x5c":["MIIC"]}]}"#,
+        );
+        let set = set.unwrap_or_default();
+        assert_eq!(set.keys.len(), 2);
+        assert_eq!(set.keys[0].kty, "RSA");
+        assert_eq!(set.keys[0].kid, None);
+        assert_eq!(set.keys[0].alg, None);
+        assert_eq!(set.keys[0].use_, None);
+        assert_eq!(set.keys[1].kid.as_deref(), Some("k1"));
+        // Absent members stay absent when the key is written back.
+        assert_eq!(
+            serde_json::to_string(&set.keys[0]).ok().as_deref(),
+            Some(r#"{"kty":"RSA","n":"0vx7","e":"AQAB"}"#)
+        );
+    }
 }

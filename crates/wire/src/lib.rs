@@ -8,6 +8,11 @@
 //! Enumerations keep values they do not know (`Other(String)`), so that an SDK built today keeps
 //! working when the server adds a grant type tomorrow; the server rejects such values itself.
 
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod clients;
 pub mod consent;
 pub mod discovery;
@@ -29,6 +34,16 @@ pub use registration::{RegistrationRequest, RegistrationResponse};
 pub use token::{
     IntrospectRequest, IntrospectResponse, RevokeRequest, TokenRequest, TokenResponse,
 };
+
+/// Decodes `null` as the type's default (an empty list), for members an answer may send as `null`.
+pub(crate) fn null_as_default<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    T: Default + serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
 
 /// Serde helper for a field that distinguishes "absent" (`None`) from "null" (`Some(None)`),
 /// as a partial update needs: absent leaves a value alone, `null` clears it.

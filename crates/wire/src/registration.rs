@@ -5,8 +5,19 @@ use serde::{Deserialize, Serialize};
 use crate::enums::{GrantType, TokenEndpointAuthMethod};
 
 /// RFC 7591 §2 client metadata. Metadata the server does not understand is ignored (§2), so this
-/// type does not refuse unknown fields.
+/// type does not refuse unknown fields. Every field is optional: start from
+/// [`RegistrationRequest::new`] and set what you need.
+///
+/// ```
+/// use oauth_wire::{GrantType, RegistrationRequest};
+/// let req = RegistrationRequest::new()
+///     .client_name("My app")
+///     .redirect_uris(["https://example.com/callback"])
+///     .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken]);
+/// assert_eq!(req.client_name.as_deref(), Some("My app"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RegistrationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
@@ -26,6 +37,71 @@ pub struct RegistrationRequest {
     pub policy_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
+}
+
+fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl RegistrationRequest {
+    /// A request with no metadata; the server applies its defaults.
+    pub fn new() -> Self {
+        RegistrationRequest::default()
+    }
+
+    /// `client_name`.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// `grant_types`.
+    pub fn grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
+        self.grant_types = Some(grant_types.into_iter().collect());
+        self
+    }
+
+    /// `response_types`.
+    pub fn response_types<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
+        self.response_types = Some(strings(types));
+        self
+    }
+
+    /// `redirect_uris`.
+    pub fn redirect_uris<S: Into<String>>(mut self, uris: impl IntoIterator<Item = S>) -> Self {
+        self.redirect_uris = Some(strings(uris));
+        self
+    }
+
+    /// `scope`: space-separated scopes.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// `token_endpoint_auth_method`.
+    pub fn token_endpoint_auth_method(mut self, method: TokenEndpointAuthMethod) -> Self {
+        self.token_endpoint_auth_method = Some(method);
+        self
+    }
+
+    /// `logo_uri`.
+    pub fn logo_uri(mut self, uri: impl Into<String>) -> Self {
+        self.logo_uri = Some(uri.into());
+        self
+    }
+
+    /// `policy_uri`.
+    pub fn policy_uri(mut self, uri: impl Into<String>) -> Self {
+        self.policy_uri = Some(uri.into());
+        self
+    }
+
+    /// `tos_uri`.
+    pub fn tos_uri(mut self, uri: impl Into<String>) -> Self {
+        self.tos_uri = Some(uri.into());
+        self
+    }
 }
 
 /// RFC 7591 §3.2.1 client information response.

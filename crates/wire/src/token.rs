@@ -2,10 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::enums::GrantType;
+
 /// A token request, form-encoded or JSON. Every field is a string on the wire.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// ```
+/// use oauth_wire::{GrantType, TokenRequest};
+/// let req = TokenRequest::new(GrantType::AuthorizationCode)
+///     .code("SplxlOBeZQQYbYS6WxSbIA")
+///     .redirect_uri("https://client.example.com/cb")
+///     .code_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+/// assert_eq!(req.grant_type, GrantType::AuthorizationCode);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenRequest {
-    pub grant_type: String,
+    pub grant_type: GrantType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +37,71 @@ pub struct TokenRequest {
     pub resource: Option<String>,
 }
 
+impl TokenRequest {
+    /// A request for `grant_type`; the grant's parameters are added with the setters.
+    pub fn new(grant_type: GrantType) -> Self {
+        TokenRequest {
+            grant_type,
+            client_id: None,
+            client_secret: None,
+            code: None,
+            code_verifier: None,
+            redirect_uri: None,
+            refresh_token: None,
+            scope: None,
+            resource: None,
+        }
+    }
+
+    /// `client_id`, for a client that authenticates in the body (or a public client).
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// `client_secret`, for a client that authenticates in the body.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+
+    /// `code`: the authorization code (RFC 6749 §4.1.3).
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// `code_verifier`: the PKCE verifier (RFC 7636 §4.5).
+    pub fn code_verifier(mut self, verifier: impl Into<String>) -> Self {
+        self.code_verifier = Some(verifier.into());
+        self
+    }
+
+    /// `redirect_uri`: the one the authorization request carried.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// `refresh_token` (RFC 6749 §6).
+    pub fn refresh_token(mut self, token: impl Into<String>) -> Self {
+        self.refresh_token = Some(token.into());
+        self
+    }
+
+    /// `scope`: space-separated scopes.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// `resource` (RFC 8707).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+}
+
 /// RFC 6749 §5.1 successful token response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenResponse {
@@ -39,7 +116,8 @@ pub struct TokenResponse {
 }
 
 /// RFC 7662 §2.1 introspection request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IntrospectRequest {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +153,8 @@ pub struct IntrospectResponse {
 }
 
 /// RFC 7009 §2.1 revocation request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RevokeRequest {
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,4 +163,93 @@ pub struct RevokeRequest {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+}
+
+impl IntrospectRequest {
+    /// A request about `token`.
+    pub fn new(token: impl Into<String>) -> Self {
+        IntrospectRequest {
+            token: token.into(),
+            token_type_hint: None,
+            client_id: None,
+            client_secret: None,
+        }
+    }
+
+    /// `token_type_hint`: `access_token` or `refresh_token`.
+    pub fn token_type_hint(mut self, hint: impl Into<String>) -> Self {
+        self.token_type_hint = Some(hint.into());
+        self
+    }
+
+    /// `client_id`, for a client that authenticates in the body.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// `client_secret`, for a client that authenticates in the body.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+}
+
+impl RevokeRequest {
+    /// A request about `token`.
+    pub fn new(token: impl Into<String>) -> Self {
+        RevokeRequest {
+            token: token.into(),
+            token_type_hint: None,
+            client_id: None,
+            client_secret: None,
+        }
+    }
+
+    /// `token_type_hint`: `access_token` or `refresh_token`.
+    pub fn token_type_hint(mut self, hint: impl Into<String>) -> Self {
+        self.token_type_hint = Some(hint.into());
+        self
+    }
+
+    /// `client_id`, for a client that authenticates in the body.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// `client_secret`, for a client that authenticates in the body.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_type_is_a_plain_string_on_the_wire() {
+        let req = TokenRequest::new(GrantType::ClientCredentials).scope("admin");
+        assert_eq!(
+            serde_urlencoded::to_string(&req).ok().as_deref(),
+            Some("grant_type=client_credentials&scope=admin")
+        );
+        assert_eq!(
+            serde_json::to_string(&req).ok().as_deref(),
+            Some(r#"{"grant_type":"client_credentials","scope":"admin"}"#)
+        );
+        let other = TokenRequest::new(GrantType::parse("urn:example:grant"));
+        assert_eq!(
+            serde_urlencoded::to_string(&other).ok().as_deref(),
+            Some("grant_type=urn%3Aexample%3Agrant")
+        );
+        let back: Option<TokenRequest> =
+            serde_urlencoded::from_str("grant_type=refresh_token&refresh_token=r").ok();
+        assert_eq!(
+            back,
+            Some(TokenRequest::new(GrantType::RefreshToken).refresh_token("r"))
+        );
+    }
 }

@@ -14,8 +14,10 @@ use reqwest::{Method, StatusCode};
 use crate::client::{Body, Client, Request};
 use crate::error::Error;
 
-/// `response_type` of an authorization request (RFC 6749 §3.1.1).
+/// `response_type` of an authorization request (RFC 6749 §3.1.1). New values may be added in a
+/// minor release.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseType {
     /// `code`: the authorization code flow, the only one this API speaks.
     #[default]
@@ -25,6 +27,7 @@ pub enum ResponseType {
 }
 
 impl ResponseType {
+    /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             ResponseType::Code => "code",
@@ -39,8 +42,9 @@ impl fmt::Display for ResponseType {
     }
 }
 
-/// PKCE `code_challenge_method` (RFC 7636 §4.3).
+/// PKCE `code_challenge_method` (RFC 7636 §4.3). New values may be added in a minor release.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CodeChallengeMethod {
     /// `S256`: the challenge is BASE64URL(SHA-256(verifier)).
     S256,
@@ -51,6 +55,7 @@ pub enum CodeChallengeMethod {
 }
 
 impl CodeChallengeMethod {
+    /// The value as sent on the wire.
     pub fn as_str(&self) -> &str {
         match self {
             CodeChallengeMethod::S256 => "S256",
@@ -67,19 +72,74 @@ impl fmt::Display for CodeChallengeMethod {
 }
 
 /// Query of `GET /oauth/authorize` (RFC 6749 §4.1.1, RFC 7636 §4.3); absent values are left out.
+///
+/// ```
+/// use telnyx_oauth::{AuthorizeParams, CodeChallengeMethod};
+/// let params = AuthorizeParams::new("client-id", "https://example.com/cb")
+///     .scope("admin")
+///     .state("af0ifjsldkj")
+///     .code_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod::S256);
+/// assert_eq!(params.client_id, "client-id");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthorizeParams {
+    /// `response_type` (default `code`).
     pub response_type: ResponseType,
+    /// `client_id`: the client asking for authorization.
     pub client_id: String,
+    /// `redirect_uri`: one of the client's registered redirect URIs.
     pub redirect_uri: String,
-    /// Space-separated scopes.
+    /// `scope`: space-separated scopes.
     pub scope: Option<String>,
+    /// `state`, returned unchanged with the answer.
     pub state: Option<String>,
+    /// `code_challenge` (PKCE).
     pub code_challenge: Option<String>,
+    /// `code_challenge_method` (PKCE).
     pub code_challenge_method: Option<CodeChallengeMethod>,
 }
 
 impl AuthorizeParams {
+    /// An authorization code request (`response_type=code`) for `client_id`, answered at
+    /// `redirect_uri`.
+    pub fn new(client_id: impl Into<String>, redirect_uri: impl Into<String>) -> Self {
+        AuthorizeParams {
+            client_id: client_id.into(),
+            redirect_uri: redirect_uri.into(),
+            ..Default::default()
+        }
+    }
+
+    /// `response_type` (default `code`).
+    pub fn response_type(mut self, response_type: ResponseType) -> Self {
+        self.response_type = response_type;
+        self
+    }
+
+    /// `scope`: space-separated scopes.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// `state`, returned unchanged with the answer.
+    pub fn state(mut self, state: impl Into<String>) -> Self {
+        self.state = Some(state.into());
+        self
+    }
+
+    /// `code_challenge` and `code_challenge_method` (PKCE, RFC 7636 §4.3).
+    pub fn code_challenge(
+        mut self,
+        challenge: impl Into<String>,
+        method: CodeChallengeMethod,
+    ) -> Self {
+        self.code_challenge = Some(challenge.into());
+        self.code_challenge_method = Some(method);
+        self
+    }
+
     fn query(&self) -> Vec<(String, String)> {
         let mut q = vec![
             ("response_type".to_owned(), self.response_type.to_string()),
@@ -109,6 +169,7 @@ impl AuthorizeParams {
 /// client's `redirect_uri` carrying an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRedirect {
+    /// The status of the answer (302 for a redirect).
     pub status: StatusCode,
     /// The `Location` header, when the server sent one.
     pub location: Option<String>,
@@ -134,15 +195,15 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::{AuthorizeParams, CodeChallengeMethod};
     /// let result = client
     ///     .oauth()
-    ///     .retrieve_authorize(&AuthorizeParams {
-    ///         client_id: "550e8400-e29b-41d4-a716-446655440000".into(),
-    ///         redirect_uri: "https://example.com".into(),
-    ///         scope: Some("admin".into()),
-    ///         state: Some("af0ifjsldkj".into()),
-    ///         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-    ///         code_challenge_method: Some(CodeChallengeMethod::S256),
-    ///         ..Default::default()
-    ///     })
+    ///     .retrieve_authorize(
+    ///         &AuthorizeParams::new("550e8400-e29b-41d4-a716-446655440000", "https://example.com")
+    ///             .scope("admin")
+    ///             .state("af0ifjsldkj")
+    ///             .code_challenge(
+    ///                 "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    ///                 CodeChallengeMethod::S256,
+    ///             ),
+    ///     )
     ///     .await?;
     /// println!("{} -> {:?}", result.status, result.location);
     /// # Ok(()) }
@@ -170,11 +231,12 @@ impl<'a> OAuth<'a> {
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let oauth = client.oauth().retrieve("consent_token").await?;
-    /// println!("{} asks for {:?}", oauth.name, oauth.requested_scopes);
+    /// println!("{:?} asks for {:?}", oauth.name, oauth.requested_scopes);
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, consent_token: &str) -> Result<ConsentDetails, Error> {
-        let req = Request::get(&["oauth", "consent", consent_token]);
+        let token = super::path_param("consent_token", consent_token)?;
+        let req = Request::get(&["oauth", "consent", token]);
         let details: Data<ConsentDetails> = self.client.json(&req).await?;
         Ok(details.data)
     }
@@ -187,10 +249,10 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::CreateGrantRequest;
     /// let response = client
     ///     .oauth()
-    ///     .grants(&CreateGrantRequest {
-    ///         allowed: true,
-    ///         consent_token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into(),
-    ///     })
+    ///     .grants(&CreateGrantRequest::new(
+    ///         true,
+    ///         "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example",
+    ///     ))
     ///     .await?;
     /// println!("{}", response.redirect_uri);
     /// # Ok(()) }
@@ -208,10 +270,9 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::IntrospectRequest;
     /// let response = client
     ///     .oauth()
-    ///     .introspect(&IntrospectRequest {
-    ///         token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example".into(),
-    ///         ..Default::default()
-    ///     })
+    ///     .introspect(&IntrospectRequest::new(
+    ///         "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.example",
+    ///     ))
     ///     .await?;
     /// println!("active: {}", response.active);
     /// # Ok(()) }
@@ -230,7 +291,8 @@ impl<'a> OAuth<'a> {
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let response = client.oauth().retrieve_jwks().await?;
     /// for key in &response.keys {
-    ///     println!("{} {} {}", key.kid, key.kty, key.alg);
+    ///     // Only `kty` is required (RFC 7517 §4).
+    ///     println!("{} {:?} {:?}", key.kty, key.kid, key.alg);
     /// }
     /// # Ok(()) }
     /// ```
@@ -245,11 +307,11 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::RegistrationRequest;
     /// let response = client
     ///     .oauth()
-    ///     .register(&RegistrationRequest {
-    ///         client_name: Some("My app".into()),
-    ///         redirect_uris: Some(vec!["https://example.com/callback".into()]),
-    ///         ..Default::default()
-    ///     })
+    ///     .register(
+    ///         &RegistrationRequest::new()
+    ///             .client_name("My app")
+    ///             .redirect_uris(["https://example.com/callback"]),
+    ///     )
     ///     .await?;
     /// println!("{} {:?}", response.client_id, response.client_secret);
     /// # Ok(()) }
@@ -271,12 +333,11 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::{GrantType, TokenRequest};
     /// let response = client
     ///     .oauth()
-    ///     .token(&TokenRequest {
-    ///         grant_type: GrantType::ClientCredentials.to_string(),
-    ///         client_id: Some("client-id".into()),
-    ///         client_secret: Some("client-secret".into()),
-    ///         ..Default::default()
-    ///     })
+    ///     .token(
+    ///         &TokenRequest::new(GrantType::ClientCredentials)
+    ///             .client_id("client-id")
+    ///             .client_secret("client-secret"),
+    ///     )
     ///     .await?;
     /// println!("{} expires in {} s", response.token_type, response.expires_in);
     /// # Ok(()) }
@@ -294,11 +355,7 @@ impl<'a> OAuth<'a> {
     /// use telnyx_oauth::RevokeRequest;
     /// client
     ///     .oauth()
-    ///     .revoke(&RevokeRequest {
-    ///         token: "refresh-token".into(),
-    ///         token_type_hint: Some("refresh_token".into()),
-    ///         ..Default::default()
-    ///     })
+    ///     .revoke(&RevokeRequest::new("refresh-token").token_type_hint("refresh_token"))
     ///     .await?;
     /// # Ok(()) }
     /// ```

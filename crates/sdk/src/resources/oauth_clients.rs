@@ -12,28 +12,27 @@ use crate::pagination::{stream_from_request, Page};
 ///
 /// ```
 /// use telnyx_oauth::{ClientType, ListOAuthClientsParams, OAuthClientFilter};
-/// let params = ListOAuthClientsParams {
-///     page_size: Some(50),
-///     filter: OAuthClientFilter {
-///         client_type: Some(ClientType::Confidential),
-///         name_contains: Some("billing".into()),
-///         ..Default::default()
-///     },
-///     ..Default::default()
-/// };
-/// # let _ = params;
+/// let params = ListOAuthClientsParams::new().page_size(50).filter(
+///     OAuthClientFilter::new()
+///         .client_type(ClientType::Confidential)
+///         .name_contains("billing"),
+/// );
+/// assert_eq!(params.filter.name_contains.as_deref(), Some("billing"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListOAuthClientsParams {
     /// `page[number]`, from 1.
     pub page_number: Option<u64>,
     /// `page[size]`, 1 to 100 (server default 20).
     pub page_size: Option<u64>,
+    /// The `filter[...]` parameters.
     pub filter: OAuthClientFilter,
 }
 
-/// The `filter[...]` parameters of `GET /oauth_clients`.
+/// The `filter[...]` parameters of `GET /oauth_clients`; start from [`OAuthClientFilter::new`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OAuthClientFilter {
     /// `filter[client_type]`.
     pub client_type: Option<ClientType>,
@@ -50,6 +49,29 @@ pub struct OAuthClientFilter {
 }
 
 impl ListOAuthClientsParams {
+    /// The first page of every client, with the server's page size.
+    pub fn new() -> Self {
+        ListOAuthClientsParams::default()
+    }
+
+    /// `page[number]`, from 1.
+    pub fn page_number(mut self, number: u64) -> Self {
+        self.page_number = Some(number);
+        self
+    }
+
+    /// `page[size]`, 1 to 100.
+    pub fn page_size(mut self, size: u64) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
+    /// The `filter[...]` parameters.
+    pub fn filter(mut self, filter: OAuthClientFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
     fn query(&self) -> Vec<(String, String)> {
         let mut q = super::page_query(self.page_number, self.page_size);
         let f = &self.filter;
@@ -76,6 +98,49 @@ impl ListOAuthClientsParams {
     }
 }
 
+impl OAuthClientFilter {
+    /// No filter: every client matches.
+    pub fn new() -> Self {
+        OAuthClientFilter::default()
+    }
+
+    /// `filter[client_type]`.
+    pub fn client_type(mut self, client_type: ClientType) -> Self {
+        self.client_type = Some(client_type);
+        self
+    }
+
+    /// `filter[verified]`.
+    pub fn verified(mut self, verified: bool) -> Self {
+        self.verified = Some(verified);
+        self
+    }
+
+    /// `filter[allowed_grant_types][contains]`.
+    pub fn allowed_grant_types_contains(mut self, grant_type: GrantType) -> Self {
+        self.allowed_grant_types_contains = Some(grant_type);
+        self
+    }
+
+    /// `filter[name]`: the exact name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// `filter[name][contains]`.
+    pub fn name_contains(mut self, part: impl Into<String>) -> Self {
+        self.name_contains = Some(part.into());
+        self
+    }
+
+    /// `filter[client_id]`.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+}
+
 /// The organization's OAuth clients.
 #[derive(Debug, Clone, Copy)]
 pub struct OAuthClients<'a> {
@@ -94,13 +159,9 @@ impl<'a> OAuthClients<'a> {
     /// use telnyx_oauth::{GrantType, ListOAuthClientsParams, OAuthClientFilter};
     /// let page = client
     ///     .oauth_clients()
-    ///     .list(&ListOAuthClientsParams {
-    ///         filter: OAuthClientFilter {
-    ///             allowed_grant_types_contains: Some(GrantType::ClientCredentials),
-    ///             ..Default::default()
-    ///         },
-    ///         ..Default::default()
-    ///     })
+    ///     .list(&ListOAuthClientsParams::new().filter(
+    ///         OAuthClientFilter::new().allowed_grant_types_contains(GrantType::ClientCredentials),
+    ///     ))
     ///     .await?;
     /// println!("page {} of {}", page.meta.page_number, page.meta.total_pages);
     /// # Ok(()) }
@@ -139,17 +200,12 @@ impl<'a> OAuthClients<'a> {
     /// use telnyx_oauth::{ClientType, CreateOAuthClient, GrantType};
     /// let oauth_client = client
     ///     .oauth_clients()
-    ///     .create(&CreateOAuthClient {
-    ///         name: "My OAuth client".into(),
-    ///         allowed_scopes: vec!["admin".into()],
-    ///         client_type: ClientType::Public,
-    ///         allowed_grant_types: vec![GrantType::ClientCredentials],
-    ///         redirect_uris: None,
-    ///         require_pkce: None,
-    ///         logo_uri: None,
-    ///         policy_uri: None,
-    ///         tos_uri: None,
-    ///     })
+    ///     .create(&CreateOAuthClient::new(
+    ///         "My OAuth client",
+    ///         ClientType::Confidential,
+    ///         [GrantType::ClientCredentials],
+    ///         ["admin"],
+    ///     ))
     ///     .await?;
     /// println!("{}", oauth_client.client_id);
     /// # Ok(()) }
@@ -162,6 +218,10 @@ impl<'a> OAuthClients<'a> {
 
     /// `GET /oauth_clients/{id}`.
     ///
+    /// An `id` that is empty, `.` or `..`, or contains `/` is refused with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) before anything is sent; so are
+    /// the ids of the other methods.
+    ///
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let oauth_client = client
@@ -172,13 +232,13 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, id: &str) -> Result<OAuthClient, Error> {
-        let req = Request::get(&["oauth_clients", id]);
+        let req = Request::get(&["oauth_clients", super::path_param("id", id)?]);
         let found: Data<OAuthClient> = self.client.json(&req).await?;
         Ok(found.data)
     }
 
-    /// `PUT /oauth_clients/{id}`: a partial update; absent fields are left alone and
-    /// `Some(None)` clears an optional link.
+    /// `PUT /oauth_clients/{id}`: a partial update; fields not set are left alone and the
+    /// `clear_*` setters clear an optional link.
     ///
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
@@ -187,18 +247,18 @@ impl<'a> OAuthClients<'a> {
     ///     .oauth_clients()
     ///     .update(
     ///         "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e",
-    ///         &UpdateOAuthClient {
-    ///             name: Some("Renamed".into()),
-    ///             logo_uri: Some(None),
-    ///             ..Default::default()
-    ///         },
+    ///         &UpdateOAuthClient::new().name("Renamed").clear_logo_uri(),
     ///     )
     ///     .await?;
     /// println!("{}", oauth_client.updated_at);
     /// # Ok(()) }
     /// ```
     pub async fn update(&self, id: &str, params: &UpdateOAuthClient) -> Result<OAuthClient, Error> {
-        let req = Request::new(Method::PUT, &["oauth_clients", id]).json(params)?;
+        let req = Request::new(
+            Method::PUT,
+            &["oauth_clients", super::path_param("id", id)?],
+        )
+        .json(params)?;
         let updated: Data<OAuthClient> = self.client.json(&req).await?;
         Ok(updated.data)
     }
@@ -214,7 +274,11 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        let req = Request::new(Method::DELETE, &["oauth_clients", id]).accept("*/*");
+        let req = Request::new(
+            Method::DELETE,
+            &["oauth_clients", super::path_param("id", id)?],
+        )
+        .accept("*/*");
         self.client.unit(&req).await
     }
 }

@@ -9,7 +9,13 @@ use crate::error::Error;
 use crate::pagination::{stream_from_request, Page};
 
 /// Query of `GET /oauth_grants`; absent values are left out.
+///
+/// ```
+/// let params = telnyx_oauth::ListOAuthGrantsParams::new().page_size(50);
+/// assert_eq!(params.page_size, Some(50));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListOAuthGrantsParams {
     /// `page[number]`, from 1.
     pub page_number: Option<u64>,
@@ -18,6 +24,23 @@ pub struct ListOAuthGrantsParams {
 }
 
 impl ListOAuthGrantsParams {
+    /// The first page, with the server's page size.
+    pub fn new() -> Self {
+        ListOAuthGrantsParams::default()
+    }
+
+    /// `page[number]`, from 1.
+    pub fn page_number(mut self, number: u64) -> Self {
+        self.page_number = Some(number);
+        self
+    }
+
+    /// `page[size]`, 1 to 100.
+    pub fn page_size(mut self, size: u64) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
     fn query(&self) -> Vec<(String, String)> {
         super::page_query(self.page_number, self.page_size)
     }
@@ -72,6 +95,10 @@ impl<'a> OAuthGrants<'a> {
 
     /// `GET /oauth_grants/{id}`.
     ///
+    /// An `id` that is empty, `.` or `..`, or contains `/` is refused with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) before anything is sent; so are
+    /// the ids of the other methods.
+    ///
     /// ```no_run
     /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
     /// let grant = client.oauth_grants().retrieve("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e").await?;
@@ -79,7 +106,7 @@ impl<'a> OAuthGrants<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn retrieve(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::get(&["oauth_grants", id]);
+        let req = Request::get(&["oauth_grants", super::path_param("id", id)?]);
         let found: Data<OAuthGrant> = self.client.json(&req).await?;
         Ok(found.data)
     }
@@ -93,7 +120,10 @@ impl<'a> OAuthGrants<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::new(Method::DELETE, &["oauth_grants", id]);
+        let req = Request::new(
+            Method::DELETE,
+            &["oauth_grants", super::path_param("id", id)?],
+        );
         let revoked: Data<OAuthGrant> = self.client.json(&req).await?;
         Ok(revoked.data)
     }

@@ -6,6 +6,7 @@
 
 mod mock;
 mod mock_credentials;
+mod mock_paths;
 mod mock_protocol;
 mod mock_retries;
 mod server;

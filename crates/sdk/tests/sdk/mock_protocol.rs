@@ -85,15 +85,18 @@ async fn authorize_returns_the_redirect_without_following_it() {
     let client = mock.client().build().unwrap();
     let result = client
         .oauth()
-        .retrieve_authorize(&AuthorizeParams {
-            client_id: "550e8400-e29b-41d4-a716-446655440000".into(),
-            redirect_uri: "https://example.com/cb?x=1".into(),
-            scope: Some("admin messaging".into()),
-            state: Some("st&te".into()),
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-            code_challenge_method: Some(CodeChallengeMethod::S256),
-            ..Default::default()
-        })
+        .retrieve_authorize(
+            &AuthorizeParams::new(
+                "550e8400-e29b-41d4-a716-446655440000",
+                "https://example.com/cb?x=1",
+            )
+            .scope("admin messaging")
+            .state("st&te")
+            .code_challenge(
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                CodeChallengeMethod::S256,
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(result.status.as_u16(), 302);
@@ -136,11 +139,7 @@ async fn authorize_error_pages_are_status_errors_with_the_page_kept() {
         .build()
         .unwrap()
         .oauth()
-        .retrieve_authorize(&AuthorizeParams {
-            client_id: "c".into(),
-            redirect_uri: "https://evil.example".into(),
-            ..Default::default()
-        })
+        .retrieve_authorize(&AuthorizeParams::new("c", "https://evil.example"))
         .await
         .unwrap_err();
     let Error::UnprocessableEntity(api) = &err else {
@@ -158,7 +157,7 @@ async fn authorize_error_pages_are_status_errors_with_the_page_kept() {
 #[tokio::test]
 async fn consent_details_and_the_decision() {
     let mock = Mock::start(|req, _| match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/oauth/consent/ct%2F1") => Reply::json(
+        ("GET", "/oauth/consent/ct%201%3F") => Reply::json(
             200,
             json!({"data": {
                 "client_id": "c1", "name": "Billing", "logo_uri": null, "policy_uri": null,
@@ -175,18 +174,18 @@ async fn consent_details_and_the_decision() {
     })
     .await;
     let client = mock.client().build().unwrap();
-    let details = client.oauth().retrieve("ct/1").await.unwrap();
-    assert_eq!(details.name, "Billing");
-    assert!(!details.verified);
-    assert_eq!(details.requested_scopes[0].description, "Everything");
+    let details = client.oauth().retrieve("ct 1?").await.unwrap();
+    assert_eq!(details.name.as_deref(), Some("Billing"));
+    assert_eq!(details.verified, Some(false));
+    assert_eq!(
+        details.requested_scopes[0].description.as_deref(),
+        Some("Everything")
+    );
     assert_eq!(details.tos_uri.as_deref(), Some("https://example.com/tos"));
 
     let decision = client
         .oauth()
-        .grants(&CreateGrantRequest {
-            allowed: true,
-            consent_token: "ct/1".into(),
-        })
+        .grants(&CreateGrantRequest::new(true, "ct/1"))
         .await
         .unwrap();
     assert_eq!(
@@ -219,14 +218,13 @@ async fn token_introspect_and_revoke_are_form_encoded_by_default() {
     let client = mock.client().build().unwrap();
     let token = client
         .oauth()
-        .token(&TokenRequest {
-            grant_type: GrantType::AuthorizationCode.to_string(),
-            code: Some("the code".into()),
-            code_verifier: Some("verifier".into()),
-            redirect_uri: Some("https://example.com/cb".into()),
-            client_id: Some("c1".into()),
-            ..Default::default()
-        })
+        .token(
+            &TokenRequest::new(GrantType::AuthorizationCode)
+                .code("the code")
+                .code_verifier("verifier")
+                .redirect_uri("https://example.com/cb")
+                .client_id("c1"),
+        )
         .await
         .unwrap();
     assert_eq!(token.token_type, "Bearer");
@@ -235,10 +233,7 @@ async fn token_introspect_and_revoke_are_form_encoded_by_default() {
 
     let info = client
         .oauth()
-        .introspect(&IntrospectRequest {
-            token: "at".into(),
-            ..Default::default()
-        })
+        .introspect(&IntrospectRequest::new("at"))
         .await
         .unwrap();
     assert!(info.active);
@@ -246,11 +241,7 @@ async fn token_introspect_and_revoke_are_form_encoded_by_default() {
 
     client
         .oauth()
-        .revoke(&RevokeRequest {
-            token: "rt".into(),
-            token_type_hint: Some("refresh_token".into()),
-            ..Default::default()
-        })
+        .revoke(&RevokeRequest::new("rt").token_type_hint("refresh_token"))
         .await
         .unwrap();
 
@@ -295,10 +286,7 @@ async fn token_bodies_can_be_json() {
         .unwrap();
     let info = client
         .oauth()
-        .introspect(&IntrospectRequest {
-            token: "gone".into(),
-            ..Default::default()
-        })
+        .introspect(&IntrospectRequest::new("gone"))
         .await
         .unwrap();
     assert!(!info.active);
@@ -312,7 +300,12 @@ async fn token_bodies_can_be_json() {
 async fn jwks() {
     let mock = Mock::scripted(vec![Reply::json(
         200,
-        json!({"keys": [{"kid": "k1", "kty": "EC", "alg": "ES256", "use": "sig", "crv": "P-256", "x": "xx", "y": "yy"}]}),
+        json!({"keys": [
+            {"kid": "k1", "kty": "EC", "alg": "ES256", "use": "sig", "crv": "P-256", "x": "xx", "y": "yy"},
+            // RFC 7517 §4: only kty is required; other servers publish keys without alg or use.
+            {"kty": "RSA", "kid": "r1", "n": "0vx7agoebGcQSuuPiLJXZpt", "e": "AQAB", "x5t": "added"},
+            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+        ]}),
     )])
     .await;
     let jwks = mock
@@ -323,9 +316,16 @@ async fn jwks() {
         .retrieve_jwks()
         .await
         .unwrap();
-    assert_eq!(jwks.keys[0].kid, "k1");
-    assert_eq!(jwks.keys[0].use_, "sig");
+    assert_eq!(jwks.keys.len(), 3);
+    assert_eq!(jwks.keys[0].kid.as_deref(), Some("k1"));
+    assert_eq!(jwks.keys[0].use_.as_deref(), Some("sig"));
     assert_eq!(jwks.keys[0].crv.as_deref(), Some("P-256"));
+    let rsa = &jwks.keys[1];
+    assert_eq!((rsa.kty.as_str(), rsa.alg.as_deref()), ("RSA", None));
+    assert_eq!(rsa.e.as_deref(), Some("AQAB"));
+    let bare = &jwks.keys[2];
+    assert_eq!(bare.kty, "OKP");
+    assert_eq!((&bare.kid, &bare.alg, &bare.use_), (&None, &None, &None));
     assert_eq!(mock.requests()[0].path, "/oauth/jwks");
 }
 
@@ -359,10 +359,7 @@ async fn oauth_grants_list_retrieve_and_revoke() {
     })
     .await;
     let client = mock.client().build().unwrap();
-    let params = ListOAuthGrantsParams {
-        page_size: Some(2),
-        ..Default::default()
-    };
+    let params = ListOAuthGrantsParams::new().page_size(2);
     let first = client.oauth_grants().list(&params).await.unwrap();
     assert_eq!(first.data.len(), 2);
     assert!(first.has_next_page());

@@ -216,11 +216,11 @@ async fn every_request_carries_the_sdk_headers_and_the_configured_ones() {
         .default_header("x-tenant", "blue")
         .build()
         .unwrap();
-    client.oauth_clients().retrieve("c/1 2").await.unwrap();
+    client.oauth_clients().retrieve("c?1 2").await.unwrap();
     let r = &mock.requests()[0];
     assert_eq!(r.method, "GET");
     // The id is one percent-encoded path segment.
-    assert_eq!(r.path, "/oauth_clients/c%2F1%202");
+    assert_eq!(r.path, "/oauth_clients/c%3F1%202");
     assert_eq!(r.header("authorization"), Some("Bearer KEYtest"));
     assert_eq!(r.header("accept"), Some("application/json"));
     assert_eq!(
@@ -262,4 +262,38 @@ fn debug_output_never_shows_credentials() {
     assert!(!shown.contains("KEYsecret123"), "{shown}");
     let builder = telnyx_oauth::Client::builder().client_credentials("id", "s3cr3t");
     assert!(!format!("{builder:?}").contains("s3cr3t"));
+}
+
+#[tokio::test]
+async fn a_callers_http_client_carries_the_sdk_headers_and_timeout() {
+    let mut defaults = reqwest::header::HeaderMap::new();
+    defaults.insert("x-from-the-caller", "yes".parse().unwrap());
+    let http = reqwest::Client::builder()
+        .default_headers(defaults)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mock = Mock::scripted(vec![
+        ok_client(),
+        ok_client().after(Duration::from_millis(800)),
+    ])
+    .await;
+    let client = mock
+        .client()
+        .http_client(http)
+        .timeout(Duration::from_millis(200))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    client.oauth_clients().retrieve("c1").await.unwrap();
+    let first = &mock.requests()[0];
+    assert_eq!(first.header("x-from-the-caller"), Some("yes"));
+    assert_eq!(
+        first.header("user-agent"),
+        Some(concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(first.header("authorization"), Some("Bearer KEYtest"));
+    // The SDK's timeout applies to the caller's client too.
+    let err = client.oauth_clients().retrieve("c1").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
 }

@@ -89,15 +89,5 @@ impl TestServer {
 }
 
 pub fn new_client(name: &str, client_type: ClientType) -> CreateOAuthClient {
-    CreateOAuthClient {
-        name: name.into(),
-        allowed_scopes: vec!["admin".into()],
-        client_type,
-        allowed_grant_types: vec![GrantType::ClientCredentials],
-        redirect_uris: None,
-        require_pkce: None,
-        logo_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-    }
+    CreateOAuthClient::new(name, client_type, [GrantType::ClientCredentials], ["admin"])
 }

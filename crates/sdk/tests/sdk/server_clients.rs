@@ -45,12 +45,10 @@ async fn create_retrieve_update_delete_round_trip() {
             .oauth_clients()
             .update(
                 &created.client_id,
-                &UpdateOAuthClient {
-                    name: Some("Renamed".into()),
-                    allowed_scopes: Some(vec!["admin".into(), "messaging".into()]),
-                    logo_uri: Some(None),
-                    ..Default::default()
-                },
+                &UpdateOAuthClient::new()
+                    .name("Renamed")
+                    .allowed_scopes(["admin", "messaging"])
+                    .clear_logo_uri(),
             )
             .await
             .unwrap();
@@ -106,14 +104,9 @@ async fn auto_paging_walks_every_page_keeping_the_filter() {
             .await
             .unwrap();
     }
-    let params = ListOAuthClientsParams {
-        page_size: Some(2),
-        filter: OAuthClientFilter {
-            name_contains: Some("pager".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let params = ListOAuthClientsParams::new()
+        .page_size(2)
+        .filter(OAuthClientFilter::new().name_contains("pager"));
 
     let first = client.oauth_clients().list(&params).await.unwrap();
     assert_eq!(first.data.len(), 2);
@@ -151,10 +144,7 @@ async fn auto_paging_walks_every_page_keeping_the_filter() {
     // Starting from page 3 keeps going from there.
     let tail: Vec<_> = client
         .oauth_clients()
-        .list_auto(&ListOAuthClientsParams {
-            page_number: Some(3),
-            ..params.clone()
-        })
+        .list_auto(&params.clone().page_number(3))
         .collect()
         .await;
     assert_eq!(tail.len(), 3);
@@ -179,54 +169,32 @@ async fn list_filters_reach_the_server() {
         async move {
             let page = client
                 .oauth_clients()
-                .list(&ListOAuthClientsParams {
-                    filter: f,
-                    ..Default::default()
-                })
+                .list(&ListOAuthClientsParams::new().filter(f))
                 .await
                 .unwrap();
             page.data.into_iter().map(|c| c.name).collect::<Vec<_>>()
         }
     };
     assert_eq!(
-        names(OAuthClientFilter {
-            client_type: Some(ClientType::Public),
-            ..Default::default()
-        })
-        .await,
+        names(OAuthClientFilter::new().client_type(ClientType::Public)).await,
         ["web app"]
     );
     assert_eq!(
-        names(OAuthClientFilter {
-            allowed_grant_types_contains: Some(GrantType::ClientCredentials),
-            ..Default::default()
-        })
-        .await,
+        names(OAuthClientFilter::new().allowed_grant_types_contains(GrantType::ClientCredentials))
+            .await,
         ["machine"]
     );
     assert_eq!(
-        names(OAuthClientFilter {
-            client_id: Some(web.client_id.clone()),
-            ..Default::default()
-        })
-        .await,
+        names(OAuthClientFilter::new().client_id(web.client_id.clone())).await,
         ["web app"]
     );
     assert_eq!(
-        names(OAuthClientFilter {
-            name: Some("machine".into()),
-            verified: Some(false),
-            ..Default::default()
-        })
-        .await,
+        names(OAuthClientFilter::new().name("machine").verified(false)).await,
         ["machine"]
     );
-    assert!(names(OAuthClientFilter {
-        verified: Some(true),
-        ..Default::default()
-    })
-    .await
-    .is_empty());
+    assert!(names(OAuthClientFilter::new().verified(true))
+        .await
+        .is_empty());
     let _ = cc;
 }
 
@@ -273,12 +241,12 @@ async fn dynamic_registration() {
     let client = app.client_v2();
     let registered = client
         .oauth()
-        .register(&RegistrationRequest {
-            client_name: Some("Registered app".into()),
-            redirect_uris: Some(vec!["https://example.com/callback".into()]),
-            token_endpoint_auth_method: Some(TokenEndpointAuthMethod::ClientSecretBasic),
-            ..Default::default()
-        })
+        .register(
+            &RegistrationRequest::new()
+                .client_name("Registered app")
+                .redirect_uris(["https://example.com/callback"])
+                .token_endpoint_auth_method(TokenEndpointAuthMethod::ClientSecretBasic),
+        )
         .await
         .unwrap();
     assert_eq!(registered.client_name.as_deref(), Some("Registered app"));
@@ -292,10 +260,7 @@ async fn dynamic_registration() {
 
     let err = client
         .oauth()
-        .register(&RegistrationRequest {
-            redirect_uris: Some(vec!["not a uri".into()]),
-            ..Default::default()
-        })
+        .register(&RegistrationRequest::new().redirect_uris(["not a uri"]))
         .await
         .unwrap_err();
     let Error::BadRequest(api) = &err else {

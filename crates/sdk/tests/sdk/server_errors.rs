@@ -93,10 +93,7 @@ async fn a_bad_page_size_is_the_bad_request_error() {
         let err = app
             .client()
             .oauth_clients()
-            .list(&ListOAuthClientsParams {
-                page_size: Some(size),
-                ..Default::default()
-            })
+            .list(&ListOAuthClientsParams::new().page_size(size))
             .await
             .unwrap_err();
         let Error::BadRequest(api) = &err else {

@@ -19,33 +19,31 @@ const REDIRECT: &str = "https://app.example.com/callback";
 async fn full_client(client: &Client, scopes: &[&str]) -> (String, String) {
     let created = client
         .oauth_clients()
-        .create(&CreateOAuthClient {
-            name: "Every grant".into(),
-            allowed_scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            client_type: ClientType::Confidential,
-            allowed_grant_types: vec![
-                GrantType::AuthorizationCode,
-                GrantType::RefreshToken,
-                GrantType::ClientCredentials,
-            ],
-            redirect_uris: Some(vec![REDIRECT.into()]),
-            require_pkce: None,
-            logo_uri: None,
-            policy_uri: None,
-            tos_uri: None,
-        })
+        .create(
+            &CreateOAuthClient::new(
+                "Every grant",
+                ClientType::Confidential,
+                [
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                    GrantType::ClientCredentials,
+                ],
+                scopes.iter().copied(),
+            )
+            .redirect_uris([REDIRECT]),
+        )
         .await
         .unwrap();
     (created.client_id, created.client_secret.unwrap())
 }
 
 fn client_credentials(id: &str, secret: &str, scope: Option<&str>) -> TokenRequest {
-    TokenRequest {
-        grant_type: "client_credentials".into(),
-        client_id: Some(id.into()),
-        client_secret: Some(secret.into()),
-        scope: scope.map(str::to_owned),
-        ..Default::default()
+    let req = TokenRequest::new(GrantType::ClientCredentials)
+        .client_id(id)
+        .client_secret(secret);
+    match scope {
+        Some(scope) => req.scope(scope),
+        None => req,
     }
 }
 
@@ -79,10 +77,11 @@ async fn discovery_and_the_jwk_set() {
         assert!(!jwks.keys.is_empty());
         let key = &jwks.keys[0];
         assert_eq!(
-            (key.kty.as_str(), key.alg.as_str(), key.use_.as_str()),
-            ("EC", "ES256", "sig")
+            (key.kty.as_str(), key.alg.as_deref(), key.use_.as_deref()),
+            ("EC", Some("ES256"), Some("sig"))
         );
-        assert!(key.x.is_some() && key.y.is_some() && !key.kid.is_empty());
+        assert!(key.x.is_some() && key.y.is_some());
+        assert!(key.kid.as_ref().is_some_and(|kid| !kid.is_empty()));
     }
 }
 
@@ -105,12 +104,11 @@ async fn token_introspect_and_revoke() {
     // The admin's API key travels as Bearer; the client authenticates in the body.
     let info = admin
         .oauth()
-        .introspect(&IntrospectRequest {
-            token: token.access_token.clone(),
-            client_id: Some(id.clone()),
-            client_secret: Some(secret.clone()),
-            ..Default::default()
-        })
+        .introspect(
+            &IntrospectRequest::new(token.access_token.clone())
+                .client_id(&id)
+                .client_secret(&secret),
+        )
         .await
         .unwrap();
     assert!(info.active);
@@ -120,22 +118,20 @@ async fn token_introspect_and_revoke() {
 
     admin
         .oauth()
-        .revoke(&RevokeRequest {
-            token: token.access_token.clone(),
-            client_id: Some(id.clone()),
-            client_secret: Some(secret.clone()),
-            ..Default::default()
-        })
+        .revoke(
+            &RevokeRequest::new(token.access_token.clone())
+                .client_id(&id)
+                .client_secret(&secret),
+        )
         .await
         .unwrap();
     let info = admin
         .oauth()
-        .introspect(&IntrospectRequest {
-            token: token.access_token,
-            client_id: Some(id.clone()),
-            client_secret: Some(secret.clone()),
-            ..Default::default()
-        })
+        .introspect(
+            &IntrospectRequest::new(token.access_token)
+                .client_id(&id)
+                .client_secret(&secret),
+        )
         .await
         .unwrap();
     assert!(!info.active);
@@ -162,13 +158,9 @@ async fn authorize_consent_and_grants() {
     let app = TestServer::spawn().await;
     let admin = app.client();
     let (id, _) = full_client(&admin, &["admin", "messaging"]).await;
-    let params = AuthorizeParams {
-        client_id: id.clone(),
-        redirect_uri: REDIRECT.into(),
-        scope: Some("messaging".into()),
-        state: Some("xyz-state".into()),
-        ..Default::default()
-    };
+    let params = AuthorizeParams::new(&id, REDIRECT)
+        .scope("messaging")
+        .state("xyz-state");
 
     let consent_token = |location: Option<String>| {
         let location = location.expect("a Location");
@@ -183,18 +175,18 @@ async fn authorize_consent_and_grants() {
     assert_eq!(redirect.status.as_u16(), 302);
     let token = consent_token(redirect.location);
     let details = admin.oauth().retrieve(&token).await.unwrap();
-    assert_eq!(details.client_id, id);
-    assert_eq!(details.name, "Every grant");
-    assert_eq!(details.redirect_uri, REDIRECT);
-    assert!(!details.verified);
+    assert_eq!(details.client_id.as_deref(), Some(id.as_str()));
+    assert_eq!(details.name.as_deref(), Some("Every grant"));
+    assert_eq!(details.redirect_uri.as_deref(), Some(REDIRECT));
+    assert_eq!(details.verified, Some(false));
     assert_eq!(details.requested_scopes.len(), 1);
-    assert_eq!(details.requested_scopes[0].name, "messaging");
+    assert_eq!(
+        details.requested_scopes[0].name.as_deref(),
+        Some("messaging")
+    );
     let denied = admin
         .oauth()
-        .grants(&CreateGrantRequest {
-            allowed: false,
-            consent_token: token.clone(),
-        })
+        .grants(&CreateGrantRequest::new(false, &token))
         .await
         .unwrap();
     assert!(denied.redirect_uri.starts_with(REDIRECT));
@@ -215,10 +207,7 @@ async fn authorize_consent_and_grants() {
     );
     let allowed = admin
         .oauth()
-        .grants(&CreateGrantRequest {
-            allowed: true,
-            consent_token: token,
-        })
+        .grants(&CreateGrantRequest::new(true, token))
         .await
         .unwrap();
     assert!(allowed.redirect_uri.contains("code="));
@@ -304,10 +293,12 @@ async fn client_credentials_mode_fetches_and_renews_its_token() {
     // A token without `admin` is refused by the management API with 403.
     let limited = admin
         .oauth_clients()
-        .create(&CreateOAuthClient {
-            allowed_scopes: vec!["messaging".into()],
-            ..new_client("Limited", ClientType::Confidential)
-        })
+        .create(&CreateOAuthClient::new(
+            "Limited",
+            ClientType::Confidential,
+            [GrantType::ClientCredentials],
+            ["messaging"],
+        ))
         .await
         .unwrap();
     let limited = Client::builder()

@@ -80,24 +80,26 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
     }
     let s = &client.settings;
     Ok(Some(ConsentDetails {
-        client_id: client.client_id.clone(),
-        name: s.name.clone(),
+        client_id: Some(client.client_id.clone()),
+        name: Some(s.name.clone()),
         logo_uri: s.logo_uri.clone(),
         policy_uri: s.policy_uri.clone(),
         tos_uri: s.tos_uri.clone(),
-        redirect_uri: c.redirect_uri.clone(),
-        verified: client.verified,
+        redirect_uri: Some(c.redirect_uri.clone()),
+        verified: Some(client.verified),
         requested_scopes: scopes
             .into_iter()
             .map(|name| RequestedScope {
-                id: name.clone(),
-                name: name.clone(),
-                description: state
-                    .config
-                    .scopes
-                    .get(name)
-                    .map(|d| d.description.clone())
-                    .unwrap_or_else(|| name.clone()),
+                id: Some(name.clone()),
+                name: Some(name.clone()),
+                description: Some(
+                    state
+                        .config
+                        .scopes
+                        .get(name)
+                        .map(|d| d.description.clone())
+                        .unwrap_or_else(|| name.clone()),
+                ),
             })
             .collect(),
     }))
@@ -168,10 +170,10 @@ async fn consent_page(
         return Ok(expired_page());
     };
     let csrf = session::csrf_token(&cookie);
+    let name = d.name.as_deref().unwrap_or_default();
     let page = ConsentPage {
-        name: &d.name,
-        initial: d
-            .name
+        name,
+        initial: name
             .chars()
             .find(|ch| ch.is_alphanumeric())
             .map(|ch| ch.to_uppercase().collect())
@@ -179,14 +181,14 @@ async fn consent_page(
         logo_uri: html::web_url(d.logo_uri.as_deref()),
         policy_uri: html::web_url(d.policy_uri.as_deref()),
         tos_uri: html::web_url(d.tos_uri.as_deref()),
-        verified: d.verified,
+        verified: d.verified.unwrap_or(false),
         email: &user.email,
         scopes: d
             .requested_scopes
             .iter()
             .map(|s| ScopeLine {
-                name: s.name.clone(),
-                description: s.description.clone(),
+                name: s.name.clone().unwrap_or_default(),
+                description: s.description.clone().unwrap_or_default(),
             })
             .collect(),
         return_host: html::return_host(&c.redirect_uri),

@@ -30,13 +30,13 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     // 1. The client registers itself (RFC 7591).
     let reg = user
         .oauth()
-        .register(&RegistrationRequest {
-            client_name: Some("Story app".into()),
-            redirect_uris: Some(vec![CALLBACK.into()]),
-            grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
-            scope: Some("messaging".into()),
-            ..Default::default()
-        })
+        .register(
+            &RegistrationRequest::new()
+                .client_name("Story app")
+                .redirect_uris([CALLBACK])
+                .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .scope("messaging"),
+        )
         .await
         .unwrap();
     let client_id = reg.client_id.clone();
@@ -45,28 +45,22 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     // 2. The user authorizes (signed in with an API key) and consents.
     let redirect = user
         .oauth()
-        .retrieve_authorize(&AuthorizeParams {
-            client_id: client_id.clone(),
-            redirect_uri: CALLBACK.into(),
-            scope: Some("messaging".into()),
-            state: Some("story-state".into()),
-            code_challenge: Some(CHALLENGE.into()),
-            code_challenge_method: Some(CodeChallengeMethod::S256),
-            ..Default::default()
-        })
+        .retrieve_authorize(
+            &AuthorizeParams::new(&client_id, CALLBACK)
+                .scope("messaging")
+                .state("story-state")
+                .code_challenge(CHALLENGE, CodeChallengeMethod::S256),
+        )
         .await
         .unwrap();
     assert_eq!(redirect.status.as_u16(), 302);
     let location = redirect.location.unwrap();
     let consent_token = param(&location, "consent_token").expect("consent page");
     let details = user.oauth().retrieve(&consent_token).await.unwrap();
-    assert_eq!(details.client_id, client_id);
+    assert_eq!(details.client_id.as_deref(), Some(client_id.as_str()));
     let decision = user
         .oauth()
-        .grants(&CreateGrantRequest {
-            allowed: true,
-            consent_token,
-        })
+        .grants(&CreateGrantRequest::new(true, consent_token))
         .await
         .unwrap();
     assert!(decision.redirect_uri.starts_with(CALLBACK));
@@ -80,15 +74,14 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     // a Bearer header and does not interfere).
     let tokens = user
         .oauth()
-        .token(&TokenRequest {
-            grant_type: "authorization_code".into(),
-            client_id: Some(client_id.clone()),
-            client_secret: Some(client_secret.clone()),
-            code: Some(code),
-            code_verifier: Some(VERIFIER.into()),
-            redirect_uri: Some(CALLBACK.into()),
-            ..Default::default()
-        })
+        .token(
+            &TokenRequest::new(GrantType::AuthorizationCode)
+                .client_id(&client_id)
+                .client_secret(&client_secret)
+                .code(code)
+                .code_verifier(VERIFIER)
+                .redirect_uri(CALLBACK),
+        )
         .await
         .unwrap();
     assert_eq!(tokens.token_type, "Bearer");
@@ -98,13 +91,12 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     // 4. It refreshes: a new access token and a new refresh token.
     let refreshed = user
         .oauth()
-        .token(&TokenRequest {
-            grant_type: "refresh_token".into(),
-            client_id: Some(client_id.clone()),
-            client_secret: Some(client_secret.clone()),
-            refresh_token: Some(first_refresh.clone()),
-            ..Default::default()
-        })
+        .token(
+            &TokenRequest::new(GrantType::RefreshToken)
+                .client_id(&client_id)
+                .client_secret(&client_secret)
+                .refresh_token(&first_refresh),
+        )
         .await
         .unwrap();
     let refresh_token = refreshed.refresh_token.clone().unwrap();
@@ -116,12 +108,11 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
             (user.clone(), client_id.clone(), client_secret.clone());
         async move {
             user.oauth()
-                .introspect(&IntrospectRequest {
-                    token,
-                    client_id: Some(client_id),
-                    client_secret: Some(client_secret),
-                    ..Default::default()
-                })
+                .introspect(
+                    &IntrospectRequest::new(token)
+                        .client_id(client_id)
+                        .client_secret(client_secret),
+                )
                 .await
                 .unwrap()
         }
@@ -150,13 +141,12 @@ async fn register_authorize_exchange_refresh_introspect_revoke() {
     assert!(!introspect(refresh_token.clone()).await.active);
     let err = user
         .oauth()
-        .token(&TokenRequest {
-            grant_type: "refresh_token".into(),
-            client_id: Some(client_id.clone()),
-            client_secret: Some(client_secret.clone()),
-            refresh_token: Some(refresh_token),
-            ..Default::default()
-        })
+        .token(
+            &TokenRequest::new(GrantType::RefreshToken)
+                .client_id(&client_id)
+                .client_secret(&client_secret)
+                .refresh_token(refresh_token),
+        )
         .await
         .unwrap_err();
     let api = err.api_error().expect("an API error");
