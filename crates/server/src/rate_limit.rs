@@ -1007,8 +1007,13 @@ mod tests {
         assert!(shared.down.load(Ordering::Relaxed), "fell back");
         *door.lock().unwrap() = Door::Open;
         recovers(&l, &k).await;
+        bucket_is_in_redis(shared, &prefix, &k).await;
+    }
+
+    /// The `oauth_per_client` bucket of `k` is in Redis (and is deleted, to leave no trace).
+    async fn bucket_is_in_redis(shared: &SharedBuckets, prefix: &str, k: &Key) {
         let mut con = test_connection(shared).await;
-        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
+        let name = format!("{prefix}oauth_per_client:{}", hex(k));
         let deleted: i64 = redis::cmd("DEL")
             .arg(&name)
             .query_async(&mut con)
@@ -1036,14 +1041,7 @@ mod tests {
         shared.failed(&refused.unwrap_err());
         *door.lock().unwrap() = Door::Open;
         recovers(&l, &k).await;
-        let mut con = test_connection(shared).await;
-        let name = format!("{prefix}oauth_per_client:{}", hex(&k));
-        let deleted: i64 = redis::cmd("DEL")
-            .arg(&name)
-            .query_async(&mut con)
-            .await
-            .unwrap();
-        assert_eq!(deleted, 1, "the bucket is in Redis");
+        bucket_is_in_redis(shared, &prefix, &k).await;
     }
 
     /// A `rediss://` URL makes a TLS connection: its first bytes are a TLS handshake record.

@@ -58,7 +58,8 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database refused a value it was given: text it cannot hold (a NUL byte on
     /// PostgreSQL), or a value too large for an index. The request's mistake, not the server's;
-    /// the detail is the database's message, logged, never shown to a caller.
+    /// the detail is the SQLSTATE (never the database's message, which may quote the value),
+    /// logged, never shown to a caller.
     #[error("the database refused a value: {0}")]
     InvalidInput(String),
     /// Anything else: a bug or a corrupt row. Logged, never shown to a caller.
@@ -86,7 +87,12 @@ impl From<sqlx::Error> for StoreError {
                     .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
                     .is_some_and(|pg| is_invalid_input_code(pg.code())) =>
             {
-                StoreError::InvalidInput(db.message().to_owned())
+                // The SQLSTATE alone: some of these messages quote the refused value, which is
+                // the caller's input and may be anything.
+                StoreError::InvalidInput(format!(
+                    "SQLSTATE {}",
+                    db.code().as_deref().unwrap_or("unknown")
+                ))
             }
             // SQLITE_BUSY (and its extended codes): another process held the write lock for
             // longer than the busy timeout.

@@ -186,30 +186,31 @@ async fn the_reported_attack_gets_nothing() {
 #[tokio::test]
 async fn a_third_party_token_never_acts_on_the_management_api() {
     let app = TestApp::spawn().await;
-    let (id, _) = registered_code_client(&app, None).await;
-    // Even a token that carries admin (as one issued before the trust model could) and names a
-    // real user as its subject: 403, on the management API and at introspection.
-    let admin_user = app
-        .server
-        .store
-        .find_user_by_email("admin@localhost")
-        .await
-        .unwrap()
-        .unwrap();
-    for grant in [None, Some("some-grant")] {
-        let mut c = claims(&app, &id, &admin_user.id, "admin messaging");
-        c.grant_id = grant.map(str::to_owned);
+    let (id, auth) = registered_code_client(&app, None).await;
+    // A real authorization of the third party by the admin, with the scopes it may have.
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let issued = exchange(&app, &auth, &code).await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let (_, real) = crate::oauth_support::jwt_parts(issued.body["access_token"].as_str().unwrap());
+    // Even a token that carries admin (as one issued before the trust model could) with that
+    // live grant and family, or with no grant at all: 403 insufficient_scope, on the
+    // management API and at introspection; nothing is listed, nothing introspected.
+    for from_grant in [true, false] {
+        let mut c = claims(&app, &id, real["sub"].as_str().unwrap(), "admin messaging");
+        if from_grant {
+            c.grant_id = real["grant_id"].as_str().map(str::to_owned);
+            c.family_id = real["family_id"].as_str().map(str::to_owned);
+        }
         let token = sign(&app, &c);
         let (status, err) = app.get(&token, "/oauth_clients").await;
-        assert!(status == 403 || status == 401, "{status} {err}");
+        assert_eq!(status, 403, "{err}");
+        assert_eq!(err["error"], "insufficient_scope", "{err}");
+        assert!(err.get("data").is_none());
         let r = introspect_bearer(&app, &token, &token).await;
-        assert!(
-            r.status == 403 || r.status == 401,
-            "{} {}",
-            r.status,
-            r.body
-        );
-        assert_ne!(r.body["active"], true);
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.body["error"], "insufficient_scope", "{}", r.body);
+        assert!(r.body.get("active").is_none());
     }
     // A client_credentials token of a third-party client (allowed behind the initial access
     // token) acts for no user.
