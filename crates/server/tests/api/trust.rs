@@ -729,3 +729,58 @@ async fn a_family_ends_at_its_absolute_lifetime() {
     assert_eq!(late.status, 400);
     assert_eq!(late.body["error"], "invalid_grant");
 }
+
+#[tokio::test]
+async fn thirty_intruders_at_once_do_not_take_the_owners_code() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let (id, auth) = first_party_code_client(&app).await;
+    let (_, intruder) = registered_code_client(&app, None).await;
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    // 30 presentations by another client and the owner's own, all at once.
+    let mut tasks = Vec::new();
+    for i in 0..31 {
+        let (app, code) = (app.clone(), code.clone());
+        let who = if i == 15 {
+            auth.clone()
+        } else {
+            intruder.clone()
+        };
+        tasks.push(tokio::spawn(
+            async move { exchange(&app, &who, &code).await },
+        ));
+    }
+    let mut owner = None;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        if i == 15 {
+            owner = Some(r);
+        } else {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert_eq!(r.body["error"], "invalid_grant");
+            assert!(r.body.get("access_token").is_none());
+        }
+    }
+    let owner = owner.unwrap();
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    let (_, claims) = crate::oauth_support::jwt_parts(owner.body["access_token"].as_str().unwrap());
+    assert!(app
+        .server
+        .store
+        .live_token_family(claims["family_id"].as_str().unwrap())
+        .await
+        .unwrap());
+    let events = app
+        .server
+        .store
+        .list_security_events(
+            &oauth_store::SecurityEventFilter {
+                kind: Some("authorization_code.wrong_client".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 30);
+}
