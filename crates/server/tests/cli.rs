@@ -554,13 +554,11 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
     let rename = |from: &'static str, to: &'static str| {
         let url = db.url.clone();
         async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query(&format!("ALTER TABLE {from} RENAME TO {to}"))
-                .execute(&mut conn)
-                .await
+            let path = url.trim_start_matches("sqlite://");
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
                 .unwrap();
-            conn.close().await.unwrap();
         }
     };
     rename("security_events", "security_events_away").await;

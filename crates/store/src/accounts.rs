@@ -2,7 +2,7 @@
 
 use oauth_core::UnixSeconds;
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
 use crate::{ApiKey, LoginReservation, NewApiKey, NewSession, NewUser, Organization, Result, User};
@@ -111,45 +111,65 @@ async fn insert_api_key<E: Exec>(e: &mut E, key: &NewApiKey) -> Result<ApiKey> {
     })
 }
 
-/// `Store::create_user`: one write transaction on the pool.
+/// `Store::create_user`: one write transaction.
 pub(crate) async fn create_user<B: Engine>(b: &B, new: &NewUser) -> Result<(User, Organization)> {
-    let mut tx = b.begin().await?;
-    let out = insert_user(&mut tx, new).await?;
-    B::commit(tx).await?;
-    Ok(out)
+    b.write(CreateUser(new.clone())).await
 }
 
-/// `Store::bootstrap_admin`: one write transaction on the pool.
+struct CreateUser(NewUser);
+
+impl WriteJob for CreateUser {
+    type Output = (User, Organization);
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<(User, Organization)> {
+        insert_user(e, &self.0).await
+    }
+}
+
+/// `Store::bootstrap_admin`: one write transaction.
 pub(crate) async fn bootstrap_admin<B: Engine>(
     b: &B,
     user: &NewUser,
     key: &NewApiKey,
 ) -> Result<bool> {
-    let mut tx = b.begin().await?;
-    let users = tx
-        .fetch::<Count>("SELECT COUNT(*) AS n FROM users", &[])
-        .await?
-        .map_or(0, |c| c.0);
-    let marked = tx
-        .execute(
-            "INSERT INTO server_state (key, value) VALUES ('bootstrap', $1) ON CONFLICT (key) DO NOTHING",
-            &[Arg::Text(&user.now.to_string())],
-        )
-        .await?;
-    if users > 0 || marked == 0 {
-        B::rollback(tx).await?;
-        return Ok(false);
-    }
-    insert_user(&mut tx, user).await?;
-    insert_api_key(&mut tx, key).await?;
-    B::commit(tx).await?;
-    Ok(true)
+    b.write(BootstrapAdmin(user.clone(), key.clone())).await
 }
 
-/// `Store::find_user_by_email`, on the pool.
+/// The first user and their API key, unless the database has a user or was bootstrapped
+/// before (`server_state` remembers it).
+struct BootstrapAdmin(NewUser, NewApiKey);
+
+impl WriteJob for BootstrapAdmin {
+    type Output = bool;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
+        let BootstrapAdmin(user, key) = self;
+        let users = e
+            .fetch::<Count>("SELECT COUNT(*) AS n FROM users", &[])
+            .await?
+            .map_or(0, |c| c.0);
+        if users > 0 {
+            return Ok(false);
+        }
+        let marked = e
+            .execute(
+                "INSERT INTO server_state (key, value) VALUES ('bootstrap', $1) ON CONFLICT (key) DO NOTHING",
+                &[Arg::Text(&user.now.to_string())],
+            )
+            .await?;
+        if marked == 0 {
+            return Ok(false);
+        }
+        insert_user(e, user).await?;
+        insert_api_key(e, key).await?;
+        Ok(true)
+    }
+}
+
+/// `Store::find_user_by_email`.
 pub(crate) async fn find_user_by_email<B: Engine>(b: &B, email: &str) -> Result<Option<User>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-    b.acquire().await?.fetch(&sql, &[Arg::Text(email)]).await
+    b.point_read(&sql, &[Arg::Text(email)]).await
 }
 
 /// `Store::get_user`: a point read.
@@ -158,36 +178,29 @@ pub(crate) async fn get_user<B: Engine>(b: &B, user_id: &str) -> Result<Option<U
     b.point_read(&sql, &[Arg::Text(user_id)]).await
 }
 
-/// `Store::get_organization`, on the pool.
-pub(crate) async fn get_organization<B: Engine>(
-    b: &B,
-    org_id: &str,
-) -> Result<Option<Organization>> {
-    let sql = "SELECT id, name, created_at FROM organizations WHERE id = $1";
-    b.acquire().await?.fetch(sql, &[Arg::Text(org_id)]).await
-}
-
-/// `Store::find_organization_by_name`, on the pool.
+/// `Store::find_organization_by_name`.
 pub(crate) async fn find_organization_by_name<B: Engine>(
     b: &B,
     name: &str,
 ) -> Result<Option<Organization>> {
     let sql = "SELECT id, name, created_at FROM organizations WHERE name = $1";
-    b.acquire().await?.fetch(sql, &[Arg::Text(name)]).await
+    b.point_read(sql, &[Arg::Text(name)]).await
 }
 
-/// `Store::organization_owner`, on the pool.
-pub(crate) async fn organization_owner<B: Engine>(b: &B, org_id: &str) -> Result<Option<User>> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY created_at, {} LIMIT 1",
-        B::DIALECT.insertion_order
-    );
-    b.acquire().await?.fetch(&sql, &[Arg::Text(org_id)]).await
-}
-
-/// `Store::create_api_key`, on the pool.
+/// `Store::create_api_key`.
 pub(crate) async fn create_api_key<B: Engine>(b: &B, key: &NewApiKey) -> Result<ApiKey> {
-    insert_api_key(&mut b.acquire().await?, key).await
+    b.write(CreateApiKey(key.clone())).await
+}
+
+struct CreateApiKey(NewApiKey);
+
+impl WriteJob for CreateApiKey {
+    type Output = ApiKey;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<ApiKey> {
+        insert_api_key(e, &self.0).await
+    }
 }
 
 /// `Store::authenticate_api_key`: a point read, and a hot-path write at most once a minute.
@@ -217,20 +230,18 @@ pub(crate) async fn authenticate_api_key<B: Engine>(
     Ok(Some((key, user)))
 }
 
-/// `Store::revoke_api_key`, on the pool.
+/// `Store::revoke_api_key`.
 pub(crate) async fn revoke_api_key<B: Engine>(
     b: &B,
     key_id: &str,
     now: UnixSeconds,
 ) -> Result<bool> {
     let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-    let n = (b.acquire().await?)
-        .execute(sql, &[Arg::Int(now), Arg::Text(key_id)])
-        .await?;
+    let n = engine::execute(b, sql, &[Arg::Int(now), Arg::Text(key_id)]).await?;
     Ok(n == 1)
 }
 
-/// `Store::create_session`, on the pool.
+/// `Store::create_session`.
 pub(crate) async fn create_session<B: Engine>(b: &B, session: &NewSession) -> Result<()> {
     let sql =
         "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -240,11 +251,11 @@ pub(crate) async fn create_session<B: Engine>(b: &B, session: &NewSession) -> Re
         Arg::Int(session.now),
         Arg::Int(session.expires_at),
     ];
-    b.acquire().await?.execute(sql, &args).await?;
+    engine::execute(b, sql, &args).await?;
     Ok(())
 }
 
-/// `Store::session_user`, on the pool.
+/// `Store::session_user`.
 pub(crate) async fn session_user<B: Engine>(
     b: &B,
     id_hash: &str,
@@ -253,110 +264,100 @@ pub(crate) async fn session_user<B: Engine>(
     let sql = "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
                FROM sessions s JOIN users u ON u.id = s.user_id \
                WHERE s.id_hash = $1 AND s.expires_at > $2";
-    (b.acquire().await?)
-        .fetch(sql, &[Arg::Text(id_hash), Arg::Int(now)])
+    b.point_read(sql, &[Arg::Text(id_hash), Arg::Int(now)])
         .await
 }
 
-/// `Store::delete_session`, on the pool.
+/// `Store::delete_session`.
 pub(crate) async fn delete_session<B: Engine>(b: &B, id_hash: &str) -> Result<bool> {
     let sql = "DELETE FROM sessions WHERE id_hash = $1";
-    Ok(b.acquire()
-        .await?
-        .execute(sql, &[Arg::Text(id_hash)])
-        .await?
-        == 1)
+    Ok(engine::execute(b, sql, &[Arg::Text(id_hash)]).await? == 1)
 }
 
-/// `Store::record_login_failure`: one write transaction on the pool.
-pub(crate) async fn record_login_failure<B: Engine>(
-    b: &B,
-    keys: &[String],
-    now: UnixSeconds,
-    forget_before: UnixSeconds,
-) -> Result<()> {
-    let mut tx = b.begin().await?;
-    for key in keys {
-        tx.execute(
-            "DELETE FROM login_failures WHERE key = $1 AND at < $2",
-            &[Arg::Text(key), Arg::Int(forget_before)],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO login_failures (key, at) VALUES ($1, $2)",
-            &[Arg::Text(key), Arg::Int(now)],
-        )
-        .await?;
-    }
-    B::commit(tx).await
-}
-
-/// `Store::login_failures`, on the pool.
+/// `Store::login_failures`.
 pub(crate) async fn login_failures<B: Engine>(b: &B, key: &str, since: UnixSeconds) -> Result<u64> {
     let sql = "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2";
-    let n = (b.acquire().await?)
-        .fetch::<Count>(sql, &[Arg::Text(key), Arg::Int(since)])
+    let n = b
+        .point_read::<Count>(sql, &[Arg::Text(key), Arg::Int(since)])
         .await?
         .map_or(0, |c| c.0);
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// `Store::clear_login_failures`, on the pool.
+/// `Store::clear_login_failures`.
 pub(crate) async fn clear_login_failures<B: Engine>(b: &B, key: &str) -> Result<()> {
     let sql = "DELETE FROM login_failures WHERE key = $1";
-    b.acquire().await?.execute(sql, &[Arg::Text(key)]).await?;
+    engine::execute(b, sql, &[Arg::Text(key)]).await?;
     Ok(())
 }
 
-/// `Store::reserve_login_attempt`: one write transaction on the pool, serialized per key.
+/// `Store::reserve_login_attempt`: one write transaction, serialized per key.
 pub(crate) async fn reserve_login_attempt<B: Engine>(
     b: &B,
     keys: &[(String, u64)],
     now: UnixSeconds,
     since: UnixSeconds,
 ) -> Result<LoginReservation> {
-    let d = B::DIALECT;
-    let mut tx = b.begin().await?;
-    if !d.lock_key.is_empty() {
-        // In one order, so that two attempts sharing keys never wait for each
-        // other crosswise.
-        let mut locks: Vec<i64> = keys.iter().map(|(k, _)| login_lock_id(k)).collect();
-        locks.sort_unstable();
-        locks.dedup();
-        for id in locks {
-            tx.execute(d.lock_key, &[Arg::Int(id)]).await?;
-        }
-    }
-    for (i, (key, limit)) in keys.iter().enumerate() {
-        tx.execute(
-            "DELETE FROM login_failures WHERE key = $1 AND at < $2",
-            &[Arg::Text(key), Arg::Int(since)],
-        )
-        .await?;
-        let n = tx
-            .fetch::<Count>(
-                "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1",
-                &[Arg::Text(key)],
-            )
-            .await?
-            .map_or(0, |c| c.0);
-        if u64::try_from(n).unwrap_or(0) >= *limit {
-            B::rollback(tx).await?;
-            return Ok(LoginReservation::Limited(i));
-        }
-    }
-    for (key, _) in keys {
-        tx.execute(
-            "INSERT INTO login_failures (key, at) VALUES ($1, $2)",
-            &[Arg::Text(key), Arg::Int(now)],
-        )
-        .await?;
-    }
-    B::commit(tx).await?;
-    Ok(LoginReservation::Reserved)
+    b.write(ReserveLogin {
+        keys: keys.to_vec(),
+        now,
+        since,
+        lock_key: B::DIALECT.lock_key,
+    })
+    .await
 }
 
-/// `Store::release_login_attempt`, on the pool: one statement per key.
+struct ReserveLogin {
+    keys: Vec<(String, u64)>,
+    now: UnixSeconds,
+    since: UnixSeconds,
+    lock_key: &'static str,
+}
+
+impl WriteJob for ReserveLogin {
+    type Output = LoginReservation;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<LoginReservation> {
+        if !self.lock_key.is_empty() {
+            // In one order, so that two attempts sharing keys never wait for each
+            // other crosswise.
+            let mut locks: Vec<i64> = self.keys.iter().map(|(k, _)| login_lock_id(k)).collect();
+            locks.sort_unstable();
+            locks.dedup();
+            for id in locks {
+                e.execute(self.lock_key, &[Arg::Int(id)]).await?;
+            }
+        }
+        for (i, (key, limit)) in self.keys.iter().enumerate() {
+            e.execute(
+                "DELETE FROM login_failures WHERE key = $1 AND at < $2",
+                &[Arg::Text(key), Arg::Int(self.since)],
+            )
+            .await?;
+            let n = e
+                .fetch::<Count>(
+                    "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1",
+                    &[Arg::Text(key)],
+                )
+                .await?
+                .map_or(0, |c| c.0);
+            if u64::try_from(n).unwrap_or(0) >= *limit {
+                // What was deleted above had expired anyway.
+                return Ok(LoginReservation::Limited(i));
+            }
+        }
+        for (key, _) in &self.keys {
+            e.execute(
+                "INSERT INTO login_failures (key, at) VALUES ($1, $2)",
+                &[Arg::Text(key), Arg::Int(self.now)],
+            )
+            .await?;
+        }
+        Ok(LoginReservation::Reserved)
+    }
+}
+
+/// `Store::release_login_attempt`: one statement per key.
 pub(crate) async fn release_login_attempt<B: Engine>(
     b: &B,
     keys: &[String],
@@ -368,9 +369,7 @@ pub(crate) async fn release_login_attempt<B: Engine>(
          (SELECT {id} FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)"
     );
     for key in keys {
-        (b.acquire().await?)
-            .execute(&sql, &[Arg::Text(key), Arg::Int(at)])
-            .await?;
+        engine::execute(b, &sql, &[Arg::Text(key), Arg::Int(at)]).await?;
     }
     Ok(())
 }

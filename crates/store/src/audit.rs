@@ -2,7 +2,7 @@
 
 use oauth_core::UnixSeconds;
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::{NewSecurityEvent, Result, SecurityEvent, SecurityEventFilter, StoreError};
@@ -32,7 +32,7 @@ pub(crate) async fn record<B: Engine>(b: &B, e: &NewSecurityEvent) -> Result<i64
     b.write(RecordEvent(e.clone())).await
 }
 
-/// `Store::list_security_events`, on the pool.
+/// `Store::list_security_events`.
 pub(crate) async fn list<B: Engine>(
     b: &B,
     f: &SecurityEventFilter,
@@ -66,17 +66,14 @@ pub(crate) async fn list<B: Engine>(
         w.sql, w.next
     );
     args.push(Arg::Int(limit));
-    b.acquire().await?.fetch_all(&sql, &args).await
+    b.rows_read(&sql, &args).await
 }
 
-/// `Store::purge_security_events`, on the pool.
+/// `Store::purge_security_events`.
 pub(crate) async fn purge<B: Engine>(b: &B, before: UnixSeconds, limit: i64) -> Result<u64> {
     let sql = "DELETE FROM security_events WHERE id IN \
                (SELECT id FROM security_events WHERE occurred_at < $1 LIMIT $2)";
-    b.acquire()
-        .await?
-        .execute(sql, &[Arg::Int(before), Arg::Int(limit)])
-        .await
+    engine::execute(b, sql, &[Arg::Int(before), Arg::Int(limit)]).await
 }
 
 /// `INSERT ... RETURNING id`.

@@ -3,7 +3,7 @@
 use oauth_core::{Client, ClientDraft, ClientOrigin, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::{ClientFilter, Page, Result, StoreError};
@@ -103,7 +103,7 @@ pub(crate) async fn list<B: Engine>(
     })
 }
 
-/// `Store::update_client`, on the pool.
+/// `Store::update_client`.
 pub(crate) async fn update<B: Engine>(
     b: &B,
     org_id: &str,
@@ -135,19 +135,17 @@ pub(crate) async fn update<B: Engine>(
         Arg::Text(client_id),
         Arg::Text(org_id),
     ];
-    b.acquire().await?.fetch(&sql, &args).await
+    engine::execute_returning(b, &sql, &args).await
 }
 
-/// `Store::delete_client`, on the pool.
+/// `Store::delete_client`.
 pub(crate) async fn delete<B: Engine>(b: &B, org_id: &str, client_id: &str) -> Result<bool> {
     let sql = "DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2";
-    let n = (b.acquire().await?)
-        .execute(sql, &[Arg::Text(client_id), Arg::Text(org_id)])
-        .await?;
+    let n = engine::execute(b, sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await?;
     Ok(n == 1)
 }
 
-/// `Store::set_client_verified`, on the pool.
+/// `Store::set_client_verified`.
 pub(crate) async fn set_verified<B: Engine>(
     b: &B,
     client_id: &str,
@@ -156,7 +154,7 @@ pub(crate) async fn set_verified<B: Engine>(
 ) -> Result<bool> {
     let sql = "UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3";
     let args = [Arg::Bool(verified), Arg::Int(now), Arg::Text(client_id)];
-    Ok(b.acquire().await?.execute(sql, &args).await? == 1)
+    Ok(engine::execute(b, sql, &args).await? == 1)
 }
 
 /// A row of [`CLIENT_COLUMNS`].

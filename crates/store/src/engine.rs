@@ -1,12 +1,14 @@
 //! What the store's queries need of a database engine, so that they are written once as plain
 //! generic functions (`clients.rs`, `grants.rs`, ...) for SQLite and PostgreSQL alike.
 //!
-//! An engine names its SQL dialect and offers three ways to reach the database: a pooled
-//! connection or write transaction (sqlx), its point reads (on the calling thread for a SQLite
-//! file, see [`crate::sqlite_read`]) and its hot-path writes ([`WriteJob`]s, on the writer thread
-//! for a SQLite file, see [`crate::sqlite_write`]).
+//! An engine names its SQL dialect and offers two ways to reach the database: reads
+//! ([`Engine::point_read`], [`Engine::rows_read`]) and writes ([`WriteJob`]s, each run in one
+//! transaction by [`Engine::write`]). SQLite reads run on the calling thread on a connection of
+//! their own and every SQLite write runs on the writer thread (`sqlite.rs`); PostgreSQL runs
+//! both on its pool (`postgres.rs`).
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use crate::shared::{Arg, FromCols};
 use crate::writes::{Exec, WriteJob};
@@ -15,92 +17,116 @@ use crate::{Dialect, Result};
 pub(crate) trait Engine: Send + Sync + 'static {
     const DIALECT: Dialect;
 
-    /// A connection from the pool.
-    type Conn: Exec;
-    /// A write transaction on a pooled connection: rolled back when dropped uncommitted.
-    type Tx: Exec;
-
-    /// A connection from the pool, for statements that need no transaction.
-    fn acquire(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
-
-    /// Opens a write transaction ([`Dialect::begin_write`]) on a pooled connection.
-    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
-
-    fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
-
-    fn rollback(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
-
-    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any: on the calling
-    /// thread when the database is a SQLite file.
+    /// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any.
     fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Option<T>>> + Send;
 
-    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ...: on the calling thread
-    /// when the database is a SQLite file.
+    /// Every row `sql` selects with `args` bound to `$1`, `$2`, ....
     fn rows_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> impl Future<Output = Result<Vec<T>>> + Send;
 
-    /// Runs a hot-path write in one transaction: on the writer thread when the database is a
-    /// SQLite file.
+    /// Runs a write in one transaction (or alone, when it is [`WriteJob::SINGLE_STATEMENT`]).
     fn write<J: WriteJob>(&self, job: J) -> impl Future<Output = Result<J::Output>> + Send;
 
     /// Runs this engine's embedded migrations (idempotent).
     fn run_migrations(&self) -> impl Future<Output = Result<()>> + Send;
 
-    /// Closes every connection: the pool's and the engine's own.
+    /// Closes every connection.
     fn close_connections(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// The row `sql` selects with `args` bound to `$1`, `$2`, ..., if any, on a pooled connection.
-pub(crate) async fn pool_point_read<B: Engine, T: FromCols + Send>(
+/// Runs one write statement; the number of rows it changed.
+pub(crate) async fn execute<B: Engine>(b: &B, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+    b.write(Statement::<Changed>::new(sql, args)).await
+}
+
+/// Runs one write statement with `RETURNING`; the first row it returned, if any.
+pub(crate) async fn execute_returning<B: Engine, T: FromCols + Send + 'static>(
     b: &B,
     sql: &str,
     args: &[Arg<'_>],
 ) -> Result<Option<T>> {
-    b.acquire().await?.fetch(sql, args).await
+    b.write(Statement::<Returning<T>>::new(sql, args)).await
 }
 
-/// Every row `sql` selects with `args` bound to `$1`, `$2`, ..., on a pooled connection.
-pub(crate) async fn pool_rows_read<B: Engine, T: FromCols + Send>(
-    b: &B,
-    sql: &str,
-    args: &[Arg<'_>],
-) -> Result<Vec<T>> {
-    b.acquire().await?.fetch_all(sql, args).await
+/// One statement with its parameters, owned, so that it can travel to the SQLite writer.
+struct Statement<K> {
+    sql: String,
+    args: Vec<Owned>,
+    kind: PhantomData<fn() -> K>,
 }
 
-/// Runs `job` on a pooled connection: in one transaction, unless it is a single statement.
-/// On PostgreSQL, a transaction aborted as a deadlock or serialization failure runs again, up
-/// to [`crate::CONTENTION_ATTEMPTS`] times in all.
-pub(crate) async fn pool_write<B: Engine, J: WriteJob>(b: &B, job: J) -> Result<J::Output> {
-    let mut attempt = 1;
-    loop {
-        match pool_write_once(b, &job).await {
-            Err(e) if crate::is_contention(&e) && attempt < crate::CONTENTION_ATTEMPTS => {
-                tracing::debug!(
-                    attempt,
-                    "write transaction aborted by contention; running it again"
-                );
-                attempt += 1;
-            }
-            out => return out,
+/// The statement's outcome: the rows it changed.
+struct Changed;
+
+/// The statement's outcome: the first row it returned.
+struct Returning<T>(PhantomData<fn() -> T>);
+
+impl<K> Statement<K> {
+    fn new(sql: &str, args: &[Arg<'_>]) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: args.iter().map(Owned::from).collect(),
+            kind: PhantomData,
         }
     }
+
+    fn args(&self) -> Vec<Arg<'_>> {
+        self.args.iter().map(Owned::as_arg).collect()
+    }
 }
 
-async fn pool_write_once<B: Engine, J: WriteJob>(b: &B, job: &J) -> Result<J::Output> {
-    if J::SINGLE_STATEMENT {
-        let mut conn = b.acquire().await?;
-        return job.run(&mut conn).await;
+impl WriteJob for Statement<Changed> {
+    type Output = u64;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<u64> {
+        e.execute(&self.sql, &self.args()).await
     }
-    let mut tx = b.begin().await?;
-    let out = job.run(&mut tx).await?;
-    B::commit(tx).await?;
-    Ok(out)
+}
+
+impl<T: FromCols + Send + 'static> WriteJob for Statement<Returning<T>> {
+    type Output = Option<T>;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<T>> {
+        e.fetch(&self.sql, &self.args()).await
+    }
+}
+
+/// An [`Arg`] that owns its text.
+enum Owned {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+impl Owned {
+    fn from(a: &Arg<'_>) -> Self {
+        match *a {
+            Arg::Text(v) => Owned::Text(v.to_owned()),
+            Arg::OptText(v) => Owned::OptText(v.map(str::to_owned)),
+            Arg::Int(v) => Owned::Int(v),
+            Arg::OptInt(v) => Owned::OptInt(v),
+            Arg::Bool(v) => Owned::Bool(v),
+        }
+    }
+
+    fn as_arg(&self) -> Arg<'_> {
+        match self {
+            Owned::Text(v) => Arg::Text(v),
+            Owned::OptText(v) => Arg::OptText(v.as_deref()),
+            Owned::Int(v) => Arg::Int(*v),
+            Owned::OptInt(v) => Arg::OptInt(*v),
+            Owned::Bool(v) => Arg::Bool(*v),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use oauth_core::{PageSpec, UnixSeconds};
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
@@ -92,7 +92,7 @@ pub(crate) async fn create_consent<B: Engine>(b: &B, c: &ConsentRequest) -> Resu
     b.write(CreateConsent(c.clone())).await
 }
 
-/// `Store::get_consent`, on the pool.
+/// `Store::get_consent`.
 pub(crate) async fn get_consent<B: Engine>(
     b: &B,
     token_hash: &str,
@@ -104,17 +104,18 @@ pub(crate) async fn get_consent<B: Engine>(
          WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
     );
     let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
-    b.acquire().await?.fetch(&sql, &args).await
+    b.point_read(&sql, &args).await
 }
 
-/// `Store::consume_consent`, on the pool.
+/// `Store::consume_consent`.
 pub(crate) async fn consume_consent<B: Engine>(
     b: &B,
     token_hash: &str,
     user_id: &str,
     now: UnixSeconds,
 ) -> Result<Option<ConsentRequest>> {
-    take_consent(&mut b.acquire().await?, token_hash, user_id, now).await
+    let args = [Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)];
+    engine::execute_returning(b, &take_consent_sql(), &args).await
 }
 
 /// `Store::approve_consent`: a hot-path write.
@@ -180,10 +181,10 @@ pub(crate) async fn exchange_code<B: Engine>(
     .await
 }
 
-/// `Store::list_grants`, on the pool.
+/// `Store::list_grants`.
 pub(crate) async fn list<B: Engine>(b: &B, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
-    let total = (b.acquire().await?)
-        .fetch::<Count>(
+    let total = b
+        .point_read::<Count>(
             "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
             &[Arg::Text(user_id)],
         )
@@ -199,7 +200,7 @@ pub(crate) async fn list<B: Engine>(b: &B, user_id: &str, page: PageSpec) -> Res
         Arg::Int(page.limit()),
         Arg::Int(page.offset()),
     ];
-    let items = b.acquire().await?.fetch_all(&sql, &args).await?;
+    let items = b.rows_read(&sql, &args).await?;
     Ok(Page {
         items,
         total: u64::try_from(total).unwrap_or(0),
@@ -254,16 +255,7 @@ pub(crate) async fn live<B: Engine>(b: &B, grant_id: &str) -> Result<Option<Gran
     b.point_read(&sql, &[Arg::Text(grant_id)]).await
 }
 
-/// `Store::touch_grant`, on the pool.
-pub(crate) async fn touch<B: Engine>(b: &B, grant_id: &str, now: UnixSeconds) -> Result<bool> {
-    let sql = "UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-    let n = (b.acquire().await?)
-        .execute(sql, &[Arg::Int(now), Arg::Text(grant_id)])
-        .await?;
-    Ok(n == 1)
-}
-
-/// `Store::purge_authorization`, on the pool: one statement at a time.
+/// `Store::purge_authorization`: one statement at a time.
 pub(crate) async fn purge_authorization<B: Engine>(
     b: &B,
     now: UnixSeconds,
@@ -290,16 +282,14 @@ pub(crate) async fn purge_authorization<B: Engine>(
             now - 3600,
         ),
     ] {
-        total += (b.acquire().await?)
-            .execute(sql, &[Arg::Int(cutoff), Arg::Int(limit)])
-            .await?;
+        total += engine::execute(b, sql, &[Arg::Int(cutoff), Arg::Int(limit)]).await?;
     }
-    total += (b.acquire().await?)
-        .execute(
-            "DELETE FROM login_failures WHERE at < $1",
-            &[Arg::Int(forget_failures_before)],
-        )
-        .await?;
+    total += engine::execute(
+        b,
+        "DELETE FROM login_failures WHERE at < $1",
+        &[Arg::Int(forget_failures_before)],
+    )
+    .await?;
     Ok(total)
 }
 
@@ -311,16 +301,18 @@ async fn take_consent<E: Exec>(
     user_id: &str,
     now: UnixSeconds,
 ) -> Result<Option<ConsentRequest>> {
-    let sql = format!(
+    let args = [Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)];
+    e.fetch(&take_consent_sql(), &args).await
+}
+
+/// Marks a live consent request used (`$1` now, `$2` its token's hash, `$3` its user) and
+/// returns it.
+fn take_consent_sql() -> String {
+    format!(
         "UPDATE consent_requests SET used_at = $1 \
          WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
          RETURNING {CONSENT_COLUMNS}"
-    );
-    e.fetch(
-        &sql,
-        &[Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)],
     )
-    .await
 }
 
 /// `Store::revoke_grant`: the user's live grant and everything hanging off it.

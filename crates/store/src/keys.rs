@@ -2,9 +2,9 @@
 
 use oauth_core::UnixSeconds;
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::shared::{Arg, Cols, Count, FromCols};
-use crate::writes::Exec;
+use crate::writes::{Exec, WriteJob};
 use crate::{Result, StoredSigningKey};
 
 impl FromCols for StoredSigningKey {
@@ -39,70 +39,86 @@ async fn insert_key<E: Exec>(e: &mut E, k: &StoredSigningKey) -> Result<()> {
     Ok(())
 }
 
-/// `Store::list_signing_keys`, on the pool.
+/// `Store::list_signing_keys`.
 pub(crate) async fn list<B: Engine>(b: &B, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
     let sql = "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
                FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
                ORDER BY active_from, CASE WHEN retire_after IS NULL THEN 1 ELSE 0 END, created_at, kid";
-    b.acquire().await?.fetch_all(sql, &[Arg::Int(now)]).await
+    b.rows_read(sql, &[Arg::Int(now)]).await
 }
 
-/// `Store::insert_first_signing_key`: one write transaction on the pool.
+/// `Store::insert_first_signing_key`: one write transaction.
 pub(crate) async fn insert_first<B: Engine>(
     b: &B,
     key: &StoredSigningKey,
     now: UnixSeconds,
 ) -> Result<bool> {
-    let mut tx = b.begin().await?;
-    // Writing this row first serializes concurrent first starts on PostgreSQL:
-    // the second waits on the row lock until the first commits, and then its
-    // count below (a new statement, a new snapshot) sees the first one's key.
-    tx.execute(
-        "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        &[Arg::Text(&now.to_string())],
-    )
-    .await?;
-    let usable = tx
-        .fetch::<Count>(
-            "SELECT COUNT(*) AS n FROM signing_keys \
-             WHERE active_from <= $1 AND (retire_after IS NULL OR retire_after > $1)",
-            &[Arg::Int(now)],
-        )
-        .await?
-        .map_or(0, |c| c.0);
-    if usable > 0 {
-        B::rollback(tx).await?;
-        return Ok(false);
-    }
-    insert_key(&mut tx, key).await?;
-    B::commit(tx).await?;
-    Ok(true)
+    b.write(InsertFirst(key.clone(), now)).await
 }
 
-/// `Store::rotate_signing_key`: one write transaction on the pool.
+/// The key, unless a usable one exists.
+struct InsertFirst(StoredSigningKey, UnixSeconds);
+
+impl WriteJob for InsertFirst {
+    type Output = bool;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
+        let InsertFirst(key, now) = self;
+        // Writing this row first serializes concurrent first starts on PostgreSQL:
+        // the second waits on the row lock until the first commits, and then its
+        // count below (a new statement, a new snapshot) sees the first one's key.
+        e.execute(
+            "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[Arg::Text(&now.to_string())],
+        )
+        .await?;
+        let usable = e
+            .fetch::<Count>(
+                "SELECT COUNT(*) AS n FROM signing_keys \
+                 WHERE active_from <= $1 AND (retire_after IS NULL OR retire_after > $1)",
+                &[Arg::Int(*now)],
+            )
+            .await?
+            .map_or(0, |c| c.0);
+        if usable > 0 {
+            return Ok(false);
+        }
+        insert_key(e, key).await?;
+        Ok(true)
+    }
+}
+
+/// `Store::rotate_signing_key`: one write transaction.
 pub(crate) async fn rotate<B: Engine>(
     b: &B,
     key: &StoredSigningKey,
     retire_others_after: UnixSeconds,
 ) -> Result<()> {
-    let mut tx = b.begin().await?;
-    tx.execute(
-        "UPDATE signing_keys SET retire_after = $1 \
-         WHERE retire_after IS NULL OR retire_after > $1",
-        &[Arg::Int(retire_others_after)],
-    )
-    .await?;
-    insert_key(&mut tx, key).await?;
-    B::commit(tx).await
+    b.write(Rotate(key.clone(), retire_others_after)).await
 }
 
-/// `Store::purge_retired_signing_keys`, on the pool.
+/// The new key, with every other scheduled to retire.
+struct Rotate(StoredSigningKey, UnixSeconds);
+
+impl WriteJob for Rotate {
+    type Output = ();
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        let Rotate(key, retire_others_after) = self;
+        e.execute(
+            "UPDATE signing_keys SET retire_after = $1 \
+             WHERE retire_after IS NULL OR retire_after > $1",
+            &[Arg::Int(*retire_others_after)],
+        )
+        .await?;
+        insert_key(e, key).await
+    }
+}
+
+/// `Store::purge_retired_signing_keys`.
 pub(crate) async fn purge_retired<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
     let sql = "DELETE FROM signing_keys WHERE kid IN \
                (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)";
-    b.acquire()
-        .await?
-        .execute(sql, &[Arg::Int(now), Arg::Int(limit)])
-        .await
+    engine::execute(b, sql, &[Arg::Int(now), Arg::Int(limit)]).await
 }

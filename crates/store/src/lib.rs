@@ -30,6 +30,7 @@ mod keys;
 mod postgres;
 mod shared;
 mod sqlite;
+mod sqlite_migrate;
 mod sqlite_read;
 mod sqlite_write;
 mod store;
@@ -94,17 +95,6 @@ impl From<sqlx::Error> for StoreError {
                     db.code().as_deref().unwrap_or("unknown")
                 ))
             }
-            // SQLITE_BUSY (and its extended codes): another process held the write lock for
-            // longer than the busy timeout.
-            sqlx::Error::Database(db)
-                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-                    && db
-                        .code()
-                        .and_then(|c| c.parse::<i32>().ok())
-                        .is_some_and(|c| c & 0xff == SQLITE_BUSY) =>
-            {
-                StoreError::Unavailable(Box::new(e))
-            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -114,9 +104,6 @@ impl From<sqlx::Error> for StoreError {
         }
     }
 }
-
-/// SQLite's primary result code for "database is locked".
-const SQLITE_BUSY: i32 = 5;
 
 /// PostgreSQL SQLSTATEs that say "not now" rather than "never": the connection broke (class
 /// 08), the server is shutting down, restarting or terminated this session (57P01-57P03), or
@@ -387,9 +374,6 @@ pub struct SecurityEventFilter {
 /// Where SQLite and PostgreSQL differ in the SQL this crate writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
-    /// Opens a write transaction (SQLite takes the write lock up front, so that two writers never
-    /// deadlock upgrading a read lock).
-    pub begin_write: &'static str,
     /// A column that orders rows of one table by insertion.
     pub insertion_order: &'static str,
     /// `f(haystack, needle)` → position of needle, 0 when absent.
@@ -419,10 +403,7 @@ pub trait AccountStore: Send + Sync {
     async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool>;
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>>;
-    async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>>;
     async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
-    /// The organization's oldest user: its owner.
-    async fn organization_owner(&self, org_id: &str) -> Result<Option<User>>;
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     /// The live (not revoked) key with this hash, and its user. Records `now` as the key's last
     /// use, at most once a minute, so that a busy key does not write on every request.
@@ -438,14 +419,6 @@ pub trait AccountStore: Send + Sync {
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
     /// Signs a browser out; `Ok(false)` when there was no such session.
     async fn delete_session(&self, id_hash: &str) -> Result<bool>;
-    /// Records one failed login under each key (e.g. the account and the client address), and
-    /// forgets failures older than `forget_before`.
-    async fn record_login_failure(
-        &self,
-        keys: &[String],
-        now: UnixSeconds,
-        forget_before: UnixSeconds,
-    ) -> Result<()>;
     /// Failed logins recorded under `key` at or after `since`.
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
     /// Forgets the failures under `key` (after a successful login to that account).
@@ -579,9 +552,6 @@ pub trait GrantStore: Send + Sync {
     /// The grant with this id if it is live, whoever's it is: for the token endpoint and
     /// introspection, which check that the grant behind a token still stands.
     async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
-    /// Records a use of the grant (`last_used_at`, shown by `/oauth_grants`); `Ok(false)` when
-    /// the grant is not live.
-    async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool>;
     /// Housekeeping: deletes up to `limit` rows of each kind that can no longer matter:
     /// sessions and consent requests past their expiry, authorization codes expired for more
     /// than an hour (kept that long so a replay is still seen as reuse), and failed logins
@@ -692,7 +662,7 @@ pub trait Store:
 /// The most pending consent requests one user holds; a new one beyond this drops the oldest.
 pub const MAX_CONSENTS_PER_USER: i64 = 20;
 
-/// How the connection pool behaves.
+/// How the PostgreSQL connection pool behaves (SQLite has no pool).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
     /// The longest an operation waits for a connection, opening a new one included. While the
@@ -722,7 +692,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
 /// [`connect`] with these pool settings.
 pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, pool).await?))
+        Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PostgresStore::connect(url, pool).await?))
     } else {

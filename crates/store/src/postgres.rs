@@ -1,12 +1,11 @@
 //! PostgreSQL: for deployments that run several server instances on one database.
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use crate::shared::{Arg, FromCols};
-use crate::writes::WriteJob;
+use crate::writes::{Exec, WriteJob};
 use crate::{Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
@@ -27,11 +26,20 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
+
+    async fn write_once<J: WriteJob>(&self, job: &J) -> Result<J::Output> {
+        if J::SINGLE_STATEMENT {
+            return job.run(&mut *self.pool.acquire().await?).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        let out = job.run(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 }
 
 impl Engine for PostgresStore {
     const DIALECT: Dialect = Dialect {
-        begin_write: "BEGIN",
         insertion_order: "seq",
         strpos: "strpos",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
@@ -44,39 +52,35 @@ impl Engine for PostgresStore {
         row_id: "ctid",
     };
 
-    type Conn = PoolConnection<Postgres>;
-    type Tx = Transaction<'static, Postgres>;
-
-    async fn acquire(&self) -> Result<Self::Conn> {
-        Ok(self.pool.acquire().await?)
-    }
-
-    async fn begin(&self) -> Result<Self::Tx> {
-        Ok(self.pool.begin_with(Self::DIALECT.begin_write).await?)
-    }
-
-    async fn commit(tx: Self::Tx) -> Result<()> {
-        Ok(tx.commit().await?)
-    }
-
-    async fn rollback(tx: Self::Tx) -> Result<()> {
-        Ok(tx.rollback().await?)
-    }
-
     async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        engine::pool_point_read(self, sql, args).await
+        self.pool.acquire().await?.fetch(sql, args).await
     }
 
     async fn rows_read<T: FromCols + Send>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
-        engine::pool_rows_read(self, sql, args).await
+        self.pool.acquire().await?.fetch_all(sql, args).await
     }
 
+    /// In one transaction, unless it is a single statement. A transaction aborted as a
+    /// deadlock or serialization failure runs again, up to [`crate::CONTENTION_ATTEMPTS`]
+    /// times in all.
     async fn write<J: WriteJob>(&self, job: J) -> Result<J::Output> {
-        engine::pool_write(self, job).await
+        let mut attempt = 1;
+        loop {
+            match self.write_once(&job).await {
+                Err(e) if crate::is_contention(&e) && attempt < crate::CONTENTION_ATTEMPTS => {
+                    tracing::debug!(
+                        attempt,
+                        "write transaction aborted by contention; running it again"
+                    );
+                    attempt += 1;
+                }
+                out => return out,
+            }
+        }
     }
 
     async fn run_migrations(&self) -> Result<()> {

@@ -1,5 +1,5 @@
-//! What the area modules share: JSON columns, row decoding (`Cols`, `FromCols`) for sqlx rows
-//! and rusqlite rows alike, bound parameters (`Arg`) and `WHERE` clause building.
+//! What the area modules share: JSON columns, row decoding (`Cols`, `FromCols`) for rusqlite
+//! rows (SQLite) and sqlx rows (PostgreSQL) alike, bound parameters (`Arg`) and `WHERE` clause building.
 //!
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Engine::DIALECT`.
@@ -14,21 +14,14 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("decoding stored JSON: {e}")))
 }
 
-/// A column value both engines (through sqlx) and the SQLite point-read path (through
-/// rusqlite) can decode.
+/// A column value both drivers can decode: rusqlite (SQLite) and sqlx (PostgreSQL).
 pub(crate) trait Col:
-    rusqlite::types::FromSql
-    + sqlx::Type<sqlx::Sqlite>
-    + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-    + sqlx::Type<sqlx::Postgres>
-    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    rusqlite::types::FromSql + sqlx::Type<sqlx::Postgres> + for<'r> sqlx::Decode<'r, sqlx::Postgres>
 {
 }
 
 impl<T> Col for T where
     T: rusqlite::types::FromSql
-        + sqlx::Type<sqlx::Sqlite>
-        + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
         + sqlx::Type<sqlx::Postgres>
         + for<'r> sqlx::Decode<'r, sqlx::Postgres>
 {
@@ -38,12 +31,6 @@ impl<T> Col for T where
 /// against it.
 pub(crate) trait Cols {
     fn col<T: Col>(&self, name: &str) -> Result<T>;
-}
-
-impl Cols for sqlx::sqlite::SqliteRow {
-    fn col<T: Col>(&self, name: &str) -> Result<T> {
-        Ok(sqlx::Row::try_get(self, name)?)
-    }
 }
 
 impl Cols for sqlx::postgres::PgRow {

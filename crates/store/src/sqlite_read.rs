@@ -1,16 +1,14 @@
-//! SQLite point reads on the calling thread.
+//! SQLite reads on the calling thread.
 //!
-//! sqlx runs each SQLite connection on a thread of its own and hands every statement to it and
-//! the result back, two thread switches that cost more than a primary-key lookup itself (a few
-//! µs). The reads on the token and introspection paths (a client, a user, a grant, a refresh
-//! token, a revoked token id) go instead through a few connections of our own, used directly on
-//! the calling thread: a statement runs to completion without awaiting anything, and a connection
-//! is never shared while it does.
+//! A read is a primary-key lookup or a short list, cheaper than handing it to another thread and
+//! back (a few µs), so reads run directly on the calling thread, on a few connections kept for
+//! them: a statement runs to completion without awaiting anything, and a connection is never
+//! shared while it does.
 //!
-//! Freshness is the pool's: in WAL mode a reader never waits for a writer, and each statement
-//! here runs in its own read transaction (the statement is reset when it finishes), so it sees
-//! every write committed before it started, from this process or another. Writes stay on the
-//! pool, where waiting for the write lock does not hold up a runtime thread.
+//! In WAL mode a reader never waits for a writer, and each statement here runs in its own read
+//! transaction (the statement is reset when it finishes), so it sees every write committed before
+//! it started, from this process or another. Writes run on the writer thread
+//! ([`crate::sqlite_write`]), where waiting for the write lock holds up no runtime thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +26,12 @@ const IDLE_CONNECTIONS: usize = 8;
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Set by [`Readers::close`], as the pool is closed: no connection is opened after it.
+    /// Set by [`Readers::close`]: no connection is opened after it.
     closed: AtomicBool,
 }
 
 impl Readers {
-    /// Readers for the database file at `path`, which the pool has already opened (and so
+    /// Readers for the database file at `path`, which the writer has already opened (and so
     /// created, in WAL mode). One connection is opened now, so that a bad path fails here.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let readers = Self {
@@ -104,7 +102,7 @@ impl Readers {
         self.with(|conn| read_all(conn, sql, args))
     }
 
-    /// Closes the idle connections; later reads fail as unavailable, as the pool's do.
+    /// Closes the idle connections; later reads fail as unavailable.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.idle
@@ -144,19 +142,9 @@ pub(crate) fn read_all<T: FromCols>(
     Ok(out)
 }
 
-/// What a read or write on a closed store fails with: unavailable, as the pool's do.
+/// What a read or write on a closed store fails with: unavailable.
 pub(crate) fn closed() -> StoreError {
     StoreError::Unavailable(Box::new(std::io::Error::other("the store is closed")))
-}
-
-/// The file a `sqlite:` URL's options name, unless the database lives in memory (a second
-/// connection would see a different, empty database).
-pub(crate) fn file_of(filename: &Path) -> Option<&Path> {
-    let s = filename.to_str()?;
-    if s.is_empty() || s.starts_with(":memory:") || s.starts_with("file:") {
-        return None;
-    }
-    Some(filename)
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -170,7 +158,7 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::Unavailable(Box::new(e))
             }
-            // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY, as sqlx reports them.
+            // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
             rusqlite::Error::SqliteFailure(f, msg) if matches!(f.extended_code, 2067 | 1555) => {
                 StoreError::Conflict(msg.clone().unwrap_or_else(|| f.to_string()))
             }
@@ -181,11 +169,10 @@ impl From<rusqlite::Error> for StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{file_of, read_all, read_one};
+    use super::{read_all, read_one};
     use crate::shared::{Cols, FromCols};
     use crate::Result;
     use rusqlite::Connection;
-    use std::path::Path;
 
     /// Reads `b` before `a`, and `c` twice, against `SELECT a, b, c`.
     #[derive(Debug, PartialEq)]
@@ -230,17 +217,5 @@ mod tests {
         );
         let err = read_one::<Missing>(&conn, "SELECT a FROM t", &[]).expect_err("no such column");
         assert!(err.to_string().contains("nope"), "{err}");
-    }
-
-    #[test]
-    fn only_files_get_readers() {
-        assert_eq!(
-            file_of(Path::new("/var/lib/oauth/oauth.db")),
-            Some(Path::new("/var/lib/oauth/oauth.db"))
-        );
-        assert_eq!(file_of(Path::new("oauth.db")), Some(Path::new("oauth.db")));
-        for memory in [":memory:", "", "file:shared?mode=memory&cache=shared"] {
-            assert_eq!(file_of(Path::new(memory)), None, "{memory}");
-        }
     }
 }

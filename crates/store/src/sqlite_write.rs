@@ -1,13 +1,12 @@
-//! The SQLite writer: one connection on a thread of its own that runs the hot-path writes
+//! The SQLite writer: one connection on a thread of its own that runs every write
 //! ([`WriteJob`]).
 //!
-//! Through sqlx, every statement of a transaction is a round trip to the connection's thread
-//! (begin, three or four statements, commit: five or six hand-offs each way); here a job is one.
+//! A job is one hand-off to this thread and back, however many statements its transaction runs.
 //! SQLite allows one writer at a time anyway, so nothing is lost by running the jobs one after
 //! another, and the jobs that queued up while one ran are committed together (group commit, see
-//! [`run_batch`]): one WAL append for all the pages they changed. When another connection holds
-//! the write lock (the pool's other writes, or another process), this thread waits for it under
-//! the busy timeout; no runtime thread ever does.
+//! [`run_batch`]): one WAL append for all the pages they changed. When another process holds
+//! the write lock (a second server on the same file, or the `migrate` command), this thread
+//! waits for it under the busy timeout; no runtime thread ever does.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -73,23 +72,32 @@ const MAX_BATCH: usize = 64;
 pub(crate) struct Writer {
     /// `None` once closed: the thread finishes the queued jobs and ends.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Writer {
-    /// Opens the writer's connection to the file at `path` (which the pool has created, in WAL
-    /// mode) and starts its thread.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+    /// Opens the writer's connection to the file at `path` (created when missing, if `create`),
+    /// switches the file to WAL and starts the thread.
+    pub(crate) fn open(path: &Path, create: bool) -> Result<Self> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "the SQLite database stays in {mode} mode, not WAL"
+            )));
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         // Every job's statements and the transaction-control ones stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
@@ -107,6 +115,7 @@ impl Writer {
             .map_err(|e| StoreError::Internal(format!("starting the SQLite writer: {e}")))?;
         Ok(Self {
             jobs: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -126,12 +135,21 @@ impl Writer {
         outcome.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// Stops taking jobs; those already queued still run.
-    pub(crate) fn close(&self) {
+    /// Stops taking jobs, and returns once those already queued have run and the connection
+    /// is closed (the last connection to close checkpoints the write-ahead log).
+    pub(crate) async fn close(&self) {
         self.jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 

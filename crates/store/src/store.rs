@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 
 use crate::engine::Engine;
-use crate::writes::Exec;
 use crate::{accounts, audit, clients, grants, keys, tokens};
 use crate::{
     AccountStore, ApiKey, Approval, AuditStore, AuthorizationCode, ClientFilter, ClientStore,
@@ -33,16 +32,8 @@ impl<B: Engine> AccountStore for B {
         accounts::get_user(self, user_id).await
     }
 
-    async fn get_organization(&self, org_id: &str) -> Result<Option<Organization>> {
-        accounts::get_organization(self, org_id).await
-    }
-
     async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
         accounts::find_organization_by_name(self, name).await
-    }
-
-    async fn organization_owner(&self, org_id: &str) -> Result<Option<User>> {
-        accounts::organization_owner(self, org_id).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -71,15 +62,6 @@ impl<B: Engine> AccountStore for B {
 
     async fn delete_session(&self, id_hash: &str) -> Result<bool> {
         accounts::delete_session(self, id_hash).await
-    }
-
-    async fn record_login_failure(
-        &self,
-        keys: &[String],
-        now: UnixSeconds,
-        forget_before: UnixSeconds,
-    ) -> Result<()> {
-        accounts::record_login_failure(self, keys, now, forget_before).await
     }
 
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
@@ -229,10 +211,6 @@ impl<B: Engine> GrantStore for B {
         grants::live(self, grant_id).await
     }
 
-    async fn touch_grant(&self, grant_id: &str, now: UnixSeconds) -> Result<bool> {
-        grants::touch(self, grant_id, now).await
-    }
-
     async fn purge_authorization(
         &self,
         now: UnixSeconds,
@@ -349,7 +327,8 @@ impl<B: Engine> Store for B {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.acquire().await?.execute("SELECT 1", &[]).await?;
+        self.point_read::<crate::shared::Exists>("SELECT 1 AS one", &[])
+            .await?;
         Ok(())
     }
 

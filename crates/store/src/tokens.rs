@@ -2,7 +2,7 @@
 
 use oauth_core::UnixSeconds;
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
 use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
 use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
@@ -77,18 +77,27 @@ pub(crate) async fn is_access_revoked<B: Engine>(b: &B, jti: &str) -> Result<boo
         .is_some())
 }
 
-/// `Store::purge_revoked_tokens`, on the pool.
+/// `Store::purge_revoked_tokens`.
 pub(crate) async fn purge_revoked<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
     let sql = "DELETE FROM revoked_tokens WHERE jti IN \
                (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)";
-    (b.acquire().await?)
-        .execute(sql, &[Arg::Int(now), Arg::Int(limit)])
-        .await
+    engine::execute(b, sql, &[Arg::Int(now), Arg::Int(limit)]).await
 }
 
-/// `Store::insert_refresh_token`, on the pool.
+/// `Store::insert_refresh_token`.
 pub(crate) async fn insert_refresh_token<B: Engine>(b: &B, token: &NewRefreshToken) -> Result<()> {
-    insert_refresh(&mut b.acquire().await?, token, &token.grant_id).await
+    b.write(InsertRefresh(token.clone())).await
+}
+
+struct InsertRefresh(NewRefreshToken);
+
+impl WriteJob for InsertRefresh {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        insert_refresh(e, &self.0, &self.0.grant_id).await
+    }
 }
 
 /// `Store::find_refresh_token`: a point read.
@@ -130,23 +139,23 @@ pub(crate) async fn revoke_refresh_family<B: Engine>(
     .await
 }
 
-/// `Store::purge_refresh_tokens`, on the pool: one statement at a time.
+/// `Store::purge_refresh_tokens`: one statement at a time.
 pub(crate) async fn purge_refresh<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
-    let n = (b.acquire().await?)
-        .execute(
-            "DELETE FROM refresh_tokens WHERE token_hash IN \
+    let n = engine::execute(
+        b,
+        "DELETE FROM refresh_tokens WHERE token_hash IN \
              (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-            &[Arg::Int(now), Arg::Int(limit)],
-        )
-        .await?;
+        &[Arg::Int(now), Arg::Int(limit)],
+    )
+    .await?;
     // A day past its absolute lifetime, a family's last access token has expired.
-    let families = (b.acquire().await?)
-        .execute(
-            "DELETE FROM token_families WHERE id IN \
+    let families = engine::execute(
+        b,
+        "DELETE FROM token_families WHERE id IN \
              (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
-            &[Arg::Int(now - 86_400), Arg::Int(limit)],
-        )
-        .await?;
+        &[Arg::Int(now - 86_400), Arg::Int(limit)],
+    )
+    .await?;
     Ok(n + families)
 }
 

@@ -1,12 +1,10 @@
-//! What every statement and write is written against: [`Exec`], a sqlx connection of either
-//! engine (pooled, or holding a transaction) or the SQLite writer's own connection
-//! ([`crate::sqlite_write`]).
+//! What every write is written against: [`Exec`], a PostgreSQL connection (sqlx) or the SQLite
+//! writer's own connection (rusqlite, [`crate::sqlite_write`]).
 //!
-//! The writes on the authorization and token paths are [`WriteJob`]s, each in its area's module:
-//! a value owning its inputs, run inside one transaction. On PostgreSQL (and an in-memory SQLite
-//! database) the store runs it on a pooled connection; on a SQLite file, the writer thread runs
-//! it whole, so that a transaction costs one hand-off between threads instead of one per
-//! statement.
+//! Every write is a [`WriteJob`], in its area's module: a value owning its inputs, run inside
+//! one transaction. On PostgreSQL the store runs it on a pooled connection; on SQLite, the
+//! writer thread runs it whole, so that a transaction costs one hand-off between threads
+//! instead of one per statement.
 
 use std::future::Future;
 
@@ -34,95 +32,52 @@ pub(crate) trait Exec: Send {
 }
 
 /// `sqlx::query(sql)` with `args` bound in order.
-macro_rules! sqlx_query {
-    ($sql:expr, $args:expr) => {{
-        let mut q = sqlx::query($sql);
-        for a in $args {
-            q = match *a {
-                Arg::Text(v) => q.bind(v),
-                Arg::OptText(v) => q.bind(v),
-                Arg::Int(v) => q.bind(v),
-                Arg::OptInt(v) => q.bind(v),
-                Arg::Bool(v) => q.bind(v),
-            };
-        }
-        q
-    }};
+impl Exec for sqlx::PgConnection {
+    async fn fetch<T: FromCols + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>> {
+        let row = pg_query(sql, args).fetch_optional(&mut *self).await?;
+        row.as_ref().map(T::from_cols).transpose()
+    }
+
+    async fn fetch_all<T: FromCols + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>> {
+        let rows = pg_query(sql, args).fetch_all(&mut *self).await?;
+        rows.iter().map(T::from_cols).collect()
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(pg_query(sql, args)
+            .execute(&mut *self)
+            .await?
+            .rows_affected())
+    }
 }
 
-macro_rules! impl_exec_for_sqlx {
-    ($conn:ty) => {
-        impl Exec for $conn {
-            async fn fetch<T: FromCols + Send>(
-                &mut self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> Result<Option<T>> {
-                let row = sqlx_query!(sql, args).fetch_optional(&mut *self).await?;
-                row.as_ref().map(T::from_cols).transpose()
-            }
-
-            async fn fetch_all<T: FromCols + Send>(
-                &mut self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> Result<Vec<T>> {
-                let rows = sqlx_query!(sql, args).fetch_all(&mut *self).await?;
-                rows.iter().map(T::from_cols).collect()
-            }
-
-            async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-                Ok(sqlx_query!(sql, args)
-                    .execute(&mut *self)
-                    .await?
-                    .rows_affected())
-            }
-        }
-    };
+/// `sqlx::query(sql)` with `args` bound in order.
+fn pg_query<'q>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = match *a {
+            Arg::Text(v) => q.bind(v),
+            Arg::OptText(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+            Arg::OptInt(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+        };
+    }
+    q
 }
 
-impl_exec_for_sqlx!(sqlx::SqliteConnection);
-impl_exec_for_sqlx!(sqlx::PgConnection);
-
-/// A pooled connection or an open transaction runs statements on the connection it holds.
-macro_rules! impl_exec_by_deref {
-    ($($held:ty),*) => {$(
-        impl Exec for $held {
-            fn fetch<T: FromCols + Send>(
-                &mut self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> impl Future<Output = Result<Option<T>>> + Send {
-                (**self).fetch(sql, args)
-            }
-
-            fn fetch_all<T: FromCols + Send>(
-                &mut self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> impl Future<Output = Result<Vec<T>>> + Send {
-                (**self).fetch_all(sql, args)
-            }
-
-            fn execute(
-                &mut self,
-                sql: &str,
-                args: &[Arg<'_>],
-            ) -> impl Future<Output = Result<u64>> + Send {
-                (**self).execute(sql, args)
-            }
-        }
-    )*};
-}
-
-impl_exec_by_deref!(
-    sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    sqlx::pool::PoolConnection<sqlx::Postgres>,
-    sqlx::Transaction<'static, sqlx::Sqlite>,
-    sqlx::Transaction<'static, sqlx::Postgres>
-);
-
-/// A write on the hot paths, run in one transaction by the store. `run` borrows the job, so
+/// A write, run in one transaction by the store. `run` borrows the job, so
 /// that a PostgreSQL transaction aborted as a deadlock or serialization failure can run it
 /// again.
 pub(crate) trait WriteJob: Send + Sync + 'static {

@@ -8,7 +8,8 @@ mod support;
 
 use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
 use oauth_store::{
-    Approval, CodeRedemption, ConsentRequest, LoginReservation, NewSession, NewUser, Store, User,
+    Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest,
+    LoginReservation, NewSession, NewTokenFamily, NewUser, Store, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -112,11 +113,11 @@ async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
 async fn login_failures_count_within_the_window(store: &dyn Store) {
     let keys = vec!["account:a@x".to_owned(), "ip:127.0.0.1".to_owned()];
     store
-        .record_login_failure(&keys, NOW, NOW - 900)
+        .reserve_login_attempt(&limitless(&keys), NOW, NOW - 900)
         .await
         .unwrap();
     store
-        .record_login_failure(&keys[..1], NOW + 10, NOW - 890)
+        .reserve_login_attempt(&limitless(&keys[..1]), NOW + 10, NOW - 890)
         .await
         .unwrap();
     assert_eq!(
@@ -139,13 +140,18 @@ async fn login_failures_count_within_the_window(store: &dyn Store) {
     );
     // Recording later forgets what is older than the window.
     store
-        .record_login_failure(&keys[..1], NOW + 2000, NOW + 1100)
+        .reserve_login_attempt(&limitless(&keys[..1]), NOW + 2000, NOW + 1100)
         .await
         .unwrap();
     assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 1);
     store.clear_login_failures("account:a@x").await.unwrap();
     assert_eq!(store.login_failures("account:a@x", 0).await.unwrap(), 0);
     assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 1);
+}
+
+/// `keys`, each with no limit: a reservation that always records.
+fn limitless(keys: &[String]) -> Vec<(String, u64)> {
+    keys.iter().map(|k| (k.clone(), u64::MAX)).collect()
 }
 
 fn attempt_keys(account: &str, account_limit: u64, ip: &str, ip_limit: u64) -> Vec<(String, u64)> {
@@ -579,7 +585,19 @@ async fn live_grants_are_found_by_id_and_touched(store: &dyn Store) {
         store.live_grant(&grant.id).await.unwrap(),
         Some(grant.clone())
     );
-    assert!(store.touch_grant(&grant.id, NOW + 7).await.unwrap());
+    // The code's exchange records the grant's use.
+    let family = NewTokenFamily {
+        id: "fam-1".into(),
+        expires_at: NOW + 1000,
+    };
+    let accept = |_: &AuthorizationCode| CodeDecision::Accept {
+        refresh_token: None,
+    };
+    let code = store
+        .exchange_authorization_code("c1", &c.client_id, &family, NOW + 7, Box::new(accept))
+        .await
+        .unwrap();
+    assert!(matches!(code, CodeExchange::Exchanged(_)), "{code:?}");
     let touched = store
         .get_user_grant(&alice.id, &grant.id)
         .await
@@ -591,7 +609,6 @@ async fn live_grants_are_found_by_id_and_touched(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.live_grant(&grant.id).await.unwrap(), None);
-    assert!(!store.touch_grant(&grant.id, NOW + 9).await.unwrap());
     assert_eq!(store.live_grant("unknown").await.unwrap(), None);
 }
 
@@ -626,11 +643,11 @@ async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
         .unwrap()
         .unwrap();
     store
-        .record_login_failure(&["account:a".to_owned()], NOW - 2000, 0)
+        .reserve_login_attempt(&limitless(&["account:a".to_owned()]), NOW - 2000, 0)
         .await
         .unwrap();
     store
-        .record_login_failure(&["account:b".to_owned()], NOW, 0)
+        .reserve_login_attempt(&limitless(&["account:b".to_owned()]), NOW, 0)
         .await
         .unwrap();
 

@@ -9,6 +9,7 @@
 mod support;
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use oauth_core::client::THIRD_PARTY_ORG_ID;
 use oauth_core::{ClientOrigin, PageSpec};
@@ -111,23 +112,155 @@ async fn upgraded(store: &dyn Store) {
     assert!(joined.is_err(), "{joined:?}");
 }
 
+/// The table in which sqlx's migrator, which ran the SQLite migrations before the store had a
+/// runner of its own, recorded them: as sqlx 0.8 creates it.
+const SQLX_RECORD: &str = "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, \
+     description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+     success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)";
+
+/// A SQLite file as sqlx's migrator left it after applying migrations 1 to `up_to`, the last
+/// one recorded with `last_success`.
+fn sqlx_migrated_sqlite(path: &Path, up_to: u32, last_success: bool) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let _: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(SQLX_RECORD).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for (i, file) in files.iter().enumerate().take(up_to as usize) {
+        let version = i as i64 + 1;
+        conn.execute_batch(&std::fs::read_to_string(file).unwrap())
+            .unwrap();
+        let success = version < i64::from(up_to) || last_success;
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?1, ?2, ?3, x'00', 1)",
+            rusqlite::params![version, file.file_stem().unwrap().to_str().unwrap(), success],
+        )
+        .unwrap();
+    }
+    conn
+}
+
+fn user_version(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 #[tokio::test]
 async fn sqlite_database_from_the_previous_version_upgrades() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    before_the_trust_model(sqlx::migrate!("./migrations/sqlite"))
-        .run(&mut conn)
-        .await
-        .unwrap();
+    let path = dir.path().join("old.db");
+    let conn = sqlx_migrated_sqlite(&path, 6, true);
     for sql in OLD_ROWS {
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        conn.execute_batch(sql).unwrap();
     }
-    conn.close().await.unwrap();
-    let store = oauth_store::connect(&format!("sqlite://{}", dir.path().join("old.db").display()))
+    drop(conn);
+    let store = oauth_store::connect(&sqlite_url(&path)).await.unwrap();
+    upgraded(store.as_ref()).await;
+    assert_eq!(user_version(&path), 7);
+}
+
+/// Today's schema, as sqlx recorded it, is adopted as it is: nothing runs again, every row stays,
+/// and running the migrations once more changes nothing.
+#[tokio::test]
+async fn sqlite_database_migrated_by_sqlx_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("today.db");
+    let conn = sqlx_migrated_sqlite(&path, 7, true);
+    conn.execute_batch(OLD_ROWS[0]).unwrap();
+    drop(conn);
+    assert_eq!(user_version(&path), 0);
+    let store = oauth_store::connect(&sqlite_url(&path)).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(user_version(&path), 7);
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store
+            .find_organization_by_name("default")
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some("org-1".to_owned())
+    );
+}
+
+/// A record whose last migration failed is not guessed at: the migration fails and the database
+/// is left as it was.
+#[tokio::test]
+async fn sqlite_record_with_a_failed_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("failed.db");
+    drop(sqlx_migrated_sqlite(&path, 6, false));
+    let store = oauth_store::connect(&sqlite_url(&path)).await.unwrap();
+    let err = store.migrate().await.expect_err("refused");
+    assert!(err.to_string().contains("1 failed"), "{err}");
+    assert_eq!(user_version(&path), 0);
+}
+
+/// A database a newer server migrated is refused, not written to.
+#[tokio::test]
+async fn sqlite_database_newer_than_the_server_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let store = oauth_store::connect(&sqlite_url(&path)).await.unwrap();
+    store.migrate().await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = store.migrate().await.expect_err("refused");
+    assert!(err.to_string().contains("newer"), "{err}");
+    assert_eq!(user_version(&path), 99);
+}
+
+/// Several processes starting on one new file migrate it once between them.
+#[tokio::test]
+async fn concurrent_sqlite_migrations_apply_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("race.db");
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(oauth_store::connect(&sqlite_url(&path)).await.unwrap());
+    }
+    let runs = stores.iter().map(|s| s.migrate());
+    for out in futures_util::future::join_all(runs).await {
+        out.unwrap();
+    }
+    assert_eq!(user_version(&path), 7);
+}
+
+/// `sqlite::memory:` is a working database of its own, gone with the store.
+#[tokio::test]
+async fn memory_database_works_and_leaves_nothing() {
+    let store = oauth_store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let (user, _) = store
+        .create_user(oauth_store::NewUser {
+            user_id: "u-1".into(),
+            email: "u@x.example".into(),
+            password_hash: "x".into(),
+            org_name: "acme".into(),
+            new_org_id: "org-1".into(),
+            now: 1,
+        })
         .await
         .unwrap();
-    upgraded(store.as_ref()).await;
+    assert_eq!(store.get_user("u-1").await.unwrap(), Some(user));
+    let other = oauth_store::connect("sqlite::memory:").await.unwrap();
+    other.migrate().await.unwrap();
+    assert_eq!(other.get_user("u-1").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -452,17 +452,14 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
 
 /// Renames the events table away (so that every insert fails) or back.
 async fn break_the_events_table(app: &TestApp, broken: bool) {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
     let sql = if broken {
         "ALTER TABLE security_events RENAME TO security_events_away"
     } else {
         "ALTER TABLE security_events_away RENAME TO security_events"
     };
-    sqlx::query(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    crate::support::sqlite(&app.database_url)
+        .execute_batch(sql)
+        .unwrap();
 }
 
 #[tokio::test]

@@ -70,16 +70,9 @@ async fn an_unknown_client_or_a_missing_client_id_gets_a_page() {
 
 /// Consent requests stored (each authorize request that reaches the consent step makes one).
 async fn consent_requests(app: &TestApp) -> i64 {
-    use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM consent_requests")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    c.close().await.unwrap();
-    n
+    crate::support::sqlite(&app.database_url)
+        .query_row("SELECT COUNT(*) FROM consent_requests", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// A query the decoder refuses gets a page that says why: bytes that are not UTF-8 once

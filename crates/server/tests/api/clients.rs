@@ -524,7 +524,7 @@ async fn users_of_one_organization_share_its_clients() {
         c["user_id"],
         app.server
             .store
-            .organization_owner(&app.admin_org)
+            .find_user_by_email("admin@localhost")
             .await
             .unwrap()
             .unwrap()

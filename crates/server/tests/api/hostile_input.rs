@@ -159,17 +159,13 @@ async fn stored(app: &TestApp, engine: Db) -> Vec<(&'static str, i64)> {
     let mut counts = Vec::new();
     match engine {
         Db::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
+            let c = crate::support::sqlite(&app.database_url);
             for t in TABLES {
-                let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}"))
-                    .fetch_one(&mut c)
-                    .await
+                let n: i64 = c
+                    .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
                     .unwrap();
                 counts.push((*t, n));
             }
-            c.close().await.unwrap();
         }
         Db::Postgres => {
             let mut c = sqlx::PgConnection::connect(&app.database_url)

@@ -464,16 +464,9 @@ async fn login_posts_are_limited_per_address() {
 
 /// Consent requests stored (each authorize request that reaches the consent step makes one).
 async fn consent_requests(app: &TestApp) -> i64 {
-    use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM consent_requests")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    c.close().await.unwrap();
-    n
+    crate::support::sqlite(&app.database_url)
+        .query_row("SELECT COUNT(*) FROM consent_requests", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// `GET /oauth/authorize` is limited per client address (root and `/v2` share the bucket):

@@ -22,6 +22,13 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
+/// A connection to the SQLite file of a `sqlite://PATH` URL, for reading (or breaking) what
+/// the server stored.
+pub fn sqlite(database_url: &str) -> rusqlite::Connection {
+    let path = database_url.trim_start_matches("sqlite://");
+    rusqlite::Connection::open(path.split('?').next().unwrap_or(path)).unwrap()
+}
+
 /// A user of some organization, with an API key.
 pub struct TestUser {
     pub user_id: String,

@@ -103,13 +103,7 @@ impl FreshDb {
     /// A single number from a SQL query, read directly from the database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         match &self.guard {
-            TestDb::Sqlite(_) => {
-                use sqlx::Connection;
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                let v: i64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
-                c.close().await.unwrap();
-                v
-            }
+            TestDb::Sqlite(_) => self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap(),
             TestDb::Postgres { .. } => {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
@@ -120,24 +114,31 @@ impl FreshDb {
         }
     }
 
-    /// Text rows of a SQL query (SQLite only: its `PRAGMA` checks).
+    /// Text rows of a SQL query (SQLite only: its `PRAGMA` checks), columns joined by `|`.
     pub async fn sqlite_texts(&self, sql: &str) -> Vec<String> {
-        use sqlx::{Connection, Row};
-        let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-        let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap();
-        c.close().await.unwrap();
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.try_get::<String, _>(i)
-                            .or_else(|_| r.try_get::<i64, _>(i).map(|n| n.to_string()))
-                            .unwrap_or_default()
+        let c = self.sqlite();
+        let mut stmt = c.prepare(sql).unwrap();
+        let width = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((0..width)
+                    .map(|i| match r.get_ref(i) {
+                        Ok(rusqlite::types::ValueRef::Text(t)) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+                        _ => String::new(),
                     })
                     .collect::<Vec<_>>()
-                    .join("|")
+                    .join("|"))
             })
-            .collect()
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    fn sqlite(&self) -> rusqlite::Connection {
+        let path = self.url.trim_start_matches("sqlite://");
+        rusqlite::Connection::open(path.split('?').next().unwrap_or(path)).unwrap()
     }
 }
 

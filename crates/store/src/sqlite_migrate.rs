@@ -1,0 +1,158 @@
+//! SQLite migrations: the files of `migrations/sqlite`, embedded in the binary and applied in
+//! order, each in a transaction of its own. The database's `PRAGMA user_version` is the number
+//! of the last one applied, so the version and the schema change together or not at all.
+//!
+//! Databases created before this runner existed recorded their migrations in sqlx's
+//! `_sqlx_migrations` table instead; the first run adopts that record ([`adopt_sqlx_record`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::{Result, StoreError};
+
+/// Every migration, by number, in order. A test checks this against the directory.
+pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "accounts_and_clients",
+        include_str!("../migrations/sqlite/0001_accounts_and_clients.sql"),
+    ),
+    (
+        2,
+        "authorization",
+        include_str!("../migrations/sqlite/0002_authorization.sql"),
+    ),
+    (
+        3,
+        "tokens",
+        include_str!("../migrations/sqlite/0003_tokens.sql"),
+    ),
+    (
+        4,
+        "refresh_tokens",
+        include_str!("../migrations/sqlite/0004_refresh_tokens.sql"),
+    ),
+    (
+        5,
+        "security_events",
+        include_str!("../migrations/sqlite/0005_security_events.sql"),
+    ),
+    (
+        6,
+        "perf_indexes",
+        include_str!("../migrations/sqlite/0006_perf_indexes.sql"),
+    ),
+    (
+        7,
+        "trust_and_families",
+        include_str!("../migrations/sqlite/0007_trust_and_families.sql"),
+    ),
+];
+
+/// Brings the database at `path` up to the last migration. Safe to run from several processes
+/// at once: each step takes the write lock and reads the version again under it.
+pub(crate) fn run(path: &Path) -> Result<()> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    adopt_sqlx_record(&mut conn)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    for &(version, name, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = user_version(&tx)?;
+        if current > latest {
+            return Err(StoreError::Internal(format!(
+                "the database is at schema version {current}, newer than this server's \
+                 {latest}: run a newer server"
+            )));
+        }
+        if current >= version {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::Internal(format!("migration {version} ({name}) failed: {e}"))
+        })?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, name, "applied a SQLite migration");
+    }
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Internal(format!("bad user_version {v}")))
+}
+
+/// A database that sqlx migrated has `user_version` 0 and a `_sqlx_migrations` table listing
+/// the migrations applied: take its highest number as the version, once. A record with a
+/// failed or missing migration is refused rather than guessed at.
+fn adopt_sqlx_record(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if user_version(&tx)? != 0 {
+        return Ok(());
+    }
+    let has_record: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if has_record.is_none() {
+        return Ok(());
+    }
+    let (count, highest, failed): (i64, Option<i64>, i64) = tx.query_row(
+        "SELECT COUNT(*), MAX(version), COUNT(*) FILTER (WHERE NOT success) FROM _sqlx_migrations",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let Some(highest) = highest else {
+        return Ok(());
+    };
+    let known = MIGRATIONS.last().map_or(0, |m| i64::from(m.0));
+    if failed > 0 || count != highest || highest > known {
+        return Err(StoreError::Internal(format!(
+            "the database's migration record is not one this server can continue: {count} \
+             migrations recorded, up to {highest}, {failed} failed"
+        )));
+    }
+    tx.pragma_update(None, "user_version", highest)?;
+    tx.commit()?;
+    tracing::info!(version = highest, "adopted the earlier migration record");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// Every file of the directory is listed, in order, and numbered as its name says; the
+    /// PostgreSQL directory has the same files.
+    #[test]
+    fn every_migration_file_is_listed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let names = |engine: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{dir}/{engine}"))
+                .expect("migrations directory")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(n, name, _)| format!("{n:04}_{name}.sql"))
+            .collect();
+        assert_eq!(names("sqlite"), listed);
+        assert_eq!(names("postgres"), listed);
+        for (i, (n, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*n as usize, i + 1);
+        }
+    }
+}
