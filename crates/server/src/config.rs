@@ -80,7 +80,7 @@ const fn s(
 const SETTINGS: &[Setting] = &[
     s("bind", Text, Some("bind"), "Address to listen on [default: 127.0.0.1:8080]"),
     s("database_url", Text, Some("database-url"), "`sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db]"),
-    s("database_acquire_timeout_ms", Toml, Some("database-acquire-timeout-ms"), "Longest wait for a database connection, in milliseconds, before a request's 503 [default: 2000]"),
+    s("database_acquire_timeout_ms", Toml, Some("database-acquire-timeout-ms"), "Longest wait for a PostgreSQL connection, in milliseconds, before a request's 503 [default: 2000]"),
     s("issuer", Text, Some("issuer"), "Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>]"),
     s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
     s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),

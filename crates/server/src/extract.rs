@@ -359,7 +359,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
 /// parameter is an error, never "first one wins"). These are the management lists' pages and
 /// filters, none of which can hold a control character: one (`%00`, `%0A`...) is refused with
 /// the parameter named.
-pub struct QueryParams(pub Vec<(String, String)>);
+pub struct QueryParams(pub crate::form::Params);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
@@ -373,14 +373,19 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
                 "a control character (such as %00) is not allowed in a query parameter",
             )]))
         };
-        match crate::form::pairs(raw.as_bytes()) {
-            Ok(pairs) => match pairs
-                .iter()
-                .find(|(k, v)| k.chars().any(char::is_control) || v.chars().any(char::is_control))
-            {
-                Some((k, _)) => Err(control(k.escape_debug().to_string())),
-                None => Ok(QueryParams(pairs)),
-            },
+        match crate::form::Params::parse(raw.as_bytes()) {
+            Ok(params) => {
+                let control_in = params
+                    .iter()
+                    .find(|(k, v)| {
+                        k.chars().any(char::is_control) || v.chars().any(char::is_control)
+                    })
+                    .map(|(k, _)| k.escape_debug().to_string());
+                match control_in {
+                    Some(k) => Err(control(k)),
+                    None => Ok(QueryParams(params)),
+                }
+            }
             Err(crate::form::FormError::Repeated(k)) => {
                 Err(ApiError::bad_query(ValidationErrors(vec![
                     FieldError::new(k, "repeated", "this parameter appears more than once"),
@@ -396,10 +401,26 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
 impl QueryParams {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.get(key)
+    }
+
+    /// Each `filter[..]` or `page[..]` parameter outside `known`, named: a list refuses what it
+    /// does not understand rather than ignoring a filter the caller meant.
+    pub fn unknown_list_params(&self, known: &[&str]) -> ValidationErrors {
+        let mut errors = ValidationErrors::default();
+        for (k, _) in self.0.iter() {
+            if (k.starts_with("filter[") || k.starts_with("page[")) && !known.contains(&k) {
+                errors.push(FieldError::new(
+                    k,
+                    "unknown_parameter",
+                    format!(
+                        "unknown parameter; this list understands {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        errors
     }
 }
 

@@ -36,25 +36,48 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
         .collect()
 }
 
-/// [`decode`], with a repeated name refused.
-pub(crate) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
-    let pairs = decode(input)?;
-    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-    for (name, _) in &pairs {
-        if !seen.insert(name.as_str()) {
-            return Err(FormError::Repeated(name.clone()));
-        }
-    }
-    Ok(pairs)
-}
+/// Request parameters (a query string or a form body; the token endpoint builds them from a JSON
+/// object too), each name at most once: the one rule for repeated names everywhere (RFC 6749
+/// §3.1: a repeated parameter is an error, never "first one wins"). Only the authorization
+/// endpoint reads [`decode`]'s pairs with repeats kept, to refuse them in its own order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
 
-/// The value of `key` in decoded pairs, or `""` when absent (for the HTML forms, where an absent
-/// field and an empty one mean the same).
-pub(crate) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or("", |(_, v)| v.as_str())
+impl Params {
+    /// Decodes `input`, refusing a repeated name.
+    pub(crate) fn parse(input: &[u8]) -> Result<Self, FormError> {
+        Self::from_pairs(decode(input)?)
+    }
+
+    /// `pairs`, refusing a repeated name.
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, FormError> {
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (name, _) in &pairs {
+            if !seen.insert(name.as_str()) {
+                return Err(FormError::Repeated(name.clone()));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The value of `name`, if present (an empty value included).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `name`, or `""` when absent (for the HTML forms, where an absent field and
+    /// an empty one mean the same).
+    pub(crate) fn field(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("")
+    }
+
+    /// The pairs, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 fn component(raw: &[u8]) -> Result<String, FormError> {
@@ -128,7 +151,7 @@ mod tests {
     use super::*;
 
     fn p(input: &str) -> Result<Vec<(String, String)>, FormError> {
-        pairs(input.as_bytes())
+        Params::parse(input.as_bytes()).map(|p| p.0)
     }
 
     #[test]
@@ -152,14 +175,14 @@ mod tests {
         let theirs: Vec<(String, String)> = url::form_urlencoded::parse(input)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        assert_eq!(pairs(input).unwrap(), theirs);
+        assert_eq!(Params::parse(input).unwrap().0, theirs);
     }
 
     #[test]
     fn invalid_utf8_and_repeats_are_refused() {
         assert_eq!(p("scope=%FF"), Err(FormError::NotUtf8));
         assert_eq!(p("%C3%28=1"), Err(FormError::NotUtf8));
-        assert_eq!(pairs(b"scope=\xff"), Err(FormError::NotUtf8));
+        assert_eq!(Params::parse(b"scope=\xff"), Err(FormError::NotUtf8));
         assert_eq!(p("a=1&%61=2"), Err(FormError::Repeated("a".into())));
         assert_eq!(
             percent_decode(b"a%2Bb+c%zz", true, BrokenEscape::Literal).as_deref(),
@@ -179,7 +202,7 @@ mod tests {
     fn nul_bytes_are_refused_in_names_and_values() {
         assert_eq!(p("a=x%00y"), Err(FormError::Nul("a".into())));
         assert_eq!(p("ok=1&a%00b=1"), Err(FormError::Nul("a\\0b".into())));
-        assert_eq!(pairs(b"a=\0"), Err(FormError::Nul("a".into())));
+        assert_eq!(Params::parse(b"a=\0"), Err(FormError::Nul("a".into())));
         assert_eq!(
             decode(b"client_id=%00"),
             Err(FormError::Nul("client_id".into()))

@@ -2,7 +2,6 @@
 //! request parameters, form-encoded (RFC 6749 §4.1.3) or JSON (what the Python SDK sends), and
 //! client authentication (RFC 6749 §2.3).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use axum::extract::{FromRef, FromRequest, Request};
@@ -14,19 +13,17 @@ use oauth_core::{secret, Client};
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, is_json, read_body, JsonError};
+use crate::form::{FormError, Params};
 use crate::state::AppState;
 
 /// The request's parameters, each at most once. An empty value counts as absent (RFC 6749 §3.1);
 /// unknown parameters are kept and ignored by the handlers (also §3.1).
 #[derive(Debug, Default)]
-pub struct OAuthParams(BTreeMap<String, String>);
+pub struct OAuthParams(Params);
 
 impl OAuthParams {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).filter(|v| !v.is_empty())
     }
 
     /// The parameter, or `invalid_request` naming it.
@@ -37,17 +34,17 @@ impl OAuthParams {
 
     /// From a form body: a repeated parameter is an error (RFC 6749 §3.1).
     pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
-        match crate::form::pairs(body) {
-            Ok(pairs) => Ok(Self(pairs.into_iter().collect())),
-            Err(crate::form::FormError::Repeated(k)) => Err(ApiError::oauth(
+        match Params::parse(body) {
+            Ok(params) => Ok(Self(params)),
+            Err(FormError::Repeated(k)) => Err(ApiError::oauth(
                 "invalid_request",
                 format!("the parameter `{k}` appears more than once"),
             )),
-            Err(crate::form::FormError::NotUtf8) => Err(ApiError::oauth(
+            Err(FormError::NotUtf8) => Err(ApiError::oauth(
                 "invalid_request",
                 "the form body is not UTF-8 once percent-decoded",
             )),
-            Err(crate::form::FormError::Nul(k)) => Err(ApiError::oauth(
+            Err(FormError::Nul(k)) => Err(ApiError::oauth(
                 "invalid_request",
                 format!("the parameter `{k}` holds a NUL byte (%00)"),
             )),
@@ -78,17 +75,18 @@ impl OAuthParams {
                 )))
             }
         };
-        let mut map = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(object.len());
         for (k, v) in object {
             match v {
-                serde_json::Value::String(s) => {
-                    map.insert(k, s);
-                }
+                serde_json::Value::String(s) => pairs.push((k, s)),
                 serde_json::Value::Null => {}
                 _ => return Err(invalid(format!("the parameter `{k}` must be a string"))),
             }
         }
-        Ok(Self(map))
+        // The JSON reader has refused repeated member names already.
+        Params::from_pairs(pairs)
+            .map(Self)
+            .map_err(|_| invalid("a parameter appears more than once".to_owned()))
     }
 }
 

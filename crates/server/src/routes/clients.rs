@@ -5,9 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use oauth_core::{
-    Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest, ValidationErrors,
-};
+use oauth_core::{Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest};
 use oauth_store::ClientFilter;
 use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAuthClient};
 use rand::rngs::OsRng;
@@ -40,25 +38,11 @@ const LIST_PARAMS: &[&str] = &[
 const MAX_FILTER_LEN: usize = 2000;
 
 fn parse_list_query(q: &QueryParams) -> Result<(ClientFilter, oauth_core::PageSpec), ApiError> {
-    let mut errors = ValidationErrors::default();
-    for (k, _) in &q.0 {
-        if (k.starts_with("filter[") || k.starts_with("page["))
-            && !LIST_PARAMS.contains(&k.as_str())
-        {
-            errors.push(FieldError::new(
-                k.clone(),
-                "unknown_parameter",
-                format!(
-                    "unknown parameter; this list understands {}",
-                    LIST_PARAMS.join(", ")
-                ),
-            ));
-        }
-    }
-    for (k, v) in &q.0 {
+    let mut errors = q.unknown_list_params(LIST_PARAMS);
+    for (k, v) in q.0.iter() {
         if k.starts_with("filter[") && v.len() > MAX_FILTER_LEN {
             errors.push(FieldError::new(
-                k.clone(),
+                k.to_owned(),
                 "too_long",
                 format!("at most {MAX_FILTER_LEN} characters"),
             ));

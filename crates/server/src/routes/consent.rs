@@ -25,7 +25,6 @@ use oauth_wire::{ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, 
 use crate::consent::decide;
 use crate::error::ApiError;
 use crate::extract::{content_type, is_json, parse_json, read_body, PathParam};
-use crate::form::field;
 use crate::html::{self, ConsentPage, ScopeLine};
 use crate::respond::{found, see_other};
 use crate::session::{self, Via, Viewer};
@@ -140,8 +139,9 @@ async fn consent_page(
     // The URI as requested, `/v2` prefix included, for the way back after signing in.
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let query = crate::form::pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
-    let token = field(&query, "consent_token");
+    let query =
+        crate::form::Params::parse(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
+    let token = query.field("consent_token");
     let Some(Viewer {
         user,
         via: Via::Session(cookie),
@@ -260,7 +260,7 @@ async fn decide_form(
             "This form expired or did not come from this site. Go back to the application and start again.",
         )
     };
-    let Ok(form) = crate::form::pairs(bytes) else {
+    let Ok(form) = crate::form::Params::parse(bytes) else {
         return Ok(forbidden());
     };
     let Some(Viewer {
@@ -274,11 +274,11 @@ async fn decide_form(
             "Your session ended before you decided. Go back to the application and start again.",
         ));
     };
-    if !session::csrf_matches(&cookie, field(&form, "csrf_token")) {
+    if !session::csrf_matches(&cookie, form.field("csrf_token")) {
         tracing::warn!(user_id = %user.id, "consent form without a valid CSRF token");
         return Ok(forbidden());
     }
-    let allowed = match field(&form, "decision") {
+    let allowed = match form.field("decision") {
         "allow" => true,
         "deny" => false,
         _ => {
@@ -289,7 +289,7 @@ async fn decide_form(
             ))
         }
     };
-    match decide(state, &user, field(&form, "consent_token"), allowed).await? {
+    match decide(state, &user, form.field("consent_token"), allowed).await? {
         Some(location) => Ok(see_other(&location)),
         None => Ok(expired_page()),
     }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::entity::Grant;
-use oauth_core::{timefmt, FieldError, PageRequest, PageSpec, ValidationErrors};
+use oauth_core::{timefmt, PageRequest, PageSpec};
 use oauth_wire::{Data, List, OAuthGrant};
 
 use crate::audit::{self, Event, EventKind};
@@ -35,21 +35,7 @@ const LIST_PARAMS: &[&str] = &["page[number]", "page[size]"];
 /// Pagination exactly as `/oauth_clients`: unknown `page[..]`/`filter[..]` keys and
 /// out-of-range values are 400 with the parameter named.
 fn parse_page(q: &QueryParams) -> Result<PageSpec, ApiError> {
-    let mut errors = ValidationErrors::default();
-    for (k, _) in &q.0 {
-        if (k.starts_with("filter[") || k.starts_with("page["))
-            && !LIST_PARAMS.contains(&k.as_str())
-        {
-            errors.push(FieldError::new(
-                k.clone(),
-                "unknown_parameter",
-                format!(
-                    "unknown parameter; this list understands {}",
-                    LIST_PARAMS.join(", ")
-                ),
-            ));
-        }
-    }
+    let mut errors = q.unknown_list_params(LIST_PARAMS);
     let page = PageRequest {
         number: q.get("page[number]"),
         size: q.get("page[size]"),

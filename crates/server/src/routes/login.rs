@@ -100,14 +100,9 @@ fn onward_source(return_to: &str) -> String {
 }
 
 async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
-    let pairs = crate::form::pairs(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
-    render_form(
-        &state,
-        StatusCode::OK,
-        crate::form::field(&pairs, "return_to"),
-        "",
-        None,
-    )
+    let pairs =
+        crate::form::Params::parse(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
+    render_form(&state, StatusCode::OK, pairs.field("return_to"), "", None)
 }
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
@@ -130,7 +125,7 @@ async fn login(
         ));
     }
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let Ok(form) = crate::form::pairs(&bytes) else {
+    let Ok(form) = crate::form::Params::parse(&bytes) else {
         return Ok(render_form(
             &state,
             StatusCode::BAD_REQUEST,
@@ -139,12 +134,12 @@ async fn login(
             Some("The form could not be read (a repeated field, or text that is not UTF-8). Please try again."),
         ));
     };
-    let return_to = crate::form::field(&form, "return_to");
-    let email_raw = crate::form::field(&form, "email");
+    let return_to = form.field("return_to");
+    let email_raw = form.field("email");
 
     // Login CSRF: the hidden field must equal the cookie this server set with the form.
     let cookie_csrf = session::cookie(&headers, login_csrf_cookie(&state)).unwrap_or("");
-    let form_csrf = crate::form::field(&form, "csrf_token");
+    let form_csrf = form.field("csrf_token");
     if cookie_csrf.is_empty() || !session::same_secret(cookie_csrf, form_csrf) {
         return Ok(render_form(
             &state,
@@ -210,7 +205,7 @@ async fn login(
             return Err(e.into());
         }
     };
-    let password = crate::form::field(&form, "password").to_owned();
+    let password = form.field("password").to_owned();
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let verdict = state
         .passwords
@@ -325,11 +320,11 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
-    let form = crate::form::pairs(&bytes).unwrap_or_default();
+    let form = crate::form::Params::parse(&bytes).unwrap_or_default();
     let Some(cookie) = session::cookie(&headers, session_cookie(&state)) else {
         return Ok(crate::respond::see_other("/login"));
     };
-    if !session::csrf_matches(cookie, crate::form::field(&form, "csrf_token")) {
+    if !session::csrf_matches(cookie, form.field("csrf_token")) {
         return Ok(html::message(
             StatusCode::FORBIDDEN,
             "Sign-out failed",

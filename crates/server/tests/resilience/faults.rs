@@ -464,20 +464,16 @@ async fn sqlite_locked_by_another_process_gives_503_on_writes_only() {
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.text);
 
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let holder = db.open_sqlite();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     assert_unavailable("POST /oauth/register while locked", &register().await);
     let r = api.get("/oauth_clients").await.unwrap();
     assert_eq!(r.status, 200, "reads go on: {}", r.text);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(registered().await, 1);
     assert_eq!(api.get("/readyz").await.unwrap().status, 200);
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    holder.close().await.unwrap();
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
 
     let r = register().await;
     assert_eq!(r.status, 201, "{}", r.text);

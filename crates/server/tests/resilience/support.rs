@@ -103,7 +103,7 @@ impl FreshDb {
     /// A single number from a SQL query, read directly from the database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         match &self.guard {
-            TestDb::Sqlite(_) => self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap(),
+            TestDb::Sqlite(_) => self.open_sqlite().query_row(sql, [], |r| r.get(0)).unwrap(),
             TestDb::Postgres { .. } => {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
@@ -116,7 +116,7 @@ impl FreshDb {
 
     /// Text rows of a SQL query (SQLite only: its `PRAGMA` checks), columns joined by `|`.
     pub async fn sqlite_texts(&self, sql: &str) -> Vec<String> {
-        let c = self.sqlite();
+        let c = self.open_sqlite();
         let mut stmt = c.prepare(sql).unwrap();
         let width = stmt.column_count();
         let rows = stmt
@@ -136,7 +136,8 @@ impl FreshDb {
         rows.map(Result::unwrap).collect()
     }
 
-    fn sqlite(&self) -> rusqlite::Connection {
+    /// A connection of the test's own to the SQLite file.
+    pub fn open_sqlite(&self) -> rusqlite::Connection {
         let path = self.url.trim_start_matches("sqlite://");
         rusqlite::Connection::open(path.split('?').next().unwrap_or(path)).unwrap()
     }
