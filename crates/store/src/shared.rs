@@ -40,8 +40,8 @@ impl Cols for sqlx::postgres::PgRow {
 }
 
 /// A rusqlite row read by a decoder. rusqlite finds a column by name with a scan over all of the
-/// statement's column names, so a decoder reading n columns paid n² name comparisons (about a
-/// twentieth of a client-credentials request). The decoders read columns in the order their
+/// statement's column names, so a decoder reading n columns would pay n² name comparisons on
+/// every row (BENCHMARKS.md has what that cost). The decoders read columns in the order their
 /// `SELECT` lists them, so this looks at the column after the last one read first, and scans
 /// only when that is not the one asked for.
 pub(crate) struct InOrder<'r, 's> {

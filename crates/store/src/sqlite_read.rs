@@ -1,8 +1,7 @@
 //! SQLite reads on the calling thread.
 //!
 //! A read is a primary-key lookup or a short list, cheaper than handing it to another thread and
-//! back (a few µs), so reads run directly on the calling thread, on a few connections kept for
-//! them: a statement runs to completion without awaiting anything, and a connection is never
+//! back, so reads run directly on the calling thread, on a few connections kept for them: a statement runs to completion without awaiting anything, and a connection is never
 //! shared while it does.
 //!
 //! In WAL mode a reader never waits for a writer, and each statement here runs in its own read
