@@ -2,9 +2,12 @@
 
 use oauth_core::UnixSeconds;
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
+use crate::AccountStore;
 use crate::{ApiKey, LoginReservation, NewApiKey, NewSession, NewUser, Organization, Result, User};
 
 const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
@@ -111,11 +114,142 @@ async fn insert_api_key<E: Exec>(e: &mut E, key: &NewApiKey) -> Result<ApiKey> {
     })
 }
 
-/// `Store::create_user`: one write transaction.
-pub(crate) async fn create_user<B: Engine>(b: &B, new: &NewUser) -> Result<(User, Organization)> {
-    b.write(CreateUser(new.clone())).await
-}
+#[async_trait]
+impl<B: Engine> AccountStore for B {
+    /// One write transaction.
+    async fn create_user(&self, new: NewUser) -> Result<(User, Organization)> {
+        self.write(CreateUser(new)).await
+    }
 
+    /// One write transaction.
+    async fn bootstrap_admin(&self, user: NewUser, key: NewApiKey) -> Result<bool> {
+        self.write(BootstrapAdmin(user, key)).await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        self.point_read(&sql, &[Arg::Text(email)]).await
+    }
+
+    /// A point read.
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        self.point_read(&sql, &[Arg::Text(user_id)]).await
+    }
+
+    async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        let sql = "SELECT id, name, created_at FROM organizations WHERE name = $1";
+        self.point_read(sql, &[Arg::Text(name)]).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.write(CreateApiKey(key)).await
+    }
+
+    /// A point read, and a hot-path write at most once a minute.
+    async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<(ApiKey, User)>> {
+        let sql = "SELECT k.id, k.user_id, k.name, k.created_at, k.last_used_at, k.revoked_at, \
+                   u.org_id, u.email, u.password_hash, u.created_at AS user_created_at \
+                   FROM api_keys k JOIN users u ON u.id = k.user_id \
+                   WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
+        let Some(KeyAndUser(key, user)) = self.point_read(sql, &[Arg::Text(key_hash)]).await?
+        else {
+            return Ok(None);
+        };
+        if key
+            .last_used_at
+            .is_none_or(|t| t <= now - LAST_USED_GRANULARITY)
+        {
+            self.write(TouchApiKey {
+                key_id: key.id.clone(),
+                now,
+                not_after: now - LAST_USED_GRANULARITY,
+            })
+            .await?;
+        }
+        Ok(Some((key, user)))
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool> {
+        let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        let n = engine::execute(self, sql, &[Arg::Int(now), Arg::Text(key_id)]).await?;
+        Ok(n == 1)
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        let sql =
+            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        let args = [
+            Arg::Text(&session.id_hash),
+            Arg::Text(&session.user_id),
+            Arg::Int(session.now),
+            Arg::Int(session.expires_at),
+        ];
+        engine::execute(self, sql, &args).await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
+        let sql = "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
+                   FROM sessions s JOIN users u ON u.id = s.user_id \
+                   WHERE s.id_hash = $1 AND s.expires_at > $2";
+        self.point_read(sql, &[Arg::Text(id_hash), Arg::Int(now)])
+            .await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<bool> {
+        let sql = "DELETE FROM sessions WHERE id_hash = $1";
+        Ok(engine::execute(self, sql, &[Arg::Text(id_hash)]).await? == 1)
+    }
+
+    async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
+        let sql = "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2";
+        let n = self
+            .point_read::<Count>(sql, &[Arg::Text(key), Arg::Int(since)])
+            .await?
+            .map_or(0, |c| c.0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        let sql = "DELETE FROM login_failures WHERE key = $1";
+        engine::execute(self, sql, &[Arg::Text(key)]).await?;
+        Ok(())
+    }
+
+    /// One write transaction, serialized per key.
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[(String, u64)],
+        now: UnixSeconds,
+        since: UnixSeconds,
+    ) -> Result<LoginReservation> {
+        self.write(ReserveLogin {
+            keys: keys.to_vec(),
+            now,
+            since,
+            lock_key: Self::DIALECT.lock_key,
+        })
+        .await
+    }
+
+    /// One statement per key.
+    async fn release_login_attempt(&self, keys: &[String], at: UnixSeconds) -> Result<()> {
+        let id = Self::DIALECT.row_id;
+        let sql = format!(
+            "DELETE FROM login_failures WHERE {id} IN \
+             (SELECT {id} FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)"
+        );
+        for key in keys {
+            engine::execute(self, &sql, &[Arg::Text(key), Arg::Int(at)]).await?;
+        }
+        Ok(())
+    }
+}
 struct CreateUser(NewUser);
 
 impl WriteJob for CreateUser {
@@ -124,15 +258,6 @@ impl WriteJob for CreateUser {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<(User, Organization)> {
         insert_user(e, &self.0).await
     }
-}
-
-/// `Store::bootstrap_admin`: one write transaction.
-pub(crate) async fn bootstrap_admin<B: Engine>(
-    b: &B,
-    user: &NewUser,
-    key: &NewApiKey,
-) -> Result<bool> {
-    b.write(BootstrapAdmin(user.clone(), key.clone())).await
 }
 
 /// The first user and their API key, unless the database has a user or was bootstrapped
@@ -166,32 +291,6 @@ impl WriteJob for BootstrapAdmin {
     }
 }
 
-/// `Store::find_user_by_email`.
-pub(crate) async fn find_user_by_email<B: Engine>(b: &B, email: &str) -> Result<Option<User>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-    b.point_read(&sql, &[Arg::Text(email)]).await
-}
-
-/// `Store::get_user`: a point read.
-pub(crate) async fn get_user<B: Engine>(b: &B, user_id: &str) -> Result<Option<User>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    b.point_read(&sql, &[Arg::Text(user_id)]).await
-}
-
-/// `Store::find_organization_by_name`.
-pub(crate) async fn find_organization_by_name<B: Engine>(
-    b: &B,
-    name: &str,
-) -> Result<Option<Organization>> {
-    let sql = "SELECT id, name, created_at FROM organizations WHERE name = $1";
-    b.point_read(sql, &[Arg::Text(name)]).await
-}
-
-/// `Store::create_api_key`.
-pub(crate) async fn create_api_key<B: Engine>(b: &B, key: &NewApiKey) -> Result<ApiKey> {
-    b.write(CreateApiKey(key.clone())).await
-}
-
 struct CreateApiKey(NewApiKey);
 
 impl WriteJob for CreateApiKey {
@@ -201,110 +300,6 @@ impl WriteJob for CreateApiKey {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<ApiKey> {
         insert_api_key(e, &self.0).await
     }
-}
-
-/// `Store::authenticate_api_key`: a point read, and a hot-path write at most once a minute.
-pub(crate) async fn authenticate_api_key<B: Engine>(
-    b: &B,
-    key_hash: &str,
-    now: UnixSeconds,
-) -> Result<Option<(ApiKey, User)>> {
-    let sql = "SELECT k.id, k.user_id, k.name, k.created_at, k.last_used_at, k.revoked_at, \
-               u.org_id, u.email, u.password_hash, u.created_at AS user_created_at \
-               FROM api_keys k JOIN users u ON u.id = k.user_id \
-               WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
-    let Some(KeyAndUser(key, user)) = b.point_read(sql, &[Arg::Text(key_hash)]).await? else {
-        return Ok(None);
-    };
-    if key
-        .last_used_at
-        .is_none_or(|t| t <= now - LAST_USED_GRANULARITY)
-    {
-        b.write(TouchApiKey {
-            key_id: key.id.clone(),
-            now,
-            not_after: now - LAST_USED_GRANULARITY,
-        })
-        .await?;
-    }
-    Ok(Some((key, user)))
-}
-
-/// `Store::revoke_api_key`.
-pub(crate) async fn revoke_api_key<B: Engine>(
-    b: &B,
-    key_id: &str,
-    now: UnixSeconds,
-) -> Result<bool> {
-    let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-    let n = engine::execute(b, sql, &[Arg::Int(now), Arg::Text(key_id)]).await?;
-    Ok(n == 1)
-}
-
-/// `Store::create_session`.
-pub(crate) async fn create_session<B: Engine>(b: &B, session: &NewSession) -> Result<()> {
-    let sql =
-        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-    let args = [
-        Arg::Text(&session.id_hash),
-        Arg::Text(&session.user_id),
-        Arg::Int(session.now),
-        Arg::Int(session.expires_at),
-    ];
-    engine::execute(b, sql, &args).await?;
-    Ok(())
-}
-
-/// `Store::session_user`.
-pub(crate) async fn session_user<B: Engine>(
-    b: &B,
-    id_hash: &str,
-    now: UnixSeconds,
-) -> Result<Option<User>> {
-    let sql = "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
-               FROM sessions s JOIN users u ON u.id = s.user_id \
-               WHERE s.id_hash = $1 AND s.expires_at > $2";
-    b.point_read(sql, &[Arg::Text(id_hash), Arg::Int(now)])
-        .await
-}
-
-/// `Store::delete_session`.
-pub(crate) async fn delete_session<B: Engine>(b: &B, id_hash: &str) -> Result<bool> {
-    let sql = "DELETE FROM sessions WHERE id_hash = $1";
-    Ok(engine::execute(b, sql, &[Arg::Text(id_hash)]).await? == 1)
-}
-
-/// `Store::login_failures`.
-pub(crate) async fn login_failures<B: Engine>(b: &B, key: &str, since: UnixSeconds) -> Result<u64> {
-    let sql = "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2";
-    let n = b
-        .point_read::<Count>(sql, &[Arg::Text(key), Arg::Int(since)])
-        .await?
-        .map_or(0, |c| c.0);
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// `Store::clear_login_failures`.
-pub(crate) async fn clear_login_failures<B: Engine>(b: &B, key: &str) -> Result<()> {
-    let sql = "DELETE FROM login_failures WHERE key = $1";
-    engine::execute(b, sql, &[Arg::Text(key)]).await?;
-    Ok(())
-}
-
-/// `Store::reserve_login_attempt`: one write transaction, serialized per key.
-pub(crate) async fn reserve_login_attempt<B: Engine>(
-    b: &B,
-    keys: &[(String, u64)],
-    now: UnixSeconds,
-    since: UnixSeconds,
-) -> Result<LoginReservation> {
-    b.write(ReserveLogin {
-        keys: keys.to_vec(),
-        now,
-        since,
-        lock_key: B::DIALECT.lock_key,
-    })
-    .await
 }
 
 struct ReserveLogin {
@@ -355,23 +350,6 @@ impl WriteJob for ReserveLogin {
         }
         Ok(LoginReservation::Reserved)
     }
-}
-
-/// `Store::release_login_attempt`: one statement per key.
-pub(crate) async fn release_login_attempt<B: Engine>(
-    b: &B,
-    keys: &[String],
-    at: UnixSeconds,
-) -> Result<()> {
-    let id = B::DIALECT.row_id;
-    let sql = format!(
-        "DELETE FROM login_failures WHERE {id} IN \
-         (SELECT {id} FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)"
-    );
-    for key in keys {
-        engine::execute(b, &sql, &[Arg::Text(key), Arg::Int(at)]).await?;
-    }
-    Ok(())
 }
 
 /// An API key and its user, as `authenticate_api_key` selects them (the user's `created_at` as

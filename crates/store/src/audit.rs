@@ -2,9 +2,12 @@
 
 use oauth_core::UnixSeconds;
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
+use crate::AuditStore;
 use crate::{NewSecurityEvent, Result, SecurityEvent, SecurityEventFilter, StoreError};
 
 const SECURITY_EVENT_COLUMNS: &str =
@@ -27,55 +30,55 @@ impl FromCols for SecurityEvent {
     }
 }
 
-/// `Store::record_security_event`: a hot-path write.
-pub(crate) async fn record<B: Engine>(b: &B, e: &NewSecurityEvent) -> Result<i64> {
-    b.write(RecordEvent(e.clone())).await
-}
+#[async_trait]
+impl<B: Engine> AuditStore for B {
+    /// A hot-path write.
+    async fn record_security_event(&self, e: &NewSecurityEvent) -> Result<i64> {
+        self.write(RecordEvent(e.clone())).await
+    }
 
-/// `Store::list_security_events`.
-pub(crate) async fn list<B: Engine>(
-    b: &B,
-    f: &SecurityEventFilter,
-    limit: i64,
-) -> Result<Vec<SecurityEvent>> {
-    // Text filters are bound in this order, then the numbers.
-    let mut w = Where::new(1);
-    let mut args: Vec<Arg> = Vec::new();
-    for (column, value) in [
-        ("kind", &f.kind),
-        ("org_id", &f.org_id),
-        ("user_id", &f.user_id),
-        ("client_id", &f.client_id),
-    ] {
-        if let Some(v) = value {
-            w.and(&format!("{column} = {{}}"));
-            args.push(Arg::Text(v));
+    async fn list_security_events(
+        &self,
+        f: &SecurityEventFilter,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>> {
+        // Text filters are bound in this order, then the numbers.
+        let mut w = Where::new(1);
+        let mut args: Vec<Arg> = Vec::new();
+        for (column, value) in [
+            ("kind", &f.kind),
+            ("org_id", &f.org_id),
+            ("user_id", &f.user_id),
+            ("client_id", &f.client_id),
+        ] {
+            if let Some(v) = value {
+                w.and(&format!("{column} = {{}}"));
+                args.push(Arg::Text(v));
+            }
         }
+        if let Some(since) = f.since {
+            w.and("occurred_at >= {}");
+            args.push(Arg::Int(since));
+        }
+        if let Some(before) = f.before_id {
+            w.and("id < {}");
+            args.push(Arg::Int(before));
+        }
+        let sql = format!(
+            "SELECT {SECURITY_EVENT_COLUMNS} FROM security_events WHERE TRUE{} \
+             ORDER BY id DESC LIMIT ${}",
+            w.sql, w.next
+        );
+        args.push(Arg::Int(limit));
+        self.rows_read(&sql, &args).await
     }
-    if let Some(since) = f.since {
-        w.and("occurred_at >= {}");
-        args.push(Arg::Int(since));
-    }
-    if let Some(before) = f.before_id {
-        w.and("id < {}");
-        args.push(Arg::Int(before));
-    }
-    let sql = format!(
-        "SELECT {SECURITY_EVENT_COLUMNS} FROM security_events WHERE TRUE{} \
-         ORDER BY id DESC LIMIT ${}",
-        w.sql, w.next
-    );
-    args.push(Arg::Int(limit));
-    b.rows_read(&sql, &args).await
-}
 
-/// `Store::purge_security_events`.
-pub(crate) async fn purge<B: Engine>(b: &B, before: UnixSeconds, limit: i64) -> Result<u64> {
-    let sql = "DELETE FROM security_events WHERE id IN \
-               (SELECT id FROM security_events WHERE occurred_at < $1 LIMIT $2)";
-    engine::execute(b, sql, &[Arg::Int(before), Arg::Int(limit)]).await
+    async fn purge_security_events(&self, before: UnixSeconds, limit: i64) -> Result<u64> {
+        let sql = "DELETE FROM security_events WHERE id IN \
+                   (SELECT id FROM security_events WHERE occurred_at < $1 LIMIT $2)";
+        engine::execute(self, sql, &[Arg::Int(before), Arg::Int(limit)]).await
+    }
 }
-
 /// `INSERT ... RETURNING id`.
 struct Id(i64);
 

@@ -3,160 +3,159 @@
 use oauth_core::{Client, ClientDraft, ClientOrigin, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
+use crate::ClientStore;
 use crate::{ClientFilter, Page, Result, StoreError};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
     token_endpoint_auth_method, verified, created_at, updated_at, origin";
 
-/// `Store::insert_client`: a hot-path write.
-pub(crate) async fn insert<B: Engine>(b: &B, c: &Client) -> Result<()> {
-    b.write(InsertClient(c.clone())).await
-}
-
-/// `Store::get_client`: a point read.
-pub(crate) async fn get<B: Engine>(b: &B, client_id: &str) -> Result<Option<Client>> {
-    let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
-    b.point_read(&sql, &[Arg::Text(client_id)]).await
-}
-
-/// `Store::get_org_client`: a point read.
-pub(crate) async fn get_in_org<B: Engine>(
-    b: &B,
-    org_id: &str,
-    client_id: &str,
-) -> Result<Option<Client>> {
-    let sql =
-        format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2");
-    b.point_read(&sql, &[Arg::Text(client_id), Arg::Text(org_id)])
-        .await
-}
-
-/// `Store::list_clients`: the count and the page, each read as the point reads are.
-pub(crate) async fn list<B: Engine>(
-    b: &B,
-    org_id: &str,
-    f: &ClientFilter,
-    page: PageSpec,
-) -> Result<Page<Client>> {
-    let d = B::DIALECT;
-    // Placeholder $1 is the organization; filters follow in a fixed order, and the
-    // binds below follow the same order.
-    let mut w = Where::new(2);
-    let mut binds: Vec<String> = Vec::new();
-    if let Some(t) = &f.client_type {
-        w.and("client_type = {}");
-        binds.push(t.as_str().to_owned());
+#[async_trait]
+impl<B: Engine> ClientStore for B {
+    /// A hot-path write.
+    async fn insert_client(&self, c: &Client) -> Result<()> {
+        self.write(InsertClient(c.clone())).await
     }
-    if let Some(g) = &f.grant_type {
-        w.and(d.json_array_contains);
-        binds.push(g.as_str().to_owned());
-    }
-    if let Some(n) = &f.name {
-        w.and("name = {}");
-        binds.push(n.clone());
-    }
-    if let Some(n) = &f.name_contains {
-        w.and(&format!("{}(lower(name), lower({{}})) > 0", d.strpos));
-        binds.push(n.clone());
-    }
-    if let Some(id) = &f.client_id {
-        w.and("client_id = {}");
-        binds.push(id.clone());
-    }
-    if let Some(v) = f.verified {
-        // A literal, not a bind: it is one of two fixed values.
-        w.and(if v {
-            "verified = TRUE"
-        } else {
-            "verified = FALSE"
-        });
-    }
-    let where_sql = format!("org_id = $1{}", w.sql);
 
-    let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 3);
-    args.push(Arg::Text(org_id));
-    args.extend(binds.iter().map(|b| Arg::Text(b)));
-    let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
-    let total = b
-        .rows_read::<Count>(&count_sql, &args)
-        .await?
-        .first()
-        .map_or(0, |c| c.0);
+    /// A point read.
+    async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
+        self.point_read(&sql, &[Arg::Text(client_id)]).await
+    }
 
-    let list_sql = format!(
-        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
-         ORDER BY created_at, {}, client_id LIMIT ${} OFFSET ${}",
-        d.insertion_order,
-        w.next,
-        w.next + 1
-    );
-    args.push(Arg::Int(page.limit()));
-    args.push(Arg::Int(page.offset()));
-    let items: Vec<Client> = b.rows_read(&list_sql, &args).await?;
-    Ok(Page {
-        items,
-        total: u64::try_from(total).unwrap_or(0),
-    })
+    /// A point read.
+    async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2"
+        );
+        self.point_read(&sql, &[Arg::Text(client_id), Arg::Text(org_id)])
+            .await
+    }
+
+    /// The count and the page, each read as the point reads are.
+    async fn list_clients(
+        &self,
+        org_id: &str,
+        f: &ClientFilter,
+        page: PageSpec,
+    ) -> Result<Page<Client>> {
+        let d = Self::DIALECT;
+        // Placeholder $1 is the organization; filters follow in a fixed order, and the
+        // binds below follow the same order.
+        let mut w = Where::new(2);
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(t) = &f.client_type {
+            w.and("client_type = {}");
+            binds.push(t.as_str().to_owned());
+        }
+        if let Some(g) = &f.grant_type {
+            w.and(d.json_array_contains);
+            binds.push(g.as_str().to_owned());
+        }
+        if let Some(n) = &f.name {
+            w.and("name = {}");
+            binds.push(n.clone());
+        }
+        if let Some(n) = &f.name_contains {
+            w.and(&format!("{}(lower(name), lower({{}})) > 0", d.strpos));
+            binds.push(n.clone());
+        }
+        if let Some(id) = &f.client_id {
+            w.and("client_id = {}");
+            binds.push(id.clone());
+        }
+        if let Some(v) = f.verified {
+            // A literal, not a bind: it is one of two fixed values.
+            w.and(if v {
+                "verified = TRUE"
+            } else {
+                "verified = FALSE"
+            });
+        }
+        let where_sql = format!("org_id = $1{}", w.sql);
+
+        let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 3);
+        args.push(Arg::Text(org_id));
+        args.extend(binds.iter().map(|b| Arg::Text(b)));
+        let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
+        let total = self
+            .rows_read::<Count>(&count_sql, &args)
+            .await?
+            .first()
+            .map_or(0, |c| c.0);
+
+        let list_sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
+             ORDER BY created_at, {}, client_id LIMIT ${} OFFSET ${}",
+            d.insertion_order,
+            w.next,
+            w.next + 1
+        );
+        args.push(Arg::Int(page.limit()));
+        args.push(Arg::Int(page.offset()));
+        let items: Vec<Client> = self.rows_read(&list_sql, &args).await?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn update_client(
+        &self,
+        org_id: &str,
+        client_id: &str,
+        s: &ClientDraft,
+        clear_verified: bool,
+        now: UnixSeconds,
+    ) -> Result<Option<Client>> {
+        let sql = format!(
+            "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
+             scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
+             tos_uri = $8, updated_at = $9, \
+             verified = CASE WHEN $10 THEN FALSE ELSE verified END \
+             WHERE client_id = $11 AND org_id = $12 RETURNING {CLIENT_COLUMNS}"
+        );
+        let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
+        let redirect_uris = to_json(&s.redirect_uris)?;
+        let args = [
+            Arg::Text(&s.name),
+            Arg::Bool(s.require_pkce),
+            Arg::Text(&grant_types),
+            Arg::Text(&scopes),
+            Arg::Text(&redirect_uris),
+            Arg::OptText(s.logo_uri.as_deref()),
+            Arg::OptText(s.policy_uri.as_deref()),
+            Arg::OptText(s.tos_uri.as_deref()),
+            Arg::Int(now),
+            Arg::Bool(clear_verified),
+            Arg::Text(client_id),
+            Arg::Text(org_id),
+        ];
+        engine::execute_returning(self, &sql, &args).await
+    }
+
+    async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
+        let sql = "DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2";
+        let n = engine::execute(self, sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await?;
+        Ok(n == 1)
+    }
+
+    async fn set_client_verified(
+        &self,
+        client_id: &str,
+        verified: bool,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        let sql = "UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3";
+        let args = [Arg::Bool(verified), Arg::Int(now), Arg::Text(client_id)];
+        Ok(engine::execute(self, sql, &args).await? == 1)
+    }
 }
-
-/// `Store::update_client`.
-pub(crate) async fn update<B: Engine>(
-    b: &B,
-    org_id: &str,
-    client_id: &str,
-    s: &ClientDraft,
-    clear_verified: bool,
-    now: UnixSeconds,
-) -> Result<Option<Client>> {
-    let sql = format!(
-        "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
-         scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
-         tos_uri = $8, updated_at = $9, \
-         verified = CASE WHEN $10 THEN FALSE ELSE verified END \
-         WHERE client_id = $11 AND org_id = $12 RETURNING {CLIENT_COLUMNS}"
-    );
-    let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
-    let redirect_uris = to_json(&s.redirect_uris)?;
-    let args = [
-        Arg::Text(&s.name),
-        Arg::Bool(s.require_pkce),
-        Arg::Text(&grant_types),
-        Arg::Text(&scopes),
-        Arg::Text(&redirect_uris),
-        Arg::OptText(s.logo_uri.as_deref()),
-        Arg::OptText(s.policy_uri.as_deref()),
-        Arg::OptText(s.tos_uri.as_deref()),
-        Arg::Int(now),
-        Arg::Bool(clear_verified),
-        Arg::Text(client_id),
-        Arg::Text(org_id),
-    ];
-    engine::execute_returning(b, &sql, &args).await
-}
-
-/// `Store::delete_client`.
-pub(crate) async fn delete<B: Engine>(b: &B, org_id: &str, client_id: &str) -> Result<bool> {
-    let sql = "DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2";
-    let n = engine::execute(b, sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await?;
-    Ok(n == 1)
-}
-
-/// `Store::set_client_verified`.
-pub(crate) async fn set_verified<B: Engine>(
-    b: &B,
-    client_id: &str,
-    verified: bool,
-    now: UnixSeconds,
-) -> Result<bool> {
-    let sql = "UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3";
-    let args = [Arg::Bool(verified), Arg::Int(now), Arg::Text(client_id)];
-    Ok(engine::execute(b, sql, &args).await? == 1)
-}
-
 /// A row of [`CLIENT_COLUMNS`].
 impl FromCols for Client {
     fn from_cols(r: &impl Cols) -> Result<Self> {

@@ -10,9 +10,11 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
+use async_trait::async_trait;
+
 use crate::shared::{Arg, FromCols};
 use crate::writes::{Exec, WriteJob};
-use crate::{Dialect, Result};
+use crate::{Dialect, Result, Store};
 
 pub(crate) trait Engine: Send + Sync + 'static {
     const DIALECT: Dialect;
@@ -39,6 +41,25 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// Closes every connection.
     fn close_connections(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Every engine is a [`Store`]: the area traits are implemented for any engine in their own
+/// modules (`accounts.rs`, `clients.rs`, ...).
+#[async_trait]
+impl<B: Engine> Store for B {
+    async fn migrate(&self) -> Result<()> {
+        self.run_migrations().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.point_read::<crate::shared::Exists>("SELECT 1 AS one", &[])
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.close_connections().await;
+    }
 }
 
 /// Runs one write statement; the number of rows it changed.

@@ -2,10 +2,13 @@
 
 use oauth_core::{PageSpec, UnixSeconds};
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
+use crate::GrantStore;
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
     NewTokenFamily, Page, Result,
@@ -87,212 +90,205 @@ impl FromCols for AuthorizationCode {
     }
 }
 
-/// `Store::create_consent`: a hot-path write.
-pub(crate) async fn create_consent<B: Engine>(b: &B, c: &ConsentRequest) -> Result<()> {
-    b.write(CreateConsent(c.clone())).await
-}
-
-/// `Store::get_consent`.
-pub(crate) async fn get_consent<B: Engine>(
-    b: &B,
-    token_hash: &str,
-    user_id: &str,
-    now: UnixSeconds,
-) -> Result<Option<ConsentRequest>> {
-    let sql = format!(
-        "SELECT {CONSENT_COLUMNS} FROM consent_requests \
-         WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
-    );
-    let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
-    b.point_read(&sql, &args).await
-}
-
-/// `Store::consume_consent`.
-pub(crate) async fn consume_consent<B: Engine>(
-    b: &B,
-    token_hash: &str,
-    user_id: &str,
-    now: UnixSeconds,
-) -> Result<Option<ConsentRequest>> {
-    let args = [Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)];
-    engine::execute_returning(b, &take_consent_sql(), &args).await
-}
-
-/// `Store::approve_consent`: a hot-path write.
-pub(crate) async fn approve_consent<B: Engine>(
-    b: &B,
-    token_hash: &str,
-    user_id: &str,
-    a: &Approval,
-) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
-    b.write(ApproveConsent {
-        token_hash: token_hash.to_owned(),
-        user_id: user_id.to_owned(),
-        approval: a.clone(),
-        for_update: B::DIALECT.for_update,
-    })
-    .await
-}
-
-/// `Store::redeem_authorization_code`: the exchange's hot-path write, with every code
-/// burned.
-pub(crate) async fn redeem_code<B: Engine>(
-    b: &B,
-    code_hash: &str,
-    now: UnixSeconds,
-) -> Result<CodeRedemption> {
-    let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
-    let exchange = ExchangeCode {
-        code_hash: code_hash.to_owned(),
-        client_id: None,
-        family: None,
-        now,
-        decide: burn,
-        for_update: B::DIALECT.for_update,
-    };
-    Ok(match b.write(exchange).await? {
-        CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
-            CodeRedemption::Redeemed(code)
-        }
-        CodeExchange::AlreadyUsed { grant_id, .. } | CodeExchange::WrongClient { grant_id, .. } => {
-            CodeRedemption::AlreadyUsed { grant_id }
-        }
-        CodeExchange::Invalid => CodeRedemption::Invalid,
-    })
-}
-
-/// `Store::exchange_authorization_code`: a hot-path write.
-pub(crate) async fn exchange_code<B: Engine>(
-    b: &B,
-    code_hash: &str,
-    client_id: &str,
-    family: &NewTokenFamily,
-    now: UnixSeconds,
-    decide: Decide,
-) -> Result<CodeExchange> {
-    b.write(ExchangeCode {
-        code_hash: code_hash.to_owned(),
-        client_id: Some(client_id.to_owned()),
-        family: Some(family.clone()),
-        now,
-        decide,
-        for_update: B::DIALECT.for_update,
-    })
-    .await
-}
-
-/// `Store::list_grants`.
-pub(crate) async fn list<B: Engine>(b: &B, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
-    let total = b
-        .point_read::<Count>(
-            "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
-            &[Arg::Text(user_id)],
-        )
-        .await?
-        .map_or(0, |c| c.0);
-    let sql = format!(
-        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
-         ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
-        B::DIALECT.insertion_order
-    );
-    let args = [
-        Arg::Text(user_id),
-        Arg::Int(page.limit()),
-        Arg::Int(page.offset()),
-    ];
-    let items = b.rows_read(&sql, &args).await?;
-    Ok(Page {
-        items,
-        total: u64::try_from(total).unwrap_or(0),
-    })
-}
-
-/// `Store::get_user_grant`: a point read.
-pub(crate) async fn get_user_grant<B: Engine>(
-    b: &B,
-    user_id: &str,
-    grant_id: &str,
-) -> Result<Option<Grant>> {
-    let sql = format!(
-        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
-    );
-    b.point_read(&sql, &[Arg::Text(grant_id), Arg::Text(user_id)])
-        .await
-}
-
-/// `Store::find_client_grant`: a point read.
-pub(crate) async fn find_client_grant<B: Engine>(
-    b: &B,
-    user_id: &str,
-    client_id: &str,
-) -> Result<Option<Grant>> {
-    let sql = format!(
-        "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
-    );
-    b.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)])
-        .await
-}
-
-/// `Store::revoke_grant`: a hot-path write.
-pub(crate) async fn revoke<B: Engine>(
-    b: &B,
-    user_id: &str,
-    grant_id: &str,
-    now: UnixSeconds,
-) -> Result<Option<Grant>> {
-    b.write(RevokeGrant {
-        user_id: user_id.to_owned(),
-        grant_id: grant_id.to_owned(),
-        now,
-    })
-    .await
-}
-
-/// `Store::live_grant`: a point read.
-pub(crate) async fn live<B: Engine>(b: &B, grant_id: &str) -> Result<Option<Grant>> {
-    let sql =
-        format!("SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL");
-    b.point_read(&sql, &[Arg::Text(grant_id)]).await
-}
-
-/// `Store::purge_authorization`: one statement at a time.
-pub(crate) async fn purge_authorization<B: Engine>(
-    b: &B,
-    now: UnixSeconds,
-    forget_failures_before: UnixSeconds,
-    limit: i64,
-) -> Result<u64> {
-    let mut total = 0;
-    // Each statement deletes by primary key through a bounded sub-select, which
-    // both engines accept (neither has a portable DELETE ... LIMIT).
-    for (sql, cutoff) in [
-        (
-            "DELETE FROM sessions WHERE id_hash IN \
-             (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
-            now,
-        ),
-        (
-            "DELETE FROM consent_requests WHERE token_hash IN \
-             (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
-            now,
-        ),
-        (
-            "DELETE FROM authorization_codes WHERE code_hash IN \
-             (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
-            now - 3600,
-        ),
-    ] {
-        total += engine::execute(b, sql, &[Arg::Int(cutoff), Arg::Int(limit)]).await?;
+#[async_trait]
+impl<B: Engine> GrantStore for B {
+    /// A hot-path write.
+    async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
+        self.write(CreateConsent(c.clone())).await
     }
-    total += engine::execute(
-        b,
-        "DELETE FROM login_failures WHERE at < $1",
-        &[Arg::Int(forget_failures_before)],
-    )
-    .await?;
-    Ok(total)
-}
 
+    async fn get_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<ConsentRequest>> {
+        let sql = format!(
+            "SELECT {CONSENT_COLUMNS} FROM consent_requests \
+             WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
+        );
+        let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
+        self.point_read(&sql, &args).await
+    }
+
+    async fn consume_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<ConsentRequest>> {
+        let args = [Arg::Int(now), Arg::Text(token_hash), Arg::Text(user_id)];
+        engine::execute_returning(self, &take_consent_sql(), &args).await
+    }
+
+    /// A hot-path write.
+    async fn approve_consent(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        a: &Approval,
+    ) -> Result<Option<(ConsentRequest, Grant, AuthorizationCode)>> {
+        self.write(ApproveConsent {
+            token_hash: token_hash.to_owned(),
+            user_id: user_id.to_owned(),
+            approval: a.clone(),
+            for_update: Self::DIALECT.for_update,
+        })
+        .await
+    }
+
+    /// The exchange's hot-path write, with every code
+    /// burned.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<CodeRedemption> {
+        let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
+        let exchange = ExchangeCode {
+            code_hash: code_hash.to_owned(),
+            client_id: None,
+            family: None,
+            now,
+            decide: burn,
+            for_update: Self::DIALECT.for_update,
+        };
+        Ok(match self.write(exchange).await? {
+            CodeExchange::Exchanged(code) | CodeExchange::Rejected(code) => {
+                CodeRedemption::Redeemed(code)
+            }
+            CodeExchange::AlreadyUsed { grant_id, .. }
+            | CodeExchange::WrongClient { grant_id, .. } => {
+                CodeRedemption::AlreadyUsed { grant_id }
+            }
+            CodeExchange::Invalid => CodeRedemption::Invalid,
+        })
+    }
+
+    /// A hot-path write.
+    async fn exchange_authorization_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        family: &NewTokenFamily,
+        now: UnixSeconds,
+        decide: Decide,
+    ) -> Result<CodeExchange> {
+        self.write(ExchangeCode {
+            code_hash: code_hash.to_owned(),
+            client_id: Some(client_id.to_owned()),
+            family: Some(family.clone()),
+            now,
+            decide,
+            for_update: Self::DIALECT.for_update,
+        })
+        .await
+    }
+
+    async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
+        let total = self
+            .point_read::<Count>(
+                "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
+                &[Arg::Text(user_id)],
+            )
+            .await?
+            .map_or(0, |c| c.0);
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
+             ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
+            Self::DIALECT.insertion_order
+        );
+        let args = [
+            Arg::Text(user_id),
+            Arg::Int(page.limit()),
+            Arg::Int(page.offset()),
+        ];
+        let items = self.rows_read(&sql, &args).await?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// A point read.
+    async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+        );
+        self.point_read(&sql, &[Arg::Text(grant_id), Arg::Text(user_id)])
+            .await
+    }
+
+    /// A point read.
+    async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+        );
+        self.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)])
+            .await
+    }
+
+    /// A hot-path write.
+    async fn revoke_grant(
+        &self,
+        user_id: &str,
+        grant_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<Grant>> {
+        self.write(RevokeGrant {
+            user_id: user_id.to_owned(),
+            grant_id: grant_id.to_owned(),
+            now,
+        })
+        .await
+    }
+
+    /// A point read.
+    async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE id = $1 AND revoked_at IS NULL"
+        );
+        self.point_read(&sql, &[Arg::Text(grant_id)]).await
+    }
+
+    /// One statement at a time.
+    async fn purge_authorization(
+        &self,
+        now: UnixSeconds,
+        forget_failures_before: UnixSeconds,
+        limit: i64,
+    ) -> Result<u64> {
+        let mut total = 0;
+        // Each statement deletes by primary key through a bounded sub-select, which
+        // both engines accept (neither has a portable DELETE ... LIMIT).
+        for (sql, cutoff) in [
+            (
+                "DELETE FROM sessions WHERE id_hash IN \
+                 (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM consent_requests WHERE token_hash IN \
+                 (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM authorization_codes WHERE code_hash IN \
+                 (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+                now - 3600,
+            ),
+        ] {
+            total += engine::execute(self, sql, &[Arg::Int(cutoff), Arg::Int(limit)]).await?;
+        }
+        total += engine::execute(
+            self,
+            "DELETE FROM login_failures WHERE at < $1",
+            &[Arg::Int(forget_failures_before)],
+        )
+        .await?;
+        Ok(total)
+    }
+}
 /// The conditional update that makes a consent token single-use: only a live, unused request
 /// of this user is marked, and only one caller gets the row back.
 async fn take_consent<E: Exec>(

@@ -2,9 +2,12 @@
 
 use oauth_core::UnixSeconds;
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
+use crate::KeyStore;
 use crate::{Result, StoredSigningKey};
 
 impl FromCols for StoredSigningKey {
@@ -39,23 +42,39 @@ async fn insert_key<E: Exec>(e: &mut E, k: &StoredSigningKey) -> Result<()> {
     Ok(())
 }
 
-/// `Store::list_signing_keys`.
-pub(crate) async fn list<B: Engine>(b: &B, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
-    let sql = "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
-               FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
-               ORDER BY active_from, CASE WHEN retire_after IS NULL THEN 1 ELSE 0 END, created_at, kid";
-    b.rows_read(sql, &[Arg::Int(now)]).await
-}
+#[async_trait]
+impl<B: Engine> KeyStore for B {
+    async fn list_signing_keys(&self, now: UnixSeconds) -> Result<Vec<StoredSigningKey>> {
+        let sql = "SELECT kid, alg, public_jwk, sealed_private_key, created_at, active_from, retire_after \
+                   FROM signing_keys WHERE retire_after IS NULL OR retire_after > $1 \
+                   ORDER BY active_from, CASE WHEN retire_after IS NULL THEN 1 ELSE 0 END, created_at, kid";
+        self.rows_read(sql, &[Arg::Int(now)]).await
+    }
 
-/// `Store::insert_first_signing_key`: one write transaction.
-pub(crate) async fn insert_first<B: Engine>(
-    b: &B,
-    key: &StoredSigningKey,
-    now: UnixSeconds,
-) -> Result<bool> {
-    b.write(InsertFirst(key.clone(), now)).await
-}
+    /// One write transaction.
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        self.write(InsertFirst(key.clone(), now)).await
+    }
 
+    /// One write transaction.
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        retire_others_after: UnixSeconds,
+    ) -> Result<()> {
+        self.write(Rotate(key.clone(), retire_others_after)).await
+    }
+
+    async fn purge_retired_signing_keys(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+        let sql = "DELETE FROM signing_keys WHERE kid IN \
+                   (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)";
+        engine::execute(self, sql, &[Arg::Int(now), Arg::Int(limit)]).await
+    }
+}
 /// The key, unless a usable one exists.
 struct InsertFirst(StoredSigningKey, UnixSeconds);
 
@@ -89,15 +108,6 @@ impl WriteJob for InsertFirst {
     }
 }
 
-/// `Store::rotate_signing_key`: one write transaction.
-pub(crate) async fn rotate<B: Engine>(
-    b: &B,
-    key: &StoredSigningKey,
-    retire_others_after: UnixSeconds,
-) -> Result<()> {
-    b.write(Rotate(key.clone(), retire_others_after)).await
-}
-
 /// The new key, with every other scheduled to retire.
 struct Rotate(StoredSigningKey, UnixSeconds);
 
@@ -114,11 +124,4 @@ impl WriteJob for Rotate {
         .await?;
         insert_key(e, key).await
     }
-}
-
-/// `Store::purge_retired_signing_keys`.
-pub(crate) async fn purge_retired<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
-    let sql = "DELETE FROM signing_keys WHERE kid IN \
-               (SELECT kid FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1 LIMIT $2)";
-    engine::execute(b, sql, &[Arg::Int(now), Arg::Int(limit)]).await
 }

@@ -33,7 +33,6 @@ mod sqlite;
 mod sqlite_migrate;
 mod sqlite_read;
 mod sqlite_write;
-mod store;
 mod tokens;
 mod writes;
 

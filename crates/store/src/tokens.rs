@@ -2,10 +2,13 @@
 
 use oauth_core::UnixSeconds;
 
+use async_trait::async_trait;
+
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
 use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
 use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
+use crate::TokenStore;
 use crate::{NewRefreshToken, RefreshRotation, RefreshToken, Result};
 
 const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
@@ -45,50 +48,108 @@ impl FromCols for FamilyState {
     }
 }
 
-/// `Store::live_token_family`: a point read.
-pub(crate) async fn live_family<B: Engine>(b: &B, family_id: &str) -> Result<bool> {
-    let sql = "SELECT 1 AS one FROM token_families f JOIN oauth_grants g ON g.id = f.grant_id \
-               WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL";
-    Ok(b.point_read::<Exists>(sql, &[Arg::Text(family_id)])
-        .await?
-        .is_some())
-}
+#[async_trait]
+impl<B: Engine> TokenStore for B {
+    /// A point read.
+    async fn live_token_family(&self, family_id: &str) -> Result<bool> {
+        let sql = "SELECT 1 AS one FROM token_families f JOIN oauth_grants g ON g.id = f.grant_id \
+                   WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL";
+        Ok(self
+            .point_read::<Exists>(sql, &[Arg::Text(family_id)])
+            .await?
+            .is_some())
+    }
 
-/// `Store::revoke_access_token`: a hot-path write.
-pub(crate) async fn revoke_access<B: Engine>(
-    b: &B,
-    jti: &str,
-    exp: UnixSeconds,
-    now: UnixSeconds,
-) -> Result<bool> {
-    b.write(RevokeAccessToken {
-        jti: jti.to_owned(),
-        exp,
-        now,
-    })
-    .await
-}
+    /// A hot-path write.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        exp: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        self.write(RevokeAccessToken {
+            jti: jti.to_owned(),
+            exp,
+            now,
+        })
+        .await
+    }
 
-/// `Store::is_access_token_revoked`: a point read.
-pub(crate) async fn is_access_revoked<B: Engine>(b: &B, jti: &str) -> Result<bool> {
-    let sql = "SELECT 1 AS one FROM revoked_tokens WHERE jti = $1";
-    Ok(b.point_read::<Exists>(sql, &[Arg::Text(jti)])
-        .await?
-        .is_some())
-}
+    /// A point read.
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool> {
+        let sql = "SELECT 1 AS one FROM revoked_tokens WHERE jti = $1";
+        Ok(self
+            .point_read::<Exists>(sql, &[Arg::Text(jti)])
+            .await?
+            .is_some())
+    }
 
-/// `Store::purge_revoked_tokens`.
-pub(crate) async fn purge_revoked<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
-    let sql = "DELETE FROM revoked_tokens WHERE jti IN \
-               (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)";
-    engine::execute(b, sql, &[Arg::Int(now), Arg::Int(limit)]).await
-}
+    async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+        let sql = "DELETE FROM revoked_tokens WHERE jti IN \
+                   (SELECT jti FROM revoked_tokens WHERE exp <= $1 LIMIT $2)";
+        engine::execute(self, sql, &[Arg::Int(now), Arg::Int(limit)]).await
+    }
 
-/// `Store::insert_refresh_token`.
-pub(crate) async fn insert_refresh_token<B: Engine>(b: &B, token: &NewRefreshToken) -> Result<()> {
-    b.write(InsertRefresh(token.clone())).await
-}
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
+        self.write(InsertRefresh(token.clone())).await
+    }
 
+    /// A point read.
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+        let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
+        self.point_read(&sql, &[Arg::Text(token_hash)]).await
+    }
+
+    /// A hot-path write.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &NewRefreshToken,
+        now: UnixSeconds,
+    ) -> Result<RefreshRotation> {
+        self.write(RotateRefresh {
+            old_hash: old_hash.to_owned(),
+            new: new.clone(),
+            now,
+            for_update: Self::DIALECT.for_update,
+        })
+        .await
+    }
+
+    /// A hot-path write.
+    async fn revoke_refresh_token_family(
+        &self,
+        token_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<String>> {
+        self.write(RevokeRefreshFamily {
+            token_hash: token_hash.to_owned(),
+            now,
+            for_update: Self::DIALECT.for_update,
+        })
+        .await
+    }
+
+    /// One statement at a time.
+    async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+        let n = engine::execute(
+            self,
+            "DELETE FROM refresh_tokens WHERE token_hash IN \
+                 (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+            &[Arg::Int(now), Arg::Int(limit)],
+        )
+        .await?;
+        // A day past its absolute lifetime, a family's last access token has expired.
+        let families = engine::execute(
+            self,
+            "DELETE FROM token_families WHERE id IN \
+                 (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
+            &[Arg::Int(now - 86_400), Arg::Int(limit)],
+        )
+        .await?;
+        Ok(n + families)
+    }
+}
 struct InsertRefresh(NewRefreshToken);
 
 impl WriteJob for InsertRefresh {
@@ -98,65 +159,6 @@ impl WriteJob for InsertRefresh {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         insert_refresh(e, &self.0, &self.0.grant_id).await
     }
-}
-
-/// `Store::find_refresh_token`: a point read.
-pub(crate) async fn find_refresh<B: Engine>(
-    b: &B,
-    token_hash: &str,
-) -> Result<Option<RefreshToken>> {
-    let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
-    b.point_read(&sql, &[Arg::Text(token_hash)]).await
-}
-
-/// `Store::rotate_refresh_token`: a hot-path write.
-pub(crate) async fn rotate_refresh<B: Engine>(
-    b: &B,
-    old_hash: &str,
-    new: &NewRefreshToken,
-    now: UnixSeconds,
-) -> Result<RefreshRotation> {
-    b.write(RotateRefresh {
-        old_hash: old_hash.to_owned(),
-        new: new.clone(),
-        now,
-        for_update: B::DIALECT.for_update,
-    })
-    .await
-}
-
-/// `Store::revoke_refresh_token_family`: a hot-path write.
-pub(crate) async fn revoke_refresh_family<B: Engine>(
-    b: &B,
-    token_hash: &str,
-    now: UnixSeconds,
-) -> Result<Option<String>> {
-    b.write(RevokeRefreshFamily {
-        token_hash: token_hash.to_owned(),
-        now,
-        for_update: B::DIALECT.for_update,
-    })
-    .await
-}
-
-/// `Store::purge_refresh_tokens`: one statement at a time.
-pub(crate) async fn purge_refresh<B: Engine>(b: &B, now: UnixSeconds, limit: i64) -> Result<u64> {
-    let n = engine::execute(
-        b,
-        "DELETE FROM refresh_tokens WHERE token_hash IN \
-             (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-        &[Arg::Int(now), Arg::Int(limit)],
-    )
-    .await?;
-    // A day past its absolute lifetime, a family's last access token has expired.
-    let families = engine::execute(
-        b,
-        "DELETE FROM token_families WHERE id IN \
-             (SELECT id FROM token_families WHERE expires_at <= $1 LIMIT $2)",
-        &[Arg::Int(now - 86_400), Arg::Int(limit)],
-    )
-    .await?;
-    Ok(n + families)
 }
 
 pub(crate) async fn insert_refresh<E: Exec>(
