@@ -144,15 +144,13 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let mut labels = BTreeMap::new();
     if let Some(after) = rest.strip_prefix('{') {
         let mut chars = after.char_indices().peekable();
-        let mut end = None;
-        loop {
+        let end = loop {
             // A label name, `=`, a quoted value, then `,` or `}`.
             let Some(&(start, c)) = chars.peek() else {
                 return Err("unterminated labels".into());
             };
             if c == '}' {
-                end = Some(start + 1);
-                break;
+                break start + 1;
             }
             let mut key = String::new();
             while let Some(&(_, c)) = chars.peek() {
@@ -188,14 +186,11 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             }
             match chars.next() {
                 Some((_, ',')) => continue,
-                Some((i, '}')) => {
-                    end = Some(i + 1);
-                    break;
-                }
+                Some((i, '}')) => break i + 1,
                 _ => return Err("expected , or }".into()),
             }
-        }
-        rest = &after[end.ok_or("labels")?..];
+        };
+        rest = &after[end..];
     }
     let mut parts = rest.split(' ');
     if parts.next() != Some("") {
@@ -568,6 +563,33 @@ async fn doctor_passes_a_good_setup_and_names_what_is_broken() {
     assert!(
         !out.contains("JWK set"),
         "nothing more is asked of a server not reached"
+    );
+
+    // Rate limits in a Redis that does not answer.
+    let (ok, out, _) = doctor(
+        &[
+            ("OAUTH_DATABASE_URL", db.url.as_str()),
+            ("OAUTH_ISSUER", issuer.as_str()),
+            ("OAUTH_RATE_LIMIT_BACKEND", "redis"),
+            (
+                "OAUTH_RATE_LIMIT_REDIS_URL",
+                "redis://:sesame@127.0.0.1:1/0",
+            ),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    let l = line(&out, "redis");
+    assert!(
+        l.starts_with("FAIL redis: redis://:***@127.0.0.1:1/0 does not answer"),
+        "{l}"
+    );
+    assert!(l.contains("fix: check OAUTH_RATE_LIMIT_REDIS_URL"), "{l}");
+    assert!(!out.contains("sesame"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("FAIL")).count(),
+        1,
+        "{out}"
     );
 
     // PostgreSQL without a key-encryption key (and no database there either).
