@@ -25,6 +25,8 @@ use crate::state::AppState;
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`[metrics] bind`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub issuer: String,
     /// The first start of an empty database creates an admin; these are its credentials.
     pub bootstrap: Option<BootstrapCredentials>,
@@ -141,7 +143,25 @@ pub async fn start_with_clock(
         passwords: passwords.clone(),
     };
     let limits = ConnectionLimits::from(&state.config.server);
-    let background = maintenance::spawn(&state);
+    let mut background = maintenance::spawn(&state);
+    // Metrics on a listener of their own, never on the public port.
+    let metrics_addr = match state.config.metrics.bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding the metrics listener {bind}"))?;
+            let metrics_addr = listener.local_addr()?;
+            crate::metrics::enable();
+            let app = metrics_router(state.keys.clone(), state.clock.clone());
+            background.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            }));
+            Some(metrics_addr)
+        }
+        None => None,
+    };
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve::serve(listener, app, limits, async move {
@@ -153,6 +173,7 @@ pub async fn start_with_clock(
     tracing::info!(%addr, %issuer, "listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
         issuer,
         bootstrap,
         store,
@@ -162,6 +183,18 @@ pub async fn start_with_clock(
         task,
         background,
     })
+}
+
+/// The metrics listener's router: `/metrics`, and nothing else.
+fn metrics_router(keys: Arc<KeyRing>, clock: Arc<dyn Clock>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let now = clock.now();
+            let age = keys.signing_since(now).map(|since| now - since);
+            async move { crate::metrics::scrape_response(age) }
+        }),
+    )
 }
 
 /// Completes on SIGINT or SIGTERM.

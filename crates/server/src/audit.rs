@@ -284,6 +284,7 @@ fn row_in_context(event: Event, now: UnixSeconds) -> NewSecurityEvent {
 /// Writes the event to the log and stores it. A storage failure is logged at warn, with the
 /// event, and otherwise ignored: the request it describes goes on.
 pub async fn record(store: &dyn Store, now: UnixSeconds, event: Event) {
+    crate::metrics::security_event(event.kind.as_str());
     let alarm = event.kind.is_alarm();
     let row = row_in_context(event, now);
     log(&row, alarm);
@@ -329,6 +330,7 @@ pub async fn record_replay(
 
 /// Logs an event without storing it (see the module's rules for when).
 pub fn log_only(event: Event) {
+    crate::metrics::security_event(event.kind.as_str());
     let alarm = event.kind.is_alarm();
     log(&row_in_context(event, 0), alarm);
 }

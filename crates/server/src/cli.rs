@@ -53,6 +53,14 @@ pub enum Command {
     /// The audit trail: security events stored in the database.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Check this configuration and the server running with it, as clients see it: the issuer,
+    /// the database, Redis, the key-encryption key, the clock, the metadata documents and the
+    /// JWK set. Prints one line per check; exits non-zero when one fails.
+    Doctor {
+        /// Where to reach the running server from here [default: the issuer].
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,10 +147,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
+            // What was applied before, to say what this run did (an unreadable database is
+            // reported by opening it just after).
+            let before = oauth_store::applied_migrations(&config.database_url)
+                .await
+                .unwrap_or_default();
             let store = open_store(&config).await?;
             store.close().await;
-            output(cli.json, json!({"migrated": true}), "migrations applied")
+            let after = oauth_store::applied_migrations(&config.database_url).await?;
+            let ran: Vec<String> = after
+                .iter()
+                .filter(|m| !before.contains(m))
+                .map(|m| format!("{:04} {}", m.version, m.description))
+                .collect();
+            let engine = database_engine(&config.database_url);
+            let text = if ran.is_empty() {
+                format!(
+                    "{engine} database up to date ({} migrations applied before)",
+                    after.len()
+                )
+            } else {
+                format!(
+                    "{engine} database migrated; ran {}:\n  {}",
+                    ran.len(),
+                    ran.join("\n  ")
+                )
+            };
+            output(cli.json, json!({"migrated": true}), &text)
         }
+        Command::Doctor { url } => doctor(&config, cli.json, url.as_deref()).await,
         Command::Users(UsersCommand::Create {
             email,
             org,
@@ -208,6 +241,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let kek = signing::load_key_encryption_key(&config)?;
             let store = open_store(&config).await?;
+            let previous: Vec<String> = match store.list_signing_keys(clock.now()).await {
+                Ok(keys) => keys.into_iter().map(|k| k.kid).collect(),
+                Err(_) => Vec::new(),
+            };
             let rotated = signing::rotate(
                 store.as_ref(),
                 &kek,
@@ -219,12 +256,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
             store.close().await;
             let r = rotated?;
+            let retiring = if previous.is_empty() {
+                "no previous key".to_owned()
+            } else {
+                format!(
+                    "previous keys {} retire at {}",
+                    previous.join(", "),
+                    oauth_core::timefmt::rfc3339(r.previous_retire_after)
+                )
+            };
             let text = format!(
-                "new signing key {} ({}): published now, signs from {}; previous keys retire at {}",
+                "created signing key {} ({}): published now, signs from {}; {retiring}",
                 r.kid,
                 r.alg,
                 oauth_core::timefmt::rfc3339(r.active_from),
-                oauth_core::timefmt::rfc3339(r.previous_retire_after)
             );
             output(cli.json, serde_json::to_value(&r)?, &text)
         }
@@ -388,7 +433,37 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
         .map_err(|_| anyhow::anyhow!("{s:?} is neither an RFC 3339 time nor Unix seconds"))
 }
 
+/// The database engine of `url`, for messages: never the URL, which may hold a password.
+fn database_engine(url: &str) -> &'static str {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// `doctor`: the checklist, one line per check (or one JSON object); an error when one failed.
+async fn doctor(config: &Config, json_output: bool, url: Option<&str>) -> anyhow::Result<()> {
+    let checks = crate::doctor::run(config, url, SystemClock.now()).await;
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    let text = checks
+        .iter()
+        .map(crate::doctor::Check::line)
+        .collect::<Vec<_>>()
+        .join("\n");
+    output(
+        json_output,
+        json!({"ok": failed == 0, "checks": checks}),
+        &text,
+    )?;
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", checks.len());
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let engine = database_engine(&config.database_url);
     let server = start(config, shutdown_signal()).await?;
     if let Some(b) = &server.bootstrap {
         // Printed once, on the first start of an empty database; never logged.
@@ -405,9 +480,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?;
         out.flush()?;
     }
+    let metrics = match server.metrics_addr {
+        Some(a) => format!("http://{a}/metrics"),
+        None => "off".to_owned(),
+    };
     println!(
-        "oauth-server listening on {} (issuer {})",
-        server.addr, server.issuer
+        "oauth-server listening on {} (issuer {}, database {}, metrics {}, OpenAPI {}/openapi.json)",
+        server.addr, server.issuer, engine, metrics, server.issuer
     );
     server.wait().await?;
     println!("oauth-server stopped");

@@ -88,6 +88,7 @@ const SETTINGS: &[Setting] = &[
     s("server.idle_timeout_secs", Toml, Some("idle-timeout-secs"), "Seconds a connection may stay without a request, or with one that moves no byte [default: 60]"),
     s("server.max_connections", Toml, Some("max-connections"), "Most connections served at once; the next ones wait in the listen queue [default: 1024]"),
     s("server.max_connections_per_ip", Toml, Some("max-connections-per-ip"), "Most connections one client address (IPv6 by its /64) holds at once; 0 turns the cap off [default: 128]"),
+    s("metrics.bind", Text, Some("metrics-bind"), "Address of the Prometheus metrics listener (`/metrics`), apart from the public one [default: none, no metrics]"),
     s("audit.retention_days", Toml, Some("audit-retention-days"), "Days that security events (the audit trail) are kept [default: 90]"),
     s("registration.mode", Text, Some("registration-mode"), "Dynamic client registration: `open` or `token` (an initial access token is required) [default: open]"),
     s("registration.initial_access_token", Text, Some("registration-token"), "The initial access token that `token` registration mode requires"),
@@ -408,6 +409,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub server: ServerConfig,
+    pub metrics: MetricsConfig,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     #[serde(skip)]
@@ -448,6 +450,14 @@ impl Default for ServerConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
+}
+
+/// Prometheus metrics (`[metrics]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served, on a listener of its own; `None`: no metrics.
+    pub bind: Option<SocketAddr>,
 }
 
 /// The audit trail (`[audit]`).
@@ -716,6 +726,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
             .field("server", &self.server)
+            .field("metrics", &self.metrics)
             .field("audit", &self.audit)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
@@ -748,6 +759,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
             server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
             audit: AuditConfig::default(),
             registration: RegistrationConfig::default(),
             scopes: ScopeCatalogue::default(),
@@ -837,6 +849,11 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&srv.max_connections) {
             bail!("configuration: server.max_connections must be between 1 and 1000000");
+        }
+        if let Some(metrics) = self.metrics.bind {
+            if metrics.port() != 0 && metrics.port() == self.bind.port() {
+                bail!("configuration: metrics.bind ({metrics}) must differ from bind ({}): metrics are never served on the public port", self.bind);
+            }
         }
         if self.registration.mode == RegistrationMode::Token
             && self.registration.initial_access_token_hash.is_none()
@@ -1404,6 +1421,60 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         }
         std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn metrics_section_flag_and_both_variables() {
+        assert_eq!(Config::default().metrics.bind, None, "off by default");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[metrics]\nbind = \"127.0.0.1:9464\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bind = |args: &ConfigArgs| {
+            Config::load(args)
+                .unwrap_or_else(|e| panic!("{e:#}"))
+                .metrics
+                .bind
+                .map(|a| a.to_string())
+        };
+        let file = ConfigArgs::file(&path);
+        assert_eq!(bind(&file).as_deref(), Some("127.0.0.1:9464"));
+        let plain = file
+            .clone()
+            .with_env("OAUTH_METRICS_BIND", "127.0.0.1:9001");
+        assert_eq!(bind(&plain).as_deref(), Some("127.0.0.1:9001"));
+        let sectioned = file
+            .clone()
+            .with_env("OAUTH_METRICS__BIND", "127.0.0.1:9002");
+        assert_eq!(bind(&sectioned).as_deref(), Some("127.0.0.1:9002"));
+        let flag = sectioned
+            .clone()
+            .with_flag("metrics-bind", "127.0.0.1:9003");
+        assert_eq!(bind(&flag).as_deref(), Some("127.0.0.1:9003"));
+        let both = sectioned.with_env("OAUTH_METRICS_BIND", "127.0.0.1:9001");
+        let e = format!(
+            "{:#}",
+            Config::load(&both).err().unwrap_or_else(|| panic!("both"))
+        );
+        assert!(
+            e.contains("OAUTH_METRICS_BIND and OAUTH_METRICS__BIND"),
+            "{e}"
+        );
+        // Never on the public port.
+        let same = ConfigArgs::default()
+            .with_env("OAUTH_BIND", "0.0.0.0:8080")
+            .with_env("OAUTH_METRICS_BIND", "127.0.0.1:8080");
+        let e = format!(
+            "{:#}",
+            Config::load(&same).err().unwrap_or_else(|| panic!("same"))
+        );
+        assert!(e.contains("metrics.bind"), "{e}");
+        let bad = ConfigArgs::default().with_env("OAUTH_METRICS_BIND", "localhost");
+        let e = format!(
+            "{:#}",
+            Config::load(&bad).err().unwrap_or_else(|| panic!("bad"))
+        );
+        assert!(e.contains("metrics.bind"), "{e}");
     }
 
     #[test]

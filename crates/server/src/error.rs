@@ -194,18 +194,23 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Unavailable(source) => {
+                crate::metrics::database_error("unavailable");
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::unavailable()
             }
             StoreError::InvalidInput(detail) => {
                 // Every parameter is checked before it reaches the database; this is the
                 // backstop for a value that slipped past (warn, so that it gets noticed).
+                crate::metrics::database_error("invalid_input");
                 tracing::warn!(%detail, "the database refused a value of the request");
                 ApiError::bad_request(
                     "a value in the request cannot be stored or looked up (a NUL byte, or a value too long)",
                 )
             }
-            StoreError::Internal(detail) => ApiError::internal(detail),
+            StoreError::Internal(detail) => {
+                crate::metrics::database_error("internal");
+                ApiError::internal(detail)
+            }
         }
     }
 }

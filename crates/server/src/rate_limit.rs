@@ -365,7 +365,10 @@ impl RateLimiters {
     ) -> Result<(), ApiError> {
         self.run(limiter, key, now, Op::Take)
             .await
-            .map_err(|retry_after| limited(what, retry_after))
+            .map_err(|retry_after| {
+                crate::metrics::rate_limited(limiter.name);
+                limited(what, retry_after)
+            })
     }
 
     /// `op` on `limiter`'s bucket for `key`, wherever the backend keeps it; `Err(seconds)`
@@ -415,7 +418,10 @@ impl RateLimiters {
             Op::Peek,
         )
         .await
-        .map_err(|wait| limited("client authentication failures per IP", wait))?;
+        .map_err(|wait| {
+            crate::metrics::rate_limited(self.client_auth_failures_per_ip.name);
+            limited("client authentication failures per IP", wait)
+        })?;
         self.run(
             &self.client_auth_failures_per_client_ip,
             &client_ip_key(client_id, ip),
@@ -423,7 +429,10 @@ impl RateLimiters {
             Op::Peek,
         )
         .await
-        .map_err(|wait| limited("client authentication failures per client_id and IP", wait))
+        .map_err(|wait| {
+            crate::metrics::rate_limited(self.client_auth_failures_per_client_ip.name);
+            limited("client authentication failures per client_id and IP", wait)
+        })
     }
 
     /// Before a Bearer credential stands in for client authentication (introspection): 429 when
@@ -441,7 +450,10 @@ impl RateLimiters {
             Op::Peek,
         )
         .await
-        .map_err(|wait| limited("client authentication failures per IP", wait))
+        .map_err(|wait| {
+            crate::metrics::rate_limited(self.client_auth_failures_per_ip.name);
+            limited("client authentication failures per IP", wait)
+        })
     }
 
     /// After a failed client authentication: spends one of the address's failures and, for a
@@ -541,6 +553,7 @@ impl RateLimiters {
         {
             Ok(()) => Ok(()),
             Err(wait) => {
+                crate::metrics::rate_limited(self.authorize_per_ip.name);
                 tracing::info!(limit = "authorize per IP", "rate limit reached");
                 let mut page = crate::html::message(
                     StatusCode::TOO_MANY_REQUESTS,

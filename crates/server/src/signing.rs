@@ -206,6 +206,16 @@ impl KeyRing {
             .map(|k| Arc::clone(&k.pair))
     }
 
+    /// When the key that signs at `now` started signing (for the key-age metric).
+    pub fn signing_since(&self, now: UnixSeconds) -> Option<UnixSeconds> {
+        let snap = self.current();
+        let live = || snap.keys.iter().filter(|k| k.published_at(now));
+        live()
+            .rfind(|k| k.active_from <= now)
+            .or_else(|| live().next())
+            .map(|k| k.active_from)
+    }
+
     /// `/oauth/jwks` as served: from memory, whatever the database's state.
     pub fn jwks_json(&self) -> Bytes {
         self.current().jwks.clone()

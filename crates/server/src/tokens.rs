@@ -35,6 +35,8 @@ pub struct TokenRequest<'a> {
     /// The token family (the tokens of one authorization code); `None` for
     /// `client_credentials`.
     pub family_id: Option<&'a str>,
+    /// The grant type of the request (RFC 6749 `grant_type`), for the metrics.
+    pub grant_type: &'static str,
 }
 
 /// Signs an access token with the current key. Writes nothing.
@@ -61,6 +63,7 @@ pub fn issue_access_token(
         family_id: req.family_id.map(str::to_owned),
     };
     let access_token = jwt::encode_access_token(&key, &claims).map_err(ApiError::internal)?;
+    crate::metrics::token_issued(req.grant_type, key.alg().as_str());
     Ok(IssuedToken {
         access_token,
         expires_in: lifetime,

@@ -27,6 +27,7 @@ mod clients;
 mod engine;
 mod grants;
 mod keys;
+mod migrations;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -37,6 +38,7 @@ mod tokens;
 mod writes;
 
 pub use grants::Decide;
+pub use migrations::{applied_migrations, AppliedMigration};
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };

@@ -60,6 +60,16 @@ impl SqliteStore {
     }
 }
 
+/// The file a `sqlite:` URL names; an error for `sqlite::memory:`, which has none.
+pub(crate) fn file_path(url: &str) -> Result<PathBuf> {
+    match location(url)? {
+        Location::File { path, .. } => Ok(path),
+        Location::Memory => Err(StoreError::Internal(
+            "an in-memory database has no file".into(),
+        )),
+    }
+}
+
 /// Where a `sqlite:` URL points.
 #[derive(Debug, PartialEq)]
 enum Location {

@@ -84,6 +84,32 @@ pub(crate) fn run(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The number of the last migration applied to the database: its `user_version`, or for a
+/// database that sqlx migrated and this runner has not seen yet, the highest one sqlx recorded.
+pub(crate) fn recorded_version(conn: &Connection) -> Result<i64> {
+    let version = i64::from(user_version(conn)?);
+    if version > 0 || !has_sqlx_record(conn)? {
+        return Ok(version);
+    }
+    let highest: Option<i64> = conn.query_row(
+        "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(highest.unwrap_or(0))
+}
+
+fn has_sqlx_record(conn: &Connection) -> Result<bool> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
 fn user_version(conn: &Connection) -> Result<u32> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     u32::try_from(v).map_err(|_| StoreError::Internal(format!("bad user_version {v}")))
@@ -97,14 +123,7 @@ fn adopt_sqlx_record(conn: &mut Connection) -> Result<()> {
     if user_version(&tx)? != 0 {
         return Ok(());
     }
-    let has_record: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if has_record.is_none() {
+    if !has_sqlx_record(&tx)? {
         return Ok(());
     }
     let (count, highest, failed): (i64, Option<i64>, i64) = tx.query_row(

@@ -42,11 +42,19 @@ pub fn router(state: AppState) -> Router {
         .merge(consent::page_router())
         .merge(login::router())
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    let app = Router::new()
         .nest("/v2", api.clone())
         .merge(api)
         .merge(health::router())
-        .fallback(not_found)
+        .fallback(not_found);
+    // Counted only when metrics are served: without a metrics listener the hot paths skip even
+    // the middleware.
+    let app = if state.config.metrics.bind.is_some() {
+        app.layer(axum::middleware::from_fn(crate::metrics::track))
+    } else {
+        app
+    };
+    app
         // The client address and route of security events (`audit::record`).
         .layer(axum::middleware::from_fn(crate::audit::request_context))
         .layer(

@@ -108,6 +108,7 @@ fn client_credentials(
             audience: audience.as_deref(),
             grant_id: None,
             family_id: None,
+            grant_type: "client_credentials",
         },
     )?;
     // Debug, not info: this is the hot path, and the issuance of a self-contained token is no
@@ -273,6 +274,7 @@ async fn authorization_code(
             audience: code.resource.as_deref(),
             grant_id: Some(&code.grant_id),
             family_id: code.family_id.as_deref(),
+            grant_type: "authorization_code",
         },
     )?;
     tracing::info!(client_id = %client.client_id, grant_id = %code.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "exchanged an authorization code");
@@ -395,6 +397,7 @@ async fn refresh_token(
             audience: old.resource.as_deref(),
             grant_id: Some(&old.grant_id),
             family_id: old.family_id.as_deref(),
+            grant_type: "refresh_token",
         },
     )?;
     tracing::info!(client_id = %client.client_id, grant_id = %old.grant_id, jti_label = %secret::log_label(&issued.claims.jti), "refreshed an access token");

@@ -1,0 +1,64 @@
+//! What the migrations did: the migrations a database has applied, so that `oauth-server
+//! migrate` can say which ones it ran.
+
+use rusqlite::OpenFlags;
+use sqlx::Connection;
+
+use crate::{Result, StoreError};
+
+/// One applied migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub description: String,
+}
+
+/// The migrations applied to the database at `url`, oldest first, over a connection of its own.
+/// A database that has never been migrated has none. A SQLite file that does not exist is not
+/// created: that is an error.
+pub async fn applied_migrations(url: &str) -> Result<Vec<AppliedMigration>> {
+    if url.starts_with("sqlite:") {
+        let path = crate::sqlite::file_path(url)?;
+        return tokio::task::spawn_blocking(move || sqlite_applied(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("reading the applied migrations: {e}")))?;
+    }
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let rows: std::result::Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
+        "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match rows {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .map(|(version, description)| AppliedMigration {
+                version,
+                description,
+            })
+            .collect()),
+        // No table yet: nothing was ever applied.
+        Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+        Err(e) => Err(StoreError::Internal(format!(
+            "reading the applied migrations: {e}"
+        ))),
+    }
+}
+
+/// SQLite: the migrations up to the file's recorded version (`sqlite_migrate.rs`).
+fn sqlite_applied(path: &std::path::Path) -> Result<Vec<AppliedMigration>> {
+    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let version = crate::sqlite_migrate::recorded_version(&conn)?;
+    Ok(crate::sqlite_migrate::MIGRATIONS
+        .iter()
+        .filter(|(n, _, _)| i64::from(*n) <= version)
+        .map(|(n, name, _)| AppliedMigration {
+            version: i64::from(*n),
+            description: (*name).to_owned(),
+        })
+        .collect())
+}
