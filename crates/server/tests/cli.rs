@@ -342,7 +342,7 @@ async fn configuration_from_a_toml_file_and_flags() {
         lines
             .last()
             .unwrap()
-            .contains("(issuer https://auth.example.com)"),
+            .contains("(issuer https://auth.example.com, database SQLite,"),
         "{lines:?}"
     );
     let key = lines
