@@ -18,6 +18,7 @@ mod grants;
 mod health;
 mod introspect;
 mod login;
+pub mod openapi;
 mod register;
 pub mod token;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v2", api.clone())
         .merge(api)
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(not_found)
         // The client address and route of security events (`audit::record`).
         .layer(axum::middleware::from_fn(crate::audit::request_context))

@@ -26,6 +26,7 @@ mod introspect;
 mod jwks;
 mod login;
 mod management;
+mod openapi;
 mod rate_limits;
 mod rate_limits_redis;
 mod register;
