@@ -268,6 +268,49 @@ pub(crate) async fn delete_session<B: Engine>(b: &B, id_hash: &str) -> Result<bo
         == 1)
 }
 
+/// `Store::change_password`: the new hash, only if `old_hash` is still the stored one, and every
+/// other session of the user deleted, in one transaction.
+pub(crate) async fn change_password<B: Engine>(
+    b: &B,
+    user_id: &str,
+    old_hash: &str,
+    new_hash: &str,
+    keep_session: &str,
+) -> Result<Option<u64>> {
+    let mut tx = b.begin().await?;
+    let changed = tx
+        .execute(
+            "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+            &[Arg::Text(new_hash), Arg::Text(user_id), Arg::Text(old_hash)],
+        )
+        .await?;
+    if changed != 1 {
+        B::rollback(tx).await?;
+        return Ok(None);
+    }
+    let ended = tx
+        .execute(
+            "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2",
+            &[Arg::Text(user_id), Arg::Text(keep_session)],
+        )
+        .await?;
+    B::commit(tx).await?;
+    Ok(Some(ended))
+}
+
+/// `Store::delete_other_sessions`, on the pool.
+pub(crate) async fn delete_other_sessions<B: Engine>(
+    b: &B,
+    user_id: &str,
+    keep_session: &str,
+) -> Result<u64> {
+    let sql = "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2";
+    b.acquire()
+        .await?
+        .execute(sql, &[Arg::Text(user_id), Arg::Text(keep_session)])
+        .await
+}
+
 /// `Store::record_login_failure`: one write transaction on the pool.
 pub(crate) async fn record_login_failure<B: Engine>(
     b: &B,

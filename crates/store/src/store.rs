@@ -73,6 +73,20 @@ impl<B: Engine> AccountStore for B {
         accounts::delete_session(self, id_hash).await
     }
 
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+    ) -> Result<Option<u64>> {
+        accounts::change_password(self, user_id, old_hash, new_hash, keep_session).await
+    }
+
+    async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
+        accounts::delete_other_sessions(self, user_id, keep_session).await
+    }
+
     async fn record_login_failure(
         &self,
         keys: &[String],

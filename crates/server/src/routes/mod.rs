@@ -10,6 +10,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod account;
 mod authorize;
 mod clients;
 mod consent;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authorize::router())
         .merge(consent::page_router())
         .merge(login::router())
+        .merge(account::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())

@@ -79,6 +79,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         super::clients::Doc::openapi(),
         super::grants::Doc::openapi(),
         super::login::Doc::openapi(),
+        super::account::Doc::openapi(),
         super::health::Doc::openapi(),
     ] {
         doc.merge(part);

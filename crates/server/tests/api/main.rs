@@ -10,6 +10,7 @@ mod db;
 mod oauth_support;
 mod support;
 
+mod account_pages;
 mod attacks;
 mod audit;
 mod authorize;
