@@ -82,6 +82,12 @@ pub enum EventKind {
     ClientDeleted,
     /// A client was marked verified (admin command).
     ClientVerified,
+    /// A user changed their password (`/account/password`); their other sessions were ended.
+    PasswordChanged,
+    /// A password change was refused: the current password was wrong.
+    PasswordChangeFailed,
+    /// A user signed out their other sessions.
+    OtherSessionsSignedOut,
 }
 
 impl EventKind {
@@ -107,6 +113,9 @@ impl EventKind {
         EventKind::ClientUpdated,
         EventKind::ClientDeleted,
         EventKind::ClientVerified,
+        EventKind::PasswordChanged,
+        EventKind::PasswordChangeFailed,
+        EventKind::OtherSessionsSignedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +141,9 @@ impl EventKind {
             EventKind::ClientUpdated => "client.updated",
             EventKind::ClientDeleted => "client.deleted",
             EventKind::ClientVerified => "client.verified",
+            EventKind::PasswordChanged => "password.changed",
+            EventKind::PasswordChangeFailed => "password.change_failed",
+            EventKind::OtherSessionsSignedOut => "sessions.signed_out_others",
         }
     }
 

@@ -146,6 +146,53 @@ fn hex(b: Option<&u8>) -> Option<u8> {
     }
 }
 
+/// The forms the built-in pages post, as the OpenAPI document describes them (the handlers
+/// read them with [`pairs`] and [`field`]).
+pub mod schema {
+    /// The built-in consent page's form (`POST /oauth/grants`).
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub struct ConsentForm {
+        consent_token: String,
+        /// `allow` or `deny`.
+        decision: String,
+        /// The session's CSRF token, from the page.
+        csrf_token: String,
+    }
+
+    /// The sign-in form (`POST /login`).
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub struct LoginForm {
+        /// The double-submit value from the form (it equals the login CSRF cookie).
+        csrf_token: String,
+        email: String,
+        password: String,
+        /// A same-origin path to go to after signing in.
+        return_to: Option<String>,
+    }
+
+    /// A form that carries only the session's CSRF token.
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub struct CsrfForm {
+        csrf_token: String,
+    }
+
+    /// The password page's form (`POST /account/password`).
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub struct PasswordForm {
+        /// The session's CSRF token, from the page.
+        csrf_token: String,
+        current_password: String,
+        /// At least 8 characters.
+        new_password: String,
+        /// The new password again.
+        confirm_password: String,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,34 @@ pub struct AccountPage<'a> {
     pub csrf_token: &'a str,
 }
 
+/// One app on the connected apps page.
+pub struct AppLine {
+    pub grant_id: String,
+    pub name: String,
+    pub verified: bool,
+    pub scopes: Vec<String>,
+    pub granted_at: String,
+    pub last_used_at: Option<String>,
+    pub redirect_host: String,
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+pub struct AppsPage<'a> {
+    pub email: &'a str,
+    pub apps: Vec<AppLine>,
+    pub csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage<'a> {
+    pub email: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+}
+
 pub struct ScopeLine {
     pub name: String,
     pub description: String,

@@ -408,3 +408,109 @@ async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
     assert!(param(&hit, "code").is_some());
     b.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_see_connected_apps_and_revoke_one_in_chromium() {
+    let (_driver, driver_port) = start_chromedriver().await;
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "Alice's org").await;
+    let (status, created) = app
+        .post_json(
+            &app.admin_key,
+            "/oauth_clients",
+            &json!({
+                "name": "Acme Dialer",
+                "client_type": "public",
+                "allowed_grant_types": ["authorization_code"],
+                "allowed_scopes": ["admin", "messaging"],
+                "redirect_uris": ["http://127.0.0.1/callback"]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
+
+    // Alice grants it access through the JSON API.
+    let url = authorize_url(&app, &client_id, "http://127.0.0.1:9/callback", "s");
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth(&user.api_key)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let token = param(&loc, "consent_token").unwrap();
+    let (status, _) = app
+        .post_json(
+            &user.api_key,
+            "/oauth/grants",
+            &json!({"allowed": true, "consent_token": token}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    let grant_id = grants["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // Sign in, landing on the apps page.
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(driver_port, profile.path()).await;
+    b.goto(&app.at("/account/apps")).await.unwrap();
+    b.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(&user.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(&user.password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let revoke = b
+        .wait()
+        .for_element(Locator::Id(&format!("revoke-{grant_id}")))
+        .await
+        .unwrap();
+    assert_eq!(b.current_url().await.unwrap().path(), "/account/apps");
+    let card = b
+        .find(Locator::Id(&format!("app-{grant_id}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("Acme Dialer"), "{card}");
+    assert!(card.contains("Unverified"), "{card}");
+    assert!(
+        card.contains("admin") && card.contains("messaging"),
+        "{card}"
+    );
+    assert!(card.contains("127.0.0.1"), "{card}");
+    assert!(card.contains("never"), "not used yet: {card}");
+    std::fs::write(artifacts().join("apps.png"), b.screenshot().await.unwrap()).unwrap();
+
+    revoke.click().await.unwrap();
+    b.wait().for_element(Locator::Id("no-apps")).await.unwrap();
+    assert_eq!(b.current_url().await.unwrap().path(), "/account/apps");
+    assert!(app
+        .server
+        .store
+        .get_user_grant(&user.user_id, &grant_id)
+        .await
+        .unwrap()
+        .is_none());
+    let (status, _) = app
+        .get(&user.api_key, &format!("/oauth_grants/{grant_id}"))
+        .await;
+    assert_eq!(status, 404);
+    b.close().await.unwrap();
+}

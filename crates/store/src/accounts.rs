@@ -206,6 +206,28 @@ impl<B: Engine> AccountStore for B {
         Ok(engine::execute(self, sql, &[Arg::Text(id_hash)]).await? == 1)
     }
 
+    /// One write transaction.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+    ) -> Result<Option<u64>> {
+        self.write(ChangePassword {
+            user_id: user_id.to_owned(),
+            old_hash: old_hash.to_owned(),
+            new_hash: new_hash.to_owned(),
+            keep_session: keep_session.to_owned(),
+        })
+        .await
+    }
+
+    async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
+        let args = [Arg::Text(user_id), Arg::Text(keep_session)];
+        engine::execute(self, DELETE_OTHER_SESSIONS, &args).await
+    }
+
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
         let sql = "SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2";
         let n = self
@@ -349,6 +371,40 @@ impl WriteJob for ReserveLogin {
             .await?;
         }
         Ok(LoginReservation::Reserved)
+    }
+}
+
+/// Every session of user `$1` but the one whose cookie hash is `$2`.
+const DELETE_OTHER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2";
+
+/// `AccountStore::change_password`: the new hash, only over the old one, and the user's other
+/// sessions ended with it.
+struct ChangePassword {
+    user_id: String,
+    old_hash: String,
+    new_hash: String,
+    keep_session: String,
+}
+
+impl WriteJob for ChangePassword {
+    type Output = Option<u64>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<u64>> {
+        let changed = e
+            .execute(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+                &[
+                    Arg::Text(&self.new_hash),
+                    Arg::Text(&self.user_id),
+                    Arg::Text(&self.old_hash),
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Ok(None);
+        }
+        let args = [Arg::Text(&self.user_id), Arg::Text(&self.keep_session)];
+        Ok(Some(e.execute(DELETE_OTHER_SESSIONS, &args).await?))
     }
 }
 

@@ -420,6 +420,19 @@ pub trait AccountStore: Send + Sync {
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
     /// Signs a browser out; `Ok(false)` when there was no such session.
     async fn delete_session(&self, id_hash: &str) -> Result<bool>;
+    /// Sets the user's password hash, only if `old_hash` is still the stored one, and deletes
+    /// every session of the user but `keep_session` (a cookie hash), in one transaction.
+    /// `Ok(None)`: the password changed in the meantime (nothing was written); otherwise the
+    /// number of sessions ended.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: &str,
+    ) -> Result<Option<u64>>;
+    /// Deletes every session of the user but `keep_session` (a cookie hash); how many it ended.
+    async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64>;
     /// Failed logins recorded under `key` at or after `since`.
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
     /// Forgets the failures under `key` (after a successful login to that account).

@@ -110,6 +110,61 @@ async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
     assert!(!store.delete_session("h1").await.unwrap());
 }
 
+async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn Store) {
+    let u = user(store, "p@x.example").await;
+    let other = user(store, "q@x.example").await;
+    for (hash, who) in [("mine", &u), ("my-other", &u), ("theirs", &other)] {
+        store
+            .create_session(NewSession {
+                id_hash: hash.into(),
+                user_id: who.id.clone(),
+                now: NOW,
+                expires_at: NOW + 100,
+            })
+            .await
+            .unwrap();
+    }
+    // A stale old hash changes nothing.
+    assert_eq!(
+        store
+            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.session_user("my-other", NOW).await.unwrap().is_some());
+    assert_eq!(
+        store.get_user(&u.id).await.unwrap().unwrap().password_hash,
+        u.password_hash
+    );
+    // The current one: changed, the other session of this user ended, nobody else's.
+    assert_eq!(
+        store
+            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.get_user(&u.id).await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    assert!(store.session_user("mine", NOW).await.unwrap().is_some());
+    assert!(store.session_user("my-other", NOW).await.unwrap().is_none());
+    assert!(store.session_user("theirs", NOW).await.unwrap().is_some());
+    // Signing out the other sessions alone.
+    assert_eq!(
+        store
+            .delete_other_sessions(&other.id, "none")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.session_user("theirs", NOW).await.unwrap().is_none());
+    assert_eq!(store.delete_other_sessions(&u.id, "mine").await.unwrap(), 0);
+    assert!(store.session_user("mine", NOW).await.unwrap().is_some());
+}
+
 async fn login_failures_count_within_the_window(store: &dyn Store) {
     let keys = vec!["account:a@x".to_owned(), "ip:127.0.0.1".to_owned()];
     store
@@ -697,6 +752,7 @@ storage_tests! {
     live_grants_are_found_by_id_and_touched,
     purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,
+    a_password_change_ends_the_other_sessions_of_its_user_only,
     login_failures_count_within_the_window,
     login_attempts_are_reserved_up_to_the_limit,
     concurrent_login_attempts_never_pass_the_limit,

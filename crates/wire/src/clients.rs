@@ -6,6 +6,7 @@ use crate::enums::{ClientType, GrantType};
 
 /// An OAuth client (`record_type: "oauth_client"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthClient {
     pub record_type: String,
     pub client_id: String,
@@ -47,6 +48,7 @@ pub struct OAuthClient {
 /// assert_eq!(req.allowed_grant_types, [GrantType::AuthorizationCode]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateOAuthClient {
@@ -76,6 +78,7 @@ pub struct CreateOAuthClient {
 /// assert_eq!(patch.logo_uri, Some(None));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct UpdateOAuthClient {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Every member is optional, as in the official SDKs' models: an answer that leaves one out (or
 /// sends `null`) still decodes. This server always sends all of them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentDetails {
     /// The client asking for access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +38,7 @@ pub struct ConsentDetails {
 /// One scope the client asks for, with the text a user reads. Every member is optional, as in the
 /// official SDKs' models.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestedScope {
     /// The scope's identifier, as a token carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,7 @@ pub struct RequestedScope {
 /// assert!(decision.allowed);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateGrantRequest {
@@ -78,6 +81,7 @@ impl CreateGrantRequest {
 
 /// The answer to a consent decision: where to send the user's browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateGrantResponse {
     pub redirect_uri: String,
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// RFC 8414 §2 authorization server metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizationServerMetadata {
     pub issuer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +35,7 @@ pub struct AuthorizationServerMetadata {
 
 /// RFC 9728 §2 protected resource metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProtectedResourceMetadata {
     pub resource: String,
     #[serde(default)]
@@ -46,6 +48,7 @@ pub struct ProtectedResourceMetadata {
 
 /// RFC 7517 §5 JWK set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
@@ -54,6 +57,7 @@ pub struct JwkSet {
 /// a key set from another server may leave them out. Key material fields depend on `kty` (RFC
 /// 7518 §6); members this type does not name are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwk {
     /// `kid`: the key id a token's header names.
     #[serde(default, skip_serializing_if = "Option::is_none")]

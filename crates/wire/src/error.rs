@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `{"error": "<code>", "error_description": "<text>", "errors": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -15,6 +16,7 @@ pub struct ErrorBody {
 
 /// One field's failure, shaped like a JSON:API error object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorObject {
     pub code: String,
     pub title: String,
@@ -26,6 +28,7 @@ pub struct ErrorObject {
 
 /// Where the failure is: a JSON pointer into the body, or the name of a query parameter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,

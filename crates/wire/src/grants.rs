@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An OAuth grant (`record_type: "oauth_grant"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthGrant {
     pub id: String,
     pub record_type: String,

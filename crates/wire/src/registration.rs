@@ -17,6 +17,7 @@ use crate::enums::{GrantType, TokenEndpointAuthMethod};
 /// assert_eq!(req.client_name.as_deref(), Some("My app"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RegistrationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +107,7 @@ impl RegistrationRequest {
 
 /// RFC 7591 §3.2.1 client information response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationResponse {
     pub client_id: String,
     pub client_id_issued_at: i64,

@@ -15,6 +15,7 @@ use crate::enums::GrantType;
 /// assert_eq!(req.grant_type, GrantType::AuthorizationCode);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct TokenRequest {
     pub grant_type: GrantType,
@@ -104,6 +105,7 @@ impl TokenRequest {
 
 /// RFC 6749 §5.1 successful token response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always exactly `"Bearer"`.
@@ -117,6 +119,7 @@ pub struct TokenResponse {
 
 /// RFC 7662 §2.1 introspection request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct IntrospectRequest {
     pub token: String,
@@ -130,6 +133,7 @@ pub struct IntrospectRequest {
 
 /// RFC 7662 §2.2 introspection response. An inactive token carries `active: false` alone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntrospectResponse {
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +158,7 @@ pub struct IntrospectResponse {
 
 /// RFC 7009 §2.1 revocation request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RevokeRequest {
     pub token: String,

@@ -33,6 +33,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/authorize", get(authorize))
 }
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(authorize))]
+pub(super) struct Doc;
+
 /// Why the decoder refused the link's query, for its page. A parameter's name is the caller's
 /// text: cut short (the page escapes it).
 fn unreadable_query(e: &FormError) -> String {
@@ -62,6 +67,31 @@ fn unreadable_query(e: &FormError) -> String {
 /// The longest parameter name, in characters, an error page repeats.
 const MAX_NAME_SHOWN: usize = 64;
 
+#[utoipa::path(
+    get,
+    path = "/oauth/authorize",
+    operation_id = "AuthorizeOAuth",
+    tag = "OAuth",
+    summary = "Start the authorization code flow (RFC 6749 §4.1.1)",
+    params(
+        ("response_type" = String, Query, description = "`code`"),
+        ("client_id" = String, Query, description = "The client"),
+        ("redirect_uri" = String, Query, description = "One of the client's registered redirect URIs"),
+        ("scope" = Option<String>, Query, description = "Space-separated scopes"),
+        ("state" = Option<String>, Query, description = "Returned unchanged to the client"),
+        ("code_challenge" = Option<String>, Query, description = "PKCE challenge (RFC 7636)"),
+        ("code_challenge_method" = Option<String>, Query, description = "`S256` (or `plain` when enabled)"),
+    ),
+    responses(
+        (status = 200, description = "Not sent by this server; listed for compatibility"),
+        (status = 302, description = "To the sign-in page, the consent page, or the client with `code` or `error`"),
+        (status = 400, description = "A malformed request whose redirect cannot be trusted", content_type = "text/html"),
+        (status = 404, description = "Unknown client", content_type = "text/html"),
+        (status = 422, description = "Unregistered redirect URI", content_type = "text/html"),
+        (status = 429, description = "Rate limited", content_type = "text/html"),
+    ),
+    security((), ("session" = [])),
+)]
 async fn authorize(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -7,7 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest};
 use oauth_store::ClientFilter;
-use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, List, UpdateOAuthClient};
+use oauth_wire::{
+    ClientType, CreateOAuthClient, Data, ErrorBody, GrantType, List, OAuthClient, UpdateOAuthClient,
+};
 use rand::rngs::OsRng;
 
 use crate::accounts::new_id;
@@ -21,6 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/oauth_clients", get(list).post(create))
         .route("/oauth_clients/{id}", get(show).put(update).delete(remove))
 }
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, show, update, remove))]
+pub(super) struct Doc;
 
 /// The query parameters `GET /oauth_clients` understands.
 const LIST_PARAMS: &[&str] = &[
@@ -106,6 +113,30 @@ fn parse_list_query(q: &QueryParams) -> Result<(ClientFilter, oauth_core::PageSp
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth_clients",
+    operation_id = "ListOAuthClients",
+    tag = "OAuth Clients",
+    summary = "List the organization's OAuth clients",
+    params(
+        ("page[size]" = Option<u64>, Query, description = "Results per page, 1..=100 (default 20)"),
+        ("page[number]" = Option<u64>, Query, description = "Page number, from 1 (default 1)"),
+        ("filter[client_type]" = Option<String>, Query, description = "`public` or `confidential`"),
+        ("filter[verified]" = Option<bool>, Query, description = "Only verified (or unverified) clients"),
+        ("filter[allowed_grant_types][contains]" = Option<String>, Query, description = "Clients allowed this grant type"),
+        ("filter[name]" = Option<String>, Query, description = "Exact name"),
+        ("filter[name][contains]" = Option<String>, Query, description = "Name contains this text"),
+        ("filter[client_id]" = Option<String>, Query, description = "Exact client id"),
+    ),
+    responses(
+        (status = 200, description = "One page of clients", body = List<OAuthClient>),
+        (status = 400, description = "A bad page or filter parameter, named in `errors`", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +153,22 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth_clients",
+    operation_id = "CreateOAuthClient",
+    tag = "OAuth Clients",
+    summary = "Create an OAuth client",
+    request_body = CreateOAuthClient,
+    responses(
+        (status = 201, description = "The new client; `client_secret` is shown this once", body = Data<OAuthClient>),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 422, description = "A field failed validation, named in `errors`", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,6 +201,20 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth_clients/{id}",
+    operation_id = "GetOAuthClient",
+    tag = "OAuth Clients",
+    summary = "Get an OAuth client",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client (never its secret)", body = Data<OAuthClient>),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -169,6 +230,23 @@ async fn show(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/oauth_clients/{id}",
+    operation_id = "UpdateOAuthClient",
+    tag = "OAuth Clients",
+    summary = "Update an OAuth client (partial)",
+    params(("id" = String, Path, description = "The client id")),
+    request_body = UpdateOAuthClient,
+    responses(
+        (status = 200, description = "The updated client", body = Data<OAuthClient>),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
+        (status = 422, description = "A field failed validation, named in `errors`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +289,20 @@ async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/oauth_clients/{id}",
+    operation_id = "DeleteOAuthClient",
+    tag = "OAuth Clients",
+    summary = "Delete an OAuth client and everything issued to it",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 204, description = "Deleted; no body"),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

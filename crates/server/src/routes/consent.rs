@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use oauth_core::entity::ConsentRequest;
 use oauth_core::secret;
-use oauth_wire::{ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, RequestedScope};
+use oauth_wire::{
+    ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, ErrorBody, RequestedScope,
+};
 
 use crate::consent::decide;
 use crate::error::ApiError;
@@ -41,6 +43,11 @@ pub fn api_router() -> Router<AppState> {
         .route("/oauth/consent/{consent_token}", get(consent_json))
         .route("/oauth/grants", post(decide_handler))
 }
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(consent_page, consent_json, decide_handler))]
+pub(super) struct Doc;
 
 fn unknown_token() -> ApiError {
     ApiError::new(
@@ -104,6 +111,20 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth/consent/{consent_token}",
+    operation_id = "GetOAuthConsentToken",
+    tag = "OAuth Consent",
+    summary = "The pending authorization request behind a consent token",
+    params(("consent_token" = String, Path, description = "The consent token from the authorize redirect")),
+    responses(
+        (status = 200, description = "The client and the scopes it asks for", body = Data<ConsentDetails>),
+        (status = 401, description = "No signed-in user or API key", body = ErrorBody),
+        (status = 422, description = "Unknown, expired, used, or another user's consent token", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn consent_json(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -133,6 +154,20 @@ fn expired_page() -> Response {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/consent",
+    operation_id = "ShowConsentPage",
+    tag = "Pages",
+    summary = "The built-in consent page (HTML)",
+    params(("consent_token" = Option<String>, Query, description = "The consent token from the authorize redirect")),
+    responses(
+        (status = 200, description = "Allow and Deny buttons", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the sign-in page"),
+        (status = 422, description = "Unknown or expired consent token", content_type = "text/html"),
+    ),
+    security((), ("session" = [])),
+)]
 async fn consent_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -203,6 +238,26 @@ async fn consent_page(
 }
 
 /// `POST /oauth/grants`: JSON for the API, a form for the built-in page.
+#[utoipa::path(
+    post,
+    path = "/oauth/grants",
+    operation_id = "CreateOAuthGrant",
+    tag = "OAuth Consent",
+    summary = "Allow or deny a pending authorization request",
+    request_body(content(
+        (CreateGrantRequest = "application/json"),
+        (crate::form::schema::ConsentForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Where to send the user: the client's redirect URI with `code` or `error`", body = CreateGrantResponse),
+        (status = 303, description = "The consent page's form: the same redirect, as a redirect"),
+        (status = 401, description = "No signed-in user or API key", body = ErrorBody),
+        (status = 403, description = "A session without its CSRF token", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+        (status = 422, description = "Unknown, expired, used, or another user's consent token", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::token::SUPPORTED_GRANT_TYPES;
-use oauth_wire::{AuthorizationServerMetadata, ProtectedResourceMetadata};
+use oauth_wire::{AuthorizationServerMetadata, ErrorBody, JwkSet, ProtectedResourceMetadata};
 
 use crate::error::ApiError;
 use crate::extract::PathParam;
@@ -31,6 +31,17 @@ pub fn router() -> Router<AppState> {
         )
         .route("/oauth/jwks", get(jwks))
 }
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    authorization_server,
+    authorization_server_with_path,
+    protected_resource,
+    protected_resource_with_path,
+    jwks
+))]
+pub(super) struct Doc;
 
 /// RFC 8414 §2.
 pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMetadata {
@@ -75,12 +86,38 @@ pub fn protected_resource_metadata(state: &AppState) -> ProtectedResourceMetadat
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    operation_id = "GetOAuthAuthorizationServerMetadata",
+    tag = "OAuth Discovery",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses(
+        (status = 200, description = "The metadata", body = AuthorizationServerMetadata),
+        (status = 400, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+        (status = 401, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn authorization_server(State(state): State<AppState>) -> Response {
     Json(authorization_server_metadata(&state)).into_response()
 }
 
 /// RFC 8414 §3.1: for an issuer with a path, the metadata lives at the well-known path
 /// followed by the issuer's path. Only that path answers.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server/{issuer_path}",
+    operation_id = "GetOAuthAuthorizationServerMetadataForIssuerPath",
+    tag = "OAuth Discovery",
+    summary = "Authorization server metadata of an issuer with a path (RFC 8414 §3.1)",
+    params(("issuer_path" = String, Path, description = "The issuer's path (may contain `/`)")),
+    responses(
+        (status = 200, description = "The metadata", body = AuthorizationServerMetadata),
+        (status = 404, description = "Not this issuer's path", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn authorization_server_with_path(
     State(state): State<AppState>,
     PathParam(issuer_path): PathParam,
@@ -91,11 +128,37 @@ async fn authorization_server_with_path(
     Ok(Json(authorization_server_metadata(&state)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-protected-resource",
+    operation_id = "GetOAuthProtectedResourceMetadata",
+    tag = "OAuth Discovery",
+    summary = "Protected resource metadata (RFC 9728)",
+    responses(
+        (status = 200, description = "The metadata", body = ProtectedResourceMetadata),
+        (status = 400, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+        (status = 401, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn protected_resource(State(state): State<AppState>) -> Response {
     Json(protected_resource_metadata(&state)).into_response()
 }
 
 /// RFC 9728 §3.1: the same insertion rule for a resource identifier with a path.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-protected-resource/{resource_path}",
+    operation_id = "GetOAuthProtectedResourceMetadataForResourcePath",
+    tag = "OAuth Discovery",
+    summary = "Protected resource metadata of a resource with a path (RFC 9728 §3.1)",
+    params(("resource_path" = String, Path, description = "The resource's path (may contain `/`)")),
+    responses(
+        (status = 200, description = "The metadata", body = ProtectedResourceMetadata),
+        (status = 404, description = "Not this resource's path", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn protected_resource_with_path(
     State(state): State<AppState>,
     PathParam(resource_path): PathParam,
@@ -114,6 +177,19 @@ fn matches_issuer_path(state: &AppState, path: &str) -> bool {
 }
 
 /// The published keys, from memory: answers even while the database is down.
+#[utoipa::path(
+    get,
+    path = "/oauth/jwks",
+    operation_id = "GetOAuthJWKS",
+    tag = "OAuth Discovery",
+    summary = "The public keys that verify access tokens (RFC 7517)",
+    responses(
+        (status = 200, description = "The JWK set", body = JwkSet),
+        (status = 400, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+        (status = 401, description = "Not sent by this server; listed for compatibility", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = (StatusCode::OK, state.keys.jwks_json()).into_response();
     let h = resp.headers_mut();

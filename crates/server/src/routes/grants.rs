@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::entity::Grant;
 use oauth_core::{timefmt, PageRequest, PageSpec};
-use oauth_wire::{Data, List, OAuthGrant};
+use oauth_wire::{Data, ErrorBody, List, OAuthGrant};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -18,6 +18,11 @@ pub fn router() -> Router<AppState> {
         .route("/oauth_grants", get(list))
         .route("/oauth_grants/{id}", get(show).delete(revoke))
 }
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, revoke))]
+pub(super) struct Doc;
 
 fn to_wire(g: &Grant) -> OAuthGrant {
     OAuthGrant {
@@ -51,6 +56,24 @@ fn parse_page(q: &QueryParams) -> Result<PageSpec, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth_grants",
+    operation_id = "ListOAuthGrants",
+    tag = "OAuth Grants",
+    summary = "List the caller's grants",
+    params(
+        ("page[size]" = Option<u64>, Query, description = "Results per page, 1..=100 (default 20)"),
+        ("page[number]" = Option<u64>, Query, description = "Page number, from 1 (default 1)"),
+    ),
+    responses(
+        (status = 200, description = "One page of grants", body = List<OAuthGrant>),
+        (status = 400, description = "A bad page parameter, named in `errors`", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,6 +87,20 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth_grants/{id}",
+    operation_id = "GetOAuthGrant",
+    tag = "OAuth Grants",
+    summary = "Get one of the caller's grants",
+    params(("id" = String, Path, description = "The grant id")),
+    responses(
+        (status = 200, description = "The grant", body = Data<OAuthGrant>),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "No such grant of the caller", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,6 +119,20 @@ async fn show(
 /// Revokes the grant and, in the same transaction, its outstanding codes, its refresh tokens
 /// and every token family under it; access tokens check their family (and so the grant) on use
 /// and stop working at once.
+#[utoipa::path(
+    delete,
+    path = "/oauth_grants/{id}",
+    operation_id = "RevokeOAuthGrant",
+    tag = "OAuth Grants",
+    summary = "Revoke one of the caller's grants, and every token under it",
+    params(("id" = String, Path, description = "The grant id")),
+    responses(
+        (status = 200, description = "The revoked grant", body = Data<OAuthGrant>),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "No such grant of the caller", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

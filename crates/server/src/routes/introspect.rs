@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use oauth_core::entity::User;
 use oauth_core::jwt;
 use oauth_core::secret;
-use oauth_wire::IntrospectResponse;
+use oauth_wire::{ErrorBody, IntrospectRequest, IntrospectResponse, RevokeRequest};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -32,6 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/revoke", post(revoke))
 }
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(introspect, revoke))]
+pub(super) struct Doc;
+
 /// Who asks (RFC 7662 §2.1: the endpoint requires authorization).
 enum Introspector {
     /// An authenticated client (its record, already read).
@@ -39,6 +44,24 @@ enum Introspector {
     User(User),
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    operation_id = "IntrospectOAuthToken",
+    tag = "OAuth",
+    summary = "Token introspection (RFC 7662)",
+    request_body(content(
+        (IntrospectRequest = "application/json"),
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "`{\"active\": false}` alone for a token that is not active or not the caller's to see", body = IntrospectResponse),
+        (status = 400, description = "No `token`", body = ErrorBody),
+        (status = 401, description = "No valid client or organization credential", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("client_basic" = []), ("bearer" = []), ()),
+)]
 async fn introspect(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -233,6 +256,24 @@ async fn introspector(
 
 /// RFC 7009 §2: the client revokes one of its own tokens. The answer is 200 whether or not the
 /// token was known, valid, or the client's (§2.2), so that it reveals nothing about tokens.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    operation_id = "RevokeOAuthToken",
+    tag = "OAuth",
+    summary = "Token revocation (RFC 7009)",
+    request_body(content(
+        (RevokeRequest = "application/json"),
+        (RevokeRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke: the answer is the same"),
+        (status = 400, description = "No `token`", body = ErrorBody),
+        (status = 401, description = "No valid client authentication", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("client_basic" = []), ()),
+)]
 async fn revoke(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

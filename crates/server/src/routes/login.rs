@@ -40,11 +40,25 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_form).post(login))
-        .route("/logout", get(account).post(logout))
+        .route("/logout", get(account_at_logout).post(logout))
         .route("/", get(account))
         .route(html::CSS_PATH, get(stylesheet))
 }
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login_form, login, account, account_at_logout, logout, stylesheet))]
+pub(super) struct Doc;
+
+#[utoipa::path(
+    get,
+    path = "/assets/oauth.css",
+    operation_id = "GetStylesheet",
+    tag = "Pages",
+    summary = "The pages' stylesheet",
+    responses((status = 200, description = "CSS", content_type = "text/css")),
+    security(()),
+)]
 async fn stylesheet() -> Response {
     (
         [
@@ -99,6 +113,16 @@ fn onward_source(return_to: &str) -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(
+    get,
+    path = "/login",
+    operation_id = "ShowLoginForm",
+    tag = "Pages",
+    summary = "The sign-in form (HTML)",
+    params(("return_to" = Option<String>, Query, description = "A same-origin path to go to after signing in")),
+    responses((status = 200, description = "The form", content_type = "text/html")),
+    security(()),
+)]
 async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
     let pairs =
         crate::form::Params::parse(uri.query().unwrap_or("").as_bytes()).unwrap_or_default();
@@ -107,6 +131,22 @@ async fn login_form(State(state): State<AppState>, uri: axum::http::Uri) -> Resp
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
 
+#[utoipa::path(
+    post,
+    path = "/login",
+    operation_id = "SignIn",
+    tag = "Pages",
+    summary = "Sign in with email and password (the form's post)",
+    request_body(content = crate::form::schema::LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: sets the session cookie and goes to `return_to` or `/`"),
+        (status = 401, description = "Incorrect email or password", content_type = "text/html"),
+        (status = 403, description = "The form's CSRF value is missing or wrong", content_type = "text/html"),
+        (status = 429, description = "Too many failed attempts", content_type = "text/html"),
+        (status = 503, description = "Too many sign-ins at once; try again", content_type = "text/html"),
+    ),
+    security(()),
+)]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -294,6 +334,18 @@ async fn give_back(state: &AppState, keys: &[String], now: i64) {
 }
 
 /// `/` and `GET /logout`: who is signed in, with a sign-out button.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "ShowAccount",
+    tag = "Pages",
+    summary = "Who is signed in (HTML)",
+    responses(
+        (status = 200, description = "The account page", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+    ),
+    security(("session" = [])),
+)]
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     match session::session_viewer(&state, &headers).await? {
         Some(v) => {
@@ -315,8 +367,41 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     }
 }
 
+/// `GET /logout`: the account page, with its sign-out button.
+#[utoipa::path(
+    get,
+    path = "/logout",
+    operation_id = "ShowSignOut",
+    tag = "Pages",
+    summary = "The account page, with its sign-out button (HTML)",
+    responses(
+        (status = 200, description = "The account page", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+    ),
+    security(("session" = [])),
+)]
+async fn account_at_logout(
+    state: State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    account(state, headers).await
+}
+
 /// `POST /logout`: deletes the session (on every instance) and the cookie. CSRF-protected, so
 /// another site cannot sign the user out.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    operation_id = "SignOut",
+    tag = "Pages",
+    summary = "Sign out (the account page's form)",
+    request_body(content = crate::form::schema::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out (or was not signed in): to `/login`"),
+        (status = 403, description = "The form's CSRF token is missing or wrong", content_type = "text/html"),
+    ),
+    security(("session" = [])),
+)]
 async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;

@@ -10,6 +10,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod account;
 mod authorize;
 mod clients;
 mod consent;
@@ -18,6 +19,7 @@ mod grants;
 mod health;
 mod introspect;
 mod login;
+pub mod openapi;
 mod register;
 pub mod token;
 
@@ -41,11 +43,13 @@ pub fn router(state: AppState) -> Router {
         .merge(authorize::router())
         .merge(consent::page_router())
         .merge(login::router())
+        .merge(account::router())
         .method_not_allowed_fallback(method_not_allowed);
     let app = Router::new()
         .nest("/v2", api.clone())
         .merge(api)
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(not_found);
     // Counted only when metrics are served: without a metrics listener the hot paths skip even
     // the middleware.

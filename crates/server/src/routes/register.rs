@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
 use oauth_core::{secret, Client, ClientDraft, ClientOrigin, RegistrationPolicy};
-use oauth_wire::RegistrationRequest;
+use oauth_wire::{ErrorBody, RegistrationRequest, RegistrationResponse};
 use rand::rngs::OsRng;
 use subtle::ConstantTimeEq;
 
@@ -30,6 +30,26 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/register", post(register))
 }
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register))]
+pub(super) struct Doc;
+
+#[utoipa::path(
+    post,
+    path = "/oauth/register",
+    operation_id = "RegisterOAuthClient",
+    tag = "OAuth",
+    summary = "Dynamic client registration (RFC 7591)",
+    request_body = RegistrationRequest,
+    responses(
+        (status = 201, description = "The registered client; `client_secret` is shown this once", body = RegistrationResponse),
+        (status = 400, description = "`invalid_redirect_uri` or `invalid_client_metadata` (RFC 7591 §3.2.2)", body = ErrorBody),
+        (status = 401, description = "Registration needs the initial access token", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security((), ("initial_access_token" = [])),
+)]
 async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -23,7 +23,7 @@ use oauth_core::UnixSeconds;
 use oauth_store::{
     CodeDecision, CodeExchange, Decide, NewRefreshToken, NewTokenFamily, RefreshRotation,
 };
-use oauth_wire::{GrantType, TokenResponse};
+use oauth_wire::{ErrorBody, GrantType, TokenResponse};
 use rand::rngs::OsRng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +40,29 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/token", post(token))
 }
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token))]
+pub(super) struct Doc;
+
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    operation_id = "ExchangeOAuthToken",
+    tag = "OAuth",
+    summary = "The token endpoint (RFC 6749 §3.2)",
+    request_body(content(
+        (oauth_wire::TokenRequest = "application/json"),
+        (oauth_wire::TokenRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`, ...", body = ErrorBody),
+        (status = 401, description = "`invalid_client`", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+    security(("client_basic" = []), ()),
+)]
 async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

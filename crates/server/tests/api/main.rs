@@ -10,6 +10,7 @@ mod db;
 mod oauth_support;
 mod support;
 
+mod account_pages;
 mod attacks;
 mod audit;
 mod authorize;
@@ -26,6 +27,7 @@ mod introspect;
 mod jwks;
 mod login;
 mod management;
+mod openapi;
 mod rate_limits;
 mod rate_limits_redis;
 mod register;

@@ -1,0 +1,439 @@
+//! The signed-in user's own pages: the apps they granted access to (and revoking one), and
+//! changing their password or signing out their other sessions.
+//!
+//! Every page needs the session cookie (an API key is not a browser); every form carries the
+//! session's CSRF token and is refused without it. Revoking here is the management API's revoke
+//! (`DELETE /oauth_grants/{id}`): the same store operation ends the grant, its codes, its refresh
+//! tokens and every token family under it at once. Another user's grant answers 404, as if it
+//! did not exist. Sessions are rows keyed by the cookie's hash (`session.rs`), so signing out
+//! the other sessions deletes their rows and they stop working on every instance at once.
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use oauth_core::entity::User;
+use oauth_core::{secret, timefmt, PageSpec};
+use std::net::SocketAddr;
+
+use crate::accounts::hash_password;
+use crate::audit::{self, Event, EventKind};
+use crate::error::ApiError;
+use crate::extract::{read_body, PathParam};
+use crate::form::Params;
+use crate::html::{self, AppLine, AppsPage, PasswordPage};
+use crate::passwords::Verdict;
+use crate::respond::see_other;
+use crate::session::{self, Via, Viewer};
+use crate::state::AppState;
+
+pub const APPS_PATH: &str = "/account/apps";
+pub const PASSWORD_PATH: &str = "/account/password";
+
+/// The shortest new password accepted (as `oauth-server users create`).
+const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest: argon2 would hash more, but nobody types it.
+const MAX_PASSWORD_CHARS: usize = 1024;
+/// The most grants the page lists.
+const MAX_APPS_SHOWN: u64 = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(APPS_PATH, get(apps_page))
+        .route("/account/apps/{grant_id}/revoke", post(revoke_app))
+        .route(PASSWORD_PATH, get(password_page).post(change_password))
+        .route("/account/sessions/sign-out-others", post(sign_out_others))
+}
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(apps_page, revoke_app, password_page, change_password, sign_out_others))]
+pub(super) struct Doc;
+
+/// The signed-in user and their session cookie, or the answer that sends them to sign in.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    come_back_to: &str,
+) -> Result<Result<(User, String), Response>, ApiError> {
+    match session::session_viewer(state, headers).await? {
+        Some(Viewer {
+            user,
+            via: Via::Session(cookie),
+        }) => Ok(Ok((user, cookie))),
+        _ => {
+            let back: String =
+                url::form_urlencoded::byte_serialize(come_back_to.as_bytes()).collect();
+            Ok(Err(see_other(&format!("/login?return_to={back}"))))
+        }
+    }
+}
+
+/// The form of a post, and whether it carries the session's CSRF token.
+async fn form_of(
+    state: &AppState,
+    req: Request,
+    cookie: &str,
+) -> Result<(Params, bool), ApiError> {
+    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let form = Params::parse(&bytes).unwrap_or_default();
+    let csrf_ok = session::csrf_matches(cookie, form.field("csrf_token"));
+    Ok((form, csrf_ok))
+}
+
+fn expired_form() -> Response {
+    html::message(
+        StatusCode::FORBIDDEN,
+        "Nothing was changed",
+        "This form expired. Go back, reload the page and try again.",
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/account/apps",
+    operation_id = "ShowConnectedApps",
+    tag = "Pages",
+    summary = "The apps the signed-in user granted access to (HTML)",
+    responses(
+        (status = 200, description = "Each app's name, verified mark, scopes, when granted and last used, redirect host, and a revoke button", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+    ),
+    security(("session" = [])),
+)]
+async fn apps_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, cookie) = match signed_in(&state, &headers, APPS_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(to_login),
+    };
+    let mut grants = Vec::new();
+    let size = 100;
+    for number in 1..=MAX_APPS_SHOWN / size {
+        let page = state
+            .store
+            .list_grants(&user.id, PageSpec { number, size })
+            .await?;
+        let last = (page.items.len() as u64) < size;
+        grants.extend(page.items);
+        if last {
+            break;
+        }
+    }
+    let mut apps = Vec::with_capacity(grants.len());
+    for g in grants {
+        let client = state.store.get_client(&g.client_id).await?;
+        let (name, verified, hosts) = match &client {
+            Some(c) => {
+                let mut hosts: Vec<String> = c
+                    .settings
+                    .redirect_uris
+                    .iter()
+                    .map(|u| html::return_host(u))
+                    .collect();
+                hosts.dedup();
+                (c.settings.name.clone(), c.verified, hosts.join(", "))
+            }
+            None => ("A deleted app".to_owned(), false, String::new()),
+        };
+        apps.push(AppLine {
+            grant_id: g.id.clone(),
+            name,
+            verified,
+            scopes: g.scopes.clone(),
+            granted_at: timefmt::rfc3339(g.created_at),
+            last_used_at: g.last_used_at.map(timefmt::rfc3339),
+            redirect_host: hosts,
+        });
+    }
+    let csrf = session::csrf_token(&cookie);
+    Ok(html::page(
+        StatusCode::OK,
+        AppsPage {
+            email: &user.email,
+            apps,
+            csrf_token: &csrf,
+        }
+        .render(),
+        "",
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/account/apps/{grant_id}/revoke",
+    operation_id = "RevokeConnectedApp",
+    tag = "Pages",
+    summary = "Revoke one of the signed-in user's grants, and every token under it (the apps page's form)",
+    params(("grant_id" = String, Path, description = "The grant id")),
+    request_body(content = crate::form::schema::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Revoked: back to the apps page (or not signed in: to `/login`)"),
+        (status = 403, description = "The form's CSRF token is missing or wrong; nothing was revoked", content_type = "text/html"),
+        (status = 404, description = "No such grant of the signed-in user; nothing was revoked", content_type = "text/html"),
+    ),
+    security(("session" = [])),
+)]
+async fn revoke_app(
+    State(state): State<AppState>,
+    PathParam(grant_id): PathParam,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let (user, cookie) = match signed_in(&state, &headers, APPS_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(to_login),
+    };
+    let (_, csrf_ok) = form_of(&state, req, &cookie).await?;
+    if !csrf_ok {
+        return Ok(expired_form());
+    }
+    let now = state.clock.now();
+    let Some(grant) = state.store.revoke_grant(&user.id, &grant_id, now).await? else {
+        return Ok(html::message(
+            StatusCode::NOT_FOUND,
+            "No such app",
+            "This app has no access to your account (it may have been revoked already).",
+        ));
+    };
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::GrantRevoked)
+            .user(&user)
+            .client_id(&grant.client_id)
+            .grant_id(&grant.id)
+            .detail("by", "user"),
+    )
+    .await;
+    Ok(see_other(APPS_PATH))
+}
+
+fn render_password_page(
+    status: StatusCode,
+    user: &User,
+    cookie: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Response {
+    let csrf = session::csrf_token(cookie);
+    html::page(
+        status,
+        PasswordPage {
+            email: &user.email,
+            csrf_token: &csrf,
+            error,
+            notice,
+        }
+        .render(),
+        "",
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/account/password",
+    operation_id = "ShowPasswordForm",
+    tag = "Pages",
+    summary = "Change one's password, or sign out one's other sessions (HTML)",
+    responses(
+        (status = 200, description = "The forms", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+    ),
+    security(("session" = [])),
+)]
+async fn password_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, cookie) = match signed_in(&state, &headers, PASSWORD_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(to_login),
+    };
+    Ok(render_password_page(
+        StatusCode::OK,
+        &user,
+        &cookie,
+        None,
+        None,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/account/password",
+    operation_id = "ChangePassword",
+    tag = "Pages",
+    summary = "Change one's password (current password required); signs out every other session",
+    request_body(content = crate::form::schema::PasswordForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Changed; every other session is signed out", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+        (status = 400, description = "The new password is too short, too long, or not repeated exactly", content_type = "text/html"),
+        (status = 401, description = "The current password is wrong; nothing was changed", content_type = "text/html"),
+        (status = 403, description = "The form's CSRF token is missing or wrong; nothing was changed", content_type = "text/html"),
+        (status = 429, description = "Too many attempts from this address", content_type = "text/html"),
+        (status = 503, description = "Too many password checks at once; try again", content_type = "text/html"),
+    ),
+    security(("session" = [])),
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let (user, cookie) = match signed_in(&state, &headers, PASSWORD_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(to_login),
+    };
+    let (form, csrf_ok) = form_of(&state, req, &cookie).await?;
+    if !csrf_ok {
+        return Ok(expired_form());
+    }
+    // A stolen session must not get unlimited guesses at the password: the sign-in form's
+    // per-address limit applies.
+    state
+        .rate_limits
+        .login_ip(peer.ip(), state.clock.now())
+        .await?;
+    let new = form.field("new_password");
+    let again = form.field("confirm_password");
+    let bad = |message: &str| {
+        render_password_page(StatusCode::BAD_REQUEST, &user, &cookie, Some(message), None)
+    };
+    let length = new.chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        return Ok(bad("The new password must have at least 8 characters."));
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Ok(bad("The new password must have at most 1024 characters."));
+    }
+    if new != again {
+        return Ok(bad("The two new passwords differ."));
+    }
+    let verdict = state
+        .passwords
+        .check(
+            form.field("current_password").to_owned(),
+            Some(user.password_hash.clone()),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    match verdict {
+        Verdict::Correct => {}
+        Verdict::Busy => {
+            return Ok(html::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy",
+                "Nothing was changed. Please try again in a moment.",
+            ))
+        }
+        Verdict::Wrong => {
+            audit::record(
+                state.store.as_ref(),
+                state.clock.now(),
+                Event::new(EventKind::PasswordChangeFailed).user(&user),
+            )
+            .await;
+            return Ok(render_password_page(
+                StatusCode::UNAUTHORIZED,
+                &user,
+                &cookie,
+                Some("The current password is incorrect. Nothing was changed."),
+                None,
+            ));
+        }
+    }
+    let to_hash = new.to_owned();
+    let new_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ended = state
+        .store
+        .change_password(
+            &user.id,
+            &user.password_hash,
+            &new_hash,
+            &secret::hash_secret(&cookie),
+        )
+        .await?;
+    let Some(ended) = ended else {
+        // The password changed between the check and the write (another tab): this one stands.
+        return Ok(render_password_page(
+            StatusCode::CONFLICT,
+            &user,
+            &cookie,
+            Some("Your password was changed elsewhere meanwhile. Nothing was changed here."),
+            None,
+        ));
+    };
+    audit::record(
+        state.store.as_ref(),
+        state.clock.now(),
+        Event::new(EventKind::PasswordChanged)
+            .user(&user)
+            .detail("other_sessions_ended", ended),
+    )
+    .await;
+    Ok(render_password_page(
+        StatusCode::OK,
+        &user,
+        &cookie,
+        None,
+        Some("Your password was changed, and your other sessions were signed out."),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/account/sessions/sign-out-others",
+    operation_id = "SignOutOtherSessions",
+    tag = "Pages",
+    summary = "Sign out every session of the user but this one",
+    request_body(content = crate::form::schema::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Done", content_type = "text/html"),
+        (status = 303, description = "Not signed in: to `/login`"),
+        (status = 403, description = "The form's CSRF token is missing or wrong; nothing was changed", content_type = "text/html"),
+    ),
+    security(("session" = [])),
+)]
+async fn sign_out_others(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let (user, cookie) = match signed_in(&state, &headers, PASSWORD_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(to_login),
+    };
+    let (_, csrf_ok) = form_of(&state, req, &cookie).await?;
+    if !csrf_ok {
+        return Ok(expired_form());
+    }
+    let ended = state
+        .store
+        .delete_other_sessions(&user.id, &secret::hash_secret(&cookie))
+        .await?;
+    audit::record(
+        state.store.as_ref(),
+        state.clock.now(),
+        Event::new(EventKind::OtherSessionsSignedOut)
+            .user(&user)
+            .detail("other_sessions_ended", ended),
+    )
+    .await;
+    Ok(render_password_page(
+        StatusCode::OK,
+        &user,
+        &cookie,
+        None,
+        Some("Your other sessions were signed out."),
+    ))
+}

@@ -1,0 +1,369 @@
+//! The signed-in user's pages: connected apps (and revoking one), password change, and signing
+//! out the other sessions.
+
+use serde_json::Value;
+
+use crate::flow::*;
+use crate::oauth_support::*;
+use crate::support::{TestApp, TestUser};
+
+/// `user` creates a code-flow client, consents to it and exchanges the code: (client id,
+/// client secret, grant id, token response).
+async fn connected_app(
+    app: &TestApp,
+    user: &TestUser,
+    name: &str,
+) -> (String, String, String, Value) {
+    let (id, secret) = cc_client_with(app, &user.api_key, code_client(name)).await;
+    let token = app
+        .consent_token(&user.api_key, &path_of(&standard_params(&id)))
+        .await;
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
+    let r = post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (status, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    assert_eq!(status, 200);
+    let grant_id = grants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["client_id"] == id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, secret, grant_id, r.body)
+}
+
+async fn post_page(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut req = app.http.post(app.at(path)).form(form);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let loc = location(&r);
+    (status, loc, r.text().await.unwrap())
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> (u16, String, String) {
+    let r = app.get_with_cookie(path, cookie).await;
+    let status = r.status().as_u16();
+    let loc = location(&r);
+    (status, loc, r.text().await.unwrap())
+}
+
+/// Is the grant still there, with its tokens alive?
+async fn grant_alive(
+    app: &TestApp,
+    user: &TestUser,
+    grant_id: &str,
+    id: &str,
+    secret: &str,
+    access: &str,
+) -> bool {
+    let (status, _) = app
+        .get(&user.api_key, &format!("/oauth_grants/{grant_id}"))
+        .await;
+    let active = introspect_as(app, id, secret, access).await["active"] == true;
+    assert_eq!(
+        status == 200,
+        active,
+        "the grant and its access token agree"
+    );
+    active
+}
+
+#[tokio::test]
+async fn the_apps_page_lists_grants_and_revokes_only_with_the_sessions_csrf_token() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let bob = app.user("bob@example.com", "other").await;
+    let (id, secret, grant_id, tokens) = connected_app(&app, &alice, "Billing Helper").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // Not signed in: to the sign-in page, coming back here.
+    let r = app.http.get(app.at("/account/apps")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login?return_to=%2Faccount%2Fapps");
+    // An API key is not a session.
+    let r = app
+        .http
+        .get(app.at("/account/apps"))
+        .bearer_auth(&alice.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    let alice_cookie = app.session(&alice).await;
+    let (status, _, html) = page(&app, "/account/apps", &alice_cookie).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Billing Helper"), "{html}");
+    assert!(html.contains("Unverified"), "{html}");
+    assert!(
+        html.contains("<code class=\"scope-name\">admin</code>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code class=\"scope-name\">messaging</code>"),
+        "{html}"
+    );
+    assert!(html.contains("app.example.com"), "{html}");
+    assert!(
+        html.contains(&format!("/account/apps/{grant_id}/revoke")),
+        "{html}"
+    );
+    assert!(html.contains("class=\"granted\""), "{html}");
+    let csrf = hidden(&html, "csrf_token");
+    let revoke = format!("/account/apps/{grant_id}/revoke");
+
+    // No CSRF token, or a wrong one: refused, nothing revoked.
+    for form in [vec![], vec![("csrf_token", "forged")]] {
+        let (status, _, body) = post_page(&app, &revoke, Some(&alice_cookie), &form).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(grant_alive(&app, &alice, &grant_id, &id, &secret, access).await);
+    }
+    // No session at all: to the sign-in page, nothing revoked.
+    let (status, loc, _) = post_page(&app, &revoke, None, &[("csrf_token", &csrf)]).await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (303, "/login?return_to=%2Faccount%2Fapps")
+    );
+    assert!(grant_alive(&app, &alice, &grant_id, &id, &secret, access).await);
+
+    // Bob, signed in with his own valid CSRF token, cannot revoke Alice's grant.
+    let bob_cookie = app.session(&bob).await;
+    let (_, _, bob_html) = page(&app, "/account/apps", &bob_cookie).await;
+    assert!(bob_html.contains("No app has access"), "{bob_html}");
+    assert!(!bob_html.contains("Billing Helper"));
+    let (_, _, bob_password_page) = page(&app, "/account/password", &bob_cookie).await;
+    let bob_csrf = hidden(&bob_password_page, "csrf_token");
+    let (status, _, body) = post_page(
+        &app,
+        &revoke,
+        Some(&bob_cookie),
+        &[("csrf_token", &bob_csrf)],
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(grant_alive(&app, &alice, &grant_id, &id, &secret, access).await);
+    // Nor can Alice's token be used with Bob's session.
+    let (status, _, _) =
+        post_page(&app, &revoke, Some(&bob_cookie), &[("csrf_token", &csrf)]).await;
+    assert_eq!(status, 403);
+    assert!(grant_alive(&app, &alice, &grant_id, &id, &secret, access).await);
+
+    // Alice revokes: back to the page, which no longer lists it; every token of the grant is
+    // dead at once.
+    let (status, loc, _) =
+        post_page(&app, &revoke, Some(&alice_cookie), &[("csrf_token", &csrf)]).await;
+    assert_eq!((status, loc.as_str()), (303, "/account/apps"));
+    assert!(!grant_alive(&app, &alice, &grant_id, &id, &secret, access).await);
+    assert_eq!(introspect_as(&app, &id, &secret, access).await, inactive());
+    assert_eq!(introspect_as(&app, &id, &secret, refresh).await, inactive());
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_grant");
+    let (_, _, html) = page(&app, "/account/apps", &alice_cookie).await;
+    assert!(!html.contains("Billing Helper"), "{html}");
+    assert!(html.contains("No app has access"), "{html}");
+    // Revoking again: nothing to revoke.
+    let (status, _, _) =
+        post_page(&app, &revoke, Some(&alice_cookie), &[("csrf_token", &csrf)]).await;
+    assert_eq!(status, 404);
+
+    // The revocation is in the audit trail, as the management API's is.
+    let events = app
+        .server
+        .store
+        .list_security_events(&Default::default(), 100)
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "grant.revoked" && e.grant_id.as_deref() == Some(grant_id.as_str())));
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_signs_out_other_sessions() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let here = app.session(&alice).await;
+    let elsewhere = app.session(&alice).await;
+    let stored = || async {
+        app.server
+            .store
+            .find_user_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    let before = stored().await;
+
+    let (status, _, html) = page(&app, "/account/password", &here).await;
+    assert_eq!(status, 200, "{html}");
+    let csrf = hidden(&html, "csrf_token");
+    let new = "a much better passphrase";
+
+    // Wrong current password: refused, nothing changed, the other session stands.
+    let (status, _, body) = post_page(
+        &app,
+        "/account/password",
+        Some(&here),
+        &[
+            ("csrf_token", &csrf),
+            ("current_password", "not my password"),
+            ("new_password", new),
+            ("confirm_password", new),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("incorrect"), "{body}");
+    assert_eq!(stored().await, before);
+    assert_eq!(page(&app, "/account/apps", &elsewhere).await.0, 200);
+
+    // Without the CSRF token, with a short or mistyped new password: refused, nothing changed.
+    for (form, want) in [
+        (
+            vec![
+                ("current_password", alice.password.as_str()),
+                ("new_password", new),
+                ("confirm_password", new),
+            ],
+            403,
+        ),
+        (
+            vec![
+                ("csrf_token", csrf.as_str()),
+                ("current_password", alice.password.as_str()),
+                ("new_password", "short"),
+                ("confirm_password", "short"),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("csrf_token", csrf.as_str()),
+                ("current_password", alice.password.as_str()),
+                ("new_password", new),
+                ("confirm_password", "a much better passphrasE"),
+            ],
+            400,
+        ),
+    ] {
+        let (status, _, body) = post_page(&app, "/account/password", Some(&here), &form).await;
+        assert_eq!(status, want, "{body}");
+        assert_eq!(stored().await, before);
+        assert_eq!(page(&app, "/account/apps", &elsewhere).await.0, 200);
+    }
+
+    // The right current password: changed; the other session is signed out, this one stays.
+    let (status, _, body) = post_page(
+        &app,
+        "/account/password",
+        Some(&here),
+        &[
+            ("csrf_token", &csrf),
+            ("current_password", &alice.password),
+            ("new_password", new),
+            ("confirm_password", new),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("other sessions were signed out"), "{body}");
+    let after = stored().await;
+    assert_ne!(after, before);
+    assert!(after.starts_with("$argon2id$"), "stored hashed");
+    assert!(!after.contains(new));
+    let (status, loc, _) = page(&app, "/account/apps", &elsewhere).await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (303, "/login?return_to=%2Faccount%2Fapps")
+    );
+    assert_eq!(page(&app, "/account/apps", &here).await.0, 200);
+
+    // The old password no longer signs in; the new one does.
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 401);
+    let r = app.post_login(&alice.email, new, "/").await;
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn signing_out_other_sessions_keeps_only_this_one() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let bob = app.user("bob@example.com", "acme").await;
+    let here = app.session(&alice).await;
+    let elsewhere = app.session(&alice).await;
+    let bobs = app.session(&bob).await;
+    let (_, _, html) = page(&app, "/account/password", &here).await;
+    let csrf = hidden(&html, "csrf_token");
+
+    // Without the CSRF token: refused, nothing signed out.
+    let (status, _, _) =
+        post_page(&app, "/account/sessions/sign-out-others", Some(&here), &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(page(&app, "/", &elsewhere).await.0, 200);
+
+    let (status, _, body) = post_page(
+        &app,
+        "/account/sessions/sign-out-others",
+        Some(&here),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(page(&app, "/", &elsewhere).await.0, 303);
+    assert_eq!(page(&app, "/", &here).await.0, 200);
+    // Another user's session is not touched.
+    assert_eq!(page(&app, "/", &bobs).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_account_and_consent_pages_link_the_apps_page() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let cookie = app.session(&alice).await;
+    let (status, _, html) = page(&app, "/", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("href=\"/account/apps\""), "{html}");
+    assert!(html.contains("href=\"/account/password\""), "{html}");
+
+    let (id, _) = cc_client_with(&app, &alice.api_key, code_client("Linked")).await;
+    let token = app
+        .consent_token(&alice.api_key, &path_of(&standard_params(&id)))
+        .await;
+    let (status, _, html) = page(&app, &format!("/consent?consent_token={token}"), &cookie).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("href=\"/account/apps\""), "{html}");
+}
