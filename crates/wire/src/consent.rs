@@ -79,6 +79,7 @@ impl CreateGrantRequest {
 /// The answer to a consent decision: where to send the user's browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateGrantResponse {
+    /// Where to send the browser: the client's redirect URI with `code` and `state`, or with `error`.
     pub redirect_uri: String,
 }
 
