@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::redirect_uri::{has_authority, RedirectUri, MAX_URI_LEN};
 use crate::scope::{parse_scope_string, ScopeCatalogue};
-use crate::timefmt::rfc3339;
+use crate::timefmt;
 use crate::validation::is_format_char;
 use crate::validation::{FieldError, ValidationErrors};
 use crate::UnixSeconds;
@@ -173,8 +173,8 @@ impl Client {
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
+            created_at: timefmt::datetime(self.created_at),
+            updated_at: timefmt::datetime(self.updated_at),
         }
     }
 

@@ -7,10 +7,15 @@ use crate::UnixSeconds;
 
 /// `2026-01-31T12:00:00Z` for a Unix time; out-of-range inputs clamp to the epoch.
 pub fn rfc3339(secs: UnixSeconds) -> String {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    datetime(secs)
         .format(&Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The UTC time of a Unix time, as the wire types carry it (they render it like [`rfc3339`]);
+/// out-of-range inputs clamp to the epoch.
+pub fn datetime(secs: UnixSeconds) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
 };
-use reqwest::{Method, Response};
-use serde::de::DeserializeOwned;
+use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 use url::Url;
 
+use crate::call::RequestOptions;
 use crate::error::{ApiError, Error};
 use crate::resources::{OAuth, OAuthClients, OAuthGrants, WellKnown};
 use crate::retry::{self, Backoff};
@@ -55,6 +56,8 @@ pub enum BodyEncoding {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Options of [`Client::with_options`]; empty for a client from the builder.
+    options: RequestOptions,
 }
 
 struct Inner {
@@ -189,40 +192,64 @@ impl Client {
         OAuthGrants::new(self)
     }
 
+    /// A client whose every call uses `options` (over this client's, call by call options over
+    /// both), like the official SDKs' `with_options`. The clone shares this client's connection
+    /// pool and cached token.
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// use std::time::Duration;
+    /// use telnyx_oauth::RequestOptions;
+    /// let patient = client.with_options(RequestOptions::new().timeout(Duration::from_secs(120)));
+    /// let page = patient.oauth_clients().list(&Default::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_options(&self, options: RequestOptions) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            options: self.options.overlay(&options),
+        }
+    }
+
     pub(crate) fn body_encoding(&self) -> BodyEncoding {
         self.inner.body_encoding
     }
 
-    /// Sends `req` and decodes a JSON answer.
-    pub(crate) async fn json<T: DeserializeOwned>(&self, req: &Request) -> Result<T, Error> {
-        let resp = self.send(req).await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport_error)?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Decode { status, source })
+    /// Sends `req` with this client's credentials and reads the whole answer; an answer below
+    /// 400 is returned as is, everything else is an error.
+    pub(crate) async fn execute(&self, req: &Request) -> Result<Raw, Error> {
+        let options = self.options.overlay(&req.options);
+        let extra_headers = options.header_map()?;
+        let span = tracing::debug_span!(
+            "telnyx_oauth.request",
+            method = %req.method,
+            path = req.template,
+            status = tracing::field::Empty,
+            retries = tracing::field::Empty,
+        );
+        let call = Attempts {
+            options: &options,
+            extra_headers: &extra_headers,
+            // `X-Stainless-Retry-Count` numbers this call's attempts only; a token fetch on the
+            // way counts its own.
+            count: 0,
+        };
+        self.send(req, call).instrument(span).await
     }
 
-    /// Sends `req` and discards the (empty or irrelevant) body of the answer.
-    pub(crate) async fn unit(&self, req: &Request) -> Result<(), Error> {
-        let resp = self.send(req).await?;
-        resp.bytes().await.map_err(transport_error)?;
-        Ok(())
-    }
-
-    /// Sends `req` with this client's credentials; an answer below 400 is returned as is.
-    pub(crate) async fn send(&self, req: &Request) -> Result<Response, Error> {
-        let mut count = 0;
+    async fn send(&self, req: &Request, mut call: Attempts<'_>) -> Result<Raw, Error> {
         match &self.inner.auth {
-            Auth::None => self.attempts(req, None, &mut count).await,
-            Auth::ApiKey(bearer) => self.attempts(req, Some(bearer), &mut count).await,
+            Auth::None => self.attempts(req, None, &mut call).await,
+            Auth::ApiKey(bearer) => self.attempts(req, Some(bearer), &mut call).await,
             Auth::ClientCredentials(source) => {
-                let token = self.access_token(source, &mut count).await?;
-                match self.attempts(req, Some(&token), &mut count).await {
+                let token = self.access_token(source).await?;
+                match self.attempts(req, Some(&token), &mut call).await {
                     // The token may have been revoked or the server restarted with new keys:
                     // drop it and try once more with a fresh one.
                     Err(Error::Authentication(_)) => {
                         source.forget(&token).await;
-                        let fresh = self.access_token(source, &mut count).await?;
-                        self.attempts(req, Some(&fresh), &mut count).await
+                        let fresh = self.access_token(source).await?;
+                        self.attempts(req, Some(&fresh), &mut call).await
                     }
                     other => other,
                 }
@@ -230,12 +257,9 @@ impl Client {
         }
     }
 
-    /// The cached client-credentials token, fetched first when missing or about to expire.
-    async fn access_token(
-        &self,
-        source: &TokenSource,
-        count: &mut u32,
-    ) -> Result<HeaderValue, Error> {
+    /// The cached client-credentials token, fetched first when missing or about to expire. The
+    /// fetch uses the client's options, not those of the call that needed the token.
+    async fn access_token(&self, source: &TokenSource) -> Result<HeaderValue, Error> {
         // Holding the lock across the fetch makes concurrent callers wait for one token request
         // instead of each sending their own.
         let mut cached = source.cached.lock().await;
@@ -248,12 +272,27 @@ impl Client {
         // RFC 6749 §4.4.2; the client authenticates with HTTP Basic, not in the body.
         let grant = oauth_wire::TokenRequest::new(oauth_wire::GrantType::ClientCredentials);
         let body = Body::encode(&grant, self.inner.body_encoding)?;
-        let req = Request::new(Method::POST, &["oauth", "token"]).body(body);
-        let resp = self.attempts(&req, Some(&source.basic), count).await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let req = Request::new(Method::POST, "/oauth/token", &["oauth", "token"]).body(body);
+        let extra_headers = self.options.header_map()?;
+        let mut fetch = Attempts {
+            options: &self.options,
+            extra_headers: &extra_headers,
+            count: 0,
+        };
+        let span = tracing::debug_span!(
+            "telnyx_oauth.request",
+            method = %req.method,
+            path = req.template,
+            status = tracing::field::Empty,
+            retries = tracing::field::Empty,
+        );
+        let raw = self
+            .attempts(&req, Some(&source.basic), &mut fetch)
+            .instrument(span)
+            .await?;
+        let status = raw.status;
         let token: oauth_wire::TokenResponse =
-            serde_json::from_slice(&bytes).map_err(|source| Error::Decode { status, source })?;
+            serde_json::from_slice(&raw.body).map_err(|source| Error::Decode { status, source })?;
         // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
         if !token.token_type.eq_ignore_ascii_case("bearer") {
             return Err(Error::Decode {
@@ -274,44 +313,72 @@ impl Client {
         Ok(bearer)
     }
 
-    /// The retry loop. `count` numbers every attempt across the whole call, for
-    /// `X-Stainless-Retry-Count`.
+    /// The retry loop: sends `req`, reads the whole body, and tries again after a transient
+    /// failure (connection, timeout, a body cut short, a retryable status). `call.count` numbers
+    /// the call's attempts for `X-Stainless-Retry-Count`.
     async fn attempts(
         &self,
         req: &Request,
         auth: Option<&HeaderValue>,
-        count: &mut u32,
-    ) -> Result<Response, Error> {
+        call: &mut Attempts<'_>,
+    ) -> Result<Raw, Error> {
         let inner = &self.inner;
+        let span = tracing::Span::current();
         let url = self.url(req)?;
+        let max_retries = call.options.max_retries.unwrap_or(inner.max_retries);
         let mut retries = 0;
+        span.record("retries", retries);
         loop {
-            let attempt = self.build(&url, req, auth, *count);
-            *count += 1;
-            let may_retry = retries < inner.max_retries;
-            match attempt.send().await {
+            let attempt = self.build(&url, req, auth, call);
+            call.count += 1;
+            let may_retry = retries < max_retries;
+            // Why this attempt failed, and how long the server asked us to wait.
+            let (reason, asked): (&str, Option<Duration>) = match attempt.send().await {
                 Err(e) => {
                     if !may_retry {
                         return Err(transport_error(e));
                     }
-                    tokio::time::sleep(inner.backoff.delay_with_random_jitter(retries)).await;
+                    (failure_reason(&e), None)
                 }
-                Ok(resp) if resp.status().as_u16() < 400 => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
+                    span.record("status", status.as_u16());
                     let headers = resp.headers().clone();
-                    if !(may_retry && retry::should_retry(status, &headers)) {
+                    if status.as_u16() < 400 {
+                        // The body is part of the answer: one cut short is retried like a
+                        // connection that failed.
+                        match resp.bytes().await {
+                            Ok(body) => {
+                                return Ok(Raw {
+                                    status,
+                                    headers,
+                                    body,
+                                })
+                            }
+                            Err(e) if !may_retry => return Err(transport_error(e)),
+                            Err(e) => (failure_reason(&e), None),
+                        }
+                    } else if !(may_retry && retry::should_retry(status, &headers)) {
                         // The answer is final; a body we cannot read still leaves the status.
                         let text = resp.text().await.unwrap_or_default();
                         return Err(Error::from_status(ApiError::new(status, headers, text)));
+                    } else {
+                        drop(resp);
+                        ("status", retry::server_delay(&headers, SystemTime::now()))
                     }
-                    drop(resp);
-                    let delay = retry::server_delay(&headers, SystemTime::now())
-                        .unwrap_or_else(|| inner.backoff.delay_with_random_jitter(retries));
-                    tokio::time::sleep(delay).await;
                 }
-            }
+            };
+            let delay = asked.unwrap_or_else(|| inner.backoff.delay_with_random_jitter(retries));
             retries += 1;
+            span.record("retries", retries);
+            // Never the URL or the error's text: both can carry ids.
+            tracing::debug!(
+                retry = retries,
+                reason,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "retrying the request"
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -333,7 +400,7 @@ impl Client {
         url: &Url,
         req: &Request,
         auth: Option<&HeaderValue>,
-        count: u32,
+        call: &Attempts<'_>,
     ) -> reqwest::RequestBuilder {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(req.accept));
@@ -351,7 +418,7 @@ impl Client {
             "x-stainless-arch",
             HeaderValue::from_static(std::env::consts::ARCH),
         );
-        headers.insert("x-stainless-retry-count", HeaderValue::from(count));
+        headers.insert("x-stainless-retry-count", HeaderValue::from(call.count));
         if let Some(a) = auth {
             headers.insert(AUTHORIZATION, a.clone());
         }
@@ -359,12 +426,19 @@ impl Client {
         for (name, value) in &self.inner.default_headers {
             headers.insert(name.clone(), value.clone());
         }
+        // And the options' headers win over both.
+        for name in call.extra_headers.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in call.extra_headers {
+            headers.append(name.clone(), value.clone());
+        }
         let mut builder = self
             .inner
             .http
             .request(req.method.clone(), url.clone())
             // Per request, so that it holds for an HTTP client the caller passed in too.
-            .timeout(self.inner.timeout)
+            .timeout(call.options.timeout.unwrap_or(self.inner.timeout))
             .query(&req.query);
         match &req.body {
             Body::Empty => {}
@@ -394,6 +468,32 @@ impl TokenSource {
     }
 }
 
+/// A whole answer below 400, before decoding.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// The state of one call's attempts: its options and how many attempts it has sent.
+struct Attempts<'a> {
+    options: &'a RequestOptions,
+    extra_headers: &'a HeaderMap,
+    count: u32,
+}
+
+/// A fixed word for a failed attempt, for logs: the error's own text names the URL.
+fn failure_reason(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "connection"
+    }
+}
+
 fn transport_error(e: reqwest::Error) -> Error {
     if e.is_timeout() {
         Error::Timeout(e)
@@ -414,26 +514,32 @@ fn bearer_value(token: &str) -> Result<HeaderValue, Error> {
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
     pub method: Method,
+    /// The path as documented, with `{id}` for parameters: what logs show.
+    pub template: &'static str,
     /// Path segments after the base URL, unencoded.
     pub path: Vec<String>,
     pub query: Vec<(String, String)>,
     pub body: Body,
     pub accept: &'static str,
+    /// The call's own options, over the client's.
+    pub options: RequestOptions,
 }
 
 impl Request {
-    pub fn new(method: Method, path: &[&str]) -> Self {
+    pub fn new(method: Method, template: &'static str, path: &[&str]) -> Self {
         Request {
             method,
+            template,
             path: path.iter().map(|s| (*s).to_owned()).collect(),
             query: Vec::new(),
             body: Body::Empty,
             accept: "application/json",
+            options: RequestOptions::default(),
         }
     }
 
-    pub fn get(path: &[&str]) -> Self {
-        Request::new(Method::GET, path)
+    pub fn get(template: &'static str, path: &[&str]) -> Self {
+        Request::new(Method::GET, template, path)
     }
 
     pub fn query(mut self, query: Vec<(String, String)>) -> Self {
@@ -690,6 +796,7 @@ impl ClientBuilder {
                 body_encoding: self.body_encoding,
                 default_headers,
             }),
+            options: RequestOptions::default(),
         })
     }
 }

@@ -80,7 +80,41 @@
 //! answer says `x-should-retry: false`; `x-should-retry: true` makes any answer retried. The
 //! delay is the server's `retry-after-ms` or `Retry-After` when between 0 and 60 s, otherwise
 //! `min(0.5 s × 2ⁿ, 8 s)` times a jitter factor in [0.75, 1]. Every attempt carries
-//! `X-Stainless-Retry-Count` (0, 1, 2, ...).
+//! `X-Stainless-Retry-Count` (0, 1, 2, ...), counting that call's attempts only. A body cut short
+//! is retried like a connection error.
+//!
+//! # Per-call options and raw responses
+//!
+//! Every method returns a [`Call`]: await it for the answer, or first give it options of its own
+//! ([`RequestOptions`]: timeout, retries, extra headers) or ask for the status and headers too:
+//!
+//! ```no_run
+//! # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+//! use std::time::Duration;
+//! let response = client
+//!     .oauth_clients()
+//!     .retrieve("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
+//!     .timeout(Duration::from_secs(5))
+//!     .max_retries(0)
+//!     .header("x-request-source", "nightly-job")
+//!     .with_raw_response()
+//!     .await?;
+//! println!("{} {}", response.status, response.data.name);
+//! # Ok(()) }
+//! ```
+//!
+//! [`Client::with_options`] gives a client whose every call uses the options.
+//!
+//! # Logging
+//!
+//! Each call is a `tracing` span `telnyx_oauth.request` at `DEBUG` with `method`, `path` (the
+//! template, such as `/oauth_clients/{id}`, never an id), `status` and `retries`; an event
+//! `retrying the request` precedes each retry's sleep. Nothing secret is logged.
+//!
+//! # Blocking
+//!
+//! The `blocking` feature adds `telnyx_oauth::blocking::Client`, the same resources for
+//! programs without an async runtime.
 //!
 //! # TLS and the HTTP client
 //!
@@ -102,16 +136,22 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
+mod call;
 mod client;
 mod error;
+mod metadata_document;
 mod pagination;
 mod resources;
 mod retry;
 
+pub use call::{Call, RequestOptions, Response};
 pub use client::{
     BodyEncoding, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
 };
 pub use error::{ApiError, Error};
+pub use metadata_document::{ClientIdMetadataDocument, MetadataAuthMethod};
 pub use pagination::Page;
 pub use resources::{
     AuthorizeParams, AuthorizeRedirect, CodeChallengeMethod, ListOAuthClientsParams,
@@ -127,3 +167,6 @@ pub use oauth_wire::{
     ProtectedResourceMetadata, RegistrationRequest, RegistrationResponse, RequestedScope,
     RevokeRequest, TokenEndpointAuthMethod, TokenRequest, TokenResponse, UpdateOAuthClient,
 };
+
+/// The date-time type of `created_at` and the other timestamps (from the `time` crate).
+pub use oauth_wire::OffsetDateTime;

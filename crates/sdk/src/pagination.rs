@@ -8,7 +8,7 @@ use futures_util::Stream;
 use oauth_wire::{List, PageMeta};
 use serde::de::DeserializeOwned;
 
-use crate::client::{Client, Request};
+use crate::client::{Client, Raw, Request};
 use crate::error::Error;
 
 /// One page of a list: the items and the pagination metadata.
@@ -39,12 +39,18 @@ pub struct Page<T> {
 
 impl<T: DeserializeOwned + Send + 'static> Page<T> {
     pub(crate) async fn fetch(client: Client, request: Request) -> Result<Self, Error> {
-        let list: List<T> = client.json(&request).await?;
+        let raw = client.execute(&request).await?;
+        Page::decode(&client, &request, &raw)
+    }
+
+    /// The page in `raw`, remembering how it was asked for so that the next one can be.
+    pub(crate) fn decode(client: &Client, request: &Request, raw: &Raw) -> Result<Self, Error> {
+        let list: List<T> = crate::call::json(client, request, raw)?;
         Ok(Page {
             data: list.data,
             meta: list.meta,
-            client,
-            request,
+            client: client.clone(),
+            request: request.clone(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! `/oauth_clients`: the OAuth client as the management API shows it, and its request bodies.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::enums::{ClientType, GrantType};
 
@@ -8,26 +9,43 @@ use crate::enums::{ClientType, GrantType};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthClient {
+    /// Always `"oauth_client"`.
     pub record_type: String,
+    /// The client's id (a UUID on this server).
     pub client_id: String,
     /// Present only in the create response of a confidential client; `null` otherwise.
     pub client_secret: Option<String>,
+    /// The name shown on the consent page.
     pub name: String,
+    /// The organization that owns the client.
     pub org_id: String,
+    /// The user who created the client.
     pub user_id: String,
+    /// `public` or `confidential`.
     pub client_type: ClientType,
+    /// Whether authorization requests must use PKCE.
     pub require_pkce: bool,
+    /// The grant types the client may use at the token endpoint.
     #[serde(default)]
     pub allowed_grant_types: Vec<GrantType>,
+    /// The scopes the client may be granted.
     #[serde(default)]
     pub allowed_scopes: Vec<String>,
+    /// The registered redirect URIs.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// The client's logo, if set.
     pub logo_uri: Option<String>,
+    /// The client's privacy policy, if set.
     pub policy_uri: Option<String>,
+    /// The client's terms of service, if set.
     pub tos_uri: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    /// When the client was created (RFC 3339 on the wire).
+    #[serde(with = "crate::timestamp")]
+    pub created_at: OffsetDateTime,
+    /// When the client was last changed (RFC 3339 on the wire).
+    #[serde(with = "crate::timestamp")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// `POST /oauth_clients`.
@@ -52,18 +70,27 @@ pub struct OAuthClient {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateOAuthClient {
+    /// The name shown on the consent page.
     pub name: String,
+    /// The scopes the client may be granted.
     pub allowed_scopes: Vec<String>,
+    /// `public` or `confidential` (only a confidential client gets a secret).
     pub client_type: ClientType,
+    /// The grant types the client may use.
     pub allowed_grant_types: Vec<GrantType>,
+    /// The redirect URIs (required for `authorization_code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
+    /// Whether authorization requests must use PKCE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_pkce: Option<bool>,
+    /// The client's logo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    /// The client's privacy policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_uri: Option<String>,
+    /// The client's terms of service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
 }
@@ -82,14 +109,19 @@ pub struct CreateOAuthClient {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct UpdateOAuthClient {
+    /// A new name; `None` leaves it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// New allowed scopes; `None` leaves them alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_scopes: Option<Vec<String>>,
+    /// New allowed grant types; `None` leaves them alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_grant_types: Option<Vec<GrantType>>,
+    /// New redirect URIs; `None` leaves them alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
+    /// Whether PKCE is required; `None` leaves it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_pkce: Option<bool>,
     #[serde(
@@ -97,18 +129,21 @@ pub struct UpdateOAuthClient {
         skip_serializing_if = "Option::is_none",
         with = "crate::double_option"
     )]
+    /// `None` leaves the logo alone, `Some(None)` clears it.
     pub logo_uri: Option<Option<String>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "crate::double_option"
     )]
+    /// `None` leaves the policy link alone, `Some(None)` clears it.
     pub policy_uri: Option<Option<String>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "crate::double_option"
     )]
+    /// `None` leaves the terms link alone, `Some(None)` clears it.
     pub tos_uri: Option<Option<String>>,
 }
 

@@ -83,6 +83,7 @@ impl CreateGrantRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateGrantResponse {
+    /// Where to send the browser: the client's redirect URI with `code` and `state`, or with `error`.
     pub redirect_uri: String,
 }
 

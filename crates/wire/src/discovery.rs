@@ -6,29 +6,42 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthorizationServerMetadata {
+    /// `issuer`: the server's identifier, an https URL.
     pub issuer: String,
+    /// `authorization_endpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_endpoint: Option<String>,
+    /// `token_endpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint: Option<String>,
+    /// `introspection_endpoint` (RFC 7662).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
+    /// `revocation_endpoint` (RFC 7009).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// `registration_endpoint` (RFC 7591).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// `jwks_uri`: the key set that verifies the server's tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// `response_types_supported`.
     #[serde(default)]
     pub response_types_supported: Vec<String>,
+    /// `grant_types_supported`.
     #[serde(default)]
     pub grant_types_supported: Vec<String>,
+    /// `code_challenge_methods_supported` (RFC 7636).
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+    /// `scopes_supported`.
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+    /// `token_endpoint_auth_methods_supported`.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
 }
@@ -37,11 +50,15 @@ pub struct AuthorizationServerMetadata {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProtectedResourceMetadata {
+    /// `resource`: the protected resource's identifier.
     pub resource: String,
+    /// `authorization_servers`: issuers whose tokens the resource accepts.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
+    /// `scopes_supported`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
+    /// `bearer_methods_supported` (`header`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bearer_methods_supported: Vec<String>,
 }
@@ -50,6 +67,7 @@ pub struct ProtectedResourceMetadata {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JwkSet {
+    /// The keys.
     pub keys: Vec<Jwk>,
 }
 
@@ -70,14 +88,19 @@ pub struct Jwk {
     /// `use`: `sig` or `enc`.
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub use_: Option<String>,
+    /// `crv`: the curve of an `EC` or `OKP` key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crv: Option<String>,
+    /// `x`: the x coordinate (`EC`) or public key (`OKP`), base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
+    /// `y`: the y coordinate of an `EC` key, base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    /// `n`: the modulus of an `RSA` key, base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<String>,
+    /// `e`: the exponent of an `RSA` key, base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
 }

@@ -12,7 +12,7 @@ macro_rules! open_enum {
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum $name {
-            $($variant,)+
+            $(#[doc = concat!("`", $text, "`.")] $variant,)+
             /// A value this version does not know.
             Other(String),
         }
@@ -21,6 +21,7 @@ macro_rules! open_enum {
             /// Every value this version knows, in a stable order.
             pub const KNOWN: &'static [$name] = &[$($name::$variant),+];
 
+            /// The value as written on the wire.
             pub fn as_str(&self) -> &str {
                 match self {
                     $($name::$variant => $text,)+
@@ -28,6 +29,7 @@ macro_rules! open_enum {
                 }
             }
 
+            /// The value for `s`; one this version does not know is kept as `Other`.
             pub fn parse(s: &str) -> Self {
                 match s {
                     $($text => $name::$variant,)+

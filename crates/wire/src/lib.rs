@@ -8,6 +8,8 @@
 //! Enumerations keep values they do not know (`Other(String)`), so that an SDK built today keeps
 //! working when the server adds a grant type tomorrow; the server rejects such values itself.
 
+#![warn(missing_docs)]
+
 /// The README's examples, compiled as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
@@ -21,6 +23,7 @@ pub mod error;
 pub mod grants;
 pub mod page;
 pub mod registration;
+pub mod timestamp;
 pub mod token;
 
 pub use clients::{CreateOAuthClient, OAuthClient, UpdateOAuthClient};
@@ -31,6 +34,8 @@ pub use error::{ErrorBody, ErrorObject, ErrorSource};
 pub use grants::OAuthGrant;
 pub use page::{Data, List, PageMeta};
 pub use registration::{RegistrationRequest, RegistrationResponse};
+/// The type of every timestamp (`created_at`, ...): read and written as RFC 3339.
+pub use time::OffsetDateTime;
 pub use token::{
     IntrospectRequest, IntrospectResponse, RevokeRequest, TokenRequest, TokenResponse,
 };
@@ -50,6 +55,8 @@ where
 pub mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    /// Decodes a present member (`null` included) as `Some(..)`; an absent one stays `None`
+    /// through `#[serde(default)]`.
     pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
     where
         T: Deserialize<'de>,
@@ -58,6 +65,8 @@ pub mod double_option {
         Option::<T>::deserialize(deserializer).map(Some)
     }
 
+    /// Writes `Some(v)` as `v` (`Some(None)` as `null`); pair with `skip_serializing_if =
+    /// "Option::is_none"` to leave `None` out.
     pub fn serialize<T, S>(value: &Option<Option<T>>, serializer: S) -> Result<S::Ok, S::Error>
     where
         T: Serialize,

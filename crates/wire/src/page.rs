@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Data<T> {
+    /// The resource.
     pub data: T,
 }
 
@@ -13,7 +14,9 @@ pub struct Data<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
+    /// This page's items.
     pub data: Vec<T>,
+    /// Where this page is in the list.
     pub meta: PageMeta,
 }
 
@@ -21,8 +24,12 @@ pub struct List<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PageMeta {
+    /// This page's number, from 1.
     pub page_number: u64,
+    /// The page size asked for.
     pub page_size: u64,
+    /// How many pages the list has.
     pub total_pages: u64,
+    /// How many items the list has.
     pub total_results: u64,
 }

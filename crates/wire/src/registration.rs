@@ -20,22 +20,31 @@ use crate::enums::{GrantType, TokenEndpointAuthMethod};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RegistrationRequest {
+    /// `client_name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    /// `grant_types` (RFC 7591 default: `authorization_code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_types: Option<Vec<GrantType>>,
+    /// `response_types` (RFC 7591 default: `code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_types: Option<Vec<String>>,
+    /// `redirect_uris`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
+    /// `scope`: space-separated scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// `token_endpoint_auth_method`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// `logo_uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    /// `policy_uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_uri: Option<String>,
+    /// `tos_uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
 }
@@ -109,29 +118,41 @@ impl RegistrationRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationResponse {
+    /// The new client's id.
     pub client_id: String,
+    /// When the id was issued, in seconds since the Unix epoch.
     pub client_id_issued_at: i64,
+    /// The secret, for a client that authenticates with one; shown only here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     /// 0: the secret does not expire (RFC 7591 §3.2.1). Present when a secret is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
+    /// `client_name`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    /// `grant_types`, as registered.
     #[serde(default)]
     pub grant_types: Vec<GrantType>,
+    /// `response_types`, as registered.
     #[serde(default)]
     pub response_types: Vec<String>,
+    /// `redirect_uris`, as registered.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// `scope`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// `token_endpoint_auth_method`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// `logo_uri`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    /// `policy_uri`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_uri: Option<String>,
+    /// `tos_uri`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
 }

@@ -4,13 +4,13 @@
 use std::fmt;
 
 use oauth_wire::{
-    ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, IntrospectRequest,
-    IntrospectResponse, JwkSet, RegistrationRequest, RegistrationResponse, RevokeRequest,
-    TokenRequest, TokenResponse,
+    ConsentDetails, CreateGrantRequest, CreateGrantResponse, IntrospectRequest, IntrospectResponse,
+    JwkSet, RegistrationRequest, RegistrationResponse, RevokeRequest, TokenRequest, TokenResponse,
 };
 use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 
+use crate::call::{self, Call};
 use crate::client::{Body, Client, Request};
 use crate::error::Error;
 
@@ -208,21 +208,21 @@ impl<'a> OAuth<'a> {
     /// println!("{} -> {:?}", result.status, result.location);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve_authorize(
-        &self,
-        params: &AuthorizeParams,
-    ) -> Result<AuthorizeRedirect, Error> {
-        let req = Request::get(&["oauth", "authorize"])
+    pub fn retrieve_authorize(&self, params: &AuthorizeParams) -> Call<'a, AuthorizeRedirect> {
+        let req = Request::get("/oauth/authorize", &["oauth", "authorize"])
             .query(params.query())
             .accept("text/html");
-        let resp = self.client.send(&req).await?;
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(AuthorizeRedirect { status, location })
+        Call::new(self.client, Ok(req), |_, _, raw| {
+            let location = raw
+                .headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok(AuthorizeRedirect {
+                status: raw.status,
+                location,
+            })
+        })
     }
 
     /// `GET /oauth/consent/{consent_token}`: what the consent page shows about a pending
@@ -234,11 +234,14 @@ impl<'a> OAuth<'a> {
     /// println!("{:?} asks for {:?}", oauth.name, oauth.requested_scopes);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve(&self, consent_token: &str) -> Result<ConsentDetails, Error> {
-        let token = super::path_param("consent_token", consent_token)?;
-        let req = Request::get(&["oauth", "consent", token]);
-        let details: Data<ConsentDetails> = self.client.json(&req).await?;
-        Ok(details.data)
+    pub fn retrieve(&self, consent_token: &str) -> Call<'a, ConsentDetails> {
+        let req = super::path_param("consent_token", consent_token).map(|token| {
+            Request::get(
+                "/oauth/consent/{consent_token}",
+                &["oauth", "consent", token],
+            )
+        });
+        Call::new(self.client, req, call::data)
     }
 
     /// `POST /oauth/grants`: the user's consent decision; the answer is where to send the
@@ -257,9 +260,9 @@ impl<'a> OAuth<'a> {
     /// println!("{}", response.redirect_uri);
     /// # Ok(()) }
     /// ```
-    pub async fn grants(&self, params: &CreateGrantRequest) -> Result<CreateGrantResponse, Error> {
-        let req = Request::new(Method::POST, &["oauth", "grants"]).json(params)?;
-        self.client.json(&req).await
+    pub fn grants(&self, params: &CreateGrantRequest) -> Call<'a, CreateGrantResponse> {
+        let req = Request::new(Method::POST, "/oauth/grants", &["oauth", "grants"]).json(params);
+        Call::new(self.client, req, call::json)
     }
 
     /// `POST /oauth/introspect` (RFC 7662): whether a token is active, and what it carries.
@@ -277,12 +280,9 @@ impl<'a> OAuth<'a> {
     /// println!("active: {}", response.active);
     /// # Ok(()) }
     /// ```
-    pub async fn introspect(
-        &self,
-        params: &IntrospectRequest,
-    ) -> Result<IntrospectResponse, Error> {
-        let req = self.protocol_post("introspect", params)?;
-        self.client.json(&req).await
+    pub fn introspect(&self, params: &IntrospectRequest) -> Call<'a, IntrospectResponse> {
+        let req = self.protocol_post("/oauth/introspect", "introspect", params);
+        Call::new(self.client, req, call::json)
     }
 
     /// `GET /oauth/jwks`: the public keys that verify access tokens (RFC 7517).
@@ -296,8 +296,9 @@ impl<'a> OAuth<'a> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve_jwks(&self) -> Result<JwkSet, Error> {
-        self.client.json(&Request::get(&["oauth", "jwks"])).await
+    pub fn retrieve_jwks(&self) -> Call<'a, JwkSet> {
+        let req = Request::get("/oauth/jwks", &["oauth", "jwks"]);
+        Call::new(self.client, Ok(req), call::json)
     }
 
     /// `POST /oauth/register`: dynamic client registration (RFC 7591), always JSON.
@@ -316,12 +317,10 @@ impl<'a> OAuth<'a> {
     /// println!("{} {:?}", response.client_id, response.client_secret);
     /// # Ok(()) }
     /// ```
-    pub async fn register(
-        &self,
-        params: &RegistrationRequest,
-    ) -> Result<RegistrationResponse, Error> {
-        let req = Request::new(Method::POST, &["oauth", "register"]).json(params)?;
-        self.client.json(&req).await
+    pub fn register(&self, params: &RegistrationRequest) -> Call<'a, RegistrationResponse> {
+        let req =
+            Request::new(Method::POST, "/oauth/register", &["oauth", "register"]).json(params);
+        Call::new(self.client, req, call::json)
     }
 
     /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6): exchanges a code, client credentials or
@@ -342,9 +341,9 @@ impl<'a> OAuth<'a> {
     /// println!("{} expires in {} s", response.token_type, response.expires_in);
     /// # Ok(()) }
     /// ```
-    pub async fn token(&self, params: &TokenRequest) -> Result<TokenResponse, Error> {
-        let req = self.protocol_post("token", params)?;
-        self.client.json(&req).await
+    pub fn token(&self, params: &TokenRequest) -> Call<'a, TokenResponse> {
+        let req = self.protocol_post("/oauth/token", "token", params);
+        Call::new(self.client, req, call::json)
     }
 
     /// `POST /oauth/revoke` (RFC 7009): revokes an access or refresh token. Revoking a token
@@ -359,18 +358,19 @@ impl<'a> OAuth<'a> {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn revoke(&self, params: &RevokeRequest) -> Result<(), Error> {
-        let req = self.protocol_post("revoke", params)?;
-        self.client.unit(&req).await
+    pub fn revoke(&self, params: &RevokeRequest) -> Call<'a, ()> {
+        let req = self.protocol_post("/oauth/revoke", "revoke", params);
+        Call::new(self.client, req, call::unit)
     }
 
     /// A POST to `/oauth/<endpoint>` with the body in the configured encoding.
     fn protocol_post(
         &self,
+        template: &'static str,
         endpoint: &str,
         params: &impl serde::Serialize,
     ) -> Result<Request, Error> {
         let body = Body::encode(params, self.client.body_encoding())?;
-        Ok(Request::new(Method::POST, &["oauth", endpoint]).body(body))
+        Ok(Request::new(Method::POST, template, &["oauth", endpoint]).body(body))
     }
 }

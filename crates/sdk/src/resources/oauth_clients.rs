@@ -1,9 +1,10 @@
 //! `/oauth_clients`: the OAuth clients of the caller's organization.
 
 use futures_util::Stream;
-use oauth_wire::{ClientType, CreateOAuthClient, Data, GrantType, OAuthClient, UpdateOAuthClient};
+use oauth_wire::{ClientType, CreateOAuthClient, GrantType, OAuthClient, UpdateOAuthClient};
 use reqwest::Method;
 
+use crate::call::{self, Call};
 use crate::client::{Client, Request};
 use crate::error::Error;
 use crate::pagination::{stream_from_request, Page};
@@ -166,8 +167,8 @@ impl<'a> OAuthClients<'a> {
     /// println!("page {} of {}", page.meta.page_number, page.meta.total_pages);
     /// # Ok(()) }
     /// ```
-    pub async fn list(&self, params: &ListOAuthClientsParams) -> Result<Page<OAuthClient>, Error> {
-        Page::fetch(self.client.clone(), self.list_request(params)).await
+    pub fn list(&self, params: &ListOAuthClientsParams) -> Call<'a, Page<OAuthClient>> {
+        Call::new(self.client, Ok(self.list_request(params)), Page::decode)
     }
 
     /// Every matching client, across all pages (the same filters on every page).
@@ -189,7 +190,7 @@ impl<'a> OAuthClients<'a> {
     }
 
     fn list_request(&self, params: &ListOAuthClientsParams) -> Request {
-        Request::get(&["oauth_clients"]).query(params.query())
+        Request::get("/oauth_clients", &["oauth_clients"]).query(params.query())
     }
 
     /// `POST /oauth_clients`: creates a client. The answer of a confidential client carries its
@@ -210,10 +211,9 @@ impl<'a> OAuthClients<'a> {
     /// println!("{}", oauth_client.client_id);
     /// # Ok(()) }
     /// ```
-    pub async fn create(&self, params: &CreateOAuthClient) -> Result<OAuthClient, Error> {
-        let req = Request::new(Method::POST, &["oauth_clients"]).json(params)?;
-        let created: Data<OAuthClient> = self.client.json(&req).await?;
-        Ok(created.data)
+    pub fn create(&self, params: &CreateOAuthClient) -> Call<'a, OAuthClient> {
+        let req = Request::new(Method::POST, "/oauth_clients", &["oauth_clients"]).json(params);
+        Call::new(self.client, req, call::data)
     }
 
     /// `GET /oauth_clients/{id}`.
@@ -231,10 +231,10 @@ impl<'a> OAuthClients<'a> {
     /// println!("{} {:?}", oauth_client.name, oauth_client.redirect_uris);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve(&self, id: &str) -> Result<OAuthClient, Error> {
-        let req = Request::get(&["oauth_clients", super::path_param("id", id)?]);
-        let found: Data<OAuthClient> = self.client.json(&req).await?;
-        Ok(found.data)
+    pub fn retrieve(&self, id: &str) -> Call<'a, OAuthClient> {
+        let req = super::path_param("id", id)
+            .map(|id| Request::get("/oauth_clients/{id}", &["oauth_clients", id]));
+        Call::new(self.client, req, call::data)
     }
 
     /// `PUT /oauth_clients/{id}`: a partial update; fields not set are left alone and the
@@ -253,14 +253,11 @@ impl<'a> OAuthClients<'a> {
     /// println!("{}", oauth_client.updated_at);
     /// # Ok(()) }
     /// ```
-    pub async fn update(&self, id: &str, params: &UpdateOAuthClient) -> Result<OAuthClient, Error> {
-        let req = Request::new(
-            Method::PUT,
-            &["oauth_clients", super::path_param("id", id)?],
-        )
-        .json(params)?;
-        let updated: Data<OAuthClient> = self.client.json(&req).await?;
-        Ok(updated.data)
+    pub fn update(&self, id: &str, params: &UpdateOAuthClient) -> Call<'a, OAuthClient> {
+        let req = super::path_param("id", id).and_then(|id| {
+            Request::new(Method::PUT, "/oauth_clients/{id}", &["oauth_clients", id]).json(params)
+        });
+        Call::new(self.client, req, call::data)
     }
 
     /// `DELETE /oauth_clients/{id}` (answered 204 without a body).
@@ -273,13 +270,16 @@ impl<'a> OAuthClients<'a> {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        let req = Request::new(
-            Method::DELETE,
-            &["oauth_clients", super::path_param("id", id)?],
-        )
-        .accept("*/*");
-        self.client.unit(&req).await
+    pub fn delete(&self, id: &str) -> Call<'a, ()> {
+        let req = super::path_param("id", id).map(|id| {
+            Request::new(
+                Method::DELETE,
+                "/oauth_clients/{id}",
+                &["oauth_clients", id],
+            )
+            .accept("*/*")
+        });
+        Call::new(self.client, req, call::unit)
     }
 }
 

@@ -1,9 +1,10 @@
 //! `/oauth_grants`: the standing authorizations the calling user has given to clients.
 
 use futures_util::Stream;
-use oauth_wire::{Data, OAuthGrant};
+use oauth_wire::OAuthGrant;
 use reqwest::Method;
 
+use crate::call::{self, Call};
 use crate::client::{Client, Request};
 use crate::error::Error;
 use crate::pagination::{stream_from_request, Page};
@@ -67,8 +68,8 @@ impl<'a> OAuthGrants<'a> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn list(&self, params: &ListOAuthGrantsParams) -> Result<Page<OAuthGrant>, Error> {
-        Page::fetch(self.client.clone(), self.list_request(params)).await
+    pub fn list(&self, params: &ListOAuthGrantsParams) -> Call<'a, Page<OAuthGrant>> {
+        Call::new(self.client, Ok(self.list_request(params)), Page::decode)
     }
 
     /// Every grant, across all pages.
@@ -90,7 +91,7 @@ impl<'a> OAuthGrants<'a> {
     }
 
     fn list_request(&self, params: &ListOAuthGrantsParams) -> Request {
-        Request::get(&["oauth_grants"]).query(params.query())
+        Request::get("/oauth_grants", &["oauth_grants"]).query(params.query())
     }
 
     /// `GET /oauth_grants/{id}`.
@@ -105,10 +106,10 @@ impl<'a> OAuthGrants<'a> {
     /// println!("{:?}", grant.last_used_at);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::get(&["oauth_grants", super::path_param("id", id)?]);
-        let found: Data<OAuthGrant> = self.client.json(&req).await?;
-        Ok(found.data)
+    pub fn retrieve(&self, id: &str) -> Call<'a, OAuthGrant> {
+        let req = super::path_param("id", id)
+            .map(|id| Request::get("/oauth_grants/{id}", &["oauth_grants", id]));
+        Call::new(self.client, req, call::data)
     }
 
     /// `DELETE /oauth_grants/{id}`: revokes the grant and returns it.
@@ -119,12 +120,9 @@ impl<'a> OAuthGrants<'a> {
     /// println!("revoked {}", revoked.id);
     /// # Ok(()) }
     /// ```
-    pub async fn delete(&self, id: &str) -> Result<OAuthGrant, Error> {
-        let req = Request::new(
-            Method::DELETE,
-            &["oauth_grants", super::path_param("id", id)?],
-        );
-        let revoked: Data<OAuthGrant> = self.client.json(&req).await?;
-        Ok(revoked.data)
+    pub fn delete(&self, id: &str) -> Call<'a, OAuthGrant> {
+        let req = super::path_param("id", id)
+            .map(|id| Request::new(Method::DELETE, "/oauth_grants/{id}", &["oauth_grants", id]));
+        Call::new(self.client, req, call::data)
     }
 }

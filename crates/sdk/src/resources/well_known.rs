@@ -2,8 +2,8 @@
 
 use oauth_wire::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 
+use crate::call::{self, Call};
 use crate::client::{Client, Request};
-use crate::error::Error;
 
 /// The discovery documents, fetched from `<base>/.well-known/...` as the official SDKs do.
 #[derive(Debug, Clone, Copy)]
@@ -24,11 +24,12 @@ impl<'a> WellKnown<'a> {
     /// println!("{}", response.issuer);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve_authorization_server_metadata(
-        &self,
-    ) -> Result<AuthorizationServerMetadata, Error> {
-        let req = Request::get(&[".well-known", "oauth-authorization-server"]);
-        self.client.json(&req).await
+    pub fn retrieve_authorization_server_metadata(&self) -> Call<'a, AuthorizationServerMetadata> {
+        let req = Request::get(
+            "/.well-known/oauth-authorization-server",
+            &[".well-known", "oauth-authorization-server"],
+        );
+        Call::new(self.client, Ok(req), call::json)
     }
 
     /// `GET /.well-known/oauth-protected-resource`: protected resource metadata (RFC 9728).
@@ -39,10 +40,11 @@ impl<'a> WellKnown<'a> {
     /// println!("{} {:?}", response.resource, response.authorization_servers);
     /// # Ok(()) }
     /// ```
-    pub async fn retrieve_protected_resource_metadata(
-        &self,
-    ) -> Result<ProtectedResourceMetadata, Error> {
-        let req = Request::get(&[".well-known", "oauth-protected-resource"]);
-        self.client.json(&req).await
+    pub fn retrieve_protected_resource_metadata(&self) -> Call<'a, ProtectedResourceMetadata> {
+        let req = Request::get(
+            "/.well-known/oauth-protected-resource",
+            &[".well-known", "oauth-protected-resource"],
+        );
+        Call::new(self.client, Ok(req), call::json)
     }
 }

@@ -4,8 +4,11 @@
 //! `mock_*` modules use a scripted local HTTP server for what the real one cannot show on demand
 //! (retries, timeouts, token expiry) or does not implement yet.
 
+#[cfg(feature = "blocking")]
+mod blocking;
 mod mock;
 mod mock_credentials;
+mod mock_options;
 mod mock_paths;
 mod mock_protocol;
 mod mock_retries;

@@ -30,8 +30,8 @@ fn to_wire(g: &Grant) -> OAuthGrant {
         record_type: "oauth_grant".to_owned(),
         client_id: g.client_id.clone(),
         scopes: g.scopes.clone(),
-        created_at: timefmt::rfc3339(g.created_at),
-        last_used_at: g.last_used_at.map(timefmt::rfc3339),
+        created_at: timefmt::datetime(g.created_at),
+        last_used_at: g.last_used_at.map(timefmt::datetime),
     }
 }
 
