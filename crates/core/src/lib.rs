@@ -14,6 +14,7 @@ pub mod keys;
 pub mod page;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod resource;
 pub mod return_to;
 pub mod scope;
 pub mod secret;
