@@ -127,6 +127,7 @@ const SETTINGS: &[Setting] = &[
     s("rate_limits.register_per_ip", Toml, None, ""),
     s("rate_limits.login_per_ip", Toml, None, ""),
     s("rate_limits.authorize_per_ip", Toml, None, ""),
+    s("cors.allowed_origins", Toml, None, ""),
 ];
 
 impl Setting {
@@ -418,6 +419,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
     pub rate_limits: RateLimitsConfig,
+    pub cors: CorsConfig,
     /// What the configuration asked for that this version no longer does, each a sentence the
     /// server logs as a warning when it starts.
     #[serde(skip)]
@@ -675,6 +677,15 @@ pub struct RegistrationConfig {
     pub allow_client_credentials: bool,
 }
 
+/// Cross-origin requests (`[cors]`) beyond the public OAuth endpoints, which always allow any
+/// origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example.com`) allowed to call the management API and the pages.
+    pub allowed_origins: Vec<String>,
+}
+
 impl Default for RegistrationConfig {
     fn default() -> Self {
         Self {
@@ -723,6 +734,7 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("authorization", &self.authorization)
             .field("rate_limits", &self.rate_limits)
+            .field("cors", &self.cors)
             .finish()
     }
 }
@@ -755,6 +767,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             authorization: AuthorizationConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            cors: CorsConfig::default(),
             notices: Vec::new(),
         }
     }
@@ -940,6 +953,15 @@ impl Config {
             && self.registration.mode != RegistrationMode::Token
         {
             bail!("configuration: registration.allow_client_credentials needs registration mode `token` (open registration never creates client_credentials clients)");
+        }
+        for o in &self.cors.allowed_origins {
+            // An origin: scheme, host and optional port, exactly as a browser sends it.
+            let ok = url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "https" | "http") && u.origin().ascii_serialization() == *o
+            });
+            if !ok {
+                bail!("configuration: cors.allowed_origins: {o:?} must be an origin such as https://app.example.com (no path, no trailing slash)");
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod cors;
 pub mod error;
 pub mod extract;
 mod form;

@@ -47,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .fallback(not_found)
+        // Cross-origin requests: preflights are answered before routing (crate::cors).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::layer,
+        ))
         // The client address and route of security events (`audit::record`).
         .layer(axum::middleware::from_fn(crate::audit::request_context))
         .layer(

@@ -17,6 +17,7 @@ mod clients;
 mod code_grant;
 mod connections;
 mod consent;
+mod cors;
 mod discovery;
 mod errors;
 mod flow;
