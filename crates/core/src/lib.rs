@@ -7,6 +7,7 @@
 //! function that makes a secret takes the random number generator, so that tests fix both.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client;
 pub mod entity;
 pub mod jwt;

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod cimd;
 pub mod cli;
 pub mod clock;
 pub mod config;

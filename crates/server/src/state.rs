@@ -23,6 +23,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimiters>,
     /// The sign-in form's password checks, bounded in number.
     pub passwords: Arc<PasswordChecks>,
+    /// Client ID Metadata Documents: the fetchers and the per-process cache.
+    pub documents: Arc<crate::cimd::Documents>,
 }
 
 impl AppState {

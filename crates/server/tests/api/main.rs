@@ -13,6 +13,7 @@ mod support;
 mod attacks;
 mod audit;
 mod authorize;
+mod cimd;
 mod clients;
 mod code_grant;
 mod connections;
