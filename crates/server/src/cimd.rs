@@ -17,7 +17,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use oauth_core::cimd::{draft_from_document, is_loopback_host, DocumentError, MAX_DOCUMENT_BYTES};
+use oauth_core::cimd::{
+    classify, draft_from_document, is_loopback_host, ClientIdKind, DocumentError, DocumentPolicy,
+    MAX_DOCUMENT_BYTES,
+};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
 use oauth_core::{Client, ClientDraft, ClientOrigin, RegistrationPolicy, UnixSeconds};
 use rand::rngs::OsRng;
@@ -288,6 +291,27 @@ fn max_age(value: &str) -> Option<i64> {
             .strip_prefix("max-age=")
             .and_then(|n| n.trim_matches('"').parse::<i64>().ok())
     })
+}
+
+/// The operator's rules for document client ids.
+pub fn document_policy(state: &AppState) -> DocumentPolicy<'_> {
+    let reg = &state.config.registration;
+    DocumentPolicy {
+        enabled: reg.cimd_enabled,
+        allowed_hosts: &reg.cimd_allowed_hosts,
+        allow_http_loopback: reg.cimd_allow_http_loopback,
+    }
+}
+
+/// May this stored client still be used? A document client only while the configuration still
+/// accepts its id (documents turned off, a host no longer allowed, loopback http no longer
+/// allowed: its tokens can no longer be refreshed).
+pub fn still_accepted(state: &AppState, client: &Client) -> bool {
+    client.origin != ClientOrigin::MetadataDocument
+        || matches!(
+            classify(&client.client_id, document_policy(state)),
+            ClientIdKind::Document(_)
+        )
 }
 
 /// Why a document client cannot be used; shown on the authorization error page.

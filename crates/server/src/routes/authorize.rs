@@ -20,8 +20,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, AuthorizeQuery};
-use oauth_core::cimd::{classify, ClientIdKind, DocumentPolicy};
+use oauth_core::cimd::{classify, ClientIdKind};
 
+use crate::cimd::document_policy;
 use crate::consent;
 use crate::error::ApiError;
 use crate::form::FormError;
@@ -57,15 +58,6 @@ fn unreadable_query(e: &FormError) -> String {
             "The link's parameter `{}` appears more than once.",
             shown(name)
         ),
-    }
-}
-
-fn document_policy(state: &AppState) -> DocumentPolicy<'_> {
-    let reg = &state.config.registration;
-    DocumentPolicy {
-        enabled: reg.cimd_enabled,
-        allowed_hosts: &reg.cimd_allowed_hosts,
-        allow_http_loopback: reg.cimd_allow_http_loopback,
     }
 }
 

@@ -279,6 +279,24 @@ async fn the_whole_code_flow_with_a_document_client() {
         .as_array()
         .unwrap()
         .contains(&json!("none")));
+
+    // The same database under a configuration that no longer accepts this client id (plain
+    // http on loopback is off by default): its refresh token is refused as invalid_client.
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let (again, _dir) = app.restart().await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/token", again.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", id.as_str()),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
 }
 
 #[tokio::test]
