@@ -208,6 +208,8 @@ impl Client {
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
+            registration_client_uri: None,
+            registration_access_token: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 
 use crate::engine::Engine;
 use crate::writes::Exec;
-use crate::{accounts, audit, clients, grants, keys, tokens};
+use crate::{accounts, audit, clients, grants, keys, registration, tokens};
 use crate::{
     AccountStore, ApiKey, Approval, AuditStore, AuthorizationCode, ClientFilter, ClientStore,
     CodeExchange, CodeRedemption, ConsentRequest, Decide, Grant, GrantStore, KeyStore,
@@ -149,6 +149,14 @@ impl<B: Engine> ClientStore for B {
         now: UnixSeconds,
     ) -> Result<bool> {
         clients::set_verified(self, client_id, verified, now).await
+    }
+
+    async fn set_registration_token_hash(&self, client_id: &str, token_hash: &str) -> Result<()> {
+        registration::set_token_hash(self, client_id, token_hash).await
+    }
+
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>> {
+        registration::token_hash(self, client_id).await
     }
 }
 
