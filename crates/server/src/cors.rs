@@ -52,6 +52,15 @@ fn audience(path: &str) -> Audience {
         "/oauth/token" | "/oauth/register" | "/oauth/revoke" => Audience::Anyone {
             methods: "POST, OPTIONS",
         },
+        // RFC 7592 registration management: a bearer token, no cookies.
+        p if p
+            .strip_prefix("/oauth/register/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+        {
+            Audience::Anyone {
+                methods: "GET, PUT, DELETE, OPTIONS",
+            }
+        }
         _ => Audience::Listed,
     }
 }
@@ -136,6 +145,7 @@ mod tests {
             "/oauth/token",
             "/v2/oauth/register",
             "/oauth/revoke",
+            "/oauth/register/abc",
         ] {
             assert!(matches!(audience(p), Audience::Anyone { .. }), "{p}");
         }
@@ -148,6 +158,8 @@ mod tests {
             "/oauth/introspect",
             "/.well-known/oauth-authorization-serverx",
             "/v2x/oauth/token",
+            "/oauth/register/",
+            "/oauth/register/a/b",
         ] {
             assert_eq!(audience(p), Audience::Listed, "{p}");
         }

@@ -39,6 +39,8 @@ async fn public_endpoints_answer_preflights_for_any_origin() {
         ("/oauth/register", "POST"),
         ("/oauth/revoke", "POST"),
         ("/v2/oauth/token", "POST"),
+        ("/oauth/register/some-client", "PUT"),
+        ("/oauth/register/some-client", "DELETE"),
     ] {
         let r = preflight(&app, path, method).await;
         assert_eq!(r.status(), 204, "{path}");
