@@ -224,15 +224,17 @@ impl AuthorizeQuery<'_> {
         let resource = match get("resource") {
             None => None,
             Some(r) => {
-                // RFC 8707 §2: an absolute URI without a fragment, and one this server knows.
-                let absolute = url::Url::parse(r).is_ok() && !r.contains('#');
-                if !absolute || !policy.resources.iter().any(|k| k == r) {
-                    return Err(fail(
-                        "invalid_target",
-                        format!("the resource {r:?} is not known to this server"),
-                    ));
+                // RFC 8707 §2: an absolute URI without a fragment, and one this server knows
+                // (RFC 3986 §6.2.3: `https://host/` is `https://host`); kept as configured.
+                match crate::resource::match_known(r, policy.resources) {
+                    Some(known) => Some(known.to_owned()),
+                    None => {
+                        return Err(fail(
+                            "invalid_target",
+                            format!("the resource {r:?} is not known to this server"),
+                        ))
+                    }
                 }
-                Some(r.to_owned())
             }
         };
 

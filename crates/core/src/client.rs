@@ -30,6 +30,10 @@ pub enum ClientOrigin {
     /// keeps from third parties (the management scope above all), and its
     /// `client_credentials` tokens act for no user.
     Registration,
+    /// Third-party, exactly like [`ClientOrigin::Registration`]: identified by a Client ID
+    /// Metadata Document (its `client_id` is the document's https URL), and kept up to date from
+    /// that document.
+    MetadataDocument,
 }
 
 impl ClientOrigin {
@@ -37,6 +41,7 @@ impl ClientOrigin {
         match self {
             ClientOrigin::Management => "management",
             ClientOrigin::Registration => "registration",
+            ClientOrigin::MetadataDocument => "metadata_document",
         }
     }
 
@@ -44,6 +49,7 @@ impl ClientOrigin {
         match s {
             "management" => Some(ClientOrigin::Management),
             "registration" => Some(ClientOrigin::Registration),
+            "metadata_document" => Some(ClientOrigin::MetadataDocument),
             _ => None,
         }
     }
@@ -122,7 +128,10 @@ impl Client {
 
     /// Registered by a third party rather than created by an organization.
     pub fn is_third_party(&self) -> bool {
-        self.origin == ClientOrigin::Registration
+        matches!(
+            self.origin,
+            ClientOrigin::Registration | ClientOrigin::MetadataDocument
+        )
     }
 
     /// May this client be granted `scope` now? It must be among the client's allowed scopes and
@@ -199,6 +208,8 @@ impl Client {
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
+            registration_client_uri: None,
+            registration_access_token: None,
         }
     }
 }

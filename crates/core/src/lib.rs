@@ -7,6 +7,7 @@
 //! function that makes a secret takes the random number generator, so that tests fix both.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client;
 pub mod entity;
 pub mod jwt;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod page;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod resource;
 pub mod return_to;
 pub mod scope;
 pub mod secret;

@@ -141,6 +141,9 @@ pub async fn start_with_clock(
         issuer: issuer.clone().into(),
         keys: keys.clone(),
         passwords: passwords.clone(),
+        documents: Arc::new(
+            crate::cimd::Documents::new().context("building the metadata document fetcher")?,
+        ),
     };
     let limits = ConnectionLimits::from(&state.config.server);
     let mut background = maintenance::spawn(&state);

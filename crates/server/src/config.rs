@@ -95,6 +95,11 @@ const SETTINGS: &[Setting] = &[
     s("registration.initial_access_token_file", Text, Some("registration-token-file"), "A file holding the initial access token, kept out of `ps` and the environment"),
     s("registration.allow_client_credentials", Toml, Some("registration-allow-client-credentials"), "Let a registration that presents the initial access token ask for `client_credentials` [default: false]"),
     s("registration.default_scopes", Toml, None, ""),
+    s("registration.cimd_enabled", Toml, Some("cimd-enabled"), "Accept Client ID Metadata Documents: an https URL as client_id [default: true]"),
+    s("registration.cimd_allowed_hosts", Toml, None, ""),
+    s("registration.cimd_allow_http_loopback", Toml, Some("cimd-allow-http-loopback"), "Accept http client id URLs on 127.0.0.1, [::1] and localhost (development only) [default: false]"),
+    s("registration.cimd_cache_min_secs", Toml, None, ""),
+    s("registration.cimd_cache_max_secs", Toml, None, ""),
     // No longer used: accepted so that an old configuration still starts, with a notice.
     s("registration.organization", Text, Some("registration-org"), ""),
     s("scopes", Toml, None, ""),
@@ -128,6 +133,7 @@ const SETTINGS: &[Setting] = &[
     s("rate_limits.register_per_ip", Toml, None, ""),
     s("rate_limits.login_per_ip", Toml, None, ""),
     s("rate_limits.authorize_per_ip", Toml, None, ""),
+    s("cors.allowed_origins", Toml, None, ""),
 ];
 
 impl Setting {
@@ -420,6 +426,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub authorization: AuthorizationConfig,
     pub rate_limits: RateLimitsConfig,
+    pub cors: CorsConfig,
     /// What the configuration asked for that this version no longer does, each a sentence the
     /// server logs as a warning when it starts.
     #[serde(skip)]
@@ -683,6 +690,25 @@ pub struct RegistrationConfig {
     pub default_scopes: Vec<String>,
     /// May a registration (behind the initial access token) ask for `client_credentials`?
     pub allow_client_credentials: bool,
+    /// Accept Client ID Metadata Documents (an https URL as `client_id`).
+    pub cimd_enabled: bool,
+    /// Hosts a client id URL may name; empty: any.
+    pub cimd_allowed_hosts: Vec<String>,
+    /// Accept `http://` client id URLs on loopback hosts (for development and tests).
+    pub cimd_allow_http_loopback: bool,
+    /// Shortest time a fetched document is kept, whatever its `Cache-Control` says.
+    pub cimd_cache_min_secs: i64,
+    /// Longest time a fetched document is kept.
+    pub cimd_cache_max_secs: i64,
+}
+
+/// Cross-origin requests (`[cors]`) beyond the public OAuth endpoints, which always allow any
+/// origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example.com`) allowed to call the management API and the pages.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for RegistrationConfig {
@@ -692,9 +718,19 @@ impl Default for RegistrationConfig {
             initial_access_token_hash: None,
             default_scopes: ScopeCatalogue::default().third_party_names(),
             allow_client_credentials: false,
+            cimd_enabled: true,
+            cimd_allowed_hosts: Vec::new(),
+            cimd_allow_http_loopback: false,
+            cimd_cache_min_secs: DEFAULT_CIMD_CACHE_MIN_SECS,
+            cimd_cache_max_secs: DEFAULT_CIMD_CACHE_MAX_SECS,
         }
     }
 }
+
+/// A fetched Client ID Metadata Document is kept at least this long (seconds).
+pub const DEFAULT_CIMD_CACHE_MIN_SECS: i64 = 300;
+/// And at most this long.
+pub const DEFAULT_CIMD_CACHE_MAX_SECS: i64 = 86_400;
 
 impl fmt::Debug for RegistrationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -709,6 +745,11 @@ impl fmt::Debug for RegistrationConfig {
             )
             .field("default_scopes", &self.default_scopes)
             .field("allow_client_credentials", &self.allow_client_credentials)
+            .field("cimd_enabled", &self.cimd_enabled)
+            .field("cimd_allowed_hosts", &self.cimd_allowed_hosts)
+            .field("cimd_allow_http_loopback", &self.cimd_allow_http_loopback)
+            .field("cimd_cache_min_secs", &self.cimd_cache_min_secs)
+            .field("cimd_cache_max_secs", &self.cimd_cache_max_secs)
             .finish()
     }
 }
@@ -734,6 +775,7 @@ impl fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("authorization", &self.authorization)
             .field("rate_limits", &self.rate_limits)
+            .field("cors", &self.cors)
             .finish()
     }
 }
@@ -767,6 +809,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             authorization: AuthorizationConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            cors: CorsConfig::default(),
             notices: Vec::new(),
         }
     }
@@ -957,6 +1000,25 @@ impl Config {
             && self.registration.mode != RegistrationMode::Token
         {
             bail!("configuration: registration.allow_client_credentials needs registration mode `token` (open registration never creates client_credentials clients)");
+        }
+        let reg = &mut self.registration;
+        if reg.cimd_cache_min_secs < 0 || reg.cimd_cache_max_secs < reg.cimd_cache_min_secs {
+            bail!("configuration: registration.cimd_cache_min_secs must be at least 0 and cimd_cache_max_secs at least cimd_cache_min_secs");
+        }
+        for h in &mut reg.cimd_allowed_hosts {
+            *h = h.to_ascii_lowercase();
+            if h.is_empty() || h.contains(['/', ':', '@', ' ']) {
+                bail!("configuration: registration.cimd_allowed_hosts: {h:?} must be a host name");
+            }
+        }
+        for o in &self.cors.allowed_origins {
+            // An origin: scheme, host and optional port, exactly as a browser sends it.
+            let ok = url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "https" | "http") && u.origin().ascii_serialization() == *o
+            });
+            if !ok {
+                bail!("configuration: cors.allowed_origins: {o:?} must be an origin such as https://app.example.com (no path, no trailing slash)");
+            }
         }
         Ok(())
     }
@@ -1871,6 +1933,26 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
                 assert_eq!(format!("{c:?}"), default, "{} = {value}", s.key);
             }
         }
+    }
+
+    #[test]
+    fn the_document_settings_read_their_environment_variables() {
+        let args = ConfigArgs::default()
+            .with_env("OAUTH_CIMD_ALLOW_HTTP_LOOPBACK", "true")
+            .with_env(
+                "OAUTH_REGISTRATION__CIMD_ALLOWED_HOSTS",
+                "[\"Clients.Example.com\"]",
+            );
+        let c = Config::load(&args).unwrap();
+        assert!(c.registration.cimd_allow_http_loopback);
+        assert!(c.registration.cimd_enabled);
+        assert_eq!(c.registration.cimd_allowed_hosts, ["clients.example.com"]);
+        let c = Config::load(&ConfigArgs::default()).unwrap();
+        assert!(!c.registration.cimd_allow_http_loopback);
+        let args = ConfigArgs::default()
+            .with_env("OAUTH_REGISTRATION__CIMD_CACHE_MIN_SECS", "600")
+            .with_env("OAUTH_REGISTRATION__CIMD_CACHE_MAX_SECS", "60");
+        assert!(Config::load(&args).is_err());
     }
 
     #[test]

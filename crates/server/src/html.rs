@@ -79,6 +79,10 @@ pub struct ConsentPage<'a> {
     pub email: &'a str,
     pub scopes: Vec<ScopeLine>,
     pub return_host: String,
+    /// For a client identified by a metadata document: the host of its client id URL.
+    pub document_host: Option<String>,
+    /// The redirect URI is on this device (a loopback address or localhost).
+    pub local_redirect: bool,
     pub consent_token: &'a str,
     pub csrf_token: &'a str,
 }

@@ -10,10 +10,12 @@
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod cimd;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod cors;
 pub mod doctor;
 pub mod error;
 pub mod extract;

@@ -302,7 +302,10 @@ pub async fn authenticate_client(
         (None, None) => None,
         (Some(_), None) => Some("missing_secret"),
         (None, Some(_)) => Some("unexpected_secret"),
-    };
+    }
+    .or_else(|| {
+        (!crate::cimd::still_accepted(state, &client)).then_some("metadata_document_refused")
+    });
     if let Some(reason) = reason {
         audit::record(
             state.store.as_ref(),

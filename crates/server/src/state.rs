@@ -23,6 +23,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimiters>,
     /// The sign-in form's password checks, bounded in number.
     pub passwords: Arc<PasswordChecks>,
+    /// Client ID Metadata Documents: the fetchers and the per-process cache.
+    pub documents: Arc<crate::cimd::Documents>,
 }
 
 impl AppState {
@@ -45,9 +47,10 @@ impl AppState {
         known
     }
 
-    /// Is `resource` one this server accepts?
-    pub fn is_known_resource(&self, resource: &str) -> bool {
-        resource == &*self.issuer || self.config.resources.iter().any(|r| r == resource)
+    /// The known resource `resource` names, spelled as configured (RFC 3986 §6.2.3: a trailing
+    /// slash on a path-less URI, scheme and host case do not make another resource).
+    pub fn canonical_resource(&self, resource: &str) -> Option<String> {
+        oauth_core::resource::match_known(resource, &self.known_resources()).map(str::to_owned)
     }
 
     /// Cookies get `Secure` when the server is reached over https.

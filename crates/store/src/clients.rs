@@ -155,6 +155,20 @@ impl<B: Engine> ClientStore for B {
         let args = [Arg::Bool(verified), Arg::Int(now), Arg::Text(client_id)];
         Ok(engine::execute(self, sql, &args).await? == 1)
     }
+
+    async fn set_registration_token_hash(&self, client_id: &str, token_hash: &str) -> Result<()> {
+        let sql = "INSERT INTO registration_access_tokens (client_id, token_hash) VALUES ($1, $2) \
+                   ON CONFLICT (client_id) DO UPDATE SET token_hash = excluded.token_hash";
+        engine::execute(self, sql, &[Arg::Text(client_id), Arg::Text(token_hash)]).await?;
+        Ok(())
+    }
+
+    /// A point read.
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>> {
+        let sql = "SELECT token_hash FROM registration_access_tokens WHERE client_id = $1";
+        let row: Option<TokenHash> = self.point_read(sql, &[Arg::Text(client_id)]).await?;
+        Ok(row.map(|t| t.0))
+    }
 }
 /// A row of [`CLIENT_COLUMNS`].
 impl FromCols for Client {
@@ -233,5 +247,14 @@ impl WriteJob for InsertClient {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// `SELECT token_hash ...` of an RFC 7592 registration access token, kept only as its SHA-256.
+struct TokenHash(String);
+
+impl FromCols for TokenHash {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(TokenHash(r.col("token_hash")?))
     }
 }

@@ -489,6 +489,10 @@ pub trait ClientStore: Send + Sync {
         verified: bool,
         now: UnixSeconds,
     ) -> Result<bool>;
+    /// RFC 7592: stores (or replaces) the SHA-256 of the client's registration access token.
+    async fn set_registration_token_hash(&self, client_id: &str, token_hash: &str) -> Result<()>;
+    /// The stored SHA-256 of the client's registration access token, if it has one.
+    async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>>;
 }
 
 /// Authorization: consent requests, grants and authorization codes.

@@ -44,6 +44,9 @@ pub struct AuthorizationServerMetadata {
     /// `authorization_response_iss_parameter_supported` (RFC 9207).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// draft-ietf-oauth-client-id-metadata-document: an https URL may be a `client_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id_metadata_document_supported: Option<bool>,
 }
 
 /// RFC 9728 §2 protected resource metadata.

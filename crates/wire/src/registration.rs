@@ -155,4 +155,10 @@ pub struct RegistrationResponse {
     /// `tos_uri`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
+    /// RFC 7592 §3: where the registrant reads, updates and deletes the registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
+    /// RFC 7592 §3: the bearer token for `registration_client_uri`; shown only when issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
 }

@@ -20,7 +20,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, AuthorizeQuery};
+use oauth_core::cimd::{classify, ClientIdKind};
 
+use crate::cimd::document_policy;
 use crate::consent;
 use crate::error::ApiError;
 use crate::form::FormError;
@@ -62,6 +64,14 @@ fn unreadable_query(e: &FormError) -> String {
             shown(name)
         ),
     }
+}
+
+fn refused_document(why: &str) -> Response {
+    html::message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        &format!("The application's client metadata document was refused: {why}."),
+    )
 }
 
 /// The longest parameter name, in characters, an error page repeats.
@@ -121,7 +131,19 @@ async fn authorize(
     };
     let query = AuthorizeQuery(&pairs);
     let client = match query.client_id() {
-        Ok(id) => state.store.get_client(id).await?,
+        Ok(id) => match classify(id, document_policy(&state)) {
+            ClientIdKind::Registered => state.store.get_client(id).await?,
+            // A Client ID Metadata Document: any refusal is a page, never a redirect (the
+            // redirect URIs are the document's, and it was not accepted).
+            ClientIdKind::Refused(why) => return Ok(refused_document(&why)),
+            ClientIdKind::Document(url) => match crate::cimd::resolve(&state, &url).await {
+                Ok(client) => Some(client),
+                Err(crate::cimd::Refusal::Document(why)) => {
+                    return Ok(refused_document(&why.to_string()))
+                }
+                Err(crate::cimd::Refusal::Store(e)) => return Err(e),
+            },
+        },
         Err(_) => None,
     };
     let resources = state.known_resources();

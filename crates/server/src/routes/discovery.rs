@@ -70,6 +70,7 @@ pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMet
             "none",
         ]),
         authorization_response_iss_parameter_supported: Some(true),
+        client_id_metadata_document_supported: Some(state.config.registration.cimd_enabled),
     }
 }
 

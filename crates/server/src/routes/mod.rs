@@ -50,7 +50,12 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .merge(openapi::router())
-        .fallback(not_found);
+        .fallback(not_found)
+        // Cross-origin requests: preflights are answered before routing (crate::cors).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::layer,
+        ));
     // Counted only when metrics are served: without a metrics listener the hot paths skip even
     // the middleware.
     let app = if state.config.metrics.bind.is_some() {

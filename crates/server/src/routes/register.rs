@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
 use oauth_core::{secret, Client, ClientDraft, ClientOrigin, RegistrationPolicy};
@@ -23,11 +23,24 @@ use crate::accounts::new_id;
 use crate::audit::{self, Event, EventKind};
 use crate::config::RegistrationMode;
 use crate::error::ApiError;
-use crate::extract::{bearer_token, JsonBody};
+use crate::extract::{bearer_token, JsonBody, PathParam};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/oauth/register", post(register))
+    Router::new()
+        .route("/oauth/register", post(register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(read_registration)
+                .put(update_registration)
+                .delete(delete_registration),
+        )
+}
+
+/// RFC 7592 §3: where the registrant manages the client.
+fn registration_client_uri(state: &AppState, client_id: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    format!("{}/oauth/register/{id}", state.issuer)
 }
 
 /// This module's operations in the OpenAPI document.
@@ -103,15 +116,147 @@ async fn register(
         &mut OsRng,
     );
     state.store.insert_client(&client).await?;
+    // RFC 7592: the registrant's credential for managing the client, kept only as its hash.
+    let access_token = secret::random_token(&mut OsRng);
+    state
+        .store
+        .set_registration_token_hash(&client.client_id, &secret::hash_secret(&access_token))
+        .await?;
     audit::record(
         state.store.as_ref(),
         client.created_at,
         Event::new(EventKind::ClientRegistered).client(&client),
     )
     .await;
+    let mut response = client.to_registration_response(secret);
+    response.registration_client_uri = Some(registration_client_uri(&state, &client.client_id));
+    response.registration_access_token = Some(access_token);
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        Json(client.to_registration_response(secret)),
+        Json(response),
     ))
+}
+
+/// RFC 7592 §2: the client the bearer token manages. A missing or wrong token, an unknown
+/// client and a client with no registration token all answer the same 401.
+async fn registrant(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<Client, ApiError> {
+    state
+        .rate_limits
+        .register_ip(peer.ip(), state.clock.now())
+        .await?;
+    let refused = || {
+        ApiError::unauthorized(
+            "invalid_token",
+            "the registration access token is missing, wrong, or not this client's",
+            &state.protected_resource_metadata_url(),
+        )
+    };
+    let presented = bearer_token(headers).ok_or_else(refused)?;
+    let stored = state
+        .store
+        .registration_token_hash(client_id)
+        .await?
+        .ok_or_else(refused)?;
+    // SHA-256 of the presented token, compared in constant time.
+    if !secret::verify_secret(presented, &stored) {
+        return Err(refused());
+    }
+    state
+        .store
+        .get_client(client_id)
+        .await?
+        .filter(|c| c.origin == ClientOrigin::Registration)
+        .ok_or_else(refused)
+}
+
+fn management_response(state: &AppState, client: &Client) -> impl IntoResponse {
+    let mut response = client.to_registration_response(None);
+    response.registration_client_uri = Some(registration_client_uri(state, &client.client_id));
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(response),
+    )
+}
+
+/// RFC 7592 §2.1: read the registration.
+async fn read_registration(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    PathParam(client_id): PathParam,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = registrant(&state, peer, &headers, &client_id).await?;
+    Ok(management_response(&state, &client))
+}
+
+/// RFC 7592 §2.2: replace the registration's metadata, under the rules of registration. The
+/// client's type (its authentication method) cannot change.
+async fn update_registration(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    PathParam(client_id): PathParam,
+    body: Result<JsonBody<RegistrationRequest>, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = registrant(&state, peer, &headers, &client_id).await?;
+    let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
+    let JsonBody(req) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    let reg = &state.config.registration;
+    let policy = RegistrationPolicy {
+        catalogue: &state.config.scopes,
+        default_scopes: &reg.default_scopes,
+        allow_client_credentials: reg.mode == RegistrationMode::Token
+            && reg.allow_client_credentials,
+    };
+    let settings = ClientDraft::from_registration(req, &policy)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
+    if settings.client_type != client.settings.client_type {
+        return Err(metadata(
+            "token_endpoint_auth_method cannot change between none and a secret method; register a new client".to_owned(),
+        ));
+    }
+    let s = &client.settings;
+    let clear = s.name != settings.name
+        || s.logo_uri != settings.logo_uri
+        || s.redirect_uris != settings.redirect_uris;
+    let now = state.clock.now();
+    let updated = state
+        .store
+        .update_client(THIRD_PARTY_ORG_ID, &client_id, &settings, clear, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    audit::record(
+        state.store.as_ref(),
+        now,
+        Event::new(EventKind::ClientUpdated).client(&updated),
+    )
+    .await;
+    Ok(management_response(&state, &updated))
+}
+
+/// RFC 7592 §2.3: delete the client (its grants, codes and tokens go with it).
+async fn delete_registration(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    PathParam(client_id): PathParam,
+) -> Result<StatusCode, ApiError> {
+    let client = registrant(&state, peer, &headers, &client_id).await?;
+    state
+        .store
+        .delete_client(THIRD_PARTY_ORG_ID, &client_id)
+        .await?;
+    audit::record(
+        state.store.as_ref(),
+        state.clock.now(),
+        Event::new(EventKind::ClientDeleted).client(&client),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }

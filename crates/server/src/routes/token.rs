@@ -174,7 +174,11 @@ async fn authorization_code(
         confidential: client.is_confidential(),
         redirect_uri: params.require("redirect_uri")?.to_owned(),
         verifier: params.get("code_verifier").map(str::to_owned),
-        resource: params.get("resource").map(str::to_owned),
+        // A known resource in its configured spelling, as the code stored it; anything else
+        // as sent, which then matches nothing.
+        resource: params
+            .get("resource")
+            .map(|r| state.canonical_resource(r).unwrap_or_else(|| r.to_owned())),
         grantable: client.grantable_scopes(&state.config.scopes),
     });
     let now = state.clock.now();
@@ -377,7 +381,7 @@ async fn refresh_token(
         .collect();
     let scopes = scopes_for(params.get("scope"), &still)?;
     if let Some(r) = params.get("resource") {
-        if stored.resource.as_deref() != Some(r) {
+        if stored.resource.is_none() || stored.resource != state.canonical_resource(r) {
             return Err(ApiError::oauth(
                 "invalid_target",
                 "the resource does not match the one this refresh token was issued for",
@@ -444,13 +448,13 @@ pub fn resource(state: &AppState, requested: Option<&str>) -> Result<Option<Stri
     let Some(r) = requested else {
         return Ok(None);
     };
-    if !state.is_known_resource(r) {
-        return Err(ApiError::oauth(
+    match state.canonical_resource(r) {
+        Some(known) => Ok(Some(known)),
+        None => Err(ApiError::oauth(
             "invalid_target",
             "the requested resource is unknown to this server",
-        ));
+        )),
     }
-    Ok(Some(r.to_owned()))
 }
 
 /// Caller-supplied text echoed in an error, cut short.

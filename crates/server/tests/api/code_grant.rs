@@ -831,3 +831,96 @@ async fn json_bodies_work_for_both_grants() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["refresh_token"].is_string());
 }
+
+/// RFC 3986 §6.2.3: `<issuer>/` is the issuer (MCP clients send the slash). It is accepted at
+/// the authorization and token endpoints, and tokens carry the issuer as configured.
+#[tokio::test]
+async fn a_trailing_slash_on_a_pathless_resource_is_the_same_resource() {
+    let app = TestApp::spawn_with(|c| c.resources = vec!["https://api.example.com".into()]).await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let issuer = app.server.issuer.clone();
+    let slashed = format!("{issuer}/");
+    let mut params = standard_params(&id);
+    params.push(("resource", slashed.clone()));
+    let code = code_for(&app, &params).await;
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("resource", &slashed),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], issuer.as_str());
+    // The token acts on the management API, whose resource is the issuer.
+    let (status, body) = app
+        .get(r.body["access_token"].as_str().unwrap(), "/oauth_clients")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rt = r.body["refresh_token"].as_str().unwrap();
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("resource", &slashed),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], issuer.as_str());
+
+    // Configured resources too, and upper-case host; at the client_credentials grant as well.
+    let (cc_id, cc_secret) = cc_client(&app).await;
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&cc_id, &cc_secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://API.example.com/"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://api.example.com");
+
+    // A path's trailing slash is another resource: still invalid_target, at both endpoints.
+    let mut params = standard_params(&id);
+    params.push(("resource", format!("{issuer}/v2/")));
+    let r = app
+        .http
+        .get(app.at(&path_of(&params)))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = location(&r);
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("invalid_target"),
+        "{location}"
+    );
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&cc_id, &cc_secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://api.example.com/x"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_target");
+}

@@ -29,6 +29,7 @@ async fn authorization_server_metadata_lists_every_endpoint() {
         "scopes_supported": ["admin", "messaging", "voice", "numbers", "billing", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
     });
     for path in [
         "/.well-known/oauth-authorization-server",

@@ -258,3 +258,191 @@ async fn a_configured_registration_organization_gets_no_registered_clients() {
         assert_eq!(list["meta"]["total_results"], 0);
     }
 }
+
+/// RFC 7592: the registrant reads, updates and deletes its client with the registration
+/// access token it was given; that token is stored only hashed; any other token is 401 and
+/// changes nothing.
+#[tokio::test]
+async fn the_registrant_manages_its_client_with_the_registration_access_token() {
+    let app = TestApp::spawn().await;
+    let body = json!({"client_name": "MCP client", "token_endpoint_auth_method": "none",
+                      "redirect_uris": ["http://127.0.0.1:33418/callback"]});
+    let (status, r) = register(&app, None, &body).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let token = r["registration_access_token"].as_str().unwrap().to_owned();
+    let uri = r["registration_client_uri"].as_str().unwrap().to_owned();
+    assert_eq!(uri, format!("{}/oauth/register/{id}", app.server.issuer));
+    let stored = app
+        .server
+        .store
+        .registration_token_hash(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, oauth_core::secret::hash_secret(&token));
+    assert_ne!(stored, token);
+    let (_, other) = register(&app, None, &body).await;
+    let other_token = other["registration_access_token"].as_str().unwrap();
+
+    let send = |method: reqwest::Method, bearer: Option<&str>, json: Option<&Value>| {
+        let mut req = app.http.request(method, &uri);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(j) = json {
+            req = req.json(j);
+        }
+        async move { crate::support::status_json(req.send().await.unwrap()).await }
+    };
+    let (status, read) = send(reqwest::Method::GET, Some(&token), None).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["client_id"], id.as_str());
+    assert_eq!(read["client_name"], "MCP client");
+    assert_eq!(read["registration_client_uri"], uri.as_str());
+    assert!(read.get("client_secret").is_none());
+
+    // Wrong, missing and another client's tokens: 401 invalid_token, for every method.
+    let update = json!({"client_name": "Renamed", "token_endpoint_auth_method": "none",
+                        "redirect_uris": ["https://mcp.example.com/cb"]});
+    for bearer in [Some("wrong"), None, Some(other_token)] {
+        for (method, json) in [
+            (reqwest::Method::GET, None),
+            (reqwest::Method::PUT, Some(&update)),
+            (reqwest::Method::DELETE, None),
+        ] {
+            let (status, e) = send(method.clone(), bearer, json).await;
+            assert_eq!(status, 401, "{method} {bearer:?}: {e}");
+            assert_eq!(e["error"], "invalid_token");
+        }
+    }
+    let unchanged = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(unchanged.settings.name, "MCP client");
+
+    // An update under the registration rules; the client type cannot change.
+    let (status, e) = send(
+        reqwest::Method::PUT,
+        Some(&token),
+        Some(
+            &json!({"client_name": "X", "redirect_uris": ["https://mcp.example.com/cb"],
+                     "token_endpoint_auth_method": "client_secret_basic"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error"], "invalid_client_metadata");
+    let (status, e) = send(
+        reqwest::Method::PUT,
+        Some(&token),
+        Some(
+            &json!({"client_name": "X", "redirect_uris": ["http://evil.example/cb"],
+                     "token_endpoint_auth_method": "none"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["error"], "invalid_redirect_uri");
+    let (status, updated) = send(reqwest::Method::PUT, Some(&token), Some(&update)).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["client_name"], "Renamed");
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.settings.name, "Renamed");
+    assert_eq!(
+        stored.settings.redirect_uris,
+        ["https://mcp.example.com/cb"]
+    );
+    assert!(!stored.settings.scopes.contains(&"admin".to_owned()));
+
+    let (status, _) = send(reqwest::Method::DELETE, Some(&token), None).await;
+    assert_eq!(status, 204);
+    assert!(app.server.store.get_client(&id).await.unwrap().is_none());
+    assert!(app
+        .server
+        .store
+        .registration_token_hash(&id)
+        .await
+        .unwrap()
+        .is_none());
+    let (status, _) = send(reqwest::Method::GET, Some(&token), None).await;
+    assert_eq!(status, 401);
+    // The other registrant's client stands.
+    let other_id = other["client_id"].as_str().unwrap();
+    assert!(app
+        .server
+        .store
+        .get_client(other_id)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The registration access token's storage on both engines: stored, replaced, and gone with
+/// its client (PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set).
+#[tokio::test]
+async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client() {
+    let mut stores = vec![crate::db::sqlite().await];
+    if let Some(pg) = crate::db::postgres().await {
+        stores.push(pg);
+    }
+    for (store, _guard) in stores {
+        let catalogue = oauth_core::ScopeCatalogue::default();
+        let defaults = catalogue.third_party_names();
+        let policy = oauth_core::RegistrationPolicy {
+            catalogue: &catalogue,
+            default_scopes: &defaults,
+            allow_client_credentials: false,
+        };
+        let draft = oauth_core::ClientDraft::from_registration(
+            oauth_wire::RegistrationRequest::new()
+                .client_name("Stored")
+                .redirect_uris(["https://a.example/cb"])
+                .token_endpoint_auth_method(oauth_wire::TokenEndpointAuthMethod::None),
+            &policy,
+        )
+        .unwrap();
+        let (client, _) = oauth_core::Client::new(
+            "reg-token-client".into(),
+            draft,
+            oauth_core::ClientOrigin::Registration,
+            (oauth_core::client::THIRD_PARTY_ORG_ID, ""),
+            1_900_000_000,
+            &mut rand::rngs::OsRng,
+        );
+        store.insert_client(&client).await.unwrap();
+        assert_eq!(
+            store
+                .registration_token_hash("reg-token-client")
+                .await
+                .unwrap(),
+            None
+        );
+        store
+            .set_registration_token_hash("reg-token-client", "h1")
+            .await
+            .unwrap();
+        store
+            .set_registration_token_hash("reg-token-client", "h2")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .registration_token_hash("reg-token-client")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("h2")
+        );
+        assert!(store
+            .delete_client(oauth_core::client::THIRD_PARTY_ORG_ID, "reg-token-client")
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .registration_token_hash("reg-token-client")
+                .await
+                .unwrap(),
+            None
+        );
+        store.close().await;
+    }
+}

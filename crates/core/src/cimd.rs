@@ -1,0 +1,370 @@
+//! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, as the MCP
+//! authorization specification uses them): a `client_id` that is an https URL names a JSON
+//! document, served at that URL, which is the client's registration.
+//!
+//! This module decides which client ids are such URLs and turns a fetched document into the
+//! settings of a third-party public client, under the rules of dynamic registration. Fetching
+//! (and refusing special-use addresses) is the server's part.
+
+use oauth_wire::{GrantType, RegistrationRequest, TokenEndpointAuthMethod};
+use serde_json::Value;
+use url::Url;
+
+use crate::client::{ClientDraft, RegistrationPolicy};
+
+/// Largest document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+/// Longest client id URL accepted.
+pub const MAX_CLIENT_ID_LEN: usize = 2000;
+
+/// What a `client_id` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIdKind {
+    /// An ordinary id, looked up in the store.
+    Registered,
+    /// A metadata document URL to fetch.
+    Document(Url),
+    /// A URL that names a document but is refused without fetching it.
+    Refused(String),
+}
+
+/// The operator's choices about document client ids.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentPolicy<'a> {
+    pub enabled: bool,
+    /// Hosts (lower case) a client id URL may name; empty: any.
+    pub allowed_hosts: &'a [String],
+    /// Accept `http://` on 127.0.0.1, [::1] and localhost (any port).
+    pub allow_http_loopback: bool,
+}
+
+/// Is `host` a loopback host name or literal?
+pub fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
+}
+
+/// Classifies a `client_id`. Anything that starts with `https://` or `http://` is a document
+/// URL, accepted only in its safe form: https (or http on a loopback host when allowed), a
+/// host, a path other than `/`, no user information, query, fragment or dot segments, and
+/// written exactly as it parses (URLs are compared as strings).
+pub fn classify(client_id: &str, policy: DocumentPolicy<'_>) -> ClientIdKind {
+    let lower = client_id.get(..8).unwrap_or("").to_ascii_lowercase();
+    let is_url = lower.starts_with("https://") || lower.starts_with("http://");
+    if !is_url {
+        return ClientIdKind::Registered;
+    }
+    let refused = |why: &str| ClientIdKind::Refused(why.to_owned());
+    if !policy.enabled {
+        return refused("this server does not accept client metadata documents");
+    }
+    if client_id.len() > MAX_CLIENT_ID_LEN {
+        return refused("the client_id URL is too long");
+    }
+    let Ok(url) = Url::parse(client_id) else {
+        return refused("the client_id is not a valid URL");
+    };
+    let Some(host) = url.host_str().map(str::to_owned) else {
+        return refused("the client_id URL has no host");
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http_loopback && is_loopback_host(&host) => {}
+        _ => return refused("a client_id URL must use https"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return refused("a client_id URL must not hold user information");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return refused("a client_id URL must not have a query or a fragment");
+    }
+    let raw_path = client_id
+        .find("://")
+        .map(|i| &client_id[i + 3..])
+        .and_then(|rest| rest.find('/').map(|j| &rest[j..]))
+        .unwrap_or("");
+    if raw_path.split('/').any(|seg| {
+        matches!(
+            seg.to_ascii_lowercase().as_str(),
+            "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+        )
+    }) {
+        return refused("a client_id URL must not have dot segments");
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        return refused("a client_id URL must have a path");
+    }
+    // String comparison is the rule: the id must be written as it parses (lower-case scheme
+    // and host, no default port, nothing percent-encoded differently).
+    if url.as_str() != client_id {
+        return refused("the client_id URL is not in its normal form");
+    }
+    if !policy.allowed_hosts.is_empty() && !policy.allowed_hosts.iter().any(|h| h.as_str() == host)
+    {
+        return refused("this server does not accept client metadata documents from that host");
+    }
+    ClientIdKind::Document(url)
+}
+
+/// A document refused, and why (shown on the authorization error page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentError(pub String);
+
+impl std::fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn refuse<T>(why: impl Into<String>) -> Result<T, DocumentError> {
+    Err(DocumentError(why.into()))
+}
+
+/// The client settings a fetched document describes, or why it is refused. `client_id` is the
+/// URL it was fetched from.
+pub fn draft_from_document(
+    client_id: &str,
+    body: &[u8],
+    policy: &RegistrationPolicy<'_>,
+) -> Result<ClientDraft, DocumentError> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return refuse(format!(
+            "the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"
+        ));
+    }
+    let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(body) else {
+        return refuse("the client metadata document is not a JSON object");
+    };
+    if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return refuse("the client metadata document's client_id is not its URL");
+    }
+    // A document is public: it can hold no shared secret, and cannot ask for one.
+    if doc.contains_key("client_secret") || doc.contains_key("client_secret_expires_at") {
+        return refuse("a client metadata document must not hold a client_secret");
+    }
+    let text = |key: &str| -> Result<Option<String>, DocumentError> {
+        match doc.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => refuse(format!(
+                "{key} in the client metadata document must be a string"
+            )),
+        }
+    };
+    let list = |key: &str| -> Result<Option<Vec<String>>, DocumentError> {
+        match doc.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => refuse(format!(
+                        "{key} in the client metadata document must be a list of strings"
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => refuse(format!(
+                "{key} in the client metadata document must be a list of strings"
+            )),
+        }
+    };
+    let Some(client_name) = text("client_name")?.filter(|n| !n.trim().is_empty()) else {
+        return refuse("the client metadata document has no client_name");
+    };
+    let redirect_uris = match list("redirect_uris")? {
+        Some(r) if !r.is_empty() => r,
+        _ => return refuse("the client metadata document has no redirect_uris"),
+    };
+    match text("token_endpoint_auth_method")?.as_deref() {
+        None | Some("none") => {}
+        Some(m @ ("client_secret_basic" | "client_secret_post" | "client_secret_jwt")) => {
+            return refuse(format!(
+                "token_endpoint_auth_method {m} needs a shared secret, which a client metadata document cannot have; use none"
+            ))
+        }
+        Some(m) => {
+            return refuse(format!(
+                "token_endpoint_auth_method {m:?} is not supported for client metadata documents; use none"
+            ))
+        }
+    }
+    // Grant types this server does not offer a document client are ignored, not refused.
+    let grant_types: Vec<GrantType> = list("grant_types")?
+        .unwrap_or_else(|| vec!["authorization_code".to_owned()])
+        .iter()
+        .map(|g| GrantType::parse(g))
+        .filter(|g| matches!(g, GrantType::AuthorizationCode | GrantType::RefreshToken))
+        .collect();
+    if !grant_types.contains(&GrantType::AuthorizationCode) {
+        return refuse("the client metadata document does not allow authorization_code");
+    }
+    // Remote logos are never shown for document clients (no fetch of an address the document
+    // chose, from anyone's browser): `logo_uri` is left out.
+    let mut request = RegistrationRequest::new()
+        .client_name(client_name)
+        .grant_types(grant_types)
+        .redirect_uris(redirect_uris)
+        .token_endpoint_auth_method(TokenEndpointAuthMethod::None);
+    if let Some(scope) = text("scope")? {
+        request = request.scope(scope);
+    }
+    if let Some(uri) = text("policy_uri")? {
+        request = request.policy_uri(uri);
+    }
+    if let Some(uri) = text("tos_uri")? {
+        request = request.tos_uri(uri);
+    }
+    let policy = RegistrationPolicy {
+        allow_client_credentials: false,
+        ..*policy
+    };
+    ClientDraft::from_registration(request, &policy).map_err(|e| DocumentError(e.description))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScopeCatalogue;
+    use oauth_wire::ClientType;
+
+    const ID: &str = "https://client.example.com/oauth/client.json";
+
+    fn policy() -> DocumentPolicy<'static> {
+        DocumentPolicy {
+            enabled: true,
+            allowed_hosts: &[],
+            allow_http_loopback: false,
+        }
+    }
+
+    #[test]
+    fn only_the_safe_form_of_an_https_url_is_a_document() {
+        assert!(matches!(classify(ID, policy()), ClientIdKind::Document(_)));
+        assert_eq!(classify("abc123", policy()), ClientIdKind::Registered);
+        for bad in [
+            "http://client.example.com/c.json",
+            "https://client.example.com",
+            "https://client.example.com/",
+            "https://client.example.com/c.json?x=1",
+            "https://client.example.com/c.json#f",
+            "https://user:pw@client.example.com/c.json",
+            "https://client.example.com/a/../c.json",
+            "https://client.example.com/a/./c.json",
+            "https://client.example.com/a/%2E%2E/c.json",
+            "https://Client.example.com/c.json",
+            "https://client.example.com:443/c.json",
+            "HTTPS://client.example.com/c.json",
+            "http://127.0.0.1:8080/c.json",
+        ] {
+            assert!(
+                matches!(classify(bad, policy()), ClientIdKind::Refused(_)),
+                "{bad}"
+            );
+        }
+        let loopback = DocumentPolicy {
+            allow_http_loopback: true,
+            ..policy()
+        };
+        for ok in [
+            "http://127.0.0.1:8080/c.json",
+            "http://localhost:1/c",
+            "http://[::1]:9/c",
+        ] {
+            assert!(
+                matches!(classify(ok, loopback), ClientIdKind::Document(_)),
+                "{ok}"
+            );
+        }
+        assert!(matches!(
+            classify("http://client.example.com/c.json", loopback),
+            ClientIdKind::Refused(_)
+        ));
+        let off = DocumentPolicy {
+            enabled: false,
+            ..policy()
+        };
+        assert!(matches!(classify(ID, off), ClientIdKind::Refused(_)));
+        let hosts = vec!["other.example".to_owned()];
+        let listed = DocumentPolicy {
+            allowed_hosts: &hosts,
+            ..policy()
+        };
+        assert!(matches!(classify(ID, listed), ClientIdKind::Refused(_)));
+    }
+
+    fn draft(doc: serde_json::Value) -> Result<ClientDraft, DocumentError> {
+        let catalogue = ScopeCatalogue::default();
+        let defaults = catalogue.third_party_names();
+        let p = RegistrationPolicy {
+            catalogue: &catalogue,
+            default_scopes: &defaults,
+            allow_client_credentials: false,
+        };
+        draft_from_document(ID, doc.to_string().as_bytes(), &p)
+    }
+
+    #[test]
+    fn a_document_becomes_a_public_client() {
+        let d = draft(serde_json::json!({
+            "client_id": ID, "client_name": "Example MCP client",
+            "redirect_uris": ["http://127.0.0.1:3000/callback"],
+            "grant_types": ["authorization_code", "refresh_token", "urn:x:device"],
+            "token_endpoint_auth_method": "none",
+            "logo_uri": "https://10.0.0.1/logo.png",
+            "scope": "admin voice"
+        }))
+        .unwrap();
+        assert_eq!(d.client_type, ClientType::Public);
+        assert!(d.require_pkce);
+        assert_eq!(
+            d.grant_types,
+            [GrantType::AuthorizationCode, GrantType::RefreshToken]
+        );
+        assert_eq!(d.scopes, ["voice"]);
+        assert_eq!(d.logo_uri, None);
+    }
+
+    #[test]
+    fn refusals() {
+        let base = serde_json::json!({"client_id": ID, "client_name": "C",
+            "redirect_uris": ["https://client.example.com/cb"]});
+        assert!(draft(base.clone()).is_ok());
+        let with = |k: &str, v: serde_json::Value| {
+            let mut d = base.clone();
+            d[k] = v;
+            draft(d)
+        };
+        assert!(with("client_id", "https://other.example/c".into()).is_err());
+        assert!(with("client_secret", "s".into()).is_err());
+        for m in [
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+        ] {
+            assert!(with("token_endpoint_auth_method", m.into()).is_err(), "{m}");
+        }
+        assert!(with("redirect_uris", serde_json::json!([])).is_err());
+        assert!(with(
+            "redirect_uris",
+            serde_json::json!(["http://evil.example/cb"])
+        )
+        .is_err());
+        assert!(with("client_name", 3.into()).is_err());
+        assert!(with("grant_types", serde_json::json!(["client_credentials"])).is_err());
+        let mut no_redirects = base.clone();
+        no_redirects
+            .as_object_mut()
+            .unwrap()
+            .remove("redirect_uris");
+        assert!(draft(no_redirects).is_err());
+        let catalogue = ScopeCatalogue::default();
+        let p = RegistrationPolicy {
+            catalogue: &catalogue,
+            default_scopes: &[],
+            allow_client_credentials: false,
+        };
+        assert!(draft_from_document(ID, b"not json", &p).is_err());
+        assert!(draft_from_document(ID, &[b' '; MAX_DOCUMENT_BYTES + 1], &p).is_err());
+    }
+}

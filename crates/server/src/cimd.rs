@@ -1,0 +1,504 @@
+//! Client ID Metadata Documents: fetching them safely, caching them, and keeping the client
+//! they describe in the store.
+//!
+//! A document client is a third-party public client (docs/threat-model.md), stored as a client
+//! row (origin `metadata_document`, the organization of third-party clients) so that grants,
+//! codes and refresh tokens hang off it like any other client's. The row is brought up to date
+//! from the document at every authorization request; the token endpoint uses the row.
+//!
+//! Fetching: https only (plain http on loopback hosts when the operator allows it), no proxy,
+//! no redirects, short timeouts, at most [`MAX_DOCUMENT_BYTES`], only a 200 counts. The host is
+//! resolved once by [`CheckedResolver`], which refuses special-use addresses (RFC 6890 and
+//! friends); the connection goes to the addresses it returned, so nothing can rebind in
+//! between. A host written as an address literal is checked before the request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use oauth_core::cimd::{
+    classify, draft_from_document, is_loopback_host, ClientIdKind, DocumentError, DocumentPolicy,
+    MAX_DOCUMENT_BYTES,
+};
+use oauth_core::client::THIRD_PARTY_ORG_ID;
+use oauth_core::{Client, ClientDraft, ClientOrigin, RegistrationPolicy, UnixSeconds};
+use rand::rngs::OsRng;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Url;
+
+use crate::audit::{self, Event, EventKind};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Documents kept in memory at most; past it, expired ones go, then nothing new is kept.
+const MAX_CACHED: usize = 10_000;
+
+/// Is `ip` an address no document may be fetched from? Loopback, private, link-local,
+/// multicast, unspecified, shared (CGNAT), benchmarking, documentation and reserved ranges,
+/// IPv6 unique-local and link-local, and IPv4 addresses embedded in IPv6 that are any of these.
+pub fn is_special_use(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_special_v4(v4),
+        IpAddr::V6(v6) => is_special_v6(v6),
+    }
+}
+
+fn is_special_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    a == 0                                   // "this network" (RFC 6890)
+        || a == 10                           // private (RFC 1918)
+        || (a == 100 && (64..128).contains(&b)) // shared address space, CGNAT (RFC 6598)
+        || a == 127                          // loopback
+        || (a == 169 && b == 254)            // link-local
+        || (a == 172 && (16..32).contains(&b)) // private
+        || (a == 192 && b == 0 && c == 0)    // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2)    // TEST-NET-1
+        || (a == 192 && b == 88 && c == 99)  // 6to4 relay anycast
+        || (a == 192 && b == 168)            // private
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113)  // TEST-NET-3
+        || a >= 224 // multicast, reserved, broadcast
+}
+
+fn is_special_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_special_v4(v4);
+    }
+    let s = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || s[0..6] == [0; 6]                       // IPv4-compatible (deprecated)
+        || (s[0] == 0x64 && s[1] == 0xff9b)         // NAT64 (RFC 6052, 8215)
+        || (s[0] == 0x100 && s[1..4] == [0; 3])     // discard-only (RFC 6666)
+        || (s[0] == 0x2001 && s[1] < 0x200)         // IETF protocol assignments, Teredo
+        || (s[0] == 0x2001 && s[1] == 0xdb8)        // documentation
+        || s[0] == 0x2002                           // 6to4
+        || (s[0] & 0xfe00) == 0xfc00                // unique local
+        || (s[0] & 0xffc0) == 0xfe80                // link-local
+        || (s[0] & 0xffc0) == 0xfec0                // site-local (deprecated)
+        || (s[0] & 0xff00) == 0xff00 // multicast
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v| v.is_loopback()),
+    }
+}
+
+/// May a document be fetched from `ip`?
+fn allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+    !is_special_use(ip) || (allow_loopback && is_loopback(ip))
+}
+
+/// Resolves a host once and hands the HTTP client only addresses that passed the check: the
+/// connection goes where the check looked.
+#[derive(Debug, Clone, Copy)]
+struct CheckedResolver {
+    allow_loopback: bool,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            // Any special-use address refuses the host: a name that points (even partly) inside
+            // is not fetched.
+            if addrs.is_empty() || addrs.iter().any(|a| !allowed(a.ip(), allow_loopback)) {
+                return Err(Box::new(SpecialUse) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SpecialUse;
+
+impl std::fmt::Display for SpecialUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the host resolves to a special-use address")
+    }
+}
+
+impl std::error::Error for SpecialUse {}
+
+/// A document kept in memory.
+#[derive(Debug, Clone)]
+struct Cached {
+    draft: ClientDraft,
+    expires_at: UnixSeconds,
+}
+
+/// The fetchers and the per-process cache.
+pub struct Documents {
+    strict: reqwest::Client,
+    loopback: reqwest::Client,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl Documents {
+    pub fn new() -> anyhow::Result<Self> {
+        let build = |allow_loopback: bool| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(TOTAL_TIMEOUT)
+                .dns_resolver(Arc::new(CheckedResolver { allow_loopback }))
+                .user_agent(concat!("oauth-server/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        Ok(Self {
+            strict: build(false)?,
+            loopback: build(true)?,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, url: &str, now: UnixSeconds) -> Option<ClientDraft> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .get(url)
+            .filter(|c| c.expires_at > now)
+            .map(|c| c.draft.clone())
+    }
+
+    fn keep(&self, url: &str, draft: ClientDraft, expires_at: UnixSeconds, now: UnixSeconds) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, c| c.expires_at > now);
+        }
+        if cache.len() < MAX_CACHED || cache.contains_key(url) {
+            cache.insert(url.to_owned(), Cached { draft, expires_at });
+        }
+    }
+
+    /// Fetches the document at `url`: its body and how long it may be kept (`max-age`).
+    async fn fetch(
+        &self,
+        url: &Url,
+        allow_http_loopback: bool,
+    ) -> Result<(Vec<u8>, Option<i64>), DocumentError> {
+        let host = url.host_str().unwrap_or("");
+        let loopback_ok = allow_http_loopback && is_loopback_host(host);
+        // An address literal never reaches the resolver: check it here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !allowed(ip, loopback_ok)) {
+            return Err(special_use());
+        }
+        let client = if loopback_ok {
+            &self.loopback
+        } else {
+            &self.strict
+        };
+        let mut resp = client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                if refused_by_resolver(&e) {
+                    special_use()
+                } else if e.is_timeout() {
+                    DocumentError("fetching the client metadata document timed out".into())
+                } else {
+                    DocumentError("the client metadata document could not be fetched".into())
+                }
+            })?;
+        if resp.status() != reqwest::StatusCode::OK {
+            // Redirects are not followed: a 3xx is a refusal like any other status.
+            return Err(DocumentError(format!(
+                "fetching the client metadata document answered HTTP {} (only 200 is accepted)",
+                resp.status().as_u16()
+            )));
+        }
+        let too_large = || {
+            DocumentError(format!(
+                "the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let max_age = resp
+            .headers()
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(max_age);
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(DocumentError(
+                        "the client metadata document could not be read".into(),
+                    ))
+                }
+            }
+        }
+        Ok((body, max_age))
+    }
+}
+
+fn special_use() -> DocumentError {
+    DocumentError(
+        "the client_id URL's host is a special-use address (loopback, private, link-local, ...), which is never fetched".into(),
+    )
+}
+
+/// Did the resolver refuse the host? Its error is somewhere in the chain of sources (by type,
+/// or by its message once wrapped).
+fn refused_by_resolver(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<SpecialUse>() || err.to_string() == SpecialUse.to_string() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// `max-age` of one `Cache-Control` value; `no-store` and `no-cache` count as 0.
+fn max_age(value: &str) -> Option<i64> {
+    value.split(',').map(str::trim).find_map(|d| {
+        let lower = d.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(0);
+        }
+        lower
+            .strip_prefix("max-age=")
+            .and_then(|n| n.trim_matches('"').parse::<i64>().ok())
+    })
+}
+
+/// The operator's rules for document client ids.
+pub fn document_policy(state: &AppState) -> DocumentPolicy<'_> {
+    let reg = &state.config.registration;
+    DocumentPolicy {
+        enabled: reg.cimd_enabled,
+        allowed_hosts: &reg.cimd_allowed_hosts,
+        allow_http_loopback: reg.cimd_allow_http_loopback,
+    }
+}
+
+/// May this stored client still be used? A document client only while the configuration still
+/// accepts its id (documents turned off, a host no longer allowed, loopback http no longer
+/// allowed: its tokens can no longer be refreshed).
+pub fn still_accepted(state: &AppState, client: &Client) -> bool {
+    client.origin != ClientOrigin::MetadataDocument
+        || matches!(
+            classify(&client.client_id, document_policy(state)),
+            ClientIdKind::Document(_)
+        )
+}
+
+/// Why a document client cannot be used; shown on the authorization error page.
+pub enum Refusal {
+    Document(DocumentError),
+    Store(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+impl From<oauth_store::StoreError> for Refusal {
+    fn from(e: oauth_store::StoreError) -> Self {
+        Refusal::Store(e.into())
+    }
+}
+
+/// The client the document at `url` describes: from the cache while fresh, else fetched and
+/// validated; the stored row created or brought up to date.
+pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
+    let now = state.clock.now();
+    let reg = &state.config.registration;
+    let id = url.as_str();
+    let draft = match state.documents.cached(id, now) {
+        Some(d) => d,
+        None => {
+            let (body, max_age) = state
+                .documents
+                .fetch(url, reg.cimd_allow_http_loopback)
+                .await
+                .map_err(Refusal::Document)?;
+            let policy = RegistrationPolicy {
+                catalogue: &state.config.scopes,
+                default_scopes: &reg.default_scopes,
+                allow_client_credentials: false,
+            };
+            let draft = draft_from_document(id, &body, &policy).map_err(Refusal::Document)?;
+            // Only a valid document is kept, between the configured bounds.
+            let ttl = max_age
+                .unwrap_or(reg.cimd_cache_min_secs)
+                .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
+            if ttl > 0 {
+                state.documents.keep(id, draft.clone(), now + ttl, now);
+            }
+            draft
+        }
+    };
+    match state.store.get_client(id).await? {
+        None => {
+            let (client, _) = Client::new(
+                id.to_owned(),
+                draft,
+                ClientOrigin::MetadataDocument,
+                (THIRD_PARTY_ORG_ID, ""),
+                now,
+                &mut OsRng,
+            );
+            match state.store.insert_client(&client).await {
+                Ok(()) => {
+                    audit::record(
+                        state.store.as_ref(),
+                        now,
+                        Event::new(EventKind::ClientRegistered)
+                            .client(&client)
+                            .detail("origin", "metadata_document"),
+                    )
+                    .await;
+                    Ok(client)
+                }
+                // Another request stored it first.
+                Err(oauth_store::StoreError::Conflict(_)) => state
+                    .store
+                    .get_client(id)
+                    .await?
+                    .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished"))),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Some(existing) if existing.origin != ClientOrigin::MetadataDocument => {
+            Err(Refusal::Document(DocumentError(
+                "this client_id belongs to another client".into(),
+            )))
+        }
+        Some(existing) if existing.settings == draft => Ok(existing),
+        Some(existing) => {
+            let s = &existing.settings;
+            // What the user saw and where they were sent changed: any verified mark goes.
+            let clear = s.name != draft.name
+                || s.logo_uri != draft.logo_uri
+                || s.redirect_uris != draft.redirect_uris;
+            state
+                .store
+                .update_client(THIRD_PARTY_ORG_ID, id, &draft, clear, now)
+                .await?
+                .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_use_addresses() {
+        for ip in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.1.1.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2002:a00:1::1",
+            "100::1",
+            "fec0::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_special_use(ip), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "192.169.0.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "2a00:1450::1",
+            "::ffff:8.8.8.8",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!is_special_use(ip), "{ip}");
+        }
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(allowed(lo, true) && !allowed(lo, false));
+        let private: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(!allowed(private, true));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_special_use_addresses() {
+        let strict = CheckedResolver {
+            allow_loopback: false,
+        };
+        let name: Name = "localhost".parse().unwrap();
+        assert!(strict.resolve(name).await.is_err());
+        let loose = CheckedResolver {
+            allow_loopback: true,
+        };
+        let name: Name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = loose.resolve(name).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(max_age("public, max-age=600"), Some(600));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("public"), None);
+    }
+}

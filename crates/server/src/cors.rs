@@ -1,0 +1,167 @@
+//! Cross-origin requests (the Fetch standard's CORS protocol).
+//!
+//! Browser-based public clients (MCP clients in a web page, say) read the metadata documents
+//! and the JWK set, and call the token, registration and revocation endpoints from another
+//! origin. Those endpoints take no cookies, so they allow any origin (`*`, never with
+//! credentials) and answer preflights. The management API and the HTML pages allow only the
+//! origins the operator lists in `cors.allowed_origins`, and never with credentials either.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// How long a browser may keep a preflight's answer (seconds).
+const PREFLIGHT_MAX_AGE: &str = "600";
+/// Request headers the public endpoints accept from another origin.
+const PUBLIC_HEADERS: &str = "Authorization, Content-Type, Accept, MCP-Protocol-Version";
+/// Request headers the management API accepts from a listed origin.
+const LISTED_HEADERS: &str = "Authorization, Content-Type, Accept, X-CSRF-Token";
+/// Response headers a script may read.
+const EXPOSED: &str = "WWW-Authenticate, Retry-After, Location";
+
+/// Who may call `path` from another origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Any origin: the public OAuth endpoints.
+    Anyone { methods: &'static str },
+    /// Only the configured origins.
+    Listed,
+}
+
+fn audience(path: &str) -> Audience {
+    let path = path
+        .strip_prefix("/v2")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    let metadata = [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource",
+    ];
+    let is_metadata = metadata
+        .iter()
+        .any(|m| path == *m || path.strip_prefix(m).is_some_and(|r| r.starts_with('/')));
+    if is_metadata || path == "/oauth/jwks" {
+        return Audience::Anyone {
+            methods: "GET, HEAD, OPTIONS",
+        };
+    }
+    match path {
+        "/oauth/token" | "/oauth/register" | "/oauth/revoke" => Audience::Anyone {
+            methods: "POST, OPTIONS",
+        },
+        // RFC 7592 registration management: a bearer token, no cookies.
+        p if p
+            .strip_prefix("/oauth/register/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+        {
+            Audience::Anyone {
+                methods: "GET, PUT, DELETE, OPTIONS",
+            }
+        }
+        _ => Audience::Listed,
+    }
+}
+
+/// The middleware: answers preflights, and adds `Access-Control-Allow-Origin` to responses.
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let Some(origin) = origin else {
+        // Not a cross-origin request from a browser.
+        return next.run(req).await;
+    };
+    let aud = audience(req.uri().path());
+    let listed = origin
+        .to_str()
+        .is_ok_and(|o| state.config.cors.allowed_origins.iter().any(|a| a == o));
+    let allow_origin = match aud {
+        Audience::Anyone { .. } => Some(HeaderValue::from_static("*")),
+        Audience::Listed if listed => Some(origin.clone()),
+        Audience::Listed => None,
+    };
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        if let Some(allow_origin) = allow_origin {
+            let (methods, headers) = match aud {
+                Audience::Anyone { methods } => (methods, PUBLIC_HEADERS),
+                Audience::Listed => ("GET, POST, PUT, PATCH, DELETE, OPTIONS", LISTED_HEADERS),
+            };
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(methods),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(headers),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+            );
+            vary_origin(h, aud);
+            return resp;
+        }
+        // Not allowed: the request goes on as it would without CORS (a 405), and without the
+        // headers the browser needs, so it refuses.
+    }
+    let mut resp = next.run(req).await;
+    if let Some(allow_origin) = allow_origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED),
+        );
+        vary_origin(h, aud);
+    }
+    resp
+}
+
+/// A response that depends on the origin says so, for caches.
+fn vary_origin(h: &mut HeaderMap, aud: Audience) {
+    if aud == Audience::Listed {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_paths_at_the_root_and_under_v2() {
+        for p in [
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-protected-resource/tenant",
+            "/v2/oauth/jwks",
+            "/oauth/token",
+            "/v2/oauth/register",
+            "/oauth/revoke",
+            "/oauth/register/abc",
+        ] {
+            assert!(matches!(audience(p), Audience::Anyone { .. }), "{p}");
+        }
+        for p in [
+            "/oauth_clients",
+            "/v2/oauth_clients",
+            "/oauth/authorize",
+            "/consent",
+            "/login",
+            "/oauth/introspect",
+            "/.well-known/oauth-authorization-serverx",
+            "/v2x/oauth/token",
+            "/oauth/register/",
+            "/oauth/register/a/b",
+        ] {
+            assert_eq!(audience(p), Audience::Listed, "{p}");
+        }
+    }
+}

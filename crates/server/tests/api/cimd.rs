@@ -1,0 +1,572 @@
+//! Client ID Metadata Documents: a document server on 127.0.0.1 (with
+//! `registration.cimd_allow_http_loopback`) serves the documents; the whole code flow with a
+//! document client, and every refusal, each an error page and never a redirect.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use oauth_core::client::THIRD_PARTY_ORG_ID;
+use oauth_core::ClientOrigin;
+use oauth_server::clock::ManualClock;
+use serde_json::{json, Value};
+
+use crate::flow::*;
+use crate::oauth_support::*;
+use crate::support::TestApp;
+
+/// What the document server answers at one path.
+#[derive(Clone)]
+struct Served {
+    status: u16,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Default)]
+struct Docs {
+    served: Mutex<HashMap<String, Served>>,
+    hits: Mutex<HashMap<String, usize>>,
+    total: AtomicUsize,
+}
+
+/// A plain-http server on 127.0.0.1 serving documents.
+struct DocServer {
+    base: String,
+    docs: Arc<Docs>,
+}
+
+async fn serve_doc(State(docs): State<Arc<Docs>>, OriginalUri(uri): OriginalUri) -> Response {
+    let path = uri.path().to_owned();
+    docs.total.fetch_add(1, Ordering::SeqCst);
+    *docs.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let Some(s) = docs.served.lock().unwrap().get(&path).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut resp = (StatusCode::from_u16(s.status).unwrap(), s.body).into_response();
+    for (k, v) in s.headers {
+        resp.headers_mut().insert(
+            HeaderName::from_static(k),
+            HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    resp
+}
+
+impl DocServer {
+    async fn start() -> Self {
+        let docs = Arc::new(Docs::default());
+        let app = axum::Router::new()
+            .fallback(serve_doc)
+            .with_state(docs.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        DocServer {
+            base: format!("http://127.0.0.1:{}", addr.port()),
+            docs,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn serve(&self, path: &str, status: u16, body: String, headers: Vec<(&'static str, String)>) {
+        self.docs.served.lock().unwrap().insert(
+            path.to_owned(),
+            Served {
+                status,
+                body,
+                headers,
+            },
+        );
+    }
+
+    /// A valid document at `path` for a loopback redirect URI.
+    fn serve_doc(&self, path: &str, doc: &Value) {
+        self.serve(
+            path,
+            200,
+            doc.to_string(),
+            vec![("content-type", "application/json".into())],
+        );
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.docs
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn total(&self) -> usize {
+        self.docs.total.load(Ordering::SeqCst)
+    }
+}
+
+const CALLBACK: &str = "http://127.0.0.1:33418/callback";
+
+fn document(client_id: &str) -> Value {
+    json!({
+        "client_id": client_id,
+        "client_name": "Example MCP Client",
+        "client_uri": "https://mcp.example.com",
+        "redirect_uris": [CALLBACK],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "scope": "messaging voice"
+    })
+}
+
+fn params(client_id: &str, redirect_uri: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", client_id.to_owned()),
+        ("redirect_uri", redirect_uri.to_owned()),
+        ("scope", "messaging".into()),
+        ("state", "st-cimd".into()),
+        ("code_challenge", CHALLENGE.into()),
+        ("code_challenge_method", "S256".into()),
+    ]
+}
+
+async fn spawn(loopback: bool) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.registration.cimd_allow_http_loopback = loopback;
+    })
+    .await;
+    (app, clock)
+}
+
+/// GET /oauth/authorize as the admin (API key): the response.
+async fn authorize(app: &TestApp, client_id: &str, redirect_uri: &str) -> reqwest::Response {
+    app.http
+        .get(app.at(&path_of(&params(client_id, redirect_uri))))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The authorization is refused on a page (400), not redirected; nothing is stored.
+async fn assert_refused_page(app: &TestApp, client_id: &str, needle: &str) {
+    let r = authorize(app, client_id, CALLBACK).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains(needle), "{needle:?} not in {page}");
+    assert!(app
+        .server
+        .store
+        .get_client(client_id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_whole_code_flow_with_a_document_client() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/mcp.json");
+    docs.serve_doc("/clients/mcp.json", &document(&id));
+    let (app, _) = spawn(true).await;
+    let user = app.user("cimd-user@example.com", "cimd-org").await;
+    let cookie = app.session(&user).await;
+
+    let r = app
+        .get_with_cookie(&path_of(&params(&id, CALLBACK)), &cookie)
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    assert!(loc.starts_with("/consent?consent_token="), "{loc}");
+    let token = param(&loc, "consent_token").unwrap();
+    assert_eq!(docs.hits("/clients/mcp.json"), 1);
+
+    // Stored as a third-party public client, from the document.
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.origin, ClientOrigin::MetadataDocument);
+    assert_eq!(stored.org_id, THIRD_PARTY_ORG_ID);
+    assert_eq!(stored.user_id, "");
+    assert!(stored.secret_hash.is_none());
+    assert_eq!(stored.settings.name, "Example MCP Client");
+    assert_eq!(stored.settings.redirect_uris, [CALLBACK]);
+    assert!(stored.settings.require_pkce);
+
+    let page = app
+        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Example MCP Client"), "{page}");
+    assert!(
+        page.contains("id=\"document-host\">127.0.0.1</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"local-redirect\""), "{page}");
+    assert!(!page.contains("<img"), "{page}");
+    let csrf = hidden(&page, "csrf_token");
+    let r = app
+        .http
+        .post(app.at("/oauth/grants"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("consent_token", token.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(loc.starts_with(&format!("{CALLBACK}?code=")), "{loc}");
+    let code = param(&loc, "code").unwrap();
+
+    // A public client: client_id alone, with the PKCE verifier.
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &id),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "messaging");
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["client_id"], id.as_str());
+    assert_eq!(claims["sub"], user.user_id.as_str());
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &id),
+            ("refresh_token", &rt),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["refresh_token"].as_str().is_some());
+    // A third party's token never acts on the management API.
+    let (status, _) = app
+        .get(r.body["access_token"].as_str().unwrap(), "/oauth_clients")
+        .await;
+    assert_eq!(status, 403);
+    // The metadata says documents are accepted, and that `none` is supported.
+    let (_, meta) = app.get("", "/.well-known/oauth-authorization-server").await;
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    assert!(meta["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("none")));
+
+    // The same database under a configuration that no longer accepts this client id (plain
+    // http on loopback is off by default): its refresh token is refused as invalid_client.
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let (again, _dir) = app.restart().await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/token", again.url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", id.as_str()),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn plain_http_without_the_setting_is_refused_without_a_fetch() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/c.json");
+    docs.serve_doc("/c.json", &document(&id));
+    let (app, _) = spawn(false).await;
+    assert_refused_page(&app, &id, "must use https").await;
+    assert_eq!(docs.total(), 0);
+}
+
+#[tokio::test]
+async fn a_special_use_address_is_never_fetched() {
+    let docs = DocServer::start().await;
+    let port = docs.base.rsplit(':').next().unwrap().to_owned();
+    let (app, _) = spawn(false).await;
+    // https on 127.0.0.1 (a literal) and on localhost (a name resolving to loopback): refused
+    // before any connection, since the setting that allows loopback is off.
+    for id in [
+        format!("https://127.0.0.1:{port}/c.json"),
+        format!("https://localhost:{port}/c.json"),
+        format!("https://[::1]:{port}/c.json"),
+        "https://10.1.2.3/c.json".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        assert_refused_page(&app, &id, "special-use address").await;
+    }
+    assert_eq!(docs.total(), 0);
+}
+
+#[tokio::test]
+async fn documents_that_are_refused() {
+    let docs = DocServer::start().await;
+    let (app, _) = spawn(true).await;
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    let with = |path: &str, f: &dyn Fn(&mut Value)| {
+        let mut d = document(&docs.url(path));
+        f(&mut d);
+        d
+    };
+    cases.push((
+        "/mismatch.json",
+        with("/mismatch.json", &|d| {
+            d["client_id"] = json!("http://127.0.0.1:1/other.json")
+        }),
+        "client_id is not its URL",
+    ));
+    cases.push((
+        "/no-redirects.json",
+        with("/no-redirects.json", &|d| {
+            d.as_object_mut().unwrap().remove("redirect_uris");
+        }),
+        "no redirect_uris",
+    ));
+    cases.push((
+        "/secret.json",
+        with("/secret.json", &|d| d["client_secret"] = json!("s3cret")),
+        "client_secret",
+    ));
+    cases.push((
+        "/basic.json",
+        with("/basic.json", &|d| {
+            d["token_endpoint_auth_method"] = json!("client_secret_basic")
+        }),
+        "shared secret",
+    ));
+    cases.push((
+        "/post.json",
+        with("/post.json", &|d| {
+            d["token_endpoint_auth_method"] = json!("client_secret_post")
+        }),
+        "shared secret",
+    ));
+    cases.push((
+        "/bad-redirect.json",
+        with("/bad-redirect.json", &|d| {
+            d["redirect_uris"] = json!(["http://evil.example/cb"])
+        }),
+        "redirect",
+    ));
+    cases.push((
+        "/no-name.json",
+        with("/no-name.json", &|d| {
+            d.as_object_mut().unwrap().remove("client_name");
+        }),
+        "no client_name",
+    ));
+    for (path, doc, needle) in &cases {
+        docs.serve_doc(path, doc);
+        assert_refused_page(&app, &docs.url(path), needle).await;
+    }
+    // Not JSON; too large; a redirect (not followed); other statuses.
+    docs.serve("/not-json.json", 200, "<html>".into(), vec![]);
+    assert_refused_page(&app, &docs.url("/not-json.json"), "not a JSON object").await;
+    let mut big = document(&docs.url("/big.json"));
+    big["padding"] = json!("x".repeat(5 * 1024));
+    docs.serve_doc("/big.json", &big);
+    assert_refused_page(&app, &docs.url("/big.json"), "larger than 5120 bytes").await;
+    docs.serve_doc("/target.json", &document(&docs.url("/moved.json")));
+    docs.serve(
+        "/moved.json",
+        302,
+        String::new(),
+        vec![("location", docs.url("/target.json"))],
+    );
+    assert_refused_page(&app, &docs.url("/moved.json"), "HTTP 302").await;
+    assert_eq!(
+        docs.hits("/target.json"),
+        0,
+        "the redirect was not followed"
+    );
+    docs.serve(
+        "/gone.json",
+        404,
+        document(&docs.url("/gone.json")).to_string(),
+        vec![],
+    );
+    assert_refused_page(&app, &docs.url("/gone.json"), "HTTP 404").await;
+    docs.serve(
+        "/created.json",
+        201,
+        document(&docs.url("/created.json")).to_string(),
+        vec![],
+    );
+    assert_refused_page(&app, &docs.url("/created.json"), "HTTP 201").await;
+
+    // A refused document is not cached: fixed, it works at once.
+    docs.serve_doc("/secret.json", &document(&docs.url("/secret.json")));
+    let r = authorize(&app, &docs.url("/secret.json"), CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/consent?"));
+}
+
+#[tokio::test]
+async fn an_unlisted_redirect_uri_is_a_page_not_a_redirect() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/c.json");
+    docs.serve_doc("/c.json", &document(&id));
+    let (app, _) = spawn(true).await;
+    let r = authorize(&app, &id, "https://attacker.example/cb").await;
+    assert_eq!(r.status(), 422);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("not registered"));
+}
+
+#[tokio::test]
+async fn the_cache_honours_max_age_and_a_changed_document_applies_after_it() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/cached.json");
+    let cache = |max_age: u32| vec![("cache-control", format!("public, max-age={max_age}"))];
+    docs.serve("/cached.json", 200, document(&id).to_string(), cache(600));
+    let (app, clock) = spawn(true).await;
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(docs.hits("/cached.json"), 1);
+
+    // The document changes: within max-age, the cached one still applies, with no fetch.
+    let other = "http://127.0.0.1:50000/new-callback";
+    let mut changed = document(&id);
+    changed["redirect_uris"] = json!([other]);
+    changed["client_name"] = json!("Renamed Client");
+    docs.serve("/cached.json", 200, changed.to_string(), cache(600));
+    clock.advance(500);
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(docs.hits("/cached.json"), 1);
+
+    // Past max-age: fetched again; the new redirect list applies to new authorizations.
+    clock.advance(101);
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 422, "the old redirect URI is gone");
+    assert_eq!(docs.hits("/cached.json"), 2);
+    let r = authorize(&app, &id, other).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(docs.hits("/cached.json"), 2);
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.settings.name, "Renamed Client");
+    assert_eq!(stored.settings.redirect_uris, [other]);
+
+    // max-age below the configured minimum (300 s) is raised to it; no-store too.
+    docs.serve(
+        "/short.json",
+        200,
+        document(&docs.url("/short.json")).to_string(),
+        cache(5),
+    );
+    docs.serve(
+        "/nostore.json",
+        200,
+        document(&docs.url("/nostore.json")).to_string(),
+        vec![("cache-control", "no-store".into())],
+    );
+    for path in ["/short.json", "/nostore.json"] {
+        assert_eq!(
+            authorize(&app, &docs.url(path), CALLBACK).await.status(),
+            302
+        );
+        clock.advance(200);
+        assert_eq!(
+            authorize(&app, &docs.url(path), CALLBACK).await.status(),
+            302
+        );
+        assert_eq!(docs.hits(path), 1, "{path}");
+        clock.advance(101);
+        assert_eq!(
+            authorize(&app, &docs.url(path), CALLBACK).await.status(),
+            302
+        );
+        assert_eq!(docs.hits(path), 2, "{path}");
+    }
+    // A max-age above the maximum (24 h) is cut to it.
+    docs.serve(
+        "/long.json",
+        200,
+        document(&docs.url("/long.json")).to_string(),
+        cache(10_000_000),
+    );
+    assert_eq!(
+        authorize(&app, &docs.url("/long.json"), CALLBACK)
+            .await
+            .status(),
+        302
+    );
+    clock.advance(86_401);
+    assert_eq!(
+        authorize(&app, &docs.url("/long.json"), CALLBACK)
+            .await
+            .status(),
+        302
+    );
+    assert_eq!(docs.hits("/long.json"), 2);
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_not_cached() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/flaky.json");
+    docs.serve(
+        "/flaky.json",
+        500,
+        String::new(),
+        vec![("cache-control", "max-age=600".into())],
+    );
+    let (app, _) = spawn(true).await;
+    assert_refused_page(&app, &id, "HTTP 500").await;
+    docs.serve_doc("/flaky.json", &document(&id));
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(docs.hits("/flaky.json"), 2);
+}
+
+#[tokio::test]
+async fn documents_can_be_turned_off_and_limited_to_hosts() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/c.json");
+    docs.serve_doc("/c.json", &document(&id));
+    let app = TestApp::spawn_with(|c| {
+        c.registration.cimd_allow_http_loopback = true;
+        c.registration.cimd_enabled = false;
+    })
+    .await;
+    assert_refused_page(&app, &id, "does not accept client metadata documents").await;
+    let (_, meta) = app.get("", "/.well-known/oauth-authorization-server").await;
+    assert_eq!(meta["client_id_metadata_document_supported"], false);
+    let app = TestApp::spawn_with(|c| {
+        c.registration.cimd_allow_http_loopback = true;
+        c.registration.cimd_allowed_hosts = vec!["clients.example.com".into()];
+    })
+    .await;
+    assert_refused_page(&app, &id, "from that host").await;
+    assert_eq!(docs.total(), 0);
+}
