@@ -28,8 +28,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 use crate::audit::{self, Event, EventKind};
+use crate::config::{Config, RegistrationConfig};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -294,8 +294,7 @@ fn max_age(value: &str) -> Option<i64> {
 }
 
 /// The operator's rules for document client ids.
-pub fn document_policy(state: &AppState) -> DocumentPolicy<'_> {
-    let reg = &state.config.registration;
+pub fn document_policy(reg: &RegistrationConfig) -> DocumentPolicy<'_> {
     DocumentPolicy {
         enabled: reg.cimd_enabled,
         allowed_hosts: &reg.cimd_allowed_hosts,
@@ -306,10 +305,10 @@ pub fn document_policy(state: &AppState) -> DocumentPolicy<'_> {
 /// May this stored client still be used? A document client only while the configuration still
 /// accepts its id (documents turned off, a host no longer allowed, loopback http no longer
 /// allowed: its tokens can no longer be refreshed).
-pub fn still_accepted(state: &AppState, client: &Client) -> bool {
+pub fn still_accepted(reg: &RegistrationConfig, client: &Client) -> bool {
     client.origin != ClientOrigin::MetadataDocument
         || matches!(
-            classify(&client.client_id, document_policy(state)),
+            classify(&client.client_id, document_policy(reg)),
             ClientIdKind::Document(_)
         )
 }
@@ -334,20 +333,24 @@ impl From<oauth_store::StoreError> for Refusal {
 
 /// The client the document at `url` describes: from the cache while fresh, else fetched and
 /// validated; the stored row created or brought up to date.
-pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
-    let now = state.clock.now();
-    let reg = &state.config.registration;
+pub async fn resolve(
+    documents: &Documents,
+    store: &dyn oauth_store::Store,
+    config: &Config,
+    now: UnixSeconds,
+    url: &Url,
+) -> Result<Client, Refusal> {
+    let reg = &config.registration;
     let id = url.as_str();
-    let draft = match state.documents.cached(id, now) {
+    let draft = match documents.cached(id, now) {
         Some(d) => d,
         None => {
-            let (body, max_age) = state
-                .documents
+            let (body, max_age) = documents
                 .fetch(url, reg.cimd_allow_http_loopback)
                 .await
                 .map_err(Refusal::Document)?;
             let policy = RegistrationPolicy {
-                catalogue: &state.config.scopes,
+                catalogue: &config.scopes,
                 default_scopes: &reg.default_scopes,
                 allow_client_credentials: false,
             };
@@ -357,12 +360,12 @@ pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
                 .unwrap_or(reg.cimd_cache_min_secs)
                 .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
             if ttl > 0 {
-                state.documents.keep(id, draft.clone(), now + ttl, now);
+                documents.keep(id, draft.clone(), now + ttl, now);
             }
             draft
         }
     };
-    match state.store.get_client(id).await? {
+    match store.get_client(id).await? {
         None => {
             let (client, _) = Client::new(
                 id.to_owned(),
@@ -372,10 +375,10 @@ pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
                 now,
                 &mut OsRng,
             );
-            match state.store.insert_client(&client).await {
+            match store.insert_client(&client).await {
                 Ok(()) => {
                     audit::record(
-                        state.store.as_ref(),
+                        store,
                         now,
                         Event::new(EventKind::ClientRegistered)
                             .client(&client)
@@ -385,8 +388,7 @@ pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
                     Ok(client)
                 }
                 // Another request stored it first.
-                Err(oauth_store::StoreError::Conflict(_)) => state
-                    .store
+                Err(oauth_store::StoreError::Conflict(_)) => store
                     .get_client(id)
                     .await?
                     .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished"))),
@@ -405,8 +407,7 @@ pub async fn resolve(state: &AppState, url: &Url) -> Result<Client, Refusal> {
             let clear = s.name != draft.name
                 || s.logo_uri != draft.logo_uri
                 || s.redirect_uris != draft.redirect_uris;
-            state
-                .store
+            store
                 .update_client(THIRD_PARTY_ORG_ID, id, &draft, clear, now)
                 .await?
                 .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished")))

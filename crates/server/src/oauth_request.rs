@@ -304,7 +304,8 @@ pub async fn authenticate_client(
         (None, Some(_)) => Some("unexpected_secret"),
     }
     .or_else(|| {
-        (!crate::cimd::still_accepted(state, &client)).then_some("metadata_document_refused")
+        (!crate::cimd::still_accepted(&state.config.registration, &client))
+            .then_some("metadata_document_refused")
     });
     if let Some(reason) = reason {
         audit::record(

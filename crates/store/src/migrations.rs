@@ -58,7 +58,8 @@ fn sqlite_applied(path: &std::path::Path) -> Result<Vec<AppliedMigration>> {
         .filter(|(n, _, _)| i64::from(*n) <= version)
         .map(|(n, name, _)| AppliedMigration {
             version: i64::from(*n),
-            description: (*name).to_owned(),
+            // Worded as sqlx words PostgreSQL's: the file name's words.
+            description: name.replace('_', " "),
         })
         .collect())
 }

@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
         "trust_and_families",
         include_str!("../migrations/sqlite/0007_trust_and_families.sql"),
     ),
+    (
+        8,
+        "registration_access_tokens",
+        include_str!("../migrations/sqlite/0008_registration_access_tokens.sql"),
+    ),
 ];
 
 /// Brings the database at `path` up to the last migration. Safe to run from several processes

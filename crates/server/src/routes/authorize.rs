@@ -131,12 +131,20 @@ async fn authorize(
     };
     let query = AuthorizeQuery(&pairs);
     let client = match query.client_id() {
-        Ok(id) => match classify(id, document_policy(&state)) {
+        Ok(id) => match classify(id, document_policy(&state.config.registration)) {
             ClientIdKind::Registered => state.store.get_client(id).await?,
             // A Client ID Metadata Document: any refusal is a page, never a redirect (the
             // redirect URIs are the document's, and it was not accepted).
             ClientIdKind::Refused(why) => return Ok(refused_document(&why)),
-            ClientIdKind::Document(url) => match crate::cimd::resolve(&state, &url).await {
+            ClientIdKind::Document(url) => match crate::cimd::resolve(
+                &state.documents,
+                state.store.as_ref(),
+                &state.config,
+                state.clock.now(),
+                &url,
+            )
+            .await
+            {
                 Ok(client) => Some(client),
                 Err(crate::cimd::Refusal::Document(why)) => {
                     return Ok(refused_document(&why.to_string()))

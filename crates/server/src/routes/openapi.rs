@@ -128,6 +128,17 @@ pub fn document() -> utoipa::openapi::OpenApi {
                 .build(),
         ),
     );
+    components.add_security_scheme(
+        "registration_access_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The registration access token issued with the client (RFC 7592 §3)",
+                ))
+                .build(),
+        ),
+    );
     let copies: Vec<(String, PathItem)> = doc
         .paths
         .paths

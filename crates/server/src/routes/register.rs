@@ -45,7 +45,7 @@ fn registration_client_uri(state: &AppState, client_id: &str) -> String {
 
 /// This module's operations in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register))]
+#[openapi(paths(register, read_registration, update_registration, delete_registration))]
 pub(super) struct Doc;
 
 #[utoipa::path(
@@ -185,6 +185,20 @@ fn management_response(state: &AppState, client: &Client) -> impl IntoResponse {
 }
 
 /// RFC 7592 §2.1: read the registration.
+#[utoipa::path(
+    get,
+    path = "/oauth/register/{client_id}",
+    operation_id = "ReadOAuthClientRegistration",
+    tag = "OAuth",
+    summary = "Read one's own registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 200, description = "The client's registration", body = RegistrationResponse),
+        (status = 401, description = "The registration access token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 async fn read_registration(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -197,6 +211,22 @@ async fn read_registration(
 
 /// RFC 7592 §2.2: replace the registration's metadata, under the rules of registration. The
 /// client's type (its authentication method) cannot change.
+#[utoipa::path(
+    put,
+    path = "/oauth/register/{client_id}",
+    operation_id = "UpdateOAuthClientRegistration",
+    tag = "OAuth",
+    summary = "Replace one's own registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    security(("registration_access_token" = [])),
+    request_body = RegistrationRequest,
+    responses(
+        (status = 200, description = "The updated registration", body = RegistrationResponse),
+        (status = 400, description = "`invalid_redirect_uri` or `invalid_client_metadata`", body = ErrorBody),
+        (status = 401, description = "The registration access token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 async fn update_registration(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -241,6 +271,20 @@ async fn update_registration(
 }
 
 /// RFC 7592 §2.3: delete the client (its grants, codes and tokens go with it).
+#[utoipa::path(
+    delete,
+    path = "/oauth/register/{client_id}",
+    operation_id = "DeleteOAuthClientRegistration",
+    tag = "OAuth",
+    summary = "Delete one's own registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The registered client's id")),
+    security(("registration_access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted, with its grants, codes and tokens"),
+        (status = 401, description = "The registration access token is missing or wrong", body = ErrorBody),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 async fn delete_registration(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
