@@ -255,6 +255,49 @@ impl<'a> OAuth<'a> {
         c.call(c.inner.oauth().register(params))
     }
 
+    /// `GET /oauth/register/{client_id}` (RFC 7592).
+    pub fn retrieve_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+    ) -> Call<'a, RegistrationResponse> {
+        let c = self.client;
+        c.call(
+            c.inner
+                .oauth()
+                .retrieve_registration(client_id, registration_access_token),
+        )
+    }
+
+    /// `PUT /oauth/register/{client_id}` (RFC 7592).
+    pub fn update_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+        params: &RegistrationRequest,
+    ) -> Call<'a, RegistrationResponse> {
+        let c = self.client;
+        c.call(
+            c.inner
+                .oauth()
+                .update_registration(client_id, registration_access_token, params),
+        )
+    }
+
+    /// `DELETE /oauth/register/{client_id}` (RFC 7592).
+    pub fn delete_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+    ) -> Call<'a, ()> {
+        let c = self.client;
+        c.call(
+            c.inner
+                .oauth()
+                .delete_registration(client_id, registration_access_token),
+        )
+    }
+
     /// `POST /oauth/token`.
     pub fn token(&self, params: &TokenRequest) -> Call<'a, TokenResponse> {
         let c = self.client;

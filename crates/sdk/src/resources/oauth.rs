@@ -323,6 +323,75 @@ impl<'a> OAuth<'a> {
         Call::new(self.client, req, call::json)
     }
 
+    /// `GET /oauth/register/{client_id}` (RFC 7592 §2.1): the registration as it stands, read
+    /// with the `registration_access_token` that came with it (sent as the bearer token of this
+    /// call instead of the client's own credential).
+    ///
+    /// ```no_run
+    /// # async fn run(client: telnyx_oauth::Client) -> Result<(), telnyx_oauth::Error> {
+    /// let registration = client
+    ///     .oauth()
+    ///     .retrieve_registration("client-id", "registration-access-token")
+    ///     .await?;
+    /// println!("{:?}", registration.client_name);
+    /// # Ok(()) }
+    /// ```
+    pub fn retrieve_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+    ) -> Call<'a, RegistrationResponse> {
+        let req = super::path_param("client_id", client_id)
+            .map(|id| Request::get("/oauth/register/{client_id}", &["oauth", "register", id]));
+        registrant(
+            Call::new(self.client, req, call::json),
+            registration_access_token,
+        )
+    }
+
+    /// `PUT /oauth/register/{client_id}` (RFC 7592 §2.2): replaces the registration's metadata
+    /// under the server's registration rules; the authentication method cannot change.
+    pub fn update_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+        params: &RegistrationRequest,
+    ) -> Call<'a, RegistrationResponse> {
+        let req = super::path_param("client_id", client_id).and_then(|id| {
+            Request::new(
+                Method::PUT,
+                "/oauth/register/{client_id}",
+                &["oauth", "register", id],
+            )
+            .json(params)
+        });
+        registrant(
+            Call::new(self.client, req, call::json),
+            registration_access_token,
+        )
+    }
+
+    /// `DELETE /oauth/register/{client_id}` (RFC 7592 §2.3): deletes the client, with its
+    /// grants and tokens (answered 204 without a body).
+    pub fn delete_registration(
+        &self,
+        client_id: &str,
+        registration_access_token: &str,
+    ) -> Call<'a, ()> {
+        let req = super::path_param("client_id", client_id).map(|id| {
+            Request::new(
+                Method::DELETE,
+                "/oauth/register/{client_id}",
+                &["oauth", "register", id],
+            )
+            .accept("*/*")
+        });
+        registrant(
+            Call::new(self.client, req, call::unit),
+            registration_access_token,
+        )
+    }
+
     /// `POST /oauth/token` (RFC 6749 §4.1.3, §4.4.2, §6): exchanges a code, client credentials or
     /// a refresh token for an access token. Form-encoded unless the client was built with
     /// [`crate::BodyEncoding::Json`].
@@ -373,4 +442,13 @@ impl<'a> OAuth<'a> {
         let body = Body::encode(params, self.client.body_encoding())?;
         Ok(Request::new(Method::POST, template, &["oauth", endpoint]).body(body))
     }
+}
+
+/// A call authenticated with a registration access token (RFC 7592 §3) instead of the
+/// client's own credential.
+fn registrant<'a, T: Send + 'a>(call: Call<'a, T>, registration_access_token: &str) -> Call<'a, T> {
+    call.header(
+        "Authorization",
+        format!("Bearer {registration_access_token}"),
+    )
 }

@@ -268,3 +268,86 @@ async fn dynamic_registration() {
     };
     assert_eq!(api.body.as_ref().unwrap().error, "invalid_redirect_uri");
 }
+
+/// RFC 7592 against the real server: the registrant reads, updates and deletes its client with
+/// the registration access token; any other token is refused and changes nothing.
+#[tokio::test]
+async fn the_registrant_manages_its_registration() {
+    let app = TestServer::spawn().await;
+    let client = app.client_v2();
+    let registered = client
+        .oauth()
+        .register(
+            &RegistrationRequest::new()
+                .client_name("Managed app")
+                .redirect_uris(["https://example.com/callback"])
+                .token_endpoint_auth_method(TokenEndpointAuthMethod::None),
+        )
+        .await
+        .unwrap();
+    let id = registered.client_id.clone();
+    let token = registered.registration_access_token.clone().unwrap();
+    assert!(registered
+        .registration_client_uri
+        .as_deref()
+        .unwrap()
+        .ends_with(&format!("/oauth/register/{id}")));
+
+    let read = client
+        .oauth()
+        .retrieve_registration(&id, &token)
+        .await
+        .unwrap();
+    assert_eq!(read.client_name.as_deref(), Some("Managed app"));
+
+    let err = client
+        .oauth()
+        .retrieve_registration(&id, "not-the-token")
+        .await
+        .unwrap_err();
+    let Error::Authentication(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(api.body.as_ref().unwrap().error, "invalid_token");
+    let err = client
+        .oauth()
+        .delete_registration(&id, "not-the-token")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+
+    let updated = client
+        .oauth()
+        .update_registration(
+            &id,
+            &token,
+            &RegistrationRequest::new()
+                .client_name("Renamed app")
+                .redirect_uris(["https://example.com/other"])
+                .token_endpoint_auth_method(TokenEndpointAuthMethod::None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.client_name.as_deref(), Some("Renamed app"));
+    assert_eq!(updated.redirect_uris, ["https://example.com/other"]);
+
+    client
+        .oauth()
+        .delete_registration(&id, &token)
+        .await
+        .unwrap();
+    let err = client
+        .oauth()
+        .retrieve_registration(&id, &token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+
+    // An id that would change the path is refused before anything is sent.
+    let err = client
+        .oauth()
+        .retrieve_registration("..", &token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err:?}");
+}
