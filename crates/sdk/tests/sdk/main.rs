@@ -6,6 +6,7 @@
 
 #[cfg(feature = "blocking")]
 mod blocking;
+mod examples;
 mod mock;
 mod mock_credentials;
 mod mock_options;
