@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::state::AppState;
+use std::sync::Arc;
 
 /// How long a browser may keep a preflight's answer (seconds).
 const PREFLIGHT_MAX_AGE: &str = "600";
@@ -66,7 +66,22 @@ fn audience(path: &str) -> Audience {
 }
 
 /// The middleware: answers preflights, and adds `Access-Control-Allow-Origin` to responses.
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The origins the operator listed (`cors.allowed_origins`): the layer's only state, so a request
+/// clones one `Arc` rather than the whole application state.
+#[derive(Clone)]
+pub struct ListedOrigins(Arc<[String]>);
+
+impl ListedOrigins {
+    pub fn new(origins: &[String]) -> Self {
+        Self(origins.into())
+    }
+}
+
+pub async fn layer(
+    State(listed_origins): State<ListedOrigins>,
+    req: Request,
+    next: Next,
+) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
     let Some(origin) = origin else {
         // Not a cross-origin request from a browser.
@@ -75,7 +90,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let aud = audience(req.uri().path());
     let listed = origin
         .to_str()
-        .is_ok_and(|o| state.config.cors.allowed_origins.iter().any(|a| a == o));
+        .is_ok_and(|o| listed_origins.0.iter().any(|a| a == o));
     let allow_origin = match aud {
         Audience::Anyone { .. } => Some(HeaderValue::from_static("*")),
         Audience::Listed if listed => Some(origin.clone()),

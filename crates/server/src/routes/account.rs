@@ -131,6 +131,7 @@ async fn apps_page(
                     .iter()
                     .map(|u| html::return_host(u))
                     .collect();
+                hosts.sort();
                 hosts.dedup();
                 (c.settings.name.clone(), c.verified, hosts.join(", "))
             }

@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         // Cross-origin requests: preflights are answered before routing (crate::cors).
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            crate::cors::ListedOrigins::new(&state.config.cors.allowed_origins),
             crate::cors::layer,
         ));
     // Counted only when metrics are served: without a metrics listener the hot paths skip even
