@@ -155,7 +155,7 @@ pub async fn start_with_clock(
                 .with_context(|| format!("binding the metrics listener {bind}"))?;
             let metrics_addr = listener.local_addr()?;
             crate::metrics::enable();
-            let app = metrics_router(state.keys.clone(), state.clock.clone());
+            let app = metrics_router(state.keys.clone(), state.clock.clone(), state.store.clone());
             background.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).await {
                     tracing::warn!(error = %e, "the metrics listener stopped");
@@ -189,13 +189,18 @@ pub async fn start_with_clock(
 }
 
 /// The metrics listener's router: `/metrics`, and nothing else.
-fn metrics_router(keys: Arc<KeyRing>, clock: Arc<dyn Clock>) -> axum::Router {
+fn metrics_router(
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
+) -> axum::Router {
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let now = clock.now();
             let age = keys.signing_since(now).map(|since| now - since);
-            async move { crate::metrics::scrape_response(age) }
+            let connections = store.connections();
+            async move { crate::metrics::scrape_response(age, connections) }
         }),
     )
 }

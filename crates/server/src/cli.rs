@@ -142,7 +142,7 @@ pub enum ClientsCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
-    init_logging(&config, matches!(cli.command, Command::Serve));
+    init_logging(&config, matches!(cli.command, Command::Serve))?;
     let clock = SystemClock;
     match cli.command {
         Command::Serve => serve(config).await,
@@ -464,6 +464,7 @@ async fn doctor(config: &Config, json_output: bool, url: Option<&str>) -> anyhow
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let engine = database_engine(&config.database_url);
+    let config_traces = config.tracing.otlp_endpoint.clone();
     let server = start(config, shutdown_signal()).await?;
     if let Some(b) = &server.bootstrap {
         // Printed once, on the first start of an empty database; never logged.
@@ -480,15 +481,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?;
         out.flush()?;
     }
+    let traces = match &config_traces {
+        Some(endpoint) => endpoint.as_str(),
+        None => "off",
+    };
     let metrics = match server.metrics_addr {
         Some(a) => format!("http://{a}/metrics"),
         None => "off".to_owned(),
     };
     println!(
-        "oauth-server listening on {} (issuer {}, database {}, metrics {}, OpenAPI {}/openapi.json)",
-        server.addr, server.issuer, engine, metrics, server.issuer
+        "oauth-server listening on {} (issuer {}, database {}, metrics {}, traces {}, OpenAPI {}/openapi.json)",
+        server.addr, server.issuer, engine, metrics, traces, server.issuer
     );
-    server.wait().await?;
+    let stopped = server.wait().await;
+    // Spans still queued are sent before the process ends.
+    crate::telemetry::shutdown().await;
+    stopped?;
     println!("oauth-server stopped");
     Ok(())
 }
@@ -519,19 +527,32 @@ fn output(json: bool, value: serde_json::Value, text: &str) -> anyhow::Result<()
 /// Logs go to stderr; `OAUTH_LOG` (or `RUST_LOG`) sets the filter. Admin commands log warnings
 /// only, so their stdout stays clean. Colours only on a terminal: a log file or a collector gets
 /// plain text (and the server skips formatting the escape codes on every request's span).
-fn init_logging(config: &Config, serving: bool) {
+fn init_logging(config: &Config, serving: bool) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
     let default = if serving { "info" } else { "warn" };
     let filter = std::env::var("OAUTH_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match config.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let fmt = match config.log_format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    // Spans are exported only by the server itself, not by the admin commands.
+    #[cfg(feature = "otlp")]
+    let registry = registry.with(if serving {
+        crate::telemetry::layer(&config.tracing)?
+    } else {
+        None
+    });
+    let _ = registry.try_init();
+    Ok(())
 }

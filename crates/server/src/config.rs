@@ -89,6 +89,9 @@ const SETTINGS: &[Setting] = &[
     s("server.max_connections", Toml, Some("max-connections"), "Most connections served at once; the next ones wait in the listen queue [default: 1024]"),
     s("server.max_connections_per_ip", Toml, Some("max-connections-per-ip"), "Most connections one client address (IPv6 by its /64) holds at once; 0 turns the cap off [default: 128]"),
     s("metrics.bind", Text, Some("metrics-bind"), "Address of the Prometheus metrics listener (`/metrics`), apart from the public one [default: none, no metrics]"),
+    s("tracing.otlp_endpoint", Text, Some("otlp-endpoint"), "OpenTelemetry collector base URL for OTLP/HTTP trace export, such as `http://127.0.0.1:4318` (needs a build with the `otlp` feature) [default: none, no export]"),
+    s("tracing.service_name", Text, None, ""),
+    s("tracing.sample_ratio", Toml, None, ""),
     s("audit.retention_days", Toml, Some("audit-retention-days"), "Days that security events (the audit trail) are kept [default: 90]"),
     s("registration.mode", Text, Some("registration-mode"), "Dynamic client registration: `open` or `token` (an initial access token is required) [default: open]"),
     s("registration.initial_access_token", Text, Some("registration-token"), "The initial access token that `token` registration mode requires"),
@@ -100,6 +103,7 @@ const SETTINGS: &[Setting] = &[
     s("registration.cimd_allow_http_loopback", Toml, Some("cimd-allow-http-loopback"), "Accept http client id URLs on 127.0.0.1, [::1] and localhost (development only) [default: false]"),
     s("registration.cimd_cache_min_secs", Toml, None, ""),
     s("registration.cimd_cache_max_secs", Toml, None, ""),
+    s("registration.unused_client_lifetime_secs", Toml, None, ""),
     // No longer used: accepted so that an old configuration still starts, with a notice.
     s("registration.organization", Text, Some("registration-org"), ""),
     s("scopes", Toml, None, ""),
@@ -416,6 +420,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
+    pub tracing: TracingConfig,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     #[serde(skip)]
@@ -465,6 +470,58 @@ impl Default for ServerConfig {
 pub struct MetricsConfig {
     /// Where `/metrics` is served, on a listener of its own; `None`: no metrics.
     pub bind: Option<SocketAddr>,
+}
+
+/// Trace export (`[tracing]`): OpenTelemetry over OTLP/HTTP, with the `otlp` cargo feature.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TracingConfig {
+    /// The collector's base URL (`/v1/traces` is appended); `None`: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// The share of new traces (without a sampled parent) that are exported, 0.0 to 1.0. A
+    /// request whose `traceparent` says sampled, or not, is followed as its caller decided.
+    pub sample_ratio: f64,
+}
+
+impl TracingConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            bail!("configuration: tracing.sample_ratio must be between 0.0 and 1.0");
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 200 {
+            bail!("configuration: tracing.service_name must be 1 to 200 characters");
+        }
+        let Some(endpoint) = &self.otlp_endpoint else {
+            return Ok(());
+        };
+        let url = url::Url::parse(endpoint)
+            .map_err(|e| anyhow!("configuration: tracing.otlp_endpoint is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            bail!("configuration: tracing.otlp_endpoint must be an http or https URL, such as http://127.0.0.1:4318");
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            bail!("configuration: tracing.otlp_endpoint takes no query or fragment");
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            bail!("configuration: tracing.otlp_endpoint takes no user information; give the collector's credentials in OTEL_EXPORTER_OTLP_HEADERS");
+        }
+        if !cfg!(feature = "otlp") {
+            bail!("configuration: tracing.otlp_endpoint is set, but this build has no OTLP export; build with `cargo build --release --features otlp`");
+        }
+        Ok(())
+    }
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "oauth-server".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// The audit trail (`[audit]`).
@@ -700,7 +757,14 @@ pub struct RegistrationConfig {
     pub cimd_cache_min_secs: i64,
     /// Longest time a fetched document is kept.
     pub cimd_cache_max_secs: i64,
+    /// Registered (and metadata-document) clients never used this long after their creation
+    /// are purged; 0 keeps them.
+    pub unused_client_lifetime_secs: i64,
 }
+
+/// A week: a client registered (or met through its metadata document) and never authorized by
+/// anyone in that long is purged.
+pub const DEFAULT_UNUSED_CLIENT_LIFETIME_SECS: i64 = 7 * 86_400;
 
 /// Cross-origin requests (`[cors]`) beyond the public OAuth endpoints, which always allow any
 /// origin.
@@ -723,6 +787,7 @@ impl Default for RegistrationConfig {
             cimd_allow_http_loopback: false,
             cimd_cache_min_secs: DEFAULT_CIMD_CACHE_MIN_SECS,
             cimd_cache_max_secs: DEFAULT_CIMD_CACHE_MAX_SECS,
+            unused_client_lifetime_secs: DEFAULT_UNUSED_CLIENT_LIFETIME_SECS,
         }
     }
 }
@@ -750,6 +815,10 @@ impl fmt::Debug for RegistrationConfig {
             .field("cimd_allow_http_loopback", &self.cimd_allow_http_loopback)
             .field("cimd_cache_min_secs", &self.cimd_cache_min_secs)
             .field("cimd_cache_max_secs", &self.cimd_cache_max_secs)
+            .field(
+                "unused_client_lifetime_secs",
+                &self.unused_client_lifetime_secs,
+            )
             .finish()
     }
 }
@@ -768,6 +837,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("server", &self.server)
             .field("metrics", &self.metrics)
+            .field("tracing", &self.tracing)
             .field("audit", &self.audit)
             .field("registration", &self.registration)
             .field("scopes", &self.scopes.names())
@@ -802,6 +872,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             server: ServerConfig::default(),
             metrics: MetricsConfig::default(),
+            tracing: TracingConfig::default(),
             audit: AuditConfig::default(),
             registration: RegistrationConfig::default(),
             scopes: ScopeCatalogue::default(),
@@ -898,6 +969,7 @@ impl Config {
                 bail!("configuration: metrics.bind ({metrics}) must differ from bind ({}): metrics are never served on the public port", self.bind);
             }
         }
+        self.tracing.check()?;
         if self.registration.mode == RegistrationMode::Token
             && self.registration.initial_access_token_hash.is_none()
         {
@@ -1002,6 +1074,11 @@ impl Config {
             bail!("configuration: registration.allow_client_credentials needs registration mode `token` (open registration never creates client_credentials clients)");
         }
         let reg = &mut self.registration;
+        if reg.unused_client_lifetime_secs != 0
+            && !(3600..=10 * 365 * 86_400).contains(&reg.unused_client_lifetime_secs)
+        {
+            bail!("configuration: registration.unused_client_lifetime_secs must be 0 (keep them) or between 3600 and 315360000");
+        }
         if reg.cimd_cache_min_secs < 0 || reg.cimd_cache_max_secs < reg.cimd_cache_min_secs {
             bail!("configuration: registration.cimd_cache_min_secs must be at least 0 and cimd_cache_max_secs at least cimd_cache_min_secs");
         }
@@ -1483,6 +1560,61 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         }
         std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn tracing_settings_are_checked() {
+        let d = Config::default().tracing;
+        assert_eq!(
+            (d.otlp_endpoint, d.service_name.as_str(), d.sample_ratio),
+            (None, "oauth-server", 1.0)
+        );
+        let err = |args: ConfigArgs| {
+            format!(
+                "{:#}",
+                Config::load(&args)
+                    .err()
+                    .unwrap_or_else(|| panic!("accepted"))
+            )
+        };
+        for (var, value, says) in [
+            ("OAUTH_TRACING__SAMPLE_RATIO", "1.5", "tracing.sample_ratio"),
+            (
+                "OAUTH_TRACING__SAMPLE_RATIO",
+                "-0.1",
+                "tracing.sample_ratio",
+            ),
+            ("OAUTH_TRACING__SERVICE_NAME", " ", "tracing.service_name"),
+            ("OAUTH_OTLP_ENDPOINT", "collector:4318", "http or https URL"),
+            (
+                "OAUTH_OTLP_ENDPOINT",
+                "ftp://collector",
+                "http or https URL",
+            ),
+            ("OAUTH_OTLP_ENDPOINT", "http://collector/?k=v", "no query"),
+            (
+                "OAUTH_OTLP_ENDPOINT",
+                "https://user:pw@collector",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+        ] {
+            let e = err(ConfigArgs::default().with_env(var, value));
+            assert!(e.contains(says), "{var}={value}: {e}");
+            assert!(!e.contains("pw@"), "{e}");
+        }
+        let set = ConfigArgs::default()
+            .with_env("OAUTH_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+            .with_env("OAUTH_TRACING__SAMPLE_RATIO", "0.25");
+        if cfg!(feature = "otlp") {
+            let c = Config::load(&set).unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(
+                c.tracing.otlp_endpoint.as_deref(),
+                Some("http://127.0.0.1:4318")
+            );
+            assert_eq!(c.tracing.sample_ratio, 0.25);
+        } else {
+            assert!(err(set).contains("--features otlp"));
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod serve;
 pub mod session;
 pub mod signing;
 pub mod state;
+pub mod telemetry;
 pub mod tokens;
 
 pub use app::{start, start_with_clock, RunningServer};

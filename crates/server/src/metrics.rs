@@ -18,6 +18,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use oauth_store::ConnectionUsage;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -91,6 +92,11 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -116,6 +122,8 @@ struct Metrics {
     security_events: Family<KindLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
     database_errors: Family<ErrorLabels, Counter>,
+    connections: Family<StateLabels, Gauge>,
+    connections_max: Gauge,
     signing_key_age: Gauge,
 }
 
@@ -162,6 +170,18 @@ impl Metrics {
             "Database errors met while answering requests, by class (unavailable, invalid_input, internal)",
             database_errors.clone(),
         );
+        let connections = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "database_connections",
+            "Database connections now, by state: in_use (running a statement or transaction) or idle; on SQLite the read connections",
+            connections.clone(),
+        );
+        let connections_max = Gauge::default();
+        registry.register(
+            "database_connections_max",
+            "The most connections the PostgreSQL pool opens (0 on SQLite, which has no pool)",
+            connections_max.clone(),
+        );
         let signing_key_age = Gauge::default();
         registry.register(
             "signing_key_age_seconds",
@@ -185,6 +205,8 @@ impl Metrics {
             security_events,
             rate_limited,
             database_errors,
+            connections,
+            connections_max,
             signing_key_age,
         }
     }
@@ -294,12 +316,23 @@ pub fn database_error(class: &'static str) {
     }
 }
 
-/// The text exposition of every metric; `signing_key_age_secs` is read by the caller at the
-/// moment of the scrape.
-pub fn render(signing_key_age_secs: Option<i64>) -> Result<String, std::fmt::Error> {
+/// The text exposition of every metric; `signing_key_age_secs` and `connections` are read by
+/// the caller at the moment of the scrape.
+pub fn render(
+    signing_key_age_secs: Option<i64>,
+    connections: ConnectionUsage,
+) -> Result<String, std::fmt::Error> {
     let m = &*METRICS;
     if let Some(age) = signing_key_age_secs {
         m.signing_key_age.set(age.max(0));
+    }
+    for (state, n) in [("in_use", connections.in_use), ("idle", connections.idle)] {
+        m.connections
+            .get_or_create(&StateLabels { state })
+            .set(i64::from(n));
+    }
+    if let Some(max) = connections.max {
+        m.connections_max.set(i64::from(max));
     }
     let mut out = String::with_capacity(8 * 1024);
     prometheus_client::encoding::text::encode(&mut out, &m.registry)?;
@@ -307,8 +340,11 @@ pub fn render(signing_key_age_secs: Option<i64>) -> Result<String, std::fmt::Err
 }
 
 /// The answer to a scrape: the exposition, or a bare 500.
-pub fn scrape_response(signing_key_age_secs: Option<i64>) -> Response {
-    match render(signing_key_age_secs) {
+pub fn scrape_response(
+    signing_key_age_secs: Option<i64>,
+    connections: ConnectionUsage,
+) -> Response {
+    match render(signing_key_age_secs, connections) {
         Ok(body) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
             body,

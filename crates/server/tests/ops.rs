@@ -11,6 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// Fresh PostgreSQL databases, shared with the storage tests.
+#[path = "../../store/tests/support/mod.rs"]
+mod db;
+
 const BIN: &str = env!("CARGO_BIN_EXE_oauth-server");
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -413,6 +417,16 @@ async fn metrics_count_requests_tokens_failures_and_limits_on_their_own_listener
     );
     let age = value(&after, "oauth_signing_key_age_seconds", &[]);
     assert!((0.0..120.0).contains(&age), "{age}");
+    // SQLite: the read connections, none busy between requests, and no pool bound.
+    assert!(
+        value(&after, "oauth_database_connections", &[("state", "idle")]) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&after, "oauth_database_connections", &[("state", "in_use")]),
+        0.0
+    );
+    assert_eq!(value(&after, "oauth_database_connections_max", &[]), 0.0);
     // Present at 0 while nothing failed.
     for class in ["unavailable", "invalid_input", "internal"] {
         let zero = after.iter().any(|s| {
@@ -433,6 +447,269 @@ async fn metrics_count_requests_tokens_failures_and_limits_on_their_own_listener
         }
     }
     assert!(!text.contains(&client_id) && !text.contains(&secret));
+    served.stop().await;
+}
+
+/// On PostgreSQL the pool gauges show the pool: its bound, and connections that stay within it
+/// through 30 requests at once.
+#[tokio::test]
+async fn metrics_show_the_postgres_pool() {
+    let Some((url, _guard)) = db::postgres_url().await else {
+        eprintln!("skipped: {} is not set", db::POSTGRES_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::spawn(
+        &["serve"],
+        &[
+            ("OAUTH_DATABASE_URL", url.as_str()),
+            ("OAUTH_BIND", "127.0.0.1:0"),
+            ("OAUTH_METRICS_BIND", "127.0.0.1:0"),
+            (
+                "OAUTH_KEY_ENCRYPTION_KEY",
+                "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+            ),
+        ],
+        dir.path(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (text, before) = scrape(&http, &served.metrics_url()).await;
+    assert_eq!(
+        value(&before, "oauth_database_connections_max", &[]),
+        16.0,
+        "{text}"
+    );
+    let open = |s: &[Sample]| {
+        value(s, "oauth_database_connections", &[("state", "idle")])
+            + value(s, "oauth_database_connections", &[("state", "in_use")])
+    };
+    assert!(open(&before) >= 1.0, "the migrations' connection: {text}");
+
+    let key = served.api_key.clone().expect("first start's API key");
+    let base = served.url();
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let request = http.get(format!("{base}/oauth_clients")).bearer_auth(&key);
+        burst.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = burst.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let (text, after) = scrape(&http, &served.metrics_url()).await;
+    assert!((1.0..=16.0).contains(&open(&after)), "{text}");
+    served.stop().await;
+}
+
+/// Without the `otlp` feature, asking for trace export stops the server at start, saying how to
+/// get a build that exports.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn an_otlp_endpoint_needs_the_otlp_build() {
+    let db = fresh_db();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("OAUTH_DATABASE_URL", &db.url)
+        .env("OAUTH_BIND", "127.0.0.1:0")
+        .env("OAUTH_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .current_dir(db.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracing.otlp_endpoint") && err.contains("--features otlp"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}
+
+/// With the `otlp` feature (`cargo nextest run -p oauth-server --features otlp --test ops
+/// otlp`): request spans reach an OTLP collector, children of the caller's `traceparent`, with
+/// route templates and no secret.
+#[cfg(feature = "otlp")]
+#[tokio::test]
+async fn otlp_exports_request_spans_under_the_callers_trace() {
+    use std::sync::{Arc, Mutex};
+
+    // A collector: OTLP/HTTP with JSON bodies, kept as they arrive.
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let v: Value = serde_json::from_slice(&body).expect("an OTLP JSON body");
+                kept.lock().unwrap().push(v);
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let db = fresh_db();
+    let served = Served::start(
+        &db,
+        &[
+            ("OAUTH_OTLP_ENDPOINT", collector_url.as_str()),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    assert!(
+        served.banner.contains(&format!("traces {collector_url}")),
+        "{}",
+        served.banner
+    );
+    let http = reqwest::Client::new();
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+    let r = http
+        .get(format!("{}/healthz", served.url()))
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let secret = "hunter2-never-in-a-span";
+    let r = http
+        .post(format!(
+            "{}/oauth/token?code=query-never-in-a-span",
+            served.url()
+        ))
+        .basic_auth("no-such-client", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A failed sign-in: its security event is logged inside the request's span, without the
+    // email address typed or the password.
+    let form = http
+        .get(format!("{}/login", served.url()))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's CSRF token")
+        .to_owned();
+    let r = http
+        .post(format!("{}/login", served.url()))
+        .header("cookie", cookie)
+        .form(&[
+            ("email", "typed-email@never-in-a-span.example"),
+            ("password", secret),
+            ("csrf_token", csrf.as_str()),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Every exported span, with its resource's service name.
+    let spans = |received: &[Value]| -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for batch in received {
+            for rs in batch["resourceSpans"].as_array().unwrap() {
+                let service = rs["resource"]["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == "service.name")
+                    .map(|a| a["value"]["stringValue"].as_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                for ss in rs["scopeSpans"].as_array().unwrap() {
+                    for span in ss["spans"].as_array().unwrap() {
+                        out.push((service.clone(), span.clone()));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let exported = loop {
+        let now = spans(&received.lock().unwrap());
+        if now.len() >= 4 || tokio::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attr = |span: &Value, key: &str| -> Option<String> {
+        span["attributes"]
+            .as_array()?
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| {
+                let v = &a["value"];
+                v["stringValue"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v["intValue"].to_string().trim_matches('"').to_owned())
+            })
+    };
+    let by_name = |name: &str| {
+        exported
+            .iter()
+            .find(|(_, s)| s["name"] == name)
+            .unwrap_or_else(|| panic!("no span {name}: {exported:?}"))
+            .clone()
+    };
+    let (service, health) = by_name("GET /healthz");
+    assert_eq!(service, "oauth-server");
+    assert_eq!(health["traceId"], TRACE, "the caller's trace");
+    assert_eq!(
+        health["parentSpanId"], PARENT,
+        "a child of the caller's span"
+    );
+    assert_eq!(health["kind"], 2, "a server span");
+    assert_eq!(attr(&health, "http.route").as_deref(), Some("/healthz"));
+    assert_eq!(
+        attr(&health, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+
+    let (_, token) = by_name("POST /oauth/token");
+    assert_ne!(
+        token["traceId"], TRACE,
+        "no traceparent: a trace of its own"
+    );
+    assert!(
+        token["parentSpanId"].as_str().unwrap_or("").is_empty(),
+        "a root span: {token}"
+    );
+    assert_eq!(
+        attr(&token, "http.response.status_code").as_deref(),
+        Some("401")
+    );
+    let all = serde_json::to_string(&*received.lock().unwrap()).unwrap();
+    // Client ids are not secrets (the audit log names them); secrets, codes in the query and
+    // typed email addresses never leave the server.
+    assert!(
+        all.contains("client.authentication_failed"),
+        "the event rides on the span"
+    );
+    assert!(all.contains("login.failed"), "{all}");
+    for never in [secret, "query-never-in-a-span", "never-in-a-span.example"] {
+        assert!(!all.contains(never), "{never} was exported");
+    }
     served.stop().await;
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::shared::{Arg, FromCols};
 use crate::writes::{Exec, WriteJob};
-use crate::{Dialect, Result, Store};
+use crate::{ConnectionUsage, Dialect, Result, Store};
 
 pub(crate) trait Engine: Send + Sync + 'static {
     const DIALECT: Dialect;
@@ -41,6 +41,9 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// Closes every connection.
     fn close_connections(&self) -> impl Future<Output = ()> + Send;
+
+    /// How the connections are used now.
+    fn connection_usage(&self) -> ConnectionUsage;
 }
 
 /// Every engine is a [`Store`]: the area traits are implemented for any engine in their own
@@ -59,6 +62,10 @@ impl<B: Engine> Store for B {
 
     async fn close(&self) {
         self.close_connections().await;
+    }
+
+    fn connections(&self) -> ConnectionUsage {
+        self.connection_usage()
     }
 }
 

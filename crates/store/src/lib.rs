@@ -675,7 +675,22 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Closes every connection; on SQLite this checkpoints the write-ahead log.
     async fn close(&self);
+    /// How the database connections are used at this moment (the metrics' pool gauges).
+    fn connections(&self) -> ConnectionUsage;
 }
+
+/// The database connections at one moment: those running a statement or transaction, and
+/// those open and waiting. On PostgreSQL these are the pool's (at most [`Self::max`]); on SQLite
+/// the read connections (the writer thread's own connection is not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionUsage {
+    pub in_use: u32,
+    pub idle: u32,
+    /// The pool's bound; `None` where there is none (SQLite opens a read connection per
+    /// concurrent reader).
+    pub max: Option<u32>,
+}
+
 
 /// The most pending consent requests one user holds; a new one beyond this drops the oldest.
 pub const MAX_CONSENTS_PER_USER: i64 = 20;

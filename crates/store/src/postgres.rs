@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use crate::engine::Engine;
 use crate::shared::{Arg, FromCols};
 use crate::writes::{Exec, WriteJob};
-use crate::{Dialect, PoolSettings, Result, StoreError};
+use crate::{ConnectionUsage, Dialect, PoolSettings, Result, StoreError};
 
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
@@ -92,5 +92,17 @@ impl Engine for PostgresStore {
 
     async fn close_connections(&self) {
         self.pool.close().await;
+    }
+
+    fn connection_usage(&self) -> ConnectionUsage {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle())
+            .unwrap_or(u32::MAX)
+            .min(size);
+        ConnectionUsage {
+            in_use: size - idle,
+            idle,
+            max: Some(self.pool.options().get_max_connections()),
+        }
     }
 }

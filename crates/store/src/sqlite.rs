@@ -11,7 +11,7 @@ use crate::shared::{Arg, FromCols};
 use crate::sqlite_read::Readers;
 use crate::sqlite_write::Writer;
 use crate::writes::WriteJob;
-use crate::{Dialect, Result, StoreError};
+use crate::{ConnectionUsage, Dialect, Result, StoreError};
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -143,6 +143,10 @@ impl Engine for SqliteStore {
     async fn close_connections(&self) {
         self.readers.close();
         self.writer.close().await;
+    }
+
+    fn connection_usage(&self) -> ConnectionUsage {
+        self.readers.usage()
     }
 }
 

@@ -10,14 +10,14 @@
 //! ([`crate::sqlite_write`]), where waiting for the write lock holds up no runtime thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::shared::{Arg, FromCols, InOrder};
-use crate::{Result, StoreError};
+use crate::{ConnectionUsage, Result, StoreError};
 
 /// How many idle connections are kept; more are opened when more threads read at once.
 const IDLE_CONNECTIONS: usize = 8;
@@ -25,6 +25,8 @@ const IDLE_CONNECTIONS: usize = 8;
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Connections taken by a read that has not finished.
+    in_use: AtomicUsize,
     /// Set by [`Readers::close`]: no connection is opened after it.
     closed: AtomicBool,
 }
@@ -36,6 +38,7 @@ impl Readers {
         let readers = Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            in_use: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         };
         let first = readers.connect()?;
@@ -84,7 +87,9 @@ impl Readers {
     /// is dropped rather than reused.
     fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
+        self.in_use.fetch_add(1, Ordering::Relaxed);
         let out = read(&conn);
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
         if out.is_ok() {
             self.put_back(conn);
         }
@@ -99,6 +104,20 @@ impl Readers {
     /// Every row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order).
     pub(crate) fn rows_read<T: FromCols>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         self.with(|conn| read_all(conn, sql, args))
+    }
+
+    /// The read connections busy and idle now.
+    pub(crate) fn usage(&self) -> ConnectionUsage {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        ConnectionUsage {
+            in_use: u32::try_from(self.in_use.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: None,
+        }
     }
 
     /// Closes the idle connections; later reads fail as unavailable.

@@ -69,13 +69,42 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // Spans name the route template, never the concrete path or query: those can carry
             // tokens.
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("<unmatched>", MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route = %route)
-            }),
+            // A caller's W3C trace context (`traceparent`) names the trace in the logs and, when
+            // traces are exported, makes this span a child of the caller's (telemetry.rs).
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("<unmatched>", MatchedPath::as_str);
+                    let trace_id = crate::telemetry::trace_parent(req.headers()).map(|p| p.trace_id);
+                    let span = if crate::telemetry::exporting() {
+                        tracing::info_span!(
+                            "request",
+                            otel.name = %format_args!("{} {route}", req.method()),
+                            otel.kind = "server",
+                            http.request.method = %req.method(),
+                            http.route = %route,
+                            http.response.status_code = tracing::field::Empty,
+                            trace_id,
+                        )
+                    } else {
+                        tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
+                    };
+                    crate::telemetry::adopt_remote_parent(&span, req.headers());
+                    span
+                })
+                .on_response(
+                    |res: &axum::response::Response, latency: std::time::Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", res.status().as_u16());
+                        tower_http::trace::OnResponse::on_response(
+                            tower_http::trace::DefaultOnResponse::default(),
+                            res,
+                            latency,
+                            span,
+                        );
+                    },
+                ),
         )
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response_owned()
