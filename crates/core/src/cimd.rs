@@ -105,6 +105,28 @@ pub fn classify(client_id: &str, policy: DocumentPolicy<'_>) -> ClientIdKind {
     ClientIdKind::Document(url)
 }
 
+/// Which installation of a client an authorization belongs to: its grant is kept apart from
+/// the grants of the client's other installations, so that revoking one leaves the others.
+///
+/// One metadata-document client id is shared by every installation of an app (a web app and a
+/// desktop app, or two deployments), each with its own redirect URI, so for such a client the
+/// installation is the redirect URI: with the port of a loopback `http` URI left out, since a
+/// native app picks a new port on each run (RFC 8252 §7.3). Any other client is one
+/// installation (the empty string): one grant per user and client.
+pub fn installation(client_id: &str, redirect_uri: &str) -> String {
+    let lower = client_id.get(..8).unwrap_or("").to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return String::new();
+    }
+    match Url::parse(redirect_uri) {
+        Ok(mut url) if url.scheme() == "http" && url.host_str().is_some_and(is_loopback_host) => {
+            let _ = url.set_port(None);
+            url.to_string()
+        }
+        _ => redirect_uri.to_owned(),
+    }
+}
+
 /// A document refused, and why (shown on the authorization error page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentError(pub String);
@@ -224,6 +246,41 @@ pub fn draft_from_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn installations_of_a_document_client_are_its_redirect_uris() {
+        let id = "https://app.example/client.json";
+        assert_eq!(installation("0b7c2f0e-uuid", "https://a.example/cb"), "");
+        assert_eq!(
+            installation(id, "https://a.example/cb"),
+            "https://a.example/cb"
+        );
+        assert_ne!(
+            installation(id, "https://a.example/cb"),
+            installation(id, "https://b.example/cb")
+        );
+        // A native app's loopback port changes from run to run: one installation.
+        assert_eq!(
+            installation(id, "http://127.0.0.1:33418/callback"),
+            installation(id, "http://127.0.0.1:50001/callback")
+        );
+        assert_eq!(
+            installation(id, "http://127.0.0.1:33418/callback"),
+            "http://127.0.0.1/callback"
+        );
+        assert_eq!(
+            installation(id, "http://localhost:9/cb"),
+            "http://localhost/cb"
+        );
+        assert_eq!(
+            installation(id, "com.example.app:/cb"),
+            "com.example.app:/cb"
+        );
+        assert_eq!(
+            installation("http://127.0.0.1:8/c.json", "https://a.example/cb"),
+            "https://a.example/cb"
+        );
+    }
     use crate::ScopeCatalogue;
     use oauth_wire::ClientType;
 

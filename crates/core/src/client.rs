@@ -592,6 +592,61 @@ pub struct RegistrationError {
     pub description: String,
 }
 
+/// OpenID Connect Dynamic Client Registration §2 `application_type`, checked against the
+/// redirect URIs as that specification does: a `web` client's redirect URIs are https and not
+/// on a loopback host; a `native` client's are a private-use scheme or http on a loopback host
+/// (RFC 8252 §7.1, §7.3). `None` (not sent) checks nothing: plain OAuth clients, MCP clients
+/// among them, do not send it, and the registration rules still apply. Another value is
+/// `invalid_client_metadata`; a redirect URI that does not fit is `invalid_redirect_uri`.
+pub fn check_application_type(
+    application_type: Option<&str>,
+    redirect_uris: &[String],
+) -> Result<(), RegistrationError> {
+    let Some(kind) = application_type else {
+        return Ok(());
+    };
+    let misfit = |uri: &str, why: &str| RegistrationError {
+        code: "invalid_redirect_uri",
+        description: format!("redirect URI {uri:?} does not fit application_type {kind:?}: {why}"),
+    };
+    for uri in redirect_uris {
+        let Ok(url) = url::Url::parse(uri) else {
+            continue; // refused by the redirect URI rules, with their own message
+        };
+        let loopback = url.host_str().is_some_and(crate::cimd::is_loopback_host);
+        match kind {
+            "web" if url.scheme() != "https" => {
+                return Err(misfit(uri, "a web client's redirect URIs use https"))
+            }
+            "web" if loopback => {
+                return Err(misfit(uri, "a web client's redirect URIs are not on localhost"))
+            }
+            "web" => {}
+            "native" if url.scheme() == "https" => {
+                return Err(misfit(
+                    uri,
+                    "a native client's redirect URIs are a private-use scheme or http on a loopback host; register an https redirect URI as a web client",
+                ))
+            }
+            "native" if url.scheme() == "http" && !loopback => {
+                return Err(misfit(uri, "a native client's http redirect URIs are on a loopback host"))
+            }
+            "native" => {}
+            other => {
+                return Err(RegistrationError::metadata(format!(
+                    "application_type {other:?} is not supported; use web or native"
+                )))
+            }
+        }
+    }
+    if !matches!(kind, "web" | "native") {
+        return Err(RegistrationError::metadata(format!(
+            "application_type {kind:?} is not supported; use web or native"
+        )));
+    }
+    Ok(())
+}
+
 impl RegistrationError {
     fn metadata(description: impl Into<String>) -> Self {
         Self {
@@ -737,6 +792,44 @@ mod tests {
             default_scopes: defaults,
             allow_client_credentials: false,
         }
+    }
+
+    #[test]
+    fn application_type_fits_the_redirect_uris() {
+        let uris = |u: &[&str]| u.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let ok = |t: Option<&str>, u: &[&str]| check_application_type(t, &uris(u)).is_ok();
+        let code =
+            |t: Option<&str>, u: &[&str]| check_application_type(t, &uris(u)).err().map(|e| e.code);
+        // Not sent: nothing to check (an MCP client's loopback redirect is fine).
+        assert!(ok(
+            None,
+            &["http://127.0.0.1:3000/cb", "https://a.example/cb"]
+        ));
+        assert!(ok(Some("web"), &["https://a.example/cb"]));
+        assert!(ok(
+            Some("native"),
+            &[
+                "http://127.0.0.1/cb",
+                "http://[::1]:9/cb",
+                "http://localhost/cb",
+                "com.example.app:/cb"
+            ]
+        ));
+        for (t, u) in [
+            ("web", "http://a.example/cb"),
+            ("web", "https://localhost/cb"),
+            ("web", "https://127.0.0.1/cb"),
+            ("web", "com.example.app:/cb"),
+            ("native", "https://a.example/cb"),
+            ("native", "http://a.example/cb"),
+        ] {
+            assert_eq!(code(Some(t), &[u]), Some("invalid_redirect_uri"), "{t} {u}");
+        }
+        assert_eq!(
+            code(Some("desktop"), &["https://a.example/cb"]),
+            Some("invalid_client_metadata")
+        );
+        assert_eq!(code(Some("desktop"), &[]), Some("invalid_client_metadata"));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct Grant {
     pub id: String,
     pub user_id: String,
     pub client_id: String,
+    /// Which installation of the client (`cimd::installation`): empty but for
+    /// metadata-document clients, whose grants are kept per redirect URI.
+    pub installation: String,
     pub scopes: Vec<String>,
     /// RFC 8707 resources approved for this client.
     pub resources: Vec<String>,

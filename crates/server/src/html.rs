@@ -43,6 +43,11 @@ pub struct AppLine {
     pub granted_at: String,
     pub last_used_at: Option<String>,
     pub redirect_host: String,
+    /// For one installation of a shared (metadata-document) client: the host this grant's
+    /// authorizations return to, which tells installations apart.
+    pub installation_host: Option<String>,
+    /// That installation is an application on the user's device (a loopback redirect).
+    pub installation_local: bool,
 }
 
 #[derive(Template)]

@@ -29,18 +29,22 @@ type PurgeFn = for<'a> fn(&'a dyn Store, Retention, UnixSeconds, i64) -> PurgeFu
 pub struct Retention {
     /// Security events (the audit trail).
     pub security_events_secs: i64,
+    /// Registered clients never used; `None`: kept.
+    pub unused_clients_secs: Option<i64>,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self::from_config(&crate::config::AuditConfig::default())
+        Self::from_config(&crate::config::Config::default())
     }
 }
 
 impl Retention {
-    pub fn from_config(audit: &crate::config::AuditConfig) -> Self {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let unused = config.registration.unused_client_lifetime_secs;
         Self {
-            security_events_secs: i64::from(audit.retention_days) * 86_400,
+            security_events_secs: i64::from(config.audit.retention_days) * 86_400,
+            unused_clients_secs: (unused > 0).then_some(unused),
         }
     }
 }
@@ -82,6 +86,20 @@ fn security_events(
     s.purge_security_events(now - retention.security_events_secs, limit)
 }
 
+/// Clients registered through `/oauth/register` or met through their metadata document that
+/// nobody authorized within `registration.unused_client_lifetime_secs` of their creation.
+fn unused_clients(
+    s: &dyn Store,
+    retention: Retention,
+    now: UnixSeconds,
+    limit: i64,
+) -> PurgeFuture<'_> {
+    match retention.unused_clients_secs {
+        Some(secs) => s.purge_unused_clients(now - secs, limit),
+        None => Box::pin(async { Ok(0) }),
+    }
+}
+
 /// Every purge, by name.
 pub const PURGES: &[(&str, PurgeFn)] = &[
     ("revoked_tokens", revoked_tokens),
@@ -89,6 +107,7 @@ pub const PURGES: &[(&str, PurgeFn)] = &[
     ("authorization", authorization),
     ("refresh_tokens", refresh_tokens),
     ("security_events", security_events),
+    ("unused_clients", unused_clients),
 ];
 
 /// Runs every purge once with the default retention; returns how many rows each deleted.
@@ -148,7 +167,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
         let store: Arc<dyn Store> = state.store.clone();
         let clock = state.clock.clone();
         let every = Duration::from_secs(state.config.tokens.purge_interval_secs);
-        let retention = Retention::from_config(&state.config.audit);
+        let retention = Retention::from_config(&state.config);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {

@@ -107,11 +107,21 @@ const LOGO_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 
 /// query of each `/callback` hit.
 async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    callback_server_on(listener, None).await
+}
+
+/// The callback server on `listener`; with `document`, it also serves that JSON at
+/// `/client.json` (a Client ID Metadata Document).
+async fn callback_server_on(
+    listener: TcpListener,
+    document: Option<String>,
+) -> (u16, mpsc::UnboundedReceiver<String>) {
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let tx = tx.clone();
+            let document = document.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -125,10 +135,12 @@ async fn callback_server() -> (u16, mpsc::UnboundedReceiver<String>) {
                 let target = head.split(' ').nth(1).unwrap_or("").to_owned();
                 let is_logo = target.starts_with("/logo.svg");
                 if target.starts_with("/callback") {
-                    let _ = tx.send(target);
+                    let _ = tx.send(target.clone());
                 }
                 let (content_type, body) = if is_logo {
                     ("image/svg+xml", LOGO_SVG)
+                } else if let Some(doc) = document.as_deref().filter(|_| target == "/client.json") {
+                    ("application/json", doc)
                 } else {
                     (
                         "text/html",
@@ -512,5 +524,118 @@ async fn sign_in_see_connected_apps_and_revoke_one_in_chromium() {
         .get(&user.api_key, &format!("/oauth_grants/{grant_id}"))
         .await;
     assert_eq!(status, 404);
+    b.close().await.unwrap();
+}
+
+/// A client that identifies itself with a Client ID Metadata Document (the MCP way): signing
+/// in, the consent page naming the document's host and marking the redirect to this device,
+/// the code exchanged with the client id alone, and the app on the connected-apps page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_client_signs_in_in_chromium() {
+    let (_driver, driver_port) = start_chromedriver().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cb_port = listener.local_addr().unwrap().port();
+    let client_id = format!("http://127.0.0.1:{cb_port}/client.json");
+    let document = json!({
+        "client_id": client_id,
+        "client_name": "Docs MCP Client",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+        "scope": "messaging"
+    });
+    let (_, mut callbacks) = callback_server_on(listener, Some(document.to_string())).await;
+    let app = TestApp::spawn_with(|c| c.registration.cimd_allow_http_loopback = true).await;
+    let user = app.user("mcp-user@example.com", "MCP org").await;
+    let redirect = format!("http://127.0.0.1:{cb_port}/callback");
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("scope", "messaging")
+        .append_pair("state", "state-cimd")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+
+    let profile = tempfile::tempdir().unwrap();
+    let b = browser(driver_port, profile.path()).await;
+    b.goto(&app.at(&format!("/oauth/authorize?{q}")))
+        .await
+        .unwrap();
+    b.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(&user.email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(&user.password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
+    let text = |id: &'static str| {
+        let b = b.clone();
+        async move { b.find(Locator::Id(id)).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("client-name").await, "Docs MCP Client");
+    assert_eq!(text("document-host").await, "127.0.0.1");
+    assert!(text("local-redirect").await.contains("this device"));
+    assert!(
+        b.find(Locator::Css("img.logo")).await.is_err(),
+        "no remote logo"
+    );
+    std::fs::write(
+        artifacts().join("consent-cimd.png"),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    allow.click().await.unwrap();
+
+    let hit = next_callback(&mut callbacks).await;
+    assert_eq!(param(&hit, "state").as_deref(), Some("state-cimd"));
+    let code = param(&hit, "code").expect("a code");
+    // The public client exchanges the code with its id and the PKCE verifier alone.
+    let r = app
+        .http
+        .post(app.at("/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["scope"], "messaging");
+    assert!(body["refresh_token"].as_str().is_some());
+
+    // The connected-apps page shows it, as an application on this device.
+    b.goto(&app.at("/account/apps")).await.unwrap();
+    let name = b
+        .wait()
+        .for_element(Locator::Css(".app-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "Docs MCP Client");
+    let local = b.find(Locator::Css(".local-installation")).await.unwrap();
+    assert!(local.text().await.unwrap().contains("this device"));
     b.close().await.unwrap();
 }

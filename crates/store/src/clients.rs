@@ -28,6 +28,37 @@ impl<B: Engine> ClientStore for B {
         self.point_read(&sql, &[Arg::Text(client_id)]).await
     }
 
+    /// One read, however many ids.
+    async fn get_clients(&self, client_ids: &[String]) -> Result<Vec<Client>> {
+        if client_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if client_ids.len() > crate::MAX_CLIENTS_PER_READ {
+            return Err(StoreError::InvalidInput(format!(
+                "at most {} clients are read at once",
+                crate::MAX_CLIENTS_PER_READ
+            )));
+        }
+        let placeholders: Vec<String> = (1..=client_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id IN ({})",
+            placeholders.join(", ")
+        );
+        let args: Vec<Arg<'_>> = client_ids.iter().map(|id| Arg::Text(id)).collect();
+        self.rows_read(&sql, &args).await
+    }
+
+    /// Bounded, like every purge.
+    async fn purge_unused_clients(&self, created_before: UnixSeconds, limit: i64) -> Result<u64> {
+        let sql = "DELETE FROM oauth_clients WHERE client_id IN \
+                   (SELECT c.client_id FROM oauth_clients c \
+                    WHERE c.origin IN ('registration', 'metadata_document') AND c.created_at < $1 \
+                    AND c.grant_types NOT LIKE '%\"client_credentials\"%' \
+                    AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id) \
+                    LIMIT $2)";
+        engine::execute(self, sql, &[Arg::Int(created_before), Arg::Int(limit)]).await
+    }
+
     /// A point read.
     async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>> {
         let sql = format!(

@@ -17,7 +17,7 @@ use crate::{
 const CONSENT_COLUMNS: &str = "token_hash, user_id, client_id, redirect_uri, scopes, \
     state, code_challenge, code_challenge_method, resource, created_at, expires_at";
 
-const GRANT_COLUMNS: &str = "id, user_id, client_id, scopes, resources, created_at, \
+const GRANT_COLUMNS: &str = "id, user_id, client_id, installation, scopes, resources, created_at, \
     updated_at, last_used_at, revoked_at";
 
 const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
@@ -41,6 +41,7 @@ impl FromCols for Grant {
             id: r.col("id")?,
             user_id: r.col("user_id")?,
             client_id: r.col("client_id")?,
+            installation: r.col("installation")?,
             scopes: from_json(&r.col::<String>("scopes")?)?,
             resources: from_json(&r.col::<String>("resources")?)?,
             created_at: r.col("created_at")?,
@@ -220,12 +221,25 @@ impl<B: Engine> GrantStore for B {
     }
 
     /// A point read.
-    async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>> {
+    async fn find_client_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        installation: &str,
+    ) -> Result<Option<Grant>> {
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
+             WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL"
         );
-        self.point_read(&sql, &[Arg::Text(user_id), Arg::Text(client_id)])
-            .await
+        self.point_read(
+            &sql,
+            &[
+                Arg::Text(user_id),
+                Arg::Text(client_id),
+                Arg::Text(installation),
+            ],
+        )
+        .await
     }
 
     /// A hot-path write.
@@ -413,18 +427,22 @@ impl WriteJob for ApproveConsent {
             return Ok(None);
         }
         let resources: Vec<String> = consent.resource.iter().cloned().collect();
-        // Create the grant unless a live one exists (the partial unique index decides, also
-        // against a concurrent approval), then lock and widen whichever is live.
+        let installation =
+            oauth_core::cimd::installation(&consent.client_id, &consent.redirect_uri);
+        // Create the grant unless a live one exists for this installation (the partial unique
+        // index decides, also against a concurrent approval), then lock and widen whichever is
+        // live.
         let scopes_json = to_json(&consent.scopes)?;
         let resources_json = to_json(&resources)?;
         e.execute(
-            "INSERT INTO oauth_grants (id, user_id, client_id, scopes, resources, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (user_id, client_id) WHERE revoked_at IS NULL DO NOTHING",
+            "INSERT INTO oauth_grants (id, user_id, client_id, installation, scopes, resources, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (user_id, client_id, installation) WHERE revoked_at IS NULL DO NOTHING",
             &[
                 Arg::Text(&a.new_grant_id),
                 Arg::Text(user_id),
                 Arg::Text(&consent.client_id),
+                Arg::Text(&installation),
                 Arg::Text(&scopes_json),
                 Arg::Text(&resources_json),
                 Arg::Int(a.now),
@@ -433,11 +451,18 @@ impl WriteJob for ApproveConsent {
         .await?;
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL{}",
+             WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL{}",
             self.for_update
         );
         let mut grant: Grant = e
-            .fetch(&sql, &[Arg::Text(user_id), Arg::Text(&consent.client_id)])
+            .fetch(
+                &sql,
+                &[
+                    Arg::Text(user_id),
+                    Arg::Text(&consent.client_id),
+                    Arg::Text(&installation),
+                ],
+            )
             .await?
             .ok_or_else(|| crate::StoreError::Internal("the live grant vanished".into()))?;
         let scopes = union(&grant.scopes, &consent.scopes);

@@ -462,6 +462,13 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<()>;
     /// Any organization's client: for the OAuth endpoints, which identify clients by id alone.
     async fn get_client(&self, client_id: &str) -> Result<Option<Client>>;
+    /// The clients with these ids (any organization's), in no particular order; unknown ids
+    /// are left out. At most [`MAX_CLIENTS_PER_READ`] ids.
+    async fn get_clients(&self, client_ids: &[String]) -> Result<Vec<Client>>;
+    /// Deletes up to `limit` clients registered (dynamically or by a metadata document) before
+    /// `created_before` that were never used: no grant was ever made to them, live or revoked,
+    /// and they cannot use `client_credentials`. Returns how many.
+    async fn purge_unused_clients(&self, created_before: UnixSeconds, limit: i64) -> Result<u64>;
     /// The client when it belongs to `org_id`, else `None`.
     async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>>;
     async fn list_clients(
@@ -556,8 +563,13 @@ pub trait GrantStore: Send + Sync {
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>>;
     /// The user's live grant with this id; another user's (or a revoked) grant is `None`.
     async fn get_user_grant(&self, user_id: &str, grant_id: &str) -> Result<Option<Grant>>;
-    /// The user's live grant for a client, if any.
-    async fn find_client_grant(&self, user_id: &str, client_id: &str) -> Result<Option<Grant>>;
+    /// The user's live grant for an installation of a client (`cimd::installation`), if any.
+    async fn find_client_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        installation: &str,
+    ) -> Result<Option<Grant>>;
     /// Revokes the user's live grant (sets `revoked_at`) and deletes its authorization codes,
     /// and revokes its refresh tokens, in one transaction; returns the grant with `revoked_at` set. Tokens carrying the grant id must check
     /// that the grant is live. `None` when the user has no such live grant.
@@ -691,6 +703,8 @@ pub struct ConnectionUsage {
     pub max: Option<u32>,
 }
 
+/// The most ids one [`ClientStore::get_clients`] reads.
+pub const MAX_CLIENTS_PER_READ: usize = 500;
 
 /// The most pending consent requests one user holds; a new one beyond this drops the oldest.
 pub const MAX_CONSENTS_PER_USER: i64 = 20;

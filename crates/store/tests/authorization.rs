@@ -420,7 +420,7 @@ async fn approving_creates_then_widens_one_grant_and_mints_a_code(store: &dyn St
     assert_eq!(page.items[0].scopes, ["admin", "voice"]);
     assert_eq!(
         store
-            .find_client_grant(&alice.id, &c.client_id)
+            .find_client_grant(&alice.id, &c.client_id, "")
             .await
             .unwrap()
             .map(|g| g.id),
@@ -748,7 +748,235 @@ async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
     );
 }
 
+/// A third-party client registered at `created_at` with `origin`, as registration or a metadata
+/// document stores it.
+async fn registered(
+    store: &dyn Store,
+    client_id: &str,
+    origin: oauth_core::ClientOrigin,
+    grants: &[GrantType],
+    created_at: i64,
+) -> Client {
+    let client_type = if grants.contains(&GrantType::ClientCredentials) {
+        ClientType::Confidential
+    } else {
+        ClientType::Public
+    };
+    let req = CreateOAuthClient::new(
+        "Shared app",
+        client_type.clone(),
+        grants.to_vec(),
+        ["voice"],
+    )
+    .redirect_uris([
+        "https://a.example/cb",
+        "https://b.example/cb",
+        "http://127.0.0.1/cb",
+    ]);
+    let c = Client {
+        client_id: client_id.to_owned(),
+        org_id: oauth_core::client::THIRD_PARTY_ORG_ID.to_owned(),
+        user_id: String::new(),
+        origin,
+        secret_hash: (client_type == ClientType::Confidential).then(|| "cd".repeat(32)),
+        verified: false,
+        created_at,
+        updated_at: created_at,
+        settings: ClientDraft::from_create(req, &ScopeCatalogue::default()).unwrap(),
+    };
+    store.insert_client(&c).await.unwrap();
+    c
+}
+
+async fn approve_at(
+    store: &dyn Store,
+    u: &User,
+    c: &Client,
+    token: &str,
+    redirect: &str,
+) -> oauth_store::Grant {
+    let mut req = consent(token, u, c, &["voice"]);
+    req.redirect_uri = redirect.to_owned();
+    store.create_consent(&req).await.unwrap();
+    let (_, grant, _) = store
+        .approve_consent(token, &u.id, &approval(&format!("code-{token}"), NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    grant
+}
+
+async fn a_shared_client_gets_a_grant_per_installation(store: &dyn Store) {
+    let alice = user(store, "inst@x.example").await;
+    let doc = registered(
+        store,
+        "https://app.example/client.json",
+        oauth_core::ClientOrigin::MetadataDocument,
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+        NOW,
+    )
+    .await;
+    let web = approve_at(store, &alice, &doc, "i1", "https://a.example/cb").await;
+    let other = approve_at(store, &alice, &doc, "i2", "https://b.example/cb").await;
+    let desktop = approve_at(store, &alice, &doc, "i3", "http://127.0.0.1:33418/cb").await;
+    let desktop_again = approve_at(store, &alice, &doc, "i4", "http://127.0.0.1:50001/cb").await;
+    let web_again = approve_at(store, &alice, &doc, "i5", "https://a.example/cb").await;
+    assert_eq!(web.installation, "https://a.example/cb");
+    assert_eq!(desktop.installation, "http://127.0.0.1/cb");
+    assert_ne!(web.id, other.id, "two installations, two grants");
+    assert_eq!(
+        desktop_again.id, desktop.id,
+        "a loopback port is not an installation"
+    );
+    assert_eq!(web_again.id, web.id);
+    assert_eq!(
+        store
+            .list_grants(&alice.id, PageSpec::default())
+            .await
+            .unwrap()
+            .total,
+        3
+    );
+    assert_eq!(
+        store
+            .find_client_grant(&alice.id, &doc.client_id, "https://b.example/cb")
+            .await
+            .unwrap()
+            .map(|g| g.id),
+        Some(other.id.clone())
+    );
+    assert_eq!(
+        store
+            .find_client_grant(&alice.id, &doc.client_id, "")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Revoking one installation leaves the others live.
+    store
+        .revoke_grant(&alice.id, &web.id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.live_grant(&web.id).await.unwrap().is_none());
+    assert!(store.live_grant(&other.id).await.unwrap().is_some());
+    assert!(store.live_grant(&desktop.id).await.unwrap().is_some());
+    // A new authorization of the revoked installation starts a new grant.
+    let renewed = approve_at(store, &alice, &doc, "i6", "https://a.example/cb").await;
+    assert_ne!(renewed.id, web.id);
+
+    // A registered (non-document) client keeps one grant whatever the redirect URI.
+    let plain = client(store, &alice).await;
+    let g1 = approve_at(store, &alice, &plain, "p1", "https://app.example.com/cb").await;
+    let g2 = approve_at(store, &alice, &plain, "p2", "https://other.example/cb").await;
+    assert_eq!(
+        (g1.id.as_str(), g1.installation.as_str()),
+        (g2.id.as_str(), "")
+    );
+}
+
+async fn clients_are_read_together(store: &dyn Store) {
+    let owner = user(store, "many@x.example").await;
+    let a = client(store, &owner).await;
+    let b = client(store, &owner).await;
+    let ids = [
+        a.client_id.clone(),
+        b.client_id.clone(),
+        "no-such-client".to_owned(),
+    ];
+    let mut got: Vec<String> = store
+        .get_clients(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    got.sort();
+    let mut want = vec![a.client_id.clone(), b.client_id.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(store.get_clients(&[]).await.unwrap().is_empty());
+    let too_many: Vec<String> = (0..=oauth_store::MAX_CLIENTS_PER_READ)
+        .map(|i| i.to_string())
+        .collect();
+    assert!(matches!(
+        store.get_clients(&too_many).await,
+        Err(oauth_store::StoreError::InvalidInput(_))
+    ));
+}
+
+async fn unused_registered_clients_are_purged_and_nothing_else(store: &dyn Store) {
+    use oauth_core::ClientOrigin::{Management, MetadataDocument, Registration};
+    let alice = user(store, "purge-clients@x.example").await;
+    let code = [GrantType::AuthorizationCode];
+    let old = NOW - 1000;
+    let unused_reg = registered(store, "reg-unused", Registration, &code, old).await;
+    let unused_doc = registered(
+        store,
+        "https://x.example/c.json",
+        MetadataDocument,
+        &code,
+        old,
+    )
+    .await;
+    let young = registered(store, "reg-young", Registration, &code, NOW).await;
+    let used = registered(store, "reg-used", Registration, &code, old).await;
+    let revoked = registered(store, "reg-revoked", Registration, &code, old).await;
+    let machine = registered(
+        store,
+        "reg-cc",
+        Registration,
+        &[GrantType::ClientCredentials],
+        old,
+    )
+    .await;
+    let managed = registered(store, "managed", Management, &code, old).await;
+    approve_at(store, &alice, &used, "u1", "https://a.example/cb").await;
+    let g = approve_at(store, &alice, &revoked, "u2", "https://a.example/cb").await;
+    store
+        .revoke_grant(&alice.id, &g.id, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    // A pending consent is not a use.
+    store
+        .create_consent(&consent("pending", &alice, &unused_reg, &["voice"]))
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 2);
+    for gone in [&unused_reg, &unused_doc] {
+        assert!(
+            store.get_client(&gone.client_id).await.unwrap().is_none(),
+            "{}",
+            gone.client_id
+        );
+    }
+    for kept in [&young, &used, &revoked, &machine, &managed] {
+        assert!(
+            store.get_client(&kept.client_id).await.unwrap().is_some(),
+            "{}",
+            kept.client_id
+        );
+    }
+    assert!(store
+        .get_consent("pending", &alice.id, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    // Bounded: a limit of 1 deletes one; nothing left afterwards.
+    registered(store, "reg-a", Registration, &code, old).await;
+    registered(store, "reg-b", Registration, &code, old).await;
+    assert_eq!(store.purge_unused_clients(NOW - 500, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 1);
+    assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 0);
+}
+
 storage_tests! {
+    a_shared_client_gets_a_grant_per_installation,
+    clients_are_read_together,
+    unused_registered_clients_are_purged_and_nothing_else,
     live_grants_are_found_by_id_and_touched,
     purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,

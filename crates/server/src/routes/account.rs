@@ -120,10 +120,21 @@ async fn apps_page(
             break;
         }
     }
+    // One read for every app on the page.
+    let mut ids: Vec<String> = grants.iter().map(|g| g.client_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let clients: std::collections::HashMap<String, oauth_core::Client> = state
+        .store
+        .get_clients(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.client_id.clone(), c))
+        .collect();
     let mut apps = Vec::with_capacity(grants.len());
     for g in grants {
-        let client = state.store.get_client(&g.client_id).await?;
-        let (name, verified, hosts) = match &client {
+        let client = clients.get(&g.client_id);
+        let (name, verified, hosts) = match client {
             Some(c) => {
                 let mut hosts: Vec<String> = c
                     .settings
@@ -145,6 +156,10 @@ async fn apps_page(
             granted_at: timefmt::rfc3339(g.created_at),
             last_used_at: g.last_used_at.map(timefmt::rfc3339),
             redirect_host: hosts,
+            installation_host: (!g.installation.is_empty())
+                .then(|| html::return_host(&g.installation)),
+            installation_local: url::Url::parse(&g.installation)
+                .is_ok_and(|u| u.host_str().is_some_and(oauth_core::cimd::is_loopback_host)),
         });
     }
     let csrf = session::csrf_token(&cookie);

@@ -214,7 +214,11 @@ async fn authorize(
     if state.config.authorization.skip_consent_if_granted {
         if let Some(grant) = state
             .store
-            .find_client_grant(&viewer.user.id, &request.client_id)
+            .find_client_grant(
+                &viewer.user.id,
+                &request.client_id,
+                &oauth_core::cimd::installation(&request.client_id, &request.redirect_uri),
+            )
             .await?
         {
             let covered = request.scopes.iter().all(|s| grant.scopes.contains(s))

@@ -570,3 +570,162 @@ async fn documents_can_be_turned_off_and_limited_to_hosts() {
     assert_refused_page(&app, &id, "from that host").await;
     assert_eq!(docs.total(), 0);
 }
+
+/// Signs `cookie`'s user through the consent page for `redirect_uri` and exchanges the code:
+/// the refresh token.
+async fn authorize_and_exchange(
+    app: &TestApp,
+    cookie: &str,
+    id: &str,
+    redirect_uri: &str,
+) -> String {
+    let r = app
+        .get_with_cookie(&path_of(&params(id, redirect_uri)), cookie)
+        .await;
+    assert_eq!(r.status(), 302);
+    let token = param(&location(&r), "consent_token").unwrap();
+    let page = app
+        .get_with_cookie(&format!("/consent?consent_token={token}"), cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let r = app
+        .http
+        .post(app.at("/oauth/grants"))
+        .header("cookie", cookie)
+        .form(&[
+            ("consent_token", token.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let code = param(&location(&r), "code").unwrap();
+    let r = post_form(
+        app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh(app: &TestApp, id: &str, rt: &str) -> (u16, Value) {
+    let r = post_form(
+        app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", id),
+            ("refresh_token", rt),
+        ],
+    )
+    .await;
+    (r.status, r.body)
+}
+
+/// One document client id is every installation of an app: the user's grant to one
+/// installation (its redirect URI) is revoked without touching the others, and the apps page
+/// tells them apart.
+#[tokio::test]
+async fn revoking_one_installation_leaves_the_others() {
+    const WEB: &str = "https://web.mcp.example/callback";
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/shared.json");
+    let mut doc = document(&id);
+    doc["redirect_uris"] = json!([CALLBACK, WEB]);
+    docs.serve_doc("/clients/shared.json", &doc);
+    let (app, _) = spawn(true).await;
+    let user = app.user("installs@example.com", "installs-org").await;
+    let cookie = app.session(&user).await;
+
+    let desktop_rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    // The desktop app again on another port: the same installation.
+    let desktop_rt2 =
+        authorize_and_exchange(&app, &cookie, &id, "http://127.0.0.1:50001/callback").await;
+    let web_rt = authorize_and_exchange(&app, &cookie, &id, WEB).await;
+
+    let grants = app
+        .server
+        .store
+        .list_grants(&user.user_id, oauth_core::PageSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(grants.total, 2, "{:?}", grants.items);
+    let web_grant = grants
+        .items
+        .iter()
+        .find(|g| g.installation == WEB)
+        .unwrap()
+        .id
+        .clone();
+    let desktop_grant = grants
+        .items
+        .iter()
+        .find(|g| g.installation == "http://127.0.0.1/callback")
+        .unwrap()
+        .id
+        .clone();
+
+    // The apps page lists both, each with where it sends the user back.
+    let page = app
+        .get_with_cookie("/account/apps", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("class=\"app\"").count(), 2, "{page}");
+    assert!(page.contains("web.mcp.example"), "{page}");
+    assert!(page.contains("class=\"local-installation\""), "{page}");
+    let csrf = hidden(&page, "csrf_token");
+
+    // Revoke the web installation from the apps page.
+    let r = app
+        .http
+        .post(app.at(&format!("/account/apps/{web_grant}/revoke")))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (status, body) = refresh(&app, &id, &web_rt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // The desktop installation's tokens still work, both of its authorizations.
+    for rt in [&desktop_rt, &desktop_rt2] {
+        let (status, body) = refresh(&app, &id, rt).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(app
+        .server
+        .store
+        .live_grant(&desktop_grant)
+        .await
+        .unwrap()
+        .is_some());
+    let page = app
+        .get_with_cookie("/account/apps", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("class=\"app\"").count(), 1, "{page}");
+    assert!(!page.contains("web.mcp.example"), "{page}");
+}
