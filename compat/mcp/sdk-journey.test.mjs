@@ -15,7 +15,7 @@ import {
   registerClient,
   startAuthorization,
 } from '@modelcontextprotocol/sdk/client/auth.js';
-import { InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidClientError, InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { decodeJwt, serveJson, signInAndConsent } from './lib.mjs';
 
 const { MCP_ISSUER: issuer, MCP_RESOURCE: resource, MCP_EMAIL: email, MCP_PASSWORD: password } =
@@ -188,6 +188,39 @@ test('dynamic registration, then the issuer as resource, sent as the SDK sends i
       resource: issuerResource,
     }),
     InvalidGrantError,
+  );
+});
+
+test('a registration without token_endpoint_auth_method: a secret, sent by HTTP Basic', async () => {
+  // RFC 7591 §2: the default is client_secret_basic, so the client gets a secret, and the SDK
+  // authenticates with it (it prefers client_secret_basic when it holds a secret).
+  const redirectUrl = 'http://127.0.0.1:33422/callback';
+  const clientInformation = await registerClient(issuer, {
+    metadata,
+    clientMetadata: {
+      client_name: 'MCP SDK journey (confidential)',
+      redirect_uris: [redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      scope: SCOPE,
+    },
+  });
+  assert.ok(clientInformation.client_secret, 'a confidential client has a secret');
+  assert.equal(clientInformation.token_endpoint_auth_method, 'client_secret_basic');
+  const { tokens } = await authorizeAndExchange(clientInformation, redirectUrl, new URL(resource));
+  await assertAccessToken(tokens, { clientId: clientInformation.client_id, aud: resource });
+  await assertRefreshRotates(clientInformation, tokens, resource, new URL(resource));
+
+  // Presented as a public client (client_id alone), the same client is refused.
+  const { client_secret: _, token_endpoint_auth_method: __, ...withoutSecret } = clientInformation;
+  const again = await authorizeAndExchange(clientInformation, redirectUrl, new URL(resource));
+  await assert.rejects(
+    refreshAuthorization(issuer, {
+      metadata,
+      clientInformation: withoutSecret,
+      refreshToken: again.tokens.refresh_token,
+      resource: new URL(resource),
+    }),
+    InvalidClientError,
   );
 });
 
