@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
         "registration_access_tokens",
         include_str!("../migrations/sqlite/0008_registration_access_tokens.sql"),
     ),
+    (
+        9,
+        "client_assertions",
+        include_str!("../migrations/sqlite/0009_client_assertions.sql"),
+    ),
 ];
 
 /// Brings the database at `path` up to the last migration. Safe to run from several processes
