@@ -58,7 +58,7 @@ async fn apps() -> Vec<(TestApp, Arc<ManualClock>, Option<crate::db::TestDb>)> {
             requests: 1000,
             window_secs: 60,
         };
-        c.rate_limits.client_auth_failures_per_ip = roomy.clone();
+        c.rate_limits.client_auth_failures_per_ip = roomy;
         c.rate_limits.client_auth_failures_per_client_ip = roomy;
     };
     let clock = Arc::new(ManualClock::new(NOW));
