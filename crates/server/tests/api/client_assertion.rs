@@ -574,13 +574,21 @@ async fn a_document_with_keys_and_none_works_both_ways_and_rotates_its_keys() {
     // still holds and the new one is unknown.
     doc["jwks"] = jwks(&[&new]);
     docs.serve_doc("/clients/rotating.json", &doc);
-    let r = refresh(rt.clone(), sign(&new, &claims(&id, &issuer, "r-2", NOW))).await;
+    clock.advance(1);
+    let r = refresh(
+        rt.clone(),
+        sign(&new, &claims(&id, &issuer, "r-2", NOW + 1)),
+    )
+    .await;
     assert_refused(&r, "kid");
     assert_eq!(docs.hits("/clients/rotating.json"), 1);
+    // Nothing was written to the client while its document did not change.
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(stored.updated_at, NOW);
 
     // Once the cache expires (300 s at least), the document is fetched again: the new key
     // works, the old one no longer does.
-    clock.advance(301);
+    clock.advance(300);
     let now = clock.now();
     let r = refresh(rt.clone(), sign(&old, &claims(&id, &issuer, "r-3", now))).await;
     assert_refused(&r, "kid");
