@@ -127,7 +127,8 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
         let now = clock.now();
         let es = keypair(Algorithm::Es256, "es-1");
         let ed = keypair(Algorithm::EdDsa, "ed-1");
-        let keys = jwks(&[&es, &ed]);
+        let rs = keypair(Algorithm::Rs256, "rs-1");
+        let keys = jwks(&[&es, &ed, &rs]);
         let id = register_signer(&app, &keys).await;
         let issuer = app.server.issuer.clone();
         let token_endpoint = format!("{issuer}/oauth/token");
@@ -155,6 +156,11 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
             &[("client_id", &id)],
         )
         .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // RS256, with the audience in a list.
+        let mut c = claims(&id, "https://elsewhere.example", "ok-3", now);
+        c["aud"] = json!(["https://elsewhere.example", token_endpoint]);
+        let r = cc_with(&app, &sign(&rs, &c), &[]).await;
         assert_eq!(r.status, 200, "{}", r.body);
 
         // Introspection and revocation authenticate the same way.
@@ -295,13 +301,13 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-            assert_eq!(stored.len(), 5, "{stored:?}");
+            assert_eq!(stored.len(), 6, "{stored:?}");
             assert!(stored.iter().all(|h| h.len() == 64 && !h.contains(jti)));
         }
         clock.advance(61);
         let purged =
             oauth_server::maintenance::purge_once(app.server.store.as_ref(), clock.now()).await;
-        assert!(purged.contains(&("client_assertion_jtis", 5)), "{purged:?}");
+        assert!(purged.contains(&("client_assertion_jtis", 6)), "{purged:?}");
         let later = sign(&es, &claims(&id, &issuer, jti, clock.now()));
         assert_eq!(cc_with(&app, &later, &[]).await.status, 200);
     }
