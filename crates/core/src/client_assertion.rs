@@ -429,6 +429,15 @@ mod tests {
             .unwrap_err()
             .contains("no usable"));
         assert!(parse_jwks(&json!({"keys": []})).is_err());
+        let many: Vec<Value> = (0..=MAX_KEYS).map(|_| ec.clone()).collect();
+        assert!(parse_jwks(&json!({"keys": many}))
+            .unwrap_err()
+            .contains("more than"));
+        let mut padded = ec.clone();
+        padded["kid"] = json!("k".repeat(MAX_JWKS_BYTES));
+        assert!(parse_jwks(&json!({"keys": [padded]}))
+            .unwrap_err()
+            .contains("larger than"));
         assert!(parse_jwks(&json!([ec])).is_err());
         let mut enc = ec;
         enc["use"] = json!("enc");
