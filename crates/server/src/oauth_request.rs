@@ -459,8 +459,9 @@ fn check_secret(
 }
 
 /// Checks the credentials against the stored client: a confidential client must present its
-/// secret (verified in constant time against the stored hash); a public client must not
-/// present one. `peer` is the client address.
+/// secret (verified in constant time against the stored hash), or, for `private_key_jwt`, an
+/// assertion signed with one of its keys (whose `jti` is then spent); a public client must not
+/// present a secret (one with keys may present an assertion). `peer` is the client address.
 ///
 /// Rate limits (docs/rate-limits.md): failures are limited per address and per client_id and
 /// address, looked at before the lookup and the secret check (so guessing stays limited) and
@@ -498,7 +499,7 @@ pub async fn authenticate_client(
             if client.origin == ClientOrigin::MetadataDocument
                 && crate::cimd::still_accepted(&state.config.registration, &client) =>
         {
-            refreshed_document_client(state, client).await?
+            refreshed_document_client(state, client, peer).await?
         }
         _ => client,
     };
@@ -535,7 +536,14 @@ pub async fn authenticate_client(
 
 /// The stored document client brought up to date from its document (from the cache while
 /// fresh). A document that cannot be had now refuses the authentication.
-async fn refreshed_document_client(state: &AppState, client: Client) -> Result<Client, ApiError> {
+/// A failed fetch counts against the failure budgets, so that requests naming a client whose
+/// document cannot be fetched cannot make the server fetch without end (failures are never
+/// cached).
+async fn refreshed_document_client(
+    state: &AppState,
+    client: Client,
+    peer: IpAddr,
+) -> Result<Client, ApiError> {
     let policy = crate::cimd::document_policy(&state.config.registration);
     let oauth_core::cimd::ClientIdKind::Document(url) =
         oauth_core::cimd::classify(&client.client_id, policy)
@@ -563,6 +571,10 @@ async fn refreshed_document_client(state: &AppState, client: Client) -> Result<C
                     .detail("method", "private_key_jwt"),
             )
             .await;
+            state
+                .rate_limits
+                .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
+                .await;
             Err(ApiError::invalid_client(
                 false,
                 format!("the client metadata document cannot be used now: {e}"),
