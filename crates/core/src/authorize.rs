@@ -352,6 +352,8 @@ mod tests {
                 policy_uri: None,
                 tos_uri: None,
                 token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+                jwks: None,
+                jwks_uri: None,
             },
         }
     }

@@ -197,18 +197,32 @@ pub fn draft_from_document(
         Some(r) if !r.is_empty() => r,
         _ => return refuse("the client metadata document has no redirect_uris"),
     };
-    match text("token_endpoint_auth_method")?.as_deref() {
-        None | Some("none") => {}
+    let method = match text("token_endpoint_auth_method")?.as_deref() {
+        None | Some("none") => TokenEndpointAuthMethod::None,
+        Some("private_key_jwt") => TokenEndpointAuthMethod::PrivateKeyJwt,
         Some(m @ ("client_secret_basic" | "client_secret_post" | "client_secret_jwt")) => {
             return refuse(format!(
-                "token_endpoint_auth_method {m} needs a shared secret, which a client metadata document cannot have; use none"
+                "token_endpoint_auth_method {m} needs a shared secret, which a client metadata document cannot have; use none or private_key_jwt"
             ))
         }
         Some(m) => {
             return refuse(format!(
-                "token_endpoint_auth_method {m:?} is not supported for client metadata documents; use none"
+                "token_endpoint_auth_method {m:?} is not supported for client metadata documents; use none or private_key_jwt"
             ))
         }
+    };
+    // The client's public keys (RFC 7523): inline, or at an https URL fetched like the
+    // document itself.
+    let jwks = match doc.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.clone()),
+    };
+    let jwks_uri = text("jwks_uri")?;
+    if jwks.is_some() && jwks_uri.is_some() {
+        return refuse("the client metadata document has both jwks and jwks_uri; use one");
+    }
+    if method == TokenEndpointAuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
+        return refuse("private_key_jwt needs the client's public keys: add jwks or jwks_uri to the client metadata document");
     }
     // Grant types this server does not offer a document client are ignored, not refused.
     let grant_types: Vec<GrantType> = list("grant_types")?
@@ -226,7 +240,13 @@ pub fn draft_from_document(
         .client_name(client_name)
         .grant_types(grant_types)
         .redirect_uris(redirect_uris)
-        .token_endpoint_auth_method(TokenEndpointAuthMethod::None);
+        .token_endpoint_auth_method(method);
+    if let Some(jwks) = jwks {
+        request = request.jwks(jwks);
+    }
+    if let Some(uri) = jwks_uri {
+        request = request.jwks_uri(uri);
+    }
     if let Some(scope) = text("scope")? {
         request = request.scope(scope);
     }
@@ -240,7 +260,11 @@ pub fn draft_from_document(
         allow_client_credentials: false,
         ..*policy
     };
-    ClientDraft::from_registration(request, &policy).map_err(|e| DocumentError(e.description))
+    let mut draft = ClientDraft::from_registration(request, &policy)
+        .map_err(|e| DocumentError(e.description))?;
+    // A document client always uses PKCE, whether or not it signs its token requests.
+    draft.require_pkce = true;
+    Ok(draft)
 }
 
 #[cfg(test)]
@@ -356,6 +380,7 @@ mod tests {
             catalogue: &catalogue,
             default_scopes: &defaults,
             allow_client_credentials: false,
+            allow_http_loopback: false,
         };
         draft_from_document(ID, doc.to_string().as_bytes(), &p)
     }
@@ -401,6 +426,24 @@ mod tests {
         ] {
             assert!(with("token_endpoint_auth_method", m.into()).is_err(), "{m}");
         }
+        // private_key_jwt with keys, inline or by URL (one of the two).
+        let key = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let mut signed = base.clone();
+        signed["token_endpoint_auth_method"] = "private_key_jwt".into();
+        signed["jwks"] = serde_json::json!({"keys": [key]});
+        let d = draft(signed.clone()).unwrap();
+        assert_eq!(d.client_type, ClientType::Confidential);
+        assert!(d.require_pkce && d.jwks.is_some());
+        signed["jwks_uri"] = "https://client.example.com/jwks.json".into();
+        assert!(draft(signed.clone()).is_err(), "both");
+        signed.as_object_mut().unwrap().remove("jwks");
+        assert_eq!(
+            draft(signed).unwrap().jwks_uri.as_deref(),
+            Some("https://client.example.com/jwks.json")
+        );
+        assert!(with("jwks_uri", "http://client.example.com/jwks.json".into()).is_err());
         assert!(with("redirect_uris", serde_json::json!([])).is_err());
         assert!(with(
             "redirect_uris",
@@ -420,6 +463,7 @@ mod tests {
             catalogue: &catalogue,
             default_scopes: &[],
             allow_client_credentials: false,
+            allow_http_loopback: false,
         };
         assert!(draft_from_document(ID, b"not json", &p).is_err());
         assert!(draft_from_document(ID, &[b' '; MAX_DOCUMENT_BYTES + 1], &p).is_err());

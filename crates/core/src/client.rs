@@ -89,6 +89,10 @@ pub struct ClientDraft {
     pub policy_uri: Option<String>,
     pub tos_uri: Option<String>,
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// The client's public keys, a JWK set as JSON text, for `private_key_jwt` (RFC 7523).
+    pub jwks: Option<String>,
+    /// Where the client publishes its JWK set; never set together with `jwks`.
+    pub jwks_uri: Option<String>,
 }
 
 /// A partial update: `None` leaves a setting alone.
@@ -106,7 +110,8 @@ impl Client {
         now: UnixSeconds,
         rng: &mut R,
     ) -> (Self, Option<String>) {
-        let secret = (settings.client_type == ClientType::Confidential)
+        let secret = settings
+            .uses_secret()
             .then(|| crate::secret::random_token(rng));
         let client = Client {
             client_id,
@@ -124,6 +129,21 @@ impl Client {
 
     pub fn is_confidential(&self) -> bool {
         self.settings.client_type == ClientType::Confidential
+    }
+
+    /// May this client authenticate with a signed JWT (RFC 7523 §2.2)? When it has keys and
+    /// its method is `private_key_jwt`, or `none` (a public client that may also prove itself).
+    pub fn accepts_assertions(&self) -> bool {
+        self.settings.has_keys()
+            && matches!(
+                self.settings.token_endpoint_auth_method,
+                TokenEndpointAuthMethod::PrivateKeyJwt | TokenEndpointAuthMethod::None
+            )
+    }
+
+    /// Must this client authenticate with a signed JWT?
+    pub fn requires_assertion(&self) -> bool {
+        self.settings.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt
     }
 
     /// Registered by a third party rather than created by an organization.
@@ -208,6 +228,8 @@ impl Client {
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
+            jwks: s.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            jwks_uri: s.jwks_uri.clone(),
             registration_client_uri: None,
             registration_access_token: None,
         }
@@ -236,6 +258,8 @@ impl ClientDraft {
             policy_uri: req.policy_uri,
             tos_uri: req.tos_uri,
             token_endpoint_auth_method: auth,
+            jwks: None,
+            jwks_uri: None,
         }
         .normalized();
         draft.validate(catalogue)?;
@@ -296,9 +320,56 @@ impl ClientDraft {
             .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic);
         if !auth.is_known() {
             return Err(RegistrationError::metadata(format!(
-                "token_endpoint_auth_method {:?} is not supported; use none, client_secret_basic or client_secret_post",
+                "token_endpoint_auth_method {:?} is not supported; use none, client_secret_basic, client_secret_post or private_key_jwt",
                 auth.as_str()
             )));
+        }
+        let jwks = match &req.jwks {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => {
+                crate::client_assertion::parse_jwks(v).map_err(RegistrationError::metadata)?;
+                Some(
+                    serde_json::to_string(v)
+                        .map_err(|e| RegistrationError::metadata(e.to_string()))?,
+                )
+            }
+        };
+        let jwks_uri = match req.jwks_uri.as_deref() {
+            None => None,
+            Some(u) => Some(
+                crate::client_assertion::check_jwks_uri(u, policy.allow_http_loopback)
+                    .map_err(RegistrationError::metadata)?
+                    .to_string(),
+            ),
+        };
+        match (&jwks, &jwks_uri, &auth) {
+            (Some(_), Some(_), _) => {
+                return Err(RegistrationError::metadata(
+                    "jwks and jwks_uri are exclusive: send one of them (RFC 7591 §2)",
+                ))
+            }
+            (None, None, TokenEndpointAuthMethod::PrivateKeyJwt) => {
+                return Err(RegistrationError::metadata(
+                    "private_key_jwt needs the client's public keys: send jwks or jwks_uri",
+                ))
+            }
+            (
+                Some(_),
+                _,
+                TokenEndpointAuthMethod::ClientSecretBasic
+                | TokenEndpointAuthMethod::ClientSecretPost,
+            )
+            | (
+                _,
+                Some(_),
+                TokenEndpointAuthMethod::ClientSecretBasic
+                | TokenEndpointAuthMethod::ClientSecretPost,
+            ) => {
+                return Err(RegistrationError::metadata(
+                    "jwks and jwks_uri go with private_key_jwt (or none), not with a client secret",
+                ))
+            }
+            _ => {}
         }
         let grant_types = dedup(
             req.grant_types
@@ -364,12 +435,39 @@ impl ClientDraft {
             policy_uri: req.policy_uri,
             tos_uri: req.tos_uri,
             token_endpoint_auth_method: auth,
+            jwks,
+            jwks_uri,
         }
         .normalized();
         draft
             .validate(catalogue)
             .map_err(RegistrationError::from_validation)?;
         Ok(draft)
+    }
+
+    /// Does this client authenticate with a shared secret (and so get one)?
+    pub fn uses_secret(&self) -> bool {
+        self.client_type == ClientType::Confidential
+            && matches!(
+                self.token_endpoint_auth_method,
+                TokenEndpointAuthMethod::ClientSecretBasic
+                    | TokenEndpointAuthMethod::ClientSecretPost
+            )
+    }
+
+    /// Has this client registered public keys (`jwks` or `jwks_uri`)?
+    pub fn has_keys(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
+    }
+
+    /// How the client proves itself, in three kinds that a registration update may not cross:
+    /// nothing (`none`), a shared secret, or a signed JWT.
+    pub fn auth_kind(&self) -> &'static str {
+        match self.token_endpoint_auth_method {
+            TokenEndpointAuthMethod::None => "none",
+            TokenEndpointAuthMethod::PrivateKeyJwt => "private_key_jwt",
+            _ => "a client secret",
+        }
     }
 
     /// Public clients always need PKCE (RFC 9700 §2.1.1); say so in the stored record.
@@ -582,6 +680,8 @@ pub struct RegistrationPolicy<'a> {
     /// May a registration ask for `client_credentials`? Only when the operator says so, and
     /// only behind an initial access token.
     pub allow_client_credentials: bool,
+    /// May a `jwks_uri` use plain http on a loopback host (development only)?
+    pub allow_http_loopback: bool,
 }
 
 /// A registration refused, in RFC 7591 §3.2.2 terms.
@@ -791,6 +891,7 @@ mod tests {
             catalogue: cat,
             default_scopes: defaults,
             allow_client_credentials: false,
+            allow_http_loopback: false,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client;
+pub mod client_assertion;
 pub mod entity;
 pub mod jwt;
 pub mod keys;

@@ -410,6 +410,8 @@ fn client() -> Client {
             policy_uri: None,
             tos_uri: None,
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+            jwks: None,
+            jwks_uri: None,
         },
     }
 }

@@ -22,6 +22,7 @@ use oauth_core::cimd::{
     MAX_DOCUMENT_BYTES,
 };
 use oauth_core::client::THIRD_PARTY_ORG_ID;
+use oauth_core::client_assertion::{parse_jwks_text, ClientKeys, MAX_JWKS_BYTES};
 use oauth_core::{Client, ClientDraft, ClientOrigin, RegistrationPolicy, UnixSeconds};
 use rand::rngs::OsRng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -136,11 +137,24 @@ struct Cached {
     expires_at: UnixSeconds,
 }
 
+/// A client's JWK set fetched from its `jwks_uri`.
+#[derive(Debug, Clone)]
+struct CachedKeys {
+    keys: ClientKeys,
+    fetched_at: UnixSeconds,
+    expires_at: UnixSeconds,
+}
+
+/// A cached JWK set is fetched again before it expires, for a `kid` it lacks, only when it is
+/// at least this old: a made-up `kid` cannot make the server fetch on every request.
+const MIN_KEYS_REFETCH_SECS: i64 = 60;
+
 /// The fetchers and the per-process cache.
 pub struct Documents {
     strict: reqwest::Client,
     loopback: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
+    keys: Mutex<HashMap<String, CachedKeys>>,
 }
 
 impl Documents {
@@ -159,7 +173,61 @@ impl Documents {
             strict: build(false)?,
             loopback: build(true)?,
             cache: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The JWK set a client publishes at `url` (RFC 7591 `jwks_uri`): from the cache while
+    /// fresh, else fetched with the document fetcher's rules (https, special-use addresses
+    /// refused, size and time bounded) and checked; kept like a document, and never when the
+    /// fetch or the set failed. `unknown_kid` fetches again a set that lacks a key the
+    /// assertion names, at most once a minute.
+    pub async fn client_keys_at(
+        &self,
+        reg: &RegistrationConfig,
+        url: &Url,
+        now: UnixSeconds,
+        unknown_kid: bool,
+    ) -> Result<ClientKeys, DocumentError> {
+        let key = url.as_str();
+        {
+            let cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.get(key).filter(|c| c.expires_at > now) {
+                if !unknown_kid || now - c.fetched_at < MIN_KEYS_REFETCH_SECS {
+                    return Ok(c.keys.clone());
+                }
+            }
+        }
+        let (body, max_age) = self
+            .fetch(
+                url,
+                reg.cimd_allow_http_loopback,
+                "the client's jwks_uri",
+                MAX_JWKS_BYTES,
+            )
+            .await?;
+        let keys = parse_jwks_text(&body)
+            .map_err(|e| DocumentError(format!("the JWK set at the client's jwks_uri: {e}")))?;
+        let ttl = max_age
+            .unwrap_or(reg.cimd_cache_min_secs)
+            .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
+        if ttl > 0 {
+            let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= MAX_CACHED {
+                cache.retain(|_, c| c.expires_at > now);
+            }
+            if cache.len() < MAX_CACHED || cache.contains_key(key) {
+                cache.insert(
+                    key.to_owned(),
+                    CachedKeys {
+                        keys: keys.clone(),
+                        fetched_at: now,
+                        expires_at: now + ttl,
+                    },
+                );
+            }
+        }
+        Ok(keys)
     }
 
     fn cached(&self, url: &str, now: UnixSeconds) -> Option<ClientDraft> {
@@ -181,10 +249,13 @@ impl Documents {
     }
 
     /// Fetches the document at `url`: its body and how long it may be kept (`max-age`).
+    /// `what` names it in errors; `limit` is its largest size in bytes.
     async fn fetch(
         &self,
         url: &Url,
         allow_http_loopback: bool,
+        what: &str,
+        limit: usize,
     ) -> Result<(Vec<u8>, Option<i64>), DocumentError> {
         let host = url.host_str().unwrap_or("");
         let loopback_ok = allow_http_loopback && is_loopback_host(host);
@@ -195,7 +266,7 @@ impl Documents {
             _ => None,
         };
         if literal.is_some_and(|ip| !allowed(ip, loopback_ok)) {
-            return Err(special_use());
+            return Err(special_use(what));
         }
         let client = if loopback_ok {
             &self.loopback
@@ -209,29 +280,22 @@ impl Documents {
             .await
             .map_err(|e| {
                 if refused_by_resolver(&e) {
-                    special_use()
+                    special_use(what)
                 } else if e.is_timeout() {
-                    DocumentError("fetching the client metadata document timed out".into())
+                    DocumentError(format!("fetching {what} timed out"))
                 } else {
-                    DocumentError("the client metadata document could not be fetched".into())
+                    DocumentError(format!("{what} could not be fetched"))
                 }
             })?;
         if resp.status() != reqwest::StatusCode::OK {
             // Redirects are not followed: a 3xx is a refusal like any other status.
             return Err(DocumentError(format!(
-                "fetching the client metadata document answered HTTP {} (only 200 is accepted)",
+                "fetching {what} answered HTTP {} (only 200 is accepted)",
                 resp.status().as_u16()
             )));
         }
-        let too_large = || {
-            DocumentError(format!(
-                "the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"
-            ))
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-        {
+        let too_large = || DocumentError(format!("{what} is larger than {limit} bytes"));
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large());
         }
         let max_age = resp
@@ -244,27 +308,23 @@ impl Documents {
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                    if body.len() + chunk.len() > limit {
                         return Err(too_large());
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(_) => {
-                    return Err(DocumentError(
-                        "the client metadata document could not be read".into(),
-                    ))
-                }
+                Err(_) => return Err(DocumentError(format!("{what} could not be read"))),
             }
         }
         Ok((body, max_age))
     }
 }
 
-fn special_use() -> DocumentError {
-    DocumentError(
-        "the client_id URL's host is a special-use address (loopback, private, link-local, ...), which is never fetched".into(),
-    )
+fn special_use(what: &str) -> DocumentError {
+    DocumentError(format!(
+        "the host of {what} is a special-use address (loopback, private, link-local, ...), which is never fetched"
+    ))
 }
 
 /// Did the resolver refuse the host? Its error is somewhere in the chain of sources (by type,
@@ -346,13 +406,19 @@ pub async fn resolve(
         Some(d) => d,
         None => {
             let (body, max_age) = documents
-                .fetch(url, reg.cimd_allow_http_loopback)
+                .fetch(
+                    url,
+                    reg.cimd_allow_http_loopback,
+                    "the client metadata document",
+                    MAX_DOCUMENT_BYTES,
+                )
                 .await
                 .map_err(Refusal::Document)?;
             let policy = RegistrationPolicy {
                 catalogue: &config.scopes,
                 default_scopes: &reg.default_scopes,
                 allow_client_credentials: false,
+                allow_http_loopback: reg.cimd_allow_http_loopback,
             };
             let draft = draft_from_document(id, &body, &policy).map_err(Refusal::Document)?;
             // Only a valid document is kept, between the configured bounds.

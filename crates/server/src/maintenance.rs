@@ -62,6 +62,16 @@ fn retired_signing_keys(
     s.purge_retired_signing_keys(now, limit)
 }
 
+/// The `jti`s of client assertions (RFC 7523) whose assertion has expired.
+fn client_assertion_jtis(
+    s: &dyn Store,
+    _: Retention,
+    now: UnixSeconds,
+    limit: i64,
+) -> PurgeFuture<'_> {
+    s.purge_assertion_jtis(now, limit)
+}
+
 fn refresh_tokens(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
     s.purge_refresh_tokens(now, limit)
 }
@@ -107,6 +117,7 @@ pub const PURGES: &[(&str, PurgeFn)] = &[
     ("authorization", authorization),
     ("refresh_tokens", refresh_tokens),
     ("security_events", security_events),
+    ("client_assertion_jtis", client_assertion_jtis),
     ("unused_clients", unused_clients),
 ];
 

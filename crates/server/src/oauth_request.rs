@@ -1,6 +1,7 @@
 //! What the OAuth endpoints (`/oauth/token`, `/oauth/introspect`, `/oauth/revoke`) share: the
 //! request parameters, form-encoded (RFC 6749 §4.1.3) or JSON (what the Python SDK sends), and
-//! client authentication (RFC 6749 §2.3).
+//! client authentication (RFC 6749 §2.3): a client secret, or a JWT signed with one of the
+//! client's keys (`private_key_jwt`, RFC 7523 §2.2).
 
 use std::net::IpAddr;
 
@@ -8,7 +9,8 @@ use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use oauth_core::{secret, Client};
+use oauth_core::client_assertion::{self, Expected, VerifiedAssertion, ASSERTION_TYPE};
+use oauth_core::{secret, Client, ClientOrigin};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -127,6 +129,12 @@ pub enum ClientCredentials {
     Post { client_id: String, secret: String },
     /// A public client: `client_id` alone in the body (RFC 6749 §3.2.1).
     IdOnly { client_id: String },
+    /// `private_key_jwt` (RFC 7523 §2.2): `client_id` is the assertion's `sub`, read before any
+    /// verification.
+    Assertion {
+        client_id: String,
+        assertion: String,
+    },
 }
 
 impl ClientCredentials {
@@ -138,7 +146,8 @@ impl ClientCredentials {
         match self {
             ClientCredentials::Basic { client_id, .. }
             | ClientCredentials::Post { client_id, .. }
-            | ClientCredentials::IdOnly { client_id } => client_id,
+            | ClientCredentials::IdOnly { client_id }
+            | ClientCredentials::Assertion { client_id, .. } => client_id,
         }
     }
 
@@ -148,6 +157,7 @@ impl ClientCredentials {
             ClientCredentials::Basic { .. } => "client_secret_basic",
             ClientCredentials::Post { .. } => "client_secret_post",
             ClientCredentials::IdOnly { .. } => "none",
+            ClientCredentials::Assertion { .. } => "private_key_jwt",
         }
     }
 
@@ -156,7 +166,7 @@ impl ClientCredentials {
             ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
                 Some(secret)
             }
-            ClientCredentials::IdOnly { .. } => None,
+            ClientCredentials::IdOnly { .. } | ClientCredentials::Assertion { .. } => None,
         }
     }
 
@@ -178,7 +188,19 @@ impl ClientCredentials {
                 ),
             ));
         }
-        if let Some((client_id, secret)) = basic_credentials(headers)? {
+        let basic = basic_credentials(headers)?;
+        let assertion_type = params.get("client_assertion_type");
+        let assertion = params.get("client_assertion");
+        if assertion_type.is_some() || assertion.is_some() {
+            if basic.is_some() || body_secret.is_some() {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    "the client authenticated twice: a client_assertion goes alone, without client_secret or HTTP Basic",
+                ));
+            }
+            return Self::assertion(body_id, assertion_type, assertion).map(Some);
+        }
+        if let Some((client_id, secret)) = basic {
             if body_secret.is_some() {
                 return Err(ApiError::oauth(
                     "invalid_request",
@@ -207,6 +229,47 @@ impl ClientCredentials {
             )),
             (None, None) => Ok(None),
         }
+    }
+}
+
+impl ClientCredentials {
+    /// RFC 7521 §4.2: both parameters, the JWT bearer type, and a `client_id`, if sent, equal
+    /// to the assertion's `sub`.
+    fn assertion(
+        body_id: Option<&str>,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let (Some(assertion_type), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(ApiError::oauth(
+                "invalid_request",
+                "client_assertion and client_assertion_type go together",
+            ));
+        };
+        if assertion_type != ASSERTION_TYPE {
+            return Err(ApiError::invalid_client(
+                false,
+                format!("client_assertion_type must be {ASSERTION_TYPE}"),
+            ));
+        }
+        let client_id = client_assertion::claimed_client_id(assertion)
+            .map_err(|e| ApiError::invalid_client(false, e.description))?;
+        if !is_client_id_shaped(&client_id) {
+            return Err(ApiError::invalid_client(
+                false,
+                "the client_assertion's sub names no client",
+            ));
+        }
+        if body_id.is_some_and(|id| id != client_id) {
+            return Err(ApiError::invalid_client(
+                false,
+                "client_id differs from the client_assertion's sub",
+            ));
+        }
+        Ok(ClientCredentials::Assertion {
+            client_id,
+            assertion: assertion.to_owned(),
+        })
     }
 }
 
@@ -258,13 +321,147 @@ fn form_decode(s: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     pub client: Client,
-    /// `false` for a public client that sent its id alone.
-    pub with_secret: bool,
+    /// `true` when the client proved itself (a secret or a signed assertion); `false` for a
+    /// public client that sent its id alone.
+    pub authenticated: bool,
+}
+
+/// The audiences a client assertion may name (RFC 7523 §3): the issuer, or the token
+/// endpoint's URL (at the root or under `/v2`).
+fn assertion_audiences(state: &AppState) -> Vec<String> {
+    let issuer = &*state.issuer;
+    vec![
+        issuer.to_owned(),
+        format!("{issuer}/oauth/token"),
+        format!("{issuer}/v2/oauth/token"),
+    ]
+}
+
+/// An assertion refused: a reason for the audit trail, a description for the client.
+type Refused = (&'static str, String);
+
+/// Verifies a client assertion with the client's keys: inline, or fetched from its `jwks_uri`
+/// (fetched again once for a `kid` the cached set lacks).
+async fn verify_assertion(
+    state: &AppState,
+    client: &Client,
+    assertion: &str,
+) -> Result<VerifiedAssertion, Refused> {
+    let now = state.clock.now();
+    let audiences = assertion_audiences(state);
+    let expected = Expected {
+        client_id: &client.client_id,
+        audiences: &audiences,
+    };
+    let refused = |e: client_assertion::AssertionError| (e.reason, e.description);
+    let s = &client.settings;
+    if let Some(text) = &s.jwks {
+        let keys = client_assertion::parse_jwks_text(text.as_bytes())
+            .map_err(|e| ("keys", format!("the client's jwks: {e}")))?;
+        return client_assertion::verify(assertion, &keys, expected, now).map_err(refused);
+    }
+    let Some(uri) = &s.jwks_uri else {
+        return Err((
+            "no_keys",
+            "this client has no keys to verify a client_assertion".into(),
+        ));
+    };
+    let reg = &state.config.registration;
+    let url = client_assertion::check_jwks_uri(uri, reg.cimd_allow_http_loopback)
+        .map_err(|e| ("keys", e))?;
+    let unavailable = |e: oauth_core::cimd::DocumentError| ("keys_unavailable", e.0);
+    let keys = state
+        .documents
+        .client_keys_at(reg, &url, now, false)
+        .await
+        .map_err(unavailable)?;
+    match client_assertion::verify(assertion, &keys, expected, now) {
+        Err(e) if e.is_unknown_key() => {
+            let keys = state
+                .documents
+                .client_keys_at(reg, &url, now, true)
+                .await
+                .map_err(unavailable)?;
+            client_assertion::verify(assertion, &keys, expected, now).map_err(refused)
+        }
+        other => other.map_err(refused),
+    }
+}
+
+/// How the presented credentials fare against the stored client: `Ok(Ok(()))` when they prove
+/// it (or it is public and sent its id alone), `Ok(Err(..))` with why not. A verified
+/// assertion's `jti` is spent here, and only then; the outer error is the store's.
+async fn check_credentials(
+    state: &AppState,
+    client: &Client,
+    creds: &ClientCredentials,
+) -> Result<Result<(), Refused>, ApiError> {
+    let ClientCredentials::Assertion { assertion, .. } = creds else {
+        return Ok(check_secret(state, client, creds));
+    };
+    if !crate::cimd::still_accepted(&state.config.registration, client) {
+        return Ok(Err((
+            "metadata_document_refused",
+            "client authentication failed".to_owned(),
+        )));
+    }
+    if !client.accepts_assertions() {
+        return Ok(Err((
+            "unexpected_assertion",
+            "this client has registered no keys: it cannot authenticate with a client_assertion"
+                .to_owned(),
+        )));
+    }
+    let verified = match verify_assertion(state, client, assertion).await {
+        Ok(v) => v,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let digest = client_assertion::jti_digest(&client.client_id, &verified.jti);
+    let first_use = state
+        .store
+        .use_assertion_jti(&digest, verified.expires_at, state.clock.now())
+        .await?;
+    if !first_use {
+        return Ok(Err((
+            "replayed_assertion",
+            "this client_assertion was used before: each jti may be used once".to_owned(),
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// A secret, or a public client's id alone, against the stored client.
+fn check_secret(
+    state: &AppState,
+    client: &Client,
+    creds: &ClientCredentials,
+) -> Result<(), Refused> {
+    let generic = |reason: &'static str| (reason, "client authentication failed".to_owned());
+    if !crate::cimd::still_accepted(&state.config.registration, client) {
+        return Err(generic("metadata_document_refused"));
+    }
+    match (&client.secret_hash, creds.secret()) {
+        (Some(hash), Some(presented)) => {
+            if secret::verify_secret(presented, hash) {
+                Ok(())
+            } else {
+                Err(generic("wrong_secret"))
+            }
+        }
+        (None, None) if client.requires_assertion() => Err((
+            "missing_assertion",
+            "this client authenticates with private_key_jwt: send client_assertion_type and client_assertion".to_owned(),
+        )),
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(generic("missing_secret")),
+        (None, Some(_)) => Err(generic("unexpected_secret")),
+    }
 }
 
 /// Checks the credentials against the stored client: a confidential client must present its
-/// secret (verified in constant time against the stored hash); a public client must not
-/// present one. `peer` is the client address.
+/// secret (verified in constant time against the stored hash), or, for `private_key_jwt`, an
+/// assertion signed with one of its keys (whose `jti` is then spent); a public client must not
+/// present a secret (one with keys may present an assertion). `peer` is the client address.
 ///
 /// Rate limits (docs/rate-limits.md): failures are limited per address and per client_id and
 /// address, looked at before the lookup and the secret check (so guessing stays limited) and
@@ -295,19 +492,18 @@ pub async fn authenticate_client(
             .await;
         return Err(failed());
     };
-    let reason = match (&client.secret_hash, creds.secret()) {
-        (Some(hash), Some(presented)) => {
-            (!secret::verify_secret(presented, hash)).then_some("wrong_secret")
+    // A document client proving itself with a signed JWT: its keys are the document's, as
+    // fresh as the cache allows (a rotated key set applies once the cached copy expires).
+    let client = match creds {
+        ClientCredentials::Assertion { .. }
+            if client.origin == ClientOrigin::MetadataDocument
+                && crate::cimd::still_accepted(&state.config.registration, &client) =>
+        {
+            refreshed_document_client(state, client, peer).await?
         }
-        (None, None) => None,
-        (Some(_), None) => Some("missing_secret"),
-        (None, Some(_)) => Some("unexpected_secret"),
-    }
-    .or_else(|| {
-        (!crate::cimd::still_accepted(&state.config.registration, &client))
-            .then_some("metadata_document_refused")
-    });
-    if let Some(reason) = reason {
+        _ => client,
+    };
+    if let Err((reason, description)) = check_credentials(state, &client, creds).await? {
         audit::record(
             state.store.as_ref(),
             state.clock.now(),
@@ -320,10 +516,10 @@ pub async fn authenticate_client(
         limits
             .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
             .await;
-        return Err(failed());
+        return Err(ApiError::invalid_client(basic, description));
     }
-    let with_secret = creds.secret().is_some();
-    if with_secret {
+    let authenticated = !matches!(creds, ClientCredentials::IdOnly { .. });
+    if authenticated {
         limits
             .oauth_client(&client.client_id, state.clock.now())
             .await?;
@@ -333,9 +529,58 @@ pub async fn authenticate_client(
             .await?;
     }
     Ok(AuthenticatedClient {
-        with_secret,
+        authenticated,
         client,
     })
+}
+
+/// The stored document client brought up to date from its document (from the cache while
+/// fresh). A document that cannot be had now refuses the authentication.
+/// A failed fetch counts against the failure budgets, so that requests naming a client whose
+/// document cannot be fetched cannot make the server fetch without end (failures are never
+/// cached).
+async fn refreshed_document_client(
+    state: &AppState,
+    client: Client,
+    peer: IpAddr,
+) -> Result<Client, ApiError> {
+    let policy = crate::cimd::document_policy(&state.config.registration);
+    let oauth_core::cimd::ClientIdKind::Document(url) =
+        oauth_core::cimd::classify(&client.client_id, policy)
+    else {
+        return Ok(client);
+    };
+    match crate::cimd::resolve(
+        &state.documents,
+        state.store.as_ref(),
+        &state.config,
+        state.clock.now(),
+        &url,
+    )
+    .await
+    {
+        Ok(fresh) => Ok(fresh),
+        Err(crate::cimd::Refusal::Store(e)) => Err(e),
+        Err(crate::cimd::Refusal::Document(e)) => {
+            audit::record(
+                state.store.as_ref(),
+                state.clock.now(),
+                Event::new(EventKind::ClientAuthenticationFailed)
+                    .client(&client)
+                    .detail("reason", "metadata_document_unavailable")
+                    .detail("method", "private_key_jwt"),
+            )
+            .await;
+            state
+                .rate_limits
+                .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
+                .await;
+            Err(ApiError::invalid_client(
+                false,
+                format!("the client metadata document cannot be used now: {e}"),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

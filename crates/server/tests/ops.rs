@@ -1185,15 +1185,17 @@ async fn migrate_rotate_and_serve_say_what_they_do() {
     let db = fresh_db();
     let (ok, out, err) = run(&db, &["migrate"]);
     assert!(ok, "{err}");
-    assert!(out.starts_with("SQLite database migrated; ran 8:"), "{out}");
+    assert!(out.starts_with("SQLite database migrated; ran 10:"), "{out}");
     assert!(out.contains("\n  0001 accounts and clients"), "{out}");
     assert!(out.contains("\n  0007 trust and families"), "{out}");
     assert!(out.contains("\n  0008 registration access tokens"), "{out}");
+    assert!(out.contains("\n  0009 client assertions"), "{out}");
+    assert!(out.contains("\n  0010 grant installations"), "{out}");
     let (ok, out, _) = run(&db, &["migrate"]);
     assert!(ok);
     assert_eq!(
         out.trim(),
-        "SQLite database up to date (8 migrations applied before)"
+        "SQLite database up to date (10 migrations applied before)"
     );
 
     let (ok, out, err) = run(&db, &["keys", "rotate"]);

@@ -13,7 +13,7 @@ use crate::{ClientFilter, Page, Result, StoreError};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
-    token_endpoint_auth_method, verified, created_at, updated_at, origin";
+    token_endpoint_auth_method, verified, created_at, updated_at, origin, jwks, jwks_uri";
 
 #[async_trait]
 impl<B: Engine> ClientStore for B {
@@ -148,8 +148,9 @@ impl<B: Engine> ClientStore for B {
             "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
              scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
              tos_uri = $8, updated_at = $9, \
-             verified = CASE WHEN $10 THEN FALSE ELSE verified END \
-             WHERE client_id = $11 AND org_id = $12 RETURNING {CLIENT_COLUMNS}"
+             verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
+             jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14 \
+             WHERE client_id = $15 AND org_id = $16 RETURNING {CLIENT_COLUMNS}"
         );
         let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
         let redirect_uris = to_json(&s.redirect_uris)?;
@@ -164,6 +165,10 @@ impl<B: Engine> ClientStore for B {
             Arg::OptText(s.tos_uri.as_deref()),
             Arg::Int(now),
             Arg::Bool(clear_verified),
+            Arg::OptText(s.jwks.as_deref()),
+            Arg::OptText(s.jwks_uri.as_deref()),
+            Arg::Text(s.token_endpoint_auth_method.as_str()),
+            Arg::Text(s.client_type.as_str()),
             Arg::Text(client_id),
             Arg::Text(org_id),
         ];
@@ -231,6 +236,8 @@ impl FromCols for Client {
                 token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
                     &r.col::<String>("token_endpoint_auth_method")?,
                 ),
+                jwks: r.col("jwks")?,
+                jwks_uri: r.col("jwks_uri")?,
             },
         })
     }
@@ -251,7 +258,7 @@ impl WriteJob for InsertClient {
         let redirect_uris = to_json(&s.redirect_uris)?;
         let sql = format!(
             "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         e.execute(
             &sql,
@@ -274,6 +281,8 @@ impl WriteJob for InsertClient {
                 Arg::Int(c.created_at),
                 Arg::Int(c.updated_at),
                 Arg::Text(c.origin.as_str()),
+                Arg::OptText(s.jwks.as_deref()),
+                Arg::OptText(s.jwks_uri.as_deref()),
             ],
         )
         .await?;

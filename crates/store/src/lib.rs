@@ -634,6 +634,18 @@ pub trait TokenStore: Send + Sync {
     /// Deletes at most `limit` refresh tokens expired by `now`, and at most `limit` token
     /// families a day past their absolute lifetime (their access tokens have expired by then).
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
+    /// Records the `jti` of a client assertion (RFC 7523 §3), given as `jti_hash` (a digest of
+    /// the client id and the jti), as used until `expires_at`. `Ok(true)` for the first use;
+    /// `Ok(false)` while an earlier use has not expired at `now`: a replay. One statement, so
+    /// that of several concurrent uses, on any number of instances, exactly one wins.
+    async fn use_assertion_jti(
+        &self,
+        jti_hash: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool>;
+    /// Deletes at most `limit` recorded assertion `jti`s expired by `now`.
+    async fn purge_assertion_jtis(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
 }
 
 /// Access-token signing keys.

@@ -56,8 +56,13 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         9,
+        "client_assertions",
+        include_str!("../migrations/sqlite/0009_client_assertions.sql"),
+    ),
+    (
+        10,
         "grant_installations",
-        include_str!("../migrations/sqlite/0009_grant_installations.sql"),
+        include_str!("../migrations/sqlite/0010_grant_installations.sql"),
     ),
 ];
 

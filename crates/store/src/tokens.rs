@@ -90,6 +90,26 @@ impl<B: Engine> TokenStore for B {
         engine::execute(self, sql, &[Arg::Int(now), Arg::Int(limit)]).await
     }
 
+    /// A hot-path write: one upsert that takes over an expired row and leaves a live one alone.
+    async fn use_assertion_jti(
+        &self,
+        jti_hash: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO client_assertion_jtis (jti_hash, expires_at) VALUES ($1, $2) \
+                   ON CONFLICT (jti_hash) DO UPDATE SET expires_at = excluded.expires_at \
+                   WHERE client_assertion_jtis.expires_at <= $3";
+        let args = [Arg::Text(jti_hash), Arg::Int(expires_at), Arg::Int(now)];
+        Ok(engine::execute(self, sql, &args).await? == 1)
+    }
+
+    async fn purge_assertion_jtis(&self, now: UnixSeconds, limit: i64) -> Result<u64> {
+        let sql = "DELETE FROM client_assertion_jtis WHERE jti_hash IN \
+                   (SELECT jti_hash FROM client_assertion_jtis WHERE expires_at <= $1 LIMIT $2)";
+        engine::execute(self, sql, &[Arg::Int(now), Arg::Int(limit)]).await
+    }
+
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
         self.write(InsertRefresh(token.clone())).await
     }

@@ -181,3 +181,36 @@ async fn revoked_jtis_are_remembered_until_exp_and_purged_in_batches() {
     })
     .await;
 }
+
+/// A client assertion's `jti` is used once until it expires; an expired record is taken over
+/// by the next use, and expired records are purged in batches.
+#[tokio::test]
+async fn assertion_jtis_are_single_use_until_they_expire() {
+    on_each_backend(|s| async move {
+        assert!(s.use_assertion_jti("h1", 1060, 1000).await.unwrap());
+        assert!(
+            !s.use_assertion_jti("h1", 1060, 1001).await.unwrap(),
+            "replay"
+        );
+        assert!(
+            !s.use_assertion_jti("h1", 2000, 1059).await.unwrap(),
+            "a later expiry does not revive a live jti"
+        );
+        assert!(s.use_assertion_jti("h2", 1010, 1000).await.unwrap());
+        // At 1060 the first record has expired: the same digest is usable again, until 1120.
+        assert!(s.use_assertion_jti("h1", 1120, 1060).await.unwrap());
+        assert!(!s.use_assertion_jti("h1", 1120, 1061).await.unwrap());
+        for i in 0..3 {
+            assert!(s
+                .use_assertion_jti(&format!("p{i}"), 1050, 1000)
+                .await
+                .unwrap());
+        }
+        // Expired at 1100: h2 and p0..p2; h1 (until 1120) stays.
+        assert_eq!(s.purge_assertion_jtis(1100, 3).await.unwrap(), 3);
+        assert_eq!(s.purge_assertion_jtis(1100, 3).await.unwrap(), 1);
+        assert_eq!(s.purge_assertion_jtis(1100, 3).await.unwrap(), 0);
+        assert!(!s.use_assertion_jti("h1", 1120, 1100).await.unwrap());
+    })
+    .await;
+}

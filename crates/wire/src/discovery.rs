@@ -41,6 +41,10 @@ pub struct AuthorizationServerMetadata {
     /// `token_endpoint_auth_methods_supported`.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// `token_endpoint_auth_signing_alg_values_supported`: the algorithms of `private_key_jwt`
+    /// client assertions (RFC 7523).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// `authorization_response_iss_parameter_supported` (RFC 9207).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,

@@ -99,6 +99,7 @@ open_enum! {
         None => "none",
         ClientSecretBasic => "client_secret_basic",
         ClientSecretPost => "client_secret_post",
+        PrivateKeyJwt => "private_key_jwt",
     }
 }
 

@@ -47,6 +47,14 @@ pub struct RegistrationRequest {
     /// `tos_uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
+    /// `jwks`: the client's public keys as a JWK set (RFC 7517), for `private_key_jwt`
+    /// (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwks: Option<serde_json::Value>,
+    /// `jwks_uri`: where the client publishes its JWK set (https), for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
@@ -112,6 +120,18 @@ impl RegistrationRequest {
         self.tos_uri = Some(uri.into());
         self
     }
+
+    /// The client's public keys (a JWK set), for `private_key_jwt`.
+    pub fn jwks(mut self, jwks: serde_json::Value) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// Where the client publishes its JWK set, for `private_key_jwt`.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
 }
 
 /// RFC 7591 §3.2.1 client information response.
@@ -155,6 +175,13 @@ pub struct RegistrationResponse {
     /// `tos_uri`, as registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
+    /// `jwks`, as registered, for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwks: Option<serde_json::Value>,
+    /// `jwks_uri`, as registered, for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// RFC 7592 §3: where the registrant reads, updates and deletes the registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_client_uri: Option<String>,

@@ -67,8 +67,12 @@ pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMet
         token_endpoint_auth_methods_supported: strs(&[
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ]),
+        token_endpoint_auth_signing_alg_values_supported: strs(
+            oauth_core::client_assertion::SIGNING_ALGORITHMS,
+        ),
         authorization_response_iss_parameter_supported: Some(true),
         client_id_metadata_document_supported: Some(state.config.registration.cimd_enabled),
     }

@@ -186,7 +186,7 @@ async fn visible_to_org(
         .is_some_and(|s| s.org_id == user.org_id))
 }
 
-/// Client authentication (Basic or body, with a secret) if present; otherwise a Bearer API key,
+/// Client authentication (Basic or body with a secret, or a client assertion) if present; otherwise a Bearer API key,
 /// or an access token of this server with the management scope from a first-party client,
 /// acting for its user.
 async fn introspector(
@@ -196,7 +196,12 @@ async fn introspector(
     params: &OAuthParams,
 ) -> Result<Introspector, ApiError> {
     let creds = ClientCredentials::from_request(headers, params)?;
-    if let Some(c @ (ClientCredentials::Basic { .. } | ClientCredentials::Post { .. })) = &creds {
+    if let Some(
+        c @ (ClientCredentials::Basic { .. }
+        | ClientCredentials::Post { .. }
+        | ClientCredentials::Assertion { .. }),
+    ) = &creds
+    {
         let client = authenticate_client(state, c, peer).await?;
         return Ok(Introspector::Client(Box::new(client.client)));
     }
@@ -250,7 +255,7 @@ async fn introspector(
     }
     Err(ApiError::invalid_client(
         false,
-        "introspection requires client authentication (HTTP Basic or client_id and client_secret) or a bearer API key",
+        "introspection requires client authentication (HTTP Basic, client_id and client_secret, or a client_assertion) or a bearer API key",
     ))
 }
 
@@ -283,7 +288,7 @@ async fn revoke(
     let Some(creds) = ClientCredentials::from_request(&headers, &params)? else {
         return Err(ApiError::invalid_client(
             false,
-            "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
+            "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
     let client = authenticate_client(&state, &creds, peer.ip()).await?.client;

@@ -103,6 +103,7 @@ async fn register(
         // Only behind the initial access token, and only when the operator said so.
         allow_client_credentials: reg.mode == RegistrationMode::Token
             && reg.allow_client_credentials,
+        allow_http_loopback: reg.cimd_allow_http_loopback,
     };
     let settings = ClientDraft::from_registration(req, &policy)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
@@ -243,13 +244,16 @@ async fn update_registration(
         default_scopes: &reg.default_scopes,
         allow_client_credentials: reg.mode == RegistrationMode::Token
             && reg.allow_client_credentials,
+        allow_http_loopback: reg.cimd_allow_http_loopback,
     };
     let settings = ClientDraft::from_registration(req, &policy)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
-    if settings.client_type != client.settings.client_type {
-        return Err(metadata(
-            "token_endpoint_auth_method cannot change between none and a secret method; register a new client".to_owned(),
-        ));
+    if settings.auth_kind() != client.settings.auth_kind() {
+        return Err(metadata(format!(
+            "token_endpoint_auth_method cannot change from {} to {}; register a new client",
+            client.settings.auth_kind(),
+            settings.auth_kind()
+        )));
     }
     let s = &client.settings;
     let clear = s.name != settings.name

@@ -74,7 +74,7 @@ async fn token(
     let Some(creds) = creds else {
         return Err(ApiError::invalid_client(
             false,
-            "client authentication is required: HTTP Basic, or client_id (and client_secret) in the body",
+            "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
     let client = authenticate_client(&state, &creds, peer.ip()).await?;
@@ -101,7 +101,7 @@ fn client_credentials(
 ) -> Result<TokenResponse, ApiError> {
     let client = &auth.client;
     // §4.4: confidential clients only.
-    if !client.is_confidential() || !auth.with_secret {
+    if !client.is_confidential() || !auth.authenticated {
         return Err(ApiError::oauth(
             "unauthorized_client",
             "only a confidential client may use the client_credentials grant",

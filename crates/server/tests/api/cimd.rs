@@ -34,8 +34,8 @@ struct Docs {
 }
 
 /// A plain-http server on 127.0.0.1 serving documents.
-struct DocServer {
-    base: String,
+pub(crate) struct DocServer {
+    pub(crate) base: String,
     docs: Arc<Docs>,
 }
 
@@ -57,7 +57,7 @@ async fn serve_doc(State(docs): State<Arc<Docs>>, OriginalUri(uri): OriginalUri)
 }
 
 impl DocServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let docs = Arc::new(Docs::default());
         let app = axum::Router::new()
             .fallback(serve_doc)
@@ -73,7 +73,7 @@ impl DocServer {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -89,7 +89,7 @@ impl DocServer {
     }
 
     /// A valid document at `path` for a loopback redirect URI.
-    fn serve_doc(&self, path: &str, doc: &Value) {
+    pub(crate) fn serve_doc(&self, path: &str, doc: &Value) {
         self.serve(
             path,
             200,
@@ -98,7 +98,7 @@ impl DocServer {
         );
     }
 
-    fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         self.docs
             .hits
             .lock()
@@ -108,14 +108,14 @@ impl DocServer {
             .unwrap_or(0)
     }
 
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.docs.total.load(Ordering::SeqCst)
     }
 }
 
-const CALLBACK: &str = "http://127.0.0.1:33418/callback";
+pub(crate) const CALLBACK: &str = "http://127.0.0.1:33418/callback";
 
-fn document(client_id: &str) -> Value {
+pub(crate) fn document(client_id: &str) -> Value {
     json!({
         "client_id": client_id,
         "client_name": "Example MCP Client",
@@ -128,7 +128,7 @@ fn document(client_id: &str) -> Value {
     })
 }
 
-fn params(client_id: &str, redirect_uri: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn params(client_id: &str, redirect_uri: &str) -> Vec<(&'static str, String)> {
     vec![
         ("response_type", "code".into()),
         ("client_id", client_id.to_owned()),
@@ -140,7 +140,7 @@ fn params(client_id: &str, redirect_uri: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn spawn(loopback: bool) -> (TestApp, Arc<ManualClock>) {
+pub(crate) async fn spawn(loopback: bool) -> (TestApp, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_900_000_000));
     let app = TestApp::spawn_with_clock(clock.clone(), |c| {
         c.registration.cimd_allow_http_loopback = loopback;

@@ -27,7 +27,8 @@ async fn authorization_server_metadata_lists_every_endpoint() {
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["admin", "messaging", "voice", "numbers", "billing", "profile"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": true,
     });

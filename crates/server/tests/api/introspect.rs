@@ -410,7 +410,9 @@ async fn the_purge_removes_revocations_once_the_token_has_expired() {
             ("signing_keys", 0),
             ("authorization", 0),
             ("refresh_tokens", 0),
-            ("security_events", 0)
+            ("security_events", 0),
+            ("client_assertion_jtis", 0),
+            ("unused_clients", 0)
         ]
     );
     assert!(store.is_access_token_revoked(jti).await.unwrap());

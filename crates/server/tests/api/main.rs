@@ -15,6 +15,7 @@ mod attacks;
 mod audit;
 mod authorize;
 mod cimd;
+mod client_assertion;
 mod clients;
 mod code_grant;
 mod connections;

@@ -391,6 +391,7 @@ async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client()
             catalogue: &catalogue,
             default_scopes: &defaults,
             allow_client_credentials: false,
+            allow_http_loopback: false,
         };
         let draft = oauth_core::ClientDraft::from_registration(
             oauth_wire::RegistrationRequest::new()
