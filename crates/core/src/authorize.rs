@@ -354,6 +354,7 @@ mod tests {
                 token_endpoint_auth_method: TokenEndpointAuthMethod::None,
                 jwks: None,
                 jwks_uri: None,
+                application_type: None,
             },
         }
     }

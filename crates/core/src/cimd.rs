@@ -250,6 +250,9 @@ pub fn draft_from_document(
     if let Some(scope) = text("scope")? {
         request = request.scope(scope);
     }
+    if let Some(kind) = text("application_type")? {
+        request = request.application_type(kind);
+    }
     if let Some(uri) = text("policy_uri")? {
         request = request.policy_uri(uri);
     }

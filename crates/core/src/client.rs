@@ -93,6 +93,8 @@ pub struct ClientDraft {
     pub jwks: Option<String>,
     /// Where the client publishes its JWK set; never set together with `jwks`.
     pub jwks_uri: Option<String>,
+    /// `web` or `native` when the registration said so ([`check_application_type`]).
+    pub application_type: Option<String>,
 }
 
 /// A partial update: `None` leaves a setting alone.
@@ -230,6 +232,7 @@ impl Client {
             tos_uri: s.tos_uri.clone(),
             jwks: s.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
             jwks_uri: s.jwks_uri.clone(),
+            application_type: s.application_type.clone(),
             registration_client_uri: None,
             registration_access_token: None,
         }
@@ -260,6 +263,7 @@ impl ClientDraft {
             token_endpoint_auth_method: auth,
             jwks: None,
             jwks_uri: None,
+            application_type: None,
         }
         .normalized();
         draft.validate(catalogue)?;
@@ -315,6 +319,10 @@ impl ClientDraft {
         policy: &RegistrationPolicy<'_>,
     ) -> Result<Self, RegistrationError> {
         let catalogue = policy.catalogue;
+        check_application_type(
+            req.application_type.as_deref(),
+            req.redirect_uris.as_deref().unwrap_or_default(),
+        )?;
         let auth = req
             .token_endpoint_auth_method
             .unwrap_or(TokenEndpointAuthMethod::ClientSecretBasic);
@@ -437,6 +445,7 @@ impl ClientDraft {
             token_endpoint_auth_method: auth,
             jwks,
             jwks_uri,
+            application_type: req.application_type,
         }
         .normalized();
         draft

@@ -412,6 +412,7 @@ fn client() -> Client {
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
             jwks: None,
             jwks_uri: None,
+            application_type: None,
         },
     }
 }

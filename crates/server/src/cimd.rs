@@ -26,6 +26,7 @@ use oauth_core::client_assertion::{parse_jwks_text, ClientKeys, MAX_JWKS_BYTES};
 use oauth_core::{Client, ClientDraft, ClientOrigin, RegistrationPolicy, UnixSeconds};
 use rand::rngs::OsRng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::audit::{self, Event, EventKind};
@@ -155,6 +156,9 @@ pub struct Documents {
     loopback: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
     keys: Mutex<HashMap<String, CachedKeys>>,
+    /// Document fetches under way, by URL: later requests for one wait for its outcome. An
+    /// entry lives only while its fetch runs.
+    in_flight: Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, DocumentError>>>>>,
 }
 
 impl Documents {
@@ -174,7 +178,35 @@ impl Documents {
             loopback: build(true)?,
             cache: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Runs `fetch` for `url` unless a fetch of it is already under way, in which case this
+    /// waits for that one and shares its outcome, a refusal included (a refusal is still never
+    /// cached: the next request after it fetches again). If the request running the fetch goes
+    /// away, a waiting one takes it over.
+    async fn single_flight<F, Fut>(&self, url: &str, fetch: F) -> Result<ClientDraft, DocumentError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<ClientDraft, DocumentError>>,
+    {
+        let cell = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(url.to_owned())
+            .or_default()
+            .clone();
+        let outcome = cell.get_or_init(fetch).await.clone();
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if in_flight.get(url).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_flight.remove(url);
+        }
+        outcome
     }
 
     /// The JWK set a client publishes at `url` (RFC 7591 `jwks_uri`): from the cache while
@@ -391,6 +423,40 @@ impl From<oauth_store::StoreError> for Refusal {
     }
 }
 
+/// Fetches and validates the document at `url`, and keeps a valid one in the cache.
+async fn fetch_document(
+    documents: &Documents,
+    config: &Config,
+    now: UnixSeconds,
+    url: &Url,
+) -> Result<ClientDraft, DocumentError> {
+    let reg = &config.registration;
+    let id = url.as_str();
+    let (body, max_age) = documents
+        .fetch(
+            url,
+            reg.cimd_allow_http_loopback,
+            "the client metadata document",
+            MAX_DOCUMENT_BYTES,
+        )
+        .await?;
+    let policy = RegistrationPolicy {
+        catalogue: &config.scopes,
+        default_scopes: &reg.default_scopes,
+        allow_client_credentials: false,
+        allow_http_loopback: reg.cimd_allow_http_loopback,
+    };
+    let draft = draft_from_document(id, &body, &policy)?;
+    // Only a valid document is kept, between the configured bounds.
+    let ttl = max_age
+        .unwrap_or(reg.cimd_cache_min_secs)
+        .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
+    if ttl > 0 {
+        documents.keep(id, draft.clone(), now + ttl, now);
+    }
+    Ok(draft)
+}
+
 /// The client the document at `url` describes: from the cache while fresh, else fetched and
 /// validated; the stored row created or brought up to date.
 pub async fn resolve(
@@ -400,36 +466,15 @@ pub async fn resolve(
     now: UnixSeconds,
     url: &Url,
 ) -> Result<Client, Refusal> {
-    let reg = &config.registration;
     let id = url.as_str();
     let draft = match documents.cached(id, now) {
         Some(d) => d,
-        None => {
-            let (body, max_age) = documents
-                .fetch(
-                    url,
-                    reg.cimd_allow_http_loopback,
-                    "the client metadata document",
-                    MAX_DOCUMENT_BYTES,
-                )
-                .await
-                .map_err(Refusal::Document)?;
-            let policy = RegistrationPolicy {
-                catalogue: &config.scopes,
-                default_scopes: &reg.default_scopes,
-                allow_client_credentials: false,
-                allow_http_loopback: reg.cimd_allow_http_loopback,
-            };
-            let draft = draft_from_document(id, &body, &policy).map_err(Refusal::Document)?;
-            // Only a valid document is kept, between the configured bounds.
-            let ttl = max_age
-                .unwrap_or(reg.cimd_cache_min_secs)
-                .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
-            if ttl > 0 {
-                documents.keep(id, draft.clone(), now + ttl, now);
-            }
-            draft
-        }
+        // Requests that miss the cache at once share one fetch: a burst of first
+        // authorizations makes the server fetch a third party's document once, not once each.
+        None => documents
+            .single_flight(id, || fetch_document(documents, config, now, url))
+            .await
+            .map_err(Refusal::Document)?,
     };
     match store.get_client(id).await? {
         None => {

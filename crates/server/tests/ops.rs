@@ -1185,7 +1185,10 @@ async fn migrate_rotate_and_serve_say_what_they_do() {
     let db = fresh_db();
     let (ok, out, err) = run(&db, &["migrate"]);
     assert!(ok, "{err}");
-    assert!(out.starts_with("SQLite database migrated; ran 10:"), "{out}");
+    assert!(
+        out.starts_with("SQLite database migrated; ran 10:"),
+        "{out}"
+    );
     assert!(out.contains("\n  0001 accounts and clients"), "{out}");
     assert!(out.contains("\n  0007 trust and families"), "{out}");
     assert!(out.contains("\n  0008 registration access tokens"), "{out}");

@@ -13,7 +13,8 @@ use crate::{ClientFilter, Page, Result, StoreError};
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
-    token_endpoint_auth_method, verified, created_at, updated_at, origin, jwks, jwks_uri";
+    token_endpoint_auth_method, verified, created_at, updated_at, origin, jwks, jwks_uri, \
+    application_type";
 
 #[async_trait]
 impl<B: Engine> ClientStore for B {
@@ -149,8 +150,9 @@ impl<B: Engine> ClientStore for B {
              scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
              tos_uri = $8, updated_at = $9, \
              verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
-             jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14 \
-             WHERE client_id = $15 AND org_id = $16 RETURNING {CLIENT_COLUMNS}"
+             jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14, \
+             application_type = $15 \
+             WHERE client_id = $16 AND org_id = $17 RETURNING {CLIENT_COLUMNS}"
         );
         let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
         let redirect_uris = to_json(&s.redirect_uris)?;
@@ -169,6 +171,7 @@ impl<B: Engine> ClientStore for B {
             Arg::OptText(s.jwks_uri.as_deref()),
             Arg::Text(s.token_endpoint_auth_method.as_str()),
             Arg::Text(s.client_type.as_str()),
+            Arg::OptText(s.application_type.as_deref()),
             Arg::Text(client_id),
             Arg::Text(org_id),
         ];
@@ -238,6 +241,7 @@ impl FromCols for Client {
                 ),
                 jwks: r.col("jwks")?,
                 jwks_uri: r.col("jwks_uri")?,
+                application_type: r.col("application_type")?,
             },
         })
     }
@@ -258,7 +262,7 @@ impl WriteJob for InsertClient {
         let redirect_uris = to_json(&s.redirect_uris)?;
         let sql = format!(
             "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         );
         e.execute(
             &sql,
@@ -283,6 +287,7 @@ impl WriteJob for InsertClient {
                 Arg::Text(c.origin.as_str()),
                 Arg::OptText(s.jwks.as_deref()),
                 Arg::OptText(s.jwks_uri.as_deref()),
+                Arg::OptText(s.application_type.as_deref()),
             ],
         )
         .await?;

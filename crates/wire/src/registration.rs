@@ -55,6 +55,10 @@ pub struct RegistrationRequest {
     /// `jwks_uri`: where the client publishes its JWK set (https), for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// `application_type` (OpenID Connect Dynamic Client Registration §2): `web` or `native`,
+    /// checked against the redirect URIs when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
 }
 
 fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
@@ -132,6 +136,12 @@ impl RegistrationRequest {
         self.jwks_uri = Some(uri.into());
         self
     }
+
+    /// `application_type`: `web` or `native`.
+    pub fn application_type(mut self, kind: impl Into<String>) -> Self {
+        self.application_type = Some(kind.into());
+        self
+    }
 }
 
 /// RFC 7591 §3.2.1 client information response.
@@ -182,6 +192,9 @@ pub struct RegistrationResponse {
     /// `jwks_uri`, as registered, for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// `application_type`, as registered (absent when the registration did not send one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
     /// RFC 7592 §3: where the registrant reads, updates and deletes the registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_client_uri: Option<String>,

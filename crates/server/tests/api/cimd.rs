@@ -24,6 +24,8 @@ struct Served {
     status: u16,
     body: String,
     headers: Vec<(&'static str, String)>,
+    /// How long the server takes to answer.
+    delay: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -46,6 +48,7 @@ async fn serve_doc(State(docs): State<Arc<Docs>>, OriginalUri(uri): OriginalUri)
     let Some(s) = docs.served.lock().unwrap().get(&path).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    tokio::time::sleep(s.delay).await;
     let mut resp = (StatusCode::from_u16(s.status).unwrap(), s.body).into_response();
     for (k, v) in s.headers {
         resp.headers_mut().insert(
@@ -84,6 +87,7 @@ impl DocServer {
                 status,
                 body,
                 headers,
+                delay: std::time::Duration::ZERO,
             },
         );
     }
@@ -384,6 +388,13 @@ async fn documents_that_are_refused() {
             d.as_object_mut().unwrap().remove("client_name");
         }),
         "no client_name",
+    ));
+    cases.push((
+        "/web-on-loopback.json",
+        with("/web-on-loopback.json", &|d| {
+            d["application_type"] = json!("web")
+        }),
+        "does not fit application_type",
     ));
     for (path, doc, needle) in &cases {
         docs.serve_doc(path, doc);
@@ -728,4 +739,75 @@ async fn revoking_one_installation_leaves_the_others() {
         .unwrap();
     assert_eq!(page.matches("class=\"app\"").count(), 1, "{page}");
     assert!(!page.contains("web.mcp.example"), "{page}");
+}
+
+/// A burst of first authorizations for one document (30 at once, while its server is slow)
+/// makes one fetch, and every request gets the client; a refused document is shared by the
+/// requests waiting for it, and fetched again afterwards (never cached).
+#[tokio::test]
+async fn concurrent_first_requests_share_one_fetch() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/burst.json");
+    docs.serve_doc("/clients/burst.json", &document(&id));
+    docs.docs
+        .served
+        .lock()
+        .unwrap()
+        .get_mut("/clients/burst.json")
+        .unwrap()
+        .delay = std::time::Duration::from_millis(400);
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestApp::spawn_with_clock(clock, |c| {
+        c.registration.cimd_allow_http_loopback = true;
+        c.rate_limits.authorize_per_ip = oauth_server::config::RateLimit {
+            requests: 0,
+            window_secs: 0,
+        };
+    })
+    .await;
+    let app = Arc::new(app);
+    let burst = |id: String| {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let app = app.clone();
+            let id = id.clone();
+            set.spawn(async move { authorize(&app, &id, CALLBACK).await.status().as_u16() });
+        }
+        set
+    };
+    let mut set = burst(id.clone());
+    while let Some(status) = set.join_next().await {
+        assert_eq!(
+            status.unwrap(),
+            302,
+            "every request reaches the consent step"
+        );
+    }
+    assert_eq!(
+        docs.hits("/clients/burst.json"),
+        1,
+        "one fetch for the burst"
+    );
+    assert!(app.server.store.get_client(&id).await.unwrap().is_some());
+
+    let bad = docs.url("/clients/burst-bad.json");
+    docs.serve("/clients/burst-bad.json", 500, String::new(), vec![]);
+    docs.docs
+        .served
+        .lock()
+        .unwrap()
+        .get_mut("/clients/burst-bad.json")
+        .unwrap()
+        .delay = std::time::Duration::from_millis(400);
+    let mut set = burst(bad.clone());
+    while let Some(status) = set.join_next().await {
+        assert_eq!(status.unwrap(), 400);
+    }
+    assert_eq!(
+        docs.hits("/clients/burst-bad.json"),
+        1,
+        "the refusal was shared"
+    );
+    assert_eq!(authorize(&app, &bad, CALLBACK).await.status(), 400);
+    assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }

@@ -447,3 +447,84 @@ async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client()
         store.close().await;
     }
 }
+
+/// `application_type` (OpenID Connect Dynamic Registration): checked against the redirect URIs
+/// when sent, kept, and returned by registration and by RFC 7592 reads; a refusal stores
+/// nothing.
+#[tokio::test]
+async fn application_type_must_fit_the_redirect_uris() {
+    let app = TestApp::spawn().await;
+    let before = third_party_clients(&app).await;
+    for (kind, uri, code) in [
+        (
+            "native",
+            "https://app.example.com/cb",
+            "invalid_redirect_uri",
+        ),
+        (
+            "native",
+            "http://app.example.com/cb",
+            "invalid_redirect_uri",
+        ),
+        ("web", "http://127.0.0.1:33418/cb", "invalid_redirect_uri"),
+        ("web", "https://localhost/cb", "invalid_redirect_uri"),
+        ("web", "com.example.app:/cb", "invalid_redirect_uri"),
+        (
+            "desktop",
+            "https://app.example.com/cb",
+            "invalid_client_metadata",
+        ),
+    ] {
+        let (status, r) = register(
+            &app,
+            None,
+            &json!({"client_name": "Typed", "token_endpoint_auth_method": "none",
+                    "application_type": kind, "redirect_uris": [uri]}),
+        )
+        .await;
+        assert_eq!(
+            (status, r["error"].as_str()),
+            (400, Some(code)),
+            "{kind} {uri}: {r}"
+        );
+        assert!(
+            r["error_description"].as_str().unwrap().contains(kind),
+            "{r}"
+        );
+    }
+    assert_eq!(third_party_clients(&app).await, before, "nothing stored");
+
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"client_name": "Desktop", "token_endpoint_auth_method": "none",
+                "application_type": "native",
+                "redirect_uris": ["http://127.0.0.1:33418/cb", "com.example.app:/cb"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["application_type"], "native");
+    let id = r["client_id"].as_str().unwrap();
+    let stored = app.server.store.get_client(id).await.unwrap().unwrap();
+    assert_eq!(stored.settings.application_type.as_deref(), Some("native"));
+    let read = app
+        .http
+        .get(r["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(r["registration_access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["application_type"], "native");
+
+    // Not sent: not checked, and not invented (an MCP client's loopback redirect is fine).
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"client_name": "Plain", "token_endpoint_auth_method": "none",
+                "redirect_uris": ["http://127.0.0.1:1/cb", "https://app.example.com/cb"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert!(r.get("application_type").is_none(), "{r}");
+}
