@@ -211,7 +211,10 @@ async fn authorize(
         return Ok(found(&login));
     };
 
-    if state.config.authorization.skip_consent_if_granted {
+    let may_skip = client
+        .as_ref()
+        .is_some_and(|c| oauth_core::authorize::may_skip_consent(c, &request.redirect_uri));
+    if state.config.authorization.skip_consent_if_granted && may_skip {
         if let Some(grant) = state
             .store
             .find_client_grant(

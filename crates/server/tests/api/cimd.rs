@@ -741,6 +741,48 @@ async fn revoking_one_installation_leaves_the_others() {
     assert!(!page.contains("web.mcp.example"), "{page}");
 }
 
+/// With `skip_consent_if_granted`, a public document client's loopback installation still asks
+/// the user every time: its client_id is public, and any program on the device can send the
+/// user to authorize with a loopback port of its own and its own PKCE verifier (RFC 8252 §8.6).
+/// Its granted https installation goes straight back.
+#[tokio::test]
+async fn a_public_loopback_installation_never_skips_consent() {
+    const WEB: &str = "https://web.mcp.example/callback";
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/native.json");
+    let mut doc = document(&id);
+    doc["redirect_uris"] = json!([CALLBACK, WEB]);
+    docs.serve_doc("/clients/native.json", &doc);
+    let app = TestApp::spawn_with(|c| {
+        c.registration.cimd_allow_http_loopback = true;
+        c.authorization.skip_consent_if_granted = true;
+    })
+    .await;
+    let user = app.user("native@example.com", "native-org").await;
+    let cookie = app.session(&user).await;
+    authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    authorize_and_exchange(&app, &cookie, &id, WEB).await;
+
+    // Another program on the device, on a port of its own: the consent page, no code.
+    let other = "http://127.0.0.1:50002/callback";
+    let r = app
+        .get_with_cookie(&path_of(&params(&id, other)), &cookie)
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    assert!(loc.starts_with("/consent?consent_token="), "{loc}");
+    assert!(param(&loc, "code").is_none(), "{loc}");
+
+    // The granted web installation is answered without the page.
+    let r = app
+        .get_with_cookie(&path_of(&params(&id, WEB)), &cookie)
+        .await;
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    assert!(loc.starts_with(WEB), "{loc}");
+    assert!(param(&loc, "code").is_some(), "{loc}");
+}
+
 /// A burst of first authorizations for one document (30 at once, while its server is slow)
 /// makes one fetch, and every request gets the client; a refused document is shared by the
 /// requests waiting for it, and fetched again afterwards (never cached).
