@@ -158,7 +158,37 @@ pub struct Documents {
     keys: Mutex<HashMap<String, CachedKeys>>,
     /// Document fetches under way, by URL: later requests for one wait for its outcome. An
     /// entry lives only while its fetch runs.
-    in_flight: Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, DocumentError>>>>>,
+    in_flight: InFlightTable,
+}
+
+type InFlightTable = Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, DocumentError>>>>>;
+
+/// One request's hold on a single-flight entry. Dropped when the request is done or goes away
+/// (a client that hangs up mid-fetch cancels its handler): it removes the entry once the fetch
+/// has an outcome, or when no other request holds the entry. Otherwise a request cancelled
+/// while fetching a URL never asked for again would leave its entry behind, and made-up URLs
+/// would grow the table without bound.
+struct InFlight<'a> {
+    in_flight: &'a InFlightTable,
+    url: &'a str,
+    cell: Arc<OnceCell<Result<ClientDraft, DocumentError>>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Holders are counted under the lock, where every new holder clones: the table's
+        // reference and this one mean nobody else waits.
+        let ours = in_flight
+            .get(self.url)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell));
+        if ours && (self.cell.initialized() || Arc::strong_count(&self.cell) <= 2) {
+            in_flight.remove(self.url);
+        }
+    }
 }
 
 impl Documents {
@@ -185,7 +215,8 @@ impl Documents {
     /// Runs `fetch` for `url` unless a fetch of it is already under way, in which case this
     /// waits for that one and shares its outcome, a refusal included (a refusal is still never
     /// cached: the next request after it fetches again). If the request running the fetch goes
-    /// away, a waiting one takes it over.
+    /// away, a waiting one takes it over; if none waits, the entry goes with it (see
+    /// [`InFlight`]).
     async fn single_flight<F, Fut>(&self, url: &str, fetch: F) -> Result<ClientDraft, DocumentError>
     where
         F: FnOnce() -> Fut,
@@ -198,15 +229,20 @@ impl Documents {
             .entry(url.to_owned())
             .or_default()
             .clone();
-        let outcome = cell.get_or_init(fetch).await.clone();
-        let mut in_flight = self
-            .in_flight
+        let entry = InFlight {
+            in_flight: &self.in_flight,
+            url,
+            cell,
+        };
+        entry.cell.get_or_init(fetch).await.clone()
+    }
+
+    /// How many document fetches are under way (entries of the single-flight table).
+    pub fn fetches_under_way(&self) -> usize {
+        self.in_flight
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if in_flight.get(url).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            in_flight.remove(url);
-        }
-        outcome
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The JWK set a client publishes at `url` (RFC 7591 `jwks_uri`): from the cache while

@@ -853,3 +853,56 @@ async fn concurrent_first_requests_share_one_fetch() {
     assert_eq!(authorize(&app, &bad, CALLBACK).await.status(), 400);
     assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }
+
+/// A request that goes away while its document is being fetched (its caller hung up, which
+/// cancels the handler) leaves nothing behind in the table of fetches under way, so made-up
+/// document URLs behind a slow server cannot grow it; and a request waiting on a fetch whose
+/// request went away takes the fetch over.
+#[tokio::test]
+async fn a_cancelled_fetch_leaves_no_entry_behind() {
+    use std::time::Duration;
+    let docs = DocServer::start().await;
+    let (app, _) = spawn(true).await;
+    let mut config = oauth_server::config::Config::default();
+    config.registration.cimd_allow_http_loopback = true;
+    let documents = oauth_server::cimd::Documents::new().unwrap();
+    let slow = |path: &str| {
+        let id = docs.url(path);
+        docs.serve_doc(path, &document(&id));
+        docs.docs
+            .served
+            .lock()
+            .unwrap()
+            .get_mut(path)
+            .unwrap()
+            .delay = Duration::from_millis(500);
+        url::Url::parse(&id).unwrap()
+    };
+    let now = 1_900_000_000;
+    for i in 0..3 {
+        let url = slow(&format!("/clients/slow-{i}.json"));
+        let fetch =
+            oauth_server::cimd::resolve(&documents, app.server.store.as_ref(), &config, now, &url);
+        let cancelled = tokio::time::timeout(Duration::from_millis(50), fetch).await;
+        assert!(cancelled.is_err(), "the fetch was still under way");
+        assert_eq!(documents.fetches_under_way(), 0, "after fetch {i}");
+    }
+
+    let url = slow("/clients/slow-shared.json");
+    let store = app.server.store.as_ref();
+    let first = tokio::time::timeout(
+        Duration::from_millis(50),
+        oauth_server::cimd::resolve(&documents, store, &config, now, &url),
+    );
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        oauth_server::cimd::resolve(&documents, store, &config, now, &url).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert!(first.is_err(), "the first request went away");
+    let Ok(client) = second else {
+        panic!("the waiting request did not get the client")
+    };
+    assert_eq!(client.client_id, url.as_str());
+    assert_eq!(documents.fetches_under_way(), 0);
+}
