@@ -150,6 +150,9 @@ struct CachedKeys {
 /// at least this old: a made-up `kid` cannot make the server fetch on every request.
 const MIN_KEYS_REFETCH_SECS: i64 = 60;
 
+/// One document fetch, awaited by every request that needs its outcome.
+type Fetch = OnceCell<Result<ClientDraft, DocumentError>>;
+
 /// The fetchers and the per-process cache.
 pub struct Documents {
     strict: reqwest::Client,
@@ -158,7 +161,7 @@ pub struct Documents {
     keys: Mutex<HashMap<String, CachedKeys>>,
     /// Document fetches under way, by URL: later requests for one wait for its outcome. An
     /// entry lives only while its fetch runs.
-    in_flight: Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, DocumentError>>>>>,
+    in_flight: Mutex<HashMap<String, Arc<Fetch>>>,
 }
 
 impl Documents {
