@@ -177,8 +177,12 @@ struct CreatedKey {
     api_key: String,
 }
 
-/// `[rate_limits]` with every limit off (`requests = 0`).
-const NO_RATE_LIMITS: &str = "[rate_limits]
+/// `[rate_limits]` with every limit off (`requests = 0`), and no cap on connections per client
+/// address: every connection of the load generator comes from 127.0.0.1, as behind a proxy.
+const NO_RATE_LIMITS: &str = "[server]
+max_connections_per_ip = 0
+
+[rate_limits]
 management_per_key = { requests = 0, window_secs = 0 }
 management_per_ip = { requests = 0, window_secs = 0 }
 oauth_per_client = { requests = 0, window_secs = 0 }

@@ -150,6 +150,9 @@ struct CachedKeys {
 /// at least this old: a made-up `kid` cannot make the server fetch on every request.
 const MIN_KEYS_REFETCH_SECS: i64 = 60;
 
+/// One document fetch, awaited by every request that needs its outcome.
+type Fetch = OnceCell<Result<ClientDraft, DocumentError>>;
+
 /// The fetchers and the per-process cache.
 pub struct Documents {
     strict: reqwest::Client,
@@ -161,7 +164,7 @@ pub struct Documents {
     in_flight: InFlightTable,
 }
 
-type InFlightTable = Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, DocumentError>>>>>;
+type InFlightTable = Mutex<HashMap<String, Arc<Fetch>>>;
 
 /// One request's hold on a single-flight entry. Dropped when the request is done or goes away
 /// (a client that hangs up mid-fetch cancels its handler): it removes the entry once the fetch
@@ -171,7 +174,7 @@ type InFlightTable = Mutex<HashMap<String, Arc<OnceCell<Result<ClientDraft, Docu
 struct InFlight<'a> {
     in_flight: &'a InFlightTable,
     url: &'a str,
-    cell: Arc<OnceCell<Result<ClientDraft, DocumentError>>>,
+    cell: Arc<Fetch>,
 }
 
 impl Drop for InFlight<'_> {
