@@ -33,6 +33,8 @@ pub const LEEWAY_SECS: i64 = 30;
 pub const MAX_JTI_BYTES: usize = 256;
 /// Smallest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus the signature verifier accepts.
+const MAX_RSA_BITS: usize = 4096;
 /// JWK members that belong to a private or symmetric key (RFC 7518 §6.2.2, §6.3.2, §6.4;
 /// RFC 8037 §2).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -106,6 +108,25 @@ pub fn parse_jwks_text(text: &[u8]) -> Result<ClientKeys, String> {
 }
 
 /// The key, if this server can verify signatures with it.
+/// An RSA public key the verifier accepts: an odd modulus of 2048 to 4096 bits exactly, and an
+/// odd exponent from 3 to 2^33 - 1. Anything else could be registered but never verify.
+fn usable_rsa(n: &[u8], e: &[u8]) -> bool {
+    let bits = |v: &[u8]| {
+        let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        match v.first() {
+            Some(first) => (v.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+            None => 0,
+        }
+    };
+    let odd = |v: &[u8]| v.last().is_some_and(|b| b & 1 == 1);
+    let n_bits = bits(n);
+    let e_bits = bits(e);
+    (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&n_bits)
+        && odd(n)
+        && (2..=33).contains(&e_bits)
+        && odd(e)
+}
+
 fn usable_key(obj: &Map<String, Value>) -> Option<Jwk> {
     let s = |k: &str| obj.get(k).and_then(Value::as_str);
     if s("use").is_some_and(|u| u != "sig") {
@@ -119,8 +140,8 @@ fn usable_key(obj: &Map<String, Value>) -> Option<Jwk> {
         ("OKP", Some("Ed25519")) => s("alg").is_none_or(|a| a == "EdDSA"),
         ("RSA", _) => {
             let n = URL_SAFE_NO_PAD.decode(s("n")?).ok()?;
-            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-            bits >= MIN_RSA_BITS && s("alg").is_none_or(|a| a == "RS256" || a == "PS256")
+            let e = URL_SAFE_NO_PAD.decode(s("e")?).ok()?;
+            usable_rsa(&n, &e) && s("alg").is_none_or(|a| a == "RS256" || a == "PS256")
         }
         _ => false,
     };
@@ -409,6 +430,34 @@ pub fn jti_digest(client_id: &str, jti: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rsa_keys_that_could_never_verify_are_not_usable() {
+        let n = |bits: usize, last: u8| {
+            let mut v = vec![0xffu8; bits / 8];
+            v[0] = 0x80 | 0x7f; // top bit set: exactly `bits` bits
+            if let Some(l) = v.last_mut() {
+                *l = last;
+            }
+            v
+        };
+        let e = [0x01, 0x00, 0x01];
+        assert!(usable_rsa(&n(2048, 0xff), &e));
+        assert!(usable_rsa(&n(4096, 0xff), &e));
+        assert!(usable_rsa(&n(3072, 0xff), &[0x03]));
+        let mut short = n(2048, 0xff);
+        short[0] = 0x01; // 2041 bits
+        assert!(!usable_rsa(&short, &e));
+        assert!(!usable_rsa(&n(8192, 0xff), &e), "too long");
+        assert!(!usable_rsa(&n(2048, 0xfe), &e), "even modulus");
+        assert!(!usable_rsa(&n(2048, 0xff), &[0x01]), "e = 1");
+        assert!(
+            !usable_rsa(&n(2048, 0xff), &[0x01, 0x00, 0x00]),
+            "even exponent"
+        );
+        assert!(!usable_rsa(&n(2048, 0xff), &[0xff; 300]), "huge exponent");
+        assert!(!usable_rsa(&[], &e));
+    }
     use super::*;
     use serde_json::json;
 

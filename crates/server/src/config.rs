@@ -480,8 +480,8 @@ pub struct TracingConfig {
     pub otlp_endpoint: Option<String>,
     /// `service.name` of the exported spans.
     pub service_name: String,
-    /// The share of new traces (without a sampled parent) that are exported, 0.0 to 1.0. A
-    /// request whose `traceparent` says sampled, or not, is followed as its caller decided.
+    /// The share of requests whose spans are exported, 0.0 to 1.0, drawn by the server: a
+    /// caller's `traceparent` sampled flag is not followed.
     pub sample_ratio: f64,
 }
 

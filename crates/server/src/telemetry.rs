@@ -95,10 +95,14 @@ mod otlp {
     use axum::http::HeaderMap;
     use opentelemetry::propagation::TextMapPropagator;
     use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
+    use opentelemetry::{Context, KeyValue};
     use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
     use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
     use opentelemetry_sdk::propagation::TraceContextPropagator;
-    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+    use opentelemetry_sdk::trace::{
+        SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample,
+    };
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     use crate::config::TracingConfig;
@@ -131,9 +135,9 @@ mod otlp {
             .context("building the OTLP trace exporter")?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sample_ratio,
-            ))))
+            .with_sampler(ServerSampled {
+                ratio: config.sample_ratio,
+            })
             .with_resource(
                 opentelemetry_sdk::Resource::builder()
                     .with_service_name(config.service_name.clone())
@@ -145,6 +149,45 @@ mod otlp {
             anyhow::bail!("the trace exporter is already installed");
         }
         Ok(Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+    }
+
+    /// Sampling decided by this server, never by the caller: the callers of an authorization
+    /// server are anonymous, and a `traceparent` flag that forced export could flood the queue
+    /// (dropping the operator's spans), or keep an attacker's requests out of the traces. A
+    /// request's span is exported with probability `ratio`, drawn here (not from the trace id,
+    /// which the caller may choose); the spans inside a request follow its decision.
+    #[derive(Debug, Clone)]
+    struct ServerSampled {
+        ratio: f64,
+    }
+
+    impl ShouldSample for ServerSampled {
+        fn should_sample(
+            &self,
+            parent: Option<&Context>,
+            _: TraceId,
+            _: &str,
+            _: &SpanKind,
+            _: &[KeyValue],
+            _: &[Link],
+        ) -> SamplingResult {
+            let parent = parent
+                .filter(|cx| cx.has_active_span())
+                .map(|cx| cx.span().span_context().clone());
+            let sampled = match &parent {
+                Some(local) if !local.is_remote() => local.is_sampled(),
+                _ => self.ratio >= 1.0 || (self.ratio > 0.0 && rand::random::<f64>() < self.ratio),
+            };
+            SamplingResult {
+                decision: if sampled {
+                    SamplingDecision::RecordAndSample
+                } else {
+                    SamplingDecision::Drop
+                },
+                attributes: Vec::new(),
+                trace_state: parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
+            }
+        }
     }
 
     /// `http/protobuf` (the OTLP default) unless `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or

@@ -588,6 +588,15 @@ async fn otlp_exports_request_spans_under_the_callers_trace() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // A caller's "not sampled" flag does not keep its request out of the export.
+    const UNSAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
+    let r = http
+        .get(format!("{}/readyz", served.url()))
+        .header("traceparent", format!("00-{UNSAMPLED}-b7ad6b7169203331-00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // A failed sign-in: its security event is logged inside the request's span, without the
     // email address typed or the password.
     let form = http
@@ -647,7 +656,7 @@ async fn otlp_exports_request_spans_under_the_callers_trace() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let exported = loop {
         let now = spans(&received.lock().unwrap());
-        if now.len() >= 4 || tokio::time::Instant::now() > deadline {
+        if now.len() >= 5 || tokio::time::Instant::now() > deadline {
             break now;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -686,6 +695,11 @@ async fn otlp_exports_request_spans_under_the_callers_trace() {
         Some("200")
     );
 
+    let (_, ready) = by_name("GET /readyz");
+    assert_eq!(
+        ready["traceId"], UNSAMPLED,
+        "exported, under the caller's trace"
+    );
     let (_, token) = by_name("POST /oauth/token");
     assert_ne!(
         token["traceId"], TRACE,

@@ -56,6 +56,7 @@ impl<B: Engine> ClientStore for B {
                     WHERE c.origin IN ('registration', 'metadata_document') AND c.created_at < $1 \
                     AND c.grant_types NOT LIKE '%\"client_credentials\"%' \
                     AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id) \
+                    AND NOT EXISTS (SELECT 1 FROM consent_requests r WHERE r.client_id = c.client_id) \
                     LIMIT $2)";
         engine::execute(self, sql, &[Arg::Int(created_before), Arg::Int(limit)]).await
     }

@@ -467,7 +467,8 @@ pub trait ClientStore: Send + Sync {
     async fn get_clients(&self, client_ids: &[String]) -> Result<Vec<Client>>;
     /// Deletes up to `limit` clients registered (dynamically or by a metadata document) before
     /// `created_before` that were never used: no grant was ever made to them, live or revoked,
-    /// and they cannot use `client_credentials`. Returns how many.
+    /// no consent request for them is kept (one may be under way), and they cannot use
+    /// `client_credentials`. Returns how many.
     async fn purge_unused_clients(&self, created_before: UnixSeconds, limit: i64) -> Result<u64>;
     /// The client when it belongs to `org_id`, else `None`.
     async fn get_org_client(&self, org_id: &str, client_id: &str) -> Result<Option<Client>>;

@@ -939,9 +939,10 @@ async fn unused_registered_clients_are_purged_and_nothing_else(store: &dyn Store
         .await
         .unwrap()
         .unwrap();
-    // A pending consent is not a use.
+    // An authorization under way (a consent request kept) holds its client.
+    let pending = registered(store, "reg-pending", Registration, &code, old).await;
     store
-        .create_consent(&consent("pending", &alice, &unused_reg, &["voice"]))
+        .create_consent(&consent("pending", &alice, &pending, &["voice"]))
         .await
         .unwrap();
 
@@ -953,15 +954,18 @@ async fn unused_registered_clients_are_purged_and_nothing_else(store: &dyn Store
             gone.client_id
         );
     }
-    for kept in [&young, &used, &revoked, &machine, &managed] {
+    for kept in [&young, &used, &revoked, &machine, &managed, &pending] {
         assert!(
             store.get_client(&kept.client_id).await.unwrap().is_some(),
             "{}",
             kept.client_id
         );
     }
+    // Once the request is gone (answered, or purged after its expiry), the client goes too.
+    store.purge_authorization(NOW + 601, 0, 100).await.unwrap();
+    assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 1);
     assert!(store
-        .get_consent("pending", &alice.id, NOW)
+        .get_client(&pending.client_id)
         .await
         .unwrap()
         .is_none());
