@@ -150,8 +150,8 @@ struct CachedKeys {
 /// at least this old: a made-up `kid` cannot make the server fetch on every request.
 const MIN_KEYS_REFETCH_SECS: i64 = 60;
 
-/// One document fetch, awaited by every request that needs its outcome.
-type Fetch = OnceCell<Result<ClientDraft, DocumentError>>;
+/// One fetch (of a document or a key set), awaited by every request that needs its outcome.
+type Fetch<T> = OnceCell<Result<T, DocumentError>>;
 
 /// The fetchers and the per-process cache.
 pub struct Documents {
@@ -161,23 +161,25 @@ pub struct Documents {
     keys: Mutex<HashMap<String, CachedKeys>>,
     /// Document fetches under way, by URL: later requests for one wait for its outcome. An
     /// entry lives only while its fetch runs.
-    in_flight: InFlightTable,
+    in_flight: InFlightTable<ClientDraft>,
+    /// Key-set fetches under way, by `jwks_uri`, likewise.
+    keys_in_flight: InFlightTable<ClientKeys>,
 }
 
-type InFlightTable = Mutex<HashMap<String, Arc<Fetch>>>;
+type InFlightTable<T> = Mutex<HashMap<String, Arc<Fetch<T>>>>;
 
 /// One request's hold on a single-flight entry. Dropped when the request is done or goes away
 /// (a client that hangs up mid-fetch cancels its handler): it removes the entry once the fetch
 /// has an outcome, or when no other request holds the entry. Otherwise a request cancelled
 /// while fetching a URL never asked for again would leave its entry behind, and made-up URLs
 /// would grow the table without bound.
-struct InFlight<'a> {
-    in_flight: &'a InFlightTable,
+struct InFlight<'a, T> {
+    in_flight: &'a InFlightTable<T>,
     url: &'a str,
-    cell: Arc<Fetch>,
+    cell: Arc<Fetch<T>>,
 }
 
-impl Drop for InFlight<'_> {
+impl<T> Drop for InFlight<'_, T> {
     fn drop(&mut self) {
         let mut in_flight = self
             .in_flight
@@ -192,6 +194,32 @@ impl Drop for InFlight<'_> {
             in_flight.remove(self.url);
         }
     }
+}
+
+/// Runs `fetch` for `url` unless a fetch of it is already under way in `table`, in which case
+/// this waits for that one and shares its outcome (see [`Documents::single_flight`]).
+async fn single_flight<T, F, Fut>(
+    table: &InFlightTable<T>,
+    url: &str,
+    fetch: F,
+) -> Result<T, DocumentError>
+where
+    T: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DocumentError>>,
+{
+    let cell = table
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(url.to_owned())
+        .or_default()
+        .clone();
+    let entry = InFlight {
+        in_flight: table,
+        url,
+        cell,
+    };
+    entry.cell.get_or_init(fetch).await.clone()
 }
 
 impl Documents {
@@ -212,6 +240,7 @@ impl Documents {
             cache: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            keys_in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -225,27 +254,22 @@ impl Documents {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<ClientDraft, DocumentError>>,
     {
-        let cell = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(url.to_owned())
-            .or_default()
-            .clone();
-        let entry = InFlight {
-            in_flight: &self.in_flight,
-            url,
-            cell,
-        };
-        entry.cell.get_or_init(fetch).await.clone()
+        single_flight(&self.in_flight, url, fetch).await
     }
 
     /// How many document fetches are under way (entries of the single-flight table).
     pub fn fetches_under_way(&self) -> usize {
-        self.in_flight
+        let documents = self
+            .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .len();
+        let keys = self
+            .keys_in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        documents + keys
     }
 
     /// The JWK set a client publishes at `url` (RFC 7591 `jwks_uri`): from the cache while
@@ -269,6 +293,19 @@ impl Documents {
                 }
             }
         }
+        // Requests that need the set at once (a cold cache, or one refetch for an unknown
+        // kid) share one fetch, as documents do.
+        single_flight(&self.keys_in_flight, key, || self.fetch_keys(reg, url, now)).await
+    }
+
+    /// Fetches and checks the JWK set at `url`, and keeps it.
+    async fn fetch_keys(
+        &self,
+        reg: &RegistrationConfig,
+        url: &Url,
+        now: UnixSeconds,
+    ) -> Result<ClientKeys, DocumentError> {
+        let key = url.as_str();
         let (body, max_age) = self
             .fetch(
                 url,

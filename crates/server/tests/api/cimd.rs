@@ -102,6 +102,13 @@ impl DocServer {
         );
     }
 
+    /// The answer at `path` takes `delay` from now on.
+    pub(crate) fn slow(&self, path: &str, delay: std::time::Duration) {
+        if let Some(s) = self.docs.served.lock().unwrap().get_mut(path) {
+            s.delay = delay;
+        }
+    }
+
     pub(crate) fn hits(&self, path: &str) -> usize {
         self.docs
             .hits

@@ -604,3 +604,48 @@ async fn a_document_with_keys_and_none_works_both_ways_and_rotates_its_keys() {
     let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
     assert!(stored.settings.jwks.unwrap().contains("\"new\""));
 }
+
+/// Thirty token requests at once from a client whose key set is not cached yet, while its
+/// `jwks_uri` is slow: one fetch of the set, and every request is answered.
+#[tokio::test]
+async fn concurrent_requests_share_one_key_set_fetch() {
+    let docs = DocServer::start().await;
+    let es = keypair(Algorithm::Es256, "burst-1");
+    docs.serve_doc("/burst-keys.json", &jwks(&[&es]));
+    docs.slow("/burst-keys.json", std::time::Duration::from_millis(400));
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock, |c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+        c.registration.allow_client_credentials = true;
+        c.registration.cimd_allow_http_loopback = true;
+        c.rate_limits.oauth_per_client = oauth_server::config::RateLimit {
+            requests: 0,
+            window_secs: 0,
+        };
+    })
+    .await;
+    let (status, r) = register(
+        &app,
+        &json!({"client_name": "Burst", "grant_types": ["client_credentials"],
+                "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": docs.url("/burst-keys.json")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let app = Arc::new(app);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let app = app.clone();
+        let a = sign(
+            &es,
+            &claims(&id, &app.server.issuer, &format!("burst-{i}"), NOW),
+        );
+        set.spawn(async move { cc_with(&app, &a, &[]).await.status });
+    }
+    while let Some(status) = set.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(docs.hits("/burst-keys.json"), 1, "one fetch for the burst");
+}
