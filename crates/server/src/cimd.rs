@@ -197,7 +197,10 @@ impl<T> Drop for InFlight<'_, T> {
 }
 
 /// Runs `fetch` for `url` unless a fetch of it is already under way in `table`, in which case
-/// this waits for that one and shares its outcome (see [`Documents::single_flight`]).
+/// this waits for that one and shares its outcome, a refusal included (a refusal is still never
+/// cached: the next request after it fetches again). If the request running the fetch goes
+/// away, a waiting one takes it over; if none waits, the entry goes with it (see
+/// [`InFlight`]).
 async fn single_flight<T, F, Fut>(
     table: &InFlightTable<T>,
     url: &str,
@@ -242,19 +245,6 @@ impl Documents {
             in_flight: Mutex::new(HashMap::new()),
             keys_in_flight: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Runs `fetch` for `url` unless a fetch of it is already under way, in which case this
-    /// waits for that one and shares its outcome, a refusal included (a refusal is still never
-    /// cached: the next request after it fetches again). If the request running the fetch goes
-    /// away, a waiting one takes it over; if none waits, the entry goes with it (see
-    /// [`InFlight`]).
-    async fn single_flight<F, Fut>(&self, url: &str, fetch: F) -> Result<ClientDraft, DocumentError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<ClientDraft, DocumentError>>,
-    {
-        single_flight(&self.in_flight, url, fetch).await
     }
 
     /// How many document fetches are under way (entries of the single-flight table).
@@ -542,17 +532,55 @@ pub async fn resolve(
     now: UnixSeconds,
     url: &Url,
 ) -> Result<Client, Refusal> {
+    let draft = current_draft(documents, config, now, url).await?;
+    let stored = store.get_client(url.as_str()).await?;
+    reconcile(store, url.as_str(), stored, draft, now).await
+}
+
+/// [`resolve`] for a document client the caller has just read from the store: the same, without
+/// reading it again.
+pub async fn refresh(
+    documents: &Documents,
+    store: &dyn oauth_store::Store,
+    config: &Config,
+    now: UnixSeconds,
+    url: &Url,
+    stored: Client,
+) -> Result<Client, Refusal> {
+    let draft = current_draft(documents, config, now, url).await?;
+    reconcile(store, url.as_str(), Some(stored), draft, now).await
+}
+
+/// The settings the document at `url` gives now: from the cache while fresh, else fetched.
+async fn current_draft(
+    documents: &Documents,
+    config: &Config,
+    now: UnixSeconds,
+    url: &Url,
+) -> Result<ClientDraft, Refusal> {
     let id = url.as_str();
-    let draft = match documents.cached(id, now) {
-        Some(d) => d,
+    match documents.cached(id, now) {
+        Some(d) => Ok(d),
         // Requests that miss the cache at once share one fetch: a burst of first
         // authorizations makes the server fetch a third party's document once, not once each.
-        None => documents
-            .single_flight(id, || fetch_document(documents, config, now, url))
-            .await
-            .map_err(Refusal::Document)?,
-    };
-    match store.get_client(id).await? {
+        None => single_flight(&documents.in_flight, id, || {
+            fetch_document(documents, config, now, url)
+        })
+        .await
+        .map_err(Refusal::Document),
+    }
+}
+
+/// The stored row for document client `id` (`stored`, as read) made to match `draft`: created,
+/// updated, or left as it is.
+async fn reconcile(
+    store: &dyn oauth_store::Store,
+    id: &str,
+    stored: Option<Client>,
+    draft: ClientDraft,
+    now: UnixSeconds,
+) -> Result<Client, Refusal> {
+    match stored {
         None => {
             let (client, _) = Client::new(
                 id.to_owned(),

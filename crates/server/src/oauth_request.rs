@@ -550,12 +550,15 @@ async fn refreshed_document_client(
     else {
         return Ok(client);
     };
-    match crate::cimd::resolve(
+    // The row was just read: bring it up to date without reading it again.
+    let (client_id, org_id) = (client.client_id.clone(), client.org_id.clone());
+    match crate::cimd::refresh(
         &state.documents,
         state.store.as_ref(),
         &state.config,
         state.clock.now(),
         &url,
+        client,
     )
     .await
     {
@@ -566,14 +569,15 @@ async fn refreshed_document_client(
                 state.store.as_ref(),
                 state.clock.now(),
                 Event::new(EventKind::ClientAuthenticationFailed)
-                    .client(&client)
+                    .client_id(&client_id)
+                    .org_id(&org_id)
                     .detail("reason", "metadata_document_unavailable")
                     .detail("method", "private_key_jwt"),
             )
             .await;
             state
                 .rate_limits
-                .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
+                .client_authentication_failed(Some(&client_id), peer, state.clock.now())
                 .await;
             Err(ApiError::invalid_client(
                 false,

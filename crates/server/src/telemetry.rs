@@ -70,7 +70,8 @@ pub fn exporting() -> bool {
 }
 
 /// Makes `span` a child of the caller's span named by the request's `traceparent` (and
-/// `tracestate`), when traces are exported.
+/// `tracestate`), when traces are exported. Called only for a request whose `traceparent`
+/// [`trace_parent`] accepted.
 #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
 pub fn adopt_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     #[cfg(feature = "otlp")]
@@ -204,7 +205,7 @@ mod otlp {
     }
 
     pub(super) fn adopt_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
-        if PROVIDER.get().is_none() || super::trace_parent(headers).is_none() {
+        if PROVIDER.get().is_none() {
             return;
         }
         let cx =

@@ -77,7 +77,8 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<MatchedPath>()
                         .map_or("<unmatched>", MatchedPath::as_str);
-                    let trace_id = crate::telemetry::trace_parent(req.headers()).map(|p| p.trace_id);
+                    let parent = crate::telemetry::trace_parent(req.headers());
+                    let trace_id = parent.map(|p| p.trace_id);
                     let span = if crate::telemetry::exporting() {
                         tracing::info_span!(
                             "request",
@@ -91,7 +92,9 @@ pub fn router(state: AppState) -> Router {
                     } else {
                         tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
                     };
-                    crate::telemetry::adopt_remote_parent(&span, req.headers());
+                    if parent.is_some() {
+                        crate::telemetry::adopt_remote_parent(&span, req.headers());
+                    }
                     span
                 })
                 .on_response(
