@@ -186,6 +186,29 @@ fn authorize_url(app: &TestApp, client_id: &str, redirect: &str, state: &str) ->
     app.at(&format!("/oauth/authorize?{q}"))
 }
 
+/// Fills in the login form (waiting for it) and submits it.
+async fn sign_in(b: &Client, email: &str, password: &str) {
+    b.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    b.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    b.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -232,24 +255,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
         .unwrap();
     b.wait().for_element(Locator::Id("email")).await.unwrap();
     std::fs::write(artifacts().join("login.png"), b.screenshot().await.unwrap()).unwrap();
-    b.find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(&user.email)
-        .await
-        .unwrap();
-    b.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(&user.password)
-        .await
-        .unwrap();
-    b.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&b, &user.email, &user.password).await;
 
     // Back through authorize to the consent page.
     let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
@@ -396,25 +402,7 @@ async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
     let profile = tempfile::tempdir().unwrap();
     let b = browser(driver_port, profile.path()).await;
     b.goto(&url).await.unwrap();
-    b.wait()
-        .for_element(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(&user.email)
-        .await
-        .unwrap();
-    b.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(&user.password)
-        .await
-        .unwrap();
-    b.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&b, &user.email, &user.password).await;
     let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "state").as_deref(), Some("state-skip"));
     assert!(param(&hit, "code").is_some());
@@ -468,25 +456,7 @@ async fn sign_in_see_connected_apps_and_revoke_one_in_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let b = browser(driver_port, profile.path()).await;
     b.goto(&app.at("/account/apps")).await.unwrap();
-    b.wait()
-        .for_element(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(&user.email)
-        .await
-        .unwrap();
-    b.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(&user.password)
-        .await
-        .unwrap();
-    b.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&b, &user.email, &user.password).await;
     let revoke = b
         .wait()
         .for_element(Locator::Id(&format!("revoke-{grant_id}")))
@@ -563,25 +533,7 @@ async fn a_metadata_document_client_signs_in_in_chromium() {
     b.goto(&app.at(&format!("/oauth/authorize?{q}")))
         .await
         .unwrap();
-    b.wait()
-        .for_element(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys(&user.email)
-        .await
-        .unwrap();
-    b.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(&user.password)
-        .await
-        .unwrap();
-    b.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&b, &user.email, &user.password).await;
 
     let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
     let text = |id: &'static str| {

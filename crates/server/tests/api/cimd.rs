@@ -798,13 +798,7 @@ async fn concurrent_first_requests_share_one_fetch() {
     let docs = DocServer::start().await;
     let id = docs.url("/clients/burst.json");
     docs.serve_doc("/clients/burst.json", &document(&id));
-    docs.docs
-        .served
-        .lock()
-        .unwrap()
-        .get_mut("/clients/burst.json")
-        .unwrap()
-        .delay = std::time::Duration::from_millis(400);
+    docs.slow("/clients/burst.json", std::time::Duration::from_millis(400));
     let clock = Arc::new(ManualClock::new(1_900_000_000));
     let app = TestApp::spawn_with_clock(clock, |c| {
         c.registration.cimd_allow_http_loopback = true;
@@ -820,16 +814,25 @@ async fn concurrent_first_requests_share_one_fetch() {
         for _ in 0..30 {
             let app = app.clone();
             let id = id.clone();
-            set.spawn(async move { authorize(&app, &id, CALLBACK).await.status().as_u16() });
+            set.spawn(async move {
+                let r = authorize(&app, &id, CALLBACK).await;
+                let status = r.status().as_u16();
+                let location = r
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned());
+                (status, location, r.text().await.unwrap())
+            });
         }
         set
     };
     let mut set = burst(id.clone());
-    while let Some(status) = set.join_next().await {
-        assert_eq!(
-            status.unwrap(),
-            302,
-            "every request reaches the consent step"
+    while let Some(r) = set.join_next().await {
+        let (status, location, _) = r.unwrap();
+        assert_eq!(status, 302, "every request reaches the consent step");
+        assert!(
+            location.is_some_and(|l| l.starts_with("/consent?consent_token=")),
+            "to the consent page"
         );
     }
     assert_eq!(
@@ -841,17 +844,17 @@ async fn concurrent_first_requests_share_one_fetch() {
 
     let bad = docs.url("/clients/burst-bad.json");
     docs.serve("/clients/burst-bad.json", 500, String::new(), vec![]);
-    docs.docs
-        .served
-        .lock()
-        .unwrap()
-        .get_mut("/clients/burst-bad.json")
-        .unwrap()
-        .delay = std::time::Duration::from_millis(400);
+    docs.slow(
+        "/clients/burst-bad.json",
+        std::time::Duration::from_millis(400),
+    );
     let mut set = burst(bad.clone());
-    while let Some(status) = set.join_next().await {
-        assert_eq!(status.unwrap(), 400);
+    while let Some(r) = set.join_next().await {
+        let (status, location, page) = r.unwrap();
+        assert_eq!((status, location), (400, None), "a page, never a redirect");
+        assert!(page.contains("HTTP 500"), "{page}");
     }
+    assert!(app.server.store.get_client(&bad).await.unwrap().is_none());
     assert_eq!(
         docs.hits("/clients/burst-bad.json"),
         1,

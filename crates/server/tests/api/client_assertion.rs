@@ -642,10 +642,13 @@ async fn concurrent_requests_share_one_key_set_fetch() {
             &es,
             &claims(&id, &app.server.issuer, &format!("burst-{i}"), NOW),
         );
-        set.spawn(async move { cc_with(&app, &a, &[]).await.status });
+        set.spawn(async move { cc_with(&app, &a, &[]).await });
     }
-    while let Some(status) = set.join_next().await {
-        assert_eq!(status.unwrap(), 200);
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+        assert_eq!(claims["client_id"], id.as_str());
     }
     assert_eq!(docs.hits("/burst-keys.json"), 1, "one fetch for the burst");
 }
