@@ -2,8 +2,6 @@
 //! Used by the admin commands and by the server's first start.
 
 use anyhow::{bail, Context};
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
 use oauth_core::entity::{ApiKey, Organization, User};
 use oauth_core::secret;
 use oauth_store::{NewApiKey, NewUser, Store, StoreError};
@@ -31,11 +29,7 @@ pub fn normalize_email(email: &str) -> anyhow::Result<String> {
 /// argon2id with the crate's default (OWASP-recommended) parameters. Slow on purpose: call it
 /// off the async runtime's worker threads (`spawn_blocking`).
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+    crate::passwords::hash(password).map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
 pub fn new_id() -> String {

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use oauth_core::client_assertion::{self, Expected, VerifiedAssertion, ASSERTION_TYPE};
 use oauth_core::{secret, Client, ClientOrigin};
+use oauth_store::AccessTokenRef;
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -473,13 +474,38 @@ pub async fn authenticate_client(
     creds: &ClientCredentials,
     peer: IpAddr,
 ) -> Result<AuthenticatedClient, ApiError> {
+    Ok(authenticate_client_and_token(state, creds, peer, None)
+        .await?
+        .0)
+}
+
+/// [`authenticate_client`], which also answers whether `token`, an access token of this client
+/// whose signature has been verified, is still live ([`crate::tokens::still_live`]): the client
+/// and the token's state come from one statement. The answer is `None` without a token.
+pub async fn authenticate_client_and_token(
+    state: &AppState,
+    creds: &ClientCredentials,
+    peer: IpAddr,
+    token: Option<AccessTokenRef<'_>>,
+) -> Result<(AuthenticatedClient, Option<bool>), ApiError> {
     let limits = &state.rate_limits;
     limits
         .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
-    let Some(client) = state.store.get_client(creds.client_id()).await? else {
+    let (found, live) = match token {
+        None => (state.store.get_client(creds.client_id()).await?, None),
+        Some(t) => match state
+            .store
+            .client_and_token_state(creds.client_id(), &t)
+            .await?
+        {
+            Some((client, live)) => (Some(client), Some(live)),
+            None => (None, None),
+        },
+    };
+    let Some(client) = found else {
         // Logged, not stored: made-up ids cost an attacker nothing (see `audit`).
         let id: String = creds.client_id().chars().take(64).collect();
         audit::log_only(
@@ -528,10 +554,13 @@ pub async fn authenticate_client(
             .oauth_public_client(&client.client_id, peer, state.clock.now())
             .await?;
     }
-    Ok(AuthenticatedClient {
-        authenticated,
-        client,
-    })
+    Ok((
+        AuthenticatedClient {
+            authenticated,
+            client,
+        },
+        live,
+    ))
 }
 
 /// The stored document client brought up to date from its document (from the cache while

@@ -7,6 +7,7 @@
 use oauth_core::entity::User;
 use oauth_core::jwt::{self, AccessTokenClaims, Expect};
 use oauth_core::{secret, Client};
+use oauth_store::AccessTokenRef;
 use rand::rngs::OsRng;
 
 use crate::error::ApiError;
@@ -117,39 +118,39 @@ pub async fn verify_access_token(
     }
 }
 
-/// The revocation checks of a verified token. `client`: the token's client when the caller
-/// already loaded it (it must be the one named by `claims.client_id`), which saves a read.
+/// What the store needs to decide whether a verified token is still live.
+pub fn token_ref(claims: &AccessTokenClaims) -> AccessTokenRef<'_> {
+    AccessTokenRef {
+        jti: &claims.jti,
+        family_id: claims.family_id.as_deref(),
+        grant_id: claims.grant_id.as_deref(),
+    }
+}
+
+/// The revocation checks of a verified token, in one statement. A token from a grant dies with
+/// its family (a replayed code, a reused or revoked refresh token) and with the grant
+/// (`DELETE /oauth_grants/{id}`); a token from before families checks its grant alone. No
+/// cache: a revocation on any instance holds on every instance at once. A deleted client's
+/// tokens die with it. `client`: the token's client when the caller already loaded it in this
+/// request (it must be the one named by `claims.client_id`), the same freshness as a read here.
 pub async fn still_live(
     state: &AppState,
     claims: AccessTokenClaims,
     client: Option<Client>,
 ) -> Result<Option<ActiveToken>, ApiError> {
-    if state.store.is_access_token_revoked(&claims.jti).await? {
-        return Ok(None);
-    }
-    // A token from a grant dies with its family (a replayed code, a reused or revoked refresh
-    // token) and with the grant (`DELETE /oauth_grants/{id}`): one indexed read, no cache, so
-    // a revocation on any instance holds on every instance at once. A token from before
-    // families checks its grant alone.
-    if let Some(family_id) = &claims.family_id {
-        if !state.store.live_token_family(family_id).await? {
-            return Ok(None);
-        }
-    } else if let Some(grant_id) = &claims.grant_id {
-        if state.store.live_grant(grant_id).await?.is_none() {
-            return Ok(None);
-        }
-    }
-    // A deleted client's tokens die with it: the caller's copy was read in this request, the
-    // same freshness as a read here.
     let client = match client.filter(|c| c.client_id == claims.client_id) {
-        Some(c) => c,
-        None => match state.store.get_client(&claims.client_id).await? {
-            Some(c) => c,
-            None => return Ok(None),
-        },
+        Some(c) => state
+            .store
+            .access_token_live(&token_ref(&claims))
+            .await?
+            .then_some(c),
+        None => state
+            .store
+            .client_and_token_state(&claims.client_id, &token_ref(&claims))
+            .await?
+            .and_then(|(c, live)| live.then_some(c)),
     };
-    Ok(Some(ActiveToken { claims, client }))
+    Ok(client.map(|client| ActiveToken { claims, client }))
 }
 
 /// The user a token acts for: its subject (a user's grant), or for a client-credentials token

@@ -42,7 +42,7 @@ pub use migrations::{applied_migrations, AppliedMigration};
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, CHECK_IF_IDLE_FOR};
 pub use sqlite::SqliteStore;
 
 /// How many times the store runs a PostgreSQL write transaction that was aborted as a deadlock
@@ -595,6 +595,15 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<u64>;
 }
 
+/// What decides whether a verified access token is still live: its `jti`, and the family or
+/// grant it came from (none for a client-credentials token).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessTokenRef<'a> {
+    pub jti: &'a str,
+    pub family_id: Option<&'a str>,
+    pub grant_id: Option<&'a str>,
+}
+
 /// Tokens: refresh tokens, their families, and revoked access tokens.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
@@ -609,6 +618,17 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<bool>;
     /// Is this `jti` revoked? One primary-key lookup.
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Is a verified access token still live: its `jti` not revoked, and its family (or, for a
+    /// token from before families, its grant) live? One statement.
+    async fn access_token_live(&self, token: &AccessTokenRef<'_>) -> Result<bool>;
+    /// The client `client_id`, and whether the access token is still live (as
+    /// [`TokenStore::access_token_live`]), in one statement: the introspection and bearer
+    /// paths make one round trip to the database instead of three.
+    async fn client_and_token_state(
+        &self,
+        client_id: &str,
+        token: &AccessTokenRef<'_>,
+    ) -> Result<Option<(Client, bool)>>;
     /// Deletes at most `limit` revoked-token rows whose token has expired by `now`.
     async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()>;

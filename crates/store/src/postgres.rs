@@ -8,13 +8,22 @@ use crate::shared::{Arg, FromCols};
 use crate::writes::{Exec, WriteJob};
 use crate::{ConnectionUsage, Dialect, PoolSettings, Result, StoreError};
 
+/// A connection idle for at least this long is checked before it is used again. A database
+/// restart takes far longer, so every connection that lived through one is checked; under load
+/// a connection goes back to work within a millisecond or two and is not.
+pub const CHECK_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(5);
+
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {
-    /// Connections are opened on demand and checked before each use, so that the pool recovers
-    /// by itself once an unreachable database answers again.
+    /// Connections are opened on demand. One idle for [`CHECK_IF_IDLE_FOR`] or more is checked
+    /// before use (a database restart leaves idle connections dead), so that the pool recovers
+    /// by itself once an unreachable database answers again and no request is given a dead
+    /// connection; one that was in use a moment ago is not, because sqlx already checks every
+    /// connection as it goes back to the pool, and a check before each use as well was a
+    /// second round trip per statement (BENCHMARKS.md).
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
         let opts: PgConnectOptions = url
             .parse()
@@ -22,6 +31,15 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts)
             .await?;
         Ok(Self { pool })

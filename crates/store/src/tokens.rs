@@ -1,15 +1,16 @@
 //! Tokens: refresh tokens, their families, and revoked access tokens.
 
-use oauth_core::UnixSeconds;
+use oauth_core::{Client, UnixSeconds};
 
 use async_trait::async_trait;
 
+use crate::clients::CLIENT_COLUMNS;
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
 use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
 use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
 use crate::TokenStore;
-use crate::{NewRefreshToken, RefreshRotation, RefreshToken, Result};
+use crate::{AccessTokenRef, NewRefreshToken, RefreshRotation, RefreshToken, Result};
 
 const REFRESH_COLUMNS: &str = "token_hash, grant_id, client_id, user_id, scopes, \
     resource, created_at, expires_at, used_at, revoked_at, family_id";
@@ -48,6 +49,41 @@ impl FromCols for FamilyState {
     }
 }
 
+/// The condition that a verified access token is still live, with its parameters numbered
+/// from `$first`: its `jti` is not revoked, and its family and the family's grant (or, for a
+/// token from before families, its grant alone) are live. Each part is a primary-key lookup.
+fn token_liveness<'a>(token: &AccessTokenRef<'a>, first: usize) -> (String, Vec<Arg<'a>>) {
+    let jti = format!("NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ${first})");
+    let next = first + 1;
+    match (token.family_id, token.grant_id) {
+        (Some(family), _) => (
+            format!(
+                "{jti} AND EXISTS (SELECT 1 FROM token_families f \
+                 JOIN oauth_grants g ON g.id = f.grant_id \
+                 WHERE f.id = ${next} AND f.revoked_at IS NULL AND g.revoked_at IS NULL)"
+            ),
+            vec![Arg::Text(token.jti), Arg::Text(family)],
+        ),
+        (None, Some(grant)) => (
+            format!(
+                "{jti} AND EXISTS (SELECT 1 FROM oauth_grants \
+                 WHERE id = ${next} AND revoked_at IS NULL)"
+            ),
+            vec![Arg::Text(token.jti), Arg::Text(grant)],
+        ),
+        (None, None) => (jti, vec![Arg::Text(token.jti)]),
+    }
+}
+
+/// A client row and the token condition's value.
+struct ClientAndLive(Client, bool);
+
+impl FromCols for ClientAndLive {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ClientAndLive(Client::from_cols(r)?, r.col("live")?))
+    }
+}
+
 #[async_trait]
 impl<B: Engine> TokenStore for B {
     /// A point read.
@@ -82,6 +118,33 @@ impl<B: Engine> TokenStore for B {
             .point_read::<Exists>(sql, &[Arg::Text(jti)])
             .await?
             .is_some())
+    }
+
+    /// A point read.
+    async fn access_token_live(&self, token: &AccessTokenRef<'_>) -> Result<bool> {
+        let (live, args) = token_liveness(token, 1);
+        let sql = format!("SELECT 1 AS one WHERE {live}");
+        Ok(self.point_read::<Exists>(&sql, &args).await?.is_some())
+    }
+
+    /// A point read.
+    async fn client_and_token_state(
+        &self,
+        client_id: &str,
+        token: &AccessTokenRef<'_>,
+    ) -> Result<Option<(Client, bool)>> {
+        // Placeholders are numbered in order of first appearance (`shared`): the condition's
+        // first, then the client id.
+        let (live, mut args) = token_liveness(token, 1);
+        args.push(Arg::Text(client_id));
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS}, ({live}) AS live FROM oauth_clients WHERE client_id = ${}",
+            args.len()
+        );
+        Ok(self
+            .point_read::<ClientAndLive>(&sql, &args)
+            .await?
+            .map(|ClientAndLive(c, live)| (c, live)))
     }
 
     async fn purge_revoked_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64> {

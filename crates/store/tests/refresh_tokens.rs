@@ -9,8 +9,8 @@ mod support;
 use futures_util::future::join_all;
 use oauth_core::{Client, ClientDraft, ClientOrigin, ScopeCatalogue};
 use oauth_store::{
-    Approval, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant, NewRefreshToken,
-    NewTokenFamily, NewUser, RefreshRotation, Store, StoreError, User,
+    AccessTokenRef, Approval, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
+    NewRefreshToken, NewTokenFamily, NewUser, RefreshRotation, Store, StoreError, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -928,7 +928,103 @@ async fn a_users_pending_consents_are_bounded(store: &dyn Store) {
     assert_eq!(live, oauth_store::MAX_CONSENTS_PER_USER);
 }
 
+/// The token's state read with its client, and the client checked to be the whole row.
+async fn token_state(store: &dyn Store, c: &Client, t: AccessTokenRef<'_>) -> bool {
+    let (client, live) = store
+        .client_and_token_state(&c.client_id, &t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&client, c, "the whole client row");
+    live
+}
+
+/// An access token's revocation state, alone and with its client, for each shape of token:
+/// client credentials (a `jti` alone), from a family, and from a grant before families.
+async fn an_access_tokens_state_is_read_with_its_client(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    let rt = token("rt-1", &grant, &["admin"], NOW);
+    let out = exchange(
+        store,
+        "code",
+        &c.client_id,
+        &family("fam-1", NOW + DAY),
+        rt,
+        NOW,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    let cc = AccessTokenRef {
+        jti: "j-cc",
+        family_id: None,
+        grant_id: None,
+    };
+    let fam = AccessTokenRef {
+        jti: "j-f",
+        family_id: Some("fam-1"),
+        grant_id: Some(&grant.id),
+    };
+    let old = AccessTokenRef {
+        jti: "j-g",
+        family_id: None,
+        grant_id: Some(&grant.id),
+    };
+    let state = |t| token_state(store, &c, t);
+    // Every shape is live at first; an unknown client is none at all.
+    for t in [cc, fam, old] {
+        assert!(store.access_token_live(&t).await.unwrap(), "{t:?}");
+        assert!(state(t).await, "{t:?}");
+    }
+    assert!(store
+        .client_and_token_state("no-such-client", &cc)
+        .await
+        .unwrap()
+        .is_none());
+    // A revoked jti, whatever else holds.
+    assert!(store
+        .revoke_access_token("j-cc", NOW + 3600, NOW)
+        .await
+        .unwrap());
+    assert!(!store.access_token_live(&cc).await.unwrap());
+    assert!(!state(cc).await);
+    assert!(state(fam).await && state(old).await);
+    // An unknown family is not live.
+    let stray = AccessTokenRef {
+        jti: "j-x",
+        family_id: Some("no-such-family"),
+        grant_id: None,
+    };
+    assert!(!store.access_token_live(&stray).await.unwrap());
+    // A replayed code ends its family, not the grant: the family's token dies, the grant's
+    // older token lives.
+    let replay = exchange(
+        store,
+        "code",
+        &c.client_id,
+        &family("fam-2", NOW + DAY),
+        token("rt-2", &grant, &["admin"], NOW),
+        NOW + 1,
+    )
+    .await;
+    assert!(
+        matches!(replay, CodeExchange::AlreadyUsed { .. }),
+        "{replay:?}"
+    );
+    assert!(!store.access_token_live(&fam).await.unwrap());
+    assert!(!state(fam).await);
+    assert!(state(old).await);
+    // The grant revoked: every token from it dies.
+    assert!(store
+        .revoke_grant(&u.id, &grant.id, NOW + 2)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!store.access_token_live(&old).await.unwrap());
+    assert!(!state(old).await);
+}
+
 storage_tests! {
+    an_access_tokens_state_is_read_with_its_client,
     another_clients_code_is_refused_and_left_alone,
     reuse_and_replay_revoke_one_family_not_the_grant,
     a_family_has_an_absolute_lifetime,

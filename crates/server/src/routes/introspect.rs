@@ -14,17 +14,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use oauth_core::entity::User;
-use oauth_core::jwt;
+use oauth_core::jwt::{self, AccessTokenClaims};
 use oauth_core::secret;
 use oauth_wire::{ErrorBody, IntrospectRequest, IntrospectResponse, RevokeRequest};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{bearer_token, MANAGEMENT_SCOPE};
-use crate::oauth_request::{authenticate_client, ClientCredentials, OAuthParams};
+use crate::oauth_request::{
+    authenticate_client, authenticate_client_and_token, ClientCredentials, OAuthParams,
+};
 use crate::respond::no_store;
 use crate::state::AppState;
-use crate::tokens::{active_access_token, still_live, token_user, verify_access_token};
+use crate::tokens::{
+    active_access_token, still_live, token_ref, token_user, verify_access_token, ActiveToken,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,7 +72,14 @@ async fn introspect(
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
-    let who = introspector(&state, peer.ip(), &headers, &params).await?;
+    // The signature first (no I/O, and remembered for a token seen before), so that a client
+    // introspecting its own token has it judged in the statement that reads the client.
+    let claims = match params.get("token") {
+        Some(t) if jwt::looks_like_jwt(t) => verify_access_token(&state, t, None).await,
+        _ => None,
+    };
+    let (who, own_token_live) =
+        introspector(&state, peer.ip(), &headers, &params, claims.as_ref()).await?;
     let token = params.require("token")?;
     // `token_type_hint` may be ignored (§2.1): a JWT is an access token, anything else is
     // looked up as a refresh token.
@@ -79,14 +90,20 @@ async fn introspect(
         }
         return Ok(no_store(Json(body).into_response()));
     }
-    // The signature first (no I/O); then the revocation reads, and for a client only when the
-    // token is its own: another client's token is inactive to it whatever the database says.
-    let Some(claims) = verify_access_token(&state, token, None).await else {
+    let Some(claims) = claims else {
         return Ok(no_store(Json(body).into_response()));
     };
+    // For a client, the revocation state only when the token is its own: another client's
+    // token is inactive to it whatever the database says.
     let active = match who {
         Introspector::Client(client) if client.client_id == claims.client_id => {
-            still_live(&state, claims, Some(*client)).await?
+            match own_token_live {
+                Some(live) => live.then_some(ActiveToken {
+                    claims,
+                    client: *client,
+                }),
+                None => still_live(&state, claims, Some(*client)).await?,
+            }
         }
         Introspector::Client(_) => None,
         Introspector::User(ref user) => match still_live(&state, claims, None).await? {
@@ -189,12 +206,15 @@ async fn visible_to_org(
 /// Client authentication (Basic or body with a secret, or a client assertion) if present; otherwise a Bearer API key,
 /// or an access token of this server with the management scope from a first-party client,
 /// acting for its user.
+/// `token`: the presented access token's verified claims, if it is one; when it names the
+/// authenticating client, the second value says whether it is still live.
 async fn introspector(
     state: &AppState,
     peer: IpAddr,
     headers: &HeaderMap,
     params: &OAuthParams,
-) -> Result<Introspector, ApiError> {
+    token: Option<&AccessTokenClaims>,
+) -> Result<(Introspector, Option<bool>), ApiError> {
     let creds = ClientCredentials::from_request(headers, params)?;
     if let Some(
         c @ (ClientCredentials::Basic { .. }
@@ -202,8 +222,11 @@ async fn introspector(
         | ClientCredentials::Assertion { .. }),
     ) = &creds
     {
-        let client = authenticate_client(state, c, peer).await?;
-        return Ok(Introspector::Client(Box::new(client.client)));
+        let own = token
+            .filter(|t| t.client_id == c.client_id())
+            .map(token_ref);
+        let (client, live) = authenticate_client_and_token(state, c, peer, own).await?;
+        return Ok((Introspector::Client(Box::new(client.client)), live));
     }
     if let Some(credential) = bearer_token(headers) {
         // A made-up credential costs the address's failure budget, as a made-up client_id
@@ -246,7 +269,7 @@ async fn introspector(
                 .await;
         }
         return match user {
-            Some(u) => Ok(Introspector::User(u)),
+            Some(u) => Ok((Introspector::User(u), None)),
             None => Err(ApiError::invalid_client(
                 false,
                 "the bearer credential is unknown, expired or revoked",

@@ -356,6 +356,8 @@ async fn postgres_unreachable_gives_503_then_recovers_without_a_restart() {
         }
         c.close().await.unwrap();
     }
+    // A restart takes longer than this; the pool checks a connection idle that long.
+    tokio::time::sleep(oauth_store::CHECK_IF_IDLE_FOR * 4).await;
     let r = api.get("/oauth_clients").await.unwrap();
     assert_eq!(r.status, 200, "{}", r.text);
     let r = api
