@@ -10,8 +10,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use oauth_core::client_assertion::{self, Expected, VerifiedAssertion, ASSERTION_TYPE};
+use oauth_core::jwt::AccessTokenClaims;
 use oauth_core::{secret, Client, ClientOrigin};
-use oauth_store::AccessTokenRef;
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -479,26 +479,34 @@ pub async fn authenticate_client(
         .0)
 }
 
-/// [`authenticate_client`], which also answers whether `token`, an access token of this client
-/// whose signature has been verified, is still live ([`crate::tokens::still_live`]): the client
-/// and the token's state come from one statement. The answer is `None` without a token.
+/// [`authenticate_client`], which also judges `token`, a presented access token (a JWT):
+/// when its signature verifies and it is this client's own, the client and whether the token is
+/// still live ([`crate::tokens::still_live`]) come from one statement, and the answer holds the
+/// token's claims and that verdict. The signature is checked after the rate limits looked at,
+/// so an address over its failure budget costs no verification.
 pub async fn authenticate_client_and_token(
     state: &AppState,
     creds: &ClientCredentials,
     peer: IpAddr,
-    token: Option<AccessTokenRef<'_>>,
-) -> Result<(AuthenticatedClient, Option<bool>), ApiError> {
+    token: Option<&str>,
+) -> Result<(AuthenticatedClient, Option<(AccessTokenClaims, bool)>), ApiError> {
     let limits = &state.rate_limits;
     limits
         .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
-    let (found, live) = match token {
+    let own = match token {
+        Some(t) => crate::tokens::verify_access_token(state, t, None)
+            .await
+            .filter(|c| c.client_id == creds.client_id()),
+        None => None,
+    };
+    let (found, live) = match &own {
         None => (state.store.get_client(creds.client_id()).await?, None),
-        Some(t) => match state
+        Some(claims) => match state
             .store
-            .client_and_token_state(creds.client_id(), &t)
+            .client_and_token_state(creds.client_id(), &crate::tokens::token_ref(claims))
             .await?
         {
             Some((client, live)) => (Some(client), Some(live)),
@@ -559,7 +567,7 @@ pub async fn authenticate_client_and_token(
             authenticated,
             client,
         },
-        live,
+        own.zip(live),
     ))
 }
 

@@ -27,7 +27,7 @@ use crate::oauth_request::{
 use crate::respond::no_store;
 use crate::state::AppState;
 use crate::tokens::{
-    active_access_token, still_live, token_ref, token_user, verify_access_token, ActiveToken,
+    active_access_token, still_live, token_user, verify_access_token, ActiveToken,
 };
 
 pub fn router() -> Router<AppState> {
@@ -72,14 +72,7 @@ async fn introspect(
     headers: HeaderMap,
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
-    // The signature first (no I/O, and remembered for a token seen before), so that a client
-    // introspecting its own token has it judged in the statement that reads the client.
-    let claims = match params.get("token") {
-        Some(t) if jwt::looks_like_jwt(t) => verify_access_token(&state, t, None).await,
-        _ => None,
-    };
-    let (who, own_token_live) =
-        introspector(&state, peer.ip(), &headers, &params, claims.as_ref()).await?;
+    let (who, own_token) = introspector(&state, peer.ip(), &headers, &params).await?;
     let token = params.require("token")?;
     // `token_type_hint` may be ignored (§2.1): a JWT is an access token, anything else is
     // looked up as a refresh token.
@@ -90,29 +83,25 @@ async fn introspect(
         }
         return Ok(no_store(Json(body).into_response()));
     }
-    let Some(claims) = claims else {
-        return Ok(no_store(Json(body).into_response()));
-    };
-    // For a client, the revocation state only when the token is its own: another client's
-    // token is inactive to it whatever the database says.
+    // A client sees its own tokens only, judged when it authenticated: another client's token
+    // is inactive to it whatever the database says.
     let active = match who {
-        Introspector::Client(client) if client.client_id == claims.client_id => {
-            match own_token_live {
-                Some(live) => live.then_some(ActiveToken {
-                    claims,
-                    client: *client,
-                }),
-                None => still_live(&state, claims, Some(*client)).await?,
-            }
-        }
-        Introspector::Client(_) => None,
-        Introspector::User(ref user) => match still_live(&state, claims, None).await? {
-            Some(a) => {
-                let subject = a.claims.grant_id.as_ref().map(|_| a.claims.sub.as_str());
-                visible_to_org(&state, user, &a.client, subject)
-                    .await?
-                    .then_some(a)
-            }
+        Introspector::Client(client) => own_token.and_then(|(claims, live)| {
+            live.then_some(ActiveToken {
+                claims,
+                client: *client,
+            })
+        }),
+        Introspector::User(ref user) => match verify_access_token(&state, token, None).await {
+            Some(claims) => match still_live(&state, claims, None).await? {
+                Some(a) => {
+                    let subject = a.claims.grant_id.as_ref().map(|_| a.claims.sub.as_str());
+                    visible_to_org(&state, user, &a.client, subject)
+                        .await?
+                        .then_some(a)
+                }
+                None => None,
+            },
             None => None,
         },
     };
@@ -206,15 +195,14 @@ async fn visible_to_org(
 /// Client authentication (Basic or body with a secret, or a client assertion) if present; otherwise a Bearer API key,
 /// or an access token of this server with the management scope from a first-party client,
 /// acting for its user.
-/// `token`: the presented access token's verified claims, if it is one; when it names the
-/// authenticating client, the second value says whether it is still live.
+/// For a client, also its own access token if that was presented (a JWT whose signature
+/// verified and which names it), and whether it is still live.
 async fn introspector(
     state: &AppState,
     peer: IpAddr,
     headers: &HeaderMap,
     params: &OAuthParams,
-    token: Option<&AccessTokenClaims>,
-) -> Result<(Introspector, Option<bool>), ApiError> {
+) -> Result<(Introspector, Option<(AccessTokenClaims, bool)>), ApiError> {
     let creds = ClientCredentials::from_request(headers, params)?;
     if let Some(
         c @ (ClientCredentials::Basic { .. }
@@ -222,11 +210,9 @@ async fn introspector(
         | ClientCredentials::Assertion { .. }),
     ) = &creds
     {
-        let own = token
-            .filter(|t| t.client_id == c.client_id())
-            .map(token_ref);
-        let (client, live) = authenticate_client_and_token(state, c, peer, own).await?;
-        return Ok((Introspector::Client(Box::new(client.client)), live));
+        let token = params.get("token").filter(|t| jwt::looks_like_jwt(t));
+        let (client, own) = authenticate_client_and_token(state, c, peer, token).await?;
+        return Ok((Introspector::Client(Box::new(client.client)), own));
     }
     if let Some(credential) = bearer_token(headers) {
         // A made-up credential costs the address's failure budget, as a made-up client_id
