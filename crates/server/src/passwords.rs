@@ -20,8 +20,6 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 
-use crate::accounts::hash_password;
-
 /// The answer of a password check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -45,9 +43,10 @@ impl PasswordChecks {
     /// At most `max_concurrent` checks at once, each waiting at most `wait` to start. Hashes the
     /// dummy password (on a blocking thread).
     pub async fn new(max_concurrent: usize, wait: Duration) -> anyhow::Result<Self> {
-        let dummy_hash = tokio::task::spawn_blocking(|| hash_password("not a real password"))
+        let dummy_hash = tokio::task::spawn_blocking(|| hash("not a real password"))
             .await
-            .context("hashing the dummy password")??;
+            .context("hashing the dummy password")?
+            .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             wait,
