@@ -2,12 +2,14 @@
 
 use oauth_core::{PageSpec, UnixSeconds};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
-use crate::writes::{lock_live_grant, Exec, Head, WriteJob};
+use crate::writes::{lock_live_grant, note_grant_use, Exec, Head, WithGrantUse, WriteJob};
 use crate::GrantStore;
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
@@ -95,6 +97,9 @@ impl FromCols for AuthorizationCode {
 impl<B: Engine> GrantStore for B {
     /// A hot-path write.
     async fn create_consent(&self, c: &ConsentRequest) -> Result<()> {
+        if Self::DIALECT.writes_in_with {
+            return self.write(CreateConsentAtOnce(c.clone())).await;
+        }
         self.write(CreateConsent(c.clone())).await
     }
 
@@ -175,12 +180,30 @@ impl<B: Engine> GrantStore for B {
         now: UnixSeconds,
         decide: Decide,
     ) -> Result<CodeExchange> {
+        let decide: Arc<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync> =
+            Arc::from(decide);
+        if Self::DIALECT.writes_in_with {
+            let at_once = ExchangeAtOnce {
+                code_hash: code_hash.to_owned(),
+                client_id: client_id.to_owned(),
+                family: family.clone(),
+                now,
+                decide: Arc::clone(&decide),
+                for_share: Self::DIALECT.for_share,
+            };
+            if let Some(code) = self.write(at_once).await? {
+                return Ok(CodeExchange::Exchanged(Box::new(code)));
+            }
+        }
+        // Not exchanged in one statement (unknown, used, expired, another client's, rejected,
+        // its grant revoked, or SQLite): the transaction tells which, and burns or revokes
+        // what the rules say.
         self.write(ExchangeCode {
             code_hash: code_hash.to_owned(),
             client_id: Some(client_id.to_owned()),
             family: Some(family.clone()),
             now,
-            decide,
+            decide: Box::new(move |code: &AuthorizationCode| decide(code)),
             for_update: Self::DIALECT.for_update,
         })
         .await
@@ -315,12 +338,13 @@ async fn take_consent<E: Exec>(
     e.fetch(&take_consent_sql(), &args).await
 }
 
-/// Marks a live consent request used (`$1` now, `$2` its token's hash, `$3` its user) and
-/// returns it.
+/// Takes a live consent request (`$1` now, `$2` its token's hash, `$3` its user): deletes it
+/// and returns it. (`used_at` is set only on rows of earlier versions, which marked a request
+/// used instead.)
 fn take_consent_sql() -> String {
     format!(
-        "UPDATE consent_requests SET used_at = $1 \
-         WHERE token_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1 \
+        "DELETE FROM consent_requests \
+         WHERE expires_at > $1 AND token_hash = $2 AND user_id = $3 AND used_at IS NULL \
          RETURNING {CONSENT_COLUMNS}"
     )
 }
@@ -357,6 +381,49 @@ impl WriteJob for RevokeGrant {
     }
 }
 
+/// A consent request's columns ([`CONSENT_COLUMNS`]) as `$1` to `$11`.
+fn consent_args<'a>(c: &'a ConsentRequest, scopes_json: &'a str) -> Vec<Arg<'a>> {
+    vec![
+        Arg::Text(&c.token_hash),
+        Arg::Text(&c.user_id),
+        Arg::Text(&c.client_id),
+        Arg::Text(&c.redirect_uri),
+        Arg::Text(scopes_json),
+        Arg::OptText(c.state.as_deref()),
+        Arg::OptText(c.code_challenge.as_deref()),
+        Arg::OptText(c.code_challenge_method.as_deref()),
+        Arg::OptText(c.resource.as_deref()),
+        Arg::Int(c.created_at),
+        Arg::Int(c.expires_at),
+    ]
+}
+
+/// `Store::create_consent` as one PostgreSQL statement (`Dialect::writes_in_with`): the insert
+/// and the bound of [`CreateConsent`] in one round trip. The `DELETE` does not see the row its
+/// `WITH` inserts (one snapshot), so it keeps one request fewer of the others.
+struct CreateConsentAtOnce(ConsentRequest);
+
+impl WriteJob for CreateConsentAtOnce {
+    type Output = ();
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        let c = &self.0;
+        let scopes = to_json(&c.scopes)?;
+        let sql = format!(
+            "WITH new AS (INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
+               ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)) \
+             DELETE FROM consent_requests WHERE user_id = $2 AND (used_at IS NOT NULL OR token_hash NOT IN \
+               (SELECT token_hash FROM consent_requests WHERE user_id = $2 AND used_at IS NULL \
+                ORDER BY created_at DESC LIMIT $12))"
+        );
+        let mut args = consent_args(c, &scopes);
+        args.push(Arg::Int(crate::MAX_CONSENTS_PER_USER - 1));
+        e.execute(&sql, &args).await?;
+        Ok(())
+    }
+}
+
 /// `Store::create_consent`.
 struct CreateConsent(ConsentRequest);
 
@@ -370,29 +437,14 @@ impl WriteJob for CreateConsent {
             "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
+        e.execute(&sql, &consent_args(c, &scopes)).await?;
+        // The user's pending requests beyond the bound, oldest first, go: opening authorization
+        // after authorization (in tabs, or by a page that loops) cannot pile up rows. Rows an
+        // earlier version marked used go too, and do not count.
         e.execute(
-            &sql,
-            &[
-                Arg::Text(&c.token_hash),
-                Arg::Text(&c.user_id),
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.redirect_uri),
-                Arg::Text(&scopes),
-                Arg::OptText(c.state.as_deref()),
-                Arg::OptText(c.code_challenge.as_deref()),
-                Arg::OptText(c.code_challenge_method.as_deref()),
-                Arg::OptText(c.resource.as_deref()),
-                Arg::Int(c.created_at),
-                Arg::Int(c.expires_at),
-            ],
-        )
-        .await?;
-        // The user's requests beyond the bound, oldest first, go: opening authorization after
-        // authorization (in tabs, or by a page that loops) cannot pile up rows.
-        e.execute(
-            "DELETE FROM consent_requests WHERE user_id = $1 AND token_hash NOT IN \
-             (SELECT token_hash FROM consent_requests WHERE user_id = $1 \
-              ORDER BY created_at DESC, token_hash = $2 DESC LIMIT $3)",
+            "DELETE FROM consent_requests WHERE user_id = $1 AND (used_at IS NOT NULL OR token_hash NOT IN \
+             (SELECT token_hash FROM consent_requests WHERE user_id = $1 AND used_at IS NULL \
+              ORDER BY created_at DESC, token_hash = $2 DESC LIMIT $3))",
             &[
                 Arg::Text(&c.user_id),
                 Arg::Text(&c.token_hash),
@@ -409,7 +461,9 @@ struct ApproveConsent {
     token_hash: String,
     user_id: String,
     approval: Approval,
-    /// The dialect's row lock for the grant (`Dialect::for_update`).
+    /// The dialect's row lock for the grant (`Dialect::for_update`). Not the share lock of the
+    /// exchange and rotation: an approval may widen the grant, and two approvals each holding a
+    /// share lock and each waiting to update would deadlock.
     for_update: &'static str,
 }
 
@@ -525,6 +579,102 @@ impl WriteJob for ApproveConsent {
 /// The caller's verdict on a code being exchanged (`Store::exchange_authorization_code`).
 /// `Fn`, not `FnOnce`: a PostgreSQL transaction aborted as a deadlock runs again.
 pub type Decide = Box<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>;
+
+/// An accepted exchange of a live code as one PostgreSQL write (`Dialect::writes_in_with`):
+/// what [`ExchangeCode`] does when the code is live, its client's and accepted, in two round
+/// trips instead of eight and with no transaction around them. The code is read and judged
+/// first (its content never changes; only `used_at` does); then one statement takes the
+/// dialect's `for_share` lock on its grant (the scalar subquery runs before the code's row is
+/// updated: the lock order of [`lock_live_grant`]), marks the code used only if it is still
+/// unused and unexpired and its grant live, starts the token family and stores the refresh
+/// token; [`note_grant_use`] follows. `None` when nothing was exchanged; nothing has changed
+/// then, and [`ExchangeCode`] says why.
+struct ExchangeAtOnce {
+    code_hash: String,
+    client_id: String,
+    family: NewTokenFamily,
+    now: UnixSeconds,
+    decide: Arc<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>,
+    for_share: &'static str,
+}
+
+impl WriteJob for ExchangeAtOnce {
+    type Output = Option<AuthorizationCode>;
+    const SINGLE_STATEMENT: bool = true;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<AuthorizationCode>> {
+        let now = self.now;
+        let sql = format!(
+            "SELECT {CODE_COLUMNS} FROM authorization_codes \
+             WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > $3"
+        );
+        let code: Option<AuthorizationCode> = e
+            .fetch(
+                &sql,
+                &[
+                    Arg::Text(&self.code_hash),
+                    Arg::Text(&self.client_id),
+                    Arg::Int(now),
+                ],
+            )
+            .await?;
+        let Some(code) = code else {
+            return Ok(None);
+        };
+        let CodeDecision::Accept { refresh_token } = (self.decide)(&code) else {
+            return Ok(None);
+        };
+        let family = &self.family;
+        let scopes;
+        let mut args = vec![
+            Arg::Int(now),
+            Arg::Text(&family.id),
+            Arg::Text(&self.code_hash),
+            Arg::Text(&self.client_id),
+            Arg::Int(family.expires_at),
+        ];
+        let refresh = match &refresh_token {
+            Some(t) => {
+                scopes = to_json(&t.scopes)?;
+                args.extend([
+                    Arg::Text(&t.token_hash),
+                    Arg::Text(&t.client_id),
+                    Arg::Text(&t.user_id),
+                    Arg::Text(&scopes),
+                    Arg::OptText(t.resource.as_deref()),
+                    Arg::Int(t.created_at),
+                    Arg::Int(t.expires_at),
+                ]);
+                ", refresh AS (\
+                   INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, \
+                     resource, created_at, expires_at, family_id) \
+                   SELECT $6, grant_id, $7, $8, $9, $10, $11, LEAST($12, $5), $2 FROM code)"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "WITH code AS (\
+               UPDATE authorization_codes SET used_at = $1, family_id = $2 \
+               WHERE code_hash = $3 AND client_id = $4 AND used_at IS NULL AND expires_at > $1 \
+                 AND grant_id = (SELECT g.id FROM oauth_grants g \
+                   WHERE g.id = (SELECT c.grant_id FROM authorization_codes c WHERE c.code_hash = $3) \
+                     AND g.revoked_at IS NULL{for_share}) \
+               RETURNING {CODE_COLUMNS}), \
+             family AS (\
+               INSERT INTO token_families (id, grant_id, created_at, expires_at) \
+               SELECT $2, grant_id, $1, $5 FROM code){refresh} \
+             SELECT {CODE_COLUMNS}, (SELECT g.last_used_at FROM oauth_grants g \
+               WHERE g.id = code.grant_id) AS grant_last_used_at FROM code",
+            for_share = self.for_share,
+        );
+        let exchanged: Option<WithGrantUse<AuthorizationCode>> = e.fetch(&sql, &args).await?;
+        let Some(WithGrantUse(code, last_used)) = exchanged else {
+            return Ok(None);
+        };
+        note_grant_use(e, &code.grant_id, last_used, now).await?;
+        Ok(Some(code))
+    }
+}
 
 /// `Store::exchange_authorization_code` (and, with no client, `redeem_authorization_code`).
 struct ExchangeCode {

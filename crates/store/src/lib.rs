@@ -386,12 +386,21 @@ pub struct Dialect {
     /// the same transaction: row locks on PostgreSQL; nothing on SQLite, whose write
     /// transaction already holds the database.
     pub for_update: &'static str,
+    /// Appended to a `SELECT` of a grant that rows about to be written hang off: a share lock
+    /// on PostgreSQL, which waits for a revocation in progress and holds off a new one until
+    /// the transaction ends, while writes under one grant do not wait for each other (the row
+    /// lock of `for_update` would line them up); nothing on SQLite.
+    pub for_share: &'static str,
     /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
     /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
     /// holds the whole database.
     pub lock_key: &'static str,
     /// The column that names one row of any table (`ctid`, `rowid`).
     pub row_id: &'static str,
+    /// Whether a `WITH` clause may hold `INSERT` and `UPDATE` statements (PostgreSQL), so that
+    /// a write of several rows can be one statement: one round trip instead of one per
+    /// statement plus `BEGIN` and `COMMIT`.
+    pub writes_in_with: bool,
 }
 
 /// Accounts: organizations, users, their API keys, browser sessions and failed logins.
@@ -507,7 +516,7 @@ pub trait ClientStore: Send + Sync {
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Stores a pending authorization request under the hash of its consent token. A user holds
-    /// at most [`MAX_CONSENTS_PER_USER`] requests: storing one more drops their oldest.
+    /// at most [`MAX_CONSENTS_PER_USER`] pending requests: storing one more drops their oldest.
     async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
     /// The live consent request (unused, unexpired) of this token hash, when it belongs to
     /// `user_id`; another user's request is `None`, as if unknown.
@@ -517,8 +526,9 @@ pub trait GrantStore: Send + Sync {
         user_id: &str,
         now: UnixSeconds,
     ) -> Result<Option<ConsentRequest>>;
-    /// Marks the consent request used and returns it: one conditional `UPDATE ... RETURNING`,
-    /// so that of two concurrent calls only one gets `Some`. `None` when unknown, expired,
+    /// Takes the consent request and returns it: one conditional `DELETE ... RETURNING`, so that
+    /// of two concurrent calls only one gets `Some` (a used request is gone; nothing reads it
+    /// again). `None` when unknown, expired,
     /// already used or another user's. For a denial.
     async fn consume_consent(
         &self,

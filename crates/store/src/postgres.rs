@@ -66,8 +66,10 @@ impl Engine for PostgresStore {
         // codes and refresh tokens referencing it. The rows locked here are then updated in
         // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
         for_update: " FOR NO KEY UPDATE",
+        for_share: " FOR SHARE",
         lock_key: "SELECT pg_advisory_xact_lock($1)",
         row_id: "ctid",
+        writes_in_with: true,
     };
 
     async fn point_read<T: FromCols + Send>(

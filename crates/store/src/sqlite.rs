@@ -112,8 +112,10 @@ impl Engine for SqliteStore {
         strpos: "instr",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
         for_update: "",
+        for_share: "",
         lock_key: "",
         row_id: "rowid",
+        writes_in_with: false,
     };
 
     async fn point_read<T: FromCols + Send>(

@@ -8,6 +8,8 @@
 
 use std::future::Future;
 
+use oauth_core::UnixSeconds;
+
 use crate::shared::{Arg, Cols, FromCols};
 use crate::Result;
 
@@ -106,6 +108,38 @@ impl FromCols for Head {
             family_id: r.col("family_id")?,
         })
     }
+}
+
+/// A row of a one-statement write (PostgreSQL, `Dialect::writes_in_with`) with its grant's
+/// `last_used_at` as the statement began, in the column `grant_last_used_at`.
+pub(crate) struct WithGrantUse<T>(pub T, pub Option<UnixSeconds>);
+
+impl<T: FromCols> FromCols for WithGrantUse<T> {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(WithGrantUse(T::from_cols(r)?, r.col("grant_last_used_at")?))
+    }
+}
+
+/// Notes a grant's use at `now`, when `last_used` (read by the write that used it) is older:
+/// one write per grant and second however many tokens it issues, and none that waits inside
+/// another transaction (two share locks on the grant, each waiting to become a row lock,
+/// would deadlock).
+pub(crate) async fn note_grant_use<E: Exec>(
+    e: &mut E,
+    grant_id: &str,
+    last_used: Option<UnixSeconds>,
+    now: UnixSeconds,
+) -> Result<()> {
+    if last_used.is_some_and(|t| t >= now) {
+        return Ok(());
+    }
+    e.execute(
+        "UPDATE oauth_grants SET last_used_at = $1 \
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        &[Arg::Int(now), Arg::Text(grant_id)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The lock order of every write transaction: the grant first, then the rows that hang off it

@@ -706,8 +706,13 @@ async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
         .await
         .unwrap();
 
-    // Now: the old session, the expired consent and the old failure go; the used but unexpired
-    // consent "t-code" stays until it expires.
+    // The approved consent "t-code" went when it was used.
+    assert!(store
+        .get_consent("t-code", &alice.id, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    // Now: the old session, the expired consent and the old failure go.
     let n = store
         .purge_authorization(NOW, NOW - 900, 100)
         .await
@@ -722,14 +727,14 @@ async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
     assert_eq!(store.login_failures("account:b", 0).await.unwrap(), 1);
     // The code is kept for an hour after its expiry, so that a replay is still seen as reuse.
     store.redeem_authorization_code("c1", NOW).await.unwrap();
-    // An hour later the other sessions and consents have expired too; the code stays until an
+    // An hour later the other session and consent have expired too; the code stays until an
     // hour after its own expiry.
     assert_eq!(
         store
             .purge_authorization(NOW + 60 + 3599, 0, 100)
             .await
             .unwrap(),
-        3
+        2
     );
     assert!(matches!(
         store

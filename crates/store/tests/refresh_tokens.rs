@@ -451,7 +451,7 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
             .unwrap()
             .last_used_at,
         Some(NOW + 1),
-        "the grant is touched in the same transaction"
+        "the grant's use is noted with the exchange"
     );
     // Spent: a second exchange is a replay, and its decision is never asked for.
     fn never(_: &oauth_store::AuthorizationCode) -> CodeDecision {
@@ -928,6 +928,95 @@ async fn a_users_pending_consents_are_bounded(store: &dyn Store) {
     assert_eq!(live, oauth_store::MAX_CONSENTS_PER_USER);
 }
 
+/// Thirty exchanges of one code at once: one is issued its family and refresh token, capped
+/// by the family's end; every other is a replay, which ends the winner's family.
+async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    let attempts = (0..30).map(|i| {
+        let fam = family(&format!("fam-{i}"), NOW + 100);
+        let rt = token(&format!("rt-{i}"), &grant, &["admin"], NOW + 1);
+        let client_id = c.client_id.clone();
+        async move { exchange(store, "code", &client_id, &fam, rt, NOW + 1).await }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, CodeExchange::Exchanged(_)))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let w = winners[0];
+    for (i, o) in outcomes.iter().enumerate() {
+        if i != w {
+            assert!(
+                matches!(o, CodeExchange::AlreadyUsed { grant_id, user_id } if *grant_id == grant.id && *user_id == grant.user_id),
+                "{o:?}"
+            );
+        }
+    }
+    for i in 0..30 {
+        let stored = store.find_refresh_token(&format!("rt-{i}")).await.unwrap();
+        if i != w {
+            assert!(stored.is_none(), "a loser's refresh token was stored ({i})");
+            assert!(!store.live_token_family(&format!("fam-{i}")).await.unwrap());
+            continue;
+        }
+        let stored = stored.unwrap();
+        assert_eq!(stored.family_id, Some(format!("fam-{w}")));
+        assert_eq!(stored.expires_at, NOW + 100, "capped by the family's end");
+        assert!(stored.revoked_at.is_some(), "the replays ended the family");
+    }
+    assert!(!store.live_token_family(&format!("fam-{w}")).await.unwrap());
+    // The grant itself stands (RFC 9700: the family goes, not the user's authorization).
+    assert!(store.live_grant(&grant.id).await.unwrap().is_some());
+}
+
+/// Requests already used do not count against the bound: a user who completes many
+/// authorizations in one second keeps the one still waiting on its consent page.
+async fn used_consents_do_not_push_out_a_pending_one(store: &dyn Store) {
+    let (u, c, _) = setup(store).await;
+    let request = |token_hash: String, created_at| ConsentRequest {
+        token_hash,
+        user_id: u.id.clone(),
+        client_id: c.client_id.clone(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scopes: vec!["voice".into()],
+        state: None,
+        code_challenge: None,
+        code_challenge_method: None,
+        resource: None,
+        created_at,
+        expires_at: NOW + 600,
+    };
+    store
+        .create_consent(&request("waiting".into(), NOW))
+        .await
+        .unwrap();
+    for i in 0..oauth_store::MAX_CONSENTS_PER_USER * 2 {
+        let hash = format!("done-{i:03}");
+        store
+            .create_consent(&request(hash.clone(), NOW + 1))
+            .await
+            .unwrap();
+        let used = store.consume_consent(&hash, &u.id, NOW + 1).await.unwrap();
+        assert_eq!(used.map(|r| r.token_hash), Some(hash.clone()));
+        // A used request is spent: neither readable nor usable again.
+        assert!(store
+            .get_consent(&hash, &u.id, NOW + 1)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .consume_consent(&hash, &u.id, NOW + 1)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let waiting = store.get_consent("waiting", &u.id, NOW + 1).await.unwrap();
+    assert_eq!(waiting.map(|r| r.token_hash).as_deref(), Some("waiting"));
+}
+
 /// The token's state read with its client, and the client checked to be the whole row.
 async fn token_state(store: &dyn Store, c: &Client, t: AccessTokenRef<'_>) -> bool {
     let (client, live) = store
@@ -1030,12 +1119,14 @@ storage_tests! {
     a_family_has_an_absolute_lifetime,
     rotations_and_revocations_racing_never_fail,
     a_users_pending_consents_are_bounded,
+    used_consents_do_not_push_out_a_pending_one,
     a_failing_write_leaves_the_writes_around_it,
     hot_path_writes_and_other_writes_interleave,
     a_closed_store_refuses_reads_and_writes_as_unavailable,
     an_accepted_exchange_stores_its_refresh_token_with_the_code_use,
     a_rejected_exchange_burns_the_code_and_stores_nothing,
     concurrent_code_redemptions_have_one_winner,
+    concurrent_exchanges_of_one_code_have_one_winner,
     rotation_uses_the_old_token_and_stores_the_new_one,
     reuse_revokes_the_grant_and_its_family,
     concurrent_rotations_have_one_winner,
