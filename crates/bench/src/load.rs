@@ -169,9 +169,10 @@ pub fn request(
     req
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadSpec {
-    pub addr: SocketAddr,
+    /// Connection `i` goes to `addrs[i % addrs.len()]` (several instances of one server).
+    pub addrs: Vec<SocketAddr>,
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -220,6 +221,7 @@ pub async fn run(
     spec: LoadSpec,
     window: &mut dyn Window,
 ) -> anyhow::Result<LoadOutcome> {
+    anyhow::ensure!(!spec.addrs.is_empty(), "no server address to load");
     let seq = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -227,13 +229,14 @@ pub async fn run(
     let start = begin + spec.warmup;
     let end = start + spec.duration;
     let mut tasks = Vec::with_capacity(spec.connections);
-    for _ in 0..spec.connections.max(1) {
+    for i in 0..spec.connections.max(1) {
+        let addr = spec.addrs[i % spec.addrs.len()];
         let op = op.clone();
         let seq = seq.clone();
         let errors = errors.clone();
         let samples = samples.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = Connection::new(spec.addr);
+            let mut conn = Connection::new(addr);
             let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
             let mut ops = 0u64;
             loop {

@@ -52,6 +52,10 @@ pub struct Args {
     /// Do not pin the server and the load generator to separate CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Run this many instances of our server on one database (needs --postgres), sharing the
+    /// server's CPUs; the connections are spread over them in turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub instances: u16,
 }
 
 fn main() -> ExitCode {

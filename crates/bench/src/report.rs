@@ -14,10 +14,11 @@ pub struct Measurement {
     pub errors: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
-    /// Server CPU (user + system) during the measured window.
+    /// Server CPU (user + system) during the measured window, summed over the instances.
     pub server_cpu_s: f64,
     pub server_cpu_us_per_request: f64,
-    /// Peak resident memory during warm-up and the measured window (`VmHWM`).
+    /// Peak resident memory during warm-up and the measured window (`VmHWM`; the largest
+    /// instance's).
     pub peak_rss_mib: f64,
     /// Resident memory right after the server started (`VmRSS`).
     pub idle_rss_mib: f64,
@@ -97,6 +98,9 @@ pub struct Settings {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub database: &'static str,
+    /// Instances of our server on the one database; CPU is their sum, memory the largest
+    /// instance's.
+    pub instances: u16,
     pub server_binary: String,
     pub smoke: bool,
     pub pinning: Pinning,
@@ -257,6 +261,7 @@ mod tests {
                 duration_s: 1.0,
                 warmup_s: 0.0,
                 database: "sqlite",
+                instances: 1,
                 server_binary: String::new(),
                 smoke: true,
                 pinning: Pinning::plan(1, true),

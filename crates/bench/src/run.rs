@@ -28,6 +28,7 @@ struct Ctx {
     warmup: Duration,
     duration: Duration,
     ticks_per_second: f64,
+    instances: u16,
 }
 
 pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
@@ -57,6 +58,9 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
         args.connections.map(|c| c.clamp(1, 1024))
     };
 
+    if args.instances > 1 && args.postgres.is_none() {
+        bail!("--instances {} needs --postgres: instances share one database, and SQLite is one instance's", args.instances);
+    }
     let pinning = Pinning::plan(machine.cpus, args.no_pin);
     if let Err(e) = pinning.pin_self() {
         eprintln!("warning: {e:#}");
@@ -96,13 +100,15 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
         warmup,
         duration,
         ticks_per_second: procfs::ticks_per_second(),
+        instances: args.instances,
     };
     eprintln!(
-        "== {} scenario(s), {} s each after {} ms warm-up, on {}; {}",
+        "== {} scenario(s), {} s each after {} ms warm-up, on {} ({} instance(s) of ours); {}",
         selected.len(),
         duration.as_secs(),
         warmup.as_millis(),
         ctx.dbs.engine(),
+        ctx.instances,
         ctx.pinning.note
     );
 
@@ -122,6 +128,7 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
             duration_s: duration.as_secs_f64(),
             warmup_s: warmup.as_secs_f64(),
             database: ctx.dbs.engine(),
+            instances: ctx.instances,
             server_binary: ctx.bin.display().to_string(),
             smoke: ctx.smoke,
             pinning: ctx.pinning.clone(),
@@ -130,12 +137,13 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
     };
     let m = &report.machine;
     println!(
-        "\nMachine: {} CPUs, {}, {} MiB, Linux {}. Database: {}. {}.\n",
+        "\nMachine: {} CPUs, {}, {} MiB, Linux {}. Database: {}, {} instance(s) of ours. {}.\n",
         m.cpus,
         m.cpu_model,
         m.memory_mib,
         m.kernel,
         report.settings.database,
+        report.settings.instances,
         report.settings.pinning.note
     );
     println!("{}", report.table());
@@ -220,6 +228,7 @@ async fn measure(
                 s.server_env,
                 &ctx.pinning,
                 ctx.smoke,
+                ctx.instances,
             )
             .await?
         }
@@ -240,19 +249,21 @@ async fn measure_target(
     target: &Target,
     prepare: scenarios::Prepare,
 ) -> anyhow::Result<Measurement> {
-    let pid = target.pid;
-    let idle_kib = procfs::status_kib(pid, "VmRSS")?;
+    let pids = target.pids();
+    let idle_kib = largest(&pids, "VmRSS")?;
     let op: Arc<dyn Operation> = prepare(target).await.context("preparing")?;
-    procfs::reset_peak_rss(pid);
+    for &pid in &pids {
+        procfs::reset_peak_rss(pid);
+    }
     let connections = ctx.connections.unwrap_or(s.connections);
     let spec = LoadSpec {
-        addr: target.addr,
+        addrs: target.addrs(),
         connections,
         warmup: ctx.warmup,
         duration: ctx.duration,
     };
     let mut window = CpuWindow {
-        pid,
+        pids: pids.clone(),
         ticks_per_second: ctx.ticks_per_second,
         start: None,
         end: None,
@@ -264,7 +275,7 @@ async fn measure_target(
         ctx.duration.as_secs()
     );
     let outcome = load::run(op, spec, &mut window).await?;
-    let peak_kib = procfs::status_kib(pid, "VmHWM")?;
+    let peak_kib = largest(&pids, "VmHWM")?;
     let cpu = match (window.start, window.end) {
         (Some(a), Some(b)) => b - a,
         _ => bail!("could not read the server's CPU time"),
@@ -285,19 +296,38 @@ async fn measure_target(
     })
 }
 
-/// Samples the server's CPU time at the edges of the measured window.
+/// The largest `key` (a `/proc/<pid>/status` size) of the processes.
+fn largest(pids: &[u32], key: &str) -> anyhow::Result<u64> {
+    let mut most = 0;
+    for &pid in pids {
+        most = most.max(procfs::status_kib(pid, key)?);
+    }
+    Ok(most)
+}
+
+/// Samples the server's CPU time (every instance's, summed) at the edges of the measured
+/// window.
 struct CpuWindow {
-    pid: u32,
+    pids: Vec<u32>,
     ticks_per_second: f64,
     start: Option<f64>,
     end: Option<f64>,
 }
 
+impl CpuWindow {
+    fn total(&self) -> Option<f64> {
+        self.pids
+            .iter()
+            .map(|&pid| procfs::cpu_seconds(pid, self.ticks_per_second).ok())
+            .sum()
+    }
+}
+
 impl load::Window for CpuWindow {
     fn start(&mut self) {
-        self.start = procfs::cpu_seconds(self.pid, self.ticks_per_second).ok();
+        self.start = self.total();
     }
     fn end(&mut self) {
-        self.end = procfs::cpu_seconds(self.pid, self.ticks_per_second).ok();
+        self.end = self.total();
     }
 }

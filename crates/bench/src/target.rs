@@ -56,9 +56,32 @@ pub struct Target {
     pub smoke: bool,
     child: Child,
     log: PathBuf,
+    /// Further instances of our server on the same database (`--instances`).
+    more: Vec<Instance>,
+}
+
+/// A further instance: the same server, settings and database as the target's first.
+struct Instance {
+    addr: SocketAddr,
+    pid: u32,
+    child: Child,
 }
 
 impl Target {
+    /// Every instance's address, the first instance's first.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.more.iter().map(|i| i.addr))
+            .collect()
+    }
+
+    /// Every instance's process id, the first instance's first.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.pid)
+            .chain(self.more.iter().map(|i| i.pid))
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -71,7 +94,13 @@ impl Target {
     /// Stops the server (SIGKILL: nothing it holds outlives the run).
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
+        for i in &mut self.more {
+            let _ = i.child.start_kill();
+        }
         let _ = self.child.wait().await;
+        for i in &mut self.more {
+            let _ = i.child.wait().await;
+        }
     }
 }
 
@@ -195,7 +224,8 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
 
 /// Starts oauth-server on a fresh database with the benchmark user and an API key (made by the
 /// admin CLI before the server starts, so no bootstrap admin is created). `env` adds `OAUTH_*`
-/// settings for the scenario.
+/// settings for the scenario. `instances` servers share the database, started one after the
+/// other (each runs the migrations, which the first has applied).
 pub async fn start_ours(
     bin: &Path,
     dbs: &Databases,
@@ -203,6 +233,7 @@ pub async fn start_ours(
     env: &[(&str, &str)],
     pinning: &Pinning,
     smoke: bool,
+    instances: u16,
 ) -> anyhow::Result<Target> {
     let database_url = dbs.fresh(label).await?;
     // Encrypts the signing keys at rest; required on PostgreSQL. Random per server: the database
@@ -254,18 +285,31 @@ pub async fn start_ours(
     let config = dbs.dir().join(format!("{label}.toml"));
     std::fs::write(&config, NO_RATE_LIMITS)
         .with_context(|| format!("writing {}", config.display()))?;
+    let serve = || {
+        let mut cmd = pinning.server_command(bin);
+        cmd.arg("serve")
+            .env("OAUTH_CONFIG", &config)
+            .env("OAUTH_DATABASE_URL", &database_url)
+            .env("OAUTH_KEY_ENCRYPTION_KEY", &kek)
+            .env("OAUTH_BIND", "127.0.0.1:0")
+            .env("OAUTH_REGISTRATION_ORG", BENCH_ORG);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
     let log = dbs.dir().join(format!("{label}.server.log"));
-    let mut cmd = pinning.server_command(bin);
-    cmd.arg("serve")
-        .env("OAUTH_CONFIG", &config)
-        .env("OAUTH_DATABASE_URL", &database_url)
-        .env("OAUTH_KEY_ENCRYPTION_KEY", &kek)
-        .env("OAUTH_BIND", "127.0.0.1:0")
-        .env("OAUTH_REGISTRATION_ORG", BENCH_ORG);
-    for (k, v) in env {
-        cmd.env(k, v);
+    let (child, addr) = spawn_listening(serve(), &log, "oauth-server listening on ").await?;
+    let mut more = Vec::new();
+    for n in 2..=instances {
+        let log = dbs.dir().join(format!("{label}.server{n}.log"));
+        let (child, addr) = spawn_listening(serve(), &log, "oauth-server listening on ").await?;
+        more.push(Instance {
+            addr,
+            pid: child.id().context("server pid")?,
+            child,
+        });
     }
-    let (child, addr) = spawn_listening(cmd, &log, "oauth-server listening on ").await?;
     Ok(Target {
         side: Side::Ours,
         addr,
@@ -276,6 +320,7 @@ pub async fn start_ours(
         smoke,
         child,
         log,
+        more,
     })
 }
 
@@ -327,6 +372,7 @@ pub async fn start_peer(
         smoke,
         child,
         log,
+        more: Vec::new(),
     })
 }
 
