@@ -303,7 +303,11 @@ pub async fn start_ours(
     let mut more = Vec::new();
     for n in 2..=instances {
         let log = dbs.dir().join(format!("{label}.server{n}.log"));
-        let (child, addr) = spawn_listening(serve(), &log, "oauth-server listening on ").await?;
+        // One issuer for all, as behind one public name: a token any instance issued names
+        // the first's address, and every instance must accept it.
+        let mut cmd = serve();
+        cmd.env("OAUTH_ISSUER", format!("http://{addr}"));
+        let (child, addr) = spawn_listening(cmd, &log, "oauth-server listening on ").await?;
         more.push(Instance {
             addr,
             pid: child.id().context("server pid")?,
