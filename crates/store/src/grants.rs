@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
-use crate::writes::{lock_live_grant, note_grant_use, Exec, Head, WithGrantUse, WriteJob};
+use crate::writes::{
+    lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
+};
 use crate::GrantStore;
 use crate::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest, Grant,
@@ -636,15 +638,7 @@ impl WriteJob for ExchangeAtOnce {
         let refresh = match &refresh_token {
             Some(t) => {
                 scopes = to_json(&t.scopes)?;
-                args.extend([
-                    Arg::Text(&t.token_hash),
-                    Arg::Text(&t.client_id),
-                    Arg::Text(&t.user_id),
-                    Arg::Text(&scopes),
-                    Arg::OptText(t.resource.as_deref()),
-                    Arg::Int(t.created_at),
-                    Arg::Int(t.expires_at),
-                ]);
+                args.extend(new_refresh_values(t, &scopes));
                 ", refresh AS (\
                    INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, \
                      resource, created_at, expires_at, family_id) \
@@ -671,7 +665,7 @@ impl WriteJob for ExchangeAtOnce {
         let Some(WithGrantUse(code, last_used)) = exchanged else {
             return Ok(None);
         };
-        note_grant_use(e, &code.grant_id, last_used, now).await?;
+        note_grant_use(e, &code.grant_id, last_used, now).await;
         Ok(Some(code))
     }
 }

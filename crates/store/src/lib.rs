@@ -528,8 +528,7 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<Option<ConsentRequest>>;
     /// Takes the consent request and returns it: one conditional `DELETE ... RETURNING`, so that
     /// of two concurrent calls only one gets `Some` (a used request is gone; nothing reads it
-    /// again). `None` when unknown, expired,
-    /// already used or another user's. For a denial.
+    /// again). `None` when unknown, expired, already used or another user's. For a denial.
     async fn consume_consent(
         &self,
         token_hash: &str,

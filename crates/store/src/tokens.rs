@@ -8,7 +8,9 @@ use crate::clients::CLIENT_COLUMNS;
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
 use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
-use crate::writes::{lock_live_grant, note_grant_use, Exec, Head, WithGrantUse, WriteJob};
+use crate::writes::{
+    lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
+};
 use crate::TokenStore;
 use crate::{AccessTokenRef, NewRefreshToken, RefreshRotation, RefreshToken, Result};
 
@@ -413,26 +415,13 @@ impl WriteJob for RotateAtOnce {
         );
         let new = &self.new;
         let scopes = to_json(&new.scopes)?;
-        let rotated: Option<WithGrantUse<RefreshToken>> = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Int(self.now),
-                    Arg::Text(&self.old_hash),
-                    Arg::Text(&new.token_hash),
-                    Arg::Text(&new.client_id),
-                    Arg::Text(&new.user_id),
-                    Arg::Text(&scopes),
-                    Arg::OptText(new.resource.as_deref()),
-                    Arg::Int(new.created_at),
-                    Arg::Int(new.expires_at),
-                ],
-            )
-            .await?;
+        let mut args = vec![Arg::Int(self.now), Arg::Text(&self.old_hash)];
+        args.extend(new_refresh_values(new, &scopes));
+        let rotated: Option<WithGrantUse<RefreshToken>> = e.fetch(&sql, &args).await?;
         let Some(WithGrantUse(old, last_used)) = rotated else {
             return Ok(None);
         };
-        note_grant_use(e, &old.grant_id, last_used, self.now).await?;
+        note_grant_use(e, &old.grant_id, last_used, self.now).await;
         Ok(Some(old))
     }
 }

@@ -123,23 +123,46 @@ impl<T: FromCols> FromCols for WithGrantUse<T> {
 /// Notes a grant's use at `now`, when `last_used` (read by the write that used it) is older:
 /// one write per grant and second however many tokens it issues, and none that waits inside
 /// another transaction (two share locks on the grant, each waiting to become a row lock,
-/// would deadlock).
+/// would deadlock). It runs after the write that used the grant has committed, so its failure
+/// is logged and never fails that write: the caller must still hand out what was issued (a
+/// retry would find its own code or token used, and take it for a replay).
 pub(crate) async fn note_grant_use<E: Exec>(
     e: &mut E,
     grant_id: &str,
     last_used: Option<UnixSeconds>,
     now: UnixSeconds,
-) -> Result<()> {
+) {
     if last_used.is_some_and(|t| t >= now) {
-        return Ok(());
+        return;
     }
-    e.execute(
-        "UPDATE oauth_grants SET last_used_at = $1 \
-         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-        &[Arg::Int(now), Arg::Text(grant_id)],
-    )
-    .await?;
-    Ok(())
+    let noted = e
+        .execute(
+            "UPDATE oauth_grants SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            &[Arg::Int(now), Arg::Text(grant_id)],
+        )
+        .await;
+    if let Err(error) = noted {
+        tracing::warn!(%error, grant_id, "could not note a grant's use");
+    }
+}
+
+/// A refresh token's values that a one-statement write binds from `first` on, in this
+/// order: `token_hash`, `client_id`, `user_id`, `scopes` (as `scopes_json`), `resource`,
+/// `created_at`, `expires_at` (its grant and family come from the row it is issued from).
+pub(crate) fn new_refresh_values<'a>(
+    t: &'a crate::NewRefreshToken,
+    scopes_json: &'a str,
+) -> [Arg<'a>; 7] {
+    [
+        Arg::Text(&t.token_hash),
+        Arg::Text(&t.client_id),
+        Arg::Text(&t.user_id),
+        Arg::Text(scopes_json),
+        Arg::OptText(t.resource.as_deref()),
+        Arg::Int(t.created_at),
+        Arg::Int(t.expires_at),
+    ]
 }
 
 /// The lock order of every write transaction: the grant first, then the rows that hang off it

@@ -892,24 +892,29 @@ async fn rotations_and_revocations_racing_never_fail(store: &dyn Store) {
     }
 }
 
+/// A pending consent request of `u` for `c`, made at `created_at`.
+fn consent_request(u: &User, c: &Client, token_hash: String, created_at: i64) -> ConsentRequest {
+    ConsentRequest {
+        token_hash,
+        user_id: u.id.clone(),
+        client_id: c.client_id.clone(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scopes: vec!["voice".into()],
+        state: None,
+        code_challenge: None,
+        code_challenge_method: None,
+        resource: None,
+        created_at,
+        expires_at: NOW + 600,
+    }
+}
+
 async fn a_users_pending_consents_are_bounded(store: &dyn Store) {
     let (u, c, _) = setup(store).await;
     let n = oauth_store::MAX_CONSENTS_PER_USER + 5;
     for i in 0..n {
         store
-            .create_consent(&ConsentRequest {
-                token_hash: format!("pending-{i:03}"),
-                user_id: u.id.clone(),
-                client_id: c.client_id.clone(),
-                redirect_uri: "https://app.example.com/cb".into(),
-                scopes: vec!["voice".into()],
-                state: None,
-                code_challenge: None,
-                code_challenge_method: None,
-                resource: None,
-                created_at: NOW + i,
-                expires_at: NOW + 600,
-            })
+            .create_consent(&consent_request(&u, &c, format!("pending-{i:03}"), NOW + i))
             .await
             .unwrap();
     }
@@ -976,19 +981,7 @@ async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
 /// authorizations in one second keeps the one still waiting on its consent page.
 async fn used_consents_do_not_push_out_a_pending_one(store: &dyn Store) {
     let (u, c, _) = setup(store).await;
-    let request = |token_hash: String, created_at| ConsentRequest {
-        token_hash,
-        user_id: u.id.clone(),
-        client_id: c.client_id.clone(),
-        redirect_uri: "https://app.example.com/cb".into(),
-        scopes: vec!["voice".into()],
-        state: None,
-        code_challenge: None,
-        code_challenge_method: None,
-        resource: None,
-        created_at,
-        expires_at: NOW + 600,
-    };
+    let request = |token_hash: String, created_at| consent_request(&u, &c, token_hash, created_at);
     store
         .create_consent(&request("waiting".into(), NOW))
         .await
