@@ -97,6 +97,7 @@ pub async fn decide(
         code_expires_at: now + CODE_TTL,
         now,
         grantable_scopes: client.grantable_scopes(&state.config.scopes),
+        pending: Some(pending),
     };
     let Some((c, grant, _)) = state
         .store

@@ -247,6 +247,10 @@ pub struct Approval {
     /// from the client or the catalogue while the request was pending) are dropped. When none
     /// is left, nothing is approved (the request is used up all the same).
     pub grantable_scopes: Vec<String>,
+    /// The request as the caller read it (`GrantStore::get_consent`), when it has: with it,
+    /// PostgreSQL approves under a live grant that already covers the request in one statement.
+    /// Only its content is used, never as proof that the request is still live.
+    pub pending: Option<ConsentRequest>,
 }
 
 /// The outcome of [`GrantStore::redeem_authorization_code`].

@@ -85,7 +85,210 @@ fn approval(code_hash: &str, now: i64) -> Approval {
         ]
         .map(String::from)
         .to_vec(),
+        pending: None,
     }
+}
+
+/// [`approval`] with the request as the caller read it, as the server approves.
+fn approval_of(req: &ConsentRequest, code_hash: &str, now: i64) -> Approval {
+    Approval {
+        pending: Some(req.clone()),
+        ..approval(code_hash, now)
+    }
+}
+
+/// A grant of `u` for `c` covering `admin` and `voice` (with the test resource), made by
+/// approving a first request.
+async fn covering_grant(store: &dyn Store, u: &User, c: &Client) -> oauth_store::Grant {
+    let first = consent("t-first", u, c, &["admin", "voice"]);
+    store.create_consent(&first).await.unwrap();
+    let (_, grant, _) = store
+        .approve_consent("t-first", &u.id, &approval_of(&first, "c-first", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.scopes, ["admin", "voice"]);
+    grant
+}
+
+async fn approvals_under_a_covering_grant_run_together(store: &dyn Store) {
+    let alice = user(store, "many@x.example").await;
+    let c = client(store, &alice).await;
+    let grant = covering_grant(store, &alice, &c).await;
+    let reqs: Vec<ConsentRequest> = (0..15)
+        .map(|i| consent(&format!("t{i:02}"), &alice, &c, &["voice"]))
+        .collect();
+    for r in &reqs {
+        store.create_consent(r).await.unwrap();
+    }
+    // Two approvals of every request, 30 at once: one of each pair wins.
+    let approvals: Vec<(String, Approval)> = reqs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            [0, 1].map(|k| {
+                (
+                    r.token_hash.clone(),
+                    approval_of(r, &format!("c{i:02}-{k}"), NOW),
+                )
+            })
+        })
+        .collect();
+    let results = futures_util::future::join_all(
+        approvals
+            .iter()
+            .map(|(t, a)| store.approve_consent(t, &alice.id, a)),
+    )
+    .await;
+    let won: Vec<_> = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|pair| {
+            let wins: Vec<_> = pair.iter().flatten().cloned().collect();
+            assert_eq!(wins.len(), 1, "one approval of each request wins");
+            wins.into_iter().next().unwrap()
+        })
+        .collect();
+    for (i, (req, g, code)) in won.iter().enumerate() {
+        assert_eq!(req, &reqs[i], "the request returned is the one stored");
+        assert_eq!(g.id, grant.id, "every code hangs off the one grant");
+        assert_eq!(
+            g.scopes,
+            ["admin", "voice"],
+            "a covered request widens nothing"
+        );
+        assert_eq!(code.grant_id, grant.id);
+        assert_eq!(code.scopes, ["voice"]);
+        assert_eq!(code.redirect_uri, reqs[i].redirect_uri);
+        assert_eq!(code.code_challenge, reqs[i].code_challenge);
+        assert_eq!(code.resource, reqs[i].resource);
+        assert_eq!(code.expires_at, NOW + 60);
+        assert_eq!(
+            store
+                .get_consent(&req.token_hash, &alice.id, NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        match store
+            .redeem_authorization_code(&code.code_hash, NOW + 1)
+            .await
+            .unwrap()
+        {
+            CodeRedemption::Redeemed(stored) => assert_eq!(*stored, *code),
+            other => panic!("code {i} did not redeem: {other:?}"),
+        }
+    }
+    let page = store
+        .list_grants(&alice.id, PageSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].scopes, ["admin", "voice"]);
+}
+
+async fn an_approval_trusts_the_stored_request_not_the_callers_copy(store: &dyn Store) {
+    let alice = user(store, "copy@x.example").await;
+    let c = client(store, &alice).await;
+    let grant = covering_grant(store, &alice, &c).await;
+    let stored = consent("t-copy", &alice, &c, &["voice"]);
+    store.create_consent(&stored).await.unwrap();
+    let mut copy = stored.clone();
+    copy.scopes = vec!["admin".into(), "voice".into()];
+    copy.code_challenge = Some("another-challenge-another-challenge-another".into());
+    copy.state = Some("forged".into());
+    let (req, g, code) = store
+        .approve_consent("t-copy", &alice.id, &approval_of(&copy, "c-copy", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(req, stored);
+    assert_eq!(g.id, grant.id);
+    assert_eq!(code.scopes, ["voice"]);
+    assert_eq!(code.code_challenge, stored.code_challenge);
+    match store
+        .redeem_authorization_code("c-copy", NOW)
+        .await
+        .unwrap()
+    {
+        CodeRedemption::Redeemed(kept) => {
+            assert_eq!(kept.scopes, ["voice"]);
+            assert_eq!(kept.code_challenge, stored.code_challenge);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A copy for another user approves nothing of theirs, and leaves the request pending.
+    let bob = user(store, "copy-bob@x.example").await;
+    let pending = consent("t-bob", &alice, &c, &["voice"]);
+    store.create_consent(&pending).await.unwrap();
+    assert!(store
+        .approve_consent("t-bob", &bob.id, &approval_of(&pending, "c-bob", NOW))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.get_consent("t-bob", &alice.id, NOW).await.unwrap(),
+        Some(pending)
+    );
+    assert_eq!(
+        store.redeem_authorization_code("c-bob", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+}
+
+async fn approvals_racing_a_revocation_leave_no_live_code_on_it(store: &dyn Store) {
+    let alice = user(store, "race@x.example").await;
+    let c = client(store, &alice).await;
+    let grant = covering_grant(store, &alice, &c).await;
+    let reqs: Vec<ConsentRequest> = (0..12)
+        .map(|i| consent(&format!("r{i:02}"), &alice, &c, &["voice"]))
+        .collect();
+    for r in &reqs {
+        store.create_consent(r).await.unwrap();
+    }
+    let approvals: Vec<Approval> = reqs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| approval_of(r, &format!("rc{i:02}"), NOW))
+        .collect();
+    let (results, revoked) = tokio::join!(
+        futures_util::future::join_all(
+            reqs.iter()
+                .zip(&approvals)
+                .map(|(r, a)| store.approve_consent(&r.token_hash, &alice.id, a)),
+        ),
+        store.revoke_grant(&alice.id, &grant.id, NOW),
+    );
+    assert!(revoked.unwrap().is_some());
+    for (i, r) in results.into_iter().enumerate() {
+        let (_, g, code) = r
+            .unwrap()
+            .expect("every request is approved, before or after");
+        let redeemed = store
+            .redeem_authorization_code(&code.code_hash, NOW)
+            .await
+            .unwrap();
+        if g.id == grant.id {
+            assert_eq!(
+                redeemed,
+                CodeRedemption::Invalid,
+                "code {i} outlived its grant"
+            );
+        } else {
+            assert!(
+                matches!(redeemed, CodeRedemption::Redeemed(_)),
+                "code {i}: {redeemed:?}"
+            );
+        }
+    }
+    let live = store
+        .list_grants(&alice.id, PageSpec::default())
+        .await
+        .unwrap();
+    assert!(live.items.iter().all(|g| g.id != grant.id));
+    assert!(live.total <= 1, "one live grant at most: {:?}", live.items);
 }
 
 async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
@@ -995,6 +1198,9 @@ storage_tests! {
     concurrent_login_attempts_never_pass_the_limit,
     consent_tokens_are_single_use_and_bound_to_their_user,
     concurrent_approvals_of_one_token_succeed_once,
+    approvals_under_a_covering_grant_run_together,
+    an_approval_trusts_the_stored_request_not_the_callers_copy,
+    approvals_racing_a_revocation_leave_no_live_code_on_it,
     approving_creates_then_widens_one_grant_and_mints_a_code,
     codes_redeem_once_and_not_after_expiry,
     revoking_a_grant_kills_its_codes_and_hides_it,

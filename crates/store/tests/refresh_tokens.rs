@@ -86,6 +86,7 @@ async fn approve(store: &dyn Store, u: &User, c: &Client, consent: &str, code_ha
                 code_expires_at: NOW + 60,
                 now: NOW,
                 grantable_scopes: vec!["admin".into(), "voice".into()],
+                pending: None,
             },
         )
         .await
