@@ -12,6 +12,7 @@ use base64::Engine;
 use oauth_core::client_assertion::{self, Expected, VerifiedAssertion, ASSERTION_TYPE};
 use oauth_core::jwt::AccessTokenClaims;
 use oauth_core::{secret, Client, ClientOrigin};
+use oauth_store::RefreshToken;
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -490,28 +491,64 @@ pub async fn authenticate_client_and_token(
     peer: IpAddr,
     token: Option<&str>,
 ) -> Result<(AuthenticatedClient, Option<(AccessTokenClaims, bool)>), ApiError> {
+    authenticate_reading(state, creds, peer, async || {
+        let own = match token {
+            Some(t) => crate::tokens::verify_access_token(state, t, None)
+                .await
+                .filter(|c| c.client_id == creds.client_id()),
+            None => None,
+        };
+        Ok(match own {
+            None => state
+                .store
+                .get_client(creds.client_id())
+                .await?
+                .map(|c| (c, None)),
+            Some(claims) => state
+                .store
+                .client_and_token_state(creds.client_id(), &crate::tokens::token_ref(&claims))
+                .await?
+                .map(|(client, live)| (client, Some((claims, live)))),
+        })
+    })
+    .await
+}
+
+/// [`authenticate_client`], which also reads the refresh token whose hash is `token_hash`
+/// (whoever it was issued to; the refresh grant judges it) in the client's statement.
+pub async fn authenticate_client_and_refresh_token(
+    state: &AppState,
+    creds: &ClientCredentials,
+    peer: IpAddr,
+    token_hash: &str,
+) -> Result<(AuthenticatedClient, Option<RefreshToken>), ApiError> {
+    authenticate_reading(state, creds, peer, async || {
+        Ok(state
+            .store
+            .client_and_refresh_token(creds.client_id(), token_hash)
+            .await?)
+    })
+    .await
+}
+
+/// Client authentication, with the client read by `read` (together with whatever else the
+/// caller needs from the same statement), after the rate limits were looked at. What `read`
+/// found besides the client is handed back only when the client authenticated.
+async fn authenticate_reading<T: Default>(
+    state: &AppState,
+    creds: &ClientCredentials,
+    peer: IpAddr,
+    read: impl AsyncFnOnce() -> Result<Option<(Client, T)>, ApiError>,
+) -> Result<(AuthenticatedClient, T), ApiError> {
     let limits = &state.rate_limits;
     limits
         .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
     let basic = creds.used_basic();
     let failed = || ApiError::invalid_client(basic, "client authentication failed");
-    let own = match token {
-        Some(t) => crate::tokens::verify_access_token(state, t, None)
-            .await
-            .filter(|c| c.client_id == creds.client_id()),
-        None => None,
-    };
-    let (found, live) = match &own {
-        None => (state.store.get_client(creds.client_id()).await?, None),
-        Some(claims) => match state
-            .store
-            .client_and_token_state(creds.client_id(), &crate::tokens::token_ref(claims))
-            .await?
-        {
-            Some((client, live)) => (Some(client), Some(live)),
-            None => (None, None),
-        },
+    let (found, alongside) = match read().await? {
+        Some((client, alongside)) => (Some(client), alongside),
+        None => (None, T::default()),
     };
     let Some(client) = found else {
         // Logged, not stored: made-up ids cost an attacker nothing (see `audit`).
@@ -567,7 +604,7 @@ pub async fn authenticate_client_and_token(
             authenticated,
             client,
         },
-        own.zip(live),
+        alongside,
     ))
 }
 

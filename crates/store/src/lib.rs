@@ -647,6 +647,15 @@ pub trait TokenStore: Send + Sync {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()>;
     /// The stored token with this hash, whatever its state (the caller judges liveness).
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
+    /// The client `client_id` and the refresh token with this hash (as
+    /// [`TokenStore::find_refresh_token`], whoever it was issued to) in one statement: the
+    /// refresh grant makes one round trip to the database before its rotation instead of two.
+    /// `None` when there is no such client.
+    async fn client_and_refresh_token(
+        &self,
+        client_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<(Client, Option<RefreshToken>)>>;
     /// In one transaction: marks the live token `old_hash` used (a conditional `UPDATE`, so
     /// that of two concurrent calls, on any number of instances, only one wins) and stores
     /// `new`, which must carry the same grant. A used token revokes its grant and family in

@@ -86,6 +86,35 @@ impl FromCols for ClientAndLive {
     }
 }
 
+/// [`REFRESH_COLUMNS`] of the joined `rt`, renamed `rt_*` so that they do not meet the client's.
+const JOINED_REFRESH_COLUMNS: &str = "rt.token_hash AS rt_token_hash, rt.grant_id AS rt_grant_id, \
+    rt.client_id AS rt_client_id, rt.user_id AS rt_user_id, rt.scopes AS rt_scopes, \
+    rt.resource AS rt_resource, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
+    rt.used_at AS rt_used_at, rt.revoked_at AS rt_revoked_at, rt.family_id AS rt_family_id";
+
+/// The columns of a row named `rt_*`, read by their plain names.
+struct Joined<'r, C>(&'r C);
+
+impl<C: Cols> Cols for Joined<'_, C> {
+    fn col<T: crate::shared::Col>(&self, name: &str) -> Result<T> {
+        self.0.col(&format!("rt_{name}"))
+    }
+}
+
+/// A client row and, when one has the hash asked for, a refresh token's.
+struct ClientAndRefresh(Client, Option<RefreshToken>);
+
+impl FromCols for ClientAndRefresh {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        let client = Client::from_cols(r)?;
+        let token = match r.col::<Option<String>>("rt_token_hash")? {
+            Some(_) => Some(RefreshToken::from_cols(&Joined(r))?),
+            None => None,
+        };
+        Ok(ClientAndRefresh(client, token))
+    }
+}
+
 #[async_trait]
 impl<B: Engine> TokenStore for B {
     /// A point read.
@@ -180,6 +209,24 @@ impl<B: Engine> TokenStore for B {
     }
 
     /// A point read.
+    /// A point read.
+    async fn client_and_refresh_token(
+        &self,
+        client_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<(Client, Option<RefreshToken>)>> {
+        let sql = format!(
+            "SELECT c.*, {JOINED_REFRESH_COLUMNS} FROM \
+             (SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1) c \
+             LEFT JOIN refresh_tokens rt ON rt.token_hash = $2"
+        );
+        let args = [Arg::Text(client_id), Arg::Text(token_hash)];
+        Ok(self
+            .point_read::<ClientAndRefresh>(&sql, &args)
+            .await?
+            .map(|ClientAndRefresh(c, t)| (c, t)))
+    }
+
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
         let sql = format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
         self.point_read(&sql, &[Arg::Text(token_hash)]).await

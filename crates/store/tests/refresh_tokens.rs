@@ -35,6 +35,13 @@ async fn user(store: &dyn Store, email: &str) -> User {
 /// A user, a client, and the user's grant to it (through a consent approval).
 async fn setup(store: &dyn Store) -> (User, Client, Grant) {
     let u = user(store, "rt@x.example").await;
+    let c = client_of(store, &u).await;
+    let grant = approve(store, &u, &c, "consent", "code").await;
+    (u, c, grant)
+}
+
+/// A confidential client of `u`'s organization allowed the code and refresh grants.
+async fn client_of(store: &dyn Store, u: &User) -> Client {
     let req = CreateOAuthClient::new(
         "App",
         ClientType::Confidential,
@@ -54,8 +61,7 @@ async fn setup(store: &dyn Store) -> (User, Client, Grant) {
         settings: ClientDraft::from_create(req, &ScopeCatalogue::default()).unwrap(),
     };
     store.insert_client(&c).await.unwrap();
-    let grant = approve(store, &u, &c, "consent", "code").await;
-    (u, c, grant)
+    c
 }
 
 /// A consent request of `u` for `c`, approved: a code `code_hash` under the user's grant.
@@ -184,6 +190,62 @@ async fn rotation_uses_the_old_token_and_stores_the_new_one(store: &dyn Store) {
         RefreshRotation::Invalid
     );
     assert!(store.find_refresh_token("r9").await.unwrap().is_none());
+}
+
+async fn a_refresh_token_is_read_with_the_client_presenting_it(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("j1", &grant, &["admin", "voice"], NOW))
+        .await
+        .unwrap();
+    let stored = store.find_refresh_token("j1").await.unwrap().unwrap();
+    let (client, found) = store
+        .client_and_refresh_token(&c.client_id, "j1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        client,
+        store.get_client(&c.client_id).await.unwrap().unwrap()
+    );
+    assert_eq!(found, Some(stored.clone()));
+    // Unknown token: the client alone.
+    let (client, found) = store
+        .client_and_refresh_token(&c.client_id, "nope")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.client_id, c.client_id);
+    assert_eq!(found, None);
+    // Another client presenting it still reads it (the caller refuses and records that), with
+    // that client's own row.
+    let other = client_of(store, &u).await;
+    let (client, found) = store
+        .client_and_refresh_token(&other.client_id, "j1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.client_id, other.client_id);
+    assert_eq!(found.map(|t| t.client_id), Some(c.client_id.clone()));
+    // Unknown client: nothing, whatever the token.
+    assert_eq!(
+        store
+            .client_and_refresh_token("no-such-client", "j1")
+            .await
+            .unwrap(),
+        None
+    );
+    // A used token reads as used: the rotation that follows judges it.
+    store
+        .rotate_refresh_token("j1", &token("j2", &grant, &["admin"], NOW + 1), NOW + 1)
+        .await
+        .unwrap();
+    let (_, found) = store
+        .client_and_refresh_token(&c.client_id, "j1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.and_then(|t| t.used_at), Some(NOW + 1));
 }
 
 async fn reuse_revokes_the_grant_and_its_family(store: &dyn Store) {
@@ -1122,6 +1184,7 @@ storage_tests! {
     concurrent_code_redemptions_have_one_winner,
     concurrent_exchanges_of_one_code_have_one_winner,
     rotation_uses_the_old_token_and_stores_the_new_one,
+    a_refresh_token_is_read_with_the_client_presenting_it,
     reuse_revokes_the_grant_and_its_family,
     concurrent_rotations_have_one_winner,
     revoking_the_grant_revokes_its_refresh_tokens,

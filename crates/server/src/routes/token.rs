@@ -4,7 +4,8 @@
 //! ```text
 //!  client ── POST /oauth/token ──► OAuthParams (form or JSON, §3.2)
 //!                                   ClientCredentials (Basic | body | id alone, §2.3)
-//!                                   authenticate_client
+//!                                   authenticate_client (and, for the refresh grant,
+//!                                     the presented token read in the client's statement)
 //!                                   match grant_type ──► authorization_code (§4.1.3)
 //!                                                   ├─► refresh_token (§6)
 //!                                                   ├─► client_credentials (§4.4)
@@ -16,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use oauth_core::entity::AuthorizationCode;
+use oauth_core::entity::{AuthorizationCode, RefreshToken};
 use oauth_core::secret;
 use oauth_core::token::{granted_scopes, CodeRefusal, PresentedCode};
 use oauth_core::UnixSeconds;
@@ -31,7 +32,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::oauth_request::{
-    authenticate_client, AuthenticatedClient, ClientCredentials, OAuthParams,
+    authenticate_client, authenticate_client_and_refresh_token, AuthenticatedClient,
+    ClientCredentials, OAuthParams,
 };
 use crate::state::AppState;
 use crate::tokens::{issue_access_token, TokenRequest};
@@ -77,10 +79,17 @@ async fn token(
             "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
-    let client = authenticate_client(&state, &creds, peer.ip()).await?;
+    // A refresh token is read in the client's statement: one round trip before the rotation.
+    let (client, stored_refresh) = match (grant_type, params.get("refresh_token")) {
+        ("refresh_token", Some(presented)) => {
+            let hash = secret::hash_secret(presented);
+            authenticate_client_and_refresh_token(&state, &creds, peer.ip(), &hash).await?
+        }
+        _ => (authenticate_client(&state, &creds, peer.ip()).await?, None),
+    };
     let response = match grant_type {
         "authorization_code" => authorization_code(&state, &client, &params).await?,
-        "refresh_token" => refresh_token(&state, &client, &params).await?,
+        "refresh_token" => refresh_token(&state, &client, &params, stored_refresh).await?,
         "client_credentials" => client_credentials(&state, &client, &params)?,
         other => {
             return Err(ApiError::oauth(
@@ -341,10 +350,12 @@ fn new_refresh_token(
 
 /// RFC 6749 §6: a refresh token for a new access token and a new refresh token (rotation,
 /// RFC 9700 §4.14.2). The old token is used up in the same transaction that stores the new one.
+/// `stored` is the token with the presented one's hash, read with the client.
 async fn refresh_token(
     state: &AppState,
     auth: &AuthenticatedClient,
     params: &OAuthParams,
+    stored: Option<RefreshToken>,
 ) -> Result<TokenResponse, ApiError> {
     let client = &auth.client;
     require_grant_type(auth, GrantType::RefreshToken)?;
@@ -353,7 +364,7 @@ async fn refresh_token(
     let now = state.clock.now();
     const INVALID: &str = "the refresh token is invalid, expired or revoked";
     // These fields never change, so checking them before the atomic rotation is race-free.
-    let Some(stored) = state.store.find_refresh_token(&hash).await? else {
+    let Some(stored) = stored else {
         return Err(invalid_grant(INVALID));
     };
     // §6: the token was issued to the authenticated client. Another client's attempt changes
