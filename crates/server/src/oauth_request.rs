@@ -12,7 +12,7 @@ use base64::Engine;
 use oauth_core::client_assertion::{self, Expected, VerifiedAssertion, ASSERTION_TYPE};
 use oauth_core::jwt::AccessTokenClaims;
 use oauth_core::{secret, Client, ClientOrigin};
-use oauth_store::RefreshToken;
+use oauth_store::{AuthorizationCode, RefreshToken};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -526,6 +526,24 @@ pub async fn authenticate_client_and_refresh_token(
         Ok(state
             .store
             .client_and_refresh_token(creds.client_id(), token_hash)
+            .await?)
+    })
+    .await
+}
+
+/// [`authenticate_client`], which also reads the authorization code whose hash is `code_hash`,
+/// if it is unused (whoever it was issued to; the code grant judges it), in the client's
+/// statement.
+pub async fn authenticate_client_and_code(
+    state: &AppState,
+    creds: &ClientCredentials,
+    peer: IpAddr,
+    code_hash: &str,
+) -> Result<(AuthenticatedClient, Option<AuthorizationCode>), ApiError> {
+    authenticate_reading(state, creds, peer, async || {
+        Ok(state
+            .store
+            .client_and_unused_code(creds.client_id(), code_hash)
             .await?)
     })
     .await

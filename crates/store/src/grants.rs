@@ -1,13 +1,14 @@
 //! Authorization: consent requests, grants and authorization codes.
 
-use oauth_core::{PageSpec, UnixSeconds};
+use oauth_core::{Client, PageSpec, UnixSeconds};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::clients::CLIENT_COLUMNS;
 use crate::engine::{self, Engine};
-use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols};
+use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Joined};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
@@ -26,6 +27,30 @@ const GRANT_COLUMNS: &str = "id, user_id, client_id, installation, scopes, resou
 
 const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, \
     scopes, code_challenge, code_challenge_method, resource, created_at, expires_at, family_id";
+
+/// [`CODE_COLUMNS`] of the joined `ac`, renamed `ac_*` so that they do not meet the client's.
+const JOINED_CODE_COLUMNS: &str = "ac.code_hash AS ac_code_hash, ac.grant_id AS ac_grant_id, \
+    ac.client_id AS ac_client_id, ac.user_id AS ac_user_id, ac.redirect_uri AS ac_redirect_uri, \
+    ac.scopes AS ac_scopes, ac.code_challenge AS ac_code_challenge, \
+    ac.code_challenge_method AS ac_code_challenge_method, ac.resource AS ac_resource, \
+    ac.created_at AS ac_created_at, ac.expires_at AS ac_expires_at, ac.family_id AS ac_family_id";
+
+/// A client row and, when an unused code has the hash asked for, that code's.
+struct ClientAndCode(Client, Option<AuthorizationCode>);
+
+impl FromCols for ClientAndCode {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        let client = Client::from_cols(r)?;
+        let code = match r.col::<Option<String>>("ac_code_hash")? {
+            Some(_) => Some(AuthorizationCode::from_cols(&Joined {
+                row: r,
+                prefix: "ac_",
+            })?),
+            None => None,
+        };
+        Ok(ClientAndCode(client, code))
+    }
+}
 
 /// `a` followed by the values of `b` it does not have yet, in order.
 fn union(a: &[String], b: &[String]) -> Vec<String> {
@@ -196,33 +221,38 @@ impl<B: Engine> GrantStore for B {
         now: UnixSeconds,
         decide: Decide,
     ) -> Result<CodeExchange> {
-        let decide: Arc<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync> =
-            Arc::from(decide);
-        if Self::DIALECT.writes_in_with {
-            let at_once = ExchangeAtOnce {
-                code_hash: code_hash.to_owned(),
-                client_id: client_id.to_owned(),
-                family: family.clone(),
-                now,
-                decide: Arc::clone(&decide),
-                for_share: Self::DIALECT.for_share,
-            };
-            if let Some(code) = self.write(at_once).await? {
-                return Ok(CodeExchange::Exchanged(Box::new(code)));
-            }
-        }
-        // Not exchanged in one statement (unknown, used, expired, another client's, rejected,
-        // its grant revoked, or SQLite): the transaction tells which, and burns or revokes
-        // what the rules say.
-        self.write(ExchangeCode {
-            code_hash: code_hash.to_owned(),
-            client_id: Some(client_id.to_owned()),
-            family: Some(family.clone()),
-            now,
-            decide: Box::new(move |code: &AuthorizationCode| decide(code)),
-            for_update: Self::DIALECT.for_update,
-        })
-        .await
+        exchange(self, code_hash, None, client_id, family, now, decide).await
+    }
+
+    /// A hot-path write.
+    async fn exchange_unused_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+        client_id: &str,
+        family: &NewTokenFamily,
+        now: UnixSeconds,
+        decide: Decide,
+    ) -> Result<CodeExchange> {
+        let read = Some(code.clone());
+        exchange(self, &code.code_hash, read, client_id, family, now, decide).await
+    }
+
+    /// A point read.
+    async fn client_and_unused_code(
+        &self,
+        client_id: &str,
+        code_hash: &str,
+    ) -> Result<Option<(Client, Option<AuthorizationCode>)>> {
+        let sql = format!(
+            "SELECT c.*, {JOINED_CODE_COLUMNS} FROM \
+             (SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1) c \
+             LEFT JOIN authorization_codes ac ON ac.code_hash = $2 AND ac.used_at IS NULL"
+        );
+        let args = [Arg::Text(client_id), Arg::Text(code_hash)];
+        Ok(self
+            .point_read::<ClientAndCode>(&sql, &args)
+            .await?
+            .map(|ClientAndCode(c, code)| (c, code)))
     }
 
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
@@ -342,6 +372,47 @@ impl<B: Engine> GrantStore for B {
         Ok(total)
     }
 }
+/// `GrantStore::exchange_authorization_code`, with the code as the caller read it while it was
+/// unused, if it did (`read`).
+async fn exchange<B: Engine>(
+    store: &B,
+    code_hash: &str,
+    read: Option<AuthorizationCode>,
+    client_id: &str,
+    family: &NewTokenFamily,
+    now: UnixSeconds,
+    decide: Decide,
+) -> Result<CodeExchange> {
+    let decide: Arc<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync> = Arc::from(decide);
+    if B::DIALECT.writes_in_with {
+        let at_once = ExchangeAtOnce {
+            code_hash: code_hash.to_owned(),
+            read,
+            client_id: client_id.to_owned(),
+            family: family.clone(),
+            now,
+            decide: Arc::clone(&decide),
+            for_share: B::DIALECT.for_share,
+        };
+        if let Some(code) = store.write(at_once).await? {
+            return Ok(CodeExchange::Exchanged(Box::new(code)));
+        }
+    }
+    // Not exchanged in one statement (unknown, used, expired, another client's, rejected, its
+    // grant revoked, or SQLite): the transaction tells which, and burns or revokes what the
+    // rules say.
+    store
+        .write(ExchangeCode {
+            code_hash: code_hash.to_owned(),
+            client_id: Some(client_id.to_owned()),
+            family: Some(family.clone()),
+            now,
+            decide: Box::new(move |code: &AuthorizationCode| decide(code)),
+            for_update: B::DIALECT.for_update,
+        })
+        .await
+}
+
 /// The conditional update that makes a consent token single-use: only a live, unused request
 /// of this user is marked, and only one caller gets the row back.
 async fn take_consent<E: Exec>(
@@ -705,6 +776,9 @@ pub type Decide = Box<dyn Fn(&AuthorizationCode) -> CodeDecision + Send + Sync>;
 /// then, and [`ExchangeCode`] says why.
 struct ExchangeAtOnce {
     code_hash: String,
+    /// The code as the caller read it while unused (`GrantStore::client_and_unused_code`): then
+    /// it is not read again here. Its content never changes; the statement checks its state.
+    read: Option<AuthorizationCode>,
     client_id: String,
     family: NewTokenFamily,
     now: UnixSeconds,
@@ -718,20 +792,24 @@ impl WriteJob for ExchangeAtOnce {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<AuthorizationCode>> {
         let now = self.now;
-        let sql = format!(
-            "SELECT {CODE_COLUMNS} FROM authorization_codes \
-             WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > $3"
-        );
-        let code: Option<AuthorizationCode> = e
-            .fetch(
-                &sql,
-                &[
+        let code: Option<AuthorizationCode> = match &self.read {
+            Some(read) if read.code_hash == self.code_hash => {
+                let live = read.client_id == self.client_id && read.expires_at > now;
+                live.then(|| read.clone())
+            }
+            _ => {
+                let sql = format!(
+                    "SELECT {CODE_COLUMNS} FROM authorization_codes \
+                     WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > $3"
+                );
+                let args = [
                     Arg::Text(&self.code_hash),
                     Arg::Text(&self.client_id),
                     Arg::Int(now),
-                ],
-            )
-            .await?;
+                ];
+                e.fetch(&sql, &args).await?
+            }
+        };
         let Some(code) = code else {
             return Ok(None);
         };

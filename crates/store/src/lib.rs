@@ -573,6 +573,27 @@ pub trait GrantStore: Send + Sync {
         now: UnixSeconds,
         decide: Decide,
     ) -> Result<CodeExchange>;
+    /// [`GrantStore::exchange_authorization_code`] of `code`, as the caller read it while it
+    /// was unused ([`GrantStore::client_and_unused_code`]): the same outcomes, and on PostgreSQL
+    /// an accepted exchange does not read the code again. Only the code's content is taken from
+    /// `code` (it never changes); whether it is still unused, unexpired and under a live grant
+    /// is decided by the store as always.
+    async fn exchange_unused_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+        client_id: &str,
+        family: &NewTokenFamily,
+        now: UnixSeconds,
+        decide: Decide,
+    ) -> Result<CodeExchange>;
+    /// The client `client_id` and the authorization code with this hash if it is unused
+    /// (whoever it was issued to) in one statement: the code grant makes one round trip to the
+    /// database before its exchange instead of two. `None` when there is no such client.
+    async fn client_and_unused_code(
+        &self,
+        client_id: &str,
+        code_hash: &str,
+    ) -> Result<Option<(Client, Option<AuthorizationCode>)>>;
     /// The user's live grants, oldest first.
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>>;
     /// The user's live grant with this id; another user's (or a revoked) grant is `None`.

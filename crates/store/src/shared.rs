@@ -102,6 +102,19 @@ impl rusqlite::ToSql for Arg<'_> {
     }
 }
 
+/// The columns of a joined table, renamed `{prefix}{column}` so that they do not meet the other
+/// table's, read by their plain names (so that the table's own decoder reads them).
+pub(crate) struct Joined<'r, C> {
+    pub(crate) row: &'r C,
+    pub(crate) prefix: &'static str,
+}
+
+impl<C: Cols> Cols for Joined<'_, C> {
+    fn col<T: Col>(&self, name: &str) -> Result<T> {
+        self.row.col(&format!("{}{name}", self.prefix))
+    }
+}
+
 /// `SELECT COUNT(*) AS n ...`
 pub(crate) struct Count(pub i64);
 

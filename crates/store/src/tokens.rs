@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::clients::CLIENT_COLUMNS;
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
-use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols};
+use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols, Joined};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
 };
@@ -92,15 +92,6 @@ const JOINED_REFRESH_COLUMNS: &str = "rt.token_hash AS rt_token_hash, rt.grant_i
     rt.resource AS rt_resource, rt.created_at AS rt_created_at, rt.expires_at AS rt_expires_at, \
     rt.used_at AS rt_used_at, rt.revoked_at AS rt_revoked_at, rt.family_id AS rt_family_id";
 
-/// The columns of a row named `rt_*`, read by their plain names.
-struct Joined<'r, C>(&'r C);
-
-impl<C: Cols> Cols for Joined<'_, C> {
-    fn col<T: crate::shared::Col>(&self, name: &str) -> Result<T> {
-        self.0.col(&format!("rt_{name}"))
-    }
-}
-
 /// A client row and, when one has the hash asked for, a refresh token's.
 struct ClientAndRefresh(Client, Option<RefreshToken>);
 
@@ -108,7 +99,10 @@ impl FromCols for ClientAndRefresh {
     fn from_cols(r: &impl Cols) -> Result<Self> {
         let client = Client::from_cols(r)?;
         let token = match r.col::<Option<String>>("rt_token_hash")? {
-            Some(_) => Some(RefreshToken::from_cols(&Joined(r))?),
+            Some(_) => Some(RefreshToken::from_cols(&Joined {
+                row: r,
+                prefix: "rt_",
+            })?),
             None => None,
         };
         Ok(ClientAndRefresh(client, token))

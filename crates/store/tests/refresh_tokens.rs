@@ -1040,6 +1040,137 @@ async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
     assert!(store.live_grant(&grant.id).await.unwrap().is_some());
 }
 
+/// Exchanges `code` as read with its client, as `client_id`, starting `fam` with refresh token
+/// `rt` (accepting).
+async fn exchange_read(
+    store: &dyn Store,
+    code: &oauth_store::AuthorizationCode,
+    client_id: &str,
+    fam: &NewTokenFamily,
+    rt: NewRefreshToken,
+    now: i64,
+) -> CodeExchange {
+    let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+        refresh_token: Some(rt.clone()),
+    };
+    store
+        .exchange_unused_authorization_code(code, client_id, fam, now, Box::new(accept))
+        .await
+        .unwrap()
+}
+
+async fn a_code_read_with_its_client_is_exchanged_once(store: &dyn Store) {
+    let (u, c, grant) = setup(store).await;
+    let (client, read) = store
+        .client_and_unused_code(&c.client_id, "code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        client,
+        store.get_client(&c.client_id).await.unwrap().unwrap()
+    );
+    let read = read.expect("the unused code is read with its client");
+    assert_eq!(
+        (read.code_hash.as_str(), &read.grant_id, &read.client_id),
+        ("code", &grant.id, &c.client_id)
+    );
+    assert_eq!(read.expires_at, NOW + 60);
+    let (_, none) = store
+        .client_and_unused_code(&c.client_id, "no-such-code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(none, None);
+    assert_eq!(
+        store
+            .client_and_unused_code("no-such-client", "code")
+            .await
+            .unwrap(),
+        None
+    );
+    // Another client reads it too (the grant judges), but exchanging it changes nothing.
+    let other = client_of(store, &u).await;
+    let (_, seen) = store
+        .client_and_unused_code(&other.client_id, "code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.as_ref(), Some(&read));
+    let out = exchange_read(
+        store,
+        &read,
+        &other.client_id,
+        &family("fam-other", NOW + DAY),
+        token("rt-other", &grant, &["admin"], NOW + 1),
+        NOW + 1,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::WrongClient { .. }), "{out:?}");
+    assert!(store
+        .find_refresh_token("rt-other")
+        .await
+        .unwrap()
+        .is_none());
+    // 30 exchanges of the read code at once: one wins, the others are replays.
+    let attempts = (0..30).map(|i| {
+        let fam = family(&format!("fam-{i}"), NOW + 100);
+        let rt = token(&format!("rt-{i}"), &grant, &["admin"], NOW + 1);
+        let (read, client_id) = (read.clone(), c.client_id.clone());
+        async move { exchange_read(store, &read, &client_id, &fam, rt, NOW + 1).await }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, CodeExchange::Exchanged(_)))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let w = winners[0];
+    let CodeExchange::Exchanged(won) = &outcomes[w] else {
+        unreachable!()
+    };
+    assert_eq!(won.family_id.as_deref(), Some(format!("fam-{w}").as_str()));
+    for (i, o) in outcomes.iter().enumerate().filter(|(i, _)| *i != w) {
+        assert!(matches!(o, CodeExchange::AlreadyUsed { .. }), "{i}: {o:?}");
+        assert!(store
+            .find_refresh_token(&format!("rt-{i}"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let kept = store.find_refresh_token(&format!("rt-{w}")).await.unwrap();
+    assert_eq!(kept.map(|t| t.grant_id), Some(grant.id.clone()));
+    // Used now: no longer read with the client.
+    let (_, gone) = store
+        .client_and_unused_code(&c.client_id, "code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone, None);
+
+    // A code read before it expired is not exchanged after.
+    approve(store, &u, &c, "consent-2", "code-2").await;
+    let (_, read2) = store
+        .client_and_unused_code(&c.client_id, "code-2")
+        .await
+        .unwrap()
+        .unwrap();
+    let out = exchange_read(
+        store,
+        &read2.unwrap(),
+        &c.client_id,
+        &family("fam-late", NOW + DAY),
+        token("rt-late", &grant, &["admin"], NOW + 60),
+        NOW + 60,
+    )
+    .await;
+    assert!(!matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    assert!(store.find_refresh_token("rt-late").await.unwrap().is_none());
+    assert!(!store.live_token_family("fam-late").await.unwrap());
+}
+
 /// Requests already used do not count against the bound: a user who completes many
 /// authorizations in one second keeps the one still waiting on its consent page.
 async fn used_consents_do_not_push_out_a_pending_one(store: &dyn Store) {
@@ -1183,6 +1314,7 @@ storage_tests! {
     a_rejected_exchange_burns_the_code_and_stores_nothing,
     concurrent_code_redemptions_have_one_winner,
     concurrent_exchanges_of_one_code_have_one_winner,
+    a_code_read_with_its_client_is_exchanged_once,
     rotation_uses_the_old_token_and_stores_the_new_one,
     a_refresh_token_is_read_with_the_client_presenting_it,
     reuse_revokes_the_grant_and_its_family,

@@ -4,8 +4,9 @@
 //! ```text
 //!  client ── POST /oauth/token ──► OAuthParams (form or JSON, §3.2)
 //!                                   ClientCredentials (Basic | body | id alone, §2.3)
-//!                                   authenticate_client (and, for the refresh grant,
-//!                                     the presented token read in the client's statement)
+//!                                   authenticate_client (and, for the code and refresh
+//!                                     grants, the presented code or token read in the
+//!                                     client's statement)
 //!                                   match grant_type ──► authorization_code (§4.1.3)
 //!                                                   ├─► refresh_token (§6)
 //!                                                   ├─► client_credentials (§4.4)
@@ -32,8 +33,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::oauth_request::{
-    authenticate_client, authenticate_client_and_refresh_token, AuthenticatedClient,
-    ClientCredentials, OAuthParams,
+    authenticate_client, authenticate_client_and_code, authenticate_client_and_refresh_token,
+    AuthenticatedClient, ClientCredentials, OAuthParams,
 };
 use crate::state::AppState;
 use crate::tokens::{issue_access_token, TokenRequest};
@@ -79,16 +80,29 @@ async fn token(
             "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
-    // A refresh token is read in the client's statement: one round trip before the rotation.
-    let (client, stored_refresh) = match (grant_type, params.get("refresh_token")) {
-        ("refresh_token", Some(presented)) => {
-            let hash = secret::hash_secret(presented);
-            authenticate_client_and_refresh_token(&state, &creds, peer.ip(), &hash).await?
+    // The presented refresh token or code is read in the client's statement: one round trip
+    // before the rotation or exchange.
+    let mut stored_refresh = None;
+    let mut unused_code = None;
+    let client = match grant_type {
+        "refresh_token" if params.get("refresh_token").is_some() => {
+            let hash = secret::hash_secret(params.require("refresh_token")?);
+            let (client, stored) =
+                authenticate_client_and_refresh_token(&state, &creds, peer.ip(), &hash).await?;
+            stored_refresh = stored;
+            client
         }
-        _ => (authenticate_client(&state, &creds, peer.ip()).await?, None),
+        "authorization_code" if params.get("code").is_some() => {
+            let hash = secret::hash_secret(params.require("code")?);
+            let (client, unused) =
+                authenticate_client_and_code(&state, &creds, peer.ip(), &hash).await?;
+            unused_code = unused;
+            client
+        }
+        _ => authenticate_client(&state, &creds, peer.ip()).await?,
     };
     let response = match grant_type {
-        "authorization_code" => authorization_code(&state, &client, &params).await?,
+        "authorization_code" => authorization_code(&state, &client, &params, unused_code).await?,
         "refresh_token" => refresh_token(&state, &client, &params, stored_refresh).await?,
         "client_credentials" => client_credentials(&state, &client, &params)?,
         other => {
@@ -169,11 +183,13 @@ fn require_grant_type(auth: &AuthenticatedClient, grant: GrantType) -> Result<()
     ))
 }
 
-/// RFC 6749 §4.1.3: exchanges an authorization code for tokens.
+/// RFC 6749 §4.1.3: exchanges an authorization code for tokens. `unused` is the code with the
+/// presented one's hash if it was unused when read with the client.
 async fn authorization_code(
     state: &AppState,
     auth: &AuthenticatedClient,
     params: &OAuthParams,
+    unused: Option<AuthorizationCode>,
 ) -> Result<TokenResponse, ApiError> {
     let client = &auth.client;
     require_grant_type(auth, GrantType::AuthorizationCode)?;
@@ -237,17 +253,27 @@ async fn authorization_code(
             },
         )
     };
-    let code = match state
-        .store
-        .exchange_authorization_code(
-            &secret::hash_secret(code),
-            &client.client_id,
-            &family,
-            now,
-            decide,
-        )
-        .await?
-    {
+    let exchanged = match &unused {
+        Some(read) => {
+            state
+                .store
+                .exchange_unused_authorization_code(read, &client.client_id, &family, now, decide)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .exchange_authorization_code(
+                    &secret::hash_secret(code),
+                    &client.client_id,
+                    &family,
+                    now,
+                    decide,
+                )
+                .await?
+        }
+    };
+    let code = match exchanged {
         CodeExchange::Exchanged(code) => code,
         CodeExchange::Rejected(_) => {
             let reason = refusal
