@@ -267,6 +267,24 @@ impl Served {
     }
 }
 
+/// The server says it is listening before its serving task first runs; a SIGTERM sent the
+/// moment it says so must find the handler in place and stop it cleanly, not end the process
+/// with the signal's default action (a loaded machine made that window wide enough to hit).
+#[tokio::test]
+async fn sigterm_right_after_listening_stops_cleanly() {
+    let db = fresh_db();
+    for round in 0..10 {
+        let mut served = Served::start(&db, &[]);
+        served.until_listening().await;
+        let (ok, rest) = served.terminate().await;
+        assert!(ok, "round {round}: exit status 0 after SIGTERM ({rest:?})");
+        assert!(
+            rest.iter().any(|l| l == "oauth-server stopped"),
+            "round {round}: {rest:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn first_start_prints_a_working_api_key_once_and_sigterm_stops_cleanly() {
     let db = fresh_db();
