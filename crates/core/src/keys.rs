@@ -5,8 +5,9 @@
 //! A private key is parsed once, into a [`KeyPair`], when it is generated or loaded; signing
 //! uses that object and never parses key material again. ES256 and EdDSA signatures are made
 //! with `aws-lc-rs`, RS256 signatures and every verification with `ring` (the faster of the two
-//! for each, measured by `oauth-bench`'s `signing` binary: BENCHMARKS.md); generation and the PKCS#8 encoding of stored keys use the RustCrypto crates (`p256`,
-//! `ed25519-dalek`, `rsa`), which also parse the stored forms.
+//! for each, measured by `oauth-bench`'s `signing` binary: BENCHMARKS.md); generation and the
+//! PKCS#8 encoding of stored keys use the RustCrypto crates (`p256`, `ed25519-dalek`, `rsa`),
+//! which also parse the stored forms.
 //!
 //! Sealing: the PKCS#8 DER of the private key is encrypted with AES-256-GCM under the
 //! key-encryption key, with the key id as associated data, so that a sealed key moved to another

@@ -16,6 +16,16 @@ pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, clien
     token_endpoint_auth_method, verified, created_at, updated_at, origin, jwks, jwks_uri, \
     application_type";
 
+/// A point read of the client `$1` with one row of another table left-joined to it
+/// (`join`: the table, its alias and its `ON` condition), whose `columns` are renamed
+/// `{alias}_{column}` (read with `shared::joined`). Always a row when the client exists.
+pub(crate) fn client_joined_sql(columns: &str, join: &str) -> String {
+    format!(
+        "SELECT c.*, {columns} FROM \
+         (SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1) c LEFT JOIN {join}"
+    )
+}
+
 #[async_trait]
 impl<B: Engine> ClientStore for B {
     /// A hot-path write.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clients::CLIENT_COLUMNS;
+use crate::clients::client_joined_sql;
 use crate::engine::{self, Engine};
-use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Joined};
+use crate::shared::{from_json, joined, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
@@ -40,15 +40,10 @@ struct ClientAndCode(Client, Option<AuthorizationCode>);
 
 impl FromCols for ClientAndCode {
     fn from_cols(r: &impl Cols) -> Result<Self> {
-        let client = Client::from_cols(r)?;
-        let code = match r.col::<Option<String>>("ac_code_hash")? {
-            Some(_) => Some(AuthorizationCode::from_cols(&Joined {
-                row: r,
-                prefix: "ac_",
-            })?),
-            None => None,
-        };
-        Ok(ClientAndCode(client, code))
+        Ok(ClientAndCode(
+            Client::from_cols(r)?,
+            joined(r, "ac_", "code_hash")?,
+        ))
     }
 }
 
@@ -243,10 +238,9 @@ impl<B: Engine> GrantStore for B {
         client_id: &str,
         code_hash: &str,
     ) -> Result<Option<(Client, Option<AuthorizationCode>)>> {
-        let sql = format!(
-            "SELECT c.*, {JOINED_CODE_COLUMNS} FROM \
-             (SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1) c \
-             LEFT JOIN authorization_codes ac ON ac.code_hash = $2 AND ac.used_at IS NULL"
+        let sql = client_joined_sql(
+            JOINED_CODE_COLUMNS,
+            "authorization_codes ac ON ac.code_hash = $2 AND ac.used_at IS NULL",
         );
         let args = [Arg::Text(client_id), Arg::Text(code_hash)];
         Ok(self
@@ -372,6 +366,7 @@ impl<B: Engine> GrantStore for B {
         Ok(total)
     }
 }
+
 /// `GrantStore::exchange_authorization_code`, with the code as the caller read it while it was
 /// unused, if it did (`read`).
 async fn exchange<B: Engine>(
@@ -543,6 +538,36 @@ impl WriteJob for CreateConsent {
     }
 }
 
+/// Narrows `consent` to the scopes the client may still be granted; with none left, `None`
+/// (nothing is approved). Otherwise the request's resources as a list and its installation.
+fn approvable(consent: &mut ConsentRequest, a: &Approval) -> Option<(Vec<String>, String)> {
+    consent.scopes.retain(|s| a.grantable_scopes.contains(s));
+    if consent.scopes.is_empty() {
+        return None;
+    }
+    let resources = consent.resource.iter().cloned().collect();
+    let installation = oauth_core::cimd::installation(&consent.client_id, &consent.redirect_uri);
+    Some((resources, installation))
+}
+
+/// The code an approval of `consent` (narrowed) mints under grant `grant_id`.
+fn approved_code(consent: &ConsentRequest, grant_id: &str, a: &Approval) -> AuthorizationCode {
+    AuthorizationCode {
+        family_id: None,
+        code_hash: a.code_hash.clone(),
+        grant_id: grant_id.to_owned(),
+        client_id: consent.client_id.clone(),
+        user_id: consent.user_id.clone(),
+        redirect_uri: consent.redirect_uri.clone(),
+        scopes: consent.scopes.clone(),
+        code_challenge: consent.code_challenge.clone(),
+        code_challenge_method: consent.code_challenge_method.clone(),
+        resource: consent.resource.clone(),
+        created_at: a.now,
+        expires_at: a.code_expires_at,
+    }
+}
+
 /// `Store::approve_consent`.
 struct ApproveConsent {
     token_hash: String,
@@ -563,13 +588,9 @@ impl WriteJob for ApproveConsent {
         let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
             return Ok(None);
         };
-        consent.scopes.retain(|s| a.grantable_scopes.contains(s));
-        if consent.scopes.is_empty() {
+        let Some((resources, installation)) = approvable(&mut consent, a) else {
             return Ok(None);
-        }
-        let resources: Vec<String> = consent.resource.iter().cloned().collect();
-        let installation =
-            oauth_core::cimd::installation(&consent.client_id, &consent.redirect_uri);
+        };
         // Create the grant unless a live one exists for this installation (the partial unique
         // index decides, also against a concurrent approval), then lock and widen whichever is
         // live.
@@ -625,20 +646,7 @@ impl WriteJob for ApproveConsent {
             grant.resources = all_resources;
             grant.updated_at = a.now;
         }
-        let code = AuthorizationCode {
-            family_id: None,
-            code_hash: a.code_hash.clone(),
-            grant_id: grant.id.clone(),
-            client_id: consent.client_id.clone(),
-            user_id: user_id.to_owned(),
-            redirect_uri: consent.redirect_uri.clone(),
-            scopes: consent.scopes.clone(),
-            code_challenge: consent.code_challenge.clone(),
-            code_challenge_method: consent.code_challenge_method.clone(),
-            resource: consent.resource.clone(),
-            created_at: a.now,
-            expires_at: a.code_expires_at,
-        };
+        let code = approved_code(&consent, &grant.id, a);
         let sql = "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, \
              redirect_uri, scopes, code_challenge, code_challenge_method, resource, created_at, \
              expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -691,13 +699,12 @@ impl WriteJob for ApproveAtOnce {
         // approves nothing here.
         let requested_json = to_json(&self.pending.scopes)?;
         let mut consent = self.pending.clone();
-        consent.scopes.retain(|s| a.grantable_scopes.contains(s));
-        if consent.scopes.is_empty() || consent.user_id != self.user_id {
+        if consent.user_id != self.user_id {
             return Ok(None);
         }
-        let resources: Vec<String> = consent.resource.iter().cloned().collect();
-        let installation =
-            oauth_core::cimd::installation(&consent.client_id, &consent.redirect_uri);
+        let Some((resources, installation)) = approvable(&mut consent, a) else {
+            return Ok(None);
+        };
         let scopes_json = to_json(&consent.scopes)?;
         let resources_json = to_json(&resources)?;
         let sql = format!(
@@ -743,20 +750,7 @@ impl WriteJob for ApproveAtOnce {
         let Some(grant) = e.fetch::<Grant>(&sql, &args).await? else {
             return Ok(None);
         };
-        let code = AuthorizationCode {
-            family_id: None,
-            code_hash: a.code_hash.clone(),
-            grant_id: grant.id.clone(),
-            client_id: consent.client_id.clone(),
-            user_id: self.user_id.clone(),
-            redirect_uri: consent.redirect_uri.clone(),
-            scopes: consent.scopes.clone(),
-            code_challenge: consent.code_challenge.clone(),
-            code_challenge_method: consent.code_challenge_method.clone(),
-            resource: consent.resource.clone(),
-            created_at: a.now,
-            expires_at: a.code_expires_at,
-        };
+        let code = approved_code(&consent, &grant.id, a);
         Ok(Some((consent, grant, code)))
     }
 }

@@ -102,16 +102,30 @@ impl rusqlite::ToSql for Arg<'_> {
     }
 }
 
-/// The columns of a joined table, renamed `{prefix}{column}` so that they do not meet the other
-/// table's, read by their plain names (so that the table's own decoder reads them).
-pub(crate) struct Joined<'r, C> {
-    pub(crate) row: &'r C,
-    pub(crate) prefix: &'static str,
+/// The columns of a left-joined table, renamed `{prefix}{column}` so that they do not meet the
+/// other table's, read by their plain names (so that the table's own decoder reads them).
+struct Joined<'r, C> {
+    row: &'r C,
+    prefix: &'static str,
 }
 
 impl<C: Cols> Cols for Joined<'_, C> {
     fn col<T: Col>(&self, name: &str) -> Result<T> {
         self.row.col(&format!("{}{name}", self.prefix))
+    }
+}
+
+/// The left-joined row whose columns are renamed `{prefix}{column}`; `None` when the join found
+/// none (its `key` column, never null in a row, is null).
+pub(crate) fn joined<T: FromCols>(
+    r: &impl Cols,
+    prefix: &'static str,
+    key: &str,
+) -> Result<Option<T>> {
+    let joined = Joined { row: r, prefix };
+    match joined.col::<Option<String>>(key)? {
+        Some(_) => T::from_cols(&joined).map(Some),
+        None => Ok(None),
     }
 }
 

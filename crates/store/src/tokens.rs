@@ -4,10 +4,10 @@ use oauth_core::{Client, UnixSeconds};
 
 use async_trait::async_trait;
 
-use crate::clients::CLIENT_COLUMNS;
+use crate::clients::{client_joined_sql, CLIENT_COLUMNS};
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
-use crate::shared::{from_json, to_json, Arg, Cols, Exists, FromCols, Joined};
+use crate::shared::{from_json, joined, to_json, Arg, Cols, Exists, FromCols};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
 };
@@ -97,15 +97,10 @@ struct ClientAndRefresh(Client, Option<RefreshToken>);
 
 impl FromCols for ClientAndRefresh {
     fn from_cols(r: &impl Cols) -> Result<Self> {
-        let client = Client::from_cols(r)?;
-        let token = match r.col::<Option<String>>("rt_token_hash")? {
-            Some(_) => Some(RefreshToken::from_cols(&Joined {
-                row: r,
-                prefix: "rt_",
-            })?),
-            None => None,
-        };
-        Ok(ClientAndRefresh(client, token))
+        Ok(ClientAndRefresh(
+            Client::from_cols(r)?,
+            joined(r, "rt_", "token_hash")?,
+        ))
     }
 }
 
@@ -203,16 +198,14 @@ impl<B: Engine> TokenStore for B {
     }
 
     /// A point read.
-    /// A point read.
     async fn client_and_refresh_token(
         &self,
         client_id: &str,
         token_hash: &str,
     ) -> Result<Option<(Client, Option<RefreshToken>)>> {
-        let sql = format!(
-            "SELECT c.*, {JOINED_REFRESH_COLUMNS} FROM \
-             (SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1) c \
-             LEFT JOIN refresh_tokens rt ON rt.token_hash = $2"
+        let sql = client_joined_sql(
+            JOINED_REFRESH_COLUMNS,
+            "refresh_tokens rt ON rt.token_hash = $2",
         );
         let args = [Arg::Text(client_id), Arg::Text(token_hash)];
         Ok(self
