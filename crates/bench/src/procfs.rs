@@ -33,6 +33,21 @@ fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
+/// The processes whose command name (`/proc/<pid>/comm`) is `name`: every PostgreSQL process
+/// on this machine is `postgres` (the postmaster, one backend per connection, the WAL writer,
+/// the checkpointer, ...).
+pub fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .collect()
+}
+
 /// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in KiB.
 pub fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -188,6 +203,15 @@ fn taskset_available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_are_found_by_command_name() {
+        let own = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+        let own = own.trim_end();
+        assert!(!own.is_empty());
+        assert!(pids_named(own).contains(&std::process::id()));
+        assert!(pids_named("no-such-command").is_empty());
+    }
 
     #[test]
     fn cpu_ticks_skip_a_command_name_with_spaces() {

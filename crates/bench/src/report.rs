@@ -17,6 +17,11 @@ pub struct Measurement {
     /// Server CPU (user + system) during the measured window, summed over the instances.
     pub server_cpu_s: f64,
     pub server_cpu_us_per_request: f64,
+    /// With `--postgres`: CPU (user + system) of every PostgreSQL process on this machine during
+    /// the measured window, per request; none when no such process was found (a database on
+    /// another host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_us_per_request: Option<f64>,
     /// Peak resident memory during warm-up and the measured window (`VmHWM`; the largest
     /// instance's).
     pub peak_rss_mib: f64,
@@ -165,6 +170,12 @@ impl Report {
                         ));
                     }
                     Outcome::Measured(m) => {
+                        if let Some(db) = m.database_cpu_us_per_request {
+                            out.push_str(&format!(
+                                "- {} on {}: PostgreSQL's processes used {db:.1} µs CPU per request\n",
+                                r.scenario, side.server
+                            ));
+                        }
                         for e in &m.error_samples {
                             out.push_str(&format!(
                                 "- {} on {}: error: {e}\n",
@@ -224,6 +235,7 @@ mod tests {
                 error_samples: vec![],
                 server_cpu_s: 0.5,
                 server_cpu_us_per_request: 50.0,
+                database_cpu_us_per_request: None,
                 peak_rss_mib: 20.0,
                 idle_rss_mib: 10.0,
             }),

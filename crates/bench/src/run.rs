@@ -191,8 +191,14 @@ async fn run_side(ctx: &Ctx, s: &'static Scenario, side: Side) -> SideResult {
                 match measure(ctx, s, side, *prepare).await {
                     Ok(m) => {
                         eprintln!(
-                            "   {:.0} req/s, p99 {:.2} ms, {} errors, {:.1} µs server CPU per request",
-                            m.throughput_per_s, m.p99_ms, m.errors, m.server_cpu_us_per_request
+                            "   {:.0} req/s, p99 {:.2} ms, {} errors, {:.1} µs server CPU per request{}",
+                            m.throughput_per_s,
+                            m.p99_ms,
+                            m.errors,
+                            m.server_cpu_us_per_request,
+                            m.database_cpu_us_per_request
+                                .map(|db| format!(", {db:.1} µs PostgreSQL CPU"))
+                                .unwrap_or_default()
                         );
                         Outcome::Measured(m)
                     }
@@ -237,7 +243,8 @@ async fn measure(
             target::start_peer(dir, ctx.dbs.dir(), s.name, &ctx.pinning, ctx.smoke).await?
         }
     };
-    let result = measure_target(ctx, s, &target, prepare).await;
+    let database_cpu = side == Side::Ours && ctx.dbs.engine() == "postgres";
+    let result = measure_target(ctx, s, &target, prepare, database_cpu).await;
     let result = result.map_err(|e| anyhow::anyhow!("{e:#}\nserver log:\n{}", target.log_tail()));
     target.stop().await;
     result
@@ -248,6 +255,7 @@ async fn measure_target(
     s: &'static Scenario,
     target: &Target,
     prepare: scenarios::Prepare,
+    database_cpu: bool,
 ) -> anyhow::Result<Measurement> {
     let pids = target.pids();
     let idle_kib = largest(&pids, "VmRSS")?;
@@ -267,6 +275,7 @@ async fn measure_target(
         ticks_per_second: ctx.ticks_per_second,
         start: None,
         end: None,
+        database: database_cpu.then(DatabaseCpu::default),
     };
     // Seeding is done: the load starts now (scripts/count-instructions waits for this line).
     eprintln!(
@@ -291,6 +300,12 @@ async fn measure_target(
         error_samples: outcome.error_samples,
         server_cpu_s: cpu,
         server_cpu_us_per_request: if ops > 0 { cpu * 1e6 / ops as f64 } else { 0.0 },
+        database_cpu_us_per_request: window
+            .database
+            .as_ref()
+            .and_then(DatabaseCpu::seconds)
+            .filter(|_| ops > 0)
+            .map(|db| db * 1e6 / ops as f64),
         peak_rss_mib: peak_kib as f64 / 1024.0,
         idle_rss_mib: idle_kib as f64 / 1024.0,
     })
@@ -306,12 +321,35 @@ fn largest(pids: &[u32], key: &str) -> anyhow::Result<u64> {
 }
 
 /// Samples the server's CPU time (every instance's, summed) at the edges of the measured
-/// window.
+/// window, and PostgreSQL's when it is the database.
 struct CpuWindow {
     pids: Vec<u32>,
     ticks_per_second: f64,
     start: Option<f64>,
     end: Option<f64>,
+    database: Option<DatabaseCpu>,
+}
+
+/// CPU time of PostgreSQL's processes on this machine, by pid at the window's start and summed
+/// at its end. A process started inside the window (a connection the pool opened late) counts
+/// from zero; one that ended inside it is not counted.
+#[derive(Default)]
+struct DatabaseCpu {
+    start: std::collections::HashMap<u32, f64>,
+    used: Option<f64>,
+}
+
+impl DatabaseCpu {
+    fn sample(ticks_per_second: f64) -> std::collections::HashMap<u32, f64> {
+        procfs::pids_named("postgres")
+            .into_iter()
+            .filter_map(|pid| Some((pid, procfs::cpu_seconds(pid, ticks_per_second).ok()?)))
+            .collect()
+    }
+
+    fn seconds(&self) -> Option<f64> {
+        self.used
+    }
 }
 
 impl CpuWindow {
@@ -325,9 +363,20 @@ impl CpuWindow {
 
 impl load::Window for CpuWindow {
     fn start(&mut self) {
+        if let Some(db) = &mut self.database {
+            db.start = DatabaseCpu::sample(self.ticks_per_second);
+        }
         self.start = self.total();
     }
     fn end(&mut self) {
         self.end = self.total();
+        if let Some(db) = &mut self.database {
+            let end = DatabaseCpu::sample(self.ticks_per_second);
+            db.used = (!end.is_empty()).then(|| {
+                end.iter()
+                    .map(|(pid, t)| t - db.start.get(pid).copied().unwrap_or(0.0))
+                    .sum()
+            });
+        }
     }
 }
