@@ -948,6 +948,9 @@ impl Config {
         if let Some(issuer) = &self.issuer {
             self.issuer = Some(check_issuer(issuer)?);
         }
+        if let Some(warning) = database_route_warning(&self.database_url) {
+            self.notices.push(warning);
+        }
         if !(100..=60_000).contains(&self.database_acquire_timeout_ms) {
             bail!("configuration: database_acquire_timeout_ms must be between 100 and 60000");
         }
@@ -1179,6 +1182,22 @@ fn secret_value(
 
 /// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment. A trailing
 /// slash is removed so that endpoint URLs join cleanly.
+/// Whether the database URL (PostgreSQL) crosses a network with TLS that accepts any certificate
+/// (`oauth_store::PostgresRoute::exposed`); said at start, and by `doctor` as a failed check. Not
+/// a refusal: the network may be one the operator trusts and has not said so.
+pub fn database_route_warning(url: &str) -> Option<String> {
+    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        return None;
+    }
+    let route = oauth_store::PostgresRoute::of(url).ok()?;
+    let oauth_store::PostgresRoute::Tcp { host, ssl_mode, .. } = &route else {
+        return None;
+    };
+    route.exposed().then(|| format!(
+        "database_url reaches PostgreSQL at {host} over the network with sslmode={ssl_mode}, which does not check the database's certificate: whoever is on the path can read and change token and secret hashes, grants and the sealed signing keys; add sslmode=verify-full (and sslrootcert=<the CA's certificate file>) to the URL, or sslmode=disable where the network is trusted"
+    ))
+}
+
 fn check_issuer(issuer: &str) -> anyhow::Result<String> {
     let url = url::Url::parse(issuer).with_context(|| format!("issuer {issuer:?} is not a URL"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
@@ -2090,5 +2109,35 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn a_database_across_a_network_without_a_checked_certificate_is_said_at_start() {
+        let warned = |url: &str| {
+            let args = ConfigArgs::default().with_env("OAUTH_DATABASE_URL", url);
+            let c = Config::load(&args).unwrap_or_else(|e| panic!("{url}: {e:#}"));
+            c.notices
+                .iter()
+                .find(|n| n.starts_with("database_url reaches PostgreSQL"))
+                .cloned()
+        };
+        assert!(warned("postgres://oauth:pw@db.internal/oauth?sslmode=require").is_some());
+        let w = warned("postgres://oauth:pw@db.internal/oauth?sslmode=prefer")
+            .unwrap_or_else(|| panic!("no notice"));
+        assert!(
+            w.contains("at db.internal") && w.contains("sslmode=prefer"),
+            "{w}"
+        );
+        assert!(w.contains("add sslmode=verify-full"), "{w}");
+        assert!(!w.contains("pw"), "{w}");
+        for quiet in [
+            "postgres://oauth:pw@db.internal/oauth?sslmode=verify-full",
+            "postgres://oauth@localhost/oauth?host=/var/run/postgresql",
+            "postgres://oauth@127.0.0.1/oauth?sslmode=disable",
+            "postgres://oauth@postgres:5432/oauth?sslmode=disable",
+            "sqlite://data/oauth.db",
+        ] {
+            assert_eq!(warned(quiet), None, "{quiet}");
+        }
     }
 }

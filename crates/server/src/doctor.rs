@@ -71,6 +71,7 @@ pub fn expected_issuer(config: &Config) -> String {
 pub async fn run(config: &Config, url: Option<&str>, now: i64) -> Vec<Check> {
     let issuer = expected_issuer(config);
     let mut checks = vec![issuer_check(&issuer), kek_check(config)];
+    checks.extend(database_route_check(&config.database_url));
     let kid = database_check(config, now, &mut checks).await;
     checks.push(redis_check(config).await);
     let base = url.unwrap_or(&issuer).trim_end_matches('/').to_owned();
@@ -123,6 +124,44 @@ fn kek_check(config: &Config) -> Check {
             "set OAUTH_KEY_ENCRYPTION_KEY (base64 of 32 bytes) or OAUTH_KEY_ENCRYPTION_KEY_FILE, the same on every instance",
         ),
     }
+}
+
+/// How a PostgreSQL URL reaches its database (nothing for SQLite, a file on this machine).
+fn database_route_check(url: &str) -> Option<Check> {
+    use oauth_store::PostgresRoute;
+    const NAME: &str = "database connection";
+    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        return None;
+    }
+    // An unparsable URL is the database check's to report.
+    let route = PostgresRoute::of(url).ok()?;
+    Some(match &route {
+        PostgresRoute::Socket(dir) => Check::ok(
+            NAME,
+            format!("a Unix socket in {dir}: nothing crosses a network"),
+        ),
+        PostgresRoute::Tcp {
+            host,
+            loopback: true,
+            ssl_mode,
+        } => Check::ok(
+            NAME,
+            format!("TCP to {host} on this machine (sslmode={ssl_mode}); a Unix socket (host=/var/run/postgresql in the URL) spares each statement TCP and TLS"),
+        ),
+        PostgresRoute::Tcp { host, ssl_mode, .. } if *ssl_mode == "disable" => Check::ok(
+            NAME,
+            format!("unencrypted TCP to {host} (sslmode=disable): for a network you trust only, such as a container network on one host"),
+        ),
+        PostgresRoute::Tcp { host, ssl_mode, .. } if !route.exposed() => Check::ok(
+            NAME,
+            format!("TLS to {host}, the database's certificate checked (sslmode={ssl_mode})"),
+        ),
+        PostgresRoute::Tcp { host, ssl_mode, .. } => Check::fail(
+            NAME,
+            format!("PostgreSQL at {host} over the network with sslmode={ssl_mode}, which does not check the database's certificate: whoever is on the path can read and change what the server stores"),
+            "add sslmode=verify-full to OAUTH_DATABASE_URL (and sslrootcert=<the CA's certificate file> unless the database's certificate chains to a public root), or sslmode=disable where the network is trusted",
+        ),
+    })
 }
 
 /// The database answers; returns the kid of the key that signs at `now`, if it could be read.
@@ -455,6 +494,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_across_a_network_needs_its_certificate_checked() {
+        assert!(database_route_check("sqlite://data/oauth.db").is_none());
+        for url in [
+            "postgres://u@localhost/db?host=/var/run/postgresql",
+            "postgres://u@127.0.0.1:5432/db?sslmode=disable",
+            "postgresql://u@db.internal/db?sslmode=verify-full",
+            "postgres://u@postgres:5432/db?sslmode=disable",
+        ] {
+            let c = database_route_check(url).unwrap_or_else(|| panic!("{url}"));
+            assert!(c.ok, "{url}: {}", c.line());
+        }
+        let c = database_route_check("postgres://u:pw@db.internal/db?sslmode=require")
+            .unwrap_or_else(|| panic!("no check"));
+        assert!(!c.ok);
+        assert_eq!(
+            c.line(),
+            "FAIL database connection: PostgreSQL at db.internal over the network with sslmode=require, \
+             which does not check the database's certificate: whoever is on the path can read and \
+             change what the server stores; fix: add sslmode=verify-full to OAUTH_DATABASE_URL \
+             (and sslrootcert=<the CA's certificate file> unless the database's certificate chains \
+             to a public root), or sslmode=disable where the network is trusted"
+        );
+        assert!(!c.line().contains("pw"));
+    }
 
     #[test]
     fn issuers_clients_accept() {

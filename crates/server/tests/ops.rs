@@ -903,6 +903,11 @@ async fn doctor_passes_a_good_setup_and_names_what_is_broken() {
     assert!(l.contains("OAUTH_KEY_ENCRYPTION_KEY"), "{l}");
     assert!(line(&out, "database").starts_with("FAIL "), "{out}");
     assert!(
+        line(&out, "database connection")
+            .starts_with("ok   database connection: TCP to 127.0.0.1 on this machine (sslmode="),
+        "{out}"
+    );
+    assert!(
         !out.contains("hunter2"),
         "the password is never printed: {out}"
     );
@@ -1113,8 +1118,8 @@ fn compose_runs_two_instances_behind_one_issuer_on_shared_postgres_and_redis() {
     let db = &one["OAUTH_DATABASE_URL"];
     assert!(
         db.starts_with("postgres://oauth:${POSTGRES_PASSWORD")
-            && db.ends_with("@postgres:5432/oauth"),
-        "{db}"
+            && db.ends_with("@postgres:5432/oauth?sslmode=disable"),
+        "the compose network is trusted, and the URL says so (no warning at start): {db}"
     );
     assert_eq!(one["OAUTH_RATE_LIMIT_BACKEND"], "redis");
     assert_eq!(one["OAUTH_RATE_LIMIT_REDIS_URL"], "redis://redis:6379/0");

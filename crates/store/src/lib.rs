@@ -42,7 +42,7 @@ pub use migrations::{applied_migrations, AppliedMigration};
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };
-pub use postgres::{PostgresStore, CHECK_IF_IDLE_FOR};
+pub use postgres::{PostgresRoute, PostgresStore, CHECK_IF_IDLE_FOR};
 pub use sqlite::SqliteStore;
 
 /// How many times the store runs a PostgreSQL write transaction that was aborted as a deadlock
