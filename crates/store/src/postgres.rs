@@ -1,8 +1,10 @@
 //! PostgreSQL: for deployments that run several server instances on one database.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use deadpool::managed::{Manager, Metrics, Object, Pool, PoolError, QueueMode, RecycleResult};
+use deadpool::managed::{
+    Manager, Metrics, Object, Pool, PoolError, QueueMode, RecycleError, RecycleResult,
+};
 use deadpool::Runtime;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{Connection, PgConnection};
@@ -16,7 +18,7 @@ use crate::{ConnectionUsage, Dialect, PoolSettings, Result, StoreError};
 /// before it is used again. A database restart takes far longer, so every connection that lived
 /// through one is checked; under load a connection goes back to work within a millisecond or two
 /// and is not.
-pub const CHECK_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(5);
+pub const CHECK_IF_IDLE_FOR: Duration = Duration::from_millis(5);
 
 /// Most connections one instance holds.
 const MAX_CONNECTIONS: usize = 16;
@@ -88,28 +90,46 @@ impl PostgresRoute {
 pub struct PostgresStore {
     pool: Pool<Connections>,
     /// The longest a statement waits for its connection, opening or checking one included.
-    acquire_timeout: std::time::Duration,
+    acquire_timeout: Duration,
+    check_timeout: Duration,
+    /// When idle connections were last looked at ([`PostgresStore::close_long_idle`]).
+    idle_sweep: std::sync::Mutex<Instant>,
 }
 
 /// Opens connections for the pool and checks them when they are handed out again.
 ///
-/// sqlx's own pool sends a `Sync` and waits for the answer every time a connection goes back,
-/// so that a connection left mid-statement by a cancelled future is not handed out; that is a
-/// second round trip for every statement. sqlx reads what an interrupted statement left unread
-/// (and sends a dropped transaction's `ROLLBACK`) before the connection's next statement anyway;
-/// the check is for the connection itself. Here a connection records whether its last use
-/// finished ([`Conn::finished`]), and only one that did not, or that sat idle for
-/// [`CHECK_IF_IDLE_FOR`] (a database restart leaves idle connections dead), is checked, when it
-/// is next handed out. A check that fails drops the connection and the pool opens another.
+/// sqlx's own pool sends a `Sync` and waits for the answer every time a connection goes back;
+/// that is a second round trip for every statement. Here a use that ran to its end (the common
+/// case) returns its connection as it is. One that did not (an error other than the database
+/// refusing one statement, a request given up half-way) is settled at once by a task of its own
+/// ([`Lease`]'s `Drop`), so that nothing it left (a `ROLLBACK` to send, and the locks it holds
+/// until then) waits for the connection's next use and no other request pays for it. A
+/// connection idle for [`CHECK_IF_IDLE_FOR`] is checked before it is handed out (a database
+/// restart leaves idle connections dead); one older than [`MAX_LIFETIME`] is closed then, and
+/// idle ones are closed after [`MAX_IDLE`]. A check that fails drops the connection and the
+/// pool opens another.
 struct Connections {
     options: PgConnectOptions,
+    /// The longest one check may take (a fraction of the acquire timeout, so that a connection
+    /// that does not answer leaves time to open another).
+    check_timeout: Duration,
 }
+
+/// A connection older than this is closed when it would next be handed out (after a failover,
+/// connections move to the new primary within this time; sqlx's pool had the same default).
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// An idle connection unused for this long is closed (sqlx's default too).
+const MAX_IDLE: Duration = Duration::from_secs(10 * 60);
 
 /// A pooled connection, and how its last use ended.
 struct Conn {
     raw: PgConnection,
-    /// The last use ran to its end: no statement, result or transaction left half-way.
+    /// The last use ran to its end: no statement or result left half-way.
     finished: bool,
+    /// A transaction was begun and not yet committed or rolled back. sqlx counts a transaction
+    /// only once its `BEGIN` was answered, so one given up during `BEGIN` leaves the server in
+    /// a transaction that sqlx knows nothing of: such a connection is closed, never reused.
+    in_transaction: bool,
     /// When the last use ended.
     used_at: Instant,
 }
@@ -118,54 +138,116 @@ impl Manager for Connections {
     type Type = Conn;
     type Error = sqlx::Error;
 
+    /// Retries while the database refuses connections or says it is starting up (a restart),
+    /// as sqlx's pool did; the acquire timeout bounds the whole.
     async fn create(&self) -> std::result::Result<Conn, sqlx::Error> {
-        Ok(Conn {
-            raw: PgConnection::connect_with(&self.options).await?,
-            finished: true,
-            used_at: Instant::now(),
-        })
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match PgConnection::connect_with(&self.options).await {
+                Ok(raw) => {
+                    return Ok(Conn {
+                        raw,
+                        finished: true,
+                        in_transaction: false,
+                        used_at: Instant::now(),
+                    })
+                }
+                Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(sqlx::Error::Database(e)) if e.is_transient_in_connect_phase() => {}
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
     }
 
-    async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<sqlx::Error> {
+    async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
+        if conn.in_transaction {
+            return Err(RecycleError::message("a transaction was left open"));
+        }
+        if metrics.age() >= MAX_LIFETIME {
+            return Err(RecycleError::message("past its lifetime"));
+        }
         if !conn.finished || conn.used_at.elapsed() >= CHECK_IF_IDLE_FOR {
-            // Reads whatever an interrupted use left unread (a queued `ROLLBACK` of a
-            // transaction dropped half-way is sent first), then a round trip of its own.
-            conn.raw.ping().await?;
-            conn.finished = true;
+            check(conn, self.check_timeout).await?;
         }
         Ok(())
     }
 }
 
-/// A connection from the pool, marked unfinished until [`Lease::done`] says its use ended.
-struct Lease(Object<Connections>);
+/// A round trip that also reads whatever an interrupted use left unread (sending a queued
+/// `ROLLBACK` first).
+async fn check(conn: &mut Conn, limit: Duration) -> std::result::Result<(), sqlx::Error> {
+    match tokio::time::timeout(limit, conn.raw.ping()).await {
+        Ok(Ok(())) => {
+            conn.finished = true;
+            conn.used_at = Instant::now();
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "a pooled PostgreSQL connection failed its check");
+            Err(e)
+        }
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
+}
+
+/// A connection from the pool, marked unfinished while in use until [`Lease::done`] says its
+/// use ended. Dropped unfinished, it is settled by a task of its own: checked and returned, or
+/// closed.
+struct Lease {
+    conn: Option<Object<Connections>>,
+    check_timeout: Duration,
+}
 
 impl Lease {
-    fn conn(&mut self) -> &mut PgConnection {
-        self.0.finished = false;
-        &mut self.0.raw
+    /// The connection, marked in use.
+    fn conn(&mut self) -> Result<&mut Conn> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Internal("a lease without its connection".into()))?;
+        conn.finished = false;
+        Ok(conn)
     }
 
     /// The use ended with `result`. A single statement that the database refused (a conflict,
     /// a value it cannot hold) leaves the connection ready for the next one; any other error
-    /// leaves it to be checked before it is used again.
-    fn done<T>(self, result: Result<T>) -> Result<T> {
-        let ready = match &result {
-            Ok(_) => true,
-            Err(e) => matches!(e, StoreError::Conflict(_) | StoreError::InvalidInput(_)),
-        };
-        self.end(ready, result)
-    }
-
-    /// As [`Lease::done`] for a transaction: after any error its `ROLLBACK` is still queued.
-    fn done_transaction<T>(self, result: Result<T>) -> Result<T> {
-        self.end(result.is_ok(), result)
-    }
-
-    fn end<T>(mut self, ready: bool, result: Result<T>) -> Result<T> {
-        self.0.finished = ready;
-        self.0.used_at = Instant::now();
+    /// leaves it to be settled.
+    fn done<T>(mut self, result: Result<T>) -> Result<T> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.finished = match &result {
+                Ok(_) => true,
+                Err(e) => matches!(e, StoreError::Conflict(_) | StoreError::InvalidInput(_)),
+            };
+            conn.used_at = Instant::now();
+        }
         result
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if conn.finished && !conn.in_transaction {
+            return; // back to the pool as it is
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to settle it on (shutting down): out of the pool, the socket closes.
+            drop(Object::take(conn));
+            return;
+        };
+        let limit = self.check_timeout;
+        drop(runtime.spawn(async move {
+            if !conn.in_transaction && check(&mut conn, limit).await.is_ok() {
+                return; // back to the pool, ready
+            }
+            // Out of the pool; closing the socket ends the session and whatever it held.
+            let raw = Object::take(conn).raw;
+            let _ = tokio::time::timeout(limit, raw.close()).await;
+        }));
     }
 }
 
@@ -178,18 +260,23 @@ impl PostgresStore {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
-        let pool = Pool::builder(Connections { options })
-            .max_size(MAX_CONNECTIONS)
-            .queue_mode(QueueMode::Lifo)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.acquire_timeout))
-            .create_timeout(Some(settings.acquire_timeout))
-            .recycle_timeout(Some(settings.acquire_timeout))
-            .build()
-            .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
+        let check_timeout = (settings.acquire_timeout / 4).min(Duration::from_millis(500));
+        let pool = Pool::builder(Connections {
+            options,
+            check_timeout,
+        })
+        .max_size(MAX_CONNECTIONS)
+        .queue_mode(QueueMode::Lifo)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.acquire_timeout))
+        .build()
+        .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
         let store = Self {
             pool,
             acquire_timeout: settings.acquire_timeout,
+            check_timeout,
+            idle_sweep: std::sync::Mutex::new(Instant::now()),
         };
         drop(store.lease().await?);
         Ok(store)
@@ -199,38 +286,80 @@ impl PostgresStore {
     /// it, opening one. Past it, or when the database cannot be reached, the statement fails as
     /// unavailable (503).
     async fn lease(&self) -> Result<Lease> {
+        self.close_long_idle();
         let got = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
         let Ok(got) = got else {
             return Err(StoreError::Unavailable(
                 "no PostgreSQL connection within the acquire timeout".into(),
             ));
         };
-        got.map(Lease).map_err(|e| match e {
-            PoolError::Backend(e) => e.into(),
-            PoolError::Timeout(_) | PoolError::Closed => StoreError::Unavailable(Box::new(e)),
-            e => StoreError::Internal(format!("PostgreSQL pool: {e}")),
-        })
+        match got {
+            Ok(conn) => Ok(Lease {
+                conn: Some(conn),
+                check_timeout: self.check_timeout,
+            }),
+            Err(PoolError::Backend(e)) => Err(e.into()),
+            Err(e @ (PoolError::Timeout(_) | PoolError::Closed)) => {
+                Err(StoreError::Unavailable(Box::new(e)))
+            }
+            Err(e) => Err(StoreError::Internal(format!("PostgreSQL pool: {e}"))),
+        }
+    }
+
+    /// At most once a minute, closes the idle connections unused for [`MAX_IDLE`].
+    fn close_long_idle(&self) {
+        {
+            let Ok(mut last) = self.idle_sweep.try_lock() else {
+                return;
+            };
+            if last.elapsed() < Duration::from_secs(60) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let removed = self
+            .pool
+            .retain(|c, _| c.used_at.elapsed() < MAX_IDLE)
+            .removed;
+        if !removed.is_empty() {
+            tokio::spawn(async move {
+                for c in removed {
+                    let _ = c.raw.close().await;
+                }
+            });
+        }
     }
 
     async fn write_once<J: WriteJob>(&self, job: &J) -> Result<J::Output> {
         let mut lease = self.lease().await?;
-        if J::SINGLE_STATEMENT {
-            let result = job.run(lease.conn()).await;
-            lease.done(result)
-        } else {
-            let result = in_transaction(lease.conn(), job).await;
-            lease.done_transaction(result)
-        }
+        let result = match lease.conn() {
+            Ok(conn) if J::SINGLE_STATEMENT => job.run(&mut conn.raw).await,
+            Ok(conn) => in_transaction(conn, job).await,
+            Err(e) => Err(e),
+        };
+        lease.done(result)
     }
 }
 
-/// `job` in a transaction of its own; dropped half-way (an error, or the request given up), the
-/// transaction queues its `ROLLBACK`, which goes out before the connection's next statement.
-async fn in_transaction<J: WriteJob>(conn: &mut PgConnection, job: &J) -> Result<J::Output> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    let out = job.run(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(out)
+/// `job` in a transaction of its own, rolled back at once when it fails, so that the locks it
+/// took are released before the caller hears of the failure. Given up half-way, the connection
+/// is left marked as in a transaction, and [`Lease`] closes it.
+async fn in_transaction<J: WriteJob>(conn: &mut Conn, job: &J) -> Result<J::Output> {
+    conn.in_transaction = true;
+    let mut tx = sqlx::Connection::begin(&mut conn.raw).await?;
+    let result = job.run(&mut *tx).await;
+    match result {
+        Ok(out) => {
+            tx.commit().await?;
+            conn.in_transaction = false;
+            Ok(out)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            conn.in_transaction = false;
+            Err(e)
+        }
+    }
 }
 
 impl Engine for PostgresStore {
@@ -255,13 +384,19 @@ impl Engine for PostgresStore {
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
         let mut lease = self.lease().await?;
-        let result = lease.conn().fetch(sql, args).await;
+        let result = match lease.conn() {
+            Ok(conn) => conn.raw.fetch(sql, args).await,
+            Err(e) => Err(e),
+        };
         lease.done(result)
     }
 
     async fn rows_read<T: FromCols + Send>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         let mut lease = self.lease().await?;
-        let result = lease.conn().fetch_all(sql, args).await;
+        let result = match lease.conn() {
+            Ok(conn) => conn.raw.fetch_all(sql, args).await,
+            Err(e) => Err(e),
+        };
         lease.done(result)
     }
 
@@ -287,7 +422,13 @@ impl Engine for PostgresStore {
     /// On a connection of its own, closed afterwards: the migrator holds a session-level
     /// advisory lock, which a failed run could otherwise leave on a pooled connection.
     async fn run_migrations(&self) -> Result<()> {
-        let mut conn = PgConnection::connect_with(&self.pool.manager().options).await?;
+        let connect = PgConnection::connect_with(&self.pool.manager().options);
+        let Ok(conn) = tokio::time::timeout(self.acquire_timeout, connect).await else {
+            return Err(StoreError::Unavailable(
+                "no PostgreSQL connection within the acquire timeout".into(),
+            ));
+        };
+        let mut conn = conn?;
         let result = sqlx::migrate!("./migrations/postgres")
             .run_direct(&mut conn)
             .await;
@@ -295,10 +436,14 @@ impl Engine for PostgresStore {
         Ok(result?)
     }
 
-    /// Closes the idle connections and every one that comes back; later requests fail as
-    /// unavailable.
+    /// Closes the idle connections (saying goodbye to the database) and every one that comes
+    /// back; later requests fail as unavailable.
     async fn close_connections(&self) {
+        let idle = self.pool.retain(|_, _| false).removed;
         self.pool.close();
+        for c in idle {
+            let _ = tokio::time::timeout(self.check_timeout, c.raw.close()).await;
+        }
     }
 
     fn connection_usage(&self) -> ConnectionUsage {
@@ -343,6 +488,97 @@ mod pool_tests {
         async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
             e.execute("SELECT pg_sleep(0.5)", &[]).await.map(|_| ())
         }
+    }
+
+    /// Takes a transaction-level advisory lock on `key`, then sleeps or fails.
+    struct Locking {
+        key: i64,
+        then_fail: bool,
+    }
+
+    impl WriteJob for Locking {
+        type Output = ();
+
+        async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+            e.fetch::<Text>(
+                "SELECT pg_advisory_xact_lock($1)::text AS v",
+                &[Arg::Int(self.key)],
+            )
+            .await?;
+            if self.then_fail {
+                return Err(crate::StoreError::Internal("the job failed".into()));
+            }
+            e.execute("SELECT pg_sleep(0.5)", &[]).await.map(|_| ())
+        }
+    }
+
+    /// Whether another session can take the advisory lock on `key` now (and gives it back).
+    async fn lock_is_free(key: i64) -> bool {
+        use sqlx::{Connection, Row};
+        let url = std::env::var("OAUTH_TEST_POSTGRES_URL").expect("url");
+        let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS got")
+            .bind(key)
+            .fetch_one(&mut other)
+            .await
+            .expect("try lock");
+        let got: bool = row.get("got");
+        if got {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .execute(&mut other)
+                .await
+                .expect("unlock");
+        }
+        let _ = other.close().await;
+        got
+    }
+
+    fn random_key() -> i64 {
+        i64::from(std::process::id()) << 20 | i64::from(rand::random::<u16>())
+    }
+
+    #[tokio::test]
+    async fn a_failed_transaction_releases_its_locks_before_the_caller_hears_of_it() {
+        let Some(store) = store().await else { return };
+        let key = random_key();
+        let failed = store
+            .write(Locking {
+                key,
+                then_fail: true,
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            lock_is_free(key).await,
+            "the rolled-back transaction still holds its lock"
+        );
+        let (echoed, _) = echo(&store, "next").await.expect("read");
+        assert_eq!(echoed, "next");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_given_up_releases_its_locks_without_waiting_for_the_next_use() {
+        let Some(store) = store().await else { return };
+        let key = random_key();
+        let job = Locking {
+            key,
+            then_fail: false,
+        };
+        let given_up = tokio::time::timeout(Duration::from_millis(100), store.write(job)).await;
+        assert!(given_up.is_err(), "the transaction outlasted the timeout");
+        // Nothing takes a connection from this store meanwhile: the interrupted one is settled
+        // by itself, and the session holding the lock ends once its statement does.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !lock_is_free(key).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the given-up transaction still holds its lock"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (echoed, _) = echo(&store, "after").await.expect("read");
+        assert_eq!(echoed, "after");
     }
 
     async fn store() -> Option<PostgresStore> {
