@@ -91,7 +91,6 @@ pub struct PostgresStore {
     pool: Pool<Connections>,
     /// The longest a statement waits for its connection, opening or checking one included.
     acquire_timeout: Duration,
-    check_timeout: Duration,
     /// When idle connections were last looked at ([`PostgresStore::close_long_idle`]).
     idle_sweep: std::sync::Mutex<Instant>,
 }
@@ -275,7 +274,6 @@ impl PostgresStore {
         let store = Self {
             pool,
             acquire_timeout: settings.acquire_timeout,
-            check_timeout,
             idle_sweep: std::sync::Mutex::new(Instant::now()),
         };
         drop(store.lease().await?);
@@ -289,14 +287,12 @@ impl PostgresStore {
         self.close_long_idle();
         let got = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
         let Ok(got) = got else {
-            return Err(StoreError::Unavailable(
-                "no PostgreSQL connection within the acquire timeout".into(),
-            ));
+            return Err(acquire_timed_out());
         };
         match got {
             Ok(conn) => Ok(Lease {
                 conn: Some(conn),
-                check_timeout: self.check_timeout,
+                check_timeout: self.pool.manager().check_timeout,
             }),
             Err(PoolError::Backend(e)) => Err(e.into()),
             Err(e @ (PoolError::Timeout(_) | PoolError::Closed)) => {
@@ -339,6 +335,11 @@ impl PostgresStore {
         };
         lease.done(result)
     }
+}
+
+/// No connection could be had within the acquire timeout (503).
+fn acquire_timed_out() -> StoreError {
+    StoreError::Unavailable("no PostgreSQL connection within the acquire timeout".into())
 }
 
 /// `job` in a transaction of its own, rolled back at once when it fails, so that the locks it
@@ -424,9 +425,7 @@ impl Engine for PostgresStore {
     async fn run_migrations(&self) -> Result<()> {
         let connect = PgConnection::connect_with(&self.pool.manager().options);
         let Ok(conn) = tokio::time::timeout(self.acquire_timeout, connect).await else {
-            return Err(StoreError::Unavailable(
-                "no PostgreSQL connection within the acquire timeout".into(),
-            ));
+            return Err(acquire_timed_out());
         };
         let mut conn = conn?;
         let result = sqlx::migrate!("./migrations/postgres")
@@ -442,7 +441,7 @@ impl Engine for PostgresStore {
         let idle = self.pool.retain(|_, _| false).removed;
         self.pool.close();
         for c in idle {
-            let _ = tokio::time::timeout(self.check_timeout, c.raw.close()).await;
+            let _ = tokio::time::timeout(self.pool.manager().check_timeout, c.raw.close()).await;
         }
     }
 
