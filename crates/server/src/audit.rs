@@ -13,7 +13,8 @@
 //!   consent token, and no email address typed into the login form (it may be a password
 //!   typed into the wrong field). Ids, kinds, reasons and key ids only.
 //! - Recording never fails the request it describes: a failed insert is logged at warn, with
-//!   the event, and the request goes on.
+//!   the event, and the request goes on. The exception is an event stored by the write of the
+//!   change itself ([`StoredWith`]: a consent approval), which is stored with it or not at all.
 //! - The client_credentials success path records nothing (it is the hot path, and a
 //!   self-contained token issued to an authenticated client is no security event).
 //! - Failed authentication of an unknown client id is logged, not stored: anyone can send
@@ -307,6 +308,35 @@ pub async fn record(store: &dyn Store, now: UnixSeconds, event: Event) {
             error = %e,
             "storing a security event failed; it is only in this log"
         );
+    }
+}
+
+/// An event stored by the same write as the change it describes (`Approval::event`): both are
+/// stored or neither, in one commit. [`StoredWith::row`] goes to the write; once it succeeded,
+/// [`StoredWith::stored`] counts and logs the event as [`record`] does.
+pub struct StoredWith {
+    kind: EventKind,
+    row: NewSecurityEvent,
+}
+
+impl StoredWith {
+    /// The row of `event`, with the address and route of the request being served.
+    pub fn new(event: Event, now: UnixSeconds) -> Self {
+        Self {
+            kind: event.kind,
+            row: row_in_context(event, now),
+        }
+    }
+
+    pub fn row(&self) -> &NewSecurityEvent {
+        &self.row
+    }
+
+    /// The write stored the event under `grant_id`: counted and logged.
+    pub fn stored(mut self, grant_id: &str) {
+        self.row.grant_id = Some(grant_id.to_owned());
+        crate::metrics::security_event(self.kind.as_str());
+        log(&self.row, self.kind.is_alarm());
     }
 }
 

@@ -56,20 +56,19 @@ pub async fn decide(
     let hash = secret::hash_secret(token);
     let now = state.clock.now();
     let user_id = user.id.as_str();
-    let Some(pending) = state.store.get_consent(&hash, user_id, now).await? else {
+    let Some((pending, client)) = state
+        .store
+        .get_consent_and_client(&hash, user_id, now)
+        .await?
+    else {
         return Ok(None);
     };
-    let client = state
-        .store
-        .get_client(&pending.client_id)
-        .await?
-        .filter(|c| c.accepts_redirect_uri(&pending.redirect_uri));
-    let Some(client) = client else {
+    if !client.accepts_redirect_uri(&pending.redirect_uri) {
         // Used up, so that it cannot be tried again; the browser stays here.
         state.store.consume_consent(&hash, user_id, now).await?;
         tracing::info!(client_id = %pending.client_id, "a pending consent request was dropped: its redirect URI is no longer registered");
         return Ok(None);
-    };
+    }
     if !allowed {
         let Some(c) = state.store.consume_consent(&hash, user_id, now).await? else {
             return Ok(None);
@@ -91,13 +90,30 @@ pub async fn decide(
         )));
     }
     let code = secret::random_token(&mut OsRng);
+    let grantable_scopes = client.grantable_scopes(&state.config.scopes);
+    // Stored by the approval's own write (one commit); the scopes are those the store approves
+    // (the request's, narrowed to what the client may still be granted).
+    let approved_scopes: Vec<String> = pending
+        .scopes
+        .iter()
+        .filter(|s| grantable_scopes.contains(s))
+        .cloned()
+        .collect();
+    let event = audit::StoredWith::new(
+        Event::new(EventKind::ConsentApproved)
+            .user(user)
+            .client_id(&pending.client_id)
+            .detail("scopes", approved_scopes),
+        now,
+    );
     let approval = Approval {
         new_grant_id: new_id(),
         code_hash: secret::hash_secret(&code),
         code_expires_at: now + CODE_TTL,
         now,
-        grantable_scopes: client.grantable_scopes(&state.config.scopes),
+        grantable_scopes,
         pending: Some(pending),
+        event: Some(event.row().clone()),
     };
     let Some((c, grant, _)) = state
         .store
@@ -106,16 +122,7 @@ pub async fn decide(
     else {
         return Ok(None);
     };
-    audit::record(
-        state.store.as_ref(),
-        now,
-        Event::new(EventKind::ConsentApproved)
-            .user(user)
-            .client_id(&c.client_id)
-            .grant_id(&grant.id)
-            .detail("scopes", c.scopes.clone()),
-    )
-    .await;
+    event.stored(&grant.id);
     Ok(Some(code_redirect(
         &c.redirect_uri,
         &code,

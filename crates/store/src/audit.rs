@@ -96,26 +96,42 @@ impl WriteJob for RecordEvent {
     const SINGLE_STATEMENT: bool = true;
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<i64> {
-        let ev = &self.0;
-        let detail = to_json(&ev.detail)?;
-        let id: Option<Id> = e
-            .fetch(
-                "INSERT INTO security_events \
-                 (occurred_at, kind, org_id, user_id, client_id, grant_id, ip, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[
-                    Arg::Int(ev.occurred_at),
-                    Arg::Text(&ev.kind),
-                    Arg::OptText(ev.org_id.as_deref()),
-                    Arg::OptText(ev.user_id.as_deref()),
-                    Arg::OptText(ev.client_id.as_deref()),
-                    Arg::OptText(ev.grant_id.as_deref()),
-                    Arg::OptText(ev.ip.as_deref()),
-                    Arg::Text(&detail),
-                ],
-            )
-            .await?;
-        id.map(|Id(id)| id)
-            .ok_or_else(|| StoreError::Internal("INSERT ... RETURNING returned no row".into()))
+        insert_event(e, &self.0, None).await
     }
+}
+
+/// The columns of `security_events` a new row sets, in the order of [`event_args`].
+pub(crate) const NEW_EVENT_COLUMNS: &str =
+    "occurred_at, kind, org_id, user_id, client_id, ip, detail, grant_id";
+
+/// The values of [`NEW_EVENT_COLUMNS`] but the last (`grant_id`, which a caller may take from
+/// its own statement); `detail` is the event's, as JSON text.
+pub(crate) fn event_args<'a>(ev: &'a NewSecurityEvent, detail: &'a str) -> [Arg<'a>; 7] {
+    [
+        Arg::Int(ev.occurred_at),
+        Arg::Text(&ev.kind),
+        Arg::OptText(ev.org_id.as_deref()),
+        Arg::OptText(ev.user_id.as_deref()),
+        Arg::OptText(ev.client_id.as_deref()),
+        Arg::OptText(ev.ip.as_deref()),
+        Arg::Text(detail),
+    ]
+}
+
+/// Inserts `ev`, with `grant_id` in place of its own when given; the new row's id.
+pub(crate) async fn insert_event<E: Exec>(
+    e: &mut E,
+    ev: &NewSecurityEvent,
+    grant_id: Option<&str>,
+) -> Result<i64> {
+    let detail = to_json(&ev.detail)?;
+    let mut args = event_args(ev, &detail).to_vec();
+    args.push(Arg::OptText(grant_id.or(ev.grant_id.as_deref())));
+    let sql = format!(
+        "INSERT INTO security_events ({NEW_EVENT_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+    );
+    let id: Option<Id> = e.fetch(&sql, &args).await?;
+    id.map(|Id(id)| id)
+        .ok_or_else(|| StoreError::Internal("INSERT ... RETURNING returned no row".into()))
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clients::client_joined_sql;
+use crate::audit::{event_args, insert_event, NEW_EVENT_COLUMNS};
+use crate::clients::{client_joined_sql, CLIENT_COLUMNS};
 use crate::engine::{self, Engine};
 use crate::shared::{from_json, joined, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
@@ -34,6 +35,25 @@ const JOINED_CODE_COLUMNS: &str = "ac.code_hash AS ac_code_hash, ac.grant_id AS 
     ac.scopes AS ac_scopes, ac.code_challenge AS ac_code_challenge, \
     ac.code_challenge_method AS ac_code_challenge_method, ac.resource AS ac_resource, \
     ac.created_at AS ac_created_at, ac.expires_at AS ac_expires_at, ac.family_id AS ac_family_id";
+
+/// [`CONSENT_COLUMNS`] of `consent_requests r`, renamed `r_{column}` (beside a client's).
+const JOINED_CONSENT_COLUMNS: &str = "r.token_hash AS r_token_hash, r.user_id AS r_user_id, \
+    r.client_id AS r_client_id, r.redirect_uri AS r_redirect_uri, r.scopes AS r_scopes, \
+    r.state AS r_state, r.code_challenge AS r_code_challenge, \
+    r.code_challenge_method AS r_code_challenge_method, r.resource AS r_resource, \
+    r.created_at AS r_created_at, r.expires_at AS r_expires_at";
+
+/// A consent request and its client, read together.
+struct ConsentAndClient(Option<ConsentRequest>, Client);
+
+impl FromCols for ConsentAndClient {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ConsentAndClient(
+            joined(r, "r_", "token_hash")?,
+            Client::from_cols(r)?,
+        ))
+    }
+}
 
 /// A client row and, when an unused code has the hash asked for, that code's.
 struct ClientAndCode(Client, Option<AuthorizationCode>);
@@ -137,6 +157,23 @@ impl<B: Engine> GrantStore for B {
         );
         let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
         self.point_read(&sql, &args).await
+    }
+
+    /// A point read.
+    async fn get_consent_and_client(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<(ConsentRequest, Client)>> {
+        let sql = format!(
+            "SELECT c.*, {JOINED_CONSENT_COLUMNS} FROM consent_requests r \
+             JOIN (SELECT {CLIENT_COLUMNS} FROM oauth_clients) c ON c.client_id = r.client_id \
+             WHERE r.token_hash = $1 AND r.user_id = $2 AND r.used_at IS NULL AND r.expires_at > $3"
+        );
+        let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
+        let read: Option<ConsentAndClient> = self.point_read(&sql, &args).await?;
+        Ok(read.and_then(|ConsentAndClient(consent, client)| Some((consent?, client))))
     }
 
     async fn consume_consent(
@@ -667,6 +704,9 @@ impl WriteJob for ApproveConsent {
             ],
         )
         .await?;
+        if let Some(event) = &a.event {
+            insert_event(e, event, Some(&grant.id)).await?;
+        }
         Ok(Some((consent, grant, code)))
     }
 }
@@ -680,7 +720,8 @@ impl WriteJob for ApproveConsent {
 /// request's, deletes the request only if that grant was found (and the request is still live,
 /// this user's, and exactly as read), and inserts the code bound to both. The share lock makes a
 /// revocation wait for the commit and then revoke the new code too, as it would after
-/// [`ApproveConsent`]. `None` when nothing was approved; nothing has changed then.
+/// [`ApproveConsent`]. The approval's security event is inserted by the same statement, for the
+/// code it inserts. `None` when nothing was approved; nothing has changed then.
 struct ApproveAtOnce {
     token_hash: String,
     user_id: String,
@@ -707,6 +748,20 @@ impl WriteJob for ApproveAtOnce {
         };
         let scopes_json = to_json(&consent.scopes)?;
         let resources_json = to_json(&resources)?;
+        let event_detail = self.approval.event.as_ref().map(|ev| to_json(&ev.detail));
+        let event_detail = event_detail.transpose()?;
+        let event = match (&self.approval.event, &event_detail) {
+            (Some(ev), Some(detail)) => Some(event_args(ev, detail)),
+            _ => None,
+        };
+        let event_cte = if event.is_some() {
+            format!(
+                ", ev AS (INSERT INTO security_events ({NEW_EVENT_COLUMNS}) \
+                 SELECT $16, $17, $18, $19, $20, $21, $22, grant_id FROM code)"
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "WITH g AS (\
                SELECT {GRANT_COLUMNS} FROM oauth_grants \
@@ -726,11 +781,11 @@ impl WriteJob for ApproveAtOnce {
                  redirect_uri, scopes, code_challenge, code_challenge_method, resource, \
                  created_at, expires_at) \
                SELECT $9, g.id, $2, $1, $7, $4, $10, $11, $12, $8, $13 FROM g, c \
-               RETURNING grant_id) \
+               RETURNING grant_id){event_cte} \
              SELECT g.* FROM g JOIN code ON code.grant_id = g.id",
             for_share = self.for_share,
         );
-        let args = [
+        let mut args = vec![
             Arg::Text(&self.user_id),
             Arg::Text(&consent.client_id),
             Arg::Text(&installation),
@@ -747,6 +802,7 @@ impl WriteJob for ApproveAtOnce {
             Arg::Text(&requested_json),
             Arg::OptText(consent.state.as_deref()),
         ];
+        args.extend(event.into_iter().flatten());
         let Some(grant) = e.fetch::<Grant>(&sql, &args).await? else {
             return Ok(None);
         };

@@ -251,6 +251,11 @@ pub struct Approval {
     /// PostgreSQL approves under a live grant that already covers the request in one statement.
     /// Only its content is used, never as proof that the request is still live.
     pub pending: Option<ConsentRequest>,
+    /// The security event to store with the approval, in the same write (statement or
+    /// transaction), so that approving costs one commit and one round trip, not two. Its
+    /// `grant_id` becomes the grant the code is minted under; nothing is stored when nothing is
+    /// approved.
+    pub event: Option<NewSecurityEvent>,
 }
 
 /// The outcome of [`GrantStore::redeem_authorization_code`].
@@ -530,6 +535,14 @@ pub trait GrantStore: Send + Sync {
         user_id: &str,
         now: UnixSeconds,
     ) -> Result<Option<ConsentRequest>>;
+    /// [`GrantStore::get_consent`] and the request's client, in one read. (A request goes with
+    /// its client: deleting a client deletes its pending requests.)
+    async fn get_consent_and_client(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<(ConsentRequest, Client)>>;
     /// Takes the consent request and returns it: one conditional `DELETE ... RETURNING`, so that
     /// of two concurrent calls only one gets `Some` (a used request is gone; nothing reads it
     /// again). `None` when unknown, expired, already used or another user's. For a denial.

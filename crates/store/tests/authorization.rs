@@ -9,7 +9,8 @@ mod support;
 use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
 use oauth_store::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest,
-    LoginReservation, NewSession, NewTokenFamily, NewUser, Store, User,
+    LoginReservation, NewSecurityEvent, NewSession, NewTokenFamily, NewUser, SecurityEventFilter,
+    Store, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -86,6 +87,7 @@ fn approval(code_hash: &str, now: i64) -> Approval {
         .map(String::from)
         .to_vec(),
         pending: None,
+        event: None,
     }
 }
 
@@ -129,7 +131,10 @@ async fn approvals_under_a_covering_grant_run_together(store: &dyn Store) {
             [0, 1].map(|k| {
                 (
                     r.token_hash.clone(),
-                    approval_of(r, &format!("c{i:02}-{k}"), NOW),
+                    Approval {
+                        event: Some(approval_event(r, &format!("{i:02}"))),
+                        ..approval_of(r, &format!("c{i:02}-{k}"), NOW)
+                    },
                 )
             })
         })
@@ -187,6 +192,118 @@ async fn approvals_under_a_covering_grant_run_together(store: &dyn Store) {
         .unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items[0].scopes, ["admin", "voice"]);
+    // One event per approved request, none for the approvals that lost.
+    let mut events = approval_events(store, &alice.id).await;
+    events.sort();
+    let expected: Vec<_> = (0..15)
+        .map(|i| (Some(grant.id.clone()), format!("{i:02}")))
+        .collect();
+    assert_eq!(events, expected);
+}
+
+/// The event an approval of `req` hands to the store, marked with `mark` in its detail.
+fn approval_event(req: &ConsentRequest, mark: &str) -> NewSecurityEvent {
+    NewSecurityEvent {
+        occurred_at: NOW,
+        kind: "consent.approved".into(),
+        org_id: Some("org-of-the-event".into()),
+        user_id: Some(req.user_id.clone()),
+        client_id: Some(req.client_id.clone()),
+        grant_id: Some("not-the-grant".into()),
+        ip: Some("192.0.2.7".into()),
+        detail: serde_json::json!({ "mark": mark }),
+    }
+}
+
+/// The approvals' events stored for `user_id`: (grant id, mark), oldest first.
+async fn approval_events(store: &dyn Store, user_id: &str) -> Vec<(Option<String>, String)> {
+    let filter = SecurityEventFilter {
+        kind: Some("consent.approved".into()),
+        user_id: Some(user_id.to_owned()),
+        ..SecurityEventFilter::default()
+    };
+    let mut events = store.list_security_events(&filter, 100).await.unwrap();
+    events.reverse();
+    events
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e.ip.as_deref(), Some("192.0.2.7"));
+            assert_eq!(e.org_id.as_deref(), Some("org-of-the-event"));
+            (e.grant_id, e.detail["mark"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+async fn an_approval_stores_its_event_in_its_own_write(store: &dyn Store) {
+    let alice = user(store, "event@x.example").await;
+    let c = client(store, &alice).await;
+    // A first approval creates the grant (the transaction), a second one under the grant that
+    // covers it (on PostgreSQL, the single statement): each stores its event, under the grant.
+    let first = consent("t-ev-1", &alice, &c, &["admin", "voice"]);
+    store.create_consent(&first).await.unwrap();
+    let a = Approval {
+        event: Some(approval_event(&first, "first")),
+        ..approval_of(&first, "c-ev-1", NOW)
+    };
+    let (_, grant, _) = store
+        .approve_consent("t-ev-1", &alice.id, &a)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = consent("t-ev-2", &alice, &c, &["voice"]);
+    store.create_consent(&second).await.unwrap();
+    let a = Approval {
+        event: Some(approval_event(&second, "second")),
+        ..approval_of(&second, "c-ev-2", NOW)
+    };
+    store
+        .approve_consent("t-ev-2", &alice.id, &a)
+        .await
+        .unwrap()
+        .unwrap();
+    let under = Some(grant.id.clone());
+    assert_eq!(
+        approval_events(store, &alice.id).await,
+        [
+            (under.clone(), "first".into()),
+            (under.clone(), "second".into())
+        ]
+    );
+    // Approving a used request, an unknown one, or one with no grantable scope left approves
+    // nothing and stores no event.
+    let a = Approval {
+        event: Some(approval_event(&second, "again")),
+        ..approval_of(&second, "c-ev-3", NOW)
+    };
+    assert_eq!(
+        store
+            .approve_consent("t-ev-2", &alice.id, &a)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .approve_consent("t-ev-unknown", &alice.id, &a)
+            .await
+            .unwrap(),
+        None
+    );
+    let third = consent("t-ev-3", &alice, &c, &["voice"]);
+    store.create_consent(&third).await.unwrap();
+    let a = Approval {
+        event: Some(approval_event(&third, "narrowed away")),
+        grantable_scopes: vec!["admin".into()],
+        ..approval_of(&third, "c-ev-4", NOW)
+    };
+    assert_eq!(
+        store
+            .approve_consent("t-ev-3", &alice.id, &a)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(approval_events(store, &alice.id).await.len(), 2);
 }
 
 async fn an_approval_trusts_the_stored_request_not_the_callers_copy(store: &dyn Store) {
@@ -506,8 +623,23 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
         store.get_consent("t1", &alice.id, NOW).await.unwrap(),
         Some(req.clone())
     );
+    // Read with its client: the same request, and the client as stored.
+    let (read, with) = store
+        .get_consent_and_client("t1", &alice.id, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, req);
+    assert_eq!(with, store.get_client(&c.client_id).await.unwrap().unwrap());
     // Another user's token is unknown to them, and they cannot use it up.
     assert_eq!(store.get_consent("t1", &bob.id, NOW).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_consent_and_client("t1", &bob.id, NOW)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         store.consume_consent("t1", &bob.id, NOW).await.unwrap(),
         None
@@ -552,6 +684,29 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
         .await
         .unwrap()
         .is_some());
+    assert_eq!(
+        store
+            .get_consent_and_client("t2", &alice.id, NOW + 600)
+            .await
+            .unwrap(),
+        None
+    );
+    // A request goes with its client.
+    assert!(store
+        .delete_client(&alice.org_id, &c.client_id)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_consent_and_client("t2", &alice.id, NOW + 599)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_consent("t2", &alice.id, NOW + 599).await.unwrap(),
+        None
+    );
 }
 
 async fn concurrent_approvals_of_one_token_succeed_once(store: &dyn Store) {
@@ -1199,6 +1354,7 @@ storage_tests! {
     consent_tokens_are_single_use_and_bound_to_their_user,
     concurrent_approvals_of_one_token_succeed_once,
     approvals_under_a_covering_grant_run_together,
+    an_approval_stores_its_event_in_its_own_write,
     an_approval_trusts_the_stored_request_not_the_callers_copy,
     approvals_racing_a_revocation_leave_no_live_code_on_it,
     approving_creates_then_widens_one_grant_and_mints_a_code,

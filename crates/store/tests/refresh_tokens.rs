@@ -93,6 +93,7 @@ async fn approve(store: &dyn Store, u: &User, c: &Client, consent: &str, code_ha
                 now: NOW,
                 grantable_scopes: vec!["admin".into(), "voice".into()],
                 pending: None,
+                event: None,
             },
         )
         .await
