@@ -90,31 +90,25 @@ pub async fn decide(
         )));
     }
     let code = secret::random_token(&mut OsRng);
-    let grantable_scopes = client.grantable_scopes(&state.config.scopes);
-    // Stored by the approval's own write (one commit); the scopes are those the store approves
-    // (the request's, narrowed to what the client may still be granted).
-    let approved_scopes: Vec<String> = pending
-        .scopes
-        .iter()
-        .filter(|s| grantable_scopes.contains(s))
-        .cloned()
-        .collect();
-    let event = audit::StoredWith::new(
-        Event::new(EventKind::ConsentApproved)
-            .user(user)
-            .client_id(&pending.client_id)
-            .detail("scopes", approved_scopes),
-        now,
-    );
-    let approval = Approval {
+    let mut approval = Approval {
         new_grant_id: new_id(),
         code_hash: secret::hash_secret(&code),
         code_expires_at: now + CODE_TTL,
         now,
-        grantable_scopes,
-        pending: Some(pending),
-        event: Some(event.row().clone()),
+        grantable_scopes: client.grantable_scopes(&state.config.scopes),
+        pending: None,
+        event: None,
     };
+    // Stored by the approval's own write (one commit), with the scopes the store approves.
+    let event = audit::StoredWith::new(
+        Event::new(EventKind::ConsentApproved)
+            .user(user)
+            .client_id(&pending.client_id)
+            .detail("scopes", approval.approved_scopes(&pending.scopes)),
+        now,
+    );
+    approval.event = Some(event.row().clone());
+    approval.pending = Some(pending);
     let Some((c, grant, _)) = state
         .store
         .approve_consent(&hash, user_id, &approval)

@@ -578,7 +578,7 @@ impl WriteJob for CreateConsent {
 /// Narrows `consent` to the scopes the client may still be granted; with none left, `None`
 /// (nothing is approved). Otherwise the request's resources as a list and its installation.
 fn approvable(consent: &mut ConsentRequest, a: &Approval) -> Option<(Vec<String>, String)> {
-    consent.scopes.retain(|s| a.grantable_scopes.contains(s));
+    consent.scopes = a.approved_scopes(&consent.scopes);
     if consent.scopes.is_empty() {
         return None;
     }

@@ -247,7 +247,7 @@ pub struct Approval {
     /// from the client or the catalogue while the request was pending) are dropped. When none
     /// is left, nothing is approved (the request is used up all the same).
     pub grantable_scopes: Vec<String>,
-    /// The request as the caller read it (`GrantStore::get_consent`), when it has: with it,
+    /// The request as the caller read it (`GrantStore::get_consent_and_client`), when it has: with it,
     /// PostgreSQL approves under a live grant that already covers the request in one statement.
     /// Only its content is used, never as proof that the request is still live.
     pub pending: Option<ConsentRequest>,
@@ -256,6 +256,18 @@ pub struct Approval {
     /// `grant_id` becomes the grant the code is minted under; nothing is stored when nothing is
     /// approved.
     pub event: Option<NewSecurityEvent>,
+}
+
+impl Approval {
+    /// The scopes of `requested` this approval grants: those in `grantable_scopes`, in the
+    /// request's order. Empty means nothing is approved.
+    pub fn approved_scopes(&self, requested: &[String]) -> Vec<String> {
+        requested
+            .iter()
+            .filter(|s| self.grantable_scopes.contains(s))
+            .cloned()
+            .collect()
+    }
 }
 
 /// The outcome of [`GrantStore::redeem_authorization_code`].
@@ -552,10 +564,11 @@ pub trait GrantStore: Send + Sync {
         user_id: &str,
         now: UnixSeconds,
     ) -> Result<Option<ConsentRequest>>;
-    /// In one transaction: consumes the consent request (as [`GrantStore::consume_consent`]), creates
-    /// the user's live grant for the client or widens its scopes and resources, and stores an
-    /// authorization code bound to the request and to that grant. `None` (nothing written) when
-    /// the consent request is not live for this user.
+    /// In one write (a transaction, or one statement): consumes the consent request (as
+    /// [`GrantStore::consume_consent`]), creates the user's live grant for the client or widens
+    /// its scopes and resources, stores an authorization code bound to the request and to that
+    /// grant, and the approval's event ([`Approval::event`]). `None` (nothing written) when the
+    /// consent request is not live for this user or no requested scope is grantable.
     async fn approve_consent(
         &self,
         token_hash: &str,

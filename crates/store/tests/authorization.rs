@@ -229,6 +229,8 @@ async fn approval_events(store: &dyn Store, user_id: &str) -> Vec<(Option<String
         .map(|e| {
             assert_eq!(e.ip.as_deref(), Some("192.0.2.7"));
             assert_eq!(e.org_id.as_deref(), Some("org-of-the-event"));
+            assert_eq!(e.occurred_at, NOW);
+            assert!(e.client_id.is_some());
             (e.grant_id, e.detail["mark"].as_str().unwrap().to_owned())
         })
         .collect()
@@ -237,8 +239,9 @@ async fn approval_events(store: &dyn Store, user_id: &str) -> Vec<(Option<String
 async fn an_approval_stores_its_event_in_its_own_write(store: &dyn Store) {
     let alice = user(store, "event@x.example").await;
     let c = client(store, &alice).await;
-    // A first approval creates the grant (the transaction), a second one under the grant that
-    // covers it (on PostgreSQL, the single statement): each stores its event, under the grant.
+    // A first approval creates the grant (the transaction), a second one is under the grant
+    // that covers it (the case PostgreSQL approves in one statement): each stores its event,
+    // under the grant, with the request's client.
     let first = consent("t-ev-1", &alice, &c, &["admin", "voice"]);
     store.create_consent(&first).await.unwrap();
     let a = Approval {
@@ -262,6 +265,23 @@ async fn an_approval_stores_its_event_in_its_own_write(store: &dyn Store) {
         .unwrap()
         .unwrap();
     let under = Some(grant.id.clone());
+    let clients: Vec<_> = store
+        .list_security_events(
+            &SecurityEventFilter {
+                user_id: Some(alice.id.clone()),
+                ..SecurityEventFilter::default()
+            },
+            10,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.client_id)
+        .collect();
+    assert_eq!(
+        clients,
+        [Some(c.client_id.clone()), Some(c.client_id.clone())]
+    );
     assert_eq!(
         approval_events(store, &alice.id).await,
         [

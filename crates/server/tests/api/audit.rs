@@ -501,3 +501,39 @@ async fn a_failing_event_insert_does_not_fail_the_request() {
     assert_eq!(grants["data"], json!([]));
     assert_eq!(events(&app).await.len(), before);
 }
+
+#[tokio::test]
+async fn an_approval_whose_event_cannot_be_stored_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let user = app.user("fay@example.com", "fay-org").await;
+    let (id, _) = cc_client_with(&app, &app.admin_key, code_client("App")).await;
+    let token = app
+        .consent_token(&user.api_key, &path_of(&standard_params(&id)))
+        .await;
+
+    // The approval and its event are one write: without the table, neither is stored.
+    break_the_events_table(&app, true).await;
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    break_the_events_table(&app, false).await;
+    assert_eq!(status, 500, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("security_events") && !text.contains("no such table"),
+        "an internal message reached the caller: {text}"
+    );
+    let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    assert_eq!(grants["data"], json!([]));
+    assert!(of_kind(&app, "consent.approved").await.is_empty());
+
+    // The request is still pending: approving it again works, once, with its event.
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(param(body["redirect_uri"].as_str().unwrap(), "code").is_some());
+    let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    let grant_id = grants["data"][0]["id"].as_str().unwrap();
+    let approved = of_kind(&app, "consent.approved").await;
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0].grant_id.as_deref(), Some(grant_id));
+    let (status, _) = app.decide(&user.api_key, &token, true).await;
+    assert_ne!(status, 200);
+}
