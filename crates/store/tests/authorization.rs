@@ -633,6 +633,33 @@ async fn concurrent_login_attempts_never_pass_the_limit(store: &dyn Store) {
     assert_eq!(store.login_failures("ip:192.0.2.1", 0).await.unwrap(), 5);
 }
 
+/// The live consent request of `token` for `user_id`, as both reads see it: they must agree,
+/// and the joined read's client must be the request's, as stored.
+async fn live_consent(
+    store: &dyn Store,
+    token: &str,
+    user_id: &str,
+    now: i64,
+) -> Option<ConsentRequest> {
+    let alone = store.get_consent(token, user_id, now).await.unwrap();
+    let joined = store
+        .get_consent_and_client(token, user_id, now)
+        .await
+        .unwrap();
+    match (&alone, joined) {
+        (Some(req), Some((read, client))) => {
+            assert_eq!(&read, req);
+            assert_eq!(
+                Some(client),
+                store.get_client(&req.client_id).await.unwrap()
+            );
+        }
+        (None, None) => {}
+        (alone, joined) => panic!("the reads disagree: {alone:?} against {joined:?}"),
+    }
+    alone
+}
+
 async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store) {
     let alice = user(store, "alice@x.example").await;
     let bob = user(store, "bob@x.example").await;
@@ -640,26 +667,11 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
     let req = consent("t1", &alice, &c, &["admin"]);
     store.create_consent(&req).await.unwrap();
     assert_eq!(
-        store.get_consent("t1", &alice.id, NOW).await.unwrap(),
+        live_consent(store, "t1", &alice.id, NOW).await,
         Some(req.clone())
     );
-    // Read with its client: the same request, and the client as stored.
-    let (read, with) = store
-        .get_consent_and_client("t1", &alice.id, NOW)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(read, req);
-    assert_eq!(with, store.get_client(&c.client_id).await.unwrap().unwrap());
     // Another user's token is unknown to them, and they cannot use it up.
-    assert_eq!(store.get_consent("t1", &bob.id, NOW).await.unwrap(), None);
-    assert_eq!(
-        store
-            .get_consent_and_client("t1", &bob.id, NOW)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(live_consent(store, "t1", &bob.id, NOW).await, None);
     assert_eq!(
         store.consume_consent("t1", &bob.id, NOW).await.unwrap(),
         None
@@ -672,7 +684,7 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
         store.consume_consent("t1", &alice.id, NOW).await.unwrap(),
         None
     );
-    assert_eq!(store.get_consent("t1", &alice.id, NOW).await.unwrap(), None);
+    assert_eq!(live_consent(store, "t1", &alice.id, NOW).await, None);
     assert!(store
         .approve_consent("t1", &alice.id, &approval("c1", NOW))
         .await
@@ -688,10 +700,7 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
         .create_consent(&consent("t2", &alice, &c, &["admin"]))
         .await
         .unwrap();
-    assert_eq!(
-        store.get_consent("t2", &alice.id, NOW + 600).await.unwrap(),
-        None
-    );
+    assert_eq!(live_consent(store, "t2", &alice.id, NOW + 600).await, None);
     assert_eq!(
         store
             .consume_consent("t2", &alice.id, NOW + 600)
@@ -699,34 +708,15 @@ async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store
             .unwrap(),
         None
     );
-    assert!(store
-        .get_consent("t2", &alice.id, NOW + 599)
+    assert!(live_consent(store, "t2", &alice.id, NOW + 599)
         .await
-        .unwrap()
         .is_some());
-    assert_eq!(
-        store
-            .get_consent_and_client("t2", &alice.id, NOW + 600)
-            .await
-            .unwrap(),
-        None
-    );
     // A request goes with its client.
     assert!(store
         .delete_client(&alice.org_id, &c.client_id)
         .await
         .unwrap());
-    assert_eq!(
-        store
-            .get_consent_and_client("t2", &alice.id, NOW + 599)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.get_consent("t2", &alice.id, NOW + 599).await.unwrap(),
-        None
-    );
+    assert_eq!(live_consent(store, "t2", &alice.id, NOW + 599).await, None);
 }
 
 async fn concurrent_approvals_of_one_token_succeed_once(store: &dyn Store) {
