@@ -24,6 +24,7 @@ use oauth_wire::{ClientType, GrantType};
 mod accounts;
 mod audit;
 mod clients;
+mod coalesce;
 mod engine;
 mod grants;
 mod keys;

@@ -6,12 +6,13 @@ use deadpool::managed::{
     Manager, Metrics, Object, Pool, PoolError, QueueMode, RecycleError, RecycleResult,
 };
 use deadpool::Runtime;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgRow, PgSslMode};
 use sqlx::{Connection, PgConnection};
 
+use crate::coalesce::{self, Coalescer, Runner, Turn, Value, Waiting};
 use crate::engine::Engine;
 use crate::shared::{Arg, FromCols};
-use crate::writes::{Exec, WriteJob};
+use crate::writes::{pg_query, Exec, WriteJob};
 use crate::{ConnectionUsage, Dialect, PoolSettings, Result, StoreError};
 
 /// A connection idle for at least this long, or one whose last use did not finish, is checked
@@ -93,6 +94,8 @@ pub struct PostgresStore {
     acquire_timeout: Duration,
     /// When idle connections were last looked at ([`PostgresStore::close_long_idle`]).
     idle_sweep: std::sync::Mutex<Instant>,
+    /// Point reads that arrive together share a statement (`coalesce.rs`).
+    reads: std::sync::Arc<Coalescer<Reader>>,
 }
 
 /// Opens connections for the pool and checks them when they are handed out again.
@@ -272,6 +275,10 @@ impl PostgresStore {
         .build()
         .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
         let store = Self {
+            reads: Coalescer::new(Reader {
+                pool: pool.clone(),
+                acquire_timeout: settings.acquire_timeout,
+            }),
             pool,
             acquire_timeout: settings.acquire_timeout,
             idle_sweep: std::sync::Mutex::new(Instant::now()),
@@ -285,21 +292,21 @@ impl PostgresStore {
     /// unavailable (503).
     async fn lease(&self) -> Result<Lease> {
         self.close_long_idle();
-        let got = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await;
-        let Ok(got) = got else {
-            return Err(acquire_timed_out());
+        lease(&self.pool, self.acquire_timeout).await
+    }
+
+    /// The first row of `sql`, in a statement of its own.
+    async fn read_alone<T: FromCols + Send>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>> {
+        let mut lease = self.lease().await?;
+        let result = match lease.conn() {
+            Ok(conn) => conn.raw.fetch(sql, args).await,
+            Err(e) => Err(e),
         };
-        match got {
-            Ok(conn) => Ok(Lease {
-                conn: Some(conn),
-                check_timeout: self.pool.manager().check_timeout,
-            }),
-            Err(PoolError::Backend(e)) => Err(e.into()),
-            Err(e @ (PoolError::Timeout(_) | PoolError::Closed)) => {
-                Err(StoreError::Unavailable(Box::new(e)))
-            }
-            Err(e) => Err(StoreError::Internal(format!("PostgreSQL pool: {e}"))),
-        }
+        lease.done(result)
     }
 
     /// At most once a minute, closes the idle connections unused for [`MAX_IDLE`].
@@ -334,6 +341,157 @@ impl PostgresStore {
             Err(e) => Err(e),
         };
         lease.done(result)
+    }
+}
+
+/// A connection from `pool` within `acquire_timeout` ([`PostgresStore::lease`]).
+async fn lease(pool: &Pool<Connections>, acquire_timeout: Duration) -> Result<Lease> {
+    let Ok(got) = tokio::time::timeout(acquire_timeout, pool.get()).await else {
+        return Err(acquire_timed_out());
+    };
+    match got {
+        Ok(conn) => Ok(Lease {
+            conn: Some(conn),
+            check_timeout: pool.manager().check_timeout,
+        }),
+        Err(PoolError::Backend(e)) => Err(e.into()),
+        Err(e @ (PoolError::Timeout(_) | PoolError::Closed)) => {
+            Err(StoreError::Unavailable(Box::new(e)))
+        }
+        Err(e) => Err(StoreError::Internal(format!("PostgreSQL pool: {e}"))),
+    }
+}
+
+/// Runs the batches of point reads that waited ([`coalesce`]) on the pool's connections.
+#[derive(Clone)]
+struct Reader {
+    pool: Pool<Connections>,
+    acquire_timeout: Duration,
+}
+
+impl Runner for Reader {
+    type Row = PgRow;
+
+    async fn run(&self, sql: &str, batch: Vec<Waiting<PgRow>>) {
+        let Some(first) = batch.first().map(|w| w.args.clone()) else {
+            return;
+        };
+        // One statement text always has the same argument types; should it not, the odd ones
+        // run alone.
+        let (together, apart): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|w| coalesce::same_types(&w.args, &first));
+        for w in apart {
+            self.answer_alone(sql, w).await;
+        }
+        if together.len() == 1 {
+            for w in together {
+                self.answer_alone(sql, w).await;
+            }
+            return;
+        }
+        match self.read_together(sql, &together).await {
+            Ok(rows) => {
+                for (w, row) in together.into_iter().zip(rows) {
+                    let _ = w.reply.send(Ok(row));
+                }
+            }
+            // Refused for a value one of them was given: each runs alone, so that only the
+            // read whose value it was fails.
+            Err(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => {
+                for w in together {
+                    self.answer_alone(sql, w).await;
+                }
+            }
+            Err(e) => {
+                for w in together {
+                    let _ = w.reply.send(Err(coalesce::copy_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// One read in a statement of its own.
+    async fn answer_alone(&self, sql: &str, w: Waiting<PgRow>) {
+        let args: Vec<Arg<'_>> = w.args.iter().map(Value::arg).collect();
+        let answer = async {
+            let mut lease = lease(&self.pool, self.acquire_timeout).await?;
+            let result = match lease.conn() {
+                Ok(conn) => pg_query(sql, &args)
+                    .fetch_optional(&mut conn.raw)
+                    .await
+                    .map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            lease.done(result)
+        };
+        let _ = w.reply.send(answer.await);
+    }
+
+    /// The first row of `sql` for each read of `batch`, in order, from one statement.
+    async fn read_together(
+        &self,
+        sql: &str,
+        batch: &[Waiting<PgRow>],
+    ) -> Result<Vec<Option<PgRow>>> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let types: Vec<&str> = first.args.iter().map(Value::array_type).collect();
+        let text = coalesce::batched_sql(sql, &types);
+        let mut query = sqlx::query(&text);
+        for (k, v) in first.args.iter().enumerate() {
+            let nth = |w: &'_ Waiting<PgRow>| w.args.get(k).cloned();
+            query = match v {
+                Value::Text(_) => query.bind(
+                    batch
+                        .iter()
+                        .map(|w| match nth(w) {
+                            Some(Value::Text(t)) => t,
+                            _ => String::new(),
+                        })
+                        .collect::<Vec<String>>(),
+                ),
+                Value::Int(_) => query.bind(
+                    batch
+                        .iter()
+                        .map(|w| match nth(w) {
+                            Some(Value::Int(i)) => i,
+                            _ => 0,
+                        })
+                        .collect::<Vec<i64>>(),
+                ),
+                Value::Bool(_) => query.bind(
+                    batch
+                        .iter()
+                        .map(|w| matches!(nth(w), Some(Value::Bool(true))))
+                        .collect::<Vec<bool>>(),
+                ),
+            };
+        }
+        let mut lease = lease(&self.pool, self.acquire_timeout).await?;
+        let result = match lease.conn() {
+            Ok(conn) => query
+                .fetch_all(&mut conn.raw)
+                .await
+                .map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        let rows = lease.done(result)?;
+        let mut answers: Vec<Option<PgRow>> = batch.iter().map(|_| None).collect();
+        for row in rows {
+            let n: i64 = sqlx::Row::try_get(&row, "batch_n")?;
+            let slot = usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| answers.get_mut(i))
+                .ok_or_else(|| StoreError::Internal(format!("a batched read's row {n}")))?;
+            if slot.is_none() {
+                *slot = Some(row);
+            }
+        }
+        Ok(answers)
     }
 }
 
@@ -379,17 +537,29 @@ impl Engine for PostgresStore {
         writes_in_with: true,
     };
 
+    /// Alone when few reads of `sql` are running, else in a statement shared with the reads
+    /// of it that wait meanwhile ([`coalesce`]).
     async fn point_read<T: FromCols + Send>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        let mut lease = self.lease().await?;
-        let result = match lease.conn() {
-            Ok(conn) => conn.raw.fetch(sql, args).await,
-            Err(e) => Err(e),
-        };
-        lease.done(result)
+        if !coalesce::shareable(args) {
+            return self.read_alone(sql, args).await;
+        }
+        match self.reads.enter(sql, args) {
+            Turn::Run(place) => {
+                let answer = self.read_alone(sql, args).await;
+                drop(place);
+                answer
+            }
+            Turn::Wait(answer) => match answer.await {
+                Ok(row) => row?.as_ref().map(T::from_cols).transpose(),
+                Err(_) => Err(StoreError::Unavailable(
+                    "a batched read ended without its answer".into(),
+                )),
+            },
+        }
     }
 
     async fn rows_read<T: FromCols + Send>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
@@ -603,6 +773,122 @@ mod pool_tests {
             .expect("a row");
         let (echoed, pid) = row.split_once(' ').expect("two words");
         Ok((echoed.to_owned(), pid.to_owned()))
+    }
+
+    /// What a read of `v` saw: its value and the statement that answered it (the backend and
+    /// the statement's start), or nothing for `none`.
+    async fn stamped(store: &PostgresStore, v: &str) -> Result<Option<(String, String)>> {
+        let sql = "SELECT $1::text || ' ' || pg_backend_pid()::text || '@' \
+                   || statement_timestamp()::text AS v WHERE $1 <> 'none'";
+        let row = store.point_read::<Text>(sql, &[Arg::Text(v)]).await?;
+        Ok(row.map(|Text(row)| {
+            let (echoed, statement) = row.split_once(' ').expect("two words");
+            (echoed.to_owned(), statement.to_owned())
+        }))
+    }
+
+    /// Waits (up to 5 s) until no read holds or waits for a place.
+    async fn settled(store: &PostgresStore) {
+        for _ in 0..500 {
+            if store.reads.statements() == 0 && store.connection_usage().in_use == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "reads left behind: {} statements, {} waiting, {:?}",
+            store.reads.statements(),
+            store.reads.waiting(),
+            store.connection_usage()
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_that_arrive_together_share_one_statement_and_each_gets_its_own_answer() {
+        let Some(store) = store().await else { return };
+        let asked: Vec<String> = (0..30)
+            .map(|i| {
+                if i % 7 == 3 {
+                    "none".to_owned()
+                } else {
+                    format!("r{i}")
+                }
+            })
+            .collect();
+        let reads = asked.iter().map(|v| stamped(&store, v));
+        let mut statements = std::collections::HashMap::<String, usize>::new();
+        for (asked, answer) in asked
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            match answer.expect("read") {
+                None => assert_eq!(asked, "none"),
+                Some((echoed, statement)) => {
+                    assert_eq!(asked, &echoed);
+                    *statements.entry(statement).or_default() += 1;
+                }
+            }
+        }
+        // The first read ran alone; the 29 that came while it ran waited and were answered by
+        // one statement, 25 of them with a row (4 asked for none).
+        assert_eq!(crate::coalesce::RUNNING_PER_STATEMENT, 1);
+        let mut sizes: Vec<usize> = statements.into_values().collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [1, 25]);
+        settled(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_value_the_database_refuses_fails_alone() {
+        let Some(store) = store().await else { return };
+        let sql = "SELECT (($1::text)::int8 * 2)::text AS v";
+        let asked: Vec<String> = (0..30)
+            .map(|i| match i {
+                0 | 7 => "x".to_owned(),  // running alone, then waiting
+                9 => "1\x002".to_owned(), // a NUL byte: never shares a statement
+                i => i.to_string(),
+            })
+            .collect();
+        let reads = asked
+            .iter()
+            .map(|v| async { store.point_read::<Text>(sql, &[Arg::Text(v)]).await });
+        for (i, answer) in futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match i {
+                0 | 7 | 9 => assert!(
+                    matches!(answer, Err(crate::StoreError::InvalidInput(_))),
+                    "read {i}: {:?}",
+                    answer.map(|r| r.map(|Text(v)| v))
+                ),
+                i => assert_eq!(
+                    answer.expect("read").map(|Text(v)| v),
+                    Some((i * 2).to_string())
+                ),
+            }
+        }
+        settled(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reads_given_up_while_waiting_leave_the_others_answered() {
+        let Some(store) = store().await else { return };
+        let given_up: Vec<String> = (0..10).map(|i| format!("g{i}")).collect();
+        // Polled once (one runs, nine wait), then dropped, as when their clients hang up.
+        let once = futures_util::future::join_all(given_up.iter().map(|v| echo(&store, v)));
+        assert!(tokio::time::timeout(Duration::ZERO, once).await.is_err());
+        let asked: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
+        let reads = asked.iter().map(|v| echo(&store, v));
+        for (asked, answer) in asked
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            assert_eq!(asked, &answer.expect("read").0);
+        }
+        settled(&store).await;
+        assert_eq!(echo(&store, "after").await.expect("read").0, "after");
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ impl Exec for sqlx::PgConnection {
 }
 
 /// `sqlx::query(sql)` with `args` bound in order.
-fn pg_query<'q>(
+pub(crate) fn pg_query<'q>(
     sql: &'q str,
     args: &[Arg<'q>],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {

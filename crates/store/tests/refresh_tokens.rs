@@ -1300,7 +1300,53 @@ async fn an_access_tokens_state_is_read_with_its_client(store: &dyn Store) {
     assert!(!state(old).await);
 }
 
+/// Thirty token states read at once, many of them sharing a statement on PostgreSQL: each read
+/// gets its own token's state and its own client (or none), and a revocation made before the
+/// reads is seen by every one of them.
+async fn thirty_token_states_read_at_once_each_get_their_own(store: &dyn Store) {
+    let (_, c, _) = setup(store).await;
+    let jtis: Vec<String> = (0..30).map(|i| format!("j-{i}")).collect();
+    for jti in jtis.iter().step_by(2) {
+        assert!(store
+            .revoke_access_token(jti, NOW + 3600, NOW)
+            .await
+            .unwrap());
+    }
+    let token = |i: usize| AccessTokenRef {
+        jti: &jtis[i],
+        family_id: None,
+        grant_id: None,
+    };
+    // Every fifth read names a client that does not exist.
+    let reads = (0..30).map(|i| {
+        let client_id = if i % 5 == 0 {
+            "no-such-client"
+        } else {
+            &c.client_id
+        };
+        async move { (i, store.client_and_token_state(client_id, &token(i)).await) }
+    });
+    for (i, answer) in join_all(reads).await {
+        let answer = answer.unwrap();
+        if i % 5 == 0 {
+            assert!(answer.is_none(), "read {i}: {answer:?}");
+            continue;
+        }
+        let (client, live) = answer.unwrap();
+        assert_eq!(client, c, "read {i}");
+        assert_eq!(live, i % 2 == 1, "read {i}");
+    }
+    let lives = join_all(
+        (0..30).map(|i| async move { (i, store.access_token_live(&token(i)).await.unwrap()) }),
+    )
+    .await;
+    for (i, live) in lives {
+        assert_eq!(live, i % 2 == 1, "read {i}");
+    }
+}
+
 storage_tests! {
+    thirty_token_states_read_at_once_each_get_their_own,
     an_access_tokens_state_is_read_with_its_client,
     another_clients_code_is_refused_and_left_alone,
     reuse_and_replay_revoke_one_family_not_the_grant,

@@ -1,0 +1,323 @@
+//! Point reads that arrive together share one statement (PostgreSQL).
+//!
+//! Under load, most of what a point read costs on PostgreSQL is not the lookup but what goes
+//! around it: a round trip to another process, the protocol, an implicit transaction, and the
+//! wake-ups on both sides. Reads of the same statement text run as they come while fewer than
+//! [`RUNNING_PER_STATEMENT`] of them are running; one that arrives while that many are running
+//! waits, and when one of them ends, every read then waiting (up to [`MOST_PER_BATCH`]) is
+//! answered by one statement that runs the read once per set of arguments:
+//!
+//! ```sql
+//! SELECT batch_args.batch_n, one.* FROM unnest($1::text[], ...) WITH ORDINALITY
+//!     AS batch_args(a1, ..., batch_n)
+//! CROSS JOIN LATERAL (SELECT * FROM (<the read, $k read as batch_args.ak>) AS r LIMIT 1) AS one
+//! ```
+//!
+//! What a read sees is unchanged: the statement that answers it starts after the read was
+//! asked for, so it sees every write committed before then (a revoked token is refused at once,
+//! as before). A light load never waits: with nothing running, a read runs alone, as its own
+//! statement. A read whose arguments another read could not share a statement with (a NUL byte,
+//! which PostgreSQL refuses in text; a null) always runs alone; a batch that the database
+//! refuses as a whole for a value it was given runs again one read at a time, so that no read
+//! fails for another's arguments.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use crate::shared::Arg;
+use crate::{Result, StoreError};
+
+/// Reads of one statement text that run at once before the next ones wait to share one.
+pub(crate) const RUNNING_PER_STATEMENT: usize = 1;
+
+/// The most reads one statement answers.
+pub(crate) const MOST_PER_BATCH: usize = 64;
+
+/// An argument of a waiting read, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Value {
+    pub(crate) fn arg(&self) -> Arg<'_> {
+        match self {
+            Value::Text(v) => Arg::Text(v),
+            Value::Int(v) => Arg::Int(*v),
+            Value::Bool(v) => Arg::Bool(*v),
+        }
+    }
+
+    /// PostgreSQL's name of the array type this argument travels in.
+    pub(crate) fn array_type(&self) -> &'static str {
+        match self {
+            Value::Text(_) => "text[]",
+            Value::Int(_) => "int8[]",
+            Value::Bool(_) => "bool[]",
+        }
+    }
+}
+
+/// Whether a read with `args` can share a statement: not with a null, nor with text
+/// PostgreSQL would refuse (a NUL byte), which would fail the whole statement and every read in
+/// it; nor without arguments, when there is nothing to tell the reads apart.
+pub(crate) fn shareable(args: &[Arg<'_>]) -> bool {
+    !args.is_empty() && values(args).is_some()
+}
+
+/// `args` owned, or `None` when the read cannot share a statement ([`shareable`]).
+pub(crate) fn values(args: &[Arg<'_>]) -> Option<Vec<Value>> {
+    args.iter()
+        .map(|a| match *a {
+            Arg::Text(v) if !v.contains('\0') => Some(Value::Text(v.to_owned())),
+            Arg::Int(v) => Some(Value::Int(v)),
+            Arg::Bool(v) => Some(Value::Bool(v)),
+            Arg::OptText(_) | Arg::OptInt(_) | Arg::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Whether two reads' arguments travel in the same array types.
+pub(crate) fn same_types(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| std::mem::discriminant(x) == std::mem::discriminant(y))
+}
+
+/// The statement that runs `sql` once for each row of `types.len()` arrays bound to `$1`, `$2`,
+/// ...: `sql`'s placeholders read the row's values, and its first row comes back with the
+/// row's 1-based number in `batch_n`. Text in single quotes is left as it is.
+pub(crate) fn batched_sql(sql: &str, types: &[&str]) -> String {
+    let mut inner = String::with_capacity(sql.len() + 64);
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c == '$' && !quoted && chars.peek().is_some_and(char::is_ascii_digit) {
+            inner.push_str("batch_args.a");
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                inner.push(d);
+            }
+            continue;
+        }
+        inner.push(c);
+    }
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}", i + 1))
+        .collect();
+    let names: Vec<String> = (1..=types.len()).map(|i| format!("a{i}")).collect();
+    format!(
+        "SELECT batch_args.batch_n, one.* FROM unnest({}) WITH ORDINALITY \
+         AS batch_args({}, batch_n) \
+         CROSS JOIN LATERAL (SELECT * FROM ({inner}) AS r LIMIT 1) AS one",
+        arrays.join(", "),
+        names.join(", "),
+    )
+}
+
+/// The same error, for each read of a batch that failed as a whole.
+pub(crate) fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Unavailable(source) => StoreError::Unavailable(source.to_string().into()),
+        StoreError::InvalidInput(m) => StoreError::InvalidInput(m.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+/// A read waiting to be answered by a batch.
+pub(crate) struct Waiting<R> {
+    pub args: Vec<Value>,
+    pub reply: oneshot::Sender<Result<Option<R>>>,
+}
+
+/// Runs batches of one statement text and answers each of their reads.
+pub(crate) trait Runner: Clone + Send + Sync + 'static {
+    /// The row type a read is answered with.
+    type Row: Send + 'static;
+
+    fn run(&self, sql: &str, batch: Vec<Waiting<Self::Row>>) -> impl Future<Output = ()> + Send;
+}
+
+/// One statement text's reads: how many are running, and those waiting.
+struct Statement<R> {
+    running: usize,
+    waiting: Vec<Waiting<R>>,
+}
+
+/// The reads of every statement text that has one running.
+pub(crate) struct Coalescer<N: Runner> {
+    runner: N,
+    by_sql: Mutex<HashMap<String, Statement<N::Row>>>,
+}
+
+/// What a read does: run alone (holding one of its statement's places), or wait for a batch.
+pub(crate) enum Turn<N: Runner> {
+    Run(Place<N>),
+    Wait(oneshot::Receiver<Result<Option<N::Row>>>),
+}
+
+impl<N: Runner> Coalescer<N> {
+    pub(crate) fn new(runner: N) -> Arc<Self> {
+        Arc::new(Self {
+            runner,
+            by_sql: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A read of `sql` with `args` ([`shareable`] ones) arrives.
+    pub(crate) fn enter(self: &Arc<Self>, sql: &str, args: &[Arg<'_>]) -> Turn<N> {
+        let mut by_sql = self.lock();
+        let statement = match by_sql.get_mut(sql) {
+            Some(s) => s,
+            None => by_sql.entry(sql.to_owned()).or_insert(Statement {
+                running: 0,
+                waiting: Vec::new(),
+            }),
+        };
+        if statement.running < RUNNING_PER_STATEMENT {
+            statement.running += 1;
+            return Turn::Run(Place {
+                coalescer: Arc::clone(self),
+                sql: sql.to_owned(),
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let args = values(args).unwrap_or_default();
+        statement.waiting.push(Waiting { args, reply });
+        Turn::Wait(answer)
+    }
+
+    /// The map, whatever a thread that panicked while holding it left (every change to it is
+    /// complete before the lock is let go).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement<N::Row>>> {
+        self.by_sql
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next batch of `sql`'s waiting reads, if any.
+    fn take(&self, sql: &str) -> Option<Vec<Waiting<N::Row>>> {
+        let mut by_sql = self.lock();
+        let statement = by_sql.get_mut(sql)?;
+        if statement.waiting.is_empty() {
+            return None;
+        }
+        let n = statement.waiting.len().min(MOST_PER_BATCH);
+        Some(statement.waiting.drain(..n).collect())
+    }
+
+    /// A place of `sql` is given back: kept when reads are waiting (whoever holds it runs
+    /// them), freed otherwise.
+    fn give_back(&self, sql: &str) -> bool {
+        let mut by_sql = self.lock();
+        let Some(statement) = by_sql.get_mut(sql) else {
+            return false;
+        };
+        if !statement.waiting.is_empty() {
+            return true;
+        }
+        statement.running -= 1;
+        if statement.running == 0 {
+            by_sql.remove(sql);
+        }
+        false
+    }
+
+    /// How many reads wait now, over every statement text.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().values().map(|s| s.waiting.len()).sum()
+    }
+
+    /// How many statement texts have a read running.
+    #[cfg(test)]
+    pub(crate) fn statements(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// One of a statement text's running places. Given back (dropped, also when the read holding
+/// it is given up half-way), it runs the reads that wait meanwhile, on a task of its own, so
+/// that no read waits for a place that nobody holds.
+pub(crate) struct Place<N: Runner> {
+    coalescer: Arc<Coalescer<N>>,
+    sql: String,
+}
+
+impl<N: Runner> Place<N> {
+    /// Runs batches until none is waiting.
+    async fn run_waiting(self) {
+        while let Some(batch) = self.coalescer.take(&self.sql) {
+            self.coalescer.runner.run(&self.sql, batch).await;
+        }
+    }
+}
+
+impl<N: Runner> Drop for Place<N> {
+    fn drop(&mut self) {
+        if !self.coalescer.give_back(&self.sql) {
+            return;
+        }
+        let next = Place {
+            coalescer: Arc::clone(&self.coalescer),
+            sql: std::mem::take(&mut self.sql),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(next.run_waiting())),
+            // No runtime to run them on (shutting down): the waiting reads are dropped, and
+            // hear that their answer will not come.
+            Err(_) => while next.coalescer.take(&next.sql).is_some() {},
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_read_the_rows_values_and_quoted_text_is_left_alone() {
+        let sql = batched_sql(
+            "SELECT 1 AS one FROM t WHERE a = $1 AND b = $12 AND c = '$2' AND d = $2",
+            &["text[]", "int8[]"],
+        );
+        assert_eq!(
+            sql,
+            "SELECT batch_args.batch_n, one.* FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY \
+             AS batch_args(a1, a2, batch_n) CROSS JOIN LATERAL (SELECT * FROM \
+             (SELECT 1 AS one FROM t WHERE a = batch_args.a1 AND b = batch_args.a12 \
+             AND c = '$2' AND d = batch_args.a2) AS r LIMIT 1) AS one"
+        );
+    }
+
+    #[test]
+    fn reads_that_could_fail_a_shared_statement_run_alone() {
+        assert_eq!(
+            values(&[Arg::Text("a"), Arg::Int(3), Arg::Bool(true)]),
+            Some(vec![
+                Value::Text("a".into()),
+                Value::Int(3),
+                Value::Bool(true)
+            ])
+        );
+        assert!(shareable(&[Arg::Int(1)]));
+        assert!(!shareable(&[]));
+        assert_eq!(values(&[Arg::Text("a\0b")]), None);
+        assert_eq!(values(&[Arg::OptText(Some("a"))]), None);
+        assert_eq!(values(&[Arg::OptInt(None)]), None);
+        assert!(same_types(&[Value::Int(1)], &[Value::Int(2)]));
+        assert!(!same_types(&[Value::Int(1)], &[Value::Text("1".into())]));
+        assert!(!same_types(&[Value::Int(1)], &[]));
+    }
+}
