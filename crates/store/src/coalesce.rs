@@ -17,13 +17,20 @@
 //! asked for, so it sees every write committed before then (a revoked token is refused at once,
 //! as before). A light load never waits: with nothing running, a read runs alone, as its own
 //! statement. A read whose arguments another read could not share a statement with (a NUL byte,
-//! which PostgreSQL refuses in text; a null) always runs alone; a batch that the database
-//! refuses as a whole for a value it was given runs again one read at a time, so that no read
-//! fails for another's arguments.
+//! which PostgreSQL refuses in text; a null; none) or whose text the rewriting could misread
+//! ([`rewritable`]) always runs alone; a batch that the database refuses as a whole for a value
+//! it was given runs again one read at a time, so that no read fails for another's arguments.
+//!
+//! Bounds: a read that is stuck holds up the others of its text for [`STALLED_AFTER`] at most
+//! (the next read then runs beside it, and its end answers those waiting); at most
+//! [`MOST_WAITING`] reads of one text wait (the next run alone); a waiting read gives up as
+//! unavailable after the acquire timeout, as a statement waiting for a connection does; a task
+//! dropped before it ran its batch (a runtime shutting down) tells its reads so.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -35,6 +42,15 @@ pub(crate) const RUNNING_PER_STATEMENT: usize = 1;
 
 /// The most reads one statement answers.
 pub(crate) const MOST_PER_BATCH: usize = 64;
+
+/// When no read of a statement text has started for this long (one is stuck: a lock, a network
+/// that stopped answering), the next read of it runs alone beside it, and its end answers the
+/// reads waiting meanwhile: a stuck read holds up the others of its text for this long at most.
+pub(crate) const STALLED_AFTER: Duration = Duration::from_millis(20);
+
+/// The most reads of one statement text that wait; beyond, a read runs alone (and waits for a
+/// connection of the pool, within the acquire timeout, as any statement does).
+pub(crate) const MOST_WAITING: usize = 4 * MOST_PER_BATCH;
 
 /// An argument of a waiting read, owned.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +96,40 @@ pub(crate) fn values(args: &[Arg<'_>]) -> Option<Vec<Value>> {
             Arg::OptText(_) | Arg::OptInt(_) | Arg::Text(_) => None,
         })
         .collect()
+}
+
+/// Whether [`batched_sql`] can rewrite `sql`: no comment, double-quoted name, escaped or
+/// dollar-quoted string, nor `$` other than a placeholder, whose text it could misread.
+pub(crate) fn rewritable(sql: &str) -> bool {
+    let mut quoted = false;
+    let mut previous = ' ';
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let clear = match c {
+            // `E'...'`, whose backslashes may escape a quote.
+            '\'' if !quoted && matches!(previous, 'E' | 'e') => false,
+            '\'' => {
+                quoted = !quoted;
+                true
+            }
+            _ if quoted => true,
+            '"' => false,
+            '-' => next != Some('-'),
+            '/' => next != Some('*'),
+            '$' => {
+                next.is_some_and(|d| d.is_ascii_digit())
+                    && !previous.is_alphanumeric()
+                    && previous != '_'
+            }
+            _ => true,
+        };
+        if !clear {
+            return false;
+        }
+        previous = c;
+    }
+    !quoted
 }
 
 /// Whether two reads' arguments travel in the same array types.
@@ -152,6 +202,8 @@ pub(crate) trait Runner: Clone + Send + Sync + 'static {
 /// One statement text's reads: how many are running, and those waiting.
 struct Statement<R> {
     running: usize,
+    /// When the last read or batch of it started.
+    started: Instant,
     waiting: Vec<Waiting<R>>,
 }
 
@@ -182,14 +234,20 @@ impl<N: Runner> Coalescer<N> {
             Some(s) => s,
             None => by_sql.entry(sql.to_owned()).or_insert(Statement {
                 running: 0,
+                started: Instant::now(),
                 waiting: Vec::new(),
             }),
         };
-        if statement.running < RUNNING_PER_STATEMENT {
+        if statement.running < RUNNING_PER_STATEMENT
+            || statement.waiting.len() >= MOST_WAITING
+            || statement.started.elapsed() >= STALLED_AFTER
+        {
             statement.running += 1;
+            statement.started = Instant::now();
             return Turn::Run(Place {
                 coalescer: Arc::clone(self),
                 sql: sql.to_owned(),
+                hand_on: true,
             });
         }
         let (reply, answer) = oneshot::channel();
@@ -214,6 +272,7 @@ impl<N: Runner> Coalescer<N> {
             return None;
         }
         let n = statement.waiting.len().min(MOST_PER_BATCH);
+        statement.started = Instant::now();
         Some(statement.waiting.drain(..n).collect())
     }
 
@@ -232,6 +291,20 @@ impl<N: Runner> Coalescer<N> {
             by_sql.remove(sql);
         }
         false
+    }
+
+    /// A place of `sql` is given back by a task that did not run to its end (the runtime is
+    /// shutting down): the reads waiting are dropped, and hear that their answer will not come.
+    fn abandon(&self, sql: &str) {
+        let mut by_sql = self.lock();
+        let Some(statement) = by_sql.get_mut(sql) else {
+            return;
+        };
+        statement.waiting.clear();
+        statement.running -= 1;
+        if statement.running == 0 {
+            by_sql.remove(sql);
+        }
     }
 
     /// How many reads wait now, over every statement text.
@@ -253,31 +326,39 @@ impl<N: Runner> Coalescer<N> {
 pub(crate) struct Place<N: Runner> {
     coalescer: Arc<Coalescer<N>>,
     sql: String,
+    /// Given back, it hands the reads waiting on to a new task. Not so for the place of such a
+    /// task until it has run them: dropped before (its runtime shutting down), it drops them.
+    hand_on: bool,
 }
 
 impl<N: Runner> Place<N> {
     /// Runs batches until none is waiting.
-    async fn run_waiting(self) {
+    async fn run_waiting(mut self) {
         while let Some(batch) = self.coalescer.take(&self.sql) {
             self.coalescer.runner.run(&self.sql, batch).await;
         }
+        self.hand_on = true;
     }
 }
 
 impl<N: Runner> Drop for Place<N> {
     fn drop(&mut self) {
+        if !self.hand_on {
+            self.coalescer.abandon(&self.sql);
+            return;
+        }
         if !self.coalescer.give_back(&self.sql) {
             return;
         }
         let next = Place {
             coalescer: Arc::clone(&self.coalescer),
             sql: std::mem::take(&mut self.sql),
+            hand_on: false,
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(next.run_waiting())),
-            // No runtime to run them on (shutting down): the waiting reads are dropped, and
-            // hear that their answer will not come.
-            Err(_) => while next.coalescer.take(&next.sql).is_some() {},
+        // Without a runtime, or on one shutting down (which drops the task unpolled), `next`
+        // is dropped before it runs, and abandons the waiting reads.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(next.run_waiting()));
         }
     }
 }
@@ -285,6 +366,56 @@ impl<N: Runner> Drop for Place<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs nothing, ever.
+    #[derive(Clone)]
+    struct Never;
+
+    impl Runner for Never {
+        type Row = ();
+
+        async fn run(&self, _: &str, _: Vec<Waiting<()>>) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[test]
+    fn a_runtime_shut_down_with_reads_waiting_leaves_nothing_behind() {
+        let coalescer = Coalescer::new(Never);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (waiting, stuck) = runtime.block_on(async {
+            let Turn::Run(place) = coalescer.enter("q", &[Arg::Int(1)]) else {
+                panic!("the first read runs");
+            };
+            // Holds its place until the runtime drops it.
+            tokio::spawn(async move {
+                let _place = place;
+                std::future::pending::<()>().await;
+            });
+            tokio::task::yield_now().await;
+            let Turn::Wait(waiting) = coalescer.enter("q", &[Arg::Int(2)]) else {
+                panic!("the second read waits");
+            };
+            // A batch that never ends, with one read in it.
+            let Turn::Run(place) = coalescer.enter("r", &[Arg::Int(1)]) else {
+                panic!("the first read runs");
+            };
+            let Turn::Wait(stuck) = coalescer.enter("r", &[Arg::Int(2)]) else {
+                panic!("the second read waits");
+            };
+            drop(place);
+            tokio::task::yield_now().await;
+            assert_eq!(coalescer.waiting(), 1, "the batch took its read");
+            (waiting, stuck)
+        });
+        drop(runtime);
+        assert!(waiting.blocking_recv().is_err(), "told no answer comes");
+        assert!(stuck.blocking_recv().is_err(), "told no answer comes");
+        assert_eq!(coalescer.statements(), 0, "no place left held");
+    }
 
     #[test]
     fn placeholders_read_the_rows_values_and_quoted_text_is_left_alone() {
@@ -312,6 +443,20 @@ mod tests {
             ])
         );
         assert!(shareable(&[Arg::Int(1)]));
+        assert!(rewritable(
+            "SELECT a FROM t WHERE b = $1 AND c = 'it''s $2' AND d = $2"
+        ));
+        for sql in [
+            "SELECT a FROM t WHERE b = $1 -- the key",
+            "SELECT a FROM t WHERE b = $1 /* the key */",
+            "SELECT \"a\" FROM t WHERE b = $1",
+            "SELECT a FROM t WHERE b = $1 AND c = E'\\' $1'",
+            "SELECT a FROM t WHERE b = $x$ $1 $x$",
+            "SELECT a$1 FROM t WHERE b = $1",
+            "SELECT a FROM t WHERE b = 'open",
+        ] {
+            assert!(!rewritable(sql), "{sql}");
+        }
         assert!(!shareable(&[]));
         assert_eq!(values(&[Arg::Text("a\0b")]), None);
         assert_eq!(values(&[Arg::OptText(Some("a"))]), None);

@@ -544,7 +544,7 @@ impl Engine for PostgresStore {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        if !coalesce::shareable(args) {
+        if !coalesce::shareable(args) || !coalesce::rewritable(sql) {
             return self.read_alone(sql, args).await;
         }
         match self.reads.enter(sql, args) {
@@ -553,10 +553,14 @@ impl Engine for PostgresStore {
                 drop(place);
                 answer
             }
-            Turn::Wait(answer) => match answer.await {
-                Ok(row) => row?.as_ref().map(T::from_cols).transpose(),
-                Err(_) => Err(StoreError::Unavailable(
+            // As long as a statement may wait for its connection, and no longer.
+            Turn::Wait(answer) => match tokio::time::timeout(self.acquire_timeout, answer).await {
+                Ok(Ok(row)) => row?.as_ref().map(T::from_cols).transpose(),
+                Ok(Err(_)) => Err(StoreError::Unavailable(
                     "a batched read ended without its answer".into(),
+                )),
+                Err(_) => Err(StoreError::Unavailable(
+                    "a batched read not answered within the acquire timeout".into(),
                 )),
             },
         }
@@ -751,13 +755,15 @@ mod pool_tests {
     }
 
     async fn store() -> Option<PostgresStore> {
+        store_waiting_at_most(Duration::from_secs(5)).await
+    }
+
+    async fn store_waiting_at_most(acquire_timeout: Duration) -> Option<PostgresStore> {
         let Ok(url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
             eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
             return None;
         };
-        let settings = PoolSettings {
-            acquire_timeout: Duration::from_secs(5),
-        };
+        let settings = PoolSettings { acquire_timeout };
         Some(
             PostgresStore::connect(&url, settings)
                 .await
@@ -835,6 +841,91 @@ mod pool_tests {
         let mut sizes: Vec<usize> = statements.into_values().collect();
         sizes.sort_unstable();
         assert_eq!(sizes, [1, 25]);
+        settled(&store).await;
+    }
+
+    #[tokio::test]
+    async fn more_reads_than_one_statement_answers_take_several() {
+        let Some(store) = store().await else { return };
+        let asked: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+        let reads = asked.iter().map(|v| stamped(&store, v));
+        let mut statements = std::collections::HashMap::<String, usize>::new();
+        for (asked, answer) in asked
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            let (echoed, statement) = answer.expect("read").expect("a row");
+            assert_eq!(asked, &echoed);
+            *statements.entry(statement).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = statements.into_values().collect();
+        sizes.sort_unstable();
+        assert_eq!(crate::coalesce::MOST_PER_BATCH, 64);
+        assert_eq!(sizes, [1, 35, 64]);
+        settled(&store).await;
+    }
+
+    /// Sleeps 2 s for `slow`, answers at once otherwise.
+    const SLOW_FOR_SLOW: &str =
+        "SELECT $1::text AS v FROM pg_sleep(CASE WHEN $1 = 'slow' THEN 2 ELSE 0 END)";
+
+    #[tokio::test]
+    async fn a_stuck_read_holds_up_the_others_of_its_statement_only_briefly() {
+        let Some(store) = store().await else { return };
+        let store = std::sync::Arc::new(store);
+        let slow = {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .point_read::<Text>(SLOW_FOR_SLOW, &[Arg::Text("slow")])
+                    .await
+            })
+        };
+        tokio::time::sleep(crate::coalesce::STALLED_AFTER * 3).await;
+        let started = std::time::Instant::now();
+        let asked: Vec<String> = (0..30).map(|i| format!("r{i}")).collect();
+        let reads = asked.iter().map(|v| async {
+            store
+                .point_read::<Text>(SLOW_FOR_SLOW, &[Arg::Text(v)])
+                .await
+        });
+        for (asked, answer) in asked
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            assert_eq!(Some(asked), answer.expect("read").map(|Text(v)| v).as_ref());
+        }
+        let took = started.elapsed();
+        assert!(!slow.is_finished(), "the others were answered in {took:?}");
+        let Text(v) = slow.await.expect("task").expect("read").expect("a row");
+        assert_eq!(v, "slow");
+        settled(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_its_turn_no_longer_than_for_a_connection() {
+        let Some(store) = store_waiting_at_most(Duration::from_millis(500)).await else {
+            return;
+        };
+        let slow = store.point_read::<Text>(SLOW_FOR_SLOW, &[Arg::Text("slow")]);
+        let waiting = async {
+            let started = std::time::Instant::now();
+            let answer = store
+                .point_read::<Text>(SLOW_FOR_SLOW, &[Arg::Text("fast")])
+                .await;
+            (answer, started.elapsed())
+        };
+        let (slow, (waited, took)) = tokio::join!(slow, waiting);
+        assert_eq!(
+            slow.expect("read").map(|Text(v)| v).as_deref(),
+            Some("slow")
+        );
+        assert!(
+            matches!(waited, Err(crate::StoreError::Unavailable(_))),
+            "{:?}",
+            waited.map(|r| r.map(|Text(v)| v))
+        );
+        assert!(took < Duration::from_millis(1500), "waited {took:?}");
         settled(&store).await;
     }
 
