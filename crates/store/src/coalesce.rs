@@ -19,13 +19,15 @@
 //! statement. A read whose arguments another read could not share a statement with (a NUL byte,
 //! which PostgreSQL refuses in text; a null; none) or whose text the rewriting could misread
 //! ([`rewritable`]) always runs alone; a batch that the database refuses as a whole for a value
-//! it was given runs again one read at a time, so that no read fails for another's arguments.
+//! it was given runs again in halves, down to the read whose value it was, so that no read fails
+//! for another's arguments.
 //!
-//! Bounds: a read that is stuck holds up the others of its text for [`STALLED_AFTER`] at most
-//! (the next read then runs beside it, and its end answers those waiting); at most
-//! [`MOST_WAITING`] reads of one text wait (the next run alone); a waiting read gives up as
-//! unavailable after the acquire timeout, as a statement waiting for a connection does; a task
-//! dropped before it ran its batch (a runtime shutting down) tells its reads so.
+//! Bounds: when no read or batch of a text has started for [`STALLED_AFTER`] while reads of it
+//! wait (one is stuck, or slow), another runs beside it, up to [`MOST_RUNNING`] at once: the
+//! next read that arrives, or else a task that one of the waiting reads starts, and its end
+//! answers those waiting. At most [`MOST_WAITING`] reads of one text wait (the next run alone).
+//! A waiting read gives up as unavailable when it has no answer within the limit its caller sets.
+//! A task dropped before it ran its batch (a runtime shutting down) tells its reads so.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,10 +45,12 @@ pub(crate) const RUNNING_PER_STATEMENT: usize = 1;
 /// The most reads one statement answers.
 pub(crate) const MOST_PER_BATCH: usize = 64;
 
-/// When no read of a statement text has started for this long (one is stuck: a lock, a network
-/// that stopped answering), the next read of it runs alone beside it, and its end answers the
-/// reads waiting meanwhile: a stuck read holds up the others of its text for this long at most.
+/// When no read or batch of a statement text has started for this long while reads of it wait
+/// (one is stuck: a network that stopped answering; or slow), another runs beside it.
 pub(crate) const STALLED_AFTER: Duration = Duration::from_millis(20);
+
+/// The most reads or batches of one statement text that run at once when some are stuck.
+pub(crate) const MOST_RUNNING: usize = 4;
 
 /// The most reads of one statement text that wait; beyond, a read runs alone (and waits for a
 /// connection of the pool, within the acquire timeout, as any statement does).
@@ -113,6 +117,8 @@ pub(crate) fn rewritable(sql: &str) -> bool {
                 quoted = !quoted;
                 true
             }
+            // A backslash escapes a quote unless `standard_conforming_strings` is on.
+            '\\' if quoted => false,
             _ if quoted => true,
             '"' => false,
             '-' => next != Some('-'),
@@ -210,6 +216,8 @@ struct Statement<R> {
 /// The reads of every statement text that has one running.
 pub(crate) struct Coalescer<N: Runner> {
     runner: N,
+    /// [`STALLED_AFTER`], but in tests that need no read to be taken for stuck.
+    stalled_after: Duration,
     by_sql: Mutex<HashMap<String, Statement<N::Row>>>,
 }
 
@@ -220,9 +228,10 @@ pub(crate) enum Turn<N: Runner> {
 }
 
 impl<N: Runner> Coalescer<N> {
-    pub(crate) fn new(runner: N) -> Arc<Self> {
+    pub(crate) fn new(runner: N, stalled_after: Duration) -> Arc<Self> {
         Arc::new(Self {
             runner,
+            stalled_after,
             by_sql: Mutex::new(HashMap::new()),
         })
     }
@@ -240,7 +249,8 @@ impl<N: Runner> Coalescer<N> {
         };
         if statement.running < RUNNING_PER_STATEMENT
             || statement.waiting.len() >= MOST_WAITING
-            || statement.started.elapsed() >= STALLED_AFTER
+            || (statement.running < MOST_RUNNING
+                && statement.started.elapsed() >= self.stalled_after)
         {
             statement.running += 1;
             statement.started = Instant::now();
@@ -256,6 +266,55 @@ impl<N: Runner> Coalescer<N> {
         Turn::Wait(answer)
     }
 
+    /// The answer to a read that waits ([`Turn::Wait`]) on `sql`, or `None` when none comes
+    /// within `limit`. Each time it has waited [`Coalescer::stalled_after`], it starts another
+    /// runner of the reads waiting if none has started meanwhile ([`MOST_RUNNING`] at most).
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        sql: &str,
+        mut answer: oneshot::Receiver<Result<Option<N::Row>>>,
+        limit: Duration,
+    ) -> Option<Result<Option<N::Row>>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match tokio::time::timeout(left.min(self.stalled_after), &mut answer).await {
+                Ok(answered) => return answered.ok(),
+                Err(_) => self.unstick(sql),
+            }
+        }
+    }
+
+    /// Starts another runner of `sql`'s waiting reads, on a task of its own, if reads wait, none
+    /// has started for [`Coalescer::stalled_after`] and fewer than [`MOST_RUNNING`] run.
+    fn unstick(self: &Arc<Self>, sql: &str) {
+        {
+            let mut by_sql = self.lock();
+            let Some(statement) = by_sql.get_mut(sql) else {
+                return;
+            };
+            if statement.waiting.is_empty()
+                || statement.running >= MOST_RUNNING
+                || statement.started.elapsed() < self.stalled_after
+            {
+                return;
+            }
+            statement.running += 1;
+            statement.started = Instant::now();
+        }
+        let place = Place {
+            coalescer: Arc::clone(self),
+            sql: sql.to_owned(),
+            hand_on: false,
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(place.run_waiting()));
+        }
+    }
+
     /// The map, whatever a thread that panicked while holding it left (every change to it is
     /// complete before the lock is let go).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement<N::Row>>> {
@@ -268,6 +327,8 @@ impl<N: Runner> Coalescer<N> {
     fn take(&self, sql: &str) -> Option<Vec<Waiting<N::Row>>> {
         let mut by_sql = self.lock();
         let statement = by_sql.get_mut(sql)?;
+        // Reads given up while they waited need no answer.
+        statement.waiting.retain(|w| !w.reply.is_closed());
         if statement.waiting.is_empty() {
             return None;
         }
@@ -381,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_runtime_shut_down_with_reads_waiting_leaves_nothing_behind() {
-        let coalescer = Coalescer::new(Never);
+        let coalescer = Coalescer::new(Never, STALLED_AFTER);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -454,6 +515,7 @@ mod tests {
             "SELECT a FROM t WHERE b = $x$ $1 $x$",
             "SELECT a$1 FROM t WHERE b = $1",
             "SELECT a FROM t WHERE b = 'open",
+            "SELECT a FROM t WHERE b = 'a\\' OR $1'",
         ] {
             assert!(!rewritable(sql), "{sql}");
         }
