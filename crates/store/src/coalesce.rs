@@ -87,19 +87,40 @@ impl Value {
 /// PostgreSQL would refuse (a NUL byte), which would fail the whole statement and every read in
 /// it; nor without arguments, when there is nothing to tell the reads apart.
 pub(crate) fn shareable(args: &[Arg<'_>]) -> bool {
-    !args.is_empty() && values(args).is_some()
+    !args.is_empty() && args.iter().all(|a| value(a).is_some())
 }
 
-/// `args` owned, or `None` when the read cannot share a statement ([`shareable`]).
+/// `args` owned, or `None` when the read cannot share a statement ([`shareable`]). Called only
+/// for a read that waits: a read that runs alone copies nothing.
 pub(crate) fn values(args: &[Arg<'_>]) -> Option<Vec<Value>> {
-    args.iter()
-        .map(|a| match *a {
-            Arg::Text(v) if !v.contains('\0') => Some(Value::Text(v.to_owned())),
-            Arg::Int(v) => Some(Value::Int(v)),
-            Arg::Bool(v) => Some(Value::Bool(v)),
-            Arg::OptText(_) | Arg::OptInt(_) | Arg::Text(_) => None,
-        })
-        .collect()
+    args.iter().map(|a| value(a).map(Value::owned)).collect()
+}
+
+/// An argument that can travel in an array, borrowed.
+enum Shared<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Value {
+    fn owned(v: Shared<'_>) -> Self {
+        match v {
+            Shared::Text(t) => Value::Text(t.to_owned()),
+            Shared::Int(i) => Value::Int(i),
+            Shared::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// `a` as it would travel in an array, or `None` for a null or text with a NUL byte.
+fn value<'a>(a: &Arg<'a>) -> Option<Shared<'a>> {
+    match *a {
+        Arg::Text(v) if !v.contains('\0') => Some(Shared::Text(v)),
+        Arg::Int(v) => Some(Shared::Int(v)),
+        Arg::Bool(v) => Some(Shared::Bool(v)),
+        Arg::OptText(_) | Arg::OptInt(_) | Arg::Text(_) => None,
+    }
 }
 
 /// Whether [`batched_sql`] can rewrite `sql`: no comment, double-quoted name, escaped or
