@@ -35,6 +35,7 @@ mod rate_limits;
 mod rate_limits_redis;
 mod register;
 mod review;
+mod storms;
 mod story;
 mod token;
 mod trust;

@@ -32,7 +32,7 @@ impl Resp {
     }
 }
 
-async fn into_resp(r: reqwest::Response) -> Resp {
+pub async fn into_resp(r: reqwest::Response) -> Resp {
     let headers = r.headers().clone();
     let (status, body) = status_json(r).await;
     Resp {
