@@ -18,7 +18,7 @@
 //! as before). A light load never waits: with nothing running, a read runs alone, as its own
 //! statement. A read whose arguments another read could not share a statement with (a NUL byte,
 //! which PostgreSQL refuses in text; a null; none) or whose text the rewriting could misread
-//! ([`rewritable`]) always runs alone; a batch that the database refuses as a whole for a value
+//! ([`rewritable`], looked at once a read of the text would wait) always runs alone; a batch that the database refuses as a whole for a value
 //! it was given runs again in halves, down to the read whose value it was, so that no read fails
 //! for another's arguments.
 //!
@@ -228,6 +228,11 @@ pub(crate) trait Runner: Clone + Send + Sync + 'static {
 
 /// One statement text's reads: how many are running, and those waiting.
 struct Statement<R> {
+    /// The text, shared with the map's key and the places of its reads.
+    text: Arc<str>,
+    /// Whether [`batched_sql`] can rewrite the text: looked at when a read of it would first
+    /// wait, not on every read (it scans the whole text).
+    rewritable: Option<bool>,
     running: usize,
     /// When the last read or batch of it started.
     started: Instant,
@@ -239,13 +244,15 @@ pub(crate) struct Coalescer<N: Runner> {
     runner: N,
     /// [`STALLED_AFTER`], but in tests that need no read to be taken for stuck.
     stalled_after: Duration,
-    by_sql: Mutex<HashMap<String, Statement<N::Row>>>,
+    by_sql: Mutex<HashMap<Arc<str>, Statement<N::Row>>>,
 }
 
-/// What a read does: run alone (holding one of its statement's places), or wait for a batch.
+/// What a read does: run alone (holding one of its statement's places), or wait for a batch,
+/// or run alone without a place when its text cannot be shared ([`rewritable`]).
 pub(crate) enum Turn<N: Runner> {
     Run(Place<N>),
     Wait(oneshot::Receiver<Result<Option<N::Row>>>),
+    Alone,
 }
 
 impl<N: Runner> Coalescer<N> {
@@ -262,11 +269,16 @@ impl<N: Runner> Coalescer<N> {
         let mut by_sql = self.lock();
         let statement = match by_sql.get_mut(sql) {
             Some(s) => s,
-            None => by_sql.entry(sql.to_owned()).or_insert(Statement {
-                running: 0,
-                started: Instant::now(),
-                waiting: Vec::new(),
-            }),
+            None => {
+                let text: Arc<str> = Arc::from(sql);
+                by_sql.entry(Arc::clone(&text)).or_insert(Statement {
+                    text,
+                    rewritable: None,
+                    running: 0,
+                    started: Instant::now(),
+                    waiting: Vec::new(),
+                })
+            }
         };
         if statement.running < RUNNING_PER_STATEMENT
             || statement.waiting.len() >= MOST_WAITING
@@ -277,9 +289,12 @@ impl<N: Runner> Coalescer<N> {
             statement.started = Instant::now();
             return Turn::Run(Place {
                 coalescer: Arc::clone(self),
-                sql: sql.to_owned(),
+                sql: Arc::clone(&statement.text),
                 hand_on: true,
             });
+        }
+        if !*statement.rewritable.get_or_insert_with(|| rewritable(sql)) {
+            return Turn::Alone;
         }
         let (reply, answer) = oneshot::channel();
         let args = values(args).unwrap_or_default();
@@ -312,7 +327,7 @@ impl<N: Runner> Coalescer<N> {
     /// Starts another runner of `sql`'s waiting reads, on a task of its own, if reads wait, none
     /// has started for [`Coalescer::stalled_after`] and fewer than [`MOST_RUNNING`] run.
     fn unstick(self: &Arc<Self>, sql: &str) {
-        {
+        let text = {
             let mut by_sql = self.lock();
             let Some(statement) = by_sql.get_mut(sql) else {
                 return;
@@ -325,10 +340,11 @@ impl<N: Runner> Coalescer<N> {
             }
             statement.running += 1;
             statement.started = Instant::now();
-        }
+            Arc::clone(&statement.text)
+        };
         let place = Place {
             coalescer: Arc::clone(self),
-            sql: sql.to_owned(),
+            sql: text,
             hand_on: false,
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -338,7 +354,7 @@ impl<N: Runner> Coalescer<N> {
 
     /// The map, whatever a thread that panicked while holding it left (every change to it is
     /// complete before the lock is let go).
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement<N::Row>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Statement<N::Row>>> {
         self.by_sql
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -407,7 +423,8 @@ impl<N: Runner> Coalescer<N> {
 /// that no read waits for a place that nobody holds.
 pub(crate) struct Place<N: Runner> {
     coalescer: Arc<Coalescer<N>>,
-    sql: String,
+    /// The map's key of its text.
+    sql: Arc<str>,
     /// Given back, it hands the reads waiting on to a new task. Not so for the place of such a
     /// task until it has run them: dropped before (its runtime shutting down), it drops them.
     hand_on: bool,
@@ -434,7 +451,7 @@ impl<N: Runner> Drop for Place<N> {
         }
         let next = Place {
             coalescer: Arc::clone(&self.coalescer),
-            sql: std::mem::take(&mut self.sql),
+            sql: Arc::clone(&self.sql),
             hand_on: false,
         };
         // Without a runtime, or on one shutting down (which drops the task unpolled), `next`
@@ -547,5 +564,36 @@ mod tests {
         assert!(same_types(&[Value::Int(1)], &[Value::Int(2)]));
         assert!(!same_types(&[Value::Int(1)], &[Value::Text("1".into())]));
         assert!(!same_types(&[Value::Int(1)], &[]));
+    }
+
+    #[test]
+    fn a_text_the_rewriting_could_misread_never_waits() {
+        let coalescer = Coalescer::new(Never, STALLED_AFTER);
+        let misread = "SELECT a FROM t WHERE b = $1 -- the key";
+        let Turn::Run(first) = coalescer.enter(misread, &[Arg::Int(1)]) else {
+            panic!("the first read runs");
+        };
+        for i in 2..5 {
+            assert!(
+                matches!(coalescer.enter(misread, &[Arg::Int(i)]), Turn::Alone),
+                "read {i} runs alone, beside the first"
+            );
+        }
+        assert_eq!(coalescer.waiting(), 0);
+        let Turn::Run(other) = coalescer.enter("q", &[Arg::Int(1)]) else {
+            panic!("the first read runs");
+        };
+        assert!(matches!(
+            coalescer.enter("q", &[Arg::Int(2)]),
+            Turn::Wait(_)
+        ));
+        assert_eq!(coalescer.waiting(), 1);
+        drop(first);
+        assert_eq!(
+            coalescer.statements(),
+            1,
+            "the misread text's place is free"
+        );
+        drop(other);
     }
 }

@@ -565,10 +565,11 @@ impl Engine for PostgresStore {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Option<T>> {
-        if !coalesce::shareable(args) || !coalesce::rewritable(sql) {
+        if !coalesce::shareable(args) {
             return self.read_alone(sql, args).await;
         }
         match self.reads.enter(sql, args) {
+            Turn::Alone => self.read_alone(sql, args).await,
             Turn::Run(place) => {
                 let answer = self.read_alone(sql, args).await;
                 drop(place);
