@@ -149,16 +149,23 @@ pub fn looks_like_jwt(token: &str) -> bool {
     if token.len() > MAX_TOKEN_LEN {
         return false;
     }
-    // One pass with no early exit, so that it compiles to vector compares: count the dots and
-    // the bytes that are neither base64url nor a dot.
-    let (dots, others) = token.bytes().fold((0u32, 0u32), |(dots, others), b| {
-        let dot = b == b'.';
-        let base64url = b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_');
-        (
-            dots + u32::from(dot),
-            others + u32::from(!(dot | base64url)),
-        )
-    });
+    // Count the dots and the bytes that are neither base64url nor a dot, with no early exit
+    // and in byte-wide counters over runs of at most 255 bytes, so that the inner loop
+    // compiles to compares on 16 bytes at a time (a byte at a time otherwise: an
+    // introspection checks a 600-byte token twice).
+    let (mut dots, mut others) = (0usize, 0usize);
+    for run in token.as_bytes().chunks(255) {
+        let (mut d, mut o) = (0u8, 0u8);
+        for &b in run {
+            let dot = b == b'.';
+            let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+            let base64url = letter | (b.wrapping_sub(b'0') < 10) | (b == b'-') | (b == b'_');
+            d += u8::from(dot);
+            o += u8::from(!(dot | base64url));
+        }
+        dots += usize::from(d);
+        others += usize::from(o);
+    }
     dots == 2 && others == 0
 }
 

@@ -582,6 +582,21 @@ proptest! {
         let _ = jwt::looks_like_jwt(&s);
     }
 
+    /// The shape check is the plain definition: three parts of base64url characters.
+    #[test]
+    fn the_shape_check_is_three_base64url_parts(s in prop_oneof![
+        any::<String>(),
+        "[A-Za-z0-9_.@`{\\[/:\\-]{0,600}",
+        // Three parts, with the neighbours of the base64url ranges among their characters.
+        "[A-Za-z0-9_-]{0,15}[@`{\\[/:]?[A-Za-z0-9_-]{0,15}\\.[A-Za-z0-9_-]{0,15}[@`{\\[/:]?[A-Za-z0-9_-]{0,15}\\.[A-Za-z0-9_-]{0,15}[@`{\\[/:]?[A-Za-z0-9_-]{0,15}",
+        "[A-Za-z0-9_-]{0,300}\\.[A-Za-z0-9_-]{0,300}\\.[A-Za-z0-9_-]{0,300}",
+    ]) {
+        let b64 = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let parts: Vec<&str> = s.split('.').collect();
+        let plain = s.len() <= jwt::MAX_TOKEN_LEN && parts.len() == 3 && parts.iter().all(|p| b64(p));
+        prop_assert_eq!(jwt::looks_like_jwt(&s), plain);
+    }
+
     /// Any one bit flipped anywhere in a valid token's text makes it invalid.
     #[test]
     fn a_flipped_bit_in_the_text_is_refused(which in 0usize..3, at in any::<prop::sample::Index>(), bit in 0u8..7) {
