@@ -164,6 +164,9 @@ mod tests {
         assert!(!ok("http://user:pw@127.0.0.1/cb"));
         assert!(!ok("https://app.example.com/a b"));
         assert!(!ok("https://app.exämple.com/"));
+        // A punycode label must decode; one that does is kept as written.
+        assert!(!ok("https://xn--.example/cb"));
+        assert!(ok("https://xn--exmple-cua.com/cb"));
         assert!(!ok(""));
         // No host where the host belongs, though the url crate would make one up.
         assert!(!ok("https:///cb"));
