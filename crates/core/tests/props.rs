@@ -2,8 +2,9 @@
 
 //! Property tests (bounded fuzzing) of the parsers of `oauth-core`: redirect URIs, scopes, PKCE,
 //! `return_to`, authorization requests and JWT access tokens. Each property runs
-//! [`DEFAULT_CASES`] generated cases unless `PROPTEST_CASES` says otherwise
-//! (docs/security-tests.md: `PROPTEST_CASES=100000 cargo test -p oauth-core --test props`).
+//! [`DEFAULT_CASES`] generated cases from a fixed seed unless `PROPTEST_CASES` and
+//! `PROPTEST_RNG_SEED` say otherwise (docs/security-tests.md: `PROPTEST_RNG_SEED=$RANDOM
+//! PROPTEST_CASES=100000 cargo test -p oauth-core --test props`).
 //! A failing case is saved under `crates/core/tests/props.proptest-regressions` and replayed
 //! first on every later run; such a file is committed with the fix, as a regression test.
 
@@ -23,14 +24,19 @@ use oauth_core::scope::{
 use oauth_core::{Client, ClientDraft, ClientOrigin, ScopeCatalogue};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 /// Cases per property in a normal test run; the whole file runs in a few seconds.
 const DEFAULT_CASES: u32 = 512;
 
-/// `DEFAULT_CASES`, or `PROPTEST_CASES` when it is set (proptest reads it into the default).
+/// The seed of a normal test run, so that the suite runs the same cases each time; other seeds
+/// come from `PROPTEST_RNG_SEED` (docs/security-tests.md).
+const SEED: u64 = 0x7e1e_0a17_5eed_0001;
+
+/// `DEFAULT_CASES` from `SEED`, or `PROPTEST_CASES` and `PROPTEST_RNG_SEED` when they are set
+/// (proptest reads them into the default).
 fn config() -> Config {
     let mut c = Config {
         // Beside this file: tests/props.proptest-regressions.
@@ -41,6 +47,9 @@ fn config() -> Config {
     };
     if std::env::var_os("PROPTEST_CASES").is_none() {
         c.cases = DEFAULT_CASES;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = RngSeed::Fixed(SEED);
     }
     c
 }
