@@ -264,6 +264,11 @@ impl<N: Runner> Coalescer<N> {
         })
     }
 
+    /// What runs the batches.
+    pub(crate) fn runner(&self) -> &N {
+        &self.runner
+    }
+
     /// A read of `sql` with `args` ([`shareable`] ones) arrives.
     pub(crate) fn enter(self: &Arc<Self>, sql: &str, args: &[Arg<'_>]) -> Turn<N> {
         let mut by_sql = self.lock();

@@ -372,6 +372,15 @@ struct Reader {
     acquire_timeout: Duration,
 }
 
+impl Reader {
+    /// How long a read that waits for a shared statement waits for its answer: its turn, then
+    /// its batch's wait for a connection, twice what a statement alone may wait for its
+    /// connection. Also the longest a shared statement may run.
+    fn patience(&self) -> Duration {
+        self.acquire_timeout * 2
+    }
+}
+
 impl Runner for Reader {
     type Row = PgRow;
 
@@ -479,17 +488,27 @@ impl Reader {
             };
         }
         let mut lease = lease(&self.pool, self.acquire_timeout).await?;
+        // Its readers wait at most `patience()`: a statement that runs longer answers no one,
+        // so it is given up, and its connection settled (checked, or closed) rather than held
+        // by a task that no request waits for (a database or network that stopped answering
+        // without closing the connection would otherwise hold it until TCP gives up).
         let result = match lease.conn() {
-            Ok(conn) => query
-                .fetch_all(&mut conn.raw)
-                .await
-                .map_err(StoreError::from),
+            Ok(conn) => {
+                match tokio::time::timeout(self.patience(), query.fetch_all(&mut conn.raw)).await {
+                    Ok(rows) => rows.map_err(StoreError::from),
+                    Err(_) => Err(StoreError::Unavailable(
+                        "a shared read outlasted its readers' wait".into(),
+                    )),
+                }
+            }
             Err(e) => Err(e),
         };
         let rows = lease.done(result)?;
         let mut answers: Vec<Option<PgRow>> = batch.iter().map(|_| None).collect();
         for row in rows {
-            let n: i64 = sqlx::Row::try_get(&row, "batch_n")?;
+            // The row's number is the first column, whatever the statement's own columns are
+            // called.
+            let n: i64 = sqlx::Row::try_get(&row, 0)?;
             let slot = usize::try_from(n - 1)
                 .ok()
                 .and_then(|i| answers.get_mut(i))
@@ -575,10 +594,8 @@ impl Engine for PostgresStore {
                 drop(place);
                 answer
             }
-            // Its turn, then its batch's wait for a connection: twice what a statement alone
-            // may wait for its connection.
             Turn::Wait(answer) => {
-                let limit = self.acquire_timeout * 2;
+                let limit = self.reads.runner().patience();
                 match self.reads.answer(sql, answer, limit).await {
                     Some(row) => row?.as_ref().map(T::from_cols).transpose(),
                     None => Err(StoreError::Unavailable(
@@ -986,6 +1003,165 @@ mod pool_tests {
             "gave up after {took:?}"
         );
         settled(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_shared_statement_that_outlasts_its_readers_gives_its_connection_back() {
+        // Its readers wait 600 ms for their answer.
+        let Some(store) = store_waiting_at_most(Duration::from_millis(300))
+            .await
+            .map(PostgresStore::never_stalled)
+        else {
+            return;
+        };
+        // `r0` runs alone for 300 ms; the five that arrive meanwhile share a statement that
+        // would run for 10 s (2 s a row), as if the database had stopped answering.
+        let sql = "SELECT $1::text AS v \
+                   FROM pg_sleep(CASE WHEN $1 = 'r0' THEN 0.3 WHEN $1 <> 'after' THEN 2 ELSE 0 END)";
+        let asked: Vec<String> = (0..6).map(|i| format!("r{i}")).collect();
+        let started = std::time::Instant::now();
+        let reads = asked.iter().map(|v| async {
+            let answer = store.point_read::<Text>(sql, &[Arg::Text(v)]).await;
+            (answer.map(|r| r.map(|Text(v)| v)), started.elapsed())
+        });
+        for (i, (answer, took)) in futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if i == 0 {
+                assert_eq!(answer.expect("read").as_deref(), Some("r0"));
+            } else {
+                assert!(
+                    matches!(answer, Err(crate::StoreError::Unavailable(_))),
+                    "read {i}: {answer:?}"
+                );
+                assert!(took < Duration::from_secs(2), "read {i} took {took:?}");
+            }
+        }
+        // The statement is given up when its readers are: its connection is back or closed
+        // within `settled`'s 5 s, long before the statement would have ended.
+        settled(&store).await;
+        assert!(started.elapsed() < Duration::from_secs(8));
+        let Text(v) = store
+            .point_read::<Text>(sql, &[Arg::Text("after")])
+            .await
+            .expect("read")
+            .expect("a row");
+        assert_eq!(v, "after");
+    }
+
+    #[tokio::test]
+    async fn reads_whose_requests_gave_up_are_not_read_for() {
+        let Some((url, db)) = fresh_database().await else {
+            return;
+        };
+        let store = PostgresStore::connect(
+            &url,
+            crate::PoolSettings {
+                acquire_timeout: Duration::from_millis(300),
+            },
+        )
+        .await
+        .expect("connect")
+        .never_stalled();
+        // Each row read counts itself.
+        let sql = "SELECT $1::text || ' ' || nextval('reads_counted')::text AS v \
+                   FROM pg_sleep(CASE WHEN $1 = 'r0' THEN 1 ELSE 0 END)";
+        // `r0` runs alone for 1 s; the five that arrive meanwhile give up after 600 ms, before
+        // their turn.
+        let asked: Vec<String> = (0..6).map(|i| format!("r{i}")).collect();
+        let reads = asked
+            .iter()
+            .map(|v| async { store.point_read::<Text>(sql, &[Arg::Text(v)]).await });
+        for (i, answer) in futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let answer = answer.map(|r| r.map(|Text(v)| v));
+            if i == 0 {
+                assert_eq!(answer.expect("read").as_deref(), Some("r0 1"));
+            } else {
+                assert!(
+                    matches!(answer, Err(crate::StoreError::Unavailable(_))),
+                    "read {i}: {answer:?}"
+                );
+            }
+        }
+        settled(&store).await;
+        // Nothing was read for the five: the next read is the second counted.
+        let Text(v) = store
+            .point_read::<Text>(sql, &[Arg::Text("after")])
+            .await
+            .expect("read")
+            .expect("a row");
+        assert_eq!(v, "after 2");
+        store.close_connections().await;
+        drop(db);
+    }
+
+    /// A database of its own with the sequence `reads_counted`, dropped with the
+    /// [`FreshDatabase`]; `None` without `OAUTH_TEST_POSTGRES_URL`.
+    async fn fresh_database() -> Option<(String, FreshDatabase)> {
+        use rand::Rng;
+        use sqlx::Connection;
+        let Ok(admin_url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
+            eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
+            return None;
+        };
+        let name = format!("oauth_test_{:016x}", rand::thread_rng().gen::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&admin_url).expect("URL");
+        url.set_path(&format!("/{name}"));
+        let mut conn = sqlx::PgConnection::connect(url.as_str())
+            .await
+            .expect("connect");
+        sqlx::query("CREATE SEQUENCE reads_counted")
+            .execute(&mut conn)
+            .await
+            .expect("sequence");
+        let _ = conn.close().await;
+        Some((url.to_string(), FreshDatabase { admin_url, name }))
+    }
+
+    struct FreshDatabase {
+        admin_url: String,
+        name: String,
+    }
+
+    /// Dropped with the test, also when it fails (on a thread with a runtime of its own, as
+    /// `Drop` cannot wait on the test's).
+    impl Drop for FreshDatabase {
+        fn drop(&mut self) {
+            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                use sqlx::Connection;
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut admin)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
     }
 
     #[tokio::test]
