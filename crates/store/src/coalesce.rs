@@ -286,7 +286,6 @@ impl<N: Runner> Coalescer<N> {
             }
         };
         if statement.running < RUNNING_PER_STATEMENT
-            || statement.waiting.len() >= MOST_WAITING
             || (statement.running < MOST_RUNNING
                 && statement.started.elapsed() >= self.stalled_after)
         {
@@ -298,11 +297,18 @@ impl<N: Runner> Coalescer<N> {
                 hand_on: true,
             });
         }
-        if !*statement.rewritable.get_or_insert_with(|| rewritable(sql)) {
+        // Beyond the most that wait, a read runs alone: it takes no place, so that it starts no
+        // runner of the waiting reads (at most `MOST_RUNNING` run).
+        if statement.waiting.len() >= MOST_WAITING
+            || !*statement.rewritable.get_or_insert_with(|| rewritable(sql))
+        {
             return Turn::Alone;
         }
+        // Arguments that could not be shared (checked before, by `shareable`) run alone.
+        let Some(args) = values(args) else {
+            return Turn::Alone;
+        };
         let (reply, answer) = oneshot::channel();
-        let args = values(args).unwrap_or_default();
         statement.waiting.push(Waiting { args, reply });
         Turn::Wait(answer)
     }
@@ -569,6 +575,33 @@ mod tests {
         assert!(same_types(&[Value::Int(1)], &[Value::Int(2)]));
         assert!(!same_types(&[Value::Int(1)], &[Value::Text("1".into())]));
         assert!(!same_types(&[Value::Int(1)], &[]));
+    }
+
+    #[test]
+    fn reads_beyond_the_most_that_wait_run_alone() {
+        let coalescer = Coalescer::new(Never, Duration::from_secs(3600));
+        let Turn::Run(first) = coalescer.enter("q", &[Arg::Int(0)]) else {
+            panic!("the first read runs");
+        };
+        let mut answers = Vec::new();
+        for i in 1..=MOST_WAITING {
+            let Turn::Wait(answer) = coalescer.enter("q", &[Arg::Int(i64::try_from(i).unwrap())])
+            else {
+                panic!("read {i} waits");
+            };
+            answers.push(answer);
+        }
+        for i in 0..10 {
+            assert!(
+                matches!(coalescer.enter("q", &[Arg::Int(-i)]), Turn::Alone),
+                "read {i} past the most that wait runs alone, taking no place"
+            );
+        }
+        assert_eq!(coalescer.waiting(), MOST_WAITING);
+        let running = coalescer.lock().get("q").map(|s| s.running);
+        assert_eq!(running, Some(1), "one place, the first read's");
+        drop(first);
+        drop(answers);
     }
 
     #[test]
