@@ -76,6 +76,7 @@ impl RunningServer {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let pool = oauth_store::PoolSettings {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        max_connections: config.database_max_connections,
     };
     let store = oauth_store::connect_with(&config.database_url, pool)
         .await

@@ -19,6 +19,7 @@ use serde::Deserialize;
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: usize = oauth_store::DEFAULT_MAX_CONNECTIONS;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
@@ -81,6 +82,7 @@ const SETTINGS: &[Setting] = &[
     s("bind", Text, Some("bind"), "Address to listen on [default: 127.0.0.1:8080]"),
     s("database_url", Text, Some("database-url"), "`sqlite://PATH` or `postgres://...` [default: sqlite://data/oauth.db]"),
     s("database_acquire_timeout_ms", Toml, Some("database-acquire-timeout-ms"), "Longest wait for a PostgreSQL connection, in milliseconds, before a request's 503 [default: 2000]"),
+    s("database_max_connections", Toml, Some("database-max-connections"), "Most PostgreSQL connections this instance holds at once [default: 16]"),
     s("issuer", Text, Some("issuer"), "Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>]"),
     s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
     s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),
@@ -414,6 +416,8 @@ pub struct Config {
     pub database_url: String,
     /// The connection pool's acquire timeout: the bound on a request's wait for the database.
     pub database_acquire_timeout_ms: u64,
+    /// The connection pool's size (PostgreSQL).
+    pub database_max_connections: usize,
     /// `None`: derived from the address actually bound.
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
@@ -832,6 +836,7 @@ impl fmt::Debug for Config {
                 "database_acquire_timeout_ms",
                 &self.database_acquire_timeout_ms,
             )
+            .field("database_max_connections", &self.database_max_connections)
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
@@ -867,6 +872,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             database_acquire_timeout_ms: DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS,
+            database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
@@ -953,6 +959,9 @@ impl Config {
         }
         if !(100..=60_000).contains(&self.database_acquire_timeout_ms) {
             bail!("configuration: database_acquire_timeout_ms must be between 100 and 60000");
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            bail!("configuration: database_max_connections must be between 1 and 1000");
         }
         if self.max_body_bytes < 1024 {
             bail!("configuration: max_body_bytes must be at least 1024");
@@ -1243,6 +1252,7 @@ mod tests {
 bind = "127.0.0.1:9000"
 database_url = "sqlite://from-file.db"
 database_acquire_timeout_ms = 750
+database_max_connections = 6
 resources = ["https://api.example"]
 [registration]
 mode = "token"
@@ -1271,6 +1281,8 @@ description = "Read"
         assert!(!c.authorization.skip_consent_if_granted);
         assert_eq!(c.tokens.refresh_token_lifetime_secs, 86_400);
         assert_eq!(c.database_acquire_timeout_ms, 750, "from the file");
+        assert_eq!(c.database_max_connections, 6, "from the file");
+        assert_eq!(Config::default().database_max_connections, 16);
         assert_eq!(
             Config::default().tokens.refresh_token_lifetime_secs,
             30 * 86_400
@@ -1296,6 +1308,19 @@ description = "Read"
                 .clone()
                 .with_env("OAUTH_DATABASE_ACQUIRE_TIMEOUT_MS", bad);
             assert!(Config::load(&bad).is_err());
+        }
+        let wide = args.clone().with_flag("database-max-connections", 40);
+        assert_eq!(
+            Config::load(&wide)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .database_max_connections,
+            40
+        );
+        for value in ["0", "1001", "-1", "many"] {
+            let bad = args
+                .clone()
+                .with_env("OAUTH_DATABASE_MAX_CONNECTIONS", value);
+            assert!(Config::load(&bad).is_err(), "{value}");
         }
         let too_short = args
             .clone()

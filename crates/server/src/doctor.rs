@@ -171,6 +171,7 @@ async fn database_check(config: &Config, now: i64, checks: &mut Vec<Check>) -> O
     let fix = "check OAUTH_DATABASE_URL (database_url) and that the database is running and reachable from here";
     let pool = oauth_store::PoolSettings {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        max_connections: config.database_max_connections,
     };
     let store = match tokio::time::timeout(
         TIMEOUT,

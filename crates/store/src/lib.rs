@@ -819,7 +819,14 @@ pub struct PoolSettings {
     /// database cannot be reached, every operation fails with [`StoreError::Unavailable`] after
     /// at most this long.
     pub acquire_timeout: Duration,
+    /// The most connections the pool holds at once (at least one). Several instances of one
+    /// database each hold their own, within the database's `max_connections`.
+    pub max_connections: usize,
 }
+
+/// The default pool size: enough for the statements of two cores' worth of requests, with
+/// PostgreSQL's default `max_connections` (100) left for six such instances.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// The default acquire timeout: short, so that callers get a 503 quickly while the database
 /// is down, and long enough to ride out a burst that keeps every connection busy.
@@ -829,6 +836,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

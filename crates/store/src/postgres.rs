@@ -21,9 +21,6 @@ use crate::{ConnectionUsage, Dialect, PoolSettings, Result, StoreError};
 /// and is not.
 pub const CHECK_IF_IDLE_FOR: Duration = Duration::from_millis(5);
 
-/// Most connections one instance holds.
-const MAX_CONNECTIONS: usize = 16;
-
 /// How a PostgreSQL URL, with the `PG*` environment variables that fill in what it leaves out,
 /// reaches its database: what `doctor` reports and what `serve` warns about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +252,7 @@ impl Drop for Lease {
 
 impl PostgresStore {
     /// Connections are opened on demand (one at once, so that a wrong URL or an unreachable
-    /// database fails the start), at most [`MAX_CONNECTIONS`]; the most recently used idle one
+    /// database fails the start), at most [`PoolSettings::max_connections`]; the most recently used idle one
     /// is handed out first, so a light load keeps a few connections warm instead of cycling
     /// through all of them.
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
@@ -267,7 +264,7 @@ impl PostgresStore {
             options,
             check_timeout,
         })
-        .max_size(MAX_CONNECTIONS)
+        .max_size(settings.max_connections.max(1))
         .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.acquire_timeout))
@@ -803,7 +800,10 @@ mod pool_tests {
             eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
             return None;
         };
-        let settings = PoolSettings { acquire_timeout };
+        let settings = PoolSettings {
+            acquire_timeout,
+            ..PoolSettings::default()
+        };
         Some(
             PostgresStore::connect(&url, settings)
                 .await
@@ -1006,6 +1006,38 @@ mod pool_tests {
     }
 
     #[tokio::test]
+    async fn the_pool_holds_at_most_the_connections_it_is_given() {
+        let Ok(url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
+            eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
+            return;
+        };
+        let settings = PoolSettings {
+            max_connections: 3,
+            ..PoolSettings::default()
+        };
+        let store = PostgresStore::connect(&url, settings)
+            .await
+            .expect("connect");
+        // Eight reads of 200 ms at once (scans, which never share a statement) take turns on
+        // three connections.
+        let sql = "SELECT pg_backend_pid()::text AS v FROM pg_sleep(0.2)";
+        let reads = (0..8).map(|_| store.rows_read::<Text>(sql, &[]));
+        let backends: std::collections::HashSet<String> = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .flat_map(|rows| rows.expect("read"))
+            .map(|Text(pid)| pid)
+            .collect();
+        assert!(
+            (1..=3).contains(&backends.len()),
+            "{} backends",
+            backends.len()
+        );
+        assert_eq!(store.connection_usage().max, Some(3));
+        settled(&store).await;
+    }
+
+    #[tokio::test]
     async fn a_shared_statement_that_outlasts_its_readers_gives_its_connection_back() {
         // Its readers wait 600 ms for their answer.
         let Some(store) = store_waiting_at_most(Duration::from_millis(300))
@@ -1060,6 +1092,7 @@ mod pool_tests {
             &url,
             crate::PoolSettings {
                 acquire_timeout: Duration::from_millis(300),
+                ..crate::PoolSettings::default()
             },
         )
         .await
