@@ -123,9 +123,19 @@ fn value<'a>(a: &Arg<'a>) -> Option<Shared<'a>> {
     }
 }
 
-/// Whether [`batched_sql`] can rewrite `sql`: no comment, double-quoted name, escaped or
-/// dollar-quoted string, nor `$` other than a placeholder, whose text it could misread.
+/// Whether [`batched_sql`] can rewrite `sql`: a query (`SELECT` or `WITH` first) with no comment,
+/// double-quoted name, escaped or dollar-quoted string, nor `$` other than a placeholder, whose
+/// text it could misread; no `;`, which would end the statement it is nested in; and no name
+/// beginning `batch_`, the rewriting's own (`batch_args` would be read as the arguments' rows).
 pub(crate) fn rewritable(sql: &str) -> bool {
+    let text = sql.trim_start();
+    let starts = |word: &str| {
+        text.get(..word.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(word))
+    };
+    if !(starts("select") || starts("with")) || sql.to_ascii_lowercase().contains("batch_") {
+        return false;
+    }
     let mut quoted = false;
     let mut previous = ' ';
     let mut chars = sql.chars().peekable();
@@ -141,7 +151,7 @@ pub(crate) fn rewritable(sql: &str) -> bool {
             // A backslash escapes a quote unless `standard_conforming_strings` is on.
             '\\' if quoted => false,
             _ if quoted => true,
-            '"' => false,
+            '"' | ';' => false,
             '-' => next != Some('-'),
             '/' => next != Some('*'),
             '$' => {
@@ -497,7 +507,8 @@ mod tests {
             .build()
             .expect("runtime");
         let (waiting, stuck) = runtime.block_on(async {
-            let Turn::Run(place) = coalescer.enter("q", &[Arg::Int(1)]) else {
+            let Turn::Run(place) = coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(1)])
+            else {
                 panic!("the first read runs");
             };
             // Holds its place until the runtime drops it.
@@ -506,14 +517,18 @@ mod tests {
                 std::future::pending::<()>().await;
             });
             tokio::task::yield_now().await;
-            let Turn::Wait(waiting) = coalescer.enter("q", &[Arg::Int(2)]) else {
+            let Turn::Wait(waiting) =
+                coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(2)])
+            else {
                 panic!("the second read waits");
             };
             // A batch that never ends, with one read in it.
-            let Turn::Run(place) = coalescer.enter("r", &[Arg::Int(1)]) else {
+            let Turn::Run(place) = coalescer.enter("SELECT a FROM r WHERE b = $1", &[Arg::Int(1)])
+            else {
                 panic!("the first read runs");
             };
-            let Turn::Wait(stuck) = coalescer.enter("r", &[Arg::Int(2)]) else {
+            let Turn::Wait(stuck) = coalescer.enter("SELECT a FROM r WHERE b = $1", &[Arg::Int(2)])
+            else {
                 panic!("the second read waits");
             };
             drop(place);
@@ -556,6 +571,10 @@ mod tests {
         assert!(rewritable(
             "SELECT a FROM t WHERE b = $1 AND c = 'it''s $2' AND d = $2"
         ));
+        assert!(rewritable("  select a FROM t WHERE b = $1 AND c = 'x;y'"));
+        assert!(rewritable(
+            "WITH k AS (SELECT $1::text AS v) SELECT a FROM t, k WHERE b = k.v"
+        ));
         for sql in [
             "SELECT a FROM t WHERE b = $1 -- the key",
             "SELECT a FROM t WHERE b = $1 /* the key */",
@@ -565,6 +584,14 @@ mod tests {
             "SELECT a$1 FROM t WHERE b = $1",
             "SELECT a FROM t WHERE b = 'open",
             "SELECT a FROM t WHERE b = 'a\\' OR $1'",
+            "SELECT a FROM t WHERE b = $1;",
+            "SELECT a FROM t WHERE b = $1; DELETE FROM t",
+            "SELECT a AS batch_n FROM t WHERE b = $1",
+            "SELECT a FROM t AS Batch_Args WHERE b = $1",
+            "UPDATE t SET a = 1 WHERE b = $1 RETURNING a",
+            "DELETE FROM t WHERE b = $1 RETURNING a",
+            "",
+            "SEL",
         ] {
             assert!(!rewritable(sql), "{sql}");
         }
@@ -580,25 +607,34 @@ mod tests {
     #[test]
     fn reads_beyond_the_most_that_wait_run_alone() {
         let coalescer = Coalescer::new(Never, Duration::from_secs(3600));
-        let Turn::Run(first) = coalescer.enter("q", &[Arg::Int(0)]) else {
+        let Turn::Run(first) = coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(0)])
+        else {
             panic!("the first read runs");
         };
         let mut answers = Vec::new();
         for i in 1..=MOST_WAITING {
-            let Turn::Wait(answer) = coalescer.enter("q", &[Arg::Int(i64::try_from(i).unwrap())])
-            else {
+            let Turn::Wait(answer) = coalescer.enter(
+                "SELECT a FROM t WHERE b = $1",
+                &[Arg::Int(i64::try_from(i).unwrap())],
+            ) else {
                 panic!("read {i} waits");
             };
             answers.push(answer);
         }
         for i in 0..10 {
             assert!(
-                matches!(coalescer.enter("q", &[Arg::Int(-i)]), Turn::Alone),
+                matches!(
+                    coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(-i)]),
+                    Turn::Alone
+                ),
                 "read {i} past the most that wait runs alone, taking no place"
             );
         }
         assert_eq!(coalescer.waiting(), MOST_WAITING);
-        let running = coalescer.lock().get("q").map(|s| s.running);
+        let running = coalescer
+            .lock()
+            .get("SELECT a FROM t WHERE b = $1")
+            .map(|s| s.running);
         assert_eq!(running, Some(1), "one place, the first read's");
         drop(first);
         drop(answers);
@@ -618,11 +654,12 @@ mod tests {
             );
         }
         assert_eq!(coalescer.waiting(), 0);
-        let Turn::Run(other) = coalescer.enter("q", &[Arg::Int(1)]) else {
+        let Turn::Run(other) = coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(1)])
+        else {
             panic!("the first read runs");
         };
         assert!(matches!(
-            coalescer.enter("q", &[Arg::Int(2)]),
+            coalescer.enter("SELECT a FROM t WHERE b = $1", &[Arg::Int(2)]),
             Turn::Wait(_)
         ));
         assert_eq!(coalescer.waiting(), 1);
