@@ -796,13 +796,19 @@ mod pool_tests {
     }
 
     async fn store_waiting_at_most(acquire_timeout: Duration) -> Option<PostgresStore> {
+        store_with(PoolSettings {
+            acquire_timeout,
+            ..PoolSettings::default()
+        })
+        .await
+    }
+
+    /// A store on the PostgreSQL of `OAUTH_TEST_POSTGRES_URL` with these pool settings; `None`
+    /// (skipped) without it.
+    async fn store_with(settings: PoolSettings) -> Option<PostgresStore> {
         let Ok(url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
             eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
             return None;
-        };
-        let settings = PoolSettings {
-            acquire_timeout,
-            ..PoolSettings::default()
         };
         Some(
             PostgresStore::connect(&url, settings)
@@ -1007,17 +1013,14 @@ mod pool_tests {
 
     #[tokio::test]
     async fn the_pool_holds_at_most_the_connections_it_is_given() {
-        let Ok(url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
-            eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
-            return;
-        };
-        let settings = PoolSettings {
+        let Some(store) = store_with(PoolSettings {
             max_connections: 3,
             ..PoolSettings::default()
+        })
+        .await
+        else {
+            return;
         };
-        let store = PostgresStore::connect(&url, settings)
-            .await
-            .expect("connect");
         // Eight reads of 200 ms at once (scans, which never share a statement) take turns on
         // three connections.
         let sql = "SELECT pg_backend_pid()::text AS v FROM pg_sleep(0.2)";
