@@ -200,6 +200,7 @@ impl<B: Engine> GrantStore for B {
                 pending: pending.clone(),
                 approval: a.clone(),
                 for_share: Self::DIALECT.for_share,
+                for_key_share: Self::DIALECT.for_key_share,
             };
             if let Some(approved) = self.write(at_once).await? {
                 return Ok(Some(approved));
@@ -212,6 +213,7 @@ impl<B: Engine> GrantStore for B {
             user_id: user_id.to_owned(),
             approval: a.clone(),
             for_update: Self::DIALECT.for_update,
+            for_key_share: Self::DIALECT.for_key_share,
         })
         .await
     }
@@ -519,7 +521,9 @@ fn consent_args<'a>(c: &'a ConsentRequest, scopes_json: &'a str) -> Vec<Arg<'a>>
 
 /// `Store::create_consent` as one PostgreSQL statement (`Dialect::writes_in_with`): the insert
 /// and the bound of [`CreateConsent`] in one round trip. The `DELETE` does not see the row its
-/// `WITH` inserts (one snapshot), so it keeps one request fewer of the others.
+/// `WITH` inserts (one snapshot), so it keeps one request fewer of the others. The request's
+/// client is locked first (`Dialect::for_key_share`), in the order a deletion of the client
+/// locks; when the client is gone, nothing is written.
 struct CreateConsentAtOnce(ConsentRequest);
 
 impl WriteJob for CreateConsentAtOnce {
@@ -530,9 +534,11 @@ impl WriteJob for CreateConsentAtOnce {
         let c = &self.0;
         let scopes = to_json(&c.scopes)?;
         let sql = format!(
-            "WITH new AS (INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
-               ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)) \
-             DELETE FROM consent_requests WHERE user_id = $2 AND (used_at IS NOT NULL OR token_hash NOT IN \
+            "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $3 FOR KEY SHARE), \
+             new AS (INSERT INTO consent_requests ({CONSENT_COLUMNS}) \
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM k) \
+             DELETE FROM consent_requests WHERE user_id = $2 AND EXISTS (SELECT 1 FROM k) \
+               AND (used_at IS NOT NULL OR token_hash NOT IN \
                (SELECT token_hash FROM consent_requests WHERE user_id = $2 AND used_at IS NULL \
                 ORDER BY created_at DESC LIMIT $12))"
         );
@@ -552,9 +558,11 @@ impl WriteJob for CreateConsent {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let c = &self.0;
         let scopes = to_json(&c.scopes)?;
+        // Nothing is written for a client deleted meanwhile (the foreign key would refuse it).
         let sql = format!(
-            "INSERT INTO consent_requests ({CONSENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO consent_requests ({CONSENT_COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             WHERE EXISTS (SELECT 1 FROM oauth_clients WHERE client_id = $3)"
         );
         e.execute(&sql, &consent_args(c, &scopes)).await?;
         // The user's pending requests beyond the bound, oldest first, go: opening authorization
@@ -614,7 +622,16 @@ struct ApproveConsent {
     /// exchange and rotation: an approval may widen the grant, and two approvals each holding a
     /// share lock and each waiting to update would deadlock.
     for_update: &'static str,
+    /// The dialect's key share lock for the request's client (`Dialect::for_key_share`), taken
+    /// before anything else: a deletion of the client locks the client and then the request
+    /// and the grant, so the approval locks in that order too.
+    for_key_share: &'static str,
 }
+
+/// How many times an approval looks for the live grant of its installation before giving up:
+/// each miss means a revocation committed between the insert that found a live grant and the
+/// lock on it, so a second miss needs a second revocation within the same instants.
+const GRANT_ATTEMPTS: usize = 3;
 
 impl WriteJob for ApproveConsent {
     type Output = Option<(ConsentRequest, Grant, AuthorizationCode)>;
@@ -622,6 +639,14 @@ impl WriteJob for ApproveConsent {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
         let a = &self.approval;
         let user_id = self.user_id.as_str();
+        if !self.for_key_share.is_empty() {
+            let sql = format!(
+                "SELECT client_id FROM oauth_clients WHERE client_id = \
+                 (SELECT client_id FROM consent_requests WHERE token_hash = $1){}",
+                self.for_key_share
+            );
+            e.execute(&sql, &[Arg::Text(&self.token_hash)]).await?;
+        }
         let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
             return Ok(None);
         };
@@ -630,40 +655,30 @@ impl WriteJob for ApproveConsent {
         };
         // Create the grant unless a live one exists for this installation (the partial unique
         // index decides, also against a concurrent approval), then lock and widen whichever is
-        // live.
+        // live. On PostgreSQL a revocation can commit between the two statements (the insert
+        // saw the live grant; the lock finds it revoked): then a new grant is made.
         let scopes_json = to_json(&consent.scopes)?;
         let resources_json = to_json(&resources)?;
-        e.execute(
-            "INSERT INTO oauth_grants (id, user_id, client_id, installation, scopes, resources, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (user_id, client_id, installation) WHERE revoked_at IS NULL DO NOTHING",
-            &[
-                Arg::Text(&a.new_grant_id),
-                Arg::Text(user_id),
-                Arg::Text(&consent.client_id),
-                Arg::Text(&installation),
-                Arg::Text(&scopes_json),
-                Arg::Text(&resources_json),
-                Arg::Int(a.now),
-            ],
-        )
-        .await?;
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants \
-             WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL{}",
-            self.for_update
-        );
-        let mut grant: Grant = e
-            .fetch(
-                &sql,
-                &[
-                    Arg::Text(user_id),
-                    Arg::Text(&consent.client_id),
-                    Arg::Text(&installation),
-                ],
+        let mut live = None;
+        for _ in 0..GRANT_ATTEMPTS {
+            live = live_grant_for(
+                e,
+                &consent,
+                &installation,
+                a,
+                [&scopes_json, &resources_json],
+                self.for_update,
             )
-            .await?
-            .ok_or_else(|| crate::StoreError::Internal("the live grant vanished".into()))?;
+            .await?;
+            if live.is_some() {
+                break;
+            }
+        }
+        let Some(mut grant) = live else {
+            return Err(crate::StoreError::Unavailable(
+                "the grant was revoked under every approval attempt".into(),
+            ));
+        };
         let scopes = union(&grant.scopes, &consent.scopes);
         let all_resources = union(&grant.resources, &resources);
         if scopes != grant.scopes || all_resources != grant.resources {
@@ -711,6 +726,44 @@ impl WriteJob for ApproveConsent {
     }
 }
 
+/// Inserts a grant of `consent` for `installation` unless one is live (the partial unique
+/// index decides), then reads and locks (`for_update`) the live one. `None` when a revocation
+/// committed between the two statements.
+async fn live_grant_for<E: Exec>(
+    e: &mut E,
+    consent: &ConsentRequest,
+    installation: &str,
+    a: &Approval,
+    [scopes_json, resources_json]: [&str; 2],
+    for_update: &str,
+) -> Result<Option<Grant>> {
+    e.execute(
+        "INSERT INTO oauth_grants (id, user_id, client_id, installation, scopes, resources, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (user_id, client_id, installation) WHERE revoked_at IS NULL DO NOTHING",
+        &[
+            Arg::Text(&a.new_grant_id),
+            Arg::Text(&consent.user_id),
+            Arg::Text(&consent.client_id),
+            Arg::Text(installation),
+            Arg::Text(scopes_json),
+            Arg::Text(resources_json),
+            Arg::Int(a.now),
+        ],
+    )
+    .await?;
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM oauth_grants \
+         WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL{for_update}"
+    );
+    let args = [
+        Arg::Text(&consent.user_id),
+        Arg::Text(&consent.client_id),
+        Arg::Text(installation),
+    ];
+    e.fetch(&sql, &args).await
+}
+
 /// An approval under a live grant that already covers it, as one PostgreSQL statement
 /// (`Dialect::writes_in_with`): what [`ApproveConsent`] does in that case, in one round trip
 /// instead of six and with no transaction around it. The request's content comes from the
@@ -728,6 +781,9 @@ struct ApproveAtOnce {
     pending: ConsentRequest,
     approval: Approval,
     for_share: &'static str,
+    /// The dialect's key share lock on the request's client, taken first, as in
+    /// [`ApproveConsent`].
+    for_key_share: &'static str,
 }
 
 impl WriteJob for ApproveAtOnce {
@@ -763,10 +819,12 @@ impl WriteJob for ApproveAtOnce {
             String::new()
         };
         let sql = format!(
-            "WITH g AS (\
+            "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $2{for_key_share}), \
+             g AS (\
                SELECT {GRANT_COLUMNS} FROM oauth_grants \
                WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL \
-                 AND scopes::jsonb @> $4::jsonb AND resources::jsonb @> $5::jsonb{for_share}), \
+                 AND scopes::jsonb @> $4::jsonb AND resources::jsonb @> $5::jsonb \
+                 AND EXISTS (SELECT 1 FROM k){for_share}), \
              c AS (\
                DELETE FROM consent_requests \
                WHERE token_hash = $6 AND user_id = $1 AND client_id = $2 AND redirect_uri = $7 \
@@ -784,6 +842,7 @@ impl WriteJob for ApproveAtOnce {
                RETURNING grant_id){event_cte} \
              SELECT g.* FROM g JOIN code ON code.grant_id = g.id",
             for_share = self.for_share,
+            for_key_share = self.for_key_share,
         );
         let mut args = vec![
             Arg::Text(&self.user_id),

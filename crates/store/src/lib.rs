@@ -413,6 +413,12 @@ pub struct Dialect {
     /// the transaction ends, while writes under one grant do not wait for each other (the row
     /// lock of `for_update` would line them up); nothing on SQLite.
     pub for_share: &'static str,
+    /// Appended to a `SELECT` of the client that rows about to be written hang off: the key
+    /// share lock on PostgreSQL that the foreign key of each insert would take anyway, taken
+    /// first so that a deletion of the client (which locks the client, then the rows that
+    /// hang off it) and a write under it lock in the same order and wait instead of
+    /// deadlocking; nothing on SQLite.
+    pub for_key_share: &'static str,
     /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
     /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
     /// holds the whole database.
@@ -539,6 +545,8 @@ pub trait ClientStore: Send + Sync {
 pub trait GrantStore: Send + Sync {
     /// Stores a pending authorization request under the hash of its consent token. A user holds
     /// at most [`MAX_CONSENTS_PER_USER`] pending requests: storing one more drops their oldest.
+    /// Nothing is stored when the request's client no longer exists (deleted meanwhile): the
+    /// request could never be approved.
     async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
     /// The live consent request (unused, unexpired) of this token hash, when it belongs to
     /// `user_id`; another user's request is `None`, as if unknown.

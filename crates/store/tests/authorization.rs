@@ -1350,6 +1350,168 @@ async fn unused_registered_clients_are_purged_and_nothing_else(store: &dyn Store
     assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 0);
 }
 
+/// Approvals that widen a grant (each one locks and updates it) while the grant is revoked
+/// again and again: every approval ends under some live grant, never in an error. On
+/// PostgreSQL a revocation can commit between the approval's insert, which saw the live grant,
+/// and its lock on that grant; the approval then makes a new grant.
+async fn approvals_widening_a_grant_being_revoked_never_fail(store: &dyn Store) {
+    let alice = user(store, "widen@x.example").await;
+    let c = client(store, &alice).await;
+    let first = consent("w-first", &alice, &c, &["voice"]);
+    store.create_consent(&first).await.unwrap();
+    let (_, first, _) = store
+        .approve_consent("w-first", &alice.id, &approval("wc-first", NOW))
+        .await
+        .unwrap()
+        .unwrap();
+    // As many as a user may have pending at once.
+    let reqs: Vec<ConsentRequest> = (0..oauth_store::MAX_CONSENTS_PER_USER)
+        .map(|i| {
+            let scopes: &[&str] = if i % 2 == 0 {
+                &["voice"]
+            } else {
+                &["admin", "voice"]
+            };
+            consent(&format!("w{i:02}"), &alice, &c, scopes)
+        })
+        .collect();
+    for r in &reqs {
+        store.create_consent(r).await.unwrap();
+    }
+    // No `pending`: each approval goes through the transaction that creates or widens.
+    let approvals: Vec<Approval> = (0..reqs.len())
+        .map(|i| approval(&format!("wc{i:02}"), NOW))
+        .collect();
+    let revoker = async {
+        let mut revoked = 0;
+        for _ in 0..60 {
+            let live = store
+                .list_grants(&alice.id, PageSpec::default())
+                .await
+                .unwrap();
+            for g in live.items {
+                if store
+                    .revoke_grant(&alice.id, &g.id, NOW)
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
+                    revoked += 1;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        revoked
+    };
+    let (results, revoked) = tokio::join!(
+        futures_util::future::join_all(
+            reqs.iter()
+                .zip(&approvals)
+                .map(|(r, a)| store.approve_consent(&r.token_hash, &alice.id, a)),
+        ),
+        revoker,
+    );
+    assert!(revoked > 0);
+    assert!(store.live_grant(&first.id).await.unwrap().is_none());
+    for (i, r) in results.into_iter().enumerate() {
+        let (consent, grant, code) = r
+            .unwrap_or_else(|e| panic!("approval {i} failed: {e}"))
+            .unwrap_or_else(|| panic!("approval {i} approved nothing"));
+        assert_eq!(code.grant_id, grant.id);
+        assert!(consent.scopes.iter().all(|s| grant.scopes.contains(s)));
+    }
+    // Every request was answered once.
+    for r in &reqs {
+        assert_eq!(
+            live_consent(store, &r.token_hash, &alice.id, NOW).await,
+            None
+        );
+    }
+}
+
+/// A client deleted while its requests are being made and approved: each write either happens
+/// before the deletion (and is then removed with the client) or finds nothing, and none fails.
+/// On PostgreSQL the deletion locks the client and then the rows that hang off it; a write
+/// under the client that locked those rows first and the client's key second would deadlock
+/// with it.
+async fn deleting_a_client_while_its_requests_are_approved_never_fails(store: &dyn Store) {
+    for round in 0..3 {
+        let alice = user(store, &format!("gone{round}@x.example")).await;
+        let c = client(store, &alice).await;
+        let grant = covering_grant(store, &alice, &c).await;
+        let reqs: Vec<ConsentRequest> = (0..20)
+            .map(|i| {
+                let scopes: &[&str] = if i % 2 == 0 {
+                    &["voice"]
+                } else {
+                    &["admin", "voice"]
+                };
+                consent(&format!("d{round}-{i:02}"), &alice, &c, scopes)
+            })
+            .collect();
+        for r in &reqs[..15] {
+            store.create_consent(r).await.unwrap();
+        }
+        let approvals: Vec<Approval> = reqs[..15]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                // Half through the one-statement path under the covering grant, half through
+                // the transaction.
+                if i % 2 == 0 {
+                    approval_of(r, &format!("dc{round}-{i:02}"), NOW)
+                } else {
+                    approval(&format!("dc{round}-{i:02}"), NOW)
+                }
+            })
+            .collect();
+        let (approved, created, deleted) = tokio::join!(
+            futures_util::future::join_all(
+                reqs[..15]
+                    .iter()
+                    .zip(&approvals)
+                    .map(|(r, a)| store.approve_consent(&r.token_hash, &alice.id, a)),
+            ),
+            futures_util::future::join_all(reqs[15..].iter().map(|r| store.create_consent(r))),
+            store.delete_client(&alice.org_id, &c.client_id),
+        );
+        assert!(
+            deleted.unwrap(),
+            "round {round}: the client was not deleted"
+        );
+        for (i, r) in approved.into_iter().enumerate() {
+            r.unwrap_or_else(|e| panic!("round {round}: approval {i} failed: {e}"));
+        }
+        for (i, r) in created.into_iter().enumerate() {
+            // Made after the deletion, a request is written as nothing.
+            r.unwrap_or_else(|e| panic!("round {round}: request {i} failed: {e}"));
+        }
+        // Nothing of the client is left.
+        assert!(store.get_client(&c.client_id).await.unwrap().is_none());
+        assert!(store.live_grant(&grant.id).await.unwrap().is_none());
+        let live = store
+            .list_grants(&alice.id, PageSpec::default())
+            .await
+            .unwrap();
+        assert_eq!(live.total, 0, "round {round}: {:?}", live.items);
+        for r in &reqs {
+            assert_eq!(
+                live_consent(store, &r.token_hash, &alice.id, NOW).await,
+                None
+            );
+        }
+        for i in 0..15 {
+            assert_eq!(
+                store
+                    .redeem_authorization_code(&format!("dc{round}-{i:02}"), NOW)
+                    .await
+                    .unwrap(),
+                CodeRedemption::Invalid
+            );
+        }
+    }
+}
+
 storage_tests! {
     a_shared_client_gets_a_grant_per_installation,
     clients_are_read_together,
@@ -1367,6 +1529,8 @@ storage_tests! {
     an_approval_stores_its_event_in_its_own_write,
     an_approval_trusts_the_stored_request_not_the_callers_copy,
     approvals_racing_a_revocation_leave_no_live_code_on_it,
+    approvals_widening_a_grant_being_revoked_never_fail,
+    deleting_a_client_while_its_requests_are_approved_never_fails,
     approving_creates_then_widens_one_grant_and_mints_a_code,
     codes_redeem_once_and_not_after_expiry,
     revoking_a_grant_kills_its_codes_and_hides_it,
