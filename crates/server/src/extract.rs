@@ -504,10 +504,10 @@ async fn access_token_caller(
         tracing::info!(token = %secret::log_label(token), "rejected access token");
         return Err(rejected());
     };
-    // A third-party client is never granted the management scope; a token of one that
-    // carries it anyway (issued before the trust model, or under an older catalogue) is refused
-    // as if it did not.
-    if !active.claims.has_scope(MANAGEMENT_SCOPE) || active.client.is_third_party() {
+    // A third-party client is never granted the management scope, and a client that lost it
+    // no longer has it: a token that carries it anyway (issued before the trust model, before
+    // the client's scopes changed, or under an older catalogue) is refused as if it did not.
+    if !active.may_manage(&state.config.scopes) {
         return Err(ApiError::insufficient_scope(MANAGEMENT_SCOPE, metadata));
     }
     let Some(user) = tokens::token_user(state, &active).await? else {

@@ -6,7 +6,8 @@
 
 use oauth_core::entity::User;
 use oauth_core::jwt::{self, AccessTokenClaims, Expect};
-use oauth_core::{secret, Client};
+use oauth_core::scope::MANAGEMENT_SCOPE;
+use oauth_core::{secret, Client, ScopeCatalogue};
 use oauth_store::AccessTokenRef;
 use rand::rngs::OsRng;
 
@@ -77,6 +78,19 @@ pub fn issue_access_token(
 pub struct ActiveToken {
     pub claims: AccessTokenClaims,
     pub client: Client,
+}
+
+impl ActiveToken {
+    /// May this token act on the management API? It must carry the management scope, and its
+    /// client must still be one that may be granted it: first-party, with the scope among its
+    /// allowed scopes and in the catalogue. A token issued before its client lost the scope (or
+    /// before the operator removed it) no longer manages anything, as a refresh would no longer
+    /// issue the scope.
+    pub fn may_manage(&self, catalogue: &ScopeCatalogue) -> bool {
+        self.claims.has_scope(MANAGEMENT_SCOPE)
+            && !self.client.is_third_party()
+            && self.client.may_be_granted(MANAGEMENT_SCOPE, catalogue)
+    }
 }
 
 /// `Ok(None)` for any token that is not active: malformed, forged, foreign, expired, not yet

@@ -227,12 +227,9 @@ async fn introspector(
             .await?;
         let user = if jwt::looks_like_jwt(credential) {
             match active_access_token(state, credential, Some(&state.issuer)).await? {
-                // The management scope, and never from a third-party client: a client's own
-                // token must not reveal other clients' tokens.
-                Some(active)
-                    if !active.claims.has_scope(MANAGEMENT_SCOPE)
-                        || active.client.is_third_party() =>
-                {
+                // The management scope, and never from a third-party client or one that lost
+                // the scope: a client's own token must not reveal other clients' tokens.
+                Some(active) if !active.may_manage(&state.config.scopes) => {
                     return Err(ApiError::insufficient_scope(
                         MANAGEMENT_SCOPE,
                         &state.protected_resource_metadata_url(),

@@ -254,6 +254,61 @@ async fn first_party_client_credentials_act_for_their_creator() {
 }
 
 #[tokio::test]
+async fn a_token_stops_managing_once_its_client_loses_the_management_scope() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let manager = cc_token(&app, &id, &secret, Some("admin")).await;
+    let own = cc_token(&app, &id, &secret, Some("messaging")).await;
+    let (status, list) = app.get(&manager, "/oauth_clients").await;
+    assert_eq!(status, 200, "{list}");
+    // A member takes the management scope away from the client.
+    let (status, updated) = app
+        .put_json(
+            &app.admin_key,
+            &format!("/oauth_clients/{id}"),
+            &json!({"allowed_scopes": ["messaging"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["allowed_scopes"], json!(["messaging"]));
+    // The token issued before still says `admin`, and is refused on the management API...
+    let (status, body) = app.get(&manager, "/oauth_clients").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("insufficient_scope"), "{body}");
+    let (status, body) = app
+        .put_json(
+            &manager,
+            &format!("/oauth_clients/{id}"),
+            &json!({"allowed_scopes": ["admin", "messaging"]}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    // ...and as a bearer at introspection: it reveals nothing.
+    let r = introspect_bearer(&app, &manager, &own).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["error"], "insufficient_scope");
+    // Nothing changed: the client still lacks the scope, and a new token cannot have it.
+    let (status, got) = app
+        .get(&app.admin_key, &format!("/oauth_clients/{id}"))
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["allowed_scopes"], json!(["messaging"]));
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_scope");
+    // The token itself is not revoked: it stays active for what it may still do.
+    let r = introspect_bearer(&app, &app.admin_key, &manager).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["active"], true, "{}", r.body);
+}
+
+#[tokio::test]
 async fn the_mcp_journey_succeeds_with_the_advertised_scopes() {
     let app = TestApp::spawn().await;
     let prm: Value = app
