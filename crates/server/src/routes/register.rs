@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
 use oauth_core::{secret, Client, ClientDraft, ClientOrigin, RegistrationPolicy};
-use oauth_wire::{ErrorBody, RegistrationRequest, RegistrationResponse};
+use oauth_wire::{ErrorBody, GrantType, RegistrationRequest, RegistrationResponse};
 use rand::rngs::OsRng;
 use subtle::ConstantTimeEq;
 
@@ -256,6 +256,15 @@ async fn update_registration(
         )));
     }
     let s = &client.settings;
+    // The registration access token is the client's own credential, not the operator's: it
+    // keeps what the initial access token allowed at registration but never adds a machine
+    // grant (which only the initial access token may ask for), whatever the mode is now.
+    let machine = |d: &ClientDraft| d.grant_types.contains(&GrantType::ClientCredentials);
+    if machine(&settings) && !machine(s) {
+        return Err(metadata(
+            "grant type client_credentials cannot be added to a registered client; register a new client with the initial access token".to_owned(),
+        ));
+    }
     let clear = s.name != settings.name
         || s.logo_uri != settings.logo_uri
         || s.redirect_uris != settings.redirect_uris;

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::oauth_support::{basic, post_form};
 use crate::support::TestApp;
 
 /// How many clients the store holds in the organization of third-party clients.
@@ -202,6 +203,80 @@ async fn a_machine_client_registers_only_behind_the_token_when_the_operator_allo
     // The management scope was narrowed away.
     assert_eq!(r["scope"], "voice");
     assert!(r["client_secret"].is_string());
+}
+
+/// The registration access token keeps what the initial access token allowed, and adds no
+/// machine grant: a code-flow client cannot turn itself into one by RFC 7592 `PUT`, even where
+/// the operator lets machine clients register behind the initial access token.
+#[tokio::test]
+async fn an_update_never_adds_the_machine_grant() {
+    let app = TestApp::spawn_with(|c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash =
+            Some(oauth_core::secret::hash_secret("let-me-in"));
+        c.registration.allow_client_credentials = true;
+    })
+    .await;
+    let put = |r: &Value, body: Value| {
+        let req = app
+            .http
+            .put(r["registration_client_uri"].as_str().unwrap())
+            .bearer_auth(r["registration_access_token"].as_str().unwrap())
+            .json(&body);
+        async move { crate::support::status_json(req.send().await.unwrap()).await }
+    };
+    let code_client = json!({"client_name": "app", "redirect_uris": ["https://a.example/cb"],
+                             "scope": "voice"});
+    let (status, r) = register(&app, Some("let-me-in"), &code_client).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let secret = r["client_secret"].as_str().unwrap().to_owned();
+    for grants in [
+        json!(["authorization_code", "client_credentials"]),
+        json!(["client_credentials"]),
+    ] {
+        let mut body = code_client.clone();
+        body["grant_types"] = grants.clone();
+        if grants.as_array().unwrap().len() == 1 {
+            body["response_types"] = json!([]);
+        }
+        let (status, err) = put(&r, body).await;
+        assert_eq!(status, 400, "{grants}: {err}");
+        assert_eq!(err["error"], "invalid_client_metadata");
+        assert!(
+            err["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("client_credentials"),
+            "{err}"
+        );
+    }
+    // Nothing changed: no machine grant, and no token without a user.
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.settings.grant_types,
+        [oauth_wire::GrantType::AuthorizationCode]
+    );
+    let t = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(t.status, 400, "{}", t.body);
+    assert_eq!(t.body["error"], "unauthorized_client");
+    // A client registered with the machine grant behind the initial access token keeps it.
+    let machine = json!({"grant_types": ["client_credentials"], "response_types": [],
+                         "client_name": "worker", "scope": "voice"});
+    let (status, m) = register(&app, Some("let-me-in"), &machine).await;
+    assert_eq!(status, 201, "{m}");
+    let mut renamed = machine.clone();
+    renamed["client_name"] = json!("worker 2");
+    let (status, updated) = put(&m, renamed).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["grant_types"], json!(["client_credentials"]));
+    assert_eq!(updated["client_name"], "worker 2");
 }
 
 #[tokio::test]
