@@ -1,5 +1,6 @@
 //! OAuth clients: their registration, settings and verified mark.
 
+use oauth_core::validation::ValidationErrors;
 use oauth_core::{Client, ClientDraft, ClientOrigin, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
@@ -10,6 +11,21 @@ use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::ClientStore;
 use crate::{ClientFilter, Page, Result, StoreError};
+
+/// An edit of a client's settings (`ClientStore::edit_client`), decided on the client as
+/// stored when it is written: the new settings and whether they clear the verified mark, or why
+/// the edit is refused. `Fn`: a PostgreSQL transaction aborted as a deadlock runs again.
+pub type ClientEdit = Box<
+    dyn Fn(&Client) -> std::result::Result<(ClientDraft, bool), ValidationErrors> + Send + Sync,
+>;
+
+/// A client as an edit left it.
+#[derive(Debug, Clone)]
+pub struct EditedClient {
+    pub client: Client,
+    /// The edit cleared the verified mark the client had.
+    pub verified_cleared: bool,
+}
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, org_id, user_id, name, client_type, \
     secret_hash, require_pkce, grant_types, scopes, redirect_uris, logo_uri, policy_uri, tos_uri, \
@@ -156,37 +172,26 @@ impl<B: Engine> ClientStore for B {
         clear_verified: bool,
         now: UnixSeconds,
     ) -> Result<Option<Client>> {
-        let sql = format!(
-            "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
-             scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
-             tos_uri = $8, updated_at = $9, \
-             verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
-             jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14, \
-             application_type = $15 \
-             WHERE client_id = $16 AND org_id = $17 RETURNING {CLIENT_COLUMNS}"
-        );
-        let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
-        let redirect_uris = to_json(&s.redirect_uris)?;
-        let args = [
-            Arg::Text(&s.name),
-            Arg::Bool(s.require_pkce),
-            Arg::Text(&grant_types),
-            Arg::Text(&scopes),
-            Arg::Text(&redirect_uris),
-            Arg::OptText(s.logo_uri.as_deref()),
-            Arg::OptText(s.policy_uri.as_deref()),
-            Arg::OptText(s.tos_uri.as_deref()),
-            Arg::Int(now),
-            Arg::Bool(clear_verified),
-            Arg::OptText(s.jwks.as_deref()),
-            Arg::OptText(s.jwks_uri.as_deref()),
-            Arg::Text(s.token_endpoint_auth_method.as_str()),
-            Arg::Text(s.client_type.as_str()),
-            Arg::OptText(s.application_type.as_deref()),
-            Arg::Text(client_id),
-            Arg::Text(org_id),
-        ];
-        engine::execute_returning(self, &sql, &args).await
+        let json = SettingsJson::of(s)?;
+        let args = update_args(s, &json, clear_verified, now, [client_id, org_id]);
+        engine::execute_returning(self, &update_client_sql(), &args).await
+    }
+
+    async fn edit_client(
+        &self,
+        org_id: &str,
+        client_id: &str,
+        edit: ClientEdit,
+        now: UnixSeconds,
+    ) -> Result<Option<std::result::Result<EditedClient, ValidationErrors>>> {
+        self.write(EditClient {
+            org_id: org_id.to_owned(),
+            client_id: client_id.to_owned(),
+            edit,
+            now,
+            for_update: Self::DIALECT.for_update,
+        })
+        .await
     }
 
     async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
@@ -255,6 +260,105 @@ impl FromCols for Client {
                 application_type: r.col("application_type")?,
             },
         })
+    }
+}
+
+/// `ClientStore::update_client`: `$16` the client, `$17` its organization (see [`update_args`]).
+fn update_client_sql() -> String {
+    format!(
+        "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
+         scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
+         tos_uri = $8, updated_at = $9, \
+         verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
+         jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14, \
+         application_type = $15 \
+         WHERE client_id = $16 AND org_id = $17 RETURNING {CLIENT_COLUMNS}"
+    )
+}
+
+/// The settings stored as JSON text.
+struct SettingsJson {
+    grant_types: String,
+    scopes: String,
+    redirect_uris: String,
+}
+
+impl SettingsJson {
+    fn of(s: &ClientDraft) -> Result<Self> {
+        Ok(SettingsJson {
+            grant_types: to_json(&s.grant_types)?,
+            scopes: to_json(&s.scopes)?,
+            redirect_uris: to_json(&s.redirect_uris)?,
+        })
+    }
+}
+
+/// The arguments of [`update_client_sql`].
+fn update_args<'a>(
+    s: &'a ClientDraft,
+    json: &'a SettingsJson,
+    clear_verified: bool,
+    now: UnixSeconds,
+    [client_id, org_id]: [&'a str; 2],
+) -> [Arg<'a>; 17] {
+    [
+        Arg::Text(&s.name),
+        Arg::Bool(s.require_pkce),
+        Arg::Text(&json.grant_types),
+        Arg::Text(&json.scopes),
+        Arg::Text(&json.redirect_uris),
+        Arg::OptText(s.logo_uri.as_deref()),
+        Arg::OptText(s.policy_uri.as_deref()),
+        Arg::OptText(s.tos_uri.as_deref()),
+        Arg::Int(now),
+        Arg::Bool(clear_verified),
+        Arg::OptText(s.jwks.as_deref()),
+        Arg::OptText(s.jwks_uri.as_deref()),
+        Arg::Text(s.token_endpoint_auth_method.as_str()),
+        Arg::Text(s.client_type.as_str()),
+        Arg::OptText(s.application_type.as_deref()),
+        Arg::Text(client_id),
+        Arg::Text(org_id),
+    ]
+}
+
+/// `ClientStore::edit_client`: the client read and locked, the edit decided on it, the new
+/// settings written, in one transaction.
+struct EditClient {
+    org_id: String,
+    client_id: String,
+    edit: ClientEdit,
+    now: UnixSeconds,
+    for_update: &'static str,
+}
+
+impl WriteJob for EditClient {
+    type Output = Option<std::result::Result<EditedClient, ValidationErrors>>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1 AND org_id = $2{}",
+            self.for_update
+        );
+        let ids = [self.client_id.as_str(), self.org_id.as_str()];
+        let current: Option<Client> = e.fetch(&sql, &ids.map(Arg::Text)).await?;
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let (settings, clear) = match (self.edit)(&current) {
+            Ok(decided) => decided,
+            Err(refused) => return Ok(Some(Err(refused))),
+        };
+        let verified_cleared = clear && current.verified;
+        let json = SettingsJson::of(&settings)?;
+        let args = update_args(&settings, &json, verified_cleared, self.now, ids);
+        let client: Option<Client> = e.fetch(&update_client_sql(), &args).await?;
+        let client =
+            client.ok_or_else(|| StoreError::Internal("the locked client vanished".into()))?;
+        Ok(Some(Ok(EditedClient {
+            client,
+            verified_cleared,
+        })))
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use oauth_core::validation::ValidationErrors;
 use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType};
 
@@ -38,6 +39,7 @@ mod sqlite_write;
 mod tokens;
 mod writes;
 
+pub use clients::{ClientEdit, EditedClient};
 pub use grants::Decide;
 pub use migrations::{applied_migrations, AppliedMigration};
 pub use oauth_core::entity::{
@@ -525,6 +527,18 @@ pub trait ClientStore: Send + Sync {
         clear_verified: bool,
         now: UnixSeconds,
     ) -> Result<Option<Client>>;
+    /// Applies `edit` to `org_id`'s client as stored while no other write can change it (a row
+    /// lock on PostgreSQL, the write transaction on SQLite): two edits made at once both take
+    /// effect, one after the other, instead of the later writing back what it read before the
+    /// earlier. `None` when there is no such client; `Some(Err)` when `edit` refused the client
+    /// as stored, and then nothing changed.
+    async fn edit_client(
+        &self,
+        org_id: &str,
+        client_id: &str,
+        edit: ClientEdit,
+        now: UnixSeconds,
+    ) -> Result<Option<std::result::Result<EditedClient, ValidationErrors>>>;
     /// `Ok(false)` when `org_id` has no such client.
     async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool>;
     /// Marks a client verified (or not); `Ok(false)` for an unknown client.

@@ -547,7 +547,81 @@ async fn names(store: &dyn Store, org_id: &str, f: ClientFilter) -> Vec<String> 
     p.items.into_iter().map(|c| c.settings.name).collect()
 }
 
+/// An edit that appends `mark` to the client's name, clearing the verified mark.
+fn append_to_name(mark: &'static str) -> oauth_store::ClientEdit {
+    Box::new(move |c: &Client| {
+        let mut s = c.settings.clone();
+        s.name.push_str(mark);
+        Ok((s, true))
+    })
+}
+
+async fn client_edits_apply_to_the_client_as_stored(store: &dyn Store) {
+    let (user, org) = store
+        .create_user(new_user("e@x.example", "e", 1))
+        .await
+        .unwrap();
+    let (_, other) = store
+        .create_user(new_user("f@x.example", "f", 1))
+        .await
+        .unwrap();
+    let c = client(
+        &org.id,
+        &user.id,
+        "App",
+        ClientType::Confidential,
+        &[GrantType::AuthorizationCode],
+        50,
+    );
+    store.insert_client(&c).await.unwrap();
+    // Another organization's client, an unknown one: nothing.
+    for (org_id, id) in [
+        (other.id.as_str(), c.client_id.as_str()),
+        (org.id.as_str(), "unknown"),
+    ] {
+        let r = store.edit_client(org_id, id, append_to_name("!"), 60).await;
+        assert!(r.unwrap().is_none());
+    }
+    // A refused edit changes nothing.
+    let refuse: oauth_store::ClientEdit = Box::new(|_: &Client| {
+        Err(oauth_core::validation::ValidationErrors(vec![
+            oauth_core::FieldError::new("/name", "invalid", "refused"),
+        ]))
+    });
+    let refused = store
+        .edit_client(&org.id, &c.client_id, refuse, 60)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(refused.is_err());
+    assert_eq!(
+        store.get_client(&c.client_id).await.unwrap(),
+        Some(c.clone())
+    );
+    // Thirty edits at once, each appending to the name it finds: none is lost.
+    assert!(store
+        .set_client_verified(&c.client_id, true, 55)
+        .await
+        .unwrap());
+    let edits = futures_util::future::join_all(
+        (0..30).map(|_| store.edit_client(&org.id, &c.client_id, append_to_name("+"), 70)),
+    )
+    .await;
+    let mut cleared = 0;
+    for r in edits {
+        let edited = r.unwrap().unwrap().unwrap();
+        assert!(!edited.client.verified);
+        cleared += usize::from(edited.verified_cleared);
+    }
+    assert_eq!(cleared, 1, "only the first edit found the mark to clear");
+    let stored = store.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(stored.settings.name, format!("App{}", "+".repeat(30)));
+    assert_eq!(stored.updated_at, 70);
+    assert_eq!(stored.secret_hash, c.secret_hash);
+}
+
 storage_tests! {
+    client_edits_apply_to_the_client_as_stored,
     migrations_are_idempotent,
     users_join_or_create_organizations,
     bootstrap_happens_once,

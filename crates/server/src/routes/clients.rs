@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use oauth_core::{Client, ClientDraft, ClientOrigin, ClientPatch, FieldError, PageRequest};
-use oauth_store::ClientFilter;
+use oauth_store::{ClientEdit, ClientFilter, EditedClient};
 use oauth_wire::{
     ClientType, CreateOAuthClient, Data, ErrorBody, GrantType, List, OAuthClient, UpdateOAuthClient,
 };
@@ -254,29 +254,43 @@ async fn update(
     body: Result<JsonBody<UpdateOAuthClient>, ApiError>,
 ) -> Result<Json<Data<oauth_wire::OAuthClient>>, ApiError> {
     let org = &caller.user.org_id;
-    // An unknown id is 404 whatever the body says.
-    let current = state
-        .store
-        .get_org_client(org, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("OAuth client"))?;
-    let JsonBody(patch) = body?;
-    let settings = current
-        .settings
-        .apply(ClientPatch(patch), &state.config.scopes)
-        .map_err(ApiError::validation)?;
-    // The verified mark vouches for what users see and where they are sent: a new name, logo
-    // or redirect URI has not been vouched for.
-    let old = &current.settings;
-    let clear_verified = current.verified
-        && (settings.name != old.name
+    let not_found = || ApiError::not_found("OAuth client");
+    let patch = match body {
+        Ok(JsonBody(patch)) => patch,
+        // An unknown id is 404 whatever the body says.
+        Err(e) => {
+            state
+                .store
+                .get_org_client(org, &id)
+                .await?
+                .ok_or_else(not_found)?;
+            return Err(e);
+        }
+    };
+    // The patch is applied to the client as stored when it is written, not as read here: two
+    // updates at once both take effect.
+    let catalogue = state.config.scopes.clone();
+    let edit: ClientEdit = Box::new(move |current: &Client| {
+        let settings = current
+            .settings
+            .apply(ClientPatch(patch.clone()), &catalogue)?;
+        // The verified mark vouches for what users see and where they are sent: a new name,
+        // logo or redirect URI has not been vouched for.
+        let old = &current.settings;
+        let clear_verified = settings.name != old.name
             || settings.logo_uri != old.logo_uri
-            || settings.redirect_uris != old.redirect_uris);
-    let updated = state
+            || settings.redirect_uris != old.redirect_uris;
+        Ok((settings, clear_verified))
+    });
+    let EditedClient {
+        client: updated,
+        verified_cleared: clear_verified,
+    } = state
         .store
-        .update_client(org, &id, &settings, clear_verified, state.clock.now())
+        .edit_client(org, &id, edit, state.clock.now())
         .await?
-        .ok_or_else(|| ApiError::not_found("OAuth client"))?;
+        .ok_or_else(not_found)?
+        .map_err(ApiError::validation)?;
     let mut event = Event::new(EventKind::ClientUpdated)
         .user(&caller.user)
         .client(&updated);

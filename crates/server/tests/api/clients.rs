@@ -673,3 +673,40 @@ async fn everything_survives_a_restart() {
     assert_eq!(r.status(), 200);
     again.stop().await.unwrap();
 }
+
+/// Thirty partial updates at once, each changing one field: every one takes effect (each is
+/// applied to the client as stored, not as its request read it), and the client ends with all
+/// of them.
+#[tokio::test]
+async fn concurrent_partial_updates_are_all_kept() {
+    let app = TestApp::spawn().await;
+    let c = app
+        .create_client(&app.admin_key, confidential_client("Before"))
+        .await;
+    let path = format!("/oauth_clients/{}", c["client_id"].as_str().unwrap());
+    let patches = [
+        json!({"name": "After"}),
+        json!({"logo_uri": "https://app.example.com/new-logo.png"}),
+        json!({"policy_uri": "https://app.example.com/new-policy"}),
+        json!({"tos_uri": "https://app.example.com/new-tos"}),
+        json!({"allowed_scopes": ["messaging"]}),
+        json!({"require_pkce": true}),
+    ];
+    let answers = futures_util::future::join_all(
+        (0..30).map(|i| app.put_json(&app.admin_key, &path, &patches[i % patches.len()])),
+    )
+    .await;
+    for (i, (status, body)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "update {i}: {body}");
+    }
+    let (status, got) = app.get(&app.admin_key, &path).await;
+    assert_eq!(status, 200, "{got}");
+    let d = &got["data"];
+    assert_eq!(d["name"], "After");
+    assert_eq!(d["logo_uri"], "https://app.example.com/new-logo.png");
+    assert_eq!(d["policy_uri"], "https://app.example.com/new-policy");
+    assert_eq!(d["tos_uri"], "https://app.example.com/new-tos");
+    assert_eq!(d["allowed_scopes"], json!(["messaging"]));
+    assert_eq!(d["require_pkce"], true);
+    assert_eq!(d["redirect_uris"], c["redirect_uris"]);
+}
