@@ -200,7 +200,6 @@ impl<B: Engine> GrantStore for B {
                 pending: pending.clone(),
                 approval: a.clone(),
                 for_share: Self::DIALECT.for_share,
-                for_key_share: Self::DIALECT.for_key_share,
             };
             if let Some(approved) = self.write(at_once).await? {
                 return Ok(Some(approved));
@@ -213,7 +212,7 @@ impl<B: Engine> GrantStore for B {
             user_id: user_id.to_owned(),
             approval: a.clone(),
             for_update: Self::DIALECT.for_update,
-            for_key_share: Self::DIALECT.for_key_share,
+            for_share: Self::DIALECT.for_share,
         })
         .await
     }
@@ -522,7 +521,7 @@ fn consent_args<'a>(c: &'a ConsentRequest, scopes_json: &'a str) -> Vec<Arg<'a>>
 /// `Store::create_consent` as one PostgreSQL statement (`Dialect::writes_in_with`): the insert
 /// and the bound of [`CreateConsent`] in one round trip. The `DELETE` does not see the row its
 /// `WITH` inserts (one snapshot), so it keeps one request fewer of the others. The request's
-/// client is locked first (`Dialect::for_key_share`), in the order a deletion of the client
+/// client is locked first (the key share lock its foreign key takes anyway), in the order a deletion of the client
 /// locks; when the client is gone, nothing is written.
 struct CreateConsentAtOnce(ConsentRequest);
 
@@ -583,10 +582,18 @@ impl WriteJob for CreateConsent {
     }
 }
 
-/// Narrows `consent` to the scopes the client may still be granted; with none left, `None`
+/// Narrows `consent` to the scopes the client may still be granted (by the caller's judgement,
+/// and among `client_scopes`, the client's scopes as stored when `Some`); with none left, `None`
 /// (nothing is approved). Otherwise the request's resources as a list and its installation.
-fn approvable(consent: &mut ConsentRequest, a: &Approval) -> Option<(Vec<String>, String)> {
+fn approvable(
+    consent: &mut ConsentRequest,
+    a: &Approval,
+    client_scopes: Option<&[String]>,
+) -> Option<(Vec<String>, String)> {
     consent.scopes = a.approved_scopes(&consent.scopes);
+    if let Some(allowed) = client_scopes {
+        consent.scopes.retain(|s| allowed.contains(s));
+    }
     if consent.scopes.is_empty() {
         return None;
     }
@@ -622,10 +629,11 @@ struct ApproveConsent {
     /// exchange and rotation: an approval may widen the grant, and two approvals each holding a
     /// share lock and each waiting to update would deadlock.
     for_update: &'static str,
-    /// The dialect's key share lock for the request's client (`Dialect::for_key_share`), taken
-    /// before anything else: a deletion of the client locks the client and then the request
-    /// and the grant, so the approval locks in that order too.
-    for_key_share: &'static str,
+    /// The dialect's share lock for the request's client (`Dialect::for_share`), taken before
+    /// anything else: the approval is decided on the client as stored, which no update changes
+    /// until the approval commits; and a deletion of the client locks the client and then the
+    /// request and the grant, so the approval locks in that order too.
+    for_share: &'static str,
 }
 
 /// How many times an approval looks for the live grant of its installation before giving up:
@@ -639,18 +647,27 @@ impl WriteJob for ApproveConsent {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<Self::Output> {
         let a = &self.approval;
         let user_id = self.user_id.as_str();
-        if !self.for_key_share.is_empty() {
-            let sql = format!(
-                "SELECT client_id FROM oauth_clients WHERE client_id = \
-                 (SELECT client_id FROM consent_requests WHERE token_hash = $1){}",
-                self.for_key_share
-            );
-            e.execute(&sql, &[Arg::Text(&self.token_hash)]).await?;
-        }
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = \
+             (SELECT client_id FROM consent_requests WHERE token_hash = $1){}",
+            self.for_share
+        );
+        let client: Option<Client> = e.fetch(&sql, &[Arg::Text(&self.token_hash)]).await?;
         let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
             return Ok(None);
         };
-        let Some((resources, installation)) = approvable(&mut consent, a) else {
+        // The client as it is now, not as the caller read it: a redirect URI removed meanwhile
+        // is never sent a code (the request is used up all the same), and a scope removed
+        // meanwhile is not granted.
+        let Some(client) = client.filter(|c| c.client_id == consent.client_id) else {
+            return Ok(None);
+        };
+        if !client.accepts_redirect_uri(&consent.redirect_uri) {
+            return Ok(None);
+        }
+        let Some((resources, installation)) =
+            approvable(&mut consent, a, Some(&client.settings.scopes))
+        else {
             return Ok(None);
         };
         // Create the grant unless a live one exists for this installation (the partial unique
@@ -774,16 +791,18 @@ async fn live_grant_for<E: Exec>(
 /// this user's, and exactly as read), and inserts the code bound to both. The share lock makes a
 /// revocation wait for the commit and then revoke the new code too, as it would after
 /// [`ApproveConsent`]. The approval's security event is inserted by the same statement, for the
-/// code it inserts. `None` when nothing was approved; nothing has changed then.
+/// code it inserts. All of it only while the client, share-locked first, still has the request's
+/// redirect URI exactly as registered and every approved scope (a loopback URI on another port,
+/// or a client changed meanwhile, falls through to [`ApproveConsent`], which judges the client as
+/// stored). `None` when nothing was approved; nothing has changed then.
 struct ApproveAtOnce {
     token_hash: String,
     user_id: String,
     pending: ConsentRequest,
     approval: Approval,
+    /// The dialect's share lock, on the request's client first (as in [`ApproveConsent`]) and
+    /// then on the grant.
     for_share: &'static str,
-    /// The dialect's key share lock on the request's client, taken first, as in
-    /// [`ApproveConsent`].
-    for_key_share: &'static str,
 }
 
 impl WriteJob for ApproveAtOnce {
@@ -799,7 +818,8 @@ impl WriteJob for ApproveAtOnce {
         if consent.user_id != self.user_id {
             return Ok(None);
         }
-        let Some((resources, installation)) = approvable(&mut consent, a) else {
+        // The client's scopes are checked by the statement.
+        let Some((resources, installation)) = approvable(&mut consent, a, None) else {
             return Ok(None);
         };
         let scopes_json = to_json(&consent.scopes)?;
@@ -819,7 +839,9 @@ impl WriteJob for ApproveAtOnce {
             String::new()
         };
         let sql = format!(
-            "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $2{for_key_share}), \
+            "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $2 \
+               AND scopes::jsonb @> $4::jsonb \
+               AND redirect_uris::jsonb @> jsonb_build_array($7::text){for_share}), \
              g AS (\
                SELECT {GRANT_COLUMNS} FROM oauth_grants \
                WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL \
@@ -842,7 +864,6 @@ impl WriteJob for ApproveAtOnce {
                RETURNING grant_id){event_cte} \
              SELECT g.* FROM g JOIN code ON code.grant_id = g.id",
             for_share = self.for_share,
-            for_key_share = self.for_key_share,
         );
         let mut args = vec![
             Arg::Text(&self.user_id),

@@ -415,12 +415,6 @@ pub struct Dialect {
     /// the transaction ends, while writes under one grant do not wait for each other (the row
     /// lock of `for_update` would line them up); nothing on SQLite.
     pub for_share: &'static str,
-    /// Appended to a `SELECT` of the client that rows about to be written hang off: the key
-    /// share lock on PostgreSQL that the foreign key of each insert would take anyway, taken
-    /// first so that a deletion of the client (which locks the client, then the rows that
-    /// hang off it) and a write under it lock in the same order and wait instead of
-    /// deadlocking; nothing on SQLite.
-    pub for_key_share: &'static str,
     /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
     /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
     /// holds the whole database.

@@ -1241,6 +1241,13 @@ async fn a_shared_client_gets_a_grant_per_installation(store: &dyn Store) {
 
     // A registered (non-document) client keeps one grant whatever the redirect URI.
     let plain = client(store, &alice).await;
+    let mut two = plain.settings.clone();
+    two.redirect_uris.push("https://other.example/cb".into());
+    store
+        .update_client(&plain.org_id, &plain.client_id, &two, false, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     let g1 = approve_at(store, &alice, &plain, "p1", "https://app.example.com/cb").await;
     let g2 = approve_at(store, &alice, &plain, "p2", "https://other.example/cb").await;
     assert_eq!(
@@ -1512,6 +1519,88 @@ async fn deleting_a_client_while_its_requests_are_approved_never_fails(store: &d
     }
 }
 
+/// An approval decided on a client that changed after the caller read it: the store judges the
+/// client as stored. A redirect URI removed meanwhile gets no code (the request is used up); a
+/// scope removed meanwhile is not granted. Both under a covering grant (PostgreSQL's one
+/// statement) and without one (the transaction).
+async fn an_approval_judges_the_client_as_stored(store: &dyn Store) {
+    let alice = user(store, "stale@x.example").await;
+    let c = client(store, &alice).await;
+    let grant = covering_grant(store, &alice, &c).await;
+    let covered = consent("t-covered", &alice, &c, &["voice"]);
+    let widening = consent("t-widening", &alice, &c, &["admin", "voice"]);
+    for r in [&covered, &widening] {
+        store.create_consent(r).await.unwrap();
+    }
+    // Read as the caller reads, before the client changes.
+    let stale = [
+        approval_of(&covered, "c-covered", NOW),
+        approval("c-widening", NOW),
+    ];
+    let mut moved = c.settings.clone();
+    moved.redirect_uris = vec!["https://app.example.com/elsewhere".into()];
+    store
+        .update_client(&c.org_id, &c.client_id, &moved, false, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    for (r, a) in [&covered, &widening].into_iter().zip(&stale) {
+        let approved = store
+            .approve_consent(&r.token_hash, &alice.id, a)
+            .await
+            .unwrap();
+        assert!(approved.is_none(), "{}: {approved:?}", r.token_hash);
+        // Used up, and no code was minted.
+        assert_eq!(
+            live_consent(store, &r.token_hash, &alice.id, NOW).await,
+            None
+        );
+        assert_eq!(
+            store
+                .redeem_authorization_code(&a.code_hash, NOW)
+                .await
+                .unwrap(),
+            CodeRedemption::Invalid
+        );
+    }
+    // The redirect URI back, `admin` gone: a request for both gets `voice` alone, and the grant
+    // is not widened.
+    let mut narrowed = c.settings.clone();
+    narrowed.scopes = vec!["voice".into()];
+    let both = [
+        consent("t-both-1", &alice, &c, &["admin", "voice"]),
+        consent("t-both-2", &alice, &c, &["admin", "voice"]),
+    ];
+    for r in &both {
+        store.create_consent(r).await.unwrap();
+    }
+    let stale = [
+        approval_of(&both[0], "c-both-1", NOW),
+        approval("c-both-2", NOW),
+    ];
+    store
+        .update_client(&c.org_id, &c.client_id, &narrowed, false, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    for (r, a) in both.iter().zip(&stale) {
+        let (consent, g, code) = store
+            .approve_consent(&r.token_hash, &alice.id, a)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(consent.scopes, ["voice"]);
+        assert_eq!(code.scopes, ["voice"]);
+        assert_eq!(g.id, grant.id);
+    }
+    let live = store.live_grant(&grant.id).await.unwrap().unwrap();
+    assert_eq!(
+        live.scopes,
+        ["admin", "voice"],
+        "granted before the change, kept"
+    );
+}
+
 storage_tests! {
     a_shared_client_gets_a_grant_per_installation,
     clients_are_read_together,
@@ -1529,6 +1618,7 @@ storage_tests! {
     an_approval_stores_its_event_in_its_own_write,
     an_approval_trusts_the_stored_request_not_the_callers_copy,
     approvals_racing_a_revocation_leave_no_live_code_on_it,
+    an_approval_judges_the_client_as_stored,
     approvals_widening_a_grant_being_revoked_never_fail,
     deleting_a_client_while_its_requests_are_approved_never_fails,
     approving_creates_then_widens_one_grant_and_mints_a_code,
