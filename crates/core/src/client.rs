@@ -469,6 +469,14 @@ impl ClientDraft {
         self.jwks.is_some() || self.jwks_uri.is_some()
     }
 
+    /// Does `new` change what users are shown or where they are sent (name, logo, redirect
+    /// URIs)? A verified mark vouches for those, and does not cover new values.
+    pub fn changes_what_users_see(&self, new: &ClientDraft) -> bool {
+        self.name != new.name
+            || self.logo_uri != new.logo_uri
+            || self.redirect_uris != new.redirect_uris
+    }
+
     /// How the client proves itself, in three kinds that a registration update may not cross:
     /// nothing (`none`), a shared secret, or a signed JWT.
     pub fn auth_kind(&self) -> &'static str {

@@ -616,16 +616,21 @@ async fn reconcile(
             )))
         }
         Some(existing) if existing.settings == draft => Ok(existing),
-        Some(existing) => {
-            let s = &existing.settings;
-            // What the user saw and where they were sent changed: any verified mark goes.
-            let clear = s.name != draft.name
-                || s.logo_uri != draft.logo_uri
-                || s.redirect_uris != draft.redirect_uris;
-            store
-                .update_client(THIRD_PARTY_ORG_ID, id, &draft, clear, now)
-                .await?
-                .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished")))
+        Some(_) => {
+            // Judged against the client as stored when the update is written: if what the user
+            // saw and where they were sent changed, any verified mark goes.
+            let edit: oauth_store::ClientEdit = Box::new(move |current: &Client| {
+                let clear = current.settings.changes_what_users_see(&draft);
+                Ok((draft.clone(), clear))
+            });
+            match store.edit_client(THIRD_PARTY_ORG_ID, id, edit, now).await? {
+                Some(Ok(edited)) => Ok(edited.client),
+                // Deleted meanwhile (the purge of unused clients): worth a retry.
+                None => Err(Refusal::Store(ApiError::unavailable())),
+                Some(Err(_)) => Err(Refusal::Store(ApiError::internal(
+                    "an edit that refuses nothing refused",
+                ))),
+            }
         }
     }
 }

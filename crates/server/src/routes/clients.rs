@@ -276,10 +276,7 @@ async fn update(
             .apply(ClientPatch(patch.clone()), &catalogue)?;
         // The verified mark vouches for what users see and where they are sent: a new name,
         // logo or redirect URI has not been vouched for.
-        let old = &current.settings;
-        let clear_verified = settings.name != old.name
-            || settings.logo_uri != old.logo_uri
-            || settings.redirect_uris != old.redirect_uris;
+        let clear_verified = current.settings.changes_what_users_see(&settings);
         Ok((settings, clear_verified))
     });
     let EditedClient {

@@ -14,7 +14,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use oauth_core::client::THIRD_PARTY_ORG_ID;
+use oauth_core::validation::{FieldError, ValidationErrors};
 use oauth_core::{secret, Client, ClientDraft, ClientOrigin, RegistrationPolicy};
+use oauth_store::ClientEdit;
 use oauth_wire::{ErrorBody, GrantType, RegistrationRequest, RegistrationResponse};
 use rand::rngs::OsRng;
 use subtle::ConstantTimeEq;
@@ -235,7 +237,8 @@ async fn update_registration(
     PathParam(client_id): PathParam,
     body: Result<JsonBody<RegistrationRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = registrant(&state, peer, &headers, &client_id).await?;
+    // Authenticates the registrant; the update is judged on the client as stored.
+    registrant(&state, peer, &headers, &client_id).await?;
     let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
     let JsonBody(req) = body.map_err(|e| metadata(e.description().to_owned()))?;
     let reg = &state.config.registration;
@@ -248,32 +251,50 @@ async fn update_registration(
     };
     let settings = ClientDraft::from_registration(req, &policy)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.description))?;
-    if settings.auth_kind() != client.settings.auth_kind() {
-        return Err(metadata(format!(
-            "token_endpoint_auth_method cannot change from {} to {}; register a new client",
-            client.settings.auth_kind(),
-            settings.auth_kind()
-        )));
-    }
-    let s = &client.settings;
-    // The registration access token is the client's own credential, not the operator's: it
-    // keeps what the initial access token allowed at registration but never adds a machine
-    // grant (which only the initial access token may ask for), whatever the mode is now.
-    let machine = |d: &ClientDraft| d.grant_types.contains(&GrantType::ClientCredentials);
-    if machine(&settings) && !machine(s) {
-        return Err(metadata(
-            "grant type client_credentials cannot be added to a registered client; register a new client with the initial access token".to_owned(),
-        ));
-    }
-    let clear = s.name != settings.name
-        || s.logo_uri != settings.logo_uri
-        || s.redirect_uris != settings.redirect_uris;
+    // Judged against the client as stored when the update is written.
+    let edit: ClientEdit = Box::new(move |current: &Client| {
+        let s = &current.settings;
+        let refuse = |pointer: &str, message: String| {
+            Err(ValidationErrors(vec![FieldError::new(
+                pointer,
+                "invalid_value",
+                message,
+            )]))
+        };
+        if settings.auth_kind() != s.auth_kind() {
+            return refuse(
+                "/token_endpoint_auth_method",
+                format!(
+                    "token_endpoint_auth_method cannot change from {} to {}; register a new client",
+                    s.auth_kind(),
+                    settings.auth_kind()
+                ),
+            );
+        }
+        // The registration access token is the client's own credential, not the operator's:
+        // it keeps what the initial access token allowed at registration but never adds a
+        // machine grant (which only the initial access token may ask for), whatever the mode
+        // is now.
+        let machine = |d: &ClientDraft| d.grant_types.contains(&GrantType::ClientCredentials);
+        if machine(&settings) && !machine(s) {
+            return refuse(
+                "/grant_types",
+                "grant type client_credentials cannot be added to a registered client; register a new client with the initial access token".to_owned(),
+            );
+        }
+        Ok((settings.clone(), s.changes_what_users_see(&settings)))
+    });
     let now = state.clock.now();
     let updated = state
         .store
-        .update_client(THIRD_PARTY_ORG_ID, &client_id, &settings, clear, now)
+        .edit_client(THIRD_PARTY_ORG_ID, &client_id, edit, now)
         .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
+        .ok_or_else(|| ApiError::not_found("client"))?
+        .map_err(|refused| {
+            let messages: Vec<String> = refused.0.into_iter().map(|e| e.message).collect();
+            metadata(messages.join("; "))
+        })?
+        .client;
     audit::record(
         state.store.as_ref(),
         now,
