@@ -10,12 +10,13 @@
 
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use oauth_core::entity::User;
 use oauth_core::{secret, timefmt, PageSpec};
+use oauth_store::LoginReservation;
 use std::net::SocketAddr;
 
 use crate::accounts::hash_password;
@@ -26,6 +27,7 @@ use crate::form::Params;
 use crate::html::{self, AppLine, AppsPage, PasswordPage};
 use crate::passwords::Verdict;
 use crate::respond::see_other;
+use crate::routes::login;
 use crate::session::{self, Via, Viewer};
 use crate::state::AppState;
 
@@ -288,7 +290,7 @@ async fn password_page(
         (status = 400, description = "The new password is too short, too long, or not repeated exactly", content_type = "text/html"),
         (status = 401, description = "The current password is wrong; nothing was changed", content_type = "text/html"),
         (status = 403, description = "The form's CSRF token is missing or wrong; nothing was changed", content_type = "text/html"),
-        (status = 429, description = "Too many attempts from this address", content_type = "text/html"),
+        (status = 429, description = "Too many wrong passwords for this account (with the sign-in form's failures) or from this address; nothing was changed", content_type = "text/html"),
         (status = 503, description = "Too many password checks at once; try again", content_type = "text/html"),
     ),
     security(("session" = [])),
@@ -328,22 +330,67 @@ async fn change_password(
     if new != again {
         return Ok(bad("The two new passwords differ."));
     }
+    // Nor unlimited guesses across addresses: a wrong current password is a failed sign-in of
+    // the account, reserved before the check as the sign-in form does, so the two forms share
+    // one budget per account (and per address).
+    let a = &state.config.authorization;
+    let now = state.clock.now();
+    let (account_key, ip_key) = login::attempt_keys(&user.email, peer);
+    let reservation = state
+        .store
+        .reserve_login_attempt(
+            &[
+                (account_key.clone(), a.login_max_failures_per_account),
+                (ip_key.clone(), a.login_max_failures_per_ip),
+            ],
+            now,
+            now - a.login_failure_window_secs,
+        )
+        .await?;
+    if let LoginReservation::Limited(_) = reservation {
+        let mut resp = render_password_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &user,
+            &cookie,
+            Some("Too many wrong passwords. Nothing was changed. Please wait a few minutes and try again."),
+            None,
+        );
+        let wait = a.login_failure_window_secs.clamp(1, 60);
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
+    let reserved = [account_key.clone(), ip_key.clone()];
     let verdict = state
         .passwords
         .check(
             form.field("current_password").to_owned(),
             Some(user.password_hash.clone()),
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .await;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            login::give_back(&state, &reserved, now).await;
+            return Err(ApiError::internal(e));
+        }
+    };
     match verdict {
-        Verdict::Correct => {}
+        Verdict::Correct => {
+            // As a sign-in: the account's failures are forgotten, the address gets its
+            // reservation back.
+            state.store.clear_login_failures(&account_key).await?;
+            state.store.release_login_attempt(&[ip_key], now).await?;
+        }
         Verdict::Busy => {
+            // Nothing was checked: no failure to count.
+            login::give_back(&state, &reserved, now).await;
             return Ok(html::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The server is busy",
                 "Nothing was changed. Please try again in a moment.",
-            ))
+            ));
         }
         Verdict::Wrong => {
             audit::record(

@@ -194,13 +194,7 @@ async fn login(
     let now = state.clock.now();
     let since = now - a.login_failure_window_secs;
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
-    // What is not an email address names no account; its failures are still counted, under
-    // a key of bounded length (a long value must not reach the counter's index as it is).
-    let account_key = match normalize_email(email_raw) {
-        Ok(_) => format!("account:{email}"),
-        Err(_) => format!("account:not-an-email:{}", secret::hash_secret(&email)),
-    };
-    let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
+    let (account_key, ip_key) = attempt_keys(email_raw, peer);
     // The attempt is recorded as a failure before its password is checked, in one step with the
     // check of the limits: of any number of concurrent attempts, at most the limit get to a
     // password check. A success, or an attempt that checks nothing, gives it back.
@@ -326,8 +320,24 @@ async fn login(
     Ok(resp)
 }
 
+/// The keys a password attempt is counted under: the account named by `email_raw` and the
+/// caller's address. What is not an email address names no account; its failures are still
+/// counted, under a key of bounded length (a long value must not reach the counter's index as
+/// it is).
+pub(crate) fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
+    let account_key = match normalize_email(email_raw) {
+        Ok(email) => format!("account:{email}"),
+        Err(_) => {
+            let email = email_raw.trim().to_lowercase();
+            format!("account:not-an-email:{}", secret::hash_secret(&email))
+        }
+    };
+    let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
+    (account_key, ip_key)
+}
+
 /// Gives back the failure reserved for an attempt that checked no password.
-async fn give_back(state: &AppState, keys: &[String], now: i64) {
+pub(crate) async fn give_back(state: &AppState, keys: &[String], now: i64) {
     if let Err(e) = state.store.release_login_attempt(keys, now).await {
         tracing::warn!(error = %e, "could not give back a reserved login failure");
     }

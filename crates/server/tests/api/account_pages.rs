@@ -318,6 +318,76 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
     assert_eq!(r.status(), 303);
 }
 
+/// A stolen session gets no more guesses at the password than the sign-in form gives: a wrong
+/// current password is a failed sign-in of the account (reserved before the check), so the
+/// account's limit holds whatever the address, and it covers both forms.
+#[tokio::test]
+async fn wrong_current_passwords_spend_the_accounts_sign_in_budget() {
+    let clock = std::sync::Arc::new(oauth_server::clock::ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_max_failures_per_account = 3;
+        c.authorization.login_max_failures_per_ip = 100;
+        c.authorization.login_failure_window_secs = 600;
+    })
+    .await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let bob = app.user("bob@example.com", "acme").await;
+    let here = app.session(&alice).await;
+    let before = app
+        .server
+        .store
+        .find_user_by_email(&alice.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let (_, _, html) = page(&app, "/account/password", &here).await;
+    let csrf = hidden(&html, "csrf_token");
+    let new = "a much better passphrase";
+    let change = |current: &str| {
+        let form = [
+            ("csrf_token", csrf.clone()),
+            ("current_password", current.to_owned()),
+            ("new_password", new.to_owned()),
+            ("confirm_password", new.to_owned()),
+        ];
+        let app = &app;
+        let here = here.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_page(app, "/account/password", Some(&here), &form).await
+        }
+    };
+    for guess in ["guess one", "guess two", "guess three"] {
+        let (status, _, body) = change(guess).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    // The budget is spent: even the right password is not checked, and nothing changes.
+    let (status, _, body) = change(&alice.password).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("Too many wrong passwords"), "{body}");
+    let stored = app
+        .server
+        .store
+        .find_user_by_email(&alice.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert_eq!(stored, before);
+    // One budget for both forms: the sign-in form is locked for the account too, not for bob.
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 429);
+    let r = app.post_login(&bob.email, &bob.password, "/").await;
+    assert_eq!(r.status(), 303);
+    // After the window the right password changes it, and the failures are forgotten.
+    clock.advance(601);
+    let (status, _, body) = change(&alice.password).await;
+    assert_eq!(status, 200, "{body}");
+    let r = app.post_login(&alice.email, new, "/").await;
+    assert_eq!(r.status(), 303);
+}
+
 #[tokio::test]
 async fn signing_out_other_sessions_keeps_only_this_one() {
     let app = TestApp::spawn().await;
