@@ -211,11 +211,12 @@ impl<B: Engine> ClientStore for B {
         Ok(engine::execute(self, sql, &args).await? == 1)
     }
 
-    async fn set_registration_token_hash(&self, client_id: &str, token_hash: &str) -> Result<()> {
-        let sql = "INSERT INTO registration_access_tokens (client_id, token_hash) VALUES ($1, $2) \
-                   ON CONFLICT (client_id) DO UPDATE SET token_hash = excluded.token_hash";
-        engine::execute(self, sql, &[Arg::Text(client_id), Arg::Text(token_hash)]).await?;
-        Ok(())
+    async fn register_client(&self, client: &Client, token_hash: &str) -> Result<()> {
+        self.write(RegisterClient {
+            client: client.clone(),
+            token_hash: token_hash.to_owned(),
+        })
+        .await
     }
 
     /// A point read.
@@ -370,44 +371,71 @@ impl WriteJob for InsertClient {
     const SINGLE_STATEMENT: bool = true;
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
-        let c = &self.0;
-        let s = &c.settings;
-        let grant_types = to_json(&s.grant_types)?;
-        let scopes = to_json(&s.scopes)?;
-        let redirect_uris = to_json(&s.redirect_uris)?;
-        let sql = format!(
-            "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
-        );
+        insert_client_row(e, &self.0).await
+    }
+}
+
+/// `ClientStore::register_client`: the client and its registration access token's hash.
+struct RegisterClient {
+    client: Client,
+    token_hash: String,
+}
+
+impl WriteJob for RegisterClient {
+    type Output = ();
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        insert_client_row(e, &self.client).await?;
         e.execute(
-            &sql,
+            "INSERT INTO registration_access_tokens (client_id, token_hash) VALUES ($1, $2)",
             &[
-                Arg::Text(&c.client_id),
-                Arg::Text(&c.org_id),
-                Arg::Text(&c.user_id),
-                Arg::Text(&s.name),
-                Arg::Text(s.client_type.as_str()),
-                Arg::OptText(c.secret_hash.as_deref()),
-                Arg::Bool(s.require_pkce),
-                Arg::Text(&grant_types),
-                Arg::Text(&scopes),
-                Arg::Text(&redirect_uris),
-                Arg::OptText(s.logo_uri.as_deref()),
-                Arg::OptText(s.policy_uri.as_deref()),
-                Arg::OptText(s.tos_uri.as_deref()),
-                Arg::Text(s.token_endpoint_auth_method.as_str()),
-                Arg::Bool(c.verified),
-                Arg::Int(c.created_at),
-                Arg::Int(c.updated_at),
-                Arg::Text(c.origin.as_str()),
-                Arg::OptText(s.jwks.as_deref()),
-                Arg::OptText(s.jwks_uri.as_deref()),
-                Arg::OptText(s.application_type.as_deref()),
+                Arg::Text(&self.client.client_id),
+                Arg::Text(&self.token_hash),
             ],
         )
         .await?;
         Ok(())
     }
+}
+
+/// Inserts the row of `c` into `oauth_clients`.
+async fn insert_client_row<E: Exec>(e: &mut E, c: &Client) -> Result<()> {
+    let s = &c.settings;
+    let grant_types = to_json(&s.grant_types)?;
+    let scopes = to_json(&s.scopes)?;
+    let redirect_uris = to_json(&s.redirect_uris)?;
+    let sql = format!(
+        "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+    );
+    e.execute(
+        &sql,
+        &[
+            Arg::Text(&c.client_id),
+            Arg::Text(&c.org_id),
+            Arg::Text(&c.user_id),
+            Arg::Text(&s.name),
+            Arg::Text(s.client_type.as_str()),
+            Arg::OptText(c.secret_hash.as_deref()),
+            Arg::Bool(s.require_pkce),
+            Arg::Text(&grant_types),
+            Arg::Text(&scopes),
+            Arg::Text(&redirect_uris),
+            Arg::OptText(s.logo_uri.as_deref()),
+            Arg::OptText(s.policy_uri.as_deref()),
+            Arg::OptText(s.tos_uri.as_deref()),
+            Arg::Text(s.token_endpoint_auth_method.as_str()),
+            Arg::Bool(c.verified),
+            Arg::Int(c.created_at),
+            Arg::Int(c.updated_at),
+            Arg::Text(c.origin.as_str()),
+            Arg::OptText(s.jwks.as_deref()),
+            Arg::OptText(s.jwks_uri.as_deref()),
+            Arg::OptText(s.application_type.as_deref()),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// `SELECT token_hash ...` of an RFC 7592 registration access token, kept only as its SHA-256.

@@ -542,8 +542,10 @@ pub trait ClientStore: Send + Sync {
         verified: bool,
         now: UnixSeconds,
     ) -> Result<bool>;
-    /// RFC 7592: stores (or replaces) the SHA-256 of the client's registration access token.
-    async fn set_registration_token_hash(&self, client_id: &str, token_hash: &str) -> Result<()>;
+    /// Dynamic registration: inserts the client with the SHA-256 of its RFC 7592 registration
+    /// access token, in one write (both or neither). A client id in use is
+    /// [`StoreError::Conflict`], and nothing is written.
+    async fn register_client(&self, client: &Client, token_hash: &str) -> Result<()>;
     /// The stored SHA-256 of the client's registration access token, if it has one.
     async fn registration_token_hash(&self, client_id: &str) -> Result<Option<String>>;
 }

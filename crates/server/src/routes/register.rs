@@ -118,12 +118,12 @@ async fn register(
         state.clock.now(),
         &mut OsRng,
     );
-    state.store.insert_client(&client).await?;
-    // RFC 7592: the registrant's credential for managing the client, kept only as its hash.
+    // RFC 7592: the registrant's credential for managing the client, kept only as its hash and
+    // stored with the client in one write, so that no client is left that nobody can manage.
     let access_token = secret::random_token(&mut OsRng);
     state
         .store
-        .set_registration_token_hash(&client.client_id, &secret::hash_secret(&access_token))
+        .register_client(&client, &secret::hash_secret(&access_token))
         .await?;
     audit::record(
         state.store.as_ref(),

@@ -451,10 +451,11 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
         .is_some());
 }
 
-/// The registration access token's storage on both engines: stored, replaced, and gone with
-/// its client (PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set).
+/// The registration access token's storage on both engines: stored with its client in one
+/// write (a reused id writes neither), and gone with it (PostgreSQL when
+/// `OAUTH_TEST_POSTGRES_URL` is set).
 #[tokio::test]
-async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client() {
+async fn registration_tokens_are_stored_with_their_client_and_deleted_with_it() {
     let mut stores = vec![crate::db::sqlite().await];
     if let Some(pg) = crate::db::postgres().await {
         stores.push(pg);
@@ -484,7 +485,6 @@ async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client()
             1_900_000_000,
             &mut rand::rngs::OsRng,
         );
-        store.insert_client(&client).await.unwrap();
         assert_eq!(
             store
                 .registration_token_hash("reg-token-client")
@@ -492,21 +492,20 @@ async fn registration_tokens_are_stored_replaced_and_deleted_with_their_client()
                 .unwrap(),
             None
         );
-        store
-            .set_registration_token_hash("reg-token-client", "h1")
-            .await
-            .unwrap();
-        store
-            .set_registration_token_hash("reg-token-client", "h2")
-            .await
-            .unwrap();
+        store.register_client(&client, "h1").await.unwrap();
+        // The id again: refused whole, the first token's hash stands.
+        let again = store.register_client(&client, "h2").await;
+        assert!(
+            matches!(again, Err(oauth_store::StoreError::Conflict(_))),
+            "{again:?}"
+        );
         assert_eq!(
             store
                 .registration_token_hash("reg-token-client")
                 .await
                 .unwrap()
                 .as_deref(),
-            Some("h2")
+            Some("h1")
         );
         assert!(store
             .delete_client(oauth_core::client::THIRD_PARTY_ORG_ID, "reg-token-client")
