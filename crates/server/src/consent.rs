@@ -63,16 +63,21 @@ pub async fn decide(
     else {
         return Ok(None);
     };
-    if !client.accepts_redirect_uri(&pending.redirect_uri) {
-        // Used up, so that it cannot be tried again; the browser stays here.
-        state.store.consume_consent(&hash, user_id, now).await?;
-        tracing::info!(client_id = %pending.client_id, "a pending consent request was dropped: its redirect URI is no longer registered");
-        return Ok(None);
-    }
+    // A redirect URI no longer registered is judged on the client as it is when the decision is
+    // written, not as read here: the request is used up, so that it cannot be tried again, and
+    // the browser stays here.
     if !allowed {
         let Some(c) = state.store.consume_consent(&hash, user_id, now).await? else {
             return Ok(None);
         };
+        // The decision is made (the request used up); the client as it is now, after it,
+        // decides whether its redirect URI may still be sent the answer: one removed meanwhile
+        // is not, and the browser stays here.
+        let registered = state.store.get_client(&c.client_id).await?;
+        if !registered.is_some_and(|client| client.accepts_redirect_uri(&c.redirect_uri)) {
+            tracing::info!(client_id = %c.client_id, "a denied consent request was dropped: its redirect URI is no longer registered");
+            return Ok(None);
+        }
         audit::record(
             state.store.as_ref(),
             now,
