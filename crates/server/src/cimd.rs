@@ -35,8 +35,34 @@ use crate::error::ApiError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Documents kept in memory at most; past it, expired ones go, then nothing new is kept.
+/// Documents (and key sets) kept in memory at most; past it, expired ones go, then the one that
+/// expires soonest: a flood of made-up documents cannot keep every real one out of the cache.
 const MAX_CACHED: usize = 10_000;
+
+/// Keeps `value` under `key` in a cache of at most `max` entries. When a new key finds it full,
+/// the expired entries go, and if that frees nothing, the entry that expires soonest.
+fn keep_bounded<V>(
+    cache: &mut HashMap<String, V>,
+    max: usize,
+    key: &str,
+    value: V,
+    now: UnixSeconds,
+    expires_at: fn(&V) -> UnixSeconds,
+) {
+    if !cache.contains_key(key) && cache.len() >= max {
+        cache.retain(|_, v| expires_at(v) > now);
+        if cache.len() >= max {
+            let soonest = cache
+                .iter()
+                .min_by_key(|(_, v)| expires_at(v))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = soonest {
+                cache.remove(&k);
+            }
+        }
+    }
+    cache.insert(key.to_owned(), value);
+}
 
 /// Is `ip` an address no document may be fetched from? Loopback, private, link-local,
 /// multicast, unspecified, shared (CGNAT), benchmarking, documentation and reserved ranges,
@@ -311,19 +337,12 @@ impl Documents {
             .clamp(reg.cimd_cache_min_secs, reg.cimd_cache_max_secs);
         if ttl > 0 {
             let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, c| c.expires_at > now);
-            }
-            if cache.len() < MAX_CACHED || cache.contains_key(key) {
-                cache.insert(
-                    key.to_owned(),
-                    CachedKeys {
-                        keys: keys.clone(),
-                        fetched_at: now,
-                        expires_at: now + ttl,
-                    },
-                );
-            }
+            let entry = CachedKeys {
+                keys: keys.clone(),
+                fetched_at: now,
+                expires_at: now + ttl,
+            };
+            keep_bounded(&mut cache, MAX_CACHED, key, entry, now, |c| c.expires_at);
         }
         Ok(keys)
     }
@@ -338,12 +357,8 @@ impl Documents {
 
     fn keep(&self, url: &str, draft: ClientDraft, expires_at: UnixSeconds, now: UnixSeconds) {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, c| c.expires_at > now);
-        }
-        if cache.len() < MAX_CACHED || cache.contains_key(url) {
-            cache.insert(url.to_owned(), Cached { draft, expires_at });
-        }
+        let entry = Cached { draft, expires_at };
+        keep_bounded(&mut cache, MAX_CACHED, url, entry, now, |c| c.expires_at);
     }
 
     /// Fetches the document at `url`: its body and how long it may be kept (`max-age`).
@@ -714,6 +729,32 @@ mod tests {
         let name: Name = "localhost".parse().unwrap();
         let addrs: Vec<SocketAddr> = loose.resolve(name).await.unwrap().collect();
         assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_for_a_new_entry() {
+        let mut cache: HashMap<String, i64> = HashMap::new();
+        let expiry = |v: &i64| *v;
+        for (k, exp) in [("a", 150), ("b", 120), ("c", 200)] {
+            keep_bounded(&mut cache, 3, k, exp, 100, expiry);
+        }
+        // Full, nothing expired: the entry expiring soonest (b) makes room.
+        keep_bounded(&mut cache, 3, "d", 300, 100, expiry);
+        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a", "c", "d"]);
+        // A key already kept is replaced in place, nothing else goes.
+        keep_bounded(&mut cache, 3, "a", 400, 100, expiry);
+        assert_eq!((cache.len(), cache["a"]), (3, 400));
+        // Past an expiry, the expired entries go (c), and nothing else.
+        keep_bounded(&mut cache, 3, "e", 500, 250, expiry);
+        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a", "d", "e"]);
+        keep_bounded(&mut cache, 3, "f", 600, 350, expiry);
+        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a", "e", "f"]);
     }
 
     #[test]
