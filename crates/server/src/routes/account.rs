@@ -10,7 +10,7 @@
 
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -333,33 +333,20 @@ async fn change_password(
     // Nor unlimited guesses across addresses: a wrong current password is a failed sign-in of
     // the account, reserved before the check as the sign-in form does, so the two forms share
     // one budget per account (and per address).
-    let a = &state.config.authorization;
     let now = state.clock.now();
     let (account_key, ip_key) = login::attempt_keys(&user.email, peer);
-    let reservation = state
-        .store
-        .reserve_login_attempt(
-            &[
-                (account_key.clone(), a.login_max_failures_per_account),
-                (ip_key.clone(), a.login_max_failures_per_ip),
-            ],
-            now,
-            now - a.login_failure_window_secs,
-        )
-        .await?;
+    let reservation = login::reserve_attempt(&state, [&account_key, &ip_key], now).await?;
     if let LoginReservation::Limited(_) = reservation {
-        let mut resp = render_password_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &user,
-            &cookie,
-            Some("Too many wrong passwords. Nothing was changed. Please wait a few minutes and try again."),
-            None,
-        );
-        let wait = a.login_failure_window_secs.clamp(1, 60);
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(resp);
+        return Ok(login::with_retry_after(
+            &state,
+            render_password_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &user,
+                &cookie,
+                Some("Too many wrong passwords. Nothing was changed. Please wait a few minutes and try again."),
+                None,
+            ),
+        ));
     }
     let reserved = [account_key.clone(), ip_key.clone()];
     let verdict = state

@@ -192,23 +192,9 @@ async fn login(
 
     let a = &state.config.authorization;
     let now = state.clock.now();
-    let since = now - a.login_failure_window_secs;
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
     let (account_key, ip_key) = attempt_keys(email_raw, peer);
-    // The attempt is recorded as a failure before its password is checked, in one step with the
-    // check of the limits: of any number of concurrent attempts, at most the limit get to a
-    // password check. A success, or an attempt that checks nothing, gives it back.
-    let reservation = state
-        .store
-        .reserve_login_attempt(
-            &[
-                (account_key.clone(), a.login_max_failures_per_account),
-                (ip_key.clone(), a.login_max_failures_per_ip),
-            ],
-            now,
-            since,
-        )
-        .await?;
+    let reservation = reserve_attempt(&state, [&account_key, &ip_key], now).await?;
     if let LoginReservation::Limited(which) = reservation {
         let limit = if which == 0 { "account" } else { "address" };
         audit::record(
@@ -217,18 +203,16 @@ async fn login(
             Event::new(EventKind::LoginLocked).detail("limit", limit),
         )
         .await;
-        let mut resp = render_form(
+        return Ok(with_retry_after(
             &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            return_to,
-            email_raw,
-            Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
-        );
-        let wait = a.login_failure_window_secs.clamp(1, 60);
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(resp);
+            render_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                return_to,
+                email_raw,
+                Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
+            ),
+        ));
     }
     let reserved = [account_key.clone(), ip_key.clone()];
 
@@ -334,6 +318,42 @@ pub(crate) fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String
     };
     let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
     (account_key, ip_key)
+}
+
+/// Records a password attempt as a failure of the account and of the address (`keys`, from
+/// [`attempt_keys`]) before its password is checked, in one step with the check of the limits:
+/// of any number of concurrent attempts, at most the limit get to a password check. A success,
+/// or an attempt that checks nothing, gives it back.
+pub(crate) async fn reserve_attempt(
+    state: &AppState,
+    [account_key, ip_key]: [&str; 2],
+    now: i64,
+) -> Result<LoginReservation, ApiError> {
+    let a = &state.config.authorization;
+    Ok(state
+        .store
+        .reserve_login_attempt(
+            &[
+                (account_key.to_owned(), a.login_max_failures_per_account),
+                (ip_key.to_owned(), a.login_max_failures_per_ip),
+            ],
+            now,
+            now - a.login_failure_window_secs,
+        )
+        .await?)
+}
+
+/// `resp` (a refusal over the failure limits) with a `Retry-After` within the failure window.
+pub(crate) fn with_retry_after(state: &AppState, mut resp: Response) -> Response {
+    let wait = state
+        .config
+        .authorization
+        .login_failure_window_secs
+        .clamp(1, 60);
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Gives back the failure reserved for an attempt that checked no password.

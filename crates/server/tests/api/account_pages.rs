@@ -333,14 +333,11 @@ async fn wrong_current_passwords_spend_the_accounts_sign_in_budget() {
     let alice = app.user("alice@example.com", "acme").await;
     let bob = app.user("bob@example.com", "acme").await;
     let here = app.session(&alice).await;
-    let before = app
-        .server
-        .store
-        .find_user_by_email(&alice.email)
-        .await
-        .unwrap()
-        .unwrap()
-        .password_hash;
+    let stored = || async {
+        let user = app.server.store.find_user_by_email(&alice.email).await;
+        user.unwrap().unwrap().password_hash
+    };
+    let before = stored().await;
     let (_, _, html) = page(&app, "/account/password", &here).await;
     let csrf = hidden(&html, "csrf_token");
     let new = "a much better passphrase";
@@ -366,15 +363,7 @@ async fn wrong_current_passwords_spend_the_accounts_sign_in_budget() {
     let (status, _, body) = change(&alice.password).await;
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("Too many wrong passwords"), "{body}");
-    let stored = app
-        .server
-        .store
-        .find_user_by_email(&alice.email)
-        .await
-        .unwrap()
-        .unwrap()
-        .password_hash;
-    assert_eq!(stored, before);
+    assert_eq!(stored().await, before);
     // One budget for both forms: the sign-in form is locked for the account too, not for bob.
     let r = app.post_login(&alice.email, &alice.password, "/").await;
     assert_eq!(r.status(), 429);
