@@ -332,9 +332,15 @@ impl StoredWith {
         &self.row
     }
 
-    /// The write stored the event under `grant_id`: counted and logged.
-    pub fn stored(mut self, grant_id: &str) {
+    /// The write stored the event under `grant_id`, with `detail` members as the write set
+    /// them: counted and logged.
+    pub fn stored(mut self, grant_id: &str, detail: &[(&str, serde_json::Value)]) {
         self.row.grant_id = Some(grant_id.to_owned());
+        if let Some(d) = self.row.detail.as_object_mut() {
+            for (k, v) in detail {
+                d.insert((*k).to_owned(), v.clone());
+            }
+        }
         crate::metrics::security_event(self.kind.as_str());
         log(&self.row, self.kind.is_alarm());
     }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 mod form;
 pub mod html;
+mod login_budget;
 pub mod maintenance;
 pub mod metrics;
 pub mod oauth_request;

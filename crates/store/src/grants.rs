@@ -200,6 +200,7 @@ impl<B: Engine> GrantStore for B {
                 pending: pending.clone(),
                 approval: a.clone(),
                 for_share: Self::DIALECT.for_share,
+                for_key_share: Self::DIALECT.for_key_share,
             };
             if let Some(approved) = self.write(at_once).await? {
                 return Ok(Some(approved));
@@ -212,7 +213,7 @@ impl<B: Engine> GrantStore for B {
             user_id: user_id.to_owned(),
             approval: a.clone(),
             for_update: Self::DIALECT.for_update,
-            for_share: Self::DIALECT.for_share,
+            for_key_share: Self::DIALECT.for_key_share,
         })
         .await
     }
@@ -629,11 +630,13 @@ struct ApproveConsent {
     /// exchange and rotation: an approval may widen the grant, and two approvals each holding a
     /// share lock and each waiting to update would deadlock.
     for_update: &'static str,
-    /// The dialect's share lock for the request's client (`Dialect::for_share`), taken before
-    /// anything else: the approval is decided on the client as stored, which no update changes
-    /// until the approval commits; and a deletion of the client locks the client and then the
-    /// request and the grant, so the approval locks in that order too.
-    for_share: &'static str,
+    /// The dialect's key share lock for the request's client (`Dialect::for_key_share`), taken
+    /// before anything else: a deletion of the client locks the client and then the request
+    /// and the grant, so the approval locks in that order too. The approval is decided on the
+    /// client as this transaction reads it; an update that commits while it is being written is
+    /// ordered after it (a share lock would hold the update off, but lets a stream of approvals
+    /// of one popular client starve it).
+    for_key_share: &'static str,
 }
 
 /// How many times an approval looks for the live grant of its installation before giving up:
@@ -650,7 +653,7 @@ impl WriteJob for ApproveConsent {
         let sql = format!(
             "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = \
              (SELECT client_id FROM consent_requests WHERE token_hash = $1){}",
-            self.for_share
+            self.for_key_share
         );
         let client: Option<Client> = e.fetch(&sql, &[Arg::Text(&self.token_hash)]).await?;
         let Some(mut consent) = take_consent(e, &self.token_hash, user_id, a.now).await? else {
@@ -737,7 +740,12 @@ impl WriteJob for ApproveConsent {
         )
         .await?;
         if let Some(event) = &a.event {
-            insert_event(e, event, Some(&grant.id)).await?;
+            // The scopes approved, as narrowed here by the client as stored.
+            let mut event = event.clone();
+            if let Some(scopes) = event.detail.get_mut("scopes") {
+                *scopes = serde_json::json!(consent.scopes);
+            }
+            insert_event(e, &event, Some(&grant.id)).await?;
         }
         Ok(Some((consent, grant, code)))
     }
@@ -791,7 +799,7 @@ async fn live_grant_for<E: Exec>(
 /// this user's, and exactly as read), and inserts the code bound to both. The share lock makes a
 /// revocation wait for the commit and then revoke the new code too, as it would after
 /// [`ApproveConsent`]. The approval's security event is inserted by the same statement, for the
-/// code it inserts. All of it only while the client, share-locked first, still has the request's
+/// code it inserts. All of it only while the client, key-share-locked first, still has the request's
 /// redirect URI exactly as registered and every approved scope (a loopback URI on another port,
 /// or a client changed meanwhile, falls through to [`ApproveConsent`], which judges the client as
 /// stored). `None` when nothing was approved; nothing has changed then.
@@ -800,9 +808,11 @@ struct ApproveAtOnce {
     user_id: String,
     pending: ConsentRequest,
     approval: Approval,
-    /// The dialect's share lock, on the request's client first (as in [`ApproveConsent`]) and
-    /// then on the grant.
+    /// The dialect's share lock on the grant.
     for_share: &'static str,
+    /// The dialect's key share lock on the request's client, taken first, as in
+    /// [`ApproveConsent`].
+    for_key_share: &'static str,
 }
 
 impl WriteJob for ApproveAtOnce {
@@ -841,7 +851,7 @@ impl WriteJob for ApproveAtOnce {
         let sql = format!(
             "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $2 \
                AND scopes::jsonb @> $4::jsonb \
-               AND redirect_uris::jsonb @> jsonb_build_array($7::text){for_share}), \
+               AND redirect_uris::jsonb @> jsonb_build_array($7::text){for_key_share}), \
              g AS (\
                SELECT {GRANT_COLUMNS} FROM oauth_grants \
                WHERE user_id = $1 AND client_id = $2 AND installation = $3 AND revoked_at IS NULL \
@@ -864,6 +874,7 @@ impl WriteJob for ApproveAtOnce {
                RETURNING grant_id){event_cte} \
              SELECT g.* FROM g JOIN code ON code.grant_id = g.id",
             for_share = self.for_share,
+            for_key_share = self.for_key_share,
         );
         let mut args = vec![
             Arg::Text(&self.user_id),

@@ -256,8 +256,8 @@ pub struct Approval {
     pub pending: Option<ConsentRequest>,
     /// The security event to store with the approval, in the same write (statement or
     /// transaction), so that approving costs one commit and one round trip, not two. Its
-    /// `grant_id` becomes the grant the code is minted under; nothing is stored when nothing is
-    /// approved.
+    /// `grant_id` becomes the grant the code is minted under, and a `scopes` member of its
+    /// detail the scopes approved; nothing is stored when nothing is approved.
     pub event: Option<NewSecurityEvent>,
 }
 
@@ -415,6 +415,12 @@ pub struct Dialect {
     /// the transaction ends, while writes under one grant do not wait for each other (the row
     /// lock of `for_update` would line them up); nothing on SQLite.
     pub for_share: &'static str,
+    /// Appended to a `SELECT` of the client that rows about to be written hang off: the key
+    /// share lock on PostgreSQL that the foreign keys of those rows take anyway, taken first,
+    /// so that a deletion of the client (which locks the client, then the rows that hang off
+    /// it) and the write lock in one order; it does not hold off an update of the client's
+    /// other columns. Nothing on SQLite.
+    pub for_key_share: &'static str,
     /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
     /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
     /// holds the whole database.

@@ -569,6 +569,7 @@ impl Engine for PostgresStore {
         // non-key columns only, which is exactly what `FOR NO KEY UPDATE` serializes.
         for_update: " FOR NO KEY UPDATE",
         for_share: " FOR SHARE",
+        for_key_share: " FOR KEY SHARE",
         lock_key: "SELECT pg_advisory_xact_lock($1)",
         row_id: "ctid",
         writes_in_with: true,

@@ -113,6 +113,7 @@ impl Engine for SqliteStore {
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
         for_update: "",
         for_share: "",
+        for_key_share: "",
         lock_key: "",
         row_id: "rowid",
         writes_in_with: false,

@@ -25,9 +25,9 @@ use crate::error::ApiError;
 use crate::extract::{read_body, PathParam};
 use crate::form::Params;
 use crate::html::{self, AppLine, AppsPage, PasswordPage};
+use crate::login_budget;
 use crate::passwords::Verdict;
 use crate::respond::see_other;
-use crate::routes::login;
 use crate::session::{self, Via, Viewer};
 use crate::state::AppState;
 
@@ -334,10 +334,10 @@ async fn change_password(
     // the account, reserved before the check as the sign-in form does, so the two forms share
     // one budget per account (and per address).
     let now = state.clock.now();
-    let (account_key, ip_key) = login::attempt_keys(&user.email, peer);
-    let reservation = login::reserve_attempt(&state, [&account_key, &ip_key], now).await?;
+    let (account_key, ip_key) = login_budget::attempt_keys(&user.email, peer);
+    let reservation = login_budget::reserve_attempt(&state, [&account_key, &ip_key], now).await?;
     if let LoginReservation::Limited(_) = reservation {
-        return Ok(login::with_retry_after(
+        return Ok(login_budget::with_retry_after(
             &state,
             render_password_page(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -359,7 +359,7 @@ async fn change_password(
     let verdict = match verdict {
         Ok(v) => v,
         Err(e) => {
-            login::give_back(&state, &reserved, now).await;
+            login_budget::give_back(&state, &reserved, now).await;
             return Err(ApiError::internal(e));
         }
     };
@@ -367,12 +367,11 @@ async fn change_password(
         Verdict::Correct => {
             // As a sign-in: the account's failures are forgotten, the address gets its
             // reservation back.
-            state.store.clear_login_failures(&account_key).await?;
-            state.store.release_login_attempt(&[ip_key], now).await?;
+            login_budget::succeeded(&state, [&account_key, &ip_key], now).await?;
         }
         Verdict::Busy => {
             // Nothing was checked: no failure to count.
-            login::give_back(&state, &reserved, now).await;
+            login_budget::give_back(&state, &reserved, now).await;
             return Ok(html::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The server is busy",

@@ -33,6 +33,7 @@ use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{content_type, read_body};
 use crate::html::{self, AccountPage, LoginPage};
+use crate::login_budget::{attempt_keys, give_back, reserve_attempt, succeeded, with_retry_after};
 use crate::passwords::Verdict;
 use crate::session::{self, login_csrf_cookie, session_cookie, Via};
 use crate::state::AppState;
@@ -268,8 +269,7 @@ async fn login(
     };
     // Signed in: the account's failures are forgotten (this reservation with them), and the
     // address gets its reservation back.
-    state.store.clear_login_failures(&account_key).await?;
-    state.store.release_login_attempt(&[ip_key], now).await?;
+    succeeded(&state, [&account_key, &ip_key], now).await?;
 
     let cookie_value = secret::random_token(&mut OsRng);
     let lifetime = a.session_lifetime_secs;
@@ -302,65 +302,6 @@ async fn login(
         session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
     Ok(resp)
-}
-
-/// The keys a password attempt is counted under: the account named by `email_raw` and the
-/// caller's address. What is not an email address names no account; its failures are still
-/// counted, under a key of bounded length (a long value must not reach the counter's index as
-/// it is).
-pub(crate) fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
-    let account_key = match normalize_email(email_raw) {
-        Ok(email) => format!("account:{email}"),
-        Err(_) => {
-            let email = email_raw.trim().to_lowercase();
-            format!("account:not-an-email:{}", secret::hash_secret(&email))
-        }
-    };
-    let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
-    (account_key, ip_key)
-}
-
-/// Records a password attempt as a failure of the account and of the address (`keys`, from
-/// [`attempt_keys`]) before its password is checked, in one step with the check of the limits:
-/// of any number of concurrent attempts, at most the limit get to a password check. A success,
-/// or an attempt that checks nothing, gives it back.
-pub(crate) async fn reserve_attempt(
-    state: &AppState,
-    [account_key, ip_key]: [&str; 2],
-    now: i64,
-) -> Result<LoginReservation, ApiError> {
-    let a = &state.config.authorization;
-    Ok(state
-        .store
-        .reserve_login_attempt(
-            &[
-                (account_key.to_owned(), a.login_max_failures_per_account),
-                (ip_key.to_owned(), a.login_max_failures_per_ip),
-            ],
-            now,
-            now - a.login_failure_window_secs,
-        )
-        .await?)
-}
-
-/// `resp` (a refusal over the failure limits) with a `Retry-After` within the failure window.
-pub(crate) fn with_retry_after(state: &AppState, mut resp: Response) -> Response {
-    let wait = state
-        .config
-        .authorization
-        .login_failure_window_secs
-        .clamp(1, 60);
-    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
-}
-
-/// Gives back the failure reserved for an attempt that checked no password.
-pub(crate) async fn give_back(state: &AppState, keys: &[String], now: i64) {
-    if let Err(e) = state.store.release_login_attempt(keys, now).await {
-        tracing::warn!(error = %e, "could not give back a reserved login failure");
-    }
 }
 
 /// `/` and `GET /logout`: who is signed in, with a sign-out button.

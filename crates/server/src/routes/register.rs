@@ -245,8 +245,9 @@ async fn update_registration(
     let policy = RegistrationPolicy {
         catalogue: &state.config.scopes,
         default_scopes: &reg.default_scopes,
-        allow_client_credentials: reg.mode == RegistrationMode::Token
-            && reg.allow_client_credentials,
+        // Whether the machine grant may stay is the client's own history, not the mode now:
+        // the edit below keeps it where the client has it and never adds it.
+        allow_client_credentials: true,
         allow_http_loopback: reg.cimd_allow_http_loopback,
     };
     let settings = ClientDraft::from_registration(req, &policy)

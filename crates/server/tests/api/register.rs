@@ -279,6 +279,84 @@ async fn an_update_never_adds_the_machine_grant() {
     assert_eq!(updated["client_name"], "worker 2");
 }
 
+/// A machine client registered while the operator allowed it keeps its grant through its own
+/// updates after the operator stops allowing new ones (here: open registration), and a
+/// code-flow client still cannot add it.
+#[tokio::test]
+async fn a_machine_client_keeps_its_grant_once_the_operator_stops_allowing_new_ones() {
+    let app = TestApp::spawn().await;
+    let catalogue = oauth_core::ScopeCatalogue::default();
+    let defaults = catalogue.third_party_names();
+    let policy = oauth_core::RegistrationPolicy {
+        catalogue: &catalogue,
+        default_scopes: &defaults,
+        allow_client_credentials: true,
+        allow_http_loopback: false,
+    };
+    let machine = json!({"grant_types": ["client_credentials"], "response_types": [],
+                         "client_name": "worker", "scope": "voice"});
+    let draft = oauth_core::ClientDraft::from_registration(
+        serde_json::from_value(machine.clone()).unwrap(),
+        &policy,
+    )
+    .unwrap();
+    let (client, _) = oauth_core::Client::new(
+        "earlier-machine".into(),
+        draft,
+        oauth_core::ClientOrigin::Registration,
+        (oauth_core::client::THIRD_PARTY_ORG_ID, ""),
+        app.clock.now(),
+        &mut rand::rngs::OsRng,
+    );
+    app.server
+        .store
+        .register_client(&client, &oauth_core::secret::hash_secret("its-token"))
+        .await
+        .unwrap();
+    let put = |id: &str, token: &str, body: &Value| {
+        let req = app
+            .http
+            .put(app.at(&format!("/oauth/register/{id}")))
+            .bearer_auth(token)
+            .json(body);
+        async move { crate::support::status_json(req.send().await.unwrap()).await }
+    };
+    let mut renamed = machine.clone();
+    renamed["client_name"] = json!("worker 2");
+    let (status, updated) = put("earlier-machine", "its-token", &renamed).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["grant_types"], json!(["client_credentials"]));
+    assert_eq!(updated["client_name"], "worker 2");
+    // A code-flow client registered now cannot add it.
+    let (status, r) = register(
+        &app,
+        None,
+        &json!({"redirect_uris": ["https://a.example/cb"], "client_name": "app"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let (status, err) = put(
+        r["client_id"].as_str().unwrap(),
+        r["registration_access_token"].as_str().unwrap(),
+        &json!({"redirect_uris": ["https://a.example/cb"], "client_name": "app",
+                "grant_types": ["authorization_code", "client_credentials"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"], "invalid_client_metadata");
+    let stored = app
+        .server
+        .store
+        .get_client(r["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.settings.grant_types,
+        [oauth_wire::GrantType::AuthorizationCode]
+    );
+}
+
 #[tokio::test]
 async fn token_mode_requires_the_initial_access_token() {
     let app = TestApp::spawn_with(|c| {
