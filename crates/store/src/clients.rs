@@ -77,14 +77,12 @@ impl<B: Engine> ClientStore for B {
 
     /// Bounded, like every purge.
     async fn purge_unused_clients(&self, created_before: UnixSeconds, limit: i64) -> Result<u64> {
-        let sql = "DELETE FROM oauth_clients WHERE client_id IN \
-                   (SELECT c.client_id FROM oauth_clients c \
-                    WHERE c.origin IN ('registration', 'metadata_document') AND c.created_at < $1 \
-                    AND c.grant_types NOT LIKE '%\"client_credentials\"%' \
-                    AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id) \
-                    AND NOT EXISTS (SELECT 1 FROM consent_requests r WHERE r.client_id = c.client_id) \
-                    LIMIT $2)";
-        engine::execute(self, sql, &[Arg::Int(created_before), Arg::Int(limit)]).await
+        self.write(PurgeUnusedClients {
+            created_before,
+            limit,
+            lock: Self::DIALECT.lock_to_delete,
+        })
+        .await
     }
 
     /// A point read.
@@ -360,6 +358,61 @@ impl WriteJob for EditClient {
             client,
             verified_cleared,
         })))
+    }
+}
+
+/// A client registered before `$1` that nothing was ever made for: no grant, live or revoked, and
+/// no consent request kept; never one that may use `client_credentials`.
+const UNUSED_CLIENT: &str =
+    "c.origin IN ('registration', 'metadata_document') AND c.created_at < $1 \
+    AND c.grant_types NOT LIKE '%\"client_credentials\"%' \
+    AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id) \
+    AND NOT EXISTS (SELECT 1 FROM consent_requests r WHERE r.client_id = c.client_id)";
+
+/// `ClientStore::purge_unused_clients`: the candidates are locked first (`lock`, skipping those a
+/// write under way holds), then deleted by a second statement that tests them again. On
+/// PostgreSQL each statement reads what was committed when it began, so a consent request or
+/// grant committed after the first statement's start keeps its client, and none can start
+/// under a locked candidate.
+struct PurgeUnusedClients {
+    created_before: UnixSeconds,
+    limit: i64,
+    lock: &'static str,
+}
+
+/// A client id.
+struct ClientId(String);
+
+impl FromCols for ClientId {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ClientId(r.col("client_id")?))
+    }
+}
+
+impl WriteJob for PurgeUnusedClients {
+    type Output = u64;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<u64> {
+        let sql = format!(
+            "SELECT c.client_id FROM oauth_clients c WHERE {UNUSED_CLIENT} LIMIT $2{}",
+            self.lock
+        );
+        let args = [Arg::Int(self.created_before), Arg::Int(self.limit)];
+        let candidates: Vec<ClientId> = e.fetch_all(&sql, &args).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let placeholders: Vec<String> =
+            (2..candidates.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM oauth_clients WHERE client_id IN \
+             (SELECT c.client_id FROM oauth_clients c WHERE {UNUSED_CLIENT} AND c.client_id IN ({}))",
+            placeholders.join(", ")
+        );
+        // `$1` comes first in the text: SQLite numbers `$` parameters by first appearance.
+        let mut args = vec![Arg::Int(self.created_before)];
+        args.extend(candidates.iter().map(|c| Arg::Text(&c.0)));
+        e.execute(&sql, &args).await
     }
 }
 

@@ -421,6 +421,11 @@ pub struct Dialect {
     /// it) and the write lock in one order; it does not hold off an update of the client's
     /// other columns. Nothing on SQLite.
     pub for_key_share: &'static str,
+    /// Appended to a `SELECT` of rows the same transaction is about to delete when they are
+    /// still eligible: locks them, skipping rows another transaction holds any lock on (a write
+    /// under way that hangs a row off them), which a later pass looks at again. Nothing on
+    /// SQLite, whose write transaction holds the whole database.
+    pub lock_to_delete: &'static str,
     /// A statement that holds, until the transaction ends, a lock on the `BIGINT` bound as `$1`
     /// (`pg_advisory_xact_lock` on PostgreSQL); empty on SQLite, whose write transaction already
     /// holds the whole database.

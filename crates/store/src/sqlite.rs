@@ -114,6 +114,7 @@ impl Engine for SqliteStore {
         for_update: "",
         for_share: "",
         for_key_share: "",
+        lock_to_delete: "",
         lock_key: "",
         row_id: "rowid",
         writes_in_with: false,

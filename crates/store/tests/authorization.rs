@@ -1658,3 +1658,69 @@ storage_tests! {
     grants_are_listed_per_user_in_pages,
     deleting_a_client_removes_its_grants_codes_and_consents,
 }
+
+/// PostgreSQL: the purge of unused clients leaves alone a client that a write under way holds
+/// (here a transaction that has locked the client's key, as storing its first consent request
+/// does, and then stores one), instead of waiting for it and deleting the client with what the
+/// write just stored.
+#[tokio::test]
+async fn the_purge_leaves_a_client_whose_first_use_is_under_way() {
+    use sqlx::Connection;
+    let Some((url, _guard)) = support::postgres_url().await else {
+        eprintln!("skipped: set {} to run it", support::POSTGRES_ENV);
+        return;
+    };
+    let store = oauth_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let store = store.as_ref();
+    let alice = user(store, "first-use@x.example").await;
+    let code = [GrantType::AuthorizationCode];
+    let old = NOW - 1000;
+    use oauth_core::ClientOrigin::Registration;
+    let busy = registered(store, "reg-busy", Registration, &code, old).await;
+    registered(store, "reg-idle", Registration, &code, old).await;
+
+    let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT client_id FROM oauth_clients WHERE client_id = $1 FOR KEY SHARE")
+        .bind(&busy.client_id)
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    // The purge does not wait for the writer: it takes the idle client alone.
+    let purged = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.purge_unused_clients(NOW - 500, 100),
+    )
+    .await
+    .expect("the purge waited for a write under way")
+    .unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.get_client("reg-idle").await.unwrap().is_none());
+    // The writer stores the first consent request and commits: the client is in use now, and
+    // a later purge keeps it and the request.
+    let req = consent("first", &alice, &busy, &["voice"]);
+    sqlx::query(
+        "INSERT INTO consent_requests (token_hash, user_id, client_id, redirect_uri, scopes, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, '[\"voice\"]', $5, $6)",
+    )
+    .bind(&req.token_hash)
+    .bind(&req.user_id)
+    .bind(&req.client_id)
+    .bind(&req.redirect_uri)
+    .bind(req.created_at)
+    .bind(req.expires_at)
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    assert_eq!(store.purge_unused_clients(NOW - 500, 100).await.unwrap(), 0);
+    assert!(store.get_client("reg-busy").await.unwrap().is_some());
+    assert!(store
+        .get_consent("first", &alice.id, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    writer.close().await.unwrap();
+    store.close().await;
+}
