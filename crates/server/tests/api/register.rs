@@ -279,12 +279,13 @@ async fn an_update_never_adds_the_machine_grant() {
     assert_eq!(updated["client_name"], "worker 2");
 }
 
-/// A machine client registered while the operator allowed it keeps its grant through its own
-/// updates after the operator stops allowing new ones (here: open registration), and a
-/// code-flow client still cannot add it.
-#[tokio::test]
-async fn a_machine_client_keeps_its_grant_once_the_operator_stops_allowing_new_ones() {
-    let app = TestApp::spawn().await;
+/// A client as registration stores it, registered at `now` from `req` under a policy that
+/// allows the machine grant (the operator's switch is the handler's business, not the store's).
+fn registered_client(
+    id: &str,
+    req: oauth_wire::RegistrationRequest,
+    now: i64,
+) -> oauth_core::Client {
     let catalogue = oauth_core::ScopeCatalogue::default();
     let defaults = catalogue.third_party_names();
     let policy = oauth_core::RegistrationPolicy {
@@ -293,20 +294,30 @@ async fn a_machine_client_keeps_its_grant_once_the_operator_stops_allowing_new_o
         allow_client_credentials: true,
         allow_http_loopback: false,
     };
-    let machine = json!({"grant_types": ["client_credentials"], "response_types": [],
-                         "client_name": "worker", "scope": "voice"});
-    let draft = oauth_core::ClientDraft::from_registration(
-        serde_json::from_value(machine.clone()).unwrap(),
-        &policy,
-    )
-    .unwrap();
+    let draft = oauth_core::ClientDraft::from_registration(req, &policy).unwrap();
     let (client, _) = oauth_core::Client::new(
-        "earlier-machine".into(),
+        id.into(),
         draft,
         oauth_core::ClientOrigin::Registration,
         (oauth_core::client::THIRD_PARTY_ORG_ID, ""),
-        app.clock.now(),
+        now,
         &mut rand::rngs::OsRng,
+    );
+    client
+}
+
+/// A machine client registered while the operator allowed it keeps its grant through its own
+/// updates after the operator stops allowing new ones (here: open registration), and a
+/// code-flow client still cannot add it.
+#[tokio::test]
+async fn a_machine_client_keeps_its_grant_once_the_operator_stops_allowing_new_ones() {
+    let app = TestApp::spawn().await;
+    let machine = json!({"grant_types": ["client_credentials"], "response_types": [],
+                         "client_name": "worker", "scope": "voice"});
+    let client = registered_client(
+        "earlier-machine",
+        serde_json::from_value(machine.clone()).unwrap(),
+        app.clock.now(),
     );
     app.server
         .store
@@ -539,29 +550,13 @@ async fn registration_tokens_are_stored_with_their_client_and_deleted_with_it() 
         stores.push(pg);
     }
     for (store, _guard) in stores {
-        let catalogue = oauth_core::ScopeCatalogue::default();
-        let defaults = catalogue.third_party_names();
-        let policy = oauth_core::RegistrationPolicy {
-            catalogue: &catalogue,
-            default_scopes: &defaults,
-            allow_client_credentials: false,
-            allow_http_loopback: false,
-        };
-        let draft = oauth_core::ClientDraft::from_registration(
+        let client = registered_client(
+            "reg-token-client",
             oauth_wire::RegistrationRequest::new()
                 .client_name("Stored")
                 .redirect_uris(["https://a.example/cb"])
                 .token_endpoint_auth_method(oauth_wire::TokenEndpointAuthMethod::None),
-            &policy,
-        )
-        .unwrap();
-        let (client, _) = oauth_core::Client::new(
-            "reg-token-client".into(),
-            draft,
-            oauth_core::ClientOrigin::Registration,
-            (oauth_core::client::THIRD_PARTY_ORG_ID, ""),
             1_900_000_000,
-            &mut rand::rngs::OsRng,
         );
         assert_eq!(
             store
