@@ -162,19 +162,6 @@ impl<B: Engine> ClientStore for B {
         })
     }
 
-    async fn update_client(
-        &self,
-        org_id: &str,
-        client_id: &str,
-        s: &ClientDraft,
-        clear_verified: bool,
-        now: UnixSeconds,
-    ) -> Result<Option<Client>> {
-        let json = SettingsJson::of(s)?;
-        let args = update_args(s, &json, clear_verified, now, [client_id, org_id]);
-        engine::execute_returning(self, &update_client_sql(), &args).await
-    }
-
     async fn edit_client(
         &self,
         org_id: &str,
@@ -262,65 +249,6 @@ impl FromCols for Client {
     }
 }
 
-/// `ClientStore::update_client`: `$16` the client, `$17` its organization (see [`update_args`]).
-fn update_client_sql() -> String {
-    format!(
-        "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
-         scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
-         tos_uri = $8, updated_at = $9, \
-         verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
-         jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14, \
-         application_type = $15 \
-         WHERE client_id = $16 AND org_id = $17 RETURNING {CLIENT_COLUMNS}"
-    )
-}
-
-/// The settings stored as JSON text.
-struct SettingsJson {
-    grant_types: String,
-    scopes: String,
-    redirect_uris: String,
-}
-
-impl SettingsJson {
-    fn of(s: &ClientDraft) -> Result<Self> {
-        Ok(SettingsJson {
-            grant_types: to_json(&s.grant_types)?,
-            scopes: to_json(&s.scopes)?,
-            redirect_uris: to_json(&s.redirect_uris)?,
-        })
-    }
-}
-
-/// The arguments of [`update_client_sql`].
-fn update_args<'a>(
-    s: &'a ClientDraft,
-    json: &'a SettingsJson,
-    clear_verified: bool,
-    now: UnixSeconds,
-    [client_id, org_id]: [&'a str; 2],
-) -> [Arg<'a>; 17] {
-    [
-        Arg::Text(&s.name),
-        Arg::Bool(s.require_pkce),
-        Arg::Text(&json.grant_types),
-        Arg::Text(&json.scopes),
-        Arg::Text(&json.redirect_uris),
-        Arg::OptText(s.logo_uri.as_deref()),
-        Arg::OptText(s.policy_uri.as_deref()),
-        Arg::OptText(s.tos_uri.as_deref()),
-        Arg::Int(now),
-        Arg::Bool(clear_verified),
-        Arg::OptText(s.jwks.as_deref()),
-        Arg::OptText(s.jwks_uri.as_deref()),
-        Arg::Text(s.token_endpoint_auth_method.as_str()),
-        Arg::Text(s.client_type.as_str()),
-        Arg::OptText(s.application_type.as_deref()),
-        Arg::Text(client_id),
-        Arg::Text(org_id),
-    ]
-}
-
 /// `ClientStore::edit_client`: the client read and locked, the edit decided on it, the new
 /// settings written, in one transaction.
 struct EditClient {
@@ -349,9 +277,38 @@ impl WriteJob for EditClient {
             Err(refused) => return Ok(Some(Err(refused))),
         };
         let verified_cleared = clear && current.verified;
-        let json = SettingsJson::of(&settings)?;
-        let args = update_args(&settings, &json, verified_cleared, self.now, ids);
-        let client: Option<Client> = e.fetch(&update_client_sql(), &args).await?;
+        let s = &settings;
+        let (grant_types, scopes) = (to_json(&s.grant_types)?, to_json(&s.scopes)?);
+        let redirect_uris = to_json(&s.redirect_uris)?;
+        let sql = format!(
+            "UPDATE oauth_clients SET name = $1, require_pkce = $2, grant_types = $3, \
+             scopes = $4, redirect_uris = $5, logo_uri = $6, policy_uri = $7, \
+             tos_uri = $8, updated_at = $9, \
+             verified = CASE WHEN $10 THEN FALSE ELSE verified END, \
+             jwks = $11, jwks_uri = $12, token_endpoint_auth_method = $13, client_type = $14, \
+             application_type = $15 \
+             WHERE client_id = $16 AND org_id = $17 RETURNING {CLIENT_COLUMNS}"
+        );
+        let args = [
+            Arg::Text(&s.name),
+            Arg::Bool(s.require_pkce),
+            Arg::Text(&grant_types),
+            Arg::Text(&scopes),
+            Arg::Text(&redirect_uris),
+            Arg::OptText(s.logo_uri.as_deref()),
+            Arg::OptText(s.policy_uri.as_deref()),
+            Arg::OptText(s.tos_uri.as_deref()),
+            Arg::Int(self.now),
+            Arg::Bool(verified_cleared),
+            Arg::OptText(s.jwks.as_deref()),
+            Arg::OptText(s.jwks_uri.as_deref()),
+            Arg::Text(s.token_endpoint_auth_method.as_str()),
+            Arg::Text(s.client_type.as_str()),
+            Arg::OptText(s.application_type.as_deref()),
+            Arg::Text(&self.client_id),
+            Arg::Text(&self.org_id),
+        ];
+        let client: Option<Client> = e.fetch(&sql, &args).await?;
         let client =
             client.ok_or_else(|| StoreError::Internal("the locked client vanished".into()))?;
         Ok(Some(Ok(EditedClient {

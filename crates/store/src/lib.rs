@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth_core::validation::ValidationErrors;
-use oauth_core::{Client, ClientDraft, PageSpec, UnixSeconds};
+use oauth_core::{Client, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType};
 
 mod accounts;
@@ -522,16 +522,6 @@ pub trait ClientStore: Send + Sync {
         filter: &ClientFilter,
         page: PageSpec,
     ) -> Result<Page<Client>>;
-    /// Replaces the settings of `org_id`'s client, and clears its verified mark when
-    /// `clear_verified`; `None` when there is no such client.
-    async fn update_client(
-        &self,
-        org_id: &str,
-        client_id: &str,
-        settings: &ClientDraft,
-        clear_verified: bool,
-        now: UnixSeconds,
-    ) -> Result<Option<Client>>;
     /// Applies `edit` to `org_id`'s client as stored while no other write can change it (a row
     /// lock on PostgreSQL, the write transaction on SQLite): two edits made at once both take
     /// effect, one after the other, instead of the later writing back what it read before the
