@@ -279,6 +279,92 @@ async fn an_update_never_adds_the_machine_grant() {
     assert_eq!(updated["client_name"], "worker 2");
 }
 
+/// Thirty RFC 7592 updates of one registered client at once, half asking for the machine grant
+/// and half renaming it, on SQLite and on PostgreSQL: every request for the grant is refused
+/// and changes nothing, every rename is kept whole, and the client never gets the grant.
+#[tokio::test]
+async fn thirty_updates_at_once_never_add_the_machine_grant() {
+    let adjust = |c: &mut oauth_server::Config| {
+        c.tokens.key_encryption_key = Some(oauth_core::keys::KeyEncryptionKey::generate(
+            &mut rand::rngs::OsRng,
+        ));
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash =
+            Some(oauth_core::secret::hash_secret("let-me-in"));
+        c.registration.allow_client_credentials = true;
+        c.rate_limits.register_per_ip = oauth_server::config::RateLimit {
+            requests: 1000,
+            window_secs: 60,
+        };
+    };
+    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
+    if let Some((url, guard)) = crate::db::postgres_url().await {
+        let app = TestApp::spawn_on(
+            tempfile::tempdir().unwrap(),
+            url,
+            adjust,
+            std::sync::Arc::new(oauth_server::clock::SystemClock),
+        )
+        .await;
+        apps.push((app, Some(guard)));
+    }
+    for (app, _guard) in &apps {
+        let body = json!({"client_name": "app", "redirect_uris": ["https://a.example/cb"]});
+        let (status, r) = register(app, Some("let-me-in"), &body).await;
+        assert_eq!(status, 201, "{r}");
+        let id = r["client_id"].as_str().unwrap().to_owned();
+        let secret = r["client_secret"].as_str().unwrap().to_owned();
+        let uri = r["registration_client_uri"].as_str().unwrap();
+        let token = r["registration_access_token"].as_str().unwrap();
+        let bodies: Vec<Value> = (0..30)
+            .map(|i| {
+                let mut b = body.clone();
+                if i % 2 == 0 {
+                    b["grant_types"] = json!(["authorization_code", "client_credentials"]);
+                } else {
+                    b["client_name"] = json!(format!("app {i}"));
+                }
+                b
+            })
+            .collect();
+        let answers = futures_util::future::join_all(bodies.iter().map(|b| {
+            let req = app.http.put(uri).bearer_auth(token).json(b);
+            async move { crate::support::status_json(req.send().await.unwrap()).await }
+        }))
+        .await;
+        let mut names = Vec::new();
+        for (i, (status, answer)) in answers.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(*status, 400, "update {i}: {answer}");
+                assert_eq!(answer["error"], "invalid_client_metadata");
+            } else {
+                assert_eq!(*status, 200, "update {i}: {answer}");
+                assert_eq!(answer["grant_types"], json!(["authorization_code"]));
+                names.push(format!("app {i}"));
+            }
+        }
+        let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.settings.grant_types,
+            [oauth_wire::GrantType::AuthorizationCode]
+        );
+        assert!(
+            names.contains(&stored.settings.name),
+            "{}",
+            stored.settings.name
+        );
+        let t = post_form(
+            app,
+            "/oauth/token",
+            Some(&basic(&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(t.status, 400, "{}", t.body);
+        assert_eq!(t.body["error"], "unauthorized_client");
+    }
+}
+
 /// A client as registration stores it, registered at `now` from `req` under a policy that
 /// allows the machine grant (the operator's switch is the handler's business, not the store's).
 fn registered_client(
