@@ -46,6 +46,10 @@ pub struct Args {
     /// Run the node-oidc-provider side in a smoke pass too.
     #[arg(long)]
     pub peer: bool,
+    /// Also run `floor` (a minimal axum server doing the same job: src/bin/floor.rs) where a
+    /// scenario has it (healthz, client-credentials-es256), as a yardstick for our own cost.
+    #[arg(long)]
+    pub floor: bool,
     /// Do not run node-oidc-provider.
     #[arg(long, conflicts_with = "peer")]
     pub no_peer: bool,

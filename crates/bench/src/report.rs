@@ -62,6 +62,9 @@ pub struct ScenarioResult {
     pub peer: SideResult,
     /// Throughput ours / peer, when both were measured.
     pub ratio: Option<f64>,
+    /// The minimal axum server's side, with `--floor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<SideResult>,
 }
 
 impl ScenarioResult {
@@ -83,12 +86,17 @@ impl ScenarioResult {
             ours,
             peer,
             ratio,
+            floor: None,
         }
     }
 
+    /// Every side that ran or was considered: ours, the peer, and the floor with `--floor`.
+    pub fn sides(&self) -> impl Iterator<Item = &SideResult> {
+        [&self.ours, &self.peer].into_iter().chain(&self.floor)
+    }
+
     pub fn errors(&self) -> u64 {
-        [&self.ours, &self.peer]
-            .iter()
+        self.sides()
             .map(|s| match &s.outcome {
                 Outcome::Measured(m) => m.errors,
                 Outcome::Failed { .. } => 1,
@@ -135,7 +143,11 @@ impl Report {
                 .ratio
                 .map(|x| format!("{x:.2}"))
                 .unwrap_or_else(|| "n/a".to_owned());
-            for (side, ratio) in [(&r.ours, ratio.as_str()), (&r.peer, "")] {
+            let floor = r.floor.iter().map(|f| (f, ""));
+            for (side, ratio) in [(&r.ours, ratio.as_str()), (&r.peer, "")]
+                .into_iter()
+                .chain(floor)
+            {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} |\n",
                     r.scenario,
@@ -152,7 +164,7 @@ impl Report {
     pub fn notes(&self) -> String {
         let mut out = String::new();
         for r in &self.results {
-            for side in [&r.ours, &r.peer] {
+            for side in r.sides() {
                 if let (Some(n), Outcome::Measured(_)) = (side.note, &side.outcome) {
                     out.push_str(&format!("- {} on {}: {n}\n", r.scenario, side.server));
                 }
@@ -257,6 +269,37 @@ mod tests {
         assert_eq!(r.errors(), 0);
         let r = ScenarioResult::new("a", "", measured(300.0, 2), measured(1.0, 1));
         assert_eq!(r.errors(), 3);
+    }
+
+    #[test]
+    fn the_floor_is_a_row_of_its_own_and_counts_its_errors() {
+        let mut r = ScenarioResult::new("a", "", measured(300.0, 0), measured(100.0, 0));
+        let mut floor = measured(400.0, 2);
+        floor.server = "axum-floor";
+        r.floor = Some(floor);
+        // The ratio stays ours against the peer.
+        assert_eq!(r.ratio, Some(3.0));
+        assert_eq!(r.errors(), 2);
+        let report = Report {
+            machine: Machine::read(),
+            settings: Settings {
+                duration_s: 1.0,
+                warmup_s: 0.0,
+                database: "sqlite",
+                instances: 1,
+                server_binary: String::new(),
+                smoke: true,
+                pinning: Pinning::plan(1, true),
+            },
+            results: vec![r],
+        };
+        let table = report.table();
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| a |")).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(
+            rows[2].starts_with("| a | axum-floor | 2 | 400 |"),
+            "{table}"
+        );
     }
 
     #[test]

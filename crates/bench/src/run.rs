@@ -29,6 +29,7 @@ struct Ctx {
     duration: Duration,
     ticks_per_second: f64,
     instances: u16,
+    floor: bool,
 }
 
 pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
@@ -101,6 +102,7 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
         duration,
         ticks_per_second: procfs::ticks_per_second(),
         instances: args.instances,
+        floor: args.floor,
     };
     eprintln!(
         "== {} scenario(s), {} s each after {} ms warm-up, on {} ({} instance(s) of ours); {}",
@@ -168,7 +170,10 @@ async fn run_all(ctx: &Ctx, selected: &[&'static Scenario]) -> Vec<ScenarioResul
     for s in selected {
         let ours = run_side(ctx, s, Side::Ours).await;
         let peer = run_side(ctx, s, Side::Peer).await;
-        let result = ScenarioResult::new(s.name, s.about, ours, peer);
+        let mut result = ScenarioResult::new(s.name, s.about, ours, peer);
+        if ctx.floor && matches!(s.floor, Plan::Run(_)) {
+            result.floor = Some(run_side(ctx, s, Side::Floor).await);
+        }
         results.push(result);
     }
     results
@@ -178,6 +183,7 @@ async fn run_side(ctx: &Ctx, s: &'static Scenario, side: Side) -> SideResult {
     let (plan, note) = match side {
         Side::Ours => (&s.ours, None),
         Side::Peer => (&s.peer, s.peer_note),
+        Side::Floor => (&s.floor, None),
     };
     let outcome = match plan {
         Plan::NotApplicable => Outcome::NotApplicable,
@@ -242,6 +248,7 @@ async fn measure(
             let dir = ctx.peer_dir.as_deref().context("no peer")?;
             target::start_peer(dir, ctx.dbs.dir(), s.name, &ctx.pinning, ctx.smoke).await?
         }
+        Side::Floor => target::start_floor(ctx.dbs.dir(), s.name, &ctx.pinning, ctx.smoke).await?,
     };
     let database_cpu = side == Side::Ours && ctx.dbs.engine() == "postgres";
     let result = measure_target(ctx, s, &target, prepare, database_cpu).await;

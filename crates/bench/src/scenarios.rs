@@ -45,6 +45,8 @@ pub struct Scenario {
     pub peer: Plan,
     /// How the peer's side differs, when it does.
     pub peer_note: Option<&'static str>,
+    /// The `floor` server's side (`--floor`).
+    pub floor: Plan,
 }
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -58,6 +60,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_healthz),
         peer: Plan::NotApplicable,
         peer_note: Some("no equivalent endpoint"),
+        floor: Plan::Run(prepare_healthz),
     },
     Scenario {
         name: "clients-list",
@@ -68,6 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_clients_list),
         peer: Plan::NotApplicable,
         peer_note: None,
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "clients-create",
@@ -77,6 +81,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_clients_create),
         peer: Plan::NotApplicable,
         peer_note: None,
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "register",
@@ -86,6 +91,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_register),
         peer: Plan::Run(prepare_register),
         peer_note: Some("oidc-provider keeps registrations in its in-memory development adapter"),
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "client-credentials-es256",
@@ -95,6 +101,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_es256),
         peer_note: None,
+        floor: Plan::Run(prepare_floor_token),
     },
     Scenario {
         name: "client-credentials-eddsa",
@@ -104,6 +111,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_eddsa),
         peer_note: None,
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "client-credentials-rs256",
@@ -113,6 +121,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_token),
         peer: Plan::Run(prepare_peer_token_rs256),
         peer_note: None,
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "introspect",
@@ -122,6 +131,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_introspect),
         peer: Plan::Run(prepare_peer_introspect),
         peer_note: Some("oidc-provider refuses to introspect JWTs: it introspects an opaque token"),
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "authorization-code",
@@ -134,6 +144,7 @@ pub const SCENARIOS: &[Scenario] = &[
         peer_note: Some(
             "oidc-provider's flow goes through its interactive login and consent pages: not scripted",
         ),
+        floor: Plan::NotApplicable,
     },
     Scenario {
         name: "refresh-rotation",
@@ -144,6 +155,7 @@ pub const SCENARIOS: &[Scenario] = &[
         ours: Plan::Run(prepare_ours_refresh),
         peer: Plan::NotApplicable,
         peer_note: Some("not scripted for oidc-provider (its refresh tokens come from the interactive flow)"),
+        floor: Plan::NotApplicable,
     },
 ];
 
@@ -283,7 +295,7 @@ fn prepare_healthz(_: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation
 fn prepare_register(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
     let path = match t.side {
         crate::target::Side::Ours => "/oauth/register",
-        crate::target::Side::Peer => "/reg",
+        crate::target::Side::Peer | crate::target::Side::Floor => "/reg",
     };
     Box::pin(async move {
         let op = Single {
@@ -645,6 +657,11 @@ fn peer_token(t: &Target, resource: Option<&str>) -> anyhow::Result<Arc<dyn Oper
 }
 
 fn prepare_peer_token_es256(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
+    Box::pin(async move { peer_token(t, None) })
+}
+
+/// The floor's token request is the peer's default one (ES256), at the same path.
+fn prepare_floor_token(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
     Box::pin(async move { peer_token(t, None) })
 }
 

@@ -31,6 +31,8 @@ pub const BENCH_ORG: &str = "bench";
 pub enum Side {
     Ours,
     Peer,
+    /// `floor` (src/bin/floor.rs): a minimal axum server doing the same job.
+    Floor,
 }
 
 impl Side {
@@ -38,6 +40,7 @@ impl Side {
         match self {
             Side::Ours => "oauth-server",
             Side::Peer => "oidc-provider",
+            Side::Floor => "axum-floor",
         }
     }
 }
@@ -370,6 +373,45 @@ pub async fn start_peer(
         side: Side::Peer,
         addr,
         pid: child.id().context("peer pid")?,
+        api_key: String::new(),
+        peer_client: Some((client_id, client_secret)),
+        http: seeding_client()?,
+        smoke,
+        child,
+        log,
+        more: Vec::new(),
+    })
+}
+
+/// Starts `floor`, the minimal axum server built beside this harness (`cargo build --release -p
+/// oauth-bench`), with a client of its own.
+pub async fn start_floor(
+    log_dir: &Path,
+    label: &str,
+    pinning: &Pinning,
+    smoke: bool,
+) -> anyhow::Result<Target> {
+    let bin = std::env::current_exe()
+        .context("finding this harness's binary")?
+        .with_file_name("floor");
+    if !bin.is_file() {
+        bail!(
+            "no floor binary at {}: build it with `cargo build --release -p oauth-bench`",
+            bin.display()
+        );
+    }
+    // Hexadecimal: form-encoding leaves it alone, as the floor expects.
+    let client_id = "bench".to_owned();
+    let client_secret = format!("{:032x}", rand::thread_rng().gen::<u128>());
+    let log = log_dir.join(format!("{label}.floor.log"));
+    let mut cmd = pinning.server_command(&bin);
+    cmd.env("BENCH_CLIENT_ID", &client_id)
+        .env("BENCH_CLIENT_SECRET", &client_secret);
+    let (child, addr) = spawn_listening(cmd, &log, "floor listening on ").await?;
+    Ok(Target {
+        side: Side::Floor,
+        addr,
+        pid: child.id().context("floor pid")?,
         api_key: String::new(),
         peer_client: Some((client_id, client_secret)),
         http: seeding_client()?,
