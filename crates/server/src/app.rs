@@ -134,7 +134,7 @@ pub async fn start_with_clock(
         crate::rate_limit::RateLimiters::new(&config.rate_limits)
             .map_err(|e| anyhow::anyhow!("configuration: rate_limits.redis_url {e}"))?,
     );
-    let state = AppState {
+    let state = AppState::new(crate::state::Shared {
         rate_limits,
         store: store.clone(),
         config: Arc::new(config),
@@ -145,7 +145,7 @@ pub async fn start_with_clock(
         documents: Arc::new(
             crate::cimd::Documents::new().context("building the metadata document fetcher")?,
         ),
-    };
+    });
     let limits = ConnectionLimits::from(&state.config.server);
     let mut background = maintenance::spawn(&state);
     // Metrics on a listener of their own, never on the public port.

@@ -10,8 +10,27 @@ use crate::passwords::PasswordChecks;
 use crate::rate_limit::RateLimiters;
 use crate::signing::KeyRing;
 
+/// Cheap to clone (one reference count): axum clones the state for every extractor and layer
+/// that takes it, several times per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
@@ -27,7 +46,7 @@ pub struct AppState {
     pub documents: Arc<crate::cimd::Documents>,
 }
 
-impl AppState {
+impl Shared {
     /// RFC 9728 §3: where this server, as a protected resource, describes itself.
     pub fn protected_resource_metadata_url(&self) -> String {
         format!("{}/.well-known/oauth-protected-resource", self.issuer)
