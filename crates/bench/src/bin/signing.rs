@@ -137,6 +137,58 @@ fn main() -> anyhow::Result<()> {
         std::hint::black_box(aws_ed.sign(std::hint::black_box(&input)));
     });
 
+    // RS256 (RSA-2048, PKCS#1 v1.5).
+    let aws_rsa = aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| anyhow::anyhow!("generating an RSA key"))?;
+    let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&aws_rsa)
+        .map_err(|_| anyhow::anyhow!("encoding the RSA key"))?;
+    let ring_rsa = ring::signature::RsaKeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|e| anyhow::anyhow!("ring RSA key: {e}"))?;
+    let modulus = ring_rsa.public().modulus_len();
+    let public = ring_rsa.public().as_ref().to_vec();
+    let mut ring_sig = vec![0u8; modulus];
+    let mut aws_sig = vec![0u8; modulus];
+    ring_rsa
+        .sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring_rng,
+            &input,
+            &mut ring_sig,
+        )
+        .map_err(|_| anyhow::anyhow!("ring RSA signing"))?;
+    aws_rsa
+        .sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_rng,
+            &input,
+            &mut aws_sig,
+        )
+        .map_err(|_| anyhow::anyhow!("aws-lc-rs RSA signing"))?;
+    for sig in [&ring_sig, &aws_sig] {
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            &public,
+        )
+        .verify(&input, sig)
+        .map_err(|_| anyhow::anyhow!("an RS256 signature did not verify"))?;
+    }
+    let ring_rs_t = time_per_op(per_round, || {
+        let _ = std::hint::black_box(ring_rsa.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring_rng,
+            std::hint::black_box(&input),
+            &mut ring_sig,
+        ));
+    });
+    let aws_rs_t = time_per_op(per_round, || {
+        let _ = std::hint::black_box(aws_rsa.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_rng,
+            std::hint::black_box(&input),
+            &mut aws_sig,
+        ));
+    });
+
     println!(
         "signing a {}-byte JWT signing input, one thread, median of {ROUNDS} rounds",
         input.len()
@@ -148,6 +200,7 @@ fn main() -> anyhow::Result<()> {
     for (alg, r, a) in [
         ("ES256", ring_es_t, aws_es_t),
         ("EdDSA", ring_ed_t, aws_ed_t),
+        ("RS256", ring_rs_t, aws_rs_t),
         ("ES256 verify", ring_verify_t, aws_verify_t),
     ] {
         let (r, a) = (r.as_secs_f64() * 1e6, a.as_secs_f64() * 1e6);
