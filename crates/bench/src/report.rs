@@ -255,6 +255,23 @@ mod tests {
         }
     }
 
+    /// A report of one scenario's result.
+    fn report_of(r: ScenarioResult) -> Report {
+        Report {
+            machine: Machine::read(),
+            settings: Settings {
+                duration_s: 1.0,
+                warmup_s: 0.0,
+                database: "sqlite",
+                instances: 1,
+                server_binary: String::new(),
+                smoke: true,
+                pinning: Pinning::plan(1, true),
+            },
+            results: vec![r],
+        }
+    }
+
     #[test]
     fn ratio_only_when_both_sides_ran() {
         let r = ScenarioResult::new("a", "", measured(300.0, 0), measured(100.0, 0));
@@ -280,19 +297,7 @@ mod tests {
         // The ratio stays ours against the peer.
         assert_eq!(r.ratio, Some(3.0));
         assert_eq!(r.errors(), 2);
-        let report = Report {
-            machine: Machine::read(),
-            settings: Settings {
-                duration_s: 1.0,
-                warmup_s: 0.0,
-                database: "sqlite",
-                instances: 1,
-                server_binary: String::new(),
-                smoke: true,
-                pinning: Pinning::plan(1, true),
-            },
-            results: vec![r],
-        };
+        let report = report_of(r);
         let table = report.table();
         let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| a |")).collect();
         assert_eq!(rows.len(), 3, "{table}");
@@ -310,19 +315,7 @@ mod tests {
             note: None,
         };
         let r = ScenarioResult::new("a", "", measured(300.0, 0), na);
-        let report = Report {
-            machine: Machine::read(),
-            settings: Settings {
-                duration_s: 1.0,
-                warmup_s: 0.0,
-                database: "sqlite",
-                instances: 1,
-                server_binary: String::new(),
-                smoke: true,
-                pinning: Pinning::plan(1, true),
-            },
-            results: vec![r],
-        };
+        let report = report_of(r);
         let table = report.table();
         let header_cols = table.lines().next().map(|l| l.matches('|').count());
         for line in table.lines() {

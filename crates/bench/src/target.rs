@@ -359,28 +359,12 @@ pub async fn start_peer(
     pinning: &Pinning,
     smoke: bool,
 ) -> anyhow::Result<Target> {
-    let client_id = "bench".to_owned();
-    let client_secret = format!("{:032x}", rand::thread_rng().gen::<u128>());
     let log = log_dir.join(format!("{label}.peer.log"));
     let mut cmd = pinning.server_command(Path::new("node"));
     cmd.arg("provider.js")
         .current_dir(dir)
-        .env("NODE_ENV", "production")
-        .env("BENCH_CLIENT_ID", &client_id)
-        .env("BENCH_CLIENT_SECRET", &client_secret);
-    let (child, addr) = spawn_listening(cmd, &log, "oidc-provider listening on ").await?;
-    Ok(Target {
-        side: Side::Peer,
-        addr,
-        pid: child.id().context("peer pid")?,
-        api_key: String::new(),
-        peer_client: Some((client_id, client_secret)),
-        http: seeding_client()?,
-        smoke,
-        child,
-        log,
-        more: Vec::new(),
-    })
+        .env("NODE_ENV", "production");
+    start_with_client(Side::Peer, cmd, log, "oidc-provider listening on ", smoke).await
 }
 
 /// Starts `floor`, the minimal axum server built beside this harness (`cargo build --release -p
@@ -400,18 +384,30 @@ pub async fn start_floor(
             bin.display()
         );
     }
+    let log = log_dir.join(format!("{label}.floor.log"));
+    let cmd = pinning.server_command(&bin);
+    start_with_client(Side::Floor, cmd, log, "floor listening on ", smoke).await
+}
+
+/// Starts a server (the peer or the floor) whose one client comes from `BENCH_CLIENT_ID` and
+/// `BENCH_CLIENT_SECRET`, and waits for its `<ready><addr>` line.
+async fn start_with_client(
+    side: Side,
+    mut cmd: Command,
+    log: PathBuf,
+    ready: &str,
+    smoke: bool,
+) -> anyhow::Result<Target> {
     // Hexadecimal: form-encoding leaves it alone, as the floor expects.
     let client_id = "bench".to_owned();
     let client_secret = format!("{:032x}", rand::thread_rng().gen::<u128>());
-    let log = log_dir.join(format!("{label}.floor.log"));
-    let mut cmd = pinning.server_command(&bin);
     cmd.env("BENCH_CLIENT_ID", &client_id)
         .env("BENCH_CLIENT_SECRET", &client_secret);
-    let (child, addr) = spawn_listening(cmd, &log, "floor listening on ").await?;
+    let (child, addr) = spawn_listening(cmd, &log, ready).await?;
     Ok(Target {
-        side: Side::Floor,
+        side,
         addr,
-        pid: child.id().context("floor pid")?,
+        pid: child.id().context("server pid")?,
         api_key: String::new(),
         peer_client: Some((client_id, client_secret)),
         http: seeding_client()?,
