@@ -295,6 +295,7 @@ fn prepare_healthz(_: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation
 fn prepare_register(t: &Target) -> BoxFuture<'_, anyhow::Result<Arc<dyn Operation>>> {
     let path = match t.side {
         crate::target::Side::Ours => "/oauth/register",
+        // The floor has no registration; its plan here is `NotApplicable`.
         crate::target::Side::Peer | crate::target::Side::Floor => "/reg",
     };
     Box::pin(async move {

@@ -367,8 +367,8 @@ pub async fn start_peer(
     start_with_client(Side::Peer, cmd, log, "oidc-provider listening on ", smoke).await
 }
 
-/// Starts `floor`, the minimal axum server built beside this harness (`cargo build --release -p
-/// oauth-bench`), with a client of its own.
+/// Starts `floor`, the minimal axum server built beside this harness (`cargo build [--release]
+/// -p oauth-bench --bins`; `cargo run` builds the harness alone), with a client of its own.
 pub async fn start_floor(
     log_dir: &Path,
     label: &str,
@@ -380,7 +380,7 @@ pub async fn start_floor(
         .with_file_name("floor");
     if !bin.is_file() {
         bail!(
-            "no floor binary at {}: build it with `cargo build --release -p oauth-bench`",
+            "no floor binary at {}: build it with `cargo build -p oauth-bench --bins` (with `--release` for a release harness)",
             bin.display()
         );
     }

@@ -171,8 +171,8 @@ impl fmt::Debug for KeyEncryptionKey {
 
 /// The object that signs. Built once from the private key; signing never parses key material.
 /// AWS-LC signs P-256 about 7%, Ed25519 about 2.5 times and RSA-2048 about twice as fast as
-/// ring on the machines this server is measured on (`oauth-bench --bin signing`); verification
-/// stays with ring, which is as fast there.
+/// ring on the machines this server is measured on (`oauth-bench`'s `signing` binary);
+/// verification stays with ring, which is as fast there.
 enum Signer {
     Es256(aws_lc_rs::signature::EcdsaKeyPair),
     Rs256(aws_lc_rs::signature::RsaKeyPair),
