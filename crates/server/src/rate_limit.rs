@@ -411,20 +411,16 @@ impl RateLimiters {
         ip: IpAddr,
         now: UnixSeconds,
     ) -> Result<(), ApiError> {
-        self.run(
-            &self.client_auth_failures_per_ip,
-            &ip_key(ip),
-            now,
-            Op::Peek,
-        )
-        .await
-        .map_err(|wait| {
-            crate::metrics::rate_limited(self.client_auth_failures_per_ip.name);
-            limited("client authentication failures per IP", wait)
-        })?;
+        let ip = ip_key(ip);
+        self.run(&self.client_auth_failures_per_ip, &ip, now, Op::Peek)
+            .await
+            .map_err(|wait| {
+                crate::metrics::rate_limited(self.client_auth_failures_per_ip.name);
+                limited("client authentication failures per IP", wait)
+            })?;
         self.run(
             &self.client_auth_failures_per_client_ip,
-            &client_ip_key(client_id, ip),
+            &client_ip_key(client_id, &ip),
             now,
             Op::Peek,
         )
@@ -467,19 +463,15 @@ impl RateLimiters {
     ) {
         // An empty bucket here only means that concurrent failures got past the look before
         // it; the next attempt is refused.
+        let ip = ip_key(ip);
         let _ = self
-            .run(
-                &self.client_auth_failures_per_ip,
-                &ip_key(ip),
-                now,
-                Op::Take,
-            )
+            .run(&self.client_auth_failures_per_ip, &ip, now, Op::Take)
             .await;
         if let Some(client_id) = existing_client_id {
             let _ = self
                 .run(
                     &self.client_auth_failures_per_client_ip,
-                    &client_ip_key(client_id, ip),
+                    &client_ip_key(client_id, &ip),
                     now,
                     Op::Take,
                 )
@@ -510,7 +502,7 @@ impl RateLimiters {
     ) -> Result<(), ApiError> {
         self.check_or_429(
             &self.oauth_per_client,
-            &client_ip_key(client_id, ip),
+            &client_ip_key(client_id, &ip_key(ip)),
             now,
             "public client_id per IP",
         )
@@ -591,12 +583,16 @@ pub(crate) fn ip_key(ip: IpAddr) -> Key {
     digest(b"ip", crate::peer::address_key(ip).as_bytes())
 }
 
-/// A client_id from one address (the address as [`ip_key`] counts it): the address's digest
-/// has a fixed length, so no two pairs give the same input.
-fn client_ip_key(client_id: &str, ip: IpAddr) -> Key {
-    let mut value = ip_key(ip).to_vec();
-    value.extend_from_slice(client_id.as_bytes());
-    digest(b"client-ip", &value)
+/// A client_id from one address (`ip`, the address's [`ip_key`]): the digest of `ip` and the
+/// client_id, as [`digest`] makes it of `client-ip`. The address's digest has a fixed length, so
+/// no two pairs give the same input. The caller passes the address's key it already has.
+fn client_ip_key(client_id: &str, ip: &Key) -> Key {
+    let mut h = Sha256::new();
+    h.update(b"client-ip");
+    h.update([0u8]);
+    h.update(ip);
+    h.update(client_id.as_bytes());
+    h.finalize().into()
 }
 
 impl RateLimiters {
@@ -693,10 +689,16 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_ne!(client_ip_key("c1", a), client_ip_key("c2", a));
-        assert_ne!(client_ip_key("c1", a), client_ip_key("c1", b));
-        assert_eq!(client_ip_key("c1", a), client_ip_key("c1", mapped));
-        assert_ne!(client_ip_key("c1", a), ip_key(a));
+        let key = |c: &str, ip: IpAddr| client_ip_key(c, &ip_key(ip));
+        assert_ne!(key("c1", a), key("c2", a));
+        assert_ne!(key("c1", a), key("c1", b));
+        assert_eq!(key("c1", a), key("c1", mapped));
+        assert_ne!(key("c1", a), ip_key(a));
+        // The same bucket names as before the address's key was passed in (buckets kept on
+        // Redis survive an upgrade): the digest of `client-ip` over the address's key and the id.
+        let mut value = ip_key(a).to_vec();
+        value.extend_from_slice(b"c1");
+        assert_eq!(key("c1", a), digest(b"client-ip", &value));
     }
 
     #[test]
