@@ -6,28 +6,11 @@
 
 mod support;
 
+use support::update;
+
 use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
 use oauth_store::{ClientFilter, NewApiKey, NewUser, Store, StoreError};
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
-
-/// Replaces the settings of `org_id`'s client (the verified mark cleared when `clear` and it
-/// was set), as the server's updates do through `edit_client`; `None` for no such client.
-async fn update(
-    store: &dyn Store,
-    org_id: &str,
-    client_id: &str,
-    settings: &ClientDraft,
-    clear: bool,
-    now: i64,
-) -> Option<Client> {
-    let s = settings.clone();
-    let edit: oauth_store::ClientEdit = Box::new(move |_: &Client| Ok((s.clone(), clear)));
-    let edited = store
-        .edit_client(org_id, client_id, edit, now)
-        .await
-        .unwrap();
-    edited.map(|r| r.unwrap().client)
-}
 
 fn new_user(email: &str, org: &str, now: i64) -> NewUser {
     NewUser {

@@ -65,7 +65,7 @@ async fn open_registration_applies_the_rfc_defaults() {
         .get(&app.admin_key, &format!("/oauth_clients/{id}"))
         .await;
     assert_eq!(status, 404);
-    let stored = app.server.store.get_client(id).await.unwrap().unwrap();
+    let stored = app.stored_client(id).await;
     assert_eq!(stored.origin, oauth_core::ClientOrigin::Registration);
     assert_eq!(stored.org_id, oauth_core::client::THIRD_PARTY_ORG_ID);
     assert_eq!(stored.user_id, "");
@@ -93,13 +93,7 @@ async fn auth_method_none_registers_a_public_client() {
     assert_eq!(r["token_endpoint_auth_method"], "none");
     assert_eq!(r["scope"], "messaging voice");
     assert_eq!(r["logo_uri"], "https://app.example.com/logo.png");
-    let got = app
-        .server
-        .store
-        .get_client(r["client_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = app.stored_client(r["client_id"].as_str().unwrap()).await;
     assert!(!got.is_confidential());
     assert!(got.settings.require_pkce);
 }
@@ -252,7 +246,7 @@ async fn an_update_never_adds_the_machine_grant() {
         );
     }
     // Nothing changed: no machine grant, and no token without a user.
-    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    let stored = app.stored_client(&id).await;
     assert_eq!(
         stored.settings.grant_types,
         [oauth_wire::GrantType::AuthorizationCode]
@@ -343,7 +337,7 @@ async fn thirty_updates_at_once_never_add_the_machine_grant() {
                 names.push(format!("app {i}"));
             }
         }
-        let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+        let stored = app.stored_client(&id).await;
         assert_eq!(
             stored.settings.grant_types,
             [oauth_wire::GrantType::AuthorizationCode]
@@ -441,13 +435,7 @@ async fn a_machine_client_keeps_its_grant_once_the_operator_stops_allowing_new_o
     .await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"], "invalid_client_metadata");
-    let stored = app
-        .server
-        .store
-        .get_client(r["client_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = app.stored_client(r["client_id"].as_str().unwrap()).await;
     assert_eq!(
         stored.settings.grant_types,
         [oauth_wire::GrantType::AuthorizationCode]
@@ -566,7 +554,7 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
             assert_eq!(e["error"], "invalid_token");
         }
     }
-    let unchanged = app.server.store.get_client(&id).await.unwrap().unwrap();
+    let unchanged = app.stored_client(&id).await;
     assert_eq!(unchanged.settings.name, "MCP client");
 
     // An update under the registration rules; the client type cannot change.
@@ -595,7 +583,7 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
     let (status, updated) = send(reqwest::Method::PUT, Some(&token), Some(&update)).await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["client_name"], "Renamed");
-    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    let stored = app.stored_client(&id).await;
     assert_eq!(stored.settings.name, "Renamed");
     assert_eq!(
         stored.settings.redirect_uris,
@@ -738,7 +726,7 @@ async fn application_type_must_fit_the_redirect_uris() {
     assert_eq!(status, 201, "{r}");
     assert_eq!(r["application_type"], "native");
     let id = r["client_id"].as_str().unwrap();
-    let stored = app.server.store.get_client(id).await.unwrap().unwrap();
+    let stored = app.stored_client(id).await;
     assert_eq!(stored.settings.application_type.as_deref(), Some("native"));
     let read = app
         .http

@@ -39,6 +39,12 @@ pub struct TestUser {
 }
 
 impl TestApp {
+    /// The client as stored (it must be).
+    pub async fn stored_client(&self, client_id: &str) -> oauth_core::Client {
+        let stored = self.server.store.get_client(client_id).await.unwrap();
+        stored.unwrap_or_else(|| panic!("client {client_id} is not stored"))
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }

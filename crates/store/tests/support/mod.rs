@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use oauth_core::client::{Client, ClientDraft};
 use oauth_store::Store;
 use rand::Rng;
 use sqlx::Connection;
@@ -112,4 +113,23 @@ macro_rules! storage_tests {
             )+
         }
     };
+}
+
+/// Replaces the settings of `org_id`'s client (the verified mark cleared when `clear` and it
+/// was set), as the server's updates do through `edit_client`; `None` for no such client.
+pub async fn update(
+    store: &dyn Store,
+    org_id: &str,
+    client_id: &str,
+    settings: &ClientDraft,
+    clear: bool,
+    now: i64,
+) -> Option<Client> {
+    let s = settings.clone();
+    let edit: oauth_store::ClientEdit = Box::new(move |_: &Client| Ok((s.clone(), clear)));
+    let edited = store
+        .edit_client(org_id, client_id, edit, now)
+        .await
+        .unwrap();
+    edited.map(|r| r.unwrap().client)
 }
