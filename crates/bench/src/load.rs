@@ -18,11 +18,19 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+pub use crate::wrk::FixedRequest;
+
 /// One unit of work: a single request, or (for flows) several requests in sequence. The error
 /// says what was wrong with the response.
 #[async_trait]
 pub trait Operation: Send + Sync {
     async fn run(&self, conn: &mut Connection, seq: u64) -> Result<(), String>;
+
+    /// The one request this operation repeats, when it is always the same request (what wrk can
+    /// send: `--wrk`); `None` for flows and for requests that differ from one another.
+    async fn fixed(&self) -> Option<FixedRequest> {
+        None
+    }
 }
 
 /// One keep-alive connection to the target.
@@ -124,6 +132,35 @@ impl Operation for Single {
         let (status, body) = conn.send((self.build)(seq)).await?;
         check(status, &body, self.status, self.body_contains.as_deref())
     }
+
+    /// Fixed when the first two requests it builds are the same request.
+    async fn fixed(&self) -> Option<FixedRequest> {
+        let first = fixed_parts(self.build.as_ref()(0)).await?;
+        let second = fixed_parts(self.build.as_ref()(1)).await?;
+        (first == second).then(|| FixedRequest {
+            method: first.0,
+            path: first.1,
+            headers: first.2,
+            body: first.3,
+            status: self.status,
+            body_contains: self.body_contains.clone(),
+        })
+    }
+}
+
+type Parts = (Method, String, Vec<(String, Vec<u8>)>, Bytes);
+
+/// A request's method, path and query, headers and body.
+async fn fixed_parts(req: Request<Full<Bytes>>) -> Option<Parts> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query()?.as_str().to_owned();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some((parts.method, path, headers, body))
 }
 
 /// The response check every operation uses.
@@ -190,11 +227,28 @@ pub struct LoadOutcome {
     /// Latencies of the measured operations, sorted, in microseconds.
     pub latencies_us: Vec<u32>,
     pub window: Duration,
+    /// p50 and p99 in microseconds as another load generator reported them (wrk), in place of
+    /// `latencies_us`.
+    pub percentiles_us: Option<(u64, u64)>,
 }
 
 impl LoadOutcome {
     pub fn throughput(&self) -> f64 {
         self.ops as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    pub fn p50_ms(&self) -> f64 {
+        match self.percentiles_us {
+            Some((p50, _)) => p50 as f64 / 1000.0,
+            None => self.percentile_ms(50.0),
+        }
+    }
+
+    pub fn p99_ms(&self) -> f64 {
+        match self.percentiles_us {
+            Some((_, p99)) => p99 as f64 / 1000.0,
+            None => self.percentile_ms(99.0),
+        }
     }
 
     /// Nearest-rank percentile, in milliseconds.
@@ -301,6 +355,73 @@ mod tests {
         assert_eq!(o.percentile_ms(99.0), 99.0);
         assert_eq!(o.percentile_ms(100.0), 100.0);
         assert_eq!(LoadOutcome::default().percentile_ms(99.0), 0.0);
+    }
+
+    fn post(path: &str, body: String) -> Request<Full<Bytes>> {
+        let mut req = request(Method::POST, path, Some("text/plain"), Bytes::from(body));
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eA=="),
+        );
+        req
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_changes_is_fixed_and_one_that_does_is_not() {
+        let same = Single {
+            build: Box::new(|_| post("/oauth/token?x=1", "a=b".to_owned())),
+            status: StatusCode::OK,
+            body_contains: Some("tok".to_owned()),
+        };
+        let fixed = same.fixed().await.expect("fixed");
+        assert_eq!(fixed.method, Method::POST);
+        assert_eq!(fixed.path, "/oauth/token?x=1");
+        assert_eq!(&fixed.body[..], b"a=b");
+        assert_eq!(fixed.status, StatusCode::OK);
+        assert_eq!(fixed.body_contains.as_deref(), Some("tok"));
+        assert!(fixed
+            .headers
+            .contains(&("authorization".to_owned(), b"Basic eA==".to_vec())));
+        assert!(fixed
+            .headers
+            .contains(&("content-type".to_owned(), b"text/plain".to_vec())));
+
+        let body_varies = Single {
+            build: Box::new(|seq| post("/p", format!("n={seq}"))),
+            status: StatusCode::OK,
+            body_contains: None,
+        };
+        assert_eq!(body_varies.fixed().await, None);
+        let path_varies = Single {
+            build: Box::new(|seq| post(&format!("/p?page={seq}"), String::new())),
+            status: StatusCode::OK,
+            body_contains: None,
+        };
+        assert_eq!(path_varies.fixed().await, None);
+        let header_varies = Single {
+            build: Box::new(|seq| {
+                let mut req = post("/p", String::new());
+                req.headers_mut().insert("x-seq", HeaderValue::from(seq));
+                req
+            }),
+            status: StatusCode::OK,
+            body_contains: None,
+        };
+        assert_eq!(header_varies.fixed().await, None);
+    }
+
+    #[test]
+    fn reported_percentiles_stand_in_for_the_latencies() {
+        let o = LoadOutcome {
+            latencies_us: (1..=100).map(|i| i * 1000).collect(),
+            ..Default::default()
+        };
+        assert_eq!((o.p50_ms(), o.p99_ms()), (50.0, 99.0));
+        let wrk = LoadOutcome {
+            percentiles_us: Some((850, 2100)),
+            ..Default::default()
+        };
+        assert_eq!((wrk.p50_ms(), wrk.p99_ms()), (0.85, 2.1));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod scenarios;
 mod target;
+mod wrk;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +61,10 @@ pub struct Args {
     /// server's CPUs; the connections are spread over them in turn.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
     pub instances: u16,
+    /// Load with wrk (one thread, on the load generator's CPUs) instead of the harness's own
+    /// generator; scenarios that are not one fixed request are skipped.
+    #[arg(long)]
+    pub wrk: bool,
 }
 
 fn main() -> ExitCode {

@@ -114,6 +114,8 @@ pub struct Settings {
     /// Instances of our server on the one database; CPU is their sum, memory the largest
     /// instance's.
     pub instances: u16,
+    /// What sent the load: the harness's own generator, or wrk (`--wrk`).
+    pub load_generator: &'static str,
     pub server_binary: String,
     pub smoke: bool,
     pub pinning: Pinning,
@@ -264,6 +266,7 @@ mod tests {
                 warmup_s: 0.0,
                 database: "sqlite",
                 instances: 1,
+                load_generator: "test",
                 server_binary: String::new(),
                 smoke: true,
                 pinning: Pinning::plan(1, true),

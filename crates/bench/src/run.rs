@@ -30,6 +30,7 @@ struct Ctx {
     ticks_per_second: f64,
     instances: u16,
     floor: bool,
+    wrk: bool,
 }
 
 pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
@@ -61,6 +62,14 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
 
     if args.instances > 1 && args.postgres.is_none() {
         bail!("--instances {} needs --postgres: instances share one database, and SQLite is one instance's", args.instances);
+    }
+    if args.wrk {
+        if args.instances > 1 {
+            bail!("--wrk loads one address: it does not take --instances");
+        }
+        if !crate::wrk::available() {
+            bail!("--wrk needs wrk on the path (apt-get install wrk)");
+        }
     }
     let pinning = Pinning::plan(machine.cpus, args.no_pin);
     if let Err(e) = pinning.pin_self() {
@@ -103,14 +112,16 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
         ticks_per_second: procfs::ticks_per_second(),
         instances: args.instances,
         floor: args.floor,
+        wrk: args.wrk,
     };
     eprintln!(
-        "== {} scenario(s), {} s each after {} ms warm-up, on {} ({} instance(s) of ours); {}",
+        "== {} scenario(s), {} s each after {} ms warm-up, on {} ({} instance(s) of ours), load from {}; {}",
         selected.len(),
         duration.as_secs(),
         warmup.as_millis(),
         ctx.dbs.engine(),
         ctx.instances,
+        ctx.load_generator(),
         ctx.pinning.note
     );
 
@@ -131,6 +142,7 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
             warmup_s: warmup.as_secs_f64(),
             database: ctx.dbs.engine(),
             instances: ctx.instances,
+            load_generator: ctx.load_generator(),
             server_binary: ctx.bin.display().to_string(),
             smoke: ctx.smoke,
             pinning: ctx.pinning.clone(),
@@ -139,13 +151,14 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
     };
     let m = &report.machine;
     println!(
-        "\nMachine: {} CPUs, {}, {} MiB, Linux {}. Database: {}, {} instance(s) of ours. {}.\n",
+        "\nMachine: {} CPUs, {}, {} MiB, Linux {}. Database: {}, {} instance(s) of ours. Load from {}. {}.\n",
         m.cpus,
         m.cpu_model,
         m.memory_mib,
         m.kernel,
         report.settings.database,
         report.settings.instances,
+        report.settings.load_generator,
         report.settings.pinning.note
     );
     println!("{}", report.table());
@@ -208,6 +221,12 @@ async fn run_side(ctx: &Ctx, s: &'static Scenario, side: Side) -> SideResult {
                         );
                         Outcome::Measured(m)
                     }
+                    Err(e) if e.is::<crate::wrk::NotFixed>() => {
+                        eprintln!("   skipped: {e}");
+                        Outcome::Skipped {
+                            reason: e.to_string(),
+                        }
+                    }
                     Err(e) => {
                         eprintln!("   failed: {e:#}");
                         Outcome::Failed {
@@ -252,7 +271,13 @@ async fn measure(
     };
     let database_cpu = side == Side::Ours && ctx.dbs.engine() == "postgres";
     let result = measure_target(ctx, s, &target, prepare, database_cpu).await;
-    let result = result.map_err(|e| anyhow::anyhow!("{e:#}\nserver log:\n{}", target.log_tail()));
+    let result = result.map_err(|e| {
+        if e.is::<crate::wrk::NotFixed>() {
+            e
+        } else {
+            anyhow::anyhow!("{e:#}\nserver log:\n{}", target.log_tail())
+        }
+    });
     target.stop().await;
     result
 }
@@ -267,6 +292,11 @@ async fn measure_target(
     let pids = target.pids();
     let idle_kib = largest(&pids, "VmRSS")?;
     let op: Arc<dyn Operation> = prepare(target).await.context("preparing")?;
+    let fixed = if ctx.wrk {
+        Some(op.fixed().await.ok_or(crate::wrk::NotFixed)?)
+    } else {
+        None
+    };
     for &pid in &pids {
         procfs::reset_peak_rss(pid);
     }
@@ -290,7 +320,23 @@ async fn measure_target(
         ctx.warmup.as_millis(),
         ctx.duration.as_secs()
     );
-    let outcome = load::run(op, spec, &mut window).await?;
+    let outcome = match &fixed {
+        Some(req) => {
+            let addr = spec.addrs.first().context("no server address")?;
+            let url = format!("http://{addr}");
+            crate::wrk::run(
+                req,
+                &url,
+                ctx.dbs.dir(),
+                connections,
+                ctx.warmup,
+                ctx.duration,
+                &mut window,
+            )
+            .await?
+        }
+        None => load::run(op, spec, &mut window).await?,
+    };
     let peak_kib = largest(&pids, "VmHWM")?;
     let cpu = match (window.start, window.end) {
         (Some(a), Some(b)) => b - a,
@@ -301,8 +347,8 @@ async fn measure_target(
         connections,
         requests: ops,
         throughput_per_s: outcome.throughput(),
-        p50_ms: outcome.percentile_ms(50.0),
-        p99_ms: outcome.percentile_ms(99.0),
+        p50_ms: outcome.p50_ms(),
+        p99_ms: outcome.p99_ms(),
         errors: outcome.errors,
         error_samples: outcome.error_samples,
         server_cpu_s: cpu,
@@ -325,6 +371,16 @@ fn largest(pids: &[u32], key: &str) -> anyhow::Result<u64> {
         most = most.max(procfs::status_kib(pid, key)?);
     }
     Ok(most)
+}
+
+impl Ctx {
+    fn load_generator(&self) -> &'static str {
+        if self.wrk {
+            "wrk (one thread)"
+        } else {
+            "oauth-bench's generator"
+        }
+    }
 }
 
 /// Samples the server's CPU time (every instance's, summed) at the edges of the measured
