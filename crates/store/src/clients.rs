@@ -213,34 +213,52 @@ impl<B: Engine> ClientStore for B {
 }
 /// A row of [`CLIENT_COLUMNS`].
 impl FromCols for Client {
+    /// Reads the columns in [`CLIENT_COLUMNS`]' order: a SQLite row finds each one where the
+    /// last one ended (`shared::InOrder`) instead of scanning every column's name.
     fn from_cols(r: &impl Cols) -> Result<Self> {
+        let client_id = r.col("client_id")?;
+        let org_id = r.col("org_id")?;
+        let user_id = r.col("user_id")?;
+        let name = r.col("name")?;
+        let client_type = ClientType::parse(&r.col::<String>("client_type")?);
+        let secret_hash = r.col("secret_hash")?;
+        let require_pkce = r.col("require_pkce")?;
+        let grant_types = from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?;
+        let scopes = from_json(&r.col::<String>("scopes")?)?;
+        let redirect_uris = from_json(&r.col::<String>("redirect_uris")?)?;
+        let logo_uri = r.col("logo_uri")?;
+        let policy_uri = r.col("policy_uri")?;
+        let tos_uri = r.col("tos_uri")?;
+        let token_endpoint_auth_method =
+            TokenEndpointAuthMethod::parse(&r.col::<String>("token_endpoint_auth_method")?);
+        let verified = r.col("verified")?;
+        let created_at = r.col("created_at")?;
+        let updated_at = r.col("updated_at")?;
+        let origin = {
+            let origin: String = r.col("origin")?;
+            ClientOrigin::parse(&origin)
+                .ok_or_else(|| StoreError::Internal(format!("unknown client origin {origin:?}")))?
+        };
         Ok(Client {
-            client_id: r.col("client_id")?,
-            org_id: r.col("org_id")?,
-            user_id: r.col("user_id")?,
-            secret_hash: r.col("secret_hash")?,
-            verified: r.col("verified")?,
-            created_at: r.col("created_at")?,
-            updated_at: r.col("updated_at")?,
-            origin: {
-                let origin: String = r.col("origin")?;
-                ClientOrigin::parse(&origin).ok_or_else(|| {
-                    StoreError::Internal(format!("unknown client origin {origin:?}"))
-                })?
-            },
+            client_id,
+            org_id,
+            user_id,
+            secret_hash,
+            verified,
+            created_at,
+            updated_at,
+            origin,
             settings: ClientDraft {
-                name: r.col("name")?,
-                client_type: ClientType::parse(&r.col::<String>("client_type")?),
-                require_pkce: r.col("require_pkce")?,
-                grant_types: from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?,
-                scopes: from_json(&r.col::<String>("scopes")?)?,
-                redirect_uris: from_json(&r.col::<String>("redirect_uris")?)?,
-                logo_uri: r.col("logo_uri")?,
-                policy_uri: r.col("policy_uri")?,
-                tos_uri: r.col("tos_uri")?,
-                token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
-                    &r.col::<String>("token_endpoint_auth_method")?,
-                ),
+                name,
+                client_type,
+                require_pkce,
+                grant_types,
+                scopes,
+                redirect_uris,
+                logo_uri,
+                policy_uri,
+                tos_uri,
+                token_endpoint_auth_method,
                 jwks: r.col("jwks")?,
                 jwks_uri: r.col("jwks_uri")?,
                 application_type: r.col("application_type")?,

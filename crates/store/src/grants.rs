@@ -48,10 +48,9 @@ struct ConsentAndClient(Option<ConsentRequest>, Client);
 
 impl FromCols for ConsentAndClient {
     fn from_cols(r: &impl Cols) -> Result<Self> {
-        Ok(ConsentAndClient(
-            joined(r, "r_", "token_hash")?,
-            Client::from_cols(r)?,
-        ))
+        // The client's columns come first in the row.
+        let client = Client::from_cols(r)?;
+        Ok(ConsentAndClient(joined(r, "r_", "token_hash")?, client))
     }
 }
 

@@ -188,8 +188,10 @@ impl From<rusqlite::Error> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::{read_all, read_one};
-    use crate::shared::{Cols, FromCols};
+    use crate::clients::CLIENT_COLUMNS;
+    use crate::shared::{joined, Cols, FromCols, InOrder};
     use crate::Result;
+    use oauth_core::Client;
     use rusqlite::Connection;
 
     /// Reads `b` before `a`, and `c` twice, against `SELECT a, b, c`.
@@ -216,6 +218,84 @@ mod tests {
         }
     }
 
+    /// The first row of `sql`, decoded, and how many of its columns were found by a scan.
+    fn decode_counting_scans<T: FromCols>(conn: &Connection, sql: &str) -> (T, u32) {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let mut rows = stmt.query([]).expect("query");
+        let row = rows.next().expect("step").expect("a row");
+        let cols = InOrder::new(row);
+        let value = T::from_cols(&cols).expect("decode");
+        (value, cols.scans())
+    }
+
+    /// A client row (every column of `CLIENT_COLUMNS`) and a joined row renamed `j_*`.
+    fn client_table() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(&format!(
+            "CREATE TABLE oauth_clients ({CLIENT_COLUMNS});
+             INSERT INTO oauth_clients VALUES ('c1', 'org', 'u1', 'App', 'confidential', 'hash', 1,
+               '[\"client_credentials\"]', '[\"read\"]', '[\"https://a.example/cb\"]', NULL, NULL,
+               NULL, 'client_secret_basic', 1, 10, 20, 'management', NULL, NULL, NULL);
+             CREATE TABLE j (key TEXT, value TEXT);
+             INSERT INTO j VALUES ('k', 'v');"
+        ))
+        .expect("seed");
+        conn
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Joined(String, String);
+
+    impl FromCols for Joined {
+        fn from_cols(r: &impl Cols) -> Result<Self> {
+            Ok(Joined(r.col("key")?, r.col("value")?))
+        }
+    }
+
+    struct ClientAndJoined(Client, Option<Joined>);
+
+    impl FromCols for ClientAndJoined {
+        fn from_cols(r: &impl Cols) -> Result<Self> {
+            let client = Client::from_cols(r)?;
+            Ok(ClientAndJoined(client, joined(r, "j_", "key")?))
+        }
+    }
+
+    /// The token endpoint reads a client on every request: its decoder takes the columns in
+    /// the order they are selected, and so does a row joined to it (whose key column `joined`
+    /// reads twice), so no column is looked for by name.
+    #[test]
+    fn a_client_row_and_a_row_joined_to_it_are_read_without_a_scan() {
+        let conn = client_table();
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients");
+        let (client, scans): (Client, u32) = decode_counting_scans(&conn, &sql);
+        assert_eq!(scans, 0);
+        assert_eq!(
+            (
+                client.client_id.as_str(),
+                client.org_id.as_str(),
+                client.user_id.as_str()
+            ),
+            ("c1", "org", "u1")
+        );
+        assert_eq!(client.secret_hash.as_deref(), Some("hash"));
+        assert!(client.verified && client.settings.require_pkce);
+        assert_eq!((client.created_at, client.updated_at), (10, 20));
+        assert_eq!(client.settings.name, "App");
+        assert_eq!(client.settings.scopes, ["read"]);
+        assert_eq!(client.settings.redirect_uris, ["https://a.example/cb"]);
+
+        let sql = crate::clients::client_joined_sql(
+            "j.key AS j_key, j.value AS j_value",
+            "j ON j.key = 'k'",
+        )
+        .replace("$1", "'c1'");
+        let (row, scans): (ClientAndJoined, u32) = decode_counting_scans(&conn, &sql);
+        assert_eq!(scans, 0);
+        assert_eq!(row.0, client);
+        assert_eq!(row.1, Some(Joined("k".into(), "v".into())));
+    }
+
     #[test]
     fn columns_are_found_by_name_in_any_order() {
         let conn = Connection::open_in_memory().expect("open");
@@ -233,6 +313,11 @@ mod tests {
                 OutOfOrder("z".into(), 2, "w".into(), "w".into()),
             ]
         );
+        let (_, scans): (OutOfOrder, u32) =
+            decode_counting_scans(&conn, "SELECT a, b, c FROM t ORDER BY b");
+        // `b` first, `a` after it and `c` after `a`: three scans; `c` again is the last one
+        // read, no scan.
+        assert_eq!(scans, 3);
         let err = read_one::<Missing>(&conn, "SELECT a FROM t", &[]).expect_err("no such column");
         assert!(err.to_string().contains("nope"), "{err}");
     }
