@@ -133,15 +133,26 @@ impl Operation for Single {
         check(status, &body, self.status, self.body_contains.as_deref())
     }
 
-    /// Fixed when the first two requests it builds are the same request.
+    /// Fixed when the requests it builds for several sequence numbers are all the same request,
+    /// with no header name given twice (wrk keeps one value per name).
     async fn fixed(&self) -> Option<FixedRequest> {
         let first = fixed_parts(self.build.as_ref()(0)).await?;
-        let second = fixed_parts(self.build.as_ref()(1)).await?;
-        (first == second).then(|| FixedRequest {
-            method: first.0,
-            path: first.1,
-            headers: first.2,
-            body: first.3,
+        for seq in [1, 2, 3, 10, 97, 1_000_003] {
+            if fixed_parts(self.build.as_ref()(seq)).await? != first {
+                return None;
+            }
+        }
+        let (method, path, headers, body) = first;
+        let mut names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Some(FixedRequest {
+            method,
+            path,
+            headers,
+            body,
             status: self.status,
             body_contains: self.body_contains.clone(),
         })
@@ -408,6 +419,25 @@ mod tests {
             body_contains: None,
         };
         assert_eq!(header_varies.fixed().await, None);
+        let varies_later = Single {
+            build: Box::new(|seq| post("/p", if seq < 5 { "a" } else { "b" }.to_owned())),
+            status: StatusCode::OK,
+            body_contains: None,
+        };
+        assert_eq!(varies_later.fixed().await, None);
+        let header_twice = Single {
+            build: Box::new(|_| {
+                let mut req = post("/p", String::new());
+                req.headers_mut().append(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_static("Basic eQ=="),
+                );
+                req
+            }),
+            status: StatusCode::OK,
+            body_contains: None,
+        };
+        assert_eq!(header_twice.fixed().await, None);
     }
 
     #[test]

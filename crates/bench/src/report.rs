@@ -133,6 +133,15 @@ impl Report {
         self.results.iter().map(ScenarioResult::errors).sum()
     }
 
+    /// Sides measured, over every scenario.
+    pub fn measured(&self) -> usize {
+        self.results
+            .iter()
+            .flat_map(ScenarioResult::sides)
+            .filter(|s| matches!(s.outcome, Outcome::Measured(_)))
+            .count()
+    }
+
     /// The table (Markdown, so that BENCHMARKS.md can take it as it is).
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -273,6 +282,21 @@ mod tests {
             },
             results: vec![r],
         }
+    }
+
+    #[test]
+    fn measured_counts_the_sides_that_ran() {
+        let skipped = || SideResult {
+            server: "x",
+            outcome: Outcome::Skipped {
+                reason: "not fixed".to_owned(),
+            },
+            note: None,
+        };
+        let none = report_of(ScenarioResult::new("a", "", skipped(), skipped()));
+        assert_eq!(none.measured(), 0);
+        let one = report_of(ScenarioResult::new("a", "", measured(300.0, 0), skipped()));
+        assert_eq!(one.measured(), 1);
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
             Duration::from_secs(args.duration.clamp(1, MAX_DURATION_S)),
         )
     };
+    // wrk counts whole seconds, at least one per run.
+    let warmup = if args.wrk {
+        warmup.max(Duration::from_secs(1))
+    } else {
+        warmup
+    };
     let connections = if args.smoke {
         Some(2)
     } else {
@@ -173,6 +179,10 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
     let errors = report.errors();
     if errors > 0 {
         eprintln!("{errors} error(s): every request must succeed");
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.wrk && report.measured() == 0 {
+        eprintln!("--wrk measured nothing: no selected scenario repeats one fixed request");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -343,6 +353,13 @@ async fn measure_target(
         _ => bail!("could not read the server's CPU time"),
     };
     let ops = outcome.ops;
+    if ops == 0 {
+        bail!(
+            "no request completed in the measured window ({} error(s): {:?})",
+            outcome.errors,
+            outcome.error_samples
+        );
+    }
     Ok(Measurement {
         connections,
         requests: ops,

@@ -97,9 +97,11 @@ function setup(thread)
 end
 function init(args)
   failed = 0
+  checked = 0
   sample = ""
 end
 function response(status, headers, body)
+  checked = checked + 1
   if status ~= expected_status or (fragment ~= nil and not string.find(body, fragment, 1, true)) then
     failed = failed + 1
     if sample == "" then
@@ -109,14 +111,16 @@ function response(status, headers, body)
 end
 function done(summary, latency, requests)
   local failed_total = 0
+  local checked_total = 0
   local first = ""
   for _, t in ipairs(threads) do
     failed_total = failed_total + t:get("failed")
+    checked_total = checked_total + t:get("checked")
     if first == "" then first = t:get("sample") end
   end
   local e = summary.errors
-  io.write(string.format("{SUMMARY} requests=%d duration_us=%d failed=%d socket_errors=%d p50_us=%d p99_us=%d\n",
-    summary.requests, summary.duration, failed_total, e.connect + e.read + e.write + e.timeout,
+  io.write(string.format("{SUMMARY} requests=%d checked=%d duration_us=%d failed=%d socket_errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, checked_total, summary.duration, failed_total, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(99)))
   io.write("{SUMMARY}-sample " .. string.gsub(first, "\n", " ") .. "\n")
 end
@@ -129,6 +133,8 @@ end
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub requests: u64,
+    /// Responses the script checked (every one, unless the script did not run).
+    pub checked: u64,
     pub duration: Duration,
     /// Responses that failed the check.
     pub failed: u64,
@@ -138,6 +144,13 @@ pub struct Summary {
     pub p99_us: u64,
     /// The first failed response, shortened.
     pub sample: Option<String>,
+}
+
+impl Summary {
+    /// Failed checks, socket errors and timeouts, and any response the script did not check.
+    pub fn errors(&self) -> u64 {
+        self.failed + self.socket_errors + self.requests.saturating_sub(self.checked)
+    }
 }
 
 /// Reads the script's summary line from wrk's output.
@@ -171,6 +184,7 @@ pub fn parse_summary(stdout: &str) -> anyhow::Result<Summary> {
         .map(str::to_owned);
     Ok(Summary {
         requests: field("requests")?,
+        checked: field("checked")?,
         duration: Duration::from_micros(field("duration_us")?),
         failed: field("failed")?,
         socket_errors: field("socket_errors")?,
@@ -191,7 +205,9 @@ pub fn available() -> bool {
 }
 
 /// Runs wrk against `url` with `req`: a warm-up run of `warmup` (at least a second: wrk counts
-/// whole seconds), then the measured run of `duration`, the server's CPU sampled around it.
+/// whole seconds), then the measured run of `duration`, the server's CPU sampled from wrk's start
+/// to its exit (a few milliseconds more than wrk's own measured duration, which the throughput
+/// is taken over).
 pub async fn run(
     req: &FixedRequest,
     url: &str,
@@ -212,7 +228,7 @@ pub async fn run(
     let out = child.wait_with_output().await.context("waiting for wrk")?;
     window.end();
     let measured = summary_of(out)?;
-    let errors = warm.failed + warm.socket_errors + measured.failed + measured.socket_errors;
+    let errors = warm.errors() + measured.errors();
     let error_samples = warm.sample.into_iter().chain(measured.sample).collect();
     Ok(LoadOutcome {
         ops: measured.requests,
@@ -231,8 +247,13 @@ fn spawn(
     connections: usize,
     seconds: u64,
 ) -> anyhow::Result<tokio::process::Child> {
+    // A request unanswered for this long is an error; one still unanswered when the run ends is
+    // not counted by wrk at all, so the timeout stays well inside the run (and a run that
+    // completes nothing is an error of the harness's).
+    let timeout = seconds.min(2);
     tokio::process::Command::new("wrk")
-        .args(["-t1", "--timeout", "10s"])
+        .arg("-t1")
+        .arg(format!("--timeout={timeout}s"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
         .arg("-s")
@@ -325,13 +346,14 @@ mod tests {
     #[test]
     fn the_summary_line_is_read_and_a_missing_one_is_an_error() {
         let out = "Running 5s test\n  1 threads and 64 connections\n\
-            oauth-bench-wrk requests=1200 duration_us=5000123 failed=2 socket_errors=1 p50_us=850 p99_us=2100\n\
+            oauth-bench-wrk requests=1200 checked=1199 duration_us=5000123 failed=2 socket_errors=1 p50_us=850 p99_us=2100\n\
             oauth-bench-wrk-sample status 401: {\"error\":\"invalid_client\"}\n";
         let s = parse_summary(out).unwrap();
         assert_eq!(
             s,
             Summary {
                 requests: 1200,
+                checked: 1199,
                 duration: Duration::from_micros(5_000_123),
                 failed: 2,
                 socket_errors: 1,
@@ -340,8 +362,11 @@ mod tests {
                 sample: Some("status 401: {\"error\":\"invalid_client\"}".to_owned()),
             }
         );
-        let clean = "oauth-bench-wrk requests=1 duration_us=1 failed=0 socket_errors=0 p50_us=1 p99_us=1\noauth-bench-wrk-sample \n";
+        // Two failed, one socket error, one response not checked.
+        assert_eq!(s.errors(), 4);
+        let clean = "oauth-bench-wrk requests=1 checked=1 duration_us=1 failed=0 socket_errors=0 p50_us=1 p99_us=1\noauth-bench-wrk-sample \n";
         assert_eq!(parse_summary(clean).unwrap().sample, None);
+        assert_eq!(parse_summary(clean).unwrap().errors(), 0);
         assert!(parse_summary("Running 5s test\n").is_err());
         assert!(parse_summary("oauth-bench-wrk requests=x").is_err());
         assert!(parse_summary("oauth-bench-wrk requests=1").is_err());
@@ -407,29 +432,51 @@ mod tests {
         assert!(ok.window >= Duration::from_millis(900));
         let (p50, p99) = ok.percentiles_us.unwrap();
         assert!(p50 > 0 && p50 <= p99);
-
         let absent = run(FixedRequest {
             body_contains: Some("absent".to_owned()),
             ..right.clone()
         })
         .await;
-        assert!(absent.ops > 100);
-        assert!(
-            absent.errors >= absent.ops,
-            "{} of {}",
-            absent.errors,
-            absent.ops
-        );
         // One sample from the warm-up, one from the measured run.
         assert_eq!(absent.error_samples, ["status 200: tok-yes"; 2]);
 
-        let unauthorized = run(FixedRequest {
+        // One wrk run's own counts: every response checked, exactly the wrong ones failed.
+        let once = |req: FixedRequest| {
+            let (url, path) = (url.clone(), dir.path().join("once.lua"));
+            async move {
+                std::fs::write(&path, script(&req)).unwrap();
+                wrk(&url, &path, 4, 1).await.unwrap()
+            }
+        };
+        let good = once(right.clone()).await;
+        assert!(good.requests > 100, "{good:?}");
+        assert_eq!(
+            (good.checked, good.failed, good.errors()),
+            (good.requests, 0, 0)
+        );
+        assert_eq!(good.sample, None);
+        let wrong_body = once(FixedRequest {
+            body_contains: Some("absent".to_owned()),
+            ..right.clone()
+        })
+        .await;
+        assert!(wrong_body.requests > 100, "{wrong_body:?}");
+        assert_eq!(
+            (wrong_body.checked, wrong_body.failed),
+            (wrong_body.requests, wrong_body.requests)
+        );
+        assert_eq!(wrong_body.sample.as_deref(), Some("status 200: tok-yes"));
+        let unauthorized = once(FixedRequest {
             headers: Vec::new(),
             ..right
         })
         .await;
-        assert!(unauthorized.errors >= unauthorized.ops && unauthorized.ops > 100);
-        assert_eq!(unauthorized.error_samples, ["status 400: no"; 2]);
+        assert!(unauthorized.requests > 100, "{unauthorized:?}");
+        assert_eq!(
+            (unauthorized.checked, unauthorized.failed),
+            (unauthorized.requests, unauthorized.requests)
+        );
+        assert_eq!(unauthorized.sample.as_deref(), Some("status 400: no"));
         server.abort();
     }
 }

@@ -72,6 +72,9 @@ impl<'r, 's> InOrder<'r, 's> {
         // read by `joined` and then by the row's decoder).
         for guess in [Some(next), next.checked_sub(1)].into_iter().flatten() {
             if stmt.column_name(guess).is_ok_and(|n| n == name) {
+                // A name the row holds twice would be found first elsewhere by a scan (and by
+                // PostgreSQL's decoding by name): the tests would see it here.
+                debug_assert_eq!(stmt.column_index(name).ok(), Some(guess), "{name}");
                 return Ok(guess);
             }
         }
