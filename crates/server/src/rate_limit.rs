@@ -570,10 +570,19 @@ fn limited(what: &str, retry_after: u64) -> ApiError {
 }
 
 fn digest(kind: &[u8], value: &[u8]) -> Key {
+    digest_of_parts(kind, &[value])
+}
+
+/// The bucket name of `kind` over a value given in parts: SHA-256 of the kind, a zero byte and
+/// the parts one after the other, the same as [`digest`] of their concatenation (the caller
+/// makes the joined value unambiguous, for example with a fixed-length first part).
+fn digest_of_parts(kind: &[u8], parts: &[&[u8]]) -> Key {
     let mut h = Sha256::new();
     h.update(kind);
     h.update([0u8]);
-    h.update(value);
+    for part in parts {
+        h.update(part);
+    }
     h.finalize().into()
 }
 
@@ -587,12 +596,7 @@ pub(crate) fn ip_key(ip: IpAddr) -> Key {
 /// client_id, as [`digest`] makes it of `client-ip`. The address's digest has a fixed length, so
 /// no two pairs give the same input. The caller passes the address's key it already has.
 fn client_ip_key(client_id: &str, ip: &Key) -> Key {
-    let mut h = Sha256::new();
-    h.update(b"client-ip");
-    h.update([0u8]);
-    h.update(ip);
-    h.update(client_id.as_bytes());
-    h.finalize().into()
+    digest_of_parts(b"client-ip", &[ip, client_id.as_bytes()])
 }
 
 impl RateLimiters {

@@ -152,7 +152,7 @@ impl<B: Engine> GrantStore for B {
     ) -> Result<Option<ConsentRequest>> {
         let sql = format!(
             "SELECT {CONSENT_COLUMNS} FROM consent_requests \
-             WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3"
+             WHERE token_hash = $1 AND (user_id = $2 AND used_at IS NULL AND expires_at > $3) IS TRUE"
         );
         let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
         self.point_read(&sql, &args).await
@@ -168,7 +168,8 @@ impl<B: Engine> GrantStore for B {
         let sql = format!(
             "SELECT c.*, {JOINED_CONSENT_COLUMNS} FROM consent_requests r \
              JOIN (SELECT {CLIENT_COLUMNS} FROM oauth_clients) c ON c.client_id = r.client_id \
-             WHERE r.token_hash = $1 AND r.user_id = $2 AND r.used_at IS NULL AND r.expires_at > $3"
+             WHERE r.token_hash = $1 \
+               AND (r.user_id = $2 AND r.used_at IS NULL AND r.expires_at > $3) IS TRUE"
         );
         let args = [Arg::Text(token_hash), Arg::Text(user_id), Arg::Int(now)];
         let read: Option<ConsentAndClient> = self.point_read(&sql, &args).await?;
@@ -464,7 +465,7 @@ async fn take_consent<E: Exec>(
 fn take_consent_sql() -> String {
     format!(
         "DELETE FROM consent_requests \
-         WHERE expires_at > $1 AND token_hash = $2 AND user_id = $3 AND used_at IS NULL \
+         WHERE (expires_at > $1) IS TRUE AND token_hash = $2 AND (user_id = $3 AND used_at IS NULL) IS TRUE \
          RETURNING {CONSENT_COLUMNS}"
     )
 }
@@ -858,12 +859,12 @@ impl WriteJob for ApproveAtOnce {
                  AND EXISTS (SELECT 1 FROM k){for_share}), \
              c AS (\
                DELETE FROM consent_requests \
-               WHERE token_hash = $6 AND user_id = $1 AND client_id = $2 AND redirect_uri = $7 \
+               WHERE token_hash = $6 AND (user_id = $1 AND client_id = $2 AND redirect_uri = $7 \
                  AND scopes = $14 AND state IS NOT DISTINCT FROM $15 \
                  AND code_challenge IS NOT DISTINCT FROM $10 \
                  AND code_challenge_method IS NOT DISTINCT FROM $11 \
                  AND resource IS NOT DISTINCT FROM $12 \
-                 AND used_at IS NULL AND expires_at > $8 AND EXISTS (SELECT 1 FROM g) \
+                 AND used_at IS NULL AND expires_at > $8) IS TRUE AND EXISTS (SELECT 1 FROM g) \
                RETURNING token_hash), \
              code AS (\
                INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, \
@@ -940,7 +941,8 @@ impl WriteJob for ExchangeAtOnce {
             _ => {
                 let sql = format!(
                     "SELECT {CODE_COLUMNS} FROM authorization_codes \
-                     WHERE code_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > $3"
+                     WHERE code_hash = $1 \
+                       AND (client_id = $2 AND used_at IS NULL AND expires_at > $3) IS TRUE"
                 );
                 let args = [
                     Arg::Text(&self.code_hash),
@@ -979,10 +981,10 @@ impl WriteJob for ExchangeAtOnce {
         let sql = format!(
             "WITH code AS (\
                UPDATE authorization_codes SET used_at = $1, family_id = $2 \
-               WHERE code_hash = $3 AND client_id = $4 AND used_at IS NULL AND expires_at > $1 \
+               WHERE code_hash = $3 AND (client_id = $4 AND used_at IS NULL AND expires_at > $1 \
                  AND grant_id = (SELECT g.id FROM oauth_grants g \
                    WHERE g.id = (SELECT c.grant_id FROM authorization_codes c WHERE c.code_hash = $3) \
-                     AND g.revoked_at IS NULL{for_share}) \
+                     AND g.revoked_at IS NULL{for_share})) IS TRUE \
                RETURNING {CODE_COLUMNS}), \
              family AS (\
                INSERT INTO token_families (id, grant_id, created_at, expires_at) \

@@ -3,6 +3,16 @@
 //!
 //! The SQL is written once with `$N` placeholders, numbered in order of first appearance, which
 //! both engines bind by position. Where the dialects differ, the code asks `Engine::DIALECT`.
+//!
+//! **A row found by its key is found by its key only.** The statements that look up one consent
+//! request, code or refresh token by its hash write every other condition on that row as
+//! `(conditions) IS TRUE`, which filters exactly as the bare conditions do but which no index can
+//! serve. These tables churn (rows are inserted, used and deleted by the thousand), so
+//! PostgreSQL's statistics and index sizes lag behind them, and its planner can judge the index
+//! of another column in the condition (`client_id`, `grant_id`, `expires_at`) cheaper than the
+//! key's; a statement prepared under that judgement keeps its plan for the life of the
+//! connection, and then reads every code of a client, or the index entry of every unexpired
+//! request, to find one row. SQLite always takes the key here.
 
 use crate::{Result, StoreError};
 

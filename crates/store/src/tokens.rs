@@ -429,12 +429,13 @@ impl WriteJob for RotateAtOnce {
         let sql = format!(
             "WITH old AS (\
                UPDATE refresh_tokens SET used_at = $1 \
-               WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+               WHERE token_hash = $2 AND (used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
                  AND grant_id = (SELECT g.id FROM oauth_grants g \
                    WHERE g.id = (SELECT t.grant_id FROM refresh_tokens t WHERE t.token_hash = $2) \
                      AND g.revoked_at IS NULL{for_share}) \
                  AND (family_id IS NULL OR EXISTS (SELECT 1 FROM token_families f \
-                   WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL AND f.expires_at > $1)) \
+                   WHERE f.id = refresh_tokens.family_id \
+                     AND (f.revoked_at IS NULL AND f.expires_at > $1) IS TRUE))) IS TRUE \
                RETURNING {REFRESH_COLUMNS}), \
              new AS (\
                INSERT INTO refresh_tokens (token_hash, grant_id, client_id, user_id, scopes, \
@@ -506,7 +507,7 @@ impl WriteJob for RotateRefresh {
         // grant lock above and re-checks here.
         let sql = format!(
             "UPDATE refresh_tokens SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+             WHERE token_hash = $2 AND (used_at IS NULL AND revoked_at IS NULL AND expires_at > $1) IS TRUE \
              RETURNING {REFRESH_COLUMNS}"
         );
         let old: Option<RefreshToken> = e
