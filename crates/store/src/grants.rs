@@ -228,6 +228,7 @@ impl<B: Engine> GrantStore for B {
         let burn: Decide = Box::new(|_: &AuthorizationCode| CodeDecision::Reject);
         let exchange = ExchangeCode {
             code_hash: code_hash.to_owned(),
+            read: None,
             client_id: None,
             family: None,
             now,
@@ -421,7 +422,7 @@ async fn exchange<B: Engine>(
     if B::DIALECT.writes_in_with {
         let at_once = ExchangeAtOnce {
             code_hash: code_hash.to_owned(),
-            read,
+            read: read.clone(),
             client_id: client_id.to_owned(),
             family: family.clone(),
             now,
@@ -438,6 +439,7 @@ async fn exchange<B: Engine>(
     store
         .write(ExchangeCode {
             code_hash: code_hash.to_owned(),
+            read,
             client_id: Some(client_id.to_owned()),
             family: Some(family.clone()),
             now,
@@ -1005,6 +1007,9 @@ impl WriteJob for ExchangeAtOnce {
 /// `Store::exchange_authorization_code` (and, with no client, `redeem_authorization_code`).
 struct ExchangeCode {
     code_hash: String,
+    /// The code as the caller read it, if it did: the decision is asked of it first (else of
+    /// the code as stored) and a [`CodeDecision::Refuse`] writes nothing.
+    read: Option<AuthorizationCode>,
     /// The authenticated client; `None` checks no client.
     client_id: Option<String>,
     /// The family an accepted exchange starts; `None` starts none.
@@ -1042,6 +1047,24 @@ impl WriteJob for ExchangeCode {
         }
         if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
             return Ok(CodeExchange::Invalid);
+        }
+        // A request that nothing but its `client_id` ties to the code's client, and whose
+        // verifier or redirect URI is wrong, changes nothing: the code stays its owner's.
+        let live = match &self.read {
+            Some(read) if read.code_hash == self.code_hash => Some(read.clone()),
+            _ => {
+                let sql = format!(
+                    "SELECT {CODE_COLUMNS} FROM authorization_codes \
+                     WHERE code_hash = $1 AND (used_at IS NULL AND expires_at > $2) IS TRUE"
+                );
+                e.fetch(&sql, &[Arg::Text(&self.code_hash), Arg::Int(now)])
+                    .await?
+            }
+        };
+        if let Some(live) = live {
+            if (self.decide)(&live) == CodeDecision::Refuse {
+                return Ok(CodeExchange::Rejected(Box::new(live)));
+            }
         }
         // The conditional update is the single-use rule: of two concurrent exchanges (on any
         // instance) only one finds `used_at IS NULL`; on PostgreSQL the second waited for the
@@ -1092,19 +1115,25 @@ impl WriteJob for ExchangeCode {
                     .await?;
                     CodeExchange::Exchanged(Box::new(code))
                 }
-                CodeDecision::Reject => CodeExchange::Rejected(Box::new(code)),
+                CodeDecision::Reject | CodeDecision::Refuse => {
+                    CodeExchange::Rejected(Box::new(code))
+                }
             });
         }
-        let used: Option<Head> = e
-            .fetch(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes \
-                 WHERE code_hash = $1 AND used_at IS NOT NULL",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?;
+        let sql = format!(
+            "SELECT {CODE_COLUMNS} FROM authorization_codes \
+             WHERE code_hash = $1 AND used_at IS NOT NULL"
+        );
+        let used: Option<AuthorizationCode> = e.fetch(&sql, &[Arg::Text(&self.code_hash)]).await?;
         let Some(used) = used else {
             return Ok(CodeExchange::Invalid);
         };
+        // A replay that does not prove it comes from the code's client (a public client's
+        // without the right verifier) revokes nothing: a leaked code is not enough to end the
+        // user's tokens.
+        if (self.decide)(&used) == CodeDecision::Refuse {
+            return Ok(CodeExchange::Invalid);
+        }
         // RFC 6749 §4.1.2: its own client presenting a used code again. Whoever holds the other
         // copy holds the tokens of the first exchange: end that family.
         revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;

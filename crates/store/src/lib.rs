@@ -294,9 +294,15 @@ pub enum CodeDecision {
     Accept {
         refresh_token: Option<NewRefreshToken>,
     },
-    /// The redirect URI or the verifier does not match: the code is burned all the same (it
-    /// was presented by its own client), and nothing is issued.
+    /// The redirect URI or the verifier does not match, and the request was authenticated as
+    /// the code's client: the code is burned all the same, and nothing is issued.
     Reject,
+    /// The redirect URI or the verifier does not match, and nothing but the code's `client_id`
+    /// says the request comes from the code's client (a public client): nothing is written. The
+    /// code stays its owner's to exchange, and presenting a used one revokes nothing, so that
+    /// whoever holds a leaked code without its verifier cannot spend it or end the user's
+    /// tokens.
+    Refuse,
 }
 
 /// The outcome of [`GrantStore::exchange_authorization_code`].
@@ -305,12 +311,14 @@ pub enum CodeExchange {
     /// Accepted: the code is used, its token family started, the refresh token stored and the
     /// grant touched, together.
     Exchanged(Box<AuthorizationCode>),
-    /// Rejected by the caller's decision: the code is used, nothing else was written.
+    /// Rejected by the caller's decision: on [`CodeDecision::Reject`] the code is used and
+    /// nothing else was written; on [`CodeDecision::Refuse`] nothing was written.
     Rejected(Box<AuthorizationCode>),
     /// The code was issued to another client: nothing was written (the code is not burned, so
     /// that presenting someone else's code costs its owner nothing).
     WrongClient { issued_to: String, grant_id: String },
-    /// The code was already used and its own client presented it again (RFC 6749 §4.1.2): the
+    /// The code was already used and its own client presented it again, not refused by the
+    /// decision (RFC 6749 §4.1.2): the
     /// token family its first exchange started has been revoked in the same transaction (for
     /// a code from before token families, the whole grant).
     AlreadyUsed { grant_id: String, user_id: String },

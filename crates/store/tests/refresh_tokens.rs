@@ -517,10 +517,12 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
         Some(NOW + 1),
         "the grant's use is noted with the exchange"
     );
-    // Spent: a second exchange is a replay, and its decision is never asked for.
+    // Spent: a second exchange is a replay. Its decision is asked only whether the replay
+    // proves it comes from the code's client (it does not refuse here), and nothing is issued.
     fn never(_: &oauth_store::AuthorizationCode) -> CodeDecision {
-        panic!("a used code is not decided on")
+        panic!("this code is not decided on")
     }
+    let replay = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
     assert_eq!(
         store
             .exchange_authorization_code(
@@ -528,7 +530,7 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
                 &c,
                 &family("fam-2", NOW + DAY),
                 NOW + 2,
-                Box::new(never)
+                Box::new(replay)
             )
             .await
             .unwrap(),
@@ -609,6 +611,69 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
         }
     );
     assert_eq!(store.find_refresh_token("late").await.unwrap(), None);
+}
+
+async fn a_refused_exchange_writes_nothing_and_a_refused_replay_revokes_nothing(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    let c = grant.client_id.clone();
+    let refuse = |_: &oauth_store::AuthorizationCode| CodeDecision::Refuse;
+    let out = store
+        .exchange_authorization_code(
+            "code",
+            &c,
+            &family("f1", NOW + DAY),
+            NOW + 1,
+            Box::new(refuse),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, CodeExchange::Rejected(_)), "{out:?}");
+    assert!(!store.live_token_family("f1").await.unwrap());
+    // Not burned: its owner exchanges it afterwards.
+    let first = token("first", &grant, &["admin"], NOW + 2);
+    let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
+        refresh_token: Some(first.clone()),
+    };
+    let out = store
+        .exchange_authorization_code(
+            "code",
+            &c,
+            &family("f2", NOW + DAY),
+            NOW + 2,
+            Box::new(accept),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    // A replay the decision refuses is invalid and ends nothing.
+    let out = store
+        .exchange_authorization_code(
+            "code",
+            &c,
+            &family("f3", NOW + DAY),
+            NOW + 3,
+            Box::new(refuse),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, CodeExchange::Invalid);
+    assert!(store.live_token_family("f2").await.unwrap());
+    let stored = store.find_refresh_token("first").await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, None);
+    // The same replay, not refused, ends the family of the first exchange.
+    let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
+    let out = store
+        .exchange_authorization_code(
+            "code",
+            &c,
+            &family("f4", NOW + DAY),
+            NOW + 4,
+            Box::new(reject),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, CodeExchange::AlreadyUsed { .. }), "{out:?}");
+    assert!(!store.live_token_family("f2").await.unwrap());
 }
 
 async fn hot_path_writes_and_other_writes_interleave(store: &dyn Store) {
@@ -1359,6 +1424,7 @@ storage_tests! {
     a_closed_store_refuses_reads_and_writes_as_unavailable,
     an_accepted_exchange_stores_its_refresh_token_with_the_code_use,
     a_rejected_exchange_burns_the_code_and_stores_nothing,
+    a_refused_exchange_writes_nothing_and_a_refused_replay_revokes_nothing,
     concurrent_code_redemptions_have_one_winner,
     concurrent_exchanges_of_one_code_have_one_winner,
     a_code_read_with_its_client_is_exchanged_once,

@@ -213,9 +213,9 @@ async fn authorization_code(
         .contains(&GrantType::RefreshToken)
         .then(|| secret::random_token(&mut OsRng));
     // One transaction marks the code used and, when the checks pass, starts its token family
-    // and stores the refresh token: a code presented by its own client with the wrong redirect
-    // URI or verifier is burned, never retried (RFC 6749 §4.1.2: single use); a code presented
-    // by another client changes nothing (that client may be an attacker, and the code is not
+    // and stores the refresh token: a code presented by its own authenticated client with the
+    // wrong redirect URI or verifier is burned, never retried (RFC 6749 §4.1.2: single use); a
+    // public client's such request, and a code presented by another client, change nothing (that client may be an attacker, and the code is not
     // theirs to burn); two concurrent exchanges cannot both succeed; and a crash never leaves a
     // used code whose tokens were lost.
     let refresh_lifetime = state.config.tokens.refresh_token_lifetime_secs;
@@ -226,6 +226,7 @@ async fn authorization_code(
     // The decision's reason, for the answer when it refuses (the store may run the decision
     // again after a deadlock: the last run's reason is the one that counted).
     let refusal: Arc<Mutex<Option<CodeRefusal>>> = Arc::default();
+    let authenticated = auth.authenticated;
     let decide: Decide = {
         let presented = presented.clone();
         let refresh_token = refresh_token.clone();
@@ -248,7 +249,13 @@ async fn authorization_code(
                 },
                 Err(reason) => {
                     *refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
-                    CodeDecision::Reject
+                    // An authenticated client spends its own code; a public client's request
+                    // proves nothing more than the code itself, so it spends nothing.
+                    if authenticated {
+                        CodeDecision::Reject
+                    } else {
+                        CodeDecision::Refuse
+                    }
                 }
             },
         )

@@ -467,6 +467,86 @@ async fn a_public_client_uses_pkce_without_a_secret() {
     assert_oauth_error(&r, 400, "invalid_grant");
 }
 
+/// A public client proves itself with the code's verifier only: a request without it, or with
+/// the wrong redirect URI, spends nothing (whoever holds a leaked code cannot burn it), and a
+/// used code presented so revokes nothing (nor end the user's tokens).
+#[tokio::test]
+async fn a_public_clients_code_is_spent_only_with_its_verifier() {
+    let app = TestApp::spawn().await;
+    let c = app
+        .create_client(&app.admin_key, public_client("Mobile"))
+        .await;
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    let mut params = standard_params(&id);
+    params.retain(|(k, _)| *k != "redirect_uri");
+    params.push(("redirect_uri", "http://127.0.0.1/callback".into()));
+    let code = code_for(&app, &params).await;
+    let wrong_verifier = "x".repeat(43);
+    let form = |verifier: Option<&str>, redirect: &str| {
+        let mut f = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", id.clone()),
+            ("code", code.clone()),
+            ("redirect_uri", redirect.to_owned()),
+        ];
+        if let Some(v) = verifier {
+            f.push(("code_verifier", v.to_owned()));
+        }
+        f
+    };
+    let send = |f: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(app, "/oauth/token", None, &f).await
+        }
+    };
+    let wrong = wrong_verifier.as_str();
+    for attempt in [
+        form(None, "http://127.0.0.1/callback"),
+        form(Some(wrong), "http://127.0.0.1/callback"),
+        form(Some(VERIFIER), "http://127.0.0.1/other"),
+    ] {
+        assert_oauth_error(&send(attempt).await, 400, "invalid_grant");
+    }
+    let r = send(form(Some(VERIFIER), "http://127.0.0.1/callback")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    // The used code again, without the verifier: refused, and the tokens stand.
+    assert_oauth_error(
+        &send(form(Some(wrong), "http://127.0.0.1/callback")).await,
+        400,
+        "invalid_grant",
+    );
+    let refresh = |rt: String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            post_form(
+                app,
+                "/oauth/token",
+                None,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &id),
+                    ("refresh_token", &rt),
+                ],
+            )
+            .await
+        }
+    };
+    let r = refresh(rt).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    // With the verifier, the replay proves possession and ends the family (RFC 6749 §4.1.2).
+    assert_oauth_error(
+        &send(form(Some(VERIFIER), "http://127.0.0.1/callback")).await,
+        400,
+        "invalid_grant",
+    );
+    assert_oauth_error(&refresh(rt).await, 400, "invalid_grant");
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_may_narrow_but_not_widen() {
     let app = TestApp::spawn().await;
