@@ -14,8 +14,9 @@ use crate::client::{ClientDraft, RegistrationPolicy};
 
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
-/// Longest client id URL accepted.
-pub const MAX_CLIENT_ID_LEN: usize = 2000;
+/// Longest client id URL accepted, in bytes: the longest client_id the server reads anywhere, so
+/// that a document client accepted here can also be exchanged at the token endpoint.
+pub const MAX_CLIENT_ID_LEN: usize = crate::client::MAX_CLIENT_ID_BYTES;
 
 /// What a `client_id` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub fn classify(client_id: &str, policy: DocumentPolicy<'_>) -> ClientIdKind {
         return refused("this server does not accept client metadata documents");
     }
     if client_id.len() > MAX_CLIENT_ID_LEN {
-        return refused("the client_id URL is too long");
+        return refused("the client_id URL is longer than 255 bytes");
     }
     let Ok(url) = Url::parse(client_id) else {
         return refused("the client_id is not a valid URL");
@@ -319,6 +320,22 @@ mod tests {
             allowed_hosts: &[],
             allow_http_loopback: false,
         }
+    }
+
+    #[test]
+    fn a_document_url_is_at_most_as_long_as_any_client_id() {
+        let base = "https://client.example.com/";
+        let fits = format!("{base}{}", "a".repeat(MAX_CLIENT_ID_LEN - base.len()));
+        assert_eq!(fits.len(), 255);
+        assert!(matches!(
+            classify(&fits, policy()),
+            ClientIdKind::Document(_)
+        ));
+        let long = format!("{fits}b");
+        assert_eq!(
+            classify(&long, policy()),
+            ClientIdKind::Refused("the client_id URL is longer than 255 bytes".into())
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::validation::is_format_char;
 use crate::validation::{FieldError, ValidationErrors};
 use crate::UnixSeconds;
 
+/// The longest client_id this server reads, in bytes. Its own ids are UUIDs; a Client ID
+/// Metadata Document's URL may be longer, up to this bound (the token endpoint refuses anything
+/// longer before it reaches the database or a rate-limit key).
+pub const MAX_CLIENT_ID_BYTES: usize = 255;
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_REDIRECT_URIS: usize = 20;
 pub const MAX_SCOPES: usize = 100;

@@ -538,22 +538,78 @@ async fn fetch_document(
     Ok(draft)
 }
 
-/// The client the document at `url` describes: from the cache while fresh, else fetched and
-/// validated; the stored row created or brought up to date.
-pub async fn resolve(
+/// A document client as an authorization request sees it: the stored row, brought up to date,
+/// or, for a document no stored row has yet, the client it would be, **not stored**. An
+/// anonymous caller can name any number of document URLs; only a signed-in user's valid request
+/// stores one ([`Described::stored`]), so naming URLs adds no rows.
+pub enum Described {
+    Stored(Client),
+    New {
+        client: Client,
+        draft: Box<ClientDraft>,
+    },
+}
+
+impl Described {
+    pub fn client(&self) -> &Client {
+        match self {
+            Described::Stored(client) | Described::New { client, .. } => client,
+        }
+    }
+
+    /// The client as stored: created now (with its `client.registered` event) if it was new.
+    pub async fn stored(
+        self,
+        store: &dyn oauth_store::Store,
+        now: UnixSeconds,
+    ) -> Result<Client, Refusal> {
+        match self {
+            Described::Stored(client) => Ok(client),
+            Described::New { client, draft } => {
+                reconcile(store, &client.client_id, None, *draft, now).await
+            }
+        }
+    }
+}
+
+/// The client the document at `url` describes (from the cache while fresh, else fetched and
+/// validated): its stored row brought up to date, or the client it would be, not stored (see
+/// [`Described`]).
+pub async fn describe(
     documents: &Documents,
     store: &dyn oauth_store::Store,
     config: &Config,
     now: UnixSeconds,
     url: &Url,
-) -> Result<Client, Refusal> {
+) -> Result<Described, Refusal> {
     let draft = current_draft(documents, config, now, url).await?;
-    let stored = store.get_client(url.as_str()).await?;
-    reconcile(store, url.as_str(), stored, draft, now).await
+    match store.get_client(url.as_str()).await? {
+        Some(stored) => Ok(Described::Stored(
+            reconcile(store, url.as_str(), Some(stored), draft, now).await?,
+        )),
+        None => {
+            let (client, _) = new_document_client(url.as_str(), draft.clone(), now);
+            Ok(Described::New {
+                client,
+                draft: Box::new(draft),
+            })
+        }
+    }
 }
 
-/// [`resolve`] for a document client the caller has just read from the store: the same, without
-/// reading it again.
+fn new_document_client(id: &str, draft: ClientDraft, now: UnixSeconds) -> (Client, Option<String>) {
+    Client::new(
+        id.to_owned(),
+        draft,
+        ClientOrigin::MetadataDocument,
+        (THIRD_PARTY_ORG_ID, ""),
+        now,
+        &mut OsRng,
+    )
+}
+
+/// The client the document at `url` describes, for a document client the caller has just read
+/// from the store: its row brought up to date.
 pub async fn refresh(
     documents: &Documents,
     store: &dyn oauth_store::Store,
@@ -597,14 +653,7 @@ async fn reconcile(
 ) -> Result<Client, Refusal> {
     match stored {
         None => {
-            let (client, _) = Client::new(
-                id.to_owned(),
-                draft,
-                ClientOrigin::MetadataDocument,
-                (THIRD_PARTY_ORG_ID, ""),
-                now,
-                &mut OsRng,
-            );
+            let (client, _) = new_document_client(id, draft, now);
             match store.insert_client(&client).await {
                 Ok(()) => {
                     audit::record(

@@ -303,9 +303,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Ap
     Ok(Some((id, secret)))
 }
 
-/// The longest client_id this server reads. Its own ids are UUIDs; anything much longer names
-/// no client and is refused before it reaches the database or a rate-limit key.
-pub const MAX_CLIENT_ID_BYTES: usize = 255;
+pub use oauth_core::client::MAX_CLIENT_ID_BYTES;
 
 /// Whether `id` could be a client_id: at most [`MAX_CLIENT_ID_BYTES`], no control character
 /// (a NUL cannot even be looked up in PostgreSQL).

@@ -130,13 +130,14 @@ async fn authorize(
         }
     };
     let query = AuthorizeQuery(&pairs);
-    let client = match query.client_id() {
+    let mut described = None;
+    let mut client = match query.client_id() {
         Ok(id) => match classify(id, document_policy(&state.config.registration)) {
             ClientIdKind::Registered => state.store.get_client(id).await?,
             // A Client ID Metadata Document: any refusal is a page, never a redirect (the
             // redirect URIs are the document's, and it was not accepted).
             ClientIdKind::Refused(why) => return Ok(refused_document(&why)),
-            ClientIdKind::Document(url) => match crate::cimd::resolve(
+            ClientIdKind::Document(url) => match crate::cimd::describe(
                 &state.documents,
                 state.store.as_ref(),
                 &state.config,
@@ -145,7 +146,11 @@ async fn authorize(
             )
             .await
             {
-                Ok(client) => Some(client),
+                Ok(d) => {
+                    let client = d.client().clone();
+                    described = Some(d);
+                    Some(client)
+                }
                 Err(crate::cimd::Refusal::Document(why)) => {
                     return Ok(refused_document(&why.to_string()))
                 }
@@ -210,6 +215,17 @@ async fn authorize(
         );
         return Ok(found(&login));
     };
+    // A document client named for the first time is stored only now, for a signed-in user's
+    // valid request: naming document URLs anonymously stores nothing.
+    if let Some(d) = described {
+        match d.stored(state.store.as_ref(), state.clock.now()).await {
+            Ok(stored) => client = Some(stored),
+            Err(crate::cimd::Refusal::Document(why)) => {
+                return Ok(refused_document(&why.to_string()))
+            }
+            Err(crate::cimd::Refusal::Store(e)) => return Err(e),
+        }
+    }
 
     let may_skip = client
         .as_ref()

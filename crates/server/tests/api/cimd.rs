@@ -449,6 +449,72 @@ async fn documents_that_are_refused() {
     assert!(location(&r).starts_with("/consent?"));
 }
 
+/// Naming document URLs stores nothing until a signed-in user's request for one is valid: an
+/// anonymous caller sent to sign in, or a signed-in request refused, adds no client row and no
+/// `client.registered` event; the signed-in user's valid request then stores the client once.
+#[tokio::test]
+async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
+    let docs = DocServer::start().await;
+    let (app, _) = spawn(true).await;
+    let registered = |app: &TestApp| {
+        let store = app.server.store.clone();
+        async move {
+            store
+                .list_security_events(&Default::default(), 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "client.registered")
+                .count()
+        }
+    };
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            let path = format!("/anon/{i}.json");
+            let id = docs.url(&path);
+            docs.serve_doc(&path, &document(&id));
+            id
+        })
+        .collect();
+    for id in &ids {
+        let r = app
+            .http
+            .get(app.at(&path_of(&params(id, CALLBACK))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        assert!(location(&r).starts_with("/login?"), "{}", location(&r));
+        assert!(app.server.store.get_client(id).await.unwrap().is_none());
+    }
+    // A signed-in request that is refused (a redirect URI the document does not list).
+    let r = authorize(&app, &ids[0], "https://attacker.example/cb").await;
+    assert_eq!(r.status(), 422);
+    assert!(app
+        .server
+        .store
+        .get_client(&ids[0])
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(registered(&app).await, 0);
+    // The valid one stores it, once.
+    let r = authorize(&app, &ids[0], CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/consent?consent_token="));
+    let stored = app.server.store.get_client(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(stored.origin, ClientOrigin::MetadataDocument);
+    assert_eq!(authorize(&app, &ids[0], CALLBACK).await.status(), 302);
+    assert_eq!(registered(&app).await, 1);
+    assert!(app
+        .server
+        .store
+        .get_client(&ids[1])
+        .await
+        .unwrap()
+        .is_none());
+}
+
 #[tokio::test]
 async fn an_unlisted_redirect_uri_is_a_page_not_a_redirect() {
     let docs = DocServer::start().await;
@@ -892,7 +958,7 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
     for i in 0..3 {
         let url = slow(&format!("/clients/slow-{i}.json"));
         let fetch =
-            oauth_server::cimd::resolve(&documents, app.server.store.as_ref(), &config, now, &url);
+            oauth_server::cimd::describe(&documents, app.server.store.as_ref(), &config, now, &url);
         let cancelled = tokio::time::timeout(Duration::from_millis(50), fetch).await;
         assert!(cancelled.is_err(), "the fetch was still under way");
         assert_eq!(documents.fetches_under_way(), 0, "after fetch {i}");
@@ -902,17 +968,17 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
     let store = app.server.store.as_ref();
     let first = tokio::time::timeout(
         Duration::from_millis(50),
-        oauth_server::cimd::resolve(&documents, store, &config, now, &url),
+        oauth_server::cimd::describe(&documents, store, &config, now, &url),
     );
     let second = async {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        oauth_server::cimd::resolve(&documents, store, &config, now, &url).await
+        oauth_server::cimd::describe(&documents, store, &config, now, &url).await
     };
     let (first, second) = tokio::join!(first, second);
     assert!(first.is_err(), "the first request went away");
-    let Ok(client) = second else {
+    let Ok(described) = second else {
         panic!("the waiting request did not get the client")
     };
-    assert_eq!(client.client_id, url.as_str());
+    assert_eq!(described.client().client_id, url.as_str());
     assert_eq!(documents.fetches_under_way(), 0);
 }
