@@ -62,6 +62,8 @@ impl ClientOrigin {
 /// The organization that holds every third-party client. No user is ever a member of it, so
 /// no management credential reaches its clients.
 pub const THIRD_PARTY_ORG_ID: &str = "org_third_party_clients";
+/// Its name, which no user's organization may take.
+pub const THIRD_PARTY_ORG_NAME: &str = "(third-party clients)";
 
 /// A client as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -60,6 +60,10 @@ pub async fn create_user(
     if org_name.is_empty() || org_name.chars().count() > 200 {
         bail!("the organization name must have 1 to 200 characters");
     }
+    // The store refuses it too (by the organization's id); this says why.
+    if org_name == oauth_core::client::THIRD_PARTY_ORG_NAME {
+        bail!("the organization name {org_name} is reserved for third-party clients");
+    }
     let (password, generated) = match password {
         Some(p) if p.chars().count() >= 8 => (p, false),
         Some(_) => bail!("the password must have at least 8 characters"),

@@ -124,6 +124,24 @@ fn admin_commands_print_one_json_object() {
     assert!(out.is_empty());
     assert!(err.contains("already exists"), "{err}");
 
+    // Nobody joins the organization of third-party clients, and the refusal says so.
+    let (ok, out, err) = admin(
+        &db,
+        &[
+            "users",
+            "create",
+            "--email",
+            "joiner@example.com",
+            "--org",
+            oauth_core::client::THIRD_PARTY_ORG_NAME,
+            "--json",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert!(err.contains("is reserved for third-party clients"), "{err}");
+
     let (ok, out, err) = admin(
         &db,
         &[
