@@ -475,11 +475,14 @@ impl ClientDraft {
         self.jwks.is_some() || self.jwks_uri.is_some()
     }
 
-    /// Does `new` change what users are shown or where they are sent (name, logo, redirect
-    /// URIs)? A verified mark vouches for those, and does not cover new values.
+    /// Does `new` change what users are shown or where they are sent (name, logo, the policy
+    /// and terms links of the consent page, redirect URIs)? A verified mark vouches for those,
+    /// and does not cover new values.
     pub fn changes_what_users_see(&self, new: &ClientDraft) -> bool {
         self.name != new.name
             || self.logo_uri != new.logo_uri
+            || self.policy_uri != new.policy_uri
+            || self.tos_uri != new.tos_uri
             || self.redirect_uris != new.redirect_uris
     }
 

@@ -596,11 +596,12 @@ async fn changing_what_users_see_clears_the_verified_mark() {
             .unwrap());
     };
     for (patch, clears) in [
+        (json!({"allowed_scopes": ["messaging"]}), false),
         (
             json!({"policy_uri": "https://app.example.com/privacy2"}),
-            false,
+            true,
         ),
-        (json!({"allowed_scopes": ["messaging"]}), false),
+        (json!({"tos_uri": "https://app.example.com/terms2"}), true),
         (json!({"name": "Renamed"}), true),
         (json!({"logo_uri": "https://app.example.com/new.png"}), true),
         (
