@@ -27,7 +27,7 @@ use oauth_store::{
 };
 use oauth_wire::{ErrorBody, GrantType, TokenResponse};
 use rand::rngs::OsRng;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::audit::{self, Event, EventKind};
@@ -102,8 +102,12 @@ async fn token(
         _ => authenticate_client(&state, &creds, peer.ip()).await?,
     };
     let response = match grant_type {
-        "authorization_code" => authorization_code(&state, &client, &params, unused_code).await?,
-        "refresh_token" => refresh_token(&state, &client, &params, stored_refresh).await?,
+        "authorization_code" => {
+            authorization_code(&state, &client, &params, unused_code, peer.ip()).await?
+        }
+        "refresh_token" => {
+            refresh_token(&state, &client, &params, stored_refresh, peer.ip()).await?
+        }
         "client_credentials" => client_credentials(&state, &client, &params)?,
         other => {
             return Err(ApiError::oauth(
@@ -169,6 +173,22 @@ fn client_credentials(
     })
 }
 
+/// A client presented another client's code or refresh token: one of the address's client
+/// authentication failures is spent (and one of this client's from the address), as for a wrong
+/// secret. The owner's credential is left alone; the presenter pays, and the security event each
+/// attempt stores is bounded by the failure budget rather than by the request budget.
+async fn presented_another_clients(
+    state: &AppState,
+    client: &oauth_core::Client,
+    peer: IpAddr,
+    now: UnixSeconds,
+) {
+    state
+        .rate_limits
+        .client_authentication_failed(Some(&client.client_id), peer, now)
+        .await;
+}
+
 fn invalid_grant(description: &'static str) -> ApiError {
     ApiError::oauth("invalid_grant", description)
 }
@@ -190,6 +210,7 @@ async fn authorization_code(
     auth: &AuthenticatedClient,
     params: &OAuthParams,
     unused: Option<AuthorizationCode>,
+    peer: IpAddr,
 ) -> Result<TokenResponse, ApiError> {
     let client = &auth.client;
     require_grant_type(auth, GrantType::AuthorizationCode)?;
@@ -298,6 +319,7 @@ async fn authorization_code(
             issued_to,
             grant_id,
         } => {
+            presented_another_clients(state, client, peer, now).await;
             audit::record(
                 state.store.as_ref(),
                 now,
@@ -389,6 +411,7 @@ async fn refresh_token(
     auth: &AuthenticatedClient,
     params: &OAuthParams,
     stored: Option<RefreshToken>,
+    peer: IpAddr,
 ) -> Result<TokenResponse, ApiError> {
     let client = &auth.client;
     require_grant_type(auth, GrantType::RefreshToken)?;
@@ -403,6 +426,7 @@ async fn refresh_token(
     // §6: the token was issued to the authenticated client. Another client's attempt changes
     // nothing.
     if stored.client_id != client.client_id {
+        presented_another_clients(state, client, peer, now).await;
         audit::record(
             state.store.as_ref(),
             now,

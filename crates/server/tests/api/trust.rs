@@ -459,6 +459,41 @@ async fn a_code_presented_by_another_client_is_not_burned() {
     assert_eq!(events.len(), 3);
 }
 
+/// Presenting another client's code or refresh token spends the presenter's client
+/// authentication failures, as a wrong secret does: after the (client_id, address) budget (10 at
+/// once) the presenter is answered 429 before anything is read, so the security events its
+/// attempts store are bounded by that budget; the owner exchanges its code all the same.
+#[tokio::test]
+async fn presenting_another_clients_code_spends_the_presenters_failures() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = first_party_code_client(&app).await;
+    let (_, intruder) = registered_code_client(&app, None).await;
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    for i in 0..10 {
+        let r = exchange(&app, &intruder, &code).await;
+        assert_eq!(r.status, 400, "attempt {i}: {}", r.body);
+        assert_eq!(r.body["error"], "invalid_grant");
+    }
+    let r = exchange(&app, &intruder, &code).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let events = app
+        .server
+        .store
+        .list_security_events(
+            &oauth_store::SecurityEventFilter {
+                kind: Some("authorization_code.wrong_client".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 10);
+    let r = exchange(&app, &auth, &code).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 #[tokio::test]
 async fn replay_and_reuse_revoke_one_family_and_leave_the_others() {
     let app = TestApp::spawn().await;
@@ -788,7 +823,19 @@ async fn a_family_ends_at_its_absolute_lifetime() {
 
 #[tokio::test]
 async fn thirty_intruders_at_once_do_not_take_the_owners_code() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
+    // Every presentation spends a failure of the intruder's address, which here is the owner's
+    // too: budgets large enough that all 30 are answered (the budget has a test of its own).
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(|c| {
+            let many = oauth_server::config::RateLimit {
+                requests: 1000,
+                window_secs: 60,
+            };
+            c.rate_limits.client_auth_failures_per_ip = many;
+            c.rate_limits.client_auth_failures_per_client_ip = many;
+        })
+        .await,
+    );
     let (id, auth) = first_party_code_client(&app).await;
     let (_, intruder) = registered_code_client(&app, None).await;
     let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
