@@ -13,6 +13,7 @@ use oauth_store::{
     NewRefreshToken, NewTokenFamily, NewUser, RefreshRotation, Store, StoreError, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
+use sqlx::Connection as _;
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -1436,4 +1437,91 @@ storage_tests! {
     revoking_a_family_by_one_token,
     expired_tokens_do_not_rotate_and_are_purged,
     deleting_the_client_deletes_its_refresh_tokens,
+}
+
+/// On a fresh PostgreSQL database (never analyzed, as just after installation), codes are
+/// exchanged and refresh tokens rotated through their keys' indexes only: never through the
+/// index of the client, the grant, the family or the expiry, which would read every code of the
+/// client or every token of the grant to find one (`shared`, "a row found by its key"). The
+/// statements name those columns too, and without statistics the planner judged their smaller
+/// indexes cheaper. Read from `pg_stat_user_indexes`, which a backend updates within a second of
+/// going idle.
+#[tokio::test]
+async fn postgres_finds_codes_and_refresh_tokens_by_their_keys() {
+    let Some((url, _db)) = support::postgres_url().await else {
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL suite",
+            support::POSTGRES_ENV
+        );
+        return;
+    };
+    let store = oauth_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let store = store.as_ref();
+    let u = user(store, "plans@x.example").await;
+    let c = client_of(store, &u).await;
+    const N: usize = 12;
+    let mut grant = None;
+    for i in 0..N {
+        grant = Some(approve(store, &u, &c, &format!("consent-{i}"), &format!("code-{i}")).await);
+    }
+    let grant = grant.unwrap();
+    for i in 0..N {
+        let out = exchange(
+            store,
+            &format!("code-{i}"),
+            &c.client_id,
+            &family(&format!("fam-{i}"), NOW + DAY),
+            token(&format!("rt-{i}"), &grant, &["admin"], NOW + 1),
+            NOW + 1,
+        )
+        .await;
+        assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    }
+    for i in 0..N {
+        let new = token(&format!("rt-{i}-next"), &grant, &["admin"], NOW + 2);
+        let out = store
+            .rotate_refresh_token(&format!("rt-{i}"), &new, NOW + 2)
+            .await
+            .unwrap();
+        assert!(matches!(out, RefreshRotation::Rotated(_)), "{out:?}");
+    }
+    let mut stats = sqlx::PgConnection::connect(&url).await.unwrap();
+    let read = async |stats: &mut sqlx::PgConnection| -> std::collections::HashMap<String, i64> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT indexrelname::text, idx_scan FROM pg_stat_user_indexes \
+             WHERE relname IN ('authorization_codes', 'refresh_tokens')",
+        )
+        .fetch_all(stats)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    };
+    // Wait for the store's connections to report: every exchange read its code by its key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let scans = loop {
+        let scans = read(&mut stats).await;
+        let reported = |index: &str| scans.get(index).copied().unwrap_or(0);
+        if reported("authorization_codes_pkey") >= N as i64
+            && reported("refresh_tokens_pkey") >= N as i64
+        {
+            break scans;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics never reported: {scans:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    for index in [
+        "authorization_codes_client",
+        "authorization_codes_grant",
+        "refresh_tokens_grant",
+        "refresh_tokens_family",
+        "refresh_tokens_expiry",
+    ] {
+        assert_eq!(scans.get(index), Some(&0), "{index} was read: {scans:?}");
+    }
+    store.close().await;
 }
