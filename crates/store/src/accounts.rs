@@ -196,7 +196,7 @@ impl<B: Engine> AccountStore for B {
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
         let sql = "SELECT u.id, u.org_id, u.email, u.password_hash, u.created_at \
                    FROM sessions s JOIN users u ON u.id = s.user_id \
-                   WHERE s.id_hash = $1 AND s.expires_at > $2";
+                   WHERE s.id_hash = $1 AND (s.expires_at > $2) IS TRUE";
         self.point_read(sql, &[Arg::Text(id_hash), Arg::Int(now)])
             .await
     }

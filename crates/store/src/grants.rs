@@ -1071,7 +1071,7 @@ impl WriteJob for ExchangeCode {
         // grant lock above and re-checks here.
         let sql = format!(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
-             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+             WHERE code_hash = $3 AND (used_at IS NULL AND expires_at > $1) IS TRUE \
              RETURNING {CODE_COLUMNS}"
         );
         let code: Option<AuthorizationCode> = e

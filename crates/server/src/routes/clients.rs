@@ -135,7 +135,7 @@ fn parse_list_query(q: &QueryParams) -> Result<(ClientFilter, oauth_core::PageSp
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -167,7 +167,7 @@ async fn list(
         (status = 422, description = "A field failed validation, named in `errors`", body = ErrorBody),
         (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn create(
     State(state): State<AppState>,
@@ -213,7 +213,7 @@ async fn create(
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn show(
     State(state): State<AppState>,
@@ -245,7 +245,7 @@ async fn show(
         (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
         (status = 422, description = "A field failed validation, named in `errors`", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn update(
     State(state): State<AppState>,
@@ -312,7 +312,7 @@ async fn update(
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "No such client in the caller's organization", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn remove(
     State(state): State<AppState>,

@@ -72,7 +72,7 @@ fn parse_page(q: &QueryParams) -> Result<PageSpec, ApiError> {
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 429, description = "Rate limited; see `Retry-After`", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn list(
     State(state): State<AppState>,
@@ -99,7 +99,7 @@ async fn list(
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "No such grant of the caller", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn show(
     State(state): State<AppState>,
@@ -131,7 +131,7 @@ async fn show(
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "No such grant of the caller", body = ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = [])),
 )]
 async fn revoke(
     State(state): State<AppState>,

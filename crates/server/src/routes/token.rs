@@ -173,11 +173,12 @@ fn client_credentials(
     })
 }
 
-/// A client presented another client's code or refresh token: one of the address's client
-/// authentication failures is spent (and one of this client's from the address), as for a wrong
-/// secret. The owner's credential is left alone; the presenter pays, and the security event each
-/// attempt stores is bounded by the failure budget rather than by the request budget.
-async fn presented_another_clients(
+/// A client presented another client's code or refresh token, or a public client a code with the
+/// wrong verifier or redirect URI: one of the address's client authentication failures is spent
+/// (and one of this client's from the address), as for a wrong secret. The owner's credential is
+/// left alone; the presenter pays, and what its attempts cost the server (a stored security
+/// event, a verifier tried) is bounded by the failure budget rather than by the request budget.
+async fn spend_a_failure(
     state: &AppState,
     client: &oauth_core::Client,
     peer: IpAddr,
@@ -304,6 +305,12 @@ async fn authorization_code(
     let code = match exchanged {
         CodeExchange::Exchanged(code) => code,
         CodeExchange::Rejected(_) => {
+            // A public client's refused exchange spent nothing of the code's; it spends one of
+            // the presenter's failures, so that whoever holds a leaked code cannot try
+            // verifiers at the request rate.
+            if !auth.authenticated {
+                spend_a_failure(state, client, peer, now).await;
+            }
             let reason = refusal
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -319,7 +326,7 @@ async fn authorization_code(
             issued_to,
             grant_id,
         } => {
-            presented_another_clients(state, client, peer, now).await;
+            spend_a_failure(state, client, peer, now).await;
             audit::record(
                 state.store.as_ref(),
                 now,
@@ -426,7 +433,7 @@ async fn refresh_token(
     // §6: the token was issued to the authenticated client. Another client's attempt changes
     // nothing.
     if stored.client_id != client.client_id {
-        presented_another_clients(state, client, peer, now).await;
+        spend_a_failure(state, client, peer, now).await;
         audit::record(
             state.store.as_ref(),
             now,

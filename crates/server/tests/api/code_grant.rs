@@ -467,6 +467,48 @@ async fn a_public_client_uses_pkce_without_a_secret() {
     assert_oauth_error(&r, 400, "invalid_grant");
 }
 
+/// Verifiers tried on a public client's code spend the presenter's client authentication
+/// failures (10 at once per client_id and address): a leaked code cannot be tried at the request
+/// rate, and a failure refills in 6 s.
+#[tokio::test]
+async fn a_public_clients_verifier_guesses_spend_failures() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    let c = app
+        .create_client(&app.admin_key, public_client("Mobile"))
+        .await;
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    let mut params = standard_params(&id);
+    params.retain(|(k, _)| *k != "redirect_uri");
+    params.push(("redirect_uri", "http://127.0.0.1/callback".into()));
+    let code = code_for(&app, &params).await;
+    let wrong = "x".repeat(43);
+    let attempt = |verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", id.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("code_verifier", verifier),
+        ]
+        .map(|(k, v)| (k, v.to_owned()));
+        let app = &app;
+        async move {
+            let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(app, "/oauth/token", None, &f).await
+        }
+    };
+    for i in 0..10 {
+        let r = attempt(&wrong).await;
+        assert_eq!(r.status, 400, "attempt {i}: {}", r.body);
+    }
+    let r = attempt(&wrong).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    clock.advance(7);
+    let r = attempt(VERIFIER).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 /// A public client proves itself with the code's verifier only: a request without it, or with
 /// the wrong redirect URI, spends nothing (whoever holds a leaked code cannot burn it), and a
 /// used code presented so revokes nothing (nor end the user's tokens).

@@ -494,6 +494,42 @@ async fn presenting_another_clients_code_spends_the_presenters_failures() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// The same for a refresh token: another client presenting it spends its own failures, and is
+/// answered 429 after 10; the owner still refreshes.
+#[tokio::test]
+async fn presenting_another_clients_refresh_token_spends_the_presenters_failures() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = first_party_code_client(&app).await;
+    let (_, intruder) = registered_code_client(&app, None).await;
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let r = exchange(&app, &auth, &code).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+    for i in 0..10 {
+        let r = refresh(&app, &intruder, &rt).await;
+        assert_eq!(r.status, 400, "attempt {i}: {}", r.body);
+        assert_eq!(r.body["error"], "invalid_grant");
+    }
+    let r = refresh(&app, &intruder, &rt).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let events = app
+        .server
+        .store
+        .list_security_events(
+            &oauth_store::SecurityEventFilter {
+                kind: Some("refresh_token.wrong_client".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 10);
+    let r = refresh(&app, &auth, &rt).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 #[tokio::test]
 async fn replay_and_reuse_revoke_one_family_and_leave_the_others() {
     let app = TestApp::spawn().await;
