@@ -410,9 +410,9 @@ async fn a_client_without_the_code_grant_is_unauthorized_client() {
     assert_oauth_error(&r, 401, "invalid_client");
 }
 
-#[tokio::test]
-async fn a_public_client_uses_pkce_without_a_secret() {
-    let app = TestApp::spawn().await;
+/// A public client redirecting to `http://127.0.0.1/callback`: its id and the parameters of
+/// an authorization request of it.
+async fn public_mobile_client(app: &TestApp) -> (String, Vec<(&'static str, String)>) {
     let c = app
         .create_client(&app.admin_key, public_client("Mobile"))
         .await;
@@ -420,6 +420,13 @@ async fn a_public_client_uses_pkce_without_a_secret() {
     let mut params = standard_params(&id);
     params.retain(|(k, _)| *k != "redirect_uri");
     params.push(("redirect_uri", "http://127.0.0.1/callback".into()));
+    (id, params)
+}
+
+#[tokio::test]
+async fn a_public_client_uses_pkce_without_a_secret() {
+    let app = TestApp::spawn().await;
+    let (id, params) = public_mobile_client(&app).await;
     let code = code_for(&app, &params).await;
     let r = post_form(
         &app,
@@ -474,13 +481,7 @@ async fn a_public_client_uses_pkce_without_a_secret() {
 async fn a_public_clients_verifier_guesses_spend_failures() {
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
-    let c = app
-        .create_client(&app.admin_key, public_client("Mobile"))
-        .await;
-    let id = c["client_id"].as_str().unwrap().to_owned();
-    let mut params = standard_params(&id);
-    params.retain(|(k, _)| *k != "redirect_uri");
-    params.push(("redirect_uri", "http://127.0.0.1/callback".into()));
+    let (id, params) = public_mobile_client(&app).await;
     let code = code_for(&app, &params).await;
     let wrong = "x".repeat(43);
     let attempt = |verifier: &str| {
@@ -515,13 +516,7 @@ async fn a_public_clients_verifier_guesses_spend_failures() {
 #[tokio::test]
 async fn a_public_clients_code_is_spent_only_with_its_verifier() {
     let app = TestApp::spawn().await;
-    let c = app
-        .create_client(&app.admin_key, public_client("Mobile"))
-        .await;
-    let id = c["client_id"].as_str().unwrap().to_owned();
-    let mut params = standard_params(&id);
-    params.retain(|(k, _)| *k != "redirect_uri");
-    params.push(("redirect_uri", "http://127.0.0.1/callback".into()));
+    let (id, params) = public_mobile_client(&app).await;
     let code = code_for(&app, &params).await;
     let wrong_verifier = "x".repeat(43);
     let form = |verifier: Option<&str>, redirect: &str| {
