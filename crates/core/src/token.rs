@@ -103,6 +103,14 @@ pub enum CodeRefusal {
 }
 
 impl CodeRefusal {
+    /// Whether the request had already proved that it holds the code's redirect URI and PKCE
+    /// verifier when it was refused ([`PresentedCode::check`] judges those first): a refusal for
+    /// the scopes or the resource. Only such a request of a public client spends the code or, for
+    /// a used code, revokes what it gave.
+    pub fn after_proof(self) -> bool {
+        matches!(self, CodeRefusal::NoScopeLeft | CodeRefusal::Resource)
+    }
+
     /// The OAuth error code (RFC 6749 §5.2, RFC 8707 §2).
     pub fn error(self) -> &'static str {
         match self {
@@ -286,6 +294,32 @@ mod tests {
         assert_eq!(CodeRefusal::Resource.error(), "invalid_target");
         assert_eq!(CodeRefusal::NoScopeLeft.error(), "invalid_scope");
         assert_eq!(CodeRefusal::VerifierMissing.error(), "invalid_grant");
+    }
+
+    /// A refusal counts as after the proof only when the redirect URI and the verifier passed:
+    /// a request wrong in both is refused for the proof.
+    #[test]
+    fn only_scope_and_resource_refusals_come_after_the_proof() {
+        use CodeRefusal::*;
+        for r in [
+            WrongClient,
+            RedirectUri,
+            VerifierMismatch,
+            VerifierMissing,
+            VerifierWithoutChallenge,
+            PublicClientWithoutPkce,
+            StoredChallengeMethod,
+        ] {
+            assert!(!r.after_proof(), "{r:?}");
+        }
+        assert!(NoScopeLeft.after_proof() && Resource.after_proof());
+        let both = PresentedCode {
+            verifier: Some(CHALLENGE.into()),
+            resource: Some("https://other.example".into()),
+            grantable: vec![],
+            ..presented()
+        };
+        assert_eq!(both.check(&code()), Err(VerifierMismatch));
     }
 
     #[test]

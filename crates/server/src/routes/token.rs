@@ -272,8 +272,8 @@ async fn authorization_code(
                 Err(reason) => {
                     *refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
                     // An authenticated client spends its own code; a public client's request
-                    // proves nothing more than the code itself, so it spends nothing.
-                    if authenticated {
+                    // spends nothing unless it proved it holds the verifier and redirect URI.
+                    if authenticated || reason.after_proof() {
                         CodeDecision::Reject
                     } else {
                         CodeDecision::Refuse

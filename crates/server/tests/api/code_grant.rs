@@ -510,6 +510,36 @@ async fn a_public_clients_verifier_guesses_spend_failures() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// A public client's request that carries the verifier and the redirect URI but is refused for
+/// its resource has proved possession: the code is spent, as an authenticated client's would be.
+#[tokio::test]
+async fn a_public_clients_request_with_the_verifier_spends_the_code_when_refused() {
+    let app = TestApp::spawn().await;
+    let (id, params) = public_mobile_client(&app).await;
+    let code = code_for(&app, &params).await;
+    let form = |resource: Option<&'static str>| {
+        let mut f = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", id.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("code_verifier", VERIFIER),
+        ];
+        f.extend(resource.map(|r| ("resource", r)));
+        f
+    };
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        None,
+        &form(Some("https://other.example")),
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_target");
+    let r = post_form(&app, "/oauth/token", None, &form(None)).await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+}
+
 /// A public client proves itself with the code's verifier only: a request without it, or with
 /// the wrong redirect URI, spends nothing (whoever holds a leaked code cannot burn it), and a
 /// used code presented so revokes nothing (nor end the user's tokens).
