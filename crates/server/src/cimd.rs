@@ -688,7 +688,22 @@ async fn reconcile(
                 Ok((draft.clone(), clear))
             });
             match store.edit_client(THIRD_PARTY_ORG_ID, id, edit, now).await? {
-                Some(Ok(edited)) => Ok(edited.client),
+                // Only a cleared verified mark is an event: the operator vouched for what
+                // changed. (Other changes of a document are the document's, read again.)
+                Some(Ok(edited)) => {
+                    if edited.verified_cleared {
+                        audit::record(
+                            store,
+                            now,
+                            Event::new(EventKind::ClientUpdated)
+                                .client(&edited.client)
+                                .detail("origin", "metadata_document")
+                                .detail("verified_cleared", true),
+                        )
+                        .await;
+                    }
+                    Ok(edited.client)
+                }
                 // Deleted meanwhile (the purge of unused clients): worth a retry.
                 None => Err(Refusal::Store(ApiError::unavailable())),
                 Some(Err(_)) => Err(Refusal::Store(ApiError::internal(

@@ -286,7 +286,10 @@ async fn update_registration(
         Ok((settings.clone(), s.changes_what_users_see(&settings)))
     });
     let now = state.clock.now();
-    let updated = state
+    let oauth_store::EditedClient {
+        client: updated,
+        verified_cleared,
+    } = state
         .store
         .edit_client(THIRD_PARTY_ORG_ID, &client_id, edit, now)
         .await?
@@ -294,14 +297,12 @@ async fn update_registration(
         .map_err(|refused| {
             let messages: Vec<String> = refused.0.into_iter().map(|e| e.message).collect();
             metadata(messages.join("; "))
-        })?
-        .client;
-    audit::record(
-        state.store.as_ref(),
-        now,
-        Event::new(EventKind::ClientUpdated).client(&updated),
-    )
-    .await;
+        })?;
+    let mut event = Event::new(EventKind::ClientUpdated).client(&updated);
+    if verified_cleared {
+        event = event.detail("verified_cleared", true);
+    }
+    audit::record(state.store.as_ref(), now, event).await;
     Ok(management_response(&state, &updated))
 }
 

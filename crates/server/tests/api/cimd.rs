@@ -527,6 +527,61 @@ async fn an_unlisted_redirect_uri_is_a_page_not_a_redirect() {
     assert!(r.text().await.unwrap().contains("not registered"));
 }
 
+/// A verified document client whose document changes what users see loses the mark when the
+/// document is read again, and that is recorded (`client.updated`, `verified_cleared`): the
+/// operator who vouched for it can see it go. A change users do not see records nothing.
+#[tokio::test]
+async fn a_document_that_clears_the_verified_mark_is_recorded() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/verified.json");
+    let cache = vec![("cache-control", "public, max-age=0".to_owned())];
+    docs.serve(
+        "/verified.json",
+        200,
+        document(&id).to_string(),
+        cache.clone(),
+    );
+    let (app, clock) = spawn(true).await;
+    assert_eq!(authorize(&app, &id, CALLBACK).await.status(), 302);
+    assert!(app
+        .server
+        .store
+        .set_client_verified(&id, true, app.clock.now())
+        .await
+        .unwrap());
+    let cleared = |app: &TestApp| {
+        let store = app.server.store.clone();
+        async move {
+            store
+                .list_security_events(&Default::default(), 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "client.updated" && e.detail["verified_cleared"] == true)
+                .count()
+        }
+    };
+    let mut changed = document(&id);
+    changed["scope"] = json!("messaging");
+    docs.serve("/verified.json", 200, changed.to_string(), cache.clone());
+    clock.advance(400);
+    assert_eq!(authorize(&app, &id, CALLBACK).await.status(), 302);
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert!(
+        stored.verified,
+        "the scopes are not what the mark vouches for"
+    );
+    assert_eq!(cleared(&app).await, 0);
+    changed["client_name"] = json!("Renamed Client");
+    docs.serve("/verified.json", 200, changed.to_string(), cache);
+    clock.advance(400);
+    assert_eq!(authorize(&app, &id, CALLBACK).await.status(), 302);
+    let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
+    assert!(!stored.verified);
+    assert_eq!(stored.settings.name, "Renamed Client");
+    assert_eq!(cleared(&app).await, 1);
+}
+
 #[tokio::test]
 async fn the_cache_honours_max_age_and_a_changed_document_applies_after_it() {
     let docs = DocServer::start().await;

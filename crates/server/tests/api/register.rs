@@ -500,6 +500,48 @@ async fn a_configured_registration_organization_gets_no_registered_clients() {
 /// RFC 7592: the registrant reads, updates and deletes its client with the registration
 /// access token it was given; that token is stored only hashed; any other token is 401 and
 /// changes nothing.
+/// A registrant's update that changes what users see clears the operator's verified mark, and
+/// the `client.updated` event says so.
+#[tokio::test]
+async fn a_registrants_update_that_clears_the_verified_mark_says_so() {
+    let app = TestApp::spawn().await;
+    let body = json!({"client_name": "MCP client", "token_endpoint_auth_method": "none",
+                      "redirect_uris": ["http://127.0.0.1:33418/callback"]});
+    let (status, r) = register(&app, None, &body).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    assert!(app
+        .server
+        .store
+        .set_client_verified(&id, true, app.clock.now())
+        .await
+        .unwrap());
+    let mut renamed = body.clone();
+    renamed["client_name"] = json!("Renamed");
+    let r = app
+        .http
+        .put(r["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(r["registration_access_token"].as_str().unwrap())
+        .json(&renamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!app.stored_client(&id).await.verified);
+    let events = app
+        .server
+        .store
+        .list_security_events(&Default::default(), 100)
+        .await
+        .unwrap();
+    let updated: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "client.updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{events:?}");
+    assert_eq!(updated[0].detail["verified_cleared"], true);
+}
+
 #[tokio::test]
 async fn the_registrant_manages_its_client_with_the_registration_access_token() {
     let app = TestApp::spawn().await;
