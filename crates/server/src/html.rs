@@ -48,6 +48,20 @@ pub struct AppLine {
     pub installation_host: Option<String>,
     /// That installation is an application on the user's device (a loopback redirect).
     pub installation_local: bool,
+    /// For a metadata-document client: the host of its document, which tells apart two
+    /// documents with the same name, as on the consent page.
+    pub document_host: Option<String>,
+}
+
+/// The host publishing the metadata document of a client whose id is its URL; `None` for any
+/// other client (their ids are not URLs).
+pub fn document_host(client_id: &str) -> Option<String> {
+    if !(client_id.starts_with("https://") || client_id.starts_with("http://")) {
+        return None;
+    }
+    url::Url::parse(client_id)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
 }
 
 #[derive(Template)]

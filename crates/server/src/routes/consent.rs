@@ -227,13 +227,7 @@ async fn consent_page(
             })
             .collect(),
         return_host: html::return_host(&c.redirect_uri),
-        // Only document clients have a URL as their id.
-        document_host: d
-            .client_id
-            .as_deref()
-            .filter(|id| id.starts_with("https://") || id.starts_with("http://"))
-            .and_then(|id| url::Url::parse(id).ok())
-            .and_then(|u| u.host_str().map(str::to_owned)),
+        document_host: d.client_id.as_deref().and_then(html::document_host),
         local_redirect: url::Url::parse(&c.redirect_uri)
             .is_ok_and(|u| u.host_str().is_some_and(oauth_core::cimd::is_loopback_host)),
         consent_token: token,

@@ -828,6 +828,10 @@ async fn revoking_one_installation_leaves_the_others() {
         .unwrap();
     assert_eq!(page.matches("class=\"app\"").count(), 2, "{page}");
     assert!(page.contains("web.mcp.example"), "{page}");
+    // Each names the host of the document, as the consent page did.
+    let host = url::Url::parse(&id).unwrap().host_str().unwrap().to_owned();
+    let named = format!("<strong class=\"document-host\">{host}</strong>");
+    assert_eq!(page.matches(&named).count(), 2, "{page}");
     assert!(page.contains("class=\"local-installation\""), "{page}");
     let csrf = hidden(&page, "csrf_token");
 
