@@ -1024,14 +1024,30 @@ impl WriteJob for ExchangeCode {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<CodeExchange> {
         let now = self.now;
-        let Some(head) = e
-            .fetch::<Head>(
-                "SELECT grant_id, client_id, family_id FROM authorization_codes WHERE code_hash = $1",
-                &[Arg::Text(&self.code_hash)],
-            )
-            .await?
-        else {
-            return Ok(CodeExchange::Invalid);
+        // The code as the caller read it, unused (its client, grant and family never change);
+        // else its head as stored.
+        let read = self
+            .read
+            .as_ref()
+            .filter(|read| read.code_hash == self.code_hash);
+        let head = match read {
+            Some(read) => Head {
+                grant_id: read.grant_id.clone(),
+                client_id: read.client_id.clone(),
+                family_id: read.family_id.clone(),
+            },
+            None => {
+                let head = e
+                    .fetch::<Head>(
+                        "SELECT grant_id, client_id, family_id FROM authorization_codes WHERE code_hash = $1",
+                        &[Arg::Text(&self.code_hash)],
+                    )
+                    .await?;
+                let Some(head) = head else {
+                    return Ok(CodeExchange::Invalid);
+                };
+                head
+            }
         };
         // Another client's code: refused before anything is written, so that whoever presents
         // a code they intercepted burns nothing of its owner's.
@@ -1050,9 +1066,9 @@ impl WriteJob for ExchangeCode {
         }
         // A request that nothing but its `client_id` ties to the code's client, and whose
         // verifier or redirect URI is wrong, changes nothing: the code stays its owner's.
-        let live = match &self.read {
-            Some(read) if read.code_hash == self.code_hash => Some(read.clone()),
-            _ => {
+        let live = match read {
+            Some(read) => Some(read.clone()).filter(|read| read.expires_at > now),
+            None => {
                 let sql = format!(
                     "SELECT {CODE_COLUMNS} FROM authorization_codes \
                      WHERE code_hash = $1 AND (used_at IS NULL AND expires_at > $2) IS TRUE"
