@@ -544,16 +544,13 @@ async fn fetch_document(
 /// stores one ([`Described::stored`]), so naming URLs adds no rows.
 pub enum Described {
     Stored(Client),
-    New {
-        client: Client,
-        draft: Box<ClientDraft>,
-    },
+    New(Client),
 }
 
 impl Described {
     pub fn client(&self) -> &Client {
         match self {
-            Described::Stored(client) | Described::New { client, .. } => client,
+            Described::Stored(client) | Described::New(client) => client,
         }
     }
 
@@ -565,9 +562,7 @@ impl Described {
     ) -> Result<Client, Refusal> {
         match self {
             Described::Stored(client) => Ok(client),
-            Described::New { client, draft } => {
-                reconcile(store, &client.client_id, None, *draft, now).await
-            }
+            Described::New(client) => insert(store, client, now).await,
         }
     }
 }
@@ -587,25 +582,25 @@ pub async fn describe(
         Some(stored) => Ok(Described::Stored(
             reconcile(store, url.as_str(), Some(stored), draft, now).await?,
         )),
-        None => {
-            let (client, _) = new_document_client(url.as_str(), draft.clone(), now);
-            Ok(Described::New {
-                client,
-                draft: Box::new(draft),
-            })
-        }
+        None => Ok(Described::New(new_document_client(
+            url.as_str(),
+            draft,
+            now,
+        ))),
     }
 }
 
-fn new_document_client(id: &str, draft: ClientDraft, now: UnixSeconds) -> (Client, Option<String>) {
-    Client::new(
+/// A document client has no secret.
+fn new_document_client(id: &str, draft: ClientDraft, now: UnixSeconds) -> Client {
+    let (client, _) = Client::new(
         id.to_owned(),
         draft,
         ClientOrigin::MetadataDocument,
         (THIRD_PARTY_ORG_ID, ""),
         now,
         &mut OsRng,
-    )
+    );
+    client
 }
 
 /// The client the document at `url` describes, for a document client the caller has just read
@@ -642,6 +637,33 @@ async fn current_draft(
     }
 }
 
+/// Stores a new document client, with its `client.registered` event; if another request stored
+/// it first, that row.
+async fn insert(
+    store: &dyn oauth_store::Store,
+    client: Client,
+    now: UnixSeconds,
+) -> Result<Client, Refusal> {
+    match store.insert_client(&client).await {
+        Ok(()) => {
+            audit::record(
+                store,
+                now,
+                Event::new(EventKind::ClientRegistered)
+                    .client(&client)
+                    .detail("origin", "metadata_document"),
+            )
+            .await;
+            Ok(client)
+        }
+        Err(oauth_store::StoreError::Conflict(_)) => store
+            .get_client(&client.client_id)
+            .await?
+            .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The stored row for document client `id` (`stored`, as read) made to match `draft`: created,
 /// updated, or left as it is.
 async fn reconcile(
@@ -652,28 +674,7 @@ async fn reconcile(
     now: UnixSeconds,
 ) -> Result<Client, Refusal> {
     match stored {
-        None => {
-            let (client, _) = new_document_client(id, draft, now);
-            match store.insert_client(&client).await {
-                Ok(()) => {
-                    audit::record(
-                        store,
-                        now,
-                        Event::new(EventKind::ClientRegistered)
-                            .client(&client)
-                            .detail("origin", "metadata_document"),
-                    )
-                    .await;
-                    Ok(client)
-                }
-                // Another request stored it first.
-                Err(oauth_store::StoreError::Conflict(_)) => store
-                    .get_client(id)
-                    .await?
-                    .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished"))),
-                Err(e) => Err(e.into()),
-            }
-        }
+        None => insert(store, new_document_client(id, draft, now), now).await,
         Some(existing) if existing.origin != ClientOrigin::MetadataDocument => {
             Err(Refusal::Document(DocumentError(
                 "this client_id belongs to another client".into(),
