@@ -616,63 +616,37 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
 
 async fn a_refused_exchange_writes_nothing_and_a_refused_replay_revokes_nothing(store: &dyn Store) {
     let (_, _, grant) = setup(store).await;
-    let c = grant.client_id.clone();
-    let refuse = |_: &oauth_store::AuthorizationCode| CodeDecision::Refuse;
-    let out = store
-        .exchange_authorization_code(
-            "code",
-            &c,
-            &family("f1", NOW + DAY),
-            NOW + 1,
-            Box::new(refuse),
-        )
-        .await
-        .unwrap();
+    // Exchanges "code" under a decision that is always `decision`, starting family `fam`.
+    let decided = async |fam: &str, now: i64, decision: CodeDecision| {
+        let decide = move |_: &oauth_store::AuthorizationCode| decision.clone();
+        let fam = family(fam, NOW + DAY);
+        store
+            .exchange_authorization_code("code", &grant.client_id, &fam, now, Box::new(decide))
+            .await
+            .unwrap()
+    };
+    let out = decided("f1", NOW + 1, CodeDecision::Refuse).await;
     assert!(matches!(out, CodeExchange::Rejected(_)), "{out:?}");
     assert!(!store.live_token_family("f1").await.unwrap());
     // Not burned: its owner exchanges it afterwards.
-    let first = token("first", &grant, &["admin"], NOW + 2);
-    let accept = move |_: &oauth_store::AuthorizationCode| CodeDecision::Accept {
-        refresh_token: Some(first.clone()),
-    };
-    let out = store
-        .exchange_authorization_code(
-            "code",
-            &c,
-            &family("f2", NOW + DAY),
-            NOW + 2,
-            Box::new(accept),
-        )
-        .await
-        .unwrap();
+    let first = Some(token("first", &grant, &["admin"], NOW + 2));
+    let out = decided(
+        "f2",
+        NOW + 2,
+        CodeDecision::Accept {
+            refresh_token: first,
+        },
+    )
+    .await;
     assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
     // A replay the decision refuses is invalid and ends nothing.
-    let out = store
-        .exchange_authorization_code(
-            "code",
-            &c,
-            &family("f3", NOW + DAY),
-            NOW + 3,
-            Box::new(refuse),
-        )
-        .await
-        .unwrap();
+    let out = decided("f3", NOW + 3, CodeDecision::Refuse).await;
     assert_eq!(out, CodeExchange::Invalid);
     assert!(store.live_token_family("f2").await.unwrap());
     let stored = store.find_refresh_token("first").await.unwrap().unwrap();
     assert_eq!(stored.revoked_at, None);
     // The same replay, not refused, ends the family of the first exchange.
-    let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
-    let out = store
-        .exchange_authorization_code(
-            "code",
-            &c,
-            &family("f4", NOW + DAY),
-            NOW + 4,
-            Box::new(reject),
-        )
-        .await
-        .unwrap();
+    let out = decided("f4", NOW + 4, CodeDecision::Reject).await;
     assert!(matches!(out, CodeExchange::AlreadyUsed { .. }), "{out:?}");
     assert!(!store.live_token_family("f2").await.unwrap());
 }
@@ -1065,6 +1039,44 @@ async fn a_users_pending_consents_are_bounded(store: &dyn Store) {
 
 /// Thirty exchanges of one code at once: one is issued its family and refresh token, capped
 /// by the family's end; every other is a replay, which ends the winner's family.
+/// 29 presentations that prove nothing (refused) racing the owner's own: the owner gets the code
+/// whatever the order, and nothing the refused ones did ends its family.
+async fn refused_exchanges_racing_the_owners_leave_it_the_code(store: &dyn Store) {
+    let (_, c, grant) = setup(store).await;
+    let attempts = (0..30).map(|i| {
+        let fam = family(&format!("fam-{i}"), NOW + 100);
+        let rt = token(&format!("rt-{i}"), &grant, &["admin"], NOW + 1);
+        let client_id = c.client_id.clone();
+        let decision = if i == 15 {
+            CodeDecision::Accept {
+                refresh_token: Some(rt),
+            }
+        } else {
+            CodeDecision::Refuse
+        };
+        let decide = move |_: &oauth_store::AuthorizationCode| decision.clone();
+        async move {
+            store
+                .exchange_authorization_code("code", &client_id, &fam, NOW + 1, Box::new(decide))
+                .await
+                .unwrap()
+        }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    for (i, o) in outcomes.iter().enumerate() {
+        match i {
+            15 => assert!(matches!(o, CodeExchange::Exchanged(_)), "{o:?}"),
+            _ => assert!(
+                matches!(o, CodeExchange::Rejected(_) | CodeExchange::Invalid),
+                "{i}: {o:?}"
+            ),
+        }
+    }
+    assert!(store.live_token_family("fam-15").await.unwrap());
+    let stored = store.find_refresh_token("rt-15").await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, None);
+}
+
 async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
     let (_, c, grant) = setup(store).await;
     let attempts = (0..30).map(|i| {
@@ -1428,6 +1440,7 @@ storage_tests! {
     a_refused_exchange_writes_nothing_and_a_refused_replay_revokes_nothing,
     concurrent_code_redemptions_have_one_winner,
     concurrent_exchanges_of_one_code_have_one_winner,
+    refused_exchanges_racing_the_owners_leave_it_the_code,
     a_code_read_with_its_client_is_exchanged_once,
     rotation_uses_the_old_token_and_stores_the_new_one,
     a_refresh_token_is_read_with_the_client_presenting_it,

@@ -237,9 +237,10 @@ async fn authorization_code(
     // One transaction marks the code used and, when the checks pass, starts its token family
     // and stores the refresh token: a code presented by its own authenticated client with the
     // wrong redirect URI or verifier is burned, never retried (RFC 6749 §4.1.2: single use); a
-    // public client's such request, and a code presented by another client, change nothing (that client may be an attacker, and the code is not
-    // theirs to burn); two concurrent exchanges cannot both succeed; and a crash never leaves a
-    // used code whose tokens were lost.
+    // public client's such request, and a code presented by another client, change nothing
+    // (the presenter may be an attacker, and the code is not theirs to burn); two concurrent
+    // exchanges cannot both succeed; and a crash never leaves a used code whose tokens were
+    // lost.
     let refresh_lifetime = state.config.tokens.refresh_token_lifetime_secs;
     let family = NewTokenFamily {
         id: secret::random_token(&mut OsRng),

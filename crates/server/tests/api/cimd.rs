@@ -456,18 +456,6 @@ async fn documents_that_are_refused() {
 async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
     let docs = DocServer::start().await;
     let (app, _) = spawn(true).await;
-    let registered = |app: &TestApp| {
-        let store = app.server.store.clone();
-        async move {
-            store
-                .list_security_events(&Default::default(), 1000)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|e| e.kind == "client.registered")
-                .count()
-        }
-    };
     let ids: Vec<String> = (0..5)
         .map(|i| {
             let path = format!("/anon/{i}.json");
@@ -497,7 +485,7 @@ async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(registered(&app).await, 0);
+    assert_eq!(app.events("client.registered").await.len(), 0);
     // The valid one stores it, once.
     let r = authorize(&app, &ids[0], CALLBACK).await;
     assert_eq!(r.status(), 302);
@@ -505,7 +493,7 @@ async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
     let stored = app.server.store.get_client(&ids[0]).await.unwrap().unwrap();
     assert_eq!(stored.origin, ClientOrigin::MetadataDocument);
     assert_eq!(authorize(&app, &ids[0], CALLBACK).await.status(), 302);
-    assert_eq!(registered(&app).await, 1);
+    assert_eq!(app.events("client.registered").await.len(), 1);
     assert!(app
         .server
         .store
@@ -549,17 +537,12 @@ async fn a_document_that_clears_the_verified_mark_is_recorded() {
         .set_client_verified(&id, true, app.clock.now())
         .await
         .unwrap());
-    let cleared = |app: &TestApp| {
-        let store = app.server.store.clone();
-        async move {
-            store
-                .list_security_events(&Default::default(), 1000)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|e| e.kind == "client.updated" && e.detail["verified_cleared"] == true)
-                .count()
-        }
+    let cleared = async |app: &TestApp| {
+        let updated = app.events("client.updated").await;
+        updated
+            .iter()
+            .filter(|e| e.detail["verified_cleared"] == true)
+            .count()
     };
     let mut changed = document(&id);
     changed["scope"] = json!("messaging");

@@ -528,17 +528,8 @@ async fn a_registrants_update_that_clears_the_verified_mark_says_so() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(!app.stored_client(&id).await.verified);
-    let events = app
-        .server
-        .store
-        .list_security_events(&Default::default(), 100)
-        .await
-        .unwrap();
-    let updated: Vec<_> = events
-        .iter()
-        .filter(|e| e.kind == "client.updated")
-        .collect();
-    assert_eq!(updated.len(), 1, "{events:?}");
+    let updated = app.events("client.updated").await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
     assert_eq!(updated[0].detail["verified_cleared"], true);
 }
 

@@ -39,6 +39,16 @@ pub struct TestUser {
 }
 
 impl TestApp {
+    /// The stored security events of `kind`, newest first.
+    pub async fn events(&self, kind: &str) -> Vec<oauth_store::SecurityEvent> {
+        let filter = oauth_store::SecurityEventFilter {
+            kind: Some(kind.into()),
+            ..Default::default()
+        };
+        let events = self.server.store.list_security_events(&filter, 1000).await;
+        events.unwrap()
+    }
+
     /// The client as stored (it must be).
     pub async fn stored_client(&self, client_id: &str) -> oauth_core::Client {
         let stored = self.server.store.get_client(client_id).await.unwrap();

@@ -55,22 +55,6 @@ async fn approve(app: &TestApp, key: &str, consent: &str) -> String {
     param(r["redirect_uri"].as_str().unwrap(), "code").unwrap()
 }
 
-/// How many security events of `kind` are stored.
-async fn events_of(app: &TestApp, kind: &str) -> usize {
-    app.server
-        .store
-        .list_security_events(
-            &oauth_store::SecurityEventFilter {
-                kind: Some(kind.into()),
-                ..Default::default()
-            },
-            1000,
-        )
-        .await
-        .unwrap()
-        .len()
-}
-
 async fn exchange(app: &TestApp, auth: &str, code: &str) -> Resp {
     post_form(
         app,
@@ -460,7 +444,7 @@ async fn a_code_presented_by_another_client_is_not_burned() {
     // Its owner still exchanges it, and its grant was never revoked.
     let r = exchange(&app, &auth, &code).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(events_of(&app, "authorization_code.wrong_client").await, 3);
+    assert_eq!(app.events("authorization_code.wrong_client").await.len(), 3);
 }
 
 /// Presenting another client's code or refresh token spends the presenter's client
@@ -481,7 +465,10 @@ async fn presenting_another_clients_code_spends_the_presenters_failures() {
     }
     let r = exchange(&app, &intruder, &code).await;
     assert_eq!(r.status, 429, "{}", r.body);
-    assert_eq!(events_of(&app, "authorization_code.wrong_client").await, 10);
+    assert_eq!(
+        app.events("authorization_code.wrong_client").await.len(),
+        10
+    );
     let r = exchange(&app, &auth, &code).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -505,7 +492,7 @@ async fn presenting_another_clients_refresh_token_spends_the_presenters_failures
     }
     let r = refresh(&app, &intruder, &rt).await;
     assert_eq!(r.status, 429, "{}", r.body);
-    assert_eq!(events_of(&app, "refresh_token.wrong_client").await, 10);
+    assert_eq!(app.events("refresh_token.wrong_client").await.len(), 10);
     let r = refresh(&app, &auth, &rt).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -889,5 +876,8 @@ async fn thirty_intruders_at_once_do_not_take_the_owners_code() {
         .live_token_family(claims["family_id"].as_str().unwrap())
         .await
         .unwrap());
-    assert_eq!(events_of(&app, "authorization_code.wrong_client").await, 30);
+    assert_eq!(
+        app.events("authorization_code.wrong_client").await.len(),
+        30
+    );
 }
