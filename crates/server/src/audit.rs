@@ -5,7 +5,7 @@
 //!
 //! Each place where such an event happens makes one call, [`record`], with an [`Event`] that
 //! names identifiers only. What the request itself knows (the client address and the route) is
-//! added from the [`RequestContext`] that the [`request_context`] middleware puts around every
+//! added from the [`RequestContext`] that the per-route middleware puts around every
 //! request, so the call sites need not pass it along.
 //!
 //! Rules:
@@ -20,11 +20,10 @@
 //! - Failed authentication of an unknown client id is logged, not stored: anyone can send
 //!   endless made-up ids, and a row for each would let them fill the table.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use oauth_core::entity::User;
 use oauth_core::{Client, UnixSeconds};
 use oauth_store::{NewSecurityEvent, Store};
@@ -271,16 +270,21 @@ tokio::task_local! {
     static REQUEST: RequestContext;
 }
 
-/// Middleware: runs the rest of the request inside its [`RequestContext`].
-pub async fn request_context(req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip().to_canonical());
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    REQUEST
-        .scope(RequestContext { ip, route }, next.run(req))
-        .await
+impl RequestContext {
+    /// The context of an HTTP request: its peer's address and its route template.
+    pub fn of(req: &Request) -> Self {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        Self { ip, route }
+    }
+
+    /// Runs `work` (the rest of the request) inside this context.
+    pub fn scope<F: Future>(self, work: F) -> impl Future<Output = F::Output> {
+        REQUEST.scope(self, work)
+    }
 }
 
 /// The row of `event`, with the address and route of the request being served, if any (an

@@ -6,9 +6,8 @@
 //! credentials) and answer preflights. The management API and the HTML pages allow only the
 //! origins the operator lists in `cors.allowed_origins`, and never with credentials either.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
@@ -65,9 +64,7 @@ fn audience(path: &str) -> Audience {
     }
 }
 
-/// The middleware: answers preflights, and adds `Access-Control-Allow-Origin` to responses.
-/// The origins the operator listed (`cors.allowed_origins`): the layer's only state, so a request
-/// clones one `Arc` rather than the whole application state.
+/// The origins the operator listed (`cors.allowed_origins`), shared by every request.
 #[derive(Clone)]
 pub struct ListedOrigins(Arc<[String]>);
 
@@ -77,15 +74,23 @@ impl ListedOrigins {
     }
 }
 
-pub async fn layer(
-    State(listed_origins): State<ListedOrigins>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let Some(origin) = origin else {
+/// What CORS adds to a request's response, decided before the request runs.
+pub struct Cors(Option<(HeaderValue, Audience)>);
+
+/// What [`before`] decided.
+pub enum Before {
+    /// A preflight, answered here: the handler does not run.
+    Answered(Response),
+    /// The handler runs; then these headers go on its response.
+    Handle(Cors),
+}
+
+/// Before the handler: a preflight that may be answered is answered here; otherwise the
+/// headers to add to the response once it is made.
+pub fn before(listed_origins: &ListedOrigins, req: &Request) -> Before {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
         // Not a cross-origin request from a browser.
-        return next.run(req).await;
+        return Before::Handle(Cors(None));
     };
     let aud = audience(req.uri().path());
     let listed = origin
@@ -122,13 +127,20 @@ pub async fn layer(
                 HeaderValue::from_static(PREFLIGHT_MAX_AGE),
             );
             vary_origin(h, aud);
-            return resp;
+            return Before::Answered(resp);
         }
         // Not allowed: the request goes on as it would without CORS (a 405), and without the
         // headers the browser needs, so it refuses.
     }
-    let mut resp = next.run(req).await;
-    if let Some(allow_origin) = allow_origin {
+    Before::Handle(Cors(allow_origin.map(|a| (a, aud))))
+}
+
+impl Cors {
+    /// Adds `Access-Control-Allow-Origin` (and what goes with it) to an allowed origin's response.
+    pub fn finish(self, resp: &mut Response) {
+        let Some((allow_origin, aud)) = self.0 else {
+            return;
+        };
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
         h.insert(
@@ -137,7 +149,6 @@ pub async fn layer(
         );
         vary_origin(h, aud);
     }
-    resp
 }
 
 /// A response that depends on the origin says so, for caches.

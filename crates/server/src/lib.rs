@@ -24,6 +24,7 @@ pub mod html;
 mod login_budget;
 pub mod maintenance;
 pub mod metrics;
+pub mod middleware;
 pub mod oauth_request;
 pub mod passwords;
 pub mod peer;

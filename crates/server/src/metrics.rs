@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use oauth_store::ConnectionUsage;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -246,22 +245,43 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Middleware: counts every request by route template, method and status, and its latency.
-pub async fn track(req: Request, next: Next) -> Response {
-    let Some(m) = metrics() else {
-        return next.run(req).await;
-    };
-    let route = m.route(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
-    let method = method_label(req.method());
-    let started = std::time::Instant::now();
-    let response = next.run(req).await;
-    let elapsed = started.elapsed();
-    record_request(m, route, method, response.status().as_u16(), elapsed);
-    response
+/// A request being counted (by route template, method and status) and timed, when metrics are
+/// served.
+pub struct Tracked {
+    metrics: &'static Metrics,
+    route: Arc<str>,
+    method: &'static str,
+    started: std::time::Instant,
+}
+
+impl Tracked {
+    /// Starts counting `req`; `None` when metrics are not served.
+    pub fn start(req: &Request) -> Option<Self> {
+        let m = metrics()?;
+        let route = m.route(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str),
+        );
+        Some(Self {
+            metrics: m,
+            route,
+            method: method_label(req.method()),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Counts the request's response.
+    pub fn finish(self, response: &Response) {
+        let elapsed = self.started.elapsed();
+        record_request(
+            self.metrics,
+            self.route,
+            self.method,
+            response.status().as_u16(),
+            elapsed,
+        );
+    }
 }
 
 fn record_request(m: &Metrics, route: Arc<str>, method: &'static str, status: u16, took: Duration) {

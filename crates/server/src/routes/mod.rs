@@ -4,10 +4,12 @@
 use axum::extract::MatchedPath;
 use axum::http::{Method, Request, StatusCode, Uri};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::middleware::AroundLayer;
 use crate::state::AppState;
 
 mod account;
@@ -45,73 +47,69 @@ pub fn router(state: AppState) -> Router {
         .merge(login::router())
         .merge(account::router())
         .method_not_allowed_fallback(method_not_allowed);
-    let app = Router::new()
+    Router::new()
         .nest("/v2", api.clone())
         .merge(api)
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)
-        // Cross-origin requests: preflights are answered before routing (crate::cors).
-        .layer(axum::middleware::from_fn_with_state(
-            crate::cors::ListedOrigins::new(&state.config.cors.allowed_origins),
-            crate::cors::layer,
-        ));
-    // Counted only when metrics are served: without a metrics listener the hot paths skip even
-    // the middleware.
-    let app = if state.config.metrics.bind.is_some() {
-        app.layer(axum::middleware::from_fn(crate::metrics::track))
-    } else {
-        app
-    };
-    app
-        // The client address and route of security events (`audit::record`).
-        .layer(axum::middleware::from_fn(crate::audit::request_context))
+        // One layer for all the work around every route (a layer per concern would cost every
+        // request a boxed clone per layer: crate::middleware). From the outside: a panic becomes
+        // a 500; the request's span; its audit context, metrics and CORS (preflights answered
+        // before the handler).
         .layer(
-            // Spans name the route template, never the concrete path or query: those can carry
-            // tokens.
-            // A caller's W3C trace context (`traceparent`) names the trace in the logs and, when
-            // traces are exported, makes this span a child of the caller's (telemetry.rs).
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("<unmatched>", MatchedPath::as_str);
-                    let parent = crate::telemetry::trace_parent(req.headers());
-                    let trace_id = parent.map(|p| p.trace_id);
-                    let span = if crate::telemetry::exporting() {
-                        tracing::info_span!(
-                            "request",
-                            otel.name = %format_args!("{} {route}", req.method()),
-                            otel.kind = "server",
-                            http.request.method = %req.method(),
-                            http.route = %route,
-                            http.response.status_code = tracing::field::Empty,
-                            trace_id,
-                        )
-                    } else {
-                        tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
-                    };
-                    if parent.is_some() {
-                        crate::telemetry::adopt_remote_parent(&span, req.headers());
-                    }
-                    span
-                })
-                .on_response(
-                    |res: &axum::response::Response, latency: std::time::Duration, span: &tracing::Span| {
-                        span.record("http.response.status_code", res.status().as_u16());
-                        tower_http::trace::OnResponse::on_response(
-                            tower_http::trace::DefaultOnResponse::default(),
-                            res,
-                            latency,
-                            span,
-                        );
-                    },
-                ),
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::internal("a handler panicked").into_response_owned()
+                }))
+                .layer(
+                    // Spans name the route template, never the concrete path or query: those
+                    // can carry tokens.
+                    // A caller's W3C trace context (`traceparent`) names the trace in the logs
+                    // and, when traces are exported, makes this span a child of the caller's
+                    // (telemetry.rs).
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let route = req
+                                .extensions()
+                                .get::<MatchedPath>()
+                                .map_or("<unmatched>", MatchedPath::as_str);
+                            let parent = crate::telemetry::trace_parent(req.headers());
+                            let trace_id = parent.map(|p| p.trace_id);
+                            let span = if crate::telemetry::exporting() {
+                                tracing::info_span!(
+                                    "request",
+                                    otel.name = %format_args!("{} {route}", req.method()),
+                                    otel.kind = "server",
+                                    http.request.method = %req.method(),
+                                    http.route = %route,
+                                    http.response.status_code = tracing::field::Empty,
+                                    trace_id,
+                                )
+                            } else {
+                                tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
+                            };
+                            if parent.is_some() {
+                                crate::telemetry::adopt_remote_parent(&span, req.headers());
+                            }
+                            span
+                        })
+                        .on_response(
+                            |res: &axum::response::Response, latency: std::time::Duration, span: &tracing::Span| {
+                                span.record("http.response.status_code", res.status().as_u16());
+                                tower_http::trace::OnResponse::on_response(
+                                    tower_http::trace::DefaultOnResponse::default(),
+                                    res,
+                                    latency,
+                                    span,
+                                );
+                            },
+                        ),
+                )
+                .layer(AroundLayer::new(crate::cors::ListedOrigins::new(
+                    &state.config.cors.allowed_origins,
+                ))),
         )
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal("a handler panicked").into_response_owned()
-        }))
         .with_state(state)
 }
 
