@@ -543,7 +543,9 @@ fn init_logging(config: &Config, serving: bool) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal());
     let fmt = match config.log_format {
         LogFormat::Json => fmt.json().boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt
+            .fmt_fields(crate::telemetry::BufferedFields::default())
+            .boxed(),
     };
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     // Spans are exported only by the server itself, not by the admin commands.

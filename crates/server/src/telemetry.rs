@@ -266,6 +266,56 @@ mod otlp {
     }
 }
 
+/// The text log's field formatter: `tracing_subscriber`'s own (`DefaultFields`, with its
+/// escaping of control characters), written first into a buffer each thread reuses and then
+/// copied into the span's or event's string in one piece. The fmt layer formats a span's
+/// fields when the span opens, and every request opens one: written straight into the span's
+/// new, empty string, a few small writes grew it several times per request. On a terminal
+/// (colours on) the fields are written directly, as before.
+#[derive(Debug, Default)]
+pub struct BufferedFields(tracing_subscriber::fmt::format::DefaultFields);
+
+/// A formatted set of fields longer than this gives its buffer back rather than keep it.
+const KEPT_FIELDS_BUFFER: usize = 4096;
+
+thread_local! {
+    static FIELDS_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for BufferedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::format::Writer;
+        if writer.has_ansi_escapes() {
+            return self.0.format_fields(writer, fields);
+        }
+        let buffered = FIELDS_BUFFER.try_with(|buffer| {
+            let Ok(mut buffer) = buffer.try_borrow_mut() else {
+                // A field's value that logs while it is being formatted.
+                return None;
+            };
+            let formatted = self
+                .0
+                .format_fields(Writer::new(&mut *buffer), &fields)
+                .and_then(|()| writer.write_str(&buffer));
+            // Nothing of the fields stays behind; a large buffer is given back.
+            buffer.clear();
+            if buffer.capacity() > KEPT_FIELDS_BUFFER {
+                *buffer = String::new();
+            }
+            Some(formatted)
+        });
+        match buffered {
+            Ok(Some(formatted)) => formatted,
+            // Re-entered, or the thread is ending and its buffer is gone: written directly.
+            Ok(None) | Err(_) => self.0.format_fields(writer, fields),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +362,70 @@ mod tests {
         assert!(trace_parent(&h).is_some());
         h.append("traceparent", v.parse().expect("header"));
         assert!(trace_parent(&h).is_none());
+    }
+
+    /// A log writer for tests: what the fmt layer wrote.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a span and an event inside it log, with the given field formatter.
+    fn logged<N>(fields: N) -> String
+    where
+        N: for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .without_time()
+                .fmt_fields(fields)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let long = "x".repeat(5000);
+            let span =
+                tracing::info_span!("request", method = "POST", route = %"/oauth/token", n = 3);
+            let _in = span.enter();
+            tracing::info!(r#type = "a", long = %long, "message with \u{1b}[31m an escape");
+            span.record("n", 4);
+            tracing::warn!(reason = ?Some("b"), "second");
+        });
+        let bytes = out.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn buffered_fields_log_what_the_default_fields_do() {
+        let buffered = logged(BufferedFields::default());
+        assert_eq!(
+            buffered,
+            logged(tracing_subscriber::fmt::format::DefaultFields::new())
+        );
+        assert!(
+            buffered.contains(r#"request{method="POST" route=/oauth/token n=3}"#),
+            "{buffered}"
+        );
+        assert!(buffered.contains("n=3 n=4}"), "{buffered}");
+        assert!(
+            !buffered.contains('\u{1b}'),
+            "an escape code reached the log: {buffered}"
+        );
+        // The long field was written whole, and the buffer it grew was not kept.
+        assert!(buffered.contains(&"x".repeat(5000)));
+        assert!(FIELDS_BUFFER.with(|b| b.borrow().capacity()) <= KEPT_FIELDS_BUFFER);
+        // And no field's text stays behind in it.
+        assert!(FIELDS_BUFFER.with(|b| b.borrow().is_empty()));
     }
 }
