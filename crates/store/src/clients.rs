@@ -4,6 +4,8 @@ use oauth_core::validation::ValidationErrors;
 use oauth_core::{Client, ClientDraft, ClientOrigin, PageSpec, UnixSeconds};
 use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 
 use crate::engine::{self, Engine};
@@ -51,8 +53,10 @@ impl<B: Engine> ClientStore for B {
 
     /// A point read.
     async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
-        self.point_read(&sql, &[Arg::Text(client_id)]).await
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1")
+        });
+        self.point_read(&SQL, &[Arg::Text(client_id)]).await
     }
 
     /// One read, however many ids.

@@ -1,5 +1,7 @@
 //! Tokens: refresh tokens, their families, and revoked access tokens.
 
+use std::sync::LazyLock;
+
 use oauth_core::{Client, UnixSeconds};
 
 use async_trait::async_trait;
@@ -51,31 +53,77 @@ impl FromCols for FamilyState {
     }
 }
 
-/// The condition that a verified access token is still live, with its parameters numbered
-/// from `$first`: its `jti` is not revoked, and its family and the family's grant (or, for a
-/// token from before families, its grant alone) are live. Each part is a primary-key lookup.
-fn token_liveness<'a>(token: &AccessTokenRef<'a>, first: usize) -> (String, Vec<Arg<'a>>) {
-    let jti = format!("NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ${first})");
-    let next = first + 1;
-    match (token.family_id, token.grant_id) {
-        (Some(family), _) => (
-            format!(
+/// Which condition a verified access token's liveness needs: a token from a grant names its
+/// family (or, from before families, its grant alone); a client's own token, neither.
+#[derive(Clone, Copy)]
+enum Liveness {
+    Family,
+    Grant,
+    JtiOnly,
+}
+
+impl Liveness {
+    /// In declaration order: `kind as usize` is a kind's place here.
+    const ALL: [Liveness; 3] = [Liveness::Family, Liveness::Grant, Liveness::JtiOnly];
+
+    /// The kind of `token`'s condition, and its parameters' values.
+    fn of<'a>(token: &AccessTokenRef<'a>) -> (Liveness, Vec<Arg<'a>>) {
+        match (token.family_id, token.grant_id) {
+            (Some(family), _) => (Self::Family, vec![Arg::Text(token.jti), Arg::Text(family)]),
+            (None, Some(grant)) => (Self::Grant, vec![Arg::Text(token.jti), Arg::Text(grant)]),
+            (None, None) => (Self::JtiOnly, vec![Arg::Text(token.jti)]),
+        }
+    }
+
+    /// The condition, with its parameters numbered from `$1`: the token's `jti` is not
+    /// revoked, and its family and the family's grant (or its grant alone) are live. Each part
+    /// is a primary-key lookup.
+    fn condition(self) -> String {
+        let jti = "NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1)";
+        match self {
+            Self::Family => format!(
                 "{jti} AND EXISTS (SELECT 1 FROM token_families f \
                  JOIN oauth_grants g ON g.id = f.grant_id \
-                 WHERE f.id = ${next} AND f.revoked_at IS NULL AND g.revoked_at IS NULL)"
+                 WHERE f.id = $2 AND f.revoked_at IS NULL AND g.revoked_at IS NULL)"
             ),
-            vec![Arg::Text(token.jti), Arg::Text(family)],
-        ),
-        (None, Some(grant)) => (
-            format!(
+            Self::Grant => format!(
                 "{jti} AND EXISTS (SELECT 1 FROM oauth_grants \
-                 WHERE id = ${next} AND revoked_at IS NULL)"
+                 WHERE id = $2 AND revoked_at IS NULL)"
             ),
-            vec![Arg::Text(token.jti), Arg::Text(grant)],
-        ),
-        (None, None) => (jti, vec![Arg::Text(token.jti)]),
+            Self::JtiOnly => jti.to_owned(),
+        }
+    }
+
+    /// How many parameters the condition has.
+    fn parameters(self) -> usize {
+        match self {
+            Self::Family | Self::Grant => 2,
+            Self::JtiOnly => 1,
+        }
     }
 }
+
+/// The statements of the liveness reads, one per kind of condition, written once: these run
+/// on every introspection and bearer check.
+struct LivenessStatements {
+    /// `access_token_live`.
+    live: [String; 3],
+    /// `client_and_token_state`: the client `$n+1` with the condition's value.
+    client_and_live: [String; 3],
+}
+
+static LIVENESS_STATEMENTS: LazyLock<LivenessStatements> = LazyLock::new(|| LivenessStatements {
+    live: Liveness::ALL.map(|l| format!("SELECT 1 AS one WHERE {}", l.condition())),
+    // Placeholders are numbered in order of first appearance (`shared`): the condition's
+    // first, then the client id.
+    client_and_live: Liveness::ALL.map(|l| {
+        format!(
+            "SELECT {CLIENT_COLUMNS}, ({}) AS live FROM oauth_clients WHERE client_id = ${}",
+            l.condition(),
+            l.parameters() + 1
+        )
+    }),
+});
 
 /// A client row and the token condition's value.
 struct ClientAndLive(Client, bool);
@@ -142,9 +190,9 @@ impl<B: Engine> TokenStore for B {
 
     /// A point read.
     async fn access_token_live(&self, token: &AccessTokenRef<'_>) -> Result<bool> {
-        let (live, args) = token_liveness(token, 1);
-        let sql = format!("SELECT 1 AS one WHERE {live}");
-        Ok(self.point_read::<Exists>(&sql, &args).await?.is_some())
+        let (kind, args) = Liveness::of(token);
+        let sql = &LIVENESS_STATEMENTS.live[kind as usize];
+        Ok(self.point_read::<Exists>(sql, &args).await?.is_some())
     }
 
     /// A point read.
@@ -153,16 +201,11 @@ impl<B: Engine> TokenStore for B {
         client_id: &str,
         token: &AccessTokenRef<'_>,
     ) -> Result<Option<(Client, bool)>> {
-        // Placeholders are numbered in order of first appearance (`shared`): the condition's
-        // first, then the client id.
-        let (live, mut args) = token_liveness(token, 1);
+        let (kind, mut args) = Liveness::of(token);
         args.push(Arg::Text(client_id));
-        let sql = format!(
-            "SELECT {CLIENT_COLUMNS}, ({live}) AS live FROM oauth_clients WHERE client_id = ${}",
-            args.len()
-        );
+        let sql = &LIVENESS_STATEMENTS.client_and_live[kind as usize];
         Ok(self
-            .point_read::<ClientAndLive>(&sql, &args)
+            .point_read::<ClientAndLive>(sql, &args)
             .await?
             .map(|ClientAndLive(c, live)| (c, live)))
     }
