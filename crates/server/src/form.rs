@@ -4,6 +4,8 @@
 //! not see. So does a NUL byte (`%00`): no parameter of this server holds one, and PostgreSQL
 //! text cannot store one.
 
+use std::ops::Range;
+
 /// Why a form was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FormError {
@@ -40,32 +42,85 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
 /// object too), each name at most once: the one rule for repeated names everywhere (RFC 6749
 /// §3.1: a repeated parameter is an error, never "first one wins"). Only the authorization
 /// endpoint reads [`decode`]'s pairs with repeats kept, to refuse them in its own order.
+///
+/// Every name and value is decoded into one string, the pairs being ranges of it: a token
+/// request's parameters cost two allocations, not two per parameter.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params {
+    text: String,
+    pairs: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// Up to this many pairs, a repeated name is looked for pair by pair; above it, with a set (so
+/// that a body of many parameters costs linear time).
+const REPEATS_BY_SCAN: usize = 16;
 
 impl Params {
     /// Decodes `input`, refusing a repeated name.
     pub(crate) fn parse(input: &[u8]) -> Result<Self, FormError> {
-        Self::from_pairs(decode(input)?)
+        let mut bytes = Vec::with_capacity(input.len());
+        let mut pairs = Vec::with_capacity(memchr::memchr_iter(b'&', input).count() + 1);
+        for piece in input
+            .split(|&b| b == b'&')
+            .filter(|piece| !piece.is_empty())
+        {
+            let (name, value) = match piece.iter().position(|&b| b == b'=') {
+                Some(at) => (&piece[..at], &piece[at + 1..]),
+                None => (piece, &[][..]),
+            };
+            let name = component_into(name, &mut bytes)?;
+            let value = component_into(value, &mut bytes)?;
+            if memchr::memchr(0, &bytes[name.start..value.end]).is_some() {
+                let name = String::from_utf8_lossy(&bytes[name]).replace('\0', "\\0");
+                return Err(FormError::Nul(name));
+            }
+            pairs.push((name, value));
+        }
+        // Each name and value was checked to be UTF-8 on its own.
+        let text = String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)?;
+        Self::checked(Self { text, pairs })
     }
 
     /// `pairs`, refusing a repeated name.
     pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, FormError> {
-        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-        for (name, _) in &pairs {
-            if !seen.insert(name.as_str()) {
-                return Err(FormError::Repeated(name.clone()));
-            }
+        let mut params = Self {
+            text: String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum()),
+            pairs: Vec::with_capacity(pairs.len()),
+        };
+        for (name, value) in &pairs {
+            let at = params.text.len();
+            params.text.push_str(name);
+            params.text.push_str(value);
+            let split = at + name.len();
+            params.pairs.push((at..split, split..params.text.len()));
         }
-        Ok(Self(pairs))
+        Self::checked(params)
+    }
+
+    /// Refuses a repeated name: the first name, in order, that appeared before.
+    fn checked(self) -> Result<Self, FormError> {
+        let repeated = if self.pairs.len() <= REPEATS_BY_SCAN {
+            self.names()
+                .enumerate()
+                .find(|&(i, name)| self.names().take(i).any(|earlier| earlier == name))
+                .map(|(_, name)| name)
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(self.pairs.len());
+            self.names().find(|name| !seen.insert(*name))
+        };
+        match repeated {
+            Some(name) => Err(FormError::Repeated(name.to_owned())),
+            None => Ok(self),
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| &self.text[k.clone()])
     }
 
     /// The value of `name`, if present (an empty value included).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().find(|&(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The value of `name`, or `""` when absent (for the HTML forms, where an absent field and
@@ -76,7 +131,20 @@ impl Params {
 
     /// The pairs, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.pairs
+            .iter()
+            .map(|(k, v)| (&self.text[k.clone()], &self.text[v.clone()]))
+    }
+}
+
+/// Decodes one name or value onto the end of `out`: where it lies there, once it is known to be
+/// UTF-8 on its own.
+fn component_into(raw: &[u8], out: &mut Vec<u8>) -> Result<Range<usize>, FormError> {
+    let start = out.len();
+    percent_decode_into(raw, true, BrokenEscape::Literal, out);
+    match std::str::from_utf8(&out[start..]) {
+        Ok(_) => Ok(start..out.len()),
+        Err(_) => Err(FormError::NotUtf8),
     }
 }
 
@@ -101,6 +169,19 @@ pub(crate) fn percent_decode(
     broken: BrokenEscape,
 ) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len());
+    if !percent_decode_into(raw, plus_is_space, broken, &mut out) {
+        return None;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// [`percent_decode`]'s bytes, onto the end of `out`; `false` for a refused broken escape.
+fn percent_decode_into(
+    raw: &[u8],
+    plus_is_space: bool,
+    broken: BrokenEscape,
+    out: &mut Vec<u8>,
+) -> bool {
     let mut rest = raw;
     loop {
         // The plain run up to the next `%` (or `+`) is copied whole: a token or a code is one
@@ -112,7 +193,7 @@ pub(crate) fn percent_decode(
         };
         let Some(at) = next else {
             out.extend_from_slice(rest);
-            break;
+            return true;
         };
         out.extend_from_slice(&rest[..at]);
         rest = &rest[at..];
@@ -126,14 +207,13 @@ pub(crate) fn percent_decode(
                 out.push(hi << 4 | lo);
                 rest = &rest[3..];
             }
-            _ if broken == BrokenEscape::Refuse => return None,
+            _ if broken == BrokenEscape::Refuse => return false,
             _ => {
                 out.push(b'%');
                 rest = &rest[1..];
             }
         }
     }
-    String::from_utf8(out).ok()
 }
 
 fn hex(b: Option<&u8>) -> Option<u8> {
@@ -197,8 +277,14 @@ pub mod schema {
 mod tests {
     use super::*;
 
+    fn owned(p: &Params) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     fn p(input: &str) -> Result<Vec<(String, String)>, FormError> {
-        Params::parse(input.as_bytes()).map(|p| p.0)
+        Params::parse(input.as_bytes()).map(|p| owned(&p))
     }
 
     #[test]
@@ -222,13 +308,17 @@ mod tests {
         let theirs: Vec<(String, String)> = url::form_urlencoded::parse(input)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        assert_eq!(Params::parse(input).unwrap().0, theirs);
+        assert_eq!(owned(&Params::parse(input).unwrap()), theirs);
     }
 
     #[test]
     fn invalid_utf8_and_repeats_are_refused() {
         assert_eq!(p("scope=%FF"), Err(FormError::NotUtf8));
         assert_eq!(p("%C3%28=1"), Err(FormError::NotUtf8));
+        // Each name and value on its own: halves of one character in a name and its value, or
+        // in two parameters, are no character.
+        assert_eq!(p("%C3=%A9"), Err(FormError::NotUtf8));
+        assert_eq!(p("a=%C3&%A9=b"), Err(FormError::NotUtf8));
         assert_eq!(Params::parse(b"scope=\xff"), Err(FormError::NotUtf8));
         assert_eq!(p("a=1&%61=2"), Err(FormError::Repeated("a".into())));
         assert_eq!(
@@ -241,6 +331,30 @@ mod tests {
         );
         assert_eq!(percent_decode(b"%+1", true, BrokenEscape::Refuse), None);
         assert_eq!(percent_decode(b"%4", true, BrokenEscape::Refuse), None);
+        // Few pairs are compared pair by pair, many through a set: the same answer, the first
+        // name that appeared before.
+        for n in [3, REPEATS_BY_SCAN, REPEATS_BY_SCAN + 1, 500] {
+            let mut names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+            let distinct = names.join("=v&");
+            assert_eq!(p(&distinct).unwrap().len(), n, "{n} pairs");
+            names.push("n1".into());
+            names.push("n0".into());
+            assert_eq!(
+                p(&names.join("=v&")),
+                Err(FormError::Repeated("n1".into())),
+                "{n} pairs"
+            );
+            let pairs = names.iter().map(|k| (k.clone(), String::new())).collect();
+            assert_eq!(
+                Params::from_pairs(pairs),
+                Err(FormError::Repeated("n1".into()))
+            );
+        }
+        let built = Params::from_pairs(vec![("a".into(), "1".into()), ("bc".into(), "".into())]);
+        assert_eq!(
+            owned(&built.unwrap()),
+            vec![("a".into(), "1".into()), ("bc".into(), "".into())]
+        );
         // `decode` keeps repeats for callers that judge them themselves.
         assert_eq!(decode(b"a=1&a=2").unwrap().len(), 2);
     }
