@@ -398,4 +398,42 @@ mod tests {
             assert_eq!(ours.as_deref(), expected, "{input:?}");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One `&`-separated piece: names and values from a few letters (repeats likely),
+        /// escapes valid and broken, and arbitrary bytes (NUL and invalid UTF-8 included).
+        fn piece() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                "[a-c]{0,2}(=[a-c%+]{0,3})?".prop_map(String::into_bytes),
+                "(%[0-9A-Fa-f]{2}|%[0-9A-Fa-f]?|[a-c=+]){0,6}".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..6),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// `Params::parse` decodes into one string; `decode` (kept for the authorization
+            /// endpoint) makes one string per name and value. On any input, `parse` answers
+            /// what `decode` and the repeat rule answer: the same pairs, or the same first
+            /// refusal.
+            #[test]
+            fn parse_agrees_with_decode_and_the_repeat_rule(
+                pieces in proptest::collection::vec(piece(), 0..24)
+            ) {
+                let input = pieces.join(&b'&');
+                let expected = decode(&input).and_then(Params::from_pairs);
+                let ours = Params::parse(&input);
+                prop_assert_eq!(
+                    ours.as_ref().map(owned),
+                    expected.as_ref().map(owned),
+                    "{:?}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+    }
 }
