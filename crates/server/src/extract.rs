@@ -45,20 +45,33 @@ where
 
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     content_type(headers).is_some_and(|ct| {
-        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+        ct.eq_ignore_ascii_case("application/json")
+            || (starts_with_ignoring_case(ct, "application/")
+                && ends_with_ignoring_case(ct, "+json"))
     })
 }
 
-/// The media type of `Content-Type`, lower-cased, without parameters.
-pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
+/// Whether `Content-Type` is `application/x-www-form-urlencoded` (in any case, parameters
+/// ignored).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    content_type(headers)
+        .is_some_and(|ct| ct.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// The media type of `Content-Type`, without parameters, as sent: media types are compared
+/// ignoring ASCII case (RFC 9110 §8.3.1), which the callers do.
+fn content_type(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        v.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    Some(v.split(';').next().unwrap_or("").trim())
+}
+
+fn starts_with_ignoring_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn ends_with_ignoring_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// Reads at most `limit` bytes; more is 413.
@@ -537,6 +550,46 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types_are_compared_ignoring_case_and_parameters() {
+        let with = |ct: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_bytes(ct).unwrap(),
+            );
+            (is_json(&h), is_form(&h))
+        };
+        assert_eq!(with(b"application/json"), (true, false));
+        assert_eq!(with(b"Application/JSON; charset=utf-8"), (true, false));
+        assert_eq!(with(b" application/merge-patch+JSON "), (true, false));
+        assert_eq!(
+            with(b"APPLICATION/X-WWW-FORM-URLENCODED;charset=UTF-8"),
+            (false, true)
+        );
+        for not in [
+            &b"text/json"[..],
+            b"application/jsonx",
+            b"+json",
+            b"application/",
+            b"application/x-www-form-urlencodedx",
+            b"multipart/form-data",
+            b"",
+            b"application/\xc3\xa9+json",
+        ] {
+            assert_eq!(
+                with(not),
+                (false, false),
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
+        assert_eq!(
+            (is_json(&HeaderMap::new()), is_form(&HeaderMap::new())),
+            (false, false)
+        );
+    }
 
     #[test]
     fn repeated_member_names_are_found_at_any_depth() {

@@ -16,7 +16,7 @@ use oauth_store::{AuthorizationCode, RefreshToken};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{content_type, is_json, read_body, JsonError};
+use crate::extract::{is_form, is_json, read_body, JsonError};
 use crate::form::{FormError, Params};
 use crate::state::AppState;
 
@@ -104,8 +104,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = AppState::from_ref(state).config.max_body_bytes;
         let json = is_json(req.headers());
-        let form =
-            content_type(req.headers()).as_deref() == Some("application/x-www-form-urlencoded");
+        let form = is_form(req.headers());
         if !json && !form {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

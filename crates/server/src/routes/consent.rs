@@ -26,7 +26,7 @@ use oauth_wire::{
 
 use crate::consent::decide;
 use crate::error::ApiError;
-use crate::extract::{content_type, is_json, parse_json, read_body, PathParam};
+use crate::extract::{is_form, is_json, parse_json, read_body, PathParam};
 use crate::html::{self, ConsentPage, ScopeLine};
 use crate::respond::{found, see_other};
 use crate::session::{self, Via, Viewer};
@@ -263,7 +263,7 @@ async fn consent_page(
 )]
 async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
-    if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {
+    if is_form(&headers) {
         let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
         return decide_form(&state, &headers, &bytes).await;
     }

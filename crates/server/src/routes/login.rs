@@ -31,7 +31,7 @@ use rand::rngs::OsRng;
 use crate::accounts::normalize_email;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{content_type, read_body};
+use crate::extract::{is_form, read_body};
 use crate::html::{self, AccountPage, LoginPage};
 use crate::login_budget::{attempt_keys, give_back, reserve_attempt, succeeded, with_retry_after};
 use crate::passwords::Verdict;
@@ -158,7 +158,7 @@ async fn login(
         .login_ip(peer.ip(), state.clock.now())
         .await?;
     let headers = req.headers().clone();
-    if content_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
+    if !is_form(&headers) {
         return Ok(html::message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Sign-in failed",
