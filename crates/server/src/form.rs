@@ -51,6 +51,9 @@ pub struct Params {
     pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
+/// Room for the parameters of a usual request (a code exchange has five or six).
+const USUAL_PAIRS: usize = 8;
+
 /// Up to this many pairs, a repeated name is looked for pair by pair; above it, with a set (so
 /// that a body of many parameters costs linear time).
 const REPEATS_BY_SCAN: usize = 16;
@@ -59,7 +62,9 @@ impl Params {
     /// Decodes `input`, refusing a repeated name.
     pub(crate) fn parse(input: &[u8]) -> Result<Self, FormError> {
         let mut bytes = Vec::with_capacity(input.len());
-        let mut pairs = Vec::with_capacity(memchr::memchr_iter(b'&', input).count() + 1);
+        // Sized for the usual request and grown by the pairs found, never by the separators
+        // (a body of `&`s holds no pair).
+        let mut pairs = Vec::with_capacity(USUAL_PAIRS);
         for piece in input
             .split(|&b| b == b'&')
             .filter(|piece| !piece.is_empty())
@@ -354,6 +359,16 @@ mod tests {
         assert_eq!(
             owned(&built.unwrap()),
             vec![("a".into(), "1".into()), ("bc".into(), "".into())]
+        );
+        // Memory follows the pairs found, not the separators: a body of `&`s is no pairs.
+        let mut separators = vec![b'&'; 60_000];
+        separators.extend_from_slice(b"a=1&&");
+        let params = Params::parse(&separators).unwrap();
+        assert_eq!(owned(&params), vec![("a".into(), "1".into())]);
+        assert!(
+            params.pairs.capacity() <= USUAL_PAIRS,
+            "{}",
+            params.pairs.capacity()
         );
         // `decode` keeps repeats for callers that judge them themselves.
         assert_eq!(decode(b"a=1&a=2").unwrap().len(), 2);
