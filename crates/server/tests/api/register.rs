@@ -497,9 +497,6 @@ async fn a_configured_registration_organization_gets_no_registered_clients() {
     }
 }
 
-/// RFC 7592: the registrant reads, updates and deletes its client with the registration
-/// access token it was given; that token is stored only hashed; any other token is 401 and
-/// changes nothing.
 /// A registrant's update that changes what users see clears the operator's verified mark, and
 /// the `client.updated` event says so.
 #[tokio::test]
@@ -533,6 +530,9 @@ async fn a_registrants_update_that_clears_the_verified_mark_says_so() {
     assert_eq!(updated[0].detail["verified_cleared"], true);
 }
 
+/// RFC 7592: the registrant reads, updates and deletes its client with the registration
+/// access token it was given; that token is stored only hashed; any other token is 401 and
+/// changes nothing.
 #[tokio::test]
 async fn the_registrant_manages_its_client_with_the_registration_access_token() {
     let app = TestApp::spawn().await;
