@@ -21,14 +21,8 @@ pub(crate) enum FormError {
 /// `=` splits name from value (none: an empty value); `+` is a space; `%XX` is a byte, and a `%`
 /// not followed by two hex digits stands for itself.
 pub(crate) fn decode(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = match piece.iter().position(|&b| b == b'=') {
-                Some(at) => (&piece[..at], &piece[at + 1..]),
-                None => (piece, &[][..]),
-            };
+    raw_pairs(input)
+        .map(|(name, value)| {
             let (name, value) = (component(name)?, component(value)?);
             if name.contains('\0') || value.contains('\0') {
                 return Err(FormError::Nul(name.replace('\0', "\\0")));
@@ -36,6 +30,18 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
             Ok((name, value))
         })
         .collect()
+}
+
+/// The undecoded name and value of each piece: `&`-separated, empty pieces skipped, the first
+/// `=` splitting name from value (none: an empty value).
+fn raw_pairs(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| match piece.iter().position(|&b| b == b'=') {
+            Some(at) => (&piece[..at], &piece[at + 1..]),
+            None => (piece, &[][..]),
+        })
 }
 
 /// Request parameters (a query string or a form body; the token endpoint builds them from a JSON
@@ -65,14 +71,7 @@ impl Params {
         // Sized for the usual request and grown by the pairs found, never by the separators
         // (a body of `&`s holds no pair).
         let mut pairs = Vec::with_capacity(USUAL_PAIRS);
-        for piece in input
-            .split(|&b| b == b'&')
-            .filter(|piece| !piece.is_empty())
-        {
-            let (name, value) = match piece.iter().position(|&b| b == b'=') {
-                Some(at) => (&piece[..at], &piece[at + 1..]),
-                None => (piece, &[][..]),
-            };
+        for (name, value) in raw_pairs(input) {
             let name = component_into(name, &mut bytes)?;
             let value = component_into(value, &mut bytes)?;
             if memchr::memchr(0, &bytes[name.start..value.end]).is_some() {
