@@ -1334,6 +1334,65 @@ mod pool_tests {
         let usage = store.connection_usage();
         assert!(usage.idle <= 16 && usage.in_use == 0, "{usage:?}");
     }
+
+    /// A shared read's statement is planned once per connection, not once per batch: after the
+    /// five plans PostgreSQL always makes for the arguments of a prepared statement's first
+    /// executions, it keeps the generic one.
+    #[tokio::test]
+    async fn a_shared_read_keeps_its_generic_plan() {
+        use sqlx::{Connection, Row};
+        let Ok(url) = std::env::var("OAUTH_TEST_POSTGRES_URL") else {
+            eprintln!("OAUTH_TEST_POSTGRES_URL not set: skipped");
+            return;
+        };
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        for setup in [
+            "CREATE TEMP TABLE kv (k text PRIMARY KEY, v text NOT NULL)",
+            "INSERT INTO kv SELECT 'k' || g, 'v' || g FROM generate_series(1, 1000) g",
+            "ANALYZE kv",
+        ] {
+            sqlx::query(setup).execute(&mut conn).await.expect(setup);
+        }
+        let text = crate::coalesce::batched_sql("SELECT v FROM kv WHERE k = $1", &["text[]"]);
+        for round in 0..12 {
+            let keys = vec![
+                format!("k{round}"),
+                "absent".to_owned(),
+                format!("k{}", round + 1),
+            ];
+            let rows = sqlx::query(&text)
+                .bind(keys)
+                .fetch_all(&mut conn)
+                .await
+                .expect("batch");
+            let found: Vec<(i64, String)> = rows
+                .iter()
+                .map(|r| (r.get("batch_n"), r.get("v")))
+                .collect();
+            assert_eq!(
+                found,
+                [(1, format!("v{round}")), (3, format!("v{}", round + 1))]
+                    .into_iter()
+                    .filter(|(_, v)| v != "v0")
+                    .collect::<Vec<_>>(),
+                "round {round}"
+            );
+        }
+        let plans = sqlx::query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        )
+        .bind(&text)
+        .fetch_one(&mut conn)
+        .await
+        .expect("the statement is prepared");
+        let (generic, custom): (i64, i64) = (plans.get(0), plans.get(1));
+        assert_eq!(
+            (generic, custom),
+            (7, 5),
+            "a plan made for the arguments of every batch"
+        );
+        let _ = conn.close().await;
+    }
 }
 
 #[cfg(test)]
