@@ -5,7 +5,7 @@ use oauth_core::UnixSeconds;
 use async_trait::async_trait;
 
 use crate::engine::{self, Engine};
-use crate::shared::{from_json, to_json, Arg, Cols, FromCols, Where};
+use crate::shared::{to_json, Arg, Cols, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::AuditStore;
 use crate::{NewSecurityEvent, Result, SecurityEvent, SecurityEventFilter, StoreError};
@@ -25,7 +25,7 @@ impl FromCols for SecurityEvent {
             client_id: r.col("client_id")?,
             grant_id: r.col("grant_id")?,
             ip: r.col("ip")?,
-            detail: from_json(&r.col::<String>("detail")?)?,
+            detail: r.json("detail")?,
         })
     }
 }

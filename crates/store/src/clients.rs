@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 
 use crate::engine::{self, Engine};
-use crate::shared::{from_json, to_json, Arg, Cols, Count, FromCols, Where};
+use crate::shared::{to_json, Arg, Cols, Count, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::ClientStore;
 use crate::{ClientFilter, Page, Result, StoreError};
@@ -224,25 +224,24 @@ impl FromCols for Client {
         let org_id = r.col("org_id")?;
         let user_id = r.col("user_id")?;
         let name = r.col("name")?;
-        let client_type = ClientType::parse(&r.col::<String>("client_type")?);
+        let client_type = r.with_text("client_type", ClientType::parse)?;
         let secret_hash = r.col("secret_hash")?;
         let require_pkce = r.col("require_pkce")?;
-        let grant_types = from_json::<Vec<GrantType>>(&r.col::<String>("grant_types")?)?;
-        let scopes = from_json(&r.col::<String>("scopes")?)?;
-        let redirect_uris = from_json(&r.col::<String>("redirect_uris")?)?;
+        let grant_types = r.json::<Vec<GrantType>>("grant_types")?;
+        let scopes = r.json("scopes")?;
+        let redirect_uris = r.json("redirect_uris")?;
         let logo_uri = r.col("logo_uri")?;
         let policy_uri = r.col("policy_uri")?;
         let tos_uri = r.col("tos_uri")?;
         let token_endpoint_auth_method =
-            TokenEndpointAuthMethod::parse(&r.col::<String>("token_endpoint_auth_method")?);
+            r.with_text("token_endpoint_auth_method", TokenEndpointAuthMethod::parse)?;
         let verified = r.col("verified")?;
         let created_at = r.col("created_at")?;
         let updated_at = r.col("updated_at")?;
-        let origin = {
-            let origin: String = r.col("origin")?;
-            ClientOrigin::parse(&origin)
-                .ok_or_else(|| StoreError::Internal(format!("unknown client origin {origin:?}")))?
-        };
+        let origin = r.with_text("origin", |origin| {
+            ClientOrigin::parse(origin)
+                .ok_or_else(|| StoreError::Internal(format!("unknown client origin {origin:?}")))
+        })??;
         Ok(Client {
             client_id,
             org_id,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::audit::{event_args, insert_event, NEW_EVENT_COLUMNS};
 use crate::clients::{client_joined_sql, CLIENT_COLUMNS};
 use crate::engine::{self, Engine};
-use crate::shared::{from_json, joined, to_json, Arg, Cols, Count, FromCols};
+use crate::shared::{joined, to_json, Arg, Cols, Count, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
@@ -85,8 +85,8 @@ impl FromCols for Grant {
             user_id: r.col("user_id")?,
             client_id: r.col("client_id")?,
             installation: r.col("installation")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
-            resources: from_json(&r.col::<String>("resources")?)?,
+            scopes: r.json("scopes")?,
+            resources: r.json("resources")?,
             created_at: r.col("created_at")?,
             updated_at: r.col("updated_at")?,
             last_used_at: r.col("last_used_at")?,
@@ -103,7 +103,7 @@ impl FromCols for ConsentRequest {
             user_id: r.col("user_id")?,
             client_id: r.col("client_id")?,
             redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
+            scopes: r.json("scopes")?,
             state: r.col("state")?,
             code_challenge: r.col("code_challenge")?,
             code_challenge_method: r.col("code_challenge_method")?,
@@ -123,7 +123,7 @@ impl FromCols for AuthorizationCode {
             client_id: r.col("client_id")?,
             user_id: r.col("user_id")?,
             redirect_uri: r.col("redirect_uri")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
+            scopes: r.json("scopes")?,
             code_challenge: r.col("code_challenge")?,
             code_challenge_method: r.col("code_challenge_method")?,
             resource: r.col("resource")?,

@@ -41,11 +41,24 @@ impl<T> Col for T where
 /// against it.
 pub(crate) trait Cols {
     fn col<T: Col>(&self, name: &str) -> Result<T>;
+
+    /// The text of column `name`, lent to `f` where the row holds it (not copied into a
+    /// `String` first: most such columns are parsed at once).
+    fn with_text<R>(&self, name: &str, f: impl FnOnce(&str) -> R) -> Result<R>;
+
+    /// A JSON column, decoded from the row's own text.
+    fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        self.with_text(name, from_json)?
+    }
 }
 
 impl Cols for sqlx::postgres::PgRow {
     fn col<T: Col>(&self, name: &str) -> Result<T> {
         Ok(sqlx::Row::try_get(self, name)?)
+    }
+
+    fn with_text<R>(&self, name: &str, f: impl FnOnce(&str) -> R) -> Result<R> {
+        Ok(f(sqlx::Row::try_get::<&str, _>(self, name)?))
     }
 }
 
@@ -99,6 +112,21 @@ impl Cols for InOrder<'_, '_> {
         self.next.set(i + 1);
         Ok(self.row.get(i)?)
     }
+
+    fn with_text<R>(&self, name: &str, f: impl FnOnce(&str) -> R) -> Result<R> {
+        let i = self.index_of(name)?;
+        self.next.set(i + 1);
+        match self.row.get_ref(i)? {
+            rusqlite::types::ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(f(text)),
+                Err(e) => Err(rusqlite::Error::Utf8Error(e).into()),
+            },
+            // What `col::<String>` would say of it.
+            other => Err(
+                rusqlite::Error::InvalidColumnType(i, name.to_owned(), other.data_type()).into(),
+            ),
+        }
+    }
 }
 
 /// A value decoded from one row.
@@ -138,6 +166,10 @@ struct Joined<'r, C> {
 impl<C: Cols> Cols for Joined<'_, C> {
     fn col<T: Col>(&self, name: &str) -> Result<T> {
         self.row.col(&format!("{}{name}", self.prefix))
+    }
+
+    fn with_text<R>(&self, name: &str, f: impl FnOnce(&str) -> R) -> Result<R> {
+        self.row.with_text(&format!("{}{name}", self.prefix), f)
     }
 }
 

@@ -191,7 +191,8 @@ mod tests {
     use crate::clients::CLIENT_COLUMNS;
     use crate::shared::{joined, Cols, FromCols, InOrder};
     use crate::Result;
-    use oauth_core::Client;
+    use oauth_core::{Client, ClientOrigin};
+    use oauth_wire::{ClientType, GrantType, TokenEndpointAuthMethod};
     use rusqlite::Connection;
 
     /// Reads `b` before `a`, and `c` twice, against `SELECT a, b, c`.
@@ -284,6 +285,14 @@ mod tests {
         assert_eq!(client.settings.name, "App");
         assert_eq!(client.settings.scopes, ["read"]);
         assert_eq!(client.settings.redirect_uris, ["https://a.example/cb"]);
+        // The columns parsed from the row's own text.
+        assert_eq!(client.settings.client_type, ClientType::Confidential);
+        assert_eq!(client.settings.grant_types, [GrantType::ClientCredentials]);
+        assert_eq!(
+            client.settings.token_endpoint_auth_method,
+            TokenEndpointAuthMethod::ClientSecretBasic
+        );
+        assert_eq!(client.origin, ClientOrigin::Management);
 
         let sql = crate::clients::client_joined_sql(
             "j.key AS j_key, j.value AS j_value",
@@ -294,6 +303,28 @@ mod tests {
         assert_eq!(scans, 0);
         assert_eq!(row.0, client);
         assert_eq!(row.1, Some(Joined("k".into(), "v".into())));
+    }
+
+    /// A text column that holds something else, or JSON that does not decode, or an origin
+    /// this version does not know, is an error of the read, not a panic or a default.
+    #[test]
+    fn a_client_column_that_is_not_what_it_should_be_fails_the_read() {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients");
+        for (change, expected) in [
+            ("grant_types = NULL", "Null"),
+            ("grant_types = 7", "Integer"),
+            ("scopes = '[\"read\"'", "decoding stored JSON"),
+            (
+                "origin = 'elsewhere'",
+                "unknown client origin \"elsewhere\"",
+            ),
+        ] {
+            let conn = client_table();
+            conn.execute_batch(&format!("UPDATE oauth_clients SET {change}"))
+                .expect(change);
+            let err = read_one::<Client>(&conn, &sql, &[]).expect_err(change);
+            assert!(err.to_string().contains(expected), "{change}: {err}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::clients::{client_joined_sql, CLIENT_COLUMNS};
 use crate::engine::{self, Engine};
 use crate::grants::revoke_grant_family;
-use crate::shared::{from_json, joined, to_json, Arg, Cols, Exists, FromCols};
+use crate::shared::{joined, to_json, Arg, Cols, Exists, FromCols};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
 };
@@ -27,7 +27,7 @@ impl FromCols for RefreshToken {
             grant_id: r.col("grant_id")?,
             client_id: r.col("client_id")?,
             user_id: r.col("user_id")?,
-            scopes: from_json(&r.col::<String>("scopes")?)?,
+            scopes: r.json("scopes")?,
             resource: r.col("resource")?,
             created_at: r.col("created_at")?,
             expires_at: r.col("expires_at")?,
