@@ -119,9 +119,14 @@ impl Cols for InOrder<'_, '_> {
         match self.row.get_ref(i)? {
             rusqlite::types::ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => Ok(f(text)),
-                Err(e) => Err(rusqlite::Error::Utf8Error(e).into()),
+                Err(e) => Err(rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+                .into()),
             },
-            // What `col::<String>` would say of it.
+            // What `col::<String>` would say of it (and of text that is not UTF-8, above).
             other => Err(
                 rusqlite::Error::InvalidColumnType(i, name.to_owned(), other.data_type()).into(),
             ),

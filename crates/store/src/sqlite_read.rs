@@ -305,14 +305,19 @@ mod tests {
         assert_eq!(row.1, Some(Joined("k".into(), "v".into())));
     }
 
-    /// A text column that holds something else, or JSON that does not decode, or an origin
-    /// this version does not know, is an error of the read, not a panic or a default.
+    /// A text column that holds something else (a blob keeps its type in a TEXT column) or text
+    /// that is not UTF-8, JSON that does not decode, or an origin this version does not know, is
+    /// an error of the read, not a panic or a default.
     #[test]
     fn a_client_column_that_is_not_what_it_should_be_fails_the_read() {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients");
         for (change, expected) in [
             ("grant_types = NULL", "Null"),
-            ("grant_types = 7", "Integer"),
+            ("grant_types = x'5b5d'", "Blob"),
+            (
+                "scopes = CAST(x'5bff5d' AS TEXT)",
+                "Conversion error from type Text",
+            ),
             ("scopes = '[\"read\"'", "decoding stored JSON"),
             (
                 "origin = 'elsewhere'",
