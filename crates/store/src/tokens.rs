@@ -63,9 +63,6 @@ enum Liveness {
 }
 
 impl Liveness {
-    /// In declaration order: `kind as usize` is a kind's place here.
-    const ALL: [Liveness; 3] = [Liveness::Family, Liveness::Grant, Liveness::JtiOnly];
-
     /// The kind of `token`'s condition, and its parameters' values.
     fn of<'a>(token: &AccessTokenRef<'a>) -> (Liveness, Vec<Arg<'a>>) {
         match (token.family_id, token.grant_id) {
@@ -101,29 +98,45 @@ impl Liveness {
             Self::JtiOnly => 1,
         }
     }
+
+    /// This kind's statements, written once: they run on every introspection and bearer check.
+    fn statements(self) -> &'static LivenessStatements {
+        static FAMILY: LazyLock<LivenessStatements> =
+            LazyLock::new(|| LivenessStatements::of(Liveness::Family));
+        static GRANT: LazyLock<LivenessStatements> =
+            LazyLock::new(|| LivenessStatements::of(Liveness::Grant));
+        static JTI_ONLY: LazyLock<LivenessStatements> =
+            LazyLock::new(|| LivenessStatements::of(Liveness::JtiOnly));
+        match self {
+            Self::Family => &FAMILY,
+            Self::Grant => &GRANT,
+            Self::JtiOnly => &JTI_ONLY,
+        }
+    }
 }
 
-/// The statements of the liveness reads, one per kind of condition, written once: these run
-/// on every introspection and bearer check.
+/// The statements of the liveness reads for one kind of condition.
 struct LivenessStatements {
     /// `access_token_live`.
-    live: [String; 3],
+    live: String,
     /// `client_and_token_state`: the client `$n+1` with the condition's value.
-    client_and_live: [String; 3],
+    client_and_live: String,
 }
 
-static LIVENESS_STATEMENTS: LazyLock<LivenessStatements> = LazyLock::new(|| LivenessStatements {
-    live: Liveness::ALL.map(|l| format!("SELECT 1 AS one WHERE {}", l.condition())),
-    // Placeholders are numbered in order of first appearance (`shared`): the condition's
-    // first, then the client id.
-    client_and_live: Liveness::ALL.map(|l| {
-        format!(
-            "SELECT {CLIENT_COLUMNS}, ({}) AS live FROM oauth_clients WHERE client_id = ${}",
-            l.condition(),
-            l.parameters() + 1
-        )
-    }),
-});
+impl LivenessStatements {
+    fn of(kind: Liveness) -> Self {
+        Self {
+            live: format!("SELECT 1 AS one WHERE {}", kind.condition()),
+            // Placeholders are numbered in order of first appearance (`shared`): the
+            // condition's first, then the client id.
+            client_and_live: format!(
+                "SELECT {CLIENT_COLUMNS}, ({}) AS live FROM oauth_clients WHERE client_id = ${}",
+                kind.condition(),
+                kind.parameters() + 1
+            ),
+        }
+    }
+}
 
 /// A client row and the token condition's value.
 struct ClientAndLive(Client, bool);
@@ -191,7 +204,7 @@ impl<B: Engine> TokenStore for B {
     /// A point read.
     async fn access_token_live(&self, token: &AccessTokenRef<'_>) -> Result<bool> {
         let (kind, args) = Liveness::of(token);
-        let sql = &LIVENESS_STATEMENTS.live[kind as usize];
+        let sql = &kind.statements().live;
         Ok(self.point_read::<Exists>(sql, &args).await?.is_some())
     }
 
@@ -203,7 +216,7 @@ impl<B: Engine> TokenStore for B {
     ) -> Result<Option<(Client, bool)>> {
         let (kind, mut args) = Liveness::of(token);
         args.push(Arg::Text(client_id));
-        let sql = &LIVENESS_STATEMENTS.client_and_live[kind as usize];
+        let sql = &kind.statements().client_and_live;
         Ok(self
             .point_read::<ClientAndLive>(sql, &args)
             .await?
