@@ -580,12 +580,14 @@ async fn authenticate_reading<T: Default>(
     };
     // A document client proving itself with a signed JWT: its keys are the document's, as
     // fresh as the cache allows (a rotated key set applies once the cached copy expires).
+    // Boxed: the fetch's state is several kilobytes, which every other authentication would
+    // otherwise carry (and copy) in its future.
     let client = match creds {
         ClientCredentials::Assertion { .. }
             if client.origin == ClientOrigin::MetadataDocument
                 && crate::cimd::still_accepted(&state.config.registration, &client) =>
         {
-            refreshed_document_client(state, client, peer).await?
+            Box::pin(refreshed_document_client(state, client, peer)).await?
         }
         _ => client,
     };

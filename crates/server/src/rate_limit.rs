@@ -382,20 +382,24 @@ impl RateLimiters {
             Op::Peek => limiter.peek(key, now),
         };
         match &self.shared {
-            Some(shared) if shared.available() => match shared.run(limiter, key, now, op).await {
-                Ok(0) => {
-                    shared.succeeded();
-                    Ok(())
+            // Boxed: the Redis call's state would otherwise be carried (and copied) in the
+            // future of every check, in memory too.
+            Some(shared) if shared.available() => {
+                match Box::pin(shared.run(limiter, key, now, op)).await {
+                    Ok(0) => {
+                        shared.succeeded();
+                        Ok(())
+                    }
+                    Ok(wait) => {
+                        shared.succeeded();
+                        Err(u64::try_from(wait).unwrap_or(1).clamp(1, 60))
+                    }
+                    Err(error) => {
+                        shared.failed(&error);
+                        in_memory()
+                    }
                 }
-                Ok(wait) => {
-                    shared.succeeded();
-                    Err(u64::try_from(wait).unwrap_or(1).clamp(1, 60))
-                }
-                Err(error) => {
-                    shared.failed(&error);
-                    in_memory()
-                }
-            },
+            }
             _ => in_memory(),
         }
     }
