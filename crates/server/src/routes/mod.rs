@@ -1,12 +1,8 @@
 //! The HTTP surface: one router function per module, mounted at the root and under `/v2`
 //! (docs/api.md, "Paths").
 
-use axum::extract::MatchedPath;
-use axum::http::{Method, Request, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::Router;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::middleware::AroundLayer;
@@ -54,62 +50,12 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         // One layer for all the work around every route (a layer per concern would cost every
-        // request a boxed clone per layer: crate::middleware). From the outside: a panic becomes
-        // a 500; the request's span; its audit context, metrics and CORS (preflights answered
-        // before the handler).
-        .layer(
-            ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::internal("a handler panicked").into_response_owned()
-                }))
-                .layer(
-                    // Spans name the route template, never the concrete path or query: those
-                    // can carry tokens.
-                    // A caller's W3C trace context (`traceparent`) names the trace in the logs
-                    // and, when traces are exported, makes this span a child of the caller's
-                    // (telemetry.rs).
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
-                            let route = req
-                                .extensions()
-                                .get::<MatchedPath>()
-                                .map_or("<unmatched>", MatchedPath::as_str);
-                            let parent = crate::telemetry::trace_parent(req.headers());
-                            let trace_id = parent.map(|p| p.trace_id);
-                            let span = if crate::telemetry::exporting() {
-                                tracing::info_span!(
-                                    "request",
-                                    otel.name = %format_args!("{} {route}", req.method()),
-                                    otel.kind = "server",
-                                    http.request.method = %req.method(),
-                                    http.route = %route,
-                                    http.response.status_code = tracing::field::Empty,
-                                    trace_id,
-                                )
-                            } else {
-                                tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
-                            };
-                            if parent.is_some() {
-                                crate::telemetry::adopt_remote_parent(&span, req.headers());
-                            }
-                            span
-                        })
-                        .on_response(
-                            |res: &axum::response::Response, latency: std::time::Duration, span: &tracing::Span| {
-                                span.record("http.response.status_code", res.status().as_u16());
-                                tower_http::trace::OnResponse::on_response(
-                                    tower_http::trace::DefaultOnResponse::default(),
-                                    res,
-                                    latency,
-                                    span,
-                                );
-                            },
-                        ),
-                )
-                .layer(AroundLayer::new(crate::cors::ListedOrigins::new(
-                    &state.config.cors.allowed_origins,
-                ))),
-        )
+        // request a boxed clone per layer): a panic becomes a 500; the request's span; its
+        // audit context, metrics and CORS (preflights answered before the handler). See
+        // crate::middleware.
+        .layer(AroundLayer::new(crate::cors::ListedOrigins::new(
+            &state.config.cors.allowed_origins,
+        )))
         .with_state(state)
 }
 
@@ -146,10 +92,4 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "invalid_request",
         format!("{method} is not allowed on {}", uri.path()),
     )
-}
-
-impl ApiError {
-    fn into_response_owned(self) -> axum::response::Response {
-        axum::response::IntoResponse::into_response(self)
-    }
 }
