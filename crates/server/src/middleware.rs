@@ -77,13 +77,34 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        // Everything of ours here runs under a guard as well, not only the route: whatever
+        // panics, the caller gets the API's 500 rather than a closed connection. (The route's
+        // own panic is caught closer, in `handle`, so that its 500 still gets the CORS headers
+        // and is counted.)
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(req))) {
+            Ok(handling) => Box::pin(
+                AssertUnwindSafe(handling)
+                    .catch_unwind()
+                    .map(|outcome| Ok(outcome.unwrap_or_else(|_| panicked()))),
+            ),
+            Err(_) => Box::pin(std::future::ready(Ok(panicked()))),
+        }
+    }
+}
+
+impl<S> Around<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    fn handle(&mut self, req: Request) -> impl Future<Output = Response> + Send + 'static {
         let started = Instant::now();
         let span = request_span(&req);
         let context = RequestContext::of(&req);
         let tracked = Tracked::start(&req);
         let handled = {
             let _entered = span.enter();
-            tracing::debug!("started processing request");
+            tracing::debug!(target: "oauth::http", "started processing request");
             match cors::before(&self.listed_origins, &req) {
                 // Calling an axum route only makes its future: the route's service is called,
                 // and its handler runs, when that future is polled, under `catch_unwind` below.
@@ -91,7 +112,7 @@ where
                 Before::Answered(preflight) => Handled::Answered(preflight),
             }
         };
-        Box::pin(context.scope(async move {
+        context.scope(async move {
             let response = match handled {
                 Handled::Route(cors, handler) => {
                     let outcome = AssertUnwindSafe(handler)
@@ -101,10 +122,7 @@ where
                     let mut response = match outcome {
                         Ok(Ok(response)) => response,
                         Ok(Err(never)) => match never {},
-                        Err(_panic) => {
-                            let _entered = span.enter();
-                            ApiError::internal("a handler panicked").into_response()
-                        }
+                        Err(_panic) => span.in_scope(panicked),
                     };
                     cors.finish(&mut response);
                     response
@@ -115,9 +133,14 @@ where
             if let Some(t) = tracked {
                 t.finish(&response);
             }
-            Ok(response)
-        }))
+            response
+        })
     }
+}
+
+/// The answer to a request whose handling panicked (the panic's message is not in it).
+fn panicked() -> Response {
+    ApiError::internal("a handler panicked").into_response()
 }
 
 /// What the route was asked, before its future runs.
@@ -139,6 +162,7 @@ fn request_span(req: &Request) -> Span {
     let trace_id = parent.map(|p| p.trace_id);
     let span = if crate::telemetry::exporting() {
         tracing::info_span!(
+            target: "oauth::http",
             "request",
             otel.name = %format_args!("{} {route}", req.method()),
             otel.kind = "server",
@@ -148,7 +172,13 @@ fn request_span(req: &Request) -> Span {
             trace_id,
         )
     } else {
-        tracing::info_span!("request", method = %req.method(), route = %route, trace_id)
+        tracing::info_span!(
+            target: "oauth::http",
+            "request",
+            method = %req.method(),
+            route = %route,
+            trace_id
+        )
     };
     if parent.is_some() {
         crate::telemetry::adopt_remote_parent(&span, req.headers());
@@ -156,21 +186,27 @@ fn request_span(req: &Request) -> Span {
     span
 }
 
-/// The response's status on the span, and the events tower-http's trace layer logged: the
-/// end of every request at `debug`, a server error at `error`.
+/// The response's status on the span, and the events tower-http's trace layer logged, in its
+/// words: the end of every request at `debug`, then a server error at `error`.
 fn finished(span: &Span, response: &Response, started: Instant) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     let _entered = span.enter();
-    let latency = started.elapsed();
-    if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), ?latency, "response failed");
-    }
+    let latency_ms = started.elapsed().as_millis();
     tracing::debug!(
+        target: "oauth::http",
+        latency = %format_args!("{latency_ms} ms"),
         status = status.as_u16(),
-        ?latency,
         "finished processing request"
     );
+    if status.is_server_error() {
+        tracing::error!(
+            target: "oauth::http",
+            classification = %format_args!("Status code: {status}"),
+            latency = %format_args!("{latency_ms} ms"),
+            "response failed"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -207,14 +243,33 @@ mod tests {
                     std::future::ready(Ok::<_, std::convert::Infallible>(StatusCode::OK))
                 }),
             )
+            // A public OAuth endpoint: any origin may read its answers, a panic's too.
+            .route(
+                "/oauth/token",
+                axum::routing::post(|| async {
+                    if true {
+                        panic!("the token endpoint failed");
+                    }
+                    "never"
+                }),
+            )
             .route("/fine", get(|| async { "fine" }))
             .layer(AroundLayer::new(ListedOrigins::new(&[])))
     }
 
     async fn get_path(path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        send(axum::http::Method::GET, path).await
+    }
+
+    async fn send(
+        method: axum::http::Method,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
         let response = app()
             .oneshot(
-                Request::get(path)
+                Request::builder()
+                    .method(method)
+                    .uri(path)
                     .header(header::ORIGIN, "https://elsewhere.example")
                     .body(Body::empty())
                     .unwrap(),
@@ -243,8 +298,45 @@ mod tests {
                 "{path}: {headers:?}"
             );
         }
+        // A panic's 500 carries the CORS headers of its endpoint, as any other answer.
+        let (status, headers, body) = send(axum::http::Method::POST, "/oauth/token").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert!(!body.contains("the token endpoint failed"), "{body}");
+        assert_eq!(
+            headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "*",
+            "{headers:?}"
+        );
         // The server goes on answering.
         let (status, _, body) = get_path("/fine").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "fine"));
+    }
+
+    /// The layer wrapped directly around a service whose `call` panics (not behind axum's
+    /// route, which only calls its service when its future is polled): the guard around the
+    /// layer's own work answers.
+    #[tokio::test]
+    async fn a_service_that_panics_when_called_answers_500() {
+        use tower::Layer;
+        let service = AroundLayer::new(ListedOrigins::new(&[])).layer(tower::service_fn(
+            |_: Request<Body>| {
+                if true {
+                    panic!("called");
+                }
+                std::future::ready(Ok::<_, std::convert::Infallible>(
+                    axum::response::IntoResponse::into_response("never"),
+                ))
+            },
+        ));
+        let response = service
+            .oneshot(Request::get("/anything").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "server_error", "{json}");
     }
 }

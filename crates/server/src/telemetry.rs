@@ -1,7 +1,7 @@
 //! Traces: W3C trace context (`traceparent`) taken from incoming requests, and, in a build with
 //! the `otlp` feature and `tracing.otlp_endpoint` set, OpenTelemetry export over OTLP/HTTP.
 //!
-//! Every request runs in one `request` span (routes/mod.rs); with export on it is the root span
+//! Every request runs in one `request` span (middleware.rs); with export on it is the root span
 //! of the server's part of the trace, a child of the caller's span when the request carries a
 //! valid `traceparent`. Span attributes are the method, the route template and the status: never
 //! a path, a query, a header value, an id or a token.
