@@ -191,6 +191,12 @@ fn request_span(req: &Request) -> Span {
 fn finished(span: &Span, response: &Response, started: Instant) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
+    // Entering the span costs the subscriber's bookkeeping: on every request only when the
+    // `debug` event is wanted.
+    if !status.is_server_error() && !tracing::enabled!(target: "oauth::http", tracing::Level::DEBUG)
+    {
+        return;
+    }
     let _entered = span.enter();
     let latency_ms = started.elapsed().as_millis();
     tracing::debug!(
@@ -338,5 +344,59 @@ mod tests {
             .unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "server_error", "{json}");
+    }
+
+    /// With `oauth::http` at `debug`: each request's end, a 5xx's failure, inside the request's
+    /// span (route template, never the path's query); with it at `info`, neither event.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_end_of_a_request_is_logged_in_its_span_without_the_query() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        async fn logged(filter: &str) -> String {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            let _default = tracing::subscriber::set_default(subscriber);
+            for path in ["/fine?code=kept-out-of-logs", "/boom"] {
+                let _ = get_path(path).await;
+            }
+            let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            text
+        }
+        let text = logged("info,oauth::http=debug").await;
+        let fine = text
+            .lines()
+            .find(|l| l.contains("finished processing request") && l.contains("status=200"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(fine.contains("route=/fine"), "{fine}");
+        assert!(fine.contains(" ms"), "{fine}");
+        let failed = text
+            .lines()
+            .find(|l| l.contains("response failed"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(failed.contains("route=/boom"), "{failed}");
+        assert!(
+            failed.contains("classification=Status code: 500 Internal Server Error"),
+            "{failed}"
+        );
+        assert!(!text.contains("kept-out-of-logs"), "{text}");
+
+        let text = logged("info").await;
+        assert!(!text.contains("finished processing request"), "{text}");
+        // A 5xx is logged at `error` whatever the level of the rest.
+        assert!(text.contains("response failed"), "{text}");
     }
 }
