@@ -34,6 +34,7 @@ mod postgres;
 mod shared;
 mod sqlite;
 mod sqlite_migrate;
+mod sqlite_pin;
 mod sqlite_read;
 mod sqlite_write;
 mod tokens;

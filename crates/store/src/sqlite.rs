@@ -5,9 +5,11 @@
 //! so nothing waits for the write lock but that thread.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::shared::{Arg, FromCols};
+use crate::sqlite_pin::ReadActivity;
 use crate::sqlite_read::Readers;
 use crate::sqlite_write::Writer;
 use crate::writes::WriteJob;
@@ -49,8 +51,9 @@ impl SqliteStore {
             }
         }
         // The writer opens (and creates) the file first and switches it to WAL.
-        let writer = Writer::open(&path, create)?;
-        let readers = Readers::open(&path)?;
+        let activity = Arc::new(ReadActivity::default());
+        let writer = Writer::open(&path, create, Arc::clone(&activity))?;
+        let readers = Readers::open(&path, Arc::clone(&activity))?;
         Ok(Self {
             path,
             readers,
@@ -156,8 +159,115 @@ impl Engine for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{location, Location};
-    use std::path::PathBuf;
+    use super::{location, Location, SqliteStore};
+    use crate::engine::{execute, Engine};
+    use crate::shared::Count;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    async fn count(store: &SqliteStore) -> i64 {
+        store
+            .point_read::<Count>("SELECT count(*) AS n FROM t", &[])
+            .await
+            .expect("read")
+            .expect("a row")
+            .0
+    }
+
+    fn wal_len(db: &Path) -> u64 {
+        std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// Waits (up to 3 s, reading all along if `reading`) until the writer thread holds the
+    /// read lock or lets it go, as `held` says.
+    async fn until_read_lock(store: &SqliteStore, held: bool, reading: bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while store.readers.read_lock_held() != held {
+            assert!(
+                Instant::now() < deadline,
+                "the read lock never became {held}"
+            );
+            if reading {
+                count(store).await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The writer thread holds a read transaction open while reads come in (`sqlite_pin`):
+    /// a read still sees what another process committed a moment before, the lock really is
+    /// held (another process cannot checkpoint and truncate the log under it), and once reads
+    /// stop it is let go, so that an idle server leaves the file to other tools.
+    #[tokio::test]
+    async fn the_read_lock_follows_the_reads_and_hides_no_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("oauth.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("connect");
+        execute(&store, "CREATE TABLE t (x INTEGER)", &[])
+            .await
+            .expect("create");
+        assert!(!store.readers.read_lock_held(), "held before any read");
+        until_read_lock(&store, true, true).await;
+
+        // Another process (here, a connection of its own) commits while the lock is held.
+        let other = rusqlite::Connection::open(&db).expect("open");
+        other.busy_timeout(Duration::ZERO).expect("timeout");
+        for n in 1..=3 {
+            other
+                .execute("INSERT INTO t VALUES (1)", [])
+                .expect("insert");
+            assert_eq!(count(&store).await, n, "a read missed a commit");
+        }
+        let (busy, _, _): (i64, i64, i64) = other
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("checkpoint");
+        assert_eq!(busy, 1, "nothing held the log while reads went on");
+        assert!(wal_len(&db) > 0);
+
+        // No more reads: the next tick lets go, and another process may truncate the log.
+        until_read_lock(&store, false, false).await;
+        let (busy, _, _): (i64, i64, i64) = other
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("checkpoint");
+        assert_eq!(busy, 0, "an idle store still holds the log");
+        assert_eq!(wal_len(&db), 0);
+        assert_eq!(count(&store).await, 3);
+        store.close_connections().await;
+    }
+
+    /// Reads and writes in turn, as a busy server runs them: the writer lets go of the read
+    /// lock before each batch of writes, so its checkpoints copy the whole log back and the log
+    /// starts again from its beginning. Held through the writes, the lock would stop that and
+    /// the log would grow with every write (here to some 20 MB).
+    #[tokio::test]
+    async fn the_log_starts_again_while_reads_and_writes_go_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("oauth.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("connect");
+        execute(&store, "CREATE TABLE t (x BLOB)", &[])
+            .await
+            .expect("create");
+        // 300 rows of 64 KiB: 4,800 pages, the automatic checkpoint's 1,000 almost five times.
+        // Each write begins with the lock held.
+        for n in 1..=300 {
+            until_read_lock(&store, true, true).await;
+            execute(&store, "INSERT INTO t VALUES (zeroblob(65536))", &[])
+                .await
+                .expect("insert");
+            assert_eq!(count(&store).await, n);
+        }
+        let wal = wal_len(&db);
+        assert!(wal < 8 << 20, "the log grew to {wal} bytes");
+        store.close_connections().await;
+    }
 
     #[test]
     fn urls_name_a_file_or_memory() {

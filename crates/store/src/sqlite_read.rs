@@ -7,16 +7,19 @@
 //! In WAL mode a reader never waits for a writer, and each statement here runs in its own read
 //! transaction (the statement is reset when it finishes), so it sees every write committed before
 //! it started, from this process or another. Writes run on the writer thread
-//! ([`crate::sqlite_write`]), where waiting for the write lock holds up no runtime thread.
+//! ([`crate::sqlite_write`]), where waiting for the write lock holds up no runtime thread. While
+//! reads come in, that thread also holds the log's read lock that they take, so that taking it
+//! costs them no system call ([`crate::sqlite_pin`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::shared::{Arg, FromCols, InOrder};
+use crate::sqlite_pin::ReadActivity;
 use crate::{ConnectionUsage, Result, StoreError};
 
 /// How many idle connections are kept; more are opened when more threads read at once.
@@ -24,6 +27,9 @@ const IDLE_CONNECTIONS: usize = 8;
 
 pub(crate) struct Readers {
     path: PathBuf,
+    /// Told of every read, so that the writer thread holds the read lock while reads go on
+    /// ([`crate::sqlite_pin`]).
+    activity: Arc<ReadActivity>,
     idle: Mutex<Vec<Connection>>,
     /// Connections taken by a read that has not finished.
     in_use: AtomicUsize,
@@ -34,9 +40,10 @@ pub(crate) struct Readers {
 impl Readers {
     /// Readers for the database file at `path`, which the writer has already opened (and so
     /// created, in WAL mode). One connection is opened now, so that a bad path fails here.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path, activity: Arc<ReadActivity>) -> Result<Self> {
         let readers = Self {
             path: path.to_owned(),
+            activity,
             idle: Mutex::new(Vec::new()),
             in_use: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -86,6 +93,7 @@ impl Readers {
     /// Runs `read` on an idle connection (or a new one). A connection whose statement failed
     /// is dropped rather than reused.
     fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.activity.note_read();
         let conn = self.take()?;
         self.in_use.fetch_add(1, Ordering::Relaxed);
         let out = read(&conn);
@@ -104,6 +112,12 @@ impl Readers {
     /// Every row `sql` selects with `args` bound to `$1`, `$2`, ... (in that order).
     pub(crate) fn rows_read<T: FromCols>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         self.with(|conn| read_all(conn, sql, args))
+    }
+
+    /// Whether the writer thread holds the read lock now.
+    #[cfg(test)]
+    pub(crate) fn read_lock_held(&self) -> bool {
+        self.activity.pinned()
     }
 
     /// The read connections busy and idle now.

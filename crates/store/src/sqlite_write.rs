@@ -6,19 +6,22 @@
 //! another, and the jobs that queued up while one ran are committed together (group commit, see
 //! [`run_batch`]): one WAL append for all the pages they changed. When another process holds
 //! the write lock (a second server on the same file, or the `migrate` command), this thread
-//! waits for it under the busy timeout; no runtime thread ever does.
+//! waits for it under the busy timeout; no runtime thread ever does. Between batches it holds
+//! the log's read lock for the reads ([`crate::sqlite_pin`]), and wakes every 100 ms to renew it
+//! or let it go.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::shared::{Arg, FromCols};
+use crate::sqlite_pin::{self, Pin, ReadActivity};
 use crate::sqlite_read::{closed, read_all, read_one};
 use crate::writes::{Exec, WriteJob};
 use crate::{Result, StoreError};
@@ -77,8 +80,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Opens the writer's connection to the file at `path` (created when missing, if `create`),
-    /// switches the file to WAL and starts the thread.
-    pub(crate) fn open(path: &Path, create: bool) -> Result<Self> {
+    /// switches the file to WAL and starts the thread, which also holds the read lock the reads
+    /// share while they come in (`activity`, [`crate::sqlite_pin`]).
+    pub(crate) fn open(path: &Path, create: bool, activity: Arc<ReadActivity>) -> Result<Self> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -96,12 +100,28 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", true)?;
         // Every job's statements and the transaction-control ones stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
+        let pin = Pin::new(
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+            activity,
+        )?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                while let Ok(first) = rx.recv() {
+                let mut pin = pin;
+                loop {
+                    let first = match rx.recv_timeout(sqlite_pin::REFRESH) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            pin.tick();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match rx.try_recv() {
@@ -109,8 +129,14 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    // The commit checkpoints the log, and the log can start again from its
+                    // beginning only when no read mark is held (`sqlite_pin`).
+                    pin.before_writes();
                     run_batch(&mut conn, batch);
+                    pin.after_writes();
                 }
+                // Let go before the connection closes (and checkpoints the log).
+                drop(pin);
             })
             .map_err(|e| StoreError::Internal(format!("starting the SQLite writer: {e}")))?;
         Ok(Self {
