@@ -12,21 +12,28 @@
 //! nothing after it has begun, and no read sees its snapshot: each read still begins a
 //! transaction of its own and sees every commit made before it, from this process or another.
 //!
-//! What a held read transaction does hold back is the log's upkeep: a checkpoint copies no frame
-//! past the oldest mark held into the database file, and the log starts again from its beginning
-//! only when no reader holds a mark. So the writer thread, which owns the pin, lets go of it
-//! before each batch of writes (whose commit runs the automatic checkpoint) and takes it again
-//! after; while reads go on it takes it anew every [`REFRESH`], so that another process's commits
-//! (an admin command, a `sqlite3` shell) are behind it for at most that long; and it holds
-//! nothing after a tick with no read, so an idle server holds no lock at all.
+//! What a held read transaction does hold back is the log's upkeep. A checkpoint copies back into
+//! the database file no frame beyond the one a held mark names, and none at all while mark 0 is held (the mark a
+//! read takes when the whole log has been copied back); the log starts again from its beginning
+//! only once it has all been copied back and no reader holds a mark other than 0. So the writer
+//! thread, which owns the pin:
+//!
+//! - lets go of it before each batch of writes, whose commit runs the automatic checkpoint, and
+//!   takes it again after the batch;
+//! - every [`REFRESH`] (on a clock of its own, whether writes come or not) lets go, runs a
+//!   passive checkpoint itself if another process committed while the pin was held (that
+//!   process's own checkpoint could not copy its frames back past the pin, and this server,
+//!   reading only, would never checkpoint: the log would grow with every write of the other
+//!   process), and takes the pin again only if a read came in since the last tick. A server with
+//!   no read for a tick holds nothing, and leaves the file to other tools.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// How often the writer thread, when it has no write to run, lets go of the pin and (if reads
-/// came in since the last time) takes it again on the latest mark.
+/// How often the writer thread lets go of the pin, checkpoints what another process committed
+/// meanwhile, and (if reads came in since the last time) takes the pin again on the latest mark.
 pub(crate) const REFRESH: Duration = Duration::from_millis(100);
 
 /// What the reads and the writer thread share: whether a read came in since the last tick.
@@ -65,7 +72,14 @@ impl ReadActivity {
 pub(crate) struct Pin {
     conn: Connection,
     held: bool,
+    /// Held at some moment since the last tick.
+    held_since_tick: bool,
     held_before_writes: bool,
+    /// The writer connection's `PRAGMA data_version` at the last look: it changes when another
+    /// process commits (this server's own commits are the writer's, which do not change it).
+    data_version: Option<i64>,
+    /// The last passive checkpoint left frames behind (a read was on them): try again.
+    checkpoint_pending: bool,
     activity: std::sync::Arc<ReadActivity>,
 }
 
@@ -82,7 +96,10 @@ impl Pin {
         Ok(Self {
             conn,
             held: false,
+            held_since_tick: false,
             held_before_writes: false,
+            data_version: None,
+            checkpoint_pending: false,
             activity,
         })
     }
@@ -92,6 +109,39 @@ impl Pin {
     pub(crate) fn before_writes(&mut self) {
         self.held_before_writes = self.held;
         self.release();
+        self.publish();
+    }
+
+    /// After a batch of writes: held again, on the latest mark, if it was held before or a
+    /// read has come in since the last tick.
+    pub(crate) fn after_writes(&mut self) {
+        if self.held_before_writes || self.activity.reads_noted() {
+            self.take();
+        }
+        self.publish();
+    }
+
+    /// Every [`REFRESH`]: let go; checkpoint if another process committed while the pin was
+    /// held (`writer` is the writer thread's connection); hold again only if a read came in
+    /// since the last tick.
+    pub(crate) fn tick(&mut self, writer: &Connection) {
+        self.release();
+        if self.held_since_tick || self.checkpoint_pending {
+            let version = writer
+                .prepare_cached("PRAGMA data_version")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .ok();
+            let committed_elsewhere = version.is_none() || version != self.data_version;
+            self.data_version = version;
+            if committed_elsewhere || self.checkpoint_pending {
+                self.checkpoint_pending = !passive_checkpoint(writer);
+            }
+        }
+        self.held_since_tick = false;
+        if self.activity.take_reads() {
+            self.take();
+        }
+        self.publish();
     }
 
     fn release(&mut self) {
@@ -106,24 +156,6 @@ impl Pin {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
             self.held = false;
-            self.activity.held.store(false, Ordering::Release);
-        }
-    }
-
-    /// After a batch of writes: held again, on the latest mark, if it was held before or a
-    /// read has come in since the last tick.
-    pub(crate) fn after_writes(&mut self) {
-        if self.held_before_writes || self.activity.reads_noted() {
-            self.take();
-        }
-    }
-
-    /// A tick with no write to run: let go, and hold again only if a read came in since the
-    /// last tick.
-    pub(crate) fn tick(&mut self) {
-        self.release();
-        if self.activity.take_reads() {
-            self.take();
         }
     }
 
@@ -144,15 +176,35 @@ impl Pin {
             });
         if began.is_ok() && !self.conn.is_autocommit() {
             self.held = true;
-            self.activity.held.store(true, Ordering::Release);
+            self.held_since_tick = true;
         } else if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+
+    /// Told once per step, so that no one sees the moment between letting go and taking again.
+    fn publish(&self) {
+        self.activity.held.store(self.held, Ordering::Release);
+    }
+}
+
+/// A passive checkpoint on `writer` (it waits for no one); `true` if it copied the whole log
+/// back.
+fn passive_checkpoint(writer: &Connection) -> bool {
+    writer
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .is_ok_and(|(busy, log, copied)| busy == 0 && copied >= log)
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
         self.release();
+        self.publish();
     }
 }

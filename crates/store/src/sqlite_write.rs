@@ -7,8 +7,8 @@
 //! [`run_batch`]): one WAL append for all the pages they changed. When another process holds
 //! the write lock (a second server on the same file, or the `migrate` command), this thread
 //! waits for it under the busy timeout; no runtime thread ever does. Between batches it holds
-//! the log's read lock for the reads ([`crate::sqlite_pin`]), and wakes every 100 ms to renew it
-//! or let it go.
+//! the log's read lock for the reads ([`crate::sqlite_pin`]), and every 100 ms renews it or lets
+//! it go.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -113,27 +113,31 @@ impl Writer {
             .spawn(move || {
                 let mut conn = conn;
                 let mut pin = pin;
+                let mut next_tick = Instant::now() + sqlite_pin::REFRESH;
                 loop {
-                    let first = match rx.recv_timeout(sqlite_pin::REFRESH) {
-                        Ok(job) => job,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            pin.tick();
-                            continue;
+                    let wait = next_tick.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(first) => {
+                            let mut batch = vec![first];
+                            while batch.len() < MAX_BATCH {
+                                match rx.try_recv() {
+                                    Ok(job) => batch.push(job),
+                                    Err(_) => break,
+                                }
+                            }
+                            // The commit checkpoints the log, which a held read mark would
+                            // hold back (`sqlite_pin`).
+                            pin.before_writes();
+                            run_batch(&mut conn, batch);
+                            pin.after_writes();
                         }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    };
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
                     }
-                    // The commit checkpoints the log, and the log can start again from its
-                    // beginning only when no read mark is held (`sqlite_pin`).
-                    pin.before_writes();
-                    run_batch(&mut conn, batch);
-                    pin.after_writes();
+                    if Instant::now() >= next_tick {
+                        pin.tick(&conn);
+                        next_tick = Instant::now() + sqlite_pin::REFRESH;
+                    }
                 }
                 // Let go before the connection closes (and checkpoints the log).
                 drop(pin);
