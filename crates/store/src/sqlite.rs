@@ -174,6 +174,19 @@ mod tests {
             .0
     }
 
+    /// A store on a fresh file (in the directory returned with it) with a table `t (columns)`.
+    async fn store_with_table(columns: &str) -> (tempfile::TempDir, PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir.path().join("oauth.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("connect");
+        execute(&store, &format!("CREATE TABLE t ({columns})"), &[])
+            .await
+            .expect("create");
+        (dir, db, store)
+    }
+
     fn wal_len(db: &Path) -> u64 {
         std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len())
     }
@@ -199,14 +212,7 @@ mod tests {
     /// the lock is let go, so that an idle server leaves the file to other tools.
     #[tokio::test]
     async fn the_read_lock_follows_the_reads_and_hides_no_commit() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = dir.path().join("oauth.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("connect");
-        execute(&store, "CREATE TABLE t (x INTEGER)", &[])
-            .await
-            .expect("create");
+        let (_dir, db, store) = store_with_table("x INTEGER").await;
         assert!(!store.readers.read_lock_held(), "held before any read");
         until_read_lock(&store, true, true).await;
 
@@ -241,16 +247,8 @@ mod tests {
     /// here with the lock held on); once that process stops, the lock is held again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn another_processs_checkpoints_go_through_while_the_server_reads() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = dir.path().join("oauth.db");
-        let store = std::sync::Arc::new(
-            SqliteStore::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .expect("connect"),
-        );
-        execute(&*store, "CREATE TABLE t (x BLOB)", &[])
-            .await
-            .expect("create");
+        let (_dir, db, store) = store_with_table("x BLOB").await;
+        let store = std::sync::Arc::new(store);
         until_read_lock(&store, true, true).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = tokio::spawn({
@@ -289,14 +287,7 @@ mod tests {
     /// the log would grow with every write (here to some 20 MB).
     #[tokio::test]
     async fn the_log_starts_again_while_reads_and_writes_go_on() {
-        let dir = tempfile::tempdir().expect("dir");
-        let db = dir.path().join("oauth.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("connect");
-        execute(&store, "CREATE TABLE t (x BLOB)", &[])
-            .await
-            .expect("create");
+        let (_dir, db, store) = store_with_table("x BLOB").await;
         // 300 rows of 64 KiB: 4,800 pages, the automatic checkpoint's 1,000 almost five times.
         // Each write begins with the lock held.
         for n in 1..=300 {

@@ -30,10 +30,15 @@
 //!   without the pin. A server with no read for a tick holds nothing, and leaves the file to
 //!   other tools.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use crate::sqlite_read::open_query_only;
+use crate::sqlite_write::control;
 
 /// How often the writer thread lets go of the pin and (if reads came in since the last time, and
 /// no other process committed) takes it again on the latest mark.
@@ -77,49 +82,45 @@ pub(crate) struct Pin {
     held: bool,
     /// Held at some moment since the last tick.
     held_since_tick: bool,
-    held_before_writes: bool,
     /// The writer connection's `PRAGMA data_version` at the last look: it changes when another
     /// process commits (this server's own commits are the writer's, which do not change it).
     data_version: Option<i64>,
     /// Another process committed in the last tick: the pin stays let go until a tick passes
     /// without that.
     yielding: bool,
-    activity: std::sync::Arc<ReadActivity>,
+    activity: Arc<ReadActivity>,
 }
 
 impl Pin {
-    /// `conn` must be a connection to the store's file, already in WAL mode.
-    pub(crate) fn new(
-        conn: Connection,
-        activity: std::sync::Arc<ReadActivity>,
-    ) -> rusqlite::Result<Self> {
+    /// A pin on the store's file at `path`, already in WAL mode; held by none yet.
+    pub(crate) fn new(path: &Path, activity: Arc<ReadActivity>) -> rusqlite::Result<Self> {
+        let conn = open_query_only(path)?;
         // The writer thread never waits for it: a read transaction that cannot begin at once
         // is simply not held until the next try.
         conn.busy_timeout(Duration::ZERO)?;
-        conn.pragma_update(None, "query_only", true)?;
         Ok(Self {
             conn,
             held: false,
             held_since_tick: false,
-            held_before_writes: false,
             data_version: None,
             yielding: false,
             activity,
         })
     }
 
-    /// Before a batch of writes: the read transaction ends, to be taken again after the batch
-    /// ([`Pin::after_writes`]) if it was held.
-    pub(crate) fn before_writes(&mut self) {
-        self.held_before_writes = self.held;
+    /// Before a batch of writes: the read transaction ends. Whether it was held, for
+    /// [`Pin::after_writes`].
+    pub(crate) fn before_writes(&mut self) -> bool {
+        let was_held = self.held;
         self.release();
         self.publish();
+        was_held
     }
 
-    /// After a batch of writes: held again, on the latest mark, if it was held before or a
+    /// After a batch of writes: held again, on the latest mark, if it `was_held` before or a
     /// read has come in since the last tick (and no other process is committing).
-    pub(crate) fn after_writes(&mut self) {
-        if !self.yielding && (self.held_before_writes || self.activity.reads_noted()) {
+    pub(crate) fn after_writes(&mut self, was_held: bool) {
+        if !self.yielding && (was_held || self.activity.reads_noted()) {
             self.take();
         }
         self.publish();
@@ -149,13 +150,10 @@ impl Pin {
     fn release(&mut self) {
         if self.held {
             if !self.conn.is_autocommit() {
-                let _ = self
-                    .conn
-                    .prepare_cached("COMMIT")
-                    .and_then(|mut s| s.execute([]));
+                let _ = control(&self.conn, "COMMIT");
             }
             if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = control(&self.conn, "ROLLBACK");
             }
             self.held = false;
         }
@@ -165,22 +163,18 @@ impl Pin {
         self.release();
         // `BEGIN` alone takes no lock; the first read of the transaction takes the read mark,
         // and the transaction keeps it until it ends.
-        let began = self
-            .conn
-            .prepare_cached("BEGIN")
-            .and_then(|mut s| s.execute([]))
-            .and_then(|_| {
-                self.conn
-                    .prepare_cached("SELECT 1 FROM sqlite_schema LIMIT 1")?
-                    .query([])?
-                    .next()
-                    .map(|_| ())
-            });
+        let began = control(&self.conn, "BEGIN").and_then(|()| {
+            self.conn
+                .prepare_cached("SELECT 1 FROM sqlite_schema LIMIT 1")?
+                .query([])?
+                .next()
+                .map(|_| ())
+        });
         if began.is_ok() && !self.conn.is_autocommit() {
             self.held = true;
             self.held_since_tick = true;
         } else if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = control(&self.conn, "ROLLBACK");
         }
     }
 
@@ -229,10 +223,9 @@ mod tests {
             .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
             .expect("seed");
         let activity = Arc::new(ReadActivity::default());
-        let mut pin =
-            Pin::new(Connection::open(&path).expect("open"), activity.clone()).expect("pin");
+        let mut pin = Pin::new(&path, activity.clone()).expect("pin");
         activity.note_read();
-        pin.after_writes();
+        pin.after_writes(false);
         assert!(activity.pinned());
 
         other
@@ -241,7 +234,7 @@ mod tests {
         let (log, copied) = checkpoint(&other);
         assert!(copied < log, "copied {copied} of {log} frames past the pin");
 
-        pin.before_writes();
+        assert!(pin.before_writes());
         assert!(!activity.pinned());
         let (log, copied) = checkpoint(&other);
         assert_eq!(copied, log);

@@ -54,14 +54,8 @@ impl Readers {
     }
 
     fn connect(&self) -> Result<Connection> {
-        // Read-write flags, so that opening never depends on whether the `-wal` and `-shm`
-        // files exist yet; `query_only` then refuses any write on this connection.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = open_query_only(&self.path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
 
@@ -142,6 +136,19 @@ impl Readers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
+}
+
+/// A connection to the file at `path` that refuses to write: the readers' and the writer
+/// thread's read lock ([`crate::sqlite_pin`]).
+pub(crate) fn open_query_only(path: &Path) -> rusqlite::Result<Connection> {
+    // Read-write flags, so that opening never depends on whether the `-wal` and `-shm` files
+    // exist yet; `query_only` then refuses any write on this connection.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
 }
 
 /// The first row `sql` returns with `params`, if any. The statement is reset before this

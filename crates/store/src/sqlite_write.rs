@@ -100,13 +100,7 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", true)?;
         // Every job's statements and the transaction-control ones stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
-        let pin = Pin::new(
-            Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?,
-            activity,
-        )?;
+        let pin = Pin::new(path, activity)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -127,9 +121,9 @@ impl Writer {
                             }
                             // The commit checkpoints the log, which a held read mark would
                             // hold back (`sqlite_pin`).
-                            pin.before_writes();
+                            let was_held = pin.before_writes();
                             run_batch(&mut conn, batch);
-                            pin.after_writes();
+                            pin.after_writes(was_held);
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -254,8 +248,9 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     }
 }
 
-/// A transaction-control statement, prepared once per connection: two to four run per job.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+/// A transaction-control statement, prepared once per connection: two to four run per job
+/// (and the read lock's `BEGIN` and `COMMIT`, [`crate::sqlite_pin`]).
+pub(crate) fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
