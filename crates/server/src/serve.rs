@@ -475,8 +475,8 @@ mod tests {
 
     use super::answered_in_turn;
 
-    /// Two requests ready at the same moment: both handlers run before either answer is handed
-    /// over, so the answers leave together.
+    /// Requests ready at the same moment: every handler runs before any answer is handed over,
+    /// so the answers leave together.
     #[test]
     fn answers_ready_together_are_handed_over_after_every_handler_ran() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -510,14 +510,13 @@ mod tests {
         runtime.block_on(all).unwrap();
         let mut events = events.lock().unwrap().clone();
         assert_eq!(events.len(), 6, "{events:?}");
-        let answered = events.split_off(3);
+        let mut answered = events.split_off(3);
         events.sort();
         assert_eq!(
             events,
             ["handled a", "handled b", "handled c"],
             "{answered:?}"
         );
-        let mut answered = answered;
         answered.sort();
         assert_eq!(answered, ["answered a", "answered b", "answered c"]);
     }
