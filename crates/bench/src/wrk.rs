@@ -221,9 +221,15 @@ pub async fn run(
     std::fs::write(&script_path, script(req))
         .with_context(|| format!("writing {}", script_path.display()))?;
     let seconds = |d: Duration| d.as_secs().max(1);
-    let warm = wrk(url, &script_path, connections, seconds(warmup)).await?;
     let measured_window = seconds(duration);
-    let child = spawn(url, &script_path, connections, measured_window)?;
+    // A request unanswered for this long is an error; one still unanswered when a run ends is
+    // not counted by wrk at all, so the timeout is half the measured run (and a run that
+    // completes nothing is an error of the harness's). Not shorter: node-oidc-provider's p99
+    // under 64 connections reached 1.5 s, and in its first second (the warm-up, which has the
+    // same timeout, so that a slow start is not an error) 0.8 s.
+    let timeout = (measured_window / 2).max(1);
+    let warm = wrk(url, &script_path, connections, seconds(warmup), timeout).await?;
+    let child = spawn(url, &script_path, connections, measured_window, timeout)?;
     window.start();
     let out = child.wait_with_output().await.context("waiting for wrk")?;
     window.end();
@@ -246,12 +252,8 @@ fn spawn(
     script: &Path,
     connections: usize,
     seconds: u64,
+    timeout: u64,
 ) -> anyhow::Result<tokio::process::Child> {
-    // A request unanswered for this long is an error; one still unanswered when the run ends is
-    // not counted by wrk at all, so the timeout is half the run (and a run that completes nothing
-    // is an error of the harness's). Not shorter: node-oidc-provider's p99 under 64 connections
-    // reached 1.5 s.
-    let timeout = (seconds / 2).max(1);
     tokio::process::Command::new("wrk")
         .arg("-t1")
         .arg(format!("--timeout={timeout}s"))
@@ -273,8 +275,9 @@ async fn wrk(
     script: &Path,
     connections: usize,
     seconds: u64,
+    timeout: u64,
 ) -> anyhow::Result<Summary> {
-    let out = spawn(url, script, connections, seconds)?
+    let out = spawn(url, script, connections, seconds, timeout)?
         .wait_with_output()
         .await
         .context("waiting for wrk")?;
@@ -446,7 +449,7 @@ mod tests {
             let (url, path) = (url.clone(), dir.path().join("once.lua"));
             async move {
                 std::fs::write(&path, script(&req)).unwrap();
-                wrk(&url, &path, 4, 1).await.unwrap()
+                wrk(&url, &path, 4, 1, 1).await.unwrap()
             }
         };
         let good = once(right.clone()).await;
@@ -478,6 +481,52 @@ mod tests {
             (unauthorized.requests, unauthorized.requests)
         );
         assert_eq!(unauthorized.sample.as_deref(), Some("status 400: no"));
+        server.abort();
+    }
+
+    /// wrk counts an answer slower than its timeout as an error. The warm-up has the measured
+    /// run's timeout: a server slow to start (node-oidc-provider's first second) is measured as
+    /// slow, not failed, and an answer slower than the measured run's timeout is still an error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_warm_up_has_the_measured_runs_timeout() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+            "ok"
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/slow", axum::routing::get(slow));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let req = FixedRequest {
+            method: Method::GET,
+            path: "/slow".to_owned(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            status: StatusCode::OK,
+            body_contains: Some("ok".to_owned()),
+        };
+        let run_for = |measured: u64| {
+            let (req, url, dir) = (req.clone(), url.clone(), dir.path().to_owned());
+            async move {
+                let mut edges = Edges::default();
+                // A 2 s warm-up: the answers of its first second arrive within it.
+                let (warmup, measured) = (Duration::from_secs(2), Duration::from_secs(measured));
+                run(&req, &url, &dir, 2, warmup, measured, &mut edges)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // A 4 s run: a 2 s timeout, in the warm-up too.
+        let patient = run_for(4).await;
+        assert!(patient.ops >= 2, "{} requests", patient.ops);
+        assert_eq!(patient.errors, 0, "{:?}", patient.error_samples);
+        // A 2 s run: a 1 s timeout, which every answer of both runs exceeds.
+        let hasty = run_for(2).await;
+        assert!(hasty.ops >= 2, "{} requests", hasty.ops);
+        // More errors than measured answers: the warm-up's answers are errors too.
+        assert!(hasty.errors > hasty.ops, "{} errors", hasty.errors);
         server.abort();
     }
 }
