@@ -222,8 +222,8 @@ pub async fn run(
         .with_context(|| format!("writing {}", script_path.display()))?;
     let seconds = |d: Duration| d.as_secs().max(1);
     let measured_window = seconds(duration);
-    // A request unanswered for this long is an error; one still unanswered when a run ends is
-    // not counted by wrk at all, so the timeout is half the measured run (and a run that
+    // wrk counts an answer slower than this as an error; a request still unanswered when a run
+    // ends is not counted at all, so the timeout is half the measured run (and a run that
     // completes nothing is an error of the harness's). Not shorter: node-oidc-provider's p99
     // under 64 connections reached 1.5 s, and in its first second (the warm-up, which has the
     // same timeout, so that a slow start is not an error) 0.8 s.
@@ -389,6 +389,16 @@ mod tests {
         }
     }
 
+    /// `app` served on a free loopback port: its base URL and the task serving it.
+    async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        (
+            url,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
+    }
+
     /// The real wrk against a small server that answers `tok-yes` to the one right request and
     /// 400 to anything else: the script's check counts exactly the wrong answers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,10 +414,8 @@ mod tests {
                 (StatusCode::BAD_REQUEST, "no")
             }
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/t", axum::routing::post(answer));
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let (url, server) =
+            serve(axum::Router::new().route("/t", axum::routing::post(answer))).await;
         let dir = tempfile::tempdir().unwrap();
         let right = FixedRequest {
             method: Method::POST,
@@ -493,10 +501,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1300)).await;
             "ok"
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route("/slow", axum::routing::get(slow));
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let (url, server) =
+            serve(axum::Router::new().route("/slow", axum::routing::get(slow))).await;
         let dir = tempfile::tempdir().unwrap();
         let req = FixedRequest {
             method: Method::GET,
@@ -510,7 +516,7 @@ mod tests {
             let (req, url, dir) = (req.clone(), url.clone(), dir.path().to_owned());
             async move {
                 let mut edges = Edges::default();
-                // A 2 s warm-up: the answers of its first second arrive within it.
+                // A 2 s warm-up: the first answers (at 1.3 s) arrive within it.
                 let (warmup, measured) = (Duration::from_secs(2), Duration::from_secs(measured));
                 run(&req, &url, &dir, 2, warmup, measured, &mut edges)
                     .await
