@@ -27,6 +27,9 @@ pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
 /// Failed logins are kept this long (the purge forgets older ones), so no failure window may
 /// be longer.
 pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
+
+/// The longest a browser keeps a cookie (400 days), and so a device cookie's longest lifetime.
+pub const LONGEST_COOKIE_SECS: i64 = 400 * 86_400;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
@@ -124,6 +127,7 @@ const SETTINGS: &[Setting] = &[
     s("authorization.skip_consent_if_granted", Toml, Some("skip-consent-if-granted"), "Skip the consent page when the user already granted every requested scope [default: false]"),
     s("authorization.session_lifetime_secs", Toml, None, ""),
     s("authorization.login_failure_window_secs", Toml, None, ""),
+    s("authorization.login_device_lifetime_secs", Toml, None, ""),
     s("authorization.login_max_failures_per_account", Toml, None, ""),
     s("authorization.login_max_failures_per_ip", Toml, None, ""),
     s("authorization.max_concurrent_password_checks", Toml, Some("max-concurrent-password-checks"), "Sign-in password checks (argon2id) run at once [default: 4]"),
@@ -711,6 +715,9 @@ pub struct AuthorizationConfig {
     pub session_lifetime_secs: i64,
     /// The window in which failed logins are counted.
     pub login_failure_window_secs: i64,
+    /// How long a browser that signed in keeps its own failure budget for that account (its
+    /// device cookie); 0: no device cookies.
+    pub login_device_lifetime_secs: i64,
     /// Failed logins to one account within the window before it is locked for the window.
     pub login_max_failures_per_account: u64,
     /// Failed logins from one client address within the window before it is locked.
@@ -729,6 +736,7 @@ impl Default for AuthorizationConfig {
             skip_consent_if_granted: false,
             session_lifetime_secs: 12 * 3600,
             login_failure_window_secs: 15 * 60,
+            login_device_lifetime_secs: 180 * 24 * 3600,
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 30,
             max_concurrent_password_checks: DEFAULT_MAX_CONCURRENT_PASSWORD_CHECKS,
@@ -1051,6 +1059,9 @@ impl Config {
         }
         if a.session_lifetime_secs < 60 || a.login_failure_window_secs < 1 {
             bail!("configuration: authorization.session_lifetime_secs must be at least 60 and login_failure_window_secs at least 1");
+        }
+        if !(0..=LONGEST_COOKIE_SECS).contains(&a.login_device_lifetime_secs) {
+            bail!("configuration: authorization.login_device_lifetime_secs must be between 0 (off) and 34560000 (400 days, the longest a browser keeps a cookie)");
         }
         if a.login_max_failures_per_account == 0 || a.login_max_failures_per_ip == 0 {
             bail!("configuration: the login failure limits must be at least 1");

@@ -1,22 +1,84 @@
 //! The failure budgets of password attempts, shared by the sign-in form and the
 //! password-change form: a wrong password is counted against the account and the address,
 //! reserved before the password is checked.
+//!
+//! A browser that signed in to an account before carries a device cookie (a random value; the
+//! database keeps its hash in `login_devices`). Its attempts for that same account are counted
+//! under the device alone, not under the account or the address: wrong passwords typed
+//! elsewhere, however many, never lock the owner out of a browser they signed in with, and
+//! neighbours behind the same address cannot either. A stolen device cookie buys its thief no
+//! more than one more address would: the account's own limit of failures per window, on that
+//! device.
 
 use std::net::SocketAddr;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use oauth_core::secret;
-use oauth_store::LoginReservation;
+use oauth_store::{LoginReservation, NewLoginDevice};
+use rand::rngs::OsRng;
 
 use crate::accounts::normalize_email;
 use crate::error::ApiError;
+use crate::session::{self, login_device_cookie};
 use crate::state::AppState;
 
-/// The keys a password attempt is counted under: the account named by `email_raw` and the
-/// caller's address. What is not an email address names no account; its failures are still
-/// counted, under a key of bounded length (a long value must not reach the counter's index as
-/// it is).
+/// The most login devices kept per user: signing in from a new browser past this forgets the
+/// oldest.
+pub const MOST_DEVICES_PER_USER: i64 = 20;
+
+/// What a password attempt is counted under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Budget {
+    /// The account named in the attempt and the caller's address.
+    Shared { account: String, address: String },
+    /// A browser that signed in to the account named in the attempt: its device alone.
+    Device { device: String },
+}
+
+impl Budget {
+    /// The keys and their limits, in the order a [`LoginReservation::Limited`] index refers to.
+    fn limits(&self, state: &AppState) -> Vec<(String, u64)> {
+        let a = &state.config.authorization;
+        match self {
+            Budget::Shared { account, address } => vec![
+                (account.clone(), a.login_max_failures_per_account),
+                (address.clone(), a.login_max_failures_per_ip),
+            ],
+            Budget::Device { device } => vec![(device.clone(), a.login_max_failures_per_account)],
+        }
+    }
+
+    /// Every key an attempt reserves a failure under.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Budget::Shared { account, address } => vec![account.clone(), address.clone()],
+            Budget::Device { device } => vec![device.clone()],
+        }
+    }
+
+    /// What the limit at `index` counts, for the audit trail: `account`, `address` or `device`.
+    pub fn limit_name(&self, index: usize) -> &'static str {
+        match (self, index) {
+            (Budget::Shared { .. }, 0) => "account",
+            (Budget::Shared { .. }, _) => "address",
+            (Budget::Device { .. }, _) => "device",
+        }
+    }
+
+    /// The hash of the device cookie this attempt is counted under, if it is.
+    pub fn device_hash(&self) -> Option<&str> {
+        match self {
+            Budget::Device { device } => device.strip_prefix("device:"),
+            Budget::Shared { .. } => None,
+        }
+    }
+}
+
+/// The keys a password attempt is counted under when it comes from no known device: the
+/// account named by `email_raw` and the caller's address. What is not an email address names
+/// no account; its failures are still counted, under a key of bounded length (a long value
+/// must not reach the counter's index as it is).
 pub fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
     let account_key = match normalize_email(email_raw) {
         Ok(email) => format!("account:{email}"),
@@ -29,52 +91,114 @@ pub fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
     (account_key, ip_key)
 }
 
-/// Records a password attempt as a failure of the account and of the address (`keys`, from
-/// [`attempt_keys`]) before its password is checked, in one step with the check of the limits:
-/// of any number of concurrent attempts, at most the limit get to a password check. A success,
-/// or an attempt that checks nothing, gives it back.
+/// What an attempt to sign in to `email_raw` from `peer` is counted under: the device, when the
+/// request carries a live device cookie of that same account; otherwise the account and the
+/// address.
+pub async fn budget(
+    state: &AppState,
+    headers: &HeaderMap,
+    email_raw: &str,
+    peer: SocketAddr,
+    now: i64,
+) -> Result<Budget, ApiError> {
+    let (account, address) = attempt_keys(email_raw, peer);
+    if let Some(cookie) = session::cookie(headers, login_device_cookie(state)) {
+        let hash = secret::hash_secret(cookie);
+        let owner = state.store.login_device_email(&hash, now).await?;
+        if owner.is_some_and(|email| account == format!("account:{email}")) {
+            return Ok(Budget::Device {
+                device: format!("device:{hash}"),
+            });
+        }
+    }
+    Ok(Budget::Shared { account, address })
+}
+
+/// Records a password attempt as a failure under each key of `budget` before its password is
+/// checked, in one step with the check of the limits: of any number of concurrent attempts, at
+/// most the limit get to a password check. A success, or an attempt that checks nothing, gives
+/// it back.
 pub async fn reserve_attempt(
     state: &AppState,
-    [account_key, ip_key]: [&str; 2],
+    budget: &Budget,
     now: i64,
 ) -> Result<LoginReservation, ApiError> {
     let a = &state.config.authorization;
     Ok(state
         .store
         .reserve_login_attempt(
-            &[
-                (account_key.to_owned(), a.login_max_failures_per_account),
-                (ip_key.to_owned(), a.login_max_failures_per_ip),
-            ],
+            &budget.limits(state),
             now,
             now - a.login_failure_window_secs,
         )
         .await?)
 }
 
-/// A password attempt reserved under `keys` was right: the account's failures are forgotten
-/// (its reservation with them) and the address gets its reservation back. When the database
-/// fails half-way, both reservations are given back before the error is answered: a right
-/// password never counts as a failure.
-pub async fn succeeded(
-    state: &AppState,
-    [account_key, ip_key]: [&str; 2],
-    now: i64,
-) -> Result<(), ApiError> {
-    let done = match state.store.clear_login_failures(account_key).await {
-        Ok(()) => {
-            state
-                .store
-                .release_login_attempt(&[ip_key.to_owned()], now)
-                .await
-        }
+/// A password attempt reserved under `budget` was right. From no known device, the account's
+/// failures are forgotten (its reservation with them) and the address gets its reservation
+/// back; from a device, the device's failures are forgotten, and the account's stay: the
+/// owner signing in on their own browser gives whoever guesses elsewhere no new guesses. When
+/// the database fails half-way, every reservation is given back before the error is answered:
+/// a right password never counts as a failure.
+pub async fn succeeded(state: &AppState, budget: &Budget, now: i64) -> Result<(), ApiError> {
+    let (forget, release) = match budget {
+        Budget::Shared { account, address } => (account, Some(address)),
+        Budget::Device { device } => (device, None),
+    };
+    let done = match state.store.clear_login_failures(forget).await {
+        Ok(()) => match release {
+            Some(address) => {
+                state
+                    .store
+                    .release_login_attempt(std::slice::from_ref(address), now)
+                    .await
+            }
+            None => Ok(()),
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = done {
-        give_back(state, &[account_key.to_owned(), ip_key.to_owned()], now).await;
+        give_back(state, &budget.keys(), now).await;
         return Err(e.into());
     }
     Ok(())
+}
+
+/// After a successful sign-in of `user_id` counted under `budget`: the `Set-Cookie` of a new
+/// device cookie, remembered in the database, unless the browser already has a live one of
+/// this account (or device cookies are off). A failure to remember it costs the browser its
+/// device budget, never the sign-in.
+pub async fn remember_device(
+    state: &AppState,
+    budget: &Budget,
+    user_id: &str,
+    now: i64,
+) -> Option<HeaderValue> {
+    let lifetime = state.config.authorization.login_device_lifetime_secs;
+    if lifetime == 0 || budget.device_hash().is_some() {
+        return None;
+    }
+    let value = secret::random_token(&mut OsRng);
+    let device = NewLoginDevice {
+        token_hash: secret::hash_secret(&value),
+        user_id: user_id.to_owned(),
+        now,
+        expires_at: now + lifetime,
+    };
+    if let Err(e) = state
+        .store
+        .remember_login_device(device, MOST_DEVICES_PER_USER)
+        .await
+    {
+        tracing::warn!(error = %e, "could not remember a login device");
+        return None;
+    }
+    Some(session::set_cookie(
+        state,
+        login_device_cookie(state),
+        &value,
+        lifetime,
+    ))
 }
 
 /// `resp` (a refusal over the failure limits) with a `Retry-After` within the failure window.

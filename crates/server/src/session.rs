@@ -28,6 +28,11 @@ pub const LOGIN_CSRF_COOKIE: &str = "oauth_login_csrf";
 pub const HOST_SESSION_COOKIE: &str = "__Host-oauth_session";
 /// The login CSRF cookie when the issuer is https.
 pub const HOST_LOGIN_CSRF_COOKIE: &str = "__Host-oauth_login_csrf";
+/// A browser that signed in before (plain http): its password attempts for that account have a
+/// failure budget of their own ([`crate::login_budget`]). It outlives the session.
+pub const LOGIN_DEVICE_COOKIE: &str = "oauth_login_device";
+/// The device cookie when the issuer is https.
+pub const HOST_LOGIN_DEVICE_COOKIE: &str = "__Host-oauth_login_device";
 
 /// The name of the session cookie, written and read: `__Host-` prefixed over https.
 pub fn session_cookie(state: &AppState) -> &'static str {
@@ -44,6 +49,15 @@ pub fn login_csrf_cookie(state: &AppState) -> &'static str {
         HOST_LOGIN_CSRF_COOKIE
     } else {
         LOGIN_CSRF_COOKIE
+    }
+}
+
+/// The name of the device cookie, written and read: `__Host-` prefixed over https.
+pub fn login_device_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies() {
+        HOST_LOGIN_DEVICE_COOKIE
+    } else {
+        LOGIN_DEVICE_COOKIE
     }
 }
 

@@ -8,7 +8,10 @@ use crate::engine::{self, Engine};
 use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
 use crate::AccountStore;
-use crate::{ApiKey, LoginReservation, NewApiKey, NewSession, NewUser, Organization, Result, User};
+use crate::{
+    ApiKey, LoginReservation, NewApiKey, NewLoginDevice, NewSession, NewUser, Organization, Result,
+    User,
+};
 
 const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
 
@@ -213,12 +216,14 @@ impl<B: Engine> AccountStore for B {
         old_hash: &str,
         new_hash: &str,
         keep_session: &str,
+        keep_device: &str,
     ) -> Result<Option<u64>> {
         self.write(ChangePassword {
             user_id: user_id.to_owned(),
             old_hash: old_hash.to_owned(),
             new_hash: new_hash.to_owned(),
             keep_session: keep_session.to_owned(),
+            keep_device: keep_device.to_owned(),
         })
         .await
     }
@@ -226,6 +231,24 @@ impl<B: Engine> AccountStore for B {
     async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
         let args = [Arg::Text(user_id), Arg::Text(keep_session)];
         engine::execute(self, DELETE_OTHER_SESSIONS, &args).await
+    }
+
+    /// One write transaction.
+    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()> {
+        self.write(RememberLoginDevice { device, keep }).await
+    }
+
+    async fn login_device_email(
+        &self,
+        token_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<String>> {
+        let sql = "SELECT u.email FROM login_devices d JOIN users u ON u.id = d.user_id \
+                   WHERE d.token_hash = $1 AND (d.expires_at > $2) IS TRUE";
+        let found = self
+            .point_read::<Email>(sql, &[Arg::Text(token_hash), Arg::Int(now)])
+            .await?;
+        Ok(found.map(|e| e.0))
     }
 
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
@@ -384,6 +407,7 @@ struct ChangePassword {
     old_hash: String,
     new_hash: String,
     keep_session: String,
+    keep_device: String,
 }
 
 impl WriteJob for ChangePassword {
@@ -404,7 +428,55 @@ impl WriteJob for ChangePassword {
             return Ok(None);
         }
         let args = [Arg::Text(&self.user_id), Arg::Text(&self.keep_session)];
-        Ok(Some(e.execute(DELETE_OTHER_SESSIONS, &args).await?))
+        let ended = e.execute(DELETE_OTHER_SESSIONS, &args).await?;
+        e.execute(
+            "DELETE FROM login_devices WHERE user_id = $1 AND token_hash <> $2",
+            &[Arg::Text(&self.user_id), Arg::Text(&self.keep_device)],
+        )
+        .await?;
+        Ok(Some(ended))
+    }
+}
+
+/// A login device, and the user's devices beyond the newest `keep` gone.
+struct RememberLoginDevice {
+    device: NewLoginDevice,
+    keep: i64,
+}
+
+impl WriteJob for RememberLoginDevice {
+    type Output = ();
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+        let d = &self.device;
+        e.execute(
+            "INSERT INTO login_devices (token_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+            &[
+                Arg::Text(&d.token_hash),
+                Arg::Text(&d.user_id),
+                Arg::Int(d.now),
+                Arg::Int(d.expires_at),
+            ],
+        )
+        .await?;
+        e.execute(
+            "DELETE FROM login_devices WHERE user_id = $1 AND token_hash NOT IN \
+             (SELECT token_hash FROM login_devices WHERE user_id = $1 \
+              ORDER BY created_at DESC, token_hash LIMIT $2)",
+            &[Arg::Text(&d.user_id), Arg::Int(self.keep)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// One column, `email`.
+struct Email(String);
+
+impl FromCols for Email {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(Email(r.col("email")?))
     }
 }
 

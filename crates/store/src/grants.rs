@@ -385,6 +385,11 @@ impl<B: Engine> GrantStore for B {
                 now,
             ),
             (
+                "DELETE FROM login_devices WHERE token_hash IN \
+                 (SELECT token_hash FROM login_devices WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
                 "DELETE FROM consent_requests WHERE token_hash IN \
                  (SELECT token_hash FROM consent_requests WHERE expires_at <= $1 LIMIT $2)",
                 now,

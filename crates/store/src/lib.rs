@@ -220,6 +220,16 @@ pub struct NewSession {
     pub expires_at: UnixSeconds,
 }
 
+/// A browser that signed in (its device cookie; only the hash of the value is stored): its later
+/// password attempts for the same account have a failure budget of their own.
+#[derive(Debug, Clone)]
+pub struct NewLoginDevice {
+    pub token_hash: String,
+    pub user_id: String,
+    pub now: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
 /// What [`AccountStore::reserve_login_attempt`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginReservation {
@@ -474,7 +484,8 @@ pub trait AccountStore: Send + Sync {
     /// Signs a browser out; `Ok(false)` when there was no such session.
     async fn delete_session(&self, id_hash: &str) -> Result<bool>;
     /// Sets the user's password hash, only if `old_hash` is still the stored one, and deletes
-    /// every session of the user but `keep_session` (a cookie hash), in one transaction.
+    /// every session of the user but `keep_session` (a cookie hash) and every login device of
+    /// the user but `keep_device` (a device cookie hash, or empty), in one transaction.
     /// `Ok(None)`: the password changed in the meantime (nothing was written); otherwise the
     /// number of sessions ended.
     async fn change_password(
@@ -483,9 +494,19 @@ pub trait AccountStore: Send + Sync {
         old_hash: &str,
         new_hash: &str,
         keep_session: &str,
+        keep_device: &str,
     ) -> Result<Option<u64>>;
     /// Deletes every session of the user but `keep_session` (a cookie hash); how many it ended.
     async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64>;
+    /// Remembers a browser that signed in, and forgets the same user's devices but the newest
+    /// `keep` (so that signing in again and again keeps a bounded number of rows).
+    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()>;
+    /// The email of the user of the unexpired login device with this cookie hash.
+    async fn login_device_email(
+        &self,
+        token_hash: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<String>>;
     /// Failed logins recorded under `key` at or after `since`.
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
     /// Forgets the failures under `key` (after a successful login to that account).
@@ -673,7 +694,7 @@ pub trait GrantStore: Send + Sync {
     /// introspection, which check that the grant behind a token still stands.
     async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
     /// Housekeeping: deletes up to `limit` rows of each kind that can no longer matter:
-    /// sessions and consent requests past their expiry, authorization codes expired for more
+    /// sessions, login devices and consent requests past their expiry, authorization codes expired for more
     /// than an hour (kept that long so a replay is still seen as reuse), and failed logins
     /// older than `forget_failures_before`. Returns how many rows went.
     async fn purge_authorization(

@@ -64,6 +64,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
         "grant_installations",
         include_str!("../migrations/sqlite/0010_grant_installations.sql"),
     ),
+    (
+        11,
+        "login_devices",
+        include_str!("../migrations/sqlite/0011_login_devices.sql"),
+    ),
 ];
 
 /// Brings the database at `path` up to the last migration. Safe to run from several processes

@@ -11,8 +11,8 @@ use support::update;
 use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
 use oauth_store::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest,
-    LoginReservation, NewSecurityEvent, NewSession, NewTokenFamily, NewUser, SecurityEventFilter,
-    Store, User,
+    LoginReservation, NewLoginDevice, NewSecurityEvent, NewSession, NewTokenFamily, NewUser,
+    SecurityEventFilter, Store, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -469,7 +469,7 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // A stale old hash changes nothing.
     assert_eq!(
         store
-            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine")
+            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine", "")
             .await
             .unwrap(),
         None
@@ -482,7 +482,7 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // The current one: changed, the other session of this user ended, nobody else's.
     assert_eq!(
         store
-            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine")
+            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine", "")
             .await
             .unwrap(),
         Some(1)
@@ -505,6 +505,94 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     assert!(store.session_user("theirs", NOW).await.unwrap().is_none());
     assert_eq!(store.delete_other_sessions(&u.id, "mine").await.unwrap(), 0);
     assert!(store.session_user("mine", NOW).await.unwrap().is_some());
+}
+
+fn device(hash: &str, user: &User, now: i64) -> NewLoginDevice {
+    NewLoginDevice {
+        token_hash: hash.into(),
+        user_id: user.id.clone(),
+        now,
+        expires_at: now + 100,
+    }
+}
+
+async fn login_devices_name_their_user_until_they_expire(store: &dyn Store) {
+    let u = user(store, "d@x.example").await;
+    let other = user(store, "e@x.example").await;
+    store
+        .remember_login_device(device("d1", &u, NOW), 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.login_device_email("d1", NOW + 99).await.unwrap(),
+        Some("d@x.example".to_owned())
+    );
+    assert_eq!(
+        store.login_device_email("d1", NOW + 100).await.unwrap(),
+        None
+    );
+    assert_eq!(store.login_device_email("d2", NOW).await.unwrap(), None);
+    // The same hash twice is refused, and the first stays its user's.
+    assert!(store
+        .remember_login_device(device("d1", &other, NOW), 20)
+        .await
+        .is_err());
+    assert_eq!(
+        store.login_device_email("d1", NOW).await.unwrap(),
+        Some("d@x.example".to_owned())
+    );
+    // The purge forgets expired devices only.
+    store
+        .remember_login_device(device("d3", &u, NOW + 50), 20)
+        .await
+        .unwrap();
+    store
+        .purge_authorization(NOW + 100, NOW - 900, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.login_device_email("d1", NOW + 50).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.login_device_email("d3", NOW + 100).await.unwrap(),
+        Some("d@x.example".to_owned())
+    );
+}
+
+async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
+    let u = user(store, "f@x.example").await;
+    let other = user(store, "g@x.example").await;
+    store
+        .remember_login_device(device("theirs", &other, NOW), 3)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        store
+            .remember_login_device(device(&format!("mine{i}"), &u, NOW + i), 3)
+            .await
+            .unwrap();
+    }
+    let live = |h: String| async move { store.login_device_email(&h, NOW).await.unwrap() };
+    for i in 0..2 {
+        assert_eq!(live(format!("mine{i}")).await, None, "mine{i} is gone");
+    }
+    for i in 2..5 {
+        assert!(live(format!("mine{i}")).await.is_some(), "mine{i} stays");
+    }
+    assert!(live("theirs".into()).await.is_some());
+    // A password change forgets the user's other devices, and nobody else's.
+    assert_eq!(
+        store
+            .change_password(&u.id, &u.password_hash, "$argon2id$new", "none", "mine3")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(live("mine3".into()).await.is_some());
+    assert_eq!(live("mine2".into()).await, None);
+    assert_eq!(live("mine4".into()).await, None);
+    assert!(live("theirs".into()).await.is_some());
 }
 
 async fn login_failures_count_within_the_window(store: &dyn Store) {
@@ -1635,6 +1723,8 @@ storage_tests! {
     live_grants_are_found_by_id_and_touched,
     purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,
+    login_devices_name_their_user_until_they_expire,
+    a_user_keeps_only_the_newest_login_devices,
     a_password_change_ends_the_other_sessions_of_its_user_only,
     login_failures_count_within_the_window,
     login_attempts_are_reserved_up_to_the_limit,

@@ -148,7 +148,7 @@ fn sqlx_migrated_sqlite(path: &Path, up_to: u32, last_success: bool) -> rusqlite
 }
 
 /// The number of the last SQLite migration.
-const LATEST: i64 = 10;
+const LATEST: i64 = 11;
 
 fn user_version(path: &Path) -> i64 {
     rusqlite::Connection::open(path)

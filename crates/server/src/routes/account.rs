@@ -10,7 +10,7 @@
 
 use askama::Template;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -335,8 +335,8 @@ async fn change_password(
     // the account, reserved before the check as the sign-in form does, so the two forms share
     // one budget per account (and per address).
     let now = state.clock.now();
-    let (account_key, ip_key) = login_budget::attempt_keys(&user.email, peer);
-    let reservation = login_budget::reserve_attempt(&state, [&account_key, &ip_key], now).await?;
+    let budget = login_budget::budget(&state, &headers, &user.email, peer, now).await?;
+    let reservation = login_budget::reserve_attempt(&state, &budget, now).await?;
     if let LoginReservation::Limited(_) = reservation {
         return Ok(login_budget::with_retry_after(
             &state,
@@ -349,7 +349,7 @@ async fn change_password(
             ),
         ));
     }
-    let reserved = [account_key.clone(), ip_key.clone()];
+    let reserved = budget.keys();
     let verdict = state
         .passwords
         .check(
@@ -368,7 +368,7 @@ async fn change_password(
         Verdict::Correct => {
             // As a sign-in: the account's failures are forgotten, the address gets its
             // reservation back.
-            login_budget::succeeded(&state, [&account_key, &ip_key], now).await?;
+            login_budget::succeeded(&state, &budget, now).await?;
         }
         Verdict::Busy => {
             // Nothing was checked: no failure to count.
@@ -407,6 +407,7 @@ async fn change_password(
             &user.password_hash,
             &new_hash,
             &secret::hash_secret(&cookie),
+            budget.device_hash().unwrap_or(""),
         )
         .await?;
     let Some(ended) = ended else {
@@ -427,13 +428,20 @@ async fn change_password(
             .detail("other_sessions_ended", ended),
     )
     .await;
-    Ok(render_password_page(
+    // The change forgot every other browser's device cookie; this one keeps its own, or gets
+    // one.
+    let mut resp = render_password_page(
         StatusCode::OK,
         &user,
         &cookie,
         None,
         Some("Your password was changed, and your other sessions were signed out."),
-    ))
+    );
+    let now = state.clock.now();
+    if let Some(device) = login_budget::remember_device(&state, &budget, &user.id, now).await {
+        resp.headers_mut().append(header::SET_COOKIE, device);
+    }
+    Ok(resp)
 }
 
 #[utoipa::path(

@@ -33,7 +33,9 @@ use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{is_form, read_body};
 use crate::html::{self, AccountPage, LoginPage};
-use crate::login_budget::{attempt_keys, give_back, reserve_attempt, succeeded, with_retry_after};
+use crate::login_budget::{
+    budget, give_back, remember_device, reserve_attempt, succeeded, with_retry_after,
+};
 use crate::passwords::Verdict;
 use crate::session::{self, login_csrf_cookie, session_cookie, Via};
 use crate::state::AppState;
@@ -194,10 +196,10 @@ async fn login(
     let a = &state.config.authorization;
     let now = state.clock.now();
     let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
-    let (account_key, ip_key) = attempt_keys(email_raw, peer);
-    let reservation = reserve_attempt(&state, [&account_key, &ip_key], now).await?;
+    let budget = budget(&state, &headers, email_raw, peer, now).await?;
+    let reservation = reserve_attempt(&state, &budget, now).await?;
     if let LoginReservation::Limited(which) = reservation {
-        let limit = if which == 0 { "account" } else { "address" };
+        let limit = budget.limit_name(which);
         audit::record(
             state.store.as_ref(),
             now,
@@ -215,7 +217,7 @@ async fn login(
             ),
         ));
     }
-    let reserved = [account_key.clone(), ip_key.clone()];
+    let reserved = budget.keys();
 
     let user = match state.store.find_user_by_email(&email).await {
         Ok(u) => u,
@@ -267,9 +269,9 @@ async fn login(
             ));
         }
     };
-    // Signed in: the account's failures are forgotten (this reservation with them), and the
-    // address gets its reservation back.
-    succeeded(&state, [&account_key, &ip_key], now).await?;
+    // Signed in: the failures of what this attempt was counted under are forgotten (this
+    // reservation with them), and the address gets its reservation back.
+    succeeded(&state, &budget, now).await?;
 
     let cookie_value = secret::random_token(&mut OsRng);
     let lifetime = a.session_lifetime_secs;
@@ -301,6 +303,9 @@ async fn login(
         header::SET_COOKIE,
         session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
+    if let Some(device) = remember_device(&state, &budget, &user.id, now).await {
+        h.append(header::SET_COOKIE, device);
+    }
     Ok(resp)
 }
 

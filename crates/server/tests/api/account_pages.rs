@@ -318,6 +318,54 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
     assert_eq!(r.status(), 303);
 }
 
+/// A password change forgets every other browser's device cookie (whoever signed in with the
+/// old password gets no budget of their own for guessing the new one); the browser that made
+/// the change keeps its own.
+#[tokio::test]
+async fn a_password_change_forgets_the_other_browsers_devices() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let mut browsers = Vec::new();
+    for _ in 0..2 {
+        let r = app.post_login(&alice.email, &alice.password, "/").await;
+        assert_eq!(r.status(), 303);
+        let (session, _) = set_cookie(&r, "oauth_session").unwrap();
+        let (device, _) = set_cookie(&r, "oauth_login_device").unwrap();
+        browsers.push((session, device));
+    }
+    let store = app.server.store.clone();
+    let now = app.clock.now();
+    let device_of = |value: &str| {
+        let hash = oauth_core::secret::hash_secret(value);
+        let store = store.clone();
+        async move { store.login_device_email(&hash, now).await.unwrap() }
+    };
+    let (session, device) = &browsers[0];
+    let here = format!("oauth_session={session}; oauth_login_device={device}");
+    let (_, _, html) = page(&app, "/account/password", &here).await;
+    let new = "a much better passphrase";
+    let r = app
+        .http
+        .post(app.at("/account/password"))
+        .header("cookie", &here)
+        .form(&[
+            ("csrf_token", hidden(&html, "csrf_token").as_str()),
+            ("current_password", alice.password.as_str()),
+            ("new_password", new),
+            ("confirm_password", new),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(set_cookie(&r, "oauth_login_device").is_none(), "kept");
+    assert_eq!(
+        device_of(device).await.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(device_of(&browsers[1].1).await, None);
+}
+
 /// A stolen session gets no more guesses at the password than the sign-in form gives: a wrong
 /// current password is a failed sign-in of the account (reserved before the check), so the
 /// account's limit holds whatever the address, and it covers both forms.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oauth_core::secret;
-use oauth_server::clock::ManualClock;
+use oauth_server::clock::{Clock, ManualClock};
 
 use crate::flow::*;
 use crate::support::TestApp;
@@ -89,6 +89,9 @@ async fn over_https_the_cookies_are_host_prefixed_and_secure() {
     host_cookie(&line);
     let (cleared, line) = set_cookie(&r, "__Host-oauth_login_csrf").unwrap();
     assert!(cleared.is_empty() && line.contains("Max-Age=0"), "{line}");
+    assert!(set_cookie(&r, "oauth_login_device").is_none());
+    let (_, line) = set_cookie(&r, "__Host-oauth_login_device").unwrap();
+    host_cookie(&line);
     let stored = app
         .server
         .store
@@ -259,6 +262,135 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
             .status(),
         303
     );
+}
+
+/// Posts the login form with `cookies` besides the form's CSRF cookie.
+async fn post_login_with(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    cookies: &str,
+) -> reqwest::Response {
+    let (csrf, _) = app.login_form().await;
+    app.http
+        .post(app.at("/login"))
+        .header("cookie", format!("oauth_login_csrf={csrf}; {cookies}"))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", csrf.as_str()),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in; returns the device cookie the browser got.
+async fn device_cookie(app: &TestApp, user: &crate::support::TestUser) -> String {
+    let r = app.post_login(&user.email, &user.password, "/").await;
+    assert_eq!(r.status(), 303);
+    let (value, line) = set_cookie(&r, "oauth_login_device").expect("a device cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=15552000"] {
+        assert!(line.contains(attr), "{line}");
+    }
+    format!("oauth_login_device={value}")
+}
+
+/// The owner's browser, which signed in before, keeps its own failure budget: wrong passwords
+/// typed elsewhere lock the account for everyone else but not for it, and the owner signing in
+/// there gives the guesser no new guesses.
+#[tokio::test]
+async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_in_with() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_max_failures_per_account = 3;
+        c.authorization.login_max_failures_per_ip = 8;
+        c.authorization.login_failure_window_secs = 600;
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let bob = app.user("bob@example.com", "org").await;
+    let alices = device_cookie(&app, &alice).await;
+    let bobs = device_cookie(&app, &bob).await;
+    // Stored as a hash only, naming its user.
+    let value = alices.trim_start_matches("oauth_login_device=");
+    let store = &app.server.store;
+    let hash = secret::hash_secret(value);
+    let owner = store.login_device_email(&hash, clock.now()).await.unwrap();
+    assert_eq!(owner.as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        store.login_device_email(value, clock.now()).await.unwrap(),
+        None
+    );
+
+    // Someone without the cookie locks the account.
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_login(&alice.email, "guess", "/").await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        app.post_login(&alice.email, &alice.password, "/")
+            .await
+            .status(),
+        429
+    );
+    // Bob's device cookie is no way around alice's lock.
+    let r = post_login_with(&app, &alice.email, &alice.password, &bobs).await;
+    assert_eq!(r.status(), 429);
+    // Alice's browser signs in; it keeps its cookie (no new one), and the guesser stays locked.
+    let r = post_login_with(&app, &alice.email, &alice.password, &alices).await;
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "oauth_session").is_some());
+    assert!(set_cookie(&r, "oauth_login_device").is_none());
+    let account = store.login_failures("account:alice@example.com", 0).await;
+    assert_eq!(account.unwrap(), 3);
+    assert_eq!(
+        app.post_login(&alice.email, &alice.password, "/")
+            .await
+            .status(),
+        429
+    );
+
+    // The device's own budget is bounded like an account's, and is the device's alone: its
+    // failures spend nothing of the address, and the lock names the device.
+    for _ in 0..3 {
+        let r = post_login_with(&app, &alice.email, "guess", &alices).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = post_login_with(&app, &alice.email, &alice.password, &alices).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let address = store.login_failures("ip:127.0.0.1", 0).await;
+    assert_eq!(address.unwrap(), 3, "the guesser's failures only");
+    let locked = app.events("login.locked").await;
+    assert_eq!(locked[0].detail["limit"], "device", "{locked:?}");
+    // Bob's browser is untouched by all of it.
+    let r = post_login_with(&app, &bob.email, &bob.password, &bobs).await;
+    assert_eq!(r.status(), 303);
+
+    // The device cookie expires with its row: after it, the account's limits apply again.
+    clock.advance(601);
+    let r = post_login_with(&app, &alice.email, &alice.password, &alices).await;
+    assert_eq!(r.status(), 303);
+    clock.advance(15_552_000);
+    let r = post_login_with(&app, &alice.email, &alice.password, &alices).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        set_cookie(&r, "oauth_login_device").is_some(),
+        "an expired device gets a new cookie"
+    );
+}
+
+#[tokio::test]
+async fn device_cookies_can_be_turned_off() {
+    let app = TestApp::spawn_with(|c| c.authorization.login_device_lifetime_secs = 0).await;
+    let alice = app.user("alice@example.com", "org").await;
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "oauth_login_device").is_none());
 }
 
 /// Fires 30 wrong passwords for one account at once (spread over `urls`, each a server on the
