@@ -448,7 +448,8 @@ async fn refresh_token(
     }
     // §6: the scope may be narrowed, never widened; none requested keeps the original scope,
     // less any scope removed from the client (or the catalogue) since: a change to a client
-    // applies to every later refresh.
+    // applies to every later refresh. The new refresh token keeps the whole of that scope, not
+    // the narrowed one: a narrower access token now does not narrow the next refresh.
     let still: Vec<String> = stored
         .scopes
         .iter()
@@ -472,7 +473,7 @@ async fn refresh_token(
         &stored.grant_id,
         &client.client_id,
         &stored.user_id,
-        &scopes,
+        &still,
         stored.resource.as_deref(),
     );
     let old = match state.store.rotate_refresh_token(&hash, &new, now).await? {

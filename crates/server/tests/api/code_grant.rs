@@ -633,12 +633,19 @@ async fn refresh_rotates_and_may_narrow_but_not_widen() {
     assert_eq!(claims["scope"], "messaging");
     let rt2 = r.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rt2, rt1);
-    // The narrowed token cannot widen back.
-    let r = refresh(&app, &id, &secret, &rt2, Some("admin")).await;
+    // RFC 6749 §6: the new refresh token has the scope of the one presented, so the next
+    // refresh may ask for anything originally granted, and none asked is all of it; never more.
+    let r = refresh(&app, &id, &secret, &rt2, Some("voice")).await;
     assert_oauth_error(&r, 400, "invalid_scope");
-    let r = refresh(&app, &id, &secret, &rt2, None).await;
+    let r = refresh(&app, &id, &secret, &rt2, Some("admin")).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["scope"], "messaging");
+    assert_eq!(r.body["scope"], "admin");
+    let rt3 = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let stored = app.server.store.find_refresh_token(&secret::hash_secret(&rt3)).await;
+    assert_eq!(stored.unwrap().unwrap().scopes, ["admin", "messaging"]);
+    let r = refresh(&app, &id, &secret, &rt3, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "admin messaging");
     // Unknown token.
     assert_oauth_error(
         &refresh(&app, &id, &secret, "nope", None).await,
