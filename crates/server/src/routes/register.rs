@@ -153,13 +153,7 @@ async fn registrant(
         .rate_limits
         .register_ip(peer.ip(), state.clock.now())
         .await?;
-    let refused = || {
-        ApiError::unauthorized(
-            "invalid_token",
-            "the registration access token is missing, wrong, or not this client's",
-            &state.protected_resource_metadata_url(),
-        )
-    };
+    let refused = || not_a_registrant(state);
     let presented = bearer_token(headers).ok_or_else(refused)?;
     let stored = state
         .store
@@ -176,6 +170,16 @@ async fn registrant(
         .await?
         .filter(|c| c.origin == ClientOrigin::Registration)
         .ok_or_else(refused)
+}
+
+/// RFC 7592 §2: a registration access token that is missing, wrong, or names a client that is
+/// gone (also one deleted while the request was under way).
+fn not_a_registrant(state: &AppState) -> ApiError {
+    ApiError::unauthorized(
+        "invalid_token",
+        "the registration access token is missing, wrong, or not this client's",
+        &state.protected_resource_metadata_url(),
+    )
 }
 
 fn management_response(state: &AppState, client: &Client) -> impl IntoResponse {
@@ -293,7 +297,7 @@ async fn update_registration(
         .store
         .edit_client(THIRD_PARTY_ORG_ID, &client_id, edit, now)
         .await?
-        .ok_or_else(|| ApiError::not_found("client"))?
+        .ok_or_else(|| not_a_registrant(&state))?
         .map_err(|refused| {
             let messages: Vec<String> = refused.0.into_iter().map(|e| e.message).collect();
             metadata(messages.join("; "))
@@ -328,10 +332,14 @@ async fn delete_registration(
     PathParam(client_id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     let client = registrant(&state, peer, &headers, &client_id).await?;
-    state
+    // Of deletions racing one another, one deletes the client; the rest find it gone.
+    let deleted = state
         .store
         .delete_client(THIRD_PARTY_ORG_ID, &client_id)
         .await?;
+    if !deleted {
+        return Err(not_a_registrant(&state));
+    }
     audit::record(
         state.store.as_ref(),
         state.clock.now(),

@@ -641,7 +641,11 @@ async fn refresh_rotates_and_may_narrow_but_not_widen() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["scope"], "admin");
     let rt3 = r.body["refresh_token"].as_str().unwrap().to_owned();
-    let stored = app.server.store.find_refresh_token(&secret::hash_secret(&rt3)).await;
+    let stored = app
+        .server
+        .store
+        .find_refresh_token(&secret::hash_secret(&rt3))
+        .await;
     assert_eq!(stored.unwrap().unwrap().scopes, ["admin", "messaging"]);
     let r = refresh(&app, &id, &secret, &rt3, None).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -647,6 +647,80 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
         .is_some());
 }
 
+/// Thirty deletions of one registration at once, with updates among them, on SQLite and on
+/// PostgreSQL: one deletion deletes it and records one event; every other request is told the
+/// token names no client (401 `invalid_token`), never that it succeeded.
+#[tokio::test]
+async fn thirty_deletions_at_once_delete_once() {
+    let adjust = |c: &mut oauth_server::Config| {
+        c.tokens.key_encryption_key = Some(oauth_core::keys::KeyEncryptionKey::generate(
+            &mut rand::rngs::OsRng,
+        ));
+        c.rate_limits.register_per_ip = oauth_server::config::RateLimit {
+            requests: 1000,
+            window_secs: 60,
+        };
+    };
+    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
+    if let Some((url, guard)) = crate::db::postgres_url().await {
+        let app = TestApp::spawn_on(
+            tempfile::tempdir().unwrap(),
+            url,
+            adjust,
+            std::sync::Arc::new(oauth_server::clock::SystemClock),
+        )
+        .await;
+        apps.push((app, Some(guard)));
+    }
+    for (app, _guard) in &apps {
+        let body = json!({"client_name": "app", "token_endpoint_auth_method": "none",
+                          "redirect_uris": ["https://a.example/cb"]});
+        let (status, r) = register(app, None, &body).await;
+        assert_eq!(status, 201, "{r}");
+        let id = r["client_id"].as_str().unwrap().to_owned();
+        let uri = r["registration_client_uri"].as_str().unwrap();
+        let token = r["registration_access_token"].as_str().unwrap();
+        let answers = futures_util::future::join_all((0..30).map(|i| {
+            let req = if i % 5 == 4 {
+                app.http.put(uri).json(&body)
+            } else {
+                app.http.delete(uri)
+            };
+            let req = req.bearer_auth(token);
+            async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap();
+                (i, status, text)
+            }
+        }))
+        .await;
+        let deleted: Vec<_> = answers
+            .iter()
+            .filter(|(i, s, _)| i % 5 != 4 && *s == 204)
+            .collect();
+        assert_eq!(deleted.len(), 1, "{answers:?}");
+        for (i, status, text) in &answers {
+            match status {
+                204 => assert!(i % 5 != 4),
+                200 => assert!(i % 5 == 4, "only an update before the deletion: {text}"),
+                401 => {
+                    let e: Value = serde_json::from_str(text).unwrap();
+                    assert_eq!(e["error"], "invalid_token", "{text}");
+                }
+                other => panic!("{other}: {text}"),
+            }
+        }
+        assert!(app.server.store.get_client(&id).await.unwrap().is_none());
+        let events = app.events("client.deleted").await;
+        let of_this: Vec<_> = events
+            .iter()
+            .filter(|e| e.client_id.as_deref() == Some(id.as_str()))
+            .collect();
+        assert_eq!(of_this.len(), 1, "{events:?}");
+    }
+}
+
 /// The registration access token's storage on both engines: stored with its client in one
 /// write (a reused id writes neither), and gone with it (PostgreSQL when
 /// `OAUTH_TEST_POSTGRES_URL` is set).
