@@ -193,8 +193,11 @@ async fn create(
             .client(&client),
     )
     .await;
+    // The answer carries the secret: no cache may keep it (RFC 6749 §5.1 asks the same of a
+    // token answer).
     Ok((
         StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
         Json(Data {
             data: client.to_wire(secret),
         }),

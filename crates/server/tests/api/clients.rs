@@ -17,6 +17,17 @@ async fn create_returns_the_secret_once_and_stores_only_its_hash() {
     let secret = c["client_secret"].as_str().expect("a secret on create");
     assert_eq!(secret.len(), 43, "256 random bits, base64url");
     let id = c["client_id"].as_str().unwrap();
+    // The answer that carries a secret is kept by no cache.
+    let r = app
+        .http
+        .post(app.at("/oauth_clients"))
+        .bearer_auth(&app.admin_key)
+        .json(&confidential_client("Another"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
 
     let (status, got) = app
         .get(&app.admin_key, &format!("/oauth_clients/{id}"))
