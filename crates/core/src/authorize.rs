@@ -296,6 +296,25 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     format!("{redirect_uri}{sep}{query}")
 }
 
+/// `text` in the characters RFC 6749 allows in an `error_description` (§4.1.2.1, §5.2:
+/// `%x20-21 / %x23-5B / %x5D-7E`, printable ASCII but `"` and `\`): a double quote becomes a
+/// single one, a backslash a slash, `§` the word "section", a tab or line break a space, and
+/// any other character (a caller's non-ASCII input, a control character) a `?`.
+pub fn error_description(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push('\''),
+            '\\' => out.push('/'),
+            '§' => out.push_str("section "),
+            '\t' | '\n' | '\r' => out.push(' '),
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
 /// The error response of RFC 6749 §4.1.2.1 with `iss` (RFC 9207 §2).
 pub fn error_redirect(
     redirect_uri: &str,
@@ -304,7 +323,11 @@ pub fn error_redirect(
     state: Option<&str>,
     issuer: &str,
 ) -> String {
-    let mut params = vec![("error", error), ("error_description", description)];
+    let description = error_description(description);
+    let mut params = vec![
+        ("error", error),
+        ("error_description", description.as_str()),
+    ];
     if let Some(s) = state {
         params.push(("state", s));
     }
@@ -340,6 +363,23 @@ pub fn may_skip_consent(client: &Client, redirect_uri: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_descriptions_hold_only_the_characters_rfc_6749_allows() {
+        let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
+        assert_eq!(
+            super::error_description("the parameter scope appears more than once (RFC 6749 §3.1)"),
+            "the parameter scope appears more than once (RFC 6749 section 3.1)"
+        );
+        assert_eq!(
+            super::error_description("response_type \"\\\"é\" is\nnot supported\u{0}"),
+            "response_type '/'?' is not supported?"
+        );
+        let every: String = (0..=0x3000u32).filter_map(char::from_u32).collect();
+        assert!(super::error_description(&every).chars().all(allowed));
+        let plain = "invalid_grant: the code is invalid, expired or already used";
+        assert_eq!(super::error_description(plain), plain);
+    }
+
     use super::*;
     use crate::ClientDraft;
     use oauth_wire::TokenEndpointAuthMethod;

@@ -239,7 +239,7 @@ impl IntoResponse for ApiError {
             .collect();
         let body = ErrorBody {
             error: this.error.to_owned(),
-            error_description: Some(this.description),
+            error_description: Some(oauth_core::authorize::error_description(&this.description)),
             errors,
         };
         let mut resp = (this.status, Json(body)).into_response();

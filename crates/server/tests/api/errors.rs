@@ -220,3 +220,53 @@ async fn health_and_readiness_probes() {
     let (status, body) = app.get(&app.admin_key, "/oauth_clients").await;
     assert_eq!(status, 503, "{body}");
 }
+
+/// RFC 6749 §4.1.2.1 and §5.2: `error_description` holds printable ASCII but `"` and `\` only,
+/// in an error redirect and in a token error, whatever the caller sent to be echoed.
+#[tokio::test]
+async fn error_descriptions_hold_only_the_characters_rfc_6749_allows() {
+    use crate::flow::{code_client, location, param, path_of, standard_params};
+    use crate::oauth_support::{basic, cc_client, cc_client_with, post_form};
+    let allowed = |d: &str| {
+        !d.is_empty()
+            && d.chars()
+                .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    };
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    for scope in ["é\"x\\", "nope", "admin\u{202e}"] {
+        let r = post_form(
+            &app,
+            "/oauth/token",
+            Some(&basic(&id, &secret)),
+            &[("grant_type", "client_credentials"), ("scope", scope)],
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["error"], "invalid_scope");
+        let d = r.body["error_description"].as_str().unwrap();
+        assert!(allowed(d), "{scope:?}: {d:?}");
+    }
+
+    // An error sent back to the client's redirect URI (signed in by API key).
+    let (code_id, _) = cc_client_with(&app, &app.admin_key, code_client("App")).await;
+    let mut params = standard_params(&code_id);
+    params.push(("scope", "voice".to_owned()));
+    let mut quoted = standard_params(&code_id);
+    quoted.retain(|(k, _)| *k != "response_type");
+    quoted.push(("response_type", "\"é".to_owned()));
+    for params in [params, quoted] {
+        let r = app
+            .http
+            .get(app.at(&path_of(&params)))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        let loc = location(&r);
+        assert!(param(&loc, "error").is_some(), "{loc}");
+        let d = param(&loc, "error_description").unwrap();
+        assert!(allowed(&d), "{d:?}");
+    }
+}
