@@ -1,6 +1,12 @@
 //! Where the login page may send the browser afterwards: only back into this server, never to
 //! another site (an open redirect would let a phishing link borrow this server's address).
 
+/// The longest `return_to` followed: room for an authorization request with every parameter
+/// at its own limit (a 2048-character `state`, a 2000-character `redirect_uri`, 4096 bytes of
+/// scope), percent-encoded. A longer request cannot come back after signing in, and
+/// `/oauth/authorize` says so instead of sending the browser to sign in.
+pub const MAX_RETURN_TO_BYTES: usize = 16 * 1024;
+
 /// `Some(path)` when `return_to` is a same-origin relative reference: it starts with a single
 /// `/`, not `//` or `/\` (which browsers treat as another host), and has no control characters
 /// or backslashes anywhere (some browsers read `\` as `/`). Anything else is `None`: go to `/`.
@@ -12,7 +18,7 @@ pub fn safe_return_to(return_to: &str) -> Option<&str> {
     if matches!(bytes.get(1), Some(b'/') | Some(b'\\')) {
         return None;
     }
-    if return_to.len() > 4096
+    if return_to.len() > MAX_RETURN_TO_BYTES
         || return_to
             .chars()
             .any(|c| c.is_control() || c == '\\' || c.is_whitespace())

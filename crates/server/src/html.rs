@@ -170,10 +170,19 @@ pub fn csp_source(redirect_uri: &str) -> String {
         return String::new();
     };
     match (u.scheme(), u.host_str()) {
-        (scheme @ ("http" | "https"), Some(host)) => match u.port() {
-            Some(p) => format!(" {scheme}://{host}:{p}"),
-            None => format!(" {scheme}://{host}"),
-        },
+        // A host the URL parser lets through with `;` or `,` (no DNS name has them) would end
+        // the directive or the source list.
+        (scheme @ ("http" | "https"), Some(host))
+            if host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b)) =>
+        {
+            match u.port() {
+                Some(p) => format!(" {scheme}://{host}:{p}"),
+                None => format!(" {scheme}://{host}"),
+            }
+        }
+        ("http" | "https", _) => String::new(),
         (scheme, _)
             if scheme
                 .bytes()
@@ -212,6 +221,12 @@ mod tests {
             " http://127.0.0.1:4000"
         );
         assert_eq!(csp_source("com.example.app:/cb"), " com.example.app:");
+        assert_eq!(csp_source("http://[::1]:8080/cb"), " http://[::1]:8080");
+        // A host that would end the directive or the list adds no source at all.
+        for odd in ["https://a;sandbox/cb", "https://a,b/cb", "https://a;b,c/cb"] {
+            assert!(url::Url::parse(odd).is_ok(), "{odd} parses");
+            assert_eq!(csp_source(odd), "", "{odd}");
+        }
         assert_eq!(return_host("https://a.example/cb"), "a.example");
     }
 }

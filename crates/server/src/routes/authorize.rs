@@ -207,6 +207,15 @@ async fn authorize(
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/oauth/authorize");
+        if here.len() > oauth_core::return_to::MAX_RETURN_TO_BYTES {
+            // Signing in could not bring the browser back to a request this long; say so
+            // rather than lose it.
+            return Ok(html::message(
+                StatusCode::URI_TOO_LONG,
+                "This sign-in link is too long",
+                "The application's request is too long to come back to after signing in. Please go back to the application and try again.",
+            ));
+        }
         let login = format!(
             "/login?{}",
             url::form_urlencoded::Serializer::new(String::new())

@@ -174,6 +174,49 @@ async fn the_login_form_needs_its_csrf_value() {
     }
 }
 
+/// An authorization request with its parameters at their limits comes back after signing in;
+/// one too long to come back is told so, not sent to sign in and then lost.
+#[tokio::test]
+async fn a_long_authorization_request_comes_back_after_signing_in() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice@example.com", "alice-org").await;
+    let (client_id, _) =
+        crate::oauth_support::cc_client_with(&app, &app.admin_key, code_client("App")).await;
+    let mut params = standard_params(&client_id);
+    params.retain(|(k, _)| *k != "state");
+    // 2048 characters, each percent-encoded to three.
+    params.push(("state", "\"".repeat(2048)));
+    let path = path_of(&params);
+    assert!(path.len() > 6000, "{}", path.len());
+    let r = app.http.get(app.at(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let to_login = location(&r);
+    assert!(to_login.starts_with("/login?return_to="), "{to_login}");
+    let r = app.http.get(app.at(&to_login)).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    // The form carries it (HTML-escaped), and signing in goes back to it.
+    let field = hidden(&page, "return_to").replace("&#38;", "&");
+    assert!(field == path, "the form's return_to is not the request");
+    let r = app.post_login(&user.email, &user.password, &path).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r) == path,
+        "signing in did not go back to the request"
+    );
+
+    // Past what can come back: a page that says so.
+    params.push(("padding", "x".repeat(17 * 1024)));
+    let r = app
+        .http
+        .get(app.at(&path_of(&params)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 414);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("too long"));
+}
+
 #[tokio::test]
 async fn return_to_only_leads_back_into_this_server() {
     let app = TestApp::spawn().await;
