@@ -171,14 +171,21 @@ pub async fn still_live(
 
 /// The user a token acts for: its subject (a user's grant), or for a client-credentials token
 /// (no grant) the member who created the client, and only when the client is a first-party
-/// client of that member's organization. A third-party client's client-credentials token acts
-/// for no user.
+/// client of that member's organization that still has the client-credentials grant (taking
+/// the grant away takes effect at once, as taking the scope away does). A third-party client's
+/// client-credentials token acts for no user.
 pub async fn token_user(state: &AppState, active: &ActiveToken) -> Result<Option<User>, ApiError> {
     if active.claims.grant_id.is_some() {
         return Ok(state.store.get_user(&active.claims.sub).await?);
     }
     let client = &active.client;
-    if client.is_third_party() || client.user_id.is_empty() {
+    if client.is_third_party()
+        || client.user_id.is_empty()
+        || !client
+            .settings
+            .grant_types
+            .contains(&oauth_wire::GrantType::ClientCredentials)
+    {
         return Ok(None);
     }
     Ok(state

@@ -105,8 +105,13 @@ async fn introspect(
             None => None,
         },
     };
-    if let Some(active) = active {
-        let c = active.claims;
+    // A scope the client has lost since the token was issued is no longer reported (a refresh
+    // would no longer issue it); a token left with none is not active.
+    let active = active.and_then(|a| {
+        let scope = still_granted(&state, &a.client, a.claims.scope.split_whitespace())?;
+        Some((a.claims, scope))
+    });
+    if let Some((c, scope)) = active {
         body = IntrospectResponse {
             active: true,
             aud: Some(c.aud),
@@ -114,7 +119,7 @@ async fn introspect(
             exp: Some(c.exp),
             iat: Some(c.iat),
             iss: Some(c.iss),
-            scope: Some(c.scope),
+            scope: Some(scope),
             sub: Some(c.sub),
             token_type: Some("Bearer".to_owned()),
             jti: Some(c.jti),
@@ -143,14 +148,32 @@ async fn introspect_refresh_token(
     }
     // Visibility before the remaining reads: a client sees only its own tokens (and its own
     // record was read when it authenticated); a user, those of their organization's clients.
-    let visible = match who {
-        Introspector::Client(c) => c.client_id == t.client_id,
-        Introspector::User(user) => match state.store.get_client(&t.client_id).await? {
-            Some(client) => visible_to_org(state, user, &client, Some(&t.user_id)).await?,
-            None => false,
-        },
+    let stored;
+    let client = match who {
+        Introspector::Client(c) => (c.client_id == t.client_id).then_some(c.as_ref()),
+        Introspector::User(user) => {
+            stored = state.store.get_client(&t.client_id).await?;
+            match &stored {
+                Some(client) => visible_to_org(state, user, client, Some(&t.user_id))
+                    .await?
+                    .then_some(client),
+                None => None,
+            }
+        }
     };
-    if !visible || state.store.live_grant(&t.grant_id).await?.is_none() {
+    // A client no longer allowed the refresh grant cannot use the token (the token endpoint
+    // refuses it), so it is not active either.
+    let Some(client) = client.filter(|c| {
+        c.settings
+            .grant_types
+            .contains(&oauth_wire::GrantType::RefreshToken)
+    }) else {
+        return Ok(None);
+    };
+    let Some(scope) = still_granted(state, client, t.scopes.iter().map(String::as_str)) else {
+        return Ok(None);
+    };
+    if state.store.live_grant(&t.grant_id).await?.is_none() {
         return Ok(None);
     }
     Ok(Some(IntrospectResponse {
@@ -160,11 +183,29 @@ async fn introspect_refresh_token(
         exp: Some(t.expires_at),
         iat: Some(t.created_at),
         iss: Some(state.issuer.to_string()),
-        scope: Some(t.scopes.join(" ")),
+        scope: Some(scope),
         sub: Some(t.user_id),
         token_type: Some("refresh_token".to_owned()),
         jti: None,
     }))
+}
+
+/// The scopes of a token that `client` may still be granted, space-separated; `None` when the
+/// token had some and none is left.
+fn still_granted<'a>(
+    state: &AppState,
+    client: &oauth_core::Client,
+    scopes: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let mut had = false;
+    let mut left = Vec::new();
+    for s in scopes {
+        had = true;
+        if client.may_be_granted(s, &state.config.scopes) {
+            left.push(s);
+        }
+    }
+    (!had || !left.is_empty()).then(|| left.join(" "))
 }
 
 /// May an organization's credential (acting for `user`) see a token of `client` whose subject

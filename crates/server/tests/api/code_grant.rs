@@ -667,6 +667,50 @@ async fn refresh_rotates_and_may_narrow_but_not_widen() {
     assert_oauth_error(&r, 400, "invalid_request");
 }
 
+/// What a client loses, introspection stops reporting at once: a scope taken away leaves the
+/// access and refresh tokens' reported scope (a token left with none is not active), and a
+/// refresh token of a client no longer allowed the refresh grant is not active.
+#[tokio::test]
+async fn introspection_reports_what_the_client_may_still_be_granted() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let t = tokens(&app, &id, &secret).await;
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+    let seen = |token: &str| {
+        let (app, id, secret, token) = (&app, id.clone(), secret.clone(), token.to_owned());
+        async move { introspect_as(app, &id, &secret, &token).await }
+    };
+    assert_eq!(seen(at).await["scope"], "admin messaging");
+    assert_eq!(seen(rt).await["scope"], "admin messaging");
+    let put = |body: Value| {
+        let (app, path) = (&app, format!("/oauth_clients/{id}"));
+        async move {
+            let (status, r) = app.put_json(&app.admin_key, &path, &body).await;
+            assert_eq!(status, 200, "{r}");
+        }
+    };
+    put(json!({"allowed_scopes": ["messaging", "voice"]})).await;
+    let a = seen(at).await;
+    assert_eq!((a["active"].clone(), a["scope"].clone()), (json!(true), json!("messaging")));
+    let r = seen(rt).await;
+    assert_eq!((r["active"].clone(), r["scope"].clone()), (json!(true), json!("messaging")));
+    assert_eq!(r["token_type"], "refresh_token");
+    // Without the refresh grant the refresh token is unusable, and so not active.
+    put(json!({"allowed_grant_types": ["authorization_code"]})).await;
+    assert_eq!(seen(rt).await, inactive());
+    assert_eq!(seen(at).await["active"], true);
+    // With none of its scopes left, the access token is not active either.
+    put(json!({"allowed_scopes": ["voice"]})).await;
+    assert_eq!(seen(at).await, inactive());
+    // Given back, both are what they were: nothing was revoked.
+    put(json!({"allowed_scopes": ["admin", "messaging"],
+               "allowed_grant_types": ["authorization_code", "refresh_token"]}))
+    .await;
+    assert_eq!(seen(at).await["scope"], "admin messaging");
+    assert_eq!(seen(rt).await["scope"], "admin messaging");
+}
+
 #[tokio::test]
 async fn refresh_reuse_revokes_the_family() {
     let app = TestApp::spawn().await;

@@ -43,6 +43,39 @@ async fn an_admin_scoped_token_acts_for_the_clients_owner() {
     assert_eq!(status, 404);
 }
 
+/// A client-credentials token acts for the client's owner only while the client has that
+/// grant: a member taking it away ends what the token can do at once, as taking the scope
+/// away does.
+#[tokio::test]
+async fn a_machine_token_stops_acting_when_its_client_loses_the_grant() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let token = cc_token(&app, &id, &secret, Some("admin")).await;
+    assert_eq!(app.get(&token, "/oauth_clients").await.0, 200);
+    let (status, body) = app
+        .put_json(
+            &app.admin_key,
+            &format!("/oauth_clients/{id}"),
+            &json!({"allowed_grant_types": ["authorization_code", "refresh_token"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 401, "{body}");
+    // Nor can it create anything; the owner's key still can.
+    let (status, _) = app
+        .post_json(
+            &token,
+            "/oauth_clients",
+            &confidential_client("Made by token"),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["meta"]["total_results"], 1, "{list}");
+}
+
 #[tokio::test]
 async fn a_token_without_admin_is_403_insufficient_scope() {
     let app = TestApp::spawn().await;
