@@ -108,8 +108,9 @@ async fn introspect(
     // A scope the client has lost since the token was issued is no longer reported (a refresh
     // would no longer issue it); a token left with none is not active.
     let active = active.and_then(|a| {
-        let scope = still_granted(&state, &a.client, a.claims.scope.split_whitespace())?;
-        Some((a.claims, scope))
+        let mut claims = a.claims;
+        let scope = still_granted(&state, &a.client, std::mem::take(&mut claims.scope))?;
+        Some((claims, scope))
     });
     if let Some((c, scope)) = active {
         body = IntrospectResponse {
@@ -170,7 +171,7 @@ async fn introspect_refresh_token(
     }) else {
         return Ok(None);
     };
-    let Some(scope) = still_granted(state, client, t.scopes.iter().map(String::as_str)) else {
+    let Some(scope) = still_granted(state, client, t.scopes.join(" ")) else {
         return Ok(None);
     };
     if state.store.live_grant(&t.grant_id).await?.is_none() {
@@ -190,22 +191,15 @@ async fn introspect_refresh_token(
     }))
 }
 
-/// The scopes of a token that `client` may still be granted, space-separated; `None` when the
-/// token had some and none is left.
-fn still_granted<'a>(
-    state: &AppState,
-    client: &oauth_core::Client,
-    scopes: impl Iterator<Item = &'a str>,
-) -> Option<String> {
-    let mut had = false;
-    let mut left = Vec::new();
-    for s in scopes {
-        had = true;
-        if client.may_be_granted(s, &state.config.scopes) {
-            left.push(s);
-        }
+/// The scopes of a token (`scope`, space-separated) that `client` may still be granted, as
+/// given when it may be granted them all; `None` when the token had some and none is left.
+fn still_granted(state: &AppState, client: &oauth_core::Client, scope: String) -> Option<String> {
+    let granted = |s: &&str| client.may_be_granted(s, &state.config.scopes);
+    if scope.split_whitespace().all(|s| granted(&s)) {
+        return Some(scope);
     }
-    (!had || !left.is_empty()).then(|| left.join(" "))
+    let left: Vec<&str> = scope.split_whitespace().filter(granted).collect();
+    (!left.is_empty()).then(|| left.join(" "))
 }
 
 /// May an organization's credential (acting for `user`) see a token of `client` whose subject

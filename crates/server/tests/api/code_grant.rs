@@ -692,9 +692,15 @@ async fn introspection_reports_what_the_client_may_still_be_granted() {
     };
     put(json!({"allowed_scopes": ["messaging", "voice"]})).await;
     let a = seen(at).await;
-    assert_eq!((a["active"].clone(), a["scope"].clone()), (json!(true), json!("messaging")));
+    assert_eq!(
+        (a["active"].clone(), a["scope"].clone()),
+        (json!(true), json!("messaging"))
+    );
     let r = seen(rt).await;
-    assert_eq!((r["active"].clone(), r["scope"].clone()), (json!(true), json!("messaging")));
+    assert_eq!(
+        (r["active"].clone(), r["scope"].clone()),
+        (json!(true), json!("messaging"))
+    );
     assert_eq!(r["token_type"], "refresh_token");
     // Without the refresh grant the refresh token is unusable, and so not active.
     put(json!({"allowed_grant_types": ["authorization_code"]})).await;
