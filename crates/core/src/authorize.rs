@@ -238,8 +238,12 @@ impl AuthorizeQuery<'_> {
             }
         };
 
-        let pkce_required =
-            client.settings.client_type == ClientType::Public || client.settings.require_pkce;
+        // RFC 9700 §2.1.1: public clients must use PKCE, confidential ones should; a third
+        // party (registered, or a metadata document) must too, as OAuth 2.1 asks of every
+        // client: its code is then useless to whoever injects or steals it.
+        let pkce_required = client.settings.client_type == ClientType::Public
+            || client.settings.require_pkce
+            || client.is_third_party();
         let (code_challenge, code_challenge_method) = match get("code_challenge") {
             Some(challenge) => {
                 let method = ChallengeMethod::parse(
@@ -598,6 +602,19 @@ mod tests {
         assert_eq!(r.code_challenge, None);
         c.settings.require_pkce = true;
         assert_eq!(redirect_error(run(&no_pkce, Some(&c))), "invalid_request");
+        // A third party's confidential client needs PKCE whatever its record says.
+        for origin in [
+            crate::client::ClientOrigin::Registration,
+            crate::client::ClientOrigin::MetadataDocument,
+        ] {
+            let mut third = client(ClientType::Confidential);
+            third.origin = origin;
+            assert!(!third.settings.require_pkce);
+            assert_eq!(
+                redirect_error(run(&no_pkce, Some(&third))),
+                "invalid_request"
+            );
+        }
         let r = run(
             &with(base(), "resource", Some("https://api.example")),
             Some(&c),
