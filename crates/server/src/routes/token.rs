@@ -458,7 +458,10 @@ async fn refresh_token(
         .collect();
     let scopes = scopes_for(params.get("scope"), &still)?;
     if let Some(r) = params.get("resource") {
-        if stored.resource.is_none() || stored.resource != state.canonical_resource(r) {
+        // A token issued for no resource is for the issuer (its `aud`), so naming the issuer
+        // names it.
+        let held = stored.resource.as_deref().unwrap_or(&state.issuer);
+        if state.canonical_resource(r).as_deref() != Some(held) {
             return Err(ApiError::oauth(
                 "invalid_target",
                 "the resource does not match the one this refresh token was issued for",

@@ -1013,6 +1013,34 @@ async fn the_resource_of_the_authorization_follows_the_tokens() {
     assert_oauth_error(&r, 400, "invalid_target");
 }
 
+/// A refresh token issued for no resource is for the issuer (its access tokens' `aud`): a
+/// refresh naming the issuer names it; another resource does not.
+#[tokio::test]
+async fn a_refresh_may_name_the_issuer_for_a_token_issued_for_no_resource() {
+    let app = TestApp::spawn_with(|c| c.resources = vec!["https://api.example.com".into()]).await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let t = tokens(&app, &id, &secret).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let with_resource = |rt: String, resource: &'static str| {
+        let (app, id, secret) = (&app, id.clone(), secret.clone());
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("resource", resource),
+            ];
+            post_form(app, "/oauth/token", Some(&basic(&id, &secret)), &form).await
+        }
+    };
+    let r = with_resource(rt.to_owned(), "https://api.example.com").await;
+    assert_oauth_error(&r, 400, "invalid_target");
+    let issuer: &'static str = Box::leak(app.server.issuer.to_string().into_boxed_str());
+    let r = with_resource(rt.to_owned(), issuer).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], issuer);
+}
+
 #[tokio::test]
 async fn json_bodies_work_for_both_grants() {
     let app = TestApp::spawn().await;
