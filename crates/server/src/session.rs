@@ -29,7 +29,7 @@ pub const HOST_SESSION_COOKIE: &str = "__Host-oauth_session";
 /// The login CSRF cookie when the issuer is https.
 pub const HOST_LOGIN_CSRF_COOKIE: &str = "__Host-oauth_login_csrf";
 /// A browser that signed in before (plain http): its password attempts for that account have a
-/// failure budget of their own ([`crate::login_budget`]). It outlives the session.
+/// failure budget of their own (the sign-in form counts them apart). It outlives the session.
 pub const LOGIN_DEVICE_COOKIE: &str = "oauth_login_device";
 /// The device cookie when the issuer is https.
 pub const HOST_LOGIN_DEVICE_COOKIE: &str = "__Host-oauth_login_device";

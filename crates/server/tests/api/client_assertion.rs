@@ -220,7 +220,7 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
         let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&valid));
-        assert_refused(&cc_with(&app, &none, &[]).await, "alg \"none\"");
+        assert_refused(&cc_with(&app, &none, &[]).await, "alg 'none'");
         // HS256 keyed with the client's public key.
         let hs = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -228,10 +228,10 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
             &jsonwebtoken::EncodingKey::from_secret(jwk(&es).to_string().as_bytes()),
         )
         .unwrap();
-        assert_refused(&cc_with(&app, &hs, &[]).await, "alg \"HS256\"");
+        assert_refused(&cc_with(&app, &hs, &[]).await, "alg 'HS256'");
         // An algorithm off the list, signed by the right key.
         let es384 = sign_compact(&es, &json!({"alg": "ES384", "kid": "es-1"}), &valid).unwrap();
-        assert_refused(&cc_with(&app, &es384, &[]).await, "alg \"ES384\"");
+        assert_refused(&cc_with(&app, &es384, &[]).await, "alg 'ES384'");
         // The claims.
         let cases = [
             (with("iss", json!("someone-else")), "iss"),
@@ -356,7 +356,7 @@ async fn registration_refuses_unusable_key_sets_and_keeps_them_in_rfc7592() {
         b
     };
     for (body, needle) in [
-        (with(json!({"jwks": {"keys": [private]}})), "\"d\""),
+        (with(json!({"jwks": {"keys": [private]}})), "'d'"),
         (with(json!({})), "jwks or jwks_uri"),
         (
             with(json!({"jwks": jwks(&[&es]), "jwks_uri": "https://a.example/jwks"})),
@@ -365,7 +365,7 @@ async fn registration_refuses_unusable_key_sets_and_keeps_them_in_rfc7592() {
         (with(json!({"jwks_uri": "http://a.example/jwks"})), "https"),
         (
             with(json!({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}})),
-            "\"k\"",
+            "'k'",
         ),
         (with(json!({"jwks": {"keys": []}})), "no keys"),
         (

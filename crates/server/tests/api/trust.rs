@@ -302,10 +302,15 @@ async fn a_token_stops_managing_once_its_client_loses_the_management_scope() {
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["error"], "invalid_scope");
-    // The token itself is not revoked: it stays active for what it may still do.
+    // Introspection reports what a token may still do: the manager token, left with no
+    // scope, is not active; the client's other token keeps its scope.
     let r = introspect_bearer(&app, &app.admin_key, &manager).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!({"active": false}));
+    let r = introspect_bearer(&app, &app.admin_key, &own).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["active"], true, "{}", r.body);
+    assert_eq!(r.body["scope"], "messaging");
 }
 
 #[tokio::test]
