@@ -28,8 +28,9 @@ pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
 /// be longer.
 pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
 
-/// The longest a browser keeps a cookie (400 days), and so a device cookie's longest lifetime.
-pub const LONGEST_COOKIE_SECS: i64 = 400 * 86_400;
+/// The longest a browser keeps a cookie (400 days), and so a device cookie's longest lifetime
+/// (the purge keeps an unused device that long).
+pub const LONGEST_COOKIE_SECS: i64 = oauth_store::LOGIN_DEVICE_RETENTION_SECS;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 3600;
 pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;

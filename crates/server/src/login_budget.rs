@@ -6,9 +6,11 @@
 //! database keeps its hash in `login_devices`). Its attempts for that same account are counted
 //! under the device alone, not under the account or the address: wrong passwords typed
 //! elsewhere, however many, never lock the owner out of a browser they signed in with, and
-//! neighbours behind the same address cannot either. A stolen device cookie buys its thief no
-//! more than one more address would: the account's own limit of failures per window, on that
-//! device.
+//! neighbours behind the same address cannot either. A device counts while its last successful
+//! sign-in is within `authorization.login_device_lifetime_secs` as configured now (0: none
+//! counts), and each sign-in through it starts that time again. A stolen device cookie gives
+//! its thief the account's limit of failures per window, on that device, until the owner
+//! changes the password or signs the other browsers out.
 
 use std::net::SocketAddr;
 
@@ -102,9 +104,14 @@ pub async fn budget(
     now: i64,
 ) -> Result<Budget, ApiError> {
     let (account, address) = attempt_keys(email_raw, peer);
-    if let Some(cookie) = session::cookie(headers, login_device_cookie(state)) {
+    let lifetime = state.config.authorization.login_device_lifetime_secs;
+    let cookie = session::cookie(headers, login_device_cookie(state)).filter(|_| lifetime > 0);
+    if let Some(cookie) = cookie {
         let hash = secret::hash_secret(cookie);
-        let owner = state.store.login_device_email(&hash, now).await?;
+        let owner = state
+            .store
+            .login_device_email(&hash, now - lifetime)
+            .await?;
         if owner.is_some_and(|email| account == format!("account:{email}")) {
             return Ok(Budget::Device {
                 device: format!("device:{hash}"),
@@ -164,26 +171,40 @@ pub async fn succeeded(state: &AppState, budget: &Budget, now: i64) -> Result<()
     Ok(())
 }
 
-/// After a successful sign-in of `user_id` counted under `budget`: the `Set-Cookie` of a new
-/// device cookie, remembered in the database, unless the browser already has a live one of
-/// this account (or device cookies are off). A failure to remember it costs the browser its
-/// device budget, never the sign-in.
+/// After a successful sign-in of `user_id` counted under `budget`: the `Set-Cookie` of the
+/// device cookie. A browser that signed in through its device starts its lifetime again (the
+/// same value, a new `Max-Age`); any other gets a new one, remembered in the database (none when
+/// device cookies are off). A failure to remember it costs the browser its device budget,
+/// never the sign-in.
 pub async fn remember_device(
     state: &AppState,
+    headers: &HeaderMap,
     budget: &Budget,
     user_id: &str,
     now: i64,
 ) -> Option<HeaderValue> {
     let lifetime = state.config.authorization.login_device_lifetime_secs;
-    if lifetime == 0 || budget.device_hash().is_some() {
+    if lifetime == 0 {
         return None;
+    }
+    if let Some(hash) = budget.device_hash() {
+        if let Err(e) = state.store.login_device_used(hash, now).await {
+            tracing::warn!(error = %e, "could not record a login device's use");
+            return None;
+        }
+        let value = session::cookie(headers, login_device_cookie(state))?;
+        return Some(session::set_cookie(
+            state,
+            login_device_cookie(state),
+            value,
+            lifetime,
+        ));
     }
     let value = secret::random_token(&mut OsRng);
     let device = NewLoginDevice {
         token_hash: secret::hash_secret(&value),
         user_id: user_id.to_owned(),
         now,
-        expires_at: now + lifetime,
     };
     if let Err(e) = state
         .store

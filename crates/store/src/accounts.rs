@@ -228,9 +228,19 @@ impl<B: Engine> AccountStore for B {
         .await
     }
 
-    async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
-        let args = [Arg::Text(user_id), Arg::Text(keep_session)];
-        engine::execute(self, DELETE_OTHER_SESSIONS, &args).await
+    /// One write transaction.
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_session: &str,
+        keep_device: &str,
+    ) -> Result<u64> {
+        self.write(DeleteOtherSessions {
+            user_id: user_id.to_owned(),
+            keep_session: keep_session.to_owned(),
+            keep_device: keep_device.to_owned(),
+        })
+        .await
     }
 
     /// One write transaction.
@@ -241,14 +251,20 @@ impl<B: Engine> AccountStore for B {
     async fn login_device_email(
         &self,
         token_hash: &str,
-        now: UnixSeconds,
+        used_after: UnixSeconds,
     ) -> Result<Option<String>> {
         let sql = "SELECT u.email FROM login_devices d JOIN users u ON u.id = d.user_id \
-                   WHERE d.token_hash = $1 AND (d.expires_at > $2) IS TRUE";
+                   WHERE d.token_hash = $1 AND (d.used_at > $2) IS TRUE";
         let found = self
-            .point_read::<Email>(sql, &[Arg::Text(token_hash), Arg::Int(now)])
+            .point_read::<Email>(sql, &[Arg::Text(token_hash), Arg::Int(used_after)])
             .await?;
         Ok(found.map(|e| e.0))
+    }
+
+    async fn login_device_used(&self, token_hash: &str, now: UnixSeconds) -> Result<()> {
+        let sql = "UPDATE login_devices SET used_at = $1 WHERE token_hash = $2 AND used_at < $1";
+        engine::execute(self, sql, &[Arg::Int(now), Arg::Text(token_hash)]).await?;
+        Ok(())
     }
 
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64> {
@@ -427,6 +443,26 @@ impl WriteJob for ChangePassword {
         if changed != 1 {
             return Ok(None);
         }
+        let others = DeleteOtherSessions {
+            user_id: self.user_id.clone(),
+            keep_session: self.keep_session.clone(),
+            keep_device: self.keep_device.clone(),
+        };
+        Ok(Some(others.run(e).await?))
+    }
+}
+
+/// Every session and login device of a user but the ones kept: how many sessions ended.
+struct DeleteOtherSessions {
+    user_id: String,
+    keep_session: String,
+    keep_device: String,
+}
+
+impl WriteJob for DeleteOtherSessions {
+    type Output = u64;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<u64> {
         let args = [Arg::Text(&self.user_id), Arg::Text(&self.keep_session)];
         let ended = e.execute(DELETE_OTHER_SESSIONS, &args).await?;
         e.execute(
@@ -434,7 +470,7 @@ impl WriteJob for ChangePassword {
             &[Arg::Text(&self.user_id), Arg::Text(&self.keep_device)],
         )
         .await?;
-        Ok(Some(ended))
+        Ok(ended)
     }
 }
 
@@ -450,21 +486,26 @@ impl WriteJob for RememberLoginDevice {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let d = &self.device;
         e.execute(
-            "INSERT INTO login_devices (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO login_devices (token_hash, user_id, created_at, used_at) \
+             VALUES ($1, $2, $3, $3)",
             &[
                 Arg::Text(&d.token_hash),
                 Arg::Text(&d.user_id),
                 Arg::Int(d.now),
-                Arg::Int(d.expires_at),
             ],
         )
         .await?;
+        // The new device always stays (others of the same second may sort either way).
         e.execute(
-            "DELETE FROM login_devices WHERE user_id = $1 AND token_hash NOT IN \
-             (SELECT token_hash FROM login_devices WHERE user_id = $1 \
-              ORDER BY created_at DESC, token_hash LIMIT $2)",
-            &[Arg::Text(&d.user_id), Arg::Int(self.keep)],
+            "DELETE FROM login_devices WHERE user_id = $1 AND token_hash <> $2 \
+             AND token_hash NOT IN (SELECT token_hash FROM login_devices \
+             WHERE user_id = $1 AND token_hash <> $2 \
+             ORDER BY used_at DESC, created_at DESC, token_hash LIMIT $3)",
+            &[
+                Arg::Text(&d.user_id),
+                Arg::Text(&d.token_hash),
+                Arg::Int(self.keep.saturating_sub(1).max(0)),
+            ],
         )
         .await?;
         Ok(())

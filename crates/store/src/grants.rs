@@ -386,8 +386,8 @@ impl<B: Engine> GrantStore for B {
             ),
             (
                 "DELETE FROM login_devices WHERE token_hash IN \
-                 (SELECT token_hash FROM login_devices WHERE expires_at <= $1 LIMIT $2)",
-                now,
+                 (SELECT token_hash FROM login_devices WHERE used_at <= $1 LIMIT $2)",
+                now - crate::LOGIN_DEVICE_RETENTION_SECS,
             ),
             (
                 "DELETE FROM consent_requests WHERE token_hash IN \

@@ -227,8 +227,11 @@ pub struct NewLoginDevice {
     pub token_hash: String,
     pub user_id: String,
     pub now: UnixSeconds,
-    pub expires_at: UnixSeconds,
 }
+
+/// A login device unused for this long is deleted by the purge: no configured lifetime is
+/// longer (a browser keeps a cookie 400 days at most).
+pub const LOGIN_DEVICE_RETENTION_SECS: UnixSeconds = 400 * 86_400;
 
 /// What [`AccountStore::reserve_login_attempt`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -496,17 +499,28 @@ pub trait AccountStore: Send + Sync {
         keep_session: &str,
         keep_device: &str,
     ) -> Result<Option<u64>>;
-    /// Deletes every session of the user but `keep_session` (a cookie hash); how many it ended.
-    async fn delete_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64>;
-    /// Remembers a browser that signed in, and forgets the same user's devices but the newest
-    /// `keep` (so that signing in again and again keeps a bounded number of rows).
+    /// Deletes every session of the user but `keep_session` (a cookie hash), and every login
+    /// device of the user but `keep_device` (a device cookie hash, or empty); how many sessions
+    /// it ended.
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_session: &str,
+        keep_device: &str,
+    ) -> Result<u64>;
+    /// Remembers a browser that signed in, and forgets the same user's devices but this one and
+    /// the `keep - 1` used last (so that signing in again and again keeps a bounded number of
+    /// rows).
     async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()>;
-    /// The email of the user of the unexpired login device with this cookie hash.
+    /// The email of the user of the login device with this cookie hash, if it signed in after
+    /// `used_after`.
     async fn login_device_email(
         &self,
         token_hash: &str,
-        now: UnixSeconds,
+        used_after: UnixSeconds,
     ) -> Result<Option<String>>;
+    /// Records a successful sign-in through the login device with this cookie hash.
+    async fn login_device_used(&self, token_hash: &str, now: UnixSeconds) -> Result<()>;
     /// Failed logins recorded under `key` at or after `since`.
     async fn login_failures(&self, key: &str, since: UnixSeconds) -> Result<u64>;
     /// Forgets the failures under `key` (after a successful login to that account).
@@ -694,7 +708,8 @@ pub trait GrantStore: Send + Sync {
     /// introspection, which check that the grant behind a token still stands.
     async fn live_grant(&self, grant_id: &str) -> Result<Option<Grant>>;
     /// Housekeeping: deletes up to `limit` rows of each kind that can no longer matter:
-    /// sessions, login devices and consent requests past their expiry, authorization codes expired for more
+    /// sessions and consent requests past their expiry, login devices unused for
+    /// [`LOGIN_DEVICE_RETENTION_SECS`], authorization codes expired for more
     /// than an hour (kept that long so a replay is still seen as reuse), and failed logins
     /// older than `forget_failures_before`. Returns how many rows went.
     async fn purge_authorization(

@@ -497,13 +497,19 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // Signing out the other sessions alone.
     assert_eq!(
         store
-            .delete_other_sessions(&other.id, "none")
+            .delete_other_sessions(&other.id, "none", "")
             .await
             .unwrap(),
         1
     );
     assert!(store.session_user("theirs", NOW).await.unwrap().is_none());
-    assert_eq!(store.delete_other_sessions(&u.id, "mine").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_other_sessions(&u.id, "mine", "")
+            .await
+            .unwrap(),
+        0
+    );
     assert!(store.session_user("mine", NOW).await.unwrap().is_some());
 }
 
@@ -512,52 +518,46 @@ fn device(hash: &str, user: &User, now: i64) -> NewLoginDevice {
         token_hash: hash.into(),
         user_id: user.id.clone(),
         now,
-        expires_at: now + 100,
     }
 }
 
-async fn login_devices_name_their_user_until_they_expire(store: &dyn Store) {
+async fn login_devices_name_their_user_while_used_recently(store: &dyn Store) {
     let u = user(store, "d@x.example").await;
     let other = user(store, "e@x.example").await;
     store
         .remember_login_device(device("d1", &u, NOW), 20)
         .await
         .unwrap();
-    assert_eq!(
-        store.login_device_email("d1", NOW + 99).await.unwrap(),
-        Some("d@x.example".to_owned())
-    );
-    assert_eq!(
-        store.login_device_email("d1", NOW + 100).await.unwrap(),
-        None
-    );
-    assert_eq!(store.login_device_email("d2", NOW).await.unwrap(), None);
+    // Found when its last use is after the given time.
+    let email = |h: &'static str, after: i64| async move {
+        store.login_device_email(h, after).await.unwrap()
+    };
+    assert_eq!(email("d1", NOW - 1).await.as_deref(), Some("d@x.example"));
+    assert_eq!(email("d1", NOW).await, None);
+    assert_eq!(email("d2", NOW - 1).await, None);
+    // A sign-in through it moves its last use on; never back.
+    store.login_device_used("d1", NOW + 50).await.unwrap();
+    store.login_device_used("d1", NOW + 10).await.unwrap();
+    assert!(email("d1", NOW + 49).await.is_some());
+    assert_eq!(email("d1", NOW + 50).await, None);
     // The same hash twice is refused, and the first stays its user's.
     assert!(store
         .remember_login_device(device("d1", &other, NOW), 20)
         .await
         .is_err());
-    assert_eq!(
-        store.login_device_email("d1", NOW).await.unwrap(),
-        Some("d@x.example".to_owned())
-    );
-    // The purge forgets expired devices only.
+    assert_eq!(email("d1", NOW).await.as_deref(), Some("d@x.example"));
+    // The purge forgets devices unused for the retention time only.
     store
-        .remember_login_device(device("d3", &u, NOW + 50), 20)
+        .remember_login_device(device("d3", &u, NOW + 100), 20)
         .await
         .unwrap();
+    let retention = oauth_store::LOGIN_DEVICE_RETENTION_SECS;
     store
-        .purge_authorization(NOW + 100, NOW - 900, 100)
+        .purge_authorization(NOW + 50 + retention, NOW - 900, 100)
         .await
         .unwrap();
-    assert_eq!(
-        store.login_device_email("d1", NOW + 50).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        store.login_device_email("d3", NOW + 100).await.unwrap(),
-        Some("d@x.example".to_owned())
-    );
+    assert_eq!(email("d1", 0).await, None);
+    assert_eq!(email("d3", 0).await.as_deref(), Some("d@x.example"));
 }
 
 async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
@@ -573,7 +573,7 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let live = |h: String| async move { store.login_device_email(&h, NOW).await.unwrap() };
+    let live = |h: String| async move { store.login_device_email(&h, 0).await.unwrap() };
     for i in 0..2 {
         assert_eq!(live(format!("mine{i}")).await, None, "mine{i} is gone");
     }
@@ -581,17 +581,40 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
         assert!(live(format!("mine{i}")).await.is_some(), "mine{i} stays");
     }
     assert!(live("theirs".into()).await.is_some());
+    // The one used last counts as newest; and a new device always stays, even among others of
+    // the same second (whatever their hashes' order).
+    store.login_device_used("mine2", NOW + 10).await.unwrap();
+    for h in ["zzz", "yyy", "aaa"] {
+        store
+            .remember_login_device(device(h, &u, NOW + 20), 3)
+            .await
+            .unwrap();
+        assert!(live(h.into()).await.is_some(), "{h} stays");
+    }
+    for gone in ["mine2", "mine3", "mine4"] {
+        assert_eq!(live(gone.into()).await, None, "{gone} is gone");
+    }
     // A password change forgets the user's other devices, and nobody else's.
     assert_eq!(
         store
-            .change_password(&u.id, &u.password_hash, "$argon2id$new", "none", "mine3")
+            .change_password(&u.id, &u.password_hash, "$argon2id$new", "none", "zzz")
             .await
             .unwrap(),
         Some(0)
     );
-    assert!(live("mine3".into()).await.is_some());
-    assert_eq!(live("mine2".into()).await, None);
-    assert_eq!(live("mine4".into()).await, None);
+    assert!(live("zzz".into()).await.is_some());
+    assert_eq!(live("yyy".into()).await, None);
+    assert_eq!(live("aaa".into()).await, None);
+    assert!(live("theirs".into()).await.is_some());
+    // Signing the other sessions out forgets the other devices too.
+    store
+        .remember_login_device(device("again", &u, NOW + 30), 3)
+        .await
+        .unwrap();
+    let ended = store.delete_other_sessions(&u.id, "none", "again").await;
+    assert_eq!(ended.unwrap(), 0);
+    assert!(live("again".into()).await.is_some());
+    assert_eq!(live("zzz".into()).await, None);
     assert!(live("theirs".into()).await.is_some());
 }
 
@@ -1723,7 +1746,7 @@ storage_tests! {
     live_grants_are_found_by_id_and_touched,
     purging_removes_only_what_can_no_longer_matter,
     sessions_expire_and_can_be_deleted,
-    login_devices_name_their_user_until_they_expire,
+    login_devices_name_their_user_while_used_recently,
     a_user_keeps_only_the_newest_login_devices,
     a_password_change_ends_the_other_sessions_of_its_user_only,
     login_failures_count_within_the_window,

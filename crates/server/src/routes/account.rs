@@ -438,7 +438,9 @@ async fn change_password(
         Some("Your password was changed, and your other sessions were signed out."),
     );
     let now = state.clock.now();
-    if let Some(device) = login_budget::remember_device(&state, &budget, &user.id, now).await {
+    if let Some(device) =
+        login_budget::remember_device(&state, &headers, &budget, &user.id, now).await
+    {
         resp.headers_mut().append(header::SET_COOKIE, device);
     }
     Ok(resp)
@@ -471,9 +473,14 @@ async fn sign_out_others(
     if !csrf_ok {
         return Ok(expired_form());
     }
+    // The other browsers lose their device cookies too: whoever signed in elsewhere keeps no
+    // failure budget of their own for this account.
+    let this_device = session::cookie(&headers, session::login_device_cookie(&state))
+        .map(secret::hash_secret)
+        .unwrap_or_default();
     let ended = state
         .store
-        .delete_other_sessions(&user.id, &secret::hash_secret(&cookie))
+        .delete_other_sessions(&user.id, &secret::hash_secret(&cookie), &this_device)
         .await?;
     audit::record(
         state.store.as_ref(),

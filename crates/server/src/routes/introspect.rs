@@ -107,6 +107,15 @@ async fn introspect(
     };
     // A scope the client has lost since the token was issued is no longer reported (a refresh
     // would no longer issue it); a token left with none is not active.
+    // A client-credentials token whose client has lost that grant acts for nobody (the
+    // management API refuses it), so it is not active either.
+    let active = active.filter(|a| {
+        a.claims.grant_id.is_some()
+            || a.client
+                .settings
+                .grant_types
+                .contains(&oauth_wire::GrantType::ClientCredentials)
+    });
     let active = active.and_then(|a| {
         let mut claims = a.claims;
         let scope = still_granted(&state, &a.client, std::mem::take(&mut claims.scope))?;

@@ -303,7 +303,7 @@ async fn login(
         header::SET_COOKIE,
         session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
-    if let Some(device) = remember_device(&state, &budget, &user.id, now).await {
+    if let Some(device) = remember_device(&state, &headers, &budget, &user.id, now).await {
         h.append(header::SET_COOKIE, device);
     }
     Ok(resp)

@@ -334,11 +334,10 @@ async fn a_password_change_forgets_the_other_browsers_devices() {
         browsers.push((session, device));
     }
     let store = app.server.store.clone();
-    let now = app.clock.now();
     let device_of = |value: &str| {
         let hash = oauth_core::secret::hash_secret(value);
         let store = store.clone();
-        async move { store.login_device_email(&hash, now).await.unwrap() }
+        async move { store.login_device_email(&hash, 0).await.unwrap() }
     };
     let (session, device) = &browsers[0];
     let here = format!("oauth_session={session}; oauth_login_device={device}");
@@ -358,7 +357,10 @@ async fn a_password_change_forgets_the_other_browsers_devices() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(set_cookie(&r, "oauth_login_device").is_none(), "kept");
+    assert!(
+        set_cookie(&r, "oauth_login_device").is_some(),
+        "kept, its lifetime again"
+    );
     assert_eq!(
         device_of(device).await.as_deref(),
         Some("alice@example.com")
@@ -454,6 +456,46 @@ async fn signing_out_other_sessions_keeps_only_this_one() {
     assert_eq!(page(&app, "/", &here).await.0, 200);
     // Another user's session is not touched.
     assert_eq!(page(&app, "/", &bobs).await.0, 200);
+}
+
+/// Signing the other sessions out forgets the other browsers' device cookies too, and keeps
+/// this one's.
+#[tokio::test]
+async fn signing_out_other_sessions_forgets_their_devices() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let bob = app.user("bob@example.com", "acme").await;
+    let mut devices = Vec::new();
+    let mut here = String::new();
+    for who in [&alice, &alice, &bob] {
+        let r = app.post_login(&who.email, &who.password, "/").await;
+        let (session, _) = set_cookie(&r, "oauth_session").unwrap();
+        let (device, _) = set_cookie(&r, "oauth_login_device").unwrap();
+        if here.is_empty() {
+            here = format!("oauth_session={session}; oauth_login_device={device}");
+        }
+        devices.push(device);
+    }
+    let (_, _, html) = page(&app, "/account/password", &here).await;
+    let (status, _, body) = post_page(
+        &app,
+        "/account/sessions/sign-out-others",
+        Some(&here),
+        &[("csrf_token", &hidden(&html, "csrf_token"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let owner = |value: &str| {
+        let hash = oauth_core::secret::hash_secret(value);
+        let store = app.server.store.clone();
+        async move { store.login_device_email(&hash, 0).await.unwrap() }
+    };
+    assert_eq!(
+        owner(&devices[0]).await.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(owner(&devices[1]).await, None);
+    assert_eq!(owner(&devices[2]).await.as_deref(), Some("bob@example.com"));
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oauth_core::secret;
-use oauth_server::clock::{Clock, ManualClock};
+use oauth_server::clock::ManualClock;
 
 use crate::flow::*;
 use crate::support::TestApp;
@@ -360,12 +360,9 @@ async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_i
     let value = alices.trim_start_matches("oauth_login_device=");
     let store = &app.server.store;
     let hash = secret::hash_secret(value);
-    let owner = store.login_device_email(&hash, clock.now()).await.unwrap();
+    let owner = store.login_device_email(&hash, 0).await.unwrap();
     assert_eq!(owner.as_deref(), Some("alice@example.com"));
-    assert_eq!(
-        store.login_device_email(value, clock.now()).await.unwrap(),
-        None
-    );
+    assert_eq!(store.login_device_email(value, 0).await.unwrap(), None);
 
     // Someone without the cookie locks the account.
     for _ in 0..3 {
@@ -383,11 +380,14 @@ async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_i
     // Bob's device cookie is no way around alice's lock.
     let r = post_login_with(&app, &alice.email, &alice.password, &bobs).await;
     assert_eq!(r.status(), 429);
-    // Alice's browser signs in; it keeps its cookie (no new one), and the guesser stays locked.
+    // Alice's browser signs in; it keeps its cookie (the same value, its lifetime started
+    // again), and the guesser stays locked.
     let r = post_login_with(&app, &alice.email, &alice.password, &alices).await;
     assert_eq!(r.status(), 303);
     assert!(set_cookie(&r, "oauth_session").is_some());
-    assert!(set_cookie(&r, "oauth_login_device").is_none());
+    let (again, line) = set_cookie(&r, "oauth_login_device").unwrap();
+    assert_eq!(again, value);
+    assert!(line.contains("Max-Age=15552000"), "{line}");
     let account = store.login_failures("account:alice@example.com", 0).await;
     assert_eq!(account.unwrap(), 3);
     assert_eq!(
@@ -427,13 +427,99 @@ async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_i
     );
 }
 
+/// A device counts while its last sign-in is within the lifetime, and each sign-in through it
+/// starts the lifetime again.
+#[tokio::test]
+async fn a_device_counts_while_it_is_used_within_its_lifetime() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_max_failures_per_account = 2;
+        c.authorization.login_failure_window_secs = 60;
+        c.authorization.login_device_lifetime_secs = 600;
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    let (value, line) = set_cookie(&r, "oauth_login_device").unwrap();
+    assert!(line.contains("Max-Age=600"), "{line}");
+    let device = format!("oauth_login_device={value}");
+    let lock = || async {
+        for _ in 0..2 {
+            assert_eq!(
+                app.post_login(&alice.email, "guess", "/").await.status(),
+                401
+            );
+        }
+        let r = app.post_login(&alice.email, &alice.password, "/").await;
+        assert_eq!(r.status(), 429);
+    };
+    // 500 s later, used: its lifetime starts again.
+    clock.advance(500);
+    lock().await;
+    let r = post_login_with(&app, &alice.email, &alice.password, &device).await;
+    assert_eq!(r.status(), 303);
+    // 500 s after that (1,000 after it was made), still a device.
+    clock.advance(500);
+    lock().await;
+    let r = post_login_with(&app, &alice.email, &alice.password, &device).await;
+    assert_eq!(r.status(), 303);
+    // 601 s unused: no longer a device, so the account's lock holds for it too.
+    clock.advance(601);
+    lock().await;
+    let r = post_login_with(&app, &alice.email, &alice.password, &device).await;
+    assert_eq!(r.status(), 429);
+}
+
+/// Off (`login_device_lifetime_secs = 0`) means off: no new cookie, and a cookie issued while
+/// they were on (here by another instance on the same database) counts for nothing.
 #[tokio::test]
 async fn device_cookies_can_be_turned_off() {
-    let app = TestApp::spawn_with(|c| c.authorization.login_device_lifetime_secs = 0).await;
+    let off = |c: &mut oauth_server::Config| {
+        c.authorization.login_device_lifetime_secs = 0;
+        c.authorization.login_max_failures_per_account = 2;
+    };
+    let app = TestApp::spawn_with(off).await;
     let alice = app.user("alice@example.com", "org").await;
     let r = app.post_login(&alice.email, &alice.password, "/").await;
     assert_eq!(r.status(), 303);
     assert!(set_cookie(&r, "oauth_login_device").is_none());
+
+    let mut on = oauth_server::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: app.database_url.clone(),
+        ..Default::default()
+    };
+    on.authorization.login_max_failures_per_account = 2;
+    let on = oauth_server::start(on, std::future::pending())
+        .await
+        .unwrap();
+    let (csrf, _) = app.login_form().await;
+    let r = app
+        .http
+        .post(format!("{}/login", on.url()))
+        .header("cookie", format!("oauth_login_csrf={csrf}"))
+        .form(&[
+            ("email", alice.email.as_str()),
+            ("password", alice.password.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (value, _) = set_cookie(&r, "oauth_login_device").expect("issued while on");
+    on.stop().await.unwrap();
+
+    for _ in 0..2 {
+        assert_eq!(
+            app.post_login(&alice.email, "guess", "/").await.status(),
+            401
+        );
+    }
+    let device = format!("oauth_login_device={value}");
+    let r = post_login_with(&app, &alice.email, &alice.password, &device).await;
+    assert_eq!(r.status(), 429, "the old cookie counts for nothing");
 }
 
 /// Fires 30 wrong passwords for one account at once (spread over `urls`, each a server on the

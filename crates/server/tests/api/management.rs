@@ -62,6 +62,20 @@ async fn a_machine_token_stops_acting_when_its_client_loses_the_grant() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = app.get(&token, "/oauth_clients").await;
     assert_eq!(status, 401, "{body}");
+    // Introspection does not vouch for it either.
+    let r = app
+        .http
+        .post(app.at("/oauth/introspect"))
+        .bearer_auth(&app.admin_key)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"active": false})
+    );
     // Nor can it create anything; the owner's key still can.
     let (status, _) = app
         .post_json(
