@@ -1,10 +1,11 @@
 //! Where the login page may send the browser afterwards: only back into this server, never to
 //! another site (an open redirect would let a phishing link borrow this server's address).
 
-/// The longest `return_to` followed: room for an authorization request with every parameter
-/// at its own limit (a 2048-character `state`, a 2000-character `redirect_uri`, 4096 bytes of
-/// scope), percent-encoded. A longer request cannot come back after signing in, and
-/// `/oauth/authorize` says so instead of sending the browser to sign in.
+/// The longest `return_to` followed: room for an authorization request with a fully
+/// percent-encoded 2048-character `state` beside a long redirect URI and scope (only one whose
+/// parameters are all near their limits and mostly percent-encoded is longer). A longer request
+/// cannot come back after signing in, and `/oauth/authorize` says so instead of sending the
+/// browser to sign in.
 pub const MAX_RETURN_TO_BYTES: usize = 16 * 1024;
 
 /// `Some(path)` when `return_to` is a same-origin relative reference: it starts with a single
