@@ -716,8 +716,8 @@ pub struct AuthorizationConfig {
     pub session_lifetime_secs: i64,
     /// The window in which failed logins are counted.
     pub login_failure_window_secs: i64,
-    /// How long a browser that signed in keeps its own failure budget for that account (its
-    /// device cookie); 0: no device cookies.
+    /// How long after its last sign-in a browser keeps its own failure budget for that account
+    /// (its device cookie); 0: no device cookies, those issued before included.
     pub login_device_lifetime_secs: i64,
     /// Failed logins to one account within the window before it is locked for the window.
     pub login_max_failures_per_account: u64,

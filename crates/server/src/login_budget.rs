@@ -26,7 +26,7 @@ use crate::session::{self, login_device_cookie};
 use crate::state::AppState;
 
 /// The most login devices kept per user: signing in from a new browser past this forgets the
-/// oldest.
+/// one used longest ago.
 pub const MOST_DEVICES_PER_USER: i64 = 20;
 
 /// What a password attempt is counted under.
