@@ -427,6 +427,80 @@ async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_i
     );
 }
 
+/// Thirty wrong passwords at once from the owner's known browser: at most the limit get a
+/// password check, every failure is the device's, and neither the account nor the address is
+/// charged, so the owner still signs in from another browser. On SQLite, and on PostgreSQL
+/// when `OAUTH_TEST_POSTGRES_URL` is set.
+#[tokio::test]
+async fn thirty_wrong_passwords_at_once_from_a_known_browser_charge_the_device_alone() {
+    let adjust = |c: &mut oauth_server::Config| {
+        five_failures_per_account(c);
+        c.tokens.key_encryption_key = Some(oauth_core::keys::KeyEncryptionKey::generate(
+            &mut rand::rngs::OsRng,
+        ));
+    };
+    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
+    if let Some((url, guard)) = crate::db::postgres_url().await {
+        let app = TestApp::spawn_on(
+            tempfile::tempdir().unwrap(),
+            url,
+            adjust,
+            Arc::new(oauth_server::clock::SystemClock),
+        )
+        .await;
+        apps.push((app, Some(guard)));
+    }
+    for (app, _guard) in &apps {
+        let alice = app.user("alice@example.com", "org").await;
+        let device = device_cookie(app, &alice).await;
+        let (csrf, _) = app.login_form().await;
+        let attempts = (0..30).map(|_| {
+            let request = app
+                .http
+                .post(app.at("/login"))
+                .header("cookie", format!("oauth_login_csrf={csrf}; {device}"))
+                .form(&[
+                    ("email", alice.email.as_str()),
+                    ("password", "not the password"),
+                    ("csrf_token", csrf.as_str()),
+                    ("return_to", "/"),
+                ]);
+            tokio::spawn(async move {
+                let r = request.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        });
+        let mut answers = Vec::new();
+        for attempt in attempts.collect::<Vec<_>>() {
+            answers.push(attempt.await.unwrap());
+        }
+        let wrong = answers.iter().filter(|(s, _)| *s == 401).count();
+        let locked = answers.iter().filter(|(s, _)| *s == 429).count();
+        assert!((1..=5).contains(&wrong), "{wrong} password checks");
+        assert_eq!(wrong + locked, 30, "only 401 and 429");
+        for (status, page) in &answers {
+            let said = if *status == 401 {
+                "Incorrect email or password."
+            } else {
+                "Too many failed sign-in attempts"
+            };
+            assert!(page.contains(said), "{status}");
+        }
+        let value = device.trim_start_matches("oauth_login_device=");
+        let key = format!("device:{}", secret::hash_secret(value));
+        let store = &app.server.store;
+        assert_eq!(store.login_failures(&key, 0).await.unwrap(), wrong as u64);
+        let account = store.login_failures("account:alice@example.com", 0).await;
+        assert_eq!(account.unwrap(), 0);
+        assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 0);
+        // The device is locked; the owner elsewhere is not.
+        let r = post_login_with(app, &alice.email, &alice.password, &device).await;
+        assert_eq!(r.status(), 429);
+        let r = app.post_login(&alice.email, &alice.password, "/").await;
+        assert_eq!(r.status(), 303);
+    }
+}
+
 /// A device counts while its last sign-in is within the lifetime, and each sign-in through it
 /// starts the lifetime again.
 #[tokio::test]
