@@ -154,6 +154,11 @@ impl Client {
         self.settings.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt
     }
 
+    /// Is the client allowed this grant type now?
+    pub fn allows_grant(&self, grant: &GrantType) -> bool {
+        self.settings.grant_types.contains(grant)
+    }
+
     /// Registered by a third party rather than created by an organization.
     pub fn is_third_party(&self) -> bool {
         matches!(

@@ -34,8 +34,9 @@ pub const MOST_DEVICES_PER_USER: i64 = 20;
 pub enum Budget {
     /// The account named in the attempt and the caller's address.
     Shared { account: String, address: String },
-    /// A browser that signed in to the account named in the attempt: its device alone.
-    Device { device: String },
+    /// A browser that signed in to the account named in the attempt: its device alone (the
+    /// hash of its device cookie).
+    Device { hash: String },
 }
 
 impl Budget {
@@ -47,7 +48,7 @@ impl Budget {
                 (account.clone(), a.login_max_failures_per_account),
                 (address.clone(), a.login_max_failures_per_ip),
             ],
-            Budget::Device { device } => vec![(device.clone(), a.login_max_failures_per_account)],
+            Budget::Device { hash } => vec![(device_key(hash), a.login_max_failures_per_account)],
         }
     }
 
@@ -55,7 +56,7 @@ impl Budget {
     pub fn keys(&self) -> Vec<String> {
         match self {
             Budget::Shared { account, address } => vec![account.clone(), address.clone()],
-            Budget::Device { device } => vec![device.clone()],
+            Budget::Device { hash } => vec![device_key(hash)],
         }
     }
 
@@ -71,10 +72,15 @@ impl Budget {
     /// The hash of the device cookie this attempt is counted under, if it is.
     pub fn device_hash(&self) -> Option<&str> {
         match self {
-            Budget::Device { device } => device.strip_prefix("device:"),
+            Budget::Device { hash } => Some(hash),
             Budget::Shared { .. } => None,
         }
     }
+}
+
+/// The failure counter's key of the device whose cookie has this hash.
+fn device_key(hash: &str) -> String {
+    format!("device:{hash}")
 }
 
 /// The keys a password attempt is counted under when it comes from no known device: the
@@ -113,9 +119,7 @@ pub async fn budget(
             .login_device_email(&hash, now - lifetime)
             .await?;
         if owner.is_some_and(|email| account == format!("account:{email}")) {
-            return Ok(Budget::Device {
-                device: format!("device:{hash}"),
-            });
+            return Ok(Budget::Device { hash });
         }
     }
     Ok(Budget::Shared { account, address })
@@ -149,10 +153,10 @@ pub async fn reserve_attempt(
 /// a right password never counts as a failure.
 pub async fn succeeded(state: &AppState, budget: &Budget, now: i64) -> Result<(), ApiError> {
     let (forget, release) = match budget {
-        Budget::Shared { account, address } => (account, Some(address)),
-        Budget::Device { device } => (device, None),
+        Budget::Shared { account, address } => (account.clone(), Some(address)),
+        Budget::Device { hash } => (device_key(hash), None),
     };
-    let done = match state.store.clear_login_failures(forget).await {
+    let done = match state.store.clear_login_failures(&forget).await {
         Ok(()) => match release {
             Some(address) => {
                 state

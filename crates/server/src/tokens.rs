@@ -9,6 +9,7 @@ use oauth_core::jwt::{self, AccessTokenClaims, Expect};
 use oauth_core::scope::MANAGEMENT_SCOPE;
 use oauth_core::{secret, Client, ScopeCatalogue};
 use oauth_store::AccessTokenRef;
+use oauth_wire::GrantType;
 
 use crate::error::ApiError;
 use crate::signing::CLOCK_LEEWAY_SECS;
@@ -88,6 +89,13 @@ impl ActiveToken {
     /// allowed scopes and in the catalogue. A token issued before its client lost the scope (or
     /// before the operator removed it) no longer manages anything, as a refresh would no longer
     /// issue the scope.
+    /// Does its client still have the grant the token came from? Only a client-credentials
+    /// token (no user's grant) is judged: the client must keep the `client_credentials` grant,
+    /// so that taking it away takes effect at once, as taking a scope away does.
+    pub fn grant_type_kept(&self) -> bool {
+        self.claims.grant_id.is_some() || self.client.allows_grant(&GrantType::ClientCredentials)
+    }
+
     pub fn may_manage(&self, catalogue: &ScopeCatalogue) -> bool {
         self.claims.has_scope(MANAGEMENT_SCOPE)
             && !self.client.is_third_party()
@@ -179,13 +187,7 @@ pub async fn token_user(state: &AppState, active: &ActiveToken) -> Result<Option
         return Ok(state.store.get_user(&active.claims.sub).await?);
     }
     let client = &active.client;
-    if client.is_third_party()
-        || client.user_id.is_empty()
-        || !client
-            .settings
-            .grant_types
-            .contains(&oauth_wire::GrantType::ClientCredentials)
-    {
+    if client.is_third_party() || client.user_id.is_empty() || !active.grant_type_kept() {
         return Ok(None);
     }
     Ok(state

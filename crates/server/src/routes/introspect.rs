@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use oauth_core::entity::User;
 use oauth_core::jwt::{self, AccessTokenClaims};
 use oauth_core::secret;
-use oauth_wire::{ErrorBody, IntrospectRequest, IntrospectResponse, RevokeRequest};
+use oauth_wire::{ErrorBody, GrantType, IntrospectRequest, IntrospectResponse, RevokeRequest};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
@@ -109,14 +109,7 @@ async fn introspect(
     // would no longer issue it); a token left with none is not active.
     // A client-credentials token whose client has lost that grant acts for nobody (the
     // management API refuses it), so it is not active either.
-    let active = active.filter(|a| {
-        a.claims.grant_id.is_some()
-            || a.client
-                .settings
-                .grant_types
-                .contains(&oauth_wire::GrantType::ClientCredentials)
-    });
-    let active = active.and_then(|a| {
+    let active = active.filter(ActiveToken::grant_type_kept).and_then(|a| {
         let mut claims = a.claims;
         let scope = still_granted(&state, &a.client, std::mem::take(&mut claims.scope))?;
         Some((claims, scope))
@@ -173,11 +166,7 @@ async fn introspect_refresh_token(
     };
     // A client no longer allowed the refresh grant cannot use the token (the token endpoint
     // refuses it), so it is not active either.
-    let Some(client) = client.filter(|c| {
-        c.settings
-            .grant_types
-            .contains(&oauth_wire::GrantType::RefreshToken)
-    }) else {
+    let Some(client) = client.filter(|c| c.allows_grant(&GrantType::RefreshToken)) else {
         return Ok(None);
     };
     let Some(scope) = still_granted(state, client, t.scopes.join(" ")) else {

@@ -195,7 +195,7 @@ fn invalid_grant(description: &'static str) -> ApiError {
 }
 
 fn require_grant_type(auth: &AuthenticatedClient, grant: GrantType) -> Result<(), ApiError> {
-    if auth.client.settings.grant_types.contains(&grant) {
+    if auth.client.allows_grant(&grant) {
         return Ok(());
     }
     Err(ApiError::oauth(
