@@ -19,6 +19,9 @@ impl RedirectUri {
     /// - absolute, at most [`MAX_URI_LEN`] bytes, printable ASCII only, no fragment (RFC 6749 §3.1.2);
     /// - `https` with a host and no userinfo;
     /// - or `http` on a loopback host (`127.0.0.1`, `[::1]`, `localhost`) for native apps (RFC 8252 §7.3);
+    /// - for both, a host that is an IP address or a DNS name (letters, digits, `-`, `.`, `_`:
+    ///   the url crate would keep `;` or `,` in a name, which no resolver answers and which
+    ///   pages quoting the URI must not meet), and a port, if one is written, of 1 to 65535;
     /// - or a private-use scheme in reverse-domain form such as `com.example.app:/cb` (RFC 8252 §7.1).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
@@ -40,6 +43,7 @@ impl RedirectUri {
                     return Err("an https URI needs a host".into());
                 }
                 reject_userinfo(&url)?;
+                check_host_and_port(s, &url)?;
             }
             "http" => {
                 if !is_loopback(&url) || !has_authority(s) {
@@ -49,6 +53,7 @@ impl RedirectUri {
                     );
                 }
                 reject_userinfo(&url)?;
+                check_host_and_port(s, &url)?;
             }
             scheme => {
                 if !scheme.contains('.') {
@@ -98,6 +103,27 @@ pub(crate) fn has_authority(s: &str) -> bool {
 fn reject_userinfo(url: &Url) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain userinfo (user@host)".into());
+    }
+    Ok(())
+}
+
+/// A DNS name or an IP address for the host, and a port of 1 to 65535 when `s` writes one.
+/// `url.port()` hides an empty port (`https://a.example:/cb`) and a scheme's default port, so
+/// the empty port is read off the string.
+fn check_host_and_port(s: &str, url: &Url) -> Result<(), String> {
+    if let Some(Host::Domain(name)) = url.host() {
+        let dns = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if !name.bytes().all(dns) {
+            return Err(
+                "the host must be a DNS name (letters, digits, '-', '.', '_') or an IP address"
+                    .into(),
+            );
+        }
+    }
+    let rest = s.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    if url.port() == Some(0) || authority.ends_with(':') {
+        return Err("the port, if written, must be 1 to 65535".into());
     }
     Ok(())
 }
@@ -168,6 +194,18 @@ mod tests {
         assert!(!ok("https://xn--.example/cb"));
         assert!(ok("https://xn--exmple-cua.com/cb"));
         assert!(!ok(""));
+        // A host that is neither a DNS name nor an address, and a port that is none.
+        assert!(!ok("https://a;b.example/cb"));
+        assert!(!ok("https://a,b.example/cb"));
+        assert!(!ok("https://a$b.example/cb"));
+        assert!(!ok("https://app.example.com:0/cb"));
+        assert!(!ok("https://app.example.com:/cb"));
+        assert!(!ok("https://[2001:db8::1]:/cb"));
+        assert!(!ok("http://127.0.0.1:0/cb"));
+        assert!(!ok("http://localhost:/cb"));
+        assert!(ok("https://_acme.app-1.example.com:8443/cb"));
+        assert!(ok("https://192.0.2.1:443/cb"));
+        assert!(ok("https://[2001:db8::1]:8443/cb"));
         // No host where the host belongs, though the url crate would make one up.
         assert!(!ok("https:///cb"));
         assert!(!ok("https:cb"));

@@ -185,7 +185,7 @@ proptest! {
     #[test]
     fn redirect_uri_registration_rules(s in prop_oneof![
         any::<String>(),
-        "[a-zA-Z.]{0,12}:(//)?[a-zA-Z0-9.@:%\\[\\]_~-]{0,24}(/[a-zA-Z0-9._~%@:/?&=#-]{0,24})?",
+        "[a-zA-Z.]{0,12}:(//)?[a-zA-Z0-9.@:%\\[\\];,_~-]{0,24}(/[a-zA-Z0-9._~%@:/?&=#-]{0,24})?",
         registered_uri(),
     ]) {
         if let Ok(r) = RedirectUri::parse(&s) {
@@ -194,6 +194,13 @@ proptest! {
             prop_assert!(s.bytes().all(|b| (0x21..=0x7e).contains(&b)));
             prop_assert!(!s.contains('#'));
             let url = url::Url::parse(&s).unwrap();
+            if let ("http" | "https", Some(url::Host::Domain(name))) = (url.scheme(), url.host()) {
+                prop_assert!(
+                    name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)),
+                    "host {}", name
+                );
+                prop_assert_ne!(url.port(), Some(0));
+            }
             match url.scheme() {
                 "https" => {
                     prop_assert!(url.host().is_some());

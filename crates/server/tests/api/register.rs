@@ -112,6 +112,18 @@ async fn invalid_metadata_is_refused_with_rfc7591_codes() {
         ),
         (json!({}), "invalid_redirect_uri"),
         (
+            json!({"redirect_uris": ["https://a;b.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example:0/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["http://127.0.0.1:/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
             json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
             "invalid_client_metadata",
         ),
