@@ -84,18 +84,23 @@ pub struct ActiveToken {
 }
 
 impl ActiveToken {
+    /// Does its client still have the grant type the token came from? A user's token (one with
+    /// a grant) needs `authorization_code`, which every user's grant starts from (a client
+    /// with `refresh_token` has it too); a client-credentials token needs `client_credentials`.
+    /// Taking a grant type away thus takes effect at once, as taking a scope away does.
+    pub fn grant_type_kept(&self) -> bool {
+        let origin = match self.claims.grant_id {
+            Some(_) => GrantType::AuthorizationCode,
+            None => GrantType::ClientCredentials,
+        };
+        self.client.allows_grant(&origin)
+    }
+
     /// May this token act on the management API? It must carry the management scope, and its
     /// client must still be one that may be granted it: first-party, with the scope among its
     /// allowed scopes and in the catalogue. A token issued before its client lost the scope (or
     /// before the operator removed it) no longer manages anything, as a refresh would no longer
     /// issue the scope.
-    /// Does its client still have the grant the token came from? Only a client-credentials
-    /// token (no user's grant) is judged: the client must keep the `client_credentials` grant,
-    /// so that taking it away takes effect at once, as taking a scope away does.
-    pub fn grant_type_kept(&self) -> bool {
-        self.claims.grant_id.is_some() || self.client.allows_grant(&GrantType::ClientCredentials)
-    }
-
     pub fn may_manage(&self, catalogue: &ScopeCatalogue) -> bool {
         self.claims.has_scope(MANAGEMENT_SCOPE)
             && !self.client.is_third_party()

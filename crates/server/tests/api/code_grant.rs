@@ -709,6 +709,13 @@ async fn introspection_reports_what_the_client_may_still_be_granted() {
     // With none of its scopes left, the access token is not active either.
     put(json!({"allowed_scopes": ["voice"]})).await;
     assert_eq!(seen(at).await, inactive());
+    // Without the code grant, which every user's grant starts from, the user's access token is
+    // not active though its scopes are back.
+    put(json!({"allowed_scopes": ["admin", "messaging"],
+               "allowed_grant_types": ["client_credentials"]}))
+    .await;
+    assert_eq!(seen(at).await, inactive());
+    assert_eq!(seen(rt).await, inactive());
     // Given back, both are what they were: nothing was revoked.
     put(json!({"allowed_scopes": ["admin", "messaging"],
                "allowed_grant_types": ["authorization_code", "refresh_token"]}))
