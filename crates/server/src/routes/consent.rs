@@ -319,7 +319,11 @@ async fn decide_form(
         )
     };
     let Ok(form) = crate::form::Params::parse(bytes) else {
-        return Ok(forbidden());
+        return Ok(html::message(
+            StatusCode::BAD_REQUEST,
+            "Your decision was not recorded",
+            "The form could not be read (a repeated field, a NUL byte, or text that is not UTF-8). Go back to the application and start again.",
+        ));
     };
     let Some(Viewer {
         user,

@@ -174,7 +174,7 @@ async fn login(
             StatusCode::BAD_REQUEST,
             "/",
             "",
-            Some("The form could not be read (a repeated field, or text that is not UTF-8). Please try again."),
+            Some("The form could not be read (a repeated field, a NUL byte, or text that is not UTF-8). Please try again."),
         ));
     };
     let return_to = form.field("return_to");

@@ -391,7 +391,7 @@ async fn every_route(app: &TestApp, engine: Db) {
             .form(format!(
                 "consent_token=%00&csrf_token={csrf}&decision=allow"
             ))
-            .wants(Page(403, "not recorded")),
+            .wants(Page(400, "could not be read")),
         post("consent API: NUL in the consent token", "/oauth/grants")
             .bearer(&user.api_key)
             .json(json!({"allowed": true, "consent_token": "a\0"}))
