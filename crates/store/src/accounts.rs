@@ -243,9 +243,14 @@ impl<B: Engine> AccountStore for B {
         .await
     }
 
-    /// One write transaction.
+    /// One write transaction, serialized per user.
     async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()> {
-        self.write(RememberLoginDevice { device, keep }).await
+        self.write(RememberLoginDevice {
+            device,
+            keep,
+            lock_key: Self::DIALECT.lock_key,
+        })
+        .await
     }
 
     async fn login_device_email(
@@ -478,6 +483,7 @@ impl WriteJob for DeleteOtherSessions {
 struct RememberLoginDevice {
     device: NewLoginDevice,
     keep: i64,
+    lock_key: &'static str,
 }
 
 impl WriteJob for RememberLoginDevice {
@@ -485,6 +491,12 @@ impl WriteJob for RememberLoginDevice {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let d = &self.device;
+        if !self.lock_key.is_empty() {
+            // One user's sign-ins take turns here: two at once would each keep their own new
+            // device and delete beyond the cap without seeing the other's, leaving one too many.
+            let id = login_lock_id(&format!("devices of {}", d.user_id));
+            e.execute(self.lock_key, &[Arg::Int(id)]).await?;
+        }
         e.execute(
             "INSERT INTO login_devices (token_hash, user_id, created_at, used_at) \
              VALUES ($1, $2, $3, $3)",

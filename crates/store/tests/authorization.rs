@@ -618,6 +618,23 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
     assert!(live("theirs".into()).await.is_some());
 }
 
+async fn concurrent_sign_ins_never_keep_more_devices_than_the_cap(store: &dyn Store) {
+    let u = user(store, "h@x.example").await;
+    let hashes: Vec<String> = (0..30).map(|i| format!("at-once{i}")).collect();
+    let results = futures_util::future::join_all(
+        hashes
+            .iter()
+            .map(|h| store.remember_login_device(device(h, &u, NOW), 20)),
+    )
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut live = 0;
+    for h in &hashes {
+        live += usize::from(store.login_device_email(h, 0).await.unwrap().is_some());
+    }
+    assert_eq!(live, 20);
+}
+
 async fn login_failures_count_within_the_window(store: &dyn Store) {
     let keys = vec!["account:a@x".to_owned(), "ip:127.0.0.1".to_owned()];
     store
@@ -1740,6 +1757,7 @@ async fn an_approval_judges_the_client_as_stored(store: &dyn Store) {
 }
 
 storage_tests! {
+    concurrent_sign_ins_never_keep_more_devices_than_the_cap,
     a_shared_client_gets_a_grant_per_installation,
     clients_are_read_together,
     unused_registered_clients_are_purged_and_nothing_else,
