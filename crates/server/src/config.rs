@@ -36,6 +36,7 @@ pub const DEFAULT_KEY_RELOAD_SECS: u64 = 60;
 pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
@@ -91,6 +92,7 @@ const SETTINGS: &[Setting] = &[
     s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
     s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),
     s("server.header_read_timeout_ms", Toml, Some("header-read-timeout-ms"), "Longest time to receive a request's head, in milliseconds; then the connection is closed [default: 10000]"),
+    s("server.body_read_timeout_ms", Toml, Some("body-read-timeout-ms"), "Longest time to receive a request's body once its head has come, in milliseconds; then 408 and the connection is closed [default: 10000]"),
     s("server.idle_timeout_secs", Toml, Some("idle-timeout-secs"), "Seconds a connection may stay without a request, or with one that moves no byte [default: 60]"),
     s("server.max_connections", Toml, Some("max-connections"), "Most connections served at once; the next ones wait in the listen queue [default: 1024]"),
     s("server.max_connections_per_ip", Toml, Some("max-connections-per-ip"), "Most connections one client address (IPv6 by its /64) holds at once; 0 turns the cap off [default: 128]"),
@@ -454,6 +456,8 @@ pub struct ServerConfig {
     /// The longest time to receive a request's head, from the accept (first request) or from
     /// its first byte (later requests on a kept-alive connection).
     pub header_read_timeout_ms: u64,
+    /// The longest time to receive a request's body, from the end of its head.
+    pub body_read_timeout_ms: u64,
     /// How long a connection may stay without a request, or with a request that moves no byte.
     pub idle_timeout_secs: u64,
     /// Connections served at once; past it, no connection is accepted until one closes.
@@ -466,6 +470,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -978,6 +983,9 @@ impl Config {
         let srv = &self.server;
         if !(100..=300_000).contains(&srv.header_read_timeout_ms) {
             bail!("configuration: server.header_read_timeout_ms must be between 100 and 300000");
+        }
+        if !(100..=300_000).contains(&srv.body_read_timeout_ms) {
+            bail!("configuration: server.body_read_timeout_ms must be between 100 and 300000");
         }
         if !(1..=3600).contains(&srv.idle_timeout_secs) {
             bail!("configuration: server.idle_timeout_secs must be between 1 and 3600");
@@ -1575,7 +1583,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "[server]\nheader_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 64\nmax_connections_per_ip = 0\n",
+            "[server]\nheader_read_timeout_ms = 2500\nbody_read_timeout_ms = 4000\nidle_timeout_secs = 30\nmax_connections = 64\nmax_connections_per_ip = 0\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let args = ConfigArgs::file(&path);
@@ -1584,6 +1592,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             c.server,
             ServerConfig {
                 header_read_timeout_ms: 2500,
+                body_read_timeout_ms: 4000,
                 idle_timeout_secs: 30,
                 max_connections: 64,
                 max_connections_per_ip: 0,
@@ -1607,6 +1616,8 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         for bad in [
             args.clone().with_flag("header-read-timeout-ms", 99),
             args.clone().with_flag("header-read-timeout-ms", 300_001),
+            args.clone().with_flag("body-read-timeout-ms", 99),
+            args.clone().with_flag("body-read-timeout-ms", 300_001),
             args.clone().with_flag("idle-timeout-secs", 0),
             args.clone().with_flag("idle-timeout-secs", 3601),
             args.clone().with_flag("max-connections", 0),

@@ -30,7 +30,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = AppState::from_ref(state).config.max_body_bytes;
+        let state = AppState::from_ref(state);
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -38,7 +38,7 @@ where
                 "the request body must be JSON: send Content-Type: application/json",
             ));
         }
-        let bytes = read_body(req.into_body(), limit).await?;
+        let bytes = read_body(req.into_body(), &state).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -74,15 +74,42 @@ fn ends_with_ignoring_case(s: &str, suffix: &str) -> bool {
         && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
-/// Reads at most `limit` bytes; more is 413.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+/// Reads the request body: at most `config.max_body_bytes` (more is 413, and a declared
+/// `Content-Length` over it is refused before a byte is read), within
+/// `server.body_read_timeout_ms` of the head (408 after it, and the connection is closed), so
+/// that a body sent a byte at a time cannot hold a connection for longer.
+pub(crate) async fn read_body(body: Body, state: &AppState) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
             format!("the request body is larger than {limit} bytes"),
         )
-    })
+    };
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large().with_header(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        ));
+    }
+    let within = std::time::Duration::from_millis(state.config.server.body_read_timeout_ms);
+    match tokio::time::timeout(within, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            format!(
+                "the request body did not arrive within {} ms of its head",
+                within.as_millis()
+            ),
+        )
+        .with_header(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        )),
+    }
 }
 
 /// JSON → `T`: a body that is not JSON at all (bad syntax, trailing bytes, invalid UTF-8, nesting

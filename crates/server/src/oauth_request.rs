@@ -102,7 +102,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = AppState::from_ref(state).config.max_body_bytes;
+        let state = AppState::from_ref(state);
         let json = is_json(req.headers());
         let form = is_form(req.headers());
         if !json && !form {
@@ -112,7 +112,7 @@ where
                 "send the parameters as application/x-www-form-urlencoded or application/json",
             ));
         }
-        let bytes = read_body(req.into_body(), limit).await?;
+        let bytes = read_body(req.into_body(), &state).await?;
         if json {
             Self::from_json(&bytes)
         } else {

@@ -16,6 +16,14 @@
 //!   connection closes. Connections beyond the cap wait in the kernel's listen queue and are
 //!   served, in order, as slots free up (or time out on the client side): nothing is accepted
 //!   only to be dropped, and no work is spent on them while the server is full.
+//! - **Idle connections give way when the server is full**: while no slot is free, a kept-alive
+//!   connection idle for [`IDLE_WHEN_FULL`] is closed at the watchdog's next look (within the
+//!   shorter timeout), so that connections kept open with a request now and then cannot keep the
+//!   ones waiting in the listen queue out. A request's body has its own deadline
+//!   (`server.body_read_timeout_ms`, in `extract::read_body`), so every slot turns over.
+//! - **Head size**: hyper stops reading a request head once its buffer holds
+//!   [`MAX_HEAD_BYTES`] (431 or 414); the read that crosses the mark may bring up to as much
+//!   again, so a connection holds at most about twice that for its head.
 //!
 //! hyper's own `header_read_timeout` is not used: it starts whenever hyper waits for a head,
 //! which includes the idle time between kept-alive requests, so it would close every idle
@@ -25,7 +33,8 @@
 //! Graceful shutdown: the loop stops accepting and closes the listener, every connection is told
 //! to finish its request in flight (hyper answers it and closes) and idle ones close at once;
 //! the loop returns when every connection is gone. The timeouts keep running meanwhile, so a
-//! half-sent head delays the stop by at most the header timeout.
+//! half-sent head delays the stop by at most the header timeout, and a half-sent body by at
+//! most the body timeout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +57,14 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::ServerConfig;
+
+/// How long a kept-alive connection may stay idle while every slot is taken.
+pub const IDLE_WHEN_FULL: Duration = Duration::from_secs(1);
+
+/// The largest request head hyper buffers: hyper's own default (about 400 KB) would let each
+/// connection hold that much for as long as its request lasts. The longest request this server
+/// answers in full is an authorization request of up to 16 KiB (`return_to`'s limit).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The bounds of every connection.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +147,7 @@ pub async fn serve(
             limits,
             stop_rx.clone(),
             (permit, share),
+            slots.clone(),
         ));
     }
     drop(listener);
@@ -227,8 +245,9 @@ async fn connection(
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     _slot: (OwnedSemaphorePermit, AddressShare),
+    slots: Arc<Semaphore>,
 ) {
-    let clock = Arc::new(Clock::new(limits));
+    let clock = Arc::new(Clock::new(limits, slots));
     let io = TokioIo::new(Watched {
         inner: stream,
         clock: clock.clone(),
@@ -247,6 +266,7 @@ async fn connection(
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.header_read_timeout(Option::<Duration>::None);
+    builder.max_buf_size(MAX_HEAD_BYTES);
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut stopping = false;
     let sleep = tokio::time::sleep_until(clock.arm());
@@ -307,6 +327,8 @@ async fn answered_in_turn<F: Future>(answer: F) -> F::Output {
 struct Clock {
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    /// The server's free slots: none free shortens the idle time to [`IDLE_WHEN_FULL`].
+    slots: Arc<Semaphore>,
     state: Mutex<ClockState>,
 }
 
@@ -323,11 +345,12 @@ struct ClockState {
 }
 
 impl Clock {
-    fn new(limits: ConnectionLimits) -> Self {
+    fn new(limits: ConnectionLimits, slots: Arc<Semaphore>) -> Self {
         let now = Instant::now();
         Self {
             header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
+            slots,
             state: Mutex::new(ClockState {
                 in_flight: 0,
                 head_since: Some(now),
@@ -350,6 +373,8 @@ impl Clock {
             s.last_io + self.idle_timeout
         } else if let Some(since) = s.head_since {
             since + self.header_read_timeout
+        } else if self.slots.available_permits() == 0 {
+            s.idle_since + self.idle_timeout.min(IDLE_WHEN_FULL)
         } else {
             s.idle_since + self.idle_timeout
         }

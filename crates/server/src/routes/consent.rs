@@ -264,7 +264,7 @@ async fn consent_page(
 async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     if is_form(&headers) {
-        let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+        let bytes = read_body(req.into_body(), &state).await?;
         return decide_form(&state, &headers, &bytes).await;
     }
     if !is_json(&headers) {
@@ -278,7 +278,7 @@ async fn decide_handler(State(state): State<AppState>, req: Request) -> Result<R
     let viewer = session::viewer(&state, &headers)
         .await?
         .ok_or_else(|| unauthenticated(&state))?;
-    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let bytes = read_body(req.into_body(), &state).await?;
     if let Via::Session(cookie) = &viewer.via {
         let presented = headers
             .get("x-csrf-token")

@@ -167,7 +167,7 @@ async fn login(
             "The sign-in form must be posted as application/x-www-form-urlencoded.",
         ));
     }
-    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let bytes = read_body(req.into_body(), &state).await?;
     let Ok(form) = crate::form::Params::parse(&bytes) else {
         return Ok(render_form(
             &state,
@@ -380,7 +380,7 @@ async fn account_at_logout(
 )]
 async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
-    let bytes = read_body(req.into_body(), state.config.max_body_bytes).await?;
+    let bytes = read_body(req.into_body(), &state).await?;
     let form = crate::form::Params::parse(&bytes).unwrap_or_default();
     let Some(cookie) = session::cookie(&headers, session_cookie(&state)) else {
         return Ok(crate::respond::see_other("/login"));

@@ -332,3 +332,156 @@ async fn one_address_cannot_hold_every_connection() {
     send_healthz(&mut again).await;
     assert_eq!(read_response(&mut again).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_gets_408_after_the_body_timeout() {
+    // Each byte moves the idle clock, so only the body's own deadline ends this.
+    let app = TestApp::spawn_with(|c| {
+        c.server.body_read_timeout_ms = 1000;
+        c.server.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    let s = connect(&app).await;
+    let (mut read, mut write) = s.into_split();
+    write
+        .write_all(
+            b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ng",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b"r").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut s = ReadOnly(&mut read);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(8), s.response())
+        .await
+        .expect("an answer within the bound");
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("did not arrive within 1000 ms"), "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    s.closed(Duration::from_secs(5)).await;
+    trickle.abort();
+    // The server still serves everyone else.
+    let r = app.http.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
+    let app = TestApp::spawn().await;
+    let mut s = connect(&app).await;
+    s.write_all(
+        b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), read_response(&mut s))
+        .await
+        .expect("answered without waiting for the body");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
+    closed_by_server(&mut s, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn idle_connections_give_way_when_every_slot_is_taken() {
+    // The idle timeout is long: only the rule for a full server can free a slot in time.
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 2;
+        c.server.max_connections_per_ip = 0;
+        c.server.header_read_timeout_ms = 500;
+        c.server.idle_timeout_secs = 600;
+    })
+    .await;
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&app).await;
+        send_healthz(&mut s).await;
+        assert_eq!(read_response(&mut s).await.0, 200);
+        holders.push(s);
+    }
+    let mut waiting = connect(&app).await;
+    send_healthz(&mut waiting).await;
+    let answered = tokio::time::timeout(Duration::from_secs(8), read_response(&mut waiting))
+        .await
+        .expect("served long before the idle timeout");
+    assert_eq!(answered, (200, r#"{"status":"ok"}"#.to_owned()));
+    // At least one holder gave its slot up, closed by the server without an answer.
+    let mut closed = 0;
+    for mut h in holders {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(3), h.read(&mut byte)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "an idle holder was closed");
+}
+
+#[tokio::test]
+async fn a_request_head_far_over_64_kib_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut s = connect(&app).await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    // The server may close while the rest is still being written.
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A head under the limit is served.
+    let mut s = connect(&app).await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await.0, 200);
+}
+
+/// The read half of a connection whose write half another task holds.
+struct ReadOnly<'a>(&'a mut tokio::net::tcp::OwnedReadHalf);
+
+impl ReadOnly<'_> {
+    async fn response(&mut self) -> (u16, String) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = self.0.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed before a whole response");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().unwrap())
+                    })
+                    .expect("a content-length");
+                if body.len() >= length {
+                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    return (status, body[..length].to_owned());
+                }
+            }
+        }
+    }
+
+    async fn closed(&mut self, bound: Duration) {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(bound, self.0.read(&mut byte))
+            .await
+            .expect("the server closes the connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "nothing after the answer but the close");
+    }
+}
