@@ -75,7 +75,7 @@ async fn signed_in(
 
 /// The form of a post, and whether it carries the session's CSRF token.
 async fn form_of(state: &AppState, req: Request, cookie: &str) -> Result<(Params, bool), ApiError> {
-    let bytes = read_body(req.into_body(), &state).await?;
+    let bytes = read_body(req.into_body(), state).await?;
     let form = Params::parse(&bytes).unwrap_or_default();
     let csrf_ok = session::csrf_matches(cookie, form.field("csrf_token"));
     Ok((form, csrf_ok))

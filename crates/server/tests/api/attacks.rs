@@ -652,8 +652,9 @@ async fn repeated_parameters_are_refused_on_every_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("could not be read"));
     let (_, grants) = app.get(&user.api_key, "/oauth_grants").await;
     assert_eq!(grants["meta"]["total_results"], 0);
     // The consent token is still usable.
