@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::enums::{ClientType, GrantType};
 
 /// An OAuth client (`record_type: "oauth_client"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthClient {
     /// Always `"oauth_client"`.
@@ -47,6 +47,26 @@ pub struct OAuthClient {
     #[serde(with = "crate::timestamp")]
     pub updated_at: OffsetDateTime,
 }
+
+crate::redact::debug_hiding_credentials!(OAuthClient {
+    record_type,
+    client_id,
+    name,
+    org_id,
+    user_id,
+    client_type,
+    require_pkce,
+    allowed_grant_types,
+    allowed_scopes,
+    redirect_uris,
+    logo_uri,
+    policy_uri,
+    tos_uri,
+    created_at,
+    updated_at,
+} hidden {
+    client_secret,
+});
 
 /// `POST /oauth_clients`.
 ///

@@ -58,7 +58,7 @@ pub struct RequestedScope {
 /// let decision = CreateGrantRequest::new(true, "consent-token");
 /// assert!(decision.allowed);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -68,6 +68,12 @@ pub struct CreateGrantRequest {
     /// The token that named the request on the consent page.
     pub consent_token: String,
 }
+
+crate::redact::debug_hiding_credentials!(CreateGrantRequest {
+    allowed,
+} hidden {
+    consent_token,
+});
 
 impl CreateGrantRequest {
     /// A decision on the request `consent_token` names.

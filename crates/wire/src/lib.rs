@@ -22,6 +22,7 @@ mod enums;
 pub mod error;
 pub mod grants;
 pub mod page;
+mod redact;
 pub mod registration;
 pub mod timestamp;
 pub mod token;

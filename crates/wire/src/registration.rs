@@ -145,7 +145,7 @@ impl RegistrationRequest {
 }
 
 /// RFC 7591 §3.2.1 client information response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationResponse {
     /// The new client's id.
@@ -202,3 +202,25 @@ pub struct RegistrationResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
 }
+
+crate::redact::debug_hiding_credentials!(RegistrationResponse {
+    client_id,
+    client_id_issued_at,
+    client_secret_expires_at,
+    client_name,
+    grant_types,
+    response_types,
+    redirect_uris,
+    scope,
+    token_endpoint_auth_method,
+    logo_uri,
+    policy_uri,
+    tos_uri,
+    jwks,
+    jwks_uri,
+    application_type,
+    registration_client_uri,
+} hidden {
+    client_secret,
+    registration_access_token,
+});

@@ -14,7 +14,7 @@ use crate::enums::GrantType;
 ///     .code_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
 /// assert_eq!(req.grant_type, GrantType::AuthorizationCode);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct TokenRequest {
@@ -45,6 +45,19 @@ pub struct TokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
+
+crate::redact::debug_hiding_credentials!(TokenRequest {
+    grant_type,
+    client_id,
+    redirect_uri,
+    scope,
+    resource,
+} hidden {
+    client_secret,
+    code,
+    code_verifier,
+    refresh_token,
+});
 
 impl TokenRequest {
     /// A request for `grant_type`; the grant's parameters are added with the setters.
@@ -112,7 +125,7 @@ impl TokenRequest {
 }
 
 /// RFC 6749 §5.1 successful token response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The access token.
@@ -129,8 +142,17 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+crate::redact::debug_hiding_credentials!(TokenResponse {
+    token_type,
+    expires_in,
+    scope,
+} hidden {
+    access_token,
+    refresh_token,
+});
+
 /// RFC 7662 §2.1 introspection request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct IntrospectRequest {
@@ -146,6 +168,14 @@ pub struct IntrospectRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
 }
+
+crate::redact::debug_hiding_credentials!(IntrospectRequest {
+    token_type_hint,
+    client_id,
+} hidden {
+    token,
+    client_secret,
+});
 
 /// RFC 7662 §2.2 introspection response. An inactive token carries `active: false` alone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -183,7 +213,7 @@ pub struct IntrospectResponse {
 }
 
 /// RFC 7009 §2.1 revocation request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct RevokeRequest {
@@ -199,6 +229,14 @@ pub struct RevokeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
 }
+
+crate::redact::debug_hiding_credentials!(RevokeRequest {
+    token_type_hint,
+    client_id,
+} hidden {
+    token,
+    client_secret,
+});
 
 impl IntrospectRequest {
     /// A request about `token`.
