@@ -31,6 +31,19 @@ const SDK_USER_AGENT: &str = concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSI
 /// expire in flight (the official SDKs use the same margin).
 const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(10);
 
+/// The longest a client-credentials token is kept before it is renewed, whatever `expires_in`
+/// says (so that a huge value cannot overflow the clock).
+const MAX_TOKEN_CACHE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The largest answer read: past it the call fails with [`Error::Decode`] (a `Content-Length`
+/// over it fails before the body is read), so a hostile server cannot make the client buffer
+/// without bound.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most of an error answer's body kept in [`ApiError::raw_body`](crate::ApiError); the rest
+/// is not read.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// How the token, introspection and revocation bodies are encoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -304,7 +317,8 @@ impl Client {
             });
         }
         let bearer = bearer_value(&token.access_token)?;
-        let lifetime = Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0));
+        let lifetime =
+            Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0)).min(MAX_TOKEN_CACHE);
         let renew_at = requested_at + lifetime.saturating_sub(TOKEN_RENEWAL_MARGIN);
         *cached = Some(CachedToken {
             bearer: bearer.clone(),
@@ -340,19 +354,30 @@ impl Client {
                     }
                     (failure_reason(&e), None)
                 }
-                Ok(resp) => {
+                Ok(mut resp) => {
                     let status = resp.status();
                     span.record("status", status.as_u16());
                     let headers = resp.headers().clone();
-                    if status.as_u16() < 400 {
+                    // A redirect is an answer only where the call asks for one: elsewhere it
+                    // means the request was not done (a proxy sending http to https, say),
+                    // and is an error like any other status.
+                    let answer =
+                        status.is_success() || (req.redirect_is_answer && status.is_redirection());
+                    if answer {
                         // The body is part of the answer: one cut short is retried like a
                         // connection that failed.
-                        match resp.bytes().await {
-                            Ok(body) => {
+                        match read_capped(&mut resp, MAX_RESPONSE_BYTES).await {
+                            Ok(Ok(body)) => {
                                 return Ok(Raw {
                                     status,
                                     headers,
-                                    body,
+                                    body: body.into(),
+                                })
+                            }
+                            Ok(Err(too_large)) => {
+                                return Err(Error::Decode {
+                                    status,
+                                    source: serde::de::Error::custom(too_large),
                                 })
                             }
                             Err(e) if !may_retry => return Err(transport_error(e)),
@@ -360,7 +385,7 @@ impl Client {
                         }
                     } else if !(may_retry && retry::should_retry(status, &headers)) {
                         // The answer is final; a body we cannot read still leaves the status.
-                        let text = resp.text().await.unwrap_or_default();
+                        let text = read_error_body(&mut resp).await;
                         return Err(Error::from_status(ApiError::new(status, headers, text)));
                     } else {
                         drop(resp);
@@ -494,7 +519,44 @@ fn failure_reason(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// Reads the body, at most `limit` bytes: `Ok(Err(why))` past it (a declared length over it
+/// is refused before reading).
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Result<Vec<u8>, String>, reqwest::Error> {
+    let too_large = || format!("the answer is larger than {limit} bytes");
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(Err(too_large()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(Err(too_large()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
+}
+
+/// An error answer's body as text: at most [`MAX_ERROR_BODY_BYTES`] of it, and nothing past
+/// that is read; a body that cannot be read is empty.
+async fn read_error_body(resp: &mut reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The transport error, without its URL: a path segment can be a credential (a consent token)
+/// and the query of an authorization request carries `state`.
 fn transport_error(e: reqwest::Error) -> Error {
+    let e = e.without_url();
     if e.is_timeout() {
         Error::Timeout(e)
     } else {
@@ -521,6 +583,8 @@ pub(crate) struct Request {
     pub query: Vec<(String, String)>,
     pub body: Body,
     pub accept: &'static str,
+    /// Whether a 3xx is the answer (`retrieve_authorize`); for every other call it is an error.
+    pub redirect_is_answer: bool,
     /// The call's own options, over the client's.
     pub options: RequestOptions,
 }
@@ -534,6 +598,7 @@ impl Request {
             query: Vec::new(),
             body: Body::Empty,
             accept: "application/json",
+            redirect_is_answer: false,
             options: RequestOptions::default(),
         }
     }
@@ -560,6 +625,12 @@ impl Request {
 
     pub fn accept(mut self, accept: &'static str) -> Self {
         self.accept = accept;
+        self
+    }
+
+    /// A 3xx answers this call (it is not followed).
+    pub fn redirect_is_answer(mut self) -> Self {
+        self.redirect_is_answer = true;
         self
     }
 }
@@ -615,8 +686,14 @@ pub struct ClientBuilder {
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A URL with a password is refused by `build`; until then it is not shown.
+        let base_url = match Url::parse(&self.base_url) {
+            Ok(u) if u.username().is_empty() && u.password().is_none() => self.base_url.as_str(),
+            Ok(_) => "<a URL with a user or password>",
+            Err(_) => "<not a URL>",
+        };
         f.debug_struct("ClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field(
                 "client_credentials",
@@ -752,13 +829,20 @@ impl ClientBuilder {
     /// The client, or [`Error::Config`] for a base URL that is not an absolute http or https URL,
     /// an invalid default header or unusable credentials.
     pub fn build(self) -> Result<Client, Error> {
+        // The URL itself is never in these errors: it could carry a password.
         let mut base_url = Url::parse(&self.base_url)
-            .map_err(|e| Error::Config(format!("invalid base URL {:?}: {e}", self.base_url)))?;
+            .map_err(|e| Error::Config(format!("invalid base URL: {e}")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
             return Err(Error::Config(format!(
-                "the base URL must be an http or https URL, got {:?}",
-                self.base_url
+                "the base URL must be an http or https URL, got scheme {:?}",
+                base_url.scheme()
             )));
+        }
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(Error::Config(
+                "the base URL must not carry a user or password; use an API key or client credentials"
+                    .into(),
+            ));
         }
         base_url.set_query(None);
         base_url.set_fragment(None);

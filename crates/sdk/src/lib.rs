@@ -149,6 +149,7 @@ mod retry;
 pub use call::{Call, RequestOptions, Response};
 pub use client::{
     BodyEncoding, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
+    MAX_ERROR_BODY_BYTES, MAX_RESPONSE_BYTES,
 };
 pub use error::{ApiError, Error};
 pub use metadata_document::{ClientIdMetadataDocument, MetadataAuthMethod};

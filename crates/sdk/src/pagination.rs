@@ -2,11 +2,15 @@
 //!
 //! The rule is the official SDKs': stop when `data` is empty or `meta.page_number >=
 //! meta.total_pages`; otherwise repeat the same request, every original query parameter kept,
-//! with `page[number]` set to the current page number plus one.
+//! with `page[number]` set to the current page number plus one. Without `meta.page_number` or
+//! `meta.total_pages`, ask until an empty page comes, as they do. One rule is added: an answer
+//! that is not the page asked for (a server that ignores `page[number]`) ends the walk, where
+//! the official SDKs would ask for the same page forever.
 
 use futures_util::Stream;
-use oauth_wire::{List, PageMeta};
+use oauth_wire::PageMeta;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::client::{Client, Raw, Request};
 use crate::error::Error;
@@ -35,6 +39,27 @@ pub struct Page<T> {
     pub meta: PageMeta,
     client: Client,
     request: Request,
+    /// The page number asked for (`page[number]`, 1 when not sent).
+    requested: u64,
+    /// The answer lacked `meta.page_number` or `meta.total_pages`: pages follow until an empty
+    /// one.
+    open_ended: bool,
+}
+
+/// A list answer as the official SDKs read it: `meta`, and each of its members, may be missing.
+#[derive(Deserialize)]
+struct LenientList<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    meta: Option<LenientMeta>,
+}
+
+#[derive(Deserialize, Default)]
+struct LenientMeta {
+    page_number: Option<u64>,
+    page_size: Option<u64>,
+    total_pages: Option<u64>,
+    total_results: Option<u64>,
 }
 
 impl<T: DeserializeOwned + Send + 'static> Page<T> {
@@ -45,18 +70,46 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
 
     /// The page in `raw`, remembering how it was asked for so that the next one can be.
     pub(crate) fn decode(client: &Client, request: &Request, raw: &Raw) -> Result<Self, Error> {
-        let list: List<T> = crate::call::json(client, request, raw)?;
+        let list: LenientList<T> = crate::call::json(client, request, raw)?;
+        let asked = |name: &str| {
+            request
+                .query
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let requested = asked("page[number]").unwrap_or(1);
+        let m = list.meta.unwrap_or_default();
+        let open_ended = m.page_number.is_none() || m.total_pages.is_none();
+        let meta = PageMeta {
+            page_number: m.page_number.unwrap_or(requested),
+            page_size: m
+                .page_size
+                .or_else(|| asked("page[size]"))
+                .unwrap_or(list.data.len() as u64),
+            total_pages: m.total_pages.unwrap_or(0),
+            total_results: m.total_results.unwrap_or(0),
+        };
         Ok(Page {
             data: list.data,
-            meta: list.meta,
+            meta,
             client: client.clone(),
             request: request.clone(),
+            requested,
+            open_ended,
         })
     }
 
-    /// True when another page may follow this one.
+    /// True when another page may follow this one: this one has items, and either the answer
+    /// says more pages follow the one asked for, or it says nothing about pages.
     pub fn has_next_page(&self) -> bool {
-        !self.data.is_empty() && self.meta.page_number < self.meta.total_pages
+        if self.data.is_empty() {
+            return false;
+        }
+        if self.open_ended {
+            return true;
+        }
+        self.meta.page_number == self.requested && self.meta.page_number < self.meta.total_pages
     }
 
     /// Fetches the following page, or `None` after the last one.
@@ -96,7 +149,7 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
         request.query.retain(|(k, _)| k != "page[number]");
         request.query.push((
             "page[number]".to_owned(),
-            (self.meta.page_number + 1).to_string(),
+            self.requested.saturating_add(1).to_string(),
         ));
         Some((self.client.clone(), request))
     }

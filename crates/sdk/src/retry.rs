@@ -26,8 +26,10 @@ pub(crate) fn should_retry(status: StatusCode, headers: &HeaderMap) -> bool {
 /// The delay the server asked for: `retry-after-ms` (milliseconds), else `retry-after`
 /// (seconds, or an HTTP date relative to `now`), used only when above zero and at most 60 s.
 pub(crate) fn server_delay(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let asked = if let Some(ms) = header_str(headers, "retry-after-ms") {
-        seconds(ms.trim().parse::<f64>().ok()? / 1000.0)
+    // An unreadable `retry-after-ms` is as if absent, as in the official SDKs.
+    let ms = header_str(headers, "retry-after-ms").and_then(|ms| ms.trim().parse::<f64>().ok());
+    let asked = if let Some(ms) = ms {
+        seconds(ms / 1000.0)
     } else {
         let value = header_str(headers, "retry-after")?.trim();
         match value.parse::<f64>() {
@@ -131,6 +133,14 @@ mod tests {
                 now
             ),
             Some(Duration::from_millis(100))
+        );
+        // An unreadable retry-after-ms is as if absent: retry-after is read.
+        assert_eq!(
+            server_delay(
+                &headers(&[("retry-after-ms", "soon"), ("retry-after", "3")]),
+                now
+            ),
+            Some(Duration::from_secs(3))
         );
         assert_eq!(
             server_delay(&headers(&[("retry-after", "3")]), now),

@@ -29,8 +29,9 @@ fn path_param<'a>(name: &str, value: &'a str) -> Result<&'a str, Error> {
     } else {
         return Ok(value);
     };
+    // Not the value itself: it may be a credential (a consent token).
     Err(Error::InvalidParameter(format!(
-        "{name} {value:?} {problem}; no request was sent"
+        "{name} {problem}; no request was sent"
     )))
 }
 

@@ -211,7 +211,8 @@ impl<'a> OAuth<'a> {
     pub fn retrieve_authorize(&self, params: &AuthorizeParams) -> Call<'a, AuthorizeRedirect> {
         let req = Request::get("/oauth/authorize", &["oauth", "authorize"])
             .query(params.query())
-            .accept("text/html");
+            .accept("text/html")
+            .redirect_is_answer();
         Call::new(self.client, Ok(req), |_, _, raw| {
             let location = raw
                 .headers

@@ -9,6 +9,7 @@ mod blocking;
 mod examples;
 mod mock;
 mod mock_credentials;
+mod mock_hostile;
 mod mock_options;
 mod mock_paths;
 mod mock_protocol;
