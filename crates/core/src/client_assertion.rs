@@ -278,6 +278,14 @@ pub fn verify(
             ),
         ));
     }
+    // RFC 7515 §4.1.11: an extension marked critical must be understood, and this server
+    // understands none (an empty list is invalid too).
+    if header.get("crit").is_some() {
+        return Err(AssertionError::new(
+            "malformed",
+            "client_assertion marks header parameters critical (crit), which this server does not support",
+        ));
+    }
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| AssertionError::new("malformed", "client_assertion has a malformed header"))?;
     let algorithm = header.alg;

@@ -232,6 +232,13 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
         // An algorithm off the list, signed by the right key.
         let es384 = sign_compact(&es, &json!({"alg": "ES384", "kid": "es-1"}), &valid).unwrap();
         assert_refused(&cc_with(&app, &es384, &[]).await, "alg 'ES384'");
+        // An extension marked critical, which this server cannot understand (RFC 7515
+        // §4.1.11), signed by the right key; an empty list is no better.
+        for crit in [json!(["urn:example:must-understand"]), json!([])] {
+            let header = json!({"alg": "ES256", "kid": "es-1", "crit": crit});
+            let a = sign_compact(&es, &header, &valid).unwrap();
+            assert_refused(&cc_with(&app, &a, &[]).await, "crit");
+        }
         // The claims.
         let cases = [
             (with("iss", json!("someone-else")), "iss"),
