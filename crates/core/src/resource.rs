@@ -23,14 +23,46 @@ pub fn match_known<'a>(requested: &str, known: &'a [String]) -> Option<&'a str> 
 }
 
 /// The syntax-based normal form of an absolute URI (lower-case scheme and host, default port
-/// dropped, empty path as `/`), or `None` when it is not absolute or has a fragment
-/// (RFC 8707 §2).
+/// dropped, empty path as `/`, dot segments removed, percent-encoded unreserved characters
+/// decoded and the other percent-encodings in upper case: RFC 3986 §6.2.2), or `None` when it
+/// is not absolute or has a fragment (RFC 8707 §2).
 pub fn normalize(uri: &str) -> Option<String> {
     if uri.contains('#') {
         return None;
     }
     let parsed = url::Url::parse(uri).ok()?;
-    Some(parsed.to_string())
+    Some(percent_encoding_normalized(parsed.as_str()))
+}
+
+/// RFC 3986 §6.2.2.1 and §6.2.2.2: `%6D` is `m`, `%2f` is `%2F`.
+fn percent_encoding_normalized(s: &str) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                let decoded = char::from(u8::try_from(hi * 16 + lo).unwrap_or(0));
+                if decoded.is_ascii_alphanumeric() || matches!(decoded, '-' | '.' | '_' | '~') {
+                    out.push(decoded);
+                } else {
+                    out.push('%');
+                    out.push_str(&s[i + 1..i + 3].to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        // Not a percent-encoding: copy the character as it is.
+        let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -72,6 +104,31 @@ mod tests {
         assert_eq!(
             match_known("https://api.example.com/mcp", &k),
             Some("https://api.example.com/mcp")
+        );
+    }
+
+    #[test]
+    fn percent_encodings_are_normalized() {
+        let k = known();
+        assert_eq!(
+            match_known("https://api.example.com/%6Dcp", &k),
+            Some("https://api.example.com/mcp")
+        );
+        assert_eq!(
+            match_known("https://api.example.com/%6d%63%70", &k),
+            Some("https://api.example.com/mcp")
+        );
+        // A reserved character stays encoded, in either case of hex digit.
+        let slash = vec!["https://api.example.com/a%2Fb".to_owned()];
+        assert_eq!(
+            match_known("https://api.example.com/a%2fb", &slash),
+            Some("https://api.example.com/a%2Fb")
+        );
+        assert_eq!(match_known("https://api.example.com/a/b", &slash), None);
+        assert_eq!(match_known("https://api.example.com/%6Dcp%", &k), None);
+        assert_eq!(
+            normalize("https://a.example/%zz%4").as_deref(),
+            Some("https://a.example/%zz%4")
         );
     }
 

@@ -32,7 +32,7 @@ impl fmt::Display for ScopeRefusal {
             ScopeRefusal::Malformed(e) => write!(f, "{e}"),
             ScopeRefusal::NotAllowed(s) => write!(
                 f,
-                "the scope `{}` is not allowed for this client",
+                "the scope `{}` is not one this request may be granted (the client's scopes; for a refresh, the refresh token's own)",
                 s.chars().take(64).collect::<String>()
             ),
             ScopeRefusal::NoneLeft => {
