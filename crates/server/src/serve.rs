@@ -16,11 +16,12 @@
 //!   connection closes. Connections beyond the cap wait in the kernel's listen queue and are
 //!   served, in order, as slots free up (or time out on the client side): nothing is accepted
 //!   only to be dropped, and no work is spent on them while the server is full.
-//! - **Idle connections give way when the server is full**: while no slot is free, a kept-alive
-//!   connection idle for [`IDLE_WHEN_FULL`] is closed at the watchdog's next look (within the
-//!   shorter timeout), so that connections kept open with a request now and then cannot keep the
-//!   ones waiting in the listen queue out. A request's body has its own deadline
-//!   (`server.body_read_timeout_ms`, in `extract::read_body`), so every slot turns over.
+//! - **Connections give way when the server is full**: while no slot is free, every answer is
+//!   sent with `Connection: close`, and a kept-alive connection idle for [`IDLE_WHEN_FULL`] is
+//!   closed (the accept loop wakes the watchdogs when it finds no slot). So a connection holds
+//!   its slot for one request at most while others wait in the listen queue, however it paces
+//!   its requests; with the body's own deadline (`server.body_read_timeout_ms`, in
+//!   `extract::read_body`) every slot turns over within the header and body timeouts.
 //! - **Head size**: hyper stops reading a request head once its buffer holds
 //!   [`MAX_HEAD_BYTES`] (431 or 414); the read that crosses the mark may bring up to as much
 //!   again, so a connection holds at most about twice that for its head.
@@ -52,7 +53,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -97,6 +98,8 @@ pub async fn serve(
 ) -> io::Result<()> {
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
+    // Told each time the loop finds no slot free, so that idle connections give theirs up.
+    let full_now = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let per_address = Arc::new(PerAddress::new(limits.max_connections_per_ip));
     let mut shutdown = pin!(shutdown);
@@ -108,6 +111,7 @@ pub async fn serve(
                 p
             }
             Err(_) => {
+                full_now.notify_waiters();
                 if !full {
                     full = true;
                     tracing::warn!(
@@ -148,6 +152,7 @@ pub async fn serve(
             stop_rx.clone(),
             (permit, share),
             slots.clone(),
+            full_now.clone(),
         ));
     }
     drop(listener);
@@ -246,8 +251,9 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
     _slot: (OwnedSemaphorePermit, AddressShare),
     slots: Arc<Semaphore>,
+    full_now: Arc<Notify>,
 ) {
-    let clock = Arc::new(Clock::new(limits, slots));
+    let clock = Arc::new(Clock::new(limits, slots.clone()));
     let io = TokioIo::new(Watched {
         inner: stream,
         clock: clock.clone(),
@@ -258,8 +264,18 @@ async fn connection(
         // Handlers read the peer address (per-address limits, the audit trail).
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
+        let slots = slots.clone();
         async move {
-            let response = answered_in_turn(app.oneshot(req)).await;
+            let mut response = answered_in_turn(app.oneshot(req)).await;
+            if slots.available_permits() == 0 {
+                // Others wait for a slot: this connection gives its up after this answer.
+                if let Ok(r) = &mut response {
+                    r.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+            }
             drop(in_flight);
             response
         }
@@ -288,6 +304,14 @@ async fn connection(
                     tracing::debug!("connection closed: header or idle timeout");
                     // Dropping the connection closes the socket (and cancels a request that
                     // moved no byte for the idle timeout).
+                    return;
+                }
+                sleep.as_mut().reset(clock.arm());
+            }
+            // The server just found no slot free: the idle deadline may have moved earlier.
+            _ = full_now.notified() => {
+                if clock.expired() {
+                    tracing::debug!("connection closed: idle while the server is full");
                     return;
                 }
                 sleep.as_mut().reset(clock.arm());

@@ -36,6 +36,12 @@ async fn send_healthz(stream: &mut TcpStream) {
 
 /// One HTTP/1.1 response (with a `content-length`): its status and body.
 async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> (u16, String) {
+    let (status, _, body) = read_answer(stream).await;
+    (status, body)
+}
+
+/// One HTTP/1.1 response (with a `content-length`): its status, head and body.
+async fn read_answer(stream: &mut (impl AsyncRead + Unpin)) -> (u16, String, String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -62,7 +68,7 @@ async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> (u16, String) {
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = String::from_utf8(buf[head_end..head_end + length].to_vec()).unwrap();
-    (status, body)
+    (status, head, body)
 }
 
 /// Waits (at most `bound`) for the server to close the connection: the read must return EOF,
@@ -207,8 +213,13 @@ async fn connections_past_the_cap_wait_until_a_slot_frees() {
         c.server.header_read_timeout_ms = 30_000;
     })
     .await;
-    // Two kept-alive connections fill the cap.
-    let holders = kept_alive(&app, 2).await;
+    // Two connections sending their heads slowly fill the cap.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&app).await;
+        s.write_all(HALF_HEAD).await.unwrap();
+        holders.push(s);
+    }
     // A third one is not served while they stay open...
     let mut third = connect(&app).await;
     send_healthz(&mut third).await;
@@ -452,4 +463,48 @@ async fn a_request_head_far_over_64_kib_is_refused() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     assert_eq!(read_response(&mut s).await.0, 200);
+}
+
+#[tokio::test]
+async fn connections_always_in_a_request_give_way_when_every_slot_is_taken() {
+    // Two connections that start their next request as soon as an answer comes, each head
+    // taking 300 ms: never idle, they would hold both slots for ever.
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 2;
+        c.server.max_connections_per_ip = 0;
+        c.server.header_read_timeout_ms = 5_000;
+        c.server.idle_timeout_secs = 600;
+    })
+    .await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&app).await;
+        busy.push(tokio::spawn(async move {
+            for _ in 0..30 {
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                s.write_all(b"\r\n").await.unwrap();
+                let (status, head, _) = read_answer(&mut s).await;
+                assert_eq!(status, 200);
+                if head.to_ascii_lowercase().contains("connection: close") {
+                    closed_by_server(&mut s, Duration::from_secs(5)).await;
+                    return true;
+                }
+            }
+            false
+        }));
+    }
+    // Both hold their slots now; a third connection waits, and is served once one gives way.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut waiting = connect(&app).await;
+    send_healthz(&mut waiting).await;
+    let answered = tokio::time::timeout(Duration::from_secs(6), read_response(&mut waiting))
+        .await
+        .expect("served while the busy connections keep sending");
+    assert_eq!(answered.0, 200);
+    for b in busy {
+        assert!(b.await.unwrap(), "a busy connection was told to close");
+    }
 }
