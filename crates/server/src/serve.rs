@@ -151,8 +151,10 @@ pub async fn serve(
             limits,
             stop_rx.clone(),
             (permit, share),
-            slots.clone(),
-            full_now.clone(),
+            Occupancy {
+                slots: slots.clone(),
+                full_now: full_now.clone(),
+            },
         ));
     }
     drop(listener);
@@ -250,24 +252,24 @@ async fn connection(
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     _slot: (OwnedSemaphorePermit, AddressShare),
-    slots: Arc<Semaphore>,
-    full_now: Arc<Notify>,
+    occupancy: Occupancy,
 ) {
-    let clock = Arc::new(Clock::new(limits, slots.clone()));
+    let clock = Arc::new(Clock::new(limits, occupancy.clone()));
     let io = TokioIo::new(Watched {
         inner: stream,
         clock: clock.clone(),
     });
     let on_request = clock.clone();
+    let full_now = occupancy.full_now.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let in_flight = InFlight::start(on_request.clone());
         // Handlers read the peer address (per-address limits, the audit trail).
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
-        let slots = slots.clone();
+        let occupancy = occupancy.clone();
         async move {
             let mut response = answered_in_turn(app.oneshot(req)).await;
-            if slots.available_permits() == 0 {
+            if occupancy.full() {
                 // Others wait for a slot: this connection gives its up after this answer.
                 if let Ok(r) = &mut response {
                     r.headers_mut().insert(
@@ -320,6 +322,20 @@ async fn connection(
     }
 }
 
+/// The server's slots as a connection sees them: whether one is free, and a signal each time the
+/// accept loop finds none.
+#[derive(Clone)]
+struct Occupancy {
+    slots: Arc<Semaphore>,
+    full_now: Arc<Notify>,
+}
+
+impl Occupancy {
+    fn full(&self) -> bool {
+        self.slots.available_permits() == 0
+    }
+}
+
 /// The application's answer to one request, handed to hyper one scheduler turn after it is
 /// ready.
 ///
@@ -351,8 +367,8 @@ async fn answered_in_turn<F: Future>(answer: F) -> F::Output {
 struct Clock {
     header_read_timeout: Duration,
     idle_timeout: Duration,
-    /// The server's free slots: none free shortens the idle time to [`IDLE_WHEN_FULL`].
-    slots: Arc<Semaphore>,
+    /// The server's slots: none free shortens the idle time to [`IDLE_WHEN_FULL`].
+    occupancy: Occupancy,
     state: Mutex<ClockState>,
 }
 
@@ -369,12 +385,12 @@ struct ClockState {
 }
 
 impl Clock {
-    fn new(limits: ConnectionLimits, slots: Arc<Semaphore>) -> Self {
+    fn new(limits: ConnectionLimits, occupancy: Occupancy) -> Self {
         let now = Instant::now();
         Self {
             header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
-            slots,
+            occupancy,
             state: Mutex::new(ClockState {
                 in_flight: 0,
                 head_since: Some(now),
@@ -397,7 +413,7 @@ impl Clock {
             s.last_io + self.idle_timeout
         } else if let Some(since) = s.head_since {
             since + self.header_read_timeout
-        } else if self.slots.available_permits() == 0 {
+        } else if self.occupancy.full() {
             s.idle_since + self.idle_timeout.min(IDLE_WHEN_FULL)
         } else {
             s.idle_since + self.idle_timeout
