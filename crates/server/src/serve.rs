@@ -16,8 +16,9 @@
 //!   connection closes. Connections beyond the cap wait in the kernel's listen queue and are
 //!   served, in order, as slots free up (or time out on the client side): nothing is accepted
 //!   only to be dropped, and no work is spent on them while the server is full.
-//! - **Connections give way when the server is full**: while no slot is free, every answer is
-//!   sent with `Connection: close`, and a kept-alive connection idle for [`IDLE_WHEN_FULL`] is
+//! - **Connections give way when the server is full** (from the moment no slot is free until
+//!   an eighth of them is free again; `Occupancy`): every answer is sent with
+//!   `Connection: close`, and a kept-alive connection idle for [`IDLE_WHEN_FULL`] is
 //!   closed (the accept loop wakes the watchdogs when it finds no slot). So a connection holds
 //!   its slot for one request at most while others wait in the listen queue, however it paces
 //!   its requests; with the body's own deadline (`server.body_read_timeout_ms`, in
@@ -98,8 +99,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
-    // Told each time the loop finds no slot free, so that idle connections give theirs up.
-    let full_now = Arc::new(Notify::new());
+    let occupancy = Occupancy::new(slots.clone(), max);
     let (stop_tx, stop_rx) = watch::channel(false);
     let per_address = Arc::new(PerAddress::new(limits.max_connections_per_ip));
     let mut shutdown = pin!(shutdown);
@@ -108,10 +108,12 @@ pub async fn serve(
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => {
                 full = false;
+                occupancy.found_one();
                 p
             }
             Err(_) => {
-                full_now.notify_waiters();
+                // Idle connections give their slots up; answers close their connections.
+                occupancy.found_none();
                 if !full {
                     full = true;
                     tracing::warn!(
@@ -151,10 +153,7 @@ pub async fn serve(
             limits,
             stop_rx.clone(),
             (permit, share),
-            Occupancy {
-                slots: slots.clone(),
-                full_now: full_now.clone(),
-            },
+            occupancy.clone(),
         ));
     }
     drop(listener);
@@ -322,17 +321,51 @@ async fn connection(
     }
 }
 
-/// The server's slots as a connection sees them: whether one is free, and a signal each time the
-/// accept loop finds none.
+/// The server's slots as connections see them: whether the server is full, and a signal each
+/// time the accept loop finds no slot.
+///
+/// "Full" has a margin: it starts when the loop finds no slot and ends only when a
+/// [`FREE_TO_END_FULL`] share of the slots is free. Without it, the first connection to give
+/// its slot up would make the server look free to every other connection answered in the same
+/// moment (they would all stay), and connections that reconnect at once would keep it so.
 #[derive(Clone)]
 struct Occupancy {
     slots: Arc<Semaphore>,
+    /// Set by the accept loop when it finds no slot; cleared when enough are free again.
+    pressed: Arc<AtomicBool>,
+    /// How many free slots end the full state.
+    enough_free: usize,
     full_now: Arc<Notify>,
 }
 
+/// The share of the slots that must be free for the server to stop counting as full.
+const FREE_TO_END_FULL: usize = 8;
+
 impl Occupancy {
+    fn new(slots: Arc<Semaphore>, max: usize) -> Self {
+        Self {
+            slots,
+            pressed: Arc::new(AtomicBool::new(false)),
+            enough_free: (max / FREE_TO_END_FULL).max(1),
+            full_now: Arc::new(Notify::new()),
+        }
+    }
+
     fn full(&self) -> bool {
-        self.slots.available_permits() == 0
+        self.pressed.load(Ordering::Relaxed) && self.slots.available_permits() < self.enough_free
+    }
+
+    /// The accept loop found no slot.
+    fn found_none(&self) {
+        self.pressed.store(true, Ordering::Relaxed);
+        self.full_now.notify_waiters();
+    }
+
+    /// The accept loop got a slot: the full state ends once enough are free.
+    fn found_one(&self) {
+        if self.slots.available_permits() + 1 >= self.enough_free {
+            self.pressed.store(false, Ordering::Relaxed);
+        }
     }
 }
 
