@@ -99,7 +99,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
-    let occupancy = Occupancy::new(slots.clone(), max);
+    let occupancy = Arc::new(Occupancy::new(slots.clone(), max));
     let (stop_tx, stop_rx) = watch::channel(false);
     let per_address = Arc::new(PerAddress::new(limits.max_connections_per_ip));
     let mut shutdown = pin!(shutdown);
@@ -251,7 +251,7 @@ async fn connection(
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     _slot: (OwnedSemaphorePermit, AddressShare),
-    occupancy: Occupancy,
+    occupancy: Arc<Occupancy>,
 ) {
     let clock = Arc::new(Clock::new(limits, occupancy.clone()));
     let io = TokioIo::new(Watched {
@@ -259,13 +259,13 @@ async fn connection(
         clock: clock.clone(),
     });
     let on_request = clock.clone();
-    let full_now = occupancy.full_now.clone();
+    let on_answer = occupancy.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let in_flight = InFlight::start(on_request.clone());
         // Handlers read the peer address (per-address limits, the audit trail).
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
-        let occupancy = occupancy.clone();
+        let occupancy = on_answer.clone();
         async move {
             let mut response = answered_in_turn(app.oneshot(req)).await;
             if occupancy.full() {
@@ -310,7 +310,7 @@ async fn connection(
                 sleep.as_mut().reset(clock.arm());
             }
             // The server just found no slot free: the idle deadline may have moved earlier.
-            _ = full_now.notified() => {
+            _ = occupancy.full_now.notified() => {
                 if clock.expired() {
                     tracing::debug!("connection closed: idle while the server is full");
                     return;
@@ -328,14 +328,14 @@ async fn connection(
 /// [`FREE_TO_END_FULL`] share of the slots is free. Without it, the first connection to give
 /// its slot up would make the server look free to every other connection answered in the same
 /// moment (they would all stay), and connections that reconnect at once would keep it so.
-#[derive(Clone)]
+/// Shared as one `Arc`, so that an answer's check costs one reference count.
 struct Occupancy {
     slots: Arc<Semaphore>,
     /// Set by the accept loop when it finds no slot; cleared when enough are free again.
-    pressed: Arc<AtomicBool>,
+    pressed: AtomicBool,
     /// How many free slots end the full state.
     enough_free: usize,
-    full_now: Arc<Notify>,
+    full_now: Notify,
 }
 
 /// The share of the slots that must be free for the server to stop counting as full.
@@ -345,9 +345,9 @@ impl Occupancy {
     fn new(slots: Arc<Semaphore>, max: usize) -> Self {
         Self {
             slots,
-            pressed: Arc::new(AtomicBool::new(false)),
+            pressed: AtomicBool::new(false),
             enough_free: (max / FREE_TO_END_FULL).max(1),
-            full_now: Arc::new(Notify::new()),
+            full_now: Notify::new(),
         }
     }
 
@@ -401,7 +401,7 @@ struct Clock {
     header_read_timeout: Duration,
     idle_timeout: Duration,
     /// The server's slots: none free shortens the idle time to [`IDLE_WHEN_FULL`].
-    occupancy: Occupancy,
+    occupancy: Arc<Occupancy>,
     state: Mutex<ClockState>,
 }
 
@@ -418,7 +418,7 @@ struct ClockState {
 }
 
 impl Clock {
-    fn new(limits: ConnectionLimits, occupancy: Occupancy) -> Self {
+    fn new(limits: ConnectionLimits, occupancy: Arc<Occupancy>) -> Self {
         let now = Instant::now();
         Self {
             header_read_timeout: limits.header_read_timeout,
