@@ -435,14 +435,9 @@ impl Client {
             "x-stainless-package-version",
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         );
-        headers.insert(
-            "x-stainless-os",
-            HeaderValue::from_static(std::env::consts::OS),
-        );
-        headers.insert(
-            "x-stainless-arch",
-            HeaderValue::from_static(std::env::consts::ARCH),
-        );
+        for (name, value) in crate::platform::HEADERS.iter() {
+            headers.insert(*name, value.clone());
+        }
         headers.insert("x-stainless-retry-count", HeaderValue::from(call.count));
         if let Some(a) = auth {
             headers.insert(AUTHORIZATION, a.clone());

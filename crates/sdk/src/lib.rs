@@ -143,6 +143,7 @@ mod client;
 mod error;
 mod metadata_document;
 mod pagination;
+mod platform;
 mod resources;
 mod retry;
 

@@ -228,6 +228,21 @@ async fn every_request_carries_the_sdk_headers_and_the_configured_ones() {
         Some(concat!("telnyx-oauth-rust/", env!("CARGO_PKG_VERSION")))
     );
     assert_eq!(r.header("x-stainless-lang"), Some("rust"));
+    assert_eq!(
+        r.header("x-stainless-package-version"),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    // The platform in the official SDKs' words, not Rust's (`linux`, `x86_64`).
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        assert_eq!(r.header("x-stainless-os"), Some("Linux"));
+        assert_eq!(r.header("x-stainless-arch"), Some("x64"));
+    }
+    assert_eq!(r.header("x-stainless-runtime"), Some("rust"));
+    let runtime_version = r.header("x-stainless-runtime-version").unwrap();
+    assert!(
+        runtime_version.starts_with(|c: char| c.is_ascii_digit()),
+        "{runtime_version}"
+    );
     assert_eq!(r.header("x-stainless-retry-count"), Some("0"));
     assert_eq!(r.header("x-tenant"), Some("blue"));
     assert!(r.header("idempotency-key").is_none());
