@@ -160,8 +160,10 @@ pub fn token_ref(claims: &AccessTokenClaims) -> AccessTokenRef<'_> {
 /// its family (a replayed code, a reused or revoked refresh token) and with the grant
 /// (`DELETE /oauth_grants/{id}`); a token from before families checks its grant alone. No
 /// cache: a revocation on any instance holds on every instance at once. A deleted client's
-/// tokens die with it. `client`: the token's client when the caller already loaded it in this
-/// request (it must be the one named by `claims.client_id`), the same freshness as a read here.
+/// tokens die with it, and so, for as long as it lasts, does a token whose client no longer has
+/// the grant type it came from ([`ActiveToken::grant_type_kept`]). `client`: the token's client
+/// when the caller already loaded it in this request (it must be the one named by
+/// `claims.client_id`), the same freshness as a read here.
 pub async fn still_live(
     state: &AppState,
     claims: AccessTokenClaims,
@@ -179,7 +181,9 @@ pub async fn still_live(
             .await?
             .and_then(|(c, live)| live.then_some(c)),
     };
-    Ok(client.map(|client| ActiveToken { claims, client }))
+    Ok(client
+        .map(|client| ActiveToken { claims, client })
+        .filter(ActiveToken::grant_type_kept))
 }
 
 /// The user a token acts for: its subject (a user's grant), or for a client-credentials token
@@ -188,11 +192,15 @@ pub async fn still_live(
 /// the grant away takes effect at once, as taking the scope away does). A third-party client's
 /// client-credentials token acts for no user.
 pub async fn token_user(state: &AppState, active: &ActiveToken) -> Result<Option<User>, ApiError> {
+    // `still_live` already refuses such a token; an `ActiveToken` built elsewhere is judged too.
+    if !active.grant_type_kept() {
+        return Ok(None);
+    }
     if active.claims.grant_id.is_some() {
         return Ok(state.store.get_user(&active.claims.sub).await?);
     }
     let client = &active.client;
-    if client.is_third_party() || client.user_id.is_empty() || !active.grant_type_kept() {
+    if client.is_third_party() || client.user_id.is_empty() {
         return Ok(None);
     }
     Ok(state

@@ -716,12 +716,33 @@ async fn introspection_reports_what_the_client_may_still_be_granted() {
     .await;
     assert_eq!(seen(at).await, inactive());
     assert_eq!(seen(rt).await, inactive());
+    // Nor does it act for its user: not on the management API, not as a bearer at
+    // introspection.
+    let (status, body) = app.get(at, "/oauth_clients").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token", "{body}");
+    let as_bearer = app
+        .http
+        .post(app.at("/oauth/introspect"))
+        .bearer_auth(at)
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_bearer.status(), 401);
     // Given back, both are what they were: nothing was revoked.
     put(json!({"allowed_scopes": ["admin", "messaging"],
                "allowed_grant_types": ["authorization_code", "refresh_token"]}))
     .await;
     assert_eq!(seen(at).await["scope"], "admin messaging");
     assert_eq!(seen(rt).await["scope"], "admin messaging");
+    let (status, body) = app.get(at, "/oauth_clients").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["client_id"] == id.as_str()));
 }
 
 #[tokio::test]
