@@ -350,14 +350,15 @@ pub fn code_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer
 }
 
 /// May a live grant answer an authorization request without asking the user
-/// (`authorization.skip_consent_if_granted`)? Not when a third-party public client sends the
-/// user back to a loopback address or a private-use URI scheme: its `client_id` is public, and
-/// any program on the device can listen on a loopback port or claim the scheme, so it could pose
-/// as the app the user approved and get a code of its own with its own PKCE verifier (RFC 8252
-/// §8.6). A confidential client (a code is useless without its credentials), a client an
-/// organization created, and an https redirect URI on a real host may skip.
+/// (`authorization.skip_consent_if_granted`)? Not when a public client sends the user back to
+/// a loopback address or a private-use URI scheme: its `client_id` is public, and any program
+/// on the device can listen on a loopback port or claim the scheme, so it could pose as the app
+/// the user approved and get a code of its own with its own PKCE verifier (RFC 8252 §8.6). That
+/// holds whoever created the client: a member's public client is as public as a registered
+/// one. A confidential client (a code is useless without its credentials) and an https
+/// redirect URI on a real host may skip.
 pub fn may_skip_consent(client: &Client, redirect_uri: &str) -> bool {
-    if client.is_confidential() || !client.is_third_party() {
+    if client.is_confidential() {
         return true;
     }
     url::Url::parse(redirect_uri).is_ok_and(|u| {

@@ -366,9 +366,10 @@ async fn sign_in_straight_back_to_the_client_when_consent_was_given() {
         .post_json(
             &app.admin_key,
             "/oauth_clients",
+            // Confidential: a public client's loopback installation is asked every time.
             &json!({
                 "name": "Acme Dialer",
-                "client_type": "public",
+                "client_type": "confidential",
                 "allowed_grant_types": ["authorization_code"],
                 "allowed_scopes": ["admin", "messaging"],
                 "redirect_uris": ["http://127.0.0.1/callback"]

@@ -486,6 +486,39 @@ async fn consent_is_asked_every_time_unless_configured_otherwise() {
     }
 }
 
+/// With `skip_consent_if_granted`, a public client's loopback installation is asked every time,
+/// whoever created the client: its id is public, and any program on the device can listen on a
+/// loopback port and pose as the app the user approved (RFC 8252 §8.6). Its https installation
+/// skips the page as a confidential client's does.
+#[tokio::test]
+async fn a_public_clients_loopback_installation_is_asked_every_time() {
+    let app = TestApp::spawn_with(|c| c.authorization.skip_consent_if_granted = true).await;
+    let mut client = code_client("Desktop app");
+    client["client_type"] = json!("public");
+    client["redirect_uris"] = json!([REDIRECT, "http://127.0.0.1/callback"]);
+    let c = app.create_client(&app.admin_key, client).await;
+    let id = c["client_id"].as_str().unwrap();
+    for (redirect, port) in [(REDIRECT, None), ("http://127.0.0.1/callback", Some(40001))] {
+        let at_port = |port: u16| format!("http://127.0.0.1:{port}/callback");
+        let first = port.map_or_else(|| redirect.to_owned(), at_port);
+        let params = with(standard_params(id), "redirect_uri", Some(&first));
+        let token = app.consent_token(&app.admin_key, &path_of(&params)).await;
+        let (status, body) = app.decide(&app.admin_key, &token, true).await;
+        assert_eq!(status, 200, "{body}");
+        // The same request again, from another port for the loopback one (another program).
+        let again = port.map_or_else(|| redirect.to_owned(), |p| at_port(p + 998));
+        let params = with(standard_params(id), "redirect_uri", Some(&again));
+        let r = get(&app, &path_of(&params), Some(&app.admin_key)).await;
+        let loc = location(&r);
+        if port.is_some() {
+            assert!(loc.starts_with("/consent?consent_token="), "{loc}");
+        } else {
+            assert!(loc.starts_with(REDIRECT), "{loc}");
+            assert!(param(&loc, "code").is_some(), "{loc}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_flow_is_served_under_v2_too() {
     let app = TestApp::spawn().await;
