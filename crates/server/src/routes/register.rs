@@ -216,6 +216,19 @@ async fn read_registration(
     Ok(management_response(&state, &client))
 }
 
+/// The body of an RFC 7592 update: the metadata, and the `client_id` (and, for a confidential
+/// client, the `client_secret`) the client was issued, which §2.2 has it repeat. Either, when
+/// sent, must be the issued value; a client that leaves them out is not refused.
+#[derive(serde::Deserialize)]
+struct RegistrationUpdate {
+    #[serde(flatten)]
+    metadata: RegistrationRequest,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
 /// RFC 7592 §2.2: replace the registration's metadata, under the rules of registration. The
 /// client's type (its authentication method) cannot change.
 #[utoipa::path(
@@ -239,12 +252,33 @@ async fn update_registration(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     PathParam(client_id): PathParam,
-    body: Result<JsonBody<RegistrationRequest>, ApiError>,
+    body: Result<JsonBody<RegistrationUpdate>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Authenticates the registrant; the update is judged on the client as stored.
-    registrant(&state, peer, &headers, &client_id).await?;
+    let registered = registrant(&state, peer, &headers, &client_id).await?;
     let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
-    let JsonBody(req) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    let JsonBody(RegistrationUpdate {
+        metadata: req,
+        client_id: named,
+        client_secret,
+    }) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    if named.as_deref().is_some_and(|named| named != client_id) {
+        return Err(metadata(
+            "client_id must be the id of the client being updated (RFC 7592 section 2.2)".into(),
+        ));
+    }
+    // A secret, when sent, must be the one issued: a client never chooses its own.
+    if let Some(presented) = client_secret {
+        let issued = registered
+            .secret_hash
+            .as_deref()
+            .is_some_and(|hash| secret::verify_secret(&presented, hash));
+        if !issued {
+            return Err(metadata(
+                "client_secret must be the client's current secret; a client cannot choose its own (RFC 7592 section 2.2)".into(),
+            ));
+        }
+    }
     let reg = &state.config.registration;
     let policy = RegistrationPolicy {
         catalogue: &state.config.scopes,

@@ -551,6 +551,72 @@ async fn a_registrants_update_that_clears_the_verified_mark_says_so() {
     assert_eq!(updated[0].detail["verified_cleared"], true);
 }
 
+/// RFC 7592 §2.2: an update repeats the client's `client_id`, and a `client_secret` it sends
+/// must be the one issued. Another id, or a secret of the client's choosing, is refused and
+/// changes nothing; leaving both out is accepted.
+#[tokio::test]
+async fn an_update_naming_another_client_or_another_secret_is_refused() {
+    let app = TestApp::spawn().await;
+    let body = json!({"client_name": "Web app", "token_endpoint_auth_method": "client_secret_basic",
+                      "redirect_uris": ["https://app.example.com/cb"]});
+    let (status, r) = register(&app, None, &body).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let secret = r["client_secret"].as_str().unwrap().to_owned();
+    let token = r["registration_access_token"].as_str().unwrap().to_owned();
+    let (_, other) = register(&app, None, &body).await;
+    let other_id = other["client_id"].as_str().unwrap();
+    let put = |json: Value| {
+        let req = app
+            .http
+            .put(app.at(&format!("/oauth/register/{id}")))
+            .bearer_auth(&token)
+            .json(&json);
+        async move { crate::support::status_json(req.send().await.unwrap()).await }
+    };
+    let update = |extra: Value| {
+        let mut b = json!({"client_name": "Renamed", "token_endpoint_auth_method": "client_secret_basic",
+                           "redirect_uris": ["https://app.example.com/cb"]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (extra, needle) in [
+        (json!({"client_id": other_id}), "client_id"),
+        (json!({"client_id": ""}), "client_id"),
+        (
+            json!({"client_id": id, "client_secret": "my-own-choice"}),
+            "client_secret",
+        ),
+        (
+            json!({"client_secret": other["client_secret"]}),
+            "client_secret",
+        ),
+    ] {
+        let (status, e) = put(update(extra.clone())).await;
+        assert_eq!(status, 400, "{extra}: {e}");
+        assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains(needle),
+            "{e}"
+        );
+        assert_eq!(app.stored_client(&id).await.settings.name, "Web app");
+    }
+    // The issued values, or none at all, are accepted; the secret is not changed by either.
+    let (status, e) = put(update(json!({"client_id": id, "client_secret": secret}))).await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(app.stored_client(&id).await.settings.name, "Renamed");
+    let (status, e) = put(update(json!({"client_name": "Again"}))).await;
+    assert_eq!(status, 200, "{e}");
+    let stored = app.stored_client(&id).await;
+    assert_eq!(stored.settings.name, "Again");
+    assert!(oauth_core::secret::verify_secret(
+        &secret,
+        stored.secret_hash.as_deref().unwrap()
+    ));
+}
+
 /// RFC 7592: the registrant reads, updates and deletes its client with the registration
 /// access token it was given; that token is stored only hashed; any other token is 401 and
 /// changes nothing.
