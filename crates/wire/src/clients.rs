@@ -116,7 +116,7 @@ pub struct CreateOAuthClient {
 }
 
 /// `PUT /oauth_clients/{id}`: a partial update. An absent field is left alone; `null` clears an
-/// optional link.
+/// optional link, and is refused for the other fields, which cannot be cleared.
 ///
 /// ```
 /// use oauth_wire::UpdateOAuthClient;
@@ -130,19 +130,39 @@ pub struct CreateOAuthClient {
 #[non_exhaustive]
 pub struct UpdateOAuthClient {
     /// A new name; `None` leaves it alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::not_null::deserialize"
+    )]
     pub name: Option<String>,
     /// New allowed scopes; `None` leaves them alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::not_null::deserialize"
+    )]
     pub allowed_scopes: Option<Vec<String>>,
     /// New allowed grant types; `None` leaves them alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::not_null::deserialize"
+    )]
     pub allowed_grant_types: Option<Vec<GrantType>>,
     /// New redirect URIs; `None` leaves them alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::not_null::deserialize"
+    )]
     pub redirect_uris: Option<Vec<String>>,
     /// Whether PKCE is required; `None` leaves it alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::not_null::deserialize"
+    )]
     pub require_pkce: Option<bool>,
     #[serde(
         default,

@@ -79,3 +79,20 @@ pub mod double_option {
         }
     }
 }
+
+/// `#[serde(default, deserialize_with = "oauth_wire::not_null::deserialize")]` on an
+/// `Option<T>` of an update: an absent member leaves the value alone (`None`), and a present
+/// one must be a `T`. A `null` is refused (`invalid type: null`) instead of being read as "leave
+/// it alone", for a member that cannot be cleared.
+pub mod not_null {
+    use serde::{Deserialize, Deserializer};
+
+    /// Decodes a present member as `Some(T)`; `null` is an error.
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        T::deserialize(deserializer).map(Some)
+    }
+}

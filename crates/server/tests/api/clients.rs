@@ -1,6 +1,6 @@
 //! `/oauth_clients`: create, list with every filter, get, update, delete; tenant isolation.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{confidential_client, public_client, TestApp};
 
@@ -266,6 +266,51 @@ async fn every_validation_rule_answers_422_with_a_pointer() {
     // Nothing was stored by any of these.
     let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
     assert_eq!(list["meta"]["total_results"], 0);
+}
+
+/// An update's `null` clears an optional link; for a field that cannot be cleared it is a 422
+/// pointing at the field, not "leave it alone", and nothing changes.
+#[tokio::test]
+async fn an_update_with_null_for_a_field_that_cannot_be_cleared_is_422() {
+    let app = TestApp::spawn().await;
+    let mut body = confidential_client("Nulls");
+    body["logo_uri"] = json!("https://a.example/logo.png");
+    let created = app.create_client(&app.admin_key, body).await;
+    let id = created["client_id"].as_str().unwrap();
+    let path = format!("/oauth_clients/{id}");
+    for field in [
+        "name",
+        "allowed_scopes",
+        "allowed_grant_types",
+        "redirect_uris",
+        "require_pkce",
+    ] {
+        // With a valid change beside it, which must not be applied either.
+        let mut patch = json!({"name": "Renamed"});
+        patch[field] = Value::Null;
+        let (status, err) = app.put_json(&app.admin_key, &path, &patch).await;
+        assert_eq!(status, 422, "{field}: {err}");
+        assert_eq!(
+            err["errors"][0]["source"]["pointer"],
+            format!("/{field}"),
+            "{err}"
+        );
+        assert!(
+            err["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("null"),
+            "{err}"
+        );
+    }
+    let stored = app.stored_client(id).await;
+    assert_eq!(stored.settings.name, "Nulls");
+    // null still clears a link.
+    let (status, updated) = app
+        .put_json(&app.admin_key, &path, &json!({"logo_uri": null}))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["logo_uri"], Value::Null);
 }
 
 #[tokio::test]
