@@ -149,18 +149,28 @@ fn strip_port(s: &str) -> Option<String> {
     let host = if let Some(v6_end) = authority.strip_prefix('[').and_then(|a| a.find(']')) {
         let (h, after) = authority.split_at(v6_end + 2);
         match after.strip_prefix(':') {
-            Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(port) if is_port(port) => h,
             None if after.is_empty() => h,
             _ => return None,
         }
     } else {
         match authority.split_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some((h, port)) if is_port(port) => h,
             Some(_) => return None,
             None => authority,
         }
     };
     Some(format!("http://{host}{tail}"))
+}
+
+/// A port as a client writes one, canonically: 1 to 65535, no leading zero. An empty port
+/// (`127.0.0.1:/cb`), which registration refuses, and `08080`, which names port 8080 in
+/// another spelling, do not match.
+fn is_port(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('0')
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u16>().is_ok()
 }
 
 #[cfg(test)]
@@ -248,6 +258,13 @@ mod tests {
         // trailing space, the string comparison must not).
         assert!(!r6.matches("http://[::1]:8000\t/cb"));
         assert!(!RedirectUri("http://[::1]:1".into()).matches("http://[::1]:1 "));
+        // The port written as registration would take it: not empty, no leading zero, in range.
+        for odd in ["", "0", "08080", "65536", "99999999999999999999"] {
+            assert!(!r.matches(&format!("http://127.0.0.1:{odd}/cb")), "{odd:?}");
+            assert!(!r6.matches(&format!("http://[::1]:{odd}/cb")), "{odd:?}");
+        }
+        assert!(r.matches("http://127.0.0.1:65535/cb"));
+        assert!(r.matches("http://127.0.0.1:1/cb"));
         let https =
             RedirectUri::parse("https://localhost/cb").unwrap_or(RedirectUri(String::new()));
         assert!(!https.matches("https://localhost:8443/cb"));

@@ -102,7 +102,9 @@ fn render_form(
 /// Browsers apply `form-action` to every redirect that follows a form submission. After
 /// signing in, `/oauth/authorize` may send the browser straight on to the client (an error, or
 /// a code when consent is skipped), so the login page allows the origin of the `redirect_uri`
-/// its `return_to` names. The authorize endpoint still decides whether that URI is registered.
+/// its `return_to` names, when it is a URI a client could register (so never `javascript:`,
+/// `data:` or a bare scheme): anyone can write a `return_to`. The authorize endpoint still
+/// decides whether that URI is registered.
 fn onward_source(return_to: &str) -> String {
     let Some((path, query)) = return_to.split_once('?') else {
         return String::new();
@@ -112,6 +114,7 @@ fn onward_source(return_to: &str) -> String {
     }
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "redirect_uri")
+        .filter(|(_, v)| oauth_core::redirect_uri::RedirectUri::parse(v).is_ok())
         .map(|(_, v)| html::csp_source(&v))
         .unwrap_or_default()
 }

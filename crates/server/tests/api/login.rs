@@ -248,6 +248,56 @@ async fn return_to_only_leads_back_into_this_server() {
     assert_eq!(hidden(&r.text().await.unwrap(), "return_to"), "/");
 }
 
+/// The login page's `form-action` lets the browser follow authorize on to a client after the
+/// form, but only to a URI a client could register: anyone can write a `return_to`, so
+/// `javascript:`, `data:` and a bare scheme never widen the policy.
+#[tokio::test]
+async fn the_login_pages_form_action_names_only_a_registrable_redirect_uri() {
+    let app = TestApp::spawn().await;
+    let csp_for = |redirect_uri: &str| {
+        let authorize: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", "c")
+            .append_pair("redirect_uri", redirect_uri)
+            .finish();
+        let return_to: String = url::form_urlencoded::byte_serialize(
+            format!("/oauth/authorize?{authorize}").as_bytes(),
+        )
+        .collect();
+        let req = app
+            .http
+            .get(app.at(&format!("/login?return_to={return_to}")));
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let csp = r.headers()["content-security-policy"].to_str().unwrap();
+            let (_, rest) = csp.split_once("form-action ").unwrap();
+            rest.split(';').next().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        csp_for("https://app.example.com/cb").await,
+        "'self' https://app.example.com"
+    );
+    assert_eq!(
+        csp_for("http://127.0.0.1:40001/cb").await,
+        "'self' http://127.0.0.1:40001"
+    );
+    assert_eq!(
+        csp_for("com.example.app:/cb").await,
+        "'self' com.example.app:"
+    );
+    for hostile in [
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "vbscript:x",
+        "http://evil.example/cb",
+        "https://user@evil.example/cb",
+        "https://a.example/cb#frag",
+    ] {
+        assert_eq!(csp_for(hostile).await, "'self'", "{hostile}");
+    }
+}
+
 #[tokio::test]
 async fn failed_logins_are_limited_per_account_and_per_address() {
     let clock = Arc::new(ManualClock::new(1_800_000_000));
