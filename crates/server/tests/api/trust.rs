@@ -194,22 +194,28 @@ async fn a_third_party_token_never_acts_on_the_management_api() {
     assert_eq!(issued.status, 200, "{}", issued.body);
     let (_, real) = crate::oauth_support::jwt_parts(issued.body["access_token"].as_str().unwrap());
     // Even a token that carries admin (as one issued before the trust model could) with that
-    // live grant and family, or with no grant at all: 403 insufficient_scope, on the
-    // management API and at introspection; nothing is listed, nothing introspected.
+    // live grant and family: 403 insufficient_scope, on the management API and at
+    // introspection. With no grant at all it would be a client-credentials token, and this
+    // client has no such grant: not active, 401. Nothing is listed, nothing introspected.
     for from_grant in [true, false] {
         let mut c = claims(&app, &id, real["sub"].as_str().unwrap(), "admin messaging");
         if from_grant {
             c.grant_id = real["grant_id"].as_str().map(str::to_owned);
             c.family_id = real["family_id"].as_str().map(str::to_owned);
         }
+        // Introspection names an unknown bearer as its client-authentication error.
+        let (status, error, at_introspection) = match from_grant {
+            true => (403, "insufficient_scope", "insufficient_scope"),
+            false => (401, "invalid_token", "invalid_client"),
+        };
         let token = sign(&app, &c);
-        let (status, err) = app.get(&token, "/oauth_clients").await;
-        assert_eq!(status, 403, "{err}");
-        assert_eq!(err["error"], "insufficient_scope", "{err}");
+        let (got, err) = app.get(&token, "/oauth_clients").await;
+        assert_eq!(got, status, "{err}");
+        assert_eq!(err["error"], error, "{err}");
         assert!(err.get("data").is_none());
         let r = introspect_bearer(&app, &token, &token).await;
-        assert_eq!(r.status, 403, "{}", r.body);
-        assert_eq!(r.body["error"], "insufficient_scope", "{}", r.body);
+        assert_eq!(r.status, status, "{}", r.body);
+        assert_eq!(r.body["error"], at_introspection, "{}", r.body);
         assert!(r.body.get("active").is_none());
     }
     // A client_credentials token of a third-party client (allowed behind the initial access
