@@ -18,6 +18,11 @@ enum Source {
     Query,
 }
 
+/// Carried in the extensions of every error response: the description, for the pages to say
+/// the same thing in HTML (`routes::errors_as_pages`).
+#[derive(Debug, Clone)]
+pub struct ErrorText(pub String);
+
 /// Boxed, so that `Result<T, ApiError>` stays one pointer wide on the happy path.
 #[derive(Debug)]
 pub struct ApiError(Box<Inner>);
@@ -243,6 +248,7 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut resp = (this.status, Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorText(this.description));
         resp.headers_mut().extend(this.headers);
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -41,7 +41,11 @@ pub fn page_router() -> Router<AppState> {
 pub fn api_router() -> Router<AppState> {
     Router::new()
         .route("/oauth/consent/{consent_token}", get(consent_json))
-        .route("/oauth/grants", post(decide_handler))
+        // The form of the consent page posts here too: its errors are pages.
+        .route(
+            "/oauth/grants",
+            post(decide_handler).layer(axum::middleware::from_fn(super::errors_as_pages)),
+        )
 }
 
 /// This module's operations in the OpenAPI document.

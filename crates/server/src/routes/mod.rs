@@ -38,10 +38,14 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(introspect::router())
         .merge(discovery::router())
-        .merge(authorize::router())
-        .merge(consent::page_router())
-        .merge(login::router())
-        .merge(account::router())
+        .merge(
+            Router::new()
+                .merge(authorize::router())
+                .merge(consent::page_router())
+                .merge(login::router())
+                .merge(account::router())
+                .layer(axum::middleware::from_fn(errors_as_pages)),
+        )
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v2", api.clone())
@@ -57,6 +61,40 @@ pub fn router(state: AppState) -> Router {
             &state.config.cors.allowed_origins,
         )))
         .with_state(state)
+}
+
+/// On the pages a browser goes to, an error a handler returns (the database busy, an internal
+/// failure) is answered as a page with the same status and headers (`Retry-After` included),
+/// not as the API's JSON body. A JSON request (the consent API's decision) keeps the JSON.
+pub(crate) async fn errors_as_pages(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let json = crate::extract::is_json(req.headers());
+    let resp = next.run(req).await;
+    if json {
+        return resp;
+    }
+    let Some(crate::error::ErrorText(text)) = resp.extensions().get().cloned() else {
+        return resp;
+    };
+    let (parts, _) = resp.into_parts();
+    let title = match parts.status {
+        StatusCode::SERVICE_UNAVAILABLE => "The service is busy; try again in a moment",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests; try again later",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "This request cannot be completed",
+    };
+    let mut page = crate::html::message(parts.status, title, &text);
+    let own: Vec<_> = page.headers().keys().cloned().collect();
+    for (name, value) in &parts.headers {
+        let body_header =
+            name == axum::http::header::CONTENT_TYPE || name == axum::http::header::CONTENT_LENGTH;
+        if !body_header && !own.contains(name) {
+            page.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    page
 }
 
 /// The management API's rate limits, before anything else reads the request (per address, then

@@ -450,11 +450,18 @@ async fn login_posts_are_limited_per_address() {
     for _ in 0..2 {
         assert_eq!(post().await.status(), 403);
     }
+    // A browser's form: the answer is a page, with the API's words and `Retry-After`.
     let r = post().await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "5");
-    let (_, body) = crate::support::status_json(r).await;
-    assert_rate_limited(&body);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Too many requests"), "{page}");
+    assert!(page.contains("too many requests"), "{page}");
     // The sign-in form itself (GET) is not limited.
     let r = app.http.get(app.at("/login")).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -8,11 +8,43 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// The body of every 503: nothing about the database, the pool or the query.
+/// The body of every 503: nothing about the database, the pool or the query. The pages a
+/// browser goes to (authorize, the login form) answer with a page that says the same.
 fn assert_unavailable(what: &str, r: &Resp) {
     assert_eq!(r.status, 503, "{what}: {}", r.text);
     assert_eq!(r.header("retry-after"), Some("1"), "{what}");
     assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+    let page = ["GET /oauth/authorize", "POST /login"].contains(&what);
+    if page {
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{what}: {:?}",
+            r.header("content-type")
+        );
+        assert!(r.header("content-security-policy").is_some(), "{what}");
+        assert!(
+            r.text.contains("The service is busy")
+                && r.text
+                    .contains("the service is temporarily unavailable; retry shortly"),
+            "{what}: {}",
+            r.text
+        );
+    }
+    let lower = r.text.to_lowercase();
+    for leak in [
+        "sql",
+        "pool",
+        "postgres",
+        "connection",
+        "timed out",
+        "127.0.0.1",
+    ] {
+        assert!(!lower.contains(leak), "{what} leaks {leak:?}: {}", r.text);
+    }
+    if page {
+        return;
+    }
     assert_eq!(
         r.body["error"], "temporarily_unavailable",
         "{what}: {}",
@@ -29,17 +61,6 @@ fn assert_unavailable(what: &str, r: &Resp) {
         "{what}: {}",
         r.text
     );
-    let lower = r.text.to_lowercase();
-    for leak in [
-        "sql",
-        "pool",
-        "postgres",
-        "connection",
-        "timed out",
-        "127.0.0.1",
-    ] {
-        assert!(!lower.contains(leak), "{what} leaks {leak:?}: {}", r.text);
-    }
 }
 
 /// Everything a test sends while the database is away, and again once it is back.
