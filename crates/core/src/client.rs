@@ -10,7 +10,7 @@ use url::Url;
 use crate::redirect_uri::{has_authority, RedirectUri, MAX_URI_LEN};
 use crate::scope::{parse_scope_string, ScopeCatalogue};
 use crate::timefmt;
-use crate::validation::is_format_char;
+use crate::validation::{has_stacked_marks, is_format_char, MAX_STACKED_MARKS};
 use crate::validation::{FieldError, ValidationErrors};
 use crate::UnixSeconds;
 
@@ -540,6 +540,16 @@ impl ClientDraft {
                 "/name",
                 "invalid_value",
                 "name must not contain invisible formatting characters (bidirectional controls, zero-width characters)",
+            ));
+        } else if has_stacked_marks(&self.name) {
+            // A pile of combining marks draws over the lines around the name (the verified
+            // badge among them).
+            e.push(FieldError::new(
+                "/name",
+                "invalid_value",
+                format!(
+                    "name must not start with a combining mark or put more than {MAX_STACKED_MARKS} on one letter"
+                ),
             ));
         }
 

@@ -103,9 +103,66 @@ pub fn is_format_char(c: char) -> bool {
         .is_ok()
 }
 
+/// The blocks of combining marks that attach to any letter: Combining Diacritical Marks and
+/// their Extended and Supplement blocks, the marks for symbols, and the half marks. A pile of
+/// them on one letter draws far above and below its line ("zalgo" text).
+const GENERIC_COMBINING: &[(u32, u32)] = &[
+    (0x0300, 0x036F),
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+    (0x20D0, 0x20FF),
+    (0xFE20, 0xFE2F),
+];
+
+/// The most generic combining marks a name may put on one letter. Written languages put at
+/// most two on a letter (Vietnamese `ệ` decomposed is `e` with two); three leaves room.
+pub const MAX_STACKED_MARKS: usize = 3;
+
+/// Does `s` pile more than [`MAX_STACKED_MARKS`] generic combining marks on one letter, or
+/// start with one? Either paints over the text around a name on the consent page.
+pub fn has_stacked_marks(s: &str) -> bool {
+    let generic = |c: char| {
+        let c = u32::from(c);
+        GENERIC_COMBINING
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+    };
+    let mut run = 0;
+    for (i, c) in s.chars().enumerate() {
+        if generic(c) {
+            run += 1;
+            if i == 0 || run > MAX_STACKED_MARKS {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_format_char;
+    use super::{has_stacked_marks, is_format_char};
+
+    #[test]
+    fn stacked_marks() {
+        for ok in [
+            "Acme",
+            "Crème brûlée",
+            "Vie\u{0323}\u{0302}t",
+            "a\u{0301}\u{0302}\u{0303}b",
+        ] {
+            assert!(!has_stacked_marks(ok), "{ok:?}");
+        }
+        for piled in [
+            "a\u{0301}\u{0302}\u{0303}\u{0304}",
+            "\u{0301}Acme",
+            "Acme\u{1DC0}\u{1DC1}\u{20D0}\u{FE20}",
+        ] {
+            assert!(has_stacked_marks(piled), "{piled:?}");
+        }
+    }
 
     #[test]
     fn format_characters() {

@@ -793,7 +793,9 @@ async fn sixteen_thousand_scopes_are_refused_everywhere() {
 #[tokio::test]
 async fn invisible_characters_and_hostless_uris_are_refused() {
     let app = TestApp::spawn().await;
-    for name in ["Good\u{202E}lppA", "Pay\u{200B}Pal"] {
+    // Also a pile of accents on one letter, which draws over the consent page's badge.
+    let piled = format!("Acme{}", "\u{0301}\u{0336}".repeat(20));
+    for name in ["Good\u{202E}lppA", "Pay\u{200B}Pal", "\u{0336}Acme", &piled] {
         let mut body = crate::support::confidential_client("x");
         body["name"] = json!(name);
         let (status, err) = app.post_json(&app.admin_key, "/oauth_clients", &body).await;
@@ -806,7 +808,13 @@ async fn invisible_characters_and_hostless_uris_are_refused() {
         )
         .await;
         assert_eq!(status, 400, "{err}");
+        assert_eq!(err["error"], "invalid_client_metadata", "{err}");
     }
+    // Accents as languages write them are names like any other.
+    let mut body = crate::support::confidential_client("x");
+    body["name"] = json!("Vie\u{0323}\u{0302}t Cre\u{0300}me");
+    let (status, err) = app.post_json(&app.admin_key, "/oauth_clients", &body).await;
+    assert_eq!(status, 201, "{err}");
     let (status, err) = register(&app, None, &json!({"redirect_uris": ["https:///cb"]})).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"], "invalid_redirect_uri");
