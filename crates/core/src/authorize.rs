@@ -176,9 +176,9 @@ impl AuthorizeQuery<'_> {
 
         let grantable = client.grantable_scopes(policy.catalogue);
         let scopes = match get("scope") {
-            // RFC 6749 §3.3: the server may apply a default; ours is every scope the client
-            // may be granted.
-            None => grantable,
+            // RFC 6749 §3.3: the server may apply a default; ours is the client's own scopes
+            // (a third party's registered `scope`) that it may be granted.
+            None => client.own_scopes(policy.catalogue),
             Some(s) => {
                 let requested =
                     parse_scope_string(s).map_err(|e| fail("invalid_scope", e.to_string()))?;
@@ -646,13 +646,27 @@ mod tests {
             scopes(Some("admin voice")).map(|r| r.scopes),
             Ok(vec!["voice".to_owned()])
         );
-        // No scope: everything it may be granted, never admin.
+        // No scope: its own scopes that it may be granted, never admin.
         assert_eq!(scopes(None).map(|r| r.scopes), Ok(vec!["voice".to_owned()]));
         // Only the management scope: nothing left to grant.
         assert_eq!(redirect_error(scopes(Some("admin"))), "invalid_scope");
-        // A scope it was never allowed is still an error, not narrowed.
+        // A scope open to third parties beyond its registered ones may be asked for (a step
+        // up; the user decides); one the catalogue does not have is an error, not narrowed.
         assert_eq!(
-            redirect_error(scopes(Some("voice billing"))),
+            scopes(Some("voice billing")).map(|r| r.scopes),
+            Ok(vec!["voice".to_owned(), "billing".to_owned()])
+        );
+        assert_eq!(
+            redirect_error(scopes(Some("voice unheard-of"))),
+            "invalid_scope"
+        );
+        // A first-party client is held to its allowed scopes.
+        let first = client(ClientType::Public);
+        assert_eq!(
+            redirect_error(run(
+                &with(base(), "scope", Some("voice billing")),
+                Some(&first)
+            )),
             "invalid_scope"
         );
         // A first-party client keeps asking for admin as before.

@@ -167,14 +167,32 @@ impl Client {
         )
     }
 
-    /// May this client be granted `scope` now? It must be among the client's allowed scopes and
-    /// still in the catalogue, and for a third-party client open to third parties.
+    /// May this client be granted `scope` now, with a user's consent? It must be in the
+    /// catalogue. A first-party client may be granted its allowed scopes (a member sets them).
+    /// A third-party client may be granted any scope open to third parties: its registered
+    /// `scope` is what it asks for by default, not a ceiling (RFC 7591 §2 calls them the scopes
+    /// it "can use"), so that it can step up when a resource asks for more (MCP's
+    /// `insufficient_scope` challenge) without registering again. A ceiling would protect
+    /// nothing anyway: anyone may register a client with every open scope, and the user's
+    /// consent decides.
     pub fn may_be_granted(&self, scope: &str, catalogue: &ScopeCatalogue) -> bool {
-        self.settings.scopes.iter().any(|s| s == scope)
-            && match catalogue.get(scope) {
-                None => false,
-                Some(def) => !self.is_third_party() || def.allows_third_party(),
-            }
+        match catalogue.get(scope) {
+            None => false,
+            Some(def) if self.is_third_party() => def.allows_third_party(),
+            Some(_) => self.settings.scopes.iter().any(|s| s == scope),
+        }
+    }
+
+    /// The client's own scopes that it may be granted now, in its order: what an authorization
+    /// request without `scope` gets (RFC 6749 §3.3), and, with no user to consent, the most a
+    /// client-credentials token gets.
+    pub fn own_scopes(&self, catalogue: &ScopeCatalogue) -> Vec<String> {
+        self.settings
+            .scopes
+            .iter()
+            .filter(|s| self.may_be_granted(s, catalogue))
+            .cloned()
+            .collect()
     }
 
     /// Is `presented` one of the client's registered redirect URIs (exactly; for a loopback
@@ -186,15 +204,15 @@ impl Client {
             .any(|reg| RedirectUri::parse(reg).is_ok_and(|r| r.matches(presented)))
     }
 
-    /// The scopes this client may be granted now, in its own order: its allowed scopes less
-    /// any the catalogue no longer has or keeps from third parties.
+    /// The scopes this client may be granted now with a user's consent
+    /// ([`Client::may_be_granted`]): a first-party client's allowed scopes still in the
+    /// catalogue, in its order; for a third party, every scope open to third parties, in the
+    /// catalogue's order.
     pub fn grantable_scopes(&self, catalogue: &ScopeCatalogue) -> Vec<String> {
-        self.settings
-            .scopes
-            .iter()
-            .filter(|s| self.may_be_granted(s, catalogue))
-            .cloned()
-            .collect()
+        if self.is_third_party() {
+            return catalogue.third_party_names();
+        }
+        self.own_scopes(catalogue)
     }
 
     /// The management API's view. `client_secret` is filled only by the create response.
@@ -1126,9 +1144,19 @@ mod tests {
         };
         client.settings.scopes.push("gone".into());
         assert_eq!(client.grantable_scopes(&cat), vec!["admin", "voice"]);
+        assert_eq!(client.own_scopes(&cat), vec!["admin", "voice"]);
+        assert!(!client.may_be_granted("billing", &cat));
         client.origin = ClientOrigin::Registration;
-        assert_eq!(client.grantable_scopes(&cat), vec!["voice"]);
+        // A third party: its own scopes less the closed one by default, and with consent any
+        // scope open to third parties; never admin, never one the catalogue lost.
+        assert_eq!(client.own_scopes(&cat), vec!["voice"]);
+        assert_eq!(
+            client.grantable_scopes(&cat),
+            vec!["messaging", "voice", "numbers", "billing", "profile"]
+        );
+        assert!(client.may_be_granted("billing", &cat));
         assert!(!client.may_be_granted("admin", &cat));
+        assert!(!client.may_be_granted("gone", &cat));
         assert!(client.is_third_party());
     }
 }

@@ -675,9 +675,11 @@ impl WriteJob for ApproveConsent {
         if !client.accepts_redirect_uri(&consent.redirect_uri) {
             return Ok(None);
         }
-        let Some((resources, installation)) =
-            approvable(&mut consent, a, Some(&client.settings.scopes))
-        else {
+        // A first-party client's allowed scopes are the ceiling, read here; a third party's
+        // registered scope is not (`Client::may_be_granted`), and what the catalogue opens to
+        // third parties is already in the approval's grantable scopes.
+        let ceiling = (!client.is_third_party()).then_some(client.settings.scopes.as_slice());
+        let Some((resources, installation)) = approvable(&mut consent, a, ceiling) else {
             return Ok(None);
         };
         // Create the grant unless a live one exists for this installation (the partial unique

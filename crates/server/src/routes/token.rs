@@ -144,10 +144,11 @@ fn client_credentials(
             "this client is not allowed the client_credentials grant",
         ));
     }
-    // A third-party client (one allowed client_credentials behind the initial access token)
-    // never gets a scope closed to third parties; its token acts for no user.
-    let grantable = client.grantable_scopes(&state.config.scopes);
-    let scopes = scopes_for(params.get("scope"), &grantable)?;
+    // No user consents here: the client's own scopes are the most it gets. A third-party
+    // client (one allowed client_credentials behind the initial access token) never gets a
+    // scope closed to third parties; its token acts for no user.
+    let own = client.own_scopes(&state.config.scopes);
+    let scopes = scopes_for(params.get("scope"), &own)?;
     let audience = resource(state, params.get("resource"))?;
     let issued = issue_access_token(
         state,

@@ -118,6 +118,61 @@ async fn first_party_code_client(app: &TestApp) -> (String, String) {
     (id, auth)
 }
 
+/// A registered client's `scope` is what it asks for by default, not a ceiling: when a
+/// resource asks for more (MCP's step-up), the client asks the user again for any scope open to
+/// third parties and needs no new registration. The token, its refreshes and introspection all
+/// carry what the user approved; the management scope stays out of reach; a scope the catalogue
+/// does not have is refused.
+#[tokio::test]
+async fn a_registered_client_steps_up_beyond_its_registered_scope() {
+    let app = TestApp::spawn().await;
+    let (id, auth) = registered_code_client(&app, Some("messaging")).await;
+    let secret = auth.clone();
+    let consent = consent_for(&app, &app.admin_key, &id, "messaging voice").await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let issued = exchange(&app, &auth, &code).await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert_eq!(issued.body["scope"], "messaging voice");
+    let refreshed = refresh(&app, &auth, issued.body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(refreshed.body["scope"], "messaging voice");
+    let seen = post_form(
+        &app,
+        "/oauth/introspect",
+        Some(&secret),
+        &[("token", refreshed.body["access_token"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(seen.body["active"], true, "{}", seen.body);
+    assert_eq!(seen.body["scope"], "messaging voice");
+    // Its registration is unchanged: the step up is the user's grant, not the client's.
+    assert_eq!(app.stored_client(&id).await.settings.scopes, ["messaging"]);
+    // admin is narrowed away as always, and an unknown scope is an error.
+    let mut params = standard_params(&id);
+    params.retain(|(k, _)| *k != "scope");
+    let ask = |scope: &str| {
+        let mut p = params.clone();
+        p.push(("scope", scope.to_owned()));
+        path_of(&p)
+    };
+    let consent = app.consent_token(&app.admin_key, &ask("admin voice")).await;
+    let code = approve(&app, &app.admin_key, &consent).await;
+    let issued = exchange(&app, &auth, &code).await;
+    assert_eq!(issued.body["scope"], "voice", "{}", issued.body);
+    let r = app
+        .http
+        .get(app.at(&ask("voice unheard-of")))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        param(&location(&r), "error").as_deref(),
+        Some("invalid_scope")
+    );
+}
+
 #[tokio::test]
 async fn the_reported_attack_gets_nothing() {
     // Anonymous registration of a client_credentials client with the management scope, then a
