@@ -415,6 +415,13 @@ async fn check_credentials(
         Ok(v) => v,
         Err(refused) => return Ok(Err(refused)),
     };
+    // Only the key's holder gets this far. A client with no request budget left is answered
+    // 429 before its jti is stored: otherwise every refused request of a client sending valid
+    // assertions as fast as it can would still leave a row behind.
+    state
+        .rate_limits
+        .oauth_client_allowed(&client.client_id, state.clock.now())
+        .await?;
     let digest = client_assertion::jti_digest(&client.client_id, &verified.jti);
     let first_use = state
         .store
@@ -566,8 +573,11 @@ async fn authenticate_reading<T: Default>(
         None => (None, T::default()),
     };
     let Some(client) = found else {
-        // Logged, not stored: made-up ids cost an attacker nothing (see `audit`).
-        let id: String = creds.client_id().chars().take(64).collect();
+        // Logged, not stored: made-up ids cost an attacker nothing (see `audit`). Only in the
+        // shape of an id this server knows (a UUID, or a metadata document's URL): a caller
+        // who swapped id and secret must not find the secret in the log, so anything else is
+        // logged as a hash label.
+        let id = logged_client_id(creds.client_id());
         audit::log_only(
             Event::new(EventKind::ClientAuthenticationFailed)
                 .client_id(&id)
@@ -625,6 +635,23 @@ async fn authenticate_reading<T: Default>(
     ))
 }
 
+/// A presented client id that names no client, as the log may show it: itself when it has the
+/// shape of an id this server issues (a UUID) or of a metadata document's URL, cut to 64
+/// characters; otherwise `label:` and a short hash label (it may be a secret sent in the
+/// wrong field).
+fn logged_client_id(presented: &str) -> String {
+    let uuid = presented.len() == 36
+        && presented.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if uuid || presented.starts_with("https://") || presented.starts_with("http://") {
+        presented.chars().take(64).collect()
+    } else {
+        format!("label:{}", secret::log_label(presented))
+    }
+}
+
 /// The stored document client brought up to date from its document (from the cache while
 /// fresh). A document that cannot be had now refuses the authentication.
 /// A failed fetch counts against the failure budgets, so that requests naming a client whose
@@ -680,6 +707,23 @@ async fn refreshed_document_client(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_client_id_is_logged_only_in_the_shape_of_an_id() {
+        let uuid = "0b7c6f2e-3f1a-4c5d-9e8f-1a2b3c4d5e6f";
+        assert_eq!(super::logged_client_id(uuid), uuid);
+        let doc = "https://app.example/client.json";
+        assert_eq!(super::logged_client_id(doc), doc);
+        let secret = "9YJrwO1Jkn0YGKEA1DRZcEq6PNLiTS76iMGspFaVxco";
+        let logged = super::logged_client_id(secret);
+        assert!(
+            logged.starts_with("label:") && !logged.contains(&secret[..8]),
+            "{logged}"
+        );
+        assert!(
+            super::logged_client_id("0b7c6f2e-3f1a-4c5d-9e8f-1a2b3c4d5e6g").starts_with("label:")
+        );
+    }
+
     use super::*;
     use axum::http::HeaderValue;
 

@@ -495,6 +495,27 @@ impl RateLimiters {
         .await
     }
 
+    /// A look at [`RateLimiters::oauth_client`]'s budget without spending it: 429 when the
+    /// client has none left. Taken before a signed client assertion's `jti` is stored, so that
+    /// a client over its budget (an attacker's own, sending valid assertions) writes nothing.
+    pub async fn oauth_client_allowed(
+        &self,
+        client_id: &str,
+        now: UnixSeconds,
+    ) -> Result<(), ApiError> {
+        self.run(
+            &self.oauth_per_client,
+            &digest(b"client", client_id.as_bytes()),
+            now,
+            Op::Peek,
+        )
+        .await
+        .map_err(|wait| {
+            crate::metrics::rate_limited(self.oauth_per_client.name);
+            limited("client_id", wait)
+        })
+    }
+
     /// The same budget for a public client, which authenticates by its id alone (anyone may
     /// send it): per client_id and client address, so that one address cannot spend the
     /// budget of the client's every user.
@@ -550,7 +571,7 @@ impl RateLimiters {
             Ok(()) => Ok(()),
             Err(wait) => {
                 crate::metrics::rate_limited(self.authorize_per_ip.name);
-                tracing::info!(limit = "authorize per IP", "rate limit reached");
+                tracing::debug!(limit = "authorize per IP", "rate limit reached");
                 let mut page = crate::html::message(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many requests",
@@ -569,7 +590,9 @@ impl RateLimiters {
 
 /// The 429 of a limit named `what`.
 fn limited(what: &str, retry_after: u64) -> ApiError {
-    tracing::info!(limit = what, "rate limit reached");
+    // Debug: a flood of refused requests must not become a flood of log lines; the
+    // metric counts them (`oauth_rate_limited_total`).
+    tracing::debug!(limit = what, "rate limit reached");
     ApiError::rate_limited(retry_after)
 }
 

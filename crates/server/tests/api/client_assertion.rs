@@ -659,3 +659,74 @@ async fn concurrent_requests_share_one_key_set_fetch() {
     }
     assert_eq!(docs.hits("/burst-keys.json"), 1, "one fetch for the burst");
 }
+
+/// A client sending valid assertions past its request budget gets 429 before its `jti` is
+/// stored: an attacker's own registered client cannot fill the table of used assertion ids
+/// faster than its budget lets it, however many requests it sends.
+#[tokio::test]
+async fn a_client_over_its_budget_stores_no_assertion_id() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+        c.registration.allow_client_credentials = true;
+        c.rate_limits.oauth_per_client = oauth_server::config::RateLimit {
+            requests: 3,
+            window_secs: 60,
+        };
+    })
+    .await;
+    let es = keypair(Algorithm::Es256, "es-1");
+    let id = register_signer(&app, &jwks(&[&es])).await;
+    let issuer = app.server.issuer.clone();
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let assertion = sign(&es, &claims(&id, &issuer, &format!("jti-{i}"), clock.now()));
+        statuses.push(cc_with(&app, &assertion, &[]).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429, 429, 429]);
+    let stored: i64 = crate::support::sqlite(&app.database_url)
+        .query_row("SELECT COUNT(*) FROM client_assertion_jtis", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 3);
+}
+
+/// A purge run deletes every expired row, however many there are, in short batches: a table
+/// an attacker grows faster than a fixed number of batches per run could delete still empties.
+#[tokio::test]
+async fn a_purge_run_deletes_every_expired_row() {
+    let app = TestApp::spawn().await;
+    // Expiring later than the server's own purges look (they run on the real clock), so that
+    // only the run below can delete them.
+    let later = oauth_server::clock::SystemClock.now() + 10_000;
+    {
+        let mut db = crate::support::sqlite(&app.database_url);
+        let tx = db.transaction().unwrap();
+        for i in 0..12_345 {
+            tx.execute(
+                "INSERT INTO client_assertion_jtis (jti_hash, expires_at) VALUES (?1, ?2)",
+                rusqlite::params![format!("{i:064}"), later],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO client_assertion_jtis (jti_hash, expires_at) VALUES ('live', ?1)",
+            rusqlite::params![i64::MAX],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let purged = oauth_server::maintenance::purge_once(app.server.store.as_ref(), later + 1).await;
+    assert!(
+        purged.contains(&("client_assertion_jtis", 12_345)),
+        "{purged:?}"
+    );
+    let left: i64 = crate::support::sqlite(&app.database_url)
+        .query_row("SELECT COUNT(*) FROM client_assertion_jtis", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 1);
+}
