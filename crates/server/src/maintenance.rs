@@ -34,6 +34,10 @@ pub struct Retention {
     pub security_events_secs: i64,
     /// Registered clients never used; `None`: kept.
     pub unused_clients_secs: Option<i64>,
+    /// Failed sign-ins: the failure window (`authorization.login_failure_window_secs`), past
+    /// which no count looks at them. Their keys hold what was typed as an email (or a hash of
+    /// it), which may be a password typed in the wrong field: kept no longer than needed.
+    pub login_failures_secs: i64,
 }
 
 impl Default for Retention {
@@ -48,6 +52,7 @@ impl Retention {
         Self {
             security_events_secs: i64::from(config.audit.retention_days) * 86_400,
             unused_clients_secs: (unused > 0).then_some(unused),
+            login_failures_secs: config.authorization.login_failure_window_secs,
         }
     }
 }
@@ -79,14 +84,18 @@ fn refresh_tokens(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> 
     s.purge_refresh_tokens(now, limit)
 }
 
-/// Failed-login records older than this are forgotten; the counting window is at most this long
-/// (the configuration refuses a longer one).
+/// The longest failure window the configuration accepts.
 pub use crate::config::LOGIN_FAILURE_RETENTION_SECS;
 
 /// Expired sessions and consent requests, codes an hour past expiry (kept that long so that a
-/// replay is still recognised as one), old failed-login records.
-fn authorization(s: &dyn Store, _: Retention, now: UnixSeconds, limit: i64) -> PurgeFuture<'_> {
-    s.purge_authorization(now, now - LOGIN_FAILURE_RETENTION_SECS, limit)
+/// replay is still recognised as one), failed-login records past the failure window.
+fn authorization(
+    s: &dyn Store,
+    retention: Retention,
+    now: UnixSeconds,
+    limit: i64,
+) -> PurgeFuture<'_> {
+    s.purge_authorization(now, now - retention.login_failures_secs, limit)
 }
 
 /// Security events past the retention.

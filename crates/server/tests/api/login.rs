@@ -357,6 +357,40 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
     );
 }
 
+/// Failed sign-ins are kept for the failure window only: what was typed as an email (maybe a
+/// password in the wrong field) does not outlive the counts that need it.
+#[tokio::test]
+async fn failed_logins_are_forgotten_once_the_window_has_passed() {
+    use oauth_server::clock::Clock;
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_failure_window_secs = 600;
+    })
+    .await;
+    let rows = || {
+        crate::support::sqlite(&app.database_url)
+            .query_row("SELECT COUNT(*) FROM login_failures", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    for typed in ["Summer2024!", "nobody@example.com"] {
+        assert_eq!(app.post_login(typed, "nope", "/").await.status(), 401);
+    }
+    // Each failure is counted under the account and the address.
+    let counted = rows();
+    assert!(counted >= 2, "{counted}");
+    let mut config = oauth_server::Config::default();
+    config.authorization.login_failure_window_secs = 600;
+    let retention = oauth_server::maintenance::Retention::from_config(&config);
+    clock.advance(300);
+    oauth_server::maintenance::purge_with(app.server.store.as_ref(), &retention, clock.now()).await;
+    assert_eq!(rows(), counted, "still in the window");
+    clock.advance(301);
+    oauth_server::maintenance::purge_with(app.server.store.as_ref(), &retention, clock.now()).await;
+    assert_eq!(rows(), 0);
+}
+
 /// Posts the login form with `cookies` besides the form's CSRF cookie.
 async fn post_login_with(
     app: &TestApp,
