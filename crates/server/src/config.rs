@@ -1235,8 +1235,43 @@ fn check_issuer(issuer: &str) -> anyhow::Result<String> {
     if url.query().is_some() || url.fragment().is_some() {
         bail!("issuer {issuer:?} must not have a query or fragment (RFC 8414 §2)");
     }
+    // The server also serves every route under the issuer's path (routes::router): the path
+    // must be plain segments, and its first must not be one of the server's own.
+    let path = url.path().trim_matches('/');
+    if !path.is_empty() {
+        let plain = path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        });
+        if !plain {
+            bail!("issuer {issuer:?}: its path may hold only letters, digits and - . _ ~ between slashes");
+        }
+        let first = path.split('/').next().unwrap_or("");
+        if ISSUER_PATHS_TAKEN.contains(&first) {
+            bail!("issuer {issuer:?}: its path may not start with /{first}, a path of the server's own");
+        }
+    }
     Ok(issuer.trim_end_matches('/').to_owned())
 }
+
+/// First path segments the server's own routes use, which an issuer's path may not start with.
+const ISSUER_PATHS_TAKEN: &[&str] = &[
+    "v2",
+    "oauth",
+    "oauth_clients",
+    "oauth_grants",
+    ".well-known",
+    "login",
+    "logout",
+    "consent",
+    "account",
+    "assets",
+    "healthz",
+    "readyz",
+    "openapi.json",
+];
 
 #[cfg(test)]
 mod tests {
@@ -1371,6 +1406,29 @@ description = "Read"
         assert!(Config::load(&args).is_err());
         let args = ConfigArgs::default().with_flag("registration-mode", "token");
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn an_issuer_path_must_be_plain_and_not_one_of_the_servers_own() {
+        for bad in [
+            "https://a.example/v2",
+            "https://a.example/oauth/x",
+            "https://a.example/.well-known",
+            "https://a.example/a%7Bb",
+            "https://a.example/a*b",
+            "https://a.example/a//b",
+        ] {
+            let args = ConfigArgs::default().with_flag("issuer", bad);
+            let err = Config::load(&args)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("issuer"), "{bad}: {err}");
+        }
+        for good in ["https://a.example/tenant-a", "https://a.example/t/eu.1~x"] {
+            let args = ConfigArgs::default().with_flag("issuer", good);
+            assert!(Config::load(&args).is_ok(), "{good}");
+        }
     }
 
     #[test]

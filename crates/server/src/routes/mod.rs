@@ -47,8 +47,18 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(errors_as_pages)),
         )
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
-        .nest("/v2", api.clone())
+    // An issuer with a path (`https://host/tenant`) advertises its endpoints under that path
+    // (`https://host/tenant/oauth/token`): they are served there too, beside the root, so that
+    // they answer with or without a proxy that strips the path. The configuration keeps the
+    // path to plain segments that no route of ours starts with.
+    let issuer_path = url::Url::parse(&state.issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let mut root = Router::new();
+    if !issuer_path.is_empty() {
+        root = root.nest(&issuer_path, api.clone().merge(health::router()));
+    }
+    root.nest("/v2", api.clone())
         .merge(api)
         .merge(health::router())
         .merge(openapi::router())

@@ -84,6 +84,30 @@ async fn an_issuer_with_a_path_has_path_aware_metadata() {
     let (status, body) = get(&app, "/.well-known/oauth-protected-resource/tenant-a").await;
     assert_eq!(status, 200);
     assert_eq!(body["resource"], "https://auth.example.com/tenant-a");
+    // The endpoints it advertises answer under the issuer's path, as at the root.
+    let (status, body) = get(&app, "/tenant-a/oauth/jwks").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["keys"].as_array().is_some_and(|k| !k.is_empty()));
+    let (status, body) = get(&app, "/tenant-a/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let r = app
+        .http
+        .post(app.at("/tenant-a/oauth/register"))
+        .json(&json!({"client_name": "Under the path", "redirect_uris": ["https://c.example/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app
+        .http
+        .post(app.at("/tenant-a/oauth/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "an OAuth error, not a missing route");
+    let (status, _) = get(&app, "/tenant-b/oauth/jwks").await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
