@@ -588,18 +588,25 @@ async fn authenticate_reading<T: Default>(
             .await;
         return Err(failed());
     };
-    // A document client proving itself with a signed JWT: its keys are the document's, as
-    // fresh as the cache allows (a rotated key set applies once the cached copy expires).
+    // A document client is judged on its document as fresh as the cache allows, whatever it
+    // presents: a signed JWT is checked against the document's keys now (a rotated key set
+    // applies once the cached copy expires), and a client that sends its id alone is refused
+    // once its document is gone or asks for private_key_jwt. Without this, a refresh token
+    // outlived a withdrawn document (the stored copy was read only at /oauth/authorize).
     // Boxed: the fetch's state is several kilobytes, which every other authentication would
     // otherwise carry (and copy) in its future.
-    let client = match creds {
-        ClientCredentials::Assertion { .. }
-            if client.origin == ClientOrigin::MetadataDocument
-                && crate::cimd::still_accepted(&state.config.registration, &client) =>
-        {
-            Box::pin(refreshed_document_client(state, client, peer)).await?
-        }
-        _ => client,
+    let client = if client.origin == ClientOrigin::MetadataDocument
+        && crate::cimd::still_accepted(&state.config.registration, &client)
+    {
+        Box::pin(refreshed_document_client(
+            state,
+            client,
+            peer,
+            creds.method(),
+        ))
+        .await?
+    } else {
+        client
     };
     if let Err((reason, description)) = check_credentials(state, &client, creds).await? {
         audit::record(
@@ -661,6 +668,7 @@ async fn refreshed_document_client(
     state: &AppState,
     client: Client,
     peer: IpAddr,
+    method: &'static str,
 ) -> Result<Client, ApiError> {
     let policy = crate::cimd::document_policy(&state.config.registration);
     let oauth_core::cimd::ClientIdKind::Document(url) =
@@ -690,7 +698,7 @@ async fn refreshed_document_client(
                     .client_id(&client_id)
                     .org_id(&org_id)
                     .detail("reason", "metadata_document_unavailable")
-                    .detail("method", "private_key_jwt"),
+                    .detail("method", method),
             )
             .await;
             state

@@ -759,6 +759,45 @@ async fn refresh(app: &TestApp, id: &str, rt: &str) -> (u16, Value) {
     (r.status, r.body)
 }
 
+/// The token endpoint judges a document client on its document as fresh as the cache allows,
+/// not on the copy stored at its last authorization: once the cached copy is stale, a
+/// withdrawn document refuses a refresh (and spends nothing of it); back, it works again.
+#[tokio::test]
+async fn a_refresh_follows_the_document_once_the_cache_is_stale() {
+    const PATH: &str = "/clients/stale.json";
+    let docs = DocServer::start().await;
+    let id = docs.url(PATH);
+    docs.serve_doc(PATH, &document(&id));
+    let (app, clock) = spawn(true).await;
+    let user = app.user("stale@example.com", "stale-org").await;
+    let cookie = app.session(&user).await;
+    let rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    // While the cached copy is fresh the document is not fetched again.
+    let fetched = docs.hits(PATH);
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 200, "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(docs.hits(PATH), fetched);
+    // Withdrawn, and the cached copy past its longest life.
+    docs.serve(PATH, 404, String::new(), vec![]);
+    clock.advance(app_cache_max_secs() + 1);
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    assert!(docs.hits(PATH) > fetched);
+    // Back: the same refresh token works, it was not spent by the refusal.
+    docs.serve_doc(PATH, &document(&id));
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The longest a document is cached by default.
+fn app_cache_max_secs() -> i64 {
+    oauth_server::Config::default()
+        .registration
+        .cimd_cache_max_secs
+}
+
 /// One document client id is every installation of an app: the user's grant to one
 /// installation (its redirect URI) is revoked without touching the others, and the apps page
 /// tells them apart.
