@@ -21,6 +21,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_DATABASE_MAX_CONNECTIONS: usize = oauth_store::DEFAULT_MAX_CONNECTIONS;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_CLIENTS_PER_ORGANIZATION: i64 = 1000;
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 86_400;
 pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
@@ -90,6 +91,7 @@ const SETTINGS: &[Setting] = &[
     s("database_max_connections", Toml, Some("database-max-connections"), "Most PostgreSQL connections this instance holds at once [default: 16]"),
     s("issuer", Text, Some("issuer"), "Issuer identifier (RFC 8414): the server's public base URL [default: http://<bind>]"),
     s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
+    s("max_clients_per_organization", Toml, Some("max-clients-per-organization"), "Most OAuth clients one organization may create through the management API [default: 1000]"),
     s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),
     s("server.header_read_timeout_ms", Toml, Some("header-read-timeout-ms"), "Longest time to receive a request's head, in milliseconds; then the connection is closed [default: 10000]"),
     s("server.body_read_timeout_ms", Toml, Some("body-read-timeout-ms"), "Longest time to receive a request's body once its head has come, in milliseconds; then 408 and the connection is closed [default: 10000]"),
@@ -428,6 +430,9 @@ pub struct Config {
     /// `None`: derived from the address actually bound.
     pub issuer: Option<String>,
     pub max_body_bytes: usize,
+    /// The most clients one organization may hold (`POST /oauth_clients` answers 422 past it):
+    /// a member's key cannot fill the database with clients.
+    pub max_clients_per_organization: i64,
     pub log_format: LogFormat,
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
@@ -853,6 +858,10 @@ impl fmt::Debug for Config {
             .field("database_max_connections", &self.database_max_connections)
             .field("issuer", &self.issuer)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "max_clients_per_organization",
+                &self.max_clients_per_organization,
+            )
             .field("log_format", &self.log_format)
             .field("server", &self.server)
             .field("metrics", &self.metrics)
@@ -889,6 +898,7 @@ impl Default for Config {
             database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,
             issuer: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_clients_per_organization: DEFAULT_MAX_CLIENTS_PER_ORGANIZATION,
             log_format: LogFormat::Text,
             server: ServerConfig::default(),
             metrics: MetricsConfig::default(),
@@ -979,6 +989,9 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("configuration: max_body_bytes must be at least 1024");
+        }
+        if !(1..=1_000_000).contains(&self.max_clients_per_organization) {
+            bail!("configuration: max_clients_per_organization must be between 1 and 1000000");
         }
         let srv = &self.server;
         if !(100..=300_000).contains(&srv.header_read_timeout_ms) {

@@ -51,6 +51,16 @@ impl<B: Engine> ClientStore for B {
         self.write(InsertClient(c.clone())).await
     }
 
+    /// One write transaction, serialized per organization.
+    async fn insert_client_within(&self, c: &Client, max_in_org: i64) -> Result<bool> {
+        self.write(InsertClientWithin {
+            client: c.clone(),
+            max_in_org,
+            lock_key: Self::DIALECT.lock_key,
+        })
+        .await
+    }
+
     /// A point read.
     async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
@@ -403,6 +413,38 @@ impl WriteJob for InsertClient {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         insert_client_row(e, &self.0).await
+    }
+}
+
+/// `ClientStore::insert_client_within`: the count of the organization's clients and the insert,
+/// one organization's creations taking turns.
+struct InsertClientWithin {
+    client: Client,
+    max_in_org: i64,
+    lock_key: &'static str,
+}
+
+impl WriteJob for InsertClientWithin {
+    type Output = bool;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
+        let org = &self.client.org_id;
+        if !self.lock_key.is_empty() {
+            let id = crate::accounts::login_lock_id(&format!("clients of {org}"));
+            e.execute(self.lock_key, &[Arg::Int(id)]).await?;
+        }
+        let held = e
+            .fetch::<Count>(
+                "SELECT COUNT(*) AS n FROM oauth_clients WHERE org_id = $1",
+                &[Arg::Text(org)],
+            )
+            .await?
+            .map_or(0, |c| c.0);
+        if held >= self.max_in_org {
+            return Ok(false);
+        }
+        insert_client_row(e, &self.client).await?;
+        Ok(true)
     }
 }
 

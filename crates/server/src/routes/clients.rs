@@ -184,7 +184,18 @@ async fn create(
         state.clock.now(),
         &mut OsRng,
     );
-    state.store.insert_client(&client).await?;
+    let cap = state.config.max_clients_per_organization;
+    if !state.store.insert_client_within(&client, cap).await? {
+        return Err(ApiError::validation(oauth_core::ValidationErrors(vec![
+            oauth_core::FieldError::new(
+                "",
+                "limit_reached",
+                format!(
+                    "this organization already has {cap} OAuth clients, the most it may have; delete one first"
+                ),
+            ),
+        ])));
+    }
     audit::record(
         state.store.as_ref(),
         client.created_at,

@@ -766,3 +766,83 @@ async fn concurrent_partial_updates_are_all_kept() {
     assert_eq!(d["require_pkce"], true);
     assert_eq!(d["redirect_uris"], c["redirect_uris"]);
 }
+
+/// An organization holds at most `max_clients_per_organization` clients: a member's key cannot
+/// fill the database with them. Past the cap a create is a 422 that stores nothing; 30 creates
+/// at once never take it past; another organization is not held back; a deletion makes room.
+/// On SQLite, and on PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set.
+#[tokio::test]
+async fn an_organization_holds_at_most_its_cap_of_clients() {
+    let adjust = |c: &mut oauth_server::Config| {
+        c.max_clients_per_organization = 5;
+        c.tokens.key_encryption_key = Some(oauth_core::keys::KeyEncryptionKey::generate(
+            &mut rand::rngs::OsRng,
+        ));
+    };
+    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
+    if let Some((url, guard)) = crate::db::postgres_url().await {
+        let app = TestApp::spawn_on(
+            tempfile::tempdir().unwrap(),
+            url,
+            adjust,
+            std::sync::Arc::new(oauth_server::clock::SystemClock),
+        )
+        .await;
+        apps.push((app, Some(guard)));
+    }
+    for (app, _guard) in &apps {
+        let creates = (0..30).map(|i| {
+            let body = confidential_client(&format!("Client {i}"));
+            async move { app.post_json(&app.admin_key, "/oauth_clients", &body).await }
+        });
+        let answers = futures_util::future::join_all(creates).await;
+        let created = answers.iter().filter(|(s, _)| *s == 201).count();
+        assert_eq!(created, 5, "{answers:?}");
+        for (status, err) in answers.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!(*status, 422, "{err}");
+            assert_eq!(err["errors"][0]["code"], "limit_reached", "{err}");
+            assert!(err["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("5 OAuth clients"));
+        }
+        let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+        assert_eq!(list["meta"]["total_results"], 5);
+        // Another organization has its own room.
+        let other = app.user("other@example.com", "other-org").await;
+        let (status, _) = app
+            .post_json(
+                &other.api_key,
+                "/oauth_clients",
+                &confidential_client("Theirs"),
+            )
+            .await;
+        assert_eq!(status, 201);
+        // A deletion makes room for one more.
+        let id = list["data"][0]["client_id"].as_str().unwrap();
+        let r = app
+            .http
+            .delete(app.at(&format!("/oauth_clients/{id}")))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let (status, _) = app
+            .post_json(
+                &app.admin_key,
+                "/oauth_clients",
+                &confidential_client("Again"),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, _) = app
+            .post_json(
+                &app.admin_key,
+                "/oauth_clients",
+                &confidential_client("One too many"),
+            )
+            .await;
+        assert_eq!(status, 422);
+    }
+}
