@@ -100,7 +100,8 @@ pub struct ConsentPage<'a> {
     pub return_host: String,
     /// For a client identified by a metadata document: the host of its client id URL.
     pub document_host: Option<String>,
-    /// The redirect URI is on this device (a loopback address or localhost).
+    /// The redirect URI is on this device (a loopback address or localhost, or a private-use
+    /// scheme): the page warns that any program there may be posing as the application.
     pub local_redirect: bool,
     pub consent_token: &'a str,
     pub csrf_token: &'a str,

@@ -232,8 +232,12 @@ async fn consent_page(
             .collect(),
         return_host: html::return_host(&c.redirect_uri),
         document_host: d.client_id.as_deref().and_then(html::document_host),
-        local_redirect: url::Url::parse(&c.redirect_uri)
-            .is_ok_and(|u| u.host_str().is_some_and(oauth_core::cimd::is_loopback_host)),
+        // A loopback address or an app's private-use scheme: whatever listens there on this
+        // device gets the code.
+        local_redirect: url::Url::parse(&c.redirect_uri).is_ok_and(|u| {
+            !matches!(u.scheme(), "http" | "https")
+                || u.host_str().is_some_and(oauth_core::cimd::is_loopback_host)
+        }),
         consent_token: token,
         csrf_token: &csrf,
     };

@@ -226,6 +226,9 @@ async fn the_whole_code_flow_with_a_document_client() {
         "{page}"
     );
     assert!(page.contains("id=\"local-redirect\""), "{page}");
+    // With a warning that any program on the device may use the name (RFC 8252 §8.6).
+    assert!(page.contains("id=\"device-warning\""), "{page}");
+    assert!(page.contains("Any program on this device"), "{page}");
     assert!(!page.contains("<img"), "{page}");
     let csrf = hidden(&page, "csrf_token");
     let r = app

@@ -64,6 +64,8 @@ async fn the_page_shows_the_request_with_strict_headers() {
     assert!(page.contains("href=\"https://app.example.com/privacy\""));
     assert!(page.contains("href=\"https://app.example.com/terms\""));
     assert!(page.contains("alice@example.com"));
+    // An https redirect URI on a real host: no warning about programs on this device.
+    assert!(!page.contains("device-warning"), "{page}");
     assert_eq!(hidden(&page, "consent_token"), token);
     // The stylesheet it links is served.
     let css = app
