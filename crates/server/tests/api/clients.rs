@@ -779,18 +779,7 @@ async fn an_organization_holds_at_most_its_cap_of_clients() {
             &mut rand::rngs::OsRng,
         ));
     };
-    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
-    if let Some((url, guard)) = crate::db::postgres_url().await {
-        let app = TestApp::spawn_on(
-            tempfile::tempdir().unwrap(),
-            url,
-            adjust,
-            std::sync::Arc::new(oauth_server::clock::SystemClock),
-        )
-        .await;
-        apps.push((app, Some(guard)));
-    }
-    for (app, _guard) in &apps {
+    for (app, _guard) in &crate::support::on_both_databases(adjust).await {
         let creates = (0..30).map(|i| {
             let body = confidential_client(&format!("Client {i}"));
             async move { app.post_json(&app.admin_key, "/oauth_clients", &body).await }

@@ -523,18 +523,7 @@ async fn thirty_wrong_passwords_at_once_from_a_known_browser_charge_the_device_a
             &mut rand::rngs::OsRng,
         ));
     };
-    let mut apps = vec![(TestApp::spawn_with(adjust).await, None)];
-    if let Some((url, guard)) = crate::db::postgres_url().await {
-        let app = TestApp::spawn_on(
-            tempfile::tempdir().unwrap(),
-            url,
-            adjust,
-            Arc::new(oauth_server::clock::SystemClock),
-        )
-        .await;
-        apps.push((app, Some(guard)));
-    }
-    for (app, _guard) in &apps {
+    for (app, _guard) in &crate::support::on_both_databases(adjust).await {
         let alice = app.user("alice@example.com", "org").await;
         let device = device_cookie(app, &alice).await;
         let (csrf, _) = app.login_form().await;

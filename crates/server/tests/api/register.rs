@@ -285,25 +285,6 @@ async fn an_update_never_adds_the_machine_grant() {
     assert_eq!(updated["client_name"], "worker 2");
 }
 
-/// A server on SQLite, and one on PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set (with the
-/// guard that drops its database).
-async fn on_both_databases(
-    adjust: impl Fn(&mut oauth_server::Config),
-) -> Vec<(TestApp, Option<crate::db::TestDb>)> {
-    let mut apps = vec![(TestApp::spawn_with(&adjust).await, None)];
-    if let Some((url, guard)) = crate::db::postgres_url().await {
-        let app = TestApp::spawn_on(
-            tempfile::tempdir().unwrap(),
-            url,
-            &adjust,
-            std::sync::Arc::new(oauth_server::clock::SystemClock),
-        )
-        .await;
-        apps.push((app, Some(guard)));
-    }
-    apps
-}
-
 /// Thirty RFC 7592 updates of one registered client at once, half asking for the machine grant
 /// and half renaming it, on SQLite and on PostgreSQL: every request for the grant is refused
 /// and changes nothing, every rename is kept whole, and the client never gets the grant.
@@ -322,7 +303,7 @@ async fn thirty_updates_at_once_never_add_the_machine_grant() {
             window_secs: 60,
         };
     };
-    let apps = on_both_databases(adjust).await;
+    let apps = crate::support::on_both_databases(adjust).await;
     for (app, _guard) in &apps {
         let body = json!({"client_name": "app", "redirect_uris": ["https://a.example/cb"]});
         let (status, r) = register(app, Some("let-me-in"), &body).await;
@@ -748,7 +729,7 @@ async fn thirty_deletions_at_once_delete_once() {
             window_secs: 60,
         };
     };
-    let apps = on_both_databases(adjust).await;
+    let apps = crate::support::on_both_databases(adjust).await;
     for (app, _guard) in &apps {
         let body = json!({"client_name": "app", "token_endpoint_auth_method": "none",
                           "redirect_uris": ["https://a.example/cb"]});
