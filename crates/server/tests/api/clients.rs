@@ -779,7 +779,7 @@ async fn an_organization_holds_at_most_its_cap_of_clients() {
             &mut rand::rngs::OsRng,
         ));
     };
-    for (app, _guard) in &crate::support::on_both_databases(adjust).await {
+    for (app, _guard) in &crate::databases::on_both_databases(adjust).await {
         let creates = (0..30).map(|i| {
             let body = confidential_client(&format!("Client {i}"));
             async move { app.post_json(&app.admin_key, "/oauth_clients", &body).await }

@@ -523,7 +523,7 @@ async fn thirty_wrong_passwords_at_once_from_a_known_browser_charge_the_device_a
             &mut rand::rngs::OsRng,
         ));
     };
-    for (app, _guard) in &crate::support::on_both_databases(adjust).await {
+    for (app, _guard) in &crate::databases::on_both_databases(adjust).await {
         let alice = app.user("alice@example.com", "org").await;
         let device = device_cookie(app, &alice).await;
         let (csrf, _) = app.login_form().await;

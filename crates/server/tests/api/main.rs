@@ -3,6 +3,7 @@
 //! HTTP tests: each test starts the real server in-process on 127.0.0.1:0 with its own SQLite
 //! file, and talks to it over HTTP. One test binary for all of them.
 
+mod databases;
 /// Fresh databases (PostgreSQL when `OAUTH_TEST_POSTGRES_URL` is set), shared with the storage
 /// tests.
 #[path = "../../../store/tests/support/mod.rs"]

@@ -303,7 +303,7 @@ async fn thirty_updates_at_once_never_add_the_machine_grant() {
             window_secs: 60,
         };
     };
-    let apps = crate::support::on_both_databases(adjust).await;
+    let apps = crate::databases::on_both_databases(adjust).await;
     for (app, _guard) in &apps {
         let body = json!({"client_name": "app", "redirect_uris": ["https://a.example/cb"]});
         let (status, r) = register(app, Some("let-me-in"), &body).await;
@@ -729,7 +729,7 @@ async fn thirty_deletions_at_once_delete_once() {
             window_secs: 60,
         };
     };
-    let apps = crate::support::on_both_databases(adjust).await;
+    let apps = crate::databases::on_both_databases(adjust).await;
     for (app, _guard) in &apps {
         let body = json!({"client_name": "app", "token_endpoint_auth_method": "none",
                           "redirect_uris": ["https://a.example/cb"]});
