@@ -30,11 +30,16 @@ enum Audience {
     Listed,
 }
 
-fn audience(path: &str) -> Audience {
-    let path = path
-        .strip_prefix("/v2")
-        .filter(|p| p.starts_with('/'))
-        .unwrap_or(path);
+/// Who may call `path` from a browser. `/v2` and the issuer's own path (`issuer_path`, empty
+/// when the issuer has none) serve the same routes as the root, and answer alike.
+fn audience(path: &str, issuer_path: &str) -> Audience {
+    let under = |prefix: &str| {
+        (!prefix.is_empty())
+            .then(|| path.strip_prefix(prefix))
+            .flatten()
+            .filter(|p| p.starts_with('/'))
+    };
+    let path = under("/v2").or_else(|| under(issuer_path)).unwrap_or(path);
     let metadata = [
         "/.well-known/oauth-authorization-server",
         "/.well-known/oauth-protected-resource",
@@ -66,11 +71,23 @@ fn audience(path: &str) -> Audience {
 
 /// The origins the operator listed (`cors.allowed_origins`), shared by every request.
 #[derive(Clone)]
-pub struct ListedOrigins(Arc<[String]>);
+pub struct ListedOrigins {
+    origins: Arc<[String]>,
+    /// The issuer's path (`/tenant`), under which every route is served too; empty if none.
+    issuer_path: Arc<str>,
+}
 
 impl ListedOrigins {
     pub fn new(origins: &[String]) -> Self {
-        Self(origins.into())
+        Self::with_issuer_path(origins, "")
+    }
+
+    /// For a server whose issuer has a path: the routes under it answer as at the root.
+    pub fn with_issuer_path(origins: &[String], issuer_path: &str) -> Self {
+        Self {
+            origins: origins.into(),
+            issuer_path: issuer_path.trim_end_matches('/').into(),
+        }
     }
 }
 
@@ -92,10 +109,10 @@ pub fn before(listed_origins: &ListedOrigins, req: &Request) -> Before {
         // Not a cross-origin request from a browser.
         return Before::Handle(Cors(None));
     };
-    let aud = audience(req.uri().path());
+    let aud = audience(req.uri().path(), &listed_origins.issuer_path);
     let listed = origin
         .to_str()
-        .is_ok_and(|o| listed_origins.0.iter().any(|a| a == o));
+        .is_ok_and(|o| listed_origins.origins.iter().any(|a| a == o));
     let allow_origin = match aud {
         Audience::Anyone { .. } => Some(HeaderValue::from_static("*")),
         Audience::Listed if listed => Some(origin.clone()),
@@ -163,6 +180,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn public_paths_under_the_issuers_path_answer_as_at_the_root() {
+        for p in [
+            "/tenant/oauth/token",
+            "/tenant/oauth/jwks",
+            "/tenant/oauth/register/abc",
+            "/tenant/.well-known/oauth-authorization-server",
+        ] {
+            assert!(
+                matches!(audience(p, "/tenant"), Audience::Anyone { .. }),
+                "{p}"
+            );
+        }
+        for p in [
+            "/tenant/oauth_clients",
+            "/tenantx/oauth/token",
+            "/other/oauth/token",
+        ] {
+            assert_eq!(audience(p, "/tenant"), Audience::Listed, "{p}");
+        }
+    }
+
+    #[test]
     fn public_paths_at_the_root_and_under_v2() {
         for p in [
             "/.well-known/oauth-authorization-server",
@@ -173,7 +212,7 @@ mod tests {
             "/oauth/revoke",
             "/oauth/register/abc",
         ] {
-            assert!(matches!(audience(p), Audience::Anyone { .. }), "{p}");
+            assert!(matches!(audience(p, ""), Audience::Anyone { .. }), "{p}");
         }
         for p in [
             "/oauth_clients",
@@ -187,7 +226,7 @@ mod tests {
             "/oauth/register/",
             "/oauth/register/a/b",
         ] {
-            assert_eq!(audience(p), Audience::Listed, "{p}");
+            assert_eq!(audience(p, ""), Audience::Listed, "{p}");
         }
     }
 }

@@ -44,7 +44,7 @@ pub fn api_router() -> Router<AppState> {
         // The form of the consent page posts here too: its errors are pages.
         .route(
             "/oauth/grants",
-            post(decide_handler).layer(axum::middleware::from_fn(super::errors_as_pages)),
+            post(decide_handler).layer(axum::middleware::from_fn(super::form_errors_as_pages)),
         )
 }
 

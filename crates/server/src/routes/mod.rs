@@ -67,9 +67,12 @@ pub fn router(state: AppState) -> Router {
         // request a boxed clone per layer): a panic becomes a 500; the request's span; its
         // audit context, metrics and CORS (preflights answered before the handler). See
         // crate::middleware.
-        .layer(AroundLayer::new(crate::cors::ListedOrigins::new(
-            &state.config.cors.allowed_origins,
-        )))
+        .layer(AroundLayer::new(
+            crate::cors::ListedOrigins::with_issuer_path(
+                &state.config.cors.allowed_origins,
+                &issuer_path,
+            ),
+        ))
         .with_state(state)
 }
 
@@ -85,6 +88,26 @@ pub(crate) async fn errors_as_pages(
     if json {
         return resp;
     }
+    as_page(resp)
+}
+
+/// [`errors_as_pages`] for a route that serves the API and a page's form alike (the consent
+/// decision): only the form's errors become pages; any other caller keeps the JSON.
+pub(crate) async fn form_errors_as_pages(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let form = crate::extract::is_form(req.headers());
+    let resp = next.run(req).await;
+    if !form {
+        return resp;
+    }
+    as_page(resp)
+}
+
+/// An error response of the API turned into a page that says the same, with its status and
+/// headers; any other response as it is.
+fn as_page(resp: axum::response::Response) -> axum::response::Response {
     let Some(crate::error::ErrorText(text)) = resp.extensions().get().cloned() else {
         return resp;
     };

@@ -108,6 +108,25 @@ async fn an_issuer_with_a_path_has_path_aware_metadata() {
     assert_eq!(r.status(), 401, "an OAuth error, not a missing route");
     let (status, _) = get(&app, "/tenant-b/oauth/jwks").await;
     assert_eq!(status, 404);
+    // A browser client may call them there as at the root (CORS).
+    let r = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.at("/tenant-a/oauth/token"))
+        .header("origin", "https://mcp-web.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let r = app
+        .http
+        .get(app.at("/tenant-a/oauth/jwks"))
+        .header("origin", "https://mcp-web.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
 }
 
 #[tokio::test]

@@ -45,6 +45,13 @@ async fn wrong_or_missing_content_type_is_415() {
             .unwrap()
             .contains("application/json"));
     }
+    // The consent decision serves a page's form too, but an API caller's mistake there is
+    // still answered in JSON.
+    for ct in [Some("text/plain"), None] {
+        let (status, err) = post_raw(&app, "/oauth/grants", ct, b"{}".to_vec()).await;
+        assert_eq!(status, 415, "{ct:?}: {err}");
+        assert_eq!(err["error"], "invalid_request", "{err}");
+    }
     // Parameters on the media type are fine.
     let (status, _) = post_raw(
         &app,
