@@ -103,35 +103,33 @@ pub fn is_format_char(c: char) -> bool {
         .is_ok()
 }
 
-/// The blocks of combining marks that attach to any letter: Combining Diacritical Marks and
-/// their Extended and Supplement blocks, the marks for symbols, and the half marks. A pile of
-/// them on one letter draws far above and below its line ("zalgo" text).
-const GENERIC_COMBINING: &[(u32, u32)] = &[
-    (0x0300, 0x036F),
-    (0x1AB0, 0x1AFF),
-    (0x1DC0, 0x1DFF),
-    (0x20D0, 0x20FF),
-    (0xFE20, 0xFE2F),
-];
-
-/// The most generic combining marks a name may put on one letter. Written languages put at
-/// most two on a letter (Vietnamese `ệ` decomposed is `e` with two); three leaves room.
+/// The most combining marks a name may put on one letter. Written languages put at most two
+/// or three on a letter (Vietnamese `ệ` decomposed is `e` with two; Thai a vowel and a tone
+/// mark); three leaves room.
 pub const MAX_STACKED_MARKS: usize = 3;
 
-/// Does `s` pile more than [`MAX_STACKED_MARKS`] generic combining marks on one letter, or
-/// start with one? Either paints over the text around a name on the consent page.
+/// Does `s` pile more than [`MAX_STACKED_MARKS`] combining marks (nonspacing or enclosing,
+/// variation selectors included) on one character, or start with a mark? Either draws over the
+/// text around a name on the consent page.
 pub fn has_stacked_marks(s: &str) -> bool {
-    let generic = |c: char| {
-        let c = u32::from(c);
-        GENERIC_COMBINING
-            .iter()
-            .any(|&(lo, hi)| (lo..=hi).contains(&c))
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let stacking = |c: char| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::NonspacingMark | GeneralCategory::EnclosingMark
+        )
     };
+    if s.chars()
+        .next()
+        .is_some_and(|c| c.general_category_group() == GeneralCategoryGroup::Mark)
+    {
+        return true;
+    }
     let mut run = 0;
-    for (i, c) in s.chars().enumerate() {
-        if generic(c) {
+    for c in s.chars() {
+        if stacking(c) {
             run += 1;
-            if i == 0 || run > MAX_STACKED_MARKS {
+            if run > MAX_STACKED_MARKS {
                 return true;
             }
         } else {
@@ -152,6 +150,9 @@ mod tests {
             "Crème brûlée",
             "Vie\u{0323}\u{0302}t",
             "a\u{0301}\u{0302}\u{0303}b",
+            "\u{0E01}\u{0E34}\u{0E48}\u{0E07}",
+            "\u{0936}\u{094D}\u{0930}\u{0940}\u{0902}",
+            "I \u{2764}\u{FE0F} it",
         ] {
             assert!(!has_stacked_marks(ok), "{ok:?}");
         }
@@ -159,6 +160,12 @@ mod tests {
             "a\u{0301}\u{0302}\u{0303}\u{0304}",
             "\u{0301}Acme",
             "Acme\u{1DC0}\u{1DC1}\u{20D0}\u{FE20}",
+            // Variation selectors, Thai and Cyrillic marks, enclosing marks count too.
+            "Acme\u{0301}\u{FE00}\u{0301}\u{FE00}",
+            "Acme\u{0E49}\u{0E49}\u{0E49}\u{0E49}",
+            "Acme\u{0483}\u{0484}\u{0485}\u{0489}",
+            "\u{0E49}Acme",
+            "\u{0903}Acme",
         ] {
             assert!(has_stacked_marks(piled), "{piled:?}");
         }
