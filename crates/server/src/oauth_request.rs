@@ -484,6 +484,37 @@ pub async fn authenticate_client(
         .0)
 }
 
+/// [`authenticate_client`] for a revocation (RFC 7009), which only takes access away: a public
+/// metadata-document client whose document cannot be had now is judged on its stored copy
+/// rather than refused, so that it can still sign out while its document's host is down.
+pub async fn authenticate_client_to_revoke(
+    state: &AppState,
+    creds: &ClientCredentials,
+    peer: IpAddr,
+) -> Result<AuthenticatedClient, ApiError> {
+    let read = async || {
+        Ok(state
+            .store
+            .get_client(creds.client_id())
+            .await?
+            .map(|c| (c, ())))
+    };
+    Ok(
+        authenticate_reading(state, creds, peer, DocumentGone::KeepStored, read)
+            .await?
+            .0,
+    )
+}
+
+/// What a public document client's authentication does when its document cannot be had now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DocumentGone {
+    /// Refuse it (it asks for access).
+    Refuse,
+    /// Judge it on the copy stored at its last authorization (it gives access up).
+    KeepStored,
+}
+
 /// [`authenticate_client`], which also judges `token`, a presented access token (a JWT):
 /// when its signature verifies and it is this client's own, the client and whether the token is
 /// still live ([`crate::tokens::still_live`]) come from one statement, and the answer holds the
@@ -495,7 +526,7 @@ pub async fn authenticate_client_and_token(
     peer: IpAddr,
     token: Option<&str>,
 ) -> Result<(AuthenticatedClient, Option<(AccessTokenClaims, bool)>), ApiError> {
-    authenticate_reading(state, creds, peer, async || {
+    authenticate_reading(state, creds, peer, DocumentGone::Refuse, async || {
         let own = match token {
             Some(t) => crate::tokens::verify_access_token(state, t, None)
                 .await
@@ -526,7 +557,7 @@ pub async fn authenticate_client_and_refresh_token(
     peer: IpAddr,
     token_hash: &str,
 ) -> Result<(AuthenticatedClient, Option<RefreshToken>), ApiError> {
-    authenticate_reading(state, creds, peer, async || {
+    authenticate_reading(state, creds, peer, DocumentGone::Refuse, async || {
         Ok(state
             .store
             .client_and_refresh_token(creds.client_id(), token_hash)
@@ -544,7 +575,7 @@ pub async fn authenticate_client_and_code(
     peer: IpAddr,
     code_hash: &str,
 ) -> Result<(AuthenticatedClient, Option<AuthorizationCode>), ApiError> {
-    authenticate_reading(state, creds, peer, async || {
+    authenticate_reading(state, creds, peer, DocumentGone::Refuse, async || {
         Ok(state
             .store
             .client_and_unused_code(creds.client_id(), code_hash)
@@ -560,6 +591,7 @@ async fn authenticate_reading<T: Default>(
     state: &AppState,
     creds: &ClientCredentials,
     peer: IpAddr,
+    gone: DocumentGone,
     read: impl AsyncFnOnce() -> Result<Option<(Client, T)>, ApiError>,
 ) -> Result<(AuthenticatedClient, T), ApiError> {
     let limits = &state.rate_limits;
@@ -598,11 +630,15 @@ async fn authenticate_reading<T: Default>(
     let client = if client.origin == ClientOrigin::MetadataDocument
         && crate::cimd::still_accepted(&state.config.registration, &client)
     {
+        let stored = (gone == DocumentGone::KeepStored
+            && matches!(creds, ClientCredentials::IdOnly { .. }))
+        .then(|| client.clone());
         Box::pin(refreshed_document_client(
             state,
             client,
             peer,
             creds.method(),
+            stored,
         ))
         .await?
     } else {
@@ -669,6 +705,7 @@ async fn refreshed_document_client(
     client: Client,
     peer: IpAddr,
     method: &'static str,
+    stored: Option<Client>,
 ) -> Result<Client, ApiError> {
     let policy = crate::cimd::document_policy(&state.config.registration);
     let oauth_core::cimd::ClientIdKind::Document(url) =
@@ -690,6 +727,10 @@ async fn refreshed_document_client(
     {
         Ok(fresh) => Ok(fresh),
         Err(crate::cimd::Refusal::Store(e)) => Err(e),
+        Err(crate::cimd::Refusal::Document(e)) if stored.is_some() => {
+            tracing::info!(client_id = %client_id, error = %e, "metadata document unavailable; the stored copy answers this revocation");
+            stored.ok_or_else(|| ApiError::internal("the stored client vanished"))
+        }
         Err(crate::cimd::Refusal::Document(e)) => {
             audit::record(
                 state.store.as_ref(),

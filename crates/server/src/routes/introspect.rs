@@ -22,7 +22,7 @@ use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{bearer_token, MANAGEMENT_SCOPE};
 use crate::oauth_request::{
-    authenticate_client, authenticate_client_and_token, ClientCredentials, OAuthParams,
+    authenticate_client_and_token, authenticate_client_to_revoke, ClientCredentials, OAuthParams,
 };
 use crate::respond::no_store;
 use crate::state::AppState;
@@ -330,7 +330,9 @@ async fn revoke(
             "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
-    let client = authenticate_client(&state, &creds, peer.ip()).await?.client;
+    let client = authenticate_client_to_revoke(&state, &creds, peer.ip())
+        .await?
+        .client;
     let token = params.require("token")?;
     if jwt::looks_like_jwt(token) {
         let now = state.clock.now();

@@ -794,6 +794,35 @@ async fn a_refresh_follows_the_document_once_the_cache_is_stale() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Revoking only gives access up: a public document client can still revoke its tokens while
+/// its document cannot be had (its host down), judged on its stored copy.
+#[tokio::test]
+async fn a_document_client_revokes_while_its_document_is_gone() {
+    const PATH: &str = "/clients/gone.json";
+    let docs = DocServer::start().await;
+    let id = docs.url(PATH);
+    docs.serve_doc(PATH, &document(&id));
+    let (app, clock) = spawn(true).await;
+    let user = app.user("gone@example.com", "gone-org").await;
+    let cookie = app.session(&user).await;
+    let rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    docs.serve(PATH, 500, String::new(), vec![]);
+    clock.advance(app_cache_max_secs() + 1);
+    let r = post_form(
+        &app,
+        "/oauth/revoke",
+        None,
+        &[("client_id", id.as_str()), ("token", rt.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The document back, the refresh token is gone for good.
+    docs.serve_doc(PATH, &document(&id));
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
 /// The longest a document is cached by default.
 fn app_cache_max_secs() -> i64 {
     oauth_server::Config::default()
