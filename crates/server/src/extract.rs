@@ -140,6 +140,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             ),
         ])));
     }
+    from_value(value)
+}
+
+/// A JSON value already read as `T`, a refusal pointing at the member that does not fit.
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let pointer = json_pointer(err.path());
         let message = humanize(&err.into_inner().to_string());

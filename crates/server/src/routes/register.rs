@@ -216,19 +216,6 @@ async fn read_registration(
     Ok(management_response(&state, &client))
 }
 
-/// The body of an RFC 7592 update: the metadata, and the `client_id` (and, for a confidential
-/// client, the `client_secret`) the client was issued, which §2.2 has it repeat. Either, when
-/// sent, must be the issued value; a client that leaves them out is not refused.
-#[derive(serde::Deserialize)]
-struct RegistrationUpdate {
-    #[serde(flatten)]
-    metadata: RegistrationRequest,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    client_secret: Option<String>,
-}
-
 /// RFC 7592 §2.2: replace the registration's metadata, under the rules of registration. The
 /// client's type (its authentication method) cannot change.
 #[utoipa::path(
@@ -252,16 +239,24 @@ async fn update_registration(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     PathParam(client_id): PathParam,
-    body: Result<JsonBody<RegistrationUpdate>, ApiError>,
+    body: Result<JsonBody<serde_json::Map<String, serde_json::Value>>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Authenticates the registrant; the update is judged on the client as stored.
     let registered = registrant(&state, peer, &headers, &client_id).await?;
     let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
-    let JsonBody(RegistrationUpdate {
-        metadata: req,
-        client_id: named,
-        client_secret,
-    }) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    let JsonBody(mut body) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    // §2.2 has the client repeat the `client_id` (and, if confidential, the `client_secret`)
+    // it was issued; either, when sent, must be the issued value. A client that leaves them
+    // out is not refused. The rest is the metadata, read as at registration.
+    let mut issued = |name: &str| match body.remove(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(v)) => Ok(Some(v)),
+        Some(_) => Err(metadata(format!("{name} must be a string"))),
+    };
+    let named = issued("client_id")?;
+    let client_secret = issued("client_secret")?;
+    let req: RegistrationRequest = crate::extract::from_value(serde_json::Value::Object(body))
+        .map_err(|e| metadata(e.description().to_owned()))?;
     if named.as_deref().is_some_and(|named| named != client_id) {
         return Err(metadata(
             "client_id must be the id of the client being updated (RFC 7592 section 2.2)".into(),

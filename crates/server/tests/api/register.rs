@@ -584,6 +584,25 @@ async fn an_update_naming_another_client_or_another_secret_is_refused() {
         );
         assert_eq!(app.stored_client(&id).await.settings.name, "Web app");
     }
+    // A member of the wrong type is named by its pointer, as at registration.
+    let (status, e) = put(update(json!({"client_name": 5}))).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("/client_name"),
+        "{e}"
+    );
+    let (status, e) = put(update(json!({"client_id": 7}))).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client_id"),
+        "{e}"
+    );
     // The issued values, or none at all, are accepted; the secret is not changed by either.
     let (status, e) = put(update(json!({"client_id": id, "client_secret": secret}))).await;
     assert_eq!(status, 200, "{e}");
