@@ -489,9 +489,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(a) => format!("http://{a}/metrics"),
         None => "off".to_owned(),
     };
+    // The OpenAPI document is served at the root only: the issuer's origin, without its path.
+    let openapi = url::Url::parse(&server.issuer)
+        .ok()
+        .and_then(|u| u.join("/openapi.json").ok())
+        .map_or_else(|| format!("{}/openapi.json", server.issuer), String::from);
     println!(
-        "oauth-server listening on {} (issuer {}, database {}, metrics {}, traces {}, OpenAPI {}/openapi.json)",
-        server.addr, server.issuer, engine, metrics, traces, server.issuer
+        "oauth-server listening on {} (issuer {}, database {}, metrics {}, traces {}, OpenAPI {})",
+        server.addr, server.issuer, engine, metrics, traces, openapi
     );
     let stopped = server.wait().await;
     // Spans still queued are sent before the process ends.
