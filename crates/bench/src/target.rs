@@ -209,9 +209,12 @@ struct CreatedKey {
     api_key: String,
 }
 
-/// `[rate_limits]` with every limit off (`requests = 0`), and no cap on connections per client
-/// address: every connection of the load generator comes from 127.0.0.1, as behind a proxy.
-const NO_RATE_LIMITS: &str = "[server]
+/// `[rate_limits]` with every limit off (`requests = 0`), no cap on connections per client
+/// address (every connection of the load generator comes from 127.0.0.1, as behind a proxy),
+/// and room for the clients `clients-create` makes in one organization.
+const NO_RATE_LIMITS: &str = "max_clients_per_organization = 1000000
+
+[server]
 max_connections_per_ip = 0
 
 [rate_limits]

@@ -17,7 +17,7 @@ const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
 
 /// The advisory lock that serializes the failed-login counter of `key` (PostgreSQL): FNV-1a
 /// over a label and the key, the same number on every instance.
-pub(crate) fn login_lock_id(key: &str) -> i64 {
+fn login_lock_id(key: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in b"oauth login_failures\0".iter().chain(key.as_bytes()) {
         h ^= u64::from(*b);

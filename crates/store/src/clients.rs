@@ -51,12 +51,11 @@ impl<B: Engine> ClientStore for B {
         self.write(InsertClient(c.clone())).await
     }
 
-    /// One write transaction, serialized per organization.
+    /// One write transaction; the organization's row takes the turns.
     async fn insert_client_within(&self, c: &Client, max_in_org: i64) -> Result<bool> {
         self.write(InsertClientWithin {
             client: c.clone(),
             max_in_org,
-            lock_key: Self::DIALECT.lock_key,
         })
         .await
     }
@@ -193,10 +192,13 @@ impl<B: Engine> ClientStore for B {
         .await
     }
 
+    /// One write transaction: the row and the organization's count.
     async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool> {
-        let sql = "DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2";
-        let n = engine::execute(self, sql, &[Arg::Text(client_id), Arg::Text(org_id)]).await?;
-        Ok(n == 1)
+        self.write(DeleteClient {
+            org_id: org_id.to_owned(),
+            client_id: client_id.to_owned(),
+        })
+        .await
     }
 
     async fn set_client_verified(
@@ -416,34 +418,58 @@ impl WriteJob for InsertClient {
     }
 }
 
-/// `ClientStore::insert_client_within`: the count of the organization's clients and the insert,
-/// one organization's creations taking turns.
+/// `ClientStore::insert_client_within`: the organization's count of clients taken one up only
+/// while under the cap, then the insert, in one transaction. The conditional update locks the
+/// organization's row, so creations at once take turns there and never pass the cap.
 struct InsertClientWithin {
     client: Client,
     max_in_org: i64,
-    lock_key: &'static str,
 }
 
 impl WriteJob for InsertClientWithin {
     type Output = bool;
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
-        let org = &self.client.org_id;
-        if !self.lock_key.is_empty() {
-            let id = crate::accounts::login_lock_id(&format!("clients of {org}"));
-            e.execute(self.lock_key, &[Arg::Int(id)]).await?;
-        }
-        let held = e
-            .fetch::<Count>(
-                "SELECT COUNT(*) AS n FROM oauth_clients WHERE org_id = $1",
-                &[Arg::Text(org)],
+        let room = e
+            .execute(
+                "UPDATE organizations SET client_count = client_count + 1 \
+                 WHERE id = $1 AND client_count < $2",
+                &[Arg::Text(&self.client.org_id), Arg::Int(self.max_in_org)],
             )
-            .await?
-            .map_or(0, |c| c.0);
-        if held >= self.max_in_org {
+            .await?;
+        if room == 0 {
             return Ok(false);
         }
         insert_client_row(e, &self.client).await?;
+        Ok(true)
+    }
+}
+
+/// `ClientStore::delete_client`: the row, and the organization's count of clients one down.
+struct DeleteClient {
+    org_id: String,
+    client_id: String,
+}
+
+impl WriteJob for DeleteClient {
+    type Output = bool;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
+        let n = e
+            .execute(
+                "DELETE FROM oauth_clients WHERE client_id = $1 AND org_id = $2",
+                &[Arg::Text(&self.client_id), Arg::Text(&self.org_id)],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        e.execute(
+            "UPDATE organizations SET client_count = client_count - 1 \
+             WHERE id = $1 AND client_count > 0",
+            &[Arg::Text(&self.org_id)],
+        )
+        .await?;
         Ok(true)
     }
 }

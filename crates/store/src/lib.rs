@@ -549,9 +549,10 @@ pub trait AccountStore: Send + Sync {
 pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> Result<()>;
     /// Stores `client` unless its organization already holds `max_in_org` clients: `Ok(false)`
-    /// then, and nothing is stored. Counted and written in one transaction, serialized per
-    /// organization (an advisory lock on PostgreSQL, the write lock on SQLite), so clients
-    /// created at once never take an organization past the cap.
+    /// then, and nothing is stored. The organization keeps a count of its clients
+    /// (`organizations.client_count`, kept by this and `delete_client`), taken one up by a
+    /// conditional update in the insert's transaction: creations at once take turns on the
+    /// organization's row and never pass the cap, and no creation counts rows.
     async fn insert_client_within(&self, client: &Client, max_in_org: i64) -> Result<bool>;
     /// Any organization's client: for the OAuth endpoints, which identify clients by id alone.
     async fn get_client(&self, client_id: &str) -> Result<Option<Client>>;

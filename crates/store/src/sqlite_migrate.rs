@@ -69,6 +69,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
         "login_devices",
         include_str!("../migrations/sqlite/0011_login_devices.sql"),
     ),
+    (
+        12,
+        "org_client_count",
+        include_str!("../migrations/sqlite/0012_org_client_count.sql"),
+    ),
 ];
 
 /// Brings the database at `path` up to the last migration. Safe to run from several processes

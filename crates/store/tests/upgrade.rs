@@ -72,6 +72,14 @@ async fn upgraded(store: &dyn Store) {
         .unwrap();
     let ids: Vec<&str> = listed.items.iter().map(|c| c.client_id.as_str()).collect();
     assert_eq!(ids, vec!["own"]);
+    // The organization's count of clients starts from the clients it held: with a cap of one
+    // it has no room, with two it has.
+    let mut second = own.clone();
+    second.client_id = "own-2".into();
+    assert!(!store.insert_client_within(&second, 1).await.unwrap());
+    assert!(store.get_client("own-2").await.unwrap().is_none());
+    assert!(store.insert_client_within(&second, 2).await.unwrap());
+    assert!(store.delete_client("org-1", "own-2").await.unwrap());
     // A refresh token from before families still rotates; its new token has no family either.
     let new = NewRefreshToken {
         token_hash: "new-rt".into(),
@@ -148,7 +156,7 @@ fn sqlx_migrated_sqlite(path: &Path, up_to: u32, last_success: bool) -> rusqlite
 }
 
 /// The number of the last SQLite migration.
-const LATEST: i64 = 11;
+const LATEST: i64 = 12;
 
 fn user_version(path: &Path) -> i64 {
     rusqlite::Connection::open(path)
