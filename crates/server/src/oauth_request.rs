@@ -727,11 +727,18 @@ async fn refreshed_document_client(
     {
         Ok(fresh) => Ok(fresh),
         Err(crate::cimd::Refusal::Store(e)) => Err(e),
-        Err(crate::cimd::Refusal::Document(e)) if stored.is_some() => {
-            tracing::info!(client_id = %client_id, error = %e, "metadata document unavailable; the stored copy answers this revocation");
-            stored.ok_or_else(|| ApiError::internal("the stored client vanished"))
-        }
         Err(crate::cimd::Refusal::Document(e)) => {
+            // The failed fetch spends the failure budgets either way: a caller naming a client
+            // whose document's host is down must not make the server fetch without bound,
+            // revocations included (failures are never cached).
+            state
+                .rate_limits
+                .client_authentication_failed(Some(&client_id), peer, state.clock.now())
+                .await;
+            if let Some(stored) = stored {
+                tracing::info!(client_id = %client_id, error = %e, "metadata document unavailable; the stored copy answers this revocation");
+                return Ok(stored);
+            }
             audit::record(
                 state.store.as_ref(),
                 state.clock.now(),
@@ -742,10 +749,6 @@ async fn refreshed_document_client(
                     .detail("method", method),
             )
             .await;
-            state
-                .rate_limits
-                .client_authentication_failed(Some(&client_id), peer, state.clock.now())
-                .await;
             Err(ApiError::invalid_client(
                 false,
                 format!("the client metadata document cannot be used now: {e}"),

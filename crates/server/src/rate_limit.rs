@@ -488,7 +488,7 @@ impl RateLimiters {
     pub async fn oauth_client(&self, client_id: &str, now: UnixSeconds) -> Result<(), ApiError> {
         self.check_or_429(
             &self.oauth_per_client,
-            &digest(b"client", client_id.as_bytes()),
+            &client_key(client_id),
             now,
             "client_id",
         )
@@ -505,7 +505,7 @@ impl RateLimiters {
     ) -> Result<(), ApiError> {
         self.run(
             &self.oauth_per_client,
-            &digest(b"client", client_id.as_bytes()),
+            &client_key(client_id),
             now,
             Op::Peek,
         )
@@ -594,6 +594,11 @@ fn limited(what: &str, retry_after: u64) -> ApiError {
     // metric counts them (`oauth_rate_limited_total`).
     tracing::debug!(limit = what, "rate limit reached");
     ApiError::rate_limited(retry_after)
+}
+
+/// The bucket of an authenticated client's request budget (`oauth_per_client`).
+fn client_key(client_id: &str) -> Key {
+    digest(b"client", client_id.as_bytes())
 }
 
 fn digest(kind: &[u8], value: &[u8]) -> Key {

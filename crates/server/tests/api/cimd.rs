@@ -816,8 +816,29 @@ async fn a_document_client_revokes_while_its_document_is_gone() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    // The document back, the refresh token is gone for good.
+    // Each such fetch spends the failure budget all the same: revocations naming a client
+    // whose document's host is down cannot make the server fetch without bound.
+    let fetched = docs.hits(PATH);
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let r = post_form(
+            &app,
+            "/oauth/revoke",
+            None,
+            &[("client_id", id.as_str()), ("token", "not-a-token")],
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        docs.hits(PATH) - fetched < 15,
+        "{}",
+        docs.hits(PATH) - fetched
+    );
+    // The document back (and the budget refilled), the refresh token is gone for good.
     docs.serve_doc(PATH, &document(&id));
+    clock.advance(61);
     let (status, body) = refresh(&app, &id, &rt).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant", "{body}");
