@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
+use oauth_core::entity::User;
 use oauth_core::secret;
 use oauth_store::{LoginReservation, NewLoginDevice};
 use rand::rngs::OsRng;
@@ -175,7 +176,7 @@ pub async fn succeeded(state: &AppState, budget: &Budget, now: i64) -> Result<()
     Ok(())
 }
 
-/// After a successful sign-in of `user_id` counted under `budget`: the `Set-Cookie` of the
+/// After a successful sign-in of `user` counted under `budget`: the `Set-Cookie` of the
 /// device cookie. A browser that signed in through its device starts its lifetime again (the
 /// same value, a new `Max-Age`); any other gets a new one, remembered in the database (none when
 /// device cookies are off). A failure to remember it costs the browser its device budget,
@@ -184,7 +185,7 @@ pub async fn remember_device(
     state: &AppState,
     headers: &HeaderMap,
     budget: &Budget,
-    user_id: &str,
+    user: &User,
     now: i64,
 ) -> Option<HeaderValue> {
     let lifetime = state.config.authorization.login_device_lifetime_secs;
@@ -207,16 +208,22 @@ pub async fn remember_device(
     let value = secret::random_token(&mut OsRng);
     let device = NewLoginDevice {
         token_hash: secret::hash_secret(&value),
-        user_id: user_id.to_owned(),
+        user_id: user.id.clone(),
+        password_hash: user.password_hash.clone(),
         now,
     };
-    if let Err(e) = state
+    match state
         .store
         .remember_login_device(device, MOST_DEVICES_PER_USER)
         .await
     {
-        tracing::warn!(error = %e, "could not remember a login device");
-        return None;
+        Ok(true) => {}
+        // The password changed since the sign-in's check: a change forgets devices.
+        Ok(false) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remember a login device");
+            return None;
+        }
     }
     Some(session::set_cookie(
         state,

@@ -183,17 +183,22 @@ impl<B: Engine> AccountStore for B {
         Ok(n == 1)
     }
 
-    async fn create_session(&self, session: NewSession) -> Result<()> {
-        let sql =
-            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    /// One statement: the user's row is read with the dialect's share lock, which a password
+    /// change's update waits for (and, once that has committed, no longer matches).
+    async fn create_session(&self, session: NewSession) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) \
+             SELECT $1, $2, $3, $4 FROM users WHERE id = $2 AND password_hash = $5{}",
+            Self::DIALECT.for_share
+        );
         let args = [
             Arg::Text(&session.id_hash),
             Arg::Text(&session.user_id),
             Arg::Int(session.now),
             Arg::Int(session.expires_at),
+            Arg::Text(&session.password_hash),
         ];
-        engine::execute(self, sql, &args).await?;
-        Ok(())
+        Ok(engine::execute(self, &sql, &args).await? == 1)
     }
 
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>> {
@@ -244,11 +249,12 @@ impl<B: Engine> AccountStore for B {
     }
 
     /// One write transaction, serialized per user.
-    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()> {
+    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<bool> {
         self.write(RememberLoginDevice {
             device,
             keep,
             lock_key: Self::DIALECT.lock_key,
+            for_share: Self::DIALECT.for_share,
         })
         .await
     }
@@ -484,12 +490,14 @@ struct RememberLoginDevice {
     device: NewLoginDevice,
     keep: i64,
     lock_key: &'static str,
+    /// The dialect's share lock on the user's row, as in `create_session`.
+    for_share: &'static str,
 }
 
 impl WriteJob for RememberLoginDevice {
-    type Output = ();
+    type Output = bool;
 
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
         let d = &self.device;
         if !self.lock_key.is_empty() {
             // One user's sign-ins take turns here: two at once would each keep their own new
@@ -497,16 +505,26 @@ impl WriteJob for RememberLoginDevice {
             let id = login_lock_id(&format!("devices of {}", d.user_id));
             e.execute(self.lock_key, &[Arg::Int(id)]).await?;
         }
-        e.execute(
-            "INSERT INTO login_devices (token_hash, user_id, created_at, used_at) \
-             VALUES ($1, $2, $3, $3)",
-            &[
-                Arg::Text(&d.token_hash),
-                Arg::Text(&d.user_id),
-                Arg::Int(d.now),
-            ],
-        )
-        .await?;
+        // Only while the password checked is still the user's: a password change forgets
+        // every other device, and one remembered by a sign-in under way would escape it.
+        let inserted = e
+            .execute(
+                &format!(
+                    "INSERT INTO login_devices (token_hash, user_id, created_at, used_at) \
+                     SELECT $1, $2, $3, $3 FROM users WHERE id = $2 AND password_hash = $4{}",
+                    self.for_share
+                ),
+                &[
+                    Arg::Text(&d.token_hash),
+                    Arg::Text(&d.user_id),
+                    Arg::Int(d.now),
+                    Arg::Text(&d.password_hash),
+                ],
+            )
+            .await?;
+        if inserted != 1 {
+            return Ok(false);
+        }
         // The new device always stays (others of the same second may sort either way).
         e.execute(
             "DELETE FROM login_devices WHERE user_id = $1 AND token_hash <> $2 \
@@ -520,7 +538,7 @@ impl WriteJob for RememberLoginDevice {
             ],
         )
         .await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -216,6 +216,9 @@ pub struct StoredSigningKey {
 pub struct NewSession {
     pub id_hash: String,
     pub user_id: String,
+    /// The stored password hash the sign-in was checked against: the session is created only
+    /// while it is still the user's, so a sign-in under way when the password changes gets none.
+    pub password_hash: String,
     pub now: UnixSeconds,
     pub expires_at: UnixSeconds,
 }
@@ -226,6 +229,8 @@ pub struct NewSession {
 pub struct NewLoginDevice {
     pub token_hash: String,
     pub user_id: String,
+    /// The stored password hash the sign-in was checked against, as for [`NewSession`].
+    pub password_hash: String,
     pub now: UnixSeconds,
 }
 
@@ -481,7 +486,10 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<Option<(ApiKey, User)>>;
     /// `Ok(false)` for an unknown or already revoked key.
     async fn revoke_api_key(&self, key_id: &str, now: UnixSeconds) -> Result<bool>;
-    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// Stores a session, only if the user's password hash is still `session.password_hash`
+    /// (read under a share lock, so a password change either waits for it, and then deletes it,
+    /// or has already happened and it is not stored). `Ok(false)`: not stored.
+    async fn create_session(&self, session: NewSession) -> Result<bool>;
     /// The user of the live (unexpired) session with this cookie hash.
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
     /// Signs a browser out; `Ok(false)` when there was no such session.
@@ -510,8 +518,9 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<u64>;
     /// Remembers a browser that signed in, and forgets the same user's devices but this one and
     /// the `keep - 1` used last (so that signing in again and again keeps a bounded number of
-    /// rows).
-    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<()>;
+    /// rows). Only while the user's password hash is still `device.password_hash`, as for
+    /// [`AccountStore::create_session`]; `Ok(false)`: not remembered.
+    async fn remember_login_device(&self, device: NewLoginDevice, keep: i64) -> Result<bool>;
     /// The email of the user of the login device with this cookie hash, if it signed in after
     /// `used_after`.
     async fn login_device_email(
@@ -785,13 +794,11 @@ pub trait TokenStore: Send + Sync {
         now: UnixSeconds,
     ) -> Result<RefreshRotation>;
     /// RFC 7009 §2.1: revokes the token's family (the tokens descending from the same
-    /// authorization code; for a token from before families, its whole grant). Returns the
-    /// grant id, or `None` for an unknown token.
-    async fn revoke_refresh_token_family(
-        &self,
-        token_hash: &str,
-        now: UnixSeconds,
-    ) -> Result<Option<String>>;
+    /// authorization code; for a token from before families, its whole grant). `Ok(true)` when
+    /// this call revoked something; `Ok(false)` for an unknown token, or one whose family or
+    /// grant was revoked already (a repeated revocation changes nothing and is not an event).
+    async fn revoke_refresh_token_family(&self, token_hash: &str, now: UnixSeconds)
+        -> Result<bool>;
     /// Deletes at most `limit` refresh tokens expired by `now`, and at most `limit` token
     /// families a day past their absolute lifetime (their access tokens have expired by then).
     async fn purge_refresh_tokens(&self, now: UnixSeconds, limit: i64) -> Result<u64>;

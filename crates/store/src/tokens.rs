@@ -309,7 +309,7 @@ impl<B: Engine> TokenStore for B {
         &self,
         token_hash: &str,
         now: UnixSeconds,
-    ) -> Result<Option<String>> {
+    ) -> Result<bool> {
         self.write(RevokeRefreshFamily {
             token_hash: token_hash.to_owned(),
             now,
@@ -381,21 +381,24 @@ pub(crate) async fn revoke_token_family<E: Exec>(
     family_id: Option<&str>,
     grant_id: &str,
     now: UnixSeconds,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(family_id) = family_id else {
-        return revoke_grant_family(e, grant_id, now).await;
+        revoke_grant_family(e, grant_id, now).await?;
+        return Ok(true);
     };
-    e.execute(
-        "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(family_id)],
-    )
-    .await?;
-    e.execute(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        &[Arg::Int(now), Arg::Text(family_id)],
-    )
-    .await?;
-    Ok(())
+    let family = e
+        .execute(
+            "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            &[Arg::Int(now), Arg::Text(family_id)],
+        )
+        .await?;
+    let tokens = e
+        .execute(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+            &[Arg::Int(now), Arg::Text(family_id)],
+        )
+        .await?;
+    Ok(family + tokens > 0)
 }
 
 pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
@@ -411,8 +414,8 @@ pub(crate) async fn revoke_grant_refresh_tokens<E: Exec>(
     Ok(())
 }
 
-/// `Store::revoke_refresh_token_family`: the grant id of a known token, whose family is now
-/// revoked.
+/// `Store::revoke_refresh_token_family`: whether this call revoked the family of a known
+/// token (or, for a token from before families, its grant).
 struct RevokeRefreshFamily {
     token_hash: String,
     now: UnixSeconds,
@@ -420,9 +423,9 @@ struct RevokeRefreshFamily {
 }
 
 impl WriteJob for RevokeRefreshFamily {
-    type Output = Option<String>;
+    type Output = bool;
 
-    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<String>> {
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
         let Some(head) = e
             .fetch::<Head>(
                 "SELECT grant_id, client_id, family_id FROM refresh_tokens WHERE token_hash = $1",
@@ -430,13 +433,13 @@ impl WriteJob for RevokeRefreshFamily {
             )
             .await?
         else {
-            return Ok(None);
+            return Ok(false);
         };
         // A revoked grant has taken its families with it already.
-        if lock_live_grant(e, &head.grant_id, self.for_update).await? {
-            revoke_token_family(e, head.family_id.as_deref(), &head.grant_id, self.now).await?;
+        if !lock_live_grant(e, &head.grant_id, self.for_update).await? {
+            return Ok(false);
         }
-        Ok(Some(head.grant_id))
+        revoke_token_family(e, head.family_id.as_deref(), &head.grant_id, self.now).await
     }
 }
 

@@ -436,6 +436,7 @@ async fn sessions_expire_and_can_be_deleted(store: &dyn Store) {
         .create_session(NewSession {
             id_hash: "h1".into(),
             user_id: u.id.clone(),
+            password_hash: u.password_hash.clone(),
             now: NOW,
             expires_at: NOW + 100,
         })
@@ -460,6 +461,7 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
             .create_session(NewSession {
                 id_hash: hash.into(),
                 user_id: who.id.clone(),
+                password_hash: who.password_hash.clone(),
                 now: NOW,
                 expires_at: NOW + 100,
             })
@@ -513,10 +515,94 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     assert!(store.session_user("mine", NOW).await.unwrap().is_some());
 }
 
+/// A sign-in checked against the old password and stored while the password changes (on
+/// PostgreSQL, over several connections at once) never leaves a session or a remembered device
+/// behind: stored before the change, the change deletes it; after, it is not stored.
+async fn sign_ins_racing_a_password_change_leave_nothing_behind(store: &dyn Store) {
+    let u = user(store, "race@x.example").await;
+    let session = |i: usize, hash: &str| NewSession {
+        id_hash: format!("race-{i}"),
+        user_id: u.id.clone(),
+        password_hash: hash.to_owned(),
+        now: NOW,
+        expires_at: NOW + 100,
+    };
+    assert!(store
+        .create_session(session(1000, &u.password_hash))
+        .await
+        .unwrap());
+    let sessions = (0..30).map(|i| store.create_session(session(i, &u.password_hash)));
+    let devices = (0..30)
+        .map(|i| store.remember_login_device(device(&format!("race-device-{i}"), &u, NOW), 100));
+    let (before, after): (Vec<_>, Vec<_>) = sessions.enumerate().partition(|(i, _)| *i < 15);
+    let (stored_before, changed, stored_after, remembered) = tokio::join!(
+        futures_util::future::join_all(before.into_iter().map(|(_, f)| f)),
+        store.change_password(&u.id, &u.password_hash, "$argon2id$new", "race-1000", ""),
+        futures_util::future::join_all(after.into_iter().map(|(_, f)| f)),
+        futures_util::future::join_all(devices),
+    );
+    assert!(changed.unwrap().is_some());
+    let stored = stored_before
+        .into_iter()
+        .chain(stored_after)
+        .map(Result::unwrap)
+        .filter(|s| *s)
+        .count();
+    let remembered = remembered
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|r| *r)
+        .count();
+    for i in 0..30 {
+        assert_eq!(
+            store.session_user(&format!("race-{i}"), NOW).await.unwrap(),
+            None,
+            "session {i} outlived the change ({stored} of 30 were stored before it)"
+        );
+        assert_eq!(
+            store
+                .login_device_email(&format!("race-device-{i}"), 0)
+                .await
+                .unwrap(),
+            None,
+            "device {i} outlived the change ({remembered} of 30 were remembered before it)"
+        );
+    }
+    assert!(store
+        .session_user("race-1000", NOW)
+        .await
+        .unwrap()
+        .is_some());
+    // Checked against the old password afterwards: not stored; against the new one: stored.
+    assert!(!store
+        .create_session(session(2000, &u.password_hash))
+        .await
+        .unwrap());
+    assert_eq!(store.session_user("race-2000", NOW).await.unwrap(), None);
+    assert!(!store
+        .remember_login_device(device("stale-device", &u, NOW), 100)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.login_device_email("stale-device", 0).await.unwrap(),
+        None
+    );
+    assert!(store
+        .create_session(session(3000, "$argon2id$new"))
+        .await
+        .unwrap());
+    assert!(store
+        .session_user("race-3000", NOW)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 fn device(hash: &str, user: &User, now: i64) -> NewLoginDevice {
     NewLoginDevice {
         token_hash: hash.into(),
         user_id: user.id.clone(),
+        password_hash: user.password_hash.clone(),
         now,
     }
 }
@@ -607,10 +693,11 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
     assert_eq!(live("aaa".into()).await, None);
     assert!(live("theirs".into()).await.is_some());
     // Signing the other sessions out forgets the other devices too.
-    store
-        .remember_login_device(device("again", &u, NOW + 30), 3)
-        .await
-        .unwrap();
+    let again = NewLoginDevice {
+        password_hash: "$argon2id$new".into(),
+        ..device("again", &u, NOW + 30)
+    };
+    assert!(store.remember_login_device(again, 3).await.unwrap());
     let ended = store.delete_other_sessions(&u.id, "none", "again").await;
     assert_eq!(ended.unwrap(), 0);
     assert!(live("again".into()).await.is_some());
@@ -1173,6 +1260,7 @@ async fn purging_removes_only_what_can_no_longer_matter(store: &dyn Store) {
             .create_session(NewSession {
                 id_hash: hash.into(),
                 user_id: alice.id.clone(),
+                password_hash: alice.password_hash.clone(),
                 now: NOW - 1000,
                 expires_at,
             })
@@ -1767,6 +1855,7 @@ storage_tests! {
     login_devices_name_their_user_while_used_recently,
     a_user_keeps_only_the_newest_login_devices,
     a_password_change_ends_the_other_sessions_of_its_user_only,
+    sign_ins_racing_a_password_change_leave_nothing_behind,
     login_failures_count_within_the_window,
     login_attempts_are_reserved_up_to_the_limit,
     concurrent_login_attempts_never_pass_the_limit,

@@ -438,8 +438,12 @@ async fn change_password(
         Some("Your password was changed, and your other sessions were signed out."),
     );
     let now = state.clock.now();
-    if let Some(device) =
-        login_budget::remember_device(&state, &headers, &budget, &user.id, now).await
+    // Remembered under the new password, which the store now holds.
+    let user = User {
+        password_hash: new_hash,
+        ..user
+    };
+    if let Some(device) = login_budget::remember_device(&state, &headers, &budget, &user, now).await
     {
         resp.headers_mut().append(header::SET_COOKIE, device);
     }

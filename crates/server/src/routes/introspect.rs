@@ -366,17 +366,20 @@ async fn revoke(
         if let Some(t) = state.store.find_refresh_token(&hash).await? {
             if t.client_id == client.client_id {
                 let now = state.clock.now();
-                state.store.revoke_refresh_token_family(&hash, now).await?;
-                audit::record(
-                    state.store.as_ref(),
-                    now,
-                    Event::new(EventKind::TokenFamilyRevoked)
-                        .user_id(&t.user_id)
-                        .client(&client)
-                        .grant_id(&t.grant_id)
-                        .detail("by", "client"),
-                )
-                .await;
+                // Only a revocation that ended something is an event: a client repeating one
+                // with a dead token writes nothing (RFC 7009 §2.2 answers it 200 all the same).
+                if state.store.revoke_refresh_token_family(&hash, now).await? {
+                    audit::record(
+                        state.store.as_ref(),
+                        now,
+                        Event::new(EventKind::TokenFamilyRevoked)
+                            .user_id(&t.user_id)
+                            .client(&client)
+                            .grant_id(&t.grant_id)
+                            .detail("by", "client"),
+                    )
+                    .await;
+                }
             } else {
                 tracing::info!(client_id = %client.client_id, "revocation of another client's refresh token ignored");
             }

@@ -272,21 +272,41 @@ async fn login(
             ));
         }
     };
-    // Signed in: the failures of what this attempt was counted under are forgotten (this
-    // reservation with them), and the address gets its reservation back.
-    succeeded(&state, &budget, now).await?;
-
     let cookie_value = secret::random_token(&mut OsRng);
     let lifetime = a.session_lifetime_secs;
-    state
+    let created = state
         .store
         .create_session(NewSession {
             id_hash: secret::hash_secret(&cookie_value),
             user_id: user.id.clone(),
+            password_hash: user.password_hash.clone(),
             now,
             expires_at: now + lifetime,
         })
         .await?;
+    if !created {
+        // The password changed (or the account went) while this one was being checked: it is
+        // no longer the password, and the change's "other sessions signed out" must hold. The
+        // reserved failure stays, as for a wrong password.
+        audit::record(
+            state.store.as_ref(),
+            now,
+            Event::new(EventKind::LoginFailed)
+                .user(&user)
+                .detail("reason", "password_changed"),
+        )
+        .await;
+        return Ok(render_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            return_to,
+            email_raw,
+            Some(BAD_CREDENTIALS),
+        ));
+    }
+    // Signed in: the failures of what this attempt was counted under are forgotten (this
+    // reservation with them), and the address gets its reservation back.
+    succeeded(&state, &budget, now).await?;
     audit::record(
         state.store.as_ref(),
         now,
@@ -306,7 +326,7 @@ async fn login(
         header::SET_COOKIE,
         session::set_cookie(&state, login_csrf_cookie(&state), "", 0),
     );
-    if let Some(device) = remember_device(&state, &headers, &budget, &user.id, now).await {
+    if let Some(device) = remember_device(&state, &headers, &budget, &user, now).await {
         h.append(header::SET_COOKIE, device);
     }
     Ok(resp)

@@ -318,6 +318,55 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
     assert_eq!(r.status(), 303);
 }
 
+/// Sign-ins with the old password that are being checked while the password changes get no
+/// session that outlives the change, whichever finishes first: one stored before the change is
+/// signed out by it, one after is not stored (401). The page's "other sessions were signed out"
+/// holds.
+#[tokio::test]
+async fn sign_ins_under_way_during_a_password_change_keep_no_session() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let here = app.session(&alice).await;
+    let (_, _, html) = page(&app, "/account/password", &here).await;
+    let csrf = hidden(&html, "csrf_token");
+    let new = "a much better passphrase";
+    let sign_ins = (0..8).map(|_| app.post_login(&alice.email, &alice.password, "/"));
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("current_password", &alice.password),
+        ("new_password", new),
+        ("confirm_password", new),
+    ];
+    let change = post_page(&app, "/account/password", Some(&here), &form);
+    let (responses, (status, _, body)) =
+        tokio::join!(futures_util::future::join_all(sign_ins), change);
+    assert_eq!(status, 200, "{body}");
+    let mut outcomes = Vec::new();
+    for r in responses {
+        let status = r.status().as_u16();
+        outcomes.push(status);
+        match status {
+            303 => {
+                let (value, _) = set_cookie(&r, "oauth_session").expect("session cookie");
+                let (status, loc, _) =
+                    page(&app, "/account/apps", &format!("oauth_session={value}")).await;
+                assert_eq!(
+                    (status, loc.as_str()),
+                    (303, "/login?return_to=%2Faccount%2Fapps"),
+                    "a session of a sign-in under way outlived the change ({outcomes:?})"
+                );
+            }
+            // Checked after the change, refused while every check was busy, or past the
+            // account's failure budget that those after the change spent.
+            401 | 503 | 429 => {}
+            other => panic!("sign-in answered {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!(page(&app, "/account/apps", &here).await.0, 200);
+    let r = app.post_login(&alice.email, new, "/").await;
+    assert_eq!(r.status(), 303);
+}
+
 /// A password change forgets every other browser's device cookie (whoever signed in with the
 /// old password gets no budget of their own for guessing the new one); the browser that made
 /// the change keeps its own.

@@ -404,6 +404,20 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
     )
     .await;
     assert_eq!(r.status, 200);
+    // Repeating both revocations answers the same (RFC 7009 §2.2) and records nothing more:
+    // a client replaying its dead tokens cannot fill the trail (checked below).
+    for _ in 0..5 {
+        for token in [&rt, &access] {
+            let r = post_form(
+                &app,
+                "/oauth/revoke",
+                Some(&basic(&id, &secret)),
+                &[("token", token)],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    }
     let grant4 = of_kind(&app, "consent.approved").await[3]
         .grant_id
         .clone()
