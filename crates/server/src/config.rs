@@ -16,6 +16,8 @@ use oauth_core::{secret, ScopeCatalogue, ScopeDef};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::peer::TrustedProxies;
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/oauth.db";
 pub const DEFAULT_DATABASE_ACQUIRE_TIMEOUT_MS: u64 = 2000;
@@ -93,6 +95,7 @@ const SETTINGS: &[Setting] = &[
     s("max_body_bytes", Toml, Some("max-body-bytes"), "Largest accepted request body, in bytes [default: 65536]"),
     s("max_clients_per_organization", Toml, Some("max-clients-per-organization"), "Most OAuth clients one organization may create through the management API [default: 1000]"),
     s("log_format", Text, Some("log-format"), "Log format: `text` or `json` [default: text]"),
+    s("trusted_proxies", Toml, Some("trusted-proxies"), "Reverse proxies (addresses or networks, a TOML list such as '[\"10.0.0.0/8\"]') whose X-Forwarded-For names the client for per-address limits and the audit trail [default: none: every caller is its TCP peer]"),
     s("server.header_read_timeout_ms", Toml, Some("header-read-timeout-ms"), "Longest time to receive a request's head, in milliseconds; then the connection is closed [default: 10000]"),
     s("server.body_read_timeout_ms", Toml, Some("body-read-timeout-ms"), "Longest time to receive a request's body once its head has come, in milliseconds; then 408 and the connection is closed [default: 10000]"),
     s("server.idle_timeout_secs", Toml, Some("idle-timeout-secs"), "Seconds a connection may stay without a request, or with one that moves no byte [default: 60]"),
@@ -434,6 +437,11 @@ pub struct Config {
     /// a member's key cannot fill the database with clients.
     pub max_clients_per_organization: i64,
     pub log_format: LogFormat,
+    /// Reverse proxies (addresses or networks) believed about their callers' addresses, as
+    /// configured; `proxies` is what they parse to.
+    pub trusted_proxies: Vec<String>,
+    #[serde(skip)]
+    pub proxies: TrustedProxies,
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
     pub tracing: TracingConfig,
@@ -900,6 +908,8 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_clients_per_organization: DEFAULT_MAX_CLIENTS_PER_ORGANIZATION,
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
+            proxies: TrustedProxies::default(),
             server: ServerConfig::default(),
             metrics: MetricsConfig::default(),
             tracing: TracingConfig::default(),
@@ -992,6 +1002,11 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.max_clients_per_organization) {
             bail!("configuration: max_clients_per_organization must be between 1 and 1000000");
+        }
+        self.proxies = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("configuration: trusted_proxies: {e}"))?;
+        if self.proxies.trusts_everyone() {
+            self.notices.push("trusted_proxies trusts every address: any caller that reaches this server directly can choose the address it is counted under; only do this where the proxies are the only way in".to_owned());
         }
         let srv = &self.server;
         if !(100..=300_000).contains(&srv.header_read_timeout_ms) {
@@ -1698,6 +1713,44 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         }
         std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert!(Config::default().proxies.is_empty());
+        let none = ConfigArgs::default();
+        let c = Config::load(&none).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.proxies.is_empty() && c.notices.is_empty());
+        let listed = none
+            .clone()
+            .with_env("OAUTH_TRUSTED_PROXIES", r#"["10.0.0.0/8", "fd00::1"]"#);
+        let c = Config::load(&listed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.proxies.is_empty() && !c.proxies.trusts_everyone());
+        let flag = none
+            .clone()
+            .with_flag("trusted-proxies", r#"["192.0.2.7"]"#);
+        let c = Config::load(&flag).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.trusted_proxies, ["192.0.2.7"]);
+        let err = Config::load(
+            &none
+                .clone()
+                .with_env("OAUTH_TRUSTED_PROXIES", r#"["proxy.local"]"#),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("proxy.local"),
+            "{err}"
+        );
+        // Trusting every address starts, and says what it means.
+        let all = none.with_env("OAUTH_TRUSTED_PROXIES", r#"["0.0.0.0/0"]"#);
+        let c = Config::load(&all).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.notices.iter().any(|n| n.contains("trusts every address")),
+            "{:?}",
+            c.notices
+        );
     }
 
     #[test]

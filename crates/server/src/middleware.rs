@@ -17,12 +17,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use tower::{Layer, Service};
@@ -32,16 +33,21 @@ use crate::audit::RequestContext;
 use crate::cors::{self, Before, ListedOrigins};
 use crate::error::ApiError;
 use crate::metrics::Tracked;
+use crate::peer::TrustedProxies;
 
 /// The layer ([`Around`] for each route).
 #[derive(Clone)]
 pub struct AroundLayer {
     listed_origins: ListedOrigins,
+    proxies: TrustedProxies,
 }
 
 impl AroundLayer {
-    pub fn new(listed_origins: ListedOrigins) -> Self {
-        Self { listed_origins }
+    pub fn new(listed_origins: ListedOrigins, proxies: TrustedProxies) -> Self {
+        Self {
+            listed_origins,
+            proxies,
+        }
     }
 }
 
@@ -52,6 +58,7 @@ impl<S> Layer<S> for AroundLayer {
         Around {
             inner,
             listed_origins: self.listed_origins.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
@@ -61,6 +68,7 @@ impl<S> Layer<S> for AroundLayer {
 pub struct Around<S> {
     inner: S,
     listed_origins: ListedOrigins,
+    proxies: TrustedProxies,
 }
 
 impl<S> Service<Request> for Around<S>
@@ -97,7 +105,19 @@ where
     S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
-    fn handle(&mut self, req: Request) -> impl Future<Output = Response> + Send + 'static {
+    fn handle(&mut self, mut req: Request) -> impl Future<Output = Response> + Send + 'static {
+        if !self.proxies.is_empty() {
+            // Behind a trusted proxy, the client it names is the peer for everything after
+            // (per-address limits, the audit trail, the span).
+            if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+                let peer = *peer;
+                let client = self.proxies.client(peer.ip(), req.headers());
+                if client != peer.ip() {
+                    req.extensions_mut()
+                        .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
+                }
+            }
+        }
         let started = Instant::now();
         let span = request_span(&req);
         let context = RequestContext::of(&req);
@@ -223,7 +243,7 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    use super::AroundLayer;
+    use super::{AroundLayer, TrustedProxies};
     use crate::cors::ListedOrigins;
 
     /// A panicking handler, a service that panics before it makes its future, and a route
@@ -260,7 +280,10 @@ mod tests {
                 }),
             )
             .route("/fine", get(|| async { "fine" }))
-            .layer(AroundLayer::new(ListedOrigins::new(&[])))
+            .layer(AroundLayer::new(
+                ListedOrigins::new(&[]),
+                TrustedProxies::default(),
+            ))
     }
 
     async fn get_path(path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -324,16 +347,16 @@ mod tests {
     #[tokio::test]
     async fn a_service_that_panics_when_called_answers_500() {
         use tower::Layer;
-        let service = AroundLayer::new(ListedOrigins::new(&[])).layer(tower::service_fn(
-            |_: Request<Body>| {
+        let service = AroundLayer::new(ListedOrigins::new(&[]), TrustedProxies::default()).layer(
+            tower::service_fn(|_: Request<Body>| {
                 if true {
                     panic!("called");
                 }
                 std::future::ready(Ok::<_, std::convert::Infallible>(
                     axum::response::IntoResponse::into_response("never"),
                 ))
-            },
-        ));
+            }),
+        );
         let response = service
             .oneshot(Request::get("/anything").body(Body::empty()).unwrap())
             .await

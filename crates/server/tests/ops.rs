@@ -1124,6 +1124,23 @@ fn compose_runs_two_instances_behind_one_issuer_on_shared_postgres_and_redis() {
     assert_eq!(one["OAUTH_RATE_LIMIT_BACKEND"], "redis");
     assert_eq!(one["OAUTH_RATE_LIMIT_REDIS_URL"], "redis://redis:6379/0");
     assert_eq!(one["OAUTH_MAX_CONNECTIONS_PER_IP"], "0", "behind the proxy");
+    // The per-address limits go by the caller's address as the proxy forwards it: the private
+    // networks where compose puts the proxy are trusted, and nothing wider.
+    let listed: toml::Value = format!("v = {}", one["OAUTH_TRUSTED_PROXIES"])
+        .parse()
+        .unwrap();
+    let listed: Vec<String> = listed["v"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let proxies = oauth_server::peer::TrustedProxies::parse(&listed).unwrap();
+    assert!(!proxies.trusts_everyone(), "{listed:?}");
+    assert_eq!(
+        listed,
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"]
+    );
     assert_eq!(one["OAUTH_METRICS_BIND"], "0.0.0.0:9464");
     // The key-encryption key comes from the operator's environment (.env), required, never
     // written in the file.

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
                 &state.config.cors.allowed_origins,
                 &issuer_path,
             ),
+            state.config.proxies.clone(),
         ))
         .with_state(state)
 }

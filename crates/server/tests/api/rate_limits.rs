@@ -198,6 +198,115 @@ async fn failed_authentications(app: &TestApp) -> usize {
         .len()
 }
 
+/// Behind a proxy named in `trusted_proxies`, each caller counts under the address the proxy
+/// forwards: one caller's failures lock out that caller, not everyone behind the proxy, and what
+/// a caller writes into `X-Forwarded-For` itself moves it nowhere. From any other peer the
+/// header is ignored; with no proxy configured (the default) it is ignored from everyone.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_caller_has_its_own_budget() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.rate_limits.client_auth_failures_per_ip = limit(3, 60);
+        c.rate_limits.client_auth_failures_per_client_ip = limit(100, 60);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    let proxy = &app.http;
+    let direct = client_from(ATTACKER);
+    let form = [("grant_type", "client_credentials")];
+    let token = |http: &reqwest::Client, forwarded: Option<&str>, secret: &str| {
+        let mut req = http
+            .post(app.at("/oauth/token"))
+            .header("authorization", basic(&id, secret))
+            .form(&form);
+        if let Some(f) = forwarded {
+            req = req.header("x-forwarded-for", f);
+        }
+        async move { crate::support::status_json(req.send().await.unwrap()).await }
+    };
+
+    // The attacker, through the proxy, spends its address's three failures, then is refused.
+    for _ in 0..3 {
+        let (status, body) = token(proxy, Some("203.0.113.66"), "wrong").await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = token(proxy, Some("203.0.113.66"), &secret).await;
+    assert_eq!(status, 429, "{body}");
+    // Writing another address in front of the one the proxy appends changes nothing.
+    let (status, body) = token(proxy, Some("203.0.113.7, 203.0.113.66"), &secret).await;
+    assert_eq!(status, 429, "{body}");
+    // The client, through the same proxy from its own address, is not affected.
+    for _ in 0..3 {
+        let (status, body) = token(proxy, Some("203.0.113.7"), &secret).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The failures were recorded under the caller's address, not the proxy's.
+    let filter = SecurityEventFilter {
+        kind: Some("client.authentication_failed".into()),
+        ..SecurityEventFilter::default()
+    };
+    let events = app
+        .server
+        .store
+        .list_security_events(&filter, 100)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.ip.as_deref() == Some("203.0.113.66")),
+        "{events:?}"
+    );
+
+    // A peer that is not a trusted proxy: its header is ignored, whatever it says, so a fresh
+    // made-up address per attempt does not escape its own budget.
+    for n in 0..3 {
+        let (status, body) = token(&direct, Some(&format!("198.51.100.{n}")), "wrong").await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = token(&direct, Some("198.51.100.200"), &secret).await;
+    assert_eq!(status, 429, "{body}");
+    // ... and the address it named is untouched: the proxy forwarding it gets through.
+    let (status, body) = token(proxy, Some("198.51.100.0"), &secret).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Without `trusted_proxies` (the default), `X-Forwarded-For` is read from nobody: callers behind
+/// one proxy share its address.
+#[tokio::test]
+async fn without_trusted_proxies_no_forwarding_header_is_read() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.rate_limits.client_auth_failures_per_ip = limit(2, 60);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    for n in 0..2 {
+        let (status, _, body) = post_form_with(
+            &client_from(ATTACKER),
+            &app,
+            "/oauth/token",
+            Some(&basic(&id, "wrong")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(status, 401, "{n}: {body}");
+    }
+    let r = client_from(ATTACKER)
+        .post(app.at("/oauth/token"))
+        .header("authorization", basic(&id, &secret))
+        .header("x-forwarded-for", "203.0.113.99")
+        .header("x-real-ip", "203.0.113.99")
+        .header("forwarded", "for=203.0.113.99")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}
+
 /// Failed client authentication is limited per address and per (client_id, address), looked
 /// at before the secret is checked and spent only by failures: a flood of wrong secrets from
 /// one address locks out that address (even with the right secret), never the client itself
