@@ -31,6 +31,9 @@ pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
 /// be longer.
 pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
 
+/// The largest `max_body_bytes`: every body is read into memory before it is parsed.
+pub const MOST_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// The longest a browser keeps a cookie (400 days), and so a device cookie's longest lifetime
 /// (the purge keeps an unused device that long).
 pub const LONGEST_COOKIE_SECS: i64 = oauth_store::LOGIN_DEVICE_RETENTION_SECS;
@@ -997,8 +1000,8 @@ impl Config {
         if !(1..=1000).contains(&self.database_max_connections) {
             bail!("configuration: database_max_connections must be between 1 and 1000");
         }
-        if self.max_body_bytes < 1024 {
-            bail!("configuration: max_body_bytes must be at least 1024");
+        if !(1024..=MOST_BODY_BYTES).contains(&self.max_body_bytes) {
+            bail!("configuration: max_body_bytes must be between 1024 and 67108864 (64 MiB)");
         }
         if !(1..=1_000_000).contains(&self.max_clients_per_organization) {
             bail!("configuration: max_clients_per_organization must be between 1 and 1000000");
@@ -1068,11 +1071,15 @@ impl Config {
         if !(60..=3660 * 86_400).contains(&t.refresh_family_lifetime_secs) {
             bail!("configuration: tokens.refresh_family_lifetime_secs must be between 60 and 316224000 (3660 days)");
         }
-        if t.key_publish_delay_secs < 0 {
-            bail!("configuration: tokens.key_publish_delay_secs must not be negative");
+        // Bounded above as well: a time this far ahead (or a duration this long) would wrap when
+        // added to the clock.
+        if !(0..=366 * 86_400).contains(&t.key_publish_delay_secs) {
+            bail!("configuration: tokens.key_publish_delay_secs must be between 0 and 31622400 (366 days)");
         }
-        if t.key_reload_secs == 0 || t.purge_interval_secs == 0 {
-            bail!("configuration: tokens.key_reload_secs and tokens.purge_interval_secs must be positive");
+        if !(1..=86_400).contains(&t.key_reload_secs)
+            || !(1..=86_400).contains(&t.purge_interval_secs)
+        {
+            bail!("configuration: tokens.key_reload_secs and tokens.purge_interval_secs must be between 1 and 86400");
         }
         for r in &self.resources {
             // RFC 8707 §2: an absolute URI without a fragment.
@@ -1094,8 +1101,10 @@ impl Config {
         if a.login_failure_window_secs > LOGIN_FAILURE_RETENTION_SECS {
             bail!("configuration: authorization.login_failure_window_secs must be at most 604800 (7 days)");
         }
-        if a.session_lifetime_secs < 60 || a.login_failure_window_secs < 1 {
-            bail!("configuration: authorization.session_lifetime_secs must be at least 60 and login_failure_window_secs at least 1");
+        if !(60..=LONGEST_COOKIE_SECS).contains(&a.session_lifetime_secs)
+            || a.login_failure_window_secs < 1
+        {
+            bail!("configuration: authorization.session_lifetime_secs must be between 60 and 34560000 (400 days, the longest a browser keeps a cookie) and login_failure_window_secs at least 1");
         }
         if !(0..=LONGEST_COOKIE_SECS).contains(&a.login_device_lifetime_secs) {
             bail!("configuration: authorization.login_device_lifetime_secs must be between 0 (off) and 34560000 (400 days, the longest a browser keeps a cookie)");
@@ -1139,8 +1148,11 @@ impl Config {
         {
             bail!("configuration: registration.unused_client_lifetime_secs must be 0 (keep them) or between 3600 and 315360000");
         }
-        if reg.cimd_cache_min_secs < 0 || reg.cimd_cache_max_secs < reg.cimd_cache_min_secs {
-            bail!("configuration: registration.cimd_cache_min_secs must be at least 0 and cimd_cache_max_secs at least cimd_cache_min_secs");
+        if reg.cimd_cache_min_secs < 0
+            || reg.cimd_cache_max_secs < reg.cimd_cache_min_secs
+            || reg.cimd_cache_max_secs > 366 * 86_400
+        {
+            bail!("configuration: registration.cimd_cache_min_secs must be at least 0, and cimd_cache_max_secs at least cimd_cache_min_secs and at most 31622400 (366 days)");
         }
         for h in &mut reg.cimd_allowed_hosts {
             *h = h.to_ascii_lowercase();
@@ -1713,6 +1725,47 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         }
         std::fs::write(&path, "[server]\nread_timeout_ms = 1\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
+    }
+
+    /// Values so large that a time computed from them would wrap are refused at start (a
+    /// session lifetime near `i64::MAX` made every session expire at once).
+    #[test]
+    fn huge_durations_and_sizes_are_refused() {
+        let none = ConfigArgs::default();
+        for (name, value) in [
+            (
+                "OAUTH_AUTHORIZATION__SESSION_LIFETIME_SECS",
+                "9223372036854775807",
+            ),
+            ("OAUTH_AUTHORIZATION__SESSION_LIFETIME_SECS", "34560001"),
+            ("OAUTH_KEY_PUBLISH_DELAY_SECS", "9223372036854775807"),
+            ("OAUTH_KEY_PUBLISH_DELAY_SECS", "31622401"),
+            ("OAUTH_TOKENS__KEY_RELOAD_SECS", "18446744073709551615"),
+            ("OAUTH_TOKENS__PURGE_INTERVAL_SECS", "86401"),
+            (
+                "OAUTH_REGISTRATION__CIMD_CACHE_MAX_SECS",
+                "9223372036854775807",
+            ),
+            ("OAUTH_MAX_BODY_BYTES", "18446744073709551615"),
+        ] {
+            let err = Config::load(&none.clone().with_env(name, value))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| panic!("{name}={value} was accepted"));
+            assert!(
+                err.contains("must be between") || err.contains("at most"),
+                "{name}: {err}"
+            );
+        }
+        for (name, value) in [
+            ("OAUTH_AUTHORIZATION__SESSION_LIFETIME_SECS", "34560000"),
+            ("OAUTH_KEY_PUBLISH_DELAY_SECS", "31622400"),
+            ("OAUTH_TOKENS__PURGE_INTERVAL_SECS", "86400"),
+            ("OAUTH_MAX_BODY_BYTES", "67108864"),
+        ] {
+            Config::load(&none.clone().with_env(name, value))
+                .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        }
     }
 
     #[test]
