@@ -98,7 +98,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningServer> {
-    // What an older configuration asked for that is now refused, said once at start.
+    // What the configuration asked for that is refused or unsafe, said once at start.
     for notice in &config.notices {
         tracing::warn!("configuration: {notice}");
     }

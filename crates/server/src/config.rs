@@ -31,6 +31,9 @@ pub const DEFAULT_REFRESH_FAMILY_LIFETIME_SECS: i64 = 90 * 86_400;
 /// be longer.
 pub const LOGIN_FAILURE_RETENTION_SECS: i64 = 7 * 86_400;
 
+/// The shortest initial access token (`registration.initial_access_token`) accepted.
+pub const MIN_REGISTRATION_TOKEN_CHARS: usize = 16;
+
 /// The largest `max_body_bytes`: every body is read into memory before it is parsed.
 pub const MOST_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -943,13 +946,19 @@ impl Config {
         }
         config.registration.default_scopes = read(&figment, "registration.default_scopes")?
             .unwrap_or_else(|| config.scopes.third_party_names());
-        config.registration.initial_access_token_hash = secret_value(
+        let token = secret_value(
             &figment,
             "registration.initial_access_token",
             "the registration token",
-            false,
-        )?
-        .map(|t| secret::hash_secret(&t));
+            true,
+        )?;
+        if let Some(t) = &token {
+            // Anyone may try tokens at /oauth/register (within its per-address limit).
+            if t.chars().count() < MIN_REGISTRATION_TOKEN_CHARS {
+                bail!("configuration: the registration token must be at least 16 characters: a short one can be guessed (make one with `head -c 24 /dev/urandom | base64`)");
+            }
+        }
+        config.registration.initial_access_token_hash = token.map(|t| secret::hash_secret(&t));
         if let Some(v) = read::<String>(&figment, "registration.organization")? {
             config.notices.push(format!(
                 "registration.organization ({v:?}) is ignored: registered clients are third-party clients and belong to no organization's members"
@@ -1006,6 +1015,7 @@ impl Config {
         if !(1..=1_000_000).contains(&self.max_clients_per_organization) {
             bail!("configuration: max_clients_per_organization must be between 1 and 1000000");
         }
+        self.notices.extend(self.exposure_notice());
         self.proxies = TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("configuration: trusted_proxies: {e}"))?;
         if self.proxies.trusts_everyone() {
@@ -1172,6 +1182,28 @@ impl Config {
         Ok(())
     }
 
+    /// What is wrong with the issuer for a server that others reach: none set while the bind
+    /// address reaches beyond this machine (the derived `http://127.0.0.1:...` would send
+    /// clients elsewhere to their own machine), or plain http on a host that is not loopback.
+    /// The server starts all the same (a test network may want it), and says so.
+    pub fn exposure_notice(&self) -> Option<String> {
+        match &self.issuer {
+            None if !self.bind.ip().is_loopback() => Some(format!(
+                "no issuer is set and the server listens on {}, beyond this machine: the issuer is derived as {}, which clients elsewhere cannot reach; set OAUTH_ISSUER (issuer) to the public https URL",
+                self.bind,
+                self.issuer_for(self.bind)
+            )),
+            Some(issuer) => {
+                let url = url::Url::parse(issuer).ok()?;
+                let loopback = url.host().is_some_and(|h| is_loopback_host(&h));
+                (url.scheme() == "http" && !loopback).then(|| format!(
+                    "the issuer {issuer} is plain http on a host that is not loopback: tokens, codes and secrets would cross the network unencrypted; serve https (a TLS proxy in front) and name it in the issuer"
+                ))
+            }
+            None => None,
+        }
+    }
+
     /// The issuer: configured, or `http://<bound address>` (an unspecified address becomes
     /// 127.0.0.1).
     pub fn issuer_for(&self, bound: SocketAddr) -> String {
@@ -1185,6 +1217,35 @@ impl Config {
                 format!("http://{addr}")
             }
         }
+    }
+}
+
+/// Refuses a secret's file that its group or others may read or write, naming the file and the
+/// modes accepted.
+pub fn check_owner_only(path: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("configuration: {} file {}", what, path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "configuration: {} file {} has mode {mode:04o}: group and others may read or write it; \
+             make it readable by its owner only (chmod 0600 or 0400)",
+            what,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `localhost` or a loopback address.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
     }
 }
 
@@ -1220,20 +1281,7 @@ fn secret_value(
         (None, Some(path)) => path,
     };
     if owner_only {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path)
-            .with_context(|| format!("configuration: {} file {}", what, path.display()))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "configuration: {} file {} has mode {mode:04o}: group and others may read or write it; \
-                 make it readable by its owner only (chmod 0600 or 0400)",
-                what,
-                path.display()
-            );
-        }
+        check_owner_only(&path, what)?;
     }
     let mut text = std::fs::read_to_string(&path)
         .with_context(|| format!("configuration: reading {} file {}", what, path.display()))?;
@@ -1351,7 +1399,7 @@ database_max_connections = 6
 resources = ["https://api.example"]
 [registration]
 mode = "token"
-initial_access_token = "s3cret"
+initial_access_token = "s3cret-of-16-chars"
 [authorization]
 allow_plain_pkce = true
 [tokens]
@@ -1727,6 +1775,43 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
     }
 
+    /// A server reached from elsewhere with no issuer set, or with a plain-http issuer on a host
+    /// that is not loopback, starts, and says what is wrong at start.
+    #[test]
+    fn an_issuer_others_cannot_use_is_said_at_start() {
+        let none = ConfigArgs::default();
+        for ok in [
+            none.clone(),
+            none.clone()
+                .with_env("OAUTH_ISSUER", "http://localhost:8080"),
+            none.clone()
+                .with_env("OAUTH_BIND", "0.0.0.0:8080")
+                .with_env("OAUTH_ISSUER", "https://auth.example.com"),
+            none.clone()
+                .with_env("OAUTH_BIND", "0.0.0.0:8080")
+                .with_env("OAUTH_ISSUER", "http://localhost:8080"),
+        ] {
+            let c = Config::load(&ok).unwrap_or_else(|e| panic!("{e}"));
+            assert!(c.notices.is_empty(), "{:?}", c.notices);
+        }
+        let c = Config::load(&none.clone().with_env("OAUTH_BIND", "0.0.0.0:8080"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.notices
+                .iter()
+                .any(|n| n.contains("no issuer is set") && n.contains("http://127.0.0.1:8080")),
+            "{:?}",
+            c.notices
+        );
+        let c = Config::load(&none.with_env("OAUTH_ISSUER", "http://auth.example.com"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.notices.iter().any(|n| n.contains("plain http")),
+            "{:?}",
+            c.notices
+        );
+    }
+
     /// Values so large that a time computed from them would wrap are refused at start (a
     /// session lifetime near `i64::MAX` made every session expire at once).
     #[test]
@@ -1960,7 +2045,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             path
         };
         let kek_file = write("kek", &format!("{KEK}\n"), 0o600);
-        let token_file = write("token", "s3cret token\n", 0o644);
+        let token_file = write("token", "s3cret token of 25 chars\n", 0o600);
         let args = ConfigArgs::default()
             .with_flag("key-encryption-key-file", kek_file.display())
             .with_env("OAUTH_REGISTRATION_TOKEN_FILE", token_file.display())
@@ -1982,8 +2067,29 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         // The content without its one trailing newline is the token.
         assert_eq!(
             c.registration.initial_access_token_hash,
-            Some(secret::hash_secret("s3cret token"))
+            Some(secret::hash_secret("s3cret token of 25 chars"))
         );
+        // A token file others may read is refused like a key file; so is a short token.
+        let open_token = write("token-open", "s3cret token of 25 chars\n", 0o644);
+        let e = format!(
+            "{:#}",
+            Config::load(
+                &ConfigArgs::default()
+                    .with_env("OAUTH_REGISTRATION_TOKEN_FILE", open_token.display())
+            )
+            .err()
+            .unwrap_or_else(|| panic!("a 0644 token file was accepted"))
+        );
+        assert!(e.contains("mode 0644") && e.contains("0600 or 0400"), "{e}");
+        for short in ["change-me", "x", "fifteen-chars15"] {
+            let e = format!(
+                "{:#}",
+                Config::load(&ConfigArgs::default().with_env("OAUTH_REGISTRATION_TOKEN", short))
+                    .err()
+                    .unwrap_or_else(|| panic!("{short:?} was accepted"))
+            );
+            assert!(e.contains("at least 16 characters"), "{e}");
+        }
         // 0400 is fine too.
         let read_only = write("kek-ro", KEK, 0o400);
         let ro = ConfigArgs::default().with_flag("key-encryption-key-file", read_only.display());
@@ -2073,7 +2179,10 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             ("OAUTH_REGISTRATION__DEFAULT_SCOPES", "[calls]"),
             // Text settings stay text, even when they look like a number.
             ("OAUTH_REGISTRATION__MODE", "token"),
-            ("OAUTH_REGISTRATION__INITIAL_ACCESS_TOKEN", "12345"),
+            (
+                "OAUTH_REGISTRATION__INITIAL_ACCESS_TOKEN",
+                "1234567890123456",
+            ),
         ];
         let args = env
             .iter()
@@ -2102,7 +2211,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert_eq!(c.registration.default_scopes, ["calls"]);
         assert_eq!(
             c.registration.initial_access_token_hash,
-            Some(secret::hash_secret("12345"))
+            Some(secret::hash_secret("1234567890123456"))
         );
         assert!(c.notices.is_empty(), "{:?}", c.notices);
 

@@ -7,14 +7,13 @@
 //! documents that OAuth and MCP clients read: `/healthz`, both `/.well-known/` metadata
 //! documents and the JWK set.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use oauth_store::Store;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{redact_url, Config, RateLimitBackend};
+use crate::config::{is_loopback_host, redact_url, Config, RateLimitBackend};
 use crate::routes::discovery::{AS_METADATA_PATH, RESOURCE_METADATA_PATH};
 
 /// How long one request to the server, the database or Redis may take.
@@ -70,7 +69,7 @@ pub fn expected_issuer(config: &Config) -> String {
 /// Runs every check. `url`: where to reach the running server (default: the issuer).
 pub async fn run(config: &Config, url: Option<&str>, now: i64) -> Vec<Check> {
     let issuer = expected_issuer(config);
-    let mut checks = vec![issuer_check(&issuer), kek_check(config)];
+    let mut checks = vec![issuer_check(config, &issuer), kek_check(config)];
     checks.extend(database_route_check(&config.database_url));
     let kid = database_check(config, now, &mut checks).await;
     checks.push(redis_check(config).await);
@@ -79,17 +78,16 @@ pub async fn run(config: &Config, url: Option<&str>, now: i64) -> Vec<Check> {
     checks
 }
 
-fn is_loopback_host(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(a) => IpAddr::V4(*a).is_loopback(),
-        url::Host::Ipv6(a) => IpAddr::V6(*a).is_loopback(),
-    }
-}
-
-fn issuer_check(issuer: &str) -> Check {
+fn issuer_check(config: &Config, issuer: &str) -> Check {
     const NAME: &str = "issuer";
     let fix = "set OAUTH_ISSUER (issuer) to the https URL that clients use to reach the server";
+    if config.issuer.is_none() && !config.bind.ip().is_loopback() {
+        return Check::fail(
+            NAME,
+            format!("not set, so derived as {issuer}, while the server listens on {}, beyond this machine: clients elsewhere would be sent to their own machine", config.bind),
+            fix,
+        );
+    }
     let Ok(url) = url::Url::parse(issuer) else {
         return Check::fail(NAME, format!("{issuer} is not a URL"), fix);
     };
@@ -114,10 +112,22 @@ fn kek_check(config: &Config) -> Check {
     const NAME: &str = "key-encryption key";
     match (is_postgres(config), config.tokens.key_encryption_key.is_some()) {
         (_, true) => Check::ok(NAME, "set"),
-        (false, false) => Check::ok(
-            NAME,
-            "not set: SQLite keeps one in a file beside the database (back it up with the database)",
-        ),
+        (false, false) => {
+            let file = crate::signing::sqlite_key_file(&config.database_url)
+                .filter(|f| f.exists())
+                .map(|f| crate::config::check_owner_only(&f, "the key-encryption key"));
+            if let Some(Err(e)) = file {
+                return Check::fail(
+                    NAME,
+                    format!("{e}"),
+                    "chmod 0600 the key file beside the database",
+                );
+            }
+            Check::ok(
+                NAME,
+                "not set: SQLite keeps one in a file beside the database (back it up with the database)",
+            )
+        }
         (true, false) => Check::fail(
             NAME,
             "not set, and the database is PostgreSQL: the server refuses to start",
@@ -524,16 +534,32 @@ mod tests {
 
     #[test]
     fn issuers_clients_accept() {
-        assert!(issuer_check("https://auth.example.com").ok);
-        assert!(issuer_check("http://127.0.0.1:8080").ok);
-        assert!(issuer_check("http://localhost:8080").ok);
-        assert!(issuer_check("http://[::1]:8080").ok);
-        let c = issuer_check("http://auth.example.com");
+        let local = Config::default();
+        assert!(issuer_check(&local, "https://auth.example.com").ok);
+        assert!(issuer_check(&local, "http://127.0.0.1:8080").ok);
+        assert!(issuer_check(&local, "http://localhost:8080").ok);
+        assert!(issuer_check(&local, "http://[::1]:8080").ok);
+        let c = issuer_check(&local, "http://auth.example.com");
         assert!(!c.ok);
         assert!(c
             .line()
             .starts_with("FAIL issuer: http://auth.example.com is plain http"));
         assert!(c.line().contains("fix: set OAUTH_ISSUER"));
+        // Listening beyond this machine with the issuer derived from the bind address (the
+        // container's 0.0.0.0): clients elsewhere would be sent to their own loopback.
+        let exposed = Config {
+            bind: "0.0.0.0:8080".parse().unwrap_or_else(|e| panic!("{e}")),
+            ..Config::default()
+        };
+        let derived = exposed.issuer_for(exposed.bind);
+        let c = issuer_check(&exposed, &derived);
+        assert!(!c.ok, "{}", c.line());
+        assert!(c.line().contains("listens on 0.0.0.0:8080"), "{}", c.line());
+        let named = Config {
+            issuer: Some("https://auth.example.com".into()),
+            ..exposed
+        };
+        assert!(issuer_check(&named, "https://auth.example.com").ok);
     }
 
     #[test]

@@ -415,8 +415,13 @@ pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionK
         );
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => KeyEncryptionKey::from_base64(&text)
-            .with_context(|| format!("key-encryption key file {}", path.display())),
+        Ok(text) => {
+            // Created 0600; one others may read now (restored from a backup, say) is refused,
+            // as a configured key file is.
+            crate::config::check_owner_only(&path, "the key-encryption key")?;
+            KeyEncryptionKey::from_base64(&text)
+                .with_context(|| format!("key-encryption key file {}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let kek = KeyEncryptionKey::generate(&mut OsRng);
             let mut file = std::fs::OpenOptions::new()
@@ -442,7 +447,7 @@ pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionK
 
 /// `sqlite://dir/oauth.db?mode=rwc` → `dir/oauth.db.kek`; `None` for PostgreSQL or an
 /// in-memory database.
-fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
     let rest = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))?;

@@ -288,6 +288,47 @@ impl Served {
 /// The server says it is listening before its serving task first runs; a SIGTERM sent the
 /// moment it says so must find the handler in place and stop it cleanly, not end the process
 /// with the signal's default action (a loaded machine made that window wide enough to hit).
+/// The first start creates the database's directory, the database (and SQLite's `-wal` and
+/// `-shm` beside it) and the key-encryption key file for the owner alone, whatever the umask;
+/// a key file that others may read later (restored from a backup, say) is refused.
+#[tokio::test]
+async fn a_first_start_keeps_its_files_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").join("oauth");
+    let path = data.join("oauth.db");
+    let db = Db {
+        url: format!("sqlite://{}", path.display()),
+        _dir: dir,
+    };
+    let mut served = Served::start(&db, &[]);
+    served.until_listening().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in [data.parent().unwrap(), data.as_path()] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    let kek = std::path::PathBuf::from(format!("{}.kek", path.display()));
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    let shm = std::path::PathBuf::from(format!("{}-shm", path.display()));
+    for f in [&path, &kek, &wal, &shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    let (ok, rest) = served.terminate().await;
+    assert!(ok, "{rest:?}");
+
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = admin(&db, &["keys", "rotate"], None);
+    assert!(!ok);
+    assert!(err.contains(&kek.display().to_string()), "{err}");
+    assert!(
+        err.contains("mode 0644") && err.contains("0600 or 0400"),
+        "{err}"
+    );
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, _, err) = admin(&db, &["keys", "rotate"], None);
+    assert!(ok, "{err}");
+}
+
 #[tokio::test]
 async fn sigterm_right_after_listening_stops_cleanly() {
     let db = fresh_db();
@@ -823,6 +864,7 @@ async fn secrets_from_files_stay_out_of_the_environment() {
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     let token = dir.path().join("registration-token");
     std::fs::write(&token, "registration-s3cret\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let mut served = Served::start(
         &db,

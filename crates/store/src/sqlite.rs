@@ -44,11 +44,7 @@ impl SqliteStore {
             }
         };
         if create {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+            create_private(&path)?;
         }
         // The writer opens (and creates) the file first and switches it to WAL.
         let activity = Arc::new(ReadActivity::default());
@@ -70,6 +66,34 @@ pub(crate) fn file_path(url: &str) -> Result<PathBuf> {
         Location::Memory => Err(StoreError::Internal(
             "an in-memory database has no file".into(),
         )),
+    }
+}
+
+/// Creates the database's directory (mode 0700) and the empty database file (mode 0600) when
+/// they are missing, so that neither follows the process's umask: the database holds password
+/// hashes, emails and the audit trail's addresses, and SQLite gives its `-wal` and `-shm` files
+/// the database file's mode. What exists already is left as it is.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let failed = |what: &Path, e: std::io::Error| {
+        StoreError::Internal(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| failed(dir, e))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(failed(path, e)),
     }
 }
 
