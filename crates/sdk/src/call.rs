@@ -31,7 +31,7 @@ use crate::error::Error;
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestOptions {
     /// How long one attempt may take, connection and body included.
@@ -41,6 +41,18 @@ pub struct RequestOptions {
     /// Headers sent with the call, replacing any header of the same name the SDK or the
     /// client's default headers would send.
     pub headers: Vec<(String, String)>,
+}
+
+/// The headers by name only: their values may be credentials.
+impl std::fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("RequestOptions")
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("headers", &names)
+            .finish()
+    }
 }
 
 impl RequestOptions {
@@ -83,8 +95,11 @@ impl RequestOptions {
         for (name, value) in &self.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
-            let value = HeaderValue::from_str(value)
+            let mut value = HeaderValue::from_str(value)
                 .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            // A call's own header may carry a credential (the registration access token is
+            // one): every value is kept out of debug output, as the client's own are.
+            value.set_sensitive(true);
             map.insert(name, value);
         }
         Ok(map)

@@ -251,6 +251,15 @@ impl Client {
     }
 
     async fn send(&self, req: &Request, mut call: Attempts<'_>) -> Result<Raw, Error> {
+        // A call that brings its own credential (an RFC 7592 registration access token) is sent
+        // with it alone: no client-credentials token is fetched for it, and its 401 does not
+        // make the client drop the one it holds.
+        if call
+            .extra_headers
+            .contains_key(reqwest::header::AUTHORIZATION)
+        {
+            return self.attempts(req, None, &mut call).await;
+        }
         match &self.inner.auth {
             Auth::None => self.attempts(req, None, &mut call).await,
             Auth::ApiKey(bearer) => self.attempts(req, Some(bearer), &mut call).await,
@@ -349,12 +358,25 @@ impl Client {
             // Why this attempt failed, and how long the server asked us to wait.
             let (reason, asked): (&str, Option<Duration>) = match attempt.send().await {
                 Err(e) => {
-                    if !may_retry {
+                    // A one-time credential goes again only if no connection was made: after a
+                    // timeout or a reset the server may have spent it, and presenting it again
+                    // would count as a replay (a refresh token's whole family revoked).
+                    if !may_retry || (req.single_use && !e.is_connect()) {
                         return Err(transport_error(e));
                     }
                     (failure_reason(&e), None)
                 }
                 Ok(mut resp) => {
+                    // A caller's HTTP client may follow redirects: the answer of another URL is
+                    // not this call's (and is not trusted with what it carries).
+                    let answered = resp.url();
+                    if answered.origin() != url.origin() || answered.path() != url.path() {
+                        return Err(Error::Config(
+                            "the HTTP client followed a redirect: build it with \
+                             reqwest::redirect::Policy::none()"
+                                .into(),
+                        ));
+                    }
                     let status = resp.status();
                     span.record("status", status.as_u16());
                     let headers = resp.headers().clone();
@@ -380,10 +402,13 @@ impl Client {
                                     source: serde::de::Error::custom(too_large),
                                 })
                             }
-                            Err(e) if !may_retry => return Err(transport_error(e)),
+                            Err(e) if !may_retry || req.single_use => {
+                                return Err(transport_error(e))
+                            }
                             Err(e) => (failure_reason(&e), None),
                         }
-                    } else if !(may_retry && retry::should_retry(status, &headers)) {
+                    } else if !(may_retry && retry::should_retry(status, &headers, req.single_use))
+                    {
                         // The answer is final; a body we cannot read still leaves the status.
                         let text = read_error_body(&mut resp).await;
                         return Err(Error::from_status(ApiError::new(status, headers, text)));
@@ -580,6 +605,9 @@ pub(crate) struct Request {
     pub accept: &'static str,
     /// Whether a 3xx is the answer (`retrieve_authorize`); for every other call it is an error.
     pub redirect_is_answer: bool,
+    /// Whether the request spends a one-time credential (an authorization code, a refresh
+    /// token, a consent token): sent again only when it cannot have been acted on.
+    pub single_use: bool,
     /// The call's own options, over the client's.
     pub options: RequestOptions,
 }
@@ -594,6 +622,7 @@ impl Request {
             body: Body::Empty,
             accept: "application/json",
             redirect_is_answer: false,
+            single_use: false,
             options: RequestOptions::default(),
         }
     }
@@ -626,6 +655,12 @@ impl Request {
     /// A 3xx answers this call (it is not followed).
     pub fn redirect_is_answer(mut self) -> Self {
         self.redirect_is_answer = true;
+        self
+    }
+
+    /// This call spends a one-time credential ([`Request::single_use`]).
+    pub fn single_use(mut self, single_use: bool) -> Self {
+        self.single_use = single_use;
         self
     }
 }

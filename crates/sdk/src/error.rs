@@ -128,8 +128,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, headers: HeaderMap, raw_body: String) -> Self {
+    pub(crate) fn new(status: StatusCode, mut headers: HeaderMap, raw_body: String) -> Self {
         let body = serde_json::from_str::<ErrorBody>(&raw_body).ok();
+        // A cookie the answer sets is a credential: its value stays out of debug output.
+        if let reqwest::header::Entry::Occupied(mut cookies) =
+            headers.entry(reqwest::header::SET_COOKIE)
+        {
+            for value in cookies.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
         ApiError {
             status,
             headers,

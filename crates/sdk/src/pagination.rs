@@ -5,7 +5,9 @@
 //! with `page[number]` set to the current page number plus one. Without `meta.page_number` or
 //! `meta.total_pages`, ask until an empty page comes, as they do. One rule is added: an answer
 //! that is not the page asked for (a server that ignores `page[number]`) ends the walk, where
-//! the official SDKs would ask for the same page forever.
+//! the official SDKs would ask for the same page forever. It is not the page asked for when its
+//! `meta.page_number` names another, or, without one, when its body is the previous page's to
+//! the byte.
 
 use futures_util::Stream;
 use oauth_wire::PageMeta;
@@ -44,6 +46,25 @@ pub struct Page<T> {
     /// The answer lacked `meta.page_number` or `meta.total_pages`: pages follow until an empty
     /// one.
     open_ended: bool,
+    /// The answer named no page number: whether it is the page asked for is told by comparing
+    /// its body with the next one's.
+    unnumbered: bool,
+    /// A digest of the answer's body.
+    digest: u64,
+}
+
+/// The request for the page after one, and that page's body digest.
+struct Next {
+    client: Client,
+    request: Request,
+    previous: u64,
+}
+
+fn digest(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
 }
 
 /// A list answer as the official SDKs read it: `meta`, and each of its members, may be missing.
@@ -68,6 +89,13 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
         Page::decode(&client, &request, &raw)
     }
 
+    /// The page `next` asks for; `None` when the answer is the previous page again (a server
+    /// that ignores `page[number]` and names no page number).
+    async fn fetch_next(next: Next) -> Result<Option<Self>, Error> {
+        let page = Page::fetch(next.client, next.request).await?;
+        Ok((!(page.unnumbered && page.digest == next.previous)).then_some(page))
+    }
+
     /// The page in `raw`, remembering how it was asked for so that the next one can be.
     pub(crate) fn decode(client: &Client, request: &Request, raw: &Raw) -> Result<Self, Error> {
         let list: LenientList<T> = crate::call::json(client, request, raw)?;
@@ -81,6 +109,7 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
         let requested = asked("page[number]").unwrap_or(1);
         let m = list.meta.unwrap_or_default();
         let open_ended = m.page_number.is_none() || m.total_pages.is_none();
+        let unnumbered = m.page_number.is_none();
         let meta = PageMeta {
             page_number: m.page_number.unwrap_or(requested),
             page_size: m
@@ -97,25 +126,24 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
             request: request.clone(),
             requested,
             open_ended,
+            unnumbered,
+            digest: digest(&raw.body),
         })
     }
 
-    /// True when another page may follow this one: this one has items, and either the answer
-    /// says more pages follow the one asked for, or it says nothing about pages.
+    /// True when another page may follow this one: this one has items and is the page asked
+    /// for, and either the answer says more pages follow, or it says nothing about how many.
     pub fn has_next_page(&self) -> bool {
-        if self.data.is_empty() {
+        if self.data.is_empty() || self.meta.page_number != self.requested {
             return false;
         }
-        if self.open_ended {
-            return true;
-        }
-        self.meta.page_number == self.requested && self.meta.page_number < self.meta.total_pages
+        self.open_ended || self.meta.page_number < self.meta.total_pages
     }
 
     /// Fetches the following page, or `None` after the last one.
     pub async fn next_page(&self) -> Result<Option<Page<T>>, Error> {
         match self.next_request() {
-            Some((client, request)) => Page::fetch(client, request).await.map(Some),
+            Some(next) => Page::fetch_next(next).await,
             None => Ok(None),
         }
     }
@@ -141,7 +169,7 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
         })
     }
 
-    fn next_request(&self) -> Option<(Client, Request)> {
+    fn next_request(&self) -> Option<Next> {
         if !self.has_next_page() {
             return None;
         }
@@ -151,7 +179,11 @@ impl<T: DeserializeOwned + Send + 'static> Page<T> {
             "page[number]".to_owned(),
             self.requested.saturating_add(1).to_string(),
         ));
-        Some((self.client.clone(), request))
+        Some(Next {
+            client: self.client.clone(),
+            request,
+            previous: self.digest,
+        })
     }
 }
 
@@ -160,14 +192,15 @@ pub(crate) fn stream_from_request<T: DeserializeOwned + Send + 'static>(
     client: Client,
     request: Request,
 ) -> impl Stream<Item = Result<T, Error>> + Send + 'static {
-    items_stream(Cursor::Fetch(client, request))
+    items_stream(Cursor::First(client, request))
 }
 
 enum Cursor<T> {
-    Fetch(Client, Request),
+    First(Client, Request),
+    Fetch(Next),
     Items {
         items: std::vec::IntoIter<T>,
-        next: Option<(Client, Request)>,
+        next: Option<Next>,
     },
     Done,
 }
@@ -184,21 +217,30 @@ fn items_stream<T: DeserializeOwned + Send + 'static>(
                         return Some((Ok(item), Cursor::Items { items, next }));
                     }
                     match next {
-                        Some((client, request)) => Cursor::Fetch(client, request),
+                        Some(next) => Cursor::Fetch(next),
                         None => return None,
                     }
                 }
-                Cursor::Fetch(client, request) => match Page::<T>::fetch(client, request).await {
-                    Ok(page) => {
-                        let next = page.next_request();
-                        Cursor::Items {
-                            items: page.data.into_iter(),
-                            next,
-                        }
-                    }
+                Cursor::First(client, request) => match Page::<T>::fetch(client, request).await {
+                    Ok(page) => Cursor::from(page),
+                    Err(e) => return Some((Err(e), Cursor::Done)),
+                },
+                Cursor::Fetch(next) => match Page::<T>::fetch_next(next).await {
+                    Ok(Some(page)) => Cursor::from(page),
+                    Ok(None) => return None,
                     Err(e) => return Some((Err(e), Cursor::Done)),
                 },
             };
         }
     })
+}
+
+impl<T: DeserializeOwned + Send + 'static> From<Page<T>> for Cursor<T> {
+    fn from(page: Page<T>) -> Self {
+        let next = page.next_request();
+        Cursor::Items {
+            items: page.data.into_iter(),
+            next,
+        }
+    }
 }

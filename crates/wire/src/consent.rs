@@ -86,11 +86,23 @@ impl CreateGrantRequest {
 }
 
 /// The answer to a consent decision: where to send the user's browser.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateGrantResponse {
     /// Where to send the browser: the client's redirect URI with `code` and `state`, or with `error`.
     pub redirect_uri: String,
+}
+
+/// The redirect URI without its query, which carries the authorization code.
+impl std::fmt::Debug for CreateGrantResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateGrantResponse")
+            .field(
+                "redirect_uri",
+                &crate::redact::QueryHidden(&self.redirect_uri),
+            )
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub use enums::{ClientType, GrantType, TokenEndpointAuthMethod};
 pub use error::{ErrorBody, ErrorObject, ErrorSource};
 pub use grants::OAuthGrant;
 pub use page::{Data, List, PageMeta};
+/// Debug output of a URL whose query may carry a credential (the SDK's use; not part of the
+/// wire format).
+#[doc(hidden)]
+pub use redact::QueryHidden;
 pub use registration::{RegistrationRequest, RegistrationResponse};
 /// The type of every timestamp (`created_at`, ...): read and written as RFC 3339.
 pub use time::OffsetDateTime;

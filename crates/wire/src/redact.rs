@@ -66,6 +66,19 @@ macro_rules! debug_hiding_credentials {
 
 pub(crate) use debug_hiding_credentials;
 
+/// A URL whose query and fragment may carry a credential (an authorization code, a consent
+/// token): debug output shows what comes before them, and that something was left out.
+pub struct QueryHidden<'a>(pub &'a str);
+
+impl std::fmt::Debug for QueryHidden<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.find(['?', '#']) {
+            Some(at) => write!(f, "\"{}?<hidden>\"", &self.0[..at]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{

@@ -167,12 +167,25 @@ impl AuthorizeParams {
 /// The answer of `GET /oauth/authorize`: the server redirects (302) and the redirect is not
 /// followed, so the caller sees where it points (the login page, the consent page, or the
 /// client's `redirect_uri` carrying an error).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthorizeRedirect {
     /// The status of the answer (302 for a redirect).
     pub status: StatusCode,
     /// The `Location` header, when the server sent one.
     pub location: Option<String>,
+}
+
+/// The location without its query, which carries the consent token (or the client's `state`).
+impl std::fmt::Debug for AuthorizeRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeRedirect")
+            .field("status", &self.status)
+            .field(
+                "location",
+                &self.location.as_deref().map(oauth_wire::QueryHidden),
+            )
+            .finish()
+    }
 }
 
 /// The OAuth protocol endpoints.
@@ -262,7 +275,10 @@ impl<'a> OAuth<'a> {
     /// # Ok(()) }
     /// ```
     pub fn grants(&self, params: &CreateGrantRequest) -> Call<'a, CreateGrantResponse> {
-        let req = Request::new(Method::POST, "/oauth/grants", &["oauth", "grants"]).json(params);
+        // The consent token is spent by the decision: not sent again once it may have been.
+        let req = Request::new(Method::POST, "/oauth/grants", &["oauth", "grants"])
+            .single_use(true)
+            .json(params);
         Call::new(self.client, req, call::json)
     }
 
@@ -412,7 +428,12 @@ impl<'a> OAuth<'a> {
     /// # Ok(()) }
     /// ```
     pub fn token(&self, params: &TokenRequest) -> Call<'a, TokenResponse> {
-        let req = self.protocol_post("/oauth/token", "token", params);
+        // A code or a refresh token is spent by the exchange: not sent again once it may have
+        // been (a second presentation revokes what the first one issued).
+        let single_use = params.code.is_some() || params.refresh_token.is_some();
+        let req = self
+            .protocol_post("/oauth/token", "token", params)
+            .map(|r| r.single_use(single_use));
         Call::new(self.client, req, call::json)
     }
 

@@ -210,3 +210,31 @@ async fn a_token_that_is_not_bearer_is_not_used() {
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     assert!(api_tokens(&mock).is_empty());
 }
+
+/// An RFC 7592 call brings its own credential (the registration access token): a client in
+/// client-credentials mode fetches no token for it, and its 401 leaves the cached token alone.
+#[tokio::test]
+async fn a_call_with_its_own_credential_fetches_no_token() {
+    let mock = token_server(3600, |t| t == "RAT-right" || t.starts_with("tok-")).await;
+    let client = cc_client(&mock, "").build().unwrap();
+    let err = client
+        .oauth()
+        .retrieve_registration("c1", "RAT-wrong")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+    assert!(token_requests(&mock).is_empty(), "no token fetched");
+    assert_eq!(
+        api_tokens(&mock),
+        ["Bearer RAT-wrong"],
+        "sent once, as given"
+    );
+    // The client's own calls still fetch (once) and use their token.
+    client.oauth_clients().retrieve("c1").await.unwrap();
+    client.oauth_clients().retrieve("c1").await.unwrap();
+    assert_eq!(token_requests(&mock).len(), 1);
+    assert_eq!(
+        api_tokens(&mock),
+        ["Bearer RAT-wrong", "Bearer tok-1", "Bearer tok-1"]
+    );
+}

@@ -150,6 +150,37 @@ async fn pages_without_meta_are_walked_until_an_empty_one() {
     assert_eq!(mock.requests().len(), 4);
 }
 
+/// A server that ignores `page[number]` and sends no `meta` (or `meta` without a page
+/// number) answers page 1 again and again: the walk ends at the repeat, where it used to ask
+/// forever. The page methods agree with the stream.
+#[tokio::test]
+async fn pages_that_name_no_number_and_repeat_end_the_walk() {
+    for body in [
+        json!({"data": [client_json("c1", "one")]}),
+        json!({"data": [client_json("c1", "one")], "meta": {"total_pages": 5}}),
+    ] {
+        let mock = Mock::scripted(vec![Reply::json(200, body.clone())]).await;
+        let client = mock.client().build().unwrap();
+        let walk = client
+            .oauth_clients()
+            .list_auto(&Default::default())
+            .take(50)
+            .collect::<Vec<_>>();
+        let items = tokio::time::timeout(std::time::Duration::from_secs(10), walk)
+            .await
+            .expect("the walk ends");
+        assert_eq!(items.len(), 1, "{body}");
+        assert_eq!(mock.requests().len(), 2, "{body}");
+        let first = client
+            .oauth_clients()
+            .list(&Default::default())
+            .await
+            .unwrap();
+        assert!(first.has_next_page());
+        assert!(first.next_page().await.unwrap().is_none(), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn errors_never_show_a_credential() {
     // A port with nothing listening: the connection error must not name the URL, whose path

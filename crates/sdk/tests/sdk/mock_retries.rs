@@ -162,6 +162,90 @@ async fn statuses_map_to_error_classes_and_only_transient_ones_are_retried() {
     }
 }
 
+/// An exchange of a code or a refresh token, and a consent decision, are sent again only when
+/// the credential cannot have been spent: after a 429, never after a 502 or 503 (a gateway may
+/// answer so after the server spent it; the second presentation would be a replay and revoke
+/// the first one's tokens) nor after a timeout. A client_credentials request is retried as any.
+#[tokio::test]
+async fn one_time_credentials_are_not_sent_again_once_they_may_have_been_spent() {
+    use telnyx_oauth::{CreateGrantRequest, GrantType, TokenRequest};
+    let token = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 3600});
+    let exchanges = [
+        TokenRequest::new(GrantType::AuthorizationCode)
+            .code("the-code")
+            .code_verifier("v")
+            .redirect_uri("https://app.example/cb"),
+        TokenRequest::new(GrantType::RefreshToken).refresh_token("the-refresh-token"),
+    ];
+    for params in &exchanges {
+        for status in [502, 503, 500, 408] {
+            let mock = Mock::scripted(vec![
+                Reply::error(status, "server_error"),
+                Reply::json(200, token.clone()),
+            ])
+            .await;
+            let client = mock.client().build().unwrap();
+            let err = client.oauth().token(params).await.unwrap_err();
+            assert_eq!(err.status().map(|s| s.as_u16()), Some(status), "{err:?}");
+            assert_eq!(mock.requests().len(), 1, "{status}: sent once");
+        }
+        let mock = Mock::scripted(vec![
+            Reply::error(429, "rate_limited").header("retry-after-ms", "10"),
+            Reply::json(200, token.clone()),
+        ])
+        .await;
+        let client = mock.client().build().unwrap();
+        client.oauth().token(params).await.unwrap();
+        assert_eq!(retry_counts(&mock), ["0", "1"], "429 is retried");
+
+        let mock = Mock::scripted(vec![
+            Reply::json(200, token.clone()).after(Duration::from_secs(5))
+        ])
+        .await;
+        let client = mock
+            .client()
+            .timeout(Duration::from_millis(150))
+            .max_retries(2)
+            .build()
+            .unwrap();
+        let err = client.oauth().token(params).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+        assert_eq!(mock.requests().len(), 1, "a timeout is not retried");
+    }
+    let mock = Mock::scripted(vec![
+        Reply::error(502, "bad_gateway"),
+        Reply::json(
+            200,
+            json!({"redirect_uri": "https://app.example/cb?code=c"}),
+        ),
+    ])
+    .await;
+    let client = mock.client().build().unwrap();
+    let decision = CreateGrantRequest::new(true, "the-consent-token");
+    client.oauth().grants(&decision).await.unwrap_err();
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the consent decision is sent once"
+    );
+
+    let mock = Mock::scripted(vec![
+        Reply::error(502, "bad_gateway"),
+        Reply::json(200, token.clone()),
+    ])
+    .await;
+    let client = mock.client().build().unwrap();
+    let machine = TokenRequest::new(GrantType::ClientCredentials)
+        .client_id("id")
+        .client_secret("secret");
+    client.oauth().token(&machine).await.unwrap();
+    assert_eq!(
+        retry_counts(&mock),
+        ["0", "1"],
+        "client_credentials is retried"
+    );
+}
+
 #[tokio::test]
 async fn a_timeout_is_the_timeout_error_after_the_retries() {
     let mock = Mock::scripted(vec![ok_client().after(Duration::from_secs(5))]).await;
@@ -277,6 +361,43 @@ fn debug_output_never_shows_credentials() {
     assert!(!shown.contains("KEYsecret123"), "{shown}");
     let builder = telnyx_oauth::Client::builder().client_credentials("id", "s3cr3t");
     assert!(!format!("{builder:?}").contains("s3cr3t"));
+    // The code in a consent decision's answer, the consent token in the authorize redirect,
+    // and a call's own header values (a registration access token).
+    let answer = telnyx_oauth::CreateGrantResponse {
+        redirect_uri: "https://app.example/cb?code=CODE-SECRET&state=s".into(),
+    };
+    let shown = format!("{answer:?}");
+    assert!(!shown.contains("CODE-SECRET"), "{shown}");
+    assert!(shown.contains("https://app.example/cb?<hidden>"), "{shown}");
+    let redirect = telnyx_oauth::AuthorizeRedirect {
+        status: reqwest::StatusCode::FOUND,
+        location: Some("/consent?consent_token=CONSENT-SECRET".into()),
+    };
+    let shown = format!("{redirect:?}");
+    assert!(
+        !shown.contains("CONSENT-SECRET") && shown.contains("/consent?"),
+        "{shown}"
+    );
+    let options = telnyx_oauth::RequestOptions::new().header("Authorization", "Bearer RAT-SECRET");
+    let shown = format!("{options:?}");
+    assert!(
+        !shown.contains("RAT-SECRET") && shown.contains("Authorization"),
+        "{shown}"
+    );
+}
+
+/// A cookie an error answer sets stays out of the error's debug output.
+#[tokio::test]
+async fn an_errors_debug_output_hides_the_cookies_it_was_sent() {
+    let mock = Mock::scripted(vec![
+        Reply::error(401, "unauthorized").header("set-cookie", "session=COOKIE-SECRET")
+    ])
+    .await;
+    let client = mock.client().build().unwrap();
+    let err = client.oauth_clients().retrieve("c1").await.unwrap_err();
+    let shown = format!("{err:?} {err}");
+    assert!(!shown.contains("COOKIE-SECRET"), "{shown}");
+    assert!(err.api_error().unwrap().headers.contains_key("set-cookie"));
 }
 
 #[tokio::test]
@@ -311,4 +432,36 @@ async fn a_callers_http_client_carries_the_sdk_headers_and_timeout() {
     // The SDK's timeout applies to the caller's client too.
     let err = client.oauth_clients().retrieve("c1").await.unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+}
+
+/// A caller's HTTP client that follows redirects: the answer from the other URL is refused, not
+/// taken for the token it carries.
+#[tokio::test]
+async fn an_answer_from_a_url_the_call_did_not_name_is_refused() {
+    use telnyx_oauth::{GrantType, TokenRequest};
+    let elsewhere = Mock::scripted(vec![Reply::json(
+        200,
+        json!({"access_token": "FROM-ELSEWHERE", "token_type": "Bearer", "expires_in": 3600}),
+    )])
+    .await;
+    let target = format!("{}/oauth/token", elsewhere.url);
+    let mock = Mock::scripted(vec![Reply {
+        status: 307,
+        headers: vec![("location".into(), target)],
+        body: String::new(),
+        delay: None,
+    }])
+    .await;
+    let client = mock
+        .client()
+        .http_client(reqwest::Client::new())
+        .build()
+        .unwrap();
+    let machine = TokenRequest::new(GrantType::ClientCredentials)
+        .client_id("id")
+        .client_secret("secret");
+    let err = client.oauth().token(&machine).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("followed a redirect"), "{err}");
+    assert_eq!(mock.requests().len(), 1, "not retried");
 }
