@@ -145,6 +145,7 @@ pub async fn start_with_clock(
         documents: Arc::new(
             crate::cimd::Documents::new().context("building the metadata document fetcher")?,
         ),
+        lockouts: Arc::default(),
     });
     let limits = ConnectionLimits::from(&state.config.server);
     let mut background = maintenance::spawn(&state);

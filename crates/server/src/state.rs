@@ -44,6 +44,8 @@ pub struct Shared {
     pub passwords: Arc<PasswordChecks>,
     /// Client ID Metadata Documents: the fetchers and the per-process cache.
     pub documents: Arc<crate::cimd::Documents>,
+    /// The sign-in lockouts whose event has been stored in this failure window.
+    pub lockouts: Arc<crate::login_budget::LockoutEvents>,
 }
 
 impl Shared {

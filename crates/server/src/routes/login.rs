@@ -203,12 +203,15 @@ async fn login(
     let reservation = reserve_attempt(&state, &budget, now).await?;
     if let LoginReservation::Limited(which) = reservation {
         let limit = budget.limit_name(which);
-        audit::record(
-            state.store.as_ref(),
-            now,
-            Event::new(EventKind::LoginLocked).detail("limit", limit),
-        )
-        .await;
+        let event = Event::new(EventKind::LoginLocked).detail("limit", limit);
+        // Stored once per locked key and window; each attempt after it is logged only.
+        let key = budget.keys().into_iter().nth(which).unwrap_or_default();
+        let window = state.config.authorization.login_failure_window_secs;
+        if state.lockouts.first(&key, now, window) {
+            audit::record(state.store.as_ref(), now, event).await;
+        } else {
+            audit::log_only(event);
+        }
         return Ok(with_retry_after(
             &state,
             render_form(

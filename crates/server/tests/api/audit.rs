@@ -96,9 +96,14 @@ async fn sign_ins_failures_and_lockouts_are_recorded_without_emails_or_passwords
         let r = app.post_login(&alice.email, "wrong-password-2", "/").await;
         assert_eq!(r.status(), 401);
     }
-    // The account's limit is reached: even the right password is refused now.
+    // The account's limit is reached: even the right password is refused now, and so is
+    // every attempt after it; the lockout is stored once for its window (checked below).
     let r = app.post_login(&alice.email, &alice.password, "/").await;
     assert_eq!(r.status(), 429);
+    for _ in 0..5 {
+        let r = app.post_login(&alice.email, "wrong-password-3", "/").await;
+        assert_eq!(r.status(), 429);
+    }
     let session = app.session(&bob).await;
     let session_value = session.trim_start_matches("oauth_session=").to_owned();
 
