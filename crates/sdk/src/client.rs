@@ -267,8 +267,9 @@ impl Client {
                 let token = self.access_token(source).await?;
                 match self.attempts(req, Some(&token), &mut call).await {
                     // The token may have been revoked or the server restarted with new keys:
-                    // drop it and try once more with a fresh one.
-                    Err(Error::Authentication(_)) => {
+                    // drop it and try once more with a fresh one (not a call that spends a
+                    // one-time credential: that is never sent twice).
+                    Err(Error::Authentication(_)) if !req.single_use => {
                         source.forget(&token).await;
                         let fresh = self.access_token(source).await?;
                         self.attempts(req, Some(&fresh), &mut call).await

@@ -319,6 +319,9 @@ impl ConfigArgs {
                 std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
             let data: Dict = toml::from_str(&text).with_context(|| source.clone())?;
             unknown_keys(&data, "").with_context(|| source.clone())?;
+            if let Some(notice) = secret_in_an_open_file(path, &data) {
+                notices.push(notice);
+            }
             figment = figment.merge(Layer { source, data });
         }
         for s in SETTINGS {
@@ -954,7 +957,7 @@ impl Config {
         )?;
         if let Some(t) = &token {
             // Anyone may try tokens at /oauth/register (within its per-address limit).
-            if t.chars().count() < MIN_REGISTRATION_TOKEN_CHARS {
+            if t.trim().chars().count() < MIN_REGISTRATION_TOKEN_CHARS {
                 bail!("configuration: the registration token must be at least 16 characters: a short one can be guessed (make one with `head -c 24 /dev/urandom | base64`)");
             }
         }
@@ -1018,8 +1021,8 @@ impl Config {
         self.notices.extend(self.exposure_notice());
         self.proxies = TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("configuration: trusted_proxies: {e}"))?;
-        if self.proxies.trusts_everyone() {
-            self.notices.push("trusted_proxies trusts every address: any caller that reaches this server directly can choose the address it is counted under; only do this where the proxies are the only way in".to_owned());
+        if self.proxies.trusts_a_wide_network() {
+            self.notices.push("trusted_proxies trusts a network wider than a /8: any caller in it that reaches this server directly can choose the address it is counted under; only do this where the proxies are the only way in".to_owned());
         }
         let srv = &self.server;
         if !(100..=300_000).contains(&srv.header_read_timeout_ms) {
@@ -1220,6 +1223,32 @@ impl Config {
     }
 }
 
+/// A configuration file that holds a secret itself (the registration token, the key-encryption
+/// key) while its group or others may read it: said at start. Not refused, as a secret's own
+/// file is, since the file may have been readable that way for as long as it has existed.
+fn secret_in_an_open_file(path: &std::path::Path, data: &Dict) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    let holds = |table: &str, key: &str| {
+        data.get(table)
+            .and_then(|t| t.as_dict())
+            .is_some_and(|t| t.contains_key(key))
+    };
+    let secrets: Vec<&str> = [
+        ("registration", "initial_access_token"),
+        ("tokens", "key_encryption_key"),
+    ]
+    .into_iter()
+    .filter(|(table, key)| holds(table, key))
+    .map(|(_, key)| key)
+    .collect();
+    (mode & 0o077 != 0 && !secrets.is_empty()).then(|| format!(
+        "the configuration file {} holds {} and has mode {mode:04o}: group and others may read it; chmod 0600 it, or move the secret to its own file (the setting's _file form)",
+        path.display(),
+        secrets.join(" and ")
+    ))
+}
+
 /// Refuses a secret's file that its group or others may read or write, naming the file and the
 /// modes accepted.
 pub fn check_owner_only(path: &std::path::Path, what: &str) -> anyhow::Result<()> {
@@ -1243,7 +1272,7 @@ pub fn check_owner_only(path: &std::path::Path, what: &str) -> anyhow::Result<()
 /// `localhost` or a loopback address.
 pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
     match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Domain(d) => d.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(a) => a.is_loopback(),
         url::Host::Ipv6(a) => a.is_loopback(),
     }
@@ -1775,6 +1804,34 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert!(Config::load(&args).is_err(), "unknown keys are rejected");
     }
 
+    #[test]
+    fn a_secret_in_a_configuration_file_others_may_read_is_said() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[registration]\nmode = \"token\"\ninitial_access_token = \"sixteen-chars-or-more\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for (mode, said) in [(0o644, true), (0o640, true), (0o600, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let c = Config::load(&ConfigArgs::file(&path)).unwrap_or_else(|e| panic!("{e}"));
+            let notice = c
+                .notices
+                .iter()
+                .any(|n| n.contains("initial_access_token") && n.contains("chmod 0600"));
+            assert_eq!(notice, said, "{mode:o}: {:?}", c.notices);
+        }
+        // No secret in it: nothing to say, whatever its mode.
+        std::fs::write(&path, "bind = \"127.0.0.1:9000\"\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&ConfigArgs::file(&path)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+    }
+
     /// A server reached from elsewhere with no issuer set, or with a plain-http issuer on a host
     /// that is not loopback, starts, and says what is wrong at start.
     #[test]
@@ -1863,7 +1920,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             .clone()
             .with_env("OAUTH_TRUSTED_PROXIES", r#"["10.0.0.0/8", "fd00::1"]"#);
         let c = Config::load(&listed).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!c.proxies.is_empty() && !c.proxies.trusts_everyone());
+        assert!(!c.proxies.is_empty() && !c.proxies.trusts_a_wide_network());
         let flag = none
             .clone()
             .with_flag("trusted-proxies", r#"["192.0.2.7"]"#);
@@ -1885,7 +1942,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         let all = none.with_env("OAUTH_TRUSTED_PROXIES", r#"["0.0.0.0/0"]"#);
         let c = Config::load(&all).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            c.notices.iter().any(|n| n.contains("trusts every address")),
+            c.notices.iter().any(|n| n.contains("wider than a /8")),
             "{:?}",
             c.notices
         );
@@ -2081,7 +2138,13 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             .unwrap_or_else(|| panic!("a 0644 token file was accepted"))
         );
         assert!(e.contains("mode 0644") && e.contains("0600 or 0400"), "{e}");
-        for short in ["change-me", "x", "fifteen-chars15"] {
+        for short in [
+            "change-me",
+            "x",
+            "fifteen-chars15",
+            "                ",
+            " abc\n\n\n\n\n\n\n\n\n\n\n\n\n",
+        ] {
             let e = format!(
                 "{:#}",
                 Config::load(&ConfigArgs::default().with_env("OAUTH_REGISTRATION_TOKEN", short))

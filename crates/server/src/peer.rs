@@ -34,6 +34,20 @@ pub fn address_key(ip: IpAddr) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Arc<[IpNet]>);
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is, as peers are
+/// compared in their canonical form.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
 /// The most `X-Forwarded-For` entries read, from the right: more proxies than this in a row is
 /// no deployment, and the walk stays short whatever a header holds.
 const MOST_HOPS: usize = 32;
@@ -45,7 +59,7 @@ impl TrustedProxies {
         let mut nets = Vec::with_capacity(entries.len());
         for e in entries {
             let net = match e.parse::<IpNet>() {
-                Ok(net) => net.trunc(),
+                Ok(net) => canonical(net.trunc()),
                 Err(_) => match e.parse::<IpAddr>() {
                     Ok(ip) => IpNet::from(ip.to_canonical()),
                     Err(_) => {
@@ -64,11 +78,11 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
-    /// Whether a network trusts every address (`0.0.0.0/0`, `::/0`): then any caller that
-    /// reaches the server can choose its address, so it must only be reachable through the
-    /// proxies.
-    pub fn trusts_everyone(&self) -> bool {
-        self.0.iter().any(|n| n.prefix_len() == 0)
+    /// Whether a network is wider than a /8 (`0.0.0.0/0`, `0.0.0.0/1`, `::/0`): that is no
+    /// proxy's address but a part of the internet, whose callers could then choose their own
+    /// address; the server must only be reachable through the proxies then.
+    pub fn trusts_a_wide_network(&self) -> bool {
+        self.0.iter().any(|n| n.prefix_len() < 8)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -80,7 +94,7 @@ impl TrustedProxies {
     /// proxy. From a trusted proxy, `X-Forwarded-For` is read from the right (each proxy
     /// appends the address it was reached from), past every trusted proxy, to the first address
     /// that is not one: the client as the outermost trusted proxy saw it. An entry that is not
-    /// an address stops the walk at the proxy that wrote it; so does a header that is not text.
+    /// an address (bytes that are not text included) stops the walk at the proxy that wrote it.
     /// What a caller put in the header itself lies to the left of that and is never read.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if self.0.is_empty() || !self.trusts(peer) {
@@ -91,15 +105,17 @@ impl TrustedProxies {
         // Several header lines are one list, in order (RFC 9110 §5.3).
         let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
         for line in lines.into_iter().rev() {
-            let Ok(line) = line.to_str() else {
-                return client;
-            };
-            for entry in line.rsplit(',') {
+            // Split as bytes: a line the caller began with bytes that are not text still ends
+            // with the entry its proxy appended.
+            for entry in line.as_bytes().rsplit(|b| *b == b',') {
                 hops += 1;
                 if hops > MOST_HOPS {
                     return client;
                 }
-                let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+                let parsed = std::str::from_utf8(entry)
+                    .ok()
+                    .and_then(|e| e.trim().parse::<IpAddr>().ok());
+                let Some(ip) = parsed else {
                     return client;
                 };
                 client = ip.to_canonical();
@@ -196,6 +212,13 @@ mod tests {
         assert_eq!(caddy.client(ip("10.0.0.2"), &h), ip("198.51.100.7"));
         let h = forwarded(&["192.0.2.1, 198.51.100.7", "fd00::5"]);
         assert_eq!(caddy.client(ip("10.0.0.2"), &h), ip("198.51.100.7"));
+        // Bytes that are not text in the caller's part do not hide what the proxy appended.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(caddy.client(ip("10.0.0.2"), &h), ip("198.51.100.7"));
         // Garbage where the proxy wrote: the proxy that wrote it.
         for bad in ["unknown", "", "198.51.100.7:443", "not an address"] {
             let h = forwarded(&[&format!("192.0.2.1, {bad}")]);
@@ -219,14 +242,27 @@ mod tests {
             "192.168.0.0/16",
             "2001:db8::/32",
             "::ffff:172.16.0.1",
+            "::ffff:127.0.0.0/104",
         ]);
+        assert!(
+            p.trusts(ip("127.0.0.9")),
+            "a mapped network is its IPv4 network"
+        );
         assert!(p.trusts(ip("10.0.0.7")));
         assert!(!p.trusts(ip("10.0.0.8")));
         assert!(p.trusts(ip("192.168.44.1")));
         assert!(p.trusts(ip("2001:db8:5::1")));
         assert!(p.trusts(ip("172.16.0.1")));
-        assert!(!p.trusts_everyone());
-        assert!(proxies(&["0.0.0.0/0"]).trusts_everyone());
+        assert!(!p.trusts_a_wide_network());
+        for wide in [
+            &["0.0.0.0/0"][..],
+            &["0.0.0.0/1", "128.0.0.0/1"],
+            &["::/0"],
+            &["8.0.0.0/7"],
+        ] {
+            assert!(proxies(wide).trusts_a_wide_network(), "{wide:?}");
+        }
+        assert!(!proxies(&["10.0.0.0/8", "fd00::/8"]).trusts_a_wide_network());
         for bad in ["10.0.0.0/33", "example.com", "10.0.0", ""] {
             let err = TrustedProxies::parse(&[bad.to_owned()]).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");

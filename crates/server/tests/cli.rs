@@ -327,6 +327,21 @@ async fn a_first_start_keeps_its_files_to_their_owner() {
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (ok, _, err) = admin(&db, &["keys", "rotate"], None);
     assert!(ok, "{err}");
+
+    // A database path that is a link to a file not made yet: the file is made 0600 too.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.db");
+    let link = dir.path().join("oauth.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let linked = Db {
+        url: format!("sqlite://{}", link.display()),
+        _dir: dir,
+    };
+    let mut served = Served::start(&linked, &[]);
+    served.until_listening().await;
+    assert_eq!(mode(&target), 0o600);
+    let (ok, rest) = served.terminate().await;
+    assert!(ok, "{rest:?}");
 }
 
 #[tokio::test]

@@ -1136,7 +1136,7 @@ fn compose_runs_two_instances_behind_one_issuer_on_shared_postgres_and_redis() {
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     let proxies = oauth_server::peer::TrustedProxies::parse(&listed).unwrap();
-    assert!(!proxies.trusts_everyone(), "{listed:?}");
+    assert!(!proxies.trusts_a_wide_network(), "{listed:?}");
     assert_eq!(
         listed,
         ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"]

@@ -85,16 +85,16 @@ fn create_private(path: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| failed(dir, e))?;
     }
-    match std::fs::OpenOptions::new()
+    // Not `create_new`: a dangling symbolic link (a database placed elsewhere) is followed,
+    // and the file it names is created 0600 too. A file that exists keeps its mode and content.
+    std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(failed(path, e)),
-    }
+        .map(drop)
+        .map_err(|e| failed(path, e))
 }
 
 /// Where a `sqlite:` URL points.

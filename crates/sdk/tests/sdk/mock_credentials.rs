@@ -238,3 +238,38 @@ async fn a_call_with_its_own_credential_fetches_no_token() {
         ["Bearer RAT-wrong", "Bearer tok-1", "Bearer tok-1"]
     );
 }
+
+/// A code exchange answered 401 is not sent again with a fresh client-credentials token, as
+/// other calls are: the code may have been spent.
+#[tokio::test]
+async fn a_one_time_credential_is_not_sent_again_after_a_401() {
+    use telnyx_oauth::{GrantType, TokenRequest};
+    let mock = Mock::start(|req: &Recorded, _| {
+        let form = req.form();
+        let grant = form
+            .iter()
+            .find(|(k, _)| k == "grant_type")
+            .map(|(_, v)| v.as_str());
+        match grant {
+            Some("client_credentials") => Reply::json(
+                200,
+                json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600}),
+            ),
+            _ => Reply::error(401, "invalid_client"),
+        }
+    })
+    .await;
+    let client = cc_client(&mock, "").build().unwrap();
+    let exchange = TokenRequest::new(GrantType::AuthorizationCode)
+        .code("the-code")
+        .code_verifier("v")
+        .redirect_uri("https://app.example/cb");
+    let err = client.oauth().token(&exchange).await.unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err:?}");
+    let exchanges = mock
+        .requests()
+        .iter()
+        .filter(|r| r.body.contains("the-code"))
+        .count();
+    assert_eq!(exchanges, 1, "the code was sent once");
+}
