@@ -45,7 +45,7 @@ pub struct Shared {
     /// Client ID Metadata Documents: the fetchers and the per-process cache.
     pub documents: Arc<crate::cimd::Documents>,
     /// The sign-in lockouts whose event has been stored in this failure window.
-    pub lockouts: Arc<crate::login_budget::LockoutEvents>,
+    pub lockouts: Arc<crate::lockouts::LockoutEvents>,
 }
 
 impl Shared {
