@@ -266,13 +266,7 @@ async fn login(
                 None => Event::new(EventKind::LoginFailed).detail("reason", "unknown_account"),
             };
             audit::record(state.store.as_ref(), now, event).await;
-            return Ok(render_form(
-                &state,
-                StatusCode::UNAUTHORIZED,
-                return_to,
-                email_raw,
-                Some(BAD_CREDENTIALS),
-            ));
+            return Ok(refused(&state, return_to, email_raw));
         }
     };
     let cookie_value = secret::random_token(&mut OsRng);
@@ -299,13 +293,7 @@ async fn login(
                 .detail("reason", "password_changed"),
         )
         .await;
-        return Ok(render_form(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            return_to,
-            email_raw,
-            Some(BAD_CREDENTIALS),
-        ));
+        return Ok(refused(&state, return_to, email_raw));
     }
     // Signed in: the failures of what this attempt was counted under are forgotten (this
     // reservation with them), and the address gets its reservation back.
@@ -333,6 +321,17 @@ async fn login(
         h.append(header::SET_COOKIE, device);
     }
     Ok(resp)
+}
+
+/// The form again, 401, with the one message for a wrong email or password.
+fn refused(state: &AppState, return_to: &str, email: &str) -> Response {
+    render_form(
+        state,
+        StatusCode::UNAUTHORIZED,
+        return_to,
+        email,
+        Some(BAD_CREDENTIALS),
+    )
 }
 
 /// `/` and `GET /logout`: who is signed in, with a sign-out button.
