@@ -204,7 +204,9 @@ impl AuthorizeQuery<'_> {
                 }
                 match (kept.is_empty(), requested.is_empty()) {
                     (false, _) => kept,
-                    (true, true) => grantable,
+                    // An empty `scope` is no scope: the same default (a third party's
+                    // registered scope, not every scope it could be granted).
+                    (true, true) => client.own_scopes(policy.catalogue),
                     (true, false) => {
                         return Err(fail(
                             "invalid_scope",

@@ -74,6 +74,12 @@ pub struct PresentedCode {
     pub verifier: Option<String>,
     /// RFC 8707 `resource` of the token request, if any.
     pub resource: Option<String>,
+    /// The audience of a code issued for no resource: the issuer. Naming it at the exchange
+    /// matches such a code, as naming it at a refresh matches such a token.
+    pub default_resource: String,
+    /// The resources the server serves now (the issuer and the configured ones): a code for one
+    /// taken out of the configuration since it was issued mints nothing.
+    pub known_resources: Vec<String>,
     /// The scopes the client may be granted now: an approved scope taken from the client (or
     /// the catalogue) since is not issued.
     pub grantable: Vec<String>,
@@ -98,6 +104,8 @@ pub enum CodeRefusal {
     NoScopeLeft,
     /// RFC 8707 §2.2: the resource is not the one the user approved.
     Resource,
+    /// RFC 8707 §2: the code's resource is no longer one this server serves.
+    ResourceGone,
     /// The stored challenge method is unknown: a corrupt record, not the caller's mistake.
     StoredChallengeMethod,
 }
@@ -108,14 +116,17 @@ impl CodeRefusal {
     /// the scopes or the resource. Only such a request of a public client spends the code or, for
     /// a used code, revokes what it gave.
     pub fn after_proof(self) -> bool {
-        matches!(self, CodeRefusal::NoScopeLeft | CodeRefusal::Resource)
+        matches!(
+            self,
+            CodeRefusal::NoScopeLeft | CodeRefusal::Resource | CodeRefusal::ResourceGone
+        )
     }
 
     /// The OAuth error code (RFC 6749 §5.2, RFC 8707 §2).
     pub fn error(self) -> &'static str {
         match self {
             CodeRefusal::NoScopeLeft => "invalid_scope",
-            CodeRefusal::Resource => "invalid_target",
+            CodeRefusal::Resource | CodeRefusal::ResourceGone => "invalid_target",
             _ => "invalid_grant",
         }
     }
@@ -139,6 +150,7 @@ impl CodeRefusal {
                 "none of the approved scopes may still be granted to this client"
             }
             CodeRefusal::Resource => "the resource does not match the authorization request",
+            CodeRefusal::ResourceGone => "the code's resource is no longer served by this server",
             CodeRefusal::StoredChallengeMethod => "the stored code_challenge_method is unknown",
         }
     }
@@ -184,8 +196,13 @@ impl PresentedCode {
             return Err(CodeRefusal::NoScopeLeft);
         }
         if let Some(r) = self.resource.as_deref() {
-            if code.resource.as_deref() != Some(r) {
+            if code.resource.as_deref().unwrap_or(&self.default_resource) != r {
                 return Err(CodeRefusal::Resource);
+            }
+        }
+        if let Some(r) = code.resource.as_deref() {
+            if !self.known_resources.iter().any(|k| k == r) {
+                return Err(CodeRefusal::ResourceGone);
             }
         }
         Ok(())
@@ -223,6 +240,8 @@ mod tests {
             redirect_uri: "https://app.example/cb".into(),
             verifier: Some(VERIFIER.into()),
             resource: None,
+            default_resource: "https://auth.example".into(),
+            known_resources: vec!["https://auth.example".into(), "https://api.example".into()],
             grantable: vec!["voice".into(), "admin".into()],
         }
     }
@@ -262,6 +281,23 @@ mod tests {
         assert_eq!(
             with(&|p| p.resource = Some("https://api.example".into())),
             Ok(())
+        );
+        // The code's resource no longer served: nothing minted, whatever the request names.
+        assert_eq!(
+            with(&|p| p.known_resources.retain(|r| r != "https://api.example")),
+            Err(CodeRefusal::ResourceGone)
+        );
+        // A code of no resource is for the issuer: naming it matches, another does not.
+        let mut for_issuer = code();
+        for_issuer.resource = None;
+        let naming = |r: &str| PresentedCode {
+            resource: Some(r.into()),
+            ..presented()
+        };
+        assert_eq!(naming("https://auth.example").check(&for_issuer), Ok(()));
+        assert_eq!(
+            naming("https://api.example").check(&for_issuer),
+            Err(CodeRefusal::Resource)
         );
         let mut no_challenge = code();
         no_challenge.code_challenge = None;

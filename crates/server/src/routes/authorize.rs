@@ -249,11 +249,15 @@ async fn authorize(
             )
             .await?
         {
+            // A request for no resource asks for the issuer (the management API): covered only
+            // by a grant never approved for another resource, since the grant does not record
+            // the issuer by name. A user who approved a client for an MCP server alone is asked
+            // before it gets a token for their organization.
             let covered = request.scopes.iter().all(|s| grant.scopes.contains(s))
-                && request
-                    .resource
-                    .as_ref()
-                    .is_none_or(|r| grant.resources.contains(r));
+                && match &request.resource {
+                    Some(r) => grant.resources.contains(r),
+                    None => grant.resources.iter().all(|r| *r == *state.issuer),
+                };
             if covered {
                 let token = consent::create(&state, &viewer.user.id, &request).await?;
                 if let Some(location) = consent::decide(&state, &viewer.user, &token, true).await? {

@@ -227,6 +227,8 @@ async fn authorization_code(
         resource: params
             .get("resource")
             .map(|r| state.canonical_resource(r).unwrap_or_else(|| r.to_owned())),
+        default_resource: state.issuer.to_string(),
+        known_resources: state.known_resources(),
         grantable: client.grantable_scopes(&state.config.scopes),
     });
     let now = state.clock.now();
@@ -458,6 +460,16 @@ async fn refresh_token(
         .cloned()
         .collect();
     let scopes = scopes_for(params.get("scope"), &still)?;
+    // A resource taken out of the configuration mints no more tokens (RFC 8707 §2), as a scope
+    // taken out of the catalogue is not granted again.
+    if let Some(r) = stored.resource.as_deref() {
+        if state.canonical_resource(r).as_deref() != Some(r) {
+            return Err(ApiError::oauth(
+                "invalid_target",
+                "the resource this refresh token was issued for is no longer served by this server",
+            ));
+        }
+    }
     if let Some(r) = params.get("resource") {
         // A token issued for no resource is for the issuer (its `aud`), so naming the issuer
         // names it.

@@ -519,6 +519,43 @@ async fn a_public_clients_loopback_installation_is_asked_every_time() {
     }
 }
 
+/// With `skip_consent_if_granted`, a grant approved for one resource does not cover a request
+/// for no resource, which asks for the issuer (the management API): the user is asked. The
+/// approved resource itself is covered.
+#[tokio::test]
+async fn a_grant_for_one_resource_does_not_cover_the_management_api() {
+    const MCP: &str = "https://mcp.example.com/mcp";
+    let app = TestApp::spawn_with(|c| {
+        c.authorization.skip_consent_if_granted = true;
+        c.resources = vec![MCP.into()];
+    })
+    .await;
+    let c = app.create_client(&app.admin_key, code_client("App")).await;
+    let id = c["client_id"].as_str().unwrap();
+    let for_mcp = with(standard_params(id), "resource", Some(MCP));
+    let token = app.consent_token(&app.admin_key, &path_of(&for_mcp)).await;
+    let (status, body) = app.decide(&app.admin_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    // The same resource again: covered, a code at once.
+    let r = get(&app, &path_of(&for_mcp), Some(&app.admin_key)).await;
+    let loc = location(&r);
+    assert!(
+        loc.starts_with(REDIRECT) && param(&loc, "code").is_some(),
+        "{loc}"
+    );
+    // No resource, or the issuer by name: asked.
+    let issuer = app.server.issuer.clone();
+    for resource in [None, Some(issuer.as_str())] {
+        let params = with(standard_params(id), "resource", resource);
+        let r = get(&app, &path_of(&params), Some(&app.admin_key)).await;
+        let loc = location(&r);
+        assert!(
+            loc.starts_with("/consent?consent_token="),
+            "{resource:?}: {loc}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_flow_is_served_under_v2_too() {
     let app = TestApp::spawn().await;

@@ -1041,6 +1041,100 @@ async fn the_resource_of_the_authorization_follows_the_tokens() {
     assert_oauth_error(&r, 400, "invalid_target");
 }
 
+/// A code issued for no resource is for the issuer: naming the issuer at the exchange names
+/// it (as at a refresh), and does not burn the code.
+#[tokio::test]
+async fn an_exchange_may_name_the_issuer_for_a_code_issued_for_no_resource() {
+    let app = TestApp::spawn_with(|c| c.resources = vec!["https://api.example.com".into()]).await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let code = code_for(&app, &standard_params(&id)).await;
+    let issuer = app.server.issuer.clone();
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("resource", &issuer),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], issuer.as_str());
+    // Another resource for such a code is still refused.
+    let code = code_for(&app, &standard_params(&id)).await;
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("resource", "https://api.example.com"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_target");
+}
+
+/// A resource the operator takes out of `resources` mints no more tokens: neither a code
+/// approved for it nor a refresh token issued for it gets one (RFC 8707 §2: not a resource of
+/// this server any more), as a scope taken out of the catalogue is not granted again.
+#[tokio::test]
+async fn a_resource_taken_out_of_the_configuration_mints_no_more_tokens() {
+    const API: &str = "https://api.example.com";
+    let app = TestApp::spawn_with(|c| c.resources = vec![API.into()]).await;
+    let (id, secret) = code_app_client(&app, code_client("App")).await;
+    let mut params = standard_params(&id);
+    params.push(("resource", API.into()));
+    let code = code_for(&app, &params).await;
+    let unexchanged = code_for(&app, &params).await;
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_owned();
+
+    let app = app.restart_with(|_| {}).await;
+    let refused = |r: &Resp| {
+        assert_oauth_error(r, 400, "invalid_target");
+        let why = r.body["error_description"].as_str().unwrap();
+        assert!(why.contains("no longer served"), "{}", r.body);
+    };
+    let r = refresh(&app, &id, &secret, &rt, None).await;
+    refused(&r);
+    let r = exchange(
+        &app,
+        &id,
+        &secret,
+        &[
+            ("code", &unexchanged),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    refused(&r);
+    // Served again, the refresh token works: it was refused, not spent.
+    let app = app.restart_with(|c| c.resources = vec![API.into()]).await;
+    let r = refresh(&app, &id, &secret, &rt, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], API);
+}
+
 /// A refresh token issued for no resource is for the issuer (its access tokens' `aud`): a
 /// refresh naming the issuer names it; another resource does not.
 #[tokio::test]

@@ -112,6 +112,43 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and starts another on the same database file with the configuration
+    /// adjusted (an operator's change); the admin's key and the clock stay. The new server has
+    /// another port, and so another issuer.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let TestApp {
+            server,
+            admin_key,
+            admin_org,
+            http,
+            database_url,
+            clock,
+            dir,
+            ..
+        } = self;
+        server.stop().await.expect("clean stop");
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            database_url: database_url.clone(),
+            ..Default::default()
+        };
+        adjust(&mut config);
+        config.check().expect("valid test configuration");
+        let server = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
+            .await
+            .expect("server restarts");
+        TestApp {
+            url: server.url(),
+            server,
+            admin_key,
+            admin_org,
+            http,
+            database_url,
+            clock,
+            dir,
+        }
+    }
+
     /// Stops the server and starts another on the same database file.
     pub async fn restart(self) -> (RunningServer, TempDir) {
         let TestApp {

@@ -159,6 +159,17 @@ async fn a_registered_client_steps_up_beyond_its_registered_scope() {
     let code = approve(&app, &app.admin_key, &consent).await;
     let issued = exchange(&app, &auth, &code).await;
     assert_eq!(issued.body["scope"], "voice", "{}", issued.body);
+    // An empty `scope` is no scope: the registered one, not every scope it could ask for.
+    for empty in ["", "  "] {
+        let consent = app.consent_token(&app.admin_key, &ask(empty)).await;
+        let code = approve(&app, &app.admin_key, &consent).await;
+        let issued = exchange(&app, &auth, &code).await;
+        assert_eq!(
+            issued.body["scope"], "messaging",
+            "{empty:?}: {}",
+            issued.body
+        );
+    }
     let r = app
         .http
         .get(app.at(&ask("voice unheard-of")))
