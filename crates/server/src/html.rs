@@ -98,6 +98,11 @@ pub struct ConsentPage<'a> {
     pub email: &'a str,
     pub scopes: Vec<ScopeLine>,
     pub return_host: String,
+    /// What the access is for (RFC 8707): the resource the request names, or this server (the
+    /// issuer) when it names none.
+    pub resource: &'a str,
+    /// `resource` is this server itself.
+    pub resource_is_issuer: bool,
     /// For a client identified by a metadata document: the host of its client id URL.
     pub document_host: Option<String>,
     /// The redirect URI is on this device (a loopback address or localhost, or a private-use

@@ -231,6 +231,8 @@ async fn consent_page(
             })
             .collect(),
         return_host: html::return_host(&c.redirect_uri),
+        resource: c.resource.as_deref().unwrap_or(&state.issuer),
+        resource_is_issuer: c.resource.as_deref().is_none_or(|r| r == &*state.issuer),
         document_host: d.client_id.as_deref().and_then(html::document_host),
         // A loopback address or an app's private-use scheme: whatever listens there on this
         // device gets the code.

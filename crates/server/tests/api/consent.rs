@@ -66,6 +66,14 @@ async fn the_page_shows_the_request_with_strict_headers() {
     assert!(page.contains("alice@example.com"));
     // An https redirect URI on a real host: no warning about programs on this device.
     assert!(!page.contains("device-warning"), "{page}");
+    // No resource asked for: the access is for this server.
+    assert!(
+        page.contains(&format!(
+            "The access is for this server, <strong id=\"resource\">{}</strong>.",
+            app.server.issuer
+        )),
+        "{page}"
+    );
     assert_eq!(hidden(&page, "consent_token"), token);
     // The stylesheet it links is served.
     let css = app
@@ -453,4 +461,32 @@ async fn the_page_needs_a_session_and_a_live_token() {
     let bob_cookie = app.session(&bob).await;
     let r = app.get_with_cookie(&path, &bob_cookie).await;
     assert_eq!(r.status(), 422);
+}
+
+/// The page says which resource (RFC 8707) the access is for, as the request named it.
+#[tokio::test]
+async fn the_page_names_the_resource_asked_for() {
+    const MCP: &str = "https://mcp.example.com/mcp";
+    let app = TestApp::spawn_with(|c| c.resources = vec![MCP.into()]).await;
+    let user = app.user("alice@example.com", "acme").await;
+    let cookie = app.session(&user).await;
+    let c = app.create_client(&user.api_key, code_client("Tools")).await;
+    let id = c["client_id"].as_str().unwrap();
+    let mut params = standard_params(id);
+    params.push(("resource", MCP.into()));
+    let r = app.get_with_cookie(&path_of(&params), &cookie).await;
+    let token = param(&location(&r), "consent_token").unwrap();
+    let page = app
+        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            "The access is for <strong id=\"resource\">{MCP}</strong>."
+        )),
+        "{page}"
+    );
+    assert!(!page.contains("this server,"), "{page}");
 }
