@@ -24,6 +24,15 @@ async fn pending(app: &TestApp, client: serde_json::Value) -> (String, TestUser,
     (id, user, cookie, token)
 }
 
+/// The consent page of `token`, as the browser of `cookie` gets it.
+async fn consent_page(app: &TestApp, token: &str, cookie: &str) -> String {
+    app.get_with_cookie(&format!("/consent?consent_token={token}"), cookie)
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_page_shows_the_request_with_strict_headers() {
     let app = TestApp::spawn().await;
@@ -91,12 +100,7 @@ async fn markup_in_a_client_name_and_logo_is_inert() {
     let mut body = code_client("<script>alert(1)</script><b>Evil</b>");
     body["logo_uri"] = json!("https://cdn.example.com/l.png\"onerror=\"alert(2)");
     let (_, _, cookie, token) = pending(&app, body).await;
-    let page = app
-        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = consent_page(&app, &token, &cookie).await;
     assert!(!page.contains("<script>alert(1)"), "{page}");
     assert!(!page.contains("<b>Evil"));
     assert!(
@@ -114,12 +118,7 @@ async fn markup_in_a_client_name_and_logo_is_inert() {
 async fn allow_through_the_form_gives_a_code_for_the_client() {
     let app = TestApp::spawn().await;
     let (id, user, cookie, token) = pending(&app, code_client("App")).await;
-    let page = app
-        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = consent_page(&app, &token, &cookie).await;
     let csrf = hidden(&page, "csrf_token");
     let r = app
         .http
@@ -187,12 +186,7 @@ async fn deny_through_the_form_and_a_form_without_csrf() {
         .await;
     assert_eq!(status, 200);
 
-    let page = app
-        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = consent_page(&app, &token, &cookie).await;
     let csrf = hidden(&page, "csrf_token");
     let r = form(Some(&csrf), "deny").await.unwrap();
     assert_eq!(r.status(), 303);
@@ -357,12 +351,7 @@ async fn an_expired_consent_token_is_refused() {
 async fn a_cookie_authenticated_json_decision_needs_the_csrf_header() {
     let app = TestApp::spawn().await;
     let (_, _, cookie, token) = pending(&app, code_client("App")).await;
-    let page = app
-        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = consent_page(&app, &token, &cookie).await;
     let csrf = hidden(&page, "csrf_token");
     // Reading needs no CSRF token: the cookie alone is enough.
     let r = app
@@ -476,12 +465,7 @@ async fn the_page_names_the_resource_asked_for() {
     params.push(("resource", MCP.into()));
     let r = app.get_with_cookie(&path_of(&params), &cookie).await;
     let token = param(&location(&r), "consent_token").unwrap();
-    let page = app
-        .get_with_cookie(&format!("/consent?consent_token={token}"), &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = consent_page(&app, &token, &cookie).await;
     assert!(
         page.contains(&format!(
             "The access is for <strong id=\"resource\">{MCP}</strong>."

@@ -22,6 +22,24 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
+/// A server on `database_url` at a free port of 127.0.0.1, its configuration adjusted first.
+async fn start_on(
+    database_url: &str,
+    adjust: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+) -> RunningServer {
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        database_url: database_url.to_owned(),
+        ..Default::default()
+    };
+    adjust(&mut config);
+    config.check().expect("valid test configuration");
+    oauth_server::start_with_clock(config, clock, std::future::pending())
+        .await
+        .expect("server starts")
+}
+
 /// A connection to the SQLite file of a `sqlite://PATH` URL, for reading (or breaking) what
 /// the server stored.
 pub fn sqlite(database_url: &str) -> rusqlite::Connection {
@@ -82,16 +100,7 @@ impl TestApp {
         adjust: impl FnOnce(&mut Config),
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let mut config = Config {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            database_url: database_url.clone(),
-            ..Default::default()
-        };
-        adjust(&mut config);
-        config.check().expect("valid test configuration");
-        let server = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
-            .await
-            .expect("server starts");
+        let server = start_on(&database_url, adjust, clock.clone()).await;
         let bootstrap = server
             .bootstrap
             .clone()
@@ -127,16 +136,7 @@ impl TestApp {
             ..
         } = self;
         server.stop().await.expect("clean stop");
-        let mut config = Config {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            database_url: database_url.clone(),
-            ..Default::default()
-        };
-        adjust(&mut config);
-        config.check().expect("valid test configuration");
-        let server = oauth_server::start_with_clock(config, clock.clone(), std::future::pending())
-            .await
-            .expect("server restarts");
+        let server = start_on(&database_url, adjust, clock.clone()).await;
         TestApp {
             url: server.url(),
             server,
