@@ -103,8 +103,7 @@ impl TrustedProxies {
         let mut client = peer;
         let mut hops = 0;
         // Several header lines are one list, in order (RFC 9110 §5.3).
-        let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
-        for line in lines.into_iter().rev() {
+        for line in headers.get_all("x-forwarded-for").iter().rev() {
             // Split as bytes: a line the caller began with bytes that are not text still ends
             // with the entry its proxy appended.
             for entry in line.as_bytes().rsplit(|b| *b == b',') {
