@@ -84,13 +84,19 @@ fn device_key(hash: &str) -> String {
     format!("device:{hash}")
 }
 
+/// The failure counter's key of the account with this (normalized) email: its SHA-256, so that
+/// the counters, in the database or in memory, never hold an address someone typed.
+pub fn account_key(email: &str) -> String {
+    format!("account:{}", secret::hash_secret(email))
+}
+
 /// The keys a password attempt is counted under when it comes from no known device: the
 /// account named by `email_raw` and the caller's address. What is not an email address names
 /// no account; its failures are still counted, under a key of bounded length (a long value
 /// must not reach the counter's index as it is).
 pub fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
     let account_key = match normalize_email(email_raw) {
-        Ok(email) => format!("account:{email}"),
+        Ok(email) => account_key(&email),
         Err(_) => {
             let email = email_raw.trim().to_lowercase();
             format!("account:not-an-email:{}", secret::hash_secret(&email))
@@ -119,7 +125,7 @@ pub async fn budget(
             .store
             .login_device_email(&hash, now - lifetime)
             .await?;
-        if owner.is_some_and(|email| account == format!("account:{email}")) {
+        if owner.is_some_and(|email| account == account_key(&email)) {
             return Ok(Budget::Device { hash });
         }
     }

@@ -472,8 +472,16 @@ async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_browser_they_signed_i
     let (again, line) = set_cookie(&r, "oauth_login_device").unwrap();
     assert_eq!(again, value);
     assert!(line.contains("Max-Age=15552000"), "{line}");
-    let account = store.login_failures("account:alice@example.com", 0).await;
+    let account = store
+        .login_failures(&account_key("alice@example.com"), 0)
+        .await;
     assert_eq!(account.unwrap(), 3);
+    let typed = store.login_failures("account:alice@example.com", 0).await;
+    assert_eq!(
+        typed.unwrap(),
+        0,
+        "counted under the email's hash, not the email"
+    );
     assert_eq!(
         app.post_login(&alice.email, &alice.password, "/")
             .await
@@ -563,7 +571,9 @@ async fn thirty_wrong_passwords_at_once_from_a_known_browser_charge_the_device_a
         let key = format!("device:{}", secret::hash_secret(value));
         let store = &app.server.store;
         assert_eq!(store.login_failures(&key, 0).await.unwrap(), wrong as u64);
-        let account = store.login_failures("account:alice@example.com", 0).await;
+        let account = store
+            .login_failures(&account_key("alice@example.com"), 0)
+            .await;
         assert_eq!(account.unwrap(), 0);
         assert_eq!(store.login_failures("ip:127.0.0.1", 0).await.unwrap(), 0);
         // The device is locked; the owner elsewhere is not.
@@ -713,7 +723,7 @@ async fn thirty_concurrent_wrong_passwords(app: &TestApp, urls: &[String]) {
     let stored = app
         .server
         .store
-        .login_failures("account:alice@example.com", 0)
+        .login_failures(&account_key("alice@example.com"), 0)
         .await
         .unwrap();
     assert_eq!(stored, wrong as u64);
@@ -947,4 +957,9 @@ async fn sessions_expire() {
     assert_eq!(app.get_with_cookie("/", &cookie).await.status(), 200);
     clock.advance(3600);
     assert_eq!(location(&app.get_with_cookie("/", &cookie).await), "/login");
+}
+
+/// The failure counter's key of an account: the SHA-256 of its email, never the email itself.
+fn account_key(email: &str) -> String {
+    format!("account:{}", secret::hash_secret(email))
 }
