@@ -33,6 +33,11 @@ pub struct ConsentDetails {
     /// The scopes asked for; empty when the answer lists none (absent or `null`).
     #[serde(default, deserialize_with = "crate::null_as_default")]
     pub requested_scopes: Vec<RequestedScope>,
+    /// What the access is for (RFC 8707): the resource the request names, or the authorization
+    /// server's issuer (its own management API) when it names none. Not in Telnyx's answer;
+    /// a consent screen built on this answer should show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// One scope the client asks for, with the text a user reads. Every member is optional, as in the

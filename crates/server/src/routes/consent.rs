@@ -112,6 +112,7 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
                 ),
             })
             .collect(),
+        resource: Some(c.resource.as_deref().unwrap_or(&state.issuer).to_owned()),
     }))
 }
 

@@ -243,6 +243,7 @@ async fn the_json_api_decides_once_and_only_for_its_user() {
         d["requested_scopes"][1]["description"],
         "Send and receive messages"
     );
+    assert_eq!(d["resource"], app.url, "no resource asked for: this server");
 
     // Bob cannot see or use alice's token: as if it did not exist, and it stays usable.
     let (status, body) = app
@@ -473,4 +474,10 @@ async fn the_page_names_the_resource_asked_for() {
         "{page}"
     );
     assert!(!page.contains("this server,"), "{page}");
+    // A consent screen built on the JSON learns it too.
+    let (status, body) = app
+        .get(&user.api_key, &format!("/oauth/consent/{token}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resource"], MCP, "{body}");
 }
