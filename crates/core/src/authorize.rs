@@ -23,7 +23,7 @@
 //! PKCE as required ────────no→ invalid_request            (RFC 7636 §4.4.1)
 //! ```
 
-use oauth_wire::{ClientType, GrantType};
+use oauth_wire::GrantType;
 
 use crate::pkce::{self, ChallengeMethod};
 use crate::scope::parse_scope_string;
@@ -240,12 +240,7 @@ impl AuthorizeQuery<'_> {
             }
         };
 
-        // RFC 9700 §2.1.1: public clients must use PKCE, confidential ones should; a third
-        // party (registered, or a metadata document) must too, as OAuth 2.1 asks of every
-        // client: its code is then useless to whoever injects or steals it.
-        let pkce_required = client.settings.client_type == ClientType::Public
-            || client.settings.require_pkce
-            || client.is_third_party();
+        let pkce_required = client.requires_pkce();
         let (code_challenge, code_challenge_method) = match get("code_challenge") {
             Some(challenge) => {
                 let method = ChallengeMethod::parse(
@@ -389,7 +384,7 @@ mod tests {
 
     use super::*;
     use crate::ClientDraft;
-    use oauth_wire::TokenEndpointAuthMethod;
+    use oauth_wire::{ClientType, TokenEndpointAuthMethod};
 
     fn client(kind: ClientType) -> Client {
         Client {

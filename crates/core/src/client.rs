@@ -159,6 +159,16 @@ impl Client {
         self.settings.grant_types.contains(grant)
     }
 
+    /// Must this client's authorization requests carry a PKCE challenge now? RFC 9700 §2.1.1:
+    /// a public client must, a confidential one should; a third party (registered, or a
+    /// metadata document) must too, as OAuth 2.1 asks of every client, so that its code is
+    /// useless to whoever injects or steals it; and so must a client whose settings ask for it.
+    pub fn requires_pkce(&self) -> bool {
+        self.settings.client_type == ClientType::Public
+            || self.settings.require_pkce
+            || self.is_third_party()
+    }
+
     /// Registered by a third party rather than created by an organization.
     pub fn is_third_party(&self) -> bool {
         matches!(

@@ -69,7 +69,9 @@ pub fn granted_scopes(
 pub struct PresentedCode {
     /// The authenticated client.
     pub client_id: String,
-    pub confidential: bool,
+    /// The client must use PKCE now ([`Client::requires_pkce`](crate::client::Client::requires_pkce)):
+    /// a code issued without a challenge before it had to is not exchanged.
+    pub pkce_required: bool,
     pub redirect_uri: String,
     pub verifier: Option<String>,
     /// RFC 8707 `resource` of the token request, if any.
@@ -98,8 +100,9 @@ pub enum CodeRefusal {
     VerifierMissing,
     /// RFC 9700 §4.8.2: a verifier for a code issued without a challenge, a downgrade attempt.
     VerifierWithoutChallenge,
-    /// A public client must use PKCE (RFC 9700 §2.1.1).
-    PublicClientWithoutPkce,
+    /// The client must use PKCE (RFC 9700 §2.1.1) and the code was issued without a challenge
+    /// (before the client was made to).
+    PkceRequired,
     /// None of the approved scopes may still be granted.
     NoScopeLeft,
     /// RFC 8707 §2.2: the resource is not the one the user approved.
@@ -145,7 +148,9 @@ impl CodeRefusal {
             CodeRefusal::VerifierWithoutChallenge => {
                 "code_verifier was sent, but the authorization request had no code_challenge"
             }
-            CodeRefusal::PublicClientWithoutPkce => "a public client must use PKCE",
+            CodeRefusal::PkceRequired => {
+                "this client must use PKCE: the authorization request had no code_challenge"
+            }
             CodeRefusal::NoScopeLeft => {
                 "none of the approved scopes may still be granted to this client"
             }
@@ -189,7 +194,7 @@ impl PresentedCode {
             }
             (Some(_), None) => return Err(CodeRefusal::VerifierMissing),
             (None, Some(_)) => return Err(CodeRefusal::VerifierWithoutChallenge),
-            (None, None) if !self.confidential => return Err(CodeRefusal::PublicClientWithoutPkce),
+            (None, None) if self.pkce_required => return Err(CodeRefusal::PkceRequired),
             (None, None) => {}
         }
         if self.scopes(code).is_empty() {
@@ -236,7 +241,7 @@ mod tests {
     fn presented() -> PresentedCode {
         PresentedCode {
             client_id: "c".into(),
-            confidential: true,
+            pkce_required: false,
             redirect_uri: "https://app.example/cb".into(),
             verifier: Some(VERIFIER.into()),
             resource: None,
@@ -307,14 +312,11 @@ mod tests {
             Err(CodeRefusal::VerifierWithoutChallenge)
         );
         let public = PresentedCode {
-            confidential: false,
+            pkce_required: true,
             verifier: None,
             ..presented()
         };
-        assert_eq!(
-            public.check(&no_challenge),
-            Err(CodeRefusal::PublicClientWithoutPkce)
-        );
+        assert_eq!(public.check(&no_challenge), Err(CodeRefusal::PkceRequired));
         let mut corrupt = code();
         corrupt.code_challenge_method = Some("md5".into());
         assert_eq!(
@@ -343,7 +345,7 @@ mod tests {
             VerifierMismatch,
             VerifierMissing,
             VerifierWithoutChallenge,
-            PublicClientWithoutPkce,
+            PkceRequired,
             StoredChallengeMethod,
         ] {
             assert!(!r.after_proof(), "{r:?}");

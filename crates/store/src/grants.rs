@@ -1,6 +1,7 @@
 //! Authorization: consent requests, grants and authorization codes.
 
 use oauth_core::{Client, PageSpec, UnixSeconds};
+use oauth_wire::GrantType;
 
 use std::sync::Arc;
 
@@ -675,6 +676,14 @@ impl WriteJob for ApproveConsent {
         if !client.accepts_redirect_uri(&consent.redirect_uri) {
             return Ok(None);
         }
+        // Nor is a client that may no longer use the code flow, or a request without a PKCE
+        // challenge of a client that must now send one: its code could not be exchanged, and
+        // no grant is made or widened for it.
+        if !client.allows_grant(&GrantType::AuthorizationCode)
+            || (client.requires_pkce() && consent.code_challenge.is_none())
+        {
+            return Ok(None);
+        }
         // A first-party client's allowed scopes are the ceiling, read here; a third party's
         // registered scope is not (`Client::may_be_granted`), and what the catalogue opens to
         // third parties is already in the approval's grantable scopes.
@@ -809,8 +818,9 @@ async fn live_grant_for<E: Exec>(
 /// revocation wait for the commit and then revoke the new code too, as it would after
 /// [`ApproveConsent`]. The approval's security event is inserted by the same statement, for the
 /// code it inserts. All of it only while the client, key-share-locked first, still has the request's
-/// redirect URI exactly as registered and every approved scope (a loopback URI on another port,
-/// or a client changed meanwhile, falls through to [`ApproveConsent`], which judges the client as
+/// redirect URI exactly as registered, every approved scope and the code grant, and the request
+/// has a PKCE challenge (a loopback URI on another port, a request without a challenge, or a
+/// client changed meanwhile, falls through to [`ApproveConsent`], which judges the client as
 /// stored). `None` when nothing was approved; nothing has changed then.
 struct ApproveAtOnce {
     token_hash: String,
@@ -834,7 +844,9 @@ impl WriteJob for ApproveAtOnce {
         // approves nothing here.
         let requested_json = to_json(&self.pending.scopes)?;
         let mut consent = self.pending.clone();
-        if consent.user_id != self.user_id {
+        // A request without a PKCE challenge is judged by [`ApproveConsent`], which reads the
+        // client (whether it must now send one).
+        if consent.user_id != self.user_id || consent.code_challenge.is_none() {
             return Ok(None);
         }
         // The client's scopes are checked by the statement.
@@ -860,6 +872,7 @@ impl WriteJob for ApproveAtOnce {
         let sql = format!(
             "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $2 \
                AND scopes::jsonb @> $4::jsonb \
+               AND grant_types::jsonb @> '[\"authorization_code\"]'::jsonb \
                AND redirect_uris::jsonb @> jsonb_build_array($7::text){for_key_share}), \
              g AS (\
                SELECT {GRANT_COLUMNS} FROM oauth_grants \

@@ -219,7 +219,7 @@ async fn authorization_code(
     let code = params.require("code")?;
     let presented = Arc::new(PresentedCode {
         client_id: client.client_id.clone(),
-        confidential: client.is_confidential(),
+        pkce_required: client.requires_pkce(),
         redirect_uri: params.require("redirect_uri")?.to_owned(),
         verifier: params.get("code_verifier").map(str::to_owned),
         // A known resource in its configured spelling, as the code stored it; anything else

@@ -966,3 +966,91 @@ async fn thirty_intruders_at_once_do_not_take_the_owners_code() {
         30
     );
 }
+
+/// A client made to use PKCE, or no longer allowed the code flow, while a request of it is
+/// pending: approving that request gives no code and makes or widens no grant, on both
+/// databases; and a code issued without a challenge before the client had to send one is not
+/// exchanged.
+#[tokio::test]
+async fn a_client_changed_while_a_consent_is_pending_gets_only_what_it_may_now() {
+    for (app, _guard) in &crate::databases::on_both_databases(|_| {}).await {
+        let mut body = crate::flow::code_client("No PKCE yet");
+        body["require_pkce"] = json!(false);
+        let c = app.create_client(&app.admin_key, body).await;
+        let id = c["client_id"].as_str().unwrap().to_owned();
+        let auth = basic(&id, c["client_secret"].as_str().unwrap());
+        let mut no_pkce = standard_params(&id);
+        no_pkce.retain(|(k, _)| !k.starts_with("code_challenge"));
+        let path = path_of(&no_pkce);
+        let pending = app.consent_token(&app.admin_key, &path).await;
+        let issued = approve(
+            app,
+            &app.admin_key,
+            &app.consent_token(&app.admin_key, &path).await,
+        )
+        .await;
+        let before = grants_of(app).await;
+        assert_eq!(before["meta"]["total_results"], 1, "{before}");
+
+        let (status, _) = app
+            .put_json(
+                &app.admin_key,
+                &format!("/oauth_clients/{id}"),
+                &json!({"require_pkce": true}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, r) = app.decide(&app.admin_key, &pending, true).await;
+        assert_eq!(status, 422, "{r}");
+        assert!(r.get("redirect_uri").is_none(), "{r}");
+        assert_eq!(grants_of(app).await, before, "no grant made or widened");
+
+        let r = exchange_without_verifier(app, &auth, &issued).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["error"], "invalid_grant");
+        assert_eq!(
+            r.body["error_description"],
+            "this client must use PKCE: the authorization request had no code_challenge"
+        );
+        // The client's own code, useless to it now: spent, so that it cannot be tried later.
+        let r = exchange_without_verifier(app, &auth, &issued).await;
+        assert_eq!(
+            r.body["error_description"],
+            "the authorization code is invalid, expired or already used",
+            "{}",
+            r.body
+        );
+
+        // The code flow taken away: a pending request (with PKCE this time) approves nothing.
+        let pending = app
+            .consent_token(&app.admin_key, &path_of(&standard_params(&id)))
+            .await;
+        let (status, _) = app
+            .put_json(
+                &app.admin_key,
+                &format!("/oauth_clients/{id}"),
+                &json!({"allowed_grant_types": ["client_credentials"]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let before = grants_of(app).await;
+        let (status, r) = app.decide(&app.admin_key, &pending, true).await;
+        assert_eq!(status, 422, "{r}");
+        assert_eq!(grants_of(app).await, before, "no grant made or widened");
+    }
+}
+
+/// The admin's grants, as listed.
+async fn grants_of(app: &TestApp) -> Value {
+    app.get(&app.admin_key, "/oauth_grants").await.1
+}
+
+/// `exchange` with no `code_verifier`.
+async fn exchange_without_verifier(app: &TestApp, auth: &str, code: &str) -> Resp {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+    ];
+    post_form(app, "/oauth/token", Some(auth), &form).await
+}
