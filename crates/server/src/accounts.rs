@@ -56,6 +56,9 @@ pub async fn create_user(
     now: i64,
 ) -> anyhow::Result<CreatedUser> {
     let email = normalize_email(email)?;
+    // Without a name, an organization of the user's own, named after the email: never one
+    // that someone else already made with that name.
+    let join_existing_org = org_name.is_some();
     let org_name = org_name.map(str::trim).unwrap_or(&email).to_owned();
     if org_name.is_empty() || org_name.chars().count() > 200 {
         bail!("the organization name must have 1 to 200 characters");
@@ -78,13 +81,20 @@ pub async fn create_user(
             user_id: new_id(),
             email: email.clone(),
             password_hash,
-            org_name,
+            org_name: org_name.clone(),
             new_org_id: new_id(),
+            join_existing_org,
             now,
         })
         .await;
     let (user, org): (User, Organization) = match result {
-        Err(StoreError::Conflict(_)) => bail!("a user with email {email} already exists"),
+        Err(StoreError::Conflict(_)) if store.find_user_by_email(&email).await?.is_some() => {
+            bail!("a user with email {email} already exists")
+        }
+        Err(StoreError::Conflict(_)) => bail!(
+            "an organization named {org_name} already exists: to add the user to it, name it \
+             with --org; otherwise choose another name with --org"
+        ),
         other => other?,
     };
     Ok(CreatedUser {
@@ -179,6 +189,7 @@ pub async fn bootstrap(
                 password_hash,
                 org_name: BOOTSTRAP_ORG.to_owned(),
                 new_org_id: org_id.clone(),
+                join_existing_org: true,
                 now,
             },
             NewApiKey {

@@ -107,7 +107,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create a user; without --org, the user gets an organization of their own.
+    /// Create a user; without --org, the user gets a new organization of their own (refused when
+    /// one of that name exists).
     Create {
         #[arg(long)]
         email: String,

@@ -122,7 +122,56 @@ fn admin_commands_print_one_json_object() {
     );
     assert!(!ok);
     assert!(out.is_empty());
-    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("a user with email ops@example.com already exists"),
+        "{err}"
+    );
+
+    // An organization someone named after an email is not where that email's user lands
+    // without --org: refused, and nobody was added to it.
+    let (ok, out, err) = admin(
+        &db,
+        &[
+            "users",
+            "create",
+            "--email",
+            "mallory@example.com",
+            "--org",
+            "carol@example.com",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mallory = one_json(&out);
+    let (ok, out, err) = admin(
+        &db,
+        &["users", "create", "--email", "carol@example.com", "--json"],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("an organization named carol@example.com already exists"),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(db.url.trim_start_matches("sqlite://")).unwrap();
+    let members: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM users WHERE org_id = ?1",
+            [mallory["org_id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(members, 1, "mallory alone");
+    let carol: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM users WHERE email = 'carol@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(carol, 0);
 
     // Nobody joins the organization of third-party clients, and the refusal says so.
     let (ok, out, err) = admin(

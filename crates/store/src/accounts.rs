@@ -43,37 +43,42 @@ impl FromCols for Organization {
 /// Inside an open transaction: the organization named `new.org_name` (created when
 /// missing), then the user.
 async fn insert_user<E: Exec>(e: &mut E, new: &NewUser) -> Result<(User, Organization)> {
-    let existing: Option<Organization> = e
+    // Created unless the name is taken; a creation of the same name committing meanwhile is
+    // waited for (PostgreSQL) and then read, so concurrent creations of one new organization
+    // all land in it rather than failing on its unique name.
+    e.execute(
+        "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+        &[
+            Arg::Text(&new.new_org_id),
+            Arg::Text(&new.org_name),
+            Arg::Int(new.now),
+        ],
+    )
+    .await?;
+    let org: Option<Organization> = e
         .fetch(
             "SELECT id, name, created_at FROM organizations WHERE name = $1",
             &[Arg::Text(&new.org_name)],
         )
         .await?;
-    let org = match existing {
-        // No one joins the organization of third-party clients.
-        Some(o) if o.id == oauth_core::client::THIRD_PARTY_ORG_ID => {
-            return Err(crate::StoreError::Conflict(
-                "that organization name is reserved".into(),
-            ));
-        }
-        Some(o) => o,
-        None => {
-            e.execute(
-                "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)",
-                &[
-                    Arg::Text(&new.new_org_id),
-                    Arg::Text(&new.org_name),
-                    Arg::Int(new.now),
-                ],
-            )
-            .await?;
-            Organization {
-                id: new.new_org_id.clone(),
-                name: new.org_name.clone(),
-                created_at: new.now,
-            }
-        }
+    let Some(org) = org else {
+        return Err(crate::StoreError::Internal(
+            "the organization was neither created nor found".into(),
+        ));
     };
+    // No one joins the organization of third-party clients; nor anyone else's organization
+    // unless asked to.
+    if org.id == oauth_core::client::THIRD_PARTY_ORG_ID {
+        return Err(crate::StoreError::Conflict(
+            "that organization name is reserved".into(),
+        ));
+    }
+    if org.id != new.new_org_id && !new.join_existing_org {
+        return Err(crate::StoreError::Conflict(
+            "an organization of that name exists".into(),
+        ));
+    }
     e.execute(
         "INSERT INTO users (id, org_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[

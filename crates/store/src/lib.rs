@@ -162,6 +162,10 @@ pub struct NewUser {
     pub password_hash: String,
     pub org_name: String,
     pub new_org_id: String,
+    /// Join the organization named `org_name` when there is one. When false, the name must be
+    /// new: an organization of that name already there is a [`StoreError::Conflict`], so that
+    /// a user meant to get an organization of their own never lands in someone else's.
+    pub join_existing_org: bool,
     pub now: UnixSeconds,
 }
 

@@ -19,6 +19,7 @@ fn new_user(email: &str, org: &str, now: i64) -> NewUser {
         password_hash: "$argon2id$placeholder".to_owned(),
         org_name: org.to_owned(),
         new_org_id: uuid::Uuid::new_v4().to_string(),
+        join_existing_org: true,
         now,
     }
 }
@@ -613,7 +614,50 @@ async fn client_edits_apply_to_the_client_as_stored(store: &dyn Store) {
     assert_eq!(stored.secret_hash, c.secret_hash);
 }
 
+/// A user meant to get an organization of their own never lands in one of the same name made
+/// before; users joining one new organization at once all land in it, none refused.
+async fn an_own_organization_is_new_and_a_joined_one_is_shared(store: &dyn Store) {
+    let (_, squatted) = store
+        .create_user(new_user("mallory@x.example", "carol@x.example", 100))
+        .await
+        .unwrap();
+    let own = NewUser {
+        join_existing_org: false,
+        ..new_user("carol@x.example", "carol@x.example", 200)
+    };
+    let refused = store.create_user(own.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.find_user_by_email("carol@x.example").await.unwrap(),
+        None
+    );
+    let (_, fresh) = store
+        .create_user(NewUser {
+            org_name: "carol-own".into(),
+            ..own
+        })
+        .await
+        .unwrap();
+    assert_ne!(fresh.id, squatted.id);
+    assert_eq!(fresh.name, "carol-own");
+
+    let joins =
+        (0..30).map(|i| store.create_user(new_user(&format!("u{i}@x.example"), "new-org", 300)));
+    let orgs: Vec<String> = futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().1.id)
+        .collect();
+    assert!(orgs.iter().all(|o| *o == orgs[0]), "{orgs:?}");
+    let found = store.find_organization_by_name("new-org").await.unwrap();
+    assert_eq!(found.map(|o| o.id).as_ref(), Some(&orgs[0]));
+}
+
 storage_tests! {
+    an_own_organization_is_new_and_a_joined_one_is_shared,
     client_edits_apply_to_the_client_as_stored,
     migrations_are_idempotent,
     users_join_or_create_organizations,

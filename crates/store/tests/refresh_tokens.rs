@@ -26,6 +26,7 @@ async fn user(store: &dyn Store, email: &str) -> User {
             password_hash: "$argon2id$placeholder".to_owned(),
             org_name: format!("org of {email}"),
             new_org_id: uuid::Uuid::new_v4().to_string(),
+            join_existing_org: true,
             now: NOW,
         })
         .await

@@ -114,6 +114,7 @@ async fn upgraded(store: &dyn Store) {
             password_hash: "x".into(),
             org_name: "(third-party clients)".into(),
             new_org_id: "org-new".into(),
+            join_existing_org: true,
             now: 20,
         })
         .await;
@@ -265,6 +266,7 @@ async fn memory_database_works_and_leaves_nothing() {
             password_hash: "x".into(),
             org_name: "acme".into(),
             new_org_id: "org-1".into(),
+            join_existing_org: true,
             now: 1,
         })
         .await
