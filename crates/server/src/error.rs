@@ -165,6 +165,21 @@ impl ApiError {
         )
     }
 
+    /// RFC 7591 §3.2.2: a body that cannot be read as client metadata (malformed, or of the
+    /// wrong shape: 400 or 422) is `invalid_client_metadata`, 400, its headers kept. Any other
+    /// failure to read it (too large, too slow, not JSON at all) keeps its own status.
+    pub fn as_client_metadata_error(mut self) -> Self {
+        if matches!(
+            self.0.status,
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+        ) {
+            self.0.status = StatusCode::BAD_REQUEST;
+            self.0.error = "invalid_client_metadata";
+            self.0.fields.clear();
+        }
+        self
+    }
+
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.0.headers.insert(name, value);
         self

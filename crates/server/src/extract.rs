@@ -96,7 +96,15 @@ pub(crate) async fn read_body(body: Body, state: &AppState) -> Result<bytes::Byt
     let within = std::time::Duration::from_millis(state.config.server.body_read_timeout_ms);
     match tokio::time::timeout(within, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(too_large()),
+        Ok(Err(e)) if is_over_limit(&e) => Err(too_large()),
+        // A body that broke off or was framed wrongly (a malformed chunk): the request's
+        // mistake, and the connection cannot be read further.
+        Ok(Err(_)) => Err(
+            ApiError::bad_request("the request body is malformed or was cut off").with_header(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            ),
+        ),
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "invalid_request",
@@ -110,6 +118,18 @@ pub(crate) async fn read_body(body: Body, state: &AppState) -> Result<bytes::Byt
             header::HeaderValue::from_static("close"),
         )),
     }
+}
+
+/// Whether reading a body failed because it exceeded the limit, not because it was malformed.
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// JSON → `T`: a body that is not JSON at all (bad syntax, trailing bytes, invalid UTF-8, nesting

@@ -90,15 +90,7 @@ async fn register(
             ));
         }
     }
-    // RFC 7591 §3.2.2: a body that cannot be read as client metadata is invalid_client_metadata.
-    let JsonBody(req) = body.map_err(|e| match e.status() {
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_client_metadata",
-            e.description().to_owned(),
-        ),
-        _ => e,
-    })?;
+    let JsonBody(req) = body.map_err(ApiError::as_client_metadata_error)?;
     let policy = RegistrationPolicy {
         catalogue: &state.config.scopes,
         default_scopes: &reg.default_scopes,
@@ -244,7 +236,7 @@ async fn update_registration(
     // Authenticates the registrant; the update is judged on the client as stored.
     let registered = registrant(&state, peer, &headers, &client_id).await?;
     let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
-    let JsonBody(mut body) = body.map_err(|e| metadata(e.description().to_owned()))?;
+    let JsonBody(mut body) = body.map_err(ApiError::as_client_metadata_error)?;
     // §2.2 has the client repeat the `client_id` (and, if confidential, the `client_secret`)
     // it was issued; either, when sent, must be the issued value. A client that leaves them
     // out is not refused. The rest is the metadata, read as at registration.

@@ -396,6 +396,28 @@ async fn a_body_sent_a_byte_at_a_time_gets_408_after_the_body_timeout() {
     assert_eq!(r.status(), 200);
 }
 
+/// A chunked body framed wrongly is the request's mistake (400, the connection closed), not a
+/// body over the limit; a chunked body that is over the limit is still 413.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_bad_request_and_a_long_one_too_large() {
+    let app = TestApp::spawn().await;
+    const HEAD: &[u8] = b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for bad in [&b"5\r\ngrant\r\nzz\r\n"[..], b"2\r\nabXX0\r\n\r\n"] {
+        let mut s = connect(&app).await;
+        s.write_all(&[HEAD, bad].concat()).await.unwrap();
+        let (status, body) = read_response(&mut s).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("malformed or was cut off"), "{body}");
+        closed_by_server(&mut s, Duration::from_secs(5)).await;
+    }
+    // One chunk a byte over the limit (65536), its end not sent: refused without it.
+    let mut s = connect(&app).await;
+    let chunk = [HEAD, b"10001\r\n", &[b'a'; 0x10001]].concat();
+    s.write_all(&chunk).await.unwrap();
+    let (status, body) = read_response(&mut s).await;
+    assert_eq!(status, 413, "{body}");
+}
+
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     let app = TestApp::spawn().await;

@@ -677,6 +677,39 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
     let unchanged = app.stored_client(&id).await;
     assert_eq!(unchanged.settings.name, "MCP client");
 
+    // A body that is not JSON, or too large, keeps its own status (as at registration):
+    // 415 and 413, not invalid_client_metadata; malformed JSON is invalid_client_metadata.
+    // Nothing changes.
+    for (content_type, body, expected, error) in [
+        ("text/plain", b"{}".to_vec(), 415, "invalid_request"),
+        (
+            "application/json",
+            vec![b' '; 70_000],
+            413,
+            "invalid_request",
+        ),
+        (
+            "application/json",
+            b"{".to_vec(),
+            400,
+            "invalid_client_metadata",
+        ),
+    ] {
+        let r = app
+            .http
+            .put(&uri)
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, e) = crate::support::status_json(r).await;
+        assert_eq!(status, expected, "{content_type}: {e}");
+        assert_eq!(e["error"], error, "{content_type}: {e}");
+    }
+    assert_eq!(app.stored_client(&id).await, unchanged);
+
     // An update under the registration rules; the client type cannot change.
     let (status, e) = send(
         reqwest::Method::PUT,
