@@ -103,18 +103,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, error, description)
     }
 
-    /// RFC 6749 §5.2 `invalid_client`, 401. When the client tried HTTP Basic, the response
-    /// carries `WWW-Authenticate: Basic` naming the realm.
-    pub fn invalid_client(used_basic: bool, description: impl Into<String>) -> Self {
-        let e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
-        if used_basic {
-            e.with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
-            )
-        } else {
-            e
-        }
+    /// RFC 6749 §5.2 `invalid_client`, 401, with `WWW-Authenticate: Basic` naming the realm:
+    /// §5.2 asks for it when the client tried HTTP Basic, and RFC 9110 §15.5.2 of every 401,
+    /// so it is there whichever way the client authenticated, or did not.
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description).with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"oauth\", charset=\"UTF-8\""),
+        )
     }
 
     /// RFC 6750 §3.1: a valid token without the scope a call needs, 403.

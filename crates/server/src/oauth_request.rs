@@ -139,10 +139,6 @@ pub enum ClientCredentials {
 }
 
 impl ClientCredentials {
-    pub fn used_basic(&self) -> bool {
-        matches!(self, ClientCredentials::Basic { .. })
-    }
-
     pub fn client_id(&self) -> &str {
         match self {
             ClientCredentials::Basic { client_id, .. }
@@ -248,22 +244,19 @@ impl ClientCredentials {
             ));
         };
         if assertion_type != ASSERTION_TYPE {
-            return Err(ApiError::invalid_client(
-                false,
-                format!("client_assertion_type must be {ASSERTION_TYPE}"),
-            ));
+            return Err(ApiError::invalid_client(format!(
+                "client_assertion_type must be {ASSERTION_TYPE}"
+            )));
         }
         let client_id = client_assertion::claimed_client_id(assertion)
-            .map_err(|e| ApiError::invalid_client(false, e.description))?;
+            .map_err(|e| ApiError::invalid_client(e.description))?;
         if !is_client_id_shaped(&client_id) {
             return Err(ApiError::invalid_client(
-                false,
                 "the client_assertion's sub names no client",
             ));
         }
         if body_id.is_some_and(|id| id != client_id) {
             return Err(ApiError::invalid_client(
-                false,
                 "client_id differs from the client_assertion's sub",
             ));
         }
@@ -290,7 +283,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Ap
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let bad = || ApiError::invalid_client(true, "the HTTP Basic credentials are malformed");
+    let bad = || ApiError::invalid_client("the HTTP Basic credentials are malformed");
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
@@ -598,8 +591,7 @@ async fn authenticate_reading<T: Default>(
     limits
         .client_authentication_allowed(creds.client_id(), peer, state.clock.now())
         .await?;
-    let basic = creds.used_basic();
-    let failed = || ApiError::invalid_client(basic, "client authentication failed");
+    let failed = || ApiError::invalid_client("client authentication failed");
     let (found, alongside) = match read().await? {
         Some((client, alongside)) => (Some(client), alongside),
         None => (None, T::default()),
@@ -657,7 +649,7 @@ async fn authenticate_reading<T: Default>(
         limits
             .client_authentication_failed(Some(&client.client_id), peer, state.clock.now())
             .await;
-        return Err(ApiError::invalid_client(basic, description));
+        return Err(ApiError::invalid_client(description));
     }
     let authenticated = !matches!(creds, ClientCredentials::IdOnly { .. });
     if authenticated {
@@ -749,10 +741,9 @@ async fn refreshed_document_client(
                     .detail("method", method),
             )
             .await;
-            Err(ApiError::invalid_client(
-                false,
-                format!("the client metadata document cannot be used now: {e}"),
-            ))
+            Err(ApiError::invalid_client(format!(
+                "the client metadata document cannot be used now: {e}"
+            )))
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -286,15 +286,17 @@ async fn introspector(
         }
         return match user {
             Some(u) => Ok((Introspector::User(u), None)),
+            // RFC 6750 §3.1: the challenge names the bearer's fault.
             None => Err(ApiError::invalid_client(
-                false,
                 "the bearer credential is unknown, expired or revoked",
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
             )),
         };
     }
-    Err(ApiError::invalid_client(
-        false,
-        "introspection requires client authentication (HTTP Basic, client_id and client_secret, or a client_assertion) or a bearer API key",
+    Err(ApiError::invalid_client("introspection requires client authentication (HTTP Basic, client_id and client_secret, or a client_assertion) or a bearer API key",
     ))
 }
 
@@ -325,9 +327,7 @@ async fn revoke(
     params: OAuthParams,
 ) -> Result<Response, ApiError> {
     let Some(creds) = ClientCredentials::from_request(&headers, &params)? else {
-        return Err(ApiError::invalid_client(
-            false,
-            "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
+        return Err(ApiError::invalid_client("client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
     let client = authenticate_client_to_revoke(&state, &creds, peer.ip())

@@ -75,9 +75,7 @@ async fn token(
     let creds = ClientCredentials::from_request(&headers, &params)?;
     let grant_type = params.require("grant_type")?;
     let Some(creds) = creds else {
-        return Err(ApiError::invalid_client(
-            false,
-            "client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
+        return Err(ApiError::invalid_client("client authentication is required: HTTP Basic, client_id (and client_secret) in the body, or a client_assertion (private_key_jwt)",
         ));
     };
     // The presented refresh token or code is read in the client's statement: one round trip

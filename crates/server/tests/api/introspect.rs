@@ -113,6 +113,25 @@ async fn introspection_requires_authentication_and_a_token() {
     let r = post_form(&app, "/oauth/introspect", None, &[("token", &token)]).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"], "invalid_client");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"oauth\", charset=\"UTF-8\""),
+        "RFC 9110: a 401 names how to authenticate"
+    );
+    // An unknown bearer: the challenge says the token is the fault (RFC 6750 §3.1).
+    let r = post_form(
+        &app,
+        "/oauth/introspect",
+        Some("Bearer KEYnope"),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"], "invalid_client");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
     // A client id alone is no authentication here.
     let r = post_form(
         &app,

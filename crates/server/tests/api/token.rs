@@ -180,7 +180,11 @@ async fn failed_client_authentication_is_invalid_client_401() {
     )
     .await;
     assert_error(&r, 401, "invalid_client");
-    assert!(r.header("www-authenticate").is_none(), "no Basic attempted");
+    // RFC 9110 §15.5.2: every 401 carries a challenge, Basic tried or not.
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"oauth\", charset=\"UTF-8\"")
+    );
 
     let r = post_form(
         &app,
