@@ -91,8 +91,9 @@ impl ListedOrigins {
     }
 }
 
-/// What CORS adds to a request's response, decided before the request runs.
-pub struct Cors(Option<(HeaderValue, Audience)>);
+/// What CORS adds to a request's response, decided before the request runs: the
+/// `Access-Control-Allow-Origin` value, if any, and who may call the path.
+pub struct Cors(Option<HeaderValue>, Audience);
 
 /// What [`before`] decided.
 pub enum Before {
@@ -105,11 +106,14 @@ pub enum Before {
 /// Before the handler: a preflight that may be answered is answered here; otherwise the
 /// headers to add to the response once it is made.
 pub fn before(listed_origins: &ListedOrigins, req: &Request) -> Before {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        // Not a cross-origin request from a browser.
-        return Before::Handle(Cors(None));
-    };
     let aud = audience(req.uri().path(), &listed_origins.issuer_path);
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        // Not a cross-origin request from a browser. A public endpoint's answer is the same
+        // for every origin, so it says `*` anyway: a shared cache that keeps this copy (the
+        // JWK set and the metadata are cacheable) serves it to browsers too.
+        let anyone = matches!(aud, Audience::Anyone { .. }).then(|| HeaderValue::from_static("*"));
+        return Before::Handle(Cors(anyone, aud));
+    };
     let listed = origin
         .to_str()
         .is_ok_and(|o| listed_origins.origins.iter().any(|a| a == o));
@@ -149,21 +153,23 @@ pub fn before(listed_origins: &ListedOrigins, req: &Request) -> Before {
         // Not allowed: the request goes on as it would without CORS (a 405), and without the
         // headers the browser needs, so it refuses.
     }
-    Before::Handle(Cors(allow_origin.map(|a| (a, aud))))
+    Before::Handle(Cors(allow_origin, aud))
 }
 
 impl Cors {
     /// Adds `Access-Control-Allow-Origin` (and what goes with it) to an allowed origin's response.
+    /// A listed-origins path's response says it varies by `Origin` whether or not this one came
+    /// with one, so that no cache serves one origin's answer to another.
     pub fn finish(self, resp: &mut Response) {
-        let Some((allow_origin, aud)) = self.0 else {
-            return;
-        };
+        let Cors(allow_origin, aud) = self;
         let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED),
-        );
+        if let Some(allow_origin) = allow_origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED),
+            );
+        }
         vary_origin(h, aud);
     }
 }

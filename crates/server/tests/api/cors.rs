@@ -85,6 +85,22 @@ async fn public_responses_carry_the_wildcard_and_work_cross_origin() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["issuer"], app.server.issuer.as_str());
 
+    // Without an Origin, the same answer: a cache that keeps the cacheable JWK set fetched by
+    // a server serves browsers a copy they may read. A listed-origins path says it varies.
+    for path in ["/oauth/jwks", "/.well-known/oauth-authorization-server"] {
+        let r = app.http.get(app.at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            header(&r, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{path}"
+        );
+        assert!(header(&r, "vary").is_none(), "{path}");
+    }
+    let r = app.http.get(app.at("/oauth_clients")).send().await.unwrap();
+    assert!(header(&r, "access-control-allow-origin").is_none());
+    assert_eq!(header(&r, "vary").as_deref(), Some("Origin"));
+
     // A registration from a browser: created, and readable by the page.
     let r = app
         .http
