@@ -393,7 +393,11 @@ impl Documents {
             .await
             .map_err(|e| {
                 if refused_by_resolver(&e) {
-                    special_use(what)
+                    // Said to the caller as any failed fetch: "this name points inside" versus
+                    // "this name does not resolve" would map the server's network and
+                    // resolver for anyone. The operator's log says which.
+                    tracing::info!(host = %host, "a document's host resolves to a special-use address; not fetched");
+                    DocumentError(format!("{what} could not be fetched"))
                 } else if e.is_timeout() {
                     DocumentError(format!("fetching {what} timed out"))
                 } else {
@@ -434,6 +438,8 @@ impl Documents {
     }
 }
 
+/// The refusal of an address literal: the caller wrote the address, so saying why tells it
+/// nothing it did not know.
 fn special_use(what: &str) -> DocumentError {
     DocumentError(format!(
         "the host of {what} is a special-use address (loopback, private, link-local, ...), which is never fetched"
