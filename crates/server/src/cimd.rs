@@ -533,6 +533,22 @@ async fn fetch_document(
         allow_client_credentials: false,
         allow_http_loopback: reg.cimd_allow_http_loopback,
     };
+    // A member named twice means two readers of the document (someone vetting it, and this
+    // server, which would take the last) may see different clients: refused, as in a request
+    // body. So is a NUL, which no member may hold.
+    match crate::json::parse_value(&body) {
+        Err(crate::json::JsonError::Repeated(at)) => {
+            return Err(DocumentError(format!(
+                "the client metadata document names a member twice (at {at})"
+            )));
+        }
+        Err(crate::json::JsonError::Nul(at)) => {
+            return Err(DocumentError(format!(
+                "the client metadata document holds a NUL character (at {at})"
+            )));
+        }
+        Ok(_) | Err(crate::json::JsonError::Malformed(_)) => {}
+    }
     let draft = draft_from_document(id, &body, &policy)?;
     // Only a valid document is kept, between the configured bounds.
     let ttl = max_age

@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 mod form;
 pub mod html;
+mod json;
 pub mod lockouts;
 mod login_budget;
 pub mod maintenance;

@@ -16,8 +16,9 @@ use oauth_store::{AuthorizationCode, RefreshToken};
 
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{is_form, is_json, read_body, JsonError};
+use crate::extract::{is_form, is_json, read_body};
 use crate::form::{FormError, Params};
+use crate::json::JsonError;
 use crate::state::AppState;
 
 /// The request's parameters, each at most once. An empty value counts as absent (RFC 6749 §3.1);
@@ -60,7 +61,7 @@ impl OAuthParams {
     /// parameter.
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let invalid = |description: String| ApiError::oauth("invalid_request", description);
-        let object = match crate::extract::parse_value(body) {
+        let object = match crate::json::parse_value(body) {
             Ok(serde_json::Value::Object(object)) => object,
             Ok(_) => return Err(invalid("the JSON body must be an object".to_owned())),
             Err(JsonError::Malformed(e)) => {
@@ -75,7 +76,7 @@ impl OAuthParams {
                 return Err(invalid(format!(
                     "the parameter at `{}`: {}",
                     pointer.replace('\0', "\\0"),
-                    crate::extract::NUL_IN_JSON
+                    crate::json::NUL_IN_JSON
                 )))
             }
         };

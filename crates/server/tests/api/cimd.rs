@@ -451,6 +451,30 @@ async fn documents_that_are_refused() {
         vec![],
     );
     assert_refused_page(&app, &docs.url("/created.json"), "HTTP 201").await;
+    // A member named twice (a vetting reader taking the first and this server the last would
+    // see two clients); a NUL character.
+    let twice = document(&docs.url("/twice.json")).to_string();
+    let twice = twice.replacen(
+        "\"redirect_uris\":",
+        "\"redirect_uris\":[\"https://good.example/cb\"],\"redirect_uris\":",
+        1,
+    );
+    docs.serve(
+        "/twice.json",
+        200,
+        twice,
+        vec![("content-type", "application/json".into())],
+    );
+    assert_refused_page(
+        &app,
+        &docs.url("/twice.json"),
+        "names a member twice (at /redirect_uris)",
+    )
+    .await;
+    let mut nul = document(&docs.url("/nul.json"));
+    nul["client_name"] = json!("Nul\u{0}Client");
+    docs.serve_doc("/nul.json", &nul);
+    assert_refused_page(&app, &docs.url("/nul.json"), "NUL character").await;
 
     // A refused document is not cached: fixed, it works at once.
     docs.serve_doc("/secret.json", &document(&docs.url("/secret.json")));
