@@ -86,10 +86,11 @@ impl AuthorizeQuery<'_> {
             .collect()
     }
 
-    /// The single value of `key`: `Ok(None)` when absent, `Err(())` when repeated.
+    /// The single value of `key`: `Ok(None)` when absent or empty (RFC 6749 §3.1: "parameters
+    /// sent without a value MUST be treated as if they were omitted"), `Err(())` when repeated.
     fn one(&self, key: &str) -> Result<Option<&str>, ()> {
         match self.all(key).as_slice() {
-            [] => Ok(None),
+            [] | [""] => Ok(None),
             [v] => Ok(Some(v)),
             _ => Err(()),
         }
@@ -147,7 +148,7 @@ impl AuthorizeQuery<'_> {
         if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
             return Err(fail(
                 "invalid_request",
-                format!("state must be at most {MAX_STATE_LEN} characters"),
+                format!("state must be at most {MAX_STATE_LEN} bytes"),
             ));
         }
         // No parameter is repeated beyond this point, so `one` cannot fail.
@@ -162,6 +163,15 @@ impl AuthorizeQuery<'_> {
                     format!("response_type {other:?} is not supported; use code"),
                 ))
             }
+        }
+        // The metadata says `response_modes_supported: ["query"]`: a client that asked for the
+        // code elsewhere (a fragment, a form post) would not find it, and would leave it in
+        // the query of a URL it does not expect, so it is told instead.
+        if get("response_mode").is_some_and(|m| m != "query") {
+            return Err(fail(
+                "invalid_request",
+                "response_mode must be query, the only one this server supports".into(),
+            ));
         }
         if !client
             .settings
@@ -475,6 +485,60 @@ mod tests {
                 error
             }
             other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+
+    /// RFC 6749 §3.1: a parameter sent without a value is as if omitted, at every stage.
+    #[test]
+    fn empty_parameters_are_omitted_ones() {
+        let c = client(ClientType::Confidential);
+        let r =
+            run(&with(base(), "resource", Some("")), Some(&c)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(r.resource, None);
+        let r = run(&with(base(), "scope", Some("")), Some(&c)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            r.scopes,
+            vec!["admin", "voice"],
+            "the default, as with no scope"
+        );
+        let r = run(&with(base(), "state", Some("")), Some(&c)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(r.state, None, "no empty state echoed");
+        let no_pkce = with(
+            with(base(), "code_challenge", Some("")),
+            "code_challenge_method",
+            Some(""),
+        );
+        let r = run(&no_pkce, Some(&c)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(r.code_challenge, None);
+        assert_eq!(
+            status(run(&with(base(), "client_id", Some("")), Some(&c))),
+            400
+        );
+        assert_eq!(
+            status(run(&with(base(), "redirect_uri", Some("")), Some(&c))),
+            400
+        );
+        // Repeated stays repeated, empty or not.
+        let mut twice = base();
+        twice.push(("scope".into(), String::new()));
+        twice.push(("scope".into(), "voice".into()));
+        assert_eq!(redirect_error(run(&twice, Some(&c))), "invalid_request");
+    }
+
+    /// Only the query carries the code: another `response_mode` is refused, none or `query`
+    /// accepted.
+    #[test]
+    fn only_the_query_response_mode_is_served() {
+        let c = client(ClientType::Public);
+        for mode in ["fragment", "form_post", "Query", "bogus"] {
+            let r = run(&with(base(), "response_mode", Some(mode)), Some(&c));
+            assert_eq!(redirect_error(r), "invalid_request", "{mode}");
+        }
+        for mode in [None, Some("query"), Some("")] {
+            assert!(
+                run(&with(base(), "response_mode", mode), Some(&c)).is_ok(),
+                "{mode:?}"
+            );
         }
     }
 

@@ -29,6 +29,9 @@ pub struct AuthorizationServerMetadata {
     /// `response_types_supported`.
     #[serde(default)]
     pub response_types_supported: Vec<String>,
+    /// `response_modes_supported` (RFC 8414 §2: when absent, `query` and `fragment`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_modes_supported: Vec<String>,
     /// `grant_types_supported`.
     #[serde(default)]
     pub grant_types_supported: Vec<String>,

@@ -56,6 +56,8 @@ pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMet
         registration_endpoint: Some(format!("{iss}/oauth/register")),
         jwks_uri: Some(format!("{iss}/oauth/jwks")),
         response_types_supported: strs(&["code"]),
+        // The code comes back in the query only; any other `response_mode` is refused.
+        response_modes_supported: strs(&["query"]),
         grant_types_supported: strs(SUPPORTED_GRANT_TYPES),
         // PKCE S256 is always on; `plain` is listed only when the operator enables it.
         code_challenge_methods_supported: if state.config.authorization.allow_plain_pkce {

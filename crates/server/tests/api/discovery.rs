@@ -24,6 +24,7 @@ async fn authorization_server_metadata_lists_every_endpoint() {
         "registration_endpoint": format!("{iss}/oauth/register"),
         "jwks_uri": format!("{iss}/oauth/jwks"),
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["admin", "messaging", "voice", "numbers", "billing", "profile"],
