@@ -39,13 +39,14 @@ pub fn page_router() -> Router<AppState> {
 
 /// The consent API (management API rate limits apply).
 pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/oauth/consent/{consent_token}", get(consent_json))
-        // The form of the consent page posts here too: its errors are pages.
-        .route(
-            "/oauth/grants",
-            post(decide_handler).layer(axum::middleware::from_fn(super::form_errors_as_pages)),
-        )
+    Router::new().route("/oauth/consent/{consent_token}", get(consent_json))
+}
+
+/// The decision (management API rate limits apply). The form of the consent page posts here
+/// too, so the caller wraps the limits in `form_errors_as_pages`: every error a form post
+/// gets, the limits' 429 included, is a page.
+pub fn decision_router() -> Router<AppState> {
+    Router::new().route("/oauth/grants", post(decide_handler))
 }
 
 /// This module's operations in the OpenAPI document.

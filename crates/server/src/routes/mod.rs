@@ -24,16 +24,18 @@ pub mod token;
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     // The management API, behind its per-key and per-address rate limits.
+    let limits = axum::middleware::from_fn_with_state(state.clone(), management_limits);
     let management = Router::new()
         .merge(clients::router())
         .merge(grants::router())
         .merge(consent::api_router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            management_limits,
-        ));
+        .route_layer(limits.clone());
+    let decision = consent::decision_router()
+        .route_layer(limits)
+        .layer(axum::middleware::from_fn(form_errors_as_pages));
     let api = Router::new()
         .merge(management)
+        .merge(decision)
         .merge(register::router())
         .merge(token::router())
         .merge(introspect::router())

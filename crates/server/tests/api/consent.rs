@@ -481,3 +481,54 @@ async fn the_page_names_the_resource_asked_for() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["resource"], MCP, "{body}");
 }
+
+/// The consent form's post past the management API's per-address limit is answered as every
+/// form error is: a page (429, `Retry-After`, the pages' headers), not the API's JSON; the
+/// request is not used up, and the same form works once the window has passed.
+#[tokio::test]
+async fn a_rate_limited_form_post_is_a_page_and_spends_nothing() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.rate_limits.management_per_ip = oauth_server::config::RateLimit {
+            requests: 5,
+            window_secs: 60,
+        };
+    })
+    .await;
+    let (_, user, cookie, token) = pending(&app, code_client("App")).await;
+    let page = consent_page(&app, &token, &cookie).await;
+    let csrf = hidden(&page, "csrf_token");
+    // Spend the address's budget on the JSON API.
+    let mut spent = 0;
+    while app.get(&user.api_key, "/oauth_grants").await.0 != 429 {
+        spent += 1;
+        assert!(spent <= 5, "the limit holds");
+    }
+    let post = || {
+        app.http
+            .post(app.at("/oauth/grants"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("consent_token", token.as_str()),
+                ("csrf_token", csrf.as_str()),
+                ("decision", "allow"),
+            ])
+            .send()
+    };
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let h = r.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(h.contains_key("retry-after"));
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<html"), "{body}");
+    clock.advance(61);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 303, "the request was not used up");
+    assert!(location(&r).starts_with(&format!("{REDIRECT}?code=")));
+}
