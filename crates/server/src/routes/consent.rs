@@ -90,10 +90,16 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
         return Ok(None);
     }
     let s = &client.settings;
+    // A logo is loaded by the user's browser as the page opens: an address an anonymous
+    // registrant chose (a tracking pixel, a device on the user's network) is not, unless the
+    // operator verified the client. Document clients have none (`oauth_core::cimd`).
+    let logo_uri = (!client.is_third_party() || client.verified)
+        .then(|| s.logo_uri.clone())
+        .flatten();
     Ok(Some(ConsentDetails {
         client_id: Some(client.client_id.clone()),
         name: Some(s.name.clone()),
-        logo_uri: s.logo_uri.clone(),
+        logo_uri,
         policy_uri: s.policy_uri.clone(),
         tos_uri: s.tos_uri.clone(),
         redirect_uri: Some(c.redirect_uri.clone()),

@@ -532,3 +532,54 @@ async fn a_rate_limited_form_post_is_a_page_and_spends_nothing() {
     assert_eq!(r.status(), 303, "the request was not used up");
     assert!(location(&r).starts_with(&format!("{REDIRECT}?code=")));
 }
+
+/// A logo the consent page would make the user's browser load: a first-party client's, or a
+/// verified one's; never an anonymous registrant's address (a tracking pixel, a device on the
+/// user's network), in the page or in the JSON.
+#[tokio::test]
+async fn an_unverified_registrants_logo_is_never_loaded() {
+    let app = TestApp::spawn().await;
+    const PIXEL: &str = "http://192.168.1.1/reboot?who=victim";
+    let r = app
+        .http
+        .post(app.at("/oauth/register"))
+        .json(
+            &json!({"client_name": "Logo Tracker", "redirect_uris": [REDIRECT],
+                      "logo_uri": PIXEL, "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user = app.user("alice@example.com", "alice-org").await;
+    let cookie = app.session(&user).await;
+    let consent = || async {
+        let r = app
+            .get_with_cookie(&path_of(&standard_params(&id)), &cookie)
+            .await;
+        let token = param(&location(&r), "consent_token").unwrap();
+        let page = consent_page(&app, &token, &cookie).await;
+        let (status, json) = app
+            .get(&user.api_key, &format!("/oauth/consent/{token}"))
+            .await;
+        assert_eq!(status, 200, "{json}");
+        (page, json["data"]["logo_uri"].clone())
+    };
+    let (page, logo) = consent().await;
+    assert!(page.contains("Logo Tracker"), "{page}");
+    assert!(!page.contains("192.168.1.1"), "{page}");
+    assert_eq!(logo, serde_json::Value::Null);
+    // Once the operator vouches for the client, its logo is shown.
+    app.server
+        .store
+        .set_client_verified(&id, true, 0)
+        .await
+        .unwrap();
+    let (page, logo) = consent().await;
+    assert!(page.contains("192.168.1.1/reboot"), "{page}");
+    assert_eq!(logo, PIXEL);
+}
