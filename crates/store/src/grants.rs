@@ -398,7 +398,7 @@ impl<B: Engine> GrantStore for B {
             (
                 "DELETE FROM authorization_codes WHERE code_hash IN \
                  (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
-                now - 3600,
+                now - USED_CODE_KEPT_SECS,
             ),
         ] {
             total += engine::execute(self, sql, &[Arg::Int(cutoff), Arg::Int(limit)]).await?;
@@ -628,6 +628,10 @@ fn approved_code(consent: &ConsentRequest, grant_id: &str, a: &Approval) -> Auth
         expires_at: a.code_expires_at,
     }
 }
+
+/// How long past its expiry a code is kept, so that its replay is still recognized (and ends
+/// the family of its exchange): an hour.
+const USED_CODE_KEPT_SECS: UnixSeconds = 3600;
 
 /// `Store::approve_consent`.
 struct ApproveConsent {
@@ -1156,11 +1160,21 @@ impl WriteJob for ExchangeCode {
                 }
             });
         }
+        // A replay is recognized for [`USED_CODE_KEPT_SECS`] past the code's expiry, and the
+        // purge keeps used codes that long: the answer never hangs on the purge's timing.
         let sql = format!(
             "SELECT {CODE_COLUMNS} FROM authorization_codes \
-             WHERE code_hash = $1 AND used_at IS NOT NULL"
+             WHERE code_hash = $1 AND (used_at IS NOT NULL AND expires_at > $2) IS TRUE"
         );
-        let used: Option<AuthorizationCode> = e.fetch(&sql, &[Arg::Text(&self.code_hash)]).await?;
+        let used: Option<AuthorizationCode> = e
+            .fetch(
+                &sql,
+                &[
+                    Arg::Text(&self.code_hash),
+                    Arg::Int(now - USED_CODE_KEPT_SECS),
+                ],
+            )
+            .await?;
         let Some(used) = used else {
             return Ok(CodeExchange::Invalid);
         };

@@ -586,11 +586,13 @@ impl WriteJob for RotateRefresh {
             .await?;
             return Ok(RefreshRotation::Rotated(Box::new(old)));
         }
+        // Only while it has not expired: an expired token could not be rotated by anyone, and the
+        // purge deletes it once expired, so reuse detection must not hang on the purge's timing.
         let used: Option<Head> = e
             .fetch(
                 "SELECT grant_id, client_id, family_id FROM refresh_tokens \
-                 WHERE token_hash = $1 AND used_at IS NOT NULL",
-                &[Arg::Text(&self.old_hash)],
+                 WHERE token_hash = $1 AND (used_at IS NOT NULL AND expires_at > $2) IS TRUE",
+                &[Arg::Text(&self.old_hash), Arg::Int(now)],
             )
             .await?;
         let Some(used) = used else {

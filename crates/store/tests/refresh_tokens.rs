@@ -653,6 +653,71 @@ async fn a_refused_exchange_writes_nothing_and_a_refused_replay_revokes_nothing(
     assert!(!store.live_token_family("f2").await.unwrap());
 }
 
+/// Reuse and replay are recognized for as long as their rows are kept, and not past that, so
+/// that the answer never depends on when the purge last ran: a used refresh token until it
+/// expires, a used code until an hour after it expires.
+async fn reuse_and_replay_are_recognized_until_a_fixed_time(store: &dyn Store) {
+    let (_, _, grant) = setup(store).await;
+    store
+        .insert_refresh_token(&token("r1", &grant, &["admin"], NOW))
+        .await
+        .unwrap();
+    let out = store
+        .rotate_refresh_token("r1", &token("r2", &grant, &["admin"], NOW + DAY), NOW + 1)
+        .await
+        .unwrap();
+    assert!(matches!(out, RefreshRotation::Rotated(_)), "{out:?}");
+    // r1 expired (at NOW + 30 days): presenting it is just invalid, and r2 lives on.
+    let expired = NOW + 30 * DAY;
+    let out = store
+        .rotate_refresh_token("r1", &token("r3", &grant, &["admin"], expired), expired)
+        .await
+        .unwrap();
+    assert_eq!(out, RefreshRotation::Invalid);
+    let out = store
+        .rotate_refresh_token("r2", &token("r4", &grant, &["admin"], expired), expired)
+        .await
+        .unwrap();
+    assert!(matches!(out, RefreshRotation::Rotated(_)), "{out:?}");
+
+    // The setup's code expires at NOW + 60; exchanged, then replayed.
+    let first = token("first", &grant, &["admin"], NOW + 2);
+    let out = exchange(
+        store,
+        "code",
+        &grant.client_id,
+        &family("f1", NOW + DAY),
+        first,
+        NOW + 2,
+    )
+    .await;
+    assert!(matches!(out, CodeExchange::Exchanged(_)), "{out:?}");
+    let replay = async |fam: &str, now: i64| {
+        let reject = |_: &oauth_store::AuthorizationCode| CodeDecision::Reject;
+        store
+            .exchange_authorization_code(
+                "code",
+                &grant.client_id,
+                &family(fam, NOW + DAY),
+                now,
+                Box::new(reject),
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(replay("f2", NOW + 60 + 3600).await, CodeExchange::Invalid);
+    assert!(
+        store.live_token_family("f1").await.unwrap(),
+        "past the hour: nothing ended"
+    );
+    let out = replay("f3", NOW + 60 + 3599).await;
+    assert!(matches!(out, CodeExchange::AlreadyUsed { .. }), "{out:?}");
+    assert!(
+        !store.live_token_family("f1").await.unwrap(),
+        "within it: the family ends"
+    );
+}
+
 async fn hot_path_writes_and_other_writes_interleave(store: &dyn Store) {
     let (_, _, grant) = setup(store).await;
     for i in 0..20 {
@@ -1430,6 +1495,7 @@ async fn thirty_token_states_read_at_once_each_get_their_own(store: &dyn Store) 
 }
 
 storage_tests! {
+    reuse_and_replay_are_recognized_until_a_fixed_time,
     thirty_token_states_read_at_once_each_get_their_own,
     an_access_tokens_state_is_read_with_its_client,
     another_clients_code_is_refused_and_left_alone,
