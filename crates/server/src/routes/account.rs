@@ -16,7 +16,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use oauth_core::entity::User;
 use oauth_core::{secret, timefmt, PageSpec};
-use oauth_store::LoginReservation;
+use oauth_store::{LoginReservation, NewSession};
+use rand::rngs::OsRng;
 use std::net::SocketAddr;
 
 use crate::accounts::hash_password;
@@ -428,6 +429,31 @@ async fn change_password(
             .detail("other_sessions_ended", ended),
     )
     .await;
+    // The session that made the change is replaced too, as a sign-in would: a copy of its
+    // cookie taken earlier (often why a password is changed) ends with the other sessions.
+    let now = state.clock.now();
+    let fresh = secret::random_token(&mut OsRng);
+    let lifetime = state.config.authorization.session_lifetime_secs;
+    let replaced = state
+        .store
+        .create_session(NewSession {
+            id_hash: secret::hash_secret(&fresh),
+            user_id: user.id.clone(),
+            password_hash: new_hash.clone(),
+            now,
+            expires_at: now + lifetime,
+        })
+        .await?;
+    // Not replaced only when the password changed again meanwhile, which ended this session.
+    let cookie = if replaced {
+        state
+            .store
+            .delete_session(&secret::hash_secret(&cookie))
+            .await?;
+        fresh
+    } else {
+        cookie
+    };
     // The change forgot every other browser's device cookie; this one keeps its own, or gets
     // one.
     let mut resp = render_password_page(
@@ -437,7 +463,12 @@ async fn change_password(
         None,
         Some("Your password was changed, and your other sessions were signed out."),
     );
-    let now = state.clock.now();
+    if replaced {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            session::set_cookie(&state, session::session_cookie(&state), &cookie, lifetime),
+        );
+    }
     // Remembered under the new password, which the store now holds.
     let user = User {
         password_hash: new_hash,

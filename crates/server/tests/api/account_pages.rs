@@ -285,20 +285,38 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_other_session
         assert_eq!(page(&app, "/account/apps", &elsewhere).await.0, 200);
     }
 
-    // The right current password: changed; the other session is signed out, this one stays.
-    let (status, _, body) = post_page(
-        &app,
-        "/account/password",
-        Some(&here),
-        &[
-            ("csrf_token", &csrf),
-            ("current_password", &alice.password),
+    // The right current password: changed; the other session is signed out, and this one is
+    // replaced by a new one (a copy of its cookie taken earlier ends too).
+    let r = app
+        .http
+        .post(app.at("/account/password"))
+        .header("cookie", &here)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("current_password", alice.password.as_str()),
             ("new_password", new),
             ("confirm_password", new),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (value, line) = set_cookie(&r, "oauth_session").expect("a new session cookie");
+    assert!(line.contains("HttpOnly"), "{line}");
+    let copied = here;
+    let here = format!("oauth_session={value}");
+    assert_ne!(here, copied);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&session_csrf(&app, &here).await),
+        "the page's forms carry the new session's CSRF token"
+    );
+    let (status, loc, _) = page(&app, "/account/apps", &copied).await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (303, "/login?return_to=%2Faccount%2Fapps"),
+        "the copied cookie is signed out"
+    );
     assert!(body.contains("other sessions were signed out"), "{body}");
     let after = stored().await;
     assert_ne!(after, before);
@@ -362,7 +380,8 @@ async fn sign_ins_under_way_during_a_password_change_keep_no_session() {
             other => panic!("sign-in answered {other}: {}", r.text().await.unwrap()),
         }
     }
-    assert_eq!(page(&app, "/account/apps", &here).await.0, 200);
+    // The changing browser's own session was replaced by a new one.
+    assert_eq!(page(&app, "/account/apps", &here).await.0, 303);
     let r = app.post_login(&alice.email, new, "/").await;
     assert_eq!(r.status(), 303);
 }
@@ -564,4 +583,11 @@ async fn the_account_and_consent_pages_link_the_apps_page() {
     let (status, _, html) = page(&app, &format!("/consent?consent_token={token}"), &cookie).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("href=\"/account/apps\""), "{html}");
+}
+
+/// The CSRF token the password page's form carries for the session of `cookie`.
+async fn session_csrf(app: &TestApp, cookie: &str) -> String {
+    let (status, _, html) = page(app, "/account/password", cookie).await;
+    assert_eq!(status, 200, "{html}");
+    hidden(&html, "csrf_token")
 }
