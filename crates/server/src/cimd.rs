@@ -311,7 +311,17 @@ impl Documents {
         }
         // Requests that need the set at once (a cold cache, or one refetch for an unknown
         // kid) share one fetch, as documents do.
-        single_flight(&self.keys_in_flight, key, || self.fetch_keys(reg, url, now)).await
+        let fetched =
+            single_flight(&self.keys_in_flight, key, || self.fetch_keys(reg, url, now)).await;
+        if fetched.is_err() && unknown_kid {
+            // A failed refetch counts as one: assertions naming made-up kids wait the minute
+            // too, rather than make the server fetch at their rate while the set is down.
+            let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.get_mut(key) {
+                c.fetched_at = now;
+            }
+        }
+        fetched
     }
 
     /// Fetches and checks the JWK set at `url`, and keeps it.

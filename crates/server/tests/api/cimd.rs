@@ -80,7 +80,13 @@ impl DocServer {
         format!("{}{path}", self.base)
     }
 
-    fn serve(&self, path: &str, status: u16, body: String, headers: Vec<(&'static str, String)>) {
+    pub(crate) fn serve(
+        &self,
+        path: &str,
+        status: u16,
+        body: String,
+        headers: Vec<(&'static str, String)>,
+    ) {
         self.docs.served.lock().unwrap().insert(
             path.to_owned(),
             Served {

@@ -535,6 +535,34 @@ async fn a_document_client_signs_with_keys_from_its_jwks_uri() {
         stored.settings.jwks_uri.as_deref(),
         Some(docs.url("/keys.json").as_str())
     );
+
+    // An unknown kid fetches the set again, at most once a minute, even when that fetch
+    // fails: made-up kids cannot make the server fetch at their rate while the set is down.
+    docs.serve("/keys.json", 500, String::new(), vec![]);
+    let stranger = keypair(Algorithm::Es256, "made-up");
+    clock.advance(61);
+    for (jti, hits) in [("u-1", 2), ("u-2", 2)] {
+        let a = sign(&stranger, &claims(&id, &app.server.issuer, jti, NOW + 61));
+        let r = exchange(vec![
+            ("client_assertion_type", ASSERTION_TYPE.to_owned()),
+            ("client_assertion", a),
+        ])
+        .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(docs.hits("/keys.json"), hits, "{jti}");
+    }
+    clock.advance(61);
+    let a = sign(
+        &stranger,
+        &claims(&id, &app.server.issuer, "u-3", NOW + 122),
+    );
+    let r = exchange(vec![
+        ("client_assertion_type", ASSERTION_TYPE.to_owned()),
+        ("client_assertion", a),
+    ])
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(docs.hits("/keys.json"), 3, "a minute later, one more try");
 }
 
 #[tokio::test]
