@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -286,13 +286,12 @@ async fn introspector(
         }
         return match user {
             Some(u) => Ok((Introspector::User(u), None)),
-            // RFC 6750 §3.1: the challenge names the bearer's fault.
-            None => Err(ApiError::invalid_client(
+            // RFC 7662 §2.3: a bad bearer is answered as RFC 6750 §3 says, invalid_token (in
+            // the challenge and the body alike), as on the management API.
+            None => Err(ApiError::unauthorized(
+                "invalid_token",
                 "the bearer credential is unknown, expired or revoked",
-            )
-            .with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                &state.protected_resource_metadata_url(),
             )),
         };
     }

@@ -118,7 +118,8 @@ async fn introspection_requires_authentication_and_a_token() {
         Some("Basic realm=\"oauth\", charset=\"UTF-8\""),
         "RFC 9110: a 401 names how to authenticate"
     );
-    // An unknown bearer: the challenge says the token is the fault (RFC 6750 §3.1).
+    // An unknown bearer: the token is the fault (RFC 7662 §2.3, RFC 6750 §3.1), in the
+    // challenge and the body.
     let r = post_form(
         &app,
         "/oauth/introspect",
@@ -127,10 +128,12 @@ async fn introspection_requires_authentication_and_a_token() {
     )
     .await;
     assert_eq!(r.status, 401);
-    assert_eq!(r.body["error"], "invalid_client");
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer error=\"invalid_token\"")
+    assert_eq!(r.body["error"], "invalid_token");
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer error=\"invalid_token\", resource_metadata=")),
+        "{:?}",
+        r.header("www-authenticate")
     );
     // A client id alone is no authentication here.
     let r = post_form(

@@ -26,7 +26,7 @@ async fn made_up_bearer_credentials_at_introspection_spend_the_address_failure_b
             post_form_with(&attacker, &app, "/oauth/introspect", Some(&guess), &form).await;
         assert_eq!(
             (status, body["error"].as_str()),
-            (401, Some("invalid_client")),
+            (401, Some("invalid_token")),
             "{body}"
         );
     }

@@ -269,10 +269,10 @@ async fn a_third_party_token_never_acts_on_the_management_api() {
             c.grant_id = real["grant_id"].as_str().map(str::to_owned);
             c.family_id = real["family_id"].as_str().map(str::to_owned);
         }
-        // Introspection names an unknown bearer as its client-authentication error.
+        // Introspection answers an unknown bearer as the management API does (RFC 7662 §2.3).
         let (status, error, at_introspection) = match from_grant {
             true => (403, "insufficient_scope", "insufficient_scope"),
-            false => (401, "invalid_token", "invalid_client"),
+            false => (401, "invalid_token", "invalid_token"),
         };
         let token = sign(&app, &c);
         let (got, err) = app.get(&token, "/oauth_clients").await;
