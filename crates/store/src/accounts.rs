@@ -227,6 +227,7 @@ impl<B: Engine> AccountStore for B {
         new_hash: &str,
         keep_session: &str,
         keep_device: &str,
+        replacement: Option<&NewSession>,
     ) -> Result<Option<u64>> {
         self.write(ChangePassword {
             user_id: user_id.to_owned(),
@@ -234,6 +235,7 @@ impl<B: Engine> AccountStore for B {
             new_hash: new_hash.to_owned(),
             keep_session: keep_session.to_owned(),
             keep_device: keep_device.to_owned(),
+            replacement: replacement.cloned(),
         })
         .await
     }
@@ -440,6 +442,7 @@ struct ChangePassword {
     new_hash: String,
     keep_session: String,
     keep_device: String,
+    replacement: Option<NewSession>,
 }
 
 impl WriteJob for ChangePassword {
@@ -464,7 +467,26 @@ impl WriteJob for ChangePassword {
             keep_session: self.keep_session.clone(),
             keep_device: self.keep_device.clone(),
         };
-        Ok(Some(others.run(e).await?))
+        let ended = others.run(e).await?;
+        if let Some(new) = &self.replacement {
+            e.execute(
+                "DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2",
+                &[Arg::Text(&self.keep_session), Arg::Text(&self.user_id)],
+            )
+            .await?;
+            e.execute(
+                "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    Arg::Text(&new.id_hash),
+                    Arg::Text(&self.user_id),
+                    Arg::Int(new.now),
+                    Arg::Int(new.expires_at),
+                ],
+            )
+            .await?;
+        }
+        Ok(Some(ended))
     }
 }
 

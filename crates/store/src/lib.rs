@@ -500,9 +500,11 @@ pub trait AccountStore: Send + Sync {
     async fn delete_session(&self, id_hash: &str) -> Result<bool>;
     /// Sets the user's password hash, only if `old_hash` is still the stored one, and deletes
     /// every session of the user but `keep_session` (a cookie hash) and every login device of
-    /// the user but `keep_device` (a device cookie hash, or empty), in one transaction.
+    /// the user but `keep_device` (a device cookie hash, or empty), in one transaction. With a
+    /// `replacement`, `keep_session` is deleted too and the replacement stored, in that same
+    /// transaction: the changing browser's session gets a new id, or nothing changes at all.
     /// `Ok(None)`: the password changed in the meantime (nothing was written); otherwise the
-    /// number of sessions ended.
+    /// number of other sessions ended.
     async fn change_password(
         &self,
         user_id: &str,
@@ -510,6 +512,7 @@ pub trait AccountStore: Send + Sync {
         new_hash: &str,
         keep_session: &str,
         keep_device: &str,
+        replacement: Option<&NewSession>,
     ) -> Result<Option<u64>>;
     /// Deletes every session of the user but `keep_session` (a cookie hash), and every login
     /// device of the user but `keep_device` (a device cookie hash, or empty); how many sessions

@@ -472,7 +472,7 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // A stale old hash changes nothing.
     assert_eq!(
         store
-            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine", "")
+            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine", "", None)
             .await
             .unwrap(),
         None
@@ -485,7 +485,7 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // The current one: changed, the other session of this user ended, nobody else's.
     assert_eq!(
         store
-            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine", "")
+            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine", "", None)
             .await
             .unwrap(),
         Some(1)
@@ -497,6 +497,52 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     assert!(store.session_user("mine", NOW).await.unwrap().is_some());
     assert!(store.session_user("my-other", NOW).await.unwrap().is_none());
     assert!(store.session_user("theirs", NOW).await.unwrap().is_some());
+    // With a replacement, the changing session is swapped for it in the same write; a stale
+    // change swaps nothing.
+    let replacement = NewSession {
+        id_hash: "mine-renewed".into(),
+        user_id: u.id.clone(),
+        password_hash: "$argon2id$newer".into(),
+        now: NOW,
+        expires_at: NOW + 100,
+    };
+    let stale = store
+        .change_password(
+            &u.id,
+            &u.password_hash,
+            "$argon2id$newer",
+            "mine",
+            "",
+            Some(&replacement),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, None);
+    assert!(store.session_user("mine", NOW).await.unwrap().is_some());
+    assert!(store
+        .session_user("mine-renewed", NOW)
+        .await
+        .unwrap()
+        .is_none());
+    let swapped = store
+        .change_password(
+            &u.id,
+            "$argon2id$new",
+            "$argon2id$newer",
+            "mine",
+            "",
+            Some(&replacement),
+        )
+        .await
+        .unwrap();
+    assert_eq!(swapped, Some(0), "no other session was left");
+    assert!(store.session_user("mine", NOW).await.unwrap().is_none());
+    let renewed = store
+        .session_user("mine-renewed", NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.password_hash, "$argon2id$newer");
     // Signing out the other sessions alone.
     assert_eq!(
         store
@@ -508,12 +554,16 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     assert!(store.session_user("theirs", NOW).await.unwrap().is_none());
     assert_eq!(
         store
-            .delete_other_sessions(&u.id, "mine", "")
+            .delete_other_sessions(&u.id, "mine-renewed", "")
             .await
             .unwrap(),
         0
     );
-    assert!(store.session_user("mine", NOW).await.unwrap().is_some());
+    assert!(store
+        .session_user("mine-renewed", NOW)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// A sign-in checked against the old password and stored while the password changes (on
@@ -538,7 +588,14 @@ async fn sign_ins_racing_a_password_change_leave_nothing_behind(store: &dyn Stor
     let (before, after): (Vec<_>, Vec<_>) = sessions.enumerate().partition(|(i, _)| *i < 15);
     let (stored_before, changed, stored_after, remembered) = tokio::join!(
         futures_util::future::join_all(before.into_iter().map(|(_, f)| f)),
-        store.change_password(&u.id, &u.password_hash, "$argon2id$new", "race-1000", ""),
+        store.change_password(
+            &u.id,
+            &u.password_hash,
+            "$argon2id$new",
+            "race-1000",
+            "",
+            None
+        ),
         futures_util::future::join_all(after.into_iter().map(|(_, f)| f)),
         futures_util::future::join_all(devices),
     );
@@ -684,7 +741,14 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
     // A password change forgets the user's other devices, and nobody else's.
     assert_eq!(
         store
-            .change_password(&u.id, &u.password_hash, "$argon2id$new", "none", "zzz")
+            .change_password(
+                &u.id,
+                &u.password_hash,
+                "$argon2id$new",
+                "none",
+                "zzz",
+                None
+            )
             .await
             .unwrap(),
         Some(0)

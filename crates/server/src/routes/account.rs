@@ -401,6 +401,19 @@ async fn change_password(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    // The session that made the change is replaced in the same write, as a sign-in would: a
+    // copy of its cookie taken earlier (often why a password is changed) ends with the other
+    // sessions, even if this answer never reaches the browser.
+    let now = state.clock.now();
+    let fresh = secret::random_token(&mut OsRng);
+    let lifetime = state.config.authorization.session_lifetime_secs;
+    let replacement = NewSession {
+        id_hash: secret::hash_secret(&fresh),
+        user_id: user.id.clone(),
+        password_hash: new_hash.clone(),
+        now,
+        expires_at: now + lifetime,
+    };
     let ended = state
         .store
         .change_password(
@@ -409,6 +422,7 @@ async fn change_password(
             &new_hash,
             &secret::hash_secret(&cookie),
             budget.device_hash().unwrap_or(""),
+            Some(&replacement),
         )
         .await?;
     let Some(ended) = ended else {
@@ -421,6 +435,7 @@ async fn change_password(
             None,
         ));
     };
+    let cookie = fresh;
     audit::record(
         state.store.as_ref(),
         state.clock.now(),
@@ -429,31 +444,6 @@ async fn change_password(
             .detail("other_sessions_ended", ended),
     )
     .await;
-    // The session that made the change is replaced too, as a sign-in would: a copy of its
-    // cookie taken earlier (often why a password is changed) ends with the other sessions.
-    let now = state.clock.now();
-    let fresh = secret::random_token(&mut OsRng);
-    let lifetime = state.config.authorization.session_lifetime_secs;
-    let replaced = state
-        .store
-        .create_session(NewSession {
-            id_hash: secret::hash_secret(&fresh),
-            user_id: user.id.clone(),
-            password_hash: new_hash.clone(),
-            now,
-            expires_at: now + lifetime,
-        })
-        .await?;
-    // Not replaced only when the password changed again meanwhile, which ended this session.
-    let cookie = if replaced {
-        state
-            .store
-            .delete_session(&secret::hash_secret(&cookie))
-            .await?;
-        fresh
-    } else {
-        cookie
-    };
     // The change forgot every other browser's device cookie; this one keeps its own, or gets
     // one.
     let mut resp = render_password_page(
@@ -463,12 +453,10 @@ async fn change_password(
         None,
         Some("Your password was changed, and your other sessions were signed out."),
     );
-    if replaced {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            session::set_cookie(&state, session::session_cookie(&state), &cookie, lifetime),
-        );
-    }
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, session::session_cookie(&state), &cookie, lifetime),
+    );
     // Remembered under the new password, which the store now holds.
     let user = User {
         password_hash: new_hash,
