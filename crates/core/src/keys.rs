@@ -89,6 +89,12 @@ pub enum KeyError {
 pub struct KeyEncryptionKey(Zeroizing<[u8; 32]>);
 
 impl KeyEncryptionKey {
+    /// A key for keyed digests, derived from this one for `purpose` ([`crate::secret::DigestKey`]):
+    /// the same on every instance that shares this key.
+    pub fn digest_key(&self, purpose: &str) -> crate::secret::DigestKey {
+        crate::secret::DigestKey::derive(&self.0[..], purpose)
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
     }

@@ -30,6 +30,35 @@ pub fn hash_secret(secret: &str) -> String {
     hex_encode(&Sha256::digest(secret.as_bytes()))
 }
 
+/// A key for keyed digests (HMAC-SHA256): a value stored under its digest can be guessed offline
+/// only by whoever holds the key, unlike a plain SHA-256 of a short or guessable value (an email
+/// address, or a password typed into the wrong field).
+pub struct DigestKey(ring::hmac::Key);
+
+impl DigestKey {
+    /// The key for `purpose` derived from `secret` (HMAC-SHA256 of the purpose): every holder of
+    /// the same secret derives the same key, and one purpose's digests say nothing of another's.
+    pub fn derive(secret: &[u8], purpose: &str) -> Self {
+        let master = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let derived = ring::hmac::sign(&master, purpose.as_bytes());
+        Self(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            derived.as_ref(),
+        ))
+    }
+
+    /// The keyed digest of `text`, lowercase hex.
+    pub fn digest(&self, text: &str) -> String {
+        hex_encode(ring::hmac::sign(&self.0, text.as_bytes()).as_ref())
+    }
+}
+
+impl std::fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestKey([redacted])")
+    }
+}
+
 /// Does `presented` hash to `stored_hash`? Constant time in the hash comparison.
 pub fn verify_secret(presented: &str, stored_hash: &str) -> bool {
     let computed = hash_secret(presented);
@@ -80,5 +109,32 @@ mod tests {
         assert!(!verify_secret("abd", &h));
         assert!(!verify_secret("abc", "short"));
         assert_eq!(log_label("abc"), "ba7816bf");
+    }
+
+    /// A keyed digest depends on the secret, the purpose and the text, and is not the plain
+    /// SHA-256 anyone could compute.
+    #[test]
+    fn keyed_digests_need_the_key() {
+        let a = DigestKey::derive(&[7; 32], "logins");
+        let d = a.digest("alice@example.com");
+        assert_eq!(d.len(), 64);
+        assert!(d
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(
+            d,
+            DigestKey::derive(&[7; 32], "logins").digest("alice@example.com")
+        );
+        assert_ne!(d, hash_secret("alice@example.com"));
+        assert_ne!(
+            d,
+            DigestKey::derive(&[8; 32], "logins").digest("alice@example.com")
+        );
+        assert_ne!(
+            d,
+            DigestKey::derive(&[7; 32], "other").digest("alice@example.com")
+        );
+        assert_ne!(d, a.digest("bob@example.com"));
+        assert_eq!(format!("{a:?}"), "DigestKey([redacted])");
     }
 }

@@ -35,12 +35,23 @@ pub struct RunningServer {
     pub keys: Arc<KeyRing>,
     /// The sign-in form's password checks (and the dummy hash of unknown emails, built at start).
     pub passwords: Arc<PasswordChecks>,
+    /// The key of the failed-login counters' account keys (`RunningServer::account_failure_key`).
+    login_keys: Arc<oauth_core::secret::DigestKey>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
+/// The purpose the failed-login counters' key is derived for from the key-encryption key.
+const LOGIN_KEYS_PURPOSE: &str = "oauth-server login failure counters v1";
+
 impl RunningServer {
+    /// The key this server counts an account's failed sign-ins under in the database, for the
+    /// account with this (normalized) email.
+    pub fn account_failure_key(&self, email: &str) -> String {
+        crate::login_budget::account_key(&self.login_keys, email)
+    }
+
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -105,6 +116,7 @@ pub async fn start_with_clock(
     let store = open_store(&config).await?;
     let bootstrap = accounts::bootstrap(store.as_ref(), clock.now()).await?;
     let kek = signing::load_key_encryption_key(&config)?;
+    let login_keys = Arc::new(kek.digest_key(LOGIN_KEYS_PURPOSE));
     let keys = Arc::new(
         KeyRing::open(
             store.clone(),
@@ -146,6 +158,7 @@ pub async fn start_with_clock(
             crate::cimd::Documents::new().context("building the metadata document fetcher")?,
         ),
         lockouts: Arc::default(),
+        login_keys: login_keys.clone(),
     });
     let limits = ConnectionLimits::from(&state.config.server);
     let mut background = maintenance::spawn(&state);
@@ -184,6 +197,7 @@ pub async fn start_with_clock(
         store,
         keys,
         passwords,
+        login_keys,
         stop: Some(stop_tx),
         task,
         background,

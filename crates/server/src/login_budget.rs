@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use oauth_core::entity::User;
-use oauth_core::secret;
+use oauth_core::secret::{self, DigestKey};
 use oauth_store::{LoginReservation, NewLoginDevice};
 use rand::rngs::OsRng;
 
@@ -84,22 +84,24 @@ fn device_key(hash: &str) -> String {
     format!("device:{hash}")
 }
 
-/// The failure counter's key of the account with this (normalized) email: its SHA-256, so that
-/// the counters, in the database or in memory, never hold an address someone typed.
-pub fn account_key(email: &str) -> String {
-    format!("account:{}", secret::hash_secret(email))
+/// The failure counter's key of the account with this (normalized) email: its keyed digest, so
+/// that the counters, in the database or in memory, never hold an address someone typed, nor a
+/// plain hash of it that a dictionary would reverse.
+pub fn account_key(key: &DigestKey, email: &str) -> String {
+    format!("account:{}", key.digest(email))
 }
 
 /// The keys a password attempt is counted under when it comes from no known device: the
 /// account named by `email_raw` and the caller's address. What is not an email address names
 /// no account; its failures are still counted, under a key of bounded length (a long value
 /// must not reach the counter's index as it is).
-pub fn attempt_keys(email_raw: &str, peer: SocketAddr) -> (String, String) {
+pub fn attempt_keys(key: &DigestKey, email_raw: &str, peer: SocketAddr) -> (String, String) {
     let account_key = match normalize_email(email_raw) {
-        Ok(email) => account_key(&email),
+        Ok(email) => account_key(key, &email),
+        // Often a password typed into the wrong field: only its keyed digest is kept.
         Err(_) => {
             let email = email_raw.trim().to_lowercase();
-            format!("account:not-an-email:{}", secret::hash_secret(&email))
+            format!("account:not-an-email:{}", key.digest(&email))
         }
     };
     let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
@@ -116,7 +118,7 @@ pub async fn budget(
     peer: SocketAddr,
     now: i64,
 ) -> Result<Budget, ApiError> {
-    let (account, address) = attempt_keys(email_raw, peer);
+    let (account, address) = attempt_keys(&state.login_keys, email_raw, peer);
     let lifetime = state.config.authorization.login_device_lifetime_secs;
     let cookie = session::cookie(headers, login_device_cookie(state)).filter(|_| lifetime > 0);
     if let Some(cookie) = cookie {
@@ -125,7 +127,7 @@ pub async fn budget(
             .store
             .login_device_email(&hash, now - lifetime)
             .await?;
-        if owner.is_some_and(|email| account == account_key(&email)) {
+        if owner.is_some_and(|email| account == account_key(&state.login_keys, &email)) {
             return Ok(Budget::Device { hash });
         }
     }

@@ -46,6 +46,9 @@ pub struct Shared {
     pub documents: Arc<crate::cimd::Documents>,
     /// The sign-in lockouts whose event has been stored in this failure window.
     pub lockouts: Arc<crate::lockouts::LockoutEvents>,
+    /// What the failed-login counters key an account by: a keyed digest of what was typed as
+    /// its email (derived from the key-encryption key, so the same on every instance).
+    pub login_keys: Arc<oauth_core::secret::DigestKey>,
 }
 
 impl Shared {
