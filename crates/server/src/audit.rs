@@ -336,10 +336,12 @@ impl StoredWith {
         &self.row
     }
 
-    /// The write stored the event under `grant_id`, with `detail` members as the write set
-    /// them: counted and logged.
-    pub fn stored(mut self, grant_id: &str, detail: &[(&str, serde_json::Value)]) {
-        self.row.grant_id = Some(grant_id.to_owned());
+    /// The write stored the event (under `grant_id`, if it names one), with `detail` members as
+    /// the write set them: counted and logged.
+    pub fn stored(mut self, grant_id: Option<&str>, detail: &[(&str, serde_json::Value)]) {
+        if let Some(grant_id) = grant_id {
+            self.row.grant_id = Some(grant_id.to_owned());
+        }
         if let Some(d) = self.row.detail.as_object_mut() {
             for (k, v) in detail {
                 d.insert((*k).to_owned(), v.clone());

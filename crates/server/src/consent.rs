@@ -121,7 +121,7 @@ pub async fn decide(
     else {
         return Ok(None);
     };
-    event.stored(&grant.id, &[("scopes", serde_json::json!(c.scopes))]);
+    event.stored(Some(&grant.id), &[("scopes", serde_json::json!(c.scopes))]);
     Ok(Some(code_redirect(
         &c.redirect_uri,
         &code,

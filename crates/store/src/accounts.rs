@@ -9,8 +9,8 @@ use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
 use crate::AccountStore;
 use crate::{
-    ApiKey, LoginReservation, NewApiKey, NewLoginDevice, NewSession, NewUser, Organization, Result,
-    User,
+    ApiKey, LoginReservation, NewApiKey, NewLoginDevice, NewSession, NewUser, Organization,
+    PasswordChange, Result, User,
 };
 
 const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
@@ -220,24 +220,8 @@ impl<B: Engine> AccountStore for B {
     }
 
     /// One write transaction.
-    async fn change_password(
-        &self,
-        user_id: &str,
-        old_hash: &str,
-        new_hash: &str,
-        keep_session: &str,
-        keep_device: &str,
-        replacement: Option<&NewSession>,
-    ) -> Result<Option<u64>> {
-        self.write(ChangePassword {
-            user_id: user_id.to_owned(),
-            old_hash: old_hash.to_owned(),
-            new_hash: new_hash.to_owned(),
-            keep_session: keep_session.to_owned(),
-            keep_device: keep_device.to_owned(),
-            replacement: replacement.cloned(),
-        })
-        .await
+    async fn change_password(&self, change: &PasswordChange) -> Result<Option<u64>> {
+        self.write(ChangePassword(change.clone())).await
     }
 
     /// One write transaction.
@@ -436,55 +420,68 @@ const DELETE_OTHER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1 AND
 
 /// `AccountStore::change_password`: the new hash, only over the old one, and the user's other
 /// sessions ended with it.
-struct ChangePassword {
-    user_id: String,
-    old_hash: String,
-    new_hash: String,
-    keep_session: String,
-    keep_device: String,
-    replacement: Option<NewSession>,
-}
+struct ChangePassword(PasswordChange);
 
 impl WriteJob for ChangePassword {
     type Output = Option<u64>;
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<u64>> {
-        let changed = e
-            .execute(
-                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
-                &[
-                    Arg::Text(&self.new_hash),
-                    Arg::Text(&self.user_id),
-                    Arg::Text(&self.old_hash),
-                ],
-            )
-            .await?;
+        let c = &self.0;
+        let args = [
+            Arg::Text(&c.new_hash),
+            Arg::Text(&c.user_id),
+            Arg::Text(&c.old_hash),
+            Arg::Text(&c.keep_session),
+        ];
+        let changed = if c.replacement.is_some() {
+            let sql = "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3 \
+                       AND EXISTS (SELECT 1 FROM sessions WHERE id_hash = $4 AND user_id = $2)";
+            e.execute(sql, &args).await?
+        } else {
+            let sql = "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3";
+            e.execute(sql, &args[..3]).await?
+        };
         if changed != 1 {
             return Ok(None);
         }
         let others = DeleteOtherSessions {
-            user_id: self.user_id.clone(),
-            keep_session: self.keep_session.clone(),
-            keep_device: self.keep_device.clone(),
+            user_id: c.user_id.clone(),
+            keep_session: c.keep_session.clone(),
+            keep_device: c.keep_device.clone(),
         };
         let ended = others.run(e).await?;
-        if let Some(new) = &self.replacement {
-            e.execute(
-                "DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2",
-                &[Arg::Text(&self.keep_session), Arg::Text(&self.user_id)],
-            )
-            .await?;
+        if let Some(new) = &c.replacement {
+            let gone = e
+                .execute(
+                    "DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2",
+                    &[Arg::Text(&c.keep_session), Arg::Text(&c.user_id)],
+                )
+                .await?;
+            if gone != 1 {
+                // A sign-out ended the session between the check and here (PostgreSQL): the
+                // whole change is undone, as if it had come a moment later.
+                return Err(crate::StoreError::Conflict(
+                    "the session that made the password change ended meanwhile".into(),
+                ));
+            }
             e.execute(
                 "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4)",
                 &[
                     Arg::Text(&new.id_hash),
-                    Arg::Text(&self.user_id),
+                    Arg::Text(&c.user_id),
                     Arg::Int(new.now),
                     Arg::Int(new.expires_at),
                 ],
             )
             .await?;
+        }
+        if let Some(event) = &c.event {
+            let mut event = event.clone();
+            if let Some(d) = event.detail.as_object_mut() {
+                d.insert("other_sessions_ended".into(), ended.into());
+            }
+            crate::audit::insert_event(e, &event, None).await?;
         }
         Ok(Some(ended))
     }

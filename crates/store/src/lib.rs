@@ -215,6 +215,27 @@ pub struct StoredSigningKey {
 
 // --- authorization ---------------------------------------------------------------------------
 
+/// A password change (`AccountStore::change_password`): the new hash is set only over
+/// `old_hash`, and with it every session of the user but `keep_session` and every login device
+/// but `keep_device` are deleted, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub user_id: String,
+    pub old_hash: String,
+    pub new_hash: String,
+    /// The cookie hash of the session that makes the change.
+    pub keep_session: String,
+    /// The device cookie hash of the browser that makes the change, or empty.
+    pub keep_device: String,
+    /// With a replacement, the change is made only while `keep_session` is live, and that
+    /// session is swapped for the replacement: the changing browser gets a new session id, or
+    /// nothing changes at all (a sign-out that ended it meanwhile wins).
+    pub replacement: Option<NewSession>,
+    /// The security event stored by the same write, so that a change is never without its
+    /// event; its detail gets `other_sessions_ended`.
+    pub event: Option<NewSecurityEvent>,
+}
+
 /// A signed-in browser session; only the hash of the cookie value is stored.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -498,22 +519,10 @@ pub trait AccountStore: Send + Sync {
     async fn session_user(&self, id_hash: &str, now: UnixSeconds) -> Result<Option<User>>;
     /// Signs a browser out; `Ok(false)` when there was no such session.
     async fn delete_session(&self, id_hash: &str) -> Result<bool>;
-    /// Sets the user's password hash, only if `old_hash` is still the stored one, and deletes
-    /// every session of the user but `keep_session` (a cookie hash) and every login device of
-    /// the user but `keep_device` (a device cookie hash, or empty), in one transaction. With a
-    /// `replacement`, `keep_session` is deleted too and the replacement stored, in that same
-    /// transaction: the changing browser's session gets a new id, or nothing changes at all.
-    /// `Ok(None)`: the password changed in the meantime (nothing was written); otherwise the
+    /// A password change, in one transaction ([`PasswordChange`]). `Ok(None)`: nothing was
+    /// written (the password changed meanwhile, or the changing session ended); otherwise the
     /// number of other sessions ended.
-    async fn change_password(
-        &self,
-        user_id: &str,
-        old_hash: &str,
-        new_hash: &str,
-        keep_session: &str,
-        keep_device: &str,
-        replacement: Option<&NewSession>,
-    ) -> Result<Option<u64>>;
+    async fn change_password(&self, change: &PasswordChange) -> Result<Option<u64>>;
     /// Deletes every session of the user but `keep_session` (a cookie hash), and every login
     /// device of the user but `keep_device` (a device cookie hash, or empty); how many sessions
     /// it ended.

@@ -12,7 +12,7 @@ use oauth_core::{Client, ClientDraft, PageSpec, ScopeCatalogue};
 use oauth_store::{
     Approval, AuthorizationCode, CodeDecision, CodeExchange, CodeRedemption, ConsentRequest,
     LoginReservation, NewLoginDevice, NewSecurityEvent, NewSession, NewTokenFamily, NewUser,
-    SecurityEventFilter, Store, User,
+    PasswordChange, SecurityEventFilter, Store, User,
 };
 use oauth_wire::{ClientType, CreateOAuthClient, GrantType};
 
@@ -472,7 +472,14 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // A stale old hash changes nothing.
     assert_eq!(
         store
-            .change_password(&u.id, "$argon2id$stale", "$argon2id$new", "mine", "", None)
+            .change_password(&change(
+                &u.id,
+                "$argon2id$stale",
+                "$argon2id$new",
+                "mine",
+                "",
+                None
+            ))
             .await
             .unwrap(),
         None
@@ -485,7 +492,14 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
     // The current one: changed, the other session of this user ended, nobody else's.
     assert_eq!(
         store
-            .change_password(&u.id, &u.password_hash, "$argon2id$new", "mine", "", None)
+            .change_password(&change(
+                &u.id,
+                &u.password_hash,
+                "$argon2id$new",
+                "mine",
+                "",
+                None
+            ))
             .await
             .unwrap(),
         Some(1)
@@ -507,14 +521,14 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
         expires_at: NOW + 100,
     };
     let stale = store
-        .change_password(
+        .change_password(&change(
             &u.id,
             &u.password_hash,
             "$argon2id$newer",
             "mine",
             "",
             Some(&replacement),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(stale, None);
@@ -525,14 +539,14 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
         .unwrap()
         .is_none());
     let swapped = store
-        .change_password(
+        .change_password(&change(
             &u.id,
             "$argon2id$new",
             "$argon2id$newer",
             "mine",
             "",
             Some(&replacement),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(swapped, Some(0), "no other session was left");
@@ -566,6 +580,84 @@ async fn a_password_change_ends_the_other_sessions_of_its_user_only(store: &dyn 
         .is_some());
 }
 
+/// A change swapping the changing session for a new one is made only while that session is
+/// live: one signed out meanwhile changes nothing. A change stores its event in the same write,
+/// with the number of other sessions it ended.
+async fn a_password_change_needs_its_session_and_stores_its_event(store: &dyn Store) {
+    let u = user(store, "ev@x.example").await;
+    let session = |hash: &str| NewSession {
+        id_hash: hash.into(),
+        user_id: u.id.clone(),
+        password_hash: u.password_hash.clone(),
+        now: NOW,
+        expires_at: NOW + 100,
+    };
+    for hash in ["changer", "elsewhere"] {
+        assert!(store.create_session(session(hash)).await.unwrap());
+    }
+    let renewed = session("renewed");
+    let event = NewSecurityEvent {
+        occurred_at: NOW,
+        kind: "password.changed".into(),
+        org_id: Some(u.org_id.clone()),
+        user_id: Some(u.id.clone()),
+        client_id: None,
+        grant_id: None,
+        ip: Some("192.0.2.1".into()),
+        detail: serde_json::json!({}),
+    };
+    let with_event = |keep: &str| PasswordChange {
+        event: Some(event.clone()),
+        ..change(
+            &u.id,
+            &u.password_hash,
+            "$argon2id$new",
+            keep,
+            "",
+            Some(&renewed),
+        )
+    };
+    // A session already signed out: nothing changes, no event.
+    assert_eq!(
+        store
+            .change_password(&with_event("signed-out"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_user(&u.id).await.unwrap().unwrap().password_hash,
+        u.password_hash
+    );
+    assert!(store
+        .session_user("elsewhere", NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.session_user("renewed", NOW).await.unwrap().is_none());
+    let filter = SecurityEventFilter {
+        kind: Some("password.changed".into()),
+        user_id: Some(u.id.clone()),
+        ..SecurityEventFilter::default()
+    };
+    assert!(store
+        .list_security_events(&filter, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The live one: changed, swapped, and the event stored by the same write.
+    assert_eq!(
+        store.change_password(&with_event("changer")).await.unwrap(),
+        Some(1)
+    );
+    assert!(store.session_user("changer", NOW).await.unwrap().is_none());
+    assert!(store.session_user("renewed", NOW).await.unwrap().is_some());
+    let events = store.list_security_events(&filter, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail["other_sessions_ended"], 1);
+    assert_eq!(events[0].ip.as_deref(), Some("192.0.2.1"));
+}
+
 /// A sign-in checked against the old password and stored while the password changes (on
 /// PostgreSQL, over several connections at once) never leaves a session or a remembered device
 /// behind: stored before the change, the change deletes it; after, it is not stored.
@@ -586,16 +678,17 @@ async fn sign_ins_racing_a_password_change_leave_nothing_behind(store: &dyn Stor
     let devices = (0..30)
         .map(|i| store.remember_login_device(device(&format!("race-device-{i}"), &u, NOW), 100));
     let (before, after): (Vec<_>, Vec<_>) = sessions.enumerate().partition(|(i, _)| *i < 15);
+    let the_change = change(
+        &u.id,
+        &u.password_hash,
+        "$argon2id$new",
+        "race-1000",
+        "",
+        None,
+    );
     let (stored_before, changed, stored_after, remembered) = tokio::join!(
         futures_util::future::join_all(before.into_iter().map(|(_, f)| f)),
-        store.change_password(
-            &u.id,
-            &u.password_hash,
-            "$argon2id$new",
-            "race-1000",
-            "",
-            None
-        ),
+        store.change_password(&the_change),
         futures_util::future::join_all(after.into_iter().map(|(_, f)| f)),
         futures_util::future::join_all(devices),
     );
@@ -741,14 +834,14 @@ async fn a_user_keeps_only_the_newest_login_devices(store: &dyn Store) {
     // A password change forgets the user's other devices, and nobody else's.
     assert_eq!(
         store
-            .change_password(
+            .change_password(&change(
                 &u.id,
                 &u.password_hash,
                 "$argon2id$new",
                 "none",
                 "zzz",
                 None
-            )
+            ))
             .await
             .unwrap(),
         Some(0)
@@ -1910,6 +2003,7 @@ async fn an_approval_judges_the_client_as_stored(store: &dyn Store) {
 }
 
 storage_tests! {
+    a_password_change_needs_its_session_and_stores_its_event,
     concurrent_sign_ins_never_keep_more_devices_than_the_cap,
     a_shared_client_gets_a_grant_per_installation,
     clients_are_read_together,
@@ -2004,4 +2098,25 @@ async fn the_purge_leaves_a_client_whose_first_use_is_under_way() {
         .is_some());
     writer.close().await.unwrap();
     store.close().await;
+}
+
+/// The password change of `user_id` from `old` to `new` by the session `keep` (and the device
+/// `device`), swapping that session for `replacement` if given; no event.
+fn change(
+    user_id: &str,
+    old: &str,
+    new: &str,
+    keep: &str,
+    device: &str,
+    replacement: Option<&NewSession>,
+) -> PasswordChange {
+    PasswordChange {
+        user_id: user_id.to_owned(),
+        old_hash: old.to_owned(),
+        new_hash: new.to_owned(),
+        keep_session: keep.to_owned(),
+        keep_device: device.to_owned(),
+        replacement: replacement.cloned(),
+        event: None,
+    }
 }

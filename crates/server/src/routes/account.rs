@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use oauth_core::entity::User;
 use oauth_core::{secret, timefmt, PageSpec};
-use oauth_store::{LoginReservation, NewSession};
+use oauth_store::{LoginReservation, NewSession, PasswordChange, StoreError};
 use rand::rngs::OsRng;
 use std::net::SocketAddr;
 
@@ -414,36 +414,35 @@ async fn change_password(
         now,
         expires_at: now + lifetime,
     };
-    let ended = state
-        .store
-        .change_password(
-            &user.id,
-            &user.password_hash,
-            &new_hash,
-            &secret::hash_secret(&cookie),
-            budget.device_hash().unwrap_or(""),
-            Some(&replacement),
-        )
-        .await?;
-    let Some(ended) = ended else {
-        // The password changed between the check and the write (another tab): this one stands.
-        return Ok(render_password_page(
-            StatusCode::CONFLICT,
-            &user,
-            &cookie,
-            Some("Your password was changed elsewhere meanwhile. Nothing was changed here."),
-            None,
-        ));
+    // Stored by the change's own write: a change never goes without its event, even if this
+    // handler is dropped (the browser hung up) the moment after the commit.
+    let event = audit::StoredWith::new(Event::new(EventKind::PasswordChanged).user(&user), now);
+    let change = PasswordChange {
+        user_id: user.id.clone(),
+        old_hash: user.password_hash.clone(),
+        new_hash: new_hash.clone(),
+        keep_session: secret::hash_secret(&cookie),
+        keep_device: budget.device_hash().unwrap_or("").to_owned(),
+        replacement: Some(replacement),
+        event: Some(event.row().clone()),
     };
+    let ended = match state.store.change_password(&change).await {
+        Ok(Some(ended)) => ended,
+        // The password changed between the check and the write (another tab), or this session
+        // was signed out meanwhile: nothing was changed.
+        Ok(None) | Err(StoreError::Conflict(_)) => {
+            return Ok(render_password_page(
+                StatusCode::CONFLICT,
+                &user,
+                &cookie,
+                Some("Your password was changed elsewhere, or this session was signed out, meanwhile. Nothing was changed here."),
+                None,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    event.stored(None, &[("other_sessions_ended", ended.into())]);
     let cookie = fresh;
-    audit::record(
-        state.store.as_ref(),
-        state.clock.now(),
-        Event::new(EventKind::PasswordChanged)
-            .user(&user)
-            .detail("other_sessions_ended", ended),
-    )
-    .await;
     // The change forgot every other browser's device cookie; this one keeps its own, or gets
     // one.
     let mut resp = render_password_page(
