@@ -125,11 +125,22 @@ where
         let handled = {
             let _entered = span.enter();
             tracing::debug!(target: "oauth::http", "started processing request");
-            match cors::before(&self.listed_origins, &req) {
-                // Calling an axum route only makes its future: the route's service is called,
-                // and its handler runs, when that future is polled, under `catch_unwind` below.
-                Before::Handle(cors) => Handled::Route(cors, self.inner.call(req)),
-                Before::Answered(preflight) => Handled::Answered(preflight),
+            if two_authorizations(&req) {
+                Handled::Answered(
+                    ApiError::bad_request(
+                        "the request has more than one Authorization header field (RFC 9110 \
+                         §11.6.2: a request carries one set of credentials)",
+                    )
+                    .into_response(),
+                )
+            } else {
+                match cors::before(&self.listed_origins, &req) {
+                    // Calling an axum route only makes its future: the route's service is
+                    // called, and its handler runs, when that future is polled, under
+                    // `catch_unwind` below.
+                    Before::Handle(cors) => Handled::Route(cors, self.inner.call(req)),
+                    Before::Answered(preflight) => Handled::Answered(preflight),
+                }
             }
         };
         context.scope(async move {
@@ -156,6 +167,17 @@ where
             response
         })
     }
+}
+
+/// Two `Authorization` fields: every reader of credentials here takes one, and which one would be
+/// a guess (a good and a bad Basic header must not authenticate), so the request is refused
+/// before any route reads either.
+fn two_authorizations(req: &Request) -> bool {
+    req.headers()
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
 }
 
 /// The answer to a request whose handling panicked (the panic's message is not in it).

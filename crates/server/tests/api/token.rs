@@ -445,3 +445,59 @@ async fn client_credentials_writes_nothing() {
         .ok();
     assert_eq!(before, after, "the write-ahead log did not grow");
 }
+
+/// Two `Authorization` fields are refused before any route reads one: a good and a bad Basic
+/// header get no token whichever comes first, and Basic beside a bearer gets no introspection.
+#[tokio::test]
+async fn two_authorization_headers_are_refused_everywhere() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = cc_client(&app).await;
+    let good = basic(&id, &secret);
+    let bad = basic(&id, "wrong");
+    let token = crate::oauth_support::cc_token(&app, &id, &secret, None).await;
+    let bearer = format!("Bearer {}", app.admin_key);
+    for (path, pair, form) in [
+        (
+            "/oauth/token",
+            [&good, &bad],
+            vec![("grant_type", "client_credentials")],
+        ),
+        (
+            "/oauth/token",
+            [&bad, &good],
+            vec![("grant_type", "client_credentials")],
+        ),
+        (
+            "/oauth/introspect",
+            [&good, &bearer],
+            vec![("token", token.as_str())],
+        ),
+        (
+            "/v2/oauth/introspect",
+            [&bearer, &good],
+            vec![("token", token.as_str())],
+        ),
+        ("/oauth_clients", [&bearer, &bearer], vec![]),
+    ] {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for value in pair {
+            headers.append(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let r = app
+            .http
+            .post(app.at(path))
+            .headers(headers)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+        assert!(body.get("access_token").is_none() && body.get("active").is_none());
+    }
+}
