@@ -154,7 +154,19 @@ pub fn draft_from_document(
             "the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes"
         ));
     }
-    let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(body) else {
+    let doc = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+    draft_from_value(client_id, doc, policy)
+}
+
+/// [`draft_from_document`] for a document already read as JSON (by a reader that also refuses
+/// what serde_json lets through, such as a member named twice); anything but an object is
+/// refused.
+pub fn draft_from_value(
+    client_id: &str,
+    doc: Value,
+    policy: &RegistrationPolicy<'_>,
+) -> Result<ClientDraft, DocumentError> {
+    let Value::Object(doc) = doc else {
         return refuse("the client metadata document is not a JSON object");
     };
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {

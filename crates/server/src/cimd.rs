@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oauth_core::cimd::{
-    classify, draft_from_document, is_loopback_host, ClientIdKind, DocumentError, DocumentPolicy,
+    classify, draft_from_value, is_loopback_host, ClientIdKind, DocumentError, DocumentPolicy,
     MAX_DOCUMENT_BYTES,
 };
 use oauth_core::client::THIRD_PARTY_ORG_ID;
@@ -546,7 +546,9 @@ async fn fetch_document(
     // A member named twice means two readers of the document (someone vetting it, and this
     // server, which would take the last) may see different clients: refused, as in a request
     // body. So is a NUL, which no member may hold.
-    match crate::json::parse_value(&body) {
+    // Read once, by that reader; the fetch already bounded its size.
+    let doc = match crate::json::parse_value(&body) {
+        Ok(doc) => doc,
         Err(crate::json::JsonError::Repeated(at)) => {
             return Err(DocumentError(format!(
                 "the client metadata document names a member twice (at {at})"
@@ -557,9 +559,10 @@ async fn fetch_document(
                 "the client metadata document holds a NUL character (at {at})"
             )));
         }
-        Ok(_) | Err(crate::json::JsonError::Malformed(_)) => {}
-    }
-    let draft = draft_from_document(id, &body, &policy)?;
+        // Refused as not a JSON object.
+        Err(crate::json::JsonError::Malformed(_)) => serde_json::Value::Null,
+    };
+    let draft = draft_from_value(id, doc, &policy)?;
     // Only a valid document is kept, between the configured bounds.
     let ttl = max_age
         .unwrap_or(reg.cimd_cache_min_secs)
