@@ -125,22 +125,22 @@ where
         let handled = {
             let _entered = span.enter();
             tracing::debug!(target: "oauth::http", "started processing request");
-            if two_authorizations(&req) {
-                Handled::Answered(
-                    ApiError::bad_request(
+            match cors::before(&self.listed_origins, &req) {
+                // Refused before any route reads a credential; readable cross-origin as any
+                // error of the route would be.
+                Before::Handle(cors) if two_authorizations(&req) => {
+                    let mut refused = ApiError::bad_request(
                         "the request has more than one Authorization header field (RFC 9110 \
                          §11.6.2: a request carries one set of credentials)",
                     )
-                    .into_response(),
-                )
-            } else {
-                match cors::before(&self.listed_origins, &req) {
-                    // Calling an axum route only makes its future: the route's service is
-                    // called, and its handler runs, when that future is polled, under
-                    // `catch_unwind` below.
-                    Before::Handle(cors) => Handled::Route(cors, self.inner.call(req)),
-                    Before::Answered(preflight) => Handled::Answered(preflight),
+                    .into_response();
+                    cors.finish(&mut refused);
+                    Handled::Answered(refused)
                 }
+                // Calling an axum route only makes its future: the route's service is called,
+                // and its handler runs, when that future is polled, under `catch_unwind` below.
+                Before::Handle(cors) => Handled::Route(cors, self.inner.call(req)),
+                Before::Answered(preflight) => Handled::Answered(preflight),
             }
         };
         context.scope(async move {

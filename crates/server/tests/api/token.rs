@@ -495,6 +495,9 @@ async fn two_authorization_headers_are_refused_everywhere() {
             .await
             .unwrap();
         let status = r.status().as_u16();
+        // A public endpoint's refusal is readable from a browser, as its other errors are.
+        let cors = r.headers().get("access-control-allow-origin").cloned();
+        assert_eq!(cors.is_some(), path == "/oauth/token", "{path}: {cors:?}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "invalid_request", "{path}: {body}");
