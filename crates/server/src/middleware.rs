@@ -125,22 +125,21 @@ where
         let handled = {
             let _entered = span.enter();
             tracing::debug!(target: "oauth::http", "started processing request");
-            match cors::before(&self.listed_origins, &req) {
+            match (
+                cors::before(&self.listed_origins, &req),
+                malformed_fields(&req),
+            ) {
                 // Refused before any route reads a credential; readable cross-origin as any
                 // error of the route would be.
-                Before::Handle(cors) if two_authorizations(&req) => {
-                    let mut refused = ApiError::bad_request(
-                        "the request has more than one Authorization header field (RFC 9110 \
-                         §11.6.2: a request carries one set of credentials)",
-                    )
-                    .into_response();
+                (Before::Handle(cors), Some(why)) => {
+                    let mut refused = ApiError::bad_request(why).into_response();
                     cors.finish(&mut refused);
                     Handled::Answered(refused)
                 }
                 // Calling an axum route only makes its future: the route's service is called,
                 // and its handler runs, when that future is polled, under `catch_unwind` below.
-                Before::Handle(cors) => Handled::Route(cors, self.inner.call(req)),
-                Before::Answered(preflight) => Handled::Answered(preflight),
+                (Before::Handle(cors), None) => Handled::Route(cors, self.inner.call(req)),
+                (Before::Answered(preflight), _) => Handled::Answered(preflight),
             }
         };
         context.scope(async move {
@@ -169,15 +168,29 @@ where
     }
 }
 
-/// Two `Authorization` fields: every reader of credentials here takes one, and which one would be
-/// a guess (a good and a bad Basic header must not authenticate), so the request is refused
-/// before any route reads either.
-fn two_authorizations(req: &Request) -> bool {
-    req.headers()
-        .get_all(axum::http::header::AUTHORIZATION)
-        .iter()
-        .nth(1)
-        .is_some()
+/// Why a request's header fields are refused before any route sees it, if they are:
+///
+/// - two `Authorization` fields: every reader of credentials here takes one, and which one
+///   would be a guess (a good and a bad Basic header must not authenticate);
+/// - an HTTP/1.1 request without `Host`, or any request with two (RFC 9112 §3.2: the server
+///   MUST answer 400). Nothing here reads `Host` (the issuer is configured), but a proxy or
+///   cache in front may key on it, and two of them are read differently by different parts.
+fn malformed_fields(req: &Request) -> Option<&'static str> {
+    let headers = req.headers();
+    let count = |name| headers.get_all(name).iter().take(2).count();
+    if count(axum::http::header::AUTHORIZATION) > 1 {
+        return Some(
+            "the request has more than one Authorization header field (RFC 9110 §11.6.2: a \
+             request carries one set of credentials)",
+        );
+    }
+    match count(axum::http::header::HOST) {
+        0 if req.version() == axum::http::Version::HTTP_11 => {
+            Some("the request has no Host header field (RFC 9112 §3.2)")
+        }
+        2 => Some("the request has more than one Host header field (RFC 9112 §3.2)"),
+        _ => None,
+    }
 }
 
 /// The answer to a request whose handling panicked (the panic's message is not in it).
@@ -321,6 +334,7 @@ mod tests {
                 Request::builder()
                     .method(method)
                     .uri(path)
+                    .header(header::HOST, "localhost")
                     .header(header::ORIGIN, "https://elsewhere.example")
                     .body(Body::empty())
                     .unwrap(),
@@ -380,7 +394,12 @@ mod tests {
             }),
         );
         let response = service
-            .oneshot(Request::get("/anything").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/anything")
+                    .header(header::HOST, "localhost")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -530,3 +530,48 @@ async fn connections_always_in_a_request_give_way_when_every_slot_is_taken() {
         assert!(b.await.unwrap(), "a busy connection was told to close");
     }
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two, is answered 400,
+/// before any route reads its credentials: good client credentials get no token. HTTP/1.0 may
+/// omit `Host`.
+#[tokio::test]
+async fn a_request_without_one_host_field_is_a_bad_request() {
+    let app = TestApp::spawn().await;
+    let (id, secret) = crate::oauth_support::cc_client(&app).await;
+    let auth = crate::oauth_support::basic(&id, &secret);
+    let form = "grant_type=client_credentials";
+    let token_request = |host_lines: &str| {
+        format!(
+            "POST /oauth/token HTTP/1.1\r\n{host_lines}Authorization: {auth}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+    };
+    for (host_lines, refused) in [
+        ("", true),
+        ("Host: 127.0.0.1\r\nHost: attacker.example\r\n", true),
+        ("Host: 127.0.0.1\r\n", false),
+    ] {
+        let mut s = connect(&app).await;
+        s.write_all(token_request(host_lines).as_bytes())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut s).await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if refused {
+            assert_eq!(status, 400, "{host_lines:?}: {body}");
+            assert_eq!(body["error"], "invalid_request", "{body}");
+            assert!(
+                body["error_description"].as_str().unwrap().contains("Host"),
+                "{body}"
+            );
+            assert!(body.get("access_token").is_none(), "{body}");
+        } else {
+            assert_eq!(status, 200, "{body}");
+            assert!(body["access_token"].is_string(), "{body}");
+        }
+    }
+    let mut s = connect(&app).await;
+    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut s).await.0, 200);
+}
