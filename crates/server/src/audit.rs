@@ -353,8 +353,11 @@ impl StoredWith {
 }
 
 /// A replayed authorization code or a reused refresh token, presented by `client`: the event,
-/// and the revocation of its grant that the server made in answer. `revoked_for` is the grant's
-/// user when the grant was live and is now revoked; `None` when it already was revoked.
+/// and the revocation of its token family that the server made in answer. `revoked_for` is the
+/// grant's user when this presentation revoked the family; `None` when it changed nothing (the
+/// family was revoked already, by an earlier replay say): then the event is logged, not
+/// stored, so that a client presenting its own spent code again and again, at its request
+/// budget's pace, does not grow the table (one stored pair per family).
 pub async fn record_replay(
     store: &dyn Store,
     now: UnixSeconds,
@@ -363,23 +366,22 @@ pub async fn record_replay(
     grant_id: &str,
     revoked_for: Option<&str>,
 ) {
-    let mut event = Event::new(kind)
+    let event = Event::new(kind)
         .client(client)
         .grant_id(grant_id)
         .detail("family_revoked", revoked_for.is_some());
-    if let Some(user_id) = revoked_for {
-        event = event.user_id(user_id);
-    }
-    record(store, now, event).await;
-    if let Some(user_id) = revoked_for {
-        let revoked = Event::new(EventKind::TokenFamilyRevoked)
-            .user_id(user_id)
-            .client(client)
-            .grant_id(grant_id)
-            .detail("by", "server")
-            .detail("reason", kind.as_str());
-        record(store, now, revoked).await;
-    }
+    let Some(user_id) = revoked_for else {
+        log_only(event);
+        return;
+    };
+    record(store, now, event.user_id(user_id)).await;
+    let revoked = Event::new(EventKind::TokenFamilyRevoked)
+        .user_id(user_id)
+        .client(client)
+        .grant_id(grant_id)
+        .detail("by", "server")
+        .detail("reason", kind.as_str());
+    record(store, now, revoked).await;
 }
 
 /// Logs an event without storing it (see the module's rules for when).

@@ -1186,7 +1186,8 @@ impl WriteJob for ExchangeCode {
         }
         // RFC 6749 §4.1.2: its own client presenting a used code again. Whoever holds the other
         // copy holds the tokens of the first exchange: end that family.
-        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
+        let revoked =
+            revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
         let user: Option<UserId> = e
             .fetch(
                 "SELECT user_id FROM oauth_grants WHERE id = $1",
@@ -1196,6 +1197,7 @@ impl WriteJob for ExchangeCode {
         Ok(CodeExchange::AlreadyUsed {
             grant_id: used.grant_id,
             user_id: user.map(|UserId(u)| u).unwrap_or_default(),
+            revoked,
         })
     }
 }

@@ -364,8 +364,14 @@ pub enum CodeExchange {
     /// The code was already used and its own client presented it again, not refused by the
     /// decision (RFC 6749 §4.1.2): the
     /// token family its first exchange started has been revoked in the same transaction (for
-    /// a code from before token families, the whole grant).
-    AlreadyUsed { grant_id: String, user_id: String },
+    /// a code from before token families, the whole grant). `revoked` says whether this
+    /// presentation revoked anything: false when the family was revoked already (by an earlier
+    /// replay, say) or the first exchange issued nothing.
+    AlreadyUsed {
+        grant_id: String,
+        user_id: String,
+        revoked: bool,
+    },
     /// Unknown, expired, or its grant was revoked.
     Invalid,
 }
@@ -395,8 +401,9 @@ pub enum RefreshRotation {
     /// record (its client, user, grant and scopes). Only one caller ever sees this.
     Rotated(Box<RefreshToken>),
     /// The presented token exists but was already used (RFC 9700 §4.14.2: reuse); its token
-    /// family has been revoked (for a token from before families, its grant).
-    Reused { grant_id: String },
+    /// family has been revoked (for a token from before families, its grant). `revoked` says
+    /// whether this presentation revoked anything: false when the family was revoked already.
+    Reused { grant_id: String, revoked: bool },
     /// Unknown, expired, revoked, its family revoked or past its absolute lifetime, or its
     /// grant revoked. Nothing changed.
     Invalid,

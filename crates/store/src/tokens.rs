@@ -600,9 +600,11 @@ impl WriteJob for RotateRefresh {
         };
         // RFC 9700 §4.14.2: a used refresh token presented again means one of two parties holds
         // a stolen copy; end its family (the user's other authorizations of the client stand).
-        revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
+        let revoked =
+            revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
         Ok(RefreshRotation::Reused {
             grant_id: used.grant_id,
+            revoked,
         })
     }
 }

@@ -269,7 +269,8 @@ async fn reuse_revokes_the_grant_and_its_family(store: &dyn Store) {
     assert_eq!(
         out,
         RefreshRotation::Reused {
-            grant_id: grant.id.clone()
+            grant_id: grant.id.clone(),
+            revoked: true,
         }
     );
     assert!(store.find_refresh_token("r3").await.unwrap().is_none());
@@ -540,6 +541,25 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
         CodeExchange::AlreadyUsed {
             grant_id: grant.id.clone(),
             user_id: grant.user_id.clone(),
+            revoked: true,
+        }
+    );
+    // Presented again, it finds the family ended and revokes nothing more.
+    assert_eq!(
+        store
+            .exchange_authorization_code(
+                "code",
+                &c,
+                &family("fam-2", NOW + DAY),
+                NOW + 3,
+                Box::new(replay)
+            )
+            .await
+            .unwrap(),
+        CodeExchange::AlreadyUsed {
+            grant_id: grant.id.clone(),
+            user_id: grant.user_id.clone(),
+            revoked: false,
         }
     );
     // The replay by its own client ended the family of the first exchange, not the grant.
@@ -611,6 +631,8 @@ async fn a_rejected_exchange_burns_the_code_and_stores_nothing(store: &dyn Store
         CodeExchange::AlreadyUsed {
             grant_id: grant.id.clone(),
             user_id: grant.user_id.clone(),
+            // The rejected exchange started no family: there is nothing to revoke.
+            revoked: false,
         }
     );
     assert_eq!(store.find_refresh_token("late").await.unwrap(), None);
@@ -900,8 +922,17 @@ async fn reuse_and_replay_revoke_one_family_not_the_grant(store: &dyn Store) {
             .await
             .unwrap(),
         RefreshRotation::Reused {
-            grant_id: grant.id.clone()
+            grant_id: grant.id.clone(),
+            revoked: true,
         }
+    );
+    // Presented again, it is a token of a revoked family: refused, and nothing more revoked.
+    assert_eq!(
+        store
+            .rotate_refresh_token("a1", &token("a4", &grant, &["admin"], NOW + 4), NOW + 4)
+            .await
+            .unwrap(),
+        RefreshRotation::Invalid
     );
     // Family A is over; family B and the grant stand.
     assert!(!store.live_token_family("fam-a").await.unwrap());
@@ -1168,11 +1199,17 @@ async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
     for (i, o) in outcomes.iter().enumerate() {
         if i != w {
             assert!(
-                matches!(o, CodeExchange::AlreadyUsed { grant_id, user_id } if *grant_id == grant.id && *user_id == grant.user_id),
+                matches!(o, CodeExchange::AlreadyUsed { grant_id, user_id, .. } if *grant_id == grant.id && *user_id == grant.user_id),
                 "{o:?}"
             );
         }
     }
+    // The first replay ended the winner's family; the others found it ended.
+    let revoking = outcomes
+        .iter()
+        .filter(|o| matches!(o, CodeExchange::AlreadyUsed { revoked: true, .. }))
+        .count();
+    assert_eq!(revoking, 1, "{outcomes:?}");
     for i in 0..30 {
         let stored = store.find_refresh_token(&format!("rt-{i}")).await.unwrap();
         if i != w {

@@ -342,7 +342,11 @@ async fn authorization_code(
                 "the authorization code is invalid, expired or already used",
             ));
         }
-        CodeExchange::AlreadyUsed { grant_id, user_id } => {
+        CodeExchange::AlreadyUsed {
+            grant_id,
+            user_id,
+            revoked,
+        } => {
             // §4.1.2: a replayed code revokes the tokens issued from it: the store has revoked
             // the family of its first exchange (access tokens check their family on use).
             audit::record_replay(
@@ -351,7 +355,7 @@ async fn authorization_code(
                 EventKind::AuthorizationCodeReplayed,
                 client,
                 &grant_id,
-                Some(user_id.as_str()).filter(|u| !u.is_empty()),
+                Some(user_id.as_str()).filter(|u| revoked && !u.is_empty()),
             )
             .await;
             return Err(invalid_grant(
@@ -492,14 +496,14 @@ async fn refresh_token(
     );
     let old = match state.store.rotate_refresh_token(&hash, &new, now).await? {
         RefreshRotation::Rotated(old) => old,
-        RefreshRotation::Reused { grant_id } => {
+        RefreshRotation::Reused { grant_id, revoked } => {
             audit::record_replay(
                 state.store.as_ref(),
                 now,
                 EventKind::RefreshTokenReused,
                 client,
                 &grant_id,
-                Some(&stored.user_id),
+                Some(stored.user_id.as_str()).filter(|_| revoked),
             )
             .await;
             return Err(invalid_grant(INVALID));

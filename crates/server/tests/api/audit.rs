@@ -375,6 +375,18 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
     assert_eq!(replayed[0].grant_id.as_deref(), Some(grant2.as_str()));
     assert_eq!(replayed[0].client_id.as_deref(), Some(id.as_str()));
     assert_eq!(replayed[0].detail["family_revoked"], true);
+    // Presented again, the spent code revokes nothing more and stores nothing more: its client
+    // cannot grow the trail by replaying it at its request budget's pace.
+    let families_revoked = of_kind(&app, "token_family.revoked").await.len();
+    for _ in 0..5 {
+        let r = exchange(&app, &id, &secret, &code).await;
+        assert_eq!(r.body["error"], "invalid_grant", "{}", r.body);
+    }
+    assert_eq!(of_kind(&app, "authorization_code.replayed").await.len(), 1);
+    assert_eq!(
+        of_kind(&app, "token_family.revoked").await.len(),
+        families_revoked
+    );
     let refresh_token = t.body["refresh_token"].as_str().unwrap().to_owned();
     secrets.extend([code, refresh_token.clone()]);
 
