@@ -68,6 +68,19 @@ impl Limiter {
     /// Takes one token for `key`; `Err(seconds)` when the bucket is empty, with the whole
     /// seconds until a token is back (1..=60, the `Retry-After` value).
     fn check(&self, key: &Key, now: UnixSeconds) -> Result<(), u64> {
+        self.take(key, now, false)
+    }
+
+    /// Spends one token for `key` even when the bucket is empty: the bucket goes into debt, down
+    /// to minus its capacity, and refuses until the debt is paid back. For a budget spent by
+    /// failures after a [`Limiter::peek`]: the failures that passed the look together are all
+    /// charged, so they cannot pass again at every token that comes back. Answers as
+    /// [`Limiter::check`] does.
+    fn spend(&self, key: &Key, now: UnixSeconds) -> Result<(), u64> {
+        self.take(key, now, true)
+    }
+
+    fn take(&self, key: &Key, now: UnixSeconds, into_debt: bool) -> Result<(), u64> {
         if self.limit.is_off() {
             return Ok(());
         }
@@ -75,8 +88,11 @@ impl Limiter {
         let mut shard = self.shard(key);
         let window = i64::from(self.limit.window_secs);
         if now - shard.last_sweep >= window || shard.buckets.len() >= MAX_KEYS_PER_SHARD {
-            // A bucket untouched for a whole window is full again: the same as no entry.
-            shard.buckets.retain(|_, b| now - b.updated < window);
+            // A full bucket is the same as no entry (one untouched for a whole window is full
+            // again, unless it was in debt).
+            shard
+                .buckets
+                .retain(|_, b| refilled(b, now, capacity, rate) < capacity);
             if shard.buckets.len() >= MAX_KEYS_PER_SHARD {
                 shard.buckets.clear();
             }
@@ -92,6 +108,9 @@ impl Limiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
+            if into_debt {
+                bucket.tokens = (bucket.tokens - 1.0).max(-capacity);
+            }
             Err(wait_secs(bucket.tokens, rate))
         }
     }
@@ -144,17 +163,19 @@ fn wait_secs(tokens: f64, rate: f64) -> u64 {
     (((1.0 - tokens) / rate).ceil() as u64).clamp(1, 60)
 }
 
-/// The token bucket of [`Limiter::check`] and [`Limiter::peek`] as one atomic Redis script.
-/// KEYS[1] is the bucket (a hash of `tokens` and `updated`); ARGV is capacity, window in
-/// seconds, now (Unix seconds, the application clock), and `1` to take a token or `0` to only
-/// look. Returns 0 when a token was (or would be) taken, else the seconds until one is back.
-/// A bucket untouched for a whole window is full again, so it expires after one; looking
+/// The token bucket of [`Limiter::check`], [`Limiter::spend`] and [`Limiter::peek`] as one
+/// atomic Redis script. KEYS[1] is the bucket (a hash of `tokens` and `updated`); ARGV is
+/// capacity, window in seconds, now (Unix seconds, the application clock), and `1` to take a
+/// token, `2` to spend one (into debt, down to minus the capacity, when the bucket is empty) or
+/// `0` to only look. Returns 0 when a token was (or would be) taken, else the seconds until one
+/// is back. A bucket expires when it would be full again (an absent bucket is full); looking
 /// writes nothing (an absent bucket stays absent).
 const BUCKET_SCRIPT: &str = r#"
 local capacity = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local take = ARGV[4] == '1'
+local take = ARGV[4] == '1' or ARGV[4] == '2'
+local into_debt = ARGV[4] == '2'
 local rate = capacity / window
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
 local tokens = tonumber(state[1])
@@ -171,11 +192,12 @@ local wait = 0
 if tokens >= 1 then
   if take then tokens = tokens - 1 end
 else
+  if into_debt then tokens = math.max(tokens - 1, -capacity) end
   wait = math.ceil((1 - tokens) / rate)
 end
 if take then
   redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(updated))
-  redis.call('EXPIRE', KEYS[1], window)
+  redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / rate)))
 end
 return wait
 "#;
@@ -258,7 +280,11 @@ impl SharedBuckets {
             .arg(limiter.limit.requests)
             .arg(limiter.limit.window_secs)
             .arg(now)
-            .arg(if op == Op::Take { "1" } else { "0" })
+            .arg(match op {
+                Op::Take => "1",
+                Op::Spend => "2",
+                Op::Peek => "0",
+            })
             .invoke_async(&mut connection)
             .await
     }
@@ -295,6 +321,9 @@ impl SharedBuckets {
 enum Op {
     /// Take a token, or say how long until there is one.
     Take,
+    /// Take a token even when there is none: the bucket goes into debt (see
+    /// [`Limiter::spend`]).
+    Spend,
     /// Only say whether there is a token (a budget spent only by failures is looked at
     /// before the attempt and spent after it fails).
     Peek,
@@ -379,6 +408,7 @@ impl RateLimiters {
         }
         let in_memory = || match op {
             Op::Take => limiter.check(key, now),
+            Op::Spend => limiter.spend(key, now),
             Op::Peek => limiter.peek(key, now),
         };
         match &self.shared {
@@ -465,11 +495,12 @@ impl RateLimiters {
         ip: IpAddr,
         now: UnixSeconds,
     ) {
-        // An empty bucket here only means that concurrent failures got past the look before
-        // it; the next attempt is refused.
+        // An empty bucket here means that concurrent failures got past the look before it:
+        // each is charged all the same (the bucket goes into debt), so that they are paid back
+        // before the look lets any more through, not again at every token that comes back.
         let ip = ip_key(ip);
         let _ = self
-            .run(&self.client_auth_failures_per_ip, &ip, now, Op::Take)
+            .run(&self.client_auth_failures_per_ip, &ip, now, Op::Spend)
             .await;
         if let Some(client_id) = existing_client_id {
             let _ = self
@@ -477,7 +508,7 @@ impl RateLimiters {
                     &self.client_auth_failures_per_client_ip,
                     &client_ip_key(client_id, &ip),
                     now,
-                    Op::Take,
+                    Op::Spend,
                 )
                 .await;
         }
@@ -720,6 +751,40 @@ mod tests {
         assert_eq!(off.peek(&k, 1), Ok(()));
     }
 
+    /// Failures that passed the look together are all charged: the bucket goes into debt (down
+    /// to minus its capacity) and the look refuses until the debt is paid back, instead of
+    /// letting another such wave through at every token that comes back. A sweep keeps a bucket
+    /// in debt.
+    #[test]
+    fn spent_failures_past_the_look_leave_a_debt() {
+        let l = Limiter::new(
+            "t",
+            RateLimit {
+                requests: 3,
+                window_secs: 6,
+            },
+        );
+        let k = digest(b"t", b"a");
+        assert_eq!(l.peek(&k, 100), Ok(()));
+        for i in 0..10 {
+            let spent = l.spend(&k, 100);
+            assert_eq!(spent.is_ok(), i < 3, "{i}: {spent:?}");
+        }
+        // One token every 2 s: without the debt the look would pass again at 102.
+        assert_eq!(l.peek(&k, 102), Err(6));
+        // Another key of the same shard, at a window's end, sweeps the shard.
+        let same_shard = (0u32..)
+            .map(|i| digest(b"t", &i.to_be_bytes()))
+            .find(|o| *o != k && usize::from(o[0]) % SHARDS == usize::from(k[0]) % SHARDS)
+            .unwrap();
+        assert_eq!(l.check(&same_shard, 107), Ok(()));
+        assert_eq!(l.peek(&k, 107), Err(1));
+        assert_eq!(l.peek(&k, 108), Ok(()));
+        // Spending from a bucket that has tokens takes one, as `check` does.
+        assert_eq!(l.spend(&k, 108), Ok(()));
+        assert_eq!(l.peek(&k, 108), Err(2));
+    }
+
     #[test]
     fn client_ip_keys_differ_by_client_and_by_address() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
@@ -836,6 +901,41 @@ mod tests {
         assert_eq!(peek(102).await, Ok(()));
         assert_eq!(take(&l, &k, 102).await, Ok(()));
         assert_eq!(peek(102).await, Err(2));
+        assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+    }
+
+    /// The Lua script's spend (`2`) leaves the debt the in-memory one does, and the bucket lives
+    /// in Redis until it would be full again, not one window only.
+    #[tokio::test]
+    async fn redis_spend_matches_the_memory_spend() {
+        let prefix = format!("oauth-test:{}:", uuid::Uuid::new_v4());
+        let l = redis_limits(&prefix);
+        let shared = l.shared.as_ref().unwrap_or_else(|| panic!("redis backend"));
+        let k = digest(b"t", b"spend");
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{prefix}oauth_per_client:{hex}");
+        for i in 0..10 {
+            let spent = l.run(&l.oauth_per_client, &k, 100, Op::Spend).await;
+            assert_eq!(spent.is_ok(), i < 3, "{i}: {spent:?}");
+        }
+        let peek = |now| l.run(&l.oauth_per_client, &k, now, Op::Peek);
+        assert_eq!(peek(102).await, Err(6));
+        assert_eq!(peek(107).await, Err(1));
+        assert_eq!(peek(108).await, Ok(()));
+        let mut con = test_connection(shared).await;
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&name)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        // From minus three tokens to three at one every 2 s: 12 s, twice the window.
+        assert!((7..=12).contains(&ttl), "{ttl}");
         assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
         let deleted: i64 = redis::cmd("DEL")
             .arg(&name)

@@ -307,6 +307,60 @@ async fn without_trusted_proxies_no_forwarding_header_is_read() {
     assert_eq!(r.status(), 429);
 }
 
+/// Wrong secrets sent together pass the look before any of them is charged; each is charged
+/// all the same, so the budget goes into debt and the look refuses until the debt is paid
+/// back, not again as soon as one failure's token comes back.
+#[tokio::test]
+async fn a_wave_of_concurrent_failures_is_charged_in_full() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        // Two failures per client_id and address, one back every 32 s.
+        c.rate_limits.client_auth_failures_per_client_ip = limit(2, 64);
+        c.rate_limits.client_auth_failures_per_ip = limit(1000, 60);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    let attacker = client_from(ATTACKER);
+    let form = [("grant_type", "client_credentials")];
+    let wrong = basic(&id, "wrong");
+    let outcomes = futures_util::future::join_all(
+        (0..30).map(|_| post_form_with(&attacker, &app, "/oauth/token", Some(&wrong), &form)),
+    )
+    .await;
+    let failed = outcomes.iter().filter(|(s, _, _)| *s == 401).count();
+    assert!(
+        outcomes.iter().all(|(s, _, _)| *s == 401 || *s == 429),
+        "{outcomes:?}"
+    );
+    assert!(failed >= 2, "{outcomes:?}");
+    // One token back: without a debt the look would pass. With one (when more than two
+    // failures passed the look together), it refuses until the debt is paid: at most a window.
+    clock.advance(32);
+    let (status, _, body) = post_form_with(
+        &attacker,
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &form,
+    )
+    .await;
+    let expected = if failed > 2 { 429 } else { 200 };
+    assert_eq!(status, expected, "{failed} failed together: {body}");
+    clock.advance(96);
+    let (status, _, body) = post_form_with(
+        &attacker,
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &form,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the debt is paid after two windows at most: {body}"
+    );
+}
+
 /// Failed client authentication is limited per address and per (client_id, address), looked
 /// at before the secret is checked and spent only by failures: a flood of wrong secrets from
 /// one address locks out that address (even with the right secret), never the client itself
