@@ -75,6 +75,22 @@ impl<B: Engine> KeyStore for B {
         engine::execute(self, sql, &[Arg::Int(now), Arg::Int(limit)]).await
     }
 }
+
+/// Writes one row that every change of the key set writes first, which serializes them on
+/// PostgreSQL: a second first start, or a second rotation, waits on the row lock until the
+/// first commits, and then its statements (each a new snapshot) see the first one's key. Two
+/// rotations at once would otherwise each schedule the keys it saw to retire, and neither the
+/// other's new key, which would then never retire.
+async fn lock_signing_keys<E: Exec>(e: &mut E, now: UnixSeconds) -> Result<()> {
+    e.execute(
+        "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[Arg::Text(&now.to_string())],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The key, unless a usable one exists.
 struct InsertFirst(StoredSigningKey, UnixSeconds);
 
@@ -83,15 +99,7 @@ impl WriteJob for InsertFirst {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<bool> {
         let InsertFirst(key, now) = self;
-        // Writing this row first serializes concurrent first starts on PostgreSQL:
-        // the second waits on the row lock until the first commits, and then its
-        // count below (a new statement, a new snapshot) sees the first one's key.
-        e.execute(
-            "INSERT INTO server_state (key, value) VALUES ('signing_key_init', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            &[Arg::Text(&now.to_string())],
-        )
-        .await?;
+        lock_signing_keys(e, *now).await?;
         let usable = e
             .fetch::<Count>(
                 "SELECT COUNT(*) AS n FROM signing_keys \
@@ -116,6 +124,7 @@ impl WriteJob for Rotate {
 
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let Rotate(key, retire_others_after) = self;
+        lock_signing_keys(e, key.created_at).await?;
         e.execute(
             "UPDATE signing_keys SET retire_after = $1 \
              WHERE retire_after IS NULL OR retire_after > $1",

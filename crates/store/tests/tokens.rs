@@ -129,6 +129,34 @@ async fn rotation_retires_the_others_and_purge_removes_them_after() {
     .await;
 }
 
+/// Rotations run at once (a rotation scheduled on every host, say) leave one current key: each
+/// schedules every key it sees, the others' new keys included, to retire.
+#[tokio::test]
+async fn rotations_at_once_leave_one_current_key() {
+    on_each_backend(|s| async move {
+        s.insert_first_signing_key(&key("first", 100), 100)
+            .await
+            .unwrap();
+        let new_keys: Vec<StoredSigningKey> = (0..8).map(|i| key(&format!("k{i}"), 200)).collect();
+        let rotations = new_keys.iter().map(|k| s.rotate_signing_key(k, 200 + 3600));
+        for rotated in futures_util::future::join_all(rotations).await {
+            rotated.unwrap();
+        }
+        let keys = s.list_signing_keys(150).await.unwrap();
+        assert_eq!(keys.len(), 9, "{keys:?}");
+        let current: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.retire_after.is_none())
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(current.len(), 1, "{keys:?}");
+        assert!(keys
+            .iter()
+            .all(|k| k.retire_after.is_none() || k.retire_after == Some(3800)));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_key_rotated_in_within_the_same_second_comes_last() {
     on_each_backend(|s| async move {
