@@ -339,8 +339,22 @@ impl ConfigArgs {
                 ),
             }
         }
+        let env_names: Vec<String> = SETTINGS.iter().flat_map(Setting::env_names).collect();
         for (name, _) in &self.env {
-            if name.contains("__") && !SETTINGS.iter().any(|s| s.env_names().contains(name)) {
+            if env_names.contains(name) {
+                continue;
+            }
+            // Other `OAUTH_` variables may belong to something else; one a letter or two from a
+            // setting's name is a typo, which would otherwise leave a default in force
+            // unnoticed (`OAUTH_REGISTRATON_MODE=token`, and registration stays open).
+            let near = env_names
+                .iter()
+                .find(|known| edit_distance(known, name) <= 2);
+            if let Some(near) = near {
+                notices.push(format!(
+                    "the environment variable {name} names no setting and is ignored; did you mean {near}?"
+                ));
+            } else if name.contains("__") {
                 notices.push(format!(
                     "the environment variable {name} names no setting and is ignored"
                 ));
@@ -895,15 +909,55 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+/// The Levenshtein distance between two ASCII names (insertions, deletions and substitutions
+/// of one byte each), for telling a mistyped setting name from an unrelated one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, y) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(x != y);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
         }
-        _ => url.to_owned(),
+        previous = current;
     }
+    previous[b.len()]
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and a password given as a
+/// query parameter (`?password=secret`, `sslpassword=`: PostgreSQL's drivers take both) masked
+/// the same way.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let secret_parameter = |name: &str| name.to_ascii_lowercase().contains("password");
+    let masked_query = u.query_pairs().any(|(k, _)| secret_parameter(&k)).then(|| {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_parameter(&k) {
+                    "***".into()
+                } else {
+                    v
+                };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        pairs
+    });
+    if u.password().is_none() && masked_query.is_none() {
+        return url.to_owned();
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if let Some(pairs) = masked_query {
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 impl Default for Config {
@@ -1047,6 +1101,12 @@ impl Config {
             && self.registration.initial_access_token_hash.is_none()
         {
             bail!("configuration: registration mode `token` needs an initial access token (OAUTH_REGISTRATION_TOKEN or registration.initial_access_token)");
+        }
+        // A token set for nothing: the operator meant registration to need it, and it would not.
+        if self.registration.mode == RegistrationMode::Open
+            && self.registration.initial_access_token_hash.is_some()
+        {
+            bail!("configuration: an initial access token is set (OAUTH_REGISTRATION_TOKEN, OAUTH_REGISTRATION_TOKEN_FILE or registration.initial_access_token) but registration mode is `open`, which does not ask for it: anyone could register. Set registration mode `token` (OAUTH_REGISTRATION_MODE=token) to require it, or remove the token");
         }
         if !(1..=3650).contains(&self.audit.retention_days) {
             bail!("configuration: audit.retention_days must be between 1 and 3650");
@@ -2192,7 +2252,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         std::fs::write(
             &path,
             format!(
-                "[tokens]\nkey_encryption_key_file = {:?}\n[registration]\ninitial_access_token_file = {:?}\n",
+                "[tokens]\nkey_encryption_key_file = {:?}\n[registration]\nmode = \"token\"\ninitial_access_token_file = {:?}\n",
                 kek_file.display().to_string(),
                 token_file.display().to_string()
             ),
@@ -2317,17 +2377,45 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "{e}"
         );
 
-        // Other OAUTH_ variables are not settings; one in the settings' form is said to be ignored.
+        // Other OAUTH_ variables are not settings; one in the settings' form is said to be
+        // ignored, and so is one that is a setting's name mistyped, naming the setting.
         let other = ConfigArgs::default()
             .with_env("OAUTH_LOG", "debug")
             .with_env("OAUTH_TEST_POSTGRES_URL", "postgres://h/db")
-            .with_env("OAUTH_TOKENS__LIFETIME", "1");
+            .with_env("OAUTH_TOKENS__LIFETIME", "1")
+            .with_env("OAUTH_REGISTRATON_MODE", "token");
         let c = Config::load(&other).unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+        assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
         assert!(
             c.notices[0].contains("OAUTH_TOKENS__LIFETIME"),
             "{:?}",
             c.notices
+        );
+        assert!(
+            c.notices[1].contains("OAUTH_REGISTRATON_MODE")
+                && c.notices[1].contains("did you mean OAUTH_REGISTRATION_MODE?"),
+            "{:?}",
+            c.notices
+        );
+        assert_eq!(c.registration.mode, RegistrationMode::Open);
+        assert_eq!(edit_distance("OAUTH_BIND", "OAUTH_BIND"), 0);
+        assert_eq!(edit_distance("OAUTH_BIND", "OAUTH_BNID"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+
+        // A registration token with open registration is refused: it would not be asked for.
+        let e = format!(
+            "{:#}",
+            Config::load(
+                &ConfigArgs::default()
+                    .with_env("OAUTH_REGISTRATION_TOKEN", "abcdefabcdefabcdefabcdef")
+            )
+            .err()
+            .unwrap_or_else(|| panic!("a token with open registration was accepted"))
+        );
+        assert!(
+            e.contains("registration mode is `open`")
+                && e.contains("OAUTH_REGISTRATION_MODE=token"),
+            "{e}"
         );
     }
 
@@ -2506,6 +2594,18 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=disable&password=QSEKRIT"),
+            "postgres://u@h/db?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db?PassWord=a&sslpassword=b&application_name=x"),
+            "postgres://u:***@h/db?PassWord=***&sslpassword=***&application_name=x"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require"),
+            "postgres://u@h/db?sslmode=require"
+        );
     }
 
     #[test]
