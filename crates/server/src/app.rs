@@ -114,7 +114,6 @@ pub async fn start_with_clock(
         tracing::warn!("configuration: {notice}");
     }
     let store = open_store(&config).await?;
-    let bootstrap = accounts::bootstrap(store.as_ref(), clock.now()).await?;
     let kek = signing::load_key_encryption_key(&config)?;
     let login_keys = Arc::new(kek.digest_key(LOGIN_KEYS_PURPOSE));
     let keys = Arc::new(
@@ -180,6 +179,10 @@ pub async fn start_with_clock(
         }
         None => None,
     };
+    // The first start's admin is made last, once nothing else can fail: its password is shown
+    // only by the start that made it, so a start that failed after making it (a port in use,
+    // a missing key-encryption key) would leave an admin whose password no one knows.
+    let bootstrap = accounts::bootstrap(store.as_ref(), state.clock.now()).await?;
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve::serve(listener, app, limits, async move {

@@ -408,6 +408,29 @@ async fn sigterm_right_after_listening_stops_cleanly() {
     }
 }
 
+/// A first start that fails (here: its port is taken) makes no admin: the admin's password is
+/// shown only by the start that makes it, so the next start that succeeds makes and shows it.
+#[tokio::test]
+async fn a_failed_first_start_leaves_the_admin_to_the_next_one() {
+    let db = fresh_db();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let (ok, out, err) = admin(&db, &["serve", "--bind", &bind], None);
+    assert!(!ok, "{out}");
+    assert!(err.contains("binding"), "{err}");
+    assert!(!out.contains("API key"), "{out}");
+    drop(taken);
+    let mut served = Served::start(&db, &[]);
+    let (lines, _) = served.until_listening().await;
+    let text = lines.join("\n");
+    assert!(
+        text.contains("email:    admin@localhost") && text.contains("API key:"),
+        "{text}"
+    );
+    let (ok, rest) = served.terminate().await;
+    assert!(ok, "{rest:?}");
+}
+
 #[tokio::test]
 async fn first_start_prints_a_working_api_key_once_and_sigterm_stops_cleanly() {
     let db = fresh_db();
