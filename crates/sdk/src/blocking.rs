@@ -1,8 +1,8 @@
 //! A blocking client, for programs without an async runtime (feature `blocking`).
 //!
-//! It wraps the async [`crate::Client`] and runs each call on an internal current-thread tokio
-//! runtime, so it behaves exactly like the async client (retries, client-credentials tokens,
-//! errors). Methods return a [`Call`]; [`Call::send`] sends it.
+//! It wraps the async [`crate::Client`] and runs each call on an internal tokio runtime of one
+//! worker thread, so it behaves exactly like the async client (retries, client-credentials
+//! tokens, errors). Methods return a [`Call`]; [`Call::send`] sends it.
 //!
 //! ```no_run
 //! use telnyx_oauth::blocking::Client;
@@ -79,7 +79,14 @@ impl Client {
     /// # Ok::<(), telnyx_oauth::Error>(())
     /// ```
     pub fn from_async(client: crate::Client) -> Result<Client, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // A worker thread of its own, always running: the connections this client opens go
+        // into the pool it shares with the async client, and one of them taken up by the async
+        // client must be driven while no blocking call runs (a current-thread runtime drives
+        // its connections only inside `block_on`, so the async call would wait until its
+        // timeout).
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("telnyx-oauth-blocking")
             .enable_all()
             .build()
             .map_err(|e| {

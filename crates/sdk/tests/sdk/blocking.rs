@@ -88,3 +88,49 @@ fn the_blocking_client_creates_lists_updates_and_deletes() {
     drop(client);
     drop(stranger);
 }
+
+/// A blocking client over an async one shares its connection pool: a connection the blocking
+/// client opened and left idle serves the async client's next calls at once, while no blocking
+/// call runs.
+#[test]
+fn the_async_client_uses_a_connection_the_blocking_one_opened() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(TestServer::spawn());
+    let client = telnyx_oauth::Client::builder()
+        .api_key(&app.admin_key)
+        .base_url(&app.url)
+        .timeout(std::time::Duration::from_secs(5))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let shared = client.clone();
+    // The pool is empty: the blocking client's call opens its connection.
+    let thread = std::thread::spawn(move || {
+        let blocking = blocking::Client::from_async(shared).unwrap();
+        let created = blocking
+            .oauth_clients()
+            .create(&new_client("Shared pool", ClientType::Confidential))
+            .send()
+            .unwrap();
+        opened_tx.send(created.client_id).unwrap();
+        // Idle, not inside a call, until the async calls below have their answers.
+        done_rx.recv().unwrap();
+    });
+    let id = opened_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let found = runtime
+            .block_on(client.oauth_clients().retrieve(&id).send())
+            .unwrap();
+        assert_eq!(found.name, "Shared pool");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    done_tx.send(()).unwrap();
+    thread.join().unwrap();
+}
