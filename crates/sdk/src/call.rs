@@ -214,9 +214,11 @@ impl<'a, T: Send + 'a> Call<'a, T> {
         let request = self.request?;
         let raw = self.client.execute(&request).await?;
         let data = (self.decode)(self.client, &request, &raw)?;
+        let mut headers = raw.headers;
+        crate::error::hide_credentials(&mut headers);
         Ok(Response {
             status: raw.status,
-            headers: raw.headers,
+            headers,
             data,
         })
     }

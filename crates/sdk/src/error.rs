@@ -130,19 +130,29 @@ pub struct ApiError {
 impl ApiError {
     pub(crate) fn new(status: StatusCode, mut headers: HeaderMap, raw_body: String) -> Self {
         let body = serde_json::from_str::<ErrorBody>(&raw_body).ok();
-        // A cookie the answer sets is a credential: its value stays out of debug output.
-        if let reqwest::header::Entry::Occupied(mut cookies) =
-            headers.entry(reqwest::header::SET_COOKIE)
-        {
-            for value in cookies.iter_mut() {
-                value.set_sensitive(true);
-            }
-        }
+        hide_credentials(&mut headers);
         ApiError {
             status,
             headers,
             body,
             raw_body,
+        }
+    }
+}
+
+/// Marks the answer headers that may carry a credential as sensitive, so that their values stay
+/// out of debug output: a cookie the answer sets, and a redirect's `Location` (the
+/// authorization endpoint's holds the code or the consent token in its query).
+pub(crate) fn hide_credentials(headers: &mut HeaderMap) {
+    for name in [
+        reqwest::header::SET_COOKIE,
+        reqwest::header::LOCATION,
+        reqwest::header::CONTENT_LOCATION,
+    ] {
+        if let reqwest::header::Entry::Occupied(mut values) = headers.entry(name) {
+            for value in values.iter_mut() {
+                value.set_sensitive(true);
+            }
         }
     }
 }

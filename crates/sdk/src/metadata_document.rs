@@ -291,6 +291,15 @@ fn check_client_id(client_id: &str, allow_http_loopback: bool) -> Result<(), Err
     if dot_segment {
         return Err(invalid("client_id", "has a . or .. path segment"));
     }
+    // The id is compared as text: an authorization server refuses one not written as it parses
+    // (a lower-case host, no default port, nothing escaped differently, no backslash).
+    if url.as_str() != client_id {
+        return Err(invalid(
+            "client_id",
+            "is not in its normal form (write it as a URL parser writes it back: a lower-case \
+             host, no default port, spaces and other special characters percent-encoded)",
+        ));
+    }
     Ok(())
 }
 
@@ -376,6 +385,10 @@ mod tests {
             ("https://app.example.com/./c.json", ". or .."),
             ("https://app.example.com/a/%2e%2E/c.json", ". or .."),
             ("https://app.example.com/a/..", ". or .."),
+            ("https://app.example.com/a\\..\\client.json", "normal form"),
+            ("https://APP.example.com/client.json", "normal form"),
+            ("https://app.example.com:443/client.json", "normal form"),
+            ("https://app.example.com/a b.json", "normal form"),
         ] {
             let m = refused(&doc(id));
             assert!(m.starts_with("client_id ") && m.contains(why), "{id}: {m}");

@@ -400,6 +400,41 @@ async fn an_errors_debug_output_hides_the_cookies_it_was_sent() {
     assert!(err.api_error().unwrap().headers.contains_key("set-cookie"));
 }
 
+/// The headers of a successful answer (`with_raw_response`) keep the values of a redirect's
+/// `Location` (a code or a consent token in its query) and of the cookies it sets out of debug
+/// output, and still give them to `get`.
+#[tokio::test]
+async fn a_responses_debug_output_hides_its_location_and_cookies() {
+    let mock = Mock::scripted(vec![Reply::empty(302)
+        .header(
+            "location",
+            "https://app.example/cb?code=CODE-SECRET&state=s",
+        )
+        .header("content-location", "/consent?consent_token=CT-SECRET")
+        .header("set-cookie", "sid=COOKIE-SECRET")
+        .header("x-request-id", "req-1")])
+    .await;
+    let client = mock.client().build().unwrap();
+    let response = client
+        .oauth()
+        .retrieve_authorize(&telnyx_oauth::AuthorizeParams::new(
+            "c1",
+            "https://app.example/cb",
+        ))
+        .with_raw_response()
+        .await
+        .unwrap();
+    let shown = format!("{response:?}");
+    for secret in ["CODE-SECRET", "CT-SECRET", "COOKIE-SECRET"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("req-1"), "{shown}");
+    assert_eq!(
+        response.headers.get("location").unwrap(),
+        "https://app.example/cb?code=CODE-SECRET&state=s"
+    );
+}
+
 #[tokio::test]
 async fn a_callers_http_client_carries_the_sdk_headers_and_timeout() {
     let mut defaults = reqwest::header::HeaderMap::new();
