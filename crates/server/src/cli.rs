@@ -311,7 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let done = store
                 .set_client_verified(&client_id, true, clock.now())
                 .await;
-            if matches!(done, Ok(true)) {
+            if matches!(done, Ok(Some(_))) {
                 audit::record(
                     store.as_ref(),
                     clock.now(),
@@ -320,13 +320,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await;
             }
             store.close().await;
-            if !done? {
+            let Some(client) = done? else {
                 bail!("no client with id {client_id}");
-            }
+            };
+            // What the mark vouches for, read by the statement that set it: a change the
+            // registrant made after the operator looked shows here (and any change after this
+            // clears the mark).
+            let s = &client.settings;
+            let optional = |v: &Option<String>| v.as_deref().unwrap_or("(none)").to_owned();
             output(
                 cli.json,
-                json!({"client_id": client_id, "verified": true}),
-                &format!("client {client_id} is now verified"),
+                json!({
+                    "client_id": client_id,
+                    "verified": true,
+                    "name": s.name,
+                    "redirect_uris": s.redirect_uris,
+                    "logo_uri": s.logo_uri,
+                    "policy_uri": s.policy_uri,
+                    "tos_uri": s.tos_uri,
+                    "updated_at": client.updated_at,
+                }),
+                &format!(
+                    "client {client_id} is now verified, as it now reads:\n  name:          {}\n  redirect URIs: {}\n  logo:          {}\n  policy:        {}\n  terms:         {}\nAny later change to these clears the mark.",
+                    s.name,
+                    s.redirect_uris.join(" "),
+                    optional(&s.logo_uri),
+                    optional(&s.policy_uri),
+                    optional(&s.tos_uri),
+                ),
             )
         }
     }

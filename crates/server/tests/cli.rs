@@ -475,7 +475,17 @@ async fn first_start_prints_a_working_api_key_once_and_sigterm_stops_cleanly() {
     );
     let (ok, out, err) = admin(&db, &["clients", "verify", &client_id, "--json"], None);
     assert!(ok, "{err}");
-    assert_eq!(one_json(&out)["verified"], true);
+    let verified = one_json(&out);
+    assert_eq!(verified["verified"], true);
+    // What the mark vouches for, as the verification read it.
+    assert_eq!(verified["name"], "My OAuth client");
+    assert_eq!(verified["redirect_uris"], serde_json::json!([]));
+    let (ok, out, err) = admin(&db, &["clients", "verify", &client_id], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("name:          My OAuth client") && out.contains("clears the mark"),
+        "{out}"
+    );
     let list: Value = http
         .get(format!("http://{addr}/oauth_clients?filter[verified]=true"))
         .bearer_auth(&key)

@@ -206,10 +206,13 @@ impl<B: Engine> ClientStore for B {
         client_id: &str,
         verified: bool,
         now: UnixSeconds,
-    ) -> Result<bool> {
-        let sql = "UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3";
+    ) -> Result<Option<Client>> {
+        let sql = format!(
+            "UPDATE oauth_clients SET verified = $1, updated_at = $2 WHERE client_id = $3 \
+             RETURNING {CLIENT_COLUMNS}"
+        );
         let args = [Arg::Bool(verified), Arg::Int(now), Arg::Text(client_id)];
-        Ok(engine::execute(self, sql, &args).await? == 1)
+        engine::execute_returning(self, &sql, &args).await
     }
 
     async fn register_client(&self, client: &Client, token_hash: &str) -> Result<()> {

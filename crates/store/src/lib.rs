@@ -618,13 +618,14 @@ pub trait ClientStore: Send + Sync {
     ) -> Result<Option<std::result::Result<EditedClient, ValidationErrors>>>;
     /// `Ok(false)` when `org_id` has no such client.
     async fn delete_client(&self, org_id: &str, client_id: &str) -> Result<bool>;
-    /// Marks a client verified (or not); `Ok(false)` for an unknown client.
+    /// Marks a client verified (or not): the client as the mark was set on it, read by the same
+    /// statement (what the mark vouches for); `None` for an unknown client.
     async fn set_client_verified(
         &self,
         client_id: &str,
         verified: bool,
         now: UnixSeconds,
-    ) -> Result<bool>;
+    ) -> Result<Option<Client>>;
     /// Dynamic registration: inserts the client with the SHA-256 of its RFC 7592 registration
     /// access token, in one write (both or neither). A client id in use is
     /// [`StoreError::Conflict`], and nothing is written.

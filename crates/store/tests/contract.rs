@@ -259,10 +259,15 @@ async fn clients_round_trip_and_stay_in_their_organization(store: &dyn Store) {
         "an update keeps the secret"
     );
 
-    assert!(store
+    // The client as the mark was set on it: what the mark vouches for.
+    let marked = store
         .set_client_verified(&c.client_id, true, 70)
         .await
-        .unwrap());
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.client_id, c.client_id);
+    assert!(marked.verified);
+    assert_eq!(marked.updated_at, 70);
     assert!(
         store
             .get_client(&c.client_id)
@@ -271,10 +276,11 @@ async fn clients_round_trip_and_stay_in_their_organization(store: &dyn Store) {
             .unwrap()
             .verified
     );
-    assert!(!store
+    assert!(store
         .set_client_verified("unknown", true, 70)
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     // An update that keeps the mark, then one that clears it.
     let kept = update(store, &org.id, &c.client_id, &changed, false, 71)
         .await
@@ -596,7 +602,8 @@ async fn client_edits_apply_to_the_client_as_stored(store: &dyn Store) {
     assert!(store
         .set_client_verified(&c.client_id, true, 55)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let edits = futures_util::future::join_all(
         (0..30).map(|_| store.edit_client(&org.id, &c.client_id, append_to_name("+"), 70)),
     )

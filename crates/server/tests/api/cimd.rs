@@ -576,7 +576,8 @@ async fn a_document_that_clears_the_verified_mark_is_recorded() {
         .store
         .set_client_verified(&id, true, app.clock.now())
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let cleared = async |app: &TestApp| {
         let updated = app.events("client.updated").await;
         updated

@@ -514,7 +514,8 @@ async fn a_registrants_update_that_clears_the_verified_mark_says_so() {
         .store
         .set_client_verified(&id, true, app.clock.now())
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let mut renamed = body.clone();
     renamed["client_name"] = json!("Renamed");
     let r = app

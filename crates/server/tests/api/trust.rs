@@ -708,7 +708,8 @@ async fn changing_what_users_see_clears_the_verified_mark() {
             .store
             .set_client_verified(&id, true, app.clock.now())
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
     };
     for (patch, clears) in [
         (json!({"allowed_scopes": ["messaging"]}), false),
