@@ -100,7 +100,14 @@ pub enum KeysCommand {
     /// Add a new signing key: published in /oauth/jwks now, signing after the publish delay
     /// (`tokens.key_publish_delay_secs`); the previous keys stay published until every token
     /// they signed has expired.
-    Rotate,
+    Rotate {
+        /// The previous keys are compromised (a leaked private key): the new key signs at once,
+        /// and the previous keys leave the JWK set and stop verifying at once, so every token
+        /// they signed stops working. Each instance follows within `tokens.key_reload_secs`
+        /// (restart them to make it immediate).
+        #[arg(long)]
+        now: bool,
+    },
     /// List the published signing keys.
     List,
 }
@@ -239,26 +246,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &format!("revoked API key {id}"),
             )
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        Command::Keys(KeysCommand::Rotate { now: at_once }) => {
             let kek = signing::load_key_encryption_key(&config)?;
             let store = open_store(&config).await?;
             let previous: Vec<String> = match store.list_signing_keys(clock.now()).await {
                 Ok(keys) => keys.into_iter().map(|k| k.kid).collect(),
                 Err(_) => Vec::new(),
             };
+            let schedule = if at_once {
+                signing::Schedule::AtOnce
+            } else {
+                signing::Schedule::Planned {
+                    publish_delay_secs: config.tokens.key_publish_delay_secs,
+                    access_token_lifetime_secs: config.tokens.access_token_lifetime_secs,
+                    key_reload_secs: i64::try_from(config.tokens.key_reload_secs).unwrap_or(86_400),
+                }
+            };
             let rotated = signing::rotate(
                 store.as_ref(),
                 &kek,
                 config.tokens.algorithm.algorithm(),
                 clock.now(),
-                config.tokens.key_publish_delay_secs,
-                config.tokens.access_token_lifetime_secs,
+                schedule,
             )
             .await;
             store.close().await;
             let r = rotated?;
             let retiring = if previous.is_empty() {
                 "no previous key".to_owned()
+            } else if at_once {
+                format!(
+                    "previous keys {} retired now: every token they signed stops working, on \
+                     each instance when it next reloads the keys (within tokens.key_reload_secs)",
+                    previous.join(", ")
+                )
             } else {
                 format!(
                     "previous keys {} retire at {}",

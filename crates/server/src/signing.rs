@@ -282,19 +282,13 @@ impl KeyRing {
     }
 
     /// Rotates (see [`rotate`]) with this ring's key and algorithm, then reloads.
-    pub async fn rotate(
-        &self,
-        now: UnixSeconds,
-        publish_delay_secs: i64,
-        access_token_lifetime_secs: i64,
-    ) -> anyhow::Result<Rotation> {
+    pub async fn rotate(&self, now: UnixSeconds, schedule: Schedule) -> anyhow::Result<Rotation> {
         let r = rotate(
             self.store.as_ref(),
             &self.kek,
             self.algorithm,
             now,
-            publish_delay_secs,
-            access_token_lifetime_secs,
+            schedule,
         )
         .await?;
         self.reload(now).await?;
@@ -314,23 +308,59 @@ pub struct Rotation {
     pub previous_retire_after: UnixSeconds,
 }
 
-/// Adds a new key, published now and signing from `now + publish_delay_secs`; every other key
-/// retires once the tokens it may still sign until then have expired.
+/// When a rotation's new key starts signing and the keys before it retire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// The new key signs from `now + publish_delay_secs` (so that every instance and every
+    /// resource server has it before it is used); the previous keys retire once every token
+    /// they may still sign has expired. An instance goes on signing with them until it reloads
+    /// the keys (at most `key_reload_secs` after the rotation) or until the new key's start,
+    /// whichever is later, and a token lives `access_token_lifetime_secs`.
+    Planned {
+        publish_delay_secs: i64,
+        access_token_lifetime_secs: i64,
+        key_reload_secs: i64,
+    },
+    /// The previous keys are compromised: the new key signs from now, and the previous keys
+    /// retire now, so every token they signed stops working. Instances pick this up when they
+    /// next reload (at most `key_reload_secs` later, or at once when they meet a token of the
+    /// new key).
+    AtOnce,
+}
+
+impl Schedule {
+    /// The new key's start, and when the previous keys retire, for a rotation at `now`.
+    fn at(self, now: UnixSeconds) -> (UnixSeconds, UnixSeconds) {
+        match self {
+            Schedule::Planned {
+                publish_delay_secs,
+                access_token_lifetime_secs,
+                key_reload_secs,
+            } => {
+                let active_from = now + publish_delay_secs;
+                let last_old_signature = active_from.max(now + key_reload_secs);
+                (active_from, last_old_signature + access_token_lifetime_secs)
+            }
+            Schedule::AtOnce => (now, now),
+        }
+    }
+}
+
+/// Adds a new key, published now and signing from the start `schedule` gives it; every other
+/// key retires when `schedule` says.
 pub async fn rotate(
     store: &dyn Store,
     kek: &KeyEncryptionKey,
     algorithm: Algorithm,
     now: UnixSeconds,
-    publish_delay_secs: i64,
-    access_token_lifetime_secs: i64,
+    schedule: Schedule,
 ) -> anyhow::Result<Rotation> {
     // A key sealed under another key-encryption key would stop every instance from loading
     // the keys: check that this one opens the stored keys first.
     for row in store.list_signing_keys(now).await? {
         unseal(kek, &row)?;
     }
-    let active_from = now + publish_delay_secs;
-    let previous_retire_after = active_from + access_token_lifetime_secs;
+    let (active_from, previous_retire_after) = schedule.at(now);
     let stored = new_stored_key(kek, algorithm, now, active_from, None)?;
     store
         .rotate_signing_key(&stored, previous_retire_after)
@@ -343,7 +373,8 @@ pub async fn rotate(
             .detail("kid", stored.kid.clone())
             .detail("alg", stored.alg.clone())
             .detail("active_from", active_from)
-            .detail("previous_retire_after", previous_retire_after),
+            .detail("previous_retire_after", previous_retire_after)
+            .detail("at_once", schedule == Schedule::AtOnce),
     )
     .await;
     Ok(Rotation {
@@ -461,6 +492,22 @@ pub(crate) fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The previous keys retire when the last token an instance may sign with them expires: an
+    /// instance that has not reloaded since the rotation signs with them until it does, even
+    /// past the new key's start when the publish delay is shorter than the reload interval.
+    #[test]
+    fn previous_keys_outlive_the_last_token_any_instance_signs_with_them() {
+        let planned = |publish_delay_secs, key_reload_secs| Schedule::Planned {
+            publish_delay_secs,
+            access_token_lifetime_secs: 3600,
+            key_reload_secs,
+        };
+        assert_eq!(planned(600, 60).at(1000), (1600, 1600 + 3600));
+        assert_eq!(planned(0, 60).at(1000), (1000, 1060 + 3600));
+        assert_eq!(planned(30, 60).at(1000), (1030, 1060 + 3600));
+        assert_eq!(Schedule::AtOnce.at(1000), (1000, 1000));
+    }
 
     #[test]
     fn key_file_sits_beside_the_sqlite_database() {

@@ -393,6 +393,42 @@ async fn a_first_start_keeps_its_files_to_their_owner() {
     assert!(ok, "{rest:?}");
 }
 
+/// `keys rotate --now`, for a leaked key: the new key signs at once and the previous ones leave
+/// the key set at once; a later plain rotation schedules as before.
+#[tokio::test]
+async fn keys_rotate_now_retires_the_previous_keys_at_once() {
+    let db = fresh_db();
+    let mut served = Served::start(&db, &[]);
+    served.until_listening().await;
+    let (ok, rest) = served.terminate().await;
+    assert!(ok, "{rest:?}");
+    let kids = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let (ok, before, err) = admin(&db, &["keys", "list"], None);
+    assert!(ok, "{err}");
+    assert_eq!(kids(&before).len(), 1, "{before}");
+    let (ok, out, err) = admin(&db, &["keys", "rotate", "--now", "--json"], None);
+    assert!(ok, "{err}");
+    let r = one_json(&out);
+    assert_eq!(r["active_from"], r["previous_retire_after"], "{r}");
+    let (ok, after, err) = admin(&db, &["keys", "list"], None);
+    assert!(ok, "{err}");
+    assert_eq!(kids(&after), [r["kid"].as_str().unwrap()], "{after}");
+    // Said in words too; a plain rotation keeps the previous key published.
+    let (ok, out, err) = admin(&db, &["keys", "rotate", "--now"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("retired now"), "{out}");
+    let (ok, out, err) = admin(&db, &["keys", "rotate"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("retire at"), "{out}");
+    let (ok, listed, err) = admin(&db, &["keys", "list"], None);
+    assert!(ok, "{err}");
+    assert_eq!(kids(&listed).len(), 2, "{listed}");
+}
+
 #[tokio::test]
 async fn sigterm_right_after_listening_stops_cleanly() {
     let db = fresh_db();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use oauth_server::clock::{Clock, ManualClock};
 use oauth_server::config::TokenAlgorithm;
+use oauth_server::signing::Schedule;
 use serde_json::Value;
 
 use crate::oauth_support::{cc_client, cc_token, inactive, introspect_as, jwt_parts};
@@ -100,7 +101,14 @@ async fn rotation_keeps_old_tokens_valid_until_they_expire() {
     let r = app
         .server
         .keys
-        .rotate(clock.now(), 600, 3600)
+        .rotate(
+            clock.now(),
+            Schedule::Planned {
+                publish_delay_secs: 600,
+                access_token_lifetime_secs: 3600,
+                key_reload_secs: 60,
+            },
+        )
         .await
         .unwrap();
     assert_ne!(r.kid, old_kid);
@@ -163,8 +171,11 @@ async fn a_key_rotated_in_elsewhere_is_picked_up_on_first_sight() {
         &kek,
         oauth_core::keys::Algorithm::Es256,
         clock.now(),
-        0,
-        3600,
+        Schedule::Planned {
+            publish_delay_secs: 0,
+            access_token_lifetime_secs: 3600,
+            key_reload_secs: 60,
+        },
     )
     .await
     .unwrap();
@@ -305,10 +316,19 @@ async fn a_token_verified_before_dies_with_its_key() {
     let (status, _) = app.get(&token, "/oauth_clients").await;
     assert_eq!(status, 200);
 
-    // Retire the key at once (no publish delay, no overlap): the token has not expired, but
-    // the key that signed it is no longer published, so the remembered verification is void.
+    // Retire the key at once (a leaked key): the token has not expired, but the key that
+    // signed it is no longer published, so the remembered verification is void.
     let old_kid = app.server.keys.kids()[0].clone();
-    let r = app.server.keys.rotate(clock.now(), 0, 0).await.unwrap();
+    let r = app
+        .server
+        .keys
+        .rotate(clock.now(), Schedule::AtOnce)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.active_from, r.previous_retire_after),
+        (clock.now(), clock.now())
+    );
     app.server.keys.reload(clock.now()).await.unwrap();
     assert_eq!(app.server.keys.kids(), vec![r.kid.clone()]);
     assert_ne!(r.kid, old_kid);
