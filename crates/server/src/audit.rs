@@ -352,35 +352,41 @@ impl StoredWith {
     }
 }
 
-/// A replayed authorization code or a reused refresh token, presented by `client`: the event,
-/// and the revocation of its token family that the server made in answer. `revoked_for` is the
-/// grant's user when this presentation revoked the family; `None` when it changed nothing (the
-/// family was revoked already, by an earlier replay say): then the event is logged, not
-/// stored, so that a client presenting its own spent code again and again, at its request
-/// budget's pace, does not grow the table (one stored pair per family).
+/// A replayed authorization code or a reused refresh token of the grant's user `user_id`,
+/// presented by `client`: the event, and, when `family_revoked`, the revocation of its token
+/// family that the server made in answer. The store answers a replay once per code (it notes
+/// the replay on the code) and a reuse once per family (the family's tokens are refused before reuse is
+/// looked for), so a client presenting its own spent code again and again does not grow the
+/// table; and a replay is stored even when the family was revoked already (the client revoked
+/// its refresh token, say), since it is the sign that the code was used twice.
 pub async fn record_replay(
     store: &dyn Store,
     now: UnixSeconds,
     kind: EventKind,
     client: &Client,
     grant_id: &str,
-    revoked_for: Option<&str>,
+    user_id: Option<&str>,
+    family_revoked: bool,
 ) {
-    let event = Event::new(kind)
+    let mut event = Event::new(kind)
         .client(client)
         .grant_id(grant_id)
-        .detail("family_revoked", revoked_for.is_some());
-    let Some(user_id) = revoked_for else {
-        log_only(event);
+        .detail("family_revoked", family_revoked);
+    if let Some(user_id) = user_id {
+        event = event.user_id(user_id);
+    }
+    record(store, now, event).await;
+    if !family_revoked {
         return;
-    };
-    record(store, now, event.user_id(user_id)).await;
-    let revoked = Event::new(EventKind::TokenFamilyRevoked)
-        .user_id(user_id)
+    }
+    let mut revoked = Event::new(EventKind::TokenFamilyRevoked)
         .client(client)
         .grant_id(grant_id)
         .detail("by", "server")
         .detail("reason", kind.as_str());
+    if let Some(user_id) = user_id {
+        revoked = revoked.user_id(user_id);
+    }
     record(store, now, revoked).await;
 }
 

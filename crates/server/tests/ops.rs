@@ -1222,7 +1222,7 @@ async fn migrate_rotate_and_serve_say_what_they_do() {
     let (ok, out, err) = run(&db, &["migrate"]);
     assert!(ok, "{err}");
     assert!(
-        out.starts_with("SQLite database migrated; ran 12:"),
+        out.starts_with("SQLite database migrated; ran 13:"),
         "{out}"
     );
     assert!(out.contains("\n  0001 accounts and clients"), "{out}");
@@ -1232,11 +1232,12 @@ async fn migrate_rotate_and_serve_say_what_they_do() {
     assert!(out.contains("\n  0010 grant installations"), "{out}");
     assert!(out.contains("\n  0011 login devices"), "{out}");
     assert!(out.contains("\n  0012 org client count"), "{out}");
+    assert!(out.contains("\n  0013 code replays"), "{out}");
     let (ok, out, _) = run(&db, &["migrate"]);
     assert!(ok);
     assert_eq!(
         out.trim(),
-        "SQLite database up to date (12 migrations applied before)"
+        "SQLite database up to date (13 migrations applied before)"
     );
 
     let (ok, out, err) = run(&db, &["keys", "rotate"]);

@@ -1161,10 +1161,12 @@ impl WriteJob for ExchangeCode {
             });
         }
         // A replay is recognized for [`USED_CODE_KEPT_SECS`] past the code's expiry, and the
-        // purge keeps used codes that long: the answer never hangs on the purge's timing.
+        // purge keeps used codes that long: the answer never hangs on the purge's timing. It is
+        // recognized once: a code already replayed is unknown.
         let sql = format!(
             "SELECT {CODE_COLUMNS} FROM authorization_codes \
-             WHERE code_hash = $1 AND (used_at IS NOT NULL AND expires_at > $2) IS TRUE"
+             WHERE code_hash = $1 \
+             AND (used_at IS NOT NULL AND expires_at > $2 AND replayed_at IS NULL) IS TRUE"
         );
         let used: Option<AuthorizationCode> = e
             .fetch(
@@ -1188,6 +1190,13 @@ impl WriteJob for ExchangeCode {
         // copy holds the tokens of the first exchange: end that family.
         let revoked =
             revoke_token_family(e, used.family_id.as_deref(), &used.grant_id, now).await?;
+        // Detected once: presenting it again is an unknown code, and the replay is recorded
+        // once per code however often its holder sends it.
+        e.execute(
+            "UPDATE authorization_codes SET replayed_at = $1 WHERE code_hash = $2",
+            &[Arg::Int(now), Arg::Text(&self.code_hash)],
+        )
+        .await?;
         let user: Option<UserId> = e
             .fetch(
                 "SELECT user_id FROM oauth_grants WHERE id = $1",

@@ -364,9 +364,10 @@ pub enum CodeExchange {
     /// The code was already used and its own client presented it again, not refused by the
     /// decision (RFC 6749 §4.1.2): the
     /// token family its first exchange started has been revoked in the same transaction (for
-    /// a code from before token families, the whole grant). `revoked` says whether this
-    /// presentation revoked anything: false when the family was revoked already (by an earlier
-    /// replay, say) or the first exchange issued nothing.
+    /// a code from before token families, the whole grant), and the replay noted on the code:
+    /// this is answered once per code, and the code is unknown after it. `revoked` says whether this
+    /// presentation revoked anything: false when the family was revoked already (the client
+    /// revoked its refresh token, say) or the first exchange issued nothing.
     AlreadyUsed {
         grant_id: String,
         user_id: String,

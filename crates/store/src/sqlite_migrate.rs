@@ -74,6 +74,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str, &str)] = &[
         "org_client_count",
         include_str!("../migrations/sqlite/0012_org_client_count.sql"),
     ),
+    (
+        13,
+        "code_replays",
+        include_str!("../migrations/sqlite/0013_code_replays.sql"),
+    ),
 ];
 
 /// Brings the database at `path` up to the last migration. Safe to run from several processes

@@ -544,7 +544,7 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
             revoked: true,
         }
     );
-    // Presented again, it finds the family ended and revokes nothing more.
+    // Detected once: the code is gone, and presenting it again is an unknown code.
     assert_eq!(
         store
             .exchange_authorization_code(
@@ -556,11 +556,7 @@ async fn an_accepted_exchange_stores_its_refresh_token_with_the_code_use(store: 
             )
             .await
             .unwrap(),
-        CodeExchange::AlreadyUsed {
-            grant_id: grant.id.clone(),
-            user_id: grant.user_id.clone(),
-            revoked: false,
-        }
+        CodeExchange::Invalid
     );
     // The replay by its own client ended the family of the first exchange, not the grant.
     assert!(!store.live_token_family("fam-1").await.unwrap());
@@ -1196,20 +1192,22 @@ async fn concurrent_exchanges_of_one_code_have_one_winner(store: &dyn Store) {
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let w = winners[0];
+    // The first replay ended the winner's family and deleted the code; the others found no
+    // such code.
     for (i, o) in outcomes.iter().enumerate() {
         if i != w {
             assert!(
-                matches!(o, CodeExchange::AlreadyUsed { grant_id, user_id, .. } if *grant_id == grant.id && *user_id == grant.user_id),
+                matches!(o, CodeExchange::Invalid)
+                    || matches!(o, CodeExchange::AlreadyUsed { grant_id, user_id, revoked: true } if *grant_id == grant.id && *user_id == grant.user_id),
                 "{o:?}"
             );
         }
     }
-    // The first replay ended the winner's family; the others found it ended.
-    let revoking = outcomes
+    let replays = outcomes
         .iter()
-        .filter(|o| matches!(o, CodeExchange::AlreadyUsed { revoked: true, .. }))
+        .filter(|o| matches!(o, CodeExchange::AlreadyUsed { .. }))
         .count();
-    assert_eq!(revoking, 1, "{outcomes:?}");
+    assert_eq!(replays, 1, "{outcomes:?}");
     for i in 0..30 {
         let stored = store.find_refresh_token(&format!("rt-{i}")).await.unwrap();
         if i != w {
@@ -1299,7 +1297,8 @@ async fn a_code_read_with_its_client_is_exchanged_once(store: &dyn Store) {
         .await
         .unwrap()
         .is_none());
-    // 30 exchanges of the read code at once: one wins, the others are replays.
+    // 30 exchanges of the read code at once: one wins, the next is the replay (detected once),
+    // and the code is unknown to the others.
     let attempts = (0..30).map(|i| {
         let fam = family(&format!("fam-{i}"), NOW + 100);
         let rt = token(&format!("rt-{i}"), &grant, &["admin"], NOW + 1);
@@ -1319,8 +1318,16 @@ async fn a_code_read_with_its_client_is_exchanged_once(store: &dyn Store) {
         unreachable!()
     };
     assert_eq!(won.family_id.as_deref(), Some(format!("fam-{w}").as_str()));
+    let replays = outcomes
+        .iter()
+        .filter(|o| matches!(o, CodeExchange::AlreadyUsed { .. }))
+        .count();
+    assert_eq!(replays, 1, "{outcomes:?}");
     for (i, o) in outcomes.iter().enumerate().filter(|(i, _)| *i != w) {
-        assert!(matches!(o, CodeExchange::AlreadyUsed { .. }), "{i}: {o:?}");
+        assert!(
+            matches!(o, CodeExchange::AlreadyUsed { .. } | CodeExchange::Invalid),
+            "{i}: {o:?}"
+        );
         assert!(store
             .find_refresh_token(&format!("rt-{i}"))
             .await

@@ -157,7 +157,7 @@ fn sqlx_migrated_sqlite(path: &Path, up_to: u32, last_success: bool) -> rusqlite
 }
 
 /// The number of the last SQLite migration.
-const LATEST: i64 = 12;
+const LATEST: i64 = 13;
 
 fn user_version(path: &Path) -> i64 {
     rusqlite::Connection::open(path)

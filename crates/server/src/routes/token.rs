@@ -355,7 +355,8 @@ async fn authorization_code(
                 EventKind::AuthorizationCodeReplayed,
                 client,
                 &grant_id,
-                Some(user_id.as_str()).filter(|u| revoked && !u.is_empty()),
+                Some(user_id.as_str()).filter(|u| !u.is_empty()),
+                revoked,
             )
             .await;
             return Err(invalid_grant(
@@ -503,7 +504,8 @@ async fn refresh_token(
                 EventKind::RefreshTokenReused,
                 client,
                 &grant_id,
-                Some(stored.user_id.as_str()).filter(|_| revoked),
+                Some(stored.user_id.as_str()),
+                revoked,
             )
             .await;
             return Err(invalid_grant(INVALID));

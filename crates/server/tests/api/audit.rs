@@ -387,6 +387,32 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
         of_kind(&app, "token_family.revoked").await.len(),
         families_revoked
     );
+    // A replay after the client revoked the family itself (its refresh token, RFC 7009) revokes
+    // nothing, and is stored all the same: it is the sign that the code was used twice.
+    let other_code = code_for(&app, &user, &id).await;
+    let t2 = exchange(&app, &id, &secret, &other_code).await;
+    assert_eq!(t2.status, 200, "{}", t2.body);
+    let rt2 = t2.body["refresh_token"].as_str().unwrap().to_owned();
+    let r = post_form(
+        &app,
+        "/oauth/revoke",
+        Some(&basic(&id, &secret)),
+        &[("token", &rt2)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let families_revoked = of_kind(&app, "token_family.revoked").await.len();
+    let r = exchange(&app, &id, &secret, &other_code).await;
+    assert_eq!(r.body["error"], "invalid_grant");
+    let replayed = of_kind(&app, "authorization_code.replayed").await;
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[1].detail["family_revoked"], false, "{replayed:?}");
+    assert_eq!(replayed[1].client_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        of_kind(&app, "token_family.revoked").await.len(),
+        families_revoked
+    );
+    secrets.extend([other_code, rt2]);
     let refresh_token = t.body["refresh_token"].as_str().unwrap().to_owned();
     secrets.extend([code, refresh_token.clone()]);
 
@@ -473,6 +499,8 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
                 json!("server"),
                 json!("authorization_code.replayed")
             ),
+            // The client's revocation before the second replay.
+            (grant4.clone(), json!("client"), Value::Null),
             (grant4, json!("client"), Value::Null),
         ]
     );
