@@ -572,6 +572,9 @@ fn output(json: bool, value: serde_json::Value, text: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// The log directive that silences the PostgreSQL driver's warning about URL parameters.
+const SILENCED_DRIVER_WARNINGS: &str = "sqlx_postgres::options::parse=error";
+
 /// Logs go to stderr; `OAUTH_LOG` (or `RUST_LOG`) sets the filter. Admin commands log warnings
 /// only, so their stdout stays clean. Colours only on a terminal: a log file or a collector gets
 /// plain text (and the server skips formatting the escape codes on every request's span).
@@ -585,7 +588,10 @@ fn init_logging(config: &Config, serving: bool) -> anyhow::Result<()> {
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
+        .unwrap_or_else(|| EnvFilter::new(default))
+        // The PostgreSQL driver warns of a URL parameter it ignores with its value, which may
+        // be a password; the configuration names such parameters itself, without values.
+        .add_directive(SILENCED_DRIVER_WARNINGS.parse()?);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());

@@ -926,14 +926,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and a password given as a
-/// query parameter (`?password=secret`, `sslpassword=`: PostgreSQL's drivers take both) masked
-/// the same way.
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and a query parameter that
+/// may hold a secret masked the same way: one whose name holds `pass` (`?password=`, which
+/// PostgreSQL's drivers take, `sslpassword=`, a mistyped `passwrd=`), `secret`, `token` or `key`.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut u) = url::Url::parse(url) else {
         return url.to_owned();
     };
-    let secret_parameter = |name: &str| name.to_ascii_lowercase().contains("password");
+    let secret_parameter = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["pass", "secret", "token", "key"]
+            .iter()
+            .any(|part| name.contains(part))
+    };
     let masked_query = u.query_pairs().any(|(k, _)| secret_parameter(&k)).then(|| {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
@@ -1060,6 +1065,8 @@ impl Config {
         if let Some(warning) = database_route_warning(&self.database_url) {
             self.notices.push(warning);
         }
+        self.notices
+            .extend(unread_database_parameters(&self.database_url));
         if !(100..=60_000).contains(&self.database_acquire_timeout_ms) {
             bail!("configuration: database_acquire_timeout_ms must be between 100 and 60000");
         }
@@ -1391,6 +1398,47 @@ fn secret_value(
 /// Whether the database URL (PostgreSQL) crosses a network with TLS that accepts any certificate
 /// (`oauth_store::PostgresRoute::exposed`); said at start, and by `doctor` as a failed check. Not
 /// a refusal: the network may be one the operator trusts and has not said so.
+/// The query parameters of a PostgreSQL URL that the driver does not read, by name: it would
+/// ignore them, and its own warning would print their values (the logging setup silences it),
+/// which may be a password (`sslpassword=`, a mistyped `passwrd=`).
+fn unread_database_parameters(url: &str) -> Option<String> {
+    const READ: &[&str] = &[
+        "sslmode",
+        "ssl-mode",
+        "sslrootcert",
+        "ssl-root-cert",
+        "ssl-ca",
+        "sslcert",
+        "ssl-cert",
+        "sslkey",
+        "ssl-key",
+        "statement-cache-capacity",
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "application_name",
+        "options",
+    ];
+    if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let unread: Vec<String> = parsed
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .filter(|k| !READ.contains(&k.as_str()) && !k.starts_with("options["))
+        .collect();
+    (!unread.is_empty()).then(|| {
+        format!(
+            "database_url has parameters the PostgreSQL driver does not read, ignored: {}",
+            unread.join(", ")
+        )
+    })
+}
+
 pub fn database_route_warning(url: &str) -> Option<String> {
     if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
         return None;
@@ -2603,9 +2651,27 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "postgres://u:***@h/db?PassWord=***&sslpassword=***&application_name=x"
         );
         assert_eq!(
+            redact_url("postgres://u@h/db?passwrd=a&pass=b&api_token=c&client_secret=d"),
+            "postgres://u@h/db?passwrd=***&pass=***&api_token=***&client_secret=***"
+        );
+        assert_eq!(
             redact_url("postgres://u@h/db?sslmode=require"),
             "postgres://u@h/db?sslmode=require"
         );
+        // Parameters the driver ignores are named, never their values.
+        let notice = unread_database_parameters(
+            "postgres://u@h/db?sslmode=disable&sslpassword=SECRET3&passwrd=SECRET4&options[x]=1",
+        )
+        .unwrap();
+        assert!(
+            notice.contains("sslpassword, passwrd") && !notice.contains("SECRET"),
+            "{notice}"
+        );
+        assert_eq!(
+            unread_database_parameters("postgres://u@h/db?sslmode=disable&application_name=a"),
+            None
+        );
+        assert_eq!(unread_database_parameters("sqlite://x.db?mode=rwc"), None);
     }
 
     #[test]

@@ -69,7 +69,11 @@ pub fn expected_issuer(config: &Config) -> String {
 /// Runs every check. `url`: where to reach the running server (default: the issuer).
 pub async fn run(config: &Config, url: Option<&str>, now: i64) -> Vec<Check> {
     let issuer = expected_issuer(config);
-    let mut checks = vec![issuer_check(config, &issuer), kek_check(config)];
+    let mut checks = vec![
+        issuer_check(config, &issuer),
+        configuration_check(config),
+        kek_check(config),
+    ];
     checks.extend(database_route_check(&config.database_url));
     let kid = database_check(config, now, &mut checks).await;
     checks.push(redis_check(config).await);
@@ -137,6 +141,31 @@ fn kek_check(config: &Config) -> Check {
 }
 
 /// How a PostgreSQL URL reaches its database (nothing for SQLite, a file on this machine).
+/// The warnings `serve` prints at start (a mistyped setting name, a database URL parameter the
+/// driver ignores, ...), except those another check reports.
+fn configuration_check(config: &Config) -> Check {
+    let elsewhere: Vec<String> = config
+        .exposure_notice()
+        .into_iter()
+        .chain(crate::config::database_route_warning(&config.database_url))
+        .collect();
+    let warnings: Vec<&str> = config
+        .notices
+        .iter()
+        .filter(|n| !elsewhere.contains(n))
+        .map(String::as_str)
+        .collect();
+    if warnings.is_empty() {
+        Check::ok("configuration", "no warnings")
+    } else {
+        Check::fail(
+            "configuration",
+            warnings.join("; "),
+            "change what these warnings name (serve prints them at start too)",
+        )
+    }
+}
+
 fn database_route_check(url: &str) -> Option<Check> {
     use oauth_store::PostgresRoute;
     const NAME: &str = "database connection";
@@ -505,6 +534,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The start-up warnings are doctor's too (a mistyped setting name would otherwise pass
+    /// every check), except those another check already reports.
+    #[test]
+    fn configuration_warnings_fail_the_configuration_check() {
+        let clean = Config::default();
+        assert!(configuration_check(&clean).ok);
+        let mut warned = Config {
+            bind: "0.0.0.0:8080".parse().unwrap_or_else(|e| panic!("{e}")),
+            ..Config::default()
+        };
+        warned.notices = warned.exposure_notice().into_iter().collect();
+        assert!(
+            configuration_check(&warned).ok,
+            "reported by the issuer check"
+        );
+        warned.notices.push(
+            "the environment variable OAUTH_REGISTRATON_MODE names no setting and is ignored; did you mean OAUTH_REGISTRATION_MODE?".into(),
+        );
+        let c = configuration_check(&warned);
+        assert!(!c.ok);
+        assert!(
+            c.line()
+                .starts_with("FAIL configuration: the environment variable OAUTH_REGISTRATON_MODE"),
+            "{}",
+            c.line()
+        );
+    }
 
     #[test]
     fn a_database_across_a_network_needs_its_certificate_checked() {

@@ -756,6 +756,28 @@ fn line<'a>(out: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} line in {out}"))
 }
 
+/// A database URL parameter the PostgreSQL driver does not read (a password under another
+/// name, say) is named by the configuration check, and its value is printed nowhere: not by
+/// doctor, not by the driver's own warning.
+#[test]
+fn doctor_names_an_unread_database_parameter_without_its_value() {
+    let url = "postgres://u@127.0.0.1:1/db?sslmode=disable&sslpassword=SECRET3&passwrd=SECRET4";
+    for args in [&[][..], &["--json"][..]] {
+        let (ok, out, err) = doctor(&[("OAUTH_DATABASE_URL", url), ("OAUTH_LOG", "trace")], args);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("sslpassword, passwrd"),
+            "the configuration check names them: {out}"
+        );
+        for secret in ["SECRET3", "SECRET4"] {
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{out}\n{err}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn doctor_passes_a_good_setup_and_names_what_is_broken() {
     let db = fresh_db();
@@ -771,6 +793,7 @@ async fn doctor_passes_a_good_setup_and_names_what_is_broken() {
     assert!(ok, "{out}\n{err}");
     for name in [
         "issuer",
+        "configuration",
         "key-encryption key",
         "database",
         "redis",
@@ -788,12 +811,12 @@ async fn doctor_passes_a_good_setup_and_names_what_is_broken() {
         line(&out, "JWK set").contains("holds the signing key"),
         "{out}"
     );
-    assert_eq!(out.lines().count(), 11, "one line per check: {out}");
+    assert_eq!(out.lines().count(), 12, "one line per check: {out}");
     let (ok, out, _) = doctor(&good, &["--json"]);
     assert!(ok);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["checks"].as_array().unwrap().len(), 11);
+    assert_eq!(v["checks"].as_array().unwrap().len(), 12);
 
     // A plain-http issuer on a public host.
     let (ok, out, err) = doctor(
