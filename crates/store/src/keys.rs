@@ -91,7 +91,9 @@ async fn lock_signing_keys<E: Exec>(e: &mut E, now: UnixSeconds) -> Result<()> {
     Ok(())
 }
 
-/// The key, unless a usable one exists.
+/// The key, unless one that is not retired exists. A key that signs only later (a rotation run
+/// before the first start) counts: a second first key would never be scheduled to retire, and
+/// until the other key's start the instances sign with it as the earliest they have.
 struct InsertFirst(StoredSigningKey, UnixSeconds);
 
 impl WriteJob for InsertFirst {
@@ -103,7 +105,7 @@ impl WriteJob for InsertFirst {
         let usable = e
             .fetch::<Count>(
                 "SELECT COUNT(*) AS n FROM signing_keys \
-                 WHERE active_from <= $1 AND (retire_after IS NULL OR retire_after > $1)",
+                 WHERE retire_after IS NULL OR retire_after > $1",
                 &[Arg::Int(*now)],
             )
             .await?

@@ -129,6 +129,27 @@ async fn rotation_retires_the_others_and_purge_removes_them_after() {
     .await;
 }
 
+/// A rotation run before the first start (after `migrate`) leaves a key that signs only later:
+/// the first start adds none of its own, which nothing would ever retire.
+#[tokio::test]
+async fn a_key_rotated_in_before_the_first_start_is_the_only_one() {
+    on_each_backend(|s| async move {
+        s.rotate_signing_key(&key("pending", 3700), 3700 + 3600)
+            .await
+            .unwrap();
+        assert!(!s
+            .insert_first_signing_key(&key("first", 200), 200)
+            .await
+            .unwrap());
+        let keys = s.list_signing_keys(200).await.unwrap();
+        assert_eq!(
+            keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            ["pending"]
+        );
+    })
+    .await;
+}
+
 /// Rotations run at once (a rotation scheduled on every host, say) leave one current key: each
 /// schedules every key it sees, the others' new keys included, to retire.
 #[tokio::test]
