@@ -172,9 +172,10 @@ where
 ///
 /// - two `Authorization` fields: every reader of credentials here takes one, and which one
 ///   would be a guess (a good and a bad Basic header must not authenticate);
-/// - an HTTP/1.1 request without `Host`, or any request with two (RFC 9112 §3.2: the server
-///   MUST answer 400). Nothing here reads `Host` (the issuer is configured), but a proxy or
-///   cache in front may key on it, and two of them are read differently by different parts.
+/// - an HTTP/1.1 request without `Host`, or any request with two, or one whose value is not a
+///   host and optional port (RFC 9112 §3.2: the server MUST answer 400). Nothing here reads
+///   `Host` (the issuer is configured), but a proxy or cache in front may key on it, and two of
+///   them are read differently by different parts.
 fn malformed_fields(req: &Request) -> Option<&'static str> {
     let headers = req.headers();
     let count = |name| headers.get_all(name).iter().take(2).count();
@@ -189,8 +190,52 @@ fn malformed_fields(req: &Request) -> Option<&'static str> {
             Some("the request has no Host header field (RFC 9112 §3.2)")
         }
         2 => Some("the request has more than one Host header field (RFC 9112 §3.2)"),
+        1 if !headers
+            .get(axum::http::header::HOST)
+            .is_some_and(|h| is_host_value(h.as_bytes())) =>
+        {
+            Some("the request's Host header field is not a host and optional port (RFC 9112 §3.2)")
+        }
         _ => None,
     }
+}
+
+/// A `Host` field value (RFC 9110 §7.2, RFC 3986 §3.2.2): a host (a registered name or IPv4
+/// address, or an IP literal in brackets) and an optional port, no user information; or empty
+/// (a target URI without an authority). Read in place: it runs on every request.
+fn is_host_value(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    let (host_ok, rest) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => (
+                end > 0
+                    && literal[..end]
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || b":.".contains(b)),
+                &literal[end + 1..],
+            ),
+            None => return false,
+        },
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let name = &value[..end];
+            // unreserved, sub-delims and percent-encoding (RFC 3986 §3.2.2 reg-name).
+            let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+            (!name.is_empty() && name.iter().all(allowed), &value[end..])
+        }
+    };
+    let port_ok = match rest.strip_prefix(b":") {
+        None => rest.is_empty(),
+        Some(b"") => true,
+        Some(port) => {
+            port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok())
+        }
+    };
+    host_ok && port_ok
 }
 
 /// The answer to a request whose handling panicked (the panic's message is not in it).
@@ -279,7 +324,41 @@ mod tests {
     use tower::ServiceExt;
 
     use super::{AroundLayer, TrustedProxies};
+
     use crate::cors::ListedOrigins;
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "localhost",
+            "127.0.0.1:8080",
+            "[::1]:3000",
+            "auth.example.com",
+            "auth.example.com:",
+            "",
+        ] {
+            assert!(super::is_host_value(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            &b"a b@c:99999"[..],
+            b"\xff\xfe",
+            b"host:99999",
+            b"user@host",
+            b"host:abc",
+            b"[::1",
+            b":8080",
+            b"[]:80",
+            b"[::1]x",
+            b"host:80:80",
+            b"h\x00st",
+        ] {
+            assert!(
+                !super::is_host_value(bad),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     /// A panicking handler, a service that panics before it makes its future, and a route
     /// that answers: through a real router with the layer, as the server has it.

@@ -550,7 +550,10 @@ async fn a_request_without_one_host_field_is_a_bad_request() {
     for (host_lines, refused) in [
         ("", true),
         ("Host: 127.0.0.1\r\nHost: attacker.example\r\n", true),
+        ("Host: a b@c:99999\r\n", true),
+        ("Host: user@127.0.0.1\r\n", true),
         ("Host: 127.0.0.1\r\n", false),
+        ("Host: [::1]:8080\r\n", false),
     ] {
         let mut s = connect(&app).await;
         s.write_all(token_request(host_lines).as_bytes())
