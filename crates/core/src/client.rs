@@ -555,11 +555,17 @@ impl ClientDraft {
                 "too_long",
                 format!("name must be at most {MAX_NAME_CHARS} characters"),
             ));
-        } else if self.name.chars().any(char::is_control) {
+        } else if self
+            .name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            // The line and paragraph separators break a line where they are shown as text (the
+            // CLI's `clients verify`, a log, a JSON viewer) as a newline would.
             e.push(FieldError::new(
                 "/name",
                 "invalid_value",
-                "name must not contain control characters",
+                "name must not contain control characters or line separators",
             ));
         } else if self.name.chars().any(is_format_char) {
             // Bidirectional overrides and zero-width characters make a name read as another
@@ -1113,6 +1119,9 @@ mod tests {
             "Pay\u{200B}Pal",
             "\u{FEFF}App",
             "A\u{2066}B",
+            "App\u{2028}verified: yes",
+            "App\u{2029}",
+            "App\nverified",
         ] {
             let r = create(serde_json::json!({
                 "name": name, "allowed_scopes": ["admin"], "client_type": "confidential",
