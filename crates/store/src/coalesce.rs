@@ -13,6 +13,12 @@
 //! CROSS JOIN LATERAL (SELECT * FROM (<the read, $k read as batch_args.ak>) AS r LIMIT 1) AS one
 //! ```
 //!
+//! Once [`SECOND_BATCH_AT`] reads wait, their batch does not wait for the running read or
+//! batch to end: it starts at once, beside it, on another connection, and so does each next
+//! batch while that many wait. Under a steady load, two database processes then work at once
+//! (and can run on two cores), while each batch stays large enough to cost the database little
+//! per read; a light load never starts one.
+//!
 //! What a read sees is unchanged: the statement that answers it starts after the read was
 //! asked for, so it sees every write committed before then (a revoked token is refused at once,
 //! as before). A light load never waits: with nothing running, a read runs alone, as its own
@@ -41,6 +47,10 @@ use crate::{Result, StoreError};
 
 /// Reads of one statement text that run at once before the next ones wait to share one.
 pub(crate) const RUNNING_PER_STATEMENT: usize = 1;
+
+/// Reads of one statement text waiting at which their batch starts at once, beside the read or
+/// batch running, on another connection, instead of waiting for it to end.
+pub(crate) const SECOND_BATCH_AT: usize = 8;
 
 /// The most reads one statement answers.
 pub(crate) const MOST_PER_BATCH: usize = 64;
@@ -312,6 +322,7 @@ impl<N: Runner> Coalescer<N> {
                 coalescer: Arc::clone(self),
                 sql: Arc::clone(&statement.text),
                 hand_on: true,
+                beside: false,
             });
         }
         // Beyond the most that wait, a read runs alone: it takes no place, so that it starts no
@@ -327,6 +338,23 @@ impl<N: Runner> Coalescer<N> {
         };
         let (reply, answer) = oneshot::channel();
         statement.waiting.push(Waiting { args, reply });
+        if statement.running == RUNNING_PER_STATEMENT && statement.waiting.len() >= SECOND_BATCH_AT
+        {
+            // Without a runtime the batch could not start, and its place, dropped, would
+            // abandon the reads waiting: they wait for the running one instead.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                statement.running += 1;
+                statement.started = Instant::now();
+                let place = Place {
+                    coalescer: Arc::clone(self),
+                    sql: Arc::clone(&statement.text),
+                    hand_on: false,
+                    beside: true,
+                };
+                drop(by_sql);
+                drop(runtime.spawn(place.run_waiting()));
+            }
+        }
         Turn::Wait(answer)
     }
 
@@ -374,6 +402,7 @@ impl<N: Runner> Coalescer<N> {
             coalescer: Arc::clone(self),
             sql: text,
             hand_on: false,
+            beside: false,
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             drop(runtime.spawn(place.run_waiting()));
@@ -403,20 +432,25 @@ impl<N: Runner> Coalescer<N> {
     }
 
     /// A place of `sql` is given back: kept when reads are waiting (whoever holds it runs
-    /// them), freed otherwise.
-    fn give_back(&self, sql: &str) -> bool {
+    /// them), freed otherwise. A place [`Place::beside`] another is kept only while
+    /// [`SECOND_BATCH_AT`] reads wait, or when it is the only one left. `Some` (whether the
+    /// place kept is beside another) when kept.
+    fn give_back(&self, sql: &str, beside: bool) -> Option<bool> {
         let mut by_sql = self.lock();
-        let Some(statement) = by_sql.get_mut(sql) else {
-            return false;
-        };
+        let statement = by_sql.get_mut(sql)?;
         if !statement.waiting.is_empty() {
-            return true;
+            if !beside || statement.running == 1 {
+                return Some(false);
+            }
+            if statement.waiting.len() >= SECOND_BATCH_AT {
+                return Some(true);
+            }
         }
         statement.running -= 1;
         if statement.running == 0 {
             by_sql.remove(sql);
         }
-        false
+        None
     }
 
     /// A place of `sql` is given back by a task that did not run to its end (the runtime is
@@ -456,6 +490,9 @@ pub(crate) struct Place<N: Runner> {
     /// Given back, it hands the reads waiting on to a new task. Not so for the place of such a
     /// task until it has run them: dropped before (its runtime shutting down), it drops them.
     hand_on: bool,
+    /// Taken beside the one running because [`SECOND_BATCH_AT`] reads waited: it runs one
+    /// batch, and another only while that many wait.
+    beside: bool,
 }
 
 impl<N: Runner> Place<N> {
@@ -463,6 +500,9 @@ impl<N: Runner> Place<N> {
     async fn run_waiting(mut self) {
         while let Some(batch) = self.coalescer.take(&self.sql) {
             self.coalescer.runner.run(&self.sql, batch).await;
+            if self.beside {
+                break;
+            }
         }
         self.hand_on = true;
     }
@@ -474,13 +514,14 @@ impl<N: Runner> Drop for Place<N> {
             self.coalescer.abandon(&self.sql);
             return;
         }
-        if !self.coalescer.give_back(&self.sql) {
+        let Some(beside) = self.coalescer.give_back(&self.sql, self.beside) else {
             return;
-        }
+        };
         let next = Place {
             coalescer: Arc::clone(&self.coalescer),
             sql: Arc::clone(&self.sql),
             hand_on: false,
+            beside,
         };
         // Without a runtime, or on one shutting down (which drops the task unpolled), `next`
         // is dropped before it runs, and abandons the waiting reads.
@@ -547,6 +588,84 @@ mod tests {
         assert!(waiting.blocking_recv().is_err(), "told no answer comes");
         assert!(stuck.blocking_recv().is_err(), "told no answer comes");
         assert_eq!(coalescer.statements(), 0, "no place left held");
+    }
+
+    /// Notes each batch's size, and answers it once let go.
+    #[derive(Clone)]
+    struct Held {
+        sizes: Arc<Mutex<Vec<usize>>>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Runner for Held {
+        type Row = ();
+
+        async fn run(&self, _: &str, batch: Vec<Waiting<()>>) {
+            self.sizes.lock().expect("sizes").push(batch.len());
+            self.gate.acquire().await.expect("gate").forget();
+            for w in batch {
+                let _ = w.reply.send(Ok(Some(())));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn enough_reads_waiting_start_their_batch_beside_the_running_one() {
+        const SQL: &str = "SELECT a FROM t WHERE b = $1";
+        let held = Held {
+            sizes: Arc::new(Mutex::new(Vec::new())),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let sizes = || held.sizes.lock().expect("sizes").clone();
+        let running = |c: &Coalescer<Held>| c.lock().get(SQL).map(|s| s.running);
+        let coalescer = Coalescer::new(held.clone(), Duration::from_secs(3600));
+        let mut key = 0;
+        let mut wait = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    key += 1;
+                    match coalescer.enter(SQL, &[Arg::Int(key)]) {
+                        Turn::Wait(answer) => answer,
+                        _ => panic!("read {key} waits"),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let Turn::Run(first) = coalescer.enter(SQL, &[Arg::Int(0)]) else {
+            panic!("the first read runs");
+        };
+        // Fewer than enough wait for the running read.
+        let mut early = wait(SECOND_BATCH_AT - 1);
+        tokio::task::yield_now().await;
+        assert_eq!(sizes(), Vec::<usize>::new());
+        assert_eq!(running(&coalescer), Some(1));
+        // One more, and their batch starts while the first read still runs.
+        early.extend(wait(1));
+        tokio::task::yield_now().await;
+        assert_eq!(sizes(), [SECOND_BATCH_AT]);
+        assert_eq!(running(&coalescer), Some(2));
+        // While both run, the next reads wait; fewer than enough start nothing.
+        let late = wait(SECOND_BATCH_AT - 1);
+        tokio::task::yield_now().await;
+        assert_eq!(sizes(), [SECOND_BATCH_AT]);
+        // The batch beside ends: its reads are answered, and its place is freed, since fewer
+        // than enough wait; they wait for the first read's place.
+        held.gate.add_permits(1);
+        for answer in early {
+            assert!(matches!(answer.await, Ok(Ok(Some(())))));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(running(&coalescer), Some(1));
+        assert_eq!(sizes(), [SECOND_BATCH_AT]);
+        drop(first);
+        tokio::task::yield_now().await;
+        assert_eq!(sizes(), [SECOND_BATCH_AT, SECOND_BATCH_AT - 1]);
+        held.gate.add_permits(1);
+        for answer in late {
+            assert!(matches!(answer.await, Ok(Ok(Some(())))));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(coalescer.statements(), 0, "every place given back");
     }
 
     #[test]

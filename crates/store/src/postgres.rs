@@ -898,6 +898,42 @@ mod pool_tests {
     }
 
     #[tokio::test]
+    async fn enough_reads_waiting_are_answered_while_a_slow_one_runs() {
+        let Some(store) = store().await.map(PostgresStore::never_stalled) else {
+            return;
+        };
+        let store = std::sync::Arc::new(store);
+        let read = |v: String| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .point_read::<Text>(SLOW_FOR_SLOW, &[Arg::Text(&v)])
+                    .await
+                    .expect("read")
+                    .map(|Text(v)| v)
+            })
+        };
+        let slow = read("slow".to_owned());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Fewer than enough wait for the slow read, never taken for stuck here.
+        let few: Vec<_> = (1..crate::coalesce::SECOND_BATCH_AT)
+            .map(|i| read(format!("r{i}")))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(few.iter().all(|r| !r.is_finished()), "they wait for it");
+        // One more, and their statement runs beside the slow one.
+        let last = read("last".to_owned());
+        let started = std::time::Instant::now();
+        assert_eq!(last.await.expect("task").as_deref(), Some("last"));
+        for (i, r) in (1..).zip(few) {
+            assert_eq!(r.await.expect("task"), Some(format!("r{i}")));
+        }
+        assert!(!slow.is_finished(), "answered in {:?}", started.elapsed());
+        assert_eq!(slow.await.expect("task").as_deref(), Some("slow"));
+        settled(&store).await;
+    }
+
+    #[tokio::test]
     async fn more_reads_than_one_statement_answers_take_several() {
         let Some(store) = store().await.map(PostgresStore::never_stalled) else {
             return;
