@@ -16,8 +16,8 @@
 //! Once [`SECOND_BATCH_AT`] reads wait, their batch does not wait for the running read or
 //! batch to end: it starts at once, beside it, on another connection, and so does each next
 //! batch while that many wait. Under a steady load, two database processes then work at once
-//! (and can run on two cores), while each batch stays large enough to cost the database little
-//! per read; a light load never starts one.
+//! (and can run on two cores), while a batch beside another holds at least that many reads, so
+//! that it costs the database little per read; a light load never starts one.
 //!
 //! What a read sees is unchanged: the statement that answers it starts after the read was
 //! asked for, so it sees every write committed before then (a revoked token is refused at once,
@@ -344,7 +344,6 @@ impl<N: Runner> Coalescer<N> {
             // abandon the reads waiting: they wait for the running one instead.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 statement.running += 1;
-                statement.started = Instant::now();
                 let place = Place {
                     coalescer: Arc::clone(self),
                     sql: Arc::clone(&statement.text),
@@ -418,7 +417,11 @@ impl<N: Runner> Coalescer<N> {
     }
 
     /// The next batch of `sql`'s waiting reads, if any.
-    fn take(&self, sql: &str) -> Option<Vec<Waiting<N::Row>>> {
+    /// For a place [`Place::beside`] another, none unless [`SECOND_BATCH_AT`] reads wait: the
+    /// other place runs fewer. A batch beside another also does not count as a start for
+    /// [`Coalescer::unstick`], so that waves of reads beside a stuck one do not keep putting
+    /// off the place that would run every batch while it is stuck.
+    fn take(&self, sql: &str, beside: bool) -> Option<Vec<Waiting<N::Row>>> {
         let mut by_sql = self.lock();
         let statement = by_sql.get_mut(sql)?;
         // Reads given up while they waited need no answer.
@@ -426,8 +429,14 @@ impl<N: Runner> Coalescer<N> {
         if statement.waiting.is_empty() {
             return None;
         }
+        if beside {
+            if statement.running > 1 && statement.waiting.len() < SECOND_BATCH_AT {
+                return None;
+            }
+        } else {
+            statement.started = Instant::now();
+        }
         let n = statement.waiting.len().min(MOST_PER_BATCH);
-        statement.started = Instant::now();
         Some(statement.waiting.drain(..n).collect())
     }
 
@@ -442,6 +451,7 @@ impl<N: Runner> Coalescer<N> {
             if !beside || statement.running == 1 {
                 return Some(false);
             }
+            statement.waiting.retain(|w| !w.reply.is_closed());
             if statement.waiting.len() >= SECOND_BATCH_AT {
                 return Some(true);
             }
@@ -498,7 +508,7 @@ pub(crate) struct Place<N: Runner> {
 impl<N: Runner> Place<N> {
     /// Runs batches until none is waiting.
     async fn run_waiting(mut self) {
-        while let Some(batch) = self.coalescer.take(&self.sql) {
+        while let Some(batch) = self.coalescer.take(&self.sql, self.beside) {
             self.coalescer.runner.run(&self.sql, batch).await;
             if self.beside {
                 break;
@@ -662,6 +672,42 @@ mod tests {
         assert_eq!(sizes(), [SECOND_BATCH_AT, SECOND_BATCH_AT - 1]);
         held.gate.add_permits(1);
         for answer in late {
+            assert!(matches!(answer.await, Ok(Ok(Some(())))));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(coalescer.statements(), 0, "every place given back");
+    }
+
+    #[tokio::test]
+    async fn a_batch_beside_another_runs_only_with_enough_reads_still_waiting() {
+        const SQL: &str = "SELECT a FROM t WHERE b = $1";
+        let held = Held {
+            sizes: Arc::new(Mutex::new(Vec::new())),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let coalescer = Coalescer::new(held.clone(), Duration::from_secs(3600));
+        let Turn::Run(first) = coalescer.enter(SQL, &[Arg::Int(0)]) else {
+            panic!("the first read runs");
+        };
+        let mut answers: Vec<_> = (1..=SECOND_BATCH_AT)
+            .map(
+                |i| match coalescer.enter(SQL, &[Arg::Int(i64::try_from(i).unwrap())]) {
+                    Turn::Wait(answer) => answer,
+                    _ => panic!("read {i} waits"),
+                },
+            )
+            .collect();
+        // One of them gives up before the batch beside starts: too few are left for it.
+        drop(answers.pop());
+        tokio::task::yield_now().await;
+        assert_eq!(*held.sizes.lock().expect("sizes"), Vec::<usize>::new());
+        assert_eq!(coalescer.lock().get(SQL).map(|s| s.running), Some(1));
+        // They are answered together once the first read ends.
+        drop(first);
+        tokio::task::yield_now().await;
+        assert_eq!(*held.sizes.lock().expect("sizes"), [SECOND_BATCH_AT - 1]);
+        held.gate.add_permits(1);
+        for answer in answers {
             assert!(matches!(answer.await, Ok(Ok(Some(())))));
         }
         tokio::task::yield_now().await;
