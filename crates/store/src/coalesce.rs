@@ -607,6 +607,20 @@ mod tests {
         gate: Arc<tokio::sync::Semaphore>,
     }
 
+    impl Held {
+        /// No batch is answered until [`Held::gate`] lets it go.
+        fn closed() -> Self {
+            Self {
+                sizes: Arc::new(Mutex::new(Vec::new())),
+                gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            }
+        }
+
+        fn sizes(&self) -> Vec<usize> {
+            self.sizes.lock().expect("sizes").clone()
+        }
+    }
+
     impl Runner for Held {
         type Row = ();
 
@@ -622,11 +636,8 @@ mod tests {
     #[tokio::test]
     async fn enough_reads_waiting_start_their_batch_beside_the_running_one() {
         const SQL: &str = "SELECT a FROM t WHERE b = $1";
-        let held = Held {
-            sizes: Arc::new(Mutex::new(Vec::new())),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        };
-        let sizes = || held.sizes.lock().expect("sizes").clone();
+        let held = Held::closed();
+        let sizes = || held.sizes();
         let running = |c: &Coalescer<Held>| c.lock().get(SQL).map(|s| s.running);
         let coalescer = Coalescer::new(held.clone(), Duration::from_secs(3600));
         let mut key = 0;
@@ -681,10 +692,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_beside_another_runs_only_with_enough_reads_still_waiting() {
         const SQL: &str = "SELECT a FROM t WHERE b = $1";
-        let held = Held {
-            sizes: Arc::new(Mutex::new(Vec::new())),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        };
+        let held = Held::closed();
         let coalescer = Coalescer::new(held.clone(), Duration::from_secs(3600));
         let Turn::Run(first) = coalescer.enter(SQL, &[Arg::Int(0)]) else {
             panic!("the first read runs");
@@ -700,12 +708,12 @@ mod tests {
         // One of them gives up before the batch beside starts: too few are left for it.
         drop(answers.pop());
         tokio::task::yield_now().await;
-        assert_eq!(*held.sizes.lock().expect("sizes"), Vec::<usize>::new());
+        assert_eq!(held.sizes(), Vec::<usize>::new());
         assert_eq!(coalescer.lock().get(SQL).map(|s| s.running), Some(1));
         // They are answered together once the first read ends.
         drop(first);
         tokio::task::yield_now().await;
-        assert_eq!(*held.sizes.lock().expect("sizes"), [SECOND_BATCH_AT - 1]);
+        assert_eq!(held.sizes(), [SECOND_BATCH_AT - 1]);
         held.gate.add_permits(1);
         for answer in answers {
             assert!(matches!(answer.await, Ok(Ok(Some(())))));
