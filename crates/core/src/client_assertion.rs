@@ -127,6 +127,33 @@ fn usable_rsa(n: &[u8], e: &[u8]) -> bool {
         && odd(e)
 }
 
+/// A P-256 public key the verifier accepts: two coordinates of 32 bytes each, of a point on the
+/// curve. Anything else could be registered but never verify.
+fn usable_p256(x: &str, y: &str) -> bool {
+    let (Ok(x), Ok(y)) = (URL_SAFE_NO_PAD.decode(x), URL_SAFE_NO_PAD.decode(y)) else {
+        return false;
+    };
+    if x.len() != 32 || y.len() != 32 {
+        return false;
+    }
+    let mut point = Vec::with_capacity(65);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).is_ok()
+}
+
+/// An Ed25519 public key the verifier accepts: 32 bytes that decode to a point of the curve.
+/// The signature library reads the first 32 bytes of whatever it is given, and a shorter key
+/// made it panic at the first assertion naming it.
+fn usable_ed25519(x: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(x)
+        .ok()
+        .and_then(|x| <[u8; 32]>::try_from(x).ok())
+        .is_some_and(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).is_ok())
+}
+
 fn usable_key(obj: &Map<String, Value>) -> Option<Jwk> {
     let s = |k: &str| obj.get(k).and_then(Value::as_str);
     if s("use").is_some_and(|u| u != "sig") {
@@ -136,8 +163,12 @@ fn usable_key(obj: &Map<String, Value>) -> Option<Jwk> {
         return None;
     }
     let fits = match (s("kty")?, s("crv")) {
-        ("EC", Some("P-256")) => s("alg").is_none_or(|a| a == "ES256"),
-        ("OKP", Some("Ed25519")) => s("alg").is_none_or(|a| a == "EdDSA"),
+        ("EC", Some("P-256")) => {
+            usable_p256(s("x")?, s("y")?) && s("alg").is_none_or(|a| a == "ES256")
+        }
+        ("OKP", Some("Ed25519")) => {
+            usable_ed25519(s("x")?) && s("alg").is_none_or(|a| a == "EdDSA")
+        }
         ("RSA", _) => {
             let n = URL_SAFE_NO_PAD.decode(s("n")?).ok()?;
             let e = URL_SAFE_NO_PAD.decode(s("e")?).ok()?;
@@ -499,6 +530,51 @@ mod tests {
         let mut enc = ec;
         enc["use"] = json!("enc");
         assert!(parse_jwks(&json!({"keys": [enc]})).is_err());
+    }
+
+    #[test]
+    fn keys_of_the_wrong_size_or_off_their_curve_are_not_usable() {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let usable = |key: Value| parse_jwks(&json!({ "keys": [key] })).is_ok();
+        // RFC 8037 §A.2's public key, and RFC 7515 §A.3's.
+        let ed = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let okp = |x: &str| json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+        assert!(usable(okp(ed)));
+        let ed_bytes = URL_SAFE_NO_PAD.decode(ed).unwrap();
+        // Not a point of the curve: the first such value of this form.
+        let off_curve = (0..=255u8)
+            .map(|i| [i; 32])
+            .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+            .expect("a value off the curve");
+        for x in [
+            b64(&[0]),
+            b64(&ed_bytes[..31]),
+            b64(&[ed_bytes.as_slice(), &[0]].concat()),
+            b64(&[ed_bytes.as_slice(), &ed_bytes].concat()),
+            b64(&off_curve),
+            String::new(),
+            "not base64url!".to_owned(),
+        ] {
+            assert!(!usable(okp(&x)), "Ed25519 x {x:?}");
+        }
+        let (x, y) = (
+            "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        );
+        let ec = |x: &str, y: &str| json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
+        assert!(usable(ec(x, y)));
+        let x_bytes = URL_SAFE_NO_PAD.decode(x).unwrap();
+        let mut y_moved = URL_SAFE_NO_PAD.decode(y).unwrap();
+        y_moved[31] ^= 1;
+        for (x, y) in [
+            (b64(&x_bytes[..31]), y.to_owned()),
+            (x.to_owned(), b64(&[0])),
+            (b64(&[&[0], x_bytes.as_slice()].concat()), y.to_owned()),
+            (x.to_owned(), b64(&y_moved)),
+            (b64(&[0; 32]), b64(&[0; 32])),
+        ] {
+            assert!(!usable(ec(&x, &y)), "P-256 ({x:?}, {y:?})");
+        }
     }
 
     #[test]

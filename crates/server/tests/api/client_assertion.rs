@@ -375,6 +375,19 @@ async fn registration_refuses_unusable_key_sets_and_keeps_them_in_rfc7592() {
             "'k'",
         ),
         (with(json!({"jwks": {"keys": []}})), "no keys"),
+        // An Ed25519 key of one byte, and a P-256 point off the curve.
+        (
+            with(json!({"jwks": {"keys": [
+                {"kty": "OKP", "crv": "Ed25519", "x": "AA", "kid": "k1"}]}})),
+            "no usable",
+        ),
+        (
+            with(json!({"jwks": {"keys": [
+                {"kty": "EC", "crv": "P-256", "kid": "k1",
+                 "x": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                 "y": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}})),
+            "no usable",
+        ),
         (
             with(
                 json!({"token_endpoint_auth_method": "client_secret_basic", "jwks": jwks(&[&es])}),
@@ -644,6 +657,85 @@ async fn a_document_with_keys_and_none_works_both_ways_and_rotates_its_keys() {
     assert_eq!(r.status, 200, "{}", r.body);
     let stored = app.server.store.get_client(&id).await.unwrap().unwrap();
     assert!(stored.settings.jwks.unwrap().contains("\"new\""));
+}
+
+/// A key that registration would refuse can still come from a `jwks_uri` (or from a database
+/// written before registration refused it): an assertion naming it is refused like any unknown
+/// key, at every endpoint, and counted as a failure; the set's good key still works. A one-byte
+/// Ed25519 key used to make the signature library panic (500) at the first assertion naming it.
+#[tokio::test]
+async fn a_key_of_the_wrong_size_at_a_jwks_uri_is_never_used() {
+    let docs = DocServer::start().await;
+    let es = keypair(Algorithm::Es256, "good");
+    let ed = keypair(Algorithm::EdDsa, "short");
+    let mut set = jwks(&[&es]);
+    set["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kty": "OKP", "crv": "Ed25519", "x": "AA", "kid": "short"}));
+    docs.serve_doc("/mixed-keys.json", &set);
+    docs.serve_doc(
+        "/short-keys.json",
+        &json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA", "kid": "short"}]}),
+    );
+    let app = TestApp::spawn_with_clock(Arc::new(ManualClock::new(NOW)), |c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+        c.registration.allow_client_credentials = true;
+        c.registration.cimd_allow_http_loopback = true;
+    })
+    .await;
+    let signer = |path: &str| {
+        json!({"client_name": "Signer", "grant_types": ["client_credentials"],
+               "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
+               "jwks_uri": docs.url(path)})
+    };
+    let (status, r) = register(&app, &signer("/mixed-keys.json")).await;
+    assert_eq!(status, 201, "{r}");
+    let mixed = r["client_id"].as_str().unwrap().to_owned();
+    let (status, r) = register(&app, &signer("/short-keys.json")).await;
+    assert_eq!(status, 201, "{r}");
+    let short = r["client_id"].as_str().unwrap().to_owned();
+    let issuer = app.server.issuer.clone();
+    for (i, path) in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"]
+        .into_iter()
+        .enumerate()
+    {
+        for (id, needle) in [(&mixed, "kid"), (&short, "no usable")] {
+            let a = sign(&ed, &claims(id, &issuer, &format!("short-{i}-{id}"), NOW));
+            let r = post_form(
+                &app,
+                path,
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("token", "anything"),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &a),
+                ],
+            )
+            .await;
+            assert_refused(&r, needle);
+        }
+    }
+    let failed = oauth_store::SecurityEventFilter {
+        kind: Some("client.authentication_failed".to_owned()),
+        ..Default::default()
+    };
+    let failures = app
+        .server
+        .store
+        .list_security_events(&failed, 100)
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 6, "each refusal counted: {failures:?}");
+    let r = cc_with(
+        &app,
+        &sign(&es, &claims(&mixed, &issuer, "good-1", NOW)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 /// Thirty token requests at once from a client whose key set is not cached yet, while its
