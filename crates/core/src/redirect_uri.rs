@@ -46,7 +46,7 @@ impl RedirectUri {
                 check_host_and_port(s, &url)?;
             }
             "http" => {
-                if !is_loopback(&url) || !has_authority(s) {
+                if !is_loopback(&url) || !has_authority(s) || !written_loopback(s) {
                     return Err(
                         "http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"
                             .into(),
@@ -126,6 +126,20 @@ fn check_host_and_port(s: &str, url: &Url) -> Result<(), String> {
         return Err("the port, if written, must be 1 to 65535".into());
     }
     Ok(())
+}
+
+/// Does `s` write its loopback host in one of the usual spellings (`127.0.0.1`, `[::1]`,
+/// `localhost`)? The url crate also reads `127.1`, `2130706433`, `0x7f000001`, `127.0.0.1.` and
+/// `LOCALHOST` as loopback, but a registered URI is kept as written and compared as written, so
+/// it must be written as the documentation says.
+fn written_loopback(s: &str) -> bool {
+    let rest = s.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host = match authority.strip_prefix("[::1]") {
+        Some(port) if port.is_empty() || port.starts_with(':') => "[::1]",
+        _ => authority.split(':').next().unwrap_or(""),
+    };
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -222,6 +236,21 @@ mod tests {
         assert!(!ok("https:/cb"));
         assert!(!ok("http:127.0.0.1/cb"));
         assert!(!ok("http:///127.0.0.1/cb"));
+        // Loopback in spellings the url crate reads but the rule does not name.
+        for other in [
+            "http://127.1/cb",
+            "http://2130706433/cb",
+            "http://0x7f000001/cb",
+            "http://127.0.0.1./cb",
+            "http://LOCALHOST/cb",
+            "http://localhost./cb",
+            "http://[0:0:0:0:0:0:0:1]/cb",
+            "http://[::1]x/cb",
+        ] {
+            assert!(!ok(other), "{other}");
+        }
+        assert!(ok("http://[::1]/cb"));
+        assert!(ok("http://localhost?x=1"));
         assert!(!ok(&format!(
             "https://a.example/{}",
             "x".repeat(MAX_URI_LEN)

@@ -124,6 +124,14 @@ async fn invalid_metadata_is_refused_with_rfc7591_codes() {
             "invalid_redirect_uri",
         ),
         (
+            json!({"redirect_uris": ["http://127.1/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["http://LOCALHOST/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
             json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
             "invalid_client_metadata",
         ),
