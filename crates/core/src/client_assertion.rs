@@ -143,7 +143,8 @@ fn usable_p256(x: &str, y: &str) -> bool {
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).is_ok()
 }
 
-/// An Ed25519 public key the verifier accepts: 32 bytes that decode to a point of the curve.
+/// An Ed25519 public key the verifier accepts: 32 bytes that decode to a point of the curve,
+/// not one of small order (with such a key, signatures can be made without its private key).
 /// The signature library reads the first 32 bytes of whatever it is given, and a shorter key
 /// made it panic at the first assertion naming it.
 fn usable_ed25519(x: &str) -> bool {
@@ -151,7 +152,8 @@ fn usable_ed25519(x: &str) -> bool {
         .decode(x)
         .ok()
         .and_then(|x| <[u8; 32]>::try_from(x).ok())
-        .is_some_and(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).is_ok())
+        .and_then(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).ok())
+        .is_some_and(|key| !key.is_weak())
 }
 
 fn usable_key(obj: &Map<String, Value>) -> Option<Jwk> {
@@ -552,6 +554,8 @@ mod tests {
             b64(&[ed_bytes.as_slice(), &[0]].concat()),
             b64(&[ed_bytes.as_slice(), &ed_bytes].concat()),
             b64(&off_curve),
+            // The identity, a point of small order.
+            b64(&[[1].as_slice(), &[0; 31]].concat()),
             String::new(),
             "not base64url!".to_owned(),
         ] {
