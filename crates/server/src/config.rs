@@ -1393,11 +1393,6 @@ fn secret_value(
     Ok(Some(text))
 }
 
-/// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment. A trailing
-/// slash is removed so that endpoint URLs join cleanly.
-/// Whether the database URL (PostgreSQL) crosses a network with TLS that accepts any certificate
-/// (`oauth_store::PostgresRoute::exposed`); said at start, and by `doctor` as a failed check. Not
-/// a refusal: the network may be one the operator trusts and has not said so.
 /// The query parameters of a PostgreSQL URL that the driver does not read, by name: it would
 /// ignore them, and its own warning would print their values (the logging setup silences it),
 /// which may be a password (`sslpassword=`, a mistyped `passwrd=`).
@@ -1439,6 +1434,9 @@ fn unread_database_parameters(url: &str) -> Option<String> {
     })
 }
 
+/// Whether the database URL (PostgreSQL) crosses a network with TLS that accepts any certificate
+/// (`oauth_store::PostgresRoute::exposed`); said at start, and by `doctor` as a failed check. Not
+/// a refusal: the network may be one the operator trusts and has not said so.
 pub fn database_route_warning(url: &str) -> Option<String> {
     if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
         return None;
@@ -1452,6 +1450,8 @@ pub fn database_route_warning(url: &str) -> Option<String> {
     ))
 }
 
+/// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment. A trailing
+/// slash is removed so that endpoint URLs join cleanly.
 fn check_issuer(issuer: &str) -> anyhow::Result<String> {
     let url = url::Url::parse(issuer).with_context(|| format!("issuer {issuer:?} is not a URL"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {

@@ -140,7 +140,6 @@ fn kek_check(config: &Config) -> Check {
     }
 }
 
-/// How a PostgreSQL URL reaches its database (nothing for SQLite, a file on this machine).
 /// The warnings `serve` prints at start (a mistyped setting name, a database URL parameter the
 /// driver ignores, ...), except those another check reports.
 fn configuration_check(config: &Config) -> Check {
@@ -166,6 +165,7 @@ fn configuration_check(config: &Config) -> Check {
     }
 }
 
+/// How a PostgreSQL URL reaches its database (nothing for SQLite, a file on this machine).
 fn database_route_check(url: &str) -> Option<Check> {
     use oauth_store::PostgresRoute;
     const NAME: &str = "database connection";

@@ -324,7 +324,6 @@ mod tests {
     use tower::ServiceExt;
 
     use super::{AroundLayer, TrustedProxies};
-
     use crate::cors::ListedOrigins;
 
     #[test]
