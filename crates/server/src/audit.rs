@@ -368,25 +368,25 @@ pub async fn record_replay(
     user_id: Option<&str>,
     family_revoked: bool,
 ) {
-    let mut event = Event::new(kind)
-        .client(client)
-        .grant_id(grant_id)
-        .detail("family_revoked", family_revoked);
-    if let Some(user_id) = user_id {
-        event = event.user_id(user_id);
-    }
-    record(store, now, event).await;
+    let about = |kind| {
+        let event = Event::new(kind).client(client).grant_id(grant_id);
+        match user_id {
+            Some(user_id) => event.user_id(user_id),
+            None => event,
+        }
+    };
+    record(
+        store,
+        now,
+        about(kind).detail("family_revoked", family_revoked),
+    )
+    .await;
     if !family_revoked {
         return;
     }
-    let mut revoked = Event::new(EventKind::TokenFamilyRevoked)
-        .client(client)
-        .grant_id(grant_id)
+    let revoked = about(EventKind::TokenFamilyRevoked)
         .detail("by", "server")
         .detail("reason", kind.as_str());
-    if let Some(user_id) = user_id {
-        revoked = revoked.user_id(user_id);
-    }
     record(store, now, revoked).await;
 }
 

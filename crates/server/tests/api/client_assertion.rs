@@ -401,6 +401,11 @@ async fn registration_refuses_unusable_key_sets_and_keeps_them_in_rfc7592() {
         let d = r["error_description"].as_str().unwrap();
         assert!(d.contains(needle), "{needle:?} not in {d:?}");
     }
+    assert_eq!(
+        crate::register::third_party_clients(&app).await,
+        0,
+        "no refused registration stored"
+    );
     // Accepted, read back and replaced under RFC 7592; the method's kind cannot change.
     let (status, r) = register(&app, &with(json!({"jwks": jwks(&[&es])}))).await;
     assert_eq!(status, 201, "{r}");
@@ -718,16 +723,7 @@ async fn a_key_of_the_wrong_size_at_a_jwks_uri_is_never_used() {
             assert_refused(&r, needle);
         }
     }
-    let failed = oauth_store::SecurityEventFilter {
-        kind: Some("client.authentication_failed".to_owned()),
-        ..Default::default()
-    };
-    let failures = app
-        .server
-        .store
-        .list_security_events(&failed, 100)
-        .await
-        .unwrap();
+    let failures = app.events("client.authentication_failed").await;
     assert_eq!(failures.len(), 6, "each refusal counted: {failures:?}");
     let r = cc_with(
         &app,
