@@ -135,7 +135,7 @@ impl KeyEncryptionKey {
         rng.fill_bytes(&mut nonce);
         let ct = cipher
             .encrypt(
-                Nonce::from_slice(&nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: plaintext,
                     aad: kid.as_bytes(),
@@ -155,10 +155,11 @@ impl KeyEncryptionKey {
         if raw.len() < 1 + 12 + 16 || raw[0] != 1 {
             return Err(KeyError::Unseal);
         }
+        let nonce: [u8; 12] = raw[1..13].try_into().map_err(|_| KeyError::Unseal)?;
         let cipher = Aes256Gcm::new(self.0.as_ref().into());
         cipher
             .decrypt(
-                Nonce::from_slice(&raw[1..13]),
+                &Nonce::from(nonce),
                 Payload {
                     msg: &raw[13..],
                     aad: kid.as_bytes(),
