@@ -8,7 +8,7 @@ use oauth_wire::{
 use url::Url;
 
 use crate::redirect_uri::{has_authority, RedirectUri, MAX_URI_LEN};
-use crate::scope::{parse_scope_string, ScopeCatalogue};
+use crate::scope::{parse_scope_string, ScopeCatalogue, MANAGEMENT_SCOPE};
 use crate::timefmt;
 use crate::validation::{has_stacked_marks, is_format_char, MAX_STACKED_MARKS};
 use crate::validation::{FieldError, ValidationErrors};
@@ -167,6 +167,33 @@ impl Client {
         self.settings.client_type == ClientType::Public
             || self.settings.require_pkce
             || self.is_third_party()
+    }
+
+    /// May the member `editor` give this client `new` settings? A first-party client whose
+    /// `client_credentials` grant carries the management scope makes tokens that act on the
+    /// management API for the member who created it (threat-model.md, "Who acts for whom").
+    /// Only that member may give a client this power: another member of the organization may
+    /// keep or take it away, never add it, or their change would let whoever holds the
+    /// client's secret act as the creator.
+    pub fn check_edit_by(&self, editor: &str, new: &ClientDraft) -> Result<(), ValidationErrors> {
+        if editor == self.user_id
+            || self.settings.manages_for_its_creator()
+            || !new.manages_for_its_creator()
+        {
+            return Ok(());
+        }
+        let pointer = if self.allows_grant(&GrantType::ClientCredentials) {
+            "/allowed_scopes"
+        } else {
+            "/allowed_grant_types"
+        };
+        Err(ValidationErrors(vec![FieldError::new(
+            pointer,
+            "creator_only",
+            format!(
+                "only the member who created this client may give it both client_credentials and the {MANAGEMENT_SCOPE} scope: its client_credentials tokens would act for that member"
+            ),
+        )]))
     }
 
     /// Registered by a third party rather than created by an organization.
@@ -501,6 +528,13 @@ impl ClientDraft {
                 TokenEndpointAuthMethod::ClientSecretBasic
                     | TokenEndpointAuthMethod::ClientSecretPost
             )
+    }
+
+    /// Does this client's `client_credentials` grant carry the management scope? Such a
+    /// first-party client's machine tokens act for the member who created it.
+    pub fn manages_for_its_creator(&self) -> bool {
+        self.grant_types.contains(&GrantType::ClientCredentials)
+            && self.scopes.iter().any(|s| s == MANAGEMENT_SCOPE)
     }
 
     /// Has this client registered public keys (`jwks` or `jwks_uri`)?
@@ -959,6 +993,83 @@ mod tests {
             &cat,
         );
         assert_eq!(pointers(broken), vec!["/redirect_uris"]);
+    }
+
+    #[test]
+    fn only_the_creator_may_let_client_credentials_act_with_the_management_scope() {
+        let cat = ScopeCatalogue::default();
+        let d = create(serde_json::json!({
+            "name": "Web app", "allowed_scopes": ["admin", "messaging"], "client_type": "confidential",
+            "allowed_grant_types": ["authorization_code"],
+            "redirect_uris": ["https://app.example.com/cb"]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (web, _) = Client::new(
+            "c1".into(),
+            d,
+            ClientOrigin::Management,
+            ("org1", "creator"),
+            0,
+            &mut rand::rngs::OsRng,
+        );
+        let patched = |client: &Client, patch: UpdateOAuthClient| {
+            client
+                .settings
+                .apply(ClientPatch(patch), &cat)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let codes = |r: Result<(), ValidationErrors>| {
+            r.err()
+                .map(|e| {
+                    e.0.into_iter()
+                        .map(|f| (f.pointer, f.code))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let machine = patched(
+            &web,
+            UpdateOAuthClient::new()
+                .allowed_grant_types([GrantType::AuthorizationCode, GrantType::ClientCredentials]),
+        );
+        assert!(machine.manages_for_its_creator());
+        // Another member may not add the grant; the creator may.
+        assert_eq!(
+            codes(web.check_edit_by("other", &machine)),
+            vec![("/allowed_grant_types".to_owned(), "creator_only")]
+        );
+        assert_eq!(web.check_edit_by("creator", &machine), Ok(()));
+        // Nor the scope to a client that has the grant.
+        let mut cc = web.clone();
+        cc.settings = patched(
+            &web,
+            UpdateOAuthClient::new()
+                .allowed_grant_types([GrantType::ClientCredentials])
+                .allowed_scopes(["messaging"]),
+        );
+        let admin = patched(&cc, UpdateOAuthClient::new().allowed_scopes(["admin"]));
+        assert_eq!(
+            codes(cc.check_edit_by("other", &admin)),
+            vec![("/allowed_scopes".to_owned(), "creator_only")]
+        );
+        // A client that has the power already may be changed, and lose it, by any member.
+        let mut managing = web.clone();
+        managing.settings = machine.clone();
+        let renamed = patched(&managing, UpdateOAuthClient::new().name("Renamed"));
+        assert_eq!(managing.check_edit_by("other", &renamed), Ok(()));
+        let narrowed = patched(
+            &managing,
+            UpdateOAuthClient::new().allowed_scopes(["messaging"]),
+        );
+        assert_eq!(managing.check_edit_by("other", &narrowed), Ok(()));
+        // A grant without the management scope acts for nobody on the management API.
+        let plain_cc = patched(
+            &web,
+            UpdateOAuthClient::new()
+                .allowed_grant_types([GrantType::AuthorizationCode, GrantType::ClientCredentials])
+                .allowed_scopes(["messaging"]),
+        );
+        assert_eq!(web.check_edit_by("other", &plain_cc), Ok(()));
     }
 
     fn policy<'a>(cat: &'a ScopeCatalogue, defaults: &'a [String]) -> RegistrationPolicy<'a> {

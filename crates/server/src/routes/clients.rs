@@ -284,10 +284,12 @@ async fn update(
     // The patch is applied to the client as stored when it is written, not as read here: two
     // updates at once both take effect.
     let catalogue = state.config.scopes.clone();
+    let editor = caller.user.id.clone();
     let edit: ClientEdit = Box::new(move |current: &Client| {
         let settings = current
             .settings
             .apply(ClientPatch(patch.clone()), &catalogue)?;
+        current.check_edit_by(&editor, &settings)?;
         // The verified mark vouches for what users see and where they are sent: a new name,
         // logo or redirect URI has not been vouched for.
         let clear_verified = current.settings.changes_what_users_see(&settings);

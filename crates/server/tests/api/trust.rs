@@ -326,6 +326,103 @@ async fn first_party_client_credentials_act_for_their_creator() {
 }
 
 #[tokio::test]
+async fn only_its_creator_may_let_a_clients_secret_act_for_them() {
+    let app = TestApp::spawn().await;
+    let other = app.user("colleague@example.com", "default").await;
+    // The admin creates a web app with the management scope, for users' grants only.
+    let web = app
+        .create_client(
+            &app.admin_key,
+            json!({"name": "Web app", "client_type": "confidential",
+                   "allowed_grant_types": ["authorization_code"],
+                   "allowed_scopes": ["admin", "messaging"],
+                   "redirect_uris": ["https://app.example.com/cb"]}),
+        )
+        .await;
+    let (id, secret) = (
+        web["client_id"].as_str().unwrap().to_owned(),
+        web["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let path = format!("/oauth_clients/{id}");
+    let machine = json!({"allowed_grant_types": ["authorization_code", "client_credentials"]});
+    // Another member of the organization may not add client_credentials: the secret would
+    // then act for the admin.
+    let (status, body) = app.put_json(&other.api_key, &path, &machine).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["errors"][0]["source"]["pointer"], "/allowed_grant_types",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["code"], "creator_only", "{body}");
+    let (_, got) = app.get(&app.admin_key, &path).await;
+    assert_eq!(
+        got["data"]["allowed_grant_types"],
+        json!(["authorization_code"])
+    );
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "unauthorized_client", "{}", r.body);
+    assert!(app.events("client.updated").await.is_empty());
+    // Nor may they add the management scope to a machine client without it.
+    let (svc, svc_secret) = crate::oauth_support::cc_client_with(
+        &app,
+        &app.admin_key,
+        json!({"name": "Service", "client_type": "confidential",
+               "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["messaging"]}),
+    )
+    .await;
+    let svc_path = format!("/oauth_clients/{svc}");
+    let (status, body) = app
+        .put_json(
+            &other.api_key,
+            &svc_path,
+            &json!({"allowed_scopes": ["admin", "messaging"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["errors"][0]["source"]["pointer"], "/allowed_scopes",
+        "{body}"
+    );
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&basic(&svc, &svc_secret)),
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_scope", "{}", r.body);
+    // The creator may; the token then acts for the creator.
+    let (status, body) = app.put_json(&app.admin_key, &path, &machine).await;
+    assert_eq!(status, 200, "{body}");
+    let token = cc_token(&app, &id, &secret, Some("admin")).await;
+    let (status, list) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 200, "{list}");
+    // Once it has the power, another member may still change the client and take it away.
+    let (status, body) = app
+        .put_json(&other.api_key, &path, &json!({"name": "Web app (renamed)"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .put_json(
+            &other.api_key,
+            &path,
+            &json!({"allowed_scopes": ["messaging"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get(&token, "/oauth_clients").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
 async fn a_token_stops_managing_once_its_client_loses_the_management_scope() {
     let app = TestApp::spawn().await;
     let (id, secret) = cc_client(&app).await;
