@@ -281,7 +281,10 @@ pub fn claimed_client_id(assertion: &str) -> Result<String, AssertionError> {
 #[derive(Debug, Clone, Copy)]
 pub struct Expected<'a> {
     pub client_id: &'a str,
-    /// Values of which `aud` must contain one: the issuer, the token endpoint URL.
+    /// The values `aud` may be: the issuer alone, as the OAuth working group's update of RFC
+    /// 7523 (draft-ietf-oauth-rfc7523bis) asks, or with the token endpoint's URLs too when the
+    /// operator keeps them for older clients. `aud` is one of them, as a string or as the only
+    /// member of a list: a list naming other audiences too may have been sent to them as well.
     pub audiences: &'a [String],
 }
 
@@ -410,18 +413,15 @@ fn check_claims(
     if claim("sub") != Some(expected.client_id) {
         return Err(bad("client_assertion sub must be the client_id"));
     }
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => expected.audiences.contains(a),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| expected.audiences.iter().any(|e| e == a)),
-        _ => false,
+    let aud = match claims.get("aud") {
+        Some(Value::String(a)) => Some(a.as_str()),
+        Some(Value::Array(list)) if list.len() == 1 => list[0].as_str(),
+        _ => None,
     };
-    if !aud_ok {
+    if !aud.is_some_and(|a| expected.audiences.iter().any(|e| e == a)) {
         return Err(bad(&format!(
-            "client_assertion aud must contain this server's issuer or token endpoint ({})",
-            expected.audiences.join(", ")
+            "client_assertion aud must be this server's issuer alone ({}), not a list of several",
+            expected.audiences.join(" or ")
         )));
     }
     let Some(exp) = numeric(claims, "exp")? else {
@@ -598,7 +598,7 @@ mod tests {
             client_id: "c1",
             audiences: &aud,
         };
-        let ok = json!({"iss": "c1", "sub": "c1", "aud": ["x", "https://as.example"],
+        let ok = json!({"iss": "c1", "sub": "c1", "aud": "https://as.example",
             "exp": 1060, "iat": 1000, "jti": "j1"});
         let check = |v: Value| check_claims(v.as_object().unwrap(), expected, 1000);
         assert_eq!(
@@ -612,6 +612,18 @@ mod tests {
             ("iss", json!("c2")),
             ("sub", json!("c2")),
             ("aud", json!("https://other.example")),
+            // Several audiences: any of them could present it here.
+            (
+                "aud",
+                json!(["https://as.example", "https://other.example"]),
+            ),
+            (
+                "aud",
+                json!(["https://other.example", "https://as.example"]),
+            ),
+            ("aud", json!([])),
+            ("aud", json!(["https://as.example", "https://as.example"])),
+            ("aud", json!(1)),
             ("exp", json!(1000)),
             ("exp", json!(2000)),
             ("exp", json!("1060")),
@@ -623,6 +635,10 @@ mod tests {
             c[k] = v;
             assert!(check(c).is_err(), "{k}");
         }
+        // The issuer as the only member of a list is the issuer.
+        let mut listed = ok.clone();
+        listed["aud"] = json!(["https://as.example"]);
+        assert!(check(listed).is_ok());
         for k in ["exp", "jti", "aud"] {
             let mut c = ok.clone();
             c.as_object_mut().unwrap().remove(k);

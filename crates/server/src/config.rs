@@ -139,6 +139,7 @@ const SETTINGS: &[Setting] = &[
     s("authorization.allow_plain_pkce", Toml, Some("allow-plain-pkce"), "Accept PKCE `plain` challenges (RFC 7636 §4.2) besides S256 [default: false]"),
     s("authorization.consent_url", Text, Some("consent-url"), "Address of an external consent page (it gets `?consent_token=...`) [default: the built-in /consent]"),
     s("authorization.skip_consent_if_granted", Toml, Some("skip-consent-if-granted"), "Skip the consent page when the user already granted every requested scope [default: false]"),
+    s("authorization.client_assertion_accepts_token_endpoint", Toml, None, ""),
     s("authorization.session_lifetime_secs", Toml, None, ""),
     s("authorization.login_failure_window_secs", Toml, None, ""),
     s("authorization.login_device_lifetime_secs", Toml, None, ""),
@@ -753,6 +754,9 @@ pub struct AuthorizationConfig {
     pub consent_url: Option<String>,
     /// Skip the consent page when a live grant already covers the request.
     pub skip_consent_if_granted: bool,
+    /// Accept a client assertion (`private_key_jwt`) whose `aud` is the token endpoint's URL,
+    /// besides the issuer; off by default (audience injection, draft-ietf-oauth-rfc7523bis).
+    pub client_assertion_accepts_token_endpoint: bool,
     /// How long a login session lasts.
     pub session_lifetime_secs: i64,
     /// The window in which failed logins are counted.
@@ -776,6 +780,7 @@ impl Default for AuthorizationConfig {
             allow_plain_pkce: false,
             consent_url: None,
             skip_consent_if_granted: false,
+            client_assertion_accepts_token_endpoint: false,
             session_lifetime_secs: 12 * 3600,
             login_failure_window_secs: 15 * 60,
             login_device_lifetime_secs: 180 * 24 * 3600,
@@ -1539,6 +1544,7 @@ mode = "token"
 initial_access_token = "s3cret-of-16-chars"
 [authorization]
 allow_plain_pkce = true
+client_assertion_accepts_token_endpoint = true
 [tokens]
 refresh_token_lifetime_secs = 86400
 [[scopes]]
@@ -1557,6 +1563,12 @@ description = "Read"
         assert_eq!(c.registration.mode, RegistrationMode::Token);
         assert_eq!(c.scopes.names(), vec!["admin", "read"]);
         assert!(c.authorization.allow_plain_pkce);
+        assert!(c.authorization.client_assertion_accepts_token_endpoint);
+        assert!(
+            !Config::default()
+                .authorization
+                .client_assertion_accepts_token_endpoint
+        );
         assert_eq!(c.resources, vec!["https://api.example"]);
         assert!(!c.authorization.skip_consent_if_granted);
         assert_eq!(c.tokens.refresh_token_lifetime_secs, 86_400);

@@ -319,15 +319,24 @@ pub struct AuthenticatedClient {
     pub authenticated: bool,
 }
 
-/// The audiences a client assertion may name (RFC 7523 §3): the issuer, or the token
-/// endpoint's URL (at the root or under `/v2`).
+/// The audiences a client assertion may name: the issuer. RFC 7523 §3 lets a client name the
+/// token endpoint's URL instead, but a client that signs assertions for any server it discovers
+/// (an MCP client, say) can be handed this server's token endpoint as another server's, and its
+/// assertion then replayed here; the working group's update (draft-ietf-oauth-rfc7523bis) names
+/// the issuer alone. `authorization.client_assertion_accepts_token_endpoint` keeps the URLs (at
+/// the root and under `/v2`) for older clients.
 fn assertion_audiences(state: &AppState) -> Vec<String> {
     let issuer = &*state.issuer;
-    vec![
-        issuer.to_owned(),
-        format!("{issuer}/oauth/token"),
-        format!("{issuer}/v2/oauth/token"),
-    ]
+    let mut audiences = vec![issuer.to_owned()];
+    if state
+        .config
+        .authorization
+        .client_assertion_accepts_token_endpoint
+    {
+        audiences.push(format!("{issuer}/oauth/token"));
+        audiences.push(format!("{issuer}/v2/oauth/token"));
+    }
+    audiences
 }
 
 /// An assertion refused: a reason for the audit trail, a description for the client.

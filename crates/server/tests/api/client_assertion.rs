@@ -44,23 +44,26 @@ fn sign(key: &KeyPair, claims: &Value) -> String {
     sign_compact(key, &header, claims).unwrap()
 }
 
+/// Registration behind an initial access token that allows `client_credentials`, and roomy
+/// failure budgets.
+fn signers(c: &mut oauth_server::Config) {
+    c.tokens.key_encryption_key = Some(oauth_core::keys::KeyEncryptionKey::generate(&mut OsRng));
+    c.registration.mode = oauth_server::config::RegistrationMode::Token;
+    c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+    c.registration.allow_client_credentials = true;
+    // Many refusals in a row from one address: the failure budgets are not under test.
+    let roomy = oauth_server::config::RateLimit {
+        requests: 1000,
+        window_secs: 60,
+    };
+    c.rate_limits.client_auth_failures_per_ip = roomy;
+    c.rate_limits.client_auth_failures_per_client_ip = roomy;
+}
+
 /// A server with a manual clock, on SQLite, and on PostgreSQL when `OAUTH_TEST_POSTGRES_URL`
 /// is set; registration behind an initial access token that allows `client_credentials`.
 async fn apps() -> Vec<(TestApp, Arc<ManualClock>, Option<crate::db::TestDb>)> {
-    let adjust = |c: &mut oauth_server::Config| {
-        c.tokens.key_encryption_key =
-            Some(oauth_core::keys::KeyEncryptionKey::generate(&mut OsRng));
-        c.registration.mode = oauth_server::config::RegistrationMode::Token;
-        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
-        c.registration.allow_client_credentials = true;
-        // Many refusals in a row from one address: the failure budgets are not under test.
-        let roomy = oauth_server::config::RateLimit {
-            requests: 1000,
-            window_secs: 60,
-        };
-        c.rate_limits.client_auth_failures_per_ip = roomy;
-        c.rate_limits.client_auth_failures_per_client_ip = roomy;
-    };
+    let adjust = signers;
     let clock = Arc::new(ManualClock::new(NOW));
     let mut out = vec![(
         TestApp::spawn_with_clock(clock.clone(), adjust).await,
@@ -144,23 +147,18 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
             json!(["ES256", "RS256", "PS256", "EdDSA"])
         );
 
-        // ES256 with the issuer as audience, EdDSA with the token endpoint.
+        // ES256 with the issuer as audience, EdDSA with the issuer alone in a list.
         let r = cc_with(&app, &sign(&es, &claims(&id, &issuer, "ok-1", now)), &[]).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let token = r.body["access_token"].as_str().unwrap().to_owned();
         let (_, c) = jwt_parts(&token);
         assert_eq!(c["client_id"], id.as_str());
-        let r = cc_with(
-            &app,
-            &sign(&ed, &claims(&id, &token_endpoint, "ok-2", now)),
-            &[("client_id", &id)],
-        )
-        .await;
+        let mut c = claims(&id, &issuer, "ok-2", now);
+        c["aud"] = json!([issuer]);
+        let r = cc_with(&app, &sign(&ed, &c), &[("client_id", &id)]).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        // RS256, with the audience in a list.
-        let mut c = claims(&id, "https://elsewhere.example", "ok-3", now);
-        c["aud"] = json!(["https://elsewhere.example", token_endpoint]);
-        let r = cc_with(&app, &sign(&rs, &c), &[]).await;
+        // RS256.
+        let r = cc_with(&app, &sign(&rs, &claims(&id, &issuer, "ok-3", now)), &[]).await;
         assert_eq!(r.status, 200, "{}", r.body);
 
         // Introspection and revocation authenticate the same way.
@@ -243,6 +241,18 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
         let cases = [
             (with("iss", json!("someone-else")), "iss"),
             (with("aud", json!("https://other.example")), "aud"),
+            // The token endpoint's URL, which another server could have handed the client
+            // as its own (audience injection), and a list that names another audience too.
+            (with("aud", json!(token_endpoint)), "issuer alone"),
+            (
+                with("aud", json!(format!("{issuer}/v2/oauth/token"))),
+                "issuer alone",
+            ),
+            (
+                with("aud", json!([issuer, "https://elsewhere.example"])),
+                "issuer alone",
+            ),
+            (with("aud", json!([token_endpoint])), "issuer alone"),
             (with("exp", json!(now - 1)), "expired"),
             (with("exp", json!(now + 3600)), "ahead"),
             (with("nbf", json!(now + 600)), "nbf"),
@@ -318,6 +328,40 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
         let later = sign(&es, &claims(&id, &issuer, jti, clock.now()));
         assert_eq!(cc_with(&app, &later, &[]).await.status, 200);
     }
+}
+
+#[tokio::test]
+async fn the_token_endpoint_as_audience_is_accepted_only_when_the_operator_keeps_it() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        signers(c);
+        c.authorization.client_assertion_accepts_token_endpoint = true;
+    })
+    .await;
+    let es = keypair(Algorithm::Es256, "es-1");
+    let id = register_signer(&app, &jwks(&[&es])).await;
+    let issuer = app.server.issuer.clone();
+    let now = clock.now();
+    for (i, aud) in [
+        json!(issuer),
+        json!(format!("{issuer}/oauth/token")),
+        json!(format!("{issuer}/v2/oauth/token")),
+        json!([format!("{issuer}/oauth/token")]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = claims(&id, &issuer, &format!("legacy-{i}"), now);
+        c["aud"] = aud.clone();
+        let r = cc_with(&app, &sign(&es, &c), &[]).await;
+        assert_eq!(r.status, 200, "{aud}: {}", r.body);
+    }
+    // A list naming another audience too stays refused, and spends nothing.
+    let mut c = claims(&id, &issuer, "several", now);
+    c["aud"] = json!([format!("{issuer}/oauth/token"), "https://elsewhere.example"]);
+    assert_refused(&cc_with(&app, &sign(&es, &c), &[]).await, "issuer alone");
+    c["aud"] = json!(issuer);
+    assert_eq!(cc_with(&app, &sign(&es, &c), &[]).await.status, 200);
 }
 
 #[tokio::test]
