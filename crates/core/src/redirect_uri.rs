@@ -9,6 +9,17 @@ use url::{Host, Url};
 /// Longest URI the server stores.
 pub const MAX_URI_LEN: usize = 2000;
 
+/// The parameters the authorization response adds to a redirect URI's query (RFC 6749 §4.1.2
+/// and §4.1.2.1, RFC 9207).
+pub const RESPONSE_PARAMETERS: [&str; 6] = [
+    "code",
+    "state",
+    "iss",
+    "error",
+    "error_description",
+    "error_uri",
+];
+
 /// A redirect URI that passed registration rules. Holds the string exactly as registered, since
 /// matching compares strings, not normalized URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +33,10 @@ impl RedirectUri {
     /// - for both, a host that is an IP address or a DNS name (letters, digits, `-`, `.`, `_`:
     ///   the url crate would keep `;` or `,` in a name, which no resolver answers and which
     ///   pages quoting the URI must not meet), and a port, if one is written, of 1 to 65535;
-    /// - or a private-use scheme in reverse-domain form such as `com.example.app:/cb` (RFC 8252 §7.1).
+    /// - or a private-use scheme in reverse-domain form such as `com.example.app:/cb` (RFC 8252 §7.1);
+    /// - and, for every scheme, no query parameter that the authorization response adds
+    ///   ([`RESPONSE_PARAMETERS`]): it would then appear twice (RFC 6749 §3.1.2), and a client
+    ///   that reads the first `code` or `iss` would read the registered one.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
             return Err("must not be empty".into());
@@ -37,6 +51,14 @@ impl RedirectUri {
             return Err("must not contain a fragment".into());
         }
         let url = Url::parse(s).map_err(|_| "must be an absolute URI".to_owned())?;
+        if let Some((name, _)) = url
+            .query_pairs()
+            .find(|(name, _)| RESPONSE_PARAMETERS.contains(&name.as_ref()))
+        {
+            return Err(format!(
+                "must not carry the query parameter {name:?}: the authorization response adds it"
+            ));
+        }
         match url.scheme() {
             "https" => {
                 if url.host().is_none() || !has_authority(s) {
@@ -251,6 +273,19 @@ mod tests {
         }
         assert!(ok("http://[::1]/cb"));
         assert!(ok("http://localhost?x=1"));
+        // A parameter the response adds, in any spelling that decodes to its name.
+        for taken in [
+            "https://app.example.com/cb?code=fixed",
+            "https://app.example.com/cb?x=1&iss=https://as.example",
+            "https://app.example.com/cb?%63ode=1",
+            "https://app.example.com/cb?state",
+            "http://127.0.0.1/cb?error=access_denied",
+            "com.example.app:/cb?error_description=x",
+            "https://app.example.com/cb?error_uri=",
+        ] {
+            assert!(!ok(taken), "{taken}");
+        }
+        assert!(ok("https://app.example.com/cb?codes=1&issuer=x&stateful"));
         assert!(!ok(&format!(
             "https://a.example/{}",
             "x".repeat(MAX_URI_LEN)

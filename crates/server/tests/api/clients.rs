@@ -205,6 +205,10 @@ async fn every_validation_rule_answers_422_with_a_pointer() {
         ),
         (json!({"redirect_uris": ["/relative"]}), "/redirect_uris/0"),
         (
+            json!({"redirect_uris": ["https://app.example.com/cb", "https://app.example.com/cb?state=x"]}),
+            "/redirect_uris/1",
+        ),
+        (
             json!({"redirect_uris": ["https://good.example@evil.example/cb"]}),
             "/redirect_uris/0",
         ),

@@ -131,6 +131,11 @@ async fn invalid_metadata_is_refused_with_rfc7591_codes() {
             json!({"redirect_uris": ["http://LOCALHOST/cb"]}),
             "invalid_redirect_uri",
         ),
+        // A parameter the authorization response adds would appear twice in it.
+        (
+            json!({"redirect_uris": ["https://app.example/cb?code=fixed&iss=x"]}),
+            "invalid_redirect_uri",
+        ),
         (
             json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
             "invalid_client_metadata",
