@@ -48,6 +48,19 @@ pub struct AuthorizationServerMetadata {
     /// client assertions (RFC 7523).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// `revocation_endpoint_auth_methods_supported` (RFC 8414 §2: when absent,
+    /// `client_secret_basic` alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// `revocation_endpoint_auth_signing_alg_values_supported`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// `introspection_endpoint_auth_methods_supported` (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// `introspection_endpoint_auth_signing_alg_values_supported`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// `authorization_response_iss_parameter_supported` (RFC 9207).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,

@@ -75,6 +75,27 @@ pub fn authorization_server_metadata(state: &AppState) -> AuthorizationServerMet
         token_endpoint_auth_signing_alg_values_supported: strs(
             oauth_core::client_assertion::SIGNING_ALGORITHMS,
         ),
+        // A public client revokes its own tokens with its id alone (RFC 7009 §2.1)...
+        revocation_endpoint_auth_methods_supported: strs(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none",
+        ]),
+        revocation_endpoint_auth_signing_alg_values_supported: strs(
+            oauth_core::client_assertion::SIGNING_ALGORITHMS,
+        ),
+        // ...but introspects nothing: a caller that cannot prove itself is answered 401. A
+        // bearer credential (an API key, or a management token) is no client authentication
+        // method, and is described in the API's own documents.
+        introspection_endpoint_auth_methods_supported: strs(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ]),
+        introspection_endpoint_auth_signing_alg_values_supported: strs(
+            oauth_core::client_assertion::SIGNING_ALGORITHMS,
+        ),
         authorization_response_iss_parameter_supported: Some(true),
         client_id_metadata_document_supported: Some(state.config.registration.cimd_enabled),
     }
