@@ -133,14 +133,14 @@ async fn register(
     ))
 }
 
-/// RFC 7592 §2: the client the bearer token manages. A missing or wrong token, an unknown
-/// client and a client with no registration token all answer the same 401.
-async fn registrant(
+/// RFC 7592 §2: the client the bearer token manages, and the token. A missing or wrong token,
+/// an unknown client and a client with no registration token all answer the same 401.
+async fn registrant<'h>(
     state: &AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &'h HeaderMap,
     client_id: &str,
-) -> Result<Client, ApiError> {
+) -> Result<(Client, &'h str), ApiError> {
     state
         .rate_limits
         .register_ip(peer.ip(), state.clock.now())
@@ -156,12 +156,13 @@ async fn registrant(
     if !secret::verify_secret(presented, &stored) {
         return Err(refused());
     }
-    state
+    let client = state
         .store
         .get_client(client_id)
         .await?
         .filter(|c| c.origin == ClientOrigin::Registration)
-        .ok_or_else(refused)
+        .ok_or_else(refused)?;
+    Ok((client, presented))
 }
 
 /// RFC 7592 §2: a registration access token that is missing, wrong, or names a client that is
@@ -174,9 +175,13 @@ fn not_a_registrant(state: &AppState) -> ApiError {
     )
 }
 
-fn management_response(state: &AppState, client: &Client) -> impl IntoResponse {
+/// RFC 7592 §3: the client's information with its configuration endpoint and its registration
+/// access token, which is never rotated here: the one the request presented (only its hash is
+/// stored).
+fn management_response(state: &AppState, client: &Client, access_token: &str) -> impl IntoResponse {
     let mut response = client.to_registration_response(None);
     response.registration_client_uri = Some(registration_client_uri(state, &client.client_id));
+    response.registration_access_token = Some(access_token.to_owned());
     (
         [(axum::http::header::CACHE_CONTROL, "no-store")],
         Json(response),
@@ -204,8 +209,8 @@ async fn read_registration(
     headers: HeaderMap,
     PathParam(client_id): PathParam,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = registrant(&state, peer, &headers, &client_id).await?;
-    Ok(management_response(&state, &client))
+    let (client, access_token) = registrant(&state, peer, &headers, &client_id).await?;
+    Ok(management_response(&state, &client, access_token))
 }
 
 /// RFC 7592 §2.2: replace the registration's metadata, under the rules of registration. The
@@ -234,7 +239,7 @@ async fn update_registration(
     body: Result<JsonBody<serde_json::Map<String, serde_json::Value>>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Authenticates the registrant; the update is judged on the client as stored.
-    let registered = registrant(&state, peer, &headers, &client_id).await?;
+    let (registered, access_token) = registrant(&state, peer, &headers, &client_id).await?;
     let metadata = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_client_metadata", d);
     let JsonBody(mut body) = body.map_err(ApiError::as_client_metadata_error)?;
     // §2.2 has the client repeat the `client_id` (and, if confidential, the `client_secret`)
@@ -328,7 +333,7 @@ async fn update_registration(
         event = event.detail("verified_cleared", true);
     }
     audit::record(state.store.as_ref(), now, event).await;
-    Ok(management_response(&state, &updated))
+    Ok(management_response(&state, &updated, access_token))
 }
 
 /// RFC 7592 §2.3: delete the client (its grants, codes and tokens go with it).
@@ -352,7 +357,7 @@ async fn delete_registration(
     headers: HeaderMap,
     PathParam(client_id): PathParam,
 ) -> Result<StatusCode, ApiError> {
-    let client = registrant(&state, peer, &headers, &client_id).await?;
+    let (client, _) = registrant(&state, peer, &headers, &client_id).await?;
     // Of deletions racing one another, one deletes the client; the rest find it gone.
     let deleted = state
         .store

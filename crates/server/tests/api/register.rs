@@ -672,6 +672,8 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
     assert_eq!(read["client_id"], id.as_str());
     assert_eq!(read["client_name"], "MCP client");
     assert_eq!(read["registration_client_uri"], uri.as_str());
+    // RFC 7592 §3: the token goes with the information; it is not rotated.
+    assert_eq!(read["registration_access_token"], token.as_str());
     assert!(read.get("client_secret").is_none());
 
     // Wrong, missing and another client's tokens: 401 invalid_token, for every method.
@@ -750,6 +752,11 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
     let (status, updated) = send(reqwest::Method::PUT, Some(&token), Some(&update)).await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["client_name"], "Renamed");
+    assert_eq!(updated["registration_access_token"], token.as_str());
+    assert_eq!(
+        app.server.store.registration_token_hash(&id).await.unwrap(),
+        Some(oauth_core::secret::hash_secret(&token))
+    );
     let stored = app.stored_client(&id).await;
     assert_eq!(stored.settings.name, "Renamed");
     assert_eq!(
