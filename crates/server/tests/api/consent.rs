@@ -260,6 +260,22 @@ async fn the_json_api_decides_once_and_only_for_its_user() {
     );
     let (status, _) = app.decide(&bob.api_key, &token, false).await;
     assert_eq!(status, 422);
+    // An access token that acts for alice on the management API does not decide for her: a
+    // client holding it must not approve authorizations in her name.
+    let (machine, secret) = crate::oauth_support::cc_client_with(
+        &app,
+        &alice.api_key,
+        json!({"name": "Alice's service", "client_type": "confidential",
+               "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]}),
+    )
+    .await;
+    let acting = crate::oauth_support::cc_token(&app, &machine, &secret, Some("admin")).await;
+    let (status, body) = app.get(&acting, "/oauth_clients").await;
+    assert_eq!(status, 200, "acts for alice on the management API: {body}");
+    let (status, body) = app.get(&acting, &format!("/oauth/consent/{token}")).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = app.decide(&acting, &token, true).await;
+    assert_eq!(status, 401, "{body}");
 
     let r = app
         .http
