@@ -18,11 +18,13 @@
 //!   only to be dropped, and no work is spent on them while the server is full.
 //! - **Connections give way when the server is full** (from the moment no slot is free until
 //!   an eighth of them is free again; `Occupancy`): every answer is sent with
-//!   `Connection: close`, and a kept-alive connection idle for [`IDLE_WHEN_FULL`] is
-//!   closed (the accept loop wakes the watchdogs when it finds no slot). So a connection holds
+//!   `Connection: close`, a kept-alive connection idle for [`IDLE_WHEN_FULL`] is closed, and
+//!   so is one whose request head, or body, has not all come [`READ_WHEN_FULL`] after it
+//!   started (the accept loop wakes the watchdogs when it finds no slot). So a connection holds
 //!   its slot for one request at most while others wait in the listen queue, however it paces
-//!   its requests; with the body's own deadline (`server.body_read_timeout_ms`, in
-//!   `extract::read_body`) every slot turns over within the header and body timeouts.
+//!   its requests, and silent or slow senders hold theirs for seconds, not for the header and
+//!   body timeouts: a few addresses, each within its share, cannot make everyone else wait
+//!   those out.
 //! - **Head size**: hyper stops reading a request head once its buffer holds
 //!   [`MAX_HEAD_BYTES`] (431 or 414); the read that crosses the mark may bring up to as much
 //!   again, so a connection holds at most about twice that for its head.
@@ -62,6 +64,13 @@ use crate::config::ServerConfig;
 
 /// How long a kept-alive connection may stay idle while every slot is taken.
 pub const IDLE_WHEN_FULL: Duration = Duration::from_secs(1);
+
+/// How long a request's head, and then its body, may take to arrive while every slot is taken
+/// (counted from the accept, or the request's first byte, and from the end of its head). A
+/// client that sends its request at once needs one round trip of this; a connection that sends
+/// nothing, or a byte at a time, would otherwise keep its slot for the header and body timeouts
+/// while others wait.
+pub const READ_WHEN_FULL: Duration = Duration::from_secs(2);
 
 /// The largest request head hyper buffers: hyper's own default (about 400 KB) would let each
 /// connection hold that much for as long as its request lasts. The longest request this server
@@ -260,8 +269,21 @@ async fn connection(
     });
     let on_request = clock.clone();
     let on_answer = occupancy.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        let in_flight = InFlight::start(on_request.clone());
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let has_body = !hyper::body::Body::is_end_stream(req.body());
+        let in_flight = InFlight::start(on_request.clone(), has_body);
+        let mut req = if has_body {
+            let clock = on_request.clone();
+            req.map(|inner| {
+                axum::body::Body::new(WatchedBody {
+                    inner,
+                    clock,
+                    done: false,
+                })
+            })
+        } else {
+            req.map(axum::body::Body::new)
+        };
         // Handlers read the peer address (per-address limits, the audit trail).
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
@@ -408,6 +430,9 @@ struct Clock {
 struct ClockState {
     /// Requests handed to the application and not answered yet.
     in_flight: usize,
+    /// When the body of the request in flight started to be awaited (its head ended); `None`
+    /// when it has no body, all of it has come, or the application stopped reading it.
+    body_since: Option<Instant>,
     /// When the awaited request head started: the accept for the first request, its first byte
     /// for later ones; `None` while no byte of the next request has come.
     head_since: Option<Instant>,
@@ -426,6 +451,7 @@ impl Clock {
             occupancy,
             state: Mutex::new(ClockState {
                 in_flight: 0,
+                body_since: None,
                 head_since: Some(now),
                 idle_since: now,
                 last_io: now,
@@ -443,9 +469,18 @@ impl Clock {
 
     fn deadline(&self, s: &ClockState) -> Instant {
         if s.in_flight > 0 {
-            s.last_io + self.idle_timeout
+            let idle = s.last_io + self.idle_timeout;
+            match s.body_since {
+                // The body's own deadline (`extract::read_body`) holds otherwise.
+                Some(since) if self.occupancy.full() => idle.min(since + READ_WHEN_FULL),
+                _ => idle,
+            }
         } else if let Some(since) = s.head_since {
-            since + self.header_read_timeout
+            if self.occupancy.full() {
+                since + self.header_read_timeout.min(READ_WHEN_FULL)
+            } else {
+                since + self.header_read_timeout
+            }
         } else if self.occupancy.full() {
             s.idle_since + self.idle_timeout.min(IDLE_WHEN_FULL)
         } else {
@@ -485,11 +520,12 @@ impl Clock {
 struct InFlight(Arc<Clock>);
 
 impl InFlight {
-    fn start(clock: Arc<Clock>) -> Self {
+    fn start(clock: Arc<Clock>, has_body: bool) -> Self {
         {
             let mut s = clock.lock();
             s.in_flight += 1;
             s.head_since = None;
+            s.body_since = has_body.then(Instant::now);
         }
         Self(clock)
     }
@@ -502,6 +538,59 @@ impl Drop for InFlight {
         if s.in_flight == 0 {
             s.idle_since = Instant::now();
         }
+    }
+}
+
+/// A request's body, telling the clock when all of it has come, or when the application no
+/// longer reads it (it is dropped).
+struct WatchedBody {
+    inner: Incoming,
+    clock: Arc<Clock>,
+    done: bool,
+}
+
+impl WatchedBody {
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.clock.lock().body_since = None;
+        }
+    }
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if ended {
+            this.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

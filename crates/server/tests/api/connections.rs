@@ -464,6 +464,60 @@ async fn idle_connections_give_way_when_every_slot_is_taken() {
 }
 
 #[tokio::test]
+async fn silent_and_slow_senders_give_way_when_every_slot_is_taken() {
+    // The header and body timeouts are long: only the rule for a full server can free the one
+    // slot in time. The holder sends nothing, half a head, or a head and then its body a byte
+    // at a time (each byte keeps the idle clock from running out).
+    for holder in ["silent", "half a head", "a slow body"] {
+        let app = TestApp::spawn_with(|c| {
+            c.server.max_connections = 1;
+            c.server.max_connections_per_ip = 0;
+            c.server.header_read_timeout_ms = 60_000;
+            c.server.body_read_timeout_ms = 60_000;
+            c.server.idle_timeout_secs = 600;
+        })
+        .await;
+        let (mut held, mut write) = connect(&app).await.into_split();
+        match holder {
+            "silent" => {}
+            "half a head" => write.write_all(HALF_HEAD).await.unwrap(),
+            _ => write
+                .write_all(
+                    b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ng",
+                )
+                .await
+                .unwrap(),
+        }
+        let trickle = tokio::spawn(async move {
+            for _ in 0..150 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if holder == "a slow body" && write.write_all(b"r").await.is_err() {
+                    return;
+                }
+            }
+        });
+        // Another connection waits in the listen queue, and is served within seconds.
+        let mut waiting = connect(&app).await;
+        send_healthz(&mut waiting).await;
+        let answered = tokio::time::timeout(Duration::from_secs(10), read_response(&mut waiting))
+            .await
+            .unwrap_or_else(|_| panic!("{holder}: served long before the timeouts"));
+        assert_eq!(answered, (200, r#"{"status":"ok"}"#.to_owned()), "{holder}");
+        // The holder was closed by the server, with no answer (a reset when a trickled byte
+        // came after the server stopped reading).
+        let mut byte = [0u8; 1];
+        let after = tokio::time::timeout(Duration::from_secs(5), held.read(&mut byte))
+            .await
+            .unwrap_or_else(|_| panic!("{holder}: the server closes the connection"));
+        assert!(
+            matches!(after, Ok(0)) || after.is_err(),
+            "{holder}: no answer, only the close: {after:?}"
+        );
+        trickle.abort();
+    }
+}
+
+#[tokio::test]
 async fn a_request_head_far_over_64_kib_is_refused() {
     let app = TestApp::spawn().await;
     let mut s = connect(&app).await;
