@@ -37,6 +37,11 @@ pub const CODE_TTL: i64 = 60;
 /// Longest `state` accepted: it is stored with the consent request and echoed back.
 pub const MAX_STATE_LEN: usize = 2048;
 
+/// The description of an `invalid_target` for a request naming several resources (RFC 8707
+/// §2 allows it; this server issues a token for one audience at a time).
+pub const SEVERAL_RESOURCES: &str =
+    "this server issues a token for one resource at a time: send resource once";
+
 /// The operator's choices that the checks depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthorizePolicy<'a> {
@@ -140,6 +145,11 @@ impl AuthorizeQuery<'_> {
         // A set, not a pairwise scan: a query of many thousands of parameters stays cheap.
         let mut seen = std::collections::HashSet::new();
         if let Some((k, _)) = self.0.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            // RFC 8707 §2 lets `resource` repeat; a server that will not issue for several at
+            // once says `invalid_target`.
+            if k == "resource" {
+                return Err(fail("invalid_target", SEVERAL_RESOURCES.to_owned()));
+            }
             return Err(fail(
                 "invalid_request",
                 format!("the parameter {k} appears more than once (RFC 6749 §3.1)"),

@@ -41,6 +41,10 @@ impl OAuthParams {
     pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
         match Params::parse(body) {
             Ok(params) => Ok(Self(params)),
+            Err(FormError::Repeated(k)) if k == "resource" => Err(ApiError::oauth(
+                "invalid_target",
+                oauth_core::authorize::SEVERAL_RESOURCES,
+            )),
             Err(FormError::Repeated(k)) => Err(ApiError::oauth(
                 "invalid_request",
                 format!("the parameter `{k}` appears more than once"),
@@ -66,6 +70,12 @@ impl OAuthParams {
             Ok(_) => return Err(invalid("the JSON body must be an object".to_owned())),
             Err(JsonError::Malformed(e)) => {
                 return Err(invalid(format!("malformed JSON body: {e}")))
+            }
+            Err(JsonError::Repeated(pointer)) if pointer == "/resource" => {
+                return Err(ApiError::oauth(
+                    "invalid_target",
+                    oauth_core::authorize::SEVERAL_RESOURCES,
+                ))
             }
             Err(JsonError::Repeated(pointer)) => {
                 return Err(invalid(format!(

@@ -454,6 +454,15 @@ async fn configured_resources_and_an_external_consent_page() {
     );
     let r = get(&app, &path_of(&p), Some(&app.admin_key)).await;
     assert_error_redirect(&app, &r, REDIRECT, "invalid_target");
+    // Two resources (RFC 8707 §2 lets a client ask): one at a time here, `invalid_target`.
+    let mut two = with(
+        standard_params(id),
+        "resource",
+        Some("https://api.example.net"),
+    );
+    two.push(("resource", app.server.issuer.clone()));
+    let r = get(&app, &path_of(&two), Some(&app.admin_key)).await;
+    assert_error_redirect(&app, &r, REDIRECT, "invalid_target");
 }
 
 #[tokio::test]

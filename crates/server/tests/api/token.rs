@@ -424,6 +424,37 @@ async fn resource_indicators_set_the_audience() {
     )
     .await;
     assert_error(&r, 400, "invalid_target");
+    // Two resources at once (RFC 8707 §2 allows asking): one at a time here, as a form and
+    // as JSON.
+    let r = post_form(
+        &app,
+        "/oauth/token",
+        Some(&auth),
+        &[
+            cc,
+            ("resource", "https://api.example.com"),
+            ("resource", &issuer),
+        ],
+    )
+    .await;
+    assert_error(&r, 400, "invalid_target");
+    let r = app
+        .http
+        .post(app.at("/oauth/token"))
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"grant_type":"client_credentials","resource":"https://api.example.com","resource":"{issuer}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::support::status_json(r).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
