@@ -226,16 +226,17 @@ impl<T> Drop for InFlight<'_, T> {
 /// this waits for that one and shares its outcome, a refusal included (a refusal is still never
 /// cached: the next request after it fetches again). If the request running the fetch goes
 /// away, a waiting one takes it over; if none waits, the entry goes with it (see
-/// [`InFlight`]).
-async fn single_flight<T, F, Fut>(
+/// [`InFlight`]). The outer `Err` is `fetch` declining to start (its caller was not admitted):
+/// that is this request's alone, so the next waiting request runs its own `fetch` instead.
+async fn single_flight<T, E, F, Fut>(
     table: &InFlightTable<T>,
     url: &str,
     fetch: F,
-) -> Result<T, DocumentError>
+) -> Result<Result<T, DocumentError>, E>
 where
     T: Clone,
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DocumentError>>,
+    Fut: std::future::Future<Output = Result<Result<T, DocumentError>, E>>,
 {
     let cell = table
         .lock()
@@ -248,7 +249,7 @@ where
         url,
         cell,
     };
-    entry.cell.get_or_init(fetch).await.clone()
+    entry.cell.get_or_try_init(fetch).await.cloned()
 }
 
 impl Documents {
@@ -311,8 +312,10 @@ impl Documents {
         }
         // Requests that need the set at once (a cold cache, or one refetch for an unknown
         // kid) share one fetch, as documents do.
-        let fetched =
-            single_flight(&self.keys_in_flight, key, || self.fetch_keys(reg, url, now)).await;
+        let Ok(fetched) = single_flight(&self.keys_in_flight, key, || async {
+            Ok::<_, std::convert::Infallible>(self.fetch_keys(reg, url, now).await)
+        })
+        .await;
         if fetched.is_err() && unknown_kid {
             // A failed refetch counts as one: assertions naming made-up kids wait the minute
             // too, rather than make the server fetch at their rate while the set is down.
@@ -508,6 +511,19 @@ pub enum Refusal {
     Store(ApiError),
 }
 
+/// Why [`describe`] gave no client: refused, or the caller's budget for new documents is spent
+/// (the answer to send, a 429 page).
+pub enum NotDescribed {
+    Refused(Refusal),
+    Limited(axum::response::Response),
+}
+
+impl From<Refusal> for NotDescribed {
+    fn from(r: Refusal) -> Self {
+        NotDescribed::Refused(r)
+    }
+}
+
 impl From<ApiError> for Refusal {
     fn from(e: ApiError) -> Self {
         Refusal::Store(e)
@@ -604,16 +620,38 @@ impl Described {
 
 /// The client the document at `url` describes (from the cache while fresh, else fetched and
 /// validated): its stored row brought up to date, or the client it would be, not stored (see
-/// [`Described`]).
-pub async fn describe(
+/// [`Described`]). A document that is neither stored nor cached is fetched only once `admit`
+/// lets the caller spend for it (`RateLimits::document_ip`): every new URL would otherwise
+/// make this server fetch from, and once someone signs in store, whatever a caller names.
+pub async fn describe<F, Fut>(
     documents: &Documents,
     store: &dyn oauth_store::Store,
     config: &Config,
     now: UnixSeconds,
     url: &Url,
-) -> Result<Described, Refusal> {
-    let draft = current_draft(documents, config, now, url).await?;
-    match store.get_client(url.as_str()).await? {
+    admit: F,
+) -> Result<Described, NotDescribed>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), axum::response::Response>>,
+{
+    // Read first; an update is judged against the row as stored when it is written, and an
+    // insert that finds a row already there takes that row.
+    let stored = store
+        .get_client(url.as_str())
+        .await
+        .map_err(Refusal::from)?;
+    let new = stored.is_none();
+    let draft = current_draft(documents, config, now, url, || async move {
+        if new {
+            admit().await
+        } else {
+            Ok(())
+        }
+    })
+    .await
+    .map_err(NotDescribed::Limited)??;
+    match stored {
         Some(stored) => Ok(Described::Stored(
             reconcile(store, url.as_str(), Some(stored), draft, now).await?,
         )),
@@ -648,27 +686,38 @@ pub async fn refresh(
     url: &Url,
     stored: Client,
 ) -> Result<Client, Refusal> {
-    let draft = current_draft(documents, config, now, url).await?;
-    reconcile(store, url.as_str(), Some(stored), draft, now).await
+    let Ok(draft) = current_draft(documents, config, now, url, || async {
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .await;
+    reconcile(store, url.as_str(), Some(stored), draft?, now).await
 }
 
-/// The settings the document at `url` gives now: from the cache while fresh, else fetched.
-async fn current_draft(
+/// The settings the document at `url` gives now: from the cache while fresh, else fetched once
+/// `admit` lets this request run the fetch (`Err`: it may not; a request that waits for another's
+/// fetch spends nothing).
+async fn current_draft<E, A, AFut>(
     documents: &Documents,
     config: &Config,
     now: UnixSeconds,
     url: &Url,
-) -> Result<ClientDraft, Refusal> {
+    admit: A,
+) -> Result<Result<ClientDraft, Refusal>, E>
+where
+    A: FnOnce() -> AFut,
+    AFut: std::future::Future<Output = Result<(), E>>,
+{
     let id = url.as_str();
     match documents.cached(id, now) {
-        Some(d) => Ok(d),
+        Some(d) => Ok(Ok(d)),
         // Requests that miss the cache at once share one fetch: a burst of first
         // authorizations makes the server fetch a third party's document once, not once each.
-        None => single_flight(&documents.in_flight, id, || {
-            fetch_document(documents, config, now, url)
+        None => Ok(single_flight(&documents.in_flight, id, || async {
+            admit().await?;
+            Ok(fetch_document(documents, config, now, url).await)
         })
-        .await
-        .map_err(Refusal::Document),
+        .await?
+        .map_err(Refusal::Document)),
     }
 }
 

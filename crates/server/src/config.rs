@@ -156,6 +156,7 @@ const SETTINGS: &[Setting] = &[
     s("rate_limits.client_auth_failures_per_ip", Toml, None, ""),
     s("rate_limits.client_auth_failures_per_client_ip", Toml, None, ""),
     s("rate_limits.register_per_ip", Toml, None, ""),
+    s("rate_limits.register_per_ip_daily", Toml, None, ""),
     s("rate_limits.login_per_ip", Toml, None, ""),
     s("rate_limits.authorize_per_ip", Toml, None, ""),
     s("cors.allowed_origins", Toml, None, ""),
@@ -649,6 +650,8 @@ pub struct RateLimitsConfig {
     pub client_auth_failures_per_client_ip: RateLimit,
     /// `/oauth/register`, per client address.
     pub register_per_ip: RateLimit,
+    /// The same, over a day: what one address may store in a day, whatever its pace.
+    pub register_per_ip_daily: RateLimit,
     /// `POST /login`, per client address.
     pub login_per_ip: RateLimit,
     /// `GET /oauth/authorize`, per client address.
@@ -690,6 +693,12 @@ impl Default for RateLimitsConfig {
             register_per_ip: RateLimit {
                 requests: 20,
                 window_secs: 120,
+            },
+            // 200 a day: a registration may store some 45 KB, kept a week if nobody uses it,
+            // so the pace above alone would let one address store gigabytes.
+            register_per_ip_daily: RateLimit {
+                requests: 200,
+                window_secs: 86_400,
             },
             // 1 per second, bursts of 60.
             login_per_ip: RateLimit {
@@ -1131,6 +1140,7 @@ impl Config {
             r.client_auth_failures_per_ip,
             r.client_auth_failures_per_client_ip,
             r.register_per_ip,
+            r.register_per_ip_daily,
             r.login_per_ip,
             r.authorize_per_ip,
         ] {
@@ -1761,6 +1771,7 @@ key_encryption_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 [rate_limits]
 management_per_key = { requests = 5, window_secs = 10 }
 register_per_ip = { requests = 0, window_secs = 0 }
+register_per_ip_daily = { requests = 50, window_secs = 86400 }
 client_auth_failures_per_client_ip = { requests = 3, window_secs = 30 }
 authorize_per_ip = { requests = 0, window_secs = 0 }
 "#,
@@ -1777,6 +1788,13 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             }
         );
         assert!(c.rate_limits.register_per_ip.is_off());
+        assert_eq!(
+            c.rate_limits.register_per_ip_daily,
+            RateLimit {
+                requests: 50,
+                window_secs: 86_400
+            }
+        );
         assert_eq!(c.rate_limits.oauth_per_client, d.oauth_per_client);
         assert_eq!(
             c.rate_limits.client_auth_failures_per_client_ip,

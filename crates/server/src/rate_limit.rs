@@ -338,6 +338,7 @@ pub struct RateLimiters {
     client_auth_failures_per_ip: Limiter,
     client_auth_failures_per_client_ip: Limiter,
     register_per_ip: Limiter,
+    register_per_ip_daily: Limiter,
     login_per_ip: Limiter,
     authorize_per_ip: Limiter,
     /// `Some` with the `redis` backend.
@@ -377,6 +378,7 @@ impl RateLimiters {
                 c.client_auth_failures_per_client_ip,
             ),
             register_per_ip: Limiter::new("register_per_ip", c.register_per_ip),
+            register_per_ip_daily: Limiter::new("register_per_ip_daily", c.register_per_ip_daily),
             login_per_ip: Limiter::new("login_per_ip", c.login_per_ip),
             authorize_per_ip: Limiter::new("authorize_per_ip", c.authorize_per_ip),
             shared,
@@ -577,12 +579,17 @@ impl RateLimiters {
         .await
     }
 
+    /// A registration: its pace (`register_per_ip`) and its day's total
+    /// (`register_per_ip_daily`) from the address.
     pub async fn register_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
+        let key = ip_key(ip);
+        self.check_or_429(&self.register_per_ip, &key, now, "registration per IP")
+            .await?;
         self.check_or_429(
-            &self.register_per_ip,
-            &ip_key(ip),
+            &self.register_per_ip_daily,
+            &key,
             now,
-            "registration per IP",
+            "registration per IP and day",
         )
         .await
     }
@@ -595,20 +602,43 @@ impl RateLimiters {
     /// `GET /oauth/authorize`, per client address. `Err` is the answer when the address is
     /// over its limit: a page (this is a browser route), 429 with `Retry-After`.
     pub async fn authorize_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), Response> {
-        match self
-            .run(&self.authorize_per_ip, &ip_key(ip), now, Op::Take)
+        self.page_or_429(
+            &self.authorize_per_ip,
+            ip,
+            now,
+            "Too many sign-in requests came from your network.",
+        )
+        .await
+    }
+
+    /// `GET /oauth/authorize` naming a Client ID Metadata Document that is neither stored nor
+    /// cached: fetching it, and storing the client it describes once a user signs in, is a
+    /// registration, so it spends the address's registration budgets (`register_per_ip` and
+    /// `register_per_ip_daily`). A page on refusal, as [`RateLimits::authorize_ip`].
+    pub async fn document_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), Response> {
+        let what = "Too many new applications were named from your network.";
+        self.page_or_429(&self.register_per_ip, ip, now, what)
+            .await?;
+        self.page_or_429(&self.register_per_ip_daily, ip, now, what)
             .await
-        {
+    }
+
+    async fn page_or_429(
+        &self,
+        limiter: &Limiter,
+        ip: IpAddr,
+        now: UnixSeconds,
+        what: &str,
+    ) -> Result<(), Response> {
+        match self.run(limiter, &ip_key(ip), now, Op::Take).await {
             Ok(()) => Ok(()),
             Err(wait) => {
-                crate::metrics::rate_limited(self.authorize_per_ip.name);
-                tracing::debug!(limit = "authorize per IP", "rate limit reached");
+                crate::metrics::rate_limited(limiter.name);
+                tracing::debug!(limit = limiter.name, "rate limit reached");
                 let mut page = crate::html::message(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many requests",
-                    &format!(
-                        "Too many sign-in requests came from your network. Wait {wait} seconds, then try again."
-                    ),
+                    &format!("{what} Wait {wait} seconds, then try again."),
                 );
                 let h = page.headers_mut();
                 h.insert(header::RETRY_AFTER, HeaderValue::from(wait));

@@ -22,7 +22,7 @@ use axum::Router;
 use oauth_core::authorize::{error_redirect, AuthorizeError, AuthorizePolicy, AuthorizeQuery};
 use oauth_core::cimd::{classify, ClientIdKind};
 
-use crate::cimd::document_policy;
+use crate::cimd::{document_policy, NotDescribed, Refusal};
 use crate::consent;
 use crate::error::ApiError;
 use crate::form::FormError;
@@ -143,6 +143,7 @@ async fn authorize(
                 &state.config,
                 state.clock.now(),
                 &url,
+                || state.rate_limits.document_ip(peer.ip(), state.clock.now()),
             )
             .await
             {
@@ -151,10 +152,11 @@ async fn authorize(
                     described = Some(d);
                     Some(client)
                 }
-                Err(crate::cimd::Refusal::Document(why)) => {
+                Err(NotDescribed::Refused(Refusal::Document(why))) => {
                     return Ok(refused_document(&why.to_string()))
                 }
-                Err(crate::cimd::Refusal::Store(e)) => return Err(e),
+                Err(NotDescribed::Refused(Refusal::Store(e))) => return Err(e),
+                Err(NotDescribed::Limited(page)) => return Ok(page),
             },
         },
         Err(_) => None,
@@ -229,10 +231,8 @@ async fn authorize(
     if let Some(d) = described {
         match d.stored(state.store.as_ref(), state.clock.now()).await {
             Ok(stored) => client = Some(stored),
-            Err(crate::cimd::Refusal::Document(why)) => {
-                return Ok(refused_document(&why.to_string()))
-            }
-            Err(crate::cimd::Refusal::Store(e)) => return Err(e),
+            Err(Refusal::Document(why)) => return Ok(refused_document(&why.to_string())),
+            Err(Refusal::Store(e)) => return Err(e),
         }
     }
 

@@ -544,6 +544,75 @@ async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
 }
 
 #[tokio::test]
+async fn a_new_document_spends_the_registration_budget_of_whoever_fetches_it() {
+    let docs = DocServer::start().await;
+    let clock = Arc::new(ManualClock::new(1_900_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.registration.cimd_allow_http_loopback = true;
+        c.rate_limits.register_per_ip = oauth_server::config::RateLimit {
+            requests: 2,
+            window_secs: 3600,
+        };
+    })
+    .await;
+    let ids: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let path = format!("/budget/{i}.json");
+            let id = docs.url(&path);
+            docs.serve_doc(&path, &document(&id));
+            (path, id)
+        })
+        .collect();
+    let anonymous = |id: &str| {
+        let url = app.at(&path_of(&params(id, CALLBACK)));
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    // Two new documents, fetched for an anonymous caller: the budget is spent.
+    for (path, id) in &ids[..2] {
+        let r = anonymous(id).await;
+        assert_eq!(r.status(), 302);
+        assert_eq!(docs.hits(path), 1);
+    }
+    // One of them again, from the cache: nothing spent, nothing fetched.
+    assert_eq!(anonymous(&ids[0].1).await.status(), 302);
+    assert_eq!(docs.hits(&ids[0].0), 1);
+    // A third new one is refused on a page, and the server does not fetch it.
+    let r = anonymous(&ids[2].1).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Too many new applications"), "{page}");
+    assert_eq!(docs.hits(&ids[2].0), 0);
+    // It is the address's registration budget: registering is refused too.
+    let r = app
+        .http
+        .post(app.at("/oauth/register"))
+        .json(&json!({"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // A stored document client is no new one: once its cached copy is stale, it is fetched
+    // again for a signed-in user with no budget left.
+    let r = authorize(&app, &ids[0].1, CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/consent?consent_token="));
+    clock.advance(oauth_server::config::DEFAULT_CIMD_CACHE_MIN_SECS + 1);
+    let r = authorize(&app, &ids[0].1, CALLBACK).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    assert_eq!(docs.hits(&ids[0].0), 2);
+    assert!(app
+        .server
+        .store
+        .get_client(&ids[2].1)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
 async fn an_unlisted_redirect_uri_is_a_page_not_a_redirect() {
     let docs = DocServer::start().await;
     let id = docs.url("/c.json");
@@ -1127,10 +1196,17 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
         url::Url::parse(&id).unwrap()
     };
     let now = 1_900_000_000;
+    let admit = || async { Ok(()) };
     for i in 0..3 {
         let url = slow(&format!("/clients/slow-{i}.json"));
-        let fetch =
-            oauth_server::cimd::describe(&documents, app.server.store.as_ref(), &config, now, &url);
+        let fetch = oauth_server::cimd::describe(
+            &documents,
+            app.server.store.as_ref(),
+            &config,
+            now,
+            &url,
+            admit,
+        );
         let cancelled = tokio::time::timeout(Duration::from_millis(50), fetch).await;
         assert!(cancelled.is_err(), "the fetch was still under way");
         assert_eq!(documents.fetches_under_way(), 0, "after fetch {i}");
@@ -1140,11 +1216,11 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
     let store = app.server.store.as_ref();
     let first = tokio::time::timeout(
         Duration::from_millis(50),
-        oauth_server::cimd::describe(&documents, store, &config, now, &url),
+        oauth_server::cimd::describe(&documents, store, &config, now, &url, admit),
     );
     let second = async {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        oauth_server::cimd::describe(&documents, store, &config, now, &url).await
+        oauth_server::cimd::describe(&documents, store, &config, now, &url, admit).await
     };
     let (first, second) = tokio::join!(first, second);
     assert!(first.is_err(), "the first request went away");

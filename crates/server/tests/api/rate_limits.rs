@@ -152,6 +152,53 @@ async fn registration_is_limited_per_address() {
     assert_eq!(status, 201, "{body}");
 }
 
+#[tokio::test]
+async fn registration_is_limited_per_address_and_day() {
+    // However slow the pace, one address stores at most so many clients a day.
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.rate_limits.register_per_ip = limit(0, 0);
+        c.rate_limits.register_per_ip_daily = limit(3, 86_400);
+    })
+    .await;
+    let body = json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]});
+    let register = |http: reqwest::Client| {
+        let url = app.at("/oauth/register");
+        let body = body.clone();
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = crate::support::status_json(r).await;
+            (status, retry_after, body)
+        }
+    };
+    for _ in 0..3 {
+        let (status, _, body) = register(app.http.clone()).await;
+        assert_eq!(status, 201, "{body}");
+        clock.advance(600);
+    }
+    let (status, retry_after, body) = register(app.http.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_rate_limited(&body);
+    // `Retry-After` says at most a minute, as for every limit.
+    assert_eq!(retry_after.as_deref(), Some("60"));
+    assert_eq!(crate::register::third_party_clients(&app).await, 3);
+    // Another address has its own day.
+    let (status, _, body) = register(client_from(ATTACKER)).await;
+    assert_eq!(status, 201, "{body}");
+    // A token comes back every 8 hours (28,800 s; 1,800 s of it had passed).
+    clock.advance(26_000);
+    let (status, _, body) = register(app.http.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    clock.advance(1_100);
+    let (status, _, body) = register(app.http.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(crate::register::third_party_clients(&app).await, 5);
+}
+
 /// An HTTP client whose connections come from `ip` (a loopback address other than the
 /// server's own 127.0.0.1 stands for another machine).
 pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
