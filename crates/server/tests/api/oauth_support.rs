@@ -79,13 +79,18 @@ pub async fn cc_client_with(app: &TestApp, key: &str, body: Value) -> (String, S
     )
 }
 
-/// A client_credentials access token (Basic, form), asserting success.
-pub async fn cc_token(app: &TestApp, id: &str, secret: &str, scope: Option<&str>) -> String {
+/// A client_credentials token request (Basic, form): the answer, whatever it is.
+pub async fn cc_request(app: &TestApp, id: &str, secret: &str, scope: Option<&str>) -> Resp {
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(s) = scope {
         form.push(("scope", s));
     }
-    let r = post_form(app, "/oauth/token", Some(&basic(id, secret)), &form).await;
+    post_form(app, "/oauth/token", Some(&basic(id, secret)), &form).await
+}
+
+/// A client_credentials access token (Basic, form), asserting success.
+pub async fn cc_token(app: &TestApp, id: &str, secret: &str, scope: Option<&str>) -> String {
+    let r = cc_request(app, id, secret, scope).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["access_token"].as_str().unwrap().to_owned()
 }

@@ -114,6 +114,22 @@ async fn management_api_is_limited_per_address_whatever_the_key() {
     assert_eq!(status, 200);
 }
 
+/// Registers a client through `http`: status, Retry-After, body.
+async fn register_from(http: &reqwest::Client, app: &TestApp) -> (u16, Option<String>, Value) {
+    let r = http
+        .post(app.at("/oauth/register"))
+        .json(&json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = crate::support::status_json(r).await;
+    (status, retry_after, body)
+}
+
 #[tokio::test]
 async fn registration_is_limited_per_address() {
     let clock = Arc::new(ManualClock::new(NOW));
@@ -121,22 +137,7 @@ async fn registration_is_limited_per_address() {
         c.rate_limits.register_per_ip = limit(2, 60);
     })
     .await;
-    let body = json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]});
-    let register = || async {
-        let r = app
-            .http
-            .post(app.at("/oauth/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let retry_after = r
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let (status, body) = crate::support::status_json(r).await;
-        (status, retry_after, body)
-    };
+    let register = || register_from(&app.http, &app);
     for _ in 0..2 {
         let (status, _, body) = register().await;
         assert_eq!(status, 201, "{body}");
@@ -161,40 +162,26 @@ async fn registration_is_limited_per_address_and_day() {
         c.rate_limits.register_per_ip_daily = limit(3, 86_400);
     })
     .await;
-    let body = json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]});
-    let register = |http: reqwest::Client| {
-        let url = app.at("/oauth/register");
-        let body = body.clone();
-        async move {
-            let r = http.post(url).json(&body).send().await.unwrap();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_owned());
-            let (status, body) = crate::support::status_json(r).await;
-            (status, retry_after, body)
-        }
-    };
     for _ in 0..3 {
-        let (status, _, body) = register(app.http.clone()).await;
+        let (status, _, body) = register_from(&app.http, &app).await;
         assert_eq!(status, 201, "{body}");
         clock.advance(600);
     }
-    let (status, retry_after, body) = register(app.http.clone()).await;
+    let (status, retry_after, body) = register_from(&app.http, &app).await;
     assert_eq!(status, 429, "{body}");
     assert_rate_limited(&body);
     // `Retry-After` says at most a minute, as for every limit.
     assert_eq!(retry_after.as_deref(), Some("60"));
     assert_eq!(crate::register::third_party_clients(&app).await, 3);
     // Another address has its own day.
-    let (status, _, body) = register(client_from(ATTACKER)).await;
+    let (status, _, body) = register_from(&client_from(ATTACKER), &app).await;
     assert_eq!(status, 201, "{body}");
     // A token comes back every 8 hours (28,800 s; 1,800 s of it had passed).
     clock.advance(26_000);
-    let (status, _, body) = register(app.http.clone()).await;
+    let (status, _, body) = register_from(&app.http, &app).await;
     assert_eq!(status, 429, "{body}");
     clock.advance(1_100);
-    let (status, _, body) = register(app.http.clone()).await;
+    let (status, _, body) = register_from(&app.http, &app).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(crate::register::third_party_clients(&app).await, 5);
 }

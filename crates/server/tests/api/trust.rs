@@ -6,7 +6,7 @@ use oauth_core::jwt::{self, AccessTokenClaims};
 use serde_json::{json, Value};
 
 use crate::flow::{location, param, path_of, standard_params, REDIRECT, VERIFIER};
-use crate::oauth_support::{basic, cc_client, cc_token, inactive, post_form, Resp};
+use crate::oauth_support::{basic, cc_client, cc_request, cc_token, inactive, post_form, Resp};
 use crate::register::third_party_clients;
 use crate::support::{status_json, TestApp};
 
@@ -359,13 +359,7 @@ async fn only_its_creator_may_let_a_clients_secret_act_for_them() {
         got["data"]["allowed_grant_types"],
         json!(["authorization_code"])
     );
-    let r = post_form(
-        &app,
-        "/oauth/token",
-        Some(&basic(&id, &secret)),
-        &[("grant_type", "client_credentials"), ("scope", "admin")],
-    )
-    .await;
+    let r = cc_request(&app, &id, &secret, Some("admin")).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["error"], "unauthorized_client", "{}", r.body);
     assert!(app.events("client.updated").await.is_empty());
@@ -390,13 +384,7 @@ async fn only_its_creator_may_let_a_clients_secret_act_for_them() {
         body["errors"][0]["source"]["pointer"], "/allowed_scopes",
         "{body}"
     );
-    let r = post_form(
-        &app,
-        "/oauth/token",
-        Some(&basic(&svc, &svc_secret)),
-        &[("grant_type", "client_credentials"), ("scope", "admin")],
-    )
-    .await;
+    let r = cc_request(&app, &svc, &svc_secret, Some("admin")).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["error"], "invalid_scope", "{}", r.body);
     // The creator may; the token then acts for the creator.
