@@ -19,8 +19,9 @@
 //! - **Connections give way when the server is full** (from the moment no slot is free until
 //!   an eighth of them is free again; `Occupancy`): every answer is sent with
 //!   `Connection: close`, a kept-alive connection idle for [`IDLE_WHEN_FULL`] is closed, and
-//!   so is one whose request head, or body, has not all come [`READ_WHEN_FULL`] after it
-//!   started (the accept loop wakes the watchdogs when it finds no slot). So a connection holds
+//!   so is one whose request head has not all come [`READ_WHEN_FULL`] after it started, or
+//!   whose body has not all come that long after the application began to read it (the
+//!   accept loop wakes the watchdogs when it finds no slot). So a connection holds
 //!   its slot for one request at most while others wait in the listen queue, however it paces
 //!   its requests, and silent or slow senders hold theirs for seconds, not for the header and
 //!   body timeouts: a few addresses, each within its share, cannot make everyone else wait
@@ -66,7 +67,8 @@ use crate::config::ServerConfig;
 pub const IDLE_WHEN_FULL: Duration = Duration::from_secs(1);
 
 /// How long a request's head, and then its body, may take to arrive while every slot is taken
-/// (counted from the accept, or the request's first byte, and from the end of its head). A
+/// (counted from the accept, or the request's first byte, and from the application's first
+/// read of the body). A
 /// client that sends its request at once needs one round trip of this; a connection that sends
 /// nothing, or a byte at a time, would otherwise keep its slot for the header and body timeouts
 /// while others wait.
@@ -270,15 +272,14 @@ async fn connection(
     let on_request = clock.clone();
     let on_answer = occupancy.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let has_body = !hyper::body::Body::is_end_stream(req.body());
-        let in_flight = InFlight::start(on_request.clone(), has_body);
-        let mut req = if has_body {
+        let in_flight = InFlight::start(on_request.clone());
+        let mut req = if !hyper::body::Body::is_end_stream(req.body()) {
             let clock = on_request.clone();
             req.map(|inner| {
                 axum::body::Body::new(WatchedBody {
                     inner,
                     clock,
-                    done: false,
+                    state: BodyState::Unread,
                 })
             })
         } else {
@@ -430,8 +431,9 @@ struct Clock {
 struct ClockState {
     /// Requests handed to the application and not answered yet.
     in_flight: usize,
-    /// When the body of the request in flight started to be awaited (its head ended); `None`
-    /// when it has no body, all of it has come, or the application stopped reading it.
+    /// When the application first read the body of the request in flight; `None` before that
+    /// (it may be busy with other things first, a database, say: the client is not the one
+    /// keeping it then), and once all of the body has come or the application dropped it.
     body_since: Option<Instant>,
     /// When the awaited request head started: the accept for the first request, its first byte
     /// for later ones; `None` while no byte of the next request has come.
@@ -520,12 +522,12 @@ impl Clock {
 struct InFlight(Arc<Clock>);
 
 impl InFlight {
-    fn start(clock: Arc<Clock>, has_body: bool) -> Self {
+    fn start(clock: Arc<Clock>) -> Self {
         {
             let mut s = clock.lock();
             s.in_flight += 1;
             s.head_since = None;
-            s.body_since = has_body.then(Instant::now);
+            s.body_since = None;
         }
         Self(clock)
     }
@@ -541,20 +543,28 @@ impl Drop for InFlight {
     }
 }
 
-/// A request's body, telling the clock when all of it has come, or when the application no
-/// longer reads it (it is dropped).
+/// A request's body, telling the clock when the application starts to read it (from then on
+/// the client is the one to keep it waiting), and when all of it has come or the application
+/// no longer reads it (it is dropped).
 struct WatchedBody {
     inner: Incoming,
     clock: Arc<Clock>,
-    done: bool,
+    state: BodyState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Unread,
+    Reading,
+    Done,
 }
 
 impl WatchedBody {
     fn finish(&mut self) {
-        if !self.done {
-            self.done = true;
+        if self.state == BodyState::Reading {
             self.clock.lock().body_since = None;
         }
+        self.state = BodyState::Done;
     }
 }
 
@@ -567,6 +577,10 @@ impl hyper::body::Body for WatchedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        if this.state == BodyState::Unread {
+            this.state = BodyState::Reading;
+            this.clock.lock().body_since = Some(Instant::now());
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let ended = match &polled {
             Poll::Ready(None | Some(Err(_))) => true,

@@ -518,6 +518,61 @@ async fn silent_and_slow_senders_give_way_when_every_slot_is_taken() {
 }
 
 #[tokio::test]
+async fn a_whole_request_is_answered_while_every_slot_is_taken_however_long_its_handler_waits() {
+    // With one slot, the one connection makes the server full. Its request comes whole at
+    // once, but its handler waits before it reads the body: authenticating a key used for the
+    // first time writes to the database, which another process holds for three seconds. The
+    // client is not the one keeping it: the answer comes.
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 1;
+        c.server.max_connections_per_ip = 0;
+    })
+    .await;
+    let c = app
+        .create_client(
+            &app.admin_key,
+            crate::support::confidential_client("Waiting"),
+        )
+        .await;
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    let member = app.user("member@example.com", "default").await;
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let db = app.database_url.clone();
+    let holder = std::thread::spawn(move || {
+        let conn = crate::support::sqlite(&db);
+        conn.execute_batch("BEGIN IMMEDIATE;").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        conn.execute_batch("COMMIT;").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = Instant::now();
+    let mut s = connect(&app).await;
+    let body = r#"{"name":"Renamed while full"}"#;
+    s.write_all(
+        format!(
+            "PUT /oauth_clients/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            member.api_key,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(15), read_response(&mut s))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Renamed while full"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "the handler waited for the database: {:?}",
+        started.elapsed()
+    );
+    holder.join().unwrap();
+}
+
+#[tokio::test]
 async fn a_request_head_far_over_64_kib_is_refused() {
     let app = TestApp::spawn().await;
     let mut s = connect(&app).await;
