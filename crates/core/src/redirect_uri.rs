@@ -36,7 +36,8 @@ impl RedirectUri {
     /// - or a private-use scheme in reverse-domain form such as `com.example.app:/cb` (RFC 8252 §7.1);
     /// - and, for every scheme, no query parameter that the authorization response adds
     ///   ([`RESPONSE_PARAMETERS`]): it would then appear twice (RFC 6749 §3.1.2), and a client
-    ///   that reads the first `code` or `iss` would read the registered one.
+    ///   that reads the first `code` or `iss` would read the registered one. Parameters are
+    ///   split at `&` and at `;` (which older parsers also split at), and their names decoded.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
             return Err("must not be empty".into());
@@ -51,10 +52,7 @@ impl RedirectUri {
             return Err("must not contain a fragment".into());
         }
         let url = Url::parse(s).map_err(|_| "must be an absolute URI".to_owned())?;
-        if let Some((name, _)) = url
-            .query_pairs()
-            .find(|(name, _)| RESPONSE_PARAMETERS.contains(&name.as_ref()))
-        {
+        if let Some(name) = response_parameter_in(url.query().unwrap_or("")) {
             return Err(format!(
                 "must not carry the query parameter {name:?}: the authorization response adds it"
             ));
@@ -112,6 +110,17 @@ impl RedirectUri {
             _ => false,
         }
     }
+}
+
+/// The first parameter of `query` named as one the authorization response adds, its name
+/// decoded; parameters split at `&` and at `;`.
+fn response_parameter_in(query: &str) -> Option<String> {
+    query.split(['&', ';']).find_map(|pair| {
+        let (name, _) = url::form_urlencoded::parse(pair.as_bytes()).next()?;
+        RESPONSE_PARAMETERS
+            .contains(&name.as_ref())
+            .then(|| name.into_owned())
+    })
 }
 
 /// Does `s` (an `http` or `https` URL) spell a non-empty authority right after `scheme://`?
@@ -282,6 +291,8 @@ mod tests {
             "http://127.0.0.1/cb?error=access_denied",
             "com.example.app:/cb?error_description=x",
             "https://app.example.com/cb?error_uri=",
+            "https://app.example.com/cb?x=1;code=fixed",
+            "https://app.example.com/cb?c%6Fde=1",
         ] {
             assert!(!ok(taken), "{taken}");
         }
