@@ -420,7 +420,7 @@ fn check_claims(
     };
     if !aud.is_some_and(|a| expected.audiences.iter().any(|e| e == a)) {
         return Err(bad(&format!(
-            "client_assertion aud must be this server's issuer alone ({}), not a list of several",
+            "client_assertion aud must name this server alone ({}), not a list of several",
             expected.audiences.join(" or ")
         )));
     }

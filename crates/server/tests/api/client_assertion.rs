@@ -243,16 +243,16 @@ async fn signed_assertions_authenticate_and_each_refusal_names_its_rule() {
             (with("aud", json!("https://other.example")), "aud"),
             // The token endpoint's URL, which another server could have handed the client
             // as its own (audience injection), and a list that names another audience too.
-            (with("aud", json!(token_endpoint)), "issuer alone"),
+            (with("aud", json!(token_endpoint)), "server alone"),
             (
                 with("aud", json!(format!("{issuer}/v2/oauth/token"))),
-                "issuer alone",
+                "server alone",
             ),
             (
                 with("aud", json!([issuer, "https://elsewhere.example"])),
-                "issuer alone",
+                "server alone",
             ),
-            (with("aud", json!([token_endpoint])), "issuer alone"),
+            (with("aud", json!([token_endpoint])), "server alone"),
             (with("exp", json!(now - 1)), "expired"),
             (with("exp", json!(now + 3600)), "ahead"),
             (with("nbf", json!(now + 600)), "nbf"),
@@ -359,7 +359,7 @@ async fn the_token_endpoint_as_audience_is_accepted_only_when_the_operator_keeps
     // A list naming another audience too stays refused, and spends nothing.
     let mut c = claims(&id, &issuer, "several", now);
     c["aud"] = json!([format!("{issuer}/oauth/token"), "https://elsewhere.example"]);
-    assert_refused(&cc_with(&app, &sign(&es, &c), &[]).await, "issuer alone");
+    assert_refused(&cc_with(&app, &sign(&es, &c), &[]).await, "server alone");
     c["aud"] = json!(issuer);
     assert_eq!(cc_with(&app, &sign(&es, &c), &[]).await.status, 200);
 }
