@@ -621,7 +621,7 @@ impl Described {
 /// The client the document at `url` describes (from the cache while fresh, else fetched and
 /// validated): its stored row brought up to date, or the client it would be, not stored (see
 /// [`Described`]). A document that is neither stored nor cached is fetched only once `admit`
-/// lets the caller spend for it (`RateLimits::document_ip`): every new URL would otherwise
+/// lets the caller spend for it (`RateLimiters::document_ip`): every new URL would otherwise
 /// make this server fetch from, and once someone signs in store, whatever a caller names.
 pub async fn describe<F, Fut>(
     documents: &Documents,

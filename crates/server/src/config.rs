@@ -157,6 +157,7 @@ const SETTINGS: &[Setting] = &[
     s("rate_limits.client_auth_failures_per_client_ip", Toml, None, ""),
     s("rate_limits.register_per_ip", Toml, None, ""),
     s("rate_limits.register_per_ip_daily", Toml, None, ""),
+    s("rate_limits.documents_per_ip", Toml, None, ""),
     s("rate_limits.login_per_ip", Toml, None, ""),
     s("rate_limits.authorize_per_ip", Toml, None, ""),
     s("cors.allowed_origins", Toml, None, ""),
@@ -650,8 +651,12 @@ pub struct RateLimitsConfig {
     pub client_auth_failures_per_client_ip: RateLimit,
     /// `/oauth/register`, per client address.
     pub register_per_ip: RateLimit,
-    /// The same, over a day: what one address may store in a day, whatever its pace.
+    /// Clients stored for one address in a day (registrations, and metadata documents' clients
+    /// named for the first time), whatever the pace.
     pub register_per_ip_daily: RateLimit,
+    /// Fetches of Client ID Metadata Documents that are neither stored nor cached, per client
+    /// address.
+    pub documents_per_ip: RateLimit,
     /// `POST /login`, per client address.
     pub login_per_ip: RateLimit,
     /// `GET /oauth/authorize`, per client address.
@@ -699,6 +704,11 @@ impl Default for RateLimitsConfig {
             register_per_ip_daily: RateLimit {
                 requests: 200,
                 window_secs: 86_400,
+            },
+            // One every 2 s, bursts of 30: each is a request to a host the caller names.
+            documents_per_ip: RateLimit {
+                requests: 30,
+                window_secs: 60,
             },
             // 1 per second, bursts of 60.
             login_per_ip: RateLimit {
@@ -1141,6 +1151,7 @@ impl Config {
             r.client_auth_failures_per_client_ip,
             r.register_per_ip,
             r.register_per_ip_daily,
+            r.documents_per_ip,
             r.login_per_ip,
             r.authorize_per_ip,
         ] {

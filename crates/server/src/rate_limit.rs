@@ -339,6 +339,7 @@ pub struct RateLimiters {
     client_auth_failures_per_client_ip: Limiter,
     register_per_ip: Limiter,
     register_per_ip_daily: Limiter,
+    documents_per_ip: Limiter,
     login_per_ip: Limiter,
     authorize_per_ip: Limiter,
     /// `Some` with the `redis` backend.
@@ -379,6 +380,7 @@ impl RateLimiters {
             ),
             register_per_ip: Limiter::new("register_per_ip", c.register_per_ip),
             register_per_ip_daily: Limiter::new("register_per_ip_daily", c.register_per_ip_daily),
+            documents_per_ip: Limiter::new("documents_per_ip", c.documents_per_ip),
             login_per_ip: Limiter::new("login_per_ip", c.login_per_ip),
             authorize_per_ip: Limiter::new("authorize_per_ip", c.authorize_per_ip),
             shared,
@@ -579,19 +581,39 @@ impl RateLimiters {
         .await
     }
 
-    /// A registration: its pace (`register_per_ip`) and its day's total
-    /// (`register_per_ip_daily`) from the address.
+    /// `POST /oauth/register` and RFC 7592 calls, per client address, before anything is read.
     pub async fn register_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
-        let key = ip_key(ip);
-        self.check_or_429(&self.register_per_ip, &key, now, "registration per IP")
-            .await?;
         self.check_or_429(
-            &self.register_per_ip_daily,
-            &key,
+            &self.register_per_ip,
+            &ip_key(ip),
             now,
-            "registration per IP and day",
+            "registration per IP",
         )
         .await
+    }
+
+    /// Before a client is stored for the address (a registration, or a metadata document's
+    /// client named for the first time by a signed-in user): is some of its day's budget
+    /// (`register_per_ip_daily`) left? Only looks: [`RateLimiters::client_stored`] spends, once
+    /// the client is stored, so that refused and unauthenticated requests spend nothing. `Err`
+    /// is the seconds to wait.
+    pub async fn storing_client_allowed(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), u64> {
+        let result = self
+            .run(&self.register_per_ip_daily, &ip_key(ip), now, Op::Peek)
+            .await;
+        if result.is_err() {
+            crate::metrics::rate_limited(self.register_per_ip_daily.name);
+            tracing::debug!(limit = "register_per_ip_daily", "rate limit reached");
+        }
+        result
+    }
+
+    /// A client was stored for the address: one of its day's budget is spent (into debt when
+    /// stores that looked at once outran it, so that they are paid back).
+    pub async fn client_stored(&self, ip: IpAddr, now: UnixSeconds) {
+        let _ = self
+            .run(&self.register_per_ip_daily, &ip_key(ip), now, Op::Spend)
+            .await;
     }
 
     pub async fn login_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), ApiError> {
@@ -612,15 +634,30 @@ impl RateLimiters {
     }
 
     /// `GET /oauth/authorize` naming a Client ID Metadata Document that is neither stored nor
-    /// cached: fetching it, and storing the client it describes once a user signs in, is a
-    /// registration, so it spends the address's registration budgets (`register_per_ip` and
-    /// `register_per_ip_daily`). A page on refusal, as [`RateLimits::authorize_ip`].
+    /// cached, for the request that fetches it (`documents_per_ip`): each new URL is a request
+    /// to a host the caller names. A page on refusal, as [`RateLimiters::authorize_ip`].
     pub async fn document_ip(&self, ip: IpAddr, now: UnixSeconds) -> Result<(), Response> {
-        let what = "Too many new applications were named from your network.";
-        self.page_or_429(&self.register_per_ip, ip, now, what)
-            .await?;
-        self.page_or_429(&self.register_per_ip_daily, ip, now, what)
-            .await
+        self.page_or_429(
+            &self.documents_per_ip,
+            ip,
+            now,
+            "Too many new applications were named from your network.",
+        )
+        .await
+    }
+
+    /// The 429 page of a sign-in request refused for `wait` seconds.
+    pub fn page_429(what: &str, wait: u64) -> Response {
+        let wait = wait.clamp(1, 60);
+        let mut page = crate::html::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!("{what} Wait {wait} seconds, then try again."),
+        );
+        let h = page.headers_mut();
+        h.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        page
     }
 
     async fn page_or_429(
@@ -635,15 +672,7 @@ impl RateLimiters {
             Err(wait) => {
                 crate::metrics::rate_limited(limiter.name);
                 tracing::debug!(limit = limiter.name, "rate limit reached");
-                let mut page = crate::html::message(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many requests",
-                    &format!("{what} Wait {wait} seconds, then try again."),
-                );
-                let h = page.headers_mut();
-                h.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                Err(page)
+                Err(Self::page_429(what, wait))
             }
         }
     }

@@ -27,6 +27,7 @@ use crate::consent;
 use crate::error::ApiError;
 use crate::form::FormError;
 use crate::html;
+use crate::rate_limit::RateLimiters;
 use crate::respond::found;
 use crate::session;
 use crate::state::AppState;
@@ -229,7 +230,28 @@ async fn authorize(
     // A document client named for the first time is stored only now, for a signed-in user's
     // valid request: naming document URLs anonymously stores nothing.
     if let Some(d) = described {
-        match d.stored(state.store.as_ref(), state.clock.now()).await {
+        let new = matches!(d, crate::cimd::Described::New(_));
+        // A new client is stored for this address: its day's budget bounds how many.
+        if new {
+            if let Err(wait) = state
+                .rate_limits
+                .storing_client_allowed(peer.ip(), state.clock.now())
+                .await
+            {
+                return Ok(RateLimiters::page_429(
+                    "Too many new applications were added from your network today.",
+                    wait,
+                ));
+            }
+        }
+        let stored = d.stored(state.store.as_ref(), state.clock.now()).await;
+        if new && stored.is_ok() {
+            state
+                .rate_limits
+                .client_stored(peer.ip(), state.clock.now())
+                .await;
+        }
+        match stored {
             Ok(stored) => client = Some(stored),
             Err(Refusal::Document(why)) => return Ok(refused_document(&why.to_string())),
             Err(Refusal::Store(e)) => return Err(e),

@@ -110,6 +110,12 @@ async fn register(
         state.clock.now(),
         &mut OsRng,
     );
+    // What one address stores in a day is bounded; only a stored client spends of it.
+    state
+        .rate_limits
+        .storing_client_allowed(peer.ip(), state.clock.now())
+        .await
+        .map_err(ApiError::rate_limited)?;
     // RFC 7592: the registrant's credential for managing the client, kept only as its hash and
     // stored with the client in one write, so that no client is left that nobody can manage.
     let access_token = secret::random_token(&mut OsRng);
@@ -117,6 +123,10 @@ async fn register(
         .store
         .register_client(&client, &secret::hash_secret(&access_token))
         .await?;
+    state
+        .rate_limits
+        .client_stored(peer.ip(), state.clock.now())
+        .await;
     audit::record(
         state.store.as_ref(),
         client.created_at,

@@ -544,14 +544,18 @@ async fn naming_a_document_stores_nothing_until_a_signed_in_request_is_valid() {
 }
 
 #[tokio::test]
-async fn a_new_document_spends_the_registration_budget_of_whoever_fetches_it() {
+async fn new_documents_spend_the_fetch_and_store_budgets_of_their_address() {
     let docs = DocServer::start().await;
     let clock = Arc::new(ManualClock::new(1_900_000_000));
     let app = TestApp::spawn_with_clock(clock.clone(), |c| {
         c.registration.cimd_allow_http_loopback = true;
-        c.rate_limits.register_per_ip = oauth_server::config::RateLimit {
+        c.rate_limits.documents_per_ip = oauth_server::config::RateLimit {
             requests: 2,
             window_secs: 3600,
+        };
+        c.rate_limits.register_per_ip_daily = oauth_server::config::RateLimit {
+            requests: 1,
+            window_secs: 86_400,
         };
     })
     .await;
@@ -568,7 +572,7 @@ async fn a_new_document_spends_the_registration_budget_of_whoever_fetches_it() {
         let http = app.http.clone();
         async move { http.get(url).send().await.unwrap() }
     };
-    // Two new documents, fetched for an anonymous caller: the budget is spent.
+    // Two new documents, fetched for an anonymous caller: the fetch budget is spent.
     for (path, id) in &ids[..2] {
         let r = anonymous(id).await;
         assert_eq!(r.status(), 302);
@@ -585,7 +589,7 @@ async fn a_new_document_spends_the_registration_budget_of_whoever_fetches_it() {
     let page = r.text().await.unwrap();
     assert!(page.contains("Too many new applications"), "{page}");
     assert_eq!(docs.hits(&ids[2].0), 0);
-    // It is the address's registration budget: registering is refused too.
+    // Fetching is its own budget: registering from the address is not refused for it.
     let r = app
         .http
         .post(app.at("/oauth/register"))
@@ -593,23 +597,43 @@ async fn a_new_document_spends_the_registration_budget_of_whoever_fetches_it() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 201);
+    // That registration spent the address's one stored client of the day: a signed-in user's
+    // first authorization of a cached document stores nothing now.
+    let r = authorize(&app, &ids[0].1, CALLBACK).await;
     assert_eq!(r.status(), 429);
-    // A stored document client is no new one: once its cached copy is stale, it is fetched
-    // again for a signed-in user with no budget left.
-    let r = authorize(&app, &ids[0].1, CALLBACK).await;
-    assert_eq!(r.status(), 302);
-    assert!(location(&r).starts_with("/consent?consent_token="));
-    clock.advance(oauth_server::config::DEFAULT_CIMD_CACHE_MIN_SECS + 1);
-    let r = authorize(&app, &ids[0].1, CALLBACK).await;
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    assert_eq!(docs.hits(&ids[0].0), 2);
+    assert!(r.text().await.unwrap().contains("today"));
     assert!(app
         .server
         .store
-        .get_client(&ids[2].1)
+        .get_client(&ids[0].1)
         .await
         .unwrap()
         .is_none());
+    // The next day it is stored; once its cached copy is stale it is fetched again for a
+    // signed-in user with no fetch budget left, since a stored client is no new one.
+    clock.advance(86_400);
+    let r = authorize(&app, &ids[0].1, CALLBACK).await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/consent?consent_token="));
+    assert!(app
+        .server
+        .store
+        .get_client(&ids[0].1)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(docs.hits(&ids[0].0), 2);
+    assert_eq!(anonymous(&ids[1].1).await.status(), 302);
+    assert_eq!(
+        anonymous(&ids[2].1).await.status(),
+        429,
+        "no fetch budget left"
+    );
+    clock.advance(oauth_server::config::DEFAULT_CIMD_CACHE_MIN_SECS + 1);
+    let r = authorize(&app, &ids[0].1, CALLBACK).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    assert_eq!(docs.hits(&ids[0].0), 3);
 }
 
 #[tokio::test]

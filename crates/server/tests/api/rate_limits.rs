@@ -162,9 +162,11 @@ async fn registration_is_limited_per_address_and_day() {
         c.rate_limits.register_per_ip_daily = limit(3, 86_400);
     })
     .await;
+    let mut first = None;
     for _ in 0..3 {
         let (status, _, body) = register_from(&app.http, &app).await;
         assert_eq!(status, 201, "{body}");
+        first.get_or_insert(body);
         clock.advance(600);
     }
     let (status, retry_after, body) = register_from(&app.http, &app).await;
@@ -173,6 +175,23 @@ async fn registration_is_limited_per_address_and_day() {
     // `Retry-After` says at most a minute, as for every limit.
     assert_eq!(retry_after.as_deref(), Some("60"));
     assert_eq!(crate::register::third_party_clients(&app).await, 3);
+    // The day's budget is for storing clients: a registrant still reads and deletes its own.
+    let first = first.unwrap();
+    let (uri, token) = (
+        first["registration_client_uri"].as_str().unwrap(),
+        first["registration_access_token"].as_str().unwrap(),
+    );
+    let r = app.http.get(uri).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .http
+        .delete(uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(crate::register::third_party_clients(&app).await, 2);
     // Another address has its own day.
     let (status, _, body) = register_from(&client_from(ATTACKER), &app).await;
     assert_eq!(status, 201, "{body}");
@@ -183,7 +202,44 @@ async fn registration_is_limited_per_address_and_day() {
     clock.advance(1_100);
     let (status, _, body) = register_from(&app.http, &app).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(crate::register::third_party_clients(&app).await, 5);
+    assert_eq!(crate::register::third_party_clients(&app).await, 4);
+}
+
+#[tokio::test]
+async fn refused_registrations_spend_nothing_of_the_day() {
+    // Behind the initial access token, with one client a day: registrations without the token
+    // (401) and with a refused body (400) store nothing and spend nothing of it.
+    let app = TestApp::spawn_with(|c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash =
+            Some(oauth_core::secret::hash_secret("initial-access-token"));
+        c.rate_limits.register_per_ip = limit(0, 0);
+        c.rate_limits.register_per_ip_daily = limit(1, 86_400);
+    })
+    .await;
+    for _ in 0..5 {
+        let (status, _, body) = register_from(&app.http, &app).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let register = |body: Value| {
+        app.http
+            .post(app.at("/oauth/register"))
+            .bearer_auth("initial-access-token")
+            .json(&body)
+            .send()
+    };
+    for _ in 0..5 {
+        let r = register(json!({"redirect_uris": ["http://evil.example/cb"]}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let ok = json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]});
+    let r = register(ok.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = register(ok).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(crate::register::third_party_clients(&app).await, 1);
 }
 
 /// An HTTP client whose connections come from `ip` (a loopback address other than the
