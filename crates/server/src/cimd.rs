@@ -32,6 +32,7 @@ use url::Url;
 use crate::audit::{self, Event, EventKind};
 use crate::config::{Config, RegistrationConfig};
 use crate::error::ApiError;
+use crate::rate_limit::RateLimiters;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,6 +191,38 @@ pub struct Documents {
     in_flight: InFlightTable<ClientDraft>,
     /// Key-set fetches under way, by `jwks_uri`, likewise.
     keys_in_flight: InFlightTable<ClientKeys>,
+    /// Authorization requests waiting for a document fetch, by client address
+    /// ([`crate::peer::address_key`]); an entry lives while one waits.
+    waiting: Mutex<HashMap<String, usize>>,
+}
+
+/// How many authorization requests of one address may wait at once for documents being
+/// fetched. A fetch may take its whole timeout (5 s); without a bound, a few addresses
+/// naming a host that never answers could hold every connection slot in requests that wait
+/// (the connection cap's rules for a full server close only connections that are idle or still
+/// sending).
+pub const MAX_WAITING_PER_ADDRESS: usize = 16;
+
+/// One request's place among its address's waiting ones, given back when it is dropped.
+struct WaitingPlace<'a> {
+    documents: &'a Documents,
+    key: String,
+}
+
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .documents
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = waiting.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.key);
+            }
+        }
+    }
 }
 
 type InFlightTable<T> = Mutex<HashMap<String, Arc<Fetch<T>>>>;
@@ -271,6 +304,23 @@ impl Documents {
             keys: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             keys_in_flight: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for a request of `ip` to wait for a document fetch, or `None` when its address
+    /// has [`MAX_WAITING_PER_ADDRESS`] waiting already.
+    fn waiting_place(&self, ip: IpAddr) -> Option<WaitingPlace<'_>> {
+        let key = crate::peer::address_key(ip);
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = waiting.entry(key.clone()).or_insert(0);
+        if *n >= MAX_WAITING_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(WaitingPlace {
+            documents: self,
+            key,
         })
     }
 
@@ -628,7 +678,7 @@ pub async fn describe<F, Fut>(
     store: &dyn oauth_store::Store,
     config: &Config,
     now: UnixSeconds,
-    url: &Url,
+    (url, caller): (&Url, IpAddr),
     admit: F,
 ) -> Result<Described, NotDescribed>
 where
@@ -642,6 +692,19 @@ where
         .await
         .map_err(Refusal::from)?;
     let new = stored.is_none();
+    // A request that would wait for a fetch waits among at most a few of its address's.
+    let _place = match documents.cached(url.as_str(), now) {
+        Some(_) => None,
+        None => match documents.waiting_place(caller) {
+            Some(place) => Some(place),
+            None => {
+                return Err(NotDescribed::Limited(RateLimiters::page_429(
+                    "Too many sign-in requests from your network are waiting for applications' documents.",
+                    TOTAL_TIMEOUT.as_secs(),
+                )))
+            }
+        },
+    };
     let draft = current_draft(documents, config, now, url, || async move {
         if new {
             admit().await

@@ -143,7 +143,7 @@ async fn authorize(
                 state.store.as_ref(),
                 &state.config,
                 state.clock.now(),
-                &url,
+                (&url, peer.ip()),
                 || state.rate_limits.document_ip(peer.ip(), state.clock.now()),
             )
             .await

@@ -132,6 +132,8 @@ impl DocServer {
 
 pub(crate) const CALLBACK: &str = "http://127.0.0.1:33418/callback";
 
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 pub(crate) fn document(client_id: &str) -> Value {
     json!({
         "client_id": client_id,
@@ -1142,7 +1144,7 @@ async fn concurrent_first_requests_share_one_fetch() {
     let app = Arc::new(app);
     let burst = |id: String| {
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..30 {
+        for _ in 0..oauth_server::cimd::MAX_WAITING_PER_ADDRESS {
             let app = app.clone();
             let id = id.clone();
             set.spawn(async move {
@@ -1195,6 +1197,66 @@ async fn concurrent_first_requests_share_one_fetch() {
     assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }
 
+/// A document's host that is slow to answer holds the requests that wait for it: one address
+/// has at most a few of them waiting at once, the rest refused at once, so that a few
+/// addresses cannot hold every connection this way; another address waits beside them.
+#[tokio::test]
+async fn an_address_waits_for_a_document_in_a_few_requests_at_once() {
+    use std::time::{Duration, Instant};
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/slow-host.json");
+    docs.serve_doc("/clients/slow-host.json", &document(&id));
+    docs.slow("/clients/slow-host.json", Duration::from_millis(1500));
+    let (app, _) = spawn(true).await;
+    let app = Arc::new(app);
+    let mut set = tokio::task::JoinSet::new();
+    let from = |http: reqwest::Client, other: bool| {
+        let app = app.clone();
+        let url = app.at(&path_of(&params(&id, CALLBACK)));
+        async move {
+            let started = Instant::now();
+            let r = http.get(url).send().await.unwrap();
+            (other, r.status().as_u16(), started.elapsed())
+        }
+    };
+    let max = oauth_server::cimd::MAX_WAITING_PER_ADDRESS;
+    for _ in 0..max + 4 {
+        set.spawn(from(app.http.clone(), false));
+    }
+    set.spawn(from(
+        crate::rate_limits::client_from(crate::rate_limits::ATTACKER),
+        true,
+    ));
+    let (mut waited, mut refused) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (other, status, took) = r.unwrap();
+        match status {
+            302 => waited += usize::from(!other),
+            429 => {
+                assert!(!other, "the other address is not refused");
+                assert!(
+                    took < Duration::from_millis(1000),
+                    "refused at once: {took:?}"
+                );
+                refused += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!((waited, refused), (max, 4));
+    assert_eq!(docs.hits("/clients/slow-host.json"), 1, "one fetch for all");
+    // Once it is cached, nobody waits: every request is served.
+    for _ in 0..8 {
+        let r = app
+            .http
+            .get(app.at(&path_of(&params(&id, CALLBACK))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+    }
+}
+
 /// A request that goes away while its document is being fetched (its caller hung up, which
 /// cancels the handler) leaves nothing behind in the table of fetches under way, so made-up
 /// document URLs behind a slow server cannot grow it; and a request waiting on a fetch whose
@@ -1228,7 +1290,7 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
             app.server.store.as_ref(),
             &config,
             now,
-            &url,
+            (&url, LOOPBACK),
             admit,
         );
         let cancelled = tokio::time::timeout(Duration::from_millis(50), fetch).await;
@@ -1240,11 +1302,11 @@ async fn a_cancelled_fetch_leaves_no_entry_behind() {
     let store = app.server.store.as_ref();
     let first = tokio::time::timeout(
         Duration::from_millis(50),
-        oauth_server::cimd::describe(&documents, store, &config, now, &url, admit),
+        oauth_server::cimd::describe(&documents, store, &config, now, (&url, LOOPBACK), admit),
     );
     let second = async {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        oauth_server::cimd::describe(&documents, store, &config, now, &url, admit).await
+        oauth_server::cimd::describe(&documents, store, &config, now, (&url, LOOPBACK), admit).await
     };
     let (first, second) = tokio::join!(first, second);
     assert!(first.is_err(), "the first request went away");
