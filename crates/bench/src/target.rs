@@ -222,6 +222,8 @@ management_per_key = { requests = 0, window_secs = 0 }
 management_per_ip = { requests = 0, window_secs = 0 }
 oauth_per_client = { requests = 0, window_secs = 0 }
 register_per_ip = { requests = 0, window_secs = 0 }
+register_per_ip_daily = { requests = 0, window_secs = 0 }
+documents_per_ip = { requests = 0, window_secs = 0 }
 login_per_ip = { requests = 0, window_secs = 0 }
 client_auth_failures_per_ip = { requests = 0, window_secs = 0 }
 client_auth_failures_per_client_ip = { requests = 0, window_secs = 0 }

@@ -43,6 +43,7 @@ pub fn config_file(dir: &Path, name: &str, extra: &str) -> std::path::PathBuf {
         format!(
             "issuer = \"{ISSUER}\"\n{extra}\n[rate_limits]\nregister_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              register_per_ip_daily = {{ requests = 0, window_secs = 0 }}\n\
+             documents_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              login_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              management_per_ip = {{ requests = 0, window_secs = 0 }}\n\
              management_per_key = {{ requests = 0, window_secs = 0 }}\n\
