@@ -410,6 +410,12 @@ impl Documents {
         Ok(keys)
     }
 
+    /// Is a fresh copy of the document at `url` cached? (Looks without copying it.)
+    fn is_cached(&self, url: &str, now: UnixSeconds) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.get(url).is_some_and(|c| c.expires_at > now)
+    }
+
     fn cached(&self, url: &str, now: UnixSeconds) -> Option<ClientDraft> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache
@@ -693,17 +699,13 @@ where
         .map_err(Refusal::from)?;
     let new = stored.is_none();
     // A request that would wait for a fetch waits among at most a few of its address's.
-    let _place = match documents.cached(url.as_str(), now) {
-        Some(_) => None,
-        None => match documents.waiting_place(caller) {
-            Some(place) => Some(place),
-            None => {
-                return Err(NotDescribed::Limited(RateLimiters::page_429(
-                    "Too many sign-in requests from your network are waiting for applications' documents.",
-                    TOTAL_TIMEOUT.as_secs(),
-                )))
-            }
-        },
+    let waits = !documents.is_cached(url.as_str(), now);
+    let _place = match waits.then(|| documents.waiting_place(caller)) {
+        Some(None) => return Err(NotDescribed::Limited(RateLimiters::page_429(
+            "Too many sign-in requests from your network are waiting for applications' documents.",
+            TOTAL_TIMEOUT.as_secs(),
+        ))),
+        place => place.flatten(),
     };
     let draft = current_draft(documents, config, now, url, || async move {
         if new {
