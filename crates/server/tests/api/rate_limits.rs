@@ -115,7 +115,7 @@ async fn management_api_is_limited_per_address_whatever_the_key() {
 }
 
 /// Registers a client through `http`: status, Retry-After, body.
-async fn register_from(http: &reqwest::Client, app: &TestApp) -> (u16, Option<String>, Value) {
+pub async fn register_from(http: &reqwest::Client, app: &TestApp) -> (u16, Option<String>, Value) {
     let r = http
         .post(app.at("/oauth/register"))
         .json(&json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]}))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use oauth_server::clock::ManualClock;
 use oauth_server::config::{RateLimit, RateLimitBackend};
 use oauth_server::Config;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::oauth_support::{basic, cc_client};
 use crate::rate_limits::{client_from, ATTACKER};
@@ -95,19 +95,7 @@ async fn list_clients(app: &TestApp) -> (u16, Option<String>, Value) {
 }
 
 async fn register(app: &TestApp) -> (u16, Option<String>, Value) {
-    let r = app
-        .http
-        .post(app.at("/oauth/register"))
-        .json(&json!({"client_name": "MCP", "redirect_uris": ["http://127.0.0.1/cb"]}))
-        .send()
-        .await
-        .unwrap();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let (status, body) = status_json(r).await;
-    (status, retry_after, body)
+    crate::rate_limits::register_from(&app.http, app).await
 }
 
 fn assert_rate_limited(status: u16, retry_after: Option<&str>, body: &Value, wait: &str) {
