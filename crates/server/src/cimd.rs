@@ -196,12 +196,27 @@ pub struct Documents {
     waiting: Mutex<HashMap<String, usize>>,
 }
 
-/// How many authorization requests of one address may wait at once for documents being
-/// fetched. A fetch may take its whole timeout (5 s); without a bound, a few addresses
-/// naming a host that never answers could hold every connection slot in requests that wait
-/// (the connection cap's rules for a full server close only connections that are idle or still
-/// sending).
+/// How many requests of one address may wait at once for fetches: of metadata documents (at
+/// `/oauth/authorize`, and at the endpoints where a document client authenticates) and of key
+/// sets behind a `jwks_uri`. A fetch may take its whole timeout (5 s); without a bound, a few
+/// addresses naming a host that never answers could hold every connection slot in requests
+/// that wait (the connection cap's rules for a full server close only connections that are
+/// idle or still sending).
 pub const MAX_WAITING_PER_ADDRESS: usize = 16;
+
+/// The caller's address has [`MAX_WAITING_PER_ADDRESS`] requests waiting for fetches already:
+/// the request is refused at once (429), and no fetch starts for it.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Busy {
+    /// The answer at the token, introspection and revocation endpoints: retry once a fetch
+    /// has had its time.
+    pub fn api_error(self) -> ApiError {
+        tracing::debug!("too many requests of one address wait for fetches");
+        ApiError::rate_limited(TOTAL_TIMEOUT.as_secs())
+    }
+}
 
 /// One request's place among its address's waiting ones, given back when it is dropped.
 struct WaitingPlace<'a> {
@@ -308,20 +323,34 @@ impl Documents {
         })
     }
 
-    /// A place for a request of `ip` to wait for a document fetch, or `None` when its address
-    /// has [`MAX_WAITING_PER_ADDRESS`] waiting already.
-    fn waiting_place(&self, ip: IpAddr) -> Option<WaitingPlace<'_>> {
+    /// A place for a request of `ip` to wait for a fetch (of a document or a key set), or
+    /// [`Busy`] when its address has [`MAX_WAITING_PER_ADDRESS`] waiting already.
+    fn waiting_place(&self, ip: IpAddr) -> Result<WaitingPlace<'_>, Busy> {
         let key = crate::peer::address_key(ip);
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let n = waiting.entry(key.clone()).or_insert(0);
         if *n >= MAX_WAITING_PER_ADDRESS {
-            return None;
+            return Err(Busy);
         }
         *n += 1;
-        Some(WaitingPlace {
+        Ok(WaitingPlace {
             documents: self,
             key,
         })
+    }
+
+    /// A place to wait for the document at `url` when no fresh copy is cached (`Ok(None)`:
+    /// nothing to wait for).
+    fn place_for_document(
+        &self,
+        url: &str,
+        now: UnixSeconds,
+        caller: IpAddr,
+    ) -> Result<Option<WaitingPlace<'_>>, Busy> {
+        if self.is_cached(url, now) {
+            return Ok(None);
+        }
+        self.waiting_place(caller).map(Some)
     }
 
     /// How many document fetches are under way (entries of the single-flight table).
@@ -343,23 +372,25 @@ impl Documents {
     /// fresh, else fetched with the document fetcher's rules (https, special-use addresses
     /// refused, size and time bounded) and checked; kept like a document, and never when the
     /// fetch or the set failed. `unknown_kid` fetches again a set that lacks a key the
-    /// assertion names, at most once a minute.
+    /// assertion names, at most once a minute. A request that would wait for a fetch waits
+    /// among at most a few of its address's (`caller`): `Err(Busy)` beyond them.
     pub async fn client_keys_at(
         &self,
         reg: &RegistrationConfig,
         url: &Url,
-        now: UnixSeconds,
+        (now, caller): (UnixSeconds, IpAddr),
         unknown_kid: bool,
-    ) -> Result<ClientKeys, DocumentError> {
+    ) -> Result<Result<ClientKeys, DocumentError>, Busy> {
         let key = url.as_str();
         {
             let cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(c) = cache.get(key).filter(|c| c.expires_at > now) {
                 if !unknown_kid || now - c.fetched_at < MIN_KEYS_REFETCH_SECS {
-                    return Ok(c.keys.clone());
+                    return Ok(Ok(c.keys.clone()));
                 }
             }
         }
+        let _place = self.waiting_place(caller)?;
         // Requests that need the set at once (a cold cache, or one refetch for an unknown
         // kid) share one fetch, as documents do.
         let Ok(fetched) = single_flight(&self.keys_in_flight, key, || async {
@@ -374,7 +405,7 @@ impl Documents {
                 c.fetched_at = now;
             }
         }
-        fetched
+        Ok(fetched)
     }
 
     /// Fetches and checks the JWK set at `url`, and keeps it.
@@ -561,10 +592,13 @@ pub fn still_accepted(reg: &RegistrationConfig, client: &Client) -> bool {
         )
 }
 
-/// Why a document client cannot be used; shown on the authorization error page.
+/// Why a document client cannot be used now.
 pub enum Refusal {
+    /// The document was refused or could not be had; shown on the authorization error page.
     Document(DocumentError),
-    Store(ApiError),
+    /// An answer to send as it is: the store's error, or a request refused while the store
+    /// and the document were fine (a purge raced it, or its address waits too much already).
+    Answer(ApiError),
 }
 
 /// Why [`describe`] gave no client: refused, or the caller's budget for new documents is spent
@@ -582,13 +616,13 @@ impl From<Refusal> for NotDescribed {
 
 impl From<ApiError> for Refusal {
     fn from(e: ApiError) -> Self {
-        Refusal::Store(e)
+        Refusal::Answer(e)
     }
 }
 
 impl From<oauth_store::StoreError> for Refusal {
     fn from(e: oauth_store::StoreError) -> Self {
-        Refusal::Store(e.into())
+        Refusal::Answer(e.into())
     }
 }
 
@@ -699,13 +733,11 @@ where
         .map_err(Refusal::from)?;
     let new = stored.is_none();
     // A request that would wait for a fetch waits among at most a few of its address's.
-    let waits = !documents.is_cached(url.as_str(), now);
-    let _place = match waits.then(|| documents.waiting_place(caller)) {
-        Some(None) => return Err(NotDescribed::Limited(RateLimiters::page_429(
+    let Ok(_place) = documents.place_for_document(url.as_str(), now, caller) else {
+        return Err(NotDescribed::Limited(RateLimiters::page_429(
             "Too many sign-in requests from your network are waiting for applications' documents.",
             TOTAL_TIMEOUT.as_secs(),
-        ))),
-        place => place.flatten(),
+        )));
     };
     let draft = current_draft(documents, config, now, url, || async move {
         if new {
@@ -748,9 +780,14 @@ pub async fn refresh(
     store: &dyn oauth_store::Store,
     config: &Config,
     now: UnixSeconds,
-    url: &Url,
+    (url, caller): (&Url, IpAddr),
     stored: Client,
 ) -> Result<Client, Refusal> {
+    // As at `/oauth/authorize`, a request that would wait for a fetch waits among at most a
+    // few of its address's.
+    let _place = documents
+        .place_for_document(url.as_str(), now, caller)
+        .map_err(|busy| Refusal::Answer(busy.api_error()))?;
     let Ok(draft) = current_draft(documents, config, now, url, || async {
         Ok::<_, std::convert::Infallible>(())
     })
@@ -808,7 +845,7 @@ async fn insert(
         Err(oauth_store::StoreError::Conflict(_)) => store
             .get_client(&client.client_id)
             .await?
-            .ok_or_else(|| Refusal::Store(ApiError::internal("a client vanished"))),
+            .ok_or_else(|| Refusal::Answer(ApiError::internal("a client vanished"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -855,8 +892,8 @@ async fn reconcile(
                     Ok(edited.client)
                 }
                 // Deleted meanwhile (the purge of unused clients): worth a retry.
-                None => Err(Refusal::Store(ApiError::unavailable())),
-                Some(Err(_)) => Err(Refusal::Store(ApiError::internal(
+                None => Err(Refusal::Answer(ApiError::unavailable())),
+                Some(Err(_)) => Err(Refusal::Answer(ApiError::internal(
                     "an edit that refuses nothing refused",
                 ))),
             }

@@ -353,12 +353,14 @@ fn assertion_audiences(state: &AppState) -> Vec<String> {
 type Refused = (&'static str, String);
 
 /// Verifies a client assertion with the client's keys: inline, or fetched from its `jwks_uri`
-/// (fetched again once for a `kid` the cached set lacks).
+/// (fetched again once for a `kid` the cached set lacks). The outer error is a request of
+/// `peer` that may not wait for a fetch (its address waits in too many already).
 async fn verify_assertion(
     state: &AppState,
     client: &Client,
     assertion: &str,
-) -> Result<VerifiedAssertion, Refused> {
+    peer: IpAddr,
+) -> Result<Result<VerifiedAssertion, Refused>, ApiError> {
     let now = state.clock.now();
     let audiences = assertion_audiences(state);
     let expected = Expected {
@@ -368,45 +370,55 @@ async fn verify_assertion(
     let refused = |e: client_assertion::AssertionError| (e.reason, e.description);
     let s = &client.settings;
     if let Some(text) = &s.jwks {
-        let keys = client_assertion::parse_jwks_text(text.as_bytes())
-            .map_err(|e| ("keys", format!("the client's jwks: {e}")))?;
-        return client_assertion::verify(assertion, &keys, expected, now).map_err(refused);
+        return Ok(client_assertion::parse_jwks_text(text.as_bytes())
+            .map_err(|e| ("keys", format!("the client's jwks: {e}")))
+            .and_then(|keys| {
+                client_assertion::verify(assertion, &keys, expected, now).map_err(refused)
+            }));
     }
     let Some(uri) = &s.jwks_uri else {
-        return Err((
+        return Ok(Err((
             "no_keys",
             "this client has no keys to verify a client_assertion".into(),
-        ));
+        )));
     };
     let reg = &state.config.registration;
-    let url = client_assertion::check_jwks_uri(uri, reg.cimd_allow_http_loopback)
-        .map_err(|e| ("keys", e))?;
-    let unavailable = |e: oauth_core::cimd::DocumentError| ("keys_unavailable", e.0);
-    let keys = state
-        .documents
-        .client_keys_at(reg, &url, now, false)
-        .await
-        .map_err(unavailable)?;
-    match client_assertion::verify(assertion, &keys, expected, now) {
-        Err(e) if e.is_unknown_key() => {
-            let keys = state
-                .documents
-                .client_keys_at(reg, &url, now, true)
-                .await
-                .map_err(unavailable)?;
-            client_assertion::verify(assertion, &keys, expected, now).map_err(refused)
-        }
-        other => other.map_err(refused),
-    }
+    let url = match client_assertion::check_jwks_uri(uri, reg.cimd_allow_http_loopback) {
+        Ok(url) => url,
+        Err(e) => return Ok(Err(("keys", e))),
+    };
+    let keys_at = async |unknown_kid: bool| {
+        let keys = state
+            .documents
+            .client_keys_at(reg, &url, (now, peer), unknown_kid)
+            .await
+            .map_err(crate::cimd::Busy::api_error)?;
+        Ok::<_, ApiError>(keys.map_err(|e| ("keys_unavailable", e.0)))
+    };
+    let keys = match keys_at(false).await? {
+        Ok(keys) => keys,
+        Err(unavailable) => return Ok(Err(unavailable)),
+    };
+    Ok(
+        match client_assertion::verify(assertion, &keys, expected, now) {
+            Err(e) if e.is_unknown_key() => keys_at(true).await?.and_then(|keys| {
+                client_assertion::verify(assertion, &keys, expected, now).map_err(refused)
+            }),
+            other => other.map_err(refused),
+        },
+    )
 }
 
 /// How the presented credentials fare against the stored client: `Ok(Ok(()))` when they prove
 /// it (or it is public and sent its id alone), `Ok(Err(..))` with why not. A verified
-/// assertion's `jti` is spent here, and only then; the outer error is the store's.
+/// assertion's `jti` is spent here, and only then; the outer error is an answer of its own
+/// (the store's error, a spent request budget, or too many requests of `peer` waiting for
+/// key sets), which spends no failure budget.
 async fn check_credentials(
     state: &AppState,
     client: &Client,
     creds: &ClientCredentials,
+    peer: IpAddr,
 ) -> Result<Result<(), Refused>, ApiError> {
     let ClientCredentials::Assertion { assertion, .. } = creds else {
         return Ok(check_secret(state, client, creds));
@@ -424,7 +436,7 @@ async fn check_credentials(
                 .to_owned(),
         )));
     }
-    let verified = match verify_assertion(state, client, assertion).await {
+    let verified = match verify_assertion(state, client, assertion, peer).await? {
         Ok(v) => v,
         Err(refused) => return Ok(Err(refused)),
     };
@@ -656,7 +668,7 @@ async fn authenticate_reading<T: Default>(
     } else {
         client
     };
-    if let Err((reason, description)) = check_credentials(state, &client, creds).await? {
+    if let Err((reason, description)) = check_credentials(state, &client, creds, peer).await? {
         audit::record(
             state.store.as_ref(),
             state.clock.now(),
@@ -732,13 +744,13 @@ async fn refreshed_document_client(
         state.store.as_ref(),
         &state.config,
         state.clock.now(),
-        &url,
+        (&url, peer),
         client,
     )
     .await
     {
         Ok(fresh) => Ok(fresh),
-        Err(crate::cimd::Refusal::Store(e)) => Err(e),
+        Err(crate::cimd::Refusal::Answer(e)) => Err(e),
         Err(crate::cimd::Refusal::Document(e)) => {
             // The failed fetch spends the failure budgets either way: a caller naming a client
             // whose document's host is down must not make the server fetch without bound,

@@ -156,7 +156,7 @@ async fn authorize(
                 Err(NotDescribed::Refused(Refusal::Document(why))) => {
                     return Ok(refused_document(&why.to_string()))
                 }
-                Err(NotDescribed::Refused(Refusal::Store(e))) => return Err(e),
+                Err(NotDescribed::Refused(Refusal::Answer(e))) => return Err(e),
                 Err(NotDescribed::Limited(page)) => return Ok(page),
             },
         },
@@ -254,7 +254,7 @@ async fn authorize(
         match stored {
             Ok(stored) => client = Some(stored),
             Err(Refusal::Document(why)) => return Ok(refused_document(&why.to_string())),
-            Err(Refusal::Store(e)) => return Err(e),
+            Err(Refusal::Answer(e)) => return Err(e),
         }
     }
 

@@ -1257,6 +1257,67 @@ async fn an_address_waits_for_a_document_in_a_few_requests_at_once() {
     }
 }
 
+/// The endpoints where a document client authenticates wait for its document the same way once
+/// the cached copy is stale: one address has at most a few requests waiting, the rest refused
+/// at once with 429 (no failure counted), and another address waits beside them.
+#[tokio::test]
+async fn an_address_waits_for_a_stale_document_in_a_few_requests_at_once() {
+    use std::time::{Duration, Instant};
+    const PATH: &str = "/clients/slow-again.json";
+    let docs = DocServer::start().await;
+    let id = docs.url(PATH);
+    docs.serve_doc(PATH, &document(&id));
+    let (app, clock) = spawn(true).await;
+    let user = app.user("slow-again@example.com", "slow-again-org").await;
+    let cookie = app.session(&user).await;
+    let rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    docs.slow(PATH, Duration::from_millis(1500));
+    clock.advance(app_cache_max_secs() + 1);
+    let fetched = docs.hits(PATH);
+    let app = Arc::new(app);
+    let max = oauth_server::cimd::MAX_WAITING_PER_ADDRESS;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..=max + 4 {
+        let other = i == max + 4;
+        let http = if other {
+            crate::rate_limits::client_from(crate::rate_limits::ATTACKER)
+        } else {
+            app.http.clone()
+        };
+        let (app, id) = (app.clone(), id.clone());
+        set.spawn(async move {
+            let started = Instant::now();
+            let form = [("client_id", id.as_str()), ("token", "not-a-token")];
+            let (status, retry_after, body) =
+                crate::rate_limits::post_form_with(&http, &app, "/oauth/revoke", None, &form).await;
+            (other, status, retry_after, body, started.elapsed())
+        });
+    }
+    let (mut waited, mut refused) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (other, status, retry_after, body, took) = r.unwrap();
+        match status {
+            200 => waited += usize::from(!other),
+            429 => {
+                assert!(!other, "the other address is not refused");
+                assert_eq!(body["error"], "rate_limited", "{body}");
+                assert_eq!(retry_after.as_deref(), Some("5"));
+                assert!(
+                    took < Duration::from_millis(1000),
+                    "refused at once: {took:?}"
+                );
+                refused += 1;
+            }
+            s => panic!("unexpected {s}: {body}"),
+        }
+    }
+    assert_eq!((waited, refused), (max, 4));
+    assert_eq!(docs.hits(PATH) - fetched, 1, "one fetch for all");
+    // Fresh again, nobody waits, and the refresh token works.
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A request that goes away while its document is being fetched (its caller hung up, which
 /// cancels the handler) leaves nothing behind in the table of fetches under way, so made-up
 /// document URLs behind a slow server cannot grow it; and a request waiting on a fetch whose

@@ -778,8 +778,9 @@ async fn a_key_of_the_wrong_size_at_a_jwks_uri_is_never_used() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Thirty token requests at once from a client whose key set is not cached yet, while its
-/// `jwks_uri` is slow: one fetch of the set, and every request is answered.
+/// As many token requests at once as one address may have waiting, from a client whose key set
+/// is not cached yet, while its `jwks_uri` is slow: one fetch of the set, and every request is
+/// answered.
 #[tokio::test]
 async fn concurrent_requests_share_one_key_set_fetch() {
     let docs = DocServer::start().await;
@@ -809,7 +810,7 @@ async fn concurrent_requests_share_one_key_set_fetch() {
     let id = r["client_id"].as_str().unwrap().to_owned();
     let app = Arc::new(app);
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..30 {
+    for i in 0..oauth_server::cimd::MAX_WAITING_PER_ADDRESS {
         let app = app.clone();
         let a = sign(
             &es,
@@ -824,6 +825,111 @@ async fn concurrent_requests_share_one_key_set_fetch() {
         assert_eq!(claims["client_id"], id.as_str());
     }
     assert_eq!(docs.hits("/burst-keys.json"), 1, "one fetch for the burst");
+}
+
+/// A `jwks_uri` whose host is slow holds the token requests that wait for it: one address has
+/// at most a few of them waiting at once, the rest refused at once with 429 (spending neither
+/// their assertion's `jti` nor the failure budgets), so that a few addresses cannot hold every
+/// connection this way; another address waits beside them.
+#[tokio::test]
+async fn an_address_waits_for_a_key_set_in_a_few_requests_at_once() {
+    use std::time::{Duration, Instant};
+    let docs = DocServer::start().await;
+    let es = keypair(Algorithm::Es256, "slow-1");
+    docs.serve_doc("/slow-keys.json", &jwks(&[&es]));
+    docs.slow("/slow-keys.json", Duration::from_millis(1500));
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock, |c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+        c.registration.allow_client_credentials = true;
+        c.registration.cimd_allow_http_loopback = true;
+        // One failure would show: the refused requests must spend none.
+        let one = oauth_server::config::RateLimit {
+            requests: 1,
+            window_secs: 3600,
+        };
+        c.rate_limits.client_auth_failures_per_ip = one;
+        c.rate_limits.client_auth_failures_per_client_ip = one;
+    })
+    .await;
+    let (status, r) = register(
+        &app,
+        &json!({"client_name": "Slow keys", "grant_types": ["client_credentials"],
+                "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": docs.url("/slow-keys.json")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    let app = Arc::new(app);
+    let max = oauth_server::cimd::MAX_WAITING_PER_ADDRESS;
+    let assertion = |i: usize| {
+        sign(
+            &es,
+            &claims(&id, &app.server.issuer, &format!("slow-{i}"), NOW),
+        )
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..=max + 4 {
+        let http = if i == max + 4 {
+            crate::rate_limits::client_from(crate::rate_limits::ATTACKER)
+        } else {
+            app.http.clone()
+        };
+        let (app, a) = (app.clone(), assertion(i));
+        set.spawn(async move {
+            let started = Instant::now();
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", a.as_str()),
+            ];
+            let (status, retry_after, body) =
+                crate::rate_limits::post_form_with(&http, &app, "/oauth/token", None, &form).await;
+            (i, status, retry_after, body, started.elapsed())
+        });
+    }
+    let (mut waited, mut refused) = (0, Vec::new());
+    while let Some(r) = set.join_next().await {
+        let (i, status, retry_after, body, took) = r.unwrap();
+        match status {
+            200 => waited += usize::from(i != max + 4),
+            429 => {
+                assert_ne!(i, max + 4, "the other address is not refused");
+                assert_eq!(body["error"], "rate_limited", "{body}");
+                assert_eq!(retry_after.as_deref(), Some("5"));
+                assert!(
+                    took < Duration::from_millis(1000),
+                    "refused at once: {took:?}"
+                );
+                refused.push(i);
+            }
+            s => panic!("unexpected {s}: {body}"),
+        }
+    }
+    assert_eq!((waited, refused.len()), (max, 4));
+    assert_eq!(docs.hits("/slow-keys.json"), 1, "one fetch for all");
+    // The set cached, nobody waits; a refused request's assertion was not spent, and no
+    // failure was counted (the budget of one would refuse the second of them).
+    for i in refused {
+        let r = cc_with(&app, &assertion(i), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = cc_with(
+        &app,
+        &sign(&es, &claims(&id, "https://elsewhere.example", "x", NOW)),
+        &[],
+    )
+    .await;
+    assert_refused(&r, "aud");
+    let r = cc_with(
+        &app,
+        &sign(&es, &claims(&id, "https://elsewhere.example", "y", NOW)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 429, "the budget of one failure: {}", r.body);
 }
 
 /// A client sending valid assertions past its request budget gets 429 before its `jti` is
