@@ -95,6 +95,14 @@ impl OAuthParams {
             match v {
                 serde_json::Value::String(s) => pairs.push((k, s)),
                 serde_json::Value::Null => {}
+                // Several resources in the shape JSON gives a list (RFC 8707 §2 lets a client
+                // ask for several): refused as a target, as the repeated form parameter is.
+                serde_json::Value::Array(a) if k == "resource" && a.len() > 1 => {
+                    return Err(ApiError::oauth(
+                        "invalid_target",
+                        oauth_core::authorize::SEVERAL_RESOURCES,
+                    ))
+                }
                 _ => return Err(invalid(format!("the parameter `{k}` must be a string"))),
             }
         }

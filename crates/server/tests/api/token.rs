@@ -455,6 +455,32 @@ async fn resource_indicators_set_the_audience() {
         (400, Some("invalid_target")),
         "{body}"
     );
+    // The same as a JSON list; a list of one is no list of resources, but not a string either.
+    for (list, error) in [
+        (
+            format!(r#"["https://api.example.com","{issuer}"]"#),
+            "invalid_target",
+        ),
+        (format!(r#"["{issuer}"]"#), "invalid_request"),
+    ] {
+        let r = app
+            .http
+            .post(app.at("/oauth/token"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"grant_type":"client_credentials","resource":{list}}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::support::status_json(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
