@@ -778,6 +778,39 @@ async fn a_key_of_the_wrong_size_at_a_jwks_uri_is_never_used() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// A server with a `client_credentials` client whose key set (`key`'s) is served at a
+/// `jwks_uri` of `docs` that answers after `delay_ms`, with `limits` adjusted: the server and
+/// the client id.
+async fn slow_key_set_client(
+    docs: &DocServer,
+    key: &KeyPair,
+    delay_ms: u64,
+    limits: impl FnOnce(&mut oauth_server::config::RateLimitsConfig),
+) -> (Arc<TestApp>, String) {
+    let path = format!("/keys-{}.json", key.kid());
+    docs.serve_doc(&path, &jwks(&[key]));
+    docs.slow(&path, std::time::Duration::from_millis(delay_ms));
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock, |c| {
+        c.registration.mode = oauth_server::config::RegistrationMode::Token;
+        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
+        c.registration.allow_client_credentials = true;
+        c.registration.cimd_allow_http_loopback = true;
+        limits(&mut c.rate_limits);
+    })
+    .await;
+    let (status, r) = register(
+        &app,
+        &json!({"client_name": "Keys elsewhere", "grant_types": ["client_credentials"],
+                "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": docs.url(&path)}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["client_id"].as_str().unwrap().to_owned();
+    (Arc::new(app), id)
+}
+
 /// As many token requests at once as one address may have waiting, from a client whose key set
 /// is not cached yet, while its `jwks_uri` is slow: one fetch of the set, and every request is
 /// answered.
@@ -785,30 +818,13 @@ async fn a_key_of_the_wrong_size_at_a_jwks_uri_is_never_used() {
 async fn concurrent_requests_share_one_key_set_fetch() {
     let docs = DocServer::start().await;
     let es = keypair(Algorithm::Es256, "burst-1");
-    docs.serve_doc("/burst-keys.json", &jwks(&[&es]));
-    docs.slow("/burst-keys.json", std::time::Duration::from_millis(400));
-    let clock = Arc::new(ManualClock::new(NOW));
-    let app = TestApp::spawn_with_clock(clock, |c| {
-        c.registration.mode = oauth_server::config::RegistrationMode::Token;
-        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
-        c.registration.allow_client_credentials = true;
-        c.registration.cimd_allow_http_loopback = true;
-        c.rate_limits.oauth_per_client = oauth_server::config::RateLimit {
+    let (app, id) = slow_key_set_client(&docs, &es, 400, |limits| {
+        limits.oauth_per_client = oauth_server::config::RateLimit {
             requests: 0,
             window_secs: 0,
         };
     })
     .await;
-    let (status, r) = register(
-        &app,
-        &json!({"client_name": "Burst", "grant_types": ["client_credentials"],
-                "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
-                "jwks_uri": docs.url("/burst-keys.json")}),
-    )
-    .await;
-    assert_eq!(status, 201, "{r}");
-    let id = r["client_id"].as_str().unwrap().to_owned();
-    let app = Arc::new(app);
     let mut set = tokio::task::JoinSet::new();
     for i in 0..oauth_server::cimd::MAX_WAITING_PER_ADDRESS {
         let app = app.clone();
@@ -824,7 +840,11 @@ async fn concurrent_requests_share_one_key_set_fetch() {
         let (_, claims) = jwt_parts(r.body["access_token"].as_str().unwrap());
         assert_eq!(claims["client_id"], id.as_str());
     }
-    assert_eq!(docs.hits("/burst-keys.json"), 1, "one fetch for the burst");
+    assert_eq!(
+        docs.hits("/keys-burst-1.json"),
+        1,
+        "one fetch for the burst"
+    );
 }
 
 /// A `jwks_uri` whose host is slow holds the token requests that wait for it: one address has
@@ -836,33 +856,16 @@ async fn an_address_waits_for_a_key_set_in_a_few_requests_at_once() {
     use std::time::{Duration, Instant};
     let docs = DocServer::start().await;
     let es = keypair(Algorithm::Es256, "slow-1");
-    docs.serve_doc("/slow-keys.json", &jwks(&[&es]));
-    docs.slow("/slow-keys.json", Duration::from_millis(1500));
-    let clock = Arc::new(ManualClock::new(NOW));
-    let app = TestApp::spawn_with_clock(clock, |c| {
-        c.registration.mode = oauth_server::config::RegistrationMode::Token;
-        c.registration.initial_access_token_hash = Some(oauth_core::secret::hash_secret(IAT));
-        c.registration.allow_client_credentials = true;
-        c.registration.cimd_allow_http_loopback = true;
+    let (app, id) = slow_key_set_client(&docs, &es, 1500, |limits| {
         // One failure would show: the refused requests must spend none.
         let one = oauth_server::config::RateLimit {
             requests: 1,
             window_secs: 3600,
         };
-        c.rate_limits.client_auth_failures_per_ip = one;
-        c.rate_limits.client_auth_failures_per_client_ip = one;
+        limits.client_auth_failures_per_ip = one;
+        limits.client_auth_failures_per_client_ip = one;
     })
     .await;
-    let (status, r) = register(
-        &app,
-        &json!({"client_name": "Slow keys", "grant_types": ["client_credentials"],
-                "response_types": [], "token_endpoint_auth_method": "private_key_jwt",
-                "jwks_uri": docs.url("/slow-keys.json")}),
-    )
-    .await;
-    assert_eq!(status, 201, "{r}");
-    let id = r["client_id"].as_str().unwrap().to_owned();
-    let app = Arc::new(app);
     let max = oauth_server::cimd::MAX_WAITING_PER_ADDRESS;
     let assertion = |i: usize| {
         sign(
@@ -909,7 +912,7 @@ async fn an_address_waits_for_a_key_set_in_a_few_requests_at_once() {
         }
     }
     assert_eq!((waited, refused.len()), (max, 4));
-    assert_eq!(docs.hits("/slow-keys.json"), 1, "one fetch for all");
+    assert_eq!(docs.hits("/keys-slow-1.json"), 1, "one fetch for all");
     // The set cached, nobody waits; a refused request's assertion was not spent, and no
     // failure was counted (the budget of one would refuse the second of them).
     for i in refused {
