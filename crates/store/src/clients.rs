@@ -347,6 +347,22 @@ impl WriteJob for EditClient {
         let client: Option<Client> = e.fetch(&sql, &args).await?;
         let client =
             client.ok_or_else(|| StoreError::Internal("the locked client vanished".into()))?;
+        // A first-party client's scopes are the ceiling of what its users are asked for: one
+        // taken away leaves its pending consent requests in the same commit, so that a page
+        // drawn after this edit shows everything an approval can grant, even if the scope is
+        // given back before the user decides.
+        if !current.is_third_party() {
+            let removed: Vec<&str> = current
+                .settings
+                .scopes
+                .iter()
+                .filter(|s| !settings.scopes.contains(s))
+                .map(String::as_str)
+                .collect();
+            if !removed.is_empty() {
+                crate::grants::narrow_pending_consents(e, &self.client_id, &removed).await?;
+            }
+        }
         Ok(Some(Ok(EditedClient {
             client,
             verified_cleared,

@@ -557,6 +557,43 @@ impl WriteJob for CreateConsentAtOnce {
     }
 }
 
+/// Takes `removed` out of the scopes of every pending consent request of `client_id`; a request
+/// left with none goes (it could no longer be made). Part of the client's edit, in its
+/// transaction.
+pub(crate) async fn narrow_pending_consents<E: Exec>(
+    e: &mut E,
+    client_id: &str,
+    removed: &[&str],
+) -> Result<()> {
+    let sql = format!("SELECT {CONSENT_COLUMNS} FROM consent_requests WHERE client_id = $1");
+    let pending: Vec<ConsentRequest> = e.fetch_all(&sql, &[Arg::Text(client_id)]).await?;
+    for c in pending {
+        if !c.scopes.iter().any(|s| removed.contains(&s.as_str())) {
+            continue;
+        }
+        let kept: Vec<&String> = c
+            .scopes
+            .iter()
+            .filter(|s| !removed.contains(&s.as_str()))
+            .collect();
+        if kept.is_empty() {
+            e.execute(
+                "DELETE FROM consent_requests WHERE token_hash = $1",
+                &[Arg::Text(&c.token_hash)],
+            )
+            .await?;
+        } else {
+            let kept = to_json(&kept)?;
+            e.execute(
+                "UPDATE consent_requests SET scopes = $1 WHERE token_hash = $2",
+                &[Arg::Text(&kept), Arg::Text(&c.token_hash)],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// `Store::create_consent`.
 struct CreateConsent(ConsentRequest);
 
