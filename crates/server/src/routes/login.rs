@@ -158,10 +158,6 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    state
-        .rate_limits
-        .login_ip(peer.ip(), state.clock.now())
-        .await?;
     let headers = req.headers().clone();
     if !is_form(&headers) {
         return Ok(html::message(
@@ -195,6 +191,14 @@ async fn login(
             Some("Your sign-in form expired. Please try again."),
         ));
     }
+    // The address's budget is spent only by a form this server gave out: a page elsewhere can
+    // make its visitors' browsers post to this route (a form or a no-cors fetch needs no
+    // permission), but cannot send the cookie with it, so it cannot use up their network's
+    // sign-ins.
+    state
+        .rate_limits
+        .login_ip(peer.ip(), state.clock.now())
+        .await?;
 
     let a = &state.config.authorization;
     let now = state.clock.now();

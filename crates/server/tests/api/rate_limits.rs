@@ -684,6 +684,9 @@ async fn zero_turns_a_limit_off() {
     }
 }
 
+/// Sign-in posts are limited per address; only posts of a form this server gave out count, so
+/// that a page elsewhere making its visitors' browsers post here (no cookie goes with such a
+/// post) cannot use up their network's sign-ins.
 #[tokio::test]
 async fn login_posts_are_limited_per_address() {
     let clock = Arc::new(ManualClock::new(NOW));
@@ -691,7 +694,7 @@ async fn login_posts_are_limited_per_address() {
         c.rate_limits.login_per_ip = limit(2, 10);
     })
     .await;
-    let post = || async {
+    let forged = || async {
         app.http
             .post(app.at("/login"))
             .form(&[("email", "a@example.com"), ("password", "x")])
@@ -699,12 +702,17 @@ async fn login_posts_are_limited_per_address() {
             .await
             .unwrap()
     };
-    // Without the CSRF cookie the form is refused (403), but each post counts.
+    // Without the CSRF cookie the form is refused (403), and spends nothing.
+    for _ in 0..10 {
+        assert_eq!(forged().await.status(), 403);
+    }
+    // Forms of this server: two wrong passwords, then the limit.
     for _ in 0..2 {
-        assert_eq!(post().await.status(), 403);
+        let r = app.post_login("a@example.com", "wrong", "/").await;
+        assert_eq!(r.status(), 401);
     }
     // A browser's form: the answer is a page, with the API's words and `Retry-After`.
-    let r = post().await;
+    let r = app.post_login("a@example.com", "wrong", "/").await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "5");
     assert!(r.headers()["content-type"]
@@ -719,7 +727,10 @@ async fn login_posts_are_limited_per_address() {
     let r = app.http.get(app.at("/login")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     clock.advance(5);
-    assert_eq!(post().await.status(), 403);
+    assert_eq!(
+        app.post_login("a@example.com", "wrong", "/").await.status(),
+        401
+    );
 }
 
 /// Consent requests stored (each authorize request that reaches the consent step makes one).
