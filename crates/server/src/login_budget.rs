@@ -91,18 +91,19 @@ pub fn account_key(key: &DigestKey, email: &str) -> String {
     format!("account:{}", key.digest(email))
 }
 
+/// The failure counter's key of every attempt whose email field holds no email address.
+pub const NOT_AN_EMAIL: &str = "account:not-an-email";
+
 /// The keys a password attempt is counted under when it comes from no known device: the
 /// account named by `email_raw` and the caller's address. What is not an email address names
-/// no account; its failures are still counted, under a key of bounded length (a long value
-/// must not reach the counter's index as it is).
+/// no account; its failures are still counted, all under one key that holds nothing of what was
+/// typed: often a password typed into the wrong field, whose digest, even a keyed one, is
+/// quicker to guess at than the password's own hash, and stays in the database's free pages
+/// after its row is purged.
 pub fn attempt_keys(key: &DigestKey, email_raw: &str, peer: SocketAddr) -> (String, String) {
     let account_key = match normalize_email(email_raw) {
         Ok(email) => account_key(key, &email),
-        // Often a password typed into the wrong field: only its keyed digest is kept.
-        Err(_) => {
-            let email = email_raw.trim().to_lowercase();
-            format!("account:not-an-email:{}", key.digest(&email))
-        }
+        Err(_) => NOT_AN_EMAIL.to_owned(),
     };
     let ip_key = format!("ip:{}", crate::peer::address_key(peer.ip()));
     (account_key, ip_key)

@@ -965,3 +965,27 @@ async fn sessions_expire() {
     clock.advance(3600);
     assert_eq!(location(&app.get_with_cookie("/", &cookie).await), "/login");
 }
+
+/// A password typed into the email field is counted as a failure, under one key that holds
+/// nothing of it: not even a keyed digest of it is stored (a digest is quicker to guess at than
+/// the password's own hash, and outlives its purged row in the database file's free pages).
+#[tokio::test]
+async fn a_password_in_the_email_field_leaves_nothing_of_it_behind() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "alice-org").await;
+    let r = app.post_login(&alice.password, "anything", "/").await;
+    assert_eq!(r.status(), 401);
+    let keys: Vec<String> = crate::support::sqlite(&app.database_url)
+        .prepare("SELECT key FROM login_failures ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0], "account:not-an-email");
+    assert!(keys[1].starts_with("ip:"), "{keys:?}");
+    let dump: String = keys.concat();
+    let typed = alice.password.trim().to_lowercase();
+    assert!(!dump.contains(&typed) && !dump.contains(&secret::hash_secret(&typed)));
+}
