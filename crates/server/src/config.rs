@@ -320,7 +320,8 @@ impl ConfigArgs {
             let source = format!("configuration file {}", path.display());
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
-            let data: Dict = toml::from_str(&text).with_context(|| source.clone())?;
+            let data: Dict = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{source}: {}", toml_error(&text, &e)))?;
             unknown_keys(&data, "").with_context(|| source.clone())?;
             if let Some(notice) = secret_in_an_open_file(path, &data) {
                 notices.push(notice);
@@ -950,12 +951,41 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// Where a configuration file cannot be read as TOML, and why, without the line itself: the
+/// parser's own message quotes it, and the line may hold a secret (a registration token, the
+/// key-encryption key, a password in a database URL).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!(
+        "TOML parse error at line {line}, column {column}: {}",
+        e.message()
+    )
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and a query parameter that
 /// may hold a secret masked the same way: one whose name holds `pass` (`?password=`, which
 /// PostgreSQL's drivers take, `sslpassword=`, a mistyped `passwrd=`), `secret`, `token` or `key`.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut u) = url::Url::parse(url) else {
-        return url.to_owned();
+        // Not readable as a URL, it cannot be masked part by part, and a password holding an
+        // unencoded `#`, `/` or `?` is a common reason: only what cannot hold one is shown.
+        if !url.contains(['@', '?', '#']) {
+            return url.to_owned();
+        }
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme)
+            .filter(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            })
+            .unwrap_or("");
+        return format!("{scheme}://*** (not a valid URL, so not shown)");
     };
     let secret_parameter = |name: &str| {
         let name = name.to_ascii_lowercase();
@@ -2683,6 +2713,37 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        // Not a URL (an unencoded `#` or `/` in the password): nothing of it is shown.
+        for bad in [
+            "postgres://postgres:Pg#SECRET/pw1@127.0.0.1:5432/postgres",
+            "postgres://postgres:PgSECRETpw123@127.0.0.1:notaport/x",
+        ] {
+            let shown = redact_url(bad);
+            assert_eq!(shown, "postgres://*** (not a valid URL, so not shown)");
+        }
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_toml_error_names_the_place_but_not_the_line() {
+        for text in [
+            "bind = \"127.0.0.1:8080\"\n[registration]\ninitial_access_token = \"TomlSECRETtoken-abc\n",
+            "[registration]\ninitial_access_token = \"TomlSECRETtoken-abc\"\ninitial_access_token = \"TomlSECRETtoken-abc\"\n",
+            "[tokens]\nkey_encryption_key = 1234TomlSECRET\n",
+        ] {
+            let e = toml::from_str::<Dict>(text).unwrap_err();
+            assert!(e.to_string().contains("TomlSECRET"), "the parser quotes the line");
+            let shown = toml_error(text, &e);
+            assert!(!shown.contains("TomlSECRET"), "{shown}");
+            assert!(shown.starts_with("TOML parse error at line "), "{shown}");
+        }
+        let text = "a = 1\nb = \"x\n";
+        let e = toml::from_str::<Dict>(text).unwrap_err();
+        assert!(
+            toml_error(text, &e).contains("line 2"),
+            "{}",
+            toml_error(text, &e)
+        );
         assert_eq!(
             redact_url("postgres://u@h/db?sslmode=disable&password=QSEKRIT"),
             "postgres://u@h/db?sslmode=disable&password=***"

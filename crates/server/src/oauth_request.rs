@@ -711,7 +711,8 @@ async fn authenticate_reading<T: Default>(
 }
 
 /// A presented client id that names no client, as the log may show it: itself when it has the
-/// shape of an id this server issues (a UUID) or of a metadata document's URL, cut to 64
+/// shape of an id this server issues (a UUID) or of a metadata document's URL (without user
+/// name, password, query or fragment), cut to 64
 /// characters; otherwise `label:` and a short hash label (it may be a secret sent in the
 /// wrong field).
 fn logged_client_id(presented: &str) -> String {
@@ -720,10 +721,20 @@ fn logged_client_id(presented: &str) -> String {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         });
-    if uuid || presented.starts_with("https://") || presented.starts_with("http://") {
-        presented.chars().take(64).collect()
-    } else {
-        format!("label:{}", secret::log_label(presented))
+    if uuid {
+        return presented.to_owned();
+    }
+    // A document's URL without what may hold a secret (a user name and password, a query, a
+    // fragment), which no document client id this server accepts has.
+    match url::Url::parse(presented) {
+        Ok(mut u) if matches!(u.scheme(), "https" | "http") && u.has_host() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.as_str().chars().take(64).collect()
+        }
+        _ => format!("label:{}", secret::log_label(presented)),
     }
 }
 
@@ -796,6 +807,8 @@ mod tests {
         assert_eq!(super::logged_client_id(uuid), uuid);
         let doc = "https://app.example/client.json";
         assert_eq!(super::logged_client_id(doc), doc);
+        let hiding = "https://u:UserinfoSECRET1@ex.example/c?tok=QuerySECRET2#FragSECRET3";
+        assert_eq!(super::logged_client_id(hiding), "https://ex.example/c");
         let secret = "9YJrwO1Jkn0YGKEA1DRZcEq6PNLiTS76iMGspFaVxco";
         let logged = super::logged_client_id(secret);
         assert!(
