@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use oauth_core::entity::ConsentRequest;
+use oauth_core::entity::{ConsentRequest, User};
 use oauth_core::secret;
 use oauth_wire::{
     ConsentDetails, CreateGrantRequest, CreateGrantResponse, Data, ErrorBody, RequestedScope,
@@ -71,7 +71,11 @@ fn unauthenticated(state: &AppState) -> ApiError {
 }
 
 /// What the page and the JSON show about a pending request.
-async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentDetails>, ApiError> {
+async fn details(
+    state: &AppState,
+    c: &ConsentRequest,
+    viewer: &User,
+) -> Result<Option<ConsentDetails>, ApiError> {
     let Some(client) = state
         .store
         .get_client(&c.client_id)
@@ -90,10 +94,13 @@ async fn details(state: &AppState, c: &ConsentRequest) -> Result<Option<ConsentD
         return Ok(None);
     }
     let s = &client.settings;
-    // A logo is loaded by the user's browser as the page opens: an address an anonymous
-    // registrant chose (a tracking pixel, a device on the user's network) is not, unless the
-    // operator verified the client. Document clients have none (`oauth_core::cimd`).
-    let logo_uri = (!client.is_third_party() || client.verified)
+    // A logo is loaded by the user's browser as the page opens: an address someone else chose
+    // (a tracking pixel, a device on the user's network) is not, unless the operator verified
+    // the client or it is a client of the user's own organization. An anonymous registrant and
+    // a member of another organization are someone else. Document clients have none
+    // (`oauth_core::cimd`).
+    let own = !client.is_third_party() && client.org_id == viewer.org_id;
+    let logo_uri = (own || client.verified)
         .then(|| s.logo_uri.clone())
         .flatten();
     Ok(Some(ConsentDetails {
@@ -154,7 +161,9 @@ async fn consent_json(
         )
         .await?
         .ok_or_else(unknown_token)?;
-    let data = details(&state, &c).await?.ok_or_else(unknown_token)?;
+    let data = details(&state, &c, &viewer.user)
+        .await?
+        .ok_or_else(unknown_token)?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(Data { data })).into_response())
 }
 
@@ -213,7 +222,7 @@ async fn consent_page(
     else {
         return Ok(expired_page());
     };
-    let Some(d) = details(&state, &c).await? else {
+    let Some(d) = details(&state, &c, &user).await? else {
         return Ok(expired_page());
     };
     let csrf = session::csrf_token(&cookie);

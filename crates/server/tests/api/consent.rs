@@ -99,7 +99,13 @@ async fn markup_in_a_client_name_and_logo_is_inert() {
     let app = TestApp::spawn().await;
     let mut body = code_client("<script>alert(1)</script><b>Evil</b>");
     body["logo_uri"] = json!("https://cdn.example.com/l.png\"onerror=\"alert(2)");
-    let (_, _, cookie, token) = pending(&app, body).await;
+    let (id, _, cookie, token) = pending(&app, body).await;
+    // Verified, so that the logo is on the page (a client of another organization).
+    app.server
+        .store
+        .set_client_verified(&id, true, 0)
+        .await
+        .unwrap();
     let page = consent_page(&app, &token, &cookie).await;
     assert!(!page.contains("<script>alert(1)"), "{page}");
     assert!(!page.contains("<b>Evil"));
@@ -598,4 +604,53 @@ async fn an_unverified_registrants_logo_is_never_loaded() {
     let (page, logo) = consent().await;
     assert!(page.contains("192.168.1.1/reboot"), "{page}");
     assert_eq!(logo, PIXEL);
+}
+
+/// What `user` is shown of client `id`'s logo: whether the consent page names it, and the JSON's
+/// `logo_uri`.
+async fn logo_seen_by(app: &TestApp, id: &str, user: &TestUser) -> (bool, serde_json::Value) {
+    let cookie = app.session(user).await;
+    let r = app
+        .get_with_cookie(&path_of(&standard_params(id)), &cookie)
+        .await;
+    let token = param(&location(&r), "consent_token").unwrap();
+    let page = consent_page(app, &token, &cookie).await;
+    let (status, json) = app
+        .get(&user.api_key, &format!("/oauth/consent/{token}"))
+        .await;
+    assert_eq!(status, 200, "{json}");
+    (
+        page.contains("localhost:9/track.png"),
+        json["data"]["logo_uri"].clone(),
+    )
+}
+
+/// A first-party client's logo is loaded for users of its own organization only (or once the
+/// operator verifies it): a member of another organization chose its address, as an anonymous
+/// registrant would.
+#[tokio::test]
+async fn another_organizations_logo_is_loaded_only_once_verified() {
+    let app = TestApp::spawn().await;
+    const PIXEL: &str = "http://localhost:9/track.png?who=victim";
+    let mallory = app.user("mallory@example.com", "mallory-org").await;
+    let mut client = code_client("Mallory's App");
+    client["logo_uri"] = json!(PIXEL);
+    let c = app.create_client(&mallory.api_key, client).await;
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    let colleague = app.user("colleague@example.com", "mallory-org").await;
+    let victim = app.user("victim@example.com", "victim-org").await;
+    assert_eq!(
+        logo_seen_by(&app, &id, &colleague).await,
+        (true, json!(PIXEL))
+    );
+    assert_eq!(
+        logo_seen_by(&app, &id, &victim).await,
+        (false, serde_json::Value::Null)
+    );
+    app.server
+        .store
+        .set_client_verified(&id, true, 0)
+        .await
+        .unwrap();
+    assert_eq!(logo_seen_by(&app, &id, &victim).await, (true, json!(PIXEL)));
 }
