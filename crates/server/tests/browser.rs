@@ -43,7 +43,18 @@ fn program(env: &str, default: &str) -> PathBuf {
 }
 
 /// Starts chromedriver on a free port and returns once it says it listens (it prints a line).
+/// The port is free when chosen, but another test may take it before chromedriver binds it
+/// (chromedriver then exits): a few tries, each on a new port.
 async fn start_chromedriver() -> (Child, u16) {
+    for _ in 0..3 {
+        if let Some(started) = try_start_chromedriver().await {
+            return started;
+        }
+    }
+    panic!("chromedriver exited before it was ready, three times");
+}
+
+async fn try_start_chromedriver() -> Option<(Child, u16)> {
     let driver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -62,12 +73,12 @@ async fn start_chromedriver() -> (Child, u16) {
         match lines.next_line().await.unwrap() {
             Some(l) if l.contains("started successfully") => break,
             Some(_) => continue,
-            None => panic!("chromedriver exited before it was ready"),
+            None => return None,
         }
     }
     // Keep draining its output so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+    Some((child, port))
 }
 
 async fn browser(port: u16, profile: &Path) -> Client {
@@ -209,6 +220,32 @@ async fn sign_in(b: &Client, email: &str, password: &str) {
         .unwrap();
 }
 
+/// A consent decision button, once the page shows it. The decision appears a moment after the
+/// page (the stylesheet hides it for its first 0.8 s, so that the second click of a double-click
+/// that opened the page cannot land on Allow): this checks that the page asks for that, then
+/// waits until the button is shown.
+async fn decision_button(b: &Client, id: &'static str) -> fantoccini::elements::Element {
+    let button = b.wait().for_element(Locator::Id(id)).await.unwrap();
+    let style = b
+        .execute(
+            "const s = getComputedStyle(document.querySelector('.decision .actions')); \
+             return [s.animationName, s.animationDelay, s.animationFillMode];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(style, json!(["appear", "0.8s", "backwards"]));
+    let shown = std::time::Instant::now();
+    while !button.is_displayed().await.unwrap() {
+        assert!(
+            shown.elapsed() < std::time::Duration::from_secs(10),
+            "the decision never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    button
+}
+
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -258,7 +295,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
     sign_in(&b, &user.email, &user.password).await;
 
     // Back through authorize to the consent page.
-    let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
+    let allow = decision_button(&b, "allow").await;
     assert_eq!(b.current_url().await.unwrap().path(), "/consent");
     let name = b
         .find(Locator::Id("client-name"))
@@ -338,13 +375,7 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
     b.goto(&authorize_url(&app, &client_id, &redirect, "state-deny"))
         .await
         .unwrap();
-    b.wait()
-        .for_element(Locator::Id("deny"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    decision_button(&b, "deny").await.click().await.unwrap();
     let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(&hit, "state").as_deref(), Some("state-deny"));
@@ -536,7 +567,7 @@ async fn a_metadata_document_client_signs_in_in_chromium() {
         .unwrap();
     sign_in(&b, &user.email, &user.password).await;
 
-    let allow = b.wait().for_element(Locator::Id("allow")).await.unwrap();
+    let allow = decision_button(&b, "allow").await;
     let text = |id: &'static str| {
         let b = b.clone();
         async move { b.find(Locator::Id(id)).await.unwrap().text().await.unwrap() }
