@@ -16,6 +16,8 @@ pub const CSS_PATH: &str = "/assets/oauth.css";
 pub struct MessagePage<'a> {
     pub title: &'a str,
     pub message: &'a str,
+    /// A way on that the user may take, as (link, what it says).
+    pub onward: Option<(&'a str, String)>,
 }
 
 #[derive(Template)]
@@ -165,7 +167,40 @@ pub fn page(
 
 /// A page that says one thing.
 pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
-    page(status, MessagePage { title, message }.render(), "")
+    let onward = None;
+    page(
+        status,
+        MessagePage {
+            title,
+            message,
+            onward,
+        }
+        .render(),
+        "",
+    )
+}
+
+/// A page that says one thing and offers the user a link on to `to` (an error response for an
+/// application's registered redirect URI), naming where it goes. Only a URL of a scheme that
+/// cannot run in this page becomes the link; any other, the page says nothing of.
+pub fn message_with_way_on(status: StatusCode, title: &str, message: &str, to: &str) -> Response {
+    let safe = url::Url::parse(to).is_ok_and(|u| {
+        !matches!(
+            u.scheme(),
+            "javascript" | "data" | "vbscript" | "file" | "blob" | "about"
+        )
+    });
+    let onward = safe.then(|| (to, format!("Go back to {}", return_host(to))));
+    page(
+        status,
+        MessagePage {
+            title,
+            message,
+            onward,
+        }
+        .render(),
+        "",
+    )
 }
 
 /// The CSP source for where a redirect URI points: its origin for http(s), its scheme for a

@@ -184,16 +184,33 @@ async fn authorize(
             description,
             state: client_state,
         }) => {
-            // Anyone may register a client with any https redirect URI: until a user has signed
-            // in (and so sees whom they are dealing with), an unverified client's errors are
-            // shown here rather than sent to its redirect URI automatically.
+            // Anyone may register a client with any https redirect URI, so an unverified third
+            // party's errors are shown here, with a link on that the user may take, and never
+            // sent to its redirect URI automatically (RFC 9700 §4.11.2): a link to this server
+            // would otherwise bounce the browser to whatever address its maker registered,
+            // even right after the user signed in here. A first-party client's are, until a
+            // user has signed in (and so sees whom they are dealing with).
             let verified = client.as_ref().is_some_and(|c| c.verified);
-            if !verified && session::viewer(&state, &headers).await?.is_none() {
-                return Ok(html::message(
+            let third_party = client.as_ref().is_some_and(|c| c.is_third_party());
+            let refused = format!("The application's request was refused ({error}): {description}");
+            let title = "This sign-in link is not valid";
+            if !verified && third_party {
+                let to = error_redirect(
+                    &redirect_uri,
+                    error,
+                    &description,
+                    client_state.as_deref(),
+                    &state.issuer,
+                );
+                return Ok(html::message_with_way_on(
                     StatusCode::BAD_REQUEST,
-                    "This sign-in link is not valid",
-                    &format!("The application's request was refused ({error}): {description}"),
+                    title,
+                    &refused,
+                    &to,
                 ));
+            }
+            if !verified && session::viewer(&state, &headers).await?.is_none() {
+                return Ok(html::message(StatusCode::BAD_REQUEST, title, &refused));
             }
             return Ok(found(&error_redirect(
                 &redirect_uri,

@@ -177,11 +177,11 @@ async fn a_registered_client_steps_up_beyond_its_registered_scope() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 302);
-    assert_eq!(
-        param(&location(&r), "error").as_deref(),
-        Some("invalid_scope")
-    );
+    // An unverified third party: a page that offers the way back, with the error.
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("invalid_scope"), "{page}");
+    assert!(page.contains("error=invalid_scope"), "{page}");
 }
 
 #[tokio::test]
@@ -846,45 +846,75 @@ async fn changing_what_users_see_clears_the_verified_mark() {
     }
 }
 
+/// An unverified third party's errors are never sent to its redirect URI automatically, signed
+/// in or not (RFC 9700 §4.11.2): a page says what was refused and offers the way back to the
+/// application, naming its host. Otherwise a link to this server, through the sign-in page,
+/// bounced the user to whatever address the client's maker registered right after they signed
+/// in here. A verified client's errors redirect; a first-party client's do once a user is signed
+/// in.
 #[tokio::test]
-async fn an_unverified_clients_errors_are_shown_here_until_someone_signs_in() {
+async fn an_unverified_third_partys_errors_are_a_page_with_a_way_back() {
     let app = TestApp::spawn().await;
     let (id, _) = registered_code_client(&app, None).await;
     let mut params = standard_params(&id);
     params.retain(|(k, _)| *k != "response_type");
     params.push(("response_type", "token".into()));
     let path = path_of(&params);
-    // Nobody signed in: a page, never a redirect to the registered (anyone's) URI.
-    let r = app.http.get(app.at(&path)).send().await.unwrap();
-    assert_eq!(r.status(), 400);
-    assert!(r.headers().get("location").is_none());
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("unsupported_response_type"));
-    // Someone signed in: the error goes back to the client (RFC 6749 §4.1.2.1).
-    let r = app
+    let user = app.user("alice@example.com", "alice-org").await;
+    let cookie = app.session(&user).await;
+    let anonymous = app.http.get(app.at(&path)).send().await.unwrap();
+    let by_key = app
         .http
         .get(app.at(&path))
         .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 302);
-    let loc = location(&r);
-    assert!(loc.starts_with(REDIRECT), "{loc}");
-    assert_eq!(
-        param(&loc, "error").as_deref(),
-        Some("unsupported_response_type")
-    );
-    // A verified client's errors redirect as before.
+    let by_session = app.get_with_cookie(&path, &cookie).await;
+    // Through the sign-in page, as a link sent to a signed-out user leads there.
+    let r = app.post_login(&user.email, &user.password, &path).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), path);
+    for r in [anonymous, by_key, by_session] {
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+        let page = r.text().await.unwrap();
+        assert!(page.contains("unsupported_response_type"), "{page}");
+        let link = page
+            .split("<a href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a link back")
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+        assert!(link.starts_with(REDIRECT), "{link}");
+        assert_eq!(
+            param(&link, "error").as_deref(),
+            Some("unsupported_response_type")
+        );
+        assert_eq!(param(&link, "state").as_deref(), Some("st-123"));
+        assert!(page.contains("Go back to app.example.com"), "{page}");
+    }
+    // A verified client's errors redirect.
     app.server
         .store
         .set_client_verified(&id, true, app.clock.now())
         .await
         .unwrap();
     let r = app.http.get(app.at(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(REDIRECT));
+    // A first-party client's: a page until someone signs in, then a redirect.
+    let (first, _) = first_party_code_client(&app).await;
+    let mut params = standard_params(&first);
+    params.retain(|(k, _)| *k != "response_type");
+    params.push(("response_type", "token".into()));
+    let path = path_of(&params);
+    let r = app.http.get(app.at(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("<a href"), "{page}");
+    let r = app.get_with_cookie(&path, &cookie).await;
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(REDIRECT));
 }
