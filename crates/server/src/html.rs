@@ -50,20 +50,25 @@ pub struct AppLine {
     pub installation_host: Option<String>,
     /// That installation is an application on the user's device (a loopback redirect).
     pub installation_local: bool,
-    /// For a metadata-document client: the host of its document, which tells apart two
+    /// For a metadata-document client: the host and path of its document, which tell apart two
     /// documents with the same name, as on the consent page.
-    pub document_host: Option<String>,
+    pub document: Option<(String, String)>,
 }
 
-/// The host publishing the metadata document of a client whose id is its URL; `None` for any
-/// other client (their ids are not URLs).
-pub fn document_host(client_id: &str) -> Option<String> {
+/// Where the metadata document of a client whose id is its URL is published: its host (with a
+/// port other than the scheme's), and its path, since one host may publish the documents of
+/// many makers' applications under the same name (a code host, a storage bucket); `None` for
+/// any other client (their ids are not URLs).
+pub fn document_place(client_id: &str) -> Option<(String, String)> {
     if !(client_id.starts_with("https://") || client_id.starts_with("http://")) {
         return None;
     }
-    url::Url::parse(client_id)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
+    let u = url::Url::parse(client_id).ok()?;
+    let host = match (u.host_str()?, u.port()) {
+        (host, Some(port)) => format!("{host}:{port}"),
+        (host, None) => host.to_owned(),
+    };
+    Some((host, u.path().to_owned()))
 }
 
 #[derive(Template)]
@@ -105,8 +110,8 @@ pub struct ConsentPage<'a> {
     pub resource: &'a str,
     /// `resource` is this server itself.
     pub resource_is_issuer: bool,
-    /// For a client identified by a metadata document: the host of its client id URL.
-    pub document_host: Option<String>,
+    /// For a client identified by a metadata document: the host and path of its client id URL.
+    pub document: Option<(String, String)>,
     /// The redirect URI is on this device (a loopback address or localhost, or a private-use
     /// scheme): the page warns that any program there may be posing as the application.
     pub local_redirect: bool,

@@ -573,7 +573,8 @@ async fn a_metadata_document_client_signs_in_in_chromium() {
         async move { b.find(Locator::Id(id)).await.unwrap().text().await.unwrap() }
     };
     assert_eq!(text("client-name").await, "Docs MCP Client");
-    assert_eq!(text("document-host").await, "127.0.0.1");
+    assert_eq!(text("document-host").await, format!("127.0.0.1:{cb_port}"));
+    assert_eq!(text("document-path").await, "/client.json");
     assert!(text("local-redirect").await.contains("this device"));
     assert!(
         b.find(Locator::Css("img.logo")).await.is_err(),

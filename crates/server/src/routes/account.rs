@@ -163,7 +163,7 @@ async fn apps_page(
                 .then(|| html::return_host(&g.installation)),
             installation_local: url::Url::parse(&g.installation)
                 .is_ok_and(|u| u.host_str().is_some_and(oauth_core::cimd::is_loopback_host)),
-            document_host: client.and_then(|c| html::document_host(&c.client_id)),
+            document: client.and_then(|c| html::document_place(&c.client_id)),
         });
     }
     let csrf = session::csrf_token(&cookie);

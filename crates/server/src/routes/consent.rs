@@ -250,7 +250,7 @@ async fn consent_page(
         return_host: html::return_host(&c.redirect_uri),
         resource: c.resource.as_deref().unwrap_or(&state.issuer),
         resource_is_issuer: c.resource.as_deref().is_none_or(|r| r == &*state.issuer),
-        document_host: d.client_id.as_deref().and_then(html::document_host),
+        document: d.client_id.as_deref().and_then(html::document_place),
         // A loopback address or an app's private-use scheme: whatever listens there on this
         // device gets the code.
         local_redirect: url::Url::parse(&c.redirect_uri).is_ok_and(|u| {

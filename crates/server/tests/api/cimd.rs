@@ -229,10 +229,14 @@ async fn the_whole_code_flow_with_a_document_client() {
         .await
         .unwrap();
     assert!(page.contains("Example MCP Client"), "{page}");
-    assert!(
-        page.contains("id=\"document-host\">127.0.0.1</strong>"),
-        "{page}"
+    // Named by its host (and port) and its path: one host may publish many makers' documents.
+    let u = url::Url::parse(&id).unwrap();
+    let place = format!(
+        "id=\"document-host\">127.0.0.1:{}</strong>, <code id=\"document-path\">{}</code>",
+        u.port().unwrap(),
+        u.path()
     );
+    assert!(page.contains(&place), "{page}");
     assert!(page.contains("id=\"local-redirect\""), "{page}");
     // With a warning that any program on the device may use the name (RFC 8252 §8.6).
     assert!(page.contains("id=\"device-warning\""), "{page}");
@@ -1037,8 +1041,13 @@ async fn revoking_one_installation_leaves_the_others() {
     assert_eq!(page.matches("class=\"app\"").count(), 2, "{page}");
     assert!(page.contains("web.mcp.example"), "{page}");
     // Each names the host of the document, as the consent page did.
-    let host = url::Url::parse(&id).unwrap().host_str().unwrap().to_owned();
-    let named = format!("<strong class=\"document-host\">{host}</strong>");
+    let u = url::Url::parse(&id).unwrap();
+    let named = format!(
+        "<strong class=\"document-host\">{}:{}</strong>, <code class=\"document-path\">{}</code>",
+        u.host_str().unwrap(),
+        u.port().unwrap(),
+        u.path()
+    );
     assert_eq!(page.matches(&named).count(), 2, "{page}");
     assert!(page.contains("class=\"local-installation\""), "{page}");
     let csrf = hidden(&page, "csrf_token");
