@@ -10,7 +10,10 @@ use url::Url;
 use crate::redirect_uri::{has_authority, RedirectUri, MAX_URI_LEN};
 use crate::scope::{parse_scope_string, ScopeCatalogue, MANAGEMENT_SCOPE};
 use crate::timefmt;
-use crate::validation::{has_stacked_marks, is_format_char, MAX_STACKED_MARKS};
+use crate::validation::{
+    has_long_space_run, has_stacked_marks, is_blank_filler, is_check_mark, is_format_char,
+    MAX_SPACE_RUN, MAX_STACKED_MARKS,
+};
 use crate::validation::{FieldError, ValidationErrors};
 use crate::UnixSeconds;
 
@@ -608,6 +611,21 @@ impl ClientDraft {
                 "/name",
                 "invalid_value",
                 "name must not contain invisible formatting characters (bidirectional controls, zero-width characters)",
+            ));
+        } else if self.name.chars().any(is_blank_filler) || has_long_space_run(&self.name) {
+            e.push(FieldError::new(
+                "/name",
+                "invalid_value",
+                format!(
+                    "name must not be padded: no blank fillers (Hangul fillers, the blank Braille pattern) and at most {MAX_SPACE_RUN} spaces in a row"
+                ),
+            ));
+        } else if self.name.chars().any(is_check_mark) {
+            // The consent page marks a verified client with a check mark.
+            e.push(FieldError::new(
+                "/name",
+                "invalid_value",
+                "name must not contain a check mark (the consent page marks verified applications with one)",
             ));
         } else if has_stacked_marks(&self.name) {
             // A pile of combining marks draws over the lines around the name (the verified
@@ -1233,6 +1251,14 @@ mod tests {
             "App\u{2028}verified: yes",
             "App\u{2029}",
             "App\nverified",
+            // Padding, and the verified mark's look.
+            "App\u{3164}\u{3164}",
+            "\u{2800}App",
+            "App\u{1160}",
+            "App\u{00A0}\u{00A0}\u{00A0}Verified",
+            "App    x",
+            "Telnyx \u{2713} Verified application",
+            "App \u{2705}",
         ] {
             let r = create(serde_json::json!({
                 "name": name, "allowed_scopes": ["admin"], "client_type": "confidential",
@@ -1240,11 +1266,16 @@ mod tests {
             }));
             assert_eq!(pointers(r), vec!["/name"], "{name:?}");
         }
-        assert!(create(serde_json::json!({
-            "name": "Café 中文 😀", "allowed_scopes": ["admin"], "client_type": "confidential",
-            "allowed_grant_types": ["client_credentials"]
-        }))
-        .is_ok());
+        for name in ["Café 中文 😀", "한국어 앱", "Two  spaces", "Calc \u{221A}"] {
+            assert!(
+                create(serde_json::json!({
+                    "name": name, "allowed_scopes": ["admin"], "client_type": "confidential",
+                    "allowed_grant_types": ["client_credentials"]
+                }))
+                .is_ok(),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

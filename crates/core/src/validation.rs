@@ -103,6 +103,45 @@ pub fn is_format_char(c: char) -> bool {
         .is_ok()
 }
 
+/// Characters that draw nothing but are letters or symbols, not spaces, so that they pass where
+/// a blank name would not: the Hangul fillers and the blank Braille pattern. A name padded with
+/// them pushes what follows it on the consent page out of place, or looks empty.
+pub fn is_blank_filler(c: char) -> bool {
+    matches!(
+        c,
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}'
+    )
+}
+
+/// Check marks, which the consent page draws beside a client the operator verified: a name
+/// holding one can read as verified ("Acme ✓ Verified").
+pub fn is_check_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2611}' | '\u{2705}' | '\u{2713}' | '\u{2714}' | '\u{1F5F8}' | '\u{1F5F9}'
+    )
+}
+
+/// The most spaces a name may put in a row (any space character: a run of no-break or wide
+/// spaces pushes what follows the name out of place as padding would).
+pub const MAX_SPACE_RUN: usize = 2;
+
+/// Does `s` hold more than [`MAX_SPACE_RUN`] space characters in a row?
+pub fn has_long_space_run(s: &str) -> bool {
+    let mut run = 0;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            run += 1;
+            if run > MAX_SPACE_RUN {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 /// The most combining marks a name may put on one letter. Written languages put at most two
 /// or three on a letter (Vietnamese `ệ` decomposed is `e` with two; Thai a vowel and a tone
 /// mark); three leaves room.

@@ -1003,7 +1003,16 @@ async fn invisible_characters_and_hostless_uris_are_refused() {
     let app = TestApp::spawn().await;
     // Also a pile of accents on one letter, which draws over the consent page's badge.
     let piled = format!("Acme{}", "\u{0301}\u{0336}".repeat(20));
-    for name in ["Good\u{202E}lppA", "Pay\u{200B}Pal", "\u{0336}Acme", &piled] {
+    // And padding, and a check mark that reads as the verified badge.
+    for name in [
+        "Good\u{202E}lppA",
+        "Pay\u{200B}Pal",
+        "\u{0336}Acme",
+        &piled,
+        "Acme\u{3164}\u{3164}\u{3164}",
+        "Acme\u{00A0}\u{00A0}\u{00A0}\u{00A0}",
+        "Telnyx \u{2713} Verified application",
+    ] {
         let mut body = crate::support::confidential_client("x");
         body["name"] = json!(name);
         let (status, err) = app.post_json(&app.admin_key, "/oauth_clients", &body).await;
