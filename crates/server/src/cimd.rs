@@ -773,6 +773,20 @@ fn new_document_client(id: &str, draft: ClientDraft, now: UnixSeconds) -> Client
     client
 }
 
+/// Does this server know nothing of the document at `url`: no fresh copy cached, and no client
+/// stored for it? (Then using it means fetching it.)
+pub async fn is_new(
+    documents: &Documents,
+    store: &dyn oauth_store::Store,
+    url: &Url,
+    now: UnixSeconds,
+) -> Result<bool, ApiError> {
+    if documents.is_cached(url.as_str(), now) {
+        return Ok(false);
+    }
+    Ok(store.get_client(url.as_str()).await?.is_none())
+}
+
 /// The client the document at `url` describes, for a document client the caller has just read
 /// from the store: its row brought up to date.
 pub async fn refresh(

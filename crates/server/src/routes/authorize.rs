@@ -78,6 +78,31 @@ fn refused_document(why: &str) -> Response {
 /// The longest parameter name, in characters, an error page repeats.
 const MAX_NAME_SHOWN: usize = 64;
 
+/// To the sign-in page, which brings the browser back to this request (`return_to`); a request
+/// too long to come back to is a page that says so instead.
+fn sign_in_first(uri: &axum::http::Uri) -> Response {
+    let here = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/oauth/authorize");
+    if here.len() > oauth_core::return_to::MAX_RETURN_TO_BYTES {
+        // Signing in could not bring the browser back to a request this long; say so rather
+        // than lose it.
+        return html::message(
+            StatusCode::URI_TOO_LONG,
+            "This sign-in link is too long",
+            "The application's request is too long to come back to after signing in. Please go back to the application and try again.",
+        );
+    }
+    let login = format!(
+        "/login?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", here)
+            .finish()
+    );
+    found(&login)
+}
+
 #[utoipa::path(
     get,
     path = "/oauth/authorize",
@@ -138,6 +163,24 @@ async fn authorize(
             // A Client ID Metadata Document: any refusal is a page, never a redirect (the
             // redirect URIs are the document's, and it was not accepted).
             ClientIdKind::Refused(why) => return Ok(refused_document(&why)),
+            // Nobody signed in, and a document this server knows nothing of: signing in comes
+            // first, and the document is fetched when the browser comes back. A page elsewhere
+            // can make its visitors' browsers request made-up document URLs (an image needs no
+            // permission, and carries no session cookie); otherwise each would make this server
+            // fetch from a host that page names, and spend the visitors' network's budget for
+            // new documents (`documents_per_ip`).
+            ClientIdKind::Document(url)
+                if session::viewer(&state, &headers).await?.is_none()
+                    && crate::cimd::is_new(
+                        &state.documents,
+                        state.store.as_ref(),
+                        &url,
+                        state.clock.now(),
+                    )
+                    .await? =>
+            {
+                return Ok(sign_in_first(&uri));
+            }
             ClientIdKind::Document(url) => match crate::cimd::describe(
                 &state.documents,
                 state.store.as_ref(),
@@ -223,26 +266,7 @@ async fn authorize(
     };
 
     let Some(viewer) = session::viewer(&state, &headers).await? else {
-        let here = uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/oauth/authorize");
-        if here.len() > oauth_core::return_to::MAX_RETURN_TO_BYTES {
-            // Signing in could not bring the browser back to a request this long; say so
-            // rather than lose it.
-            return Ok(html::message(
-                StatusCode::URI_TOO_LONG,
-                "This sign-in link is too long",
-                "The application's request is too long to come back to after signing in. Please go back to the application and try again.",
-            ));
-        }
-        let login = format!(
-            "/login?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("return_to", here)
-                .finish()
-        );
-        return Ok(found(&login));
+        return Ok(sign_in_first(&uri));
     };
     // A document client named for the first time is stored only now, for a signed-in user's
     // valid request: naming document URLs anonymously stores nothing.

@@ -578,24 +578,25 @@ async fn new_documents_spend_the_fetch_and_store_budgets_of_their_address() {
         let http = app.http.clone();
         async move { http.get(url).send().await.unwrap() }
     };
-    // Two new documents, fetched for an anonymous caller: the fetch budget is spent.
-    for (path, id) in &ids[..2] {
-        let r = anonymous(id).await;
-        assert_eq!(r.status(), 302);
-        assert_eq!(docs.hits(path), 1);
+    let today = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 429);
+        assert!(r.text().await.unwrap().contains("today"));
+    };
+    // Nobody signed in (as a page elsewhere makes its visitors' browsers ask, with no cookie):
+    // to the sign-in page, with nothing fetched and nothing spent, however often.
+    for _ in 0..5 {
+        for (path, id) in &ids {
+            let r = anonymous(id).await;
+            assert_eq!(r.status(), 302);
+            assert!(
+                location(&r).starts_with("/login?return_to="),
+                "{}",
+                location(&r)
+            );
+            assert_eq!(docs.hits(path), 0);
+        }
     }
-    // One of them again, from the cache: nothing spent, nothing fetched.
-    assert_eq!(anonymous(&ids[0].1).await.status(), 302);
-    assert_eq!(docs.hits(&ids[0].0), 1);
-    // A third new one is refused on a page, and the server does not fetch it.
-    let r = anonymous(&ids[2].1).await;
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().get("retry-after").is_some());
-    assert!(r.headers().get("location").is_none());
-    let page = r.text().await.unwrap();
-    assert!(page.contains("Too many new applications"), "{page}");
-    assert_eq!(docs.hits(&ids[2].0), 0);
-    // Fetching is its own budget: registering from the address is not refused for it.
+    // A registration spends the address's one stored client of the day.
     let r = app
         .http
         .post(app.at("/oauth/register"))
@@ -604,18 +605,26 @@ async fn new_documents_spend_the_fetch_and_store_budgets_of_their_address() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    // That registration spent the address's one stored client of the day: a signed-in user's
-    // first authorization of a cached document stores nothing now.
-    let r = authorize(&app, &ids[0].1, CALLBACK).await;
+    // Two new documents, fetched for a signed-in user: the fetch budget is spent, and the
+    // clients are not stored (none left of the day).
+    for (path, id) in &ids[..2] {
+        today(authorize(&app, id, CALLBACK).await).await;
+        assert_eq!(docs.hits(path), 1);
+        assert!(app.server.store.get_client(id).await.unwrap().is_none());
+    }
+    // One of them again, from the cache: nothing fetched; anonymously, the cached document
+    // is no new one, and the request goes on to the sign-in page.
+    today(authorize(&app, &ids[0].1, CALLBACK).await).await;
+    assert_eq!(anonymous(&ids[0].1).await.status(), 302);
+    assert_eq!(docs.hits(&ids[0].0), 1);
+    // A third new one is refused on a page, and the server does not fetch it.
+    let r = authorize(&app, &ids[2].1, CALLBACK).await;
     assert_eq!(r.status(), 429);
-    assert!(r.text().await.unwrap().contains("today"));
-    assert!(app
-        .server
-        .store
-        .get_client(&ids[0].1)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Too many new applications"), "{page}");
+    assert_eq!(docs.hits(&ids[2].0), 0);
     // The next day it is stored; once its cached copy is stale it is fetched again for a
     // signed-in user with no fetch budget left, since a stored client is no new one.
     clock.advance(86_400);
@@ -630,12 +639,13 @@ async fn new_documents_spend_the_fetch_and_store_budgets_of_their_address() {
         .unwrap()
         .is_some());
     assert_eq!(docs.hits(&ids[0].0), 2);
-    assert_eq!(anonymous(&ids[1].1).await.status(), 302);
+    today(authorize(&app, &ids[1].1, CALLBACK).await).await;
     assert_eq!(
-        anonymous(&ids[2].1).await.status(),
+        authorize(&app, &ids[2].1, CALLBACK).await.status(),
         429,
         "no fetch budget left"
     );
+    assert_eq!(docs.hits(&ids[2].0), 0);
     clock.advance(oauth_server::config::DEFAULT_CIMD_CACHE_MIN_SECS + 1);
     let r = authorize(&app, &ids[0].1, CALLBACK).await;
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
@@ -1224,7 +1234,13 @@ async fn an_address_waits_for_a_document_in_a_few_requests_at_once() {
         let url = app.at(&path_of(&params(&id, CALLBACK)));
         async move {
             let started = Instant::now();
-            let r = http.get(url).send().await.unwrap();
+            // Signed in: a document nobody has named is fetched for signed-in users only.
+            let r = http
+                .get(url)
+                .bearer_auth(&app.admin_key)
+                .send()
+                .await
+                .unwrap();
             (other, r.status().as_u16(), started.elapsed())
         }
     };
