@@ -136,9 +136,7 @@ pub async fn start_with_clock(
         .await?,
     );
     // Bind before spawning: once this returns, the address accepts connections.
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
+    let listener = bind_public(config.bind).with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer_for(addr);
     let rate_limits = Arc::new(
@@ -259,4 +257,25 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
         }
         tracing::info!("shutdown requested; finishing requests in flight");
     }
+}
+
+/// How many connections the kernel keeps waiting for this server to accept (the system's
+/// `net.core.somaxconn` caps it). While every slot is taken the server accepts none, so waiting
+/// connections queue here in arrival order; with the usual default of 128, a few addresses
+/// reconnecting as fast as they are closed keep the queue full, and everyone else's connection
+/// attempts are dropped and retried by their kernels only after 1, 3, 7, 15 s.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// The public listener, bound with [`LISTEN_BACKLOG`] (the standard library's `bind` asks for
+/// 128).
+fn bind_public(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As the standard library's `bind` does on Unix: a restarted server binds again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -308,6 +308,10 @@ impl Documents {
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(TOTAL_TIMEOUT)
+                // No connection is kept for later: a document or key set is fetched again only
+                // once its cached copy expires, and connections kept idle to the hosts of many
+                // made-up documents would hold open files that accepted connections need.
+                .pool_max_idle_per_host(0)
                 .dns_resolver(Arc::new(CheckedResolver { allow_loopback }))
                 .user_agent(concat!("oauth-server/", env!("CARGO_PKG_VERSION")))
                 .build()

@@ -247,6 +247,44 @@ async fn connections_past_the_cap_wait_until_a_slot_frees() {
     assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
 }
 
+/// While every slot is taken, connections wait in the kernel's queue to be accepted: hundreds of
+/// them are taken in at once (a queue of 128, the usual default, would drop the rest's attempts
+/// to connect, which their kernels retry only after a second or more), and each is then served
+/// in turn.
+#[tokio::test]
+async fn hundreds_of_connections_wait_in_the_queue_while_every_slot_is_taken() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.max_connections = 1;
+        c.server.max_connections_per_ip = 0;
+    })
+    .await;
+    let mut holder = connect(&app).await;
+    holder.write_all(HALF_HEAD).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = app.server.addr;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..400 {
+        set.spawn(async move {
+            tokio::time::timeout(Duration::from_millis(800), TcpStream::connect(addr)).await
+        });
+    }
+    let mut waiting = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let connected = r.unwrap().expect("taken into the queue at once");
+        waiting.push(connected.unwrap());
+    }
+    assert_eq!(waiting.len(), 400);
+    // Served in turn once the slot frees: a request on the last one is answered.
+    drop(holder);
+    drop(waiting.drain(..399));
+    let mut last = waiting.pop().unwrap();
+    send_healthz(&mut last).await;
+    let answered = tokio::time::timeout(Duration::from_secs(20), read_response(&mut last))
+        .await
+        .expect("served in turn");
+    assert_eq!(answered.0, 200);
+}
+
 #[tokio::test]
 async fn stopping_finishes_the_request_in_flight_and_closes_idle_connections() {
     let app = TestApp::spawn().await;
