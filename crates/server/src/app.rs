@@ -279,3 +279,65 @@ fn bind_public(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
+
+/// The open files a server needs besides one per connection: the database pool, outbound
+/// fetches, the log, and room to spare.
+const OPEN_FILES_BESIDES_CONNECTIONS: u64 = 256;
+
+/// Raises this process's soft limit of open files to its hard limit (at most 1,048,576, Linux's
+/// usual ceiling), as a server that holds a socket per connection needs: a service manager's
+/// soft limit is often 1024, which `max_connections` alone fills, and a server out of file
+/// descriptors accepts nothing, so the rules for a full server never start. Returns the soft
+/// limit now, and warns when it is still too low for `max_connections`.
+pub fn raise_open_file_limit(max_connections: usize) -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    const CEILING: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = limit.maximum.map_or(CEILING, |hard| hard.min(CEILING));
+    let soft = match limit.current {
+        Some(soft) if soft < wanted => {
+            let raised = Rlimit {
+                current: Some(wanted),
+                maximum: limit.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => wanted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not raise the open-file limit");
+                    soft
+                }
+            }
+        }
+        Some(soft) => soft,
+        None => return None,
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(OPEN_FILES_BESIDES_CONNECTIONS);
+    if soft < needed {
+        tracing::warn!(
+            open_files = soft,
+            max_connections,
+            "the open-file limit is below server.max_connections plus {OPEN_FILES_BESIDES_CONNECTIONS}: \
+             once it is reached, new connections are refused before the rules for a full server apply; \
+             raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower server.max_connections"
+        );
+    }
+    Some(soft)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_one() {
+        use rustix::process::{getrlimit, Resource};
+        let before = getrlimit(Resource::Nofile);
+        let soft = super::raise_open_file_limit(1024).unwrap();
+        let after = getrlimit(Resource::Nofile);
+        assert_eq!(after.current, Some(soft));
+        let ceiling = before.maximum.map_or(1 << 20, |h| h.min(1 << 20));
+        assert_eq!(soft, before.current.unwrap().max(ceiling));
+        assert_eq!(after.maximum, before.maximum, "the hard limit is left alone");
+    }
+}
+

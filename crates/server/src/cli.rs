@@ -506,6 +506,7 @@ async fn doctor(config: &Config, json_output: bool, url: Option<&str>) -> anyhow
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::app::raise_open_file_limit(config.server.max_connections);
     let engine = database_engine(&config.database_url);
     let config_traces = config.tracing.otlp_endpoint.clone();
     let server = start(config, shutdown_signal()).await?;
