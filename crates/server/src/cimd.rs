@@ -191,9 +191,25 @@ pub struct Documents {
     in_flight: InFlightTable<ClientDraft>,
     /// Key-set fetches under way, by `jwks_uri`, likewise.
     keys_in_flight: InFlightTable<ClientKeys>,
+    /// Documents whose last fetch failed, by URL, with the failure, held for
+    /// [`FAILURE_HOLD_SECS`].
+    failures: Mutex<HashMap<String, Failed>>,
     /// Authorization requests waiting for a document fetch, by client address
     /// ([`crate::peer::address_key`]); an entry lives while one waits.
     waiting: Mutex<HashMap<String, usize>>,
+}
+
+/// How long a failed document fetch answers for its URL before the document is fetched again.
+/// A failure is not kept as a document would be (a fixed document applies at the next request
+/// after this), but requests naming a document whose host is down, or answers an error, must
+/// not make this server fetch from that host at their rate: a client stored earlier spends no
+/// budget for new documents, so anyone could otherwise reflect a flood of requests there.
+pub const FAILURE_HOLD_SECS: UnixSeconds = 10;
+
+/// A failed fetch of a document, and until when it answers for its URL.
+struct Failed {
+    error: DocumentError,
+    until: UnixSeconds,
 }
 
 /// How many requests of one address may wait at once for fetches: of metadata documents (at
@@ -323,6 +339,7 @@ impl Documents {
             keys: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             keys_in_flight: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
         })
     }
@@ -443,6 +460,38 @@ impl Documents {
             keep_bounded(&mut cache, MAX_CACHED, key, entry, now, |c| c.expires_at);
         }
         Ok(keys)
+    }
+
+    /// The failure of the last fetch of `url`, while it still answers for it.
+    fn recent_failure(&self, url: &str, now: UnixSeconds) -> Option<DocumentError> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures
+            .get(url)
+            .filter(|f| f.until > now)
+            .map(|f| f.error.clone())
+    }
+
+    /// Notes how the fetch of `url` went: a failure answers for it for [`FAILURE_HOLD_SECS`].
+    fn note_outcome(
+        &self,
+        url: &str,
+        outcome: &Result<ClientDraft, DocumentError>,
+        now: UnixSeconds,
+    ) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(_) => {
+                failures.remove(url);
+            }
+            Err(error) => {
+                let until = now + FAILURE_HOLD_SECS;
+                let failed = Failed {
+                    error: error.clone(),
+                    until,
+                };
+                keep_bounded(&mut failures, MAX_CACHED, url, failed, now, |f| f.until);
+            }
+        }
     }
 
     /// Is a fresh copy of the document at `url` cached? (Looks without copying it.)
@@ -828,17 +877,22 @@ where
     AFut: std::future::Future<Output = Result<(), E>>,
 {
     let id = url.as_str();
-    match documents.cached(id, now) {
-        Some(d) => Ok(Ok(d)),
-        // Requests that miss the cache at once share one fetch: a burst of first
-        // authorizations makes the server fetch a third party's document once, not once each.
-        None => Ok(single_flight(&documents.in_flight, id, || async {
-            admit().await?;
-            Ok(fetch_document(documents, config, now, url).await)
-        })
-        .await?
-        .map_err(Refusal::Document)),
+    if let Some(d) = documents.cached(id, now) {
+        return Ok(Ok(d));
     }
+    if let Some(failed) = documents.recent_failure(id, now) {
+        return Ok(Err(Refusal::Document(failed)));
+    }
+    // Requests that miss the cache at once share one fetch: a burst of first authorizations
+    // makes the server fetch a third party's document once, not once each.
+    Ok(single_flight(&documents.in_flight, id, || async {
+        admit().await?;
+        let fetched = fetch_document(documents, config, now, url).await;
+        documents.note_outcome(id, &fetched, now);
+        Ok(fetched)
+    })
+    .await?
+    .map_err(Refusal::Document))
 }
 
 /// Stores a new document client, with its `client.registered` event; if another request stored

@@ -187,7 +187,7 @@ impl<B: Engine> ClientStore for B {
             client_id: client_id.to_owned(),
             edit,
             now,
-            for_update: Self::DIALECT.for_update,
+            for_update: Self::DIALECT.lock_client_to_edit,
         })
         .await
     }

@@ -541,10 +541,15 @@ impl WriteJob for CreateConsentAtOnce {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let c = &self.0;
         let scopes = to_json(&c.scopes)?;
+        // A first-party client's scopes as they are now bound the request (see
+        // `CreateConsent`): it is not stored if one was taken away meanwhile.
         let sql = format!(
-            "WITH k AS (SELECT client_id FROM oauth_clients WHERE client_id = $3 FOR KEY SHARE), \
+            "WITH k AS (SELECT client_id, origin, scopes FROM oauth_clients WHERE client_id = $3 \
+               FOR KEY SHARE), \
              new AS (INSERT INTO consent_requests ({CONSENT_COLUMNS}) \
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM k) \
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM k \
+               WHERE k.origin IN ('registration', 'metadata_document') \
+                 OR $5::jsonb <@ k.scopes::jsonb) \
              DELETE FROM consent_requests WHERE user_id = $2 AND EXISTS (SELECT 1 FROM k) \
                AND (used_at IS NOT NULL OR token_hash NOT IN \
                (SELECT token_hash FROM consent_requests WHERE user_id = $2 AND used_at IS NULL \
@@ -603,6 +608,18 @@ impl WriteJob for CreateConsent {
     async fn run<E: Exec>(&self, e: &mut E) -> Result<()> {
         let c = &self.0;
         let scopes = to_json(&c.scopes)?;
+        // The request was judged against the client as the authorization read it. A scope taken
+        // from a first-party client since then is not in its scopes now, and the edit that took
+        // it has already narrowed the pending requests: such a request is not stored (the
+        // user starts again), or the page would hide a scope its approval grants once the scope
+        // is given back. A third party's registered scope is no ceiling.
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1");
+        let client: Option<Client> = e.fetch(&sql, &[Arg::Text(&c.client_id)]).await?;
+        if client.is_some_and(|client| {
+            !client.is_third_party() && !c.scopes.iter().all(|s| client.settings.scopes.contains(s))
+        }) {
+            return Ok(());
+        }
         // Nothing is written for a client deleted meanwhile (the foreign key would refuse it).
         let sql = format!(
             "INSERT INTO consent_requests ({CONSENT_COLUMNS}) \

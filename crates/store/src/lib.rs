@@ -481,6 +481,11 @@ pub struct Dialect {
     /// it) and the write lock in one order; it does not hold off an update of the client's
     /// other columns. Nothing on SQLite.
     pub for_key_share: &'static str,
+    /// Appended to the `SELECT` of a client about to be edited: on PostgreSQL the lock that
+    /// also holds off [`Dialect::for_key_share`], so that a consent request being stored for
+    /// the client is ordered wholly before the edit (which then narrows it) or after it (which
+    /// it is then judged against). Nothing on SQLite.
+    pub lock_client_to_edit: &'static str,
     /// Appended to a `SELECT` of rows the same transaction is about to delete when they are
     /// still eligible: locks them, skipping rows another transaction holds any lock on (a write
     /// under way that hangs a row off them), which a later pass looks at again. Nothing on

@@ -570,6 +570,7 @@ impl Engine for PostgresStore {
         for_update: " FOR NO KEY UPDATE",
         for_share: " FOR SHARE",
         for_key_share: " FOR KEY SHARE",
+        lock_client_to_edit: " FOR UPDATE",
         lock_to_delete: " FOR UPDATE SKIP LOCKED",
         lock_key: "SELECT pg_advisory_xact_lock($1)",
         row_id: "ctid",

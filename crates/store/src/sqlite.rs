@@ -141,6 +141,7 @@ impl Engine for SqliteStore {
         for_update: "",
         for_share: "",
         for_key_share: "",
+        lock_client_to_edit: "",
         lock_to_delete: "",
         lock_key: "",
         row_id: "rowid",

@@ -2002,7 +2002,65 @@ async fn an_approval_judges_the_client_as_stored(store: &dyn Store) {
     }
 }
 
+/// A consent request names scopes the authorization judged against the client as it read it:
+/// a first-party client's scope taken away since then (the edit has narrowed the pending
+/// requests already) keeps the request from being stored, and taking a scope away narrows the
+/// requests stored before. A third party's registered scope bounds nothing.
+async fn a_consent_request_is_bounded_by_its_clients_scopes_as_they_are(store: &dyn Store) {
+    let alice = user(store, "bounded@x.example").await;
+    let c = client(store, &alice).await;
+    let stored_before = consent("t-before", &alice, &c, &["admin", "voice"]);
+    store.create_consent(&stored_before).await.unwrap();
+    let edit: oauth_store::ClientEdit = Box::new(|current: &Client| {
+        let mut s = current.settings.clone();
+        s.scopes = vec!["voice".into()];
+        Ok((s, false))
+    });
+    store
+        .edit_client(&c.org_id, &c.client_id, edit, NOW)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let before = live_consent(store, "t-before", &alice.id, NOW)
+        .await
+        .unwrap();
+    assert_eq!(before.scopes, ["voice"], "narrowed by the edit");
+    // Judged before the edit, stored after it: not stored.
+    store
+        .create_consent(&consent("t-late", &alice, &c, &["admin", "voice"]))
+        .await
+        .unwrap();
+    assert_eq!(live_consent(store, "t-late", &alice.id, NOW).await, None);
+    store
+        .create_consent(&consent("t-fits", &alice, &c, &["voice"]))
+        .await
+        .unwrap();
+    assert!(live_consent(store, "t-fits", &alice.id, NOW)
+        .await
+        .is_some());
+    // A third party may be asked for more than it registered.
+    use oauth_core::ClientOrigin::Registration;
+    let third = registered(
+        store,
+        "reg-bounded",
+        Registration,
+        &[GrantType::AuthorizationCode],
+        NOW,
+    )
+    .await;
+    store
+        .create_consent(&consent("t-third", &alice, &third, &["voice", "messaging"]))
+        .await
+        .unwrap();
+    let stored = live_consent(store, "t-third", &alice.id, NOW)
+        .await
+        .unwrap();
+    assert_eq!(stored.scopes, ["voice", "messaging"]);
+}
+
 storage_tests! {
+    a_consent_request_is_bounded_by_its_clients_scopes_as_they_are,
     a_password_change_needs_its_session_and_stores_its_event,
     concurrent_sign_ins_never_keep_more_devices_than_the_cap,
     a_shared_client_gets_a_grant_per_installation,

@@ -364,7 +364,7 @@ async fn a_special_use_address_is_never_fetched() {
 #[tokio::test]
 async fn documents_that_are_refused() {
     let docs = DocServer::start().await;
-    let (app, _) = spawn(true).await;
+    let (app, clock) = spawn(true).await;
     let mut cases: Vec<(&str, Value, &str)> = Vec::new();
     let with = |path: &str, f: &dyn Fn(&mut Value)| {
         let mut d = document(&docs.url(path));
@@ -488,8 +488,9 @@ async fn documents_that_are_refused() {
     docs.serve_doc("/nul.json", &nul);
     assert_refused_page(&app, &docs.url("/nul.json"), "NUL character").await;
 
-    // A refused document is not cached: fixed, it works at once.
+    // A refused document is not kept: fixed, it works once the failure's short hold is over.
     docs.serve_doc("/secret.json", &document(&docs.url("/secret.json")));
+    clock.advance(oauth_server::cimd::FAILURE_HOLD_SECS);
     let r = authorize(&app, &docs.url("/secret.json"), CALLBACK).await;
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with("/consent?"));
@@ -803,22 +804,50 @@ async fn the_cache_honours_max_age_and_a_changed_document_applies_after_it() {
     assert_eq!(docs.hits("/long.json"), 2);
 }
 
+/// A failed fetch is not kept as a document is (whatever `max-age` it came with): it answers
+/// for its URL a few seconds, so that requests naming a document whose host is down or failing
+/// cannot make this server fetch from that host at their rate (a stored client spends no budget
+/// for new documents, signed in or not); the fixed document is fetched after that.
 #[tokio::test]
-async fn a_failed_fetch_is_not_cached() {
+async fn a_failed_fetch_is_held_a_few_seconds_and_not_cached() {
     let docs = DocServer::start().await;
     let id = docs.url("/flaky.json");
+    docs.serve_doc("/flaky.json", &document(&id));
+    let (app, clock) = spawn(true).await;
+    // Stored for a user, then its host fails and the cached copy expires.
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 302);
     docs.serve(
         "/flaky.json",
         500,
         String::new(),
         vec![("cache-control", "max-age=600".into())],
     );
-    let (app, _) = spawn(true).await;
-    assert_refused_page(&app, &id, "HTTP 500").await;
+    clock.advance(app_cache_max_secs() + 1);
+    for _ in 0..50 {
+        let r = app
+            .http
+            .get(app.at(&path_of(&params(&id, CALLBACK))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "refused on a page, signed in or not");
+    }
+    let refused = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("HTTP 500"));
+    assert_eq!(docs.hits("/flaky.json"), 2, "one fetch for them all");
+    // Held, the fixed document is not fetched yet; after the hold, it is.
     docs.serve_doc("/flaky.json", &document(&id));
+    clock.advance(oauth_server::cimd::FAILURE_HOLD_SECS - 1);
+    let refused = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("HTTP 500"));
+    assert_eq!(docs.hits("/flaky.json"), 2);
+    clock.advance(1);
     let r = authorize(&app, &id, CALLBACK).await;
     assert_eq!(r.status(), 302);
-    assert_eq!(docs.hits("/flaky.json"), 2);
+    assert_eq!(docs.hits("/flaky.json"), 3);
 }
 
 #[tokio::test]
@@ -935,8 +964,10 @@ async fn a_refresh_follows_the_document_once_the_cache_is_stale() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "invalid_client", "{body}");
     assert!(docs.hits(PATH) > fetched);
-    // Back: the same refresh token works, it was not spent by the refusal.
+    // Back: the same refresh token works once the failure's short hold is over; it was not
+    // spent by the refusal.
     docs.serve_doc(PATH, &document(&id));
+    clock.advance(oauth_server::cimd::FAILURE_HOLD_SECS);
     let (status, body) = refresh(&app, &id, &rt).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -1152,7 +1183,7 @@ async fn concurrent_first_requests_share_one_fetch() {
     docs.serve_doc("/clients/burst.json", &document(&id));
     docs.slow("/clients/burst.json", std::time::Duration::from_millis(400));
     let clock = Arc::new(ManualClock::new(1_900_000_000));
-    let app = TestApp::spawn_with_clock(clock, |c| {
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
         c.registration.cimd_allow_http_loopback = true;
         c.rate_limits.authorize_per_ip = oauth_server::config::RateLimit {
             requests: 0,
@@ -1212,6 +1243,10 @@ async fn concurrent_first_requests_share_one_fetch() {
         1,
         "the refusal was shared"
     );
+    // Held a few seconds, then fetched again: never cached.
+    assert_eq!(authorize(&app, &bad, CALLBACK).await.status(), 400);
+    assert_eq!(docs.hits("/clients/burst-bad.json"), 1, "held");
+    clock.advance(oauth_server::cimd::FAILURE_HOLD_SECS);
     assert_eq!(authorize(&app, &bad, CALLBACK).await.status(), 400);
     assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }
