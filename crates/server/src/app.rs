@@ -337,7 +337,9 @@ mod tests {
         assert_eq!(after.current, Some(soft));
         let ceiling = before.maximum.map_or(1 << 20, |h| h.min(1 << 20));
         assert_eq!(soft, before.current.unwrap().max(ceiling));
-        assert_eq!(after.maximum, before.maximum, "the hard limit is left alone");
+        assert_eq!(
+            after.maximum, before.maximum,
+            "the hard limit is left alone"
+        );
     }
 }
-
