@@ -1259,6 +1259,11 @@ mod tests {
             "App    x",
             "Telnyx \u{2713} Verified application",
             "App \u{2705}",
+            // Marks between the spaces do not break the run; more check marks.
+            "Acme\u{00A0}\u{034F}\u{00A0}\u{034F}\u{00A0}\u{034F}Verified",
+            "Acme\u{3000}\u{FE0F}\u{3000}\u{FE0F}\u{3000}x",
+            "Acme \u{10102} Verified",
+            "Acme \u{237B}",
         ] {
             let r = create(serde_json::json!({
                 "name": name, "allowed_scopes": ["admin"], "client_type": "confidential",

@@ -118,7 +118,15 @@ pub fn is_blank_filler(c: char) -> bool {
 pub fn is_check_mark(c: char) -> bool {
     matches!(
         c,
-        '\u{2611}' | '\u{2705}' | '\u{2713}' | '\u{2714}' | '\u{1F5F8}' | '\u{1F5F9}'
+        '\u{237B}'
+            | '\u{2611}'
+            | '\u{2705}'
+            | '\u{2713}'
+            | '\u{2714}'
+            | '\u{10102}'
+            | '\u{1F5F8}'
+            | '\u{1F5F9}'
+            | '\u{1FBB1}'
     )
 }
 
@@ -126,10 +134,15 @@ pub fn is_check_mark(c: char) -> bool {
 /// spaces pushes what follows the name out of place as padding would).
 pub const MAX_SPACE_RUN: usize = 2;
 
-/// Does `s` hold more than [`MAX_SPACE_RUN`] space characters in a row?
+/// Does `s` hold more than [`MAX_SPACE_RUN`] space characters in a row? Combining marks
+/// between them (a grapheme joiner, a variation selector) draw nothing and do not end the run.
 pub fn has_long_space_run(s: &str) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
     let mut run = 0;
     for c in s.chars() {
+        if run > 0 && c.general_category_group() == GeneralCategoryGroup::Mark {
+            continue;
+        }
         if c.is_whitespace() {
             run += 1;
             if run > MAX_SPACE_RUN {

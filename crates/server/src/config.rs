@@ -971,10 +971,19 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 /// may hold a secret masked the same way: one whose name holds `pass` (`?password=`, which
 /// PostgreSQL's drivers take, `sslpassword=`, a mistyped `passwrd=`), `secret`, `token` or `key`.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut u) = url::Url::parse(url) else {
-        // Not readable as a URL, it cannot be masked part by part, and a password holding an
-        // unencoded `#`, `/` or `?` is a common reason: only what cannot hold one is shown.
-        if !url.contains(['@', '?', '#']) {
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.has_host() || u.scheme() == "sqlite");
+    let Some(mut u) = parsed else {
+        // Not readable as a URL with a host (a password holding an unencoded `#`, `/` or `?`,
+        // a slash missing after the scheme, a keyword string such as `host=… password=…`), it
+        // cannot be masked part by part: only what cannot hold a password is shown.
+        let lower = url.to_ascii_lowercase();
+        let may_hold_one = url.contains(['@', '?', '#', ':', '='])
+            || ["pass", "secret", "token", "key"]
+                .iter()
+                .any(|w| lower.contains(w));
+        if !may_hold_one {
             return url.to_owned();
         }
         let scheme = url
@@ -2722,6 +2731,17 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             assert_eq!(shown, "postgres://*** (not a valid URL, so not shown)");
         }
         assert_eq!(redact_url("not a url"), "not a url");
+        for bad in [
+            "host=127.0.0.1 user=postgres password=KeyValSECRET1 dbname=x",
+            "postgresql:/postgres:SECRET3/127.0.0.1",
+        ] {
+            let shown = redact_url(bad);
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+        // SQLite paths hold no password and are shown as they are.
+        for path in ["sqlite://data/oauth.db", "sqlite:///var/lib/oauth/oauth.db"] {
+            assert_eq!(redact_url(path), path);
+        }
     }
 
     #[test]
