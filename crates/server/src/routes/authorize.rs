@@ -227,17 +227,22 @@ async fn authorize(
             description,
             state: client_state,
         }) => {
-            // Anyone may register a client with any https redirect URI, so an unverified third
-            // party's errors are shown here, with a link on that the user may take, and never
-            // sent to its redirect URI automatically (RFC 9700 §4.11.2): a link to this server
-            // would otherwise bounce the browser to whatever address its maker registered,
-            // even right after the user signed in here. A first-party client's are, until a
-            // user has signed in (and so sees whom they are dealing with).
+            // Anyone may register a client with any https redirect URI, and any member of any
+            // organization may create one: an unverified client's errors are shown here, with
+            // a link on that the user may take, and never sent to its redirect URI
+            // automatically (RFC 9700 §4.11.2), unless the user signed in is of the client's
+            // own organization. A link to this server would otherwise bounce the browser to
+            // whatever address the client's maker registered, even right after the user
+            // signed in here.
             let verified = client.as_ref().is_some_and(|c| c.verified);
-            let third_party = client.as_ref().is_some_and(|c| c.is_third_party());
+            let viewer = session::viewer(&state, &headers).await?;
+            let own = match (&client, &viewer) {
+                (Some(c), Some(v)) => !c.is_third_party() && c.org_id == v.user.org_id,
+                _ => false,
+            };
             let refused = format!("The application's request was refused ({error}): {description}");
             let title = "This sign-in link is not valid";
-            if !verified && third_party {
+            if !verified && !own {
                 let to = error_redirect(
                     &redirect_uri,
                     error,
@@ -251,9 +256,6 @@ async fn authorize(
                     &refused,
                     &to,
                 ));
-            }
-            if !verified && session::viewer(&state, &headers).await?.is_none() {
-                return Ok(html::message(StatusCode::BAD_REQUEST, title, &refused));
             }
             return Ok(found(&error_redirect(
                 &redirect_uri,

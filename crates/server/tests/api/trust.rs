@@ -850,8 +850,8 @@ async fn changing_what_users_see_clears_the_verified_mark() {
 /// in or not (RFC 9700 §4.11.2): a page says what was refused and offers the way back to the
 /// application, naming its host. Otherwise a link to this server, through the sign-in page,
 /// bounced the user to whatever address the client's maker registered right after they signed
-/// in here. A verified client's errors redirect; a first-party client's do once a user is signed
-/// in.
+/// in here. A verified client's errors redirect; an unverified first-party client's do for
+/// users of its own organization only.
 #[tokio::test]
 async fn an_unverified_third_partys_errors_are_a_page_with_a_way_back() {
     let app = TestApp::spawn().await;
@@ -904,17 +904,27 @@ async fn an_unverified_third_partys_errors_are_a_page_with_a_way_back() {
     let r = app.http.get(app.at(&path)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(REDIRECT));
-    // A first-party client's: a page until someone signs in, then a redirect.
+    // An unverified first-party client's: a redirect for a user of its own organization only;
+    // anyone else (nobody signed in, or a user of another organization) gets the page.
     let (first, _) = first_party_code_client(&app).await;
     let mut params = standard_params(&first);
     params.retain(|(k, _)| *k != "response_type");
     params.push(("response_type", "token".into()));
     let path = path_of(&params);
-    let r = app.http.get(app.at(&path)).send().await.unwrap();
-    assert_eq!(r.status(), 400);
-    let page = r.text().await.unwrap();
-    assert!(!page.contains("<a href"), "{page}");
-    let r = app.get_with_cookie(&path, &cookie).await;
+    let anonymous = app.http.get(app.at(&path)).send().await.unwrap();
+    let elsewhere = app.get_with_cookie(&path, &cookie).await;
+    for r in [anonymous, elsewhere] {
+        assert_eq!(r.status(), 400);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Go back to app.example.com"), "{page}");
+    }
+    let r = app
+        .http
+        .get(app.at(&path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(REDIRECT));
 }
