@@ -200,9 +200,20 @@ async fn login(
         .login_ip(peer.ip(), state.clock.now())
         .await?;
 
+    // No account has a name that is no email address, so nothing is counted or checked for
+    // one: often a password typed into the wrong field, which must leave no trace, and a
+    // shared count of such attempts would tell everyone who mistypes to wait.
+    let Ok(email) = normalize_email(email_raw) else {
+        return Ok(render_form(
+            &state,
+            StatusCode::BAD_REQUEST,
+            return_to,
+            "",
+            Some("Enter the email address of your account."),
+        ));
+    };
     let a = &state.config.authorization;
     let now = state.clock.now();
-    let email = normalize_email(email_raw).unwrap_or_else(|_| email_raw.trim().to_lowercase());
     let budget = budget(&state, &headers, email_raw, peer, now).await?;
     let reservation = reserve_attempt(&state, &budget, now).await?;
     if let LoginReservation::Limited(which) = reservation {
