@@ -172,17 +172,21 @@ pub fn page(
 
 /// A page that says one thing.
 pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
-    let onward = None;
-    page(
-        status,
-        MessagePage {
-            title,
-            message,
-            onward,
-        }
-        .render(),
-        "",
-    )
+    message_page(status, title, message, None)
+}
+
+fn message_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    onward: Option<(&str, String)>,
+) -> Response {
+    let body = MessagePage {
+        title,
+        message,
+        onward,
+    };
+    page(status, body.render(), "")
 }
 
 /// A page that says one thing and offers the user a link on to `to` (an error response for an
@@ -196,16 +200,7 @@ pub fn message_with_way_on(status: StatusCode, title: &str, message: &str, to: &
         )
     });
     let onward = safe.then(|| (to, format!("Go back to {}", return_host(to))));
-    page(
-        status,
-        MessagePage {
-            title,
-            message,
-            onward,
-        }
-        .render(),
-        "",
-    )
+    message_page(status, title, message, onward)
 }
 
 /// The CSP source for where a redirect URI points: its origin for http(s), its scheme for a

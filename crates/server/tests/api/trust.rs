@@ -862,14 +862,12 @@ async fn an_unverified_third_partys_errors_are_a_page_with_a_way_back() {
     let path = path_of(&params);
     let user = app.user("alice@example.com", "alice-org").await;
     let cookie = app.session(&user).await;
+    let by_admin = |path: String| {
+        let request = app.http.get(app.at(&path)).bearer_auth(&app.admin_key);
+        async move { request.send().await.unwrap() }
+    };
     let anonymous = app.http.get(app.at(&path)).send().await.unwrap();
-    let by_key = app
-        .http
-        .get(app.at(&path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let by_key = by_admin(path.clone()).await;
     let by_session = app.get_with_cookie(&path, &cookie).await;
     // Through the sign-in page, as a link sent to a signed-out user leads there.
     let r = app.post_login(&user.email, &user.password, &path).await;
@@ -918,13 +916,7 @@ async fn an_unverified_third_partys_errors_are_a_page_with_a_way_back() {
         let page = r.text().await.unwrap();
         assert!(page.contains("Go back to app.example.com"), "{page}");
     }
-    let r = app
-        .http
-        .get(app.at(&path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let r = by_admin(path).await;
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(REDIRECT));
 }
