@@ -36,28 +36,35 @@ use crate::rate_limit::RateLimiters;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Documents (and key sets) kept in memory at most; past it, expired ones go, then the one that
-/// expires soonest: a flood of made-up documents cannot keep every real one out of the cache.
+/// Documents (and key sets) kept in memory at most; past it, expired ones go, then the one used
+/// longest ago: a flood of made-up documents pushes out a real one only if it was not used
+/// since the flood's oldest entry was kept, whatever lifetimes the flood's documents ask for.
 const MAX_CACHED: usize = 10_000;
 
-/// Keeps `value` under `key` in a cache of at most `max` entries. When a new key finds it full,
-/// the expired entries go, and if that frees nothing, the entry that expires soonest.
+/// Keeps `value` under `key` in a cache of at most `max` entries; `times` gives an entry's
+/// expiry and when it was last used. When a new key finds the cache full, the expired entries
+/// go, and if that frees nothing, the entry used longest ago (of those, the one that expires
+/// soonest). Not the one that expires soonest alone: documents served with a long `max-age`
+/// would then push out every real one with a shorter life.
 fn keep_bounded<V>(
     cache: &mut HashMap<String, V>,
     max: usize,
     key: &str,
     value: V,
     now: UnixSeconds,
-    expires_at: fn(&V) -> UnixSeconds,
+    times: fn(&V) -> (UnixSeconds, UnixSeconds),
 ) {
     if !cache.contains_key(key) && cache.len() >= max {
-        cache.retain(|_, v| expires_at(v) > now);
+        cache.retain(|_, v| times(v).0 > now);
         if cache.len() >= max {
-            let soonest = cache
+            let stalest = cache
                 .iter()
-                .min_by_key(|(_, v)| expires_at(v))
+                .min_by_key(|(_, v)| {
+                    let (expires_at, last_used) = times(v);
+                    (last_used, expires_at)
+                })
                 .map(|(k, _)| k.clone());
-            if let Some(k) = soonest {
+            if let Some(k) = stalest {
                 cache.remove(&k);
             }
         }
@@ -163,6 +170,7 @@ impl std::error::Error for SpecialUse {}
 struct Cached {
     draft: ClientDraft,
     expires_at: UnixSeconds,
+    last_used: UnixSeconds,
 }
 
 /// A client's JWK set fetched from its `jwks_uri`.
@@ -171,6 +179,7 @@ struct CachedKeys {
     keys: ClientKeys,
     fetched_at: UnixSeconds,
     expires_at: UnixSeconds,
+    last_used: UnixSeconds,
 }
 
 /// A cached JWK set is fetched again before it expires, for a `kid` it lacks, only when it is
@@ -404,9 +413,10 @@ impl Documents {
     ) -> Result<Result<ClientKeys, DocumentError>, Busy> {
         let key = url.as_str();
         {
-            let cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(c) = cache.get(key).filter(|c| c.expires_at > now) {
+            let mut cache = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.get_mut(key).filter(|c| c.expires_at > now) {
                 if !unknown_kid || now - c.fetched_at < MIN_KEYS_REFETCH_SECS {
+                    c.last_used = now;
                     return Ok(Ok(c.keys.clone()));
                 }
             }
@@ -456,8 +466,11 @@ impl Documents {
                 keys: keys.clone(),
                 fetched_at: now,
                 expires_at: now + ttl,
+                last_used: now,
             };
-            keep_bounded(&mut cache, MAX_CACHED, key, entry, now, |c| c.expires_at);
+            keep_bounded(&mut cache, MAX_CACHED, key, entry, now, |c| {
+                (c.expires_at, c.last_used)
+            });
         }
         Ok(keys)
     }
@@ -489,7 +502,9 @@ impl Documents {
                     error: error.clone(),
                     until,
                 };
-                keep_bounded(&mut failures, MAX_CACHED, url, failed, now, |f| f.until);
+                keep_bounded(&mut failures, MAX_CACHED, url, failed, now, |f| {
+                    (f.until, f.until)
+                });
             }
         }
     }
@@ -501,17 +516,22 @@ impl Documents {
     }
 
     fn cached(&self, url: &str, now: UnixSeconds) -> Option<ClientDraft> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache
-            .get(url)
-            .filter(|c| c.expires_at > now)
-            .map(|c| c.draft.clone())
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = cache.get_mut(url).filter(|c| c.expires_at > now)?;
+        c.last_used = now;
+        Some(c.draft.clone())
     }
 
     fn keep(&self, url: &str, draft: ClientDraft, expires_at: UnixSeconds, now: UnixSeconds) {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = Cached { draft, expires_at };
-        keep_bounded(&mut cache, MAX_CACHED, url, entry, now, |c| c.expires_at);
+        let entry = Cached {
+            draft,
+            expires_at,
+            last_used: now,
+        };
+        keep_bounded(&mut cache, MAX_CACHED, url, entry, now, |c| {
+            (c.expires_at, c.last_used)
+        });
     }
 
     /// Fetches the document at `url`: its body and how long it may be kept (`max-age`).
@@ -1056,28 +1076,35 @@ mod tests {
 
     #[test]
     fn a_full_cache_makes_room_for_a_new_entry() {
-        let mut cache: HashMap<String, i64> = HashMap::new();
-        let expiry = |v: &i64| *v;
+        // (expires at, last used)
+        let mut cache: HashMap<String, (i64, i64)> = HashMap::new();
+        let times = |v: &(i64, i64)| *v;
+        let keys = |cache: &HashMap<String, (i64, i64)>| {
+            let mut keys: Vec<String> = cache.keys().cloned().collect();
+            keys.sort_unstable();
+            keys
+        };
         for (k, exp) in [("a", 150), ("b", 120), ("c", 200)] {
-            keep_bounded(&mut cache, 3, k, exp, 100, expiry);
+            keep_bounded(&mut cache, 3, k, (exp, 100), 100, times);
         }
-        // Full, nothing expired: the entry expiring soonest (b) makes room.
-        keep_bounded(&mut cache, 3, "d", 300, 100, expiry);
-        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["a", "c", "d"]);
+        // Full, nothing expired, all used alike: the entry expiring soonest (b) makes room.
+        keep_bounded(&mut cache, 3, "d", (300, 100), 100, times);
+        assert_eq!(keys(&cache), ["a", "c", "d"]);
         // A key already kept is replaced in place, nothing else goes.
-        keep_bounded(&mut cache, 3, "a", 400, 100, expiry);
-        assert_eq!((cache.len(), cache["a"]), (3, 400));
+        keep_bounded(&mut cache, 3, "a", (400, 100), 100, times);
+        assert_eq!((cache.len(), cache["a"]), (3, (400, 100)));
         // Past an expiry, the expired entries go (c), and nothing else.
-        keep_bounded(&mut cache, 3, "e", 500, 250, expiry);
-        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["a", "d", "e"]);
-        keep_bounded(&mut cache, 3, "f", 600, 350, expiry);
-        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["a", "e", "f"]);
+        keep_bounded(&mut cache, 3, "e", (500, 250), 250, times);
+        assert_eq!(keys(&cache), ["a", "d", "e"]);
+        // A flood of entries that ask to live long does not push out one in use: the entry
+        // used longest ago goes, even though the one in use (a) expires sooner than any.
+        keep_bounded(&mut cache, 3, "flood0", (100_000, 330), 330, times);
+        cache.get_mut("a").unwrap().1 = 335;
+        keep_bounded(&mut cache, 3, "flood1", (100_000, 340), 340, times);
+        assert_eq!(keys(&cache), ["a", "flood0", "flood1"]);
+        cache.get_mut("a").unwrap().1 = 345;
+        keep_bounded(&mut cache, 3, "flood2", (100_000, 350), 350, times);
+        assert_eq!(keys(&cache), ["a", "flood1", "flood2"]);
     }
 
     #[test]
