@@ -156,6 +156,9 @@ async fn authorize(
         }
     };
     let query = AuthorizeQuery(&pairs);
+    // Who is asking, read once: every branch below that needs it uses this answer (a rejected
+    // API key is logged once, and a session that ends mid-request cannot read two ways).
+    let viewer = session::viewer(&state, &headers).await?;
     let mut described = None;
     let mut client = match query.client_id() {
         Ok(id) => match classify(id, document_policy(&state.config.registration)) {
@@ -170,7 +173,7 @@ async fn authorize(
             // fetch from a host that page names, and spend the visitors' network's budget for
             // new documents (`documents_per_ip`).
             ClientIdKind::Document(url)
-                if session::viewer(&state, &headers).await?.is_none()
+                if viewer.is_none()
                     && crate::cimd::is_new(
                         &state.documents,
                         state.store.as_ref(),
@@ -235,7 +238,6 @@ async fn authorize(
             // whatever address the client's maker registered, even right after the user
             // signed in here.
             let verified = client.as_ref().is_some_and(|c| c.verified);
-            let viewer = session::viewer(&state, &headers).await?;
             let own = match (&client, &viewer) {
                 (Some(c), Some(v)) => !c.is_third_party() && c.org_id == v.user.org_id,
                 _ => false,
@@ -267,7 +269,7 @@ async fn authorize(
         }
     };
 
-    let Some(viewer) = session::viewer(&state, &headers).await? else {
+    let Some(viewer) = viewer else {
         return Ok(sign_in_first(&uri));
     };
     // A document client named for the first time is stored only now, for a signed-in user's
