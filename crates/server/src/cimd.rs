@@ -769,16 +769,25 @@ impl Described {
     }
 
     /// The client as stored: created now (with its `client.registered` event) if it was new.
+    /// `Created::ByThisCall` only for the call whose insert stored the row: of several requests
+    /// that described the same new document at once, one stores it and the others read it.
     pub async fn stored(
         self,
         store: &dyn oauth_store::Store,
         now: UnixSeconds,
-    ) -> Result<Client, Refusal> {
+    ) -> Result<(Client, Created), Refusal> {
         match self {
-            Described::Stored(client) => Ok(client),
+            Described::Stored(client) => Ok((client, Created::Before)),
             Described::New(client) => insert(store, client, now).await,
         }
     }
+}
+
+/// Whether [`Described::stored`] stored the client's row, or found it stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    ByThisCall,
+    Before,
 }
 
 /// The client the document at `url` describes (from the cache while fresh, else fetched and
@@ -921,7 +930,7 @@ async fn insert(
     store: &dyn oauth_store::Store,
     client: Client,
     now: UnixSeconds,
-) -> Result<Client, Refusal> {
+) -> Result<(Client, Created), Refusal> {
     match store.insert_client(&client).await {
         Ok(()) => {
             audit::record(
@@ -932,11 +941,12 @@ async fn insert(
                     .detail("origin", "metadata_document"),
             )
             .await;
-            Ok(client)
+            Ok((client, Created::ByThisCall))
         }
         Err(oauth_store::StoreError::Conflict(_)) => store
             .get_client(&client.client_id)
             .await?
+            .map(|stored| (stored, Created::Before))
             .ok_or_else(|| Refusal::Answer(ApiError::internal("a client vanished"))),
         Err(e) => Err(e.into()),
     }
@@ -952,7 +962,9 @@ async fn reconcile(
     now: UnixSeconds,
 ) -> Result<Client, Refusal> {
     match stored {
-        None => insert(store, new_document_client(id, draft, now), now).await,
+        None => insert(store, new_document_client(id, draft, now), now)
+            .await
+            .map(|(client, _)| client),
         Some(existing) if existing.origin != ClientOrigin::MetadataDocument => {
             Err(Refusal::Document(DocumentError(
                 "this client_id belongs to another client".into(),

@@ -290,14 +290,17 @@ async fn authorize(
             }
         }
         let stored = d.stored(state.store.as_ref(), state.clock.now()).await;
-        if new && stored.is_ok() {
+        // Only the request that stored the row spends: the others that described the same new
+        // document at once (each waited for the one fetch) found it stored, and their
+        // addresses' budgets are not theirs to pay from.
+        if matches!(stored, Ok((_, crate::cimd::Created::ByThisCall))) {
             state
                 .rate_limits
                 .client_stored(peer.ip(), state.clock.now())
                 .await;
         }
         match stored {
-            Ok(stored) => client = Some(stored),
+            Ok((stored, _)) => client = Some(stored),
             Err(Refusal::Document(why)) => return Ok(refused_document(&why.to_string())),
             Err(Refusal::Answer(e)) => return Err(e),
         }

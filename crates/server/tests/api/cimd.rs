@@ -1251,6 +1251,61 @@ async fn concurrent_first_requests_share_one_fetch() {
     assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }
 
+/// Of a burst of first authorizations for one new document, only the request that stores the
+/// client spends a stored client of its address's day: the others waited for the same fetch
+/// and found the row stored, and stored nothing.
+#[tokio::test]
+async fn a_burst_for_a_new_document_spends_one_stored_client() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/burst-budget.json");
+    docs.serve_doc("/clients/burst-budget.json", &document(&id));
+    docs.slow(
+        "/clients/burst-budget.json",
+        std::time::Duration::from_millis(400),
+    );
+    let app = Arc::new(
+        TestApp::spawn_with(|c| {
+            c.registration.cimd_allow_http_loopback = true;
+            c.rate_limits.authorize_per_ip = oauth_server::config::RateLimit {
+                requests: 0,
+                window_secs: 0,
+            };
+            c.rate_limits.register_per_ip_daily = oauth_server::config::RateLimit {
+                requests: 2,
+                window_secs: 86_400,
+            };
+        })
+        .await,
+    );
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..oauth_server::cimd::MAX_WAITING_PER_ADDRESS {
+        let app = app.clone();
+        let id = id.clone();
+        set.spawn(async move { authorize(&app, &id, CALLBACK).await.status() });
+    }
+    while let Some(status) = set.join_next().await {
+        assert_eq!(
+            status.unwrap(),
+            302,
+            "every request reaches the consent step"
+        );
+    }
+    assert_eq!(docs.hits("/clients/burst-budget.json"), 1);
+    assert!(app.server.store.get_client(&id).await.unwrap().is_some());
+    // One of the day's two stored clients was spent, by the one row stored: one registration
+    // is left, and then none.
+    let register = || {
+        app.http
+            .post(app.at("/oauth/register"))
+            .json(&json!({"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}))
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), 201);
+    let r = register().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limited");
+}
+
 /// A document's host that is slow to answer holds the requests that wait for it: one address
 /// has at most a few of them waiting at once, the rest refused at once, so that a few
 /// addresses cannot hold every connection this way; another address waits beside them.
