@@ -66,6 +66,17 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
     Some(v.split(';').next().unwrap_or("").trim())
 }
 
+/// The `charset` parameter of `Content-Type`, in lowercase and unquoted, if there is one.
+pub(crate) fn charset(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    v.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
 fn starts_with_ignoring_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }

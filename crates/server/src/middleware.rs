@@ -127,12 +127,12 @@ where
             tracing::debug!(target: "oauth::http", "started processing request");
             match (
                 cors::before(&self.listed_origins, &req),
-                malformed_fields(&req),
+                refused_early(&req),
             ) {
                 // Refused before any route reads a credential; readable cross-origin as any
                 // error of the route would be.
-                (Before::Handle(cors), Some(why)) => {
-                    let mut refused = ApiError::bad_request(why).into_response();
+                (Before::Handle(cors), Some(refusal)) => {
+                    let mut refused = refusal.into_response();
                     cors.finish(&mut refused);
                     Handled::Answered(refused)
                 }
@@ -166,6 +166,98 @@ where
             response
         })
     }
+}
+
+/// The answer to a request refused before any route sees it: header fields that cannot be
+/// read one way ([`malformed_fields`], 400), or a body in a coding this server does not decode
+/// ([`unsupported_coding`]).
+fn refused_early(req: &Request) -> Option<ApiError> {
+    if let Some(why) = malformed_fields(req) {
+        return Some(ApiError::bad_request(why));
+    }
+    unsupported_coding(req.headers())
+}
+
+/// A body this server would otherwise read as something it is not, refused (nothing reads it):
+///
+/// - a transfer coding other than `chunked` (`gzip, chunked`, say): the HTTP layer removes the
+///   chunked framing only, and the compressed bytes would be parsed as the body (RFC 9112 §6.1:
+///   a coding the server does not understand is 501); the connection is closed, since its
+///   framing is the sender's and the body is not read;
+/// - a content coding other than `identity` (RFC 9110 §8.4): no body is decompressed here, and
+///   one that is not compressed though it says so is not what its sender described. 415, with
+///   `Accept-Encoding: identity` (RFC 9110 §15.5.16);
+/// - a JSON or form body in a charset other than UTF-8 (`application/json; charset=utf-16`):
+///   every body is read as UTF-8, and another charset's text would be misread. 415.
+fn unsupported_coding(headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    use axum::http::{header, HeaderValue, StatusCode};
+    let codings = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|c| String::from_utf8_lossy(c).trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+    };
+    if let Some(coding) = codings(header::TRANSFER_ENCODING).find(|c| c != "chunked") {
+        return Some(
+            ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "invalid_request",
+                format!(
+                    "the transfer coding {} is not supported: send the body with Content-Length \
+                     or chunked alone",
+                    printable(&coding)
+                ),
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close")),
+        );
+    }
+    if let Some(coding) = codings(header::CONTENT_ENCODING).find(|c| c != "identity") {
+        return Some(
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                format!(
+                    "the content coding {} is not supported: send the body uncompressed",
+                    printable(&coding)
+                ),
+            )
+            .with_header(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            ),
+        );
+    }
+    if crate::extract::is_json(headers) || crate::extract::is_form(headers) {
+        if let Some(charset) = crate::extract::charset(headers)
+            .filter(|c| !matches!(c.as_str(), "utf-8" | "utf8" | "us-ascii"))
+        {
+            return Some(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                format!(
+                    "the charset {} is not supported: send the body in UTF-8",
+                    printable(&charset)
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// A value from a request's header, quoted in an error: at most 40 characters, printable ASCII
+/// only (the rest as `?`).
+fn printable(value: &str) -> String {
+    let mut shown: String = value
+        .chars()
+        .take(40)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if value.chars().count() > 40 {
+        shown.push_str("...");
+    }
+    format!("'{shown}'")
 }
 
 /// Why a request's header fields are refused before any route sees it, if they are:

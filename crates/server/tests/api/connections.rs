@@ -456,6 +456,53 @@ async fn a_malformed_chunked_body_is_a_bad_request_and_a_long_one_too_large() {
     assert_eq!(status, 413, "{body}");
 }
 
+/// A body in a transfer coding besides chunked (`gzip, chunked`) is refused with 501 before
+/// any route reads it (the HTTP layer removes the chunking only, and the rest would be read as
+/// the body), and the connection is closed; chunked alone is read as usual.
+#[tokio::test]
+async fn a_transfer_coding_besides_chunked_is_refused() {
+    let app = TestApp::spawn().await;
+    let body = b"grant_type=client_credentials";
+    let chunked = [
+        format!("{:x}\r\n", body.len()).as_bytes(),
+        body,
+        b"\r\n0\r\n\r\n",
+    ]
+    .concat();
+    let head = |coding: &str| {
+        format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nTransfer-Encoding: {coding}\r\n\r\n"
+        )
+    };
+    for coding in ["gzip, chunked", "x-made-up, chunked", "Deflate,chunked"] {
+        let mut s = connect(&app).await;
+        s.write_all(&[head(coding).as_bytes(), &chunked].concat())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut s).await;
+        assert_eq!(status, 501, "{coding}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"], "invalid_request", "{body}");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("transfer coding"),
+            "{body}"
+        );
+        closed_by_server(&mut s, Duration::from_secs(5)).await;
+    }
+    // Chunked alone reaches the token endpoint, which reads the body (no client: 401).
+    let mut s = connect(&app).await;
+    s.write_all(&[head("chunked").as_bytes(), &chunked].concat())
+        .await
+        .unwrap();
+    let (status, body) = read_response(&mut s).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("invalid_client"), "{body}");
+}
+
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     let app = TestApp::spawn().await;

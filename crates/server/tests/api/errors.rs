@@ -63,6 +63,79 @@ async fn wrong_or_missing_content_type_is_415() {
     assert_eq!(status, 201);
 }
 
+/// A body said to be compressed, or in a charset other than UTF-8, is 415 and stores nothing:
+/// nothing here decompresses or converts a body, and reading it as it is would read something
+/// other than what its sender meant. UTF-8 said any usual way, and `identity`, are fine.
+#[tokio::test]
+async fn a_content_coding_or_a_charset_other_than_utf8_is_415() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&confidential_client("x")).unwrap();
+    for coding in ["gzip", "br", "x-unknown", "identity, gzip"] {
+        let r = app
+            .http
+            .post(app.at("/oauth_clients"))
+            .bearer_auth(&app.admin_key)
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{coding}");
+        assert_eq!(r.headers()["accept-encoding"], "identity");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["error"], "invalid_request", "{err}");
+        let d = err["error_description"].as_str().unwrap();
+        assert!(
+            d.contains("content coding") && d.contains("uncompressed"),
+            "{d}"
+        );
+    }
+    for ct in [
+        "application/json; charset=utf-16",
+        "application/json;charset=ISO-8859-1",
+        "application/json; charset=\"windows-1252\"",
+    ] {
+        let (status, err) = post_raw(&app, "/oauth_clients", Some(ct), body.clone()).await;
+        assert_eq!(status, 415, "{ct}: {err}");
+        let d = err["error_description"].as_str().unwrap();
+        assert!(d.contains("charset") && d.contains("UTF-8"), "{d}");
+    }
+    assert_nothing_stored(&app).await;
+    // An unreadable charset value is quoted in printable ASCII, and cut short.
+    let long = format!("application/json; charset={}", "x".repeat(100));
+    let (status, err) = post_raw(&app, "/oauth_clients", Some(&long), body.clone()).await;
+    assert_eq!(status, 415);
+    let d = err["error_description"].as_str().unwrap();
+    assert!(d.contains(&format!("'{}...'", "x".repeat(40))), "{d}");
+    assert_nothing_stored(&app).await;
+
+    let mut created = 0;
+    for ct in [
+        "application/json; charset=UTF-8",
+        "application/json; charset=\"utf-8\"",
+        "application/json;charset=utf8",
+    ] {
+        let (status, err) = post_raw(&app, "/oauth_clients", Some(ct), body.clone()).await;
+        assert_eq!(status, 201, "{ct}: {err}");
+        created += 1;
+    }
+    let r = app
+        .http
+        .post(app.at("/oauth_clients"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    created += 1;
+    let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], created);
+}
+
 #[tokio::test]
 async fn malformed_json_is_400_with_a_clear_message() {
     let app = TestApp::spawn().await;

@@ -107,6 +107,13 @@ impl Case {
         c
     }
 
+    /// A body of this content type, as it is.
+    fn typed(self, content_type: &'static str, body: impl AsRef<[u8]>) -> Self {
+        let mut c = self.header("content-type", content_type);
+        c.body = body.as_ref().to_vec();
+        c
+    }
+
     fn bearer(self, key: &str) -> Self {
         self.header("authorization", format!("Bearer {key}"))
     }
@@ -506,6 +513,31 @@ async fn every_route(app: &TestApp, engine: Db) {
         )
         .bearer(&user.api_key)
         .wants(Json(404, "not_found")),
+        // --- bodies in a coding or charset that is not read here --------------------------
+        // Each would otherwise be read as UTF-8 JSON or form as it is (the first two stored).
+        post("clients: a JSON body said to be gzip", "/oauth_clients")
+            .bearer(&admin)
+            .json(new_client(json!({})))
+            .header("content-encoding", "gzip")
+            .wants(Json(415, "invalid_request")),
+        post("register: a made-up content coding", "/oauth/register")
+            .json(json!({"redirect_uris": [cb], "client_name": "x"}))
+            .header("content-encoding", "identity, x-made-up")
+            .wants(Json(415, "invalid_request")),
+        post("clients: a JSON body in UTF-16", "/oauth_clients")
+            .bearer(&admin)
+            .typed(
+                "application/json; charset=utf-16",
+                serde_json::to_vec(&new_client(json!({}))).unwrap(),
+            )
+            .wants(Json(415, "invalid_request")),
+        post("token: a form in ISO-8859-1", "/oauth/token")
+            .header("authorization", &auth)
+            .typed(
+                "application/x-www-form-urlencoded; charset=\"ISO-8859-1\"",
+                "grant_type=client_credentials",
+            )
+            .wants(Json(415, "invalid_request")),
         // --- discovery -------------------------------------------------------------------
         get(
             "metadata: NUL in the issuer path",
