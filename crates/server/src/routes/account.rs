@@ -74,20 +74,31 @@ async fn signed_in(
     }
 }
 
-/// The form of a post, and whether it carries the session's CSRF token.
-async fn form_of(state: &AppState, req: Request, cookie: &str) -> Result<(Params, bool), ApiError> {
+/// The form of a post that carries the session's CSRF token; otherwise the page to answer, and
+/// nothing is done: a form that cannot be read (400, as the sign-in form answers) or one
+/// without the token (403: it expired, or another site posted it).
+async fn checked_form(
+    state: &AppState,
+    req: Request,
+    cookie: &str,
+) -> Result<Result<Params, Response>, ApiError> {
     let bytes = read_body(req.into_body(), state).await?;
-    let form = Params::parse(&bytes).unwrap_or_default();
-    let csrf_ok = session::csrf_matches(cookie, form.field("csrf_token"));
-    Ok((form, csrf_ok))
-}
-
-fn expired_form() -> Response {
-    html::message(
-        StatusCode::FORBIDDEN,
-        "Nothing was changed",
-        "This form expired. Go back, reload the page and try again.",
-    )
+    let Ok(form) = Params::parse(&bytes) else {
+        return Ok(Err(html::message(
+            StatusCode::BAD_REQUEST,
+            "Nothing was changed",
+            "The form could not be read (a repeated field, a NUL byte, or text that is not \
+             UTF-8). Go back, reload the page and try again.",
+        )));
+    };
+    if !session::csrf_matches(cookie, form.field("csrf_token")) {
+        return Ok(Err(html::message(
+            StatusCode::FORBIDDEN,
+            "Nothing was changed",
+            "This form expired. Go back, reload the page and try again.",
+        )));
+    }
+    Ok(Ok(form))
 }
 
 #[utoipa::path(
@@ -204,9 +215,8 @@ async fn revoke_app(
         Ok(v) => v,
         Err(to_login) => return Ok(to_login),
     };
-    let (_, csrf_ok) = form_of(&state, req, &cookie).await?;
-    if !csrf_ok {
-        return Ok(expired_form());
+    if let Err(page) = checked_form(&state, req, &cookie).await? {
+        return Ok(page);
     }
     let now = state.clock.now();
     let Some(grant) = state.store.revoke_grant(&user.id, &grant_id, now).await? else {
@@ -307,10 +317,10 @@ async fn change_password(
         Ok(v) => v,
         Err(to_login) => return Ok(to_login),
     };
-    let (form, csrf_ok) = form_of(&state, req, &cookie).await?;
-    if !csrf_ok {
-        return Ok(expired_form());
-    }
+    let form = match checked_form(&state, req, &cookie).await? {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
     // A stolen session must not get unlimited guesses at the password: the sign-in form's
     // per-address limit applies.
     state
@@ -491,9 +501,8 @@ async fn sign_out_others(
         Ok(v) => v,
         Err(to_login) => return Ok(to_login),
     };
-    let (_, csrf_ok) = form_of(&state, req, &cookie).await?;
-    if !csrf_ok {
-        return Ok(expired_form());
+    if let Err(page) = checked_form(&state, req, &cookie).await? {
+        return Ok(page);
     }
     // The other browsers lose their device cookies too: whoever signed in elsewhere keeps no
     // failure budget of their own for this account.

@@ -566,6 +566,77 @@ async fn signing_out_other_sessions_forgets_their_devices() {
     assert_eq!(owner(&devices[2]).await.as_deref(), Some("bob@example.com"));
 }
 
+/// A form of the account pages that cannot be read (a NUL byte, text that is not UTF-8, a
+/// repeated field), even with the session's CSRF token, is a 400 page saying so, as the
+/// sign-in form answers, not "expired"; nothing is changed.
+#[tokio::test]
+async fn an_unreadable_account_form_is_a_400_page_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice@example.com", "acme").await;
+    let (id, secret, grant_id, tokens) = connected_app(&app, &alice, "Kept").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let here = app.session(&alice).await;
+    let elsewhere = app.session(&alice).await;
+    let csrf = session_csrf(&app, &here).await;
+    let revoke = format!("/account/apps/{grant_id}/revoke");
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let c = enc(&csrf);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "/account/password",
+            format!(
+                "csrf_token={c}&current_password={}%00&new_password=abcdefghijkl&confirm_password=abcdefghijkl",
+                enc(&alice.password)
+            )
+            .into_bytes(),
+        ),
+        (
+            "/account/password",
+            [
+                format!("csrf_token={c}&current_password=").as_bytes(),
+                b"\xff",
+                b"&new_password=abcdefghijkl&confirm_password=abcdefghijkl",
+            ]
+            .concat(),
+        ),
+        (
+            "/account/sessions/sign-out-others",
+            format!("csrf_token={c}&x=%FF").into_bytes(),
+        ),
+        (&revoke, format!("csrf_token={c}&csrf_token={c}").into_bytes()),
+    ];
+    for (path, body) in cases {
+        let r = app
+            .http
+            .post(app.at(path))
+            .header("cookie", &here)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("The form could not be read"),
+            "{path}: {html}"
+        );
+        assert!(!html.contains("expired"), "{path}: {html}");
+    }
+    // The password, the other session and the grant are as they were.
+    assert_eq!(page(&app, "/", &elsewhere).await.0, 200);
+    assert!(grant_alive(&app, &alice, &grant_id, &id, &secret, &access).await);
+    let r = app.post_login(&alice.email, &alice.password, "/").await;
+    assert!(
+        set_cookie(&r, "oauth_session").is_some(),
+        "the old password signs in"
+    );
+}
+
 #[tokio::test]
 async fn the_account_and_consent_pages_link_the_apps_page() {
     let app = TestApp::spawn().await;
