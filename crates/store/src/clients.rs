@@ -132,7 +132,7 @@ impl<B: Engine> ClientStore for B {
             binds.push(n.clone());
         }
         if let Some(n) = &f.name_contains {
-            w.and(&format!("{}(lower(name), lower({{}})) > 0", d.strpos));
+            w.and(d.name_contains);
             binds.push(n.clone());
         }
         if let Some(id) = &f.client_id {

@@ -186,7 +186,7 @@ pub struct ClientFilter {
     pub verified: Option<bool>,
     pub grant_type: Option<GrantType>,
     pub name: Option<String>,
-    /// Case-insensitive substring of the name.
+    /// A substring of the name, ignoring the case of ASCII letters (`Dialect::name_contains`).
     pub name_contains: Option<String>,
     pub client_id: Option<String>,
 }
@@ -461,8 +461,11 @@ pub struct SecurityEventFilter {
 pub struct Dialect {
     /// A column that orders rows of one table by insertion.
     pub insertion_order: &'static str,
-    /// `f(haystack, needle)` → position of needle, 0 when absent.
-    pub strpos: &'static str,
+    /// SQL that is true when column `name` contains the bound value, ignoring the case of ASCII
+    /// letters only (SQLite's `lower` folds nothing else, and PostgreSQL's under the `C`
+    /// collation neither), so that one filter finds the same clients on both engines; `{}`
+    /// stands for the placeholder.
+    pub name_contains: &'static str,
     /// SQL that is true when the JSON array in column `grant_types` contains the bound value;
     /// `{}` stands for the placeholder.
     pub json_array_contains: &'static str,

@@ -561,7 +561,7 @@ impl PostgresStore {
 impl Engine for PostgresStore {
     const DIALECT: Dialect = Dialect {
         insertion_order: "seq",
-        strpos: "strpos",
+        name_contains: "strpos(lower(name COLLATE \"C\"), lower({} COLLATE \"C\")) > 0",
         json_array_contains: "jsonb_exists(grant_types::jsonb, {})",
         // Not `FOR UPDATE`: that lock also conflicts with the `FOR KEY SHARE` lock a foreign-key
         // check takes, so an approval locking a grant deadlocked against concurrent inserts of

@@ -136,7 +136,7 @@ fn location(url: &str) -> Result<Location> {
 impl Engine for SqliteStore {
     const DIALECT: Dialect = Dialect {
         insertion_order: "rowid",
-        strpos: "instr",
+        name_contains: "instr(lower(name), lower({})) > 0",
         json_array_contains: "EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = {})",
         for_update: "",
         for_share: "",

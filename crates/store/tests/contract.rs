@@ -531,6 +531,46 @@ async fn client_lists_filter_and_page(store: &dyn Store) {
 }
 
 /// Names of `org_id`'s clients that pass `f`, all on one page.
+/// `filter[name][contains]` folds the case of ASCII letters only, on both engines alike
+/// (PostgreSQL's `lower` would fold every letter, SQLite's folds ASCII ones only): one filter
+/// finds the same clients whichever engine runs.
+async fn name_filters_fold_ascii_letters_only(store: &dyn Store) {
+    let (user, org) = store
+        .create_user(new_user("u@x.example", "u", 1))
+        .await
+        .unwrap();
+    for (i, name) in ["F-ünïcode", "F-Ünïcode", "F-İstanbul", "MIXED Case"]
+        .iter()
+        .enumerate()
+    {
+        let c = client(
+            &org.id,
+            &user.id,
+            name,
+            ClientType::Public,
+            &[GrantType::AuthorizationCode],
+            100 + i as i64,
+        );
+        store.insert_client(&c).await.unwrap();
+    }
+    let contains = |needle: &str| {
+        names(
+            store,
+            &org.id,
+            ClientFilter {
+                name_contains: Some(needle.into()),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(contains("ü").await, vec!["F-ünïcode"]);
+    assert_eq!(contains("Ü").await, vec!["F-Ünïcode"]);
+    assert!(contains("istanbul").await.is_empty());
+    assert_eq!(contains("İSTANBUL").await, vec!["F-İstanbul"]);
+    assert_eq!(contains("f-").await.len(), 3);
+    assert_eq!(contains("mixed CASE").await, vec!["MIXED Case"]);
+}
+
 async fn names(store: &dyn Store, org_id: &str, f: ClientFilter) -> Vec<String> {
     let p = store
         .list_clients(
@@ -673,4 +713,5 @@ storage_tests! {
     api_keys_authenticate_until_revoked,
     clients_round_trip_and_stay_in_their_organization,
     client_lists_filter_and_page,
+    name_filters_fold_ascii_letters_only,
 }

@@ -126,7 +126,7 @@ fn parse_list_query(q: &QueryParams) -> Result<(ClientFilter, oauth_core::PageSp
         ("filter[verified]" = Option<bool>, Query, description = "Only verified (or unverified) clients"),
         ("filter[allowed_grant_types][contains]" = Option<String>, Query, description = "Clients allowed this grant type"),
         ("filter[name]" = Option<String>, Query, description = "Exact name"),
-        ("filter[name][contains]" = Option<String>, Query, description = "Name contains this text"),
+        ("filter[name][contains]" = Option<String>, Query, description = "Name contains this text, ignoring the case of ASCII letters"),
         ("filter[client_id]" = Option<String>, Query, description = "Exact client id"),
     ),
     responses(
