@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(health::router())
         .merge(openapi::router())
+        // Every route of the server, the health and OpenAPI ones too: a method it does not
+        // serve is the API's JSON error, not an empty body.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // One layer for all the work around every route (a layer per concern would cost every
         // request a boxed clone per layer): a panic becomes a 500; the request's span; its
@@ -160,7 +163,11 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+/// The path as requested (a nested router sees it without `/v2` or the issuer's path).
+async fn method_not_allowed(
+    method: Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",

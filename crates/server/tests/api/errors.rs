@@ -258,6 +258,29 @@ async fn unknown_routes_and_methods_answer_json() {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
+    // The health checks and the OpenAPI document answer a wrong method in JSON too, and say
+    // which methods they serve.
+    for path in ["/healthz", "/readyz", "/openapi.json", "/v2/oauth/register"] {
+        for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+            let r = app
+                .http
+                .request(method.clone(), app.at(path))
+                .send()
+                .await
+                .unwrap();
+            if path.ends_with("register") && method == reqwest::Method::POST {
+                continue;
+            }
+            assert_eq!(r.status(), 405, "{method} {path}");
+            assert!(r.headers().contains_key("allow"), "{method} {path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_request", "{method} {path}");
+            assert_eq!(
+                body["error_description"],
+                format!("{method} is not allowed on {path}"),
+            );
+        }
+    }
 }
 
 #[tokio::test]
