@@ -156,6 +156,7 @@ pub async fn start_with_clock(
         ),
         lockouts: Arc::default(),
         login_keys: login_keys.clone(),
+        log_paces: Arc::default(),
     });
     let limits = ConnectionLimits::from(&state.config.server);
     let mut background = maintenance::spawn(&state);

@@ -393,7 +393,10 @@ where
                 credential: CallerCredential::ApiKey { id: key.id },
             }),
             None => {
-                tracing::info!(key = %secret::log_label(token), "rejected API key");
+                if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now())
+                {
+                    tracing::info!(key = %secret::log_label(token), not_logged, "rejected API key");
+                }
                 Err(ApiError::unauthorized(
                     "invalid_token",
                     "the API key is unknown or revoked",
@@ -419,7 +422,10 @@ async fn access_token_caller(
         )
     };
     let Some(active) = tokens::active_access_token(state, token, Some(&state.issuer)).await? else {
-        tracing::info!(token = %secret::log_label(token), "rejected access token");
+        let pace = &state.log_paces.rejected_access_token;
+        if let Some(not_logged) = pace.admit(state.clock.now()) {
+            tracing::info!(token = %secret::log_label(token), not_logged, "rejected access token");
+        }
         return Err(rejected());
     };
     // A third-party client is never granted the management scope, and a client that lost it

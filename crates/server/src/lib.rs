@@ -23,6 +23,7 @@ mod form;
 pub mod html;
 mod json;
 pub mod lockouts;
+pub mod log_pace;
 mod login_budget;
 pub mod maintenance;
 pub mod metrics;

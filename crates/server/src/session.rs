@@ -161,7 +161,12 @@ pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<View
                     via: Via::ApiKey,
                 }))
             }
-            None => tracing::info!(key = %secret::log_label(token), "rejected API key"),
+            None => {
+                if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now())
+                {
+                    tracing::info!(key = %secret::log_label(token), not_logged, "rejected API key");
+                }
+            }
         }
     }
     session_viewer(state, headers).await

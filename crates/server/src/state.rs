@@ -49,6 +49,8 @@ pub struct Shared {
     /// What the failed-login counters key an account by: a keyed digest of what was typed as
     /// its email (derived from the key-encryption key, so the same on every instance).
     pub login_keys: Arc<oauth_core::secret::DigestKey>,
+    /// Log lines any caller can cause at the request rate, kept to a pace.
+    pub log_paces: Arc<crate::log_pace::LogPaces>,
 }
 
 impl Shared {

@@ -598,6 +598,83 @@ fn json_log_lines(text: &str, secrets: &[&str]) -> Vec<Value> {
     out
 }
 
+/// Made-up bearer credentials are refused at the request rate with no failure budget spent:
+/// their log lines keep to a pace (a few per window of seconds, the API's and the
+/// authorization endpoint's alike), so one caller cannot fill the operator's disk with them.
+#[tokio::test]
+async fn rejected_bearer_credentials_are_logged_at_a_pace() {
+    use oauth_server::log_pace::LINES_PER_WINDOW;
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .env("OAUTH_DATABASE_URL", &db.url)
+        .env("OAUTH_BIND", "127.0.0.1:0")
+        .env_remove("OAUTH_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("OAUTH_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut served = Served {
+        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+        child,
+    };
+    let (_, addr) = served.until_listening().await;
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for i in 0..60 {
+        let key = format!("KEY{i:043}");
+        let path = if i % 2 == 0 {
+            "/oauth_clients"
+        } else {
+            "/oauth/authorize?response_type=code&client_id=x"
+        };
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 200, "{path}");
+        assert_ne!(r.status(), 429, "{path}: within the request-rate limits");
+    }
+    let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    for _ in 0..30 {
+        let r = http
+            .get(format!("{base}/oauth_clients"))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // Give the log writer a moment; then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let keys = log.matches("rejected API key").count();
+    let tokens = log.matches("rejected access token").count();
+    // Two windows at most, if the requests straddled a boundary.
+    let most = 2 * LINES_PER_WINDOW as usize;
+    assert!(
+        (LINES_PER_WINDOW as usize..=most).contains(&keys),
+        "{keys}:\n{log}"
+    );
+    assert!(
+        (LINES_PER_WINDOW as usize..=most).contains(&tokens),
+        "{tokens}:\n{log}"
+    );
+    assert!(log.contains("not_logged=0"), "{log}");
+    assert!(!log.contains("KEY000"), "no credential is logged: {log}");
+    drop(served);
+}
+
 #[tokio::test]
 async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
     let db = fresh_db();
