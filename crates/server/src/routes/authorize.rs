@@ -156,9 +156,9 @@ async fn authorize(
         }
     };
     let query = AuthorizeQuery(&pairs);
-    // Who is asking, read once: every branch below that needs it uses this answer (a rejected
-    // API key is logged once, and a session that ends mid-request cannot read two ways).
-    let viewer = session::viewer(&state, &headers).await?;
+    // Who is asking: read here for the branches that need it before a document is fetched, and
+    // again after a fetch (below).
+    let mut viewer = session::viewer(&state, &headers).await?;
     let mut described = None;
     let mut client = match query.client_id() {
         Ok(id) => match classify(id, document_policy(&state.config.registration)) {
@@ -208,6 +208,12 @@ async fn authorize(
         },
         Err(_) => None,
     };
+    // Fetching a document can take seconds, and the session may end meanwhile (signed out, or
+    // signed out by the owner from another browser): what follows (storing the client, a
+    // consent request, a code) is for the caller as they are now.
+    if described.is_some() {
+        viewer = session::viewer(&state, &headers).await?;
+    }
     let resources = state.known_resources();
     let policy = AuthorizePolicy {
         allow_plain_pkce: state.config.authorization.allow_plain_pkce,

@@ -1251,6 +1251,48 @@ async fn concurrent_first_requests_share_one_fetch() {
     assert_eq!(docs.hits("/clients/burst-bad.json"), 2, "and not cached");
 }
 
+/// A session that ends while the server fetches a document (signed out, or by its owner from
+/// another browser) gets nothing from the request under way: it goes to sign in, and neither
+/// the client nor a consent request is stored.
+#[tokio::test]
+async fn a_session_ended_during_a_document_fetch_gets_nothing() {
+    let docs = DocServer::start().await;
+    let id = docs.url("/clients/slow-session.json");
+    docs.serve_doc("/clients/slow-session.json", &document(&id));
+    docs.slow(
+        "/clients/slow-session.json",
+        std::time::Duration::from_millis(1000),
+    );
+    let (app, _) = spawn(true).await;
+    let app = Arc::new(app);
+    let user = app.user("ends@example.com", "ends-org").await;
+    let cookie = app.session(&user).await;
+    let pending = {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        let path = path_of(&params(&id, CALLBACK));
+        tokio::spawn(async move { app.get_with_cookie(&path, &cookie).await })
+    };
+    // The fetch is under way (the document is served after a second): the session ends.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let value = cookie.trim_start_matches("oauth_session=");
+    assert!(app
+        .server
+        .store
+        .delete_session(&oauth_core::secret::hash_secret(value))
+        .await
+        .unwrap());
+    let r = pending.await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(
+        location(&r).starts_with("/login?return_to="),
+        "{}",
+        location(&r)
+    );
+    assert_eq!(docs.hits("/clients/slow-session.json"), 1);
+    assert!(app.server.store.get_client(&id).await.unwrap().is_none());
+}
+
 /// Of a burst of first authorizations for one new document, only the request that stores the
 /// client spends a stored client of its address's day: the others waited for the same fetch
 /// and found the row stored, and stored nothing.
