@@ -182,13 +182,18 @@ fn refused_early(req: &Request) -> Option<ApiError> {
 ///
 /// - a transfer coding other than `chunked` (`gzip, chunked`, say): the HTTP layer removes the
 ///   chunked framing only, and the compressed bytes would be parsed as the body (RFC 9112 §6.1:
-///   a coding the server does not understand is 501); the connection is closed, since its
-///   framing is the sender's and the body is not read;
+///   a coding the server does not understand is 501); `chunked` twice, which no sender may
+///   apply (RFC 9112 §6.1) and whose inner framing would be read as the body, is 400. The
+///   connection is closed either way, since its framing is the sender's and the body is not
+///   read;
 /// - a content coding other than `identity` (RFC 9110 §8.4): no body is decompressed here, and
 ///   one that is not compressed though it says so is not what its sender described. 415, with
 ///   `Accept-Encoding: identity` (RFC 9110 §15.5.16);
-/// - a JSON or form body in a charset other than UTF-8 (`application/json; charset=utf-16`):
-///   every body is read as UTF-8, and another charset's text would be misread. 415.
+/// - a JSON body in a charset other than UTF-8 (`application/json; charset=utf-16`): JSON is
+///   read as UTF-8 (RFC 8259 §8.1), and another charset's text would be misread. 415. A form's
+///   `charset` is not looked at: the form encoding is ASCII with UTF-8 percent-escapes
+///   (WHATWG URL), whatever a client writes there (Apache HttpClient writes `ISO-8859-1`), and
+///   escapes that are not UTF-8 are refused when the form is read.
 fn unsupported_coding(headers: &axum::http::HeaderMap) -> Option<ApiError> {
     use axum::http::{header, HeaderValue, StatusCode};
     let codings = |name| {
@@ -199,6 +204,19 @@ fn unsupported_coding(headers: &axum::http::HeaderMap) -> Option<ApiError> {
             .map(|c| String::from_utf8_lossy(c).trim().to_ascii_lowercase())
             .filter(|c| !c.is_empty())
     };
+    let close = || HeaderValue::from_static("close");
+    if codings(header::TRANSFER_ENCODING)
+        .filter(|c| c == "chunked")
+        .nth(1)
+        .is_some()
+    {
+        return Some(
+            ApiError::bad_request(
+                "the body is chunked more than once (RFC 9112 §6.1): send it chunked once",
+            )
+            .with_header(header::CONNECTION, close()),
+        );
+    }
     if let Some(coding) = codings(header::TRANSFER_ENCODING).find(|c| c != "chunked") {
         return Some(
             ApiError::new(
@@ -210,7 +228,7 @@ fn unsupported_coding(headers: &axum::http::HeaderMap) -> Option<ApiError> {
                     printable(&coding)
                 ),
             )
-            .with_header(header::CONNECTION, HeaderValue::from_static("close")),
+            .with_header(header::CONNECTION, close()),
         );
     }
     if let Some(coding) = codings(header::CONTENT_ENCODING).find(|c| c != "identity") {
@@ -229,7 +247,7 @@ fn unsupported_coding(headers: &axum::http::HeaderMap) -> Option<ApiError> {
             ),
         );
     }
-    if crate::extract::is_json(headers) || crate::extract::is_form(headers) {
+    if crate::extract::is_json(headers) {
         if let Some(charset) = crate::extract::charset(headers)
             .filter(|c| !matches!(c.as_str(), "utf-8" | "utf8" | "us-ascii"))
         {

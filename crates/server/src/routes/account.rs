@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use crate::accounts::hash_password;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{read_body, PathParam};
+use crate::extract::{is_form, read_body, PathParam};
 use crate::form::Params;
 use crate::html::{self, AppLine, AppsPage, PasswordPage};
 use crate::login_budget;
@@ -75,13 +75,20 @@ async fn signed_in(
 }
 
 /// The form of a post that carries the session's CSRF token; otherwise the page to answer, and
-/// nothing is done: a form that cannot be read (400, as the sign-in form answers) or one
-/// without the token (403: it expired, or another site posted it).
+/// nothing is done: a body that is not a form (415) or a form that cannot be read (400), as the
+/// sign-in form answers, or one without the token (403: it expired, or another site posted it).
 async fn checked_form(
     state: &AppState,
     req: Request,
     cookie: &str,
 ) -> Result<Result<Params, Response>, ApiError> {
+    if !is_form(req.headers()) {
+        return Ok(Err(html::message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Nothing was changed",
+            "The form must be posted as application/x-www-form-urlencoded.",
+        )));
+    }
     let bytes = read_body(req.into_body(), state).await?;
     let Ok(form) = Params::parse(&bytes) else {
         return Ok(Err(html::message(

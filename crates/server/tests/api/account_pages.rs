@@ -568,7 +568,7 @@ async fn signing_out_other_sessions_forgets_their_devices() {
 
 /// A form of the account pages that cannot be read (a NUL byte, text that is not UTF-8, a
 /// repeated field), even with the session's CSRF token, is a 400 page saying so, as the
-/// sign-in form answers, not "expired"; nothing is changed.
+/// sign-in form answers, not "expired"; a body that is not a form is 415; nothing is changed.
 #[tokio::test]
 async fn an_unreadable_account_form_is_a_400_page_and_changes_nothing() {
     let app = TestApp::spawn().await;
@@ -626,6 +626,25 @@ async fn an_unreadable_account_form_is_a_400_page_and_changes_nothing() {
             "{path}: {html}"
         );
         assert!(!html.contains("expired"), "{path}: {html}");
+    }
+    // A body that is not a form, even one that reads as a valid form, is 415.
+    for ct in [
+        Some("text/plain; charset=utf-16"),
+        Some("application/json"),
+        None,
+    ] {
+        let mut req = app
+            .http
+            .post(app.at("/account/sessions/sign-out-others"))
+            .header("cookie", &here)
+            .body(format!("csrf_token={c}"));
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("application/x-www-form-urlencoded"), "{html}");
     }
     // The password, the other session and the grant are as they were.
     assert_eq!(page(&app, "/", &elsewhere).await.0, 200);

@@ -493,6 +493,24 @@ async fn a_transfer_coding_besides_chunked_is_refused() {
         );
         closed_by_server(&mut s, Duration::from_secs(5)).await;
     }
+    // Chunked twice (in one field or two): the inner framing would be read as the body.
+    for field in [
+        "Transfer-Encoding: chunked, chunked",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+    ] {
+        let mut s = connect(&app).await;
+        let head = format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\n{field}\r\n\r\n"
+        );
+        s.write_all(&[head.as_bytes(), &chunked].concat())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut s).await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(body.contains("chunked more than once"), "{body}");
+        closed_by_server(&mut s, Duration::from_secs(5)).await;
+    }
     // Chunked alone reaches the token endpoint, which reads the body (no client: 401).
     let mut s = connect(&app).await;
     s.write_all(&[head("chunked").as_bytes(), &chunked].concat())

@@ -134,6 +134,43 @@ async fn a_content_coding_or_a_charset_other_than_utf8_is_415() {
     created += 1;
     let (_, list) = app.get(&app.admin_key, "/oauth_clients").await;
     assert_eq!(list["meta"]["total_results"], created);
+
+    // A form's charset is not looked at: the form encoding is ASCII with UTF-8 escapes, whatever
+    // a client writes there (Apache HttpClient writes ISO-8859-1 by default).
+    let (id, secret) = crate::oauth_support::cc_client(&app).await;
+    for ct in [
+        "application/x-www-form-urlencoded; charset=ISO-8859-1",
+        "application/x-www-form-urlencoded; charset=utf-16",
+    ] {
+        let r = app
+            .http
+            .post(app.at("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .header("content-type", ct)
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ct}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["access_token"].is_string(), "{body}");
+    }
+    // Escapes that are not UTF-8 are refused when the form is read.
+    let r = app
+        .http
+        .post(app.at("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=ISO-8859-1",
+        )
+        .body("grant_type=client_credentials&scope=caf%E9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
 }
 
 #[tokio::test]

@@ -531,11 +531,11 @@ async fn every_route(app: &TestApp, engine: Db) {
                 serde_json::to_vec(&new_client(json!({}))).unwrap(),
             )
             .wants(Json(415, "invalid_request")),
-        post("token: a form in ISO-8859-1", "/oauth/token")
+        post("token: JSON in ISO-8859-1", "/oauth/token")
             .header("authorization", &auth)
             .typed(
-                "application/x-www-form-urlencoded; charset=\"ISO-8859-1\"",
-                "grant_type=client_credentials",
+                "application/json; charset=\"ISO-8859-1\"",
+                r#"{"grant_type":"client_credentials"}"#,
             )
             .wants(Json(415, "invalid_request")),
         // --- discovery -------------------------------------------------------------------
