@@ -71,11 +71,12 @@ impl Limiter {
         self.take(key, now, false)
     }
 
-    /// Spends one token for `key` even when the bucket is empty: the bucket goes into debt, down
-    /// to minus its capacity, and refuses until the debt is paid back. For a budget spent by
-    /// failures after a [`Limiter::peek`]: the failures that passed the look together are all
-    /// charged, so they cannot pass again at every token that comes back. Answers as
-    /// [`Limiter::check`] does.
+    /// Spends one token for `key` even when the bucket is empty: the bucket goes into debt (down
+    /// to [`MAX_DEBT_WINDOWS`] times minus its capacity) and refuses until the debt is paid
+    /// back. For a budget spent by failures after a [`Limiter::peek`]: the failures that passed
+    /// the look together are all charged, one token each, so that they cannot pass again at
+    /// every token that comes back, nor as a like wave once a capacity's debt is paid. Answers
+    /// as [`Limiter::check`] does.
     fn spend(&self, key: &Key, now: UnixSeconds) -> Result<(), u64> {
         self.take(key, now, true)
     }
@@ -109,7 +110,7 @@ impl Limiter {
             Ok(())
         } else {
             if into_debt {
-                bucket.tokens = (bucket.tokens - 1.0).max(-capacity);
+                bucket.tokens = (bucket.tokens - 1.0).max(-capacity * MAX_DEBT_WINDOWS);
             }
             Err(wait_secs(bucket.tokens, rate))
         }
@@ -158,6 +159,13 @@ fn refilled(bucket: &Bucket, now: UnixSeconds, capacity: f64, rate: f64) -> f64 
     (bucket.tokens + elapsed * rate).min(capacity)
 }
 
+/// How deep a bucket may go into debt, in capacities: far more than an address's requests in
+/// flight at once (`server.max_connections_per_ip`) overdraw a budget by, so each failure of a
+/// wave is paid for (when the debt stopped at one capacity, a wave of 120 failures against a
+/// budget of 30 passed again once 31 tokens were back, four times the budget's pace), and a
+/// floor all the same, should a bucket be spent without a look before it.
+const MAX_DEBT_WINDOWS: f64 = 16.0;
+
 /// Whole seconds until a bucket holding `tokens` (< 1) holds one, 1..=60.
 fn wait_secs(tokens: f64, rate: f64) -> u64 {
     (((1.0 - tokens) / rate).ceil() as u64).clamp(1, 60)
@@ -166,7 +174,8 @@ fn wait_secs(tokens: f64, rate: f64) -> u64 {
 /// The token bucket of [`Limiter::check`], [`Limiter::spend`] and [`Limiter::peek`] as one
 /// atomic Redis script. KEYS[1] is the bucket (a hash of `tokens` and `updated`); ARGV is
 /// capacity, window in seconds, now (Unix seconds, the application clock), and `1` to take a
-/// token, `2` to spend one (into debt, down to minus the capacity, when the bucket is empty) or
+/// token, `2` to spend one (into debt, down to 16 times minus the capacity, when the bucket is
+/// empty: `MAX_DEBT_WINDOWS`) or
 /// `0` to only look. Returns 0 when a token was (or would be) taken, else the seconds until one
 /// is back. A bucket expires when it would be full again (an absent bucket is full); looking
 /// writes nothing (an absent bucket stays absent).
@@ -192,7 +201,7 @@ local wait = 0
 if tokens >= 1 then
   if take then tokens = tokens - 1 end
 else
-  if into_debt then tokens = math.max(tokens - 1, -capacity) end
+  if into_debt then tokens = math.max(tokens - 1, -capacity * 16) end
   wait = math.ceil((1 - tokens) / rate)
 end
 if take then
@@ -810,10 +819,9 @@ mod tests {
         assert_eq!(off.peek(&k, 1), Ok(()));
     }
 
-    /// Failures that passed the look together are all charged: the bucket goes into debt (down
-    /// to minus its capacity) and the look refuses until the debt is paid back, instead of
-    /// letting another such wave through at every token that comes back. A sweep keeps a bucket
-    /// in debt.
+    /// Failures that passed the look together are all charged, one token each: the bucket goes
+    /// into debt and the look refuses until the debt is paid back, instead of letting another
+    /// such wave through at every token that comes back. A sweep keeps a bucket in debt.
     #[test]
     fn spent_failures_past_the_look_leave_a_debt() {
         let l = Limiter::new(
@@ -829,19 +837,27 @@ mod tests {
             let spent = l.spend(&k, 100);
             assert_eq!(spent.is_ok(), i < 3, "{i}: {spent:?}");
         }
-        // One token every 2 s: without the debt the look would pass again at 102.
-        assert_eq!(l.peek(&k, 102), Err(6));
+        // One token every 2 s: without the debt the look would pass again at 102. Seven tokens
+        // owed: one is back at 116.
+        assert_eq!(l.peek(&k, 102), Err(14));
         // Another key of the same shard, at a window's end, sweeps the shard.
         let same_shard = (0u32..)
             .map(|i| digest(b"t", &i.to_be_bytes()))
             .find(|o| *o != k && usize::from(o[0]) % SHARDS == usize::from(k[0]) % SHARDS)
             .unwrap();
         assert_eq!(l.check(&same_shard, 107), Ok(()));
-        assert_eq!(l.peek(&k, 107), Err(1));
-        assert_eq!(l.peek(&k, 108), Ok(()));
+        assert_eq!(l.peek(&k, 107), Err(9));
+        assert_eq!(l.peek(&k, 115), Err(1));
+        assert_eq!(l.peek(&k, 116), Ok(()));
         // Spending from a bucket that has tokens takes one, as `check` does.
-        assert_eq!(l.spend(&k, 108), Ok(()));
-        assert_eq!(l.peek(&k, 108), Err(2));
+        assert_eq!(l.spend(&k, 116), Ok(()));
+        assert_eq!(l.peek(&k, 116), Err(2));
+        // The debt has a floor: sixteen capacities.
+        for _ in 0..1000 {
+            let _ = l.spend(&k, 116);
+        }
+        assert_eq!(l.peek(&k, 116 + 2 * 48), Err(2));
+        assert_eq!(l.peek(&k, 116 + 2 * 49), Ok(()));
     }
 
     #[test]
@@ -984,17 +1000,18 @@ mod tests {
             assert_eq!(spent.is_ok(), i < 3, "{i}: {spent:?}");
         }
         let peek = |now| l.run(&l.oauth_per_client, &k, now, Op::Peek);
-        assert_eq!(peek(102).await, Err(6));
-        assert_eq!(peek(107).await, Err(1));
-        assert_eq!(peek(108).await, Ok(()));
+        assert_eq!(peek(102).await, Err(14));
+        assert_eq!(peek(107).await, Err(9));
+        assert_eq!(peek(115).await, Err(1));
+        assert_eq!(peek(116).await, Ok(()));
         let mut con = test_connection(shared).await;
         let ttl: i64 = redis::cmd("TTL")
             .arg(&name)
             .query_async(&mut con)
             .await
             .unwrap();
-        // From minus three tokens to three at one every 2 s: 12 s, twice the window.
-        assert!((7..=12).contains(&ttl), "{ttl}");
+        // From minus seven tokens to three at one every 2 s: 20 s.
+        assert!((15..=20).contains(&ttl), "{ttl}");
         assert!(!shared.down.load(Ordering::Relaxed), "Redis answered");
         let deleted: i64 = redis::cmd("DEL")
             .arg(&name)
