@@ -297,6 +297,31 @@ impl Served {
         }
     }
 
+    /// `serve` with these arguments, its log (stderr) written to `log`, at the level `filter`
+    /// names (`None`: the default, `info`).
+    fn logging_to(db: &Db, args: &[&str], log: &std::path::Path, filter: Option<&str>) -> Self {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .arg("serve")
+            .args(args)
+            .env("OAUTH_DATABASE_URL", &db.url)
+            .env("OAUTH_BIND", "127.0.0.1:0")
+            .env_remove("OAUTH_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("OAUTH_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .kill_on_drop(true);
+        if let Some(filter) = filter {
+            command.env("OAUTH_LOG", filter);
+        }
+        let mut child = command.spawn().unwrap();
+        Served {
+            lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+        }
+    }
+
     /// Lines up to and including the "listening on" one; returns them and the address.
     async fn until_listening(&mut self) -> (Vec<String>, String) {
         let mut seen = Vec::new();
@@ -607,22 +632,7 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
     let db = fresh_db();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .env("OAUTH_DATABASE_URL", &db.url)
-        .env("OAUTH_BIND", "127.0.0.1:0")
-        .env_remove("OAUTH_LOG")
-        .env_remove("RUST_LOG")
-        .env_remove("OAUTH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut served = Served {
-        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
-        child,
-    };
+    let mut served = Served::logging_to(&db, &[], &log_path, None);
     let (_, addr) = served.until_listening().await;
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()
@@ -680,23 +690,8 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
     let db = fresh_db();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--log-format", "json"])
-        .env("OAUTH_DATABASE_URL", &db.url)
-        .env("OAUTH_BIND", "127.0.0.1:0")
-        // Everything down to debug: request spans, storage, token checks.
-        .env("OAUTH_LOG", "debug")
-        .env_remove("RUST_LOG")
-        .env_remove("OAUTH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut served = Served {
-        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
-        child,
-    };
+    // Everything down to debug: request spans, storage, token checks.
+    let mut served = Served::logging_to(&db, &["--log-format", "json"], &log_path, Some("debug"));
     let (lines, addr) = served.until_listening().await;
     let api_key = lines
         .iter()
