@@ -459,23 +459,29 @@ impl RateLimiters {
         now: UnixSeconds,
     ) -> Result<(), ApiError> {
         let ip = ip_key(ip);
-        self.run(&self.client_auth_failures_per_ip, &ip, now, Op::Peek)
-            .await
-            .map_err(|wait| {
+        let per_ip = self
+            .run(&self.client_auth_failures_per_ip, &ip, now, Op::Peek)
+            .await;
+        let pair = &self.client_auth_failures_per_client_ip;
+        let per_pair = self
+            .run(pair, &client_ip_key(client_id, &ip), now, Op::Peek)
+            .await;
+        // Both looked at: `Retry-After` is the longer of the refusing budgets' waits, so that a
+        // client that waits that long is not refused again by the other.
+        match (per_ip, per_pair) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(ip_wait), pair_wait) if ip_wait >= pair_wait.err().unwrap_or(0) => {
                 crate::metrics::rate_limited(self.client_auth_failures_per_ip.name);
-                limited("client authentication failures per IP", wait)
-            })?;
-        self.run(
-            &self.client_auth_failures_per_client_ip,
-            &client_ip_key(client_id, &ip),
-            now,
-            Op::Peek,
-        )
-        .await
-        .map_err(|wait| {
-            crate::metrics::rate_limited(self.client_auth_failures_per_client_ip.name);
-            limited("client authentication failures per client_id and IP", wait)
-        })
+                Err(limited("client authentication failures per IP", ip_wait))
+            }
+            (_, pair_wait) => {
+                crate::metrics::rate_limited(pair.name);
+                Err(limited(
+                    "client authentication failures per client_id and IP",
+                    pair_wait.err().unwrap_or(1),
+                ))
+            }
+        }
     }
 
     /// Before a Bearer credential stands in for client authentication (introspection): 429 when

@@ -397,6 +397,49 @@ async fn without_trusted_proxies_no_forwarding_header_is_read() {
     assert_eq!(r.status(), 429);
 }
 
+/// When both failure budgets refuse, `Retry-After` is the longer wait of the two: a client that
+/// waits what it was told is not refused again by the other budget.
+#[tokio::test]
+async fn retry_after_is_the_longer_of_the_two_failure_budgets() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        // Two failures per client_id and address (one back every 40 s); three per address
+        // (one back every 8 s).
+        c.rate_limits.client_auth_failures_per_client_ip = limit(2, 80);
+        c.rate_limits.client_auth_failures_per_ip = limit(3, 24);
+    })
+    .await;
+    let (id, secret) = cc_client(&app).await;
+    let (id2, _) = cc_client(&app).await;
+    let attacker = client_from(ATTACKER);
+    let form = [("grant_type", "client_credentials")];
+    for (client, times) in [(&id, 2), (&id2, 1)] {
+        for _ in 0..times {
+            let (status, _, body) = post_form_with(
+                &attacker,
+                &app,
+                "/oauth/token",
+                Some(&basic(client, "x")),
+                &form,
+            )
+            .await;
+            assert_eq!(status, 401, "{body}");
+        }
+    }
+    let auth = basic(&id, &secret);
+    let (status, retry_after, body) =
+        post_form_with(&attacker, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("40"), "not the address's 8 s");
+    clock.advance(39);
+    let (status, _, _) = post_form_with(&attacker, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(status, 429);
+    clock.advance(1);
+    let (status, _, body) =
+        post_form_with(&attacker, &app, "/oauth/token", Some(&auth), &form).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Wrong secrets sent together pass the look before any of them is charged; each is charged
 /// all the same, one token each, so the budget goes into debt and the look refuses until the
 /// debt is paid back: not again as soon as one failure's token comes back, nor after a window
