@@ -1,7 +1,7 @@
 //! A pace for log lines that anyone can cause at the request rate.
 //!
 //! A request with a made-up API key or access token is refused without spending a failure
-//! budget (such a key cannot be guessed, and a budget would lock out everyone behind the same
+//! budget (and a revocation of another client's token is answered 200, RFC 7009) (such a key cannot be guessed, and a budget would lock out everyone behind the same
 //! address along with a client that kept a revoked key), so the request-rate limits are all that
 //! bound it: at one log line each, one address could write gigabytes a day on every instance.
 //! Lines of one kind are logged at most [`LINES_PER_WINDOW`] in each [`WINDOW_SECS`] seconds;
@@ -56,6 +56,10 @@ pub struct LogPaces {
     pub rejected_api_key: LogPace,
     /// "rejected access token": a bearer JWT that is not an active access token of this server.
     pub rejected_access_token: LogPace,
+    /// "revocation of another client's (refresh) token ignored": a client, public ones too
+    /// (registered openly, with nothing to authenticate), naming any token it holds a copy of
+    /// at the revocation endpoint, at its request budget's pace (RFC 7009 answers it 200).
+    pub foreign_revocation: LogPace,
 }
 
 #[cfg(test)]

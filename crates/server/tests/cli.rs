@@ -623,7 +623,8 @@ fn json_log_lines(text: &str, secrets: &[&str]) -> Vec<Value> {
     out
 }
 
-/// Made-up bearer credentials are refused at the request rate with no failure budget spent:
+/// Made-up bearer credentials are refused at the request rate with no failure budget spent, and
+/// a client may name another's token at the revocation endpoint at its request budget's pace:
 /// their log lines keep to a pace (a few per window of seconds, the API's and the
 /// authorization endpoint's alike), so one caller cannot fill the operator's disk with them.
 #[tokio::test]
@@ -633,7 +634,12 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
     let mut served = Served::logging_to(&db, &[], &log_path, None);
-    let (_, addr) = served.until_listening().await;
+    let (lines, addr) = served.until_listening().await;
+    let api_key = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API key:"))
+        .map(|k| k.trim().to_owned())
+        .unwrap();
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -665,11 +671,72 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
             .unwrap();
         assert_eq!(r.status(), 401);
     }
+    // An openly registered public client naming another client's token at the revocation
+    // endpoint, again and again: 200 each (RFC 7009), the token untouched.
+    let created: Value = http
+        .post(format!("{base}/oauth_clients"))
+        .bearer_auth(&api_key)
+        .json(&serde_json::json!({
+            "name": "Machine", "client_type": "confidential",
+            "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issued: Value = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(
+            created["data"]["client_id"].as_str().unwrap(),
+            created["data"]["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let victim = issued["access_token"].as_str().unwrap().to_owned();
+    let public: Value = http
+        .post(format!("{base}/oauth/register"))
+        .json(&serde_json::json!({
+            "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public_id = public["client_id"].as_str().unwrap().to_owned();
+    for _ in 0..30 {
+        let r = http
+            .post(format!("{base}/oauth/revoke"))
+            .form(&[
+                ("client_id", public_id.as_str()),
+                ("token", victim.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = http
+        .get(format!("{base}/oauth_clients"))
+        .bearer_auth(&victim)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the token was not revoked");
     // Give the log writer a moment; then count.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = std::fs::read_to_string(&log_path).unwrap();
     let keys = log.matches("rejected API key").count();
     let tokens = log.matches("rejected access token").count();
+    let revocations = log.matches("revocation of another client's token").count();
     // Two windows at most, if the requests straddled a boundary.
     let most = 2 * LINES_PER_WINDOW as usize;
     assert!(
@@ -680,8 +747,13 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
         (LINES_PER_WINDOW as usize..=most).contains(&tokens),
         "{tokens}:\n{log}"
     );
+    assert!(
+        (LINES_PER_WINDOW as usize..=most).contains(&revocations),
+        "{revocations}:\n{log}"
+    );
     assert!(log.contains("not_logged=0"), "{log}");
     assert!(!log.contains("KEY000"), "no credential is logged: {log}");
+    assert!(!log.contains(&victim), "no token is logged");
     drop(served);
 }
 

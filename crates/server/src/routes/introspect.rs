@@ -353,8 +353,10 @@ async fn revoke(
                     }
                     audit::record(state.store.as_ref(), now, event).await;
                 }
-            } else {
-                tracing::info!(client_id = %client.client_id, "revocation of another client's token ignored");
+            } else if let Some(not_logged) =
+                state.log_paces.foreign_revocation.admit(state.clock.now())
+            {
+                tracing::info!(client_id = %client.client_id, not_logged, "revocation of another client's token ignored");
             }
         }
     } else {
@@ -379,8 +381,10 @@ async fn revoke(
                     )
                     .await;
                 }
-            } else {
-                tracing::info!(client_id = %client.client_id, "revocation of another client's refresh token ignored");
+            } else if let Some(not_logged) =
+                state.log_paces.foreign_revocation.admit(state.clock.now())
+            {
+                tracing::info!(client_id = %client.client_id, not_logged, "revocation of another client's refresh token ignored");
             }
         }
     }
