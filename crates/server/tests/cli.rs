@@ -272,6 +272,32 @@ fn admin_commands_print_one_json_object() {
 }
 
 /// A running `oauth-server serve`, its stdout read line by line.
+/// The value a start printed after `label` (the first start's `API key:`, say).
+fn printed(lines: &[String], label: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("a {label} line in {lines:?}"))
+}
+
+/// A confidential `client_credentials` client with the management scope, created with `key`:
+/// the management API's answer.
+async fn machine_client(http: &reqwest::Client, base: &str, key: &str, name: &str) -> Value {
+    http.post(format!("{base}/oauth_clients"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "name": name, "client_type": "confidential",
+            "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 struct Served {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
@@ -499,28 +525,12 @@ async fn first_start_prints_a_working_api_key_once_and_sigterm_stops_cleanly() {
     let (lines, addr) = served.until_listening().await;
     let text = lines.join("\n");
     assert!(text.contains("email:    admin@localhost"), "{text}");
-    let key = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .map(|k| k.trim().to_owned())
-        .expect("an API key line");
+    let key = printed(&lines, "API key:");
     assert!(key.starts_with("KEY"));
 
     // The README's curl line, in Rust.
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("http://{addr}/oauth_clients"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({
-            "name": "My OAuth client", "client_type": "confidential",
-            "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = machine_client(&http, &format!("http://{addr}"), &key, "My OAuth client").await;
     let client_id = created["data"]["client_id"].as_str().unwrap().to_owned();
 
     let (ok, rest) = served.terminate().await;
@@ -580,11 +590,7 @@ async fn configuration_from_a_toml_file_and_flags() {
             .contains("(issuer https://auth.example.com, database SQLite,"),
         "{lines:?}"
     );
-    let key = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .map(|k| k.trim().to_owned())
-        .unwrap();
+    let key = printed(&lines, "API key:");
     let http = reqwest::Client::new();
     let r = http
         .post(format!("http://{addr}/oauth_clients"))
@@ -635,11 +641,7 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
     let log_path = dir.path().join("stderr.log");
     let mut served = Served::logging_to(&db, &[], &log_path, None);
     let (lines, addr) = served.until_listening().await;
-    let api_key = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .map(|k| k.trim().to_owned())
-        .unwrap();
+    let api_key = printed(&lines, "API key:");
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -673,19 +675,7 @@ async fn rejected_bearer_credentials_are_logged_at_a_pace() {
     }
     // An openly registered public client naming another client's token at the revocation
     // endpoint, again and again: 200 each (RFC 7009), the token untouched.
-    let created: Value = http
-        .post(format!("{base}/oauth_clients"))
-        .bearer_auth(&api_key)
-        .json(&serde_json::json!({
-            "name": "Machine", "client_type": "confidential",
-            "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = machine_client(&http, &base, &api_key, "Machine").await;
     let issued: Value = http
         .post(format!("{base}/oauth/token"))
         .basic_auth(
@@ -765,16 +755,8 @@ async fn json_logs_hold_no_secrets_and_events_list_shows_the_audit_trail() {
     // Everything down to debug: request spans, storage, token checks.
     let mut served = Served::logging_to(&db, &["--log-format", "json"], &log_path, Some("debug"));
     let (lines, addr) = served.until_listening().await;
-    let api_key = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .map(|k| k.trim().to_owned())
-        .unwrap();
-    let admin_password = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("password:"))
-        .map(|k| k.trim().to_owned())
-        .unwrap();
+    let api_key = printed(&lines, "API key:");
+    let admin_password = printed(&lines, "password:");
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
