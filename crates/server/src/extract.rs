@@ -393,10 +393,7 @@ where
                 credential: CallerCredential::ApiKey { id: key.id },
             }),
             None => {
-                if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now())
-                {
-                    tracing::info!(key = %secret::log_label(token), not_logged, "rejected API key");
-                }
+                crate::session::log_rejected_api_key(&state, token);
                 Err(ApiError::unauthorized(
                     "invalid_token",
                     "the API key is unknown or revoked",

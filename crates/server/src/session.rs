@@ -146,6 +146,14 @@ pub async fn session_viewer(
     }))
 }
 
+/// The log line of an API key that is unknown or revoked, at its pace (`log_pace`): by its hash
+/// label, never the key.
+pub(crate) fn log_rejected_api_key(state: &AppState, key: &str) {
+    if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now()) {
+        tracing::info!(key = %secret::log_label(key), not_logged, "rejected API key");
+    }
+}
+
 /// The user of a request: a valid `Authorization: Bearer <API key>`, else the session cookie.
 /// An unknown key counts as no user (the caller decides whether that is a 401 or a login page).
 pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
@@ -161,12 +169,7 @@ pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<View
                     via: Via::ApiKey,
                 }))
             }
-            None => {
-                if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now())
-                {
-                    tracing::info!(key = %secret::log_label(token), not_logged, "rejected API key");
-                }
-            }
+            None => log_rejected_api_key(state, token),
         }
     }
     session_viewer(state, headers).await
