@@ -393,7 +393,7 @@ where
                 credential: CallerCredential::ApiKey { id: key.id },
             }),
             None => {
-                crate::session::log_rejected_api_key(&state, token);
+                state.log_paces.api_key_rejected(token, state.clock.now());
                 Err(ApiError::unauthorized(
                     "invalid_token",
                     "the API key is unknown or revoked",

@@ -62,6 +62,16 @@ pub struct LogPaces {
     pub foreign_revocation: LogPace,
 }
 
+impl LogPaces {
+    /// The line of an API key that is unknown or revoked, at its pace: by its hash label, never
+    /// the key.
+    pub fn api_key_rejected(&self, key: &str, now: UnixSeconds) {
+        if let Some(not_logged) = self.rejected_api_key.admit(now) {
+            tracing::info!(key = %oauth_core::secret::log_label(key), not_logged, "rejected API key");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,14 +146,6 @@ pub async fn session_viewer(
     }))
 }
 
-/// The log line of an API key that is unknown or revoked, at its pace (`log_pace`): by its hash
-/// label, never the key.
-pub(crate) fn log_rejected_api_key(state: &AppState, key: &str) {
-    if let Some(not_logged) = state.log_paces.rejected_api_key.admit(state.clock.now()) {
-        tracing::info!(key = %secret::log_label(key), not_logged, "rejected API key");
-    }
-}
-
 /// The user of a request: a valid `Authorization: Bearer <API key>`, else the session cookie.
 /// An unknown key counts as no user (the caller decides whether that is a 401 or a login page).
 pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
@@ -169,7 +161,7 @@ pub async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<View
                     via: Via::ApiKey,
                 }))
             }
-            None => log_rejected_api_key(state, token),
+            None => state.log_paces.api_key_rejected(token, state.clock.now()),
         }
     }
     session_viewer(state, headers).await
