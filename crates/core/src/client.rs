@@ -540,6 +540,29 @@ impl ClientDraft {
             && self.scopes.iter().any(|s| s == MANAGEMENT_SCOPE)
     }
 
+    /// May a change made with an access token, not an API key, leave the client with these
+    /// settings (`before`: as stored, `None` for a new client)? Not when it gives the client
+    /// `client_credentials`: an access token acts within a grant its user can revoke (or a
+    /// machine client its organization can delete), and a machine credential it made, whose
+    /// secret its answer hands over, would outlive that end: a standing way in that revoking
+    /// the grant does not close (threat-model.md, "Who acts for whom"). Only an API key, which
+    /// its member holds themselves, brings one into being. A client that has the grant may
+    /// keep it or lose it.
+    pub fn check_delegated_change(
+        before: Option<&ClientDraft>,
+        after: &ClientDraft,
+    ) -> Result<(), ValidationErrors> {
+        let machine = |d: &ClientDraft| d.grant_types.contains(&GrantType::ClientCredentials);
+        if !machine(after) || before.is_some_and(machine) {
+            return Ok(());
+        }
+        Err(ValidationErrors(vec![FieldError::new(
+            "/allowed_grant_types",
+            "api_key_required",
+            "only an API key may give a client client_credentials: a client made or changed with an access token would keep acting after the grant behind that token ends",
+        )]))
+    }
+
     /// Has this client registered public keys (`jwks` or `jwks_uri`)?
     pub fn has_keys(&self) -> bool {
         self.jwks.is_some() || self.jwks_uri.is_some()
@@ -1011,6 +1034,37 @@ mod tests {
             &cat,
         );
         assert_eq!(pointers(broken), vec!["/redirect_uris"]);
+    }
+
+    #[test]
+    fn an_access_token_may_not_bring_a_machine_credential_into_being() {
+        let draft = |grants: serde_json::Value| {
+            create(serde_json::json!({
+                "name": "App", "allowed_scopes": ["messaging"], "client_type": "confidential",
+                "allowed_grant_types": grants, "redirect_uris": ["https://app.example.com/cb"]
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let web = draft(serde_json::json!(["authorization_code"]));
+        let machine = draft(serde_json::json!([
+            "authorization_code",
+            "client_credentials"
+        ]));
+        let refused = ClientDraft::check_delegated_change(None, &machine).unwrap_err();
+        assert_eq!(refused.0[0].pointer, "/allowed_grant_types");
+        assert_eq!(refused.0[0].code, "api_key_required");
+        assert!(ClientDraft::check_delegated_change(Some(&web), &machine).is_err());
+        // Anything else, and a machine client keeping or losing the grant, is left to the
+        // other rules.
+        assert_eq!(ClientDraft::check_delegated_change(None, &web), Ok(()));
+        assert_eq!(
+            ClientDraft::check_delegated_change(Some(&machine), &machine),
+            Ok(())
+        );
+        assert_eq!(
+            ClientDraft::check_delegated_change(Some(&machine), &web),
+            Ok(())
+        );
     }
 
     #[test]

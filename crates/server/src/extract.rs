@@ -359,6 +359,15 @@ pub enum CallerCredential {
     AccessToken { client_id: String, jti: String },
 }
 
+impl Caller {
+    /// Whether the caller acts through an access token (a user's grant to a client, or a
+    /// machine client's token) rather than an API key of its own: what it may bring into being
+    /// is narrower (`ClientDraft::check_delegated_change`).
+    pub fn is_delegated(&self) -> bool {
+        matches!(self.credential, CallerCredential::AccessToken { .. })
+    }
+}
+
 /// The scope an access token needs on the management API.
 pub use oauth_core::scope::MANAGEMENT_SCOPE;
 

@@ -15,7 +15,7 @@ use rand::rngs::OsRng;
 use crate::accounts::new_id;
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, PathParam, QueryParams};
+use crate::extract::{Caller, CallerCredential, JsonBody, PathParam, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -176,6 +176,9 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let settings =
         ClientDraft::from_create(req, &state.config.scopes).map_err(ApiError::validation)?;
+    if caller.is_delegated() {
+        ClientDraft::check_delegated_change(None, &settings).map_err(ApiError::validation)?;
+    }
     let (client, secret) = Client::new(
         new_id(),
         settings,
@@ -199,9 +202,7 @@ async fn create(
     audit::record(
         state.store.as_ref(),
         client.created_at,
-        Event::new(EventKind::ClientCreated)
-            .user(&caller.user)
-            .client(&client),
+        event_by(&caller, EventKind::ClientCreated).client(&client),
     )
     .await;
     // The answer carries the secret: no cache may keep it (RFC 6749 §5.1 asks the same of a
@@ -285,11 +286,15 @@ async fn update(
     // updates at once both take effect.
     let catalogue = state.config.scopes.clone();
     let editor = caller.user.id.clone();
+    let delegated = caller.is_delegated();
     let edit: ClientEdit = Box::new(move |current: &Client| {
         let settings = current
             .settings
             .apply(ClientPatch(patch.clone()), &catalogue)?;
         current.check_edit_by(&editor, &settings)?;
+        if delegated {
+            ClientDraft::check_delegated_change(Some(&current.settings), &settings)?;
+        }
         // The verified mark vouches for what users see and where they are sent: a new name,
         // logo or redirect URI has not been vouched for.
         let clear_verified = current.settings.changes_what_users_see(&settings);
@@ -304,9 +309,7 @@ async fn update(
         .await?
         .ok_or_else(not_found)?
         .map_err(ApiError::validation)?;
-    let mut event = Event::new(EventKind::ClientUpdated)
-        .user(&caller.user)
-        .client(&updated);
+    let mut event = event_by(&caller, EventKind::ClientUpdated).client(&updated);
     if clear_verified {
         event = event.detail("verified_cleared", true);
     }
@@ -339,13 +342,24 @@ async fn remove(
         audit::record(
             state.store.as_ref(),
             state.clock.now(),
-            Event::new(EventKind::ClientDeleted)
-                .user(&caller.user)
-                .client_id(&id),
+            event_by(&caller, EventKind::ClientDeleted).client_id(&id),
         )
         .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("OAuth client"))
+    }
+}
+
+/// An event of a change `caller` made: its user, and for an access token the client that held
+/// it (`via_client`), so that the trail tells a member's own change from one an app made with
+/// their grant.
+fn event_by(caller: &Caller, kind: EventKind) -> Event {
+    let event = Event::new(kind).user(&caller.user);
+    match &caller.credential {
+        CallerCredential::AccessToken { client_id, .. } => {
+            event.detail("via_client", client_id.clone())
+        }
+        CallerCredential::ApiKey { .. } => event,
     }
 }

@@ -410,6 +410,119 @@ async fn only_its_creator_may_let_a_clients_secret_act_for_them() {
     assert_eq!(status, 403);
 }
 
+/// A user of organization B approves organization A's app for the management scope. The app,
+/// with B's token, may manage B's clients while the grant lasts, but may not make itself a
+/// machine client of B's (a secret it would keep after B revokes the grant): neither by
+/// creating one nor by adding `client_credentials` to one. B's own API key may; so may it
+/// rename a client with the token, and a machine token may not make another.
+#[tokio::test]
+async fn an_access_token_cannot_make_a_credential_that_outlives_its_grant() {
+    let app = TestApp::spawn().await;
+    let (app_a, app_a_auth) = first_party_code_client(&app).await;
+    let b = app.user("b@b.example", "B").await;
+    let consent = consent_for(&app, &b.api_key, &app_a, "admin").await;
+    let code = approve(&app, &b.api_key, &consent).await;
+    let tokens = exchange(&app, &app_a_auth, &code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let b_token = tokens.body["access_token"].as_str().unwrap().to_owned();
+    let (status, list) = app.get(&b_token, "/oauth_clients").await;
+    assert_eq!(status, 200, "{list}");
+    let before = list["meta"]["total_results"].clone();
+
+    let backdoor = json!({"name": "backdoor", "client_type": "confidential",
+        "allowed_grant_types": ["client_credentials"], "allowed_scopes": ["admin"]});
+    for path in ["/oauth_clients", "/v2/oauth_clients"] {
+        let (status, body) = app.post_json(&b_token, path, &backdoor).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["errors"][0]["code"], "api_key_required", "{body}");
+        assert_eq!(
+            body["errors"][0]["source"]["pointer"], "/allowed_grant_types",
+            "{body}"
+        );
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    // Nor a machine client without the management scope, nor one that can do both.
+    for grants in [
+        json!(["client_credentials"]),
+        json!(["authorization_code", "client_credentials"]),
+    ] {
+        let mut body = crate::flow::code_client("also a backdoor");
+        body["allowed_grant_types"] = grants;
+        body["allowed_scopes"] = json!(["messaging"]);
+        let (status, r) = app.post_json(&b_token, "/oauth_clients", &body).await;
+        assert_eq!(status, 422, "{r}");
+    }
+    let (_, list) = app.get(&b.api_key, "/oauth_clients").await;
+    assert_eq!(list["meta"]["total_results"], before, "{list}");
+    assert!(app
+        .events("client.created")
+        .await
+        .iter()
+        .all(|e| e.user_id.as_deref() != Some(b.user_id.as_str())));
+
+    // A web client of B's, made with the token (nothing it can use alone: every token of it
+    // needs a user's consent), may not be turned into a machine client with the token either.
+    let (status, web) = app
+        .post_json(
+            &b_token,
+            "/oauth_clients",
+            &crate::flow::code_client("B web"),
+        )
+        .await;
+    assert_eq!(status, 201, "{web}");
+    let web_path = format!(
+        "/oauth_clients/{}",
+        web["data"]["client_id"].as_str().unwrap()
+    );
+    let machine = json!({"allowed_grant_types": ["authorization_code", "client_credentials"]});
+    let (status, body) = app.put_json(&b_token, &web_path, &machine).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "api_key_required", "{body}");
+    let (_, got) = app.get(&b.api_key, &web_path).await;
+    assert_eq!(
+        got["data"]["allowed_grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    // Other changes go through with the token.
+    let (status, body) = app
+        .put_json(&b_token, &web_path, &json!({"name": "B web, renamed"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The trail tells the app's changes from B's own.
+    let updated = app.events("client.updated").await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0].user_id.as_deref(), Some(b.user_id.as_str()));
+    assert_eq!(updated[0].detail["via_client"], app_a.as_str());
+
+    // B's own API key may make a machine client; its machine token may not make another.
+    let (svc, svc_secret) =
+        crate::oauth_support::cc_client_with(&app, &b.api_key, backdoor.clone()).await;
+    let machine_token = cc_token(&app, &svc, &svc_secret, Some("admin")).await;
+    let (status, body) = app
+        .post_json(&machine_token, "/oauth_clients", &backdoor)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "api_key_required", "{body}");
+
+    // B revokes the grant: app A has nothing of B's left.
+    let grants = app.get(&b.api_key, "/oauth_grants").await.1;
+    let grant = grants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["client_id"] == app_a.as_str())
+        .unwrap_or_else(|| panic!("{grants}"));
+    let (status, _) = app
+        .delete(
+            &b.api_key,
+            &format!("/oauth_grants/{}", grant["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get(&b_token, "/oauth_clients").await;
+    assert_eq!(status, 401);
+}
+
 #[tokio::test]
 async fn a_token_stops_managing_once_its_client_loses_the_management_scope() {
     let app = TestApp::spawn().await;
