@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::call::RequestOptions;
 use crate::error::{ApiError, Error};
+use crate::metadata_document::is_loopback;
 use crate::resources::{OAuth, OAuthClients, OAuthGrants, WellKnown};
 use crate::retry::{self, Backoff};
 
@@ -246,6 +247,7 @@ impl Client {
             // `X-Stainless-Retry-Count` numbers this call's attempts only; a token fetch on the
             // way counts its own.
             count: 0,
+            retries: 0,
         };
         self.send(req, call).instrument(span).await
     }
@@ -301,6 +303,7 @@ impl Client {
             options: &self.options,
             extra_headers: &extra_headers,
             count: 0,
+            retries: 0,
         };
         let span = tracing::debug_span!(
             "telnyx_oauth.request",
@@ -350,19 +353,19 @@ impl Client {
         let span = tracing::Span::current();
         let url = self.url(req)?;
         let max_retries = call.options.max_retries.unwrap_or(inner.max_retries);
-        let mut retries = 0;
-        span.record("retries", retries);
+        span.record("retries", call.retries);
         loop {
             let attempt = self.build(&url, req, auth, call);
             call.count += 1;
-            let may_retry = retries < max_retries;
+            // The budget is the call's: a resend after a token renewal spends from the same one.
+            let may_retry = call.retries < max_retries;
             // Why this attempt failed, and how long the server asked us to wait.
             let (reason, asked): (&str, Option<Duration>) = match attempt.send().await {
                 Err(e) => {
                     // A one-time credential goes again only if no connection was made: after a
                     // timeout or a reset the server may have spent it, and presenting it again
                     // would count as a replay (a refresh token's whole family revoked).
-                    if !may_retry || (req.single_use && !e.is_connect()) {
+                    if !may_retry || (!req.repeatable() && !e.is_connect()) {
                         return Err(transport_error(e));
                     }
                     (failure_reason(&e), None)
@@ -403,12 +406,13 @@ impl Client {
                                     source: serde::de::Error::custom(too_large),
                                 })
                             }
-                            Err(e) if !may_retry || req.single_use => {
+                            Err(e) if !may_retry || !req.repeatable() => {
                                 return Err(transport_error(e))
                             }
                             Err(e) => (failure_reason(&e), None),
                         }
-                    } else if !(may_retry && retry::should_retry(status, &headers, req.single_use))
+                    } else if !(may_retry
+                        && retry::should_retry(status, &headers, req.repeatable()))
                     {
                         // The answer is final; a body we cannot read still leaves the status.
                         let text = read_error_body(&mut resp).await;
@@ -419,12 +423,13 @@ impl Client {
                     }
                 }
             };
-            let delay = asked.unwrap_or_else(|| inner.backoff.delay_with_random_jitter(retries));
-            retries += 1;
-            span.record("retries", retries);
+            let delay =
+                asked.unwrap_or_else(|| inner.backoff.delay_with_random_jitter(call.retries));
+            call.retries += 1;
+            span.record("retries", call.retries);
             // Never the URL or the error's text: both can carry ids.
             tracing::debug!(
-                retry = retries,
+                retry = call.retries,
                 reason,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "retrying the request"
@@ -527,6 +532,8 @@ struct Attempts<'a> {
     options: &'a RequestOptions,
     extra_headers: &'a HeaderMap,
     count: u32,
+    /// Retries spent so far, from the call's `max_retries`.
+    retries: u32,
 }
 
 /// A fixed word for a failed attempt, for logs: the error's own text names the URL.
@@ -607,8 +614,13 @@ pub(crate) struct Request {
     /// Whether a 3xx is the answer (`retrieve_authorize`); for every other call it is an error.
     pub redirect_is_answer: bool,
     /// Whether the request spends a one-time credential (an authorization code, a refresh
-    /// token, a consent token): sent again only when it cannot have been acted on.
+    /// token, a consent token): sent again only when it cannot have been acted on, and not
+    /// with a fresh client-credentials token after a 401.
     pub single_use: bool,
+    /// Whether the request creates something whose secret is shown only in its answer (a
+    /// client, a registration): sent again only when it cannot have been acted on, since a
+    /// second one would be made and the first one's secret lost with the answer.
+    pub once_answered: bool,
     /// The call's own options, over the client's.
     pub options: RequestOptions,
 }
@@ -624,6 +636,7 @@ impl Request {
             accept: "application/json",
             redirect_is_answer: false,
             single_use: false,
+            once_answered: false,
             options: RequestOptions::default(),
         }
     }
@@ -663,6 +676,19 @@ impl Request {
     pub fn single_use(mut self, single_use: bool) -> Self {
         self.single_use = single_use;
         self
+    }
+
+    /// This call creates something whose secret only its answer carries
+    /// ([`Request::once_answered`]).
+    pub fn once_answered(mut self) -> Self {
+        self.once_answered = true;
+        self
+    }
+
+    /// Whether a transient failure after the request went out may be retried: not when the
+    /// server may have acted on it and acting twice does harm.
+    pub fn repeatable(&self) -> bool {
+        !(self.single_use || self.once_answered)
     }
 }
 
@@ -713,6 +739,7 @@ pub struct ClientBuilder {
     body_encoding: BodyEncoding,
     default_headers: Vec<(String, String)>,
     http_client: Option<reqwest::Client>,
+    allow_plain_http: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -753,6 +780,7 @@ impl Default for ClientBuilder {
             body_encoding: BodyEncoding::default(),
             default_headers: Vec::new(),
             http_client: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -799,6 +827,15 @@ impl ClientBuilder {
     /// documents and the client-credentials token included, goes to `<base>/...`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
+        self
+    }
+
+    /// Accepts an `http` base URL whose host is not `localhost` or a loopback address (default
+    /// no). Without it, [`build`](Self::build) refuses one: every call would carry the API key,
+    /// the client secret or a token in clear across the network. For a network that is
+    /// trusted end to end (a private link, a service mesh that encrypts).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
         self
     }
 
@@ -857,8 +894,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The client, or [`Error::Config`] for a base URL that is not an absolute http or https URL,
-    /// an invalid default header or unusable credentials.
+    /// The client, or [`Error::Config`] for a base URL that is not an absolute http or https URL
+    /// (an `http` one only on `localhost` or a loopback address, unless
+    /// [`allow_plain_http`](Self::allow_plain_http)), an invalid default header or unusable
+    /// credentials.
     pub fn build(self) -> Result<Client, Error> {
         // The URL itself is never in these errors: it could carry a password.
         let mut base_url = Url::parse(&self.base_url)
@@ -868,6 +907,13 @@ impl ClientBuilder {
                 "the base URL must be an http or https URL, got scheme {:?}",
                 base_url.scheme()
             )));
+        }
+        if base_url.scheme() == "http" && !self.allow_plain_http && !is_loopback(&base_url) {
+            return Err(Error::Config(
+                "an http base URL would carry credentials in clear: use https, a loopback \
+                 address, or allow_plain_http(true) for a network trusted end to end"
+                    .into(),
+            ));
         }
         if !base_url.username().is_empty() || base_url.password().is_some() {
             return Err(Error::Config(

@@ -143,6 +143,7 @@ mod client;
 mod error;
 mod metadata_document;
 mod pagination;
+mod pkce;
 mod platform;
 mod resources;
 mod retry;
@@ -155,6 +156,7 @@ pub use client::{
 pub use error::{ApiError, Error};
 pub use metadata_document::{ClientIdMetadataDocument, MetadataAuthMethod};
 pub use pagination::Page;
+pub use pkce::{random_state, Pkce};
 pub use resources::{
     AuthorizeParams, AuthorizeRedirect, CodeChallengeMethod, ListOAuthClientsParams,
     ListOAuthGrantsParams, OAuth, OAuthClientFilter, OAuthClients, OAuthGrants, ResponseType,

@@ -303,7 +303,8 @@ fn check_client_id(client_id: &str, allow_http_loopback: bool) -> Result<(), Err
     Ok(())
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is `localhost` or a loopback address.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

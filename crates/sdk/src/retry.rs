@@ -13,17 +13,19 @@ const MAX_SERVER_DELAY: Duration = Duration::from_secs(60);
 /// Whether an unsuccessful answer should be tried again.
 ///
 /// `x-should-retry` overrides the status both ways; otherwise 408, 409, 429 and 5xx are
-/// transient and everything else (400, 401, 403, 404, 422, ...) is final. A request that spends
-/// a one-time credential (`single_use`) is tried again only on 429, which is answered before
-/// anything is done, or when the server says so: a 5xx or a 408 may come from a gateway after
-/// the server spent the code or refresh token, and presenting it again would be a replay.
-pub(crate) fn should_retry(status: StatusCode, headers: &HeaderMap, single_use: bool) -> bool {
+/// transient and everything else (400, 401, 403, 404, 422, ...) is final. A request that is not
+/// `repeatable` (it spends a one-time credential, or creates something whose secret only its
+/// answer carries) is tried again only on 429, which is answered before anything is done, or
+/// when the server says so: a 5xx or a 408 may come from a gateway after the server spent the
+/// code or refresh token, or made the client, and sending it again would be a replay or a
+/// second client.
+pub(crate) fn should_retry(status: StatusCode, headers: &HeaderMap, repeatable: bool) -> bool {
     match header_str(headers, "x-should-retry") {
         Some("true") => return true,
         Some("false") => return false,
         _ => {}
     }
-    if single_use {
+    if !repeatable {
         return status == StatusCode::TOO_MANY_REQUESTS;
     }
     matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error()
@@ -107,38 +109,39 @@ mod tests {
         let none = HeaderMap::new();
         for s in [408, 409, 429, 500, 502, 503, 504] {
             assert!(
-                should_retry(StatusCode::from_u16(s).unwrap(), &none, false),
+                should_retry(StatusCode::from_u16(s).unwrap(), &none, true),
                 "{s}"
             );
         }
         for s in [400, 401, 403, 404, 413, 415, 422] {
             assert!(
-                !should_retry(StatusCode::from_u16(s).unwrap(), &none, false),
-                "{s}"
-            );
-        }
-        // A one-time credential: 429 alone (answered before anything is done).
-        for s in [408, 409, 500, 502, 503, 504, 400, 401] {
-            assert!(
                 !should_retry(StatusCode::from_u16(s).unwrap(), &none, true),
                 "{s}"
             );
         }
-        assert!(should_retry(StatusCode::TOO_MANY_REQUESTS, &none, true));
+        // Not repeatable (a one-time credential, a create): 429 alone (answered before
+        // anything is done).
+        for s in [408, 409, 500, 502, 503, 504, 400, 401] {
+            assert!(
+                !should_retry(StatusCode::from_u16(s).unwrap(), &none, false),
+                "{s}"
+            );
+        }
+        assert!(should_retry(StatusCode::TOO_MANY_REQUESTS, &none, false));
     }
 
     #[test]
     fn x_should_retry_overrides_both_ways() {
         let yes = headers(&[("x-should-retry", "true")]);
         let no = headers(&[("x-should-retry", "false")]);
-        for single_use in [false, true] {
-            assert!(should_retry(StatusCode::BAD_REQUEST, &yes, single_use));
-            assert!(should_retry(StatusCode::BAD_GATEWAY, &yes, single_use));
-            assert!(!should_retry(StatusCode::CONFLICT, &no, single_use));
+        for repeatable in [false, true] {
+            assert!(should_retry(StatusCode::BAD_REQUEST, &yes, repeatable));
+            assert!(should_retry(StatusCode::BAD_GATEWAY, &yes, repeatable));
+            assert!(!should_retry(StatusCode::CONFLICT, &no, repeatable));
             assert!(!should_retry(
                 StatusCode::TOO_MANY_REQUESTS,
                 &no,
-                single_use
+                repeatable
             ));
         }
     }

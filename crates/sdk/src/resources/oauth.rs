@@ -72,16 +72,19 @@ impl fmt::Display for CodeChallengeMethod {
 }
 
 /// Query of `GET /oauth/authorize` (RFC 6749 §4.1.1, RFC 7636 §4.3); absent values are left out.
+/// Its `Debug` shows `state` as `<redacted>`.
 ///
 /// ```
-/// use telnyx_oauth::{AuthorizeParams, CodeChallengeMethod};
+/// use telnyx_oauth::{random_state, AuthorizeParams, Pkce};
+/// let pkce = Pkce::new(); // keep pkce.verifier() for the token request
+/// let state = random_state(); // keep it to compare with the answer's
 /// let params = AuthorizeParams::new("client-id", "https://example.com/cb")
 ///     .scope("admin")
-///     .state("af0ifjsldkj")
-///     .code_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod::S256);
+///     .state(&state)
+///     .pkce(&pkce);
 /// assert_eq!(params.client_id, "client-id");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthorizeParams {
     /// `response_type` (default `code`).
@@ -98,6 +101,21 @@ pub struct AuthorizeParams {
     pub code_challenge: Option<String>,
     /// `code_challenge_method` (PKCE).
     pub code_challenge_method: Option<CodeChallengeMethod>,
+}
+
+impl fmt::Debug for AuthorizeParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `state` binds the answer to the user's session (RFC 6749 §10.12): not for logs.
+        f.debug_struct("AuthorizeParams")
+            .field("response_type", &self.response_type)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .field("state", &self.state.as_ref().map(|_| "<redacted>"))
+            .field("code_challenge", &self.code_challenge)
+            .field("code_challenge_method", &self.code_challenge_method)
+            .finish()
+    }
 }
 
 impl AuthorizeParams {
@@ -127,6 +145,12 @@ impl AuthorizeParams {
     pub fn state(mut self, state: impl Into<String>) -> Self {
         self.state = Some(state.into());
         self
+    }
+
+    /// `code_challenge` of `pkce` with method `S256` (RFC 7636 §4.3); the verifier stays with
+    /// the caller for the token request.
+    pub fn pkce(self, pkce: &crate::Pkce) -> Self {
+        self.code_challenge(pkce.challenge(), CodeChallengeMethod::S256)
     }
 
     /// `code_challenge` and `code_challenge_method` (PKCE, RFC 7636 §4.3).
@@ -335,8 +359,10 @@ impl<'a> OAuth<'a> {
     /// # Ok(()) }
     /// ```
     pub fn register(&self, params: &RegistrationRequest) -> Call<'a, RegistrationResponse> {
-        let req =
-            Request::new(Method::POST, "/oauth/register", &["oauth", "register"]).json(params);
+        // The answer is the only place the secret and registration access token are shown.
+        let req = Request::new(Method::POST, "/oauth/register", &["oauth", "register"])
+            .once_answered()
+            .json(params);
         Call::new(self.client, req, call::json)
     }
 

@@ -212,7 +212,11 @@ impl<'a> OAuthClients<'a> {
     /// # Ok(()) }
     /// ```
     pub fn create(&self, params: &CreateOAuthClient) -> Call<'a, OAuthClient> {
-        let req = Request::new(Method::POST, "/oauth_clients", &["oauth_clients"]).json(params);
+        // The answer is the only place the new client's secret is shown: a create the server
+        // may have done is not sent again (docs/sdk.md, "Retries").
+        let req = Request::new(Method::POST, "/oauth_clients", &["oauth_clients"])
+            .once_answered()
+            .json(params);
         Call::new(self.client, req, call::data)
     }
 

@@ -198,6 +198,39 @@ async fn the_retry_count_counts_the_calls_attempts_across_the_token_renewal() {
     );
 }
 
+/// `max_retries` bounds a whole call: after a token renewal the call is sent once more, and
+/// its retries come from the same budget, so a call answered 503, 503, 401, then 503 for ever
+/// is sent four times (three attempts and the resend), not six.
+#[tokio::test]
+async fn the_retry_budget_runs_on_across_the_token_renewal() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mock = Mock::start(move |req: &Recorded, _| {
+        if req.path.ends_with("/oauth/token") {
+            return Reply::json(
+                200,
+                json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600}),
+            );
+        }
+        match answered.fetch_add(1, Ordering::SeqCst) {
+            2 => Reply::error(401, "invalid_token"),
+            _ => Reply::error(503, "unavailable"),
+        }
+    })
+    .await;
+    let client = cc_client(&mock, "").max_retries(2).build().unwrap();
+    let err = client.oauth_clients().retrieve("c1").await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err:?}");
+    let calls: Vec<_> = mock
+        .requests()
+        .iter()
+        .filter(|r| !r.path.ends_with("/oauth/token"))
+        .map(|r| r.header("x-stainless-retry-count").unwrap().to_owned())
+        .collect();
+    // Two retries after the first attempt (the second answered 401), then the resend with a
+    // fresh token, with no retry left for its 503.
+    assert_eq!(calls, ["0", "1", "2", "3"]);
+}
+
 #[tokio::test]
 async fn a_token_that_is_not_bearer_is_not_used() {
     let mock = Mock::scripted(vec![Reply::json(

@@ -246,6 +246,66 @@ async fn one_time_credentials_are_not_sent_again_once_they_may_have_been_spent()
     );
 }
 
+/// A client's (or a registration's) secret is shown only in the answer to its creation: a
+/// create the server may have done is not sent again, or a second client would be made and
+/// the first one's secret lost with the answer. It is sent again when it cannot have been done.
+#[tokio::test]
+async fn a_create_is_not_sent_again_once_the_server_may_have_done_it() {
+    use telnyx_oauth::{ClientType, CreateOAuthClient, GrantType, RegistrationRequest};
+    let created = || Reply::json(201, json!({"data": client_json("c1", "one")}));
+    let registered = || Reply::json(201, json!({"client_id": "r1", "client_id_issued_at": 1}));
+    let create = CreateOAuthClient::new(
+        "one",
+        ClientType::Confidential,
+        [GrantType::ClientCredentials],
+        ["admin"],
+    );
+    let register = RegistrationRequest::new().client_name("app");
+    for status in [502, 503, 500, 408, 409] {
+        let mock = Mock::scripted(vec![Reply::error(status, "server_error"), created()]).await;
+        let client = mock.client().build().unwrap();
+        let err = client.oauth_clients().create(&create).await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status), "{err:?}");
+        assert_eq!(mock.requests().len(), 1, "{status}: create sent once");
+
+        let mock = Mock::scripted(vec![Reply::error(status, "server_error"), registered()]).await;
+        let client = mock.client().build().unwrap();
+        let err = client.oauth().register(&register).await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status), "{err:?}");
+        assert_eq!(mock.requests().len(), 1, "{status}: registration sent once");
+    }
+    // A timeout: the server may have made it.
+    let mock = Mock::scripted(vec![created().after(Duration::from_secs(5))]).await;
+    let client = mock
+        .client()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let err = client.oauth_clients().create(&create).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "a timed-out create is not sent again"
+    );
+    // 429 is answered before anything is done; the server may also say so itself.
+    for first in [
+        Reply::error(429, "rate_limited").header("retry-after-ms", "10"),
+        Reply::error(503, "unavailable").header("x-should-retry", "true"),
+    ] {
+        let mock = Mock::scripted(vec![first, created()]).await;
+        let client = mock.client().build().unwrap();
+        let made = client.oauth_clients().create(&create).await.unwrap();
+        assert_eq!(made.client_id, "c1");
+        assert_eq!(retry_counts(&mock), ["0", "1"]);
+    }
+    // A read is retried as before.
+    let mock = Mock::scripted(vec![Reply::error(503, "unavailable"), ok_client()]).await;
+    let client = mock.client().build().unwrap();
+    client.oauth_clients().retrieve("c1").await.unwrap();
+    assert_eq!(retry_counts(&mock), ["0", "1"]);
+}
+
 #[tokio::test]
 async fn a_timeout_is_the_timeout_error_after_the_retries() {
     let mock = Mock::scripted(vec![ok_client().after(Duration::from_secs(5))]).await;
@@ -354,6 +414,45 @@ fn a_bad_base_url_is_a_configuration_error() {
     }
 }
 
+/// Every call carries a credential (or gets a secret back): over plain http it crosses the
+/// network in clear. Loopback is for development; elsewhere the caller must say the network
+/// is trusted.
+#[test]
+fn a_plain_http_base_url_takes_loopback_or_consent() {
+    for url in [
+        "http://api.example.com/v2",
+        "http://10.0.0.5:8080",
+        "http://localhost.example.com",
+    ] {
+        let err = telnyx_oauth::Client::builder()
+            .base_url(url)
+            .api_key("KEY0123456789")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("allow_plain_http")),
+            "{url}: {err:?}"
+        );
+        telnyx_oauth::Client::builder()
+            .base_url(url)
+            .allow_plain_http(true)
+            .build()
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+    }
+    for url in [
+        "http://127.0.0.1:8080/v2",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://api.example.com/v2",
+    ] {
+        telnyx_oauth::Client::builder()
+            .base_url(url)
+            .api_key("KEY0123456789")
+            .build()
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+    }
+}
+
 #[test]
 fn debug_output_never_shows_credentials() {
     let client = telnyx_oauth::Client::new("KEYsecret123").unwrap();
@@ -361,6 +460,15 @@ fn debug_output_never_shows_credentials() {
     assert!(!shown.contains("KEYsecret123"), "{shown}");
     let builder = telnyx_oauth::Client::builder().client_credentials("id", "s3cr3t");
     assert!(!format!("{builder:?}").contains("s3cr3t"));
+    // The state that binds an authorization answer to the user's session, and the verifier.
+    let pkce = telnyx_oauth::Pkce::new();
+    let params = telnyx_oauth::AuthorizeParams::new("id", "https://app.example/cb")
+        .state("STATE-SECRET")
+        .pkce(&pkce);
+    let shown = format!("{params:?} {pkce:?}");
+    assert!(!shown.contains("STATE-SECRET"), "{shown}");
+    assert!(!shown.contains(pkce.verifier()), "{shown}");
+    assert!(shown.contains(pkce.challenge()), "{shown}");
     // The code in a consent decision's answer, the consent token in the authorize redirect,
     // and a call's own header values (a registration access token).
     let answer = telnyx_oauth::CreateGrantResponse {
