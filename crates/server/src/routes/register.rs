@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -155,8 +155,8 @@ async fn registrant<'h>(
         .rate_limits
         .register_ip(peer.ip(), state.clock.now())
         .await?;
-    let refused = || not_a_registrant(state);
-    let presented = bearer_token(headers).ok_or_else(refused)?;
+    let refused = not_a_registrant;
+    let presented = bearer_token(headers).ok_or_else(no_registration_token)?;
     let stored = state
         .store
         .registration_token_hash(client_id)
@@ -175,14 +175,30 @@ async fn registrant<'h>(
     Ok((client, presented))
 }
 
-/// RFC 7592 §2: a registration access token that is missing, wrong, or names a client that is
-/// gone (also one deleted while the request was under way).
-fn not_a_registrant(state: &AppState) -> ApiError {
-    ApiError::unauthorized(
+/// RFC 7592 §2: a registration access token that is wrong, or names a client that is gone
+/// (also one deleted while the request was under way): RFC 6750 §3.1 `invalid_token`.
+fn not_a_registrant() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
         "invalid_token",
-        "the registration access token is missing, wrong, or not this client's",
-        &state.protected_resource_metadata_url(),
+        "the registration access token is wrong, or not this client's",
     )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    )
+}
+
+/// RFC 6750 §3.1: a request with no credential at all gets a challenge without an error code.
+/// No `resource_metadata` either: the protected resource metadata describes the management
+/// API, whose credentials do not manage a registration.
+fn no_registration_token() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "authentication required: send Authorization: Bearer <registration access token>",
+    )
+    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
 }
 
 /// RFC 7592 §3: the client's information with its configuration endpoint and its registration
@@ -333,7 +349,7 @@ async fn update_registration(
         .store
         .edit_client(THIRD_PARTY_ORG_ID, &client_id, edit, now)
         .await?
-        .ok_or_else(|| not_a_registrant(&state))?
+        .ok_or_else(not_a_registrant)?
         .map_err(|refused| {
             let messages: Vec<String> = refused.0.into_iter().map(|e| e.message).collect();
             metadata(messages.join("; "))
@@ -374,7 +390,7 @@ async fn delete_registration(
         .delete_client(THIRD_PARTY_ORG_ID, &client_id)
         .await?;
     if !deleted {
-        return Err(not_a_registrant(&state));
+        return Err(not_a_registrant());
     }
     audit::record(
         state.store.as_ref(),

@@ -676,19 +676,39 @@ async fn the_registrant_manages_its_client_with_the_registration_access_token() 
     assert_eq!(read["registration_access_token"], token.as_str());
     assert!(read.get("client_secret").is_none());
 
-    // Wrong, missing and another client's tokens: 401 invalid_token, for every method.
+    // Wrong and another client's tokens: 401 invalid_token, for every method; no token at
+    // all: 401 without an error code in the challenge (RFC 6750 §3.1).
     let update = json!({"client_name": "Renamed", "token_endpoint_auth_method": "none",
                         "redirect_uris": ["https://mcp.example.com/cb"]});
     for bearer in [Some("wrong"), None, Some(other_token)] {
+        let code = if bearer.is_some() {
+            "invalid_token"
+        } else {
+            "unauthorized"
+        };
         for (method, json) in [
-            (reqwest::Method::GET, None),
             (reqwest::Method::PUT, Some(&update)),
             (reqwest::Method::DELETE, None),
         ] {
             let (status, e) = send(method.clone(), bearer, json).await;
             assert_eq!(status, 401, "{method} {bearer:?}: {e}");
-            assert_eq!(e["error"], "invalid_token");
+            assert_eq!(e["error"], code, "{method} {bearer:?}: {e}");
         }
+        let mut req = app.http.get(&uri);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let r = req.send().await.unwrap();
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let (status, e) = crate::support::status_json(r).await;
+        assert_eq!(status, 401, "GET {bearer:?}: {e}");
+        assert_eq!(e["error"], code, "GET {bearer:?}: {e}");
+        let expected = if bearer.is_some() {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Bearer"
+        };
+        assert_eq!(challenge, expected, "{bearer:?}");
     }
     let unchanged = app.stored_client(&id).await;
     assert_eq!(unchanged.settings.name, "MCP client");
