@@ -263,6 +263,17 @@ pub mod schema {
         csrf_token: String,
     }
 
+    /// The password page's "sign out everywhere else" form
+    /// (`POST /account/sessions/sign-out-others`).
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub struct SignOutOthersForm {
+        /// The session's CSRF token, from the page.
+        csrf_token: String,
+        /// The user's password: a session alone does not sign the others out.
+        current_password: String,
+    }
+
     /// The password page's form (`POST /account/password`).
     #[derive(utoipa::ToSchema)]
     #[allow(dead_code)]

@@ -349,70 +349,18 @@ async fn change_password(
     if new != again {
         return Ok(bad("The two new passwords differ."));
     }
-    // Nor unlimited guesses across addresses: a wrong current password is a failed sign-in of
-    // the account, reserved before the check as the sign-in form does, so the two forms share
-    // one budget per account (and per address).
-    let now = state.clock.now();
-    let budget = login_budget::budget(&state, &headers, &user.email, peer, now).await?;
-    let reservation = login_budget::reserve_attempt(&state, &budget, now).await?;
-    if let LoginReservation::Limited(_) = reservation {
-        return Ok(login_budget::with_retry_after(
-            &state,
-            render_password_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                &user,
-                &cookie,
-                Some("Too many wrong passwords. Nothing was changed. Please wait a few minutes and try again."),
-                None,
-            ),
-        ));
-    }
-    let reserved = budget.keys();
-    let verdict = state
-        .passwords
-        .check(
-            form.field("current_password").to_owned(),
-            Some(user.password_hash.clone()),
-        )
-        .await;
-    let verdict = match verdict {
-        Ok(v) => v,
-        Err(e) => {
-            login_budget::give_back(&state, &reserved, now).await;
-            return Err(ApiError::internal(e));
-        }
+    let budget = match confirm_current_password(
+        &state,
+        (&headers, peer),
+        (&user, &cookie),
+        form.field("current_password"),
+        "password",
+    )
+    .await?
+    {
+        Confirmed::Yes(budget) => budget,
+        Confirmed::Refused(page) => return Ok(page),
     };
-    match verdict {
-        Verdict::Correct => {
-            // As a sign-in: the account's failures are forgotten, the address gets its
-            // reservation back.
-            login_budget::succeeded(&state, &budget, now).await?;
-        }
-        Verdict::Busy => {
-            // Nothing was checked: no failure to count.
-            login_budget::give_back(&state, &reserved, now).await;
-            return Ok(html::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server is busy",
-                "Nothing was changed. Please try again in a moment.",
-            ));
-        }
-        Verdict::Wrong => {
-            audit::record(
-                state.store.as_ref(),
-                state.clock.now(),
-                Event::new(EventKind::PasswordChangeFailed).user(&user),
-            )
-            .await;
-            return Ok(render_password_page(
-                StatusCode::UNAUTHORIZED,
-                &user,
-                &cookie,
-                Some("The current password is incorrect. Nothing was changed."),
-                None,
-            ));
-        }
-    }
     let to_hash = new.to_owned();
     let new_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash))
         .await
@@ -485,22 +433,107 @@ async fn change_password(
     Ok(resp)
 }
 
+/// What the current password typed into a form of the password page came to.
+enum Confirmed {
+    /// Right; the sign-in budget it was checked under (to remember this browser by).
+    Yes(login_budget::Budget),
+    /// The page to answer with: wrong (401), too many wrong ones (429), or the server busy.
+    Refused(Response),
+}
+
+/// Checks the current password a signed-in user typed, as a sign-in checks it. A stolen session
+/// must not get unlimited guesses across addresses: a wrong one is a failed sign-in of the
+/// account, reserved before the check as the sign-in form does, so the forms share one budget
+/// per account (and per address). `form` names the form in the failure's event.
+async fn confirm_current_password(
+    state: &AppState,
+    (headers, peer): (&HeaderMap, SocketAddr),
+    (user, cookie): (&User, &str),
+    typed: &str,
+    form: &'static str,
+) -> Result<Confirmed, ApiError> {
+    let now = state.clock.now();
+    let budget = login_budget::budget(state, headers, &user.email, peer, now).await?;
+    let reservation = login_budget::reserve_attempt(state, &budget, now).await?;
+    if let LoginReservation::Limited(_) = reservation {
+        return Ok(Confirmed::Refused(login_budget::with_retry_after(
+            state,
+            render_password_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                user,
+                cookie,
+                Some("Too many wrong passwords. Nothing was changed. Please wait a few minutes and try again."),
+                None,
+            ),
+        )));
+    }
+    let reserved = budget.keys();
+    let verdict = state
+        .passwords
+        .check(typed.to_owned(), Some(user.password_hash.clone()))
+        .await;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            login_budget::give_back(state, &reserved, now).await;
+            return Err(ApiError::internal(e));
+        }
+    };
+    match verdict {
+        Verdict::Correct => {
+            // As a sign-in: the account's failures are forgotten, the address gets its
+            // reservation back.
+            login_budget::succeeded(state, &budget, now).await?;
+            Ok(Confirmed::Yes(budget))
+        }
+        Verdict::Busy => {
+            // Nothing was checked: no failure to count.
+            login_budget::give_back(state, &reserved, now).await;
+            Ok(Confirmed::Refused(html::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy",
+                "Nothing was changed. Please try again in a moment.",
+            )))
+        }
+        Verdict::Wrong => {
+            audit::record(
+                state.store.as_ref(),
+                state.clock.now(),
+                Event::new(EventKind::PasswordChangeFailed)
+                    .user(user)
+                    .detail("form", form),
+            )
+            .await;
+            Ok(Confirmed::Refused(render_password_page(
+                StatusCode::UNAUTHORIZED,
+                user,
+                cookie,
+                Some("The current password is incorrect. Nothing was changed."),
+                None,
+            )))
+        }
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/account/sessions/sign-out-others",
     operation_id = "SignOutOtherSessions",
     tag = "Pages",
     summary = "Sign out every session of the user but this one",
-    request_body(content = crate::form::schema::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::form::schema::SignOutOthersForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Done", content_type = "text/html"),
         (status = 303, description = "Not signed in: to `/login`"),
+        (status = 401, description = "The password is wrong; nothing was changed", content_type = "text/html"),
         (status = 403, description = "The form's CSRF token is missing or wrong; nothing was changed", content_type = "text/html"),
+        (status = 429, description = "Too many wrong passwords or sign-ins; see `Retry-After`", content_type = "text/html"),
     ),
     security(("session" = [])),
 )]
 async fn sign_out_others(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
@@ -508,7 +541,27 @@ async fn sign_out_others(
         Ok(v) => v,
         Err(to_login) => return Ok(to_login),
     };
-    if let Err(page) = checked_form(&state, req, &cookie).await? {
+    let form = match checked_form(&state, req, &cookie).await? {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    // The password, not the session alone: signing the others out forgets their device
+    // cookies, which are what keeps the owner's own browsers signing in while the account is
+    // locked. A stolen session could otherwise take that away, then keep the owner locked out
+    // with wrong passwords (threat-model.md, "Costs that stay with the attacker").
+    state
+        .rate_limits
+        .login_ip(peer.ip(), state.clock.now())
+        .await?;
+    if let Confirmed::Refused(page) = confirm_current_password(
+        &state,
+        (&headers, peer),
+        (&user, &cookie),
+        form.field("current_password"),
+        "sign_out_others",
+    )
+    .await?
+    {
         return Ok(page);
     }
     // The other browsers lose their device cookies too: whoever signed in elsewhere keeps no

@@ -512,11 +512,34 @@ async fn signing_out_other_sessions_keeps_only_this_one() {
     assert_eq!(status, 403);
     assert_eq!(page(&app, "/", &elsewhere).await.0, 200);
 
+    // Without the password, or with a wrong one: refused, nothing signed out; the wrong one is
+    // a failed sign-in of the account, as on the password form.
+    for typed in [None, Some("wrong password")] {
+        let mut form = vec![("csrf_token", csrf.as_str())];
+        if let Some(t) = typed {
+            form.push(("current_password", t));
+        }
+        let (status, _, body) = post_page(
+            &app,
+            "/account/sessions/sign-out-others",
+            Some(&here),
+            &form,
+        )
+        .await;
+        assert_eq!(status, 401, "{typed:?}: {body}");
+        assert!(body.contains("The current password is incorrect"), "{body}");
+        assert_eq!(page(&app, "/", &elsewhere).await.0, 200);
+    }
+    let failed = app.events("password.change_failed").await;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].detail["form"], "sign_out_others");
+    assert!(app.events("sessions.signed_out_others").await.is_empty());
+
     let (status, _, body) = post_page(
         &app,
         "/account/sessions/sign-out-others",
         Some(&here),
-        &[("csrf_token", &csrf)],
+        &[("csrf_token", &csrf), ("current_password", &alice.password)],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -549,7 +572,10 @@ async fn signing_out_other_sessions_forgets_their_devices() {
         &app,
         "/account/sessions/sign-out-others",
         Some(&here),
-        &[("csrf_token", &hidden(&html, "csrf_token"))],
+        &[
+            ("csrf_token", &hidden(&html, "csrf_token")),
+            ("current_password", &alice.password),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");

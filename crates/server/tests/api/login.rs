@@ -430,6 +430,73 @@ async fn device_cookie(app: &TestApp, user: &crate::support::TestUser) -> String
     format!("oauth_login_device={value}")
 }
 
+/// A stolen session must not take the owner's known browsers away from them. Signing the other
+/// sessions out forgets their device cookies, which let the owner's own browsers sign in while
+/// wrong passwords from elsewhere lock the account; so it takes the password, which the thief
+/// does not have, and its wrong guesses there count as failed sign-ins. The owner, locked out
+/// everywhere else, still signs in where they did before.
+#[tokio::test]
+async fn a_stolen_session_cannot_strip_the_owners_browsers_and_lock_them_out() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |c| {
+        c.authorization.login_max_failures_per_account = 3;
+        c.authorization.login_max_failures_per_ip = 50;
+        c.authorization.login_failure_window_secs = 600;
+    })
+    .await;
+    let alice = app.user("alice@example.com", "org").await;
+    let owners = device_cookie(&app, &alice).await;
+    let thief = app.session(&alice).await;
+    let html = app
+        .get_with_cookie("/account/password", &thief)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&html, "csrf_token");
+    let sign_out = |typed: &'static str| {
+        let (app, thief, csrf) = (&app, &thief, &csrf);
+        async move {
+            app.http
+                .post(app.at("/account/sessions/sign-out-others"))
+                .header("cookie", thief.as_str())
+                .form(&[("csrf_token", csrf.as_str()), ("current_password", typed)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for typed in ["", "guess-1"] {
+        assert_eq!(sign_out(typed).await.status(), 401);
+    }
+    let value = owners.trim_start_matches("oauth_login_device=");
+    let known = app
+        .server
+        .store
+        .login_device_email(&secret::hash_secret(value), 0)
+        .await
+        .unwrap();
+    assert_eq!(known.as_deref(), Some("alice@example.com"), "still known");
+    // Those were failed sign-ins of the account: one more from anywhere locks it, and the
+    // form itself is answered 429 then.
+    assert_eq!(
+        app.post_login(&alice.email, "guess-2", "/").await.status(),
+        401
+    );
+    assert_eq!(sign_out("guess-3").await.status(), 429);
+    assert_eq!(
+        app.post_login(&alice.email, &alice.password, "/")
+            .await
+            .status(),
+        429,
+        "a browser the account does not know is locked out with everyone else"
+    );
+    // The owner's own browser signs in.
+    let r = post_login_with(&app, &alice.email, &alice.password, &owners).await;
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r, "oauth_session").is_some());
+}
+
 /// The owner's browser, which signed in before, keeps its own failure budget: wrong passwords
 /// typed elsewhere lock the account for everyone else but not for it, and the owner signing in
 /// there gives the guesser no new guesses.
