@@ -1,6 +1,6 @@
 //! The server's own HTML pages (sign-in, consent, messages): askama templates, auto-escaped,
-//! served with headers that forbid script, framing and leaking the URL (which can carry a
-//! consent token) in a `Referer`.
+//! served with headers that forbid script (but the consent page's own, by its hash), framing and
+//! leaking the URL (which can carry a consent token) in a `Referer`.
 
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -10,6 +10,25 @@ use axum::response::{IntoResponse, Response};
 /// `style-src 'self'` with no inline style.
 pub const CSS: &str = include_str!("../assets/oauth.css");
 pub const CSS_PATH: &str = "/assets/oauth.css";
+
+/// The consent page's one script, inline (`assets/consent.js`): it hides the decision for a
+/// moment each time the page comes to the front. The page's CSP allows this text alone, by its
+/// hash ([`consent_script_source`]); every other page runs no script.
+pub const CONSENT_SCRIPT: &str = include_str!("../assets/consent.js");
+
+/// `'sha256-...'` of [`CONSENT_SCRIPT`], the CSP source that lets it run.
+pub fn consent_script_source() -> &'static str {
+    static SOURCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(CONSENT_SCRIPT.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    });
+    &SOURCE
+}
 
 #[derive(Template)]
 #[template(path = "message.html")]
@@ -117,6 +136,8 @@ pub struct ConsentPage<'a> {
     pub local_redirect: bool,
     pub consent_token: &'a str,
     pub csrf_token: &'a str,
+    /// [`CONSENT_SCRIPT`].
+    pub script: &'static str,
 }
 
 /// Only http(s) links reach an `href` or `src` (client validation already demands it; this
@@ -133,6 +154,16 @@ pub fn page(
     body: Result<String, askama::Error>,
     form_action: &str,
 ) -> Response {
+    page_running(status, body, form_action, None)
+}
+
+/// [`page`], allowing the one inline script whose CSP source (its hash) is `script`.
+pub fn page_running(
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    form_action: &str,
+    script: Option<&str>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -144,9 +175,12 @@ pub fn page(
                 .into_response();
         }
     };
+    let script_src = script
+        .map(|s| format!("; script-src {s}"))
+        .unwrap_or_default();
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self' https: http:; \
-         form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'"
+         form-action 'self'{form_action}; frame-ancestors 'none'; base-uri 'none'{script_src}"
     );
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();

@@ -341,6 +341,25 @@ async fn sign_in_consent_allow_and_deny_in_chromium() {
     std::fs::write(dir.join("consent-phone.png"), b.screenshot().await.unwrap()).unwrap();
     b.set_window_size(900, 1000).await.unwrap();
 
+    // The page comes to the front again (a popup that covered it closed): the decision is
+    // hidden again for a moment, however long the page has been loaded (consent.js, allowed
+    // by the page's CSP through its hash alone), so a click aimed at whatever covered it
+    // cannot land on Allow. Then it comes back. Headless Chromium has no window stacking and
+    // sends no focus event when a window is switched to, so the test sends the one a desktop
+    // browser sends.
+    assert!(allow.is_displayed().await.unwrap());
+    let rearmed = b
+        .execute(
+            "window.dispatchEvent(new Event('focus')); \
+             return document.querySelector('.decision .actions').classList.contains('rearmed');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rearmed, json!(true), "the page script did not run");
+    assert!(!allow.is_displayed().await.unwrap());
+    let allow = decision_button(&b, "allow").await;
+
     allow.click().await.unwrap();
     let hit = next_callback(&mut callbacks).await;
     assert_eq!(param(&hit, "state").as_deref(), Some("state-allow"));

@@ -259,11 +259,13 @@ async fn consent_page(
         }),
         consent_token: token,
         csrf_token: &csrf,
+        script: html::CONSENT_SCRIPT,
     };
-    Ok(html::page(
+    Ok(html::page_running(
         StatusCode::OK,
         page.render(),
         &html::csp_source(&c.redirect_uri),
+        Some(html::consent_script_source()),
     ))
 }
 
