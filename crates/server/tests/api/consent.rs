@@ -57,12 +57,31 @@ async fn the_page_shows_the_request_with_strict_headers() {
     ] {
         assert!(csp.contains(part), "{csp}");
     }
-    assert!(!csp.contains("script-src"));
+    // One script may run: the page's own, by its hash; no 'self', no inline script else.
+    assert!(
+        csp.ends_with(&format!(
+            "; script-src {}",
+            oauth_server::html::consent_script_source()
+        )),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe") && !csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert_eq!(h["cache-control"], "no-store");
     let page = r.text().await.unwrap();
-    assert!(!page.contains("<script"));
+    assert_eq!(
+        page.matches("<script").count(),
+        1,
+        "the page's own script alone"
+    );
+    assert!(page.contains(&format!(
+        "<script>{}</script>",
+        oauth_server::html::CONSENT_SCRIPT
+    )));
     assert!(!page.contains("style="), "no inline style");
     assert!(page.contains("name=\"viewport\""));
     assert!(page.contains("Acme Dialer"));

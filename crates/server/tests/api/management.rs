@@ -23,11 +23,17 @@ async fn an_admin_scoped_token_acts_for_the_clients_owner() {
         .map(|c| c["client_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [id.as_str()]);
-    // Writes too, in the owner's organization.
-    let created = app
-        .create_client(&token, confidential_client("Made by token"))
-        .await;
+    // Writes too, in the owner's organization; but not another machine client, which takes
+    // an API key (threat-model.md, "Who acts for whom").
+    let mut web = confidential_client("Made by token");
+    web["allowed_grant_types"] = serde_json::json!(["authorization_code", "refresh_token"]);
+    let created = app.create_client(&token, web).await;
     assert_eq!(created["org_id"], app.admin_org.as_str());
+    let (status, body) = app
+        .post_json(&token, "/oauth_clients", &confidential_client("Machine"))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "api_key_required", "{body}");
     let (status, _) = app.get(&token, "/v2/oauth_clients").await;
     assert_eq!(status, 200);
 
