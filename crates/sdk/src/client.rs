@@ -938,13 +938,21 @@ impl ClientBuilder {
         };
         let http = match self.http_client {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-                // The API answers without redirects, except /oauth/authorize, whose 302 is the
-                // answer itself. Following one would also carry credentials to another place.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+            None => {
+                let mut http = reqwest::Client::builder()
+                    .connect_timeout(self.timeout.min(Duration::from_secs(5)))
+                    // The API answers without redirects, except /oauth/authorize, whose 302 is
+                    // the answer itself. Following one would also carry credentials elsewhere.
+                    .redirect(reqwest::redirect::Policy::none());
+                // Plain http is reached directly: a proxy the environment names (`HTTP_PROXY`,
+                // `ALL_PROXY`), on another host for all this knows, would read every
+                // credential. Over https a proxy only relays the TLS connection.
+                if base_url.scheme() == "http" {
+                    http = http.no_proxy();
+                }
+                http.build()
+                    .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?
+            }
         };
         Ok(Client {
             inner: Arc::new(Inner {

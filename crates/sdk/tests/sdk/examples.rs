@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::server::{new_client, TestServer};
 use telnyx_oauth::ClientType;
@@ -17,12 +19,41 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A listener standing in for a proxy that the environment names: it counts the connections
+/// it is offered. An `http` base URL is reached directly, so an example must offer it none
+/// (a proxy would read the API key).
+struct ProxyTrap {
+    url: String,
+    offered: Arc<AtomicUsize>,
+}
+
+impl ProxyTrap {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let offered = Arc::new(AtomicUsize::new(0));
+        let count = offered.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        ProxyTrap { url, offered }
+    }
+}
+
 /// Runs the example; its standard output when it succeeds.
-fn run(app: &TestServer, name: &str, args: &[&str]) -> String {
+fn run(app: &TestServer, proxy: &ProxyTrap, name: &str, args: &[&str]) -> String {
     let out = Command::new(example(name))
         .args(args)
         .env("TELNYX_BASE_URL", &app.url)
         .env("TELNYX_API_KEY", &app.admin_key)
+        .env("HTTP_PROXY", &proxy.url)
+        .env("http_proxy", &proxy.url)
+        .env("ALL_PROXY", &proxy.url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -38,7 +69,9 @@ fn run(app: &TestServer, name: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_run_against_a_fresh_server() {
     let app = TestServer::spawn().await;
-    let quick = tokio::task::block_in_place(|| run(&app, "quickstart", &[]));
+    // Every example runs with a proxy named in its environment, which it must not use.
+    let proxy = ProxyTrap::start().await;
+    let quick = tokio::task::block_in_place(|| run(&app, &proxy, "quickstart", &[]));
     assert!(quick.contains("created "), "{quick}");
     for (name, expect) in [
         ("create_client", "client_id"),
@@ -48,7 +81,7 @@ async fn the_examples_run_against_a_fresh_server() {
         ("protected_resource_metadata", "authorization_servers"),
         ("register", "client_id"),
     ] {
-        let out = tokio::task::block_in_place(|| run(&app, name, &[]));
+        let out = tokio::task::block_in_place(|| run(&app, &proxy, name, &[]));
         assert!(out.contains(expect), "{name}: {out}");
     }
     let created = app
@@ -58,9 +91,10 @@ async fn the_examples_run_against_a_fresh_server() {
         .await
         .unwrap();
     let id = created.client_id.as_str();
-    let got = tokio::task::block_in_place(|| run(&app, "get_client", &[id]));
+    let got = tokio::task::block_in_place(|| run(&app, &proxy, "get_client", &[id]));
     assert!(got.contains("Example target"), "{got}");
-    tokio::task::block_in_place(|| run(&app, "delete_client", &[id]));
+    tokio::task::block_in_place(|| run(&app, &proxy, "delete_client", &[id]));
     let gone = app.client().oauth_clients().retrieve(id).await.unwrap_err();
     assert!(matches!(gone, telnyx_oauth::Error::NotFound(_)), "{gone:?}");
+    assert_eq!(proxy.offered.load(Ordering::SeqCst), 0, "a proxy was used");
 }

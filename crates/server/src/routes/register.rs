@@ -83,11 +83,18 @@ async fn register(
             _ => false,
         };
         if !ok {
-            return Err(ApiError::unauthorized(
-                "invalid_token",
+            // RFC 6750 §3.1: no error code for a request without a bearer token; the
+            // protected resource metadata describes the management API, not this token.
+            let (error, challenge) = match presented {
+                Some(_) => ("invalid_token", "Bearer error=\"invalid_token\""),
+                None => ("unauthorized", "Bearer"),
+            };
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                error,
                 "registration requires a valid initial access token: send Authorization: Bearer <token>",
-                &state.protected_resource_metadata_url(),
-            ));
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
         }
     }
     let JsonBody(req) = body.map_err(ApiError::as_client_metadata_error)?;

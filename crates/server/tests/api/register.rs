@@ -469,7 +469,31 @@ async fn token_mode_requires_the_initial_access_token() {
     for bearer in [None, Some("wrong"), Some(app.admin_key.as_str())] {
         let (status, err) = register(&app, bearer, &body).await;
         assert_eq!(status, 401, "{bearer:?}");
-        assert_eq!(err["error"], "invalid_token");
+        let code = if bearer.is_some() {
+            "invalid_token"
+        } else {
+            "unauthorized"
+        };
+        assert_eq!(err["error"], code, "{bearer:?}: {err}");
+    }
+    // RFC 6750 §3.1: without a bearer token (none, or another scheme), no error code in the
+    // challenge; with a wrong one, invalid_token.
+    for (authorization, challenge) in [
+        (None, "Bearer"),
+        (Some("Basic eDp5"), "Bearer"),
+        (Some("Bearer wrong"), "Bearer error=\"invalid_token\""),
+    ] {
+        let mut req = app.http.post(app.at("/oauth/register")).json(&body);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            challenge,
+            "{authorization:?}"
+        );
     }
     let (status, r) = register(&app, Some("let-me-in"), &body).await;
     assert_eq!(status, 201, "{r}");
