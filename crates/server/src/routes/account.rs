@@ -564,6 +564,29 @@ async fn sign_out_others(
     {
         return Ok(page);
     }
+    // This browser gets a new session, as at sign-in and at a password change, and its old
+    // one ends with the others: a copy of its cookie taken earlier (the reason to sign the
+    // others out, often) must not stay signed in.
+    let now = state.clock.now();
+    let fresh = secret::random_token(&mut OsRng);
+    let lifetime = state.config.authorization.session_lifetime_secs;
+    let replacement = NewSession {
+        id_hash: secret::hash_secret(&fresh),
+        user_id: user.id.clone(),
+        password_hash: user.password_hash.clone(),
+        now,
+        expires_at: now + lifetime,
+    };
+    if !state.store.create_session(replacement).await? {
+        // The password changed meanwhile (in another tab): nothing was changed here.
+        return Ok(render_password_page(
+            StatusCode::CONFLICT,
+            &user,
+            &cookie,
+            Some("Your password was changed elsewhere meanwhile. Nothing was changed here."),
+            None,
+        ));
+    }
     // The other browsers lose their device cookies too: whoever signed in elsewhere keeps no
     // failure budget of their own for this account.
     let this_device = session::cookie(&headers, session::login_device_cookie(&state))
@@ -571,21 +594,27 @@ async fn sign_out_others(
         .unwrap_or_default();
     let ended = state
         .store
-        .delete_other_sessions(&user.id, &secret::hash_secret(&cookie), &this_device)
+        .delete_other_sessions(&user.id, &secret::hash_secret(&fresh), &this_device)
         .await?;
     audit::record(
         state.store.as_ref(),
-        state.clock.now(),
+        now,
         Event::new(EventKind::OtherSessionsSignedOut)
             .user(&user)
-            .detail("other_sessions_ended", ended),
+            // This browser's previous session is among those deleted.
+            .detail("other_sessions_ended", ended.saturating_sub(1)),
     )
     .await;
-    Ok(render_password_page(
+    let mut resp = render_password_page(
         StatusCode::OK,
         &user,
-        &cookie,
+        &fresh,
         None,
         Some("Your other sessions were signed out."),
-    ))
+    );
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, session::session_cookie(&state), &fresh, lifetime),
+    );
+    Ok(resp)
 }

@@ -535,15 +535,39 @@ async fn signing_out_other_sessions_keeps_only_this_one() {
     assert_eq!(failed[0].detail["form"], "sign_out_others");
     assert!(app.events("sessions.signed_out_others").await.is_empty());
 
-    let (status, _, body) = post_page(
-        &app,
-        "/account/sessions/sign-out-others",
-        Some(&here),
-        &[("csrf_token", &csrf), ("current_password", &alice.password)],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let r = app
+        .http
+        .post(app.at("/account/sessions/sign-out-others"))
+        .header("cookie", &here)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("current_password", alice.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // This browser gets a new session; its old cookie (and so any copy taken of it) is signed
+    // out with the others.
+    let (fresh, line) = set_cookie(&r, "oauth_session").expect("a new session cookie");
+    assert!(line.contains("HttpOnly"), "{line}");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Your other sessions were signed out"),
+        "{body}"
+    );
     assert_eq!(page(&app, "/", &elsewhere).await.0, 303);
+    assert_eq!(
+        page(&app, "/", &here).await.0,
+        303,
+        "a copy of the old cookie"
+    );
+    let now_here = format!("oauth_session={fresh}");
+    assert_eq!(page(&app, "/", &now_here).await.0, 200);
+    let signed_out = app.events("sessions.signed_out_others").await;
+    assert_eq!(signed_out.len(), 1);
+    assert_eq!(signed_out[0].detail["other_sessions_ended"], 1);
+    let here = now_here;
     assert_eq!(page(&app, "/", &here).await.0, 200);
     // Another user's session is not touched.
     assert_eq!(page(&app, "/", &bobs).await.0, 200);
