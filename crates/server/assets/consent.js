@@ -6,10 +6,12 @@
   var actions = document.querySelector(".decision .actions");
   if (!actions) return;
   var timer = 0;
+  // Set on the element itself (CSSOM, which the page's CSP allows), not through a class: a
+  // stylesheet cached from before this script would not know the class.
   function rearm() {
-    actions.classList.add("rearmed");
+    actions.style.visibility = "hidden";
     clearTimeout(timer);
-    timer = setTimeout(function () { actions.classList.remove("rearmed"); }, 800);
+    timer = setTimeout(function () { actions.style.visibility = ""; }, 800);
   }
   window.addEventListener("focus", function (e) { if (e.target === window) rearm(); });
   window.addEventListener("pageshow", function (e) { if (e.persisted) rearm(); });
