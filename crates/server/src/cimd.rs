@@ -208,11 +208,12 @@ pub struct Documents {
     waiting: Mutex<HashMap<String, usize>>,
 }
 
-/// How long a failed document fetch answers for its URL before the document is fetched again.
-/// A failure is not kept as a document would be (a fixed document applies at the next request
-/// after this), but requests naming a document whose host is down, or answers an error, must
-/// not make this server fetch from that host at their rate: a client stored earlier spends no
-/// budget for new documents, so anyone could otherwise reflect a flood of requests there.
+/// How long a failed fetch of a stored client's document answers for its URL before the
+/// document is fetched again. A failure is not kept as a document would be (a fixed document
+/// applies at the next request after this), but requests naming a document whose host is down,
+/// or answers an error, must not make this server fetch from that host at their rate: a client
+/// stored earlier spends no budget for new documents, so anyone could otherwise reflect a flood
+/// of requests there. A new document's failure is not held (each try spends the budget).
 pub const FAILURE_HOLD_SECS: UnixSeconds = 10;
 
 /// A failed fetch of a document, and until when it answers for its URL.
@@ -821,7 +822,10 @@ where
             TOTAL_TIMEOUT.as_secs(),
         )));
     };
-    let draft = current_draft(documents, config, now, url, || async move {
+    // A new document's failure is not held: each try is fetched again, at the budget's pace
+    // (the draft: a server must not cache error answers or invalid documents).
+    let hold = if new { Hold::No } else { Hold::Failures };
+    let draft = current_draft(documents, config, now, (url, hold), || async move {
         if new {
             admit().await
         } else {
@@ -884,11 +888,21 @@ pub async fn refresh(
     let _place = documents
         .place_for_document(url.as_str(), now, caller)
         .map_err(|busy| Refusal::Answer(busy.api_error()))?;
-    let Ok(draft) = current_draft(documents, config, now, url, || async {
+    let Ok(draft) = current_draft(documents, config, now, (url, Hold::Failures), || async {
         Ok::<_, std::convert::Infallible>(())
     })
     .await;
     reconcile(store, url.as_str(), Some(stored), draft?, now).await
+}
+
+/// Whether a recent failure to fetch a document answers for it ([`FAILURE_HOLD_SECS`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Yes: a stored client's document, which is fetched again without spending a budget, so
+    /// a failing host must not be fetched from at the rate of the requests naming it.
+    Failures,
+    /// No: a new document, fetched again at its budget's pace, each try paying.
+    No,
 }
 
 /// The settings the document at `url` gives now: from the cache while fresh, else fetched once
@@ -898,7 +912,7 @@ async fn current_draft<E, A, AFut>(
     documents: &Documents,
     config: &Config,
     now: UnixSeconds,
-    url: &Url,
+    (url, hold): (&Url, Hold),
     admit: A,
 ) -> Result<Result<ClientDraft, Refusal>, E>
 where
@@ -909,8 +923,10 @@ where
     if let Some(d) = documents.cached(id, now) {
         return Ok(Ok(d));
     }
-    if let Some(failed) = documents.recent_failure(id, now) {
-        return Ok(Err(Refusal::Document(failed)));
+    if hold == Hold::Failures {
+        if let Some(failed) = documents.recent_failure(id, now) {
+            return Ok(Err(Refusal::Document(failed)));
+        }
     }
     // Requests that miss the cache at once share one fetch: a burst of first authorizations
     // makes the server fetch a third party's document once, not once each.
