@@ -10,7 +10,9 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use oauth_core::entity::User;
-use oauth_core::secret;
+use oauth_core::{secret, UnixSeconds};
+use oauth_store::NewSession;
+use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -104,6 +106,37 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> He
     };
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A new login session for `user`: the cookie value for the browser, and the row to store. The
+/// store creates the row only while `password_hash` is still the user's password, so a sign-in
+/// checked against a password that changed meanwhile gets no session.
+pub fn new_session(
+    state: &AppState,
+    user: &User,
+    password_hash: &str,
+    now: UnixSeconds,
+) -> (String, NewSession) {
+    let cookie = secret::random_token(&mut OsRng);
+    let row = NewSession {
+        id_hash: secret::hash_secret(&cookie),
+        user_id: user.id.clone(),
+        password_hash: password_hash.to_owned(),
+        now,
+        expires_at: now + state.config.authorization.session_lifetime_secs,
+    };
+    (cookie, row)
+}
+
+/// The `Set-Cookie` value that gives the browser the session `cookie`, for the session's
+/// lifetime.
+pub fn set_session_cookie(state: &AppState, cookie: &str) -> HeaderValue {
+    set_cookie(
+        state,
+        session_cookie(state),
+        cookie,
+        state.config.authorization.session_lifetime_secs,
+    )
 }
 
 /// The CSRF token of a session: derived from the cookie value, which only this browser and no

@@ -16,8 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use oauth_core::entity::User;
 use oauth_core::{secret, timefmt, PageSpec};
-use oauth_store::{LoginReservation, NewSession, PasswordChange, StoreError};
-use rand::rngs::OsRng;
+use oauth_store::{LoginReservation, PasswordChange, StoreError};
 use std::net::SocketAddr;
 
 use crate::accounts::hash_password;
@@ -319,21 +318,15 @@ async fn change_password(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let headers = req.headers().clone();
-    let (user, cookie) = match signed_in(&state, &headers, PASSWORD_PATH).await? {
-        Ok(v) => v,
-        Err(to_login) => return Ok(to_login),
-    };
-    let form = match checked_form(&state, req, &cookie).await? {
-        Ok(form) => form,
+    let PasswordPost {
+        headers,
+        user,
+        cookie,
+        form,
+    } = match password_post(&state, peer, req).await? {
+        Ok(post) => post,
         Err(page) => return Ok(page),
     };
-    // A stolen session must not get unlimited guesses at the password: the sign-in form's
-    // per-address limit applies.
-    state
-        .rate_limits
-        .login_ip(peer.ip(), state.clock.now())
-        .await?;
     let new = form.field("new_password");
     let again = form.field("confirm_password");
     let bad = |message: &str| {
@@ -370,15 +363,7 @@ async fn change_password(
     // copy of its cookie taken earlier (often why a password is changed) ends with the other
     // sessions, even if this answer never reaches the browser.
     let now = state.clock.now();
-    let fresh = secret::random_token(&mut OsRng);
-    let lifetime = state.config.authorization.session_lifetime_secs;
-    let replacement = NewSession {
-        id_hash: secret::hash_secret(&fresh),
-        user_id: user.id.clone(),
-        password_hash: new_hash.clone(),
-        now,
-        expires_at: now + lifetime,
-    };
+    let (fresh, replacement) = session::new_session(&state, &user, &new_hash, now);
     // Stored by the change's own write: a change never goes without its event, even if this
     // handler is dropped (the browser hung up) the moment after the commit.
     let event = audit::StoredWith::new(Event::new(EventKind::PasswordChanged).user(&user), now);
@@ -407,19 +392,13 @@ async fn change_password(
         Err(e) => return Err(e.into()),
     };
     event.stored(None, &[("other_sessions_ended", ended.into())]);
-    let cookie = fresh;
     // The change forgot every other browser's device cookie; this one keeps its own, or gets
     // one.
-    let mut resp = render_password_page(
-        StatusCode::OK,
+    let mut resp = answer_with_session(
+        &state,
         &user,
-        &cookie,
-        None,
-        Some("Your password was changed, and your other sessions were signed out."),
-    );
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(&state, session::session_cookie(&state), &cookie, lifetime),
+        &fresh,
+        "Your password was changed, and your other sessions were signed out.",
     );
     // Remembered under the new password, which the store now holds.
     let user = User {
@@ -536,23 +515,19 @@ async fn sign_out_others(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let headers = req.headers().clone();
-    let (user, cookie) = match signed_in(&state, &headers, PASSWORD_PATH).await? {
-        Ok(v) => v,
-        Err(to_login) => return Ok(to_login),
-    };
-    let form = match checked_form(&state, req, &cookie).await? {
-        Ok(form) => form,
+    let PasswordPost {
+        headers,
+        user,
+        cookie,
+        form,
+    } = match password_post(&state, peer, req).await? {
+        Ok(post) => post,
         Err(page) => return Ok(page),
     };
     // The password, not the session alone: signing the others out forgets their device
     // cookies, which are what keeps the owner's own browsers signing in while the account is
     // locked. A stolen session could otherwise take that away, then keep the owner locked out
     // with wrong passwords (threat-model.md, "Costs that stay with the attacker").
-    state
-        .rate_limits
-        .login_ip(peer.ip(), state.clock.now())
-        .await?;
     if let Confirmed::Refused(page) = confirm_current_password(
         &state,
         (&headers, peer),
@@ -568,15 +543,7 @@ async fn sign_out_others(
     // one ends with the others: a copy of its cookie taken earlier (the reason to sign the
     // others out, often) must not stay signed in.
     let now = state.clock.now();
-    let fresh = secret::random_token(&mut OsRng);
-    let lifetime = state.config.authorization.session_lifetime_secs;
-    let replacement = NewSession {
-        id_hash: secret::hash_secret(&fresh),
-        user_id: user.id.clone(),
-        password_hash: user.password_hash.clone(),
-        now,
-        expires_at: now + lifetime,
-    };
+    let (fresh, replacement) = session::new_session(&state, &user, &user.password_hash, now);
     if !state.store.create_session(replacement).await? {
         // The password changed meanwhile (in another tab): nothing was changed here.
         return Ok(render_password_page(
@@ -605,16 +572,58 @@ async fn sign_out_others(
             .detail("other_sessions_ended", ended.saturating_sub(1)),
     )
     .await;
-    let mut resp = render_password_page(
-        StatusCode::OK,
+    Ok(answer_with_session(
+        &state,
         &user,
         &fresh,
-        None,
-        Some("Your other sessions were signed out."),
-    );
+        "Your other sessions were signed out.",
+    ))
+}
+
+/// A post to the password page, read as far as the password check.
+struct PasswordPost {
+    headers: HeaderMap,
+    user: User,
+    /// The session cookie the post came with.
+    cookie: String,
+    form: Params,
+}
+
+/// Reads a post to the password page: signed in, a form with the session's CSRF token, and
+/// within the sign-in form's per-address limit (a stolen session must not get unlimited guesses
+/// at the password). Otherwise the page to answer, and nothing is done.
+async fn password_post(
+    state: &AppState,
+    peer: SocketAddr,
+    req: Request,
+) -> Result<Result<PasswordPost, Response>, ApiError> {
+    let headers = req.headers().clone();
+    let (user, cookie) = match signed_in(state, &headers, PASSWORD_PATH).await? {
+        Ok(v) => v,
+        Err(to_login) => return Ok(Err(to_login)),
+    };
+    let form = match checked_form(state, req, &cookie).await? {
+        Ok(form) => form,
+        Err(page) => return Ok(Err(page)),
+    };
+    state
+        .rate_limits
+        .login_ip(peer.ip(), state.clock.now())
+        .await?;
+    Ok(Ok(PasswordPost {
+        headers,
+        user,
+        cookie,
+        form,
+    }))
+}
+
+/// The password page with `notice`, setting this browser's new session cookie.
+fn answer_with_session(state: &AppState, user: &User, cookie: &str, notice: &str) -> Response {
+    let mut resp = render_password_page(StatusCode::OK, user, cookie, None, Some(notice));
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(&state, session::session_cookie(&state), &fresh, lifetime),
+        session::set_session_cookie(state, cookie),
     );
-    Ok(resp)
+    resp
 }

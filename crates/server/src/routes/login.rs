@@ -25,7 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use oauth_core::return_to::safe_return_to;
 use oauth_core::secret;
-use oauth_store::{LoginReservation, NewSession};
+use oauth_store::LoginReservation;
 use rand::rngs::OsRng;
 
 use crate::accounts::normalize_email;
@@ -212,7 +212,6 @@ async fn login(
             Some("Enter the email address of your account."),
         ));
     };
-    let a = &state.config.authorization;
     let now = state.clock.now();
     let budget = budget(&state, &headers, email_raw, peer, now).await?;
     let reservation = reserve_attempt(&state, &budget, now).await?;
@@ -284,18 +283,8 @@ async fn login(
             return Ok(refused(&state, return_to, email_raw));
         }
     };
-    let cookie_value = secret::random_token(&mut OsRng);
-    let lifetime = a.session_lifetime_secs;
-    let created = state
-        .store
-        .create_session(NewSession {
-            id_hash: secret::hash_secret(&cookie_value),
-            user_id: user.id.clone(),
-            password_hash: user.password_hash.clone(),
-            now,
-            expires_at: now + lifetime,
-        })
-        .await?;
+    let (cookie_value, row) = session::new_session(&state, &user, &user.password_hash, now);
+    let created = state.store.create_session(row).await?;
     if !created {
         // The password changed (or the account went) while this one was being checked: it is
         // no longer the password, and the change's "other sessions signed out" must hold. The
@@ -326,7 +315,7 @@ async fn login(
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, session_cookie(&state), &cookie_value, lifetime),
+        session::set_session_cookie(&state, &cookie_value),
     );
     h.append(
         header::SET_COOKIE,
