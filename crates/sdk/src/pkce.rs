@@ -13,6 +13,13 @@ use rand::rngs::OsRng;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::error::Error;
+
+/// The shortest verifier RFC 7636 §4.1 allows.
+const MIN_VERIFIER: usize = 43;
+/// The longest.
+const MAX_VERIFIER: usize = 128;
+
 /// A PKCE pair for one authorization request: the verifier the client keeps for the token
 /// request, and the `S256` challenge that goes into the authorization request.
 ///
@@ -38,13 +45,36 @@ pub struct Pkce {
 impl Pkce {
     /// A fresh verifier (32 random bytes, 43 characters) and its `S256` challenge.
     pub fn new() -> Self {
-        Pkce::from_verifier(random_text())
+        Pkce::pair(random_text())
     }
 
     /// The challenge of a verifier the caller already has: `BASE64URL(SHA256(verifier))`
     /// (RFC 7636 §4.2).
-    pub fn from_verifier(verifier: impl Into<String>) -> Self {
+    ///
+    /// The verifier must be what RFC 7636 §4.1 allows, 43 to 128 characters of `A-Z`, `a-z`,
+    /// `0-9`, `-`, `.`, `_` and `~`; anything else is [`Error::InvalidParameter`] (a server
+    /// would refuse it only at the token request, after the user consented). The message does
+    /// not repeat the verifier.
+    pub fn from_verifier(verifier: impl Into<String>) -> Result<Self, Error> {
         let verifier = verifier.into();
+        let length = verifier.len();
+        if !(MIN_VERIFIER..=MAX_VERIFIER).contains(&length) {
+            return Err(Error::InvalidParameter(format!(
+                "a PKCE verifier has 43 to 128 characters, not {length}"
+            )));
+        }
+        if !verifier
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+        {
+            return Err(Error::InvalidParameter(
+                "a PKCE verifier has only A-Z, a-z, 0-9, '-', '.', '_' and '~'".to_owned(),
+            ));
+        }
+        Ok(Pkce::pair(verifier))
+    }
+
+    fn pair(verifier: String) -> Self {
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         Pkce {
             verifier,
@@ -97,7 +127,7 @@ mod tests {
     #[test]
     fn the_challenge_is_rfc_7636s_example() {
         // RFC 7636 Appendix B.
-        let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
         assert_eq!(
             pkce.challenge(),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -114,9 +144,38 @@ mod tests {
             .verifier()
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c)));
-        assert_eq!(a, Pkce::from_verifier(a.verifier()));
+        assert_eq!(a, Pkce::from_verifier(a.verifier()).unwrap());
         assert_ne!(random_state(), random_state());
         assert_eq!(random_state().len(), 43);
+    }
+
+    #[test]
+    fn a_verifier_outside_rfc_7636_is_refused_without_being_repeated() {
+        for (verifier, says) in [
+            ("a".repeat(42), "not 42"),
+            ("a".repeat(129), "not 129"),
+            (String::new(), "not 0"),
+            (format!("{}+/=", "a".repeat(43)), "only A-Z"),
+            (format!("{} ", "s3cret".repeat(8)), "only A-Z"),
+            (format!("{}\u{e9}", "a".repeat(43)), "only A-Z"),
+        ] {
+            match Pkce::from_verifier(verifier.clone()) {
+                Err(Error::InvalidParameter(m)) => {
+                    assert!(m.contains(says), "{verifier:?}: {m}");
+                    assert!(!m.contains("s3cret") && !m.contains("aaaa"), "{m}");
+                }
+                other => panic!("{verifier:?}: {other:?}"),
+            }
+        }
+        // Both ends of the range, and every character the RFC allows.
+        for verifier in [
+            "a".repeat(43),
+            "~".repeat(128),
+            "ABCXYZabcxyz0189-._~ABCXYZabcxyz0189-._~abc".to_owned(),
+        ] {
+            let pkce = Pkce::from_verifier(verifier.clone()).unwrap();
+            assert_eq!(pkce.verifier(), verifier);
+        }
     }
 
     #[test]
