@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use oauth_core::entity::{ApiKey, Organization, User};
 use oauth_core::secret;
-use oauth_store::{NewApiKey, NewUser, Store, StoreError};
+use oauth_store::{NewApiKey, NewUser, PasswordChange, Store, StoreError};
 use rand::rngs::OsRng;
 use serde::Serialize;
 
@@ -145,6 +145,121 @@ pub async fn create_api_key(
         id: stored.id,
         user_id: user.id,
         api_key: key,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeletedUser {
+    pub user_id: String,
+    pub email: String,
+    pub sessions_ended: u64,
+    pub api_keys_revoked: u64,
+    pub grants_revoked: u64,
+    /// Clients the user created: they stay with the organization, but a first-party client's
+    /// client-credentials tokens act for no user from now on.
+    pub clients_created: u64,
+}
+
+/// Removes a user (`oauth-server users delete`): their sessions, API keys and grants end with
+/// them, in one write with the `user.deleted` event.
+pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Result<DeletedUser> {
+    let email = normalize_email(email)?;
+    let Some(user) = store.find_user_by_email(&email).await? else {
+        bail!("no user with email {email}");
+    };
+    let event = audit::StoredWith::new(
+        Event::new(EventKind::UserDeleted)
+            .user(&user)
+            .detail("by", "operator"),
+        now,
+    );
+    let Some(ended) = store
+        .delete_user(&user.id, Some(event.row().clone()))
+        .await?
+    else {
+        // Deleted by someone else since it was found.
+        bail!("no user with email {email}");
+    };
+    event.stored(
+        None,
+        &[
+            ("sessions_ended", ended.sessions.into()),
+            ("api_keys_revoked", ended.api_keys.into()),
+            ("grants_revoked", ended.grants.into()),
+            ("clients_created", ended.clients_created.into()),
+        ],
+    );
+    Ok(DeletedUser {
+        user_id: user.id,
+        email: user.email,
+        sessions_ended: ended.sessions,
+        api_keys_revoked: ended.api_keys,
+        grants_revoked: ended.grants,
+        clients_created: ended.clients_created,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct PasswordSet {
+    pub user_id: String,
+    pub email: String,
+    pub sessions_ended: u64,
+    /// Only when the password was generated (not read from stdin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Gives a user a new password (`oauth-server users set-password`: the user forgot theirs, or it
+/// leaked). Every session of the user ends and every remembered browser is forgotten, in one
+/// write with the `password.changed` event; API keys and grants stay. Without a password, one
+/// is generated and returned.
+pub async fn set_password(
+    store: &dyn Store,
+    email: &str,
+    password: Option<String>,
+    now: i64,
+) -> anyhow::Result<PasswordSet> {
+    let email = normalize_email(email)?;
+    let (password, generated) = match password {
+        Some(p) if p.chars().count() < 8 => bail!("the password must have at least 8 characters"),
+        Some(p) if p.chars().count() > 1024 => {
+            bail!("the password must have at most 1024 characters")
+        }
+        Some(p) => (p, false),
+        None => (secret::random_token(&mut OsRng), true),
+    };
+    let Some(user) = store.find_user_by_email(&email).await? else {
+        bail!("no user with email {email}");
+    };
+    let to_hash = password.clone();
+    let new_hash = tokio::task::spawn_blocking(move || hash_password(&to_hash))
+        .await
+        .context("password hashing task")??;
+    let event = audit::StoredWith::new(
+        Event::new(EventKind::PasswordChanged)
+            .user(&user)
+            .detail("by", "operator"),
+        now,
+    );
+    let change = PasswordChange {
+        user_id: user.id.clone(),
+        old_hash: user.password_hash.clone(),
+        new_hash,
+        // No session or browser is kept.
+        keep_session: String::new(),
+        keep_device: String::new(),
+        replacement: None,
+        event: Some(event.row().clone()),
+    };
+    let Some(ended) = store.change_password(&change).await? else {
+        bail!("the password of {email} changed meanwhile (or the user was deleted): run it again");
+    };
+    event.stored(None, &[("other_sessions_ended", ended.into())]);
+    Ok(PasswordSet {
+        user_id: user.id,
+        email: user.email,
+        sessions_ended: ended,
+        password: generated.then_some(password),
     })
 }
 

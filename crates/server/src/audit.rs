@@ -82,12 +82,16 @@ pub enum EventKind {
     ClientDeleted,
     /// A client was marked verified (admin command).
     ClientVerified,
-    /// A user changed their password (`/account/password`); their other sessions were ended.
+    /// A user changed their password (`/account/password`), or the operator set it (`oauth-server
+    /// users set-password`, detail `by: operator`); their other sessions were ended.
     PasswordChanged,
     /// A password change was refused: the current password was wrong.
     PasswordChangeFailed,
     /// A user signed out their other sessions.
     OtherSessionsSignedOut,
+    /// The operator removed a user (`oauth-server users delete`); their sessions, API keys and
+    /// grants ended with them.
+    UserDeleted,
 }
 
 impl EventKind {
@@ -116,6 +120,7 @@ impl EventKind {
         EventKind::PasswordChanged,
         EventKind::PasswordChangeFailed,
         EventKind::OtherSessionsSignedOut,
+        EventKind::UserDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +149,7 @@ impl EventKind {
             EventKind::PasswordChanged => "password.changed",
             EventKind::PasswordChangeFailed => "password.change_failed",
             EventKind::OtherSessionsSignedOut => "sessions.signed_out_others",
+            EventKind::UserDeleted => "user.deleted",
         }
     }
 

@@ -127,6 +127,22 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Give a user a new password (forgotten or leaked): every session of the user ends and
+    /// every remembered browser is forgotten; API keys and grants stay.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (otherwise one is generated
+        /// and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user: their sessions, API keys and grants (with the grants' tokens) end now, on
+    /// every instance. The clients they created stay with the organization.
+    Delete {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +229,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 text.push_str(&format!("\npassword: {p}"));
             }
             output(cli.json, serde_json::to_value(&created)?, &text)
+        }
+        Command::Users(UsersCommand::SetPassword {
+            email,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            let store = open_store(&config).await?;
+            let set = accounts::set_password(store.as_ref(), &email, password, clock.now()).await;
+            store.close().await;
+            let set = set?;
+            let mut text = format!(
+                "set the password of {} ({}); {} session(s) signed out",
+                set.email, set.user_id, set.sessions_ended
+            );
+            if let Some(p) = &set.password {
+                text.push_str(&format!("\npassword: {p}"));
+            }
+            output(cli.json, serde_json::to_value(&set)?, &text)
+        }
+        Command::Users(UsersCommand::Delete { email }) => {
+            let store = open_store(&config).await?;
+            let deleted = accounts::delete_user(store.as_ref(), &email, clock.now()).await;
+            store.close().await;
+            let d = deleted?;
+            let text = format!(
+                "deleted user {} ({}): {} session(s) signed out, {} API key(s) and {} grant(s) \
+                 revoked; {} client(s) they created stay with the organization",
+                d.email,
+                d.user_id,
+                d.sessions_ended,
+                d.api_keys_revoked,
+                d.grants_revoked,
+                d.clients_created
+            );
+            output(cli.json, serde_json::to_value(&d)?, &text)
         }
         Command::ApiKeys(ApiKeysCommand::Create { email, name }) => {
             let store = open_store(&config).await?;

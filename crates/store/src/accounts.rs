@@ -9,8 +9,8 @@ use crate::shared::{Arg, Cols, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
 use crate::AccountStore;
 use crate::{
-    ApiKey, LoginReservation, NewApiKey, NewLoginDevice, NewSession, NewUser, Organization,
-    PasswordChange, Result, User,
+    ApiKey, DeletedUser, LoginReservation, NewApiKey, NewLoginDevice, NewSecurityEvent, NewSession,
+    NewUser, Organization, PasswordChange, Result, User,
 };
 
 const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
@@ -222,6 +222,19 @@ impl<B: Engine> AccountStore for B {
     /// One write transaction.
     async fn change_password(&self, change: &PasswordChange) -> Result<Option<u64>> {
         self.write(ChangePassword(change.clone())).await
+    }
+
+    /// One write transaction.
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        event: Option<NewSecurityEvent>,
+    ) -> Result<Option<DeletedUser>> {
+        self.write(DeleteUser {
+            user_id: user_id.to_owned(),
+            event,
+        })
+        .await
     }
 
     /// One write transaction.
@@ -484,6 +497,60 @@ impl WriteJob for ChangePassword {
             crate::audit::insert_event(e, &event, None).await?;
         }
         Ok(Some(ended))
+    }
+}
+
+/// `AccountStore::delete_user`: what is counted is deleted first, the rest goes with the user's
+/// row (`ON DELETE CASCADE`).
+struct DeleteUser {
+    user_id: String,
+    event: Option<NewSecurityEvent>,
+}
+
+impl WriteJob for DeleteUser {
+    type Output = Option<DeletedUser>;
+
+    async fn run<E: Exec>(&self, e: &mut E) -> Result<Option<DeletedUser>> {
+        let user = [Arg::Text(&self.user_id)];
+        let deleted = DeletedUser {
+            sessions: e
+                .execute("DELETE FROM sessions WHERE user_id = $1", &user)
+                .await?,
+            api_keys: e
+                .execute(
+                    "DELETE FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL",
+                    &user,
+                )
+                .await?,
+            grants: e
+                .execute(
+                    "DELETE FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
+                    &user,
+                )
+                .await?,
+            clients_created: e
+                .fetch::<Count>(
+                    "SELECT COUNT(*) AS n FROM oauth_clients WHERE user_id = $1",
+                    &user,
+                )
+                .await?
+                .map_or(0, |c| u64::try_from(c.0).unwrap_or(0)),
+        };
+        if e.execute("DELETE FROM users WHERE id = $1", &user).await? != 1 {
+            // No such user: the deletes above found nothing of theirs either.
+            return Ok(None);
+        }
+        if let Some(event) = &self.event {
+            let mut event = event.clone();
+            if let Some(d) = event.detail.as_object_mut() {
+                d.insert("sessions_ended".into(), deleted.sessions.into());
+                d.insert("api_keys_revoked".into(), deleted.api_keys.into());
+                d.insert("grants_revoked".into(), deleted.grants.into());
+                d.insert("clients_created".into(), deleted.clients_created.into());
+            }
+            crate::audit::insert_event(e, &event, None).await?;
+        }
+        Ok(Some(deleted))
     }
 }
 

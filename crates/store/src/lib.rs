@@ -236,6 +236,20 @@ pub struct PasswordChange {
     pub event: Option<NewSecurityEvent>,
 }
 
+/// What removing a user ended ([`AccountStore::delete_user`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeletedUser {
+    /// Browser sessions signed out.
+    pub sessions: u64,
+    /// API keys that were live (not revoked).
+    pub api_keys: u64,
+    /// Grants that were live: their codes, refresh tokens and access tokens end with them.
+    pub grants: u64,
+    /// Clients of the organization the user created: they stay with the organization, but a
+    /// first-party client's client-credentials tokens act for no user from now on.
+    pub clients_created: u64,
+}
+
 /// A signed-in browser session; only the hash of the cookie value is stored.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -539,6 +553,15 @@ pub trait AccountStore: Send + Sync {
     /// written (the password changed meanwhile, or the changing session ended); otherwise the
     /// number of other sessions ended.
     async fn change_password(&self, change: &PasswordChange) -> Result<Option<u64>>;
+    /// Removes the user, in one transaction with `event`: their sessions, login devices, API
+    /// keys, consent requests and grants (and with the grants their codes, refresh tokens and
+    /// token families, so their access tokens are no longer live) go with the row. `Ok(None)`:
+    /// there is no such user, and nothing was written.
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        event: Option<NewSecurityEvent>,
+    ) -> Result<Option<DeletedUser>>;
     /// Deletes every session of the user but `keep_session` (a cookie hash), and every login
     /// device of the user but `keep_device` (a device cookie hash, or empty); how many sessions
     /// it ended.

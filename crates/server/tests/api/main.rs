@@ -32,6 +32,7 @@ mod jwks;
 mod login;
 mod management;
 mod openapi;
+mod operator;
 mod rate_limits;
 mod rate_limits_redis;
 mod register;

@@ -1,0 +1,400 @@
+//! What the operator does to a user with the admin commands while the server runs: a new
+//! password (`users set-password`) and removing the user (`users delete`), on both databases,
+//! checked through the running server's HTTP answers and the stored rows.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::databases::on_both_databases;
+use crate::flow::*;
+use crate::oauth_support::*;
+use crate::support::{confidential_client, TestApp, TestUser};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oauth-server");
+
+/// Runs an admin command against `app`'s database: (success, stdout, stderr).
+fn admin(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("OAUTH_DATABASE_URL", &app.database_url)
+        .env_remove("OAUTH_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `user` connects a code-flow client of their own: (client id, secret, token response).
+async fn connected_app(app: &TestApp, user: &TestUser) -> (String, String, Value) {
+    let (id, secret) = cc_client_with(app, &user.api_key, code_client("Leaver's app")).await;
+    let token = app
+        .consent_token(&user.api_key, &path_of(&standard_params(&id)))
+        .await;
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
+    let r = post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    (id, secret, r.body)
+}
+
+async fn status_with_bearer(app: &TestApp, token: &str, path: &str) -> u16 {
+    let r = app
+        .http
+        .get(app.at(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn refresh(app: &TestApp, id: &str, secret: &str, rt: &str) -> Resp {
+    post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(id, secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_everything_they_could_reach() {
+    for (app, _db) in on_both_databases(|_| {}).await {
+        let leaver = app.user("leaver@example.com", "acme").await;
+        let stayer = app.user("stayer@example.com", "acme").await;
+        let second_key = oauth_server::accounts::create_api_key(
+            app.server.store.as_ref(),
+            &leaver.email,
+            None,
+            app.clock.now(),
+        )
+        .await
+        .unwrap()
+        .api_key;
+        let session = app.session(&leaver).await;
+        let (app_id, app_secret, tokens) = connected_app(&app, &leaver).await;
+        let at = tokens["access_token"].as_str().unwrap();
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        // A machine client the leaver made with their API key: its tokens act for them.
+        let (machine_id, machine_secret) = cc_client_with(
+            &app,
+            &leaver.api_key,
+            confidential_client("Leaver's machine"),
+        )
+        .await;
+        let machine_token = cc_token(&app, &machine_id, &machine_secret, None).await;
+        assert_eq!(
+            status_with_bearer(&app, &machine_token, "/oauth_clients").await,
+            200
+        );
+        assert_eq!(
+            app.get_with_cookie("/account/apps", &session)
+                .await
+                .status(),
+            200
+        );
+
+        let (ok, out, err) = admin(
+            &app,
+            &["users", "delete", "--email", "Leaver@Example.com", "--json"],
+            None,
+        );
+        assert!(ok, "{err}");
+        let printed: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(
+            printed,
+            json!({
+                "user_id": leaver.user_id,
+                "email": "leaver@example.com",
+                "sessions_ended": 1,
+                "api_keys_revoked": 2,
+                "grants_revoked": 1,
+                "clients_created": 2,
+            })
+        );
+
+        // Every credential of theirs is refused by the running server at once.
+        for key in [&leaver.api_key, &second_key] {
+            let (status, body) = app.get(key, "/oauth_clients").await;
+            assert_eq!(status, 401, "{body}");
+        }
+        let r = app.get_with_cookie("/account/apps", &session).await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/login"), "{}", location(&r));
+        assert_eq!(
+            introspect_as(&app, &app_id, &app_secret, at).await,
+            inactive()
+        );
+        assert_eq!(
+            introspect_as(&app, &app_id, &app_secret, rt).await,
+            inactive()
+        );
+        let r = refresh(&app, &app_id, &app_secret, rt).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(status_with_bearer(&app, at, "/oauth_grants").await, 401);
+        // The machine client stays with the organization, but acts for nobody now.
+        let (status, listed) = app.get(&stayer.api_key, "/oauth_clients").await;
+        assert_eq!(status, 200);
+        let ids: Vec<&str> = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&machine_id.as_str()) && ids.contains(&app_id.as_str()),
+            "{listed}"
+        );
+        let machine_token = cc_token(&app, &machine_id, &machine_secret, None).await;
+        assert_ne!(
+            status_with_bearer(&app, &machine_token, "/oauth_clients").await,
+            200
+        );
+        // The password no longer signs anyone in.
+        let r = app.post_login(&leaver.email, &leaver.password, "/").await;
+        assert_eq!(r.status(), 401, "a refused sign-in");
+        assert!(set_cookie(&r, "oauth_session").is_none());
+
+        // Stored: no user row, nothing of theirs left, and the event.
+        let store = app.server.store.as_ref();
+        assert!(store.get_user(&leaver.user_id).await.unwrap().is_none());
+        assert!(store
+            .find_user_by_email(&leaver.email)
+            .await
+            .unwrap()
+            .is_none());
+        let events = app.events("user.deleted").await;
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.user_id.as_deref(), Some(leaver.user_id.as_str()));
+        assert_eq!(e.detail["by"], "operator");
+        assert_eq!(e.detail["api_keys_revoked"], 2);
+        assert_eq!(e.detail["grants_revoked"], 1);
+        assert_eq!(e.detail["sessions_ended"], 1);
+        assert_eq!(e.detail["clients_created"], 2);
+
+        // Once only; the other member is untouched.
+        let (ok, _, err) = admin(&app, &["users", "delete", "--email", &leaver.email], None);
+        assert!(!ok);
+        assert!(
+            err.contains("no user with email leaver@example.com"),
+            "{err}"
+        );
+        assert_eq!(app.get(&stayer.api_key, "/oauth_clients").await.0, 200);
+        assert_eq!(app.events("user.deleted").await.len(), 1);
+
+        // The address can be given to someone new, who inherits nothing.
+        let newcomer = app.user("leaver@example.com", "acme").await;
+        assert_ne!(newcomer.user_id, leaver.user_id);
+        let (status, grants) = app.get(&newcomer.api_key, "/oauth_grants").await;
+        assert_eq!(status, 200);
+        assert_eq!(grants["data"], json!([]), "{grants}");
+    }
+}
+
+#[tokio::test]
+async fn a_new_password_from_the_operator_signs_every_browser_out() {
+    for (app, _db) in on_both_databases(|_| {}).await {
+        let user = app.user("forgetful@example.com", "acme").await;
+        let first = app.session(&user).await;
+        let second = app.session(&user).await;
+        let (app_id, app_secret, tokens) = connected_app(&app, &user).await;
+        let at = tokens["access_token"].as_str().unwrap();
+
+        // Too short: refused, nothing changed.
+        let (ok, _, err) = admin(
+            &app,
+            &[
+                "users",
+                "set-password",
+                "--email",
+                &user.email,
+                "--password-stdin",
+            ],
+            Some("short\n"),
+        );
+        assert!(!ok);
+        assert!(err.contains("at least 8 characters"), "{err}");
+        assert_eq!(
+            app.get_with_cookie("/account/apps", &first).await.status(),
+            200
+        );
+
+        let (ok, out, err) = admin(
+            &app,
+            &[
+                "users",
+                "set-password",
+                "--email",
+                &user.email,
+                "--password-stdin",
+                "--json",
+            ],
+            Some("a brand new passphrase\n"),
+        );
+        assert!(ok, "{err}");
+        let printed: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(
+            printed,
+            json!({
+                "user_id": user.user_id,
+                "email": "forgetful@example.com",
+                "sessions_ended": 2,
+            })
+        );
+        for cookie in [&first, &second] {
+            let r = app.get_with_cookie("/account/apps", cookie).await;
+            assert_eq!(r.status(), 303, "a session from before is signed out");
+        }
+        let r = app.post_login(&user.email, &user.password, "/").await;
+        assert_eq!(r.status(), 401, "the old password is refused");
+        let r = app
+            .post_login(&user.email, "a brand new passphrase", "/")
+            .await;
+        assert_eq!(r.status(), 303, "the new password signs in");
+        // API keys and grants are not the password's: they stay.
+        assert_eq!(app.get(&user.api_key, "/oauth_clients").await.0, 200);
+        assert_eq!(
+            introspect_as(&app, &app_id, &app_secret, at).await["active"],
+            true
+        );
+        let events = app.events("password.changed").await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].detail["by"], "operator");
+        assert_eq!(events[0].detail["other_sessions_ended"], 2);
+
+        // Without --password-stdin a password is made and printed once, and it works.
+        let (ok, out, err) = admin(
+            &app,
+            &["users", "set-password", "--email", &user.email, "--json"],
+            None,
+        );
+        assert!(ok, "{err}");
+        let printed: Value = serde_json::from_str(out.trim()).unwrap();
+        let generated = printed["password"].as_str().unwrap();
+        assert!(generated.len() >= 32, "{printed}");
+        assert_eq!(printed["sessions_ended"], 1, "the sign-in just above");
+        let r = app.post_login(&user.email, generated, "/").await;
+        assert_eq!(r.status(), 303);
+
+        let (ok, _, err) = admin(
+            &app,
+            &["users", "set-password", "--email", "nobody@example.com"],
+            None,
+        );
+        assert!(!ok);
+        assert!(
+            err.contains("no user with email nobody@example.com"),
+            "{err}"
+        );
+    }
+}
+
+/// The deletion racing the user's apps: ten refreshes (one grant each), ten introspections and
+/// ten management calls with the user's key, at once with the deletion. Every answer is a
+/// success from before it or a refusal, never a server error; and no token issued in the race
+/// outlives it.
+#[tokio::test]
+async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
+    for (app, _db) in on_both_databases(|_| {}).await {
+        let user = app.user("racer@example.com", "acme").await;
+        let mut apps = Vec::new();
+        for _ in 0..10 {
+            let (id, secret, tokens) = connected_app(&app, &user).await;
+            let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+            let at = tokens["access_token"].as_str().unwrap().to_owned();
+            apps.push((id, secret, rt, at));
+        }
+        let app = std::sync::Arc::new(app);
+        let mut race = tokio::task::JoinSet::new();
+        for (id, secret, rt, at) in apps.clone() {
+            let a = app.clone();
+            let (own_id, own_secret) = (id.clone(), secret.clone());
+            race.spawn(async move {
+                let r = refresh(&a, &id, &secret, &rt).await;
+                assert!(
+                    r.status == 200 || (r.status == 400 && r.body["error"] == "invalid_grant"),
+                    "{} {}",
+                    r.status,
+                    r.body
+                );
+                (r.status == 200).then_some((id, secret, r.body))
+            });
+            let a = app.clone();
+            race.spawn(async move {
+                let seen = introspect_as(&a, &own_id, &own_secret, &at).await;
+                assert!(seen == inactive() || seen["active"] == true, "{seen}");
+                None
+            });
+            let a = app.clone();
+            let key = user.api_key.clone();
+            race.spawn(async move {
+                let (status, body) = a.get(&key, "/oauth_grants").await;
+                assert!(status == 200 || status == 401, "{status} {body}");
+                None
+            });
+        }
+        let deleted = oauth_server::accounts::delete_user(
+            app.server.store.as_ref(),
+            &user.email,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+        let mut issued = Vec::new();
+        while let Some(done) = race.join_next().await {
+            if let Some(t) = done.unwrap() {
+                issued.push(t);
+            }
+        }
+        // Each grant was live when the race began; none ended but by the deletion.
+        assert_eq!(deleted.grants_revoked, 10, "{deleted:?}");
+        for (id, secret, body) in issued {
+            for token in [&body["access_token"], &body["refresh_token"]] {
+                let token = token.as_str().unwrap();
+                assert_eq!(introspect_as(&app, &id, &secret, token).await, inactive());
+            }
+            let rt = body["refresh_token"].as_str().unwrap();
+            let r = refresh(&app, &id, &secret, rt).await;
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            );
+        }
+        for (id, secret, rt, at) in &apps {
+            assert_eq!(introspect_as(&app, id, secret, at).await, inactive());
+            assert_eq!(introspect_as(&app, id, secret, rt).await, inactive());
+        }
+        assert_eq!(app.get(&user.api_key, "/oauth_grants").await.0, 401);
+    }
+}
