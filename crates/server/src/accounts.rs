@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use oauth_core::entity::{ApiKey, Organization, User};
-use oauth_core::secret;
+use oauth_core::secret::{self, DigestKey};
 use oauth_store::{NewApiKey, NewUser, PasswordChange, Store, StoreError};
 use rand::rngs::OsRng;
 use serde::Serialize;
@@ -211,10 +211,14 @@ pub struct PasswordSet {
 
 /// Gives a user a new password (`oauth-server users set-password`: the user forgot theirs, or it
 /// leaked). Every session of the user ends and every remembered browser is forgotten, in one
-/// write with the `password.changed` event; API keys and grants stay. Without a password, one
-/// is generated and returned.
+/// write with the `password.changed` event; API keys and grants stay. The account's failed
+/// sign-ins (counted under `login_keys`, the server's key for them) are forgotten too, as a
+/// sign-in forgets them: whoever locked the account guessing the old password does not keep
+/// its owner from signing in with the new one. Without a password, one is generated and
+/// returned.
 pub async fn set_password(
     store: &dyn Store,
+    login_keys: &DigestKey,
     email: &str,
     password: Option<String>,
     now: i64,
@@ -255,6 +259,10 @@ pub async fn set_password(
         bail!("the password of {email} changed meanwhile (or the user was deleted): run it again");
     };
     event.stored(None, &[("other_sessions_ended", ended.into())]);
+    store
+        .clear_login_failures(&crate::login_budget::account_key(login_keys, &email))
+        .await
+        .context("the password was set, but the account's failed sign-ins were not cleared")?;
     Ok(PasswordSet {
         user_id: user.id,
         email: user.email,

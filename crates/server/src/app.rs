@@ -45,6 +45,14 @@ pub struct RunningServer {
 /// The purpose the failed-login counters' key is derived for from the key-encryption key.
 const LOGIN_KEYS_PURPOSE: &str = "oauth-server login failure counters v1";
 
+/// The key of the failed-login counters' account keys, derived from the key-encryption key: the
+/// same on every instance and in the admin commands.
+pub fn login_failure_keys(
+    kek: &oauth_core::keys::KeyEncryptionKey,
+) -> oauth_core::secret::DigestKey {
+    kek.digest_key(LOGIN_KEYS_PURPOSE)
+}
+
 impl RunningServer {
     /// The key this server counts an account's failed sign-ins under in the database, for the
     /// account with this (normalized) email.
@@ -115,7 +123,7 @@ pub async fn start_with_clock(
     }
     let store = open_store(&config).await?;
     let kek = signing::load_key_encryption_key(&config)?;
-    let login_keys = Arc::new(kek.digest_key(LOGIN_KEYS_PURPOSE));
+    let login_keys = Arc::new(login_failure_keys(&kek));
     let keys = Arc::new(
         KeyRing::open(
             store.clone(),

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::databases::on_both_databases;
+use crate::databases::{on_both_databases, POSTGRES_KEK};
 use crate::flow::*;
 use crate::oauth_support::*;
 use crate::support::{confidential_client, TestApp, TestUser};
@@ -16,10 +16,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_oauth-server");
 
 /// Runs an admin command against `app`'s database: (success, stdout, stderr).
 fn admin(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("OAUTH_DATABASE_URL", &app.database_url)
+    let mut command = Command::new(BIN);
+    command
         .env_remove("OAUTH_CONFIG")
+        .env_remove("OAUTH_KEY_ENCRYPTION_KEY")
+        .env("OAUTH_DATABASE_URL", &app.database_url);
+    if app.database_url.starts_with("postgres") {
+        command.env("OAUTH_KEY_ENCRYPTION_KEY", POSTGRES_KEK);
+    }
+    let mut child = command
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -231,6 +237,16 @@ async fn a_new_password_from_the_operator_signs_every_browser_out() {
         let (app_id, app_secret, tokens) = connected_app(&app, &user).await;
         let at = tokens["access_token"].as_str().unwrap();
 
+        // Someone locks the account guessing its password (from this address: the owner's
+        // browser is not one the server knows).
+        let limit = 5;
+        for _ in 0..limit {
+            let r = app.post_login(&user.email, "a wrong guess", "/").await;
+            assert_eq!(r.status(), 401);
+        }
+        let r = app.post_login(&user.email, &user.password, "/").await;
+        assert_eq!(r.status(), 429, "locked, even for the right password");
+
         // Too short: refused, nothing changed.
         let (ok, _, err) = admin(
             &app,
@@ -281,7 +297,11 @@ async fn a_new_password_from_the_operator_signs_every_browser_out() {
         let r = app
             .post_login(&user.email, "a brand new passphrase", "/")
             .await;
-        assert_eq!(r.status(), 303, "the new password signs in");
+        assert_eq!(
+            r.status(),
+            303,
+            "the new password signs in: the lock went with the old one"
+        );
         // API keys and grants are not the password's: they stay.
         assert_eq!(app.get(&user.api_key, "/oauth_clients").await.0, 200);
         assert_eq!(
