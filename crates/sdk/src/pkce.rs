@@ -57,12 +57,6 @@ impl Pkce {
     /// not repeat the verifier.
     pub fn from_verifier(verifier: impl Into<String>) -> Result<Self, Error> {
         let verifier = verifier.into();
-        let length = verifier.len();
-        if !(MIN_VERIFIER..=MAX_VERIFIER).contains(&length) {
-            return Err(Error::InvalidParameter(format!(
-                "a PKCE verifier has 43 to 128 characters, not {length}"
-            )));
-        }
         if !verifier
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
@@ -70,6 +64,13 @@ impl Pkce {
             return Err(Error::InvalidParameter(
                 "a PKCE verifier has only A-Z, a-z, 0-9, '-', '.', '_' and '~'".to_owned(),
             ));
+        }
+        // ASCII only from here: its length in bytes is its length in characters.
+        let length = verifier.len();
+        if !(MIN_VERIFIER..=MAX_VERIFIER).contains(&length) {
+            return Err(Error::InvalidParameter(format!(
+                "a PKCE verifier has 43 to 128 characters, not {length}"
+            )));
         }
         Ok(Pkce::pair(verifier))
     }
@@ -158,6 +159,7 @@ mod tests {
             (format!("{}+/=", "a".repeat(43)), "only A-Z"),
             (format!("{} ", "s3cret".repeat(8)), "only A-Z"),
             (format!("{}\u{e9}", "a".repeat(43)), "only A-Z"),
+            ("\u{e9}".repeat(70), "only A-Z"),
         ] {
             match Pkce::from_verifier(verifier.clone()) {
                 Err(Error::InvalidParameter(m)) => {

@@ -32,6 +32,22 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     crate::passwords::hash(password).map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// A password given to an admin command, as the sign-in form could take it: at least 8
+/// characters, and no control character (the form refuses a NUL byte, and none can be typed),
+/// so that the command never sets a password nobody can sign in with.
+fn check_password(password: String) -> anyhow::Result<String> {
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    if password.chars().any(char::is_control) {
+        bail!(
+            "the password must not hold control characters (a NUL byte, a tab, an escape): \
+             the sign-in form could not take it"
+        );
+    }
+    Ok(password)
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -68,8 +84,7 @@ pub async fn create_user(
         bail!("the organization name {org_name} is reserved for third-party clients");
     }
     let (password, generated) = match password {
-        Some(p) if p.chars().count() >= 8 => (p, false),
-        Some(_) => bail!("the password must have at least 8 characters"),
+        Some(p) => (check_password(p)?, false),
         None => (secret::random_token(&mut OsRng), true),
     };
     let to_hash = password.clone();
@@ -212,24 +227,23 @@ pub struct PasswordSet {
 /// Gives a user a new password (`oauth-server users set-password`: the user forgot theirs, or it
 /// leaked). Every session of the user ends and every remembered browser is forgotten, in one
 /// write with the `password.changed` event; API keys and grants stay. The account's failed
-/// sign-ins (counted under `login_keys`, the server's key for them) are forgotten too, as a
-/// sign-in forgets them: whoever locked the account guessing the old password does not keep
-/// its owner from signing in with the new one. Without a password, one is generated and
-/// returned.
+/// sign-ins (counted under `login_keys`, the server's key for them; `None` when no server has
+/// run on the database yet) are forgotten by the same write, as a sign-in forgets them: whoever
+/// locked the account guessing the old password does not keep its owner from signing in with
+/// the new one. Without a password, one is generated and returned.
 pub async fn set_password(
     store: &dyn Store,
-    login_keys: &DigestKey,
+    login_keys: Option<&DigestKey>,
     email: &str,
     password: Option<String>,
     now: i64,
 ) -> anyhow::Result<PasswordSet> {
     let email = normalize_email(email)?;
     let (password, generated) = match password {
-        Some(p) if p.chars().count() < 8 => bail!("the password must have at least 8 characters"),
         Some(p) if p.chars().count() > 1024 => {
             bail!("the password must have at most 1024 characters")
         }
-        Some(p) => (p, false),
+        Some(p) => (check_password(p)?, false),
         None => (secret::random_token(&mut OsRng), true),
     };
     let Some(user) = store.find_user_by_email(&email).await? else {
@@ -254,15 +268,12 @@ pub async fn set_password(
         keep_device: String::new(),
         replacement: None,
         event: Some(event.row().clone()),
+        forget_failures: login_keys.map(|k| crate::login_budget::account_key(k, &email)),
     };
     let Some(ended) = store.change_password(&change).await? else {
         bail!("the password of {email} changed meanwhile (or the user was deleted): run it again");
     };
     event.stored(None, &[("other_sessions_ended", ended.into())]);
-    store
-        .clear_login_failures(&crate::login_budget::account_key(login_keys, &email))
-        .await
-        .context("the password was set, but the account's failed sign-ins were not cleared")?;
     Ok(PasswordSet {
         user_id: user.id,
         email: user.email,

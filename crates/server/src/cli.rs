@@ -239,13 +239,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            // The account's failed sign-ins are counted under a key derived from it.
-            let kek = signing::load_key_encryption_key(&config)?;
-            let login_keys = crate::app::login_failure_keys(&kek);
             let store = open_store(&config).await?;
-            let set =
-                accounts::set_password(store.as_ref(), &login_keys, &email, password, clock.now())
-                    .await;
+            let set = async {
+                // The account's failed sign-ins are counted under a key derived from the
+                // server's key-encryption key; with another key nothing is changed.
+                let kek =
+                    signing::existing_key_encryption_key(&config, store.as_ref(), clock.now())
+                        .await?;
+                let login_keys = kek.as_ref().map(crate::app::login_failure_keys);
+                accounts::set_password(
+                    store.as_ref(),
+                    login_keys.as_ref(),
+                    &email,
+                    password,
+                    clock.now(),
+                )
+                .await
+            }
+            .await;
             store.close().await;
             let set = set?;
             let mut text = format!(

@@ -478,6 +478,58 @@ pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionK
 
 /// `sqlite://dir/oauth.db?mode=rwc` → `dir/oauth.db.kek`; `None` for PostgreSQL or an
 /// in-memory database.
+/// The key-encryption key the server uses with this database, for an admin command that only
+/// needs what is derived from it: the configured one, or on SQLite the file the server made
+/// beside the database. Unlike [`load_key_encryption_key`] it never makes one, and it must open
+/// the database's signing keys, as it must for the server to start: a command given another
+/// key (or none) stops before it changes anything. `None`: the database has no signing key and
+/// no key file, so no server has run on it yet.
+pub async fn existing_key_encryption_key(
+    config: &Config,
+    store: &dyn Store,
+    now: UnixSeconds,
+) -> anyhow::Result<Option<KeyEncryptionKey>> {
+    let stored = store.list_signing_keys(now).await?;
+    let kek = match &config.tokens.key_encryption_key {
+        Some(k) => k.clone(),
+        None => {
+            let Some(path) = sqlite_key_file(&config.database_url) else {
+                bail!(
+                    "configuration: this command needs the server's key-encryption key: set \
+                     OAUTH_KEY_ENCRYPTION_KEY (or tokens.key_encryption_key) as for the server"
+                );
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    crate::config::check_owner_only(&path, "the key-encryption key")?;
+                    KeyEncryptionKey::from_base64(&text)
+                        .with_context(|| format!("key-encryption key file {}", path.display()))?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && stored.is_empty() => {
+                    return Ok(None)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                    "the key-encryption key file {} is missing, though the database has signing \
+                     keys: restore it, or set OAUTH_KEY_ENCRYPTION_KEY as for the server",
+                    path.display()
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading {}", path.display()));
+                }
+            }
+        }
+    };
+    if let Some(row) = stored.first() {
+        if unseal(&kek, row).is_err() {
+            bail!(
+                "the key-encryption key given does not open this database's signing keys: give \
+                 the command the server's key (OAUTH_KEY_ENCRYPTION_KEY or its file)"
+            );
+        }
+    }
+    Ok(Some(kek))
+}
+
 pub(crate) fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
     let rest = database_url
         .strip_prefix("sqlite://")

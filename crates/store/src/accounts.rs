@@ -489,6 +489,13 @@ impl WriteJob for ChangePassword {
             )
             .await?;
         }
+        if let Some(key) = &c.forget_failures {
+            e.execute(
+                "DELETE FROM login_failures WHERE key = $1",
+                &[Arg::Text(key)],
+            )
+            .await?;
+        }
         if let Some(event) = &c.event {
             let mut event = event.clone();
             if let Some(d) = event.detail.as_object_mut() {

@@ -531,7 +531,8 @@ fn consent_args<'a>(c: &'a ConsentRequest, scopes_json: &'a str) -> Vec<Arg<'a>>
 /// and the bound of [`CreateConsent`] in one round trip. The `DELETE` does not see the row its
 /// `WITH` inserts (one snapshot), so it keeps one request fewer of the others. The request's
 /// client is locked first (the key share lock its foreign key takes anyway), in the order a deletion of the client
-/// locks; when the client is gone, nothing is written.
+/// locks, then the user's row; when either is gone (the operator removed the user while the
+/// authorization was read), nothing is written.
 struct CreateConsentAtOnce(ConsentRequest);
 
 impl WriteJob for CreateConsentAtOnce {
@@ -546,8 +547,9 @@ impl WriteJob for CreateConsentAtOnce {
         let sql = format!(
             "WITH k AS (SELECT client_id, origin, scopes FROM oauth_clients WHERE client_id = $3 \
                FOR KEY SHARE), \
+             u AS (SELECT id FROM users WHERE id = $2 FOR KEY SHARE), \
              new AS (INSERT INTO consent_requests ({CONSENT_COLUMNS}) \
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM k \
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM k, u \
                WHERE k.origin IN ('registration', 'metadata_document') \
                  OR $5::jsonb <@ k.scopes::jsonb) \
              DELETE FROM consent_requests WHERE user_id = $2 AND EXISTS (SELECT 1 FROM k) \
@@ -620,11 +622,13 @@ impl WriteJob for CreateConsent {
         }) {
             return Ok(());
         }
-        // Nothing is written for a client deleted meanwhile (the foreign key would refuse it).
+        // Nothing is written for a client deleted meanwhile, nor for a user the operator
+        // removed meanwhile (the foreign keys would refuse it).
         let sql = format!(
             "INSERT INTO consent_requests ({CONSENT_COLUMNS}) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-             WHERE EXISTS (SELECT 1 FROM oauth_clients WHERE client_id = $3)"
+             WHERE EXISTS (SELECT 1 FROM oauth_clients WHERE client_id = $3) \
+             AND EXISTS (SELECT 1 FROM users WHERE id = $2)"
         );
         e.execute(&sql, &consent_args(c, &scopes)).await?;
         // The user's pending requests beyond the bound, oldest first, go: opening authorization

@@ -234,6 +234,9 @@ pub struct PasswordChange {
     /// The security event stored by the same write, so that a change is never without its
     /// event; its detail gets `other_sessions_ended`.
     pub event: Option<NewSecurityEvent>,
+    /// A failed-login counter key (the account's) forgotten by the same write, as a sign-in
+    /// forgets it: the operator's new password opens an account locked by guessing.
+    pub forget_failures: Option<String>,
 }
 
 /// What removing a user ended ([`AccountStore::delete_user`]).
@@ -671,8 +674,8 @@ pub trait ClientStore: Send + Sync {
 pub trait GrantStore: Send + Sync {
     /// Stores a pending authorization request under the hash of its consent token. A user holds
     /// at most [`MAX_CONSENTS_PER_USER`] pending requests: storing one more drops their oldest.
-    /// Nothing is stored when the request's client no longer exists (deleted meanwhile): the
-    /// request could never be approved.
+    /// Nothing is stored when the request's client or user no longer exists (deleted meanwhile):
+    /// the request could never be approved.
     async fn create_consent(&self, consent: &ConsentRequest) -> Result<()>;
     /// The live consent request (unused, unexpired) of this token hash, when it belongs to
     /// `user_id`; another user's request is `None`, as if unknown.

@@ -1035,6 +1035,113 @@ async fn live_consent(
     alone
 }
 
+/// Removing a user takes everything of theirs in one write, with its event, and a consent
+/// request stored for them afterwards (an authorization read while the removal ran) is not
+/// stored: the foreign key would refuse it as a server error.
+async fn a_removed_user_leaves_nothing_and_gets_no_consent_request(store: &dyn Store) {
+    let alice = user(store, "leaving@x.example").await;
+    let bob = user(store, "staying@x.example").await;
+    let c = client(store, &alice).await;
+    for (u, cookie) in [(&alice, "sa"), (&bob, "sb")] {
+        let session = NewSession {
+            id_hash: cookie.into(),
+            user_id: u.id.clone(),
+            password_hash: u.password_hash.clone(),
+            now: NOW,
+            expires_at: NOW + 3600,
+        };
+        assert!(store.create_session(session).await.unwrap());
+    }
+    store
+        .create_consent(&consent("pending", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    store
+        .create_consent(&consent("approved", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    assert!(store
+        .approve_consent("approved", &alice.id, &approval("code", NOW))
+        .await
+        .unwrap()
+        .is_some());
+    let event = NewSecurityEvent {
+        occurred_at: NOW,
+        kind: "user.deleted".into(),
+        org_id: Some(alice.org_id.clone()),
+        user_id: Some(alice.id.clone()),
+        client_id: None,
+        grant_id: None,
+        ip: None,
+        detail: serde_json::json!({"by": "operator"}),
+    };
+
+    let ended = store
+        .delete_user(&alice.id, Some(event.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ended,
+        oauth_store::DeletedUser {
+            sessions: 1,
+            api_keys: 0,
+            grants: 1,
+            clients_created: 1,
+        }
+    );
+    assert!(store.get_user(&alice.id).await.unwrap().is_none());
+    assert!(store.session_user("sa", NOW).await.unwrap().is_none());
+    assert_eq!(live_consent(store, "pending", &alice.id, NOW).await, None);
+    assert_eq!(
+        store.redeem_authorization_code("code", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+    // Stored with its counts; the client stays with the organization.
+    let events = store
+        .list_security_events(
+            &SecurityEventFilter {
+                kind: Some("user.deleted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].detail["grants_revoked"], 1);
+    assert_eq!(events[0].detail["sessions_ended"], 1);
+    assert!(store.get_client(&c.client_id).await.unwrap().is_some());
+    // The other user keeps their session.
+    assert_eq!(
+        store.session_user("sb", NOW).await.unwrap().map(|u| u.id),
+        Some(bob.id.clone())
+    );
+
+    // An authorization read before the removal stores nothing after it, and fails nothing.
+    store
+        .create_consent(&consent("late", &alice, &c, &["admin"]))
+        .await
+        .unwrap();
+    assert_eq!(live_consent(store, "late", &alice.id, NOW).await, None);
+    // Once only: nothing written the second time, no second event.
+    assert_eq!(
+        store.delete_user(&alice.id, Some(event)).await.unwrap(),
+        None
+    );
+    let events = store
+        .list_security_events(
+            &SecurityEventFilter {
+                kind: Some("user.deleted".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+}
+
 async fn consent_tokens_are_single_use_and_bound_to_their_user(store: &dyn Store) {
     let alice = user(store, "alice@x.example").await;
     let bob = user(store, "bob@x.example").await;
@@ -2060,6 +2167,7 @@ async fn a_consent_request_is_bounded_by_its_clients_scopes_as_they_are(store: &
 }
 
 storage_tests! {
+    a_removed_user_leaves_nothing_and_gets_no_consent_request,
     a_consent_request_is_bounded_by_its_clients_scopes_as_they_are,
     a_password_change_needs_its_session_and_stores_its_event,
     concurrent_sign_ins_never_keep_more_devices_than_the_cap,
@@ -2176,5 +2284,6 @@ fn change(
         keep_device: device.to_owned(),
         replacement: replacement.cloned(),
         event: None,
+        forget_failures: None,
     }
 }

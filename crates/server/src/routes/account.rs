@@ -375,6 +375,8 @@ async fn change_password(
         keep_device: budget.device_hash().unwrap_or("").to_owned(),
         replacement: Some(replacement),
         event: Some(event.row().clone()),
+        // The current password was just checked as a sign-in checks it, which forgot them.
+        forget_failures: None,
     };
     let ended = match state.store.change_password(&change).await {
         Ok(Some(ended)) => ended,

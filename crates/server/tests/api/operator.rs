@@ -14,15 +14,31 @@ use crate::support::{confidential_client, TestApp, TestUser};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oauth-server");
 
-/// Runs an admin command against `app`'s database: (success, stdout, stderr).
+/// Runs an admin command against `app`'s database, with the server's key-encryption key as
+/// an operator gives it: (success, stdout, stderr).
 fn admin(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let kek = app
+        .database_url
+        .starts_with("postgres")
+        .then_some(POSTGRES_KEK);
+    admin_with(app, args, stdin, kek)
+}
+
+/// Runs an admin command with `kek` as `OAUTH_KEY_ENCRYPTION_KEY` (none: on SQLite, the file
+/// beside the database).
+fn admin_with(
+    app: &TestApp,
+    args: &[&str],
+    stdin: Option<&str>,
+    kek: Option<&str>,
+) -> (bool, String, String) {
     let mut command = Command::new(BIN);
     command
         .env_remove("OAUTH_CONFIG")
         .env_remove("OAUTH_KEY_ENCRYPTION_KEY")
         .env("OAUTH_DATABASE_URL", &app.database_url);
-    if app.database_url.starts_with("postgres") {
-        command.env("OAUTH_KEY_ENCRYPTION_KEY", POSTGRES_KEK);
+    if let Some(kek) = kek {
+        command.env("OAUTH_KEY_ENCRYPTION_KEY", kek);
     }
     let mut child = command
         .args(args)
@@ -246,6 +262,60 @@ async fn a_new_password_from_the_operator_signs_every_browser_out() {
         }
         let r = app.post_login(&user.email, &user.password, "/").await;
         assert_eq!(r.status(), 429, "locked, even for the right password");
+
+        // Given another key-encryption key than the server's, the command could not forget
+        // the account's failures: it refuses, changing nothing.
+        let other_key = "b3RoZXIga2V5OiBub3QgdGhlIHNlcnZlcidzIG93biE=";
+        let (ok, _, err) = admin_with(
+            &app,
+            &["users", "set-password", "--email", &user.email],
+            None,
+            Some(other_key),
+        );
+        assert!(!ok);
+        assert!(
+            err.contains("does not open this database's signing keys"),
+            "{err}"
+        );
+        if !app.database_url.starts_with("postgres") {
+            // Nor, on SQLite, does it make a key file of its own when the server's is missing.
+            let file = format!("{}.kek", app.database_url.trim_start_matches("sqlite://"));
+            let aside = format!("{file}.aside");
+            std::fs::rename(&file, &aside).unwrap();
+            let (ok, _, err) = admin(
+                &app,
+                &["users", "set-password", "--email", &user.email],
+                None,
+            );
+            assert!(!ok);
+            assert!(err.contains("is missing"), "{err}");
+            assert!(!std::path::Path::new(&file).exists(), "no key file made");
+            std::fs::rename(&aside, &file).unwrap();
+        }
+        // A password the sign-in form could not take.
+        for unusable in [
+            "with a\u{0}NUL byte",
+            "with a\ttab inside",
+            "esc\u{1b}[0m aped",
+        ] {
+            let (ok, _, err) = admin(
+                &app,
+                &[
+                    "users",
+                    "set-password",
+                    "--email",
+                    &user.email,
+                    "--password-stdin",
+                ],
+                Some(&format!("{unusable}\n")),
+            );
+            assert!(!ok, "{unusable:?}");
+            assert!(err.contains("control characters"), "{err}");
+        }
+        assert_eq!(
+            app.get_with_cookie("/account/apps", &first).await.status(),
+            200
+        );
 
         // Too short: refused, nothing changed.
         let (ok, _, err) = admin(
