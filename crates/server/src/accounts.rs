@@ -32,6 +32,13 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     crate::passwords::hash(password).map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// The failed-login counter's key of the account with this (normalized) email: its keyed
+/// digest, so that the counters, in the database or in memory, never hold an address someone
+/// typed, nor a plain hash of it that a dictionary would reverse.
+pub fn account_key(key: &DigestKey, email: &str) -> String {
+    format!("account:{}", key.digest(email))
+}
+
 /// A password given to an admin command, as the sign-in form could take it: at least 8
 /// characters, and no control character (the form refuses a NUL byte, and none can be typed),
 /// so that the command never sets a password nobody can sign in with.
@@ -268,7 +275,7 @@ pub async fn set_password(
         keep_device: String::new(),
         replacement: None,
         event: Some(event.row().clone()),
-        forget_failures: login_keys.map(|k| crate::login_budget::account_key(k, &email)),
+        forget_failures: login_keys.map(|k| account_key(k, &email)),
     };
     let Some(ended) = store.change_password(&change).await? else {
         bail!("the password of {email} changed meanwhile (or the user was deleted): run it again");

@@ -57,7 +57,7 @@ impl RunningServer {
     /// The key this server counts an account's failed sign-ins under in the database, for the
     /// account with this (normalized) email.
     pub fn account_failure_key(&self, email: &str) -> String {
-        crate::login_budget::account_key(&self.login_keys, email)
+        crate::accounts::account_key(&self.login_keys, email)
     }
 
     /// `http://<addr>`.

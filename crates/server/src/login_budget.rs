@@ -21,7 +21,7 @@ use oauth_core::secret::{self, DigestKey};
 use oauth_store::{LoginReservation, NewLoginDevice};
 use rand::rngs::OsRng;
 
-use crate::accounts::normalize_email;
+use crate::accounts::{account_key, normalize_email};
 use crate::error::ApiError;
 use crate::session::{self, login_device_cookie};
 use crate::state::AppState;
@@ -82,13 +82,6 @@ impl Budget {
 /// The failure counter's key of the device whose cookie has this hash.
 fn device_key(hash: &str) -> String {
     format!("device:{hash}")
-}
-
-/// The failure counter's key of the account with this (normalized) email: its keyed digest, so
-/// that the counters, in the database or in memory, never hold an address someone typed, nor a
-/// plain hash of it that a dictionary would reverse.
-pub fn account_key(key: &DigestKey, email: &str) -> String {
-    format!("account:{}", key.digest(email))
 }
 
 /// The failure counter's key of every attempt whose email field holds no email address.
