@@ -162,6 +162,9 @@ pub enum ApiKeysCommand {
 pub enum ClientsCommand {
     /// Mark a client verified (the consent page shows a badge).
     Verify { client_id: String },
+    /// Delete a client of any organization (a registered one included, which no member can
+    /// delete): its grants, codes and tokens end with it.
+    Delete { client_id: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -398,6 +401,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output(cli.json, json!({ "keys": keys }), &text)
         }
         Command::Events(EventsCommand::List(args)) => list_events(&config, cli.json, args).await,
+        Command::Clients(ClientsCommand::Delete { client_id }) => {
+            let store = open_store(&config).await?;
+            let deleted = async {
+                let Some(client) = store.get_client(&client_id).await? else {
+                    return Ok(None);
+                };
+                let gone = store.delete_client(&client.org_id, &client_id).await?;
+                if gone {
+                    audit::record(
+                        store.as_ref(),
+                        clock.now(),
+                        Event::new(EventKind::ClientDeleted)
+                            .client_id(&client_id)
+                            .org_id(&client.org_id)
+                            .detail("by", "operator"),
+                    )
+                    .await;
+                }
+                anyhow::Ok(gone.then_some(client))
+            }
+            .await;
+            store.close().await;
+            let Some(client) = deleted? else {
+                bail!("no client with id {client_id}");
+            };
+            output(
+                cli.json,
+                json!({"client_id": client_id, "org_id": client.org_id, "deleted": true}),
+                &format!(
+                    "deleted client {client_id} ({}) of organization {}; its grants and tokens \
+                     ended with it",
+                    client.settings.name, client.org_id
+                ),
+            )
+        }
         Command::Clients(ClientsCommand::Verify { client_id }) => {
             let store = open_store(&config).await?;
             let done = store

@@ -488,3 +488,95 @@ async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
         assert_eq!(app.get(&user.api_key, "/oauth_grants").await.0, 401);
     }
 }
+
+/// The operator deletes a client of any organization: a dynamically registered one (which no
+/// member of any organization can delete) and one of a member's organization. Its grants and
+/// tokens end with it, on both databases.
+#[tokio::test]
+async fn the_operator_deletes_a_client_of_any_organization() {
+    for (app, _db) in on_both_databases(|_| {}).await {
+        let user = app.user("approver@example.com", "acme").await;
+        let r = app
+            .http
+            .post(app.at("/oauth/register"))
+            .json(&json!({"client_name": "Lookalike", "redirect_uris": [REDIRECT]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, registered) = crate::support::status_json(r).await;
+        assert_eq!(status, 201, "{registered}");
+        let id = registered["client_id"].as_str().unwrap().to_owned();
+        let secret = registered["client_secret"].as_str().unwrap().to_owned();
+        let mut params = standard_params(&id);
+        params.retain(|(k, _)| *k != "scope");
+        params.push(("scope", "messaging".into()));
+        let token = app.consent_token(&user.api_key, &path_of(&params)).await;
+        let (status, body) = app.decide(&user.api_key, &token, true).await;
+        assert_eq!(status, 200, "{body}");
+        let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
+        let r = post_form(
+            &app,
+            "/oauth/token",
+            Some(&basic(&id, &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let at = r.body["access_token"].as_str().unwrap().to_owned();
+        let (own_id, own_secret) =
+            cc_client_with(&app, &user.api_key, confidential_client("Own machine")).await;
+        let own_token = cc_token(&app, &own_id, &own_secret, None).await;
+        assert_eq!(
+            status_with_bearer(&app, &own_token, "/oauth_clients").await,
+            200
+        );
+        // The user who approved it sees the token active.
+        let (status, body) = app
+            .post_json(&user.api_key, "/oauth/introspect", &json!({"token": at}))
+            .await;
+        assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
+
+        for client in [&id, &own_id] {
+            let (ok, out, err) = admin(&app, &["clients", "delete", client, "--json"], None);
+            assert!(ok, "{err}");
+            let printed: Value = serde_json::from_str(out.trim()).unwrap();
+            assert_eq!(printed["client_id"], client.as_str());
+            assert_eq!(printed["deleted"], true);
+            assert!(app.server.store.get_client(client).await.unwrap().is_none());
+        }
+        // Its grant and tokens are gone with it.
+        let (status, grants) = app.get(&user.api_key, "/oauth_grants").await;
+        assert_eq!(status, 200);
+        assert_eq!(grants["data"], json!([]), "{grants}");
+        let (status, _) = app.get(&user.api_key, "/oauth_clients").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            app.get(&user.api_key, &format!("/oauth_clients/{own_id}"))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            status_with_bearer(&app, &own_token, "/oauth_clients").await,
+            401
+        );
+        assert_eq!(status_with_bearer(&app, &at, "/oauth_grants").await, 401);
+        let (status, body) = app
+            .post_json(&user.api_key, "/oauth/introspect", &json!({"token": at}))
+            .await;
+        assert_eq!((status, &body["active"]), (200, &json!(false)), "{body}");
+        let events = app.events("client.deleted").await;
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.detail["by"] == "operator"));
+
+        let (ok, _, err) = admin(&app, &["clients", "delete", &id], None);
+        assert!(!ok);
+        assert!(err.contains("no client with id"), "{err}");
+        assert_eq!(app.events("client.deleted").await.len(), 2);
+    }
+}
