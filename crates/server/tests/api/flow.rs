@@ -5,6 +5,7 @@ use oauth_core::secret;
 use oauth_store::CodeRedemption;
 use serde_json::{json, Value};
 
+use crate::oauth_support::{basic, cc_client_with, post_form};
 use crate::support::{TestApp, TestUser};
 
 /// RFC 7636 Appendix B.
@@ -178,4 +179,45 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// `user` creates a code-flow client, consents to it and exchanges the code: (client id,
+/// client secret, grant id, token response).
+pub async fn connected_app(
+    app: &TestApp,
+    user: &TestUser,
+    name: &str,
+) -> (String, String, String, Value) {
+    let (id, secret) = cc_client_with(app, &user.api_key, code_client(name)).await;
+    let token = app
+        .consent_token(&user.api_key, &path_of(&standard_params(&id)))
+        .await;
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
+    let r = post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(&id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (status, grants) = app.get(&user.api_key, "/oauth_grants").await;
+    assert_eq!(status, 200);
+    let grant_id = grants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["client_id"] == id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, secret, grant_id, r.body)
 }
