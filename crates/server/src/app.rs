@@ -122,7 +122,7 @@ pub async fn start_with_clock(
         tracing::warn!("configuration: {notice}");
     }
     let store = open_store(&config).await?;
-    let kek = signing::load_key_encryption_key(&config)?;
+    let kek = signing::load_key_encryption_key(&config, store.as_ref(), clock.now()).await?;
     let login_keys = Arc::new(login_failure_keys(&kek));
     let keys = Arc::new(
         KeyRing::open(

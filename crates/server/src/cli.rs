@@ -242,7 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let set = async {
                 // The account's failed sign-ins are counted under a key derived from the
                 // server's key-encryption key; with another key nothing is changed.
@@ -272,7 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output(cli.json, serde_json::to_value(&set)?, &text)
         }
         Command::Users(UsersCommand::Delete { email }) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let deleted = accounts::delete_user(store.as_ref(), &email, clock.now()).await;
             store.close().await;
             let d = deleted?;
@@ -289,7 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output(cli.json, serde_json::to_value(&d)?, &text)
         }
         Command::ApiKeys(ApiKeysCommand::Create { email, name }) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let created = accounts::create_api_key(store.as_ref(), &email, name, clock.now()).await;
             store.close().await;
             let created = created?;
@@ -300,7 +300,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output(cli.json, serde_json::to_value(&created)?, &text)
         }
         Command::ApiKeys(ApiKeysCommand::Revoke { id }) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let revoked = store.revoke_api_key(&id, clock.now()).await;
             if matches!(revoked, Ok(true)) {
                 audit::record(
@@ -321,8 +321,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Keys(KeysCommand::Rotate { now: at_once }) => {
-            let kek = signing::load_key_encryption_key(&config)?;
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
+            let kek = match signing::load_key_encryption_key(&config, store.as_ref(), clock.now())
+                .await
+            {
+                Ok(kek) => kek,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e);
+                }
+            };
             let previous: Vec<String> = match store.list_signing_keys(clock.now()).await {
                 Ok(keys) => keys.into_iter().map(|k| k.kid).collect(),
                 Err(_) => Vec::new(),
@@ -370,7 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output(cli.json, serde_json::to_value(&r)?, &text)
         }
         Command::Keys(KeysCommand::List) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let keys = store.list_signing_keys(clock.now()).await;
             store.close().await;
             let keys: Vec<_> = keys?
@@ -402,7 +410,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Events(EventsCommand::List(args)) => list_events(&config, cli.json, args).await,
         Command::Clients(ClientsCommand::Delete { client_id }) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let deleted = async {
                 let Some(client) = store.get_client(&client_id).await? else {
                     return Ok(None);
@@ -437,7 +445,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Clients(ClientsCommand::Verify { client_id }) => {
-            let store = open_store(&config).await?;
+            let store = open_existing_store(&config).await?;
             let done = store
                 .set_client_verified(&client_id, true, clock.now())
                 .await;
@@ -519,7 +527,7 @@ async fn list_events(
         since,
         before_id: before,
     };
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let events = store.list_security_events(&filter, limit).await;
     store.close().await;
     let events = events?;
@@ -657,6 +665,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     stopped?;
     println!("oauth-server stopped");
     Ok(())
+}
+
+/// The store of a database that exists. The commands that act on what a database holds do not
+/// make an empty one where the URL was mistyped or not set, only to report what was asked for
+/// missing ("no client with id ..."), as if it had been deleted already; `serve`, `migrate` and
+/// `users create` make one.
+async fn open_existing_store(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<dyn oauth_store::Store>> {
+    if let Some(file) = signing::sqlite_database_file(&config.database_url) {
+        if !file.exists() {
+            bail!(
+                "no database at {}: check OAUTH_DATABASE_URL (database_url); this command makes none",
+                file.display()
+            );
+        }
+    }
+    open_store(config).await
 }
 
 fn read_password() -> anyhow::Result<String> {

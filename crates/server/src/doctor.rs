@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use oauth_store::Store;
+use oauth_store::{Store, StoredSigningKey};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -69,13 +69,17 @@ pub fn expected_issuer(config: &Config) -> String {
 /// Runs every check. `url`: where to reach the running server (default: the issuer).
 pub async fn run(config: &Config, url: Option<&str>, now: i64) -> Vec<Check> {
     let issuer = expected_issuer(config);
-    let mut checks = vec![
-        issuer_check(config, &issuer),
-        configuration_check(config),
-        kek_check(config),
-    ];
+    let mut checks = vec![issuer_check(config, &issuer), configuration_check(config)];
     checks.extend(database_route_check(&config.database_url));
-    let kid = database_check(config, now, &mut checks).await;
+    let stored = database_check(config, now, &mut checks).await;
+    checks.push(kek_check(config, stored.as_deref()));
+    // The key that signs at `now`.
+    let kid = stored.as_deref().and_then(|keys| {
+        keys.iter()
+            .filter(|k| k.active_from <= now)
+            .max_by_key(|k| k.active_from)
+            .map(|k| k.kid.clone())
+    });
     checks.push(redis_check(config).await);
     let base = url.unwrap_or(&issuer).trim_end_matches('/').to_owned();
     server_checks(&issuer, &base, kid.as_deref(), now, &mut checks).await;
@@ -112,8 +116,31 @@ fn is_postgres(config: &Config) -> bool {
     config.database_url.starts_with("postgres:") || config.database_url.starts_with("postgresql:")
 }
 
-fn kek_check(config: &Config) -> Check {
+/// The key-encryption key is there, kept from others, and opens the database's signing keys
+/// (`stored`, when the database could be read), as it must for the server to start.
+fn kek_check(config: &Config, stored: Option<&[StoredSigningKey]>) -> Check {
     const NAME: &str = "key-encryption key";
+    let fix = "give the server the key its signing keys were sealed with: the file beside the \
+               SQLite database as backed up with it, or the OAUTH_KEY_ENCRYPTION_KEY of the other instances";
+    if let Some(stored) = stored.filter(|s| !s.is_empty()) {
+        match crate::signing::configured_or_file_key(config) {
+            Ok(Some(kek)) if !crate::signing::opens_signing_keys(&kek, stored) => {
+                return Check::fail(
+                    NAME,
+                    "does not open the database's signing keys: the server refuses to start",
+                    fix,
+                );
+            }
+            Ok(None) if !is_postgres(config) => {
+                return Check::fail(
+                    NAME,
+                    "the key file beside the database is missing, though the database has signing keys sealed with it: the server refuses to start",
+                    fix,
+                );
+            }
+            _ => {}
+        }
+    }
     match (is_postgres(config), config.tokens.key_encryption_key.is_some()) {
         (_, true) => Check::ok(NAME, "set"),
         (false, false) => {
@@ -203,8 +230,12 @@ fn database_route_check(url: &str) -> Option<Check> {
     })
 }
 
-/// The database answers; returns the kid of the key that signs at `now`, if it could be read.
-async fn database_check(config: &Config, now: i64, checks: &mut Vec<Check>) -> Option<String> {
+/// The database answers; returns its signing keys, if they could be read.
+async fn database_check(
+    config: &Config,
+    now: i64,
+    checks: &mut Vec<Check>,
+) -> Option<Vec<StoredSigningKey>> {
     const NAME: &str = "database";
     let shown = redact_url(&config.database_url);
     let fix = "check OAUTH_DATABASE_URL (database_url) and that the database is running and reachable from here";
@@ -236,9 +267,9 @@ async fn database_check(config: &Config, now: i64, checks: &mut Vec<Check>) -> O
             return None;
         }
     };
-    let kid = ask_database(store.as_ref(), &shown, now, fix, checks).await;
+    let stored = ask_database(store.as_ref(), &shown, now, fix, checks).await;
     store.close().await;
-    kid
+    stored
 }
 
 async fn ask_database(
@@ -247,7 +278,7 @@ async fn ask_database(
     now: i64,
     fix: &str,
     checks: &mut Vec<Check>,
-) -> Option<String> {
+) -> Option<Vec<StoredSigningKey>> {
     const NAME: &str = "database";
     if let Err(e) = store.ping().await {
         checks.push(Check::fail(
@@ -260,10 +291,7 @@ async fn ask_database(
     match store.list_signing_keys(now).await {
         Ok(keys) => {
             checks.push(Check::ok(NAME, format!("{shown} answers")));
-            keys.iter()
-                .filter(|k| k.active_from <= now)
-                .max_by_key(|k| k.active_from)
-                .map(|k| k.kid.clone())
+            Some(keys)
         }
         Err(e) => {
             checks.push(Check::fail(

@@ -433,10 +433,16 @@ pub enum ReloadError {
 
 /// The key-encryption key: configured (`OAUTH_KEY_ENCRYPTION_KEY`, `tokens.key_encryption_key`),
 /// or, for SQLite only, read from (or created in) the file `<database file>.kek`, mode 0600.
-/// PostgreSQL deployments must configure it: every instance needs the same one.
-pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionKey> {
-    if let Some(k) = &config.tokens.key_encryption_key {
-        return Ok(k.clone());
+/// PostgreSQL deployments must configure it: every instance needs the same one. A key file is
+/// made only for a database without signing keys: when the database has some, the key that
+/// sealed them is missing, and a new one would only stand in the way of restoring it.
+pub async fn load_key_encryption_key(
+    config: &Config,
+    store: &dyn Store,
+    now: UnixSeconds,
+) -> anyhow::Result<KeyEncryptionKey> {
+    if let Some(k) = configured_or_file_key(config)? {
+        return Ok(k);
     }
     let Some(path) = sqlite_key_file(&config.database_url) else {
         bail!(
@@ -445,92 +451,102 @@ pub fn load_key_encryption_key(config: &Config) -> anyhow::Result<KeyEncryptionK
              the same on every instance"
         );
     };
+    if !store.list_signing_keys(now).await?.is_empty() {
+        bail!(missing_key_file(&path));
+    }
+    let kek = KeyEncryptionKey::generate(&mut OsRng);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{}\n", kek.to_base64()).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(
+        file = %path.display(),
+        "no key-encryption key configured: generated one into this file (mode 0600); \
+         back it up with the database, or set OAUTH_KEY_ENCRYPTION_KEY to its content"
+    );
+    Ok(kek)
+}
+
+/// The key-encryption key configured, or in the SQLite key file; `None` when neither is there.
+/// Never makes one.
+pub fn configured_or_file_key(config: &Config) -> anyhow::Result<Option<KeyEncryptionKey>> {
+    if let Some(k) = &config.tokens.key_encryption_key {
+        return Ok(Some(k.clone()));
+    }
+    let Some(path) = sqlite_key_file(&config.database_url) else {
+        return Ok(None);
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             // Created 0600; one others may read now (restored from a backup, say) is refused,
             // as a configured key file is.
             crate::config::check_owner_only(&path, "the key-encryption key")?;
             KeyEncryptionKey::from_base64(&text)
+                .map(Some)
                 .with_context(|| format!("key-encryption key file {}", path.display()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let kek = KeyEncryptionKey::generate(&mut OsRng);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            std::io::Write::write_all(&mut file, format!("{}\n", kek.to_base64()).as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-            file.sync_all()
-                .with_context(|| format!("writing {}", path.display()))?;
-            tracing::warn!(
-                file = %path.display(),
-                "no key-encryption key configured: generated one into this file (mode 0600); \
-                 back it up with the database, or set OAUTH_KEY_ENCRYPTION_KEY to its content"
-            );
-            Ok(kek)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
-/// `sqlite://dir/oauth.db?mode=rwc` → `dir/oauth.db.kek`; `None` for PostgreSQL or an
-/// in-memory database.
+fn missing_key_file(path: &std::path::Path) -> String {
+    format!(
+        "the key-encryption key file {} is missing, though the database has signing keys sealed \
+         with it: restore it (it is backed up with the database), or set \
+         OAUTH_KEY_ENCRYPTION_KEY to its content",
+        path.display()
+    )
+}
+
+/// Whether `kek` opens the stored signing keys (it must, for the server to start); true when
+/// there are none.
+pub fn opens_signing_keys(kek: &KeyEncryptionKey, stored: &[StoredSigningKey]) -> bool {
+    stored.first().is_none_or(|row| unseal(kek, row).is_ok())
+}
+
 /// The key-encryption key the server uses with this database, for an admin command that only
 /// needs what is derived from it: the configured one, or on SQLite the file the server made
 /// beside the database. Unlike [`load_key_encryption_key`] it never makes one, and it must open
 /// the database's signing keys, as it must for the server to start: a command given another
 /// key (or none) stops before it changes anything. `None`: the database has no signing key and
-/// no key file, so no server has run on it yet.
+/// no key is configured or in a file, so no server has run on it yet.
 pub async fn existing_key_encryption_key(
     config: &Config,
     store: &dyn Store,
     now: UnixSeconds,
 ) -> anyhow::Result<Option<KeyEncryptionKey>> {
     let stored = store.list_signing_keys(now).await?;
-    let kek = match &config.tokens.key_encryption_key {
-        Some(k) => k.clone(),
-        None => {
-            let Some(path) = sqlite_key_file(&config.database_url) else {
-                bail!(
-                    "configuration: this command needs the server's key-encryption key: set \
-                     OAUTH_KEY_ENCRYPTION_KEY (or tokens.key_encryption_key) as for the server"
-                );
-            };
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    crate::config::check_owner_only(&path, "the key-encryption key")?;
-                    KeyEncryptionKey::from_base64(&text)
-                        .with_context(|| format!("key-encryption key file {}", path.display()))?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && stored.is_empty() => {
-                    return Ok(None)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                    "the key-encryption key file {} is missing, though the database has signing \
-                     keys: restore it, or set OAUTH_KEY_ENCRYPTION_KEY as for the server",
-                    path.display()
-                ),
-                Err(e) => {
-                    return Err(e).with_context(|| format!("reading {}", path.display()));
-                }
-            }
-        }
-    };
-    if let Some(row) = stored.first() {
-        if unseal(&kek, row).is_err() {
-            bail!(
-                "the key-encryption key given does not open this database's signing keys: give \
-                 the command the server's key (OAUTH_KEY_ENCRYPTION_KEY or its file)"
-            );
-        }
+    match configured_or_file_key(config)? {
+        Some(kek) if opens_signing_keys(&kek, &stored) => Ok(Some(kek)),
+        Some(_) => bail!(
+            "the key-encryption key given does not open this database's signing keys: give the \
+             command the server's key (OAUTH_KEY_ENCRYPTION_KEY or its file)"
+        ),
+        None if stored.is_empty() => Ok(None),
+        None => match sqlite_key_file(&config.database_url) {
+            Some(path) => bail!(missing_key_file(&path)),
+            None => bail!(
+                "configuration: this command needs the server's key-encryption key: set \
+                 OAUTH_KEY_ENCRYPTION_KEY (or tokens.key_encryption_key) as for the server"
+            ),
+        },
     }
-    Ok(Some(kek))
 }
 
 pub(crate) fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
+    let file = sqlite_database_file(database_url)?;
+    Some(PathBuf::from(format!("{}.kek", file.display())))
+}
+
+/// The file of an `sqlite:` URL; `None` for another engine or an in-memory database.
+pub(crate) fn sqlite_database_file(database_url: &str) -> Option<PathBuf> {
     let rest = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))?;
@@ -538,7 +554,7 @@ pub(crate) fn sqlite_key_file(database_url: &str) -> Option<PathBuf> {
     if path.is_empty() || path.starts_with(":memory:") {
         return None;
     }
-    Some(PathBuf::from(format!("{path}.kek")))
+    Some(PathBuf::from(path))
 }
 
 #[cfg(test)]

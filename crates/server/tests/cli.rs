@@ -1219,3 +1219,120 @@ async fn secrets_from_files_stay_out_of_the_environment() {
     assert!(!ok);
     assert!(err.contains("both as a value"), "{err}");
 }
+
+/// The line of `doctor`'s output about `check`.
+fn doctor_line(out: &str, check: &str) -> String {
+    out.lines()
+        .find(|l| l.contains(&format!(" {check}: ")))
+        .unwrap_or_else(|| panic!("no {check} line in {out}"))
+        .to_owned()
+}
+
+/// A database whose key-encryption key file went missing (not restored with it) or was
+/// replaced: every command names it, none makes a new key file (which would only stand in the
+/// way of restoring the right one), and `doctor` fails the check. A command that acts on what a
+/// database holds makes no database where there is none.
+#[test]
+fn a_missing_or_wrong_key_file_is_named_and_never_replaced() {
+    let db = fresh_db();
+    let (ok, _, err) = admin(&db, &["migrate"], None);
+    assert!(ok, "{err}");
+    // A signing key sealed with the key file made now.
+    let (ok, _, err) = admin(&db, &["keys", "rotate"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = admin(
+        &db,
+        &[
+            "users",
+            "create",
+            "--email",
+            "k@example.com",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let file = format!("{}.kek", db.url.trim_start_matches("sqlite://"));
+    let right = std::fs::read_to_string(&file).unwrap();
+    let (_, out, _) = admin(&db, &["doctor"], None);
+    assert!(
+        doctor_line(&out, "key-encryption key").starts_with("ok"),
+        "{out}"
+    );
+
+    std::fs::remove_file(&file).unwrap();
+    for args in [
+        &["keys", "rotate"][..],
+        &["users", "set-password", "--email", "k@example.com"][..],
+    ] {
+        let (ok, out, err) = admin(&db, args, None);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(err.contains("is missing") && err.contains(".kek"), "{err}");
+        assert!(
+            !std::path::Path::new(&file).exists(),
+            "{args:?} made a key file"
+        );
+    }
+    let (ok, out, _) = admin(&db, &["doctor"], None);
+    assert!(!ok);
+    let line = doctor_line(&out, "key-encryption key");
+    assert!(
+        line.starts_with("FAIL") && line.contains("missing"),
+        "{line}"
+    );
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "doctor made a key file"
+    );
+
+    // Another key in its place.
+    std::fs::write(&file, "b3RoZXIga2V5OiBub3QgdGhlIHNlcnZlcidzIG93biE=\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (ok, out, _) = admin(&db, &["doctor"], None);
+    assert!(!ok);
+    let line = doctor_line(&out, "key-encryption key");
+    assert!(
+        line.starts_with("FAIL") && line.contains("does not open"),
+        "{line}"
+    );
+    let (ok, _, err) = admin(
+        &db,
+        &["users", "set-password", "--email", "k@example.com"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("does not open"), "{err}");
+
+    // The right one back: all is well, and the password could be set all along.
+    std::fs::write(&file, right).unwrap();
+    let (_, out, _) = admin(&db, &["doctor"], None);
+    assert!(
+        doctor_line(&out, "key-encryption key").starts_with("ok"),
+        "{out}"
+    );
+    let (ok, _, err) = admin(
+        &db,
+        &["users", "set-password", "--email", "k@example.com"],
+        None,
+    );
+    assert!(ok, "{err}");
+
+    // No database there: refused, and none made.
+    let missing = fresh_db();
+    let path = missing.url.trim_start_matches("sqlite://").to_owned();
+    for args in [
+        &["clients", "delete", "some-client"][..],
+        &["users", "delete", "--email", "k@example.com"][..],
+        &["events", "list"][..],
+        &["api-keys", "revoke", "some-key"][..],
+        &["keys", "list"][..],
+    ] {
+        let (ok, _, err) = admin(&missing, args, None);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains("no database at"), "{args:?}: {err}");
+        assert!(
+            !std::path::Path::new(&path).exists(),
+            "{args:?} made a database"
+        );
+    }
+}

@@ -257,13 +257,20 @@ async fn a_configured_kek_is_used_and_a_wrong_one_is_refused() {
     );
 }
 
-#[test]
-fn postgres_requires_a_configured_kek() {
+#[tokio::test]
+async fn postgres_requires_a_configured_kek() {
     let config = oauth_server::Config {
         database_url: "postgres://db.example/oauth".into(),
         ..Default::default()
     };
-    let err = oauth_server::signing::load_key_encryption_key(&config).unwrap_err();
+    // Refused before the database is asked anything (here another one, empty).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("other.db").display());
+    let store = oauth_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let err = oauth_server::signing::load_key_encryption_key(&config, store.as_ref(), 0)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("OAUTH_KEY_ENCRYPTION_KEY"),
         "{err}"
