@@ -239,6 +239,17 @@ async fn database_check(
     const NAME: &str = "database";
     let shown = redact_url(&config.database_url);
     let fix = "check OAUTH_DATABASE_URL (database_url) and that the database is running and reachable from here";
+    // Opening a missing SQLite file would make an empty one: a check makes nothing.
+    if let Some(file) = crate::signing::sqlite_database_file(&config.database_url) {
+        if !file.exists() {
+            checks.push(Check::fail(
+                NAME,
+                format!("no database at {}", file.display()),
+                "check OAUTH_DATABASE_URL (database_url), or start the server once to make it",
+            ));
+            return None;
+        }
+    }
     let pool = oauth_store::PoolSettings {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
         max_connections: config.database_max_connections,

@@ -1335,4 +1335,15 @@ fn a_missing_or_wrong_key_file_is_named_and_never_replaced() {
             "{args:?} made a database"
         );
     }
+    let (ok, out, _) = admin(&missing, &["doctor"], None);
+    assert!(!ok);
+    let line = doctor_line(&out, "database");
+    assert!(
+        line.starts_with("FAIL") && line.contains("no database at"),
+        "{line}"
+    );
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "doctor made a database"
+    );
 }
