@@ -39,12 +39,21 @@ pub fn account_key(key: &DigestKey, email: &str) -> String {
     format!("account:{}", key.digest(email))
 }
 
-/// A password given to an admin command, as the sign-in form could take it: at least 8
-/// characters, and no control character (the form refuses a NUL byte, and none can be typed),
-/// so that the command never sets a password nobody can sign in with.
+/// The shortest password accepted, by the admin commands and the account page.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest: argon2 would hash more, but nobody types it.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// A password given to an admin command, as the account page takes one: 8 to 1024 characters,
+/// and no control character (the sign-in form refuses a NUL byte, and none can be typed), so
+/// that the command never sets a password nobody can sign in with.
 fn check_password(password: String) -> anyhow::Result<String> {
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+    }
+    if length > MAX_PASSWORD_CHARS {
+        bail!("the password must have at most {MAX_PASSWORD_CHARS} characters");
     }
     if password.chars().any(char::is_control) {
         bail!(
@@ -247,9 +256,6 @@ pub async fn set_password(
 ) -> anyhow::Result<PasswordSet> {
     let email = normalize_email(email)?;
     let (password, generated) = match password {
-        Some(p) if p.chars().count() > 1024 => {
-            bail!("the password must have at most 1024 characters")
-        }
         Some(p) => (check_password(p)?, false),
         None => (secret::random_token(&mut OsRng), true),
     };

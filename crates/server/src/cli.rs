@@ -208,11 +208,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             org,
             password_stdin,
         }) => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
+            let password = password_stdin.then(read_password).transpose()?;
             let store = open_store(&config).await?;
             let created = accounts::create_user(
                 store.as_ref(),
@@ -237,11 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             email,
             password_stdin,
         }) => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
+            let password = password_stdin.then(read_password).transpose()?;
             let store = open_existing_store(&config).await?;
             let set = async {
                 // The account's failed sign-ins are counted under a key derived from the

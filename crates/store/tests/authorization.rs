@@ -1035,6 +1035,14 @@ async fn live_consent(
     alone
 }
 
+async fn events_of_kind(store: &dyn Store, kind: &str) -> Vec<oauth_store::SecurityEvent> {
+    let filter = SecurityEventFilter {
+        kind: Some(kind.into()),
+        ..Default::default()
+    };
+    store.list_security_events(&filter, 10).await.unwrap()
+}
+
 /// Removing a user takes everything of theirs in one write, with its event, and a consent
 /// request stored for them afterwards (an authorization read while the removal ran) is not
 /// stored: the foreign key would refuse it as a server error.
@@ -1098,16 +1106,7 @@ async fn a_removed_user_leaves_nothing_and_gets_no_consent_request(store: &dyn S
         CodeRedemption::Invalid
     );
     // Stored with its counts; the client stays with the organization.
-    let events = store
-        .list_security_events(
-            &SecurityEventFilter {
-                kind: Some("user.deleted".into()),
-                ..Default::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let events = events_of_kind(store, "user.deleted").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].detail["grants_revoked"], 1);
     assert_eq!(events[0].detail["sessions_ended"], 1);
@@ -1129,16 +1128,7 @@ async fn a_removed_user_leaves_nothing_and_gets_no_consent_request(store: &dyn S
         store.delete_user(&alice.id, Some(event)).await.unwrap(),
         None
     );
-    let events = store
-        .list_security_events(
-            &SecurityEventFilter {
-                kind: Some("user.deleted".into()),
-                ..Default::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let events = events_of_kind(store, "user.deleted").await;
     assert_eq!(events.len(), 1);
 }
 

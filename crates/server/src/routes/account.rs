@@ -19,7 +19,7 @@ use oauth_core::{secret, timefmt, PageSpec};
 use oauth_store::{LoginReservation, PasswordChange, StoreError};
 use std::net::SocketAddr;
 
-use crate::accounts::hash_password;
+use crate::accounts::{hash_password, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 use crate::audit::{self, Event, EventKind};
 use crate::error::ApiError;
 use crate::extract::{is_form, read_body, PathParam};
@@ -34,10 +34,6 @@ use crate::state::AppState;
 pub const APPS_PATH: &str = "/account/apps";
 pub const PASSWORD_PATH: &str = "/account/password";
 
-/// The shortest new password accepted (as `oauth-server users create`).
-const MIN_PASSWORD_CHARS: usize = 8;
-/// The longest: argon2 would hash more, but nobody types it.
-const MAX_PASSWORD_CHARS: usize = 1024;
 /// The most grants the page lists.
 const MAX_APPS_SHOWN: u64 = 500;
 

@@ -72,16 +72,6 @@ async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str) -> Resp {
     .await
 }
 
-async fn refresh(app: &TestApp, id: &str, secret: &str, rt: &str) -> Resp {
-    post_form(
-        app,
-        "/oauth/token",
-        Some(&basic(id, secret)),
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn sign_ins_failures_and_lockouts_are_recorded_without_emails_or_passwords() {
     let app = TestApp::spawn_with(|c| c.authorization.login_max_failures_per_account = 2).await;
@@ -321,13 +311,13 @@ async fn refresh_reuse_code_replay_and_client_revocation_are_recorded() {
     let t = exchange(&app, &id, &secret, &code).await;
     assert_eq!(t.status, 200, "{}", t.body);
     let first_rt = t.body["refresh_token"].as_str().unwrap().to_owned();
-    let r = refresh(&app, &id, &secret, &first_rt).await;
+    let r = refresh_request(&app, &id, &secret, &first_rt).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let second_rt = r.body["refresh_token"].as_str().unwrap().to_owned();
     // Another client presenting the live token changes nothing, but is recorded.
-    let r = refresh(&app, &other_id, &other_secret, &second_rt).await;
+    let r = refresh_request(&app, &other_id, &other_secret, &second_rt).await;
     assert_eq!(r.body["error"], "invalid_grant");
-    let r = refresh(&app, &id, &secret, &first_rt).await;
+    let r = refresh_request(&app, &id, &secret, &first_rt).await;
     assert_eq!(r.body["error"], "invalid_grant");
     let grant1 = of_kind(&app, "consent.approved").await[0]
         .grant_id

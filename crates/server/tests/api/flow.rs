@@ -189,25 +189,7 @@ pub async fn connected_app(
     name: &str,
 ) -> (String, String, String, Value) {
     let (id, secret) = cc_client_with(app, &user.api_key, code_client(name)).await;
-    let token = app
-        .consent_token(&user.api_key, &path_of(&standard_params(&id)))
-        .await;
-    let (status, body) = app.decide(&user.api_key, &token, true).await;
-    assert_eq!(status, 200, "{body}");
-    let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
-    let r = post_form(
-        app,
-        "/oauth/token",
-        Some(&basic(&id, &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let tokens = approved_tokens(app, user, &id, &secret, &standard_params(&id)).await;
     let (status, grants) = app.get(&user.api_key, "/oauth_grants").await;
     assert_eq!(status, 200);
     let grant_id = grants["data"]
@@ -219,5 +201,34 @@ pub async fn connected_app(
         .as_str()
         .unwrap()
         .to_owned();
-    (id, secret, grant_id, r.body)
+    (id, secret, grant_id, tokens)
+}
+
+/// `user` approves the authorization request `params` (with their API key) and the client
+/// exchanges the code (PKCE, [`REDIRECT`]): the token response, asserting success.
+pub async fn approved_tokens(
+    app: &TestApp,
+    user: &TestUser,
+    id: &str,
+    secret: &str,
+    params: &[(&'static str, String)],
+) -> Value {
+    let token = app.consent_token(&user.api_key, &path_of(params)).await;
+    let (status, body) = app.decide(&user.api_key, &token, true).await;
+    assert_eq!(status, 200, "{body}");
+    let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
+    let r = post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(id, secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
 }

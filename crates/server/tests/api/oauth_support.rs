@@ -124,3 +124,14 @@ pub async fn introspect_as(app: &TestApp, id: &str, secret: &str, token: &str) -
 pub fn inactive() -> Value {
     json!({"active": false})
 }
+
+/// A refresh token request (Basic, form): the answer, whatever it is.
+pub async fn refresh_request(app: &TestApp, id: &str, secret: &str, rt: &str) -> Resp {
+    post_form(
+        app,
+        "/oauth/token",
+        Some(&basic(id, secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await
+}

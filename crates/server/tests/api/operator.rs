@@ -60,6 +60,24 @@ fn admin_with(
     )
 }
 
+/// `users set-password --email EMAIL --password-stdin [more]` with `stdin`.
+fn set_password_from_stdin(
+    app: &TestApp,
+    email: &str,
+    stdin: &str,
+    more: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "users",
+        "set-password",
+        "--email",
+        email,
+        "--password-stdin",
+    ];
+    args.extend_from_slice(more);
+    admin(app, &args, Some(stdin))
+}
+
 async fn status_with_bearer(app: &TestApp, token: &str, path: &str) -> u16 {
     let r = app
         .http
@@ -69,16 +87,6 @@ async fn status_with_bearer(app: &TestApp, token: &str, path: &str) -> u16 {
         .await
         .unwrap();
     r.status().as_u16()
-}
-
-async fn refresh(app: &TestApp, id: &str, secret: &str, rt: &str) -> Resp {
-    post_form(
-        app,
-        "/oauth/token",
-        Some(&basic(id, secret)),
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await
 }
 
 #[tokio::test]
@@ -153,7 +161,7 @@ async fn deleting_a_user_ends_everything_they_could_reach() {
             introspect_as(&app, &app_id, &app_secret, rt).await,
             inactive()
         );
-        let r = refresh(&app, &app_id, &app_secret, rt).await;
+        let r = refresh_request(&app, &app_id, &app_secret, rt).await;
         assert_eq!(
             (r.status, r.body["error"].as_str()),
             (400, Some("invalid_grant"))
@@ -274,17 +282,8 @@ async fn a_new_password_from_the_operator_signs_every_browser_out() {
             ("esc\u{1b}[0m aped", "control characters"),
             ("short", "at least 8 characters"),
         ] {
-            let (ok, _, err) = admin(
-                &app,
-                &[
-                    "users",
-                    "set-password",
-                    "--email",
-                    &user.email,
-                    "--password-stdin",
-                ],
-                Some(&format!("{unusable}\n")),
-            );
+            let (ok, _, err) =
+                set_password_from_stdin(&app, &user.email, &format!("{unusable}\n"), &[]);
             assert!(!ok, "{unusable:?}");
             assert!(err.contains(says), "{err}");
         }
@@ -293,18 +292,8 @@ async fn a_new_password_from_the_operator_signs_every_browser_out() {
             200
         );
 
-        let (ok, out, err) = admin(
-            &app,
-            &[
-                "users",
-                "set-password",
-                "--email",
-                &user.email,
-                "--password-stdin",
-                "--json",
-            ],
-            Some("a brand new passphrase\n"),
-        );
+        let (ok, out, err) =
+            set_password_from_stdin(&app, &user.email, "a brand new passphrase\n", &["--json"]);
         assert!(ok, "{err}");
         let printed: Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(
@@ -388,7 +377,7 @@ async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
             let a = app.clone();
             let (own_id, own_secret) = (id.clone(), secret.clone());
             race.spawn(async move {
-                let r = refresh(&a, &id, &secret, &rt).await;
+                let r = refresh_request(&a, &id, &secret, &rt).await;
                 assert!(
                     r.status == 200 || (r.status == 400 && r.body["error"] == "invalid_grant"),
                     "{} {}",
@@ -432,7 +421,7 @@ async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
                 assert_eq!(introspect_as(&app, &id, &secret, token).await, inactive());
             }
             let rt = body["refresh_token"].as_str().unwrap();
-            let r = refresh(&app, &id, &secret, rt).await;
+            let r = refresh_request(&app, &id, &secret, rt).await;
             assert_eq!(
                 (r.status, r.body["error"].as_str()),
                 (400, Some("invalid_grant"))
@@ -467,24 +456,8 @@ async fn the_operator_deletes_a_client_of_any_organization() {
         let mut params = standard_params(&id);
         params.retain(|(k, _)| *k != "scope");
         params.push(("scope", "messaging".into()));
-        let token = app.consent_token(&user.api_key, &path_of(&params)).await;
-        let (status, body) = app.decide(&user.api_key, &token, true).await;
-        assert_eq!(status, 200, "{body}");
-        let code = param(body["redirect_uri"].as_str().unwrap(), "code").unwrap();
-        let r = post_form(
-            &app,
-            "/oauth/token",
-            Some(&basic(&id, &secret)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let at = r.body["access_token"].as_str().unwrap().to_owned();
+        let tokens = approved_tokens(&app, &user, &id, &secret, &params).await;
+        let at = tokens["access_token"].as_str().unwrap().to_owned();
         let (own_id, own_secret) =
             cc_client_with(&app, &user.api_key, confidential_client("Own machine")).await;
         let own_token = cc_token(&app, &own_id, &own_secret, None).await;
