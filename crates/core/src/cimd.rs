@@ -35,8 +35,21 @@ pub struct DocumentPolicy<'a> {
     pub enabled: bool,
     /// Hosts (lower case) a client id URL may name; empty: any.
     pub allowed_hosts: &'a [String],
+    /// Refused whatever else allows them: a host name (lower case) refuses that host and every
+    /// host under it; a URL refuses that one client id.
+    pub denied: &'a [String],
     /// Accept `http://` on 127.0.0.1, [::1] and localhost (any port).
     pub allow_http_loopback: bool,
+}
+
+/// Does `policy` refuse the client id `client_id`, whose host is `host`?
+fn is_denied(policy: DocumentPolicy<'_>, client_id: &str, host: &str) -> bool {
+    policy.denied.iter().any(|d| {
+        d == client_id
+            || host
+                .strip_suffix(d.as_str())
+                .is_some_and(|under| under.is_empty() || under.ends_with('.'))
+    })
 }
 
 /// Is `host` a loopback host name or literal?
@@ -98,6 +111,9 @@ pub fn classify(client_id: &str, policy: DocumentPolicy<'_>) -> ClientIdKind {
     // and host, no default port, nothing percent-encoded differently).
     if url.as_str() != client_id {
         return refused("the client_id URL is not in its normal form");
+    }
+    if is_denied(policy, client_id, &host) {
+        return refused("this server does not accept this client");
     }
     if !policy.allowed_hosts.is_empty() && !policy.allowed_hosts.iter().any(|h| h.as_str() == host)
     {
@@ -330,6 +346,7 @@ mod tests {
         DocumentPolicy {
             enabled: true,
             allowed_hosts: &[],
+            denied: &[],
             allow_http_loopback: false,
         }
     }
@@ -403,6 +420,59 @@ mod tests {
             ..policy()
         };
         assert!(matches!(classify(ID, listed), ClientIdKind::Refused(_)));
+    }
+
+    #[test]
+    fn a_denied_host_refuses_its_own_ids_and_those_under_it_and_a_denied_url_one_id() {
+        let denied = vec![
+            "example.com".to_owned(),
+            "https://pages.example.net/evil/client.json".to_owned(),
+        ];
+        let hosts = vec![
+            "client.example.com".to_owned(),
+            "pages.example.net".to_owned(),
+        ];
+        let policy = DocumentPolicy {
+            denied: &denied,
+            allowed_hosts: &hosts,
+            ..policy()
+        };
+        let why = ClientIdKind::Refused("this server does not accept this client".into());
+        for refused in [
+            ID,
+            "https://example.com/c.json",
+            "https://a.b.example.com/c.json",
+            "https://pages.example.net/evil/client.json",
+        ] {
+            assert_eq!(classify(refused, policy), why, "{refused}");
+        }
+        for kept in [
+            "https://pages.example.net/good/client.json",
+            "https://pages.example.net/evil/client.json2",
+        ] {
+            assert!(
+                matches!(classify(kept, policy), ClientIdKind::Document(_)),
+                "{kept}"
+            );
+        }
+        // A name that merely ends in the denied one is another host.
+        let denied = vec!["example.com".to_owned()];
+        let policy = DocumentPolicy {
+            denied: &denied,
+            ..self::policy()
+        };
+        assert!(matches!(
+            classify("https://notexample.com/c.json", policy),
+            ClientIdKind::Document(_)
+        ));
+        // Refused before anything is asked of the host.
+        let loopback = vec!["127.0.0.1".to_owned()];
+        let policy = DocumentPolicy {
+            denied: &loopback,
+            allow_http_loopback: true,
+            ..self::policy()
+        };
+        assert_eq!(classify("http://127.0.0.1:8080/c.json", policy), why);
     }
 
     fn draft(doc: serde_json::Value) -> Result<ClientDraft, DocumentError> {

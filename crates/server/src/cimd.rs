@@ -651,6 +651,7 @@ pub fn document_policy(reg: &RegistrationConfig) -> DocumentPolicy<'_> {
     DocumentPolicy {
         enabled: reg.cimd_enabled,
         allowed_hosts: &reg.cimd_allowed_hosts,
+        denied: &reg.cimd_denied,
         allow_http_loopback: reg.cimd_allow_http_loopback,
     }
 }

@@ -119,6 +119,7 @@ const SETTINGS: &[Setting] = &[
     s("registration.default_scopes", Toml, None, ""),
     s("registration.cimd_enabled", Toml, Some("cimd-enabled"), "Accept Client ID Metadata Documents: an https URL as client_id [default: true]"),
     s("registration.cimd_allowed_hosts", Toml, None, ""),
+    s("registration.cimd_denied", Toml, None, ""),
     s("registration.cimd_allow_http_loopback", Toml, Some("cimd-allow-http-loopback"), "Accept http client id URLs on 127.0.0.1, [::1] and localhost (development only) [default: false]"),
     s("registration.cimd_cache_min_secs", Toml, None, ""),
     s("registration.cimd_cache_max_secs", Toml, None, ""),
@@ -830,6 +831,9 @@ pub struct RegistrationConfig {
     pub cimd_enabled: bool,
     /// Hosts a client id URL may name; empty: any.
     pub cimd_allowed_hosts: Vec<String>,
+    /// Client ids refused whatever else allows them: a host name refuses that host and every
+    /// host under it, a client id URL refuses that one client.
+    pub cimd_denied: Vec<String>,
     /// Accept `http://` client id URLs on loopback hosts (for development and tests).
     pub cimd_allow_http_loopback: bool,
     /// Shortest time a fetched document is kept, whatever its `Cache-Control` says.
@@ -863,6 +867,7 @@ impl Default for RegistrationConfig {
             allow_client_credentials: false,
             cimd_enabled: true,
             cimd_allowed_hosts: Vec::new(),
+            cimd_denied: Vec::new(),
             cimd_allow_http_loopback: false,
             cimd_cache_min_secs: DEFAULT_CIMD_CACHE_MIN_SECS,
             cimd_cache_max_secs: DEFAULT_CIMD_CACHE_MAX_SECS,
@@ -891,6 +896,7 @@ impl fmt::Debug for RegistrationConfig {
             .field("allow_client_credentials", &self.allow_client_credentials)
             .field("cimd_enabled", &self.cimd_enabled)
             .field("cimd_allowed_hosts", &self.cimd_allowed_hosts)
+            .field("cimd_denied", &self.cimd_denied)
             .field("cimd_allow_http_loopback", &self.cimd_allow_http_loopback)
             .field("cimd_cache_min_secs", &self.cimd_cache_min_secs)
             .field("cimd_cache_max_secs", &self.cimd_cache_max_secs)
@@ -1303,6 +1309,23 @@ impl Config {
             *h = h.to_ascii_lowercase();
             if h.is_empty() || h.contains(['/', ':', '@', ' ']) {
                 bail!("configuration: registration.cimd_allowed_hosts: {h:?} must be a host name");
+            }
+        }
+        for d in &mut reg.cimd_denied {
+            let lower = d.get(..8).unwrap_or("").to_ascii_lowercase();
+            if lower.starts_with("https://") || lower.starts_with("http://") {
+                // Compared with client ids as strings: only the form a client id is accepted in
+                // can match one.
+                let normal = url::Url::parse(d)
+                    .is_ok_and(|u| u.as_str() == d && u.host_str().is_some() && u.path() != "/");
+                if !normal {
+                    bail!("configuration: registration.cimd_denied: {d:?} must be a host name, or a client id URL as clients send it (lower-case scheme and host, a path, no default port)");
+                }
+            } else {
+                *d = d.trim_end_matches('.').to_ascii_lowercase();
+                if d.is_empty() || d.contains(['/', ':', '@', ' ']) {
+                    bail!("configuration: registration.cimd_denied: {d:?} must be a host name or a client id URL");
+                }
             }
         }
         for o in &self.cors.allowed_origins {
@@ -2711,6 +2734,32 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert!(c.registration.cimd_allow_http_loopback);
         assert!(c.registration.cimd_enabled);
         assert_eq!(c.registration.cimd_allowed_hosts, ["clients.example.com"]);
+        let args = ConfigArgs::default().with_env(
+            "OAUTH_REGISTRATION__CIMD_DENIED",
+            "[\"Evil.Example.\", \"https://pages.example.net/a/c.json\"]",
+        );
+        let c = Config::load(&args).unwrap();
+        assert_eq!(
+            c.registration.cimd_denied,
+            ["evil.example", "https://pages.example.net/a/c.json"]
+        );
+        // A URL that no client id can be (compared as strings, it would match nothing) and a
+        // host with a path are refused at start, not ignored.
+        for bad in [
+            "HTTPS://pages.example.net/a/c.json",
+            "https://pages.example.net:443/a/c.json",
+            "https://pages.example.net",
+            "pages.example.net/a",
+            "",
+        ] {
+            let args = ConfigArgs::default()
+                .with_env("OAUTH_REGISTRATION__CIMD_DENIED", format!("[{bad:?}]"));
+            let e = Config::load(&args).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("registration.cimd_denied"),
+                "{bad}: {e:#}"
+            );
+        }
         let c = Config::load(&ConfigArgs::default()).unwrap();
         assert!(!c.registration.cimd_allow_http_loopback);
         let args = ConfigArgs::default()

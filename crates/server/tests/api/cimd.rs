@@ -871,6 +871,72 @@ async fn documents_can_be_turned_off_and_limited_to_hosts() {
     assert_eq!(docs.total(), 0);
 }
 
+/// The operator's deny list refuses a document client that is stored and granted as much as a
+/// new one: no authorization and no refresh, and nothing fetched for it. A URL denies one id
+/// on its host and leaves the host's other ids; a host denies them all. The refusal spends
+/// nothing: with the denial lifted, the same refresh token works.
+#[tokio::test]
+async fn a_denied_client_id_or_host_is_refused_even_when_stored_and_granted() {
+    const PATH: &str = "/clients/lookalike.json";
+    const OTHER: &str = "/clients/other.json";
+    let docs = DocServer::start().await;
+    let id = docs.url(PATH);
+    let other = docs.url(OTHER);
+    docs.serve_doc(PATH, &document(&id));
+    docs.serve_doc(OTHER, &document(&other));
+    let (app, _clock) = spawn(true).await;
+    let user = app.user("denied@example.com", "denied-org").await;
+    let cookie = app.session(&user).await;
+    let rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    let deny = |list: Vec<String>| {
+        move |c: &mut oauth_server::Config| {
+            c.registration.cimd_allow_http_loopback = true;
+            c.registration.cimd_denied = list;
+        }
+    };
+    let app = app.restart_with(deny(vec![id.clone()])).await;
+    let fetched = docs.hits(PATH);
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    let r = authorize(&app, &id, CALLBACK).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("does not accept this client"), "{page}");
+    assert_eq!(
+        docs.hits(PATH),
+        fetched,
+        "a denied document is never fetched"
+    );
+    // The row stays (for the operator to delete), and so does its grant.
+    assert!(app.server.store.get_client(&id).await.unwrap().is_some());
+    // Another id on the same host is not touched by a denied URL.
+    assert_eq!(authorize(&app, &other, CALLBACK).await.status(), 302);
+    // A denied host refuses every id on it, stored or not.
+    let host = url::Url::parse(&id).unwrap().host_str().unwrap().to_owned();
+    let app = app.restart_with(deny(vec![host])).await;
+    assert_refused_page(
+        &app,
+        &docs.url("/clients/new.json"),
+        "does not accept this client",
+    )
+    .await;
+    let r = authorize(&app, &other, CALLBACK).await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("does not accept this client"));
+    let (status, _) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 401);
+    // Lifted, the refresh token the refusals met works: they spent nothing of it.
+    let app = app.restart_with(deny(Vec::new())).await;
+    let (status, body) = refresh(&app, &id, &rt).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Signs `cookie`'s user through the consent page for `redirect_uri` and exchanges the code:
 /// the refresh token.
 async fn authorize_and_exchange(
