@@ -143,6 +143,36 @@ pub enum UsersCommand {
         #[arg(long)]
         email: String,
     },
+    /// List users, oldest first: of one organization, or of all.
+    List {
+        /// Only the users of this organization id.
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// One page of a list.
+#[derive(Debug, clap::Args)]
+pub struct PageArgs {
+    /// The page to show, from 1.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=oauth_core::page::MAX_PAGE_NUMBER))]
+    pub page: u64,
+    /// Entries per page.
+    #[arg(long, default_value_t = oauth_core::page::DEFAULT_PAGE_SIZE,
+          value_parser = clap::value_parser!(u64).range(1..=oauth_core::page::MAX_PAGE_SIZE))]
+    pub size: u64,
+}
+
+impl PageArgs {
+    fn spec(&self) -> oauth_core::PageSpec {
+        oauth_core::PageSpec {
+            number: self.page,
+            size: self.size,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +186,13 @@ pub enum ApiKeysCommand {
     },
     /// Revoke an API key by its id.
     Revoke { id: String },
+    /// List a user's API keys (never the keys themselves), revoked ones included, oldest first.
+    List {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +202,15 @@ pub enum ClientsCommand {
     /// Delete a client of any organization (a registered one included, which no member can
     /// delete): its grants, codes and tokens end with it.
     Delete { client_id: String },
+    /// List an organization's clients, oldest first. The clients registered through
+    /// `/oauth/register` and those met through their metadata documents are in the
+    /// organization `org_third_party_clients`.
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -279,6 +325,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 d.clients_created
             );
             output(cli.json, serde_json::to_value(&d)?, &text)
+        }
+        Command::Users(UsersCommand::List { org, page }) => {
+            list_users(&config, cli.json, org.as_deref(), &page).await
+        }
+        Command::ApiKeys(ApiKeysCommand::List { email, page }) => {
+            list_api_keys(&config, cli.json, &email, &page).await
+        }
+        Command::Clients(ClientsCommand::List { org, page }) => {
+            list_clients(&config, cli.json, &org, &page).await
         }
         Command::ApiKeys(ApiKeysCommand::Create { email, name }) => {
             let store = open_existing_store(&config).await?;
@@ -573,6 +628,188 @@ async fn list_events(
         json!({"events": rows, "next_before": next_before}),
         &text,
     )
+}
+
+/// `users list`: one page of users.
+async fn list_users(
+    config: &Config,
+    json_output: bool,
+    org: Option<&str>,
+    page: &PageArgs,
+) -> anyhow::Result<()> {
+    let spec = page.spec();
+    let store = open_existing_store(config).await?;
+    let users = store.list_users(org, spec).await;
+    store.close().await;
+    let users = users?;
+    let rows: Vec<serde_json::Value> = users
+        .items
+        .iter()
+        .map(|u| {
+            json!({
+                "user_id": u.id,
+                "email": u.email,
+                "org_id": u.org_id,
+                "created_at": oauth_core::timefmt::rfc3339(u.created_at),
+            })
+        })
+        .collect();
+    let lines = users.items.iter().map(|u| {
+        format!(
+            "{:<36} {:<20} {:<36} {}",
+            u.id,
+            oauth_core::timefmt::rfc3339(u.created_at),
+            u.org_id,
+            u.email
+        )
+    });
+    let header = format!(
+        "{:<36} {:<20} {:<36} EMAIL",
+        "ID", "CREATED", "ORGANIZATION"
+    );
+    let text = table(header, lines, "no users", spec, users.total);
+    output(
+        json_output,
+        json!({"users": rows, "total": users.total, "page": spec.number}),
+        &text,
+    )
+}
+
+/// `api-keys list`: one page of a user's API keys.
+async fn list_api_keys(
+    config: &Config,
+    json_output: bool,
+    email: &str,
+    page: &PageArgs,
+) -> anyhow::Result<()> {
+    let spec = page.spec();
+    let store = open_existing_store(config).await?;
+    let keys = async {
+        let Some(user) = store.find_user_by_email(email).await? else {
+            bail!("no user with email {email}");
+        };
+        Ok(store.list_api_keys(&user.id, spec).await?)
+    }
+    .await;
+    store.close().await;
+    let keys = keys?;
+    let time = |t: Option<i64>| t.map(oauth_core::timefmt::rfc3339);
+    let rows: Vec<serde_json::Value> = keys
+        .items
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "created_at": oauth_core::timefmt::rfc3339(k.created_at),
+                "last_used_at": time(k.last_used_at),
+                "revoked_at": time(k.revoked_at),
+            })
+        })
+        .collect();
+    let dash = |t: Option<i64>| time(t).unwrap_or_else(|| "-".to_owned());
+    let lines = keys.items.iter().map(|k| {
+        format!(
+            "{:<36} {:<20} {:<20} {:<20} {}",
+            k.id,
+            oauth_core::timefmt::rfc3339(k.created_at),
+            dash(k.last_used_at),
+            dash(k.revoked_at),
+            k.name.as_deref().unwrap_or("-")
+        )
+    });
+    let header = format!(
+        "{:<36} {:<20} {:<20} {:<20} NAME",
+        "ID", "CREATED", "LAST USED", "REVOKED"
+    );
+    let text = table(header, lines, "no API keys", spec, keys.total);
+    output(
+        json_output,
+        json!({"api_keys": rows, "total": keys.total, "page": spec.number}),
+        &text,
+    )
+}
+
+/// `clients list`: one page of an organization's clients.
+async fn list_clients(
+    config: &Config,
+    json_output: bool,
+    org: &str,
+    page: &PageArgs,
+) -> anyhow::Result<()> {
+    let spec = page.spec();
+    let store = open_existing_store(config).await?;
+    let clients = store
+        .list_clients(org, &oauth_store::ClientFilter::default(), spec)
+        .await;
+    store.close().await;
+    let clients = clients?;
+    let rows: Vec<serde_json::Value> = clients
+        .items
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.client_id,
+                "name": c.settings.name,
+                "origin": c.origin.as_str(),
+                "client_type": c.settings.client_type.as_str(),
+                "verified": c.verified,
+                "created_at": oauth_core::timefmt::rfc3339(c.created_at),
+                "redirect_uris": c.settings.redirect_uris,
+            })
+        })
+        .collect();
+    let lines = clients.items.iter().map(|c| {
+        format!(
+            "{:<36} {:<20} {:<18} {:<8} {}",
+            c.client_id,
+            oauth_core::timefmt::rfc3339(c.created_at),
+            c.origin.as_str(),
+            if c.verified { "yes" } else { "no" },
+            c.settings.name
+        )
+    });
+    let header = format!(
+        "{:<36} {:<20} {:<18} {:<8} NAME",
+        "CLIENT ID", "CREATED", "ORIGIN", "VERIFIED"
+    );
+    let text = table(header, lines, "no clients", spec, clients.total);
+    output(
+        json_output,
+        json!({"clients": rows, "total": clients.total, "page": spec.number}),
+        &text,
+    )
+}
+
+/// A list's text: the header and its lines, or `empty`; and where the page stands.
+fn table(
+    header: String,
+    lines: impl Iterator<Item = String>,
+    empty: &str,
+    spec: oauth_core::PageSpec,
+    total: u64,
+) -> String {
+    let mut text = header;
+    let mut shown = 0u64;
+    for line in lines {
+        text.push('\n');
+        text.push_str(line.trim_end());
+        shown += 1;
+    }
+    if shown == 0 {
+        return if total == 0 {
+            empty.to_owned()
+        } else {
+            format!("{empty} on page {} ({total} in all)", spec.number)
+        };
+    }
+    let first = (spec.number - 1) * spec.size + 1;
+    text.push_str(&format!("\n({first}-{} of {total}", first + shown - 1));
+    if first + shown - 1 < total {
+        text.push_str(&format!("; more: --page {}", spec.number + 1));
+    }
+    text.push(')');
+    text
 }
 
 /// RFC 3339 (`2026-01-31T12:00:00Z`) or Unix seconds.

@@ -1,6 +1,6 @@
 //! Accounts: organizations, users, API keys, browser sessions and failed logins.
 
-use oauth_core::UnixSeconds;
+use oauth_core::{PageSpec, UnixSeconds};
 
 use async_trait::async_trait;
 
@@ -10,10 +10,11 @@ use crate::writes::{Exec, WriteJob};
 use crate::AccountStore;
 use crate::{
     ApiKey, DeletedUser, LoginReservation, NewApiKey, NewLoginDevice, NewSecurityEvent, NewSession,
-    NewUser, Organization, PasswordChange, Result, User,
+    NewUser, Organization, Page, PasswordChange, Result, User,
 };
 
 const USER_COLUMNS: &str = "id, org_id, email, password_hash, created_at";
+const API_KEY_COLUMNS: &str = "id, user_id, name, created_at, last_used_at, revoked_at";
 
 /// The advisory lock that serializes the failed-login counter of `key` (PostgreSQL): FNV-1a
 /// over a label and the key, the same number on every instance.
@@ -148,6 +149,59 @@ impl<B: Engine> AccountStore for B {
     async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>> {
         let sql = "SELECT id, name, created_at FROM organizations WHERE name = $1";
         self.point_read(sql, &[Arg::Text(name)]).await
+    }
+
+    /// Two reads: the count and the page.
+    async fn list_users(&self, org_id: Option<&str>, page: PageSpec) -> Result<Page<User>> {
+        let (where_sql, mut args) = match org_id {
+            Some(org) => ("WHERE org_id = $1", vec![Arg::Text(org)]),
+            None => ("", Vec::new()),
+        };
+        let total = self
+            .rows_read::<Count>(
+                &format!("SELECT COUNT(*) AS n FROM users {where_sql}"),
+                &args,
+            )
+            .await?
+            .first()
+            .map_or(0, |c| c.0);
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {where_sql} ORDER BY created_at, id \
+             LIMIT ${} OFFSET ${}",
+            args.len() + 1,
+            args.len() + 2
+        );
+        args.push(Arg::Int(page.limit()));
+        args.push(Arg::Int(page.offset()));
+        Ok(Page {
+            items: self.rows_read(&sql, &args).await?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// Two reads: the count and the page.
+    async fn list_api_keys(&self, user_id: &str, page: PageSpec) -> Result<Page<ApiKey>> {
+        let total = self
+            .rows_read::<Count>(
+                "SELECT COUNT(*) AS n FROM api_keys WHERE user_id = $1",
+                &[Arg::Text(user_id)],
+            )
+            .await?
+            .first()
+            .map_or(0, |c| c.0);
+        let sql = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        );
+        let args = [
+            Arg::Text(user_id),
+            Arg::Int(page.limit()),
+            Arg::Int(page.offset()),
+        ];
+        Ok(Page {
+            items: self.rows_read(&sql, &args).await?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -655,14 +709,7 @@ struct KeyAndUser(ApiKey, User);
 
 impl FromCols for KeyAndUser {
     fn from_cols(r: &impl Cols) -> Result<Self> {
-        let key = ApiKey {
-            id: r.col("id")?,
-            user_id: r.col("user_id")?,
-            name: r.col("name")?,
-            created_at: r.col("created_at")?,
-            last_used_at: r.col("last_used_at")?,
-            revoked_at: r.col("revoked_at")?,
-        };
+        let key = ApiKey::from_cols(r)?;
         let user = User {
             id: key.user_id.clone(),
             org_id: r.col("org_id")?,
@@ -671,6 +718,20 @@ impl FromCols for KeyAndUser {
             created_at: r.col("user_created_at")?,
         };
         Ok(KeyAndUser(key, user))
+    }
+}
+
+/// A row of [`API_KEY_COLUMNS`].
+impl FromCols for ApiKey {
+    fn from_cols(r: &impl Cols) -> Result<Self> {
+        Ok(ApiKey {
+            id: r.col("id")?,
+            user_id: r.col("user_id")?,
+            name: r.col("name")?,
+            created_at: r.col("created_at")?,
+            last_used_at: r.col("last_used_at")?,
+            revoked_at: r.col("revoked_at")?,
+        })
     }
 }
 

@@ -534,6 +534,11 @@ pub trait AccountStore: Send + Sync {
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>>;
     async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    /// Users, oldest first: of the organization `org_id`, or of all; with the count across
+    /// pages.
+    async fn list_users(&self, org_id: Option<&str>, page: PageSpec) -> Result<Page<User>>;
+    /// The user's API keys, revoked ones included, oldest first; with the count across pages.
+    async fn list_api_keys(&self, user_id: &str, page: PageSpec) -> Result<Page<ApiKey>>;
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     /// The live (not revoked) key with this hash, and its user. Records `now` as the key's last
     /// use, at most once a minute, so that a busy key does not write on every request.

@@ -510,3 +510,170 @@ async fn the_operator_deletes_a_client_of_any_organization() {
         assert_eq!(app.events("client.deleted").await.len(), 2);
     }
 }
+
+/// `--json` output of an admin command that must succeed.
+fn admin_json(app: &TestApp, args: &[&str]) -> Value {
+    let (ok, out, err) = admin(app, args, None);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+/// The values of `field` in the rows under `list`, sorted.
+fn column(printed: &Value, list: &str, field: &str) -> Vec<String> {
+    let mut values: Vec<String> = printed[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {printed}"))
+        .iter()
+        .map(|row| row[field].as_str().unwrap().to_owned())
+        .collect();
+    values.sort();
+    values
+}
+
+/// The list commands show the operator who and what is there, a page at a time: users (of
+/// one organization or all), a user's API keys without the keys, and an organization's
+/// clients, the registered ones under the organization of third-party clients.
+#[tokio::test]
+async fn the_operator_lists_users_their_keys_and_clients() {
+    for (app, _db) in on_both_databases(|_| {}).await {
+        let a = app.user("a@example.com", "acme").await;
+        let b = app.user("b@example.com", "acme").await;
+        let c = app.user("c@example.com", "other").await;
+        let everyone = admin_json(&app, &["users", "list", "--json"]);
+        assert_eq!(everyone["total"], 4, "{everyone}");
+        let emails = column(&everyone, "users", "email");
+        assert_eq!(emails.len(), 4);
+        for u in [&a, &b, &c] {
+            assert!(emails.contains(&u.email), "{everyone}");
+        }
+        assert!(
+            !everyone.to_string().contains("argon2"),
+            "no password hash: {everyone}"
+        );
+        let acme = admin_json(&app, &["users", "list", "--org", &a.org_id, "--json"]);
+        assert_eq!(acme["total"], 2);
+        assert_eq!(
+            column(&acme, "users", "email"),
+            [a.email.as_str(), b.email.as_str()]
+        );
+        assert_eq!(
+            column(&acme, "users", "org_id"),
+            [a.org_id.as_str(), a.org_id.as_str()]
+        );
+        // Pages: one at a time, all four seen once; past the end, none.
+        let mut paged = Vec::new();
+        for page in ["1", "2", "3", "4"] {
+            let one = admin_json(
+                &app,
+                &["users", "list", "--size", "1", "--page", page, "--json"],
+            );
+            assert_eq!(one["total"], 4);
+            paged.extend(column(&one, "users", "email"));
+        }
+        paged.sort();
+        assert_eq!(paged, emails);
+        let past = admin_json(
+            &app,
+            &["users", "list", "--size", "1", "--page", "5", "--json"],
+        );
+        assert_eq!((&past["users"], &past["total"]), (&json!([]), &json!(4)));
+        for bad in [["--size", "0"], ["--size", "101"], ["--page", "0"]] {
+            let (ok, out, err) = admin(&app, &["users", "list", bad[0], bad[1]], None);
+            assert!(!ok && out.is_empty(), "{bad:?}: {out}");
+            assert!(err.contains(bad[0]), "{bad:?}: {err}");
+        }
+        let (ok, text, _) = admin(&app, &["users", "list", "--org", &c.org_id], None);
+        assert!(ok);
+        assert!(
+            text.contains("c@example.com") && text.contains("(1-1 of 1)"),
+            "{text}"
+        );
+        assert!(!text.contains("a@example.com"), "{text}");
+
+        // API keys: a second key, revoked; the keys themselves are never shown.
+        assert_eq!(app.get(&a.api_key, "/oauth_clients").await.0, 200);
+        let second = admin_json(
+            &app,
+            &[
+                "api-keys", "create", "--email", &a.email, "--name", "second", "--json",
+            ],
+        );
+        let second_id = second["id"].as_str().unwrap().to_owned();
+        let second_key = second["api_key"].as_str().unwrap().to_owned();
+        admin_json(&app, &["api-keys", "revoke", &second_id, "--json"]);
+        let keys = admin_json(&app, &["api-keys", "list", "--email", &a.email, "--json"]);
+        assert_eq!(keys["total"], 2, "{keys}");
+        let listed = keys["api_keys"].as_array().unwrap();
+        let revoked: Vec<&Value> = listed
+            .iter()
+            .filter(|k| k["id"] == second_id.as_str())
+            .collect();
+        assert_eq!(revoked.len(), 1, "{keys}");
+        assert_eq!(revoked[0]["name"], "second");
+        assert!(revoked[0]["revoked_at"].is_string(), "{keys}");
+        assert!(revoked[0]["last_used_at"].is_null(), "{keys}");
+        let first = listed
+            .iter()
+            .find(|k| k["id"] != second_id.as_str())
+            .unwrap();
+        assert!(
+            first["revoked_at"].is_null() && first["last_used_at"].is_string(),
+            "{keys}"
+        );
+        let (ok, text, _) = admin(&app, &["api-keys", "list", "--email", &a.email], None);
+        assert!(ok);
+        for printed in [keys.to_string(), text] {
+            assert!(!printed.contains(&second_key) && !printed.contains(&a.api_key));
+        }
+        let none = admin_json(
+            &app,
+            &[
+                "api-keys", "list", "--email", &b.email, "--size", "1", "--json",
+            ],
+        );
+        assert_eq!(none["total"], 1);
+        let (ok, _, err) = admin(
+            &app,
+            &["api-keys", "list", "--email", "nobody@example.com"],
+            None,
+        );
+        assert!(!ok);
+        assert!(err.contains("no user with email"), "{err}");
+
+        // Clients: a member's, and a registered one among the third parties'.
+        let (own_id, _) =
+            cc_client_with(&app, &a.api_key, confidential_client("Own machine")).await;
+        let r = app
+            .http
+            .post(app.at("/oauth/register"))
+            .json(&json!({"client_name": "Registered", "redirect_uris": [REDIRECT]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, registered) = crate::support::status_json(r).await;
+        assert_eq!(status, 201, "{registered}");
+        let listed = admin_json(&app, &["clients", "list", "--org", &a.org_id, "--json"]);
+        assert_eq!(listed["total"], 1);
+        assert_eq!(column(&listed, "clients", "client_id"), [own_id.as_str()]);
+        assert_eq!(listed["clients"][0]["origin"], "management");
+        assert!(!listed.to_string().contains("secret"), "{listed}");
+        let third = admin_json(
+            &app,
+            &[
+                "clients",
+                "list",
+                "--org",
+                oauth_core::client::THIRD_PARTY_ORG_ID,
+                "--json",
+            ],
+        );
+        assert_eq!(
+            column(&third, "clients", "client_id"),
+            [registered["client_id"].as_str().unwrap()]
+        );
+        assert_eq!(third["clients"][0]["name"], "Registered");
+        let (ok, text, _) = admin(&app, &["clients", "list", "--org", "org_nobody"], None);
+        assert!(ok);
+        assert_eq!(text.trim(), "no clients");
+    }
+}
