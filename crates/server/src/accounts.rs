@@ -189,6 +189,11 @@ pub struct DeletedUser {
     /// Clients the user created: they stay with the organization, but a first-party client's
     /// client-credentials tokens act for no user from now on.
     pub clients_created: u64,
+    pub org_id: String,
+    /// The organization's users after the deletion. At 0 its clients stay, and those that
+    /// use `client_credentials` still get tokens: the operator lists them with `clients list
+    /// --org` and deletes those no one runs any more.
+    pub members_left: u64,
 }
 
 /// Removes a user (`oauth-server users delete`): their sessions, API keys and grants end with
@@ -220,6 +225,13 @@ pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Re
             ("clients_created", ended.clients_created.into()),
         ],
     );
+    let members_left = store
+        .list_users(
+            Some(&user.org_id),
+            oauth_core::PageSpec { number: 1, size: 1 },
+        )
+        .await?
+        .total;
     Ok(DeletedUser {
         user_id: user.id,
         email: user.email,
@@ -227,6 +239,8 @@ pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Re
         api_keys_revoked: ended.api_keys,
         grants_revoked: ended.grants,
         clients_created: ended.clients_created,
+        org_id: user.org_id,
+        members_left,
     })
 }
 

@@ -314,7 +314,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let deleted = accounts::delete_user(store.as_ref(), &email, clock.now()).await;
             store.close().await;
             let d = deleted?;
-            let text = format!(
+            let mut text = format!(
                 "deleted user {} ({}): {} session(s) signed out, {} API key(s) and {} grant(s) \
                  revoked; {} client(s) they created stay with the organization",
                 d.email,
@@ -324,6 +324,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 d.grants_revoked,
                 d.clients_created
             );
+            if d.members_left == 0 {
+                text.push_str(&format!(
+                    "\norganization {} has no member left; its clients stay, and those using \
+                     client_credentials still get tokens: see `oauth-server clients list --org {}`",
+                    d.org_id, d.org_id
+                ));
+            }
             output(cli.json, serde_json::to_value(&d)?, &text)
         }
         Command::Users(UsersCommand::List { org, page }) => {

@@ -142,6 +142,8 @@ async fn deleting_a_user_ends_everything_they_could_reach() {
                 "api_keys_revoked": 2,
                 "grants_revoked": 1,
                 "clients_created": 2,
+                "org_id": leaver.org_id,
+                "members_left": 1,
             })
         );
 
@@ -675,5 +677,27 @@ async fn the_operator_lists_users_their_keys_and_clients() {
         let (ok, text, _) = admin(&app, &["clients", "list", "--org", "org_nobody"], None);
         assert!(ok);
         assert_eq!(text.trim(), "no clients");
+
+        // The last member of an organization leaves: the deletion says what stays behind.
+        let (other_id, other_secret) =
+            cc_client_with(&app, &c.api_key, confidential_client("Other's")).await;
+        let (ok, text, err) = admin(&app, &["users", "delete", "--email", &c.email], None);
+        assert!(ok, "{err}");
+        let hint = format!("see `oauth-server clients list --org {}`", c.org_id);
+        assert!(
+            text.contains("has no member left") && text.contains(&hint),
+            "{text}"
+        );
+        let left = admin_json(&app, &["clients", "list", "--org", &c.org_id, "--json"]);
+        assert_eq!(column(&left, "clients", "client_id"), [other_id.as_str()]);
+        assert!(!cc_token(&app, &other_id, &other_secret, None)
+            .await
+            .is_empty());
+        let (ok, text, err) = admin(&app, &["users", "delete", "--email", &b.email], None);
+        assert!(ok, "{err}");
+        assert!(
+            !text.contains("no member left"),
+            "a remains in acme: {text}"
+        );
     }
 }
