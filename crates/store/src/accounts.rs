@@ -151,57 +151,22 @@ impl<B: Engine> AccountStore for B {
         self.point_read(sql, &[Arg::Text(name)]).await
     }
 
-    /// Two reads: the count and the page.
     async fn list_users(&self, org_id: Option<&str>, page: PageSpec) -> Result<Page<User>> {
-        let (where_sql, mut args) = match org_id {
-            Some(org) => ("WHERE org_id = $1", vec![Arg::Text(org)]),
-            None => ("", Vec::new()),
+        let (from_where, args) = match org_id {
+            Some(org) => ("users WHERE org_id = $1", vec![Arg::Text(org)]),
+            None => ("users", Vec::new()),
         };
-        let total = self
-            .rows_read::<Count>(
-                &format!("SELECT COUNT(*) AS n FROM users {where_sql}"),
-                &args,
-            )
-            .await?
-            .first()
-            .map_or(0, |c| c.0);
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users {where_sql} ORDER BY created_at, id \
-             LIMIT ${} OFFSET ${}",
-            args.len() + 1,
-            args.len() + 2
-        );
-        args.push(Arg::Int(page.limit()));
-        args.push(Arg::Int(page.offset()));
-        Ok(Page {
-            items: self.rows_read(&sql, &args).await?,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        let order = "created_at, id";
+        engine::read_page(self, (USER_COLUMNS, from_where, order), &args, page).await
     }
 
-    /// Two reads: the count and the page.
     async fn list_api_keys(&self, user_id: &str, page: PageSpec) -> Result<Page<ApiKey>> {
-        let total = self
-            .rows_read::<Count>(
-                "SELECT COUNT(*) AS n FROM api_keys WHERE user_id = $1",
-                &[Arg::Text(user_id)],
-            )
-            .await?
-            .first()
-            .map_or(0, |c| c.0);
-        let sql = format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 \
-             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        let query = (
+            API_KEY_COLUMNS,
+            "api_keys WHERE user_id = $1",
+            "created_at, id",
         );
-        let args = [
-            Arg::Text(user_id),
-            Arg::Int(page.limit()),
-            Arg::Int(page.offset()),
-        ];
-        Ok(Page {
-            items: self.rows_read(&sql, &args).await?,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        engine::read_page(self, query, &[Arg::Text(user_id)], page).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {

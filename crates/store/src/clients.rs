@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 
 use crate::engine::{self, Engine};
-use crate::shared::{to_json, Arg, Cols, Count, FromCols, Where};
+use crate::shared::{to_json, Arg, Cols, FromCols, Where};
 use crate::writes::{Exec, WriteJob};
 use crate::ClientStore;
 use crate::{ClientFilter, Page, Result, StoreError};
@@ -147,32 +147,12 @@ impl<B: Engine> ClientStore for B {
                 "verified = FALSE"
             });
         }
-        let where_sql = format!("org_id = $1{}", w.sql);
-
-        let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 3);
+        let from_where = format!("oauth_clients WHERE org_id = $1{}", w.sql);
+        let order = format!("created_at, {}, client_id", d.insertion_order);
+        let mut args: Vec<Arg> = Vec::with_capacity(binds.len() + 1);
         args.push(Arg::Text(org_id));
         args.extend(binds.iter().map(|b| Arg::Text(b)));
-        let count_sql = format!("SELECT COUNT(*) AS n FROM oauth_clients WHERE {where_sql}");
-        let total = self
-            .rows_read::<Count>(&count_sql, &args)
-            .await?
-            .first()
-            .map_or(0, |c| c.0);
-
-        let list_sql = format!(
-            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE {where_sql} \
-             ORDER BY created_at, {}, client_id LIMIT ${} OFFSET ${}",
-            d.insertion_order,
-            w.next,
-            w.next + 1
-        );
-        args.push(Arg::Int(page.limit()));
-        args.push(Arg::Int(page.offset()));
-        let items: Vec<Client> = self.rows_read(&list_sql, &args).await?;
-        Ok(Page {
-            items,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        engine::read_page(self, (CLIENT_COLUMNS, &from_where, &order), &args, page).await
     }
 
     async fn edit_client(

@@ -12,9 +12,11 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 
-use crate::shared::{Arg, FromCols};
+use oauth_core::PageSpec;
+
+use crate::shared::{Arg, Count, FromCols};
 use crate::writes::{Exec, WriteJob};
-use crate::{ConnectionUsage, Dialect, Result, Store};
+use crate::{ConnectionUsage, Dialect, Page, Result, Store};
 
 pub(crate) trait Engine: Send + Sync + 'static {
     const DIALECT: Dialect;
@@ -44,6 +46,32 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// How the connections are used now.
     fn connection_usage(&self) -> ConnectionUsage;
+}
+
+/// One page of the rows of `from_where` (a table and its `WHERE` clause, whose placeholders
+/// `$1`, `$2`, ... are `args`), their `columns` in `order`, and the count of them all: two
+/// reads.
+pub(crate) async fn read_page<B: Engine, T: FromCols + Send>(
+    engine: &B,
+    (columns, from_where, order): (&str, &str, &str),
+    args: &[Arg<'_>],
+    page: PageSpec,
+) -> Result<Page<T>> {
+    let total = engine
+        .point_read::<Count>(&format!("SELECT COUNT(*) AS n FROM {from_where}"), args)
+        .await?
+        .map_or(0, |c| c.0);
+    let sql = format!(
+        "SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        args.len() + 1,
+        args.len() + 2
+    );
+    let mut all = args.to_vec();
+    all.extend([Arg::Int(page.limit()), Arg::Int(page.offset())]);
+    Ok(Page {
+        items: engine.rows_read(&sql, &all).await?,
+        total: u64::try_from(total).unwrap_or(0),
+    })
 }
 
 /// Every engine is a [`Store`]: the area traits are implemented for any engine in their own

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::audit::{event_args, insert_event, NEW_EVENT_COLUMNS};
 use crate::clients::{client_joined_sql, CLIENT_COLUMNS};
 use crate::engine::{self, Engine};
-use crate::shared::{joined, to_json, Arg, Cols, Count, FromCols};
+use crate::shared::{joined, to_json, Arg, Cols, FromCols};
 use crate::tokens::{insert_refresh, revoke_grant_refresh_tokens, revoke_token_family};
 use crate::writes::{
     lock_live_grant, new_refresh_values, note_grant_use, Exec, Head, WithGrantUse, WriteJob,
@@ -291,28 +291,10 @@ impl<B: Engine> GrantStore for B {
     }
 
     async fn list_grants(&self, user_id: &str, page: PageSpec) -> Result<Page<Grant>> {
-        let total = self
-            .point_read::<Count>(
-                "SELECT COUNT(*) AS n FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL",
-                &[Arg::Text(user_id)],
-            )
-            .await?
-            .map_or(0, |c| c.0);
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants WHERE user_id = $1 AND revoked_at IS NULL \
-             ORDER BY created_at, {}, id LIMIT $2 OFFSET $3",
-            Self::DIALECT.insertion_order
-        );
-        let args = [
-            Arg::Text(user_id),
-            Arg::Int(page.limit()),
-            Arg::Int(page.offset()),
-        ];
-        let items = self.rows_read(&sql, &args).await?;
-        Ok(Page {
-            items,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        let order = format!("created_at, {}, id", Self::DIALECT.insertion_order);
+        let from_where = "oauth_grants WHERE user_id = $1 AND revoked_at IS NULL";
+        let query = (GRANT_COLUMNS, from_where, order.as_str());
+        engine::read_page(self, query, &[Arg::Text(user_id)], page).await
     }
 
     /// A point read.
