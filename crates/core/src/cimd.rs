@@ -42,14 +42,52 @@ pub struct DocumentPolicy<'a> {
     pub allow_http_loopback: bool,
 }
 
-/// Does `policy` refuse the client id `client_id`, whose host is `host`?
+/// Does `policy` refuse the client id `client_id`, whose host is `host`? A host written with
+/// its final dot (`evil.example.`) is the same host.
 fn is_denied(policy: DocumentPolicy<'_>, client_id: &str, host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
     policy.denied.iter().any(|d| {
         d == client_id
             || host
                 .strip_suffix(d.as_str())
                 .is_some_and(|under| under.is_empty() || under.ends_with('.'))
     })
+}
+
+/// What an entry of the operator's deny list ([`DocumentPolicy::denied`]) means: a host name
+/// in the form client ids' hosts take (lower case, an international name in its `xn--` form, an
+/// IPv4 or bracketed IPv6 address as URLs write them, no final dot), or a URL that could be a
+/// client id, kept as it is. `Err`: why no client id could match it (a wildcard, a leading dot,
+/// a port or a path on a host, a URL in a form no client id takes).
+pub fn denied_entry(entry: &str) -> Result<String, &'static str> {
+    let lower = entry.get(..8).unwrap_or("").to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        let any = DocumentPolicy {
+            enabled: true,
+            allowed_hosts: &[],
+            denied: &[],
+            allow_http_loopback: true,
+        };
+        return match classify(entry, any) {
+            ClientIdKind::Document(_) => Ok(entry.to_owned()),
+            _ => Err(
+                "a URL must be written as a client id is: https (http only on a loopback \
+                      host), lower-case scheme and host, no default port, a path, and no query, \
+                      fragment or user information",
+            ),
+        };
+    }
+    const HOST: &str = "write a host name alone, such as evil.example (it refuses every host \
+                        under it too), or a client id URL";
+    let odd = |c: char| c.is_whitespace() || c.is_control() || "/\\?#@%*".contains(c);
+    if entry.is_empty() || entry.starts_with('.') || entry.chars().any(odd) {
+        return Err(HOST);
+    }
+    let name = entry.strip_suffix('.').unwrap_or(entry);
+    match Url::parse(&format!("https://{name}/")) {
+        Ok(url) if url.port().is_none() => url.host_str().map(str::to_owned).ok_or(HOST),
+        _ => Err(HOST),
+    }
 }
 
 /// Is `host` a loopback host name or literal?
@@ -441,6 +479,9 @@ mod tests {
         for refused in [
             ID,
             "https://example.com/c.json",
+            "https://example.com./c.json",
+            "https://a.b.example.com./c.json",
+            "https://example.com:8443/c.json",
             "https://a.b.example.com/c.json",
             "https://pages.example.net/evil/client.json",
         ] {
@@ -473,6 +514,59 @@ mod tests {
             ..self::policy()
         };
         assert_eq!(classify("http://127.0.0.1:8080/c.json", policy), why);
+    }
+
+    #[test]
+    fn deny_list_entries_take_the_form_client_ids_are_matched_in() {
+        for (entry, normal) in [
+            ("Evil.Example.", "evil.example"),
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("127.000.000.001", "127.0.0.1"),
+            ("0x7f.0.0.1", "127.0.0.1"),
+            ("[::1]", "[::1]"),
+            ("evil.example:443", "evil.example"),
+            (
+                "https://pages.example.net/a/c.json",
+                "https://pages.example.net/a/c.json",
+            ),
+            (
+                "http://localhost:8080/c.json",
+                "http://localhost:8080/c.json",
+            ),
+        ] {
+            assert_eq!(denied_entry(entry).as_deref(), Ok(normal), "{entry}");
+        }
+        // The normal form refuses what the entry names.
+        let denied = vec![denied_entry("bücher.example").unwrap()];
+        let policy = DocumentPolicy {
+            denied: &denied,
+            ..policy()
+        };
+        assert!(matches!(
+            classify("https://a.xn--bcher-kva.example/c.json", policy),
+            ClientIdKind::Refused(_)
+        ));
+        for dead in [
+            "",
+            ".sub.example",
+            "*.wild.example",
+            "evil.example\t",
+            "evil example",
+            "evil.example:8443",
+            "evil.example/c.json",
+            "a%2eexample",
+            "::1",
+            "user@evil.example",
+            "http://evil.example/c.json",
+            "HTTPS://evil.example/c.json",
+            "https://evil.example:443/c.json",
+            "https://evil.example",
+            "https://evil.example/c.json?x=1",
+            "https://evil.example/c.json#f",
+            "https://u:p@evil.example/c.json",
+        ] {
+            assert!(denied_entry(dead).is_err(), "{dead:?}");
+        }
     }
 
     fn draft(doc: serde_json::Value) -> Result<ClientDraft, DocumentError> {

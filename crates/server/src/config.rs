@@ -1312,20 +1312,9 @@ impl Config {
             }
         }
         for d in &mut reg.cimd_denied {
-            let lower = d.get(..8).unwrap_or("").to_ascii_lowercase();
-            if lower.starts_with("https://") || lower.starts_with("http://") {
-                // Compared with client ids as strings: only the form a client id is accepted in
-                // can match one.
-                let normal = url::Url::parse(d)
-                    .is_ok_and(|u| u.as_str() == d && u.host_str().is_some() && u.path() != "/");
-                if !normal {
-                    bail!("configuration: registration.cimd_denied: {d:?} must be a host name, or a client id URL as clients send it (lower-case scheme and host, a path, no default port)");
-                }
-            } else {
-                *d = d.trim_end_matches('.').to_ascii_lowercase();
-                if d.is_empty() || d.contains(['/', ':', '@', ' ']) {
-                    bail!("configuration: registration.cimd_denied: {d:?} must be a host name or a client id URL");
-                }
+            match oauth_core::cimd::denied_entry(d) {
+                Ok(normal) => *d = normal,
+                Err(why) => bail!("configuration: registration.cimd_denied: {d:?}: {why}"),
             }
         }
         for o in &self.cors.allowed_origins {
@@ -2750,6 +2739,7 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "https://pages.example.net:443/a/c.json",
             "https://pages.example.net",
             "pages.example.net/a",
+            "*.pages.example.net",
             "",
         ] {
             let args = ConfigArgs::default()

@@ -63,6 +63,14 @@ pub async fn decide(
     else {
         return Ok(None);
     };
+    // A document client the configuration no longer accepts (the operator denied it while the
+    // request was pending) gets nothing: the request is used up, and not even an error goes to
+    // its redirect URI.
+    if !crate::cimd::still_accepted(&state.config.registration, &client) {
+        state.store.consume_consent(&hash, user_id, now).await?;
+        tracing::info!(client_id = %client.client_id, "a consent request was dropped: its client is no longer accepted");
+        return Ok(None);
+    }
     // A redirect URI no longer registered is judged on the client as it is when the decision is
     // written, not as read here: the request is used up, so that it cannot be tried again, and
     // the browser stays here.

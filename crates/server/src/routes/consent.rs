@@ -81,6 +81,9 @@ async fn details(
         .get_client(&c.client_id)
         .await?
         .filter(|client| client.accepts_redirect_uri(&c.redirect_uri))
+        // A document client the configuration no longer accepts (denied since the request was
+        // made, say) is shown to no one.
+        .filter(|client| crate::cimd::still_accepted(&state.config.registration, client))
     else {
         return Ok(None);
     };

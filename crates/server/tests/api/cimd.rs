@@ -888,6 +888,12 @@ async fn a_denied_client_id_or_host_is_refused_even_when_stored_and_granted() {
     let user = app.user("denied@example.com", "denied-org").await;
     let cookie = app.session(&user).await;
     let rt = authorize_and_exchange(&app, &cookie, &id, CALLBACK).await;
+    // A request for `other` waits on the consent page while the operator denies its host.
+    let r = app
+        .get_with_cookie(&path_of(&params(&other, CALLBACK)), &cookie)
+        .await;
+    assert_eq!(r.status(), 302);
+    let pending = param(&location(&r), "consent_token").unwrap();
     let deny = |list: Vec<String>| {
         move |c: &mut oauth_server::Config| {
             c.registration.cimd_allow_http_loopback = true;
@@ -931,10 +937,39 @@ async fn a_denied_client_id_or_host_is_refused_even_when_stored_and_granted() {
         .contains("does not accept this client"));
     let (status, _) = refresh(&app, &id, &rt).await;
     assert_eq!(status, 401);
-    // Lifted, the refresh token the refusals met works: they spent nothing of it.
+    // The pending request shows nothing and approves nothing, and is used up by the attempt:
+    // no code goes to the denied client, not even an error.
+    let page = app
+        .get_with_cookie(&format!("/consent?consent_token={pending}"), &cookie)
+        .await;
+    assert_eq!(page.status(), 422);
+    let (status, body) = app
+        .get(&user.api_key, &format!("/oauth/consent/{pending}"))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let approve = json!({"consent_token": pending, "allowed": true});
+    let (status, body) = app
+        .post_json(&user.api_key, "/oauth/grants", &approve)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.get("redirect_to").is_none(), "{body}");
+    // Lifted, the refresh token the refusals met works: they spent nothing of it. The pending
+    // request stays used up, and `other` was granted nothing.
     let app = app.restart_with(deny(Vec::new())).await;
     let (status, body) = refresh(&app, &id, &rt).await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(&user.api_key, "/oauth/grants", &approve)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let grants = app
+        .server
+        .store
+        .list_grants(&user.user_id, oauth_core::PageSpec::default())
+        .await
+        .unwrap();
+    let granted: Vec<&str> = grants.items.iter().map(|g| g.client_id.as_str()).collect();
+    assert_eq!(granted, [id.as_str()]);
 }
 
 /// Signs `cookie`'s user through the consent page for `redirect_uri` and exchanges the code:
