@@ -674,7 +674,12 @@ async fn list_users(
         "{:<36} {:<20} {:<36} EMAIL",
         "ID", "CREATED", "ORGANIZATION"
     );
-    let text = table(header, lines, "no users", spec, users.total);
+    // `users create --org` takes a name; these lists take the id.
+    let empty = match org {
+        Some(org) => format!("no users in the organization with id {org:?} (--org takes an id, as `users list` shows it)"),
+        None => "no users".to_owned(),
+    };
+    let text = table(header, lines, &empty, spec, users.total);
     output(
         json_output,
         json!({"users": rows, "total": users.total, "page": spec.number}),
@@ -692,7 +697,8 @@ async fn list_api_keys(
     let spec = page.spec();
     let store = open_existing_store(config).await?;
     let keys = async {
-        let Some(user) = store.find_user_by_email(email).await? else {
+        let email = accounts::normalize_email(email)?;
+        let Some(user) = store.find_user_by_email(&email).await? else {
             bail!("no user with email {email}");
         };
         Ok(store.list_api_keys(&user.id, spec).await?)
@@ -780,7 +786,10 @@ async fn list_clients(
         "{:<36} {:<20} {:<18} {:<8} NAME",
         "CLIENT ID", "CREATED", "ORIGIN", "VERIFIED"
     );
-    let text = table(header, lines, "no clients", spec, clients.total);
+    let empty = format!(
+        "no clients in the organization with id {org:?} (--org takes an id, as `users list` shows it)"
+    );
+    let text = table(header, lines, &empty, spec, clients.total);
     output(
         json_output,
         json!({"clients": rows, "total": clients.total, "page": spec.number}),

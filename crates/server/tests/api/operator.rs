@@ -603,7 +603,10 @@ async fn the_operator_lists_users_their_keys_and_clients() {
         let second_id = second["id"].as_str().unwrap().to_owned();
         let second_key = second["api_key"].as_str().unwrap().to_owned();
         admin_json(&app, &["api-keys", "revoke", &second_id, "--json"]);
-        let keys = admin_json(&app, &["api-keys", "list", "--email", &a.email, "--json"]);
+        let keys = admin_json(
+            &app,
+            &["api-keys", "list", "--email", " A@Example.COM ", "--json"],
+        );
         assert_eq!(keys["total"], 2, "{keys}");
         let listed = keys["api_keys"].as_array().unwrap();
         let revoked: Vec<&Value> = listed
@@ -676,7 +679,10 @@ async fn the_operator_lists_users_their_keys_and_clients() {
         assert_eq!(third["clients"][0]["name"], "Registered");
         let (ok, text, _) = admin(&app, &["clients", "list", "--org", "org_nobody"], None);
         assert!(ok);
-        assert_eq!(text.trim(), "no clients");
+        assert!(
+            text.starts_with("no clients in the organization with id \"org_nobody\""),
+            "{text}"
+        );
 
         // The last member of an organization leaves: the deletion says what stays behind.
         let (other_id, other_secret) =
