@@ -915,17 +915,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// The store of a database that exists. The commands that act on what a database holds do not
 /// make an empty one where the URL was mistyped or not set, only to report what was asked for
 /// missing ("no client with id ..."), as if it had been deleted already; `serve`, `migrate` and
-/// `users create` make one.
+/// `users create` make one. Nor do they give this server's tables to a database it never ran on
+/// (a URL naming another application's database, or an empty file).
 async fn open_existing_store(
     config: &Config,
 ) -> anyhow::Result<std::sync::Arc<dyn oauth_store::Store>> {
-    if let Some(file) = signing::sqlite_database_file(&config.database_url) {
+    let url = &config.database_url;
+    if let Some(file) = signing::sqlite_database_file(url) {
         if !file.exists() {
             bail!(
                 "no database at {}: check OAUTH_DATABASE_URL (database_url); this command makes none",
                 file.display()
             );
         }
+    }
+    // A database that cannot be read is reported by opening it, in its own words.
+    if oauth_store::applied_migrations(url)
+        .await
+        .is_ok_and(|applied| applied.is_empty())
+    {
+        bail!(
+            "the {} database named by OAUTH_DATABASE_URL (database_url) holds no oauth-server \
+             tables: check the URL; `oauth-server migrate` makes them in a new database",
+            database_engine(url)
+        );
     }
     open_store(config).await
 }

@@ -32,11 +32,21 @@ fn admin_with(
     stdin: Option<&str>,
     kek: Option<&str>,
 ) -> (bool, String, String) {
+    admin_at(&app.database_url, args, stdin, kek)
+}
+
+/// Runs an admin command against the database at `database_url`.
+fn admin_at(
+    database_url: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    kek: Option<&str>,
+) -> (bool, String, String) {
     let mut command = Command::new(BIN);
     command
         .env_remove("OAUTH_CONFIG")
         .env_remove("OAUTH_KEY_ENCRYPTION_KEY")
-        .env("OAUTH_DATABASE_URL", &app.database_url);
+        .env("OAUTH_DATABASE_URL", database_url);
     if let Some(kek) = kek {
         command.env("OAUTH_KEY_ENCRYPTION_KEY", kek);
     }
@@ -705,5 +715,53 @@ async fn the_operator_lists_users_their_keys_and_clients() {
             !text.contains("no member left"),
             "a remains in acme: {text}"
         );
+    }
+}
+
+/// The commands that read or remove refuse a database this server never ran on (a URL naming
+/// another application's database, an empty file) and give it none of their tables.
+#[tokio::test]
+async fn admin_commands_leave_a_foreign_database_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.db");
+    std::fs::write(&file, b"").unwrap();
+    let mut databases = vec![(format!("sqlite://{}", file.display()), None)];
+    if let Some((url, guard)) = crate::db::postgres_url().await {
+        databases.push((url, Some(guard)));
+    }
+    for (url, _guard) in &databases {
+        let commands: [&[&str]; 6] = [
+            &["users", "list"],
+            &["api-keys", "list", "--email", "a@example.com"],
+            &["clients", "delete", "c"],
+            &["users", "delete", "--email", "a@example.com"],
+            &["events", "list"],
+            &["keys", "list"],
+        ];
+        for args in commands {
+            let (ok, out, err) = admin_at(url, args, None, Some(POSTGRES_KEK));
+            assert!(!ok && out.is_empty(), "{args:?}: {out}");
+            assert!(
+                err.contains("holds no oauth-server tables"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        0,
+        "no table in the file"
+    );
+    if let Some((url, _)) = databases.get(1) {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let (tables,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(tables, 0, "no table in the database");
     }
 }
