@@ -84,9 +84,23 @@ pub fn denied_entry(entry: &str) -> Result<String, &'static str> {
         return Err(HOST);
     }
     let name = entry.strip_suffix('.').unwrap_or(entry);
+    // A port (`:443` included, which a URL would drop) is not part of a host.
+    let port = match name.strip_prefix('[') {
+        Some(literal) => !literal.ends_with(']'),
+        None => name.contains(':'),
+    };
+    if port {
+        return Err(HOST);
+    }
     match Url::parse(&format!("https://{name}/")) {
-        Ok(url) if url.port().is_none() => url.host_str().map(str::to_owned).ok_or(HOST),
-        _ => Err(HOST),
+        // One final dot is the same host; a host left with another (`evil.example..`) is none
+        // a client id's host, its final dot dropped, could be.
+        Ok(url) => url
+            .host_str()
+            .filter(|host| !host.ends_with('.'))
+            .map(str::to_owned)
+            .ok_or(HOST),
+        Err(_) => Err(HOST),
     }
 }
 
@@ -524,7 +538,6 @@ mod tests {
             ("127.000.000.001", "127.0.0.1"),
             ("0x7f.0.0.1", "127.0.0.1"),
             ("[::1]", "[::1]"),
-            ("evil.example:443", "evil.example"),
             (
                 "https://pages.example.net/a/c.json",
                 "https://pages.example.net/a/c.json",
@@ -553,6 +566,10 @@ mod tests {
             "evil.example\t",
             "evil example",
             "evil.example:8443",
+            "evil.example:443",
+            "evil.example:",
+            "[::1]:443",
+            "evil.example..",
             "evil.example/c.json",
             "a%2eexample",
             "::1",
