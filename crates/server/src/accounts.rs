@@ -194,11 +194,19 @@ pub struct DeletedUser {
     /// use `client_credentials` still get tokens: the operator lists them with `clients list
     /// --org` and deletes those no one runs any more.
     pub members_left: u64,
+    /// Whether the account's failed sign-ins went too (the command had the server's key).
+    pub failed_sign_ins_forgotten: bool,
 }
 
 /// Removes a user (`oauth-server users delete`): their sessions, API keys and grants end with
-/// them, in one write with the `user.deleted` event.
-pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Result<DeletedUser> {
+/// them, in one write with the `user.deleted` event, and with them the account's failed
+/// sign-ins when `login_keys` (the server's key for them) is given.
+pub async fn delete_user(
+    store: &dyn Store,
+    login_keys: Option<&DigestKey>,
+    email: &str,
+    now: i64,
+) -> anyhow::Result<DeletedUser> {
     let email = normalize_email(email)?;
     let Some(user) = store.find_user_by_email(&email).await? else {
         bail!("no user with email {email}");
@@ -210,7 +218,11 @@ pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Re
         now,
     );
     let Some(ended) = store
-        .delete_user(&user.id, Some(event.row().clone()))
+        .delete_user(
+            &user.id,
+            login_keys.map(|k| account_key(k, &email)).as_deref(),
+            Some(event.row().clone()),
+        )
         .await?
     else {
         // Deleted by someone else since it was found.
@@ -241,6 +253,7 @@ pub async fn delete_user(store: &dyn Store, email: &str, now: i64) -> anyhow::Re
         clients_created: ended.clients_created,
         org_id: user.org_id,
         members_left,
+        failed_sign_ins_forgotten: login_keys.is_some(),
     })
 }
 

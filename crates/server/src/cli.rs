@@ -311,7 +311,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(UsersCommand::Delete { email }) => {
             let store = open_existing_store(&config).await?;
-            let deleted = accounts::delete_user(store.as_ref(), &email, clock.now()).await;
+            // The account's failed sign-ins are counted under a key derived from the server's
+            // key-encryption key: without it they stay (for their window) and the user goes
+            // all the same.
+            let kek =
+                signing::existing_key_encryption_key(&config, store.as_ref(), clock.now()).await;
+            let login_keys = match &kek {
+                Ok(kek) => kek.as_ref().map(crate::app::login_failure_keys),
+                Err(_) => None,
+            };
+            let deleted =
+                accounts::delete_user(store.as_ref(), login_keys.as_ref(), &email, clock.now())
+                    .await;
             store.close().await;
             let d = deleted?;
             let mut text = format!(
@@ -324,6 +335,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 d.grants_revoked,
                 d.clients_created
             );
+            if let Err(why) = &kek {
+                text.push_str(&format!(
+                    "\nthe account's failed sign-ins stay for their window (the address, given \
+                     to someone again, may find it locked until then): {why}"
+                ));
+            }
             if d.members_left == 0 {
                 text.push_str(&format!(
                     "\norganization {} has no member left; its clients stay, and those using \

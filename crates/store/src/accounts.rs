@@ -247,10 +247,12 @@ impl<B: Engine> AccountStore for B {
     async fn delete_user(
         &self,
         user_id: &str,
+        forget_failures: Option<&str>,
         event: Option<NewSecurityEvent>,
     ) -> Result<Option<DeletedUser>> {
         self.write(DeleteUser {
             user_id: user_id.to_owned(),
+            forget_failures: forget_failures.map(str::to_owned),
             event,
         })
         .await
@@ -530,6 +532,7 @@ impl WriteJob for ChangePassword {
 /// row (`ON DELETE CASCADE`).
 struct DeleteUser {
     user_id: String,
+    forget_failures: Option<String>,
     event: Option<NewSecurityEvent>,
 }
 
@@ -565,6 +568,13 @@ impl WriteJob for DeleteUser {
         if e.execute("DELETE FROM users WHERE id = $1", &user).await? != 1 {
             // No such user: the deletes above found nothing of theirs either.
             return Ok(None);
+        }
+        if let Some(key) = &self.forget_failures {
+            e.execute(
+                "DELETE FROM login_failures WHERE key = $1",
+                &[Arg::Text(key)],
+            )
+            .await?;
         }
         if let Some(event) = &self.event {
             let mut event = event.clone();

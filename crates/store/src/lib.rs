@@ -563,11 +563,14 @@ pub trait AccountStore: Send + Sync {
     async fn change_password(&self, change: &PasswordChange) -> Result<Option<u64>>;
     /// Removes the user, in one transaction with `event`: their sessions, login devices, API
     /// keys, consent requests and grants (and with the grants their codes, refresh tokens and
-    /// token families, so their access tokens are no longer live) go with the row. `Ok(None)`:
-    /// there is no such user, and nothing was written.
+    /// token families, so their access tokens are no longer live) go with the row, and the
+    /// failed sign-ins counted under `forget_failures`, the account's key, when given (someone
+    /// given the address later does not find the account locked). `Ok(None)`: there is no such
+    /// user, and nothing was written.
     async fn delete_user(
         &self,
         user_id: &str,
+        forget_failures: Option<&str>,
         event: Option<NewSecurityEvent>,
     ) -> Result<Option<DeletedUser>>;
     /// Deletes every session of the user but `keep_session` (a cookie hash), and every login

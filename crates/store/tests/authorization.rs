@@ -1085,7 +1085,7 @@ async fn a_removed_user_leaves_nothing_and_gets_no_consent_request(store: &dyn S
     };
 
     let ended = store
-        .delete_user(&alice.id, Some(event.clone()))
+        .delete_user(&alice.id, None, Some(event.clone()))
         .await
         .unwrap()
         .unwrap();
@@ -1125,7 +1125,10 @@ async fn a_removed_user_leaves_nothing_and_gets_no_consent_request(store: &dyn S
     assert_eq!(live_consent(store, "late", &alice.id, NOW).await, None);
     // Once only: nothing written the second time, no second event.
     assert_eq!(
-        store.delete_user(&alice.id, Some(event)).await.unwrap(),
+        store
+            .delete_user(&alice.id, None, Some(event))
+            .await
+            .unwrap(),
         None
     );
     let events = events_of_kind(store, "user.deleted").await;

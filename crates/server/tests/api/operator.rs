@@ -136,6 +136,14 @@ async fn deleting_a_user_ends_everything_they_could_reach() {
             200
         );
 
+        // Someone has been guessing the account's password: it is locked.
+        for _ in 0..5 {
+            let r = app.post_login(&leaver.email, "a wrong guess", "/").await;
+            assert_eq!(r.status(), 401);
+        }
+        let r = app.post_login(&leaver.email, &leaver.password, "/").await;
+        assert_eq!(r.status(), 429);
+
         let (ok, out, err) = admin(
             &app,
             &["users", "delete", "--email", "Leaver@Example.com", "--json"],
@@ -154,6 +162,7 @@ async fn deleting_a_user_ends_everything_they_could_reach() {
                 "clients_created": 2,
                 "org_id": leaver.org_id,
                 "members_left": 1,
+                "failed_sign_ins_forgotten": true,
             })
         );
 
@@ -230,9 +239,14 @@ async fn deleting_a_user_ends_everything_they_could_reach() {
         assert_eq!(app.get(&stayer.api_key, "/oauth_clients").await.0, 200);
         assert_eq!(app.events("user.deleted").await.len(), 1);
 
-        // The address can be given to someone new, who inherits nothing.
+        // The address can be given to someone new, who inherits nothing: not the grants, and
+        // not the lock the guesses left on the address.
         let newcomer = app.user("leaver@example.com", "acme").await;
         assert_ne!(newcomer.user_id, leaver.user_id);
+        let r = app
+            .post_login(&newcomer.email, &newcomer.password, "/")
+            .await;
+        assert_eq!(r.status(), 303, "not locked");
         let (status, grants) = app.get(&newcomer.api_key, "/oauth_grants").await;
         assert_eq!(status, 200);
         assert_eq!(grants["data"], json!([]), "{grants}");
@@ -414,6 +428,7 @@ async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
         }
         let deleted = oauth_server::accounts::delete_user(
             app.server.store.as_ref(),
+            None,
             &user.email,
             app.clock.now(),
         )
