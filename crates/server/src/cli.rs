@@ -946,11 +946,17 @@ async fn open_existing_store(
             );
         }
     }
-    // A database that cannot be read is reported by opening it, in its own words.
-    if oauth_store::applied_migrations(url)
+    // Read without changing anything; a database that cannot be read stops the command too,
+    // rather than be migrated on the chance that it is ours.
+    let holds = oauth_store::holds_server_tables(url)
         .await
-        .is_ok_and(|applied| applied.is_empty())
-    {
+        .with_context(|| {
+            format!(
+                "reading the {} database named by OAUTH_DATABASE_URL (database_url)",
+                database_engine(url)
+            )
+        })?;
+    if !holds {
         bail!(
             "the {} database named by OAUTH_DATABASE_URL (database_url) holds no oauth-server \
              tables: check the URL; `oauth-server migrate` makes them in a new database",

@@ -42,7 +42,7 @@ mod writes;
 
 pub use clients::{ClientEdit, EditedClient};
 pub use grants::Decide;
-pub use migrations::{applied_migrations, AppliedMigration};
+pub use migrations::{applied_migrations, holds_server_tables, AppliedMigration};
 pub use oauth_core::entity::{
     ApiKey, AuthorizationCode, ConsentRequest, Grant, Organization, RefreshToken, User,
 };

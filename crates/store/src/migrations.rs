@@ -1,5 +1,5 @@
 //! What the migrations did: the migrations a database has applied, so that `oauth-server
-//! migrate` can say which ones it ran.
+//! migrate` can say which ones it ran, and whether a database holds this server's tables at all.
 
 use rusqlite::OpenFlags;
 use sqlx::Connection;
@@ -46,6 +46,52 @@ pub async fn applied_migrations(url: &str) -> Result<Vec<AppliedMigration>> {
             "reading the applied migrations: {e}"
         ))),
     }
+}
+
+/// The tables every migrated database holds from its first migration on, and that another
+/// application's database is unlikely to hold both of.
+const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
+
+/// Does the database at `url` hold this server's tables, where its statements would find them
+/// (PostgreSQL: the first schema of the connection's `search_path`, where the migrations would
+/// create them)? Read over a connection of its own, changing nothing: a SQLite file is opened
+/// read-only (a missing one is an error, not created) and a lock held by another process is
+/// waited for up to 5 s, then an error.
+pub async fn holds_server_tables(url: &str) -> Result<bool> {
+    if url.starts_with("sqlite:") {
+        let path = crate::sqlite::file_path(url)?;
+        return tokio::task::spawn_blocking(move || sqlite_holds_tables(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("reading the tables: {e}")))?;
+    }
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let found: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+         WHERE schemaname = current_schema() AND tablename = ANY($1)",
+    )
+    .bind(&MARKER_TABLES[..])
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    let (found,) = found.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(found == MARKER_TABLES.len() as i64)
+}
+
+fn sqlite_holds_tables(path: &std::path::Path) -> Result<bool> {
+    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let found: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+            MARKER_TABLES,
+            |r| r.get(0),
+        )
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(found == MARKER_TABLES.len() as i64)
 }
 
 /// SQLite: the migrations up to the file's recorded version (`sqlite_migrate.rs`).

@@ -768,15 +768,102 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         "no table in the file"
     );
     if let Some((url, _)) = databases.get(1) {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let (tables,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-        assert_eq!(tables, 0, "no table in the database");
+        assert_eq!(
+            pg_tables(url, "public").await,
+            0,
+            "no table in the database"
+        );
     }
+
+    // Another application's SQLite file, with a schema version of its own: refused, and left
+    // exactly as it was (its version, its journal mode, its tables).
+    let other = dir.path().join("other.db");
+    let url = format!("sqlite://{}", other.display());
+    let conn = crate::support::sqlite(&url);
+    conn.execute_batch(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    let (ok, _, err) = admin_at(&url, &["users", "list"], None, None);
+    assert!(!ok);
+    assert!(err.contains("holds no oauth-server tables"), "{err}");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tables, ["notes"]);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, journal.as_str()), (7, "delete"));
+    // Held by another process's write lock, it cannot be read: the command stops rather than
+    // migrate it on the chance that it is ours.
+    conn.execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (body) VALUES ('pending');")
+        .unwrap();
+    let (ok, out, err) = admin_at(&url, &["users", "list"], None, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("reading the SQLite database"), "{err}");
+    conn.execute_batch("ROLLBACK").unwrap();
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1, "still only its own table");
+}
+
+/// Tables in `schema` of the PostgreSQL database at `url`.
+async fn pg_tables(url: &str, schema: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let (tables,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = $1")
+            .bind(schema)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    tables
+}
+
+/// On PostgreSQL the tables are looked for where the migrations would make them: the first
+/// schema of the `search_path`, not one further along it that holds them already.
+#[tokio::test]
+async fn admin_commands_look_for_the_tables_in_the_first_schema_of_the_path() {
+    let Some((url, _guard)) = crate::db::postgres_url().await else {
+        eprintln!("skipped: OAUTH_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (ok, _, err) = admin_at(&url, &["migrate"], None, Some(POSTGRES_KEK));
+    assert!(ok, "{err}");
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE SCHEMA empty")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let with_path = |path: &str| {
+        let mut u = url::Url::parse(&url).unwrap();
+        u.query_pairs_mut()
+            .append_pair("options", &format!("-c search_path={path}"));
+        u.to_string()
+    };
+    let shadowed = with_path("empty,public");
+    let (ok, out, err) = admin_at(&shadowed, &["users", "list"], None, Some(POSTGRES_KEK));
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("holds no oauth-server tables"), "{err}");
+    assert_eq!(pg_tables(&url, "empty").await, 0);
+    // Where the path starts with the schema that holds them, the command runs.
+    let direct = with_path("public,empty");
+    let (ok, out, err) = admin_at(&direct, &["users", "list"], None, Some(POSTGRES_KEK));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "no users");
+    assert_eq!(pg_tables(&url, "empty").await, 0);
 }
