@@ -54,9 +54,9 @@ const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
 
 /// Does the database at `url` hold this server's tables, where its statements would find them
 /// (PostgreSQL: the first schema of the connection's `search_path`, where the migrations would
-/// create them)? Read over a connection of its own, changing nothing: a SQLite file is opened
-/// read-only (a missing one is an error, not created) and a lock held by another process is
-/// waited for up to 5 s, then an error.
+/// create them), with the record of the migrations that made them? Read over a connection of
+/// its own, changing nothing: a SQLite file is opened read-only (a missing one is an error,
+/// not created) and a lock held by another process is waited for up to 5 s, then an error.
 pub async fn holds_server_tables(url: &str) -> Result<bool> {
     if url.starts_with("sqlite:") {
         let path = crate::sqlite::file_path(url)?;
@@ -67,31 +67,35 @@ pub async fn holds_server_tables(url: &str) -> Result<bool> {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    let found: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
-        "SELECT COUNT(*) FROM pg_catalog.pg_tables \
-         WHERE schemaname = current_schema() AND tablename = ANY($1)",
+    // `to_regclass` needs no right on the catalogue's views, as the server itself needs none;
+    // with no schema on the path, `current_schema()` is NULL and so is every name.
+    let found: std::result::Result<(bool,), sqlx::Error> = sqlx::query_as(
+        "SELECT bool_and(to_regclass(quote_ident(current_schema()) || '.' || quote_ident(t)) \
+                         IS NOT NULL) \
+         FROM unnest($1::text[]) AS t",
     )
-    .bind(&MARKER_TABLES[..])
+    .bind([MARKER_TABLES[0], MARKER_TABLES[1], "_sqlx_migrations"])
     .fetch_one(&mut conn)
     .await;
     let _ = conn.close().await;
     let (found,) = found.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    Ok(found == MARKER_TABLES.len() as i64)
+    Ok(found)
 }
 
 fn sqlite_holds_tables(path: &std::path::Path) -> Result<bool> {
+    let unavailable = |e: rusqlite::Error| StoreError::Unavailable(Box::new(e));
     let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        .map_err(unavailable)?;
     let found: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
             MARKER_TABLES,
             |r| r.get(0),
         )
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    Ok(found == MARKER_TABLES.len() as i64)
+        .map_err(unavailable)?;
+    Ok(found == MARKER_TABLES.len() as i64 && crate::sqlite_migrate::recorded_version(&conn)? > 0)
 }
 
 /// SQLite: the migrations up to the file's recorded version (`sqlite_migrate.rs`).

@@ -814,6 +814,19 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
         .unwrap();
     assert_eq!(count, 1, "still only its own table");
+    // Tables that happen to bear our names, without the record of our migrations: refused,
+    // before the migrations could try to run on them.
+    conn.execute_batch(
+        "PRAGMA user_version = 0; CREATE TABLE server_state (x); CREATE TABLE oauth_clients (y);",
+    )
+    .unwrap();
+    let (ok, _, err) = admin_at(&url, &["users", "list"], None, None);
+    assert!(!ok);
+    assert!(err.contains("holds no oauth-server tables"), "{err}");
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "delete");
 }
 
 /// Tables in `schema` of the PostgreSQL database at `url`.
@@ -860,6 +873,24 @@ async fn admin_commands_look_for_the_tables_in_the_first_schema_of_the_path() {
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("holds no oauth-server tables"), "{err}");
     assert_eq!(pg_tables(&url, "empty").await, 0);
+    // Nor is a schema whose tables merely bear our names, without our migrations' record.
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        for sql in [
+            "CREATE SCHEMA foreign_app",
+            "CREATE TABLE foreign_app.server_state (x int)",
+            "CREATE TABLE foreign_app.oauth_clients (y int)",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let named = with_path("foreign_app");
+    let (ok, _, err) = admin_at(&named, &["users", "list"], None, Some(POSTGRES_KEK));
+    assert!(!ok);
+    assert!(err.contains("holds no oauth-server tables"), "{err}");
+    assert_eq!(pg_tables(&url, "foreign_app").await, 2);
     // Where the path starts with the schema that holds them, the command runs.
     let direct = with_path("public,empty");
     let (ok, out, err) = admin_at(&direct, &["users", "list"], None, Some(POSTGRES_KEK));
