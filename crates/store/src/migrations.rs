@@ -18,14 +18,9 @@ pub struct AppliedMigration {
 /// created: that is an error.
 pub async fn applied_migrations(url: &str) -> Result<Vec<AppliedMigration>> {
     if url.starts_with("sqlite:") {
-        let path = crate::sqlite::file_path(url)?;
-        return tokio::task::spawn_blocking(move || sqlite_applied(&path))
-            .await
-            .map_err(|e| StoreError::Internal(format!("reading the applied migrations: {e}")))?;
+        return on_sqlite_file(url, sqlite_applied).await;
     }
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let mut conn = pg_connection(url).await?;
     let rows: std::result::Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
         "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
     )
@@ -48,6 +43,24 @@ pub async fn applied_migrations(url: &str) -> Result<Vec<AppliedMigration>> {
     }
 }
 
+/// `read` run on the file of the SQLite URL `url`, off the async runtime's threads.
+async fn on_sqlite_file<T: Send + 'static>(
+    url: &str,
+    read: fn(&std::path::Path) -> Result<T>,
+) -> Result<T> {
+    let path = crate::sqlite::file_path(url)?;
+    tokio::task::spawn_blocking(move || read(&path))
+        .await
+        .map_err(|e| StoreError::Internal(format!("reading the SQLite database: {e}")))?
+}
+
+/// A connection of its own to the PostgreSQL database at `url`.
+async fn pg_connection(url: &str) -> Result<sqlx::PgConnection> {
+    sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))
+}
+
 /// The tables every migrated database holds from its first migration on, and that another
 /// application's database is unlikely to hold both of.
 const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
@@ -59,14 +72,9 @@ const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
 /// not created) and a lock held by another process is waited for up to 5 s, then an error.
 pub async fn holds_server_tables(url: &str) -> Result<bool> {
     if url.starts_with("sqlite:") {
-        let path = crate::sqlite::file_path(url)?;
-        return tokio::task::spawn_blocking(move || sqlite_holds_tables(&path))
-            .await
-            .map_err(|e| StoreError::Internal(format!("reading the tables: {e}")))?;
+        return on_sqlite_file(url, sqlite_holds_tables).await;
     }
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let mut conn = pg_connection(url).await?;
     // `to_regclass` needs no right on the catalogue's views, as the server itself needs none;
     // with no schema on the path, `current_schema()` is NULL and so is every name.
     let found: std::result::Result<(bool,), sqlx::Error> = sqlx::query_as(
