@@ -469,14 +469,12 @@ async fn a_deletion_racing_refreshes_leaves_no_token_behind() {
 async fn the_operator_deletes_a_client_of_any_organization() {
     for (app, _db) in on_both_databases(|_| {}).await {
         let user = app.user("approver@example.com", "acme").await;
-        let r = app
-            .http
-            .post(app.at("/oauth/register"))
-            .json(&json!({"client_name": "Lookalike", "redirect_uris": [REDIRECT]}))
-            .send()
-            .await
-            .unwrap();
-        let (status, registered) = crate::support::status_json(r).await;
+        let (status, registered) = crate::register::register(
+            &app,
+            None,
+            &json!({"client_name": "Lookalike", "redirect_uris": [REDIRECT]}),
+        )
+        .await;
         assert_eq!(status, 201, "{registered}");
         let id = registered["client_id"].as_str().unwrap().to_owned();
         let secret = registered["client_secret"].as_str().unwrap().to_owned();
@@ -673,14 +671,12 @@ async fn the_operator_lists_users_their_keys_and_clients() {
         // Clients: a member's, and a registered one among the third parties'.
         let (own_id, _) =
             cc_client_with(&app, &a.api_key, confidential_client("Own machine")).await;
-        let r = app
-            .http
-            .post(app.at("/oauth/register"))
-            .json(&json!({"client_name": "Registered", "redirect_uris": [REDIRECT]}))
-            .send()
-            .await
-            .unwrap();
-        let (status, registered) = crate::support::status_json(r).await;
+        let (status, registered) = crate::register::register(
+            &app,
+            None,
+            &json!({"client_name": "Registered", "redirect_uris": [REDIRECT]}),
+        )
+        .await;
         assert_eq!(status, 201, "{registered}");
         let listed = admin_json(&app, &["clients", "list", "--org", &a.org_id, "--json"]);
         assert_eq!(listed["total"], 1);

@@ -22,7 +22,8 @@ pub async fn third_party_clients(app: &TestApp) -> u64 {
         .total
 }
 
-async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+/// POST /oauth/register with `body` (and `bearer`, the initial access token): status and body.
+pub(crate) async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = app.http.post(app.at("/oauth/register")).json(body);
     if let Some(b) = bearer {
         req = req.bearer_auth(b);

@@ -7,16 +7,8 @@ use serde_json::{json, Value};
 
 use crate::flow::{location, param, path_of, standard_params, REDIRECT, VERIFIER};
 use crate::oauth_support::{basic, cc_client, cc_request, cc_token, inactive, post_form, Resp};
-use crate::register::third_party_clients;
-use crate::support::{status_json, TestApp};
-
-async fn register(app: &TestApp, bearer: Option<&str>, body: &Value) -> (u16, Value) {
-    let mut req = app.http.post(app.at("/oauth/register")).json(body);
-    if let Some(b) = bearer {
-        req = req.bearer_auth(b);
-    }
-    status_json(req.send().await.unwrap()).await
-}
+use crate::register::{register, third_party_clients};
+use crate::support::TestApp;
 
 /// Signs `claims` with the server's own current key, as if the server had issued them.
 fn sign(app: &TestApp, claims: &AccessTokenClaims) -> String {
