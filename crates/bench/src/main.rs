@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod budget;
 mod load;
 mod procfs;
 mod report;
@@ -61,6 +62,11 @@ pub struct Args {
     /// server's CPUs; the connections are spread over them in turn.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
     pub instances: u16,
+    /// Hold each instance of our server to this many cores (0.05 to 64), in a control group of
+    /// its own (needs root and the cgroup cpu controller): a two-instance run then gives each
+    /// instance what one gets alone, as separate machines would.
+    #[arg(long, value_name = "CORES")]
+    pub cpu_budget: Option<f64>,
     /// Load with wrk (one thread, on the load generator's CPUs) instead of the harness's own
     /// generator; scenarios that are not one fixed request are skipped.
     #[arg(long)]

@@ -128,6 +128,9 @@ pub struct Pinning {
     /// `taskset -c` list for this process (the load generator), e.g. `0`.
     pub load: Option<String>,
     pub note: String,
+    /// `--cpu-budget`: the CPUs each instance of our server may use, in cores (a control group
+    /// per instance, `crate::budget`).
+    pub cpu_budget: Option<f64>,
 }
 
 impl Pinning {
@@ -138,6 +141,7 @@ impl Pinning {
             server: None,
             load: None,
             note: note.to_owned(),
+            cpu_budget: None,
         };
         if disabled {
             return none("not pinned (--no-pin)");
@@ -158,7 +162,19 @@ impl Pinning {
             note: format!("server on CPU {server}, load generator on CPU {load}"),
             server: Some(server),
             load: Some(load),
+            cpu_budget: None,
         }
+    }
+
+    /// Holds our server's process `pid` to `--cpu-budget` in a control group of its own named
+    /// `name`; nothing without the option.
+    pub fn confine(&self, name: &str, pid: u32) -> anyhow::Result<Option<crate::budget::Group>> {
+        let Some(cores) = self.cpu_budget else {
+            return Ok(None);
+        };
+        let group = crate::budget::Group::create(name, cores)?;
+        group.add(pid)?;
+        Ok(Some(group))
     }
 
     /// Pins every thread of this process (the load generator) to its CPUs.

@@ -77,7 +77,15 @@ pub async fn main(args: Args, machine: Machine) -> anyhow::Result<ExitCode> {
             bail!("--wrk needs wrk on the path (apt-get install wrk)");
         }
     }
-    let pinning = Pinning::plan(machine.cpus, args.no_pin);
+    let mut pinning = Pinning::plan(machine.cpus, args.no_pin);
+    if let Some(cores) = args.cpu_budget {
+        crate::budget::check(cores)?;
+        pinning.cpu_budget = Some(cores);
+        pinning.note = format!(
+            "{}; each instance of ours held to {cores} cores",
+            pinning.note
+        );
+    }
     if let Err(e) = pinning.pin_self() {
         eprintln!("warning: {e:#}");
     }

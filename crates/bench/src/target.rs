@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::budget::Group;
 use crate::procfs::Pinning;
 
 /// How long a server may take to say it is listening (a debug build migrating PostgreSQL is the
@@ -61,6 +62,8 @@ pub struct Target {
     log: PathBuf,
     /// Further instances of our server on the same database (`--instances`).
     more: Vec<Instance>,
+    /// The first instance's control group (`--cpu-budget`), removed after the child is gone.
+    group: Option<Group>,
 }
 
 /// A further instance: the same server, settings and database as the target's first.
@@ -68,6 +71,7 @@ struct Instance {
     addr: SocketAddr,
     pid: u32,
     child: Child,
+    group: Option<Group>,
 }
 
 impl Target {
@@ -103,6 +107,11 @@ impl Target {
         let _ = self.child.wait().await;
         for i in &mut self.more {
             let _ = i.child.wait().await;
+        }
+        // The processes are gone: their control groups can go too.
+        drop(self.group.take());
+        for i in &mut self.more {
+            drop(i.group.take());
         }
     }
 }
@@ -308,6 +317,10 @@ pub async fn start_ours(
     };
     let log = dbs.dir().join(format!("{label}.server.log"));
     let (child, addr) = spawn_listening(serve(), &log, "oauth-server listening on ").await?;
+    let pid = child.id().context("server pid")?;
+    // Unique per run and instance: several harnesses may run at once.
+    let group_name = |n: u16| format!("oauth-bench-{}-{label}-{n}", std::process::id());
+    let group = pinning.confine(&group_name(1), pid)?;
     let mut more = Vec::new();
     for n in 2..=instances {
         let log = dbs.dir().join(format!("{label}.server{n}.log"));
@@ -316,16 +329,19 @@ pub async fn start_ours(
         let mut cmd = serve();
         cmd.env("OAUTH_ISSUER", format!("http://{addr}"));
         let (child, addr) = spawn_listening(cmd, &log, "oauth-server listening on ").await?;
+        let pid = child.id().context("server pid")?;
+        let group = pinning.confine(&group_name(n), pid)?;
         more.push(Instance {
             addr,
-            pid: child.id().context("server pid")?,
+            pid,
             child,
+            group,
         });
     }
     Ok(Target {
         side: Side::Ours,
         addr,
-        pid: child.id().context("server pid")?,
+        pid,
         api_key: key.api_key,
         peer_client: None,
         http: seeding_client()?,
@@ -333,6 +349,7 @@ pub async fn start_ours(
         child,
         log,
         more,
+        group,
     })
 }
 
@@ -420,6 +437,7 @@ async fn start_with_client(
         child,
         log,
         more: Vec::new(),
+        group: None,
     })
 }
 
