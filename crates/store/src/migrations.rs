@@ -4,6 +4,7 @@
 use rusqlite::OpenFlags;
 use sqlx::Connection;
 
+use crate::sqlite_migrate::MARKER_TABLES;
 use crate::{Result, StoreError};
 
 /// One applied migration.
@@ -61,10 +62,6 @@ async fn pg_connection(url: &str) -> Result<sqlx::PgConnection> {
         .map_err(|e| StoreError::Unavailable(Box::new(e)))
 }
 
-/// The tables every migrated database holds from its first migration on, and that another
-/// application's database is unlikely to hold both of.
-const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
-
 /// Does the database at `url` hold this server's tables, where its statements would find them
 /// (PostgreSQL: the first schema of the connection's `search_path`, where the migrations would
 /// create them), with the record of the migrations that made them? Read over a connection of
@@ -96,14 +93,8 @@ fn sqlite_holds_tables(path: &std::path::Path) -> Result<bool> {
         .map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
-    let found: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
-            MARKER_TABLES,
-            |r| r.get(0),
-        )
-        .map_err(unavailable)?;
-    Ok(found == MARKER_TABLES.len() as i64 && crate::sqlite_migrate::recorded_version(&conn)? > 0)
+    let found = crate::sqlite_migrate::holds_marker_tables(&conn).map_err(unavailable)?;
+    Ok(found && crate::sqlite_migrate::recorded_version(&conn)? > 0)
 }
 
 /// SQLite: the migrations up to the file's recorded version (`sqlite_migrate.rs`).

@@ -46,6 +46,7 @@ impl SqliteStore {
         if create {
             create_private(&path)?;
         }
+        crate::sqlite_migrate::refuse_foreign(&path)?;
         // The writer opens (and creates) the file first and switches it to WAL.
         let activity = Arc::new(ReadActivity::default());
         let writer = Writer::open(&path, create, Arc::clone(&activity))?;

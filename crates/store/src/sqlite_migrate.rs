@@ -114,6 +114,45 @@ pub(crate) fn run(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The tables every migrated database holds from its first migration on, and that another
+/// application's database is unlikely to hold both of.
+pub(crate) const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
+
+/// Whether the database holds both [`MARKER_TABLES`].
+pub(crate) fn holds_marker_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    let found: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+        MARKER_TABLES,
+        |r| r.get(0),
+    )?;
+    Ok(found == MARKER_TABLES.len() as i64)
+}
+
+/// Refuses, before anything opens it for writing, a file that records a schema version (its
+/// `user_version`, or a `_sqlx_migrations` table) but does not hold this server's first
+/// tables: another application's database. The migrations would trust the version, skip what
+/// it seems to cover and fail part way, and the writer would switch the file to WAL. Reads
+/// only; a missing or empty file passes.
+pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let version = recorded_version(&conn)?;
+    if version > 0 && !holds_marker_tables(&conn)? {
+        return Err(StoreError::Internal(format!(
+            "{} records schema version {version} but holds no oauth-server tables: it is \
+             another application's database, and was left as it was",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The number of the last migration applied to the database: its `user_version`, or for a
 /// database that sqlx migrated and this runner has not seen yet, the highest one sqlx recorded.
 pub(crate) fn recorded_version(conn: &Connection) -> Result<i64> {

@@ -798,6 +798,21 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!((version, journal.as_str()), (7, "delete"));
+    // `migrate`, which may write, refuses it too: the migrations would trust version 7, skip
+    // the first seven and fail on the eighth, with the file switched to WAL.
+    let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("records schema version 7 but holds no oauth-server tables"),
+        "{err}"
+    );
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((journal.as_str(), count), ("delete", 1), "left as it was");
     // Held by another process's write lock, it cannot be read: the command stops rather than
     // migrate it on the chance that it is ours.
     conn.execute_batch("BEGIN EXCLUSIVE; INSERT INTO notes (body) VALUES ('pending');")
@@ -823,6 +838,39 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(journal, "delete");
+
+    // Another application that records its migrations as sqlx does: its record is not taken
+    // for ours, by `migrate` or by any other command.
+    let sqlx_app = dir.path().join("sqlx-app.db");
+    let url = format!("sqlite://{}", sqlx_app.display());
+    let conn = crate::support::sqlite(&url);
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT, \
+             installed_on TEXT, success BOOLEAN, checksum BLOB, execution_time BIGINT); \
+         INSERT INTO _sqlx_migrations (version, description, success) VALUES \
+             (1, 'orders', TRUE), (2, 'items', TRUE); \
+         CREATE TABLE orders (id INTEGER PRIMARY KEY);",
+    )
+    .unwrap();
+    for args in [&["migrate"][..], &["users", "list"]] {
+        let (ok, out, err) = admin_at(&url, args, None, None);
+        assert!(!ok && out.is_empty(), "{args:?}: {out}");
+        assert!(
+            err.contains("holds no oauth-server tables"),
+            "{args:?}: {err}"
+        );
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((version, tables), (0, 2), "its record was not adopted");
 }
 
 /// Tables in `schema` of the PostgreSQL database at `url`.
