@@ -213,6 +213,22 @@ pub enum ClientsCommand {
     },
 }
 
+/// An error as one line: its context and causes joined by ": ", without a cause whose text the
+/// line already ends with (a database driver's error often quotes its own source in full).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     init_logging(&config, matches!(cli.command, Command::Serve))?;
@@ -1028,4 +1044,39 @@ fn init_logging(config: &Config, serving: bool) -> anyhow::Result<()> {
     });
     let _ = registry.try_init();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    /// An error that quotes its source in its own text, as sqlx's do.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::other("database \"nope\" does not exist");
+        let e = anyhow::Error::new(Quoting(io)).context("reading the PostgreSQL database");
+        assert_eq!(
+            error_line(&e),
+            "reading the PostgreSQL database: error returned from database: \
+             database \"nope\" does not exist"
+        );
+        // A cause the line does not end with is kept.
+        let e = anyhow::anyhow!("connection refused").context("opening the database");
+        assert_eq!(error_line(&e), "opening the database: connection refused");
+    }
 }

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     match oauth_server::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", oauth_server::cli::error_line(&e));
             ExitCode::FAILURE
         }
     }
