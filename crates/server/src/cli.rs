@@ -213,15 +213,15 @@ pub enum ClientsCommand {
     },
 }
 
-/// An error as one line: its context and causes joined by ": ", without a cause whose text the
-/// line already ends with (a database driver's error often quotes its own source in full).
+/// An error as one line: its context and causes joined by ": ", without a cause that the line
+/// already ends with after a ": " (a database driver's error often quotes its own source).
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
         if line.is_empty() {
             line = text;
-        } else if !line.ends_with(&text) {
+        } else if !line.ends_with(&format!(": {text}")) {
             line.push_str(": ");
             line.push_str(&text);
         }
@@ -1078,5 +1078,8 @@ mod tests {
         // A cause the line does not end with is kept.
         let e = anyhow::anyhow!("connection refused").context("opening the database");
         assert_eq!(error_line(&e), "opening the database: connection refused");
+        // A cause that is only the end of a word is a cause of its own.
+        let e = anyhow::anyhow!("locked").context("the database is locked");
+        assert_eq!(error_line(&e), "the database is locked: locked");
     }
 }

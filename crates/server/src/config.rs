@@ -1002,12 +1002,6 @@ pub fn redact_url(url: &str) -> String {
             .unwrap_or("");
         return format!("{scheme}://*** (not a valid URL, so not shown)");
     };
-    let secret_parameter = |name: &str| {
-        let name = name.to_ascii_lowercase();
-        ["pass", "secret", "token", "key"]
-            .iter()
-            .any(|part| name.contains(part))
-    };
     let masked_query = u.query_pairs().any(|(k, _)| secret_parameter(&k)).then(|| {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
@@ -1032,6 +1026,49 @@ pub fn redact_url(url: &str) -> String {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
     u.to_string()
+}
+
+/// Whether a URL's query parameter may hold a secret, by its name.
+fn secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "secret", "token", "key"]
+        .iter()
+        .any(|part| name.contains(part))
+}
+
+/// `text` (an error about the database at `url`, say) with the secrets of `url` masked: its
+/// password, as written and decoded, and the values of its secret parameters. When `url` is not
+/// readable as a URL, its secrets cannot be told apart: the whole text is masked as
+/// [`redact_url`] masks such a URL.
+pub fn without_url_secrets(text: &str, url: &str) -> String {
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.has_host() || u.scheme() == "sqlite");
+    let Some(u) = parsed else {
+        return redact_url(text);
+    };
+    let decoded = |raw: &str| {
+        url::form_urlencoded::parse(format!("v={raw}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(password) = u.password() {
+        secrets.push(password.to_owned());
+        secrets.extend(decoded(password));
+    }
+    for (name, value) in u.query_pairs() {
+        if secret_parameter(&name) {
+            secrets.push(value.into_owned());
+        }
+    }
+    // The longest first, so that a secret holding another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), "***");
+    }
+    text
 }
 
 impl Default for Config {
@@ -2781,6 +2818,23 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         for path in ["sqlite://data/oauth.db", "sqlite:///var/lib/oauth/oauth.db"] {
             assert_eq!(redact_url(path), path);
         }
+    }
+
+    #[test]
+    fn an_error_about_a_database_shows_all_but_its_url_secrets() {
+        let url = "postgres://u:p%40ssSECRET@h/db?sslpassword=KeySECRET&application_name=x";
+        let text = "cannot reach u:p%40ssSECRET@h, p@ssSECRET, KeySECRET; application x";
+        assert_eq!(
+            without_url_secrets(text, url),
+            "cannot reach u:***@h, ***, ***; application x"
+        );
+        // A SQLite path holds no secret: a message about it is shown whole, colons and all.
+        let text = "/data/x.db is another application's database (schema version 7, 1 tables)";
+        assert_eq!(without_url_secrets(text, "sqlite:///data/x.db"), text);
+        // A URL that cannot be read as one: nothing of the text is shown that could hold it.
+        let bad = "postgres://postgres:Pg#SECRET/pw1@127.0.0.1:5432/postgres";
+        let shown = without_url_secrets(&format!("failed for {bad}"), bad);
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 
     #[test]

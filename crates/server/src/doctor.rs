@@ -13,7 +13,7 @@ use oauth_store::{Store, StoredSigningKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{is_loopback_host, redact_url, Config, RateLimitBackend};
+use crate::config::{is_loopback_host, redact_url, without_url_secrets, Config, RateLimitBackend};
 use crate::routes::discovery::{AS_METADATA_PATH, RESOURCE_METADATA_PATH};
 
 /// How long one request to the server, the database or Redis may take.
@@ -264,7 +264,10 @@ async fn database_check(
         Ok(Err(e)) => {
             checks.push(Check::fail(
                 NAME,
-                format!("cannot open {shown}: {}", redact_url(&e.to_string())),
+                format!(
+                    "cannot open {shown}: {}",
+                    without_url_secrets(&e.to_string(), &config.database_url)
+                ),
                 fix,
             ));
             return None;

@@ -1,7 +1,6 @@
 //! What the migrations did: the migrations a database has applied, so that `oauth-server
 //! migrate` can say which ones it ran, and whether a database holds this server's tables at all.
 
-use rusqlite::OpenFlags;
 use sqlx::Connection;
 
 use crate::sqlite_migrate::MARKER_TABLES;
@@ -65,8 +64,9 @@ async fn pg_connection(url: &str) -> Result<sqlx::PgConnection> {
 /// Does the database at `url` hold this server's tables, where its statements would find them
 /// (PostgreSQL: the first schema of the connection's `search_path`, where the migrations would
 /// create them), with the record of the migrations that made them? Read over a connection of
-/// its own, changing nothing: a SQLite file is opened read-only (a missing one is an error,
-/// not created) and a lock held by another process is waited for up to 5 s, then an error.
+/// its own, changing nothing: a SQLite file is opened as a reader (a missing one is an error,
+/// not created; a hot journal left by a crash is rolled back first, as any reader of the file
+/// would) and a lock held by another process is waited for up to 5 s, then an error.
 pub async fn holds_server_tables(url: &str) -> Result<bool> {
     if url.starts_with("sqlite:") {
         return on_sqlite_file(url, sqlite_holds_tables).await;
@@ -89,9 +89,7 @@ pub async fn holds_server_tables(url: &str) -> Result<bool> {
 
 fn sqlite_holds_tables(path: &std::path::Path) -> Result<bool> {
     let unavailable = |e: rusqlite::Error| StoreError::Unavailable(Box::new(e));
-    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(unavailable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
+    let conn = crate::sqlite_migrate::open_to_read(path, std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
     let found = crate::sqlite_migrate::holds_marker_tables(&conn).map_err(unavailable)?;
     Ok(found && crate::sqlite_migrate::recorded_version(&conn)? > 0)
@@ -99,7 +97,7 @@ fn sqlite_holds_tables(path: &std::path::Path) -> Result<bool> {
 
 /// SQLite: the migrations up to the file's recorded version (`sqlite_migrate.rs`).
 fn sqlite_applied(path: &std::path::Path) -> Result<Vec<AppliedMigration>> {
-    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = crate::sqlite_migrate::open_to_read(path, std::time::Duration::from_secs(5))
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let version = crate::sqlite_migrate::recorded_version(&conn)?;
     Ok(crate::sqlite_migrate::MIGRATIONS

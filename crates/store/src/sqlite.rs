@@ -128,6 +128,14 @@ fn location(url: &str) -> Result<Location> {
     if path.is_empty() {
         return Err(bad("no file named"));
     }
+    // SQLite reads a name that starts with `file:` as a URI of its own, naming another file
+    // than the one this store creates and checks.
+    if path
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+    {
+        return Err(bad("write sqlite://PATH; a file: URI is not taken"));
+    }
     Ok(Location::File {
         path: Path::new(path).to_owned(),
         create,
@@ -349,7 +357,15 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(location(url).ok(), Some(want), "{url}");
         }
-        for url in ["postgres://x", "sqlite://", "sqlite://x.db?cache=shared"] {
+        for url in [
+            "postgres://x",
+            "sqlite://",
+            "sqlite://x.db?cache=shared",
+            // SQLite would open another file than the one named.
+            "sqlite:file:other.db",
+            "sqlite://FILE:other.db",
+            "sqlite:file:///tmp/other.db",
+        ] {
             assert!(location(url).is_err(), "{url}");
         }
     }

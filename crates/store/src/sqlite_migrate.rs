@@ -128,25 +128,59 @@ pub(crate) fn holds_marker_tables(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(found == MARKER_TABLES.len() as i64)
 }
 
-/// Refuses, before anything opens it for writing, a file that records a schema version (its
-/// `user_version`, or a `_sqlx_migrations` table) but does not hold this server's first
-/// tables: another application's database. The migrations would trust the version, skip what
-/// it seems to cover and fail part way, and the writer would switch the file to WAL. Reads
-/// only; a missing or empty file passes.
-pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
-    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
-        return Ok(());
-    }
+/// Opens an existing database file to read it as any SQLite reader does: never created, and
+/// read-write where the file allows, so that a hot journal left by a crash is rolled back first
+/// (a read-only connection cannot, and fails). Nothing else is written. A lock held by another
+/// process is waited for up to `busy`.
+pub(crate) fn open_to_read(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    let version = recorded_version(&conn)?;
-    if version > 0 && !holds_marker_tables(&conn)? {
+    conn.busy_timeout(busy)?;
+    Ok(conn)
+}
+
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses, before the writer opens it (and switches it to WAL), a file that is not this
+/// server's database: one that is not SQLite at all, or one that holds tables or records a
+/// schema version (`user_version`) without holding this server's first tables. The migrations
+/// would otherwise run into another application's database, or trust its version, skip what it
+/// seems to cover and fail part way. A missing or empty file passes: it becomes a new database.
+///
+/// The file is read through [`open_to_read`].
+pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let Ok(file) = std::fs::File::open(path) else {
+        // Missing (to be created) or unreadable: the writer's open says which.
+        return Ok(());
+    };
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    file.take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| StoreError::Internal(format!("reading {}: {e}", path.display())))?;
+    if header.is_empty() {
+        return Ok(());
+    }
+    if header != SQLITE_HEADER {
         return Err(StoreError::Internal(format!(
-            "{} records schema version {version} but holds no oauth-server tables: it is \
-             another application's database, and was left as it was",
+            "{} is not a SQLite database; it was left as it was",
+            path.display()
+        )));
+    }
+    let conn = open_to_read(path, Duration::from_secs(30))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        [],
+        |r| r.get(0),
+    )?;
+    if (version != 0 || tables > 0) && !holds_marker_tables(&conn)? {
+        return Err(StoreError::Internal(format!(
+            "{} is another application's database (schema version {version}, {tables} tables, \
+             not oauth-server's); it was left as it was",
             path.display()
         )));
     }

@@ -803,7 +803,7 @@ async fn admin_commands_leave_a_foreign_database_alone() {
     let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
     assert!(!ok && out.is_empty(), "{out}");
     assert!(
-        err.contains("records schema version 7 but holds no oauth-server tables"),
+        err.contains("is another application's database (schema version 7, 1 tables"),
         "{err}"
     );
     let journal: String = conn
@@ -852,14 +852,12 @@ async fn admin_commands_leave_a_foreign_database_alone() {
          CREATE TABLE orders (id INTEGER PRIMARY KEY);",
     )
     .unwrap();
-    for args in [&["migrate"][..], &["users", "list"]] {
-        let (ok, out, err) = admin_at(&url, args, None, None);
-        assert!(!ok && out.is_empty(), "{args:?}: {out}");
-        assert!(
-            err.contains("holds no oauth-server tables"),
-            "{args:?}: {err}"
-        );
-    }
+    let (ok, out, err) = admin_at(&url, &["users", "list"], None, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("holds no oauth-server tables"), "{err}");
+    let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("is another application's database"), "{err}");
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -871,6 +869,98 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         )
         .unwrap();
     assert_eq!((version, tables), (0, 2), "its record was not adopted");
+
+    // An application that records its schema some other way (as Django and Rails do, in a
+    // table of their own, `user_version` left at 0): `migrate` adds nothing to it.
+    let app = dir.path().join("app.sqlite3");
+    let url = format!("sqlite://{}", app.display());
+    let conn = crate::support::sqlite(&url);
+    conn.execute_batch(
+        "CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT, name TEXT); \
+         INSERT INTO django_migrations (app, name) VALUES ('blog', '0001_initial'); \
+         CREATE TABLE blog_post (id INTEGER PRIMARY KEY, title TEXT);",
+    )
+    .unwrap();
+    let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("is another application's database (schema version 0, 2 tables"),
+        "{err}"
+    );
+    let (journal, tables): (String, i64) = (
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap(),
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap(),
+    );
+    assert_eq!((journal.as_str(), tables), ("delete", 2));
+
+    // A file that is not SQLite at all, however short, is not taken for a new database.
+    for (name, bytes) in [
+        ("one.db", &b"x"[..]),
+        ("text.db", b"hello, not a database\n"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (ok, _, err) = admin_at(
+            &format!("sqlite://{}", path.display()),
+            &["migrate"],
+            None,
+            None,
+        );
+        assert!(!ok);
+        assert!(err.contains("is not a SQLite database"), "{name}: {err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} unchanged");
+    }
+}
+
+/// A database of ours in rollback-journal mode, left with a hot journal by a crash mid-write:
+/// the foreign-file check reads it as any SQLite reader does, rolling the journal back first,
+/// and the commands go on.
+#[tokio::test]
+async fn a_crashed_write_is_rolled_back_before_the_foreign_file_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let live_url = format!("sqlite://{}", live.display());
+    let (ok, _, err) = admin_at(&live_url, &["migrate"], None, None);
+    assert!(ok, "{err}");
+    let conn = crate::support::sqlite(&live_url);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    // A write whose pages spill into the file before it commits, with the originals in the
+    // journal; a copy of both taken now is what a crash at this moment leaves.
+    conn.execute_batch(
+        "PRAGMA cache_size = 2; BEGIN; CREATE TABLE spill (x BLOB); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+         INSERT INTO spill SELECT randomblob(500) FROM n;",
+    )
+    .unwrap();
+    let crashed = dir.path().join("crashed.db");
+    std::fs::copy(&live, &crashed).unwrap();
+    let journal = dir.path().join("live.db-journal");
+    assert!(journal.exists(), "the write has a journal");
+    std::fs::copy(&journal, dir.path().join("crashed.db-journal")).unwrap();
+    conn.execute_batch("ROLLBACK").unwrap();
+
+    let url = format!("sqlite://{}", crashed.display());
+    let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("up to date"), "{out}");
+    let conn = crate::support::sqlite(&url);
+    let spill: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'spill'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(spill, 0, "the crashed write was rolled back");
 }
 
 /// Tables in `schema` of the PostgreSQL database at `url`.
