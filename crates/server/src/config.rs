@@ -977,10 +977,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 /// may hold a secret masked the same way: one whose name holds `pass` (`?password=`, which
 /// PostgreSQL's drivers take, `sslpassword=`, a mistyped `passwrd=`), `secret`, `token` or `key`.
 pub fn redact_url(url: &str) -> String {
-    let parsed = url::Url::parse(url)
-        .ok()
-        .filter(|u| u.has_host() || u.scheme() == "sqlite");
-    let Some(mut u) = parsed else {
+    let Some(mut u) = readable_url(url) else {
         // Not readable as a URL with a host (a password holding an unencoded `#`, `/` or `?`,
         // a slash missing after the scheme, a keyword string such as `host=… password=…`), it
         // cannot be masked part by part: only what cannot hold a password is shown.
@@ -1028,6 +1025,24 @@ pub fn redact_url(url: &str) -> String {
     u.to_string()
 }
 
+/// `url` parsed, when the parser read it as it was meant: with a host, or an authority written
+/// empty (`postgres:///db?host=/run/postgresql`, a socket), or a SQLite path. A `#`, `/` or `?`
+/// left unencoded in a password makes the parser take the user and the password's first part
+/// for a host and a port, and the rest for a fragment, a path or a query: such a URL has a
+/// fragment, or an `@` that did not end any user information.
+fn readable_url(url: &str) -> Option<url::Url> {
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() == "sqlite" {
+        return Some(u);
+    }
+    let empty_authority = url
+        .get(u.scheme().len()..)
+        .is_some_and(|rest| rest.starts_with(":///"));
+    let misread = u.fragment().is_some()
+        || (url.contains('@') && u.username().is_empty() && u.password().is_none());
+    ((u.has_host() || empty_authority) && !misread).then_some(u)
+}
+
 /// Whether a URL's query parameter may hold a secret, by its name.
 fn secret_parameter(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -1041,10 +1056,7 @@ fn secret_parameter(name: &str) -> bool {
 /// readable as a URL, its secrets cannot be told apart: the whole text is masked as
 /// [`redact_url`] masks such a URL.
 pub fn without_url_secrets(text: &str, url: &str) -> String {
-    let parsed = url::Url::parse(url)
-        .ok()
-        .filter(|u| u.has_host() || u.scheme() == "sqlite");
-    let Some(u) = parsed else {
+    let Some(u) = readable_url(url) else {
         return redact_url(text);
     };
     let decoded = |raw: &str| {
@@ -2802,6 +2814,10 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         for bad in [
             "postgres://postgres:Pg#SECRET/pw1@127.0.0.1:5432/postgres",
             "postgres://postgres:PgSECRETpw123@127.0.0.1:notaport/x",
+            // A password that starts with digits reads as a port, with the rest after it.
+            "postgres://postgres:2024#WinterSECRET@127.0.0.1:5432/x",
+            "postgres://postgres:1234/SECRETpw@127.0.0.1:5432/x",
+            "postgres://postgres:80?SECRET@127.0.0.1:5432/x",
         ] {
             let shown = redact_url(bad);
             assert_eq!(shown, "postgres://*** (not a valid URL, so not shown)");
@@ -2827,6 +2843,16 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert_eq!(
             without_url_secrets(text, url),
             "cannot reach u:***@h, ***, ***; application x"
+        );
+        // A socket URL (an empty authority): only its secret parameter is masked.
+        let url = "postgres:///db?host=/var/run/postgresql&user=postgres&password=SockSECRET";
+        assert_eq!(
+            without_url_secrets("database \"db\" does not exist (SockSECRET)", url),
+            "database \"db\" does not exist (***)"
+        );
+        assert_eq!(
+            redact_url(url),
+            "postgres:///db?host=%2Fvar%2Frun%2Fpostgresql&user=postgres&password=***"
         );
         // A SQLite path holds no secret: a message about it is shown whole, colons and all.
         let text = "/data/x.db is another application's database (schema version 7, 1 tables)";

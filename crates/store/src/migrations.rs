@@ -79,7 +79,13 @@ pub async fn holds_server_tables(url: &str) -> Result<bool> {
                          IS NOT NULL) \
          FROM unnest($1::text[]) AS t",
     )
-    .bind([MARKER_TABLES[0], MARKER_TABLES[1], "_sqlx_migrations"])
+    .bind(
+        MARKER_TABLES
+            .iter()
+            .chain(&["_sqlx_migrations"])
+            .copied()
+            .collect::<Vec<_>>(),
+    )
     .fetch_one(&mut conn)
     .await;
     let _ = conn.close().await;

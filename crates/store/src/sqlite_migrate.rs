@@ -114,41 +114,64 @@ pub(crate) fn run(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The tables every migrated database holds from its first migration on, and that another
-/// application's database is unlikely to hold both of.
-pub(crate) const MARKER_TABLES: [&str; 2] = ["server_state", "oauth_clients"];
+/// The tables the first migration creates, which every migrated database holds, and which
+/// another application's database is unlikely to hold all of.
+pub(crate) const MARKER_TABLES: [&str; 5] = [
+    "server_state",
+    "organizations",
+    "users",
+    "api_keys",
+    "oauth_clients",
+];
 
-/// Whether the database holds both [`MARKER_TABLES`].
+/// Whether the database holds every one of [`MARKER_TABLES`].
 pub(crate) fn holds_marker_tables(conn: &Connection) -> rusqlite::Result<bool> {
     let found: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)",
         MARKER_TABLES,
         |r| r.get(0),
     )?;
     Ok(found == MARKER_TABLES.len() as i64)
 }
 
-/// Opens an existing database file to read it as any SQLite reader does: never created, and
-/// read-write where the file allows, so that a hot journal left by a crash is rolled back first
-/// (a read-only connection cannot, and fails). Nothing else is written. A lock held by another
-/// process is waited for up to `busy`.
+/// Opens an existing database file to read it: never created, and read-only, unless a crash
+/// left a hot journal, which a read-only connection cannot roll back (it fails with
+/// `SQLITE_READONLY_ROLLBACK`). Then it is opened read-write, as any reader of the file would
+/// open it, and the journal is rolled back first. A lock held by another process is waited for
+/// up to `busy`.
 pub(crate) fn open_to_read(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(busy)?;
-    Ok(conn)
+    let open = |flags: OpenFlags| -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(busy)?;
+        Ok(conn)
+    };
+    let conn = open(OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // The first read is where SQLite finds a hot journal.
+    match conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => Ok(conn),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
+        {
+            drop(conn);
+            open(OpenFlags::SQLITE_OPEN_READ_WRITE)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The first bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Refuses, before the writer opens it (and switches it to WAL), a file that is not this
-/// server's database: one that is not SQLite at all, or one that holds tables or records a
-/// schema version (`user_version`) without holding this server's first tables. The migrations
-/// would otherwise run into another application's database, or trust its version, skip what it
-/// seems to cover and fail part way. A missing or empty file passes: it becomes a new database.
+/// server's database: one that is not SQLite at all, or one that holds anything of its own (a
+/// table, a view, an index or a trigger), records a schema version (`user_version`, or a
+/// successful row of sqlx's `_sqlx_migrations`) or an `application_id`, without holding this
+/// server's first tables. The migrations would otherwise run into another application's
+/// database, or trust its version, skip what it seems to cover and fail part way. A missing or
+/// empty file passes: it becomes a new database, as does one whose only object is an empty
+/// `_sqlx_migrations` (what this server's earlier runner left when its first migration failed).
 ///
 /// The file is read through [`open_to_read`].
 pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
@@ -171,16 +194,21 @@ pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
         )));
     }
     let conn = open_to_read(path, Duration::from_secs(30))?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let tables: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        version = recorded_version(&conn)?;
+    }
+    let application: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let objects: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '_sqlx_migrations'",
         [],
         |r| r.get(0),
     )?;
-    if (version != 0 || tables > 0) && !holds_marker_tables(&conn)? {
+    if (version != 0 || application != 0 || objects > 0) && !holds_marker_tables(&conn)? {
         return Err(StoreError::Internal(format!(
-            "{} is another application's database (schema version {version}, {tables} tables, \
-             not oauth-server's); it was left as it was",
+            "{} is another application's database (schema version {version}, {objects} \
+             objects, not oauth-server's); it was left as it was",
             path.display()
         )));
     }

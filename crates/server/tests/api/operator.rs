@@ -803,7 +803,7 @@ async fn admin_commands_leave_a_foreign_database_alone() {
     let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
     assert!(!ok && out.is_empty(), "{out}");
     assert!(
-        err.contains("is another application's database (schema version 7, 1 tables"),
+        err.contains("is another application's database (schema version 7, 1 objects"),
         "{err}"
     );
     let journal: String = conn
@@ -884,7 +884,7 @@ async fn admin_commands_leave_a_foreign_database_alone() {
     let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
     assert!(!ok && out.is_empty(), "{out}");
     assert!(
-        err.contains("is another application's database (schema version 0, 2 tables"),
+        err.contains("is another application's database (schema version 0, 2 objects"),
         "{err}"
     );
     let (journal, tables): (String, i64) = (
@@ -898,6 +898,47 @@ async fn admin_commands_leave_a_foreign_database_alone() {
         .unwrap(),
     );
     assert_eq!((journal.as_str(), tables), ("delete", 2));
+
+    // Files with something of their own other than a table, or with two of our table names:
+    // refused. A file whose only object is an empty `_sqlx_migrations` (what the earlier
+    // runner left when its first migration failed) is migrated.
+    for (name, setup, refused) in [
+        ("view.db", "CREATE VIEW answer AS SELECT 42;", true),
+        ("app-id.db", "PRAGMA application_id = 1234;", true),
+        (
+            "names.db",
+            "CREATE TABLE server_state (x); CREATE TABLE oauth_clients (y); \
+             PRAGMA user_version = 2;",
+            true,
+        ),
+        (
+            "sqlx-empty.db",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN);",
+            false,
+        ),
+    ] {
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let conn = crate::support::sqlite(&url);
+        conn.execute_batch(setup).unwrap();
+        let (ok, out, err) = admin_at(&url, &["migrate"], None, None);
+        if refused {
+            assert!(!ok && out.is_empty(), "{name}: {out}");
+            assert!(
+                err.contains("is another application's database"),
+                "{name}: {err}"
+            );
+            let journal: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(journal, "delete", "{name}");
+        } else {
+            assert!(ok, "{name}: {err}");
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert!(version > 0, "{name}");
+        }
+    }
 
     // A file that is not SQLite at all, however short, is not taken for a new database.
     for (name, bytes) in [
