@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{self, BootstrapCredentials};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, without_url_secrets, Config};
 use crate::maintenance;
 use crate::passwords::PasswordChecks;
 use crate::routes;
@@ -97,10 +97,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
         max_connections: config.database_max_connections,
     };
+    // The driver's text may quote what it was given, and so part of a password the URL parser
+    // misread: it is said with the URL's secrets masked.
+    let said = |e: oauth_store::StoreError| {
+        without_url_secrets(
+            &crate::cli::error_line(&anyhow::Error::new(e)),
+            &config.database_url,
+        )
+    };
     let store = oauth_store::connect_with(&config.database_url, pool)
         .await
-        .with_context(|| format!("opening database {}", redact_url(&config.database_url)))?;
-    store.migrate().await.context("running migrations")?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "opening database {}: {}",
+                redact_url(&config.database_url),
+                said(e)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("running migrations: {}", said(e)))?;
     Ok(store)
 }
 

@@ -1000,14 +1000,19 @@ pub fn redact_url(url: &str) -> String {
         return format!("{scheme}://*** (not a valid URL, so not shown)");
     };
     let masked_query = u.query_pairs().any(|(k, _)| secret_parameter(&k)).then(|| {
+        // What follows a secret parameter may be the rest of its value, cut at an unencoded
+        // `&`: after the first, a parameter the driver does not read is masked, name and value.
+        let mut after_secret = false;
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let v = if secret_parameter(&k) {
-                    "***".into()
-                } else {
-                    v
-                };
+                if after_secret && may_continue_a_secret(&k) {
+                    return ("***".to_owned(), "***".to_owned());
+                }
+                if secret_parameter(&k) {
+                    after_secret = true;
+                    return (k.into_owned(), "***".to_owned());
+                }
                 (k.into_owned(), v.into_owned())
             })
             .collect();
@@ -1028,8 +1033,9 @@ pub fn redact_url(url: &str) -> String {
 /// `url` parsed, when the parser read it as it was meant: with a host, or an authority written
 /// empty (`postgres:///db?host=/run/postgresql`, a socket), or a SQLite path. A `#`, `/` or `?`
 /// left unencoded in a password makes the parser take the user and the password's first part
-/// for a host and a port, and the rest for a fragment, a path or a query: such a URL has a
-/// fragment, or an `@` that did not end any user information.
+/// for a host and a port (or, after an `@` in the password, the rest for a host), and what
+/// follows for a fragment, a path or a query: such a URL has a fragment, or an `@` after its
+/// authority. An `@` in a query value (`user=a@b`) is read the same way, to be safe.
 fn readable_url(url: &str) -> Option<url::Url> {
     let u = url::Url::parse(url).ok()?;
     if u.scheme() == "sqlite" {
@@ -1038,9 +1044,43 @@ fn readable_url(url: &str) -> Option<url::Url> {
     let empty_authority = url
         .get(u.scheme().len()..)
         .is_some_and(|rest| rest.starts_with(":///"));
+    // An `@` after the authority ended where the parser ended it is the end of user
+    // information it did not take for one.
+    let after_authority = [Some(u.path()), u.query()];
     let misread = u.fragment().is_some()
-        || (url.contains('@') && u.username().is_empty() && u.password().is_none());
+        || after_authority
+            .iter()
+            .flatten()
+            .any(|part| part.contains('@') || part.to_ascii_lowercase().contains("%40"));
     ((u.has_host() || empty_authority) && !misread).then_some(u)
+}
+
+/// The query parameters of a PostgreSQL URL that the driver reads (`options[...]` besides).
+const DRIVER_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// After a secret parameter, whether a parameter may be the rest of the secret's value, cut at
+/// an unencoded `&`: any whose name the driver does not read.
+fn may_continue_a_secret(name: &str) -> bool {
+    !DRIVER_PARAMETERS.contains(&name) && !name.starts_with("options[")
 }
 
 /// Whether a URL's query parameter may hold a secret, by its name.
@@ -1069,8 +1109,14 @@ pub fn without_url_secrets(text: &str, url: &str) -> String {
         secrets.push(password.to_owned());
         secrets.extend(decoded(password));
     }
+    let mut after_secret = false;
     for (name, value) in u.query_pairs() {
-        if secret_parameter(&name) {
+        if after_secret && may_continue_a_secret(&name) {
+            // Perhaps the rest of the secret's value, cut at an unencoded `&`.
+            secrets.push(name.into_owned());
+            secrets.push(value.into_owned());
+        } else if secret_parameter(&name) {
+            after_secret = true;
             secrets.push(value.into_owned());
         }
     }
@@ -1523,41 +1569,42 @@ fn secret_value(
 /// ignore them, and its own warning would print their values (the logging setup silences it),
 /// which may be a password (`sslpassword=`, a mistyped `passwrd=`).
 fn unread_database_parameters(url: &str) -> Option<String> {
-    const READ: &[&str] = &[
-        "sslmode",
-        "ssl-mode",
-        "sslrootcert",
-        "ssl-root-cert",
-        "ssl-ca",
-        "sslcert",
-        "ssl-cert",
-        "sslkey",
-        "ssl-key",
-        "statement-cache-capacity",
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "application_name",
-        "options",
-    ];
+    const READ: &[&str] = DRIVER_PARAMETERS;
     if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
         return None;
     }
-    let parsed = url::Url::parse(url).ok()?;
+    // A URL the parser misread may hold part of a password where a parameter's name would be.
+    let parsed = readable_url(url)?;
     let unread: Vec<String> = parsed
         .query_pairs()
         .map(|(k, _)| k.into_owned())
         .filter(|k| !READ.contains(&k.as_str()) && !k.starts_with("options["))
         .collect();
-    (!unread.is_empty()).then(|| {
-        format!(
-            "database_url has parameters the PostgreSQL driver does not read, ignored: {}",
-            unread.join(", ")
-        )
-    })
+    if unread.is_empty() {
+        return None;
+    }
+    // An unencoded `&` in a secret parameter's value (`password=ab&cd`) starts what reads as
+    // another parameter, named by the rest of the value. With such a parameter in the URL, only
+    // the names that themselves read as a secret's (`passwrd`, `sslpassword`) are shown.
+    let holds_secret_value = parsed.query_pairs().any(|(k, _)| secret_parameter(&k));
+    let (shown, hidden): (Vec<String>, Vec<String>) = unread
+        .into_iter()
+        .partition(|k| !holds_secret_value || secret_parameter(k));
+    let mut notice =
+        String::from("database_url has parameters the PostgreSQL driver does not read, ignored:");
+    if !shown.is_empty() {
+        notice.push(' ');
+        notice.push_str(&shown.join(", "));
+    }
+    if !hidden.is_empty() {
+        notice.push_str(&format!(
+            "{} {} not named (the URL holds a password parameter, and an unencoded & in its value \
+             would read as one)",
+            if shown.is_empty() { "" } else { ";" },
+            hidden.len()
+        ));
+    }
+    Some(notice)
 }
 
 /// Whether the database URL (PostgreSQL) crosses a network with TLS that accepts any certificate
@@ -2818,6 +2865,11 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "postgres://postgres:2024#WinterSECRET@127.0.0.1:5432/x",
             "postgres://postgres:1234/SECRETpw@127.0.0.1:5432/x",
             "postgres://postgres:80?SECRET@127.0.0.1:5432/x",
+            // An `@` in the password before the `/` or `?`: a user, a password's first part
+            // and a host are read, and the rest follows them.
+            "postgres://postgres:p@ss/wSECRET@127.0.0.1:5432/x",
+            "postgres://postgres:p@ss?wSECRET@127.0.0.1:5432/x",
+            "postgres://u@srv:1234/SECRET@127.0.0.1:5432/x",
         ] {
             let shown = redact_url(bad);
             assert_eq!(shown, "postgres://*** (not a valid URL, so not shown)");
@@ -2853,6 +2905,16 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         assert_eq!(
             redact_url(url),
             "postgres:///db?host=%2Fvar%2Frun%2Fpostgresql&user=postgres&password=***"
+        );
+        // An unencoded `&` in the password: what follows it is masked, name and value.
+        let url = "postgres:///db?user=postgres&password=ab&AmpSECRET&sslmode=disable";
+        assert_eq!(
+            redact_url(url),
+            "postgres:///db?user=postgres&password=***&***=***&sslmode=disable"
+        );
+        assert_eq!(
+            without_url_secrets("unknown option AmpSECRET", url),
+            "unknown option ***"
         );
         // A SQLite path holds no secret: a message about it is shown whole, colons and all.
         let text = "/data/x.db is another application's database (schema version 7, 1 tables)";
@@ -2913,6 +2975,24 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             None
         );
         assert_eq!(unread_database_parameters("sqlite://x.db?mode=rwc"), None);
+        // A password holding an unencoded `&`: what follows it reads as a parameter's name,
+        // and is counted, not shown.
+        let notice = unread_database_parameters(
+            "postgres:///db?host=/run/postgresql&password=ab&AmpSECRET&passwrd=x",
+        )
+        .unwrap();
+        assert!(
+            notice.ends_with(
+                "ignored: passwrd; 1 not named (the URL holds a password parameter, and an \
+                 unencoded & in its value would read as one)"
+            ) && !notice.contains("AmpSECRET"),
+            "{notice}"
+        );
+        // A URL the parser misread is not read for parameters at all.
+        assert_eq!(
+            unread_database_parameters("postgres://postgres:80?ParamSECRET@127.0.0.1:5432/x"),
+            None
+        );
     }
 
     #[test]

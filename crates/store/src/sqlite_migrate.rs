@@ -199,12 +199,17 @@ pub(crate) fn refuse_foreign(path: &Path) -> Result<()> {
         version = recorded_version(&conn)?;
     }
     let application: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-    let objects: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master \
-         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '_sqlx_migrations'",
+    // sqlx's record table counts as an object unless it is a table with no row at all.
+    let empty_sqlx_record = has_sqlx_record(&conn)?
+        && conn.query_row("SELECT COUNT(*) FROM _sqlx_migrations", [], |r| {
+            r.get::<_, i64>(0)
+        })? == 0;
+    let all_objects: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
         [],
         |r| r.get(0),
     )?;
+    let objects = all_objects - i64::from(empty_sqlx_record);
     if (version != 0 || application != 0 || objects > 0) && !holds_marker_tables(&conn)? {
         return Err(StoreError::Internal(format!(
             "{} is another application's database (schema version {version}, {objects} \

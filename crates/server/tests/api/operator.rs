@@ -912,6 +912,17 @@ async fn admin_commands_leave_a_foreign_database_alone() {
             true,
         ),
         (
+            "sqlx-failed.db",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN); \
+             INSERT INTO _sqlx_migrations VALUES (1, FALSE);",
+            true,
+        ),
+        (
+            "sqlx-view.db",
+            "CREATE VIEW _sqlx_migrations AS SELECT 1 AS version, TRUE AS success;",
+            true,
+        ),
+        (
             "sqlx-empty.db",
             "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN);",
             false,
