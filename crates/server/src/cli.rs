@@ -964,14 +964,14 @@ async fn open_existing_store(
     }
     // Read without changing anything; a database that cannot be read stops the command too,
     // rather than be migrated on the chance that it is ours.
-    let holds = oauth_store::holds_server_tables(url)
-        .await
-        .with_context(|| {
-            format!(
-                "reading the {} database named by OAUTH_DATABASE_URL (database_url)",
-                database_engine(url)
-            )
-        })?;
+    // The driver's text may quote part of a password the URL parser misread: masked.
+    let holds = oauth_store::holds_server_tables(url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "reading the {} database named by OAUTH_DATABASE_URL (database_url): {}",
+            database_engine(url),
+            crate::config::without_url_secrets(&error_line(&anyhow::Error::new(e)), url)
+        )
+    })?;
     if !holds {
         bail!(
             "the {} database named by OAUTH_DATABASE_URL (database_url) holds no oauth-server \

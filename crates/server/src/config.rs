@@ -1006,12 +1006,12 @@ pub fn redact_url(url: &str) -> String {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                if after_secret && may_continue_a_secret(&k) {
-                    return ("***".to_owned(), "***".to_owned());
-                }
                 if secret_parameter(&k) {
                     after_secret = true;
                     return (k.into_owned(), "***".to_owned());
+                }
+                if after_secret && may_continue_a_secret(&k) {
+                    return ("***".to_owned(), "***".to_owned());
                 }
                 (k.into_owned(), v.into_owned())
             })
@@ -1053,6 +1053,16 @@ fn readable_url(url: &str) -> Option<url::Url> {
             .flatten()
             .any(|part| part.contains('@') || part.to_ascii_lowercase().contains("%40"));
     ((u.has_host() || empty_authority) && !misread).then_some(u)
+}
+
+/// `host`, as the driver read it from `url`, to be shown; not shown when the URL does not read
+/// as one (see [`readable_url`]), where what was read as the host may be part of a password.
+pub fn host_shown(url: &str, host: &str) -> String {
+    if readable_url(url).is_some() {
+        host.to_owned()
+    } else {
+        "a host not shown (the URL does not read as one)".to_owned()
+    }
 }
 
 /// The query parameters of a PostgreSQL URL that the driver reads (`options[...]` besides).
@@ -1111,12 +1121,12 @@ pub fn without_url_secrets(text: &str, url: &str) -> String {
     }
     let mut after_secret = false;
     for (name, value) in u.query_pairs() {
-        if after_secret && may_continue_a_secret(&name) {
+        if secret_parameter(&name) {
+            after_secret = true;
+            secrets.push(value.into_owned());
+        } else if after_secret && may_continue_a_secret(&name) {
             // Perhaps the rest of the secret's value, cut at an unencoded `&`.
             secrets.push(name.into_owned());
-            secrets.push(value.into_owned());
-        } else if secret_parameter(&name) {
-            after_secret = true;
             secrets.push(value.into_owned());
         }
     }
@@ -1618,6 +1628,7 @@ pub fn database_route_warning(url: &str) -> Option<String> {
     let oauth_store::PostgresRoute::Tcp { host, ssl_mode, .. } = &route else {
         return None;
     };
+    let host = host_shown(url, host);
     route.exposed().then(|| format!(
         "database_url reaches PostgreSQL at {host} over the network with sslmode={ssl_mode}, which does not check the database's certificate: whoever is on the path can read and change token and secret hashes, grants and the sealed signing keys; add sslmode=verify-full (and sslrootcert=<the CA's certificate file>) to the URL, or sslmode=disable where the network is trusted"
     ))
@@ -2907,13 +2918,13 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
             "postgres:///db?host=%2Fvar%2Frun%2Fpostgresql&user=postgres&password=***"
         );
         // An unencoded `&` in the password: what follows it is masked, name and value.
-        let url = "postgres:///db?user=postgres&password=ab&AmpSECRET&sslmode=disable";
+        let url = "postgres:///db?user=postgres&password=ab&AmpTAIL&sslmode=disable";
         assert_eq!(
             redact_url(url),
             "postgres:///db?user=postgres&password=***&***=***&sslmode=disable"
         );
         assert_eq!(
-            without_url_secrets("unknown option AmpSECRET", url),
+            without_url_secrets("unknown option AmpTAIL", url),
             "unknown option ***"
         );
         // A SQLite path holds no secret: a message about it is shown whole, colons and all.
@@ -2978,15 +2989,27 @@ authorize_per_ip = { requests = 0, window_secs = 0 }
         // A password holding an unencoded `&`: what follows it reads as a parameter's name,
         // and is counted, not shown.
         let notice = unread_database_parameters(
-            "postgres:///db?host=/run/postgresql&password=ab&AmpSECRET&passwrd=x",
+            "postgres:///db?host=/run/postgresql&password=ab&AmpTAIL&passwrd=x",
         )
         .unwrap();
         assert!(
             notice.ends_with(
                 "ignored: passwrd; 1 not named (the URL holds a password parameter, and an \
                  unencoded & in its value would read as one)"
-            ) && !notice.contains("AmpSECRET"),
+            ) && !notice.contains("AmpTAIL"),
             "{notice}"
+        );
+        // Nor is the host of a misread URL named, which may be part of its password.
+        assert_eq!(
+            host_shown(
+                "postgres://postgres:5432@HostSECRET/x@127.0.0.1/db",
+                "HostSECRET"
+            ),
+            "a host not shown (the URL does not read as one)"
+        );
+        assert_eq!(
+            host_shown("postgres://u@db.internal/x", "db.internal"),
+            "db.internal"
         );
         // A URL the parser misread is not read for parameters at all.
         assert_eq!(

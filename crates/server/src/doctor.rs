@@ -13,7 +13,9 @@ use oauth_store::{Store, StoredSigningKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{is_loopback_host, redact_url, without_url_secrets, Config, RateLimitBackend};
+use crate::config::{
+    host_shown, is_loopback_host, redact_url, without_url_secrets, Config, RateLimitBackend,
+};
 use crate::routes::discovery::{AS_METADATA_PATH, RESOURCE_METADATA_PATH};
 
 /// How long one request to the server, the database or Redis may take.
@@ -201,30 +203,34 @@ fn database_route_check(url: &str) -> Option<Check> {
     }
     // An unparsable URL is the database check's to report.
     let route = PostgresRoute::of(url).ok()?;
+    let place = match &route {
+        PostgresRoute::Socket(dir) => host_shown(url, dir),
+        PostgresRoute::Tcp { host, .. } => host_shown(url, host),
+    };
     Some(match &route {
-        PostgresRoute::Socket(dir) => Check::ok(
+        PostgresRoute::Socket(_) => Check::ok(
             NAME,
-            format!("a Unix socket in {dir}: nothing crosses a network"),
+            format!("a Unix socket in {place}: nothing crosses a network"),
         ),
         PostgresRoute::Tcp {
-            host,
             loopback: true,
             ssl_mode,
+            ..
         } => Check::ok(
             NAME,
-            format!("TCP to {host} on this machine (sslmode={ssl_mode}); a Unix socket (host=/var/run/postgresql in the URL) spares each statement TCP and TLS"),
+            format!("TCP to {place} on this machine (sslmode={ssl_mode}); a Unix socket (host=/var/run/postgresql in the URL) spares each statement TCP and TLS"),
         ),
-        PostgresRoute::Tcp { host, ssl_mode, .. } if *ssl_mode == "disable" => Check::ok(
+        PostgresRoute::Tcp { ssl_mode, .. } if *ssl_mode == "disable" => Check::ok(
             NAME,
-            format!("unencrypted TCP to {host} (sslmode=disable): for a network you trust only, such as a container network on one host"),
+            format!("unencrypted TCP to {place} (sslmode=disable): for a network you trust only, such as a container network on one host"),
         ),
-        PostgresRoute::Tcp { host, ssl_mode, .. } if !route.exposed() => Check::ok(
+        PostgresRoute::Tcp { ssl_mode, .. } if !route.exposed() => Check::ok(
             NAME,
-            format!("TLS to {host}, the database's certificate checked (sslmode={ssl_mode})"),
+            format!("TLS to {place}, the database's certificate checked (sslmode={ssl_mode})"),
         ),
-        PostgresRoute::Tcp { host, ssl_mode, .. } => Check::fail(
+        PostgresRoute::Tcp { ssl_mode, .. } => Check::fail(
             NAME,
-            format!("PostgreSQL at {host} over the network with sslmode={ssl_mode}, which does not check the database's certificate: whoever is on the path can read and change what the server stores"),
+            format!("PostgreSQL at {place} over the network with sslmode={ssl_mode}, which does not check the database's certificate: whoever is on the path can read and change what the server stores"),
             "add sslmode=verify-full to OAUTH_DATABASE_URL (and sslrootcert=<the CA's certificate file> unless the database's certificate chains to a public root), or sslmode=disable where the network is trusted",
         ),
     })
