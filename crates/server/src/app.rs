@@ -92,6 +92,22 @@ impl RunningServer {
 }
 
 /// Opens and migrates the database of `config`.
+/// An error as one line: its context and causes joined by ": ", without a cause that the line
+/// already ends with after a ": " (a database driver's error often quotes its own source).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&format!(": {text}")) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let pool = oauth_store::PoolSettings {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
@@ -100,10 +116,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     // The driver's text may quote what it was given, and so part of a password the URL parser
     // misread: it is said with the URL's secrets masked.
     let said = |e: oauth_store::StoreError| {
-        without_url_secrets(
-            &crate::cli::error_line(&anyhow::Error::new(e)),
-            &config.database_url,
-        )
+        without_url_secrets(&error_line(&anyhow::Error::new(e)), &config.database_url)
     };
     let store = oauth_store::connect_with(&config.database_url, pool)
         .await

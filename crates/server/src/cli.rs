@@ -9,6 +9,8 @@ use oauth_store::SecurityEventFilter;
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
+pub use crate::app::error_line;
+
 use crate::accounts;
 use crate::app::{open_store, shutdown_signal, start};
 use crate::audit::{self, Event, EventKind};
@@ -211,22 +213,6 @@ pub enum ClientsCommand {
         #[command(flatten)]
         page: PageArgs,
     },
-}
-
-/// An error as one line: its context and causes joined by ": ", without a cause that the line
-/// already ends with after a ": " (a database driver's error often quotes its own source).
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.is_empty() {
-            line = text;
-        } else if !line.ends_with(&format!(": {text}")) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
-    line
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
