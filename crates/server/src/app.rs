@@ -108,16 +108,18 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// A store error as one line, with the secrets of the database URL `url` masked: the driver's
+/// text may quote what it was given, and so part of a password the URL parser misread.
+pub fn store_error_line(e: oauth_store::StoreError, url: &str) -> String {
+    without_url_secrets(&error_line(&anyhow::Error::new(e)), url)
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let pool = oauth_store::PoolSettings {
         acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
         max_connections: config.database_max_connections,
     };
-    // The driver's text may quote what it was given, and so part of a password the URL parser
-    // misread: it is said with the URL's secrets masked.
-    let said = |e: oauth_store::StoreError| {
-        without_url_secrets(&error_line(&anyhow::Error::new(e)), &config.database_url)
-    };
+    let said = |e| store_error_line(e, &config.database_url);
     let store = oauth_store::connect_with(&config.database_url, pool)
         .await
         .map_err(|e| {

@@ -950,12 +950,11 @@ async fn open_existing_store(
     }
     // Read without changing anything; a database that cannot be read stops the command too,
     // rather than be migrated on the chance that it is ours.
-    // The driver's text may quote part of a password the URL parser misread: masked.
     let holds = oauth_store::holds_server_tables(url).await.map_err(|e| {
         anyhow::anyhow!(
             "reading the {} database named by OAUTH_DATABASE_URL (database_url): {}",
             database_engine(url),
-            crate::config::without_url_secrets(&error_line(&anyhow::Error::new(e)), url)
+            crate::app::store_error_line(e, url)
         )
     })?;
     if !holds {

@@ -13,9 +13,7 @@ use oauth_store::{Store, StoredSigningKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{
-    host_shown, is_loopback_host, redact_url, without_url_secrets, Config, RateLimitBackend,
-};
+use crate::config::{host_shown, is_loopback_host, redact_url, Config, RateLimitBackend};
 use crate::routes::discovery::{AS_METADATA_PATH, RESOURCE_METADATA_PATH};
 
 /// How long one request to the server, the database or Redis may take.
@@ -272,7 +270,7 @@ async fn database_check(
                 NAME,
                 format!(
                     "cannot open {shown}: {}",
-                    without_url_secrets(&e.to_string(), &config.database_url)
+                    crate::app::store_error_line(e, &config.database_url)
                 ),
                 fix,
             ));
